@@ -1,0 +1,57 @@
+import { FedlhsError } from './errors.js';
+
+/**
+ * Example-weighted running sum for federated averaging: Σ n_k·w_k and Σ n_k. Updates are
+ * added chunk by chunk as they arrive, so memory is one float64 array of the model's size,
+ * whatever the number of clinics (float64 keeps the sum exact enough for any realistic n).
+ */
+export class WeightedSum {
+  private readonly sum: Float64Array;
+  private weight = 0;
+  private contributions = 0;
+
+  constructor(readonly length: number) {
+    this.sum = new Float64Array(length);
+  }
+
+  /** Number of complete contributions added. */
+  get count(): number {
+    return this.contributions;
+  }
+
+  get totalWeight(): number {
+    return this.weight;
+  }
+
+  /** Adds `weight · values` at `offset` (in values). Call for every chunk, then `commit`. */
+  addChunk(offset: number, values: Float32Array, weight: number): void {
+    if (offset + values.length > this.length) {
+      throw new FedlhsError('INVALID_ARGUMENT', `chunk at ${offset} of ${values.length} values overruns the model (${this.length})`);
+    }
+    const sum = this.sum;
+    for (let i = 0; i < values.length; i++) sum[offset + i]! += weight * values[i]!;
+  }
+
+  /** Records that one contribution of `weight` has been added in full. */
+  commit(weight: number): void {
+    if (!(weight > 0) || !Number.isFinite(weight)) {
+      throw new FedlhsError('INVALID_ARGUMENT', `contribution weight must be a positive finite number, got ${weight}`);
+    }
+    this.weight += weight;
+    this.contributions += 1;
+  }
+
+  /** The weighted mean of values [offset, offset+length) as float32. */
+  meanSlice(offset: number, length: number): Float32Array {
+    if (this.weight === 0) throw new FedlhsError('FAILED_PRECONDITION', 'no contributions to average');
+    const out = new Float32Array(length);
+    const w = this.weight;
+    for (let i = 0; i < length; i++) out[i] = this.sum[offset + i]! / w;
+    return out;
+  }
+
+  /** The whole weighted mean as float32. */
+  mean(): Float32Array {
+    return this.meanSlice(0, this.length);
+  }
+}

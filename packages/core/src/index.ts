@@ -1,0 +1,19 @@
+/**
+ * @fedlhs/core: the pure parts of fedlhs — tensor codecs and digests, study manifests and
+ * their canonical hash, federated averaging, the round state machine, metrics. No network,
+ * no files, no logging, no TensorFlow.
+ */
+
+// Relevant to end users and applications.
+export * from './errors.js';
+export * from './manifest.js';
+export * from './topology.js';
+export * from './metrics.js';
+
+// Relevant to other fedlhs libraries and the apps.
+export * from './tensors.js';
+export * from './payload.js';
+export * from './fedavg.js';
+export * from './round-state.js';
+export * from './split.js';
+export * from './backoff.js';

@@ -1,0 +1,159 @@
+import canonicalizeModule from 'canonicalize';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { FedlhsError } from './errors.js';
+import { sha256Hex } from './tensors.js';
+import { validateTopology } from './topology.js';
+
+// canonicalize is CommonJS whose typings declare an ES default export; under NodeNext the
+// default import is module.exports itself, the function.
+const canonicalize = canonicalizeModule as unknown as (value: unknown) => string | undefined;
+
+const identifier = z.string().regex(/^[a-z0-9][a-z0-9._-]{0,62}$/, 'must be 1-63 lowercase letters, digits, ".", "_" or "-", starting with a letter or digit');
+const columnName = z.string().min(1).max(128);
+
+/**
+ * The study manifest schema. A study is data, not code: the model is a TF.js layers topology
+ * checked against an allow-list; everything else is numbers and names. Defaults are applied
+ * before hashing, so two manifests that mean the same thing have the same hash.
+ */
+export const studyManifestSchema = z
+  .object({
+    apiVersion: z.literal('fedlhs.v1'),
+    kind: z.literal('Study'),
+    name: identifier,
+    description: z.string().max(4000).default(''),
+    model: z.strictObject({
+      format: z.literal('tfjs-layers'),
+      topology: z.record(z.string(), z.unknown()),
+    }),
+    training: z.strictObject({
+      loss: z.enum(['binaryCrossentropy', 'meanSquaredError']),
+      optimizer: z.strictObject({
+        name: z.enum(['sgd', 'adam', 'rmsprop', 'adagrad']),
+        learningRate: z.number().positive().max(10),
+      }),
+      localEpochs: z.number().int().min(1).max(1000),
+      batchSize: z.number().int().min(1).max(65536),
+    }),
+    rounds: z.number().int().min(1).max(100000),
+    clients: z.strictObject({
+      /** Fewest READY clinics a round starts with. */
+      min: z.number().int().min(1).max(10000),
+      /** Most clinics selected for a round. */
+      max: z.number().int().min(1).max(10000),
+      /** Accepted updates needed to commit a round. */
+      quorum: z.number().int().min(1).max(10000),
+    }),
+    deadlines: z.strictObject({
+      /** Seconds from the start of training until a round closes. */
+      roundSeconds: z.number().min(1).max(7 * 86400),
+      /** Seconds allowed for federated evaluation of a new global model. */
+      evaluationSeconds: z.number().min(1).max(7 * 86400),
+      /** Attempts of one round before the study fails. */
+      maxRoundAttempts: z.number().int().min(1).max(100).default(3),
+    }),
+    data: z.strictObject({
+      /** Name of the feature spec every clinic must produce, e.g. "flat-table/v1". */
+      featureSpec: z.string().min(1).max(128),
+      features: z.array(columnName).min(1).max(10000),
+      label: columnName,
+      /** Fraction of each clinic's rows held out for federated evaluation. */
+      holdoutFraction: z.number().gt(0).lt(1).default(0.2),
+    }),
+    aggregation: z.strictObject({
+      strategy: z.enum(['fedavg']),
+    }),
+    /** Seed for the initial weights and the clinics' train/hold-out split. */
+    seed: z.number().int().min(0).max(2 ** 31 - 1).default(0),
+  })
+  .strict()
+  .superRefine((m, ctx) => {
+    if (m.clients.min > m.clients.max) {
+      ctx.addIssue({ code: 'custom', path: ['clients', 'min'], message: `must be <= clients.max (${m.clients.min} > ${m.clients.max})` });
+    }
+    if (m.clients.quorum > m.clients.min) {
+      ctx.addIssue({ code: 'custom', path: ['clients', 'quorum'], message: `must be <= clients.min (${m.clients.quorum} > ${m.clients.min})` });
+    }
+    if (new Set(m.data.features).size !== m.data.features.length) {
+      ctx.addIssue({ code: 'custom', path: ['data', 'features'], message: 'must not repeat a feature' });
+    }
+    if (m.data.features.includes(m.data.label)) {
+      ctx.addIssue({ code: 'custom', path: ['data', 'label'], message: 'must not also be a feature' });
+    }
+  });
+
+export type StudyManifest = z.output<typeof studyManifestSchema>;
+export type StudyManifestInput = z.input<typeof studyManifestSchema>;
+
+function formatIssues(error: z.ZodError): string {
+  return error.issues.map((i) => `${i.path.length > 0 ? i.path.join('.') : '(root)'}: ${i.message}`).join('; ');
+}
+
+/** Validates a parsed manifest (schema and model allow-list) and applies defaults. */
+export function validateManifest(value: unknown): StudyManifest {
+  const result = studyManifestSchema.safeParse(value);
+  if (!result.success) throw new FedlhsError('INVALID_MANIFEST', `invalid study manifest: ${formatIssues(result.error)}`);
+  try {
+    validateTopology(result.data.model.topology);
+  } catch (err) {
+    throw new FedlhsError('INVALID_MANIFEST', `invalid study manifest: ${(err as Error).message}`, { cause: err });
+  }
+  return result.data;
+}
+
+/** Parses manifest text (JSON, or YAML when `format` is 'yaml' or the text is not JSON) and validates it. */
+export function parseManifest(text: string, format: 'json' | 'yaml' | 'auto' = 'auto'): StudyManifest {
+  let value: unknown;
+  try {
+    if (format === 'json' || (format === 'auto' && /^\s*[{[]/.test(text))) value = JSON.parse(text);
+    else value = parseYaml(text);
+  } catch (err) {
+    throw new FedlhsError('INVALID_MANIFEST', `study manifest is not valid ${format === 'auto' ? 'JSON or YAML' : format.toUpperCase()}: ${(err as Error).message}`, { cause: err });
+  }
+  return validateManifest(value);
+}
+
+/** RFC 8785 canonical JSON of a validated manifest: the exact text that is hashed and sent to clinics. */
+export function canonicalManifestJson(manifest: StudyManifest): string {
+  const text = canonicalize(manifest);
+  if (text === undefined) throw new FedlhsError('INTERNAL', 'manifest could not be canonicalised');
+  return text;
+}
+
+/** Lowercase hex SHA-256 of the canonical JSON: the hash clinics approve. */
+export function manifestHash(manifest: StudyManifest): string {
+  return sha256Hex(canonicalManifestJson(manifest));
+}
+
+/** Checks that `json` is canonical manifest JSON with the given hash, and returns the manifest. */
+export function verifyManifestJson(json: string, expectedHash: string): StudyManifest {
+  const actual = sha256Hex(json);
+  if (actual !== expectedHash) {
+    throw new FedlhsError('DATA_LOSS', `manifest hash mismatch: announced ${expectedHash}, content hashes to ${actual}`);
+  }
+  const manifest = validateManifest(JSON.parse(json));
+  if (canonicalManifestJson(manifest) !== json) {
+    throw new FedlhsError('INVALID_MANIFEST', 'manifest JSON is not in canonical form (RFC 8785 with defaults applied)');
+  }
+  return manifest;
+}
+
+export interface ManifestChange {
+  path: string;
+  before: unknown;
+  after: unknown;
+}
+
+/** Lists what differs between two manifests, by JSON path, for a clinic operator's review. */
+export function diffManifests(before: unknown, after: unknown, path = ''): ManifestChange[] {
+  const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+  if (isObj(before) && isObj(after)) {
+    const keys = [...new Set([...Object.keys(before), ...Object.keys(after)])].sort();
+    return keys.flatMap((k) => diffManifests(before[k], after[k], path === '' ? k : `${path}.${k}`));
+  }
+  if (Array.isArray(before) && Array.isArray(after) && before.length === after.length) {
+    return before.flatMap((v, i) => diffManifests(v, after[i], `${path}[${i}]`));
+  }
+  return canonicalize(before) === canonicalize(after) ? [] : [{ path: path === '' ? '(root)' : path, before, after }];
+}

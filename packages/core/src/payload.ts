@@ -1,0 +1,151 @@
+import { createHash, type Hash } from 'node:crypto';
+import { FedlhsError } from './errors.js';
+import { BYTES_PER_FLOAT32, bundleLength, describeSpecMismatch, elementCount, validateSpecs, type TensorSpec } from './tensors.js';
+
+/** Smallest data chunk a sender may declare (1 MiB). */
+export const MIN_CHUNK_BYTES = 1024 * 1024;
+/** Largest data chunk a sender may declare: leaves room under gRPC's default 4 MiB message limit. */
+export const MAX_CHUNK_BYTES = 4 * 1024 * 1024 - 64 * 1024;
+/** Default chunk size used by fedlhs senders. */
+export const DEFAULT_CHUNK_BYTES = MIN_CHUNK_BYTES;
+
+/** The transfer header of a tensor bundle (TensorBundleHeader on the wire). */
+export interface BundleHeader {
+  tensors: TensorSpec[];
+  totalBytes: number;
+  sha256: Uint8Array;
+  chunkSize: number;
+}
+
+/** Checks a chunk size against the protocol's rules; throws naming the rule broken. */
+export function validateChunkSize(chunkSize: number): void {
+  if (!Number.isInteger(chunkSize) || chunkSize < MIN_CHUNK_BYTES || chunkSize > MAX_CHUNK_BYTES || chunkSize % 4 !== 0) {
+    throw new FedlhsError(
+      'INVALID_ARGUMENT',
+      `chunk_size ${chunkSize} is not allowed: it must be a multiple of 4 between ${MIN_CHUNK_BYTES} and ${MAX_CHUNK_BYTES} bytes`,
+      { reason: 'BAD_HEADER' },
+    );
+  }
+}
+
+/** Yields the payload as protocol-sized chunks (views into `bytes`, no copies). */
+export function* payloadChunks(bytes: Uint8Array, chunkSize: number = DEFAULT_CHUNK_BYTES): Generator<Uint8Array> {
+  validateChunkSize(chunkSize);
+  for (let offset = 0; offset < bytes.length; offset += chunkSize) {
+    yield bytes.subarray(offset, Math.min(offset + chunkSize, bytes.length));
+  }
+}
+
+export interface PayloadReceiverOptions {
+  /** If given, the header's tensors must match these names and shapes (SHAPE_MISMATCH otherwise). */
+  expected?: readonly TensorSpec[];
+  /** Reject NaN and ±Infinity (NON_FINITE). Default true. */
+  requireFinite?: boolean;
+}
+
+/**
+ * Checks an incoming chunked payload as it arrives: the header against the protocol (and the
+ * expected model), each chunk's size, every value's finiteness, and at the end the length and
+ * SHA-256. Holds one chunk at a time, so memory stays bounded whatever the payload size.
+ * Errors are FedlhsErrors whose `reason` is the protocol's RejectionReason name.
+ */
+export class PayloadReceiver {
+  readonly header: BundleHeader;
+  private readonly hash: Hash = createHash('sha256');
+  private readonly requireFinite: boolean;
+  private readonly boundaries: number[] = [];
+  private received = 0;
+  private sawShortChunk = false;
+
+  constructor(header: BundleHeader, options: PayloadReceiverOptions = {}) {
+    this.header = header;
+    this.requireFinite = options.requireFinite ?? true;
+    try {
+      validateSpecs(header.tensors);
+    } catch (err) {
+      throw new FedlhsError('INVALID_ARGUMENT', `bad tensor list: ${(err as Error).message}`, { reason: 'BAD_HEADER', cause: err });
+    }
+    validateChunkSize(header.chunkSize);
+    if (header.sha256.length !== 32) {
+      throw new FedlhsError('INVALID_ARGUMENT', `sha256 must be 32 bytes, got ${header.sha256.length}`, { reason: 'BAD_HEADER' });
+    }
+    if (options.expected !== undefined) {
+      const mismatch = describeSpecMismatch(options.expected, header.tensors);
+      if (mismatch !== undefined) {
+        throw new FedlhsError('INVALID_ARGUMENT', `update does not match the global model: ${mismatch}`, { reason: 'SHAPE_MISMATCH' });
+      }
+    }
+    const expectedBytes = bundleLength(header.tensors) * BYTES_PER_FLOAT32;
+    if (header.totalBytes !== expectedBytes) {
+      throw new FedlhsError(
+        'INVALID_ARGUMENT',
+        `total_bytes ${header.totalBytes} does not match the tensors, which need ${expectedBytes} bytes`,
+        { reason: 'BAD_HEADER' },
+      );
+    }
+    let end = 0;
+    for (const t of header.tensors) {
+      end += elementCount(t.shape);
+      this.boundaries.push(end);
+    }
+  }
+
+  /** Bytes received so far. */
+  get receivedBytes(): number {
+    return this.received;
+  }
+
+  /**
+   * Accepts the next data chunk. Returns its values as an aligned Float32Array (a copy, since
+   * transport buffers need not be 4-byte aligned) and their offset, in values, in the payload.
+   */
+  push(chunk: Uint8Array): { offset: number; values: Float32Array } {
+    const { chunkSize, totalBytes } = this.header;
+    if (this.sawShortChunk) {
+      throw new FedlhsError('INVALID_ARGUMENT', `a data chunk followed a short chunk; only the last chunk may be shorter than chunk_size ${chunkSize}`, { reason: 'BAD_HEADER' });
+    }
+    if (chunk.length === 0 || chunk.length > chunkSize || chunk.length % 4 !== 0) {
+      throw new FedlhsError('INVALID_ARGUMENT', `data chunk of ${chunk.length} bytes breaks the chunk rules (1..${chunkSize} bytes, a multiple of 4)`, { reason: 'BAD_HEADER' });
+    }
+    if (this.received + chunk.length > totalBytes) {
+      throw new FedlhsError('DATA_LOSS', `received more than total_bytes ${totalBytes}`, { reason: 'LENGTH_MISMATCH' });
+    }
+    if (chunk.length < chunkSize) this.sawShortChunk = true;
+    this.hash.update(chunk);
+    const values = new Float32Array(chunk.length / 4);
+    new Uint8Array(values.buffer).set(chunk);
+    const offset = this.received / 4;
+    if (this.requireFinite) this.checkFinite(values, offset);
+    this.received += chunk.length;
+    return { offset, values };
+  }
+
+  /** Verifies length and digest once the sender has finished. Returns the digest. */
+  finish(): Buffer {
+    const { totalBytes, sha256 } = this.header;
+    if (this.received !== totalBytes) {
+      throw new FedlhsError('DATA_LOSS', `stream ended after ${this.received} of ${totalBytes} bytes`, { reason: 'LENGTH_MISMATCH' });
+    }
+    const digest = this.hash.digest();
+    if (!digest.equals(sha256)) {
+      throw new FedlhsError(
+        'DATA_LOSS',
+        `sha256 mismatch: header says ${Buffer.from(sha256).toString('hex')}, received bytes hash to ${digest.toString('hex')}`,
+        { reason: 'DIGEST_MISMATCH' },
+      );
+    }
+    return digest;
+  }
+
+  private checkFinite(values: Float32Array, offset: number): void {
+    for (let i = 0; i < values.length; i++) {
+      if (!Number.isFinite(values[i]!)) {
+        const at = offset + i;
+        const tensorIndex = this.boundaries.findIndex((end) => at < end);
+        const tensor = this.header.tensors[tensorIndex]!;
+        const start = tensorIndex === 0 ? 0 : this.boundaries[tensorIndex - 1]!;
+        throw new FedlhsError('INVALID_ARGUMENT', `non-finite value (${values[i]}) in tensor "${tensor.name}" at element ${at - start}`, { reason: 'NON_FINITE' });
+      }
+    }
+  }
+}

@@ -1,0 +1,73 @@
+import type * as grpc from '@grpc/grpc-js';
+import type { EnumTypeDefinition, MessageTypeDefinition } from '@grpc/proto-loader';
+
+import type { AgentInfo as _fedlhs_v1_AgentInfo, AgentInfo__Output as _fedlhs_v1_AgentInfo__Output } from './fedlhs/v1/AgentInfo.js';
+import type { AgentMessage as _fedlhs_v1_AgentMessage, AgentMessage__Output as _fedlhs_v1_AgentMessage__Output } from './fedlhs/v1/AgentMessage.js';
+import type { CancelTask as _fedlhs_v1_CancelTask, CancelTask__Output as _fedlhs_v1_CancelTask__Output } from './fedlhs/v1/CancelTask.js';
+import type { CommittedModelRef as _fedlhs_v1_CommittedModelRef, CommittedModelRef__Output as _fedlhs_v1_CommittedModelRef__Output } from './fedlhs/v1/CommittedModelRef.js';
+import type { CoordinatorMessage as _fedlhs_v1_CoordinatorMessage, CoordinatorMessage__Output as _fedlhs_v1_CoordinatorMessage__Output } from './fedlhs/v1/CoordinatorMessage.js';
+import type { DownloadModelRequest as _fedlhs_v1_DownloadModelRequest, DownloadModelRequest__Output as _fedlhs_v1_DownloadModelRequest__Output } from './fedlhs/v1/DownloadModelRequest.js';
+import type { EvaluationReceipt as _fedlhs_v1_EvaluationReceipt, EvaluationReceipt__Output as _fedlhs_v1_EvaluationReceipt__Output } from './fedlhs/v1/EvaluationReceipt.js';
+import type { EvaluationReport as _fedlhs_v1_EvaluationReport, EvaluationReport__Output as _fedlhs_v1_EvaluationReport__Output } from './fedlhs/v1/EvaluationReport.js';
+import type { FederationClient as _fedlhs_v1_FederationClient, FederationDefinition as _fedlhs_v1_FederationDefinition } from './fedlhs/v1/Federation.js';
+import type { Heartbeat as _fedlhs_v1_Heartbeat, Heartbeat__Output as _fedlhs_v1_Heartbeat__Output } from './fedlhs/v1/Heartbeat.js';
+import type { Hello as _fedlhs_v1_Hello, Hello__Output as _fedlhs_v1_Hello__Output } from './fedlhs/v1/Hello.js';
+import type { ListStudiesRequest as _fedlhs_v1_ListStudiesRequest, ListStudiesRequest__Output as _fedlhs_v1_ListStudiesRequest__Output } from './fedlhs/v1/ListStudiesRequest.js';
+import type { ListStudiesResponse as _fedlhs_v1_ListStudiesResponse, ListStudiesResponse__Output as _fedlhs_v1_ListStudiesResponse__Output } from './fedlhs/v1/ListStudiesResponse.js';
+import type { Metrics as _fedlhs_v1_Metrics, Metrics__Output as _fedlhs_v1_Metrics__Output } from './fedlhs/v1/Metrics.js';
+import type { ModelChunk as _fedlhs_v1_ModelChunk, ModelChunk__Output as _fedlhs_v1_ModelChunk__Output } from './fedlhs/v1/ModelChunk.js';
+import type { Study as _fedlhs_v1_Study, Study__Output as _fedlhs_v1_Study__Output } from './fedlhs/v1/Study.js';
+import type { StudyAnnouncement as _fedlhs_v1_StudyAnnouncement, StudyAnnouncement__Output as _fedlhs_v1_StudyAnnouncement__Output } from './fedlhs/v1/StudyAnnouncement.js';
+import type { StudyReadiness as _fedlhs_v1_StudyReadiness, StudyReadiness__Output as _fedlhs_v1_StudyReadiness__Output } from './fedlhs/v1/StudyReadiness.js';
+import type { Task as _fedlhs_v1_Task, Task__Output as _fedlhs_v1_Task__Output } from './fedlhs/v1/Task.js';
+import type { TaskUpdate as _fedlhs_v1_TaskUpdate, TaskUpdate__Output as _fedlhs_v1_TaskUpdate__Output } from './fedlhs/v1/TaskUpdate.js';
+import type { TensorBundleHeader as _fedlhs_v1_TensorBundleHeader, TensorBundleHeader__Output as _fedlhs_v1_TensorBundleHeader__Output } from './fedlhs/v1/TensorBundleHeader.js';
+import type { TensorSpec as _fedlhs_v1_TensorSpec, TensorSpec__Output as _fedlhs_v1_TensorSpec__Output } from './fedlhs/v1/TensorSpec.js';
+import type { UpdateChunk as _fedlhs_v1_UpdateChunk, UpdateChunk__Output as _fedlhs_v1_UpdateChunk__Output } from './fedlhs/v1/UpdateChunk.js';
+import type { UpdateHeader as _fedlhs_v1_UpdateHeader, UpdateHeader__Output as _fedlhs_v1_UpdateHeader__Output } from './fedlhs/v1/UpdateHeader.js';
+import type { UploadReceipt as _fedlhs_v1_UploadReceipt, UploadReceipt__Output as _fedlhs_v1_UploadReceipt__Output } from './fedlhs/v1/UploadReceipt.js';
+import type { Welcome as _fedlhs_v1_Welcome, Welcome__Output as _fedlhs_v1_Welcome__Output } from './fedlhs/v1/Welcome.js';
+
+type SubtypeConstructor<Constructor extends new (...args: any) => any, Subtype> = {
+  new(...args: ConstructorParameters<Constructor>): Subtype;
+};
+
+export interface ProtoGrpcType {
+  fedlhs: {
+    v1: {
+      AgentInfo: MessageTypeDefinition<_fedlhs_v1_AgentInfo, _fedlhs_v1_AgentInfo__Output>
+      AgentMessage: MessageTypeDefinition<_fedlhs_v1_AgentMessage, _fedlhs_v1_AgentMessage__Output>
+      CancelTask: MessageTypeDefinition<_fedlhs_v1_CancelTask, _fedlhs_v1_CancelTask__Output>
+      CommittedModelRef: MessageTypeDefinition<_fedlhs_v1_CommittedModelRef, _fedlhs_v1_CommittedModelRef__Output>
+      CoordinatorMessage: MessageTypeDefinition<_fedlhs_v1_CoordinatorMessage, _fedlhs_v1_CoordinatorMessage__Output>
+      DType: EnumTypeDefinition
+      DownloadModelRequest: MessageTypeDefinition<_fedlhs_v1_DownloadModelRequest, _fedlhs_v1_DownloadModelRequest__Output>
+      EvaluationReceipt: MessageTypeDefinition<_fedlhs_v1_EvaluationReceipt, _fedlhs_v1_EvaluationReceipt__Output>
+      EvaluationReport: MessageTypeDefinition<_fedlhs_v1_EvaluationReport, _fedlhs_v1_EvaluationReport__Output>
+      Federation: SubtypeConstructor<typeof grpc.Client, _fedlhs_v1_FederationClient> & { service: _fedlhs_v1_FederationDefinition }
+      Heartbeat: MessageTypeDefinition<_fedlhs_v1_Heartbeat, _fedlhs_v1_Heartbeat__Output>
+      Hello: MessageTypeDefinition<_fedlhs_v1_Hello, _fedlhs_v1_Hello__Output>
+      ListStudiesRequest: MessageTypeDefinition<_fedlhs_v1_ListStudiesRequest, _fedlhs_v1_ListStudiesRequest__Output>
+      ListStudiesResponse: MessageTypeDefinition<_fedlhs_v1_ListStudiesResponse, _fedlhs_v1_ListStudiesResponse__Output>
+      Metrics: MessageTypeDefinition<_fedlhs_v1_Metrics, _fedlhs_v1_Metrics__Output>
+      ModelChunk: MessageTypeDefinition<_fedlhs_v1_ModelChunk, _fedlhs_v1_ModelChunk__Output>
+      Readiness: EnumTypeDefinition
+      RejectionReason: EnumTypeDefinition
+      Study: MessageTypeDefinition<_fedlhs_v1_Study, _fedlhs_v1_Study__Output>
+      StudyAnnouncement: MessageTypeDefinition<_fedlhs_v1_StudyAnnouncement, _fedlhs_v1_StudyAnnouncement__Output>
+      StudyReadiness: MessageTypeDefinition<_fedlhs_v1_StudyReadiness, _fedlhs_v1_StudyReadiness__Output>
+      StudyState: EnumTypeDefinition
+      Task: MessageTypeDefinition<_fedlhs_v1_Task, _fedlhs_v1_Task__Output>
+      TaskKind: EnumTypeDefinition
+      TaskState: EnumTypeDefinition
+      TaskUpdate: MessageTypeDefinition<_fedlhs_v1_TaskUpdate, _fedlhs_v1_TaskUpdate__Output>
+      TensorBundleHeader: MessageTypeDefinition<_fedlhs_v1_TensorBundleHeader, _fedlhs_v1_TensorBundleHeader__Output>
+      TensorSpec: MessageTypeDefinition<_fedlhs_v1_TensorSpec, _fedlhs_v1_TensorSpec__Output>
+      UpdateChunk: MessageTypeDefinition<_fedlhs_v1_UpdateChunk, _fedlhs_v1_UpdateChunk__Output>
+      UpdateHeader: MessageTypeDefinition<_fedlhs_v1_UpdateHeader, _fedlhs_v1_UpdateHeader__Output>
+      UploadReceipt: MessageTypeDefinition<_fedlhs_v1_UploadReceipt, _fedlhs_v1_UploadReceipt__Output>
+      Welcome: MessageTypeDefinition<_fedlhs_v1_Welcome, _fedlhs_v1_Welcome__Output>
+    }
+  }
+}
+

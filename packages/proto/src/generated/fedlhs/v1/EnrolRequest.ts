@@ -1,0 +1,27 @@
+// Original file: /work/main/proto/fedlhs/v1/enrolment.proto
+
+import type { AgentInfo as _fedlhs_v1_AgentInfo, AgentInfo__Output as _fedlhs_v1_AgentInfo__Output } from '../../fedlhs/v1/AgentInfo.js';
+
+export interface EnrolRequest {
+  /**
+   * The join token exactly as the operator issued it (starts with "fjt_").
+   */
+  'joinToken'?: (string);
+  /**
+   * The site this agent runs for. Must equal the site the token was issued for.
+   */
+  'siteName'?: (string);
+  'agent'?: (_fedlhs_v1_AgentInfo | null);
+}
+
+export interface EnrolRequest__Output {
+  /**
+   * The join token exactly as the operator issued it (starts with "fjt_").
+   */
+  'joinToken': (string);
+  /**
+   * The site this agent runs for. Must equal the site the token was issued for.
+   */
+  'siteName': (string);
+  'agent': (_fedlhs_v1_AgentInfo__Output | null);
+}

@@ -1,0 +1,23 @@
+// Original file: /work/main/proto/fedlhs/v1/federation.proto
+
+import type { Metrics as _fedlhs_v1_Metrics, Metrics__Output as _fedlhs_v1_Metrics__Output } from '../../fedlhs/v1/Metrics.js';
+
+export interface EvaluationReport {
+  'taskId'?: (string);
+  'studyId'?: (string);
+  'round'?: (number);
+  /**
+   * Metrics of the task's model on the agent's hold-out split.
+   */
+  'metrics'?: (_fedlhs_v1_Metrics | null);
+}
+
+export interface EvaluationReport__Output {
+  'taskId': (string);
+  'studyId': (string);
+  'round': (number);
+  /**
+   * Metrics of the task's model on the agent's hold-out split.
+   */
+  'metrics': (_fedlhs_v1_Metrics__Output | null);
+}

@@ -1,0 +1,192 @@
+// Original file: /work/main/proto/fedlhs/v1/federation.proto
+
+import type * as grpc from '@grpc/grpc-js'
+import type { MethodDefinition } from '@grpc/proto-loader'
+import type { AgentMessage as _fedlhs_v1_AgentMessage, AgentMessage__Output as _fedlhs_v1_AgentMessage__Output } from '../../fedlhs/v1/AgentMessage.js';
+import type { CoordinatorMessage as _fedlhs_v1_CoordinatorMessage, CoordinatorMessage__Output as _fedlhs_v1_CoordinatorMessage__Output } from '../../fedlhs/v1/CoordinatorMessage.js';
+import type { DownloadModelRequest as _fedlhs_v1_DownloadModelRequest, DownloadModelRequest__Output as _fedlhs_v1_DownloadModelRequest__Output } from '../../fedlhs/v1/DownloadModelRequest.js';
+import type { EvaluationReceipt as _fedlhs_v1_EvaluationReceipt, EvaluationReceipt__Output as _fedlhs_v1_EvaluationReceipt__Output } from '../../fedlhs/v1/EvaluationReceipt.js';
+import type { EvaluationReport as _fedlhs_v1_EvaluationReport, EvaluationReport__Output as _fedlhs_v1_EvaluationReport__Output } from '../../fedlhs/v1/EvaluationReport.js';
+import type { ListStudiesRequest as _fedlhs_v1_ListStudiesRequest, ListStudiesRequest__Output as _fedlhs_v1_ListStudiesRequest__Output } from '../../fedlhs/v1/ListStudiesRequest.js';
+import type { ListStudiesResponse as _fedlhs_v1_ListStudiesResponse, ListStudiesResponse__Output as _fedlhs_v1_ListStudiesResponse__Output } from '../../fedlhs/v1/ListStudiesResponse.js';
+import type { ModelChunk as _fedlhs_v1_ModelChunk, ModelChunk__Output as _fedlhs_v1_ModelChunk__Output } from '../../fedlhs/v1/ModelChunk.js';
+import type { UpdateChunk as _fedlhs_v1_UpdateChunk, UpdateChunk__Output as _fedlhs_v1_UpdateChunk__Output } from '../../fedlhs/v1/UpdateChunk.js';
+import type { UploadReceipt as _fedlhs_v1_UploadReceipt, UploadReceipt__Output as _fedlhs_v1_UploadReceipt__Output } from '../../fedlhs/v1/UploadReceipt.js';
+
+export interface FederationClient extends grpc.Client {
+  /**
+   * Streams a model: one ModelChunk with the header, then the data chunks in order. The
+   * agent must check total_bytes and sha256 and discard the model on any mismatch.
+   * Errors: NOT_FOUND (unknown task, study or round), PERMISSION_DENIED (task of another
+   * node), FAILED_PRECONDITION (task no longer open; round not committed).
+   */
+  DownloadModel(argument: _fedlhs_v1_DownloadModelRequest, metadata: grpc.Metadata, options?: grpc.CallOptions): grpc.ClientReadableStream<_fedlhs_v1_ModelChunk__Output>;
+  DownloadModel(argument: _fedlhs_v1_DownloadModelRequest, options?: grpc.CallOptions): grpc.ClientReadableStream<_fedlhs_v1_ModelChunk__Output>;
+  /**
+   * Streams a model: one ModelChunk with the header, then the data chunks in order. The
+   * agent must check total_bytes and sha256 and discard the model on any mismatch.
+   * Errors: NOT_FOUND (unknown task, study or round), PERMISSION_DENIED (task of another
+   * node), FAILED_PRECONDITION (task no longer open; round not committed).
+   */
+  downloadModel(argument: _fedlhs_v1_DownloadModelRequest, metadata: grpc.Metadata, options?: grpc.CallOptions): grpc.ClientReadableStream<_fedlhs_v1_ModelChunk__Output>;
+  downloadModel(argument: _fedlhs_v1_DownloadModelRequest, options?: grpc.CallOptions): grpc.ClientReadableStream<_fedlhs_v1_ModelChunk__Output>;
+  
+  /**
+   * Lists studies, with their full manifests, so that a clinic operator can review them
+   * before approving. Ended studies are included only when asked for.
+   */
+  ListStudies(argument: _fedlhs_v1_ListStudiesRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_fedlhs_v1_ListStudiesResponse__Output>): grpc.ClientUnaryCall;
+  ListStudies(argument: _fedlhs_v1_ListStudiesRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_fedlhs_v1_ListStudiesResponse__Output>): grpc.ClientUnaryCall;
+  ListStudies(argument: _fedlhs_v1_ListStudiesRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_fedlhs_v1_ListStudiesResponse__Output>): grpc.ClientUnaryCall;
+  ListStudies(argument: _fedlhs_v1_ListStudiesRequest, callback: grpc.requestCallback<_fedlhs_v1_ListStudiesResponse__Output>): grpc.ClientUnaryCall;
+  /**
+   * Lists studies, with their full manifests, so that a clinic operator can review them
+   * before approving. Ended studies are included only when asked for.
+   */
+  listStudies(argument: _fedlhs_v1_ListStudiesRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_fedlhs_v1_ListStudiesResponse__Output>): grpc.ClientUnaryCall;
+  listStudies(argument: _fedlhs_v1_ListStudiesRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_fedlhs_v1_ListStudiesResponse__Output>): grpc.ClientUnaryCall;
+  listStudies(argument: _fedlhs_v1_ListStudiesRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_fedlhs_v1_ListStudiesResponse__Output>): grpc.ClientUnaryCall;
+  listStudies(argument: _fedlhs_v1_ListStudiesRequest, callback: grpc.requestCallback<_fedlhs_v1_ListStudiesResponse__Output>): grpc.ClientUnaryCall;
+  
+  /**
+   * Reports the hold-out metrics of an EVALUATE task. Idempotent per task.
+   * Errors: NOT_FOUND, PERMISSION_DENIED, FAILED_PRECONDITION as for UploadUpdate;
+   * INVALID_ARGUMENT for a non-finite or out-of-range metric.
+   */
+  ReportEvaluation(argument: _fedlhs_v1_EvaluationReport, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_fedlhs_v1_EvaluationReceipt__Output>): grpc.ClientUnaryCall;
+  ReportEvaluation(argument: _fedlhs_v1_EvaluationReport, metadata: grpc.Metadata, callback: grpc.requestCallback<_fedlhs_v1_EvaluationReceipt__Output>): grpc.ClientUnaryCall;
+  ReportEvaluation(argument: _fedlhs_v1_EvaluationReport, options: grpc.CallOptions, callback: grpc.requestCallback<_fedlhs_v1_EvaluationReceipt__Output>): grpc.ClientUnaryCall;
+  ReportEvaluation(argument: _fedlhs_v1_EvaluationReport, callback: grpc.requestCallback<_fedlhs_v1_EvaluationReceipt__Output>): grpc.ClientUnaryCall;
+  /**
+   * Reports the hold-out metrics of an EVALUATE task. Idempotent per task.
+   * Errors: NOT_FOUND, PERMISSION_DENIED, FAILED_PRECONDITION as for UploadUpdate;
+   * INVALID_ARGUMENT for a non-finite or out-of-range metric.
+   */
+  reportEvaluation(argument: _fedlhs_v1_EvaluationReport, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_fedlhs_v1_EvaluationReceipt__Output>): grpc.ClientUnaryCall;
+  reportEvaluation(argument: _fedlhs_v1_EvaluationReport, metadata: grpc.Metadata, callback: grpc.requestCallback<_fedlhs_v1_EvaluationReceipt__Output>): grpc.ClientUnaryCall;
+  reportEvaluation(argument: _fedlhs_v1_EvaluationReport, options: grpc.CallOptions, callback: grpc.requestCallback<_fedlhs_v1_EvaluationReceipt__Output>): grpc.ClientUnaryCall;
+  reportEvaluation(argument: _fedlhs_v1_EvaluationReport, callback: grpc.requestCallback<_fedlhs_v1_EvaluationReceipt__Output>): grpc.ClientUnaryCall;
+  
+  /**
+   * The long-lived control stream: heartbeats, study announcements and task delivery.
+   * Errors: UNAUTHENTICATED; INVALID_ARGUMENT if the first message is not Hello; ABORTED
+   * when replaced by a newer session of the same node.
+   */
+  Session(metadata: grpc.Metadata, options?: grpc.CallOptions): grpc.ClientDuplexStream<_fedlhs_v1_AgentMessage, _fedlhs_v1_CoordinatorMessage__Output>;
+  Session(options?: grpc.CallOptions): grpc.ClientDuplexStream<_fedlhs_v1_AgentMessage, _fedlhs_v1_CoordinatorMessage__Output>;
+  /**
+   * The long-lived control stream: heartbeats, study announcements and task delivery.
+   * Errors: UNAUTHENTICATED; INVALID_ARGUMENT if the first message is not Hello; ABORTED
+   * when replaced by a newer session of the same node.
+   */
+  session(metadata: grpc.Metadata, options?: grpc.CallOptions): grpc.ClientDuplexStream<_fedlhs_v1_AgentMessage, _fedlhs_v1_CoordinatorMessage__Output>;
+  session(options?: grpc.CallOptions): grpc.ClientDuplexStream<_fedlhs_v1_AgentMessage, _fedlhs_v1_CoordinatorMessage__Output>;
+  
+  /**
+   * Uploads the weights a node trained for a TRAIN task: one UpdateChunk with the header
+   * first, then the data chunks in order. The coordinator answers only after it has
+   * received, checked and stored the whole update.
+   * Errors (trailing "fedlhs-rejection-reason" in brackets):
+   * - NOT_FOUND [UNKNOWN_TASK] the task does not exist.
+   * - PERMISSION_DENIED [NOT_ASSIGNED] the task belongs to another node, or header.node_id
+   * is not the caller.
+   * - FAILED_PRECONDITION [STALE] the task is no longer open (its round closed or was
+   * retried, its deadline passed, or the study stopped); header study_id/round do not
+   * match the task; or base_model_sha256 is not the model the task handed out.
+   * - ALREADY_EXISTS [DUPLICATE_CONFLICT] a different update was already accepted for this
+   * task; [REPLAYED] the payload is byte-identical to an update accepted for another task.
+   * - INVALID_ARGUMENT [BAD_HEADER] first message is not a header, chunk sizes break the
+   * rules of TensorBundleHeader.chunk_size, or num_examples is 0; [SHAPE_MISMATCH] tensor
+   * names, shapes or dtypes differ from the global model; [NON_FINITE] a NaN or infinity.
+   * - DATA_LOSS [LENGTH_MISMATCH] the data did not add up to total_bytes; [DIGEST_MISMATCH]
+   * the data's SHA-256 differs from the header's.
+   */
+  UploadUpdate(metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_fedlhs_v1_UploadReceipt__Output>): grpc.ClientWritableStream<_fedlhs_v1_UpdateChunk>;
+  UploadUpdate(metadata: grpc.Metadata, callback: grpc.requestCallback<_fedlhs_v1_UploadReceipt__Output>): grpc.ClientWritableStream<_fedlhs_v1_UpdateChunk>;
+  UploadUpdate(options: grpc.CallOptions, callback: grpc.requestCallback<_fedlhs_v1_UploadReceipt__Output>): grpc.ClientWritableStream<_fedlhs_v1_UpdateChunk>;
+  UploadUpdate(callback: grpc.requestCallback<_fedlhs_v1_UploadReceipt__Output>): grpc.ClientWritableStream<_fedlhs_v1_UpdateChunk>;
+  /**
+   * Uploads the weights a node trained for a TRAIN task: one UpdateChunk with the header
+   * first, then the data chunks in order. The coordinator answers only after it has
+   * received, checked and stored the whole update.
+   * Errors (trailing "fedlhs-rejection-reason" in brackets):
+   * - NOT_FOUND [UNKNOWN_TASK] the task does not exist.
+   * - PERMISSION_DENIED [NOT_ASSIGNED] the task belongs to another node, or header.node_id
+   * is not the caller.
+   * - FAILED_PRECONDITION [STALE] the task is no longer open (its round closed or was
+   * retried, its deadline passed, or the study stopped); header study_id/round do not
+   * match the task; or base_model_sha256 is not the model the task handed out.
+   * - ALREADY_EXISTS [DUPLICATE_CONFLICT] a different update was already accepted for this
+   * task; [REPLAYED] the payload is byte-identical to an update accepted for another task.
+   * - INVALID_ARGUMENT [BAD_HEADER] first message is not a header, chunk sizes break the
+   * rules of TensorBundleHeader.chunk_size, or num_examples is 0; [SHAPE_MISMATCH] tensor
+   * names, shapes or dtypes differ from the global model; [NON_FINITE] a NaN or infinity.
+   * - DATA_LOSS [LENGTH_MISMATCH] the data did not add up to total_bytes; [DIGEST_MISMATCH]
+   * the data's SHA-256 differs from the header's.
+   */
+  uploadUpdate(metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_fedlhs_v1_UploadReceipt__Output>): grpc.ClientWritableStream<_fedlhs_v1_UpdateChunk>;
+  uploadUpdate(metadata: grpc.Metadata, callback: grpc.requestCallback<_fedlhs_v1_UploadReceipt__Output>): grpc.ClientWritableStream<_fedlhs_v1_UpdateChunk>;
+  uploadUpdate(options: grpc.CallOptions, callback: grpc.requestCallback<_fedlhs_v1_UploadReceipt__Output>): grpc.ClientWritableStream<_fedlhs_v1_UpdateChunk>;
+  uploadUpdate(callback: grpc.requestCallback<_fedlhs_v1_UploadReceipt__Output>): grpc.ClientWritableStream<_fedlhs_v1_UpdateChunk>;
+  
+}
+
+export interface FederationHandlers extends grpc.UntypedServiceImplementation {
+  /**
+   * Streams a model: one ModelChunk with the header, then the data chunks in order. The
+   * agent must check total_bytes and sha256 and discard the model on any mismatch.
+   * Errors: NOT_FOUND (unknown task, study or round), PERMISSION_DENIED (task of another
+   * node), FAILED_PRECONDITION (task no longer open; round not committed).
+   */
+  DownloadModel: grpc.handleServerStreamingCall<_fedlhs_v1_DownloadModelRequest__Output, _fedlhs_v1_ModelChunk>;
+  
+  /**
+   * Lists studies, with their full manifests, so that a clinic operator can review them
+   * before approving. Ended studies are included only when asked for.
+   */
+  ListStudies: grpc.handleUnaryCall<_fedlhs_v1_ListStudiesRequest__Output, _fedlhs_v1_ListStudiesResponse>;
+  
+  /**
+   * Reports the hold-out metrics of an EVALUATE task. Idempotent per task.
+   * Errors: NOT_FOUND, PERMISSION_DENIED, FAILED_PRECONDITION as for UploadUpdate;
+   * INVALID_ARGUMENT for a non-finite or out-of-range metric.
+   */
+  ReportEvaluation: grpc.handleUnaryCall<_fedlhs_v1_EvaluationReport__Output, _fedlhs_v1_EvaluationReceipt>;
+  
+  /**
+   * The long-lived control stream: heartbeats, study announcements and task delivery.
+   * Errors: UNAUTHENTICATED; INVALID_ARGUMENT if the first message is not Hello; ABORTED
+   * when replaced by a newer session of the same node.
+   */
+  Session: grpc.handleBidiStreamingCall<_fedlhs_v1_AgentMessage__Output, _fedlhs_v1_CoordinatorMessage>;
+  
+  /**
+   * Uploads the weights a node trained for a TRAIN task: one UpdateChunk with the header
+   * first, then the data chunks in order. The coordinator answers only after it has
+   * received, checked and stored the whole update.
+   * Errors (trailing "fedlhs-rejection-reason" in brackets):
+   * - NOT_FOUND [UNKNOWN_TASK] the task does not exist.
+   * - PERMISSION_DENIED [NOT_ASSIGNED] the task belongs to another node, or header.node_id
+   * is not the caller.
+   * - FAILED_PRECONDITION [STALE] the task is no longer open (its round closed or was
+   * retried, its deadline passed, or the study stopped); header study_id/round do not
+   * match the task; or base_model_sha256 is not the model the task handed out.
+   * - ALREADY_EXISTS [DUPLICATE_CONFLICT] a different update was already accepted for this
+   * task; [REPLAYED] the payload is byte-identical to an update accepted for another task.
+   * - INVALID_ARGUMENT [BAD_HEADER] first message is not a header, chunk sizes break the
+   * rules of TensorBundleHeader.chunk_size, or num_examples is 0; [SHAPE_MISMATCH] tensor
+   * names, shapes or dtypes differ from the global model; [NON_FINITE] a NaN or infinity.
+   * - DATA_LOSS [LENGTH_MISMATCH] the data did not add up to total_bytes; [DIGEST_MISMATCH]
+   * the data's SHA-256 differs from the header's.
+   */
+  UploadUpdate: grpc.handleClientStreamingCall<_fedlhs_v1_UpdateChunk__Output, _fedlhs_v1_UploadReceipt>;
+  
+}
+
+export interface FederationDefinition extends grpc.ServiceDefinition {
+  DownloadModel: MethodDefinition<_fedlhs_v1_DownloadModelRequest, _fedlhs_v1_ModelChunk, _fedlhs_v1_DownloadModelRequest__Output, _fedlhs_v1_ModelChunk__Output>
+  ListStudies: MethodDefinition<_fedlhs_v1_ListStudiesRequest, _fedlhs_v1_ListStudiesResponse, _fedlhs_v1_ListStudiesRequest__Output, _fedlhs_v1_ListStudiesResponse__Output>
+  ReportEvaluation: MethodDefinition<_fedlhs_v1_EvaluationReport, _fedlhs_v1_EvaluationReceipt, _fedlhs_v1_EvaluationReport__Output, _fedlhs_v1_EvaluationReceipt__Output>
+  Session: MethodDefinition<_fedlhs_v1_AgentMessage, _fedlhs_v1_CoordinatorMessage, _fedlhs_v1_AgentMessage__Output, _fedlhs_v1_CoordinatorMessage__Output>
+  UploadUpdate: MethodDefinition<_fedlhs_v1_UpdateChunk, _fedlhs_v1_UploadReceipt, _fedlhs_v1_UpdateChunk__Output, _fedlhs_v1_UploadReceipt__Output>
+}

@@ -1,0 +1,53 @@
+// Original file: /work/main/proto/fedlhs/v1/federation.proto
+
+/**
+ * Reasons recorded for a rejected contribution, also sent as trailing metadata
+ * "fedlhs-rejection-reason" (the enum value name without the prefix, e.g. "STALE").
+ */
+export const RejectionReason = {
+  REJECTION_REASON_UNSPECIFIED: 'REJECTION_REASON_UNSPECIFIED',
+  REJECTION_REASON_UNKNOWN_TASK: 'REJECTION_REASON_UNKNOWN_TASK',
+  REJECTION_REASON_NOT_ASSIGNED: 'REJECTION_REASON_NOT_ASSIGNED',
+  REJECTION_REASON_STALE: 'REJECTION_REASON_STALE',
+  REJECTION_REASON_DUPLICATE_CONFLICT: 'REJECTION_REASON_DUPLICATE_CONFLICT',
+  REJECTION_REASON_REPLAYED: 'REJECTION_REASON_REPLAYED',
+  REJECTION_REASON_BAD_HEADER: 'REJECTION_REASON_BAD_HEADER',
+  REJECTION_REASON_SHAPE_MISMATCH: 'REJECTION_REASON_SHAPE_MISMATCH',
+  REJECTION_REASON_NON_FINITE: 'REJECTION_REASON_NON_FINITE',
+  REJECTION_REASON_LENGTH_MISMATCH: 'REJECTION_REASON_LENGTH_MISMATCH',
+  REJECTION_REASON_DIGEST_MISMATCH: 'REJECTION_REASON_DIGEST_MISMATCH',
+} as const;
+
+/**
+ * Reasons recorded for a rejected contribution, also sent as trailing metadata
+ * "fedlhs-rejection-reason" (the enum value name without the prefix, e.g. "STALE").
+ */
+export type RejectionReason =
+  | 'REJECTION_REASON_UNSPECIFIED'
+  | 0
+  | 'REJECTION_REASON_UNKNOWN_TASK'
+  | 1
+  | 'REJECTION_REASON_NOT_ASSIGNED'
+  | 2
+  | 'REJECTION_REASON_STALE'
+  | 3
+  | 'REJECTION_REASON_DUPLICATE_CONFLICT'
+  | 4
+  | 'REJECTION_REASON_REPLAYED'
+  | 5
+  | 'REJECTION_REASON_BAD_HEADER'
+  | 6
+  | 'REJECTION_REASON_SHAPE_MISMATCH'
+  | 7
+  | 'REJECTION_REASON_NON_FINITE'
+  | 8
+  | 'REJECTION_REASON_LENGTH_MISMATCH'
+  | 9
+  | 'REJECTION_REASON_DIGEST_MISMATCH'
+  | 10
+
+/**
+ * Reasons recorded for a rejected contribution, also sent as trailing metadata
+ * "fedlhs-rejection-reason" (the enum value name without the prefix, e.g. "STALE").
+ */
+export type RejectionReason__Output = typeof RejectionReason[keyof typeof RejectionReason]

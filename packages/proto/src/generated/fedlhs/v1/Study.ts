@@ -1,0 +1,41 @@
+// Original file: /work/main/proto/fedlhs/v1/federation.proto
+
+import type { StudyState as _fedlhs_v1_StudyState, StudyState__Output as _fedlhs_v1_StudyState__Output } from '../../fedlhs/v1/StudyState.js';
+
+export interface Study {
+  'studyId'?: (string);
+  /**
+   * The study manifest as canonical JSON (RFC 8785). It is data only: a TF.js layers model
+   * topology, hyperparameters, the feature spec name, rounds, quorum and deadlines. No code.
+   * Its schema is in the fedlhs README ("Study manifest").
+   */
+  'manifestJson'?: (string);
+  /**
+   * Lowercase hex SHA-256 of manifest_json's UTF-8 bytes: the hash a clinic operator approves.
+   */
+  'manifestSha256'?: (string);
+  'state'?: (_fedlhs_v1_StudyState);
+  /**
+   * Last round whose global model was committed (0 = only the initial model exists).
+   */
+  'lastCommittedRound'?: (number);
+}
+
+export interface Study__Output {
+  'studyId': (string);
+  /**
+   * The study manifest as canonical JSON (RFC 8785). It is data only: a TF.js layers model
+   * topology, hyperparameters, the feature spec name, rounds, quorum and deadlines. No code.
+   * Its schema is in the fedlhs README ("Study manifest").
+   */
+  'manifestJson': (string);
+  /**
+   * Lowercase hex SHA-256 of manifest_json's UTF-8 bytes: the hash a clinic operator approves.
+   */
+  'manifestSha256': (string);
+  'state': (_fedlhs_v1_StudyState__Output);
+  /**
+   * Last round whose global model was committed (0 = only the initial model exists).
+   */
+  'lastCommittedRound': (number);
+}

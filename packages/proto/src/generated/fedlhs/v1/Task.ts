@@ -1,0 +1,64 @@
+// Original file: /work/main/proto/fedlhs/v1/federation.proto
+
+import type { TaskKind as _fedlhs_v1_TaskKind, TaskKind__Output as _fedlhs_v1_TaskKind__Output } from '../../fedlhs/v1/TaskKind.js';
+import type { Long } from '@grpc/proto-loader';
+
+export interface Task {
+  /**
+   * Unique for this piece of work; stays the same when re-sent after a reconnection.
+   */
+  'taskId'?: (string);
+  'kind'?: (_fedlhs_v1_TaskKind);
+  'studyId'?: (string);
+  /**
+   * The manifest hash this task is for; the agent must have approved exactly this hash.
+   */
+  'manifestSha256'?: (string);
+  /**
+   * Round number, from 1. TRAIN tasks of round r start from the committed model of round
+   * r - 1; EVALUATE tasks of round r evaluate round r's aggregated model.
+   */
+  'round'?: (number);
+  /**
+   * Retry count of the round (1 = first attempt). A retried round gets new task ids.
+   */
+  'attempt'?: (number);
+  /**
+   * The coordinator closes the round at this time; work arriving later is rejected.
+   */
+  'deadlineUnixMs'?: (number | string | Long);
+  /**
+   * SHA-256 of the model payload DownloadModel will return for this task.
+   */
+  'modelSha256'?: (Buffer | Uint8Array | string);
+}
+
+export interface Task__Output {
+  /**
+   * Unique for this piece of work; stays the same when re-sent after a reconnection.
+   */
+  'taskId': (string);
+  'kind': (_fedlhs_v1_TaskKind__Output);
+  'studyId': (string);
+  /**
+   * The manifest hash this task is for; the agent must have approved exactly this hash.
+   */
+  'manifestSha256': (string);
+  /**
+   * Round number, from 1. TRAIN tasks of round r start from the committed model of round
+   * r - 1; EVALUATE tasks of round r evaluate round r's aggregated model.
+   */
+  'round': (number);
+  /**
+   * Retry count of the round (1 = first attempt). A retried round gets new task ids.
+   */
+  'attempt': (number);
+  /**
+   * The coordinator closes the round at this time; work arriving later is rejected.
+   */
+  'deadlineUnixMs': (number);
+  /**
+   * SHA-256 of the model payload DownloadModel will return for this task.
+   */
+  'modelSha256': (Buffer);
+}

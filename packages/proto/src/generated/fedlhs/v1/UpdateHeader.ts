@@ -1,0 +1,63 @@
+// Original file: /work/main/proto/fedlhs/v1/federation.proto
+
+import type { Metrics as _fedlhs_v1_Metrics, Metrics__Output as _fedlhs_v1_Metrics__Output } from '../../fedlhs/v1/Metrics.js';
+import type { TensorBundleHeader as _fedlhs_v1_TensorBundleHeader, TensorBundleHeader__Output as _fedlhs_v1_TensorBundleHeader__Output } from '../../fedlhs/v1/TensorBundleHeader.js';
+import type { Long } from '@grpc/proto-loader';
+
+export interface UpdateHeader {
+  'taskId'?: (string);
+  /**
+   * Must match the task; checked by the coordinator.
+   */
+  'studyId'?: (string);
+  'round'?: (number);
+  /**
+   * The caller's own node id.
+   */
+  'nodeId'?: (string);
+  /**
+   * SHA-256 of the model this update was trained from (the task's model_sha256).
+   */
+  'baseModelSha256'?: (Buffer | Uint8Array | string);
+  /**
+   * Number of training examples; the weight of this update in federated averaging. >= 1.
+   */
+  'numExamples'?: (number | string | Long);
+  /**
+   * Metrics of the trained weights on the local training split (informative).
+   */
+  'trainMetrics'?: (_fedlhs_v1_Metrics | null);
+  /**
+   * The full trained weights (not a delta), same tensors, order and shapes as the model.
+   */
+  'weights'?: (_fedlhs_v1_TensorBundleHeader | null);
+}
+
+export interface UpdateHeader__Output {
+  'taskId': (string);
+  /**
+   * Must match the task; checked by the coordinator.
+   */
+  'studyId': (string);
+  'round': (number);
+  /**
+   * The caller's own node id.
+   */
+  'nodeId': (string);
+  /**
+   * SHA-256 of the model this update was trained from (the task's model_sha256).
+   */
+  'baseModelSha256': (Buffer);
+  /**
+   * Number of training examples; the weight of this update in federated averaging. >= 1.
+   */
+  'numExamples': (number);
+  /**
+   * Metrics of the trained weights on the local training split (informative).
+   */
+  'trainMetrics': (_fedlhs_v1_Metrics__Output | null);
+  /**
+   * The full trained weights (not a delta), same tensors, order and shapes as the model.
+   */
+  'weights': (_fedlhs_v1_TensorBundleHeader__Output | null);
+}

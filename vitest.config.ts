@@ -1,0 +1,28 @@
+import { defineConfig } from 'vitest/config';
+
+export default defineConfig({
+  test: {
+    projects: [
+      {
+        test: {
+          name: 'unit',
+          include: ['packages/*/src/**/*.test.ts', 'coordinator/src/**/*.test.ts', 'node-agent/src/**/*.test.ts'],
+          environment: 'node',
+          testTimeout: 60_000,
+        },
+      },
+      {
+        test: {
+          name: 'integration',
+          include: ['tests/integration/**/*.test.ts'],
+          environment: 'node',
+          testTimeout: 300_000,
+          hookTimeout: 120_000,
+          // Integration tests start real coordinators and agent processes; on a 2-core
+          // machine running files one at a time keeps timing-sensitive paths honest.
+          fileParallelism: false,
+        },
+      },
+    ],
+  },
+});
