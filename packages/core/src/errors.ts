@@ -12,6 +12,8 @@ export type FedlhsErrorCode =
   | 'FAILED_PRECONDITION'
   | 'ALREADY_EXISTS'
   | 'DATA_LOSS'
+  | 'ABORTED'
+  | 'UNAVAILABLE'
   | 'INVALID_TRANSITION'
   | 'INTERNAL';
 

@@ -1,0 +1,89 @@
+import { existsSync, readFileSync } from 'node:fs';
+import type { Server } from 'node:http';
+import { join } from 'node:path';
+import type * as grpc from '@grpc/grpc-js';
+import { initBackend, initialWeights } from '@fedlhs/model';
+import { writeFileAtomic, type Logger } from '@fedlhs/service';
+import { randomBytes } from 'node:crypto';
+import { startAdminServer } from './admin/http.js';
+import type { CoordinatorConfig } from './config.js';
+import { Coordinator, type InitialModelBuilder } from './coordinator.js';
+import { startGrpcServer, stopGrpcServer } from './grpc/server.js';
+
+/** Lifecycle of the coordinator process. */
+export type AppState = 'INITIALIZED' | 'RUNNING' | 'STOPPING' | 'STOPPED' | 'FAILED';
+
+export interface CoordinatorApp {
+  readonly coordinator: Coordinator;
+  readonly grpcPort: number;
+  readonly adminPort: number;
+  readonly state: AppState;
+  shutdown(): Promise<void>;
+}
+
+/** The admin token from config, or the one kept in the data directory (created on first use). */
+export function resolveAdminToken(config: Pick<CoordinatorConfig, 'dataDir' | 'admin'>): string {
+  if (config.admin.token !== '') return config.admin.token;
+  const path = join(config.dataDir, 'admin-token');
+  if (existsSync(path)) return readFileSync(path, 'utf8').trim();
+  const token = `fat_${randomBytes(32).toString('base64url')}`;
+  writeFileAtomic(path, `${token}\n`, 0o600);
+  return token;
+}
+
+/** Starts the coordinator: store, round engines, gRPC and admin servers. */
+export async function startCoordinatorApp(config: CoordinatorConfig, logger: Logger): Promise<CoordinatorApp> {
+  let state: AppState = 'INITIALIZED';
+  if (config.tls.mode === 'plaintext') {
+    logger.warn(
+      { tlsMode: 'plaintext' },
+      '!!! TLS IS DISABLED: node credentials and model weights cross the network unencrypted. Use tls.mode=plaintext only on loopback for demos and tests. !!!',
+    );
+  }
+  const backend = await initBackend(config.backend);
+  logger.info({ trainingBackend: backend.backend, unavailable: backend.attempts }, `TensorFlow.js backend: ${backend.backend}`);
+  const buildInitialModel: InitialModelBuilder = async (manifest) =>
+    initialWeights({ topology: manifest.model.topology, loss: manifest.training.loss, optimizer: manifest.training.optimizer });
+  const coordinator = Coordinator.create({
+    dataDir: config.dataDir,
+    logger,
+    heartbeatIntervalMs: config.heartbeatIntervalMs,
+    selectionGraceMs: config.selectionGraceMs,
+    chunkBytes: config.chunkBytes,
+    buildInitialModel,
+  });
+  let grpcServer: grpc.Server | undefined;
+  let adminServer: Server | undefined;
+  try {
+    await coordinator.start();
+    const g = await startGrpcServer(coordinator, logger, { host: config.grpc.host, port: config.grpc.port, tls: config.tls });
+    grpcServer = g.server;
+    const a = await startAdminServer(coordinator, logger, { host: config.admin.host, port: config.admin.port, token: resolveAdminToken(config) });
+    adminServer = a.server;
+    state = 'RUNNING';
+    logger.info({ grpcPort: g.port, adminPort: a.port, tlsMode: config.tls.mode, mutualTls: config.tls.clientCa !== '', dataDir: config.dataDir }, 'coordinator ready');
+    return {
+      coordinator,
+      grpcPort: g.port,
+      adminPort: a.port,
+      get state() {
+        return state;
+      },
+      async shutdown() {
+        if (state !== 'RUNNING') return;
+        state = 'STOPPING';
+        logger.info('coordinator shutting down');
+        adminServer?.close();
+        await stopGrpcServer(g.server, 5000);
+        await coordinator.shutdown();
+        state = 'STOPPED';
+      },
+    };
+  } catch (err) {
+    state = 'FAILED';
+    grpcServer?.forceShutdown();
+    adminServer?.close();
+    await coordinator.shutdown().catch(() => undefined);
+    throw err;
+  }
+}

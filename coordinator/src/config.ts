@@ -1,0 +1,127 @@
+import convict from 'convict';
+
+/**
+ * The coordinator's configuration schema. Every key can come from a JSON config file
+ * (--config), an environment variable (FEDLHS_*) or a command-line flag, in increasing order
+ * of precedence, and is validated strictly at start.
+ */
+export const coordinatorConfigSchema = {
+  dataDir: {
+    doc: 'Directory for the SQLite database, checkpoints and spooled uploads.',
+    format: String,
+    default: './.fedlhs/coordinator',
+    env: 'FEDLHS_DATA_DIR',
+    arg: 'data-dir',
+  },
+  grpc: {
+    host: { doc: 'Address the gRPC server binds.', format: String, default: '0.0.0.0', env: 'FEDLHS_GRPC_HOST', arg: 'grpc-host' },
+    port: { doc: 'gRPC port; 0 picks a free port (logged at start).', format: 'port', default: 7443, env: 'FEDLHS_GRPC_PORT', arg: 'grpc-port' },
+  },
+  tls: {
+    mode: {
+      doc: "'tls' (default) or 'plaintext'. Plaintext sends credentials and weights unencrypted: only for loopback demos and tests.",
+      format: ['tls', 'plaintext'],
+      default: 'tls',
+      env: 'FEDLHS_TLS_MODE',
+      arg: 'tls-mode',
+    },
+    cert: { doc: 'PEM server certificate (chain) file.', format: String, default: '', env: 'FEDLHS_TLS_CERT', arg: 'tls-cert' },
+    key: { doc: 'PEM private key file of the server certificate.', format: String, default: '', env: 'FEDLHS_TLS_KEY', arg: 'tls-key', sensitive: true },
+    clientCa: {
+      doc: 'PEM CA bundle; if set, agents must present a client certificate signed by it (mutual TLS).',
+      format: String,
+      default: '',
+      env: 'FEDLHS_TLS_CLIENT_CA',
+      arg: 'tls-client-ca',
+    },
+  },
+  admin: {
+    host: { doc: 'Address the admin HTTP API binds. Keep it on loopback or an operator network.', format: String, default: '127.0.0.1', env: 'FEDLHS_ADMIN_HOST', arg: 'admin-host' },
+    port: { doc: 'Admin HTTP API port; 0 picks a free port (logged at start).', format: 'port', default: 7480, env: 'FEDLHS_ADMIN_PORT', arg: 'admin-port' },
+    token: {
+      doc: 'Bearer token for the admin API. Empty: generated at first start and kept in <dataDir>/admin-token (mode 0600).',
+      format: String,
+      default: '',
+      env: 'FEDLHS_ADMIN_TOKEN',
+      arg: 'admin-token',
+      sensitive: true,
+    },
+  },
+  heartbeatIntervalMs: {
+    doc: 'Heartbeat interval on agent sessions, in ms; a node silent for 3 intervals is offline.',
+    format: 'nat',
+    default: 5000,
+    env: 'FEDLHS_HEARTBEAT_INTERVAL_MS',
+    arg: 'heartbeat-interval-ms',
+  },
+  selectionGraceMs: {
+    doc: 'Once a study has its minimum of READY clinics, how long (ms) to wait for more, up to its maximum, before starting a round.',
+    format: 'nat',
+    default: 2000,
+    env: 'FEDLHS_SELECTION_GRACE_MS',
+    arg: 'selection-grace-ms',
+  },
+  chunkBytes: {
+    doc: 'Size of model download chunks in bytes (1 MiB to 4 MiB - 64 KiB, a multiple of 4).',
+    format: 'nat',
+    default: 1048576,
+    env: 'FEDLHS_CHUNK_BYTES',
+    arg: 'chunk-bytes',
+  },
+  backend: {
+    doc: 'TensorFlow.js backend used to build initial models.',
+    format: ['auto', 'tensorflow', 'wasm', 'cpu'],
+    default: 'auto',
+    env: 'FEDLHS_BACKEND',
+    arg: 'backend',
+  },
+  log: {
+    level: { doc: 'Log level.', format: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], default: 'info', env: 'FEDLHS_LOG_LEVEL', arg: 'log-level' },
+    pretty: { doc: "Human-readable logs: 'auto' (when stdout is a TTY), 'true' or 'false'.", format: ['auto', 'true', 'false'], default: 'auto', env: 'FEDLHS_LOG_PRETTY', arg: 'log-pretty' },
+  },
+} as const;
+
+export interface CoordinatorConfig {
+  dataDir: string;
+  grpc: { host: string; port: number };
+  tls: { mode: 'tls' | 'plaintext'; cert: string; key: string; clientCa: string };
+  admin: { host: string; port: number; token: string };
+  heartbeatIntervalMs: number;
+  selectionGraceMs: number;
+  chunkBytes: number;
+  backend: 'auto' | 'tensorflow' | 'wasm' | 'cpu';
+  log: { level: string; pretty: 'auto' | 'true' | 'false' };
+}
+
+export interface LoadConfigOptions {
+  /** JSON config file to load before environment and flags. */
+  file?: string | undefined;
+  /** Environment variables (defaults to process.env). */
+  env?: NodeJS.ProcessEnv;
+  /** Command-line flags such as ['--grpc-port', '0']. */
+  args?: string[];
+}
+
+/** Thrown for any invalid configuration; the message is one line naming key, value and what is allowed. */
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+}
+
+/** Loads and strictly validates the configuration. */
+export function loadCoordinatorConfig(options: LoadConfigOptions = {}): CoordinatorConfig {
+  try {
+    const config = convict(coordinatorConfigSchema, { env: options.env ?? process.env, args: options.args ?? [] });
+    if (options.file !== undefined) config.loadFile(options.file);
+    config.validate({ allowed: 'strict' });
+    const result = config.getProperties() as CoordinatorConfig;
+    if (result.tls.mode === 'tls' && (result.tls.cert === '' || result.tls.key === '')) {
+      throw new Error("tls.cert and tls.key: both are required when tls.mode is 'tls' (set tls.mode to 'plaintext' only for loopback demos)");
+    }
+    if (result.chunkBytes < 1048576 || result.chunkBytes > 4128768 || result.chunkBytes % 4 !== 0) {
+      throw new Error(`chunkBytes: must be a multiple of 4 between 1048576 and 4128768: value was ${result.chunkBytes}`);
+    }
+    return result;
+  } catch (err) {
+    throw new ConfigError((err as Error).message.split('\n').join('; '));
+  }
+}

@@ -1,0 +1,477 @@
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, rmSync } from 'node:fs';
+import { open } from 'node:fs/promises';
+import { join } from 'node:path';
+import {
+  FedlhsError,
+  PayloadReceiver,
+  bundleLength,
+  canonicalManifestJson,
+  float32Bytes,
+  isFedlhsError,
+  manifestHash,
+  parseManifest,
+  validateManifest,
+  type EvalMetrics,
+  type StudyManifest,
+  type TensorSpec,
+} from '@fedlhs/core';
+import type {
+  AgentInfo__Output,
+  AgentMessage__Output,
+  DownloadModelRequest__Output,
+  EvaluationReceipt,
+  EvaluationReport__Output,
+  Metrics__Output,
+  Study,
+  TensorBundleHeader,
+  UpdateChunk__Output,
+  UploadReceipt,
+} from '@fedlhs/proto';
+import type { Logger } from '@fedlhs/service';
+import { CheckpointStore } from './checkpoints.js';
+import { formatNodeCredential, hashSecret, newJoinToken, newSecret, parseNodeCredential, sameHash } from './credentials.js';
+import { StudyRunner, toWireTask } from './round-engine.js';
+import { SessionRegistry, type NodeSession } from './sessions.js';
+import { SqliteStore } from './sqlite-store.js';
+import type { CoordinatorStore, NodeRecord, StudyRecord, TaskRecord } from './store.js';
+
+export const COORDINATOR_VERSION = 'fedlhs-coordinator/0.1.0';
+
+/** Builds a study's initial global model from its manifest (TF.js runs only on the coordinator). */
+export type InitialModelBuilder = (manifest: StudyManifest) => Promise<{ specs: TensorSpec[]; weights: Float32Array }>;
+
+export interface CoordinatorOptions {
+  dataDir: string;
+  logger: Logger;
+  heartbeatIntervalMs: number;
+  selectionGraceMs: number;
+  chunkBytes: number;
+  buildInitialModel: InitialModelBuilder;
+  store?: CoordinatorStore;
+  now?: () => number;
+}
+
+const SITE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+
+/**
+ * The coordinator's domain: enrolment and authentication of nodes, their sessions, the
+ * study runners, and the checks every model transfer passes. Transport adapters (gRPC, the
+ * admin HTTP API) only decode, call these methods and encode.
+ */
+export class Coordinator {
+  readonly sessions = new SessionRegistry();
+  readonly checkpoints: CheckpointStore;
+  private readonly runners = new Map<string, { runner: StudyRunner; done: Promise<void> }>();
+  private readonly uploadsInFlight = new Set<string>();
+  private readonly log: Logger;
+  private readonly now: () => number;
+
+  private constructor(readonly store: CoordinatorStore, private readonly opts: CoordinatorOptions) {
+    this.checkpoints = new CheckpointStore(opts.dataDir);
+    this.log = opts.logger.child({ component: 'coordinator' });
+    this.now = opts.now ?? Date.now;
+  }
+
+  static create(opts: CoordinatorOptions): Coordinator {
+    mkdirSync(opts.dataDir, { recursive: true });
+    return new Coordinator(opts.store ?? new SqliteStore(join(opts.dataDir, 'coordinator.db')), opts);
+  }
+
+  get heartbeatIntervalMs(): number {
+    return this.opts.heartbeatIntervalMs;
+  }
+
+  get chunkBytes(): number {
+    return this.opts.chunkBytes;
+  }
+
+  /** Resumes every RUNNING study from its last committed round, after checking that checkpoint. */
+  async start(): Promise<void> {
+    rmSync(this.checkpoints.spoolPath(''), { recursive: true, force: true });
+    mkdirSync(this.checkpoints.spoolPath(''), { recursive: true });
+    for (const study of await this.store.listStudies()) {
+      if (study.state !== 'RUNNING') continue;
+      const failed = await this.store.failOpenRounds(study.id, 'coordinator restarted before the round committed', this.now());
+      this.checkpoints.clearCandidates(study.id);
+      const last = await this.store.getCommittedRound(study.id, study.lastCommittedRound);
+      if (last?.checkpointPath == null || last.checkpointSha256 === null) {
+        throw new FedlhsError('DATA_LOSS', `study ${study.id}: committed round ${study.lastCommittedRound} has no checkpoint record`);
+      }
+      await this.checkpoints.verify(last.checkpointPath, last.checkpointSha256);
+      this.log.info({ studyId: study.id, lastCommittedRound: study.lastCommittedRound, abandonedAttempts: failed }, 'resuming study from its last committed round');
+      this.launch(study);
+    }
+  }
+
+  /** Halts the runners without ending their studies, so a restart resumes them. */
+  async shutdown(): Promise<void> {
+    for (const { runner } of this.runners.values()) runner.halt();
+    await Promise.allSettled([...this.runners.values()].map((r) => r.done));
+    await this.store.close();
+  }
+
+  private launch(study: StudyRecord): void {
+    const manifest = validateManifest(JSON.parse(study.manifestJson));
+    const runner = new StudyRunner(study, manifest, this.checkpoints.loadSpecs(study.id), {
+      store: this.store,
+      checkpoints: this.checkpoints,
+      sessions: this.sessions,
+      logger: this.opts.logger,
+      selectionGraceMs: this.opts.selectionGraceMs,
+      now: this.now,
+      onStudyChange: (id) => void this.announce(id),
+    });
+    const done = runner.run().finally(() => {
+      this.runners.delete(study.id);
+    });
+    this.runners.set(study.id, { runner, done });
+  }
+
+  /** Waits until a study's runner has finished (for tests and the CLI). */
+  async waitForStudy(studyId: string): Promise<void> {
+    await this.runners.get(studyId)?.done;
+  }
+
+  runner(studyId: string): StudyRunner | undefined {
+    return this.runners.get(studyId)?.runner;
+  }
+
+  private async announce(studyId: string): Promise<void> {
+    const study = await this.store.getStudy(studyId);
+    if (study !== undefined) this.sessions.broadcast({ study: { study: toWireStudy(study) } });
+  }
+
+  // ---- enrolment and authentication ---------------------------------------------------------
+
+  /** Issues a one-time join token for a site. The token is returned once and stored hashed. */
+  async createJoinToken(siteName: string, ttlSeconds: number, createdBy: string): Promise<{ token: string; siteName: string; expiresAt: number }> {
+    if (!SITE_NAME.test(siteName)) throw new FedlhsError('INVALID_ARGUMENT', `site name ${JSON.stringify(siteName)} must be 1-64 letters, digits, ".", "_" or "-"`);
+    if (!Number.isInteger(ttlSeconds) || ttlSeconds < 60 || ttlSeconds > 30 * 86400) {
+      throw new FedlhsError('INVALID_ARGUMENT', `token lifetime ${ttlSeconds}s must be a whole number of seconds from 60 to 2592000 (30 days)`);
+    }
+    const token = newJoinToken();
+    const createdAt = this.now();
+    const expiresAt = createdAt + ttlSeconds * 1000;
+    await this.store.insertJoinToken({
+      id: `jt_${randomBytes(6).toString('hex')}`, tokenHash: hashSecret(token), siteName, createdAt, expiresAt, usedAt: null, usedByNode: null, createdBy,
+    });
+    this.log.info({ siteName, expiresAt: new Date(expiresAt).toISOString(), createdBy }, 'join token issued');
+    return { token, siteName, expiresAt };
+  }
+
+  /** Trades a join token for a node credential. */
+  async enrol(joinToken: string, siteName: string, agent: AgentInfo__Output | null): Promise<{ nodeId: string; credential: string; siteName: string }> {
+    if (!/^fjt_[A-Za-z0-9_-]{20,128}$/.test(joinToken)) throw new FedlhsError('INVALID_ARGUMENT', 'join_token is missing or malformed');
+    if (!SITE_NAME.test(siteName)) throw new FedlhsError('INVALID_ARGUMENT', 'site_name is missing or malformed');
+    const record = await this.store.findJoinToken(hashSecret(joinToken));
+    if (record === undefined) throw new FedlhsError('UNAUTHENTICATED', 'join token is not valid');
+    if (record.usedAt !== null) throw new FedlhsError('UNAUTHENTICATED', `join token was already used on ${new Date(record.usedAt).toISOString()}`);
+    if (record.expiresAt <= this.now()) throw new FedlhsError('UNAUTHENTICATED', `join token expired on ${new Date(record.expiresAt).toISOString()}`);
+    if (record.siteName !== siteName) throw new FedlhsError('PERMISSION_DENIED', `join token was issued for site "${record.siteName}", not "${siteName}"`);
+    const nodeId = `node_${randomBytes(8).toString('hex')}`;
+    const secret = newSecret();
+    const node: NodeRecord = {
+      id: nodeId, siteName, credentialHash: hashSecret(secret), createdAt: this.now(), revokedAt: null, lastSeenAt: null,
+      agentVersion: agent?.agentVersion ?? '', trainingBackend: agent?.trainingBackend ?? '',
+    };
+    if (!(await this.store.redeemJoinToken(record.id, node))) throw new FedlhsError('UNAUTHENTICATED', 'join token was already used');
+    this.log.info({ nodeId, siteName }, 'node enrolled');
+    return { nodeId, credential: formatNodeCredential(nodeId, secret), siteName };
+  }
+
+  /** Resolves "Bearer fnc_…" metadata to an active node, or throws UNAUTHENTICATED. */
+  async authenticate(authorization: string | undefined): Promise<NodeRecord> {
+    if (authorization === undefined || !authorization.startsWith('Bearer ')) {
+      throw new FedlhsError('UNAUTHENTICATED', 'missing "authorization: Bearer <node credential>" metadata');
+    }
+    const parsed = parseNodeCredential(authorization.slice(7).trim());
+    if (parsed === undefined) throw new FedlhsError('UNAUTHENTICATED', 'node credential is malformed');
+    const node = await this.store.getNode(parsed.nodeId);
+    if (node === undefined || !sameHash(node.credentialHash, hashSecret(parsed.secret))) throw new FedlhsError('UNAUTHENTICATED', 'node credential is not valid');
+    if (node.revokedAt !== null) throw new FedlhsError('UNAUTHENTICATED', `node credential was revoked on ${new Date(node.revokedAt).toISOString()}`);
+    return node;
+  }
+
+  /** Revokes a node: its calls fail from now on and its session is closed. */
+  async revokeNode(nodeId: string, by: string, unauthenticatedCode: number): Promise<void> {
+    if (!(await this.store.revokeNode(nodeId, this.now()))) {
+      const node = await this.store.getNode(nodeId);
+      throw new FedlhsError(node === undefined ? 'NOT_FOUND' : 'FAILED_PRECONDITION', node === undefined ? `no node ${nodeId}` : `node ${nodeId} is already revoked`);
+    }
+    this.sessions.get(nodeId)?.close(unauthenticatedCode, 'node credential was revoked');
+    this.log.warn({ nodeId, by }, 'node revoked');
+  }
+
+  // ---- sessions -------------------------------------------------------------------------
+
+  /** Registers a new session: welcome, study announcements, then the node's open tasks. */
+  async openSession(session: NodeSession, abortedCode: number): Promise<void> {
+    await this.store.touchNode(session.nodeId, this.now(), session.agent.agentVersion, session.agent.trainingBackend);
+    this.sessions.attach(session, abortedCode);
+    session.send({
+      welcome: { nodeId: session.nodeId, siteName: session.siteName, heartbeatIntervalMs: this.opts.heartbeatIntervalMs, coordinatorVersion: COORDINATOR_VERSION },
+    });
+    for (const study of await this.store.listStudies()) {
+      if (study.state === 'RUNNING') session.send({ study: { study: toWireStudy(study) } });
+    }
+    const open = await this.store.openTasksForNode(session.nodeId);
+    for (const task of open) {
+      const study = await this.store.getStudy(task.studyId);
+      if (study !== undefined) session.send({ task: toWireTask(task, study.manifestHash) });
+    }
+    this.log.info(
+      { nodeId: session.nodeId, siteName: session.siteName, agentVersion: session.agent.agentVersion, trainingBackend: session.agent.trainingBackend, resentTasks: open.length },
+      'node online',
+    );
+  }
+
+  closeSession(session: NodeSession, why: string): void {
+    if (this.sessions.get(session.nodeId) !== session) return;
+    this.sessions.detach(session);
+    this.log.info({ nodeId: session.nodeId, siteName: session.siteName, why }, 'node offline');
+    void this.store.touchNode(session.nodeId, this.now(), session.agent.agentVersion, session.agent.trainingBackend);
+  }
+
+  /** Handles one message of a node's control stream (after Hello). */
+  async onAgentMessage(session: NodeSession, message: AgentMessage__Output): Promise<void> {
+    session.lastHeardAt = this.now();
+    if (message.readiness) {
+      const r = message.readiness;
+      const previous = session.readiness.get(r.studyId);
+      session.readiness.set(r.studyId, { manifestSha256: r.manifestSha256, readiness: r.readiness, detail: r.detail });
+      if (previous?.readiness !== r.readiness || previous.manifestSha256 !== r.manifestSha256) {
+        this.log.info({ nodeId: session.nodeId, studyId: r.studyId, readiness: r.readiness, detail: r.detail }, 'node readiness changed');
+        this.sessions.changed();
+      }
+    } else if (message.taskUpdate) {
+      const u = message.taskUpdate;
+      const task = await this.store.getTask(u.taskId);
+      if (task === undefined || task.nodeId !== session.nodeId) return;
+      if (u.state === 'TASK_STATE_RUNNING') {
+        session.progress.set(u.taskId, { phase: u.phase, epoch: u.epoch, epochs: u.epochs, fraction: u.fraction, at: this.now() });
+      } else if (u.state === 'TASK_STATE_DECLINED' || u.state === 'TASK_STATE_FAILED') {
+        session.progress.delete(u.taskId);
+        await this.runners.get(task.studyId)?.runner.endTask(task, u.state === 'TASK_STATE_DECLINED' ? 'DECLINED' : 'FAILED', u.reason.slice(0, 500));
+      }
+    }
+  }
+
+  // ---- studies --------------------------------------------------------------------------
+
+  /** Validates a manifest, checkpoints its initial model as round 0 and starts the study. */
+  async startStudy(manifestText: string, by: string): Promise<StudyRecord> {
+    const manifest = parseManifest(manifestText);
+    const json = canonicalManifestJson(manifest);
+    const hash = manifestHash(manifest);
+    const { specs, weights } = await this.opts.buildInitialModel(manifest);
+    const id = `${manifest.name}-${randomBytes(3).toString('hex')}`;
+    this.checkpoints.saveSpecs(id, specs);
+    const candidate = await this.checkpoints.writeCandidate(id, 0, 1, [weights]);
+    const initial = this.checkpoints.promote(id, 0, candidate);
+    const study: StudyRecord = {
+      id, name: manifest.name, manifestJson: json, manifestHash: hash, state: 'RUNNING', reason: null, lastCommittedRound: 0, strategyState: null,
+      createdAt: this.now(), endedAt: null,
+    };
+    await this.store.insertStudy(study);
+    const roundId = await this.store.insertRound({
+      studyId: id, round: 0, attempt: 1, state: 'WAITING_FOR_NODES', reason: 'initial model', startedAt: this.now(), endedAt: null, participants: 0,
+      checkpointPath: null, checkpointSha256: null,
+    });
+    await this.store.commitRound(roundId, { path: initial.path, sha256: initial.sha256 }, [], null, this.now());
+    this.log.info({ studyId: id, manifestSha256: hash, parameters: bundleLength(specs), rounds: manifest.rounds, by }, 'study started');
+    this.launch(study);
+    await this.announce(id);
+    return study;
+  }
+
+  async stopStudy(studyId: string, by: string): Promise<void> {
+    const entry = this.runners.get(studyId);
+    if (entry === undefined) {
+      const study = await this.store.getStudy(studyId);
+      throw new FedlhsError(study === undefined ? 'NOT_FOUND' : 'FAILED_PRECONDITION', study === undefined ? `no study ${studyId}` : `study ${studyId} is ${study.state}`);
+    }
+    entry.runner.stop(`stopped by ${by}`);
+    await entry.done;
+  }
+
+  async listStudies(includeEnded: boolean): Promise<StudyRecord[]> {
+    return (await this.store.listStudies()).filter((s) => includeEnded || s.state === 'RUNNING');
+  }
+
+  // ---- model transfer -------------------------------------------------------------------
+
+  private async ownTask(node: NodeRecord, taskId: string): Promise<TaskRecord> {
+    const task = await this.store.getTask(taskId);
+    if (task === undefined) throw new FedlhsError('NOT_FOUND', `no task ${JSON.stringify(taskId)}`, { reason: 'UNKNOWN_TASK' });
+    if (task.nodeId !== node.id) throw new FedlhsError('PERMISSION_DENIED', `task ${taskId} is assigned to another node`, { reason: 'NOT_ASSIGNED' });
+    return task;
+  }
+
+  private openRunner(task: TaskRecord): StudyRunner {
+    const runner = this.runners.get(task.studyId)?.runner;
+    if (runner === undefined) throw new FedlhsError('FAILED_PRECONDITION', `study ${task.studyId} is not running`, { reason: 'STALE' });
+    return runner;
+  }
+
+  /** Resolves what a download request may read: the header to send and the file behind it. */
+  async openDownload(node: NodeRecord, request: DownloadModelRequest__Output): Promise<{ header: TensorBundleHeader; path: string }> {
+    let studyId: string;
+    let stored: { path: string; sha256: string };
+    if (request.taskId !== undefined && request.selector === 'taskId') {
+      const task = await this.ownTask(node, request.taskId);
+      stored = this.openRunner(task).modelForTask(task);
+      studyId = task.studyId;
+    } else if (request.committed) {
+      const { studyId: id, round } = request.committed;
+      const record = await this.store.getCommittedRound(id, round);
+      if (record?.checkpointPath == null || record.checkpointSha256 === null) throw new FedlhsError('NOT_FOUND', `study ${id} has no committed round ${round}`);
+      stored = { path: record.checkpointPath, sha256: record.checkpointSha256 };
+      studyId = id;
+    } else {
+      throw new FedlhsError('INVALID_ARGUMENT', 'DownloadModelRequest needs task_id or committed');
+    }
+    const specs = this.runners.get(studyId)?.runner.modelSpecs ?? this.checkpoints.loadSpecs(studyId);
+    return {
+      header: {
+        tensors: specs.map((s) => ({ name: s.name, shape: [...s.shape], dtype: 'DTYPE_FLOAT32' })),
+        totalBytes: bundleLength(specs) * 4,
+        sha256: Buffer.from(stored.sha256, 'hex'),
+        chunkSize: this.opts.chunkBytes,
+      },
+      path: stored.path,
+    };
+  }
+
+  /**
+   * Receives an update stream: checks the header against the task and the model, spools the
+   * payload to disk while checking every chunk, verifies length and digest, then hands it to
+   * the study's runner. Every rejection is recorded with its reason.
+   */
+  async receiveUpload(node: NodeRecord, messages: AsyncIterable<UpdateChunk__Output>): Promise<UploadReceipt> {
+    const iterator = messages[Symbol.asyncIterator]();
+    const first = await iterator.next();
+    const header = first.done === true ? undefined : first.value.header;
+    if (header == null || header.weights == null) {
+      throw new FedlhsError('INVALID_ARGUMENT', 'the first UploadUpdate message must be a header with weights', { reason: 'BAD_HEADER' });
+    }
+    const task = await this.ownTask(node, header.taskId);
+    if (header.nodeId !== node.id) throw new FedlhsError('PERMISSION_DENIED', `header.node_id ${JSON.stringify(header.nodeId)} is not the caller (${node.id})`, { reason: 'NOT_ASSIGNED' });
+    const rest = { [Symbol.asyncIterator]: () => iterator };
+    try {
+      return await this.receiveForTask(node, task, header, rest);
+    } catch (err) {
+      if (isFedlhsError(err) && err.reason !== undefined) {
+        await this.store.insertContribution({
+          taskId: task.id, studyId: task.studyId, round: task.round, nodeId: node.id, numExamples: header.numExamples,
+          sha256: header.weights.sha256.toString('hex'), bytes: header.weights.totalBytes, accepted: false, reasonCode: err.reason, reason: err.message, receivedAt: this.now(),
+        });
+        this.log.warn({ nodeId: node.id, taskId: task.id, round: task.round, reason: err.reason, detail: err.message }, 'update rejected');
+        if (['SHAPE_MISMATCH', 'NON_FINITE', 'REPLAYED', 'BAD_HEADER'].includes(err.reason)) {
+          await this.runners.get(task.studyId)?.runner.endTask(task, 'REJECTED', `${err.reason}: ${err.message}`);
+        }
+      }
+      throw err;
+    }
+  }
+
+  private async receiveForTask(
+    node: NodeRecord,
+    task: TaskRecord,
+    header: NonNullable<UpdateChunk__Output['header']>,
+    chunks: AsyncIterable<UpdateChunk__Output>,
+  ): Promise<UploadReceipt> {
+    const weights = header.weights!;
+    if (task.kind !== 'TRAIN') throw new FedlhsError('FAILED_PRECONDITION', `task ${task.id} is an ${task.kind} task, not TRAIN`, { reason: 'STALE' });
+    if (header.studyId !== task.studyId || header.round !== task.round) {
+      throw new FedlhsError('FAILED_PRECONDITION', `update is tagged study ${header.studyId} round ${header.round}, but task ${task.id} is study ${task.studyId} round ${task.round}`, { reason: 'STALE' });
+    }
+    const existing = await this.store.acceptedContribution(task.id);
+    const runner = existing === undefined ? this.openRunner(task) : undefined;
+    const receiver = new PayloadReceiver(
+      { tensors: weights.tensors.map((t) => ({ name: t.name, shape: t.shape })), totalBytes: weights.totalBytes, sha256: weights.sha256, chunkSize: weights.chunkSize },
+      { expected: runner?.modelSpecs ?? this.checkpoints.loadSpecs(task.studyId) },
+    );
+    if (weights.tensors.some((t) => t.dtype !== 'DTYPE_FLOAT32')) throw new FedlhsError('INVALID_ARGUMENT', 'only DTYPE_FLOAT32 tensors are accepted', { reason: 'SHAPE_MISMATCH' });
+
+    if (existing !== undefined) {
+      // Idempotent re-send: hash what arrives (nothing is stored) and compare.
+      for await (const chunk of chunks) if (chunk.data) receiver.push(chunk.data);
+      const digest = receiver.finish().toString('hex');
+      if (digest !== existing.sha256) {
+        throw new FedlhsError('ALREADY_EXISTS', `a different update (sha256 ${existing.sha256}) was already accepted for task ${task.id}`, { reason: 'DUPLICATE_CONFLICT' });
+      }
+      return { taskId: task.id, sha256: Buffer.from(digest, 'hex'), duplicate: true, receivedBytes: receiver.receivedBytes };
+    }
+    runner!.modelForTask(task); // throws STALE if the round moved on
+    if (Buffer.from(header.baseModelSha256).toString('hex') !== task.modelSha256) {
+      throw new FedlhsError('FAILED_PRECONDITION', `update was trained from model ${Buffer.from(header.baseModelSha256).toString('hex') || '(none)'}, the task handed out ${task.modelSha256}`, { reason: 'STALE' });
+    }
+    if (!(header.numExamples >= 1) || !Number.isSafeInteger(header.numExamples)) {
+      throw new FedlhsError('INVALID_ARGUMENT', `num_examples must be a positive integer, got ${header.numExamples}`, { reason: 'BAD_HEADER' });
+    }
+    if (this.uploadsInFlight.has(task.id)) throw new FedlhsError('ABORTED', `an upload for task ${task.id} is already in progress; retry after it ends`);
+    this.uploadsInFlight.add(task.id);
+    const spool = this.checkpoints.spoolPath(`${task.id}.${randomBytes(4).toString('hex')}.part`);
+    try {
+      const file = await open(spool, 'wx', 0o600);
+      try {
+        for await (const chunk of chunks) {
+          if (!chunk.data) throw new FedlhsError('INVALID_ARGUMENT', 'only the first message may be a header', { reason: 'BAD_HEADER' });
+          const { values } = receiver.push(chunk.data);
+          await file.write(float32Bytes(values));
+        }
+        const digest = receiver.finish().toString('hex');
+        await file.close();
+        const earlier = await this.store.findAcceptedBySha256(digest);
+        if (earlier !== undefined) {
+          throw new FedlhsError('ALREADY_EXISTS', `payload is identical to the update accepted for task ${earlier.taskId} (round ${earlier.round}); replays are refused`, { reason: 'REPLAYED' });
+        }
+        await runner!.acceptUpdate(task, spool, header.numExamples, digest, receiver.receivedBytes, toEvalMetrics(header.trainMetrics));
+        return { taskId: task.id, sha256: Buffer.from(digest, 'hex'), duplicate: false, receivedBytes: receiver.receivedBytes };
+      } finally {
+        await file.close().catch(() => undefined);
+      }
+    } finally {
+      this.uploadsInFlight.delete(task.id);
+      rmSync(spool, { force: true });
+    }
+  }
+
+  /** Records a node's hold-out evaluation of a round's model. */
+  async reportEvaluation(node: NodeRecord, report: EvaluationReport__Output): Promise<EvaluationReceipt> {
+    const task = await this.ownTask(node, report.taskId);
+    if (task.kind !== 'EVALUATE') throw new FedlhsError('FAILED_PRECONDITION', `task ${task.id} is a ${task.kind} task, not EVALUATE`, { reason: 'STALE' });
+    if (report.studyId !== task.studyId || report.round !== task.round) {
+      throw new FedlhsError('FAILED_PRECONDITION', `report is tagged study ${report.studyId} round ${report.round}, task is study ${task.studyId} round ${task.round}`, { reason: 'STALE' });
+    }
+    if (task.state === 'ACCEPTED') return { taskId: task.id, duplicate: true };
+    const metrics = toEvalMetrics(report.metrics);
+    if (metrics === undefined) throw new FedlhsError('INVALID_ARGUMENT', 'metrics are missing');
+    await this.openRunner(task).acceptEvaluation(task, metrics);
+    return { taskId: task.id, duplicate: false };
+  }
+}
+
+/** Checks wire metrics: finite, in range, at least one example. */
+export function toEvalMetrics(m: Metrics__Output | null | undefined): EvalMetrics | undefined {
+  if (m == null) return undefined;
+  const bad = (what: string): never => {
+    throw new FedlhsError('INVALID_ARGUMENT', `metric ${what} is out of range`);
+  };
+  if (!Number.isSafeInteger(m.numExamples) || m.numExamples < 1) bad(`num_examples (${m.numExamples})`);
+  if (!Number.isFinite(m.loss) || m.loss < 0) bad(`loss (${m.loss})`);
+  if (!(m.accuracy >= 0 && m.accuracy <= 1)) bad(`accuracy (${m.accuracy})`);
+  if (m.auc != null && !(m.auc >= 0 && m.auc <= 1)) bad(`auc (${m.auc})`);
+  return { numExamples: m.numExamples, loss: m.loss, accuracy: m.accuracy, auc: m.auc ?? undefined };
+}
+
+export function toWireStudy(s: StudyRecord): Study {
+  return {
+    studyId: s.id,
+    manifestJson: s.manifestJson,
+    manifestSha256: s.manifestHash,
+    state: `STUDY_STATE_${s.state}`,
+    lastCommittedRound: s.lastCommittedRound,
+  };
+}

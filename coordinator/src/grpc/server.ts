@@ -1,0 +1,39 @@
+import * as grpc from '@grpc/grpc-js';
+import { loadFedlhsProto } from '@fedlhs/proto';
+import { SERVER_OPTIONS, serverCredentials, type Logger, type ServerTlsOptions } from '@fedlhs/service';
+import type { Coordinator } from '../coordinator.js';
+import { enrolmentHandlers, federationHandlers } from './services.js';
+
+export interface GrpcServerOptions {
+  host: string;
+  port: number;
+  tls: ServerTlsOptions;
+}
+
+/** Binds the fedlhs.v1 services; resolves with the server and the port actually bound. */
+export async function startGrpcServer(coordinator: Coordinator, logger: Logger, options: GrpcServerOptions): Promise<{ server: grpc.Server; port: number }> {
+  const proto = loadFedlhsProto();
+  const server = new grpc.Server(SERVER_OPTIONS);
+  server.addService(proto.fedlhs.v1.Enrolment.service, enrolmentHandlers(coordinator, logger));
+  server.addService(proto.fedlhs.v1.Federation.service, federationHandlers(coordinator, logger));
+  const credentials = serverCredentials(options.tls);
+  const address = options.host.includes(':') ? `[${options.host}]:${options.port}` : `${options.host}:${options.port}`;
+  const port = await new Promise<number>((resolve, reject) => {
+    server.bindAsync(address, credentials, (err, bound) => (err === null ? resolve(bound) : reject(err)));
+  });
+  return { server, port };
+}
+
+/** Graceful stop: finish in-flight calls, then force after `timeoutMs`. */
+export async function stopGrpcServer(server: grpc.Server, timeoutMs: number): Promise<void> {
+  await new Promise<void>((resolve) => {
+    const timer = setTimeout(() => {
+      server.forceShutdown();
+      resolve();
+    }, timeoutMs);
+    server.tryShutdown(() => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+}

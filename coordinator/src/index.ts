@@ -1,0 +1,6 @@
+/** The fedlhs coordinator as a library: what the CLI runs, for embedding and tests. */
+export { startCoordinatorApp, resolveAdminToken, type CoordinatorApp, type AppState } from './app.js';
+export { loadCoordinatorConfig, coordinatorConfigSchema, ConfigError, type CoordinatorConfig, type LoadConfigOptions } from './config.js';
+export { Coordinator, COORDINATOR_VERSION, type CoordinatorOptions } from './coordinator.js';
+export { SqliteStore } from './sqlite-store.js';
+export type * from './store.js';

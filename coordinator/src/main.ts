@@ -1,0 +1,169 @@
+#!/usr/bin/env node
+import { readFileSync } from 'node:fs';
+import { Command } from 'commander';
+import { createLogger } from '@fedlhs/service';
+import { startCoordinatorApp } from './app.js';
+import { adminCall, resolveAdminTarget, type AdminTarget } from './cli-client.js';
+import { ConfigError, loadCoordinatorConfig } from './config.js';
+
+interface StudySummary {
+  id: string;
+  name: string;
+  state: string;
+  rounds: number;
+  lastCommittedRound: number;
+  manifestSha256: string;
+  current: { round: number; attempt: number; state: string } | null;
+  reason: string | null;
+}
+interface NodeSummary {
+  id: string;
+  siteName: string;
+  online: boolean;
+  revoked: boolean;
+  trainingBackend: string;
+  agentVersion: string;
+  lastSeenAt: string | null;
+}
+
+function die(message: string, code = 1): never {
+  process.stderr.write(`fedlhs-coordinator: ${message}\n`);
+  process.exit(code);
+}
+
+function table(rows: string[][]): string {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
+  return rows.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n');
+}
+
+function studyRows(studies: StudySummary[]): string[][] {
+  return [
+    ['STUDY', 'STATE', 'ROUND', 'NOW', 'MANIFEST'],
+    ...studies.map((s) => [
+      s.id, s.state, `${s.lastCommittedRound}/${s.rounds}`,
+      s.current === null ? (s.reason ?? '-') : `round ${s.current.round} ${s.current.state}${s.current.attempt > 1 ? ` (attempt ${s.current.attempt})` : ''}`,
+      s.manifestSha256.slice(0, 12),
+    ]),
+  ];
+}
+
+const program = new Command('fedlhs-coordinator').description('fedlhs coordinator: runs federated-averaging studies for a network of clinics.');
+
+program
+  .command('serve')
+  .description('run the coordinator (gRPC for agents, admin HTTP API for operators)')
+  .option('--config <file>', 'JSON config file (keys as in the README); environment and flags override it')
+  .allowUnknownOption(true)
+  .helpOption(false)
+  .action(async (options: { config?: string }, command: Command) => {
+    let config;
+    try {
+      config = loadCoordinatorConfig({ file: options.config, args: command.args });
+    } catch (err) {
+      if (err instanceof ConfigError) die(`invalid configuration: ${err.message}`, 2);
+      throw err;
+    }
+    const logger = createLogger({ app: 'fedlhs-coordinator', level: config.log.level, pretty: config.log.pretty });
+    let app: Awaited<ReturnType<typeof startCoordinatorApp>>;
+    try {
+      app = await startCoordinatorApp(config, logger);
+    } catch (err) {
+      logger.fatal({ err }, 'coordinator failed to start');
+      process.exit(1);
+    }
+    const stop = (signal: string): void => {
+      logger.info({ signal }, 'signal received');
+      app.shutdown().then(() => process.exit(0), (err: unknown) => {
+        logger.error({ err }, 'shutdown failed');
+        process.exit(1);
+      });
+    };
+    process.once('SIGINT', () => stop('SIGINT'));
+    process.once('SIGTERM', () => stop('SIGTERM'));
+  });
+
+function adminCommand(name: string, description: string): Command {
+  return program
+    .command(name)
+    .description(description)
+    .option('--admin-url <url>', 'admin API URL (env FEDLHS_ADMIN_URL; default http://127.0.0.1:7480)')
+    .option('--admin-token <token>', 'admin token (env FEDLHS_ADMIN_TOKEN; default: <data-dir>/admin-token)')
+    .option('--data-dir <dir>', 'coordinator data directory, to find the admin token file');
+}
+
+function target(command: Command): AdminTarget {
+  try {
+    return resolveAdminTarget(command.optsWithGlobals(), process.env);
+  } catch (err) {
+    die((err as Error).message, 2);
+  }
+}
+
+const token = adminCommand('token', 'join tokens for enrolling clinic agents');
+token
+  .command('create')
+  .description('issue a one-time join token for a site')
+  .requiredOption('--site <name>', 'site (clinic) name the token is for')
+  .option('--ttl-hours <hours>', 'hours until the token expires', '24')
+  .action(async (options: { siteName?: string; site: string; ttlHours: string }, command: Command) => {
+    const hours = Number(options.ttlHours);
+    if (!Number.isFinite(hours) || hours <= 0) die(`--ttl-hours ${JSON.stringify(options.ttlHours)} must be a positive number`, 2);
+    const r = await adminCall<{ token: string; site: string; expiresAt: string }>(target(command), 'POST', '/api/v1/join-tokens', {
+      site: options.site,
+      ttlSeconds: Math.round(hours * 3600),
+    });
+    process.stdout.write(`${r.token}\n`);
+    process.stderr.write(`join token for site "${r.site}", valid once until ${r.expiresAt}. Give it to the clinic: fedlhs-agent enrol --join-token <token>\n`);
+  });
+
+const study = adminCommand('study', 'start, stop and list studies');
+study
+  .command('start <manifest>')
+  .description('start a study from a manifest file (JSON or YAML)')
+  .action(async (file: string, _options: unknown, command: Command) => {
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (err) {
+      die(`cannot read manifest ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, 2);
+    }
+    const s = await adminCall<StudySummary>(target(command), 'POST', '/api/v1/studies', { manifest: text });
+    process.stdout.write(`${s.id}\n`);
+    process.stderr.write(`study ${s.id} started: ${s.rounds} rounds, manifest sha256 ${s.manifestSha256}\nclinic operators approve it with: fedlhs-agent approve ${s.manifestSha256}\n`);
+  });
+study
+  .command('stop <studyId>')
+  .description('stop a running study (its current round fails; committed rounds stay)')
+  .action(async (id: string, _options: unknown, command: Command) => {
+    await adminCall(target(command), 'POST', `/api/v1/studies/${encodeURIComponent(id)}/stop`);
+    process.stdout.write(`study ${id} stopped\n`);
+  });
+study
+  .command('list')
+  .description('list studies')
+  .action(async (_options: unknown, command: Command) => {
+    const r = await adminCall<{ studies: StudySummary[] }>(target(command), 'GET', '/api/v1/studies');
+    process.stdout.write(`${table(studyRows(r.studies))}\n`);
+  });
+
+adminCommand('node', 'manage enrolled nodes')
+  .command('revoke <nodeId>')
+  .description("revoke a node's credential; its agent is disconnected and refused from now on")
+  .action(async (id: string, _options: unknown, command: Command) => {
+    await adminCall(target(command), 'POST', `/api/v1/nodes/${encodeURIComponent(id)}/revoke`);
+    process.stdout.write(`node ${id} revoked\n`);
+  });
+
+adminCommand('status', 'studies, their current rounds and the nodes online').action(async (_options: unknown, command: Command) => {
+  const r = await adminCall<{ studies: StudySummary[]; nodes: NodeSummary[]; coordinator: { version: string; uptimeSeconds: number } }>(target(command), 'GET', '/api/v1/status');
+  const online = r.nodes.filter((n) => n.online).length;
+  process.stdout.write(`${r.coordinator.version}, up ${r.coordinator.uptimeSeconds}s\n\n${table(studyRows(r.studies))}\n\n`);
+  process.stdout.write(
+    `${table([
+      ['NODE', 'SITE', 'STATUS', 'BACKEND', 'AGENT', 'LAST SEEN'],
+      ...r.nodes.map((n) => [n.id, n.siteName, n.revoked ? 'revoked' : n.online ? 'online' : 'offline', n.trainingBackend || '-', n.agentVersion || '-', n.lastSeenAt ?? '-']),
+    ])}\n\n${online} of ${r.nodes.length} node(s) online\n`,
+  );
+});
+
+program.parseAsync(process.argv).catch((err: unknown) => die((err as Error).message));

@@ -1,0 +1,432 @@
+import { randomUUID } from 'node:crypto';
+import { rm } from 'node:fs/promises';
+import {
+  FedlhsError,
+  WeightedSum,
+  assertTransition,
+  bundleLength,
+  decideClose,
+  weightedMetrics,
+  type EvalMetrics,
+  type RoundState,
+  type StudyManifest,
+  type TaskTally,
+  type TensorSpec,
+} from '@fedlhs/core';
+import type { Logger } from '@fedlhs/service';
+import type { CheckpointStore, StoredModel } from './checkpoints.js';
+import type { SessionRegistry } from './sessions.js';
+import type { CoordinatorStore, MetricRecord, StudyRecord, TaskKindName, TaskRecord, TaskStateName } from './store.js';
+
+export interface EngineOptions {
+  store: CoordinatorStore;
+  checkpoints: CheckpointStore;
+  sessions: SessionRegistry;
+  logger: Logger;
+  /** After a study has its minimum of READY clinics, how long to wait for its maximum. */
+  selectionGraceMs: number;
+  now?: () => number;
+  /** Called whenever a round or study changes state (for announcements and monitoring). */
+  onStudyChange?: (studyId: string) => void;
+}
+
+/** The round attempt a runner is working on. */
+interface Attempt {
+  roundId: number;
+  round: number;
+  attempt: number;
+  state: RoundState;
+  deadline: number;
+  /** The model TRAIN tasks start from (committed round - 1). */
+  base: StoredModel;
+  /** The aggregated model EVALUATE tasks evaluate. */
+  candidate: StoredModel | undefined;
+  tasks: Map<string, { nodeId: string; kind: TaskKindName; state: TaskStateName; accepting: boolean }>;
+  /** Updates being added to `sum` right now; aggregation waits for them. */
+  inflight: Set<Promise<void>>;
+  sum: WeightedSum;
+  trainingMetrics: MetricRecord[];
+  evaluations: Map<string, EvalMetrics>;
+}
+
+class Stopped extends Error {}
+
+const SLICE = 1 << 18;
+
+/**
+ * Runs one study's rounds to completion as an explicit state machine per round attempt:
+ * WAITING_FOR_NODES → TRAINING → AGGREGATING → EVALUATING → COMMITTED, or FAILED with a
+ * reason. Event-driven: it wakes on node, readiness and task changes and on its deadlines,
+ * never on a polling sleep. Federated averaging accumulates each accepted update as it is
+ * checked, so memory is O(model) whatever the number of clinics.
+ */
+export class StudyRunner {
+  readonly studyId: string;
+  private attemptState: Attempt | undefined;
+  private readonly abort = new AbortController();
+  private stopReason = '';
+  private halting = false;
+  private wake: (() => void) | undefined;
+  private readonly log: Logger;
+  private readonly now: () => number;
+  private readonly onSessionChange = (): void => this.notify();
+
+  constructor(
+    private readonly study: StudyRecord,
+    private readonly manifest: StudyManifest,
+    private readonly specs: TensorSpec[],
+    private readonly opts: EngineOptions,
+  ) {
+    this.studyId = study.id;
+    this.log = opts.logger.child({ component: 'round-engine', studyId: study.id, study: study.name });
+    this.now = opts.now ?? Date.now;
+  }
+
+  /** The current attempt's round, attempt number, state and deadline, for status displays. */
+  get current(): { roundId: number; round: number; attempt: number; state: RoundState; deadline: number } | undefined {
+    const a = this.attemptState;
+    return a === undefined ? undefined : { roundId: a.roundId, round: a.round, attempt: a.attempt, state: a.state, deadline: a.deadline };
+  }
+
+  get modelSpecs(): readonly TensorSpec[] {
+    return this.specs;
+  }
+
+  /** Runs until the study completes, fails or is stopped. Never rejects. */
+  async run(): Promise<void> {
+    this.opts.sessions.on('change', this.onSessionChange);
+    try {
+      let round = this.study.lastCommittedRound + 1;
+      while (round <= this.manifest.rounds) {
+        const previous = (await this.opts.store.listRounds(this.studyId)).filter((r) => r.round === round).length;
+        let committed = false;
+        for (let i = 1; i <= this.manifest.deadlines.maxRoundAttempts && !committed; i++) {
+          committed = await this.runAttempt(round, previous + i);
+        }
+        if (!committed) {
+          await this.endStudy('FAILED', `round ${round} failed ${this.manifest.deadlines.maxRoundAttempts} time(s)`);
+          return;
+        }
+        round++;
+      }
+      await this.endStudy('COMPLETED', null);
+    } catch (err) {
+      if (err instanceof Stopped) {
+        if (!this.halting) await this.endStudy('STOPPED', this.stopReason);
+      } else {
+        this.log.error({ err }, 'study failed with an internal error');
+        await this.endStudy('FAILED', `internal error: ${(err as Error).message}`);
+      }
+    } finally {
+      this.opts.sessions.off('change', this.onSessionChange);
+    }
+  }
+
+  /** Stops the study: the current round fails with `reason`, open tasks are cancelled. */
+  stop(reason: string): void {
+    this.stopReason = reason;
+    this.abort.abort();
+    this.notify();
+  }
+
+  /** Stops work for a coordinator shutdown; the study stays RUNNING and resumes at restart. */
+  halt(): void {
+    this.halting = true;
+    this.stop('coordinator shutting down');
+  }
+
+  private notify(): void {
+    const wake = this.wake;
+    this.wake = undefined;
+    wake?.();
+  }
+
+  /** Resolves on the next notify(), at `until`, or throws Stopped. */
+  private async nextEvent(until: number): Promise<void> {
+    if (this.abort.signal.aborted) throw new Stopped();
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, Math.max(0, until - this.now()));
+      this.wake = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+    if (this.abort.signal.aborted) throw new Stopped();
+  }
+
+  private async transition(a: Attempt, to: RoundState, reason: string | null = null): Promise<void> {
+    assertTransition(a.state, to);
+    a.state = to;
+    const final = to === 'COMMITTED' || to === 'FAILED';
+    await this.opts.store.setRoundState(a.roundId, to, reason, final ? this.now() : null);
+    this.log.info({ round: a.round, attempt: a.attempt, state: to, ...(reason === null ? {} : { reason }) }, `round ${a.round} → ${to}`);
+    this.opts.onStudyChange?.(this.studyId);
+  }
+
+  private async runAttempt(round: number, attempt: number): Promise<boolean> {
+    const baseRecord = await this.opts.store.getCommittedRound(this.studyId, round - 1);
+    if (baseRecord?.checkpointPath == null || baseRecord.checkpointSha256 === null) {
+      throw new FedlhsError('INTERNAL', `no committed checkpoint for round ${round - 1}`);
+    }
+    const roundId = await this.opts.store.insertRound({
+      studyId: this.studyId, round, attempt, state: 'WAITING_FOR_NODES', reason: null,
+      startedAt: this.now(), endedAt: null, participants: 0, checkpointPath: null, checkpointSha256: null,
+    });
+    const a: Attempt = {
+      roundId, round, attempt, state: 'WAITING_FOR_NODES', deadline: 0,
+      base: { path: baseRecord.checkpointPath, sha256: baseRecord.checkpointSha256, totalBytes: bundleLength(this.specs) * 4 },
+      candidate: undefined, tasks: new Map(), sum: new WeightedSum(bundleLength(this.specs)), trainingMetrics: [], evaluations: new Map(), inflight: new Set(),
+    };
+    this.attemptState = a;
+    this.log.info({ round, attempt }, `round ${round} (attempt ${attempt}) waiting for ${this.manifest.clients.min}-${this.manifest.clients.max} READY clinics`);
+    this.opts.onStudyChange?.(this.studyId);
+    try {
+      const selected = await this.selectNodes();
+      await this.opts.store.setRoundParticipants(roundId, selected.length);
+      a.deadline = this.now() + this.manifest.deadlines.roundSeconds * 1000;
+      await this.transition(a, 'TRAINING');
+      await this.assign(a, selected, 'TRAIN', a.base.sha256);
+      const training = await this.closePhase(a, this.manifest.clients.quorum);
+      if (training.action === 'retry') {
+        await this.failAttempt(a, training.reason);
+        return false;
+      }
+      await this.cancelOpen(a, 'the round closed with its quorum');
+      await this.transition(a, 'AGGREGATING');
+      a.candidate = await this.opts.checkpoints.writeCandidate(this.studyId, round, attempt, this.meanSlices(a.sum));
+      this.log.info({ round, updates: a.sum.count, examples: a.sum.totalWeight, sha256: a.candidate.sha256 }, 'aggregated with example-weighted FedAvg');
+
+      a.deadline = this.now() + this.manifest.deadlines.evaluationSeconds * 1000;
+      await this.transition(a, 'EVALUATING');
+      const evaluators = this.opts.sessions.readyFor(this.studyId, this.study.manifestHash).map((s) => s.nodeId);
+      await this.assign(a, evaluators, 'EVALUATE', a.candidate.sha256);
+      // Evaluation has no quorum: the model is committed with whatever sites reported in time.
+      await this.closePhase(a, 0);
+      await this.cancelOpen(a, 'evaluation closed');
+      await this.commit(a);
+      return true;
+    } catch (err) {
+      if (err instanceof Stopped) {
+        await this.failAttempt(a, this.halting ? this.stopReason : `study stopped: ${this.stopReason}`);
+      } else if (a.state !== 'COMMITTED' && a.state !== 'FAILED') {
+        await this.failAttempt(a, `internal error: ${(err as Error).message}`);
+      }
+      throw err;
+    } finally {
+      if (a.candidate !== undefined && a.state !== 'COMMITTED') await rm(a.candidate.path, { force: true });
+      this.attemptState = undefined;
+    }
+  }
+
+  private *meanSlices(sum: WeightedSum): Generator<Float32Array> {
+    for (let offset = 0; offset < sum.length; offset += SLICE) yield sum.meanSlice(offset, Math.min(SLICE, sum.length - offset));
+  }
+
+  private async selectNodes(): Promise<string[]> {
+    const { min, max } = this.manifest.clients;
+    let graceUntil: number | undefined;
+    let lastReported = -1;
+    for (;;) {
+      const ready = this.opts.sessions.readyFor(this.studyId, this.study.manifestHash).map((s) => s.nodeId);
+      if (ready.length >= min) {
+        graceUntil ??= this.now() + this.opts.selectionGraceMs;
+        if (ready.length >= max || this.now() >= graceUntil) {
+          return shuffle(ready).slice(0, max);
+        }
+      } else {
+        graceUntil = undefined;
+        if (ready.length !== lastReported) {
+          this.log.info({ ready: ready.length, min }, `waiting for clinics: ${ready.length} READY of ${min} needed`);
+          lastReported = ready.length;
+        }
+      }
+      await this.nextEvent(graceUntil ?? this.now() + 60_000);
+    }
+  }
+
+  private async assign(a: Attempt, nodeIds: string[], kind: TaskKindName, modelSha256: string): Promise<void> {
+    for (const nodeId of nodeIds) {
+      const task: TaskRecord = {
+        id: `task_${randomUUID()}`, roundId: a.roundId, studyId: this.studyId, round: a.round, attempt: a.attempt,
+        nodeId, kind, state: 'ASSIGNED', detail: null, modelSha256, deadline: a.deadline, createdAt: this.now(),
+      };
+      await this.opts.store.insertTask(task);
+      a.tasks.set(task.id, { nodeId, kind, state: 'ASSIGNED', accepting: false });
+      this.opts.sessions.sendTo(nodeId, { task: toWireTask(task, this.study.manifestHash) });
+    }
+    this.log.info({ round: a.round, kind, nodes: nodeIds.length }, `${kind} tasks sent to ${nodeIds.length} clinic(s)`);
+  }
+
+  private tally(a: Attempt, kind: TaskKindName): TaskTally {
+    const t: TaskTally = { accepted: 0, outstanding: 0, disconnected: 0, ended: 0 };
+    for (const task of a.tasks.values()) {
+      if (task.kind !== kind) continue;
+      if (task.state === 'ACCEPTED') t.accepted++;
+      else if (task.state !== 'ASSIGNED') t.ended++;
+      else if (task.accepting) t.outstanding++;
+      else if (this.opts.sessions.isOnline(task.nodeId)) t.outstanding++;
+      else t.disconnected++;
+    }
+    return t;
+  }
+
+  private async closePhase(a: Attempt, quorum: number): Promise<{ action: 'close' } | { action: 'retry'; reason: string }> {
+    const kind: TaskKindName = a.state === 'TRAINING' ? 'TRAIN' : 'EVALUATE';
+    for (;;) {
+      const decision = decideClose(this.tally(a, kind), quorum, this.now() >= a.deadline);
+      if (decision.action === 'close' && a.inflight.size > 0) {
+        // Updates that arrived in time are still being added; the average must include them.
+        await Promise.allSettled([...a.inflight]);
+        continue;
+      }
+      if (decision.action !== 'wait') return decision;
+      await this.nextEvent(a.deadline);
+    }
+  }
+
+  private async cancelOpen(a: Attempt, reason: string): Promise<void> {
+    const ids = await this.opts.store.cancelOpenTasks(a.roundId, reason);
+    for (const id of ids) {
+      const t = a.tasks.get(id);
+      if (t === undefined) continue;
+      t.state = 'CANCELLED';
+      this.opts.sessions.sendTo(t.nodeId, { cancel: { taskId: id, reason } });
+    }
+  }
+
+  private async failAttempt(a: Attempt, reason: string): Promise<void> {
+    await this.cancelOpen(a, `round failed: ${reason}`);
+    await this.transition(a, 'FAILED', reason);
+    this.log.warn({ round: a.round, attempt: a.attempt, reason }, `round ${a.round} attempt ${a.attempt} failed`);
+  }
+
+  private async commit(a: Attempt): Promise<void> {
+    const candidate = a.candidate!;
+    const committed = this.opts.checkpoints.promote(this.studyId, a.round, candidate);
+    a.candidate = undefined;
+    const perSite: MetricRecord[] = [...a.evaluations].map(([nodeId, m]) => ({ ...m, roundId: a.roundId, nodeId, phase: 'evaluation' }));
+    const global = weightedMetrics([...a.evaluations.values()]);
+    const metrics = [...a.trainingMetrics, ...perSite, ...(global === undefined ? [] : [{ ...global, roundId: a.roundId, nodeId: null, phase: 'evaluation' as const }])];
+    await this.opts.store.commitRound(a.roundId, { path: committed.path, sha256: committed.sha256 }, metrics, null, this.now());
+    a.state = 'COMMITTED';
+    this.log.info(
+      {
+        round: a.round, attempt: a.attempt, state: 'COMMITTED', sha256: committed.sha256, updates: a.sum.count, examples: a.sum.totalWeight,
+        evaluatedSites: a.evaluations.size, ...(global === undefined ? {} : { loss: global.loss, accuracy: global.accuracy, auc: global.auc }),
+      },
+      `round ${a.round} committed`,
+    );
+    if (global === undefined) this.log.warn({ round: a.round }, 'no clinic evaluated the new model in time');
+    this.opts.onStudyChange?.(this.studyId);
+  }
+
+  private async endStudy(state: 'COMPLETED' | 'FAILED' | 'STOPPED', reason: string | null): Promise<void> {
+    await this.opts.store.setStudyState(this.studyId, state, reason, this.now());
+    this.log[state === 'COMPLETED' ? 'info' : 'warn']({ state, reason }, `study ${state.toLowerCase()}`);
+    this.opts.onStudyChange?.(this.studyId);
+  }
+
+  // ---- called by the transport handlers -------------------------------------------------
+
+  /** The model a task hands out, or STALE if the task's round is no longer at that step. */
+  modelForTask(task: TaskRecord): StoredModel {
+    const a = this.openAttempt(task);
+    if (task.kind === 'TRAIN') return a.base;
+    if (a.candidate === undefined) throw stale(task, 'its round has no candidate model');
+    return a.candidate;
+  }
+
+  /**
+   * Adds a checked, spooled update to the running average and records it, if the task is
+   * still open. The spool file is read in slices and deleted afterwards.
+   */
+  async acceptUpdate(task: TaskRecord, spoolPath: string, numExamples: number, sha256: string, bytes: number, trainMetrics: EvalMetrics | undefined): Promise<void> {
+    const a = this.openAttempt(task);
+    if (a.state !== 'TRAINING') throw stale(task, `round ${a.round} is ${a.state}`);
+    const entry = a.tasks.get(task.id)!;
+    if (entry.accepting) throw new FedlhsError('ABORTED', `an update for task ${task.id} is already being added`);
+    entry.accepting = true;
+    const work = (async () => {
+      let offset = 0;
+      for await (const chunk of this.opts.checkpoints.read(spoolPath, 4 * 1024 * 1024)) {
+        // read() allocates each chunk unpooled, so it is 4-byte aligned.
+        const values = new Float32Array(chunk.buffer, chunk.byteOffset, chunk.byteLength / 4);
+        a.sum.addChunk(offset, values, numExamples);
+        offset += values.length;
+      }
+      a.sum.commit(numExamples);
+      entry.state = 'ACCEPTED';
+      await this.opts.store.setTaskState(task.id, 'ACCEPTED', null);
+      await this.opts.store.insertContribution({
+        taskId: task.id, studyId: task.studyId, round: task.round, nodeId: task.nodeId, numExamples, sha256, bytes,
+        accepted: true, reasonCode: null, reason: null, receivedAt: this.now(),
+      });
+      if (trainMetrics !== undefined) a.trainingMetrics.push({ ...trainMetrics, roundId: a.roundId, nodeId: task.nodeId, phase: 'training' });
+    })();
+    a.inflight.add(work);
+    try {
+      await work;
+    } finally {
+      a.inflight.delete(work);
+      entry.accepting = false;
+      this.notify();
+    }
+    this.log.info({ round: a.round, nodeId: task.nodeId, taskId: task.id, numExamples, accepted: a.sum.count }, 'update accepted');
+  }
+
+  /** Records a hold-out evaluation of the round's candidate model. */
+  async acceptEvaluation(task: TaskRecord, metrics: EvalMetrics): Promise<void> {
+    const a = this.openAttempt(task);
+    if (a.state !== 'EVALUATING') throw stale(task, `round ${a.round} is ${a.state}`);
+    a.evaluations.set(task.nodeId, metrics);
+    a.tasks.get(task.id)!.state = 'ACCEPTED';
+    await this.opts.store.setTaskState(task.id, 'ACCEPTED', null);
+    this.notify();
+  }
+
+  /** Ends a task without a result (declined, failed, rejected update). */
+  async endTask(task: TaskRecord, state: Exclude<TaskStateName, 'ASSIGNED' | 'ACCEPTED'>, detail: string): Promise<void> {
+    const entry = this.attemptState?.roundId === task.roundId ? this.attemptState.tasks.get(task.id) : undefined;
+    if (entry === undefined || entry.state !== 'ASSIGNED') return;
+    entry.state = state;
+    await this.opts.store.setTaskState(task.id, state, detail);
+    this.log.warn({ nodeId: task.nodeId, taskId: task.id, kind: task.kind, state, detail }, `task ${state.toLowerCase()}`);
+    this.notify();
+  }
+
+  private openAttempt(task: TaskRecord): Attempt {
+    const a = this.attemptState;
+    if (a === undefined || a.roundId !== task.roundId) throw stale(task, 'its round attempt is over');
+    const entry = a.tasks.get(task.id);
+    if (entry === undefined || entry.state !== 'ASSIGNED') throw stale(task, `it is ${entry?.state ?? 'unknown'}`);
+    if (this.now() > a.deadline) throw stale(task, 'its deadline passed');
+    return a;
+  }
+}
+
+function stale(task: TaskRecord, why: string): FedlhsError {
+  return new FedlhsError('FAILED_PRECONDITION', `task ${task.id} (study ${task.studyId}, round ${task.round}) is no longer open: ${why}`, { reason: 'STALE' });
+}
+
+/** The wire form of a task. */
+export function toWireTask(task: TaskRecord, manifestSha256: string) {
+  return {
+    taskId: task.id,
+    kind: task.kind === 'TRAIN' ? ('TASK_KIND_TRAIN' as const) : ('TASK_KIND_EVALUATE' as const),
+    studyId: task.studyId,
+    manifestSha256,
+    round: task.round,
+    attempt: task.attempt,
+    deadlineUnixMs: task.deadline,
+    modelSha256: Buffer.from(task.modelSha256, 'hex'),
+  };
+}
+
+function shuffle<T>(items: T[]): T[] {
+  const out = [...items];
+  for (let i = out.length - 1; i > 0; i--) {
+    const j = Math.floor(Math.random() * (i + 1));
+    [out[i], out[j]] = [out[j]!, out[i]!];
+  }
+  return out;
+}

@@ -1,0 +1,146 @@
+import type { EvalMetrics, RoundState } from '@fedlhs/core';
+
+/**
+ * Persistence of the coordinator's state. The embedded default is SQLite (sqlite-store.ts);
+ * the interface is asynchronous so that a PostgreSQL implementation can stand behind it
+ * without changing the callers.
+ */
+
+export interface NodeRecord {
+  id: string;
+  siteName: string;
+  credentialHash: string;
+  createdAt: number;
+  revokedAt: number | null;
+  lastSeenAt: number | null;
+  agentVersion: string;
+  trainingBackend: string;
+}
+
+export interface JoinTokenRecord {
+  id: string;
+  tokenHash: string;
+  siteName: string;
+  createdAt: number;
+  expiresAt: number;
+  usedAt: number | null;
+  usedByNode: string | null;
+  createdBy: string;
+}
+
+export type StudyStateName = 'RUNNING' | 'COMPLETED' | 'STOPPED' | 'FAILED';
+
+export interface StudyRecord {
+  id: string;
+  name: string;
+  manifestJson: string;
+  manifestHash: string;
+  state: StudyStateName;
+  reason: string | null;
+  lastCommittedRound: number;
+  /** Server-side aggregation state (e.g. optimizer moments), JSON; null for stateless strategies. */
+  strategyState: string | null;
+  createdAt: number;
+  endedAt: number | null;
+}
+
+export interface RoundRecord {
+  id: number;
+  studyId: string;
+  round: number;
+  attempt: number;
+  state: RoundState;
+  reason: string | null;
+  startedAt: number;
+  endedAt: number | null;
+  participants: number;
+  checkpointPath: string | null;
+  checkpointSha256: string | null;
+}
+
+export type TaskKindName = 'TRAIN' | 'EVALUATE';
+/** ASSIGNED: sent; ACCEPTED: result in; REJECTED/DECLINED/FAILED/CANCELLED: ended without result. */
+export type TaskStateName = 'ASSIGNED' | 'ACCEPTED' | 'REJECTED' | 'DECLINED' | 'FAILED' | 'CANCELLED';
+
+export interface TaskRecord {
+  id: string;
+  roundId: number;
+  studyId: string;
+  round: number;
+  attempt: number;
+  nodeId: string;
+  kind: TaskKindName;
+  state: TaskStateName;
+  detail: string | null;
+  modelSha256: string;
+  deadline: number;
+  createdAt: number;
+}
+
+export interface ContributionRecord {
+  taskId: string;
+  studyId: string;
+  round: number;
+  nodeId: string;
+  numExamples: number;
+  sha256: string;
+  bytes: number;
+  accepted: boolean;
+  reasonCode: string | null;
+  reason: string | null;
+  receivedAt: number;
+}
+
+export interface MetricRecord extends EvalMetrics {
+  roundId: number;
+  /** null for the example-weighted global value. */
+  nodeId: string | null;
+  /** 'evaluation' (hold-out, global model) or 'training' (local split, local weights). */
+  phase: 'evaluation' | 'training';
+}
+
+export interface CoordinatorStore {
+  // Enrolment
+  insertJoinToken(token: JoinTokenRecord): Promise<void>;
+  findJoinToken(tokenHash: string): Promise<JoinTokenRecord | undefined>;
+  /** Atomically marks the token used and creates the node. False if the token was used meanwhile. */
+  redeemJoinToken(tokenId: string, node: NodeRecord): Promise<boolean>;
+  getNode(id: string): Promise<NodeRecord | undefined>;
+  listNodes(): Promise<NodeRecord[]>;
+  revokeNode(id: string, at: number): Promise<boolean>;
+  touchNode(id: string, at: number, agentVersion: string, trainingBackend: string): Promise<void>;
+
+  // Studies and rounds
+  insertStudy(study: StudyRecord): Promise<void>;
+  getStudy(id: string): Promise<StudyRecord | undefined>;
+  listStudies(): Promise<StudyRecord[]>;
+  setStudyState(id: string, state: StudyStateName, reason: string | null, at: number | null): Promise<void>;
+  insertRound(round: Omit<RoundRecord, 'id'>): Promise<number>;
+  setRoundState(id: number, state: RoundState, reason: string | null, at: number | null): Promise<void>;
+  setRoundParticipants(id: number, participants: number): Promise<void>;
+  /** In one transaction: round COMMITTED with its checkpoint and metrics, study advanced. */
+  commitRound(id: number, checkpoint: { path: string; sha256: string }, metrics: MetricRecord[], strategyState: string | null, at: number): Promise<void>;
+  listRounds(studyId: string): Promise<RoundRecord[]>;
+  getCommittedRound(studyId: string, round: number): Promise<RoundRecord | undefined>;
+  /** Marks every non-final round of the study FAILED with `reason` (used after a restart). */
+  failOpenRounds(studyId: string, reason: string, at: number): Promise<number>;
+
+  // Tasks
+  insertTask(task: TaskRecord): Promise<void>;
+  getTask(id: string): Promise<TaskRecord | undefined>;
+  setTaskState(id: string, state: TaskStateName, detail: string | null): Promise<void>;
+  listTasks(roundId: number): Promise<TaskRecord[]>;
+  /** Open (ASSIGNED) tasks of a node in rounds that are still running. */
+  openTasksForNode(nodeId: string): Promise<TaskRecord[]>;
+  cancelOpenTasks(roundId: number, detail: string): Promise<string[]>;
+
+  // Contributions and metrics
+  insertContribution(c: ContributionRecord): Promise<void>;
+  acceptedContribution(taskId: string): Promise<ContributionRecord | undefined>;
+  findAcceptedBySha256(sha256: string): Promise<ContributionRecord | undefined>;
+  listContributions(filter: { studyId?: string; nodeId?: string }): Promise<ContributionRecord[]>;
+  insertMetrics(metrics: MetricRecord[]): Promise<void>;
+  listMetrics(studyId: string): Promise<(MetricRecord & { round: number })[]>;
+
+  close(): Promise<void>;
+}

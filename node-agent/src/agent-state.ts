@@ -1,0 +1,156 @@
+import { appendFileSync, existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { writeFileAtomic } from '@fedlhs/service';
+
+/** What `enrol` stores: the node credential and where it is valid. */
+export interface NodeCredential {
+  nodeId: string;
+  siteName: string;
+  coordinator: string;
+  credential: string;
+  enrolledAt: string;
+}
+
+export interface ManifestRecord {
+  hash: string;
+  studyId: string;
+  name: string;
+  json: string;
+  firstSeenAt: number;
+  approvedAt: number | null;
+  approvedBy: string | null;
+}
+
+/** One line of the audit log: something that left the clinic. */
+export interface AuditEntry {
+  time: string;
+  event: 'enrolled' | 'readiness_sent' | 'update_sent' | 'evaluation_sent' | 'task_declined';
+  coordinator: string;
+  studyId?: string;
+  round?: number;
+  taskId?: string;
+  bytes?: number;
+  sha256?: string;
+  numExamples?: number;
+  metrics?: Record<string, number | undefined>;
+  outcome?: string;
+  detail?: string;
+}
+
+/**
+ * The agent's local state in its state directory: the credential file (mode 0600), a SQLite
+ * database of manifests seen and approved, and `audit.jsonl`, an append-only log of exactly
+ * what the agent sent (never record-level data, because none is ever sent).
+ */
+export class AgentState {
+  readonly dir: string;
+  private dbHandle: Database.Database | undefined;
+
+  constructor(dir: string) {
+    this.dir = dir;
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+  }
+
+  get credentialPath(): string {
+    return join(this.dir, 'node-credential.json');
+  }
+
+  get auditPath(): string {
+    return join(this.dir, 'audit.jsonl');
+  }
+
+  saveCredential(c: NodeCredential): void {
+    writeFileAtomic(this.credentialPath, `${JSON.stringify(c, null, 2)}\n`, 0o600);
+  }
+
+  /** The stored credential; refuses one that others can read. */
+  loadCredential(): NodeCredential | undefined {
+    if (!existsSync(this.credentialPath)) return undefined;
+    const mode = statSync(this.credentialPath).mode & 0o777;
+    if ((mode & 0o077) !== 0) {
+      throw new Error(`${this.credentialPath} is readable by others (mode ${mode.toString(8)}); run: chmod 600 ${this.credentialPath}`);
+    }
+    const value = JSON.parse(readFileSync(this.credentialPath, 'utf8')) as Partial<NodeCredential>;
+    if (typeof value.nodeId !== 'string' || typeof value.credential !== 'string' || typeof value.siteName !== 'string') {
+      throw new Error(`${this.credentialPath} is not a fedlhs node credential file`);
+    }
+    return value as NodeCredential;
+  }
+
+  private get db(): Database.Database {
+    if (this.dbHandle === undefined) {
+      const db = new Database(join(this.dir, 'agent.db'));
+      db.pragma('journal_mode = WAL');
+      db.pragma('busy_timeout = 5000');
+      db.exec(`CREATE TABLE IF NOT EXISTS manifests (
+        hash TEXT PRIMARY KEY, study_id TEXT NOT NULL, name TEXT NOT NULL, json TEXT NOT NULL,
+        first_seen_at INTEGER NOT NULL, approved_at INTEGER, approved_by TEXT)`);
+      this.dbHandle = db;
+    }
+    return this.dbHandle;
+  }
+
+  /** Remembers a manifest (idempotent). */
+  recordManifest(m: { hash: string; studyId: string; name: string; json: string }): void {
+    this.db.prepare(`INSERT OR IGNORE INTO manifests (hash, study_id, name, json, first_seen_at) VALUES (?,?,?,?,?)`).run(m.hash, m.studyId, m.name, m.json, Date.now());
+  }
+
+  getManifest(hash: string): ManifestRecord | undefined {
+    const r = this.db.prepare(`SELECT * FROM manifests WHERE hash = ?`).get(hash) as Record<string, unknown> | undefined;
+    return r === undefined ? undefined : toManifest(r);
+  }
+
+  listManifests(): ManifestRecord[] {
+    return (this.db.prepare(`SELECT * FROM manifests ORDER BY first_seen_at`).all() as Record<string, unknown>[]).map(toManifest);
+  }
+
+  isApproved(hash: string): boolean {
+    return this.getManifest(hash)?.approvedAt != null;
+  }
+
+  approve(hash: string, by: string): ManifestRecord {
+    const res = this.db.prepare(`UPDATE manifests SET approved_at = ?, approved_by = ? WHERE hash = ? AND approved_at IS NULL`).run(Date.now(), by, hash);
+    const m = this.getManifest(hash);
+    if (m === undefined) throw new Error(`no manifest with hash ${hash}; run \`fedlhs-agent review\` to fetch pending studies`);
+    if (res.changes === 0 && m.approvedAt !== null) return m;
+    return m;
+  }
+
+  /** The most recent approved manifest of a study name other than `exceptHash`. */
+  previousApproved(name: string, exceptHash: string): ManifestRecord | undefined {
+    const r = this.db
+      .prepare(`SELECT * FROM manifests WHERE name = ? AND hash != ? AND approved_at IS NOT NULL ORDER BY approved_at DESC LIMIT 1`)
+      .get(name, exceptHash) as Record<string, unknown> | undefined;
+    return r === undefined ? undefined : toManifest(r);
+  }
+
+  /** Appends one audit line and flushes it to disk before returning. */
+  audit(entry: Omit<AuditEntry, 'time'>): void {
+    const line = `${JSON.stringify({ time: new Date().toISOString(), ...entry })}\n`;
+    appendFileSync(this.auditPath, line, { mode: 0o600, flush: true });
+  }
+
+  readAudit(): AuditEntry[] {
+    if (!existsSync(this.auditPath)) return [];
+    return readFileSync(this.auditPath, 'utf8').split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as AuditEntry);
+  }
+
+  close(): void {
+    this.dbHandle?.close();
+    this.dbHandle = undefined;
+  }
+}
+
+function toManifest(r: Record<string, unknown>): ManifestRecord {
+  return {
+    hash: r.hash as string,
+    studyId: r.study_id as string,
+    name: r.name as string,
+    json: r.json as string,
+    firstSeenAt: r.first_seen_at as number,
+    approvedAt: (r.approved_at as number | null) ?? null,
+    approvedBy: (r.approved_by as string | null) ?? null,
+  };
+}
+

@@ -1,0 +1,97 @@
+import convict from 'convict';
+
+/**
+ * The node agent's configuration schema: JSON file (--config), then environment (FEDLHS_*),
+ * then flags, validated strictly at start.
+ */
+export const agentConfigSchema = {
+  site: { doc: 'This clinic\'s site name, as the operator issued the join token for.', format: String, default: '', env: 'FEDLHS_SITE', arg: 'site' },
+  stateDir: {
+    doc: 'Directory for the node credential (0600), approvals and the audit log of what left the clinic.',
+    format: String,
+    default: './.fedlhs/agent',
+    env: 'FEDLHS_STATE_DIR',
+    arg: 'state-dir',
+  },
+  coordinator: {
+    address: { doc: 'Coordinator gRPC address, host:port. The agent only dials out.', format: String, default: 'localhost:7443', env: 'FEDLHS_COORDINATOR', arg: 'coordinator' },
+  },
+  tls: {
+    mode: { doc: "'tls' (default) or 'plaintext' (loopback demos and tests only).", format: ['tls', 'plaintext'], default: 'tls', env: 'FEDLHS_TLS_MODE', arg: 'tls-mode' },
+    ca: { doc: 'PEM CA bundle that signed the coordinator certificate; empty: system roots.', format: String, default: '', env: 'FEDLHS_TLS_CA', arg: 'tls-ca' },
+    cert: { doc: 'PEM client certificate for mutual TLS (optional).', format: String, default: '', env: 'FEDLHS_TLS_CERT', arg: 'tls-cert' },
+    key: { doc: 'PEM private key of the client certificate.', format: String, default: '', env: 'FEDLHS_TLS_KEY', arg: 'tls-key', sensitive: true },
+    serverName: { doc: 'Expected name in the coordinator certificate, if not the address host.', format: String, default: '', env: 'FEDLHS_TLS_SERVER_NAME', arg: 'tls-server-name' },
+  },
+  joinToken: { doc: 'One-time join token for `enrol`.', format: String, default: '', env: 'FEDLHS_JOIN_TOKEN', arg: 'join-token', sensitive: true },
+  data: {
+    path: { doc: 'Local data: a CSV file with a header row (flat-table/v1).', format: String, default: '', env: 'FEDLHS_DATA_PATH', arg: 'data-path' },
+    keyColumn: { doc: 'Column with a pseudonymous record id that keys the train/hold-out split; empty: row number.', format: String, default: '', env: 'FEDLHS_DATA_KEY_COLUMN', arg: 'data-key-column' },
+  },
+  minCohort: { doc: 'Refuse to train with fewer usable records than this.', format: 'nat', default: 20, env: 'FEDLHS_MIN_COHORT', arg: 'min-cohort' },
+  autoApprove: {
+    doc: 'Approve every study manifest without review. Demos and simulations only; logged loudly.',
+    format: Boolean,
+    default: false,
+    env: 'FEDLHS_AUTO_APPROVE',
+    arg: 'auto-approve',
+  },
+  backend: { doc: 'TensorFlow.js backend: auto (tfjs-node, else wasm, else cpu) or one of them.', format: ['auto', 'tensorflow', 'wasm', 'cpu'], default: 'auto', env: 'FEDLHS_BACKEND', arg: 'backend' },
+  reconnect: {
+    baseMs: { doc: 'First reconnect delay (ms) before jitter.', format: 'nat', default: 500, env: 'FEDLHS_RECONNECT_BASE_MS', arg: 'reconnect-base-ms' },
+    capMs: { doc: 'Largest reconnect delay (ms) before jitter.', format: 'nat', default: 30000, env: 'FEDLHS_RECONNECT_CAP_MS', arg: 'reconnect-cap-ms' },
+  },
+  chunkBytes: { doc: 'Upload chunk size in bytes (1 MiB to 4 MiB - 64 KiB, a multiple of 4).', format: 'nat', default: 1048576, env: 'FEDLHS_CHUNK_BYTES', arg: 'chunk-bytes' },
+  log: {
+    level: { doc: 'Log level.', format: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], default: 'info', env: 'FEDLHS_LOG_LEVEL', arg: 'log-level' },
+    pretty: { doc: "'auto' (pretty on a TTY), 'true' or 'false'.", format: ['auto', 'true', 'false'], default: 'auto', env: 'FEDLHS_LOG_PRETTY', arg: 'log-pretty' },
+  },
+} as const;
+
+export interface AgentConfig {
+  site: string;
+  stateDir: string;
+  coordinator: { address: string };
+  tls: { mode: 'tls' | 'plaintext'; ca: string; cert: string; key: string; serverName: string };
+  joinToken: string;
+  data: { path: string; keyColumn: string };
+  minCohort: number;
+  autoApprove: boolean;
+  backend: 'auto' | 'tensorflow' | 'wasm' | 'cpu';
+  reconnect: { baseMs: number; capMs: number };
+  chunkBytes: number;
+  log: { level: string; pretty: 'auto' | 'true' | 'false' };
+}
+
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+}
+
+export interface LoadAgentConfigOptions {
+  file?: string | undefined;
+  env?: NodeJS.ProcessEnv;
+  args?: string[];
+}
+
+/** Loads and validates the agent configuration; throws ConfigError with a one-line message. */
+export function loadAgentConfig(options: LoadAgentConfigOptions = {}): AgentConfig {
+  try {
+    const config = convict(agentConfigSchema, { env: options.env ?? process.env, args: options.args ?? [] });
+    if (options.file !== undefined) config.loadFile(options.file);
+    config.validate({ allowed: 'strict' });
+    const c = config.getProperties() as AgentConfig;
+    if (!/^[^\s:]+:\d{1,5}$/.test(c.coordinator.address) && !/^\[[0-9a-fA-F:]+\]:\d{1,5}$/.test(c.coordinator.address)) {
+      throw new Error(`coordinator.address: must be host:port: value was ${JSON.stringify(c.coordinator.address)}`);
+    }
+    if ((c.tls.cert === '') !== (c.tls.key === '')) throw new Error('tls.cert and tls.key: set both for mutual TLS, or neither');
+    if (c.chunkBytes < 1048576 || c.chunkBytes > 4128768 || c.chunkBytes % 4 !== 0) {
+      throw new Error(`chunkBytes: must be a multiple of 4 between 1048576 and 4128768: value was ${c.chunkBytes}`);
+    }
+    if (c.reconnect.baseMs < 1 || c.reconnect.capMs < c.reconnect.baseMs) {
+      throw new Error(`reconnect: baseMs must be >= 1 and capMs >= baseMs: values were ${c.reconnect.baseMs} and ${c.reconnect.capMs}`);
+    }
+    return c;
+  } catch (err) {
+    throw new ConfigError((err as Error).message.split('\n').join('; '));
+  }
+}

@@ -1,0 +1,186 @@
+#!/usr/bin/env node
+import { userInfo } from 'node:os';
+import * as grpc from '@grpc/grpc-js';
+import { validateManifest } from '@fedlhs/core';
+import { initBackend } from '@fedlhs/model';
+import type { ListStudiesResponse__Output } from '@fedlhs/proto';
+import { createLogger } from '@fedlhs/service';
+import { Command } from 'commander';
+import { AGENT_VERSION, Agent, CredentialRejected } from './agent.js';
+import { AgentState } from './agent-state.js';
+import { authMetadata, createClients, deadlineIn } from './client.js';
+import { ConfigError, loadAgentConfig, type AgentConfig } from './config.js';
+import { formatChanges, formatManifest } from './review.js';
+
+function die(message: string, code = 1): never {
+  process.stderr.write(`fedlhs-agent: ${message}\n`);
+  process.exit(code);
+}
+
+function config(options: { config?: string }, command: Command): AgentConfig {
+  try {
+    return loadAgentConfig({ file: options.config, args: command.args });
+  } catch (err) {
+    if (err instanceof ConfigError) die(`invalid configuration: ${err.message}`, 2);
+    throw err;
+  }
+}
+
+function tlsOf(c: AgentConfig) {
+  return { mode: c.tls.mode, ca: c.tls.ca, cert: c.tls.cert, key: c.tls.key, serverName: c.tls.serverName };
+}
+
+const program = new Command('fedlhs-agent').description("fedlhs clinic node agent: trains the study's model on this clinic's data; only weights and aggregate metrics leave.");
+
+function withConfig(name: string, description: string): Command {
+  return program
+    .command(name)
+    .description(`${description} (every config key is also a flag, e.g. --state-dir, --coordinator; see README)`)
+    .option('--config <file>', 'JSON config file')
+    .allowUnknownOption(true);
+}
+
+withConfig('enrol', 'trade a one-time join token for this node\'s credential').action(async (options: { config?: string }, command: Command) => {
+  const c = config(options, command);
+  if (c.joinToken === '') die('a join token is required: --join-token <token> (or FEDLHS_JOIN_TOKEN)', 2);
+  if (c.site === '') die('the site name is required: --site <name> (or FEDLHS_SITE)', 2);
+  const state = new AgentState(c.stateDir);
+  const existing = state.loadCredential();
+  if (existing !== undefined) die(`already enrolled as ${existing.nodeId} (site ${existing.siteName}); remove ${state.credentialPath} to enrol again`, 2);
+  const backend = await initBackend(c.backend);
+  const clients = createClients(c.coordinator.address, tlsOf(c));
+  try {
+    const r = await new Promise<{ nodeId: string; nodeCredential: string; siteName: string }>((resolve, reject) => {
+      clients.enrolment.Enrol(
+        { joinToken: c.joinToken, siteName: c.site, agent: { agentVersion: AGENT_VERSION, trainingBackend: backend.backend, platform: process.platform } },
+        { deadline: deadlineIn(30_000) },
+        (err, res) => (err === null ? resolve(res!) : reject(err)),
+      );
+    });
+    state.saveCredential({ nodeId: r.nodeId, siteName: r.siteName, coordinator: c.coordinator.address, credential: r.nodeCredential, enrolledAt: new Date().toISOString() });
+    state.audit({ event: 'enrolled', coordinator: c.coordinator.address, detail: `node ${r.nodeId}, site ${r.siteName}` });
+    process.stdout.write(`enrolled as ${r.nodeId} (site ${r.siteName}); credential saved to ${state.credentialPath} (mode 0600)\n`);
+  } catch (err) {
+    const e = err as grpc.ServiceError;
+    die(`enrolment failed: ${e.details ?? e.message}`);
+  } finally {
+    clients.close();
+  }
+});
+
+withConfig('run', 'connect to the coordinator and take part in approved studies').action(async (options: { config?: string }, command: Command) => {
+  const c = config(options, command);
+  const logger = createLogger({ app: 'fedlhs-agent', level: c.log.level, pretty: c.log.pretty });
+  const state = new AgentState(c.stateDir);
+  let credential;
+  try {
+    credential = state.loadCredential();
+  } catch (err) {
+    die((err as Error).message, 2);
+  }
+  if (credential === undefined) die(`not enrolled: run \`fedlhs-agent enrol --join-token <token> --site <name>\` first (state dir ${c.stateDir})`, 2);
+  if (c.tls.mode === 'plaintext') {
+    logger.warn({ tlsMode: 'plaintext' }, '!!! TLS IS DISABLED: the node credential and model weights travel unencrypted. Loopback demos and tests only. !!!');
+  }
+  if (c.autoApprove) {
+    logger.warn({ autoApprove: true }, '!!! AUTO-APPROVE IS ON: every study manifest is approved without operator review. Demos and simulations only. !!!');
+  }
+  const backend = await initBackend(c.backend);
+  logger.info({ trainingBackend: backend.backend, unavailable: backend.attempts, nodeId: credential.nodeId, site: credential.siteName, coordinator: c.coordinator.address, agentVersion: AGENT_VERSION }, `TensorFlow.js backend: ${backend.backend}`);
+  const clients = createClients(c.coordinator.address, tlsOf(c));
+  const agent = new Agent(c, state, credential, clients, logger, backend.backend);
+  const controller = new AbortController();
+  const stop = (signal: string): void => {
+    logger.info({ signal }, 'stopping agent');
+    controller.abort();
+  };
+  process.once('SIGINT', () => stop('SIGINT'));
+  process.once('SIGTERM', () => stop('SIGTERM'));
+  try {
+    await agent.run(controller.signal);
+  } catch (err) {
+    if (err instanceof CredentialRejected) {
+      logger.fatal(err.message);
+      clients.close();
+      process.exit(3);
+    }
+    throw err;
+  }
+  clients.close();
+  state.close();
+  process.exit(0);
+});
+
+withConfig('review', 'show study manifests waiting for this clinic\'s approval, and what changed').option('--all', 'also show approved manifests').action(async (options: { config?: string; all?: boolean }, command: Command) => {
+  const c = config(options, command);
+  const state = new AgentState(c.stateDir);
+  const credential = state.loadCredential();
+  if (credential !== undefined) {
+    const clients = createClients(c.coordinator.address, tlsOf(c));
+    try {
+      const res = await new Promise<ListStudiesResponse__Output>((resolve, reject) => {
+        clients.federation.ListStudies({ includeEnded: false }, authMetadata(credential.credential), { deadline: deadlineIn(15_000) }, (err, r) => (err === null ? resolve(r!) : reject(err)));
+      });
+      for (const s of res.studies) {
+        const m = validateManifest(JSON.parse(s.manifestJson));
+        state.recordManifest({ hash: s.manifestSha256, studyId: s.studyId, name: m.name, json: s.manifestJson });
+      }
+    } catch (err) {
+      process.stderr.write(`(could not reach the coordinator: ${(err as grpc.ServiceError).details ?? (err as Error).message}; showing manifests seen earlier)\n`);
+    } finally {
+      clients.close();
+    }
+  }
+  const manifests = state.listManifests().filter((m) => options.all === true || m.approvedAt === null);
+  if (manifests.length === 0) {
+    process.stdout.write('no study manifests waiting for approval\n');
+    return;
+  }
+  for (const rec of manifests) {
+    const m = validateManifest(JSON.parse(rec.json));
+    process.stdout.write(`${formatManifest(m, rec.hash, rec.studyId)}\n`);
+    const previous = state.previousApproved(rec.name, rec.hash);
+    if (previous !== undefined) process.stdout.write(`${formatChanges(validateManifest(JSON.parse(previous.json)), m, previous.hash)}\n`);
+    process.stdout.write(rec.approvedAt === null ? `  status           PENDING — approve with: fedlhs-agent approve ${rec.hash}\n\n` : `  status           approved ${new Date(rec.approvedAt).toISOString()} by ${rec.approvedBy}\n\n`);
+  }
+});
+
+withConfig('approve', 'approve a study manifest by its sha256 (as printed by review)')
+  .argument('<hash>', 'the manifest sha256 (64 hex characters)')
+  .action(async (hash: string, options: { config?: string }, command: Command) => {
+    if (!/^[0-9a-f]{64}$/.test(hash)) die(`${JSON.stringify(hash)} is not a manifest sha256 (64 lowercase hex characters)`, 2);
+    const c = config(options, command);
+    const state = new AgentState(c.stateDir);
+    let by = 'operator';
+    try {
+      by = `operator:${userInfo().username}`;
+    } catch {
+      // no user name (e.g. arbitrary uid in a container): keep the generic label
+    }
+    try {
+      const m = state.approve(hash, by);
+      process.stdout.write(`approved ${m.name} (${hash}) for study ${m.studyId}; a running agent picks this up within one heartbeat\n`);
+    } catch (err) {
+      die((err as Error).message, 2);
+    }
+  });
+
+withConfig('status', 'enrolment, approvals and the audit log of what left this clinic').option('--last <n>', 'audit entries to show', '10').action(async (options: { config?: string; last: string }, command: Command) => {
+  const c = config(options, command);
+  const state = new AgentState(c.stateDir);
+  const credential = state.loadCredential();
+  process.stdout.write(credential === undefined ? `not enrolled (state dir ${c.stateDir})\n` : `node ${credential.nodeId}, site ${credential.siteName}, coordinator ${credential.coordinator}, enrolled ${credential.enrolledAt}\n`);
+  const manifests = state.listManifests();
+  process.stdout.write(`\nmanifests: ${manifests.filter((m) => m.approvedAt !== null).length} approved, ${manifests.filter((m) => m.approvedAt === null).length} pending\n`);
+  for (const m of manifests) process.stdout.write(`  ${m.approvedAt === null ? 'PENDING ' : 'approved'}  ${m.hash.slice(0, 16)}  ${m.name}  (${m.studyId})\n`);
+  const audit = state.readAudit();
+  const sent = audit.filter((a) => a.event === 'update_sent' && a.outcome?.startsWith('accepted') === true);
+  const bytes = sent.reduce((s, a) => s + (a.bytes ?? 0), 0);
+  process.stdout.write(`\naudit log ${state.auditPath}: ${audit.length} entries; ${sent.length} model update(s) sent (${(bytes / 1048576).toFixed(2)} MiB), ${audit.filter((a) => a.event === 'evaluation_sent').length} evaluation(s)\n`);
+  const n = Math.max(0, Number(options.last) || 0);
+  for (const a of audit.slice(-n)) {
+    process.stdout.write(`  ${a.time}  ${a.event.padEnd(15)} ${a.studyId ?? ''} ${a.round === undefined ? '' : `round ${a.round}`} ${a.bytes === undefined ? '' : `${a.bytes} B`} ${a.sha256 === undefined ? '' : a.sha256.slice(0, 12)} ${a.outcome ?? ''}\n`);
+  }
+});
+
+program.parseAsync(process.argv).catch((err: unknown) => die((err as Error).message));

@@ -1,0 +1,88 @@
+import * as grpc from '@grpc/grpc-js';
+import { PayloadReceiver, bundleLength, float32Bytes, payloadChunks, payloadDigest, type EvalMetrics, type TensorSpec } from '@fedlhs/core';
+import type { DownloadModelRequest, FederationClient, ModelChunk__Output, UploadReceipt__Output } from '@fedlhs/proto';
+import { authMetadata, deadlineIn } from './client.js';
+
+export type Progress = (fraction: number) => void;
+
+/**
+ * Downloads a model into one preallocated Float32Array (the only full copy on the agent),
+ * checking chunk sizes, finiteness, length and SHA-256 as it arrives.
+ */
+export async function downloadModel(
+  client: FederationClient,
+  credential: string,
+  request: DownloadModelRequest,
+  expected: readonly TensorSpec[],
+  timeoutMs: number,
+  onProgress?: Progress,
+): Promise<{ weights: Float32Array; sha256: Buffer }> {
+  const call = client.DownloadModel(request, authMetadata(credential), { deadline: deadlineIn(timeoutMs) });
+  let receiver: PayloadReceiver | undefined;
+  let weights: Float32Array | undefined;
+  try {
+    for await (const message of call as AsyncIterable<ModelChunk__Output>) {
+      if (message.header) {
+        const h = message.header;
+        receiver = new PayloadReceiver({ tensors: h.tensors.map((t) => ({ name: t.name, shape: t.shape })), totalBytes: h.totalBytes, sha256: h.sha256, chunkSize: h.chunkSize }, { expected });
+        weights = new Float32Array(bundleLength(expected));
+      } else if (message.data) {
+        if (receiver === undefined || weights === undefined) throw new Error('model stream sent data before its header');
+        const { offset, values } = receiver.push(message.data);
+        weights.set(values, offset);
+        onProgress?.(receiver.receivedBytes / receiver.header.totalBytes);
+      }
+    }
+  } catch (err) {
+    call.cancel();
+    throw err;
+  }
+  if (receiver === undefined || weights === undefined) throw new Error('model stream ended without a header');
+  return { weights, sha256: receiver.finish() };
+}
+
+export interface UploadRequest {
+  taskId: string;
+  studyId: string;
+  round: number;
+  nodeId: string;
+  baseModelSha256: Buffer;
+  numExamples: number;
+  trainMetrics: EvalMetrics;
+  specs: readonly TensorSpec[];
+  weights: Float32Array;
+  chunkBytes: number;
+}
+
+/** Streams an update with flow control: it waits for the transport to drain between chunks. */
+export async function uploadUpdate(client: FederationClient, credential: string, u: UploadRequest, timeoutMs: number, onProgress?: Progress): Promise<UploadReceipt__Output> {
+  const bytes = float32Bytes(u.weights);
+  const sha256 = payloadDigest(u.weights);
+  return new Promise<UploadReceipt__Output>((resolve, reject) => {
+    const call = client.UploadUpdate(authMetadata(credential), { deadline: deadlineIn(timeoutMs) }, (err: grpc.ServiceError | null, receipt?: UploadReceipt__Output) => {
+      if (err !== null) reject(err);
+      else resolve(receipt!);
+    });
+    const write = async (): Promise<void> => {
+      call.write({
+        header: {
+          taskId: u.taskId, studyId: u.studyId, round: u.round, nodeId: u.nodeId, baseModelSha256: u.baseModelSha256, numExamples: u.numExamples,
+          trainMetrics: { numExamples: u.trainMetrics.numExamples, loss: u.trainMetrics.loss, accuracy: u.trainMetrics.accuracy, ...(u.trainMetrics.auc === undefined ? {} : { auc: u.trainMetrics.auc }) },
+          weights: { tensors: u.specs.map((s) => ({ name: s.name, shape: [...s.shape], dtype: 'DTYPE_FLOAT32' })), totalBytes: bytes.length, sha256, chunkSize: u.chunkBytes },
+        },
+      });
+      let sent = 0;
+      for (const chunk of payloadChunks(bytes, u.chunkBytes)) {
+        const ok = call.write({ data: Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength) });
+        sent += chunk.length;
+        onProgress?.(sent / bytes.length);
+        if (!ok) await new Promise<void>((r) => call.once('drain', () => r()));
+      }
+      call.end();
+    };
+    write().catch((err: unknown) => {
+      call.cancel();
+      reject(err instanceof Error ? err : new Error(String(err)));
+    });
+  });
+}

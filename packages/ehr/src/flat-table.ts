@@ -1,0 +1,122 @@
+import { createReadStream } from 'node:fs';
+import { parse } from 'csv-parse';
+import { FedlhsError, isHoldout } from '@fedlhs/core';
+
+/** The feature spec a flat table satisfies: one row per example, numeric feature columns, a 0/1 label. */
+export const FLAT_TABLE_SPEC = 'flat-table/v1';
+
+/** Which columns a study needs from a table. */
+export interface TableRequest {
+  features: readonly string[];
+  label: string;
+  /** Column whose value keys the deterministic split (a pseudonymous record id); row number if absent. */
+  keyColumn?: string | undefined;
+}
+
+/** A numeric design matrix read from local data. Never leaves the clinic. */
+export interface Dataset {
+  features: readonly string[];
+  /** Row-major rows × features. */
+  x: Float32Array;
+  /** 0/1 labels, one per row. */
+  y: Float32Array;
+  /** Split keys, one per row (record ids or row numbers). Stay inside the agent. */
+  keys: string[];
+  /** Rows read and kept. */
+  rows: number;
+  /** Rows skipped, counted by reason (no values, never record contents). */
+  skipped: Record<string, number>;
+}
+
+/**
+ * Streams a CSV file with a header row and keeps the requested columns. Rows with a missing
+ * or non-numeric feature, or a label other than 0/1, are skipped and counted by reason, so a
+ * large export never sits in memory as text and one bad row never stops a clinic.
+ */
+export async function readFlatTable(path: string, request: TableRequest): Promise<Dataset> {
+  const parser = createReadStream(path).pipe(parse({ columns: false, trim: true, skip_empty_lines: true, relax_column_count: true }));
+  let featureIdx: number[] | undefined;
+  let labelIdx = -1;
+  let keyIdx = -1;
+  const values: number[] = [];
+  const labels: number[] = [];
+  const keys: string[] = [];
+  const skipped: Record<string, number> = {};
+  const skip = (reason: string): void => {
+    skipped[reason] = (skipped[reason] ?? 0) + 1;
+  };
+  let rowNumber = 0;
+  try {
+    for await (const record of parser as AsyncIterable<string[]>) {
+      if (featureIdx === undefined) {
+        const header = record.map((h) => h.trim());
+        const missing = [...request.features, request.label].filter((c) => !header.includes(c));
+        if (request.keyColumn !== undefined && !header.includes(request.keyColumn)) missing.push(request.keyColumn);
+        if (missing.length > 0) {
+          throw new FedlhsError('FAILED_PRECONDITION', `${path}: missing column(s) ${missing.map((m) => JSON.stringify(m)).join(', ')}`, { reason: 'FEATURE_SPEC_UNSUPPORTED' });
+        }
+        featureIdx = request.features.map((f) => header.indexOf(f));
+        labelIdx = header.indexOf(request.label);
+        keyIdx = request.keyColumn === undefined ? -1 : header.indexOf(request.keyColumn);
+        continue;
+      }
+      rowNumber++;
+      const row: number[] = [];
+      let bad: string | undefined;
+      for (const i of featureIdx) {
+        const cell = record[i];
+        if (cell === undefined || cell === '' || cell === '?' || cell.toUpperCase() === 'NA') {
+          bad = 'missing_feature';
+          break;
+        }
+        const v = Number(cell);
+        if (!Number.isFinite(v)) {
+          bad = 'non_numeric_feature';
+          break;
+        }
+        row.push(v);
+      }
+      const label = Number(record[labelIdx]);
+      if (bad === undefined && label !== 0 && label !== 1) bad = 'label_not_binary';
+      if (bad !== undefined) {
+        skip(bad);
+        continue;
+      }
+      values.push(...row);
+      labels.push(label);
+      keys.push(keyIdx >= 0 ? (record[keyIdx] ?? String(rowNumber)) : String(rowNumber));
+    }
+  } catch (err) {
+    if (err instanceof FedlhsError) throw err;
+    throw new FedlhsError('FAILED_PRECONDITION', `${path}: cannot read CSV: ${(err as Error).message}`, { cause: err, reason: 'DATA_ERROR' });
+  }
+  if (featureIdx === undefined) {
+    throw new FedlhsError('FAILED_PRECONDITION', `${path}: file is empty (no header row)`, { reason: 'DATA_ERROR' });
+  }
+  return { features: request.features, x: Float32Array.from(values), y: Float32Array.from(labels), keys, rows: labels.length, skipped };
+}
+
+/** Train and hold-out parts of a dataset. */
+export interface SplitDataset {
+  train: Dataset;
+  holdout: Dataset;
+}
+
+/** Splits rows deterministically by key with core's `isHoldout` (same seed → same split). */
+export function splitDataset(data: Dataset, seed: number, holdoutFraction: number): SplitDataset {
+  const d = data.features.length;
+  const pick = (wantHoldout: boolean): Dataset => {
+    const idx: number[] = [];
+    data.keys.forEach((k, i) => {
+      if (isHoldout(k, seed, holdoutFraction) === wantHoldout) idx.push(i);
+    });
+    const x = new Float32Array(idx.length * d);
+    const y = new Float32Array(idx.length);
+    idx.forEach((src, dst) => {
+      x.set(data.x.subarray(src * d, (src + 1) * d), dst * d);
+      y[dst] = data.y[src]!;
+    });
+    return { features: data.features, x, y, keys: idx.map((i) => data.keys[i]!), rows: idx.length, skipped: {} };
+  };
+  return { train: pick(false), holdout: pick(true) };
+}

@@ -1,0 +1,7 @@
+/**
+ * @fedlhs/service: process plumbing shared by the coordinator and the node agent — the pino
+ * root logger, gRPC channel and TLS options, crash-safe file writes.
+ */
+export * from './logger.js';
+export * from './files.js';
+export * from './grpc-options.js';
