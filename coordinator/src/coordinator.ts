@@ -120,7 +120,9 @@ export class Coordinator {
       logger: this.opts.logger,
       selectionGraceMs: this.opts.selectionGraceMs,
       now: this.now,
-      onStudyChange: (id) => void this.announce(id),
+      onStudyChange: (id, change) => {
+        if (change !== 'round') void this.announce(id);
+      },
     });
     const done = runner.run().finally(() => {
       this.runners.delete(study.id);

@@ -54,6 +54,7 @@ program
   .description('run the coordinator (gRPC for agents, admin HTTP API for operators)')
   .option('--config <file>', 'JSON config file (keys as in the README); environment and flags override it')
   .allowUnknownOption(true)
+  .allowExcessArguments(true)
   .helpOption(false)
   .action(async (options: { config?: string }, command: Command) => {
     let config;

@@ -26,8 +26,11 @@ export interface EngineOptions {
   /** After a study has its minimum of READY clinics, how long to wait for its maximum. */
   selectionGraceMs: number;
   now?: () => number;
-  /** Called whenever a round or study changes state (for announcements and monitoring). */
-  onStudyChange?: (studyId: string) => void;
+  /**
+   * Called whenever a round or the study changes state: 'round' for every round transition,
+   * 'committed' when a global model is committed, 'ended' when the study ends.
+   */
+  onStudyChange?: (studyId: string, change: 'round' | 'committed' | 'ended') => void;
 }
 
 /** The round attempt a runner is working on. */
@@ -160,7 +163,7 @@ export class StudyRunner {
     const final = to === 'COMMITTED' || to === 'FAILED';
     await this.opts.store.setRoundState(a.roundId, to, reason, final ? this.now() : null);
     this.log.info({ round: a.round, attempt: a.attempt, state: to, ...(reason === null ? {} : { reason }) }, `round ${a.round} → ${to}`);
-    this.opts.onStudyChange?.(this.studyId);
+    this.opts.onStudyChange?.(this.studyId, 'round');
   }
 
   private async runAttempt(round: number, attempt: number): Promise<boolean> {
@@ -179,7 +182,7 @@ export class StudyRunner {
     };
     this.attemptState = a;
     this.log.info({ round, attempt }, `round ${round} (attempt ${attempt}) waiting for ${this.manifest.clients.min}-${this.manifest.clients.max} READY clinics`);
-    this.opts.onStudyChange?.(this.studyId);
+    this.opts.onStudyChange?.(this.studyId, 'round');
     try {
       const selected = await this.selectNodes();
       await this.opts.store.setRoundParticipants(roundId, selected.length);
@@ -317,13 +320,13 @@ export class StudyRunner {
       `round ${a.round} committed`,
     );
     if (global === undefined) this.log.warn({ round: a.round }, 'no clinic evaluated the new model in time');
-    this.opts.onStudyChange?.(this.studyId);
+    this.opts.onStudyChange?.(this.studyId, 'committed');
   }
 
   private async endStudy(state: 'COMPLETED' | 'FAILED' | 'STOPPED', reason: string | null): Promise<void> {
     await this.opts.store.setStudyState(this.studyId, state, reason, this.now());
     this.log[state === 'COMPLETED' ? 'info' : 'warn']({ state, reason }, `study ${state.toLowerCase()}`);
-    this.opts.onStudyChange?.(this.studyId);
+    this.opts.onStudyChange?.(this.studyId, 'ended');
   }
 
   // ---- called by the transport handlers -------------------------------------------------

@@ -131,6 +131,8 @@ export class Agent {
             return;
           }
           welcomed = true;
+          // A new session starts with no readiness on the coordinator's side: report afresh.
+          this.studies.clear();
           interval = message.welcome.heartbeatIntervalMs || 5000;
           clearInterval(timer);
           this.log.info({ coordinator: this.config.coordinator.address, coordinatorVersion: message.welcome.coordinatorVersion }, 'connected to coordinator');
@@ -182,9 +184,13 @@ export class Agent {
     }
     if (manifest !== undefined) this.state.recordManifest({ hash: study.manifestSha256, studyId: study.studyId, name: manifest.name, json: study.manifestJson });
     const previous = this.studies.get(study.studyId);
+    if (previous !== undefined && previous.study.manifestSha256 === study.manifestSha256) {
+      previous.study = study; // a progress announcement: readiness only changes if something local did
+      return;
+    }
     const known: KnownStudy = { study, manifest, readiness: 'READINESS_UNSPECIFIED', detail: '' };
     this.studies.set(study.studyId, known);
-    await this.evaluateReadiness(known, previous?.study.manifestSha256 !== study.manifestSha256 || previous.readiness === 'READINESS_UNSPECIFIED');
+    await this.evaluateReadiness(known, true);
   }
 
   private async evaluateReadiness(known: KnownStudy, force: boolean): Promise<void> {

@@ -37,7 +37,8 @@ function withConfig(name: string, description: string): Command {
     .command(name)
     .description(`${description} (every config key is also a flag, e.g. --state-dir, --coordinator; see README)`)
     .option('--config <file>', 'JSON config file')
-    .allowUnknownOption(true);
+    .allowUnknownOption(true)
+    .allowExcessArguments(true);
 }
 
 withConfig('enrol', 'trade a one-time join token for this node\'s credential').action(async (options: { config?: string }, command: Command) => {
@@ -176,7 +177,7 @@ withConfig('status', 'enrolment, approvals and the audit log of what left this c
   const audit = state.readAudit();
   const sent = audit.filter((a) => a.event === 'update_sent' && a.outcome?.startsWith('accepted') === true);
   const bytes = sent.reduce((s, a) => s + (a.bytes ?? 0), 0);
-  process.stdout.write(`\naudit log ${state.auditPath}: ${audit.length} entries; ${sent.length} model update(s) sent (${(bytes / 1048576).toFixed(2)} MiB), ${audit.filter((a) => a.event === 'evaluation_sent').length} evaluation(s)\n`);
+  process.stdout.write(`\naudit log ${state.auditPath}: ${audit.length} entries; ${sent.length} model update(s) sent (${bytes < 1048576 ? `${(bytes / 1024).toFixed(1)} KiB` : `${(bytes / 1048576).toFixed(2)} MiB`}), ${audit.filter((a) => a.event === 'evaluation_sent').length} evaluation(s)\n`);
   const n = Math.max(0, Number(options.last) || 0);
   for (const a of audit.slice(-n)) {
     process.stdout.write(`  ${a.time}  ${a.event.padEnd(15)} ${a.studyId ?? ''} ${a.round === undefined ? '' : `round ${a.round}`} ${a.bytes === undefined ? '' : `${a.bytes} B`} ${a.sha256 === undefined ? '' : a.sha256.slice(0, 12)} ${a.outcome ?? ''}\n`);

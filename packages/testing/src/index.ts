@@ -1,0 +1,4 @@
+/** Test helpers: managed child processes with awaitable logs, learnable data, throwaway TLS. */
+export * from './processes.js';
+export * from './data.js';
+export * from './tls.js';

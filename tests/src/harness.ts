@@ -1,0 +1,161 @@
+import { execFile } from 'node:child_process';
+import { mkdirSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { ManagedProcess, type LogLine } from '@fedlhs/testing';
+
+const run = promisify(execFile);
+
+/** Repository root (tests/dist/.. /..). */
+export const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+export const coordinatorMain = join(repoRoot, 'coordinator', 'dist', 'main.js');
+export const agentMain = join(repoRoot, 'node-agent', 'dist', 'main.js');
+
+export interface TlsFiles {
+  caCert: string;
+  serverCert: string;
+  serverKey: string;
+  clientCert?: string;
+  clientKey?: string;
+  /** Require client certificates (mutual TLS). */
+  mutual?: boolean;
+}
+
+export interface CoordinatorHandle {
+  proc: ManagedProcess;
+  grpcPort: number;
+  adminPort: number;
+  adminToken: string;
+  dataDir: string;
+  address: string;
+  admin<T = Record<string, unknown>>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<{ status: number; body: T }>;
+  stop(signal?: NodeJS.Signals): Promise<void>;
+}
+
+export interface CoordinatorStartOptions {
+  dataDir: string;
+  tls?: TlsFiles;
+  heartbeatIntervalMs?: number;
+  selectionGraceMs?: number;
+  /** Fixed gRPC port (to restart on the same port); 0 by default. */
+  grpcPort?: number;
+  env?: NodeJS.ProcessEnv;
+  name?: string;
+}
+
+/** Starts `fedlhs-coordinator serve` on port 0 and waits until it logs its ports. */
+export async function startCoordinator(options: CoordinatorStartOptions): Promise<CoordinatorHandle> {
+  mkdirSync(options.dataDir, { recursive: true });
+  const tlsEnv: NodeJS.ProcessEnv = options.tls === undefined
+    ? { FEDLHS_TLS_MODE: 'plaintext' }
+    : { FEDLHS_TLS_MODE: 'tls', FEDLHS_TLS_CERT: options.tls.serverCert, FEDLHS_TLS_KEY: options.tls.serverKey, ...(options.tls.mutual === true ? { FEDLHS_TLS_CLIENT_CA: options.tls.caCert } : {}) };
+  const proc = new ManagedProcess({
+    name: options.name ?? 'coordinator',
+    command: process.execPath,
+    args: [coordinatorMain, 'serve'],
+    env: {
+      FEDLHS_DATA_DIR: options.dataDir,
+      FEDLHS_GRPC_HOST: '127.0.0.1',
+      FEDLHS_GRPC_PORT: String(options.grpcPort ?? 0),
+      FEDLHS_ADMIN_PORT: '0',
+      FEDLHS_HEARTBEAT_INTERVAL_MS: String(options.heartbeatIntervalMs ?? 500),
+      FEDLHS_SELECTION_GRACE_MS: String(options.selectionGraceMs ?? 300),
+      FEDLHS_LOG_LEVEL: 'debug',
+      ...tlsEnv,
+      ...options.env,
+    },
+  });
+  const ready = await proc.waitForMsg('coordinator ready', 60_000);
+  const grpcPort = ready.grpcPort as number;
+  const adminPort = ready.adminPort as number;
+  const adminToken = readFileSync(join(options.dataDir, 'admin-token'), 'utf8').trim();
+  return {
+    proc, grpcPort, adminPort, adminToken, dataDir: options.dataDir,
+    address: `${options.tls === undefined ? '127.0.0.1' : 'localhost'}:${grpcPort}`,
+    async admin<T>(method: 'GET' | 'POST', path: string, body?: unknown) {
+      const res = await fetch(`http://127.0.0.1:${adminPort}${path}`, {
+        method,
+        headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' },
+        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+      });
+      return { status: res.status, body: (await res.json()) as T };
+    },
+    stop: (signal: NodeJS.Signals = 'SIGTERM') => proc.stop(signal),
+  };
+}
+
+export interface AgentOptions {
+  name: string;
+  stateDir: string;
+  dataPath: string;
+  coordinator: string;
+  tls?: TlsFiles;
+  autoApprove?: boolean;
+  minCohort?: number;
+  env?: NodeJS.ProcessEnv;
+}
+
+function agentEnv(o: AgentOptions): NodeJS.ProcessEnv {
+  const tls: NodeJS.ProcessEnv = o.tls === undefined
+    ? { FEDLHS_TLS_MODE: 'plaintext' }
+    : {
+        FEDLHS_TLS_MODE: 'tls', FEDLHS_TLS_CA: o.tls.caCert,
+        ...(o.tls.clientCert === undefined ? {} : { FEDLHS_TLS_CERT: o.tls.clientCert, FEDLHS_TLS_KEY: o.tls.clientKey }),
+      };
+  return {
+    FEDLHS_SITE: o.name,
+    FEDLHS_STATE_DIR: o.stateDir,
+    FEDLHS_DATA_PATH: o.dataPath,
+    FEDLHS_DATA_KEY_COLUMN: 'record_id',
+    FEDLHS_COORDINATOR: o.coordinator,
+    FEDLHS_AUTO_APPROVE: o.autoApprove === true ? 'true' : 'false',
+    FEDLHS_MIN_COHORT: String(o.minCohort ?? 20),
+    FEDLHS_RECONNECT_BASE_MS: '200',
+    FEDLHS_RECONNECT_CAP_MS: '2000',
+    FEDLHS_LOG_LEVEL: 'debug',
+    ...tls,
+    ...o.env,
+  };
+}
+
+/** Runs an agent CLI command to completion and returns its output. */
+export async function agentCli(o: AgentOptions, args: string[]): Promise<{ stdout: string; stderr: string }> {
+  return run(process.execPath, [agentMain, ...args], { env: { ...process.env, ...agentEnv(o), FEDLHS_LOG_PRETTY: 'false' } });
+}
+
+/** Issues a join token and enrols the agent with the real `fedlhs-agent enrol` command. */
+export async function enrolAgent(coordinator: CoordinatorHandle, o: AgentOptions): Promise<string> {
+  const t = await coordinator.admin<{ token: string }>('POST', '/api/v1/join-tokens', { site: o.name, ttlSeconds: 600 });
+  if (t.status !== 201) throw new Error(`join token: ${JSON.stringify(t.body)}`);
+  await agentCli(o, ['enrol', '--join-token', t.body.token]);
+  const cred = JSON.parse(readFileSync(join(o.stateDir, 'node-credential.json'), 'utf8')) as { nodeId: string };
+  return cred.nodeId;
+}
+
+/** Starts `fedlhs-agent run` as a separate OS process. */
+export function startAgent(o: AgentOptions): ManagedProcess {
+  return new ManagedProcess({ name: o.name, command: process.execPath, args: [agentMain, 'run'], env: agentEnv(o) });
+}
+
+export interface StudyDetail {
+  id: string;
+  state: string;
+  lastCommittedRound: number;
+  rounds: { round: number; attempt: number; state: string; reason: string | null; checkpointPath: string | null; checkpointSha256: string | null; participants: number }[];
+  metrics: { round: number; nodeId: string | null; phase: string; numExamples: number; loss: number; accuracy: number; auc?: number }[];
+  contributions: { taskId: string; nodeId: string; round: number; accepted: boolean; reasonCode: string | null; reason: string | null }[];
+}
+
+/** Waits (on the coordinator's own log) until the study ends, then returns its detail. */
+export async function waitForStudyEnd(c: CoordinatorHandle, studyId: string, timeoutMs = 240_000): Promise<StudyDetail> {
+  await c.proc.waitFor((l: LogLine) => l.studyId === studyId && typeof l.msg === 'string' && /^study (completed|failed|stopped)$/.test(l.msg), timeoutMs, `end of study ${studyId}`);
+  return (await c.admin<StudyDetail>('GET', `/api/v1/studies/${studyId}`)).body;
+}
+
+/** Starts a study through the admin API. */
+export async function startStudy(c: CoordinatorHandle, manifest: unknown): Promise<{ id: string; manifestSha256: string }> {
+  const res = await c.admin<{ id: string; manifestSha256: string }>('POST', '/api/v1/studies', { manifest });
+  if (res.status !== 201) throw new Error(`study start failed: ${JSON.stringify(res.body)}`);
+  return res.body;
+}

@@ -1,0 +1,2 @@
+/** Multi-process harness shared by the integration tests, the demo and the benchmarks. */
+export * from './harness.js';
