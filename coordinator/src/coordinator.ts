@@ -357,19 +357,21 @@ export class Coordinator {
     if (header == null || header.weights == null) {
       throw new FedlhsError('INVALID_ARGUMENT', 'the first UploadUpdate message must be a header with weights', { reason: 'BAD_HEADER' });
     }
-    const task = await this.ownTask(node, header.taskId);
-    if (header.nodeId !== node.id) throw new FedlhsError('PERMISSION_DENIED', `header.node_id ${JSON.stringify(header.nodeId)} is not the caller (${node.id})`, { reason: 'NOT_ASSIGNED' });
     const rest = { [Symbol.asyncIterator]: () => iterator };
+    let task: TaskRecord | undefined;
     try {
+      task = await this.ownTask(node, header.taskId);
+      if (header.nodeId !== node.id) throw new FedlhsError('PERMISSION_DENIED', `header.node_id ${JSON.stringify(header.nodeId)} is not the caller (${node.id})`, { reason: 'NOT_ASSIGNED' });
       return await this.receiveForTask(node, task, header, rest);
     } catch (err) {
       if (isFedlhsError(err) && err.reason !== undefined) {
+        // Every rejection is recorded against the caller, even for a task that is not its own.
         await this.store.insertContribution({
-          taskId: task.id, studyId: task.studyId, round: task.round, nodeId: node.id, numExamples: header.numExamples,
+          taskId: header.taskId.slice(0, 100), studyId: header.studyId.slice(0, 100), round: header.round, nodeId: node.id, numExamples: header.numExamples,
           sha256: header.weights.sha256.toString('hex'), bytes: header.weights.totalBytes, accepted: false, reasonCode: err.reason, reason: err.message, receivedAt: this.now(),
         });
-        this.log.warn({ nodeId: node.id, taskId: task.id, round: task.round, reason: err.reason, detail: err.message }, 'update rejected');
-        if (['SHAPE_MISMATCH', 'NON_FINITE', 'REPLAYED', 'BAD_HEADER'].includes(err.reason)) {
+        this.log.warn({ nodeId: node.id, taskId: header.taskId, round: header.round, reason: err.reason, detail: err.message }, 'update rejected');
+        if (task !== undefined && ['SHAPE_MISMATCH', 'NON_FINITE', 'REPLAYED', 'BAD_HEADER'].includes(err.reason)) {
           await this.runners.get(task.studyId)?.runner.endTask(task, 'REJECTED', `${err.reason}: ${err.message}`);
         }
       }
