@@ -367,7 +367,7 @@ export class Coordinator {
       if (isFedlhsError(err) && err.reason !== undefined) {
         // Every rejection is recorded against the caller, even for a task that is not its own.
         await this.store.insertContribution({
-          taskId: header.taskId.slice(0, 100), studyId: header.studyId.slice(0, 100), round: header.round, nodeId: node.id, numExamples: header.numExamples,
+          taskId: header.taskId.slice(0, 100), studyId: header.studyId.slice(0, 100), round: header.round, attempt: task?.attempt ?? 0, nodeId: node.id, numExamples: header.numExamples,
           sha256: header.weights.sha256.toString('hex'), bytes: header.weights.totalBytes, accepted: false, reasonCode: err.reason, reason: err.message, receivedAt: this.now(),
         });
         this.log.warn({ nodeId: node.id, taskId: header.taskId, round: header.round, reason: err.reason, detail: err.message }, 'update rejected');

@@ -361,7 +361,7 @@ export class StudyRunner {
       entry.state = 'ACCEPTED';
       await this.opts.store.setTaskState(task.id, 'ACCEPTED', null);
       await this.opts.store.insertContribution({
-        taskId: task.id, studyId: task.studyId, round: task.round, nodeId: task.nodeId, numExamples, sha256, bytes,
+        taskId: task.id, studyId: task.studyId, round: task.round, attempt: task.attempt, nodeId: task.nodeId, numExamples, sha256, bytes,
         accepted: true, reasonCode: null, reason: null, receivedAt: this.now(),
       });
       if (trainMetrics !== undefined) a.trainingMetrics.push({ ...trainMetrics, roundId: a.roundId, nodeId: task.nodeId, phase: 'training' });

@@ -80,6 +80,7 @@ const MIGRATIONS: readonly string[] = [
     task_id TEXT NOT NULL,
     study_id TEXT NOT NULL,
     round INTEGER NOT NULL,
+    attempt INTEGER NOT NULL,
     node_id TEXT NOT NULL,
     num_examples INTEGER NOT NULL,
     sha256 TEXT NOT NULL,
@@ -169,6 +170,7 @@ const contribution = (r: Row): ContributionRecord => ({
   taskId: r.task_id as string,
   studyId: r.study_id as string,
   round: r.round as number,
+  attempt: r.attempt as number,
   nodeId: r.node_id as string,
   numExamples: r.num_examples as number,
   sha256: r.sha256 as string,
@@ -342,8 +344,8 @@ export class SqliteStore implements CoordinatorStore {
 
   async insertContribution(c: ContributionRecord): Promise<void> {
     this.run(
-      `INSERT INTO contributions (task_id, study_id, round, node_id, num_examples, sha256, bytes, accepted, reason_code, reason, received_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)`,
-      c.taskId, c.studyId, c.round, c.nodeId, c.numExamples, c.sha256, c.bytes, c.accepted ? 1 : 0, c.reasonCode, c.reason, c.receivedAt,
+      `INSERT INTO contributions (task_id, study_id, round, attempt, node_id, num_examples, sha256, bytes, accepted, reason_code, reason, received_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)`,
+      c.taskId, c.studyId, c.round, c.attempt, c.nodeId, c.numExamples, c.sha256, c.bytes, c.accepted ? 1 : 0, c.reasonCode, c.reason, c.receivedAt,
     );
   }
   async acceptedContribution(taskId: string): Promise<ContributionRecord | undefined> {

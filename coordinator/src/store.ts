@@ -81,6 +81,8 @@ export interface ContributionRecord {
   taskId: string;
   studyId: string;
   round: number;
+  /** Attempt of the round (0 when the task was not identified). */
+  attempt: number;
   nodeId: string;
   numExamples: number;
   sha256: string;

@@ -144,7 +144,7 @@ export interface StudyDetail {
   lastCommittedRound: number;
   rounds: { round: number; attempt: number; state: string; reason: string | null; checkpointPath: string | null; checkpointSha256: string | null; participants: number }[];
   metrics: { round: number; nodeId: string | null; phase: string; numExamples: number; loss: number; accuracy: number; auc?: number }[];
-  contributions: { taskId: string; nodeId: string; round: number; accepted: boolean; reasonCode: string | null; reason: string | null }[];
+  contributions: { taskId: string; nodeId: string; round: number; attempt: number; accepted: boolean; reasonCode: string | null; reason: string | null }[];
 }
 
 /** Waits (on the coordinator's own log) until the study ends, then returns its detail. */

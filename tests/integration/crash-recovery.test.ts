@@ -1,0 +1,70 @@
+import { createHash } from 'node:crypto';
+import { mkdirSync, readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { learnableManifest, writeLearnableCsv } from '@fedlhs/testing';
+import { enrolAgent, startAgent, startCoordinator, startStudy, waitForStudyEnd, type AgentOptions } from '@fedlhs/tests';
+import { useWorkspace } from './helpers.js';
+
+const ws = useWorkspace();
+
+function checkpointDigests(dataDir: string, studyId: string): Map<string, string> {
+  const dir = join(dataDir, 'studies', studyId, 'checkpoints');
+  return new Map(readdirSync(dir).sort().map((f) => [f, createHash('sha256').update(readFileSync(join(dir, f))).digest('hex')]));
+}
+
+describe('coordinator crash (SIGKILL) mid-study', () => {
+  it('resumes at the last committed round with earlier checkpoints byte-identical, counting no update twice', async () => {
+    const dataDir = join(ws.dir(), 'coordinator');
+    const first = ws.track(await startCoordinator({ dataDir }));
+    const clinics: AgentOptions[] = [];
+    const nodeIds: string[] = [];
+    for (const [i, name] of ['a', 'b', 'c'].entries()) {
+      const dir = join(ws.dir(), name);
+      mkdirSync(dir, { recursive: true });
+      writeLearnableCsv(join(dir, 'data.csv'), { rows: 300, seed: 40 + i });
+      const o: AgentOptions = { name, stateDir: join(dir, 'state'), dataPath: join(dir, 'data.csv'), coordinator: first.address, autoApprove: true };
+      nodeIds.push(await enrolAgent(first, o));
+      clinics.push(o);
+    }
+    for (const o of clinics) ws.track(startAgent(o));
+    const rounds = 5;
+    const study = await startStudy(first, learnableManifest({ rounds, min: 3, max: 3, quorum: 2 }));
+
+    await first.proc.waitFor((l) => l.msg === 'round 2 committed');
+    await first.proc.waitFor((l) => l.msg === 'round 3 → TRAINING');
+    first.proc.kill('SIGKILL');
+    await first.proc.exited;
+    const before = checkpointDigests(dataDir, study.id);
+    expect([...before.keys()].slice(0, 3)).toEqual(['round-000000.f32', 'round-000001.f32', 'round-000002.f32']);
+
+    const second = ws.track(await startCoordinator({ dataDir, grpcPort: first.grpcPort, name: 'coordinator-restarted' }));
+    const resumed = await second.proc.waitForMsg('resuming study from its last committed round');
+    const resumedAt = resumed.lastCommittedRound as number;
+    expect(resumedAt).toBeGreaterThanOrEqual(2);
+    expect(resumedAt).toBe(before.size - 1);
+
+    const detail = await waitForStudyEnd(second, study.id);
+    expect(detail.state).toBe('COMPLETED');
+    expect(detail.lastCommittedRound).toBe(rounds);
+
+    // Checkpoints committed before the crash are untouched; later rounds were added.
+    const after = checkpointDigests(dataDir, study.id);
+    for (const [file, digest] of before) expect(after.get(file), file).toBe(digest);
+    expect(after.size).toBe(rounds + 1);
+    for (const r of detail.rounds.filter((x) => x.state === 'COMMITTED')) {
+      expect(after.get(`round-${String(r.round).padStart(6, '0')}.f32`)).toBe(r.checkpointSha256);
+    }
+
+    // Exactly one committed attempt per round; the interrupted attempt is recorded as failed.
+    for (let r = 0; r <= rounds; r++) expect(detail.rounds.filter((x) => x.round === r && x.state === 'COMMITTED'), `round ${r}`).toHaveLength(1);
+    expect(detail.rounds.some((x) => x.round === resumedAt + 1 && x.state === 'FAILED' && x.reason === 'coordinator restarted before the round committed')).toBe(true);
+    // No update counted twice: one accepted contribution per node in each committed attempt.
+    for (let r = 1; r <= rounds; r++) {
+      const committedAttempt = detail.rounds.find((x) => x.round === r && x.state === 'COMMITTED')!;
+      const accepted = detail.contributions.filter((x) => x.round === r && x.attempt === committedAttempt.attempt && x.accepted);
+      expect(new Set(accepted.map((x) => x.nodeId)).size, `round ${r}`).toBe(accepted.length);
+      expect(accepted.length, `round ${r}`).toBeGreaterThanOrEqual(Math.min(2, committedAttempt.participants));
+    }
+  });
+});

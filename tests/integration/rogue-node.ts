@@ -1,0 +1,123 @@
+import * as grpc from '@grpc/grpc-js';
+import { bundleLength, payloadChunks, payloadDigest, float32Bytes, type TensorSpec } from '@fedlhs/core';
+import { loadFedlhsProto, type CoordinatorMessage__Output, type FederationClient, type Task__Output, type UploadReceipt__Output, type AgentMessage } from '@fedlhs/proto';
+
+/** What a hand-written upload may contain; anything can be wrong on purpose. */
+export interface RawUpload {
+  taskId: string;
+  studyId: string;
+  round: number;
+  nodeId: string;
+  baseModelSha256: Buffer;
+  numExamples: number;
+  specs: readonly TensorSpec[];
+  weights: Float32Array;
+  /** Digest to announce (default: the true one). */
+  sha256?: Buffer;
+}
+
+/**
+ * A minimal third-party node written against the .proto alone, used to send what the real
+ * agent never would: wrong shapes, NaNs, bad digests, replays.
+ */
+export class RogueNode {
+  readonly client: FederationClient;
+  private session: grpc.ClientDuplexStream<AgentMessage, CoordinatorMessage__Output> | undefined;
+  private heartbeat: NodeJS.Timeout | undefined;
+  private readonly taskWaiters: { round: number; kind: string; resolve: (t: Task__Output) => void }[] = [];
+  readonly tasks: Task__Output[] = [];
+  sessionError: grpc.ServiceError | undefined;
+
+  constructor(address: string, readonly nodeId: string, private readonly credential: string) {
+    const proto = loadFedlhsProto();
+    this.client = new proto.fedlhs.v1.Federation(address, grpc.credentials.createInsecure());
+  }
+
+  metadata(): grpc.Metadata {
+    const md = new grpc.Metadata();
+    md.set('authorization', `Bearer ${this.credential}`);
+    return md;
+  }
+
+  /** Opens the session, declares READY for every announced study and declines EVALUATE tasks. */
+  connect(): Promise<void> {
+    const call = this.client.Session(this.metadata());
+    this.session = call;
+    call.on('error', (err: grpc.ServiceError) => {
+      this.sessionError = err;
+    });
+    return new Promise((resolve) => {
+      call.on('data', (m: CoordinatorMessage__Output) => {
+        if (m.welcome) resolve();
+        if (m.study?.study && m.study.study.state === 'STUDY_STATE_RUNNING') {
+          call.write({ readiness: { studyId: m.study.study.studyId, manifestSha256: m.study.study.manifestSha256, readiness: 'READINESS_READY', detail: '' } });
+        }
+        if (m.task) {
+          if (m.task.kind === 'TASK_KIND_EVALUATE') {
+            call.write({ taskUpdate: { taskId: m.task.taskId, state: 'TASK_STATE_DECLINED', reason: 'rogue does not evaluate' } });
+            return;
+          }
+          this.tasks.push(m.task);
+          const i = this.taskWaiters.findIndex((w) => w.round === m.task!.round);
+          if (i >= 0) this.taskWaiters.splice(i, 1)[0]!.resolve(m.task);
+        }
+      });
+      call.write({ hello: { agent: { agentVersion: 'rogue/1.0', trainingBackend: 'none', platform: 'test' }, activeTaskIds: [] } });
+      this.heartbeat = setInterval(() => call.write({ heartbeat: { sentUnixMs: Date.now() } }), 200);
+    });
+  }
+
+  trainTask(round: number): Promise<Task__Output> {
+    const seen = this.tasks.find((t) => t.round === round && t.kind === 'TASK_KIND_TRAIN');
+    if (seen !== undefined) return Promise.resolve(seen);
+    return new Promise((resolve) => this.taskWaiters.push({ round, kind: 'TASK_KIND_TRAIN', resolve }));
+  }
+
+  async download(taskId: string): Promise<{ specs: TensorSpec[]; weights: Float32Array }> {
+    const call = this.client.DownloadModel({ taskId }, this.metadata());
+    let specs: TensorSpec[] = [];
+    const parts: Buffer[] = [];
+    for await (const m of call) {
+      if (m.header) specs = m.header.tensors.map((t: { name: string; shape: number[] }) => ({ name: t.name, shape: t.shape }));
+      if (m.data) parts.push(m.data);
+    }
+    const bytes = Buffer.concat(parts);
+    const weights = new Float32Array(bundleLength(specs));
+    new Uint8Array(weights.buffer).set(bytes);
+    return { specs, weights };
+  }
+
+  upload(u: RawUpload): Promise<UploadReceipt__Output> {
+    return new Promise((resolve, reject) => {
+      const call = this.client.UploadUpdate(this.metadata(), (err, receipt) => (err === null ? resolve(receipt!) : reject(err)));
+      const bytes = float32Bytes(u.weights);
+      call.write({
+        header: {
+          taskId: u.taskId, studyId: u.studyId, round: u.round, nodeId: u.nodeId, baseModelSha256: u.baseModelSha256, numExamples: u.numExamples,
+          trainMetrics: { numExamples: u.numExamples, loss: 0.5, accuracy: 0.7 },
+          weights: { tensors: u.specs.map((s) => ({ name: s.name, shape: [...s.shape], dtype: 'DTYPE_FLOAT32' })), totalBytes: bytes.length, sha256: u.sha256 ?? payloadDigest(u.weights), chunkSize: 1024 * 1024 },
+        },
+      });
+      for (const chunk of payloadChunks(bytes)) call.write({ data: Buffer.from(chunk) });
+      call.end();
+    });
+  }
+
+  close(): void {
+    clearInterval(this.heartbeat);
+    this.session?.cancel();
+    this.client.close();
+  }
+}
+
+/** Resolves with the gRPC error of a call expected to fail (and fails the test if it succeeds). */
+export async function rejection(p: Promise<unknown>): Promise<{ code: string; details: string; reason: string | undefined }> {
+  try {
+    await p;
+  } catch (err) {
+    const e = err as grpc.ServiceError;
+    const reason = e.metadata?.get('fedlhs-rejection-reason')[0];
+    return { code: grpc.status[e.code], details: e.details, reason: typeof reason === 'string' ? reason : undefined };
+  }
+  throw new Error('expected the call to be rejected, but it succeeded');
+}
