@@ -1,4 +1,7 @@
-import convict from 'convict';
+import type convict from 'convict';
+import { ConfigError, loadConfig, type ConfigSources } from '@fedlhs/service';
+
+export { ConfigError };
 
 /**
  * The coordinator's configuration schema. Every key can come from a JSON config file
@@ -93,35 +96,16 @@ export interface CoordinatorConfig {
   log: { level: string; pretty: 'auto' | 'true' | 'false' };
 }
 
-export interface LoadConfigOptions {
-  /** JSON config file to load before environment and flags. */
-  file?: string | undefined;
-  /** Environment variables (defaults to process.env). */
-  env?: NodeJS.ProcessEnv;
-  /** Command-line flags such as ['--grpc-port', '0']. */
-  args?: string[];
-}
+export type LoadConfigOptions = ConfigSources;
 
-/** Thrown for any invalid configuration; the message is one line naming key, value and what is allowed. */
-export class ConfigError extends Error {
-  override readonly name = 'ConfigError';
-}
-
-/** Loads and strictly validates the configuration. */
+/** Loads and strictly validates the configuration; throws ConfigError with a one-line message. */
 export function loadCoordinatorConfig(options: LoadConfigOptions = {}): CoordinatorConfig {
-  try {
-    const config = convict(coordinatorConfigSchema, { env: options.env ?? process.env, args: options.args ?? [] });
-    if (options.file !== undefined) config.loadFile(options.file);
-    config.validate({ allowed: 'strict' });
-    const result = config.getProperties() as CoordinatorConfig;
-    if (result.tls.mode === 'tls' && (result.tls.cert === '' || result.tls.key === '')) {
+  return loadConfig(coordinatorConfigSchema as unknown as convict.Schema<CoordinatorConfig>, options, (c) => {
+    if (c.tls.mode === 'tls' && (c.tls.cert === '' || c.tls.key === '')) {
       throw new Error("tls.cert and tls.key: both are required when tls.mode is 'tls' (set tls.mode to 'plaintext' only for loopback demos)");
     }
-    if (result.chunkBytes < 1048576 || result.chunkBytes > 4128768 || result.chunkBytes % 4 !== 0) {
-      throw new Error(`chunkBytes: must be a multiple of 4 between 1048576 and 4128768: value was ${result.chunkBytes}`);
+    if (c.chunkBytes < 1048576 || c.chunkBytes > 4128768 || c.chunkBytes % 4 !== 0) {
+      throw new Error(`chunkBytes: must be a multiple of 4 between 1048576 and 4128768: value was ${c.chunkBytes}`);
     }
-    return result;
-  } catch (err) {
-    throw new ConfigError((err as Error).message.split('\n').join('; '));
-  }
+  });
 }

@@ -1,4 +1,7 @@
-import convict from 'convict';
+import type convict from 'convict';
+import { ConfigError, loadConfig, type ConfigSources } from '@fedlhs/service';
+
+export { ConfigError };
 
 /**
  * The node agent's configuration schema: JSON file (--config), then environment (FEDLHS_*),
@@ -63,23 +66,11 @@ export interface AgentConfig {
   log: { level: string; pretty: 'auto' | 'true' | 'false' };
 }
 
-export class ConfigError extends Error {
-  override readonly name = 'ConfigError';
-}
-
-export interface LoadAgentConfigOptions {
-  file?: string | undefined;
-  env?: NodeJS.ProcessEnv;
-  args?: string[];
-}
+export type LoadAgentConfigOptions = ConfigSources;
 
 /** Loads and validates the agent configuration; throws ConfigError with a one-line message. */
 export function loadAgentConfig(options: LoadAgentConfigOptions = {}): AgentConfig {
-  try {
-    const config = convict(agentConfigSchema, { env: options.env ?? process.env, args: options.args ?? [] });
-    if (options.file !== undefined) config.loadFile(options.file);
-    config.validate({ allowed: 'strict' });
-    const c = config.getProperties() as AgentConfig;
+  return loadConfig(agentConfigSchema as unknown as convict.Schema<AgentConfig>, options, (c) => {
     if (!/^[^\s:]+:\d{1,5}$/.test(c.coordinator.address) && !/^\[[0-9a-fA-F:]+\]:\d{1,5}$/.test(c.coordinator.address)) {
       throw new Error(`coordinator.address: must be host:port: value was ${JSON.stringify(c.coordinator.address)}`);
     }
@@ -90,8 +81,5 @@ export function loadAgentConfig(options: LoadAgentConfigOptions = {}): AgentConf
     if (c.reconnect.baseMs < 1 || c.reconnect.capMs < c.reconnect.baseMs) {
       throw new Error(`reconnect: baseMs must be >= 1 and capMs >= baseMs: values were ${c.reconnect.baseMs} and ${c.reconnect.capMs}`);
     }
-    return c;
-  } catch (err) {
-    throw new ConfigError((err as Error).message.split('\n').join('; '));
-  }
+  });
 }

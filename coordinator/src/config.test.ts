@@ -1,0 +1,133 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import convict from 'convict';
+import { describe, expect, it } from 'vitest';
+import { ConfigError, coordinatorConfigSchema, loadCoordinatorConfig, type LoadConfigOptions } from './config.js';
+
+const PLAINTEXT = { FEDLHS_TLS_MODE: 'plaintext' };
+
+function configError(options: LoadConfigOptions): ConfigError {
+  try {
+    loadCoordinatorConfig(options);
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError);
+    return err as ConfigError;
+  }
+  throw new Error('expected a ConfigError, the configuration loaded');
+}
+
+function jsonFile(content: unknown): string {
+  const dir = mkdtempSync(join(tmpdir(), 'fedlhs-coordinator-config-'));
+  const path = join(dir, 'coordinator.json');
+  writeFileSync(path, JSON.stringify(content));
+  return path;
+}
+
+describe('loadCoordinatorConfig', () => {
+  it('loads the defaults with tls.mode plaintext', () => {
+    expect(loadCoordinatorConfig({ env: PLAINTEXT, args: [] })).toEqual({
+      dataDir: './.fedlhs/coordinator',
+      grpc: { host: '0.0.0.0', port: 7443 },
+      tls: { mode: 'plaintext', cert: '', key: '', clientCa: '' },
+      admin: { host: '127.0.0.1', port: 7480, token: '' },
+      heartbeatIntervalMs: 5000,
+      selectionGraceMs: 2000,
+      chunkBytes: 1048576,
+      backend: 'auto',
+      log: { level: 'info', pretty: 'auto' },
+    });
+  });
+
+  it('reads every kind of value from the environment', () => {
+    const c = loadCoordinatorConfig({
+      env: {
+        ...PLAINTEXT,
+        FEDLHS_DATA_DIR: '/var/lib/fedlhs',
+        FEDLHS_GRPC_PORT: '9443',
+        FEDLHS_ADMIN_TOKEN: 'tok',
+        FEDLHS_CHUNK_BYTES: '2097152',
+        FEDLHS_BACKEND: 'wasm',
+        FEDLHS_LOG_LEVEL: 'debug',
+      },
+    });
+    expect(c.dataDir).toBe('/var/lib/fedlhs');
+    expect(c.grpc.port).toBe(9443);
+    expect(c.admin.token).toBe('tok');
+    expect(c.chunkBytes).toBe(2097152);
+    expect(c.backend).toBe('wasm');
+    expect(c.log.level).toBe('debug');
+  });
+
+  it('accepts tls mode with both cert and key', () => {
+    const c = loadCoordinatorConfig({ env: { FEDLHS_TLS_CERT: '/etc/fedlhs/cert.pem', FEDLHS_TLS_KEY: '/etc/fedlhs/key.pem' } });
+    expect(c.tls).toEqual({ mode: 'tls', cert: '/etc/fedlhs/cert.pem', key: '/etc/fedlhs/key.pem', clientCa: '' });
+  });
+
+  it('rejects a port out of range, naming grpc.port and the value', () => {
+    const err = configError({ env: { ...PLAINTEXT, FEDLHS_GRPC_PORT: '70000' } });
+    expect(err.message).toMatchInlineSnapshot(`"grpc.port: ports must be within range 0 - 65535: value was 70000"`);
+  });
+
+  it('rejects a non-numeric port, naming grpc.port', () => {
+    expect(configError({ env: { ...PLAINTEXT, FEDLHS_GRPC_PORT: 'abc' } }).message).toMatch(/^grpc\.port: ports must be within range 0 - 65535/);
+  });
+
+  // BUG: convict coerces 'abc' to NaN with parseInt and omits falsy values from its message,
+  // so the message does not name the value, though ConfigError promises key, value and rule.
+  it.fails('names the rejected non-numeric value in the message', () => {
+    expect(configError({ env: { ...PLAINTEXT, FEDLHS_GRPC_PORT: 'abc' } }).message).toContain('abc');
+  });
+
+  // BUG: the same parseInt coercion silently accepts trailing garbage: '7443x' becomes 7443.
+  it.fails('rejects a port with trailing characters', () => {
+    expect(configError({ env: { ...PLAINTEXT, FEDLHS_GRPC_PORT: '7443x' } }).message).toContain('grpc.port');
+  });
+
+  it('rejects an unknown key in a JSON config file, naming it', () => {
+    const file = jsonFile({ grpc: { port: 1000, bogus: 1 }, extra: true });
+    expect(configError({ file, env: PLAINTEXT }).message).toMatchInlineSnapshot(
+      `"configuration param 'extra' not declared in the schema; configuration param 'grpc.bogus' not declared in the schema"`,
+    );
+  });
+
+  it("rejects tls.mode 'tls' without cert and key, naming tls.cert", () => {
+    const err = configError({ env: { FEDLHS_TLS_KEY: '/k.pem' } });
+    expect(err.message).toMatchInlineSnapshot(`"tls.cert and tls.key: both are required when tls.mode is 'tls' (set tls.mode to 'plaintext' only for loopback demos)"`);
+    expect(configError({ env: {} }).message.startsWith('tls.cert')).toBe(true);
+  });
+
+  it('rejects an unknown tls mode with the allowed values', () => {
+    expect(configError({ env: { FEDLHS_TLS_MODE: 'none' } }).message).toMatchInlineSnapshot(`"tls.mode: must be one of the possible values: ["tls","plaintext"]: value was "none""`);
+  });
+
+  it.each(['1048575', '4128772', '1048578'])('rejects chunkBytes %s', (value) => {
+    expect(configError({ env: { ...PLAINTEXT, FEDLHS_CHUNK_BYTES: value } }).message).toBe(`chunkBytes: must be a multiple of 4 between 1048576 and 4128768: value was ${value}`);
+  });
+
+  it('lets flags override the environment, and the environment override the file', () => {
+    const file = jsonFile({ grpc: { port: 1000 }, tls: { mode: 'plaintext' }, dataDir: '/from/file' });
+    expect(loadCoordinatorConfig({ file, env: {} }).grpc.port).toBe(1000);
+    const fromEnv = loadCoordinatorConfig({ file, env: { FEDLHS_GRPC_PORT: '2000' } });
+    expect(fromEnv.grpc.port).toBe(2000);
+    expect(fromEnv.dataDir).toBe('/from/file');
+    expect(loadCoordinatorConfig({ file, env: { FEDLHS_GRPC_PORT: '2000' }, args: ['--grpc-port', '0'] }).grpc.port).toBe(0);
+    expect(loadCoordinatorConfig({ env: { ...PLAINTEXT, FEDLHS_ADMIN_PORT: '8000' }, args: ['--admin-port', '8001', '--data-dir', '/d'] })).toMatchObject({
+      admin: { port: 8001 },
+      dataDir: '/d',
+    });
+  });
+
+  it('does not put the admin token in an error message', () => {
+    const err = configError({ env: { ...PLAINTEXT, FEDLHS_ADMIN_TOKEN: 'tok-secret-123', FEDLHS_GRPC_PORT: '70000' } });
+    expect(err.message).not.toContain('tok-secret-123');
+  });
+
+  it('marks admin.token and tls.key sensitive, so convict masks them', () => {
+    const config = convict(coordinatorConfigSchema, { env: { FEDLHS_ADMIN_TOKEN: 'tok-secret-123', FEDLHS_TLS_KEY: '/secret/key.pem' }, args: [] });
+    const text = config.toString();
+    expect(text).not.toContain('tok-secret-123');
+    expect(text).not.toContain('/secret/key.pem');
+    expect(JSON.parse(text)).toMatchObject({ admin: { token: '[Sensitive]' }, tls: { key: '[Sensitive]' } });
+  });
+});

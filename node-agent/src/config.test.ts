@@ -1,0 +1,105 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadAgentConfig, type LoadAgentConfigOptions } from './config.js';
+
+function configError(options: LoadAgentConfigOptions): ConfigError {
+  try {
+    loadAgentConfig(options);
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError);
+    return err as ConfigError;
+  }
+  throw new Error('expected a ConfigError, the configuration loaded');
+}
+
+describe('loadAgentConfig', () => {
+  it('loads the defaults', () => {
+    expect(loadAgentConfig({ env: {}, args: [] })).toEqual({
+      site: '',
+      stateDir: './.fedlhs/agent',
+      coordinator: { address: 'localhost:7443' },
+      tls: { mode: 'tls', ca: '', cert: '', key: '', serverName: '' },
+      joinToken: '',
+      data: { path: '', keyColumn: '' },
+      minCohort: 20,
+      autoApprove: false,
+      backend: 'auto',
+      reconnect: { baseMs: 500, capMs: 30000 },
+      chunkBytes: 1048576,
+      log: { level: 'info', pretty: 'auto' },
+    });
+  });
+
+  it.each(['coordinator.example.org:443', '10.0.0.5:7443', '[::1]:7443', '[fe80::1]:1'])('accepts the address %s', (address) => {
+    expect(loadAgentConfig({ env: { FEDLHS_COORDINATOR: address } }).coordinator.address).toBe(address);
+  });
+
+  it.each(['localhost', 'localhost:', 'host:port', 'a b:1', 'host:123456', 'https://host:443', '::1:7443'])('rejects the address %j', (address) => {
+    expect(configError({ env: { FEDLHS_COORDINATOR: address } }).message).toBe(`coordinator.address: must be host:port: value was ${JSON.stringify(address)}`);
+  });
+
+  // BUG: the address pattern allows any 1-5 digit port, so 99999 passes validation.
+  it.fails('rejects an address whose port is above 65535', () => {
+    expect(configError({ env: { FEDLHS_COORDINATOR: 'localhost:99999' } }).message).toContain('coordinator.address');
+  });
+
+  it('rejects tls.cert without tls.key, and the reverse', () => {
+    expect(configError({ env: { FEDLHS_TLS_CERT: '/c.pem' } }).message).toMatchInlineSnapshot(`"tls.cert and tls.key: set both for mutual TLS, or neither"`);
+    expect(configError({ env: { FEDLHS_TLS_KEY: '/k.pem' } }).message).toBe('tls.cert and tls.key: set both for mutual TLS, or neither');
+    expect(loadAgentConfig({ env: { FEDLHS_TLS_CERT: '/c.pem', FEDLHS_TLS_KEY: '/k.pem' } }).tls).toMatchObject({ cert: '/c.pem', key: '/k.pem' });
+  });
+
+  it.each(['1048575', '4128772', '1048578', '0'])('rejects chunkBytes %s', (value) => {
+    expect(configError({ env: { FEDLHS_CHUNK_BYTES: value } }).message).toBe(`chunkBytes: must be a multiple of 4 between 1048576 and 4128768: value was ${value}`);
+  });
+
+  it('accepts chunkBytes at both ends of the range', () => {
+    expect(loadAgentConfig({ env: { FEDLHS_CHUNK_BYTES: '1048576' } }).chunkBytes).toBe(1048576);
+    expect(loadAgentConfig({ env: { FEDLHS_CHUNK_BYTES: '4128768' } }).chunkBytes).toBe(4128768);
+  });
+
+  it("parses autoApprove 'true' and 'false' from the environment, and the bare flag", () => {
+    expect(loadAgentConfig({ env: { FEDLHS_AUTO_APPROVE: 'true' } }).autoApprove).toBe(true);
+    expect(loadAgentConfig({ env: { FEDLHS_AUTO_APPROVE: 'false' } }).autoApprove).toBe(false);
+    expect(loadAgentConfig({ env: {}, args: ['--auto-approve'] }).autoApprove).toBe(true);
+  });
+
+  // BUG: convict's Boolean coercion is `value.toLowerCase() !== 'false'`, so '0', 'no' or 'off'
+  // turn auto-approval (no operator review of study manifests) ON.
+  it.fails.each(['0', 'no', 'off'])("does not enable autoApprove for FEDLHS_AUTO_APPROVE=%s", (value) => {
+    let autoApprove: boolean | 'rejected';
+    try {
+      autoApprove = loadAgentConfig({ env: { FEDLHS_AUTO_APPROVE: value } }).autoApprove;
+    } catch (err) {
+      expect(err).toBeInstanceOf(ConfigError);
+      autoApprove = 'rejected';
+    }
+    expect(autoApprove).not.toBe(true);
+  });
+
+  it('rejects reconnect capMs below baseMs, and baseMs 0', () => {
+    expect(configError({ env: { FEDLHS_RECONNECT_CAP_MS: '100' } }).message).toMatchInlineSnapshot(`"reconnect: baseMs must be >= 1 and capMs >= baseMs: values were 500 and 100"`);
+    expect(configError({ env: { FEDLHS_RECONNECT_BASE_MS: '0' } }).message).toBe('reconnect: baseMs must be >= 1 and capMs >= baseMs: values were 0 and 30000');
+  });
+
+  it('rejects a negative minCohort', () => {
+    expect(configError({ env: { FEDLHS_MIN_COHORT: '-3' } }).message).toMatchInlineSnapshot(`"minCohort: must be a positive integer: value was -3"`);
+  });
+
+  it('rejects an unknown key in a config file, and lets env and flags override the file', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'fedlhs-agent-config-'));
+    const bad = join(dir, 'bad.json');
+    writeFileSync(bad, JSON.stringify({ site: 'a', coordinatr: { address: 'x:1' } }));
+    expect(configError({ file: bad, env: {} }).message).toMatchInlineSnapshot(`"configuration param 'coordinatr' not declared in the schema"`);
+
+    const good = join(dir, 'good.json');
+    writeFileSync(good, JSON.stringify({ site: 'clinic-a', coordinator: { address: 'file:1' }, minCohort: 5 }));
+    const c = loadAgentConfig({ file: good, env: { FEDLHS_COORDINATOR: 'env:2' }, args: ['--min-cohort', '7'] });
+    expect(c.site).toBe('clinic-a');
+    expect(c.coordinator.address).toBe('env:2');
+    expect(c.minCohort).toBe(7);
+    expect(loadAgentConfig({ file: good, env: {} }).coordinator.address).toBe('file:1');
+  });
+});

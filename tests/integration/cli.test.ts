@@ -1,0 +1,102 @@
+import { execFile } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { describe, expect, it } from 'vitest';
+import { learnableManifest, writeLearnableCsv } from '@fedlhs/testing';
+import { agentMain, coordinatorMain, enrolAgent, startAgent, startCoordinator, type AgentOptions } from '@fedlhs/tests';
+import { useWorkspace } from './helpers.js';
+
+const ws = useWorkspace();
+const exec = promisify(execFile);
+
+async function runCli(main: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const r = await exec(process.execPath, [main, ...args], { env: { ...process.env, FEDLHS_LOG_PRETTY: 'false', ...env } });
+    return { code: 0, stdout: r.stdout, stderr: r.stderr };
+  } catch (err) {
+    const e = err as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+
+describe('command-line interfaces', () => {
+  it('stop at start with one line naming the bad config key, its value and what is allowed', async () => {
+    const port = await runCli(coordinatorMain, ['serve'], { FEDLHS_GRPC_PORT: 'abc', FEDLHS_TLS_MODE: 'plaintext' });
+    expect(port.code).toBe(2);
+    expect(port.stderr.trim().split('\n')).toHaveLength(1);
+    expect(port.stderr).toMatch(/^fedlhs-coordinator: invalid configuration: grpc\.port: .*value was "abc"/);
+
+    const tls = await runCli(coordinatorMain, ['serve', '--data-dir', join(ws.dir(), 'c')], {});
+    expect(tls.code).toBe(2);
+    expect(tls.stderr).toContain('tls.cert and tls.key: both are required');
+
+    const file = join(ws.dir(), 'bad.json');
+    writeFileSync(file, JSON.stringify({ grpc: { prot: 1 } }));
+    const unknown = await runCli(coordinatorMain, ['serve', '--config', file], { FEDLHS_TLS_MODE: 'plaintext' });
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toMatch(/grpc\.prot/);
+
+    const mode = await runCli(agentMain, ['run'], { FEDLHS_TLS_MODE: 'sometimes' });
+    expect(mode.code).toBe(2);
+    expect(mode.stderr).toMatch(/^fedlhs-agent: invalid configuration: tls\.mode: must be one of .*value was "sometimes"/);
+
+    const notEnrolled = await runCli(agentMain, ['run', '--state-dir', join(ws.dir(), 'agent')], { FEDLHS_TLS_MODE: 'plaintext' });
+    expect(notEnrolled.code).toBe(2);
+    expect(notEnrolled.stderr).toContain('not enrolled: run `fedlhs-agent enrol');
+
+    const badHash = await runCli(agentMain, ['approve', 'abc123', '--state-dir', join(ws.dir(), 'agent')]);
+    expect(badHash.code).toBe(2);
+    expect(badHash.stderr).toContain('is not a manifest sha256');
+  });
+
+  it('operator commands drive a running coordinator; a too-small clinic declines and says why', async () => {
+    const c = ws.track(await startCoordinator({ dataDir: join(ws.dir(), 'coordinator') }));
+    const env = { FEDLHS_ADMIN_URL: `http://127.0.0.1:${c.adminPort}`, FEDLHS_DATA_DIR: c.dataDir };
+    const token = await runCli(coordinatorMain, ['token', 'create', '--site', 'tiny'], env);
+    expect(token.code).toBe(0);
+    expect(token.stdout.trim()).toMatch(/^fjt_[A-Za-z0-9_-]{43}$/);
+
+    const dir = join(ws.dir(), 'tiny');
+    mkdirSync(dir, { recursive: true });
+    writeLearnableCsv(join(dir, 'data.csv'), { rows: 12, seed: 5 });
+    const o: AgentOptions = { name: 'tiny', stateDir: join(dir, 'state'), dataPath: join(dir, 'data.csv'), coordinator: c.address, autoApprove: true };
+    await enrolAgent(c, o);
+    const agent = ws.track(startAgent(o));
+
+    const manifestFile = join(ws.dir(), 'study.yaml');
+    writeFileSync(manifestFile, JSON.stringify(learnableManifest({ name: 'cli-study', rounds: 1, min: 1, max: 1, quorum: 1 })));
+    const started = await runCli(coordinatorMain, ['study', 'start', manifestFile], env);
+    expect(started.code, started.stderr).toBe(0);
+    const studyId = started.stdout.trim();
+    expect(studyId).toMatch(/^cli-study-[0-9a-f]{6}$/);
+
+    await agent.waitFor((l) => l.readiness === 'READINESS_COHORT_TOO_SMALL');
+    await c.proc.waitFor((l) => l.msg === 'node readiness changed' && l.readiness === 'READINESS_COHORT_TOO_SMALL');
+    const status = await runCli(coordinatorMain, ['status'], env);
+    expect(status.code).toBe(0);
+    expect(status.stdout).toMatch(new RegExp(`${studyId}\\s+RUNNING\\s+0/1\\s+round 1 WAITING_FOR_NODES`));
+    expect(status.stdout).toMatch(/tiny\s+online\s+(wasm|tensorflow|cpu)/);
+    const api = await c.admin<{ nodes: { readiness: Record<string, { readiness: string; detail: string }> }[] }>('GET', '/api/v1/status');
+    expect(api.body.nodes[0]!.readiness[studyId]).toEqual({ readiness: 'READINESS_COHORT_TOO_SMALL', detail: expect.stringContaining('fewer than 20 usable records') });
+
+    const stopped = await runCli(coordinatorMain, ['study', 'stop', studyId], env);
+    expect(stopped.code).toBe(0);
+    const list = await runCli(coordinatorMain, ['study', 'list'], env);
+    expect(list.stdout).toMatch(new RegExp(`${studyId}\\s+STOPPED`));
+
+    const invalid = join(ws.dir(), 'invalid.json');
+    writeFileSync(invalid, JSON.stringify({ ...learnableManifest(), rounds: 0 }));
+    const rejected = await runCli(coordinatorMain, ['study', 'start', invalid], env);
+    expect(rejected.code).toBe(1);
+    expect(rejected.stderr).toContain('400 INVALID_MANIFEST: invalid study manifest: rounds:');
+
+    const wrongToken = await runCli(coordinatorMain, ['status'], { ...env, FEDLHS_ADMIN_TOKEN: 'nope' });
+    expect(wrongToken.stderr).toContain('401 UNAUTHENTICATED');
+
+    // Nothing identifying a record reached any log or the audit trail.
+    const recordIds = readFileSync(o.dataPath, 'utf8').split('\n').slice(1, -1).map((l) => l.split(',')[0]!);
+    const everything = [...agent.lines.map((l) => JSON.stringify(l)), ...c.proc.lines.map((l) => JSON.stringify(l)), readFileSync(join(o.stateDir, 'audit.jsonl'), 'utf8')].join('\n');
+    for (const id of recordIds) expect(everything.includes(id), id).toBe(false);
+  });
+});
