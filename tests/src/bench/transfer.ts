@@ -1,0 +1,141 @@
+/**
+ * Transfer benchmark (not part of the test run): one round of a ~1 GiB model (268M float32
+ * parameters: Dense 16384→16384, then Dense 16384→1) with two real agent processes. Reports
+ * peak RSS of the coordinator and of each agent as a multiple of the model size, and fedlhs'
+ * download/upload throughput beside raw grpc-js streaming of the same number of bytes over
+ * loopback, measured in the same run. Usage: npm run bench:transfer [-- --units 16384]
+ */
+import { readFileSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import { mulberry32 } from '@fedlhs/testing';
+import { enrolAgent, repoRoot, startAgent, startCoordinator, startStudy, waitForStudyEnd, type AgentOptions } from '../harness.js';
+
+const unitsArg = process.argv.indexOf('--units');
+const UNITS = unitsArg > 0 ? Number(process.argv[unitsArg + 1]) : 16384;
+const ROWS = 32;
+const PARAMS = UNITS * UNITS + UNITS + UNITS + 1;
+const MODEL_BYTES = PARAMS * 4;
+const MiB = 1048576;
+
+/** Resident set size of a process, from /proc (Linux). */
+function rss(pid: number): number {
+  try {
+    const pages = Number(readFileSync(`/proc/${pid}/statm`, 'utf8').split(' ')[1]);
+    return pages * 4096;
+  } catch {
+    return 0;
+  }
+}
+
+/** Raw grpc-js streaming of `bytes` in 1 MiB chunks each way, without fedlhs: the baseline. */
+async function rawGrpc(bytes: number): Promise<{ uploadMBs: number; downloadMBs: number }> {
+  const passthrough = (b: Buffer): Buffer => b;
+  const service: grpc.ServiceDefinition = {
+    Up: { path: '/bench.Raw/Up', requestStream: true, responseStream: false, requestSerialize: passthrough, requestDeserialize: passthrough, responseSerialize: passthrough, responseDeserialize: passthrough },
+    Down: { path: '/bench.Raw/Down', requestStream: false, responseStream: true, requestSerialize: passthrough, requestDeserialize: passthrough, responseSerialize: passthrough, responseDeserialize: passthrough },
+  };
+  const chunk = Buffer.alloc(MiB, 7);
+  const server = new grpc.Server();
+  server.addService(service, {
+    Up: (call: grpc.ServerReadableStream<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) => {
+      let n = 0;
+      call.on('data', (b: Buffer) => (n += b.length));
+      call.on('end', () => cb(null, Buffer.from(String(n))));
+    },
+    Down: async (call: grpc.ServerWritableStream<Buffer, Buffer>) => {
+      for (let sent = 0; sent < bytes; sent += MiB) if (!call.write(chunk)) await new Promise((r) => call.once('drain', r));
+      call.end();
+    },
+  });
+  const port = await new Promise<number>((res, rej) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? rej(e) : res(p))));
+  const Client = grpc.makeGenericClientConstructor(service, 'Raw');
+  const client = new Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
+  let t = performance.now();
+  await new Promise<void>((resolve, reject) => {
+    const call = client.makeClientStreamRequest('/bench.Raw/Up', passthrough, passthrough, (e: grpc.ServiceError | null) => (e ? reject(e) : resolve()));
+    (async () => {
+      for (let sent = 0; sent < bytes; sent += MiB) if (!call.write(chunk)) await new Promise((r) => call.once('drain', r));
+      call.end();
+    })();
+  });
+  const uploadMBs = bytes / MiB / ((performance.now() - t) / 1000);
+  t = performance.now();
+  const down = client.makeServerStreamRequest('/bench.Raw/Down', passthrough, passthrough, Buffer.alloc(0));
+  for await (const _ of down) {
+    // drain
+  }
+  const downloadMBs = bytes / MiB / ((performance.now() - t) / 1000);
+  client.close();
+  server.forceShutdown();
+  return { uploadMBs, downloadMBs };
+}
+
+async function main(): Promise<void> {
+  const root = join(repoRoot, 'bench-run');
+  rmSync(root, { recursive: true, force: true });
+  mkdirSync(root, { recursive: true });
+  const say = (s: string): void => void process.stdout.write(`${s}\n`);
+  say(`model: Dense ${UNITS}→${UNITS}→1, ${PARAMS.toLocaleString()} float32 parameters = ${(MODEL_BYTES / MiB).toFixed(0)} MiB`);
+
+  const c = await startCoordinator({ dataDir: join(root, 'coordinator'), heartbeatIntervalMs: 5000, env: { FEDLHS_LOG_LEVEL: 'info' } });
+  const agents: ReturnType<typeof startAgent>[] = [];
+  const features = Array.from({ length: UNITS }, (_, i) => `f${i}`);
+  for (const name of ['bench-a', 'bench-b']) {
+    const dir = join(root, name);
+    mkdirSync(dir, { recursive: true });
+    const random = mulberry32(name.length);
+    const rows = [['record_id', ...features, 'label'].join(',')];
+    for (let r = 0; r < ROWS; r++) rows.push([`${name}-${r}`, ...features.map(() => random().toFixed(2)), r % 2].join(','));
+    writeFileSync(join(dir, 'data.csv'), `${rows.join('\n')}\n`);
+    const o: AgentOptions = { name, stateDir: join(dir, 'state'), dataPath: join(dir, 'data.csv'), coordinator: c.address, autoApprove: true, env: { FEDLHS_LOG_LEVEL: 'info' } };
+    await enrolAgent(c, o);
+    agents.push(startAgent(o));
+  }
+  const peaks = new Map<string, number>([['coordinator', 0], ['bench-a', 0], ['bench-b', 0]]);
+  let sampling = false;
+  const sampler = setInterval(() => {
+    if (!sampling) return;
+    peaks.set('coordinator', Math.max(peaks.get('coordinator')!, rss(c.proc.pid)));
+    agents.forEach((a, i) => peaks.set(`bench-${'ab'[i]}`, Math.max(peaks.get(`bench-${'ab'[i]}`)!, rss(a.pid))));
+  }, 100);
+  try {
+    const manifest = {
+      apiVersion: 'fedlhs.v1', kind: 'Study', name: 'bench-1gib',
+      model: { format: 'tfjs-layers', topology: { class_name: 'Sequential', config: { name: 'bench', layers: [
+        { class_name: 'Dense', config: { name: 'wide', units: UNITS, activation: 'relu', batch_input_shape: [null, UNITS] } },
+        { class_name: 'Dense', config: { name: 'out', units: 1, activation: 'sigmoid' } },
+      ] } } },
+      training: { loss: 'binaryCrossentropy', optimizer: { name: 'sgd', learningRate: 0.001 }, localEpochs: 1, batchSize: ROWS },
+      rounds: 1, clients: { min: 2, max: 2, quorum: 2 }, deadlines: { roundSeconds: 3600, evaluationSeconds: 3600 },
+      data: { featureSpec: 'flat-table/v1', features, label: 'label', holdoutFraction: 0.5 }, aggregation: { strategy: 'fedavg' }, seed: 1,
+    };
+    say('starting study (the coordinator builds and checkpoints the initial model)…');
+    const study = await startStudy(c, manifest);
+    await c.proc.waitFor((l) => l.msg === 'round 1 → TRAINING', 3_600_000);
+    sampling = true; // measure the round itself, not the one-off initial model build
+    say('round 1 training…');
+    const detail = await waitForStudyEnd(c, study.id, 3_600_000);
+    sampling = false;
+    const downloads = agents.flatMap((a) => a.lines.filter((l) => l.msg === 'model downloaded and verified' && l.kind === 'train'));
+    const uploads = agents.flatMap((a) => a.lines.filter((l) => l.msg === 'update uploaded and accepted'));
+    say(`study ${detail.state}; measuring raw grpc-js streaming of ${(MODEL_BYTES / MiB).toFixed(0)} MiB for comparison…`);
+    const raw = await rawGrpc(MODEL_BYTES);
+    const fmt = (x: number): string => x.toFixed(1);
+    say('\npeak RSS during the round (÷ model size):');
+    for (const [name, peak] of peaks) say(`  ${name.padEnd(12)} ${fmt(peak / MiB)} MiB  = ${(peak / MODEL_BYTES).toFixed(2)} × model`);
+    say('\nthroughput, MiB/s (fedlhs per agent, two agents concurrently | raw grpc-js, one stream alone):');
+    say(`  download  ${downloads.map((l) => fmt(l.mbPerS as number)).join(', ')}  | raw ${fmt(raw.downloadMBs)}  → ratio ${(downloads.reduce((s, l) => s + (l.mbPerS as number), 0) / raw.downloadMBs).toFixed(2)} (sum of agents ÷ raw)`);
+    say(`  upload    ${uploads.map((l) => fmt(l.mbPerS as number)).join(', ')}  | raw ${fmt(raw.uploadMBs)}  → ratio ${(uploads.reduce((s, l) => s + (l.mbPerS as number), 0) / raw.uploadMBs).toFixed(2)} (sum of agents ÷ raw)`);
+    say('  (fedlhs upload time includes the coordinator checking, spooling and averaging the update before it answers)');
+  } finally {
+    clearInterval(sampler);
+    await Promise.all(agents.map((a) => a.stop()));
+    await c.stop();
+  }
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`benchmark failed: ${(err as Error).stack ?? String(err)}\n`);
+  process.exit(1);
+});
