@@ -18,7 +18,7 @@ export const coordinatorConfigSchema = {
   },
   grpc: {
     host: { doc: 'Address the gRPC server binds.', format: String, default: '0.0.0.0', env: 'FEDLHS_GRPC_HOST', arg: 'grpc-host' },
-    port: { doc: 'gRPC port; 0 picks a free port (logged at start).', format: 'port', default: 7443, env: 'FEDLHS_GRPC_PORT', arg: 'grpc-port' },
+    port: { doc: 'gRPC port; 0 picks a free port (logged at start).', format: 'tcp-port', default: 7443, env: 'FEDLHS_GRPC_PORT', arg: 'grpc-port' },
   },
   tls: {
     mode: {
@@ -40,7 +40,7 @@ export const coordinatorConfigSchema = {
   },
   admin: {
     host: { doc: 'Address the admin HTTP API binds. Keep it on loopback or an operator network.', format: String, default: '127.0.0.1', env: 'FEDLHS_ADMIN_HOST', arg: 'admin-host' },
-    port: { doc: 'Admin HTTP API port; 0 picks a free port (logged at start).', format: 'port', default: 7480, env: 'FEDLHS_ADMIN_PORT', arg: 'admin-port' },
+    port: { doc: 'Admin HTTP API port; 0 picks a free port (logged at start).', format: 'tcp-port', default: 7480, env: 'FEDLHS_ADMIN_PORT', arg: 'admin-port' },
     token: {
       doc: 'Bearer token for the admin API. Empty: generated at first start and kept in <dataDir>/admin-token (mode 0600).',
       format: String,
@@ -52,21 +52,21 @@ export const coordinatorConfigSchema = {
   },
   heartbeatIntervalMs: {
     doc: 'Heartbeat interval on agent sessions, in ms; a node silent for 3 intervals is offline.',
-    format: 'nat',
+    format: 'whole-number',
     default: 5000,
     env: 'FEDLHS_HEARTBEAT_INTERVAL_MS',
     arg: 'heartbeat-interval-ms',
   },
   selectionGraceMs: {
     doc: 'Once a study has its minimum of READY clinics, how long (ms) to wait for more, up to its maximum, before starting a round.',
-    format: 'nat',
+    format: 'whole-number',
     default: 2000,
     env: 'FEDLHS_SELECTION_GRACE_MS',
     arg: 'selection-grace-ms',
   },
   chunkBytes: {
     doc: 'Size of model download chunks in bytes (1 MiB to 4 MiB - 64 KiB, a multiple of 4).',
-    format: 'nat',
+    format: 'whole-number',
     default: 1048576,
     env: 'FEDLHS_CHUNK_BYTES',
     arg: 'chunk-bytes',

@@ -13,6 +13,7 @@ export function hashSecret(secret: string): string {
 }
 
 export function sameHash(a: string, b: string): boolean {
+  if (!/^[0-9a-fA-F]{64}$/.test(a) || !/^[0-9a-fA-F]{64}$/.test(b)) return false;
   const x = Buffer.from(a, 'hex');
   const y = Buffer.from(b, 'hex');
   return x.length === y.length && timingSafeEqual(x, y);

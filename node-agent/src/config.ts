@@ -31,20 +31,20 @@ export const agentConfigSchema = {
     path: { doc: 'Local data: a CSV file with a header row (flat-table/v1).', format: String, default: '', env: 'FEDLHS_DATA_PATH', arg: 'data-path' },
     keyColumn: { doc: 'Column with a pseudonymous record id that keys the train/hold-out split; empty: row number.', format: String, default: '', env: 'FEDLHS_DATA_KEY_COLUMN', arg: 'data-key-column' },
   },
-  minCohort: { doc: 'Refuse to train with fewer usable records than this.', format: 'nat', default: 20, env: 'FEDLHS_MIN_COHORT', arg: 'min-cohort' },
+  minCohort: { doc: 'Refuse to train with fewer usable records than this.', format: 'whole-number', default: 20, env: 'FEDLHS_MIN_COHORT', arg: 'min-cohort' },
   autoApprove: {
     doc: 'Approve every study manifest without review. Demos and simulations only; logged loudly.',
-    format: Boolean,
+    format: 'strict-boolean',
     default: false,
     env: 'FEDLHS_AUTO_APPROVE',
     arg: 'auto-approve',
   },
   backend: { doc: 'TensorFlow.js backend: auto (tfjs-node, else wasm, else cpu) or one of them.', format: ['auto', 'tensorflow', 'wasm', 'cpu'], default: 'auto', env: 'FEDLHS_BACKEND', arg: 'backend' },
   reconnect: {
-    baseMs: { doc: 'First reconnect delay (ms) before jitter.', format: 'nat', default: 500, env: 'FEDLHS_RECONNECT_BASE_MS', arg: 'reconnect-base-ms' },
-    capMs: { doc: 'Largest reconnect delay (ms) before jitter.', format: 'nat', default: 30000, env: 'FEDLHS_RECONNECT_CAP_MS', arg: 'reconnect-cap-ms' },
+    baseMs: { doc: 'First reconnect delay (ms) before jitter.', format: 'whole-number', default: 500, env: 'FEDLHS_RECONNECT_BASE_MS', arg: 'reconnect-base-ms' },
+    capMs: { doc: 'Largest reconnect delay (ms) before jitter.', format: 'whole-number', default: 30000, env: 'FEDLHS_RECONNECT_CAP_MS', arg: 'reconnect-cap-ms' },
   },
-  chunkBytes: { doc: 'Upload chunk size in bytes (1 MiB to 4 MiB - 64 KiB, a multiple of 4).', format: 'nat', default: 1048576, env: 'FEDLHS_CHUNK_BYTES', arg: 'chunk-bytes' },
+  chunkBytes: { doc: 'Upload chunk size in bytes (1 MiB to 4 MiB - 64 KiB, a multiple of 4).', format: 'whole-number', default: 1048576, env: 'FEDLHS_CHUNK_BYTES', arg: 'chunk-bytes' },
   log: {
     level: { doc: 'Log level.', format: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], default: 'info', env: 'FEDLHS_LOG_LEVEL', arg: 'log-level' },
     pretty: { doc: "'auto' (pretty on a TTY), 'true' or 'false'.", format: ['auto', 'true', 'false'], default: 'auto', env: 'FEDLHS_LOG_PRETTY', arg: 'log-pretty' },
@@ -74,6 +74,8 @@ export function loadAgentConfig(options: LoadAgentConfigOptions = {}): AgentConf
     if (!/^[^\s:]+:\d{1,5}$/.test(c.coordinator.address) && !/^\[[0-9a-fA-F:]+\]:\d{1,5}$/.test(c.coordinator.address)) {
       throw new Error(`coordinator.address: must be host:port: value was ${JSON.stringify(c.coordinator.address)}`);
     }
+    const port = Number(c.coordinator.address.slice(c.coordinator.address.lastIndexOf(':') + 1));
+    if (port < 1 || port > 65535) throw new Error(`coordinator.address: the port must be from 1 to 65535: value was ${JSON.stringify(c.coordinator.address)}`);
     if ((c.tls.cert === '') !== (c.tls.key === '')) throw new Error('tls.cert and tls.key: set both for mutual TLS, or neither');
     if (c.chunkBytes < 1048576 || c.chunkBytes > 4128768 || c.chunkBytes % 4 !== 0) {
       throw new Error(`chunkBytes: must be a multiple of 4 between 1048576 and 4128768: value was ${c.chunkBytes}`);

@@ -132,7 +132,13 @@ export function verifyManifestJson(json: string, expectedHash: string): StudyMan
   if (actual !== expectedHash) {
     throw new FedlhsError('DATA_LOSS', `manifest hash mismatch: announced ${expectedHash}, content hashes to ${actual}`);
   }
-  const manifest = validateManifest(JSON.parse(json));
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(json);
+  } catch (err) {
+    throw new FedlhsError('INVALID_MANIFEST', `manifest is not JSON: ${(err as Error).message}`, { cause: err });
+  }
+  const manifest = validateManifest(parsed);
   if (canonicalManifestJson(manifest) !== json) {
     throw new FedlhsError('INVALID_MANIFEST', 'manifest JSON is not in canonical form (RFC 8785 with defaults applied)');
   }

@@ -9,6 +9,32 @@ export interface ConfigSources {
   args?: string[];
 }
 
+/**
+ * Formats stricter than convict's own: its 'port' and 'nat' use parseInt (so "7443x" passes as
+ * 7443) and Boolean treats anything but "false" as true (so "0" or "no" would switch a safety
+ * setting on). Ours accept only what they say.
+ */
+convict.addFormats({
+  'tcp-port': {
+    coerce: (v: unknown) => (typeof v === 'string' && /^\d+$/.test(v) ? Number(v) : v),
+    validate: (v: unknown) => {
+      if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 65535) throw new Error('must be a port number from 0 to 65535');
+    },
+  },
+  'whole-number': {
+    coerce: (v: unknown) => (typeof v === 'string' && /^\d+$/.test(v) ? Number(v) : v),
+    validate: (v: unknown) => {
+      if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) throw new Error('must be a whole number (0 or more)');
+    },
+  },
+  'strict-boolean': {
+    coerce: (v: unknown) => (v === 'true' || v === '1' ? true : v === 'false' || v === '0' ? false : v),
+    validate: (v: unknown) => {
+      if (typeof v !== 'boolean') throw new Error('must be true or false (or 1 or 0)');
+    },
+  },
+});
+
 /** Any invalid configuration; the message is one line naming key, value and what is allowed. */
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';
@@ -32,7 +58,7 @@ export function loadConfig<T>(schema: convict.Schema<T>, sources: ConfigSources,
   } catch (err) {
     const lines = (err as Error).message.split('\n').filter((l) => l.trim() !== '');
     const described = lines.map((line) => {
-      if (line.includes('value was')) return line;
+      if (/values? (was|were)/.test(line)) return line;
       const key = /^([A-Za-z0-9_.]+): /.exec(line)?.[1];
       if (key === undefined) return line;
       return `${line}: value was ${JSON.stringify(rawValue(schema, key, sources) ?? safeGet(config, key))}`;
@@ -45,6 +71,7 @@ export function loadConfig<T>(schema: convict.Schema<T>, sources: ConfigSources,
 function rawValue(schema: unknown, key: string, sources: ConfigSources): string | undefined {
   let node = schema as Record<string, unknown> | undefined;
   for (const part of key.split('.')) node = node?.[part] as Record<string, unknown> | undefined;
+  if (node?.sensitive === true) return '[sensitive]';
   const env = node?.env;
   const arg = node?.arg;
   const args = sources.args ?? [];

@@ -1,0 +1,187 @@
+import { createHash } from 'node:crypto';
+import { existsSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { FedlhsError } from '@fedlhs/core';
+import { describe, expect, it } from 'vitest';
+import { CheckpointStore } from './checkpoints.js';
+
+const tempRoot = (): string => mkdtempSync(join(tmpdir(), 'fedlhs-checkpoints-'));
+const sha256 = (data: Uint8Array): string => createHash('sha256').update(data).digest('hex');
+
+async function rejection(promise: Promise<unknown>): Promise<FedlhsError> {
+  try {
+    await promise;
+  } catch (err) {
+    expect(err).toBeInstanceOf(FedlhsError);
+    return err as FedlhsError;
+  }
+  throw new Error('expected a FedlhsError, nothing was thrown');
+}
+
+function syncRejection(fn: () => unknown): FedlhsError {
+  try {
+    fn();
+  } catch (err) {
+    expect(err).toBeInstanceOf(FedlhsError);
+    return err as FedlhsError;
+  }
+  throw new Error('expected a FedlhsError, nothing was thrown');
+}
+
+async function collect(gen: AsyncGenerator<Buffer>): Promise<Buffer[]> {
+  const out: Buffer[] = [];
+  for await (const chunk of gen) out.push(chunk);
+  return out;
+}
+
+describe('CheckpointStore.writeCandidate', () => {
+  it('writes the concatenated float32 slices and returns their SHA-256', async () => {
+    const root = tempRoot();
+    const store = new CheckpointStore(root);
+    const backing = Float32Array.from([99, 3.5, -0.25, 99]);
+    const slices = [Float32Array.from([1, 2]), new Float32Array(0), backing.subarray(1, 3), Float32Array.from([1e-3])];
+    const stored = await store.writeCandidate('s1', 3, 2, slices);
+
+    expect(stored.path).toBe(join(root, 'studies', 's1', 'candidates', 'round-000003-attempt-2.f32'));
+    expect(stored.totalBytes).toBe(20);
+    const bytes = readFileSync(stored.path);
+    // float32 little-endian: 1 = 00 00 80 3f, 2 = 00 00 00 40, 3.5 = 00 00 60 40, -0.25 = 00 00 80 be
+    expect(bytes.subarray(0, 16).toString('hex')).toBe('0000803f' + '00000040' + '00006040' + '000080be');
+    expect(bytes.equals(Buffer.from(Float32Array.from([1, 2, 3.5, -0.25, 1e-3]).buffer))).toBe(true);
+    expect(stored.sha256).toBe(sha256(bytes));
+  });
+
+  it('accepts any iterable, such as a generator, and replaces an earlier candidate of the same attempt', async () => {
+    const store = new CheckpointStore(tempRoot());
+    await store.writeCandidate('s1', 1, 1, [Float32Array.from([1, 2, 3, 4, 5, 6])]);
+    function* slices(): Generator<Float32Array> {
+      yield Float32Array.from([7]);
+      yield Float32Array.from([8]);
+    }
+    const stored = await store.writeCandidate('s1', 1, 1, slices());
+    expect(readFileSync(stored.path).equals(Buffer.from(Float32Array.from([7, 8]).buffer))).toBe(true);
+    expect(stored.totalBytes).toBe(8);
+  });
+
+  it('hashes an empty model as the SHA-256 of nothing', async () => {
+    const stored = await new CheckpointStore(tempRoot()).writeCandidate('s1', 1, 1, []);
+    expect(stored.sha256).toBe('e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855');
+    expect(stored.totalBytes).toBe(0);
+  });
+});
+
+describe('CheckpointStore.promote', () => {
+  it('moves the candidate to the committed path of the round', async () => {
+    const root = tempRoot();
+    const store = new CheckpointStore(root);
+    const candidate = await store.writeCandidate('s1', 7, 1, [Float32Array.from([1, 2, 3])]);
+    const committed = store.promote('s1', 7, candidate);
+    expect(committed).toEqual({ ...candidate, path: join(root, 'studies', 's1', 'checkpoints', 'round-000007.f32') });
+    expect(store.committedPath('s1', 7)).toBe(committed.path);
+    expect(existsSync(candidate.path)).toBe(false);
+    expect(sha256(readFileSync(committed.path))).toBe(candidate.sha256);
+  });
+
+  it('refuses to overwrite a committed checkpoint and leaves it byte-identical', async () => {
+    const store = new CheckpointStore(tempRoot());
+    const first = store.promote('s1', 2, await store.writeCandidate('s1', 2, 1, [Float32Array.from([1, 2, 3])]));
+    const before = readFileSync(first.path);
+    const mtime = statSync(first.path).mtimeMs;
+
+    const second = await store.writeCandidate('s1', 2, 2, [Float32Array.from([4, 5, 6])]);
+    const err = syncRejection(() => store.promote('s1', 2, second));
+    expect(err.code).toBe('ALREADY_EXISTS');
+    expect(err.message).toMatchInlineSnapshot(`"checkpoint for round 2 of study s1 already exists; committed checkpoints are never replaced"`);
+    expect(readFileSync(first.path).equals(before)).toBe(true);
+    expect(statSync(first.path).mtimeMs).toBe(mtime);
+    // The refused candidate is kept, not deleted.
+    expect(readFileSync(second.path).equals(Buffer.from(Float32Array.from([4, 5, 6]).buffer))).toBe(true);
+  });
+
+  it('clearCandidates removes unfinished candidates but not committed checkpoints', async () => {
+    const store = new CheckpointStore(tempRoot());
+    const committed = store.promote('s1', 1, await store.writeCandidate('s1', 1, 1, [Float32Array.from([1])]));
+    const pending = await store.writeCandidate('s1', 2, 1, [Float32Array.from([2])]);
+    store.clearCandidates('s1');
+    expect(existsSync(pending.path)).toBe(false);
+    expect(existsSync(committed.path)).toBe(true);
+  });
+});
+
+describe('CheckpointStore.verify', () => {
+  it('accepts an intact file and detects a flipped byte with DATA_LOSS', async () => {
+    const store = new CheckpointStore(tempRoot());
+    const stored = store.promote('s1', 1, await store.writeCandidate('s1', 1, 1, [Float32Array.from([1, 2, 3, 4])]));
+    await expect(store.verify(stored.path, stored.sha256)).resolves.toBeUndefined();
+
+    const bytes = readFileSync(stored.path);
+    bytes[5] = bytes[5]! ^ 0x01;
+    writeFileSync(stored.path, bytes);
+    const err = await rejection(store.verify(stored.path, stored.sha256));
+    expect(err.code).toBe('DATA_LOSS');
+    expect(err.message).toBe(`checkpoint ${stored.path} hashes to ${sha256(bytes)}, recorded ${stored.sha256}`);
+  });
+
+  it('reports a missing file with DATA_LOSS', async () => {
+    const store = new CheckpointStore(tempRoot());
+    const path = store.committedPath('s1', 9);
+    const err = await rejection(store.verify(path, '0'.repeat(64)));
+    expect(err.code).toBe('DATA_LOSS');
+    expect(err.message).toBe(`checkpoint ${path} is missing`);
+  });
+});
+
+describe('CheckpointStore.read', () => {
+  const fileOf = (root: string, bytes: Uint8Array): string => {
+    const path = join(root, 'model.f32');
+    writeFileSync(path, bytes);
+    return path;
+  };
+  const pattern = (n: number): Buffer => Buffer.from(Array.from({ length: n }, (_, i) => (i * 7 + 3) & 0xff));
+
+  it('yields chunks of exactly chunkBytes with a shorter last chunk', async () => {
+    const root = tempRoot();
+    const data = pattern(20);
+    const chunks = await collect(new CheckpointStore(root).read(fileOf(root, data), 8));
+    expect(chunks.map((c) => c.length)).toEqual([8, 8, 4]);
+    expect(Buffer.concat(chunks).equals(data)).toBe(true);
+  });
+
+  it('yields no empty trailing chunk when the size is a multiple of chunkBytes', async () => {
+    const root = tempRoot();
+    const data = pattern(24);
+    const chunks = await collect(new CheckpointStore(root).read(fileOf(root, data), 8));
+    expect(chunks.map((c) => c.length)).toEqual([8, 8, 8]);
+    expect(Buffer.concat(chunks).equals(data)).toBe(true);
+  });
+
+  it('yields nothing for an empty file', async () => {
+    const root = tempRoot();
+    expect(await collect(new CheckpointStore(root).read(fileOf(root, new Uint8Array(0)), 8))).toEqual([]);
+  });
+
+  it('reassembles a committed checkpoint of several MiB read in 1 MiB chunks', async () => {
+    const store = new CheckpointStore(tempRoot());
+    const values = new Float32Array(655_361); // 2.5 MiB + 4 bytes
+    for (let i = 0; i < values.length; i++) values[i] = Math.sin(i);
+    const stored = store.promote('s1', 1, await store.writeCandidate('s1', 1, 1, [values.subarray(0, 300_000), values.subarray(300_000)]));
+    const chunks = await collect(store.read(stored.path, 1024 * 1024));
+    expect(chunks.map((c) => c.length)).toEqual([1048576, 1048576, 524292]);
+    const whole = Buffer.concat(chunks);
+    expect(whole.equals(Buffer.from(values.buffer))).toBe(true);
+    expect(sha256(whole)).toBe(stored.sha256);
+  });
+});
+
+describe('CheckpointStore specs', () => {
+  it('saves and loads the tensor list of a study', () => {
+    const store = new CheckpointStore(tempRoot());
+    const specs = [
+      { name: 'dense/kernel', shape: [6, 8] },
+      { name: 'dense/bias', shape: [8] },
+    ];
+    store.saveSpecs('s1', specs);
+    expect(store.loadSpecs('s1')).toEqual(specs);
+  });
+});

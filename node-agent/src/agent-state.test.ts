@@ -1,0 +1,178 @@
+import { chmodSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { AgentState, type NodeCredential } from './agent-state.js';
+
+const states: AgentState[] = [];
+
+function newState(): AgentState {
+  const state = new AgentState(join(mkdtempSync(join(tmpdir(), 'fedlhs-agent-state-')), 'state'));
+  states.push(state);
+  return state;
+}
+
+const credential: NodeCredential = {
+  nodeId: 'node_1',
+  siteName: 'clinic-a',
+  coordinator: 'coord.example.org:7443',
+  credential: `fnc_node_1.${'s'.repeat(43)}`,
+  enrolledAt: '2026-01-02T03:04:05.000Z',
+};
+
+const manifest = (hash: string, name = 'readmit', json = `{"name":"${name}"}`): { hash: string; studyId: string; name: string; json: string } => ({
+  hash,
+  studyId: `study-${hash}`,
+  name,
+  json,
+});
+
+beforeEach(() => {
+  // Only Date is faked: timestamps become exact, nothing waits.
+  vi.useFakeTimers({ toFake: ['Date'] });
+  vi.setSystemTime(new Date('2026-03-01T12:00:00.000Z'));
+});
+
+afterEach(() => {
+  vi.useRealTimers();
+  for (const s of states.splice(0)) s.close();
+});
+
+describe('AgentState credential', () => {
+  it('creates its directory with mode 0700', () => {
+    const state = newState();
+    expect(statSync(state.dir).mode & 0o777).toBe(0o700);
+  });
+
+  it('saves the credential with mode 0600 and loads it back', () => {
+    const state = newState();
+    expect(state.loadCredential()).toBeUndefined();
+    state.saveCredential(credential);
+    expect(state.credentialPath).toBe(join(state.dir, 'node-credential.json'));
+    expect(statSync(state.credentialPath).mode & 0o777).toBe(0o600);
+    expect(state.loadCredential()).toEqual(credential);
+    expect(JSON.parse(readFileSync(state.credentialPath, 'utf8'))).toEqual(credential);
+  });
+
+  it('keeps mode 0600 when the credential is saved again', () => {
+    const state = newState();
+    state.saveCredential(credential);
+    state.saveCredential({ ...credential, nodeId: 'node_2' });
+    expect(statSync(state.credentialPath).mode & 0o777).toBe(0o600);
+    expect(state.loadCredential()?.nodeId).toBe('node_2');
+  });
+
+  it.each([0o644, 0o640, 0o604])('refuses a credential file with mode %o, telling the operator to chmod 600', (mode) => {
+    const state = newState();
+    state.saveCredential(credential);
+    chmodSync(state.credentialPath, mode);
+    expect(() => state.loadCredential()).toThrow(
+      `${state.credentialPath} is readable by others (mode ${mode.toString(8)}); run: chmod 600 ${state.credentialPath}`,
+    );
+  });
+
+  it('refuses a file that is not a credential', () => {
+    const state = newState();
+    writeFileSync(state.credentialPath, JSON.stringify({ nodeId: 'n1', siteName: 'x' }), { mode: 0o600 });
+    expect(() => state.loadCredential()).toThrow(`${state.credentialPath} is not a fedlhs node credential file`);
+  });
+});
+
+describe('AgentState manifests', () => {
+  it('records a manifest once; a second record changes nothing', () => {
+    const state = newState();
+    state.recordManifest(manifest('h1'));
+    vi.setSystemTime(new Date('2026-03-01T12:05:00.000Z'));
+    state.recordManifest({ ...manifest('h1'), name: 'renamed', json: '{}' });
+    expect(state.listManifests()).toEqual([
+      {
+        hash: 'h1',
+        studyId: 'study-h1',
+        name: 'readmit',
+        json: '{"name":"readmit"}',
+        firstSeenAt: Date.parse('2026-03-01T12:00:00.000Z'),
+        approvedAt: null,
+        approvedBy: null,
+      },
+    ]);
+    expect(state.isApproved('h1')).toBe(false);
+  });
+
+  it('approves a manifest, recording when and by whom, and keeps the first approval', () => {
+    const state = newState();
+    state.recordManifest(manifest('h1'));
+    vi.setSystemTime(new Date('2026-03-02T08:30:00.000Z'));
+    const approved = state.approve('h1', 'dr.smith');
+    expect(approved).toMatchObject({ hash: 'h1', approvedAt: Date.parse('2026-03-02T08:30:00.000Z'), approvedBy: 'dr.smith' });
+    expect(state.isApproved('h1')).toBe(true);
+
+    vi.setSystemTime(new Date('2026-03-03T00:00:00.000Z'));
+    expect(state.approve('h1', 'someone-else')).toMatchObject({ approvedAt: Date.parse('2026-03-02T08:30:00.000Z'), approvedBy: 'dr.smith' });
+  });
+
+  it("refuses to approve an unknown hash, pointing to 'fedlhs-agent review'", () => {
+    const state = newState();
+    expect(() => state.approve('deadbeef', 'dr.smith')).toThrowErrorMatchingInlineSnapshot(`[Error: no manifest with hash deadbeef; run \`fedlhs-agent review\` to fetch pending studies]`);
+    expect(state.isApproved('deadbeef')).toBe(false);
+    expect(state.getManifest('deadbeef')).toBeUndefined();
+  });
+
+  it('previousApproved returns the latest other approved manifest of the same study name', () => {
+    const state = newState();
+    state.recordManifest(manifest('h1'));
+    state.recordManifest(manifest('h2'));
+    state.recordManifest(manifest('h3'));
+    state.recordManifest(manifest('other', 'sepsis'));
+    vi.setSystemTime(new Date('2026-03-02T00:00:00.000Z'));
+    state.approve('h1', 'a');
+    state.approve('other', 'a');
+    vi.setSystemTime(new Date('2026-03-03T00:00:00.000Z'));
+    state.approve('h2', 'b');
+
+    expect(state.previousApproved('readmit', 'h3')?.hash).toBe('h2');
+    expect(state.previousApproved('readmit', 'h2')?.hash).toBe('h1');
+    expect(state.previousApproved('sepsis', 'new')?.hash).toBe('other');
+    expect(state.previousApproved('sepsis', 'other')).toBeUndefined();
+    expect(state.previousApproved('unknown', 'h1')).toBeUndefined();
+  });
+
+  it('persists manifests and approvals across reopening', () => {
+    const first = newState();
+    first.recordManifest(manifest('h1'));
+    first.approve('h1', 'dr.smith');
+    first.close();
+    const second = new AgentState(first.dir);
+    states.push(second);
+    expect(second.getManifest('h1')).toMatchObject({ approvedBy: 'dr.smith' });
+  });
+});
+
+describe('AgentState audit log', () => {
+  it('appends one JSON line per entry, readable by readAudit, in a 0600 file', () => {
+    const state = newState();
+    expect(state.readAudit()).toEqual([]);
+    state.audit({ event: 'enrolled', coordinator: 'c:1' });
+    vi.setSystemTime(new Date('2026-03-01T12:00:01.500Z'));
+    state.audit({ event: 'update_sent', coordinator: 'c:1', studyId: 's1', round: 2, taskId: 't9', bytes: 1024, sha256: 'ab', numExamples: 40, metrics: { loss: 0.5, auc: undefined } });
+
+    const lines = readFileSync(state.auditPath, 'utf8').split('\n');
+    expect(lines).toHaveLength(3);
+    expect(lines[2]).toBe('');
+    expect(JSON.parse(lines[0]!)).toEqual({ time: '2026-03-01T12:00:00.000Z', event: 'enrolled', coordinator: 'c:1' });
+    expect(statSync(state.auditPath).mode & 0o777).toBe(0o600);
+
+    expect(state.readAudit()).toEqual([
+      { time: '2026-03-01T12:00:00.000Z', event: 'enrolled', coordinator: 'c:1' },
+      { time: '2026-03-01T12:00:01.500Z', event: 'update_sent', coordinator: 'c:1', studyId: 's1', round: 2, taskId: 't9', bytes: 1024, sha256: 'ab', numExamples: 40, metrics: { loss: 0.5 } },
+    ]);
+  });
+
+  it('keeps earlier lines when another AgentState appends to the same directory', () => {
+    const state = newState();
+    state.audit({ event: 'readiness_sent', coordinator: 'c:1' });
+    const again = new AgentState(state.dir);
+    states.push(again);
+    again.audit({ event: 'task_declined', coordinator: 'c:1', detail: 'not approved' });
+    expect(state.readAudit().map((e) => e.event)).toEqual(['readiness_sent', 'task_declined']);
+  });
+});

@@ -1,0 +1,99 @@
+import { manifestHash, validateManifest, type StudyManifest } from '@fedlhs/core';
+import { describe, expect, it } from 'vitest';
+import { formatChanges, formatManifest } from './review.js';
+
+function manifest(learningRate = 0.05, extra: (m: Record<string, unknown>) => void = () => undefined): StudyManifest {
+  const m: Record<string, unknown> = {
+    apiVersion: 'fedlhs.v1',
+    kind: 'Study',
+    name: 'readmit-30d',
+    description: 'Thirty-day readmission.',
+    model: {
+      format: 'tfjs-layers',
+      topology: {
+        class_name: 'Sequential',
+        config: {
+          layers: [
+            { class_name: 'Dense', config: { name: 'hidden', units: 8, activation: 'relu', batch_input_shape: [null, 3] } },
+            { class_name: 'Dropout', config: { name: 'drop', rate: 0.1 } },
+            { class_name: 'Dense', config: { name: 'output', units: 1, activation: 'sigmoid' } },
+          ],
+        },
+      },
+    },
+    training: { loss: 'binaryCrossentropy', optimizer: { name: 'sgd', learningRate }, localEpochs: 2, batchSize: 32 },
+    rounds: 5,
+    clients: { min: 3, max: 4, quorum: 2 },
+    deadlines: { roundSeconds: 60, evaluationSeconds: 30 },
+    data: { featureSpec: 'flat-table/v1', features: ['age', 'bmi', 'los'], label: 'readmitted', holdoutFraction: 0.25 },
+    aggregation: { strategy: 'fedavg' },
+  };
+  extra(m);
+  return validateManifest(m);
+}
+
+describe('formatManifest', () => {
+  const m = manifest();
+  const hash = manifestHash(m);
+  const text = formatManifest(m, hash, 'st_123');
+
+  it('shows the hash, the layers, the features and what leaves the clinic', () => {
+    expect(text).toContain(`  manifest sha256  ${hash}\n`);
+    expect(text).toContain('Dense(8, relu)');
+    expect(text).toContain('  model            Sequential: input [3] → Dense(8, relu) → Dropout(rate 0.1) → Dense(1, sigmoid)\n');
+    expect(text).toContain('  features (3)    age, bmi, los\n');
+    expect(text.split('\n').at(-1)).toBe(
+      '  what leaves      trained model weights, the number of training examples, and loss/accuracy/AUC on local data. No records, no identifiers.',
+    );
+  });
+
+  it('renders the whole review text', () => {
+    expect(text.replace(hash, '<hash>')).toMatchInlineSnapshot(`
+      "Study readmit-30d  (study id st_123)
+        manifest sha256  <hash>
+        description      Thirty-day readmission.
+        model            Sequential: input [3] → Dense(8, relu) → Dropout(rate 0.1) → Dense(1, sigmoid)
+        training         sgd (learning rate 0.05), loss binaryCrossentropy, 2 local epoch(s), batch 32
+        rounds           5; 3-4 clinics per round, quorum 2; deadlines 60s training, 30s evaluation
+        data             feature spec flat-table/v1; label "readmitted"; 25% held out for evaluation
+        features (3)    age, bmi, los
+        aggregation      fedavg
+        what leaves      trained model weights, the number of training examples, and loss/accuracy/AUC on local data. No records, no identifiers."
+    `);
+  });
+
+  it('omits an empty description', () => {
+    const plain = manifest(0.05, (x) => delete x.description);
+    const out = formatManifest(plain, 'h', 'st_1');
+    expect(out).not.toContain('description');
+    expect(out.split('\n')).toHaveLength(9);
+  });
+});
+
+describe('formatChanges', () => {
+  it('lists a changed learning rate by path with before and after', () => {
+    const before = manifest(0.05);
+    const after = manifest(0.1);
+    const beforeHash = manifestHash(before);
+    expect(formatChanges(before, after, beforeHash)).toBe(
+      [`  changes since the approved manifest ${beforeHash.slice(0, 12)}:`, '    training.optimizer.learningRate: 0.05 → 0.1'].join('\n'),
+    );
+  });
+
+  it('quotes strings and lists several changes in path order', () => {
+    const before = manifest();
+    const after = manifest(0.05, (x) => {
+      (x.data as Record<string, unknown>).label = 'died';
+      x.rounds = 10;
+    });
+    expect(formatChanges(before, after, 'abcdef0123456789').split('\n')).toEqual([
+      '  changes since the approved manifest abcdef012345:',
+      '    data.label: "readmitted" → "died"',
+      '    rounds: 5 → 10',
+    ]);
+  });
+
+  it('says there are no differences for identical manifests', () => {
+    expect(formatChanges(manifest(), manifest(), '0123456789abcdef')).toBe('  no differences from the approved manifest 0123456789ab');
+  });
+});
