@@ -82,8 +82,8 @@ export class Agent {
         this.log.info({ retryInMs: Math.round(delay) }, `reconnecting to ${this.config.coordinator.address} in ${(delay / 1000).toFixed(1)}s`);
         await abortable(delay, signal);
       }
-      this.lifecycle = 'STOPPING';
-      await this.queue;
+      // A task still running is abandoned, not awaited: the coordinator re-sends open tasks
+      // on the next session and uploads are idempotent, so stopping never loses work.
       this.lifecycle = 'STOPPED';
     } catch (err) {
       this.lifecycle = 'FAILED';

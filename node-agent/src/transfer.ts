@@ -1,6 +1,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { PayloadReceiver, bundleLength, float32Bytes, payloadChunks, payloadDigest, type EvalMetrics, type TensorSpec } from '@fedlhs/core';
 import type { DownloadModelRequest, FederationClient, ModelChunk__Output, UploadReceipt__Output } from '@fedlhs/proto';
+import { waitForDrain } from '@fedlhs/service';
 import { authMetadata, deadlineIn } from './client.js';
 
 export type Progress = (fraction: number) => void;
@@ -72,11 +73,14 @@ export async function uploadUpdate(client: FederationClient, credential: string,
         },
       });
       let sent = 0;
+      let ended = false;
+      call.once('error', () => (ended = true));
       for (const chunk of payloadChunks(bytes, u.chunkBytes)) {
+        if (ended) return;
         const ok = call.write({ data: Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength) });
         sent += chunk.length;
         onProgress?.(sent / bytes.length);
-        if (!ok) await new Promise<void>((r) => call.once('drain', () => r()));
+        if (!ok) await waitForDrain(call);
       }
       call.end();
     };

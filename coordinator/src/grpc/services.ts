@@ -1,4 +1,3 @@
-import { once } from 'node:events';
 import * as grpc from '@grpc/grpc-js';
 import type {
   AgentMessage__Output,
@@ -9,7 +8,7 @@ import type {
   ModelChunk,
   UpdateChunk__Output,
 } from '@fedlhs/proto';
-import type { Logger } from '@fedlhs/service';
+import { waitForDrain, type Logger } from '@fedlhs/service';
 import { toWireStudy, type Coordinator } from '../coordinator.js';
 import type { NodeSession } from '../sessions.js';
 import { authorizationOf, toStatus } from './status.js';
@@ -109,7 +108,7 @@ export function federationHandlers(coordinator: Coordinator, logger: Logger): Fe
           if (cancelled) return;
           // Respect flow control: wait for the transport to drain, so a slow agent never
           // makes the coordinator buffer a whole model.
-          if (!call.write({ data })) await once(call, 'drain');
+          if (!call.write({ data })) await waitForDrain(call);
         }
         call.end();
       })().catch((err: unknown) => call.emit('error', toStatus(err, log, 'DownloadModel')));

@@ -6,3 +6,4 @@ export * from './logger.js';
 export * from './files.js';
 export * from './grpc-options.js';
 export * from './config.js';
+export * from './streams.js';

@@ -3,7 +3,7 @@
  * parameters: Dense 8192→32768, then Dense 32768→1) with two real agent processes. Reports
  * peak RSS of the coordinator and of each agent as a multiple of the model size, and fedlhs'
  * download/upload throughput beside raw grpc-js streaming of the same number of bytes over
- * loopback, measured in the same run. Usage: npm run bench:transfer [-- --units 16384]
+ * loopback, measured in the same run. Usage: npm run bench:transfer [-- --units 16384 --backend cpu]
  */
 import { readFileSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -14,6 +14,10 @@ import { enrolAgent, repoRoot, startAgent, startCoordinator, startStudy, waitFor
 const unitsArg = process.argv.indexOf('--units');
 const UNITS = unitsArg > 0 ? Number(process.argv[unitsArg + 1]) : 16384;
 const ROWS = 32;
+// The wasm backend's 32-bit heap cannot hold a 1 GiB model with its gradients (it aborts), so
+// the benchmark trains on tfjs-node where installed and otherwise on the JS cpu backend.
+const backendArg = process.argv.indexOf('--backend');
+const BACKEND = backendArg > 0 ? process.argv[backendArg + 1]! : 'cpu';
 // Inputs stay under the manifest's 10 000-feature limit; the hidden layer carries the bulk.
 const INPUTS = UNITS / 2;
 const HIDDEN = UNITS * 2;
@@ -81,7 +85,7 @@ async function main(): Promise<void> {
   const say = (s: string): void => void process.stdout.write(`${s}\n`);
   say(`model: Dense ${INPUTS}→${HIDDEN}→1, ${PARAMS.toLocaleString()} float32 parameters = ${(MODEL_BYTES / MiB).toFixed(0)} MiB`);
 
-  const c = await startCoordinator({ dataDir: join(root, 'coordinator'), heartbeatIntervalMs: 5000, env: { FEDLHS_LOG_LEVEL: 'info' } });
+  const c = await startCoordinator({ dataDir: join(root, 'coordinator'), heartbeatIntervalMs: 5000, env: { FEDLHS_LOG_LEVEL: 'info', FEDLHS_BACKEND: BACKEND } });
   const agents: ReturnType<typeof startAgent>[] = [];
   const features = Array.from({ length: INPUTS }, (_, i) => `f${i}`);
   for (const name of ['bench-a', 'bench-b']) {
@@ -91,7 +95,7 @@ async function main(): Promise<void> {
     const rows = [['record_id', ...features, 'label'].join(',')];
     for (let r = 0; r < ROWS; r++) rows.push([`${name}-${r}`, ...features.map(() => random().toFixed(2)), r % 2].join(','));
     writeFileSync(join(dir, 'data.csv'), `${rows.join('\n')}\n`);
-    const o: AgentOptions = { name, stateDir: join(dir, 'state'), dataPath: join(dir, 'data.csv'), coordinator: c.address, autoApprove: true, env: { FEDLHS_LOG_LEVEL: 'info' } };
+    const o: AgentOptions = { name, stateDir: join(dir, 'state'), dataPath: join(dir, 'data.csv'), coordinator: c.address, autoApprove: true, env: { FEDLHS_LOG_LEVEL: 'info', FEDLHS_BACKEND: BACKEND } };
     await enrolAgent(c, o);
     agents.push(startAgent(o));
   }
