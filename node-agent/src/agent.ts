@@ -323,11 +323,19 @@ export class Agent {
         const trained = runtime.getWeights();
         const trainMetrics = await runtime.evaluate(data.train.x, data.train.y);
         const uploadStart = performance.now();
+        lastPct = -1;
         const receipt = await this.withRetry(task, log, 'upload', () =>
           uploadUpdate(this.clients.federation, this.credential.credential, {
             taskId: task.taskId, studyId: task.studyId, round: task.round, nodeId: this.credential.nodeId, baseModelSha256: sha256,
             numExamples: data.train.rows, trainMetrics, specs: runtime!.specs, weights: trained, chunkBytes: this.config.chunkBytes,
-          }, timeoutMs, (f) => this.progress(task, 'upload', f)),
+          }, timeoutMs, (f) => {
+            const pct = Math.floor(f * 100);
+            if (pct >= lastPct + 25 || pct === 100) {
+              lastPct = pct;
+              log.info(`round ${task.round}: upload ${pct}%`);
+              this.progress(task, 'upload', f);
+            }
+          }),
         );
         const uploadMs = performance.now() - uploadStart;
         log.info({ bytes: trained.byteLength, ms: Math.round(uploadMs), mbPerS: Number((trained.byteLength / 1048576 / (uploadMs / 1000)).toFixed(1)) }, 'update uploaded and accepted');

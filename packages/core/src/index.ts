@@ -17,3 +17,4 @@ export * from './fedavg.js';
 export * from './round-state.js';
 export * from './split.js';
 export * from './backoff.js';
+export * from './random.js';

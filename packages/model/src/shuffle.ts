@@ -3,17 +3,7 @@
  * Math.random, which makes a clinic's local update impossible to reproduce.
  */
 
-/** mulberry32: a tiny, fast 32-bit PRNG; plenty for ordering examples. Yields [0, 1). */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { mulberry32 } from '@fedlhs/core';
 
 /** A uniformly random permutation of 0..n-1 (Fisher-Yates). */
 export function permutation(n: number, random: () => number): Uint32Array {
