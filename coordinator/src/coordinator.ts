@@ -7,7 +7,6 @@ import {
   PayloadReceiver,
   bundleLength,
   canonicalManifestJson,
-  float32Bytes,
   isFedlhsError,
   manifestHash,
   parseManifest,
@@ -422,8 +421,8 @@ export class Coordinator {
       try {
         for await (const chunk of chunks) {
           if (!chunk.data) throw new FedlhsError('INVALID_ARGUMENT', 'only the first message may be a header', { reason: 'BAD_HEADER' });
-          const { values } = receiver.push(chunk.data);
-          await file.write(float32Bytes(values));
+          receiver.push(chunk.data);
+          await file.write(chunk.data);
         }
         const digest = receiver.finish().toString('hex');
         await file.close();

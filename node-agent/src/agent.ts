@@ -173,7 +173,7 @@ export class Agent {
     if (study.state !== 'STUDY_STATE_RUNNING') {
       const known = this.studies.get(study.studyId);
       this.studies.delete(study.studyId);
-      if (study.state === 'STUDY_STATE_COMPLETED' && known?.readiness === 'READINESS_READY') await this.fetchFinalModel(study, known.manifest!);
+      if (study.state === 'STUDY_STATE_COMPLETED' && known?.readiness === 'READINESS_READY') await this.fetchFinalModel(study);
       return;
     }
     let manifest: StudyManifest | undefined;
@@ -236,19 +236,16 @@ export class Agent {
   }
 
   /** Dissemination: keeps the final global model of a completed study this clinic took part in. */
-  private async fetchFinalModel(study: Study__Output, manifest: StudyManifest): Promise<void> {
-    let runtime: ModelRuntime | undefined;
+  private async fetchFinalModel(study: Study__Output): Promise<void> {
     try {
-      runtime = await createModelRuntime({ topology: manifest.model.topology, loss: manifest.training.loss, optimizer: manifest.training.optimizer });
-      const { weights, sha256 } = await downloadModel(this.clients.federation, this.credential.credential, { committed: { studyId: study.studyId, round: study.lastCommittedRound } }, runtime.specs, 600_000);
+      // The header's tensor list is authoritative here: the digest proves the payload.
+      const { weights, sha256, specs } = await downloadModel(this.clients.federation, this.credential.credential, { committed: { studyId: study.studyId, round: study.lastCommittedRound } }, undefined, 600_000);
       const dir = join(this.state.dir, 'models', study.studyId);
       writeFileAtomic(join(dir, `round-${study.lastCommittedRound}.f32`), float32Bytes(weights));
-      writeFileAtomic(join(dir, `round-${study.lastCommittedRound}.json`), JSON.stringify({ studyId: study.studyId, round: study.lastCommittedRound, sha256: sha256.toString('hex'), manifestSha256: study.manifestSha256, tensors: runtime.specs }, null, 1));
+      writeFileAtomic(join(dir, `round-${study.lastCommittedRound}.json`), JSON.stringify({ studyId: study.studyId, round: study.lastCommittedRound, sha256: sha256.toString('hex'), manifestSha256: study.manifestSha256, tensors: specs }, null, 1));
       this.log.info({ studyId: study.studyId, round: study.lastCommittedRound, path: dir }, 'study completed; final global model saved locally');
     } catch (err) {
       this.log.warn({ studyId: study.studyId, err: (err as Error).message }, 'could not fetch the final model');
-    } finally {
-      runtime?.dispose();
     }
   }
 
@@ -291,20 +288,8 @@ export class Agent {
       runtime = await createModelRuntime({ topology: manifest.model.topology, loss: manifest.training.loss, optimizer: manifest.training.optimizer });
       const timeoutMs = Math.max(10_000, task.deadlineUnixMs - Date.now() + 30_000);
       log.info(`round ${task.round}: ${kind} task received`);
+      const sha256 = await this.loadTaskModel(task, runtime, timeoutMs, log);
       let lastPct = -1;
-      const downloadStart = performance.now();
-      const { weights, sha256 } = await downloadModel(this.clients.federation, this.credential.credential, { taskId: task.taskId }, runtime.specs, timeoutMs, (f) => {
-        const pct = Math.floor(f * 100);
-        if (pct >= lastPct + 25 || pct === 100) {
-          lastPct = pct;
-          log.info(`round ${task.round}: download ${pct}%`);
-          this.progress(task, 'download', f);
-        }
-      });
-      const downloadMs = performance.now() - downloadStart;
-      log.info({ bytes: weights.byteLength, ms: Math.round(downloadMs), mbPerS: Number((weights.byteLength / 1048576 / (downloadMs / 1000)).toFixed(1)) }, 'model downloaded and verified');
-      if (!sha256.equals(task.modelSha256)) throw new Error(`downloaded model hashes to ${sha256.toString('hex')}, the task announced ${task.modelSha256.toString('hex')}`);
-      runtime.setWeights(weights);
 
       if (task.kind === 'TASK_KIND_TRAIN') {
         const epochs = manifest.training.localEpochs;
@@ -323,7 +308,6 @@ export class Agent {
         const trained = runtime.getWeights();
         const trainMetrics = await runtime.evaluate(data.train.x, data.train.y);
         const uploadStart = performance.now();
-        lastPct = -1;
         const receipt = await this.withRetry(task, log, 'upload', () =>
           uploadUpdate(this.clients.federation, this.credential.credential, {
             taskId: task.taskId, studyId: task.studyId, round: task.round, nodeId: this.credential.nodeId, baseModelSha256: sha256,
@@ -379,6 +363,28 @@ export class Agent {
       runtime?.dispose();
       this.currentTask = undefined;
     }
+  }
+
+  /**
+   * Downloads the task's model into the runtime. The downloaded array goes out of scope on
+   * return, so only the runtime's copy is alive while training.
+   */
+  private async loadTaskModel(task: Task__Output, runtime: ModelRuntime, timeoutMs: number, log: Logger): Promise<Buffer> {
+    let lastPct = -1;
+    const start = performance.now();
+    const { weights, sha256 } = await downloadModel(this.clients.federation, this.credential.credential, { taskId: task.taskId }, runtime.specs, timeoutMs, (f) => {
+      const pct = Math.floor(f * 100);
+      if (pct >= lastPct + 25 || pct === 100) {
+        lastPct = pct;
+        log.info(`round ${task.round}: download ${pct}%`);
+        this.progress(task, 'download', f);
+      }
+    });
+    const ms = performance.now() - start;
+    log.info({ bytes: weights.byteLength, ms: Math.round(ms), mbPerS: Number((weights.byteLength / 1048576 / (ms / 1000)).toFixed(1)) }, 'model downloaded and verified');
+    if (!sha256.equals(task.modelSha256)) throw new Error(`downloaded model hashes to ${sha256.toString('hex')}, the task announced ${task.modelSha256.toString('hex')}`);
+    runtime.setWeights(weights);
+    return sha256;
   }
 
   /** Retries a call on transient codes with jittered backoff until the task's deadline. */

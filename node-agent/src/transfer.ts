@@ -7,17 +7,17 @@ import { authMetadata, deadlineIn } from './client.js';
 export type Progress = (fraction: number) => void;
 
 /**
- * Downloads a model into one preallocated Float32Array (the only full copy on the agent),
- * checking chunk sizes, finiteness, length and SHA-256 as it arrives.
+ * Downloads a model into one preallocated Float32Array, checking chunk sizes, finiteness,
+ * length and SHA-256 as it arrives, and the tensor list against `expected` if given.
  */
 export async function downloadModel(
   client: FederationClient,
   credential: string,
   request: DownloadModelRequest,
-  expected: readonly TensorSpec[],
+  expected: readonly TensorSpec[] | undefined,
   timeoutMs: number,
   onProgress?: Progress,
-): Promise<{ weights: Float32Array; sha256: Buffer }> {
+): Promise<{ weights: Float32Array; sha256: Buffer; specs: TensorSpec[] }> {
   const call = client.DownloadModel(request, authMetadata(credential), { deadline: deadlineIn(timeoutMs) });
   let receiver: PayloadReceiver | undefined;
   let weights: Float32Array | undefined;
@@ -26,7 +26,7 @@ export async function downloadModel(
       if (message.header) {
         const h = message.header;
         receiver = new PayloadReceiver({ tensors: h.tensors.map((t) => ({ name: t.name, shape: t.shape })), totalBytes: h.totalBytes, sha256: h.sha256, chunkSize: h.chunkSize }, { expected });
-        weights = new Float32Array(bundleLength(expected));
+        weights = new Float32Array(bundleLength(receiver.header.tensors));
       } else if (message.data) {
         if (receiver === undefined || weights === undefined) throw new Error('model stream sent data before its header');
         const { offset, values } = receiver.push(message.data);
@@ -39,7 +39,7 @@ export async function downloadModel(
     throw err;
   }
   if (receiver === undefined || weights === undefined) throw new Error('model stream ended without a header');
-  return { weights, sha256: receiver.finish() };
+  return { weights, sha256: receiver.finish(), specs: receiver.header.tensors };
 }
 
 export interface UploadRequest {

@@ -96,8 +96,9 @@ export class PayloadReceiver {
   }
 
   /**
-   * Accepts the next data chunk. Returns its values as an aligned Float32Array (a copy, since
-   * transport buffers need not be 4-byte aligned) and their offset, in values, in the payload.
+   * Accepts the next data chunk. Returns its values as a Float32Array (a view of the chunk when
+   * it is 4-byte aligned, else a copy: do not keep it past the next push) and their offset, in
+   * values, in the payload.
    */
   push(chunk: Uint8Array): { offset: number; values: Float32Array } {
     const { chunkSize, totalBytes } = this.header;
@@ -112,8 +113,14 @@ export class PayloadReceiver {
     }
     if (chunk.length < chunkSize) this.sawShortChunk = true;
     this.hash.update(chunk);
-    const values = new Float32Array(chunk.length / 4);
-    new Uint8Array(values.buffer).set(chunk);
+    // Transport buffers need not be 4-byte aligned; copy only when they are not.
+    let values: Float32Array;
+    if (chunk.byteOffset % 4 === 0) {
+      values = new Float32Array(chunk.buffer, chunk.byteOffset, chunk.length / 4);
+    } else {
+      values = new Float32Array(chunk.length / 4);
+      new Uint8Array(values.buffer).set(chunk);
+    }
     const offset = this.received / 4;
     if (this.requireFinite) this.checkFinite(values, offset);
     this.received += chunk.length;
