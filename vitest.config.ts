@@ -6,7 +6,7 @@ export default defineConfig({
       {
         test: {
           name: 'unit',
-          include: ['packages/*/src/**/*.test.ts', 'coordinator/src/**/*.test.ts', 'node-agent/src/**/*.test.ts'],
+          include: ['packages/*/src/**/*.test.ts', 'coordinator/src/**/*.test.ts', 'node-agent/src/**/*.test.ts', 'simulator/src/**/*.test.ts'],
           environment: 'node',
           testTimeout: 60_000,
         },

@@ -11,6 +11,7 @@ import {
   manifestHash,
   parseManifest,
   validateManifest,
+  type ClinicStats,
   type EvalMetrics,
   type StudyManifest,
   type TensorSpec,
@@ -22,6 +23,8 @@ import type {
   EvaluationReceipt,
   EvaluationReport__Output,
   Metrics__Output,
+  StatisticsReceipt,
+  StatisticsReport__Output,
   Study,
   TensorBundleHeader,
   UpdateChunk__Output,
@@ -219,7 +222,7 @@ export class Coordinator {
     const open = await this.store.openTasksForNode(session.nodeId);
     for (const task of open) {
       const study = await this.store.getStudy(task.studyId);
-      if (study !== undefined) session.send({ task: toWireTask(task, study.manifestHash) });
+      if (study !== undefined) session.send({ task: toWireTask(task, study.manifestHash, study.parameters) });
     }
     this.log.info(
       { nodeId: session.nodeId, siteName: session.siteName, agentVersion: session.agent.agentVersion, trainingBackend: session.agent.trainingBackend, resentTasks: open.length },
@@ -271,7 +274,7 @@ export class Coordinator {
     const candidate = await this.checkpoints.writeCandidate(id, 0, 1, [weights]);
     const initial = this.checkpoints.promote(id, 0, candidate);
     const study: StudyRecord = {
-      id, name: manifest.name, manifestJson: json, manifestHash: hash, state: 'RUNNING', reason: null, lastCommittedRound: 0, strategyState: null,
+      id, name: manifest.name, manifestJson: json, manifestHash: hash, state: 'RUNNING', reason: null, lastCommittedRound: 0, strategyState: null, parameters: null,
       createdAt: this.now(), endedAt: null,
     };
     await this.store.insertStudy(study);
@@ -441,6 +444,18 @@ export class Coordinator {
     }
   }
 
+  /** Records a node's statistics report for a STATISTICS task. */
+  async reportStatistics(node: NodeRecord, report: StatisticsReport__Output): Promise<StatisticsReceipt> {
+    const task = await this.ownTask(node, report.taskId);
+    if (task.kind !== 'STATISTICS') throw new FedlhsError('FAILED_PRECONDITION', `task ${task.id} is a ${task.kind} task, not STATISTICS`, { reason: 'STALE' });
+    if (report.studyId !== task.studyId || report.round !== task.round) {
+      throw new FedlhsError('FAILED_PRECONDITION', `report is tagged study ${report.studyId} round ${report.round}, task is study ${task.studyId} round ${task.round}`, { reason: 'STALE' });
+    }
+    if (task.state === 'ACCEPTED') return { taskId: task.id, duplicate: true };
+    await this.openRunner(task).acceptStatistics(task, toClinicStats(report));
+    return { taskId: task.id, duplicate: false };
+  }
+
   /** Records a node's hold-out evaluation of a round's model. */
   async reportEvaluation(node: NodeRecord, report: EvaluationReport__Output): Promise<EvaluationReceipt> {
     const task = await this.ownTask(node, report.taskId);
@@ -454,6 +469,26 @@ export class Coordinator {
     await this.openRunner(task).acceptEvaluation(task, metrics);
     return { taskId: task.id, duplicate: false };
   }
+}
+
+/** Checks a wire statistics report: finite sums, non-negative counts, consistent histograms. */
+export function toClinicStats(r: StatisticsReport__Output): ClinicStats {
+  const bad = (what: string): never => {
+    throw new FedlhsError('INVALID_ARGUMENT', `statistics: ${what}`);
+  };
+  const count = (v: number, what: string): number => (Number.isSafeInteger(v) && v >= 0 ? v : bad(`${what} must be a non-negative integer`));
+  return {
+    rows: count(r.rows, 'rows'),
+    positives: count(r.positives, 'positives'),
+    suppressed: r.suppressed,
+    features: r.features.map((f) => {
+      if (![f.sum, f.sumOfSquares, f.histogramMin, f.histogramMax].every(Number.isFinite)) bad(`feature ${f.name} has a non-finite value`);
+      return {
+        name: f.name, count: count(f.count, `${f.name}.count`), sum: f.sum, sumOfSquares: f.sumOfSquares, missing: count(f.missing, `${f.name}.missing`),
+        suppressed: f.suppressed, histogram: f.histogram.map((c, i) => count(c, `${f.name}.histogram[${i}]`)), histogramMin: f.histogramMin, histogramMax: f.histogramMax,
+      };
+    }),
+  };
 }
 
 /** Checks wire metrics: finite, in range, at least one example. */
@@ -476,5 +511,6 @@ export function toWireStudy(s: StudyRecord): Study {
     manifestSha256: s.manifestHash,
     state: `STUDY_STATE_${s.state}`,
     lastCommittedRound: s.lastCommittedRound,
+    parametersJson: s.parameters ?? '',
   };
 }

@@ -5,8 +5,12 @@ import {
   WeightedSum,
   assertTransition,
   bundleLength,
+  combineStats,
   decideClose,
+  normalizationFrom,
+  studyFeatureNames,
   weightedMetrics,
+  type ClinicStats,
   type EvalMetrics,
   type RoundState,
   type StudyManifest,
@@ -50,6 +54,7 @@ interface Attempt {
   sum: WeightedSum;
   trainingMetrics: MetricRecord[];
   evaluations: Map<string, EvalMetrics>;
+  statistics: Map<string, ClinicStats>;
 }
 
 class Stopped extends Error {}
@@ -178,7 +183,7 @@ export class StudyRunner {
     const a: Attempt = {
       roundId, round, attempt, state: 'WAITING_FOR_NODES', deadline: 0,
       base: { path: baseRecord.checkpointPath, sha256: baseRecord.checkpointSha256, totalBytes: bundleLength(this.specs) * 4 },
-      candidate: undefined, tasks: new Map(), sum: new WeightedSum(bundleLength(this.specs)), trainingMetrics: [], evaluations: new Map(), inflight: new Set(),
+      candidate: undefined, tasks: new Map(), sum: new WeightedSum(bundleLength(this.specs)), trainingMetrics: [], evaluations: new Map(), statistics: new Map(), inflight: new Set(),
     };
     this.attemptState = a;
     this.log.info({ round, attempt }, `round ${round} (attempt ${attempt}) waiting for ${this.manifest.clients.min}-${this.manifest.clients.max} READY clinics`);
@@ -186,6 +191,19 @@ export class StudyRunner {
     try {
       const selected = await this.selectNodes();
       await this.opts.store.setRoundParticipants(roundId, selected.length);
+      if (this.needsStatistics()) {
+        a.deadline = this.now() + this.manifest.deadlines.roundSeconds * 1000;
+        await this.transition(a, 'STATISTICS');
+        const ready = this.opts.sessions.readyFor(this.studyId, this.study.manifestHash).map((s) => s.nodeId);
+        await this.assign(a, ready, 'STATISTICS', '');
+        const collected = await this.closePhase(a, this.manifest.clients.quorum);
+        if (collected.action === 'retry') {
+          await this.failAttempt(a, `statistics: ${collected.reason}`);
+          return false;
+        }
+        await this.cancelOpen(a, 'statistics collected');
+        await this.deriveParameters(a);
+      }
       a.deadline = this.now() + this.manifest.deadlines.roundSeconds * 1000;
       await this.transition(a, 'TRAINING');
       await this.assign(a, selected, 'TRAIN', a.base.sha256);
@@ -219,6 +237,24 @@ export class StudyRunner {
       if (a.candidate !== undefined && a.state !== 'COMMITTED') await rm(a.candidate.path, { force: true });
       this.attemptState = undefined;
     }
+  }
+
+  private needsStatistics(): boolean {
+    return this.manifest.data.normalization === 'federated-zscore' && this.study.parameters === null;
+  }
+
+  /** Combines the clinics' statistics into the study's normalisation and persists it. */
+  private async deriveParameters(a: Attempt): Promise<void> {
+    const combined = combineStats([...a.statistics.values()]);
+    const normalization = normalizationFrom(combined);
+    const parameters = JSON.stringify({ normalization });
+    await this.opts.store.setStudyParameters(this.studyId, parameters);
+    this.study.parameters = parameters;
+    this.log.info(
+      { round: a.round, clinics: a.statistics.size, rows: combined.rows, positives: combined.positives, features: normalization.features },
+      `federated statistics from ${a.statistics.size} clinic(s): ${combined.rows} training records, normalisation fixed for the study`,
+    );
+    this.opts.onStudyChange?.(this.studyId, 'committed');
   }
 
   private *meanSlices(sum: WeightedSum): Generator<Float32Array> {
@@ -255,7 +291,7 @@ export class StudyRunner {
       };
       await this.opts.store.insertTask(task);
       a.tasks.set(task.id, { nodeId, kind, state: 'ASSIGNED', accepting: false });
-      this.opts.sessions.sendTo(nodeId, { task: toWireTask(task, this.study.manifestHash) });
+      this.opts.sessions.sendTo(nodeId, { task: toWireTask(task, this.study.manifestHash, this.study.parameters) });
     }
     this.log.info({ round: a.round, kind, nodes: nodeIds.length }, `${kind} tasks sent to ${nodeIds.length} clinic(s)`);
   }
@@ -274,7 +310,7 @@ export class StudyRunner {
   }
 
   private async closePhase(a: Attempt, quorum: number): Promise<{ action: 'close' } | { action: 'retry'; reason: string }> {
-    const kind: TaskKindName = a.state === 'TRAINING' ? 'TRAIN' : 'EVALUATE';
+    const kind: TaskKindName = a.state === 'TRAINING' ? 'TRAIN' : a.state === 'STATISTICS' ? 'STATISTICS' : 'EVALUATE';
     for (;;) {
       const decision = decideClose(this.tally(a, kind), quorum, this.now() >= a.deadline);
       if (decision.action === 'close' && a.inflight.size > 0) {
@@ -377,6 +413,21 @@ export class StudyRunner {
     this.log.info({ round: a.round, nodeId: task.nodeId, taskId: task.id, numExamples, accepted: a.sum.count }, 'update accepted');
   }
 
+  /** Records a clinic's statistics report for the round's statistics phase. */
+  async acceptStatistics(task: TaskRecord, stats: ClinicStats): Promise<void> {
+    const a = this.openAttempt(task);
+    if (a.state !== 'STATISTICS') throw stale(task, `round ${a.round} is ${a.state}`);
+    const names = studyFeatureNames(this.manifest);
+    if (stats.features.length !== names.length || stats.features.some((f, j) => f.name !== names[j])) {
+      throw new FedlhsError('INVALID_ARGUMENT', `statistics must list the study's features in order: ${names.join(', ')}`);
+    }
+    a.statistics.set(task.nodeId, stats);
+    a.tasks.get(task.id)!.state = 'ACCEPTED';
+    await this.opts.store.setTaskState(task.id, 'ACCEPTED', null);
+    await this.opts.store.insertStatistics({ studyId: this.studyId, taskId: task.id, nodeId: task.nodeId, report: JSON.stringify(stats), receivedAt: this.now() });
+    this.notify();
+  }
+
   /** Records a hold-out evaluation of the round's candidate model. */
   async acceptEvaluation(task: TaskRecord, metrics: EvalMetrics): Promise<void> {
     const a = this.openAttempt(task);
@@ -412,10 +463,11 @@ function stale(task: TaskRecord, why: string): FedlhsError {
 }
 
 /** The wire form of a task. */
-export function toWireTask(task: TaskRecord, manifestSha256: string) {
+export function toWireTask(task: TaskRecord, manifestSha256: string, parameters: string | null) {
   return {
+    parametersJson: parameters ?? '',
     taskId: task.id,
-    kind: task.kind === 'TRAIN' ? ('TASK_KIND_TRAIN' as const) : ('TASK_KIND_EVALUATE' as const),
+    kind: `TASK_KIND_${task.kind}` as const,
     studyId: task.studyId,
     manifestSha256,
     round: task.round,

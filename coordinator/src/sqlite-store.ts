@@ -8,6 +8,7 @@ import type {
   NodeRecord,
   RoundRecord,
   StudyRecord,
+  StatisticsRecord,
   StudyStateName,
   TaskRecord,
   TaskStateName,
@@ -45,6 +46,7 @@ const MIGRATIONS: readonly string[] = [
     reason TEXT,
     last_committed_round INTEGER NOT NULL DEFAULT 0,
     strategy_state TEXT,
+    parameters TEXT,
     created_at INTEGER NOT NULL,
     ended_at INTEGER
   );
@@ -67,7 +69,7 @@ const MIGRATIONS: readonly string[] = [
     id TEXT PRIMARY KEY,
     round_id INTEGER NOT NULL REFERENCES rounds(id),
     node_id TEXT NOT NULL REFERENCES nodes(id),
-    kind TEXT NOT NULL CHECK (kind IN ('TRAIN','EVALUATE')),
+    kind TEXT NOT NULL CHECK (kind IN ('TRAIN','EVALUATE','STATISTICS')),
     state TEXT NOT NULL,
     detail TEXT,
     model_sha256 TEXT NOT NULL,
@@ -101,6 +103,14 @@ const MIGRATIONS: readonly string[] = [
     loss REAL NOT NULL,
     accuracy REAL NOT NULL,
     auc REAL
+  );
+  CREATE TABLE statistics (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    study_id TEXT NOT NULL REFERENCES studies(id),
+    task_id TEXT NOT NULL UNIQUE REFERENCES tasks(id),
+    node_id TEXT NOT NULL,
+    report TEXT NOT NULL,
+    received_at INTEGER NOT NULL
   );
   `,
 ];
@@ -136,6 +146,7 @@ const study = (r: Row): StudyRecord => ({
   reason: (r.reason as string | null) ?? null,
   lastCommittedRound: r.last_committed_round as number,
   strategyState: (r.strategy_state as string | null) ?? null,
+  parameters: (r.parameters as string | null) ?? null,
   createdAt: r.created_at as number,
   endedAt: (r.ended_at as number | null) ?? null,
 });
@@ -262,8 +273,8 @@ export class SqliteStore implements CoordinatorStore {
 
   async insertStudy(s: StudyRecord): Promise<void> {
     this.run(
-      `INSERT INTO studies (id, name, manifest_json, manifest_hash, state, reason, last_committed_round, strategy_state, created_at, ended_at) VALUES (?,?,?,?,?,?,?,?,?,?)`,
-      s.id, s.name, s.manifestJson, s.manifestHash, s.state, s.reason, s.lastCommittedRound, s.strategyState, s.createdAt, s.endedAt,
+      `INSERT INTO studies (id, name, manifest_json, manifest_hash, state, reason, last_committed_round, strategy_state, parameters, created_at, ended_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)`,
+      s.id, s.name, s.manifestJson, s.manifestHash, s.state, s.reason, s.lastCommittedRound, s.strategyState, s.parameters, s.createdAt, s.endedAt,
     );
   }
   async getStudy(id: string): Promise<StudyRecord | undefined> {
@@ -332,7 +343,7 @@ export class SqliteStore implements CoordinatorStore {
     return this.all(`${TASK_SELECT} WHERE t.round_id = ? ORDER BY t.created_at, t.id`, roundId).map(task);
   }
   async openTasksForNode(nodeId: string): Promise<TaskRecord[]> {
-    return this.all(`${TASK_SELECT} WHERE t.node_id = ? AND t.state = 'ASSIGNED' AND r.state IN ('TRAINING','EVALUATING') ORDER BY t.created_at`, nodeId).map(task);
+    return this.all(`${TASK_SELECT} WHERE t.node_id = ? AND t.state = 'ASSIGNED' AND r.state IN ('STATISTICS','TRAINING','EVALUATING') ORDER BY t.created_at`, nodeId).map(task);
   }
   async cancelOpenTasks(roundId: number, detail: string): Promise<string[]> {
     return this.db.transaction(() => {
@@ -383,6 +394,17 @@ export class SqliteStore implements CoordinatorStore {
       accuracy: r.accuracy as number,
       auc: (r.auc as number | null) ?? undefined,
     }));
+  }
+  async insertStatistics(s: StatisticsRecord): Promise<void> {
+    this.run(`INSERT INTO statistics (study_id, task_id, node_id, report, received_at) VALUES (?,?,?,?,?)`, s.studyId, s.taskId, s.nodeId, s.report, s.receivedAt);
+  }
+  async listStatistics(studyId: string): Promise<StatisticsRecord[]> {
+    return this.all(`SELECT * FROM statistics WHERE study_id = ? ORDER BY id`, studyId).map((r) => ({
+      studyId: r.study_id as string, taskId: r.task_id as string, nodeId: r.node_id as string, report: r.report as string, receivedAt: r.received_at as number,
+    }));
+  }
+  async setStudyParameters(id: string, parameters: string): Promise<void> {
+    this.run(`UPDATE studies SET parameters = ? WHERE id = ?`, parameters, id);
   }
   async close(): Promise<void> {
     this.db.close();

@@ -40,6 +40,8 @@ export interface StudyRecord {
   lastCommittedRound: number;
   /** Server-side aggregation state (e.g. optimizer moments), JSON; null for stateless strategies. */
   strategyState: string | null;
+  /** Parameters derived during the study (e.g. federated normalisation), JSON; null until then. */
+  parameters: string | null;
   createdAt: number;
   endedAt: number | null;
 }
@@ -58,7 +60,7 @@ export interface RoundRecord {
   checkpointSha256: string | null;
 }
 
-export type TaskKindName = 'TRAIN' | 'EVALUATE';
+export type TaskKindName = 'TRAIN' | 'EVALUATE' | 'STATISTICS';
 /** ASSIGNED: sent; ACCEPTED: result in; REJECTED/DECLINED/FAILED/CANCELLED: ended without result. */
 export type TaskStateName = 'ASSIGNED' | 'ACCEPTED' | 'REJECTED' | 'DECLINED' | 'FAILED' | 'CANCELLED';
 
@@ -99,6 +101,15 @@ export interface MetricRecord extends EvalMetrics {
   nodeId: string | null;
   /** 'evaluation' (hold-out, global model) or 'training' (local split, local weights). */
   phase: 'evaluation' | 'training';
+}
+
+export interface StatisticsRecord {
+  studyId: string;
+  taskId: string;
+  nodeId: string;
+  /** The clinic's report as JSON (core ClinicStats). */
+  report: string;
+  receivedAt: number;
 }
 
 export interface CoordinatorStore {
@@ -142,6 +153,10 @@ export interface CoordinatorStore {
   findAcceptedBySha256(sha256: string): Promise<ContributionRecord | undefined>;
   listContributions(filter: { studyId?: string; nodeId?: string }): Promise<ContributionRecord[]>;
   insertMetrics(metrics: MetricRecord[]): Promise<void>;
+  /** Stores a clinic's statistics report (aggregates only) for a task. */
+  insertStatistics(s: StatisticsRecord): Promise<void>;
+  listStatistics(studyId: string): Promise<StatisticsRecord[]>;
+  setStudyParameters(id: string, parameters: string): Promise<void>;
   listMetrics(studyId: string): Promise<(MetricRecord & { round: number })[]>;
 
   close(): Promise<void>;

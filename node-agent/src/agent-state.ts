@@ -25,7 +25,7 @@ export interface ManifestRecord {
 /** One line of the audit log: something that left the clinic. */
 export interface AuditEntry {
   time: string;
-  event: 'enrolled' | 'readiness_sent' | 'update_sent' | 'evaluation_sent' | 'task_declined';
+  event: 'enrolled' | 'readiness_sent' | 'statistics_sent' | 'update_sent' | 'evaluation_sent' | 'task_declined';
   coordinator: string;
   studyId?: string;
   round?: number;

@@ -1,7 +1,7 @@
 import { arch, platform } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import { backoffDelay, float32Bytes, isFedlhsError, verifyManifestJson, type StudyManifest } from '@fedlhs/core';
+import { backoffDelay, float32Bytes, isFedlhsError, verifyManifestJson, type Normalization, type StudyManifest } from '@fedlhs/core';
 import { createModelRuntime, type ModelRuntime } from '@fedlhs/model';
 import type { AgentInfo, AgentMessage, CoordinatorMessage__Output, Readiness__Output as Readiness, Study__Output, Task__Output } from '@fedlhs/proto';
 import { writeFileAtomic, type Logger } from '@fedlhs/service';
@@ -64,7 +64,7 @@ export class Agent {
     backend: string,
   ) {
     this.log = logger.child({ component: 'agent', nodeId: credential.nodeId, site: credential.siteName });
-    this.data = new LocalData({ path: config.data.path, keyColumn: config.data.keyColumn, minCohort: config.minCohort });
+    this.data = new LocalData({ format: config.data.format, path: config.data.path, keyColumn: config.data.keyColumn, minCohort: config.minCohort });
     this.info = { agentVersion: AGENT_VERSION, trainingBackend: backend, platform: `${platform()}-${arch()} node-${process.versions.node}` };
   }
 
@@ -279,12 +279,17 @@ export class Agent {
       return;
     }
     const manifest = known.manifest;
-    const kind = task.kind === 'TASK_KIND_TRAIN' ? 'train' : 'evaluate';
+    const kind = task.kind === 'TASK_KIND_TRAIN' ? 'train' : task.kind === 'TASK_KIND_EVALUATE' ? 'evaluate' : 'statistics';
     const log = this.log.child({ taskId: task.taskId, studyId: task.studyId, round: task.round, kind });
     this.currentTask = task.taskId;
     let runtime: ModelRuntime | undefined;
     try {
-      const data = await this.data.require(manifest);
+      if (task.kind === 'TASK_KIND_STATISTICS') {
+        await this.reportStatistics(task, manifest, log);
+        return;
+      }
+      const parameters = task.parametersJson === '' ? undefined : (JSON.parse(task.parametersJson) as { normalization?: Normalization });
+      const data = await this.data.prepared(manifest, parameters?.normalization);
       runtime = await createModelRuntime({ topology: manifest.model.topology, loss: manifest.training.loss, optimizer: manifest.training.optimizer });
       const timeoutMs = Math.max(10_000, task.deadlineUnixMs - Date.now() + 30_000);
       log.info(`round ${task.round}: ${kind} task received`);
@@ -292,9 +297,11 @@ export class Agent {
       let lastPct = -1;
 
       if (task.kind === 'TASK_KIND_TRAIN') {
-        const epochs = manifest.training.localEpochs;
+        const steps = manifest.training.localSteps;
+        const epochs = steps === undefined ? manifest.training.localEpochs : 1;
         await runtime.fit(data.train.x, data.train.y, {
           epochs,
+          ...(steps === undefined ? {} : { steps }),
           batchSize: manifest.training.batchSize,
           onEpochEnd: (epoch, loss) => {
             log.info({ epoch: epoch + 1, epochs, loss }, `round ${task.round}: epoch ${epoch + 1}/${epochs} loss ${loss.toFixed(4)}`);
@@ -363,6 +370,26 @@ export class Agent {
       runtime?.dispose();
       this.currentTask = undefined;
     }
+  }
+
+  /** Computes and reports the training split's sufficient statistics (aggregates, small cells suppressed). */
+  private async reportStatistics(task: Task__Output, manifest: StudyManifest, log: Logger): Promise<void> {
+    const stats = await this.data.statistics(manifest);
+    await this.withRetry(task, log, 'statistics', () =>
+      new Promise((resolve, reject) => {
+        this.clients.federation.ReportStatistics(
+          { taskId: task.taskId, studyId: task.studyId, round: task.round, rows: stats.rows, positives: stats.positives, suppressed: stats.suppressed, features: stats.features },
+          authMetadata(this.credential.credential),
+          { deadline: deadlineIn(30_000) },
+          (err, receipt) => (err === null ? resolve(receipt) : reject(err)),
+        );
+      }),
+    );
+    this.state.audit({
+      event: 'statistics_sent', coordinator: this.config.coordinator.address, studyId: task.studyId, round: task.round, taskId: task.taskId,
+      numExamples: stats.rows, outcome: 'accepted', detail: `${stats.features.length} feature(s): count, sum, sum of squares, missing, histogram; cells < ${manifest.data.minCellCount} suppressed`,
+    });
+    log.info({ rows: stats.rows, suppressed: stats.suppressed }, `round ${task.round}: feature statistics reported`);
   }
 
   /**

@@ -28,7 +28,14 @@ export const agentConfigSchema = {
   },
   joinToken: { doc: 'One-time join token for `enrol`.', format: String, default: '', env: 'FEDLHS_JOIN_TOKEN', arg: 'join-token', sensitive: true },
   data: {
-    path: { doc: 'Local data: a CSV file with a header row (flat-table/v1).', format: String, default: '', env: 'FEDLHS_DATA_PATH', arg: 'data-path' },
+    format: {
+      doc: "Local data format: 'flat-table' (one CSV, one row per record), 'synthea-csv' (a Synthea CSV export directory), 'fhir-ndjson' (a FHIR R4 Bulk Data export directory) or 'omop-csv' (OMOP CDM v5.4 tables as CSV).",
+      format: ['flat-table', 'synthea-csv', 'fhir-ndjson', 'omop-csv'],
+      default: 'flat-table',
+      env: 'FEDLHS_DATA_FORMAT',
+      arg: 'data-format',
+    },
+    path: { doc: 'Local data: the CSV file (flat-table) or export directory (other formats).', format: String, default: '', env: 'FEDLHS_DATA_PATH', arg: 'data-path' },
     keyColumn: { doc: 'Column with a pseudonymous record id that keys the train/hold-out split; empty: row number.', format: String, default: '', env: 'FEDLHS_DATA_KEY_COLUMN', arg: 'data-key-column' },
   },
   minCohort: { doc: 'Refuse to train with fewer usable records than this.', format: 'whole-number', default: 20, env: 'FEDLHS_MIN_COHORT', arg: 'min-cohort' },
@@ -57,7 +64,7 @@ export interface AgentConfig {
   coordinator: { address: string };
   tls: { mode: 'tls' | 'plaintext'; ca: string; cert: string; key: string; serverName: string };
   joinToken: string;
-  data: { path: string; keyColumn: string };
+  data: { format: 'flat-table' | 'synthea-csv' | 'fhir-ndjson' | 'omop-csv'; path: string; keyColumn: string };
   minCohort: number;
   autoApprove: boolean;
   backend: 'auto' | 'tensorflow' | 'wasm' | 'cpu';

@@ -1,33 +1,50 @@
-import { FLAT_TABLE_SPEC, readFlatTable, splitDataset, type SplitDataset } from '@fedlhs/ehr';
-import { FedlhsError, isFedlhsError, type StudyManifest } from '@fedlhs/core';
+import { FLAT_TABLE_SPEC, extractCohort, openEhrSource, readFlatTable, splitDataset, type CohortReport, type DataFormat, type SplitDataset } from '@fedlhs/ehr';
+import {
+  FedlhsError,
+  applyNormalization,
+  combineStats,
+  computeClinicStats,
+  isFedlhsError,
+  normalizationFrom,
+  studyFeatureNames,
+  type ClinicStats,
+  type HistogramRange,
+  type Normalization,
+  type StudyManifest,
+} from '@fedlhs/core';
 import type { Readiness__Output as Readiness } from '@fedlhs/proto';
 
 export interface DataOptions {
+  format: DataFormat;
   path: string;
   keyColumn: string;
   minCohort: number;
 }
 
-export type DataCheck = { ok: true; data: SplitDataset } | { ok: false; readiness: Readiness; detail: string };
+export type DataCheck = { ok: true; data: SplitDataset; report: CohortReport | undefined } | { ok: false; readiness: Readiness; detail: string };
+
+const HISTOGRAM_BINS = 20;
 
 /**
- * The clinic's local data as a study needs it: read once per (features, label, seed),
- * split deterministically, and checked against the minimum cohort size. Nothing here leaves
- * the agent; readiness details never carry record contents or small counts.
+ * The clinic's local data as a study needs it: read once per study definition, split
+ * deterministically, and checked against the minimum cohort size. Nothing here leaves the
+ * agent; readiness details never carry record contents or small counts.
  */
 export class LocalData {
-  private readonly cache = new Map<string, Promise<SplitDataset>>();
+  private readonly cache = new Map<string, Promise<{ data: SplitDataset; report: CohortReport | undefined }>>();
 
   constructor(private readonly options: DataOptions) {}
 
   async check(manifest: StudyManifest): Promise<DataCheck> {
-    if (manifest.data.featureSpec !== FLAT_TABLE_SPEC) {
-      return { ok: false, readiness: 'READINESS_FEATURE_SPEC_UNSUPPORTED', detail: `this agent produces ${FLAT_TABLE_SPEC}, the study asks for ${manifest.data.featureSpec}` };
+    const spec = manifest.data.featureSpec;
+    const flat = this.options.format === 'flat-table';
+    if ((spec === FLAT_TABLE_SPEC) !== flat) {
+      return { ok: false, readiness: 'READINESS_FEATURE_SPEC_UNSUPPORTED', detail: `this agent reads ${this.options.format} data, the study asks for ${spec}` };
     }
     if (this.options.path === '') return { ok: false, readiness: 'READINESS_DATA_ERROR', detail: 'no local data configured (data.path)' };
-    let data: SplitDataset;
+    let loaded: { data: SplitDataset; report: CohortReport | undefined };
     try {
-      data = await this.load(manifest);
+      loaded = await this.load(manifest);
     } catch (err) {
       const reason = isFedlhsError(err) ? err.reason : undefined;
       return {
@@ -36,6 +53,7 @@ export class LocalData {
         detail: (err as Error).message,
       };
     }
+    const { data } = loaded;
     const usable = data.train.rows + data.holdout.rows;
     if (usable < this.options.minCohort || data.train.rows === 0 || data.holdout.rows === 0) {
       return {
@@ -44,7 +62,7 @@ export class LocalData {
         detail: `fewer than ${this.options.minCohort} usable records (the configured minimum cohort); this clinic does not train on so few`,
       };
     }
-    return { ok: true, data };
+    return { ok: true, data, report: loaded.report };
   }
 
   /** The split data, or throws with the reason it cannot be had. */
@@ -54,18 +72,74 @@ export class LocalData {
     return result.data;
   }
 
-  private load(manifest: StudyManifest): Promise<SplitDataset> {
-    const key = JSON.stringify([manifest.data.features, manifest.data.label, manifest.seed, manifest.data.holdoutFraction]);
+  /** Sufficient statistics of the training split, suppressed below the study's minimum cell count. */
+  async statistics(manifest: StudyManifest): Promise<ClinicStats> {
+    const data = await this.require(manifest);
+    return computeClinicStats(data.train.x, data.train.y, studyFeatureNames(manifest), manifest.data.minCellCount, histogramRanges(manifest));
+  }
+
+  /**
+   * Copies of the train and hold-out matrices scaled as the study says: with the study's
+   * federated normalisation, with this clinic's own training statistics ('local-zscore'),
+   * or unscaled; missing values become the mean (0 after scaling).
+   */
+  async prepared(manifest: StudyManifest, studyNormalization: Normalization | undefined): Promise<{ train: { x: Float32Array; y: Float32Array; rows: number }; holdout: { x: Float32Array; y: Float32Array; rows: number } }> {
+    const data = await this.require(manifest);
+    const names = studyFeatureNames(manifest);
+    let normalization: Normalization | undefined;
+    if (manifest.data.normalization === 'federated-zscore') {
+      if (studyNormalization === undefined) throw new FedlhsError('FAILED_PRECONDITION', 'the study uses federated normalisation but the task carries none');
+      normalization = studyNormalization;
+    } else if (manifest.data.normalization === 'local-zscore') {
+      normalization = normalizationFrom(combineStats([computeClinicStats(data.train.x, data.train.y, names, 0)]));
+    }
+    return {
+      train: { x: applyNormalization(Float32Array.from(data.train.x), names, normalization), y: data.train.y, rows: data.train.rows },
+      holdout: { x: applyNormalization(Float32Array.from(data.holdout.x), names, normalization), y: data.holdout.y, rows: data.holdout.rows },
+    };
+  }
+
+  private load(manifest: StudyManifest): Promise<{ data: SplitDataset; report: CohortReport | undefined }> {
+    const key = JSON.stringify([manifest.data, manifest.seed]);
     let entry = this.cache.get(key);
     if (entry === undefined) {
-      entry = readFlatTable(this.options.path, {
-        features: manifest.data.features,
-        label: manifest.data.label,
-        keyColumn: this.options.keyColumn === '' ? undefined : this.options.keyColumn,
-      }).then((d) => splitDataset(d, manifest.seed, manifest.data.holdoutFraction));
+      entry = this.read(manifest);
       entry.catch(() => this.cache.delete(key));
       this.cache.set(key, entry);
     }
     return entry;
   }
+
+  private async read(manifest: StudyManifest): Promise<{ data: SplitDataset; report: CohortReport | undefined }> {
+    const { format, path, keyColumn } = this.options;
+    if (format === 'flat-table') {
+      const table = await readFlatTable(path, {
+        features: studyFeatureNames(manifest),
+        label: manifest.data.label,
+        keyColumn: keyColumn === '' ? undefined : keyColumn,
+        splitColumn: manifest.data.splitColumn,
+      });
+      return { data: splitDataset(table, manifest.seed, manifest.data.holdoutFraction), report: undefined };
+    }
+    const { dataset, report } = await extractCohort(openEhrSource(format, path), manifest.data.cohort!);
+    return { data: splitDataset(dataset, manifest.seed, manifest.data.holdoutFraction), report };
+  }
+}
+
+/** Histogram ranges for features with a declared range (plus age and binary features). */
+export function histogramRanges(manifest: StudyManifest): (HistogramRange | undefined)[] {
+  const cohort = manifest.data.cohort;
+  if (cohort === undefined) return [];
+  return cohort.features.map((f) => {
+    switch (f.type) {
+      case 'latest':
+        return { min: f.range[0], max: f.range[1], bins: HISTOGRAM_BINS };
+      case 'age':
+        return { min: 0, max: 100, bins: HISTOGRAM_BINS };
+      case 'count':
+        return undefined;
+      default:
+        return { min: 0, max: 1, bins: 2 };
+    }
+  });
 }

@@ -1,7 +1,8 @@
 #!/usr/bin/env node
+import { readFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import * as grpc from '@grpc/grpc-js';
-import { validateManifest } from '@fedlhs/core';
+import { parseManifest, validateManifest } from '@fedlhs/core';
 import { initBackend } from '@fedlhs/model';
 import type { ListStudiesResponse__Output } from '@fedlhs/proto';
 import { createLogger } from '@fedlhs/service';
@@ -11,6 +12,7 @@ import { AgentState } from './agent-state.js';
 import { authMetadata, createClients, deadlineIn } from './client.js';
 import { ConfigError, loadAgentConfig, type AgentConfig } from './config.js';
 import { formatChanges, formatManifest } from './review.js';
+import { dataQualityReport } from './data-check.js';
 
 function die(message: string, code = 1): never {
   process.stderr.write(`fedlhs-agent: ${message}\n`);
@@ -164,6 +166,32 @@ withConfig('approve', 'approve a study manifest by its sha256 (as printed by rev
     } catch (err) {
       die((err as Error).message, 2);
     }
+  });
+
+const data = program.command('data').description('local data checks (nothing leaves the clinic)');
+data
+  .command('check')
+  .description('print a data-quality report of the local data, for a study manifest if given (counts, missingness, units, exclusions, rejected rows)')
+  .option('--config <file>', 'JSON config file')
+  .option('--manifest <file>', 'a study manifest file (JSON or YAML) to extract the cohort for')
+  .option('--study <sha256>', 'a manifest this agent has seen (see review), by its sha256')
+  .allowUnknownOption(true)
+  .allowExcessArguments(true)
+  .action(async (options: { config?: string; manifest?: string; study?: string }, command: Command) => {
+    const c = config(options, command);
+    if (c.data.path === '') die('no local data configured: set data.path (--data-path) and data.format (--data-format)', 2);
+    let manifest;
+    try {
+      if (options.manifest !== undefined) manifest = parseManifest(readFileSync(options.manifest, 'utf8'));
+      else if (options.study !== undefined) {
+        const rec = new AgentState(c.stateDir).getManifest(options.study);
+        if (rec === undefined) die(`no manifest ${options.study} in ${c.stateDir}; run \`fedlhs-agent review\` first`, 2);
+        manifest = validateManifest(JSON.parse(rec.json));
+      }
+    } catch (err) {
+      die((err as Error).message, 2);
+    }
+    process.stdout.write(await dataQualityReport(c, manifest));
   });
 
 withConfig('status', 'enrolment, approvals and the audit log of what left this clinic').option('--last <n>', 'audit entries to show', '10').action(async (options: { config?: string; last: string }, command: Command) => {

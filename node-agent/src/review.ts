@@ -1,4 +1,23 @@
-import { diffManifests, type StudyManifest } from '@fedlhs/core';
+import { diffManifests, studyFeatureNames, type StudyManifest } from '@fedlhs/core';
+
+function describeFeatures(m: StudyManifest): string {
+  const cohort = m.data.cohort;
+  if (cohort === undefined) return studyFeatureNames(m).join(', ');
+  const features = cohort.features.map((f) => {
+    switch (f.type) {
+      case 'latest':
+        return `${f.name} (latest ${f.system} ${f.codes.join('/')} in ${f.unit})`;
+      case 'latest-coded':
+      case 'condition':
+        return `${f.name} (${f.type} ${f.system} ${f.codes.join('/')})`;
+      case 'count':
+        return `${f.name} (count of ${f.kind}s)`;
+      default:
+        return f.name;
+    }
+  });
+  return `${features.join(', ')}\n  cohort           index: first ${cohort.index.encounterClass} encounter ${cohort.index.from}..${cohort.index.to}; ages ${cohort.eligibility.minAge}-${cohort.eligibility.maxAge}; lookback ${cohort.lookbackDays} days; label: ${cohort.label.condition.system} ${cohort.label.condition.codes.join('/')} within ${cohort.label.horizonDays} days`;
+}
 
 interface LayerJson {
   class_name: string;
@@ -27,7 +46,8 @@ export function formatManifest(m: StudyManifest, hash: string, studyId: string):
     `  training         ${m.training.optimizer.name} (learning rate ${m.training.optimizer.learningRate}), loss ${m.training.loss}, ${m.training.localEpochs} local epoch(s), batch ${m.training.batchSize}`,
     `  rounds           ${m.rounds}; ${m.clients.min}-${m.clients.max} clinics per round, quorum ${m.clients.quorum}; deadlines ${m.deadlines.roundSeconds}s training, ${m.deadlines.evaluationSeconds}s evaluation`,
     `  data             feature spec ${m.data.featureSpec}; label "${m.data.label}"; ${Math.round(m.data.holdoutFraction * 100)}% held out for evaluation`,
-    `  features (${m.data.features.length})    ${m.data.features.join(', ')}`,
+    `  features (${studyFeatureNames(m).length})    ${describeFeatures(m)}`,
+    `  normalisation    ${m.data.normalization}${m.data.normalization === 'federated-zscore' ? ` (clinics share means, sums of squares and histograms of these features, cells under ${m.data.minCellCount} suppressed)` : ''}`,
     `  aggregation      ${m.aggregation.strategy}`,
     `  what leaves      trained model weights, the number of training examples, and loss/accuracy/AUC on local data. No records, no identifiers.`,
   ].join('\n');

@@ -1,2 +1,2 @@
-/** Multi-process harness shared by the integration tests, the demo and the benchmarks. */
-export * from './harness.js';
+/** The multi-process harness the integration tests share lives in the simulator (it runs real networks too). */
+export * from '@fedlhs/simulator';

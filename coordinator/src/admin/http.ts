@@ -124,7 +124,15 @@ export async function startAdminServer(
         const rounds = await coordinator.store.listRounds(study.id);
         const metrics = await coordinator.store.listMetrics(study.id);
         const contributions = await coordinator.store.listContributions({ studyId: study.id });
-        return [200, { ...studySummary(coordinator, study), manifest: JSON.parse(study.manifestJson), rounds, metrics, contributions }];
+        // Cohort size and label prevalence per clinic (already suppressed below the minimum cell count).
+        const statistics = (await coordinator.store.listStatistics(study.id)).map((s) => {
+          const r = JSON.parse(s.report) as { rows: number; positives: number; suppressed: boolean };
+          return { nodeId: s.nodeId, rows: r.rows, positives: r.suppressed ? null : r.positives, prevalence: r.suppressed || r.rows === 0 ? null : r.positives / r.rows };
+        });
+        return [200, {
+          ...studySummary(coordinator, study), manifest: JSON.parse(study.manifestJson), parameters: study.parameters === null ? null : JSON.parse(study.parameters),
+          rounds, metrics, contributions, statistics,
+        }];
       },
     },
     {

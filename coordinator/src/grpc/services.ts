@@ -124,6 +124,16 @@ export function federationHandlers(coordinator: Coordinator, logger: Logger): Fe
         );
     },
 
+    ReportStatistics(call, callback) {
+      coordinator
+        .authenticate(authorizationOf(call))
+        .then((node) => coordinator.reportStatistics(node, call.request))
+        .then(
+          (receipt) => callback(null, receipt),
+          (err: unknown) => callback(toStatus(err, log, 'ReportStatistics')),
+        );
+    },
+
     ReportEvaluation(call, callback) {
       coordinator
         .authenticate(authorizationOf(call))

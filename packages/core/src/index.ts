@@ -18,3 +18,6 @@ export * from './round-state.js';
 export * from './split.js';
 export * from './backoff.js';
 export * from './random.js';
+export * from './statistics.js';
+export * from './units.js';
+export * from './cohort-spec.js';

@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { FedlhsError } from './errors.js';
 import { sha256Hex } from './tensors.js';
 import { validateTopology } from './topology.js';
+import { cohortSpecSchema, type CohortSpec } from './cohort-spec.js';
 
 // canonicalize is CommonJS whose typings declare an ES default export; under NodeNext the
 // default import is module.exports itself, the function.
@@ -34,6 +35,8 @@ export const studyManifestSchema = z
         learningRate: z.number().positive().max(10),
       }),
       localEpochs: z.number().int().min(1).max(1000),
+      /** If set, each clinic trains exactly this many mini-batch steps per round instead of localEpochs passes. */
+      localSteps: z.number().int().min(1).max(1_000_000).optional(),
       batchSize: z.number().int().min(1).max(65536),
     }),
     rounds: z.number().int().min(1).max(100000),
@@ -54,12 +57,27 @@ export const studyManifestSchema = z
       maxRoundAttempts: z.number().int().min(1).max(100).default(3),
     }),
     data: z.strictObject({
-      /** Name of the feature spec every clinic must produce, e.g. "flat-table/v1". */
-      featureSpec: z.string().min(1).max(128),
-      features: z.array(columnName).min(1).max(10000),
-      label: columnName,
-      /** Fraction of each clinic's rows held out for federated evaluation. */
+      /**
+       * What every clinic must produce: 'flat-table/v1' (a table with the named numeric
+       * `features` and a 0/1 `label` column) or 'cohort/v1' (EHR events turned into the
+       * `cohort` definition's features and label).
+       */
+      featureSpec: z.enum(['flat-table/v1', 'cohort/v1']),
+      features: z.array(columnName).min(1).max(10000).optional(),
+      label: columnName.default('label'),
+      cohort: cohortSpecSchema.optional(),
+      /** Fraction of each clinic's records held out for federated evaluation (split by record key). */
       holdoutFraction: z.number().gt(0).lt(1).default(0.2),
+      /** flat-table/v1 only: a column whose value "test" marks hold-out rows, instead of the hashed split. */
+      splitColumn: columnName.optional(),
+      /**
+       * Feature scaling: 'federated-zscore' computes global means and standard deviations from
+       * the clinics' sufficient statistics before round 1; 'local-zscore' scales each clinic by
+       * its own training data; 'none' leaves values as they are. Missing values become the mean.
+       */
+      normalization: z.enum(['none', 'federated-zscore', 'local-zscore']).default('none'),
+      /** Counts below this are suppressed in every statistic a clinic reports. */
+      minCellCount: z.number().int().min(1).max(1000).default(10),
     }),
     aggregation: z.strictObject({
       strategy: z.enum(['fedavg']),
@@ -75,15 +93,29 @@ export const studyManifestSchema = z
     if (m.clients.quorum > m.clients.min) {
       ctx.addIssue({ code: 'custom', path: ['clients', 'quorum'], message: `must be <= clients.min (${m.clients.quorum} > ${m.clients.min})` });
     }
-    if (new Set(m.data.features).size !== m.data.features.length) {
+    if (m.data.featureSpec === 'flat-table/v1') {
+      if (m.data.features === undefined) ctx.addIssue({ code: 'custom', path: ['data', 'features'], message: 'is required for flat-table/v1' });
+      if (m.data.cohort !== undefined) ctx.addIssue({ code: 'custom', path: ['data', 'cohort'], message: 'is only for cohort/v1' });
+    } else {
+      if (m.data.cohort === undefined) ctx.addIssue({ code: 'custom', path: ['data', 'cohort'], message: 'is required for cohort/v1' });
+      if (m.data.features !== undefined) ctx.addIssue({ code: 'custom', path: ['data', 'features'], message: 'must be omitted for cohort/v1 (the cohort defines the features)' });
+      if (m.data.splitColumn !== undefined) ctx.addIssue({ code: 'custom', path: ['data', 'splitColumn'], message: 'is only for flat-table/v1' });
+    }
+    const names = studyFeatureNames(m);
+    if (new Set(names).size !== names.length) {
       ctx.addIssue({ code: 'custom', path: ['data', 'features'], message: 'must not repeat a feature' });
     }
-    if (m.data.features.includes(m.data.label)) {
+    if (m.data.featureSpec === 'flat-table/v1' && names.includes(m.data.label)) {
       ctx.addIssue({ code: 'custom', path: ['data', 'label'], message: 'must not also be a feature' });
     }
   });
 
 export type StudyManifest = z.output<typeof studyManifestSchema>;
+
+/** The model's input columns, in order: the listed features, or the cohort's feature names. */
+export function studyFeatureNames(m: { data: { features?: string[] | undefined; cohort?: CohortSpec | undefined } }): string[] {
+  return m.data.features ?? m.data.cohort?.features.map((f) => f.name) ?? [];
+}
 export type StudyManifestInput = z.input<typeof studyManifestSchema>;
 
 function formatIssues(error: z.ZodError): string {

@@ -2,12 +2,15 @@ import { describe, expect, it } from 'vitest';
 import { FedlhsError } from './errors.js';
 import { assertTransition, canTransition, decideClose, isFinalRoundState, type CloseDecision, type RoundState, type TaskTally } from './round-state.js';
 
-const STATES: RoundState[] = ['WAITING_FOR_NODES', 'TRAINING', 'AGGREGATING', 'EVALUATING', 'COMMITTED', 'FAILED'];
+const STATES: RoundState[] = ['WAITING_FOR_NODES', 'STATISTICS', 'TRAINING', 'AGGREGATING', 'EVALUATING', 'COMMITTED', 'FAILED'];
 
 /** The edges of the round state machine, written out by hand. */
 const ALLOWED = new Set([
   'WAITING_FOR_NODES→TRAINING',
   'WAITING_FOR_NODES→FAILED',
+  'WAITING_FOR_NODES→STATISTICS',
+  'STATISTICS→TRAINING',
+  'STATISTICS→FAILED',
   'TRAINING→AGGREGATING',
   'TRAINING→FAILED',
   'AGGREGATING→EVALUATING',

@@ -3,16 +3,19 @@ import { FedlhsError } from './errors.js';
 /**
  * States of one attempt at a round.
  * - WAITING_FOR_NODES: fewer READY clinics than the study's minimum are online.
+ * - STATISTICS: (first round of a study with federated normalisation only) clinics report
+ *   sufficient statistics of their features; the coordinator derives the normalisation.
  * - TRAINING: tasks are out; updates stream in and are checked and stored.
  * - AGGREGATING: the accepted updates are being averaged into a candidate global model.
  * - EVALUATING: clinics evaluate the candidate on their hold-out splits.
  * - COMMITTED: the model is checkpointed and recorded; final.
  * - FAILED: the attempt ended without a model (reason recorded); final.
  */
-export type RoundState = 'WAITING_FOR_NODES' | 'TRAINING' | 'AGGREGATING' | 'EVALUATING' | 'COMMITTED' | 'FAILED';
+export type RoundState = 'WAITING_FOR_NODES' | 'STATISTICS' | 'TRAINING' | 'AGGREGATING' | 'EVALUATING' | 'COMMITTED' | 'FAILED';
 
 const TRANSITIONS: Readonly<Record<RoundState, readonly RoundState[]>> = {
-  WAITING_FOR_NODES: ['TRAINING', 'FAILED'],
+  WAITING_FOR_NODES: ['STATISTICS', 'TRAINING', 'FAILED'],
+  STATISTICS: ['TRAINING', 'FAILED'],
   TRAINING: ['AGGREGATING', 'FAILED'],
   AGGREGATING: ['EVALUATING', 'FAILED'],
   EVALUATING: ['COMMITTED', 'FAILED'],

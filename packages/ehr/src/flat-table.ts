@@ -11,6 +11,8 @@ export interface TableRequest {
   label: string;
   /** Column whose value keys the deterministic split (a pseudonymous record id); row number if absent. */
   keyColumn?: string | undefined;
+  /** Column whose value "test" puts a row in the hold-out split (instead of the hashed split). */
+  splitColumn?: string | undefined;
 }
 
 /** A numeric design matrix read from local data. Never leaves the clinic. */
@@ -26,6 +28,8 @@ export interface Dataset {
   rows: number;
   /** Rows skipped, counted by reason (no values, never record contents). */
   skipped: Record<string, number>;
+  /** 1 for rows a split column puts in the hold-out set; absent when the split is hashed. */
+  holdout?: Uint8Array | undefined;
 }
 
 /**
@@ -38,6 +42,8 @@ export async function readFlatTable(path: string, request: TableRequest): Promis
   let featureIdx: number[] | undefined;
   let labelIdx = -1;
   let keyIdx = -1;
+  let splitIdx = -1;
+  const holdout: number[] = [];
   const values: number[] = [];
   const labels: number[] = [];
   const keys: string[] = [];
@@ -52,12 +58,14 @@ export async function readFlatTable(path: string, request: TableRequest): Promis
         const header = record.map((h) => h.trim());
         const missing = [...request.features, request.label].filter((c) => !header.includes(c));
         if (request.keyColumn !== undefined && !header.includes(request.keyColumn)) missing.push(request.keyColumn);
+        if (request.splitColumn !== undefined && !header.includes(request.splitColumn)) missing.push(request.splitColumn);
         if (missing.length > 0) {
           throw new FedlhsError('FAILED_PRECONDITION', `${path}: missing column(s) ${missing.map((m) => JSON.stringify(m)).join(', ')}`, { reason: 'FEATURE_SPEC_UNSUPPORTED' });
         }
         featureIdx = request.features.map((f) => header.indexOf(f));
         labelIdx = header.indexOf(request.label);
         keyIdx = request.keyColumn === undefined ? -1 : header.indexOf(request.keyColumn);
+        splitIdx = request.splitColumn === undefined ? -1 : header.indexOf(request.splitColumn);
         continue;
       }
       rowNumber++;
@@ -85,6 +93,7 @@ export async function readFlatTable(path: string, request: TableRequest): Promis
       values.push(...row);
       labels.push(label);
       keys.push(keyIdx >= 0 ? (record[keyIdx] ?? String(rowNumber)) : String(rowNumber));
+      if (splitIdx >= 0) holdout.push(record[splitIdx] === 'test' ? 1 : 0);
     }
   } catch (err) {
     if (err instanceof FedlhsError) throw err;
@@ -93,7 +102,10 @@ export async function readFlatTable(path: string, request: TableRequest): Promis
   if (featureIdx === undefined) {
     throw new FedlhsError('FAILED_PRECONDITION', `${path}: file is empty (no header row)`, { reason: 'DATA_ERROR' });
   }
-  return { features: request.features, x: Float32Array.from(values), y: Float32Array.from(labels), keys, rows: labels.length, skipped };
+  return {
+    features: request.features, x: Float32Array.from(values), y: Float32Array.from(labels), keys, rows: labels.length, skipped,
+    holdout: splitIdx >= 0 ? Uint8Array.from(holdout) : undefined,
+  };
 }
 
 /** Train and hold-out parts of a dataset. */
@@ -102,13 +114,17 @@ export interface SplitDataset {
   holdout: Dataset;
 }
 
-/** Splits rows deterministically by key with core's `isHoldout` (same seed → same split). */
+/**
+ * Splits rows deterministically: by the dataset's split column when it has one, else by key
+ * with core's `isHoldout` (same seed → same split, whatever the row order).
+ */
 export function splitDataset(data: Dataset, seed: number, holdoutFraction: number): SplitDataset {
   const d = data.features.length;
   const pick = (wantHoldout: boolean): Dataset => {
     const idx: number[] = [];
     data.keys.forEach((k, i) => {
-      if (isHoldout(k, seed, holdoutFraction) === wantHoldout) idx.push(i);
+      const inHoldout = data.holdout === undefined ? isHoldout(k, seed, holdoutFraction) : data.holdout[i] === 1;
+      if (inHoldout === wantHoldout) idx.push(i);
     });
     const x = new Float32Array(idx.length * d);
     const y = new Float32Array(idx.length);

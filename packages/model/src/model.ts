@@ -19,6 +19,11 @@ export interface FitOptions {
   onEpochEnd?: (epoch: number, loss: number) => void;
   /** Seeds the per-epoch shuffle so a run can be reproduced; a random seed if omitted. */
   shuffleSeed?: number;
+  /**
+   * Train exactly this many mini-batch steps instead of `epochs` passes (rows drawn from
+   * successive shuffles), as FL benchmarks that fix local steps per round do.
+   */
+  steps?: number;
 }
 
 /** A compiled model with flat-array inputs and weights. Call dispose() when done. */
@@ -118,6 +123,27 @@ class LayersRuntime implements ModelRuntime {
     this.#training = true;
     try {
       let loss = Number.NaN;
+      if (options.steps !== undefined) {
+        if (!Number.isInteger(options.steps) || options.steps < 1) throw new FedlhsError('INVALID_ARGUMENT', `fit: steps must be a positive integer, got ${options.steps}`);
+        const total = options.steps * options.batchSize;
+        const order = new Uint32Array(total);
+        for (let filled = 0; filled < total; ) {
+          const perm = permutation(n, random);
+          const take = Math.min(perm.length, total - filled);
+          order.set(perm.subarray(0, take), filled);
+          filled += take;
+        }
+        const xs = tf.tensor2d(gatherRows(x, this.inputDim, order), [total, this.inputDim]);
+        const ys = tf.tensor2d(gatherRows(y, 1, order), [total, 1]);
+        try {
+          const history = await this.#built.model.fit(xs, ys, { epochs: 1, batchSize: options.batchSize, shuffle: false, verbose: 0 });
+          loss = Number(history.history['loss']?.[0]);
+        } finally {
+          tf.dispose([xs, ys]);
+        }
+        options.onEpochEnd?.(0, loss);
+        return { loss };
+      }
       for (let epoch = 0; epoch < options.epochs; epoch++) {
         // One tfjs fit per epoch, over rows we shuffled with the seeded generator.
         const order = permutation(n, random);

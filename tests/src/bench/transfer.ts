@@ -9,7 +9,7 @@ import { readFileSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { mulberry32 } from '@fedlhs/testing';
-import { enrolAgent, repoRoot, startAgent, startCoordinator, startStudy, waitForStudyEnd, type AgentOptions } from '../harness.js';
+import { enrolAgent, repoRoot, startAgent, startCoordinator, startStudy, waitForStudyEnd, type AgentOptions } from '@fedlhs/simulator';
 
 const unitsArg = process.argv.indexOf('--units');
 const UNITS = unitsArg > 0 ? Number(process.argv[unitsArg + 1]) : 16384;

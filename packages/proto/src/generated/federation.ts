@@ -9,6 +9,7 @@ import type { CoordinatorMessage as _fedlhs_v1_CoordinatorMessage, CoordinatorMe
 import type { DownloadModelRequest as _fedlhs_v1_DownloadModelRequest, DownloadModelRequest__Output as _fedlhs_v1_DownloadModelRequest__Output } from './fedlhs/v1/DownloadModelRequest.js';
 import type { EvaluationReceipt as _fedlhs_v1_EvaluationReceipt, EvaluationReceipt__Output as _fedlhs_v1_EvaluationReceipt__Output } from './fedlhs/v1/EvaluationReceipt.js';
 import type { EvaluationReport as _fedlhs_v1_EvaluationReport, EvaluationReport__Output as _fedlhs_v1_EvaluationReport__Output } from './fedlhs/v1/EvaluationReport.js';
+import type { FeatureStatistics as _fedlhs_v1_FeatureStatistics, FeatureStatistics__Output as _fedlhs_v1_FeatureStatistics__Output } from './fedlhs/v1/FeatureStatistics.js';
 import type { FederationClient as _fedlhs_v1_FederationClient, FederationDefinition as _fedlhs_v1_FederationDefinition } from './fedlhs/v1/Federation.js';
 import type { Heartbeat as _fedlhs_v1_Heartbeat, Heartbeat__Output as _fedlhs_v1_Heartbeat__Output } from './fedlhs/v1/Heartbeat.js';
 import type { Hello as _fedlhs_v1_Hello, Hello__Output as _fedlhs_v1_Hello__Output } from './fedlhs/v1/Hello.js';
@@ -16,6 +17,8 @@ import type { ListStudiesRequest as _fedlhs_v1_ListStudiesRequest, ListStudiesRe
 import type { ListStudiesResponse as _fedlhs_v1_ListStudiesResponse, ListStudiesResponse__Output as _fedlhs_v1_ListStudiesResponse__Output } from './fedlhs/v1/ListStudiesResponse.js';
 import type { Metrics as _fedlhs_v1_Metrics, Metrics__Output as _fedlhs_v1_Metrics__Output } from './fedlhs/v1/Metrics.js';
 import type { ModelChunk as _fedlhs_v1_ModelChunk, ModelChunk__Output as _fedlhs_v1_ModelChunk__Output } from './fedlhs/v1/ModelChunk.js';
+import type { StatisticsReceipt as _fedlhs_v1_StatisticsReceipt, StatisticsReceipt__Output as _fedlhs_v1_StatisticsReceipt__Output } from './fedlhs/v1/StatisticsReceipt.js';
+import type { StatisticsReport as _fedlhs_v1_StatisticsReport, StatisticsReport__Output as _fedlhs_v1_StatisticsReport__Output } from './fedlhs/v1/StatisticsReport.js';
 import type { Study as _fedlhs_v1_Study, Study__Output as _fedlhs_v1_Study__Output } from './fedlhs/v1/Study.js';
 import type { StudyAnnouncement as _fedlhs_v1_StudyAnnouncement, StudyAnnouncement__Output as _fedlhs_v1_StudyAnnouncement__Output } from './fedlhs/v1/StudyAnnouncement.js';
 import type { StudyReadiness as _fedlhs_v1_StudyReadiness, StudyReadiness__Output as _fedlhs_v1_StudyReadiness__Output } from './fedlhs/v1/StudyReadiness.js';
@@ -44,6 +47,7 @@ export interface ProtoGrpcType {
       DownloadModelRequest: MessageTypeDefinition<_fedlhs_v1_DownloadModelRequest, _fedlhs_v1_DownloadModelRequest__Output>
       EvaluationReceipt: MessageTypeDefinition<_fedlhs_v1_EvaluationReceipt, _fedlhs_v1_EvaluationReceipt__Output>
       EvaluationReport: MessageTypeDefinition<_fedlhs_v1_EvaluationReport, _fedlhs_v1_EvaluationReport__Output>
+      FeatureStatistics: MessageTypeDefinition<_fedlhs_v1_FeatureStatistics, _fedlhs_v1_FeatureStatistics__Output>
       Federation: SubtypeConstructor<typeof grpc.Client, _fedlhs_v1_FederationClient> & { service: _fedlhs_v1_FederationDefinition }
       Heartbeat: MessageTypeDefinition<_fedlhs_v1_Heartbeat, _fedlhs_v1_Heartbeat__Output>
       Hello: MessageTypeDefinition<_fedlhs_v1_Hello, _fedlhs_v1_Hello__Output>
@@ -53,6 +57,8 @@ export interface ProtoGrpcType {
       ModelChunk: MessageTypeDefinition<_fedlhs_v1_ModelChunk, _fedlhs_v1_ModelChunk__Output>
       Readiness: EnumTypeDefinition
       RejectionReason: EnumTypeDefinition
+      StatisticsReceipt: MessageTypeDefinition<_fedlhs_v1_StatisticsReceipt, _fedlhs_v1_StatisticsReceipt__Output>
+      StatisticsReport: MessageTypeDefinition<_fedlhs_v1_StatisticsReport, _fedlhs_v1_StatisticsReport__Output>
       Study: MessageTypeDefinition<_fedlhs_v1_Study, _fedlhs_v1_Study__Output>
       StudyAnnouncement: MessageTypeDefinition<_fedlhs_v1_StudyAnnouncement, _fedlhs_v1_StudyAnnouncement__Output>
       StudyReadiness: MessageTypeDefinition<_fedlhs_v1_StudyReadiness, _fedlhs_v1_StudyReadiness__Output>

@@ -10,6 +10,8 @@ import type { EvaluationReport as _fedlhs_v1_EvaluationReport, EvaluationReport_
 import type { ListStudiesRequest as _fedlhs_v1_ListStudiesRequest, ListStudiesRequest__Output as _fedlhs_v1_ListStudiesRequest__Output } from '../../fedlhs/v1/ListStudiesRequest.js';
 import type { ListStudiesResponse as _fedlhs_v1_ListStudiesResponse, ListStudiesResponse__Output as _fedlhs_v1_ListStudiesResponse__Output } from '../../fedlhs/v1/ListStudiesResponse.js';
 import type { ModelChunk as _fedlhs_v1_ModelChunk, ModelChunk__Output as _fedlhs_v1_ModelChunk__Output } from '../../fedlhs/v1/ModelChunk.js';
+import type { StatisticsReceipt as _fedlhs_v1_StatisticsReceipt, StatisticsReceipt__Output as _fedlhs_v1_StatisticsReceipt__Output } from '../../fedlhs/v1/StatisticsReceipt.js';
+import type { StatisticsReport as _fedlhs_v1_StatisticsReport, StatisticsReport__Output as _fedlhs_v1_StatisticsReport__Output } from '../../fedlhs/v1/StatisticsReport.js';
 import type { UpdateChunk as _fedlhs_v1_UpdateChunk, UpdateChunk__Output as _fedlhs_v1_UpdateChunk__Output } from '../../fedlhs/v1/UpdateChunk.js';
 import type { UploadReceipt as _fedlhs_v1_UploadReceipt, UploadReceipt__Output as _fedlhs_v1_UploadReceipt__Output } from '../../fedlhs/v1/UploadReceipt.js';
 
@@ -66,6 +68,25 @@ export interface FederationClient extends grpc.Client {
   reportEvaluation(argument: _fedlhs_v1_EvaluationReport, metadata: grpc.Metadata, callback: grpc.requestCallback<_fedlhs_v1_EvaluationReceipt__Output>): grpc.ClientUnaryCall;
   reportEvaluation(argument: _fedlhs_v1_EvaluationReport, options: grpc.CallOptions, callback: grpc.requestCallback<_fedlhs_v1_EvaluationReceipt__Output>): grpc.ClientUnaryCall;
   reportEvaluation(argument: _fedlhs_v1_EvaluationReport, callback: grpc.requestCallback<_fedlhs_v1_EvaluationReceipt__Output>): grpc.ClientUnaryCall;
+  
+  /**
+   * Reports the sufficient statistics of a STATISTICS task. Idempotent per task.
+   * Errors: NOT_FOUND, PERMISSION_DENIED, FAILED_PRECONDITION as for UploadUpdate;
+   * INVALID_ARGUMENT if the feature list differs from the study's or a value is not finite.
+   */
+  ReportStatistics(argument: _fedlhs_v1_StatisticsReport, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_fedlhs_v1_StatisticsReceipt__Output>): grpc.ClientUnaryCall;
+  ReportStatistics(argument: _fedlhs_v1_StatisticsReport, metadata: grpc.Metadata, callback: grpc.requestCallback<_fedlhs_v1_StatisticsReceipt__Output>): grpc.ClientUnaryCall;
+  ReportStatistics(argument: _fedlhs_v1_StatisticsReport, options: grpc.CallOptions, callback: grpc.requestCallback<_fedlhs_v1_StatisticsReceipt__Output>): grpc.ClientUnaryCall;
+  ReportStatistics(argument: _fedlhs_v1_StatisticsReport, callback: grpc.requestCallback<_fedlhs_v1_StatisticsReceipt__Output>): grpc.ClientUnaryCall;
+  /**
+   * Reports the sufficient statistics of a STATISTICS task. Idempotent per task.
+   * Errors: NOT_FOUND, PERMISSION_DENIED, FAILED_PRECONDITION as for UploadUpdate;
+   * INVALID_ARGUMENT if the feature list differs from the study's or a value is not finite.
+   */
+  reportStatistics(argument: _fedlhs_v1_StatisticsReport, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_fedlhs_v1_StatisticsReceipt__Output>): grpc.ClientUnaryCall;
+  reportStatistics(argument: _fedlhs_v1_StatisticsReport, metadata: grpc.Metadata, callback: grpc.requestCallback<_fedlhs_v1_StatisticsReceipt__Output>): grpc.ClientUnaryCall;
+  reportStatistics(argument: _fedlhs_v1_StatisticsReport, options: grpc.CallOptions, callback: grpc.requestCallback<_fedlhs_v1_StatisticsReceipt__Output>): grpc.ClientUnaryCall;
+  reportStatistics(argument: _fedlhs_v1_StatisticsReport, callback: grpc.requestCallback<_fedlhs_v1_StatisticsReceipt__Output>): grpc.ClientUnaryCall;
   
   /**
    * The long-lived control stream: heartbeats, study announcements and task delivery.
@@ -154,6 +175,13 @@ export interface FederationHandlers extends grpc.UntypedServiceImplementation {
   ReportEvaluation: grpc.handleUnaryCall<_fedlhs_v1_EvaluationReport__Output, _fedlhs_v1_EvaluationReceipt>;
   
   /**
+   * Reports the sufficient statistics of a STATISTICS task. Idempotent per task.
+   * Errors: NOT_FOUND, PERMISSION_DENIED, FAILED_PRECONDITION as for UploadUpdate;
+   * INVALID_ARGUMENT if the feature list differs from the study's or a value is not finite.
+   */
+  ReportStatistics: grpc.handleUnaryCall<_fedlhs_v1_StatisticsReport__Output, _fedlhs_v1_StatisticsReceipt>;
+  
+  /**
    * The long-lived control stream: heartbeats, study announcements and task delivery.
    * Errors: UNAUTHENTICATED; INVALID_ARGUMENT if the first message is not Hello; ABORTED
    * when replaced by a newer session of the same node.
@@ -187,6 +215,7 @@ export interface FederationDefinition extends grpc.ServiceDefinition {
   DownloadModel: MethodDefinition<_fedlhs_v1_DownloadModelRequest, _fedlhs_v1_ModelChunk, _fedlhs_v1_DownloadModelRequest__Output, _fedlhs_v1_ModelChunk__Output>
   ListStudies: MethodDefinition<_fedlhs_v1_ListStudiesRequest, _fedlhs_v1_ListStudiesResponse, _fedlhs_v1_ListStudiesRequest__Output, _fedlhs_v1_ListStudiesResponse__Output>
   ReportEvaluation: MethodDefinition<_fedlhs_v1_EvaluationReport, _fedlhs_v1_EvaluationReceipt, _fedlhs_v1_EvaluationReport__Output, _fedlhs_v1_EvaluationReceipt__Output>
+  ReportStatistics: MethodDefinition<_fedlhs_v1_StatisticsReport, _fedlhs_v1_StatisticsReceipt, _fedlhs_v1_StatisticsReport__Output, _fedlhs_v1_StatisticsReceipt__Output>
   Session: MethodDefinition<_fedlhs_v1_AgentMessage, _fedlhs_v1_CoordinatorMessage, _fedlhs_v1_AgentMessage__Output, _fedlhs_v1_CoordinatorMessage__Output>
   UploadUpdate: MethodDefinition<_fedlhs_v1_UpdateChunk, _fedlhs_v1_UploadReceipt, _fedlhs_v1_UpdateChunk__Output, _fedlhs_v1_UploadReceipt__Output>
 }

@@ -19,6 +19,10 @@ export interface Study {
    * Last round whose global model was committed (0 = only the initial model exists).
    */
   'lastCommittedRound'?: (number);
+  /**
+   * Study parameters derived during the study (see Task.parameters_json); empty until then.
+   */
+  'parametersJson'?: (string);
 }
 
 export interface Study__Output {
@@ -38,4 +42,8 @@ export interface Study__Output {
    * Last round whose global model was committed (0 = only the initial model exists).
    */
   'lastCommittedRound': (number);
+  /**
+   * Study parameters derived during the study (see Task.parameters_json); empty until then.
+   */
+  'parametersJson': (string);
 }

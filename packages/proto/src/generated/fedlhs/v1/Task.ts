@@ -31,6 +31,13 @@ export interface Task {
    * SHA-256 of the model payload DownloadModel will return for this task.
    */
   'modelSha256'?: (Buffer | Uint8Array | string);
+  /**
+   * Study parameters every clinic must apply identically, as JSON; empty when there are none.
+   * Currently {"normalization": {"method": "zscore", "features": [{"name", "mean", "std"}]}}:
+   * before training or evaluating, each feature value v becomes (v - mean) / std, in the
+   * order of the study's features, and a missing value becomes 0 (the mean).
+   */
+  'parametersJson'?: (string);
 }
 
 export interface Task__Output {
@@ -61,4 +68,11 @@ export interface Task__Output {
    * SHA-256 of the model payload DownloadModel will return for this task.
    */
   'modelSha256': (Buffer);
+  /**
+   * Study parameters every clinic must apply identically, as JSON; empty when there are none.
+   * Currently {"normalization": {"method": "zscore", "features": [{"name", "mean", "std"}]}}:
+   * before training or evaluating, each feature value v becomes (v - mean) / std, in the
+   * order of the study's features, and a missing value becomes 0 (the mean).
+   */
+  'parametersJson': (string);
 }

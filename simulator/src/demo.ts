@@ -7,7 +7,7 @@
 import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { learnableManifest, writeLearnableCsv, type ManagedProcess } from '@fedlhs/testing';
-import { agentCli, enrolAgent, repoRoot, startAgent, startCoordinator, startStudy, waitForStudyEnd, type AgentOptions } from './harness.js';
+import { agentCli, enrolAgent, repoRoot, startAgent, startCoordinator, startStudy, waitForStudyEnd, type AgentOptions } from './local-network.js';
 
 const say = (text: string): void => {
   process.stdout.write(`${text}\n`);

@@ -7,7 +7,7 @@ import { ManagedProcess, type LogLine } from '@fedlhs/testing';
 
 const run = promisify(execFile);
 
-/** Repository root (tests/dist/.. /..). */
+/** Repository root (simulator/dist/../..). */
 export const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const coordinatorMain = join(repoRoot, 'coordinator', 'dist', 'main.js');
 export const agentMain = join(repoRoot, 'node-agent', 'dist', 'main.js');
@@ -89,6 +89,8 @@ export interface AgentOptions {
   name: string;
   stateDir: string;
   dataPath: string;
+  /** Local data format (default flat-table). */
+  dataFormat?: 'flat-table' | 'synthea-csv' | 'fhir-ndjson' | 'omop-csv';
   coordinator: string;
   tls?: TlsFiles;
   autoApprove?: boolean;
@@ -107,6 +109,7 @@ function agentEnv(o: AgentOptions): NodeJS.ProcessEnv {
     FEDLHS_SITE: o.name,
     FEDLHS_STATE_DIR: o.stateDir,
     FEDLHS_DATA_PATH: o.dataPath,
+    FEDLHS_DATA_FORMAT: o.dataFormat ?? 'flat-table',
     FEDLHS_DATA_KEY_COLUMN: 'record_id',
     FEDLHS_COORDINATOR: o.coordinator,
     FEDLHS_AUTO_APPROVE: o.autoApprove === true ? 'true' : 'false',

@@ -1,0 +1,218 @@
+import { FedlhsError } from '@fedlhs/core';
+import type { ClinicalEvent, EhrSource, EventKind, PatientRecord, Sex } from './events.js';
+import { dayOrSkip, isSnomedLike, parseDay, parseNumber, parseSex } from './normalize.js';
+import { dataError, findFile, mapCsvFile, type ColumnAliases, type RowMapper } from './read-csv.js';
+import { SkipLedger } from './skip-ledger.js';
+
+/** Options of `openOmopCsv`. */
+export interface OmopCsvOptions {
+  /**
+   * 'source' (default): codes are the `*_source_value`s, with the system inferred (measurement
+   * values shaped like LOINC → LOINC, all-digit condition values → SNOMED, else OTHER).
+   * 'concept': codes are the standard `*_concept_id`s, system OMOP.
+   */
+  codes?: 'source' | 'concept' | undefined;
+}
+
+const PERSON = {
+  id: ['person_id'],
+  gender: ['gender_concept_id'],
+  year: ['year_of_birth'],
+  month: ['month_of_birth'],
+  day: ['day_of_birth'],
+  birth: ['birth_datetime'],
+  genderSource: ['gender_source_value'],
+  race: ['race_source_value'],
+  ethnicity: ['ethnicity_source_value'],
+} as const;
+const DEATH = { person: ['person_id'], date: ['death_date', 'death_datetime'] } as const;
+const CONDITION = {
+  person: ['person_id'],
+  concept: ['condition_concept_id'],
+  start: ['condition_start_date', 'condition_start_datetime'],
+  source: ['condition_source_value'],
+} as const;
+const MEASUREMENT = {
+  person: ['person_id'],
+  concept: ['measurement_concept_id'],
+  date: ['measurement_date', 'measurement_datetime'],
+  value: ['value_as_number'],
+  valueConcept: ['value_as_concept_id'],
+  valueSource: ['value_source_value'],
+  unitSource: ['unit_source_value'],
+  unitConcept: ['unit_concept_id'],
+  source: ['measurement_source_value'],
+} as const;
+const VISIT = { person: ['person_id'], concept: ['visit_concept_id'], start: ['visit_start_date', 'visit_start_datetime'] } as const;
+
+type Roles<C> = C extends ColumnAliases<infer K> ? K : never;
+
+const GENDERS: Readonly<Record<string, Sex>> = { '8507': 'male', '8532': 'female', '8521': 'other', '8551': 'unknown' };
+
+/** Standard visit concepts → encounter class; 9202 "Outpatient Visit" is HL7 AMB, hence 'ambulatory' as in the FHIR reader. */
+const VISIT_CLASSES: Readonly<Record<string, string>> = {
+  '9201': 'inpatient',
+  '9202': 'ambulatory',
+  '9203': 'emergency',
+  '262': 'inpatient', // Emergency Room and Inpatient Visit
+  '581477': 'ambulatory', // Office Visit
+};
+
+/** Common UCUM unit concepts, used when unit_source_value is empty. */
+const UNIT_CONCEPTS: Readonly<Record<string, string>> = {
+  '8840': 'mg/dL',
+  '8753': 'mmol/L',
+  '8876': 'mm[Hg]',
+  '9529': 'kg',
+  '8582': 'cm',
+  '8554': '%',
+};
+
+const LOINC_SHAPE = /^\d{1,7}-\d$/;
+
+/**
+ * Opens OMOP CDM v5.4 tables exported as CSV or TSV (the delimiter is detected from each
+ * header line; file names may end in .csv, .tsv or .txt, in any case). person is required;
+ * condition_occurrence, measurement, visit_occurrence and death are optional, and
+ * observation_period is not read (it is not an event). Medications (drug_exposure) are not read.
+ *
+ * Birth days come from birth_datetime, else year/month/day_of_birth with a missing month or
+ * day taken as 1 (as year-based OHDSI age calculations do). Visits always carry the visit
+ * concept as an OMOP code: visit_source_value often holds the source encounter id (as in
+ * ETL-Synthea), which must not become a code. A death.csv is held as a map from person to day
+ * while persons are read, so memory grows with the number of deceased persons only.
+ */
+export function openOmopCsv(dir: string, options: OmopCsvOptions = {}): EhrSource {
+  const mode = options.codes ?? 'source';
+  if (mode !== 'source' && mode !== 'concept') {
+    throw new FedlhsError('INVALID_ARGUMENT', `openOmopCsv: options.codes must be 'source' or 'concept'`);
+  }
+  const ledger = new SkipLedger();
+
+  async function* table<C extends ColumnAliases<string>, T>(
+    table: string,
+    columns: C,
+    required: readonly Roles<C>[],
+    map: RowMapper<Roles<C>, T>,
+    mandatory = false,
+  ): AsyncGenerator<T> {
+    const path = await findFile(dir, ['csv', 'tsv', 'txt'].map((ext) => `${table}.${ext}`));
+    if (path === undefined) {
+      if (mandatory) throw dataError(`${table}.csv: required table not found in the OMOP export`);
+      return;
+    }
+    yield* mapCsvFile(path, `${table}.csv`, columns as ColumnAliases<Roles<C>>, required, ledger, map);
+  }
+
+  async function deaths(): Promise<Map<string, number>> {
+    const byPerson = new Map<string, number>();
+    const rows = table('death', DEATH, ['person', 'date'], (row, skip) => {
+      if (row.person === undefined) return skip('missing person_id');
+      const day = dayOrSkip(row.date, 'death_date', skip);
+      return day === undefined ? undefined : ([row.person, day] as const);
+    });
+    for await (const [person, day] of rows) byPerson.set(person, Math.min(day, byPerson.get(person) ?? day));
+    return byPerson;
+  }
+
+  const toPerson = (died: ReadonlyMap<string, number>): RowMapper<Roles<typeof PERSON>, PatientRecord> => (row, skip) => {
+    if (row.id === undefined) return skip('missing person_id');
+    const birthDay = parseDay(row.birth) ?? birthFromParts(row.year, row.month, row.day);
+    if (birthDay === undefined) return skip(row.year === undefined ? 'missing year_of_birth' : 'invalid year/month/day_of_birth');
+    const sex = GENDERS[row.gender ?? ''] ?? parseSex(row.genderSource);
+    return { id: row.id, birthDay, sex, deathDay: died.get(row.id), race: row.race, ethnicity: row.ethnicity };
+  };
+
+  const toCondition: RowMapper<Roles<typeof CONDITION>, ClinicalEvent> = (row, skip) => {
+    if (row.person === undefined) return skip('missing person_id');
+    const day = dayOrSkip(row.start, 'condition_start_date', skip);
+    if (day === undefined) return undefined;
+    if (mode === 'concept') {
+      const concept = nonZero(row.concept);
+      if (concept === undefined) return skip('unmapped condition_concept_id');
+      return { kind: 'condition', patientId: row.person, day, system: 'OMOP', code: concept };
+    }
+    if (row.source === undefined) return skip('missing condition_source_value');
+    return { kind: 'condition', patientId: row.person, day, system: /^\d+$/.test(row.source) ? 'SNOMED' : 'OTHER', code: row.source };
+  };
+
+  const toMeasurement: RowMapper<Roles<typeof MEASUREMENT>, ClinicalEvent> = (row, skip) => {
+    if (row.person === undefined) return skip('missing person_id');
+    const day = dayOrSkip(row.date, 'measurement_date', skip);
+    if (day === undefined) return undefined;
+    let code: { system: 'OMOP' | 'LOINC' | 'OTHER'; code: string };
+    if (mode === 'concept') {
+      const concept = nonZero(row.concept);
+      if (concept === undefined) return skip('unmapped measurement_concept_id');
+      code = { system: 'OMOP', code: concept };
+    } else {
+      if (row.source === undefined) return skip('missing measurement_source_value');
+      code = { system: LOINC_SHAPE.test(row.source) ? 'LOINC' : 'OTHER', code: row.source };
+    }
+    const base = { kind: 'observation', patientId: row.person, day, ...code } as const;
+    if (row.value !== undefined) {
+      const value = parseNumber(row.value);
+      if (value === undefined) return skip('non-numeric value_as_number');
+      return { ...base, value, unit: unitOf(row.unitSource, row.unitConcept) };
+    }
+    // A coded result (e.g. "negative") has no number; keep it as a coded value where one is usable.
+    const valueCode = mode === 'concept' ? nonZero(row.valueConcept) : row.valueSource !== undefined && isSnomedLike(row.valueSource) ? row.valueSource : undefined;
+    return valueCode === undefined ? skip('missing value_as_number') : { ...base, valueCode };
+  };
+
+  const toVisit: RowMapper<Roles<typeof VISIT>, ClinicalEvent> = (row, skip) => {
+    if (row.person === undefined) return skip('missing person_id');
+    if (row.concept === undefined) return skip('missing visit_concept_id');
+    const day = dayOrSkip(row.start, 'visit_start_date', skip);
+    if (day === undefined) return undefined;
+    return { kind: 'encounter', patientId: row.person, day, system: 'OMOP', code: row.concept, encounterClass: VISIT_CLASSES[row.concept] };
+  };
+
+  const sourceOrConcept = <S extends string, C extends string>(source: S, concept: C): S | C => (mode === 'source' ? source : concept);
+
+  return {
+    format: 'omop-csv',
+    get skipped() {
+      return ledger.totals();
+    },
+    async *patients() {
+      // Check the required table before reading death records for it.
+      if ((await findFile(dir, ['person.csv', 'person.tsv', 'person.txt'])) === undefined) {
+        throw dataError('person.csv: required table not found in the OMOP export');
+      }
+      yield* table('person', PERSON, ['id', 'year', 'gender'], toPerson(await deaths()), true);
+    },
+    async *events(kinds: ReadonlySet<EventKind>) {
+      if (kinds.has('encounter')) yield* table('visit_occurrence', VISIT, ['person', 'concept', 'start'], toVisit);
+      if (kinds.has('condition')) {
+        yield* table('condition_occurrence', CONDITION, ['person', 'start', sourceOrConcept('source', 'concept')], toCondition);
+      }
+      if (kinds.has('observation')) {
+        yield* table('measurement', MEASUREMENT, ['person', 'date', 'value', sourceOrConcept('source', 'concept')], toMeasurement);
+      }
+    },
+  };
+}
+
+/** A concept id, or undefined for none or 0 ("No matching concept"). */
+function nonZero(concept: string | undefined): string | undefined {
+  return concept === '0' ? undefined : concept;
+}
+
+/**
+ * unit_source_value as recorded, else the UCUM code of a common unit concept, else "omop:<id>"
+ * (never a bare number, which UCUM would read as a dimensionless factor).
+ */
+function unitOf(source: string | undefined, concept: string | undefined): string | undefined {
+  if (source !== undefined) return source;
+  const id = nonZero(concept);
+  return id === undefined ? undefined : (UNIT_CONCEPTS[id] ?? `omop:${id}`);
+}
+
+/** Birth day from year_of_birth with month_of_birth and day_of_birth, each taken as 1 when empty. */
+function birthFromParts(year: string | undefined, month = '1', day = '1'): number | undefined {
+  const parts = [year, month, day].map(parseNumber);
+  if (!parts.every((n) => n !== undefined && Number.isInteger(n) && n >= 0)) return undefined;
+  const [y, m, d] = parts.map((n) => String(n));
+  return parseDay(`${y!.padStart(4, '0')}-${m!.padStart(2, '0')}-${d!.padStart(2, '0')}`);
+}

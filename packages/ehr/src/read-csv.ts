@@ -1,0 +1,146 @@
+import { createReadStream } from 'node:fs';
+import { open, readdir } from 'node:fs/promises';
+import { basename, join } from 'node:path';
+import { parse } from 'csv-parse';
+import { FedlhsError } from '@fedlhs/core';
+import type { SkipLedger, SkipPass } from './skip-ledger.js';
+
+/** A FAILED_PRECONDITION for unusable input; messages name files and columns, never contents. */
+export function dataError(message: string, cause?: unknown): FedlhsError {
+  return new FedlhsError('FAILED_PRECONDITION', message, { reason: 'DATA_ERROR', cause });
+}
+
+/**
+ * Path of the first file in `dir` whose name equals one of `names` ignoring case, or undefined.
+ * Listing the directory each time keeps a re-read honest if the export was replaced.
+ */
+export async function findFile(dir: string, names: readonly string[]): Promise<string | undefined> {
+  let entries: string[];
+  try {
+    entries = await readdir(dir);
+  } catch (err) {
+    throw dataError(`export directory ${JSON.stringify(basename(dir))} cannot be listed`, err);
+  }
+  for (const name of names) {
+    const hit = entries.find((e) => e.toLowerCase() === name.toLowerCase());
+    if (hit !== undefined) return join(dir, hit);
+  }
+  return undefined;
+}
+
+/** Tab if the header line has more tabs than commas, else comma. Reads only the first 64 KiB. */
+async function sniffDelimiter(path: string): Promise<',' | '\t'> {
+  const handle = await open(path, 'r');
+  try {
+    const buf = Buffer.alloc(64 * 1024);
+    const { bytesRead } = await handle.read(buf, 0, buf.length, 0);
+    const header = buf.toString('utf8', 0, bytesRead).split(/\r?\n/, 1)[0] ?? '';
+    const count = (ch: string): number => header.split(ch).length - 1;
+    return count('\t') > count(',') ? '\t' : ',';
+  } finally {
+    await handle.close();
+  }
+}
+
+/** Column roles → accepted header names (matched ignoring case and surrounding space). */
+export type ColumnAliases<K extends string> = Readonly<Record<K, readonly string[]>>;
+
+/** One data row by role; empty cells are undefined. */
+export type CsvRow<K extends string> = Partial<Record<K, string>>;
+
+/**
+ * Streams the rows of a delimited file (`file` is the name used in messages) as objects keyed by column role, finding columns by
+ * header name so column order and header case do not matter. Throws FAILED_PRECONDITION
+ * naming the file and column if a `required` role has no column, or if the file has no header.
+ * Records the parser cannot read (e.g. an unclosed quote) are skipped and counted.
+ */
+export async function* readCsvRows<K extends string>(
+  path: string,
+  file: string,
+  columns: ColumnAliases<K>,
+  required: readonly K[],
+  pass: SkipPass,
+): AsyncGenerator<CsvRow<K>> {
+  const delimiter = await sniffDelimiter(path);
+  const input = createReadStream(path);
+  const parser = input.pipe(
+    parse({
+      delimiter,
+      bom: true,
+      // Cells are trimmed below: csv-parse's `trim` turns `"a" b` into an error that swallows the rest of the file.
+      skip_empty_lines: true,
+      relax_column_count: true,
+      relax_quotes: true,
+      skip_records_with_error: true,
+      on_skip: (err) => {
+        // An opening quote that never closes makes the rest of the file one field; say so.
+        pass.skip(err?.code === 'CSV_QUOTE_NOT_CLOSED' ? `${file}: unclosed quote, rest of file unreadable` : `${file}: unreadable CSV record`);
+        return undefined;
+      },
+    }),
+  );
+  let index: Array<[K, number]> | undefined;
+  try {
+    for await (const record of parser as AsyncIterable<string[]>) {
+      if (index === undefined) {
+        index = resolveHeader(file, record, columns, required);
+        continue;
+      }
+      const row: CsvRow<K> = {};
+      for (const [role, i] of index) {
+        const cell = record[i]?.trim();
+        if (cell !== undefined && cell !== '') row[role] = cell;
+      }
+      yield row;
+    }
+  } catch (err) {
+    if (err instanceof FedlhsError) throw err;
+    throw dataError(`${file}: cannot be read as CSV`, err);
+  } finally {
+    // pipe() does not close the file when the consumer stops early.
+    parser.destroy();
+    input.destroy();
+  }
+  if (index === undefined) throw dataError(`${file}: file is empty (no header row)`);
+}
+
+function resolveHeader<K extends string>(file: string, header: string[], columns: ColumnAliases<K>, required: readonly K[]): Array<[K, number]> {
+  const names = header.map((h) => h.trim().toLowerCase());
+  const index: Array<[K, number]> = [];
+  const missing: string[] = [];
+  for (const role of Object.keys(columns) as K[]) {
+    const aliases = columns[role];
+    const i = aliases.map((a) => names.indexOf(a.toLowerCase())).find((at) => at >= 0);
+    if (i !== undefined) index.push([role, i]);
+    else if (required.includes(role)) missing.push(aliases.map((a) => JSON.stringify(a)).join(' or '));
+  }
+  if (missing.length > 0) throw dataError(`${file}: missing required column ${missing.join(', ')}`);
+  return index;
+}
+
+/** Turns a row into an output value, or calls `skip(why)` and returns undefined. */
+export type RowMapper<K extends string, T> = (row: CsvRow<K>, skip: (why: string) => undefined) => T | undefined;
+
+/**
+ * One counted pass over a delimited file: rows go through `map`; skips are counted under
+ * "<file>: <why>" in `ledger`, and the pass is marked complete at the end of the file.
+ */
+export async function* mapCsvFile<K extends string, T>(
+  path: string,
+  file: string,
+  columns: ColumnAliases<K>,
+  required: readonly K[],
+  ledger: SkipLedger,
+  map: RowMapper<K, T>,
+): AsyncGenerator<T> {
+  const pass = ledger.pass(path);
+  const skip = (why: string): undefined => {
+    pass.skip(`${file}: ${why}`);
+    return undefined;
+  };
+  for await (const row of readCsvRows(path, file, columns, required, pass)) {
+    const out = map(row, skip);
+    if (out !== undefined) yield out;
+  }
+  pass.done();
+}

@@ -1,0 +1,19 @@
+import type { EhrSource } from './events.js';
+import { openFhirBulk } from './fhir.js';
+import { openOmopCsv } from './omop.js';
+import { openSyntheaCsv } from './synthea.js';
+
+/** Local data formats an agent can read. */
+export type DataFormat = 'flat-table' | 'synthea-csv' | 'fhir-ndjson' | 'omop-csv';
+
+/** Opens an EHR export directory in the given event format. */
+export function openEhrSource(format: Exclude<DataFormat, 'flat-table'>, path: string): EhrSource {
+  switch (format) {
+    case 'synthea-csv':
+      return openSyntheaCsv(path);
+    case 'fhir-ndjson':
+      return openFhirBulk(path);
+    case 'omop-csv':
+      return openOmopCsv(path);
+  }
+}

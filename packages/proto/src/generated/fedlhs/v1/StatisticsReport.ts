@@ -1,0 +1,36 @@
+// Original file: /work/main/proto/fedlhs/v1/federation.proto
+
+import type { FeatureStatistics as _fedlhs_v1_FeatureStatistics, FeatureStatistics__Output as _fedlhs_v1_FeatureStatistics__Output } from '../../fedlhs/v1/FeatureStatistics.js';
+import type { Long } from '@grpc/proto-loader';
+
+export interface StatisticsReport {
+  'taskId'?: (string);
+  'studyId'?: (string);
+  'round'?: (number);
+  /**
+   * Training rows (cohort size after eligibility); 0 with suppressed = true if below the minimum.
+   */
+  'rows'?: (number | string | Long);
+  /**
+   * Positive labels; 0 with suppressed = true if it or rows - positives is below the minimum.
+   */
+  'positives'?: (number | string | Long);
+  'suppressed'?: (boolean);
+  'features'?: (_fedlhs_v1_FeatureStatistics)[];
+}
+
+export interface StatisticsReport__Output {
+  'taskId': (string);
+  'studyId': (string);
+  'round': (number);
+  /**
+   * Training rows (cohort size after eligibility); 0 with suppressed = true if below the minimum.
+   */
+  'rows': (number);
+  /**
+   * Positive labels; 0 with suppressed = true if it or rows - positives is below the minimum.
+   */
+  'positives': (number);
+  'suppressed': (boolean);
+  'features': (_fedlhs_v1_FeatureStatistics__Output)[];
+}

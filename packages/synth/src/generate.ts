@@ -1,0 +1,78 @@
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { rocAuc } from '@fedlhs/core';
+import { createFhirWriter } from './fhir-writer.js';
+import { simulatePatient } from './patient.js';
+import { validateProfile, type ClinicProfile } from './profile.js';
+import { createIdFactory, createRng } from './rng.js';
+import { createSyntheaWriter } from './synthea-writer.js';
+import type { ClinicTruth, Exclusion, PatientTruth } from './truth.js';
+import type { ExportWriter } from './writer.js';
+
+/** Export formats generateClinic can write. */
+export type ExportFormat = 'synthea-csv' | 'fhir-ndjson';
+
+/** Both formats, the default. */
+export const ALL_FORMATS: readonly ExportFormat[] = ['synthea-csv', 'fhir-ndjson'];
+
+const CITIES = ['Springfield', 'Riverton', 'Lakeside', 'Fairview', 'Milton', 'Greenville', 'Oakdale', 'Ashford'];
+
+/**
+ * Generates one synthetic clinic into `outDir`: `synthea/*.csv` and/or `fhir/*.ndjson` (+
+ * `manifest.json`) hold the same patients and events; `truth.json` (outside both export
+ * directories, which agents read) holds the returned truth. Deterministic: the same profile
+ * gives byte-identical files whatever `formats` is. Throws InvalidProfileError on a bad profile.
+ */
+export async function generateClinic(profile: ClinicProfile, outDir: string, formats: readonly ExportFormat[] = ALL_FORMATS): Promise<ClinicTruth> {
+  validateProfile(profile);
+  for (const f of formats) if (!ALL_FORMATS.includes(f)) throw new RangeError(`unknown export format '${String(f)}'`);
+  await mkdir(outDir, { recursive: true });
+
+  const rng = createRng(profile.seed);
+  const newId = createIdFactory(rng, profile.seed);
+  const clinic = { organization: newId(), provider: newId(), payer: newId(), city: rng.choice(CITIES) };
+  const writers: ExportWriter[] = [];
+  try {
+    if (formats.includes('synthea-csv')) writers.push(await createSyntheaWriter(join(outDir, 'synthea'), clinic));
+    if (formats.includes('fhir-ndjson')) writers.push(await createFhirWriter(join(outDir, 'fhir')));
+
+    const patients: PatientTruth[] = [];
+    for (let i = 0; i < profile.patients; i++) {
+      const patient = simulatePatient({ rng, newId, profile });
+      patients.push(patient.truth);
+      for (const w of writers) w.write(patient);
+      for (const w of writers) await w.maybeFlush();
+    }
+    for (const w of writers) await w.close();
+
+    const truth = summarise(profile, patients);
+    await writeFile(join(outDir, 'truth.json'), `${JSON.stringify(truth)}\n`);
+    return truth;
+  } catch (err) {
+    await Promise.all(writers.map((w) => w.abort()));
+    throw err;
+  }
+}
+
+/** The clinic-level truth of a list of patient truths. */
+export function summarise(profile: ClinicProfile, patients: PatientTruth[]): ClinicTruth {
+  const risks: number[] = [];
+  const labels: number[] = [];
+  const exclusions: Record<Exclusion, number> = { 'no-index-visit': 0, 'under-18': 0, 'prior-t2d': 0 };
+  for (const p of patients) {
+    if (p.exclusion !== undefined) exclusions[p.exclusion]++;
+    if (p.eligible && p.label !== null) {
+      risks.push(p.risk);
+      labels.push(p.label);
+    }
+  }
+  const positives = labels.reduce((s, y) => s + y, 0);
+  return {
+    profile,
+    patients,
+    oracleAuc: rocAuc(risks, labels),
+    eligible: labels.length,
+    prevalence: labels.length === 0 ? 0 : positives / labels.length,
+    exclusions,
+  };
+}

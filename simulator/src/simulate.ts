@@ -1,0 +1,203 @@
+import { readFileSync, mkdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { validateManifest, studyFeatureNames, type Normalization, type StudyManifest } from '@fedlhs/core';
+import { extractCohort, openEhrSource, splitDataset, type CohortReport, type SplitDataset } from '@fedlhs/ehr';
+import { initBackend } from '@fedlhs/model';
+import { defaultClinics, generateClinic, type ClinicProfile, type ClinicTruth } from '@fedlhs/synth';
+import type { ManagedProcess } from '@fedlhs/testing';
+import { asMatrix, concat, normalized, trainCentral, withWeights, zscoreFrom, type Matrix } from './baselines.js';
+import { assess, type Assessment } from './evaluation.js';
+import { enrolAgent, startAgent, startCoordinator, startStudy, waitForStudyEnd, type StudyDetail } from './local-network.js';
+import { t2dManifest } from './t2d-study.js';
+
+export interface SimulationOptions {
+  clinics: number;
+  seed: number;
+  rounds: number;
+  out: string;
+  /** Multiplies every clinic's patient count (e.g. 0.2 for a quick run). */
+  scale: number;
+  log: (line: string) => void;
+}
+
+export type Method = 'federated' | 'pooled' | 'local' | 'oracle';
+
+export interface ClinicResult {
+  name: string;
+  format: 'synthea-csv' | 'fhir-ndjson';
+  patients: number;
+  eligible: number;
+  train: number;
+  holdout: number;
+  prevalence: number;
+  participated: boolean;
+  cohort: CohortReport;
+  results: Partial<Record<Method, Assessment>>;
+  /** Federated AUC minus local AUC on this clinic's hold-out. */
+  gain: number | null;
+}
+
+export interface SimulationReport {
+  kind: 'simulation';
+  createdAt: string;
+  settings: { clinics: number; seed: number; rounds: number; scale: number; backend: string };
+  study: { id: string; state: string; manifestSha256: string; roundsCommitted: number };
+  rounds: { round: number; loss: number; accuracy: number; auc: number | null }[];
+  clinics: ClinicResult[];
+  overall: Partial<Record<Method, Assessment>>;
+  /** Largest |federated − pooled| difference of normalisation parameters (federated statistics = pooled statistics). */
+  normalizationMaxAbsDiff: number;
+  timings: Record<string, number>;
+}
+
+const formatFor = (i: number): 'synthea-csv' | 'fhir-ndjson' => (i % 2 === 0 ? 'synthea-csv' : 'fhir-ndjson');
+
+/**
+ * The ML-LHS simulation: generates synthetic clinics whose truth is known, runs the real
+ * federated process (a coordinator and one agent process per clinic over gRPC) on them, and
+ * trains pooled and local-only baselines on identical splits, so every clinic's federated,
+ * pooled, local and oracle performance can be compared.
+ */
+export async function runSimulation(o: SimulationOptions): Promise<SimulationReport> {
+  const t0 = performance.now();
+  const timings: Record<string, number> = {};
+  const lap = (name: string, since: number): number => {
+    timings[name] = Math.round(performance.now() - since);
+    return performance.now();
+  };
+  rmSync(o.out, { recursive: true, force: true });
+  mkdirSync(o.out, { recursive: true });
+  const backend = await initBackend('auto');
+
+  // 1. Synthetic clinics, both export formats each.
+  const profiles: ClinicProfile[] = defaultClinics(o.clinics, o.seed).map((p) => ({ ...p, patients: Math.max(50, Math.round(p.patients * o.scale)) }));
+  const truths: ClinicTruth[] = [];
+  for (const p of profiles) {
+    truths.push(await generateClinic(p, join(o.out, 'clinics', p.name), ['synthea-csv', 'fhir-ndjson']));
+    o.log(`generated ${p.name}: ${p.patients} patients (${truths.at(-1)!.eligible} eligible, prevalence ${(truths.at(-1)!.prevalence * 100).toFixed(1)}%)`);
+  }
+  let t = lap('generate', t0);
+
+  // 2. The study and each clinic's cohort, extracted exactly as its agent will.
+  const probe = validateManifest(t2dManifest({ rounds: o.rounds, clinics: profiles.length, quorum: 1, seed: o.seed }));
+  const names = studyFeatureNames(probe);
+  const cohorts: { split: SplitDataset; report: CohortReport }[] = [];
+  for (const [i, p] of profiles.entries()) {
+    const format = formatFor(i);
+    const dir = join(o.out, 'clinics', p.name, format === 'synthea-csv' ? 'synthea' : 'fhir');
+    const { dataset, report } = await extractCohort(openEhrSource(format, dir), probe.data.cohort!);
+    cohorts.push({ split: splitDataset(dataset, probe.seed, probe.data.holdoutFraction), report });
+  }
+  const minCohort = 20;
+  const participating = cohorts.map((c) => c.split.train.rows + c.split.holdout.rows >= minCohort && c.split.holdout.rows > 0);
+  const k = participating.filter(Boolean).length;
+  const studyInput = t2dManifest({ rounds: o.rounds, clinics: k, quorum: Math.max(1, Math.ceil(k / 2)), seed: o.seed });
+  const manifest: StudyManifest = validateManifest(studyInput);
+  t = lap('extract', t);
+
+  // 3. The federated run: real processes, real gRPC.
+  const net = join(o.out, 'network');
+  const coordinator = await startCoordinator({ dataDir: join(net, 'coordinator'), heartbeatIntervalMs: 1000, selectionGraceMs: 300, env: { FEDLHS_LOG_LEVEL: 'info' } });
+  const agents: ManagedProcess[] = [];
+  let detail: StudyDetail;
+  let studyId: string;
+  let manifestSha256: string;
+  try {
+    for (const [i, p] of profiles.entries()) {
+      const format = formatFor(i);
+      const agent = {
+        name: p.name, stateDir: join(net, p.name), dataFormat: format, coordinator: coordinator.address, autoApprove: true,
+        dataPath: join(o.out, 'clinics', p.name, format === 'synthea-csv' ? 'synthea' : 'fhir'), env: { FEDLHS_LOG_LEVEL: 'info' },
+      };
+      await enrolAgent(coordinator, agent);
+      agents.push(startAgent(agent));
+    }
+    const study = await startStudy(coordinator, studyInput);
+    studyId = study.id;
+    manifestSha256 = study.manifestSha256;
+    o.log(`study ${study.id}: ${k} of ${profiles.length} clinics can take part, ${o.rounds} rounds`);
+    const onLine = (l: Record<string, unknown>): boolean => {
+      if (l.studyId === study.id && typeof l.msg === 'string' && l.msg.endsWith('committed')) {
+        o.log(`  round ${String(l.round).padStart(2)} committed: federated hold-out AUC ${typeof l.auc === 'number' ? l.auc.toFixed(3) : '-'}, loss ${typeof l.loss === 'number' ? l.loss.toFixed(4) : '-'}`);
+      }
+      if (l.studyId === study.id && typeof l.msg === 'string' && l.msg.startsWith('federated statistics')) o.log(`  ${l.msg}`);
+      return false;
+    };
+    // A predicate that never matches: it is called for every new log line, which prints progress.
+    coordinator.proc.waitForNext(onLine, 3_600_000).catch(() => undefined);
+    detail = await waitForStudyEnd(coordinator, study.id, 3_600_000);
+  } finally {
+    await Promise.all(agents.map((a) => a.stop()));
+    await coordinator.stop();
+  }
+  t = lap('federated', t);
+  if (detail.state !== 'COMPLETED') throw new Error(`the federated study ended ${detail.state}`);
+
+  // 4. Baselines and evaluation on identical hold-outs.
+  const fedNormalization = (detail as StudyDetail & { parameters: { normalization: Normalization } }).parameters.normalization;
+  const trainSets = cohorts.filter((_, i) => participating[i]).map((c) => asMatrix(c.split.train));
+  const pooledNormalization = zscoreFrom(trainSets, names);
+  const normalizationMaxAbsDiff = Math.max(
+    ...fedNormalization.features.flatMap((f, j) => [Math.abs(f.mean - pooledNormalization.features[j]!.mean), Math.abs(f.std - pooledNormalization.features[j]!.std)]),
+  );
+  const epochs = o.rounds * manifest.training.localEpochs;
+  const checkpoint = readFileSync(join(net, 'coordinator', 'studies', studyId, 'checkpoints', `round-${String(detail.lastCommittedRound).padStart(6, '0')}.f32`));
+  const finalWeights = new Float32Array(checkpoint.buffer, checkpoint.byteOffset, checkpoint.byteLength / 4);
+  const federated = await withWeights(manifest, Float32Array.from(finalWeights));
+  const pooled = await trainCentral(manifest, concat(trainSets.map((m) => normalized(m, names, pooledNormalization)), names.length), { epochs, batchSize: manifest.training.batchSize, seed: o.seed });
+  const all: Record<Method, { scores: number[]; labels: number[] }> = { federated: { scores: [], labels: [] }, pooled: { scores: [], labels: [] }, local: { scores: [], labels: [] }, oracle: { scores: [], labels: [] } };
+  const record = (m: Method, scores: ArrayLike<number>, labels: ArrayLike<number>): Assessment => {
+    all[m].scores.push(...Array.from(scores));
+    all[m].labels.push(...Array.from(labels));
+    return assess(scores, labels);
+  };
+  const clinics: ClinicResult[] = [];
+  for (const [i, p] of profiles.entries()) {
+    const { split, report } = cohorts[i]!;
+    const holdout = asMatrix(split.holdout);
+    const results: Partial<Record<Method, Assessment>> = {};
+    if (holdout.rows > 0) {
+      results.federated = record('federated', await federated.predict(normalized(holdout, names, fedNormalization).x), holdout.y);
+      results.pooled = record('pooled', await pooled.predict(normalized(holdout, names, pooledNormalization).x), holdout.y);
+      const risk = new Map(truths[i]!.patients.map((pt) => [pt.patientId, pt.risk]));
+      results.oracle = record('oracle', split.holdout.keys.map((key) => risk.get(key) ?? Number.NaN), holdout.y);
+      const train = asMatrix(split.train);
+      const positives = train.y.reduce((s, v) => s + v, 0);
+      if (train.rows >= 10 && positives > 0 && positives < train.rows) {
+        const own = zscoreFrom([train], names);
+        const local = await trainCentral(manifest, normalized(train, names, own), { epochs, batchSize: manifest.training.batchSize, seed: o.seed });
+        results.local = record('local', await local.predict(normalized(holdout, names, own).x), holdout.y);
+        local.dispose();
+      }
+    }
+    const fa = results.federated?.auc;
+    const la = results.local?.auc;
+    clinics.push({
+      name: p.name, format: formatFor(i), patients: p.patients, eligible: report.eligible, train: split.train.rows, holdout: split.holdout.rows,
+      prevalence: report.eligible === 0 ? 0 : report.positives / report.eligible, participated: participating[i]!, cohort: report, results,
+      gain: fa == null || la == null ? null : fa - la,
+    });
+  }
+  federated.dispose();
+  pooled.dispose();
+  lap('baselines', t);
+  timings.total = Math.round(performance.now() - t0);
+
+  const overall: Partial<Record<Method, Assessment>> = {};
+  for (const m of ['federated', 'pooled', 'local', 'oracle'] as Method[]) if (all[m].scores.length > 0) overall[m] = assess(all[m].scores, all[m].labels);
+  const rounds = [...new Set(detail.metrics.map((m) => m.round))].sort((a, b) => a - b).flatMap((r) => {
+    const g = detail.metrics.find((m) => m.round === r && m.phase === 'evaluation' && m.nodeId === null);
+    return g === undefined ? [] : [{ round: r, loss: g.loss, accuracy: g.accuracy, auc: g.auc ?? null }];
+  });
+  return {
+    kind: 'simulation',
+    createdAt: new Date().toISOString(),
+    settings: { clinics: o.clinics, seed: o.seed, rounds: o.rounds, scale: o.scale, backend: backend.backend },
+    study: { id: studyId, state: detail.state, manifestSha256, roundsCommitted: detail.lastCommittedRound },
+    rounds,
+    clinics,
+    overall,
+    normalizationMaxAbsDiff,
+    timings,
+  };
+}

@@ -1,0 +1,42 @@
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { runSimulation, simulationHtml } from '@fedlhs/simulator';
+
+const out = mkdtempSync(join(tmpdir(), 'fedlhs-sim-'));
+afterAll(() => {
+  if (process.env.FEDLHS_KEEP_TEST_DIRS !== '1') rmSync(out, { recursive: true, force: true });
+});
+
+describe('simulate (synthetic clinics, real gRPC)', () => {
+  it('federated beats the smallest clinic alone and comes within 0.05 AUC of pooled', async () => {
+    const lines: string[] = [];
+    const report = await runSimulation({ clinics: 4, seed: 3, rounds: 8, scale: 0.25, out, log: (l) => lines.push(l) });
+    expect(report.study.state).toBe('COMPLETED');
+    expect(report.study.roundsCommitted).toBe(8);
+    // Federated statistics equal the pooled training statistics.
+    expect(report.normalizationMaxAbsDiff).toBeLessThan(1e-6);
+    const overall = report.overall;
+    expect(overall.federated!.auc!).toBeGreaterThan(overall.pooled!.auc! - 0.05);
+    expect(overall.oracle!.auc!).toBeGreaterThan(overall.federated!.auc! - 0.02);
+    expect(overall.oracle!.auc!).toBeGreaterThan(0.75);
+    expect(overall.oracle!.auc!).toBeLessThan(0.92);
+    const participating = report.clinics.filter((c) => c.participated);
+    const smallest = participating.reduce((a, b) => (a.eligible <= b.eligible ? a : b));
+    const smallestLocal = smallest.results.local?.auc ?? 0.5;
+    expect(smallest.results.federated!.auc!).toBeGreaterThan(smallestLocal);
+    // Both export formats were read by the agents.
+    expect(new Set(report.clinics.map((c) => c.format))).toEqual(new Set(['synthea-csv', 'fhir-ndjson']));
+    // The federated AUC improved over the rounds.
+    expect(report.rounds.at(-1)!.auc!).toBeGreaterThan(report.rounds[0]!.auc! - 0.01);
+    const html = simulationHtml(report);
+    expect(html).toContain('<svg');
+    expect(html).not.toMatch(/https?:\/\//);
+    expect(lines.some((l) => /round\s+8 committed/.test(l))).toBe(true);
+    // No patient identifier from the exports reached the report.
+    const patientsCsv = readFileSync(join(out, 'clinics', smallest.name, 'synthea', 'patients.csv'), 'utf8').split('\n')[1]!.split(',')[0]!;
+    expect(existsSync(join(out, 'clinics', smallest.name, 'synthea', 'patients.csv'))).toBe(true);
+    expect(JSON.stringify(report)).not.toContain(patientsCsv);
+  });
+});
