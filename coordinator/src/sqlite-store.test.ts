@@ -55,6 +55,7 @@ const studyRec = (id: string): StudyRecord => ({
   reason: null,
   lastCommittedRound: 0,
   strategyState: null,
+  parameters: null,
   createdAt: 100,
   endedAt: null,
 });
@@ -119,7 +120,7 @@ describe('SqliteStore migrations', () => {
     try {
       expect(db.pragma('user_version', { simple: true })).toBe(1);
       const tables = (db.prepare(`SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name`).all() as { name: string }[]).map((r) => r.name);
-      expect(tables).toEqual(['contributions', 'join_tokens', 'metrics', 'nodes', 'rounds', 'studies', 'tasks']);
+      expect(tables).toEqual(['contributions', 'join_tokens', 'metrics', 'nodes', 'rounds', 'statistics', 'studies', 'tasks']);
       expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
     } finally {
       db.close();

@@ -22,7 +22,7 @@ describe('loadAgentConfig', () => {
       coordinator: { address: 'localhost:7443' },
       tls: { mode: 'tls', ca: '', cert: '', key: '', serverName: '' },
       joinToken: '',
-      data: { path: '', keyColumn: '' },
+      data: { format: 'flat-table', path: '', keyColumn: '' },
       minCohort: 20,
       autoApprove: false,
       backend: 'auto',

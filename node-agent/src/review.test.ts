@@ -57,6 +57,7 @@ describe('formatManifest', () => {
         rounds           5; 3-4 clinics per round, quorum 2; deadlines 60s training, 30s evaluation
         data             feature spec flat-table/v1; label "readmitted"; 25% held out for evaluation
         features (3)    age, bmi, los
+        normalisation    none
         aggregation      fedavg
         what leaves      trained model weights, the number of training examples, and loss/accuracy/AUC on local data. No records, no identifiers."
     `);
@@ -66,7 +67,7 @@ describe('formatManifest', () => {
     const plain = manifest(0.05, (x) => delete x.description);
     const out = formatManifest(plain, 'h', 'st_1');
     expect(out).not.toContain('description');
-    expect(out.split('\n')).toHaveLength(9);
+    expect(out.split('\n')).toHaveLength(10);
   });
 });
 

@@ -115,7 +115,7 @@ describe('manifest canonical hash', () => {
     expect(reference).toMatch(/^[0-9a-f]{64}$/);
     expect(json).toBe(
       '{"aggregation":{"strategy":"fedavg"},"apiVersion":"fedlhs.v1","clients":{"max":4,"min":3,"quorum":2},' +
-        '"data":{"featureSpec":"flat-table/v1","features":["age","bmi","los"],"holdoutFraction":0.25,"label":"readmitted"},' +
+        '"data":{"featureSpec":"flat-table/v1","features":["age","bmi","los"],"holdoutFraction":0.25,"label":"readmitted","minCellCount":10,"normalization":"none"},' +
         '"deadlines":{"evaluationSeconds":30,"maxRoundAttempts":3,"roundSeconds":60},"description":"Thirty-day readmission.","kind":"Study",' +
         '"model":{"format":"tfjs-layers","topology":{"class_name":"Sequential","config":{"layers":[' +
         '{"class_name":"Dense","config":{"activation":"relu","batch_input_shape":[null,3],"name":"hidden","units":8}},' +
@@ -182,7 +182,9 @@ describe('manifest canonical hash', () => {
     ['roundSeconds', (m) => (at(m, 'deadlines').roundSeconds = 61)],
     ['evaluationSeconds', (m) => (at(m, 'deadlines').evaluationSeconds = 31)],
     ['maxRoundAttempts', (m) => (at(m, 'deadlines').maxRoundAttempts = 4)],
-    ['featureSpec', (m) => (at(m, 'data').featureSpec = 'flat-table/v2')],
+    ['normalization', (m) => (at(m, 'data').normalization = 'federated-zscore')],
+    ['minCellCount', (m) => (at(m, 'data').minCellCount = 5)],
+    ['localSteps', (m) => (at(m, 'training').localSteps = 100)],
     ['feature order', (m) => (at(m, 'data').features = ['bmi', 'age', 'los'])],
     ['feature list', (m) => (at(m, 'data').features = ['age', 'bmi'])],
     ['label', (m) => (at(m, 'data').label = 'died')],

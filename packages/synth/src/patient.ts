@@ -241,7 +241,7 @@ export function simulatePatient(ctx: PatientContext): SimPatient {
     if (rng.bernoulli(Math.max(rate, 0.7))) observations.push({ kind: 'smoking', id: newId(), encounter: e, status: state.smoking });
     const beforeOnset = onset === null || day < onset;
     const prediabeticLab = (glucose !== undefined && glucose >= 100 && glucose < 126) || (hba1c !== undefined && hba1c >= 5.7 && hba1c < 6.5);
-    if (beforeOnset && !hasPrediabetes && prediabeticLab && rng.bernoulli(0.5)) {
+    if (beforeOnset && !hasPrediabetes && prediabeticLab && rng.bernoulli(0.3)) {
       hasPrediabetes = true;
       diagnose(e, CONDITIONS.prediabetes);
     }
