@@ -49,7 +49,9 @@ ${categories.map((c, ci) => {
     const gx = m.l + ci * group + 5;
     return `${series.map((s, si) => {
       const v = s.values[ci];
-      return v == null ? '' : `<rect x="${gx + si * bar}" y="${sy(v)}" width="${bar - 2}" height="${h - m.b - sy(v)}" fill="${s.color}"><title>${esc(`${c} · ${s.name}: ${fmt(v)}`)}</title></rect>`;
+      // Bars grow from zero when the range spans it (gains can be negative), else from the floor.
+      const base = sy(Math.max(yRange[0], Math.min(0, yRange[1])) === 0 && yRange[0] < 0 ? 0 : yRange[0]);
+      return v == null ? '' : `<rect x="${gx + si * bar}" y="${Math.min(sy(v), base)}" width="${bar - 2}" height="${Math.abs(base - sy(v))}" fill="${s.color}"><title>${esc(`${c} · ${s.name}: ${fmt(v)}`)}</title></rect>`;
     }).join('')}<text x="${gx + (series.length * bar) / 2}" y="${h - m.b + 14}" text-anchor="middle">${esc(c)}</text>`;
   }).join('\n')}
 ${series.map((s, i) => `<rect x="${w - m.r + 8}" y="${m.t + 16 * i - 6}" width="10" height="10" fill="${s.color}"/><text x="${w - m.r + 22}" y="${m.t + 16 * i + 3}">${esc(s.name)}</text>`).join('')}

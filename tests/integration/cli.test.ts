@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { learnableManifest, writeLearnableCsv } from '@fedlhs/testing';
-import { agentMain, coordinatorMain, enrolAgent, startAgent, startCoordinator, type AgentOptions } from '@fedlhs/tests';
+import { agentMain, coordinatorMain, enrolAgent, repoRoot, startAgent, startCoordinator, t2dManifest, type AgentOptions } from '@fedlhs/tests';
 import { useWorkspace } from './helpers.js';
 
 const ws = useWorkspace();
@@ -98,5 +98,23 @@ describe('command-line interfaces', () => {
     const recordIds = readFileSync(o.dataPath, 'utf8').split('\n').slice(1, -1).map((l) => l.split(',')[0]!);
     const everything = [...agent.lines.map((l) => JSON.stringify(l)), ...c.proc.lines.map((l) => JSON.stringify(l)), readFileSync(join(o.stateDir, 'audit.jsonl'), 'utf8')].join('\n');
     for (const id of recordIds) expect(everything.includes(id), id).toBe(false);
+  });
+
+  it('data check prints a local data-quality report for a study, with no identifiers', async () => {
+    const fixture = join(repoRoot, 'packages', 'ehr', 'fixtures', 'synthea-v2');
+    const manifest = join(ws.dir(), 't2d.json');
+    writeFileSync(manifest, JSON.stringify(t2dManifest({ rounds: 1, clinics: 1, quorum: 1, seed: 1 })));
+    const r = await runCli(agentMain, ['data', 'check', '--data-format', 'synthea-csv', '--data-path', fixture, '--manifest', manifest, '--state-dir', join(ws.dir(), 'a')]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain('data: synthea-csv at');
+    expect(r.stdout).toMatch(/cohort for study t2d-3y: \d+ patients, \d+ eligible/);
+    expect(r.stdout).toContain('excluded, by reason:');
+    expect(r.stdout).toMatch(/glucose\s+\S+ \| \d+ \| \d+ \|/);
+    expect(r.stdout).toContain('records or resources rejected, by reason:');
+    const ids = readFileSync(join(fixture, 'patients.csv'), 'utf8').trim().split('\n').slice(1).map((l) => l.split(',')[0]!);
+    for (const id of ids) expect(r.stdout.includes(id), id).toBe(false);
+    const flat = await runCli(agentMain, ['data', 'check', '--state-dir', join(ws.dir(), 'a')]);
+    expect(flat.code).toBe(2);
+    expect(flat.stderr).toContain('no local data configured');
   });
 });
