@@ -10,11 +10,17 @@ interface StudySummary {
   id: string;
   name: string;
   state: string;
-  rounds: number;
+  totalRounds: number;
   lastCommittedRound: number;
   manifestSha256: string;
   current: { round: number; attempt: number; state: string } | null;
   reason: string | null;
+}
+interface StudyDetailView extends StudySummary {
+  rounds: { round: number; attempt: number; state: string; participants: number; reason: string | null }[];
+  metrics: { round: number; nodeId: string | null; phase: string; loss: number; accuracy: number; auc?: number }[];
+  contributions: { round: number; nodeId: string; accepted: boolean; reasonCode: string | null; reason: string | null }[];
+  statistics: { nodeId: string; rows: number; prevalence: number | null }[];
 }
 interface NodeSummary {
   id: string;
@@ -40,7 +46,7 @@ function studyRows(studies: StudySummary[]): string[][] {
   return [
     ['STUDY', 'STATE', 'ROUND', 'NOW', 'MANIFEST'],
     ...studies.map((s) => [
-      s.id, s.state, `${s.lastCommittedRound}/${s.rounds}`,
+      s.id, s.state, `${s.lastCommittedRound}/${s.totalRounds}`,
       s.current === null ? (s.reason ?? '-') : `round ${s.current.round} ${s.current.state}${s.current.attempt > 1 ? ` (attempt ${s.current.attempt})` : ''}`,
       s.manifestSha256.slice(0, 12),
     ]),
@@ -130,7 +136,7 @@ study
     }
     const s = await adminCall<StudySummary>(target(command), 'POST', '/api/v1/studies', { manifest: text });
     process.stdout.write(`${s.id}\n`);
-    process.stderr.write(`study ${s.id} started: ${s.rounds} rounds, manifest sha256 ${s.manifestSha256}\nclinic operators approve it with: fedlhs-agent approve ${s.manifestSha256}\n`);
+    process.stderr.write(`study ${s.id} started: ${s.totalRounds} rounds, manifest sha256 ${s.manifestSha256}\nclinic operators approve it with: fedlhs-agent approve ${s.manifestSha256}\n`);
   });
 study
   .command('stop <studyId>')
@@ -138,6 +144,23 @@ study
   .action(async (id: string, _options: unknown, command: Command) => {
     await adminCall(target(command), 'POST', `/api/v1/studies/${encodeURIComponent(id)}/stop`);
     process.stdout.write(`study ${id} stopped\n`);
+  });
+study
+  .command('show <studyId>')
+  .description("a study's rounds, per-clinic cohort sizes and prevalence, and rejected updates")
+  .action(async (id: string, _options: unknown, command: Command) => {
+    const d = await adminCall<StudyDetailView>(target(command), 'GET', `/api/v1/studies/${encodeURIComponent(id)}`);
+    process.stdout.write(`${table(studyRows([d]))}\n\n`);
+    if (d.statistics.length > 0) {
+      process.stdout.write(`${table([['NODE', 'TRAIN RECORDS', 'PREVALENCE'], ...d.statistics.map((s) => [s.nodeId, s.rows === 0 ? '<suppressed>' : String(s.rows), s.prevalence === null ? '<suppressed>' : `${(s.prevalence * 100).toFixed(1)}%`])])}\n\n`);
+    }
+    const global = (r: number) => d.metrics.find((m) => m.round === r && m.phase === 'evaluation' && m.nodeId === null);
+    process.stdout.write(`${table([['ROUND', 'ATTEMPT', 'STATE', 'CLINICS', 'LOSS', 'ACCURACY', 'AUC', 'REASON'], ...d.rounds.filter((r) => r.round > 0).map((r) => {
+      const g = r.state === 'COMMITTED' ? global(r.round) : undefined;
+      return [String(r.round), String(r.attempt), r.state, String(r.participants), g?.loss.toFixed(4) ?? '-', g?.accuracy.toFixed(3) ?? '-', g?.auc?.toFixed(3) ?? '-', r.reason ?? ''];
+    })])}\n`);
+    const rejected = d.contributions.filter((c) => !c.accepted);
+    if (rejected.length > 0) process.stdout.write(`\nrejected updates:\n${rejected.map((c) => `  round ${c.round} ${c.nodeId} ${c.reasonCode}: ${c.reason}`).join('\n')}\n`);
   });
 study
   .command('list')

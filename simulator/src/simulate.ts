@@ -35,6 +35,8 @@ export interface ClinicResult {
   results: Partial<Record<Method, Assessment>>;
   /** Federated AUC minus local AUC on this clinic's hold-out. */
   gain: number | null;
+  /** This clinic's local-only model scored on every clinic's hold-out patients: what it could offer alone. */
+  localOnAll: Assessment | null;
 }
 
 export interface SimulationReport {
@@ -156,6 +158,7 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRep
     const { split, report } = cohorts[i]!;
     const holdout = asMatrix(split.holdout);
     const results: Partial<Record<Method, Assessment>> = {};
+    let localOnAll: Assessment | null = null;
     if (holdout.rows > 0) {
       results.federated = record('federated', await federated.predict(normalized(holdout, names, fedNormalization).x), holdout.y);
       results.pooled = record('pooled', await pooled.predict(normalized(holdout, names, pooledNormalization).x), holdout.y);
@@ -167,6 +170,8 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRep
         const own = zscoreFrom([train], names);
         const local = await trainCentral(manifest, normalized(train, names, own), { epochs, batchSize: manifest.training.batchSize, seed: o.seed });
         results.local = record('local', await local.predict(normalized(holdout, names, own).x), holdout.y);
+        const everyone = concat(cohorts.map((c) => asMatrix(c.split.holdout)), names.length);
+        localOnAll = assess(await local.predict(normalized(everyone, names, own).x), everyone.y);
         local.dispose();
       }
     }
@@ -176,6 +181,7 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRep
       name: p.name, format: formatFor(i), patients: p.patients, eligible: report.eligible, train: split.train.rows, holdout: split.holdout.rows,
       prevalence: report.eligible === 0 ? 0 : report.positives / report.eligible, participated: participating[i]!, cohort: report, results,
       gain: fa == null || la == null ? null : fa - la,
+      localOnAll,
     });
   }
   federated.dispose();

@@ -40,9 +40,10 @@ ${table(['method', 'AUC', 'accuracy', 'Brier', 'ECE', 'patients'], METHODS.filte
 Federated normalisation equals the pooled training statistics to within ${r.normalizationMaxAbsDiff.toExponential(1)}.</p>
 ${aucBars}${gainBars}${rounds}${calibration}
 <h2>Per clinic</h2>
-${table(['clinic', 'format', 'patients', 'eligible', 'train/hold-out', 'prevalence', 'local AUC', 'federated AUC', 'pooled AUC', 'oracle AUC', 'gain', 'fed. Brier', 'local Brier'],
+${table(['clinic', 'format', 'patients', 'eligible', 'train/hold-out', 'prevalence', 'local AUC', 'federated AUC', 'pooled AUC', 'oracle AUC', 'gain', 'fed. Brier', 'local Brier', 'local model on all hold-outs'],
   clinics.map((c) => [c.name, c.format, String(c.patients), String(c.eligible), `${c.train}/${c.holdout}`, `${(c.prevalence * 100).toFixed(1)}%`,
-    c.results.local?.auc, c.results.federated?.auc, c.results.pooled?.auc, c.results.oracle?.auc, c.gain, c.results.federated?.brier, c.results.local?.brier]))}
+    c.results.local?.auc, c.results.federated?.auc, c.results.pooled?.auc, c.results.oracle?.auc, c.gain, c.results.federated?.brier, c.results.local?.brier, c.localOnAll?.auc]))}
+<p class="note">A small clinic's hold-out set has few patients with the outcome, so its own AUC is noisy; the last column scores each clinic's local-only model on every clinic's hold-out patients (${r.overall.federated?.n ?? 0}), beside the federated model's ${fmt(r.overall.federated?.auc)} on the same patients.</p>
 <h2>Data quality per clinic (aggregate counts; nothing left the clinics but the study's statistics)</h2>
 ${table(['clinic', 'excluded (by reason)', 'missing values per feature'], clinics.map((c) => [c.name,
   Object.entries(c.cohort.excluded).map(([k, v]) => `${k}: ${v}`).join('; '),

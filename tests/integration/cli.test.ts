@@ -80,6 +80,11 @@ describe('command-line interfaces', () => {
     const api = await c.admin<{ nodes: { readiness: Record<string, { readiness: string; detail: string }> }[] }>('GET', '/api/v1/status');
     expect(api.body.nodes[0]!.readiness[studyId]).toEqual({ readiness: 'READINESS_COHORT_TOO_SMALL', detail: expect.stringContaining('fewer than 20 usable records') });
 
+    const shown = await runCli(coordinatorMain, ['study', 'show', studyId], env);
+    expect(shown.code, shown.stderr).toBe(0);
+    expect(shown.stdout).toMatch(/ROUND\s+ATTEMPT\s+STATE/);
+    expect(shown.stdout).toMatch(/1\s+1\s+WAITING_FOR_NODES\s+0/);
+
     const stopped = await runCli(coordinatorMain, ['study', 'stop', studyId], env);
     expect(stopped.code).toBe(0);
     const list = await runCli(coordinatorMain, ['study', 'list'], env);

@@ -22,10 +22,11 @@ describe('simulate (synthetic clinics, real gRPC)', () => {
     expect(overall.oracle!.auc!).toBeGreaterThan(overall.federated!.auc! - 0.02);
     expect(overall.oracle!.auc!).toBeGreaterThan(0.75);
     expect(overall.oracle!.auc!).toBeLessThan(0.92);
+    // The smallest clinic's own model, scored on every clinic's hold-out patients (its own
+    // hold-out has too few outcomes for a stable AUC), is beaten by the federated model.
     const participating = report.clinics.filter((c) => c.participated);
     const smallest = participating.reduce((a, b) => (a.eligible <= b.eligible ? a : b));
-    const smallestLocal = smallest.results.local?.auc ?? 0.5;
-    expect(smallest.results.federated!.auc!).toBeGreaterThan(smallestLocal);
+    expect(overall.federated!.auc!).toBeGreaterThan((smallest.localOnAll?.auc ?? 0.5) + 0.01);
     // Both export formats were read by the agents.
     expect(new Set(report.clinics.map((c) => c.format))).toEqual(new Set(['synthea-csv', 'fhir-ndjson']));
     // The federated AUC improved over the rounds.

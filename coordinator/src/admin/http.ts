@@ -49,7 +49,7 @@ function studySummary(coordinator: Coordinator, s: StudyRecord): Record<string, 
   const manifest = JSON.parse(s.manifestJson) as { rounds: number };
   const current = coordinator.runner(s.id)?.current;
   return {
-    id: s.id, name: s.name, state: s.state, reason: s.reason, manifestSha256: s.manifestHash, rounds: manifest.rounds,
+    id: s.id, name: s.name, state: s.state, reason: s.reason, manifestSha256: s.manifestHash, totalRounds: manifest.rounds,
     lastCommittedRound: s.lastCommittedRound, current: current ?? null, createdAt: new Date(s.createdAt).toISOString(),
     endedAt: s.endedAt === null ? null : new Date(s.endedAt).toISOString(),
   };
