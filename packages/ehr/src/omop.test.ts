@@ -4,29 +4,11 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { isFedlhsError } from '@fedlhs/core';
-import { isoToDay, type ClinicalEvent, type EventKind } from './events.js';
+import type { ClinicalEvent, EventKind } from './events.js';
+import { ALL, collect, day, exportDir } from './test-support.js';
 import { openOmopCsv } from './omop.js';
 
 const fixture = join(dirname(fileURLToPath(import.meta.url)), '..', 'fixtures', 'omop');
-const ALL: ReadonlySet<EventKind> = new Set(['encounter', 'condition', 'observation', 'medication']);
-
-async function collect<T>(items: AsyncIterable<T>): Promise<T[]> {
-  const out: T[] = [];
-  for await (const item of items) out.push(item);
-  return out;
-}
-
-function day(iso: string): number {
-  const d = isoToDay(iso);
-  if (d === undefined) throw new Error(`bad test date ${iso}`);
-  return d;
-}
-
-function exportDir(files: Record<string, string>): string {
-  const dir = mkdtempSync(join(tmpdir(), 'fedlhs-omop-'));
-  for (const [name, text] of Object.entries(files)) writeFileSync(join(dir, name), text);
-  return dir;
-}
 
 const visit = (patientId: string, iso: string, code: string, encounterClass?: string): ClinicalEvent => ({
   kind: 'encounter',
