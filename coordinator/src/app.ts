@@ -50,6 +50,7 @@ export async function startCoordinatorApp(config: CoordinatorConfig, logger: Log
     heartbeatIntervalMs: config.heartbeatIntervalMs,
     selectionGraceMs: config.selectionGraceMs,
     chunkBytes: config.chunkBytes,
+    maxHeldUpdateBytes: config.maxHeldUpdateBytes,
     buildInitialModel,
   });
   let grpcServer: grpc.Server | undefined;

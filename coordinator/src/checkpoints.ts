@@ -29,8 +29,9 @@ export class CheckpointStore {
     return join(this.root, 'studies', studyId);
   }
 
-  committedPath(studyId: string, round: number): string {
-    return join(this.studyDir(studyId), 'checkpoints', `round-${pad(round)}.f32`);
+  /** The committed model of a round, or (kind 'state') the strategy's server state after it. */
+  committedPath(studyId: string, round: number, kind: 'model' | 'state' = 'model'): string {
+    return join(this.studyDir(studyId), 'checkpoints', `round-${pad(round)}${kind === 'state' ? '.state' : ''}.f32`);
   }
 
   spoolPath(name: string): string {
@@ -50,10 +51,10 @@ export class CheckpointStore {
    * Writes a candidate model for (round, attempt) from `slices`, which yields consecutive
    * float32 pieces; hashes while writing, so the payload is never whole in memory here.
    */
-  async writeCandidate(studyId: string, round: number, attempt: number, slices: Iterable<Float32Array>): Promise<StoredModel> {
+  async writeCandidate(studyId: string, round: number, attempt: number, slices: Iterable<Float32Array>, kind: 'model' | 'state' = 'model'): Promise<StoredModel> {
     const dir = join(this.studyDir(studyId), 'candidates');
     mkdirSync(dir, { recursive: true });
-    const path = join(dir, `round-${pad(round)}-attempt-${attempt}.f32`);
+    const path = join(dir, `round-${pad(round)}-attempt-${attempt}${kind === 'state' ? '.state' : ''}.f32`);
     rmSync(path, { force: true });
     const hash = createHash('sha256');
     const file = await open(path, 'wx', 0o644);
@@ -73,8 +74,8 @@ export class CheckpointStore {
   }
 
   /** Makes a candidate the committed checkpoint of `round`. Refuses to replace an existing one. */
-  promote(studyId: string, round: number, candidate: StoredModel): StoredModel {
-    const path = this.committedPath(studyId, round);
+  promote(studyId: string, round: number, candidate: StoredModel, kind: 'model' | 'state' = 'model'): StoredModel {
+    const path = this.committedPath(studyId, round, kind);
     mkdirSync(join(this.studyDir(studyId), 'checkpoints'), { recursive: true });
     try {
       linkSync(candidate.path, path);
@@ -101,6 +102,14 @@ export class CheckpointStore {
     for await (const chunk of createReadStream(path, { highWaterMark: 4 * 1024 * 1024 })) hash.update(chunk as Buffer);
     const actual = hash.digest('hex');
     if (actual !== sha256) throw new FedlhsError('DATA_LOSS', `checkpoint ${path} hashes to ${actual}, recorded ${sha256}`);
+  }
+
+  /** Reads a whole stored file as float32 values (for server-side strategy state). */
+  async readAll(path: string): Promise<Float32Array> {
+    const parts: Buffer[] = [];
+    for await (const chunk of this.read(path, 4 * 1024 * 1024)) parts.push(chunk);
+    const bytes = Buffer.concat(parts);
+    return new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4);
   }
 
   /** Streams a stored model in chunks of exactly `chunkBytes` (the last may be shorter). */

@@ -71,6 +71,13 @@ export const coordinatorConfigSchema = {
     env: 'FEDLHS_CHUNK_BYTES',
     arg: 'chunk-bytes',
   },
+  maxHeldUpdateBytes: {
+    doc: 'Memory (bytes) that order-statistic strategies (median, trimmed mean, Krum, Bulyan) may use to hold one round\'s updates; a study that could exceed it is refused at start.',
+    format: 'whole-number',
+    default: 4 * 1024 * 1024 * 1024,
+    env: 'FEDLHS_MAX_HELD_UPDATE_BYTES',
+    arg: 'max-held-update-bytes',
+  },
   backend: {
     doc: 'TensorFlow.js backend used to build initial models.',
     format: ['auto', 'tensorflow', 'wasm', 'cpu'],
@@ -92,6 +99,7 @@ export interface CoordinatorConfig {
   heartbeatIntervalMs: number;
   selectionGraceMs: number;
   chunkBytes: number;
+  maxHeldUpdateBytes: number;
   backend: 'auto' | 'tensorflow' | 'wasm' | 'cpu';
   log: { level: string; pretty: 'auto' | 'true' | 'false' };
 }

@@ -7,6 +7,9 @@ import {
   PayloadReceiver,
   bundleLength,
   canonicalManifestJson,
+  createStrategy,
+  splitTensors,
+  strategyConfigOf,
   isFedlhsError,
   manifestHash,
   parseManifest,
@@ -14,6 +17,7 @@ import {
   type ClinicStats,
   type EvalMetrics,
   type StudyManifest,
+  type Tensor,
   type TensorSpec,
 } from '@fedlhs/core';
 import type {
@@ -49,6 +53,8 @@ export interface CoordinatorOptions {
   heartbeatIntervalMs: number;
   selectionGraceMs: number;
   chunkBytes: number;
+  /** Memory an order-statistic strategy may use to hold one round's updates. */
+  maxHeldUpdateBytes: number;
   buildInitialModel: InitialModelBuilder;
   store?: CoordinatorStore;
   now?: () => number;
@@ -102,7 +108,7 @@ export class Coordinator {
       }
       await this.checkpoints.verify(last.checkpointPath, last.checkpointSha256);
       this.log.info({ studyId: study.id, lastCommittedRound: study.lastCommittedRound, abandonedAttempts: failed }, 'resuming study from its last committed round');
-      this.launch(study);
+      await this.launch(study);
     }
   }
 
@@ -113,15 +119,28 @@ export class Coordinator {
     await this.store.close();
   }
 
-  private launch(study: StudyRecord): void {
+  private async launch(study: StudyRecord): Promise<void> {
     const manifest = validateManifest(JSON.parse(study.manifestJson));
-    const runner = new StudyRunner(study, manifest, this.checkpoints.loadSpecs(study.id), {
+    const specs = this.checkpoints.loadSpecs(study.id);
+    let strategyState: Tensor[] | undefined;
+    if (study.strategyState !== null) {
+      // Server-side strategy state (momentum, moments) is part of the checkpoint.
+      const ref = JSON.parse(study.strategyState) as { path: string; sha256: string };
+      await this.checkpoints.verify(ref.path, ref.sha256);
+      const flat = await this.checkpoints.readAll(ref.path);
+      const length = bundleLength(specs);
+      strategyState = [];
+      for (let offset = 0; offset < flat.length; offset += length) strategyState.push(...splitTensors(specs, flat.slice(offset, offset + length)));
+    }
+    const runner = new StudyRunner(study, manifest, specs, {
       store: this.store,
       checkpoints: this.checkpoints,
       sessions: this.sessions,
       logger: this.opts.logger,
       selectionGraceMs: this.opts.selectionGraceMs,
       now: this.now,
+      strategyState,
+      normHistory: await this.store.listNormHistory(study.id),
       onStudyChange: (id, change) => {
         if (change !== 'round') void this.announce(id);
       },
@@ -269,6 +288,16 @@ export class Coordinator {
     const json = canonicalManifestJson(manifest);
     const hash = manifestHash(manifest);
     const { specs, weights } = await this.opts.buildInitialModel(manifest);
+    const strategy = createStrategy(strategyConfigOf(manifest));
+    if (strategy.input === 'all-updates') {
+      const held = manifest.clients.max * weights.byteLength;
+      if (held > this.opts.maxHeldUpdateBytes) {
+        throw new FedlhsError(
+          'INVALID_MANIFEST',
+          `aggregation.strategy ${strategy.name} holds every update of a round in memory: clients.max ${manifest.clients.max} × ${(weights.byteLength / 1048576).toFixed(1)} MiB exceeds this coordinator's maxHeldUpdateBytes (${(this.opts.maxHeldUpdateBytes / 1048576).toFixed(0)} MiB)`,
+        );
+      }
+    }
     const id = `${manifest.name}-${randomBytes(3).toString('hex')}`;
     this.checkpoints.saveSpecs(id, specs);
     const candidate = await this.checkpoints.writeCandidate(id, 0, 1, [weights]);
@@ -283,8 +312,8 @@ export class Coordinator {
       checkpointPath: null, checkpointSha256: null,
     });
     await this.store.commitRound(roundId, { path: initial.path, sha256: initial.sha256 }, [], null, this.now());
-    this.log.info({ studyId: id, manifestSha256: hash, parameters: bundleLength(specs), rounds: manifest.rounds, by }, 'study started');
-    this.launch(study);
+    this.log.info({ studyId: id, manifestSha256: hash, parameters: bundleLength(specs), rounds: manifest.rounds, strategy: manifest.aggregation.strategy, by }, 'study started');
+    await this.launch(study);
     await this.announce(id);
     return study;
   }
@@ -373,7 +402,7 @@ export class Coordinator {
           sha256: header.weights.sha256.toString('hex'), bytes: header.weights.totalBytes, accepted: false, reasonCode: err.reason, reason: err.message, receivedAt: this.now(),
         });
         this.log.warn({ nodeId: node.id, taskId: header.taskId, round: header.round, reason: err.reason, detail: err.message }, 'update rejected');
-        if (task !== undefined && ['SHAPE_MISMATCH', 'NON_FINITE', 'REPLAYED', 'BAD_HEADER'].includes(err.reason)) {
+        if (task !== undefined && ['SHAPE_MISMATCH', 'NON_FINITE', 'REPLAYED', 'BAD_HEADER', 'NORM_BOUND'].includes(err.reason)) {
           await this.runners.get(task.studyId)?.runner.endTask(task, 'REJECTED', `${err.reason}: ${err.message}`);
         }
       }

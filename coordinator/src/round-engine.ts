@@ -2,7 +2,9 @@ import { randomUUID } from 'node:crypto';
 import { rm } from 'node:fs/promises';
 import {
   FedlhsError,
-  WeightedSum,
+  concatTensors,
+  createStrategy,
+  strategyConfigOf,
   assertTransition,
   bundleLength,
   combineStats,
@@ -15,8 +17,12 @@ import {
   type RoundState,
   type StudyManifest,
   type TaskTally,
+  type Strategy,
+  type Tensor,
   type TensorSpec,
 } from '@fedlhs/core';
+import { join } from 'node:path';
+import { RoundAggregator } from './aggregation.js';
 import type { Logger } from '@fedlhs/service';
 import type { CheckpointStore, StoredModel } from './checkpoints.js';
 import type { SessionRegistry } from './sessions.js';
@@ -30,6 +36,10 @@ export interface EngineOptions {
   /** After a study has its minimum of READY clinics, how long to wait for its maximum. */
   selectionGraceMs: number;
   now?: () => number;
+  /** Restored server-side strategy state (from the last committed round's checkpoint). */
+  strategyState?: Tensor[] | undefined;
+  /** Delta norms of the study's accepted updates so far. */
+  normHistory?: number[];
   /**
    * Called whenever a round or the study changes state: 'round' for every round transition,
    * 'committed' when a global model is committed, 'ended' when the study ends.
@@ -49,17 +59,19 @@ interface Attempt {
   /** The aggregated model EVALUATE tasks evaluate. */
   candidate: StoredModel | undefined;
   tasks: Map<string, { nodeId: string; kind: TaskKindName; state: TaskStateName; accepting: boolean }>;
-  /** Updates being added to `sum` right now; aggregation waits for them. */
+  /** Updates being added right now; aggregation waits for them. */
   inflight: Set<Promise<void>>;
-  sum: WeightedSum;
+  aggregator: RoundAggregator;
+  /** Server-side strategy state before this attempt's aggregation, restored if it does not commit. */
+  stateBefore: Tensor[] | undefined;
+  /** The candidate's strategy state file, promoted with the checkpoint. */
+  stateCandidate: StoredModel | undefined;
   trainingMetrics: MetricRecord[];
   evaluations: Map<string, EvalMetrics>;
   statistics: Map<string, ClinicStats>;
 }
 
 class Stopped extends Error {}
-
-const SLICE = 1 << 18;
 
 /**
  * Runs one study's rounds to completion as an explicit state machine per round attempt:
@@ -78,6 +90,9 @@ export class StudyRunner {
   private readonly log: Logger;
   private readonly now: () => number;
   private readonly onSessionChange = (): void => this.notify();
+  private readonly strategy: Strategy;
+  /** ‖update − global‖ of accepted updates in this study, oldest first (for adaptive bounds). */
+  private readonly normHistory: number[];
 
   constructor(
     private readonly study: StudyRecord,
@@ -88,6 +103,9 @@ export class StudyRunner {
     this.studyId = study.id;
     this.log = opts.logger.child({ component: 'round-engine', studyId: study.id, study: study.name });
     this.now = opts.now ?? Date.now;
+    this.strategy = createStrategy(strategyConfigOf(manifest));
+    this.normHistory = [...(opts.normHistory ?? [])];
+    if (opts.strategyState !== undefined) this.strategy.importState(opts.strategyState);
   }
 
   /** The current attempt's round, attempt number, state and deadline, for status displays. */
@@ -183,8 +201,13 @@ export class StudyRunner {
     const a: Attempt = {
       roundId, round, attempt, state: 'WAITING_FOR_NODES', deadline: 0,
       base: { path: baseRecord.checkpointPath, sha256: baseRecord.checkpointSha256, totalBytes: bundleLength(this.specs) * 4 },
-      candidate: undefined, tasks: new Map(), sum: new WeightedSum(bundleLength(this.specs)), trainingMetrics: [], evaluations: new Map(), statistics: new Map(), inflight: new Set(),
+      candidate: undefined, tasks: new Map(), trainingMetrics: [], evaluations: new Map(), statistics: new Map(), inflight: new Set(),
+      aggregator: undefined as unknown as RoundAggregator, stateBefore: undefined, stateCandidate: undefined,
     };
+    a.aggregator = new RoundAggregator(
+      this.strategy, this.specs, a.base, this.opts.checkpoints, join(this.opts.checkpoints.studyDir(this.studyId), 'held', `round-${round}-attempt-${attempt}`),
+      this.manifest.updateValidation, this.manifest.aggregation.maxUpdatesHeld,
+    );
     this.attemptState = a;
     this.log.info({ round, attempt }, `round ${round} (attempt ${attempt}) waiting for ${this.manifest.clients.min}-${this.manifest.clients.max} READY clinics`);
     this.opts.onStudyChange?.(this.studyId, 'round');
@@ -214,8 +237,14 @@ export class StudyRunner {
       }
       await this.cancelOpen(a, 'the round closed with its quorum');
       await this.transition(a, 'AGGREGATING');
-      a.candidate = await this.opts.checkpoints.writeCandidate(this.studyId, round, attempt, this.meanSlices(a.sum));
-      this.log.info({ round, updates: a.sum.count, examples: a.sum.totalWeight, sha256: a.candidate.sha256 }, 'aggregated with example-weighted FedAvg');
+      a.stateBefore = this.strategy.exportState().map((t) => ({ shape: [...t.shape], data: Float32Array.from(t.data) }));
+      a.candidate = await this.opts.checkpoints.writeCandidate(this.studyId, round, attempt, await a.aggregator.finish(round));
+      const state = this.strategy.exportState();
+      if (state.length > 0) a.stateCandidate = await this.opts.checkpoints.writeCandidate(this.studyId, round, attempt, [concatTensors(state)], 'state');
+      this.log.info(
+        { round, strategy: this.strategy.name, updates: a.aggregator.count, examples: a.aggregator.totalExamples, sha256: a.candidate.sha256 },
+        `aggregated ${a.aggregator.count} update(s) with ${this.strategy.name}`,
+      );
 
       a.deadline = this.now() + this.manifest.deadlines.evaluationSeconds * 1000;
       await this.transition(a, 'EVALUATING');
@@ -234,7 +263,13 @@ export class StudyRunner {
       }
       throw err;
     } finally {
-      if (a.candidate !== undefined && a.state !== 'COMMITTED') await rm(a.candidate.path, { force: true });
+      if (a.state !== 'COMMITTED') {
+        if (a.candidate !== undefined) await rm(a.candidate.path, { force: true });
+        if (a.stateCandidate !== undefined) await rm(a.stateCandidate.path, { force: true });
+        // The strategy stepped its server state for a model that was never committed: undo it.
+        if (a.stateBefore !== undefined) this.strategy.importState(a.stateBefore);
+      }
+      a.aggregator.dispose();
       this.attemptState = undefined;
     }
   }
@@ -255,10 +290,6 @@ export class StudyRunner {
       `federated statistics from ${a.statistics.size} clinic(s): ${combined.rows} training records, normalisation fixed for the study`,
     );
     this.opts.onStudyChange?.(this.studyId, 'committed');
-  }
-
-  private *meanSlices(sum: WeightedSum): Generator<Float32Array> {
-    for (let offset = 0; offset < sum.length; offset += SLICE) yield sum.meanSlice(offset, Math.min(SLICE, sum.length - offset));
   }
 
   private async selectNodes(): Promise<string[]> {
@@ -343,14 +374,21 @@ export class StudyRunner {
     const candidate = a.candidate!;
     const committed = this.opts.checkpoints.promote(this.studyId, a.round, candidate);
     a.candidate = undefined;
+    let strategyState: string | null = this.study.strategyState;
+    if (a.stateCandidate !== undefined) {
+      const state = this.opts.checkpoints.promote(this.studyId, a.round, a.stateCandidate, 'state');
+      a.stateCandidate = undefined;
+      strategyState = JSON.stringify({ path: state.path, sha256: state.sha256, round: a.round });
+    }
     const perSite: MetricRecord[] = [...a.evaluations].map(([nodeId, m]) => ({ ...m, roundId: a.roundId, nodeId, phase: 'evaluation' }));
     const global = weightedMetrics([...a.evaluations.values()]);
     const metrics = [...a.trainingMetrics, ...perSite, ...(global === undefined ? [] : [{ ...global, roundId: a.roundId, nodeId: null, phase: 'evaluation' as const }])];
-    await this.opts.store.commitRound(a.roundId, { path: committed.path, sha256: committed.sha256 }, metrics, null, this.now());
+    await this.opts.store.commitRound(a.roundId, { path: committed.path, sha256: committed.sha256 }, metrics, strategyState, this.now());
+    this.study.strategyState = strategyState;
     a.state = 'COMMITTED';
     this.log.info(
       {
-        round: a.round, attempt: a.attempt, state: 'COMMITTED', sha256: committed.sha256, updates: a.sum.count, examples: a.sum.totalWeight,
+        round: a.round, attempt: a.attempt, state: 'COMMITTED', sha256: committed.sha256, updates: a.aggregator.count, examples: a.aggregator.totalExamples,
         evaluatedSites: a.evaluations.size, ...(global === undefined ? {} : { loss: global.loss, accuracy: global.accuracy, auc: global.auc }),
       },
       `round ${a.round} committed`,
@@ -386,19 +424,16 @@ export class StudyRunner {
     if (entry.accepting) throw new FedlhsError('ABORTED', `an update for task ${task.id} is already being added`);
     entry.accepting = true;
     const work = (async () => {
-      let offset = 0;
-      for await (const chunk of this.opts.checkpoints.read(spoolPath, 4 * 1024 * 1024)) {
-        // read() allocates each chunk unpooled, so it is 4-byte aligned.
-        const values = new Float32Array(chunk.buffer, chunk.byteOffset, chunk.byteLength / 4);
-        a.sum.addChunk(offset, values, numExamples);
-        offset += values.length;
-      }
-      a.sum.commit(numExamples);
+      const deltaNorm = await a.aggregator.deltaNorm(spoolPath);
+      const scale = a.aggregator.admit(deltaNorm, this.normHistory);
+      await a.aggregator.add(spoolPath, numExamples, scale, task.id);
       entry.state = 'ACCEPTED';
-      await this.opts.store.setTaskState(task.id, 'ACCEPTED', null);
+      this.normHistory.push(deltaNorm);
+      await this.opts.store.setTaskState(task.id, 'ACCEPTED', scale < 1 ? `clipped to ${(scale * 100).toFixed(1)}% of its delta` : null);
       await this.opts.store.insertContribution({
         taskId: task.id, studyId: task.studyId, round: task.round, attempt: task.attempt, nodeId: task.nodeId, numExamples, sha256, bytes,
-        accepted: true, reasonCode: null, reason: null, receivedAt: this.now(),
+        accepted: true, reasonCode: scale < 1 ? 'CLIPPED' : null, reason: scale < 1 ? `delta norm ${deltaNorm.toPrecision(4)} clipped by ${scale.toPrecision(4)}` : null,
+        receivedAt: this.now(), deltaNorm,
       });
       if (trainMetrics !== undefined) a.trainingMetrics.push({ ...trainMetrics, roundId: a.roundId, nodeId: task.nodeId, phase: 'training' });
     })();
@@ -410,7 +445,7 @@ export class StudyRunner {
       entry.accepting = false;
       this.notify();
     }
-    this.log.info({ round: a.round, nodeId: task.nodeId, taskId: task.id, numExamples, accepted: a.sum.count }, 'update accepted');
+    this.log.info({ round: a.round, nodeId: task.nodeId, taskId: task.id, numExamples, accepted: a.aggregator.count }, 'update accepted');
   }
 
   /** Records a clinic's statistics report for the round's statistics phase. */

@@ -90,7 +90,8 @@ const MIGRATIONS: readonly string[] = [
     accepted INTEGER NOT NULL,
     reason_code TEXT,
     reason TEXT,
-    received_at INTEGER NOT NULL
+    received_at INTEGER NOT NULL,
+    delta_norm REAL
   );
   CREATE UNIQUE INDEX contributions_one_accepted ON contributions(task_id) WHERE accepted = 1;
   CREATE INDEX contributions_by_sha ON contributions(sha256) WHERE accepted = 1;
@@ -190,6 +191,7 @@ const contribution = (r: Row): ContributionRecord => ({
   reasonCode: (r.reason_code as string | null) ?? null,
   reason: (r.reason as string | null) ?? null,
   receivedAt: r.received_at as number,
+  deltaNorm: (r.delta_norm as number | null) ?? null,
 });
 
 const TASK_SELECT = `SELECT t.*, r.study_id, r.round, r.attempt FROM tasks t JOIN rounds r ON r.id = t.round_id`;
@@ -355,8 +357,8 @@ export class SqliteStore implements CoordinatorStore {
 
   async insertContribution(c: ContributionRecord): Promise<void> {
     this.run(
-      `INSERT INTO contributions (task_id, study_id, round, attempt, node_id, num_examples, sha256, bytes, accepted, reason_code, reason, received_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)`,
-      c.taskId, c.studyId, c.round, c.attempt, c.nodeId, c.numExamples, c.sha256, c.bytes, c.accepted ? 1 : 0, c.reasonCode, c.reason, c.receivedAt,
+      `INSERT INTO contributions (task_id, study_id, round, attempt, node_id, num_examples, sha256, bytes, accepted, reason_code, reason, received_at, delta_norm) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)`,
+      c.taskId, c.studyId, c.round, c.attempt, c.nodeId, c.numExamples, c.sha256, c.bytes, c.accepted ? 1 : 0, c.reasonCode, c.reason, c.receivedAt, c.deltaNorm ?? null,
     );
   }
   async acceptedContribution(taskId: string): Promise<ContributionRecord | undefined> {
@@ -372,6 +374,9 @@ export class SqliteStore implements CoordinatorStore {
       `SELECT * FROM contributions WHERE (? IS NULL OR study_id = ?) AND (? IS NULL OR node_id = ?) ORDER BY id`,
       filter.studyId ?? null, filter.studyId ?? null, filter.nodeId ?? null, filter.nodeId ?? null,
     ).map(contribution);
+  }
+  async listNormHistory(studyId: string): Promise<number[]> {
+    return this.all(`SELECT delta_norm FROM contributions WHERE study_id = ? AND accepted = 1 AND delta_norm IS NOT NULL ORDER BY id`, studyId).map((r) => r.delta_norm as number);
   }
   private insertMetricsSync(metrics: MetricRecord[]): void {
     const stmt = this.db.prepare(`INSERT INTO metrics (round_id, node_id, phase, num_examples, loss, accuracy, auc) VALUES (?,?,?,?,?,?,?)`);

@@ -93,6 +93,8 @@ export interface ContributionRecord {
   reasonCode: string | null;
   reason: string | null;
   receivedAt: number;
+  /** ‖update − global‖₂ of an accepted update (null for rejected ones). */
+  deltaNorm?: number | null;
 }
 
 export interface MetricRecord extends EvalMetrics {
@@ -152,6 +154,8 @@ export interface CoordinatorStore {
   acceptedContribution(taskId: string): Promise<ContributionRecord | undefined>;
   findAcceptedBySha256(sha256: string): Promise<ContributionRecord | undefined>;
   listContributions(filter: { studyId?: string; nodeId?: string }): Promise<ContributionRecord[]>;
+  /** Delta norms of a study's accepted updates, oldest first. */
+  listNormHistory(studyId: string): Promise<number[]>;
   insertMetrics(metrics: MetricRecord[]): Promise<void>;
   /** Stores a clinic's statistics report (aggregates only) for a task. */
   insertStatistics(s: StatisticsRecord): Promise<void>;

@@ -8,7 +8,7 @@ import { loadFedlhsProto, type EnrolResponse__Output } from '@fedlhs/proto';
 import { learnableManifest, writeLearnableCsv } from '@fedlhs/testing';
 import { enrolAgent, startAgent, startCoordinator, startStudy, waitForStudyEnd, type AgentOptions, type CoordinatorHandle } from '@fedlhs/tests';
 import { useWorkspace } from './helpers.js';
-import { RogueNode, rejection } from './rogue-node.js';
+import { RogueNode, rejection } from '@fedlhs/tests';
 
 const ws = useWorkspace();
 

@@ -129,9 +129,11 @@ export async function startAdminServer(
           const r = JSON.parse(s.report) as { rows: number; positives: number; suppressed: boolean };
           return { nodeId: s.nodeId, rows: r.rows, positives: r.suppressed ? null : r.positives, prevalence: r.suppressed || r.rows === 0 ? null : r.positives / r.rows };
         });
+        const rejectionsByReason: Record<string, number> = {};
+        for (const c of contributions) if (!c.accepted && c.reasonCode !== null) rejectionsByReason[c.reasonCode] = (rejectionsByReason[c.reasonCode] ?? 0) + 1;
         return [200, {
           ...studySummary(coordinator, study), manifest: JSON.parse(study.manifestJson), parameters: study.parameters === null ? null : JSON.parse(study.parameters),
-          rounds, metrics, contributions, statistics,
+          rounds, metrics, contributions, rejectionsByReason, statistics,
         }];
       },
     },
@@ -140,6 +142,16 @@ export async function startAdminServer(
       handle: async (m) => {
         await coordinator.stopStudy(m[1]!, 'admin-api');
         return [200, { id: m[1], state: 'STOPPED' }];
+      },
+    },
+    {
+      method: 'GET', pattern: /^\/api\/v1\/nodes\/([A-Za-z0-9_-]+)$/,
+      handle: async (m) => {
+        const node = await coordinator.store.getNode(m[1]!);
+        if (node === undefined) throw new FedlhsError('NOT_FOUND', `no node ${m[1]}`);
+        const contributions = await coordinator.store.listContributions({ nodeId: node.id });
+        const { credentialHash: _hidden, ...visible } = node;
+        return [200, { ...visible, online: coordinator.sessions.isOnline(node.id), contributions }];
       },
     },
     {

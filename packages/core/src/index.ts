@@ -21,3 +21,4 @@ export * from './random.js';
 export * from './statistics.js';
 export * from './units.js';
 export * from './cohort-spec.js';
+export * from './strategies/index.js';

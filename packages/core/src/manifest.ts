@@ -5,10 +5,37 @@ import { FedlhsError } from './errors.js';
 import { sha256Hex } from './tensors.js';
 import { validateTopology } from './topology.js';
 import { cohortSpecSchema, type CohortSpec } from './cohort-spec.js';
+import { STRATEGY_NAMES, createStrategy, validateStrategyConfig, type StrategyConfig, type StrategyName } from './strategies/index.js';
 
 // canonicalize is CommonJS whose typings declare an ES default export; under NodeNext the
 // default import is module.exports itself, the function.
 const canonicalize = canonicalizeModule as unknown as (value: unknown) => string | undefined;
+
+/**
+ * Checks applied to every update before it reaches the strategy: the L2 distance from the
+ * round's global model must stay within a bound — fixed, or adaptive (a multiple of the
+ * median distance of the study's recent accepted updates, once `minHistory` exist) — and an
+ * update beyond it is rejected (reason NORM_BOUND) or, with onExceed 'clip', scaled back to it.
+ */
+export const updateValidationSchema = z
+  .strictObject({
+    normBound: z
+      .discriminatedUnion('type', [
+        z.strictObject({ type: z.literal('none') }),
+        z.strictObject({ type: z.literal('fixed'), value: z.number().positive() }),
+        z.strictObject({
+          type: z.literal('adaptive'),
+          multiple: z.number().gt(1).max(1000),
+          minHistory: z.number().int().min(1).max(10000).default(3),
+          window: z.number().int().min(1).max(100000).default(50),
+        }),
+      ])
+      .default({ type: 'none' }),
+    onExceed: z.enum(['reject', 'clip']).default('reject'),
+  })
+  .default({ normBound: { type: 'none' }, onExceed: 'reject' });
+
+export type UpdateValidation = z.output<typeof updateValidationSchema>;
 
 const identifier = z.string().regex(/^[a-z0-9][a-z0-9._-]{0,62}$/, 'must be 1-63 lowercase letters, digits, ".", "_" or "-", starting with a letter or digit');
 const columnName = z.string().min(1).max(128);
@@ -80,8 +107,13 @@ export const studyManifestSchema = z
       minCellCount: z.number().int().min(1).max(1000).default(10),
     }),
     aggregation: z.strictObject({
-      strategy: z.enum(['fedavg']),
+      /** Server-side strategy; its parameters (e.g. mu, byzantine, eta) go in `parameters`. */
+      strategy: z.enum(STRATEGY_NAMES as unknown as [StrategyName, ...StrategyName[]]),
+      parameters: z.record(z.string(), z.number()).default({}),
+      /** Order-statistic strategies hold every update of a round: at most this many. */
+      maxUpdatesHeld: z.number().int().min(1).max(10000).default(100),
     }),
+    updateValidation: updateValidationSchema,
     /** Seed for the initial weights and the clinics' train/hold-out split. */
     seed: z.number().int().min(0).max(2 ** 31 - 1).default(0),
   })
@@ -101,6 +133,17 @@ export const studyManifestSchema = z
       if (m.data.features !== undefined) ctx.addIssue({ code: 'custom', path: ['data', 'features'], message: 'must be omitted for cohort/v1 (the cohort defines the features)' });
       if (m.data.splitColumn !== undefined) ctx.addIssue({ code: 'custom', path: ['data', 'splitColumn'], message: 'is only for flat-table/v1' });
     }
+    try {
+      const strategy = createStrategy(strategyConfigOf(m));
+      if (m.clients.quorum < strategy.minUpdates) {
+        ctx.addIssue({ code: 'custom', path: ['clients', 'quorum'], message: `must be >= ${strategy.minUpdates}, the fewest updates ${strategy.name} can aggregate with these parameters` });
+      }
+      if (strategy.input === 'all-updates' && m.clients.max > m.aggregation.maxUpdatesHeld) {
+        ctx.addIssue({ code: 'custom', path: ['aggregation', 'maxUpdatesHeld'], message: `${strategy.name} holds every update of a round: raise it to clients.max (${m.clients.max}) or lower clients.max` });
+      }
+    } catch (err) {
+      ctx.addIssue({ code: 'custom', path: ['aggregation', 'parameters'], message: (err as Error).message });
+    }
     const names = studyFeatureNames(m);
     if (new Set(names).size !== names.length) {
       ctx.addIssue({ code: 'custom', path: ['data', 'features'], message: 'must not repeat a feature' });
@@ -111,6 +154,11 @@ export const studyManifestSchema = z
   });
 
 export type StudyManifest = z.output<typeof studyManifestSchema>;
+
+/** The manifest's aggregation strategy as a validated strategy configuration. */
+export function strategyConfigOf(m: Pick<StudyManifest, 'aggregation'>): StrategyConfig {
+  return validateStrategyConfig({ name: m.aggregation.strategy, ...m.aggregation.parameters });
+}
 
 /** The model's input columns, in order: the listed features, or the cohort's feature names. */
 export function studyFeatureNames(m: { data: { features?: string[] | undefined; cohort?: CohortSpec | undefined } }): string[] {

@@ -24,7 +24,12 @@ export interface BuiltModel {
   optimizer: tf.Optimizer;
   specs: TensorSpec[];
   inputDim: number;
+  /** The per-example loss compile() resolved `ModelSpec.loss` to, for custom training loops. */
+  lossFunction: LossFunction;
 }
+
+/** Per-example loss: [batch, 1] targets and predictions to a [batch] tensor. */
+export type LossFunction = (yTrue: tf.Tensor, yPred: tf.Tensor) => tf.Tensor;
 
 const OPTIMIZERS: Record<ModelSpec['optimizer']['name'], (lr: number) => tf.Optimizer> = {
   sgd: (lr) => tf.train.sgd(lr),
@@ -33,7 +38,15 @@ const OPTIMIZERS: Record<ModelSpec['optimizer']['name'], (lr: number) => tf.Opti
   adagrad: (lr) => tf.train.adagrad(lr),
 };
 type ModelJson = Parameters<typeof tfl.models.modelFromJSON>[0];
-const LOSSES: readonly string[] = ['binaryCrossentropy', 'meanSquaredError'];
+/**
+ * The functions compile() looks these names up to; a Sequential does not expose its compiled
+ * loss functions, but tfjs-layers exports the same ones under `metrics`.
+ */
+const LOSS_FUNCTIONS: Record<ModelSpec['loss'], LossFunction> = {
+  binaryCrossentropy: tfl.metrics.binaryCrossentropy,
+  meanSquaredError: tfl.metrics.meanSquaredError,
+};
+const LOSSES: readonly string[] = Object.keys(LOSS_FUNCTIONS);
 
 /**
  * Validates the spec, then builds and compiles the model on the active backend (initialising
@@ -41,7 +54,8 @@ const LOSSES: readonly string[] = ['binaryCrossentropy', 'meanSquaredError'];
  */
 export async function buildModel(spec: ModelSpec): Promise<BuiltModel> {
   validateTopology(spec.topology);
-  if (!LOSSES.includes(spec.loss)) {
+  const lossFunction = Object.hasOwn(LOSS_FUNCTIONS, spec.loss) ? LOSS_FUNCTIONS[spec.loss] : undefined;
+  if (lossFunction === undefined) {
     throw new FedlhsError('INVALID_MANIFEST', `training.loss: ${JSON.stringify(spec.loss)} is not one of ${LOSSES.join(', ')}`);
   }
   const makeOptimizer = Object.hasOwn(OPTIMIZERS, spec.optimizer.name) ? OPTIMIZERS[spec.optimizer.name] : undefined;
@@ -67,7 +81,7 @@ export async function buildModel(spec: ModelSpec): Promise<BuiltModel> {
     const specs = weightSpecs(model);
     model.compile({ optimizer, loss: spec.loss });
     await probeTraining(model, inputDim);
-    return { model, optimizer, specs, inputDim };
+    return { model, optimizer, specs, inputDim, lossFunction };
   } catch (err) {
     model.dispose();
     optimizer.dispose();

@@ -6,4 +6,4 @@
 
 // Relevant to end users and applications.
 export { initBackend, currentBackend, type BackendName, type BackendSelection } from './backend.js';
-export { createModelRuntime, initialWeights, type ModelSpec, type ModelRuntime, type FitOptions } from './model.js';
+export { createModelRuntime, initialWeights, type ModelSpec, type ModelRuntime, type FitOptions, type ProximalOptions } from './model.js';

@@ -5,9 +5,11 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { FedlhsError, binaryAccuracy, elementCount, rocAuc, type EvalMetrics, type TensorSpec } from '@fedlhs/core';
 import { buildModel, type BuiltModel, type ModelSpec } from './build.js';
+import { createProximalTrainer, validateProximal, type ProximalOptions } from './proximal.js';
 import { gatherRows, mulberry32, permutation } from './shuffle.js';
 
 export type { ModelSpec } from './build.js';
+export type { ProximalOptions } from './proximal.js';
 
 /** Options of one local training run. */
 export interface FitOptions {
@@ -15,7 +17,11 @@ export interface FitOptions {
   epochs: number;
   /** Examples per gradient step; a positive integer. */
   batchSize: number;
-  /** Called after each epoch with its 0-based index and mean training loss. */
+  /**
+   * Called after each epoch with its 0-based index and mean training loss: the compiled loss
+   * plus any layer regularizer penalties, averaged over the pass's examples. It never
+   * includes the proximal term, so losses are comparable across FedAvg and FedProx.
+   */
   onEpochEnd?: (epoch: number, loss: number) => void;
   /** Seeds the per-epoch shuffle so a run can be reproduced; a random seed if omitted. */
   shuffleSeed?: number;
@@ -24,6 +30,12 @@ export interface FitOptions {
    * successive shuffles), as FL benchmarks that fix local steps per round do.
    */
   steps?: number;
+  /**
+   * FedProx: when given with mu > 0, each step minimises loss(w) + (mu/2)·‖w − reference‖²
+   * over the trainable weights, with the same batches and optimizer as without it. Absent or
+   * mu = 0 trains through tfjs fit() as before; a given term is validated either way.
+   */
+  proximal?: ProximalOptions;
 }
 
 /** A compiled model with flat-array inputs and weights. Call dispose() when done. */
@@ -36,7 +48,7 @@ export interface ModelRuntime {
   getWeights(): Float32Array;
   /** Replaces all weights; throws INVALID_ARGUMENT unless `flat` has exactly the expected length. */
   setWeights(flat: Float32Array): void;
-  /** Trains in place; resolves with the last epoch's mean loss. */
+  /** Trains in place; resolves with the last epoch's mean loss (as reported to onEpochEnd). */
   fit(x: Float32Array, y: Float32Array, options: FitOptions): Promise<{ loss: number }>;
   /** Loss (the compiled loss), accuracy at 0.5 and ROC AUC of the predicted scores. */
   evaluate(x: Float32Array, y: Float32Array): Promise<EvalMetrics>;
@@ -65,6 +77,18 @@ export async function initialWeights(spec: ModelSpec): Promise<{ specs: TensorSp
   } finally {
     runtime.dispose();
   }
+}
+
+/** `total` row indices: successive seeded shuffles of 0..n-1, the last one cut short. */
+function stepOrder(n: number, total: number, random: () => number): Uint32Array {
+  const order = new Uint32Array(total);
+  for (let filled = 0; filled < total; ) {
+    const perm = permutation(n, random);
+    const take = Math.min(perm.length, total - filled);
+    order.set(perm.subarray(0, take), filled);
+    filled += take;
+  }
+  return order;
 }
 
 class LayersRuntime implements ModelRuntime {
@@ -119,39 +143,30 @@ class LayersRuntime implements ModelRuntime {
       const v = options[key];
       if (!Number.isInteger(v) || v < 1) throw new FedlhsError('INVALID_ARGUMENT', `fit: ${key} must be a positive integer, got ${v}`);
     }
+    const { steps, batchSize, proximal } = options;
+    if (steps !== undefined && (!Number.isInteger(steps) || steps < 1)) throw new FedlhsError('INVALID_ARGUMENT', `fit: steps must be a positive integer, got ${steps}`);
+    if (proximal !== undefined) validateProximal(proximal, this.#length, this.specs.length);
     const random = mulberry32(options.shuffleSeed ?? Math.floor(Math.random() * 2 ** 32));
+    // mu = 0 is plain local training: keep tfjs' own loop rather than add a zero term.
+    const trainer = proximal !== undefined && proximal.mu > 0 ? createProximalTrainer(this.#built, proximal) : undefined;
     this.#training = true;
     try {
+      // With `steps`, one pass over steps × batchSize rows drawn from successive shuffles.
+      const passes = steps === undefined ? options.epochs : 1;
       let loss = Number.NaN;
-      if (options.steps !== undefined) {
-        if (!Number.isInteger(options.steps) || options.steps < 1) throw new FedlhsError('INVALID_ARGUMENT', `fit: steps must be a positive integer, got ${options.steps}`);
-        const total = options.steps * options.batchSize;
-        const order = new Uint32Array(total);
-        for (let filled = 0; filled < total; ) {
-          const perm = permutation(n, random);
-          const take = Math.min(perm.length, total - filled);
-          order.set(perm.subarray(0, take), filled);
-          filled += take;
-        }
-        const xs = tf.tensor2d(gatherRows(x, this.inputDim, order), [total, this.inputDim]);
-        const ys = tf.tensor2d(gatherRows(y, 1, order), [total, 1]);
+      for (let epoch = 0; epoch < passes; epoch++) {
+        const order = steps === undefined ? permutation(n, random) : stepOrder(n, steps * batchSize, random);
+        const rows = order.length;
+        const xs = tf.tensor2d(gatherRows(x, this.inputDim, order), [rows, this.inputDim]);
+        const ys = tf.tensor2d(gatherRows(y, 1, order), [rows, 1]);
         try {
-          const history = await this.#built.model.fit(xs, ys, { epochs: 1, batchSize: options.batchSize, shuffle: false, verbose: 0 });
-          loss = Number(history.history['loss']?.[0]);
-        } finally {
-          tf.dispose([xs, ys]);
-        }
-        options.onEpochEnd?.(0, loss);
-        return { loss };
-      }
-      for (let epoch = 0; epoch < options.epochs; epoch++) {
-        // One tfjs fit per epoch, over rows we shuffled with the seeded generator.
-        const order = permutation(n, random);
-        const xs = tf.tensor2d(gatherRows(x, this.inputDim, order), [n, this.inputDim]);
-        const ys = tf.tensor2d(gatherRows(y, 1, order), [n, 1]);
-        try {
-          const history = await this.#built.model.fit(xs, ys, { epochs: 1, batchSize: options.batchSize, shuffle: false, verbose: 0 });
-          loss = Number(history.history['loss']?.[0]);
+          if (trainer !== undefined) {
+            loss = await trainer.pass(xs, ys, batchSize);
+          } else {
+            // One tfjs fit per pass, over rows we ordered with the seeded generator.
+            const history = await this.#built.model.fit(xs, ys, { epochs: 1, batchSize, shuffle: false, verbose: 0 });
+            loss = Number(history.history['loss']?.[0]);
+          }
         } finally {
           tf.dispose([xs, ys]);
         }
@@ -159,6 +174,7 @@ class LayersRuntime implements ModelRuntime {
       }
       return { loss };
     } finally {
+      trainer?.dispose();
       this.#training = false;
     }
   }

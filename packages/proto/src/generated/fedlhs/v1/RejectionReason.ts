@@ -16,6 +16,11 @@ export const RejectionReason = {
   REJECTION_REASON_NON_FINITE: 'REJECTION_REASON_NON_FINITE',
   REJECTION_REASON_LENGTH_MISMATCH: 'REJECTION_REASON_LENGTH_MISMATCH',
   REJECTION_REASON_DIGEST_MISMATCH: 'REJECTION_REASON_DIGEST_MISMATCH',
+  /**
+   * The update's distance from the global model, ‖update − global‖₂, exceeds the study's
+   * bound (fixed, or a multiple of the median of earlier accepted updates' distances).
+   */
+  REJECTION_REASON_NORM_BOUND: 'REJECTION_REASON_NORM_BOUND',
 } as const;
 
 /**
@@ -45,6 +50,12 @@ export type RejectionReason =
   | 9
   | 'REJECTION_REASON_DIGEST_MISMATCH'
   | 10
+  /**
+   * The update's distance from the global model, ‖update − global‖₂, exceeds the study's
+   * bound (fixed, or a multiple of the median of earlier accepted updates' distances).
+   */
+  | 'REJECTION_REASON_NORM_BOUND'
+  | 11
 
 /**
  * Reasons recorded for a rejected contribution, also sent as trailing metadata

@@ -24,7 +24,7 @@ export class RogueNode {
   readonly client: FederationClient;
   private session: grpc.ClientDuplexStream<AgentMessage, CoordinatorMessage__Output> | undefined;
   private heartbeat: NodeJS.Timeout | undefined;
-  private readonly taskWaiters: { round: number; kind: string; resolve: (t: Task__Output) => void }[] = [];
+  private readonly taskWaiters: { round: number; studyId: string | undefined; resolve: (t: Task__Output) => void }[] = [];
   readonly tasks: Task__Output[] = [];
   sessionError: grpc.ServiceError | undefined;
 
@@ -58,7 +58,7 @@ export class RogueNode {
             return;
           }
           this.tasks.push(m.task);
-          const i = this.taskWaiters.findIndex((w) => w.round === m.task!.round);
+          const i = this.taskWaiters.findIndex((w) => w.round === m.task!.round && (w.studyId === undefined || w.studyId === m.task!.studyId));
           if (i >= 0) this.taskWaiters.splice(i, 1)[0]!.resolve(m.task);
         }
       });
@@ -67,10 +67,11 @@ export class RogueNode {
     });
   }
 
-  trainTask(round: number): Promise<Task__Output> {
-    const seen = this.tasks.find((t) => t.round === round && t.kind === 'TASK_KIND_TRAIN');
+  /** The TRAIN task of `round` (of `studyId`, if given), already received or the next to come. */
+  trainTask(round: number, studyId?: string): Promise<Task__Output> {
+    const seen = this.tasks.find((t) => t.round === round && t.kind === 'TASK_KIND_TRAIN' && (studyId === undefined || t.studyId === studyId));
     if (seen !== undefined) return Promise.resolve(seen);
-    return new Promise((resolve) => this.taskWaiters.push({ round, kind: 'TASK_KIND_TRAIN', resolve }));
+    return new Promise((resolve) => this.taskWaiters.push({ round, studyId, resolve }));
   }
 
   async download(taskId: string): Promise<{ specs: TensorSpec[]; weights: Float32Array }> {

@@ -1,0 +1,58 @@
+import type { Tensor } from '../tensors.js';
+import type { ResolvedStrategyConfig, StrategyName } from './config.js';
+
+/** One clinic's contribution to a round: its full model weights (not a delta) and how many examples produced them. */
+export interface ClientUpdate {
+  /** The clinic's weights after local training, one tensor per model tensor, in model order. */
+  weights: Tensor[];
+  /** Number of training examples; the weight of this update in example-weighted means. Positive and finite. */
+  numExamples: number;
+}
+
+/**
+ * A server-side aggregation strategy: turns a round's global model and client updates into the
+ * next global model. Made by `createStrategy`. Strategies never mutate their inputs and always
+ * return fresh float32 tensors; sums are computed in float64.
+ *
+ * Stateful strategies (fedavgm, fedadagrad, fedadam, fedyogi) keep their server state between
+ * calls to `aggregate`, stored in float32 exactly as `exportState` returns it, so a strategy
+ * restored with `importState` continues bit for bit like one that never stopped. A call that
+ * throws leaves the state unchanged.
+ */
+export interface Strategy {
+  readonly name: StrategyName;
+  /** The parameters in effect, with every default filled in. */
+  readonly config: ResolvedStrategyConfig;
+  /**
+   * 'weighted-mean': the result depends on the updates only through their example-weighted mean
+   * (fedavg, fedprox, fedavgm, fedadagrad, fedadam, fedyogi) — the coordinator may pass a single
+   * pre-averaged update `{ weights: avg, numExamples: total }` (avg as float32) and gets the same
+   * result, bit for bit;
+   * 'all-updates': the strategy needs every update at once (fedmedian, trimmed-mean, krum,
+   * multi-krum, bulyan).
+   */
+  readonly input: 'weighted-mean' | 'all-updates';
+  /** Smallest number of updates `aggregate` accepts with these parameters (e.g. krum: 2f + 3, bulyan: 4f + 3). */
+  readonly minUpdates: number;
+  /**
+   * The next global model. `global` is this round's model (read by the server optimizers, and
+   * the reference for shapes); `round` must be an integer ≥ 0 (no strategy's math depends on it).
+   * Throws FedlhsError INVALID_ARGUMENT if the updates are empty or fewer than `minUpdates`, if
+   * any update's tensor count, shapes or value counts differ from `global`'s, if a numExamples is
+   * not a positive finite number, or if any update value is NaN or infinite.
+   */
+  aggregate(global: Tensor[], updates: ClientUpdate[], round: number): Tensor[];
+  /**
+   * Server state to checkpoint, as float32 tensors shaped like the model, slot after slot:
+   * fedavgm [v…]; fedadagrad, fedadam, fedyogi [m…, v…]. `[]` if the strategy is stateless or
+   * has not aggregated yet (nor imported state). The tensors are copies.
+   */
+  exportState(): Tensor[];
+  /**
+   * Restores state exported by a strategy of the same name and parameters. `[]` resets to the
+   * initial (zero) state. Checks the tensor count (a whole number of slots), that every slot has
+   * the same shapes, well-formed tensors and finite values (and v ≥ 0 for the adaptive
+   * optimizers); the shapes are checked against the model at the next `aggregate`. Copies the data.
+   */
+  importState(state: Tensor[]): void;
+}
