@@ -299,9 +299,12 @@ export class Agent {
       if (task.kind === 'TASK_KIND_TRAIN') {
         const steps = manifest.training.localSteps;
         const epochs = steps === undefined ? manifest.training.localEpochs : 1;
+        // FedProx: the local objective gains (mu/2)·‖w − w_global‖², anchored at this round's model.
+        const mu = manifest.aggregation.strategy === 'fedprox' ? (manifest.aggregation.parameters.mu ?? 0) : 0;
         await runtime.fit(data.train.x, data.train.y, {
           epochs,
           ...(steps === undefined ? {} : { steps }),
+          ...(mu > 0 ? { proximal: { mu, reference: runtime.getWeights() } } : {}),
           batchSize: manifest.training.batchSize,
           onEpochEnd: (epoch, loss) => {
             log.info({ epoch: epoch + 1, epochs, loss }, `round ${task.round}: epoch ${epoch + 1}/${epochs} loss ${loss.toFixed(4)}`);

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import { learnableManifest, writeLearnableCsv } from '@fedlhs/testing';
 import { enrolAgent, startAgent, startCoordinator, startStudy, waitForStudyEnd, type AgentOptions } from '@fedlhs/tests';
@@ -66,5 +67,42 @@ describe('coordinator crash (SIGKILL) mid-study', () => {
       expect(new Set(accepted.map((x) => x.nodeId)).size, `round ${r}`).toBe(accepted.length);
       expect(accepted.length, `round ${r}`).toBeGreaterThanOrEqual(Math.min(2, committedAttempt.participants));
     }
+  });
+});
+
+describe('server optimizer state across a coordinator crash', () => {
+  it('checkpoints FedAdam moments with every committed round and restores them after SIGKILL', async () => {
+    const dataDir = join(ws.dir(), 'coordinator');
+    const first = ws.track(await startCoordinator({ dataDir }));
+    for (const [i, name] of ['x', 'y'].entries()) {
+      const dir = join(ws.dir(), name);
+      mkdirSync(dir, { recursive: true });
+      writeLearnableCsv(join(dir, 'data.csv'), { rows: 200, seed: 90 + i });
+      const o: AgentOptions = { name, stateDir: join(dir, 'state'), dataPath: join(dir, 'data.csv'), coordinator: first.address, autoApprove: true };
+      await enrolAgent(first, o);
+      ws.track(startAgent(o));
+    }
+    const manifest = { ...learnableManifest({ name: 'adam-restart', rounds: 3, min: 2, max: 2, quorum: 2 }), aggregation: { strategy: 'fedadam', parameters: { eta: 0.05 } } };
+    const study = await startStudy(first, manifest);
+    await first.proc.waitFor((l) => l.msg === 'round 1 committed');
+    first.proc.kill('SIGKILL');
+    await first.proc.exited;
+    const stateFile = (r: number) => join(dataDir, 'studies', study.id, 'checkpoints', `round-${String(r).padStart(6, '0')}.state.f32`);
+    const round1 = readFileSync(stateFile(1));
+
+    const second = ws.track(await startCoordinator({ dataDir, grpcPort: first.grpcPort, name: 'coordinator-restarted' }));
+    await second.proc.waitForMsg('resuming study from its last committed round');
+    const detail = await waitForStudyEnd(second, study.id);
+    expect(detail.state).toBe('COMPLETED');
+    // Moments m and v for every weight: twice the model's size, and they keep evolving.
+    const model = readFileSync(join(dataDir, 'studies', study.id, 'checkpoints', 'round-000001.f32'));
+    expect(round1.byteLength).toBe(2 * model.byteLength);
+    expect(readFileSync(stateFile(1)).equals(round1)).toBe(true);
+    expect(readFileSync(stateFile(3)).equals(round1)).toBe(false);
+    const db = new Database(join(dataDir, 'coordinator.db'), { readonly: true });
+    const ref = JSON.parse((db.prepare('SELECT strategy_state FROM studies WHERE id = ?').get(study.id) as { strategy_state: string }).strategy_state) as { path: string; sha256: string; round: number };
+    db.close();
+    expect(ref.round).toBe(3);
+    expect(ref.sha256).toBe(createHash('sha256').update(readFileSync(stateFile(3))).digest('hex'));
   });
 });

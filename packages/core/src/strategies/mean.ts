@@ -19,9 +19,10 @@ const acc = new Float64Array(BLOCK);
 
 /**
  * out[i] = Σ_k w_k·x_k[i] / total over one tensor; returns false if a result is not finite.
- * Updates are added four at a time — one load and store of the accumulator per four inputs,
- * which in V8's scalar code is what bounds the speed — then in pairs and singly. The first
- * update initialises the block instead of being added to +0, so −0 survives.
+ * Updates are added four per pass — one load and store of the accumulator per four inputs,
+ * which is what bounds V8's scalar code — but associated left to right, so the float64 sum is
+ * bit for bit that of adding the updates one by one in the given order (as `WeightedSum` does).
+ * The first update initialises the block instead of being added to +0, so −0 survives.
  */
 function meanOfTensor(xs: readonly Float32Array[], ws: Float64Array, total: number, out: Float32Array): boolean {
   const n = xs.length;
@@ -36,12 +37,8 @@ function meanOfTensor(xs: readonly Float32Array[], ws: Float64Array, total: numb
     for (; k + 3 < n; k += 4) {
       const a = xs[k]!, b = xs[k + 1]!, c = xs[k + 2]!, d = xs[k + 3]!;
       const wa = ws[k]!, wb = ws[k + 1]!, wc = ws[k + 2]!, wd = ws[k + 3]!;
-      for (let j = start; j < end; j++) acc[j - start]! += wa * a[j]! + wb * b[j]! + (wc * c[j]! + wd * d[j]!);
-    }
-    for (; k + 1 < n; k += 2) {
-      const a = xs[k]!, b = xs[k + 1]!;
-      const wa = ws[k]!, wb = ws[k + 1]!;
-      for (let j = start; j < end; j++) acc[j - start]! += wa * a[j]! + wb * b[j]!;
+      // Left to right, exactly the rounding of adding the four updates one after another.
+      for (let j = start; j < end; j++) acc[j - start] = acc[j - start]! + wa * a[j]! + wb * b[j]! + wc * c[j]! + wd * d[j]!;
     }
     for (; k < n; k++) {
       const a = xs[k]!;
