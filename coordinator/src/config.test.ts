@@ -32,6 +32,7 @@ describe('loadCoordinatorConfig', () => {
       tls: { mode: 'plaintext', cert: '', key: '', clientCa: '' },
       admin: { host: '127.0.0.1', port: 7480, token: '' },
       heartbeatIntervalMs: 5000,
+      maxHeldUpdateBytes: 4294967296,
       selectionGraceMs: 2000,
       chunkBytes: 1048576,
       backend: 'auto',

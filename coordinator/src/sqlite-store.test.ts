@@ -102,6 +102,7 @@ const contributionRec = (taskId: string, sha256: string, accepted: boolean, over
   reasonCode: accepted ? null : 'DIGEST_MISMATCH',
   reason: accepted ? null : 'sha256 mismatch',
   receivedAt: 7000,
+  deltaNorm: null,
   ...over,
 });
 

@@ -114,14 +114,15 @@ describe('manifest canonical hash', () => {
     expect(reference).toBe(sha256(json));
     expect(reference).toMatch(/^[0-9a-f]{64}$/);
     expect(json).toBe(
-      '{"aggregation":{"strategy":"fedavg"},"apiVersion":"fedlhs.v1","clients":{"max":4,"min":3,"quorum":2},' +
+      '{"aggregation":{"maxUpdatesHeld":100,"parameters":{},"strategy":"fedavg"},"apiVersion":"fedlhs.v1","clients":{"max":4,"min":3,"quorum":2},' +
         '"data":{"featureSpec":"flat-table/v1","features":["age","bmi","los"],"holdoutFraction":0.25,"label":"readmitted","minCellCount":10,"normalization":"none"},' +
         '"deadlines":{"evaluationSeconds":30,"maxRoundAttempts":3,"roundSeconds":60},"description":"Thirty-day readmission.","kind":"Study",' +
         '"model":{"format":"tfjs-layers","topology":{"class_name":"Sequential","config":{"layers":[' +
         '{"class_name":"Dense","config":{"activation":"relu","batch_input_shape":[null,3],"name":"hidden","units":8}},' +
         '{"class_name":"Dense","config":{"activation":"sigmoid","name":"output","units":1}}],"name":"readmit"}}},' +
         '"name":"readmit-30d","rounds":3,"seed":7,' +
-        '"training":{"batchSize":32,"localEpochs":1,"loss":"binaryCrossentropy","optimizer":{"learningRate":0.05,"name":"sgd"}}}',
+        '"training":{"batchSize":32,"localEpochs":1,"loss":"binaryCrossentropy","optimizer":{"learningRate":0.05,"name":"sgd"}},' +
+        '"updateValidation":{"normBound":{"type":"none"},"onExceed":"reject"}}',
     );
   });
 
@@ -185,6 +186,9 @@ describe('manifest canonical hash', () => {
     ['normalization', (m) => (at(m, 'data').normalization = 'federated-zscore')],
     ['minCellCount', (m) => (at(m, 'data').minCellCount = 5)],
     ['localSteps', (m) => (at(m, 'training').localSteps = 100)],
+    ['strategy', (m) => (at(m, 'aggregation').strategy = 'fedmedian')],
+    ['strategy parameter', (m) => ((m as Record<string, Json>).aggregation = { strategy: 'fedprox', parameters: { mu: 0.1 } })],
+    ['norm bound', (m) => ((m as Record<string, Json>).updateValidation = { normBound: { type: 'fixed', value: 5 } })],
     ['feature order', (m) => (at(m, 'data').features = ['bmi', 'age', 'los'])],
     ['feature list', (m) => (at(m, 'data').features = ['age', 'bmi'])],
     ['label', (m) => (at(m, 'data').label = 'died')],
@@ -400,5 +404,22 @@ describe('diffManifests', () => {
 
   it('names the root when whole values differ', () => {
     expect(diffManifests(1, 2)).toEqual([{ path: '(root)', before: 1, after: 2 }]);
+  });
+});
+
+describe('manifest aggregation and update validation', () => {
+  const withAggregation = (aggregation: unknown, clients?: unknown): unknown => ({ ...baseManifest(), aggregation, ...(clients === undefined ? {} : { clients }) });
+  it('names a bad strategy parameter', () => {
+    expect(() => validateManifest(withAggregation({ strategy: 'fedprox', parameters: { mu: -1 } }))).toThrowError(/aggregation\.parameters: .*mu/);
+    expect(() => validateManifest(withAggregation({ strategy: 'fedavg', parameters: { mu: 1 } }))).toThrowError(/aggregation\.parameters/);
+  });
+  it('requires a quorum large enough for the strategy', () => {
+    expect(() => validateManifest(withAggregation({ strategy: 'krum', parameters: { byzantine: 1 } }, { min: 4, max: 5, quorum: 4 }))).toThrowError(
+      /clients\.quorum: must be >= 5, the fewest updates krum can aggregate/,
+    );
+    expect(validateManifest(withAggregation({ strategy: 'krum', parameters: { byzantine: 1 } }, { min: 5, max: 5, quorum: 5 })).aggregation.strategy).toBe('krum');
+  });
+  it('requires maxUpdatesHeld to cover clients.max for order-statistic strategies', () => {
+    expect(() => validateManifest(withAggregation({ strategy: 'fedmedian', maxUpdatesHeld: 3 }))).toThrowError(/aggregation\.maxUpdatesHeld: fedmedian holds every update/);
   });
 });

@@ -60,7 +60,7 @@ function argmin(scores: Float64Array): number {
   return best;
 }
 
-const copyWeights = (u: ClientUpdate): Tensor[] => u.weights.map((t) => tensorOf(t.shape, Float32Array.from(t.data)));
+const copyWeights = (u: ClientUpdate): Tensor[] => u.weights.map((t) => tensorOf(t.shape, t.data.slice()));
 
 const needs = (name: string, f: number, min: number, rule: string) => (n: number) =>
   `${name}: byzantine=${f} needs at least ${min} updates (${rule}), got ${n}`;

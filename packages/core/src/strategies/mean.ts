@@ -18,26 +18,28 @@ const FLOAT32_BOUND = 3.5e38;
 const acc = new Float64Array(BLOCK);
 
 /**
- * out[i] = Σ_k w_k·x_k[i] / total over one tensor; returns false if a result is not finite.
- * Updates are added four per pass — one load and store of the accumulator per four inputs,
- * which is what bounds V8's scalar code — but associated left to right, so the float64 sum is
- * bit for bit that of adding the updates one by one in the given order (as `WeightedSum` does).
- * The first update initialises the block instead of being added to +0, so −0 survives.
+ * out[i] = Σ_k w_k·x_k[i] / total over one tensor, for two or more updates; returns false if a
+ * result is not finite. Updates go four per pass — one load and store of the accumulator per
+ * four inputs, which is what bounds V8's scalar code — but associated left to right, so the
+ * float64 sum is bit for bit that of adding the updates one by one in the given order (as
+ * `WeightedSum` does). The first pass initialises the block instead of adding to +0, so −0
+ * survives.
  */
 function meanOfTensor(xs: readonly Float32Array[], ws: Float64Array, total: number, out: Float32Array): boolean {
   const n = xs.length;
   const len = out.length;
+  const [a0, a1, a2, a3] = xs;
+  const w0 = ws[0]!, w1 = ws[1]!, w2 = ws[2] ?? 0, w3 = ws[3] ?? 0;
   let finite = true;
   for (let start = 0; start < len; start += BLOCK) {
     const end = Math.min(len, start + BLOCK);
-    const x0 = xs[0]!;
-    const w0 = ws[0]!;
-    for (let j = start; j < end; j++) acc[j - start] = w0 * x0[j]!;
-    let k = 1;
+    if (n === 2) for (let j = start; j < end; j++) acc[j - start] = w0 * a0![j]! + w1 * a1![j]!;
+    else if (n === 3) for (let j = start; j < end; j++) acc[j - start] = w0 * a0![j]! + w1 * a1![j]! + w2 * a2![j]!;
+    else for (let j = start; j < end; j++) acc[j - start] = w0 * a0![j]! + w1 * a1![j]! + w2 * a2![j]! + w3 * a3![j]!;
+    let k = 4;
     for (; k + 3 < n; k += 4) {
       const a = xs[k]!, b = xs[k + 1]!, c = xs[k + 2]!, d = xs[k + 3]!;
       const wa = ws[k]!, wb = ws[k + 1]!, wc = ws[k + 2]!, wd = ws[k + 3]!;
-      // Left to right, exactly the rounding of adding the four updates one after another.
       for (let j = start; j < end; j++) acc[j - start] = acc[j - start]! + wa * a[j]! + wb * b[j]! + wc * c[j]! + wd * d[j]!;
     }
     for (; k < n; k++) {
@@ -62,8 +64,9 @@ function meanOfTensor(xs: readonly Float32Array[], ws: Float64Array, total: numb
  * rescaled by the largest in the absurd case where Σ n_k · 3.5e38 would) — and reported as
  * INVALID_ARGUMENT naming the update, tensor and index. Zeros keep their sign (all −0 → −0).
  *
- * The mean of a single update is that update exactly, so averaging a pre-averaged float32 mean
- * again is the identity — what makes the 'weighted-mean' input contract hold bit for bit.
+ * The mean of a single update is that update exactly (copied), so averaging a pre-averaged
+ * float32 mean again is the identity — what makes the 'weighted-mean' input contract hold bit
+ * for bit.
  */
 export function weightedMean(name: StrategyName, updates: readonly ClientUpdate[]): Tensor[] {
   const n = updates.length;
@@ -81,6 +84,11 @@ export function weightedMean(name: StrategyName, updates: readonly ClientUpdate[
     for (let k = 0; k < n; k++) total += weights[k] = weights[k]! / max;
   }
   return updates[0]!.weights.map((model, t) => {
+    // One update is its own mean: fl32(n·x / n) is x for every float32 x, so copy it.
+    if (n === 1) {
+      assertUpdatesFinite(name, updates, t);
+      return tensorOf(model.shape, model.data.slice());
+    }
     const out = new Float32Array(model.data.length);
     if (!meanOfTensor(updates.map((u) => u.weights[t]!.data), weights, total, out)) {
       assertUpdatesFinite(name, updates, t);

@@ -1,5 +1,5 @@
 import type { Tensor } from '../tensors.js';
-import type { ResolvedStrategyConfig, TrimmedMeanConfig } from './config.js';
+import type { FedMedianConfig, ResolvedStrategyConfig, TrimmedMeanConfig } from './config.js';
 import type { ClientUpdate, Strategy } from './types.js';
 import { checkAggregateInputs, importNoState, tensorOf } from './validate.js';
 
@@ -116,7 +116,7 @@ export function allUpdatesStrategy(
  * n, the mean of the two middle ones for even n. Example counts are ignored; global's values are
  * not read. Any n ≥ 1.
  */
-export function createMedianStrategy(config: ResolvedStrategyConfig & { name: 'fedmedian' }): Strategy {
+export function createMedianStrategy(config: FedMedianConfig): Strategy {
   return allUpdatesStrategy(config, 1, undefined, coordinateMedian);
 }
 

@@ -125,7 +125,7 @@ export function createServerOptimizer(config: ServerOptimizerConfig): Strategy {
     exportState() {
       if (state === undefined) return [];
       const { shapes, slots } = state;
-      return slots.flatMap((slot) => slot.map((d, t) => tensorOf(shapes[t]!, Float32Array.from(d))));
+      return slots.flatMap((slot) => slot.map((d, t) => tensorOf(shapes[t]!, d.slice())));
     },
 
     importState(incoming) {
@@ -152,7 +152,7 @@ export function createServerOptimizer(config: ServerOptimizerConfig): Strategy {
             if (neg >= 0) throw new FedlhsError('INVALID_ARGUMENT', `${name}: state v tensor ${i} has a negative value (${t.data[neg]}) at index ${neg}`);
           }
         });
-        slots.push(tensors.map((t) => Float32Array.from(t.data)));
+        slots.push(tensors.map((t) => t.data.slice()));
       }
       state = { shapes: first.map((t) => [...t.shape]), slots };
     },

@@ -26,8 +26,10 @@ export interface Strategy {
   /**
    * 'weighted-mean': the result depends on the updates only through their example-weighted mean
    * (fedavg, fedprox, fedavgm, fedadagrad, fedadam, fedyogi) — the coordinator may pass a single
-   * pre-averaged update `{ weights: avg, numExamples: total }` (avg as float32) and gets the same
-   * result, bit for bit;
+   * pre-averaged update `{ weights: avg, numExamples: total }` and gets the same result: bit for
+   * bit when avg is Σ n_k·w_k / Σ n_k summed in float64 in the same order and rounded once to
+   * float32, as `WeightedSum` does (short of the sign of a zero: updates that are all −0 average
+   * to −0 here, to +0 in a sum started at +0);
    * 'all-updates': the strategy needs every update at once (fedmedian, trimmed-mean, krum,
    * multi-krum, bulyan).
    */
