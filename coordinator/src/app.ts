@@ -43,7 +43,7 @@ export async function startCoordinatorApp(config: CoordinatorConfig, logger: Log
   const backend = await initBackend(config.backend);
   logger.info({ trainingBackend: backend.backend, unavailable: backend.attempts }, `TensorFlow.js backend: ${backend.backend}`);
   const buildInitialModel: InitialModelBuilder = async (manifest) =>
-    initialWeights({ topology: manifest.model.topology, loss: manifest.training.loss, optimizer: manifest.training.optimizer });
+    initialWeights({ topology: manifest.model.topology, loss: manifest.training.loss, optimizer: manifest.training.optimizer, seed: manifest.seed });
   const coordinator = Coordinator.create({
     dataDir: config.dataDir,
     logger,

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { arch, platform } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
@@ -303,6 +304,8 @@ export class Agent {
         const mu = manifest.aggregation.strategy === 'fedprox' ? (manifest.aggregation.parameters.mu ?? 0) : 0;
         await runtime.fit(data.train.x, data.train.y, {
           epochs,
+          // Reproducible local training: the shuffle depends only on the study, round and node.
+          shuffleSeed: createHash('sha256').update(`${manifest.seed}/${task.round}/${this.credential.nodeId}`).digest().readUInt32BE(0),
           ...(steps === undefined ? {} : { steps }),
           ...(mu > 0 ? { proximal: { mu, reference: runtime.getWeights() } } : {}),
           batchSize: manifest.training.batchSize,

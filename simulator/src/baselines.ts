@@ -49,7 +49,7 @@ export interface TrainOptions {
  * scorer. Same topology, loss and batch size as the federated study; the caller picks epochs.
  */
 export async function trainCentral(manifest: StudyManifest, train: Matrix, options: TrainOptions): Promise<{ predict: (x: Float32Array) => Promise<Float32Array>; dispose: () => void }> {
-  const runtime = await createModelRuntime({ topology: manifest.model.topology, loss: manifest.training.loss, optimizer: options.optimizer ?? manifest.training.optimizer });
+  const runtime = await createModelRuntime({ topology: manifest.model.topology, loss: manifest.training.loss, optimizer: options.optimizer ?? manifest.training.optimizer, seed: options.seed });
   await runtime.fit(train.x, train.y, { epochs: options.epochs, batchSize: options.batchSize, shuffleSeed: options.seed });
   return { predict: (x) => runtime.predict(x), dispose: () => runtime.dispose() };
 }

@@ -15,6 +15,11 @@ export interface ModelSpec {
   loss: 'binaryCrossentropy' | 'meanSquaredError';
   /** A fresh optimizer per runtime: its state (e.g. Adam moments) is never shared. */
   optimizer: { name: 'sgd' | 'adam' | 'rmsprop' | 'adagrad'; learningRate: number };
+  /**
+   * Seeds the kernels' random initialisers (GlorotUniform unless the topology names another),
+   * so the same study builds the same initial weights in every process. Unseeded if absent.
+   */
+  seed?: number | undefined;
 }
 
 /** A compiled model plus what the runtime needs to know about it. */
@@ -71,7 +76,7 @@ export async function buildModel(spec: ModelSpec): Promise<BuiltModel> {
   let model: tfl.LayersModel;
   try {
     // tfjs types parsed JSON as PyJsonDict; core has already checked this object's structure.
-    model = await tfl.models.modelFromJSON({ modelTopology: withLayerNames(spec.topology) } as unknown as ModelJson);
+    model = await tfl.models.modelFromJSON({ modelTopology: withLayerNames(spec.topology, spec.seed) } as unknown as ModelJson);
   } catch (err) {
     throw new FedlhsError('INVALID_MANIFEST', `model.topology: tfjs cannot build it: ${messageOf(err)}`, { cause: err });
   }
@@ -94,10 +99,16 @@ export async function buildModel(spec: ModelSpec): Promise<BuiltModel> {
  * topology would get different weight names in the coordinator and in each clinic. Name them
  * from their position instead.
  */
-function withLayerNames(topology: Record<string, unknown>): Record<string, unknown> {
+function withLayerNames(topology: Record<string, unknown>, seed: number | undefined): Record<string, unknown> {
   const copy = structuredClone(topology);
   const layers = (copy['config'] as { layers: { class_name: string; config: Record<string, unknown> }[] }).layers;
   layers.forEach((layer, i) => {
+    if (seed !== undefined && (layer.class_name === 'Dense' || layer.class_name === 'Conv1D')) {
+      // A distinct, reproducible seed per layer; an initialiser the study chose keeps its kind.
+      const init = layer.config['kernel_initializer'] as { class_name?: string; config?: Record<string, unknown> } | undefined;
+      const kind = typeof init?.class_name === 'string' ? init.class_name : 'GlorotUniform';
+      layer.config['kernel_initializer'] = { class_name: kind, config: { ...(init?.config ?? {}), seed: seed * 1009 + i } };
+    }
     const name = layer.config['name'];
     if (typeof name !== 'string' || name.length === 0) {
       layer.config['name'] = `${layer.class_name.replace(/([a-z0-9])([A-Z][a-z])/g, '$1_$2').toLowerCase()}_${i}`;

@@ -214,3 +214,16 @@ describe('createModelRuntime', () => {
     expect(tf.memory().numTensors).toBe(baseline);
   });
 });
+
+describe('seeded initial weights', () => {
+  const topology = { class_name: 'Sequential', config: { layers: [{ class_name: 'Dense', config: { units: 4, activation: 'relu', batch_input_shape: [null, 3] } }, { class_name: 'Dense', config: { units: 1, activation: 'sigmoid' } }] } };
+  const spec = (seed?: number) => ({ topology, loss: 'binaryCrossentropy' as const, optimizer: { name: 'sgd' as const, learningRate: 0.1 }, seed });
+  it('are identical for the same seed and differ for another', async () => {
+    const a = await initialWeights(spec(5));
+    const b = await initialWeights(spec(5));
+    const c = await initialWeights(spec(6));
+    expect(Array.from(a.weights)).toEqual(Array.from(b.weights));
+    expect(Array.from(a.weights)).not.toEqual(Array.from(c.weights));
+    expect(a.weights.some((v) => v !== 0)).toBe(true);
+  });
+});
