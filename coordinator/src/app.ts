@@ -55,11 +55,13 @@ export async function startCoordinatorApp(config: CoordinatorConfig, logger: Log
   });
   let grpcServer: grpc.Server | undefined;
   let adminServer: Server | undefined;
+  let closeAdmin: (() => Promise<void>) | undefined;
   try {
     await coordinator.start();
     const g = await startGrpcServer(coordinator, logger, { host: config.grpc.host, port: config.grpc.port, tls: config.tls });
     grpcServer = g.server;
-    const a = await startAdminServer(coordinator, logger, { host: config.admin.host, port: config.admin.port, token: resolveAdminToken(config) });
+    const a = await startAdminServer(coordinator, logger, { host: config.admin.host, port: config.admin.port, token: resolveAdminToken(config), reportsDir: config.reportsDir });
+    closeAdmin = a.close;
     adminServer = a.server;
     state = 'RUNNING';
     logger.info({ grpcPort: g.port, adminPort: a.port, tlsMode: config.tls.mode, mutualTls: config.tls.clientCa !== '', dataDir: config.dataDir }, 'coordinator ready');
@@ -74,7 +76,8 @@ export async function startCoordinatorApp(config: CoordinatorConfig, logger: Log
         if (state !== 'RUNNING') return;
         state = 'STOPPING';
         logger.info('coordinator shutting down');
-        adminServer?.close();
+        g.health.setStatus('', 'NOT_SERVING');
+        await closeAdmin?.();
         await stopGrpcServer(g.server, 5000);
         await coordinator.shutdown();
         state = 'STOPPED';

@@ -33,6 +33,7 @@ describe('loadCoordinatorConfig', () => {
       admin: { host: '127.0.0.1', port: 7480, token: '' },
       heartbeatIntervalMs: 5000,
       maxHeldUpdateBytes: 4294967296,
+      reportsDir: '',
       selectionGraceMs: 2000,
       chunkBytes: 1048576,
       backend: 'auto',

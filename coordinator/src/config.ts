@@ -50,6 +50,13 @@ export const coordinatorConfigSchema = {
       sensitive: true,
     },
   },
+  reportsDir: {
+    doc: 'Directory of simulation and benchmark HTML reports the dashboard lists (empty: none).',
+    format: String,
+    default: '',
+    env: 'FEDLHS_REPORTS_DIR',
+    arg: 'reports-dir',
+  },
   heartbeatIntervalMs: {
     doc: 'Heartbeat interval on agent sessions, in ms; a node silent for 3 intervals is offline.',
     format: 'whole-number',
@@ -96,6 +103,7 @@ export interface CoordinatorConfig {
   grpc: { host: string; port: number };
   tls: { mode: 'tls' | 'plaintext'; cert: string; key: string; clientCa: string };
   admin: { host: string; port: number; token: string };
+  reportsDir: string;
   heartbeatIntervalMs: number;
   selectionGraceMs: number;
   chunkBytes: number;

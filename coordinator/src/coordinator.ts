@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { EventEmitter } from 'node:events';
 import { mkdirSync, rmSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -36,6 +37,7 @@ import type {
 } from '@fedlhs/proto';
 import type { Logger } from '@fedlhs/service';
 import { CheckpointStore } from './checkpoints.js';
+import { CoordinatorMetrics } from './metrics.js';
 import { formatNodeCredential, hashSecret, newJoinToken, newSecret, parseNodeCredential, sameHash } from './credentials.js';
 import { StudyRunner, toWireTask } from './round-engine.js';
 import { SessionRegistry, type NodeSession } from './sessions.js';
@@ -57,6 +59,7 @@ export interface CoordinatorOptions {
   maxHeldUpdateBytes: number;
   buildInitialModel: InitialModelBuilder;
   store?: CoordinatorStore;
+  metrics?: CoordinatorMetrics;
   now?: () => number;
 }
 
@@ -69,6 +72,9 @@ const SITE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
  */
 export class Coordinator {
   readonly sessions = new SessionRegistry();
+  /** 'change' events ({ kind: 'study' | 'round' | 'node', studyId?, nodeId? }) for live dashboards. */
+  readonly events = new EventEmitter();
+  readonly metrics: CoordinatorMetrics;
   readonly checkpoints: CheckpointStore;
   private readonly runners = new Map<string, { runner: StudyRunner; done: Promise<void> }>();
   private readonly uploadsInFlight = new Set<string>();
@@ -79,6 +85,12 @@ export class Coordinator {
     this.checkpoints = new CheckpointStore(opts.dataDir);
     this.log = opts.logger.child({ component: 'coordinator' });
     this.now = opts.now ?? Date.now;
+    this.metrics = opts.metrics ?? new CoordinatorMetrics();
+    this.events.setMaxListeners(1000);
+    this.sessions.on('change', () => {
+      this.metrics.connectedNodes.set(this.sessions.online().length);
+      this.events.emit('change', { kind: 'node' });
+    });
   }
 
   static create(opts: CoordinatorOptions): Coordinator {
@@ -141,8 +153,10 @@ export class Coordinator {
       now: this.now,
       strategyState,
       normHistory: await this.store.listNormHistory(study.id),
+      metrics: this.metrics,
       onStudyChange: (id, change) => {
         if (change !== 'round') void this.announce(id);
+        this.events.emit('change', { kind: change === 'round' ? 'round' : 'study', studyId: id });
       },
     });
     const done = runner.run().finally(() => {
@@ -402,6 +416,8 @@ export class Coordinator {
           sha256: header.weights.sha256.toString('hex'), bytes: header.weights.totalBytes, accepted: false, reasonCode: err.reason, reason: err.message, receivedAt: this.now(),
         });
         this.log.warn({ nodeId: node.id, taskId: header.taskId, round: header.round, reason: err.reason, detail: err.message }, 'update rejected');
+        this.metrics.rejected.inc({ reason: err.reason });
+        this.events.emit('change', { kind: 'round', studyId: header.studyId, nodeId: node.id });
         if (task !== undefined && ['SHAPE_MISMATCH', 'NON_FINITE', 'REPLAYED', 'BAD_HEADER', 'NORM_BOUND'].includes(err.reason)) {
           await this.runners.get(task.studyId)?.runner.endTask(task, 'REJECTED', `${err.reason}: ${err.message}`);
         }
@@ -462,6 +478,7 @@ export class Coordinator {
         if (earlier !== undefined) {
           throw new FedlhsError('ALREADY_EXISTS', `payload is identical to the update accepted for task ${earlier.taskId} (round ${earlier.round}); replays are refused`, { reason: 'REPLAYED' });
         }
+        this.metrics.bytesIn.inc(receiver.receivedBytes);
         await runner!.acceptUpdate(task, spool, header.numExamples, digest, receiver.receivedBytes, toEvalMetrics(header.trainMetrics));
         return { taskId: task.id, sha256: Buffer.from(digest, 'hex'), duplicate: false, receivedBytes: receiver.receivedBytes };
       } finally {

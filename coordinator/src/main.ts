@@ -170,6 +170,17 @@ study
     process.stdout.write(`${table(studyRows(r.studies))}\n`);
   });
 
+adminCommand('operator', 'operators of the admin API and dashboard')
+  .command('create')
+  .description('create an operator token (viewer: read-only; admin: may start/stop studies, issue join tokens, revoke nodes)')
+  .requiredOption('--name <name>', 'who the operator is (recorded with every admin action)')
+  .option('--role <role>', 'viewer or admin', 'viewer')
+  .action(async (options: { name: string; role: string }, command: Command) => {
+    const r = await adminCall<{ token: string; name: string; role: string }>(target(command), 'POST', '/api/v1/operators', { name: options.name, role: options.role });
+    process.stdout.write(`${r.token}\n`);
+    process.stderr.write(`operator ${r.name} (${r.role}) created; the token is shown once\n`);
+  });
+
 adminCommand('node', 'manage enrolled nodes')
   .command('revoke <nodeId>')
   .description("revoke a node's credential; its agent is disconnected and refused from now on")

@@ -23,6 +23,7 @@ import {
 } from '@fedlhs/core';
 import { join } from 'node:path';
 import { RoundAggregator } from './aggregation.js';
+import type { CoordinatorMetrics } from './metrics.js';
 import type { Logger } from '@fedlhs/service';
 import type { CheckpointStore, StoredModel } from './checkpoints.js';
 import type { SessionRegistry } from './sessions.js';
@@ -40,6 +41,7 @@ export interface EngineOptions {
   strategyState?: Tensor[] | undefined;
   /** Delta norms of the study's accepted updates so far. */
   normHistory?: number[];
+  metrics?: CoordinatorMetrics;
   /**
    * Called whenever a round or the study changes state: 'round' for every round transition,
    * 'committed' when a global model is committed, 'ended' when the study ends.
@@ -53,6 +55,7 @@ interface Attempt {
   round: number;
   attempt: number;
   state: RoundState;
+  startedAt: number;
   deadline: number;
   /** The model TRAIN tasks start from (committed round - 1). */
   base: StoredModel;
@@ -185,6 +188,11 @@ export class StudyRunner {
     a.state = to;
     const final = to === 'COMMITTED' || to === 'FAILED';
     await this.opts.store.setRoundState(a.roundId, to, reason, final ? this.now() : null);
+    if (final) {
+      const outcome = to === 'COMMITTED' ? 'committed' : 'failed';
+      this.opts.metrics?.rounds.inc({ outcome });
+      this.opts.metrics?.roundDuration.observe({ outcome }, (this.now() - a.startedAt) / 1000);
+    }
     this.log.info({ round: a.round, attempt: a.attempt, state: to, ...(reason === null ? {} : { reason }) }, `round ${a.round} → ${to}`);
     this.opts.onStudyChange?.(this.studyId, 'round');
   }
@@ -199,7 +207,7 @@ export class StudyRunner {
       startedAt: this.now(), endedAt: null, participants: 0, checkpointPath: null, checkpointSha256: null,
     });
     const a: Attempt = {
-      roundId, round, attempt, state: 'WAITING_FOR_NODES', deadline: 0,
+      roundId, round, attempt, state: 'WAITING_FOR_NODES', startedAt: this.now(), deadline: 0,
       base: { path: baseRecord.checkpointPath, sha256: baseRecord.checkpointSha256, totalBytes: bundleLength(this.specs) * 4 },
       candidate: undefined, tasks: new Map(), trainingMetrics: [], evaluations: new Map(), statistics: new Map(), inflight: new Set(),
       aggregator: undefined as unknown as RoundAggregator, stateBefore: undefined, stateCandidate: undefined,
@@ -214,6 +222,7 @@ export class StudyRunner {
     try {
       const selected = await this.selectNodes();
       await this.opts.store.setRoundParticipants(roundId, selected.length);
+      this.opts.metrics?.participants.observe(selected.length);
       if (this.needsStatistics()) {
         a.deadline = this.now() + this.manifest.deadlines.roundSeconds * 1000;
         await this.transition(a, 'STATISTICS');
@@ -386,6 +395,8 @@ export class StudyRunner {
     await this.opts.store.commitRound(a.roundId, { path: committed.path, sha256: committed.sha256 }, metrics, strategyState, this.now());
     this.study.strategyState = strategyState;
     a.state = 'COMMITTED';
+    this.opts.metrics?.rounds.inc({ outcome: 'committed' });
+    this.opts.metrics?.roundDuration.observe({ outcome: 'committed' }, (this.now() - a.startedAt) / 1000);
     this.log.info(
       {
         round: a.round, attempt: a.attempt, state: 'COMMITTED', sha256: committed.sha256, updates: a.aggregator.count, examples: a.aggregator.totalExamples,

@@ -119,9 +119,9 @@ describe('SqliteStore migrations', () => {
     await store.close();
     const db = new Database(path, { readonly: true });
     try {
-      expect(db.pragma('user_version', { simple: true })).toBe(1);
+      expect(db.pragma('user_version', { simple: true })).toBe(2);
       const tables = (db.prepare(`SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name`).all() as { name: string }[]).map((r) => r.name);
-      expect(tables).toEqual(['contributions', 'join_tokens', 'metrics', 'nodes', 'rounds', 'statistics', 'studies', 'tasks']);
+      expect(tables).toEqual(['admin_actions', 'contributions', 'join_tokens', 'metrics', 'nodes', 'operators', 'rounds', 'statistics', 'studies', 'tasks']);
       expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
     } finally {
       db.close();
@@ -142,7 +142,7 @@ describe('SqliteStore migrations', () => {
     await third.close();
 
     const db = new Database(path, { readonly: true });
-    expect(db.pragma('user_version', { simple: true })).toBe(1);
+    expect(db.pragma('user_version', { simple: true })).toBe(2);
     db.close();
   });
 });

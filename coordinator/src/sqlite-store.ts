@@ -9,6 +9,8 @@ import type {
   RoundRecord,
   StudyRecord,
   StatisticsRecord,
+  OperatorRecord,
+  AdminActionRecord,
   StudyStateName,
   TaskRecord,
   TaskStateName,
@@ -112,6 +114,25 @@ const MIGRATIONS: readonly string[] = [
     node_id TEXT NOT NULL,
     report TEXT NOT NULL,
     received_at INTEGER NOT NULL
+  );
+  `,
+  `
+  CREATE TABLE operators (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    role TEXT NOT NULL CHECK (role IN ('viewer','admin')),
+    token_hash TEXT NOT NULL UNIQUE,
+    created_at INTEGER NOT NULL,
+    created_by TEXT NOT NULL,
+    revoked_at INTEGER
+  );
+  CREATE TABLE admin_actions (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at INTEGER NOT NULL,
+    operator TEXT NOT NULL,
+    action TEXT NOT NULL,
+    target TEXT NOT NULL,
+    detail TEXT
   );
   `,
 ];
@@ -410,6 +431,19 @@ export class SqliteStore implements CoordinatorStore {
   }
   async setStudyParameters(id: string, parameters: string): Promise<void> {
     this.run(`UPDATE studies SET parameters = ? WHERE id = ?`, parameters, id);
+  }
+  async insertOperator(o: OperatorRecord): Promise<void> {
+    this.run(`INSERT INTO operators (id, name, role, token_hash, created_at, created_by, revoked_at) VALUES (?,?,?,?,?,?,?)`, o.id, o.name, o.role, o.tokenHash, o.createdAt, o.createdBy, o.revokedAt);
+  }
+  async findOperator(tokenHash: string): Promise<OperatorRecord | undefined> {
+    const r = this.get(`SELECT * FROM operators WHERE token_hash = ?`, tokenHash);
+    return r === undefined ? undefined : { id: r.id as string, name: r.name as string, role: r.role as OperatorRecord['role'], tokenHash: r.token_hash as string, createdAt: r.created_at as number, createdBy: r.created_by as string, revokedAt: (r.revoked_at as number | null) ?? null };
+  }
+  async insertAdminAction(a: AdminActionRecord): Promise<void> {
+    this.run(`INSERT INTO admin_actions (at, operator, action, target, detail) VALUES (?,?,?,?,?)`, a.at, a.operator, a.action, a.target, a.detail);
+  }
+  async listAdminActions(limit: number): Promise<AdminActionRecord[]> {
+    return this.all(`SELECT * FROM admin_actions ORDER BY id DESC LIMIT ?`, limit).map((r) => ({ at: r.at as number, operator: r.operator as string, action: r.action as string, target: r.target as string, detail: (r.detail as string | null) ?? null }));
   }
   async close(): Promise<void> {
     this.db.close();

@@ -114,6 +114,26 @@ export interface StatisticsRecord {
   receivedAt: number;
 }
 
+/** A person (or program) allowed to use the admin API and dashboard. */
+export interface OperatorRecord {
+  id: string;
+  name: string;
+  role: 'viewer' | 'admin';
+  tokenHash: string;
+  createdAt: number;
+  createdBy: string;
+  revokedAt: number | null;
+}
+
+/** An admin action, recorded with who did it. */
+export interface AdminActionRecord {
+  at: number;
+  operator: string;
+  action: string;
+  target: string;
+  detail: string | null;
+}
+
 export interface CoordinatorStore {
   // Enrolment
   insertJoinToken(token: JoinTokenRecord): Promise<void>;
@@ -162,6 +182,12 @@ export interface CoordinatorStore {
   listStatistics(studyId: string): Promise<StatisticsRecord[]>;
   setStudyParameters(id: string, parameters: string): Promise<void>;
   listMetrics(studyId: string): Promise<(MetricRecord & { round: number })[]>;
+
+  // Operators and the admin audit trail
+  insertOperator(o: OperatorRecord): Promise<void>;
+  findOperator(tokenHash: string): Promise<OperatorRecord | undefined>;
+  insertAdminAction(a: AdminActionRecord): Promise<void>;
+  listAdminActions(limit: number): Promise<AdminActionRecord[]>;
 
   close(): Promise<void>;
 }

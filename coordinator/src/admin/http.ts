@@ -1,23 +1,27 @@
-import { timingSafeEqual } from 'node:crypto';
+import { createReadStream, existsSync, readdirSync, statSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { FedlhsError, isFedlhsError, type FedlhsErrorCode } from '@fedlhs/core';
+import { dirname, extname, join, normalize, relative, sep } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
+import { FedlhsError, isFedlhsError, type FedlhsErrorCode } from '@fedlhs/core';
 import type { Logger } from '@fedlhs/service';
 import { COORDINATOR_VERSION, type Coordinator } from '../coordinator.js';
-import type { StudyRecord } from '../store.js';
+import { OperatorAuth, requireAdmin, type Operator, type Role } from './auth.js';
+import { nodeViews, studyDetail, studySummary } from './views.js';
 
 const HTTP_STATUS: Partial<Record<FedlhsErrorCode, number>> = {
-  INVALID_MANIFEST: 400,
-  INVALID_ARGUMENT: 400,
-  UNAUTHENTICATED: 401,
-  PERMISSION_DENIED: 403,
-  NOT_FOUND: 404,
-  FAILED_PRECONDITION: 409,
-  ALREADY_EXISTS: 409,
+  INVALID_MANIFEST: 400, INVALID_ARGUMENT: 400, UNAUTHENTICATED: 401, PERMISSION_DENIED: 403, NOT_FOUND: 404, FAILED_PRECONDITION: 409, ALREADY_EXISTS: 409,
 };
-
 const MAX_BODY = 4 * 1024 * 1024;
+const STATIC_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'static');
+const TYPES: Record<string, string> = { '.html': 'text/html; charset=utf-8', '.js': 'text/javascript; charset=utf-8', '.css': 'text/css; charset=utf-8', '.svg': 'image/svg+xml', '.png': 'image/png', '.json': 'application/json' };
+// Everything the dashboard loads comes from this server: no CDN, no external fonts.
+const SECURITY_HEADERS = {
+  'content-security-policy': "default-src 'self'; style-src 'self'; img-src 'self' data:; frame-ancestors 'none'",
+  'x-content-type-options': 'nosniff',
+  'referrer-policy': 'no-referrer',
+};
 
 async function readJson(req: IncomingMessage): Promise<Record<string, unknown>> {
   const chunks: Buffer[] = [];
@@ -38,155 +42,261 @@ async function readJson(req: IncomingMessage): Promise<Record<string, unknown>> 
   return value as Record<string, unknown>;
 }
 
-function send(res: ServerResponse, status: number, body: unknown): void {
-  const text = JSON.stringify(body, null, 1);
-  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' });
-  res.end(text);
+function send(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store', ...SECURITY_HEADERS, ...headers });
+  res.end(JSON.stringify(body, null, 1));
 }
 
-/** Public view of a study for operators. */
-function studySummary(coordinator: Coordinator, s: StudyRecord): Record<string, unknown> {
-  const manifest = JSON.parse(s.manifestJson) as { rounds: number };
-  const current = coordinator.runner(s.id)?.current;
-  return {
-    id: s.id, name: s.name, state: s.state, reason: s.reason, manifestSha256: s.manifestHash, totalRounds: manifest.rounds,
-    lastCommittedRound: s.lastCommittedRound, current: current ?? null, createdAt: new Date(s.createdAt).toISOString(),
-    endedAt: s.endedAt === null ? null : new Date(s.endedAt).toISOString(),
-  };
+/** Serves a file below `root`, refusing any path that leaves it. */
+function sendFile(res: ServerResponse, root: string, path: string): void {
+  const file = normalize(join(root, path));
+  if (relative(root, file).startsWith('..') || !existsSync(file) || !statSync(file).isFile()) {
+    send(res, 404, { error: { code: 'NOT_FOUND', message: `no file ${path}` } });
+    return;
+  }
+  res.writeHead(200, { 'content-type': TYPES[extname(file)] ?? 'application/octet-stream', 'cache-control': 'no-cache', ...SECURITY_HEADERS });
+  createReadStream(file).pipe(res);
+}
+
+interface Route {
+  method: string;
+  pattern: RegExp;
+  /** Minimum role; 'public' needs no authentication. */
+  role: Role | 'public';
+  handle: (m: RegExpExecArray, req: IncomingMessage, operator: Operator | undefined, res: ServerResponse) => Promise<[number, unknown] | undefined>;
+}
+
+export interface AdminServerOptions {
+  host: string;
+  port: number;
+  /** The bootstrap admin token (operator "admin"). */
+  token: string;
+  /** Directory of simulation/benchmark reports the dashboard links to ('' for none). */
+  reportsDir: string;
 }
 
 /**
- * The admin HTTP API (JSON), used by the CLI. Every route but /healthz needs
- * "Authorization: Bearer <admin token>".
+ * The admin HTTP server: the JSON admin API (used by the CLI and the dashboard), the
+ * dashboard itself, live change events (server-sent events), Prometheus /metrics and /healthz.
+ * Every API route needs an operator (bearer token or dashboard session); admin actions need
+ * the admin role and are recorded with who did them.
  */
-export async function startAdminServer(
-  coordinator: Coordinator,
-  logger: Logger,
-  options: { host: string; port: number; token: string },
-): Promise<{ server: Server; port: number }> {
+export async function startAdminServer(coordinator: Coordinator, logger: Logger, options: AdminServerOptions): Promise<{ server: Server; port: number; close: () => Promise<void> }> {
   const log = logger.child({ component: 'admin-api' });
-  const expected = Buffer.from(`Bearer ${options.token}`);
+  const auth = new OperatorAuth(coordinator.store, options.token);
   const started = Date.now();
+  const streams = new Set<ServerResponse>();
+  const audit = async (operator: Operator, action: string, target: string, detail: string | null = null): Promise<void> => {
+    await coordinator.store.insertAdminAction({ at: Date.now(), operator: operator.name, action, target, detail });
+    log.info({ operator: operator.name, action, target }, 'admin action');
+  };
 
-  const routes: { method: string; pattern: RegExp; handle: (m: RegExpExecArray, req: IncomingMessage) => Promise<[number, unknown]> }[] = [
+  const routes: Route[] = [
     {
-      method: 'GET', pattern: /^\/api\/v1\/status$/,
-      handle: async () => {
-        const studies = await coordinator.store.listStudies();
-        const nodes = await coordinator.store.listNodes();
-        return [200, {
-          coordinator: { version: COORDINATOR_VERSION, uptimeSeconds: Math.round((Date.now() - started) / 1000) },
-          studies: studies.map((s) => studySummary(coordinator, s)),
-          nodes: nodes.map((n) => {
-            const session = coordinator.sessions.get(n.id);
-            return {
-              id: n.id, siteName: n.siteName, online: session !== undefined, revoked: n.revokedAt !== null,
-              lastSeenAt: n.lastSeenAt === null ? null : new Date(n.lastSeenAt).toISOString(),
-              agentVersion: session?.agent.agentVersion ?? n.agentVersion, trainingBackend: session?.agent.trainingBackend ?? n.trainingBackend,
-              readiness: session === undefined ? {} : Object.fromEntries([...session.readiness].map(([k, v]) => [k, { readiness: v.readiness, detail: v.detail }])),
-            };
-          }),
-        }];
+      method: 'POST', pattern: /^\/api\/v1\/session$/, role: 'public',
+      handle: async (_m, req, _o, res) => {
+        const body = await readJson(req);
+        if (typeof body.token !== 'string') throw new FedlhsError('INVALID_ARGUMENT', 'token: a string is required');
+        const { operator, cookie } = await auth.login(body.token);
+        send(res, 200, { operator }, { 'set-cookie': cookie });
+        return undefined;
+      },
+    },
+    { method: 'GET', pattern: /^\/api\/v1\/session$/, role: 'viewer', handle: async (_m, _r, operator) => [200, { operator }] },
+    {
+      method: 'DELETE', pattern: /^\/api\/v1\/session$/, role: 'public',
+      handle: async (_m, req, _o, res) => {
+        send(res, 200, { loggedOut: true }, { 'set-cookie': auth.logout(req) });
+        return undefined;
       },
     },
     {
-      method: 'POST', pattern: /^\/api\/v1\/join-tokens$/,
-      handle: async (_m, req) => {
+      method: 'GET', pattern: /^\/api\/v1\/status$/, role: 'viewer',
+      handle: async () => [200, {
+        coordinator: { version: COORDINATOR_VERSION, uptimeSeconds: Math.round((Date.now() - started) / 1000) },
+        studies: (await coordinator.store.listStudies()).map((s) => studySummary(coordinator, s)),
+        nodes: await nodeViews(coordinator),
+      }],
+    },
+    {
+      method: 'POST', pattern: /^\/api\/v1\/join-tokens$/, role: 'admin',
+      handle: async (_m, req, operator) => {
         const body = await readJson(req);
         const site = body.site;
         const ttl = body.ttlSeconds ?? 86400;
         if (typeof site !== 'string') throw new FedlhsError('INVALID_ARGUMENT', 'site: a string is required');
         if (typeof ttl !== 'number') throw new FedlhsError('INVALID_ARGUMENT', 'ttlSeconds: must be a number');
-        const t = await coordinator.createJoinToken(site, ttl, 'admin-api');
+        const t = await coordinator.createJoinToken(site, ttl, operator!.name);
+        await audit(operator!, 'join-token.create', site, `expires ${new Date(t.expiresAt).toISOString()}`);
         return [201, { token: t.token, site: t.siteName, expiresAt: new Date(t.expiresAt).toISOString() }];
       },
     },
+    { method: 'GET', pattern: /^\/api\/v1\/studies$/, role: 'viewer', handle: async () => [200, { studies: (await coordinator.store.listStudies()).map((s) => studySummary(coordinator, s)) }] },
     {
-      method: 'GET', pattern: /^\/api\/v1\/studies$/,
-      handle: async () => [200, { studies: (await coordinator.store.listStudies()).map((s) => studySummary(coordinator, s)) }],
-    },
-    {
-      method: 'POST', pattern: /^\/api\/v1\/studies$/,
-      handle: async (_m, req) => {
+      method: 'POST', pattern: /^\/api\/v1\/studies$/, role: 'admin',
+      handle: async (_m, req, operator) => {
         const body = await readJson(req);
         const manifest = body.manifest;
-        const text = typeof manifest === 'string' ? manifest : JSON.stringify(manifest);
         if (manifest === undefined) throw new FedlhsError('INVALID_ARGUMENT', 'manifest: required (the manifest object, or its JSON/YAML text)');
-        const study = await coordinator.startStudy(text, 'admin-api');
+        const study = await coordinator.startStudy(typeof manifest === 'string' ? manifest : JSON.stringify(manifest), operator!.name);
+        await audit(operator!, 'study.start', study.id, `manifest ${study.manifestHash}`);
         return [201, studySummary(coordinator, study)];
       },
     },
     {
-      method: 'GET', pattern: /^\/api\/v1\/studies\/([A-Za-z0-9._-]+)$/,
+      method: 'GET', pattern: /^\/api\/v1\/studies\/([A-Za-z0-9._-]+)$/, role: 'viewer',
       handle: async (m) => {
         const study = await coordinator.store.getStudy(m[1]!);
         if (study === undefined) throw new FedlhsError('NOT_FOUND', `no study ${m[1]}`);
-        const rounds = await coordinator.store.listRounds(study.id);
-        const metrics = await coordinator.store.listMetrics(study.id);
-        const contributions = await coordinator.store.listContributions({ studyId: study.id });
-        // Cohort size and label prevalence per clinic (already suppressed below the minimum cell count).
-        const statistics = (await coordinator.store.listStatistics(study.id)).map((s) => {
-          const r = JSON.parse(s.report) as { rows: number; positives: number; suppressed: boolean };
-          return { nodeId: s.nodeId, rows: r.rows, positives: r.suppressed ? null : r.positives, prevalence: r.suppressed || r.rows === 0 ? null : r.positives / r.rows };
-        });
-        const rejectionsByReason: Record<string, number> = {};
-        for (const c of contributions) if (!c.accepted && c.reasonCode !== null) rejectionsByReason[c.reasonCode] = (rejectionsByReason[c.reasonCode] ?? 0) + 1;
-        return [200, {
-          ...studySummary(coordinator, study), manifest: JSON.parse(study.manifestJson), parameters: study.parameters === null ? null : JSON.parse(study.parameters),
-          rounds, metrics, contributions, rejectionsByReason, statistics,
-        }];
+        return [200, await studyDetail(coordinator, study)];
       },
     },
     {
-      method: 'POST', pattern: /^\/api\/v1\/studies\/([A-Za-z0-9._-]+)\/stop$/,
-      handle: async (m) => {
-        await coordinator.stopStudy(m[1]!, 'admin-api');
+      method: 'POST', pattern: /^\/api\/v1\/studies\/([A-Za-z0-9._-]+)\/stop$/, role: 'admin',
+      handle: async (m, _r, operator) => {
+        await coordinator.stopStudy(m[1]!, operator!.name);
+        await audit(operator!, 'study.stop', m[1]!);
         return [200, { id: m[1], state: 'STOPPED' }];
       },
     },
     {
-      method: 'GET', pattern: /^\/api\/v1\/nodes\/([A-Za-z0-9_-]+)$/,
+      method: 'GET', pattern: /^\/api\/v1\/nodes\/([A-Za-z0-9_-]+)$/, role: 'viewer',
       handle: async (m) => {
-        const node = await coordinator.store.getNode(m[1]!);
+        const node = (await nodeViews(coordinator)).find((n) => n.id === m[1]);
         if (node === undefined) throw new FedlhsError('NOT_FOUND', `no node ${m[1]}`);
-        const contributions = await coordinator.store.listContributions({ nodeId: node.id });
-        const { credentialHash: _hidden, ...visible } = node;
-        return [200, { ...visible, online: coordinator.sessions.isOnline(node.id), contributions }];
+        return [200, { ...node, contributions: await coordinator.store.listContributions({ nodeId: m[1]! }) }];
       },
     },
     {
-      method: 'POST', pattern: /^\/api\/v1\/nodes\/([A-Za-z0-9_-]+)\/revoke$/,
-      handle: async (m) => {
-        await coordinator.revokeNode(m[1]!, 'admin-api', grpc.status.UNAUTHENTICATED);
+      method: 'POST', pattern: /^\/api\/v1\/nodes\/([A-Za-z0-9_-]+)\/revoke$/, role: 'admin',
+      handle: async (m, _r, operator) => {
+        await coordinator.revokeNode(m[1]!, operator!.name, grpc.status.UNAUTHENTICATED);
+        await audit(operator!, 'node.revoke', m[1]!);
         return [200, { id: m[1], revoked: true }];
+      },
+    },
+    {
+      method: 'POST', pattern: /^\/api\/v1\/operators$/, role: 'admin',
+      handle: async (_m, req, operator) => {
+        const body = await readJson(req);
+        if (typeof body.name !== 'string') throw new FedlhsError('INVALID_ARGUMENT', 'name: a string is required');
+        const token = await auth.createOperator(body.name, body.role as Role, operator!.name);
+        await audit(operator!, 'operator.create', body.name, String(body.role));
+        return [201, { name: body.name, role: body.role, token }];
+      },
+    },
+    {
+      method: 'GET', pattern: /^\/api\/v1\/audit$/, role: 'admin',
+      handle: async () => [200, { actions: (await coordinator.store.listAdminActions(500)).map((a) => ({ ...a, at: new Date(a.at).toISOString() })) }],
+    },
+    {
+      method: 'GET', pattern: /^\/api\/v1\/reports$/, role: 'viewer',
+      handle: async () => [200, { reports: listReports(options.reportsDir) }],
+    },
+    {
+      method: 'GET', pattern: /^\/reports\/(.+\.html)$/, role: 'viewer',
+      handle: async (m, _r, _o, res) => {
+        if (options.reportsDir === '') throw new FedlhsError('NOT_FOUND', 'no reports directory configured');
+        sendFile(res, options.reportsDir, decodeURIComponent(m[1]!));
+        return undefined;
+      },
+    },
+    {
+      method: 'GET', pattern: /^\/api\/v1\/events$/, role: 'viewer',
+      handle: async (_m, req, _o, res) => {
+        openEventStream(coordinator, req, res, streams);
+        return undefined;
       },
     },
   ];
 
   const server = createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://admin');
-    if (url.pathname === '/healthz') return send(res, 200, { status: 'ok' });
-    const auth = Buffer.from(req.headers.authorization ?? '');
-    if (auth.length !== expected.length || !timingSafeEqual(auth, expected)) {
-      return send(res, 401, { error: { code: 'UNAUTHENTICATED', message: 'missing or wrong admin token (Authorization: Bearer <token>)' } });
+    const path = url.pathname;
+    if (req.method === 'GET' && path === '/healthz') return send(res, 200, { status: 'ok' });
+    if (req.method === 'GET' && path === '/metrics') {
+      // Prometheus scrapes without credentials; keep the admin port on an operator network.
+      coordinator.metrics.registry.metrics().then(
+        (text) => {
+          res.writeHead(200, { 'content-type': coordinator.metrics.registry.contentType });
+          res.end(text);
+        },
+        (err: unknown) => send(res, 500, { error: { code: 'INTERNAL', message: (err as Error).message } }),
+      );
+      return;
     }
-    const candidates = routes.filter((r) => r.pattern.test(url.pathname));
+    if (req.method === 'GET' && (path === '/' || path === '/index.html')) return sendFile(res, STATIC_DIR, 'index.html');
+    if (req.method === 'GET' && path.startsWith('/static/')) return sendFile(res, STATIC_DIR, path.slice('/static/'.length).split('/').join(sep));
+    const candidates = routes.filter((r) => r.pattern.test(path));
     const route = candidates.find((r) => r.method === req.method);
     if (route === undefined) {
-      return send(res, candidates.length > 0 ? 405 : 404, { error: { code: 'NOT_FOUND', message: `no route ${req.method} ${url.pathname}` } });
+      return send(res, candidates.length > 0 ? 405 : 404, { error: { code: 'NOT_FOUND', message: `no route ${req.method} ${path}` } });
     }
-    route.handle(route.pattern.exec(url.pathname)!, req).then(
-      ([status, body]) => send(res, status, body),
-      (err: unknown) => {
-        if (isFedlhsError(err)) return send(res, HTTP_STATUS[err.code] ?? 500, { error: { code: err.code, message: err.message } });
-        log.error({ err, path: url.pathname }, 'admin API error');
-        return send(res, 500, { error: { code: 'INTERNAL', message: 'internal error (see coordinator log)' } });
-      },
-    );
+    (async () => {
+      const operator = route.role === 'public' ? undefined : await auth.authenticate(req);
+      if (route.role === 'admin') requireAdmin(operator!, `${req.method} ${path}`);
+      const result = await route.handle(route.pattern.exec(path)!, req, operator, res);
+      if (result !== undefined) send(res, result[0], result[1]);
+    })().catch((err: unknown) => {
+      if (res.headersSent) return;
+      if (isFedlhsError(err)) return send(res, HTTP_STATUS[err.code] ?? 500, { error: { code: err.code, message: err.message } });
+      log.error({ err, path }, 'admin API error');
+      return send(res, 500, { error: { code: 'INTERNAL', message: 'internal error (see coordinator log)' } });
+    });
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(options.port, options.host, () => resolve());
   });
-  return { server, port: (server.address() as AddressInfo).port };
+  return {
+    server,
+    port: (server.address() as AddressInfo).port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of streams) s.end();
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}
+
+/** Server-sent events: one `change` event per kind and study, coalesced over 250 ms. */
+function openEventStream(coordinator: Coordinator, req: IncomingMessage, res: ServerResponse, streams: Set<ServerResponse>): void {
+  res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', connection: 'keep-alive', ...SECURITY_HEADERS });
+  res.write(': connected\n\n');
+  streams.add(res);
+  const pending = new Map<string, Record<string, unknown>>();
+  let timer: NodeJS.Timeout | undefined;
+  const flush = (): void => {
+    timer = undefined;
+    for (const event of pending.values()) res.write(`event: change\ndata: ${JSON.stringify(event)}\n\n`);
+    pending.clear();
+  };
+  const onChange = (event: { kind: string; studyId?: string; nodeId?: string }): void => {
+    pending.set(`${event.kind}/${event.studyId ?? ''}`, event);
+    timer ??= setTimeout(flush, 250);
+  };
+  const ping = setInterval(() => res.write(': ping\n\n'), 15_000);
+  coordinator.events.on('change', onChange);
+  req.on('close', () => {
+    clearInterval(ping);
+    clearTimeout(timer);
+    coordinator.events.off('change', onChange);
+    streams.delete(res);
+  });
+}
+
+/** HTML reports directly in `dir` or one level below it. */
+function listReports(dir: string): { name: string; url: string }[] {
+  if (dir === '' || !existsSync(dir)) return [];
+  const out: { name: string; url: string }[] = [];
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    if (entry.isFile() && entry.name.endsWith('.html')) out.push({ name: entry.name, url: `/reports/${encodeURIComponent(entry.name)}` });
+    if (entry.isDirectory()) {
+      for (const f of readdirSync(join(dir, entry.name))) {
+        if (f.endsWith('.html')) out.push({ name: `${entry.name}/${f}`, url: `/reports/${encodeURIComponent(entry.name)}/${encodeURIComponent(f)}` });
+      }
+    }
+  }
+  return out;
 }

@@ -1,5 +1,8 @@
 import * as grpc from '@grpc/grpc-js';
-import { loadFedlhsProto } from '@fedlhs/proto';
+import * as protoLoader from '@grpc/proto-loader';
+import { ReflectionService } from '@grpc/reflection';
+import { HealthImplementation } from 'grpc-health-check';
+import { loadFedlhsProto, protoLoaderOptions } from '@fedlhs/proto';
 import { SERVER_OPTIONS, serverCredentials, type Logger, type ServerTlsOptions } from '@fedlhs/service';
 import type { Coordinator } from '../coordinator.js';
 import { enrolmentHandlers, federationHandlers } from './services.js';
@@ -11,17 +14,23 @@ export interface GrpcServerOptions {
 }
 
 /** Binds the fedlhs.v1 services; resolves with the server and the port actually bound. */
-export async function startGrpcServer(coordinator: Coordinator, logger: Logger, options: GrpcServerOptions): Promise<{ server: grpc.Server; port: number }> {
+export async function startGrpcServer(coordinator: Coordinator, logger: Logger, options: GrpcServerOptions): Promise<{ server: grpc.Server; port: number; health: HealthImplementation }> {
   const proto = loadFedlhsProto();
   const server = new grpc.Server(SERVER_OPTIONS);
   server.addService(proto.fedlhs.v1.Enrolment.service, enrolmentHandlers(coordinator, logger));
   server.addService(proto.fedlhs.v1.Federation.service, federationHandlers(coordinator, logger));
+  // Standard grpc.health.v1 (overall and per service) and server reflection, so operators'
+  // tools (grpc_health_probe, grpcurl) work against the coordinator's port.
+  const health = new HealthImplementation({ '': 'SERVING', 'fedlhs.v1.Enrolment': 'SERVING', 'fedlhs.v1.Federation': 'SERVING' });
+  health.addToServer(server);
+  const reflection = new ReflectionService(protoLoader.loadSync(['fedlhs/v1/enrolment.proto', 'fedlhs/v1/federation.proto'], protoLoaderOptions));
+  reflection.addToServer(server);
   const credentials = serverCredentials(options.tls);
   const address = options.host.includes(':') ? `[${options.host}]:${options.port}` : `${options.host}:${options.port}`;
   const port = await new Promise<number>((resolve, reject) => {
     server.bindAsync(address, credentials, (err, bound) => (err === null ? resolve(bound) : reject(err)));
   });
-  return { server, port };
+  return { server, port, health };
 }
 
 /** Graceful stop: finish in-flight calls, then force after `timeoutMs`. */

@@ -19,7 +19,8 @@ let sessionCounter = 0;
 export function enrolmentHandlers(coordinator: Coordinator, logger: Logger): EnrolmentHandlers {
   const log = logger.child({ component: 'grpc-enrolment' });
   return {
-    Enrol(call, callback) {
+    Enrol(call, cb) {
+      const callback = timed(coordinator, 'Enrol', cb);
       const { joinToken, siteName, agent } = call.request;
       coordinator.enrol(joinToken, siteName, agent).then(
         (r) => callback(null, { nodeId: r.nodeId, nodeCredential: r.credential, siteName: r.siteName }),
@@ -29,14 +30,26 @@ export function enrolmentHandlers(coordinator: Coordinator, logger: Logger): Enr
   };
 }
 
+/** Wraps a callback so the call is counted and timed with its final status. */
+function timed<T>(coordinator: Coordinator, method: string, callback: grpc.sendUnaryData<T>): grpc.sendUnaryData<T> {
+  const done = coordinator.metrics.startCall(method);
+  return (err, value) => {
+    done(err == null ? 'OK' : grpc.status[(err as { code?: number }).code ?? grpc.status.UNKNOWN] ?? 'UNKNOWN');
+    callback(err, value);
+  };
+}
+
 /** Thin gRPC handlers for fedlhs.v1.Federation. */
 export function federationHandlers(coordinator: Coordinator, logger: Logger): FederationHandlers {
   const log = logger.child({ component: 'grpc-federation' });
 
   return {
     Session(call) {
+      const done = coordinator.metrics.startCall('Session');
       const fail = (err: unknown): void => {
-        call.emit('error', toStatus(err, log, 'Session'));
+        const status = toStatus(err, log, 'Session');
+        done(grpc.status[status.code ?? grpc.status.UNKNOWN] ?? 'UNKNOWN');
+        call.emit('error', status);
       };
       coordinator.authenticate(authorizationOf(call)).then((node) => {
         let session: NodeSession | undefined;
@@ -47,6 +60,7 @@ export function federationHandlers(coordinator: Coordinator, logger: Logger): Fe
           ended = true;
           clearInterval(heartbeat);
           if (session !== undefined) coordinator.closeSession(session, why);
+          done(status === undefined ? 'OK' : (grpc.status[status.code ?? grpc.status.UNKNOWN] ?? 'UNKNOWN'));
           if (status !== undefined) call.emit('error', status);
           else call.end();
         };
@@ -85,7 +99,8 @@ export function federationHandlers(coordinator: Coordinator, logger: Logger): Fe
       }, fail);
     },
 
-    ListStudies(call, callback) {
+    ListStudies(call, cb) {
+      const callback = timed(coordinator, 'ListStudies', cb);
       coordinator
         .authenticate(authorizationOf(call))
         .then(() => coordinator.listStudies(call.request.includeEnded))
@@ -96,6 +111,7 @@ export function federationHandlers(coordinator: Coordinator, logger: Logger): Fe
     },
 
     DownloadModel(call: grpc.ServerWritableStream<DownloadModelRequest__Output, ModelChunk>) {
+      const done = coordinator.metrics.startCall('DownloadModel');
       (async () => {
         const node = await coordinator.authenticate(authorizationOf(call));
         const { header, path } = await coordinator.openDownload(node, call.request);
@@ -108,13 +124,20 @@ export function federationHandlers(coordinator: Coordinator, logger: Logger): Fe
           if (cancelled) return;
           // Respect flow control: wait for the transport to drain, so a slow agent never
           // makes the coordinator buffer a whole model.
+          coordinator.metrics.bytesOut.inc(data.length);
           if (!call.write({ data })) await waitForDrain(call);
         }
+        done('OK');
         call.end();
-      })().catch((err: unknown) => call.emit('error', toStatus(err, log, 'DownloadModel')));
+      })().catch((err: unknown) => {
+        const status = toStatus(err, log, 'DownloadModel');
+        done(grpc.status[status.code ?? grpc.status.UNKNOWN] ?? 'UNKNOWN');
+        call.emit('error', status);
+      });
     },
 
-    UploadUpdate(call: grpc.ServerReadableStream<UpdateChunk__Output, unknown>, callback) {
+    UploadUpdate(call: grpc.ServerReadableStream<UpdateChunk__Output, unknown>, cb) {
+      const callback = timed(coordinator, 'UploadUpdate', cb);
       coordinator
         .authenticate(authorizationOf(call))
         .then((node) => coordinator.receiveUpload(node, call))
@@ -124,7 +147,8 @@ export function federationHandlers(coordinator: Coordinator, logger: Logger): Fe
         );
     },
 
-    ReportStatistics(call, callback) {
+    ReportStatistics(call, cb) {
+      const callback = timed(coordinator, 'ReportStatistics', cb);
       coordinator
         .authenticate(authorizationOf(call))
         .then((node) => coordinator.reportStatistics(node, call.request))
@@ -134,7 +158,8 @@ export function federationHandlers(coordinator: Coordinator, logger: Logger): Fe
         );
     },
 
-    ReportEvaluation(call, callback) {
+    ReportEvaluation(call, cb) {
+      const callback = timed(coordinator, 'ReportEvaluation', cb);
       coordinator
         .authenticate(authorizationOf(call))
         .then((node) => coordinator.reportEvaluation(node, call.request))

@@ -1,0 +1,97 @@
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
+import { FedlhsError } from '@fedlhs/core';
+import type { CoordinatorStore } from '../store.js';
+
+export type Role = 'viewer' | 'admin';
+
+export interface Operator {
+  name: string;
+  role: Role;
+}
+
+const SESSION_COOKIE = 'fedlhs_session';
+const SESSION_TTL_MS = 12 * 3600_000;
+
+const hash = (token: string): string => createHash('sha256').update(token, 'utf8').digest('hex');
+
+/**
+ * Who is calling the admin API: a bearer token (CLI, scripts) or a dashboard session cookie
+ * created from one. Tokens belong to operators with a role; the bootstrap admin token from
+ * the configuration is the operator "admin". Tokens are stored hashed; sessions live in memory.
+ */
+export class OperatorAuth {
+  private readonly sessions = new Map<string, { operator: Operator; expires: number }>();
+  private readonly bootstrap: Buffer;
+
+  constructor(private readonly store: CoordinatorStore, bootstrapAdminToken: string) {
+    this.bootstrap = Buffer.from(bootstrapAdminToken);
+  }
+
+  /** The operator a token belongs to, or undefined. */
+  async fromToken(token: string): Promise<Operator | undefined> {
+    const given = Buffer.from(token);
+    if (given.length === this.bootstrap.length && timingSafeEqual(given, this.bootstrap)) return { name: 'admin', role: 'admin' };
+    const record = await this.store.findOperator(hash(token));
+    return record === undefined || record.revokedAt !== null ? undefined : { name: record.name, role: record.role };
+  }
+
+  /** Authenticates a request by bearer token or session cookie; throws UNAUTHENTICATED. */
+  async authenticate(req: IncomingMessage): Promise<Operator> {
+    const header = req.headers.authorization;
+    if (header?.startsWith('Bearer ') === true) {
+      const operator = await this.fromToken(header.slice(7).trim());
+      if (operator !== undefined) return operator;
+      throw new FedlhsError('UNAUTHENTICATED', 'the operator token is not valid');
+    }
+    const sid = sessionIdOf(req);
+    const session = sid === undefined ? undefined : this.sessions.get(sid);
+    if (session !== undefined && session.expires > Date.now()) return session.operator;
+    if (sid !== undefined) this.sessions.delete(sid);
+    throw new FedlhsError('UNAUTHENTICATED', 'log in with an operator token (Authorization: Bearer <token>, or the dashboard)');
+  }
+
+  /** Starts a dashboard session; returns the Set-Cookie header value. */
+  async login(token: string): Promise<{ operator: Operator; cookie: string }> {
+    const operator = await this.fromToken(token);
+    if (operator === undefined) throw new FedlhsError('UNAUTHENTICATED', 'the operator token is not valid');
+    const sid = randomBytes(32).toString('base64url');
+    this.sessions.set(sid, { operator, expires: Date.now() + SESSION_TTL_MS });
+    return { operator, cookie: `${SESSION_COOKIE}=${sid}; HttpOnly; SameSite=Strict; Path=/; Max-Age=${SESSION_TTL_MS / 1000}` };
+  }
+
+  logout(req: IncomingMessage): string {
+    const sid = sessionIdOf(req);
+    if (sid !== undefined) this.sessions.delete(sid);
+    return `${SESSION_COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0`;
+  }
+
+  /** Creates an operator and returns its token (shown once). */
+  async createOperator(name: string, role: Role, by: string): Promise<string> {
+    if (!/^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$/.test(name)) throw new FedlhsError('INVALID_ARGUMENT', 'name: 1-64 letters, digits, ".", "_", "@" or "-"');
+    if (role !== 'viewer' && role !== 'admin') throw new FedlhsError('INVALID_ARGUMENT', `role must be "viewer" or "admin", got ${JSON.stringify(role)}`);
+    const token = `fot_${randomBytes(32).toString('base64url')}`;
+    try {
+      await this.store.insertOperator({ id: `op_${randomBytes(6).toString('hex')}`, name, role, tokenHash: hash(token), createdAt: Date.now(), createdBy: by, revokedAt: null });
+    } catch (err) {
+      if (/UNIQUE/.test((err as Error).message)) throw new FedlhsError('ALREADY_EXISTS', `an operator named ${name} exists`, { cause: err });
+      throw err;
+    }
+    return token;
+  }
+}
+
+function sessionIdOf(req: IncomingMessage): string | undefined {
+  const cookie = req.headers.cookie;
+  if (cookie === undefined) return undefined;
+  for (const part of cookie.split(';')) {
+    const [k, v] = part.trim().split('=');
+    if (k === SESSION_COOKIE && v !== undefined && v !== '') return v;
+  }
+  return undefined;
+}
+
+/** Throws PERMISSION_DENIED unless the operator is an admin. */
+export function requireAdmin(operator: Operator, action: string): void {
+  if (operator.role !== 'admin') throw new FedlhsError('PERMISSION_DENIED', `${action} needs the admin role; ${operator.name} is a ${operator.role}`);
+}

@@ -1,0 +1,180 @@
+// Client for the coordinator's admin HTTP API (/api/v1). The session is an HttpOnly cookie set by
+// POST /api/v1/session; every request is same-origin so the browser sends it.
+
+/**
+ * @typedef {{ name: string, role: 'viewer' | 'admin' }} Operator
+ * @typedef {'WAITING_FOR_NODES'|'STATISTICS'|'TRAINING'|'AGGREGATING'|'EVALUATING'|'COMMITTED'|'FAILED'} RoundState
+ * @typedef {{ roundId: string, round: number, attempt: number, state: RoundState, deadline: string | null }} CurrentRound
+ * @typedef {{ id: string, name: string, state: 'RUNNING'|'COMPLETED'|'STOPPED'|'FAILED', reason: string | null,
+ *   manifestSha256: string, totalRounds: number, lastCommittedRound: number, current: CurrentRound | null,
+ *   createdAt: string, endedAt: string | null }} StudySummary
+ * @typedef {{ id: string, siteName: string, online: boolean, revoked: boolean, lastSeenAt: string | null,
+ *   lastHeartbeatAt: string | null, agentVersion: string, trainingBackend: string,
+ *   readiness: Record<string, { readiness: string, detail: string }>, roundsContributed: number,
+ *   lastError: string | null }} ClinicNode
+ * @typedef {{ coordinator: { version: string, uptimeSeconds: number }, studies: StudySummary[], nodes: ClinicNode[] }} Status
+ * @typedef {{ round: number, attempt: number, state: RoundState, reason: string | null, startedAt: string,
+ *   endedAt: string | null, durationMs: number | null, participants: number, accepted: number,
+ *   stragglers: string[], rejected: { nodeId: string, reasonCode: string, reason: string }[],
+ *   bytesIn: number, bytesOut: number }} TimelineRow
+ * @typedef {{ round: number, nodeId: string | null, phase: 'evaluation' | 'training', numExamples: number,
+ *   loss: number, accuracy: number, auc?: number }} Metric
+ * @typedef {StudySummary & { manifest: any, parameters: any, timeline: TimelineRow[], metrics: Metric[],
+ *   rejectionsByReason: Record<string, number>, statistics: { nodeId: string, rows: number, prevalence: number | null }[],
+ *   sites: Record<string, string> }} StudyDetail
+ * @typedef {{ at: string, operator: string, action: string, target: string, detail: unknown }} AuditAction
+ * @typedef {{ kind: 'study' | 'round' | 'node', studyId?: string, nodeId?: string }} ChangeEvent
+ */
+
+/** An API call that failed; `code` is the server's stable error code, `message` is for people. */
+export class ApiError extends Error {
+  /** @param {number} status HTTP status, 0 when the server could not be reached @param {string} code @param {string} message */
+  constructor(status, code, message) {
+    super(message);
+    this.name = 'ApiError';
+    this.status = status;
+    this.code = code;
+  }
+}
+
+/** @type {() => void} */
+let onUnauthenticated = () => {};
+
+/**
+ * Called when any call but a login attempt answers 401: the session expired or was revoked.
+ * @param {() => void} handler
+ */
+export function setUnauthenticatedHandler(handler) {
+  onUnauthenticated = handler;
+}
+
+/**
+ * @param {'GET' | 'POST' | 'DELETE'} method
+ * @param {string} path
+ * @param {unknown} [body]
+ * @param {{ quiet401?: boolean }} [options] quiet401: a 401 is an answer, not an expired session
+ */
+async function request(method, path, body, options = {}) {
+  /** @type {Response} */
+  let res;
+  try {
+    res = await fetch(path, {
+      method,
+      credentials: 'same-origin',
+      headers: body === undefined ? { accept: 'application/json' } : { accept: 'application/json', 'content-type': 'application/json' },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+  } catch {
+    throw new ApiError(0, 'UNAVAILABLE', 'Cannot reach the coordinator. Check the network connection and try again.');
+  }
+  const text = await res.text();
+  let data = null;
+  try {
+    data = text === '' ? null : JSON.parse(text);
+  } catch {
+    // A proxy error page, for example: fall through with data = null.
+  }
+  if (!res.ok) {
+    const err = data && typeof data === 'object' ? data.error : null;
+    const error = new ApiError(res.status, err?.code ?? `HTTP_${res.status}`, err?.message ?? `The coordinator answered ${res.status} ${res.statusText}.`);
+    if (res.status === 401 && !options.quiet401) onUnauthenticated();
+    throw error;
+  }
+  return data;
+}
+
+const enc = encodeURIComponent;
+
+export const api = {
+  /** @param {string} token @returns {Promise<{ operator: Operator }>} */
+  login: (token) => request('POST', '/api/v1/session', { token }, { quiet401: true }),
+  /** @returns {Promise<{ operator: Operator }>} */
+  session: () => request('GET', '/api/v1/session', undefined, { quiet401: true }),
+  logout: () => request('DELETE', '/api/v1/session', undefined, { quiet401: true }),
+  /** @returns {Promise<Status>} */
+  status: () => request('GET', '/api/v1/status'),
+  /** @param {string} id @returns {Promise<StudyDetail>} */
+  study: (id) => request('GET', `/api/v1/studies/${enc(id)}`),
+  /** @param {string} manifest JSON or YAML text @returns {Promise<StudySummary>} */
+  startStudy: (manifest) => request('POST', '/api/v1/studies', { manifest }),
+  /** @param {string} id */
+  stopStudy: (id) => request('POST', `/api/v1/studies/${enc(id)}/stop`),
+  /** @param {string} site @param {number} ttlSeconds @returns {Promise<{ token: string, site: string, expiresAt: string }>} */
+  issueJoinToken: (site, ttlSeconds) => request('POST', '/api/v1/join-tokens', { site, ttlSeconds }),
+  /** @param {string} id */
+  revokeNode: (id) => request('POST', `/api/v1/nodes/${enc(id)}/revoke`),
+  /** @returns {Promise<{ actions: AuditAction[] }>} */
+  audit: () => request('GET', '/api/v1/audit'),
+  /** @returns {Promise<{ reports: { name: string, url: string }[] }>} */
+  reports: () => request('GET', '/api/v1/reports'),
+};
+
+/**
+ * Subscribe to the server's change events. EventSource reconnects by itself after a network
+ * error; it gives up only when the server answers with an error status (e.g. 401 once the
+ * session is gone), and then we ask onClosed() what to do.
+ * @param {{ onChange: (e: ChangeEvent) => void, onState: (s: 'live' | 'reconnecting' | 'closed') => void, onOpen: () => void }} handlers
+ * @returns {() => void} unsubscribe
+ */
+export function subscribe({ onChange, onState, onOpen }) {
+  const source = new EventSource('/api/v1/events', { withCredentials: true });
+  source.addEventListener('open', () => {
+    onState('live');
+    onOpen();
+  });
+  source.addEventListener('error', () => {
+    onState(source.readyState === EventSource.CLOSED ? 'closed' : 'reconnecting');
+  });
+  source.addEventListener('change', (event) => {
+    /** @type {ChangeEvent} */
+    let change;
+    try {
+      change = JSON.parse(/** @type {MessageEvent} */ (event).data);
+    } catch {
+      change = { kind: 'study' };
+    }
+    onChange(change);
+  });
+  return () => source.close();
+}
+
+/**
+ * Collect change events and run `refresh` at most once per `intervalMs`, never two at a time.
+ * The refresh receives what changed since the last run: the study ids named by the events, and
+ * `all` when an event named no study (a node change, say) and every open view may be stale.
+ * @param {(changes: { all: boolean, studyIds: Set<string> }) => Promise<void>} refresh
+ * @param {number} intervalMs
+ * @returns {(change: ChangeEvent | null) => void} call with null to force a full refresh
+ */
+export function coalesce(refresh, intervalMs) {
+  let all = false;
+  let studyIds = new Set();
+  /** @type {ReturnType<typeof setTimeout> | null} */
+  let timer = null;
+  let running = false;
+  let lastRun = 0;
+
+  const schedule = () => {
+    if (timer !== null || running) return;
+    timer = setTimeout(run, Math.max(0, lastRun + intervalMs - Date.now()));
+  };
+  const run = async () => {
+    timer = null;
+    running = true;
+    lastRun = Date.now();
+    const changes = { all, studyIds };
+    all = false;
+    studyIds = new Set();
+    try {
+      await refresh(changes);
+    } finally {
+      running = false;
+      if (all || studyIds.size > 0) schedule();
+    }
+  };
+  return (change) => {
+    if (change === null || change.studyId === undefined) all = true;
+    else studyIds.add(change.studyId);
+    schedule();
+  };
+}
