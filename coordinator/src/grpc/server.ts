@@ -1,7 +1,7 @@
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { ReflectionService } from '@grpc/reflection';
-import { HealthImplementation } from 'grpc-health-check';
+import { HealthImplementation, protoPath as healthProtoPath } from 'grpc-health-check';
 import { loadFedlhsProto, protoLoaderOptions } from '@fedlhs/proto';
 import { SERVER_OPTIONS, serverCredentials, type Logger, type ServerTlsOptions } from '@fedlhs/service';
 import type { Coordinator } from '../coordinator.js';
@@ -23,7 +23,7 @@ export async function startGrpcServer(coordinator: Coordinator, logger: Logger, 
   // tools (grpc_health_probe, grpcurl) work against the coordinator's port.
   const health = new HealthImplementation({ '': 'SERVING', 'fedlhs.v1.Enrolment': 'SERVING', 'fedlhs.v1.Federation': 'SERVING' });
   health.addToServer(server);
-  const reflection = new ReflectionService(protoLoader.loadSync(['fedlhs/v1/enrolment.proto', 'fedlhs/v1/federation.proto'], protoLoaderOptions));
+  const reflection = new ReflectionService(protoLoader.loadSync(['fedlhs/v1/enrolment.proto', 'fedlhs/v1/federation.proto', healthProtoPath], protoLoaderOptions));
   reflection.addToServer(server);
   const credentials = serverCredentials(options.tls);
   const address = options.host.includes(':') ? `[${options.host}]:${options.port}` : `${options.host}:${options.port}`;
