@@ -1,0 +1,175 @@
+// The overview, clinics and audit screens. Views are pure functions from data to DOM nodes;
+// app.js decides when to call them.
+
+import { adminButton, issueJoinToken, revokeNode, startStudy, stopStudy } from './actions.js';
+import { badge, formatDateTime, formatUptime, h, table, timeAgo } from './dom.js';
+
+/**
+ * @typedef {import('./api.js').Status} Status
+ * @typedef {import('./api.js').StudySummary} StudySummary
+ * @typedef {import('./api.js').ClinicNode} ClinicNode
+ * @typedef {import('./actions.js').ActionContext} ActionContext
+ * @typedef {{ reports: { name: string, url: string }[] } | { error: string } | null} ReportsState
+ */
+
+/** @param {string} id */
+export const studyHref = (id) => `#/studies/${encodeURIComponent(id)}`;
+
+/** @param {string} text @param {HTMLElement | null} [aside] */
+function pageHeading(text, aside = null) {
+  return h('div', { class: 'page-head' }, h('h1', { tabindex: -1 }, text), aside);
+}
+
+/** @param {Status} status */
+function coordinatorInfo(status) {
+  const running = status.studies.filter((st) => st.state === 'RUNNING').length;
+  const online = status.nodes.filter((n) => n.online).length;
+  return h('p', { class: 'muted' },
+    `Coordinator ${status.coordinator.version}, up ${formatUptime(status.coordinator.uptimeSeconds)} · `,
+    `${running} running ${running === 1 ? 'study' : 'studies'} · ${online} of ${status.nodes.length} clinics online`);
+}
+
+/** @param {ActionContext} ctx */
+function toolbar(ctx) {
+  return h('div', { class: 'toolbar' },
+    adminButton(ctx, { id: 'start-study', label: 'Start study…', onClick: () => void startStudy(ctx) }),
+    // Enabled for viewers too: the server refuses them with 403 (see actions.js).
+    adminButton(ctx, { id: 'issue-token', label: 'Issue join token…', forViewers: true, onClick: () => void issueJoinToken(ctx) }));
+}
+
+/** @param {ActionContext} ctx @param {Status} status @param {ReportsState} reports */
+export function overviewView(ctx, status, reports) {
+  return [
+    pageHeading('Overview', toolbar(ctx)),
+    coordinatorInfo(status),
+    h('section', { 'aria-labelledby': 'studies-caption' }, studiesTable(ctx, status.studies)),
+    h('section', {}, clinicsTable(ctx, status)),
+    reportsSection(reports),
+  ];
+}
+
+/** @param {ActionContext} ctx @param {StudySummary[]} studies */
+export function studiesTable(ctx, studies) {
+  const sorted = [...studies].sort((a, b) => b.createdAt.localeCompare(a.createdAt));
+  const rows = sorted.map((st) => h('tr', { 'data-study-id': st.id },
+    h('th', { scope: 'row' },
+      h('a', { href: studyHref(st.id), 'data-key': `study-link-${st.id}` }, st.name),
+      h('div', { class: 'id' }, st.id)),
+    h('td', {}, badge(st.state), st.reason ? h('div', { class: 'muted small' }, st.reason) : null),
+    h('td', {}, progress(st)),
+    h('td', {}, currentRound(st)),
+    h('td', {}, timeAgo(st.createdAt)),
+    h('td', {}, st.state === 'RUNNING'
+      ? adminButton(ctx, { label: 'Stop', key: `stop-${st.id}`, danger: true, accessibleLabel: `Stop study ${st.name}`, onClick: () => void stopStudy(ctx, st) })
+      : null)));
+  const t = table({ id: 'studies', caption: 'Studies', columns: ['Study', 'State', 'Rounds committed', 'Current round', 'Created', 'Actions'], rows, empty: 'No studies yet. An admin can start one with “Start study”.' });
+  t.querySelector('caption')?.setAttribute('id', 'studies-caption');
+  return t;
+}
+
+/** @param {StudySummary} st */
+export function progress(st) {
+  const total = Math.max(st.totalRounds, 1);
+  return h('div', { class: 'progress' },
+    h('progress', { max: total, value: Math.min(st.lastCommittedRound, total), 'aria-label': `${st.lastCommittedRound} of ${st.totalRounds} rounds committed` }),
+    h('span', { class: 'num' }, `${st.lastCommittedRound} / ${st.totalRounds}`));
+}
+
+/** @param {StudySummary} st */
+export function currentRound(st) {
+  const c = st.current;
+  if (!c) return h('span', { class: 'muted' }, '—');
+  return h('div', {},
+    h('span', {}, `Round ${c.round}${c.attempt > 1 ? ` (attempt ${c.attempt})` : ''} `), badge(c.state),
+    c.deadline ? h('div', { class: 'muted small' }, 'deadline ', timeAgo(c.deadline)) : null);
+}
+
+/** @param {ClinicNode} n */
+function nodeStatus(n) {
+  if (n.revoked) return h('span', { class: 'status revoked' }, h('span', { 'aria-hidden': 'true' }, '⊘ '), 'Revoked');
+  return n.online
+    ? h('span', { class: 'status online' }, h('span', { 'aria-hidden': 'true' }, '● '), 'Online')
+    : h('span', { class: 'status offline' }, h('span', { 'aria-hidden': 'true' }, '○ '), 'Offline');
+}
+
+/** @param {ClinicNode} n @param {Map<string, string>} studyNames */
+function readiness(n, studyNames) {
+  const entries = Object.entries(n.readiness ?? {});
+  if (entries.length === 0) return h('span', { class: 'muted' }, '—');
+  return h('ul', { class: 'plain' }, entries.map(([studyId, r]) => {
+    const ready = r.readiness === 'READINESS_READY';
+    const label = r.readiness.replace(/^READINESS_/, '').replaceAll('_', ' ').toLowerCase();
+    return h('li', { title: r.detail || null },
+      `${studyNames.get(studyId) ?? studyId}: `, h('span', { class: ready ? 'ok' : 'warn' }, label),
+      !ready && r.detail ? h('div', { class: 'muted small' }, r.detail) : null);
+  }));
+}
+
+/** @param {ActionContext} ctx @param {Status} status */
+export function clinicsTable(ctx, status) {
+  const studyNames = new Map(status.studies.map((st) => [st.id, st.name]));
+  const nodes = [...status.nodes].sort((a, b) => a.siteName.localeCompare(b.siteName) || a.id.localeCompare(b.id));
+  const rows = nodes.map((n) => h('tr', { 'data-node-id': n.id, 'data-online': String(n.online), class: n.revoked ? 'revoked-row' : null },
+    h('th', { scope: 'row' }, n.siteName, h('div', { class: 'id' }, n.id)),
+    h('td', {}, nodeStatus(n)),
+    h('td', {}, timeAgo(n.lastHeartbeatAt ?? n.lastSeenAt, 'never')),
+    h('td', {}, n.agentVersion || '—'),
+    h('td', {}, n.trainingBackend || '—'),
+    h('td', { class: 'num' }, n.roundsContributed ?? 0),
+    h('td', {}, readiness(n, studyNames)),
+    h('td', { class: 'error-cell' }, n.lastError ? h('span', { class: 'last-error', title: n.lastError }, n.lastError) : h('span', { class: 'muted' }, 'none')),
+    h('td', {}, adminButton(ctx, {
+      label: n.revoked ? 'Revoked' : 'Revoke', key: `revoke-${n.id}`, danger: true, disabled: n.revoked,
+      accessibleLabel: `Revoke node ${n.id} (${n.siteName})`, onClick: () => void revokeNode(ctx, n),
+    }))));
+  return table({
+    id: 'clinics', caption: 'Clinics', rows, empty: 'No clinic has enrolled yet. Issue a join token to enrol one.',
+    columns: ['Site', 'Status', 'Last heartbeat', 'Agent version', 'Training backend', 'Rounds contributed', 'Readiness', 'Last error', 'Actions'],
+  });
+}
+
+/** @param {ReportsState} reports */
+function reportsSection(reports) {
+  let body;
+  if (reports === null) body = h('p', { class: 'muted' }, 'Loading…');
+  else if ('error' in reports) body = h('p', { class: 'muted' }, `Reports are not available: ${reports.error}`);
+  else if (reports.reports.length === 0) body = h('p', { class: 'muted' }, 'No simulation or benchmark reports yet.');
+  else {
+    body = h('ul', { class: 'reports' }, reports.reports.map((r) => h('li', {},
+      h('a', { href: r.url, target: '_blank', rel: 'noopener', 'data-key': `report-${r.url}` }, r.name,
+        h('span', { class: 'visually-hidden' }, ' (opens in a new tab)')))));
+  }
+  return h('section', { 'aria-labelledby': 'reports-title' }, h('h2', { id: 'reports-title' }, 'Reports'), body);
+}
+
+/** @param {ActionContext} ctx @param {Status} status */
+export function clinicsView(ctx, status) {
+  return [
+    pageHeading('Clinics', h('div', { class: 'toolbar' },
+      adminButton(ctx, { id: 'issue-token', label: 'Issue join token…', forViewers: true, onClick: () => void issueJoinToken(ctx) }))),
+    h('p', { class: 'muted' }, 'Each clinic runs one node agent. A node is online while its agent holds a session with the coordinator.'),
+    clinicsTable(ctx, status),
+  ];
+}
+
+/** @param {import('./api.js').AuditAction[] | null} actions */
+export function auditView(actions) {
+  const sorted = [...(actions ?? [])].sort((a, b) => b.at.localeCompare(a.at));
+  const rows = sorted.map((a) => h('tr', {},
+    h('td', {}, h('time', { datetime: a.at }, formatDateTime(a.at))),
+    h('td', {}, a.operator),
+    h('td', {}, h('code', {}, a.action)),
+    h('td', {}, a.target ?? '—'),
+    h('td', { class: 'detail' }, a.detail === null || a.detail === undefined ? '—' : typeof a.detail === 'string' ? a.detail : JSON.stringify(a.detail))));
+  return [
+    pageHeading('Audit log'),
+    h('p', { class: 'muted' }, 'Every admin action, newest first. Only admins can read this log.'),
+    actions === null ? h('p', { class: 'muted' }, 'Not available.')
+      : table({ id: 'audit', caption: 'Admin actions', columns: ['When', 'Operator', 'Action', 'Target', 'Detail'], rows, empty: 'No admin actions recorded yet.' }),
+  ];
+}
+
+/** @param {string} title @param {string} text */
+export function messageView(title, text) {
+  return [pageHeading(title), h('p', {}, text), h('p', {}, h('a', { href: '#/' }, 'Back to the overview'))];
+}
