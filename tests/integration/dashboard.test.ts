@@ -58,6 +58,8 @@ describe('operator dashboard in headless Chromium', () => {
     const roundsBefore = await page.locator('#timeline tr[data-round]').count();
     await page.waitForFunction((n) => document.querySelectorAll('svg[data-chart="global-auc"] circle.point').length > n, before, { timeout: 60_000 });
     expect(await page.locator('#timeline tr[data-round]').count()).toBeGreaterThan(roundsBefore);
+    mkdirSync(join(repoRoot, 'artifacts'), { recursive: true });
+    await page.screenshot({ path: join(repoRoot, 'artifacts', 'dashboard-study.png'), fullPage: true });
 
     // A clinic whose agent is killed goes offline on the overview, live.
     await page.goto(`${base}/#/`);

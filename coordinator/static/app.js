@@ -1,0 +1,305 @@
+// Operator dashboard: session, hash routing (#/, #/studies/{id}, #/clinics, #/audit) and live
+// updates. Data flows one way: loaders fetch into `state`, render() draws the current route
+// from `state`. Server-Sent Events say *that* something changed; we then refetch (coalesced,
+// at most once per REFRESH_INTERVAL_MS) and redraw only if the data actually differs.
+
+import { ApiError, api, coalesce, setUnauthenticatedHandler, subscribe } from './api.js';
+import { describeError, initDialogs } from './dialogs.js';
+import { h, refreshTimes, replaceKeepingState } from './dom.js';
+import { studyView } from './study.js';
+import { auditView, clinicsView, messageView, overviewView } from './views.js';
+
+const REFRESH_INTERVAL_MS = 300;
+const RESUBSCRIBE_MS = [2000, 5000, 10000, 30000];
+
+/**
+ * @typedef {{ name: 'overview' } | { name: 'clinics' } | { name: 'audit' } | { name: 'study', id: string } | { name: 'unknown' }} Route
+ */
+
+const state = {
+  /** @type {import('./api.js').Operator | null} */ operator: null,
+  /** @type {import('./api.js').Status | null} */ status: null,
+  /** @type {import('./views.js').ReportsState} */ reports: null,
+  /** @type {{ id: string, data: import('./api.js').StudyDetail | null } | null} */ study: null,
+  /** @type {import('./api.js').AuditAction[] | null} */ audit: null,
+  /** @type {Record<'status' | 'study' | 'audit', string | null>} */ errors: { status: null, study: null, audit: null },
+  /** @type {Route} */ route: { name: 'overview' },
+};
+/** Last JSON seen per source, to skip redraws when an event changed nothing we show. */
+const seen = new Map();
+
+const $ = (/** @type {string} */ id) => /** @type {HTMLElement} */ (document.getElementById(id));
+const view = () => $('view');
+
+/** @returns {Route} */
+function parseRoute() {
+  const path = location.hash.replace(/^#/, '') || '/';
+  if (path === '/') return { name: 'overview' };
+  if (path === '/clinics') return { name: 'clinics' };
+  if (path === '/audit') return { name: 'audit' };
+  const m = /^\/studies\/([^/]+)$/.exec(path);
+  if (m) return { name: 'study', id: decodeURIComponent(m[1]) };
+  return { name: 'unknown' };
+}
+
+/** @param {string} key @param {unknown} data @returns {boolean} whether it differs from last time */
+function changed(key, data) {
+  const json = JSON.stringify(data);
+  if (seen.get(key) === json) return false;
+  seen.set(key, json);
+  return true;
+}
+
+async function loadStatus() {
+  try {
+    state.status = await api.status();
+    state.errors.status = null;
+    return changed('status', state.status);
+  } catch (err) {
+    state.errors.status = `Could not load the coordinator status: ${describeError(err)}`;
+    return true;
+  }
+}
+
+async function loadReports() {
+  try {
+    state.reports = await api.reports();
+  } catch (err) {
+    state.reports = { error: describeError(err) };
+  }
+  return changed('reports', state.reports);
+}
+
+/** @param {string} id */
+async function loadStudy(id) {
+  try {
+    const data = await api.study(id);
+    state.study = { id, data };
+    state.errors.study = null;
+    return changed(`study:${id}`, data);
+  } catch (err) {
+    if (state.study?.id !== id) state.study = { id, data: null };
+    state.errors.study = err instanceof ApiError && err.status === 404
+      ? `There is no study with the id ${id}.` : `Could not load the study: ${describeError(err)}`;
+    return true;
+  }
+}
+
+async function loadAudit() {
+  try {
+    state.audit = (await api.audit()).actions;
+    state.errors.audit = null;
+    return changed('audit', state.audit);
+  } catch (err) {
+    state.audit = null;
+    state.errors.audit = `Could not load the audit log: ${describeError(err)}`;
+    return true;
+  }
+}
+
+/** Fetch what the current route needs. */
+async function loadRoute() {
+  const r = state.route;
+  const tasks = [];
+  if (r.name === 'study') tasks.push(loadStudy(r.id));
+  if (r.name === 'audit') tasks.push(loadAudit());
+  if (r.name === 'overview') tasks.push(loadReports());
+  await Promise.all(tasks);
+}
+
+/** The context views pass to admin actions. */
+function actionContext() {
+  return {
+    operator: /** @type {import('./api.js').Operator} */ (state.operator),
+    notify,
+    refresh: () => trigger(null),
+  };
+}
+
+/** @param {boolean} [moveFocus] after navigation: focus the page heading for screen readers */
+function render(moveFocus = false) {
+  if (!state.operator) return;
+  const r = state.route;
+  const ctx = actionContext();
+  const loading = [h('p', { class: 'muted' }, 'Loading…')];
+  /** @type {Node[]} */
+  let children;
+  let errors = [state.errors.status];
+  if (r.name === 'overview') children = state.status ? overviewView(ctx, state.status, state.reports) : loading;
+  else if (r.name === 'clinics') children = state.status ? clinicsView(ctx, state.status) : loading;
+  else if (r.name === 'audit') {
+    errors = [state.errors.audit];
+    children = state.audit || state.errors.audit ? auditView(state.audit) : loading;
+  } else if (r.name === 'study') {
+    errors.push(state.errors.study);
+    const data = state.study?.id === r.id ? state.study.data : null;
+    const sites = new Map((state.status?.nodes ?? []).map((n) => [n.id, n.siteName]));
+    children = data ? studyView(ctx, data, sites) : state.errors.study ? messageView('Study not available', 'The study could not be shown.') : loading;
+  } else children = messageView('Page not found', `There is no page at ${location.hash}.`);
+  setPageError(errors.filter(Boolean).join(' '));
+
+  for (const a of document.querySelectorAll('#nav a')) {
+    const target = a.getAttribute('href') === '#/' ? 'overview' : a.getAttribute('href')?.slice(2);
+    if (target === r.name || (r.name === 'study' && target === 'overview')) a.setAttribute('aria-current', 'page');
+    else a.removeAttribute('aria-current');
+  }
+  replaceKeepingState(view(), children);
+  const heading = view().querySelector('h1');
+  document.title = `${heading?.textContent?.trim() ?? 'Dashboard'} — fedlhs coordinator`;
+  if (moveFocus) heading?.focus();
+}
+
+/** @param {string} text */
+function setPageError(text) {
+  const el = $('page-error');
+  if (el.textContent !== text) el.textContent = text;
+  el.hidden = text === '';
+}
+
+/** @type {ReturnType<typeof setTimeout> | undefined} */
+let noticeTimer;
+/** @param {string} message */
+function notify(message) {
+  $('notice').textContent = message;
+  clearTimeout(noticeTimer);
+  noticeTimer = setTimeout(() => { $('notice').textContent = ''; }, 10000);
+}
+
+async function onRouteChange() {
+  if (!state.operator) return;
+  state.route = parseRoute();
+  state.errors.study = null;
+  state.errors.audit = null;
+  render(true);
+  const route = state.route;
+  await loadRoute();
+  if (state.route === route) render(true);
+}
+
+/** Live updates: called (coalesced) after change events and after every (re)connect. */
+const trigger = coalesce(async ({ all, studyIds }) => {
+  if (!state.operator) return;
+  const r = state.route;
+  const tasks = [loadStatus()];
+  if (r.name === 'study' && (all || studyIds.has(r.id))) tasks.push(loadStudy(r.id));
+  if (r.name === 'audit') tasks.push(loadAudit());
+  const results = await Promise.all(tasks);
+  if (results.some(Boolean) && state.route === r) render();
+}, REFRESH_INTERVAL_MS);
+
+/** @type {(() => void) | null} */
+let unsubscribe = null;
+let failures = 0;
+
+/** @param {'connecting' | 'live' | 'reconnecting'} s */
+function setLive(s) {
+  const el = $('live');
+  el.dataset.state = s;
+  el.textContent = { connecting: 'Connecting…', live: 'Live', reconnecting: 'Reconnecting…' }[s];
+  el.title = s === 'live' ? 'Receiving live updates from the coordinator' : 'Live updates paused; the page may be out of date';
+}
+
+function connectEvents() {
+  unsubscribe?.();
+  setLive('connecting');
+  unsubscribe = subscribe({
+    onChange: trigger,
+    onOpen: () => {
+      failures = 0;
+      trigger(null); // events may have been missed while disconnected
+    },
+    onState: (s) => {
+      if (s !== 'closed') return setLive(s);
+      // The server refused the stream (EventSource does not retry that): is the session gone?
+      setLive('reconnecting');
+      const delay = RESUBSCRIBE_MS[Math.min(failures++, RESUBSCRIBE_MS.length - 1)];
+      setTimeout(async () => {
+        if (!state.operator) return;
+        try {
+          await api.session();
+          connectEvents();
+        } catch (err) {
+          if (err instanceof ApiError && err.status === 401) showLogin('Your session has ended. Log in again.');
+          else connectEvents();
+        }
+      }, delay);
+    },
+  });
+}
+
+/** @param {import('./api.js').Operator} operator */
+async function startSession(operator) {
+  state.operator = operator;
+  $('operator').replaceChildren(operator.name, ' ', h('span', { class: `role role-${operator.role}` }, operator.role));
+  $('viewer-note').hidden = operator.role === 'admin';
+  $('login-view').hidden = true;
+  for (const id of ['nav', 'user', 'live', 'view']) $(id).hidden = false;
+  state.route = parseRoute();
+  render(true);
+  connectEvents();
+  const route = state.route;
+  await Promise.all([loadStatus(), loadRoute(), route.name === 'overview' ? null : loadReports()]);
+  if (state.route === route) render(true);
+}
+
+/** @param {string | null} message */
+function showLogin(message) {
+  unsubscribe?.();
+  unsubscribe = null;
+  Object.assign(state, { operator: null, status: null, reports: null, study: null, audit: null, errors: { status: null, study: null, audit: null } });
+  seen.clear();
+  for (const d of document.querySelectorAll('dialog[open]')) /** @type {HTMLDialogElement} */ (d).close();
+  for (const id of ['nav', 'user', 'live', 'view', 'viewer-note', 'page-error']) $(id).hidden = true;
+  view().replaceChildren();
+  $('login-view').hidden = false;
+  $('login-error').textContent = message ?? '';
+  $('login-error').hidden = !message;
+  document.title = 'Log in — fedlhs coordinator';
+  $('token').focus();
+}
+
+async function onLogin(/** @type {SubmitEvent} */ e) {
+  e.preventDefault();
+  const input = /** @type {HTMLInputElement} */ ($('token'));
+  const button = /** @type {HTMLButtonElement} */ ($('login'));
+  button.disabled = true;
+  $('login-error').hidden = true;
+  try {
+    const { operator } = await api.login(input.value);
+    input.value = '';
+    await startSession(operator);
+  } catch (err) {
+    $('login-error').textContent = describeError(err);
+    $('login-error').hidden = false;
+    input.focus();
+    input.select();
+  } finally {
+    button.disabled = false;
+  }
+}
+
+async function boot() {
+  initDialogs();
+  setUnauthenticatedHandler(() => {
+    if (state.operator) showLogin('Your session has ended. Log in again.');
+  });
+  $('login-form').addEventListener('submit', onLogin);
+  $('logout').addEventListener('click', async () => {
+    try {
+      await api.logout();
+    } catch {
+      // Logged out locally either way; the cookie expires on its own.
+    }
+    showLogin(null);
+  });
+  window.addEventListener('hashchange', () => void onRouteChange());
+  setInterval(() => refreshTimes(view()), 10000);
+  try {
+    const { operator } = await api.session();
+    await startSession(operator);
+  } catch (err) {
+    showLogin(err instanceof ApiError && err.status === 401 ? null : describeError(err));
+  }
+}
+
+void boot();
