@@ -474,7 +474,7 @@ export class Coordinator {
         }
         const digest = receiver.finish().toString('hex');
         await file.close();
-        const earlier = await this.store.findAcceptedBySha256(digest);
+        const earlier = await this.store.findAcceptedBySha256(digest, task.studyId);
         if (earlier !== undefined) {
           throw new FedlhsError('ALREADY_EXISTS', `payload is identical to the update accepted for task ${earlier.taskId} (round ${earlier.round}); replays are refused`, { reason: 'REPLAYED' });
         }

@@ -365,10 +365,11 @@ describe('SqliteStore contributions', () => {
     const store = openStore();
     const sha = 'd'.repeat(64);
     await store.insertContribution(contributionRec('t1', sha, false));
-    expect(await store.findAcceptedBySha256(sha)).toBeUndefined();
+    expect(await store.findAcceptedBySha256(sha, 's1')).toBeUndefined();
     await store.insertContribution(contributionRec('t2', sha, true, { nodeId: 'n2', attempt: 2 }));
-    expect(await store.findAcceptedBySha256(sha)).toEqual(contributionRec('t2', sha, true, { nodeId: 'n2', attempt: 2 }));
-    expect(await store.findAcceptedBySha256('e'.repeat(64))).toBeUndefined();
+    expect(await store.findAcceptedBySha256(sha, 's1')).toEqual(contributionRec('t2', sha, true, { nodeId: 'n2', attempt: 2 }));
+    expect(await store.findAcceptedBySha256(sha, 'another-study')).toBeUndefined();
+    expect(await store.findAcceptedBySha256('e'.repeat(64), 's1')).toBeUndefined();
   });
 
   it('allows many rejected but only one accepted contribution per task', async () => {

@@ -172,7 +172,11 @@ export interface CoordinatorStore {
   // Contributions and metrics
   insertContribution(c: ContributionRecord): Promise<void>;
   acceptedContribution(taskId: string): Promise<ContributionRecord | undefined>;
-  findAcceptedBySha256(sha256: string): Promise<ContributionRecord | undefined>;
+  /**
+   * An accepted contribution to `studyId` with this payload digest. Scoped to the study: two
+   * studies with the same seed and data can legitimately produce identical updates.
+   */
+  findAcceptedBySha256(sha256: string, studyId: string): Promise<ContributionRecord | undefined>;
   listContributions(filter: { studyId?: string; nodeId?: string }): Promise<ContributionRecord[]>;
   /** Delta norms of a study's accepted updates, oldest first. */
   listNormHistory(studyId: string): Promise<number[]>;

@@ -34,7 +34,7 @@ export function adminButton(ctx, o) {
 
 /** @param {ActionContext} ctx */
 export async function startStudy(ctx) {
-  const textarea = h('textarea', { id: 'manifest', rows: 14, required: true, spellcheck: 'false', 'aria-describedby': 'manifest-help' });
+  const textarea = h('textarea', { id: 'manifest', rows: 12, required: true, spellcheck: 'false', 'aria-describedby': 'manifest-help' });
   const file = h('input', { id: 'manifest-file', type: 'file', accept: '.json,.yaml,.yml,application/json,text/yaml' });
   file.addEventListener('change', async () => {
     const chosen = /** @type {HTMLInputElement} */ (file).files?.[0];

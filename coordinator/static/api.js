@@ -4,7 +4,7 @@
 /**
  * @typedef {{ name: string, role: 'viewer' | 'admin' }} Operator
  * @typedef {'WAITING_FOR_NODES'|'STATISTICS'|'TRAINING'|'AGGREGATING'|'EVALUATING'|'COMMITTED'|'FAILED'} RoundState
- * @typedef {{ roundId: string, round: number, attempt: number, state: RoundState, deadline: string | null }} CurrentRound
+ * @typedef {{ roundId: string | number, round: number, attempt: number, state: RoundState, deadline: string | number | null }} CurrentRound deadline: ISO, or epoch ms as the coordinator sends it today
  * @typedef {{ id: string, name: string, state: 'RUNNING'|'COMPLETED'|'STOPPED'|'FAILED', reason: string | null,
  *   manifestSha256: string, totalRounds: number, lastCommittedRound: number, current: CurrentRound | null,
  *   createdAt: string, endedAt: string | null }} StudySummary
@@ -117,7 +117,7 @@ export const api = {
  * @returns {() => void} unsubscribe
  */
 export function subscribe({ onChange, onState, onOpen }) {
-  const source = new EventSource('/api/v1/events', { withCredentials: true });
+  const source = new EventSource('/api/v1/events'); // same-origin: the session cookie goes along
   source.addEventListener('open', () => {
     onState('live');
     onOpen();

@@ -22,6 +22,7 @@ const state = {
   /** @type {import('./views.js').ReportsState} */ reports: null,
   /** @type {{ id: string, data: import('./api.js').StudyDetail | null } | null} */ study: null,
   /** @type {import('./api.js').AuditAction[] | null} */ audit: null,
+  /** Messages for the page's role="alert", by source. */
   /** @type {Record<'status' | 'study' | 'audit', string | null>} */ errors: { status: null, study: null, audit: null },
   /** @type {Route} */ route: { name: 'overview' },
 };
@@ -158,11 +159,11 @@ function setPageError(text) {
 
 /** @type {ReturnType<typeof setTimeout> | undefined} */
 let noticeTimer;
-/** @param {string} message */
+/** Announce a completed action (role="status"), for ten seconds. @param {string} message */
 function notify(message) {
   $('notice').textContent = message;
   clearTimeout(noticeTimer);
-  noticeTimer = setTimeout(() => { $('notice').textContent = ''; }, 10000);
+  noticeTimer = setTimeout(() => ($('notice').textContent = ''), 10000);
 }
 
 async function onRouteChange() {
@@ -284,14 +285,8 @@ async function boot() {
     if (state.operator) showLogin('Your session has ended. Log in again.');
   });
   $('login-form').addEventListener('submit', onLogin);
-  $('logout').addEventListener('click', async () => {
-    try {
-      await api.logout();
-    } catch {
-      // Logged out locally either way; the cookie expires on its own.
-    }
-    showLogin(null);
-  });
+  // Logged out locally even if the call fails; the cookie then expires on its own.
+  $('logout').addEventListener('click', () => void api.logout().catch(() => {}).finally(() => showLogin(null)));
   window.addEventListener('hashchange', () => void onRouteChange());
   setInterval(() => refreshTimes(view()), 10000);
   try {

@@ -33,11 +33,12 @@ function ticks(lo, hi, count) {
 }
 
 /**
- * The y range to draw: the data's range padded by 10%, snapped to ticks, clamped to `bounds`.
+ * The y range to draw: the data's range padded by 10%, snapped to ticks, clamped to `bounds`
+ * (e.g. [0, 1] for AUC, [0, Infinity] for loss).
  * @param {number[]} ys @param {[number, number] | undefined} bounds
  */
 function yDomain(ys, bounds) {
-  if (ys.length === 0) return bounds ?? [0, 1];
+  if (ys.length === 0) return [0, 1];
   let lo = Math.min(...ys);
   let hi = Math.max(...ys);
   const pad = Math.max((hi - lo) * 0.1, 0.02);
@@ -76,11 +77,13 @@ export function lineChart(o) {
     grid.push(s('line', { class: 'grid', x1: m.left, x2: W - m.right, y1: Y(v), y2: Y(v) }));
     grid.push(s('text', { class: 'tick', x: m.left - 6, y: Y(v) + 4, 'text-anchor': 'end' }, v.toFixed(yDigits)));
   }
-  const xStep = Math.max(1, ticks(1, Math.max(xMax, 2), 8).step);
-  for (let r = 1; r <= xMax; r += xStep) {
-    const x = X(Math.round(r));
-    grid.push(s('line', { class: 'tick-mark', x1: x, x2: x, y1: m.top + plotH, y2: m.top + plotH + 4 }));
-    grid.push(s('text', { class: 'tick', x, y: m.top + plotH + 17, 'text-anchor': 'middle' }, Math.round(r)));
+  // Round ticks on whole multiples of the step (5, 10, 15…), plus round 1 when they are sparse.
+  const xTicks = ticks(1, Math.max(xMax, 2), 8);
+  const rounds = xTicks.values.filter((v) => Number.isInteger(v) && v >= 1 && v <= xMax);
+  if (xTicks.step >= 5 && rounds[0] !== 1) rounds.unshift(1);
+  for (const r of rounds) {
+    grid.push(s('line', { class: 'tick-mark', x1: X(r), x2: X(r), y1: m.top + plotH, y2: m.top + plotH + 4 }));
+    grid.push(s('text', { class: 'tick', x: X(r), y: m.top + plotH + 17, 'text-anchor': 'middle' }, r));
   }
 
   const lines = o.series.map((se) => {

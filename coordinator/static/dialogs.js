@@ -4,7 +4,7 @@
 // element without closing, so the operator can correct the input or read why.
 
 import { ApiError } from './api.js';
-import { formatDateTime } from './dom.js';
+import { focusKey, formatDateTime, restoreFocus } from './dom.js';
 
 /**
  * @typedef {{ title: string, message: () => string, fields?: HTMLElement[], confirmLabel: string,
@@ -13,7 +13,8 @@ import { formatDateTime } from './dom.js';
 
 const byId = (/** @type {string} */ id) => /** @type {HTMLElement} */ (document.getElementById(id));
 
-/** @type {{ options: ConfirmOptions, resolve: (v: unknown) => void, opener: Element | null } | null} */
+// opener is a focusKey(), not an element: a live update may redraw the button while the dialog is open.
+/** @type {{ options: ConfirmOptions, resolve: (v: unknown) => void, opener: string | null } | null} */
 let current = null;
 let busy = false;
 
@@ -38,7 +39,7 @@ export function initDialogs() {
     byId('dialog-fields').replaceChildren();
     if (done) {
       done.resolve(undefined);
-      if (done.opener instanceof HTMLElement && done.opener.isConnected) done.opener.focus();
+      restoreFocus(done.opener);
     }
   });
 
@@ -49,6 +50,7 @@ export function initDialogs() {
     // The token is shown once: do not leave it in the page after the dialog closes.
     /** @type {HTMLInputElement} */ (byId('token-value')).value = '';
     byId('copy-status').textContent = '';
+    restoreFocus('#issue-token');
   });
 }
 
@@ -62,7 +64,7 @@ export function confirmAction(options) {
   const dialog = /** @type {HTMLDialogElement} */ (byId('dialog'));
   if (dialog.open) dialog.close();
   return new Promise((resolve) => {
-    current = { options, resolve, opener: document.activeElement };
+    current = { options, resolve, opener: focusKey(document.activeElement) };
     byId('dialog-title').textContent = options.title;
     byId('dialog-fields').replaceChildren(...(options.fields ?? []));
     byId('dialog-message').textContent = options.message();
@@ -92,7 +94,7 @@ async function runAction() {
     current = null; // resolve with the result, not with the close handler's undefined
     active.resolve(result);
     dialog.close();
-    if (active.opener instanceof HTMLElement && active.opener.isConnected) active.opener.focus();
+    restoreFocus(active.opener);
   } catch (err) {
     showError(err);
   } finally {

@@ -2,7 +2,7 @@
 //
 // Every piece of text from the network (site names, error messages, manifest fields) reaches the
 // page through text nodes or attribute values set here, never through innerHTML, so it is escaped
-// by construction. escapeHtml() exists for the rare caller that needs an HTML string.
+// by construction: no module of the dashboard uses innerHTML.
 
 const SVG_NS = 'http://www.w3.org/2000/svg';
 
@@ -54,11 +54,6 @@ function build(el, attrs, children) {
   return el;
 }
 
-/** @param {string} text */
-export function escapeHtml(text) {
-  return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
-}
-
 /**
  * A table with a caption, column headers (<th scope="col">) and the given body rows.
  * @param {{ id?: string, caption: string, columns: string[], rows: HTMLElement[], empty: string, className?: string }} o
@@ -83,17 +78,26 @@ export function badge(state) {
 const relFormat = new Intl.RelativeTimeFormat(undefined, { numeric: 'auto' });
 const dateFormat = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'medium' });
 
-/** @param {string | null | undefined} iso */
-export function formatDateTime(iso) {
-  if (!iso) return '—';
-  const d = new Date(iso);
-  return Number.isNaN(d.getTime()) ? iso : dateFormat.format(d);
+/**
+ * A Date from an ISO string or epoch milliseconds (some fields, e.g. a round's deadline, may be
+ * either), or null when there is none or it does not parse.
+ * @param {string | number | null | undefined} when
+ */
+export function toDate(when) {
+  if (when === null || when === undefined || when === '') return null;
+  const d = new Date(when);
+  return Number.isNaN(d.getTime()) ? null : d;
 }
 
-/** @param {string} iso @param {number} [now] */
-export function relativeTime(iso, now = Date.now()) {
-  const seconds = Math.round((new Date(iso).getTime() - now) / 1000);
-  if (Number.isNaN(seconds)) return iso;
+/** @param {string | number | null | undefined} when */
+export function formatDateTime(when) {
+  const d = toDate(when);
+  return d ? dateFormat.format(d) : '—';
+}
+
+/** @param {Date} d @param {number} [now] */
+export function relativeTime(d, now = Date.now()) {
+  const seconds = Math.round((d.getTime() - now) / 1000);
   const abs = Math.abs(seconds);
   if (abs < 5) return 'just now';
   if (abs < 60) return relFormat.format(seconds, 'second');
@@ -105,19 +109,21 @@ export function relativeTime(iso, now = Date.now()) {
 /**
  * A <time> element showing relative time, with the absolute time as its tooltip. Its text is
  * refreshed by refreshTimes() so "2 minutes ago" stays true between server events.
- * @param {string | null | undefined} iso
- * @param {string} [never] text when iso is null
+ * @param {string | number | null | undefined} when
+ * @param {string} [never] text when there is no time
  */
-export function timeAgo(iso, never = '—') {
-  if (!iso) return h('span', { class: 'muted' }, never);
-  return h('time', { datetime: iso, title: formatDateTime(iso), 'data-relative': true }, relativeTime(iso));
+export function timeAgo(when, never = '—') {
+  const d = toDate(when);
+  if (!d) return h('span', { class: 'muted' }, never);
+  return h('time', { datetime: d.toISOString(), title: dateFormat.format(d), 'data-relative': true }, relativeTime(d));
 }
 
 /** Update the text of every relative <time> under root. @param {ParentNode} root */
 export function refreshTimes(root) {
   const now = Date.now();
   for (const el of root.querySelectorAll('time[data-relative]')) {
-    el.textContent = relativeTime(el.getAttribute('datetime') ?? '', now);
+    const d = toDate(el.getAttribute('datetime'));
+    if (d) el.textContent = relativeTime(d, now);
   }
 }
 
@@ -159,16 +165,29 @@ export function formatNumber(v, digits = 3) {
  */
 export function replaceKeepingState(root, children) {
   const active = document.activeElement;
-  const focusKey = active && root.contains(active) ? (active.id ? `#${active.id}` : active.getAttribute('data-key')) : null;
+  const focus = active && root.contains(active) ? focusKey(active) : null;
   const open = new Set([...root.querySelectorAll('details[open][data-key]')].map((d) => d.getAttribute('data-key')));
   root.replaceChildren(...children);
   for (const d of root.querySelectorAll('details[data-key]')) {
     if (open.has(d.getAttribute('data-key'))) d.setAttribute('open', '');
   }
-  if (focusKey) {
-    const target = focusKey.startsWith('#')
-      ? document.getElementById(focusKey.slice(1))
-      : root.querySelector(`[data-key="${CSS.escape(focusKey)}"]`);
-    if (target instanceof HTMLElement && root.contains(target)) target.focus({ preventScroll: true });
-  }
+  if (focus) restoreFocus(focus, { preventScroll: true });
+}
+
+/**
+ * A key that finds "the same" control again after a redraw: its id, else its data-key.
+ * @param {Element | null} el
+ * @returns {string | null}
+ */
+export function focusKey(el) {
+  if (!el) return null;
+  if (el.id) return `#${el.id}`;
+  const key = el.getAttribute('data-key');
+  return key ? `[data-key="${CSS.escape(key)}"]` : null;
+}
+
+/** Focus the element found by focusKey(), if it is still in the page. @param {string | null} key @param {FocusOptions} [options] */
+export function restoreFocus(key, options) {
+  const target = key ? document.querySelector(key.startsWith('#') ? `#${CSS.escape(key.slice(1))}` : key) : null;
+  if (target instanceof HTMLElement) target.focus(options);
 }

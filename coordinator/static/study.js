@@ -2,7 +2,7 @@
 
 import { adminButton, stopStudy } from './actions.js';
 import { dataTable, legend, lineChart, seriesStyle } from './charts.js';
-import { badge, formatBytes, formatDateTime, formatDuration, formatNumber, h, table } from './dom.js';
+import { badge, formatBytes, formatDateTime, formatDuration, formatNumber, h, table, toDate } from './dom.js';
 import { currentRound, progress } from './views.js';
 
 /**
@@ -115,7 +115,7 @@ function charts(study, site) {
   const flagged = siteSeries.filter((se) => se.flagged);
 
   const lossChart = lineChart({
-    key: 'global-loss', title: 'Global loss per round', yLabel: 'Loss', xMax, series: lossSeries,
+    key: 'global-loss', title: 'Global loss per round', yLabel: 'Loss', xMax, series: lossSeries, yRange: [0, Infinity],
     summary: evalLoss.length ? `Round ${last(evalLoss).x}: evaluation loss ${last(evalLoss).y.toFixed(4)}.` : '',
     empty: 'No evaluation results yet.',
   });
@@ -171,7 +171,7 @@ function timeline(study, site) {
       h('th', { scope: 'row', class: 'num' }, r.round),
       h('td', { class: 'num' }, r.attempt),
       h('td', {}, badge(r.state), r.reason ? h('div', { class: 'muted small' }, r.reason) : null),
-      h('td', {}, h('time', { datetime: r.startedAt, title: formatDateTime(r.startedAt) }, timeFormat.format(new Date(r.startedAt)))),
+      h('td', {}, startTime(r.startedAt)),
       h('td', { class: 'num' }, r.endedAt === null ? h('span', { class: 'muted' }, 'in progress') : formatDuration(r.durationMs)),
       h('td', { class: 'num' }, r.participants),
       h('td', { class: 'num' }, r.accepted),
@@ -186,6 +186,12 @@ function timeline(study, site) {
   });
   t.querySelector('caption')?.setAttribute('id', 'timeline-caption');
   return t;
+}
+
+/** @param {string | null} when */
+function startTime(when) {
+  const d = toDate(when);
+  return d ? h('time', { datetime: d.toISOString(), title: formatDateTime(d.getTime()) }, timeFormat.format(d)) : '—';
 }
 
 /** @param {StudyDetail} study */

@@ -25,7 +25,7 @@ function coordinatorInfo(status) {
   const running = status.studies.filter((st) => st.state === 'RUNNING').length;
   const online = status.nodes.filter((n) => n.online).length;
   return h('p', { class: 'muted' },
-    `Coordinator ${status.coordinator.version}, up ${formatUptime(status.coordinator.uptimeSeconds)} · `,
+    `Version ${status.coordinator.version}, up ${formatUptime(status.coordinator.uptimeSeconds)} · `,
     `${running} running ${running === 1 ? 'study' : 'studies'} · ${online} of ${status.nodes.length} clinics online`);
 }
 
@@ -135,9 +135,11 @@ function reportsSection(reports) {
   else if ('error' in reports) body = h('p', { class: 'muted' }, `Reports are not available: ${reports.error}`);
   else if (reports.reports.length === 0) body = h('p', { class: 'muted' }, 'No simulation or benchmark reports yet.');
   else {
-    body = h('ul', { class: 'reports' }, reports.reports.map((r) => h('li', {},
-      h('a', { href: r.url, target: '_blank', rel: 'noopener', 'data-key': `report-${r.url}` }, r.name,
-        h('span', { class: 'visually-hidden' }, ' (opens in a new tab)')))));
+    // Only same-origin paths become links: a report URL is data from the server, not markup.
+    body = h('ul', { class: 'reports' }, reports.reports.map((r) => h('li', {}, /^\/(?!\/)/.test(r.url)
+      ? h('a', { href: r.url, target: '_blank', rel: 'noopener', 'data-key': `report-${r.url}` }, r.name,
+        h('span', { class: 'visually-hidden' }, ' (opens in a new tab)'))
+      : `${r.name} (${r.url})`)));
   }
   return h('section', { 'aria-labelledby': 'reports-title' }, h('h2', { id: 'reports-title' }, 'Reports'), body);
 }
@@ -156,7 +158,7 @@ export function clinicsView(ctx, status) {
 export function auditView(actions) {
   const sorted = [...(actions ?? [])].sort((a, b) => b.at.localeCompare(a.at));
   const rows = sorted.map((a) => h('tr', {},
-    h('td', {}, h('time', { datetime: a.at }, formatDateTime(a.at))),
+    h('th', { scope: 'row' }, h('time', { datetime: a.at }, formatDateTime(a.at))),
     h('td', {}, a.operator),
     h('td', {}, h('code', {}, a.action)),
     h('td', {}, a.target ?? '—'),

@@ -48,7 +48,7 @@ describe('a poisoned clinic (update scaled by −1000) in an end-to-end round', 
       const upload = rogue.upload({ taskId: task.taskId, studyId: study.id, round: 1, nodeId: creds.nodeId, baseModelSha256: task.modelSha256, numExamples: 150, specs: global.specs, weights: poisoned });
       const outcome = await upload.then(() => 'accepted', (err: grpc.ServiceError) => err);
       const detail = await waitForStudyEnd(c, study.id);
-      expect(detail.state, name).toBe('COMPLETED');
+      expect(detail.state, `${name}: ${JSON.stringify(detail.rounds.map((r) => [r.round, r.attempt, r.state, r.reason]))}`).toBe('COMPLETED');
       const bytes = readFileSync(join(c.dataDir, 'studies', study.id, 'checkpoints', 'round-000001.f32'));
       const model = new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4);
       return { outcome, initialMax: maxAbs(global.weights), finalMax: maxAbs(model), detail };

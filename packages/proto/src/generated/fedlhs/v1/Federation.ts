@@ -115,7 +115,8 @@ export interface FederationClient extends grpc.Client {
    * retried, its deadline passed, or the study stopped); header study_id/round do not
    * match the task; or base_model_sha256 is not the model the task handed out.
    * - ALREADY_EXISTS [DUPLICATE_CONFLICT] a different update was already accepted for this
-   * task; [REPLAYED] the payload is byte-identical to an update accepted for another task.
+   * task; [REPLAYED] the payload is byte-identical to an update accepted for another task of the
+   * same study.
    * - INVALID_ARGUMENT [BAD_HEADER] first message is not a header, chunk sizes break the
    * rules of TensorBundleHeader.chunk_size, or num_examples is 0; [SHAPE_MISMATCH] tensor
    * names, shapes or dtypes differ from the global model; [NON_FINITE] a NaN or infinity.
@@ -138,7 +139,8 @@ export interface FederationClient extends grpc.Client {
    * retried, its deadline passed, or the study stopped); header study_id/round do not
    * match the task; or base_model_sha256 is not the model the task handed out.
    * - ALREADY_EXISTS [DUPLICATE_CONFLICT] a different update was already accepted for this
-   * task; [REPLAYED] the payload is byte-identical to an update accepted for another task.
+   * task; [REPLAYED] the payload is byte-identical to an update accepted for another task of the
+   * same study.
    * - INVALID_ARGUMENT [BAD_HEADER] first message is not a header, chunk sizes break the
    * rules of TensorBundleHeader.chunk_size, or num_examples is 0; [SHAPE_MISMATCH] tensor
    * names, shapes or dtypes differ from the global model; [NON_FINITE] a NaN or infinity.
@@ -200,7 +202,8 @@ export interface FederationHandlers extends grpc.UntypedServiceImplementation {
    * retried, its deadline passed, or the study stopped); header study_id/round do not
    * match the task; or base_model_sha256 is not the model the task handed out.
    * - ALREADY_EXISTS [DUPLICATE_CONFLICT] a different update was already accepted for this
-   * task; [REPLAYED] the payload is byte-identical to an update accepted for another task.
+   * task; [REPLAYED] the payload is byte-identical to an update accepted for another task of the
+   * same study.
    * - INVALID_ARGUMENT [BAD_HEADER] first message is not a header, chunk sizes break the
    * rules of TensorBundleHeader.chunk_size, or num_examples is 0; [SHAPE_MISMATCH] tensor
    * names, shapes or dtypes differ from the global model; [NON_FINITE] a NaN or infinity.
