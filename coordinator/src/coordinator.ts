@@ -466,10 +466,22 @@ export class Coordinator {
     const spool = this.checkpoints.spoolPath(`${task.id}.${randomBytes(4).toString('hex')}.part`);
     try {
       const file = await open(spool, 'wx', 0o600);
+      // ‖update − global‖² is accumulated while the update arrives (reading the same byte range
+      // of the base checkpoint), so admitting it later needs no second pass over either file.
+      const base = await open(runner!.modelForTask(task).path, 'r');
+      let squaredDistance = 0;
+      let scratch = Buffer.alloc(0);
       try {
         for await (const chunk of chunks) {
           if (!chunk.data) throw new FedlhsError('INVALID_ARGUMENT', 'only the first message may be a header', { reason: 'BAD_HEADER' });
-          receiver.push(chunk.data);
+          const { offset, values } = receiver.push(chunk.data);
+          if (scratch.length < chunk.data.length) scratch = Buffer.allocUnsafeSlow(chunk.data.length);
+          const { bytesRead } = await base.read(scratch, 0, chunk.data.length, offset * 4);
+          const g = new Float32Array(scratch.buffer, scratch.byteOffset, bytesRead / 4);
+          for (let i = 0; i < g.length; i++) {
+            const d = values[i]! - g[i]!;
+            squaredDistance += d * d;
+          }
           await file.write(chunk.data);
         }
         const digest = receiver.finish().toString('hex');
@@ -479,10 +491,11 @@ export class Coordinator {
           throw new FedlhsError('ALREADY_EXISTS', `payload is identical to the update accepted for task ${earlier.taskId} (round ${earlier.round}); replays are refused`, { reason: 'REPLAYED' });
         }
         this.metrics.bytesIn.inc(receiver.receivedBytes);
-        await runner!.acceptUpdate(task, spool, header.numExamples, digest, receiver.receivedBytes, toEvalMetrics(header.trainMetrics));
+        await runner!.acceptUpdate(task, spool, header.numExamples, digest, receiver.receivedBytes, toEvalMetrics(header.trainMetrics), Math.sqrt(squaredDistance));
         return { taskId: task.id, sha256: Buffer.from(digest, 'hex'), duplicate: false, receivedBytes: receiver.receivedBytes };
       } finally {
         await file.close().catch(() => undefined);
+        await base.close().catch(() => undefined);
       }
     } finally {
       this.uploadsInFlight.delete(task.id);

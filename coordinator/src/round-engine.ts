@@ -428,14 +428,16 @@ export class StudyRunner {
    * Adds a checked, spooled update to the running average and records it, if the task is
    * still open. The spool file is read in slices and deleted afterwards.
    */
-  async acceptUpdate(task: TaskRecord, spoolPath: string, numExamples: number, sha256: string, bytes: number, trainMetrics: EvalMetrics | undefined): Promise<void> {
+  async acceptUpdate(
+    task: TaskRecord, spoolPath: string, numExamples: number, sha256: string, bytes: number, trainMetrics: EvalMetrics | undefined, knownDeltaNorm?: number,
+  ): Promise<void> {
     const a = this.openAttempt(task);
     if (a.state !== 'TRAINING') throw stale(task, `round ${a.round} is ${a.state}`);
     const entry = a.tasks.get(task.id)!;
     if (entry.accepting) throw new FedlhsError('ABORTED', `an update for task ${task.id} is already being added`);
     entry.accepting = true;
     const work = (async () => {
-      const deltaNorm = await a.aggregator.deltaNorm(spoolPath);
+      const deltaNorm = knownDeltaNorm ?? (await a.aggregator.deltaNorm(spoolPath));
       const scale = a.aggregator.admit(deltaNorm, this.normHistory);
       await a.aggregator.add(spoolPath, numExamples, scale, task.id);
       entry.state = 'ACCEPTED';
