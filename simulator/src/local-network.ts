@@ -42,6 +42,8 @@ export interface CoordinatorStartOptions {
   grpcPort?: number;
   env?: NodeJS.ProcessEnv;
   name?: string;
+  /** Extra Node.js flags for the coordinator process (e.g. --cpu-prof when profiling). */
+  nodeArgs?: string[];
 }
 
 /** Starts `fedlhs-coordinator serve` on port 0 and waits until it logs its ports. */
@@ -53,7 +55,7 @@ export async function startCoordinator(options: CoordinatorStartOptions): Promis
   const proc = new ManagedProcess({
     name: options.name ?? 'coordinator',
     command: process.execPath,
-    args: [coordinatorMain, 'serve'],
+    args: [...(options.nodeArgs ?? []), coordinatorMain, 'serve'],
     env: {
       FEDLHS_DATA_DIR: options.dataDir,
       FEDLHS_GRPC_HOST: '127.0.0.1',

@@ -99,8 +99,13 @@ export class RogueNode {
           weights: { tensors: u.specs.map((s) => ({ name: s.name, shape: [...s.shape], dtype: 'DTYPE_FLOAT32' })), totalBytes: bytes.length, sha256: u.sha256 ?? payloadDigest(u.weights), chunkSize: 1024 * 1024 },
         },
       });
-      for (const chunk of payloadChunks(bytes)) call.write({ data: Buffer.from(chunk) });
-      call.end();
+      // Zero-copy views, and wait for the transport to drain, as a real agent does.
+      void (async () => {
+        for (const chunk of payloadChunks(bytes)) {
+          if (!call.write({ data: Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength) })) await new Promise((r) => call.once('drain', r));
+        }
+        call.end();
+      })();
     });
   }
 

@@ -77,7 +77,11 @@ function aggregation(): void {
 
 async function ingest(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'fedlhs-bench-'));
-  const c = await startCoordinator({ dataDir: join(dir, 'coordinator'), heartbeatIntervalMs: 5000, env: { FEDLHS_LOG_LEVEL: 'info' } });
+  const profileDir = process.env.FEDLHS_PROFILE_DIR;
+  const c = await startCoordinator({
+    dataDir: join(dir, 'coordinator'), heartbeatIntervalMs: 5000, env: { FEDLHS_LOG_LEVEL: 'info' },
+    ...(profileDir === undefined ? {} : { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] }),
+  });
   try {
     const token = (await c.admin<{ token: string }>('POST', '/api/v1/join-tokens', { site: 'bench', ttlSeconds: 600 })).body.token;
     const client = new (loadFedlhsProto().fedlhs.v1.Enrolment)(c.address, grpc.credentials.createInsecure());
