@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { createReadStream, existsSync, linkSync, mkdirSync, readFileSync, rmSync, unlinkSync } from 'node:fs';
+import { createReadStream, existsSync, linkSync, mkdirSync, readFileSync, readdirSync, rmSync, unlinkSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FedlhsError, float32Bytes, type TensorSpec } from '@fedlhs/core';
@@ -88,6 +88,24 @@ export class CheckpointStore {
     fsyncDir(join(this.studyDir(studyId), 'checkpoints'));
     unlinkSync(candidate.path);
     return { ...candidate, path };
+  }
+
+  /**
+   * Removes checkpoint files of rounds after `lastCommittedRound`: a crash between promoting a
+   * checkpoint and recording the commit leaves one behind, and it must not block the rerun.
+   */
+  removeUncommitted(studyId: string, lastCommittedRound: number): string[] {
+    const dir = join(this.studyDir(studyId), 'checkpoints');
+    if (!existsSync(dir)) return [];
+    const removed: string[] = [];
+    for (const f of readdirSync(dir)) {
+      const m = /^round-(\d+)(\.state)?\.f32$/.exec(f);
+      if (m !== null && Number(m[1]) > lastCommittedRound) {
+        unlinkSync(join(dir, f));
+        removed.push(f);
+      }
+    }
+    return removed;
   }
 
   /** Removes candidates of unfinished rounds (after a restart). */

@@ -114,11 +114,20 @@ export class Coordinator {
       if (study.state !== 'RUNNING') continue;
       const failed = await this.store.failOpenRounds(study.id, 'coordinator restarted before the round committed', this.now());
       this.checkpoints.clearCandidates(study.id);
+      const orphans = this.checkpoints.removeUncommitted(study.id, study.lastCommittedRound);
+      if (orphans.length > 0) this.log.warn({ studyId: study.id, files: orphans }, 'removed checkpoint files of rounds that never committed');
       const last = await this.store.getCommittedRound(study.id, study.lastCommittedRound);
-      if (last?.checkpointPath == null || last.checkpointSha256 === null) {
-        throw new FedlhsError('DATA_LOSS', `study ${study.id}: committed round ${study.lastCommittedRound} has no checkpoint record`);
+      try {
+        if (last?.checkpointPath == null || last.checkpointSha256 === null) {
+          throw new FedlhsError('DATA_LOSS', `committed round ${study.lastCommittedRound} has no checkpoint record (the coordinator stopped while creating the study?)`);
+        }
+        await this.checkpoints.verify(last.checkpointPath, last.checkpointSha256);
+      } catch (err) {
+        // One broken study must not keep the coordinator (and every other study) down.
+        this.log.error({ studyId: study.id, err: (err as Error).message }, 'cannot resume study; marking it FAILED');
+        await this.store.setStudyState(study.id, 'FAILED', `cannot resume: ${(err as Error).message}`, this.now());
+        continue;
       }
-      await this.checkpoints.verify(last.checkpointPath, last.checkpointSha256);
       this.log.info({ studyId: study.id, lastCommittedRound: study.lastCommittedRound, abandonedAttempts: failed }, 'resuming study from its last committed round');
       await this.launch(study);
     }
@@ -465,10 +474,13 @@ export class Coordinator {
     this.uploadsInFlight.add(task.id);
     const spool = this.checkpoints.spoolPath(`${task.id}.${randomBytes(4).toString('hex')}.part`);
     try {
-      const file = await open(spool, 'wx', 0o600);
       // ‖update − global‖² is accumulated while the update arrives (reading the same byte range
       // of the base checkpoint), so admitting it later needs no second pass over either file.
       const base = await open(runner!.modelForTask(task).path, 'r');
+      const file = await open(spool, 'wx', 0o600).catch(async (err: unknown) => {
+        await base.close();
+        throw err;
+      });
       let squaredDistance = 0;
       let scratch = Buffer.alloc(0);
       try {
@@ -486,7 +498,7 @@ export class Coordinator {
         }
         const digest = receiver.finish().toString('hex');
         await file.close();
-        const earlier = await this.store.findAcceptedBySha256(digest, task.studyId);
+        const earlier = await this.store.findAcceptedBySha256(digest, task.studyId, { nodeId: node.id, round: task.round });
         if (earlier !== undefined) {
           throw new FedlhsError('ALREADY_EXISTS', `payload is identical to the update accepted for task ${earlier.taskId} (round ${earlier.round}); replays are refused`, { reason: 'REPLAYED' });
         }

@@ -353,8 +353,9 @@ export class StudyRunner {
     const kind: TaskKindName = a.state === 'TRAINING' ? 'TRAIN' : a.state === 'STATISTICS' ? 'STATISTICS' : 'EVALUATE';
     for (;;) {
       const decision = decideClose(this.tally(a, kind), quorum, this.now() >= a.deadline);
-      if (decision.action === 'close' && a.inflight.size > 0) {
-        // Updates that arrived in time are still being added; the average must include them.
+      if (decision.action !== 'wait' && a.inflight.size > 0) {
+        // Updates that arrived in time are still being checked and added: decide only once
+        // they are in (they may make the quorum), never underneath them.
         await Promise.allSettled([...a.inflight]);
         continue;
       }
@@ -389,10 +390,18 @@ export class StudyRunner {
       a.stateCandidate = undefined;
       strategyState = JSON.stringify({ path: state.path, sha256: state.sha256, round: a.round });
     }
+    // The database row is the commit point: if recording it fails, the promoted files go too,
+    // so the round can be run again (a crash in between is cleaned up at the next start).
+    const unpromote = (): void => void this.opts.checkpoints.removeUncommitted(this.studyId, a.round - 1);
     const perSite: MetricRecord[] = [...a.evaluations].map(([nodeId, m]) => ({ ...m, roundId: a.roundId, nodeId, phase: 'evaluation' }));
     const global = weightedMetrics([...a.evaluations.values()]);
     const metrics = [...a.trainingMetrics, ...perSite, ...(global === undefined ? [] : [{ ...global, roundId: a.roundId, nodeId: null, phase: 'evaluation' as const }])];
-    await this.opts.store.commitRound(a.roundId, { path: committed.path, sha256: committed.sha256 }, metrics, strategyState, this.now());
+    try {
+      await this.opts.store.commitRound(a.roundId, { path: committed.path, sha256: committed.sha256 }, metrics, strategyState, this.now());
+    } catch (err) {
+      unpromote();
+      throw err;
+    }
     this.study.strategyState = strategyState;
     a.state = 'COMMITTED';
     this.opts.metrics?.rounds.inc({ outcome: 'committed' });
@@ -440,6 +449,7 @@ export class StudyRunner {
       const deltaNorm = knownDeltaNorm ?? (await a.aggregator.deltaNorm(spoolPath));
       const scale = a.aggregator.admit(deltaNorm, this.normHistory);
       await a.aggregator.add(spoolPath, numExamples, scale, task.id);
+      if (this.attemptState !== a || a.state !== 'TRAINING') throw stale(task, 'its round closed while the update was being added');
       entry.state = 'ACCEPTED';
       this.normHistory.push(deltaNorm);
       await this.opts.store.setTaskState(task.id, 'ACCEPTED', scale < 1 ? `clipped to ${(scale * 100).toFixed(1)}% of its delta` : null);

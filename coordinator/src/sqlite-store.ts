@@ -386,8 +386,11 @@ export class SqliteStore implements CoordinatorStore {
     const r = this.get(`SELECT * FROM contributions WHERE task_id = ? AND accepted = 1`, taskId);
     return r === undefined ? undefined : contribution(r);
   }
-  async findAcceptedBySha256(sha256: string, studyId: string): Promise<ContributionRecord | undefined> {
-    const r = this.get(`SELECT * FROM contributions WHERE sha256 = ? AND study_id = ? AND accepted = 1 LIMIT 1`, sha256, studyId);
+  async findAcceptedBySha256(sha256: string, studyId: string, except?: { nodeId: string; round: number }): Promise<ContributionRecord | undefined> {
+    const r = this.get(
+      `SELECT * FROM contributions WHERE sha256 = ? AND study_id = ? AND accepted = 1 AND NOT (node_id = ? AND round = ?) LIMIT 1`,
+      sha256, studyId, except?.nodeId ?? '', except?.round ?? -1,
+    );
     return r === undefined ? undefined : contribution(r);
   }
   async listContributions(filter: { studyId?: string; nodeId?: string }): Promise<ContributionRecord[]> {

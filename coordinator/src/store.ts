@@ -174,9 +174,10 @@ export interface CoordinatorStore {
   acceptedContribution(taskId: string): Promise<ContributionRecord | undefined>;
   /**
    * An accepted contribution to `studyId` with this payload digest. Scoped to the study: two
-   * studies with the same seed and data can legitimately produce identical updates.
+   * studies with the same seed and data can legitimately produce identical updates, and so can
+   * the same node in a retried attempt of a round (`except` leaves those out).
    */
-  findAcceptedBySha256(sha256: string, studyId: string): Promise<ContributionRecord | undefined>;
+  findAcceptedBySha256(sha256: string, studyId: string, except?: { nodeId: string; round: number }): Promise<ContributionRecord | undefined>;
   listContributions(filter: { studyId?: string; nodeId?: string }): Promise<ContributionRecord[]>;
   /** Delta norms of a study's accepted updates, oldest first. */
   listNormHistory(studyId: string): Promise<number[]>;

@@ -294,7 +294,8 @@ export class Agent {
       runtime = await createModelRuntime({ topology: manifest.model.topology, loss: manifest.training.loss, optimizer: manifest.training.optimizer });
       const timeoutMs = Math.max(10_000, task.deadlineUnixMs - Date.now() + 30_000);
       log.info(`round ${task.round}: ${kind} task received`);
-      const sha256 = await this.loadTaskModel(task, runtime, timeoutMs, log);
+      const rt = runtime;
+      const sha256 = await this.withRetry(task, log, 'download', () => this.loadTaskModel(task, rt, timeoutMs, log));
       let lastPct = -1;
 
       if (task.kind === 'TASK_KIND_TRAIN') {
@@ -304,8 +305,8 @@ export class Agent {
         const mu = manifest.aggregation.strategy === 'fedprox' ? (manifest.aggregation.parameters.mu ?? 0) : 0;
         await runtime.fit(data.train.x, data.train.y, {
           epochs,
-          // Reproducible local training: the shuffle depends only on the study, round and node.
-          shuffleSeed: createHash('sha256').update(`${manifest.seed}/${task.round}/${this.credential.nodeId}`).digest().readUInt32BE(0),
+          // Reproducible local training: the shuffle depends only on the study, round, attempt and node.
+          shuffleSeed: createHash('sha256').update(`${manifest.seed}/${task.round}/${task.attempt}/${this.credential.nodeId}`).digest().readUInt32BE(0),
           ...(steps === undefined ? {} : { steps }),
           ...(mu > 0 ? { proximal: { mu, reference: runtime.getWeights() } } : {}),
           batchSize: manifest.training.batchSize,
@@ -321,6 +322,11 @@ export class Agent {
         const trained = runtime.getWeights();
         const trainMetrics = await runtime.evaluate(data.train.x, data.train.y);
         const uploadStart = performance.now();
+        // Audit before anything leaves, then the outcome: a crash or a rejection mid-send still shows what was sent.
+        this.state.audit({
+          event: 'update_sent', coordinator: this.config.coordinator.address, studyId: task.studyId, round: task.round, taskId: task.taskId,
+          bytes: trained.byteLength, numExamples: data.train.rows, metrics: { loss: trainMetrics.loss, accuracy: trainMetrics.accuracy, auc: trainMetrics.auc }, outcome: 'sending',
+        });
         const receipt = await this.withRetry(task, log, 'upload', () =>
           uploadUpdate(this.clients.federation, this.credential.credential, {
             taskId: task.taskId, studyId: task.studyId, round: task.round, nodeId: this.credential.nodeId, baseModelSha256: sha256,
@@ -344,6 +350,10 @@ export class Agent {
         log.info({ bytes: trained.byteLength, numExamples: data.train.rows, trainLoss: trainMetrics.loss }, `round ${task.round}: update accepted by coordinator`);
       } else {
         const metrics = await runtime.evaluate(data.holdout.x, data.holdout.y);
+        this.state.audit({
+          event: 'evaluation_sent', coordinator: this.config.coordinator.address, studyId: task.studyId, round: task.round, taskId: task.taskId,
+          numExamples: metrics.numExamples, metrics: { loss: metrics.loss, accuracy: metrics.accuracy, auc: metrics.auc }, outcome: 'sending',
+        });
         await this.withRetry(task, log, 'report', () =>
           new Promise((resolve, reject) => {
             this.clients.federation.ReportEvaluation(
@@ -363,9 +373,14 @@ export class Agent {
     } catch (err) {
       if (isServiceError(err) && (err.code === grpc.status.FAILED_PRECONDITION || err.code === grpc.status.NOT_FOUND)) {
         log.info({ details: err.details }, 'task abandoned: the coordinator no longer needs it');
+        this.state.audit({ event: 'task_declined', coordinator: this.config.coordinator.address, studyId: task.studyId, round: task.round, taskId: task.taskId, outcome: `abandoned: ${grpc.status[err.code]}` });
+      } else if (isServiceError(err) && RETRYABLE_CODES.has(err.code)) {
+        // Transient (the coordinator was unreachable): if it re-sends the task, start again.
+        this.seenTasks.delete(task.taskId);
+        log.warn({ code: grpc.status[err.code], details: err.details }, 'task interrupted; it runs again if the coordinator re-sends it');
       } else if (isServiceError(err)) {
         log.error({ code: grpc.status[err.code], details: err.details, rejection: err.metadata.get('fedlhs-rejection-reason')[0] }, 'coordinator rejected the task result');
-        this.state.audit({ event: task.kind === 'TASK_KIND_TRAIN' ? 'update_sent' : 'evaluation_sent', coordinator: this.config.coordinator.address, studyId: task.studyId, round: task.round, taskId: task.taskId, outcome: `rejected: ${grpc.status[err.code]}`, detail: err.details });
+        this.state.audit({ event: task.kind === 'TASK_KIND_TRAIN' ? 'update_sent' : task.kind === 'TASK_KIND_STATISTICS' ? 'statistics_sent' : 'evaluation_sent', coordinator: this.config.coordinator.address, studyId: task.studyId, round: task.round, taskId: task.taskId, outcome: `rejected: ${grpc.status[err.code]}`, detail: err.details });
       } else if (isFedlhsError(err) && err.reason?.startsWith('READINESS_')) {
         this.decline(task, err.message);
       } else {
@@ -381,6 +396,10 @@ export class Agent {
   /** Computes and reports the training split's sufficient statistics (aggregates, small cells suppressed). */
   private async reportStatistics(task: Task__Output, manifest: StudyManifest, log: Logger): Promise<void> {
     const stats = await this.data.statistics(manifest);
+    this.state.audit({
+      event: 'statistics_sent', coordinator: this.config.coordinator.address, studyId: task.studyId, round: task.round, taskId: task.taskId,
+      numExamples: stats.rows, outcome: 'sending', detail: `${stats.features.length} feature(s): count, sum, sum of squares, missing, histogram`,
+    });
     await this.withRetry(task, log, 'statistics', () =>
       new Promise((resolve, reject) => {
         this.clients.federation.ReportStatistics(

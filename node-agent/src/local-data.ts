@@ -87,7 +87,11 @@ export class LocalData {
     const data = await this.require(manifest);
     const names = studyFeatureNames(manifest);
     let normalization: Normalization | undefined;
-    if (manifest.data.normalization === 'federated-zscore') {
+    if (manifest.data.normalization === 'none') {
+      // No scaling, but missing values still become this clinic's training mean (not 0).
+      const stats = combineStats([computeClinicStats(data.train.x, data.train.y, names, 0)]);
+      normalization = { method: 'zscore', features: stats.features.map((f) => ({ name: f.name, mean: 0, std: 1, impute: f.mean })) };
+    } else if (manifest.data.normalization === 'federated-zscore') {
       if (studyNormalization === undefined) throw new FedlhsError('FAILED_PRECONDITION', 'the study uses federated normalisation but the task carries none');
       normalization = studyNormalization;
     } else if (manifest.data.normalization === 'local-zscore') {

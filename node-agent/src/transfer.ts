@@ -60,9 +60,15 @@ export async function uploadUpdate(client: FederationClient, credential: string,
   const bytes = float32Bytes(u.weights);
   const sha256 = payloadDigest(u.weights);
   return new Promise<UploadReceipt__Output>((resolve, reject) => {
+    let ended = false;
     const call = client.UploadUpdate(authMetadata(credential), { deadline: deadlineIn(timeoutMs) }, (err: grpc.ServiceError | null, receipt?: UploadReceipt__Output) => {
-      if (err !== null) reject(err);
-      else resolve(receipt!);
+      // A client stream reports failure only here (never as 'error'): stop writing, or the
+      // loop would wait for a drain that never comes while holding the whole model.
+      ended = true;
+      if (err !== null) {
+        call.cancel();
+        reject(err);
+      } else resolve(receipt!);
     });
     const write = async (): Promise<void> => {
       call.write({
@@ -73,8 +79,6 @@ export async function uploadUpdate(client: FederationClient, credential: string,
         },
       });
       let sent = 0;
-      let ended = false;
-      call.once('error', () => (ended = true));
       for (const chunk of payloadChunks(bytes, u.chunkBytes)) {
         if (ended) return;
         const ok = call.write({ data: Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength) });

@@ -1,6 +1,6 @@
 import { readFileSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { validateManifest, studyFeatureNames, type Normalization, type StudyManifest } from '@fedlhs/core';
+import { combineStats, computeClinicStats, normalizationFrom, validateManifest, studyFeatureNames, type Normalization, type StudyManifest } from '@fedlhs/core';
 import { extractCohort, openEhrSource, splitDataset, type CohortReport, type SplitDataset } from '@fedlhs/ehr';
 import { initBackend } from '@fedlhs/model';
 import { defaultClinics, generateClinic, type ClinicProfile, type ClinicTruth } from '@fedlhs/synth';
@@ -47,8 +47,10 @@ export interface SimulationReport {
   rounds: { round: number; loss: number; accuracy: number; auc: number | null }[];
   clinics: ClinicResult[];
   overall: Partial<Record<Method, Assessment>>;
-  /** Largest |federated − pooled| difference of normalisation parameters (federated statistics = pooled statistics). */
+  /** Largest |coordinator − recomputed from the clinics' reports| difference of normalisation parameters. */
   normalizationMaxAbsDiff: number;
+  /** Largest difference between the federated and the (unsuppressed) pooled normalisation: the cost of small-cell suppression. */
+  suppressionEffect: number;
   timings: Record<string, number>;
 }
 
@@ -139,9 +141,13 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRep
   const fedNormalization = (detail as StudyDetail & { parameters: { normalization: Normalization } }).parameters.normalization;
   const trainSets = cohorts.filter((_, i) => participating[i]).map((c) => asMatrix(c.split.train));
   const pooledNormalization = zscoreFrom(trainSets, names);
-  const normalizationMaxAbsDiff = Math.max(
-    ...fedNormalization.features.flatMap((f, j) => [Math.abs(f.mean - pooledNormalization.features[j]!.mean), Math.abs(f.std - pooledNormalization.features[j]!.std)]),
-  );
+  const maxDiff = (n: Normalization): number =>
+    Math.max(...fedNormalization.features.flatMap((f, j) => [Math.abs(f.mean - n.features[j]!.mean), Math.abs(f.std - n.features[j]!.std)]));
+  // What the clinics' reports imply (small cells suppressed, as each agent does): the
+  // coordinator's normalisation must equal it; the pooled data's differs only by suppression.
+  const reported = normalizationFrom(combineStats(trainSets.map((t) => computeClinicStats(t.x, t.y, names, manifest.data.minCellCount))));
+  const normalizationMaxAbsDiff = maxDiff(reported);
+  const suppressionEffect = maxDiff(pooledNormalization);
   const epochs = o.rounds * manifest.training.localEpochs;
   const checkpoint = readFileSync(join(net, 'coordinator', 'studies', studyId, 'checkpoints', `round-${String(detail.lastCommittedRound).padStart(6, '0')}.f32`));
   const finalWeights = new Float32Array(checkpoint.buffer, checkpoint.byteOffset, checkpoint.byteLength / 4);
@@ -204,6 +210,7 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRep
     clinics,
     overall,
     normalizationMaxAbsDiff,
+    suppressionEffect,
     timings,
   };
 }

@@ -37,7 +37,7 @@ Every method is scored on the same hold-out patients of each clinic. The oracle 
 <h2>Overall (all hold-out patients)</h2>
 ${table(['method', 'AUC', 'accuracy', 'Brier', 'ECE', 'patients'], METHODS.filter((m) => r.overall[m]).map((m) => [m, r.overall[m]!.auc, r.overall[m]!.accuracy, r.overall[m]!.brier, r.overall[m]!.ece, String(r.overall[m]!.n)]))}
 <p>Do the small clinics gain most? Mean AUC gain from federation: ${fmt(smallGain)} for the smaller half of clinics, ${fmt(largeGain)} for the larger half.
-Federated normalisation equals the pooled training statistics to within ${r.normalizationMaxAbsDiff.toExponential(1)}.</p>
+The coordinator's normalisation equals what the clinics' (small-cell-suppressed) statistics imply to within ${r.normalizationMaxAbsDiff.toExponential(1)}; suppression moves it at most ${r.suppressionEffect.toPrecision(2)} from the pooled data's.</p>
 ${aucBars}${gainBars}${rounds}${calibration}
 <h2>Per clinic</h2>
 ${table(['clinic', 'format', 'patients', 'eligible', 'train/hold-out', 'prevalence', 'local AUC', 'federated AUC', 'pooled AUC', 'oracle AUC', 'gain', 'fed. Brier', 'local Brier', 'local model on all hold-outs'],

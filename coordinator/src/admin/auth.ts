@@ -25,11 +25,13 @@ export class OperatorAuth {
   private readonly bootstrap: Buffer;
 
   constructor(private readonly store: CoordinatorStore, bootstrapAdminToken: string) {
+    if (bootstrapAdminToken.trim().length < 16) throw new FedlhsError('INVALID_ARGUMENT', 'admin.token must be at least 16 characters (an empty admin-token file is refused)');
     this.bootstrap = Buffer.from(bootstrapAdminToken);
   }
 
   /** The operator a token belongs to, or undefined. */
   async fromToken(token: string): Promise<Operator | undefined> {
+    if (token === '') return undefined;
     const given = Buffer.from(token);
     if (given.length === this.bootstrap.length && timingSafeEqual(given, this.bootstrap)) return { name: 'admin', role: 'admin' };
     const record = await this.store.findOperator(hash(token));

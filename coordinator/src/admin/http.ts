@@ -54,8 +54,13 @@ function sendFile(res: ServerResponse, root: string, path: string): void {
     send(res, 404, { error: { code: 'NOT_FOUND', message: `no file ${path}` } });
     return;
   }
-  res.writeHead(200, { 'content-type': TYPES[extname(file)] ?? 'application/octet-stream', 'cache-control': 'no-cache', ...SECURITY_HEADERS });
-  createReadStream(file).pipe(res);
+  const stream = createReadStream(file);
+  stream.once('open', () => {
+    res.writeHead(200, { 'content-type': TYPES[extname(file)] ?? 'application/octet-stream', 'cache-control': 'no-cache', ...SECURITY_HEADERS });
+    stream.pipe(res);
+  });
+  // A file that vanished or cannot be read after the checks must not take the server down.
+  stream.once('error', () => (res.headersSent ? res.destroy() : send(res, 404, { error: { code: 'NOT_FOUND', message: `cannot read ${path}` } })));
 }
 
 interface Route {
@@ -233,6 +238,7 @@ export async function startAdminServer(coordinator: Coordinator, logger: Logger,
       return send(res, candidates.length > 0 ? 405 : 404, { error: { code: 'NOT_FOUND', message: `no route ${req.method} ${path}` } });
     }
     (async () => {
+      if (req.method !== 'GET') checkWriteRequest(req);
       const operator = route.role === 'public' ? undefined : await auth.authenticate(req);
       if (route.role === 'admin') requireAdmin(operator!, `${req.method} ${path}`);
       const result = await route.handle(route.pattern.exec(path)!, req, operator, res);
@@ -258,6 +264,22 @@ export async function startAdminServer(coordinator: Coordinator, logger: Logger,
         server.closeAllConnections();
       }),
   };
+}
+
+/**
+ * Cross-site request checks for state-changing calls (besides SameSite=Strict cookies): the
+ * body must be JSON, which a plain HTML form cannot send, and a browser's Origin, when sent,
+ * must be this server.
+ */
+function checkWriteRequest(req: IncomingMessage): void {
+  const type = req.headers['content-type'] ?? '';
+  const hasBody = req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0';
+  if (hasBody && !type.startsWith('application/json')) throw new FedlhsError('INVALID_ARGUMENT', 'request body must be application/json');
+  const origin = req.headers.origin;
+  if (origin !== undefined && origin !== 'null' && req.headers.host !== undefined && new URL(origin).host !== req.headers.host) {
+    throw new FedlhsError('PERMISSION_DENIED', `cross-origin request from ${origin} refused`);
+  }
+  if (origin === 'null') throw new FedlhsError('PERMISSION_DENIED', 'cross-origin request refused');
 }
 
 /** Server-sent events: one `change` event per kind and study, coalesced over 250 ms. */

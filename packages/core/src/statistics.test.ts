@@ -42,21 +42,32 @@ describe('federated statistics', () => {
     expect(combined.features[1]!.mean).toBeCloseTo(glucose.reduce((s, v) => s + v, 0) / glucose.length, 9);
   });
 
-  it('suppresses every count below the minimum cell count', () => {
-    const x = Float32Array.from([1, NaN, 2, 5, 3, 5, NaN, 5, 4, 5, 6, 5]);
-    const y = Float32Array.from([1, 0, 0, 0, 0, 0]);
-    const s = computeClinicStats(x, y, ['a', 'b'], 3, [{ min: 0, max: 10, bins: 2 }]);
-    expect(s).toEqual({
-      rows: 6,
-      positives: 0,
-      suppressed: true,
-      features: [
-        { name: 'a', count: 5, sum: 16, sumOfSquares: 66, missing: 0, suppressed: false, histogram: [4, 0], histogramMin: 0, histogramMax: 10 },
-        { name: 'b', count: 5, sum: 25, sumOfSquares: 125, missing: 0, suppressed: false, histogram: [], histogramMin: 0, histogramMax: 0 },
-      ],
-    });
+  it('suppresses every count below the minimum cell count, and what would reveal one', () => {
+    // 8 rows; a: continuous, no missing; b: one missing value; c: binary with two ones.
+    const rows = [
+      [1, 5, 0], [2, 5, 0], [3, 5, 1], [4, NaN, 0], [6, 5, 0], [7, 5, 1], [8, 5, 0], [9, 5, 0],
+    ];
+    const x = Float32Array.from(rows.flat());
+    const y = Float32Array.from([1, 0, 1, 0, 1, 0, 1, 0]);
+    const s = computeClinicStats(x, y, ['a', 'b', 'c'], 3, [{ min: 0, max: 10, bins: 5 }]);
+    expect(s.rows).toBe(8);
+    expect(s.positives).toBe(4);
+    expect(s.suppressed).toBe(false);
+    // a: bins [0,2) [2,4) [4,6) [6,8) [8,10) hold 1, 2, 1, 2, 2: all below 3 are zeroed.
+    expect(s.features[0]).toEqual({ name: 'a', count: 8, sum: 40, sumOfSquares: 260, missing: 0, suppressed: false, histogram: [0, 0, 0, 0, 0], histogramMin: 0, histogramMax: 10 });
+    // b: one missing value would be revealed (rows − count): the feature is withheld.
+    expect(s.features[1]).toMatchObject({ name: 'b', count: 0, sum: 0, sumOfSquares: 0, missing: 0, suppressed: true });
+    // c: a 0/1 feature's sum is the number of ones (2 < 3): withheld.
+    expect(s.features[2]).toMatchObject({ name: 'c', count: 0, sum: 0, suppressed: true });
     const tiny = computeClinicStats(Float32Array.from([1, 2]), Float32Array.from([0, 1]), ['a'], 10);
     expect(tiny).toMatchObject({ rows: 0, positives: 0, suppressed: true, features: [{ count: 0, sum: 0, sumOfSquares: 0, suppressed: true }] });
+  });
+
+  it('hides a single small histogram cell together with the next smallest', () => {
+    const values = [...Array(5).fill(1), ...Array(2).fill(3), ...Array(6).fill(5), ...Array(8).fill(7)];
+    const s = computeClinicStats(Float32Array.from(values), new Float32Array(values.length).fill(0.5), ['v'], 3, [{ min: 0, max: 8, bins: 4 }]);
+    // Cells 5, 2, 6, 8: the 2 is hidden, and so is the 5 (else 21 − 5 − 6 − 8 = 2 gives it away).
+    expect(s.features[0]!.histogram).toEqual([0, 0, 6, 8]);
   });
 
   it('normalises with the combined mean and std, imputing missing values as the mean', () => {

@@ -72,15 +72,20 @@ export function computeClinicStats(
         histogram[bin]!++;
       }
     }
-    const suppressed = count < minCell;
+    // Everything that could reveal a small group is withheld together: a small count or a
+    // small missing count (one follows from the other and the row total), and for a 0/1
+    // feature a small number of ones or zeros (its sum is that count).
+    const binary = count > 0 && sumOfSquares === sum && Number.isInteger(sum);
+    const suppressed =
+      count < minCell || (missing > 0 && missing < minCell) || (binary && (sum < minCell || count - sum < minCell));
     return {
       name,
       count: suppressed ? 0 : count,
       sum: suppressed ? 0 : sum,
       sumOfSquares: suppressed ? 0 : sumOfSquares,
-      missing: missing < minCell ? 0 : missing,
+      missing: suppressed ? 0 : missing,
       suppressed,
-      histogram: histogram.map((c) => (c < minCell ? 0 : c)),
+      histogram: suppressed ? histogram.map(() => 0) : suppressHistogram(histogram, minCell),
       histogramMin: range?.min ?? 0,
       histogramMax: range?.max ?? 0,
     };
@@ -89,6 +94,23 @@ export function computeClinicStats(
   for (let i = 0; i < n; i++) if (y[i]! >= 0.5) positives++;
   const suppressed = n < minCell || positives < minCell || n - positives < minCell;
   return { rows: n < minCell ? 0 : n, positives: suppressed ? 0 : positives, suppressed, features };
+}
+
+/**
+ * Zeroes histogram cells below `minCell`; if exactly one cell was zeroed, also the smallest
+ * other non-zero cell, so the hidden count cannot be recovered as total minus the rest.
+ */
+function suppressHistogram(histogram: number[], minCell: number): number[] {
+  const out = histogram.map((c) => (c < minCell ? 0 : c));
+  const hidden = histogram.filter((c) => c > 0 && c < minCell).length;
+  if (hidden === 1) {
+    let smallest = -1;
+    out.forEach((c, i) => {
+      if (c > 0 && (smallest < 0 || c < out[smallest]!)) smallest = i;
+    });
+    if (smallest >= 0) out[smallest] = 0;
+  }
+  return out;
 }
 
 /** Global statistics combined from clinics' reports. */
@@ -134,7 +156,8 @@ export function combineStats(reports: readonly ClinicStats[]): CombinedStats {
 /** Per-feature scaling every clinic (and every later use of the model) applies identically. */
 export interface Normalization {
   method: 'zscore';
-  features: { name: string; mean: number; std: number }[];
+  /** `impute`: the value a missing entry takes before scaling (default: the mean). */
+  features: { name: string; mean: number; std: number; impute?: number }[];
 }
 
 /** Normalisation parameters from combined statistics; a constant feature gets std 1. */
@@ -157,7 +180,8 @@ export function applyNormalization(x: Float32Array, names: readonly string[], no
   for (let i = 0; i < x.length; i++) {
     const p = params[i % d]!;
     const v = x[i]!;
-    x[i] = Number.isNaN(v) ? 0 : (v - p.mean) / p.std;
+    const value = Number.isNaN(v) ? ((p as { impute?: number }).impute ?? p.mean) : v;
+    x[i] = (value - p.mean) / p.std;
   }
   return x;
 }

@@ -1,4 +1,5 @@
 import { createReadStream } from 'node:fs';
+import { basename } from 'node:path';
 import { parse } from 'csv-parse';
 import { FedlhsError, isHoldout } from '@fedlhs/core';
 
@@ -60,7 +61,7 @@ export async function readFlatTable(path: string, request: TableRequest): Promis
         if (request.keyColumn !== undefined && !header.includes(request.keyColumn)) missing.push(request.keyColumn);
         if (request.splitColumn !== undefined && !header.includes(request.splitColumn)) missing.push(request.splitColumn);
         if (missing.length > 0) {
-          throw new FedlhsError('FAILED_PRECONDITION', `${path}: missing column(s) ${missing.map((m) => JSON.stringify(m)).join(', ')}`, { reason: 'FEATURE_SPEC_UNSUPPORTED' });
+          throw new FedlhsError('FAILED_PRECONDITION', `${basename(path)}: missing column(s) ${missing.map((m) => JSON.stringify(m)).join(', ')}`, { reason: 'FEATURE_SPEC_UNSUPPORTED' });
         }
         featureIdx = request.features.map((f) => header.indexOf(f));
         labelIdx = header.indexOf(request.label);
@@ -97,10 +98,13 @@ export async function readFlatTable(path: string, request: TableRequest): Promis
     }
   } catch (err) {
     if (err instanceof FedlhsError) throw err;
-    throw new FedlhsError('FAILED_PRECONDITION', `${path}: cannot read CSV: ${(err as Error).message}`, { cause: err, reason: 'DATA_ERROR' });
+    // csv-parse quotes cell contents in its messages: say where, never what.
+    const line = (err as { lines?: number }).lines;
+    const code = (err as { code?: string }).code ?? 'parse error';
+    throw new FedlhsError('FAILED_PRECONDITION', `${basename(path)}: cannot read CSV (${code}${line === undefined ? '' : ` at line ${line}`})`, { cause: err, reason: 'DATA_ERROR' });
   }
   if (featureIdx === undefined) {
-    throw new FedlhsError('FAILED_PRECONDITION', `${path}: file is empty (no header row)`, { reason: 'DATA_ERROR' });
+    throw new FedlhsError('FAILED_PRECONDITION', `${basename(path)}: file is empty (no header row)`, { reason: 'DATA_ERROR' });
   }
   return {
     features: request.features, x: Float32Array.from(values), y: Float32Array.from(labels), keys, rows: labels.length, skipped,

@@ -6,7 +6,7 @@ import type { EventEmitter } from 'node:events';
  */
 export function waitForDrain(stream: EventEmitter): Promise<void> {
   return new Promise<void>((resolve) => {
-    const events = ['drain', 'close', 'error', 'cancelled', 'finish'];
+    const events = ['drain', 'close', 'error', 'cancelled', 'finish', 'status'];
     const done = (): void => {
       for (const e of events) stream.off(e, done);
       resolve();
