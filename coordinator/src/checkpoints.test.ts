@@ -185,3 +185,20 @@ describe('CheckpointStore specs', () => {
     expect(store.loadSpecs('s1')).toEqual(specs);
   });
 });
+
+describe('CheckpointStore.removeUncommitted', () => {
+  it('removes model and state files of rounds after the last committed one, and nothing else', async () => {
+    const store = new CheckpointStore(tempRoot());
+    for (const round of [0, 1, 2, 3]) {
+      store.promote('s1', round, await store.writeCandidate('s1', round, 1, [Float32Array.of(round)]));
+      if (round > 0) store.promote('s1', round, await store.writeCandidate('s1', round, 1, [Float32Array.of(-round)], 'state'), 'state');
+    }
+    expect(store.removeUncommitted('s1', 1).sort()).toEqual(['round-000002.f32', 'round-000002.state.f32', 'round-000003.f32', 'round-000003.state.f32']);
+    expect(existsSync(store.committedPath('s1', 1))).toBe(true);
+    expect(existsSync(store.committedPath('s1', 1, 'state'))).toBe(true);
+    expect(existsSync(store.committedPath('s1', 2))).toBe(false);
+    // Round 2 can now be promoted again.
+    store.promote('s1', 2, await store.writeCandidate('s1', 2, 2, [Float32Array.of(9)]));
+    expect(existsSync(store.committedPath('s1', 2))).toBe(true);
+  });
+});

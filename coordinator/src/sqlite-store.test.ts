@@ -369,6 +369,10 @@ describe('SqliteStore contributions', () => {
     await store.insertContribution(contributionRec('t2', sha, true, { nodeId: 'n2', attempt: 2 }));
     expect(await store.findAcceptedBySha256(sha, 's1')).toEqual(contributionRec('t2', sha, true, { nodeId: 'n2', attempt: 2 }));
     expect(await store.findAcceptedBySha256(sha, 'another-study')).toBeUndefined();
+    // The same node's identical update in a retried attempt of the same round is not a replay.
+    expect(await store.findAcceptedBySha256(sha, 's1', { nodeId: 'n2', round: 1 })).toBeUndefined();
+    expect(await store.findAcceptedBySha256(sha, 's1', { nodeId: 'n3', round: 1 })).toBeDefined();
+    expect(await store.findAcceptedBySha256(sha, 's1', { nodeId: 'n2', round: 2 })).toBeDefined();
     expect(await store.findAcceptedBySha256('e'.repeat(64), 's1')).toBeUndefined();
   });
 
