@@ -1,10 +1,11 @@
 import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { arch, platform } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { backoffDelay, float32Bytes, isFedlhsError, verifyManifestJson, type Normalization, type StudyManifest } from '@fedlhs/core';
 import { createModelRuntime, type ModelRuntime } from '@fedlhs/model';
-import type { AgentInfo, AgentMessage, CoordinatorMessage__Output, Readiness__Output as Readiness, Study__Output, Task__Output } from '@fedlhs/proto';
+import type { AgentInfo, AgentMessage, CoordinatorMessage__Output, ListStudiesResponse__Output, Readiness__Output as Readiness, Study__Output, Task__Output } from '@fedlhs/proto';
 import { writeFileAtomic, type Logger } from '@fedlhs/service';
 import type { AgentState, NodeCredential } from './agent-state.js';
 import { RETRYABLE_CODES, authMetadata, deadlineIn, isServiceError, type Clients } from './client.js';
@@ -137,6 +138,7 @@ export class Agent {
           interval = message.welcome.heartbeatIntervalMs || 5000;
           clearInterval(timer);
           this.log.info({ coordinator: this.config.coordinator.address, coordinatorVersion: message.welcome.coordinatorVersion }, 'connected to coordinator');
+          void this.catchUpFinalModels();
           // Re-arm the watchdog at the coordinator's heartbeat interval.
           const beat = setInterval(() => {
             if (Date.now() - lastHeard > 3 * interval) {
@@ -233,6 +235,25 @@ export class Agent {
   private recheckApprovals(): void {
     for (const known of this.studies.values()) {
       if (known.readiness === 'READINESS_NOT_APPROVED' && this.state.isApproved(known.study.manifestSha256)) void this.evaluateReadiness(known, false);
+    }
+  }
+
+  /**
+   * Dissemination for a clinic that was offline when a study it approved completed: after each
+   * Welcome, fetch the final model of every completed, locally approved study not yet saved.
+   */
+  private async catchUpFinalModels(): Promise<void> {
+    try {
+      const res = await new Promise<ListStudiesResponse__Output>((resolve, reject) => {
+        this.clients.federation.ListStudies({ includeEnded: true }, authMetadata(this.credential.credential), { deadline: deadlineIn(15_000) }, (err, r) => (err === null ? resolve(r!) : reject(err)));
+      });
+      for (const study of res.studies) {
+        if (study.state !== 'STUDY_STATE_COMPLETED' || !this.state.isApproved(study.manifestSha256)) continue;
+        if (existsSync(join(this.state.dir, 'models', study.studyId, `round-${study.lastCommittedRound}.f32`))) continue;
+        await this.fetchFinalModel(study);
+      }
+    } catch (err) {
+      this.log.debug({ err: (err as Error).message }, 'could not check for completed studies');
     }
   }
 

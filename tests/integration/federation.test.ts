@@ -1,4 +1,4 @@
-import { mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { createTestPki, learnableManifest, writeLearnableCsv } from '@fedlhs/testing';
@@ -59,7 +59,7 @@ describe('federation end to end (separate OS processes)', () => {
     const nodeIds = [];
     for (const o of clinics) nodeIds.push(await enrolAgent(c, o));
     const victimId = nodeIds[2]!;
-    ws.track(startAgent(clinics[0]!));
+    const first = ws.track(startAgent(clinics[0]!));
     ws.track(startAgent(clinics[1]!));
     const victim = ws.track(startAgent(clinics[2]!));
     const study = await startStudy(c, learnableManifest({ rounds: 3, min: 3, max: 3, quorum: 2, roundSeconds: 120 }));
@@ -78,6 +78,18 @@ describe('federation end to end (separate OS processes)', () => {
     const round3 = detail.contributions.filter((x) => x.round === 3 && x.accepted);
     expect(round3.filter((x) => x.nodeId === victimId)).toHaveLength(1);
     expect(new Set(round3.map((x) => x.nodeId)).size).toBe(round3.length);
+
+    // Dissemination: a clinic that was offline when the study completed fetches the final model
+    // when it next connects.
+    await first.waitFor((l) => l.msg === 'study completed; final global model saved locally');
+    await first.stop();
+    const models = join(clinics[0]!.stateDir, 'models', study.id);
+    rmSync(models, { recursive: true, force: true });
+    const back = ws.track(startAgent(clinics[0]!));
+    await back.waitForMsg('study completed; final global model saved locally');
+    const saved = readFileSync(join(models, 'round-3.f32'));
+    const committed = readFileSync(join(c.dataDir, 'studies', study.id, 'checkpoints', 'round-000003.f32'));
+    expect(saved.equals(committed)).toBe(true);
   });
 
   it('an agent started while the coordinator is down keeps retrying and connects once it comes up', async () => {
