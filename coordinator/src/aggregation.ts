@@ -31,9 +31,9 @@ export function currentBound(validation: UpdateValidation, history: readonly num
 }
 
 /**
- * One round's aggregation at the coordinator. Every accepted update is first measured against
- * the round's base model (‖update − global‖₂, streamed from disk) and rejected or clipped by the
- * study's norm bound. Strategies whose result depends only on the example-weighted mean get
+ * One round's aggregation at the coordinator. Every accepted update's distance from the round's
+ * base model (‖update − global‖₂, measured by the coordinator while it arrived) is checked
+ * against the study's norm bound: the update is rejected or clipped. Strategies whose result depends only on the example-weighted mean get
  * each update added to a float64 running sum as it arrives (memory O(model) whatever the number
  * of clinics); order-statistic strategies (median, trimmed mean, Krum, Bulyan) necessarily hold
  * every update: their spooled files are kept, up to the study's cap, and read at the end.
@@ -41,7 +41,6 @@ export function currentBound(validation: UpdateValidation, history: readonly num
 export class RoundAggregator {
   private readonly sum: WeightedSum;
   private readonly held: { path: string; numExamples: number; scale: number }[] = [];
-  private readonly length: number;
 
   constructor(
     private readonly strategy: Strategy,
@@ -52,8 +51,7 @@ export class RoundAggregator {
     private readonly validation: UpdateValidation,
     private readonly maxHeld: number,
   ) {
-    this.length = bundleLength(specs);
-    this.sum = new WeightedSum(strategy.input === 'weighted-mean' ? this.length : 0);
+    this.sum = new WeightedSum(strategy.input === 'weighted-mean' ? bundleLength(specs) : 0);
   }
 
   get count(): number {
@@ -62,24 +60,6 @@ export class RoundAggregator {
 
   get totalExamples(): number {
     return this.strategy.input === 'weighted-mean' ? this.sum.totalWeight : this.held.reduce((s, h) => s + h.numExamples, 0);
-  }
-
-  /** ‖update − base‖₂, reading both files in slices. */
-  async deltaNorm(spoolPath: string): Promise<number> {
-    let sq = 0;
-    const base = this.checkpoints.read(this.base.path, SLICE_BYTES);
-    for await (const chunk of this.checkpoints.read(spoolPath, SLICE_BYTES)) {
-      const b = (await base.next()).value as Buffer | undefined;
-      if (b === undefined || b.length !== chunk.length) throw new FedlhsError('INTERNAL', 'base model and update differ in length');
-      const u = new Float32Array(chunk.buffer, chunk.byteOffset, chunk.byteLength / 4);
-      const g = new Float32Array(b.buffer, b.byteOffset, b.byteLength / 4);
-      for (let i = 0; i < u.length; i++) {
-        const d = u[i]! - g[i]!;
-        sq += d * d;
-      }
-    }
-    await base.return(undefined);
-    return Math.sqrt(sq);
   }
 
   /**
@@ -136,32 +116,21 @@ export class RoundAggregator {
         for (let offset = 0; offset < sum.length; offset += SLICE_BYTES / 4) yield sum.meanSlice(offset, Math.min(SLICE_BYTES / 4, sum.length - offset));
       })();
     }
-    const global = splitTensors(this.specs, await this.readAll(this.base.path, 1));
+    const base = await this.checkpoints.readAll(this.base.path);
+    const global = splitTensors(this.specs, base);
     let updates: ClientUpdate[];
     if (this.strategy.input === 'weighted-mean') {
       updates = [{ weights: splitTensors(this.specs, this.sum.mean()), numExamples: this.sum.totalWeight }];
     } else {
       updates = [];
       for (const h of this.held) {
-        const values = await this.readAll(h.path, h.scale, global);
+        const values = await this.checkpoints.readAll(h.path);
+        // A clipped update keeps only `scale` of its distance from the global model.
+        if (h.scale !== 1) for (let i = 0; i < values.length; i++) values[i] = base[i]! + h.scale * (values[i]! - base[i]!);
         updates.push({ weights: splitTensors(this.specs, values), numExamples: h.numExamples });
       }
     }
     return [concatTensors(this.strategy.aggregate(global, updates, round))];
-  }
-
-  private async readAll(path: string, scale: number, global?: { data: Float32Array }[]): Promise<Float32Array> {
-    const out = new Float32Array(this.length);
-    let offset = 0;
-    for await (const chunk of this.checkpoints.read(path, SLICE_BYTES)) {
-      out.set(new Float32Array(chunk.buffer, chunk.byteOffset, chunk.byteLength / 4), offset);
-      offset += chunk.byteLength / 4;
-    }
-    if (scale !== 1 && global !== undefined) {
-      const g = concatTensors(global.map((t) => ({ shape: [t.data.length], data: t.data })));
-      for (let i = 0; i < out.length; i++) out[i] = g[i]! + scale * (out[i]! - g[i]!);
-    }
-    return out;
   }
 
   /** Deletes held update files. */

@@ -188,13 +188,14 @@ export class StudyRunner {
     a.state = to;
     const final = to === 'COMMITTED' || to === 'FAILED';
     await this.opts.store.setRoundState(a.roundId, to, reason, final ? this.now() : null);
-    if (final) {
-      const outcome = to === 'COMMITTED' ? 'committed' : 'failed';
-      this.opts.metrics?.rounds.inc({ outcome });
-      this.opts.metrics?.roundDuration.observe({ outcome }, (this.now() - a.startedAt) / 1000);
-    }
+    if (final) this.recordRoundEnd(a, to === 'COMMITTED' ? 'committed' : 'failed');
     this.log.info({ round: a.round, attempt: a.attempt, state: to, ...(reason === null ? {} : { reason }) }, `round ${a.round} → ${to}`);
     this.opts.onStudyChange?.(this.studyId, 'round');
+  }
+
+  private recordRoundEnd(a: Attempt, outcome: 'committed' | 'failed'): void {
+    this.opts.metrics?.rounds.inc({ outcome });
+    this.opts.metrics?.roundDuration.observe({ outcome }, (this.now() - a.startedAt) / 1000);
   }
 
   private async runAttempt(round: number, attempt: number): Promise<boolean> {
@@ -403,9 +404,10 @@ export class StudyRunner {
       throw err;
     }
     this.study.strategyState = strategyState;
+    // commitRound recorded the state change with the checkpoint, in one transaction.
+    assertTransition(a.state, 'COMMITTED');
     a.state = 'COMMITTED';
-    this.opts.metrics?.rounds.inc({ outcome: 'committed' });
-    this.opts.metrics?.roundDuration.observe({ outcome: 'committed' }, (this.now() - a.startedAt) / 1000);
+    this.recordRoundEnd(a, 'committed');
     this.log.info(
       {
         round: a.round, attempt: a.attempt, state: 'COMMITTED', sha256: committed.sha256, updates: a.aggregator.count, examples: a.aggregator.totalExamples,
@@ -438,7 +440,7 @@ export class StudyRunner {
    * still open. The spool file is read in slices and deleted afterwards.
    */
   async acceptUpdate(
-    task: TaskRecord, spoolPath: string, numExamples: number, sha256: string, bytes: number, trainMetrics: EvalMetrics | undefined, knownDeltaNorm?: number,
+    task: TaskRecord, spoolPath: string, numExamples: number, sha256: string, bytes: number, trainMetrics: EvalMetrics | undefined, deltaNorm: number,
   ): Promise<void> {
     const a = this.openAttempt(task);
     if (a.state !== 'TRAINING') throw stale(task, `round ${a.round} is ${a.state}`);
@@ -446,7 +448,6 @@ export class StudyRunner {
     if (entry.accepting) throw new FedlhsError('ABORTED', `an update for task ${task.id} is already being added`);
     entry.accepting = true;
     const work = (async () => {
-      const deltaNorm = knownDeltaNorm ?? (await a.aggregator.deltaNorm(spoolPath));
       const scale = a.aggregator.admit(deltaNorm, this.normHistory);
       await a.aggregator.add(spoolPath, numExamples, scale, task.id);
       if (this.attemptState !== a || a.state !== 'TRAINING') throw stale(task, 'its round closed while the update was being added');

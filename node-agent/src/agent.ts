@@ -317,7 +317,6 @@ export class Agent {
       log.info(`round ${task.round}: ${kind} task received`);
       const rt = runtime;
       const sha256 = await this.withRetry(task, log, 'download', () => this.loadTaskModel(task, rt, timeoutMs, log));
-      let lastPct = -1;
 
       if (task.kind === 'TASK_KIND_TRAIN') {
         const steps = manifest.training.localSteps;
@@ -352,14 +351,7 @@ export class Agent {
           uploadUpdate(this.clients.federation, this.credential.credential, {
             taskId: task.taskId, studyId: task.studyId, round: task.round, nodeId: this.credential.nodeId, baseModelSha256: sha256,
             numExamples: data.train.rows, trainMetrics, specs: runtime!.specs, weights: trained, chunkBytes: this.config.chunkBytes,
-          }, timeoutMs, (f) => {
-            const pct = Math.floor(f * 100);
-            if (pct >= lastPct + 25 || pct === 100) {
-              lastPct = pct;
-              log.info(`round ${task.round}: upload ${pct}%`);
-              this.progress(task, 'upload', f);
-            }
-          }),
+          }, timeoutMs, this.transferProgress(task, 'upload', log)),
         );
         const uploadMs = performance.now() - uploadStart;
         log.info({ bytes: trained.byteLength, ms: Math.round(uploadMs), mbPerS: Number((trained.byteLength / 1048576 / (uploadMs / 1000)).toFixed(1)) }, 'update uploaded and accepted');
@@ -438,21 +430,28 @@ export class Agent {
     log.info({ rows: stats.rows, suppressed: stats.suppressed }, `round ${task.round}: feature statistics reported`);
   }
 
+  /** Reports transfer progress to the log and the coordinator every 25 % (and at 100 %). */
+  private transferProgress(task: Task__Output, phase: 'download' | 'upload', log: Logger): (fraction: number) => void {
+    let lastPct = -1;
+    return (fraction) => {
+      const pct = Math.floor(fraction * 100);
+      if (pct >= lastPct + 25 || pct === 100) {
+        lastPct = pct;
+        log.info(`round ${task.round}: ${phase} ${pct}%`);
+        this.progress(task, phase, fraction);
+      }
+    };
+  }
+
   /**
    * Downloads the task's model into the runtime. The downloaded array goes out of scope on
    * return, so only the runtime's copy is alive while training.
    */
   private async loadTaskModel(task: Task__Output, runtime: ModelRuntime, timeoutMs: number, log: Logger): Promise<Buffer> {
-    let lastPct = -1;
     const start = performance.now();
-    const { weights, sha256 } = await downloadModel(this.clients.federation, this.credential.credential, { taskId: task.taskId }, runtime.specs, timeoutMs, (f) => {
-      const pct = Math.floor(f * 100);
-      if (pct >= lastPct + 25 || pct === 100) {
-        lastPct = pct;
-        log.info(`round ${task.round}: download ${pct}%`);
-        this.progress(task, 'download', f);
-      }
-    });
+    const { weights, sha256 } = await downloadModel(
+      this.clients.federation, this.credential.credential, { taskId: task.taskId }, runtime.specs, timeoutMs, this.transferProgress(task, 'download', log),
+    );
     const ms = performance.now() - start;
     log.info({ bytes: weights.byteLength, ms: Math.round(ms), mbPerS: Number((weights.byteLength / 1048576 / (ms / 1000)).toFixed(1)) }, 'model downloaded and verified');
     if (!sha256.equals(task.modelSha256)) throw new Error(`downloaded model hashes to ${sha256.toString('hex')}, the task announced ${task.modelSha256.toString('hex')}`);

@@ -6,7 +6,7 @@ import { initBackend } from '@fedlhs/model';
 import type { ManagedProcess } from '@fedlhs/testing';
 import { asMatrix, concat, normalized, trainCentral, withWeights, zscoreFrom, type Matrix } from './baselines.js';
 import { assess } from './evaluation.js';
-import { enrolAgent, startAgent, startCoordinator, startStudy, waitForStudyEnd } from './local-network.js';
+import { enrolAgent, readCommittedModel, startAgent, startCoordinator, startStudy, waitForStudyEnd } from './local-network.js';
 
 /** The four hospitals, their files and FLamby's center numbers. */
 export const HEART_SITES = [
@@ -145,9 +145,7 @@ export async function runHeartBenchmark(options: { dataDir: string; out: string;
       const study = await startStudy(coordinator, heartManifest(seed, options.rounds));
       const detail = await waitForStudyEnd(coordinator, study.id, 3_600_000);
       if (detail.state !== 'COMPLETED') throw new Error(`federated study for seed ${seed} ended ${detail.state}`);
-      const file = join(net, 'coordinator', 'studies', study.id, 'checkpoints', `round-${String(detail.lastCommittedRound).padStart(6, '0')}.f32`);
-      const bytes = readFileSync(file);
-      const model = await withWeights(manifests[k]!, new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength)));
+      const model = await withWeights(manifests[k]!, readCommittedModel(coordinator, study.id, detail.lastCommittedRound));
       const perSite = await scoreEverySite(model.predict);
       model.dispose();
       add('fedavg', perSite);

@@ -158,6 +158,13 @@ export async function waitForStudyEnd(c: CoordinatorHandle, studyId: string, tim
   return (await c.admin<StudyDetail>('GET', `/api/v1/studies/${studyId}`)).body;
 }
 
+/** A committed global model of a study, read from the coordinator's data directory. */
+export function readCommittedModel(c: Pick<CoordinatorHandle, 'dataDir'>, studyId: string, round: number): Float32Array {
+  const bytes = readFileSync(join(c.dataDir, 'studies', studyId, 'checkpoints', `round-${String(round).padStart(6, '0')}.f32`));
+  // A copy: Buffer's memory may be pooled and need not be 4-byte aligned.
+  return new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
+}
+
 /** Starts a study through the admin API. */
 export async function startStudy(c: CoordinatorHandle, manifest: unknown): Promise<{ id: string; manifestSha256: string }> {
   const res = await c.admin<{ id: string; manifestSha256: string }>('POST', '/api/v1/studies', { manifest });

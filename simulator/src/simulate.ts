@@ -1,4 +1,4 @@
-import { readFileSync, mkdirSync, rmSync } from 'node:fs';
+import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { combineStats, computeClinicStats, normalizationFrom, validateManifest, studyFeatureNames, type Normalization, type StudyManifest } from '@fedlhs/core';
 import { extractCohort, openEhrSource, splitDataset, type CohortReport, type SplitDataset } from '@fedlhs/ehr';
@@ -7,7 +7,7 @@ import { defaultClinics, generateClinic, type ClinicProfile, type ClinicTruth } 
 import type { ManagedProcess } from '@fedlhs/testing';
 import { asMatrix, concat, normalized, trainCentral, withWeights, zscoreFrom, type Matrix } from './baselines.js';
 import { assess, type Assessment } from './evaluation.js';
-import { enrolAgent, startAgent, startCoordinator, startStudy, waitForStudyEnd, type StudyDetail } from './local-network.js';
+import { enrolAgent, readCommittedModel, startAgent, startCoordinator, startStudy, waitForStudyEnd, type StudyDetail } from './local-network.js';
 import { t2dManifest } from './t2d-study.js';
 
 export interface SimulationOptions {
@@ -149,9 +149,7 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRep
   const normalizationMaxAbsDiff = maxDiff(reported);
   const suppressionEffect = maxDiff(pooledNormalization);
   const epochs = o.rounds * manifest.training.localEpochs;
-  const checkpoint = readFileSync(join(net, 'coordinator', 'studies', studyId, 'checkpoints', `round-${String(detail.lastCommittedRound).padStart(6, '0')}.f32`));
-  const finalWeights = new Float32Array(checkpoint.buffer, checkpoint.byteOffset, checkpoint.byteLength / 4);
-  const federated = await withWeights(manifest, Float32Array.from(finalWeights));
+  const federated = await withWeights(manifest, readCommittedModel({ dataDir: join(net, 'coordinator') }, studyId, detail.lastCommittedRound));
   const pooled = await trainCentral(manifest, concat(trainSets.map((m) => normalized(m, names, pooledNormalization)), names.length), { epochs, batchSize: manifest.training.batchSize, seed: o.seed });
   const all: Record<Method, { scores: number[]; labels: number[] }> = { federated: { scores: [], labels: [] }, pooled: { scores: [], labels: [] }, local: { scores: [], labels: [] }, oracle: { scores: [], labels: [] } };
   const record = (m: Method, scores: ArrayLike<number>, labels: ArrayLike<number>): Assessment => {

@@ -1,11 +1,10 @@
-import { readFileSync } from 'node:fs';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { describe, expect, it } from 'vitest';
 import { loadFedlhsProto, type EnrolResponse__Output } from '@fedlhs/proto';
 import { learnableManifest, writeLearnableCsv } from '@fedlhs/testing';
-import { RogueNode, enrolAgent, startAgent, startCoordinator, startStudy, waitForStudyEnd, type AgentOptions, type CoordinatorHandle } from '@fedlhs/tests';
+import { RogueNode, enrolAgent, readCommittedModel, startAgent, startCoordinator, startStudy, waitForStudyEnd, type AgentOptions, type CoordinatorHandle } from '@fedlhs/tests';
 import { useWorkspace } from './helpers.js';
 
 const ws = useWorkspace();
@@ -49,8 +48,7 @@ describe('a poisoned clinic (update scaled by −1000) in an end-to-end round', 
       const outcome = await upload.then(() => 'accepted', (err: grpc.ServiceError) => err);
       const detail = await waitForStudyEnd(c, study.id);
       expect(detail.state, `${name}: ${JSON.stringify(detail.rounds.map((r) => [r.round, r.attempt, r.state, r.reason]))}`).toBe('COMPLETED');
-      const bytes = readFileSync(join(c.dataDir, 'studies', study.id, 'checkpoints', 'round-000001.f32'));
-      const model = new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4);
+      const model = readCommittedModel(c, study.id, 1);
       return { outcome, initialMax: maxAbs(global.weights), finalMax: maxAbs(model), detail };
     };
 
