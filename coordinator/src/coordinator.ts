@@ -15,8 +15,6 @@ import {
   manifestHash,
   parseManifest,
   validateManifest,
-  type ClinicStats,
-  type EvalMetrics,
   type StudyManifest,
   type Tensor,
   type TensorSpec,
@@ -27,10 +25,8 @@ import type {
   DownloadModelRequest__Output,
   EvaluationReceipt,
   EvaluationReport__Output,
-  Metrics__Output,
   StatisticsReceipt,
   StatisticsReport__Output,
-  Study,
   TensorBundleHeader,
   UpdateChunk__Output,
   UploadReceipt,
@@ -39,7 +35,8 @@ import type { Logger } from '@fedlhs/service';
 import { CheckpointStore } from './checkpoints.js';
 import { CoordinatorMetrics } from './metrics.js';
 import { formatNodeCredential, hashSecret, newJoinToken, newSecret, parseNodeCredential, sameHash } from './credentials.js';
-import { StudyRunner, toWireTask } from './round-engine.js';
+import { StudyRunner } from './round-engine.js';
+import { toClinicStats, toEvalMetrics, toWireStudy, toWireTask } from './wire.js';
 import { SessionRegistry, type NodeSession } from './sessions.js';
 import { SqliteStore } from './sqlite-store.js';
 import type { CoordinatorStore, NodeRecord, StudyRecord, TaskRecord } from './store.js';
@@ -542,46 +539,3 @@ export class Coordinator {
   }
 }
 
-/** Checks a wire statistics report: finite sums, non-negative counts, consistent histograms. */
-export function toClinicStats(r: StatisticsReport__Output): ClinicStats {
-  const bad = (what: string): never => {
-    throw new FedlhsError('INVALID_ARGUMENT', `statistics: ${what}`);
-  };
-  const count = (v: number, what: string): number => (Number.isSafeInteger(v) && v >= 0 ? v : bad(`${what} must be a non-negative integer`));
-  return {
-    rows: count(r.rows, 'rows'),
-    positives: count(r.positives, 'positives'),
-    suppressed: r.suppressed,
-    features: r.features.map((f) => {
-      if (![f.sum, f.sumOfSquares, f.histogramMin, f.histogramMax].every(Number.isFinite)) bad(`feature ${f.name} has a non-finite value`);
-      return {
-        name: f.name, count: count(f.count, `${f.name}.count`), sum: f.sum, sumOfSquares: f.sumOfSquares, missing: count(f.missing, `${f.name}.missing`),
-        suppressed: f.suppressed, histogram: f.histogram.map((c, i) => count(c, `${f.name}.histogram[${i}]`)), histogramMin: f.histogramMin, histogramMax: f.histogramMax,
-      };
-    }),
-  };
-}
-
-/** Checks wire metrics: finite, in range, at least one example. */
-export function toEvalMetrics(m: Metrics__Output | null | undefined): EvalMetrics | undefined {
-  if (m == null) return undefined;
-  const bad = (what: string): never => {
-    throw new FedlhsError('INVALID_ARGUMENT', `metric ${what} is out of range`);
-  };
-  if (!Number.isSafeInteger(m.numExamples) || m.numExamples < 1) bad(`num_examples (${m.numExamples})`);
-  if (!Number.isFinite(m.loss) || m.loss < 0) bad(`loss (${m.loss})`);
-  if (!(m.accuracy >= 0 && m.accuracy <= 1)) bad(`accuracy (${m.accuracy})`);
-  if (m.auc != null && !(m.auc >= 0 && m.auc <= 1)) bad(`auc (${m.auc})`);
-  return { numExamples: m.numExamples, loss: m.loss, accuracy: m.accuracy, auc: m.auc ?? undefined };
-}
-
-export function toWireStudy(s: StudyRecord): Study {
-  return {
-    studyId: s.id,
-    manifestJson: s.manifestJson,
-    manifestSha256: s.manifestHash,
-    state: `STUDY_STATE_${s.state}`,
-    lastCommittedRound: s.lastCommittedRound,
-    parametersJson: s.parameters ?? '',
-  };
-}

@@ -23,6 +23,7 @@ import {
 } from '@fedlhs/core';
 import { join } from 'node:path';
 import { RoundAggregator } from './aggregation.js';
+import { toWireTask } from './wire.js';
 import type { CoordinatorMetrics } from './metrics.js';
 import type { Logger } from '@fedlhs/service';
 import type { CheckpointStore, StoredModel } from './checkpoints.js';
@@ -521,20 +522,6 @@ function stale(task: TaskRecord, why: string): FedlhsError {
   return new FedlhsError('FAILED_PRECONDITION', `task ${task.id} (study ${task.studyId}, round ${task.round}) is no longer open: ${why}`, { reason: 'STALE' });
 }
 
-/** The wire form of a task. */
-export function toWireTask(task: TaskRecord, manifestSha256: string, parameters: string | null) {
-  return {
-    parametersJson: parameters ?? '',
-    taskId: task.id,
-    kind: `TASK_KIND_${task.kind}` as const,
-    studyId: task.studyId,
-    manifestSha256,
-    round: task.round,
-    attempt: task.attempt,
-    deadlineUnixMs: task.deadline,
-    modelSha256: Buffer.from(task.modelSha256, 'hex'),
-  };
-}
 
 function shuffle<T>(items: T[]): T[] {
   const out = [...items];

@@ -5,7 +5,7 @@ import { extractCohort, openEhrSource, splitDataset, type CohortReport, type Spl
 import { initBackend } from '@fedlhs/model';
 import { defaultClinics, generateClinic, type ClinicProfile, type ClinicTruth } from '@fedlhs/synth';
 import type { ManagedProcess } from '@fedlhs/testing';
-import { asMatrix, concat, normalized, trainCentral, withWeights, zscoreFrom, type Matrix } from './baselines.js';
+import { asMatrix, concat, normalized, trainCentral, withWeights, zscoreFrom } from './baselines.js';
 import { assess, type Assessment } from './evaluation.js';
 import { enrolAgent, readCommittedModel, startAgent, startCoordinator, startStudy, waitForStudyEnd, type StudyDetail } from './local-network.js';
 import { t2dManifest } from './t2d-study.js';

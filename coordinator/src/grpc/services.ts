@@ -9,7 +9,8 @@ import type {
   UpdateChunk__Output,
 } from '@fedlhs/proto';
 import { waitForDrain, type Logger } from '@fedlhs/service';
-import { toWireStudy, type Coordinator } from '../coordinator.js';
+import type { Coordinator } from '../coordinator.js';
+import { toWireStudy } from '../wire.js';
 import type { NodeSession } from '../sessions.js';
 import { authorizationOf, toStatus } from './status.js';
 

@@ -1,10 +1,10 @@
-import { copyFileSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { isFedlhsError } from '@fedlhs/core';
-import type { ClinicalEvent, EventKind } from './events.js';
+import type { ClinicalEvent } from './events.js';
 import { ALL, collect, day, exportDir } from './test-support.js';
 import { openFhirBulk, resourceTypeOfFile } from './fhir.js';
 

@@ -1,10 +1,8 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { isFedlhsError } from '@fedlhs/core';
-import type { ClinicalEvent, EventKind } from './events.js';
+import type { ClinicalEvent } from './events.js';
 import { ALL, collect, day, exportDir } from './test-support.js';
 import { openSyntheaCsv } from './synthea.js';
 

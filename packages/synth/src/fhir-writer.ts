@@ -18,7 +18,6 @@ const concept = (system: string, c: Coded, withText: boolean): unknown => ({
   ...(withText ? { text: c.display } : {}),
 });
 const category = (code: string): unknown => [{ coding: [{ system: SYSTEMS.observationCategory, code }] }];
-const quantity = (value: number, unit: string): unknown => ({ value, unit, system: SYSTEMS.ucum, code: unit });
 
 /**
  * JSON text of a constant fragment, memoised. The writers build high-volume resources from

@@ -1,5 +1,4 @@
 import { FedlhsError } from '../errors.js';
-import type { Tensor } from '../tensors.js';
 import type { FedAdagradConfig, FedAdamConfig, FedAvgMConfig, FedYogiConfig } from './config.js';
 import { weightedMean } from './mean.js';
 import type { Strategy } from './types.js';

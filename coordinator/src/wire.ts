@@ -1,0 +1,64 @@
+import { FedlhsError, type ClinicStats, type EvalMetrics } from '@fedlhs/core';
+import type { Metrics__Output, StatisticsReport__Output, Study } from '@fedlhs/proto';
+import type { StudyRecord, TaskRecord } from './store.js';
+
+/** Conversions between stored records and fedlhs.v1 messages, with the checks on what agents send. */
+
+/** The wire form of a task. */
+export function toWireTask(task: TaskRecord, manifestSha256: string, parameters: string | null) {
+  return {
+    parametersJson: parameters ?? '',
+    taskId: task.id,
+    kind: `TASK_KIND_${task.kind}` as const,
+    studyId: task.studyId,
+    manifestSha256,
+    round: task.round,
+    attempt: task.attempt,
+    deadlineUnixMs: task.deadline,
+    modelSha256: Buffer.from(task.modelSha256, 'hex'),
+  };
+}
+
+/** Checks a wire statistics report: finite sums, non-negative counts, consistent histograms. */
+export function toClinicStats(r: StatisticsReport__Output): ClinicStats {
+  const bad = (what: string): never => {
+    throw new FedlhsError('INVALID_ARGUMENT', `statistics: ${what}`);
+  };
+  const count = (v: number, what: string): number => (Number.isSafeInteger(v) && v >= 0 ? v : bad(`${what} must be a non-negative integer`));
+  return {
+    rows: count(r.rows, 'rows'),
+    positives: count(r.positives, 'positives'),
+    suppressed: r.suppressed,
+    features: r.features.map((f) => {
+      if (![f.sum, f.sumOfSquares, f.histogramMin, f.histogramMax].every(Number.isFinite)) bad(`feature ${f.name} has a non-finite value`);
+      return {
+        name: f.name, count: count(f.count, `${f.name}.count`), sum: f.sum, sumOfSquares: f.sumOfSquares, missing: count(f.missing, `${f.name}.missing`),
+        suppressed: f.suppressed, histogram: f.histogram.map((c, i) => count(c, `${f.name}.histogram[${i}]`)), histogramMin: f.histogramMin, histogramMax: f.histogramMax,
+      };
+    }),
+  };
+}
+
+/** Checks wire metrics: finite, in range, at least one example. */
+export function toEvalMetrics(m: Metrics__Output | null | undefined): EvalMetrics | undefined {
+  if (m == null) return undefined;
+  const bad = (what: string): never => {
+    throw new FedlhsError('INVALID_ARGUMENT', `metric ${what} is out of range`);
+  };
+  if (!Number.isSafeInteger(m.numExamples) || m.numExamples < 1) bad(`num_examples (${m.numExamples})`);
+  if (!Number.isFinite(m.loss) || m.loss < 0) bad(`loss (${m.loss})`);
+  if (!(m.accuracy >= 0 && m.accuracy <= 1)) bad(`accuracy (${m.accuracy})`);
+  if (m.auc != null && !(m.auc >= 0 && m.auc <= 1)) bad(`auc (${m.auc})`);
+  return { numExamples: m.numExamples, loss: m.loss, accuracy: m.accuracy, auc: m.auc ?? undefined };
+}
+
+export function toWireStudy(s: StudyRecord): Study {
+  return {
+    studyId: s.id,
+    manifestJson: s.manifestJson,
+    manifestSha256: s.manifestHash,
+    state: `STUDY_STATE_${s.state}`,
+    lastCommittedRound: s.lastCommittedRound,
+    parametersJson: s.parameters ?? '',
+  };
+}
