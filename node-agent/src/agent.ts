@@ -66,7 +66,7 @@ export class Agent {
     backend: string,
   ) {
     this.log = logger.child({ component: 'agent', nodeId: credential.nodeId, site: credential.siteName });
-    this.data = new LocalData({ format: config.data.format, path: config.data.path, keyColumn: config.data.keyColumn, minCohort: config.minCohort });
+    this.data = new LocalData({ format: config.data.format, path: config.data.path, keyColumn: config.data.keyColumn, minCohort: config.minCohort, encoding: config.data.encoding });
     this.info = { agentVersion: AGENT_VERSION, trainingBackend: backend, platform: `${platform()}-${arch()} node-${process.versions.node}` };
   }
 
@@ -214,7 +214,11 @@ export class Agent {
       } else {
         const check = await this.data.check(manifest);
         readiness = check.ok ? 'READINESS_READY' : check.readiness;
-        detail = check.ok ? '' : check.detail;
+        // READY with warnings (data the study needs that this export lacks) tells the operator too.
+        detail = check.ok ? (check.warnings.length === 0 ? '' : `ready, with warnings: ${check.warnings.join('; ')}`) : check.detail;
+        if (check.ok && check.warnings.length > 0 && detail !== known.detail) {
+          this.log.warn({ event: 'data.warning', studyId: study.studyId, warnings: check.warnings }, `study ${study.studyId}: ${check.warnings.join('; ')}`);
+        }
       }
     }
     const changed = readiness !== known.readiness || detail !== known.detail;

@@ -22,7 +22,7 @@ describe('loadAgentConfig', () => {
       coordinator: { address: 'localhost:7443' },
       tls: { mode: 'tls', ca: '', cert: '', key: '', serverName: '' },
       joinToken: '',
-      data: { format: 'flat-table', path: '', keyColumn: '' },
+      data: { format: 'flat-table', path: '', keyColumn: '', encoding: 'utf-8' },
       minCohort: 20,
       autoApprove: false,
       backend: 'auto',

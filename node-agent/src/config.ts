@@ -37,6 +37,13 @@ export const agentConfigSchema = {
     },
     path: { doc: 'Local data: the CSV file (flat-table) or export directory (other formats).', format: String, default: '', env: 'FEDLHS_DATA_PATH', arg: 'data-path' },
     keyColumn: { doc: 'Column with a pseudonymous record id that keys the train/hold-out split; empty: row number.', format: String, default: '', env: 'FEDLHS_DATA_KEY_COLUMN', arg: 'data-key-column' },
+    encoding: {
+      doc: "Text encoding of the local files: 'utf-8' (default) or 'latin1' (ISO-8859-1). In UTF-8, a record with bytes that are not valid UTF-8 in a column that is read is skipped and counted by reason.",
+      format: ['utf-8', 'latin1'],
+      default: 'utf-8',
+      env: 'FEDLHS_DATA_ENCODING',
+      arg: 'data-encoding',
+    },
   },
   minCohort: { doc: 'Refuse to train with fewer usable records than this.', format: 'whole-number', default: 20, env: 'FEDLHS_MIN_COHORT', arg: 'min-cohort' },
   autoApprove: {
@@ -64,7 +71,7 @@ export interface AgentConfig {
   coordinator: { address: string };
   tls: { mode: 'tls' | 'plaintext'; ca: string; cert: string; key: string; serverName: string };
   joinToken: string;
-  data: { format: 'flat-table' | 'synthea-csv' | 'fhir-ndjson' | 'omop-csv'; path: string; keyColumn: string };
+  data: { format: 'flat-table' | 'synthea-csv' | 'fhir-ndjson' | 'omop-csv'; path: string; keyColumn: string; encoding: 'utf-8' | 'latin1' };
   minCohort: number;
   autoApprove: boolean;
   backend: 'auto' | 'tensorflow' | 'wasm' | 'cpu';

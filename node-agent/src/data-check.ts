@@ -1,6 +1,7 @@
-import { studyFeatureNames, type StudyManifest } from '@fedlhs/core';
-import { openEhrSource, profileSource, readFlatTable, splitDataset, extractCohort } from '@fedlhs/ehr';
+import { describeIndex, studyFeatureNames, type StudyManifest } from '@fedlhs/core';
+import { extractCohort, openEhrSource, profileSource, readFlatTable, splitDataset, type SourceInventory, type SplitDataset } from '@fedlhs/ehr';
 import type { AgentConfig } from './config.js';
+import { assessReadiness } from './readiness.js';
 
 const pct = (n: number, of: number): string => (of === 0 ? '-' : `${((100 * n) / of).toFixed(1)}%`);
 const lines = (entries: [string, number][], indent = '    '): string => (entries.length === 0 ? `${indent}(none)\n` : entries.map(([k, v]) => `${indent}${k}: ${v}\n`).join(''));
@@ -8,35 +9,67 @@ const lines = (entries: [string, number][], indent = '    '): string => (entries
 /**
  * The local data-quality report of `fedlhs-agent data check`: aggregate counts only, printed
  * on this machine. Without a manifest it profiles the export; with one it also extracts the
- * study's cohort and reports exclusions, missingness, unit conversions and out-of-range values.
+ * study's cohort and reports what the export lacks, patients lost while reading, exclusions,
+ * missingness, unit conversions, out-of-range values, and the readiness verdict the running
+ * agent would send (the same function decides both).
  */
 export async function dataQualityReport(c: AgentConfig, manifest: StudyManifest | undefined): Promise<string> {
-  let out = `data: ${c.data.format} at ${c.data.path}\n`;
+  let out = `data: ${c.data.format} at ${c.data.path} (encoding ${c.data.encoding})\n`;
   if (c.data.format === 'flat-table') {
     if (manifest === undefined) return `${out}a flat table is checked against a study's columns: pass --manifest <file> or --study <sha256>\n`;
     const names = studyFeatureNames(manifest);
-    const table = await readFlatTable(c.data.path, { features: names, label: manifest.data.label, keyColumn: c.data.keyColumn === '' ? undefined : c.data.keyColumn, splitColumn: manifest.data.splitColumn });
+    const table = await readFlatTable(c.data.path, {
+      features: names, label: manifest.data.label, keyColumn: c.data.keyColumn === '' ? undefined : c.data.keyColumn, splitColumn: manifest.data.splitColumn, encoding: c.data.encoding,
+    });
     const split = splitDataset(table, manifest.seed, manifest.data.holdoutFraction);
     const positives = table.y.reduce((s, v) => s + v, 0);
     out += `rows kept: ${table.rows} (train ${split.train.rows}, hold-out ${split.holdout.rows}); label positive ${positives} (${pct(positives, table.rows)})\n`;
     out += `rows rejected, by reason:\n${lines(Object.entries(table.skipped))}`;
-    return out + readiness(c, split.train.rows + split.holdout.rows);
+    out += 'features with missing values (kept, imputed with the mean), by feature:\n';
+    const gaps = table.gaps ?? { missing: {}, nonNumeric: {} };
+    const rows = names.filter((n) => (gaps.missing[n] ?? 0) + (gaps.nonNumeric[n] ?? 0) > 0);
+    out += rows.length === 0 ? '    (none)\n' : rows.map((n) => `    ${n.padEnd(20)} missing ${gaps.missing[n] ?? 0} (${pct(gaps.missing[n] ?? 0, table.rows)}), not a number ${gaps.nonNumeric[n] ?? 0}\n`).join('');
+    return out + readinessLine(c, manifest, split);
   }
-  const profile = await profileSource(openEhrSource(c.data.format, c.data.path));
-  out += `${JSON.stringify(profile, null, 1)}\n`;
+  const source = openEhrSource(c.data.format, c.data.path, { encoding: c.data.encoding });
+  const inventory = await source.inventory();
+  out += inventoryText(inventory);
+  const profile = await profileSource(source);
+  out += `profile:\n${JSON.stringify(profile, null, 1)}\n`;
   if (manifest === undefined) return out;
   if (manifest.data.cohort === undefined) return `${out}the study asks for ${manifest.data.featureSpec}, which this ${c.data.format} export cannot produce\n`;
-  const { dataset, report } = await extractCohort(openEhrSource(c.data.format, c.data.path), manifest.data.cohort);
-  out += `\ncohort for study ${manifest.name}: ${report.patients} patients, ${report.eligible} eligible, ${report.positives} with the outcome (${pct(report.positives, report.eligible)})\n`;
+  const cohort = manifest.data.cohort;
+  const { dataset, report } = await extractCohort(openEhrSource(c.data.format, c.data.path, { encoding: c.data.encoding }), cohort);
+  out += `\ncohort for study ${manifest.name}: ${report.patients} patients read, ${report.eligible} eligible, ${report.positives} with the outcome (${pct(report.positives, report.eligible)})\n`;
+  out += `index event: ${describeIndex(cohort.index)}\n`;
+  out += `encounters in the index window, by class:\n${lines(Object.entries(report.indexWindowClasses))}`;
+  out += `patients dropped while reading, by reason:\n${lines(Object.entries(report.patientLosses))}`;
+  out += `events of patients not in the patient file: ${report.eventsForUnknownPatients}\n`;
   out += `excluded, by reason:\n${lines(Object.entries(report.excluded))}`;
   out += 'features (missing | out of range | unit mismatch | converted):\n';
   for (const f of report.features) {
     out += `    ${f.name.padEnd(20)} ${pct(f.missing, report.eligible).padStart(6)} | ${f.outOfRange} | ${f.unitMismatch} | ${Object.entries(f.converted).map(([k, v]) => `${k} ${v}`).join(', ') || '-'}\n`;
   }
   out += `records or resources rejected, by reason:\n${lines(Object.entries(report.skipped))}`;
-  return out + readiness(c, dataset.rows);
+  out += `records kept with something not read, by reason:\n${lines(Object.entries(report.notes))}`;
+  out += report.warnings.map((w) => `WARNING: ${w}\n`).join('');
+  return out + readinessLine(c, manifest, splitDataset(dataset, manifest.seed, manifest.data.holdoutFraction));
 }
 
-function readiness(c: AgentConfig, usable: number): string {
-  return usable < c.minCohort ? `\nNOT READY: fewer than ${c.minCohort} usable records (minCohort)\n` : `\nready: ${usable} usable records (minimum ${c.minCohort})\n`;
+/** Which files hold which kind of event, what the export lacks, and what is not read. */
+function inventoryText(inventory: SourceInventory): string {
+  let out = 'export contents, by kind of event:\n';
+  for (const [kind, files] of Object.entries(inventory.files)) {
+    out += `    ${kind.padEnd(12)} ${files.length === 0 ? `(none: no ${inventory.expected[kind as keyof SourceInventory['expected']]})` : files.join(', ')}\n`;
+  }
+  if (inventory.unread.length > 0) out += `    not read: ${inventory.unread.join(', ')}\n`;
+  return out;
+}
+
+/** The readiness verdict, from the same function the running agent uses. */
+function readinessLine(c: AgentConfig, manifest: StudyManifest, split: SplitDataset): string {
+  const verdict = assessReadiness(split, { minCohort: c.minCohort, minCellCount: manifest.data.minCellCount });
+  return verdict.ready
+    ? `\nREADY: ${split.train.rows + split.holdout.rows} usable records (train ${split.train.rows}, hold-out ${split.holdout.rows}; minimum cohort ${c.minCohort}, minimum cell count ${manifest.data.minCellCount})\n`
+    : `\nNOT READY: ${verdict.detail}\n`;
 }

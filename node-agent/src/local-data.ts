@@ -1,4 +1,4 @@
-import { FLAT_TABLE_SPEC, extractCohort, openEhrSource, readFlatTable, splitDataset, type CohortReport, type DataFormat, type SplitDataset } from '@fedlhs/ehr';
+import { FLAT_TABLE_SPEC, extractCohort, openEhrSource, readFlatTable, splitDataset, type CohortReport, type DataFormat, type SplitDataset, type TextEncoding } from '@fedlhs/ehr';
 import {
   FedlhsError,
   applyNormalization,
@@ -13,15 +13,21 @@ import {
   type StudyManifest,
 } from '@fedlhs/core';
 import type { Readiness__Output as Readiness } from '@fedlhs/proto';
+import { assessReadiness } from './readiness.js';
 
 export interface DataOptions {
   format: DataFormat;
   path: string;
   keyColumn: string;
   minCohort: number;
+  /** Text encoding of the local files (config data.encoding). */
+  encoding?: TextEncoding | undefined;
 }
 
-export type DataCheck = { ok: true; data: SplitDataset; report: CohortReport | undefined } | { ok: false; readiness: Readiness; detail: string };
+/** What a study gets from this clinic's data: READY with the split (and warnings to show the operator), or why not. */
+export type DataCheck =
+  | { ok: true; data: SplitDataset; report: CohortReport | undefined; warnings: string[] }
+  | { ok: false; readiness: Readiness; detail: string };
 
 const HISTOGRAM_BINS = 20;
 
@@ -54,15 +60,9 @@ export class LocalData {
       };
     }
     const { data } = loaded;
-    const usable = data.train.rows + data.holdout.rows;
-    if (usable < this.options.minCohort || data.train.rows === 0 || data.holdout.rows === 0) {
-      return {
-        ok: false,
-        readiness: 'READINESS_COHORT_TOO_SMALL',
-        detail: `fewer than ${this.options.minCohort} usable records (the configured minimum cohort); this clinic does not train on so few`,
-      };
-    }
-    return { ok: true, data, report: loaded.report };
+    const verdict = assessReadiness(data, { minCohort: this.options.minCohort, minCellCount: manifest.data.minCellCount });
+    if (!verdict.ready) return { ok: false, readiness: verdict.readiness, detail: verdict.detail };
+    return { ok: true, data, report: loaded.report, warnings: loaded.report?.warnings ?? [] };
   }
 
   /** The split data, or throws with the reason it cannot be had. */
@@ -115,17 +115,18 @@ export class LocalData {
   }
 
   private async read(manifest: StudyManifest): Promise<{ data: SplitDataset; report: CohortReport | undefined }> {
-    const { format, path, keyColumn } = this.options;
+    const { format, path, keyColumn, encoding } = this.options;
     if (format === 'flat-table') {
       const table = await readFlatTable(path, {
         features: studyFeatureNames(manifest),
         label: manifest.data.label,
         keyColumn: keyColumn === '' ? undefined : keyColumn,
         splitColumn: manifest.data.splitColumn,
+        encoding,
       });
       return { data: splitDataset(table, manifest.seed, manifest.data.holdoutFraction), report: undefined };
     }
-    const { dataset, report } = await extractCohort(openEhrSource(format, path), manifest.data.cohort!);
+    const { dataset, report } = await extractCohort(openEhrSource(format, path, { encoding }), manifest.data.cohort!);
     return { data: splitDataset(dataset, manifest.seed, manifest.data.holdoutFraction), report };
   }
 }

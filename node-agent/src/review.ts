@@ -1,4 +1,4 @@
-import { diffManifests, studyFeatureNames, type StudyManifest } from '@fedlhs/core';
+import { describeIndex, diffManifests, studyFeatureNames, type StudyManifest } from '@fedlhs/core';
 
 function describeFeatures(m: StudyManifest): string {
   const cohort = m.data.cohort;
@@ -16,7 +16,7 @@ function describeFeatures(m: StudyManifest): string {
         return f.name;
     }
   });
-  return `${features.join(', ')}\n  cohort           index: first ${cohort.index.encounterClass} encounter ${cohort.index.from}..${cohort.index.to}; ages ${cohort.eligibility.minAge}-${cohort.eligibility.maxAge}; lookback ${cohort.lookbackDays} days; label: ${cohort.label.condition.system} ${cohort.label.condition.codes.join('/')} within ${cohort.label.horizonDays} days`;
+  return `${features.join(', ')}\n  cohort           index: ${describeIndex(cohort.index)}; ages ${cohort.eligibility.minAge}-${cohort.eligibility.maxAge}; lookback ${cohort.lookbackDays} days; label: ${cohort.label.condition.system} ${cohort.label.condition.codes.join('/')} within ${cohort.label.horizonDays} days`;
 }
 
 interface LayerJson {

@@ -29,7 +29,7 @@ export function t2dManifest(options: { rounds: number; clinics: number; quorum: 
     data: {
       featureSpec: 'cohort/v1',
       cohort: {
-        index: { encounterClass: 'wellness', from: '2015-01-01', to: '2018-12-31' },
+        index: { classes: ['outpatient'], from: '2015-01-01', to: '2018-12-31' },
         eligibility: { minAge: 18, maxAge: 90, excludeConditions: [{ system: 'SNOMED', codes: ['44054006', '46635009'] }] },
         lookbackDays: 1095,
         features: [

@@ -32,11 +32,47 @@ export const cohortFeatureSchema = z.discriminatedUnion('type', [
   z.strictObject({ name: featureName, type: z.literal('count'), kind: z.enum(['encounter', 'condition', 'observation', 'medication']), system: system.optional(), codes: codes.optional() }),
 ]);
 
+/**
+ * Encounter classes, the same in every export format (readers map their own vocabularies onto
+ * them; see the README's index-event table). 'outpatient' is a group: wellness or ambulatory.
+ */
+export const ENCOUNTER_CLASSES = ['wellness', 'ambulatory', 'outpatient', 'emergency', 'urgentcare', 'inpatient', 'home', 'virtual'] as const;
+export type EncounterClass = (typeof ENCOUNTER_CLASSES)[number];
+
+/** Classes an encounter recorded as `recorded` satisfies when a spec asks for `wanted`. */
+export function encounterClassMatches(wanted: EncounterClass, recorded: string | undefined): boolean {
+  if (recorded === undefined) return false;
+  return wanted === recorded || (wanted === 'outpatient' && (recorded === 'wellness' || recorded === 'ambulatory'));
+}
+
+const indexSchema = z
+  .strictObject({
+    /** Shorthand for `classes: [encounterClass]` (manifests written before `classes` existed). */
+    encounterClass: z.enum(ENCOUNTER_CLASSES).optional(),
+    /** The index encounter has one of these classes... */
+    classes: z.array(z.enum(ENCOUNTER_CLASSES)).max(ENCOUNTER_CLASSES.length).optional(),
+    /** ...or one of these codes (SNOMED encounter types, FHIR Encounter.type codes, OMOP visit concept ids). */
+    codes: z.array(codeSet).max(20).optional(),
+    from: isoDate,
+    to: isoDate,
+  })
+  .transform(({ encounterClass, classes, ...rest }, ctx) => {
+    const merged = [...new Set([...(classes ?? []), ...(encounterClass === undefined ? [] : [encounterClass])])];
+    if (merged.length === 0 && (rest.codes ?? []).length === 0) {
+      ctx.addIssue({ code: 'custom', path: ['classes'], message: 'declare the index encounter by classes and/or codes' });
+      return z.NEVER;
+    }
+    return { classes: merged, codes: rest.codes ?? [], from: rest.from, to: rest.to };
+  });
+
 /** A declarative cohort and feature definition: data, never code. */
 export const cohortSpecSchema = z
   .strictObject({
-    /** The index event: the first encounter of `encounterClass` in [from, to]. */
-    index: z.strictObject({ encounterClass: z.string().min(1).max(32), from: isoDate, to: isoDate }),
+    /**
+     * The index event: a patient's first encounter in [from, to] (inclusive) whose class is one
+     * of `classes` or whose code is one of `codes`.
+     */
+    index: indexSchema,
     eligibility: z.strictObject({
       minAge: z.number().min(0).max(130).default(18),
       maxAge: z.number().min(0).max(130).default(130),
@@ -61,3 +97,9 @@ export const cohortSpecSchema = z
 
 export type CohortSpec = z.output<typeof cohortSpecSchema>;
 export type CohortFeature = z.output<typeof cohortFeatureSchema>;
+
+/** How a cohort's index event is declared, in words ("first encounter with class outpatient in 2015-01-01..2018-12-31"). */
+export function describeIndex(index: CohortSpec['index']): string {
+  const parts = [...(index.classes.length > 0 ? [`class ${index.classes.join(' or ')}`] : []), ...index.codes.map((c) => `${c.system} ${c.codes.join('/')}`)];
+  return `first encounter with ${parts.join(', or ')} in ${index.from}..${index.to}`;
+}

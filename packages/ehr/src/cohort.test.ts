@@ -1,18 +1,30 @@
 import { describe, expect, it } from 'vitest';
 import { cohortSpecSchema, type CohortSpec } from '@fedlhs/core';
 import { extractCohort } from './cohort.js';
-import { isoToDay, type ClinicalEvent, type EhrSource, type EventKind, type PatientRecord } from './events.js';
+import { isoToDay, type ClinicalEvent, type EhrSource, type EventKind, type PatientRecord, type SkipCounts } from './events.js';
 
-function source(patients: PatientRecord[], events: ClinicalEvent[]): EhrSource {
+const EXPECTED = { encounter: 'encounters.csv', condition: 'conditions.csv', observation: 'observations.csv', medication: 'medications.csv' };
+
+/** An in-memory source; `absent` kinds have no file (as an export without, say, observations.csv). */
+function source(patients: PatientRecord[], events: ClinicalEvent[], options: { absent?: EventKind[]; patientLosses?: SkipCounts } = {}): EhrSource {
+  const absent = new Set(options.absent ?? []);
+  const kinds: EventKind[] = ['encounter', 'condition', 'observation', 'medication'];
   return {
     format: 'synthea-csv',
-    skipped: {},
+    skipped: { ...options.patientLosses },
+    patientLosses: { ...options.patientLosses },
+    notes: {},
     async *patients() {
       yield* patients;
     },
-    async *events(kinds: ReadonlySet<EventKind>) {
-      for (const e of events) if (kinds.has(e.kind)) yield e;
+    async *events(wanted: ReadonlySet<EventKind>) {
+      for (const e of events) if (wanted.has(e.kind) && !absent.has(e.kind)) yield e;
     },
+    inventory: async () => ({
+      files: Object.fromEntries(kinds.map((k) => [k, absent.has(k) ? [] : [EXPECTED[k]]])) as Record<EventKind, string[]>,
+      expected: EXPECTED,
+      unread: [],
+    }),
   };
 }
 
@@ -96,5 +108,48 @@ describe('extractCohort', () => {
     const withPostIndex = await extractCohort(source(patients, leaky), spec);
     expect(Array.from(withPostIndex.dataset.x)).toEqual(Array.from(clean.dataset.x));
     expect(Array.from(withPostIndex.dataset.y)).toEqual(Array.from(clean.dataset.y));
+  });
+
+  it('declares the index across vocabularies: a class group, or codes such as OMOP visit concepts', async () => {
+    const omopVisit = (patientId: string, iso: string, concept: string, cls?: string): ClinicalEvent => ({ kind: 'encounter', patientId, day: day(iso), system: 'OMOP', code: concept, encounterClass: cls });
+    const people = [patients[0]!, patients[1]!];
+    const events = [omopVisit('a', '2016-03-01', '9202', 'ambulatory'), omopVisit('b', '2016-01-01', '9203', 'emergency'), cond('a', '2018-01-01', '44054006')];
+    const wellness = await extractCohort(source(people, events), spec);
+    expect(wellness.report.eligible).toBe(0);
+    expect(wellness.report.indexWindowClasses).toEqual({ ambulatory: 1, emergency: 1 });
+    expect(wellness.report.warnings.join('\n')).toMatch(/no patient has an index encounter \(first encounter with class wellness in 2015-01-01..2018-12-31\); encounters in the window by class: ambulatory 1, emergency 1/);
+    const outpatient = cohortSpecSchema.parse({ ...spec, index: { classes: ['outpatient'], from: '2015-01-01', to: '2018-12-31' } });
+    expect((await extractCohort(source(people, events), outpatient)).dataset.keys).toEqual(['a']);
+    const byCode = cohortSpecSchema.parse({ ...spec, index: { codes: [{ system: 'OMOP', codes: ['9202', '581477'] }], from: '2015-01-01', to: '2018-12-31' } });
+    const coded = await extractCohort(source(people, events), byCode);
+    expect(coded.dataset.keys).toEqual(['a']);
+    expect(Array.from(coded.dataset.y)).toEqual([1]);
+    // 'outpatient' is wellness or ambulatory; neither is emergency.
+    const wellnessVisit = await extractCohort(source(people, [enc('b', '2016-01-01')]), outpatient);
+    expect(wellnessVisit.dataset.keys).toEqual(['b']);
+  });
+
+  it('counts events of unknown patients and reports patients lost while reading', async () => {
+    const losses = { 'patients.csv: invalid BIRTHDATE (expected YYYY-MM-DD)': 1 };
+    const { report } = await extractCohort(source(patients, [...base, enc('ghost', '2016-01-01'), glu('ghost', '2015-01-01', 100, 'mg/dL')], { patientLosses: losses }), spec);
+    expect(report.eventsForUnknownPatients).toBe(2);
+    expect(report.skipped['events for an unknown patient']).toBe(2);
+    expect(report.patientLosses).toEqual(losses);
+  });
+
+  it('says plainly what the export lacks instead of only reporting 100 % missingness', async () => {
+    const { report } = await extractCohort(source(patients, base, { absent: ['observation'] }), spec);
+    expect(report.features.find((f) => f.name === 'glucose')!.missing).toBe(report.eligible);
+    expect(report.warnings).toEqual(['no observations.csv in the export: features glucose, smoker will all be missing']);
+    const noConditions = await extractCohort(source(patients, base, { absent: ['condition'] }), spec);
+    expect(noConditions.report.warnings[0]).toBe(
+      'no conditions.csv in the export: no patient can have the outcome, so the cohort has no cases; exclusions by condition cannot apply; feature prediabetes will all be 0',
+    );
+  });
+
+  it('warns about a feature no eligible patient has, when the export has its kind of event', async () => {
+    const other = cohortSpecSchema.parse({ ...spec, features: [...spec.features, { name: 'hba1c', type: 'latest', system: 'LOINC', codes: ['4548-4'], unit: '%', range: [3, 20] }] });
+    const { report } = await extractCohort(source(patients, base), other);
+    expect(report.warnings).toEqual(['no eligible patient has a value for hba1c: check the codes and units the study asks for against this export']);
   });
 });

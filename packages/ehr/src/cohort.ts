@@ -1,5 +1,5 @@
-import { canonicalUnit, convertUnit, type CohortFeature, type CohortSpec } from '@fedlhs/core';
-import { isoToDay, type ClinicalEvent, type EhrSource, type EventKind, type Sex, type SkipCounts } from './events.js';
+import { canonicalUnit, convertUnit, describeIndex, encounterClassMatches, type CohortFeature, type CohortSpec } from '@fedlhs/core';
+import { isoToDay, type ClinicalEvent, type EhrSource, type EventKind, type Sex, type SkipCounts, type SourceInventory } from './events.js';
 import type { Dataset } from './flat-table.js';
 
 /** Per-feature data quality of an extraction: counts only, nothing about any one patient. */
@@ -17,12 +17,61 @@ export interface FeatureQuality {
 
 /** What an extraction did: cohort counts, exclusions by reason, per-feature quality. */
 export interface CohortReport {
+  /** Patient records read (after `patientLosses`). */
   patients: number;
+  /** Patient records dropped while reading, by reason (malformed line, invalid birth date, ...). */
+  patientLosses: SkipCounts;
   eligible: number;
   excluded: Record<string, number>;
   positives: number;
   features: FeatureQuality[];
+  /** Every record or resource skipped, by reason (including `patientLosses` and events of unknown patients). */
   skipped: SkipCounts;
+  /** Events whose patient is not among the patients read (a dropped patient's events land here). */
+  eventsForUnknownPatients: number;
+  /** Records kept with something in them not read, by reason. */
+  notes: SkipCounts;
+  /** Encounters dated in the index window, by recorded class ("(none)" when unclassified): why an index may match nobody. */
+  indexWindowClasses: Record<string, number>;
+  /** What will make the model worse here, in words: data the study needs that the export lacks, features with no value at all. */
+  warnings: string[];
+}
+
+/** The event kinds a cohort definition reads, each with what needs it (in words). */
+export function neededKinds(spec: CohortSpec): Map<EventKind, string[]> {
+  const needs = new Map<EventKind, string[]>();
+  const need = (kind: EventKind, what: string): void => {
+    if (!needs.has(kind)) needs.set(kind, []);
+    needs.get(kind)!.push(what);
+  };
+  need('encounter', 'the index encounter');
+  need('condition', 'the label');
+  if (spec.eligibility.excludeConditions.length > 0) need('condition', 'the excluded conditions');
+  for (const f of spec.features) {
+    if (f.type === 'latest' || f.type === 'latest-coded') need('observation', `feature ${f.name}`);
+    else if (f.type === 'condition') need('condition', `feature ${f.name}`);
+    else if (f.type === 'count') need(f.kind, `feature ${f.name}`);
+  }
+  return needs;
+}
+
+/** "no observations.csv in the export: features bmi, glucose will all be missing" — one line per absent kind a spec needs. */
+export function missingDataWarnings(spec: CohortSpec, inventory: SourceInventory): string[] {
+  const out: string[] = [];
+  for (const [kind, uses] of neededKinds(spec)) {
+    if (inventory.files[kind].length > 0) continue;
+    const features = uses.filter((u) => u.startsWith('feature ')).map((u) => u.slice('feature '.length));
+    const consequences: string[] = [];
+    if (uses.includes('the index encounter')) consequences.push('no patient can have an index encounter, so the cohort is empty');
+    if (uses.includes('the label')) consequences.push('no patient can have the outcome, so the cohort has no cases');
+    if (uses.includes('the excluded conditions')) consequences.push('exclusions by condition cannot apply');
+    if (features.length > 0) {
+      const verb = kind === 'observation' ? 'will all be missing' : kind === 'condition' ? 'will all be 0' : 'will all count 0';
+      consequences.push(`${features.length === 1 ? 'feature' : 'features'} ${features.join(', ')} ${verb}`);
+    }
+    out.push(`no ${inventory.expected[kind]} in the export: ${consequences.join('; ')}`);
+  }
+  return out;
 }
 
 export interface CohortResult {
@@ -54,6 +103,11 @@ const key = (system: string, code: string): string => `${system}|${code}`;
 export async function extractCohort(source: EhrSource, spec: CohortSpec): Promise<CohortResult> {
   const from = isoToDay(spec.index.from)!;
   const to = isoToDay(spec.index.to)!;
+  const inventory = await source.inventory();
+  const indexCodes = new Set(spec.index.codes.flatMap((c) => c.codes.map((code) => key(c.system, code))));
+  const isIndexEncounter = (e: ClinicalEvent): boolean =>
+    spec.index.classes.some((c) => encounterClassMatches(c, e.encounterClass)) || indexCodes.has(key(e.system, e.code));
+  const windowClasses: Record<string, number> = {};
   const patients = new Map<string, PatientState>();
   for await (const p of source.patients()) {
     patients.set(p.id, { birthDay: p.birthDay, sex: p.sex, conditions: new Map(), counted: new Map(), latest: new Map() });
@@ -85,8 +139,10 @@ export async function extractCohort(source: EhrSource, spec: CohortSpec): Promis
       unknownPatient++;
       continue;
     }
-    if (e.kind === 'encounter' && e.encounterClass === spec.index.encounterClass && e.day >= from && e.day <= to) {
-      if (state.index === undefined || e.day < state.index) state.index = e.day;
+    if (e.kind === 'encounter' && e.day >= from && e.day <= to) {
+      const recorded = e.encounterClass ?? '(none)';
+      windowClasses[recorded] = (windowClasses[recorded] ?? 0) + 1;
+      if (isIndexEncounter(e) && (state.index === undefined || e.day < state.index)) state.index = e.day;
     }
     if (e.kind === 'condition' && conditionCodes.has(key(e.system, e.code))) {
       const k = key(e.system, e.code);
@@ -198,18 +254,42 @@ export async function extractCohort(source: EhrSource, spec: CohortSpec): Promis
     labels.push(label);
     keys.push(id);
   }
-  if (unknownPatient > 0) source.skipped['events for an unknown patient'] = (source.skipped['events for an unknown patient'] ?? 0) + unknownPatient;
+  const skipped: SkipCounts = { ...source.skipped };
+  // An event is only known to belong to no patient once the patients were read: count it here.
+  if (unknownPatient > 0) skipped['events for an unknown patient'] = unknownPatient;
+  const warnings = missingDataWarnings(spec, inventory);
+  const eligible = labels.length;
+  if (eligible > 0) {
+    const empty = quality.filter((q) => q.missing === eligible).map((q) => q.name);
+    const missingKinds = new Set(neededKinds(spec).keys());
+    const notExplained = empty.filter((name) => {
+      const f = spec.features.find((g) => g.name === name)!;
+      return !(missingKinds.has('observation') && inventory.files.observation.length === 0 && (f.type === 'latest' || f.type === 'latest-coded'));
+    });
+    if (notExplained.length > 0) warnings.push(`no eligible patient has a value for ${notExplained.join(', ')}: check the codes and units the study asks for against this export`);
+  }
+  if (inventory.files.encounter.length > 0 && patients.size > 0 && (excluded['no index encounter in window'] ?? 0) === patients.size) {
+    const seen = Object.entries(windowClasses).sort(([, a], [, b]) => b - a).map(([c, n]) => `${c} ${n}`);
+    warnings.push(
+      `no patient has an index encounter (${describeIndex(spec.index)}); encounters in the window by class: ${seen.length === 0 ? 'none' : seen.join(', ')}`,
+    );
+  }
   const names = spec.features.map((f) => f.name);
   const x = Float32Array.from(rows);
   return {
-    dataset: { features: names, x, y: Float32Array.from(labels), keys, rows: labels.length, skipped: { ...source.skipped } },
+    dataset: { features: names, x, y: Float32Array.from(labels), keys, rows: eligible, skipped },
     report: {
       patients: patients.size,
-      eligible: labels.length,
+      patientLosses: source.patientLosses,
+      eligible,
       excluded,
       positives: labels.filter((l) => l === 1).length,
       features: quality,
-      skipped: { ...source.skipped },
+      skipped,
+      eventsForUnknownPatients: unknownPatient,
+      notes: source.notes,
+      indexWindowClasses: Object.fromEntries(Object.entries(windowClasses).sort(([a], [b]) => (a < b ? -1 : 1))),
+      warnings,
     },
   };
 }

@@ -46,6 +46,29 @@ export interface ClinicalEvent {
 /** Rows or resources a reader skipped, counted by reason ("patients.csv: missing BIRTHDATE"). */
 export type SkipCounts = Record<string, number>;
 
+/** Text encodings an export may be written in. */
+export type TextEncoding = 'utf-8' | 'latin1';
+
+/** Options every EHR reader takes. */
+export interface SourceOptions {
+  /**
+   * Encoding of the export's text files (default UTF-8). In UTF-8, bytes that are not valid
+   * UTF-8 in a column or field the reader uses drop that record, counted by reason; in other
+   * columns the record is kept and the fact is counted in `notes`.
+   */
+  encoding?: TextEncoding | undefined;
+}
+
+/** Where each kind of event comes from in an export, and whether it is there. */
+export interface SourceInventory {
+  /** Per event kind: the files (names only) it is read from; empty when the export has none. */
+  files: Record<EventKind, string[]>;
+  /** Per event kind: what would hold it, in this format's words ("observations.csv", "Observation resources"). */
+  expected: Record<EventKind, string>;
+  /** Files in the export that no reader pass uses (other tables or resource types), by name. */
+  unread: string[];
+}
+
 /**
  * A clinic's EHR export, read in streaming passes: no reader holds a whole file in memory.
  * `events` may be called several times (one pass per kind set); each call re-reads the files.
@@ -54,8 +77,14 @@ export interface EhrSource {
   readonly format: 'synthea-csv' | 'fhir-ndjson' | 'omop-csv';
   patients(): AsyncIterable<PatientRecord>;
   events(kinds: ReadonlySet<EventKind>): AsyncIterable<ClinicalEvent>;
+  /** Which files hold which kinds of event (lists the export; reads no records except to type unnamed FHIR files). */
+  inventory(): Promise<SourceInventory>;
   /** Everything skipped so far, by reason. */
   readonly skipped: SkipCounts;
+  /** Of `skipped`, the patient records dropped, by reason (their events then belong to no known patient). */
+  readonly patientLosses: SkipCounts;
+  /** Records kept with something in them not read (e.g. bytes invalid in the encoding in an unused column), by reason. */
+  readonly notes: SkipCounts;
 }
 
 const MS_PER_DAY = 86_400_000;

@@ -1,5 +1,5 @@
 import type { ClinicalEvent, CodeSystem, PatientRecord } from './events.js';
-import { dayOrSkip, isSnomedLike, normalizeCodeSystem, parseDay, parseSex, smokingStatusCode, SMOKING_STATUS_LOINC } from './normalize.js';
+import { DATE_FORMATS, dayOrSkip, isSnomedLike, normalizeCodeSystem, parseDay, parseSex, smokingStatusCode, SMOKING_STATUS_LOINC } from './normalize.js';
 
 /** FHIR R4 resource types the bulk reader turns into patients and events. */
 export type FhirResourceType = 'Patient' | 'Condition' | 'Observation' | 'Encounter' | 'MedicationRequest';
@@ -62,7 +62,7 @@ export function toPatient(r: Json, skip: Skip): PatientRecord | undefined {
   if (birthDay === undefined) return undefined;
   const deceased = str(r.deceasedDateTime);
   const deathDay = parseDay(deceased);
-  if (deceased !== undefined && deathDay === undefined) return skip('invalid deceasedDateTime');
+  if (deceased !== undefined && deathDay === undefined) return skip(`invalid deceasedDateTime (expected ${DATE_FORMATS})`);
   if (deceased === undefined && r.deceasedBoolean === true) return skip('deceasedBoolean without date');
   return { id, birthDay, sex: parseSex(str(r.gender)), deathDay, race: usCoreText(r, 'race'), ethnicity: usCoreText(r, 'ethnicity') };
 }
@@ -103,7 +103,20 @@ export function toMedicationRequest(r: Json, skip: Skip): ClinicalEvent | undefi
 
 const WELLNESS_SNOMED = new Set(['162673000', '410620009', '185349003']);
 const WELLNESS_TEXT = /wellness|check ?up|general exam/i;
-const CLASS_NAMES: Readonly<Record<string, string>> = { AMB: 'ambulatory', IMP: 'inpatient', EMER: 'emergency' };
+/**
+ * HL7 v3 ActCode encounter classes (Encounter.class) → the study vocabulary's encounter classes.
+ * Codes not listed are kept lower-cased (they match no class, but codes can still match).
+ */
+const CLASS_NAMES: Readonly<Record<string, string>> = {
+  AMB: 'ambulatory',
+  SS: 'ambulatory',
+  IMP: 'inpatient',
+  ACUTE: 'inpatient',
+  NONAC: 'inpatient',
+  EMER: 'emergency',
+  HH: 'home',
+  VR: 'virtual',
+};
 
 /**
  * Synthea's FHIR puts wellness visits in class AMB; they are told apart by a wellness type

@@ -18,7 +18,7 @@ const EXPECTED_EVENTS: ClinicalEvent[] = [
   { kind: 'encounter', patientId: 'pt3', day: day('2020-01-15'), system: 'SNOMED', code: '50849002', encounterClass: 'emergency' },
   { kind: 'encounter', patientId: 'pt4', day: day('2020-07-01'), system: 'SNOMED', code: '32485007', encounterClass: 'inpatient' },
   { kind: 'encounter', patientId: 'pt1', day: day('2021-03-05'), system: 'OTHER', code: 'AMB', encounterClass: 'wellness' },
-  { kind: 'encounter', patientId: 'pt2', day: day('2020-06-01'), system: 'OTHER', code: 'HH', encounterClass: 'hh' },
+  { kind: 'encounter', patientId: 'pt2', day: day('2020-06-01'), system: 'OTHER', code: 'HH', encounterClass: 'home' },
   { kind: 'condition', patientId: 'pt1', day: day('2019-03-04'), system: 'SNOMED', code: '444814009' },
   { kind: 'condition', patientId: 'pt2', day: day('2010-02-11'), system: 'SNOMED', code: '44054006' },
   { kind: 'condition', patientId: 'pt4', day: day('2015-08-20'), system: 'ICD10CM', code: 'I10' },
@@ -120,7 +120,7 @@ describe('openFhirBulk file discovery', () => {
     });
     const source = openFhirBulk(dir);
     expect(await collect(source.patients())).toEqual([{ id: 'x', birthDay: day('1990-01-01'), sex: 'other' }]);
-    expect(source.skipped).toEqual({ 'Patient: deceasedBoolean without date': 1, 'Patient: invalid deceasedDateTime': 1 });
+    expect(source.skipped).toEqual({ 'Patient: deceasedBoolean without date': 1, 'Patient: invalid deceasedDateTime (expected YYYY-MM-DD, YYYYMMDD, YYYY-MM, YYYY or an ISO 8601 date-time)': 1 });
   });
 
   it('fails naming the file when the manifest lists a missing file or there is no Patient file', async () => {
@@ -130,7 +130,7 @@ describe('openFhirBulk file discovery', () => {
     expect((err as { reason?: string }).reason).toBe('DATA_ERROR');
     expect((err as Error).message).toMatchInlineSnapshot(`"manifest.json: listed output file "Patient.000.ndjson" (Patient) not found"`);
     const none = exportDir({ 'Observation.ndjson': '' });
-    await expect(collect(openFhirBulk(none).patients())).rejects.toThrowErrorMatchingInlineSnapshot(`[FedlhsError: Patient.ndjson: no Patient file in the FHIR bulk export]`);
+    await expect(collect(openFhirBulk(none).patients())).rejects.toThrowErrorMatchingInlineSnapshot(`[FedlhsError: no Patient file in the FHIR bulk export]`);
     const broken = exportDir({ 'manifest.json': '{"output": [' });
     await expect(collect(openFhirBulk(broken).events(ALL))).rejects.toThrowErrorMatchingInlineSnapshot(`[FedlhsError: manifest.json: not valid JSON]`);
   });
@@ -167,7 +167,7 @@ describe('openFhirBulk resource mapping', () => {
       ['wellness', 'OTHER', 'AMB'],
       ['emergency', 'SNOMED', '50849002'],
       ['inpatient', 'SNOMED', '32485007'],
-      ['vr', 'OTHER', 'tele'],
+      ['virtual', 'OTHER', 'tele'],
     ]);
     expect(source.skipped).toEqual({ 'Encounter: missing type and class': 1 });
   });
@@ -205,7 +205,7 @@ describe('openFhirBulk resource mapping', () => {
     ]);
     expect(source.skipped).toEqual({
       'Observation: component: missing value': 1,
-      'Observation: invalid effectiveDateTime': 1,
+      'Observation: invalid effectiveDateTime (expected YYYY-MM-DD, YYYYMMDD, YYYY-MM, YYYY or an ISO 8601 date-time)': 1,
       'Observation: malformed JSON line': 1,
       'Observation: missing value': 1,
       'Observation: non-numeric valueQuantity': 1,

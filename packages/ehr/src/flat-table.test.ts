@@ -12,14 +12,27 @@ function csv(text: string): string {
 }
 
 describe('readFlatTable', () => {
-  it('keeps requested columns in order and counts skipped rows by reason', async () => {
-    const path = csv('id,b,a,y,extra\np1,2,1,0,x\np2,,3,1,x\np3,4,abc,1,x\np4,5,6,2,x\np5,7,8,1,x\n');
+  it('keeps requested columns in order, keeps missing and non-numeric cells as missing per feature, and skips rows without a 0/1 label', async () => {
+    const path = csv('id,b,a,y,extra\np1,2,1,0,x\np2,,3,1,x\np3,4,abc,1,x\np4,5,6,2,x\np5,7,8,1,x\np6,NA,?,0,x\np7,1,1,,x\n');
     const data = await readFlatTable(path, { features: ['a', 'b'], label: 'y', keyColumn: 'id' });
-    expect(data.rows).toBe(2);
-    expect(Array.from(data.x)).toEqual([1, 2, 8, 7]);
-    expect(Array.from(data.y)).toEqual([0, 1]);
-    expect(data.keys).toEqual(['p1', 'p5']);
-    expect(data.skipped).toEqual({ missing_feature: 1, non_numeric_feature: 1, label_not_binary: 1 });
+    expect(data.rows).toBe(5);
+    expect(Array.from(data.x)).toEqual([1, 2, 3, NaN, NaN, 4, 8, 7, NaN, NaN]);
+    expect(Array.from(data.y)).toEqual([0, 1, 1, 1, 0]);
+    expect(data.keys).toEqual(['p1', 'p2', 'p3', 'p5', 'p6']);
+    expect(data.skipped).toEqual({ label_not_binary: 1, label_missing: 1 });
+    expect(data.gaps).toEqual({ missing: { b: 2, a: 1 }, nonNumeric: { a: 1 } });
+  });
+
+  it('reads a Latin-1 file when told, and counts rows with bytes invalid in UTF-8 otherwise', async () => {
+    const bytes = Buffer.concat([Buffer.from('id,a,y,note\np1,1,0,Jos'), Buffer.from([0xe9]), Buffer.from('\np2,2,1,ok\n')]);
+    const dir = mkdtempSync(join(tmpdir(), 'fedlhs-ehr-'));
+    const path = join(dir, 'latin1.csv');
+    writeFileSync(path, bytes);
+    const latin1 = await readFlatTable(path, { features: ['a'], label: 'y', encoding: 'latin1' });
+    expect(latin1.rows).toBe(2);
+    const utf8 = await readFlatTable(path, { features: ['a'], label: 'y' });
+    expect(utf8.rows).toBe(1);
+    expect(utf8.skipped).toEqual({ 'bytes_not_valid_utf8 (if the file is Latin-1, set data.encoding to latin1)': 1 });
   });
 
   it('names missing columns', async () => {

@@ -2,6 +2,7 @@ import { createReadStream } from 'node:fs';
 import { basename } from 'node:path';
 import { parse } from 'csv-parse';
 import { FedlhsError, isHoldout } from '@fedlhs/core';
+import type { TextEncoding } from './events.js';
 
 /** The feature spec a flat table satisfies: one row per example, numeric feature columns, a 0/1 label. */
 export const FLAT_TABLE_SPEC = 'flat-table/v1';
@@ -14,6 +15,16 @@ export interface TableRequest {
   keyColumn?: string | undefined;
   /** Column whose value "test" puts a row in the hold-out split (instead of the hashed split). */
   splitColumn?: string | undefined;
+  /** Text encoding of the file (default UTF-8). */
+  encoding?: TextEncoding | undefined;
+}
+
+/** Cells a flat table left without a usable value, per feature (kept as missing, imputed later). */
+export interface FeatureGaps {
+  /** Empty, "NA", "?" or "." cells, per feature. */
+  missing: Record<string, number>;
+  /** Cells that are not a finite decimal number, per feature (also kept as missing). */
+  nonNumeric: Record<string, number>;
 }
 
 /** A numeric design matrix read from local data. Never leaves the clinic. */
@@ -31,15 +42,27 @@ export interface Dataset {
   skipped: Record<string, number>;
   /** 1 for rows a split column puts in the hold-out set; absent when the split is hashed. */
   holdout?: Uint8Array | undefined;
+  /** Flat tables: feature cells kept as missing (NaN), per feature. */
+  gaps?: FeatureGaps | undefined;
 }
 
+const MISSING_CELLS = new Set(['', '?', '.', 'NA', 'N/A', 'NAN', 'NULL']);
+
 /**
- * Streams a CSV file with a header row and keeps the requested columns. Rows with a missing
- * or non-numeric feature, or a label other than 0/1, are skipped and counted by reason, so a
- * large export never sits in memory as text and one bad row never stops a clinic.
+ * Streams a CSV file with a header row and keeps the requested columns. A missing feature cell
+ * (empty, NA, N/A, NaN, NULL, ?, .) or one that is not a number is kept as missing (NaN, imputed
+ * with the mean when the data are prepared) and counted per feature in `gaps`; a row whose label
+ * is missing or not 0/1 is skipped and counted by reason. A large export never sits in memory
+ * as text and one bad row never stops a clinic.
  */
 export async function readFlatTable(path: string, request: TableRequest): Promise<Dataset> {
-  const parser = createReadStream(path).pipe(parse({ columns: false, trim: true, skip_empty_lines: true, relax_column_count: true }));
+  const parser = createReadStream(path).pipe(
+    parse({ columns: false, trim: true, skip_empty_lines: true, relax_column_count: true, bom: true, encoding: request.encoding === 'latin1' ? 'latin1' : 'utf8' }),
+  );
+  const gaps: FeatureGaps = { missing: {}, nonNumeric: {} };
+  const gap = (into: Record<string, number>, feature: string): void => {
+    into[feature] = (into[feature] ?? 0) + 1;
+  };
   let featureIdx: number[] | undefined;
   let labelIdx = -1;
   let keyIdx = -1;
@@ -70,27 +93,33 @@ export async function readFlatTable(path: string, request: TableRequest): Promis
         continue;
       }
       rowNumber++;
-      const row: number[] = [];
-      let bad: string | undefined;
-      for (const i of featureIdx) {
-        const cell = record[i];
-        if (cell === undefined || cell === '' || cell === '?' || cell.toUpperCase() === 'NA') {
-          bad = 'missing_feature';
-          break;
-        }
-        const v = Number(cell);
-        if (!Number.isFinite(v)) {
-          bad = 'non_numeric_feature';
-          break;
-        }
-        row.push(v);
-      }
-      const label = Number(record[labelIdx]);
-      if (bad === undefined && label !== 0 && label !== 1) bad = 'label_not_binary';
-      if (bad !== undefined) {
-        skip(bad);
+      const labelCell = record[labelIdx];
+      const label = labelCell === undefined || MISSING_CELLS.has(labelCell.toUpperCase()) ? undefined : Number(labelCell);
+      if (label === undefined) {
+        skip('label_missing');
         continue;
       }
+      if (label !== 0 && label !== 1) {
+        skip('label_not_binary');
+        continue;
+      }
+      if (record.some((cell) => cell.includes('\uFFFD'))) {
+        skip('bytes_not_valid_utf8 (if the file is Latin-1, set data.encoding to latin1)');
+        continue;
+      }
+      const row: number[] = [];
+      featureIdx.forEach((i, j) => {
+        const cell = record[i];
+        const name = request.features[j]!;
+        if (cell === undefined || MISSING_CELLS.has(cell.toUpperCase())) {
+          gap(gaps.missing, name);
+          row.push(Number.NaN);
+          return;
+        }
+        const v = /^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$/.test(cell) ? Number(cell) : Number.NaN;
+        if (!Number.isFinite(v)) gap(gaps.nonNumeric, name);
+        row.push(Number.isFinite(v) ? v : Number.NaN);
+      });
       values.push(...row);
       labels.push(label);
       keys.push(keyIdx >= 0 ? (record[keyIdx] ?? String(rowNumber)) : String(rowNumber));
@@ -109,6 +138,7 @@ export async function readFlatTable(path: string, request: TableRequest): Promis
   return {
     features: request.features, x: Float32Array.from(values), y: Float32Array.from(labels), keys, rows: labels.length, skipped,
     holdout: splitIdx >= 0 ? Uint8Array.from(holdout) : undefined,
+    gaps,
   };
 }
 

@@ -107,8 +107,14 @@ export function parseSex(text: string | undefined): Sex {
   }
 }
 
-/** The day of a required date field, or undefined after counting "missing <field>" / "invalid <field>". */
+/** The date forms `parseDay` reads, as named in messages about a date that does not parse. */
+export const DATE_FORMATS = 'YYYY-MM-DD, YYYYMMDD, YYYY-MM, YYYY or an ISO 8601 date-time';
+
+/**
+ * The day of a required date field, or undefined after counting "missing <field>" or
+ * "invalid <field> (expected ...)", naming the forms that would have been read.
+ */
 export function dayOrSkip(text: string | undefined, field: string, skip: (why: string) => undefined): number | undefined {
   if (text === undefined || text.trim() === '') return skip(`missing ${field}`);
-  return parseDay(text) ?? skip(`invalid ${field}`);
+  return parseDay(text) ?? skip(`invalid ${field} (expected ${DATE_FORMATS})`);
 }

@@ -21,7 +21,7 @@ const VISITS = [
   visit('2', '2019-05-10', '9202', 'ambulatory'),
   visit('3', '2020-01-15', '9203', 'emergency'),
   visit('4', '2020-07-01', '9201', 'inpatient'),
-  visit('1', '2021-01-01', '581476'),
+  visit('1', '2021-01-01', '581476', 'home'),
 ];
 
 const condition = (patientId: string, iso: string, system: ClinicalEvent['system'], code: string): ClinicalEvent => ({ kind: 'condition', patientId, day: day(iso), system, code });

@@ -1,11 +1,11 @@
 import { FedlhsError } from '@fedlhs/core';
-import type { ClinicalEvent, EhrSource, EventKind, PatientRecord, Sex } from './events.js';
-import { dayOrSkip, isSnomedLike, parseDay, parseNumber, parseSex } from './normalize.js';
-import { dataError, findFile, mapCsvFile, type ColumnAliases, type RowMapper } from './read-csv.js';
-import { SkipLedger } from './skip-ledger.js';
+import type { ClinicalEvent, EhrSource, EventKind, PatientRecord, Sex, SourceInventory, SourceOptions } from './events.js';
+import { dayOrSkip, isSnomedLike, parseDay, parseNumber, parseSex, smokingStatusCode, SMOKING_STATUS_LOINC } from './normalize.js';
+import { archiveHint, dataError, findFile, listExport, mapCsvFile, type ColumnAliases, type RowMapper } from './read-csv.js';
+import { SkipLedger, type FileRole } from './skip-ledger.js';
 
 /** Options of `openOmopCsv`. */
-export interface OmopCsvOptions {
+export interface OmopCsvOptions extends SourceOptions {
   /**
    * 'source' (default): codes are the `*_source_value`s, with the system inferred (measurement
    * values shaped like LOINC → LOINC, all-digit condition values → SNOMED, else OTHER).
@@ -44,18 +44,56 @@ const MEASUREMENT = {
   source: ['measurement_source_value'],
 } as const;
 const VISIT = { person: ['person_id'], concept: ['visit_concept_id'], start: ['visit_start_date', 'visit_start_datetime'] } as const;
+const OBSERVATION = {
+  person: ['person_id'],
+  concept: ['observation_concept_id'],
+  date: ['observation_date', 'observation_datetime'],
+  value: ['value_as_number'],
+  valueString: ['value_as_string'],
+  valueConcept: ['value_as_concept_id'],
+  valueSource: ['value_source_value'],
+  unitSource: ['unit_source_value'],
+  unitConcept: ['unit_concept_id'],
+  source: ['observation_source_value'],
+} as const;
+const DRUG = {
+  person: ['person_id'],
+  concept: ['drug_concept_id'],
+  start: ['drug_exposure_start_date', 'drug_exposure_start_datetime'],
+  source: ['drug_source_value'],
+} as const;
+
+/** The tables each event kind is read from. */
+const EVENT_TABLES: Readonly<Record<EventKind, readonly string[]>> = {
+  encounter: ['visit_occurrence'],
+  condition: ['condition_occurrence'],
+  observation: ['measurement', 'observation'],
+  medication: ['drug_exposure'],
+};
 
 type Roles<C> = C extends ColumnAliases<infer K> ? K : never;
 
 const GENDERS: Readonly<Record<string, Sex>> = { '8507': 'male', '8532': 'female', '8521': 'other', '8551': 'unknown' };
 
-/** Standard visit concepts → encounter class; 9202 "Outpatient Visit" is HL7 AMB, hence 'ambulatory' as in the FHIR reader. */
+/**
+ * Standard visit concepts (Visit domain) → the study vocabulary's encounter classes. OMOP has no
+ * wellness visit: a check-up is an Outpatient Visit (9202), which is HL7 AMB, hence 'ambulatory'
+ * as in the FHIR reader; a study that must run on OMOP declares its index as 'outpatient'.
+ */
 const VISIT_CLASSES: Readonly<Record<string, string>> = {
-  '9201': 'inpatient',
-  '9202': 'ambulatory',
-  '9203': 'emergency',
+  '9201': 'inpatient', // Inpatient Visit
+  '9202': 'ambulatory', // Outpatient Visit
+  '9203': 'emergency', // Emergency Room Visit
   '262': 'inpatient', // Emergency Room and Inpatient Visit
+  '8717': 'inpatient', // Inpatient Hospital
   '581477': 'ambulatory', // Office Visit
+  '38004207': 'ambulatory', // Ambulatory Clinic / Center
+  '32036': 'ambulatory', // Laboratory Visit
+  '581476': 'home', // Home Visit
+  '5083': 'virtual', // Telehealth
+  '581458': 'ambulatory', // Pharmacy visit
+  '8782': 'urgentcare', // Urgent Care Facility
+  '42898160': 'inpatient', // Non-hospital institution Visit
 };
 
 /** Common UCUM unit concepts, used when unit_source_value is empty. */
@@ -73,8 +111,8 @@ const LOINC_SHAPE = /^\d{1,7}-\d$/;
 /**
  * Opens OMOP CDM v5.4 tables exported as CSV or TSV (the delimiter is detected from each
  * header line; file names may end in .csv, .tsv or .txt, in any case). person is required;
- * condition_occurrence, measurement, visit_occurrence and death are optional, and
- * observation_period is not read (it is not an event). Medications (drug_exposure) are not read.
+ * visit_occurrence, condition_occurrence, measurement, observation, drug_exposure and death
+ * are optional; observation_period is not read (it is not an event).
  *
  * Birth days come from birth_datetime, else year/month/day_of_birth with a missing month or
  * day taken as 1 (as year-based OHDSI age calculations do). Visits always carry the visit
@@ -94,14 +132,14 @@ export function openOmopCsv(dir: string, options: OmopCsvOptions = {}): EhrSourc
     columns: C,
     required: readonly Roles<C>[],
     map: RowMapper<Roles<C>, T>,
-    mandatory = false,
+    role: FileRole = 'events',
   ): AsyncGenerator<T> {
-    const path = await findFile(dir, ['csv', 'tsv', 'txt'].map((ext) => `${table}.${ext}`));
+    const path = await findFile(dir, tableFileNames(table));
     if (path === undefined) {
-      if (mandatory) throw dataError(`${table}.csv: required table not found in the OMOP export`);
+      if (role === 'patients') throw dataError(`${table}.csv: required table not found in the OMOP export${await archiveHint(dir)}`);
       return;
     }
-    yield* mapCsvFile(path, `${table}.csv`, columns as ColumnAliases<Roles<C>>, required, ledger, map);
+    yield* mapCsvFile(path, `${table}.csv`, columns as ColumnAliases<Roles<C>>, required, ledger, map, { role, encoding: options.encoding });
   }
 
   async function deaths(): Promise<Map<string, number>> {
@@ -112,13 +150,14 @@ export function openOmopCsv(dir: string, options: OmopCsvOptions = {}): EhrSourc
       return day === undefined ? undefined : ([row.person, day] as const);
     });
     for await (const [person, day] of rows) byPerson.set(person, Math.min(day, byPerson.get(person) ?? day));
+
     return byPerson;
   }
 
   const toPerson = (died: ReadonlyMap<string, number>): RowMapper<Roles<typeof PERSON>, PatientRecord> => (row, skip) => {
     if (row.id === undefined) return skip('missing person_id');
     const birthDay = parseDay(row.birth) ?? birthFromParts(row.year, row.month, row.day);
-    if (birthDay === undefined) return skip(row.year === undefined ? 'missing year_of_birth' : 'invalid year/month/day_of_birth');
+    if (birthDay === undefined) return skip(row.year === undefined ? 'missing year_of_birth' : 'invalid year/month/day_of_birth (expected whole numbers, e.g. 1961, 7, 23)');
     const sex = GENDERS[row.gender ?? ''] ?? parseSex(row.genderSource);
     return { id: row.id, birthDay, sex, deathDay: died.get(row.id), race: row.race, ethnicity: row.ethnicity };
   };
@@ -168,6 +207,52 @@ export function openOmopCsv(dir: string, options: OmopCsvOptions = {}): EhrSourc
     return { kind: 'encounter', patientId: row.person, day, system: 'OMOP', code: row.concept, encounterClass: VISIT_CLASSES[row.concept] };
   };
 
+  /**
+   * An OBSERVATION row (smoking status lives here in real conversions): coded like a
+   * measurement. Its value is value_as_number, else a coded value — value_as_concept_id in
+   * concept mode; in source mode value_source_value when SNOMED-shaped, else a smoking status
+   * spelled out in value_as_string or value_source_value (see `smokingStatusCode`).
+   */
+  const toObservation: RowMapper<Roles<typeof OBSERVATION>, ClinicalEvent> = (row, skip) => {
+    if (row.person === undefined) return skip('missing person_id');
+    const day = dayOrSkip(row.date, 'observation_date', skip);
+    if (day === undefined) return undefined;
+    let code: { system: 'OMOP' | 'LOINC' | 'SNOMED' | 'OTHER'; code: string };
+    if (mode === 'concept') {
+      const concept = nonZero(row.concept);
+      if (concept === undefined) return skip('unmapped observation_concept_id');
+      code = { system: 'OMOP', code: concept };
+    } else {
+      if (row.source === undefined) return skip('missing observation_source_value');
+      code = { system: LOINC_SHAPE.test(row.source) ? 'LOINC' : isSnomedLike(row.source) ? 'SNOMED' : 'OTHER', code: row.source };
+    }
+    const base = { kind: 'observation', patientId: row.person, day, ...code } as const;
+    if (row.value !== undefined) {
+      const value = parseNumber(row.value);
+      if (value === undefined) return skip('non-numeric value_as_number');
+      return { ...base, value, unit: unitOf(row.unitSource, row.unitConcept) };
+    }
+    let valueCode: string | undefined;
+    if (mode === 'concept') valueCode = nonZero(row.valueConcept);
+    else if (row.valueSource !== undefined && isSnomedLike(row.valueSource)) valueCode = row.valueSource;
+    else if (code.code === SMOKING_STATUS_LOINC) valueCode = smokingStatusCode(row.valueString ?? row.valueSource ?? '');
+    if (valueCode !== undefined) return { ...base, valueCode };
+    return skip(row.valueString === undefined && row.valueSource === undefined && row.valueConcept === undefined ? 'missing value' : 'uncoded value');
+  };
+
+  const toDrug: RowMapper<Roles<typeof DRUG>, ClinicalEvent> = (row, skip) => {
+    if (row.person === undefined) return skip('missing person_id');
+    const day = dayOrSkip(row.start, 'drug_exposure_start_date', skip);
+    if (day === undefined) return undefined;
+    if (mode === 'concept') {
+      const concept = nonZero(row.concept);
+      if (concept === undefined) return skip('unmapped drug_concept_id');
+      return { kind: 'medication', patientId: row.person, day, system: 'OMOP', code: concept };
+    }
+    if (row.source === undefined) return skip('missing drug_source_value');
+    return { kind: 'medication', patientId: row.person, day, system: /^\d+$/.test(row.source) ? 'RXNORM' : 'OTHER', code: row.source };
+  };
+
   const sourceOrConcept = <S extends string, C extends string>(source: S, concept: C): S | C => (mode === 'source' ? source : concept);
 
   return {
@@ -175,12 +260,29 @@ export function openOmopCsv(dir: string, options: OmopCsvOptions = {}): EhrSourc
     get skipped() {
       return ledger.totals();
     },
+    get patientLosses() {
+      return ledger.totals('patients');
+    },
+    get notes() {
+      return ledger.notes();
+    },
     async *patients() {
       // Check the required table before reading death records for it.
-      if ((await findFile(dir, ['person.csv', 'person.tsv', 'person.txt'])) === undefined) {
-        throw dataError('person.csv: required table not found in the OMOP export');
+      if ((await findFile(dir, tableFileNames('person'))) === undefined) {
+        throw dataError(`person.csv: required table not found in the OMOP export${await archiveHint(dir)}`);
       }
-      yield* table('person', PERSON, ['id', 'year', 'gender'], toPerson(await deaths()), true);
+      yield* table('person', PERSON, ['id', 'year', 'gender'], toPerson(await deaths()), 'patients');
+    },
+    inventory: async (): Promise<SourceInventory> => {
+      const entries = await listExport(dir);
+      const present = (t: string): string[] => entries.filter((e) => tableFileNames(t).includes(e.toLowerCase()));
+      const kinds = Object.keys(EVENT_TABLES) as EventKind[];
+      const used = new Set(['person', 'death', ...Object.values(EVENT_TABLES).flat()].flatMap(tableFileNames));
+      return {
+        files: Object.fromEntries(kinds.map((k) => [k, EVENT_TABLES[k].flatMap(present)])) as Record<EventKind, string[]>,
+        expected: Object.fromEntries(kinds.map((k) => [k, EVENT_TABLES[k].map((t) => `${t}.csv`).join(' or ')])) as Record<EventKind, string>,
+        unread: entries.filter((e) => !used.has(e.toLowerCase())).sort(),
+      };
     },
     async *events(kinds: ReadonlySet<EventKind>) {
       if (kinds.has('encounter')) yield* table('visit_occurrence', VISIT, ['person', 'concept', 'start'], toVisit);
@@ -189,9 +291,16 @@ export function openOmopCsv(dir: string, options: OmopCsvOptions = {}): EhrSourc
       }
       if (kinds.has('observation')) {
         yield* table('measurement', MEASUREMENT, ['person', 'date', 'value', sourceOrConcept('source', 'concept')], toMeasurement);
+        yield* table('observation', OBSERVATION, ['person', 'date', sourceOrConcept('source', 'concept')], toObservation);
       }
+      if (kinds.has('medication')) yield* table('drug_exposure', DRUG, ['person', 'start', sourceOrConcept('source', 'concept')], toDrug);
     },
   };
+}
+
+/** File names a table may have (matched ignoring case). */
+function tableFileNames(table: string): string[] {
+  return ['csv', 'tsv', 'txt'].map((ext) => `${table}.${ext}`);
 }
 
 /** A concept id, or undefined for none or 0 ("No matching concept"). */

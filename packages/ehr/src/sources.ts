@@ -1,4 +1,4 @@
-import type { EhrSource } from './events.js';
+import type { EhrSource, SourceOptions } from './events.js';
 import { openFhirBulk } from './fhir.js';
 import { openOmopCsv } from './omop.js';
 import { openSyntheaCsv } from './synthea.js';
@@ -7,13 +7,13 @@ import { openSyntheaCsv } from './synthea.js';
 export type DataFormat = 'flat-table' | 'synthea-csv' | 'fhir-ndjson' | 'omop-csv';
 
 /** Opens an EHR export directory in the given event format. */
-export function openEhrSource(format: Exclude<DataFormat, 'flat-table'>, path: string): EhrSource {
+export function openEhrSource(format: Exclude<DataFormat, 'flat-table'>, path: string, options: SourceOptions = {}): EhrSource {
   switch (format) {
     case 'synthea-csv':
-      return openSyntheaCsv(path);
+      return openSyntheaCsv(path, options);
     case 'fhir-ndjson':
-      return openFhirBulk(path);
+      return openFhirBulk(path, options);
     case 'omop-csv':
-      return openOmopCsv(path);
+      return openOmopCsv(path, options);
   }
 }

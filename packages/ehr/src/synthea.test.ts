@@ -43,7 +43,7 @@ const EXPECTED_EVENTS: ClinicalEvent[] = [
 ];
 
 const EXPECTED_SKIPPED = {
-  'conditions.csv: invalid START': 1,
+  'conditions.csv: invalid START (expected YYYY-MM-DD, YYYYMMDD, YYYY-MM, YYYY or an ISO 8601 date-time)': 1,
   'encounters.csv: missing START': 1,
   'medications.csv: missing CODE': 1,
   'observations.csv: missing DATE': 1,
@@ -152,7 +152,7 @@ describe('openSyntheaCsv value and code handling', () => {
     const dir = exportDir({ 'patients.csv': 'Id,BIRTHDATE,DEATHDATE,GENDER\np1,1980-01-01,not-a-date,M\np2,1980-01-01,,X\n' });
     const source = openSyntheaCsv(dir);
     expect(await collect(source.patients())).toEqual([{ id: 'p2', birthDay: day('1980-01-01'), sex: 'unknown' }]);
-    expect(source.skipped).toEqual({ 'patients.csv: invalid DEATHDATE': 1 });
+    expect(source.skipped).toEqual({ 'patients.csv: invalid DEATHDATE (expected YYYY-MM-DD, YYYYMMDD, YYYY-MM, YYYY or an ISO 8601 date-time)': 1 });
   });
 
   it('trims cells, keeps rows with stray quotes, and reports an unclosed quote that ends the readable file', async () => {

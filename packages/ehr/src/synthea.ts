@@ -1,7 +1,33 @@
-import type { ClinicalEvent, EhrSource, EventKind, PatientRecord } from './events.js';
-import { dayOrSkip, isSnomedLike, normalizeCodeSystem, parseDay, parseNumber, parseSex, smokingStatusCode, SMOKING_STATUS_LOINC } from './normalize.js';
-import { dataError, findFile, mapCsvFile, type ColumnAliases, type RowMapper } from './read-csv.js';
-import { SkipLedger } from './skip-ledger.js';
+import type { ClinicalEvent, EhrSource, EventKind, PatientRecord, SourceInventory, SourceOptions } from './events.js';
+import { DATE_FORMATS, dayOrSkip, isSnomedLike, normalizeCodeSystem, parseDay, parseNumber, parseSex, smokingStatusCode, SMOKING_STATUS_LOINC } from './normalize.js';
+import { archiveHint, dataError, findFile, listExport, mapCsvFile, type ColumnAliases, type RowMapper } from './read-csv.js';
+import { SkipLedger, type FileRole } from './skip-ledger.js';
+
+/** The file each event kind is read from. */
+const EVENT_FILES: Readonly<Record<EventKind, string>> = {
+  encounter: 'encounters.csv',
+  condition: 'conditions.csv',
+  observation: 'observations.csv',
+  medication: 'medications.csv',
+};
+
+/**
+ * Synthea's ENCOUNTERCLASS values → the study vocabulary's encounter classes (core
+ * ENCOUNTER_CLASSES). Synthea's own 'outpatient' class is an ambulatory visit; hospice and
+ * skilled nursing stays are inpatient; anything else is kept lower-cased (matches no class).
+ */
+const SYNTHEA_CLASSES: Readonly<Record<string, string>> = {
+  wellness: 'wellness',
+  ambulatory: 'ambulatory',
+  outpatient: 'ambulatory',
+  emergency: 'emergency',
+  urgentcare: 'urgentcare',
+  inpatient: 'inpatient',
+  hospice: 'inpatient',
+  snf: 'inpatient',
+  home: 'home',
+  virtual: 'virtual',
+};
 
 // Columns by role. Header names are matched ignoring case; where Synthea renamed a column
 // across versions, every spelling is listed (encounters: START, older DATE).
@@ -23,7 +49,7 @@ type Roles<C> = C extends ColumnAliases<infer K> ? K : never;
  * Events are not joined with patients: an event whose PATIENT is not in patients.csv is kept,
  * and cohort extraction decides what to do with it.
  */
-export function openSyntheaCsv(dir: string): EhrSource {
+export function openSyntheaCsv(dir: string, options: SourceOptions = {}): EhrSource {
   const ledger = new SkipLedger();
 
   async function* table<C extends ColumnAliases<string>, T>(
@@ -31,14 +57,14 @@ export function openSyntheaCsv(dir: string): EhrSource {
     columns: C,
     required: readonly Roles<C>[],
     map: RowMapper<Roles<C>, T>,
-    mandatory = false,
+    role: FileRole = 'events',
   ): AsyncGenerator<T> {
     const path = await findFile(dir, [file]);
     if (path === undefined) {
-      if (mandatory) throw dataError(`${file}: required file not found in the Synthea export`);
+      if (role === 'patients') throw dataError(`${file}: required file not found in the Synthea export${await archiveHint(dir)}`);
       return;
     }
-    yield* mapCsvFile(path, file, columns as ColumnAliases<Roles<C>>, required, ledger, map);
+    yield* mapCsvFile(path, file, columns as ColumnAliases<Roles<C>>, required, ledger, map, { role, encoding: options.encoding });
   }
 
   return {
@@ -46,12 +72,29 @@ export function openSyntheaCsv(dir: string): EhrSource {
     get skipped() {
       return ledger.totals();
     },
-    patients: () => table('patients.csv', PATIENTS, ['id', 'birth', 'gender'], toPatient, true),
+    get patientLosses() {
+      return ledger.totals('patients');
+    },
+    get notes() {
+      return ledger.notes();
+    },
+    patients: () => table('patients.csv', PATIENTS, ['id', 'birth', 'gender'], toPatient, 'patients'),
     async *events(kinds: ReadonlySet<EventKind>) {
-      if (kinds.has('encounter')) yield* table('encounters.csv', ENCOUNTERS, ['start', 'patient', 'code'], toEncounter);
-      if (kinds.has('condition')) yield* table('conditions.csv', CONDITIONS, ['start', 'patient', 'code'], toCondition);
-      if (kinds.has('observation')) yield* table('observations.csv', OBSERVATIONS, ['date', 'patient', 'code', 'value'], toObservation);
-      if (kinds.has('medication')) yield* table('medications.csv', MEDICATIONS, ['start', 'patient', 'code'], toMedication);
+      if (kinds.has('encounter')) yield* table(EVENT_FILES.encounter, ENCOUNTERS, ['start', 'patient', 'code'], toEncounter);
+      if (kinds.has('condition')) yield* table(EVENT_FILES.condition, CONDITIONS, ['start', 'patient', 'code'], toCondition);
+      if (kinds.has('observation')) yield* table(EVENT_FILES.observation, OBSERVATIONS, ['date', 'patient', 'code', 'value'], toObservation);
+      if (kinds.has('medication')) yield* table(EVENT_FILES.medication, MEDICATIONS, ['start', 'patient', 'code'], toMedication);
+    },
+    inventory: async (): Promise<SourceInventory> => {
+      const entries = await listExport(dir);
+      const present = (file: string): string[] => entries.filter((e) => e.toLowerCase() === file);
+      const kinds = Object.keys(EVENT_FILES) as EventKind[];
+      const used = new Set(['patients.csv', ...Object.values(EVENT_FILES)]);
+      return {
+        files: Object.fromEntries(kinds.map((k) => [k, present(EVENT_FILES[k])])) as Record<EventKind, string[]>,
+        expected: { ...EVENT_FILES },
+        unread: entries.filter((e) => !used.has(e.toLowerCase())).sort(),
+      };
     },
   };
 }
@@ -62,7 +105,7 @@ const toPatient: RowMapper<Roles<typeof PATIENTS>, PatientRecord> = (row, skip) 
   if (birthDay === undefined) return undefined;
   const deathDay = parseDay(row.death);
   // A dead patient read as alive would bias outcomes, so an unreadable death date drops the row.
-  if (row.death !== undefined && deathDay === undefined) return skip('invalid DEATHDATE');
+  if (row.death !== undefined && deathDay === undefined) return skip(`invalid DEATHDATE (expected ${DATE_FORMATS})`);
   return { id: row.id, birthDay, sex: parseSex(row.gender), deathDay, race: row.race, ethnicity: row.ethnicity };
 };
 
@@ -71,7 +114,8 @@ const toEncounter: RowMapper<Roles<typeof ENCOUNTERS>, ClinicalEvent> = (row, sk
   if (row.code === undefined) return skip('missing CODE');
   const day = dayOrSkip(row.start, 'START', skip);
   if (day === undefined) return undefined;
-  return { kind: 'encounter', patientId: row.patient, day, system: 'SNOMED', code: row.code, encounterClass: row.class?.toLowerCase() };
+  const recorded = row.class?.toLowerCase();
+  return { kind: 'encounter', patientId: row.patient, day, system: 'SNOMED', code: row.code, encounterClass: recorded === undefined ? undefined : (SYNTHEA_CLASSES[recorded] ?? recorded) };
 };
 
 const toCondition: RowMapper<Roles<typeof CONDITIONS>, ClinicalEvent> = (row, skip) => {
