@@ -1,24 +1,11 @@
-import { execFile } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { learnableManifest, writeLearnableCsv } from '@fedlhs/testing';
 import { agentMain, coordinatorMain, enrolAgent, repoRoot, startAgent, startCoordinator, t2dManifest, type AgentOptions } from '@fedlhs/tests';
-import { useWorkspace } from './helpers.js';
+import { runCli, useWorkspace } from './helpers.js';
 
 const ws = useWorkspace();
-const exec = promisify(execFile);
-
-async function runCli(main: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const r = await exec(process.execPath, [main, ...args], { env: { ...process.env, FEDLHS_LOG_PRETTY: 'false', ...env } });
-    return { code: 0, stdout: r.stdout, stderr: r.stderr };
-  } catch (err) {
-    const e = err as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
 
 describe('command-line interfaces', () => {
   it('stop at start with one line naming the bad config key, its value and what is allowed', async () => {
@@ -112,7 +99,7 @@ describe('command-line interfaces', () => {
     const r = await runCli(agentMain, ['data', 'check', '--data-format', 'synthea-csv', '--data-path', fixture, '--manifest', manifest, '--state-dir', join(ws.dir(), 'a')]);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toContain('data: synthea-csv at');
-    expect(r.stdout).toMatch(/cohort for study t2d-3y: \d+ patients, \d+ eligible/);
+    expect(r.stdout).toMatch(/cohort for study t2d-3y: \d+ patients read, \d+ eligible/);
     expect(r.stdout).toContain('excluded, by reason:');
     expect(r.stdout).toMatch(/glucose\s+\S+ \| \d+ \| \d+ \|/);
     expect(r.stdout).toContain('records or resources rejected, by reason:');

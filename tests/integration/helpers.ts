@@ -1,9 +1,13 @@
+import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { afterEach } from 'vitest';
 import type { ManagedProcess } from '@fedlhs/testing';
 import type { CoordinatorHandle } from '@fedlhs/tests';
+
+const execFileAsync = promisify(execFile);
 
 /**
  * Per-test workspace: a temp directory and every process started in the test, all stopped
@@ -24,4 +28,15 @@ export function useWorkspace(): { dir: () => string; track: <T extends ManagedPr
       return p;
     },
   };
+}
+
+/** Runs a CLI entry point to completion: its exit code and everything it printed. */
+export async function runCli(main: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const r = await execFileAsync(process.execPath, [main, ...args], { env: { ...process.env, FEDLHS_LOG_PRETTY: 'false', ...env } });
+    return { code: 0, stdout: r.stdout, stderr: r.stderr };
+  } catch (err) {
+    const e = err as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
 }

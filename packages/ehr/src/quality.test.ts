@@ -83,6 +83,9 @@ describe('profileSource', () => {
     const source: EhrSource = {
       format: 'synthea-csv',
       skipped: {},
+      patientLosses: {},
+      notes: {},
+      inventory: () => Promise.reject(new Error('not used')),
       async *patients() {
         yield patient;
         yield patient;
