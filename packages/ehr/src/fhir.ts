@@ -59,7 +59,7 @@ export function openFhirBulk(dir: string, options: SourceOptions = {}): EhrSourc
   const encoding = options.encoding === 'latin1' ? 'latin1' : 'utf8';
 
   /** The resources of `wanted` types in one file, each with its skip counter. */
-  async function* resources(file: ExportFile, wanted: readonly FhirResourceType[]): AsyncGenerator<[Json, Skip, FhirResourceType, (why: string) => void]> {
+  async function* resources(file: ExportFile, wanted: readonly FhirResourceType[]): AsyncGenerator<[Json, Skip, FhirResourceType, (why: string) => void, boolean]> {
     const pass = ledger.pass(`${file.path}|${wanted.join(',')}`, wanted.length === 1 && wanted[0] === 'Patient' ? 'patients' : 'events');
     const label = file.type === 'mixed' ? file.name : file.type;
     const skipAs = (type: string) => (why: string): undefined => {
@@ -88,12 +88,12 @@ export function openFhirBulk(dir: string, options: SourceOptions = {}): EhrSourc
         const type = (resource as Json).resourceType;
         if (file.type !== 'mixed') {
           if (type !== file.type) skipAs(file.type)('unexpected resourceType');
-          else if (wanted.includes(file.type)) yield [resource as Json, skipAs(file.type), file.type, (why) => pass.note(`${file.type}: ${why}`)];
+          else if (wanted.includes(file.type)) yield [resource as Json, skipAs(file.type), file.type, (why) => pass.note(`${file.type}: ${why}`), line.includes(REPLACEMENT_CHAR)];
           continue;
         }
         if (typeof type !== 'string') skipAs(label)('line without resourceType');
         else if (wanted.includes(type as FhirResourceType)) {
-          yield [resource as Json, skipAs(type), type as FhirResourceType, (why) => pass.note(`${type}: ${why}`)];
+          yield [resource as Json, skipAs(type), type as FhirResourceType, (why) => pass.note(`${type}: ${why}`), line.includes(REPLACEMENT_CHAR)];
         }
       }
     } finally {
@@ -105,14 +105,14 @@ export function openFhirBulk(dir: string, options: SourceOptions = {}): EhrSourc
 
   /** Maps each resource, dropping one whose mapped values hold invalid bytes (a mangled id or code). */
   async function* mapped<T>(file: ExportFile, wanted: readonly FhirResourceType[], map: (r: Json, skip: Skip, type: FhirResourceType) => T | T[] | undefined): AsyncGenerator<T> {
-    for await (const [resource, skip, type, note] of resources(file, wanted)) {
+    for await (const [resource, skip, type, note, invalidBytes] of resources(file, wanted)) {
       const out = map(resource, skip, type);
       if (out === undefined || (Array.isArray(out) && out.length === 0)) continue;
-      if (mangled(out)) {
+      if (invalidBytes && mangled(out)) {
         skip(invalidBytesReason('a field read'));
         continue;
       }
-      if (mangled(resource)) note(`${invalidBytesReason('a field not read')}; resource kept`);
+      if (invalidBytes) note(`${invalidBytesReason('a field not read')}; resource kept`);
       if (Array.isArray(out)) yield* out;
       else yield out;
     }
