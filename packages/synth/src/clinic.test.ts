@@ -38,6 +38,7 @@ interface Obs {
 let root: string;
 let truth: ClinicTruth;
 const birth = new Map<string, number>();
+const outpatient = new Map<string, number[]>();
 const wellness = new Map<string, number[]>();
 const t2dOnsets = new Map<string, number[]>();
 const preIndexDx = new Map<string, Set<string>>();
@@ -54,6 +55,7 @@ beforeAll(async () => {
   }
   for await (const line of lines(join(root, 'synthea/encounters.csv'))) {
     const f = line.split(',');
+    if (f[7] === 'wellness' || f[7] === 'ambulatory') outpatient.set(f[3]!, [...(outpatient.get(f[3]!) ?? []), day(f[1]!)]);
     if (f[7] === 'wellness') wellness.set(f[3]!, [...(wellness.get(f[3]!) ?? []), day(f[1]!)]);
   }
   for await (const line of lines(join(root, 'synthea/conditions.csv'))) {
@@ -94,20 +96,30 @@ describe('a 4000-patient clinic', () => {
     expect(prior / n).toBeGreaterThan(0.03);
     expect(prior / n).toBeLessThan(0.06);
     expect(truth.eligible / n).toBeGreaterThan(0.75);
+    const firstInWindow = (visits: number[] | undefined): number | null => {
+      const inWindow = (visits ?? []).filter((d) => d >= INDEX_WINDOW_START_DAY && d <= INDEX_WINDOW_END_DAY);
+      return inWindow.length === 0 ? null : Math.min(...inWindow);
+    };
+    let beforeWellness = 0;
     for (const p of truth.patients) {
-      const visits = wellness.get(p.patientId) ?? [];
-      const inWindow = visits.filter((d) => d >= INDEX_WINDOW_START_DAY && d <= INDEX_WINDOW_END_DAY);
-      expect(p.indexDay).toBe(inWindow.length === 0 ? null : Math.min(...inWindow));
+      // The index is the first outpatient visit (wellness or ambulatory) in the window.
+      expect(p.indexDay).toBe(firstInWindow(outpatient.get(p.patientId)));
+      const firstWellness = firstInWindow(wellness.get(p.patientId));
+      if (p.eligible && p.indexDay !== firstWellness) beforeWellness++;
       if (p.indexDay === null) continue;
       const ageYears = (p.indexDay - birth.get(p.patientId)!) / 365.25;
       const onsets = t2dOnsets.get(p.patientId) ?? [];
       expect(ageYears < 18, p.patientId).toBe(p.exclusion === 'under-18');
-      if (ageYears >= 18) expect(onsets.some((d) => d < p.indexDay!)).toBe(p.exclusion === 'prior-t2d');
+      // On or before: a T2D diagnosis visit inside the window is itself the index.
+      if (ageYears >= 18) expect(onsets.some((d) => d <= p.indexDay!)).toBe(p.exclusion === 'prior-t2d');
       if (p.eligible) {
         const incident = onsets.some((d) => d > p.indexDay! && d <= p.indexDay! + 1095);
         expect(incident ? 1 : 0).toBe(p.label);
       }
     }
+    // An acute ambulatory visit before the first wellness visit in the window is the index of a few.
+    expect(beforeWellness / truth.eligible).toBeGreaterThan(0.02);
+    expect(beforeWellness / truth.eligible).toBeLessThan(0.2);
   });
 
   it('writes measurements at the index visit and after it, diabetic after onset', () => {

@@ -8,7 +8,8 @@ import { SYNTHEA_HEADERS } from './synthea-writer.js';
 
 const SYNTHEA_FILES = ['conditions.csv', 'encounters.csv', 'observations.csv', 'patients.csv'];
 const FHIR_FILES = ['Condition.ndjson', 'Encounter.ndjson', 'Observation.ndjson', 'Patient.ndjson', 'manifest.json'];
-const ALL_FILES = [...SYNTHEA_FILES.map((f) => `synthea/${f}`), ...FHIR_FILES.map((f) => `fhir/${f}`), 'truth.json'];
+const OMOP_FILES = ['condition_occurrence.csv', 'measurement.csv', 'observation.csv', 'observation_period.csv', 'person.csv', 'visit_occurrence.csv'];
+const ALL_FILES = [...SYNTHEA_FILES.map((f) => `synthea/${f}`), ...FHIR_FILES.map((f) => `fhir/${f}`), ...OMOP_FILES.map((f) => `omop/${f}`), 'truth.json'];
 
 // A small mg/dL clinic that codes glucose as 2345-7.
 const profile: ClinicProfile = { ...defaultClinics()[3]!, name: 'determinism', patients: 300, seed: 1234 };
@@ -42,14 +43,18 @@ describe('generateClinic', () => {
   it('writes the same bytes for one format alone as for both', async () => {
     await generateClinic(profile, join(root, 'csv-only'), ['synthea-csv']);
     await generateClinic(profile, join(root, 'fhir-only'), ['fhir-ndjson']);
+    await generateClinic(profile, join(root, 'omop-only'), ['omop-csv']);
     for (const f of SYNTHEA_FILES) expect((await read('csv-only', `synthea/${f}`)).equals(await read('a', `synthea/${f}`))).toBe(true);
     for (const f of FHIR_FILES) expect((await read('fhir-only', `fhir/${f}`)).equals(await read('a', `fhir/${f}`))).toBe(true);
+    for (const f of OMOP_FILES) expect((await read('omop-only', `omop/${f}`)).equals(await read('a', `omop/${f}`))).toBe(true);
     expect(await readdir(join(root, 'csv-only'))).toEqual(['synthea', 'truth.json']);
   });
 
   it('keeps the truth out of the export directories and writes the bulk manifest', async () => {
     expect((await readdir(join(root, 'a', 'synthea'))).sort()).toEqual(SYNTHEA_FILES);
     expect((await readdir(join(root, 'a', 'fhir'))).sort()).toEqual(FHIR_FILES);
+    expect((await readdir(join(root, 'a', 'omop'))).sort()).toEqual(OMOP_FILES);
+    expect((await readdir(join(root, 'a'))).sort()).toEqual(['fhir', 'omop', 'synthea', 'truth.json']);
     const manifest: unknown = JSON.parse((await read('a', 'fhir/manifest.json')).toString('utf8'));
     expect(manifest).toEqual({
       transactionTime: '2023-01-01T00:00:00Z',
@@ -61,6 +66,7 @@ describe('generateClinic', () => {
     const risk = (await read('a', 'truth.json')).toString('utf8').match(/"risk":/g) ?? [];
     expect(risk.length).toBe(profile.patients);
     for (const f of SYNTHEA_FILES) expect((await read('a', `synthea/${f}`)).toString('utf8')).not.toContain('risk');
+    for (const f of OMOP_FILES) expect((await read('a', `omop/${f}`)).toString('utf8')).not.toContain('risk');
   });
 
   it('writes the exact Synthea headers and the profile units and glucose code', async () => {
@@ -81,6 +87,10 @@ describe('generateClinic', () => {
     const smoking = rows.filter((r) => r[4] === '72166-2');
     expect(smoking.length).toBeGreaterThan(0);
     for (const r of smoking) expect(['Never smoked tobacco (finding)', 'Ex-smoker (finding)', 'Smokes tobacco daily (finding)']).toContain(r[6]);
+  });
+
+  it('rejects an unknown format', async () => {
+    await expect(generateClinic(profile, join(root, 'bad-format'), ['omop' as never])).rejects.toThrow("unknown export format 'omop'");
   });
 
   it('rejects an invalid profile before writing anything', async () => {

@@ -2,6 +2,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { rocAuc } from '@fedlhs/core';
 import { createFhirWriter } from './fhir-writer.js';
+import { createOmopWriter } from './omop-writer.js';
 import { simulatePatient } from './patient.js';
 import { validateProfile, type ClinicProfile } from './profile.js';
 import { createIdFactory, createRng } from './rng.js';
@@ -9,19 +10,23 @@ import { createSyntheaWriter } from './synthea-writer.js';
 import type { ClinicTruth, Exclusion, PatientTruth } from './truth.js';
 import type { ExportWriter } from './writer.js';
 
-/** Export formats generateClinic can write. */
-export type ExportFormat = 'synthea-csv' | 'fhir-ndjson';
+/** Export formats generateClinic can write (the names the ehr readers and the node agent use). */
+export type ExportFormat = 'synthea-csv' | 'fhir-ndjson' | 'omop-csv';
 
-/** Both formats, the default. */
-export const ALL_FORMATS: readonly ExportFormat[] = ['synthea-csv', 'fhir-ndjson'];
+/** All three formats, the default. */
+export const ALL_FORMATS: readonly ExportFormat[] = ['synthea-csv', 'fhir-ndjson', 'omop-csv'];
+
+/** The directory under a clinic's output directory that holds each format. */
+export const FORMAT_DIRS: Readonly<Record<ExportFormat, string>> = { 'synthea-csv': 'synthea', 'fhir-ndjson': 'fhir', 'omop-csv': 'omop' };
 
 const CITIES = ['Springfield', 'Riverton', 'Lakeside', 'Fairview', 'Milton', 'Greenville', 'Oakdale', 'Ashford'];
 
 /**
- * Generates one synthetic clinic into `outDir`: `synthea/*.csv` and/or `fhir/*.ndjson` (+
- * `manifest.json`) hold the same patients and events; `truth.json` (outside both export
- * directories, which agents read) holds the returned truth. Deterministic: the same profile
- * gives byte-identical files whatever `formats` is. Throws InvalidProfileError on a bad profile.
+ * Generates one synthetic clinic into `outDir`: any of `synthea/*.csv`, `fhir/*.ndjson` (+
+ * `manifest.json`) and `omop/*.csv` (OMOP CDM v5.4) hold the same patients and events;
+ * `truth.json` (outside the export directories, which agents read) holds the returned truth.
+ * Deterministic: the same profile gives byte-identical files whatever `formats` is. Throws
+ * InvalidProfileError on a bad profile.
  */
 export async function generateClinic(profile: ClinicProfile, outDir: string, formats: readonly ExportFormat[] = ALL_FORMATS): Promise<ClinicTruth> {
   validateProfile(profile);
@@ -33,8 +38,9 @@ export async function generateClinic(profile: ClinicProfile, outDir: string, for
   const clinic = { organization: newId(), provider: newId(), payer: newId(), city: rng.choice(CITIES) };
   const writers: ExportWriter[] = [];
   try {
-    if (formats.includes('synthea-csv')) writers.push(await createSyntheaWriter(join(outDir, 'synthea'), clinic));
-    if (formats.includes('fhir-ndjson')) writers.push(await createFhirWriter(join(outDir, 'fhir')));
+    if (formats.includes('synthea-csv')) writers.push(await createSyntheaWriter(join(outDir, FORMAT_DIRS['synthea-csv']), clinic));
+    if (formats.includes('fhir-ndjson')) writers.push(await createFhirWriter(join(outDir, FORMAT_DIRS['fhir-ndjson'])));
+    if (formats.includes('omop-csv')) writers.push(await createOmopWriter(join(outDir, FORMAT_DIRS['omop-csv'])));
 
     const patients: PatientTruth[] = [];
     for (let i = 0; i < profile.patients; i++) {

@@ -1,15 +1,15 @@
 /**
  * @fedlhs/synth: seeded synthetic clinics whose truth is known. Each clinic is written as a
- * Synthea-style CSV export and a FHIR R4 Bulk Data export of the same patients, plus a
- * truth.json (true risks and labels) that only the simulator and reports may read. The
- * headline task: incident type 2 diabetes within 3 years of an index wellness visit.
- * See README.md for the disease model.
+ * Synthea-style CSV export, a FHIR R4 Bulk Data export and an OMOP CDM v5.4 CSV export of the
+ * same patients, plus a truth.json (true risks and labels) that only the simulator and reports
+ * may read. The headline task: incident type 2 diabetes within 3 years of an index outpatient
+ * visit (the first wellness or ambulatory visit in 2015-2018). See README.md for the disease model.
  */
 
 // Relevant to end users: profiles, generation, truth.
 export { defaultClinics, validateProfile, InvalidProfileError, DEFAULT_RACE_MIX } from './profile.js';
 export type { ClinicProfile, ClinicUnits, ClinicCoding } from './profile.js';
-export { generateClinic, summarise, ALL_FORMATS } from './generate.js';
+export { generateClinic, summarise, ALL_FORMATS, FORMAT_DIRS } from './generate.js';
 export type { ExportFormat } from './generate.js';
 export type { PatientTruth, ClinicTruth, Exclusion } from './truth.js';
 
@@ -36,3 +36,5 @@ export {
 } from './patient.js';
 export { SYNTHEA_HEADERS } from './synthea-writer.js';
 export { FHIR_RESOURCE_TYPES, TRANSACTION_TIME } from './fhir-writer.js';
+export { OMOP_COLUMNS, OMOP_TABLES, VISIT_CONCEPTS, EHR_TYPE_CONCEPT } from './omop-writer.js';
+export type { OmopTable } from './omop-writer.js';

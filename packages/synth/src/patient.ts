@@ -1,6 +1,7 @@
 /**
- * One patient's timeline: demographics, latent state, wellness schedule, index visit,
- * diagnoses, T2D onset and every measurement, in a format-neutral form the writers share.
+ * One patient's timeline: demographics, latent state, wellness schedule, acute visits, index
+ * visit (the first outpatient visit, wellness or ambulatory, in the index window), diagnoses,
+ * T2D onset and every measurement, in a format-neutral form the writers share.
  */
 import {
   AMBULATORY_REASONS,
@@ -18,10 +19,9 @@ import type { Rng } from './rng.js';
 import { MS_PER_DAY, dayOf, isoDateTime } from './time.js';
 import type { Exclusion, PatientTruth } from './truth.js';
 
-
 /** First day of wellness history. */
 export const HISTORY_START_DAY = dayOf(2008, 1, 1);
-/** The index window: the first wellness visit in [INDEX_WINDOW_START_DAY, INDEX_WINDOW_END_DAY]. */
+/** The index window: the index is the first outpatient (wellness or ambulatory) visit in [INDEX_WINDOW_START_DAY, INDEX_WINDOW_END_DAY]. */
 export const INDEX_WINDOW_START_DAY = dayOf(2015, 1, 1);
 /** Last day of the index window (2018-12-31). */
 export const INDEX_WINDOW_END_DAY = dayOf(2018, 12, 31);
@@ -42,7 +42,9 @@ export interface SimEncounter {
   startMs: number;
   /** "YYYY-MM-DDThh:mm:00Z" of startMs. */
   start: string;
-  /** "YYYY-MM-DDThh:mm:00Z" of the end. */
+  /** End, ms since epoch (UTC). */
+  stopMs: number;
+  /** "YYYY-MM-DDThh:mm:00Z" of stopMs. */
   stop: string;
   cls: EncounterClass;
   reason?: Coded | undefined;
@@ -100,13 +102,32 @@ const STREETS = ['Maple', 'Oak', 'Harbor', 'Mill', 'Church', 'Elm', 'Lake', 'Hil
 
 const clamp = (x: number, lo: number, hi: number): number => Math.min(hi, Math.max(lo, x));
 
-/** Adult age at index: the profile's normal truncated to 18..90 (kept off the 18th birthday). */
+/**
+ * Adult age at index: the profile's normal truncated to 18.05..89.95, kept off the 18th and the
+ * 90th birthdays so that no age convention (days/365.25, calendar years, the day rounding of the
+ * birth date) moves a patient across the headline study's 18..90 eligibility bounds.
+ */
 function adultAge(rng: Rng, profile: ClinicProfile): number {
   for (let attempt = 0; attempt < 20; attempt++) {
     const age = rng.normal(profile.ageMean, profile.ageSd);
-    if (age >= 18.05 && age <= 90) return age;
+    if (age >= 18.05 && age <= 89.95) return age;
   }
-  return clamp(profile.ageMean, 18.05, 90);
+  return clamp(profile.ageMean, 18.05, 89.95);
+}
+
+/** An acute visit drawn ahead of the index: its day, class, reason and how many days the reason lasts. */
+interface AcuteVisit {
+  cls: 'ambulatory' | 'emergency';
+  day: number;
+  reason: Coded;
+  days: number;
+}
+
+/** The earliest day in the index window, or null. */
+function firstInWindow(days: readonly number[]): number | null {
+  let first: number | null = null;
+  for (const d of days) if (d >= INDEX_WINDOW_START_DAY && d <= INDEX_WINDOW_END_DAY && (first === null || d < first)) first = d;
+  return first;
 }
 
 /** Fraction of patients under 18 at index. */
@@ -136,13 +157,25 @@ export function simulatePatient(ctx: PatientContext): SimPatient {
   const scheduled: number[] = [];
   for (let d = firstVisit; d <= lastDay; d += rng.int(300, 730)) scheduled.push(d);
 
-  const scheduledIndex = scheduled.find((d) => d >= INDEX_WINDOW_START_DAY && d <= INDEX_WINDOW_END_DAY);
-  const anchor = scheduledIndex ?? rng.int(INDEX_WINDOW_START_DAY, INDEX_WINDOW_END_DAY);
+  // Acute visits are drawn before the index is fixed: the index is the first OUTPATIENT visit
+  // (wellness or ambulatory) in the window, and an acute ambulatory visit may come first.
+  const attendedYears = Math.max(0, lastDay - firstVisit) / 365.25;
+  const drawAcute = (cls: 'ambulatory' | 'emergency', count: number, reasons: readonly Coded[]): AcuteVisit[] =>
+    Array.from({ length: count }, () => ({ cls, day: rng.int(firstVisit, lastDay), reason: rng.choice(reasons), days: rng.int(7, 28) }));
+  const acuteDrawn = [
+    ...drawAcute('ambulatory', rng.poisson(0.12 * attendedYears), AMBULATORY_REASONS),
+    ...drawAcute('emergency', rng.poisson(0.025 * attendedYears), EMERGENCY_REASONS),
+  ];
+  const plannedIndex = firstInWindow([...scheduled, ...acuteDrawn.filter((v) => v.cls === 'ambulatory').map((v) => v.day)]);
+
+  // Age is drawn at the index (so it stays off the 18th birthday); patients without one get a
+  // nominal anchor day in the window. Visits before birth are dropped; the index never is.
+  const anchor = plannedIndex ?? rng.int(INDEX_WINDOW_START_DAY, INDEX_WINDOW_END_DAY);
   const minor = rng.bernoulli(MINOR_FRACTION);
   const ageYears = minor ? rng.uniform(1, 17.9) : adultAge(rng, profile);
   const birthDay = anchor - Math.round(ageYears * 365.25);
   const wellnessDays = scheduled.filter((d) => d > birthDay);
-  const indexDay = scheduledIndex ?? null;
+  const acuteVisits = acuteDrawn.filter((v) => v.day > birthDay);
   const firstSeen = Math.max(wellnessDays[0] ?? firstVisit, birthDay + 1);
 
   const demographics = { ageYears, female, ethnicity, race };
@@ -159,12 +192,19 @@ export function simulatePatient(ctx: PatientContext): SimPatient {
     if (lo <= hi) priorOnset = rng.int(lo, hi);
   }
 
+  // The true index: the first outpatient visit in the window, as an extractor sees it. The
+  // ambulatory visit that diagnoses prior T2D counts too: when it falls inside the window it
+  // is the index itself (the patient is excluded for prior T2D either way, and is an adult
+  // there, more than 18 years and a day after birth).
+  const indexDay = firstInWindow([...wellnessDays, ...acuteVisits.filter((v) => v.cls === 'ambulatory').map((v) => v.day), ...(priorOnset === null ? [] : [priorOnset])]);
+
   let exclusion: Exclusion | undefined;
   if (indexDay === null) exclusion = 'no-index-visit';
-  else if (minor) exclusion = 'under-18';
+  else if (indexDay - birthDay < ADULT_DAYS) exclusion = 'under-18';
   else if (priorOnset !== null) exclusion = 'prior-t2d';
   const eligible = exclusion === undefined;
 
+  // The label horizon runs from the true index (for eligible patients, the anchor itself).
   let label: 0 | 1 | null = null;
   let onset = priorOnset;
   if (eligible && indexDay !== null) {
@@ -187,8 +227,8 @@ export function simulatePatient(ctx: PatientContext): SimPatient {
   const encounter = (day: number, cls: EncounterClass, reason?: Coded): SimEncounter => {
     const startMs = day * MS_PER_DAY + rng.int(8 * 60, 16 * 60 + 45) * 60_000;
     const minutes = cls === 'emergency' ? rng.int(60, 240) : cls === 'wellness' ? rng.int(15, 45) : rng.int(15, 30);
-    const stop = isoDateTime(startMs + minutes * 60_000);
-    const e: SimEncounter = { id: newId(), day, startMs, start: isoDateTime(startMs), stop, cls, reason };
+    const stopMs = startMs + minutes * 60_000;
+    const e: SimEncounter = { id: newId(), day, startMs, start: isoDateTime(startMs), stopMs, stop: isoDateTime(stopMs), cls, reason };
     encounters.push(e);
     return e;
   };
@@ -254,17 +294,11 @@ export function simulatePatient(ctx: PatientContext): SimPatient {
     diagnose(e, CONDITIONS.t2d);
   }
 
-  const years = Math.max(0, lastDay - firstSeen) / 365.25;
-  const acute = (cls: 'ambulatory' | 'emergency', count: number, reasons: readonly Coded[]): void => {
-    for (let k = 0; k < count; k++) {
-      const reason = rng.choice(reasons);
-      const e = encounter(rng.int(firstSeen, lastDay), cls, reason);
-      diagnose(e, reason, e.day + rng.int(7, 28));
-      if (cls === 'ambulatory' && Math.abs(e.day - anchor) <= HORIZON_DAYS && rng.bernoulli(0.3)) bloodPressure(e);
-    }
-  };
-  acute('ambulatory', rng.poisson(0.12 * years), AMBULATORY_REASONS);
-  acute('emergency', rng.poisson(0.025 * years), EMERGENCY_REASONS);
+  for (const v of acuteVisits) {
+    const e = encounter(v.day, v.cls, v.reason);
+    diagnose(e, v.reason, e.day + v.days);
+    if (v.cls === 'ambulatory' && Math.abs(e.day - anchor) <= HORIZON_DAYS && rng.bernoulli(0.3)) bloodPressure(e);
+  }
 
   encounters.sort((a, b) => a.startMs - b.startMs);
   conditions.sort((a, b) => a.day - b.day || a.encounter.startMs - b.encounter.startMs);

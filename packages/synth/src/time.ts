@@ -29,3 +29,10 @@ export function isoDateTime(ms: number): string {
   const minute = Math.floor((ms - day * MS_PER_DAY) / 60_000);
   return isoDate(day) + TIMES[minute]!;
 }
+
+/** "YYYY-MM-DD hh:mm:00" of a time in ms since epoch (UTC, no offset; OMOP CSV's form), truncated to the minute. */
+export function sqlDateTime(ms: number): string {
+  const day = Math.floor(ms / MS_PER_DAY);
+  const minute = Math.floor((ms - day * MS_PER_DAY) / 60_000);
+  return `${isoDate(day)} ${TIMES[minute]!.slice(1, 9)}`;
+}

@@ -5,11 +5,14 @@ export type Exclusion = 'no-index-visit' | 'under-18' | 'prior-t2d';
 
 /** The known truth about one synthetic patient (never written into the export directories). */
 export interface PatientTruth {
-  /** Patient id, the same in the Synthea CSV and the FHIR export. */
+  /** Patient id: the Synthea/FHIR patient id, and person_source_value in the OMOP export. */
   patientId: string;
-  /** Adult at index, with an index wellness visit, without T2D diagnosed before index. */
+  /** Adult at index, with an index outpatient visit, without T2D diagnosed before index. */
   eligible: boolean;
-  /** Day (since 1970-01-01 UTC) of the index wellness visit, null if none in 2015-2018. */
+  /**
+   * Day (since 1970-01-01 UTC) of the index visit: the first outpatient visit (wellness or
+   * ambulatory, any reason, including a T2D diagnosis visit) in 2015-01-01..2018-12-31; null if none.
+   */
   indexDay: number | null;
   /** True 3-year probability of incident T2D given the latent state (also for ineligible patients). */
   risk: number;
