@@ -1,7 +1,6 @@
 import { describeIndex, studyFeatureNames, type StudyManifest } from '@fedlhs/core';
-import { extractCohort, openEhrSource, profileSource, readFlatTable, splitDataset, type SourceInventory, type SplitDataset } from '@fedlhs/ehr';
+import { assessReadiness, extractCohort, openEhrSource, profileSource, readFlatTable, splitDataset, type SourceInventory, type SplitDataset } from '@fedlhs/ehr';
 import type { AgentConfig } from './config.js';
-import { assessReadiness } from './readiness.js';
 
 const pct = (n: number, of: number): string => (of === 0 ? '-' : `${((100 * n) / of).toFixed(1)}%`);
 const lines = (entries: [string, number][], indent = '    '): string => (entries.length === 0 ? `${indent}(none)\n` : entries.map(([k, v]) => `${indent}${k}: ${v}\n`).join(''));

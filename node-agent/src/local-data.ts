@@ -1,4 +1,4 @@
-import { FLAT_TABLE_SPEC, extractCohort, openEhrSource, readFlatTable, splitDataset, type CohortReport, type DataFormat, type SplitDataset, type TextEncoding } from '@fedlhs/ehr';
+import { FLAT_TABLE_SPEC, assessReadiness, extractCohort, openEhrSource, readFlatTable, splitDataset, type CohortReport, type DataFormat, type SplitDataset, type TextEncoding } from '@fedlhs/ehr';
 import {
   FedlhsError,
   applyNormalization,
@@ -13,7 +13,6 @@ import {
   type StudyManifest,
 } from '@fedlhs/core';
 import type { Readiness__Output as Readiness } from '@fedlhs/proto';
-import { assessReadiness } from './readiness.js';
 
 export interface DataOptions {
   format: DataFormat;
@@ -61,7 +60,7 @@ export class LocalData {
     }
     const { data } = loaded;
     const verdict = assessReadiness(data, { minCohort: this.options.minCohort, minCellCount: manifest.data.minCellCount });
-    if (!verdict.ready) return { ok: false, readiness: verdict.readiness, detail: verdict.detail };
+    if (!verdict.ready) return { ok: false, readiness: 'READINESS_COHORT_TOO_SMALL', detail: verdict.detail };
     return { ok: true, data, report: loaded.report, warnings: loaded.report?.warnings ?? [] };
   }
 

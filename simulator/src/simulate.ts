@@ -1,9 +1,9 @@
-import { mkdirSync, rmSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { combineStats, computeClinicStats, normalizationFrom, validateManifest, studyFeatureNames, type Normalization, type StudyManifest } from '@fedlhs/core';
-import { extractCohort, openEhrSource, splitDataset, type CohortReport, type SplitDataset } from '@fedlhs/ehr';
+import { assessReadiness, extractCohort, openEhrSource, splitDataset, type CohortReport, type SplitDataset } from '@fedlhs/ehr';
 import { initBackend } from '@fedlhs/model';
-import { defaultClinics, generateClinic, type ClinicProfile, type ClinicTruth } from '@fedlhs/synth';
+import { FORMAT_DIRS, defaultClinics, generateClinic, type ClinicProfile, type ClinicTruth } from '@fedlhs/synth';
 import type { ManagedProcess } from '@fedlhs/testing';
 import { asMatrix, concat, normalized, trainCentral, withWeights, zscoreFrom } from './baselines.js';
 import { assess, type Assessment } from './evaluation.js';
@@ -24,7 +24,7 @@ export type Method = 'federated' | 'pooled' | 'local' | 'oracle';
 
 export interface ClinicResult {
   name: string;
-  format: 'synthea-csv' | 'fhir-ndjson';
+  format: 'synthea-csv' | 'fhir-ndjson' | 'omop-csv';
   patients: number;
   eligible: number;
   train: number;
@@ -54,7 +54,22 @@ export interface SimulationReport {
   timings: Record<string, number>;
 }
 
-const formatFor = (i: number): 'synthea-csv' | 'fhir-ndjson' => (i % 2 === 0 ? 'synthea-csv' : 'fhir-ndjson');
+/** Clinics read their export in turn as Synthea CSV, FHIR bulk ndjson and OMOP CDM CSV. */
+const FORMATS = ['synthea-csv', 'fhir-ndjson', 'omop-csv'] as const;
+const formatFor = (i: number): (typeof FORMATS)[number] => FORMATS[i % FORMATS.length]!;
+
+/**
+ * OMOP person_id → the generator's patient id (person_source_value), so an OMOP clinic's
+ * hold-out patients can be scored with their true risk. Our own writer's person.csv has no
+ * quoted cells.
+ */
+function omopPatientIds(dir: string): Map<string, string> {
+  const [header, ...rows] = readFileSync(join(dir, 'person.csv'), 'utf8').trim().split('\n');
+  const cols = header!.split(',');
+  const id = cols.indexOf('person_id');
+  const source = cols.indexOf('person_source_value');
+  return new Map(rows.map((r) => r.split(',')).map((c) => [c[id]!, c[source]!]));
+}
 
 /**
  * The ML-LHS simulation: generates synthetic clinics whose truth is known, runs the real
@@ -77,7 +92,7 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRep
   const profiles: ClinicProfile[] = defaultClinics(o.clinics, o.seed).map((p) => ({ ...p, patients: Math.max(50, Math.round(p.patients * o.scale)) }));
   const truths: ClinicTruth[] = [];
   for (const p of profiles) {
-    truths.push(await generateClinic(p, join(o.out, 'clinics', p.name), ['synthea-csv', 'fhir-ndjson']));
+    truths.push(await generateClinic(p, join(o.out, 'clinics', p.name), [formatFor(truths.length)]));
     o.log(`generated ${p.name}: ${p.patients} patients (${truths.at(-1)!.eligible} eligible, prevalence ${(truths.at(-1)!.prevalence * 100).toFixed(1)}%)`);
   }
   let t = lap('generate', t0);
@@ -85,15 +100,20 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRep
   // 2. The study and each clinic's cohort, extracted exactly as its agent will.
   const probe = validateManifest(t2dManifest({ rounds: o.rounds, clinics: profiles.length, quorum: 1, seed: o.seed }));
   const names = studyFeatureNames(probe);
-  const cohorts: { split: SplitDataset; report: CohortReport }[] = [];
+  const cohorts: { split: SplitDataset; report: CohortReport; truthIds: Map<string, string> | undefined }[] = [];
   for (const [i, p] of profiles.entries()) {
     const format = formatFor(i);
-    const dir = join(o.out, 'clinics', p.name, format === 'synthea-csv' ? 'synthea' : 'fhir');
+    const dir = join(o.out, 'clinics', p.name, FORMAT_DIRS[format]);
     const { dataset, report } = await extractCohort(openEhrSource(format, dir), probe.data.cohort!);
-    cohorts.push({ split: splitDataset(dataset, probe.seed, probe.data.holdoutFraction), report });
+    const truthIds = format === 'omop-csv' ? omopPatientIds(dir) : undefined;
+    cohorts.push({ split: splitDataset(dataset, probe.seed, probe.data.holdoutFraction), report, truthIds });
   }
-  const minCohort = 20;
-  const participating = cohorts.map((c) => c.split.train.rows + c.split.holdout.rows >= minCohort && c.split.holdout.rows > 0);
+  // The agents' own rule (minimum cohort 20, the agent default): clinics it refuses still get the model.
+  const verdicts = cohorts.map((c) => assessReadiness(c.split, { minCohort: 20, minCellCount: probe.data.minCellCount }));
+  const participating = verdicts.map((v) => v.ready);
+  verdicts.forEach((v, i) => {
+    if (!v.ready) o.log(`${profiles[i]!.name} cannot train here: ${v.detail}; it still receives the federated model`);
+  });
   const k = participating.filter(Boolean).length;
   const studyInput = t2dManifest({ rounds: o.rounds, clinics: k, quorum: Math.max(1, Math.ceil(k / 2)), seed: o.seed });
   const manifest: StudyManifest = validateManifest(studyInput);
@@ -111,7 +131,7 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRep
       const format = formatFor(i);
       const agent = {
         name: p.name, stateDir: join(net, p.name), dataFormat: format, coordinator: coordinator.address, autoApprove: true,
-        dataPath: join(o.out, 'clinics', p.name, format === 'synthea-csv' ? 'synthea' : 'fhir'), env: { FEDLHS_LOG_LEVEL: 'info' },
+        dataPath: join(o.out, 'clinics', p.name, FORMAT_DIRS[format]), env: { FEDLHS_LOG_LEVEL: 'info' },
       };
       await enrolAgent(coordinator, agent);
       agents.push(startAgent(agent));
@@ -167,7 +187,8 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRep
       results.federated = record('federated', await federated.predict(normalized(holdout, names, fedNormalization).x), holdout.y);
       results.pooled = record('pooled', await pooled.predict(normalized(holdout, names, pooledNormalization).x), holdout.y);
       const risk = new Map(truths[i]!.patients.map((pt) => [pt.patientId, pt.risk]));
-      results.oracle = record('oracle', split.holdout.keys.map((key) => risk.get(key) ?? Number.NaN), holdout.y);
+      const truthId = (key: string): string => cohorts[i]!.truthIds?.get(key) ?? key;
+      results.oracle = record('oracle', split.holdout.keys.map((key) => risk.get(truthId(key)) ?? Number.NaN), holdout.y);
       const train = asMatrix(split.train);
       const positives = train.y.reduce((s, v) => s + v, 0);
       if (train.rows >= 10 && positives > 0 && positives < train.rows) {

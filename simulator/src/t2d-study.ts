@@ -1,6 +1,6 @@
 /**
  * The headline study: incident type 2 diabetes (SNOMED 44054006) within 3 years of an index
- * wellness visit, in adults without diabetes at index — as a declarative cohort/v1 manifest.
+ * outpatient (wellness or ambulatory) visit, in adults without diabetes at index — as a declarative cohort/v1 manifest.
  */
 export function t2dManifest(options: { rounds: number; clinics: number; quorum: number; seed: number; name?: string }): Record<string, unknown> {
   const latest = (name: string, codes: string[], unit: string, range: [number, number]) => ({ name, type: 'latest', system: 'LOINC', codes, unit, range });
@@ -8,7 +8,7 @@ export function t2dManifest(options: { rounds: number; clinics: number; quorum: 
     apiVersion: 'fedlhs.v1',
     kind: 'Study',
     name: options.name ?? 't2d-3y',
-    description: 'Incident type 2 diabetes within 3 years after an index wellness visit (adults without diabetes at index).',
+    description: 'Incident type 2 diabetes within 3 years after an index outpatient (wellness or ambulatory) visit (adults without diabetes at index).',
     model: {
       format: 'tfjs-layers',
       topology: {

@@ -27,8 +27,13 @@ describe('simulate (synthetic clinics, real gRPC)', () => {
     const participating = report.clinics.filter((c) => c.participated);
     const smallest = participating.reduce((a, b) => (a.eligible <= b.eligible ? a : b));
     expect(overall.federated!.auc!).toBeGreaterThan((smallest.localOnAll?.auc ?? 0.5) + 0.01);
-    // Both export formats were read by the agents.
-    expect(new Set(report.clinics.map((c) => c.format))).toEqual(new Set(['synthea-csv', 'fhir-ndjson']));
+    // All three export formats were read by the agents.
+    expect(new Set(report.clinics.map((c) => c.format))).toEqual(new Set(['synthea-csv', 'fhir-ndjson', 'omop-csv']));
+    // A clinic the agents' readiness rule keeps out of training still gets the federated model, scored on its patients.
+    for (const c of report.clinics.filter((x) => !x.participated)) {
+      expect(lines.some((l) => l.startsWith(`${c.name} cannot train here: `))).toBe(true);
+      if (c.holdout > 0) expect(c.results.federated).toBeDefined();
+    }
     // The federated AUC improved over the rounds.
     expect(report.rounds.at(-1)!.auc!).toBeGreaterThan(report.rounds[0]!.auc! - 0.01);
     const html = simulationHtml(report);
@@ -36,8 +41,9 @@ describe('simulate (synthetic clinics, real gRPC)', () => {
     expect(html).not.toMatch(/https?:\/\//);
     expect(lines.some((l) => /round\s+8 committed/.test(l))).toBe(true);
     // No patient identifier from the exports reached the report.
-    const patientsCsv = readFileSync(join(out, 'clinics', smallest.name, 'synthea', 'patients.csv'), 'utf8').split('\n')[1]!.split(',')[0]!;
-    expect(existsSync(join(out, 'clinics', smallest.name, 'synthea', 'patients.csv'))).toBe(true);
+    const synthea = report.clinics.find((c) => c.format === 'synthea-csv')!;
+    expect(existsSync(join(out, 'clinics', synthea.name, 'synthea', 'patients.csv'))).toBe(true);
+    const patientsCsv = readFileSync(join(out, 'clinics', synthea.name, 'synthea', 'patients.csv'), 'utf8').split('\n')[1]!.split(',')[0]!;
     expect(JSON.stringify(report)).not.toContain(patientsCsv);
   });
 });

@@ -6,6 +6,7 @@ export * from './flat-table.js';
 export * from './events.js';
 export * from './cohort.js';
 export * from './sources.js';
+export { assessReadiness, type ReadinessRules, type ReadinessVerdict } from './readiness.js';
 export { openSyntheaCsv } from './synthea.js';
 export { openFhirBulk } from './fhir.js';
 export { openOmopCsv, type OmopCsvOptions } from './omop.js';

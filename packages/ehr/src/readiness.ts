@@ -1,8 +1,10 @@
-import type { SplitDataset } from '@fedlhs/ehr';
-import type { Readiness__Output as Readiness } from '@fedlhs/proto';
+import type { SplitDataset } from './flat-table.js';
 
-/** The verdict on a clinic's split data for a study: READY, or why not in words that disclose no small count. */
-export type ReadinessVerdict = { ready: true } | { ready: false; readiness: Readiness; detail: string };
+/**
+ * The verdict on a clinic's split data for a study: ready, or too small to take part (the
+ * wire's READINESS_COHORT_TOO_SMALL) with why, in words that disclose no small count.
+ */
+export type ReadinessVerdict = { ready: true } | { ready: false; detail: string };
 
 /** What readiness is judged against: the agent's own minimum cohort and the study's minimum cell count. */
 export interface ReadinessRules {
@@ -19,15 +21,15 @@ const count = (y: Float32Array): { cases: number; nonCases: number } => {
 };
 
 /**
- * The one function that decides whether a clinic is READY for a study, used by the running
- * agent and by `fedlhs-agent data check` alike. Not READY (COHORT_TOO_SMALL) when the usable
+ * The one function that decides whether a clinic's data can take part in a study, used by the
+ * running agent, `fedlhs-agent data check` and the simulator alike. Not READY (COHORT_TOO_SMALL) when the usable
  * records are fewer than the clinic's minimum cohort, or when the training or the hold-out
  * split has fewer than `minCellCount` cases or non-cases: training on no cases teaches
  * nothing, and an evaluation on a handful of them is noise that would be reported as a figure
  * and would single out those patients. Details name the rule, never the small count.
  */
 export function assessReadiness(data: SplitDataset, rules: ReadinessRules): ReadinessVerdict {
-  const tooSmall = (detail: string): ReadinessVerdict => ({ ready: false, readiness: 'READINESS_COHORT_TOO_SMALL', detail });
+  const tooSmall = (detail: string): ReadinessVerdict => ({ ready: false, detail });
   const usable = data.train.rows + data.holdout.rows;
   if (usable < rules.minCohort) {
     return tooSmall(`fewer than ${rules.minCohort} usable records (the configured minimum cohort); this clinic does not train on so few`);
