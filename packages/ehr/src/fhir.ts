@@ -74,15 +74,18 @@ export function openFhirBulk(dir: string, options: SourceOptions = {}): EhrSourc
         const line = first ? raw.replace(/^\uFEFF/, '') : raw;
         first = false;
         if (line.trim() === '') continue;
+        // A file of mixed types is read once for patients and again for events: its unreadable
+        // lines are counted in the patient pass only (they may have been patients).
+        const countUnreadable = file.type !== 'mixed' || wanted.includes('Patient');
         let resource: unknown;
         try {
           resource = JSON.parse(line);
         } catch {
-          skipAs(label)('malformed JSON line');
+          if (countUnreadable) skipAs(label)('malformed JSON line');
           continue;
         }
         if (typeof resource !== 'object' || resource === null || Array.isArray(resource)) {
-          skipAs(label)('malformed JSON line');
+          if (countUnreadable) skipAs(label)('malformed JSON line');
           continue;
         }
         const type = (resource as Json).resourceType;
@@ -91,7 +94,9 @@ export function openFhirBulk(dir: string, options: SourceOptions = {}): EhrSourc
           else if (wanted.includes(file.type)) yield [resource as Json, skipAs(file.type), file.type, (why) => pass.note(`${file.type}: ${why}`), line.includes(REPLACEMENT_CHAR)];
           continue;
         }
-        if (typeof type !== 'string') skipAs(label)('line without resourceType');
+        if (typeof type !== 'string') {
+          if (countUnreadable) skipAs(label)('line without resourceType');
+        }
         else if (wanted.includes(type as FhirResourceType)) {
           yield [resource as Json, skipAs(type), type as FhirResourceType, (why) => pass.note(`${type}: ${why}`), line.includes(REPLACEMENT_CHAR)];
         }
