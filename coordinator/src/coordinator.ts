@@ -416,20 +416,35 @@ export class Coordinator {
       return await this.receiveForTask(node, task, header, rest);
     } catch (err) {
       if (isFedlhsError(err) && err.reason !== undefined) {
-        // Every rejection is recorded against the caller, even for a task that is not its own.
-        await this.store.insertContribution({
-          taskId: header.taskId.slice(0, 100), studyId: header.studyId.slice(0, 100), round: header.round, attempt: task?.attempt ?? 0, nodeId: node.id, numExamples: header.numExamples,
-          sha256: header.weights.sha256.toString('hex'), bytes: header.weights.totalBytes, accepted: false, reasonCode: err.reason, reason: err.message, receivedAt: this.now(),
+        await this.recordRejection('update', node, err as FedlhsError & { reason: string }, task, {
+          taskId: header.taskId, studyId: header.studyId, round: header.round, numExamples: header.numExamples, sha256: header.weights.sha256.toString('hex'), bytes: header.weights.totalBytes,
         });
-        this.log.warn({ nodeId: node.id, taskId: header.taskId, round: header.round, reason: err.reason, detail: err.message }, 'update rejected');
-        this.metrics.rejected.inc({ reason: err.reason });
-        this.events.emit('change', { kind: 'round', studyId: header.studyId, nodeId: node.id });
         if (task !== undefined && ['SHAPE_MISMATCH', 'NON_FINITE', 'REPLAYED', 'BAD_HEADER', 'NORM_BOUND'].includes(err.reason)) {
           await this.runners.get(task.studyId)?.runner.endTask(task, 'REJECTED', `${err.reason}: ${err.message}`);
         }
       }
       throw err;
     }
+  }
+
+  /**
+   * Records a rejected contribution (an update or a statistics report) against the caller,
+   * even for a task that is not its own: stored with its reason, logged, counted.
+   */
+  private async recordRejection(
+    what: 'update' | 'statistics',
+    node: NodeRecord,
+    err: FedlhsError & { reason: string },
+    task: TaskRecord | undefined,
+    c: { taskId: string; studyId: string; round: number; numExamples: number; sha256: string; bytes: number },
+  ): Promise<void> {
+    await this.store.insertContribution({
+      taskId: c.taskId.slice(0, 100), studyId: c.studyId.slice(0, 100), round: c.round, attempt: task?.attempt ?? 0, nodeId: node.id, numExamples: c.numExamples,
+      sha256: c.sha256, bytes: c.bytes, accepted: false, reasonCode: err.reason, reason: err.message, receivedAt: this.now(),
+    });
+    this.log.warn({ event: `${what}.rejected`, nodeId: node.id, taskId: c.taskId, round: c.round, reason: err.reason, detail: err.message }, `${what === 'update' ? 'update' : 'statistics report'} rejected`);
+    this.metrics.rejected.inc({ reason: err.reason });
+    this.events.emit('change', { kind: 'round', studyId: c.studyId, nodeId: node.id });
   }
 
   private async receiveForTask(
@@ -512,16 +527,33 @@ export class Coordinator {
     }
   }
 
-  /** Records a node's statistics report for a STATISTICS task. */
+  /**
+   * Records a node's statistics report for a STATISTICS task, after the study's runner has
+   * checked it (core validateClinicStats). Every rejection is recorded with its reason; an
+   * inconsistent report ends the task REJECTED, and the phase goes on with the other clinics.
+   */
   async reportStatistics(node: NodeRecord, report: StatisticsReport__Output): Promise<StatisticsReceipt> {
-    const task = await this.ownTask(node, report.taskId);
-    if (task.kind !== 'STATISTICS') throw new FedlhsError('FAILED_PRECONDITION', `task ${task.id} is a ${task.kind} task, not STATISTICS`, { reason: 'STALE' });
-    if (report.studyId !== task.studyId || report.round !== task.round) {
-      throw new FedlhsError('FAILED_PRECONDITION', `report is tagged study ${report.studyId} round ${report.round}, task is study ${task.studyId} round ${task.round}`, { reason: 'STALE' });
+    let task: TaskRecord | undefined;
+    try {
+      task = await this.ownTask(node, report.taskId);
+      if (task.kind !== 'STATISTICS') throw new FedlhsError('FAILED_PRECONDITION', `task ${task.id} is a ${task.kind} task, not STATISTICS`, { reason: 'STALE' });
+      if (report.studyId !== task.studyId || report.round !== task.round) {
+        throw new FedlhsError('FAILED_PRECONDITION', `report is tagged study ${report.studyId} round ${report.round}, task is study ${task.studyId} round ${task.round}`, { reason: 'STALE' });
+      }
+      if (task.state === 'ACCEPTED') return { taskId: task.id, duplicate: true };
+      await this.openRunner(task).acceptStatistics(task, toClinicStats(report));
+      return { taskId: task.id, duplicate: false };
+    } catch (err) {
+      if (isFedlhsError(err) && err.reason !== undefined) {
+        await this.recordRejection('statistics', node, err as FedlhsError & { reason: string }, task, {
+          taskId: report.taskId, studyId: report.studyId, round: report.round, numExamples: 0, sha256: '', bytes: 0,
+        });
+        if (task !== undefined && err.reason === 'INCONSISTENT_STATISTICS') {
+          await this.runners.get(task.studyId)?.runner.endTask(task, 'REJECTED', `${err.reason}: ${err.message}`);
+        }
+      }
+      throw err;
     }
-    if (task.state === 'ACCEPTED') return { taskId: task.id, duplicate: true };
-    await this.openRunner(task).acceptStatistics(task, toClinicStats(report));
-    return { taskId: task.id, duplicate: false };
   }
 
   /** Records a node's hold-out evaluation of a round's model. */

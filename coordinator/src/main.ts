@@ -20,7 +20,13 @@ interface StudyDetailView extends StudySummary {
   rounds: { round: number; attempt: number; state: string; participants: number; reason: string | null }[];
   metrics: { round: number; nodeId: string | null; phase: string; loss: number; accuracy: number; auc?: number }[];
   contributions: { round: number; nodeId: string; accepted: boolean; reasonCode: string | null; reason: string | null }[];
-  statistics: { nodeId: string; rows: number; prevalence: number | null }[];
+  statistics: { nodeId: string; rows: number | null; prevalence: number | null }[];
+  normalization: {
+    fallback: string;
+    features: { name: string; mean: number; std: number; source: string; withheldAt: number | null }[];
+    fallbackFeatures: { name: string; source: string; withheldAt: number | null }[];
+  } | null;
+  metricsWithheld?: { round: number; nodeId: string }[];
 }
 interface NodeSummary {
   id: string;
@@ -147,12 +153,20 @@ study
   });
 study
   .command('show <studyId>')
-  .description("a study's rounds, per-clinic cohort sizes and prevalence, and rejected updates")
+  .description("a study's rounds, per-clinic cohort sizes and prevalence, normalisation fallbacks, and rejected contributions")
   .action(async (id: string, _options: unknown, command: Command) => {
     const d = await adminCall<StudyDetailView>(target(command), 'GET', `/api/v1/studies/${encodeURIComponent(id)}`);
     process.stdout.write(`${table(studyRows([d]))}\n\n`);
     if (d.statistics.length > 0) {
-      process.stdout.write(`${table([['NODE', 'TRAIN RECORDS', 'PREVALENCE'], ...d.statistics.map((s) => [s.nodeId, s.rows === 0 ? '<suppressed>' : String(s.rows), s.prevalence === null ? '<suppressed>' : `${(s.prevalence * 100).toFixed(1)}%`])])}\n\n`);
+      process.stdout.write(`${table([['NODE', 'TRAIN RECORDS', 'PREVALENCE'], ...d.statistics.map((s) => [s.nodeId, s.rows === null || s.rows === 0 ? '<suppressed>' : String(s.rows), s.prevalence === null ? '<suppressed>' : `${(s.prevalence * 100).toFixed(1)}%`])])}\n\n`);
+    }
+    const fallbacks = d.normalization?.fallbackFeatures ?? [];
+    if (fallbacks.length > 0) {
+      const describe = (f: { name: string; source: string }): string => {
+        const p = d.normalization!.features.find((x) => x.name === f.name);
+        return f.source === 'excluded' ? 'excluded (constant 0 in the model)' : `scaled by its declared range (mean ${p?.mean}, SD ${p?.std})`;
+      };
+      process.stdout.write(`normalisation fallback (data.normalizationFallback ${d.normalization!.fallback}): statistics withheld at every clinic (small cells) for\n${fallbacks.map((f) => `  ${f.name}: ${describe(f)}`).join('\n')}\n\n`);
     }
     const global = (r: number) => d.metrics.find((m) => m.round === r && m.phase === 'evaluation' && m.nodeId === null);
     process.stdout.write(`${table([['ROUND', 'ATTEMPT', 'STATE', 'CLINICS', 'LOSS', 'ACCURACY', 'AUC', 'REASON'], ...d.rounds.filter((r) => r.round > 0).map((r) => {
@@ -160,7 +174,7 @@ study
       return [String(r.round), String(r.attempt), r.state, String(r.participants), g?.loss.toFixed(4) ?? '-', g?.accuracy.toFixed(3) ?? '-', g?.auc?.toFixed(3) ?? '-', r.reason ?? ''];
     })])}\n`);
     const rejected = d.contributions.filter((c) => !c.accepted);
-    if (rejected.length > 0) process.stdout.write(`\nrejected updates:\n${rejected.map((c) => `  round ${c.round} ${c.nodeId} ${c.reasonCode}: ${c.reason}`).join('\n')}\n`);
+    if (rejected.length > 0) process.stdout.write(`\nrejected contributions (updates and statistics reports):\n${rejected.map((c) => `  round ${c.round} ${c.nodeId} ${c.reasonCode}: ${c.reason}`).join('\n')}\n`);
   });
 study
   .command('list')

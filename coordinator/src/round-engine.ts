@@ -10,11 +10,15 @@ import {
   combineStats,
   decideClose,
   normalizationFrom,
-  studyFeatureNames,
-  weightedMetrics,
+  statisticsExpectations,
+  studyNormalizationOptions,
+  unnormalisable,
+  validateClinicStats,
   type ClinicStats,
   type EvalMetrics,
+  type Normalization,
   type RoundState,
+  type StatisticsExpectations,
   type StudyManifest,
   type TaskTally,
   type Strategy,
@@ -23,6 +27,7 @@ import {
 } from '@fedlhs/core';
 import { join } from 'node:path';
 import { RoundAggregator } from './aggregation.js';
+import { disclosableMetrics } from './disclosure.js';
 import { toWireTask } from './wire.js';
 import type { CoordinatorMetrics } from './metrics.js';
 import type { Logger } from '@fedlhs/service';
@@ -76,6 +81,8 @@ interface Attempt {
 }
 
 class Stopped extends Error {}
+/** The study cannot go on (its message is the study's reason); it ends FAILED, not retried. */
+class StudyFailed extends Error {}
 
 /**
  * Runs one study's rounds to completion as an explicit state machine per round attempt:
@@ -97,6 +104,8 @@ export class StudyRunner {
   private readonly strategy: Strategy;
   /** ‖update − global‖ of accepted updates in this study, oldest first (for adaptive bounds). */
   private readonly normHistory: number[];
+  /** What every statistics report of this study must satisfy. */
+  private readonly expectations: StatisticsExpectations;
 
   constructor(
     private readonly study: StudyRecord,
@@ -109,6 +118,7 @@ export class StudyRunner {
     this.now = opts.now ?? Date.now;
     this.strategy = createStrategy(strategyConfigOf(manifest));
     this.normHistory = [...(opts.normHistory ?? [])];
+    this.expectations = statisticsExpectations(manifest);
     if (opts.strategyState !== undefined) this.strategy.importState(opts.strategyState);
   }
 
@@ -143,6 +153,8 @@ export class StudyRunner {
     } catch (err) {
       if (err instanceof Stopped) {
         if (!this.halting) await this.endStudy('STOPPED', this.stopReason);
+      } else if (err instanceof StudyFailed) {
+        await this.endStudy('FAILED', err.message);
       } else {
         this.log.error({ err }, 'study failed with an internal error');
         await this.endStudy('FAILED', `internal error: ${(err as Error).message}`);
@@ -269,6 +281,8 @@ export class StudyRunner {
     } catch (err) {
       if (err instanceof Stopped) {
         await this.failAttempt(a, this.halting ? this.stopReason : `study stopped: ${this.stopReason}`);
+      } else if (err instanceof StudyFailed) {
+        await this.failAttempt(a, err.message);
       } else if (a.state !== 'COMMITTED' && a.state !== 'FAILED') {
         await this.failAttempt(a, `internal error: ${(err as Error).message}`);
       }
@@ -289,10 +303,34 @@ export class StudyRunner {
     return this.manifest.data.normalization === 'federated-zscore' && this.study.parameters === null;
   }
 
-  /** Combines the clinics' statistics into the study's normalisation and persists it. */
+  /**
+   * Combines the clinics' statistics into the study's normalisation and persists it. A feature
+   * withheld at every clinic is never scaled silently: the manifest's normalizationFallback
+   * applies (logged as statistics.fallback), or the study fails before training, naming it.
+   */
   private async deriveParameters(a: Attempt): Promise<void> {
     const combined = combineStats([...a.statistics.values()]);
-    const normalization = normalizationFrom(combined);
+    const options = studyNormalizationOptions(this.manifest);
+    let normalization: Normalization;
+    try {
+      normalization = normalizationFrom(combined, options);
+    } catch (err) {
+      const features = unnormalisable(combined, options);
+      this.log.warn({ event: 'statistics.withheld', round: a.round, clinics: combined.clinics, features }, (err as Error).message);
+      throw new StudyFailed((err as Error).message);
+    }
+    const fallbacks = normalization.features.filter((f) => f.source !== 'federated');
+    if (fallbacks.length > 0) {
+      this.log.warn(
+        {
+          event: 'statistics.fallback', round: a.round, clinics: combined.clinics, fallback: this.manifest.data.normalizationFallback,
+          features: fallbacks.map((f) => ({ name: f.name, source: f.source, withheldAt: f.withheldAt, mean: f.mean, std: f.std })),
+        },
+        `no federated statistics for ${fallbacks.map((f) => f.name).join(', ')}: ${fallbacks
+          .map((f) => `${f.name} ${f.withheldAt === 0 ? 'has no value at any clinic' : `withheld at ${f.withheldAt} clinic(s)`}, ${f.source === 'excluded' ? 'excluded (constant 0)' : 'scaled by its declared range'}`)
+          .join('; ')}`,
+      );
+    }
     const parameters = JSON.stringify({ normalization });
     await this.opts.store.setStudyParameters(this.studyId, parameters);
     this.study.parameters = parameters;
@@ -395,9 +433,8 @@ export class StudyRunner {
     // The database row is the commit point: if recording it fails, the promoted files go too,
     // so the round can be run again (a crash in between is cleaned up at the next start).
     const unpromote = (): void => void this.opts.checkpoints.removeUncommitted(this.studyId, a.round - 1);
-    const perSite: MetricRecord[] = [...a.evaluations].map(([nodeId, m]) => ({ ...m, roundId: a.roundId, nodeId, phase: 'evaluation' }));
-    const global = weightedMetrics([...a.evaluations.values()]);
-    const metrics = [...a.trainingMetrics, ...perSite, ...(global === undefined ? [] : [{ ...global, roundId: a.roundId, nodeId: null, phase: 'evaluation' as const }])];
+    const metrics = [...this.storedMetrics(a, 'training', a.trainingMetrics), ...this.storedMetrics(a, 'evaluation', [...a.evaluations].map(([nodeId, m]) => ({ ...m, nodeId })))];
+    const global = metrics.find((m) => m.phase === 'evaluation' && m.nodeId === null);
     try {
       await this.opts.store.commitRound(a.roundId, { path: committed.path, sha256: committed.sha256 }, metrics, strategyState, this.now());
     } catch (err) {
@@ -416,8 +453,25 @@ export class StudyRunner {
       },
       `round ${a.round} committed`,
     );
-    if (global === undefined) this.log.warn({ round: a.round }, 'no clinic evaluated the new model in time');
+    if (global === undefined) {
+      this.log.warn({ round: a.round }, a.evaluations.size === 0 ? 'no clinic evaluated the new model in time' : `the evaluation covers fewer than minCellCount (${this.manifest.data.minCellCount}) examples: no global metric stored`);
+    }
     this.opts.onStudyChange?.(this.studyId, 'committed');
+  }
+
+  /**
+   * A phase's metrics as stored: the example-weighted global value (if it covers at least
+   * minCellCount examples) and each site's own, except the sites withheld by the small-cell
+   * rule (disclosure.ts), whose figures count only in the global value.
+   */
+  private storedMetrics(a: Attempt, phase: 'training' | 'evaluation', sites: (EvalMetrics & { nodeId: string | null })[]): MetricRecord[] {
+    const k = this.manifest.data.minCellCount;
+    const { shown, global, withheld } = disclosableMetrics(sites, k);
+    if (withheld > 0) this.log.info({ event: 'metrics.withheld', round: a.round, phase, sites: withheld, minCellCount: k }, `${withheld} site(s)' ${phase} metrics kept only in the global value (small cells)`);
+    return [
+      ...shown.map((m) => ({ ...m, roundId: a.roundId, phase })),
+      ...(global === undefined ? [] : [{ ...global, roundId: a.roundId, nodeId: null, phase }]),
+    ];
   }
 
   private async endStudy(state: 'COMPLETED' | 'FAILED' | 'STOPPED', reason: string | null): Promise<void> {
@@ -470,17 +524,16 @@ export class StudyRunner {
       entry.accepting = false;
       this.notify();
     }
-    this.log.info({ round: a.round, nodeId: task.nodeId, taskId: task.id, numExamples, accepted: a.aggregator.count }, 'update accepted');
+    // A small clinic's example count is a small cell: it stays out of the log.
+    const shownExamples = numExamples >= this.manifest.data.minCellCount ? numExamples : null;
+    this.log.info({ round: a.round, nodeId: task.nodeId, taskId: task.id, numExamples: shownExamples, accepted: a.aggregator.count }, 'update accepted');
   }
 
   /** Records a clinic's statistics report for the round's statistics phase. */
   async acceptStatistics(task: TaskRecord, stats: ClinicStats): Promise<void> {
     const a = this.openAttempt(task);
     if (a.state !== 'STATISTICS') throw stale(task, `round ${a.round} is ${a.state}`);
-    const names = studyFeatureNames(this.manifest);
-    if (stats.features.length !== names.length || stats.features.some((f, j) => f.name !== names[j])) {
-      throw new FedlhsError('INVALID_ARGUMENT', `statistics must list the study's features in order: ${names.join(', ')}`);
-    }
+    validateClinicStats(stats, this.expectations);
     a.statistics.set(task.nodeId, stats);
     a.tasks.get(task.id)!.state = 'ACCEPTED';
     await this.opts.store.setTaskState(task.id, 'ACCEPTED', null);

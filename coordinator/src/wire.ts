@@ -19,23 +19,20 @@ export function toWireTask(task: TaskRecord, manifestSha256: string, parameters:
   };
 }
 
-/** Checks a wire statistics report: finite sums, non-negative counts, consistent histograms. */
+/**
+ * A wire statistics report as core ClinicStats, converted field by field and checked for
+ * nothing: core validateClinicStats checks every report against the study (so that a bad
+ * one is rejected and recorded with reason INCONSISTENT_STATISTICS).
+ */
 export function toClinicStats(r: StatisticsReport__Output): ClinicStats {
-  const bad = (what: string): never => {
-    throw new FedlhsError('INVALID_ARGUMENT', `statistics: ${what}`);
-  };
-  const count = (v: number, what: string): number => (Number.isSafeInteger(v) && v >= 0 ? v : bad(`${what} must be a non-negative integer`));
   return {
-    rows: count(r.rows, 'rows'),
-    positives: count(r.positives, 'positives'),
+    rows: r.rows,
+    positives: r.positives,
     suppressed: r.suppressed,
-    features: r.features.map((f) => {
-      if (![f.sum, f.sumOfSquares, f.histogramMin, f.histogramMax].every(Number.isFinite)) bad(`feature ${f.name} has a non-finite value`);
-      return {
-        name: f.name, count: count(f.count, `${f.name}.count`), sum: f.sum, sumOfSquares: f.sumOfSquares, missing: count(f.missing, `${f.name}.missing`),
-        suppressed: f.suppressed, histogram: f.histogram.map((c, i) => count(c, `${f.name}.histogram[${i}]`)), histogramMin: f.histogramMin, histogramMax: f.histogramMax,
-      };
-    }),
+    features: r.features.map((f) => ({
+      name: f.name, count: f.count, sum: f.sum, sumOfSquares: f.sumOfSquares, missing: f.missing, suppressed: f.suppressed, missingSuppressed: f.missingSuppressed,
+      histogram: [...f.histogram], histogramMin: f.histogramMin, histogramMax: f.histogramMax,
+    })),
   };
 }
 

@@ -19,8 +19,12 @@
  *   bytesIn: number, bytesOut: number }} TimelineRow
  * @typedef {{ round: number, nodeId: string | null, phase: 'evaluation' | 'training', numExamples: number,
  *   loss: number, accuracy: number, auc?: number }} Metric
- * @typedef {StudySummary & { manifest: any, parameters: any, timeline: TimelineRow[], metrics: Metric[],
- *   rejectionsByReason: Record<string, number>, statistics: { nodeId: string, rows: number, prevalence: number | null }[],
+ * @typedef {{ name: string, mean: number, std: number, source: 'federated' | 'fallback-range' | 'excluded', withheldAt: number | null }} NormalizedFeature
+ * @typedef {{ method: 'federated-zscore', fallback: 'fail' | 'range' | 'exclude', clinics: number | null, features: NormalizedFeature[],
+ *   fallbackFeatures: { name: string, source: 'fallback-range' | 'excluded', withheldAt: number | null }[] }} NormalizationView
+ * @typedef {StudySummary & { manifest: any, parameters: any, normalization: NormalizationView | null, timeline: TimelineRow[], metrics: Metric[],
+ *   metricsWithheld?: { round: number, phase: 'evaluation', nodeId: string }[],
+ *   rejectionsByReason: Record<string, number>, statistics: { nodeId: string, rows: number | null, prevalence: number | null }[],
  *   sites: Record<string, string> }} StudyDetail
  * @typedef {{ at: string, operator: string, action: string, target: string, detail: unknown }} AuditAction
  * @typedef {{ kind: 'study' | 'round' | 'node', studyId?: string, nodeId?: string }} ChangeEvent

@@ -43,6 +43,7 @@ export function studyView(ctx, study, knownSites) {
       study.endedAt ? item('Ended', formatDateTime(study.endedAt)) : null,
       study.reason ? item('Reason', study.reason) : null,
       item('Manifest SHA-256', h('code', { class: 'hash' }, study.manifestSha256))),
+    normalizationWarning(study),
     h('section', { 'aria-labelledby': 'quality-title' },
       h('h2', { id: 'quality-title' }, 'Model quality'),
       h('div', { class: 'charts' }, charts(study, site))),
@@ -56,6 +57,19 @@ export function studyView(ctx, study, knownSites) {
     study.parameters === null || study.parameters === undefined ? null : h('details', { class: 'manifest', 'data-key': 'parameters' },
       h('summary', {}, 'Parameters'),
       h('pre', {}, JSON.stringify(study.parameters, null, 2))))];
+}
+
+/**
+ * A warning line when some features are not scaled by federated statistics (withheld at every
+ * clinic, so the manifest's fallback applied).
+ * @param {StudyDetail} study
+ */
+function normalizationWarning(study) {
+  const fallbacks = study.normalization?.fallbackFeatures ?? [];
+  if (fallbacks.length === 0) return null;
+  const what = fallbacks.map((f) => `${f.name} (${f.source === 'excluded' ? 'excluded: constant 0' : 'scaled by its declared range'})`).join(', ');
+  return h('p', { class: 'warn', id: 'normalization-warning', role: 'status' },
+    `⚠ Statistics withheld at every clinic (small cells); data.normalizationFallback "${study.normalization?.fallback}" applied to: ${what}.`);
 }
 
 /** @param {string} term @param {Node | string} value */
@@ -136,8 +150,23 @@ function charts(study, site) {
     h('div', {}, qualityChart, dataTable('global-auc', qualitySeries, (v) => v.toFixed(3))),
     h('div', { class: 'wide' }, siteChart,
       h('p', { class: 'help' }, `Flagged: AUC more than ${LAG_THRESHOLD} below the global model's (lagging), or more than ${DEGRADE_THRESHOLD} below the site's own best (degrading).`),
+      withheldNote(study, site),
       dataTable('site-auc', siteSeries, (v) => v.toFixed(3))),
   ];
+}
+
+/**
+ * Sites whose per-site results are suppressed (too few hold-out records, or needed to keep such
+ * a site from being recovered from the global value); they count only in the global metrics.
+ * @param {StudyDetail} study @param {(id: string) => string} site
+ */
+function withheldNote(study, site) {
+  /** @type {Map<string, number[]>} */
+  const bySite = new Map();
+  for (const w of study.metricsWithheld ?? []) bySite.set(w.nodeId, [...(bySite.get(w.nodeId) ?? []), w.round]);
+  if (bySite.size === 0) return null;
+  const list = [...bySite].map(([id, rounds]) => `${site(id)} (round${rounds.length > 1 ? 's' : ''} ${rounds.join(', ')})`).join('; ');
+  return h('p', { class: 'help', id: 'metrics-withheld' }, `Suppressed (small cells; counted only in the global metrics): ${list}.`);
 }
 
 /**
@@ -182,7 +211,7 @@ function timeline(study, site) {
       h('td', { class: 'num' }, formatBytes(r.bytesOut))));
   const t = table({
     id: 'timeline', caption: 'Round timeline (newest first)', rows, empty: 'No round has started yet.',
-    columns: ['Round', 'Attempt', 'State', 'Started', 'Duration', 'Participants', 'Accepted', 'Stragglers', 'Rejected updates', 'Data in', 'Data out'],
+    columns: ['Round', 'Attempt', 'State', 'Started', 'Duration', 'Participants', 'Accepted', 'Stragglers', 'Rejected', 'Data in', 'Data out'],
   });
   t.querySelector('caption')?.setAttribute('id', 'timeline-caption');
   return t;
@@ -198,7 +227,7 @@ function startTime(when) {
 function rejections(study) {
   const rows = Object.entries(study.rejectionsByReason ?? {}).sort((a, b) => b[1] - a[1])
     .map(([reason, count]) => h('tr', {}, h('th', { scope: 'row' }, h('code', {}, reason)), h('td', { class: 'num' }, count)));
-  return table({ caption: 'Rejected updates by reason', columns: ['Reason', 'Updates'], rows, empty: 'No update has been rejected.' });
+  return table({ caption: 'Rejected contributions by reason', columns: ['Reason', 'Rejected'], rows, empty: 'No update or statistics report has been rejected.' });
 }
 
 /** @param {StudyDetail} study @param {(id: string) => string} site */
@@ -206,7 +235,9 @@ function statistics(study, site) {
   const rows = [...(study.statistics ?? [])].sort((a, b) => site(a.nodeId).localeCompare(site(b.nodeId)))
     .map((st) => h('tr', {},
       h('th', { scope: 'row' }, site(st.nodeId)),
-      h('td', { class: 'num' }, st.rows.toLocaleString()),
+      h('td', { class: 'num' }, st.rows === null || st.rows === 0
+        ? h('span', { class: 'muted', title: 'Hidden: the count is below the minimum cell size' }, 'suppressed')
+        : st.rows.toLocaleString()),
       h('td', { class: 'num' }, st.prevalence === null
         ? h('span', { class: 'muted', title: 'Hidden: the count is below the minimum cell size' }, 'suppressed')
         : `${formatNumber(st.prevalence * 100, 1)} %`)));

@@ -4,11 +4,11 @@ import {
   applyNormalization,
   combineStats,
   computeClinicStats,
+  histogramRanges,
   isFedlhsError,
   normalizationFrom,
   studyFeatureNames,
   type ClinicStats,
-  type HistogramRange,
   type Normalization,
   type StudyManifest,
 } from '@fedlhs/core';
@@ -27,8 +27,6 @@ export interface DataOptions {
 export type DataCheck =
   | { ok: true; data: SplitDataset; report: CohortReport | undefined; warnings: string[] }
   | { ok: false; readiness: Readiness; detail: string };
-
-const HISTOGRAM_BINS = 20;
 
 /**
  * The clinic's local data as a study needs it: read once per study definition, split
@@ -74,7 +72,7 @@ export class LocalData {
   /** Sufficient statistics of the training split, suppressed below the study's minimum cell count. */
   async statistics(manifest: StudyManifest): Promise<ClinicStats> {
     const data = await this.require(manifest);
-    return computeClinicStats(data.train.x, data.train.y, studyFeatureNames(manifest), manifest.data.minCellCount, histogramRanges(manifest));
+    return computeClinicStats(data.train.x, data.train.y, studyFeatureNames(manifest), manifest.data.minCellCount, histogramRanges(manifest), { seed: manifest.seed });
   }
 
   /**
@@ -130,20 +128,5 @@ export class LocalData {
   }
 }
 
-/** Histogram ranges for features with a declared range (plus age and binary features). */
-export function histogramRanges(manifest: StudyManifest): (HistogramRange | undefined)[] {
-  const cohort = manifest.data.cohort;
-  if (cohort === undefined) return [];
-  return cohort.features.map((f) => {
-    switch (f.type) {
-      case 'latest':
-        return { min: f.range[0], max: f.range[1], bins: HISTOGRAM_BINS };
-      case 'age':
-        return { min: 0, max: 100, bins: HISTOGRAM_BINS };
-      case 'count':
-        return undefined;
-      default:
-        return { min: 0, max: 1, bins: 2 };
-    }
-  });
-}
+/** Histogram ranges of a study's features: moved to @fedlhs/core (the coordinator checks reports against them). */
+export { histogramRanges };

@@ -1,6 +1,8 @@
 import * as grpc from '@grpc/grpc-js';
 import { bundleLength, payloadChunks, payloadDigest, float32Bytes, type TensorSpec } from '@fedlhs/core';
-import { loadFedlhsProto, type CoordinatorMessage__Output, type FederationClient, type Task__Output, type UploadReceipt__Output, type AgentMessage } from '@fedlhs/proto';
+import {
+  loadFedlhsProto, type AgentMessage, type CoordinatorMessage__Output, type FederationClient, type StatisticsReceipt__Output, type StatisticsReport, type Task__Output, type UploadReceipt__Output,
+} from '@fedlhs/proto';
 
 /** What a hand-written upload may contain; anything can be wrong on purpose. */
 export interface RawUpload {
@@ -24,7 +26,7 @@ export class RogueNode {
   readonly client: FederationClient;
   private session: grpc.ClientDuplexStream<AgentMessage, CoordinatorMessage__Output> | undefined;
   private heartbeat: NodeJS.Timeout | undefined;
-  private readonly taskWaiters: { round: number; studyId: string | undefined; resolve: (t: Task__Output) => void }[] = [];
+  private readonly taskWaiters: { kind: Task__Output['kind']; round: number; studyId: string | undefined; resolve: (t: Task__Output) => void }[] = [];
   readonly tasks: Task__Output[] = [];
   sessionError: grpc.ServiceError | undefined;
 
@@ -58,7 +60,7 @@ export class RogueNode {
             return;
           }
           this.tasks.push(m.task);
-          const i = this.taskWaiters.findIndex((w) => w.round === m.task!.round && (w.studyId === undefined || w.studyId === m.task!.studyId));
+          const i = this.taskWaiters.findIndex((w) => w.kind === m.task!.kind && w.round === m.task!.round && (w.studyId === undefined || w.studyId === m.task!.studyId));
           if (i >= 0) this.taskWaiters.splice(i, 1)[0]!.resolve(m.task);
         }
       });
@@ -69,9 +71,30 @@ export class RogueNode {
 
   /** The TRAIN task of `round` (of `studyId`, if given), already received or the next to come. */
   trainTask(round: number, studyId?: string): Promise<Task__Output> {
-    const seen = this.tasks.find((t) => t.round === round && t.kind === 'TASK_KIND_TRAIN' && (studyId === undefined || t.studyId === studyId));
+    return this.task('TASK_KIND_TRAIN', round, studyId);
+  }
+
+  /** The STATISTICS task of `round` (of `studyId`, if given), already received or the next to come. */
+  statisticsTask(round: number, studyId?: string): Promise<Task__Output> {
+    return this.task('TASK_KIND_STATISTICS', round, studyId);
+  }
+
+  private task(kind: Task__Output['kind'], round: number, studyId: string | undefined): Promise<Task__Output> {
+    const seen = this.tasks.find((t) => t.round === round && t.kind === kind && (studyId === undefined || t.studyId === studyId));
     if (seen !== undefined) return Promise.resolve(seen);
-    return new Promise((resolve) => this.taskWaiters.push({ round, studyId, resolve }));
+    return new Promise((resolve) => this.taskWaiters.push({ kind, round, studyId, resolve }));
+  }
+
+  /** Declines a task on the session (as an agent that will not do it). */
+  decline(taskId: string, reason = 'rogue declines'): void {
+    this.session?.write({ taskUpdate: { taskId, state: 'TASK_STATE_DECLINED', reason } });
+  }
+
+  /** Sends a hand-written statistics report; anything in it can be wrong on purpose. */
+  reportStatistics(report: StatisticsReport): Promise<StatisticsReceipt__Output> {
+    return new Promise((resolve, reject) => {
+      this.client.ReportStatistics(report, this.metadata(), (err, receipt) => (err === null ? resolve(receipt!) : reject(err)));
+    });
   }
 
   async download(taskId: string): Promise<{ specs: TensorSpec[]; weights: Float32Array }> {

@@ -8,7 +8,7 @@ import { FedlhsError, isFedlhsError, type FedlhsErrorCode } from '@fedlhs/core';
 import type { Logger } from '@fedlhs/service';
 import { COORDINATOR_VERSION, type Coordinator } from '../coordinator.js';
 import { OperatorAuth, requireAdmin, type Operator, type Role } from './auth.js';
-import { nodeViews, studyDetail, studySummary } from './views.js';
+import { nodeContributions, nodeViews, studyDetail, studySummary } from './views.js';
 
 const HTTP_STATUS: Partial<Record<FedlhsErrorCode, number>> = {
   INVALID_MANIFEST: 400, INVALID_ARGUMENT: 400, UNAUTHENTICATED: 401, PERMISSION_DENIED: 403, NOT_FOUND: 404, FAILED_PRECONDITION: 409, ALREADY_EXISTS: 409,
@@ -169,7 +169,7 @@ export async function startAdminServer(coordinator: Coordinator, logger: Logger,
       handle: async (m) => {
         const node = (await nodeViews(coordinator)).find((n) => n.id === m[1]);
         if (node === undefined) throw new FedlhsError('NOT_FOUND', `no node ${m[1]}`);
-        return [200, { ...node, contributions: await coordinator.store.listContributions({ nodeId: m[1]! }) }];
+        return [200, { ...node, contributions: await nodeContributions(coordinator, m[1]!) }];
       },
     },
     {

@@ -1,6 +1,7 @@
-import { bundleLength } from '@fedlhs/core';
+import { bundleLength, validateManifest, type Normalization, type NormalizationSource, type StudyManifest } from '@fedlhs/core';
 import type { Coordinator } from '../coordinator.js';
-import type { StudyRecord } from '../store.js';
+import { withheldSites } from '../disclosure.js';
+import type { MetricRecord, StudyRecord } from '../store.js';
 
 /** Public view of a study for operators. */
 export function studySummary(coordinator: Coordinator, s: StudyRecord): Record<string, unknown> {
@@ -37,19 +38,85 @@ export async function nodeViews(coordinator: Coordinator): Promise<Record<string
   );
 }
 
-/** A study's detail: rounds as a timeline, metrics, rejections, cohort statistics. */
+/**
+ * A node's contribution history, with example counts below the study's minCellCount shown
+ * as null (a small clinic's cohort size is a small cell).
+ */
+export async function nodeContributions(coordinator: Coordinator, nodeId: string): Promise<Record<string, unknown>[]> {
+  const minCell = new Map<string, number>();
+  for (const s of await coordinator.store.listStudies()) minCell.set(s.id, (JSON.parse(s.manifestJson) as { data: { minCellCount: number } }).data.minCellCount);
+  return (await coordinator.store.listContributions({ nodeId })).map((c) => ({ ...c, numExamples: c.numExamples >= (minCell.get(c.studyId) ?? 10) ? c.numExamples : null }));
+}
+
+/** How the study's features are scaled, as the study view shows it (see studyDetail). */
+export interface NormalizationView {
+  method: 'federated-zscore';
+  /** The manifest's data.normalizationFallback ('fail' when absent). */
+  fallback: 'fail' | 'range' | 'exclude';
+  /** Clinics whose statistics were combined (null for studies from before it was recorded). */
+  clinics: number | null;
+  features: { name: string; mean: number; std: number; source: NormalizationSource; withheldAt: number | null }[];
+  /** The features not scaled by federated statistics (withheld at every clinic), in feature order. */
+  fallbackFeatures: { name: string; source: Exclude<NormalizationSource, 'federated'>; withheldAt: number | null }[];
+}
+
+/** The normalisation view of a study, or null if it has no federated normalisation (yet). */
+export function normalizationView(manifest: StudyManifest, parameters: { normalization?: Normalization } | null): NormalizationView | null {
+  if (manifest.data.normalization !== 'federated-zscore' || parameters?.normalization === undefined) return null;
+  const features = parameters.normalization.features.map((f) => ({
+    name: f.name, mean: f.mean, std: f.std, source: f.source ?? (f.excluded === true ? 'excluded' : 'federated'), withheldAt: f.withheldAt ?? null,
+  }));
+  return {
+    method: 'federated-zscore', fallback: manifest.data.normalizationFallback ?? 'fail', clinics: parameters.normalization.clinics ?? null, features,
+    fallbackFeatures: features.flatMap((f) => (f.source === 'federated' ? [] : [{ name: f.name, source: f.source, withheldAt: f.withheldAt }])),
+  };
+}
+
+/**
+ * Metrics as operators may see them: per (round, phase), the per-site figures withheld by the
+ * small-cell rule (disclosure.ts) are left out, and so is a global value over fewer than
+ * minCellCount examples. New rounds are stored that way already; this also covers older ones.
+ */
+function visibleMetrics<M extends MetricRecord & { round: number }>(metrics: readonly M[], minCell: number): M[] {
+  const groups = new Map<string, M[]>();
+  for (const m of metrics) {
+    const key = `${m.round}/${m.phase}`;
+    groups.set(key, [...(groups.get(key) ?? []), m]);
+  }
+  const hidden = new Set<M>();
+  for (const group of groups.values()) {
+    const sites = group.filter((m) => m.nodeId !== null);
+    const withheld = withheldSites(sites.map((m) => ({ nodeId: m.nodeId!, numExamples: m.numExamples })), minCell);
+    for (const m of group) if (m.nodeId === null ? m.numExamples < minCell : withheld.has(m.nodeId)) hidden.add(m);
+  }
+  return metrics.filter((m) => !hidden.has(m));
+}
+
+/** A study's detail: rounds as a timeline, metrics, rejections, cohort statistics, normalisation. */
 export async function studyDetail(coordinator: Coordinator, study: StudyRecord): Promise<Record<string, unknown>> {
   const store = coordinator.store;
-  const [rounds, metrics, contributions, stats, nodes] = await Promise.all([
+  const [rounds, storedMetrics, contributions, stats, nodes] = await Promise.all([
     store.listRounds(study.id), store.listMetrics(study.id), store.listContributions({ studyId: study.id }), store.listStatistics(study.id), store.listNodes(),
   ]);
+  const manifest = validateManifest(JSON.parse(study.manifestJson));
+  const k = manifest.data.minCellCount;
+  const metrics = visibleMetrics(storedMetrics, k);
   const modelBytes = bundleLength(coordinator.checkpoints.loadSpecs(study.id)) * 4;
   const timeline = [];
+  const metricsWithheld: { round: number; phase: 'evaluation'; nodeId: string }[] = [];
   for (const r of rounds.filter((x) => x.round > 0)) {
     const tasks = await store.listTasks(r.id);
     const train = tasks.filter((t) => t.kind === 'TRAIN');
     const ended = r.state === 'COMMITTED' || r.state === 'FAILED';
     const mine = contributions.filter((c) => c.round === r.round && c.attempt === r.attempt);
+    if (r.state === 'COMMITTED') {
+      // Sites that evaluated the committed model but whose figure is not shown: small cells.
+      for (const t of tasks) {
+        if (t.kind === 'EVALUATE' && t.state === 'ACCEPTED' && !metrics.some((m) => m.round === r.round && m.phase === 'evaluation' && m.nodeId === t.nodeId)) {
+          metricsWithheld.push({ round: r.round, phase: 'evaluation', nodeId: t.nodeId });
+        }
+      }
+    }
     timeline.push({
       round: r.round, attempt: r.attempt, state: r.state, reason: r.reason, startedAt: iso(r.startedAt), endedAt: iso(r.endedAt),
       durationMs: r.endedAt === null ? null : r.endedAt - r.startedAt, participants: r.participants,
@@ -64,12 +131,19 @@ export async function studyDetail(coordinator: Coordinator, study: StudyRecord):
   }
   const rejectionsByReason: Record<string, number> = {};
   for (const c of contributions) if (!c.accepted && c.reasonCode !== null) rejectionsByReason[c.reasonCode] = (rejectionsByReason[c.reasonCode] ?? 0) + 1;
+  // Cohort figures below minCellCount are never shown (agents report them as 0 / suppressed).
   const statistics = stats.map((s) => {
     const r = JSON.parse(s.report) as { rows: number; positives: number; suppressed: boolean };
-    return { nodeId: s.nodeId, rows: r.rows, positives: r.suppressed ? null : r.positives, prevalence: r.suppressed || r.rows === 0 ? null : r.positives / r.rows };
+    const rows = r.rows >= k ? r.rows : null;
+    const positives = r.suppressed || rows === null || r.positives < k || rows - r.positives < k ? null : r.positives;
+    return { nodeId: s.nodeId, rows, positives, prevalence: positives === null || rows === null ? null : positives / rows };
   });
+  const parameters = study.parameters === null ? null : (JSON.parse(study.parameters) as { normalization?: Normalization });
   return {
-    ...studySummary(coordinator, study), manifest: JSON.parse(study.manifestJson), parameters: study.parameters === null ? null : JSON.parse(study.parameters),
-    rounds, timeline, metrics, contributions, rejectionsByReason, statistics, sites: Object.fromEntries(nodes.map((n) => [n.id, n.siteName])),
+    ...studySummary(coordinator, study), manifest: JSON.parse(study.manifestJson), parameters,
+    normalization: normalizationView(manifest, parameters),
+    rounds, timeline, metrics, metricsWithheld,
+    contributions: contributions.map((c) => ({ ...c, numExamples: c.numExamples >= k ? c.numExamples : null })),
+    rejectionsByReason, statistics, sites: Object.fromEntries(nodes.map((n) => [n.id, n.siteName])),
   };
 }

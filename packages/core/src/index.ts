@@ -19,6 +19,7 @@ export * from './split.js';
 export * from './backoff.js';
 export * from './random.js';
 export * from './statistics.js';
+export * from './study-statistics.js';
 export * from './units.js';
 export * from './cohort-spec.js';
 export * from './strategies/index.js';

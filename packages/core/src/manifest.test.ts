@@ -185,6 +185,7 @@ describe('manifest canonical hash', () => {
     ['maxRoundAttempts', (m) => (at(m, 'deadlines').maxRoundAttempts = 4)],
     ['normalization', (m) => (at(m, 'data').normalization = 'federated-zscore')],
     ['minCellCount', (m) => (at(m, 'data').minCellCount = 5)],
+    ['normalizationFallback', (m) => Object.assign(at(m, 'data'), { normalization: 'federated-zscore', normalizationFallback: 'exclude' })],
     ['localSteps', (m) => (at(m, 'training').localSteps = 100)],
     ['strategy', (m) => (at(m, 'aggregation').strategy = 'fedmedian')],
     ['strategy parameter', (m) => ((m as Record<string, Json>).aggregation = { strategy: 'fedprox', parameters: { mu: 0.1 } })],
@@ -265,6 +266,8 @@ describe('manifest validation', () => {
     ['min above max', (m) => Object.assign(at(m, 'clients'), { min: 5, max: 4, quorum: 2 }), 'invalid study manifest: clients.min: must be <= clients.max (5 > 4)'],
     ['label also a feature', (m) => (at(m, 'data').label = 'bmi'), 'invalid study manifest: data.label: must not also be a feature'],
     ['repeated feature', (m) => (at(m, 'data').features = ['age', 'age']), 'invalid study manifest: data.features: must not repeat a feature'],
+    ['normalizationFallback without federated-zscore', (m) => Object.assign(at(m, 'data'), { normalization: 'local-zscore', normalizationFallback: 'range' }), 'invalid study manifest: data.normalizationFallback: is only for data.normalization federated-zscore'],
+    ['unknown normalizationFallback', (m) => Object.assign(at(m, 'data'), { normalization: 'federated-zscore', normalizationFallback: 'zero' }), 'invalid study manifest: data.normalizationFallback: Invalid option: expected one of "fail"|"range"|"exclude"'],
   ])('rejects %s, naming the path', (_label, mutate, message) => {
     const m = baseManifest();
     mutate(m);
@@ -300,6 +303,22 @@ describe('manifest validation', () => {
     const err = rejection(() => parseManifest('{ "name": '));
     expect(err.code).toBe('INVALID_MANIFEST');
     expect(err.message.startsWith('study manifest is not valid JSON or YAML: ')).toBe(true);
+  });
+});
+
+describe('data.normalizationFallback', () => {
+  it("is optional and has no default, so manifests without it keep their hash; 'fail' is then implied", () => {
+    const m = baseManifest();
+    at(m, 'data').normalization = 'federated-zscore';
+    const without = validateManifest(m);
+    expect(without.data.normalizationFallback).toBeUndefined();
+    expect(canonicalManifestJson(without)).not.toContain('normalizationFallback');
+    for (const fallback of ['fail', 'range', 'exclude'] as const) {
+      at(m, 'data').normalizationFallback = fallback;
+      const withIt = validateManifest(m);
+      expect(withIt.data.normalizationFallback).toBe(fallback);
+      expect(manifestHash(withIt)).not.toBe(manifestHash(without));
+    }
   });
 });
 

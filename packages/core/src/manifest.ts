@@ -103,6 +103,15 @@ export const studyManifestSchema = z
        * its own training data; 'none' leaves values as they are. Missing values become the mean.
        */
       normalization: z.enum(['none', 'federated-zscore', 'local-zscore']).default('none'),
+      /**
+       * federated-zscore only: what happens to a feature whose statistics every clinic withheld
+       * (small cells). 'fail' (the default when absent): the study fails before training, naming
+       * the features; 'range': mean = midpoint and SD = width / 4 of the declared range (0/1
+       * features 0.5 and 0.5; a feature without a declared range still fails); 'exclude': the
+       * feature enters the model as the constant 0. Optional, without a default, so manifests
+       * that leave it out keep their hash.
+       */
+      normalizationFallback: z.enum(['fail', 'range', 'exclude']).optional(),
       /** Counts below this are suppressed in every statistic a clinic reports. */
       minCellCount: z.number().int().min(1).max(1000).default(10),
     }),
@@ -143,6 +152,9 @@ export const studyManifestSchema = z
       }
     } catch (err) {
       ctx.addIssue({ code: 'custom', path: ['aggregation', 'parameters'], message: (err as Error).message });
+    }
+    if (m.data.normalizationFallback !== undefined && m.data.normalization !== 'federated-zscore') {
+      ctx.addIssue({ code: 'custom', path: ['data', 'normalizationFallback'], message: 'is only for data.normalization federated-zscore' });
     }
     const names = studyFeatureNames(m);
     if (new Set(names).size !== names.length) {

@@ -72,7 +72,8 @@ export interface FederationClient extends grpc.Client {
   /**
    * Reports the sufficient statistics of a STATISTICS task. Idempotent per task.
    * Errors: NOT_FOUND, PERMISSION_DENIED, FAILED_PRECONDITION as for UploadUpdate;
-   * INVALID_ARGUMENT if the feature list differs from the study's or a value is not finite.
+   * INVALID_ARGUMENT [INCONSISTENT_STATISTICS] if the report breaks the rules of
+   * FeatureStatistics (the task then ends rejected and the phase goes on without it).
    */
   ReportStatistics(argument: _fedlhs_v1_StatisticsReport, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_fedlhs_v1_StatisticsReceipt__Output>): grpc.ClientUnaryCall;
   ReportStatistics(argument: _fedlhs_v1_StatisticsReport, metadata: grpc.Metadata, callback: grpc.requestCallback<_fedlhs_v1_StatisticsReceipt__Output>): grpc.ClientUnaryCall;
@@ -81,7 +82,8 @@ export interface FederationClient extends grpc.Client {
   /**
    * Reports the sufficient statistics of a STATISTICS task. Idempotent per task.
    * Errors: NOT_FOUND, PERMISSION_DENIED, FAILED_PRECONDITION as for UploadUpdate;
-   * INVALID_ARGUMENT if the feature list differs from the study's or a value is not finite.
+   * INVALID_ARGUMENT [INCONSISTENT_STATISTICS] if the report breaks the rules of
+   * FeatureStatistics (the task then ends rejected and the phase goes on without it).
    */
   reportStatistics(argument: _fedlhs_v1_StatisticsReport, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_fedlhs_v1_StatisticsReceipt__Output>): grpc.ClientUnaryCall;
   reportStatistics(argument: _fedlhs_v1_StatisticsReport, metadata: grpc.Metadata, callback: grpc.requestCallback<_fedlhs_v1_StatisticsReceipt__Output>): grpc.ClientUnaryCall;
@@ -179,7 +181,8 @@ export interface FederationHandlers extends grpc.UntypedServiceImplementation {
   /**
    * Reports the sufficient statistics of a STATISTICS task. Idempotent per task.
    * Errors: NOT_FOUND, PERMISSION_DENIED, FAILED_PRECONDITION as for UploadUpdate;
-   * INVALID_ARGUMENT if the feature list differs from the study's or a value is not finite.
+   * INVALID_ARGUMENT [INCONSISTENT_STATISTICS] if the report breaks the rules of
+   * FeatureStatistics (the task then ends rejected and the phase goes on without it).
    */
   ReportStatistics: grpc.handleUnaryCall<_fedlhs_v1_StatisticsReport__Output, _fedlhs_v1_StatisticsReceipt>;
   

@@ -21,6 +21,14 @@ export const RejectionReason = {
    * bound (fixed, or a multiple of the median of earlier accepted updates' distances).
    */
   REJECTION_REASON_NORM_BOUND: 'REJECTION_REASON_NORM_BOUND',
+  /**
+   * A statistics report is internally inconsistent or impossible for the study: counts below
+   * data.minCellCount not marked suppressed, positives above rows, count + missing not rows,
+   * a withheld feature with non-zero values, a negative variance, sums outside what values in
+   * the feature's declared range (or float32 values) can produce, histograms that do not add
+   * up or disagree with the sum, or a feature list other than the study's.
+   */
+  REJECTION_REASON_INCONSISTENT_STATISTICS: 'REJECTION_REASON_INCONSISTENT_STATISTICS',
 } as const;
 
 /**
@@ -56,6 +64,15 @@ export type RejectionReason =
    */
   | 'REJECTION_REASON_NORM_BOUND'
   | 11
+  /**
+   * A statistics report is internally inconsistent or impossible for the study: counts below
+   * data.minCellCount not marked suppressed, positives above rows, count + missing not rows,
+   * a withheld feature with non-zero values, a negative variance, sums outside what values in
+   * the feature's declared range (or float32 values) can produce, histograms that do not add
+   * up or disagree with the sum, or a feature list other than the study's.
+   */
+  | 'REJECTION_REASON_INCONSISTENT_STATISTICS'
+  | 12
 
 /**
  * Reasons recorded for a rejected contribution, also sent as trailing metadata

@@ -35,7 +35,9 @@ export interface Task {
    * Study parameters every clinic must apply identically, as JSON; empty when there are none.
    * Currently {"normalization": {"method": "zscore", "features": [{"name", "mean", "std"}]}}:
    * before training or evaluating, each feature value v becomes (v - mean) / std, in the
-   * order of the study's features, and a missing value becomes 0 (the mean).
+   * order of the study's features, and a missing value becomes 0 (the mean). A feature with
+   * "excluded": true becomes 0 for every row, whatever its value. Other keys ("source",
+   * "withheldAt", "clinics") are informative.
    */
   'parametersJson'?: (string);
 }
@@ -72,7 +74,9 @@ export interface Task__Output {
    * Study parameters every clinic must apply identically, as JSON; empty when there are none.
    * Currently {"normalization": {"method": "zscore", "features": [{"name", "mean", "std"}]}}:
    * before training or evaluating, each feature value v becomes (v - mean) / std, in the
-   * order of the study's features, and a missing value becomes 0 (the mean).
+   * order of the study's features, and a missing value becomes 0 (the mean). A feature with
+   * "excluded": true becomes 0 for every row, whatever its value. Other keys ("source",
+   * "withheldAt", "clinics") are informative.
    */
   'parametersJson': (string);
 }

@@ -1,0 +1,43 @@
+import { weightedMetrics, type EvalMetrics } from '@fedlhs/core';
+
+/**
+ * Small-cell rules for what the coordinator stores and shows per site: a per-site figure
+ * computed on fewer than the study's minCellCount examples is never a figure of its own.
+ */
+
+/**
+ * The sites (by id) whose figures must be withheld, among those reporting a metric of one
+ * round and phase alongside an example-weighted global value. Every site with fewer than
+ * `minCell` examples is withheld; and because global × total − Σ shown figures gives away
+ * what the withheld sites hold together, the next smallest sites are withheld too until the
+ * withheld ones hold at least `minCell` examples (all sites, if that is never reached).
+ */
+export function withheldSites(sites: readonly { nodeId: string; numExamples: number }[], minCell: number): Set<string> {
+  const bySize = [...sites].sort((a, b) => a.numExamples - b.numExamples || a.nodeId.localeCompare(b.nodeId));
+  const withheld = new Set<string>();
+  let held = 0;
+  for (const s of bySize) {
+    const small = s.numExamples < minCell;
+    if (!small && (withheld.size === 0 || held >= minCell)) break;
+    withheld.add(s.nodeId);
+    held += s.numExamples;
+  }
+  return withheld;
+}
+
+/**
+ * The per-site metrics of one round and phase that may be stored, and their example-weighted
+ * global value (nodeId null) if it covers at least `minCell` examples. The withholding rule
+ * runs over all sites and again over the sites with an AUC (the global AUC averages only
+ * those), and a global AUC over fewer than `minCell` examples is dropped.
+ */
+export function disclosableMetrics<M extends EvalMetrics & { nodeId: string | null }>(sites: readonly M[], minCell: number): { shown: M[]; global: EvalMetrics | undefined; withheld: number } {
+  const key = (m: M): string => m.nodeId ?? '';
+  const withheld = withheldSites(sites.map((m) => ({ nodeId: key(m), numExamples: m.numExamples })), minCell);
+  const withAuc = sites.filter((m) => m.auc !== undefined);
+  for (const id of withheldSites(withAuc.map((m) => ({ nodeId: key(m), numExamples: m.numExamples })), minCell)) withheld.add(id);
+  let global = weightedMetrics(sites);
+  if (global !== undefined && global.numExamples < minCell) global = undefined;
+  if (global !== undefined && withAuc.reduce((s, m) => s + m.numExamples, 0) < minCell) global = { ...global, auc: undefined };
+  return { shown: sites.filter((m) => !withheld.has(key(m))), global, withheld: withheld.size };
+}
