@@ -1,6 +1,6 @@
 import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { combineStats, computeClinicStats, normalizationFrom, validateManifest, studyFeatureNames, type Normalization, type StudyManifest } from '@fedlhs/core';
+import { combineStats, computeClinicStats, histogramRanges, normalizationFrom, validateManifest, studyFeatureNames, type Normalization, type StudyManifest } from '@fedlhs/core';
 import { assessReadiness, extractCohort, openEhrSource, splitDataset, type CohortReport, type SplitDataset } from '@fedlhs/ehr';
 import { initBackend } from '@fedlhs/model';
 import { FORMAT_DIRS, defaultClinics, generateClinic, type ClinicProfile, type ClinicTruth } from '@fedlhs/synth';
@@ -165,7 +165,7 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRep
     Math.max(...fedNormalization.features.flatMap((f, j) => [Math.abs(f.mean - n.features[j]!.mean), Math.abs(f.std - n.features[j]!.std)]));
   // What the clinics' reports imply (small cells suppressed, as each agent does): the
   // coordinator's normalisation must equal it; the pooled data's differs only by suppression.
-  const reported = normalizationFrom(combineStats(trainSets.map((t) => computeClinicStats(t.x, t.y, names, manifest.data.minCellCount))));
+  const reported = normalizationFrom(combineStats(trainSets.map((t) => computeClinicStats(t.x, t.y, names, manifest.data.minCellCount, histogramRanges(manifest), { seed: manifest.seed }))));
   const normalizationMaxAbsDiff = maxDiff(reported);
   const suppressionEffect = maxDiff(pooledNormalization);
   const epochs = o.rounds * manifest.training.localEpochs;
