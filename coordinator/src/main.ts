@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
-import { createLogger } from '@fedlhs/service';
+import { createLogger, prepareArgv } from '@fedlhs/service';
 import { startCoordinatorApp } from './app.js';
 import { adminCall, resolveAdminTarget, type AdminTarget } from './cli-client.js';
 import { ConfigError, loadCoordinatorConfig } from './config.js';
@@ -67,7 +67,7 @@ program
   .option('--config <file>', 'JSON config file (keys as in the README); environment and flags override it')
   .allowUnknownOption(true)
   .allowExcessArguments(true)
-  .helpOption(false)
+  .addHelpText('after', '\nEvery configuration key is also a flag (--grpc-port 0, --tls-mode plaintext, --data-dir ...) and an environment variable; see the README.')
   .action(async (options: { config?: string }, command: Command) => {
     let config;
     try {
@@ -215,4 +215,4 @@ adminCommand('status', 'studies, their current rounds and the nodes online').act
   );
 });
 
-program.parseAsync(process.argv).catch((err: unknown) => die((err as Error).message));
+program.parseAsync([...process.argv.slice(0, 2), ...prepareArgv(program, process.argv.slice(2))]).catch((err: unknown) => die((err as Error).message));

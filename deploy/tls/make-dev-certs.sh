@@ -1,10 +1,11 @@
 #!/bin/sh
 # Development / pilot TLS material for docker-compose.yml: a private CA, and a server
 # certificate for the coordinator signed by it (SAN DNS:coordinator, the compose service
-# name agents dial, and DNS:localhost). For production, use certificates from your PKI and
+# name agents dial, DNS:localhost, and IP:127.0.0.1 and IP:::1 so that loopback addresses work
+# too; an argument that is an IPv4/IPv6 address becomes an IP SAN). For production, use certificates from your PKI and
 # keep the same file names. Writes into this script's directory; refuses to overwrite.
 #
-#   deploy/tls/make-dev-certs.sh [extra-dns-name ...]   e.g. fl.example.org
+#   deploy/tls/make-dev-certs.sh [extra-dns-name-or-ip ...]   e.g. fl.example.org 10.0.0.5
 set -eu
 
 dir=$(CDPATH= cd -- "$(dirname -- "$0")" && pwd)
@@ -15,8 +16,13 @@ for f in ca.crt ca.key coordinator.crt coordinator.key; do
   if [ -e "$f" ]; then echo "make-dev-certs: $dir/$f exists; remove the old files first" >&2; exit 1; fi
 done
 
-san="DNS:coordinator,DNS:localhost"
-for name in "$@"; do san="$san,DNS:$name"; done
+san="DNS:coordinator,DNS:localhost,IP:127.0.0.1,IP:::1"
+for name in "$@"; do
+  case "$name" in
+    *:*|[0-9]*.[0-9]*.[0-9]*.[0-9]*) san="$san,IP:$name" ;;
+    *) san="$san,DNS:$name" ;;
+  esac
+done
 
 # Keys are created without group/other access from the first byte.
 umask 077

@@ -7,9 +7,20 @@ import { writeFileAtomic } from '@fedlhs/service';
 export interface NodeCredential {
   nodeId: string;
   siteName: string;
+  /** The coordinator's address as enrolled with; later commands dial it unless told otherwise. */
   coordinator: string;
   credential: string;
   enrolledAt: string;
+  /** How the coordinator was reached at enrolment (absent in credentials from older agents). */
+  tls?: {
+    mode: 'tls' | 'plaintext';
+    /** The CA bundle trusted at enrolment, copied into the state directory (coordinator-ca.pem); empty: system roots. */
+    caFile: string;
+    /** The certificate name expected, if not the address host. */
+    serverName: string;
+    /** SHA-256 fingerprint of the coordinator's certificate at enrolment, for out-of-band comparison. */
+    certificateSha256?: string | undefined;
+  } | undefined;
 }
 
 export interface ManifestRecord {
@@ -89,6 +100,22 @@ export class AgentState {
       this.dbHandle = db;
     }
     return this.dbHandle;
+  }
+
+  get caPath(): string {
+    return join(this.dir, 'coordinator-ca.pem');
+  }
+
+  /**
+   * The one manifest whose hash starts with `prefix` (at least 8 lowercase hex digits, as git
+   * takes abbreviated hashes); throws naming the problem when there is none or several.
+   */
+  resolveManifest(prefix: string): ManifestRecord {
+    if (!/^[0-9a-f]{8,64}$/.test(prefix)) throw new Error(`${JSON.stringify(prefix)} is not a manifest sha256 or a prefix of one (8 to 64 lowercase hex digits)`);
+    const hits = (this.db.prepare(`SELECT * FROM manifests WHERE substr(hash, 1, ?) = ? ORDER BY first_seen_at`).all(prefix.length, prefix) as Record<string, unknown>[]).map(toManifest);
+    if (hits.length === 0) throw new Error(`no manifest with hash ${prefix}${prefix.length < 64 ? '…' : ''}; run \`fedlhs-agent review\` to fetch pending studies`);
+    if (hits.length > 1) throw new Error(`${prefix} is ambiguous: it starts ${hits.map((h) => `${h.hash} (${h.name})`).join(' and ')}; give more digits`);
+    return hits[0]!;
   }
 
   /** Remembers a manifest (idempotent). */

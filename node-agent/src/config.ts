@@ -99,3 +99,32 @@ export function loadAgentConfig(options: LoadAgentConfigOptions = {}): AgentConf
     }
   });
 }
+
+/** What enrolment remembered about the coordinator (see NodeCredential). */
+export interface RememberedCoordinator {
+  address: string;
+  tls?: { mode: 'tls' | 'plaintext'; caFile: string; serverName: string } | undefined;
+}
+
+/**
+ * Settings the operator left at their defaults take what enrolment recorded: the coordinator's
+ * address, TLS mode, CA (its copy in the state directory) and server name. Anything given in a
+ * file, the environment or a flag wins.
+ */
+export function withEnrolment(c: AgentConfig, remembered: RememberedCoordinator | undefined, caPath: string): AgentConfig {
+  if (remembered === undefined) return c;
+  const defaults = agentConfigSchema;
+  const isDefault = <T>(value: T, d: T): boolean => value === d;
+  const out: AgentConfig = { ...c, coordinator: { ...c.coordinator }, tls: { ...c.tls } };
+  if (isDefault(c.coordinator.address, defaults.coordinator.address.default)) out.coordinator.address = remembered.address;
+  const tls = remembered.tls;
+  if (tls !== undefined) {
+    const untouched = isDefault(c.tls.mode, defaults.tls.mode.default) && c.tls.ca === '' && c.tls.serverName === '';
+    if (untouched) {
+      out.tls.mode = tls.mode;
+      out.tls.ca = tls.caFile === '' ? '' : caPath;
+      out.tls.serverName = tls.serverName;
+    }
+  }
+  return out;
+}

@@ -5,12 +5,12 @@ import * as grpc from '@grpc/grpc-js';
 import { parseManifest, validateManifest } from '@fedlhs/core';
 import { initBackend } from '@fedlhs/model';
 import type { ListStudiesResponse__Output } from '@fedlhs/proto';
-import { createLogger } from '@fedlhs/service';
+import { createLogger, prepareArgv, writeFileAtomic } from '@fedlhs/service';
 import { Command } from 'commander';
 import { AGENT_VERSION, Agent, CredentialRejected } from './agent.js';
 import { AgentState } from './agent-state.js';
 import { authMetadata, createClients, deadlineIn } from './client.js';
-import { ConfigError, loadAgentConfig, type AgentConfig } from './config.js';
+import { ConfigError, loadAgentConfig, withEnrolment, type AgentConfig } from './config.js';
 import { formatChanges, formatManifest } from './review.js';
 import { dataQualityReport } from './data-check.js';
 
@@ -19,13 +19,27 @@ function die(message: string, code = 1): never {
   process.exit(code);
 }
 
+/**
+ * The configuration of a command. Except for `enrol`, settings left at their defaults take what
+ * enrolment recorded (coordinator address, TLS mode, CA, server name).
+ */
 function config(options: { config?: string }, command: Command): AgentConfig {
+  let c: AgentConfig;
   try {
-    return loadAgentConfig({ file: options.config, args: command.args });
+    c = loadAgentConfig({ file: options.config, args: command.args });
   } catch (err) {
     if (err instanceof ConfigError) die(`invalid configuration: ${err.message}`, 2);
     throw err;
   }
+  if (command.name() === 'enrol') return c;
+  const state = new AgentState(c.stateDir);
+  let credential;
+  try {
+    credential = state.loadCredential();
+  } catch {
+    return c; // the command itself reports an unreadable credential
+  }
+  return withEnrolment(c, credential === undefined ? undefined : { address: credential.coordinator, tls: credential.tls }, state.caPath);
 }
 
 function tlsOf(c: AgentConfig) {
@@ -51,7 +65,8 @@ withConfig('enrol', 'trade a one-time join token for this node\'s credential').a
   const existing = state.loadCredential();
   if (existing !== undefined) die(`already enrolled as ${existing.nodeId} (site ${existing.siteName}); remove ${state.credentialPath} to enrol again`, 2);
   const backend = await initBackend(c.backend);
-  const clients = createClients(c.coordinator.address, tlsOf(c));
+  let certificate: { sha256: string; names: string[] } | undefined;
+  const clients = createClients(c.coordinator.address, { ...tlsOf(c), onServerCertificate: (seen) => (certificate = seen) });
   try {
     const r = await new Promise<{ nodeId: string; nodeCredential: string; siteName: string }>((resolve, reject) => {
       clients.enrolment.Enrol(
@@ -60,9 +75,16 @@ withConfig('enrol', 'trade a one-time join token for this node\'s credential').a
         (err, res) => (err === null ? resolve(res!) : reject(err)),
       );
     });
-    state.saveCredential({ nodeId: r.nodeId, siteName: r.siteName, coordinator: c.coordinator.address, credential: r.nodeCredential, enrolledAt: new Date().toISOString() });
+    // Later commands dial the same coordinator the same way without being told again.
+    if (c.tls.mode === 'tls' && c.tls.ca !== '') writeFileAtomic(state.caPath, readFileSync(c.tls.ca), 0o644);
+    const tls = { mode: c.tls.mode, caFile: c.tls.mode === 'tls' && c.tls.ca !== '' ? 'coordinator-ca.pem' : '', serverName: c.tls.serverName, certificateSha256: certificate?.sha256 };
+    state.saveCredential({ nodeId: r.nodeId, siteName: r.siteName, coordinator: c.coordinator.address, credential: r.nodeCredential, enrolledAt: new Date().toISOString(), tls });
     state.audit({ event: 'enrolled', coordinator: c.coordinator.address, detail: `node ${r.nodeId}, site ${r.siteName}` });
-    process.stdout.write(`enrolled as ${r.nodeId} (site ${r.siteName}); credential saved to ${state.credentialPath} (mode 0600)\n`);
+    process.stdout.write(`enrolled as ${r.nodeId} (site ${r.siteName}) with ${c.coordinator.address}; credential saved to ${state.credentialPath} (mode 0600)\n`);
+    if (certificate !== undefined) {
+      process.stdout.write(`coordinator certificate SHA-256 ${certificate.sha256} (for ${certificate.names.join(', ')}): compare it with the hospital's, out of band\n`);
+    }
+    process.stdout.write(`later commands (run, review, status) use this coordinator${c.tls.ca !== '' ? ' and CA' : ''} without --coordinator${c.tls.ca !== '' ? ' or --tls-ca' : ''}\n`);
   } catch (err) {
     const e = err as grpc.ServiceError;
     die(`enrolment failed: ${e.details ?? e.message}`);
@@ -148,12 +170,18 @@ withConfig('review', 'show study manifests waiting for this clinic\'s approval, 
   }
 });
 
-withConfig('approve', 'approve a study manifest by its sha256 (as printed by review)')
-  .argument('<hash>', 'the manifest sha256 (64 hex characters)')
-  .action(async (hash: string, options: { config?: string }, command: Command) => {
-    if (!/^[0-9a-f]{64}$/.test(hash)) die(`${JSON.stringify(hash)} is not a manifest sha256 (64 lowercase hex characters)`, 2);
+withConfig('approve', 'approve a study manifest by its sha256 or a unique prefix of it (at least 8 hex digits), as printed by review')
+  .argument('<hash>', 'the manifest sha256, or a unique prefix of at least 8 hex digits')
+  .action(async (given: string, options: { config?: string }, command: Command) => {
+    if (!/^[0-9a-f]{8,64}$/.test(given)) die(`${JSON.stringify(given)} is not a manifest sha256 or a prefix of one (8 to 64 lowercase hex digits)`, 2);
     const c = config(options, command);
     const state = new AgentState(c.stateDir);
+    let hash = given;
+    try {
+      hash = state.resolveManifest(given).hash;
+    } catch (err) {
+      die((err as Error).message, 2);
+    }
     let by = 'operator';
     try {
       by = `operator:${userInfo().username}`;
@@ -199,6 +227,9 @@ withConfig('status', 'enrolment, approvals and the audit log of what left this c
   const state = new AgentState(c.stateDir);
   const credential = state.loadCredential();
   process.stdout.write(credential === undefined ? `not enrolled (state dir ${c.stateDir})\n` : `node ${credential.nodeId}, site ${credential.siteName}, coordinator ${credential.coordinator}, enrolled ${credential.enrolledAt}\n`);
+  if (credential?.tls !== undefined) {
+    process.stdout.write(`  dialled with ${credential.tls.mode === 'plaintext' ? 'TLS OFF (plaintext)' : `TLS, CA ${credential.tls.caFile === '' ? 'system roots' : state.caPath}${credential.tls.serverName === '' ? '' : `, server name ${credential.tls.serverName}`}`}${credential.tls.certificateSha256 === undefined ? '' : `; coordinator certificate SHA-256 at enrolment ${credential.tls.certificateSha256}`}\n`);
+  }
   const manifests = state.listManifests();
   process.stdout.write(`\nmanifests: ${manifests.filter((m) => m.approvedAt !== null).length} approved, ${manifests.filter((m) => m.approvedAt === null).length} pending\n`);
   for (const m of manifests) process.stdout.write(`  ${m.approvedAt === null ? 'PENDING ' : 'approved'}  ${m.hash.slice(0, 16)}  ${m.name}  (${m.studyId})\n`);
@@ -212,4 +243,4 @@ withConfig('status', 'enrolment, approvals and the audit log of what left this c
   }
 });
 
-program.parseAsync(process.argv).catch((err: unknown) => die((err as Error).message));
+program.parseAsync([...process.argv.slice(0, 2), ...prepareArgv(program, process.argv.slice(2))]).catch((err: unknown) => die((err as Error).message));

@@ -49,8 +49,17 @@ export function loadConfig<T>(schema: convict.Schema<T>, sources: ConfigSources,
   // convict's generic Schema type cannot express our `as const` schema literals; the cast is safe
   // because the schema object itself is what convict validates against.
   const config = convict(schema, { env: sources.env ?? process.env, args: sources.args ?? [] });
+  if (sources.file !== undefined) {
+    try {
+      config.loadFile(sources.file);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      // A parser's message may quote the file's text, and config files hold secrets: never echo it.
+      const why = code === 'ENOENT' ? 'does not exist' : code !== undefined ? `cannot be read (${code})` : 'is not valid JSON';
+      throw new ConfigError(`config file ${JSON.stringify(sources.file)} ${why}`, { cause: err });
+    }
+  }
   try {
-    if (sources.file !== undefined) config.loadFile(sources.file);
     config.validate({ allowed: 'strict' });
     const properties = config.getProperties();
     check?.(properties);

@@ -1,3 +1,4 @@
+import { checkServerIdentity, type PeerCertificate } from 'node:tls';
 import { readFileSync } from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
 import type { ChannelOptions } from '@grpc/grpc-js';
@@ -54,6 +55,15 @@ export interface ClientTlsOptions {
   key: string;
   /** Expected server name if it differs from the address' host. */
   serverName: string;
+  /** Called with the coordinator certificate's SHA-256 fingerprint once its name has been verified. */
+  onServerCertificate?: ((certificate: { sha256: string; names: string[] }) => void) | undefined;
+}
+
+/** The DNS names and IP addresses a certificate is for, as "localhost", "127.0.0.1". */
+function certificateNames(peer: PeerCertificate): string[] {
+  const alt = (peer.subjectaltname ?? '').split(',').map((s) => s.trim().replace(/^(DNS|IP Address):/, '')).filter((s) => s !== '');
+  const cn = peer.subject?.CN;
+  return alt.length > 0 ? alt : typeof cn === 'string' ? [cn] : [];
 }
 
 /** Channel credentials and the extra options they need (server-name override). */
@@ -63,6 +73,18 @@ export function channelCredentials(tls: ClientTlsOptions): { credentials: grpc.C
     tls.ca === '' ? null : readPem(tls.ca, 'tls.ca'),
     tls.key === '' ? null : readPem(tls.key, 'tls.key'),
     tls.cert === '' ? null : readPem(tls.cert, 'tls.cert'),
+    {
+      // Node's own name check, with a message that says which name to use when it fails.
+      checkServerIdentity: (host, peer) => {
+        const err = checkServerIdentity(host, peer);
+        if (err !== undefined) {
+          const names = certificateNames(peer);
+          return new Error(`the coordinator's certificate is not for ${JSON.stringify(host)} but for ${names.map((n) => JSON.stringify(n)).join(', ') || 'no name'}: dial one of those names, or set tls.serverName to one of them`);
+        }
+        tls.onServerCertificate?.({ sha256: peer.fingerprint256, names: certificateNames(peer) });
+        return undefined;
+      },
+    },
   );
   return { credentials, options: tls.serverName === '' ? {} : { 'grpc.ssl_target_name_override': tls.serverName, 'grpc.default_authority': tls.serverName } };
 }

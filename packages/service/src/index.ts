@@ -7,3 +7,4 @@ export * from './files.js';
 export * from './grpc-options.js';
 export * from './config.js';
 export * from './streams.js';
+export * from './cli.js';

@@ -17,7 +17,7 @@ export function createTestPki(dir: string): TestPki {
     execFileSync('openssl', args, { stdio: 'pipe' });
   };
   ssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', '/CN=fedlhs test CA', '-keyout', p('ca.key'), '-out', p('ca.pem'));
-  writeFileSync(p('server.ext'), 'subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n');
+  writeFileSync(p('server.ext'), 'subjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1\nextendedKeyUsage=serverAuth\n');
   ssl('req', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=localhost', '-keyout', p('server.key'), '-out', p('server.csr'));
   ssl('x509', '-req', '-in', p('server.csr'), '-CA', p('ca.pem'), '-CAkey', p('ca.key'), '-CAcreateserial', '-days', '2', '-extfile', p('server.ext'), '-out', p('server.pem'));
   writeFileSync(p('client.ext'), 'extendedKeyUsage=clientAuth\n');
