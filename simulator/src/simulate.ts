@@ -6,8 +6,9 @@ import { initBackend } from '@fedlhs/model';
 import { FORMAT_DIRS, defaultClinics, generateClinic, type ClinicProfile, type ClinicTruth } from '@fedlhs/synth';
 import type { ManagedProcess } from '@fedlhs/testing';
 import { asMatrix, concat, normalized, trainCentral, withWeights, zscoreFrom } from './baselines.js';
-import { assess, type Assessment } from './evaluation.js';
+import { BOOTSTRAP_RESAMPLES, MIN_CASES_FOR_AUC, assess, pairedAucDifference, type Assessment, type PairedAucDifference } from './evaluation.js';
 import { enrolAgent, readCommittedModel, startAgent, startCoordinator, startStudy, waitForStudyEnd, type StudyDetail } from './local-network.js';
+import { simulationHeadline } from './simulation-report.js';
 import { t2dManifest } from './t2d-study.js';
 
 export interface SimulationOptions {
@@ -32,21 +33,40 @@ export interface ClinicResult {
   prevalence: number;
   participated: boolean;
   cohort: CohortReport;
+  /** Every method on this clinic's hold-out patients; each AUC with its 95 % interval and case counts. */
   results: Partial<Record<Method, Assessment>>;
-  /** Federated AUC minus local AUC on this clinic's hold-out. */
+  /** Federated AUC minus local AUC on this clinic's hold-out (the point estimate of `gainPaired`). */
   gain: number | null;
+  /** Federated − local AUC on this clinic's hold-out, paired bootstrap 95 % interval (same patients). */
+  gainPaired: PairedAucDifference | null;
   /** This clinic's local-only model scored on every clinic's hold-out patients: what it could offer alone. */
   localOnAll: Assessment | null;
+  /** Federated − this clinic's local model, both scored on every clinic's hold-out patients (paired). */
+  gainOnAll: PairedAucDifference | null;
 }
 
 export interface SimulationReport {
   kind: 'simulation';
   createdAt: string;
-  settings: { clinics: number; seed: number; rounds: number; scale: number; backend: string };
+  settings: {
+    clinics: number; seed: number; rounds: number; scale: number; backend: string;
+    /** Every interval: stratified percentile bootstrap, 95 %, this many resamples, seeded with the simulation seed; AUCs on fewer cases or non-cases are flagged. */
+    bootstrap: { resamples: number; seed: number; minCases: number };
+  };
   study: { id: string; state: string; manifestSha256: string; roundsCommitted: number };
-  rounds: { round: number; loss: number; accuracy: number; auc: number | null }[];
+  /**
+   * Every committed round: loss, accuracy and AUC as the clinics reported them (example-weighted
+   * mean over the clinics that evaluated; null when no global metric was stored), and `holdout`:
+   * the round's committed model scored here on every clinic's hold-out patients, with its AUC interval.
+   */
+  rounds: { round: number; loss: number | null; accuracy: number | null; auc: number | null; holdout: Assessment | null }[];
   clinics: ClinicResult[];
+  /** Every method on all hold-out patients ('local': each clinic's own model on its own hold-out). */
   overall: Partial<Record<Method, Assessment>>;
+  /** Federated − pooled AUC on all hold-out patients, paired. */
+  federatedVsPooled: PairedAucDifference | null;
+  /** One or two sentences that claim only what the intervals support ({@link simulationHeadline}). */
+  headline: string;
   /** Largest |coordinator − recomputed from the clinics' reports| difference of normalisation parameters. */
   normalizationMaxAbsDiff: number;
   /** Largest difference between the federated and the (unsuppressed) pooled normalisation: the cost of small-cell suppression. */
@@ -171,11 +191,15 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRep
   const epochs = o.rounds * manifest.training.localEpochs;
   const federated = await withWeights(manifest, readCommittedModel({ dataDir: join(net, 'coordinator') }, studyId, detail.lastCommittedRound));
   const pooled = await trainCentral(manifest, concat(trainSets.map((m) => normalized(m, names, pooledNormalization)), names.length), { epochs, batchSize: manifest.training.batchSize, seed: o.seed });
+  const boot = { seed: o.seed };
+  // Every clinic's hold-out patients, in clinic order: where local models are compared with the federated one.
+  const everyone = concat(cohorts.map((c) => asMatrix(c.split.holdout)), names.length);
+  const federatedOnAll = everyone.rows === 0 ? new Float32Array(0) : await federated.predict(normalized(everyone, names, fedNormalization).x);
   const all: Record<Method, { scores: number[]; labels: number[] }> = { federated: { scores: [], labels: [] }, pooled: { scores: [], labels: [] }, local: { scores: [], labels: [] }, oracle: { scores: [], labels: [] } };
   const record = (m: Method, scores: ArrayLike<number>, labels: ArrayLike<number>): Assessment => {
     all[m].scores.push(...Array.from(scores));
     all[m].labels.push(...Array.from(labels));
-    return assess(scores, labels);
+    return assess(scores, labels, boot);
   };
   const clinics: ClinicResult[] = [];
   for (const [i, p] of profiles.entries()) {
@@ -183,8 +207,11 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRep
     const holdout = asMatrix(split.holdout);
     const results: Partial<Record<Method, Assessment>> = {};
     let localOnAll: Assessment | null = null;
+    let gainPaired: PairedAucDifference | null = null;
+    let gainOnAll: PairedAucDifference | null = null;
     if (holdout.rows > 0) {
-      results.federated = record('federated', await federated.predict(normalized(holdout, names, fedNormalization).x), holdout.y);
+      const fedScores = await federated.predict(normalized(holdout, names, fedNormalization).x);
+      results.federated = record('federated', fedScores, holdout.y);
       results.pooled = record('pooled', await pooled.predict(normalized(holdout, names, pooledNormalization).x), holdout.y);
       const risk = new Map(truths[i]!.patients.map((pt) => [pt.patientId, pt.risk]));
       const truthId = (key: string): string => cohorts[i]!.truthIds?.get(key) ?? key;
@@ -194,9 +221,12 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRep
       if (train.rows >= 10 && positives > 0 && positives < train.rows) {
         const own = zscoreFrom([train], names);
         const local = await trainCentral(manifest, normalized(train, names, own), { epochs, batchSize: manifest.training.batchSize, seed: o.seed });
-        results.local = record('local', await local.predict(normalized(holdout, names, own).x), holdout.y);
-        const everyone = concat(cohorts.map((c) => asMatrix(c.split.holdout)), names.length);
-        localOnAll = assess(await local.predict(normalized(everyone, names, own).x), everyone.y);
+        const localScores = await local.predict(normalized(holdout, names, own).x);
+        results.local = record('local', localScores, holdout.y);
+        gainPaired = pairedAucDifference(fedScores, localScores, holdout.y, boot);
+        const localEveryone = await local.predict(normalized(everyone, names, own).x);
+        localOnAll = assess(localEveryone, everyone.y, boot);
+        gainOnAll = pairedAucDifference(federatedOnAll, localEveryone, everyone.y, boot);
         local.dispose();
       }
     }
@@ -206,30 +236,50 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRep
       name: p.name, format: formatFor(i), patients: p.patients, eligible: report.eligible, train: split.train.rows, holdout: split.holdout.rows,
       prevalence: report.eligible === 0 ? 0 : report.positives / report.eligible, participated: participating[i]!, cohort: report, results,
       gain: fa == null || la == null ? null : fa - la,
+      gainPaired,
       localOnAll,
+      gainOnAll,
     });
   }
   federated.dispose();
   pooled.dispose();
+  const fedAll = all.federated;
+  const federatedVsPooled = fedAll.scores.length === 0 ? null : pairedAucDifference(fedAll.scores, all.pooled.scores, fedAll.labels, boot);
+  // Each committed round's model on the same patients, so the curve carries intervals too.
+  const holdoutByRound = new Map<number, Assessment>();
+  if (everyone.rows > 0) {
+    for (let r = 1; r <= detail.lastCommittedRound; r++) {
+      const model = await withWeights(manifest, readCommittedModel({ dataDir: join(net, 'coordinator') }, studyId, r));
+      holdoutByRound.set(r, assess(await model.predict(normalized(everyone, names, fedNormalization).x), everyone.y, boot));
+      model.dispose();
+    }
+  }
   lap('baselines', t);
   timings.total = Math.round(performance.now() - t0);
 
   const overall: Partial<Record<Method, Assessment>> = {};
-  for (const m of ['federated', 'pooled', 'local', 'oracle'] as Method[]) if (all[m].scores.length > 0) overall[m] = assess(all[m].scores, all[m].labels);
-  const rounds = [...new Set(detail.metrics.map((m) => m.round))].sort((a, b) => a - b).flatMap((r) => {
-    const g = detail.metrics.find((m) => m.round === r && m.phase === 'evaluation' && m.nodeId === null);
-    return g === undefined ? [] : [{ round: r, loss: g.loss, accuracy: g.accuracy, auc: g.auc ?? null }];
+  for (const m of ['federated', 'pooled', 'local', 'oracle'] as Method[]) if (all[m].scores.length > 0) overall[m] = assess(all[m].scores, all[m].labels, boot);
+  const rounds = Array.from({ length: detail.lastCommittedRound }, (_, k) => {
+    const g = detail.metrics.find((m) => m.round === k + 1 && m.phase === 'evaluation' && m.nodeId === null);
+    return { round: k + 1, loss: g?.loss ?? null, accuracy: g?.accuracy ?? null, auc: g?.auc ?? null, holdout: holdoutByRound.get(k + 1) ?? null };
   });
-  return {
+  const report: SimulationReport = {
     kind: 'simulation',
     createdAt: new Date().toISOString(),
-    settings: { clinics: o.clinics, seed: o.seed, rounds: o.rounds, scale: o.scale, backend: backend.backend },
+    settings: {
+      clinics: o.clinics, seed: o.seed, rounds: o.rounds, scale: o.scale, backend: backend.backend,
+      bootstrap: { resamples: BOOTSTRAP_RESAMPLES, seed: o.seed, minCases: MIN_CASES_FOR_AUC },
+    },
     study: { id: studyId, state: detail.state, manifestSha256, roundsCommitted: detail.lastCommittedRound },
     rounds,
     clinics,
     overall,
+    federatedVsPooled,
+    headline: '',
     normalizationMaxAbsDiff,
     suppressionEffect,
     timings,
   };
+  report.headline = simulationHeadline(report);
+  return report;
 }

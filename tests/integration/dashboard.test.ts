@@ -57,6 +57,9 @@ describe('operator dashboard in headless Chromium', () => {
     const before = await points();
     const roundsBefore = await page.locator('#timeline tr[data-round]').count();
     await page.waitForFunction((n) => document.querySelectorAll('svg[data-chart="global-auc"] circle.point').length > n, before, { timeout: 60_000 });
+    // The chart point and the next round's timeline row arrive separately: wait for the row
+    // itself, not for its neighbour the chart point.
+    await page.waitForFunction((n) => document.querySelectorAll('#timeline tr[data-round]').length > n, roundsBefore, { timeout: 60_000 });
     expect(await page.locator('#timeline tr[data-round]').count()).toBeGreaterThan(roundsBefore);
     mkdirSync(join(repoRoot, 'artifacts'), { recursive: true });
     await page.screenshot({ path: join(repoRoot, 'artifacts', 'dashboard-study.png'), fullPage: true });
