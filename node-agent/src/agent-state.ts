@@ -36,7 +36,7 @@ export interface ManifestRecord {
 /** One line of the audit log: something that left the clinic. */
 export interface AuditEntry {
   time: string;
-  event: 'enrolled' | 'readiness_sent' | 'statistics_sent' | 'update_sent' | 'evaluation_sent' | 'task_declined';
+  event: 'enrolled' | 'readiness_sent' | 'statistics_sent' | 'update_sent' | 'evaluation_sent' | 'task_declined' | 'task_failed';
   coordinator: string;
   studyId?: string;
   round?: number;
@@ -47,6 +47,11 @@ export interface AuditEntry {
   metrics?: Record<string, number | undefined>;
   outcome?: string;
   detail?: string;
+  /**
+   * Exactly the fields and values of the message sent (aggregates only: counts, sums, metrics,
+   * states, the weights' size and digest but not the weights themselves).
+   */
+  sent?: Record<string, unknown>;
 }
 
 /**

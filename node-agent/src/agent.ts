@@ -231,7 +231,10 @@ export class Agent {
         this.log.info({ studyId: study.studyId, readiness, detail }, 'readiness');
       }
       this.send({ readiness: { studyId: study.studyId, manifestSha256: study.manifestSha256, readiness, detail } });
-      this.state.audit({ event: 'readiness_sent', coordinator: this.config.coordinator.address, studyId: study.studyId, outcome: readiness, detail });
+      this.state.audit({
+        event: 'readiness_sent', coordinator: this.config.coordinator.address, studyId: study.studyId, outcome: readiness, detail,
+        sent: { readiness: { studyId: study.studyId, manifestSha256: study.manifestSha256, readiness, detail } },
+      });
     }
   }
 
@@ -290,7 +293,10 @@ export class Agent {
   private decline(task: Task__Output, reason: string): void {
     this.log.warn({ taskId: task.taskId, studyId: task.studyId, round: task.round, reason }, 'declining task');
     this.send({ taskUpdate: { taskId: task.taskId, state: 'TASK_STATE_DECLINED', reason } });
-    this.state.audit({ event: 'task_declined', coordinator: this.config.coordinator.address, studyId: task.studyId, round: task.round, taskId: task.taskId, detail: reason });
+    this.state.audit({
+      event: 'task_declined', coordinator: this.config.coordinator.address, studyId: task.studyId, round: task.round, taskId: task.taskId, detail: reason,
+      sent: { taskUpdate: { taskId: task.taskId, state: 'TASK_STATE_DECLINED', reason } },
+    });
   }
 
   private async execute(task: Task__Output): Promise<void> {
@@ -347,9 +353,16 @@ export class Agent {
         const trainMetrics = await runtime.evaluate(data.train.x, data.train.y);
         const uploadStart = performance.now();
         // Audit before anything leaves, then the outcome: a crash or a rejection mid-send still shows what was sent.
+        // The update header exactly as sent, and what the payload is (its size; its digest once the coordinator confirms it).
+        const sentHeader = {
+          taskId: task.taskId, studyId: task.studyId, round: task.round, nodeId: this.credential.nodeId, baseModelSha256: sha256,
+          numExamples: data.train.rows, trainMetrics: { numExamples: trainMetrics.numExamples, loss: trainMetrics.loss, accuracy: trainMetrics.accuracy, auc: trainMetrics.auc },
+          weights: { tensors: runtime.specs.length, dtype: 'float32', totalBytes: trained.byteLength, contents: 'the trained model weights' },
+        };
         this.state.audit({
           event: 'update_sent', coordinator: this.config.coordinator.address, studyId: task.studyId, round: task.round, taskId: task.taskId,
           bytes: trained.byteLength, numExamples: data.train.rows, metrics: { loss: trainMetrics.loss, accuracy: trainMetrics.accuracy, auc: trainMetrics.auc }, outcome: 'sending',
+          sent: { updateHeader: sentHeader },
         });
         const receipt = await this.withRetry(task, log, 'upload', () =>
           uploadUpdate(this.clients.federation, this.credential.credential, {
@@ -363,13 +376,15 @@ export class Agent {
           event: 'update_sent', coordinator: this.config.coordinator.address, studyId: task.studyId, round: task.round, taskId: task.taskId,
           bytes: trained.byteLength, sha256: receipt.sha256.toString('hex'), numExamples: data.train.rows,
           metrics: { loss: trainMetrics.loss, accuracy: trainMetrics.accuracy, auc: trainMetrics.auc }, outcome: receipt.duplicate ? 'accepted (duplicate)' : 'accepted',
+          sent: { updateHeader: { ...sentHeader, weights: { ...sentHeader.weights, sha256: receipt.sha256.toString('hex') } } },
         });
         log.info({ bytes: trained.byteLength, numExamples: data.train.rows, trainLoss: trainMetrics.loss }, `round ${task.round}: update accepted by coordinator`);
       } else {
         const metrics = await runtime.evaluate(data.holdout.x, data.holdout.y);
+        const sentReport = { evaluationReport: { taskId: task.taskId, studyId: task.studyId, round: task.round, metrics: { numExamples: metrics.numExamples, loss: metrics.loss, accuracy: metrics.accuracy, auc: metrics.auc } } };
         this.state.audit({
           event: 'evaluation_sent', coordinator: this.config.coordinator.address, studyId: task.studyId, round: task.round, taskId: task.taskId,
-          numExamples: metrics.numExamples, metrics: { loss: metrics.loss, accuracy: metrics.accuracy, auc: metrics.auc }, outcome: 'sending',
+          numExamples: metrics.numExamples, metrics: { loss: metrics.loss, accuracy: metrics.accuracy, auc: metrics.auc }, outcome: 'sending', sent: sentReport,
         });
         await this.withRetry(task, log, 'report', () =>
           new Promise((resolve, reject) => {
@@ -383,7 +398,7 @@ export class Agent {
         );
         this.state.audit({
           event: 'evaluation_sent', coordinator: this.config.coordinator.address, studyId: task.studyId, round: task.round, taskId: task.taskId,
-          numExamples: metrics.numExamples, metrics: { loss: metrics.loss, accuracy: metrics.accuracy, auc: metrics.auc }, outcome: 'accepted',
+          numExamples: metrics.numExamples, metrics: { loss: metrics.loss, accuracy: metrics.accuracy, auc: metrics.auc }, outcome: 'accepted', sent: sentReport,
         });
         log.info({ loss: metrics.loss, accuracy: metrics.accuracy, auc: metrics.auc }, `round ${task.round}: hold-out evaluation reported`);
       }
@@ -402,7 +417,9 @@ export class Agent {
         this.decline(task, err.message);
       } else {
         log.error({ err }, 'task failed');
-        this.send({ taskUpdate: { taskId: task.taskId, state: 'TASK_STATE_FAILED', reason: (err as Error).message.slice(0, 300) } });
+        const taskUpdate = { taskId: task.taskId, state: 'TASK_STATE_FAILED' as const, reason: (err as Error).message.slice(0, 300) };
+        this.state.audit({ event: 'task_failed', coordinator: this.config.coordinator.address, studyId: task.studyId, round: task.round, taskId: task.taskId, detail: taskUpdate.reason, sent: { taskUpdate } });
+        this.send({ taskUpdate });
       }
     } finally {
       runtime?.dispose();
@@ -413,14 +430,18 @@ export class Agent {
   /** Computes and reports the training split's sufficient statistics (aggregates, small cells suppressed). */
   private async reportStatistics(task: Task__Output, manifest: StudyManifest, log: Logger): Promise<void> {
     const stats = await this.data.statistics(manifest);
+    const message = { taskId: task.taskId, studyId: task.studyId, round: task.round, rows: stats.rows, positives: stats.positives, suppressed: stats.suppressed, features: stats.features };
+    // The audit holds the report exactly as sent: label counts (positives) included.
+    const sent = { statisticsReport: message };
     this.state.audit({
       event: 'statistics_sent', coordinator: this.config.coordinator.address, studyId: task.studyId, round: task.round, taskId: task.taskId,
-      numExamples: stats.rows, outcome: 'sending', detail: `${stats.features.length} feature(s): count, sum, sum of squares, missing, histogram`,
+      numExamples: stats.rows, outcome: 'sending', sent,
+      detail: `training records ${stats.suppressed && stats.rows === 0 ? 'withheld' : stats.rows}, label positives ${stats.suppressed ? 'withheld' : stats.positives}; ${stats.features.length} feature(s): count, sum, sum of squares, missing, histogram`,
     });
     await this.withRetry(task, log, 'statistics', () =>
       new Promise((resolve, reject) => {
         this.clients.federation.ReportStatistics(
-          { taskId: task.taskId, studyId: task.studyId, round: task.round, rows: stats.rows, positives: stats.positives, suppressed: stats.suppressed, features: stats.features },
+          message,
           authMetadata(this.credential.credential),
           { deadline: deadlineIn(30_000) },
           (err, receipt) => (err === null ? resolve(receipt) : reject(err)),
@@ -429,7 +450,8 @@ export class Agent {
     );
     this.state.audit({
       event: 'statistics_sent', coordinator: this.config.coordinator.address, studyId: task.studyId, round: task.round, taskId: task.taskId,
-      numExamples: stats.rows, outcome: 'accepted', detail: `${stats.features.length} feature(s): count, sum, sum of squares, missing, histogram; cells < ${manifest.data.minCellCount} suppressed`,
+      numExamples: stats.rows, outcome: 'accepted', sent,
+      detail: `training records ${stats.suppressed && stats.rows === 0 ? 'withheld' : stats.rows}, label positives ${stats.suppressed ? 'withheld' : stats.positives}; ${stats.features.length} feature(s): count, sum, sum of squares, missing, histogram; counts < ${manifest.data.minCellCount} withheld`,
     });
     log.info({ rows: stats.rows, suppressed: stats.suppressed }, `round ${task.round}: feature statistics reported`);
   }

@@ -79,7 +79,10 @@ withConfig('enrol', 'trade a one-time join token for this node\'s credential').a
     if (c.tls.mode === 'tls' && c.tls.ca !== '') writeFileAtomic(state.caPath, readFileSync(c.tls.ca), 0o644);
     const tls = { mode: c.tls.mode, caFile: c.tls.mode === 'tls' && c.tls.ca !== '' ? 'coordinator-ca.pem' : '', serverName: c.tls.serverName, certificateSha256: certificate?.sha256 };
     state.saveCredential({ nodeId: r.nodeId, siteName: r.siteName, coordinator: c.coordinator.address, credential: r.nodeCredential, enrolledAt: new Date().toISOString(), tls });
-    state.audit({ event: 'enrolled', coordinator: c.coordinator.address, detail: `node ${r.nodeId}, site ${r.siteName}` });
+    state.audit({
+      event: 'enrolled', coordinator: c.coordinator.address, detail: `node ${r.nodeId}, site ${r.siteName}`,
+      sent: { enrol: { joinToken: '(the one-time join token)', siteName: c.site, agent: { agentVersion: AGENT_VERSION, trainingBackend: backend.backend, platform: process.platform } } },
+    });
     process.stdout.write(`enrolled as ${r.nodeId} (site ${r.siteName}) with ${c.coordinator.address}; credential saved to ${state.credentialPath} (mode 0600)\n`);
     if (certificate !== undefined) {
       process.stdout.write(`coordinator certificate SHA-256 ${certificate.sha256} (for ${certificate.names.join(', ')}): compare it with the hospital's, out of band\n`);

@@ -42,9 +42,15 @@ describe('formatManifest', () => {
     expect(text).toContain('Dense(8, relu)');
     expect(text).toContain('  model            Sequential: input [3] → Dense(8, relu) → Dropout(rate 0.1) → Dense(1, sigmoid)\n');
     expect(text).toContain('  features (3)    age, bmi, los\n');
-    expect(text.split('\n').at(-1)).toBe(
-      '  what leaves      trained model weights, the number of training examples, and loss/accuracy/AUC on local data. No records, no identifiers.',
-    );
+    expect(text).toContain('  what leaves      On connecting: this agent\'s version, TensorFlow.js backend and platform.\n');
+    expect(text.split('\n').at(-1)).toBe('                   No record, no identifier, no date, no value of any one patient ever leaves.');
+    expect(text).not.toContain('statistics');
+  });
+
+  it('names the label counts and feature statistics that leave when the study uses federated statistics', () => {
+    const federated = formatManifest(manifest(0.05, (x) => ((x.data as Record<string, unknown>).normalization = 'federated-zscore')), 'h', 'st_2');
+    expect(federated).toContain('the number of training records and of those with the outcome (label positives, i.e. cases), each withheld when it or the number of non-cases is below 10');
+    expect(federated).toContain('for each of the 3 features: the count of values, their sum and sum of squares, the count of missing values, and a histogram');
   });
 
   it('renders the whole review text', () => {
@@ -59,7 +65,11 @@ describe('formatManifest', () => {
         features (3)    age, bmi, los
         normalisation    none
         aggregation      fedavg
-        what leaves      trained model weights, the number of training examples, and loss/accuracy/AUC on local data. No records, no identifiers."
+        what leaves      On connecting: this agent's version, TensorFlow.js backend and platform.
+                         For each study: whether this clinic takes part (READY, not approved, cohort too small, ...) and why, in words that never give a small count.
+                         Each training round: the trained model weights (the whole model, not a difference), the number of training records used, and loss, accuracy and AUC on them.
+                         Each evaluation: loss, accuracy and AUC of the round's model on the hold-out records, and their number.
+                         No record, no identifier, no date, no value of any one patient ever leaves."
     `);
   });
 
@@ -67,7 +77,7 @@ describe('formatManifest', () => {
     const plain = manifest(0.05, (x) => delete x.description);
     const out = formatManifest(plain, 'h', 'st_1');
     expect(out).not.toContain('description');
-    expect(out.split('\n')).toHaveLength(10);
+    expect(out.split('\n')).toHaveLength(14);
   });
 });
 

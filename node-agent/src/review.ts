@@ -47,10 +47,36 @@ export function formatManifest(m: StudyManifest, hash: string, studyId: string):
     `  rounds           ${m.rounds}; ${m.clients.min}-${m.clients.max} clinics per round, quorum ${m.clients.quorum}; deadlines ${m.deadlines.roundSeconds}s training, ${m.deadlines.evaluationSeconds}s evaluation`,
     `  data             feature spec ${m.data.featureSpec}; label "${m.data.label}"; ${Math.round(m.data.holdoutFraction * 100)}% held out for evaluation`,
     `  features (${studyFeatureNames(m).length})    ${describeFeatures(m)}`,
-    `  normalisation    ${m.data.normalization}${m.data.normalization === 'federated-zscore' ? ` (clinics share means, sums of squares and histograms of these features, cells under ${m.data.minCellCount} suppressed)` : ''}`,
+    `  normalisation    ${m.data.normalization}${m.data.normalization === 'federated-zscore' ? ` (clinics share counts, sums, sums of squares and histograms of these features, and their numbers of records and cases; counts under ${m.data.minCellCount} withheld)` : ''}`,
     `  aggregation      ${m.aggregation.strategy}`,
-    `  what leaves      trained model weights, the number of training examples, and loss/accuracy/AUC on local data. No records, no identifiers.`,
+    ...whatLeaves(m).map((line, i) => `${i === 0 ? '  what leaves      ' : '                   '}${line}`),
   ].join('\n');
+}
+
+/**
+ * Everything this clinic sends the coordinator if it takes part in the study, in words a clinic
+ * IT person can check against `audit.jsonl` (which records the exact values of each message).
+ */
+export function whatLeaves(m: StudyManifest): string[] {
+  const k = m.data.minCellCount;
+  const names = studyFeatureNames(m);
+  const lines = [
+    'On connecting: this agent\'s version, TensorFlow.js backend and platform.',
+    'For each study: whether this clinic takes part (READY, not approved, cohort too small, ...) and why, in words that never give a small count.',
+  ];
+  if (m.data.normalization === 'federated-zscore') {
+    lines.push(
+      `Once, before round 1 (statistics): the number of training records and of those with the outcome (label positives, i.e. cases), each withheld when it or the number of non-cases is below ${k};`,
+      `  and for each of the ${names.length} features: the count of values, their sum and sum of squares, the count of missing values, and a histogram over the feature's declared range;`,
+      `  a count below ${k} is withheld (a small missing count hides only itself: the other figures then cover all but ${k} values), histogram cells below ${k} are zeroed.`,
+    );
+  }
+  lines.push(
+    'Each training round: the trained model weights (the whole model, not a difference), the number of training records used, and loss, accuracy and AUC on them.',
+    'Each evaluation: loss, accuracy and AUC of the round\'s model on the hold-out records, and their number.',
+    'No record, no identifier, no date, no value of any one patient ever leaves.',
+  );
+  return lines;
 }
 
 /** The changes from a previously approved manifest, one line each. */

@@ -76,6 +76,18 @@ describe('statistics reports are validated (protocol-level rogue client)', () =>
     const logged = await c.proc.waitFor((l) => l.event === 'statistics.rejected', undefined, 'statistics.rejected log line');
     expect(logged).toMatchObject({ nodeId: creds.nodeId, reason: 'INCONSISTENT_STATISTICS' });
     rogue.close();
+
+    // What left an honest clinic is in its audit log with the exact values sent, label counts included.
+    const audit = readFileSync(join(ws.dir(), 'h1', 'state', 'audit.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { event: string; outcome?: string; sent?: Record<string, unknown> });
+    // Every entry that sent something holds it; outcome entries (abandoned, rejected) refer to an earlier one.
+    for (const entry of audit.filter((e) => !/^(abandoned|rejected)/.test(e.outcome ?? ''))) expect(entry.sent, JSON.stringify(entry)).toBeDefined();
+    const stats = audit.find((e) => e.event === 'statistics_sent' && e.outcome === 'accepted')!.sent!.statisticsReport as { rows: number; positives: number; features: { name: string; count: number; sum: number }[] };
+    expect(stats.rows).toBeGreaterThan(100);
+    expect(stats.positives).toBeGreaterThan(10);
+    expect(stats.features.map((f) => f.name)).toEqual(learnableFeatures());
+    const update = audit.find((e) => e.event === 'update_sent' && e.outcome === 'accepted')!.sent!.updateHeader as { numExamples: number; weights: { totalBytes: number; sha256: string } };
+    expect(update.numExamples).toBe(stats.rows);
+    expect(update.weights.sha256).toMatch(/^[0-9a-f]{64}$/);
   });
 
   it("excludes a feature withheld at every clinic when the manifest says so, and study show says so", async () => {
