@@ -61,6 +61,7 @@ export function whatLeaves(m: StudyManifest): string[] {
   const k = m.data.minCellCount;
   const names = studyFeatureNames(m);
   const lines = [
+    ...(k === 0 ? ['WARNING: data.minCellCount is 0: no small count is withheld anywhere (for public benchmark data only).'] : []),
     'On connecting: this agent\'s version, TensorFlow.js backend and platform.',
     'For each study: whether this clinic takes part (READY, not approved, cohort too small, ...) and why, in words that never give a small count.',
   ];

@@ -82,7 +82,7 @@ export function heartManifest(seed: number, rounds = 15): Record<string, unknown
     rounds,
     clients: { min: 4, max: 4, quorum: 4 },
     deadlines: { roundSeconds: 300, evaluationSeconds: 120, maxRoundAttempts: 3 },
-    data: { featureSpec: 'flat-table/v1', features: HEART_FEATURES, label: 'label', splitColumn: 'set', normalization: 'local-zscore', holdoutFraction: 0.34, minCellCount: 1 },
+    data: { featureSpec: 'flat-table/v1', features: HEART_FEATURES, label: 'label', splitColumn: 'set', normalization: 'local-zscore', holdoutFraction: 0.34, minCellCount: 0 },
     aggregation: { strategy: 'fedavg' },
     seed,
   };

@@ -112,8 +112,12 @@ export const studyManifestSchema = z
        * that leave it out keep their hash.
        */
       normalizationFallback: z.enum(['fail', 'range', 'exclude']).optional(),
-      /** Counts below this are suppressed in every statistic a clinic reports. */
-      minCellCount: z.number().int().min(1).max(1000).default(10),
+      /**
+       * Counts below this are withheld in every statistic a clinic reports and every per-site
+       * figure, and a clinic needs at least this many cases and non-cases in each split to be
+       * READY. 0 turns all of that off: for public benchmark data only (the review says so).
+       */
+      minCellCount: z.number().int().min(0).max(1000).default(10),
     }),
     aggregation: z.strictObject({
       /** Server-side strategy; its parameters (e.g. mu, byzantine, eta) go in `parameters`. */
