@@ -1,5 +1,5 @@
 import { FedlhsError } from '@fedlhs/core';
-import type { ClinicalEvent, EhrSource, EventKind, PatientRecord, Sex, SourceInventory, SourceOptions } from './events.js';
+import type { ClinicalEvent, CodeSystem, EhrSource, EventKind, PatientRecord, Sex, SourceInventory, SourceOptions } from './events.js';
 import { dayOrSkip, isSnomedLike, parseDay, parseNumber, parseSex, smokingStatusCode, SMOKING_STATUS_LOINC } from './normalize.js';
 import { archiveHint, dataError, findFile, listExport, mapCsvFile, type ColumnAliases, type RowMapper } from './read-csv.js';
 import { SkipLedger, type FileRole } from './skip-ledger.js';
@@ -162,33 +162,41 @@ export function openOmopCsv(dir: string, options: OmopCsvOptions = {}): EhrSourc
     return { id: row.id, birthDay, sex, deathDay: died.get(row.id), race: row.race, ethnicity: row.ethnicity };
   };
 
-  const toCondition: RowMapper<Roles<typeof CONDITION>, ClinicalEvent> = (row, skip) => {
-    if (row.person === undefined) return skip('missing person_id');
-    const day = dayOrSkip(row.start, 'condition_start_date', skip);
-    if (day === undefined) return undefined;
+  /**
+   * A row's code: its standard concept id under system OMOP ('concept' mode), or its source
+   * value with the system `infer` gives it ('source' mode); undefined after a counted skip.
+   */
+  const codeOf = (
+    row: { concept?: string | undefined; source?: string | undefined },
+    table: string,
+    infer: (source: string) => CodeSystem,
+    skip: (why: string) => undefined,
+  ): { system: CodeSystem; code: string } | undefined => {
     if (mode === 'concept') {
       const concept = nonZero(row.concept);
-      if (concept === undefined) return skip('unmapped condition_concept_id');
-      return { kind: 'condition', patientId: row.person, day, system: 'OMOP', code: concept };
+      return concept === undefined ? skip(`unmapped ${table}_concept_id`) : { system: 'OMOP', code: concept };
     }
-    if (row.source === undefined) return skip('missing condition_source_value');
-    return { kind: 'condition', patientId: row.person, day, system: /^\d+$/.test(row.source) ? 'SNOMED' : 'OTHER', code: row.source };
+    return row.source === undefined ? skip(`missing ${table}_source_value`) : { system: infer(row.source), code: row.source };
+  };
+
+  /** person_id and the day of `dateColumn`, or undefined after a counted skip. */
+  const personDay = (person: string | undefined, date: string | undefined, dateColumn: string, skip: (why: string) => undefined): { patientId: string; day: number } | undefined => {
+    if (person === undefined) return skip('missing person_id');
+    const day = dayOrSkip(date, dateColumn, skip);
+    return day === undefined ? undefined : { patientId: person, day };
+  };
+
+  const toCondition: RowMapper<Roles<typeof CONDITION>, ClinicalEvent> = (row, skip) => {
+    const at = personDay(row.person, row.start, 'condition_start_date', skip);
+    const code = at && codeOf(row, 'condition', (src) => (/^\d+$/.test(src) ? 'SNOMED' : 'OTHER'), skip);
+    return at && code && { kind: 'condition', ...at, ...code };
   };
 
   const toMeasurement: RowMapper<Roles<typeof MEASUREMENT>, ClinicalEvent> = (row, skip) => {
-    if (row.person === undefined) return skip('missing person_id');
-    const day = dayOrSkip(row.date, 'measurement_date', skip);
-    if (day === undefined) return undefined;
-    let code: { system: 'OMOP' | 'LOINC' | 'OTHER'; code: string };
-    if (mode === 'concept') {
-      const concept = nonZero(row.concept);
-      if (concept === undefined) return skip('unmapped measurement_concept_id');
-      code = { system: 'OMOP', code: concept };
-    } else {
-      if (row.source === undefined) return skip('missing measurement_source_value');
-      code = { system: LOINC_SHAPE.test(row.source) ? 'LOINC' : 'OTHER', code: row.source };
-    }
-    const base = { kind: 'observation', patientId: row.person, day, ...code } as const;
+    const at = personDay(row.person, row.date, 'measurement_date', skip);
+    const code = at && codeOf(row, 'measurement', (src) => (LOINC_SHAPE.test(src) ? 'LOINC' : 'OTHER'), skip);
+    if (at === undefined || code === undefined) return undefined;
+    const base = { kind: 'observation', ...at, ...code } as const;
     if (row.value !== undefined) {
       const value = parseNumber(row.value);
       if (value === undefined) return skip('non-numeric value_as_number');
@@ -214,19 +222,10 @@ export function openOmopCsv(dir: string, options: OmopCsvOptions = {}): EhrSourc
    * spelled out in value_as_string or value_source_value (see `smokingStatusCode`).
    */
   const toObservation: RowMapper<Roles<typeof OBSERVATION>, ClinicalEvent> = (row, skip) => {
-    if (row.person === undefined) return skip('missing person_id');
-    const day = dayOrSkip(row.date, 'observation_date', skip);
-    if (day === undefined) return undefined;
-    let code: { system: 'OMOP' | 'LOINC' | 'SNOMED' | 'OTHER'; code: string };
-    if (mode === 'concept') {
-      const concept = nonZero(row.concept);
-      if (concept === undefined) return skip('unmapped observation_concept_id');
-      code = { system: 'OMOP', code: concept };
-    } else {
-      if (row.source === undefined) return skip('missing observation_source_value');
-      code = { system: LOINC_SHAPE.test(row.source) ? 'LOINC' : isSnomedLike(row.source) ? 'SNOMED' : 'OTHER', code: row.source };
-    }
-    const base = { kind: 'observation', patientId: row.person, day, ...code } as const;
+    const at = personDay(row.person, row.date, 'observation_date', skip);
+    const code = at && codeOf(row, 'observation', (src) => (LOINC_SHAPE.test(src) ? 'LOINC' : isSnomedLike(src) ? 'SNOMED' : 'OTHER'), skip);
+    if (at === undefined || code === undefined) return undefined;
+    const base = { kind: 'observation', ...at, ...code } as const;
     if (row.value !== undefined) {
       const value = parseNumber(row.value);
       if (value === undefined) return skip('non-numeric value_as_number');
@@ -241,16 +240,9 @@ export function openOmopCsv(dir: string, options: OmopCsvOptions = {}): EhrSourc
   };
 
   const toDrug: RowMapper<Roles<typeof DRUG>, ClinicalEvent> = (row, skip) => {
-    if (row.person === undefined) return skip('missing person_id');
-    const day = dayOrSkip(row.start, 'drug_exposure_start_date', skip);
-    if (day === undefined) return undefined;
-    if (mode === 'concept') {
-      const concept = nonZero(row.concept);
-      if (concept === undefined) return skip('unmapped drug_concept_id');
-      return { kind: 'medication', patientId: row.person, day, system: 'OMOP', code: concept };
-    }
-    if (row.source === undefined) return skip('missing drug_source_value');
-    return { kind: 'medication', patientId: row.person, day, system: /^\d+$/.test(row.source) ? 'RXNORM' : 'OTHER', code: row.source };
+    const at = personDay(row.person, row.start, 'drug_exposure_start_date', skip);
+    const code = at && codeOf(row, 'drug', (src) => (/^\d+$/.test(src) ? 'RXNORM' : 'OTHER'), skip);
+    return at && code && { kind: 'medication', ...at, ...code };
   };
 
   const sourceOrConcept = <S extends string, C extends string>(source: S, concept: C): S | C => (mode === 'source' ? source : concept);
