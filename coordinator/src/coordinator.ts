@@ -33,6 +33,8 @@ import type {
 } from '@fedlhs/proto';
 import type { Logger } from '@fedlhs/service';
 import { CheckpointStore } from './checkpoints.js';
+import { DataDirLock } from './data-dir-lock.js';
+import { siteReadiness, type SiteReadiness } from './readiness.js';
 import { CoordinatorMetrics } from './metrics.js';
 import { formatNodeCredential, hashSecret, newJoinToken, newSecret, parseNodeCredential, sameHash } from './credentials.js';
 import { StudyRunner } from './round-engine.js';
@@ -78,7 +80,7 @@ export class Coordinator {
   private readonly log: Logger;
   private readonly now: () => number;
 
-  private constructor(readonly store: CoordinatorStore, private readonly opts: CoordinatorOptions) {
+  private constructor(readonly store: CoordinatorStore, private readonly opts: CoordinatorOptions, private readonly lock: DataDirLock) {
     this.checkpoints = new CheckpointStore(opts.dataDir);
     this.log = opts.logger.child({ component: 'coordinator' });
     this.now = opts.now ?? Date.now;
@@ -90,9 +92,19 @@ export class Coordinator {
     });
   }
 
+  /**
+   * Opens the data directory, refusing it (FAILED_PRECONDITION, reason DATA_DIR_LOCKED) while
+   * another coordinator holds it (data-dir-lock.ts), then the store inside it.
+   */
   static create(opts: CoordinatorOptions): Coordinator {
     mkdirSync(opts.dataDir, { recursive: true });
-    return new Coordinator(opts.store ?? new SqliteStore(join(opts.dataDir, 'coordinator.db')), opts);
+    const lock = DataDirLock.acquire(opts.dataDir, opts.logger);
+    try {
+      return new Coordinator(opts.store ?? new SqliteStore(join(opts.dataDir, 'coordinator.db')), opts, lock);
+    } catch (err) {
+      lock.release();
+      throw err;
+    }
   }
 
   get heartbeatIntervalMs(): number {
@@ -134,7 +146,16 @@ export class Coordinator {
   async shutdown(): Promise<void> {
     for (const { runner } of this.runners.values()) runner.halt();
     await Promise.allSettled([...this.runners.values()].map((r) => r.done));
-    await this.store.close();
+    try {
+      await this.store.close();
+    } finally {
+      this.lock.release();
+    }
+  }
+
+  /** Every enrolled site's readiness for a study (online state, declared readiness and its reason). */
+  async siteReadiness(study: Pick<StudyRecord, 'id' | 'manifestHash'>): Promise<SiteReadiness[]> {
+    return siteReadiness(await this.store.listNodes(), this.sessions, study.id, study.manifestHash);
   }
 
   private async launch(study: StudyRecord): Promise<void> {
@@ -273,7 +294,8 @@ export class Coordinator {
     if (this.sessions.get(session.nodeId) !== session) return;
     this.sessions.detach(session);
     this.log.info({ nodeId: session.nodeId, siteName: session.siteName, why }, 'node offline');
-    void this.store.touchNode(session.nodeId, this.now(), session.agent.agentVersion, session.agent.trainingBackend);
+    // Last seen = the last message heard (a heartbeat at the latest), not when the loss was noticed.
+    void this.store.touchNode(session.nodeId, session.lastHeardAt, session.agent.agentVersion, session.agent.trainingBackend);
   }
 
   /** Handles one message of a node's control stream (after Hello). */

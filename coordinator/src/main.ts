@@ -16,8 +16,25 @@ interface StudySummary {
   current: { round: number; attempt: number; state: string } | null;
   reason: string | null;
 }
+interface SiteReadinessView {
+  nodeId: string;
+  siteName: string;
+  online: boolean;
+  readiness: string;
+  detail: string;
+  lastHeartbeatAt: string | null;
+}
+interface StudyReadinessView {
+  needed: number;
+  ready: number;
+  deadline: string | null;
+  sites: SiteReadinessView[];
+}
 interface StudyDetailView extends StudySummary {
   rounds: { round: number; attempt: number; state: string; participants: number; reason: string | null }[];
+  timeline: { round: number; attempt: number; failures: { siteName: string; kind: string; state: string; reason: string }[] }[];
+  sites: Record<string, string>;
+  readiness: StudyReadinessView | null;
   metrics: { round: number; nodeId: string | null; phase: string; loss: number; accuracy: number; auc?: number }[];
   contributions: { round: number; nodeId: string; accepted: boolean; reasonCode: string | null; reason: string | null }[];
   statistics: { nodeId: string; rows: number | null; prevalence: number | null }[];
@@ -36,7 +53,11 @@ interface NodeSummary {
   trainingBackend: string;
   agentVersion: string;
   lastSeenAt: string | null;
+  lastHeartbeatAt: string | null;
+  lastError: { studyId: string; round: number; kind: string | null; state: string; reason: string; at: string | null } | null;
 }
+
+const PHASE: Record<string, string> = { TRAIN: 'training', EVALUATE: 'evaluation', STATISTICS: 'statistics' };
 
 function die(message: string, code = 1): never {
   process.stderr.write(`fedlhs-coordinator: ${message}\n`);
@@ -48,12 +69,33 @@ function table(rows: string[][]): string {
   return rows.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n');
 }
 
+/** An agent-supplied text cut for a terminal line. */
+function clip(text: string, max = 120): string {
+  const line = text.replace(/\s+/g, ' ').trim();
+  return line.length <= max ? line : `${line.slice(0, max - 1)}…`;
+}
+
+/** "2026-11-29T10:00:00.000Z (4s ago)" */
+function when(isoTime: string | null, now = Date.now()): string {
+  if (isoTime === null) return '-';
+  const s = Math.max(0, Math.round((now - Date.parse(isoTime)) / 1000));
+  const ago = s < 120 ? `${s}s` : s < 7200 ? `${Math.round(s / 60)}m` : s < 172800 ? `${Math.round(s / 3600)}h` : `${Math.round(s / 86400)}d`;
+  return `${isoTime} (${ago} ago)`;
+}
+
+/** Each site's readiness for a running study, with its reason. */
+function readinessLines(title: string, r: StudyReadinessView): string {
+  const head = `${title}: ${r.ready} of ${r.needed} READY clinic(s) needed${r.deadline === null ? '' : `; the study fails at ${r.deadline} if still short (deadlines.readinessSeconds)`}`;
+  if (r.sites.length === 0) return `${head}\n  no clinic enrolled\n`;
+  return `${head}\n${table([['  SITE', 'READINESS', 'REASON'], ...r.sites.map((x) => [`  ${x.siteName}`, x.readiness, clip(x.detail)])])}\n`;
+}
+
 function studyRows(studies: StudySummary[]): string[][] {
   return [
     ['STUDY', 'STATE', 'ROUND', 'NOW', 'MANIFEST'],
     ...studies.map((s) => [
       s.id, s.state, `${s.lastCommittedRound}/${s.totalRounds}`,
-      s.current === null ? (s.reason ?? '-') : `round ${s.current.round} ${s.current.state}${s.current.attempt > 1 ? ` (attempt ${s.current.attempt})` : ''}`,
+      s.current === null ? clip(s.reason ?? '-', 72) : `round ${s.current.round} ${s.current.state}${s.current.attempt > 1 ? ` (attempt ${s.current.attempt})` : ''}`,
       s.manifestSha256.slice(0, 12),
     ]),
   ];
@@ -82,7 +124,7 @@ program
       app = await startCoordinatorApp(config, logger);
     } catch (err) {
       logger.fatal({ err }, 'coordinator failed to start');
-      process.exit(1);
+      die(`cannot start: ${(err as Error).message}`);
     }
     const stop = (signal: string): void => {
       logger.info({ signal }, 'signal received');
@@ -156,9 +198,12 @@ study
   .description("a study's rounds, per-clinic cohort sizes and prevalence, normalisation fallbacks, and rejected contributions")
   .action(async (id: string, _options: unknown, command: Command) => {
     const d = await adminCall<StudyDetailView>(target(command), 'GET', `/api/v1/studies/${encodeURIComponent(id)}`);
+    const site = (nodeId: string): string => d.sites[nodeId] ?? nodeId;
     process.stdout.write(`${table(studyRows([d]))}\n\n`);
+    if (d.reason !== null && d.state !== 'RUNNING') process.stdout.write(`reason: ${d.reason}\n\n`);
+    if (d.readiness !== null) process.stdout.write(`${readinessLines('readiness', d.readiness)}\n`);
     if (d.statistics.length > 0) {
-      process.stdout.write(`${table([['NODE', 'TRAIN RECORDS', 'PREVALENCE'], ...d.statistics.map((s) => [s.nodeId, s.rows === null || s.rows === 0 ? '<suppressed>' : String(s.rows), s.prevalence === null ? '<suppressed>' : `${(s.prevalence * 100).toFixed(1)}%`])])}\n\n`);
+      process.stdout.write(`${table([['SITE', 'TRAIN RECORDS', 'PREVALENCE'], ...d.statistics.map((s) => [site(s.nodeId), s.rows === null || s.rows === 0 ? '<suppressed>' : String(s.rows), s.prevalence === null ? '<suppressed>' : `${(s.prevalence * 100).toFixed(1)}%`])])}\n\n`);
     }
     const fallbacks = d.normalization?.fallbackFeatures ?? [];
     if (fallbacks.length > 0) {
@@ -173,8 +218,14 @@ study
       const g = r.state === 'COMMITTED' ? global(r.round) : undefined;
       return [String(r.round), String(r.attempt), r.state, String(r.participants), g?.loss.toFixed(4) ?? '-', g?.accuracy.toFixed(3) ?? '-', g?.auc?.toFixed(3) ?? '-', r.reason ?? ''];
     })])}\n`);
+    const failures = d.timeline.flatMap((t) => t.failures.map((f) => ({ ...f, round: t.round, attempt: t.attempt })));
+    if (failures.length > 0) {
+      process.stdout.write(`\ntasks that failed, were declined or rejected, by site:\n${table([['  SITE', 'ROUND', 'ATTEMPT', 'TASK', 'STATE', 'REASON'], ...failures
+        .sort((a, b) => a.siteName.localeCompare(b.siteName) || a.round - b.round || a.attempt - b.attempt)
+        .map((f) => [`  ${f.siteName}`, String(f.round), String(f.attempt), f.kind, f.state, clip(f.reason, 160)])])}\n`);
+    }
     const rejected = d.contributions.filter((c) => !c.accepted);
-    if (rejected.length > 0) process.stdout.write(`\nrejected contributions (updates and statistics reports):\n${rejected.map((c) => `  round ${c.round} ${c.nodeId} ${c.reasonCode}: ${c.reason}`).join('\n')}\n`);
+    if (rejected.length > 0) process.stdout.write(`\nrejected contributions (updates and statistics reports):\n${rejected.map((c) => `  round ${c.round} ${site(c.nodeId)} ${c.reasonCode}: ${c.reason}`).join('\n')}\n`);
   });
 study
   .command('list')
@@ -203,16 +254,25 @@ adminCommand('node', 'manage enrolled nodes')
     process.stdout.write(`node ${id} revoked\n`);
   });
 
-adminCommand('status', 'studies, their current rounds and the nodes online').action(async (_options: unknown, command: Command) => {
-  const r = await adminCall<{ studies: StudySummary[]; nodes: NodeSummary[]; coordinator: { version: string; uptimeSeconds: number } }>(target(command), 'GET', '/api/v1/status');
+adminCommand('status', "studies, their current rounds and each site's readiness; the nodes, their last heartbeat and last error").action(async (_options: unknown, command: Command) => {
+  const r = await adminCall<{ studies: (StudySummary & { readiness: StudyReadinessView | null })[]; nodes: NodeSummary[]; coordinator: { version: string; uptimeSeconds: number } }>(
+    target(command), 'GET', '/api/v1/status',
+  );
   const online = r.nodes.filter((n) => n.online).length;
   process.stdout.write(`${r.coordinator.version}, up ${r.coordinator.uptimeSeconds}s\n\n${table(studyRows(r.studies))}\n\n`);
+  for (const s of r.studies) if (s.readiness != null) process.stdout.write(`${readinessLines(`readiness of ${s.id}`, s.readiness)}\n`);
   process.stdout.write(
     `${table([
-      ['NODE', 'SITE', 'STATUS', 'BACKEND', 'AGENT', 'LAST SEEN'],
-      ...r.nodes.map((n) => [n.id, n.siteName, n.revoked ? 'revoked' : n.online ? 'online' : 'offline', n.trainingBackend || '-', n.agentVersion || '-', n.lastSeenAt ?? '-']),
+      ['NODE', 'SITE', 'STATUS', 'BACKEND', 'AGENT', 'LAST HEARTBEAT'],
+      ...r.nodes.map((n) => [n.id, n.siteName, n.revoked ? 'revoked' : n.online ? 'online' : 'offline', n.trainingBackend || '-', n.agentVersion || '-', when(n.lastHeartbeatAt ?? n.lastSeenAt)]),
     ])}\n\n${online} of ${r.nodes.length} node(s) online\n`,
   );
+  const errors = r.nodes.filter((n) => n.lastError !== null);
+  if (errors.length > 0) {
+    const describe = (e: NonNullable<NodeSummary['lastError']>): string =>
+      `${e.state} in round ${e.round} of ${e.studyId}${e.kind === null ? '' : ` (${PHASE[e.kind] ?? e.kind})`}${e.at === null ? '' : `, ${e.at}`}: ${clip(e.reason, 200)}`;
+    process.stdout.write(`\nlast error by site:\n${errors.map((n) => `  ${n.siteName}: ${describe(n.lastError!)}`).join('\n')}\n`);
+  }
 });
 
 program.parseAsync([...process.argv.slice(0, 2), ...prepareArgv(program, process.argv.slice(2))]).catch((err: unknown) => die((err as Error).message));

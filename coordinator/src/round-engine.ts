@@ -28,6 +28,8 @@ import {
 import { join } from 'node:path';
 import { RoundAggregator } from './aggregation.js';
 import { disclosableMetrics } from './disclosure.js';
+import { describePhaseFailure, type PhaseFailure } from './failure-reasons.js';
+import { describeReadiness, siteReadiness } from './readiness.js';
 import { toWireTask } from './wire.js';
 import type { CoordinatorMetrics } from './metrics.js';
 import type { Logger } from '@fedlhs/service';
@@ -67,7 +69,7 @@ interface Attempt {
   base: StoredModel;
   /** The aggregated model EVALUATE tasks evaluate. */
   candidate: StoredModel | undefined;
-  tasks: Map<string, { nodeId: string; kind: TaskKindName; state: TaskStateName; accepting: boolean }>;
+  tasks: Map<string, AttemptTask>;
   /** Updates being added right now; aggregation waits for them. */
   inflight: Set<Promise<void>>;
   aggregator: RoundAggregator;
@@ -78,6 +80,19 @@ interface Attempt {
   trainingMetrics: MetricRecord[];
   evaluations: Map<string, EvalMetrics>;
   statistics: Map<string, ClinicStats>;
+  /** Whether the current phase is waiting to see if every clinic fails the same way (logged once). */
+  awaitingAlike: boolean;
+}
+
+/** A task of the current attempt, as the runner tracks it. */
+interface AttemptTask {
+  nodeId: string;
+  siteName: string;
+  kind: TaskKindName;
+  state: TaskStateName;
+  /** Why it ended without a result (the agent's or the coordinator's words). */
+  detail: string | null;
+  accepting: boolean;
 }
 
 class Stopped extends Error {}
@@ -106,6 +121,8 @@ export class StudyRunner {
   private readonly normHistory: number[];
   /** What every statistics report of this study must satisfy. */
   private readonly expectations: StatisticsExpectations;
+  /** The reason the last failed attempt gave, for the study's reason when attempts run out. */
+  private lastAttemptFailure = '';
 
   constructor(
     private readonly study: StudyRecord,
@@ -144,7 +161,7 @@ export class StudyRunner {
           committed = await this.runAttempt(round, previous + i);
         }
         if (!committed) {
-          await this.endStudy('FAILED', `round ${round} failed ${this.manifest.deadlines.maxRoundAttempts} time(s)`);
+          await this.endStudy('FAILED', `round ${round} failed ${this.manifest.deadlines.maxRoundAttempts} time(s); last attempt: ${this.lastAttemptFailure}`);
           return;
         }
         round++;
@@ -223,7 +240,7 @@ export class StudyRunner {
     const a: Attempt = {
       roundId, round, attempt, state: 'WAITING_FOR_NODES', startedAt: this.now(), deadline: 0,
       base: { path: baseRecord.checkpointPath, sha256: baseRecord.checkpointSha256, totalBytes: bundleLength(this.specs) * 4 },
-      candidate: undefined, tasks: new Map(), trainingMetrics: [], evaluations: new Map(), statistics: new Map(), inflight: new Set(),
+      candidate: undefined, tasks: new Map(), trainingMetrics: [], evaluations: new Map(), statistics: new Map(), inflight: new Set(), awaitingAlike: false,
       aggregator: undefined as unknown as RoundAggregator, stateBefore: undefined, stateCandidate: undefined,
     };
     a.aggregator = new RoundAggregator(
@@ -234,7 +251,7 @@ export class StudyRunner {
     this.log.info({ round, attempt }, `round ${round} (attempt ${attempt}) waiting for ${this.manifest.clients.min}-${this.manifest.clients.max} READY clinics`);
     this.opts.onStudyChange?.(this.studyId, 'round');
     try {
-      const selected = await this.selectNodes();
+      const selected = await this.selectNodes(a);
       await this.opts.store.setRoundParticipants(roundId, selected.length);
       this.opts.metrics?.participants.observe(selected.length);
       if (this.needsStatistics()) {
@@ -244,7 +261,7 @@ export class StudyRunner {
         await this.assign(a, ready, 'STATISTICS', '');
         const collected = await this.closePhase(a, this.manifest.clients.quorum);
         if (collected.action === 'retry') {
-          await this.failAttempt(a, `statistics: ${collected.reason}`);
+          await this.failPhase(a, collected, 'statistics: ');
           return false;
         }
         await this.cancelOpen(a, 'statistics collected');
@@ -255,7 +272,7 @@ export class StudyRunner {
       await this.assign(a, selected, 'TRAIN', a.base.sha256);
       const training = await this.closePhase(a, this.manifest.clients.quorum);
       if (training.action === 'retry') {
-        await this.failAttempt(a, training.reason);
+        await this.failPhase(a, training, '');
         return false;
       }
       await this.cancelOpen(a, 'the round closed with its quorum');
@@ -279,12 +296,10 @@ export class StudyRunner {
       await this.commit(a);
       return true;
     } catch (err) {
-      if (err instanceof Stopped) {
-        await this.failAttempt(a, this.halting ? this.stopReason : `study stopped: ${this.stopReason}`);
-      } else if (err instanceof StudyFailed) {
-        await this.failAttempt(a, err.message);
-      } else if (a.state !== 'COMMITTED' && a.state !== 'FAILED') {
-        await this.failAttempt(a, `internal error: ${(err as Error).message}`);
+      if (a.state !== 'COMMITTED' && a.state !== 'FAILED') {
+        if (err instanceof Stopped) await this.failAttempt(a, this.halting ? this.stopReason : `study stopped: ${this.stopReason}`);
+        else if (err instanceof StudyFailed) await this.failAttempt(a, err.message);
+        else await this.failAttempt(a, `internal error: ${(err as Error).message}`);
       }
       throw err;
     } finally {
@@ -341,8 +356,16 @@ export class StudyRunner {
     this.opts.onStudyChange?.(this.studyId, 'committed');
   }
 
-  private async selectNodes(): Promise<string[]> {
+  /**
+   * Waits (on session and readiness events) for clients.min READY clinics, then up to
+   * selectionGraceMs more for clients.max. With deadlines.readinessSeconds, a round that has
+   * waited that long without its minimum fails the study, naming each site's readiness.
+   */
+  private async selectNodes(a: Attempt): Promise<string[]> {
     const { min, max } = this.manifest.clients;
+    const readinessSeconds = this.manifest.deadlines.readinessSeconds;
+    const readinessDeadline = readinessSeconds === undefined ? undefined : a.startedAt + readinessSeconds * 1000;
+    a.deadline = readinessDeadline ?? 0;
     let graceUntil: number | undefined;
     let lastReported = -1;
     for (;;) {
@@ -354,12 +377,22 @@ export class StudyRunner {
         }
       } else {
         graceUntil = undefined;
+        if (readinessDeadline !== undefined && this.now() >= readinessDeadline) {
+          const sites = siteReadiness(await this.opts.store.listNodes(), this.opts.sessions, this.studyId, this.study.manifestHash);
+          const reason = `readiness deadline passed (deadlines.readinessSeconds ${readinessSeconds}) before round ${a.round} could start: ${describeReadiness(sites, min)}`;
+          this.log.warn(
+            { event: 'readiness.deadline', round: a.round, attempt: a.attempt, ready: ready.length, min, sites: sites.map((s) => ({ siteName: s.siteName, nodeId: s.nodeId, readiness: s.readiness, detail: s.detail })) },
+            reason,
+          );
+          throw new StudyFailed(reason);
+        }
         if (ready.length !== lastReported) {
           this.log.info({ ready: ready.length, min }, `waiting for clinics: ${ready.length} READY of ${min} needed`);
           lastReported = ready.length;
         }
       }
-      await this.nextEvent(graceUntil ?? this.now() + 60_000);
+      // Without a readiness deadline, wake up now and then anyway (a missed event cannot hang the round).
+      await this.nextEvent(graceUntil ?? readinessDeadline ?? this.now() + 60_000);
     }
   }
 
@@ -367,10 +400,10 @@ export class StudyRunner {
     for (const nodeId of nodeIds) {
       const task: TaskRecord = {
         id: `task_${randomUUID()}`, roundId: a.roundId, studyId: this.studyId, round: a.round, attempt: a.attempt,
-        nodeId, kind, state: 'ASSIGNED', detail: null, modelSha256, deadline: a.deadline, createdAt: this.now(),
+        nodeId, kind, state: 'ASSIGNED', detail: null, modelSha256, deadline: a.deadline, createdAt: this.now(), endedAt: null,
       };
       await this.opts.store.insertTask(task);
-      a.tasks.set(task.id, { nodeId, kind, state: 'ASSIGNED', accepting: false });
+      a.tasks.set(task.id, { nodeId, siteName: this.opts.sessions.get(nodeId)?.siteName ?? nodeId, kind, state: 'ASSIGNED', detail: null, accepting: false });
       this.opts.sessions.sendTo(nodeId, { task: toWireTask(task, this.study.manifestHash, this.study.parameters) });
     }
     this.log.info({ round: a.round, kind, nodes: nodeIds.length }, `${kind} tasks sent to ${nodeIds.length} clinic(s)`);
@@ -389,23 +422,67 @@ export class StudyRunner {
     return t;
   }
 
-  private async closePhase(a: Attempt, quorum: number): Promise<{ action: 'close' } | { action: 'retry'; reason: string }> {
+  private async closePhase(a: Attempt, quorum: number): Promise<{ action: 'close' } | ({ action: 'retry' } & PhaseFailure)> {
     const kind: TaskKindName = a.state === 'TRAINING' ? 'TRAIN' : a.state === 'STATISTICS' ? 'STATISTICS' : 'EVALUATE';
     for (;;) {
-      const decision = decideClose(this.tally(a, kind), quorum, this.now() >= a.deadline);
+      const deadlinePassed = this.now() >= a.deadline;
+      const decision = decideClose(this.tally(a, kind), quorum, deadlinePassed);
       if (decision.action !== 'wait' && a.inflight.size > 0) {
         // Updates that arrived in time are still being checked and added: decide only once
         // they are in (they may make the quorum), never underneath them.
         await Promise.allSettled([...a.inflight]);
         continue;
       }
-      if (decision.action !== 'wait') return decision;
+      if (decision.action === 'close') return decision;
+      if (decision.action === 'retry') {
+        const tasks = [...a.tasks.values()].filter((t) => t.kind === kind);
+        if (deadlinePassed || !this.mayFailAlike(tasks)) {
+          return {
+            action: 'retry',
+            ...describePhaseFailure(kind, tasks.map((t) => ({ siteName: t.siteName, state: t.state, detail: t.detail, online: this.opts.sessions.isOnline(t.nodeId) })), quorum, deadlinePassed),
+          };
+        }
+        if (!a.awaitingAlike) {
+          a.awaitingAlike = true;
+          const failed = tasks.filter((t) => t.state === 'FAILED');
+          this.log.info(
+            { event: 'round.awaiting-alike', round: a.round, attempt: a.attempt, kind, failed: failed.map((t) => t.siteName).sort(), open: tasks.length - failed.length },
+            `${failed.length} clinic(s) failed the same way and quorum ${quorum} is out of reach: waiting for the other ${tasks.length - failed.length} before deciding whether a retry could help`,
+          );
+        }
+      }
       await this.nextEvent(a.deadline);
     }
   }
 
+  /**
+   * True while every task of the phase that has ended FAILED with one identical reason and the
+   * others are still being worked on by online clinics. The round is lost already, but waiting
+   * for the rest (at most until the deadline) tells a deterministic failure — every clinic
+   * failing the same way, which a retry would repeat — from a chance one.
+   */
+  private mayFailAlike(tasks: readonly AttemptTask[]): boolean {
+    const ended = tasks.filter((t) => t.state !== 'ASSIGNED');
+    const open = tasks.filter((t) => t.state === 'ASSIGNED');
+    return (
+      ended.length > 0 && open.length > 0 && ended.every((t) => t.state === 'FAILED') && new Set(ended.map((t) => t.detail)).size === 1 &&
+      open.every((t) => t.accepting || this.opts.sessions.isOnline(t.nodeId))
+    );
+  }
+
+  /**
+   * Fails an attempt whose phase missed its quorum, with the causes as its reason. If every
+   * clinic failed the same way, the failure would only repeat: the study fails at once.
+   */
+  private async failPhase(a: Attempt, failure: PhaseFailure, prefix: string): Promise<void> {
+    await this.failAttempt(a, `${prefix}${failure.reason}`);
+    if (failure.sameFailureEverywhere !== undefined) {
+      throw new StudyFailed(`round ${a.round}: ${prefix}${failure.reason} — every clinic failed the same way, so the round was not retried`);
+    }
+  }
+
   private async cancelOpen(a: Attempt, reason: string): Promise<void> {
-    const ids = await this.opts.store.cancelOpenTasks(a.roundId, reason);
+    const ids = await this.opts.store.cancelOpenTasks(a.roundId, reason, this.now());
     for (const id of ids) {
       const t = a.tasks.get(id);
       if (t === undefined) continue;
@@ -415,9 +492,14 @@ export class StudyRunner {
   }
 
   private async failAttempt(a: Attempt, reason: string): Promise<void> {
+    this.lastAttemptFailure = reason;
     await this.cancelOpen(a, `round failed: ${reason}`);
     await this.transition(a, 'FAILED', reason);
-    this.log.warn({ round: a.round, attempt: a.attempt, reason }, `round ${a.round} attempt ${a.attempt} failed`);
+    const failures = [...a.tasks.values()].filter((t) => t.state === 'FAILED' || t.state === 'DECLINED' || t.state === 'REJECTED');
+    this.log.warn(
+      { event: 'round.failed', round: a.round, attempt: a.attempt, reason, failures: failures.map((t) => ({ siteName: t.siteName, nodeId: t.nodeId, kind: t.kind, state: t.state, detail: t.detail })) },
+      `round ${a.round} attempt ${a.attempt} failed`,
+    );
   }
 
   private async commit(a: Attempt): Promise<void> {
@@ -448,7 +530,7 @@ export class StudyRunner {
     this.recordRoundEnd(a, 'committed');
     this.log.info(
       {
-        round: a.round, attempt: a.attempt, state: 'COMMITTED', sha256: committed.sha256, updates: a.aggregator.count, examples: a.aggregator.totalExamples,
+        event: 'round.committed', round: a.round, attempt: a.attempt, state: 'COMMITTED', sha256: committed.sha256, updates: a.aggregator.count, examples: a.aggregator.totalExamples,
         evaluatedSites: a.evaluations.size, ...(global === undefined ? {} : { loss: global.loss, accuracy: global.accuracy, auc: global.auc }),
       },
       `round ${a.round} committed`,
@@ -476,7 +558,7 @@ export class StudyRunner {
 
   private async endStudy(state: 'COMPLETED' | 'FAILED' | 'STOPPED', reason: string | null): Promise<void> {
     await this.opts.store.setStudyState(this.studyId, state, reason, this.now());
-    this.log[state === 'COMPLETED' ? 'info' : 'warn']({ state, reason }, `study ${state.toLowerCase()}`);
+    this.log[state === 'COMPLETED' ? 'info' : 'warn']({ event: `study.${state.toLowerCase()}`, state, reason }, `study ${state.toLowerCase()}`);
     this.opts.onStudyChange?.(this.studyId, 'ended');
   }
 
@@ -508,7 +590,7 @@ export class StudyRunner {
       if (this.attemptState !== a || a.state !== 'TRAINING') throw stale(task, 'its round closed while the update was being added');
       entry.state = 'ACCEPTED';
       this.normHistory.push(deltaNorm);
-      await this.opts.store.setTaskState(task.id, 'ACCEPTED', scale < 1 ? `clipped to ${(scale * 100).toFixed(1)}% of its delta` : null);
+      await this.opts.store.setTaskState(task.id, 'ACCEPTED', scale < 1 ? `clipped to ${(scale * 100).toFixed(1)}% of its delta` : null, this.now());
       await this.opts.store.insertContribution({
         taskId: task.id, studyId: task.studyId, round: task.round, attempt: task.attempt, nodeId: task.nodeId, numExamples, sha256, bytes,
         accepted: true, reasonCode: scale < 1 ? 'CLIPPED' : null, reason: scale < 1 ? `delta norm ${deltaNorm.toPrecision(4)} clipped by ${scale.toPrecision(4)}` : null,
@@ -536,7 +618,7 @@ export class StudyRunner {
     validateClinicStats(stats, this.expectations);
     a.statistics.set(task.nodeId, stats);
     a.tasks.get(task.id)!.state = 'ACCEPTED';
-    await this.opts.store.setTaskState(task.id, 'ACCEPTED', null);
+    await this.opts.store.setTaskState(task.id, 'ACCEPTED', null, this.now());
     await this.opts.store.insertStatistics({ studyId: this.studyId, taskId: task.id, nodeId: task.nodeId, report: JSON.stringify(stats), receivedAt: this.now() });
     this.notify();
   }
@@ -547,7 +629,7 @@ export class StudyRunner {
     if (a.state !== 'EVALUATING') throw stale(task, `round ${a.round} is ${a.state}`);
     a.evaluations.set(task.nodeId, metrics);
     a.tasks.get(task.id)!.state = 'ACCEPTED';
-    await this.opts.store.setTaskState(task.id, 'ACCEPTED', null);
+    await this.opts.store.setTaskState(task.id, 'ACCEPTED', null, this.now());
     this.notify();
   }
 
@@ -556,8 +638,12 @@ export class StudyRunner {
     const entry = this.attemptState?.roundId === task.roundId ? this.attemptState.tasks.get(task.id) : undefined;
     if (entry === undefined || entry.state !== 'ASSIGNED') return;
     entry.state = state;
-    await this.opts.store.setTaskState(task.id, state, detail);
-    this.log.warn({ nodeId: task.nodeId, taskId: task.id, kind: task.kind, state, detail }, `task ${state.toLowerCase()}`);
+    entry.detail = detail;
+    await this.opts.store.setTaskState(task.id, state, detail, this.now());
+    this.log.warn(
+      { event: `task.${state.toLowerCase()}`, nodeId: task.nodeId, siteName: entry.siteName, taskId: task.id, round: task.round, attempt: task.attempt, kind: task.kind, state, detail },
+      `task ${state.toLowerCase()}`,
+    );
     this.notify();
   }
 

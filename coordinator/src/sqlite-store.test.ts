@@ -87,6 +87,7 @@ const taskRec = (id: string, roundId: number, nodeId: string, state: TaskRecord[
   modelSha256: 'a'.repeat(64),
   deadline: 99_000,
   createdAt,
+  endedAt: null,
 });
 
 const contributionRec = (taskId: string, sha256: string, accepted: boolean, over: Partial<ContributionRecord> = {}): ContributionRecord => ({
@@ -119,7 +120,7 @@ describe('SqliteStore migrations', () => {
     await store.close();
     const db = new Database(path, { readonly: true });
     try {
-      expect(db.pragma('user_version', { simple: true })).toBe(2);
+      expect(db.pragma('user_version', { simple: true })).toBe(3);
       const tables = (db.prepare(`SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name`).all() as { name: string }[]).map((r) => r.name);
       expect(tables).toEqual(['admin_actions', 'contributions', 'join_tokens', 'metrics', 'nodes', 'operators', 'rounds', 'statistics', 'studies', 'tasks']);
       expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
@@ -142,8 +143,27 @@ describe('SqliteStore migrations', () => {
     await third.close();
 
     const db = new Database(path, { readonly: true });
-    expect(db.pragma('user_version', { simple: true })).toBe(2);
+    expect(db.pragma('user_version', { simple: true })).toBe(3);
     db.close();
+  });
+
+  it('upgrades a version-2 database: its tasks keep their details and get no end time', async () => {
+    const path = tempDbPath();
+    const first = openStore(path);
+    await enrol(first, 'n1');
+    await first.insertStudy(studyRec('s1'));
+    const r = await first.insertRound(roundRec('s1', 1, 1, 'TRAINING'));
+    await first.insertTask({ ...taskRec('t1', r, 'n1', 'FAILED', 10), detail: 'fit: boom' });
+    await first.close();
+    // Back to the schema of version 2, as a coordinator before this migration left it.
+    const db = new Database(path);
+    db.exec(`DROP INDEX tasks_by_node_ended; ALTER TABLE tasks DROP COLUMN ended_at;`);
+    db.pragma('user_version = 2');
+    db.close();
+    const second = openStore(path);
+    expect(await second.getTask('t1')).toMatchObject({ state: 'FAILED', detail: 'fit: boom', endedAt: null });
+    await second.setTaskState('t1', 'FAILED', 'fit: boom', 500);
+    expect((await second.getTask('t1'))?.endedAt).toBe(500);
   });
 });
 
@@ -351,12 +371,36 @@ describe('SqliteStore tasks', () => {
     await store.insertTask(taskRec('a', r, 'n1', 'ASSIGNED', 1));
     await store.insertTask(taskRec('b', r, 'n1', 'ACCEPTED', 2));
     await store.insertTask(taskRec('c', other, 'n1', 'ASSIGNED', 3));
-    expect(await store.cancelOpenTasks(r, 'round closed')).toEqual(['a']);
-    expect((await store.listTasks(r)).map((t) => [t.id, t.state, t.detail])).toEqual([
-      ['a', 'CANCELLED', 'round closed'],
-      ['b', 'ACCEPTED', null],
+    expect(await store.cancelOpenTasks(r, 'round closed', 77)).toEqual(['a']);
+    expect((await store.listTasks(r)).map((t) => [t.id, t.state, t.detail, t.endedAt])).toEqual([
+      ['a', 'CANCELLED', 'round closed', 77],
+      ['b', 'ACCEPTED', null, null],
     ]);
     expect((await store.getTask('c'))?.state).toBe('ASSIGNED');
+  });
+
+  it("listNodeTasks returns a node's tasks in the given states, most recently ended first", async () => {
+    const store = openStore();
+    await enrol(store, 'n1');
+    await enrol(store, 'n2');
+    await store.insertStudy(studyRec('s1'));
+    const r1 = await store.insertRound(roundRec('s1', 1, 1, 'FAILED'));
+    const r2 = await store.insertRound(roundRec('s1', 1, 2, 'TRAINING'));
+    await store.insertTask(taskRec('old-failure', r1, 'n1', 'ASSIGNED', 1));
+    await store.insertTask(taskRec('cancelled', r1, 'n1', 'ASSIGNED', 2));
+    await store.insertTask(taskRec('declined', r2, 'n1', 'ASSIGNED', 3));
+    await store.insertTask(taskRec('other-node', r2, 'n2', 'ASSIGNED', 4));
+    await store.setTaskState('old-failure', 'FAILED', 'fit: x has 2410 values', 100);
+    await store.setTaskState('cancelled', 'CANCELLED', 'round failed', 110);
+    await store.setTaskState('declined', 'DECLINED', 'not approved', 200);
+    await store.setTaskState('other-node', 'FAILED', 'elsewhere', 300);
+    const problems = await store.listNodeTasks('n1', ['FAILED', 'DECLINED', 'REJECTED'], 10);
+    expect(problems.map((t) => [t.id, t.state, t.detail, t.endedAt, t.studyId, t.round, t.attempt])).toEqual([
+      ['declined', 'DECLINED', 'not approved', 200, 's1', 1, 2],
+      ['old-failure', 'FAILED', 'fit: x has 2410 values', 100, 's1', 1, 1],
+    ]);
+    expect((await store.listNodeTasks('n1', ['FAILED', 'DECLINED'], 1)).map((t) => t.id)).toEqual(['declined']);
+    expect(await store.listNodeTasks('n1', [], 10)).toEqual([]);
   });
 });
 

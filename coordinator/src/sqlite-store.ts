@@ -135,6 +135,11 @@ const MIGRATIONS: readonly string[] = [
     detail TEXT
   );
   `,
+  // When each task ended, so a node's last failure can be shown with its time.
+  `
+  ALTER TABLE tasks ADD COLUMN ended_at INTEGER;
+  CREATE INDEX tasks_by_node_ended ON tasks(node_id, state, ended_at);
+  `,
 ];
 
 type Row = Record<string, unknown>;
@@ -198,6 +203,7 @@ const task = (r: Row): TaskRecord => ({
   modelSha256: r.model_sha256 as string,
   deadline: r.deadline as number,
   createdAt: r.created_at as number,
+  endedAt: (r.ended_at as number | null) ?? null,
 });
 const contribution = (r: Row): ContributionRecord => ({
   taskId: r.task_id as string,
@@ -342,8 +348,8 @@ export class SqliteStore implements CoordinatorStore {
   async failOpenRounds(studyId: string, reason: string, at: number): Promise<number> {
     return this.db.transaction(() => {
       this.run(
-        `UPDATE tasks SET state = 'CANCELLED', detail = ? WHERE state = 'ASSIGNED' AND round_id IN (SELECT id FROM rounds WHERE study_id = ? AND state NOT IN ('COMMITTED','FAILED'))`,
-        reason, studyId,
+        `UPDATE tasks SET state = 'CANCELLED', detail = ?, ended_at = ? WHERE state = 'ASSIGNED' AND round_id IN (SELECT id FROM rounds WHERE study_id = ? AND state NOT IN ('COMMITTED','FAILED'))`,
+        reason, at, studyId,
       );
       return this.run(`UPDATE rounds SET state = 'FAILED', reason = ?, ended_at = ? WHERE study_id = ? AND state NOT IN ('COMMITTED','FAILED')`, reason, at, studyId).changes;
     })();
@@ -351,16 +357,23 @@ export class SqliteStore implements CoordinatorStore {
 
   async insertTask(t: TaskRecord): Promise<void> {
     this.run(
-      `INSERT INTO tasks (id, round_id, node_id, kind, state, detail, model_sha256, deadline, created_at) VALUES (?,?,?,?,?,?,?,?,?)`,
-      t.id, t.roundId, t.nodeId, t.kind, t.state, t.detail, t.modelSha256, t.deadline, t.createdAt,
+      `INSERT INTO tasks (id, round_id, node_id, kind, state, detail, model_sha256, deadline, created_at, ended_at) VALUES (?,?,?,?,?,?,?,?,?,?)`,
+      t.id, t.roundId, t.nodeId, t.kind, t.state, t.detail, t.modelSha256, t.deadline, t.createdAt, t.endedAt ?? null,
     );
   }
   async getTask(id: string): Promise<TaskRecord | undefined> {
     const r = this.get(`${TASK_SELECT} WHERE t.id = ?`, id);
     return r === undefined ? undefined : task(r);
   }
-  async setTaskState(id: string, state: TaskStateName, detail: string | null): Promise<void> {
-    this.run(`UPDATE tasks SET state = ?, detail = ? WHERE id = ?`, state, detail, id);
+  async setTaskState(id: string, state: TaskStateName, detail: string | null, at: number | null): Promise<void> {
+    this.run(`UPDATE tasks SET state = ?, detail = ?, ended_at = COALESCE(?, ended_at) WHERE id = ?`, state, detail, at, id);
+  }
+  async listNodeTasks(nodeId: string, states: readonly TaskStateName[], limit: number): Promise<TaskRecord[]> {
+    if (states.length === 0) return [];
+    return this.all(
+      `${TASK_SELECT} WHERE t.node_id = ? AND t.state IN (${states.map(() => '?').join(',')}) ORDER BY COALESCE(t.ended_at, t.created_at) DESC, t.rowid DESC LIMIT ?`,
+      nodeId, ...states, limit,
+    ).map(task);
   }
   async listTasks(roundId: number): Promise<TaskRecord[]> {
     return this.all(`${TASK_SELECT} WHERE t.round_id = ? ORDER BY t.created_at, t.id`, roundId).map(task);
@@ -368,10 +381,10 @@ export class SqliteStore implements CoordinatorStore {
   async openTasksForNode(nodeId: string): Promise<TaskRecord[]> {
     return this.all(`${TASK_SELECT} WHERE t.node_id = ? AND t.state = 'ASSIGNED' AND r.state IN ('STATISTICS','TRAINING','EVALUATING') ORDER BY t.created_at`, nodeId).map(task);
   }
-  async cancelOpenTasks(roundId: number, detail: string): Promise<string[]> {
+  async cancelOpenTasks(roundId: number, detail: string, at: number | null): Promise<string[]> {
     return this.db.transaction(() => {
       const ids = this.all(`SELECT id FROM tasks WHERE round_id = ? AND state = 'ASSIGNED'`, roundId).map((r) => r.id as string);
-      this.run(`UPDATE tasks SET state = 'CANCELLED', detail = ? WHERE round_id = ? AND state = 'ASSIGNED'`, detail, roundId);
+      this.run(`UPDATE tasks SET state = 'CANCELLED', detail = ?, ended_at = ? WHERE round_id = ? AND state = 'ASSIGNED'`, detail, at, roundId);
       return ids;
     })();
   }

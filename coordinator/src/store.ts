@@ -77,6 +77,8 @@ export interface TaskRecord {
   modelSha256: string;
   deadline: number;
   createdAt: number;
+  /** When the task left ASSIGNED (null while open, and for tasks ended before this was recorded). */
+  endedAt: number | null;
 }
 
 export interface ContributionRecord {
@@ -163,11 +165,17 @@ export interface CoordinatorStore {
   // Tasks
   insertTask(task: TaskRecord): Promise<void>;
   getTask(id: string): Promise<TaskRecord | undefined>;
-  setTaskState(id: string, state: TaskStateName, detail: string | null): Promise<void>;
+  /** Records a task's new state and why; `at` is when it ended (null to leave it unset). */
+  setTaskState(id: string, state: TaskStateName, detail: string | null, at: number | null): Promise<void>;
   listTasks(roundId: number): Promise<TaskRecord[]>;
+  /**
+   * A node's tasks in the given states, the most recently ended first (tasks without an end
+   * time by creation), at most `limit`: its failures, declines and rejections for operators.
+   */
+  listNodeTasks(nodeId: string, states: readonly TaskStateName[], limit: number): Promise<TaskRecord[]>;
   /** Open (ASSIGNED) tasks of a node in rounds that are still running. */
   openTasksForNode(nodeId: string): Promise<TaskRecord[]>;
-  cancelOpenTasks(roundId: number, detail: string): Promise<string[]>;
+  cancelOpenTasks(roundId: number, detail: string, at: number | null): Promise<string[]>;
 
   // Contributions and metrics
   insertContribution(c: ContributionRecord): Promise<void>;

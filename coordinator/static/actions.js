@@ -1,13 +1,12 @@
-// Admin actions: start and stop studies, issue join tokens, revoke nodes. Each one opens the
-// shared confirmation dialog stating what will happen, then calls the API.
+// Admin actions: start and stop studies, issue join tokens, revoke nodes, add operators. Each
+// one opens the shared confirmation dialog stating what will happen, then calls the API.
 //
-// Roles are enforced by the coordinator, not here: the UI only disables buttons for viewers as a
-// courtesy. "Issue join token" stays enabled for viewers on purpose, so a viewer who tries it
-// sees the server's 403 PERMISSION_DENIED message (in the dialog's role="alert" element) — the
-// browser test relies on that to show the server is the authority.
+// A viewer gets no admin controls at all: adminButton() returns null for them, so the buttons are
+// not in the page (not merely disabled). That is presentation only: the coordinator checks the
+// role of every request and answers a viewer's admin call with 403 PERMISSION_DENIED.
 
 import { api } from './api.js';
-import { confirmAction, showJoinToken } from './dialogs.js';
+import { confirmAction, showJoinToken, showSecret } from './dialogs.js';
 import { h } from './dom.js';
 
 /**
@@ -15,20 +14,22 @@ import { h } from './dom.js';
  * @typedef {{ operator: Operator, notify: (message: string) => void, refresh: () => void }} ActionContext
  */
 
+/** Whether the signed-in operator may see admin controls. @param {ActionContext} ctx */
+export function isAdmin(ctx) {
+  return ctx.operator.role === 'admin';
+}
+
 /**
- * A button for an admin-only action. For a viewer it is disabled and described by the
- * "viewer note" in the page header, unless `forViewers` keeps it enabled (see above).
+ * A button for an admin-only action (marked data-admin-action), or null for anyone but an admin.
  * @param {ActionContext} ctx
- * @param {{ label: string, onClick: () => void, id?: string, key?: string, danger?: boolean, forViewers?: boolean, disabled?: boolean, accessibleLabel?: string }} o
+ * @param {{ label: string, onClick: () => void, id?: string, key?: string, danger?: boolean, disabled?: boolean, accessibleLabel?: string }} o
+ * @returns {HTMLElement | null}
  */
 export function adminButton(ctx, o) {
-  const viewer = ctx.operator.role !== 'admin';
-  const blocked = viewer && !o.forViewers;
+  if (!isAdmin(ctx)) return null;
   return h('button', {
-    type: 'button', id: o.id, 'data-key': o.key, class: o.danger ? 'danger' : null,
-    disabled: blocked || o.disabled === true, 'aria-label': o.accessibleLabel,
-    title: blocked ? 'Needs the admin role' : null, 'aria-describedby': viewer ? 'viewer-note' : null,
-    onclick: o.onClick,
+    type: 'button', id: o.id, 'data-key': o.key, 'data-admin-action': true, class: o.danger ? 'danger' : null,
+    disabled: o.disabled === true, 'aria-label': o.accessibleLabel, onclick: o.onClick,
   }, o.label);
 }
 
@@ -137,6 +138,30 @@ export async function stopStudy(ctx, study) {
   });
   if (done) {
     ctx.notify(`Study ${study.name} stopped.`);
+    ctx.refresh();
+  }
+}
+
+/** @param {ActionContext} ctx */
+export async function createOperator(ctx) {
+  const name = h('input', { id: 'operator-name', type: 'text', required: true, maxlength: 64, autocomplete: 'off', placeholder: 'alice' });
+  const role = h('select', { id: 'operator-role' }, h('option', { value: 'viewer', selected: true }, 'viewer (read-only)'), h('option', { value: 'admin' }, 'admin'));
+  const nameValue = () => /** @type {HTMLInputElement} */ (name).value.trim();
+  const roleValue = () => /** @type {'viewer' | 'admin'} */ (/** @type {HTMLSelectElement} */ (role).value);
+  const created = /** @type {{ name: string, role: string, token: string } | undefined} */ (await confirmAction({
+    title: 'Add operator',
+    fields: [
+      h('label', { for: 'operator-name' }, 'Name'), name,
+      h('label', { for: 'operator-role' }, 'Role'), role,
+    ],
+    message: () => `Create operator “${nameValue() || '…'}” with the ${roleValue()} role? ` +
+      (roleValue() === 'admin' ? 'Admins can start and stop studies, issue join tokens, revoke nodes and add operators. ' : 'Viewers can see everything on this dashboard but change nothing. ') +
+      'The token is shown only once.',
+    confirmLabel: 'Create operator',
+    action: () => api.createOperator(nameValue(), roleValue()),
+  }));
+  if (created) {
+    showSecret({ title: `Operator token for ${created.name} (${created.role})`, help: 'Copy it now and give it to the operator: it is shown only once.', label: 'Operator token', value: created.token, opener: '#create-operator' });
     ctx.refresh();
   }
 }

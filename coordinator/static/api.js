@@ -5,18 +5,29 @@
  * @typedef {{ name: string, role: 'viewer' | 'admin' }} Operator
  * @typedef {'WAITING_FOR_NODES'|'STATISTICS'|'TRAINING'|'AGGREGATING'|'EVALUATING'|'COMMITTED'|'FAILED'} RoundState
  * @typedef {{ roundId: string | number, round: number, attempt: number, state: RoundState, deadline: string | number | null }} CurrentRound deadline: ISO, or epoch ms as the coordinator sends it today
+ * @typedef {{ nodeId: string, siteName?: string, online?: boolean, readiness: string, detail: string, lastHeartbeatAt?: string | null }} SiteReadiness
+ *   readiness without the READINESS_ prefix, or the coordinator's OFFLINE / NOT_REPORTED / OTHER_MANIFEST
+ * @typedef {{ needed: number, ready: number, deadline: string | null, sites: SiteReadiness[] }} StudyReadiness while RUNNING; deadline: when a round waiting for READY clinics fails the study
  * @typedef {{ id: string, name: string, state: 'RUNNING'|'COMPLETED'|'STOPPED'|'FAILED', reason: string | null,
  *   manifestSha256: string, totalRounds: number, lastCommittedRound: number, current: CurrentRound | null,
- *   createdAt: string, endedAt: string | null }} StudySummary
+ *   createdAt: string, endedAt: string | null, readiness?: StudyReadiness | null }} StudySummary readiness: in /status and the study view
+ * @typedef {{ readiness: string, detail: string }} ReadinessEntry readiness is a proto Readiness name, e.g. 'READINESS_NOT_APPROVED'
+ * @typedef {{ studyId?: string, round?: number, attempt?: number, kind?: string | null, state?: 'FAILED' | 'DECLINED' | 'REJECTED', reason: string, at?: string | null }} NodeFailure
  * @typedef {{ id: string, siteName: string, online: boolean, revoked: boolean, lastSeenAt: string | null,
  *   lastHeartbeatAt: string | null, agentVersion: string, trainingBackend: string,
- *   readiness: Record<string, { readiness: string, detail: string }>, roundsContributed: number,
- *   lastError: string | null }} ClinicNode
+ *   readiness: Record<string, ReadinessEntry>, roundsContributed: number,
+ *   lastError: NodeFailure | string | null, connectedAt?: string | null }} ClinicNode
+ *   lastError: the last failed/declined/rejected task or upload (plain text from older coordinators)
+ * @typedef {{ studyId?: string, round?: number, attempt?: number, nodeId?: string, siteName?: string, kind?: string | null, state?: string,
+ *   reason?: string | null, at?: string | number | null }} TaskFailure a FAILED, DECLINED or REJECTED task and why
+ * @typedef {{ taskId: string, studyId: string, round: number, attempt: number, nodeId: string, numExamples: number | null,
+ *   bytes: number, accepted: boolean, reasonCode: string | null, reason: string | null, receivedAt: number | string }} Contribution
+ * @typedef {ClinicNode & { contributions?: Contribution[], failures?: NodeFailure[] }} NodeDetail failures: most recent first
  * @typedef {{ coordinator: { version: string, uptimeSeconds: number }, studies: StudySummary[], nodes: ClinicNode[] }} Status
  * @typedef {{ round: number, attempt: number, state: RoundState, reason: string | null, startedAt: string,
  *   endedAt: string | null, durationMs: number | null, participants: number, accepted: number,
  *   stragglers: string[], rejected: { nodeId: string, reasonCode: string, reason: string }[],
- *   bytesIn: number, bytesOut: number }} TimelineRow
+ *   bytesIn: number, bytesOut: number, failures?: TaskFailure[] }} TimelineRow failures: the attempt's FAILED/DECLINED/REJECTED tasks with reasons
  * @typedef {{ round: number, nodeId: string | null, phase: 'evaluation' | 'training', numExamples: number,
  *   loss: number, accuracy: number, auc?: number }} Metric
  * @typedef {{ name: string, mean: number, std: number, source: 'federated' | 'fallback-range' | 'excluded', withheldAt: number | null }} NormalizedFeature
@@ -105,8 +116,12 @@ export const api = {
   stopStudy: (id) => request('POST', `/api/v1/studies/${enc(id)}/stop`),
   /** @param {string} site @param {number} ttlSeconds @returns {Promise<{ token: string, site: string, expiresAt: string }>} */
   issueJoinToken: (site, ttlSeconds) => request('POST', '/api/v1/join-tokens', { site, ttlSeconds }),
+  /** @param {string} id @returns {Promise<NodeDetail>} */
+  node: (id) => request('GET', `/api/v1/nodes/${enc(id)}`),
   /** @param {string} id */
   revokeNode: (id) => request('POST', `/api/v1/nodes/${enc(id)}/revoke`),
+  /** @param {string} name @param {'viewer' | 'admin'} role @returns {Promise<{ name: string, role: string, token: string }>} */
+  createOperator: (name, role) => request('POST', '/api/v1/operators', { name, role }),
   /** @returns {Promise<{ actions: AuditAction[] }>} */
   audit: () => request('GET', '/api/v1/audit'),
   /** @returns {Promise<{ reports: { name: string, url: string }[] }>} */

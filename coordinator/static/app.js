@@ -1,4 +1,4 @@
-// Operator dashboard: session, hash routing (#/, #/studies/{id}, #/clinics, #/audit) and live
+// Operator dashboard: session, hash routing (#/, #/studies/{id}, #/clinics, #/clinics/{id}, #/audit) and live
 // updates. Data flows one way: loaders fetch into `state`, render() draws the current route
 // from `state`. Server-Sent Events say *that* something changed; we then refetch (coalesced,
 // at most once per REFRESH_INTERVAL_MS) and redraw only if the data actually differs.
@@ -6,6 +6,7 @@
 import { ApiError, api, coalesce, setUnauthenticatedHandler, subscribe } from './api.js';
 import { describeError, initDialogs } from './dialogs.js';
 import { h, refreshTimes, replaceKeepingState } from './dom.js';
+import { nodeView } from './node.js';
 import { studyView } from './study.js';
 import { auditView, clinicsView, messageView, overviewView } from './views.js';
 
@@ -13,7 +14,7 @@ const REFRESH_INTERVAL_MS = 300;
 const RESUBSCRIBE_MS = [2000, 5000, 10000, 30000];
 
 /**
- * @typedef {{ name: 'overview' } | { name: 'clinics' } | { name: 'audit' } | { name: 'study', id: string } | { name: 'unknown' }} Route
+ * @typedef {{ name: 'overview' } | { name: 'clinics' } | { name: 'audit' } | { name: 'study', id: string } | { name: 'node', id: string } | { name: 'unknown' }} Route
  */
 
 const state = {
@@ -21,9 +22,10 @@ const state = {
   /** @type {import('./api.js').Status | null} */ status: null,
   /** @type {import('./views.js').ReportsState} */ reports: null,
   /** @type {{ id: string, data: import('./api.js').StudyDetail | null } | null} */ study: null,
+  /** @type {{ id: string, data: import('./api.js').NodeDetail | null } | null} */ node: null,
   /** @type {import('./api.js').AuditAction[] | null} */ audit: null,
   /** Messages for the page's role="alert", by source. */
-  /** @type {Record<'status' | 'study' | 'audit', string | null>} */ errors: { status: null, study: null, audit: null },
+  /** @type {Record<'status' | 'study' | 'node' | 'audit', string | null>} */ errors: { status: null, study: null, node: null, audit: null },
   /** @type {Route} */ route: { name: 'overview' },
 };
 /** Last JSON seen per source, to skip redraws when an event changed nothing we show. */
@@ -40,6 +42,8 @@ function parseRoute() {
   if (path === '/audit') return { name: 'audit' };
   const m = /^\/studies\/([^/]+)$/.exec(path);
   if (m) return { name: 'study', id: decodeURIComponent(m[1]) };
+  const n = /^\/clinics\/([^/]+)$/.exec(path);
+  if (n) return { name: 'node', id: decodeURIComponent(n[1]) };
   return { name: 'unknown' };
 }
 
@@ -86,6 +90,24 @@ async function loadStudy(id) {
   }
 }
 
+/** @param {string} id */
+async function loadNode(id) {
+  try {
+    const data = await api.node(id);
+    state.node = { id, data };
+    state.errors.node = null;
+    return changed(`node:${id}`, data);
+  } catch (err) {
+    if (state.node?.id !== id) state.node = { id, data: null };
+    state.errors.node = err instanceof ApiError && err.status === 404
+      ? `There is no clinic node with the id ${id}.` : `Could not load the clinic: ${describeError(err)}`;
+    return true;
+  }
+}
+
+/** The audit log is for admins; a viewer is told so without asking the server. */
+const canReadAudit = () => state.operator?.role === 'admin';
+
 async function loadAudit() {
   try {
     state.audit = (await api.audit()).actions;
@@ -103,7 +125,8 @@ async function loadRoute() {
   const r = state.route;
   const tasks = [];
   if (r.name === 'study') tasks.push(loadStudy(r.id));
-  if (r.name === 'audit') tasks.push(loadAudit());
+  if (r.name === 'node') tasks.push(loadNode(r.id));
+  if (r.name === 'audit' && canReadAudit()) tasks.push(loadAudit());
   if (r.name === 'overview') tasks.push(loadReports());
   await Promise.all(tasks);
 }
@@ -130,18 +153,22 @@ function render(moveFocus = false) {
   else if (r.name === 'clinics') children = state.status ? clinicsView(ctx, state.status) : loading;
   else if (r.name === 'audit') {
     errors = [state.errors.audit];
-    children = state.audit || state.errors.audit ? auditView(state.audit) : loading;
+    if (!canReadAudit()) children = messageView('Audit log', 'The audit log of admin actions is shown to admins only.');
+    else children = state.audit || state.errors.audit ? auditView(state.audit) : loading;
   } else if (r.name === 'study') {
     errors.push(state.errors.study);
     const data = state.study?.id === r.id ? state.study.data : null;
-    const sites = new Map((state.status?.nodes ?? []).map((n) => [n.id, n.siteName]));
-    children = data ? studyView(ctx, data, sites) : state.errors.study ? messageView('Study not available', 'The study could not be shown.') : loading;
+    children = data ? studyView(ctx, data, state.status?.nodes ?? []) : state.errors.study ? messageView('Study not available', 'The study could not be shown.') : loading;
+  } else if (r.name === 'node') {
+    errors.push(state.errors.node);
+    const data = state.node?.id === r.id ? state.node.data : null;
+    children = data ? nodeView(ctx, data, state.status) : state.errors.node ? messageView('Clinic not available', 'The clinic could not be shown.') : loading;
   } else children = messageView('Page not found', `There is no page at ${location.hash}.`);
   setPageError(errors.filter(Boolean).join(' '));
 
   for (const a of document.querySelectorAll('#nav a')) {
     const target = a.getAttribute('href') === '#/' ? 'overview' : a.getAttribute('href')?.slice(2);
-    if (target === r.name || (r.name === 'study' && target === 'overview')) a.setAttribute('aria-current', 'page');
+    if (target === r.name || (r.name === 'study' && target === 'overview') || (r.name === 'node' && target === 'clinics')) a.setAttribute('aria-current', 'page');
     else a.removeAttribute('aria-current');
   }
   replaceKeepingState(view(), children);
@@ -170,6 +197,7 @@ async function onRouteChange() {
   if (!state.operator) return;
   state.route = parseRoute();
   state.errors.study = null;
+  state.errors.node = null;
   state.errors.audit = null;
   render(true);
   const route = state.route;
@@ -183,7 +211,8 @@ const trigger = coalesce(async ({ all, studyIds }) => {
   const r = state.route;
   const tasks = [loadStatus()];
   if (r.name === 'study' && (all || studyIds.has(r.id))) tasks.push(loadStudy(r.id));
-  if (r.name === 'audit') tasks.push(loadAudit());
+  if (r.name === 'node') tasks.push(loadNode(r.id));
+  if (r.name === 'audit' && canReadAudit()) tasks.push(loadAudit());
   const results = await Promise.all(tasks);
   if (results.some(Boolean) && state.route === r) render();
 }, REFRESH_INTERVAL_MS);
@@ -233,6 +262,7 @@ async function startSession(operator) {
   state.operator = operator;
   $('operator').replaceChildren(operator.name, ' ', h('span', { class: `role role-${operator.role}` }, operator.role));
   $('viewer-note').hidden = operator.role === 'admin';
+  $('nav-audit').hidden = operator.role !== 'admin';
   $('login-view').hidden = true;
   for (const id of ['nav', 'user', 'live', 'view']) $(id).hidden = false;
   state.route = parseRoute();
@@ -247,7 +277,7 @@ async function startSession(operator) {
 function showLogin(message) {
   unsubscribe?.();
   unsubscribe = null;
-  Object.assign(state, { operator: null, status: null, reports: null, study: null, audit: null, errors: { status: null, study: null, audit: null } });
+  Object.assign(state, { operator: null, status: null, reports: null, study: null, node: null, audit: null, errors: { status: null, study: null, node: null, audit: null } });
   seen.clear();
   for (const d of document.querySelectorAll('dialog[open]')) /** @type {HTMLDialogElement} */ (d).close();
   for (const id of ['nav', 'user', 'live', 'view', 'viewer-note', 'page-error']) $(id).hidden = true;

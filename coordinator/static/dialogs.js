@@ -50,7 +50,7 @@ export function initDialogs() {
     // The token is shown once: do not leave it in the page after the dialog closes.
     /** @type {HTMLInputElement} */ (byId('token-value')).value = '';
     byId('copy-status').textContent = '';
-    restoreFocus('#issue-token');
+    restoreFocus(secretOpener);
   });
 }
 
@@ -123,17 +123,33 @@ export function describeError(err) {
   return err instanceof Error ? err.message : String(err);
 }
 
+/** Where focus returns when the secret dialog closes (a focusKey). */
+let secretOpener = '#issue-token';
+
+/**
+ * Show a secret (a join token, an operator token) once, with a Copy button.
+ * @param {{ title: string, help: string, label: string, value: string, opener: string }} o
+ */
+export function showSecret(o) {
+  secretOpener = o.opener;
+  byId('token-dialog-title').textContent = o.title;
+  byId('token-dialog-help').textContent = o.help;
+  byId('token-value-label').textContent = o.label;
+  const input = /** @type {HTMLInputElement} */ (byId('token-value'));
+  input.value = o.value;
+  /** @type {HTMLDialogElement} */ (byId('token-dialog')).showModal();
+  input.select();
+}
+
 /**
  * Show a freshly issued join token, once, with a Copy button.
  * @param {{ token: string, site: string, expiresAt: string }} issued
  */
 export function showJoinToken(issued) {
-  byId('token-site-name').textContent = issued.site;
-  byId('token-expires').textContent = formatDateTime(issued.expiresAt);
-  const input = /** @type {HTMLInputElement} */ (byId('token-value'));
-  input.value = issued.token;
-  /** @type {HTMLDialogElement} */ (byId('token-dialog')).showModal();
-  input.select();
+  showSecret({
+    title: `Join token for ${issued.site}`, label: 'Join token', value: issued.token, opener: '#issue-token',
+    help: `Copy it now: it is shown only once. Valid until ${formatDateTime(issued.expiresAt)}.`,
+  });
 }
 
 async function copyToken() {

@@ -1,8 +1,10 @@
 // The overview, clinics and audit screens. Views are pure functions from data to DOM nodes;
-// app.js decides when to call them.
+// app.js decides when to call them. Admin controls exist only for admins: a viewer's page has
+// no admin buttons and no "Actions" columns at all (the coordinator refuses viewers anyway).
 
-import { adminButton, issueJoinToken, revokeNode, startStudy, stopStudy } from './actions.js';
+import { adminButton, createOperator, isAdmin, issueJoinToken, revokeNode, startStudy, stopStudy } from './actions.js';
 import { badge, formatDateTime, formatUptime, h, table, timeAgo } from './dom.js';
+import { lastErrorCell, readinessLabel } from './readiness.js';
 
 /**
  * @typedef {import('./api.js').Status} Status
@@ -14,9 +16,11 @@ import { badge, formatDateTime, formatUptime, h, table, timeAgo } from './dom.js
 
 /** @param {string} id */
 export const studyHref = (id) => `#/studies/${encodeURIComponent(id)}`;
+/** @param {string} id */
+export const nodeHref = (id) => `#/clinics/${encodeURIComponent(id)}`;
 
 /** @param {string} text @param {HTMLElement | null} [aside] */
-function pageHeading(text, aside = null) {
+export function pageHeading(text, aside = null) {
   return h('div', { class: 'page-head' }, h('h1', { tabindex: -1 }, text), aside);
 }
 
@@ -29,12 +33,13 @@ function coordinatorInfo(status) {
     `${running} running ${running === 1 ? 'study' : 'studies'} · ${online} of ${status.nodes.length} clinics online`);
 }
 
-/** @param {ActionContext} ctx */
+/** The admin toolbar, or null for a viewer. @param {ActionContext} ctx */
 function toolbar(ctx) {
+  if (!isAdmin(ctx)) return null;
   return h('div', { class: 'toolbar' },
     adminButton(ctx, { id: 'start-study', label: 'Start study…', onClick: () => void startStudy(ctx) }),
-    // Enabled for viewers too: the server refuses them with 403 (see actions.js).
-    adminButton(ctx, { id: 'issue-token', label: 'Issue join token…', forViewers: true, onClick: () => void issueJoinToken(ctx) }));
+    adminButton(ctx, { id: 'issue-token', label: 'Issue join token…', onClick: () => void issueJoinToken(ctx) }),
+    adminButton(ctx, { id: 'create-operator', label: 'Add operator…', onClick: () => void createOperator(ctx) }));
 }
 
 /** @param {ActionContext} ctx @param {Status} status @param {ReportsState} reports */
@@ -50,19 +55,21 @@ export function overviewView(ctx, status, reports) {
 
 /** @param {ActionContext} ctx @param {StudySummary[]} studies */
 export function studiesTable(ctx, studies) {
+  const admin = isAdmin(ctx);
   const sorted = [...studies].sort((a, b) => b.createdAt.localeCompare(a.createdAt));
   const rows = sorted.map((st) => h('tr', { 'data-study-id': st.id },
     h('th', { scope: 'row' },
       h('a', { href: studyHref(st.id), 'data-key': `study-link-${st.id}` }, st.name),
       h('div', { class: 'id' }, st.id)),
-    h('td', {}, badge(st.state), st.reason ? h('div', { class: 'muted small' }, st.reason) : null),
+    h('td', {}, badge(st.state), st.reason ? h('div', { class: st.state === 'FAILED' ? 'fail-reason small' : 'muted small' }, st.reason) : null),
     h('td', {}, progress(st)),
-    h('td', {}, currentRound(st)),
+    h('td', {}, currentRound(st), readinessSummary(st, true)),
     h('td', {}, timeAgo(st.createdAt)),
-    h('td', {}, st.state === 'RUNNING'
+    admin ? h('td', {}, st.state === 'RUNNING'
       ? adminButton(ctx, { label: 'Stop', key: `stop-${st.id}`, danger: true, accessibleLabel: `Stop study ${st.name}`, onClick: () => void stopStudy(ctx, st) })
-      : null)));
-  const t = table({ id: 'studies', caption: 'Studies', columns: ['Study', 'State', 'Rounds committed', 'Current round', 'Created', 'Actions'], rows, empty: 'No studies yet. An admin can start one with “Start study”.' });
+      : null) : null));
+  const columns = ['Study', 'State', 'Rounds committed', 'Current round', 'Created', ...(admin ? ['Actions'] : [])];
+  const t = table({ id: 'studies', caption: 'Studies', columns, rows, empty: admin ? 'No studies yet. Start one with “Start study”.' : 'No studies yet.' });
   t.querySelector('caption')?.setAttribute('id', 'studies-caption');
   return t;
 }
@@ -84,47 +91,69 @@ export function currentRound(st) {
     c.deadline ? h('div', { class: 'muted small' }, 'deadline ', timeAgo(c.deadline)) : null);
 }
 
+/**
+ * How many clinics are READY of the clients.min the study needs, for a running study; with
+ * `compact` (the studies table) only when too few are, and with the readiness deadline.
+ * @param {StudySummary} st @param {boolean} compact
+ */
+export function readinessSummary(st, compact) {
+  const r = st.readiness;
+  if (!r || st.state !== 'RUNNING' || typeof r.needed !== 'number' || typeof r.ready !== 'number') return null;
+  const short = r.ready < r.needed;
+  if (compact && !short) return null;
+  return h('div', { class: short ? 'readiness-summary short small' : 'readiness-summary small', 'data-ready': r.ready, 'data-needed': r.needed },
+    `${r.ready} of ${r.needed} needed clinic${r.needed === 1 ? '' : 's'} ready`,
+    compact && short && r.deadline ? [' · study fails ', timeAgo(r.deadline), ' if still short'] : null);
+}
+
 /** @param {ClinicNode} n */
-function nodeStatus(n) {
+export function nodeStatus(n) {
   if (n.revoked) return h('span', { class: 'status revoked' }, h('span', { 'aria-hidden': 'true' }, '⊘ '), 'Revoked');
   return n.online
     ? h('span', { class: 'status online' }, h('span', { 'aria-hidden': 'true' }, '● '), 'Online')
     : h('span', { class: 'status offline' }, h('span', { 'aria-hidden': 'true' }, '○ '), 'Offline');
 }
 
-/** @param {ClinicNode} n @param {Map<string, string>} studyNames */
-function readiness(n, studyNames) {
+/**
+ * Readiness per study, each as a state with its reason ("awaiting approval" is neutral).
+ * @param {ClinicNode} n @param {Map<string, string>} studyNames
+ */
+export function readinessList(n, studyNames) {
   const entries = Object.entries(n.readiness ?? {});
-  if (entries.length === 0) return h('span', { class: 'muted' }, '—');
-  return h('ul', { class: 'plain' }, entries.map(([studyId, r]) => {
-    const ready = r.readiness === 'READINESS_READY';
-    const label = r.readiness.replace(/^READINESS_/, '').replaceAll('_', ' ').toLowerCase();
-    return h('li', { title: r.detail || null },
-      `${studyNames.get(studyId) ?? studyId}: `, h('span', { class: ready ? 'ok' : 'warn' }, label),
-      !ready && r.detail ? h('div', { class: 'muted small' }, r.detail) : null);
-  }));
+  if (entries.length === 0) return h('span', { class: 'muted' }, n.online ? 'no study offered' : '—');
+  return h('ul', { class: 'plain readiness-list' }, entries.map(([studyId, r]) => h('li', { 'data-study-id': studyId },
+    readinessLabel(r, { prefix: studyNames.get(studyId) ?? studyId }))));
 }
 
 /** @param {ActionContext} ctx @param {Status} status */
 export function clinicsTable(ctx, status) {
+  const admin = isAdmin(ctx);
   const studyNames = new Map(status.studies.map((st) => [st.id, st.name]));
+  /** @param {string} id */
+  const studyName = (id) => studyNames.get(id) ?? id;
   const nodes = [...status.nodes].sort((a, b) => a.siteName.localeCompare(b.siteName) || a.id.localeCompare(b.id));
   const rows = nodes.map((n) => h('tr', { 'data-node-id': n.id, 'data-online': String(n.online), class: n.revoked ? 'revoked-row' : null },
-    h('th', { scope: 'row' }, n.siteName, h('div', { class: 'id' }, n.id)),
+    h('th', { scope: 'row' }, h('a', { href: nodeHref(n.id), 'data-key': `node-link-${n.id}` }, n.siteName), h('div', { class: 'id' }, n.id)),
     h('td', {}, nodeStatus(n)),
     h('td', {}, timeAgo(n.lastHeartbeatAt ?? n.lastSeenAt, 'never')),
     h('td', {}, n.agentVersion || '—'),
     h('td', {}, n.trainingBackend || '—'),
     h('td', { class: 'num' }, n.roundsContributed ?? 0),
-    h('td', {}, readiness(n, studyNames)),
-    h('td', { class: 'error-cell' }, n.lastError ? h('span', { class: 'last-error', title: n.lastError }, n.lastError) : h('span', { class: 'muted' }, 'none')),
-    h('td', {}, adminButton(ctx, {
-      label: n.revoked ? 'Revoked' : 'Revoke', key: `revoke-${n.id}`, danger: true, disabled: n.revoked,
-      accessibleLabel: `Revoke node ${n.id} (${n.siteName})`, onClick: () => void revokeNode(ctx, n),
-    }))));
+    h('td', {}, readinessList(n, studyNames)),
+    h('td', { class: 'error-cell' }, lastErrorCell(n, studyName)),
+    admin ? h('td', {}, revokeButton(ctx, n)) : null));
   return table({
-    id: 'clinics', caption: 'Clinics', rows, empty: 'No clinic has enrolled yet. Issue a join token to enrol one.',
-    columns: ['Site', 'Status', 'Last heartbeat', 'Agent version', 'Training backend', 'Rounds contributed', 'Readiness', 'Last error', 'Actions'],
+    id: 'clinics', caption: 'Clinics', rows,
+    empty: admin ? 'No clinic has enrolled yet. Issue a join token to enrol one.' : 'No clinic has enrolled yet.',
+    columns: ['Site', 'Status', 'Last heartbeat', 'Agent version', 'Training backend', 'Rounds contributed', 'Readiness (reason)', 'Last error', ...(admin ? ['Actions'] : [])],
+  });
+}
+
+/** The revoke button for a node (null for a viewer). @param {ActionContext} ctx @param {ClinicNode} n @param {string} [id] */
+export function revokeButton(ctx, n, id) {
+  return adminButton(ctx, {
+    id, label: n.revoked ? 'Revoked' : 'Revoke', key: id ? undefined : `revoke-${n.id}`, danger: true, disabled: n.revoked,
+    accessibleLabel: `Revoke node ${n.id} (${n.siteName})`, onClick: () => void revokeNode(ctx, n),
   });
 }
 
@@ -147,8 +176,8 @@ function reportsSection(reports) {
 /** @param {ActionContext} ctx @param {Status} status */
 export function clinicsView(ctx, status) {
   return [
-    pageHeading('Clinics', h('div', { class: 'toolbar' },
-      adminButton(ctx, { id: 'issue-token', label: 'Issue join token…', forViewers: true, onClick: () => void issueJoinToken(ctx) }))),
+    pageHeading('Clinics', isAdmin(ctx) ? h('div', { class: 'toolbar' },
+      adminButton(ctx, { id: 'issue-token', label: 'Issue join token…', onClick: () => void issueJoinToken(ctx) })) : null),
     h('p', { class: 'muted' }, 'Each clinic runs one node agent. A node is online while its agent holds a session with the coordinator.'),
     clinicsTable(ctx, status),
   ];

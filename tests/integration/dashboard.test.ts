@@ -15,7 +15,7 @@ afterEach(async () => {
 });
 
 describe('operator dashboard in headless Chromium', () => {
-  it('shows rounds and chart points arrive live, a killed clinic going offline, and refuses a viewer an admin action', async () => {
+  it('shows rounds and chart points arrive live, a killed clinic going offline and leaving the reporting set, and no admin controls to a viewer', async () => {
     expect(existsSync(CHROMIUM), `Chromium not found at ${CHROMIUM}: install Debian's chromium package (.ci/run does) or set FEDLHS_CHROMIUM`).toBe(true);
     const c = ws.track(await startCoordinator({ dataDir: join(ws.dir(), 'coordinator') }));
     const agents = [];
@@ -71,20 +71,42 @@ describe('operator dashboard in headless Chromium', () => {
     await page.waitForSelector(`#clinics tr[data-node-id="${nodeIds[1]}"][data-online="false"]`, { timeout: 30_000 });
     mkdirSync(join(repoRoot, 'artifacts'), { recursive: true });
     await page.screenshot({ path: join(repoRoot, 'artifacts', 'dashboard.png'), fullPage: true });
+    // The admin sees the admin controls.
+    for (const id of ['#start-study', '#issue-token', '#create-operator', `[data-key="revoke-${nodeIds[0]}"]`, `[data-key="stop-${study.id}"]`]) {
+      expect(await page.locator(id).count(), id).toBe(1);
+    }
 
-    // A viewer is refused an admin action, with the server's message shown.
+    // The study goes on with the other clinic: the killed one leaves the set of clinics the
+    // global values are pooled over, which the global chart marks ("−south"), and south's line ends.
+    await page.goto(`${base}/#/studies/${study.id}`);
+    await page.waitForFunction(() => Array.from(document.querySelectorAll('svg[data-chart="global-auc"] g.mark text')).some((t) => /−south/.test(t.textContent ?? '')), undefined, { timeout: 120_000 });
+    expect(await page.locator('#reporting-changes li', { hasText: 'missing south' }).count()).toBeGreaterThan(0);
+    // south has no point at the latest round with a global value: its line has ended.
+    const lastRound = async (selector: string): Promise<number> => Math.max(0, ...(await page.$$eval(selector, (cs) => cs.map((c) => Number(c.getAttribute('data-x'))))));
+    expect(await lastRound('svg[data-chart="site-auc"] g.series[data-series="south"] circle.point')).toBeLessThan(await lastRound('svg[data-chart="global-auc"] g.series[data-series="AUC"] circle.point'));
+    await page.screenshot({ path: join(repoRoot, 'artifacts', 'dashboard-study-after-kill.png'), fullPage: true });
+
+    // A viewer sees no admin controls at all; the coordinator refuses the call anyway.
     const viewerPage = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+    viewerPage.on('pageerror', (e) => errors.push(e.message));
     await viewerPage.goto(`${base}/`);
     await viewerPage.fill('#token', viewer);
     await viewerPage.click('#login');
     await viewerPage.waitForSelector('#operator');
     expect(await viewerPage.textContent('#operator')).toContain('viewer');
-    await viewerPage.click('#issue-token');
-    await viewerPage.fill('#token-site', 'clinic-x');
-    await viewerPage.fill('#token-hours', '1');
-    await viewerPage.click('#confirm');
-    const alert = viewerPage.locator('[role="alert"]', { hasText: 'needs the admin role' });
-    await alert.first().waitFor({ timeout: 10_000 });
+    await viewerPage.waitForSelector(`#clinics tr[data-node-id="${nodeIds[0]}"]`);
+    await viewerPage.waitForSelector(`#studies tr[data-study-id="${study.id}"]`);
+    const adminControls = (): Promise<number> => viewerPage.locator('[data-admin-action], #start-study, #issue-token, #create-operator, #stop-study, [data-key^="revoke-"], [data-key^="stop-"]').count();
+    expect(await adminControls()).toBe(0);
+    await viewerPage.goto(`${base}/#/studies/${study.id}`);
+    await viewerPage.waitForSelector(`#study[data-study-id="${study.id}"]`);
+    expect(await adminControls()).toBe(0);
+    const refused = await viewerPage.evaluate(async () => {
+      const res = await fetch('/api/v1/join-tokens', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ site: 'clinic-x', ttlSeconds: 3600 }) });
+      return { status: res.status, body: await res.text() };
+    });
+    expect(refused.status).toBe(403);
+    expect(refused.body).toContain('needs the admin role');
     const audit = await c.admin<{ actions: { action: string }[] }>('GET', '/api/v1/audit');
     // Only the two enrolments' tokens were issued (by admin); the viewer's attempt left nothing.
     expect(audit.body.actions.filter((a) => a.action === 'join-token.create')).toHaveLength(2);

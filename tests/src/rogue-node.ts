@@ -18,9 +18,14 @@ export interface RawUpload {
   sha256?: Buffer;
 }
 
+/** How a rogue node answers study announcements (default: READY, no detail). */
+export interface RogueOptions {
+  readiness?: { readiness: 'READINESS_READY' | 'READINESS_NOT_APPROVED' | 'READINESS_COHORT_TOO_SMALL' | 'READINESS_DATA_ERROR'; detail: string };
+}
+
 /**
  * A minimal third-party node written against the .proto alone, used to send what the real
- * agent never would: wrong shapes, NaNs, bad digests, replays.
+ * agent never would: wrong shapes, NaNs, bad digests, replays, made-up failures.
  */
 export class RogueNode {
   readonly client: FederationClient;
@@ -30,7 +35,7 @@ export class RogueNode {
   readonly tasks: Task__Output[] = [];
   sessionError: grpc.ServiceError | undefined;
 
-  constructor(address: string, readonly nodeId: string, private readonly credential: string) {
+  constructor(address: string, readonly nodeId: string, private readonly credential: string, private readonly options: RogueOptions = {}) {
     const proto = loadFedlhsProto();
     this.client = new proto.fedlhs.v1.Federation(address, grpc.credentials.createInsecure());
   }
@@ -52,7 +57,8 @@ export class RogueNode {
       call.on('data', (m: CoordinatorMessage__Output) => {
         if (m.welcome) resolve();
         if (m.study?.study && m.study.study.state === 'STUDY_STATE_RUNNING') {
-          call.write({ readiness: { studyId: m.study.study.studyId, manifestSha256: m.study.study.manifestSha256, readiness: 'READINESS_READY', detail: '' } });
+          const r = this.options.readiness ?? { readiness: 'READINESS_READY', detail: '' };
+          call.write({ readiness: { studyId: m.study.study.studyId, manifestSha256: m.study.study.manifestSha256, readiness: r.readiness, detail: r.detail } });
         }
         if (m.task) {
           if (m.task.kind === 'TASK_KIND_EVALUATE') {
@@ -88,6 +94,11 @@ export class RogueNode {
   /** Declines a task on the session (as an agent that will not do it). */
   decline(taskId: string, reason = 'rogue declines'): void {
     this.session?.write({ taskUpdate: { taskId, state: 'TASK_STATE_DECLINED', reason } });
+  }
+
+  /** Reports a task FAILED with a reason on the session (as an agent whose training threw). */
+  fail(taskId: string, reason: string): void {
+    this.session?.write({ taskUpdate: { taskId, state: 'TASK_STATE_FAILED', reason } });
   }
 
   /** Sends a hand-written statistics report; anything in it can be wrong on purpose. */

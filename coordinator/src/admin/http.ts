@@ -8,7 +8,7 @@ import { FedlhsError, isFedlhsError, type FedlhsErrorCode } from '@fedlhs/core';
 import type { Logger } from '@fedlhs/service';
 import { COORDINATOR_VERSION, type Coordinator } from '../coordinator.js';
 import { OperatorAuth, requireAdmin, type Operator, type Role } from './auth.js';
-import { nodeContributions, nodeViews, studyDetail, studySummary } from './views.js';
+import { nodeContributions, nodeFailures, nodeViews, studyDetail, studyReadiness, studySummary } from './views.js';
 
 const HTTP_STATUS: Partial<Record<FedlhsErrorCode, number>> = {
   INVALID_MANIFEST: 400, INVALID_ARGUMENT: 400, UNAUTHENTICATED: 401, PERMISSION_DENIED: 403, NOT_FOUND: 404, FAILED_PRECONDITION: 409, ALREADY_EXISTS: 409,
@@ -119,7 +119,7 @@ export async function startAdminServer(coordinator: Coordinator, logger: Logger,
       method: 'GET', pattern: /^\/api\/v1\/status$/, role: 'viewer',
       handle: async () => [200, {
         coordinator: { version: COORDINATOR_VERSION, uptimeSeconds: Math.round((Date.now() - started) / 1000) },
-        studies: (await coordinator.store.listStudies()).map((s) => studySummary(coordinator, s)),
+        studies: await Promise.all((await coordinator.store.listStudies()).map(async (s) => ({ ...studySummary(coordinator, s), readiness: await studyReadiness(coordinator, s) }))),
         nodes: await nodeViews(coordinator),
       }],
     },
@@ -169,7 +169,7 @@ export async function startAdminServer(coordinator: Coordinator, logger: Logger,
       handle: async (m) => {
         const node = (await nodeViews(coordinator)).find((n) => n.id === m[1]);
         if (node === undefined) throw new FedlhsError('NOT_FOUND', `no node ${m[1]}`);
-        return [200, { ...node, contributions: await nodeContributions(coordinator, m[1]!) }];
+        return [200, { ...node, contributions: await nodeContributions(coordinator, m[1]!), failures: await nodeFailures(coordinator, m[1]!) }];
       },
     },
     {

@@ -1,7 +1,8 @@
 import { bundleLength, validateManifest, type Normalization, type NormalizationSource, type StudyManifest } from '@fedlhs/core';
 import type { Coordinator } from '../coordinator.js';
 import { withheldSites } from '../disclosure.js';
-import type { MetricRecord, StudyRecord } from '../store.js';
+import { capDetail } from '../readiness.js';
+import type { ContributionRecord, MetricRecord, StudyRecord, TaskKindName, TaskRecord, TaskStateName } from '../store.js';
 
 /** Public view of a study for operators. */
 export function studySummary(coordinator: Coordinator, s: StudyRecord): Record<string, unknown> {
@@ -16,6 +17,54 @@ export function studySummary(coordinator: Coordinator, s: StudyRecord): Record<s
 
 const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
 
+/** Task states that mean a clinic did not deliver: shown as failures, per site. */
+export const PROBLEM_STATES: readonly TaskStateName[] = ['FAILED', 'DECLINED', 'REJECTED'];
+
+/**
+ * A task of a node that ended without a result (failed, declined, rejected), or a rejected
+ * upload: `lastError` of the status and node views, and the node view's `failures`.
+ */
+export interface NodeFailureView {
+  studyId: string;
+  round: number;
+  attempt: number;
+  /** The task's kind (null for a rejected upload whose task is not known). */
+  kind: TaskKindName | null;
+  state: 'FAILED' | 'DECLINED' | 'REJECTED';
+  /** The agent's reason (failed, declined) or the coordinator's (rejected), at most 240 characters. */
+  reason: string;
+  /** ISO time it ended (null for tasks that ended before end times were recorded). */
+  at: string | null;
+}
+
+const taskFailure = (t: TaskRecord): NodeFailureView => ({
+  studyId: t.studyId, round: t.round, attempt: t.attempt, kind: t.kind, state: t.state as NodeFailureView['state'],
+  reason: capDetail(t.detail ?? '(no reason given)'), at: iso(t.endedAt),
+});
+
+/** A node's tasks that ended without a result, most recent first. */
+export async function nodeFailures(coordinator: Coordinator, nodeId: string, limit = 50): Promise<NodeFailureView[]> {
+  return (await coordinator.store.listNodeTasks(nodeId, PROBLEM_STATES, limit)).map(taskFailure);
+}
+
+/**
+ * The latest of a node's tasks that ended without a result and its rejected uploads (a
+ * rejection for a bad digest, say, leaves the task open for a good re-send).
+ */
+async function lastFailure(coordinator: Coordinator, nodeId: string, contributions: readonly ContributionRecord[]): Promise<NodeFailureView | undefined> {
+  const [task] = await coordinator.store.listNodeTasks(nodeId, PROBLEM_STATES, 1);
+  const rejected = [...contributions].reverse().find((c) => !c.accepted);
+  const taskAt = task === undefined ? -Infinity : (task.endedAt ?? task.createdAt);
+  if (rejected !== undefined && rejected.receivedAt > taskAt) {
+    const owner = await coordinator.store.getTask(rejected.taskId);
+    return {
+      studyId: rejected.studyId, round: rejected.round, attempt: rejected.attempt, kind: owner?.nodeId === nodeId ? owner.kind : null, state: 'REJECTED',
+      reason: capDetail(`${rejected.reasonCode ?? 'REJECTED'}: ${rejected.reason ?? ''}`), at: iso(rejected.receivedAt),
+    };
+  }
+  return task === undefined ? undefined : taskFailure(task);
+}
+
 /** Every node with its live state and history, as the status API and dashboard show it. */
 export async function nodeViews(coordinator: Coordinator): Promise<Record<string, unknown>[]> {
   const nodes = await coordinator.store.listNodes();
@@ -24,18 +73,70 @@ export async function nodeViews(coordinator: Coordinator): Promise<Record<string
       const session = coordinator.sessions.get(n.id);
       const contributions = await coordinator.store.listContributions({ nodeId: n.id });
       const accepted = new Set(contributions.filter((c) => c.accepted).map((c) => `${c.studyId}/${c.round}`));
-      const lastRejected = [...contributions].reverse().find((c) => !c.accepted);
-      const notReady = session === undefined ? undefined : [...session.readiness.values()].find((r) => r.readiness !== 'READINESS_READY' && r.detail !== '');
+      const failure = await lastFailure(coordinator, n.id, contributions);
       return {
         id: n.id, siteName: n.siteName, online: session !== undefined, revoked: n.revokedAt !== null,
         lastSeenAt: iso(n.lastSeenAt), lastHeartbeatAt: session === undefined ? iso(n.lastSeenAt) : iso(session.lastHeardAt),
+        connectedAt: session === undefined ? null : iso(session.connectedAt),
         agentVersion: session?.agent.agentVersion ?? n.agentVersion, trainingBackend: session?.agent.trainingBackend ?? n.trainingBackend,
-        readiness: session === undefined ? {} : Object.fromEntries([...session.readiness].map(([k, v]) => [k, { readiness: v.readiness, detail: v.detail }])),
+        readiness: session === undefined ? {} : Object.fromEntries([...session.readiness].map(([k, v]) => [k, { readiness: v.readiness, detail: capDetail(v.detail) }])),
         roundsContributed: accepted.size,
-        lastError: lastRejected !== undefined ? `${lastRejected.reasonCode}: ${lastRejected.reason}` : (notReady?.detail ?? null),
+        // A readiness that is not READY is a state (in `readiness`), not an error.
+        lastError: failure ?? null,
       };
     }),
   );
+}
+
+/** A site's readiness for a running study, as the status and study views show it. */
+export interface SiteReadinessView {
+  nodeId: string;
+  siteName: string;
+  online: boolean;
+  /** READY, NOT_APPROVED, COHORT_TOO_SMALL, FEATURE_SPEC_UNSUPPORTED, DATA_ERROR, WITHDRAWN, or OFFLINE / NOT_REPORTED / OTHER_MANIFEST. */
+  readiness: string;
+  /** The agent's reason (at most 240 characters), or the coordinator's words. */
+  detail: string;
+  lastHeartbeatAt: string | null;
+}
+
+/** Readiness of a running study's sites: how many are READY of the minimum, and the deadline. */
+export interface StudyReadinessView {
+  /** clients.min */
+  needed: number;
+  ready: number;
+  /** When the waiting round fails the study (deadlines.readinessSeconds), if it is waiting and has one. */
+  deadline: string | null;
+  sites: SiteReadinessView[];
+}
+
+/** The readiness view of a study, or null unless it is RUNNING. */
+export async function studyReadiness(coordinator: Coordinator, study: StudyRecord): Promise<StudyReadinessView | null> {
+  if (study.state !== 'RUNNING') return null;
+  const manifest = JSON.parse(study.manifestJson) as { clients: { min: number } };
+  const current = coordinator.runner(study.id)?.current;
+  const sites = await coordinator.siteReadiness(study);
+  return {
+    needed: manifest.clients.min, ready: sites.filter((x) => x.readiness === 'READY').length,
+    deadline: current?.state === 'WAITING_FOR_NODES' && current.deadline > 0 ? iso(current.deadline) : null,
+    sites: sites.map((x) => ({ ...x, lastHeartbeatAt: iso(x.lastHeartbeatAt) })),
+  };
+}
+
+/** A task that ended without a result, in a round attempt of the study view's timeline. */
+export interface TaskFailureView {
+  nodeId: string;
+  siteName: string;
+  kind: TaskKindName;
+  state: 'FAILED' | 'DECLINED' | 'REJECTED';
+  reason: string;
+  at: string | null;
+}
+
+function taskFailures(tasks: readonly TaskRecord[], siteOf: (nodeId: string) => string): TaskFailureView[] {
+  return tasks
+    .filter((t) => PROBLEM_STATES.includes(t.state))
+    .map((t) => ({ nodeId: t.nodeId, siteName: siteOf(t.nodeId), kind: t.kind, state: t.state as TaskFailureView['state'], reason: capDetail(t.detail ?? '(no reason given)'), at: iso(t.endedAt) }));
 }
 
 /**
@@ -102,6 +203,8 @@ export async function studyDetail(coordinator: Coordinator, study: StudyRecord):
   const k = manifest.data.minCellCount;
   const metrics = visibleMetrics(storedMetrics, k);
   const modelBytes = bundleLength(coordinator.checkpoints.loadSpecs(study.id)) * 4;
+  const siteNames = new Map(nodes.map((n) => [n.id, n.siteName]));
+  const siteOf = (nodeId: string): string => siteNames.get(nodeId) ?? nodeId;
   const timeline = [];
   const metricsWithheld: { round: number; phase: 'evaluation'; nodeId: string }[] = [];
   for (const r of rounds.filter((x) => x.round > 0)) {
@@ -124,6 +227,8 @@ export async function studyDetail(coordinator: Coordinator, study: StudyRecord):
       // Selected clinics that had not reported when the training phase closed.
       stragglers: ended || r.state === 'AGGREGATING' || r.state === 'EVALUATING' ? train.filter((t) => t.state === 'CANCELLED' || t.state === 'ASSIGNED').map((t) => t.nodeId) : [],
       rejected: mine.filter((c) => !c.accepted).map((c) => ({ nodeId: c.nodeId, reasonCode: c.reasonCode, reason: c.reason })),
+      // Every task of the attempt that ended without a result, by site, with its reason.
+      failures: taskFailures(tasks, siteOf),
       bytesIn: mine.reduce((s, c) => s + c.bytes, 0),
       // Model payloads handed out for this attempt's tasks that got as far as a result.
       bytesOut: tasks.filter((t) => t.kind !== 'STATISTICS' && (t.state === 'ACCEPTED' || t.state === 'REJECTED')).length * modelBytes,
@@ -145,5 +250,6 @@ export async function studyDetail(coordinator: Coordinator, study: StudyRecord):
     rounds, timeline, metrics, metricsWithheld,
     contributions: contributions.map((c) => ({ ...c, numExamples: c.numExamples >= k ? c.numExamples : null })),
     rejectionsByReason, statistics, sites: Object.fromEntries(nodes.map((n) => [n.id, n.siteName])),
+    readiness: await studyReadiness(coordinator, study),
   };
 }

@@ -191,7 +191,10 @@ describe('manifest canonical hash', () => {
     ['strategy parameter', (m) => ((m as Record<string, Json>).aggregation = { strategy: 'fedprox', parameters: { mu: 0.1 } })],
     ['norm bound', (m) => ((m as Record<string, Json>).updateValidation = { normBound: { type: 'fixed', value: 5 } })],
     ['feature order', (m) => (at(m, 'data').features = ['bmi', 'age', 'los'])],
-    ['feature list', (m) => (at(m, 'data').features = ['age', 'bmi'])],
+    ['feature list', (m) => {
+      at(m, 'data').features = ['age', 'bmi'];
+      ((at(m, 'model.topology.config').layers as Json[])[0]!.config as Json).batch_input_shape = [null, 2];
+    }],
     ['label', (m) => (at(m, 'data').label = 'died')],
     ['holdoutFraction', (m) => (at(m, 'data').holdoutFraction = 0.3)],
     ['seed', (m) => (m.seed = 8)],
@@ -265,7 +268,7 @@ describe('manifest validation', () => {
     ['quorum above min', (m) => (at(m, 'clients').quorum = 4), 'invalid study manifest: clients.quorum: must be <= clients.min (4 > 3)'],
     ['min above max', (m) => Object.assign(at(m, 'clients'), { min: 5, max: 4, quorum: 2 }), 'invalid study manifest: clients.min: must be <= clients.max (5 > 4)'],
     ['label also a feature', (m) => (at(m, 'data').label = 'bmi'), 'invalid study manifest: data.label: must not also be a feature'],
-    ['repeated feature', (m) => (at(m, 'data').features = ['age', 'age']), 'invalid study manifest: data.features: must not repeat a feature'],
+    ['repeated feature', (m) => (at(m, 'data').features = ['age', 'age', 'los']), 'invalid study manifest: data.features: must not repeat a feature'],
     ['normalizationFallback without federated-zscore', (m) => Object.assign(at(m, 'data'), { normalization: 'local-zscore', normalizationFallback: 'range' }), 'invalid study manifest: data.normalizationFallback: is only for data.normalization federated-zscore'],
     ['unknown normalizationFallback', (m) => Object.assign(at(m, 'data'), { normalization: 'federated-zscore', normalizationFallback: 'zero' }), 'invalid study manifest: data.normalizationFallback: Invalid option: expected one of "fail"|"range"|"exclude"'],
   ])('rejects %s, naming the path', (_label, mutate, message) => {
@@ -319,6 +322,80 @@ describe('data.normalizationFallback', () => {
       expect(withIt.data.normalizationFallback).toBe(fallback);
       expect(manifestHash(withIt)).not.toBe(manifestHash(without));
     }
+  });
+});
+
+describe('deadlines.readinessSeconds', () => {
+  it('is optional and has no default, so manifests without it keep their hash', () => {
+    const without = validateManifest(baseManifest());
+    expect(without.deadlines.readinessSeconds).toBeUndefined();
+    expect(canonicalManifestJson(without)).not.toContain('readinessSeconds');
+    const m = baseManifest();
+    at(m, 'deadlines').readinessSeconds = 3600;
+    const withIt = validateManifest(m);
+    expect(withIt.deadlines.readinessSeconds).toBe(3600);
+    expect(manifestHash(withIt)).not.toBe(manifestHash(without));
+    at(m, 'deadlines').readinessSeconds = 0;
+    expect(rejection(() => validateManifest(m)).message).toMatch(/^invalid study manifest: deadlines\.readinessSeconds: /);
+  });
+});
+
+describe('model shape against the features', () => {
+  const layers = (m: Json): Json[] => at(m, 'model.topology.config').layers as Json[];
+
+  it('refuses an input width that is not the number of features, naming both', () => {
+    const m = baseManifest();
+    (layers(m)[0]!.config as Json).batch_input_shape = [null, 241];
+    const err = rejection(() => validateManifest(m));
+    expect(err.code).toBe('INVALID_MANIFEST');
+    expect(err.message).toMatchInlineSnapshot(`"invalid study manifest: model.topology: model input width 241 ≠ 3 features (data.features): the first layer's batch_input_shape must end in 3, one input per feature (features are numeric columns; there is no one-hot encoding)"`);
+  });
+
+  it('reads the width from input_shape, an InputLayer or camelCase keys, and names cohort features', () => {
+    const m = baseManifest();
+    const first = layers(m)[0]!.config as Json;
+    delete first.batch_input_shape;
+    first.input_shape = [4];
+    expect(rejection(() => validateManifest(m)).message).toContain('model input width 4 ≠ 3 features (data.features): the first layer\'s input_shape must end in 3');
+    first.input_shape = [3];
+    expect(() => validateManifest(m)).not.toThrow();
+
+    const n = baseManifest();
+    layers(n).unshift({ class_name: 'InputLayer', config: { batchInputShape: [null, 2] } });
+    delete (layers(n)[1]!.config as Json).batch_input_shape;
+    expect(rejection(() => validateManifest(n)).message).toContain('model input width 2 ≠ 3 features (data.features)');
+
+    const c = baseManifest();
+    const data = at(c, 'data');
+    delete data.features;
+    data.featureSpec = 'cohort/v1';
+    data.cohort = {
+      index: { encounterClass: 'wellness', from: '2015-01-01', to: '2018-12-31' }, eligibility: { minAge: 18, maxAge: 90 }, lookbackDays: 365,
+      features: [{ name: 'age', type: 'age' }, { name: 'female', type: 'sex', value: 'female' }],
+      label: { condition: { system: 'SNOMED', codes: ['44054006'] }, horizonDays: 365 },
+    };
+    expect(rejection(() => validateManifest(c)).message).toContain('model input width 3 ≠ 2 features (data.cohort.features)');
+    (layers(c)[0]!.config as Json).batch_input_shape = [null, 2];
+    expect(() => validateManifest(c)).not.toThrow();
+  });
+
+  it('refuses an input that is not [batch, features]', () => {
+    const m = baseManifest();
+    (layers(m)[0]!.config as Json).batch_input_shape = [null, 3, 1];
+    expect(rejection(() => validateManifest(m)).message).toBe('invalid study manifest: model.topology: the model must take one 2-D input [batch, features]; its first layer\'s batch_input_shape is [null,3,1]');
+  });
+
+  it('refuses a model that does not end in one score per record', () => {
+    const m = baseManifest();
+    (layers(m)[1]!.config as Json).units = 2;
+    expect(rejection(() => validateManifest(m)).message).toBe('invalid study manifest: model.topology: the model must produce one score per record ([batch, 1]); its last Dense layer produces 2 units');
+    // Shape-preserving layers after the last Dense layer do not hide it.
+    layers(m).push({ class_name: 'Activation', config: { name: 'act', activation: 'sigmoid' } }, { class_name: 'Dropout', config: { name: 'drop', rate: 0.1 } });
+    expect(rejection(() => validateManifest(m)).message).toContain('its last Dense layer produces 2 units');
+    (layers(m)[1]!.config as Json).units = 1;
+    expect(() => validateManifest(m)).not.toThrow();
+    layers(m).push({ class_name: 'Reshape', config: { name: 'r', target_shape: [1, 1] } });
+    expect(rejection(() => validateManifest(m)).message).toContain('its last Reshape layer produces shape [null,1,1]');
   });
 });
 

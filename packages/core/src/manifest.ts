@@ -82,6 +82,12 @@ export const studyManifestSchema = z
       evaluationSeconds: z.number().min(1).max(7 * 86400),
       /** Attempts of one round before the study fails. */
       maxRoundAttempts: z.number().int().min(1).max(100).default(3),
+      /**
+       * Seconds a round attempt waits for clients.min READY clinics before the study fails,
+       * naming each site's readiness and its reason. Optional without a default: absent, a
+       * study waits for its clinics indefinitely, and manifests that leave it out keep their hash.
+       */
+      readinessSeconds: z.number().min(1).max(30 * 86400).optional(),
     }),
     data: z.strictObject({
       /**
@@ -167,7 +173,77 @@ export const studyManifestSchema = z
     if (m.data.featureSpec === 'flat-table/v1' && names.includes(m.data.label)) {
       ctx.addIssue({ code: 'custom', path: ['data', 'label'], message: 'must not also be a feature' });
     }
+    for (const message of modelShapeIssues(m.model.topology, names.length, m.data.featureSpec === 'flat-table/v1' ? 'data.features' : 'data.cohort.features')) {
+      ctx.addIssue({ code: 'custom', path: ['model', 'topology'], message });
+    }
   });
+
+const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** Keys of a first layer's declared input shape: with the batch dimension, or without it. */
+const INPUT_SHAPE_KEYS: readonly { key: string; withBatch: boolean }[] = [
+  { key: 'batch_input_shape', withBatch: true },
+  { key: 'batchInputShape', withBatch: true },
+  { key: 'input_shape', withBatch: false },
+  { key: 'inputShape', withBatch: false },
+];
+
+/** Layers whose output has the shape of their input. */
+const SHAPE_PRESERVING = new Set(['Dropout', 'Activation', 'BatchNormalization', 'LayerNormalization']);
+
+/**
+ * The model's declared input, read from its first layer: the key it was declared under and
+ * the dimensions after the batch dimension. Undefined when the topology declares none (the
+ * allow-list check reports that).
+ */
+export function declaredModelInput(topology: Record<string, unknown>): { key: string; dims: unknown[] } | undefined {
+  const config = topology['config'];
+  const layers = isRecord(config) ? config['layers'] : undefined;
+  const first = Array.isArray(layers) ? (layers[0] as unknown) : undefined;
+  const lconf = isRecord(first) ? first['config'] : undefined;
+  if (!isRecord(lconf)) return undefined;
+  for (const { key, withBatch } of INPUT_SHAPE_KEYS) {
+    const shape = lconf[key];
+    if (Array.isArray(shape)) return { key, dims: withBatch ? shape.slice(1) : shape };
+  }
+  return undefined;
+}
+
+/**
+ * What the runtime needs of the model, checked from the manifest alone so a study that cannot
+ * train is refused when it starts instead of failing at every clinic: one input of width
+ * `features` (each feature is one numeric input — there is no one-hot or other encoding, so
+ * the width after encoding is the number of features), and one score per record ([batch, 1]).
+ * The output is checked where the manifest says it plainly (the last shape-changing layer is a
+ * Dense layer, a Reshape, or a 1-D convolution or pooling); the coordinator builds the model
+ * at `study start` and checks the shapes TF.js computes as well.
+ */
+function modelShapeIssues(topology: Record<string, unknown>, features: number, featuresField: string): string[] {
+  const issues: string[] = [];
+  const input = declaredModelInput(topology);
+  if (input !== undefined) {
+    const width = input.dims.at(-1);
+    if (input.dims.length !== 1 || typeof width !== 'number' || !Number.isInteger(width)) {
+      issues.push(`the model must take one 2-D input [batch, features]; its first layer's ${input.key} is ${JSON.stringify(input.key.startsWith('batch') ? [null, ...input.dims] : input.dims)}`);
+    } else if (features > 0 && width !== features) {
+      issues.push(
+        `model input width ${width} ≠ ${features} features (${featuresField}): the first layer's ${input.key} must end in ${features}, one input per feature (features are numeric columns; there is no one-hot encoding)`,
+      );
+    }
+  }
+  const config = topology['config'];
+  const layers = isRecord(config) && Array.isArray(config['layers']) ? (config['layers'] as unknown[]) : [];
+  const last = [...layers].reverse().find((l) => !(isRecord(l) && typeof l['class_name'] === 'string' && SHAPE_PRESERVING.has(l['class_name'])));
+  if (isRecord(last) && isRecord(last['config'])) {
+    const lc = last['config'];
+    const produces = (what: string): void => void issues.push(`the model must produce one score per record ([batch, 1]); its last ${last['class_name'] as string} layer produces ${what}`);
+    if (last['class_name'] === 'Dense' && typeof lc['units'] === 'number' && lc['units'] !== 1) produces(`${lc['units']} units`);
+    const target = lc['target_shape'] ?? lc['targetShape'];
+    if (last['class_name'] === 'Reshape' && Array.isArray(target) && !(target.length === 1 && target[0] === 1)) produces(`shape ${JSON.stringify([null, ...target])}`);
+    if (last['class_name'] === 'Conv1D' || last['class_name'] === 'MaxPooling1D') produces('a 3-D output [batch, steps, channels]');
+  }
+  return issues;
+}
 
 export type StudyManifest = z.output<typeof studyManifestSchema>;
 

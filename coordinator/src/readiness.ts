@@ -1,0 +1,73 @@
+import type { SessionRegistry } from './sessions.js';
+import type { NodeRecord } from './store.js';
+
+/**
+ * Where a site stands for one study: a readiness the agent declared (the proto's Readiness
+ * without its prefix: READY, NOT_APPROVED, COHORT_TOO_SMALL, FEATURE_SPEC_UNSUPPORTED,
+ * DATA_ERROR, WITHDRAWN), or what the coordinator sees instead: OFFLINE (no session),
+ * NOT_REPORTED (online, nothing declared for the study yet) or OTHER_MANIFEST (declared for a
+ * manifest hash that is not the study's).
+ */
+export type SiteReadinessState =
+  | 'READY' | 'NOT_APPROVED' | 'COHORT_TOO_SMALL' | 'FEATURE_SPEC_UNSUPPORTED' | 'DATA_ERROR' | 'WITHDRAWN' | 'UNSPECIFIED'
+  | 'OFFLINE' | 'NOT_REPORTED' | 'OTHER_MANIFEST';
+
+export interface SiteReadiness {
+  nodeId: string;
+  siteName: string;
+  online: boolean;
+  readiness: SiteReadinessState;
+  /** The agent's detail (capped at DETAIL_MAX characters), or the coordinator's own words. */
+  detail: string;
+  /** Last message heard on the node's session (online), else when it was last seen. */
+  lastHeartbeatAt: number | null;
+}
+
+/** Longest agent-supplied detail the coordinator shows or stores in a reason. */
+export const DETAIL_MAX = 240;
+
+/** `text` cut to `max` characters (with an ellipsis), on one line. */
+export function capDetail(text: string, max = DETAIL_MAX): string {
+  const line = text.replace(/\s+/g, ' ').trim();
+  return line.length <= max ? line : `${line.slice(0, max - 1)}…`;
+}
+
+/** Every enrolled, unrevoked site's readiness for a study, by site name. */
+export function siteReadiness(nodes: readonly NodeRecord[], sessions: SessionRegistry, studyId: string, manifestHash: string): SiteReadiness[] {
+  return nodes
+    .filter((n) => n.revokedAt === null)
+    .map((n): SiteReadiness => {
+      const session = sessions.get(n.id);
+      const base = { nodeId: n.id, siteName: n.siteName };
+      if (session === undefined) {
+        return { ...base, online: false, readiness: 'OFFLINE', detail: n.lastSeenAt === null ? 'never connected' : `offline since ${new Date(n.lastSeenAt).toISOString()}`, lastHeartbeatAt: n.lastSeenAt };
+      }
+      const online = { ...base, online: true, lastHeartbeatAt: session.lastHeardAt };
+      const r = session.readiness.get(studyId);
+      if (r === undefined) return { ...online, readiness: 'NOT_REPORTED', detail: 'online, no readiness declared for this study yet' };
+      if (r.manifestSha256 !== manifestHash) return { ...online, readiness: 'OTHER_MANIFEST', detail: `declared readiness for manifest ${r.manifestSha256.slice(0, 12)}…, not this study's` };
+      // Enums arrive as names (the loader's `enums: String`); a number only from hand-made messages.
+      return { ...online, readiness: String(r.readiness).replace(/^READINESS_/, '') as SiteReadinessState, detail: capDetail(r.detail) };
+    })
+    .sort((a, b) => a.siteName.localeCompare(b.siteName) || a.nodeId.localeCompare(b.nodeId));
+}
+
+/** "clinic-a: COHORT_TOO_SMALL (fewer than …)" for one site; offline sites just say so. */
+export function describeSite(s: SiteReadiness): string {
+  if (s.readiness === 'OFFLINE') return `${s.siteName}: offline${s.detail === 'never connected' ? ' (never connected)' : ''}`;
+  return `${s.siteName}: ${s.readiness}${s.detail === '' ? '' : ` (${s.detail})`}`;
+}
+
+/**
+ * Why a round could not start: every site that is not READY with its readiness and reason,
+ * then the READY ones by name (at most `maxSites` sites listed, the rest counted).
+ */
+export function describeReadiness(sites: readonly SiteReadiness[], needed: number, maxSites = 20): string {
+  const ready = sites.filter((s) => s.readiness === 'READY');
+  const notReady = sites.filter((s) => s.readiness !== 'READY');
+  const listed = notReady.slice(0, maxSites).map(describeSite);
+  if (notReady.length > maxSites) listed.push(`and ${notReady.length - maxSites} more not READY`);
+  const head = `${ready.length} of ${needed} READY clinic(s) needed`;
+  const readyNames = ready.length === 0 ? '' : `; READY: ${ready.slice(0, maxSites).map((s) => s.siteName).join(', ')}${ready.length > maxSites ? ` and ${ready.length - maxSites} more` : ''}`;
+  return sites.length === 0 ? `${head}; no clinic is enrolled` : `${head} — ${listed.join('; ')}${readyNames}`;
+}
