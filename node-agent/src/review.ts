@@ -44,7 +44,7 @@ export function formatManifest(m: StudyManifest, hash: string, studyId: string):
     ...(m.description === '' ? [] : [`  description      ${m.description}`]),
     `  model            ${String(m.model.topology.class_name)}: ${layers.join(' → ')}`,
     `  training         ${m.training.optimizer.name} (learning rate ${m.training.optimizer.learningRate}), loss ${m.training.loss}, ${m.training.localEpochs} local epoch(s), batch ${m.training.batchSize}`,
-    `  rounds           ${m.rounds}; ${m.clients.min}-${m.clients.max} clinics per round, quorum ${m.clients.quorum}; deadlines ${m.deadlines.roundSeconds}s training, ${m.deadlines.evaluationSeconds}s evaluation`,
+    `  rounds           ${m.rounds}; ${m.clients.min}-${m.clients.max} clinics per round, quorum ${m.clients.quorum}; deadlines ${m.deadlines.roundSeconds}s training, ${m.deadlines.evaluationSeconds}s evaluation${m.deadlines.readinessSeconds === undefined ? '' : `, ${m.deadlines.readinessSeconds}s for enough clinics to be ready`}`,
     `  data             feature spec ${m.data.featureSpec}; label "${m.data.label}"; ${Math.round(m.data.holdoutFraction * 100)}% held out for evaluation`,
     `  features (${studyFeatureNames(m).length})    ${describeFeatures(m)}`,
     `  normalisation    ${m.data.normalization}${m.data.normalization === 'federated-zscore' ? ` (clinics share counts, sums, sums of squares and histograms of these features, and their numbers of records and cases; counts under ${m.data.minCellCount} withheld)` : ''}`,
