@@ -2,8 +2,8 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Command } from 'commander';
-import { heartHtml, heartSummary } from './heart-report.js';
-import { runHeartBenchmark } from './heart.js';
+import { heartHtml, heartSummary, heartVerdict, hyperParameters, meanSd } from './heart-report.js';
+import { HEART_DEFAULT_STRATEGIES, HeartOptionError, parseHeartStrategies, runHeartBenchmark, type HeartStrategy } from './heart.js';
 import { repoRoot } from './local-network.js';
 import { simulationHtml } from './simulation-report.js';
 import { runSimulation } from './simulate.js';
@@ -53,15 +53,32 @@ program
   .option('--data <dir>', 'the heart-disease data directory', join(repoRoot, '..', 'shared', 'data', 'heart-disease'))
   .option('--seeds <n>', 'number of seeds (FLamby reports the mean of 5)', '5')
   .option('--rounds <n>', 'federated rounds (FLamby: 15)', '15')
+  .option('--strategies <names>', `comma-separated strategies, each with FLamby's tuned hyper-parameters (default ${HEART_DEFAULT_STRATEGIES.join(',')})`)
+  .option('--strategy <name>', 'run one strategy (FLamby\'s tuned hyper-parameters, or core\'s defaults), tunable with --strategy-param')
+  .option('--strategy-param <key=value>', 'a parameter of --strategy (e.g. mu=0.1, eta=0.01; clientLearningRate=0.01 sets the clinics\' SGD rate); repeatable', (v: string, acc: string[]) => [...acc, v], [] as string[])
+  .option('--strategy-params <json>', 'parameters of --strategy as a JSON object, applied before --strategy-param')
   .option('--out <dir>', 'output directory', join(repoRoot, 'heart-run'))
-  .action(async (o: { data: string; seeds: string; rounds: string; out: string }) => {
+  .action(async (o: { data: string; seeds: string; rounds: string; strategies?: string; strategy?: string; strategyParam: string[]; strategyParams?: string; out: string }) => {
     const seeds = Array.from({ length: positiveInt('seeds', o.seeds, 20) }, (_, i) => i);
-    const report = await runHeartBenchmark({ dataDir: resolve(o.data), out: resolve(o.out), seeds, rounds: positiveInt('rounds', o.rounds, 1000), log: say });
+    let strategies: HeartStrategy[];
+    try {
+      strategies = parseHeartStrategies({ strategy: o.strategy, strategies: o.strategies, params: o.strategyParam, paramsJson: o.strategyParams });
+    } catch (err) {
+      if (err instanceof HeartOptionError) die(err.message, 2);
+      throw err;
+    }
+    const report = await runHeartBenchmark({ dataDir: resolve(o.data), out: resolve(o.out), seeds, rounds: positiveInt('rounds', o.rounds, 1000), strategies, log: say });
     mkdirSync(o.out, { recursive: true });
     writeFileSync(join(o.out, 'report.json'), JSON.stringify(report, null, 1));
     writeFileSync(join(o.out, 'report.html'), heartHtml(report));
-    say('\nmean per-site test accuracy (fedlhs | FLamby published):');
-    for (const s of heartSummary(report)) say(`  ${s.method.padEnd(18)} ${s.mean.toFixed(3)}${seeds.length > 1 ? ` ± ${s.sd.toFixed(3)}` : ''} | ${s.published?.toFixed(3) ?? '-'}`);
+    say(`\nmean per-site test accuracy over ${seeds.length} seed(s), ± population sd (fedlhs | FLamby published, seeds 42-46):`);
+    for (const s of heartSummary(report)) {
+      const ours = `${meanSd(s.mean, s.sd, seeds.length)} [${s.perSeed.map((a) => a.toFixed(3)).join(', ')}]`;
+      say(`  ${s.method.padEnd(18)} ${ours.padEnd(seeds.length * 7 + 22)} | ${s.published === undefined ? '-' : meanSd(s.published.mean, s.published.sd, 5)}${s.strategy === undefined ? '' : `   (${hyperParameters(s.strategy)})`}`);
+    }
+    const v = heartVerdict(report);
+    if (v.fedavg !== undefined) say(`\nFedAvg ${v.fedavg.mean.toFixed(3)} is ${v.fedavg.inside ? 'inside' : 'outside'} FLamby's mean ± sd [${v.fedavg.low.toFixed(3)}, ${v.fedavg.high.toFixed(3)}]`);
+    if (v.best !== undefined) say(`best strategy: ${v.best.method} ${v.best.mean.toFixed(3)} (FLamby's best: ${v.best.flambyMethod} ${v.best.flambyBest.toFixed(3)})`);
     say(`\n${report.credit}\nreport: ${join(o.out, 'report.html')}`);
   });
 

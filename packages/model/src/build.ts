@@ -6,6 +6,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { FedlhsError, validateSpecs, validateTopology, type TensorSpec } from '@fedlhs/core';
 import { fallBackToCpu, initBackend } from './backend.js';
+import { seedInitializers, validateInitializers } from './initializers.js';
 
 /** What a study says about its model: the layers topology and how to train it. */
 export interface ModelSpec {
@@ -16,8 +17,8 @@ export interface ModelSpec {
   /** A fresh optimizer per runtime: its state (e.g. Adam moments) is never shared. */
   optimizer: { name: 'sgd' | 'adam' | 'rmsprop' | 'adagrad'; learningRate: number };
   /**
-   * Seeds the kernels' random initialisers (GlorotUniform unless the topology names another),
-   * so the same study builds the same initial weights in every process. Unseeded if absent.
+   * Seeds every random initialiser (a kernel left to tfjs is GlorotUniform), so the same study
+   * builds the same initial weights in every process. Unseeded if absent. See `seedInitializers`.
    */
   seed?: number | undefined;
 }
@@ -59,6 +60,7 @@ const LOSSES: readonly string[] = Object.keys(LOSS_FUNCTIONS);
  */
 export async function buildModel(spec: ModelSpec): Promise<BuiltModel> {
   validateTopology(spec.topology);
+  validateInitializers(spec.topology);
   const lossFunction = Object.hasOwn(LOSS_FUNCTIONS, spec.loss) ? LOSS_FUNCTIONS[spec.loss] : undefined;
   if (lossFunction === undefined) {
     throw new FedlhsError('INVALID_MANIFEST', `training.loss: ${JSON.stringify(spec.loss)} is not one of ${LOSSES.join(', ')}`);
@@ -97,18 +99,13 @@ export async function buildModel(spec: ModelSpec): Promise<BuiltModel> {
 /**
  * tfjs names unnamed layers from a process-wide counter ('dense_Dense3'), so the same
  * topology would get different weight names in the coordinator and in each clinic. Name them
- * from their position instead.
+ * from their position instead, and seed the initialisers from the study seed.
  */
 function withLayerNames(topology: Record<string, unknown>, seed: number | undefined): Record<string, unknown> {
   const copy = structuredClone(topology);
   const layers = (copy['config'] as { layers: { class_name: string; config: Record<string, unknown> }[] }).layers;
+  if (seed !== undefined) seedInitializers(layers, seed);
   layers.forEach((layer, i) => {
-    if (seed !== undefined && (layer.class_name === 'Dense' || layer.class_name === 'Conv1D')) {
-      // A distinct, reproducible seed per layer; an initialiser the study chose keeps its kind.
-      const init = layer.config['kernel_initializer'] as { class_name?: string; config?: Record<string, unknown> } | undefined;
-      const kind = typeof init?.class_name === 'string' ? init.class_name : 'GlorotUniform';
-      layer.config['kernel_initializer'] = { class_name: kind, config: { ...(init?.config ?? {}), seed: seed * 1009 + i } };
-    }
     const name = layer.config['name'];
     if (typeof name !== 'string' || name.length === 0) {
       layer.config['name'] = `${layer.class_name.replace(/([a-z0-9])([A-Z][a-z])/g, '$1_$2').toLowerCase()}_${i}`;

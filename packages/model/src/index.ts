@@ -7,3 +7,6 @@
 // Relevant to end users and applications.
 export { initBackend, currentBackend, type BackendName, type BackendSelection } from './backend.js';
 export { createModelRuntime, initialWeights, type ModelSpec, type ModelRuntime, type FitOptions, type ProximalOptions } from './model.js';
+
+// Relevant to other libraries: the initialiser allow-list a topology is checked against.
+export { ALLOWED_INITIALIZERS, validateInitializers } from './initializers.js';
