@@ -40,10 +40,15 @@ program
     writeFileSync(join(o.out, 'report.html'), simulationHtml(report));
     const row = (m: 'local' | 'federated' | 'pooled' | 'oracle') => (report.overall[m] === undefined ? '' : `${m.padEnd(10)} AUC ${report.overall[m]!.auc?.toFixed(3) ?? '-'}  accuracy ${report.overall[m]!.accuracy.toFixed(3)}  Brier ${report.overall[m]!.brier.toFixed(4)}`);
     say(`\nall hold-out patients:\n  ${['local', 'federated', 'pooled', 'oracle'].map((m) => row(m as 'local')).filter((l) => l !== '').join('\n  ')}`);
-    say('\nper clinic (smallest first): AUC local → federated (gain)');
+    say('\nper clinic (smallest first): AUC local → federated, paired gain with its 95 % interval (cases / non-cases in the hold-out)');
+    const signed = (x: number): string => `${x >= 0 ? '+' : ''}${x.toFixed(3)}`;
     for (const c of [...report.clinics].sort((a, b) => a.eligible - b.eligible)) {
-      say(`  ${c.name.padEnd(16)} ${String(c.eligible).padStart(6)} eligible  ${c.results.local?.auc?.toFixed(3) ?? '  -  '} → ${c.results.federated?.auc?.toFixed(3) ?? '  -  '}  (${c.gain === null ? 'no local model' : `${c.gain >= 0 ? '+' : ''}${c.gain.toFixed(3)}`})`);
+      const p = c.gainPaired;
+      const gain = p === null || p.difference === null ? 'no local model' : `${signed(p.difference)}${p.ci === null ? '' : ` [${signed(p.ci.low)}, ${signed(p.ci.high)}]`}${p.stable ? '' : ', too few cases for a stable AUC'}`;
+      const counts = p === null ? '' : ` (${p.cases} / ${p.nonCases})`;
+      say(`  ${c.name.padEnd(16)} ${String(c.eligible).padStart(6)} eligible  ${c.results.local?.auc?.toFixed(3) ?? '  -  '} → ${c.results.federated?.auc?.toFixed(3) ?? '  -  '}  ${gain}${counts}`);
     }
+    say(`\n${report.headline}`);
     say(`\nreport: ${join(o.out, 'report.html')} (and report.json); ${(report.timings.total! / 1000).toFixed(0)} s in all`);
   });
 
