@@ -2,4 +2,4 @@
 export { Agent, AGENT_VERSION, CredentialRejected, type AgentLifecycle } from './agent.js';
 export { AgentState, type AuditEntry, type ManifestRecord, type NodeCredential } from './agent-state.js';
 export { loadAgentConfig, agentConfigSchema, ConfigError, type AgentConfig } from './config.js';
-export { createClients, type Clients } from './client.js';
+export { createClients, type Clients } from './connection.js';

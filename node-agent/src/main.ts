@@ -9,7 +9,7 @@ import { createLogger, prepareArgv, writeFileAtomic } from '@fedlhs/service';
 import { Command } from 'commander';
 import { AGENT_VERSION, Agent, CredentialRejected } from './agent.js';
 import { AgentState } from './agent-state.js';
-import { authMetadata, createClients, deadlineIn } from './client.js';
+import { authMetadata, createClients, deadlineIn } from './connection.js';
 import { ConfigError, loadAgentConfig, withEnrolment, type AgentConfig } from './config.js';
 import { formatChanges, formatManifest } from './review.js';
 import { dataQualityReport } from './data-check.js';

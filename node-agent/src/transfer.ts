@@ -2,7 +2,7 @@ import * as grpc from '@grpc/grpc-js';
 import { PayloadReceiver, bundleLength, float32Bytes, payloadChunks, payloadDigest, type EvalMetrics, type TensorSpec } from '@fedlhs/core';
 import type { DownloadModelRequest, FederationClient, ModelChunk__Output, UploadReceipt__Output } from '@fedlhs/proto';
 import { waitForDrain } from '@fedlhs/service';
-import { authMetadata, deadlineIn } from './client.js';
+import { authMetadata, deadlineIn } from './connection.js';
 
 export type Progress = (fraction: number) => void;
 

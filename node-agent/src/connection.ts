@@ -2,6 +2,12 @@ import * as grpc from '@grpc/grpc-js';
 import { loadFedlhsProto, type EnrolmentClient, type FederationClient } from '@fedlhs/proto';
 import { KEEPALIVE_OPTIONS, channelCredentials, type ClientTlsOptions } from '@fedlhs/service';
 
+/**
+ * The agent's connection to the coordinator: one HTTP/2 channel (keepalive and TLS set once, in
+ * `createClients`) carrying both services. The node credential goes on each call with
+ * `authMetadata`, and transient failures are retried by the task runner against the task's
+ * deadline using `RETRYABLE_CODES`.
+ */
 export interface Clients {
   enrolment: EnrolmentClient;
   federation: FederationClient;
@@ -40,11 +46,13 @@ export function deadlineIn(ms: number): grpc.Deadline {
 
 /**
  * Codes worth retrying: the coordinator was unreachable or restarting (UNAVAILABLE), the call
- * ran out of time (DEADLINE_EXCEEDED), or lost a race with itself (ABORTED). Everything else
+ * ran out of time (DEADLINE_EXCEEDED), lost a race with itself (ABORTED), or is shedding load
+ * (RESOURCE_EXHAUSTED). Everything else
  * (authentication, validation, stale work) will fail the same way again.
  */
 export const RETRYABLE_CODES: ReadonlySet<number> = new Set([grpc.status.UNAVAILABLE, grpc.status.DEADLINE_EXCEEDED, grpc.status.ABORTED, grpc.status.RESOURCE_EXHAUSTED]);
 
+/** Whether `err` is a gRPC status error (a status code and trailers), as grpc-js rejects with. */
 export function isServiceError(err: unknown): err is grpc.ServiceError {
   return typeof err === 'object' && err !== null && 'code' in err && typeof (err as { code: unknown }).code === 'number' && 'metadata' in err;
 }

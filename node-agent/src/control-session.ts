@@ -1,0 +1,128 @@
+import * as grpc from '@grpc/grpc-js';
+import type { AgentInfo, AgentMessage, CoordinatorMessage__Output, Study__Output, CancelTask__Output, Task__Output } from '@fedlhs/proto';
+import type { Logger } from '@fedlhs/service';
+import type { NodeCredential } from './agent-state.js';
+import { authMetadata, type Clients } from './connection.js';
+
+/** Thrown when the coordinator refuses the credential: retrying cannot help. */
+export class CredentialRejected extends Error {
+  override readonly name = 'CredentialRejected';
+}
+
+/** Where a session hands what the coordinator says; the agent wires these to its study tracker and task runner. */
+export interface SessionHandlers {
+  /** After each Welcome: the coordinator starts the session knowing nothing of this node's readiness. */
+  welcomed(): void;
+  /** On every heartbeat this agent sends. */
+  heartbeat(): void;
+  /** A study announcement (new, changed, progressed or ended). */
+  study(study: Study__Output): void;
+  /** A task handed to this node; may be a re-send after a reconnection. */
+  task(task: Task__Output): void;
+  /** The coordinator no longer wants a task. */
+  cancel(cancel: CancelTask__Output): void;
+  /** Tasks running now, named in Hello so the coordinator does not hand them out again. */
+  activeTaskIds(): string[];
+}
+
+/** What a control session needs; the logger is the agent's, so log lines keep its fields. */
+export interface ControlSessionOptions {
+  clients: Clients;
+  credential: NodeCredential;
+  coordinatorAddress: string;
+  info: AgentInfo;
+  log: Logger;
+  handlers: SessionHandlers;
+}
+
+/**
+ * The control stream to the coordinator: Hello, Welcome, heartbeats both ways with a watchdog
+ * that drops a silent session, and dispatch of study announcements, tasks and cancellations.
+ * One session at a time; `send` writes to the current one, if any.
+ */
+export class ControlSession {
+  private call: grpc.ClientDuplexStream<AgentMessage, CoordinatorMessage__Output> | undefined;
+
+  constructor(private readonly options: ControlSessionOptions) {}
+
+  /** Writes to the open session; dropped if there is none (the next session reports afresh). */
+  send(message: AgentMessage): void {
+    this.call?.write(message);
+  }
+
+  /** Cancels the open session, if any. */
+  cancel(): void {
+    this.call?.cancel();
+  }
+
+  /** One session; resolves when it ends, with whether it got as far as Welcome. Rejects only with CredentialRejected. */
+  open(signal: AbortSignal): Promise<boolean> {
+    const { clients, credential, handlers, log } = this.options;
+    return new Promise<boolean>((resolve, reject) => {
+      const call = clients.federation.Session(authMetadata(credential.credential));
+      this.call = call;
+      let welcomed = false;
+      let interval = 5000;
+      let lastHeard = Date.now();
+      const connectTimeoutMs = 15_000;
+      const timer = setInterval(() => {
+        const silentFor = Date.now() - lastHeard;
+        if (silentFor > (welcomed ? 3 * interval : connectTimeoutMs)) {
+          log.warn({ silentForMs: silentFor }, 'coordinator silent; dropping the session');
+          call.cancel();
+          return;
+        }
+        if (welcomed) {
+          this.send({ heartbeat: { sentUnixMs: Date.now() } });
+          handlers.heartbeat();
+        }
+      }, 1000);
+      const finish = (err?: grpc.ServiceError): void => {
+        clearInterval(timer);
+        if (this.call === call) this.call = undefined;
+        if (err?.code === grpc.status.UNAUTHENTICATED) {
+          reject(new CredentialRejected(`the coordinator refused this node's credential: ${err.details}. Re-enrol with a new join token.`));
+          return;
+        }
+        if (err !== undefined && !signal.aborted) log.warn({ code: grpc.status[err.code], details: err.details }, 'session ended');
+        resolve(welcomed);
+      };
+      call.on('data', (message: CoordinatorMessage__Output) => {
+        lastHeard = Date.now();
+        if (message.welcome) {
+          if (message.welcome.nodeId !== credential.nodeId) {
+            log.error({ got: message.welcome.nodeId }, 'coordinator welcomed a different node id; dropping the session');
+            call.cancel();
+            return;
+          }
+          welcomed = true;
+          interval = message.welcome.heartbeatIntervalMs || 5000;
+          clearInterval(timer);
+          log.info({ coordinator: this.options.coordinatorAddress, coordinatorVersion: message.welcome.coordinatorVersion }, 'connected to coordinator');
+          handlers.welcomed();
+          // Re-arm the watchdog at the coordinator's heartbeat interval.
+          const beat = setInterval(() => {
+            if (Date.now() - lastHeard > 3 * interval) {
+              log.warn({ silentForMs: Date.now() - lastHeard }, 'no heartbeat from coordinator; reconnecting');
+              call.cancel();
+              return;
+            }
+            this.send({ heartbeat: { sentUnixMs: Date.now() } });
+            handlers.heartbeat();
+          }, interval);
+          call.once('close', () => clearInterval(beat));
+          call.once('error', () => clearInterval(beat));
+        } else if (message.study?.study) {
+          handlers.study(message.study.study);
+        } else if (message.task) {
+          handlers.task(message.task);
+        } else if (message.cancel) {
+          handlers.cancel(message.cancel);
+        }
+      });
+      call.on('error', (err: grpc.ServiceError) => finish(err));
+      call.on('end', () => finish());
+      call.write({ hello: { agent: this.options.info, activeTaskIds: handlers.activeTaskIds() } });
+    });
+  }
+}

@@ -1,0 +1,174 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { float32Bytes, verifyManifestJson, type StudyManifest } from '@fedlhs/core';
+import type { AgentMessage, ListStudiesResponse__Output, Readiness__Output as Readiness, Study__Output } from '@fedlhs/proto';
+import { writeFileAtomic, type Logger } from '@fedlhs/service';
+import type { AgentState, NodeCredential } from './agent-state.js';
+import type { AgentConfig } from './config.js';
+import { authMetadata, deadlineIn, type Clients } from './connection.js';
+import type { LocalData } from './local-data.js';
+import { downloadModel } from './transfer.js';
+
+/** A study announced on this session, with the manifest if it verified and the readiness last reported. */
+export interface KnownStudy {
+  study: Study__Output;
+  manifest: StudyManifest | undefined;
+  readiness: Readiness;
+  detail: string;
+}
+
+/** What the study tracker needs; `send` writes to the current control session. */
+export interface StudyTrackerOptions {
+  config: AgentConfig;
+  state: AgentState;
+  credential: NodeCredential;
+  clients: Clients;
+  data: LocalData;
+  log: Logger;
+  send: (message: AgentMessage) => void;
+}
+
+/**
+ * The studies announced on the current session: verifies each manifest, reports this clinic's
+ * readiness (approval, then the local data check), picks up approvals given while running, and
+ * keeps the final model of completed studies this clinic took part in.
+ */
+export class StudyTracker {
+  private readonly studies = new Map<string, KnownStudy>();
+  private readonly config: AgentConfig;
+  private readonly state: AgentState;
+  private readonly credential: NodeCredential;
+  private readonly clients: Clients;
+  private readonly data: LocalData;
+  private readonly log: Logger;
+  private readonly send: (message: AgentMessage) => void;
+
+  constructor(options: StudyTrackerOptions) {
+    this.config = options.config;
+    this.state = options.state;
+    this.credential = options.credential;
+    this.clients = options.clients;
+    this.data = options.data;
+    this.log = options.log;
+    this.send = options.send;
+  }
+
+  /** The study as announced on this session, if it was. */
+  get(studyId: string): KnownStudy | undefined {
+    return this.studies.get(studyId);
+  }
+
+  /** After a Welcome: forget what was reported (the new session starts with none) and catch up on final models. */
+  welcomed(): void {
+    // A new session starts with no readiness on the coordinator's side: report afresh.
+    this.studies.clear();
+    void this.catchUpFinalModels();
+  }
+
+  /** Handles a study announcement: a new or changed manifest is verified and its readiness reported. */
+  async onStudy(study: Study__Output): Promise<void> {
+    if (study.state !== 'STUDY_STATE_RUNNING') {
+      const known = this.studies.get(study.studyId);
+      this.studies.delete(study.studyId);
+      if (study.state === 'STUDY_STATE_COMPLETED' && known?.readiness === 'READINESS_READY') await this.fetchFinalModel(study);
+      return;
+    }
+    let manifest: StudyManifest | undefined;
+    try {
+      manifest = verifyManifestJson(study.manifestJson, study.manifestSha256);
+    } catch (err) {
+      this.log.error({ studyId: study.studyId, err: (err as Error).message }, 'announced manifest failed verification; not taking part');
+    }
+    if (manifest !== undefined) this.state.recordManifest({ hash: study.manifestSha256, studyId: study.studyId, name: manifest.name, json: study.manifestJson });
+    const previous = this.studies.get(study.studyId);
+    if (previous !== undefined && previous.study.manifestSha256 === study.manifestSha256) {
+      previous.study = study; // a progress announcement: readiness only changes if something local did
+      return;
+    }
+    const known: KnownStudy = { study, manifest, readiness: 'READINESS_UNSPECIFIED', detail: '' };
+    this.studies.set(study.studyId, known);
+    await this.evaluateReadiness(known, true);
+  }
+
+  private async evaluateReadiness(known: KnownStudy, force: boolean): Promise<void> {
+    const { study, manifest } = known;
+    let readiness: Readiness;
+    let detail = '';
+    if (manifest === undefined) {
+      readiness = 'READINESS_WITHDRAWN';
+      detail = 'manifest failed verification against its hash';
+    } else {
+      if (!this.state.isApproved(study.manifestSha256) && this.config.autoApprove) {
+        this.state.approve(study.manifestSha256, 'auto-approve');
+        this.log.warn({ studyId: study.studyId, manifestSha256: study.manifestSha256 }, '!!! AUTO-APPROVED study manifest without operator review (--auto-approve: demos and simulations only) !!!');
+      }
+      if (!this.state.isApproved(study.manifestSha256)) {
+        readiness = 'READINESS_NOT_APPROVED';
+        detail = 'waiting for this clinic\'s operator to review and approve the manifest';
+      } else {
+        const check = await this.data.check(manifest);
+        readiness = check.ok ? 'READINESS_READY' : check.readiness;
+        // READY with warnings (data the study needs that this export lacks) tells the operator too.
+        detail = check.ok ? (check.warnings.length === 0 ? '' : `ready, with warnings: ${check.warnings.join('; ')}`) : check.detail;
+        if (check.ok && check.warnings.length > 0 && detail !== known.detail) {
+          this.log.warn({ event: 'data.warning', studyId: study.studyId, warnings: check.warnings }, `study ${study.studyId}: ${check.warnings.join('; ')}`);
+        }
+      }
+    }
+    const changed = readiness !== known.readiness || detail !== known.detail;
+    known.readiness = readiness;
+    known.detail = detail;
+    if (changed || force) {
+      if (readiness === 'READINESS_NOT_APPROVED') {
+        this.log.warn({ studyId: study.studyId, manifestSha256: study.manifestSha256 }, `study ${study.studyId} awaits approval: run \`fedlhs-agent review\`, then \`fedlhs-agent approve ${study.manifestSha256}\``);
+      } else {
+        this.log.info({ studyId: study.studyId, readiness, detail }, 'readiness');
+      }
+      this.send({ readiness: { studyId: study.studyId, manifestSha256: study.manifestSha256, readiness, detail } });
+      this.state.audit({
+        event: 'readiness_sent', coordinator: this.config.coordinator.address, studyId: study.studyId, outcome: readiness, detail,
+        sent: { readiness: { studyId: study.studyId, manifestSha256: study.manifestSha256, readiness, detail } },
+      });
+    }
+  }
+
+  /** Picks up approvals given with `fedlhs-agent approve` while the agent runs. */
+  recheckApprovals(): void {
+    for (const known of this.studies.values()) {
+      if (known.readiness === 'READINESS_NOT_APPROVED' && this.state.isApproved(known.study.manifestSha256)) void this.evaluateReadiness(known, false);
+    }
+  }
+
+  /**
+   * Dissemination for a clinic that was offline when a study it approved completed: after each
+   * Welcome, fetch the final model of every completed, locally approved study not yet saved.
+   */
+  private async catchUpFinalModels(): Promise<void> {
+    try {
+      const res = await new Promise<ListStudiesResponse__Output>((resolve, reject) => {
+        this.clients.federation.ListStudies({ includeEnded: true }, authMetadata(this.credential.credential), { deadline: deadlineIn(15_000) }, (err, r) => (err === null ? resolve(r!) : reject(err)));
+      });
+      for (const study of res.studies) {
+        if (study.state !== 'STUDY_STATE_COMPLETED' || !this.state.isApproved(study.manifestSha256)) continue;
+        if (existsSync(join(this.state.dir, 'models', study.studyId, `round-${study.lastCommittedRound}.f32`))) continue;
+        await this.fetchFinalModel(study);
+      }
+    } catch (err) {
+      this.log.debug({ err: (err as Error).message }, 'could not check for completed studies');
+    }
+  }
+
+  /** Dissemination: keeps the final global model of a completed study this clinic took part in. */
+  private async fetchFinalModel(study: Study__Output): Promise<void> {
+    try {
+      // The header's tensor list is authoritative here: the digest proves the payload.
+      const { weights, sha256, specs } = await downloadModel(this.clients.federation, this.credential.credential, { committed: { studyId: study.studyId, round: study.lastCommittedRound } }, undefined, 600_000);
+      const dir = join(this.state.dir, 'models', study.studyId);
+      writeFileAtomic(join(dir, `round-${study.lastCommittedRound}.f32`), float32Bytes(weights));
+      writeFileAtomic(join(dir, `round-${study.lastCommittedRound}.json`), JSON.stringify({ studyId: study.studyId, round: study.lastCommittedRound, sha256: sha256.toString('hex'), manifestSha256: study.manifestSha256, tensors: specs }, null, 1));
+      this.log.info({ studyId: study.studyId, round: study.lastCommittedRound, path: dir }, 'study completed; final global model saved locally');
+    } catch (err) {
+      this.log.warn({ studyId: study.studyId, err: (err as Error).message }, 'could not fetch the final model');
+    }
+  }
+}
