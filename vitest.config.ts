@@ -2,6 +2,9 @@ import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
   test: {
+    // One throwaway PostgreSQL server per run, started when the first suite asks for it
+    // (packages/testing/src/postgres.ts); a run without such a suite never starts it.
+    globalSetup: ['tests/setup/postgres.ts'],
     projects: [
       {
         test: {

@@ -1,4 +1,5 @@
-/** Test helpers: managed child processes with awaitable logs, learnable data, throwaway TLS. */
+/** Test helpers: managed child processes with awaitable logs, learnable data, throwaway TLS, throwaway PostgreSQL. */
 export * from './processes.js';
 export * from './data.js';
 export * from './tls.js';
+export * from './postgres.js';
