@@ -4,15 +4,13 @@ import type { AddressInfo } from 'node:net';
 import { dirname, extname, join, normalize, relative, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
-import { FedlhsError, isFedlhsError, type FedlhsErrorCode } from '@fedlhs/core';
+import { FedlhsError } from '@fedlhs/core';
 import type { Logger } from '@fedlhs/service';
 import { COORDINATOR_VERSION, type Coordinator } from '../coordinator.js';
 import { OperatorAuth, requireAdmin, type Operator, type Role } from './auth.js';
+import { toHttpError } from './http-errors.js';
 import { nodeContributions, nodeFailures, nodeViews, studyDetail, studyReadiness, studySummary } from './views.js';
 
-const HTTP_STATUS: Partial<Record<FedlhsErrorCode, number>> = {
-  INVALID_MANIFEST: 400, INVALID_ARGUMENT: 400, UNAUTHENTICATED: 401, PERMISSION_DENIED: 403, NOT_FOUND: 404, FAILED_PRECONDITION: 409, ALREADY_EXISTS: 409,
-};
 const MAX_BODY = 4 * 1024 * 1024;
 const STATIC_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'static');
 const TYPES: Record<string, string> = { '.html': 'text/html; charset=utf-8', '.js': 'text/javascript; charset=utf-8', '.css': 'text/css; charset=utf-8', '.svg': 'image/svg+xml', '.png': 'image/png', '.json': 'application/json' };
@@ -226,7 +224,11 @@ export async function startAdminServer(coordinator: Coordinator, logger: Logger,
           res.writeHead(200, { 'content-type': coordinator.metrics.registry.contentType });
           res.end(text);
         },
-        (err: unknown) => send(res, 500, { error: { code: 'INTERNAL', message: (err as Error).message } }),
+        (err: unknown) => {
+          const answer = toHttpError(err);
+          if (answer.internal) log.error({ err, path }, 'admin API error');
+          send(res, answer.status, answer.body);
+        },
       );
       return;
     }
@@ -245,9 +247,9 @@ export async function startAdminServer(coordinator: Coordinator, logger: Logger,
       if (result !== undefined) send(res, result[0], result[1]);
     })().catch((err: unknown) => {
       if (res.headersSent) return;
-      if (isFedlhsError(err)) return send(res, HTTP_STATUS[err.code] ?? 500, { error: { code: err.code, message: err.message } });
-      log.error({ err, path }, 'admin API error');
-      return send(res, 500, { error: { code: 'INTERNAL', message: 'internal error (see coordinator log)' } });
+      const answer = toHttpError(err);
+      if (answer.internal) log.error({ err, path }, 'admin API error');
+      return send(res, answer.status, answer.body);
     });
   });
   await new Promise<void>((resolve, reject) => {

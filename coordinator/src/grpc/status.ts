@@ -1,36 +1,40 @@
 import * as grpc from '@grpc/grpc-js';
-import { isFedlhsError, type FedlhsErrorCode } from '@fedlhs/core';
+import { isFedlhsError } from '@fedlhs/core';
 import { REJECTION_REASON_KEY } from '@fedlhs/proto';
 import type { Logger } from '@fedlhs/service';
 
-const CODES: Record<FedlhsErrorCode, grpc.status> = {
-  INVALID_MANIFEST: grpc.status.INVALID_ARGUMENT,
-  INVALID_ARGUMENT: grpc.status.INVALID_ARGUMENT,
-  UNAUTHENTICATED: grpc.status.UNAUTHENTICATED,
-  PERMISSION_DENIED: grpc.status.PERMISSION_DENIED,
-  NOT_FOUND: grpc.status.NOT_FOUND,
-  FAILED_PRECONDITION: grpc.status.FAILED_PRECONDITION,
-  ALREADY_EXISTS: grpc.status.ALREADY_EXISTS,
-  DATA_LOSS: grpc.status.DATA_LOSS,
-  ABORTED: grpc.status.ABORTED,
-  UNAVAILABLE: grpc.status.UNAVAILABLE,
-  INVALID_TRANSITION: grpc.status.INTERNAL,
-  INTERNAL: grpc.status.INTERNAL,
-};
+/** Trailing metadata key carrying a domain error's code (an `ERRORS` key) on every domain error. */
+export const ERROR_CODE_KEY = 'fedlhs-error-code';
+
+/** What a handler sends when it fails: never undefined fields, so callers need no fallbacks. */
+export interface FailedStatus {
+  code: grpc.status;
+  details: string;
+  metadata: grpc.Metadata;
+}
+
+const INTERNAL_TEXT = 'internal error (see coordinator log)';
 
 /**
- * The one boundary where any thrown value becomes a gRPC status. Domain errors keep their
- * message and, for rejected contributions, carry the reason as trailing metadata; anything
- * else is logged with its details and leaves as a bare INTERNAL.
+ * The one boundary where any thrown value becomes a gRPC status (the only place in the
+ * coordinator that maps errors to gRPC codes).
+ *
+ * - A domain error answers the gRPC code named by its status class, with its message, and the
+ *   trailer `fedlhs-error-code: <code>`; a rejection adds `fedlhs-rejection-reason: <code>`.
+ * - An error in the deprecated form keeps the old wire form: its class's code, its message,
+ *   and `fedlhs-rejection-reason` only when its reason is a rejection code.
+ * - In-process codes (`wire: false`) and any other thrown value answer INTERNAL with a fixed
+ *   text; what happened is logged (`event: 'grpc.internal'`), never sent.
  */
-export function toStatus(err: unknown, log: Logger, method: string): Partial<grpc.StatusObject> {
-  if (isFedlhsError(err)) {
+export function toStatus(err: unknown, log: Logger, method: string): FailedStatus {
+  if (isFedlhsError(err) && err.onWire) {
     const metadata = new grpc.Metadata();
-    if (err.reason !== undefined) metadata.set(REJECTION_REASON_KEY, err.reason);
-    return { code: CODES[err.code], details: err.message, metadata };
+    if (!err.legacy) metadata.set(ERROR_CODE_KEY, err.code);
+    if (err.isRejection && err.reason !== undefined) metadata.set(REJECTION_REASON_KEY, err.reason);
+    return { code: grpc.status[err.status], details: err.message, metadata };
   }
-  log.error({ err, method }, 'internal error in gRPC handler');
-  return { code: grpc.status.INTERNAL, details: 'internal error (see coordinator log)', metadata: new grpc.Metadata() };
+  log.error({ event: 'grpc.internal', err, method }, 'internal error in gRPC handler');
+  return { code: grpc.status.INTERNAL, details: INTERNAL_TEXT, metadata: new grpc.Metadata() };
 }
 
 /** The bearer credential of a call, if any. */

@@ -1,0 +1,89 @@
+import { describe, expect, it } from 'vitest';
+import { FedlhsError, type StatusClass } from '@fedlhs/core';
+import { HTTP_STATUS, toHttpError } from './http-errors.js';
+
+describe('toHttpError', () => {
+  it('maps each status class to one HTTP status', () => {
+    expect(Object.entries(HTTP_STATUS).map(([c, s]) => `${c} ${s}`)).toMatchInlineSnapshot(`
+      [
+        "INVALID_ARGUMENT 400",
+        "UNAUTHENTICATED 401",
+        "PERMISSION_DENIED 403",
+        "NOT_FOUND 404",
+        "FAILED_PRECONDITION 409",
+        "ALREADY_EXISTS 409",
+        "ABORTED 409",
+        "RESOURCE_EXHAUSTED 429",
+        "UNAVAILABLE 503",
+        "DATA_LOSS 500",
+        "INTERNAL 500",
+      ]
+    `);
+    const classes: StatusClass[] = ['INVALID_ARGUMENT', 'UNAUTHENTICATED', 'PERMISSION_DENIED', 'NOT_FOUND', 'FAILED_PRECONDITION', 'ALREADY_EXISTS', 'RESOURCE_EXHAUSTED', 'ABORTED', 'UNAVAILABLE', 'DATA_LOSS', 'INTERNAL'];
+    expect(Object.keys(HTTP_STATUS).sort()).toEqual(classes.sort());
+  });
+
+  it('answers the specific code, its class, the message and the details', () => {
+    expect(toHttpError(new FedlhsError('NOT_FOUND', 'no study s9', { details: { what: 'study', id: 's9' } }))).toMatchInlineSnapshot(`
+      {
+        "body": {
+          "error": {
+            "code": "NOT_FOUND",
+            "details": {
+              "id": "s9",
+              "what": "study",
+            },
+            "message": "no study s9",
+            "status": "NOT_FOUND",
+          },
+        },
+        "internal": false,
+        "status": 404,
+      }
+    `);
+    expect(toHttpError(new FedlhsError('ROLE_REQUIRED', 'POST /api/v1/join-tokens needs the admin role; vera is a viewer', { details: { role: 'admin' } })).status).toBe(403);
+    expect(toHttpError(new FedlhsError('STORE_UNAVAILABLE', 'the database does not answer')).status).toBe(503);
+    expect(toHttpError(new FedlhsError('RESOURCE_LIMIT', 'too many', { details: { limit: 'downloads', value: 9, max: 8 } })).status).toBe(429);
+    expect(JSON.stringify(toHttpError(new FedlhsError('MANIFEST_INVALID', 'invalid study manifest: rounds: must be ≥ 1')).body)).toMatchInlineSnapshot(
+      `"{"error":{"code":"MANIFEST_INVALID","status":"INVALID_ARGUMENT","message":"invalid study manifest: rounds: must be ≥ 1"}}"`,
+    );
+  });
+
+  it('keeps the old body {code, message} for errors in the deprecated form', () => {
+    const cases = [
+      new FedlhsError('INVALID_MANIFEST', 'invalid study manifest: rounds: must be ≥ 1'),
+      new FedlhsError('UNAUTHENTICATED', 'the operator token is not valid'),
+      new FedlhsError('PERMISSION_DENIED', 'POST /api/v1/join-tokens needs the admin role; vera is a viewer'),
+      new FedlhsError('FAILED_PRECONDITION', 'study s1 is COMPLETED'),
+      new FedlhsError('ALREADY_EXISTS', 'an operator named vera exists'),
+    ];
+    expect(cases.map((e) => `${toHttpError(e).status} ${JSON.stringify(toHttpError(e).body)}`)).toMatchInlineSnapshot(`
+      [
+        "400 {"error":{"code":"INVALID_MANIFEST","message":"invalid study manifest: rounds: must be ≥ 1"}}",
+        "401 {"error":{"code":"UNAUTHENTICATED","message":"the operator token is not valid"}}",
+        "403 {"error":{"code":"PERMISSION_DENIED","message":"POST /api/v1/join-tokens needs the admin role; vera is a viewer"}}",
+        "409 {"error":{"code":"FAILED_PRECONDITION","message":"study s1 is COMPLETED"}}",
+        "409 {"error":{"code":"ALREADY_EXISTS","message":"an operator named vera exists"}}",
+      ]
+    `);
+  });
+
+  it('answers 500 with a fixed text for in-process codes and anything else', () => {
+    const internal = toHttpError(new FedlhsError('INVALID_TRANSITION', 'round cannot go from COMMITTED to TRAINING'));
+    expect(internal).toMatchInlineSnapshot(`
+      {
+        "body": {
+          "error": {
+            "code": "INTERNAL",
+            "message": "internal error (see coordinator log)",
+            "status": "INTERNAL",
+          },
+        },
+        "internal": true,
+        "status": 500,
+      }
+    `);
+    expect(toHttpError(new Error('SQLITE_CORRUPT: database disk image is malformed'))).toEqual(internal);
+    expect(toHttpError('a string')).toEqual(internal);
+  });
+});
