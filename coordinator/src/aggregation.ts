@@ -1,4 +1,4 @@
-import { renameSync, rmSync, mkdirSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   FedlhsError,
@@ -14,6 +14,12 @@ import {
 import type { CheckpointStore, StoredModel } from './checkpoints.js';
 
 const SLICE_BYTES = 4 * 1024 * 1024;
+
+/** Tuning for tests and benchmarks. */
+export interface RoundAggregatorOptions {
+  /** Values per slice `finish()` steps and yields (default 1 Mi: 4 MiB of float32). */
+  readonly sliceValues?: number;
+}
 
 /** Median of a non-empty list. */
 function median(values: readonly number[]): number {
@@ -33,14 +39,19 @@ export function currentBound(validation: UpdateValidation, history: readonly num
 /**
  * One round's aggregation at the coordinator. Every accepted update's distance from the round's
  * base model (‖update − global‖₂, measured by the coordinator while it arrived) is checked
- * against the study's norm bound: the update is rejected or clipped. Strategies whose result depends only on the example-weighted mean get
- * each update added to a float64 running sum as it arrives (memory O(model) whatever the number
- * of clinics); order-statistic strategies (median, trimmed mean, Krum, Bulyan) necessarily hold
- * every update: their spooled files are kept, up to the study's cap, and read at the end.
+ * against the study's norm bound: the update is rejected or clipped. Strategies whose result
+ * depends only on the example-weighted mean get each update added to a float64 running sum as it
+ * arrives, and `finish()` streams that mean through the strategy's `stepSlice` one slice at a
+ * time (memory: the float64 sum plus a slice or two, whatever the number of clinics).
+ * Order-statistic strategies (median, trimmed mean, Krum, Bulyan) necessarily hold every
+ * update: their spooled files are kept, up to the study's cap, and read at the end. Either way
+ * the new model always comes from the strategy object, never from a shortcut by name, so a
+ * wrapping strategy (e.g. central DP noise) runs for FedAvg too.
  */
 export class RoundAggregator {
   private readonly sum: WeightedSum;
   private readonly held: { path: string; numExamples: number; scale: number }[] = [];
+  private readonly sliceValues: number;
 
   constructor(
     private readonly strategy: Strategy,
@@ -50,8 +61,13 @@ export class RoundAggregator {
     private readonly heldDir: string,
     private readonly validation: UpdateValidation,
     private readonly maxHeld: number,
+    options: RoundAggregatorOptions = {},
   ) {
     this.sum = new WeightedSum(strategy.input === 'weighted-mean' ? bundleLength(specs) : 0);
+    this.sliceValues = options.sliceValues ?? SLICE_BYTES / 4;
+    if (!Number.isSafeInteger(this.sliceValues) || this.sliceValues < 1) {
+      throw new FedlhsError('INVALID_ARGUMENT', `sliceValues must be an integer ≥ 1, got ${this.sliceValues}`);
+    }
   }
 
   get count(): number {
@@ -106,20 +122,22 @@ export class RoundAggregator {
     this.sum.commit(numExamples);
   }
 
-  /** The new global model as consecutive float32 slices, after the strategy's server step. */
+  /**
+   * The new global model as consecutive float32 slices, after the strategy's server step.
+   * For a weighted-mean strategy with `stepSlice` the round is opened here and the slices are
+   * stepped lazily as the result is iterated; the strategy's state changes when the last slice
+   * has been taken (iterate it once, to the end, before reading `exportState`).
+   */
   async finish(round: number): Promise<Iterable<Float32Array>> {
-    const name = this.strategy.name;
-    if (this.strategy.input === 'weighted-mean' && (name === 'fedavg' || name === 'fedprox')) {
-      // Plain FedAvg: the mean is the model; stream it out slice by slice.
-      const sum = this.sum;
-      return (function* () {
-        for (let offset = 0; offset < sum.length; offset += SLICE_BYTES / 4) yield sum.meanSlice(offset, Math.min(SLICE_BYTES / 4, sum.length - offset));
-      })();
+    if (this.strategy.input === 'weighted-mean') {
+      if (this.sum.count === 0) throw new FedlhsError('FAILED_PRECONDITION', 'no contributions to average');
+      if (this.strategy.stepSlice !== undefined) return this.stepSlices(round);
     }
     const base = await this.checkpoints.readAll(this.base.path);
     const global = splitTensors(this.specs, base);
     let updates: ClientUpdate[];
     if (this.strategy.input === 'weighted-mean') {
+      // A weighted-mean strategy without stepSlice: one pre-averaged update, the whole model at once.
       updates = [{ weights: splitTensors(this.specs, this.sum.mean()), numExamples: this.sum.totalWeight }];
     } else {
       updates = [];
@@ -133,8 +151,48 @@ export class RoundAggregator {
     return [concatTensors(this.strategy.aggregate(global, updates, round))];
   }
 
+  /** The weighted mean, slice by slice, through `strategy.stepSlice`, bracketed by begin/endRound. */
+  private stepSlices(round: number): Iterable<Float32Array> {
+    const { strategy, sum, sliceValues } = this;
+    const basePath = this.base.path;
+    strategy.beginRound?.(round, this.specs.map((s) => s.shape));
+    const empty = new Float32Array(0);
+    return (function* () {
+      // Synchronous reads because writeCandidate consumes a synchronous iterable; each is one
+      // slice of the checkpoint this round started from (usually still in the page cache).
+      const fd = strategy.readsGlobal === false ? undefined : openSync(basePath, 'r');
+      try {
+        for (let offset = 0; offset < sum.length; offset += sliceValues) {
+          const len = Math.min(sliceValues, sum.length - offset);
+          const global = fd === undefined ? empty : readSlice(fd, basePath, offset, len);
+          const next = strategy.stepSlice!(offset, global, sum.meanSlice(offset, len), round);
+          if (next.length !== len) {
+            throw new FedlhsError('INTERNAL', `${strategy.name}: stepSlice returned ${next.length} values for a slice of ${len}`);
+          }
+          yield next;
+        }
+        strategy.endRound?.();
+      } finally {
+        if (fd !== undefined) closeSync(fd);
+      }
+    })();
+  }
+
   /** Deletes held update files. */
   dispose(): void {
     rmSync(this.heldDir, { recursive: true, force: true });
   }
+}
+
+/** Values [offset, offset + len) of a raw float32 file; DATA_LOSS if the file ends first. */
+function readSlice(fd: number, path: string, offset: number, len: number): Float32Array {
+  const out = new Float32Array(len);
+  const bytes = new Uint8Array(out.buffer);
+  let filled = 0;
+  while (filled < bytes.length) {
+    const n = readSync(fd, bytes, filled, bytes.length - filled, offset * 4 + filled);
+    if (n === 0) throw new FedlhsError('DATA_LOSS', `base model ${path} ends at byte ${offset * 4 + filled}, the model needs ${(offset + len) * 4}`);
+    filled += n;
+  }
+  return out;
 }

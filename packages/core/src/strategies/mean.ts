@@ -104,7 +104,8 @@ type MeanConfig = FedAvgConfig | Required<FedProxConfig>;
 /**
  * FedAvg and FedProx: the new global model is Σ n_k·w_k / Σ n_k. FedProx differs only on the
  * clinics, which add (mu/2)·‖w − global‖² to their loss; `config.mu` is exposed for the agent.
- * Stateless; the global model's values are not read (only its shapes).
+ * Stateless; the global model's values are not read (only its shapes), and the slice-wise step
+ * is the identity on the mean (no copy: the coordinator streams its running mean straight out).
  */
 export function createMeanStrategy(config: MeanConfig): Strategy {
   const name = config.name;
@@ -117,6 +118,8 @@ export function createMeanStrategy(config: MeanConfig): Strategy {
       checkAggregateInputs(name, global, updates, round, { minUpdates: 1, scanFinite: false, globalFinite: false });
       return weightedMean(name, updates);
     },
+    readsGlobal: false,
+    stepSlice: (_offset, _global, mean) => mean,
     exportState: () => [],
     importState: (state) => importNoState(name, state),
   };

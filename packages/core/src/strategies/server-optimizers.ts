@@ -1,4 +1,5 @@
 import { FedlhsError } from '../errors.js';
+import { elementCount } from '../tensors.js';
 import type { FedAdagradConfig, FedAdamConfig, FedAvgMConfig, FedYogiConfig } from './config.js';
 import { weightedMean } from './mean.js';
 import type { Strategy } from './types.js';
@@ -13,6 +14,21 @@ type Slots = Float32Array[][];
 interface State {
   readonly shapes: number[][];
   readonly slots: Slots;
+}
+
+/** A slice-wise round between beginRound and endRound: the state stepped into `next`, not yet adopted. */
+interface OpenRound {
+  readonly round: number;
+  readonly shapes: number[][];
+  /** Flat offset of each tensor, then the model's length. */
+  readonly starts: number[];
+  /** The state stepped from; undefined for the initial zeros (not allocated: slices use a zero slice). */
+  readonly old: Slots | undefined;
+  readonly next: Slots;
+  /** Where the next slice must start. */
+  offset: number;
+  /** The tensor holding `offset`. */
+  tensor: number;
 }
 
 /**
@@ -76,12 +92,40 @@ function step(c: ServerOptimizerConfig, g: Float32Array, a: Float32Array, old: F
  *
  * A step whose output or new state is not finite in float32 (a pseudo-gradient beyond ~1.8e19
  * overflows v = Δ² in float32) throws INVALID_ARGUMENT and leaves the state as it was.
+ *
+ * Slice-wise (`beginRound`, `stepSlice`…, `endRound`) the same elementwise step runs on each
+ * slice's part of every tensor it spans, into a pending copy of the state that `endRound` adopts:
+ * results and state are bit for bit those of `aggregate`. `aggregate`, `importState` and a new
+ * `beginRound` abandon a round still open.
  */
 export function createServerOptimizer(config: ServerOptimizerConfig): Strategy {
   const name = config.name;
   const slotCount = name === 'fedavgm' ? 1 : 2;
   const slotNames = name === 'fedavgm' ? ['v'] : ['m', 'v'];
   let state: State | undefined;
+  let open: OpenRound | undefined;
+
+  const invalid = (message: string): FedlhsError => new FedlhsError('INVALID_ARGUMENT', `${name}: ${message}`);
+  const precondition = (message: string): FedlhsError => new FedlhsError('FAILED_PRECONDITION', `${name}: ${message}`);
+
+  /** Throws unless the server state (if any) is for a model of these shapes. */
+  function checkStateFits(model: readonly (readonly number[])[]): void {
+    if (state === undefined) return;
+    const { shapes } = state;
+    if (shapes.length !== model.length) throw invalid(`the server state is for ${shapes.length} tensors, the model has ${model.length}`);
+    shapes.forEach((shape, t) => {
+      if (!sameShape(shape, model[t]!)) throw invalid(`the server state of tensor ${t} has shape ${shapeText(shape)}, the model's is ${shapeText(model[t]!)}`);
+    });
+  }
+
+  /** The error for a non-finite result at one value (which input made it, when one is not finite). */
+  function stepError(t: number, i: number, g: number, a: number): FedlhsError {
+    if (g - g !== 0) return invalid(`global tensor ${t} has a non-finite value (${g}) at index ${i}`);
+    if (a - a !== 0) return invalid(`the mean update has a non-finite value (${a}) at tensor ${t} index ${i}`);
+    return invalid(`the step overflows float32 at tensor ${t} index ${i} (global ${g}, mean update ${a})`);
+  }
+
+  const zeroSlots = (lengths: readonly number[]): Slots => Array.from({ length: slotCount }, () => lengths.map((n) => new Float32Array(n)));
 
   return {
     name,
@@ -90,35 +134,81 @@ export function createServerOptimizer(config: ServerOptimizerConfig): Strategy {
     minUpdates: 1,
 
     aggregate(global, updates, round) {
+      open = undefined;
       checkAggregateInputs(name, global, updates, round, { minUpdates: 1, scanFinite: false, globalFinite: true });
-      if (state !== undefined) {
-        const { shapes } = state;
-        if (shapes.length !== global.length) {
-          throw new FedlhsError('INVALID_ARGUMENT', `${name}: the server state is for ${shapes.length} tensors, the model has ${global.length}`);
-        }
-        shapes.forEach((shape, t) => {
-          const model = global[t]!.shape;
-          if (!sameShape(shape, model)) {
-            throw new FedlhsError('INVALID_ARGUMENT', `${name}: the server state of tensor ${t} has shape ${shapeText(shape)}, the model's is ${shapeText(model)}`);
-          }
-        });
-      }
+      checkStateFits(global.map((t) => t.shape));
       const avg = weightedMean(name, updates);
-      const old = state?.slots ?? Array.from({ length: slotCount }, () => global.map((t) => new Float32Array(t.data.length)));
+      const old = state?.slots ?? zeroSlots(global.map((t) => t.data.length));
       const next: Slots = old.map((slot) => slot.map((d) => new Float32Array(d.length)));
       const result = global.map((g, t) => {
         const out = new Float32Array(g.data.length);
         const bad = step(config, g.data, avg[t]!.data, old.map((s) => s[t]!), next.map((s) => s[t]!), out);
-        if (bad >= 0) {
-          throw new FedlhsError(
-            'INVALID_ARGUMENT',
-            `${name}: the step overflows float32 at tensor ${t} index ${bad} (global ${g.data[bad]}, mean update ${avg[t]!.data[bad]})`,
-          );
-        }
+        if (bad >= 0) throw stepError(t, bad, g.data[bad]!, avg[t]!.data[bad]!);
         return tensorOf(g.shape, out);
       });
       state = { shapes: global.map((t) => [...t.shape]), slots: next };
       return result;
+    },
+
+    readsGlobal: true,
+
+    beginRound(round, shapes) {
+      open = undefined;
+      if (!Number.isSafeInteger(round) || round < 0) throw invalid(`round must be an integer ≥ 0, got ${String(round)}`);
+      if (!Array.isArray(shapes) || !shapes.every((s) => Array.isArray(s) && s.every((d) => Number.isSafeInteger(d) && d >= 0))) {
+        throw invalid('shapes must be an array of shapes (arrays of integers ≥ 0)');
+      }
+      checkStateFits(shapes);
+      const lengths = shapes.map((s) => elementCount(s));
+      const starts = [0];
+      for (const n of lengths) starts.push(starts[starts.length - 1]! + n);
+      const next = zeroSlots(lengths);
+      open = { round, shapes: shapes.map((s) => [...s]), starts, old: state?.slots, next, offset: 0, tensor: 0 };
+    },
+
+    stepSlice(offset, global, mean, round) {
+      const r = open;
+      if (r === undefined) throw precondition('stepSlice outside beginRound/endRound');
+      // Any failure abandons the round: the pending state may be half stepped.
+      open = undefined;
+      if (round !== r.round) throw precondition(`stepSlice for round ${round} in round ${r.round}`);
+      if (offset !== r.offset) throw precondition(`slice at ${offset}, expected ${r.offset}: slices come in order and cover the model once`);
+      const len = mean.length;
+      const end = offset + len;
+      const total = r.starts[r.starts.length - 1]!;
+      if (global.length !== len) throw invalid(`the global slice has ${global.length} values, the mean's ${len}`);
+      if (end > total) throw invalid(`slice [${offset}, ${end}) overruns the model (${total} values)`);
+      const out = new Float32Array(len);
+      const zeros = r.old === undefined ? new Float32Array(len) : undefined;
+      let t = r.tensor;
+      for (; t < r.shapes.length && r.starts[t]! < end; t++) {
+        // Tensor t's values [lo, hi) are the slice's [from, to).
+        const start = r.starts[t]!;
+        const lo = Math.max(offset, start) - start;
+        const hi = Math.min(end, r.starts[t + 1]!) - start;
+        if (hi <= lo) continue;
+        const from = start + lo - offset;
+        const to = start + hi - offset;
+        const g = global.subarray(from, to);
+        const a = mean.subarray(from, to);
+        const old = r.old?.map((s) => s[t]!.subarray(lo, hi)) ?? Array.from({ length: slotCount }, () => zeros!.subarray(from, to));
+        const bad = step(config, g, a, old, r.next.map((s) => s[t]!.subarray(lo, hi)), out.subarray(from, to));
+        if (bad >= 0) throw stepError(t, lo + bad, g[bad]!, a[bad]!);
+      }
+      // The last tensor touched may continue into the next slice.
+      r.tensor = Math.max(r.tensor, t - 1);
+      r.offset = end;
+      open = r;
+      return out;
+    },
+
+    endRound() {
+      const r = open;
+      open = undefined;
+      if (r === undefined) throw precondition('endRound without beginRound');
+      const total = r.starts[r.starts.length - 1]!;
+      if (r.offset !== total) throw precondition(`the round's slices covered ${r.offset} of the model's ${total} values`);
+      state = { shapes: r.shapes, slots: r.next };
     },
 
     exportState() {
@@ -128,6 +218,7 @@ export function createServerOptimizer(config: ServerOptimizerConfig): Strategy {
     },
 
     importState(incoming) {
+      open = undefined;
       if (!Array.isArray(incoming)) throw new FedlhsError('INVALID_ARGUMENT', `${name}: state must be an array of tensors`);
       if (incoming.length === 0) {
         state = undefined;

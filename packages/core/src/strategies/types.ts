@@ -15,9 +15,9 @@ export interface ClientUpdate {
  * return fresh float32 tensors; sums are computed in float64.
  *
  * Stateful strategies (fedavgm, fedadagrad, fedadam, fedyogi) keep their server state between
- * calls to `aggregate`, stored in float32 exactly as `exportState` returns it, so a strategy
- * restored with `importState` continues bit for bit like one that never stopped. A call that
- * throws leaves the state unchanged.
+ * calls to `aggregate` (or slice-wise rounds: `beginRound`, `stepSlice`…, `endRound`), stored in
+ * float32 exactly as `exportState` returns it, so a strategy restored with `importState`
+ * continues bit for bit like one that never stopped. A call that throws leaves the state unchanged.
  */
 export interface Strategy {
   readonly name: StrategyName;
@@ -29,7 +29,8 @@ export interface Strategy {
    * pre-averaged update `{ weights: avg, numExamples: total }` and gets the same result: bit for
    * bit when avg is Σ n_k·w_k / Σ n_k summed in float64 in the same order and rounded once to
    * float32, as `WeightedSum` does (short of the sign of a zero: updates that are all −0 average
-   * to −0 here, to +0 in a sum started at +0);
+   * to −0 here, to +0 in a sum started at +0); these strategies also step slice by slice
+   * (`stepSlice`), which is how the coordinator applies them;
    * 'all-updates': the strategy needs every update at once (fedmedian, trimmed-mean, krum,
    * multi-krum, bulyan).
    */
@@ -44,6 +45,41 @@ export interface Strategy {
    * not a positive finite number, or if any update value is NaN or infinite.
    */
   aggregate(global: Tensor[], updates: ClientUpdate[], round: number): Tensor[];
+  /**
+   * Weighted-mean strategies: whether `stepSlice` reads its `global` argument. `false` (fedavg,
+   * fedprox: the step is the mean itself) lets a caller pass a zero-length array instead of
+   * reading the round's model. Absent means true; a wrapper reports its own need or its inner's.
+   */
+  readonly readsGlobal?: boolean;
+  /**
+   * Weighted-mean strategies: the server step on one slice of the flat model (every tensor's
+   * values, in model order, concatenated), so a caller holding a running weighted sum never
+   * materialises the model: memory O(slice). `mean` is the float32 example-weighted mean of the
+   * updates on [offset, offset + mean.length), `global` this round's model on the same range
+   * (or zero-length when `readsGlobal` is false). Between `beginRound` and `endRound` the slices
+   * must come in order and cover the model once; the concatenated results equal, bit for bit,
+   * `aggregate(global, [{ weights: mean, numExamples: total }], round)`, and `endRound` leaves the
+   * server state that call would. Neither input is mutated; the result may be `mean` itself.
+   * `mean` is trusted to be finite (the caller checked the updates); a non-finite result throws
+   * INVALID_ARGUMENT, a slice out of order or outside a round FAILED_PRECONDITION: either way the
+   * round is abandoned and the state left unchanged.
+   *
+   * A wrapper (e.g. central DP noise) composes by wrapping `stepSlice` and forwarding
+   * `beginRound`/`endRound`, `exportState`/`importState` and `readsGlobal` to its inner strategy.
+   */
+  stepSlice?(offset: number, global: Float32Array, mean: Float32Array, round: number): Float32Array;
+  /**
+   * Opens one slice-wise aggregation of a model with these tensor shapes (checked against the
+   * server state like `aggregate` checks `global`). A round already open is abandoned. Throws
+   * INVALID_ARGUMENT for a bad round or shapes that do not match the state.
+   */
+  beginRound?(round: number, shapes: readonly (readonly number[])[]): void;
+  /**
+   * Closes the round opened by `beginRound`: the server state becomes the one stepped over the
+   * slices. Throws FAILED_PRECONDITION (state unchanged) if no round is open or the slices did not
+   * cover the model.
+   */
+  endRound?(): void;
   /**
    * Server state to checkpoint, as float32 tensors shaped like the model, slot after slot:
    * fedavgm [v…]; fedadagrad, fedadam, fedyogi [m…, v…]. `[]` if the strategy is stateless or
