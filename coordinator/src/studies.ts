@@ -1,0 +1,196 @@
+import { randomBytes } from 'node:crypto';
+import type { EventEmitter } from 'node:events';
+import {
+  FedlhsError,
+  bundleLength,
+  canonicalManifestJson,
+  createStrategy,
+  manifestHash,
+  parseManifest,
+  splitTensors,
+  strategyConfigOf,
+  validateManifest,
+  type StudyManifest,
+  type Tensor,
+  type TensorSpec,
+} from '@fedlhs/core';
+import type { Logger } from '@fedlhs/service';
+import type { CheckpointStore } from './checkpoints.js';
+import type { CoordinatorMetrics } from './metrics.js';
+import { StudyRunner } from './round-engine.js';
+import type { SessionRegistry } from './sessions.js';
+import type { CoordinatorStore, StudyRecord, TaskRecord } from './store.js';
+
+/** Builds a study's initial global model from its manifest (TF.js runs only on the coordinator). */
+export type InitialModelBuilder = (manifest: StudyManifest) => Promise<{ specs: TensorSpec[]; weights: Float32Array }>;
+
+/** What the studies part needs from the coordinator that builds it. */
+export interface StudiesOptions {
+  store: CoordinatorStore;
+  checkpoints: CheckpointStore;
+  sessions: SessionRegistry;
+  /** The root logger, handed to each runner (which makes its own child). */
+  logger: Logger;
+  /** The coordinator's logger; log lines keep the coordinator's component. */
+  log: Logger;
+  now: () => number;
+  metrics: CoordinatorMetrics;
+  /** The coordinator's 'change' emitter for live dashboards. */
+  events: EventEmitter;
+  selectionGraceMs: number;
+  /** Memory an order-statistic strategy may use to hold one round's updates. */
+  maxHeldUpdateBytes: number;
+  buildInitialModel: InitialModelBuilder;
+  /**
+   * Broadcasts a study's record to the online nodes. A callback because the control sessions
+   * (which own announcements) also look runners up here.
+   */
+  announce: (studyId: string) => Promise<void>;
+}
+
+/**
+ * The studies and their runners: starting a study from a manifest, resuming RUNNING studies
+ * after a restart, stopping them, and the lookup every task-bound call goes through.
+ */
+export class Studies {
+  private readonly runners = new Map<string, { runner: StudyRunner; done: Promise<void> }>();
+
+  constructor(private readonly opts: StudiesOptions) {}
+
+  /** Resumes every RUNNING study from its last committed round, after checking that checkpoint. */
+  async resume(): Promise<void> {
+    const { store, checkpoints, log, now } = this.opts;
+    for (const study of await store.listStudies()) {
+      if (study.state !== 'RUNNING') continue;
+      const failed = await store.failOpenRounds(study.id, 'coordinator restarted before the round committed', now());
+      checkpoints.clearCandidates(study.id);
+      const orphans = checkpoints.removeUncommitted(study.id, study.lastCommittedRound);
+      if (orphans.length > 0) log.warn({ studyId: study.id, files: orphans }, 'removed checkpoint files of rounds that never committed');
+      const last = await store.getCommittedRound(study.id, study.lastCommittedRound);
+      try {
+        if (last?.checkpointPath == null || last.checkpointSha256 === null) {
+          throw new FedlhsError('DATA_LOSS', `committed round ${study.lastCommittedRound} has no checkpoint record (the coordinator stopped while creating the study?)`);
+        }
+        await checkpoints.verify(last.checkpointPath, last.checkpointSha256);
+      } catch (err) {
+        // One broken study must not keep the coordinator (and every other study) down.
+        log.error({ studyId: study.id, err: (err as Error).message }, 'cannot resume study; marking it FAILED');
+        await store.setStudyState(study.id, 'FAILED', `cannot resume: ${(err as Error).message}`, now());
+        continue;
+      }
+      log.info({ studyId: study.id, lastCommittedRound: study.lastCommittedRound, abandonedAttempts: failed }, 'resuming study from its last committed round');
+      await this.launch(study);
+    }
+  }
+
+  /** Halts the runners without ending their studies (so a restart resumes them) and waits for them. */
+  async halt(): Promise<void> {
+    for (const { runner } of this.runners.values()) runner.halt();
+    await Promise.allSettled([...this.runners.values()].map((r) => r.done));
+  }
+
+  private async launch(study: StudyRecord): Promise<void> {
+    const { store, checkpoints, now } = this.opts;
+    const manifest = validateManifest(JSON.parse(study.manifestJson));
+    const specs = checkpoints.loadSpecs(study.id);
+    let strategyState: Tensor[] | undefined;
+    if (study.strategyState !== null) {
+      // Server-side strategy state (momentum, moments) is part of the checkpoint.
+      const ref = JSON.parse(study.strategyState) as { path: string; sha256: string };
+      await checkpoints.verify(ref.path, ref.sha256);
+      const flat = await checkpoints.readAll(ref.path);
+      const length = bundleLength(specs);
+      strategyState = [];
+      for (let offset = 0; offset < flat.length; offset += length) strategyState.push(...splitTensors(specs, flat.slice(offset, offset + length)));
+    }
+    const runner = new StudyRunner(study, manifest, specs, {
+      store,
+      checkpoints,
+      sessions: this.opts.sessions,
+      logger: this.opts.logger,
+      selectionGraceMs: this.opts.selectionGraceMs,
+      now,
+      strategyState,
+      normHistory: await store.listNormHistory(study.id),
+      metrics: this.opts.metrics,
+      onStudyChange: (id, change) => {
+        if (change !== 'round') void this.opts.announce(id);
+        this.opts.events.emit('change', { kind: change === 'round' ? 'round' : 'study', studyId: id });
+      },
+    });
+    const done = runner.run().finally(() => {
+      this.runners.delete(study.id);
+    });
+    this.runners.set(study.id, { runner, done });
+  }
+
+  /** Waits until a study's runner has finished (for tests and the CLI). */
+  async waitForStudy(studyId: string): Promise<void> {
+    await this.runners.get(studyId)?.done;
+  }
+
+  /** The runner of a study, if it is running. */
+  runner(studyId: string): StudyRunner | undefined {
+    return this.runners.get(studyId)?.runner;
+  }
+
+  /** The runner of a task's study, or FAILED_PRECONDITION (reason STALE) if the study is not running. */
+  openRunner(task: TaskRecord): StudyRunner {
+    const runner = this.runners.get(task.studyId)?.runner;
+    if (runner === undefined) throw new FedlhsError('FAILED_PRECONDITION', `study ${task.studyId} is not running`, { reason: 'STALE' });
+    return runner;
+  }
+
+  /** Validates a manifest, checkpoints its initial model as round 0 and starts the study. */
+  async startStudy(manifestText: string, by: string): Promise<StudyRecord> {
+    const { store, checkpoints, now } = this.opts;
+    const manifest = parseManifest(manifestText);
+    const json = canonicalManifestJson(manifest);
+    const hash = manifestHash(manifest);
+    const { specs, weights } = await this.opts.buildInitialModel(manifest);
+    const strategy = createStrategy(strategyConfigOf(manifest));
+    if (strategy.input === 'all-updates') {
+      const held = manifest.clients.max * weights.byteLength;
+      if (held > this.opts.maxHeldUpdateBytes) {
+        throw new FedlhsError(
+          'INVALID_MANIFEST',
+          `aggregation.strategy ${strategy.name} holds every update of a round in memory: clients.max ${manifest.clients.max} × ${(weights.byteLength / 1048576).toFixed(1)} MiB exceeds this coordinator's maxHeldUpdateBytes (${(this.opts.maxHeldUpdateBytes / 1048576).toFixed(0)} MiB)`,
+        );
+      }
+    }
+    const id = `${manifest.name}-${randomBytes(3).toString('hex')}`;
+    checkpoints.saveSpecs(id, specs);
+    const candidate = await checkpoints.writeCandidate(id, 0, 1, [weights]);
+    const initial = checkpoints.promote(id, 0, candidate);
+    const study: StudyRecord = {
+      id, name: manifest.name, manifestJson: json, manifestHash: hash, state: 'RUNNING', reason: null, lastCommittedRound: 0, strategyState: null, parameters: null,
+      createdAt: now(), endedAt: null,
+    };
+    await store.insertStudy(study);
+    const roundId = await store.insertRound({
+      studyId: id, round: 0, attempt: 1, state: 'WAITING_FOR_NODES', reason: 'initial model', startedAt: now(), endedAt: null, participants: 0,
+      checkpointPath: null, checkpointSha256: null,
+    });
+    await store.commitRound(roundId, { path: initial.path, sha256: initial.sha256 }, [], null, now());
+    this.opts.log.info({ studyId: id, manifestSha256: hash, parameters: bundleLength(specs), rounds: manifest.rounds, strategy: manifest.aggregation.strategy, by }, 'study started');
+    await this.launch(study);
+    await this.opts.announce(id);
+    return study;
+  }
+
+  /** Asks a running study's runner to stop, and waits until it has finished. */
+  async stopStudy(studyId: string, by: string): Promise<void> {
+    const entry = this.runners.get(studyId);
+    if (entry === undefined) {
+      const study = await this.opts.store.getStudy(studyId);
+      throw new FedlhsError(study === undefined ? 'NOT_FOUND' : 'FAILED_PRECONDITION', study === undefined ? `no study ${studyId}` : `study ${studyId} is ${study.state}`);
+    }
+    entry.runner.stop(`stopped by ${by}`);
+    await entry.done;
+  }
+
+  /** The studies, RUNNING ones only unless `includeEnded`. */
+  async listStudies(includeEnded: boolean): Promise<StudyRecord[]> {
+    return (await this.opts.store.listStudies()).filter((s) => includeEnded || s.state === 'RUNNING');
+  }
+}
