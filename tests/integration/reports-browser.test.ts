@@ -320,7 +320,8 @@ describe('reports in headless Chromium', () => {
     await page.close();
   });
 
-  it.runIf(process.env.FEDLHS_REPORT_HTML !== undefined)('a report written by a real run (FEDLHS_REPORT_HTML)', async () => {
+  // Defined only when asked for, so the default run has no skipped test.
+  if (process.env.FEDLHS_REPORT_HTML !== undefined) it('a report written by a real run (FEDLHS_REPORT_HTML)', async () => {
     const file = resolve(process.env.FEDLHS_REPORT_HTML!);
     const { page, errors } = await open(readFileSync(file, 'utf8'));
     expect(await legendAndLabelProblems(page)).toEqual([]);
