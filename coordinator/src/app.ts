@@ -36,7 +36,7 @@ export async function startCoordinatorApp(config: CoordinatorConfig, logger: Log
   let state: AppState = 'INITIALIZED';
   if (config.tls.mode === 'plaintext') {
     logger.warn(
-      { tlsMode: 'plaintext' },
+      { event: 'tls.disabled', tlsMode: 'plaintext' },
       '!!! TLS IS DISABLED: node credentials and model weights cross the network unencrypted. Use tls.mode=plaintext only on loopback for demos and tests. !!!',
     );
   }
@@ -64,7 +64,7 @@ export async function startCoordinatorApp(config: CoordinatorConfig, logger: Log
     closeAdmin = a.close;
     adminServer = a.server;
     state = 'RUNNING';
-    logger.info({ grpcPort: g.port, adminPort: a.port, tlsMode: config.tls.mode, mutualTls: config.tls.clientCa !== '', dataDir: config.dataDir }, 'coordinator ready');
+    logger.info({ event: 'coordinator.ready', grpcPort: g.port, adminPort: a.port, tlsMode: config.tls.mode, mutualTls: config.tls.clientCa !== '', dataDir: config.dataDir }, 'coordinator ready');
     return {
       coordinator,
       grpcPort: g.port,
@@ -75,7 +75,7 @@ export async function startCoordinatorApp(config: CoordinatorConfig, logger: Log
       async shutdown() {
         if (state !== 'RUNNING') return;
         state = 'STOPPING';
-        logger.info('coordinator shutting down');
+        logger.info({ event: 'coordinator.stopping' }, 'coordinator shutting down');
         g.health.setStatus('', 'NOT_SERVING');
         await closeAdmin?.();
         await stopGrpcServer(g.server, 5000);

@@ -1,5 +1,6 @@
 import type { AgentMessage__Output } from '@fedlhs/proto';
 import type { Logger } from '@fedlhs/service';
+import type { CoordinatorMetrics } from './metrics.js';
 import type { StudyRunner } from './round-engine.js';
 import type { NodeSession, SessionRegistry } from './sessions.js';
 import type { CoordinatorStore } from './store.js';
@@ -16,12 +17,24 @@ export interface ControlSessionsOptions {
   log: Logger;
   now: () => number;
   heartbeatIntervalMs: number;
+  /** Counts dropped sessions (`fedlhs_session_drops_total`). */
+  metrics?: CoordinatorMetrics;
   /**
    * The runner of a study, if it is running. A lookup rather than the runner map itself, because
    * the studies part (which owns the runners) also calls back here to announce.
    */
   runner: (studyId: string) => StudyRunner | undefined;
 }
+
+/**
+ * Session ends (the `why` of closeSession, set by grpc/services.ts and sessions.ts) that are
+ * drops rather than a node leaving, by the reason logged with `session.dropped`.
+ */
+const DROP_REASONS: ReadonlyMap<string, 'heartbeat_timeout' | 'stream_error' | 'superseded'> = new Map([
+  ['heartbeat timeout', 'heartbeat_timeout'],
+  ['stream error', 'stream_error'],
+  ['superseded by a newer session of the same node', 'superseded'],
+]);
 
 /**
  * The coordinator's side of each node's control stream: the Welcome and what a node must hear
@@ -35,6 +48,7 @@ export class ControlSessions {
   private readonly now: () => number;
   private readonly heartbeatIntervalMs: number;
   private readonly runner: (studyId: string) => StudyRunner | undefined;
+  private readonly metrics: CoordinatorMetrics | undefined;
 
   constructor(opts: ControlSessionsOptions) {
     this.store = opts.store;
@@ -43,6 +57,7 @@ export class ControlSessions {
     this.now = opts.now;
     this.heartbeatIntervalMs = opts.heartbeatIntervalMs;
     this.runner = opts.runner;
+    this.metrics = opts.metrics;
   }
 
   /** Broadcasts a study's current record to every online node. */
@@ -67,16 +82,22 @@ export class ControlSessions {
       if (study !== undefined) session.send({ task: toWireTask(task, study.manifestHash, study.parameters) });
     }
     this.log.info(
-      { nodeId: session.nodeId, siteName: session.siteName, agentVersion: session.agent.agentVersion, trainingBackend: session.agent.trainingBackend, resentTasks: open.length },
+      { event: 'node.online', nodeId: session.nodeId, siteName: session.siteName, agentVersion: session.agent.agentVersion, trainingBackend: session.agent.trainingBackend, resentTasks: open.length },
       'node online',
     );
   }
 
   /** Unregisters a session, unless a newer session of the same node has already replaced it. */
   closeSession(session: NodeSession, why: string): void {
+    // A drop is logged even for a session already replaced (superseded); a normal end is not.
+    const reason = DROP_REASONS.get(why);
+    if (reason !== undefined) {
+      this.log.warn({ event: 'session.dropped', nodeId: session.nodeId, siteName: session.siteName, reason, why }, 'session dropped');
+      this.metrics?.sessionDrops.inc({ reason });
+    }
     if (this.sessions.get(session.nodeId) !== session) return;
     this.sessions.detach(session);
-    this.log.info({ nodeId: session.nodeId, siteName: session.siteName, why }, 'node offline');
+    this.log.info({ event: 'node.offline', nodeId: session.nodeId, siteName: session.siteName, why }, 'node offline');
     // Last seen = the last message heard (a heartbeat at the latest), not when the loss was noticed.
     void this.store.touchNode(session.nodeId, session.lastHeardAt, session.agent.agentVersion, session.agent.trainingBackend);
   }
@@ -89,7 +110,7 @@ export class ControlSessions {
       const previous = session.readiness.get(r.studyId);
       session.readiness.set(r.studyId, { manifestSha256: r.manifestSha256, readiness: r.readiness, detail: r.detail });
       if (previous?.readiness !== r.readiness || previous.manifestSha256 !== r.manifestSha256) {
-        this.log.info({ nodeId: session.nodeId, studyId: r.studyId, readiness: r.readiness, detail: r.detail }, 'node readiness changed');
+        this.log.info({ event: 'node.readiness', nodeId: session.nodeId, studyId: r.studyId, readiness: r.readiness, detail: r.detail }, 'node readiness changed');
         this.sessions.changed();
       }
     } else if (message.taskUpdate) {

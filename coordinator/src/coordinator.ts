@@ -88,7 +88,7 @@ export class Coordinator {
       announce: (studyId) => this.control.announce(studyId),
     });
     this.control = new ControlSessions({
-      store, sessions, log, now, heartbeatIntervalMs: opts.heartbeatIntervalMs, runner: (studyId) => this.studies.runner(studyId),
+      store, sessions, log, now, metrics, heartbeatIntervalMs: opts.heartbeatIntervalMs, runner: (studyId) => this.studies.runner(studyId),
     });
     this.intake = new UpdateIntake({ store, checkpoints, log, now, metrics, events, studies: this.studies });
     this.downloads = new Downloads({ store, checkpoints, chunkBytes: opts.chunkBytes, studies: this.studies });

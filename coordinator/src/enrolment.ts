@@ -54,7 +54,7 @@ export class Enrolment {
     await this.store.insertJoinToken({
       id: `jt_${randomBytes(6).toString('hex')}`, tokenHash: hashSecret(token), siteName, createdAt, expiresAt, usedAt: null, usedByNode: null, createdBy,
     });
-    this.log.info({ siteName, expiresAt: new Date(expiresAt).toISOString(), createdBy }, 'join token issued');
+    this.log.info({ event: 'join_token.issued', siteName, expiresAt: new Date(expiresAt).toISOString(), createdBy }, 'join token issued');
     return { token, siteName, expiresAt };
   }
 
@@ -74,7 +74,7 @@ export class Enrolment {
       agentVersion: agent?.agentVersion ?? '', trainingBackend: agent?.trainingBackend ?? '',
     };
     if (!(await this.store.redeemJoinToken(record.id, node))) throw new FedlhsError('UNAUTHENTICATED', 'join token was already used');
-    this.log.info({ nodeId, siteName }, 'node enrolled');
+    this.log.info({ event: 'node.enrolled', nodeId, siteName }, 'node enrolled');
     return { nodeId, credential: formatNodeCredential(nodeId, secret), siteName };
   }
 
@@ -98,6 +98,6 @@ export class Enrolment {
       throw new FedlhsError(node === undefined ? 'NOT_FOUND' : 'FAILED_PRECONDITION', node === undefined ? `no node ${nodeId}` : `node ${nodeId} is already revoked`);
     }
     this.sessions.get(nodeId)?.close(unauthenticatedCode, 'node credential was revoked');
-    this.log.warn({ nodeId, by }, 'node revoked');
+    this.log.warn({ event: 'node.revoked', nodeId, by }, 'node revoked');
   }
 }

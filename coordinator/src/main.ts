@@ -123,13 +123,13 @@ program
     try {
       app = await startCoordinatorApp(config, logger);
     } catch (err) {
-      logger.fatal({ err }, 'coordinator failed to start');
+      logger.fatal({ event: 'coordinator.start_failed', err }, 'coordinator failed to start');
       die(`cannot start: ${(err as Error).message}`);
     }
     const stop = (signal: string): void => {
       logger.info({ signal }, 'signal received');
       app.shutdown().then(() => process.exit(0), (err: unknown) => {
-        logger.error({ err }, 'shutdown failed');
+        logger.error({ event: 'coordinator.shutdown_failed', err }, 'shutdown failed');
         process.exit(1);
       });
     };

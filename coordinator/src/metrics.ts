@@ -15,6 +15,10 @@ export class CoordinatorMetrics {
   readonly bytesIn = new Counter({ name: 'fedlhs_update_bytes_received_total', help: 'Model update payload bytes received from agents.', registers: [this.registry] });
   readonly bytesOut = new Counter({ name: 'fedlhs_model_bytes_sent_total', help: 'Model payload bytes sent to agents.', registers: [this.registry] });
   readonly rejected = new Counter({ name: 'fedlhs_rejected_updates_total', help: 'Rejected contributions, by reason.', labelNames: ['reason'], registers: [this.registry] });
+  readonly sessionDrops = new Counter({
+    name: 'fedlhs_session_drops_total', help: 'Control sessions dropped by the coordinator, by reason (heartbeat_timeout, stream_error, superseded, slow_consumer).',
+    labelNames: ['reason'], registers: [this.registry],
+  });
   readonly connectedNodes = new Gauge({ name: 'fedlhs_connected_nodes', help: 'Nodes with a live session.', registers: [this.registry] });
   readonly grpcRequests = new Counter({ name: 'fedlhs_grpc_requests_total', help: 'gRPC calls handled, by method and status code.', labelNames: ['method', 'code'], registers: [this.registry] });
   readonly grpcLatency = new Histogram({

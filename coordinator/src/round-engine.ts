@@ -173,7 +173,7 @@ export class StudyRunner {
       } else if (err instanceof StudyFailed) {
         await this.endStudy('FAILED', err.message);
       } else {
-        this.log.error({ err }, 'study failed with an internal error');
+        this.log.error({ event: 'study.internal_error', err }, 'study failed with an internal error');
         await this.endStudy('FAILED', `internal error: ${(err as Error).message}`);
       }
     } finally {
@@ -219,7 +219,7 @@ export class StudyRunner {
     const final = to === 'COMMITTED' || to === 'FAILED';
     await this.opts.store.setRoundState(a.roundId, to, reason, final ? this.now() : null);
     if (final) this.recordRoundEnd(a, to === 'COMMITTED' ? 'committed' : 'failed');
-    this.log.info({ round: a.round, attempt: a.attempt, state: to, ...(reason === null ? {} : { reason }) }, `round ${a.round} → ${to}`);
+    this.log.info({ event: 'round.phase', round: a.round, attempt: a.attempt, state: to, ...(reason === null ? {} : { reason }) }, `round ${a.round} → ${to}`);
     this.opts.onStudyChange?.(this.studyId, 'round');
   }
 
@@ -248,7 +248,7 @@ export class StudyRunner {
       this.manifest.updateValidation, this.manifest.aggregation.maxUpdatesHeld,
     );
     this.attemptState = a;
-    this.log.info({ round, attempt }, `round ${round} (attempt ${attempt}) waiting for ${this.manifest.clients.min}-${this.manifest.clients.max} READY clinics`);
+    this.log.info({ event: 'round.started', round, attempt }, `round ${round} (attempt ${attempt}) waiting for ${this.manifest.clients.min}-${this.manifest.clients.max} READY clinics`);
     this.opts.onStudyChange?.(this.studyId, 'round');
     try {
       const selected = await this.selectNodes(a);
@@ -282,7 +282,7 @@ export class StudyRunner {
       const state = this.strategy.exportState();
       if (state.length > 0) a.stateCandidate = await this.opts.checkpoints.writeCandidate(this.studyId, round, attempt, [concatTensors(state)], 'state');
       this.log.info(
-        { round, strategy: this.strategy.name, updates: a.aggregator.count, examples: a.aggregator.totalExamples, sha256: a.candidate.sha256 },
+        { event: 'round.aggregated', round, strategy: this.strategy.name, updates: a.aggregator.count, examples: a.aggregator.totalExamples, sha256: a.candidate.sha256 },
         `aggregated ${a.aggregator.count} update(s) with ${this.strategy.name}`,
       );
 
@@ -350,7 +350,7 @@ export class StudyRunner {
     await this.opts.store.setStudyParameters(this.studyId, parameters);
     this.study.parameters = parameters;
     this.log.info(
-      { round: a.round, clinics: a.statistics.size, rows: combined.rows, positives: combined.positives, features: normalization.features },
+      { event: 'statistics.derived', round: a.round, clinics: a.statistics.size, rows: combined.rows, positives: combined.positives, features: normalization.features },
       `federated statistics from ${a.statistics.size} clinic(s): ${combined.rows} training records, normalisation fixed for the study`,
     );
     this.opts.onStudyChange?.(this.studyId, 'committed');
@@ -536,7 +536,7 @@ export class StudyRunner {
       `round ${a.round} committed`,
     );
     if (global === undefined) {
-      this.log.warn({ round: a.round }, a.evaluations.size === 0 ? 'no clinic evaluated the new model in time' : `the evaluation covers fewer than minCellCount (${this.manifest.data.minCellCount}) examples: no global metric stored`);
+      this.log.warn({ event: 'evaluation.missing', round: a.round }, a.evaluations.size === 0 ? 'no clinic evaluated the new model in time' : `the evaluation covers fewer than minCellCount (${this.manifest.data.minCellCount}) examples: no global metric stored`);
     }
     this.opts.onStudyChange?.(this.studyId, 'committed');
   }
@@ -608,7 +608,7 @@ export class StudyRunner {
     }
     // A small clinic's example count is a small cell: it stays out of the log.
     const shownExamples = numExamples >= this.manifest.data.minCellCount ? numExamples : null;
-    this.log.info({ round: a.round, nodeId: task.nodeId, taskId: task.id, numExamples: shownExamples, accepted: a.aggregator.count }, 'update accepted');
+    this.log.info({ event: 'update.accepted', round: a.round, nodeId: task.nodeId, taskId: task.id, numExamples: shownExamples, accepted: a.aggregator.count }, 'update accepted');
   }
 
   /** Records a clinic's statistics report for the round's statistics phase. */

@@ -65,7 +65,7 @@ export class Studies {
       const failed = await store.failOpenRounds(study.id, 'coordinator restarted before the round committed', now());
       checkpoints.clearCandidates(study.id);
       const orphans = checkpoints.removeUncommitted(study.id, study.lastCommittedRound);
-      if (orphans.length > 0) log.warn({ studyId: study.id, files: orphans }, 'removed checkpoint files of rounds that never committed');
+      if (orphans.length > 0) log.warn({ event: 'checkpoint.orphans_removed', studyId: study.id, files: orphans }, 'removed checkpoint files of rounds that never committed');
       const last = await store.getCommittedRound(study.id, study.lastCommittedRound);
       try {
         if (last?.checkpointPath == null || last.checkpointSha256 === null) {
@@ -74,11 +74,11 @@ export class Studies {
         await checkpoints.verify(last.checkpointPath, last.checkpointSha256);
       } catch (err) {
         // One broken study must not keep the coordinator (and every other study) down.
-        log.error({ studyId: study.id, err: (err as Error).message }, 'cannot resume study; marking it FAILED');
+        log.error({ event: 'study.resume_failed', studyId: study.id, err: (err as Error).message }, 'cannot resume study; marking it FAILED');
         await store.setStudyState(study.id, 'FAILED', `cannot resume: ${(err as Error).message}`, now());
         continue;
       }
-      log.info({ studyId: study.id, lastCommittedRound: study.lastCommittedRound, abandonedAttempts: failed }, 'resuming study from its last committed round');
+      log.info({ event: 'study.resumed', studyId: study.id, lastCommittedRound: study.lastCommittedRound, abandonedAttempts: failed }, 'resuming study from its last committed round');
       await this.launch(study);
     }
   }
@@ -172,7 +172,7 @@ export class Studies {
       checkpointPath: null, checkpointSha256: null,
     });
     await store.commitRound(roundId, { path: initial.path, sha256: initial.sha256 }, [], null, now());
-    this.opts.log.info({ studyId: id, manifestSha256: hash, parameters: bundleLength(specs), rounds: manifest.rounds, strategy: manifest.aggregation.strategy, by }, 'study started');
+    this.opts.log.info({ event: 'study.started', studyId: id, manifestSha256: hash, parameters: bundleLength(specs), rounds: manifest.rounds, strategy: manifest.aggregation.strategy, by }, 'study started');
     await this.launch(study);
     await this.opts.announce(id);
     return study;

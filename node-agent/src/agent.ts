@@ -90,7 +90,7 @@ export class Agent {
         if (signal.aborted) break;
         attempt = welcomed ? 0 : attempt + 1;
         const delay = backoffDelay(attempt, this.config.reconnect);
-        this.log.info({ retryInMs: Math.round(delay) }, `reconnecting to ${this.config.coordinator.address} in ${(delay / 1000).toFixed(1)}s`);
+        this.log.info({ event: 'agent.reconnecting', retryInMs: Math.round(delay) }, `reconnecting to ${this.config.coordinator.address} in ${(delay / 1000).toFixed(1)}s`);
         await abortable(delay, signal);
       }
       // A task still running is abandoned, not awaited: the coordinator re-sends open tasks

@@ -68,7 +68,7 @@ export class ControlSession {
       const timer = setInterval(() => {
         const silentFor = Date.now() - lastHeard;
         if (silentFor > (welcomed ? 3 * interval : connectTimeoutMs)) {
-          log.warn({ silentForMs: silentFor }, 'coordinator silent; dropping the session');
+          log.warn({ event: 'agent.session_dropped', silentForMs: silentFor }, 'coordinator silent; dropping the session');
           call.cancel();
           return;
         }
@@ -84,26 +84,26 @@ export class ControlSession {
           reject(new CredentialRejected(`the coordinator refused this node's credential: ${err.details}. Re-enrol with a new join token.`));
           return;
         }
-        if (err !== undefined && !signal.aborted) log.warn({ code: grpc.status[err.code], details: err.details }, 'session ended');
+        if (err !== undefined && !signal.aborted) log.warn({ event: 'agent.session_ended', code: grpc.status[err.code], details: err.details }, 'session ended');
         resolve(welcomed);
       };
       call.on('data', (message: CoordinatorMessage__Output) => {
         lastHeard = Date.now();
         if (message.welcome) {
           if (message.welcome.nodeId !== credential.nodeId) {
-            log.error({ got: message.welcome.nodeId }, 'coordinator welcomed a different node id; dropping the session');
+            log.error({ event: 'agent.wrong_node', got: message.welcome.nodeId }, 'coordinator welcomed a different node id; dropping the session');
             call.cancel();
             return;
           }
           welcomed = true;
           interval = message.welcome.heartbeatIntervalMs || 5000;
           clearInterval(timer);
-          log.info({ coordinator: this.options.coordinatorAddress, coordinatorVersion: message.welcome.coordinatorVersion }, 'connected to coordinator');
+          log.info({ event: 'agent.connected', coordinator: this.options.coordinatorAddress, coordinatorVersion: message.welcome.coordinatorVersion }, 'connected to coordinator');
           handlers.welcomed();
           // Re-arm the watchdog at the coordinator's heartbeat interval.
           const beat = setInterval(() => {
             if (Date.now() - lastHeard > 3 * interval) {
-              log.warn({ silentForMs: Date.now() - lastHeard }, 'no heartbeat from coordinator; reconnecting');
+              log.warn({ event: 'agent.session_dropped', silentForMs: Date.now() - lastHeard }, 'no heartbeat from coordinator; reconnecting');
               call.cancel();
               return;
             }

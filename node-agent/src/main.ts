@@ -108,10 +108,10 @@ withConfig('run', 'connect to the coordinator and take part in approved studies'
   }
   if (credential === undefined) die(`not enrolled: run \`fedlhs-agent enrol --join-token <token> --site <name>\` first (state dir ${c.stateDir})`, 2);
   if (c.tls.mode === 'plaintext') {
-    logger.warn({ tlsMode: 'plaintext' }, '!!! TLS IS DISABLED: the node credential and model weights travel unencrypted. Loopback demos and tests only. !!!');
+    logger.warn({ event: 'tls.disabled', tlsMode: 'plaintext' }, '!!! TLS IS DISABLED: the node credential and model weights travel unencrypted. Loopback demos and tests only. !!!');
   }
   if (c.autoApprove) {
-    logger.warn({ autoApprove: true }, '!!! AUTO-APPROVE IS ON: every study manifest is approved without operator review. Demos and simulations only. !!!');
+    logger.warn({ event: 'agent.auto_approve', autoApprove: true }, '!!! AUTO-APPROVE IS ON: every study manifest is approved without operator review. Demos and simulations only. !!!');
   }
   const backend = await initBackend(c.backend);
   logger.info({ trainingBackend: backend.backend, unavailable: backend.attempts, nodeId: credential.nodeId, site: credential.siteName, coordinator: c.coordinator.address, agentVersion: AGENT_VERSION }, `TensorFlow.js backend: ${backend.backend}`);
@@ -128,7 +128,7 @@ withConfig('run', 'connect to the coordinator and take part in approved studies'
     await agent.run(controller.signal);
   } catch (err) {
     if (err instanceof CredentialRejected) {
-      logger.fatal(err.message);
+      logger.fatal({ event: 'agent.credential_rejected' }, err.message);
       clients.close();
       process.exit(3);
     }

@@ -77,7 +77,7 @@ export class StudyTracker {
     try {
       manifest = verifyManifestJson(study.manifestJson, study.manifestSha256);
     } catch (err) {
-      this.log.error({ studyId: study.studyId, err: (err as Error).message }, 'announced manifest failed verification; not taking part');
+      this.log.error({ event: 'study.manifest_invalid', studyId: study.studyId, err: (err as Error).message }, 'announced manifest failed verification; not taking part');
     }
     if (manifest !== undefined) this.state.recordManifest({ hash: study.manifestSha256, studyId: study.studyId, name: manifest.name, json: study.manifestJson });
     const previous = this.studies.get(study.studyId);
@@ -100,7 +100,7 @@ export class StudyTracker {
     } else {
       if (!this.state.isApproved(study.manifestSha256) && this.config.autoApprove) {
         this.state.approve(study.manifestSha256, 'auto-approve');
-        this.log.warn({ studyId: study.studyId, manifestSha256: study.manifestSha256 }, '!!! AUTO-APPROVED study manifest without operator review (--auto-approve: demos and simulations only) !!!');
+        this.log.warn({ event: 'study.auto_approved', studyId: study.studyId, manifestSha256: study.manifestSha256 }, '!!! AUTO-APPROVED study manifest without operator review (--auto-approve: demos and simulations only) !!!');
       }
       if (!this.state.isApproved(study.manifestSha256)) {
         readiness = 'READINESS_NOT_APPROVED';
@@ -120,9 +120,9 @@ export class StudyTracker {
     known.detail = detail;
     if (changed || force) {
       if (readiness === 'READINESS_NOT_APPROVED') {
-        this.log.warn({ studyId: study.studyId, manifestSha256: study.manifestSha256 }, `study ${study.studyId} awaits approval: run \`fedlhs-agent review\`, then \`fedlhs-agent approve ${study.manifestSha256}\``);
+        this.log.warn({ event: 'study.awaiting_approval', studyId: study.studyId, manifestSha256: study.manifestSha256 }, `study ${study.studyId} awaits approval: run \`fedlhs-agent review\`, then \`fedlhs-agent approve ${study.manifestSha256}\``);
       } else {
-        this.log.info({ studyId: study.studyId, readiness, detail }, 'readiness');
+        this.log.info({ event: 'readiness.sent', studyId: study.studyId, readiness, detail }, 'readiness');
       }
       this.send({ readiness: { studyId: study.studyId, manifestSha256: study.manifestSha256, readiness, detail } });
       this.state.audit({
@@ -166,9 +166,9 @@ export class StudyTracker {
       const dir = join(this.state.dir, 'models', study.studyId);
       writeFileAtomic(join(dir, `round-${study.lastCommittedRound}.f32`), float32Bytes(weights));
       writeFileAtomic(join(dir, `round-${study.lastCommittedRound}.json`), JSON.stringify({ studyId: study.studyId, round: study.lastCommittedRound, sha256: sha256.toString('hex'), manifestSha256: study.manifestSha256, tensors: specs }, null, 1));
-      this.log.info({ studyId: study.studyId, round: study.lastCommittedRound, path: dir }, 'study completed; final global model saved locally');
+      this.log.info({ event: 'final_model.saved', studyId: study.studyId, round: study.lastCommittedRound, path: dir }, 'study completed; final global model saved locally');
     } catch (err) {
-      this.log.warn({ studyId: study.studyId, err: (err as Error).message }, 'could not fetch the final model');
+      this.log.warn({ event: 'final_model.failed', studyId: study.studyId, err: (err as Error).message }, 'could not fetch the final model');
     }
   }
 }

@@ -103,7 +103,7 @@ export class TaskRunner {
   /** Marks a task cancelled: a queued one never starts, a running one stops before sending. */
   onCancel(cancel: CancelTask__Output): void {
     this.cancelled.add(cancel.taskId);
-    this.options.log.info({ taskId: cancel.taskId, reason: cancel.reason }, 'task cancelled by coordinator');
+    this.options.log.info({ event: 'task.cancelled', taskId: cancel.taskId, reason: cancel.reason }, 'task cancelled by coordinator');
   }
 
   private progress(task: Task__Output, phase: string, fraction: number, epoch = 0, epochs = 0): void {
@@ -112,7 +112,7 @@ export class TaskRunner {
 
   private decline(task: Task__Output, reason: string): void {
     const { config, log, send, state } = this.options;
-    log.warn({ taskId: task.taskId, studyId: task.studyId, round: task.round, reason }, 'declining task');
+    log.warn({ event: 'task.declined', taskId: task.taskId, studyId: task.studyId, round: task.round, reason }, 'declining task');
     send({ taskUpdate: { taskId: task.taskId, state: 'TASK_STATE_DECLINED', reason } });
     state.audit({
       event: 'task_declined', coordinator: config.coordinator.address, studyId: task.studyId, round: task.round, taskId: task.taskId, detail: reason,
@@ -141,19 +141,19 @@ export class TaskRunner {
       await handler.run(task, this.context(task, manifest, handler.name, log, owned));
     } catch (err) {
       if (isServiceError(err) && (err.code === grpc.status.FAILED_PRECONDITION || err.code === grpc.status.NOT_FOUND)) {
-        log.info({ details: err.details }, 'task abandoned: the coordinator no longer needs it');
+        log.info({ event: 'task.abandoned', details: err.details }, 'task abandoned: the coordinator no longer needs it');
         state.audit({ event: 'task_declined', coordinator: config.coordinator.address, studyId: task.studyId, round: task.round, taskId: task.taskId, outcome: `abandoned: ${grpc.status[err.code]}` });
       } else if (isServiceError(err) && RETRYABLE_CODES.has(err.code)) {
         // Transient (the coordinator was unreachable): if it re-sends the task, start again.
         this.seenTasks.delete(task.taskId);
-        log.warn({ code: grpc.status[err.code], details: err.details }, 'task interrupted; it runs again if the coordinator re-sends it');
+        log.warn({ event: 'task.interrupted', code: grpc.status[err.code], details: err.details }, 'task interrupted; it runs again if the coordinator re-sends it');
       } else if (isServiceError(err)) {
-        log.error({ code: grpc.status[err.code], details: err.details, rejection: err.metadata.get('fedlhs-rejection-reason')[0] }, 'coordinator rejected the task result');
+        log.error({ event: 'task.rejected', code: grpc.status[err.code], details: err.details, rejection: err.metadata.get('fedlhs-rejection-reason')[0] }, 'coordinator rejected the task result');
         state.audit({ event: handler.sentEvent, coordinator: config.coordinator.address, studyId: task.studyId, round: task.round, taskId: task.taskId, outcome: `rejected: ${grpc.status[err.code]}`, detail: err.details });
       } else if (isFedlhsError(err) && err.reason?.startsWith('READINESS_')) {
         this.decline(task, err.message);
       } else {
-        log.error({ err }, 'task failed');
+        log.error({ event: 'task.failed', err }, 'task failed');
         const taskUpdate = { taskId: task.taskId, state: 'TASK_STATE_FAILED' as const, reason: (err as Error).message.slice(0, 300) };
         state.audit({ event: 'task_failed', coordinator: config.coordinator.address, studyId: task.studyId, round: task.round, taskId: task.taskId, detail: taskUpdate.reason, sent: { taskUpdate } });
         this.options.send({ taskUpdate });
@@ -178,7 +178,7 @@ export class TaskRunner {
         const prepared = await data.prepared(manifest, parameters?.normalization);
         const runtime = (owned.runtime = await createModelRuntime({ topology: manifest.model.topology, loss: manifest.training.loss, optimizer: manifest.training.optimizer }));
         const timeoutMs = Math.max(10_000, task.deadlineUnixMs - Date.now() + 30_000);
-        log.info(`round ${task.round}: ${kind} task received`);
+        log.info({ event: 'task.received' }, `round ${task.round}: ${kind} task received`);
         const sha256 = await this.withRetry(task, log, 'download', () => this.loadTaskModel(task, runtime, timeoutMs, log));
         return { data: prepared, runtime, sha256, timeoutMs };
       },
@@ -192,7 +192,7 @@ export class TaskRunner {
       const pct = Math.floor(fraction * 100);
       if (pct >= lastPct + 25 || pct === 100) {
         lastPct = pct;
-        log.info(`round ${task.round}: ${phase} ${pct}%`);
+        log.info({ event: 'task.progress', phase, percent: pct }, `round ${task.round}: ${phase} ${pct}%`);
         this.progress(task, phase, fraction);
       }
     };
@@ -208,7 +208,7 @@ export class TaskRunner {
       this.options.clients.federation, this.options.credential.credential, { taskId: task.taskId }, runtime.specs, timeoutMs, this.transferProgress(task, 'download', log),
     );
     const ms = performance.now() - start;
-    log.info({ bytes: weights.byteLength, ms: Math.round(ms), mbPerS: Number((weights.byteLength / 1048576 / (ms / 1000)).toFixed(1)) }, 'model downloaded and verified');
+    log.info({ event: 'model.downloaded', bytes: weights.byteLength, ms: Math.round(ms), mbPerS: Number((weights.byteLength / 1048576 / (ms / 1000)).toFixed(1)) }, 'model downloaded and verified');
     if (!sha256.equals(task.modelSha256)) throw new Error(`downloaded model hashes to ${sha256.toString('hex')}, the task announced ${task.modelSha256.toString('hex')}`);
     runtime.setWeights(weights);
     return sha256;
@@ -223,7 +223,7 @@ export class TaskRunner {
         const retryable = isServiceError(err) && RETRYABLE_CODES.has(err.code);
         const delay = backoffDelay(attempt, this.options.config.reconnect);
         if (!retryable || Date.now() + delay > task.deadlineUnixMs || this.cancelled.has(task.taskId)) throw err;
-        log.warn({ code: grpc.status[err.code], retryInMs: Math.round(delay) }, `${what} failed; retrying`);
+        log.warn({ event: 'task.retrying', code: grpc.status[err.code], retryInMs: Math.round(delay) }, `${what} failed; retrying`);
         await new Promise((r) => setTimeout(r, delay));
       }
     }

@@ -284,11 +284,11 @@ const UNUSABLE = new Set(['READINESS_COHORT_TOO_SMALL', 'READINESS_FEATURE_SPEC_
  */
 async function waitForHeartStudy(coordinator: CoordinatorHandle, studyId: string, sites: ReadonlyMap<string, string>): Promise<StudyDetail> {
   const line = await coordinator.proc.waitFor(
-    (l) => l.studyId === studyId && ((typeof l.msg === 'string' && /^study (completed|failed|stopped)$/.test(l.msg)) || (l.msg === 'node readiness changed' && UNUSABLE.has(String(l.readiness)))),
+    (l) => l.studyId === studyId && (l.event === 'study.completed' || l.event === 'study.failed' || l.event === 'study.stopped' || (l.event === 'node.readiness' && UNUSABLE.has(String(l.readiness)))),
     3_600_000,
     `end of study ${studyId}`,
   );
-  if (line.msg === 'node readiness changed') {
+  if (line.event === 'node.readiness') {
     throw new Error(`${sites.get(String(line.nodeId)) ?? String(line.nodeId)} cannot take part in study ${studyId}: ${String(line.readiness)} (${String(line.detail)}); the benchmark needs all four hospitals`);
   }
   return waitForStudyEnd(coordinator, studyId);

@@ -68,7 +68,7 @@ export async function startCoordinator(options: CoordinatorStartOptions): Promis
       ...options.env,
     },
   });
-  const ready = await proc.waitForMsg('coordinator ready', 60_000);
+  const ready = await proc.waitForEvent('coordinator.ready', undefined, 60_000);
   const grpcPort = ready.grpcPort as number;
   const adminPort = ready.adminPort as number;
   const adminToken = readFileSync(join(options.dataDir, 'admin-token'), 'utf8').trim();
@@ -153,8 +153,11 @@ export interface StudyDetail {
 }
 
 /** Waits (on the coordinator's own log) until the study ends, then returns its detail. */
+/** The events that end a study (coordinator log). */
+const STUDY_END_EVENTS: ReadonlySet<string> = new Set(['study.completed', 'study.failed', 'study.stopped']);
+
 export async function waitForStudyEnd(c: CoordinatorHandle, studyId: string, timeoutMs = 240_000): Promise<StudyDetail> {
-  await c.proc.waitFor((l: LogLine) => l.studyId === studyId && typeof l.msg === 'string' && /^study (completed|failed|stopped)$/.test(l.msg), timeoutMs, `end of study ${studyId}`);
+  await c.proc.waitFor((l: LogLine) => l.studyId === studyId && STUDY_END_EVENTS.has(String(l.event)), timeoutMs, `end of study ${studyId}`);
   return (await c.admin<StudyDetail>('GET', `/api/v1/studies/${studyId}`)).body;
 }
 

@@ -58,8 +58,8 @@ describe('command-line interfaces', () => {
     const studyId = started.stdout.trim();
     expect(studyId).toMatch(/^cli-study-[0-9a-f]{6}$/);
 
-    await agent.waitFor((l) => l.readiness === 'READINESS_COHORT_TOO_SMALL');
-    await c.proc.waitFor((l) => l.msg === 'node readiness changed' && l.readiness === 'READINESS_COHORT_TOO_SMALL');
+    await agent.waitForEvent('readiness.sent', { readiness: 'READINESS_COHORT_TOO_SMALL' });
+    await c.proc.waitForEvent('node.readiness', { readiness: 'READINESS_COHORT_TOO_SMALL' });
     const status = await runCli(coordinatorMain, ['status'], env);
     expect(status.code).toBe(0);
     expect(status.stdout).toMatch(new RegExp(`${studyId}\\s+RUNNING\\s+0/1\\s+round 1 WAITING_FOR_NODES`));

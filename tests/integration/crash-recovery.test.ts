@@ -32,15 +32,15 @@ describe('coordinator crash (SIGKILL) mid-study', () => {
     const rounds = 5;
     const study = await startStudy(first, learnableManifest({ rounds, min: 3, max: 3, quorum: 2 }));
 
-    await first.proc.waitFor((l) => l.msg === 'round 2 committed');
-    await first.proc.waitFor((l) => l.msg === 'round 3 → TRAINING');
+    await first.proc.waitForEvent('round.committed', { round: 2 });
+    await first.proc.waitForEvent('round.phase', { round: 3, state: 'TRAINING' });
     first.proc.kill('SIGKILL');
     await first.proc.exited;
     const before = checkpointDigests(dataDir, study.id);
     expect([...before.keys()].slice(0, 3)).toEqual(['round-000000.f32', 'round-000001.f32', 'round-000002.f32']);
 
     const second = ws.track(await startCoordinator({ dataDir, grpcPort: first.grpcPort, name: 'coordinator-restarted' }));
-    const resumed = await second.proc.waitForMsg('resuming study from its last committed round');
+    const resumed = await second.proc.waitForEvent('study.resumed');
     const resumedAt = resumed.lastCommittedRound as number;
     expect(resumedAt).toBeGreaterThanOrEqual(2);
     expect(resumedAt).toBe(before.size - 1);
@@ -84,14 +84,14 @@ describe('server optimizer state across a coordinator crash', () => {
     }
     const manifest = { ...learnableManifest({ name: 'adam-restart', rounds: 3, min: 2, max: 2, quorum: 2 }), aggregation: { strategy: 'fedadam', parameters: { eta: 0.05 } } };
     const study = await startStudy(first, manifest);
-    await first.proc.waitFor((l) => l.msg === 'round 1 committed');
+    await first.proc.waitForEvent('round.committed', { round: 1 });
     first.proc.kill('SIGKILL');
     await first.proc.exited;
     const stateFile = (r: number) => join(dataDir, 'studies', study.id, 'checkpoints', `round-${String(r).padStart(6, '0')}.state.f32`);
     const round1 = readFileSync(stateFile(1));
 
     const second = ws.track(await startCoordinator({ dataDir, grpcPort: first.grpcPort, name: 'coordinator-restarted' }));
-    await second.proc.waitForMsg('resuming study from its last committed round');
+    await second.proc.waitForEvent('study.resumed');
     const detail = await waitForStudyEnd(second, study.id);
     expect(detail.state).toBe('COMPLETED');
     // Moments m and v for every weight: twice the model's size, and they keep evolving.

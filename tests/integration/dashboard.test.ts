@@ -30,7 +30,7 @@ describe('operator dashboard in headless Chromium', () => {
     }
     // Quorum 1: the study keeps going after a clinic is killed.
     const study = await startStudy(c, learnableManifest({ name: 'watched', rounds: 400, min: 1, max: 2, quorum: 1 }));
-    await c.proc.waitFor((l) => l.msg === 'round 1 committed');
+    await c.proc.waitForEvent('round.committed', { round: 1 });
     const viewer = (await c.admin<{ token: string }>('POST', '/api/v1/operators', { name: 'vic', role: 'viewer' })).body.token;
 
     browser = await chromium.launch({

@@ -103,8 +103,8 @@ describe('why a study failed', () => {
 
     // A study without a readiness deadline waits; status says why, per site.
     const waiting = await startStudy(c, learnableManifest({ name: 'waits', min: 3, max: 4, quorum: 2 }));
-    await c.proc.waitFor((l) => l.msg === 'node readiness changed' && l.readiness === 'READINESS_NOT_APPROVED' && l.studyId === waiting.id);
-    await c.proc.waitFor((l) => l.msg === 'node readiness changed' && l.readiness === 'READINESS_COHORT_TOO_SMALL' && l.studyId === waiting.id);
+    await c.proc.waitForEvent('node.readiness', { readiness: 'READINESS_NOT_APPROVED', studyId: waiting.id });
+    await c.proc.waitForEvent('node.readiness', { readiness: 'READINESS_COHORT_TOO_SMALL', studyId: waiting.id });
     const status = await runCli(coordinatorMain, ['status'], cliEnv(c));
     expect(status.code, status.stderr).toBe(0);
     expect(status.stdout).toContain(`readiness of ${waiting.id}: 1 of 3 READY clinic(s) needed\n`);

@@ -26,7 +26,7 @@ describe('federation end to end (separate OS processes)', () => {
     const study = await startStudy(c, learnableManifest({ rounds: 4, min: 3, max: 3, quorum: 3 }));
 
     // Nobody trains before approval: the first round waits for READY clinics.
-    await Promise.all(agents.map((a) => a.waitForMsg(/awaits approval/)));
+    await Promise.all(agents.map((a) => a.waitForEvent('study.awaiting_approval')));
     const status = await c.admin<{ studies: { id: string; current: { state: string } | null }[]; nodes: { online: boolean; trainingBackend: string }[] }>('GET', '/api/v1/status');
     expect(status.body.studies.find((s) => s.id === study.id)?.current?.state).toBe('WAITING_FOR_NODES');
     expect(status.body.nodes.filter((n) => n.online)).toHaveLength(3);
@@ -64,11 +64,11 @@ describe('federation end to end (separate OS processes)', () => {
     const victim = ws.track(startAgent(clinics[2]!));
     const study = await startStudy(c, learnableManifest({ rounds: 3, min: 3, max: 3, quorum: 2, roundSeconds: 120 }));
 
-    await victim.waitFor((l) => l.round === 2 && l.msg === 'round 2: download 100%');
+    await victim.waitForEvent('task.progress', { round: 2, phase: 'download', percent: 100 });
     victim.kill('SIGKILL');
-    await c.proc.waitFor((l) => l.msg === 'round 2 committed');
+    await c.proc.waitForEvent('round.committed', { round: 2 });
     const rejoined = ws.track(startAgent(clinics[2]!));
-    await rejoined.waitForMsg('connected to coordinator');
+    await rejoined.waitForEvent('agent.connected');
 
     const detail = await waitForStudyEnd(c, study.id);
     expect(detail.state).toBe('COMPLETED');
@@ -81,12 +81,12 @@ describe('federation end to end (separate OS processes)', () => {
 
     // Dissemination: a clinic that was offline when the study completed fetches the final model
     // when it next connects.
-    await first.waitFor((l) => l.msg === 'study completed; final global model saved locally');
+    await first.waitForEvent('final_model.saved');
     await first.stop();
     const models = join(clinics[0]!.stateDir, 'models', study.id);
     rmSync(models, { recursive: true, force: true });
     const back = ws.track(startAgent(clinics[0]!));
-    await back.waitForMsg('study completed; final global model saved locally');
+    await back.waitForEvent('final_model.saved');
     const saved = readFileSync(join(models, 'round-3.f32'));
     const committed = readFileSync(join(c.dataDir, 'studies', study.id, 'checkpoints', 'round-000003.f32'));
     expect(saved.equals(committed)).toBe(true);
@@ -101,13 +101,13 @@ describe('federation end to end (separate OS processes)', () => {
     await first.stop();
 
     const agent = ws.track(startAgent(o));
-    await agent.waitFor((l) => typeof l.msg === 'string' && l.msg.startsWith('reconnecting'));
-    await agent.waitForNext((l) => typeof l.msg === 'string' && l.msg.startsWith('reconnecting'));
-    expect(agent.lines.some((l) => l.msg === 'connected to coordinator')).toBe(false);
+    await agent.waitForEvent('agent.reconnecting');
+    await agent.waitForNextEvent('agent.reconnecting');
+    expect(agent.events('agent.connected')).toEqual([]);
 
     const second = ws.track(await startCoordinator({ dataDir, grpcPort: port, name: 'coordinator-restarted' }));
-    await agent.waitForMsg('connected to coordinator');
-    await second.proc.waitFor((l) => l.msg === 'node online');
+    await agent.waitForEvent('agent.connected');
+    await second.proc.waitForEvent('node.online');
     const status = await second.admin<{ nodes: { siteName: string; online: boolean }[] }>('GET', '/api/v1/status');
     expect(status.body.nodes).toEqual([expect.objectContaining({ siteName: 'early', online: true })]);
   });

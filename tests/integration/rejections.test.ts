@@ -98,7 +98,7 @@ describe('authentication and contribution checks', () => {
     const nonFinite = await rejection(rogue.upload({ ...base(t2), specs: m2.specs, weights: nan }));
     expect(nonFinite).toMatchObject({ code: 'INVALID_ARGUMENT', reason: 'NON_FINITE' });
     expect(nonFinite.details).toBe('non-finite value (NaN) in tensor "hidden/kernel" at element 3');
-    await c.proc.waitFor((l) => l.msg === 'round 1 committed');
+    await c.proc.waitForEvent('round.committed', { round: 1 });
     const honestTask = (await c.admin<{ contributions: { taskId: string; nodeId: string; accepted: boolean }[] }>('GET', `/api/v1/studies/${study.id}`)).body.contributions.find((x) => x.accepted && x.nodeId !== creds.nodeId)!;
     expect(await rejection(rogue.upload({ ...base(t2), taskId: honestTask.taskId, ...m2 }))).toMatchObject({ code: 'PERMISSION_DENIED', reason: 'NOT_ASSIGNED' });
 

@@ -91,7 +91,7 @@ export async function startAdminServer(coordinator: Coordinator, logger: Logger,
   const streams = new Set<ServerResponse>();
   const audit = async (operator: Operator, action: string, target: string, detail: string | null = null): Promise<void> => {
     await coordinator.store.insertAdminAction({ at: Date.now(), operator: operator.name, action, target, detail });
-    log.info({ operator: operator.name, action, target }, 'admin action');
+    log.info({ event: 'admin.action', operator: operator.name, action, target }, 'admin action');
   };
 
   const routes: Route[] = [
@@ -226,7 +226,7 @@ export async function startAdminServer(coordinator: Coordinator, logger: Logger,
         },
         (err: unknown) => {
           const answer = toHttpError(err);
-          if (answer.internal) log.error({ err, path }, 'admin API error');
+          if (answer.internal) log.error({ event: 'admin.internal', err, path }, 'admin API error');
           send(res, answer.status, answer.body);
         },
       );
@@ -248,7 +248,7 @@ export async function startAdminServer(coordinator: Coordinator, logger: Logger,
     })().catch((err: unknown) => {
       if (res.headersSent) return;
       const answer = toHttpError(err);
-      if (answer.internal) log.error({ err, path }, 'admin API error');
+      if (answer.internal) log.error({ event: 'admin.internal', err, path }, 'admin API error');
       return send(res, answer.status, answer.body);
     });
   });

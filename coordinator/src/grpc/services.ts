@@ -92,7 +92,7 @@ export function federationHandlers(coordinator: Coordinator, logger: Logger): Fe
             }, interval);
             return;
           }
-          coordinator.onAgentMessage(session, message).catch((err: unknown) => log.error({ err, nodeId: node.id }, 'failed to handle agent message'));
+          coordinator.onAgentMessage(session, message).catch((err: unknown) => log.error({ event: 'session.message_failed', err, nodeId: node.id }, 'failed to handle agent message'));
         });
         call.on('end', () => end('agent closed the stream'));
         call.on('error', () => end('stream error'));

@@ -30,6 +30,6 @@ export const evaluateTask: TaskHandler = {
       event: 'evaluation_sent', coordinator: ctx.config.coordinator.address, studyId: task.studyId, round: task.round, taskId: task.taskId,
       numExamples: metrics.numExamples, metrics: { loss: metrics.loss, accuracy: metrics.accuracy, auc: metrics.auc }, outcome: 'accepted', sent: sentReport,
     });
-    log.info({ loss: metrics.loss, accuracy: metrics.accuracy, auc: metrics.auc }, `round ${task.round}: hold-out evaluation reported`);
+    log.info({ event: 'evaluation.sent', loss: metrics.loss, accuracy: metrics.accuracy, auc: metrics.auc }, `round ${task.round}: hold-out evaluation reported`);
   },
 };

@@ -33,6 +33,6 @@ export const statisticsTask: TaskHandler = {
       numExamples: stats.rows, outcome: 'accepted', sent,
       detail: `training records ${stats.suppressed && stats.rows === 0 ? 'withheld' : stats.rows}, label positives ${stats.suppressed ? 'withheld' : stats.positives}; ${stats.features.length} feature(s): count, sum, sum of squares, missing, histogram; counts < ${manifest.data.minCellCount} withheld`,
     });
-    log.info({ rows: stats.rows, suppressed: stats.suppressed }, `round ${task.round}: feature statistics reported`);
+    log.info({ event: 'statistics.sent', rows: stats.rows, suppressed: stats.suppressed }, `round ${task.round}: feature statistics reported`);
   },
 };

@@ -56,13 +56,13 @@ export const trainTask: TaskHandler = {
       }, timeoutMs, ctx.transferProgress('upload')),
     );
     const uploadMs = performance.now() - uploadStart;
-    log.info({ bytes: trained.byteLength, ms: Math.round(uploadMs), mbPerS: Number((trained.byteLength / 1048576 / (uploadMs / 1000)).toFixed(1)) }, 'update uploaded and accepted');
+    log.info({ event: 'update.sent', bytes: trained.byteLength, ms: Math.round(uploadMs), mbPerS: Number((trained.byteLength / 1048576 / (uploadMs / 1000)).toFixed(1)) }, 'update uploaded and accepted');
     ctx.state.audit({
       event: 'update_sent', coordinator: ctx.config.coordinator.address, studyId: task.studyId, round: task.round, taskId: task.taskId,
       bytes: trained.byteLength, sha256: receipt.sha256.toString('hex'), numExamples: data.train.rows,
       metrics: { loss: trainMetrics.loss, accuracy: trainMetrics.accuracy, auc: trainMetrics.auc }, outcome: receipt.duplicate ? 'accepted (duplicate)' : 'accepted',
       sent: { updateHeader: { ...sentHeader, weights: { ...sentHeader.weights, sha256: receipt.sha256.toString('hex') } } },
     });
-    log.info({ bytes: trained.byteLength, numExamples: data.train.rows, trainLoss: trainMetrics.loss }, `round ${task.round}: update accepted by coordinator`);
+    log.info({ event: 'update.accepted', bytes: trained.byteLength, numExamples: data.train.rows, trainLoss: trainMetrics.loss }, `round ${task.round}: update accepted by coordinator`);
   },
 };

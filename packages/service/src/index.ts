@@ -3,6 +3,7 @@
  * root logger, gRPC channel and TLS options, crash-safe file writes.
  */
 export * from './logger.js';
+export * from './events.js';
 export * from './files.js';
 export * from './grpc-options.js';
 export * from './config.js';

@@ -13,6 +13,20 @@ export interface ManagedProcessOptions {
   cwd?: string;
 }
 
+/** Fields a line must carry (compared with ===), or a predicate over the line. */
+export type EventMatch = Record<string, unknown> | ((l: LogLine) => boolean);
+
+function eventPredicate(name: string, match: EventMatch | undefined): (l: LogLine) => boolean {
+  if (match === undefined) return (l) => l.event === name;
+  if (typeof match === 'function') return (l) => l.event === name && match(l);
+  const fields = Object.entries(match);
+  return (l) => l.event === name && fields.every(([k, v]) => l[k] === v);
+}
+
+function describeEvent(name: string, match: EventMatch | undefined): string {
+  return `event ${name}${match === undefined ? '' : typeof match === 'function' ? ' (matching)' : ` ${JSON.stringify(match)}`}`;
+}
+
 /**
  * A child process whose JSON log lines are collected and can be awaited. Tests wait for
  * what a process says it did, never for a fixed time.
@@ -84,6 +98,26 @@ export class ManagedProcess {
     });
   }
 
+  /**
+   * Resolves with the first line (already seen or future) whose stable `event` key is `name`
+   * (packages/service/src/events.ts) and whose fields equal those of `match`, or satisfy it
+   * when it is a predicate. Tests wait on events, never on message prose.
+   */
+  waitForEvent(name: string, match?: EventMatch, timeoutMs?: number): Promise<LogLine> {
+    return this.waitFor(eventPredicate(name, match), timeoutMs, describeEvent(name, match));
+  }
+
+  /** Like waitForEvent, but only lines logged from now on count. */
+  waitForNextEvent(name: string, match?: EventMatch, timeoutMs?: number): Promise<LogLine> {
+    return this.waitForNext(eventPredicate(name, match), timeoutMs, describeEvent(name, match));
+  }
+
+  /** The lines already logged with event `name` (and matching `match`). */
+  events(name: string, match?: EventMatch): LogLine[] {
+    return this.lines.filter(eventPredicate(name, match));
+  }
+
+  /** @deprecated Matches message prose; wait with waitForEvent. */
   waitForMsg(msg: string | RegExp, timeoutMs?: number): Promise<LogLine> {
     const test = (l: LogLine): boolean => (typeof msg === 'string' ? l.msg === msg : msg.test(String(l.msg ?? '')));
     return this.waitFor(test, timeoutMs, `"${String(msg)}"`);

@@ -76,13 +76,13 @@ async function main(): Promise<void> {
     };
     say('starting study (the coordinator builds and checkpoints the initial model)…');
     const study = await startStudy(c, manifest);
-    await c.proc.waitFor((l) => l.msg === 'round 1 → TRAINING', 3_600_000);
+    await c.proc.waitForEvent('round.phase', { round: 1, state: 'TRAINING' }, 3_600_000);
     sampling = true; // measure the round itself, not the one-off initial model build
     say('round 1 training…');
     const detail = await waitForStudyEnd(c, study.id, 3_600_000);
     sampling = false;
-    const downloads = agents.flatMap((a) => a.lines.filter((l) => l.msg === 'model downloaded and verified' && l.kind === 'train'));
-    const uploads = agents.flatMap((a) => a.lines.filter((l) => l.msg === 'update uploaded and accepted'));
+    const downloads = agents.flatMap((a) => a.events('model.downloaded', { kind: 'train' }));
+    const uploads = agents.flatMap((a) => a.events('update.sent'));
     say(`study ${detail.state}; measuring raw grpc-js streaming of ${(MODEL_BYTES / MiB).toFixed(0)} MiB for comparison…`);
     const raw = await rawGrpc(MODEL_BYTES);
     const fmt = (x: number): string => x.toFixed(1);

@@ -1,0 +1,98 @@
+/**
+ * The stable `event` keys of fedlhs log lines (design core-redesign §4.4). Every log line at warn
+ * or above, and every line a test or the simulator waits on, carries one of these as `event`;
+ * message text is for people and may change. `events.test.ts` scans the sources for `event:`
+ * literals and fails on a key missing here.
+ *
+ * The agent's audit-record types (`update_sent`, `task_declined`, …, node-agent/src/agent-state.ts)
+ * are a separate vocabulary: snake_case, no dot.
+ */
+export const EVENTS = {
+  // ---- coordinator process -------------------------------------------------------------
+  'coordinator.ready': 'the coordinator listens; fields grpcPort and adminPort',
+  'coordinator.stopping': 'the coordinator began a graceful shutdown',
+  'coordinator.start_failed': 'the coordinator could not start (fatal)',
+  'coordinator.shutdown_failed': 'a graceful shutdown threw; the process exits 1',
+  'tls.disabled': 'a process runs with tls.mode=plaintext (loopback demos and tests only)',
+  'data-dir.lock-taken-over': 'the data directory lock of a coordinator that died was taken over',
+  'grpc.internal': 'a gRPC handler failed with an internal error (details stay in the log)',
+  'admin.action': 'an operator changed something through the admin API (audit)',
+  'admin.internal': 'an admin API request failed with an internal error',
+  // ---- studies ---------------------------------------------------------------------------
+  'study.started': 'a study was created and its round 0 checkpointed',
+  'study.resumed': 'a RUNNING study resumed from its last committed round after a restart',
+  'study.resume_failed': 'a RUNNING study could not be resumed and was marked FAILED',
+  'study.completed': 'a study ran all its rounds',
+  'study.failed': 'a study ended FAILED; field reason',
+  'study.stopped': 'an operator stopped a study',
+  'study.internal_error': 'a study runner threw an unexpected error (the study then fails)',
+  'checkpoint.orphans_removed': 'checkpoint files of rounds that never committed were removed at start',
+  // ---- rounds ----------------------------------------------------------------------------
+  'round.started': 'a round attempt began and waits for READY clinics; fields round, attempt',
+  'round.phase': 'a round attempt changed state; fields round, attempt, state (reason)',
+  'round.awaiting-alike': 'clinics failed alike and quorum is out of reach; waiting for the rest before deciding',
+  'round.aggregated': 'the accepted updates were aggregated into a candidate model',
+  'round.committed': 'a round committed its model; fields round, attempt, sha256, metrics',
+  'round.failed': 'a round attempt failed; fields reason, failures',
+  'readiness.deadline': 'deadlines.readinessSeconds passed before a round could start (the study fails)',
+  'statistics.derived': 'federated statistics fixed the study normalisation',
+  'statistics.withheld': 'federated statistics withheld (fewer clinics than minCellCount)',
+  'statistics.fallback': 'some features were not scaled by federated statistics; their fallback',
+  'metrics.withheld': "sites' small-cell metrics kept only in the global value",
+  'evaluation.missing': 'a committed round has no global evaluation metric',
+  // ---- tasks and contributions (coordinator) -----------------------------------------------
+  'task.declined': 'a task ended DECLINED (coordinator) / the agent declined a task (agent)',
+  'task.failed': 'a task ended FAILED (coordinator) / a task failed at the agent (agent)',
+  'task.rejected': 'a task ended REJECTED (coordinator) / the coordinator rejected a result (agent)',
+  'task.cancelled': 'a task was cancelled (coordinator: by the round; agent: the coordinator told it)',
+  'update.accepted': 'an update was accepted (coordinator: per clinic; agent: the coordinator confirmed it)',
+  'update.rejected': 'a model update was rejected; fields reason, detail',
+  'statistics.rejected': 'a statistics report was rejected; fields reason, detail',
+  'evaluation.rejected': 'an evaluation report was rejected; fields reason, detail',
+  // ---- nodes and sessions (coordinator) ----------------------------------------------------
+  'join_token.issued': 'a one-time join token was issued for a site',
+  'node.enrolled': 'a node traded a join token for a credential',
+  'node.revoked': "a node's credential was revoked",
+  'node.online': 'a node opened a control session',
+  'node.offline': "a node's control session ended; field why",
+  'node.readiness': "a node's readiness for a study changed; fields studyId, readiness, detail",
+  'session.dropped': 'a control session was dropped (warn); field reason: heartbeat_timeout | stream_error | superseded | slow_consumer',
+  'session.message_failed': 'handling a message of a control session threw',
+  // ---- logging -----------------------------------------------------------------------------
+  'log.dropped': 'log lines were dropped because the log destination was too slow; at most one summary per 10 s',
+  // ---- node agent --------------------------------------------------------------------------
+  'agent.connected': 'the agent opened a session and was welcomed',
+  'agent.reconnecting': 'the agent will reconnect after a delay; field retryInMs',
+  'agent.session_dropped': 'the agent dropped a silent session (no welcome or no heartbeat)',
+  'agent.session_ended': 'the control session ended with an error',
+  'agent.wrong_node': 'the coordinator welcomed a different node id',
+  'agent.credential_rejected': "the coordinator refused the node's credential (fatal; re-enrol)",
+  'agent.auto_approve': 'the agent runs with --auto-approve (demos and simulations only)',
+  'study.awaiting_approval': "a study's manifest waits for the clinic operator's approval",
+  'study.auto_approved': 'a manifest was approved without review (--auto-approve)',
+  'study.manifest_invalid': 'an announced manifest failed verification; the agent does not take part',
+  'data.warning': "the clinic's data passed the checks with warnings",
+  'readiness.sent': 'the agent reported its readiness for a study; fields readiness, detail',
+  'task.received': 'the agent started a task (data prepared, model about to download)',
+  'task.progress': 'a transfer reached a progress step; fields phase (download | upload), percent',
+  'task.retrying': 'a transient transfer failure; the agent retries',
+  'task.abandoned': 'the coordinator no longer needs a task',
+  'task.interrupted': 'a task was interrupted by a transient error; it runs again if re-sent',
+  'model.downloaded': 'a task model was downloaded and its digest verified',
+  'update.sent': 'an update was uploaded (and accepted); fields bytes, ms, mbPerS',
+  'statistics.sent': 'the agent sent its feature statistics',
+  'evaluation.sent': 'the agent sent its hold-out evaluation',
+  'final_model.saved': "a completed study's final model was saved locally",
+  'final_model.failed': "a completed study's final model could not be fetched",
+} as const satisfies Record<string, string>;
+
+/** A stable log event key. */
+export type EventKey = keyof typeof EVENTS;
+
+/** Every event key, in the order of the list above. */
+export const EVENT_KEYS = Object.keys(EVENTS) as EventKey[];
+
+/** Whether `key` is a known event key. */
+export function isEventKey(key: string): key is EventKey {
+  return Object.hasOwn(EVENTS, key);
+}

@@ -1,0 +1,94 @@
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pino from 'pino';
+import { afterEach, describe, expect, it } from 'vitest';
+import { createLogger, logDrops, type Logger } from './logger.js';
+
+const dirs: string[] = [];
+const loggers: Logger[] = [];
+afterEach(() => {
+  for (const l of loggers.splice(0)) (l as unknown as Record<symbol, { end(): void }>)[pino.symbols.streamSym]?.end();
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+function fileLogger(maxBufferBytes: number, dropSummaryMs: number): { logger: Logger; path: string } {
+  const dir = mkdtempSync(join(tmpdir(), 'fedlhs-logger-'));
+  dirs.push(dir);
+  const path = join(dir, 'log.jsonl');
+  const logger = createLogger({ app: 'test', level: 'info', pretty: 'false', maxBufferBytes, dropSummaryMs, destination: path });
+  loggers.push(logger);
+  return { logger, path };
+}
+
+const lines = (path: string): Record<string, unknown>[] =>
+  readFileSync(path, 'utf8').split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as Record<string, unknown>);
+
+async function until(what: string, ok: () => boolean, timeoutMs = 10_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!ok()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+describe('createLogger: bounded pipeline', () => {
+  it('drops and counts what a slow destination cannot take, instead of buffering it', async () => {
+    const max = 256 * 1024;
+    const { logger, path } = fileLogger(max, 50);
+    const child = logger.child({ component: 'flood' });
+    const payload = 'x'.repeat(1000);
+    const total = 100_000; // ~110 MB of JSON, written without yielding: the destination gets nothing meanwhile
+    const heapBefore = process.memoryUsage().heapUsed;
+    let maxBuffered = 0;
+    for (let i = 0; i < total; i++) {
+      child.info({ event: 'test.flood', i, payload }, 'flood');
+      if (i % 1000 === 0) maxBuffered = Math.max(maxBuffered, logDrops(child)!.bufferedBytes);
+    }
+    const heapGrowth = process.memoryUsage().heapUsed - heapBefore;
+    const drops = logDrops(child)!;
+    expect(maxBuffered).toBeLessThanOrEqual(max);
+    expect(drops.bufferedBytes).toBeLessThanOrEqual(max);
+    // Unbounded, the buffer alone would hold ~110 MB.
+    expect(heapGrowth).toBeLessThan(48 * 1024 * 1024);
+    expect(drops.dropped).toBeGreaterThan(total * 0.9);
+
+    // Once the destination catches up, one summary reports every dropped line.
+    await until('the log.dropped summary', () => lines(path).some((l) => l.event === 'log.dropped'));
+    const written = lines(path);
+    const summaries = written.filter((l) => l.event === 'log.dropped');
+    expect(summaries).toHaveLength(1);
+    expect(summaries[0]).toMatchObject({ level: 40, dropped: drops.dropped, droppedTotal: drops.dropped, maxBufferBytes: max });
+    expect(written.filter((l) => l.event === 'test.flood').length + drops.dropped).toBe(total);
+  });
+
+  it('writes a summary at most once per interval while lines keep being dropped', async () => {
+    const { logger, path } = fileLogger(64 * 1024, 300);
+    const payload = 'y'.repeat(1000);
+    const start = Date.now();
+    // Three bursts 100 ms apart: each overflows the buffer, all within one summary interval.
+    for (let burst = 0; burst < 3; burst++) {
+      for (let i = 0; i < 2000; i++) logger.info({ event: 'test.flood', burst, i, payload }, 'flood');
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    await until('the log.dropped summary', () => lines(path).some((l) => l.event === 'log.dropped'));
+    expect(Date.now() - start).toBeGreaterThanOrEqual(300);
+    await new Promise((r) => setTimeout(r, 400));
+    const summaries = lines(path).filter((l) => l.event === 'log.dropped');
+    expect(summaries).toHaveLength(1);
+    expect(summaries[0]!.dropped).toBe(logDrops(logger)!.dropped);
+  });
+
+  it('drops nothing when the destination keeps up', async () => {
+    const { logger, path } = fileLogger(1024 * 1024, 50);
+    for (let i = 0; i < 100; i++) logger.info({ event: 'test.line', i }, 'line');
+    await until('every line', () => lines(path).length === 100);
+    expect(logDrops(logger)!.dropped).toBe(0);
+  });
+
+  it('refuses a buffer too small to hold a line', () => {
+    expect(() => createLogger({ app: 'test', level: 'info', pretty: 'false', maxBufferBytes: 10 })).toThrowErrorMatchingInlineSnapshot(
+      `[RangeError: maxBufferBytes must be an integer of at least 4096, got 10]`,
+    );
+  });
+});
