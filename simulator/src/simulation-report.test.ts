@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { mulberry32 } from '@fedlhs/core';
 import { assess, type Assessment, type PairedAucDifference } from './evaluation.js';
 import { simulationHeadline, simulationHtml, tallyGains } from './simulation-report.js';
-import type { ClinicResult, SimulationReport } from './simulate.js';
+import type { ClinicResult, SimulationReport } from './simulation-types.js';
 
 /** Seeded scores for n patients with `cases` cases, separated by `shift`. */
 function assessed(n: number, cases: number, shift: number, seed: number): Assessment {

@@ -1,6 +1,6 @@
 import { MIN_CASES_FOR_AUC, UNSTABLE_AUC, differenceVerdict, type PairedAucDifference } from './evaluation.js';
 import { PALETTE, accuracyCell, cellHtml, aucCell, barChart, calibrationChart, differenceCell, esc, fmt, fmtInterval, lineChart, page, table } from './report.js';
-import type { ClinicResult, Method, SimulationReport } from './simulate.js';
+import type { ClinicResult, Method, SimulationReport } from './simulation-types.js';
 
 const METHODS: Method[] = ['local', 'federated', 'pooled', 'oracle'];
 /** The second gain series (local model scored on every clinic's hold-out): not a method colour, not grey. */
