@@ -5,6 +5,7 @@ import { createLogger, prepareArgv } from '@fedlhs/service';
 import { startCoordinatorApp } from './app.js';
 import { adminCall, resolveAdminTarget, type AdminTarget } from './cli-client.js';
 import { ConfigError, loadCoordinatorConfig } from './config.js';
+import type { StudyReadinessView } from './admin/views.js';
 
 interface StudySummary {
   id: string;
@@ -15,20 +16,6 @@ interface StudySummary {
   manifestSha256: string;
   current: { round: number; attempt: number; state: string } | null;
   reason: string | null;
-}
-interface SiteReadinessView {
-  nodeId: string;
-  siteName: string;
-  online: boolean;
-  readiness: string;
-  detail: string;
-  lastHeartbeatAt: string | null;
-}
-interface StudyReadinessView {
-  needed: number;
-  ready: number;
-  deadline: string | null;
-  sites: SiteReadinessView[];
 }
 interface StudyDetailView extends StudySummary {
   rounds: { round: number; attempt: number; state: string; participants: number; reason: string | null }[];

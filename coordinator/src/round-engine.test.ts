@@ -1,60 +1,13 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import pino from 'pino';
-import type { AgentInfo__Output, CoordinatorMessage, Task } from '@fedlhs/proto';
 import { nodeFailures, nodeViews, studyDetail, studyReadiness } from './admin/views.js';
 import { Coordinator } from './coordinator.js';
-import type { NodeSession, ReadinessEntry } from './sessions.js';
+import { FakeSession, LogSink } from './test-support.js';
 import type { NodeRecord, StudyRecord } from './store.js';
 
-/** Log lines as objects, with a wait on the first one that matches (tests wait on events, never on time). */
-class LogSink extends Writable {
-  readonly lines: Record<string, unknown>[] = [];
-  private waiters: { match: (l: Record<string, unknown>) => boolean; resolve: (l: Record<string, unknown>) => void }[] = [];
-  override _write(chunk: Buffer, _enc: string, done: () => void): void {
-    for (const text of chunk.toString('utf8').split('\n')) {
-      if (text === '') continue;
-      const line = JSON.parse(text) as Record<string, unknown>;
-      this.lines.push(line);
-      this.waiters = this.waiters.filter((w) => (w.match(line) ? (w.resolve(line), false) : true));
-    }
-    done();
-  }
-  waitFor(match: (l: Record<string, unknown>) => boolean): Promise<Record<string, unknown>> {
-    const seen = this.lines.find(match);
-    return seen !== undefined ? Promise.resolve(seen) : new Promise((resolve) => this.waiters.push({ match, resolve }));
-  }
-}
-
-/** A node's control stream, in process: records the tasks the coordinator sends. */
-class FakeSession implements NodeSession {
-  private static next = 1;
-  readonly id = FakeSession.next++;
-  readonly agent = { agentVersion: 'test/1', trainingBackend: 'cpu', platform: 'test' } as AgentInfo__Output;
-  readonly connectedAt = Date.now();
-  lastHeardAt = Date.now();
-  readonly readiness = new Map<string, ReadinessEntry>();
-  readonly progress = new Map();
-  readonly tasks: Task[] = [];
-  private waiters: { match: (t: Task) => boolean; resolve: (t: Task) => void }[] = [];
-  constructor(readonly nodeId: string, readonly siteName: string) {}
-  send(message: CoordinatorMessage): void {
-    const task = message.task;
-    if (task == null) return;
-    this.tasks.push(task);
-    this.waiters = this.waiters.filter((w) => (w.match(task) ? (w.resolve(task), false) : true));
-  }
-  close(): void {}
-  /** The TRAIN task of a round attempt, received or the next to come. */
-  trainTask(attempt = 1): Promise<Task> {
-    const match = (t: Task): boolean => t.kind === 'TASK_KIND_TRAIN' && t.attempt === attempt;
-    const seen = this.tasks.find(match);
-    return seen !== undefined ? Promise.resolve(seen) : new Promise((resolve) => this.waiters.push({ match, resolve }));
-  }
-}
 
 const dirs: string[] = [];
 const coordinators: Coordinator[] = [];

@@ -1,61 +1,17 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import pino from 'pino';
 import {
   FedlhsError, combineStats, computeClinicStats, float32Bytes, histogramRanges, mulberry32, payloadDigest, validateManifest, type ClinicStats,
 } from '@fedlhs/core';
-import type { AgentInfo__Output, CoordinatorMessage, StatisticsReport__Output, Task, UpdateChunk__Output } from '@fedlhs/proto';
+import type { StatisticsReport__Output, Task, UpdateChunk__Output } from '@fedlhs/proto';
 import { studyDetail } from './admin/views.js';
 import { Coordinator } from './coordinator.js';
-import type { NodeSession } from './sessions.js';
+import { FakeSession, LogSink } from './test-support.js';
 import type { NodeRecord, StudyRecord } from './store.js';
 
-/** Log lines as objects, with a wait on the first one that matches (tests wait on events, never on time). */
-class LogSink extends Writable {
-  readonly lines: Record<string, unknown>[] = [];
-  private waiters: { match: (l: Record<string, unknown>) => boolean; resolve: (l: Record<string, unknown>) => void }[] = [];
-  override _write(chunk: Buffer, _enc: string, done: () => void): void {
-    for (const text of chunk.toString('utf8').split('\n')) {
-      if (text === '') continue;
-      const line = JSON.parse(text) as Record<string, unknown>;
-      this.lines.push(line);
-      this.waiters = this.waiters.filter((w) => (w.match(line) ? (w.resolve(line), false) : true));
-    }
-    done();
-  }
-  waitFor(match: (l: Record<string, unknown>) => boolean): Promise<Record<string, unknown>> {
-    const seen = this.lines.find(match);
-    return seen !== undefined ? Promise.resolve(seen) : new Promise((resolve) => this.waiters.push({ match, resolve }));
-  }
-}
-
-/** A node's control stream, in process: records what the coordinator sends. */
-class FakeSession implements NodeSession {
-  private static next = 1;
-  readonly id = FakeSession.next++;
-  readonly agent = { agentVersion: 'test/1', trainingBackend: 'cpu', platform: 'test' } as AgentInfo__Output;
-  readonly connectedAt = Date.now();
-  lastHeardAt = Date.now();
-  readonly readiness = new Map();
-  readonly progress = new Map();
-  readonly tasks: Task[] = [];
-  private waiters: { kind: string; resolve: (t: Task) => void }[] = [];
-  constructor(readonly nodeId: string, readonly siteName: string) {}
-  send(message: CoordinatorMessage): void {
-    const task = message.task;
-    if (task == null) return;
-    this.tasks.push(task);
-    this.waiters = this.waiters.filter((w) => (w.kind === task.kind ? (w.resolve(task), false) : true));
-  }
-  close(): void {}
-  task(kind: 'TASK_KIND_STATISTICS' | 'TASK_KIND_TRAIN' | 'TASK_KIND_EVALUATE'): Promise<Task> {
-    const seen = this.tasks.find((t) => t.kind === kind);
-    return seen !== undefined ? Promise.resolve(seen) : new Promise((resolve) => this.waiters.push({ kind, resolve }));
-  }
-}
 
 const dirs: string[] = [];
 const coordinators: Coordinator[] = [];
