@@ -1,26 +1,13 @@
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import * as grpc from '@grpc/grpc-js';
 import { describe, expect, it } from 'vitest';
-import { loadFedlhsProto, type EnrolResponse__Output } from '@fedlhs/proto';
 import { learnableManifest } from '@fedlhs/testing';
-import { RogueNode, coordinatorMain, startCoordinator, startStudy, waitForStudyEnd, type CoordinatorHandle, type RogueOptions } from '@fedlhs/tests';
+import { RogueNode, coordinatorMain, enrolOverProtocol, startCoordinator, startStudy, waitForStudyEnd, type CoordinatorHandle, type RogueOptions } from '@fedlhs/tests';
 import { runCli, useWorkspace } from './helpers.js';
 
 const ws = useWorkspace();
+const enrol = enrolOverProtocol;
 const FIT_ERROR = 'fit: x has 2410 values, expected 241 rows x 9 features';
-
-function enrol(address: string, joinToken: string, siteName: string): Promise<EnrolResponse__Output> {
-  const proto = loadFedlhsProto();
-  const client = new proto.fedlhs.v1.Enrolment(address, grpc.credentials.createInsecure());
-  return new Promise<EnrolResponse__Output>((resolve, reject) => {
-    client.Enrol({ joinToken, siteName, agent: { agentVersion: 'rogue/1.0', trainingBackend: 'none', platform: 'test' } }, (err, r) => {
-      client.close();
-      if (err === null) resolve(r!);
-      else reject(err);
-    });
-  });
-}
 
 /** Enrols a site through the protocol and, unless `connect` is false, opens its session. */
 async function rogueSite(c: CoordinatorHandle, site: string, options: RogueOptions = {}, connect = true): Promise<RogueNode> {

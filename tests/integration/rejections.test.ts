@@ -4,25 +4,13 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import * as grpc from '@grpc/grpc-js';
 import { describe, expect, it } from 'vitest';
-import { loadFedlhsProto, type EnrolResponse__Output } from '@fedlhs/proto';
 import { learnableManifest, writeLearnableCsv } from '@fedlhs/testing';
 import { enrolAgent, startAgent, startCoordinator, startStudy, waitForStudyEnd, type AgentOptions, type CoordinatorHandle } from '@fedlhs/tests';
 import { useWorkspace } from './helpers.js';
-import { RogueNode, rejection } from '@fedlhs/tests';
+import { RogueNode, enrolOverProtocol, rejection } from '@fedlhs/tests';
 
 const ws = useWorkspace();
-
-function enrol(address: string, joinToken: string, siteName: string): Promise<EnrolResponse__Output> {
-  const proto = loadFedlhsProto();
-  const client = new proto.fedlhs.v1.Enrolment(address, grpc.credentials.createInsecure());
-  return new Promise<EnrolResponse__Output>((resolve, reject) => {
-    client.Enrol({ joinToken, siteName, agent: { agentVersion: 'rogue/1.0', trainingBackend: 'none', platform: 'test' } }, (err, r) => {
-      client.close();
-      if (err === null) resolve(r!);
-      else reject(err);
-    });
-  });
-}
+const enrol = enrolOverProtocol;
 
 async function joinToken(c: CoordinatorHandle, site: string): Promise<string> {
   return (await c.admin<{ token: string }>('POST', '/api/v1/join-tokens', { site, ttlSeconds: 600 })).body.token;

@@ -2,23 +2,16 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { describe, expect, it } from 'vitest';
-import { loadFedlhsProto, type EnrolResponse__Output } from '@fedlhs/proto';
+import type { EnrolResponse__Output } from '@fedlhs/proto';
 import { learnableManifest, writeLearnableCsv } from '@fedlhs/testing';
-import { RogueNode, enrolAgent, readCommittedModel, startAgent, startCoordinator, startStudy, waitForStudyEnd, type AgentOptions, type CoordinatorHandle } from '@fedlhs/tests';
+import { RogueNode, enrolAgent, enrolOverProtocol, readCommittedModel, startAgent, startCoordinator, startStudy, waitForStudyEnd, type AgentOptions, type CoordinatorHandle } from '@fedlhs/tests';
 import { useWorkspace } from './helpers.js';
 
 const ws = useWorkspace();
 
 async function enrolRogue(c: CoordinatorHandle): Promise<EnrolResponse__Output> {
   const token = (await c.admin<{ token: string }>('POST', '/api/v1/join-tokens', { site: 'poisoner', ttlSeconds: 600 })).body.token;
-  const client = new (loadFedlhsProto().fedlhs.v1.Enrolment)(c.address, grpc.credentials.createInsecure());
-  return new Promise((resolve, reject) =>
-    client.Enrol({ joinToken: token, siteName: 'poisoner', agent: { agentVersion: 'rogue/1.0', trainingBackend: 'none', platform: 'test' } }, (err, r) => {
-      client.close();
-      if (err === null) resolve(r!);
-      else reject(err);
-    }),
-  );
+  return enrolOverProtocol(c.address, token, 'poisoner');
 }
 
 const maxAbs = (values: Float32Array): number => values.reduce((m, v) => Math.max(m, Math.abs(v)), 0);

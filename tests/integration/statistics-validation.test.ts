@@ -1,24 +1,16 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import * as grpc from '@grpc/grpc-js';
 import { describe, expect, it } from 'vitest';
-import { loadFedlhsProto, type EnrolResponse__Output, type FeatureStatistics } from '@fedlhs/proto';
+import type { EnrolResponse__Output, FeatureStatistics } from '@fedlhs/proto';
 import { learnableFeatures, learnableManifest, writeLearnableCsv } from '@fedlhs/testing';
-import { RogueNode, coordinatorMain, enrolAgent, rejection, startAgent, startCoordinator, startStudy, waitForStudyEnd, type AgentOptions, type CoordinatorHandle } from '@fedlhs/tests';
+import { RogueNode, coordinatorMain, enrolOverProtocol, enrolAgent, rejection, startAgent, startCoordinator, startStudy, waitForStudyEnd, type AgentOptions, type CoordinatorHandle } from '@fedlhs/tests';
 import { runCli, useWorkspace } from './helpers.js';
 
 const ws = useWorkspace();
 
 async function enrolRogue(c: CoordinatorHandle): Promise<EnrolResponse__Output> {
   const token = (await c.admin<{ token: string }>('POST', '/api/v1/join-tokens', { site: 'rogue', ttlSeconds: 600 })).body.token;
-  const client = new (loadFedlhsProto().fedlhs.v1.Enrolment)(c.address, grpc.credentials.createInsecure());
-  return new Promise((resolve, reject) =>
-    client.Enrol({ joinToken: token, siteName: 'rogue', agent: { agentVersion: 'rogue/1.0', trainingBackend: 'none', platform: 'test' } }, (err, r) => {
-      client.close();
-      if (err === null) resolve(r!);
-      else reject(err);
-    }),
-  );
+  return enrolOverProtocol(c.address, token, 'rogue');
 }
 
 interface Normalization {

@@ -1,8 +1,20 @@
 import * as grpc from '@grpc/grpc-js';
 import { bundleLength, payloadChunks, payloadDigest, float32Bytes, type TensorSpec } from '@fedlhs/core';
 import {
-  loadFedlhsProto, type AgentMessage, type CoordinatorMessage__Output, type FederationClient, type StatisticsReceipt__Output, type StatisticsReport, type Task__Output, type UploadReceipt__Output,
+  loadFedlhsProto, type AgentMessage, type EnrolResponse__Output, type CoordinatorMessage__Output, type FederationClient, type StatisticsReceipt__Output, type StatisticsReport, type Task__Output, type UploadReceipt__Output,
 } from '@fedlhs/proto';
+
+/** `Enrol` over plaintext gRPC through the generated stubs only, as a third-party agent would call it. */
+export function enrolOverProtocol(address: string, joinToken: string, siteName: string): Promise<EnrolResponse__Output> {
+  const client = new (loadFedlhsProto().fedlhs.v1.Enrolment)(address, grpc.credentials.createInsecure());
+  return new Promise((resolve, reject) => {
+    client.Enrol({ joinToken, siteName, agent: { agentVersion: 'rogue/1.0', trainingBackend: 'none', platform: 'test' } }, (err, r) => {
+      client.close();
+      if (err === null) resolve(r!);
+      else reject(err);
+    });
+  });
+}
 
 /** What a hand-written upload may contain; anything can be wrong on purpose. */
 export interface RawUpload {
