@@ -15,6 +15,8 @@ import type {
   TaskRecord,
   TaskStateName,
 } from './store.js';
+import { FedlhsError } from '@fedlhs/core';
+import type { WriteOp, WriteResult } from './store/write-ops.js';
 
 /** Schema migrations, applied in order; PRAGMA user_version records how many ran. */
 const MIGRATIONS: readonly string[] = [
@@ -225,6 +227,7 @@ const TASK_SELECT = `SELECT t.*, r.study_id, r.round, r.attempt FROM tasks t JOI
 
 /** SQLite (WAL) implementation of the coordinator store. */
 export class SqliteStore implements CoordinatorStore {
+  readonly kind = 'sqlite' as const;
   private readonly db: Database.Database;
 
   constructor(path: string) {
@@ -255,6 +258,109 @@ export class SqliteStore implements CoordinatorStore {
   }
   private run(sql: string, ...params: unknown[]): Database.RunResult {
     return this.db.prepare(sql).run(...params);
+  }
+
+  async write(ops: readonly WriteOp[], _label: string): Promise<WriteResult> {
+    const result: WriteResult = { roundIds: [], cancelled: [] };
+    this.db.transaction(() => {
+      for (const op of ops) this.apply(op, result);
+    }).immediate();
+    return result;
+  }
+
+  private apply(op: WriteOp, result: WriteResult): void {
+    switch (op.op) {
+      case 'task.insert':
+        for (const t of op.tasks) {
+          this.run(
+            `INSERT INTO tasks (id, round_id, node_id, kind, state, detail, model_sha256, deadline, created_at, ended_at) VALUES (?,?,?,?,?,?,?,?,?,?)`,
+            t.id, t.roundId, t.nodeId, t.kind, t.state, t.detail, t.modelSha256, t.deadline, t.createdAt, t.endedAt ?? null,
+          );
+        }
+        return;
+      case 'task.end': {
+        const res = this.run(`UPDATE tasks SET state = ?, detail = ?, ended_at = ? WHERE id = ? AND state = 'ASSIGNED'`, op.to, op.detail, op.at, op.id);
+        if (res.changes === 1) return;
+        const row = this.get(`SELECT state FROM tasks WHERE id = ?`, op.id);
+        if (row === undefined) throw new FedlhsError('NOT_FOUND', `task ${op.id} does not exist`, { details: { what: 'task', id: op.id } });
+        throw new FedlhsError('STALE', `task ${op.id} is ${String(row.state)}, not open`);
+      }
+      case 'task.cancelOpen': {
+        const ids = this.all(`SELECT id FROM tasks WHERE round_id = ? AND state = 'ASSIGNED'`, op.roundId).map((r) => r.id as string);
+        this.run(`UPDATE tasks SET state = 'CANCELLED', detail = ?, ended_at = ? WHERE round_id = ? AND state = 'ASSIGNED'`, op.detail, op.at, op.roundId);
+        result.cancelled.push(...ids);
+        return;
+      }
+      case 'contribution.insert': {
+        const c = op.c;
+        this.run(
+          `INSERT INTO contributions (task_id, study_id, round, attempt, node_id, num_examples, sha256, bytes, accepted, reason_code, reason, received_at, delta_norm) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)`,
+          c.taskId, c.studyId, c.round, c.attempt, c.nodeId, c.numExamples, c.sha256, c.bytes, c.accepted ? 1 : 0, c.reasonCode, c.reason, c.receivedAt, c.deltaNorm ?? null,
+        );
+        return;
+      }
+      case 'statistics.insert':
+        this.run(`INSERT INTO statistics (study_id, task_id, node_id, report, received_at) VALUES (?,?,?,?,?)`, op.s.studyId, op.s.taskId, op.s.nodeId, op.s.report, op.s.receivedAt);
+        return;
+      case 'study.insert': {
+        const st = op.s;
+        this.run(
+          `INSERT INTO studies (id, name, manifest_json, manifest_hash, state, reason, last_committed_round, strategy_state, parameters, created_at, ended_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)`,
+          st.id, st.name, st.manifestJson, st.manifestHash, st.state, st.reason, st.lastCommittedRound, st.strategyState, st.parameters, st.createdAt, st.endedAt,
+        );
+        return;
+      }
+      case 'study.state':
+        this.run(`UPDATE studies SET state = ?, reason = ?, ended_at = ? WHERE id = ?`, op.state, op.reason, op.at, op.id);
+        return;
+      case 'study.parameters':
+        this.run(`UPDATE studies SET parameters = ? WHERE id = ?`, op.parameters, op.id);
+        return;
+      case 'round.insert': {
+        const r = op.r;
+        const res = this.run(
+          `INSERT INTO rounds (study_id, round, attempt, state, reason, started_at, ended_at, participants, checkpoint_path, checkpoint_sha256) VALUES (?,?,?,?,?,?,?,?,?,?)`,
+          r.studyId, r.round, r.attempt, r.state, r.reason, r.startedAt, r.endedAt, r.participants, r.checkpointPath, r.checkpointSha256,
+        );
+        result.roundIds.push(Number(res.lastInsertRowid));
+        return;
+      }
+      case 'round.state':
+        this.run(
+          `UPDATE rounds SET state = ?, reason = COALESCE(?, reason), ended_at = COALESCE(?, ended_at), participants = COALESCE(?, participants) WHERE id = ?`,
+          op.state, op.reason, op.at, op.participants ?? null, op.id,
+        );
+        return;
+      case 'round.commit': {
+        const r = this.get(`SELECT * FROM rounds WHERE id = ?`, op.id);
+        if (r === undefined) throw new FedlhsError('NOT_FOUND', `round ${op.id} does not exist`, { details: { what: 'round', id: String(op.id) } });
+        if (r.state === 'COMMITTED' || r.state === 'FAILED') throw new FedlhsError('STALE', `round ${op.id} is already ${String(r.state)}`);
+        this.run(`UPDATE rounds SET state = 'COMMITTED', ended_at = ?, checkpoint_path = ?, checkpoint_sha256 = ? WHERE id = ?`, op.at, op.checkpoint.path, op.checkpoint.sha256, op.id);
+        this.run(`UPDATE studies SET last_committed_round = ?, strategy_state = ? WHERE id = ?`, r.round, op.strategyState, r.study_id);
+        this.insertMetricsSync(op.metrics);
+        return;
+      }
+      case 'metrics.insert':
+        this.insertMetricsSync(op.metrics);
+        return;
+      case 'node.seen':
+        this.run(`UPDATE nodes SET last_seen_at = ?, agent_version = ?, training_backend = ? WHERE id = ?`, op.at, op.agentVersion, op.trainingBackend, op.id);
+        return;
+      case 'node.revoke':
+        this.run(`UPDATE nodes SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL`, op.at, op.id);
+        return;
+      case 'node.insert': {
+        const n = op.n;
+        this.run(
+          `INSERT INTO nodes (id, site_name, credential_hash, created_at, revoked_at, last_seen_at, agent_version, training_backend) VALUES (?,?,?,?,?,?,?,?)`,
+          n.id, n.siteName, n.credentialHash, n.createdAt, n.revokedAt, n.lastSeenAt, n.agentVersion, n.trainingBackend,
+        );
+        return;
+      }
+      case 'admin.action':
+        this.run(`INSERT INTO admin_actions (at, operator, action, target, detail) VALUES (?,?,?,?,?)`, op.a.at, op.a.operator, op.a.action, op.a.target, op.a.detail);
+        return;
+    }
   }
 
   async insertJoinToken(t: JoinTokenRecord): Promise<void> {
@@ -415,7 +521,7 @@ export class SqliteStore implements CoordinatorStore {
   async listNormHistory(studyId: string): Promise<number[]> {
     return this.all(`SELECT delta_norm FROM contributions WHERE study_id = ? AND accepted = 1 AND delta_norm IS NOT NULL ORDER BY id`, studyId).map((r) => r.delta_norm as number);
   }
-  private insertMetricsSync(metrics: MetricRecord[]): void {
+  private insertMetricsSync(metrics: readonly MetricRecord[]): void {
     const stmt = this.db.prepare(`INSERT INTO metrics (round_id, node_id, phase, num_examples, loss, accuracy, auc) VALUES (?,?,?,?,?,?,?)`);
     for (const m of metrics) stmt.run(m.roundId, m.nodeId, m.phase, m.numExamples, m.loss, m.accuracy, m.auc ?? null);
   }

@@ -1,4 +1,5 @@
 import type { EvalMetrics, RoundState } from '@fedlhs/core';
+import type { WriteOp, WriteResult } from './store/write-ops.js';
 
 /**
  * Persistence of the coordinator's state. The embedded default is SQLite (sqlite-store.ts);
@@ -137,6 +138,16 @@ export interface AdminActionRecord {
 }
 
 export interface CoordinatorStore {
+  /** Which implementation this is ('sqlite' embedded default, 'postgres' for scale-out). */
+  readonly kind: 'sqlite' | 'postgres';
+
+  /**
+   * Unit of work (store/write-ops.ts): applies `ops` all or nothing, group-committed with other
+   * units, and resolves once durable. Rejects with the guard's FedlhsError (STALE, NOT_FOUND) or
+   * STORE_UNAVAILABLE; a failed unit leaves no trace. `label` names the unit in logs and metrics.
+   */
+  write(ops: readonly WriteOp[], label: string): Promise<WriteResult>;
+
   // Enrolment
   insertJoinToken(token: JoinTokenRecord): Promise<void>;
   findJoinToken(tokenHash: string): Promise<JoinTokenRecord | undefined>;
