@@ -30,6 +30,9 @@ describe('the ERRORS table', () => {
         "INCONSISTENT_STATISTICS INVALID_ARGUMENT rejection closesTask=true",
         "LENGTH_MISMATCH DATA_LOSS rejection closesTask=false",
         "DIGEST_MISMATCH DATA_LOSS rejection closesTask=false",
+        "INVALID_METRICS INVALID_ARGUMENT rejection closesTask=true",
+        "BAD_EXAMPLE_COUNT INVALID_ARGUMENT rejection closesTask=true",
+        "TASK_CLOSED FAILED_PRECONDITION rejection closesTask=false",
         "UPLOAD_IN_PROGRESS ABORTED",
         "CREDENTIAL_INVALID UNAUTHENTICATED",
         "JOIN_TOKEN_INVALID UNAUTHENTICATED",
@@ -81,6 +84,9 @@ describe('the ERRORS table', () => {
         "INCONSISTENT_STATISTICS",
         "LENGTH_MISMATCH",
         "DIGEST_MISMATCH",
+        "INVALID_METRICS",
+        "BAD_EXAMPLE_COUNT",
+        "TASK_CLOSED",
       ]
     `);
   });

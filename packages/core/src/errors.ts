@@ -45,9 +45,7 @@ const rej = <S extends StatusClass, T extends boolean>(status: S, closesTask: T)
  */
 export const ERRORS = {
   // Contributions. The `rejection` codes are exactly proto RejectionReason without its prefix
-  // (coordinator/src/grpc/status.test.ts compares the sets). Planned with their enum values in
-  // step 4c-proto, not before (the test would fail): INVALID_METRICS = rej(INVALID_ARGUMENT, true),
-  // BAD_EXAMPLE_COUNT = rej(INVALID_ARGUMENT, true), TASK_CLOSED = rej(FAILED_PRECONDITION, false).
+  // (coordinator/src/grpc/status.test.ts compares the sets).
   UNKNOWN_TASK: rej('NOT_FOUND', false),
   NOT_ASSIGNED: rej('PERMISSION_DENIED', false),
   STALE: rej('FAILED_PRECONDITION', false),
@@ -61,6 +59,10 @@ export const ERRORS = {
   INCONSISTENT_STATISTICS: rej('INVALID_ARGUMENT', true),
   LENGTH_MISMATCH: rej('DATA_LOSS', false),
   DIGEST_MISMATCH: rej('DATA_LOSS', false),
+  INVALID_METRICS: rej('INVALID_ARGUMENT', true),
+  BAD_EXAMPLE_COUNT: rej('INVALID_ARGUMENT', true),
+  /** The task is closed; nothing more is accepted for it. */
+  TASK_CLOSED: rej('FAILED_PRECONDITION', false),
   /** Another upload for the task is still running; retry after it ends. */
   UPLOAD_IN_PROGRESS: { status: 'ABORTED' },
 

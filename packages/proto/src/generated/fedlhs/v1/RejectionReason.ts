@@ -29,6 +29,21 @@ export const RejectionReason = {
    * up or disagree with the sum, or a feature list other than the study's.
    */
   REJECTION_REASON_INCONSISTENT_STATISTICS: 'REJECTION_REASON_INCONSISTENT_STATISTICS',
+  /**
+   * Evaluation or training metrics are missing or impossible (non-finite loss, accuracy or AUC
+   * outside [0, 1], example count not positive). Closes the task.
+   */
+  REJECTION_REASON_INVALID_METRICS: 'REJECTION_REASON_INVALID_METRICS',
+  /**
+   * num_examples is not a positive integer, or exceeds the rows this clinic reported for the
+   * study's training split. Closes the task.
+   */
+  REJECTION_REASON_BAD_EXAMPLE_COUNT: 'REJECTION_REASON_BAD_EXAMPLE_COUNT',
+  /**
+   * The task is closed (accepted, rejected with a closing reason, declined, failed, cancelled
+   * or past its round): nothing more is accepted for it. Does not change the task.
+   */
+  REJECTION_REASON_TASK_CLOSED: 'REJECTION_REASON_TASK_CLOSED',
 } as const;
 
 /**
@@ -73,6 +88,24 @@ export type RejectionReason =
    */
   | 'REJECTION_REASON_INCONSISTENT_STATISTICS'
   | 12
+  /**
+   * Evaluation or training metrics are missing or impossible (non-finite loss, accuracy or AUC
+   * outside [0, 1], example count not positive). Closes the task.
+   */
+  | 'REJECTION_REASON_INVALID_METRICS'
+  | 13
+  /**
+   * num_examples is not a positive integer, or exceeds the rows this clinic reported for the
+   * study's training split. Closes the task.
+   */
+  | 'REJECTION_REASON_BAD_EXAMPLE_COUNT'
+  | 14
+  /**
+   * The task is closed (accepted, rejected with a closing reason, declined, failed, cancelled
+   * or past its round): nothing more is accepted for it. Does not change the task.
+   */
+  | 'REJECTION_REASON_TASK_CLOSED'
+  | 15
 
 /**
  * Reasons recorded for a rejected contribution, also sent as trailing metadata
