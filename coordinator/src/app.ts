@@ -9,6 +9,8 @@ import { startAdminServer } from './admin/http.js';
 import type { CoordinatorConfig } from './config.js';
 import { Coordinator, type InitialModelBuilder } from './coordinator.js';
 import { startGrpcServer, stopGrpcServer } from './grpc/server.js';
+import type { CoordinatorStore } from './store.js';
+import { PostgresStore } from './store/postgres/postgres-store.js';
 
 /** Lifecycle of the coordinator process. */
 export type AppState = 'INITIALIZED' | 'RUNNING' | 'STOPPING' | 'STOPPED' | 'FAILED';
@@ -31,6 +33,17 @@ export function resolveAdminToken(config: Pick<CoordinatorConfig, 'dataDir' | 'a
   return token;
 }
 
+/**
+ * The store `config.store` names: a PostgresStore (connected and migrated) for 'postgres', or
+ * undefined for 'sqlite', which the coordinator opens inside its data directory. `target` says
+ * where, without any password.
+ */
+export async function openConfiguredStore(config: Pick<CoordinatorConfig, 'dataDir' | 'store'>, logger: Logger): Promise<{ store: CoordinatorStore | undefined; target: string }> {
+  if (config.store.kind === 'sqlite') return { store: undefined, target: join(config.dataDir, 'coordinator.db') };
+  const store = await PostgresStore.open({ connection: config.store.url, poolSize: config.store.poolSize, logger: logger.child({ component: 'store' }) });
+  return { store, target: store.target };
+}
+
 /** Starts the coordinator: store, round engines, gRPC and admin servers. */
 export async function startCoordinatorApp(config: CoordinatorConfig, logger: Logger): Promise<CoordinatorApp> {
   let state: AppState = 'INITIALIZED';
@@ -44,27 +57,43 @@ export async function startCoordinatorApp(config: CoordinatorConfig, logger: Log
   logger.info({ trainingBackend: backend.backend, unavailable: backend.attempts }, `TensorFlow.js backend: ${backend.backend}`);
   const buildInitialModel: InitialModelBuilder = async (manifest) =>
     initialWeights({ topology: manifest.model.topology, loss: manifest.training.loss, optimizer: manifest.training.optimizer, seed: manifest.seed });
-  const coordinator = Coordinator.create({
-    dataDir: config.dataDir,
-    logger,
-    heartbeatIntervalMs: config.heartbeatIntervalMs,
-    selectionGraceMs: config.selectionGraceMs,
-    chunkBytes: config.chunkBytes,
-    maxHeldUpdateBytes: config.maxHeldUpdateBytes,
-    buildInitialModel,
-  });
+  const opened = await openConfiguredStore(config, logger);
+  logger.info({ store: config.store.kind, storeTarget: opened.target }, `store: ${config.store.kind} at ${opened.target}`);
+  let coordinator: Coordinator;
+  try {
+    coordinator = Coordinator.create({
+      dataDir: config.dataDir,
+      logger,
+      heartbeatIntervalMs: config.heartbeatIntervalMs,
+      selectionGraceMs: config.selectionGraceMs,
+      chunkBytes: config.chunkBytes,
+      maxHeldUpdateBytes: config.maxHeldUpdateBytes,
+      buildInitialModel,
+      ...(opened.store === undefined ? {} : { store: opened.store }),
+    });
+  } catch (err) {
+    // The data directory is locked by another coordinator (or unusable): do not keep the pool open.
+    await opened.store?.close().catch(() => undefined);
+    throw err;
+  }
   let grpcServer: grpc.Server | undefined;
   let adminServer: Server | undefined;
   let closeAdmin: (() => Promise<void>) | undefined;
   try {
     await coordinator.start();
-    const g = await startGrpcServer(coordinator, logger, { host: config.grpc.host, port: config.grpc.port, tls: config.tls });
+    const g = await startGrpcServer(coordinator, logger, {
+      host: config.grpc.host, port: config.grpc.port, tls: config.tls,
+      transfer: {
+        ...(config.transfer.inFlightBytes === 0 ? {} : { inFlightBytes: config.transfer.inFlightBytes }),
+        uploadStreamsPerNode: config.transfer.uploadStreamsPerNode, sessionQueueMessages: config.transfer.sessionQueueMessages,
+      },
+    });
     grpcServer = g.server;
     const a = await startAdminServer(coordinator, logger, { host: config.admin.host, port: config.admin.port, token: resolveAdminToken(config), reportsDir: config.reportsDir });
     closeAdmin = a.close;
     adminServer = a.server;
     state = 'RUNNING';
-    logger.info({ event: 'coordinator.ready', grpcPort: g.port, adminPort: a.port, tlsMode: config.tls.mode, mutualTls: config.tls.clientCa !== '', dataDir: config.dataDir }, 'coordinator ready');
+    logger.info({ event: 'coordinator.ready', grpcPort: g.port, adminPort: a.port, tlsMode: config.tls.mode, mutualTls: config.tls.clientCa !== '', dataDir: config.dataDir, store: config.store.kind, storeTarget: opened.target }, 'coordinator ready');
     return {
       coordinator,
       grpcPort: g.port,

@@ -1,10 +1,13 @@
 import { createHash } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FedlhsError } from '@fedlhs/core';
-import { describe, expect, it } from 'vitest';
-import { CheckpointStore } from './checkpoints.js';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestSchema, testPostgresUnavailable, type TestPostgresScope } from '@fedlhs/testing';
+import { PostgresBlobStore } from './blobs/postgres-blob-store.js';
+import { CheckpointStore, blobLocator } from './checkpoints.js';
 
 const tempRoot = (): string => mkdtempSync(join(tmpdir(), 'fedlhs-checkpoints-'));
 const sha256 = (data: Uint8Array): string => createHash('sha256').update(data).digest('hex');
@@ -36,14 +39,14 @@ async function collect(gen: AsyncGenerator<Buffer>): Promise<Buffer[]> {
 }
 
 describe('CheckpointStore.writeCandidate', () => {
-  it('writes the concatenated float32 slices and returns their SHA-256', async () => {
+  it('stores the concatenated float32 slices as a blob named by their SHA-256', async () => {
     const root = tempRoot();
     const store = new CheckpointStore(root);
     const backing = Float32Array.from([99, 3.5, -0.25, 99]);
     const slices = [Float32Array.from([1, 2]), new Float32Array(0), backing.subarray(1, 3), Float32Array.from([1e-3])];
     const stored = await store.writeCandidate('s1', 3, 2, slices);
 
-    expect(stored.path).toBe(join(root, 'studies', 's1', 'candidates', 'round-000003-attempt-2.f32'));
+    expect(stored.path).toBe(join(root, 'blobs', 'sha256', stored.sha256.slice(0, 2), stored.sha256));
     expect(stored.totalBytes).toBe(20);
     const bytes = readFileSync(stored.path);
     // float32 little-endian: 1 = 00 00 80 3f, 2 = 00 00 00 40, 3.5 = 00 00 60 40, -0.25 = 00 00 80 be
@@ -52,14 +55,15 @@ describe('CheckpointStore.writeCandidate', () => {
     expect(stored.sha256).toBe(sha256(bytes));
   });
 
-  it('accepts any iterable, such as a generator, and replaces an earlier candidate of the same attempt', async () => {
+  it('accepts any iterable, such as a generator; identical payloads are one blob', async () => {
     const store = new CheckpointStore(tempRoot());
-    await store.writeCandidate('s1', 1, 1, [Float32Array.from([1, 2, 3, 4, 5, 6])]);
+    const first = await store.writeCandidate('s1', 1, 1, [Float32Array.from([7, 8])]);
     function* slices(): Generator<Float32Array> {
       yield Float32Array.from([7]);
       yield Float32Array.from([8]);
     }
-    const stored = await store.writeCandidate('s1', 1, 1, slices());
+    const stored = await store.writeCandidate('s1', 1, 2, slices());
+    expect(stored).toEqual(first);
     expect(readFileSync(stored.path).equals(Buffer.from(Float32Array.from([7, 8]).buffer))).toBe(true);
     expect(stored.totalBytes).toBe(8);
   });
@@ -72,14 +76,14 @@ describe('CheckpointStore.writeCandidate', () => {
 });
 
 describe('CheckpointStore.promote', () => {
-  it('moves the candidate to the committed path of the round', async () => {
+  it('links the candidate blob to the committed path of the round', async () => {
     const root = tempRoot();
     const store = new CheckpointStore(root);
     const candidate = await store.writeCandidate('s1', 7, 1, [Float32Array.from([1, 2, 3])]);
     const committed = store.promote('s1', 7, candidate);
     expect(committed).toEqual({ ...candidate, path: join(root, 'studies', 's1', 'checkpoints', 'round-000007.f32') });
     expect(store.committedPath('s1', 7)).toBe(committed.path);
-    expect(existsSync(candidate.path)).toBe(false);
+    expect(statSync(committed.path).ino).toBe(statSync(candidate.path).ino);
     expect(sha256(readFileSync(committed.path))).toBe(candidate.sha256);
   });
 
@@ -99,13 +103,29 @@ describe('CheckpointStore.promote', () => {
     expect(readFileSync(second.path).equals(Buffer.from(Float32Array.from([4, 5, 6]).buffer))).toBe(true);
   });
 
-  it('clearCandidates removes unfinished candidates but not committed checkpoints', async () => {
+  it('clearCandidates removes unfinished candidates but not committed checkpoints, nor a candidate equal to one', async () => {
     const store = new CheckpointStore(tempRoot());
     const committed = store.promote('s1', 1, await store.writeCandidate('s1', 1, 1, [Float32Array.from([1])]));
     const pending = await store.writeCandidate('s1', 2, 1, [Float32Array.from([2])]);
+    const same = await store.writeCandidate('s1', 2, 2, [Float32Array.from([1])]);
     store.clearCandidates('s1');
     expect(existsSync(pending.path)).toBe(false);
+    expect(existsSync(same.path)).toBe(true);
     expect(existsSync(committed.path)).toBe(true);
+  });
+});
+
+describe('CheckpointStore with data directories of earlier versions', () => {
+  it('reads and verifies a committed checkpoint file written before the blob store (rows name its path)', async () => {
+    const root = tempRoot();
+    const store = new CheckpointStore(root);
+    const path = store.committedPath('old', 3);
+    const data = Buffer.from(Float32Array.from([0.5, -1, 2]).buffer);
+    mkdirSync(join(root, 'studies', 'old', 'checkpoints'), { recursive: true });
+    writeFileSync(path, data);
+    await store.verify(path, sha256(data));
+    expect(Buffer.concat(await collect(store.read(path, 8))).equals(data)).toBe(true);
+    expect(Array.from(await store.readAll(path))).toEqual([0.5, -1, 2]);
   });
 });
 
@@ -200,5 +220,44 @@ describe('CheckpointStore.removeUncommitted', () => {
     // Round 2 can now be promoted again.
     store.promote('s1', 2, await store.writeCandidate('s1', 2, 2, [Float32Array.of(9)]));
     expect(existsSync(store.committedPath('s1', 2))).toBe(true);
+  });
+});
+
+const unavailable = await testPostgresUnavailable();
+
+describe('CheckpointStore over the PostgreSQL blob store', () => {
+  if (unavailable) {
+    it('needs PostgreSQL', () => {
+      throw unavailable;
+    });
+    return;
+  }
+  let scope: TestPostgresScope;
+  let pool: pg.Pool;
+  beforeAll(async () => {
+    scope = await createTestSchema('checkpoints');
+    pool = new pg.Pool({ ...scope.connection, max: 2 });
+  });
+  afterAll(async () => {
+    await pool.end();
+    await scope.drop();
+  });
+
+  it('commits, reads and verifies through blob locators, and detects a damaged chunk', async () => {
+    const root = tempRoot();
+    const store = new CheckpointStore(root, { blobs: new PostgresBlobStore(pool) });
+    const values = Float32Array.from({ length: 300_000 }, (_, i) => Math.cos(i));
+    const candidate = await store.writeCandidate('s1', 1, 1, [values]);
+    expect(candidate.path).toBe(blobLocator(candidate.sha256));
+    const committed = store.promote('s1', 1, candidate);
+    expect(committed).toEqual(candidate);
+    expect(existsSync(store.committedPath('s1', 1))).toBe(false);
+    await store.verify(committed.path, committed.sha256);
+    const chunks = await collect(store.read(committed.path, 500_000));
+    expect(chunks.map((c) => c.length)).toEqual([500_000, 500_000, 200_000]);
+    expect(Buffer.concat(chunks).equals(Buffer.from(values.buffer))).toBe(true);
+    await pool.query(`UPDATE blob_chunks SET data = overlay(data placing '\\x00'::bytea from 1 for 1) WHERE sha256 = $1 AND seq = 1`, [committed.sha256]);
+    expect((await rejection(store.verify(committed.path, committed.sha256))).code).toBe('DATA_LOSS');
+    expect((await rejection(store.verify(blobLocator('d'.repeat(64)), 'd'.repeat(64)))).code).toBe('DATA_LOSS');
   });
 });

@@ -1,35 +1,67 @@
 import { createHash } from 'node:crypto';
-import { createReadStream, existsSync, linkSync, mkdirSync, readFileSync, readdirSync, rmSync, unlinkSync } from 'node:fs';
+import { createReadStream, existsSync, linkSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
-import { FedlhsError, float32Bytes, type TensorSpec } from '@fedlhs/core';
+import { FedlhsError, type TensorSpec } from '@fedlhs/core';
 import { fsyncDir, writeFileAtomic } from '@fedlhs/service';
+import { bytesOf, type BlobStore } from './blobs/blob-store.js';
+import type { BufferPool } from './blobs/buffer-pool.js';
+import { FileBlobStore } from './blobs/file-blob-store.js';
 
-/** A model payload on disk with its digest. */
+/**
+ * A stored model payload with its digest. `path` is where it is read from: a file (checkpoints of
+ * earlier versions and of the file blob store: the blob file or a committed checkpoint's name for
+ * it) or, for a blob store that is not files, `blob:sha256:<digest>`.
+ */
 export interface StoredModel {
   path: string;
   sha256: string;
   totalBytes: number;
 }
 
+export interface CheckpointStoreOptions {
+  /** Where payloads go. Default: files in `<root>/blobs` (FileBlobStore). */
+  blobs?: BlobStore;
+}
+
+/** Options of a chunked read. */
+export interface CheckpointReadOptions {
+  /** Chunks come from this pool; the consumer releases each (see BlobReadOptions.pool). */
+  pool?: BufferPool;
+  signal?: AbortSignal;
+}
+
 const pad = (n: number): string => String(n).padStart(6, '0');
+const BLOB_PREFIX = 'blob:sha256:';
+
+/** The locator stored as a path for a blob that has no file of its own. */
+export const blobLocator = (sha256: string): string => `${BLOB_PREFIX}${sha256}`;
 
 /**
- * Checkpoints of global models, one raw float32 file per committed round. A committed file is
- * created once, by hard-linking a fully written and fsynced candidate into place (which fails
- * rather than overwrite), and is never modified afterwards.
+ * Checkpoints of global models, one raw float32 payload per committed round, kept in a
+ * content-addressed BlobStore (design core-redesign §2.6). This adapter keeps the path-based API
+ * the round engine and studies use: a candidate is a blob; promoting it gives it the committed
+ * name of its round. With the file blob store (the default) that name is a hard link
+ * `studies/<id>/checkpoints/round-NNNNNN.f32` to the blob file — created once, failing rather than
+ * overwrite, never modified — so data directories of earlier versions, whose rows name such
+ * files, read unchanged. With another blob store the committed path is the blob's locator.
  */
 export class CheckpointStore {
-  constructor(private readonly root: string) {
+  readonly blobs: BlobStore;
+  private readonly files: FileBlobStore | undefined;
+
+  constructor(private readonly root: string, opts: CheckpointStoreOptions = {}) {
     mkdirSync(join(root, 'studies'), { recursive: true });
     mkdirSync(join(root, 'spool'), { recursive: true });
+    this.blobs = opts.blobs ?? new FileBlobStore(join(root, 'blobs'));
+    this.files = this.blobs instanceof FileBlobStore ? this.blobs : undefined;
   }
 
   studyDir(studyId: string): string {
     return join(this.root, 'studies', studyId);
   }
 
-  /** The committed model of a round, or (kind 'state') the strategy's server state after it. */
+  /** The committed model of a round, or (kind 'state') the strategy's server state after it (file blob store). */
   committedPath(studyId: string, round: number, kind: 'model' | 'state' = 'model'): string {
     return join(this.studyDir(studyId), 'checkpoints', `round-${pad(round)}${kind === 'state' ? '.state' : ''}.f32`);
   }
@@ -48,33 +80,24 @@ export class CheckpointStore {
   }
 
   /**
-   * Writes a candidate model for (round, attempt) from `slices`, which yields consecutive
-   * float32 pieces; hashes while writing, so the payload is never whole in memory here.
+   * Stores a candidate model for (round, attempt) from `slices`, which yields consecutive
+   * float32 pieces; hashed while written, so the payload is never whole in memory here. Durable
+   * when it resolves. Identical payloads are one blob.
    */
   async writeCandidate(studyId: string, round: number, attempt: number, slices: Iterable<Float32Array>, kind: 'model' | 'state' = 'model'): Promise<StoredModel> {
-    const dir = join(this.studyDir(studyId), 'candidates');
-    mkdirSync(dir, { recursive: true });
-    const path = join(dir, `round-${pad(round)}-attempt-${attempt}${kind === 'state' ? '.state' : ''}.f32`);
-    rmSync(path, { force: true });
-    const hash = createHash('sha256');
-    const file = await open(path, 'wx', 0o644);
-    let totalBytes = 0;
-    try {
-      for (const slice of slices) {
-        const bytes = float32Bytes(slice);
-        hash.update(bytes);
-        await file.write(bytes);
-        totalBytes += bytes.length;
-      }
-      await file.sync();
-    } finally {
-      await file.close();
+    const ref = await this.blobs.put(bytesOf(slices), { kind: kind === 'state' ? 'strategy-state' : 'checkpoint' });
+    if (this.files !== undefined) {
+      // Noted so that clearCandidates can remove what no round committed (see there).
+      const dir = join(this.studyDir(studyId), 'candidates');
+      mkdirSync(dir, { recursive: true });
+      writeFileSync(join(dir, `round-${pad(round)}-attempt-${attempt}${kind === 'state' ? '.state' : ''}.sha256`), ref.sha256);
     }
-    return { path, sha256: hash.digest('hex'), totalBytes };
+    return { path: this.locatorOf(ref.sha256), sha256: ref.sha256, totalBytes: ref.length };
   }
 
   /** Makes a candidate the committed checkpoint of `round`. Refuses to replace an existing one. */
   promote(studyId: string, round: number, candidate: StoredModel, kind: 'model' | 'state' = 'model'): StoredModel {
+    if (this.files === undefined && candidate.path.startsWith(BLOB_PREFIX)) return { ...candidate };
     const path = this.committedPath(studyId, round, kind);
     mkdirSync(join(this.studyDir(studyId), 'checkpoints'), { recursive: true });
     try {
@@ -86,12 +109,11 @@ export class CheckpointStore {
       throw err;
     }
     fsyncDir(join(this.studyDir(studyId), 'checkpoints'));
-    unlinkSync(candidate.path);
     return { ...candidate, path };
   }
 
   /**
-   * Removes checkpoint files of rounds after `lastCommittedRound`: a crash between promoting a
+   * Removes committed names of rounds after `lastCommittedRound`: a crash between promoting a
    * checkpoint and recording the commit leaves one behind, and it must not block the rerun.
    */
   removeUncommitted(studyId: string, lastCommittedRound: number): string[] {
@@ -108,13 +130,42 @@ export class CheckpointStore {
     return removed;
   }
 
-  /** Removes candidates of unfinished rounds (after a restart). */
+  /**
+   * Removes candidates of unfinished rounds (after a restart). With the file blob store a blob
+   * whose only link is its blob-store name (no committed checkpoint of any study links it) goes
+   * too; other blob stores rely on {@link collect}.
+   */
   clearCandidates(studyId: string): void {
-    rmSync(join(this.studyDir(studyId), 'candidates'), { recursive: true, force: true });
+    const dir = join(this.studyDir(studyId), 'candidates');
+    if (this.files !== undefined && existsSync(dir)) {
+      for (const f of readdirSync(dir)) {
+        if (!f.endsWith('.sha256')) continue;
+        const path = this.files.pathOf(readFileSync(join(dir, f), 'utf8').trim());
+        try {
+          if (statSync(path).nlink === 1) unlinkSync(path);
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+        }
+      }
+    }
+    rmSync(dir, { recursive: true, force: true });
+  }
+
+  /** Deletes blobs no row references, older than graceMs (BlobStore.collect). */
+  collect(referenced: (sha256: string) => Promise<boolean>, graceMs: number): Promise<{ removed: number; bytes: number }> {
+    return this.blobs.collect(referenced, graceMs);
   }
 
   /** Re-hashes a stored model and throws DATA_LOSS unless it matches `sha256`. */
   async verify(path: string, sha256: string): Promise<void> {
+    if (path.startsWith(BLOB_PREFIX)) {
+      const digest = path.slice(BLOB_PREFIX.length);
+      if (digest !== sha256) throw new FedlhsError('DATA_LOSS', `checkpoint ${path} is recorded with digest ${sha256}`);
+      const ref = await this.blobs.stat(digest);
+      if (ref === undefined) throw new FedlhsError('DATA_LOSS', `checkpoint ${path} is missing`);
+      await this.blobs.verify(ref);
+      return;
+    }
     if (!existsSync(path)) throw new FedlhsError('DATA_LOSS', `checkpoint ${path} is missing`);
     const hash = createHash('sha256');
     for await (const chunk of createReadStream(path, { highWaterMark: 4 * 1024 * 1024 })) hash.update(chunk as Buffer);
@@ -122,7 +173,7 @@ export class CheckpointStore {
     if (actual !== sha256) throw new FedlhsError('DATA_LOSS', `checkpoint ${path} hashes to ${actual}, recorded ${sha256}`);
   }
 
-  /** Reads a whole stored file as float32 values (for server-side strategy state). */
+  /** Reads a whole stored payload as float32 values (for server-side strategy state). */
   async readAll(path: string): Promise<Float32Array> {
     const parts: Buffer[] = [];
     for await (const chunk of this.read(path, 4 * 1024 * 1024)) parts.push(chunk);
@@ -130,24 +181,51 @@ export class CheckpointStore {
     return new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4);
   }
 
-  /** Streams a stored model in chunks of exactly `chunkBytes` (the last may be shorter). */
-  async *read(path: string, chunkBytes: number): AsyncGenerator<Buffer> {
+  /**
+   * Streams a stored payload (a checkpoint, blob locator or any file such as a spooled update)
+   * in chunks of exactly `chunkBytes` (the last may be shorter). With `opts.pool` the chunks come
+   * from the pool and the consumer releases each.
+   */
+  async *read(path: string, chunkBytes: number, opts: CheckpointReadOptions = {}): AsyncGenerator<Buffer> {
+    if (path.startsWith(BLOB_PREFIX)) {
+      const sha256 = path.slice(BLOB_PREFIX.length);
+      const ref = await this.blobs.stat(sha256);
+      if (ref === undefined) throw new FedlhsError('DATA_LOSS', `checkpoint ${path} is missing`);
+      for await (const chunk of this.blobs.read(ref, { chunkBytes, ...opts })) {
+        yield Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+      }
+      return;
+    }
     const file = await open(path, 'r');
     try {
       for (;;) {
-        const buffer = Buffer.allocUnsafeSlow(chunkBytes);
+        opts.signal?.throwIfAborted();
+        const buffer = opts.pool?.acquire(chunkBytes) ?? Buffer.allocUnsafeSlow(chunkBytes);
         let filled = 0;
-        while (filled < chunkBytes) {
-          const { bytesRead } = await file.read(buffer, filled, chunkBytes - filled, null);
-          if (bytesRead === 0) break;
-          filled += bytesRead;
+        try {
+          while (filled < chunkBytes) {
+            const { bytesRead } = await file.read(buffer, filled, chunkBytes - filled, null);
+            if (bytesRead === 0) break;
+            filled += bytesRead;
+          }
+        } catch (err) {
+          opts.pool?.release(buffer);
+          throw err;
         }
-        if (filled === 0) return;
+        if (filled === 0) {
+          opts.pool?.release(buffer);
+          return;
+        }
         yield filled === chunkBytes ? buffer : buffer.subarray(0, filled);
         if (filled < chunkBytes) return;
       }
     } finally {
       await file.close();
     }
+  }
+
+  /** Where a blob is read from: its file with the file blob store, else its locator. */
+  private locatorOf(sha256: string): string {
+    return this.files?.pathOf(sha256) ?? blobLocator(sha256);
   }
 }

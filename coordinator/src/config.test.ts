@@ -28,6 +28,7 @@ describe('loadCoordinatorConfig', () => {
   it('loads the defaults with tls.mode plaintext', () => {
     expect(loadCoordinatorConfig({ env: PLAINTEXT, args: [] })).toEqual({
       dataDir: './.fedlhs/coordinator',
+      store: { kind: 'sqlite', url: '', poolSize: 8 },
       grpc: { host: '0.0.0.0', port: 7443 },
       tls: { mode: 'plaintext', cert: '', key: '', clientCa: '' },
       admin: { host: '127.0.0.1', port: 7480, token: '' },
@@ -136,5 +137,30 @@ describe('loadCoordinatorConfig', () => {
     expect(text).not.toContain('tok-secret-123');
     expect(text).not.toContain('/secret/key.pem');
     expect(JSON.parse(text)).toMatchObject({ admin: { token: '[Sensitive]' }, tls: { key: '[Sensitive]' } });
+  });
+
+  it('selects the PostgreSQL store from flags or the environment', () => {
+    const url = 'postgres://fedlhs:pw-secret@db.example:5432/fedlhs';
+    expect(loadCoordinatorConfig({ env: PLAINTEXT, args: ['--store', 'postgres', '--store-url', url, '--store-pool-size', '16'] }).store).toEqual({ kind: 'postgres', url, poolSize: 16 });
+    expect(loadCoordinatorConfig({ env: { ...PLAINTEXT, FEDLHS_STORE: 'postgres', FEDLHS_STORE_URL: url } }).store).toEqual({ kind: 'postgres', url, poolSize: 8 });
+  });
+
+  it("rejects store.kind 'postgres' without store.url, naming the key", () => {
+    const err = configError({ env: PLAINTEXT, args: ['--store', 'postgres'] });
+    expect(err.code).toBe('CONFIG_INVALID');
+    expect(err.details).toEqual({ key: 'store.url' });
+    expect(err.message).toMatchInlineSnapshot(`"store.url: required when store.kind is 'postgres' (set FEDLHS_STORE_URL or --store-url to a postgres:// URL)"`);
+  });
+
+  it('rejects an unknown store kind and a store.url that is not postgres://, without echoing the URL', () => {
+    expect(configError({ env: { ...PLAINTEXT, FEDLHS_STORE: 'mysql' } }).message).toMatch(/^store\.kind: must be one of the possible values: \["sqlite","postgres"\]/);
+    const err = configError({ env: { ...PLAINTEXT, FEDLHS_STORE: 'postgres', FEDLHS_STORE_URL: 'mysql://u:pw-secret@h/d' } });
+    expect(err.message).toBe('store.url: must be a postgres:// or postgresql:// URL: value was [sensitive]');
+    expect(configError({ env: { ...PLAINTEXT, FEDLHS_STORE_URL: 'postgres://u:pw-secret@h/d' } }).message).not.toContain('pw-secret');
+  });
+
+  it('marks store.url sensitive, so convict masks it', () => {
+    const config = convict(coordinatorConfigSchema, { env: { FEDLHS_STORE_URL: 'postgres://u:pw-secret@h/d' }, args: [] });
+    expect(config.toString()).not.toContain('pw-secret');
   });
 });

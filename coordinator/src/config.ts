@@ -10,11 +10,74 @@ export { ConfigError };
  */
 export const coordinatorConfigSchema = {
   dataDir: {
-    doc: 'Directory for the SQLite database, checkpoints and spooled uploads.',
+    doc: "Directory for the SQLite database (store.kind 'sqlite'), checkpoints, spooled uploads and the lock that keeps a second coordinator out.",
     format: String,
     default: './.fedlhs/coordinator',
     env: 'FEDLHS_DATA_DIR',
     arg: 'data-dir',
+  },
+  store: {
+    kind: {
+      doc: "Where the coordinator keeps its state: 'sqlite' (embedded, in dataDir; the default) or 'postgres' (scale-out; needs store.url).",
+      format: ['sqlite', 'postgres'],
+      default: 'sqlite',
+      env: 'FEDLHS_STORE',
+      arg: 'store',
+    },
+    url: {
+      doc: "PostgreSQL connection URL for store.kind 'postgres', e.g. postgres://fedlhs:PASSWORD@db:5432/fedlhs or postgres:///fedlhs?host=/var/run/postgresql. Secret: never logged.",
+      format: String,
+      default: '',
+      env: 'FEDLHS_STORE_URL',
+      arg: 'store-url',
+      sensitive: true,
+    },
+    poolSize: {
+      doc: "Connections of the PostgreSQL read pool (the group committer has one more of its own).",
+      format: 'whole-number',
+      default: 8,
+      env: 'FEDLHS_STORE_POOL_SIZE',
+      arg: 'store-pool-size',
+    },
+  },
+  blobs: {
+    store: {
+      doc: "Where model checkpoints and other blobs live: 'files' (<dataDir>/blobs), 'postgres' (tables blobs/blob_chunks in store.url, so a standby sees them), or 'auto' (postgres when store.kind is 'postgres', else files).",
+      format: ['auto', 'files', 'postgres'],
+      default: 'auto',
+      env: 'FEDLHS_BLOB_STORE',
+      arg: 'blob-store',
+    },
+    cacheBytes: {
+      doc: "Local read-through cache of PostgreSQL blobs in <dataDir>/blob-cache, in bytes (0: no cache). Content-addressed, so a cached blob is never stale.",
+      format: 'whole-number',
+      default: 1024 * 1024 * 1024,
+      env: 'FEDLHS_BLOB_CACHE_BYTES',
+      arg: 'blob-cache-bytes',
+    },
+  },
+  transfer: {
+    inFlightBytes: {
+      doc: 'Bytes all model downloads together hold in the coordinator at once (0: the larger of 4 MiB and the largest model). Downloads beyond it wait their turn, never fail.',
+      format: 'whole-number',
+      default: 0,
+      env: 'FEDLHS_TRANSFER_INFLIGHT_BYTES',
+      arg: 'transfer-inflight-bytes',
+    },
+    uploadStreamsPerNode: {
+      doc: 'Upload streams one node may have open at once; another is refused with RESOURCE_EXHAUSTED (agents retry).',
+      format: 'whole-number',
+      default: 1,
+      env: 'FEDLHS_TRANSFER_UPLOAD_STREAMS_PER_NODE',
+      arg: 'transfer-upload-streams-per-node',
+    },
+    sessionQueueMessages: {
+      doc: 'Messages a control session may have queued towards its agent; above it the session is dropped (session.dropped, reason slow_consumer).',
+      format: 'whole-number',
+      default: 64,
+      env: 'FEDLHS_TRANSFER_SESSION_QUEUE_MESSAGES',
+      arg: 'transfer-session-queue-messages',
+    },
   },
   grpc: {
     host: { doc: 'Address the gRPC server binds.', format: String, default: '0.0.0.0', env: 'FEDLHS_GRPC_HOST', arg: 'grpc-host' },
@@ -100,6 +163,9 @@ export const coordinatorConfigSchema = {
 
 export interface CoordinatorConfig {
   dataDir: string;
+  store: { kind: 'sqlite' | 'postgres'; url: string; poolSize: number };
+  blobs: { store: 'auto' | 'files' | 'postgres'; cacheBytes: number };
+  transfer: { inFlightBytes: number; uploadStreamsPerNode: number; sessionQueueMessages: number };
   grpc: { host: string; port: number };
   tls: { mode: 'tls' | 'plaintext'; cert: string; key: string; clientCa: string };
   admin: { host: string; port: number; token: string };
@@ -119,6 +185,30 @@ export function loadCoordinatorConfig(options: LoadConfigOptions = {}): Coordina
   return loadConfig(coordinatorConfigSchema as unknown as convict.Schema<CoordinatorConfig>, options, (c) => {
     if (c.tls.mode === 'tls' && (c.tls.cert === '' || c.tls.key === '')) {
       throw new Error("tls.cert and tls.key: both are required when tls.mode is 'tls' (set tls.mode to 'plaintext' only for loopback demos)");
+    }
+    if (c.store.kind === 'postgres' && c.store.url === '') {
+      throw new ConfigError("store.url: required when store.kind is 'postgres' (set FEDLHS_STORE_URL or --store-url to a postgres:// URL)", { details: { key: 'store.url' } });
+    }
+    if (c.store.kind === 'postgres' && !/^postgres(ql)?:\/\//i.test(c.store.url)) {
+      throw new ConfigError('store.url: must be a postgres:// or postgresql:// URL: value was [sensitive]', { details: { key: 'store.url' } });
+    }
+    if (c.store.kind === 'sqlite' && c.store.url !== '') {
+      throw new ConfigError("store.url: only used with store.kind 'postgres' (the SQLite store lives in dataDir): value was [sensitive]", { details: { key: 'store.url' } });
+    }
+    if (c.store.poolSize < 1 || c.store.poolSize > 100) {
+      throw new ConfigError(`store.poolSize: must be from 1 to 100: value was ${c.store.poolSize}`, { details: { key: 'store.poolSize' } });
+    }
+    if (c.blobs.store === 'postgres' && c.store.kind !== 'postgres') {
+      throw new ConfigError("blobs.store: 'postgres' keeps blobs beside the state, so it needs store.kind 'postgres' (and store.url)", { details: { key: 'blobs.store' } });
+    }
+    if (c.transfer.uploadStreamsPerNode < 1) {
+      throw new ConfigError(`transfer.uploadStreamsPerNode: must be at least 1: value was ${c.transfer.uploadStreamsPerNode}`, { details: { key: 'transfer.uploadStreamsPerNode' } });
+    }
+    if (c.transfer.sessionQueueMessages < 8) {
+      throw new ConfigError(`transfer.sessionQueueMessages: must be at least 8: value was ${c.transfer.sessionQueueMessages}`, { details: { key: 'transfer.sessionQueueMessages' } });
+    }
+    if (c.transfer.inFlightBytes !== 0 && c.transfer.inFlightBytes < c.chunkBytes) {
+      throw new ConfigError(`transfer.inFlightBytes: must be 0 (automatic) or at least chunkBytes (${c.chunkBytes}): value was ${c.transfer.inFlightBytes}`, { details: { key: 'transfer.inFlightBytes' } });
     }
     if (c.chunkBytes < 1048576 || c.chunkBytes > 4128768 || c.chunkBytes % 4 !== 0) {
       throw new Error(`chunkBytes: must be a multiple of 4 between 1048576 and 4128768: value was ${c.chunkBytes}`);

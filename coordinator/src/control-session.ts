@@ -1,10 +1,14 @@
-import type { AgentMessage__Output } from '@fedlhs/proto';
+import type { AgentMessage__Output, CoordinatorMessage } from '@fedlhs/proto';
 import type { Logger } from '@fedlhs/service';
+import type { NodeDirectory } from './enrolment.js';
 import type { CoordinatorMetrics } from './metrics.js';
 import type { StudyRunner } from './round-engine.js';
 import type { NodeSession, SessionRegistry } from './sessions.js';
-import type { CoordinatorStore } from './store.js';
+import type { CoordinatorStore, StudyRecord } from './store.js';
 import { toWireStudy, toWireTask } from './wire.js';
+
+/** The `Hello.capabilities` entry of agents that take StudyProgress instead of re-announcements. */
+export const STUDY_PROGRESS_CAPABILITY = 'study-progress';
 
 /** Sent to every node in its Welcome, and shown by the admin API. */
 export const COORDINATOR_VERSION = 'fedlhs-coordinator/0.1.0';
@@ -24,6 +28,30 @@ export interface ControlSessionsOptions {
    * the studies part (which owns the runners) also calls back here to announce.
    */
   runner: (studyId: string) => StudyRunner | undefined;
+  /**
+   * The in-memory node directory, whose write-behind records last-seen times on session open and
+   * close. Without it every open and close writes `store.touchNode` (one fsync each).
+   */
+  nodes?: NodeDirectory;
+}
+
+/** A study's announcement, built once per change of the study (design §5). */
+interface Announcement {
+  readonly record: StudyRecord;
+  /** The full StudyAnnouncement, manifest included. */
+  readonly full: CoordinatorMessage;
+  /** StudyProgress with and without parameters_json, built on first use. */
+  progressWithParameters?: CoordinatorMessage;
+  progressOnly?: CoordinatorMessage;
+}
+
+/** 'full': every session gets the StudyAnnouncement; 'progress': READY sessions get progress. */
+type Delivery = 'full' | 'progress';
+
+interface DeliveryQueue {
+  tail: Promise<void>;
+  /** The delivery waiting behind the running one; later changes merge into it. */
+  waiting: { kind: Delivery; done: Promise<void> } | undefined;
 }
 
 /**
@@ -39,7 +67,10 @@ const DROP_REASONS: ReadonlyMap<string, 'heartbeat_timeout' | 'stream_error' | '
 /**
  * The coordinator's side of each node's control stream: the Welcome and what a node must hear
  * on (re)connecting, the messages it sends (readiness, task progress and endings), and the
- * study announcements broadcast to every online node.
+ * study announcements, each built once per change of its study and cached for session opens.
+ *
+ * Per session open it reads the store once (`openTasksForNode`), plus `getStudy` only for a
+ * task of a study not in the cache; last-seen times go write-behind through `nodes`.
  */
 export class ControlSessions {
   private readonly store: CoordinatorStore;
@@ -49,6 +80,15 @@ export class ControlSessions {
   private readonly heartbeatIntervalMs: number;
   private readonly runner: (studyId: string) => StudyRunner | undefined;
   private readonly metrics: CoordinatorMetrics | undefined;
+  private readonly nodes: NodeDirectory | undefined;
+  /** Announcements of the RUNNING studies (and of ended ones until their end is delivered). */
+  private readonly announcements = new Map<string, Announcement>();
+  private loading: Promise<void> | undefined;
+  private loaded = false;
+  private readonly queues = new Map<string, DeliveryQueue>();
+  /** Per session and study, the parameters_json it last received (for StudyProgress). */
+  private readonly sentParameters = new WeakMap<NodeSession, Map<string, string>>();
+  private builds = 0;
 
   constructor(opts: ControlSessionsOptions) {
     this.store = opts.store;
@@ -58,27 +98,68 @@ export class ControlSessions {
     this.heartbeatIntervalMs = opts.heartbeatIntervalMs;
     this.runner = opts.runner;
     this.metrics = opts.metrics;
+    this.nodes = opts.nodes;
   }
 
-  /** Broadcasts a study's current record to every online node. */
+  /** How many announcements were built (tests: the cache is rebuilt on change and not otherwise). */
+  get announcementBuilds(): number {
+    return this.builds;
+  }
+
+  /**
+   * Reads the RUNNING studies once and builds their announcements. Called by the first session
+   * open or announcement if the composition root did not call it at start.
+   */
+  start(): Promise<void> {
+    this.loading ??= this.store.listStudies().then((studies) => {
+      for (const study of studies) {
+        if (study.state === 'RUNNING' && !this.announcements.has(study.id)) this.announcements.set(study.id, this.build(study));
+      }
+      this.loaded = true;
+    });
+    return this.loading;
+  }
+
+  /**
+   * Tells the nodes that a study changed (started, derived parameters, committed a round, ended).
+   * The announcement is built once per change. A new study, a changed manifest or state goes to
+   * every session as a full StudyAnnouncement; progress (last committed round, parameters) goes
+   * only to the sessions READY for the study, as StudyProgress to agents with the
+   * "study-progress" capability and as a full announcement to the others. Sends go out in slices
+   * (sessions.ts `sendInSlices`); deliveries of one study never overlap, and changes that arrive
+   * while one is running merge into the next. Resolves when the change has been delivered.
+   */
   async announce(studyId: string): Promise<void> {
+    const fresh = this.loaded;
+    await this.start();
     const study = await this.store.getStudy(studyId);
-    if (study !== undefined) this.sessions.broadcast({ study: { study: toWireStudy(study) } });
+    if (study === undefined) return;
+    // Before the cache was first loaded no session has heard of any study: deliver in full.
+    const previous = fresh ? this.announcements.get(studyId) : undefined;
+    if (previous !== undefined && sameAnnouncement(previous.record, study)) return;
+    this.announcements.set(studyId, this.build(study));
+    const kind: Delivery =
+      previous === undefined || previous.record.manifestHash !== study.manifestHash || previous.record.state !== study.state ? 'full' : 'progress';
+    await this.schedule(studyId, kind);
   }
 
   /** Registers a new session: welcome, study announcements, then the node's open tasks. */
   async openSession(session: NodeSession, abortedCode: number): Promise<void> {
-    await this.store.touchNode(session.nodeId, this.now(), session.agent.agentVersion, session.agent.trainingBackend);
+    await this.start();
+    if (this.nodes !== undefined) this.nodes.seen(session.nodeId, this.now(), session.agent.agentVersion, session.agent.trainingBackend);
+    else await this.store.touchNode(session.nodeId, this.now(), session.agent.agentVersion, session.agent.trainingBackend);
     this.sessions.attach(session, abortedCode);
     session.send({
       welcome: { nodeId: session.nodeId, siteName: session.siteName, heartbeatIntervalMs: this.heartbeatIntervalMs, coordinatorVersion: COORDINATOR_VERSION },
     });
-    for (const study of await this.store.listStudies()) {
-      if (study.state === 'RUNNING') session.send({ study: { study: toWireStudy(study) } });
+    for (const a of this.announcements.values()) {
+      if (a.record.state !== 'RUNNING') continue;
+      this.noteParameters(session, a.record);
+      session.send(a.full);
     }
     const open = await this.store.openTasksForNode(session.nodeId);
     for (const task of open) {
-      const study = await this.store.getStudy(task.studyId);
+      const study = this.announcements.get(task.studyId)?.record ?? (await this.store.getStudy(task.studyId));
       if (study !== undefined) session.send({ task: toWireTask(task, study.manifestHash, study.parameters) });
     }
     this.log.info(
@@ -99,7 +180,8 @@ export class ControlSessions {
     this.sessions.detach(session);
     this.log.info({ event: 'node.offline', nodeId: session.nodeId, siteName: session.siteName, why }, 'node offline');
     // Last seen = the last message heard (a heartbeat at the latest), not when the loss was noticed.
-    void this.store.touchNode(session.nodeId, session.lastHeardAt, session.agent.agentVersion, session.agent.trainingBackend);
+    if (this.nodes !== undefined) this.nodes.seen(session.nodeId, session.lastHeardAt, session.agent.agentVersion, session.agent.trainingBackend);
+    else void this.store.touchNode(session.nodeId, session.lastHeardAt, session.agent.agentVersion, session.agent.trainingBackend);
   }
 
   /** Handles one message of a node's control stream (after Hello). */
@@ -107,11 +189,8 @@ export class ControlSessions {
     session.lastHeardAt = this.now();
     if (message.readiness) {
       const r = message.readiness;
-      const previous = session.readiness.get(r.studyId);
-      session.readiness.set(r.studyId, { manifestSha256: r.manifestSha256, readiness: r.readiness, detail: r.detail });
-      if (previous?.readiness !== r.readiness || previous.manifestSha256 !== r.manifestSha256) {
+      if (this.sessions.setReadiness(session, r.studyId, { manifestSha256: r.manifestSha256, readiness: r.readiness, detail: r.detail })) {
         this.log.info({ event: 'node.readiness', nodeId: session.nodeId, studyId: r.studyId, readiness: r.readiness, detail: r.detail }, 'node readiness changed');
-        this.sessions.changed();
       }
     } else if (message.taskUpdate) {
       const u = message.taskUpdate;
@@ -125,4 +204,88 @@ export class ControlSessions {
       }
     }
   }
+
+  private build(study: StudyRecord): Announcement {
+    this.builds++;
+    return { record: study, full: { study: { study: toWireStudy(study) } } };
+  }
+
+  /** Queues a delivery of the study's latest announcement behind the running one, merging with a waiting one. */
+  private schedule(studyId: string, kind: Delivery): Promise<void> {
+    let queue = this.queues.get(studyId);
+    if (queue === undefined) this.queues.set(studyId, (queue = { tail: Promise.resolve(), waiting: undefined }));
+    const q = queue;
+    if (q.waiting !== undefined) {
+      if (kind === 'full') q.waiting.kind = 'full';
+      return q.waiting.done;
+    }
+    const job: { kind: Delivery; done: Promise<void> } = { kind, done: Promise.resolve() };
+    job.done = q.tail.then(() => {
+      if (q.waiting === job) q.waiting = undefined;
+      return this.deliver(studyId, job.kind);
+    });
+    q.waiting = job;
+    const tail: Promise<void> = job.done.then(
+      () => this.dropQueue(studyId, q, tail),
+      () => this.dropQueue(studyId, q, tail),
+    );
+    q.tail = tail;
+    return job.done;
+  }
+
+  private dropQueue(studyId: string, q: DeliveryQueue, tail: Promise<void>): void {
+    if (this.queues.get(studyId) === q && q.tail === tail) this.queues.delete(studyId);
+  }
+
+  private async deliver(studyId: string, kind: Delivery): Promise<void> {
+    const a = this.announcements.get(studyId);
+    if (a === undefined) return;
+    const study = a.record;
+    if (kind === 'full') {
+      const ended = study.state !== 'RUNNING';
+      await this.sessions.sendInSlices(this.sessions.onlineIds(), (s) => {
+        if (ended) this.sentParameters.get(s)?.delete(studyId);
+        else this.noteParameters(s, study);
+        return a.full;
+      });
+      if (ended && this.announcements.get(studyId) === a) this.announcements.delete(studyId);
+      return;
+    }
+    await this.sessions.sendInSlices(this.sessions.readyIds(studyId, study.manifestHash), (s) => this.progressFor(s, a));
+  }
+
+  /** What a READY session gets for a progress change: StudyProgress if it can take it, else the announcement. */
+  private progressFor(s: NodeSession, a: Announcement): CoordinatorMessage {
+    if (s.capabilities?.has(STUDY_PROGRESS_CAPABILITY) !== true) {
+      this.noteParameters(s, a.record);
+      return a.full;
+    }
+    const parameters = a.record.parameters ?? '';
+    const known = this.sentParameters.get(s)?.get(a.record.id);
+    if (known === parameters) {
+      a.progressOnly ??= { progress: progressOf(a.record, '') };
+      return a.progressOnly;
+    }
+    this.noteParameters(s, a.record);
+    a.progressWithParameters ??= { progress: progressOf(a.record, parameters) };
+    return a.progressWithParameters;
+  }
+
+  private noteParameters(s: NodeSession, study: StudyRecord): void {
+    let known = this.sentParameters.get(s);
+    if (known === undefined) this.sentParameters.set(s, (known = new Map()));
+    known.set(study.id, study.parameters ?? '');
+  }
+}
+
+/** Whether two records give the same announcement (every field `toWireStudy` sends). */
+function sameAnnouncement(a: StudyRecord, b: StudyRecord): boolean {
+  return (
+    a.id === b.id && a.manifestHash === b.manifestHash && a.manifestJson === b.manifestJson && a.state === b.state &&
+    a.lastCommittedRound === b.lastCommittedRound && a.parameters === b.parameters
+  );
+}
+
+function progressOf(study: StudyRecord, parametersJson: string) {
+  return { studyId: study.id, state: `STUDY_STATE_${study.state}` as const, lastCommittedRound: study.lastCommittedRound, parametersJson };
 }

@@ -96,7 +96,11 @@ program
   .option('--config <file>', 'JSON config file (keys as in the README); environment and flags override it')
   .allowUnknownOption(true)
   .allowExcessArguments(true)
-  .addHelpText('after', '\nEvery configuration key is also a flag (--grpc-port 0, --tls-mode plaintext, --data-dir ...) and an environment variable; see the README.')
+  .addHelpText(
+    'after',
+    '\nEvery configuration key is also a flag (--grpc-port 0, --tls-mode plaintext, --data-dir ...) and an environment variable; see the README.' +
+      '\nState lives in SQLite inside --data-dir by default; --store postgres --store-url postgres://... (or FEDLHS_STORE_URL, which keeps the password out of ps) uses PostgreSQL.',
+  )
   .action(async (options: { config?: string }, command: Command) => {
     let config;
     try {

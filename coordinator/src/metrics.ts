@@ -1,4 +1,13 @@
+import { PerformanceObserver, monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { logDrops, type LogDrops, type Logger } from '@fedlhs/service';
+
+/** One group commit of the store (its onBatch observer): units (op lists), ops, and time to durable. */
+export interface StoreBatchObservation {
+  units: number;
+  ops: number;
+  ms: number;
+}
 
 /**
  * The coordinator's Prometheus metrics (prom-client), named by the usual conventions:
@@ -26,8 +35,79 @@ export class CoordinatorMetrics {
     buckets: [0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30, 120, 600, 3600], registers: [this.registry],
   });
 
+  readonly downloadInflightBytes = new Gauge({
+    name: 'fedlhs_download_inflight_bytes', help: 'Model bytes read for downloads and not yet handed to the transport (bounded by transfer.inFlightBytes).', registers: [this.registry],
+  });
+  readonly downloadBudgetWaits = new Counter({
+    name: 'fedlhs_download_budget_waits_total', help: 'Download chunks that waited for the in-flight byte budget.', registers: [this.registry],
+  });
+  readonly uploadsRefused = new Counter({
+    name: 'fedlhs_upload_streams_refused_total', help: 'Upload streams refused with RESOURCE_EXHAUSTED (a node already had transfer.uploadStreamsPerNode open).', registers: [this.registry],
+  });
+  readonly storeBatchSize = new Histogram({
+    name: 'fedlhs_store_batch_size', help: 'Size of each store group commit, in units (op lists) and in ops.', labelNames: ['of'],
+    buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096], registers: [this.registry],
+  });
+  readonly storeCommitSeconds = new Histogram({
+    name: 'fedlhs_store_commit_seconds', help: 'Time from the start of a store group commit until it was durable.',
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5], registers: [this.registry],
+  });
+  readonly gcSeconds = new Counter({ name: 'fedlhs_gc_seconds_total', help: 'Time spent in garbage collection pauses.', registers: [this.registry] });
+  readonly logLinesDropped: Counter;
+  private readonly loopDelay: IntervalHistogram = monitorEventLoopDelay({ resolution: 10 });
+  private readonly gcObserver: PerformanceObserver;
+  private readonly logDropSources = new Set<LogDrops>();
+  private logDropsSeen = 0;
+
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'fedlhs_coordinator_' });
+    const loopDelay = this.loopDelay;
+    loopDelay.enable();
+    new Gauge({
+      name: 'fedlhs_event_loop_delay_seconds', help: 'Event loop delay since the previous scrape: p99 and max.', labelNames: ['quantile'], registers: [this.registry],
+      collect() {
+        // percentile() and max are 0 before the first sample; the histogram is in nanoseconds.
+        this.set({ quantile: '0.99' }, loopDelay.percentile(99) / 1e9);
+        this.set({ quantile: 'max' }, loopDelay.max / 1e9);
+        loopDelay.reset();
+      },
+    });
+    this.gcObserver = new PerformanceObserver((list) => {
+      let ms = 0;
+      for (const entry of list.getEntries()) ms += entry.duration;
+      if (ms > 0) this.gcSeconds.inc(ms / 1000);
+    });
+    this.gcObserver.observe({ entryTypes: ['gc'] });
+    const sources = this.logDropSources;
+    const seen = { get: () => this.logDropsSeen, set: (n: number) => void (this.logDropsSeen = n) };
+    this.logLinesDropped = new Counter({
+      name: 'fedlhs_log_lines_dropped_total', help: 'Log lines dropped because the log destination could not keep up (bounded logger).', registers: [this.registry],
+      collect() {
+        let total = 0;
+        for (const d of sources) total += d.dropped;
+        if (total > seen.get()) this.inc(total - seen.get());
+        seen.set(total);
+      },
+    });
+  }
+
+  /** Counts the drops of a logger made by @fedlhs/service createLogger (no-op for other loggers). */
+  trackLogDrops(logger: Logger): void {
+    const drops = logDrops(logger);
+    if (drops !== undefined) this.logDropSources.add(drops);
+  }
+
+  /** Records one store group commit (wire to the store's onBatch observer). */
+  observeStoreBatch(batch: StoreBatchObservation): void {
+    this.storeBatchSize.observe({ of: 'units' }, batch.units);
+    this.storeBatchSize.observe({ of: 'ops' }, batch.ops);
+    this.storeCommitSeconds.observe(batch.ms / 1000);
+  }
+
+  /** Stops the event-loop and GC observers (tests that make many instances). */
+  close(): void {
+    this.loopDelay.disable();
+    this.gcObserver.disconnect();
   }
 
   /** Starts timing a gRPC call; call the result with the final status code name. */

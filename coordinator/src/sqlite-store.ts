@@ -1,148 +1,33 @@
 import Database from 'better-sqlite3';
 import type { RoundState } from '@fedlhs/core';
+import { FedlhsError } from '@fedlhs/core';
 import type {
+  ContributionFilter,
   ContributionRecord,
+  ContributionTotals,
   CoordinatorStore,
   JoinTokenRecord,
   MetricRecord,
   NodeRecord,
+  NodeSummaryRecord,
+  Page,
+  PageRequest,
+  RejectionCount,
   RoundRecord,
+  RoundTaskCount,
   StudyRecord,
   StatisticsRecord,
   OperatorRecord,
   AdminActionRecord,
   StudyStateName,
+  TaskFilter,
   TaskRecord,
   TaskStateName,
 } from './store.js';
-import { FedlhsError } from '@fedlhs/core';
-import type { WriteOp, WriteResult } from './store/write-ops.js';
-
-/** Schema migrations, applied in order; PRAGMA user_version records how many ran. */
-const MIGRATIONS: readonly string[] = [
-  `
-  CREATE TABLE nodes (
-    id TEXT PRIMARY KEY,
-    site_name TEXT NOT NULL,
-    credential_hash TEXT NOT NULL,
-    created_at INTEGER NOT NULL,
-    revoked_at INTEGER,
-    last_seen_at INTEGER,
-    agent_version TEXT NOT NULL DEFAULT '',
-    training_backend TEXT NOT NULL DEFAULT ''
-  );
-  CREATE TABLE join_tokens (
-    id TEXT PRIMARY KEY,
-    token_hash TEXT NOT NULL UNIQUE,
-    site_name TEXT NOT NULL,
-    created_at INTEGER NOT NULL,
-    expires_at INTEGER NOT NULL,
-    used_at INTEGER,
-    used_by_node TEXT REFERENCES nodes(id),
-    created_by TEXT NOT NULL
-  );
-  CREATE TABLE studies (
-    id TEXT PRIMARY KEY,
-    name TEXT NOT NULL,
-    manifest_json TEXT NOT NULL,
-    manifest_hash TEXT NOT NULL,
-    state TEXT NOT NULL CHECK (state IN ('RUNNING','COMPLETED','STOPPED','FAILED')),
-    reason TEXT,
-    last_committed_round INTEGER NOT NULL DEFAULT 0,
-    strategy_state TEXT,
-    parameters TEXT,
-    created_at INTEGER NOT NULL,
-    ended_at INTEGER
-  );
-  CREATE TABLE rounds (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    study_id TEXT NOT NULL REFERENCES studies(id),
-    round INTEGER NOT NULL,
-    attempt INTEGER NOT NULL,
-    state TEXT NOT NULL,
-    reason TEXT,
-    started_at INTEGER NOT NULL,
-    ended_at INTEGER,
-    participants INTEGER NOT NULL DEFAULT 0,
-    checkpoint_path TEXT,
-    checkpoint_sha256 TEXT,
-    UNIQUE (study_id, round, attempt)
-  );
-  CREATE UNIQUE INDEX rounds_one_commit ON rounds(study_id, round) WHERE state = 'COMMITTED';
-  CREATE TABLE tasks (
-    id TEXT PRIMARY KEY,
-    round_id INTEGER NOT NULL REFERENCES rounds(id),
-    node_id TEXT NOT NULL REFERENCES nodes(id),
-    kind TEXT NOT NULL CHECK (kind IN ('TRAIN','EVALUATE','STATISTICS')),
-    state TEXT NOT NULL,
-    detail TEXT,
-    model_sha256 TEXT NOT NULL,
-    deadline INTEGER NOT NULL,
-    created_at INTEGER NOT NULL
-  );
-  CREATE INDEX tasks_by_node ON tasks(node_id, state);
-  CREATE TABLE contributions (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    task_id TEXT NOT NULL,
-    study_id TEXT NOT NULL,
-    round INTEGER NOT NULL,
-    attempt INTEGER NOT NULL,
-    node_id TEXT NOT NULL,
-    num_examples INTEGER NOT NULL,
-    sha256 TEXT NOT NULL,
-    bytes INTEGER NOT NULL,
-    accepted INTEGER NOT NULL,
-    reason_code TEXT,
-    reason TEXT,
-    received_at INTEGER NOT NULL,
-    delta_norm REAL
-  );
-  CREATE UNIQUE INDEX contributions_one_accepted ON contributions(task_id) WHERE accepted = 1;
-  CREATE INDEX contributions_by_sha ON contributions(sha256) WHERE accepted = 1;
-  CREATE TABLE metrics (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    round_id INTEGER NOT NULL REFERENCES rounds(id),
-    node_id TEXT,
-    phase TEXT NOT NULL,
-    num_examples INTEGER NOT NULL,
-    loss REAL NOT NULL,
-    accuracy REAL NOT NULL,
-    auc REAL
-  );
-  CREATE TABLE statistics (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    study_id TEXT NOT NULL REFERENCES studies(id),
-    task_id TEXT NOT NULL UNIQUE REFERENCES tasks(id),
-    node_id TEXT NOT NULL,
-    report TEXT NOT NULL,
-    received_at INTEGER NOT NULL
-  );
-  `,
-  `
-  CREATE TABLE operators (
-    id TEXT PRIMARY KEY,
-    name TEXT NOT NULL UNIQUE,
-    role TEXT NOT NULL CHECK (role IN ('viewer','admin')),
-    token_hash TEXT NOT NULL UNIQUE,
-    created_at INTEGER NOT NULL,
-    created_by TEXT NOT NULL,
-    revoked_at INTEGER
-  );
-  CREATE TABLE admin_actions (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    at INTEGER NOT NULL,
-    operator TEXT NOT NULL,
-    action TEXT NOT NULL,
-    target TEXT NOT NULL,
-    detail TEXT
-  );
-  `,
-  // When each task ended, so a node's last failure can be shown with its time.
-  `
-  ALTER TABLE tasks ADD COLUMN ended_at INTEGER;
-  CREATE INDEX tasks_by_node_ended ON tasks(node_id, state, ended_at);
-  `,
-];
+import { GroupCommitter, type BatchStats, type UnitOutcome } from './store/group-commit.js';
+import { decodeCursor, pageLimit, toPage } from './store/paging.js';
+import { MIGRATIONS, SCHEMA_VERSION } from './store/sqlite/migrations.js';
+import type { GroupCommitOptions, WriteOp, WriteResult } from './store/write-ops.js';
 
 type Row = Record<string, unknown>;
 
@@ -223,60 +108,210 @@ const contribution = (r: Row): ContributionRecord => ({
   deltaNorm: (r.delta_norm as number | null) ?? null,
 });
 
-const TASK_SELECT = `SELECT t.*, r.study_id, r.round, r.attempt FROM tasks t JOIN rounds r ON r.id = t.round_id`;
 
-/** SQLite (WAL) implementation of the coordinator store. */
+const TASK_SELECT = `SELECT t.*, r.study_id, r.round, r.attempt FROM tasks t JOIN rounds r ON r.id = t.round_id`;
+/** Task states that mean a clinic did not deliver (the status view's last error). */
+const PROBLEM_STATES: readonly TaskStateName[] = ['FAILED', 'DECLINED', 'REJECTED'];
+
+/** SQLite result codes that mean the storage, not the unit, failed: the caller sees STORE_UNAVAILABLE. */
+const STORAGE_FAULTS = /^SQLITE_(FULL|READONLY|IOERR|CANTOPEN|CORRUPT|NOTADB|BUSY|LOCKED|NOMEM|PROTOCOL|PERM)/;
+
+/** STORE_UNAVAILABLE for a storage fault (full disk, read-only file, I/O error, closed store); other errors as they are. */
+export function mapSqliteError(err: unknown): unknown {
+  if (err instanceof FedlhsError) return err;
+  const code = err instanceof Database.SqliteError ? err.code : undefined;
+  if (code !== undefined && STORAGE_FAULTS.test(code)) {
+    return new FedlhsError('STORE_UNAVAILABLE', `the coordinator database cannot be written (${code}): ${(err as Error).message}`, { cause: err });
+  }
+  if (err instanceof TypeError && /database connection is not open/.test(err.message)) {
+    return new FedlhsError('STORE_UNAVAILABLE', 'the coordinator database is closed', { cause: err });
+  }
+  return err;
+}
+
+/** One queued write: a synchronous function run inside its own SAVEPOINT of a batch. */
+interface SqliteUnit {
+  label: string;
+  ops: number;
+  fn: () => unknown;
+}
+
+export interface SqliteStoreOptions {
+  /** Group-commit window and batch size (defaults in store/group-commit.ts). */
+  groupCommit?: GroupCommitOptions;
+  /** Called after every batch, e.g. to feed `fedlhs_store_batch_size` and `fedlhs_store_commit_seconds`. */
+  onBatch?: (stats: BatchStats) => void;
+  /** Extra PRAGMAs run after opening, e.g. `max_page_count = 100` (tests simulate a full disk with it). */
+  pragmas?: readonly string[];
+}
+
+/**
+ * SQLite (WAL, synchronous=FULL) implementation of the coordinator store. Every write, including
+ * the single-row methods kept as API, is a unit of the group committer: units arriving within the
+ * window share one `BEGIN IMMEDIATE … COMMIT` (one fsync), each under its own SAVEPOINT. Statements
+ * are prepared once and cached by their text.
+ */
 export class SqliteStore implements CoordinatorStore {
   readonly kind = 'sqlite' as const;
   private readonly db: Database.Database;
+  private readonly statements = new Map<string, Database.Statement>();
+  private readonly committer: GroupCommitter<SqliteUnit, unknown>;
+  private observer: ((stats: BatchStats) => void) | undefined;
+  /** A unit's function in its own savepoint (better-sqlite3 nests transactions as savepoints). */
+  private readonly unitTx: (fn: () => unknown) => unknown;
+  private readonly batchTx: Database.Transaction<(units: readonly SqliteUnit[]) => UnitOutcome<unknown>[]>;
 
-  constructor(path: string) {
+  constructor(path: string, options: SqliteStoreOptions = {}) {
     this.db = new Database(path);
-    this.db.pragma('journal_mode = WAL');
-    // FULL: a committed round must survive power loss, not only a process crash.
-    this.db.pragma('synchronous = FULL');
-    this.db.pragma('foreign_keys = ON');
-    this.db.pragma('busy_timeout = 5000');
-    this.migrate();
+    try {
+      this.db.pragma('journal_mode = WAL');
+      // FULL: a committed round must survive power loss, not only a process crash.
+      this.db.pragma('synchronous = FULL');
+      this.db.pragma('foreign_keys = ON');
+      this.db.pragma('busy_timeout = 5000');
+      this.migrate();
+      for (const p of options.pragmas ?? []) this.db.pragma(p);
+    } catch (err) {
+      this.db.close();
+      throw err;
+    }
+    this.observer = options.onBatch;
+    this.unitTx = this.db.transaction((fn: () => unknown) => fn());
+    this.batchTx = this.db.transaction((units: readonly SqliteUnit[]) => {
+      const outcomes: UnitOutcome<unknown>[] = [];
+      for (const u of units) {
+        try {
+          outcomes.push({ ok: true, value: this.unitTx(u.fn) });
+        } catch (error) {
+          // SQLite rolls the whole transaction back on some faults (SQLITE_FULL, IOERR, BUSY):
+          // then the units before this one are gone too, and the batch fails as a whole.
+          if (!this.db.inTransaction) throw error;
+          outcomes.push({ ok: false, error });
+        }
+      }
+      return outcomes;
+    });
+    this.committer = new GroupCommitter<SqliteUnit, unknown>((units) => this.batchTx.immediate(units), {
+      ...options.groupCommit,
+      countOps: (u) => u.ops,
+      mapError: mapSqliteError,
+      onBatch: (stats) => this.observer?.(stats),
+    });
   }
 
   private migrate(): void {
     const version = this.db.pragma('user_version', { simple: true }) as number;
-    for (let v = version; v < MIGRATIONS.length; v++) {
+    if (version > SCHEMA_VERSION) {
+      throw new FedlhsError('STORE_VERSION_TOO_NEW', `the database has schema version ${version}; this coordinator knows up to ${SCHEMA_VERSION}: upgrade the coordinator`, {
+        details: { found: version, supported: SCHEMA_VERSION },
+      });
+    }
+    for (let v = version; v < SCHEMA_VERSION; v++) {
       this.db.transaction(() => {
         this.db.exec(MIGRATIONS[v]!);
         this.db.pragma(`user_version = ${v + 1}`);
-      })();
+      }).immediate();
     }
   }
 
+  /** The statement for `sql`, prepared on first use and kept. */
+  private stmt(sql: string): Database.Statement {
+    let s = this.statements.get(sql);
+    if (s === undefined) {
+      s = this.db.prepare(sql);
+      this.statements.set(sql, s);
+    }
+    return s;
+  }
   private all(sql: string, ...params: unknown[]): Row[] {
-    return this.db.prepare(sql).all(...params) as Row[];
+    return this.stmt(sql).all(...params) as Row[];
   }
   private get(sql: string, ...params: unknown[]): Row | undefined {
-    return this.db.prepare(sql).get(...params) as Row | undefined;
+    return this.stmt(sql).get(...params) as Row | undefined;
   }
   private run(sql: string, ...params: unknown[]): Database.RunResult {
-    return this.db.prepare(sql).run(...params);
+    return this.stmt(sql).run(...params);
   }
 
-  async write(ops: readonly WriteOp[], _label: string): Promise<WriteResult> {
-    const result: WriteResult = { roundIds: [], cancelled: [] };
-    this.db.transaction(() => {
-      for (const op of ops) this.apply(op, result);
-    }).immediate();
-    return result;
+  /** Queues `fn` as one unit of the group committer; resolves with its value after COMMIT. */
+  private enqueue<R>(label: string, fn: () => R, ops = 1): Promise<R> {
+    return this.committer.submit({ label, ops, fn }) as Promise<R>;
+  }
+
+  /** Sets (or clears) the batch observer; the coordinator feeds its store metrics from it. */
+  onBatch(observer: ((stats: BatchStats) => void) | undefined): void {
+    this.observer = observer;
+  }
+
+  write(ops: readonly WriteOp[], label: string): Promise<WriteResult> {
+    return this.enqueue(
+      label,
+      () => {
+        const result: WriteResult = { roundIds: [], cancelled: [] };
+        for (const op of ops) this.apply(op, result);
+        return result;
+      },
+      ops.length,
+    );
+  }
+
+  private insertTaskRow(t: TaskRecord): void {
+    this.run(
+      `INSERT INTO tasks (id, round_id, node_id, kind, state, detail, model_sha256, deadline, created_at, ended_at) VALUES (?,?,?,?,?,?,?,?,?,?)`,
+      t.id, t.roundId, t.nodeId, t.kind, t.state, t.detail, t.modelSha256, t.deadline, t.createdAt, t.endedAt ?? null,
+    );
+  }
+  private insertContributionRow(c: ContributionRecord): void {
+    this.run(
+      `INSERT INTO contributions (task_id, study_id, round, attempt, node_id, num_examples, sha256, bytes, accepted, reason_code, reason, received_at, delta_norm) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)`,
+      c.taskId, c.studyId, c.round, c.attempt, c.nodeId, c.numExamples, c.sha256, c.bytes, c.accepted ? 1 : 0, c.reasonCode, c.reason, c.receivedAt, c.deltaNorm ?? null,
+    );
+  }
+  private insertStudyRow(st: StudyRecord): void {
+    this.run(
+      `INSERT INTO studies (id, name, manifest_json, manifest_hash, state, reason, last_committed_round, strategy_state, parameters, created_at, ended_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)`,
+      st.id, st.name, st.manifestJson, st.manifestHash, st.state, st.reason, st.lastCommittedRound, st.strategyState, st.parameters, st.createdAt, st.endedAt,
+    );
+  }
+  private insertRoundRow(r: Omit<RoundRecord, 'id'>): number {
+    const res = this.run(
+      `INSERT INTO rounds (study_id, round, attempt, state, reason, started_at, ended_at, participants, checkpoint_path, checkpoint_sha256) VALUES (?,?,?,?,?,?,?,?,?,?)`,
+      r.studyId, r.round, r.attempt, r.state, r.reason, r.startedAt, r.endedAt, r.participants, r.checkpointPath, r.checkpointSha256,
+    );
+    return Number(res.lastInsertRowid);
+  }
+  private insertNodeRow(n: NodeRecord): void {
+    this.run(
+      `INSERT INTO nodes (id, site_name, credential_hash, created_at, revoked_at, last_seen_at, agent_version, training_backend) VALUES (?,?,?,?,?,?,?,?)`,
+      n.id, n.siteName, n.credentialHash, n.createdAt, n.revokedAt, n.lastSeenAt, n.agentVersion, n.trainingBackend,
+    );
+  }
+  private insertAdminActionRow(a: AdminActionRecord): void {
+    this.run(`INSERT INTO admin_actions (at, operator, action, target, detail) VALUES (?,?,?,?,?)`, a.at, a.operator, a.action, a.target, a.detail);
+  }
+  private cancelOpenRows(roundId: number, detail: string, at: number | null): string[] {
+    const ids = this.all(`SELECT id FROM tasks WHERE round_id = ? AND state = 'ASSIGNED' ORDER BY created_at, id`, roundId).map((r) => r.id as string);
+    if (ids.length > 0) this.run(`UPDATE tasks SET state = 'CANCELLED', detail = ?, ended_at = ? WHERE round_id = ? AND state = 'ASSIGNED'`, detail, at, roundId);
+    return ids;
+  }
+  private commitRoundRows(id: number, checkpoint: { path: string; sha256: string }, metrics: readonly MetricRecord[], strategyState: string | null, at: number): void {
+    const r = this.get(`SELECT round, study_id, state FROM rounds WHERE id = ?`, id);
+    if (r === undefined) throw new FedlhsError('NOT_FOUND', `round ${id} does not exist`, { details: { what: 'round', id: String(id) } });
+    if (r.state === 'COMMITTED' || r.state === 'FAILED') throw new FedlhsError('STALE', `round ${id} is already ${String(r.state)}`);
+    this.run(`UPDATE rounds SET state = 'COMMITTED', ended_at = ?, checkpoint_path = ?, checkpoint_sha256 = ? WHERE id = ?`, at, checkpoint.path, checkpoint.sha256, id);
+    this.run(`UPDATE studies SET last_committed_round = ?, strategy_state = ? WHERE id = ?`, r.round, strategyState, r.study_id);
+    this.insertMetricRows(metrics);
+  }
+  private insertMetricRows(metrics: readonly MetricRecord[]): void {
+    for (const m of metrics) {
+      this.run(`INSERT INTO metrics (round_id, node_id, phase, num_examples, loss, accuracy, auc) VALUES (?,?,?,?,?,?,?)`, m.roundId, m.nodeId, m.phase, m.numExamples, m.loss, m.accuracy, m.auc ?? null);
+    }
   }
 
   private apply(op: WriteOp, result: WriteResult): void {
     switch (op.op) {
       case 'task.insert':
-        for (const t of op.tasks) {
-          this.run(
-            `INSERT INTO tasks (id, round_id, node_id, kind, state, detail, model_sha256, deadline, created_at, ended_at) VALUES (?,?,?,?,?,?,?,?,?,?)`,
-            t.id, t.roundId, t.nodeId, t.kind, t.state, t.detail, t.modelSha256, t.deadline, t.createdAt, t.endedAt ?? null,
-          );
-        }
+        for (const t of op.tasks) this.insertTaskRow(t);
         return;
       case 'task.end': {
         const res = this.run(`UPDATE tasks SET state = ?, detail = ?, ended_at = ? WHERE id = ? AND state = 'ASSIGNED'`, op.to, op.detail, op.at, op.id);
@@ -285,63 +320,38 @@ export class SqliteStore implements CoordinatorStore {
         if (row === undefined) throw new FedlhsError('NOT_FOUND', `task ${op.id} does not exist`, { details: { what: 'task', id: op.id } });
         throw new FedlhsError('STALE', `task ${op.id} is ${String(row.state)}, not open`);
       }
-      case 'task.cancelOpen': {
-        const ids = this.all(`SELECT id FROM tasks WHERE round_id = ? AND state = 'ASSIGNED'`, op.roundId).map((r) => r.id as string);
-        this.run(`UPDATE tasks SET state = 'CANCELLED', detail = ?, ended_at = ? WHERE round_id = ? AND state = 'ASSIGNED'`, op.detail, op.at, op.roundId);
-        result.cancelled.push(...ids);
+      case 'task.cancelOpen':
+        result.cancelled.push(...this.cancelOpenRows(op.roundId, op.detail, op.at));
         return;
-      }
-      case 'contribution.insert': {
-        const c = op.c;
-        this.run(
-          `INSERT INTO contributions (task_id, study_id, round, attempt, node_id, num_examples, sha256, bytes, accepted, reason_code, reason, received_at, delta_norm) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)`,
-          c.taskId, c.studyId, c.round, c.attempt, c.nodeId, c.numExamples, c.sha256, c.bytes, c.accepted ? 1 : 0, c.reasonCode, c.reason, c.receivedAt, c.deltaNorm ?? null,
-        );
+      case 'contribution.insert':
+        this.insertContributionRow(op.c);
         return;
-      }
       case 'statistics.insert':
         this.run(`INSERT INTO statistics (study_id, task_id, node_id, report, received_at) VALUES (?,?,?,?,?)`, op.s.studyId, op.s.taskId, op.s.nodeId, op.s.report, op.s.receivedAt);
         return;
-      case 'study.insert': {
-        const st = op.s;
-        this.run(
-          `INSERT INTO studies (id, name, manifest_json, manifest_hash, state, reason, last_committed_round, strategy_state, parameters, created_at, ended_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)`,
-          st.id, st.name, st.manifestJson, st.manifestHash, st.state, st.reason, st.lastCommittedRound, st.strategyState, st.parameters, st.createdAt, st.endedAt,
-        );
+      case 'study.insert':
+        this.insertStudyRow(op.s);
         return;
-      }
       case 'study.state':
         this.run(`UPDATE studies SET state = ?, reason = ?, ended_at = ? WHERE id = ?`, op.state, op.reason, op.at, op.id);
         return;
       case 'study.parameters':
         this.run(`UPDATE studies SET parameters = ? WHERE id = ?`, op.parameters, op.id);
         return;
-      case 'round.insert': {
-        const r = op.r;
-        const res = this.run(
-          `INSERT INTO rounds (study_id, round, attempt, state, reason, started_at, ended_at, participants, checkpoint_path, checkpoint_sha256) VALUES (?,?,?,?,?,?,?,?,?,?)`,
-          r.studyId, r.round, r.attempt, r.state, r.reason, r.startedAt, r.endedAt, r.participants, r.checkpointPath, r.checkpointSha256,
-        );
-        result.roundIds.push(Number(res.lastInsertRowid));
+      case 'round.insert':
+        result.roundIds.push(this.insertRoundRow(op.r));
         return;
-      }
       case 'round.state':
         this.run(
           `UPDATE rounds SET state = ?, reason = COALESCE(?, reason), ended_at = COALESCE(?, ended_at), participants = COALESCE(?, participants) WHERE id = ?`,
           op.state, op.reason, op.at, op.participants ?? null, op.id,
         );
         return;
-      case 'round.commit': {
-        const r = this.get(`SELECT * FROM rounds WHERE id = ?`, op.id);
-        if (r === undefined) throw new FedlhsError('NOT_FOUND', `round ${op.id} does not exist`, { details: { what: 'round', id: String(op.id) } });
-        if (r.state === 'COMMITTED' || r.state === 'FAILED') throw new FedlhsError('STALE', `round ${op.id} is already ${String(r.state)}`);
-        this.run(`UPDATE rounds SET state = 'COMMITTED', ended_at = ?, checkpoint_path = ?, checkpoint_sha256 = ? WHERE id = ?`, op.at, op.checkpoint.path, op.checkpoint.sha256, op.id);
-        this.run(`UPDATE studies SET last_committed_round = ?, strategy_state = ? WHERE id = ?`, r.round, op.strategyState, r.study_id);
-        this.insertMetricsSync(op.metrics);
+      case 'round.commit':
+        this.commitRoundRows(op.id, op.checkpoint, op.metrics, op.strategyState, op.at);
         return;
-      }
       case 'metrics.insert':
-        this.insertMetricsSync(op.metrics);
+        this.insertMetricRows(op.metrics);
         return;
       case 'node.seen':
         this.run(`UPDATE nodes SET last_seen_at = ?, agent_version = ?, training_backend = ? WHERE id = ?`, op.at, op.agentVersion, op.trainingBackend, op.id);
@@ -349,24 +359,21 @@ export class SqliteStore implements CoordinatorStore {
       case 'node.revoke':
         this.run(`UPDATE nodes SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL`, op.at, op.id);
         return;
-      case 'node.insert': {
-        const n = op.n;
-        this.run(
-          `INSERT INTO nodes (id, site_name, credential_hash, created_at, revoked_at, last_seen_at, agent_version, training_backend) VALUES (?,?,?,?,?,?,?,?)`,
-          n.id, n.siteName, n.credentialHash, n.createdAt, n.revokedAt, n.lastSeenAt, n.agentVersion, n.trainingBackend,
-        );
+      case 'node.insert':
+        this.insertNodeRow(op.n);
         return;
-      }
       case 'admin.action':
-        this.run(`INSERT INTO admin_actions (at, operator, action, target, detail) VALUES (?,?,?,?,?)`, op.a.at, op.a.operator, op.a.action, op.a.target, op.a.detail);
+        this.insertAdminActionRow(op.a);
         return;
     }
   }
 
   async insertJoinToken(t: JoinTokenRecord): Promise<void> {
-    this.run(
-      `INSERT INTO join_tokens (id, token_hash, site_name, created_at, expires_at, used_at, used_by_node, created_by) VALUES (?,?,?,?,?,?,?,?)`,
-      t.id, t.tokenHash, t.siteName, t.createdAt, t.expiresAt, t.usedAt, t.usedByNode, t.createdBy,
+    await this.enqueue('joinToken.insert', () =>
+      this.run(
+        `INSERT INTO join_tokens (id, token_hash, site_name, created_at, expires_at, used_at, used_by_node, created_by) VALUES (?,?,?,?,?,?,?,?)`,
+        t.id, t.tokenHash, t.siteName, t.createdAt, t.expiresAt, t.usedAt, t.usedByNode, t.createdBy,
+      ),
     );
   }
   async findJoinToken(tokenHash: string): Promise<JoinTokenRecord | undefined> {
@@ -375,74 +382,57 @@ export class SqliteStore implements CoordinatorStore {
   }
   async redeemJoinToken(tokenId: string, n: NodeRecord): Promise<boolean> {
     try {
-      return this.redeem(tokenId, n);
+      return await this.enqueue('joinToken.redeem', () => {
+        // A used (or unknown) token throws, and the unit's savepoint takes the node back out.
+        this.insertNodeRow(n);
+        const res = this.run(`UPDATE join_tokens SET used_at = ?, used_by_node = ? WHERE id = ? AND used_at IS NULL`, n.createdAt, n.id, tokenId);
+        if (res.changes !== 1) throw new TokenAlreadyUsed();
+        return true;
+      }, 2);
     } catch (err) {
       if (err instanceof TokenAlreadyUsed) return false;
       throw err;
     }
-  }
-  private redeem(tokenId: string, n: NodeRecord): boolean {
-    return this.db.transaction(() => {
-      this.run(
-        `INSERT INTO nodes (id, site_name, credential_hash, created_at, revoked_at, last_seen_at, agent_version, training_backend) VALUES (?,?,?,?,?,?,?,?)`,
-        n.id, n.siteName, n.credentialHash, n.createdAt, n.revokedAt, n.lastSeenAt, n.agentVersion, n.trainingBackend,
-      );
-      const res = this.run(`UPDATE join_tokens SET used_at = ?, used_by_node = ? WHERE id = ? AND used_at IS NULL`, n.createdAt, n.id, tokenId);
-      if (res.changes !== 1) throw new TokenAlreadyUsed();
-      return true;
-    }).immediate();
   }
   async getNode(id: string): Promise<NodeRecord | undefined> {
     const r = this.get(`SELECT * FROM nodes WHERE id = ?`, id);
     return r === undefined ? undefined : node(r);
   }
   async listNodes(): Promise<NodeRecord[]> {
-    return this.all(`SELECT * FROM nodes ORDER BY created_at`).map(node);
+    return this.all(`SELECT * FROM nodes ORDER BY created_at, id`).map(node);
   }
-  async revokeNode(id: string, at: number): Promise<boolean> {
-    return this.run(`UPDATE nodes SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL`, at, id).changes === 1;
+  revokeNode(id: string, at: number): Promise<boolean> {
+    return this.enqueue('node.revoke', () => this.run(`UPDATE nodes SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL`, at, id).changes === 1);
   }
   async touchNode(id: string, at: number, agentVersion: string, trainingBackend: string): Promise<void> {
-    this.run(`UPDATE nodes SET last_seen_at = ?, agent_version = ?, training_backend = ? WHERE id = ?`, at, agentVersion, trainingBackend, id);
+    await this.write([{ op: 'node.seen', id, at, agentVersion, trainingBackend }], 'node.seen');
   }
 
   async insertStudy(s: StudyRecord): Promise<void> {
-    this.run(
-      `INSERT INTO studies (id, name, manifest_json, manifest_hash, state, reason, last_committed_round, strategy_state, parameters, created_at, ended_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)`,
-      s.id, s.name, s.manifestJson, s.manifestHash, s.state, s.reason, s.lastCommittedRound, s.strategyState, s.parameters, s.createdAt, s.endedAt,
-    );
+    await this.write([{ op: 'study.insert', s }], 'study.insert');
   }
   async getStudy(id: string): Promise<StudyRecord | undefined> {
     const r = this.get(`SELECT * FROM studies WHERE id = ?`, id);
     return r === undefined ? undefined : study(r);
   }
   async listStudies(): Promise<StudyRecord[]> {
-    return this.all(`SELECT * FROM studies ORDER BY created_at`).map(study);
+    return this.all(`SELECT * FROM studies ORDER BY created_at, id`).map(study);
   }
   async setStudyState(id: string, state: StudyStateName, reason: string | null, at: number | null): Promise<void> {
-    this.run(`UPDATE studies SET state = ?, reason = ?, ended_at = ? WHERE id = ?`, state, reason, at, id);
+    await this.write([{ op: 'study.state', id, state, reason, at }], 'study.state');
   }
   async insertRound(r: Omit<RoundRecord, 'id'>): Promise<number> {
-    const res = this.run(
-      `INSERT INTO rounds (study_id, round, attempt, state, reason, started_at, ended_at, participants, checkpoint_path, checkpoint_sha256) VALUES (?,?,?,?,?,?,?,?,?,?)`,
-      r.studyId, r.round, r.attempt, r.state, r.reason, r.startedAt, r.endedAt, r.participants, r.checkpointPath, r.checkpointSha256,
-    );
-    return Number(res.lastInsertRowid);
+    const { roundIds } = await this.write([{ op: 'round.insert', r }], 'round.insert');
+    return roundIds[0]!;
   }
   async setRoundState(id: number, state: RoundState, reason: string | null, at: number | null): Promise<void> {
-    this.run(`UPDATE rounds SET state = ?, reason = COALESCE(?, reason), ended_at = COALESCE(?, ended_at) WHERE id = ?`, state, reason, at, id);
+    await this.write([{ op: 'round.state', id, state, reason, at }], 'round.state');
   }
   async setRoundParticipants(id: number, participants: number): Promise<void> {
-    this.run(`UPDATE rounds SET participants = ? WHERE id = ?`, participants, id);
+    await this.enqueue('round.participants', () => this.run(`UPDATE rounds SET participants = ? WHERE id = ?`, participants, id));
   }
   async commitRound(id: number, checkpoint: { path: string; sha256: string }, metrics: MetricRecord[], strategyState: string | null, at: number): Promise<void> {
-    this.db.transaction(() => {
-      const r = this.get(`SELECT * FROM rounds WHERE id = ?`, id);
-      if (r === undefined) throw new Error(`round ${id} does not exist`);
-      this.run(`UPDATE rounds SET state = 'COMMITTED', ended_at = ?, checkpoint_path = ?, checkpoint_sha256 = ? WHERE id = ?`, at, checkpoint.path, checkpoint.sha256, id);
-      this.run(`UPDATE studies SET last_committed_round = ?, strategy_state = ? WHERE id = ?`, r.round, strategyState, r.study_id);
-      this.insertMetricsSync(metrics);
-    }).immediate();
+    await this.write([{ op: 'round.commit', id, checkpoint, metrics, strategyState, at }], 'round.commit');
   }
   async listRounds(studyId: string): Promise<RoundRecord[]> {
     return this.all(`SELECT * FROM rounds WHERE study_id = ? ORDER BY round, attempt`, studyId).map(round);
@@ -451,30 +441,30 @@ export class SqliteStore implements CoordinatorStore {
     const r = this.get(`SELECT * FROM rounds WHERE study_id = ? AND round = ? AND state = 'COMMITTED'`, studyId, n);
     return r === undefined ? undefined : round(r);
   }
-  async failOpenRounds(studyId: string, reason: string, at: number): Promise<number> {
-    return this.db.transaction(() => {
+  failOpenRounds(studyId: string, reason: string, at: number): Promise<number> {
+    return this.enqueue('rounds.failOpen', () => {
       this.run(
         `UPDATE tasks SET state = 'CANCELLED', detail = ?, ended_at = ? WHERE state = 'ASSIGNED' AND round_id IN (SELECT id FROM rounds WHERE study_id = ? AND state NOT IN ('COMMITTED','FAILED'))`,
         reason, at, studyId,
       );
       return this.run(`UPDATE rounds SET state = 'FAILED', reason = ?, ended_at = ? WHERE study_id = ? AND state NOT IN ('COMMITTED','FAILED')`, reason, at, studyId).changes;
-    })();
+    }, 2);
   }
 
   async insertTask(t: TaskRecord): Promise<void> {
-    this.run(
-      `INSERT INTO tasks (id, round_id, node_id, kind, state, detail, model_sha256, deadline, created_at, ended_at) VALUES (?,?,?,?,?,?,?,?,?,?)`,
-      t.id, t.roundId, t.nodeId, t.kind, t.state, t.detail, t.modelSha256, t.deadline, t.createdAt, t.endedAt ?? null,
-    );
+    await this.write([{ op: 'task.insert', tasks: [t] }], 'task.insert');
   }
   async getTask(id: string): Promise<TaskRecord | undefined> {
     const r = this.get(`${TASK_SELECT} WHERE t.id = ?`, id);
     return r === undefined ? undefined : task(r);
   }
   async setTaskState(id: string, state: TaskStateName, detail: string | null, at: number | null): Promise<void> {
-    this.run(`UPDATE tasks SET state = ?, detail = ?, ended_at = COALESCE(?, ended_at) WHERE id = ?`, state, detail, at, id);
+    await this.enqueue('task.state', () => this.run(`UPDATE tasks SET state = ?, detail = ?, ended_at = COALESCE(?, ended_at) WHERE id = ?`, state, detail, at, id));
   }
   async listNodeTasks(nodeId: string, states: readonly TaskStateName[], limit: number): Promise<TaskRecord[]> {
+    return this.nodeTasks(nodeId, states, limit);
+  }
+  private nodeTasks(nodeId: string, states: readonly TaskStateName[], limit: number): TaskRecord[] {
     if (states.length === 0) return [];
     return this.all(
       `${TASK_SELECT} WHERE t.node_id = ? AND t.state IN (${states.map(() => '?').join(',')}) ORDER BY COALESCE(t.ended_at, t.created_at) DESC, t.rowid DESC LIMIT ?`,
@@ -485,21 +475,14 @@ export class SqliteStore implements CoordinatorStore {
     return this.all(`${TASK_SELECT} WHERE t.round_id = ? ORDER BY t.created_at, t.id`, roundId).map(task);
   }
   async openTasksForNode(nodeId: string): Promise<TaskRecord[]> {
-    return this.all(`${TASK_SELECT} WHERE t.node_id = ? AND t.state = 'ASSIGNED' AND r.state IN ('STATISTICS','TRAINING','EVALUATING') ORDER BY t.created_at`, nodeId).map(task);
+    return this.all(`${TASK_SELECT} WHERE t.node_id = ? AND t.state = 'ASSIGNED' AND r.state IN ('STATISTICS','TRAINING','EVALUATING') ORDER BY t.created_at, t.id`, nodeId).map(task);
   }
   async cancelOpenTasks(roundId: number, detail: string, at: number | null): Promise<string[]> {
-    return this.db.transaction(() => {
-      const ids = this.all(`SELECT id FROM tasks WHERE round_id = ? AND state = 'ASSIGNED'`, roundId).map((r) => r.id as string);
-      this.run(`UPDATE tasks SET state = 'CANCELLED', detail = ?, ended_at = ? WHERE round_id = ? AND state = 'ASSIGNED'`, detail, at, roundId);
-      return ids;
-    })();
+    return this.enqueue('task.cancelOpen', () => this.cancelOpenRows(roundId, detail, at));
   }
 
   async insertContribution(c: ContributionRecord): Promise<void> {
-    this.run(
-      `INSERT INTO contributions (task_id, study_id, round, attempt, node_id, num_examples, sha256, bytes, accepted, reason_code, reason, received_at, delta_norm) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)`,
-      c.taskId, c.studyId, c.round, c.attempt, c.nodeId, c.numExamples, c.sha256, c.bytes, c.accepted ? 1 : 0, c.reasonCode, c.reason, c.receivedAt, c.deltaNorm ?? null,
-    );
+    await this.write([{ op: 'contribution.insert', c }], 'contribution.insert');
   }
   async acceptedContribution(taskId: string): Promise<ContributionRecord | undefined> {
     const r = this.get(`SELECT * FROM contributions WHERE task_id = ? AND accepted = 1`, taskId);
@@ -507,26 +490,20 @@ export class SqliteStore implements CoordinatorStore {
   }
   async findAcceptedBySha256(sha256: string, studyId: string, except?: { nodeId: string; round: number }): Promise<ContributionRecord | undefined> {
     const r = this.get(
-      `SELECT * FROM contributions WHERE sha256 = ? AND study_id = ? AND accepted = 1 AND NOT (node_id = ? AND round = ?) LIMIT 1`,
-      sha256, studyId, except?.nodeId ?? '', except?.round ?? -1,
+      `SELECT * FROM contributions WHERE study_id = ? AND sha256 = ? AND accepted = 1 AND NOT (node_id = ? AND round = ?) ORDER BY id LIMIT 1`,
+      studyId, sha256, except?.nodeId ?? '', except?.round ?? -1,
     );
     return r === undefined ? undefined : contribution(r);
   }
   async listContributions(filter: { studyId?: string; nodeId?: string }): Promise<ContributionRecord[]> {
-    return this.all(
-      `SELECT * FROM contributions WHERE (? IS NULL OR study_id = ?) AND (? IS NULL OR node_id = ?) ORDER BY id`,
-      filter.studyId ?? null, filter.studyId ?? null, filter.nodeId ?? null, filter.nodeId ?? null,
-    ).map(contribution);
+    const { where, params } = contributionWhere(filter);
+    return this.all(`SELECT * FROM contributions ${where} ORDER BY id`, ...params).map(contribution);
   }
   async listNormHistory(studyId: string): Promise<number[]> {
     return this.all(`SELECT delta_norm FROM contributions WHERE study_id = ? AND accepted = 1 AND delta_norm IS NOT NULL ORDER BY id`, studyId).map((r) => r.delta_norm as number);
   }
-  private insertMetricsSync(metrics: readonly MetricRecord[]): void {
-    const stmt = this.db.prepare(`INSERT INTO metrics (round_id, node_id, phase, num_examples, loss, accuracy, auc) VALUES (?,?,?,?,?,?,?)`);
-    for (const m of metrics) stmt.run(m.roundId, m.nodeId, m.phase, m.numExamples, m.loss, m.accuracy, m.auc ?? null);
-  }
   async insertMetrics(metrics: MetricRecord[]): Promise<void> {
-    this.db.transaction(() => this.insertMetricsSync(metrics))();
+    await this.write([{ op: 'metrics.insert', metrics }], 'metrics.insert');
   }
   async listMetrics(studyId: string): Promise<(MetricRecord & { round: number })[]> {
     return this.all(
@@ -544,7 +521,7 @@ export class SqliteStore implements CoordinatorStore {
     }));
   }
   async insertStatistics(s: StatisticsRecord): Promise<void> {
-    this.run(`INSERT INTO statistics (study_id, task_id, node_id, report, received_at) VALUES (?,?,?,?,?)`, s.studyId, s.taskId, s.nodeId, s.report, s.receivedAt);
+    await this.write([{ op: 'statistics.insert', s }], 'statistics.insert');
   }
   async listStatistics(studyId: string): Promise<StatisticsRecord[]> {
     return this.all(`SELECT * FROM statistics WHERE study_id = ? ORDER BY id`, studyId).map((r) => ({
@@ -552,27 +529,125 @@ export class SqliteStore implements CoordinatorStore {
     }));
   }
   async setStudyParameters(id: string, parameters: string): Promise<void> {
-    this.run(`UPDATE studies SET parameters = ? WHERE id = ?`, parameters, id);
+    await this.write([{ op: 'study.parameters', id, parameters }], 'study.parameters');
   }
   async insertOperator(o: OperatorRecord): Promise<void> {
-    this.run(`INSERT INTO operators (id, name, role, token_hash, created_at, created_by, revoked_at) VALUES (?,?,?,?,?,?,?)`, o.id, o.name, o.role, o.tokenHash, o.createdAt, o.createdBy, o.revokedAt);
+    await this.enqueue('operator.insert', () =>
+      this.run(`INSERT INTO operators (id, name, role, token_hash, created_at, created_by, revoked_at) VALUES (?,?,?,?,?,?,?)`, o.id, o.name, o.role, o.tokenHash, o.createdAt, o.createdBy, o.revokedAt),
+    );
   }
   async findOperator(tokenHash: string): Promise<OperatorRecord | undefined> {
     const r = this.get(`SELECT * FROM operators WHERE token_hash = ?`, tokenHash);
     return r === undefined ? undefined : { id: r.id as string, name: r.name as string, role: r.role as OperatorRecord['role'], tokenHash: r.token_hash as string, createdAt: r.created_at as number, createdBy: r.created_by as string, revokedAt: (r.revoked_at as number | null) ?? null };
   }
   async insertAdminAction(a: AdminActionRecord): Promise<void> {
-    this.run(`INSERT INTO admin_actions (at, operator, action, target, detail) VALUES (?,?,?,?,?)`, a.at, a.operator, a.action, a.target, a.detail);
+    await this.write([{ op: 'admin.action', a }], 'admin.action');
   }
   async listAdminActions(limit: number): Promise<AdminActionRecord[]> {
     return this.all(`SELECT * FROM admin_actions ORDER BY id DESC LIMIT ?`, limit).map((r) => ({ at: r.at as number, operator: r.operator as string, action: r.action as string, target: r.target as string, detail: (r.detail as string | null) ?? null }));
   }
+
+  // Paged and aggregated reads (design §5).
+
+  async listNodeSummaries(page: PageRequest): Promise<Page<NodeSummaryRecord>> {
+    const limit = pageLimit(page);
+    const after = decodeCursor(page.after, 'ns');
+    const rows =
+      after === undefined
+        ? this.all(`SELECT * FROM nodes ORDER BY created_at, id LIMIT ?`, limit + 1)
+        : this.all(`SELECT * FROM nodes WHERE (created_at, id) > (?, ?) ORDER BY created_at, id LIMIT ?`, after[0], after[1], limit + 1);
+    return toPage(rows, limit, (r) => {
+      const id = r.id as string;
+      const contributed = this.get(`SELECT COUNT(*) AS n FROM (SELECT DISTINCT study_id, round FROM contributions WHERE node_id = ? AND accepted = 1)`, id);
+      const rejection = this.get(`SELECT * FROM contributions WHERE node_id = ? AND accepted = 0 ORDER BY id DESC LIMIT 1`, id);
+      return {
+        ...node(r),
+        roundsContributed: (contributed?.n as number | undefined) ?? 0,
+        lastRejection: rejection === undefined ? null : contribution(rejection),
+        lastProblemTask: this.nodeTasks(id, PROBLEM_STATES, 1)[0] ?? null,
+      };
+    }, (r) => [r.created_at as number, r.id as string]);
+  }
+  async countNodes(): Promise<{ total: number; revoked: number }> {
+    const r = this.get(`SELECT COUNT(*) AS total, COUNT(revoked_at) AS revoked FROM nodes`);
+    return { total: (r?.total as number | undefined) ?? 0, revoked: (r?.revoked as number | undefined) ?? 0 };
+  }
+  async roundTaskCounts(studyId: string): Promise<RoundTaskCount[]> {
+    return this.all(
+      `SELECT t.round_id, t.kind, t.state, COUNT(*) AS n FROM rounds r JOIN tasks t ON t.round_id = r.id WHERE r.study_id = ? GROUP BY t.round_id, t.kind, t.state ORDER BY t.round_id, t.kind, t.state`,
+      studyId,
+    ).map((r) => ({ roundId: r.round_id as number, kind: r.kind as TaskRecord['kind'], state: r.state as TaskStateName, count: r.n as number }));
+  }
+  async rejectionsByReason(studyId: string): Promise<RejectionCount[]> {
+    return this.all(
+      `SELECT round, attempt, reason_code, COUNT(*) AS n FROM contributions WHERE study_id = ? AND accepted = 0 GROUP BY round, attempt, reason_code ORDER BY round, attempt, reason_code IS NOT NULL, reason_code`,
+      studyId,
+    ).map((r) => ({ round: r.round as number, attempt: r.attempt as number, reasonCode: (r.reason_code as string | null) ?? null, count: r.n as number }));
+  }
+  async contributionTotals(studyId: string): Promise<ContributionTotals[]> {
+    return this.all(
+      `SELECT round, attempt, SUM(accepted) AS accepted, SUM(1 - accepted) AS rejected, SUM(bytes) AS bytes FROM contributions WHERE study_id = ? GROUP BY round, attempt ORDER BY round, attempt`,
+      studyId,
+    ).map((r) => ({ round: r.round as number, attempt: r.attempt as number, accepted: r.accepted as number, rejected: r.rejected as number, bytes: r.bytes as number }));
+  }
+  async listContributionsPage(filter: ContributionFilter, page: PageRequest): Promise<Page<ContributionRecord>> {
+    const limit = pageLimit(page);
+    const after = decodeCursor(page.after, 'n');
+    const { where, params } = contributionWhere(filter, after?.[0] as number | undefined);
+    const rows = this.all(`SELECT * FROM contributions ${where} ORDER BY id LIMIT ?`, ...params, limit + 1);
+    return toPage(rows, limit, contribution, (r) => [r.id as number]);
+  }
+  async listTasksPage(filter: TaskFilter, page: PageRequest): Promise<Page<TaskRecord>> {
+    const limit = pageLimit(page);
+    const after = decodeCursor(page.after, 'ns');
+    const clauses = ['t.round_id = ?'];
+    const params: unknown[] = [filter.roundId];
+    if (filter.states !== undefined) {
+      if (filter.states.length === 0) return { items: [], next: null };
+      clauses.push(`t.state IN (${filter.states.map(() => '?').join(',')})`);
+      params.push(...filter.states);
+    }
+    if (filter.kinds !== undefined) {
+      if (filter.kinds.length === 0) return { items: [], next: null };
+      clauses.push(`t.kind IN (${filter.kinds.map(() => '?').join(',')})`);
+      params.push(...filter.kinds);
+    }
+    if (after !== undefined) {
+      clauses.push('(t.created_at, t.id) > (?, ?)');
+      params.push(after[0], after[1]);
+    }
+    const rows = this.all(`${TASK_SELECT} WHERE ${clauses.join(' AND ')} ORDER BY t.created_at, t.id LIMIT ?`, ...params, limit + 1);
+    return toPage(rows, limit, task, (r) => [r.created_at as number, r.id as string]);
+  }
+
+  /** Waits for queued writes to commit, then closes the database. */
   async close(): Promise<void> {
-    this.db.close();
+    await this.committer.drain();
+    if (this.db.open) this.db.close();
   }
 }
 
-/** Raised inside redeemJoinToken's transaction to roll it back when a token was used concurrently. */
+/**
+ * WHERE clause of a contribution filter. The SQL text differs per set of fields given (and the
+ * statement cache keeps one per shape), so each shape gets an index instead of `? IS NULL OR`.
+ */
+function contributionWhere(filter: ContributionFilter, afterId?: number): { where: string; params: unknown[] } {
+  const clauses: string[] = [];
+  const params: unknown[] = [];
+  const add = (sql: string, value: unknown): void => {
+    clauses.push(sql);
+    params.push(value);
+  };
+  if (filter.studyId !== undefined) add('study_id = ?', filter.studyId);
+  if (filter.nodeId !== undefined) add('node_id = ?', filter.nodeId);
+  if (filter.round !== undefined) add('round = ?', filter.round);
+  if (filter.attempt !== undefined) add('attempt = ?', filter.attempt);
+  if (filter.accepted !== undefined) add('accepted = ?', filter.accepted ? 1 : 0);
+  if (afterId !== undefined) add('id > ?', afterId);
+  return { where: clauses.length === 0 ? '' : `WHERE ${clauses.join(' AND ')}`, params };
+}
+
+/** Raised inside redeemJoinToken's unit to roll it back when a token was used (or is unknown). */
 export class TokenAlreadyUsed extends Error {
   constructor() {
     super('join token already used');

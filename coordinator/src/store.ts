@@ -1,4 +1,5 @@
 import type { EvalMetrics, RoundState } from '@fedlhs/core';
+import type { BatchStats } from './store/group-commit.js';
 import type { WriteOp, WriteResult } from './store/write-ops.js';
 
 /**
@@ -137,6 +138,72 @@ export interface AdminActionRecord {
   detail: string | null;
 }
 
+/** A page request for lists that grow with the number of clinics: keyset paging, never OFFSET. */
+export interface PageRequest {
+  /** The `next` of the previous page (opaque; only the store that made it understands it). */
+  after?: string;
+  /** At most this many items (1..1000). */
+  limit: number;
+}
+
+/** A page of a list; `next` is null on the last page. Rows inserted after the cursor show up on later pages. */
+export interface Page<T> {
+  items: T[];
+  next: string | null;
+}
+
+/** A node with what the status view shows of its history, read in one query per page. */
+export interface NodeSummaryRecord extends NodeRecord {
+  /** Distinct (study, round) pairs with an accepted update of this node (failed attempts included). */
+  roundsContributed: number;
+  /** The node's latest rejected contribution, or null. */
+  lastRejection: ContributionRecord | null;
+  /** The node's latest task that ended FAILED, DECLINED or REJECTED (by end time, as listNodeTasks), or null. */
+  lastProblemTask: TaskRecord | null;
+}
+
+/** Tasks of one round of a study per (kind, state): the timeline's counts without reading the tasks. */
+export interface RoundTaskCount {
+  roundId: number;
+  kind: TaskKindName;
+  state: TaskStateName;
+  count: number;
+}
+
+/** Rejected contributions of a study per (round, attempt, reason code). */
+export interface RejectionCount {
+  round: number;
+  attempt: number;
+  /** null for rejections recorded without a code. */
+  reasonCode: string | null;
+  count: number;
+}
+
+/** Contributions of a study per (round, attempt): accepted and rejected counts, and bytes received. */
+export interface ContributionTotals {
+  round: number;
+  attempt: number;
+  accepted: number;
+  rejected: number;
+  bytes: number;
+}
+
+/** Filter of `listContributionsPage`; every field optional, all given ones must match. */
+export interface ContributionFilter {
+  studyId?: string;
+  nodeId?: string;
+  round?: number;
+  attempt?: number;
+  accepted?: boolean;
+}
+
+/** Filter of `listTasksPage`: one round's tasks, optionally only some states and kinds. */
+export interface TaskFilter {
+  roundId: number;
+  states?: readonly TaskStateName[];
+  kinds?: readonly TaskKindName[];
+}
+
 export interface CoordinatorStore {
   /** Which implementation this is ('sqlite' embedded default, 'postgres' for scale-out). */
   readonly kind: 'sqlite' | 'postgres';
@@ -147,6 +214,8 @@ export interface CoordinatorStore {
    * STORE_UNAVAILABLE; a failed unit leaves no trace. `label` names the unit in logs and metrics.
    */
   write(ops: readonly WriteOp[], label: string): Promise<WriteResult>;
+  /** Sets (or clears) the observer told about every group-commit batch (metrics: batch size, commit time). */
+  onBatch(observer: ((stats: BatchStats) => void) | undefined): void;
 
   // Enrolment
   insertJoinToken(token: JoinTokenRecord): Promise<void>;
@@ -212,6 +281,22 @@ export interface CoordinatorStore {
   findOperator(tokenHash: string): Promise<OperatorRecord | undefined>;
   insertAdminAction(a: AdminActionRecord): Promise<void>;
   listAdminActions(limit: number): Promise<AdminActionRecord[]>;
+
+  // Paged and aggregated reads for the status and study views (design §5): their cost depends
+  // on the page size or the number of rounds, not on the number of clinics.
+  /** Nodes in enrolment order (created_at, id), with their summaries. */
+  listNodeSummaries(page: PageRequest): Promise<Page<NodeSummaryRecord>>;
+  countNodes(): Promise<{ total: number; revoked: number }>;
+  /** Task counts of every round of the study, per (round, kind, state); rows ordered by roundId, kind, state. */
+  roundTaskCounts(studyId: string): Promise<RoundTaskCount[]>;
+  /** Rejected contributions of the study per (round, attempt, reason code), ordered by those. */
+  rejectionsByReason(studyId: string): Promise<RejectionCount[]>;
+  /** Contribution counts and bytes of the study per (round, attempt), ordered by those. */
+  contributionTotals(studyId: string): Promise<ContributionTotals[]>;
+  /** Contributions in the order they were recorded. */
+  listContributionsPage(filter: ContributionFilter, page: PageRequest): Promise<Page<ContributionRecord>>;
+  /** A round's tasks in creation order (created_at, id). */
+  listTasksPage(filter: TaskFilter, page: PageRequest): Promise<Page<TaskRecord>>;
 
   close(): Promise<void>;
 }

@@ -23,7 +23,9 @@
  * @typedef {{ taskId: string, studyId: string, round: number, attempt: number, nodeId: string, numExamples: number | null,
  *   bytes: number, accepted: boolean, reasonCode: string | null, reason: string | null, receivedAt: number | string }} Contribution
  * @typedef {ClinicNode & { contributions?: Contribution[], failures?: NodeFailure[] }} NodeDetail failures: most recent first
- * @typedef {{ coordinator: { version: string, uptimeSeconds: number }, studies: StudySummary[], nodes: ClinicNode[] }} Status
+ * @typedef {{ coordinator: { version: string, uptimeSeconds: number }, studies: StudySummary[], nodes: ClinicNode[],
+ *   summary?: { nodes: { total: number, revoked: number, online: number } }, nodesNext?: string | null }} Status
+ *   nodes: one page (the first 500 in enrolment order); summary counts every node; nodesNext: cursor of the next page
  * @typedef {{ round: number, attempt: number, state: RoundState, reason: string | null, startedAt: string,
  *   endedAt: string | null, durationMs: number | null, participants: number, accepted: number,
  *   stragglers: string[], rejected: { nodeId: string, reasonCode: string, reason: string }[],

@@ -27,10 +27,12 @@ export function pageHeading(text, aside = null) {
 /** @param {Status} status */
 function coordinatorInfo(status) {
   const running = status.studies.filter((st) => st.state === 'RUNNING').length;
-  const online = status.nodes.filter((n) => n.online).length;
+  // Counts of every node come from the summary (the node list is one page of them).
+  const online = status.summary?.nodes.online ?? status.nodes.filter((n) => n.online).length;
+  const total = status.summary?.nodes.total ?? status.nodes.length;
   return h('p', { class: 'muted' },
     `Version ${status.coordinator.version}, up ${formatUptime(status.coordinator.uptimeSeconds)} · `,
-    `${running} running ${running === 1 ? 'study' : 'studies'} · ${online} of ${status.nodes.length} clinics online`);
+    `${running} running ${running === 1 ? 'study' : 'studies'} · ${online} of ${total} clinics online`);
 }
 
 /** The admin toolbar, or null for a viewer. @param {ActionContext} ctx */
@@ -180,6 +182,10 @@ export function clinicsView(ctx, status) {
       adminButton(ctx, { id: 'issue-token', label: 'Issue join token…', onClick: () => void issueJoinToken(ctx) })) : null),
     h('p', { class: 'muted' }, 'Each clinic runs one node agent. A node is online while its agent holds a session with the coordinator.'),
     clinicsTable(ctx, status),
+    // Never a silent cut: say when the table is one page of a larger network.
+    status.nodesNext ? h('p', { class: 'muted', id: 'clinics-truncated' },
+      `Showing the first ${status.nodes.length} of ${status.summary?.nodes.total ?? 'more'} clinics (in enrolment order). `,
+      'The full list is available page by page from GET /api/v1/status?cursor=… and from fedlhs-coordinator status.') : null,
   ];
 }
 

@@ -9,7 +9,21 @@ import type { Logger } from '@fedlhs/service';
 import { COORDINATOR_VERSION, type Coordinator } from '../coordinator.js';
 import { OperatorAuth, requireAdmin, type Operator, type Role } from './auth.js';
 import { toHttpError } from './http-errors.js';
-import { nodeContributions, nodeFailures, nodeViews, studyDetail, studyReadiness, studySummary } from './views.js';
+import { NODE_PAGE_DEFAULT, nodeContributions, nodeCounts, nodeFailures, nodePage, singleNodeView, studyDetail, studyReadiness, studySummary } from './views.js';
+import type { PageRequest } from '../store.js';
+
+/** Sites listed per study in the status view's readiness (the rest are counted). */
+const STATUS_SITES_MAX = 100;
+
+/** `?limit=` and `?cursor=` of a paged list; a bad value is a 400 naming the parameter. */
+function pageRequest(req: IncomingMessage, defaultLimit: number): PageRequest {
+  const query = new URL(req.url ?? '/', 'http://localhost').searchParams;
+  const text = query.get('limit');
+  const limit = text === null ? defaultLimit : Number(text);
+  if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw new FedlhsError('INVALID_ARGUMENT', `limit: an integer from 1 to 1000 is required, got ${JSON.stringify(text)}`, { details: { field: 'limit' } });
+  const cursor = query.get('cursor');
+  return cursor === null || cursor === '' ? { limit } : { limit, after: cursor };
+}
 
 const MAX_BODY = 4 * 1024 * 1024;
 const STATIC_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'static');
@@ -114,12 +128,22 @@ export async function startAdminServer(coordinator: Coordinator, logger: Logger,
       },
     },
     {
+      // Paged: `?limit=` (1..1000, default 500) and `?cursor=` (the previous answer's nodesNext).
+      // Every figure in it is a count or a page, so its cost does not grow with the network.
       method: 'GET', pattern: /^\/api\/v1\/status$/, role: 'viewer',
-      handle: async () => [200, {
-        coordinator: { version: COORDINATOR_VERSION, uptimeSeconds: Math.round((Date.now() - started) / 1000) },
-        studies: await Promise.all((await coordinator.store.listStudies()).map(async (s) => ({ ...studySummary(coordinator, s), readiness: await studyReadiness(coordinator, s) }))),
-        nodes: await nodeViews(coordinator),
-      }],
+      handle: async (_m, req) => {
+        const page = pageRequest(req, NODE_PAGE_DEFAULT);
+        const [studies, nodes, counts] = await Promise.all([
+          coordinator.store.listStudies().then((all) => Promise.all(all.map(async (s) => ({ ...studySummary(coordinator, s), readiness: await studyReadiness(coordinator, s, { maxSites: STATUS_SITES_MAX }) })))),
+          nodePage(coordinator, page),
+          nodeCounts(coordinator),
+        ]);
+        return [200, {
+          coordinator: { version: COORDINATOR_VERSION, uptimeSeconds: Math.round((Date.now() - started) / 1000) },
+          summary: { nodes: counts },
+          studies, nodes: nodes.nodes, nodesNext: nodes.next,
+        }];
+      },
     },
     {
       method: 'POST', pattern: /^\/api\/v1\/join-tokens$/, role: 'admin',
@@ -165,7 +189,7 @@ export async function startAdminServer(coordinator: Coordinator, logger: Logger,
     {
       method: 'GET', pattern: /^\/api\/v1\/nodes\/([A-Za-z0-9_-]+)$/, role: 'viewer',
       handle: async (m) => {
-        const node = (await nodeViews(coordinator)).find((n) => n.id === m[1]);
+        const node = await singleNodeView(coordinator, m[1]!);
         if (node === undefined) throw new FedlhsError('NOT_FOUND', `no node ${m[1]}`);
         return [200, { ...node, contributions: await nodeContributions(coordinator, m[1]!), failures: await nodeFailures(coordinator, m[1]!) }];
       },

@@ -2,7 +2,7 @@ import { bundleLength, validateManifest, type Normalization, type NormalizationS
 import type { Coordinator } from '../coordinator.js';
 import { withheldSites } from '../disclosure.js';
 import { capDetail } from '../readiness.js';
-import type { ContributionRecord, MetricRecord, StudyRecord, TaskKindName, TaskRecord, TaskStateName } from '../store.js';
+import type { ContributionRecord, CoordinatorStore, MetricRecord, NodeSummaryRecord, PageRequest, RoundTaskCount, StudyRecord, TaskFilter, TaskKindName, TaskRecord, TaskStateName } from '../store.js';
 
 /** Public view of a study for operators. */
 export function studySummary(coordinator: Coordinator, s: StudyRecord): Record<string, unknown> {
@@ -48,44 +48,78 @@ export async function nodeFailures(coordinator: Coordinator, nodeId: string, lim
 }
 
 /**
- * The latest of a node's tasks that ended without a result and its rejected uploads (a
+ * The later of a node's last task that ended without a result and its last rejected upload (a
  * rejection for a bad digest, say, leaves the task open for a good re-send).
  */
-async function lastFailure(coordinator: Coordinator, nodeId: string, contributions: readonly ContributionRecord[]): Promise<NodeFailureView | undefined> {
-  const [task] = await coordinator.store.listNodeTasks(nodeId, PROBLEM_STATES, 1);
-  const rejected = [...contributions].reverse().find((c) => !c.accepted);
-  const taskAt = task === undefined ? -Infinity : (task.endedAt ?? task.createdAt);
-  if (rejected !== undefined && rejected.receivedAt > taskAt) {
+async function lastFailure(coordinator: Coordinator, nodeId: string, task: TaskRecord | null, rejected: ContributionRecord | null): Promise<NodeFailureView | null> {
+  const taskAt = task === null ? -Infinity : (task.endedAt ?? task.createdAt);
+  if (rejected !== null && rejected.receivedAt > taskAt) {
     const owner = await coordinator.store.getTask(rejected.taskId);
     return {
       studyId: rejected.studyId, round: rejected.round, attempt: rejected.attempt, kind: owner?.nodeId === nodeId ? owner.kind : null, state: 'REJECTED',
       reason: capDetail(`${rejected.reasonCode ?? 'REJECTED'}: ${rejected.reason ?? ''}`), at: iso(rejected.receivedAt),
     };
   }
-  return task === undefined ? undefined : taskFailure(task);
+  return task === null ? null : taskFailure(task);
 }
 
-/** Every node with its live state and history, as the status API and dashboard show it. */
+/** One node with its live state (from its session, in memory) and its history (from its summary row). */
+async function nodeView(coordinator: Coordinator, n: NodeSummaryRecord): Promise<Record<string, unknown>> {
+  const session = coordinator.sessions.get(n.id);
+  return {
+    id: n.id, siteName: n.siteName, online: session !== undefined, revoked: n.revokedAt !== null,
+    lastSeenAt: iso(n.lastSeenAt), lastHeartbeatAt: session === undefined ? iso(n.lastSeenAt) : iso(session.lastHeardAt),
+    connectedAt: session === undefined ? null : iso(session.connectedAt),
+    agentVersion: session?.agent.agentVersion ?? n.agentVersion, trainingBackend: session?.agent.trainingBackend ?? n.trainingBackend,
+    readiness: session === undefined ? {} : Object.fromEntries([...session.readiness].map(([k, v]) => [k, { readiness: v.readiness, detail: capDetail(v.detail) }])),
+    roundsContributed: n.roundsContributed,
+    // A readiness that is not READY is a state (in `readiness`), not an error.
+    lastError: await lastFailure(coordinator, n.id, n.lastProblemTask, n.lastRejection),
+  };
+}
+
+/** Default and largest page of nodes in the status view. */
+export const NODE_PAGE_DEFAULT = 500;
+
+/**
+ * One page of nodes (enrolment order) as the status API and dashboard show them: one indexed
+ * query per page plus live session fields from memory, whatever the number of clinics.
+ */
+export async function nodePage(coordinator: Coordinator, page: PageRequest): Promise<{ nodes: Record<string, unknown>[]; next: string | null }> {
+  const { items, next } = await coordinator.store.listNodeSummaries(page);
+  return { nodes: await Promise.all(items.map((n) => nodeView(coordinator, n))), next };
+}
+
+/** Every node, page by page (tests and small networks; the API serves pages). */
 export async function nodeViews(coordinator: Coordinator): Promise<Record<string, unknown>[]> {
-  const nodes = await coordinator.store.listNodes();
-  return Promise.all(
-    nodes.map(async (n) => {
-      const session = coordinator.sessions.get(n.id);
-      const contributions = await coordinator.store.listContributions({ nodeId: n.id });
-      const accepted = new Set(contributions.filter((c) => c.accepted).map((c) => `${c.studyId}/${c.round}`));
-      const failure = await lastFailure(coordinator, n.id, contributions);
-      return {
-        id: n.id, siteName: n.siteName, online: session !== undefined, revoked: n.revokedAt !== null,
-        lastSeenAt: iso(n.lastSeenAt), lastHeartbeatAt: session === undefined ? iso(n.lastSeenAt) : iso(session.lastHeardAt),
-        connectedAt: session === undefined ? null : iso(session.connectedAt),
-        agentVersion: session?.agent.agentVersion ?? n.agentVersion, trainingBackend: session?.agent.trainingBackend ?? n.trainingBackend,
-        readiness: session === undefined ? {} : Object.fromEntries([...session.readiness].map(([k, v]) => [k, { readiness: v.readiness, detail: capDetail(v.detail) }])),
-        roundsContributed: accepted.size,
-        // A readiness that is not READY is a state (in `readiness`), not an error.
-        lastError: failure ?? null,
-      };
-    }),
-  );
+  const all: Record<string, unknown>[] = [];
+  let after: string | undefined;
+  do {
+    const page = await nodePage(coordinator, { limit: 1000, ...(after === undefined ? {} : { after }) });
+    all.push(...page.nodes);
+    after = page.next ?? undefined;
+  } while (after !== undefined);
+  return all;
+}
+
+/** One node's view, or undefined if no such node is enrolled. */
+export async function singleNodeView(coordinator: Coordinator, nodeId: string): Promise<Record<string, unknown> | undefined> {
+  const n = await coordinator.store.getNode(nodeId);
+  if (n === undefined) return undefined;
+  const contributions = await coordinator.store.listContributions({ nodeId });
+  const [lastProblemTask] = await coordinator.store.listNodeTasks(nodeId, PROBLEM_STATES, 1);
+  return nodeView(coordinator, {
+    ...n,
+    roundsContributed: new Set(contributions.filter((c) => c.accepted).map((c) => `${c.studyId}/${c.round}`)).size,
+    lastRejection: [...contributions].reverse().find((c) => !c.accepted) ?? null,
+    lastProblemTask: lastProblemTask ?? null,
+  });
+}
+
+/** Counts of the status view's header: enrolled, revoked and online clinics. */
+export async function nodeCounts(coordinator: Coordinator): Promise<{ total: number; revoked: number; online: number }> {
+  const { total, revoked } = await coordinator.store.countNodes();
+  return { total, revoked, online: coordinator.sessions.size };
 }
 
 /** A site's readiness for a running study, as the status and study views show it. */
@@ -107,19 +141,32 @@ export interface StudyReadinessView {
   ready: number;
   /** When the waiting round fails the study (deadlines.readinessSeconds), if it is waiting and has one. */
   deadline: string | null;
+  /** Enrolled, unrevoked sites per readiness state (all of them, whatever `sites` shows). */
+  counts: Record<string, number>;
+  /** Every site by name; or, when capped, the sites that are not READY first. */
   sites: SiteReadinessView[];
+  /** Sites left out of `sites` by the cap (0 when all are listed). */
+  sitesOmitted: number;
 }
 
-/** The readiness view of a study, or null unless it is RUNNING. */
-export async function studyReadiness(coordinator: Coordinator, study: StudyRecord): Promise<StudyReadinessView | null> {
+/**
+ * The readiness view of a study, or null unless it is RUNNING. `maxSites` caps the site list
+ * (the status view polls it, so it must not grow with the network): the sites that are not
+ * READY come first, as they are the ones an operator acts on, and the rest are counted.
+ */
+export async function studyReadiness(coordinator: Coordinator, study: StudyRecord, opts: { maxSites?: number } = {}): Promise<StudyReadinessView | null> {
   if (study.state !== 'RUNNING') return null;
   const manifest = JSON.parse(study.manifestJson) as { clients: { min: number } };
   const current = coordinator.runner(study.id)?.current;
-  const sites = await coordinator.siteReadiness(study);
+  const all = await coordinator.siteReadiness(study);
+  const counts: Record<string, number> = {};
+  for (const x of all) counts[x.readiness] = (counts[x.readiness] ?? 0) + 1;
+  const max = opts.maxSites ?? Infinity;
+  const shown = all.length <= max ? all : [...all.filter((x) => x.readiness !== 'READY'), ...all.filter((x) => x.readiness === 'READY')].slice(0, max);
   return {
-    needed: manifest.clients.min, ready: sites.filter((x) => x.readiness === 'READY').length,
+    needed: manifest.clients.min, ready: counts.READY ?? 0,
     deadline: current?.state === 'WAITING_FOR_NODES' && current.deadline > 0 ? iso(current.deadline) : null,
-    sites: sites.map((x) => ({ ...x, lastHeartbeatAt: iso(x.lastHeartbeatAt) })),
+    counts, sites: shown.map((x) => ({ ...x, lastHeartbeatAt: iso(x.lastHeartbeatAt) })), sitesOmitted: all.length - shown.length,
   };
 }
 
@@ -131,6 +178,21 @@ export interface TaskFailureView {
   state: 'FAILED' | 'DECLINED' | 'REJECTED';
   reason: string;
   at: string | null;
+}
+
+/** Longest list (stragglers, rejections, failures) a timeline row carries; its count field has the total. */
+export const TIMELINE_LIST_MAX = 100;
+
+/** Every task of a round matching the filter, page by page. */
+async function allTasks(store: CoordinatorStore, filter: TaskFilter): Promise<TaskRecord[]> {
+  const out: TaskRecord[] = [];
+  let after: string | undefined;
+  do {
+    const page = await store.listTasksPage(filter, { limit: 1000, ...(after === undefined ? {} : { after }) });
+    out.push(...page.items);
+    after = page.next ?? undefined;
+  } while (after !== undefined);
+  return out;
 }
 
 function taskFailures(tasks: readonly TaskRecord[], siteOf: (nodeId: string) => string): TaskFailureView[] {
@@ -205,37 +267,50 @@ export async function studyDetail(coordinator: Coordinator, study: StudyRecord):
   const modelBytes = bundleLength(coordinator.checkpoints.loadSpecs(study.id)) * 4;
   const siteNames = new Map(nodes.map((n) => [n.id, n.siteName]));
   const siteOf = (nodeId: string): string => siteNames.get(nodeId) ?? nodeId;
+  // The timeline is built from per-round counts (GROUP BY on indexed columns) and short lists
+  // read only when a count says there is something to list: never every task of every round.
+  const [taskCounts, totals, rejections] = await Promise.all([store.roundTaskCounts(study.id), store.contributionTotals(study.id), store.rejectionsByReason(study.id)]);
+  const countsOf = new Map<number, RoundTaskCount[]>();
+  for (const c of taskCounts) countsOf.set(c.roundId, [...(countsOf.get(c.roundId) ?? []), c]);
+  const count = (roundId: number, match: (c: RoundTaskCount) => boolean): number => (countsOf.get(roundId) ?? []).filter(match).reduce((n, c) => n + c.count, 0);
+  const totalsOf = new Map(totals.map((t) => [`${t.round}/${t.attempt}`, t]));
   const timeline = [];
   const metricsWithheld: { round: number; phase: 'evaluation'; nodeId: string }[] = [];
   for (const r of rounds.filter((x) => x.round > 0)) {
-    const tasks = await store.listTasks(r.id);
-    const train = tasks.filter((t) => t.kind === 'TRAIN');
     const ended = r.state === 'COMMITTED' || r.state === 'FAILED';
-    const mine = contributions.filter((c) => c.round === r.round && c.attempt === r.attempt);
+    const t = totalsOf.get(`${r.round}/${r.attempt}`);
     if (r.state === 'COMMITTED') {
       // Sites that evaluated the committed model but whose figure is not shown: small cells.
-      for (const t of tasks) {
-        if (t.kind === 'EVALUATE' && t.state === 'ACCEPTED' && !metrics.some((m) => m.round === r.round && m.phase === 'evaluation' && m.nodeId === t.nodeId)) {
-          metricsWithheld.push({ round: r.round, phase: 'evaluation', nodeId: t.nodeId });
+      const evaluated = count(r.id, (c) => c.kind === 'EVALUATE' && c.state === 'ACCEPTED');
+      const shown = new Set(metrics.filter((m) => m.round === r.round && m.phase === 'evaluation' && m.nodeId !== null).map((m) => m.nodeId));
+      if (evaluated > shown.size) {
+        for (const task of await allTasks(store, { roundId: r.id, kinds: ['EVALUATE'], states: ['ACCEPTED'] })) {
+          if (!shown.has(task.nodeId)) metricsWithheld.push({ round: r.round, phase: 'evaluation', nodeId: task.nodeId });
         }
       }
     }
+    const stragglerCount = ended || r.state === 'AGGREGATING' || r.state === 'EVALUATING' ? count(r.id, (c) => c.kind === 'TRAIN' && (c.state === 'CANCELLED' || c.state === 'ASSIGNED')) : 0;
+    const problemCount = count(r.id, (c) => PROBLEM_STATES.includes(c.state));
+    const rejected = (t?.rejected ?? 0) === 0 ? [] : (await store.listContributionsPage({ studyId: study.id, round: r.round, attempt: r.attempt, accepted: false }, { limit: TIMELINE_LIST_MAX })).items;
     timeline.push({
       round: r.round, attempt: r.attempt, state: r.state, reason: r.reason, startedAt: iso(r.startedAt), endedAt: iso(r.endedAt),
       durationMs: r.endedAt === null ? null : r.endedAt - r.startedAt, participants: r.participants,
-      accepted: train.filter((t) => t.state === 'ACCEPTED').length,
-      // Selected clinics that had not reported when the training phase closed.
-      stragglers: ended || r.state === 'AGGREGATING' || r.state === 'EVALUATING' ? train.filter((t) => t.state === 'CANCELLED' || t.state === 'ASSIGNED').map((t) => t.nodeId) : [],
-      rejected: mine.filter((c) => !c.accepted).map((c) => ({ nodeId: c.nodeId, reasonCode: c.reasonCode, reason: c.reason })),
-      // Every task of the attempt that ended without a result, by site, with its reason.
-      failures: taskFailures(tasks, siteOf),
-      bytesIn: mine.reduce((s, c) => s + c.bytes, 0),
+      accepted: count(r.id, (c) => c.kind === 'TRAIN' && c.state === 'ACCEPTED'),
+      // Selected clinics that had not reported when the training phase closed (at most TIMELINE_LIST_MAX listed).
+      stragglers: stragglerCount === 0 ? [] : (await store.listTasksPage({ roundId: r.id, kinds: ['TRAIN'], states: ['CANCELLED', 'ASSIGNED'] }, { limit: TIMELINE_LIST_MAX })).items.map((x) => x.nodeId),
+      stragglerCount,
+      rejected: rejected.map((c) => ({ nodeId: c.nodeId, reasonCode: c.reasonCode, reason: c.reason })),
+      rejectedCount: t?.rejected ?? 0,
+      // Tasks of the attempt that ended without a result, by site, with their reasons (at most TIMELINE_LIST_MAX listed).
+      failures: problemCount === 0 ? [] : taskFailures((await store.listTasksPage({ roundId: r.id, states: PROBLEM_STATES }, { limit: TIMELINE_LIST_MAX })).items, siteOf),
+      failureCount: problemCount,
+      bytesIn: t?.bytes ?? 0,
       // Model payloads handed out for this attempt's tasks that got as far as a result.
-      bytesOut: tasks.filter((t) => t.kind !== 'STATISTICS' && (t.state === 'ACCEPTED' || t.state === 'REJECTED')).length * modelBytes,
+      bytesOut: count(r.id, (c) => c.kind !== 'STATISTICS' && (c.state === 'ACCEPTED' || c.state === 'REJECTED')) * modelBytes,
     });
   }
   const rejectionsByReason: Record<string, number> = {};
-  for (const c of contributions) if (!c.accepted && c.reasonCode !== null) rejectionsByReason[c.reasonCode] = (rejectionsByReason[c.reasonCode] ?? 0) + 1;
+  for (const c of rejections) if (c.reasonCode !== null) rejectionsByReason[c.reasonCode] = (rejectionsByReason[c.reasonCode] ?? 0) + c.count;
   // Cohort figures below minCellCount are never shown (agents report them as 0 / suppressed).
   const statistics = stats.map((s) => {
     const r = JSON.parse(s.report) as { rows: number; positives: number; suppressed: boolean };

@@ -5,12 +5,16 @@ import { HealthImplementation, protoPath as healthProtoPath } from 'grpc-health-
 import { loadFedlhsProto, protoLoaderOptions } from '@fedlhs/proto';
 import { SERVER_OPTIONS, serverCredentials, type Logger, type ServerTlsOptions } from '@fedlhs/service';
 import type { Coordinator } from '../coordinator.js';
-import { enrolmentHandlers, federationHandlers } from './services.js';
+import { enrolmentHandlers, federationHandlers, type TransferOptions } from './services.js';
+
+export type { TransferOptions } from './services.js';
 
 export interface GrpcServerOptions {
   host: string;
   port: number;
   tls: ServerTlsOptions;
+  /** Transfer memory bounds (config transfer.*); defaults in TransferOptions. */
+  transfer?: TransferOptions;
 }
 
 /** Binds the fedlhs.v1 services; resolves with the server and the port actually bound. */
@@ -18,7 +22,9 @@ export async function startGrpcServer(coordinator: Coordinator, logger: Logger, 
   const proto = loadFedlhsProto();
   const server = new grpc.Server(SERVER_OPTIONS);
   server.addService(proto.fedlhs.v1.Enrolment.service, enrolmentHandlers(coordinator, logger));
-  server.addService(proto.fedlhs.v1.Federation.service, federationHandlers(coordinator, logger));
+  server.addService(proto.fedlhs.v1.Federation.service, federationHandlers(coordinator, logger, options.transfer));
+  // fedlhs_log_lines_dropped_total counts what the process's bounded logger drops.
+  coordinator.metrics.trackLogDrops(logger);
   // Standard grpc.health.v1 (overall and per service) and server reflection, so operators'
   // tools (grpc_health_probe, grpcurl) work against the coordinator's port.
   const health = new HealthImplementation({ '': 'SERVING', 'fedlhs.v1.Enrolment': 'SERVING', 'fedlhs.v1.Federation': 'SERVING' });

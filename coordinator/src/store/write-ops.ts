@@ -70,7 +70,7 @@ export interface WriteResult {
   cancelled: string[];
 }
 
-/** Group-commit tuning. Defaults: 5 ms window, 256 units per batch. */
+/** Group-commit tuning. Defaults (store/group-commit.ts): 0 ms window (the next macrotask), 256 units per batch. */
 export interface GroupCommitOptions {
   /** How long the first unit of a batch waits for others to join it (0 = next tick). */
   windowMs?: number;

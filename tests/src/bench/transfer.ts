@@ -4,11 +4,17 @@
  * peak RSS of the coordinator and of each agent as a multiple of the model size, and fedlhs'
  * download/upload throughput beside raw grpc-js streaming of the same number of bytes over
  * loopback, measured in the same run. Usage: npm run bench:transfer [-- --units 16384 --backend cpu]
+ *
+ * With `--downloads 1,16,64` it measures instead how the coordinator's memory grows with
+ * concurrent downloads of a 4M-parameter model (16 MiB) by clients that stop reading after the
+ * header (the worst case: slow clinics): for each count, a fresh coordinator, peak RSS growth
+ * while every stream is stalled, divided by the count and by the model size.
  */
 import { readFileSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { mulberry32 } from '@fedlhs/testing';
 import { rawGrpc } from './raw-grpc.js';
+import { downloadConcurrency } from './download-concurrency.js';
 import { enrolAgent, repoRoot, startAgent, startCoordinator, startStudy, waitForStudyEnd, type AgentOptions } from '@fedlhs/simulator';
 
 const unitsArg = process.argv.indexOf('--units');
@@ -99,7 +105,7 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((err: unknown) => {
+(process.argv.includes('--downloads') ? downloadConcurrency(process.argv[process.argv.indexOf('--downloads') + 1] ?? '1,16,64') : main()).catch((err: unknown) => {
   process.stderr.write(`benchmark failed: ${(err as Error).stack ?? String(err)}\n`);
   process.exit(1);
 });

@@ -20,6 +20,9 @@ export interface LoadOptions {
   heartbeatMs: number;
   /** Coordinator data directory (kept afterwards, for the committed models). */
   dataDir: string;
+  /** The coordinator's store: SQLite in dataDir (default), or PostgreSQL at `storeUrl` (a secret: never printed). */
+  store?: 'sqlite' | 'postgres';
+  storeUrl?: string;
   /** Model size: Dense(features → hidden) → Dense(1). */
   features?: number;
   hidden?: number;
@@ -40,6 +43,8 @@ export interface CommittedRound {
 }
 
 export interface LoadResult {
+  /** The coordinator's store kind. */
+  store: 'sqlite' | 'postgres';
   clinics: number;
   workers: number;
   rounds: number;
@@ -163,7 +168,7 @@ async function pool<T>(count: number, concurrency: number, job: (i: number) => P
 }
 
 /**
- * Runs one load experiment: a coordinator (the existing process helper, SQLite store), N
+ * Runs one load experiment: a coordinator (the existing process helper, SQLite or PostgreSQL store), N
  * protocol-level clinics in W forked workers, one study of R rounds in which every clinic takes
  * part, with the coordinator's CPU, memory, event-loop lag and status API latency sampled
  * throughout. Measures; asserts nothing.
@@ -172,10 +177,13 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
   const log = o.progress ?? ((): void => undefined);
   const features = o.features ?? 6;
   const hidden = o.hidden ?? 8;
+  const store = o.store ?? 'sqlite';
+  if (store === 'postgres' && !o.storeUrl) throw new Error("runLoad: store 'postgres' needs storeUrl");
   const c: CoordinatorHandle = await startCoordinator({
     dataDir: o.dataDir, heartbeatIntervalMs: o.heartbeatMs, name: 'load-coordinator',
     // Info, not debug: the harness needs the commit and session lines, not per-message detail.
-    env: { FEDLHS_LOG_LEVEL: 'info' },
+    // The URL goes by environment, not argv, so it stays out of `ps`.
+    env: { FEDLHS_LOG_LEVEL: 'info', FEDLHS_STORE: store, ...(store === 'postgres' ? { FEDLHS_STORE_URL: o.storeUrl } : {}) },
   });
   const workers: Worker[] = [];
   // Interrupted (Ctrl-C, timeout): take the coordinator and the workers down too.
@@ -303,7 +311,7 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
       if (drop && logTime(l) < stopAt) offline[String(l.why)] = (offline[String(l.why)] ?? 0) + 1;
     }
     return {
-      clinics: o.clinics, workers: workers.length, rounds: o.rounds, heartbeatMs: o.heartbeatMs, parameters: loadModelParameters({ features, hidden }),
+      store, clinics: o.clinics, workers: workers.length, rounds: o.rounds, heartbeatMs: o.heartbeatMs, parameters: loadModelParameters({ features, hidden }),
       studyId: study.id, studyState: detail.state, detail, nodeIds, commits,
       enrolSeconds, connectSeconds, studySeconds, roundSeconds, logLagSeconds,
       cpuMsPerClinicRound: ((cpu1 - cpu0) * 1000) / o.clinics / o.rounds,

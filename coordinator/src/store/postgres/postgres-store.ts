@@ -1,0 +1,603 @@
+import pg from 'pg';
+import type { RoundState } from '@fedlhs/core';
+import type {
+  AdminActionRecord,
+  ContributionFilter,
+  ContributionRecord,
+  ContributionTotals,
+  CoordinatorStore,
+  JoinTokenRecord,
+  MetricRecord,
+  NodeRecord,
+  NodeSummaryRecord,
+  OperatorRecord,
+  Page,
+  PageRequest,
+  RejectionCount,
+  RoundRecord,
+  RoundTaskCount,
+  StatisticsRecord,
+  StudyRecord,
+  StudyStateName,
+  TaskFilter,
+  TaskRecord,
+  TaskStateName,
+} from '../../store.js';
+import { GroupCommitter, type BatchStats, type UnitOutcome } from '../group-commit.js';
+import { decodeCursor, pageLimit, toPage } from '../paging.js';
+import type { GroupCommitOptions, WriteOp, WriteResult } from '../write-ops.js';
+import { describeTarget, isRetryable, mapStoreError, storeTypes, unavailableWhy } from './connection.js';
+import { migrate } from './migrations.js';
+import { applyOp, exec, nodeValues, SQL, type Statement } from './ops.js';
+import * as rows from './rows.js';
+import type { Row } from './rows.js';
+
+/** The part of a logger the store uses (pino's fits). */
+export interface StoreLogger {
+  info(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
+}
+
+export interface PostgresStoreOptions {
+  /** A `postgres://` URL (secret: may hold a password), or a pg client config (tests). */
+  connection: string | pg.ClientConfig;
+  /** Connections of the read pool. Default 8. The group committer has one more of its own. */
+  poolSize?: number;
+  groupCommit?: GroupCommitOptions;
+  logger?: StoreLogger;
+  /** How long to wait for a connection, ms. Default 10 000. */
+  connectTimeoutMs?: number;
+}
+
+/** A unit of the group committer: an op list (`write`) or a closure (the interface's single writes). */
+interface Unit {
+  label: string;
+  /** Ops in the unit, for BatchStats. */
+  ops: number;
+  apply(client: pg.ClientBase): Promise<unknown>;
+}
+
+const q = (name: string, text: string): Statement => ({ name: `fedlhs_r_${name}`, text });
+
+const TASK_COLS = ['id', 'round_id', 'node_id', 'kind', 'state', 'detail', 'model_sha256', 'deadline', 'created_at', 'ended_at'];
+const CONTRIBUTION_COLS = ['task_id', 'study_id', 'round', 'attempt', 'node_id', 'num_examples', 'sha256', 'bytes', 'accepted', 'reason_code', 'reason', 'received_at', 'delta_norm'];
+const TASK_SELECT = `SELECT t.id, t.round_id, t.node_id, t.kind, t.state, t.detail, t.model_sha256, t.deadline, t.created_at, t.ended_at, r.study_id, r.round, r.attempt FROM tasks t JOIN rounds r ON r.id = t.round_id`;
+/** Worst task states first shown to operators (listNodeSummaries' lastProblemTask). */
+const PROBLEM_STATES: readonly TaskStateName[] = ['FAILED', 'DECLINED', 'REJECTED'];
+
+const READ = {
+  findJoinToken: q('find_join_token', `SELECT * FROM join_tokens WHERE token_hash = $1`),
+  getNode: q('get_node', `SELECT * FROM nodes WHERE id = $1`),
+  listNodes: q('list_nodes', `SELECT * FROM nodes ORDER BY created_at, id`),
+  getStudy: q('get_study', `SELECT * FROM studies WHERE id = $1`),
+  listStudies: q('list_studies', `SELECT * FROM studies ORDER BY created_at, id`),
+  listRounds: q('list_rounds', `SELECT * FROM rounds WHERE study_id = $1 ORDER BY round, attempt`),
+  committedRound: q('committed_round', `SELECT * FROM rounds WHERE study_id = $1 AND round = $2 AND state = 'COMMITTED'`),
+  getTask: q('get_task', `${TASK_SELECT} WHERE t.id = $1`),
+  listTasks: q('list_tasks', `${TASK_SELECT} WHERE t.round_id = $1 ORDER BY t.created_at, t.id`),
+  listNodeTasks: q(
+    'list_node_tasks',
+    `${TASK_SELECT} WHERE t.node_id = $1 AND t.state = ANY($2::text[]) ORDER BY COALESCE(t.ended_at, t.created_at) DESC, t.seq DESC LIMIT $3`,
+  ),
+  openTasksForNode: q(
+    'open_tasks_for_node',
+    `${TASK_SELECT} WHERE t.node_id = $1 AND t.state = 'ASSIGNED' AND r.state IN ('STATISTICS','TRAINING','EVALUATING') ORDER BY t.created_at, t.id`,
+  ),
+  acceptedContribution: q('accepted_contribution', `SELECT * FROM contributions WHERE task_id = $1 AND accepted`),
+  findAcceptedBySha: q(
+    'find_accepted_by_sha',
+    `SELECT * FROM contributions WHERE study_id = $2 AND sha256 = $1 AND accepted AND NOT (node_id = $3 AND round = $4) ORDER BY id LIMIT 1`,
+  ),
+  listContributions: q(
+    'list_contributions',
+    `SELECT * FROM contributions WHERE ($1::text IS NULL OR study_id = $1) AND ($2::text IS NULL OR node_id = $2) ORDER BY id`,
+  ),
+  normHistory: q('norm_history', `SELECT delta_norm FROM contributions WHERE study_id = $1 AND accepted AND delta_norm IS NOT NULL ORDER BY id`),
+  listMetrics: q(
+    'list_metrics',
+    `SELECT m.round_id, m.node_id, m.phase, m.num_examples, m.loss, m.accuracy, m.auc, r.round FROM metrics m JOIN rounds r ON r.id = m.round_id WHERE r.study_id = $1 ORDER BY r.round, m.id`,
+  ),
+  listStatistics: q('list_statistics', `SELECT * FROM statistics WHERE study_id = $1 ORDER BY id`),
+  findOperator: q('find_operator', `SELECT * FROM operators WHERE token_hash = $1`),
+  listAdminActions: q('list_admin_actions', `SELECT * FROM admin_actions ORDER BY id DESC LIMIT $1`),
+  nodeSummaries: q(
+    'node_summaries',
+    `SELECT n.*,
+       (SELECT count(*) FROM (SELECT DISTINCT c.study_id, c.round FROM contributions c WHERE c.node_id = n.id AND c.accepted) d) AS rounds_contributed,
+       ${CONTRIBUTION_COLS.map((c) => `lr.${c} AS lr_${c}`).join(', ')},
+       ${[...TASK_COLS, 'study_id', 'round', 'attempt'].map((c) => `lt.${c} AS lt_${c}`).join(', ')}
+     FROM nodes n
+     LEFT JOIN LATERAL (SELECT * FROM contributions c WHERE c.node_id = n.id AND NOT c.accepted ORDER BY c.id DESC LIMIT 1) lr ON true
+     LEFT JOIN LATERAL (
+       ${TASK_SELECT.replace('SELECT ', 'SELECT t.seq, ')} WHERE t.node_id = n.id AND t.state = ANY($4::text[])
+       ORDER BY COALESCE(t.ended_at, t.created_at) DESC, t.seq DESC LIMIT 1
+     ) lt ON true
+     WHERE $1::bigint IS NULL OR (n.created_at, n.id) > ($1::bigint, $2::text)
+     ORDER BY n.created_at, n.id
+     LIMIT $3`,
+  ),
+  countNodes: q('count_nodes', `SELECT count(*) AS total, count(revoked_at) AS revoked FROM nodes`),
+  roundTaskCounts: q(
+    'round_task_counts',
+    `SELECT t.round_id, t.kind, t.state, count(*) AS count FROM tasks t WHERE t.round_id IN (SELECT id FROM rounds WHERE study_id = $1)
+     GROUP BY t.round_id, t.kind, t.state ORDER BY t.round_id, t.kind, t.state`,
+  ),
+  rejectionsByReason: q(
+    'rejections_by_reason',
+    `SELECT round, attempt, reason_code, count(*) AS count FROM contributions WHERE study_id = $1 AND NOT accepted
+     GROUP BY round, attempt, reason_code ORDER BY round, attempt, reason_code NULLS FIRST`,
+  ),
+  contributionTotals: q(
+    'contribution_totals',
+    `SELECT round, attempt, count(*) FILTER (WHERE accepted) AS accepted, count(*) FILTER (WHERE NOT accepted) AS rejected, COALESCE(sum(bytes), 0)::bigint AS bytes
+     FROM contributions WHERE study_id = $1 GROUP BY round, attempt ORDER BY round, attempt`,
+  ),
+  contributionsPage: q(
+    'contributions_page',
+    `SELECT * FROM contributions
+     WHERE ($1::bigint IS NULL OR id > $1) AND ($2::text IS NULL OR study_id = $2) AND ($3::text IS NULL OR node_id = $3)
+       AND ($4::bigint IS NULL OR round = $4) AND ($5::bigint IS NULL OR attempt = $5) AND ($6::boolean IS NULL OR accepted = $6)
+     ORDER BY id LIMIT $7`,
+  ),
+  tasksPage: q(
+    'tasks_page',
+    `${TASK_SELECT} WHERE t.round_id = $1 AND ($2::bigint IS NULL OR (t.created_at, t.id) > ($2::bigint, $3::text))
+       AND ($4::text[] IS NULL OR t.state = ANY($4::text[])) AND ($5::text[] IS NULL OR t.kind = ANY($5::text[]))
+     ORDER BY t.created_at, t.id LIMIT $6`,
+  ),
+} as const;
+
+const WRITE = {
+  insertJoinToken: q(
+    'insert_join_token',
+    `INSERT INTO join_tokens (id, token_hash, site_name, created_at, expires_at, used_at, used_by_node, created_by) VALUES ($1,$2,$3,$4,$5,$6,$7,$8)`,
+  ),
+  redeemToken: q('redeem_token', `UPDATE join_tokens SET used_at = $1, used_by_node = $2 WHERE id = $3 AND used_at IS NULL`),
+  setRoundState: q('set_round_state', `UPDATE rounds SET state = $1, reason = COALESCE($2, reason), ended_at = COALESCE($3, ended_at) WHERE id = $4`),
+  setRoundParticipants: q('set_round_participants', `UPDATE rounds SET participants = $1 WHERE id = $2`),
+  failOpenTasks: q(
+    'fail_open_tasks',
+    `UPDATE tasks SET state = 'CANCELLED', detail = $1, ended_at = $2 WHERE state = 'ASSIGNED' AND round_id IN (SELECT id FROM rounds WHERE study_id = $3 AND state NOT IN ('COMMITTED','FAILED'))`,
+  ),
+  failOpenRounds: q('fail_open_rounds', `UPDATE rounds SET state = 'FAILED', reason = $1, ended_at = $2 WHERE study_id = $3 AND state NOT IN ('COMMITTED','FAILED')`),
+  setTaskState: q('set_task_state', `UPDATE tasks SET state = $1, detail = $2, ended_at = COALESCE($3, ended_at) WHERE id = $4`),
+  insertOperator: q(
+    'insert_operator',
+    `INSERT INTO operators (id, name, role, token_hash, created_at, created_by, revoked_at) VALUES ($1,$2,$3,$4,$5,$6,$7)`,
+  ),
+} as const;
+
+/** Attempts of a transaction PostgreSQL asked to retry (40001 serialization failure, 40P01 deadlock). */
+const MAX_ATTEMPTS = 3;
+
+/** Raised inside redeemJoinToken's transaction to roll it back when the token was used meanwhile. */
+class TokenAlreadyUsed extends Error {}
+
+/**
+ * PostgreSQL implementation of the coordinator store, for scale-out (design §2.1): a `pg.Pool`
+ * for reads and the low-rate interactive paths, and one dedicated connection on which the group
+ * committer runs every `write()` batch: BEGIN, a SAVEPOINT per unit, COMMIT, and only then are
+ * the units' promises settled. Statements are named (prepared once per connection), BIGINT
+ * columns come back as numbers (connection.ts), and a lost connection is STORE_UNAVAILABLE
+ * (`details.why` 'connection'), never an unhandled 'error' event.
+ *
+ * Open with {@link PostgresStore.open}, which connects and migrates.
+ */
+export class PostgresStore implements CoordinatorStore {
+  readonly kind = 'postgres' as const;
+  /** Where the store connects, without any password: safe to log. */
+  readonly target: string;
+  private readonly pool: pg.Pool;
+  private readonly committer: GroupCommitter<Unit, unknown>;
+  private writerClient: pg.Client | undefined;
+  private writerConnecting: Promise<pg.Client> | undefined;
+  private closed: Promise<void> | undefined;
+  private readonly logger: StoreLogger | undefined;
+  private batchObserver: ((stats: BatchStats) => void) | undefined;
+
+  private constructor(
+    private readonly clientConfig: pg.ClientConfig,
+    options: PostgresStoreOptions,
+  ) {
+    this.target = describeTarget(clientConfig);
+    this.pool = new pg.Pool({ ...clientConfig, max: options.poolSize ?? 8 });
+    // An idle pooled connection that dies (server restart, network) emits 'error' on the pool;
+    // unhandled, it would crash the process. The next query gets a fresh connection or fails
+    // with STORE_UNAVAILABLE.
+    this.pool.on('error', (err) => {
+      options.logger?.warn({ event: 'store.connection_lost', store: 'postgres', target: this.target, err: { message: err.message, code: (err as { code?: string }).code } }, 'an idle PostgreSQL connection failed');
+    });
+    this.logger = options.logger;
+    this.committer = new GroupCommitter<Unit, unknown>((units) => this.runBatch(units), {
+      ...options.groupCommit,
+      onBatch: (stats) => this.batchObserver?.(stats),
+      countOps: (u) => u.ops,
+      mapError: (err) => mapStoreError(err, this.target),
+    });
+  }
+
+  /** Connects, migrates the schema (STORE_VERSION_TOO_NEW if it is newer than this code) and returns the store. */
+  static async open(options: PostgresStoreOptions): Promise<PostgresStore> {
+    const base: pg.ClientConfig = typeof options.connection === 'string' ? { connectionString: options.connection } : { ...options.connection };
+    const config: pg.ClientConfig = { ...base, types: storeTypes, connectionTimeoutMillis: options.connectTimeoutMs ?? 10_000, application_name: base.application_name ?? 'fedlhs-coordinator' };
+    const store = new PostgresStore(config, options);
+    try {
+      const client = await store.connectPool();
+      try {
+        await migrate(client);
+      } finally {
+        client.release();
+      }
+    } catch (err) {
+      await store.close().catch(() => undefined);
+      throw mapStoreError(err, store.target);
+    }
+    return store;
+  }
+
+  // ---- plumbing ----------------------------------------------------------------------------
+
+  private async connectPool(): Promise<pg.PoolClient> {
+    try {
+      return await this.pool.connect();
+    } catch (err) {
+      throw mapStoreError(err, this.target);
+    }
+  }
+
+  private async rows(s: Statement, values: unknown[] = []): Promise<Row[]> {
+    try {
+      return (await exec(this.pool, s, values)).rows;
+    } catch (err) {
+      throw mapStoreError(err, this.target);
+    }
+  }
+
+  private async one(s: Statement, values: unknown[]): Promise<Row | undefined> {
+    return (await this.rows(s, values))[0];
+  }
+
+  /** The committer's connection, opened on first use and again after it failed. */
+  private writer(): Promise<pg.Client> {
+    if (this.writerClient !== undefined) return Promise.resolve(this.writerClient);
+    this.writerConnecting ??= (async () => {
+      const client = new pg.Client(this.clientConfig);
+      client.on('error', (err) => {
+        this.logger?.warn({ event: 'store.connection_lost', store: 'postgres', target: this.target, err: { message: err.message, code: (err as { code?: string }).code } }, 'the PostgreSQL group-commit connection failed');
+        if (this.writerClient === client) this.writerClient = undefined;
+      });
+      try {
+        await client.connect();
+      } catch (err) {
+        await client.end().catch(() => undefined);
+        throw err;
+      }
+      this.writerClient = client;
+      return client;
+    })().finally(() => {
+      this.writerConnecting = undefined;
+    });
+    return this.writerConnecting;
+  }
+
+  private dropWriter(client: pg.Client): void {
+    if (this.writerClient === client) this.writerClient = undefined;
+    void client.end().catch(() => undefined);
+  }
+
+  /**
+   * One group-commit batch on the committer connection. A single unit needs no savepoint (its
+   * failure rolls back the whole transaction); several get one each, so a failing unit is rolled
+   * back alone. A connection fault or a retryable conflict throws, failing the whole batch
+   * (retried up to MAX_ATTEMPTS for conflicts); nothing is settled before COMMIT returns.
+   */
+  private async runBatch(units: readonly Unit[]): Promise<UnitOutcome<unknown>[]> {
+    for (let attempt = 1; ; attempt++) {
+      const client = await this.writer();
+      try {
+        return await this.batchOnce(client, units);
+      } catch (err) {
+        if (unavailableWhy(err) === 'connection') this.dropWriter(client);
+        else await client.query('ROLLBACK').catch(() => undefined);
+        if (isRetryable(err) && attempt < MAX_ATTEMPTS) continue;
+        throw err;
+      }
+    }
+  }
+
+  private async batchOnce(client: pg.Client, units: readonly Unit[]): Promise<UnitOutcome<unknown>[]> {
+    const fatal = (err: unknown): boolean => unavailableWhy(err) !== undefined || isRetryable(err);
+    await client.query('BEGIN');
+    const outcomes: UnitOutcome<unknown>[] = [];
+    const single = units.length === 1;
+    for (const unit of units) {
+      if (!single) await client.query('SAVEPOINT unit');
+      try {
+        const value = await unit.apply(client);
+        if (!single) await client.query('RELEASE SAVEPOINT unit');
+        outcomes.push({ ok: true, value });
+      } catch (err) {
+        if (fatal(err)) throw err;
+        if (single) {
+          await client.query('ROLLBACK');
+          return [{ ok: false, error: err }];
+        }
+        await client.query('ROLLBACK TO SAVEPOINT unit');
+        await client.query('RELEASE SAVEPOINT unit');
+        outcomes.push({ ok: false, error: err });
+      }
+    }
+    await client.query('COMMIT');
+    return outcomes;
+  }
+
+  // ---- unit of work ------------------------------------------------------------------------
+
+  write(ops: readonly WriteOp[], label: string): Promise<WriteResult> {
+    return this.enqueue(
+      label,
+      async (client) => {
+        const result: WriteResult = { roundIds: [], cancelled: [] };
+        for (const op of ops) await applyOp(client, op, result);
+        return result;
+      },
+      ops.length,
+    );
+  }
+
+  /** Runs `fn` as one unit of the next group-commit batch; settles after COMMIT. */
+  private enqueue<T>(label: string, fn: (client: pg.ClientBase) => Promise<T>, ops = 1): Promise<T> {
+    return this.committer.submit({ label, ops, apply: fn }) as Promise<T>;
+  }
+
+  /** A one-statement unit; resolves with its row count. */
+  private change(label: string, s: Statement, values: unknown[]): Promise<number> {
+    return this.enqueue(label, async (client) => (await exec(client, s, values)).rowCount ?? 0);
+  }
+
+  onBatch(observer: ((stats: BatchStats) => void) | undefined): void {
+    this.batchObserver = observer;
+  }
+
+  // ---- enrolment ---------------------------------------------------------------------------
+
+  async insertJoinToken(t: JoinTokenRecord): Promise<void> {
+    await this.change('joinToken.insert', WRITE.insertJoinToken, [t.id, t.tokenHash, t.siteName, t.createdAt, t.expiresAt, t.usedAt, t.usedByNode, t.createdBy]);
+  }
+  async findJoinToken(tokenHash: string): Promise<JoinTokenRecord | undefined> {
+    const r = await this.one(READ.findJoinToken, [tokenHash]);
+    return r === undefined ? undefined : rows.joinToken(r);
+  }
+  async redeemJoinToken(tokenId: string, n: NodeRecord): Promise<boolean> {
+    try {
+      return await this.enqueue(
+        'joinToken.redeem',
+        async (c) => {
+          await exec(c, SQL.insertNode, nodeValues(n));
+          // The guarded UPDATE decides a race: a second redeemer (in this batch, or on another
+          // connection after waiting for the row lock) finds used_at set, and its unit rolls back
+          // to its savepoint, taking its node with it.
+          const res = await exec(c, WRITE.redeemToken, [n.createdAt, n.id, tokenId]);
+          if (res.rowCount !== 1) throw new TokenAlreadyUsed();
+          return true;
+        },
+        2,
+      );
+    } catch (err) {
+      if (err instanceof TokenAlreadyUsed) return false;
+      throw err;
+    }
+  }
+  async getNode(id: string): Promise<NodeRecord | undefined> {
+    const r = await this.one(READ.getNode, [id]);
+    return r === undefined ? undefined : rows.node(r);
+  }
+  async listNodes(): Promise<NodeRecord[]> {
+    return (await this.rows(READ.listNodes)).map(rows.node);
+  }
+  async revokeNode(id: string, at: number): Promise<boolean> {
+    return (await this.change('node.revoke', SQL.revokeNode, [at, id])) === 1;
+  }
+  async touchNode(id: string, at: number, agentVersion: string, trainingBackend: string): Promise<void> {
+    await this.write([{ op: 'node.seen', id, at, agentVersion, trainingBackend }], 'node.seen');
+  }
+
+  // ---- studies and rounds ------------------------------------------------------------------
+
+  async insertStudy(s: StudyRecord): Promise<void> {
+    await this.write([{ op: 'study.insert', s }], 'study.insert');
+  }
+  async getStudy(id: string): Promise<StudyRecord | undefined> {
+    const r = await this.one(READ.getStudy, [id]);
+    return r === undefined ? undefined : rows.study(r);
+  }
+  async listStudies(): Promise<StudyRecord[]> {
+    return (await this.rows(READ.listStudies)).map(rows.study);
+  }
+  async setStudyState(id: string, state: StudyStateName, reason: string | null, at: number | null): Promise<void> {
+    await this.write([{ op: 'study.state', id, state, reason, at }], 'study.state');
+  }
+  async insertRound(r: Omit<RoundRecord, 'id'>): Promise<number> {
+    const { roundIds } = await this.write([{ op: 'round.insert', r }], 'round.insert');
+    return roundIds[0]!;
+  }
+  async setRoundState(id: number, state: RoundState, reason: string | null, at: number | null): Promise<void> {
+    await this.write([{ op: 'round.state', id, state, reason, at }], 'round.state');
+  }
+  async setRoundParticipants(id: number, participants: number): Promise<void> {
+    await this.change('round.participants', WRITE.setRoundParticipants, [participants, id]);
+  }
+  async commitRound(id: number, checkpoint: { path: string; sha256: string }, metrics: MetricRecord[], strategyState: string | null, at: number): Promise<void> {
+    await this.write([{ op: 'round.commit', id, checkpoint, metrics, strategyState, at }], 'round.commit');
+  }
+  async listRounds(studyId: string): Promise<RoundRecord[]> {
+    return (await this.rows(READ.listRounds, [studyId])).map(rows.round);
+  }
+  async getCommittedRound(studyId: string, n: number): Promise<RoundRecord | undefined> {
+    const r = await this.one(READ.committedRound, [studyId, n]);
+    return r === undefined ? undefined : rows.round(r);
+  }
+  async failOpenRounds(studyId: string, reason: string, at: number): Promise<number> {
+    return this.enqueue(
+      'rounds.failOpen',
+      async (c) => {
+        await exec(c, WRITE.failOpenTasks, [reason, at, studyId]);
+        return (await exec(c, WRITE.failOpenRounds, [reason, at, studyId])).rowCount ?? 0;
+      },
+      2,
+    );
+  }
+
+  // ---- tasks -------------------------------------------------------------------------------
+
+  async insertTask(t: TaskRecord): Promise<void> {
+    await this.write([{ op: 'task.insert', tasks: [t] }], 'task.insert');
+  }
+  async getTask(id: string): Promise<TaskRecord | undefined> {
+    const r = await this.one(READ.getTask, [id]);
+    return r === undefined ? undefined : rows.task(r);
+  }
+  async setTaskState(id: string, state: TaskStateName, detail: string | null, at: number | null): Promise<void> {
+    await this.change('task.state', WRITE.setTaskState, [state, detail, at, id]);
+  }
+  async listTasks(roundId: number): Promise<TaskRecord[]> {
+    return (await this.rows(READ.listTasks, [roundId])).map((r) => rows.task(r));
+  }
+  async listNodeTasks(nodeId: string, states: readonly TaskStateName[], limit: number): Promise<TaskRecord[]> {
+    if (states.length === 0) return [];
+    return (await this.rows(READ.listNodeTasks, [nodeId, states, limit])).map((r) => rows.task(r));
+  }
+  async openTasksForNode(nodeId: string): Promise<TaskRecord[]> {
+    return (await this.rows(READ.openTasksForNode, [nodeId])).map((r) => rows.task(r));
+  }
+  async cancelOpenTasks(roundId: number, detail: string, at: number | null): Promise<string[]> {
+    return this.enqueue('task.cancelOpen', async (c) => (await exec<{ id: string }>(c, SQL.cancelOpen, [roundId, detail, at])).rows.map((r) => r.id));
+  }
+
+  // ---- contributions, metrics, statistics ----------------------------------------------------
+
+  async insertContribution(c: ContributionRecord): Promise<void> {
+    await this.write([{ op: 'contribution.insert', c }], 'contribution.insert');
+  }
+  async acceptedContribution(taskId: string): Promise<ContributionRecord | undefined> {
+    const r = await this.one(READ.acceptedContribution, [taskId]);
+    return r === undefined ? undefined : rows.contribution(r);
+  }
+  async findAcceptedBySha256(sha256: string, studyId: string, except?: { nodeId: string; round: number }): Promise<ContributionRecord | undefined> {
+    const r = await this.one(READ.findAcceptedBySha, [sha256, studyId, except?.nodeId ?? '', except?.round ?? -1]);
+    return r === undefined ? undefined : rows.contribution(r);
+  }
+  async listContributions(filter: { studyId?: string; nodeId?: string }): Promise<ContributionRecord[]> {
+    return (await this.rows(READ.listContributions, [filter.studyId ?? null, filter.nodeId ?? null])).map((r) => rows.contribution(r));
+  }
+  async listNormHistory(studyId: string): Promise<number[]> {
+    return (await this.rows(READ.normHistory, [studyId])).map((r) => r.delta_norm as number);
+  }
+  async insertMetrics(metrics: MetricRecord[]): Promise<void> {
+    await this.write([{ op: 'metrics.insert', metrics }], 'metrics.insert');
+  }
+  async listMetrics(studyId: string): Promise<(MetricRecord & { round: number })[]> {
+    return (await this.rows(READ.listMetrics, [studyId])).map(rows.metric);
+  }
+  async insertStatistics(s: StatisticsRecord): Promise<void> {
+    await this.write([{ op: 'statistics.insert', s }], 'statistics.insert');
+  }
+  async listStatistics(studyId: string): Promise<StatisticsRecord[]> {
+    return (await this.rows(READ.listStatistics, [studyId])).map(rows.statistics);
+  }
+  async setStudyParameters(id: string, parameters: string): Promise<void> {
+    await this.write([{ op: 'study.parameters', id, parameters }], 'study.parameters');
+  }
+
+  // ---- operators and audit -------------------------------------------------------------------
+
+  async insertOperator(o: OperatorRecord): Promise<void> {
+    await this.change('operator.insert', WRITE.insertOperator, [o.id, o.name, o.role, o.tokenHash, o.createdAt, o.createdBy, o.revokedAt]);
+  }
+  async findOperator(tokenHash: string): Promise<OperatorRecord | undefined> {
+    const r = await this.one(READ.findOperator, [tokenHash]);
+    return r === undefined ? undefined : rows.operator(r);
+  }
+  async insertAdminAction(a: AdminActionRecord): Promise<void> {
+    await this.write([{ op: 'admin.action', a }], 'admin.action');
+  }
+  async listAdminActions(limit: number): Promise<AdminActionRecord[]> {
+    return (await this.rows(READ.listAdminActions, [limit])).map(rows.adminAction);
+  }
+
+  // ---- paged and aggregated reads --------------------------------------------------------------
+
+  async listNodeSummaries(page: PageRequest): Promise<Page<NodeSummaryRecord>> {
+    const limit = pageLimit(page);
+    const after = decodeCursor(page.after, 'ns');
+    const found = await this.rows(READ.nodeSummaries, [after?.[0] ?? null, after?.[1] ?? null, limit + 1, PROBLEM_STATES]);
+    return toPage(
+      found,
+      limit,
+      (r): NodeSummaryRecord => ({
+        ...rows.node(r),
+        roundsContributed: r.rounds_contributed as number,
+        lastRejection: r.lr_task_id === null ? null : rows.contribution(r, 'lr_'),
+        lastProblemTask: r.lt_id === null ? null : rows.task(r, 'lt_'),
+      }),
+      (r) => [r.created_at as number, r.id as string],
+    );
+  }
+  async countNodes(): Promise<{ total: number; revoked: number }> {
+    const r = (await this.one(READ.countNodes, []))!;
+    return { total: r.total as number, revoked: r.revoked as number };
+  }
+  async roundTaskCounts(studyId: string): Promise<RoundTaskCount[]> {
+    return (await this.rows(READ.roundTaskCounts, [studyId])).map((r) => ({
+      roundId: r.round_id as number,
+      kind: r.kind as RoundTaskCount['kind'],
+      state: r.state as TaskStateName,
+      count: r.count as number,
+    }));
+  }
+  async rejectionsByReason(studyId: string): Promise<RejectionCount[]> {
+    return (await this.rows(READ.rejectionsByReason, [studyId])).map((r) => ({
+      round: r.round as number,
+      attempt: r.attempt as number,
+      reasonCode: (r.reason_code as string | null) ?? null,
+      count: r.count as number,
+    }));
+  }
+  async contributionTotals(studyId: string): Promise<ContributionTotals[]> {
+    return (await this.rows(READ.contributionTotals, [studyId])).map((r) => ({
+      round: r.round as number,
+      attempt: r.attempt as number,
+      accepted: r.accepted as number,
+      rejected: r.rejected as number,
+      bytes: r.bytes as number,
+    }));
+  }
+  async listContributionsPage(filter: ContributionFilter, page: PageRequest): Promise<Page<ContributionRecord>> {
+    const limit = pageLimit(page);
+    const after = decodeCursor(page.after, 'n');
+    const found = await this.rows(READ.contributionsPage, [
+      after?.[0] ?? null, filter.studyId ?? null, filter.nodeId ?? null, filter.round ?? null, filter.attempt ?? null, filter.accepted ?? null, limit + 1,
+    ]);
+    return toPage(found, limit, (r) => rows.contribution(r), (r) => [r.id as number]);
+  }
+  async listTasksPage(filter: TaskFilter, page: PageRequest): Promise<Page<TaskRecord>> {
+    const limit = pageLimit(page);
+    const after = decodeCursor(page.after, 'ns');
+    const found = await this.rows(READ.tasksPage, [
+      filter.roundId, after?.[0] ?? null, after?.[1] ?? null, filter.states ?? null, filter.kinds ?? null, limit + 1,
+    ]);
+    return toPage(found, limit, (r) => rows.task(r), (r) => [r.created_at as number, r.id as string]);
+  }
+
+  /** Lets queued writes finish, then closes the committer connection and the pool. Idempotent. */
+  close(): Promise<void> {
+    return (this.closed ??= (async () => {
+      await this.committer.drain();
+      await this.writerConnecting?.catch(() => undefined);
+      const writer = this.writerClient;
+      this.writerClient = undefined;
+      await writer?.end().catch(() => undefined);
+      await this.pool.end();
+    })());
+  }
+}

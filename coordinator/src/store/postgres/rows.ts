@@ -1,0 +1,142 @@
+import type { RoundState } from '@fedlhs/core';
+import type {
+  AdminActionRecord,
+  ContributionRecord,
+  JoinTokenRecord,
+  MetricRecord,
+  NodeRecord,
+  OperatorRecord,
+  RoundRecord,
+  StatisticsRecord,
+  StudyRecord,
+  StudyStateName,
+  TaskRecord,
+  TaskStateName,
+} from '../../store.js';
+
+/**
+ * Rows to records. The connection's type parsers (connection.ts) already give numbers for
+ * BIGINT and booleans for BOOLEAN, so these only rename columns.
+ */
+export type Row = Record<string, unknown>;
+
+export const node = (r: Row): NodeRecord => ({
+  id: r.id as string,
+  siteName: r.site_name as string,
+  credentialHash: r.credential_hash as string,
+  createdAt: r.created_at as number,
+  revokedAt: (r.revoked_at as number | null) ?? null,
+  lastSeenAt: (r.last_seen_at as number | null) ?? null,
+  agentVersion: r.agent_version as string,
+  trainingBackend: r.training_backend as string,
+});
+
+export const joinToken = (r: Row): JoinTokenRecord => ({
+  id: r.id as string,
+  tokenHash: r.token_hash as string,
+  siteName: r.site_name as string,
+  createdAt: r.created_at as number,
+  expiresAt: r.expires_at as number,
+  usedAt: (r.used_at as number | null) ?? null,
+  usedByNode: (r.used_by_node as string | null) ?? null,
+  createdBy: r.created_by as string,
+});
+
+export const study = (r: Row): StudyRecord => ({
+  id: r.id as string,
+  name: r.name as string,
+  manifestJson: r.manifest_json as string,
+  manifestHash: r.manifest_hash as string,
+  state: r.state as StudyStateName,
+  reason: (r.reason as string | null) ?? null,
+  lastCommittedRound: r.last_committed_round as number,
+  strategyState: (r.strategy_state as string | null) ?? null,
+  parameters: (r.parameters as string | null) ?? null,
+  createdAt: r.created_at as number,
+  endedAt: (r.ended_at as number | null) ?? null,
+});
+
+export const round = (r: Row): RoundRecord => ({
+  id: r.id as number,
+  studyId: r.study_id as string,
+  round: r.round as number,
+  attempt: r.attempt as number,
+  state: r.state as RoundState,
+  reason: (r.reason as string | null) ?? null,
+  startedAt: r.started_at as number,
+  endedAt: (r.ended_at as number | null) ?? null,
+  participants: r.participants as number,
+  checkpointPath: (r.checkpoint_path as string | null) ?? null,
+  checkpointSha256: (r.checkpoint_sha256 as string | null) ?? null,
+});
+
+/** A task row joined with its round (`study_id`, `round`, `attempt`), optionally under a column prefix. */
+export const task = (r: Row, p = ''): TaskRecord => ({
+  id: r[`${p}id`] as string,
+  roundId: r[`${p}round_id`] as number,
+  studyId: r[`${p}study_id`] as string,
+  round: r[`${p}round`] as number,
+  attempt: r[`${p}attempt`] as number,
+  nodeId: r[`${p}node_id`] as string,
+  kind: r[`${p}kind`] as TaskRecord['kind'],
+  state: r[`${p}state`] as TaskStateName,
+  detail: (r[`${p}detail`] as string | null) ?? null,
+  modelSha256: r[`${p}model_sha256`] as string,
+  deadline: r[`${p}deadline`] as number,
+  createdAt: r[`${p}created_at`] as number,
+  endedAt: (r[`${p}ended_at`] as number | null) ?? null,
+});
+
+/** A contribution row, optionally under a column prefix. */
+export const contribution = (r: Row, p = ''): ContributionRecord => ({
+  taskId: r[`${p}task_id`] as string,
+  studyId: r[`${p}study_id`] as string,
+  round: r[`${p}round`] as number,
+  attempt: r[`${p}attempt`] as number,
+  nodeId: r[`${p}node_id`] as string,
+  numExamples: r[`${p}num_examples`] as number,
+  sha256: r[`${p}sha256`] as string,
+  bytes: r[`${p}bytes`] as number,
+  accepted: r[`${p}accepted`] === true,
+  reasonCode: (r[`${p}reason_code`] as string | null) ?? null,
+  reason: (r[`${p}reason`] as string | null) ?? null,
+  receivedAt: r[`${p}received_at`] as number,
+  deltaNorm: (r[`${p}delta_norm`] as number | null) ?? null,
+});
+
+export const metric = (r: Row): MetricRecord & { round: number } => ({
+  roundId: r.round_id as number,
+  round: r.round as number,
+  nodeId: (r.node_id as string | null) ?? null,
+  phase: r.phase as MetricRecord['phase'],
+  numExamples: r.num_examples as number,
+  loss: r.loss as number,
+  accuracy: r.accuracy as number,
+  auc: (r.auc as number | null) ?? undefined,
+});
+
+export const statistics = (r: Row): StatisticsRecord => ({
+  studyId: r.study_id as string,
+  taskId: r.task_id as string,
+  nodeId: r.node_id as string,
+  report: r.report as string,
+  receivedAt: r.received_at as number,
+});
+
+export const operator = (r: Row): OperatorRecord => ({
+  id: r.id as string,
+  name: r.name as string,
+  role: r.role as OperatorRecord['role'],
+  tokenHash: r.token_hash as string,
+  createdAt: r.created_at as number,
+  createdBy: r.created_by as string,
+  revokedAt: (r.revoked_at as number | null) ?? null,
+});
+
+export const adminAction = (r: Row): AdminActionRecord => ({
+  at: r.at as number,
+  operator: r.operator as string,
+  action: r.action as string,
+  target: r.target as string,
+  detail: (r.detail as string | null) ?? null,
+});

@@ -1,0 +1,144 @@
+/**
+ * SQLite schema migrations, applied in order; PRAGMA user_version records how many ran.
+ * PostgreSQL's 0001 is the schema of the last one (design §2.3–2.4); change both together.
+ */
+export const MIGRATIONS: readonly string[] = [
+  `
+  CREATE TABLE nodes (
+    id TEXT PRIMARY KEY,
+    site_name TEXT NOT NULL,
+    credential_hash TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    revoked_at INTEGER,
+    last_seen_at INTEGER,
+    agent_version TEXT NOT NULL DEFAULT '',
+    training_backend TEXT NOT NULL DEFAULT ''
+  );
+  CREATE TABLE join_tokens (
+    id TEXT PRIMARY KEY,
+    token_hash TEXT NOT NULL UNIQUE,
+    site_name TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    used_at INTEGER,
+    used_by_node TEXT REFERENCES nodes(id),
+    created_by TEXT NOT NULL
+  );
+  CREATE TABLE studies (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    manifest_json TEXT NOT NULL,
+    manifest_hash TEXT NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('RUNNING','COMPLETED','STOPPED','FAILED')),
+    reason TEXT,
+    last_committed_round INTEGER NOT NULL DEFAULT 0,
+    strategy_state TEXT,
+    parameters TEXT,
+    created_at INTEGER NOT NULL,
+    ended_at INTEGER
+  );
+  CREATE TABLE rounds (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    study_id TEXT NOT NULL REFERENCES studies(id),
+    round INTEGER NOT NULL,
+    attempt INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    reason TEXT,
+    started_at INTEGER NOT NULL,
+    ended_at INTEGER,
+    participants INTEGER NOT NULL DEFAULT 0,
+    checkpoint_path TEXT,
+    checkpoint_sha256 TEXT,
+    UNIQUE (study_id, round, attempt)
+  );
+  CREATE UNIQUE INDEX rounds_one_commit ON rounds(study_id, round) WHERE state = 'COMMITTED';
+  CREATE TABLE tasks (
+    id TEXT PRIMARY KEY,
+    round_id INTEGER NOT NULL REFERENCES rounds(id),
+    node_id TEXT NOT NULL REFERENCES nodes(id),
+    kind TEXT NOT NULL CHECK (kind IN ('TRAIN','EVALUATE','STATISTICS')),
+    state TEXT NOT NULL,
+    detail TEXT,
+    model_sha256 TEXT NOT NULL,
+    deadline INTEGER NOT NULL,
+    created_at INTEGER NOT NULL
+  );
+  CREATE INDEX tasks_by_node ON tasks(node_id, state);
+  CREATE TABLE contributions (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    task_id TEXT NOT NULL,
+    study_id TEXT NOT NULL,
+    round INTEGER NOT NULL,
+    attempt INTEGER NOT NULL,
+    node_id TEXT NOT NULL,
+    num_examples INTEGER NOT NULL,
+    sha256 TEXT NOT NULL,
+    bytes INTEGER NOT NULL,
+    accepted INTEGER NOT NULL,
+    reason_code TEXT,
+    reason TEXT,
+    received_at INTEGER NOT NULL,
+    delta_norm REAL
+  );
+  CREATE UNIQUE INDEX contributions_one_accepted ON contributions(task_id) WHERE accepted = 1;
+  CREATE INDEX contributions_by_sha ON contributions(sha256) WHERE accepted = 1;
+  CREATE TABLE metrics (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    round_id INTEGER NOT NULL REFERENCES rounds(id),
+    node_id TEXT,
+    phase TEXT NOT NULL,
+    num_examples INTEGER NOT NULL,
+    loss REAL NOT NULL,
+    accuracy REAL NOT NULL,
+    auc REAL
+  );
+  CREATE TABLE statistics (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    study_id TEXT NOT NULL REFERENCES studies(id),
+    task_id TEXT NOT NULL UNIQUE REFERENCES tasks(id),
+    node_id TEXT NOT NULL,
+    report TEXT NOT NULL,
+    received_at INTEGER NOT NULL
+  );
+  `,
+  `
+  CREATE TABLE operators (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    role TEXT NOT NULL CHECK (role IN ('viewer','admin')),
+    token_hash TEXT NOT NULL UNIQUE,
+    created_at INTEGER NOT NULL,
+    created_by TEXT NOT NULL,
+    revoked_at INTEGER
+  );
+  CREATE TABLE admin_actions (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at INTEGER NOT NULL,
+    operator TEXT NOT NULL,
+    action TEXT NOT NULL,
+    target TEXT NOT NULL,
+    detail TEXT
+  );
+  `,
+  // When each task ended, so a node's last failure can be shown with its time.
+  `
+  ALTER TABLE tasks ADD COLUMN ended_at INTEGER;
+  CREATE INDEX tasks_by_node_ended ON tasks(node_id, state, ended_at);
+  `,
+  // Indexes for the reads whose cost must not grow with the number of clinics (design §2.3, §5).
+  // tasks_by_node_ended (node_id, state, ended_at) already serves (node_id, state).
+  `
+  DROP INDEX tasks_by_node;
+  DROP INDEX contributions_by_sha;
+  CREATE INDEX nodes_by_created ON nodes(created_at, id);
+  CREATE INDEX tasks_by_round ON tasks(round_id, state);
+  CREATE INDEX contributions_by_node ON contributions(node_id, id);
+  CREATE INDEX contributions_by_round ON contributions(study_id, round, attempt);
+  CREATE INDEX contributions_by_study_sha ON contributions(study_id, sha256) WHERE accepted = 1;
+  CREATE INDEX metrics_by_round ON metrics(round_id);
+  CREATE INDEX statistics_by_study ON statistics(study_id);
+  `,
+];
+
+/** The schema version this code writes (PRAGMA user_version after migrating). */
+export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -1,0 +1,11 @@
+/**
+ * The store contract suite (design §2.5): every `*.contract.ts` runs once per store kind
+ * registered in contract/store-kinds.ts. Add a contract file's import here.
+ */
+import './contract/enrolment.contract.js';
+import './contract/studies-rounds.contract.js';
+import './contract/tasks.contract.js';
+import './contract/contributions.contract.js';
+import './contract/views.contract.js';
+import './contract/unit-of-work.contract.js';
+import './contract/migrations.contract.js';

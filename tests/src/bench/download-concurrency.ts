@@ -1,0 +1,105 @@
+import * as grpc from '@grpc/grpc-js';
+import { readFileSync, mkdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { loadFedlhsProto, type ModelChunk__Output } from '@fedlhs/proto';
+import { repoRoot, startCoordinator, startStudy, type CoordinatorHandle } from '@fedlhs/simulator';
+import { enrolOverProtocol } from '../rogue-node.js';
+
+const MiB = 1048576;
+// Dense 2000→2000 (+ bias) then Dense 2000→1: 4 004 001 float32 parameters, about 16 MiB.
+const INPUTS = 2000;
+const HIDDEN = 2000;
+const PARAMS = INPUTS * HIDDEN + HIDDEN + HIDDEN + 1;
+const MODEL_BYTES = PARAMS * 4;
+
+/** Resident set size of a process, from /proc (Linux). */
+function rss(pid: number): number {
+  try {
+    return Number(readFileSync(`/proc/${pid}/statm`, 'utf8').split(' ')[1]) * 4096;
+  } catch {
+    return 0;
+  }
+}
+
+const manifest = (features: string[]) => ({
+  apiVersion: 'fedlhs.v1', kind: 'Study', name: 'bench-downloads',
+  model: { format: 'tfjs-layers', topology: { class_name: 'Sequential', config: { name: 'bench', layers: [
+    { class_name: 'Dense', config: { name: 'wide', units: HIDDEN, activation: 'relu', batch_input_shape: [null, INPUTS] } },
+    { class_name: 'Dense', config: { name: 'out', units: 1, activation: 'sigmoid' } },
+  ] } } },
+  training: { loss: 'binaryCrossentropy', optimizer: { name: 'sgd', learningRate: 0.001 }, localEpochs: 1, batchSize: 8 },
+  rounds: 1, clients: { min: 2, max: 2, quorum: 2 }, deadlines: { roundSeconds: 3600, evaluationSeconds: 3600 },
+  data: { featureSpec: 'flat-table/v1', features, label: 'label', holdoutFraction: 0.5 }, aggregation: { strategy: 'fedavg' }, seed: 1,
+});
+
+/**
+ * Opens `n` DownloadModel streams (one connection each, as n clinics would) for round 0, reads
+ * each header and then stops reading. Resolves once every stream has its header, with a
+ * function that resumes all streams and resolves with the bytes each received.
+ */
+async function stalledDownloads(c: CoordinatorHandle, credential: string, studyId: string, n: number): Promise<() => Promise<number[]>> {
+  const Federation = loadFedlhsProto().fedlhs.v1.Federation;
+  const md = new grpc.Metadata();
+  md.set('authorization', `Bearer ${credential}`);
+  const streams = await Promise.all(Array.from({ length: n }, async (_, i) => {
+    // A distinct channel option gives each stream its own channel and HTTP/2 connection.
+    const client = new Federation(c.address, grpc.credentials.createInsecure(), { 'fedlhs.bench.stream': i });
+    const call = client.DownloadModel({ committed: { studyId, round: 0 } }, md);
+    await new Promise<void>((resolve, reject) => {
+      call.once('data', () => {
+        call.pause();
+        resolve();
+      });
+      call.once('error', reject);
+    });
+    return { client, call };
+  }));
+  return async () => Promise.all(streams.map(async ({ client, call }) => {
+    let bytes = 0;
+    call.on('data', (m: ModelChunk__Output) => (bytes += m.data?.length ?? 0));
+    call.resume();
+    await new Promise<void>((resolve, reject) => {
+      call.once('end', resolve);
+      call.once('error', reject);
+    });
+    client.close();
+    return bytes;
+  }));
+}
+
+/** Coordinator RSS growth per concurrent stalled download, for each count in `counts` ("1,16,64"). */
+export async function downloadConcurrency(counts: string): Promise<void> {
+  const say = (s: string): void => void process.stdout.write(`${s}\n`);
+  say(`model: Dense ${INPUTS}→${HIDDEN}→1, ${PARAMS.toLocaleString()} float32 parameters = ${(MODEL_BYTES / MiB).toFixed(1)} MiB; 1 MiB chunks`);
+  const rows: string[] = [];
+  for (const n of counts.split(',').map(Number)) {
+    const root = join(repoRoot, 'bench-run', `downloads-${n}`);
+    rmSync(root, { recursive: true, force: true });
+    mkdirSync(root, { recursive: true });
+    const c = await startCoordinator({ dataDir: root, heartbeatIntervalMs: 5000, env: { FEDLHS_LOG_LEVEL: 'info', FEDLHS_BACKEND: 'cpu' } });
+    try {
+      const token = await c.admin<{ token: string }>('POST', '/api/v1/join-tokens', { site: 'bench', ttlSeconds: 600 });
+      const { nodeCredential } = await enrolOverProtocol(c.address, token.body.token, 'bench');
+      const study = await startStudy(c, manifest(Array.from({ length: INPUTS }, (_, i) => `f${i}`)));
+      // Warm up once (lazy module loads, first allocations), then take the baseline.
+      await (await stalledDownloads(c, nodeCredential, study.id, 1))();
+      const before = rss(c.proc.pid);
+      let peak = before;
+      const sampler = setInterval(() => (peak = Math.max(peak, rss(c.proc.pid))), 20);
+      const resume = await stalledDownloads(c, nodeCredential, study.id, n);
+      // Give the coordinator time to push what it will into the stalled streams.
+      await new Promise((r) => setTimeout(r, 3000));
+      const stalledPeak = peak;
+      const received = await resume();
+      clearInterval(sampler);
+      if (received.some((b) => b !== MODEL_BYTES)) throw new Error(`incomplete downloads: ${received.join(',')}`);
+      const growth = stalledPeak - before;
+      rows.push(`  ${String(n).padStart(3)} streams  RSS ${(before / MiB).toFixed(0)} → ${(stalledPeak / MiB).toFixed(0)} MiB  growth ${(growth / MiB).toFixed(1)} MiB  = ${(growth / n / MiB).toFixed(2)} MiB per stream = ${(growth / n / MODEL_BYTES).toFixed(3)} × model per stream`);
+      say(rows.at(-1)!);
+    } finally {
+      await c.stop();
+    }
+  }
+  say('\ncoordinator RSS growth with stalled concurrent downloads:');
+  for (const r of rows) say(r);
+}
