@@ -17,7 +17,7 @@ export default defineConfig({
       {
         test: {
           name: 'integration',
-          include: ['tests/integration/**/*.test.ts'],
+          include: ['tests/integration/**/*.test.ts', 'tests/conformance/**/*.test.ts'],
           environment: 'node',
           testTimeout: 300_000,
           hookTimeout: 120_000,

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { parseBearer } from '@fedlhs/service';
 import { FedlhsError } from '@fedlhs/core';
 import type { Logger } from '@fedlhs/service';
 import { formatNodeCredential, hashSecret, newJoinToken, newSecret, parseNodeCredential, sameHash } from './credentials.js';
@@ -240,14 +241,18 @@ export class Enrolment {
 
   /** Resolves "Bearer fnc_…" metadata to an active node, or throws UNAUTHENTICATED. */
   async authenticate(authorization: string | undefined): Promise<NodeRecord> {
-    if (authorization === undefined || !authorization.startsWith('Bearer ')) {
-      throw new FedlhsError('UNAUTHENTICATED', 'missing "authorization: Bearer <node credential>" metadata');
+    // RFC 9110 §11.1: the scheme is case-insensitive, then one or more spaces or tabs.
+    const bearer = parseBearer(authorization);
+    if (!bearer.ok) {
+      throw new FedlhsError('CREDENTIAL_INVALID', bearer.why === 'missing'
+        ? 'missing "authorization: Bearer <node credential>" metadata'
+        : 'the authorization metadata is not "Bearer <node credential>"', { details: { why: bearer.why } });
     }
-    const parsed = parseNodeCredential(authorization.slice(7).trim());
-    if (parsed === undefined) throw new FedlhsError('UNAUTHENTICATED', 'node credential is malformed');
+    const parsed = parseNodeCredential(bearer.credential);
+    if (parsed === undefined) throw new FedlhsError('CREDENTIAL_INVALID', 'node credential is malformed', { details: { why: 'malformed' } });
     const node = await this.nodes.find(parsed.nodeId);
-    if (node === undefined || !sameHash(node.credentialHash, hashSecret(parsed.secret))) throw new FedlhsError('UNAUTHENTICATED', 'node credential is not valid');
-    if (node.revokedAt !== null) throw new FedlhsError('UNAUTHENTICATED', `node credential was revoked on ${new Date(node.revokedAt).toISOString()}`);
+    if (node === undefined || !sameHash(node.credentialHash, hashSecret(parsed.secret))) throw new FedlhsError('CREDENTIAL_INVALID', 'node credential is not valid', { details: { why: 'unknown' } });
+    if (node.revokedAt !== null) throw new FedlhsError('CREDENTIAL_INVALID', `node credential was revoked on ${new Date(node.revokedAt).toISOString()}`, { details: { why: 'revoked' } });
     return node;
   }
 

@@ -36,11 +36,16 @@ export function toClinicStats(r: StatisticsReport__Output): ClinicStats {
   };
 }
 
-/** Checks wire metrics: finite, in range, at least one example. */
+/**
+ * Checks wire metrics (common.proto `Metrics`): `num_examples` a positive safe integer, `loss`
+ * finite and ≥ 0, `accuracy` and `auc` (when present) in [0, 1]. Anything else is the rejection
+ * INVALID_METRICS (recorded, and it closes the task). Absent metrics are `undefined`: whether
+ * that is allowed is the caller's decision.
+ */
 export function toEvalMetrics(m: Metrics__Output | null | undefined): EvalMetrics | undefined {
   if (m == null) return undefined;
   const bad = (what: string): never => {
-    throw new FedlhsError('INVALID_ARGUMENT', `metric ${what} is out of range`);
+    throw new FedlhsError('INVALID_METRICS', `metric ${what} is out of range`);
   };
   if (!Number.isSafeInteger(m.numExamples) || m.numExamples < 1) bad(`num_examples (${m.numExamples})`);
   if (!Number.isFinite(m.loss) || m.loss < 0) bad(`loss (${m.loss})`);

@@ -1,6 +1,6 @@
 import * as grpc from '@grpc/grpc-js';
 import { loadFedlhsProto, type EnrolmentClient, type FederationClient } from '@fedlhs/proto';
-import { KEEPALIVE_OPTIONS, channelCredentials, type ClientTlsOptions } from '@fedlhs/service';
+import { KEEPALIVE_OPTIONS, bearerAuthorization, channelCredentials, type ClientTlsOptions } from '@fedlhs/service';
 
 /**
  * The agent's connection to the coordinator: one HTTP/2 channel (keepalive and TLS set once, in
@@ -32,10 +32,10 @@ export function createClients(address: string, tls: ClientTlsOptions): Clients {
   };
 }
 
-/** Call metadata carrying the node credential. */
+/** Call metadata carrying the node credential ("authorization: Bearer <credential>", federation.proto "Authentication"). */
 export function authMetadata(credential: string): grpc.Metadata {
   const md = new grpc.Metadata();
-  md.set('authorization', `Bearer ${credential}`);
+  md.set('authorization', bearerAuthorization(credential));
   return md;
 }
 

@@ -1,8 +1,24 @@
 import * as grpc from '@grpc/grpc-js';
-import type { AgentInfo, AgentMessage, CoordinatorMessage__Output, Study__Output, CancelTask__Output, Task__Output } from '@fedlhs/proto';
+import type { AgentInfo, AgentMessage, CoordinatorMessage__Output, Study__Output, StudyProgress__Output, CancelTask__Output, Task__Output } from '@fedlhs/proto';
 import type { Logger } from '@fedlhs/service';
 import type { NodeCredential } from './agent-state.js';
 import { authMetadata, type Clients } from './connection.js';
+
+/** Protocol features this agent advertises in Hello.capabilities (federation.proto, "Announcements"). */
+export const AGENT_CAPABILITIES: readonly string[] = ['study-progress'];
+
+/**
+ * Applies a StudyProgress to the last announcement of its study, as a re-announcement of the same
+ * manifest would: state, last committed round, and the parameters when they changed (empty = unchanged).
+ */
+export function applyStudyProgress(study: Study__Output, progress: StudyProgress__Output): Study__Output {
+  return {
+    ...study,
+    state: progress.state,
+    lastCommittedRound: progress.lastCommittedRound,
+    parametersJson: progress.parametersJson === '' ? study.parametersJson : progress.parametersJson,
+  };
+}
 
 /** Thrown when the coordinator refuses the credential: retrying cannot help. */
 export class CredentialRejected extends Error {
@@ -42,6 +58,8 @@ export interface ControlSessionOptions {
  */
 export class ControlSession {
   private call: grpc.ClientDuplexStream<AgentMessage, CoordinatorMessage__Output> | undefined;
+  /** The last announcement of each study, with progress applied; StudyProgress updates these. */
+  private readonly studies = new Map<string, Study__Output>();
 
   constructor(private readonly options: ControlSessionOptions) {}
 
@@ -113,7 +131,18 @@ export class ControlSession {
           call.once('close', () => clearInterval(beat));
           call.once('error', () => clearInterval(beat));
         } else if (message.study?.study) {
+          this.studies.set(message.study.study.studyId, message.study.study);
           handlers.study(message.study.study);
+        } else if (message.progress) {
+          const known = this.studies.get(message.progress.studyId);
+          if (known === undefined) {
+            // The coordinator announces a study before any progress on it; this one was never announced here.
+            log.warn({ event: 'agent.progress_unknown_study', studyId: message.progress.studyId }, 'progress for a study never announced on this session; ignored');
+            return;
+          }
+          const study = applyStudyProgress(known, message.progress);
+          this.studies.set(study.studyId, study);
+          handlers.study(study);
         } else if (message.task) {
           handlers.task(message.task);
         } else if (message.cancel) {
@@ -122,7 +151,7 @@ export class ControlSession {
       });
       call.on('error', (err: grpc.ServiceError) => finish(err));
       call.on('end', () => finish());
-      call.write({ hello: { agent: this.options.info, activeTaskIds: handlers.activeTaskIds() } });
+      call.write({ hello: { agent: this.options.info, activeTaskIds: handlers.activeTaskIds(), capabilities: [...AGENT_CAPABILITIES] } });
     });
   }
 }

@@ -1,5 +1,5 @@
 import * as grpc from '@grpc/grpc-js';
-import { bundleLength, payloadChunks, payloadDigest, float32Bytes, type TensorSpec } from '@fedlhs/core';
+import { float32Le, sha256 } from './conformance-client.js';
 import {
   loadFedlhsProto, type AgentMessage, type EnrolResponse__Output, type CoordinatorMessage__Output, type FederationClient, type StatisticsReceipt__Output, type StatisticsReport, type Task__Output, type UploadReceipt__Output,
 } from '@fedlhs/proto';
@@ -15,6 +15,15 @@ export function enrolOverProtocol(address: string, joinToken: string, siteName: 
     });
   });
 }
+
+/** Name and shape of one tensor (common.proto TensorSpec, without the dtype). */
+export interface TensorSpec {
+  name: string;
+  shape: number[];
+}
+
+const MIB = 1024 * 1024;
+const elements = (specs: readonly TensorSpec[]): number => specs.reduce((n, s) => n + s.shape.reduce((a, b) => a * b, 1), 0);
 
 /** What a hand-written upload may contain; anything can be wrong on purpose. */
 export interface RawUpload {
@@ -36,8 +45,9 @@ export interface RogueOptions {
 }
 
 /**
- * A minimal third-party node written against the .proto alone, used to send what the real
- * agent never would: wrong shapes, NaNs, bad digests, replays, made-up failures.
+ * A minimal third-party node written against the .proto alone (the generated stubs and the
+ * conformance client's byte helpers, no fedlhs code), used to send what the real agent never
+ * would: wrong shapes, NaNs, bad digests, replays, made-up failures.
  */
 export class RogueNode {
   readonly client: FederationClient;
@@ -129,7 +139,7 @@ export class RogueNode {
       if (m.data) parts.push(m.data);
     }
     const bytes = Buffer.concat(parts);
-    const weights = new Float32Array(bundleLength(specs));
+    const weights = new Float32Array(elements(specs));
     new Uint8Array(weights.buffer).set(bytes);
     return { specs, weights };
   }
@@ -137,18 +147,18 @@ export class RogueNode {
   upload(u: RawUpload): Promise<UploadReceipt__Output> {
     return new Promise((resolve, reject) => {
       const call = this.client.UploadUpdate(this.metadata(), (err, receipt) => (err === null ? resolve(receipt!) : reject(err)));
-      const bytes = float32Bytes(u.weights);
+      const bytes = float32Le(u.weights);
       call.write({
         header: {
           taskId: u.taskId, studyId: u.studyId, round: u.round, nodeId: u.nodeId, baseModelSha256: u.baseModelSha256, numExamples: u.numExamples,
           trainMetrics: { numExamples: u.numExamples, loss: 0.5, accuracy: 0.7 },
-          weights: { tensors: u.specs.map((s) => ({ name: s.name, shape: [...s.shape], dtype: 'DTYPE_FLOAT32' })), totalBytes: bytes.length, sha256: u.sha256 ?? payloadDigest(u.weights), chunkSize: 1024 * 1024 },
+          weights: { tensors: u.specs.map((s) => ({ name: s.name, shape: [...s.shape], dtype: 'DTYPE_FLOAT32' })), totalBytes: bytes.length, sha256: u.sha256 ?? sha256(bytes), chunkSize: MIB },
         },
       });
-      // Zero-copy views, and wait for the transport to drain, as a real agent does.
+      // 1 MiB views, waiting for the transport to drain, as a real agent does.
       void (async () => {
-        for (const chunk of payloadChunks(bytes)) {
-          if (!call.write({ data: Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength) })) await new Promise((r) => call.once('drain', r));
+        for (let offset = 0; offset < bytes.length; offset += MIB) {
+          if (!call.write({ data: bytes.subarray(offset, Math.min(offset + MIB, bytes.length)) })) await new Promise((r) => call.once('drain', r));
         }
         call.end();
       })();

@@ -1,6 +1,7 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { FedlhsError } from '@fedlhs/core';
+import { parseBearer } from '@fedlhs/service';
 import type { CoordinatorStore } from '../store.js';
 
 export type Role = 'viewer' | 'admin';
@@ -38,11 +39,15 @@ export class OperatorAuth {
     return record === undefined || record.revokedAt !== null ? undefined : { name: record.name, role: record.role };
   }
 
-  /** Authenticates a request by bearer token or session cookie; throws UNAUTHENTICATED. */
+  /**
+   * Authenticates a request by bearer token (`parseBearer`: scheme in any case, then spaces or
+   * tabs) or session cookie; throws UNAUTHENTICATED. Another scheme (a proxy's `Basic`) does not
+   * hide a valid session cookie; without one it is named in the error.
+   */
   async authenticate(req: IncomingMessage): Promise<Operator> {
-    const header = req.headers.authorization;
-    if (header?.startsWith('Bearer ') === true) {
-      const operator = await this.fromToken(header.slice(7).trim());
+    const bearer = parseBearer(req.headers.authorization);
+    if (bearer.ok) {
+      const operator = await this.fromToken(bearer.credential);
       if (operator !== undefined) return operator;
       throw new FedlhsError('UNAUTHENTICATED', 'the operator token is not valid');
     }
@@ -50,6 +55,9 @@ export class OperatorAuth {
     const session = sid === undefined ? undefined : this.sessions.get(sid);
     if (session !== undefined && session.expires > Date.now()) return session.operator;
     if (sid !== undefined) this.sessions.delete(sid);
+    if (bearer.why === 'malformed') {
+      throw new FedlhsError('UNAUTHENTICATED', 'the Authorization header is not "Bearer <operator token>" (and there is no dashboard session)');
+    }
     throw new FedlhsError('UNAUTHENTICATED', 'log in with an operator token (Authorization: Bearer <token>, or the dashboard)');
   }
 

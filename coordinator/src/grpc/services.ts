@@ -115,6 +115,8 @@ export function federationHandlers(coordinator: Coordinator, logger: Logger, tra
             session = {
               id: ++sessionCounter, nodeId: node.id, siteName: node.siteName, agent, connectedAt: Date.now(), lastHeardAt: Date.now(),
               readiness: new Map(), progress: new Map(),
+              // What the agent understands beyond the base protocol (e.g. "study-progress").
+              capabilities: new Set(message.hello.capabilities ?? []),
               send: (m: CoordinatorMessage) => {
                 if (ended) return;
                 if (queued >= sessionQueue) {

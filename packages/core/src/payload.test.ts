@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { FedlhsError } from './errors.js';
-import { MAX_CHUNK_BYTES, MIN_CHUNK_BYTES, PayloadReceiver, payloadChunks, validateChunkSize, type BundleHeader, type PayloadReceiverOptions } from './payload.js';
+import { MAX_CHUNK_BYTES, MIN_CHUNK_BYTES, PayloadReceiver, SINGLE_CHUNK, payloadChunks, validateChunkSize, type BundleHeader, type PayloadReceiverOptions } from './payload.js';
 import { float32Bytes, type TensorSpec } from './tensors.js';
 
 const MIB = 1024 * 1024;
@@ -30,13 +30,16 @@ function expectSameBytes(actual: Float32Array, expected: Float32Array): void {
 }
 
 /** Runs `fn` and returns the FedlhsError it throws, failing the test if it does not throw one. */
-function rejection(fn: () => unknown): { code: string; reason: string | undefined; message: string } {
+/** Its status class, its code (a RejectionReason name, in the current form: no legacy `reason`) and its message. */
+function rejection(fn: () => unknown): { status: string; reason: string | undefined; message: string } {
   try {
     fn();
   } catch (err) {
     expect(err).toBeInstanceOf(FedlhsError);
     const e = err as FedlhsError;
-    return { code: e.code, reason: e.reason, message: e.message };
+    expect(e.legacy).toBe(false);
+    expect(e.isRejection).toBe(true);
+    return { status: e.status, reason: e.code, message: e.message };
   }
   throw new Error('expected a FedlhsError, nothing was thrown');
 }
@@ -131,9 +134,9 @@ describe('PayloadReceiver end-of-stream checks', () => {
     receiver.push(float32Bytes(values));
     expect(rejection(() => receiver.finish())).toMatchInlineSnapshot(`
       {
-        "code": "DATA_LOSS",
         "message": "sha256 mismatch: header says abababababababababababababababababababababababababababababababab, received bytes hash to 8e628779e6a74ee0b36991c10158f63cafec7d340ad4e075592502c8708524dd",
         "reason": "DIGEST_MISMATCH",
+        "status": "DATA_LOSS",
       }
     `);
   });
@@ -142,7 +145,7 @@ describe('PayloadReceiver end-of-stream checks', () => {
     const values = Float32Array.from([1, 2, 3]);
     const receiver = new PayloadReceiver(headerFor([{ name: 'w', shape: [3] }], values));
     receiver.push(float32Bytes(Float32Array.from([1, 2, 4])));
-    expect(rejection(() => receiver.finish())).toMatchObject({ code: 'DATA_LOSS', reason: 'DIGEST_MISMATCH' });
+    expect(rejection(() => receiver.finish())).toMatchObject({ status: 'DATA_LOSS', reason: 'DIGEST_MISMATCH' });
   });
 
   it('rejects a stream that ends early with DATA_LOSS / LENGTH_MISMATCH', () => {
@@ -151,16 +154,16 @@ describe('PayloadReceiver end-of-stream checks', () => {
     receiver.push(float32Bytes(values).subarray(0, 8));
     expect(rejection(() => receiver.finish())).toMatchInlineSnapshot(`
       {
-        "code": "DATA_LOSS",
         "message": "stream ended after 8 of 12 bytes",
         "reason": "LENGTH_MISMATCH",
+        "status": "DATA_LOSS",
       }
     `);
   });
 
   it('rejects a stream with no data at all when bytes were announced', () => {
     const receiver = new PayloadReceiver(headerFor([{ name: 'w', shape: [3] }], Float32Array.from([1, 2, 3])));
-    expect(rejection(() => receiver.finish())).toMatchObject({ code: 'DATA_LOSS', reason: 'LENGTH_MISMATCH', message: 'stream ended after 0 of 12 bytes' });
+    expect(rejection(() => receiver.finish())).toMatchObject({ status: 'DATA_LOSS', reason: 'LENGTH_MISMATCH', message: 'stream ended after 0 of 12 bytes' });
   });
 
   it('rejects more bytes than total_bytes with DATA_LOSS / LENGTH_MISMATCH, before accepting them', () => {
@@ -168,9 +171,9 @@ describe('PayloadReceiver end-of-stream checks', () => {
     const receiver = new PayloadReceiver(headerFor([{ name: 'w', shape: [2] }], values));
     expect(rejection(() => receiver.push(float32Bytes(Float32Array.from([1, 2, 3]))))).toMatchInlineSnapshot(`
       {
-        "code": "DATA_LOSS",
         "message": "received more than total_bytes 8",
         "reason": "LENGTH_MISMATCH",
+        "status": "DATA_LOSS",
       }
     `);
     expect(receiver.receivedBytes).toBe(0);
@@ -180,7 +183,7 @@ describe('PayloadReceiver end-of-stream checks', () => {
     const values = ramp(MIB / 4);
     const receiver = new PayloadReceiver(headerFor([{ name: 'w', shape: [MIB / 4] }], values));
     receiver.push(float32Bytes(values));
-    expect(rejection(() => receiver.push(new Uint8Array(MIB)))).toMatchObject({ code: 'DATA_LOSS', reason: 'LENGTH_MISMATCH' });
+    expect(rejection(() => receiver.push(new Uint8Array(MIB)))).toMatchObject({ status: 'DATA_LOSS', reason: 'LENGTH_MISMATCH' });
   });
 });
 
@@ -195,9 +198,9 @@ describe('PayloadReceiver finiteness', () => {
     const receiver = new PayloadReceiver(headerFor(tensors, values));
     expect(rejection(() => receiver.push(float32Bytes(values)))).toMatchInlineSnapshot(`
       {
-        "code": "INVALID_ARGUMENT",
         "message": "non-finite value (NaN) in tensor "bias" at element 1",
         "reason": "NON_FINITE",
+        "status": "INVALID_ARGUMENT",
       }
     `);
   });
@@ -207,9 +210,9 @@ describe('PayloadReceiver finiteness', () => {
     const receiver = new PayloadReceiver(headerFor(tensors, values));
     expect(rejection(() => receiver.push(float32Bytes(values)))).toMatchInlineSnapshot(`
       {
-        "code": "INVALID_ARGUMENT",
         "message": "non-finite value (-Infinity) in tensor "kernel" at element 2",
         "reason": "NON_FINITE",
+        "status": "INVALID_ARGUMENT",
       }
     `);
   });
@@ -227,9 +230,9 @@ describe('PayloadReceiver finiteness', () => {
     receiver.push(bytes.subarray(0, MIB));
     expect(rejection(() => receiver.push(bytes.subarray(MIB)))).toMatchInlineSnapshot(`
       {
-        "code": "INVALID_ARGUMENT",
         "message": "non-finite value (Infinity) in tensor "bias" at element 3",
         "reason": "NON_FINITE",
+        "status": "INVALID_ARGUMENT",
       }
     `);
   });
@@ -249,9 +252,9 @@ describe('PayloadReceiver header checks', () => {
     const header = headerFor([{ name: 'w', shape: [3, 2] }], values);
     expect(rejection(() => new PayloadReceiver(header, { expected: [{ name: 'w', shape: [2, 3] }] }))).toMatchInlineSnapshot(`
       {
-        "code": "INVALID_ARGUMENT",
         "message": "update does not match the global model: tensor "w" has shape [3,2], expected [2,3]",
         "reason": "SHAPE_MISMATCH",
+        "status": "INVALID_ARGUMENT",
       }
     `);
   });
@@ -280,19 +283,23 @@ describe('PayloadReceiver header checks', () => {
 
   it.each([
     ['one below the minimum', MIN_CHUNK_BYTES - 4],
-    ['zero', 0],
     ['above the maximum', MAX_CHUNK_BYTES + 4],
     ['not a multiple of 4', MIN_CHUNK_BYTES + 2],
     ['not an integer', MIN_CHUNK_BYTES + 0.5],
+    ['negative', -4],
   ])('rejects a chunk size %s (%d) with BAD_HEADER', (_label, chunkSize) => {
     const err = rejection(() => new PayloadReceiver({ ...good(), chunkSize }));
     expect(err).toEqual({
-      code: 'INVALID_ARGUMENT',
+      status: 'INVALID_ARGUMENT',
       reason: 'BAD_HEADER',
-      message: `chunk_size ${chunkSize} is not allowed: it must be a multiple of 4 between 1048576 and 4128768 bytes`,
+      message: `chunk_size ${chunkSize} is not allowed: it must be a multiple of 4 between 1048576 and 4128768 bytes, or 0 for a payload sent as one chunk of at most 4128768 bytes`,
     });
     expect(rejection(() => validateChunkSize(chunkSize)).reason).toBe('BAD_HEADER');
     expect(rejection(() => payloadChunks(new Uint8Array(8), chunkSize).next()).reason).toBe('BAD_HEADER');
+  });
+
+  it('refuses chunk size 0 when no payload length is known (a sender must pick a size)', () => {
+    expect(rejection(() => validateChunkSize(SINGLE_CHUNK)).reason).toBe('BAD_HEADER');
   });
 
   it('accepts the smallest and largest chunk sizes', () => {
@@ -305,9 +312,9 @@ describe('PayloadReceiver header checks', () => {
   it('rejects total_bytes inconsistent with the tensors with BAD_HEADER', () => {
     expect(rejection(() => new PayloadReceiver({ ...good(), totalBytes: 28 }))).toMatchInlineSnapshot(`
       {
-        "code": "INVALID_ARGUMENT",
         "message": "total_bytes 28 does not match the tensors, which need 24 bytes",
         "reason": "BAD_HEADER",
+        "status": "INVALID_ARGUMENT",
       }
     `);
   });
@@ -323,13 +330,54 @@ describe('PayloadReceiver header checks', () => {
     const header = { ...good(), tensors: [{ name: 'w', shape: [2, 0] }], totalBytes: 0 };
     expect(rejection(() => new PayloadReceiver(header))).toMatchInlineSnapshot(`
       {
-        "code": "INVALID_ARGUMENT",
         "message": "bad tensor list: tensor "w" has invalid dimension 0 in shape [2,0]",
         "reason": "BAD_HEADER",
+        "status": "INVALID_ARGUMENT",
       }
     `);
     const dup = { ...good(), tensors: [{ name: 'w', shape: [3] }, { name: 'w', shape: [3] }] };
     expect(rejection(() => new PayloadReceiver(dup))).toMatchObject({ reason: 'BAD_HEADER', message: 'bad tensor list: tensor name "w" appears twice' });
+  });
+});
+
+describe('chunk_size 0: the payload as exactly one data chunk', () => {
+  it('accepts one chunk of total_bytes, below and exactly at the largest chunk size', () => {
+    for (const n of [10, MAX_CHUNK_BYTES / 4]) {
+      const values = ramp(n);
+      const { out, chunkLengths } = roundTrip([{ name: 'w', shape: [n] }], values, SINGLE_CHUNK);
+      expect(chunkLengths).toEqual([n * 4]);
+      expectSameBytes(out, values);
+    }
+  });
+
+  it('refuses chunk size 0 for a payload larger than the largest chunk, at the header', () => {
+    const n = MAX_CHUNK_BYTES / 4 + 1;
+    const header: BundleHeader = { tensors: [{ name: 'w', shape: [n] }], totalBytes: n * 4, sha256: new Uint8Array(32), chunkSize: SINGLE_CHUNK };
+    expect(rejection(() => new PayloadReceiver(header))).toEqual({
+      status: 'INVALID_ARGUMENT',
+      reason: 'BAD_HEADER',
+      message: `chunk_size 0 (one chunk) needs total_bytes of at most 4128768, got ${n * 4}`,
+    });
+    expect(rejection(() => payloadChunks(new Uint8Array(n * 4), SINGLE_CHUNK).next()).reason).toBe('BAD_HEADER');
+  });
+
+  it('rejects the same payload in two chunks with BAD_HEADER, at the first chunk', () => {
+    const values = ramp(10);
+    const bytes = float32Bytes(values);
+    const receiver = new PayloadReceiver(headerFor([{ name: 'w', shape: [10] }], values, SINGLE_CHUNK));
+    expect(rejection(() => receiver.push(bytes.subarray(0, 20)))).toEqual({
+      status: 'INVALID_ARGUMENT',
+      reason: 'BAD_HEADER',
+      message: 'chunk_size 0 declares one data chunk of total_bytes 40, got a chunk of 20 bytes',
+    });
+  });
+
+  it('rejects a second chunk after the whole payload with BAD_HEADER (not LENGTH_MISMATCH)', () => {
+    const values = ramp(10);
+    const bytes = float32Bytes(values);
+    const receiver = new PayloadReceiver(headerFor([{ name: 'w', shape: [10] }], values, SINGLE_CHUNK));
+    receiver.push(bytes);
+    expect(rejection(() => receiver.push(bytes.subarray(0, 4)))).toMatchObject({ reason: 'BAD_HEADER', message: 'chunk_size 0 declares a single data chunk, but a second one arrived' });
   });
 });
 
@@ -343,9 +391,9 @@ describe('PayloadReceiver chunk rules', () => {
     r.push(bytes.subarray(0, 4));
     expect(rejection(() => r.push(bytes.subarray(4, 8)))).toMatchInlineSnapshot(`
       {
-        "code": "INVALID_ARGUMENT",
         "message": "a data chunk followed a short chunk; only the last chunk may be shorter than chunk_size 1048576",
         "reason": "BAD_HEADER",
+        "status": "INVALID_ARGUMENT",
       }
     `);
   });
@@ -353,9 +401,9 @@ describe('PayloadReceiver chunk rules', () => {
   it('rejects a chunk whose length is not a multiple of 4 with BAD_HEADER', () => {
     expect(rejection(() => receiver().push(bytes.subarray(0, 6)))).toMatchInlineSnapshot(`
       {
-        "code": "INVALID_ARGUMENT",
         "message": "data chunk of 6 bytes breaks the chunk rules (1..1048576 bytes, a multiple of 4)",
         "reason": "BAD_HEADER",
+        "status": "INVALID_ARGUMENT",
       }
     `);
   });

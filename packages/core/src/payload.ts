@@ -17,20 +17,42 @@ export interface BundleHeader {
   chunkSize: number;
 }
 
-/** Checks a chunk size against the protocol's rules; throws naming the rule broken. */
-export function validateChunkSize(chunkSize: number): void {
+/**
+ * `chunk_size` 0 declares a payload sent as exactly one data chunk of `total_bytes`, which must
+ * then be at most MAX_CHUNK_BYTES (TensorBundleHeader.chunk_size in common.proto).
+ */
+export const SINGLE_CHUNK = 0;
+
+/**
+ * Checks a declared chunk size against the protocol's rules; throws BAD_HEADER naming the rule
+ * broken. `totalBytes`, when given, allows SINGLE_CHUNK (0) for a payload of at most
+ * MAX_CHUNK_BYTES; without it (a sender choosing its size) 0 is refused.
+ */
+export function validateChunkSize(chunkSize: number, totalBytes?: number): void {
+  if (chunkSize === SINGLE_CHUNK && totalBytes !== undefined) {
+    if (totalBytes > MAX_CHUNK_BYTES) {
+      throw new FedlhsError('BAD_HEADER', `chunk_size 0 (one chunk) needs total_bytes of at most ${MAX_CHUNK_BYTES}, got ${totalBytes}`);
+    }
+    return;
+  }
   if (!Number.isInteger(chunkSize) || chunkSize < MIN_CHUNK_BYTES || chunkSize > MAX_CHUNK_BYTES || chunkSize % 4 !== 0) {
     throw new FedlhsError(
-      'INVALID_ARGUMENT',
-      `chunk_size ${chunkSize} is not allowed: it must be a multiple of 4 between ${MIN_CHUNK_BYTES} and ${MAX_CHUNK_BYTES} bytes`,
-      { reason: 'BAD_HEADER' },
+      'BAD_HEADER',
+      `chunk_size ${chunkSize} is not allowed: it must be a multiple of 4 between ${MIN_CHUNK_BYTES} and ${MAX_CHUNK_BYTES} bytes, or 0 for a payload sent as one chunk of at most ${MAX_CHUNK_BYTES} bytes`,
     );
   }
 }
 
-/** Yields the payload as protocol-sized chunks (views into `bytes`, no copies). */
+/**
+ * Yields the payload as protocol-sized chunks (views into `bytes`, no copies). SINGLE_CHUNK (0)
+ * yields the whole payload as one chunk, for payloads of at most MAX_CHUNK_BYTES.
+ */
 export function* payloadChunks(bytes: Uint8Array, chunkSize: number = DEFAULT_CHUNK_BYTES): Generator<Uint8Array> {
-  validateChunkSize(chunkSize);
+  validateChunkSize(chunkSize, chunkSize === SINGLE_CHUNK ? bytes.length : undefined);
+  if (chunkSize === SINGLE_CHUNK) {
+    yield bytes;
+    return;
+  }
   for (let offset = 0; offset < bytes.length; offset += chunkSize) {
     yield bytes.subarray(offset, Math.min(offset + chunkSize, bytes.length));
   }
@@ -47,7 +69,7 @@ export interface PayloadReceiverOptions {
  * Checks an incoming chunked payload as it arrives: the header against the protocol (and the
  * expected model), each chunk's size, every value's finiteness, and at the end the length and
  * SHA-256. Holds one chunk at a time, so memory stays bounded whatever the payload size.
- * Errors are FedlhsErrors whose `reason` is the protocol's RejectionReason name.
+ * Errors are FedlhsErrors whose code is the protocol's RejectionReason name.
  */
 export class PayloadReceiver {
   readonly header: BundleHeader;
@@ -63,25 +85,21 @@ export class PayloadReceiver {
     try {
       validateSpecs(header.tensors);
     } catch (err) {
-      throw new FedlhsError('INVALID_ARGUMENT', `bad tensor list: ${(err as Error).message}`, { reason: 'BAD_HEADER', cause: err });
+      throw new FedlhsError('BAD_HEADER', `bad tensor list: ${(err as Error).message}`, { cause: err });
     }
-    validateChunkSize(header.chunkSize);
+    validateChunkSize(header.chunkSize, header.totalBytes);
     if (header.sha256.length !== 32) {
-      throw new FedlhsError('INVALID_ARGUMENT', `sha256 must be 32 bytes, got ${header.sha256.length}`, { reason: 'BAD_HEADER' });
+      throw new FedlhsError('BAD_HEADER', `sha256 must be 32 bytes, got ${header.sha256.length}`);
     }
     if (options.expected !== undefined) {
       const mismatch = describeSpecMismatch(options.expected, header.tensors);
       if (mismatch !== undefined) {
-        throw new FedlhsError('INVALID_ARGUMENT', `update does not match the global model: ${mismatch}`, { reason: 'SHAPE_MISMATCH' });
+        throw new FedlhsError('SHAPE_MISMATCH', `update does not match the global model: ${mismatch}`);
       }
     }
     const expectedBytes = bundleLength(header.tensors) * BYTES_PER_FLOAT32;
     if (header.totalBytes !== expectedBytes) {
-      throw new FedlhsError(
-        'INVALID_ARGUMENT',
-        `total_bytes ${header.totalBytes} does not match the tensors, which need ${expectedBytes} bytes`,
-        { reason: 'BAD_HEADER' },
-      );
+      throw new FedlhsError('BAD_HEADER', `total_bytes ${header.totalBytes} does not match the tensors, which need ${expectedBytes} bytes`);
     }
     let end = 0;
     for (const t of header.tensors) {
@@ -102,14 +120,21 @@ export class PayloadReceiver {
    */
   push(chunk: Uint8Array): { offset: number; values: Float32Array } {
     const { chunkSize, totalBytes } = this.header;
-    if (this.sawShortChunk) {
-      throw new FedlhsError('INVALID_ARGUMENT', `a data chunk followed a short chunk; only the last chunk may be shorter than chunk_size ${chunkSize}`, { reason: 'BAD_HEADER' });
-    }
-    if (chunk.length === 0 || chunk.length > chunkSize || chunk.length % 4 !== 0) {
-      throw new FedlhsError('INVALID_ARGUMENT', `data chunk of ${chunk.length} bytes breaks the chunk rules (1..${chunkSize} bytes, a multiple of 4)`, { reason: 'BAD_HEADER' });
+    if (chunkSize === SINGLE_CHUNK) {
+      if (this.received > 0) throw new FedlhsError('BAD_HEADER', 'chunk_size 0 declares a single data chunk, but a second one arrived');
+      if (chunk.length !== totalBytes) {
+        throw new FedlhsError('BAD_HEADER', `chunk_size 0 declares one data chunk of total_bytes ${totalBytes}, got a chunk of ${chunk.length} bytes`);
+      }
+    } else {
+      if (this.sawShortChunk) {
+        throw new FedlhsError('BAD_HEADER', `a data chunk followed a short chunk; only the last chunk may be shorter than chunk_size ${chunkSize}`);
+      }
+      if (chunk.length === 0 || chunk.length > chunkSize || chunk.length % 4 !== 0) {
+        throw new FedlhsError('BAD_HEADER', `data chunk of ${chunk.length} bytes breaks the chunk rules (1..${chunkSize} bytes, a multiple of 4)`);
+      }
     }
     if (this.received + chunk.length > totalBytes) {
-      throw new FedlhsError('DATA_LOSS', `received more than total_bytes ${totalBytes}`, { reason: 'LENGTH_MISMATCH' });
+      throw new FedlhsError('LENGTH_MISMATCH', `received more than total_bytes ${totalBytes}`);
     }
     if (chunk.length < chunkSize) this.sawShortChunk = true;
     this.hash.update(chunk);
@@ -131,15 +156,11 @@ export class PayloadReceiver {
   finish(): Buffer {
     const { totalBytes, sha256 } = this.header;
     if (this.received !== totalBytes) {
-      throw new FedlhsError('DATA_LOSS', `stream ended after ${this.received} of ${totalBytes} bytes`, { reason: 'LENGTH_MISMATCH' });
+      throw new FedlhsError('LENGTH_MISMATCH', `stream ended after ${this.received} of ${totalBytes} bytes`);
     }
     const digest = this.hash.digest();
     if (!digest.equals(sha256)) {
-      throw new FedlhsError(
-        'DATA_LOSS',
-        `sha256 mismatch: header says ${Buffer.from(sha256).toString('hex')}, received bytes hash to ${digest.toString('hex')}`,
-        { reason: 'DIGEST_MISMATCH' },
-      );
+      throw new FedlhsError('DIGEST_MISMATCH', `sha256 mismatch: header says ${Buffer.from(sha256).toString('hex')}, received bytes hash to ${digest.toString('hex')}`);
     }
     return digest;
   }
@@ -151,7 +172,7 @@ export class PayloadReceiver {
         const tensorIndex = this.boundaries.findIndex((end) => at < end);
         const tensor = this.header.tensors[tensorIndex]!;
         const start = tensorIndex === 0 ? 0 : this.boundaries[tensorIndex - 1]!;
-        throw new FedlhsError('INVALID_ARGUMENT', `non-finite value (${values[i]}) in tensor "${tensor.name}" at element ${at - start}`, { reason: 'NON_FINITE' });
+        throw new FedlhsError('NON_FINITE', `non-finite value (${values[i]}) in tensor "${tensor.name}" at element ${at - start}`, { details: { tensor: tensor.name, element: at - start } });
       }
     }
   }

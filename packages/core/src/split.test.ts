@@ -1,5 +1,47 @@
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { isHoldout } from './split.js';
+
+interface SplitVector {
+  key: string;
+  seed: number;
+  holdoutFraction: number;
+  hashInputHex: string;
+  sha256Hex: string;
+  first4BytesUint32: number;
+  holdout: boolean;
+}
+
+const vectorsPath = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'proto', 'fedlhs', 'v1', 'vectors', 'split.json');
+const { vectors } = JSON.parse(readFileSync(vectorsPath, 'utf8')) as { vectors: SplitVector[] };
+
+describe('split vectors of the protocol (proto/fedlhs/v1/vectors/split.json)', () => {
+  it('has five vectors, both outcomes among them', () => {
+    expect(vectors).toHaveLength(5);
+    expect(new Set(vectors.map((v) => v.holdout))).toEqual(new Set([true, false]));
+  });
+
+  it.each(vectors.map((v) => [JSON.stringify(v.key), v] as const))('key %s: the documented steps give the recorded bytes, digest and outcome', (_key, v) => {
+    // The documented algorithm, step by step, independent of split.ts.
+    const input = Buffer.concat([Buffer.from(String(v.seed), 'utf8'), Buffer.from([0]), Buffer.from(v.key, 'utf8')]);
+    expect(input.toString('hex')).toBe(v.hashInputHex);
+    const digest = createHash('sha256').update(input).digest();
+    expect(digest.toString('hex')).toBe(v.sha256Hex);
+    expect(digest.readUInt32BE(0)).toBe(v.first4BytesUint32);
+    expect(v.first4BytesUint32 / 2 ** 32 < v.holdoutFraction).toBe(v.holdout);
+  });
+
+  it.each(vectors.map((v) => [JSON.stringify(v.key), v] as const))('key %s: isHoldout, the function agents use, agrees', (_key, v) => {
+    expect(isHoldout(v.key, v.seed, v.holdoutFraction)).toBe(v.holdout);
+    // And it is the position that decides: just above and just below it, the outcome flips.
+    const position = v.first4BytesUint32 / 2 ** 32;
+    expect(isHoldout(v.key, v.seed, position)).toBe(false);
+    expect(isHoldout(v.key, v.seed, position + 2 ** -33)).toBe(true);
+  });
+});
 
 describe('isHoldout', () => {
   it('hashes seed and key as documented', () => {

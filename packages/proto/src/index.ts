@@ -65,6 +65,7 @@ export * from './generated/fedlhs/v1/StatisticsReport.js';
 export * from './generated/fedlhs/v1/StatisticsReceipt.js';
 export * from './generated/fedlhs/v1/FeatureStatistics.js';
 export * from './generated/fedlhs/v1/StudyAnnouncement.js';
+export * from './generated/fedlhs/v1/StudyProgress.js';
 export * from './generated/fedlhs/v1/StudyReadiness.js';
 export * from './generated/fedlhs/v1/StudyState.js';
 export * from './generated/fedlhs/v1/Task.js';

@@ -9,3 +9,4 @@ export * from './grpc-options.js';
 export * from './config.js';
 export * from './streams.js';
 export * from './cli.js';
+export * from './bearer.js';

@@ -20,6 +20,12 @@ export function emptyCounters(): ClinicCounters {
   return { sessionDrops: 0, reconnects: 0, trainOk: 0, evalOk: 0, errors: {} };
 }
 
+/**
+ * Hello.capabilities the load clinic advertises by default: with "study-progress" the coordinator
+ * sends a small StudyProgress after each commit instead of the whole study record.
+ */
+export const LOAD_CLINIC_CAPABILITIES: readonly string[] = ['study-progress'];
+
 const AGENT = { agentVersion: 'fedlhs-load/1.0', trainingBackend: 'none', platform: 'load-harness' };
 /** Every unary and streaming call gets a deadline (a clinic never waits forever). */
 const CALL_DEADLINE_MS = 600_000;
@@ -59,7 +65,14 @@ export class LoadClinic {
   /** True while a session is open and welcomed. */
   welcomed = false;
 
-  constructor(address: string, readonly nodeId: string, credential: string, private readonly counters: ClinicCounters, private readonly onWelcome: () => void) {
+  constructor(
+    address: string,
+    readonly nodeId: string,
+    credential: string,
+    private readonly counters: ClinicCounters,
+    private readonly onWelcome: () => void,
+    private readonly capabilities: readonly string[] = LOAD_CLINIC_CAPABILITIES,
+  ) {
     const proto = loadFedlhsProto();
     this.client = new proto.fedlhs.v1.Federation(address, grpc.credentials.createInsecure(), CHANNEL_OPTIONS);
     this.metadata.set('authorization', `Bearer ${credential}`);
@@ -97,9 +110,10 @@ export class LoadClinic {
       if (study && study.state === 'STUDY_STATE_RUNNING') {
         call.write({ readiness: { studyId: study.studyId, manifestSha256: study.manifestSha256, readiness: 'READINESS_READY', detail: '' } });
       }
+      // StudyProgress changes neither the manifest nor this clinic's readiness: nothing to answer.
       if (m.task) this.onTask(m.task);
     });
-    call.write({ hello: { agent: AGENT, activeTaskIds: [...this.activeTasks] } });
+    call.write({ hello: { agent: AGENT, activeTaskIds: [...this.activeTasks], capabilities: [...this.capabilities] } });
   }
 
   private onTask(task: Task__Output): void {

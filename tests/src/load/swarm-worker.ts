@@ -4,10 +4,17 @@
  * to the orchestrator over IPC every second.
  */
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { LoadClinic, emptyCounters, enrolClinic } from './clinic.js';
+import { LOAD_CLINIC_CAPABILITIES, LoadClinic, emptyCounters, enrolClinic } from './clinic.js';
 import type { ParentMessage, WorkerMessage, WorkerStats } from './ipc.js';
 
 const counters = emptyCounters();
+/**
+ * Hello.capabilities of every clinic of this worker: FEDLHS_LOAD_CAPABILITIES as a comma list
+ * ("" = none, to measure agents that get full re-announcements), else the load clinic's default.
+ */
+const capabilities: readonly string[] = process.env.FEDLHS_LOAD_CAPABILITIES === undefined
+  ? LOAD_CLINIC_CAPABILITIES
+  : process.env.FEDLHS_LOAD_CAPABILITIES.split(',').map((c) => c.trim()).filter((c) => c !== '');
 const clinics: LoadClinic[] = [];
 const loop = monitorEventLoopDelay({ resolution: 10 });
 loop.enable();
@@ -52,7 +59,7 @@ async function start(address: string, tokens: { token: string; site: string }[],
     }
   };
   for (const n of nodes) {
-    const clinic = new LoadClinic(address, n.nodeId, n.credential, counters, onWelcome);
+    const clinic = new LoadClinic(address, n.nodeId, n.credential, counters, onWelcome, capabilities);
     clinics.push(clinic);
     clinic.connect();
     // Let the connection attempts interleave with answers instead of opening all at once.

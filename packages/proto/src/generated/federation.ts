@@ -21,6 +21,7 @@ import type { StatisticsReceipt as _fedlhs_v1_StatisticsReceipt, StatisticsRecei
 import type { StatisticsReport as _fedlhs_v1_StatisticsReport, StatisticsReport__Output as _fedlhs_v1_StatisticsReport__Output } from './fedlhs/v1/StatisticsReport.js';
 import type { Study as _fedlhs_v1_Study, Study__Output as _fedlhs_v1_Study__Output } from './fedlhs/v1/Study.js';
 import type { StudyAnnouncement as _fedlhs_v1_StudyAnnouncement, StudyAnnouncement__Output as _fedlhs_v1_StudyAnnouncement__Output } from './fedlhs/v1/StudyAnnouncement.js';
+import type { StudyProgress as _fedlhs_v1_StudyProgress, StudyProgress__Output as _fedlhs_v1_StudyProgress__Output } from './fedlhs/v1/StudyProgress.js';
 import type { StudyReadiness as _fedlhs_v1_StudyReadiness, StudyReadiness__Output as _fedlhs_v1_StudyReadiness__Output } from './fedlhs/v1/StudyReadiness.js';
 import type { Task as _fedlhs_v1_Task, Task__Output as _fedlhs_v1_Task__Output } from './fedlhs/v1/Task.js';
 import type { TaskUpdate as _fedlhs_v1_TaskUpdate, TaskUpdate__Output as _fedlhs_v1_TaskUpdate__Output } from './fedlhs/v1/TaskUpdate.js';
@@ -61,6 +62,7 @@ export interface ProtoGrpcType {
       StatisticsReport: MessageTypeDefinition<_fedlhs_v1_StatisticsReport, _fedlhs_v1_StatisticsReport__Output>
       Study: MessageTypeDefinition<_fedlhs_v1_Study, _fedlhs_v1_Study__Output>
       StudyAnnouncement: MessageTypeDefinition<_fedlhs_v1_StudyAnnouncement, _fedlhs_v1_StudyAnnouncement__Output>
+      StudyProgress: MessageTypeDefinition<_fedlhs_v1_StudyProgress, _fedlhs_v1_StudyProgress__Output>
       StudyReadiness: MessageTypeDefinition<_fedlhs_v1_StudyReadiness, _fedlhs_v1_StudyReadiness__Output>
       StudyState: EnumTypeDefinition
       Task: MessageTypeDefinition<_fedlhs_v1_Task, _fedlhs_v1_Task__Output>

@@ -5,6 +5,7 @@ import type { Heartbeat as _fedlhs_v1_Heartbeat, Heartbeat__Output as _fedlhs_v1
 import type { StudyAnnouncement as _fedlhs_v1_StudyAnnouncement, StudyAnnouncement__Output as _fedlhs_v1_StudyAnnouncement__Output } from '../../fedlhs/v1/StudyAnnouncement.js';
 import type { Task as _fedlhs_v1_Task, Task__Output as _fedlhs_v1_Task__Output } from '../../fedlhs/v1/Task.js';
 import type { CancelTask as _fedlhs_v1_CancelTask, CancelTask__Output as _fedlhs_v1_CancelTask__Output } from '../../fedlhs/v1/CancelTask.js';
+import type { StudyProgress as _fedlhs_v1_StudyProgress, StudyProgress__Output as _fedlhs_v1_StudyProgress__Output } from '../../fedlhs/v1/StudyProgress.js';
 
 export interface CoordinatorMessage {
   'welcome'?: (_fedlhs_v1_Welcome | null);
@@ -12,7 +13,11 @@ export interface CoordinatorMessage {
   'study'?: (_fedlhs_v1_StudyAnnouncement | null);
   'task'?: (_fedlhs_v1_Task | null);
   'cancel'?: (_fedlhs_v1_CancelTask | null);
-  'kind'?: "welcome"|"heartbeat"|"study"|"task"|"cancel";
+  /**
+   * Only to agents whose Hello.capabilities contains "study-progress" (see "Announcements").
+   */
+  'progress'?: (_fedlhs_v1_StudyProgress | null);
+  'kind'?: "welcome"|"heartbeat"|"study"|"task"|"cancel"|"progress";
 }
 
 export interface CoordinatorMessage__Output {
@@ -21,5 +26,9 @@ export interface CoordinatorMessage__Output {
   'study'?: (_fedlhs_v1_StudyAnnouncement__Output | null);
   'task'?: (_fedlhs_v1_Task__Output | null);
   'cancel'?: (_fedlhs_v1_CancelTask__Output | null);
-  'kind'?: "welcome"|"heartbeat"|"study"|"task"|"cancel";
+  /**
+   * Only to agents whose Hello.capabilities contains "study-progress" (see "Announcements").
+   */
+  'progress'?: (_fedlhs_v1_StudyProgress__Output | null);
+  'kind'?: "welcome"|"heartbeat"|"study"|"task"|"cancel"|"progress";
 }

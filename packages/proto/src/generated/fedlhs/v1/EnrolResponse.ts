@@ -7,7 +7,7 @@ export interface EnrolResponse {
    */
   'nodeId'?: (string);
   /**
-   * Secret bearer credential ("fnc_<node_id>.<secret>"). Shown once: the coordinator stores
+   * Secret bearer credential ("fnc_<node_id>.<secret>", see "Formats"). Shown once: the coordinator stores
    * only a hash of it. Sent as "authorization: Bearer <node_credential>" metadata on every
    * later call. An operator can revoke it; after that every call fails UNAUTHENTICATED.
    */
@@ -24,7 +24,7 @@ export interface EnrolResponse__Output {
    */
   'nodeId': (string);
   /**
-   * Secret bearer credential ("fnc_<node_id>.<secret>"). Shown once: the coordinator stores
+   * Secret bearer credential ("fnc_<node_id>.<secret>", see "Formats"). Shown once: the coordinator stores
    * only a hash of it. Sent as "authorization: Bearer <node_credential>" metadata on every
    * later call. An operator can revoke it; after that every call fails UNAUTHENTICATED.
    */

@@ -7,7 +7,8 @@ export interface EvaluationReport {
   'studyId'?: (string);
   'round'?: (number);
   /**
-   * Metrics of the task's model on the agent's hold-out split.
+   * Metrics of the task's model on the agent's hold-out split. Required; missing or
+   * impossible metrics are INVALID_METRICS.
    */
   'metrics'?: (_fedlhs_v1_Metrics | null);
 }
@@ -17,7 +18,8 @@ export interface EvaluationReport__Output {
   'studyId': (string);
   'round': (number);
   /**
-   * Metrics of the task's model on the agent's hold-out split.
+   * Metrics of the task's model on the agent's hold-out split. Required; missing or
+   * impossible metrics are INVALID_METRICS.
    */
   'metrics': (_fedlhs_v1_Metrics__Output | null);
 }

@@ -18,7 +18,10 @@ import type { UploadReceipt as _fedlhs_v1_UploadReceipt, UploadReceipt__Output a
 export interface FederationClient extends grpc.Client {
   /**
    * Streams a model: one ModelChunk with the header, then the data chunks in order. The
-   * agent must check total_bytes and sha256 and discard the model on any mismatch.
+   * agent must check total_bytes and sha256 and discard the model on any mismatch. The
+   * header's tensor list is authoritative (names, order and shapes as common.proto TensorSpec
+   * describes): an update for the task echoes it exactly. The coordinator sends chunks of its
+   * configured chunk_size (never 0).
    * Errors: NOT_FOUND (unknown task, study or round), PERMISSION_DENIED (task of another
    * node), FAILED_PRECONDITION (task no longer open; round not committed).
    */
@@ -26,7 +29,10 @@ export interface FederationClient extends grpc.Client {
   DownloadModel(argument: _fedlhs_v1_DownloadModelRequest, options?: grpc.CallOptions): grpc.ClientReadableStream<_fedlhs_v1_ModelChunk__Output>;
   /**
    * Streams a model: one ModelChunk with the header, then the data chunks in order. The
-   * agent must check total_bytes and sha256 and discard the model on any mismatch.
+   * agent must check total_bytes and sha256 and discard the model on any mismatch. The
+   * header's tensor list is authoritative (names, order and shapes as common.proto TensorSpec
+   * describes): an update for the task echoes it exactly. The coordinator sends chunks of its
+   * configured chunk_size (never 0).
    * Errors: NOT_FOUND (unknown task, study or round), PERMISSION_DENIED (task of another
    * node), FAILED_PRECONDITION (task no longer open; round not committed).
    */
@@ -51,18 +57,20 @@ export interface FederationClient extends grpc.Client {
   listStudies(argument: _fedlhs_v1_ListStudiesRequest, callback: grpc.requestCallback<_fedlhs_v1_ListStudiesResponse__Output>): grpc.ClientUnaryCall;
   
   /**
-   * Reports the hold-out metrics of an EVALUATE task. Idempotent per task.
-   * Errors: NOT_FOUND, PERMISSION_DENIED, FAILED_PRECONDITION as for UploadUpdate;
-   * INVALID_ARGUMENT for a non-finite or out-of-range metric.
+   * Reports the hold-out metrics of an EVALUATE task. Idempotent per task as ReportStatistics.
+   * Errors: NOT_FOUND, PERMISSION_DENIED and FAILED_PRECONDITION as for UploadUpdate;
+   * INVALID_ARGUMENT [INVALID_METRICS] if metrics are missing or impossible (see Metrics; the
+   * task then ends rejected).
    */
   ReportEvaluation(argument: _fedlhs_v1_EvaluationReport, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_fedlhs_v1_EvaluationReceipt__Output>): grpc.ClientUnaryCall;
   ReportEvaluation(argument: _fedlhs_v1_EvaluationReport, metadata: grpc.Metadata, callback: grpc.requestCallback<_fedlhs_v1_EvaluationReceipt__Output>): grpc.ClientUnaryCall;
   ReportEvaluation(argument: _fedlhs_v1_EvaluationReport, options: grpc.CallOptions, callback: grpc.requestCallback<_fedlhs_v1_EvaluationReceipt__Output>): grpc.ClientUnaryCall;
   ReportEvaluation(argument: _fedlhs_v1_EvaluationReport, callback: grpc.requestCallback<_fedlhs_v1_EvaluationReceipt__Output>): grpc.ClientUnaryCall;
   /**
-   * Reports the hold-out metrics of an EVALUATE task. Idempotent per task.
-   * Errors: NOT_FOUND, PERMISSION_DENIED, FAILED_PRECONDITION as for UploadUpdate;
-   * INVALID_ARGUMENT for a non-finite or out-of-range metric.
+   * Reports the hold-out metrics of an EVALUATE task. Idempotent per task as ReportStatistics.
+   * Errors: NOT_FOUND, PERMISSION_DENIED and FAILED_PRECONDITION as for UploadUpdate;
+   * INVALID_ARGUMENT [INVALID_METRICS] if metrics are missing or impossible (see Metrics; the
+   * task then ends rejected).
    */
   reportEvaluation(argument: _fedlhs_v1_EvaluationReport, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_fedlhs_v1_EvaluationReceipt__Output>): grpc.ClientUnaryCall;
   reportEvaluation(argument: _fedlhs_v1_EvaluationReport, metadata: grpc.Metadata, callback: grpc.requestCallback<_fedlhs_v1_EvaluationReceipt__Output>): grpc.ClientUnaryCall;
@@ -70,8 +78,10 @@ export interface FederationClient extends grpc.Client {
   reportEvaluation(argument: _fedlhs_v1_EvaluationReport, callback: grpc.requestCallback<_fedlhs_v1_EvaluationReceipt__Output>): grpc.ClientUnaryCall;
   
   /**
-   * Reports the sufficient statistics of a STATISTICS task. Idempotent per task.
-   * Errors: NOT_FOUND, PERMISSION_DENIED, FAILED_PRECONDITION as for UploadUpdate;
+   * Reports the sufficient statistics of a STATISTICS task. Idempotent per task: the identical
+   * report again is answered OK with duplicate = true; a different one after acceptance is
+   * ALREADY_EXISTS [DUPLICATE_CONFLICT].
+   * Errors: NOT_FOUND, PERMISSION_DENIED and FAILED_PRECONDITION as for UploadUpdate;
    * INVALID_ARGUMENT [INCONSISTENT_STATISTICS] if the report breaks the rules of
    * FeatureStatistics (the task then ends rejected and the phase goes on without it).
    */
@@ -80,8 +90,10 @@ export interface FederationClient extends grpc.Client {
   ReportStatistics(argument: _fedlhs_v1_StatisticsReport, options: grpc.CallOptions, callback: grpc.requestCallback<_fedlhs_v1_StatisticsReceipt__Output>): grpc.ClientUnaryCall;
   ReportStatistics(argument: _fedlhs_v1_StatisticsReport, callback: grpc.requestCallback<_fedlhs_v1_StatisticsReceipt__Output>): grpc.ClientUnaryCall;
   /**
-   * Reports the sufficient statistics of a STATISTICS task. Idempotent per task.
-   * Errors: NOT_FOUND, PERMISSION_DENIED, FAILED_PRECONDITION as for UploadUpdate;
+   * Reports the sufficient statistics of a STATISTICS task. Idempotent per task: the identical
+   * report again is answered OK with duplicate = true; a different one after acceptance is
+   * ALREADY_EXISTS [DUPLICATE_CONFLICT].
+   * Errors: NOT_FOUND, PERMISSION_DENIED and FAILED_PRECONDITION as for UploadUpdate;
    * INVALID_ARGUMENT [INCONSISTENT_STATISTICS] if the report breaks the rules of
    * FeatureStatistics (the task then ends rejected and the phase goes on without it).
    */
@@ -109,21 +121,28 @@ export interface FederationClient extends grpc.Client {
    * Uploads the weights a node trained for a TRAIN task: one UpdateChunk with the header
    * first, then the data chunks in order. The coordinator answers only after it has
    * received, checked and stored the whole update.
-   * Errors (trailing "fedlhs-rejection-reason" in brackets):
+   * Errors (trailing "fedlhs-rejection-reason" in brackets), in the order they are checked
+   * (see "Order of checks"); which ones close the task: RejectionReason.
    * - NOT_FOUND [UNKNOWN_TASK] the task does not exist.
    * - PERMISSION_DENIED [NOT_ASSIGNED] the task belongs to another node, or header.node_id
    * is not the caller.
-   * - FAILED_PRECONDITION [STALE] the task is no longer open (its round closed or was
-   * retried, its deadline passed, or the study stopped); header study_id/round do not
-   * match the task; or base_model_sha256 is not the model the task handed out.
+   * - FAILED_PRECONDITION [STALE] the task's kind, study or round does not match the header;
+   * the study is not running; the task's round closed or was retried or its deadline
+   * passed; or base_model_sha256 is not the model the task handed out.
+   * [TASK_CLOSED] the task was already rejected with a closing reason, declined, failed or
+   * cancelled.
    * - ALREADY_EXISTS [DUPLICATE_CONFLICT] a different update was already accepted for this
-   * task; [REPLAYED] the payload is byte-identical to an update accepted for another task of the
-   * same study.
-   * - INVALID_ARGUMENT [BAD_HEADER] first message is not a header, chunk sizes break the
-   * rules of TensorBundleHeader.chunk_size, or num_examples is 0; [SHAPE_MISMATCH] tensor
-   * names, shapes or dtypes differ from the global model; [NON_FINITE] a NaN or infinity.
+   * task (an identical one is answered OK with duplicate = true); [REPLAYED] the payload is
+   * byte-identical to an update accepted for another task of the same study.
+   * - INVALID_ARGUMENT [BAD_HEADER] the first message is not a header, or the framing breaks
+   * the rules of TensorBundleHeader; [SHAPE_MISMATCH] tensor names, shapes or dtypes differ
+   * from the task's model; [INVALID_METRICS] train_metrics are present and impossible;
+   * [BAD_EXAMPLE_COUNT] num_examples is 0 or more than the training rows this node
+   * reported; [NON_FINITE] a NaN or infinity; [NORM_BOUND] the update is too far from the
+   * global model.
    * - DATA_LOSS [LENGTH_MISMATCH] the data did not add up to total_bytes; [DIGEST_MISMATCH]
    * the data's SHA-256 differs from the header's.
+   * - ABORTED (no reason) another upload for the same task is still in progress.
    */
   UploadUpdate(metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_fedlhs_v1_UploadReceipt__Output>): grpc.ClientWritableStream<_fedlhs_v1_UpdateChunk>;
   UploadUpdate(metadata: grpc.Metadata, callback: grpc.requestCallback<_fedlhs_v1_UploadReceipt__Output>): grpc.ClientWritableStream<_fedlhs_v1_UpdateChunk>;
@@ -133,21 +152,28 @@ export interface FederationClient extends grpc.Client {
    * Uploads the weights a node trained for a TRAIN task: one UpdateChunk with the header
    * first, then the data chunks in order. The coordinator answers only after it has
    * received, checked and stored the whole update.
-   * Errors (trailing "fedlhs-rejection-reason" in brackets):
+   * Errors (trailing "fedlhs-rejection-reason" in brackets), in the order they are checked
+   * (see "Order of checks"); which ones close the task: RejectionReason.
    * - NOT_FOUND [UNKNOWN_TASK] the task does not exist.
    * - PERMISSION_DENIED [NOT_ASSIGNED] the task belongs to another node, or header.node_id
    * is not the caller.
-   * - FAILED_PRECONDITION [STALE] the task is no longer open (its round closed or was
-   * retried, its deadline passed, or the study stopped); header study_id/round do not
-   * match the task; or base_model_sha256 is not the model the task handed out.
+   * - FAILED_PRECONDITION [STALE] the task's kind, study or round does not match the header;
+   * the study is not running; the task's round closed or was retried or its deadline
+   * passed; or base_model_sha256 is not the model the task handed out.
+   * [TASK_CLOSED] the task was already rejected with a closing reason, declined, failed or
+   * cancelled.
    * - ALREADY_EXISTS [DUPLICATE_CONFLICT] a different update was already accepted for this
-   * task; [REPLAYED] the payload is byte-identical to an update accepted for another task of the
-   * same study.
-   * - INVALID_ARGUMENT [BAD_HEADER] first message is not a header, chunk sizes break the
-   * rules of TensorBundleHeader.chunk_size, or num_examples is 0; [SHAPE_MISMATCH] tensor
-   * names, shapes or dtypes differ from the global model; [NON_FINITE] a NaN or infinity.
+   * task (an identical one is answered OK with duplicate = true); [REPLAYED] the payload is
+   * byte-identical to an update accepted for another task of the same study.
+   * - INVALID_ARGUMENT [BAD_HEADER] the first message is not a header, or the framing breaks
+   * the rules of TensorBundleHeader; [SHAPE_MISMATCH] tensor names, shapes or dtypes differ
+   * from the task's model; [INVALID_METRICS] train_metrics are present and impossible;
+   * [BAD_EXAMPLE_COUNT] num_examples is 0 or more than the training rows this node
+   * reported; [NON_FINITE] a NaN or infinity; [NORM_BOUND] the update is too far from the
+   * global model.
    * - DATA_LOSS [LENGTH_MISMATCH] the data did not add up to total_bytes; [DIGEST_MISMATCH]
    * the data's SHA-256 differs from the header's.
+   * - ABORTED (no reason) another upload for the same task is still in progress.
    */
   uploadUpdate(metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_fedlhs_v1_UploadReceipt__Output>): grpc.ClientWritableStream<_fedlhs_v1_UpdateChunk>;
   uploadUpdate(metadata: grpc.Metadata, callback: grpc.requestCallback<_fedlhs_v1_UploadReceipt__Output>): grpc.ClientWritableStream<_fedlhs_v1_UpdateChunk>;
@@ -159,7 +185,10 @@ export interface FederationClient extends grpc.Client {
 export interface FederationHandlers extends grpc.UntypedServiceImplementation {
   /**
    * Streams a model: one ModelChunk with the header, then the data chunks in order. The
-   * agent must check total_bytes and sha256 and discard the model on any mismatch.
+   * agent must check total_bytes and sha256 and discard the model on any mismatch. The
+   * header's tensor list is authoritative (names, order and shapes as common.proto TensorSpec
+   * describes): an update for the task echoes it exactly. The coordinator sends chunks of its
+   * configured chunk_size (never 0).
    * Errors: NOT_FOUND (unknown task, study or round), PERMISSION_DENIED (task of another
    * node), FAILED_PRECONDITION (task no longer open; round not committed).
    */
@@ -172,15 +201,18 @@ export interface FederationHandlers extends grpc.UntypedServiceImplementation {
   ListStudies: grpc.handleUnaryCall<_fedlhs_v1_ListStudiesRequest__Output, _fedlhs_v1_ListStudiesResponse>;
   
   /**
-   * Reports the hold-out metrics of an EVALUATE task. Idempotent per task.
-   * Errors: NOT_FOUND, PERMISSION_DENIED, FAILED_PRECONDITION as for UploadUpdate;
-   * INVALID_ARGUMENT for a non-finite or out-of-range metric.
+   * Reports the hold-out metrics of an EVALUATE task. Idempotent per task as ReportStatistics.
+   * Errors: NOT_FOUND, PERMISSION_DENIED and FAILED_PRECONDITION as for UploadUpdate;
+   * INVALID_ARGUMENT [INVALID_METRICS] if metrics are missing or impossible (see Metrics; the
+   * task then ends rejected).
    */
   ReportEvaluation: grpc.handleUnaryCall<_fedlhs_v1_EvaluationReport__Output, _fedlhs_v1_EvaluationReceipt>;
   
   /**
-   * Reports the sufficient statistics of a STATISTICS task. Idempotent per task.
-   * Errors: NOT_FOUND, PERMISSION_DENIED, FAILED_PRECONDITION as for UploadUpdate;
+   * Reports the sufficient statistics of a STATISTICS task. Idempotent per task: the identical
+   * report again is answered OK with duplicate = true; a different one after acceptance is
+   * ALREADY_EXISTS [DUPLICATE_CONFLICT].
+   * Errors: NOT_FOUND, PERMISSION_DENIED and FAILED_PRECONDITION as for UploadUpdate;
    * INVALID_ARGUMENT [INCONSISTENT_STATISTICS] if the report breaks the rules of
    * FeatureStatistics (the task then ends rejected and the phase goes on without it).
    */
@@ -197,21 +229,28 @@ export interface FederationHandlers extends grpc.UntypedServiceImplementation {
    * Uploads the weights a node trained for a TRAIN task: one UpdateChunk with the header
    * first, then the data chunks in order. The coordinator answers only after it has
    * received, checked and stored the whole update.
-   * Errors (trailing "fedlhs-rejection-reason" in brackets):
+   * Errors (trailing "fedlhs-rejection-reason" in brackets), in the order they are checked
+   * (see "Order of checks"); which ones close the task: RejectionReason.
    * - NOT_FOUND [UNKNOWN_TASK] the task does not exist.
    * - PERMISSION_DENIED [NOT_ASSIGNED] the task belongs to another node, or header.node_id
    * is not the caller.
-   * - FAILED_PRECONDITION [STALE] the task is no longer open (its round closed or was
-   * retried, its deadline passed, or the study stopped); header study_id/round do not
-   * match the task; or base_model_sha256 is not the model the task handed out.
+   * - FAILED_PRECONDITION [STALE] the task's kind, study or round does not match the header;
+   * the study is not running; the task's round closed or was retried or its deadline
+   * passed; or base_model_sha256 is not the model the task handed out.
+   * [TASK_CLOSED] the task was already rejected with a closing reason, declined, failed or
+   * cancelled.
    * - ALREADY_EXISTS [DUPLICATE_CONFLICT] a different update was already accepted for this
-   * task; [REPLAYED] the payload is byte-identical to an update accepted for another task of the
-   * same study.
-   * - INVALID_ARGUMENT [BAD_HEADER] first message is not a header, chunk sizes break the
-   * rules of TensorBundleHeader.chunk_size, or num_examples is 0; [SHAPE_MISMATCH] tensor
-   * names, shapes or dtypes differ from the global model; [NON_FINITE] a NaN or infinity.
+   * task (an identical one is answered OK with duplicate = true); [REPLAYED] the payload is
+   * byte-identical to an update accepted for another task of the same study.
+   * - INVALID_ARGUMENT [BAD_HEADER] the first message is not a header, or the framing breaks
+   * the rules of TensorBundleHeader; [SHAPE_MISMATCH] tensor names, shapes or dtypes differ
+   * from the task's model; [INVALID_METRICS] train_metrics are present and impossible;
+   * [BAD_EXAMPLE_COUNT] num_examples is 0 or more than the training rows this node
+   * reported; [NON_FINITE] a NaN or infinity; [NORM_BOUND] the update is too far from the
+   * global model.
    * - DATA_LOSS [LENGTH_MISMATCH] the data did not add up to total_bytes; [DIGEST_MISMATCH]
    * the data's SHA-256 differs from the header's.
+   * - ABORTED (no reason) another upload for the same task is still in progress.
    */
   UploadUpdate: grpc.handleClientStreamingCall<_fedlhs_v1_UpdateChunk__Output, _fedlhs_v1_UploadReceipt>;
   

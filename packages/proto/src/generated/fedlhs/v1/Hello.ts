@@ -12,6 +12,12 @@ export interface Hello {
    * the coordinator logs them; it re-sends open tasks regardless.
    */
   'activeTaskIds'?: (string)[];
+  /**
+   * Optional protocol features the agent understands. Unknown entries are ignored. Defined:
+   * - "study-progress": send StudyProgress instead of re-sending the full StudyAnnouncement
+   * after statistics and after every commit (see "Announcements").
+   */
+  'capabilities'?: (string)[];
 }
 
 /**
@@ -24,4 +30,10 @@ export interface Hello__Output {
    * the coordinator logs them; it re-sends open tasks regardless.
    */
   'activeTaskIds': (string)[];
+  /**
+   * Optional protocol features the agent understands. Unknown entries are ignored. Defined:
+   * - "study-progress": send StudyProgress instead of re-sending the full StudyAnnouncement
+   * after statistics and after every commit (see "Announcements").
+   */
+  'capabilities': (string)[];
 }

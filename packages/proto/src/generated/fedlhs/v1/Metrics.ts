@@ -4,6 +4,8 @@ import type { Long } from '@grpc/proto-loader';
 
 /**
  * Metrics computed by an agent on its own data. Only aggregates: no per-record values.
+ * Plausible metrics (else INVALID_METRICS): num_examples >= 1, loss finite and >= 0, accuracy
+ * in [0, 1], auc (when present) in [0, 1].
  */
 export interface Metrics {
   /**
@@ -28,6 +30,8 @@ export interface Metrics {
 
 /**
  * Metrics computed by an agent on its own data. Only aggregates: no per-record values.
+ * Plausible metrics (else INVALID_METRICS): num_examples >= 1, loss finite and >= 0, accuracy
+ * in [0, 1], auc (when present) in [0, 1].
  */
 export interface Metrics__Output {
   /**

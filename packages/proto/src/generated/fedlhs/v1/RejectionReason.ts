@@ -2,7 +2,28 @@
 
 /**
  * Reasons recorded for a rejected contribution, also sent as trailing metadata
- * "fedlhs-rejection-reason" (the enum value name without the prefix, e.g. "STALE").
+ * "fedlhs-rejection-reason" (the enum value name without the prefix, e.g. "STALE"), with
+ * "fedlhs-task-open" (see "Errors and rejected contributions").
+ * 
+ * A closing reason ends the task REJECTED: nothing more is accepted for it (a later call gets
+ * FAILED_PRECONDITION [TASK_CLOSED]), and the round goes on without it. Any other reason leaves
+ * the task as it was: if it is still open, a corrected call may pass.
+ * reason                    gRPC status           closes the task
+ * UNKNOWN_TASK              NOT_FOUND             - (no such task)
+ * NOT_ASSIGNED              PERMISSION_DENIED     no (not the caller's task)
+ * STALE                     FAILED_PRECONDITION   no (the task may already be closed by its round)
+ * DUPLICATE_CONFLICT        ALREADY_EXISTS        no (the accepted contribution stands)
+ * REPLAYED                  ALREADY_EXISTS        yes
+ * BAD_HEADER                INVALID_ARGUMENT      no (framing: resend it correctly)
+ * SHAPE_MISMATCH            INVALID_ARGUMENT      yes
+ * NON_FINITE                INVALID_ARGUMENT      yes
+ * LENGTH_MISMATCH           DATA_LOSS             no (transport: resend)
+ * DIGEST_MISMATCH           DATA_LOSS             no (transport: resend)
+ * NORM_BOUND                INVALID_ARGUMENT      yes
+ * INCONSISTENT_STATISTICS   INVALID_ARGUMENT      yes
+ * INVALID_METRICS           INVALID_ARGUMENT      yes
+ * BAD_EXAMPLE_COUNT         INVALID_ARGUMENT      yes
+ * TASK_CLOSED               FAILED_PRECONDITION   - (already closed; unchanged)
  */
 export const RejectionReason = {
   REJECTION_REASON_UNSPECIFIED: 'REJECTION_REASON_UNSPECIFIED',
@@ -30,8 +51,8 @@ export const RejectionReason = {
    */
   REJECTION_REASON_INCONSISTENT_STATISTICS: 'REJECTION_REASON_INCONSISTENT_STATISTICS',
   /**
-   * Evaluation or training metrics are missing or impossible (non-finite loss, accuracy or AUC
-   * outside [0, 1], example count not positive). Closes the task.
+   * Evaluation or training metrics are missing or impossible (see Metrics: loss not finite or
+   * negative, accuracy or AUC outside [0, 1], num_examples not positive). Closes the task.
    */
   REJECTION_REASON_INVALID_METRICS: 'REJECTION_REASON_INVALID_METRICS',
   /**
@@ -48,7 +69,28 @@ export const RejectionReason = {
 
 /**
  * Reasons recorded for a rejected contribution, also sent as trailing metadata
- * "fedlhs-rejection-reason" (the enum value name without the prefix, e.g. "STALE").
+ * "fedlhs-rejection-reason" (the enum value name without the prefix, e.g. "STALE"), with
+ * "fedlhs-task-open" (see "Errors and rejected contributions").
+ * 
+ * A closing reason ends the task REJECTED: nothing more is accepted for it (a later call gets
+ * FAILED_PRECONDITION [TASK_CLOSED]), and the round goes on without it. Any other reason leaves
+ * the task as it was: if it is still open, a corrected call may pass.
+ * reason                    gRPC status           closes the task
+ * UNKNOWN_TASK              NOT_FOUND             - (no such task)
+ * NOT_ASSIGNED              PERMISSION_DENIED     no (not the caller's task)
+ * STALE                     FAILED_PRECONDITION   no (the task may already be closed by its round)
+ * DUPLICATE_CONFLICT        ALREADY_EXISTS        no (the accepted contribution stands)
+ * REPLAYED                  ALREADY_EXISTS        yes
+ * BAD_HEADER                INVALID_ARGUMENT      no (framing: resend it correctly)
+ * SHAPE_MISMATCH            INVALID_ARGUMENT      yes
+ * NON_FINITE                INVALID_ARGUMENT      yes
+ * LENGTH_MISMATCH           DATA_LOSS             no (transport: resend)
+ * DIGEST_MISMATCH           DATA_LOSS             no (transport: resend)
+ * NORM_BOUND                INVALID_ARGUMENT      yes
+ * INCONSISTENT_STATISTICS   INVALID_ARGUMENT      yes
+ * INVALID_METRICS           INVALID_ARGUMENT      yes
+ * BAD_EXAMPLE_COUNT         INVALID_ARGUMENT      yes
+ * TASK_CLOSED               FAILED_PRECONDITION   - (already closed; unchanged)
  */
 export type RejectionReason =
   | 'REJECTION_REASON_UNSPECIFIED'
@@ -89,8 +131,8 @@ export type RejectionReason =
   | 'REJECTION_REASON_INCONSISTENT_STATISTICS'
   | 12
   /**
-   * Evaluation or training metrics are missing or impossible (non-finite loss, accuracy or AUC
-   * outside [0, 1], example count not positive). Closes the task.
+   * Evaluation or training metrics are missing or impossible (see Metrics: loss not finite or
+   * negative, accuracy or AUC outside [0, 1], num_examples not positive). Closes the task.
    */
   | 'REJECTION_REASON_INVALID_METRICS'
   | 13
@@ -109,6 +151,27 @@ export type RejectionReason =
 
 /**
  * Reasons recorded for a rejected contribution, also sent as trailing metadata
- * "fedlhs-rejection-reason" (the enum value name without the prefix, e.g. "STALE").
+ * "fedlhs-rejection-reason" (the enum value name without the prefix, e.g. "STALE"), with
+ * "fedlhs-task-open" (see "Errors and rejected contributions").
+ * 
+ * A closing reason ends the task REJECTED: nothing more is accepted for it (a later call gets
+ * FAILED_PRECONDITION [TASK_CLOSED]), and the round goes on without it. Any other reason leaves
+ * the task as it was: if it is still open, a corrected call may pass.
+ * reason                    gRPC status           closes the task
+ * UNKNOWN_TASK              NOT_FOUND             - (no such task)
+ * NOT_ASSIGNED              PERMISSION_DENIED     no (not the caller's task)
+ * STALE                     FAILED_PRECONDITION   no (the task may already be closed by its round)
+ * DUPLICATE_CONFLICT        ALREADY_EXISTS        no (the accepted contribution stands)
+ * REPLAYED                  ALREADY_EXISTS        yes
+ * BAD_HEADER                INVALID_ARGUMENT      no (framing: resend it correctly)
+ * SHAPE_MISMATCH            INVALID_ARGUMENT      yes
+ * NON_FINITE                INVALID_ARGUMENT      yes
+ * LENGTH_MISMATCH           DATA_LOSS             no (transport: resend)
+ * DIGEST_MISMATCH           DATA_LOSS             no (transport: resend)
+ * NORM_BOUND                INVALID_ARGUMENT      yes
+ * INCONSISTENT_STATISTICS   INVALID_ARGUMENT      yes
+ * INVALID_METRICS           INVALID_ARGUMENT      yes
+ * BAD_EXAMPLE_COUNT         INVALID_ARGUMENT      yes
+ * TASK_CLOSED               FAILED_PRECONDITION   - (already closed; unchanged)
  */
 export type RejectionReason__Output = typeof RejectionReason[keyof typeof RejectionReason]

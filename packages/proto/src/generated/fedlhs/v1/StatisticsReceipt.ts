@@ -3,10 +3,16 @@
 
 export interface StatisticsReceipt {
   'taskId'?: (string);
+  /**
+   * True if an identical report had already been accepted for this task (not counted again).
+   */
   'duplicate'?: (boolean);
 }
 
 export interface StatisticsReceipt__Output {
   'taskId': (string);
+  /**
+   * True if an identical report had already been accepted for this task (not counted again).
+   */
   'duplicate': (boolean);
 }

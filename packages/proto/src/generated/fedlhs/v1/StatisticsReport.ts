@@ -8,7 +8,10 @@ export interface StatisticsReport {
   'studyId'?: (string);
   'round'?: (number);
   /**
-   * Training rows (cohort size after eligibility); 0 with suppressed = true if below the minimum.
+   * Records in this node's training split: eligible records (cohort/feature-spec eligibility,
+   * label present) that are not in the hold-out split (see "Local data split"). It is the n
+   * this node later sends as UpdateHeader.num_examples for the study, which may not exceed it
+   * (BAD_EXAMPLE_COUNT). 0 with suppressed = true if below the minimum.
    */
   'rows'?: (number | string | Long);
   /**
@@ -24,7 +27,10 @@ export interface StatisticsReport__Output {
   'studyId': (string);
   'round': (number);
   /**
-   * Training rows (cohort size after eligibility); 0 with suppressed = true if below the minimum.
+   * Records in this node's training split: eligible records (cohort/feature-spec eligibility,
+   * label present) that are not in the hold-out split (see "Local data split"). It is the n
+   * this node later sends as UpdateHeader.num_examples for the study, which may not exceed it
+   * (BAD_EXAMPLE_COUNT). 0 with suppressed = true if below the minimum.
    */
   'rows': (number);
   /**

@@ -40,6 +40,12 @@ export interface Task {
    * "withheldAt", "clinics") are informative.
    */
   'parametersJson'?: (string);
+  /**
+   * Task-specific input for this clinic, defined per task kind by the phase that issues it
+   * (reserved for later stages, e.g. secure aggregation). Empty for TRAIN, EVALUATE and
+   * STATISTICS tasks in this version; an agent ignores it for kinds it knows.
+   */
+  'payload'?: (Buffer | Uint8Array | string);
 }
 
 export interface Task__Output {
@@ -79,4 +85,10 @@ export interface Task__Output {
    * "withheldAt", "clinics") are informative.
    */
   'parametersJson': (string);
+  /**
+   * Task-specific input for this clinic, defined per task kind by the phase that issues it
+   * (reserved for later stages, e.g. secure aggregation). Empty for TRAIN, EVALUATE and
+   * STATISTICS tasks in this version; an agent ignores it for kinds it knows.
+   */
+  'payload': (Buffer);
 }

@@ -29,6 +29,10 @@ export interface TensorBundleHeader {
    * 4 MiB limit. Every data chunk except the last has exactly this length; the last has
    * 1..chunk_size bytes. A payload smaller than 1 MiB is sent as one chunk. Because
    * chunk_size is a multiple of 4, no float32 value is ever split across chunks.
+   * 0 means "the whole payload in exactly one data chunk": allowed iff total_bytes is at most
+   * 4128768, and the one chunk then has exactly total_bytes bytes. A second chunk, or a first
+   * one of another length, is rejected (BAD_HEADER). The coordinator itself always sends its
+   * configured size, never 0.
    */
   'chunkSize'?: (number);
 }
@@ -59,6 +63,10 @@ export interface TensorBundleHeader__Output {
    * 4 MiB limit. Every data chunk except the last has exactly this length; the last has
    * 1..chunk_size bytes. A payload smaller than 1 MiB is sent as one chunk. Because
    * chunk_size is a multiple of 4, no float32 value is ever split across chunks.
+   * 0 means "the whole payload in exactly one data chunk": allowed iff total_bytes is at most
+   * 4128768, and the one chunk then has exactly total_bytes bytes. A second chunk, or a first
+   * one of another length, is rejected (BAD_HEADER). The coordinator itself always sends its
+   * configured size, never 0.
    */
   'chunkSize': (number);
 }

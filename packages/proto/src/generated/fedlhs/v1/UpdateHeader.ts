@@ -20,11 +20,14 @@ export interface UpdateHeader {
    */
   'baseModelSha256'?: (Buffer | Uint8Array | string);
   /**
-   * Number of training examples; the weight of this update in federated averaging. >= 1.
+   * Number of training examples (records in the training split); the weight of this update in
+   * federated averaging. At least 1, and at most the rows this node reported for the study in
+   * StatisticsReport.rows when the study had a statistics phase; otherwise BAD_EXAMPLE_COUNT.
    */
   'numExamples'?: (number | string | Long);
   /**
-   * Metrics of the trained weights on the local training split (informative).
+   * Metrics of the trained weights on the local training split (informative). Optional; when
+   * present they are checked with the header (INVALID_METRICS, see Metrics).
    */
   'trainMetrics'?: (_fedlhs_v1_Metrics | null);
   /**
@@ -49,11 +52,14 @@ export interface UpdateHeader__Output {
    */
   'baseModelSha256': (Buffer);
   /**
-   * Number of training examples; the weight of this update in federated averaging. >= 1.
+   * Number of training examples (records in the training split); the weight of this update in
+   * federated averaging. At least 1, and at most the rows this node reported for the study in
+   * StatisticsReport.rows when the study had a statistics phase; otherwise BAD_EXAMPLE_COUNT.
    */
   'numExamples': (number);
   /**
-   * Metrics of the trained weights on the local training split (informative).
+   * Metrics of the trained weights on the local training split (informative). Optional; when
+   * present they are checked with the header (INVALID_METRICS, see Metrics).
    */
   'trainMetrics': (_fedlhs_v1_Metrics__Output | null);
   /**

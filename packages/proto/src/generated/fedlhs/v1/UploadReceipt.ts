@@ -9,7 +9,8 @@ export interface UploadReceipt {
    */
   'sha256'?: (Buffer | Uint8Array | string);
   /**
-   * True if this exact update had already been accepted; it was not counted again.
+   * True if this exact update (same SHA-256) had already been accepted; it was not counted
+   * again. A different update for an accepted task is ALREADY_EXISTS [DUPLICATE_CONFLICT].
    */
   'duplicate'?: (boolean);
   'receivedBytes'?: (number | string | Long);
@@ -22,7 +23,8 @@ export interface UploadReceipt__Output {
    */
   'sha256': (Buffer);
   /**
-   * True if this exact update had already been accepted; it was not counted again.
+   * True if this exact update (same SHA-256) had already been accepted; it was not counted
+   * again. A different update for an accepted task is ALREADY_EXISTS [DUPLICATE_CONFLICT].
    */
   'duplicate': (boolean);
   'receivedBytes': (number);
