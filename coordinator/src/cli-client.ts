@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { FedlhsError, errorFromBody } from '@fedlhs/core';
 
 /** Where and how the CLI reaches a running coordinator's admin API. */
 export interface AdminTarget {
@@ -16,18 +17,23 @@ export function resolveAdminTarget(options: { adminUrl?: string; adminToken?: st
     try {
       token = readFileSync(path, 'utf8').trim();
     } catch {
-      throw new Error(`no admin token: pass --admin-token, set FEDLHS_ADMIN_TOKEN, or run on the coordinator host where ${path} exists`);
+      throw new FedlhsError('CONFIG_INVALID', `no admin token: pass --admin-token, set FEDLHS_ADMIN_TOKEN, or run on the coordinator host where ${path} exists`, {
+        details: { key: 'admin.token' },
+      });
     }
   }
   try {
     new URL(url);
   } catch {
-    throw new Error(`--admin-url ${JSON.stringify(url)} is not a URL`);
+    throw new FedlhsError('CONFIG_INVALID', `--admin-url ${JSON.stringify(url)} is not a URL`, { details: { key: 'adminUrl' } });
   }
   return { url: url.replace(/\/$/, ''), token };
 }
 
-/** Calls the admin API; throws with the API's error message on failure. */
+/**
+ * Calls the admin API. Throws ADMIN_UNREACHABLE when it cannot be reached, and otherwise the
+ * API's own error (its code and details), with a message "<HTTP status> <code>: <message>".
+ */
 export async function adminCall<T>(target: AdminTarget, method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
   let res: Response;
   try {
@@ -38,9 +44,12 @@ export async function adminCall<T>(target: AdminTarget, method: 'GET' | 'POST', 
       signal: AbortSignal.timeout(120_000),
     });
   } catch (err) {
-    throw new Error(`cannot reach the coordinator admin API at ${target.url}: ${(err as Error).message}`, { cause: err });
+    throw new FedlhsError('ADMIN_UNREACHABLE', `cannot reach the coordinator admin API at ${target.url}: ${(err as Error).message}`, { cause: err });
   }
-  const json = (await res.json().catch(() => ({}))) as { error?: { code: string; message: string } };
-  if (!res.ok) throw new Error(`${res.status} ${json.error?.code ?? ''}: ${json.error?.message ?? res.statusText}`);
+  const json = (await res.json().catch(() => ({}))) as { error?: { code?: unknown; message?: unknown } };
+  if (!res.ok) {
+    const code = typeof json.error?.code === 'string' ? json.error.code : '';
+    throw errorFromBody(json.error ?? { message: res.statusText }, `${res.status} ${code}: `);
+  }
   return json as T;
 }

@@ -69,12 +69,15 @@ describe('AgentState credential', () => {
     expect(() => state.loadCredential()).toThrow(
       `${state.credentialPath} is readable by others (mode ${mode.toString(8)}); run: chmod 600 ${state.credentialPath}`,
     );
+    expect(() => state.loadCredential()).toThrow(expect.objectContaining({ code: 'CONFIG_INVALID' }));
   });
 
   it('refuses a file that is not a credential', () => {
     const state = newState();
     writeFileSync(state.credentialPath, JSON.stringify({ nodeId: 'n1', siteName: 'x' }), { mode: 0o600 });
-    expect(() => state.loadCredential()).toThrow(`${state.credentialPath} is not a fedlhs node credential file`);
+    expect(() => state.loadCredential()).toThrow(expect.objectContaining({ code: 'CONFIG_INVALID', message: `${state.credentialPath} is not a fedlhs node credential file` }));
+    writeFileSync(state.credentialPath, '{"nodeId":', { mode: 0o600 });
+    expect(() => state.loadCredential()).toThrow(expect.objectContaining({ code: 'CONFIG_INVALID', message: expect.stringMatching(/is not a fedlhs node credential file \(.*JSON/) }));
   });
 });
 
@@ -112,7 +115,8 @@ describe('AgentState manifests', () => {
 
   it("refuses to approve an unknown hash, pointing to 'fedlhs-agent review'", () => {
     const state = newState();
-    expect(() => state.approve('deadbeef', 'dr.smith')).toThrowErrorMatchingInlineSnapshot(`[Error: no manifest with hash deadbeef; run \`fedlhs-agent review\` to fetch pending studies]`);
+    expect(() => state.approve('deadbeef', 'dr.smith')).toThrowErrorMatchingInlineSnapshot(`[FedlhsError: no manifest with hash deadbeef; run \`fedlhs-agent review\` to fetch pending studies]`);
+    expect(() => state.approve('deadbeef', 'dr.smith')).toThrow(expect.objectContaining({ code: 'NOT_FOUND', details: { what: 'manifest', id: 'deadbeef' } }));
     expect(state.isApproved('deadbeef')).toBe(false);
     expect(state.getManifest('deadbeef')).toBeUndefined();
   });

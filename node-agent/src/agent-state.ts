@@ -1,6 +1,7 @@
 import { appendFileSync, existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
+import { FedlhsError } from '@fedlhs/core';
 import { writeFileAtomic } from '@fedlhs/service';
 
 /** What `enrol` stores: the node credential and where it is valid. */
@@ -85,11 +86,16 @@ export class AgentState {
     if (!existsSync(this.credentialPath)) return undefined;
     const mode = statSync(this.credentialPath).mode & 0o777;
     if ((mode & 0o077) !== 0) {
-      throw new Error(`${this.credentialPath} is readable by others (mode ${mode.toString(8)}); run: chmod 600 ${this.credentialPath}`);
+      throw new FedlhsError('CONFIG_INVALID', `${this.credentialPath} is readable by others (mode ${mode.toString(8)}); run: chmod 600 ${this.credentialPath}`);
     }
-    const value = JSON.parse(readFileSync(this.credentialPath, 'utf8')) as Partial<NodeCredential>;
+    let value: Partial<NodeCredential>;
+    try {
+      value = JSON.parse(readFileSync(this.credentialPath, 'utf8')) as Partial<NodeCredential>;
+    } catch (err) {
+      throw new FedlhsError('CONFIG_INVALID', `${this.credentialPath} is not a fedlhs node credential file (${(err as Error).message})`, { cause: err });
+    }
     if (typeof value.nodeId !== 'string' || typeof value.credential !== 'string' || typeof value.siteName !== 'string') {
-      throw new Error(`${this.credentialPath} is not a fedlhs node credential file`);
+      throw new FedlhsError('CONFIG_INVALID', `${this.credentialPath} is not a fedlhs node credential file`);
     }
     return value as NodeCredential;
   }
@@ -116,10 +122,14 @@ export class AgentState {
    * takes abbreviated hashes); throws naming the problem when there is none or several.
    */
   resolveManifest(prefix: string): ManifestRecord {
-    if (!/^[0-9a-f]{8,64}$/.test(prefix)) throw new Error(`${JSON.stringify(prefix)} is not a manifest sha256 or a prefix of one (8 to 64 lowercase hex digits)`);
+    if (!/^[0-9a-f]{8,64}$/.test(prefix)) {
+      throw new FedlhsError('INVALID_ARGUMENT', `${JSON.stringify(prefix)} is not a manifest sha256 or a prefix of one (8 to 64 lowercase hex digits)`, { details: { field: 'hash' } });
+    }
     const hits = (this.db.prepare(`SELECT * FROM manifests WHERE substr(hash, 1, ?) = ? ORDER BY first_seen_at`).all(prefix.length, prefix) as Record<string, unknown>[]).map(toManifest);
-    if (hits.length === 0) throw new Error(`no manifest with hash ${prefix}${prefix.length < 64 ? '…' : ''}; run \`fedlhs-agent review\` to fetch pending studies`);
-    if (hits.length > 1) throw new Error(`${prefix} is ambiguous: it starts ${hits.map((h) => `${h.hash} (${h.name})`).join(' and ')}; give more digits`);
+    if (hits.length === 0) {
+      throw new FedlhsError('NOT_FOUND', `no manifest with hash ${prefix}${prefix.length < 64 ? '…' : ''}; run \`fedlhs-agent review\` to fetch pending studies`, { details: { what: 'manifest', id: prefix } });
+    }
+    if (hits.length > 1) throw new FedlhsError('INVALID_ARGUMENT', `${prefix} is ambiguous: it starts ${hits.map((h) => `${h.hash} (${h.name})`).join(' and ')}; give more digits`, { details: { field: 'hash' } });
     return hits[0]!;
   }
 
@@ -144,7 +154,7 @@ export class AgentState {
   approve(hash: string, by: string): ManifestRecord {
     const res = this.db.prepare(`UPDATE manifests SET approved_at = ?, approved_by = ? WHERE hash = ? AND approved_at IS NULL`).run(Date.now(), by, hash);
     const m = this.getManifest(hash);
-    if (m === undefined) throw new Error(`no manifest with hash ${hash}; run \`fedlhs-agent review\` to fetch pending studies`);
+    if (m === undefined) throw new FedlhsError('NOT_FOUND', `no manifest with hash ${hash}; run \`fedlhs-agent review\` to fetch pending studies`, { details: { what: 'manifest', id: hash } });
     if (res.changes === 0 && m.approvedAt !== null) return m;
     return m;
   }

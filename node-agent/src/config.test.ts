@@ -2,16 +2,17 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { isFedlhsError, type FedlhsError } from '@fedlhs/core';
 import { ConfigError, loadAgentConfig, type LoadAgentConfigOptions } from './config.js';
 
-function configError(options: LoadAgentConfigOptions): ConfigError {
+function configError(options: LoadAgentConfigOptions): FedlhsError<'CONFIG_INVALID'> {
   try {
     loadAgentConfig(options);
   } catch (err) {
-    expect(err).toBeInstanceOf(ConfigError);
-    return err as ConfigError;
+    if (isFedlhsError(err, 'CONFIG_INVALID')) return err;
+    throw err;
   }
-  throw new Error('expected a ConfigError, the configuration loaded');
+  throw new Error('expected CONFIG_INVALID, the configuration loaded');
 }
 
 describe('loadAgentConfig', () => {
@@ -37,7 +38,11 @@ describe('loadAgentConfig', () => {
   });
 
   it.each(['localhost', 'localhost:', 'host:port', 'a b:1', 'host:123456', 'https://host:443', '::1:7443'])('rejects the address %j', (address) => {
-    expect(configError({ env: { FEDLHS_COORDINATOR: address } }).message).toBe(`coordinator.address: must be host:port: value was ${JSON.stringify(address)}`);
+    const err = configError({ env: { FEDLHS_COORDINATOR: address } });
+    expect(err.message).toBe(`coordinator.address: must be host:port: value was ${JSON.stringify(address)}`);
+    expect(err.details).toEqual({ key: 'coordinator.address' });
+    // Still a ConfigError for callers not yet converted (`instanceof ConfigError`).
+    expect(err).toBeInstanceOf(ConfigError);
   });
 
   // Regression: the address pattern allows any 1-5 digit port, so 99999 passes validation.
@@ -52,7 +57,9 @@ describe('loadAgentConfig', () => {
   });
 
   it.each(['1048575', '4128772', '1048578', '0'])('rejects chunkBytes %s', (value) => {
-    expect(configError({ env: { FEDLHS_CHUNK_BYTES: value } }).message).toBe(`chunkBytes: must be a multiple of 4 between 1048576 and 4128768: value was ${value}`);
+    const err = configError({ env: { FEDLHS_CHUNK_BYTES: value } });
+    expect(err.message).toBe(`chunkBytes: must be a multiple of 4 between 1048576 and 4128768: value was ${value}`);
+    expect(err.details).toEqual({ key: 'chunkBytes' });
   });
 
   it('accepts chunkBytes at both ends of the range', () => {
@@ -73,7 +80,7 @@ describe('loadAgentConfig', () => {
     try {
       autoApprove = loadAgentConfig({ env: { FEDLHS_AUTO_APPROVE: value } }).autoApprove;
     } catch (err) {
-      expect(err).toBeInstanceOf(ConfigError);
+      expect(isFedlhsError(err, 'CONFIG_INVALID')).toBe(true);
       autoApprove = 'rejected';
     }
     expect(autoApprove).not.toBe(true);

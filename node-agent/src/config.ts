@@ -1,4 +1,5 @@
 import type convict from 'convict';
+import { FedlhsError } from '@fedlhs/core';
 import { ConfigError, loadConfig, type ConfigSources } from '@fedlhs/service';
 
 export { ConfigError };
@@ -82,20 +83,22 @@ export interface AgentConfig {
 
 export type LoadAgentConfigOptions = ConfigSources;
 
-/** Loads and validates the agent configuration; throws ConfigError with a one-line message. */
+const invalid = (key: string, message: string): FedlhsError<'CONFIG_INVALID'> => new FedlhsError('CONFIG_INVALID', message, { details: { key } });
+
+/** Loads and validates the agent configuration; throws CONFIG_INVALID with a one-line message naming the key. */
 export function loadAgentConfig(options: LoadAgentConfigOptions = {}): AgentConfig {
   return loadConfig(agentConfigSchema as unknown as convict.Schema<AgentConfig>, options, (c) => {
     if (!/^[^\s:]+:\d{1,5}$/.test(c.coordinator.address) && !/^\[[0-9a-fA-F:]+\]:\d{1,5}$/.test(c.coordinator.address)) {
-      throw new Error(`coordinator.address: must be host:port: value was ${JSON.stringify(c.coordinator.address)}`);
+      throw invalid('coordinator.address', `coordinator.address: must be host:port: value was ${JSON.stringify(c.coordinator.address)}`);
     }
     const port = Number(c.coordinator.address.slice(c.coordinator.address.lastIndexOf(':') + 1));
-    if (port < 1 || port > 65535) throw new Error(`coordinator.address: the port must be from 1 to 65535: value was ${JSON.stringify(c.coordinator.address)}`);
-    if ((c.tls.cert === '') !== (c.tls.key === '')) throw new Error('tls.cert and tls.key: set both for mutual TLS, or neither');
+    if (port < 1 || port > 65535) throw invalid('coordinator.address', `coordinator.address: the port must be from 1 to 65535: value was ${JSON.stringify(c.coordinator.address)}`);
+    if ((c.tls.cert === '') !== (c.tls.key === '')) throw invalid('tls.cert', 'tls.cert and tls.key: set both for mutual TLS, or neither');
     if (c.chunkBytes < 1048576 || c.chunkBytes > 4128768 || c.chunkBytes % 4 !== 0) {
-      throw new Error(`chunkBytes: must be a multiple of 4 between 1048576 and 4128768: value was ${c.chunkBytes}`);
+      throw invalid('chunkBytes', `chunkBytes: must be a multiple of 4 between 1048576 and 4128768: value was ${c.chunkBytes}`);
     }
     if (c.reconnect.baseMs < 1 || c.reconnect.capMs < c.reconnect.baseMs) {
-      throw new Error(`reconnect: baseMs must be >= 1 and capMs >= baseMs: values were ${c.reconnect.baseMs} and ${c.reconnect.capMs}`);
+      throw invalid('reconnect', `reconnect: baseMs must be >= 1 and capMs >= baseMs: values were ${c.reconnect.baseMs} and ${c.reconnect.capMs}`);
     }
   });
 }

@@ -10,9 +10,9 @@ import {
   studyFeatureNames,
   type ClinicStats,
   type Normalization,
+  type NotReady,
   type StudyManifest,
 } from '@fedlhs/core';
-import type { Readiness__Output as Readiness } from '@fedlhs/proto';
 
 export interface DataOptions {
   format: DataFormat;
@@ -26,7 +26,7 @@ export interface DataOptions {
 /** What a study gets from this clinic's data: READY with the split (and warnings to show the operator), or why not. */
 export type DataCheck =
   | { ok: true; data: SplitDataset; report: CohortReport | undefined; warnings: string[] }
-  | { ok: false; readiness: Readiness; detail: string };
+  | { ok: false; readiness: NotReady; detail: string };
 
 /**
  * The clinic's local data as a study needs it: read once per study definition, split
@@ -49,10 +49,9 @@ export class LocalData {
     try {
       loaded = await this.load(manifest);
     } catch (err) {
-      const reason = isFedlhsError(err) ? err.reason : undefined;
       return {
         ok: false,
-        readiness: reason === 'FEATURE_SPEC_UNSUPPORTED' ? 'READINESS_FEATURE_SPEC_UNSUPPORTED' : 'READINESS_DATA_ERROR',
+        readiness: isFedlhsError(err, 'FEATURE_SPEC_UNSUPPORTED') ? 'READINESS_FEATURE_SPEC_UNSUPPORTED' : 'READINESS_DATA_ERROR',
         detail: (err as Error).message,
       };
     }
@@ -62,10 +61,10 @@ export class LocalData {
     return { ok: true, data, report: loaded.report, warnings: loaded.report?.warnings ?? [] };
   }
 
-  /** The split data, or throws with the reason it cannot be had. */
+  /** The split data, or throws DATA_NOT_READY with the readiness this clinic reports and why. */
   async require(manifest: StudyManifest): Promise<SplitDataset> {
     const result = await this.check(manifest);
-    if (!result.ok) throw new FedlhsError('FAILED_PRECONDITION', result.detail, { reason: result.readiness });
+    if (!result.ok) throw new FedlhsError('DATA_NOT_READY', result.detail, { details: { readiness: result.readiness } });
     return result.data;
   }
 
@@ -89,7 +88,9 @@ export class LocalData {
       const stats = combineStats([computeClinicStats(data.train.x, data.train.y, names, 0)]);
       normalization = { method: 'zscore', features: stats.features.map((f) => ({ name: f.name, mean: 0, std: 1, impute: f.mean })) };
     } else if (manifest.data.normalization === 'federated-zscore') {
-      if (studyNormalization === undefined) throw new FedlhsError('FAILED_PRECONDITION', 'the study uses federated normalisation but the task carries none');
+      if (studyNormalization === undefined) {
+        throw new FedlhsError('INVALID_ARGUMENT', 'the study uses federated normalisation but the task carries none', { details: { field: 'normalization' } });
+      }
       normalization = studyNormalization;
     } else if (manifest.data.normalization === 'local-zscore') {
       normalization = normalizationFrom(combineStats([computeClinicStats(data.train.x, data.train.y, names, 0)]));

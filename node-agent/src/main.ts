@@ -2,7 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import * as grpc from '@grpc/grpc-js';
-import { parseManifest, validateManifest } from '@fedlhs/core';
+import { isFedlhsError, parseManifest, validateManifest } from '@fedlhs/core';
 import { initBackend } from '@fedlhs/model';
 import type { ListStudiesResponse__Output } from '@fedlhs/proto';
 import { createLogger, prepareArgv, writeFileAtomic } from '@fedlhs/service';
@@ -10,7 +10,7 @@ import { Command } from 'commander';
 import { AGENT_VERSION, Agent, CredentialRejected } from './agent.js';
 import { AgentState } from './agent-state.js';
 import { authMetadata, createClients, deadlineIn } from './connection.js';
-import { ConfigError, loadAgentConfig, withEnrolment, type AgentConfig } from './config.js';
+import { loadAgentConfig, withEnrolment, type AgentConfig } from './config.js';
 import { formatChanges, formatManifest } from './review.js';
 import { dataQualityReport } from './data-check.js';
 
@@ -28,7 +28,7 @@ function config(options: { config?: string }, command: Command): AgentConfig {
   try {
     c = loadAgentConfig({ file: options.config, args: command.args });
   } catch (err) {
-    if (err instanceof ConfigError) die(`invalid configuration: ${err.message}`, 2);
+    if (isFedlhsError(err, 'CONFIG_INVALID')) die(`invalid configuration: ${err.message}`, 2);
     throw err;
   }
   if (command.name() === 'enrol') return c;
@@ -127,7 +127,8 @@ withConfig('run', 'connect to the coordinator and take part in approved studies'
   try {
     await agent.run(controller.signal);
   } catch (err) {
-    if (err instanceof CredentialRejected) {
+    // CREDENTIAL_REJECTED: what control-session.ts's CredentialRejected becomes (issue 10 step 2d).
+    if (err instanceof CredentialRejected || isFedlhsError(err, 'CREDENTIAL_REJECTED')) {
       logger.fatal({ event: 'agent.credential_rejected' }, err.message);
       clients.close();
       process.exit(3);

@@ -1,5 +1,5 @@
 import * as grpc from '@grpc/grpc-js';
-import { backoffDelay, isFedlhsError, type Normalization, type StudyManifest } from '@fedlhs/core';
+import { FedlhsError, backoffDelay, isFedlhsError, type Normalization, type StudyManifest } from '@fedlhs/core';
 import { createModelRuntime, type ModelRuntime } from '@fedlhs/model';
 import type { AgentMessage, CancelTask__Output, Task__Output } from '@fedlhs/proto';
 import type { Logger } from '@fedlhs/service';
@@ -150,7 +150,7 @@ export class TaskRunner {
       } else if (isServiceError(err)) {
         log.error({ event: 'task.rejected', code: grpc.status[err.code], details: err.details, rejection: err.metadata.get('fedlhs-rejection-reason')[0] }, 'coordinator rejected the task result');
         state.audit({ event: handler.sentEvent, coordinator: config.coordinator.address, studyId: task.studyId, round: task.round, taskId: task.taskId, outcome: `rejected: ${grpc.status[err.code]}`, detail: err.details });
-      } else if (isFedlhsError(err) && err.reason?.startsWith('READINESS_')) {
+      } else if (isFedlhsError(err, 'DATA_NOT_READY')) {
         this.decline(task, err.message);
       } else {
         log.error({ event: 'task.failed', err }, 'task failed');
@@ -209,7 +209,9 @@ export class TaskRunner {
     );
     const ms = performance.now() - start;
     log.info({ event: 'model.downloaded', bytes: weights.byteLength, ms: Math.round(ms), mbPerS: Number((weights.byteLength / 1048576 / (ms / 1000)).toFixed(1)) }, 'model downloaded and verified');
-    if (!sha256.equals(task.modelSha256)) throw new Error(`downloaded model hashes to ${sha256.toString('hex')}, the task announced ${task.modelSha256.toString('hex')}`);
+    if (!sha256.equals(task.modelSha256)) {
+      throw new FedlhsError('MODEL_DIGEST_MISMATCH', `downloaded model hashes to ${sha256.toString('hex')}, the task announced ${task.modelSha256.toString('hex')}`);
+    }
     runtime.setWeights(weights);
     return sha256;
   }

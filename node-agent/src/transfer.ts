@@ -1,5 +1,5 @@
 import * as grpc from '@grpc/grpc-js';
-import { PayloadReceiver, bundleLength, float32Bytes, payloadChunks, payloadDigest, type EvalMetrics, type TensorSpec } from '@fedlhs/core';
+import { FedlhsError, PayloadReceiver, bundleLength, float32Bytes, payloadChunks, payloadDigest, type EvalMetrics, type TensorSpec } from '@fedlhs/core';
 import type { DownloadModelRequest, FederationClient, ModelChunk__Output, UploadReceipt__Output } from '@fedlhs/proto';
 import { waitForDrain } from '@fedlhs/service';
 import { authMetadata, deadlineIn } from './connection.js';
@@ -28,7 +28,7 @@ export async function downloadModel(
         receiver = new PayloadReceiver({ tensors: h.tensors.map((t) => ({ name: t.name, shape: t.shape })), totalBytes: h.totalBytes, sha256: h.sha256, chunkSize: h.chunkSize }, { expected });
         weights = new Float32Array(bundleLength(receiver.header.tensors));
       } else if (message.data) {
-        if (receiver === undefined || weights === undefined) throw new Error('model stream sent data before its header');
+        if (receiver === undefined || weights === undefined) throw new FedlhsError('DATA_LOSS', 'model stream sent data before its header');
         const { offset, values } = receiver.push(message.data);
         weights.set(values, offset);
         onProgress?.(receiver.receivedBytes / receiver.header.totalBytes);
@@ -38,7 +38,7 @@ export async function downloadModel(
     call.cancel();
     throw err;
   }
-  if (receiver === undefined || weights === undefined) throw new Error('model stream ended without a header');
+  if (receiver === undefined || weights === undefined) throw new FedlhsError('DATA_LOSS', 'model stream ended without a header');
   return { weights, sha256: receiver.finish(), specs: receiver.header.tensors };
 }
 
@@ -90,7 +90,7 @@ export async function uploadUpdate(client: FederationClient, credential: string,
     };
     write().catch((err: unknown) => {
       call.cancel();
-      reject(err instanceof Error ? err : new Error(String(err)));
+      reject(err instanceof Error ? err : new FedlhsError('INTERNAL', `upload failed: ${String(err)}`, { cause: err }));
     });
   });
 }

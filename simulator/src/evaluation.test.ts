@@ -56,8 +56,8 @@ describe('aucWithInterval', () => {
   });
 
   it('refuses a bad resample count and mismatched lengths', () => {
-    expect(() => aucWithInterval([0.1, 0.9], [0, 1], { resamples: 0 })).toThrow(RangeError);
-    expect(() => aucWithInterval([0.1], [0, 1])).toThrow(RangeError);
+    expect(() => aucWithInterval([0.1, 0.9], [0, 1], { resamples: 0 })).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT', message: 'bootstrap resamples must be a positive integer, got 0' }));
+    expect(() => aucWithInterval([0.1], [0, 1])).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT', message: 'scores (1) and labels (2) differ in length' }));
   });
 });
 

@@ -1,4 +1,4 @@
-import { binaryAccuracy, mulberry32 } from '@fedlhs/core';
+import { FedlhsError, binaryAccuracy, mulberry32 } from '@fedlhs/core';
 
 /**
  * Bootstrap resamples behind every interval in the reports. 2000 keeps the Monte Carlo error of
@@ -129,7 +129,7 @@ function quantile(sorted: Float64Array, p: number): number {
  */
 function stratifiedPercentileInterval(labels: ArrayLike<number>, stat: (w: Float64Array) => number, options: BootstrapOptions): Interval {
   const resamples = options.resamples ?? BOOTSTRAP_RESAMPLES;
-  if (!Number.isInteger(resamples) || resamples < 1) throw new RangeError(`bootstrap resamples must be a positive integer, got ${resamples}`);
+  if (!Number.isInteger(resamples) || resamples < 1) throw new FedlhsError('INVALID_ARGUMENT', `bootstrap resamples must be a positive integer, got ${resamples}`);
   const random = mulberry32(options.seed ?? BOOTSTRAP_SEED);
   const caseIdx: number[] = [];
   const nonCaseIdx: number[] = [];
@@ -167,7 +167,7 @@ export function isStableAuc(cases: number, nonCases: number): boolean {
  * counts it rests on.
  */
 export function aucWithInterval(scores: ArrayLike<number>, labels: ArrayLike<number>, options: BootstrapOptions = {}): AucEstimate {
-  if (scores.length !== labels.length) throw new RangeError(`scores (${scores.length}) and labels (${labels.length}) differ in length`);
+  if (scores.length !== labels.length) throw new FedlhsError('INVALID_ARGUMENT', `scores (${scores.length}) and labels (${labels.length}) differ in length`);
   const { cases, nonCases } = counts(labels);
   const stable = isStableAuc(cases, nonCases);
   if (cases === 0 || nonCases === 0) return { auc: null, ci: null, cases, nonCases, stable };
@@ -183,7 +183,7 @@ export function aucWithInterval(scores: ArrayLike<number>, labels: ArrayLike<num
  * on them, so what the patients share cancels out.
  */
 export function pairedAucDifference(a: ArrayLike<number>, b: ArrayLike<number>, labels: ArrayLike<number>, options: BootstrapOptions = {}): PairedAucDifference {
-  if (a.length !== labels.length || b.length !== labels.length) throw new RangeError(`paired scores (${a.length}, ${b.length}) and labels (${labels.length}) differ in length`);
+  if (a.length !== labels.length || b.length !== labels.length) throw new FedlhsError('INVALID_ARGUMENT', `paired scores (${a.length}, ${b.length}) and labels (${labels.length}) differ in length`);
   const { cases, nonCases } = counts(labels);
   const stable = isStableAuc(cases, nonCases);
   if (cases === 0 || nonCases === 0) return { a: null, b: null, difference: null, ci: null, cases, nonCases, stable };

@@ -2,10 +2,10 @@ import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { validateManifest } from '@fedlhs/core';
+import { isFedlhsError, validateManifest } from '@fedlhs/core';
 import { initialWeights } from '@fedlhs/model';
 import { heartHtml, heartSummary, heartVerdict } from './heart-report.js';
-import { FLAMBY_PUBLISHED, FLAMBY_TUNED, HEART_FEATURES, HeartOptionError, heartManifest, parseHeartStrategies, populationSd, prepareHeartData, type HeartReport } from './heart.js';
+import { FLAMBY_PUBLISHED, FLAMBY_TUNED, HEART_FEATURES, heartManifest, parseHeartStrategies, populationSd, prepareHeartData, type HeartReport } from './heart.js';
 
 const dataDir = join(import.meta.dirname, '..', '..', '..', 'shared', 'data', 'heart-disease');
 
@@ -14,7 +14,7 @@ function refusal(o: Parameters<typeof parseHeartStrategies>[0]): string {
   try {
     parseHeartStrategies(o);
   } catch (err) {
-    if (err instanceof HeartOptionError) return err.message;
+    if (isFedlhsError(err, 'CONFIG_INVALID')) return err.message;
     throw err;
   }
   throw new Error('accepted');

@@ -1,6 +1,6 @@
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { STRATEGY_NAMES, validateManifest, validateStrategyConfig, type StrategyName } from '@fedlhs/core';
+import { FedlhsError, STRATEGY_NAMES, validateManifest, validateStrategyConfig, type StrategyName } from '@fedlhs/core';
 import { readFlatTable, splitDataset } from '@fedlhs/ehr';
 import { initBackend } from '@fedlhs/model';
 import type { ManagedProcess } from '@fedlhs/testing';
@@ -31,7 +31,7 @@ export const HEART_CREDIT =
  */
 export function prepareHeartData(dataDir: string, outDir: string): { site: string; path: string; train: number; test: number }[] {
   const splitPath = join(dataDir, 'flamby_heart_split.csv');
-  if (!existsSync(splitPath)) throw new Error(`heart-disease data not found: ${splitPath} is missing (expected ../shared/data/heart-disease)`);
+  if (!existsSync(splitPath)) throw new FedlhsError('DATA_INVALID', `heart-disease data not found: ${splitPath} is missing (expected ../shared/data/heart-disease)`, { details: { file: splitPath } });
   const split = new Map<string, { set: string; label: number }>();
   for (const line of readFileSync(splitPath, 'utf8').trim().split('\n').slice(1)) {
     const [center, , fileLine, set, label] = line.split(',');
@@ -48,10 +48,12 @@ export function prepareHeartData(dataDir: string, outDir: string): { site: strin
       if (entry === undefined || line.trim() === '') return;
       const v = line.trim().split(',');
       const kept = v.slice(0, 10);
-      if (kept.some((x) => x === '?')) throw new Error(`${site.file} line ${i + 1} is in FLamby's split but has a missing value`);
+      if (kept.some((x) => x === '?')) throw new FedlhsError('DATA_INVALID', `${site.file} line ${i + 1} is in FLamby's split but has a missing value`, { details: { file: site.file, line: i + 1 } });
       const [age, sex, cp, trestbps, chol, fbs, restecg, thalach, exang, oldpeak] = kept.map(Number) as number[];
       const label = Number(v[13]) > 0 ? 1 : 0;
-      if (label !== entry.label) throw new Error(`${site.file} line ${i + 1}: label ${label} disagrees with FLamby's ${entry.label}`);
+      if (label !== entry.label) {
+        throw new FedlhsError('DATA_INVALID', `${site.file} line ${i + 1}: label ${label} disagrees with FLamby's ${entry.label}`, { details: { file: site.file, line: i + 1 } });
+      }
       rows.push([`${site.name}-${i + 1}`, age, sex, trestbps, chol, fbs, thalach, exang, oldpeak, cp === 2 ? 1 : 0, cp === 3 ? 1 : 0, cp === 4 ? 1 : 0, restecg === 1 ? 1 : 0, restecg === 2 ? 1 : 0, label, entry.set].join(','));
       if (entry.set === 'train') train++;
       else test++;
@@ -177,13 +179,11 @@ export interface HeartStrategyOptions {
   paramsJson?: string | undefined;
 }
 
-/** Thrown for invalid `heart` options, with the message to show as is. */
-export class HeartOptionError extends Error {
-  readonly code = 'INVALID_OPTION';
-}
+/** CONFIG_INVALID for an invalid `heart` option, with the message to show as is. */
+const optionError = (message: string, cause?: unknown): FedlhsError<'CONFIG_INVALID'> => new FedlhsError('CONFIG_INVALID', message, { cause });
 
 const strategyName = (name: string): StrategyName => {
-  if (!(STRATEGY_NAMES as readonly string[]).includes(name)) throw new HeartOptionError(`unknown strategy ${JSON.stringify(name)} (expected one of ${STRATEGY_NAMES.join(', ')})`);
+  if (!(STRATEGY_NAMES as readonly string[]).includes(name)) throw optionError(`unknown strategy ${JSON.stringify(name)} (expected one of ${STRATEGY_NAMES.join(', ')})`);
   return name as StrategyName;
 };
 const tunedOrDefault = (name: string): HeartStrategy => structuredClone(FLAMBY_TUNED[name] ?? { strategy: strategyName(name), parameters: {}, clientLearningRate: 0.001 });
@@ -195,9 +195,9 @@ const tunedOrDefault = (name: string): HeartStrategy => structuredClone(FLAMBY_T
  */
 export function parseHeartStrategies(o: HeartStrategyOptions): HeartStrategy[] {
   const params = o.params ?? [];
-  if (o.strategy !== undefined && o.strategies !== undefined) throw new HeartOptionError('give --strategy or --strategies, not both');
+  if (o.strategy !== undefined && o.strategies !== undefined) throw optionError('give --strategy or --strategies, not both');
   if (o.strategy === undefined && (params.length > 0 || o.paramsJson !== undefined)) {
-    throw new HeartOptionError('--strategy-param and --strategy-params tune the one strategy named by --strategy');
+    throw optionError('--strategy-param and --strategy-params tune the one strategy named by --strategy');
   }
   let runs: HeartStrategy[];
   if (o.strategy !== undefined) {
@@ -208,23 +208,23 @@ export function parseHeartStrategies(o: HeartStrategyOptions): HeartStrategy[] {
       try {
         json = JSON.parse(o.paramsJson);
       } catch {
-        throw new HeartOptionError(`--strategy-params must be a JSON object of numbers, got ${JSON.stringify(o.paramsJson)}`);
+        throw optionError(`--strategy-params must be a JSON object of numbers, got ${JSON.stringify(o.paramsJson)}`);
       }
-      if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new HeartOptionError(`--strategy-params must be a JSON object of numbers, got ${JSON.stringify(o.paramsJson)}`);
+      if (typeof json !== 'object' || json === null || Array.isArray(json)) throw optionError(`--strategy-params must be a JSON object of numbers, got ${JSON.stringify(o.paramsJson)}`);
       for (const [k, v] of Object.entries(json)) {
-        if (typeof v !== 'number' || !Number.isFinite(v)) throw new HeartOptionError(`--strategy-params: ${k} must be a finite number, got ${JSON.stringify(v)}`);
+        if (typeof v !== 'number' || !Number.isFinite(v)) throw optionError(`--strategy-params: ${k} must be a finite number, got ${JSON.stringify(v)}`);
         given[k] = v;
       }
     }
     for (const p of params) {
       const m = /^\s*([A-Za-z][A-Za-z0-9]*)\s*=\s*(\S+)\s*$/.exec(p);
       const value = m === null ? Number.NaN : Number(m[2]);
-      if (m === null || !Number.isFinite(value)) throw new HeartOptionError(`--strategy-param must be key=number (e.g. mu=0.01), got ${JSON.stringify(p)}`);
+      if (m === null || !Number.isFinite(value)) throw optionError(`--strategy-param must be key=number (e.g. mu=0.01), got ${JSON.stringify(p)}`);
       given[m[1]!] = value;
     }
     for (const [k, v] of Object.entries(given)) {
       if (k === 'clientLearningRate') {
-        if (!(v > 0 && v <= 10)) throw new HeartOptionError(`clientLearningRate must be in (0, 10], got ${v}`);
+        if (!(v > 0 && v <= 10)) throw optionError(`clientLearningRate must be in (0, 10], got ${v}`);
         run.clientLearningRate = v;
       } else {
         run.parameters[k] = v;
@@ -233,16 +233,16 @@ export function parseHeartStrategies(o: HeartStrategyOptions): HeartStrategy[] {
     runs = [run];
   } else {
     const names = (o.strategies ?? HEART_DEFAULT_STRATEGIES.join(',')).split(',').map((n) => n.trim()).filter((n) => n !== '');
-    if (names.length === 0) throw new HeartOptionError('--strategies needs at least one strategy name');
+    if (names.length === 0) throw optionError('--strategies needs at least one strategy name');
     const twice = names.find((n, i) => names.indexOf(n) !== i);
-    if (twice !== undefined) throw new HeartOptionError(`--strategies names ${twice} twice`);
+    if (twice !== undefined) throw optionError(`--strategies names ${twice} twice`);
     runs = names.map(tunedOrDefault);
   }
   for (const run of runs) {
     try {
       validateStrategyConfig({ name: run.strategy, ...run.parameters });
     } catch (err) {
-      throw new HeartOptionError(`${(err as Error).message}${run.strategy === o.strategy?.trim() ? ' (clientLearningRate sets the clinics\' SGD rate)' : ''}`);
+      throw optionError(`${(err as Error).message}${run.strategy === o.strategy?.trim() ? ' (clientLearningRate sets the clinics\' SGD rate)' : ''}`, err);
     }
   }
   return runs;
@@ -289,7 +289,7 @@ async function waitForHeartStudy(coordinator: CoordinatorHandle, studyId: string
     `end of study ${studyId}`,
   );
   if (line.event === 'node.readiness') {
-    throw new Error(`${sites.get(String(line.nodeId)) ?? String(line.nodeId)} cannot take part in study ${studyId}: ${String(line.readiness)} (${String(line.detail)}); the benchmark needs all four hospitals`);
+    throw new FedlhsError('STUDY_FAILED', `${sites.get(String(line.nodeId)) ?? String(line.nodeId)} cannot take part in study ${studyId}: ${String(line.readiness)} (${String(line.detail)}); the benchmark needs all four hospitals`);
   }
   return waitForStudyEnd(coordinator, studyId);
 }
@@ -354,7 +354,7 @@ export async function runHeartBenchmark(options: HeartBenchmarkOptions): Promise
         const manifest = heartManifest(seed, { strategy, rounds });
         const study = await startStudy(coordinator, manifest);
         const detail = await waitForHeartStudy(coordinator, study.id, nodeSites);
-        if (detail.state !== 'COMPLETED') throw new Error(`${strategy.strategy} study for seed ${seed} ended ${detail.state}`);
+        if (detail.state !== 'COMPLETED') throw new FedlhsError('STUDY_FAILED', `${strategy.strategy} study for seed ${seed} ended ${detail.state}`);
         const model = await withWeights(validateManifest(manifest), readCommittedModel(coordinator, study.id, detail.lastCommittedRound));
         const perSite = await scoreEverySite(model.predict);
         model.dispose();

@@ -3,6 +3,7 @@ import { mkdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { errorFromBody } from '@fedlhs/core';
 import { ManagedProcess, type LogLine } from '@fedlhs/testing';
 
 const run = promisify(execFile);
@@ -132,7 +133,7 @@ export async function agentCli(o: AgentOptions, args: string[]): Promise<{ stdou
 /** Issues a join token and enrols the agent with the real `fedlhs-agent enrol` command. */
 export async function enrolAgent(coordinator: CoordinatorHandle, o: AgentOptions): Promise<string> {
   const t = await coordinator.admin<{ token: string }>('POST', '/api/v1/join-tokens', { site: o.name, ttlSeconds: 600 });
-  if (t.status !== 201) throw new Error(`join token: ${JSON.stringify(t.body)}`);
+  if (t.status !== 201) throw errorFromBody((t.body as { error?: unknown }).error, `join token: ${t.status} `);
   await agentCli(o, ['enrol', '--join-token', t.body.token]);
   const cred = JSON.parse(readFileSync(join(o.stateDir, 'node-credential.json'), 'utf8')) as { nodeId: string };
   return cred.nodeId;
@@ -171,6 +172,6 @@ export function readCommittedModel(c: Pick<CoordinatorHandle, 'dataDir'>, studyI
 /** Starts a study through the admin API. */
 export async function startStudy(c: CoordinatorHandle, manifest: unknown): Promise<{ id: string; manifestSha256: string }> {
   const res = await c.admin<{ id: string; manifestSha256: string }>('POST', '/api/v1/studies', { manifest });
-  if (res.status !== 201) throw new Error(`study start failed: ${JSON.stringify(res.body)}`);
+  if (res.status !== 201) throw errorFromBody((res.body as { error?: unknown }).error, `study start failed: ${res.status} `);
   return res.body;
 }

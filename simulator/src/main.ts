@@ -2,8 +2,9 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Command } from 'commander';
+import { isFedlhsError } from '@fedlhs/core';
 import { heartHtml, heartSummary, heartVerdict, hyperParameters, meanSd } from './heart-report.js';
-import { HEART_DEFAULT_STRATEGIES, HeartOptionError, parseHeartStrategies, runHeartBenchmark, type HeartStrategy } from './heart.js';
+import { HEART_DEFAULT_STRATEGIES, parseHeartStrategies, runHeartBenchmark, type HeartStrategy } from './heart.js';
 import { repoRoot } from './local-network.js';
 import { simulationHtml } from './simulation-report.js';
 import { runSimulation } from './simulate.js';
@@ -69,7 +70,7 @@ program
     try {
       strategies = parseHeartStrategies({ strategy: o.strategy, strategies: o.strategies, params: o.strategyParam, paramsJson: o.strategyParams });
     } catch (err) {
-      if (err instanceof HeartOptionError) die(err.message, 2);
+      if (isFedlhsError(err, 'CONFIG_INVALID')) die(err.message, 2);
       throw err;
     }
     const report = await runHeartBenchmark({ dataDir: resolve(o.data), out: resolve(o.out), seeds, rounds: positiveInt('rounds', o.rounds, 1000), strategies, log: say });

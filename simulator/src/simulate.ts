@@ -1,6 +1,6 @@
 import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { combineStats, computeClinicStats, histogramRanges, normalizationFrom, validateManifest, studyFeatureNames, type Normalization, type StudyManifest } from '@fedlhs/core';
+import { FedlhsError, combineStats, computeClinicStats, histogramRanges, normalizationFrom, validateManifest, studyFeatureNames, type Normalization, type StudyManifest } from '@fedlhs/core';
 import { assessReadiness, extractCohort, openEhrSource, splitDataset, type CohortReport, type SplitDataset } from '@fedlhs/ehr';
 import { initBackend } from '@fedlhs/model';
 import { FORMAT_DIRS, defaultClinics, generateClinic, type ClinicProfile, type ClinicTruth } from '@fedlhs/synth';
@@ -115,7 +115,7 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRep
     await coordinator.stop();
   }
   t = lap('federated', t);
-  if (detail.state !== 'COMPLETED') throw new Error(`the federated study ended ${detail.state}`);
+  if (detail.state !== 'COMPLETED') throw new FedlhsError('STUDY_FAILED', `the federated study ended ${detail.state}`);
 
   // 4. Baselines and evaluation on identical hold-outs.
   const fedNormalization = (detail as StudyDetail & { parameters: { normalization: Normalization } }).parameters.normalization;

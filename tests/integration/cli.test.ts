@@ -81,7 +81,7 @@ describe('command-line interfaces', () => {
     writeFileSync(invalid, JSON.stringify({ ...learnableManifest(), rounds: 0 }));
     const rejected = await runCli(coordinatorMain, ['study', 'start', invalid], env);
     expect(rejected.code).toBe(1);
-    expect(rejected.stderr).toContain('400 INVALID_MANIFEST: invalid study manifest: rounds:');
+    expect(rejected.stderr).toContain('400 MANIFEST_INVALID: invalid study manifest: rounds:');
 
     const wrongToken = await runCli(coordinatorMain, ['status'], { ...env, FEDLHS_ADMIN_TOKEN: 'nope' });
     expect(wrongToken.stderr).toContain('401 UNAUTHENTICATED');

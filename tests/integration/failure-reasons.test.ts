@@ -29,14 +29,14 @@ describe('why a study failed', () => {
     const res = await c.admin<{ error: { code: string; message: string } }>('POST', '/api/v1/studies', { manifest });
     expect(res.status).toBe(400);
     expect(res.body.error).toEqual({
-      code: 'INVALID_MANIFEST',
+      code: 'MANIFEST_INVALID', status: 'INVALID_ARGUMENT', details: { path: 'model.topology' },
       message: "invalid study manifest: model.topology: model input width 241 ≠ 6 features (data.features): the first layer's batch_input_shape must end in 6, one input per feature (features are numeric columns; there is no one-hot encoding)",
     });
     const file = join(ws.dir(), 'wrong-width.json');
     writeFileSync(file, JSON.stringify(manifest));
     const cli = await runCli(coordinatorMain, ['study', 'start', file], cliEnv(c));
     expect(cli.code).toBe(1);
-    expect(cli.stderr).toContain('400 INVALID_MANIFEST: invalid study manifest: model.topology: model input width 241 ≠ 6 features (data.features)');
+    expect(cli.stderr).toContain('400 MANIFEST_INVALID: invalid study manifest: model.topology: model input width 241 ≠ 6 features (data.features)');
     expect((await c.admin<{ studies: unknown[] }>('GET', '/api/v1/studies')).body.studies).toEqual([]);
   });
 

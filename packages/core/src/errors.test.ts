@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ERRORS, FedlhsError, REJECTION_CODES, isFedlhsError, type ErrorCode, type ErrorSpec } from './errors.js';
+import { ERRORS, FedlhsError, REJECTION_CODES, errorFromBody, isFedlhsError, type ErrorCode, type ErrorSpec } from './errors.js';
 
 function thrown(f: () => unknown): FedlhsError {
   try {
@@ -60,9 +60,11 @@ describe('the ERRORS table', () => {
         "DATA_NOT_READY FAILED_PRECONDITION in-process",
         "DATA_INVALID FAILED_PRECONDITION in-process",
         "FEATURE_SPEC_UNSUPPORTED FAILED_PRECONDITION in-process",
+        "NORMALIZATION_IMPOSSIBLE FAILED_PRECONDITION in-process",
         "BACKEND_UNAVAILABLE FAILED_PRECONDITION in-process",
         "INVALID_STATE FAILED_PRECONDITION in-process",
         "CREDENTIAL_REJECTED UNAUTHENTICATED in-process",
+        "ADMIN_UNREACHABLE UNAVAILABLE in-process",
         "MODEL_DIGEST_MISMATCH DATA_LOSS in-process",
         "INTERNAL INTERNAL",
       ]
@@ -186,6 +188,25 @@ describe('isFedlhsError', () => {
     // Old class codes still match errors made in the old form.
     expect(isFedlhsError(new FedlhsError('FAILED_PRECONDITION', 'x', { reason: 'STALE' }), 'FAILED_PRECONDITION')).toBe(true);
     expect(isFedlhsError(new FedlhsError('FAILED_PRECONDITION', 'x', { reason: 'STALE' }), 'STALE')).toBe(false);
+  });
+});
+
+describe('errorFromBody', () => {
+  it('rebuilds a known code with its details, prefixing the message', () => {
+    const body = { code: 'MANIFEST_INVALID', status: 'INVALID_ARGUMENT', message: 'invalid study manifest: rounds: must be ≥ 1', details: { path: 'rounds' } };
+    const err = errorFromBody(body, '400 MANIFEST_INVALID: ');
+    expect(err).toBeInstanceOf(FedlhsError);
+    expect({ code: err.code, status: err.status, message: err.message, details: err.details, legacy: err.legacy, cause: err.cause }).toEqual({
+      code: 'MANIFEST_INVALID', status: 'INVALID_ARGUMENT', message: '400 MANIFEST_INVALID: invalid study manifest: rounds: must be ≥ 1', details: { path: 'rounds' }, legacy: false, cause: body,
+    });
+    expect(errorFromBody({ code: 'STALE', message: 'task t1 is no longer open' })).toMatchObject({ code: 'STALE', isRejection: true, closesTask: false });
+  });
+
+  it('answers INTERNAL for an old-vocabulary code, a code not in the table, or no body, keeping the text', () => {
+    expect(errorFromBody({ code: 'UNAUTHENTICATED', message: 'unknown admin token' }, '401 UNAUTHENTICATED: ')).toMatchObject({ code: 'INTERNAL', message: '401 UNAUTHENTICATED: unknown admin token' });
+    expect(errorFromBody({ code: 'toString', message: 'x' })).toMatchObject({ code: 'INTERNAL', message: 'x' });
+    expect(errorFromBody(undefined, '502 : ')).toMatchObject({ code: 'INTERNAL', message: '502 : no error body' });
+    expect(errorFromBody({ error: 'nope' })).toMatchObject({ code: 'INTERNAL', message: '{"error":"nope"}' });
   });
 });
 

@@ -104,11 +104,18 @@ export const ERRORS = {
   DATA_INVALID: { status: 'FAILED_PRECONDITION', wire: false },
   /** Local EHR data lacks what the study's feature spec needs (was reason FEATURE_SPEC_UNSUPPORTED). */
   FEATURE_SPEC_UNSUPPORTED: { status: 'FAILED_PRECONDITION', wire: false },
+  /**
+   * Federated normalisation cannot scale some features (withheld at every clinic, no usable
+   * fallback); `details.features` names them. The study fails before training.
+   */
+  NORMALIZATION_IMPOSSIBLE: { status: 'FAILED_PRECONDITION', wire: false },
   /** No usable TensorFlow.js backend, or not the one asked for. */
   BACKEND_UNAVAILABLE: { status: 'FAILED_PRECONDITION', wire: false },
   /** An object used out of order: disposed, or busy (a programming error). */
   INVALID_STATE: { status: 'FAILED_PRECONDITION', wire: false },
   CREDENTIAL_REJECTED: { status: 'UNAUTHENTICATED', wire: false },
+  /** A client (the coordinator CLI, the simulator) cannot reach the coordinator's admin API. */
+  ADMIN_UNREACHABLE: { status: 'UNAVAILABLE', wire: false },
   MODEL_DIGEST_MISMATCH: { status: 'DATA_LOSS', wire: false },
   /** A bug; the message may leave the process, so it must hold nothing internal. */
   INTERNAL: { status: 'INTERNAL' },
@@ -143,13 +150,14 @@ export interface ErrorDetails {
   INVALID_ARGUMENT: { field?: string };
   /** `path`: JSON path of the offending value, e.g. "model.topology". */
   MANIFEST_INVALID: { path?: string };
-  NOT_FOUND: { what: 'study' | 'node' | 'task' | 'round' | 'checkpoint' | 'model' | 'operator' | 'report'; id?: string };
+  NOT_FOUND: { what: 'study' | 'node' | 'task' | 'round' | 'checkpoint' | 'model' | 'operator' | 'report' | 'manifest'; id?: string };
   RESOURCE_LIMIT: { limit: string; value: number; max: number };
   STORE_VERSION_TOO_NEW: { found: number; supported: number };
   CONFIG_INVALID: { key?: string };
   DATA_NOT_READY: { readiness: NotReady };
   DATA_INVALID: { file?: string; line?: number };
   FEATURE_SPEC_UNSUPPORTED: { missing?: string[] };
+  NORMALIZATION_IMPOSSIBLE: { features: string[] };
   BACKEND_UNAVAILABLE: { backend?: string };
   NORM_BOUND: { norm: number; bound: number };
   SHAPE_MISMATCH: { tensor?: string };
@@ -286,6 +294,22 @@ export class FedlhsError<C extends AnyErrorCode = AnyErrorCode> extends Error {
     if (this.legacy) return this.code !== 'INVALID_TRANSITION' && Object.hasOwn(LEGACY_STATUS, this.code);
     return specOf(this.code)?.wire !== false;
   }
+}
+
+/**
+ * Rebuilds, on the client side, the error a server answered with: `error` is the `error` member
+ * of an admin API body (`{code, status?, message, details?}`). A code from `ERRORS` keeps its
+ * code and details; anything else (an old-vocabulary body, or no body) becomes INTERNAL. The
+ * message is `prefix` and the server's message; `cause` is the raw answer.
+ */
+export function errorFromBody(error: unknown, prefix = ''): FedlhsError {
+  const e = (typeof error === 'object' && error !== null ? error : {}) as { code?: unknown; message?: unknown; details?: unknown };
+  const message = `${prefix}${typeof e.message === 'string' ? e.message : JSON.stringify(error) ?? 'no error body'}`;
+  const known = typeof e.code === 'string' && Object.hasOwn(ERRORS, e.code) && e.code !== 'INTERNAL';
+  // The code comes from the wire, so the type system cannot pair it with its details: the
+  // server built them from the same table.
+  if (known) return new FedlhsError(e.code as 'INTERNAL', message, { cause: error, details: e.details as undefined });
+  return new FedlhsError('INTERNAL', message, { cause: error });
 }
 
 /** True if `value` is a FedlhsError, optionally with the given code. */

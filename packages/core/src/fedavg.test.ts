@@ -88,8 +88,8 @@ describe('WeightedSum', () => {
     const s = new WeightedSum(3);
     s.addChunk(0, Float32Array.from([1, 2, 3]), 1);
     const err = rejection(() => s.mean());
-    expect(err.code).toBe('FAILED_PRECONDITION');
-    expect(err.message).toMatchInlineSnapshot(`"no contributions to average"`);
+    expect(err.code).toBe('INVALID_STATE');
+    expect(err.message).toMatchInlineSnapshot(`"no contributions to average: nothing has been committed yet"`);
   });
 
   it('refuses a chunk that overruns the model and leaves the sum unchanged', () => {

@@ -53,7 +53,7 @@ export class WeightedSum {
 
   /** The weighted mean of values [offset, offset+length) as float32. */
   meanSlice(offset: number, length: number): Float32Array {
-    if (this.weight === 0) throw new FedlhsError('FAILED_PRECONDITION', 'no contributions to average');
+    if (this.weight === 0) throw new FedlhsError('INVALID_STATE', 'no contributions to average: nothing has been committed yet');
     const out = new Float32Array(length);
     const w = this.weight;
     for (let i = 0; i < length; i++) out[i] = this.sum[offset + i]! / w;

@@ -241,7 +241,7 @@ describe('verifyManifestJson', () => {
   it('rejects non-canonical JSON even when the hash matches it', () => {
     const pretty = JSON.stringify(manifest, null, 2);
     const err = rejection(() => verifyManifestJson(pretty, sha256(pretty)));
-    expect(err.code).toBe('INVALID_MANIFEST');
+    expect(err.code).toBe('MANIFEST_INVALID');
     expect(err.message).toMatchInlineSnapshot(`"manifest JSON is not in canonical form (RFC 8785 with defaults applied)"`);
   });
 
@@ -252,14 +252,14 @@ describe('verifyManifestJson', () => {
     const sorted = canonicalManifestJson(m as never);
     expect(sorted).not.toContain('holdoutFraction');
     const err = rejection(() => verifyManifestJson(sorted, sha256(sorted)));
-    expect(err.code).toBe('INVALID_MANIFEST');
+    expect(err.code).toBe('MANIFEST_INVALID');
     expect(err.message).toBe('manifest JSON is not in canonical form (RFC 8785 with defaults applied)');
   });
 
-  it('rejects valid canonical JSON of an invalid manifest with INVALID_MANIFEST', () => {
+  it('rejects valid canonical JSON of an invalid manifest with MANIFEST_INVALID', () => {
     const m = { ...manifest, rounds: 0 };
     const text = canonicalManifestJson(m);
-    expect(rejection(() => verifyManifestJson(text, sha256(text))).code).toBe('INVALID_MANIFEST');
+    expect(rejection(() => verifyManifestJson(text, sha256(text))).code).toBe('MANIFEST_INVALID');
   });
 });
 
@@ -275,8 +275,9 @@ describe('manifest validation', () => {
     const m = baseManifest();
     mutate(m);
     const err = rejection(() => validateManifest(m));
-    expect(err.code).toBe('INVALID_MANIFEST');
+    expect(err.code).toBe('MANIFEST_INVALID');
     expect(err.message).toBe(message);
+    expect(err.details).toEqual({ path: /^invalid study manifest: ([^:]+):/.exec(message)?.[1] });
   });
 
   it('rejects an unknown top-level key, naming it', () => {
@@ -304,7 +305,7 @@ describe('manifest validation', () => {
 
   it('rejects text that is neither JSON nor YAML', () => {
     const err = rejection(() => parseManifest('{ "name": '));
-    expect(err.code).toBe('INVALID_MANIFEST');
+    expect(err.code).toBe('MANIFEST_INVALID');
     expect(err.message.startsWith('study manifest is not valid JSON or YAML: ')).toBe(true);
   });
 });
@@ -347,7 +348,7 @@ describe('model shape against the features', () => {
     const m = baseManifest();
     (layers(m)[0]!.config as Json).batch_input_shape = [null, 241];
     const err = rejection(() => validateManifest(m));
-    expect(err.code).toBe('INVALID_MANIFEST');
+    expect(err.code).toBe('MANIFEST_INVALID');
     expect(err.message).toMatchInlineSnapshot(`"invalid study manifest: model.topology: model input width 241 ≠ 3 features (data.features): the first layer's batch_input_shape must end in 3, one input per feature (features are numeric columns; there is no one-hot encoding)"`);
   });
 
@@ -406,7 +407,7 @@ describe('topology allow-list', () => {
     const m = baseManifest();
     layers(m).splice(1, 0, { class_name: 'Lambda', config: { name: 'l' } });
     const err = rejection(() => validateManifest(m));
-    expect(err.code).toBe('INVALID_MANIFEST');
+    expect(err).toMatchObject({ code: 'MANIFEST_INVALID', details: { path: 'model.topology.config.layers[1].class_name' } });
     expect(err.message).toMatchInlineSnapshot(`"invalid study manifest: model.topology.config.layers[1].class_name: layer type "Lambda" is not allowed; allowed: InputLayer, Dense, Dropout, Activation, BatchNormalization, LayerNormalization, Flatten, Reshape, Conv1D, MaxPooling1D, GlobalAveragePooling1D"`);
   });
 

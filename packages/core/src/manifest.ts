@@ -1,7 +1,7 @@
 import canonicalizeModule from 'canonicalize';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import { FedlhsError } from './errors.js';
+import { FedlhsError, isFedlhsError } from './errors.js';
 import { sha256Hex } from './tensors.js';
 import { validateTopology } from './topology.js';
 import { cohortSpecSchema, type CohortSpec } from './cohort-spec.js';
@@ -265,11 +265,16 @@ function formatIssues(error: z.ZodError): string {
 /** Validates a parsed manifest (schema and model allow-list) and applies defaults. */
 export function validateManifest(value: unknown): StudyManifest {
   const result = studyManifestSchema.safeParse(value);
-  if (!result.success) throw new FedlhsError('INVALID_MANIFEST', `invalid study manifest: ${formatIssues(result.error)}`);
+  if (!result.success) {
+    const first = result.error.issues[0]?.path;
+    const path = first === undefined || first.length === 0 ? undefined : first.join('.');
+    throw new FedlhsError('MANIFEST_INVALID', `invalid study manifest: ${formatIssues(result.error)}`, { details: { path } });
+  }
   try {
     validateTopology(result.data.model.topology);
   } catch (err) {
-    throw new FedlhsError('INVALID_MANIFEST', `invalid study manifest: ${(err as Error).message}`, { cause: err });
+    if (!isFedlhsError(err, 'MANIFEST_INVALID')) throw err;
+    throw new FedlhsError('MANIFEST_INVALID', `invalid study manifest: ${err.message}`, { details: err.details, cause: err });
   }
   return result.data;
 }
@@ -281,7 +286,7 @@ export function parseManifest(text: string, format: 'json' | 'yaml' | 'auto' = '
     if (format === 'json' || (format === 'auto' && /^\s*[{[]/.test(text))) value = JSON.parse(text);
     else value = parseYaml(text);
   } catch (err) {
-    throw new FedlhsError('INVALID_MANIFEST', `study manifest is not valid ${format === 'auto' ? 'JSON or YAML' : format.toUpperCase()}: ${(err as Error).message}`, { cause: err });
+    throw new FedlhsError('MANIFEST_INVALID', `study manifest is not valid ${format === 'auto' ? 'JSON or YAML' : format.toUpperCase()}: ${(err as Error).message}`, { cause: err });
   }
   return validateManifest(value);
 }
@@ -308,11 +313,11 @@ export function verifyManifestJson(json: string, expectedHash: string): StudyMan
   try {
     parsed = JSON.parse(json);
   } catch (err) {
-    throw new FedlhsError('INVALID_MANIFEST', `manifest is not JSON: ${(err as Error).message}`, { cause: err });
+    throw new FedlhsError('MANIFEST_INVALID', `manifest is not JSON: ${(err as Error).message}`, { cause: err });
   }
   const manifest = validateManifest(parsed);
   if (canonicalManifestJson(manifest) !== json) {
-    throw new FedlhsError('INVALID_MANIFEST', 'manifest JSON is not in canonical form (RFC 8785 with defaults applied)');
+    throw new FedlhsError('MANIFEST_INVALID', 'manifest JSON is not in canonical form (RFC 8785 with defaults applied)');
   }
   return manifest;
 }

@@ -29,7 +29,7 @@ describe('rocAuc', () => {
   });
 
   it('throws when scores and labels differ in length', () => {
-    expect(() => rocAuc([0.1, 0.2, 0.3], [0, 1])).toThrowErrorMatchingInlineSnapshot(`[RangeError: scores (3) and labels (2) differ in length]`);
+    expect(() => rocAuc([0.1, 0.2, 0.3], [0, 1])).toThrowErrorMatchingInlineSnapshot(`[FedlhsError: scores (3) and labels (2) differ in length]`);
   });
 });
 

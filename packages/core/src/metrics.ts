@@ -1,10 +1,12 @@
+import { FedlhsError } from './errors.js';
+
 /**
  * Area under the ROC curve for binary labels (0/1), with tied scores counted as half
  * (the Mann-Whitney U statistic). Returns undefined if only one class is present.
  */
 export function rocAuc(scores: ArrayLike<number>, labels: ArrayLike<number>): number | undefined {
   const n = scores.length;
-  if (labels.length !== n) throw new RangeError(`scores (${n}) and labels (${labels.length}) differ in length`);
+  if (labels.length !== n) throw new FedlhsError('INVALID_ARGUMENT', `scores (${n}) and labels (${labels.length}) differ in length`);
   const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => scores[a]! - scores[b]!);
   let positives = 0;
   let rankSumPositives = 0;

@@ -190,7 +190,7 @@ describe('features withheld at every clinic', () => {
       error = err;
     }
     expect(error).toBeInstanceOf(FedlhsError);
-    expect((error as FedlhsError).code).toBe('FAILED_PRECONDITION');
+    expect(error).toMatchObject({ code: 'NORMALIZATION_IMPOSSIBLE', status: 'FAILED_PRECONDITION', details: { features: ['bmi', 'female', 'visits'] } });
     expect((error as FedlhsError).message).toMatchInlineSnapshot(`"federated normalisation impossible: statistics of bmi, female, visits withheld at every clinic (small cells); declare data.normalizationFallback or lower data.minCellCount"`);
     expect(() => normalizationFrom(combined, { fallback: 'fail', domains })).toThrow(/statistics of bmi, female withheld at every clinic/);
   });

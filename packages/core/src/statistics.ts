@@ -187,7 +187,7 @@ export interface CombinedStats {
  * which normalizationFrom deals with explicitly.
  */
 export function combineStats(reports: readonly ClinicStats[]): CombinedStats {
-  if (reports.length === 0) throw new FedlhsError('FAILED_PRECONDITION', 'no statistics to combine');
+  if (reports.length === 0) throw new FedlhsError('INVALID_ARGUMENT', 'no statistics to combine: the list of reports is empty');
   const first = reports[0]!;
   for (const r of reports) {
     if (r.features.length !== first.features.length || r.features.some((f, j) => f.name !== first.features[j]!.name)) {
@@ -268,7 +268,7 @@ export interface NormalizationOptions {
 /**
  * Normalisation parameters from combined statistics; a constant feature gets std 1. A feature
  * withheld at every clinic (combined count 0) is never scaled silently: with fallback 'fail'
- * (the default) this throws FAILED_PRECONDITION naming every such feature; with 'range' it
+ * (the default) this throws NORMALIZATION_IMPOSSIBLE naming every such feature; with 'range' it
  * takes mean = midpoint and std = (max − min) / 4 of its declared range (0/1 features: 0.5
  * and 0.5), and throws for a feature without one; with 'exclude' it becomes the constant 0.
  * A feature with no values at all (count 0, withheld nowhere: only possible without
@@ -281,7 +281,9 @@ export function normalizationFrom(stats: CombinedStats, options: NormalizationOp
     const advice = fallback === 'range'
       ? `${impossible.length === 1 ? 'it has' : 'they have'} no declared range for data.normalizationFallback 'range'; use 'exclude' or lower data.minCellCount`
       : 'declare data.normalizationFallback or lower data.minCellCount';
-    throw new FedlhsError('FAILED_PRECONDITION', `federated normalisation impossible: statistics of ${impossible.join(', ')} withheld at every clinic (small cells); ${advice}`);
+    throw new FedlhsError('NORMALIZATION_IMPOSSIBLE', `federated normalisation impossible: statistics of ${impossible.join(', ')} withheld at every clinic (small cells); ${advice}`, {
+      details: { features: impossible },
+    });
   }
   const features = stats.features.map((f, j): Normalization['features'][number] => {
     const withheldAt = f.withheldAt;

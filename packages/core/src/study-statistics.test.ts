@@ -95,9 +95,9 @@ describe('validateClinicStats', () => {
     expect(() => validateClinicStats(computeClinicStats(x, Float32Array.from({ length: 50 }, (_, i) => i % 2), ['x1'], 10), flat)).not.toThrow();
   });
 
-  it('rejects with INVALID_ARGUMENT and reason INCONSISTENT_STATISTICS, naming the check', () => {
+  it('rejects with INCONSISTENT_STATISTICS (closing the task), naming the check', () => {
     const err = rejection({ ...good, positives: good.rows + 1 });
-    expect([err.code, err.reason]).toEqual(['INVALID_ARGUMENT', 'INCONSISTENT_STATISTICS']);
+    expect([err.code, err.status, err.isRejection, err.closesTask]).toEqual(['INCONSISTENT_STATISTICS', 'INVALID_ARGUMENT', true, true]);
     expect(err.message).toMatchInlineSnapshot(`"inconsistent statistics: positives 401 exceed rows 400"`);
   });
 
@@ -138,7 +138,7 @@ describe('validateClinicStats', () => {
 
   it.each(cases)('rejects %s', (_label, stats, message) => {
     const err = rejection(stats);
-    expect(err.reason).toBe('INCONSISTENT_STATISTICS');
+    expect(err.code).toBe('INCONSISTENT_STATISTICS');
     expect(err.message).toMatch(message);
   });
 

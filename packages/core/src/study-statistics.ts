@@ -75,11 +75,12 @@ const F32_SLACK = 1e-6;
 /** Largest float32: no value an agent holds is larger in magnitude. */
 const F32_MAX = 3.4028234663852886e38;
 
+/** A failed check inside checkReport; private, turned into INCONSISTENT_STATISTICS at its one exit. */
 class Inconsistent extends Error {}
 
 /**
  * Checks a clinic's statistics report for internal consistency and against the study's
- * declared feature domains; throws INVALID_ARGUMENT with reason INCONSISTENT_STATISTICS
+ * declared feature domains; throws INCONSISTENT_STATISTICS (status INVALID_ARGUMENT)
  * naming the feature and the failed check. The rules (k = minCellCount):
  * - features are the study's, in order; counts are non-negative integers, sums finite;
  * - rows is 0 (then `suppressed`) or ≥ k; positives ≤ rows; with `suppressed` positives is 0,
@@ -102,7 +103,7 @@ export function validateClinicStats(stats: ClinicStats, expected: StatisticsExpe
     checkReport(stats, expected);
   } catch (err) {
     if (!(err instanceof Inconsistent)) throw err;
-    throw new FedlhsError('INVALID_ARGUMENT', `inconsistent statistics: ${err.message}`, { reason: 'INCONSISTENT_STATISTICS' });
+    throw new FedlhsError('INCONSISTENT_STATISTICS', `inconsistent statistics: ${err.message}`);
   }
 }
 

@@ -21,7 +21,7 @@ export const ALLOWED_ACTIVATIONS: readonly string[] = ['linear', 'relu', 'relu6'
 const ALLOWED_MODEL_CLASSES = ['Sequential'];
 
 function fail(path: string, message: string): never {
-  throw new FedlhsError('INVALID_MANIFEST', `${path}: ${message}`);
+  throw new FedlhsError('MANIFEST_INVALID', `${path}: ${message}`, { details: { path } });
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {

@@ -126,8 +126,8 @@ describe('openFhirBulk file discovery', () => {
   it('fails naming the file when the manifest lists a missing file or there is no Patient file', async () => {
     const listed = exportDir({ 'manifest.json': JSON.stringify({ output: [{ type: 'Patient', url: 'https://x.example/Patient.000.ndjson' }] }) });
     const err: unknown = await collect(openFhirBulk(listed).patients()).catch((e: unknown) => e);
-    expect(isFedlhsError(err, 'FAILED_PRECONDITION')).toBe(true);
-    expect((err as { reason?: string }).reason).toBe('DATA_ERROR');
+    expect(isFedlhsError(err, 'DATA_INVALID')).toBe(true);
+    expect(err).toMatchObject({ details: { file: 'manifest.json' } });
     expect((err as Error).message).toMatchInlineSnapshot(`"manifest.json: listed output file "Patient.000.ndjson" (Patient) not found"`);
     const none = exportDir({ 'Observation.ndjson': '' });
     await expect(collect(openFhirBulk(none).patients())).rejects.toThrowErrorMatchingInlineSnapshot(`[FedlhsError: no Patient file in the FHIR bulk export]`);

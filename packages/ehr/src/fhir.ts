@@ -234,7 +234,7 @@ async function exportLayout(dir: string): Promise<ExportLayout> {
       continue;
     }
     const found = entries.find((e) => e === name);
-    if (found === undefined) throw dataError(`${manifest.name}: listed output file ${JSON.stringify(name)} (${type}) not found${await archiveHint(dir)}`);
+    if (found === undefined) throw dataError(`${manifest.name}: listed output file ${JSON.stringify(name)} (${type}) not found${await archiveHint(dir)}`, undefined, { file: manifest.name });
     files.push({ type, name: found, path: join(dir, found) });
   }
   const listed = new Set(files.map((f) => f.name));
@@ -270,12 +270,12 @@ async function findManifest(dir: string, entries: readonly string[]): Promise<Ma
     try {
       parsed = JSON.parse((await readFile(path, 'utf8')).replace(/^\uFEFF/, ''));
     } catch (err) {
-      if (name === named) throw dataError(`${name}: not valid JSON`, err);
+      if (name === named) throw dataError(`${name}: not valid JSON`, err, { file: name });
       continue;
     }
     const output = (parsed as { output?: unknown } | null)?.output;
     if (Array.isArray(output)) return { name, output: output.filter((o): o is Json => typeof o === 'object' && o !== null) };
-    if (name === named) throw dataError(`${name}: missing "output" list`);
+    if (name === named) throw dataError(`${name}: missing "output" list`, undefined, { file: name });
   }
   return undefined;
 }

@@ -38,10 +38,12 @@ describe('readFlatTable', () => {
   it('names missing columns', async () => {
     const path = csv('a,y\n1,0\n');
     await expect(readFlatTable(path, { features: ['a', 'b'], label: 'y' })).rejects.toThrowError(/missing column\(s\) "b"/);
+    await expect(readFlatTable(path, { features: ['a', 'b'], label: 'y' })).rejects.toMatchObject({ code: 'FEATURE_SPEC_UNSUPPORTED', details: { missing: ['b'] } });
   });
 
   it('rejects an empty file', async () => {
     await expect(readFlatTable(csv(''), { features: ['a'], label: 'y' })).rejects.toThrowError(/no header row/);
+    await expect(readFlatTable(csv(''), { features: ['a'], label: 'y' })).rejects.toMatchObject({ code: 'DATA_INVALID', status: 'FAILED_PRECONDITION' });
   });
 });
 

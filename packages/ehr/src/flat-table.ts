@@ -84,7 +84,7 @@ export async function readFlatTable(path: string, request: TableRequest): Promis
         if (request.keyColumn !== undefined && !header.includes(request.keyColumn)) missing.push(request.keyColumn);
         if (request.splitColumn !== undefined && !header.includes(request.splitColumn)) missing.push(request.splitColumn);
         if (missing.length > 0) {
-          throw new FedlhsError('FAILED_PRECONDITION', `${basename(path)}: missing column(s) ${missing.map((m) => JSON.stringify(m)).join(', ')}`, { reason: 'FEATURE_SPEC_UNSUPPORTED' });
+          throw new FedlhsError('FEATURE_SPEC_UNSUPPORTED', `${basename(path)}: missing column(s) ${missing.map((m) => JSON.stringify(m)).join(', ')}`, { details: { missing } });
         }
         featureIdx = request.features.map((f) => header.indexOf(f));
         labelIdx = header.indexOf(request.label);
@@ -130,10 +130,10 @@ export async function readFlatTable(path: string, request: TableRequest): Promis
     // csv-parse quotes cell contents in its messages: say where, never what.
     const line = (err as { lines?: number }).lines;
     const code = (err as { code?: string }).code ?? 'parse error';
-    throw new FedlhsError('FAILED_PRECONDITION', `${basename(path)}: cannot read CSV (${code}${line === undefined ? '' : ` at line ${line}`})`, { cause: err, reason: 'DATA_ERROR' });
+    throw new FedlhsError('DATA_INVALID', `${basename(path)}: cannot read CSV (${code}${line === undefined ? '' : ` at line ${line}`})`, { cause: err, details: { file: basename(path), line } });
   }
   if (featureIdx === undefined) {
-    throw new FedlhsError('FAILED_PRECONDITION', `${basename(path)}: file is empty (no header row)`, { reason: 'DATA_ERROR' });
+    throw new FedlhsError('DATA_INVALID', `${basename(path)}: file is empty (no header row)`, { details: { file: basename(path) } });
   }
   return {
     features: request.features, x: Float32Array.from(values), y: Float32Array.from(labels), keys, rows: labels.length, skipped,

@@ -118,8 +118,8 @@ describe('openOmopCsv formats and errors', () => {
 
   it('fails naming the table when person is absent and the column when a required one is', async () => {
     const err: unknown = await collect(openOmopCsv(exportDir({ 'measurement.csv': 'person_id\n' })).patients()).catch((e: unknown) => e);
-    expect(isFedlhsError(err, 'FAILED_PRECONDITION')).toBe(true);
-    expect((err as { reason?: string }).reason).toBe('DATA_ERROR');
+    expect(isFedlhsError(err, 'DATA_INVALID')).toBe(true);
+    expect(err).toMatchObject({ details: { file: 'person.csv' } });
     expect((err as Error).message).toMatchInlineSnapshot(`"person.csv: required table not found in the OMOP export"`);
     const noSource = exportDir({ 'person.csv': 'person_id,gender_concept_id,year_of_birth\n', 'condition_occurrence.csv': 'person_id,condition_concept_id,condition_start_date\n1,201826,2020-01-01\n' });
     await expect(collect(openOmopCsv(noSource).events(ALL))).rejects.toThrowErrorMatchingInlineSnapshot(`[FedlhsError: condition_occurrence.csv: missing required column "condition_source_value"]`);

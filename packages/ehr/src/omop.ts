@@ -136,7 +136,7 @@ export function openOmopCsv(dir: string, options: OmopCsvOptions = {}): EhrSourc
   ): AsyncGenerator<T> {
     const path = await findFile(dir, tableFileNames(table));
     if (path === undefined) {
-      if (role === 'patients') throw dataError(`${table}.csv: required table not found in the OMOP export${await archiveHint(dir)}`);
+      if (role === 'patients') throw dataError(`${table}.csv: required table not found in the OMOP export${await archiveHint(dir)}`, undefined, { file: `${table}.csv` });
       return;
     }
     yield* mapCsvFile(path, `${table}.csv`, columns as ColumnAliases<Roles<C>>, required, ledger, map, { role, encoding: options.encoding });
@@ -261,7 +261,7 @@ export function openOmopCsv(dir: string, options: OmopCsvOptions = {}): EhrSourc
     async *patients() {
       // Check the required table before reading death records for it.
       if ((await findFile(dir, tableFileNames('person'))) === undefined) {
-        throw dataError(`person.csv: required table not found in the OMOP export${await archiveHint(dir)}`);
+        throw dataError(`person.csv: required table not found in the OMOP export${await archiveHint(dir)}`, undefined, { file: 'person.csv' });
       }
       yield* table('person', PERSON, ['id', 'year', 'gender'], toPerson(await deaths()), 'patients');
     },

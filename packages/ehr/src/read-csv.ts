@@ -2,7 +2,7 @@ import { createReadStream } from 'node:fs';
 import { open, readdir, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { parse } from 'csv-parse';
-import { FedlhsError } from '@fedlhs/core';
+import { FedlhsError, type ErrorDetails } from '@fedlhs/core';
 import type { TextEncoding } from './events.js';
 import type { FileRole, SkipLedger, SkipPass } from './skip-ledger.js';
 
@@ -14,9 +14,9 @@ export function invalidBytesReason(where: string): string {
   return `bytes not valid UTF-8 in ${where} (if the export is Latin-1, set data.encoding to latin1)`;
 }
 
-/** A FAILED_PRECONDITION for unusable input; messages name files and columns, never contents. */
-export function dataError(message: string, cause?: unknown): FedlhsError {
-  return new FedlhsError('FAILED_PRECONDITION', message, { reason: 'DATA_ERROR', cause });
+/** DATA_INVALID for unusable input; messages and `details` name files and lines, never contents. */
+export function dataError(message: string, cause?: unknown, details?: ErrorDetails['DATA_INVALID']): FedlhsError<'DATA_INVALID'> {
+  return new FedlhsError('DATA_INVALID', message, { cause, details });
 }
 
 /**
@@ -101,7 +101,7 @@ export type CsvRow<K extends string> = Partial<Record<K, string>>;
 
 /**
  * Streams the rows of a delimited file (`file` is the name used in messages) as objects keyed by column role, finding columns by
- * header name so column order and header case do not matter. Throws FAILED_PRECONDITION
+ * header name so column order and header case do not matter. Throws DATA_INVALID
  * naming the file and column if a `required` role has no column, or if the file has no header.
  * Records the parser cannot read (e.g. an unclosed quote) are skipped and counted.
  */
@@ -159,13 +159,13 @@ export async function* readCsvRows<K extends string>(
     }
   } catch (err) {
     if (err instanceof FedlhsError) throw err;
-    throw dataError(`${file}: cannot be read as CSV`, err);
+    throw dataError(`${file}: cannot be read as CSV`, err, { file });
   } finally {
     // pipe() does not close the file when the consumer stops early.
     parser.destroy();
     input.destroy();
   }
-  if (index === undefined) throw dataError(`${file}: file is empty (no header row)`);
+  if (index === undefined) throw dataError(`${file}: file is empty (no header row)`, undefined, { file });
 }
 
 function resolveHeader<K extends string>(file: string, header: string[], columns: ColumnAliases<K>, required: readonly K[]): Array<[K, number]> {
@@ -178,7 +178,7 @@ function resolveHeader<K extends string>(file: string, header: string[], columns
     if (i !== undefined) index.push([role, i]);
     else if (required.includes(role)) missing.push(aliases.map((a) => JSON.stringify(a)).join(' or '));
   }
-  if (missing.length > 0) throw dataError(`${file}: missing required column ${missing.join(', ')}`);
+  if (missing.length > 0) throw dataError(`${file}: missing required column ${missing.join(', ')}`, undefined, { file });
   return index;
 }
 

@@ -178,18 +178,18 @@ describe('openSyntheaCsv value and code handling', () => {
 });
 
 describe('openSyntheaCsv errors', () => {
-  it('fails with FAILED_PRECONDITION naming patients.csv when it is absent', async () => {
+  it('fails with DATA_INVALID naming patients.csv when it is absent', async () => {
     const source = openSyntheaCsv(exportDir({ 'observations.csv': 'DATE,PATIENT,CODE,VALUE\n' }));
     const err: unknown = await collect(source.patients()).catch((e: unknown) => e);
-    expect(isFedlhsError(err, 'FAILED_PRECONDITION')).toBe(true);
-    expect((err as { reason?: string }).reason).toBe('DATA_ERROR');
+    expect(isFedlhsError(err, 'DATA_INVALID')).toBe(true);
+    expect(err).toMatchObject({ details: { file: 'patients.csv' } });
     expect((err as Error).message).toMatchInlineSnapshot(`"patients.csv: required file not found in the Synthea export"`);
   });
 
   it('fails naming the file and column when a required column is missing', async () => {
     const dir = exportDir({ 'patients.csv': PATIENTS_CSV, 'encounters.csv': 'Id,PATIENT,CODE\ne1,p1,123\n' });
     const err: unknown = await collect(openSyntheaCsv(dir).events(new Set(['encounter']))).catch((e: unknown) => e);
-    expect(isFedlhsError(err, 'FAILED_PRECONDITION')).toBe(true);
+    expect(isFedlhsError(err, 'DATA_INVALID')).toBe(true);
     expect((err as Error).message).toMatchInlineSnapshot(`"encounters.csv: missing required column "START" or "DATE""`);
     const noBirth = openSyntheaCsv(exportDir({ 'patients.csv': 'Id,GENDER\np1,F\n' }));
     await expect(collect(noBirth.patients())).rejects.toThrowErrorMatchingInlineSnapshot(`[FedlhsError: patients.csv: missing required column "BIRTHDATE"]`);

@@ -61,7 +61,7 @@ export function openSyntheaCsv(dir: string, options: SourceOptions = {}): EhrSou
   ): AsyncGenerator<T> {
     const path = await findFile(dir, [file]);
     if (path === undefined) {
-      if (role === 'patients') throw dataError(`${file}: required file not found in the Synthea export${await archiveHint(dir)}`);
+      if (role === 'patients') throw dataError(`${file}: required file not found in the Synthea export${await archiveHint(dir)}`, undefined, { file });
       return;
     }
     yield* mapCsvFile(path, file, columns as ColumnAliases<Roles<C>>, required, ledger, map, { role, encoding: options.encoding });

@@ -18,7 +18,8 @@ describe('initBackend', () => {
     expect(() => currentBackend()).toThrow(/call initBackend\(\) first/);
     if (tfjsNodeInstalled()) return; // nothing here is known to be unavailable
     const err: unknown = await initBackend('tensorflow').catch((e: unknown) => e);
-    expect(isFedlhsError(err, 'FAILED_PRECONDITION')).toBe(true);
+    expect(isFedlhsError(err, 'BACKEND_UNAVAILABLE')).toBe(true);
+    expect(err).toMatchObject({ details: { backend: 'tensorflow' } });
     expect((err as Error).message).toMatch(/^no usable TensorFlow\.js backend \(tensorflow: .*tfjs-node/);
   });
 
@@ -46,8 +47,9 @@ describe('initBackend', () => {
     const { backend } = await initBackend();
     const other: BackendName = backend === 'cpu' ? 'wasm' : 'cpu';
     await expect(initBackend(other)).rejects.toMatchObject({
-      code: 'FAILED_PRECONDITION',
+      code: 'BACKEND_UNAVAILABLE',
       message: `backend '${backend}' is already initialised; cannot switch to '${other}' in this process`,
+      details: { backend: other },
     });
     expect(currentBackend()).toBe(backend);
   });

@@ -33,7 +33,7 @@ let state: State | undefined;
 /**
  * Selects and initialises the tfjs backend. 'auto' tries tensorflow (if @tensorflow/tfjs-node
  * is installed and its native binding loads), then wasm, then cpu, recording why each rejected
- * one failed. An explicit name tries only that backend and throws FAILED_PRECONDITION if it is
+ * one failed. An explicit name tries only that backend and throws BACKEND_UNAVAILABLE if it is
  * unavailable. Idempotent: later calls return the first successful selection; asking for a
  * different explicit backend after one is chosen throws, since models built on the old
  * backend would silently move. Under 'auto' only, building a model that needs a kernel wasm
@@ -54,7 +54,9 @@ export async function initBackend(preference: 'auto' | BackendName = 'auto'): Pr
   }
   const selection = await state.selection;
   if (preference !== 'auto' && preference !== selection.backend) {
-    throw new FedlhsError('FAILED_PRECONDITION', `backend '${selection.backend}' is already initialised; cannot switch to '${preference}' in this process`);
+    throw new FedlhsError('BACKEND_UNAVAILABLE', `backend '${selection.backend}' is already initialised; cannot switch to '${preference}' in this process`, {
+      details: { backend: preference },
+    });
   }
   // Once any caller pins the backend, an automatic fallback must not move it.
   if (preference !== 'auto' && state !== undefined) state.preference = preference;
@@ -62,13 +64,13 @@ export async function initBackend(preference: 'auto' | BackendName = 'auto'): Pr
 }
 
 /**
- * The backend tfjs is running on. Throws FAILED_PRECONDITION before initBackend() has
+ * The backend tfjs is running on. Throws BACKEND_UNAVAILABLE before initBackend() has
  * completed (asking tfjs itself would silently initialise a default backend).
  */
 export function currentBackend(): BackendName {
   const name: string | undefined = tf.engine().backendName;
   if (name === undefined || !(AUTO_ORDER as readonly string[]).includes(name)) {
-    throw new FedlhsError('FAILED_PRECONDITION', `no fedlhs backend is active (tfjs reports ${JSON.stringify(name)}); call initBackend() first`);
+    throw new FedlhsError('BACKEND_UNAVAILABLE', `no fedlhs backend is active (tfjs reports ${JSON.stringify(name)}); call initBackend() first`);
   }
   return name as BackendName;
 }
@@ -98,7 +100,7 @@ async function select(preference: 'auto' | BackendName): Promise<BackendSelectio
     attempts.push({ backend, error });
   }
   const detail = attempts.map((a) => `${a.backend}: ${a.error}`).join('; ');
-  throw new FedlhsError('FAILED_PRECONDITION', `no usable TensorFlow.js backend (${detail})`);
+  throw new FedlhsError('BACKEND_UNAVAILABLE', `no usable TensorFlow.js backend (${detail})`, { details: preference === 'auto' ? {} : { backend: preference } });
 }
 
 /** Loads and activates one backend; returns why it failed, or undefined on success. */

@@ -54,6 +54,11 @@ const LOSS_FUNCTIONS: Record<ModelSpec['loss'], LossFunction> = {
 };
 const LOSSES: readonly string[] = Object.keys(LOSS_FUNCTIONS);
 
+/** MANIFEST_INVALID naming the manifest path at fault, in the message and in `details.path`. */
+function manifestInvalid(path: string, message: string, options: { cause?: unknown } = {}): FedlhsError<'MANIFEST_INVALID'> {
+  return new FedlhsError('MANIFEST_INVALID', `${path}: ${message}`, { details: { path }, cause: options.cause });
+}
+
 /**
  * Validates the spec, then builds and compiles the model on the active backend (initialising
  * 'auto' if nothing chose one yet). Nothing is built from a topology core has not accepted.
@@ -63,15 +68,15 @@ export async function buildModel(spec: ModelSpec): Promise<BuiltModel> {
   validateInitializers(spec.topology);
   const lossFunction = Object.hasOwn(LOSS_FUNCTIONS, spec.loss) ? LOSS_FUNCTIONS[spec.loss] : undefined;
   if (lossFunction === undefined) {
-    throw new FedlhsError('INVALID_MANIFEST', `training.loss: ${JSON.stringify(spec.loss)} is not one of ${LOSSES.join(', ')}`);
+    throw manifestInvalid('training.loss', `${JSON.stringify(spec.loss)} is not one of ${LOSSES.join(', ')}`);
   }
   const makeOptimizer = Object.hasOwn(OPTIMIZERS, spec.optimizer.name) ? OPTIMIZERS[spec.optimizer.name] : undefined;
   if (makeOptimizer === undefined) {
-    throw new FedlhsError('INVALID_MANIFEST', `training.optimizer.name: ${JSON.stringify(spec.optimizer.name)} is not one of ${Object.keys(OPTIMIZERS).join(', ')}`);
+    throw manifestInvalid('training.optimizer.name', `${JSON.stringify(spec.optimizer.name)} is not one of ${Object.keys(OPTIMIZERS).join(', ')}`);
   }
   const lr = spec.optimizer.learningRate;
   if (!Number.isFinite(lr) || lr <= 0) {
-    throw new FedlhsError('INVALID_MANIFEST', `training.optimizer.learningRate: must be a positive number, got ${lr}`);
+    throw manifestInvalid('training.optimizer.learningRate', `must be a positive number, got ${lr}`);
   }
   await initBackend();
 
@@ -80,7 +85,7 @@ export async function buildModel(spec: ModelSpec): Promise<BuiltModel> {
     // tfjs types parsed JSON as PyJsonDict; core has already checked this object's structure.
     model = await tfl.models.modelFromJSON({ modelTopology: withLayerNames(spec.topology, spec.seed) } as unknown as ModelJson);
   } catch (err) {
-    throw new FedlhsError('INVALID_MANIFEST', `model.topology: tfjs cannot build it: ${messageOf(err)}`, { cause: err });
+    throw manifestInvalid('model.topology', `tfjs cannot build it: ${messageOf(err)}`, { cause: err });
   }
   const optimizer = makeOptimizer(lr);
   try {
@@ -121,11 +126,11 @@ function checkShapes(model: tfl.LayersModel): number {
   const input = inputs[0];
   const inputDim = input?.[1];
   if (inputs.length !== 1 || input?.length !== 2 || typeof inputDim !== 'number' || inputDim < 1) {
-    throw new FedlhsError('INVALID_MANIFEST', `model.topology: the model must take one 2-D input [batch, features], it takes ${JSON.stringify(inputs)}`);
+    throw manifestInvalid('model.topology', `the model must take one 2-D input [batch, features], it takes ${JSON.stringify(inputs)}`);
   }
   const output = outputs[0];
   if (outputs.length !== 1 || output?.length !== 2 || output[1] !== 1) {
-    throw new FedlhsError('INVALID_MANIFEST', `model.topology: the model must produce one [batch, 1] output, it produces ${JSON.stringify(outputs)}`);
+    throw manifestInvalid('model.topology', `the model must produce one [batch, 1] output, it produces ${JSON.stringify(outputs)}`);
   }
   return inputDim;
 }
@@ -145,13 +150,13 @@ function weightSpecs(model: tfl.LayersModel): TensorSpec[] {
   const specs = model.weights.map((w) => {
     const name = names.get(w);
     if (name === undefined) throw new FedlhsError('INTERNAL', `weight ${w.name} belongs to no layer of the model`);
-    if (w.dtype !== 'float32') throw new FedlhsError('INVALID_MANIFEST', `model.topology: weight ${name} is ${w.dtype}; only float32 weights are supported`);
+    if (w.dtype !== 'float32') throw manifestInvalid('model.topology', `weight ${name} is ${w.dtype}; only float32 weights are supported`);
     return { name, shape: [...w.shape] as number[] };
   });
   try {
     validateSpecs(specs);
   } catch (err) {
-    throw new FedlhsError('INVALID_MANIFEST', `model.topology: ${messageOf(err)}`, { cause: err });
+    throw manifestInvalid('model.topology', messageOf(err), { cause: err });
   }
   return specs;
 }
@@ -165,7 +170,7 @@ function weightSpecs(model: tfl.LayersModel): TensorSpec[] {
 async function probeTraining(model: tfl.LayersModel, inputDim: number, retried = false): Promise<void> {
   // LayerVariable.read() returns the underlying tf.Variable, which is what variableGrads takes.
   const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
-  if (vars.length === 0) throw new FedlhsError('INVALID_MANIFEST', 'model.topology: the model has no trainable weights');
+  if (vars.length === 0) throw manifestInvalid('model.topology', 'the model has no trainable weights');
   try {
     tf.tidy(() => {
       const { grads } = tf.variableGrads(() => tf.mean(tf.square(model.apply(tf.zeros([1, inputDim])) as tf.Tensor)) as tf.Scalar, vars);
@@ -174,10 +179,13 @@ async function probeTraining(model: tfl.LayersModel, inputDim: number, retried =
   } catch (err) {
     discardFailedTape();
     const missing = /Kernel '([^']+)' not registered for backend '([^']+)'/.exec(messageOf(err));
-    if (missing === null) throw new FedlhsError('INVALID_MANIFEST', `model.topology: the model cannot be trained: ${messageOf(err)}`, { cause: err });
+    if (missing === null) throw manifestInvalid('model.topology', `the model cannot be trained: ${messageOf(err)}`, { cause: err });
     const reason = `kernel ${missing[1]} is missing on the ${missing[2]} backend`;
     if (!retried && (await fallBackToCpu(`${reason}; needed by this study's model`))) return probeTraining(model, inputDim, true);
-    throw new FedlhsError('FAILED_PRECONDITION', `this model cannot be trained here: ${reason}; initialise the cpu or tensorflow backend instead`, { cause: err });
+    throw new FedlhsError('BACKEND_UNAVAILABLE', `this model cannot be trained here: ${reason}; initialise the cpu or tensorflow backend instead`, {
+      cause: err,
+      details: { backend: missing[2] },
+    });
   }
 }
 

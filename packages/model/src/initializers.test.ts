@@ -18,12 +18,12 @@ function logreg(init: Record<string, unknown>): Record<string, unknown> {
 
 const spec = (topology: Record<string, unknown>, seed?: number): ModelSpec => ({ topology, loss: 'binaryCrossentropy', optimizer: { name: 'sgd', learningRate: 0.001 }, seed });
 
-/** The INVALID_MANIFEST message validateInitializers throws for a Dense layer with these entries. */
+/** The MANIFEST_INVALID message validateInitializers throws for a Dense layer with these entries. */
 function rejection(init: Record<string, unknown>): string {
   try {
     validateInitializers(logreg(init));
   } catch (err) {
-    if (isFedlhsError(err, 'INVALID_MANIFEST')) return err.message;
+    if (isFedlhsError(err, 'MANIFEST_INVALID')) return err.message;
     throw err;
   }
   throw new Error('accepted');
@@ -104,6 +104,6 @@ describe('initialisers in built models', () => {
   });
 
   it('refuses to build a model whose initialiser is not allowed', async () => {
-    await expect(initialWeights(spec(logreg({ kernel_initializer: { class_name: 'Identity', config: { gain: 1 } } }), 1))).rejects.toMatchObject({ code: 'INVALID_MANIFEST' });
+    await expect(initialWeights(spec(logreg({ kernel_initializer: { class_name: 'Identity', config: { gain: 1 } } }), 1))).rejects.toMatchObject({ code: 'MANIFEST_INVALID' });
   });
 });

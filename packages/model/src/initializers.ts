@@ -63,7 +63,7 @@ interface Initializer {
 type Layer = { class_name: string; config: Record<string, unknown> };
 
 function fail(path: string, message: string): never {
-  throw new FedlhsError('INVALID_MANIFEST', `${path}: ${message}`);
+  throw new FedlhsError('MANIFEST_INVALID', `${path}: ${message}`, { details: { path } });
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {

@@ -61,7 +61,7 @@ describe('createModelRuntime', () => {
     layers.splice(1, 0, { class_name: 'Lambda', config: { name: 'sneaky', function: 'x => x' } });
     const before = tf.memory().numTensors;
     const err: unknown = await createModelRuntime(spec).catch((e: unknown) => e);
-    expect(isFedlhsError(err, 'INVALID_MANIFEST')).toBe(true);
+    expect(isFedlhsError(err, 'MANIFEST_INVALID')).toBe(true);
     expect((err as Error).message).toMatchInlineSnapshot(
       `"model.topology.config.layers[1].class_name: layer type "Lambda" is not allowed; allowed: InputLayer, Dense, Dropout, Activation, BatchNormalization, LayerNormalization, Flatten, Reshape, Conv1D, MaxPooling1D, GlobalAveragePooling1D"`,
     );
@@ -73,17 +73,18 @@ describe('createModelRuntime', () => {
     const layers = (twoOutputs.topology['config'] as { layers: { config: Record<string, unknown> }[] }).layers;
     layers[1]!.config['units'] = 2;
     await expect(createModelRuntime(twoOutputs)).rejects.toMatchObject({
-      code: 'INVALID_MANIFEST',
+      code: 'MANIFEST_INVALID',
       message: 'model.topology: the model must produce one [batch, 1] output, it produces [[null,2]]',
+      details: { path: 'model.topology' },
     });
     const threeD = denseSpec();
     (threeD.topology['config'] as { layers: { config: Record<string, unknown> }[] }).layers[0]!.config['batch_input_shape'] = [null, 2, 2];
-    await expect(createModelRuntime(threeD)).rejects.toMatchObject({ code: 'INVALID_MANIFEST', message: expect.stringContaining('one 2-D input') });
+    await expect(createModelRuntime(threeD)).rejects.toMatchObject({ code: 'MANIFEST_INVALID', message: expect.stringContaining('one 2-D input') });
   });
 
   it('rejects an unknown optimizer', async () => {
     const spec = denseSpec({ optimizer: { name: 'lbfgs' as 'sgd', learningRate: 0.1 } });
-    await expect(createModelRuntime(spec)).rejects.toMatchObject({ code: 'INVALID_MANIFEST', message: expect.stringContaining('training.optimizer.name') });
+    await expect(createModelRuntime(spec)).rejects.toMatchObject({ code: 'MANIFEST_INVALID', message: expect.stringContaining('training.optimizer.name'), details: { path: 'training.optimizer.name' } });
   });
 
   it('names weights <layer>/<weight>, identically on every build in the process', async () => {
@@ -193,7 +194,7 @@ describe('createModelRuntime', () => {
     expect(await rt.evaluate(new Float32Array(0), new Float32Array(0))).toEqual({ numExamples: 0, loss: 0, accuracy: 0, auc: undefined });
     rt.dispose();
     rt.dispose();
-    expect(() => rt.getWeights()).toThrow(/disposed/);
+    expect(() => rt.getWeights()).toThrow(expect.objectContaining({ code: 'INVALID_STATE', message: 'the model runtime has been disposed' }));
   });
 
   it('leaks no tensors across fit, evaluate, predict and setWeights', async () => {

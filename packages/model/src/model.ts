@@ -243,11 +243,11 @@ class LayersRuntime implements ModelRuntime {
   }
 
   #assertLive(): void {
-    if (this.#disposed) throw new FedlhsError('FAILED_PRECONDITION', 'the model runtime has been disposed');
+    if (this.#disposed) throw new FedlhsError('INVALID_STATE', 'the model runtime has been disposed');
   }
 
   #assertIdle(op: string): void {
     this.#assertLive();
-    if (this.#training) throw new FedlhsError('FAILED_PRECONDITION', `${op}: the model is training; await fit() first`);
+    if (this.#training) throw new FedlhsError('INVALID_STATE', `${op}: the model is training; await fit() first`);
   }
 }

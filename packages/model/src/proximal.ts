@@ -119,7 +119,7 @@ export function createProximalTrainer(built: BuiltModel, proximal: ProximalOptio
 
   return {
     async pass(xs, ys, batchSize) {
-      if (disposed) throw new FedlhsError('INTERNAL', 'the proximal trainer has been disposed');
+      if (disposed) throw new FedlhsError('INVALID_STATE', 'the proximal trainer has been disposed');
       const rows = xs.shape[0];
       // Σ batch loss × batch size, kept on the backend so no step waits for a readback.
       let total: tf.Scalar = tf.scalar(0);

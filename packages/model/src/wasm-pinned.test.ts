@@ -23,7 +23,7 @@ describe('a pinned wasm backend', () => {
       optimizer: { name: 'sgd', learningRate: 0.1 },
     } as const;
     await expect(createModelRuntime(conv1d)).rejects.toMatchObject({
-      code: 'FAILED_PRECONDITION',
+      code: 'BACKEND_UNAVAILABLE',
       message: 'this model cannot be trained here: kernel Conv2DBackpropFilter is missing on the wasm backend; initialise the cpu or tensorflow backend instead',
     });
     expect(tf.memory().numTensors).toBe(before);

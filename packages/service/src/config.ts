@@ -1,4 +1,5 @@
 import convict from 'convict';
+import { FedlhsError, isFedlhsError } from '@fedlhs/core';
 
 export interface ConfigSources {
   /** JSON config file loaded before environment and flags. */
@@ -12,7 +13,8 @@ export interface ConfigSources {
 /**
  * Formats stricter than convict's own: its 'port' and 'nat' use parseInt (so "7443x" passes as
  * 7443) and Boolean treats anything but "false" as true (so "0" or "no" would switch a safety
- * setting on). Ours accept only what they say.
+ * setting on). Ours accept only what they say. Their plain Errors are convict's protocol: it
+ * collects them per key, and loadConfig turns them into one CONFIG_INVALID.
  */
 convict.addFormats({
   'tcp-port': {
@@ -35,15 +37,23 @@ convict.addFormats({
   },
 });
 
-/** Any invalid configuration; the message is one line naming key, value and what is allowed. */
-export class ConfigError extends Error {
-  override readonly name = 'ConfigError';
+/**
+ * An invalid configuration: a FedlhsError with code CONFIG_INVALID, whose message is one line
+ * naming key, value and what is allowed, and `details.key` the key when there is one.
+ * @deprecated Test with `isFedlhsError(err, 'CONFIG_INVALID')`; the subclass remains while
+ * callers still use `instanceof ConfigError` (coordinator main.ts).
+ */
+export class ConfigError extends FedlhsError<'CONFIG_INVALID'> {
+  constructor(message: string, options: { cause?: unknown; details?: { key?: string } } = {}) {
+    super('CONFIG_INVALID', message, options);
+  }
 }
 
 /**
  * Loads a convict schema from file, environment and flags (later wins), validates it strictly
  * (unknown keys are errors) and returns the plain properties. Every problem becomes one
- * ConfigError line of the form "key: what is allowed: value was X".
+ * CONFIG_INVALID (a ConfigError) line of the form "key: what is allowed: value was X". `check`
+ * may throw CONFIG_INVALID with its own `details.key`; a plain Error is wrapped the same way.
  */
 export function loadConfig<T>(schema: convict.Schema<T>, sources: ConfigSources, check?: (config: T) => void): T {
   // convict's generic Schema type cannot express our `as const` schema literals; the cast is safe
@@ -65,14 +75,16 @@ export function loadConfig<T>(schema: convict.Schema<T>, sources: ConfigSources,
     check?.(properties);
     return properties;
   } catch (err) {
+    if (isFedlhsError(err, 'CONFIG_INVALID')) throw err instanceof ConfigError ? err : new ConfigError(err.message, { cause: err, details: err.details });
     const lines = (err as Error).message.split('\n').filter((l) => l.trim() !== '');
+    const keys: string[] = [];
     const described = lines.map((line) => {
-      if (/values? (was|were)/.test(line)) return line;
       const key = /^([A-Za-z0-9_.]+): /.exec(line)?.[1];
-      if (key === undefined) return line;
+      if (key !== undefined) keys.push(key);
+      if (key === undefined || /values? (was|were)/.test(line)) return line;
       return `${line}: value was ${JSON.stringify(rawValue(schema, key, sources) ?? safeGet(config, key))}`;
     });
-    throw new ConfigError(described.join('; '), { cause: err });
+    throw new ConfigError(described.join('; '), { cause: err, details: lines.length === 1 && keys.length === 1 ? { key: keys[0] } : undefined });
   }
 }
 

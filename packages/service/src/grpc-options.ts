@@ -2,6 +2,7 @@ import { checkServerIdentity, type PeerCertificate } from 'node:tls';
 import { readFileSync } from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
 import type { ChannelOptions } from '@grpc/grpc-js';
+import { FedlhsError } from '@fedlhs/core';
 
 /**
  * Channel options both ends set deliberately. Keepalive pings find dead peers behind NATs
@@ -28,7 +29,7 @@ function readPem(path: string, what: string): Buffer {
   try {
     return readFileSync(path);
   } catch (err) {
-    throw new Error(`${what}: cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { cause: err });
+    throw new FedlhsError('CONFIG_INVALID', `${what}: cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { cause: err, details: { key: what } });
   }
 }
 
@@ -74,7 +75,9 @@ export function channelCredentials(tls: ClientTlsOptions): { credentials: grpc.C
     tls.key === '' ? null : readPem(tls.key, 'tls.key'),
     tls.cert === '' ? null : readPem(tls.cert, 'tls.cert'),
     {
-      // Node's own name check, with a message that says which name to use when it fails.
+      // Node's own name check, with a message that says which name to use when it fails. A plain
+      // Error: this is tls.checkServerIdentity's contract, and grpc-js reports only its message
+      // (in an UNAVAILABLE status), so a code would not survive.
       checkServerIdentity: (host, peer) => {
         const err = checkServerIdentity(host, peer);
         if (err !== undefined) {

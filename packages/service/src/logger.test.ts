@@ -88,7 +88,8 @@ describe('createLogger: bounded pipeline', () => {
 
   it('refuses a buffer too small to hold a line', () => {
     expect(() => createLogger({ app: 'test', level: 'info', pretty: 'false', maxBufferBytes: 10 })).toThrowErrorMatchingInlineSnapshot(
-      `[RangeError: maxBufferBytes must be an integer of at least 4096, got 10]`,
+      `[FedlhsError: log.maxBufferBytes must be an integer of at least 4096, got 10]`,
     );
+    expect(() => createLogger({ app: 'test', level: 'info', pretty: 'false', maxBufferBytes: 10 })).toThrow(expect.objectContaining({ code: 'CONFIG_INVALID', details: { key: 'log.maxBufferBytes' } }));
   });
 });

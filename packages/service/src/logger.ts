@@ -1,5 +1,6 @@
 import { openSync } from 'node:fs';
 import pino, { type Logger } from 'pino';
+import { FedlhsError } from '@fedlhs/core';
 
 export type { Logger } from 'pino';
 
@@ -86,7 +87,9 @@ export function createLogger(options: LoggerOptions): Logger {
     return pino({ ...settings, transport: { target: 'pino-pretty', options: { colorize: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname,app' } } });
   }
   const maxLength = options.maxBufferBytes ?? DEFAULT_LOG_BUFFER_BYTES;
-  if (!(Number.isInteger(maxLength) && maxLength >= 4096)) throw new RangeError(`maxBufferBytes must be an integer of at least 4096, got ${maxLength}`);
+  if (!(Number.isInteger(maxLength) && maxLength >= 4096)) {
+    throw new FedlhsError('CONFIG_INVALID', `log.maxBufferBytes must be an integer of at least 4096, got ${maxLength}`, { details: { key: 'log.maxBufferBytes' } });
+  }
   // A path is opened here, synchronously, so the destination is ready at once (an exit right
   // after the first line still flushes it).
   const dest = typeof options.destination === 'string' ? openSync(options.destination, 'a') : (options.destination ?? 1);

@@ -91,6 +91,7 @@ describe('generateClinic', () => {
 
   it('rejects an unknown format', async () => {
     await expect(generateClinic(profile, join(root, 'bad-format'), ['omop' as never])).rejects.toThrow("unknown export format 'omop'");
+    await expect(generateClinic(profile, join(root, 'bad-format'), ['omop' as never])).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', details: { field: 'formats' } });
   });
 
   it('rejects an invalid profile before writing anything', async () => {

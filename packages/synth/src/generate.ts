@@ -1,6 +1,6 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { rocAuc } from '@fedlhs/core';
+import { FedlhsError, rocAuc } from '@fedlhs/core';
 import { createFhirWriter } from './fhir-writer.js';
 import { createOmopWriter } from './omop-writer.js';
 import { simulatePatient } from './patient.js';
@@ -26,11 +26,11 @@ const CITIES = ['Springfield', 'Riverton', 'Lakeside', 'Fairview', 'Milton', 'Gr
  * `manifest.json`) and `omop/*.csv` (OMOP CDM v5.4) hold the same patients and events;
  * `truth.json` (outside the export directories, which agents read) holds the returned truth.
  * Deterministic: the same profile gives byte-identical files whatever `formats` is. Throws
- * InvalidProfileError on a bad profile.
+ * CONFIG_INVALID on a bad profile, INVALID_ARGUMENT on an unknown format.
  */
 export async function generateClinic(profile: ClinicProfile, outDir: string, formats: readonly ExportFormat[] = ALL_FORMATS): Promise<ClinicTruth> {
   validateProfile(profile);
-  for (const f of formats) if (!ALL_FORMATS.includes(f)) throw new RangeError(`unknown export format '${String(f)}'`);
+  for (const f of formats) if (!ALL_FORMATS.includes(f)) throw new FedlhsError('INVALID_ARGUMENT', `unknown export format '${String(f)}'`, { details: { field: 'formats' } });
   await mkdir(outDir, { recursive: true });
 
   const rng = createRng(profile.seed);

@@ -7,7 +7,7 @@
  */
 
 // Relevant to end users: profiles, generation, truth.
-export { defaultClinics, validateProfile, InvalidProfileError, DEFAULT_RACE_MIX } from './profile.js';
+export { defaultClinics, validateProfile, DEFAULT_RACE_MIX } from './profile.js';
 export type { ClinicProfile, ClinicUnits, ClinicCoding } from './profile.js';
 export { generateClinic, summarise, ALL_FORMATS, FORMAT_DIRS } from './generate.js';
 export type { ExportFormat } from './generate.js';

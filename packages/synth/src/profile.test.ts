@@ -31,9 +31,11 @@ describe('validateProfile', () => {
   const base = defaultClinics(1)[0]!;
   it('throws an exact message for an invalid profile', () => {
     const bad: ClinicProfile = { ...base, patients: 10 };
-    expect(() => validateProfile(bad)).toThrowErrorMatchingInlineSnapshot(`[InvalidProfileError: clinic profile 'clinic-large-1': patients must be an integer in 50..20000]`);
-    expect(() => validateProfile({ ...base, labOrderRate: 1.5 })).toThrowErrorMatchingInlineSnapshot(`[InvalidProfileError: clinic profile 'clinic-large-1': labOrderRate must be in 0..1]`);
-    expect(() => validateProfile({ ...base, ethnicityMix: {} })).toThrowErrorMatchingInlineSnapshot(`[InvalidProfileError: clinic profile 'clinic-large-1': ethnicityMix must have non-negative weights, at least one positive]`);
+    expect(() => validateProfile(bad)).toThrowErrorMatchingInlineSnapshot(`[FedlhsError: clinic profile 'clinic-large-1': patients must be an integer in 50..20000]`);
+    expect(() => validateProfile({ ...base, labOrderRate: 1.5 })).toThrowErrorMatchingInlineSnapshot(`[FedlhsError: clinic profile 'clinic-large-1': labOrderRate must be in 0..1]`);
+    expect(() => validateProfile({ ...base, ethnicityMix: {} })).toThrowErrorMatchingInlineSnapshot(`[FedlhsError: clinic profile 'clinic-large-1': ethnicityMix must have non-negative weights, at least one positive]`);
+    expect(() => validateProfile(bad)).toThrow(expect.objectContaining({ code: 'CONFIG_INVALID' }));
+    expect(() => defaultClinics(0)).toThrow(expect.objectContaining({ code: 'CONFIG_INVALID', message: 'defaultClinics: count must be an integer in 1..100' }));
   });
 });
 

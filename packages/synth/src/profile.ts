@@ -1,3 +1,4 @@
+import { FedlhsError } from '@fedlhs/core';
 import { createRng, mixSeed } from './rng.js';
 
 /** Units a clinic records a lab in. */
@@ -47,12 +48,8 @@ export interface ClinicProfile {
 /** Race mix used when a profile gives none. */
 export const DEFAULT_RACE_MIX: Readonly<Record<string, number>> = { white: 0.68, black: 0.14, asian: 0.08, other: 0.1 };
 
-/** Thrown for an invalid {@link ClinicProfile}; `code` is stable. */
-export class InvalidProfileError extends Error {
-  /** Stable error code. */
-  readonly code = 'SYNTH_INVALID_PROFILE';
-  override readonly name = 'InvalidProfileError';
-}
+/** CONFIG_INVALID for an invalid {@link ClinicProfile} or network size (was InvalidProfileError). */
+const invalidProfile = (message: string): FedlhsError<'CONFIG_INVALID'> => new FedlhsError('CONFIG_INVALID', message);
 
 const GLUCOSE_UNITS = new Set(['mg/dL', 'mmol/L']);
 const HBA1C_UNITS = new Set(['%', 'mmol/mol']);
@@ -66,10 +63,10 @@ function checkMix(name: string, mix: Record<string, number> | undefined, fail: (
   }
 }
 
-/** Throws {@link InvalidProfileError} with an exact message if `profile` cannot be generated. */
+/** Throws CONFIG_INVALID with an exact message if `profile` cannot be generated. */
 export function validateProfile(profile: ClinicProfile): void {
   const fail = (msg: string): never => {
-    throw new InvalidProfileError(`clinic profile '${profile.name}': ${msg}`);
+    throw invalidProfile(`clinic profile '${profile.name}': ${msg}`);
   };
   if (!/^[A-Za-z0-9._-]+$/.test(profile.name)) fail('name must match [A-Za-z0-9._-]+');
   if (!Number.isInteger(profile.patients) || profile.patients < 50 || profile.patients > 20_000) fail('patients must be an integer in 50..20000');
@@ -131,7 +128,7 @@ const TEMPLATES: readonly Template[] = [
  * are drawn from `seed` (default 1), so the same arguments give the same network.
  */
 export function defaultClinics(count = 5, seed = 1): ClinicProfile[] {
-  if (!Number.isInteger(count) || count < 1 || count > 100) throw new InvalidProfileError('defaultClinics: count must be an integer in 1..100');
+  if (!Number.isInteger(count) || count < 1 || count > 100) throw invalidProfile('defaultClinics: count must be an integer in 1..100');
   const rng = createRng(mixSeed(seed, 0xc11c));
   const seen = new Map<string, number>();
   const profiles: ClinicProfile[] = [];

@@ -106,7 +106,7 @@ export function createServerOptimizer(config: ServerOptimizerConfig): Strategy {
   let open: OpenRound | undefined;
 
   const invalid = (message: string): FedlhsError => new FedlhsError('INVALID_ARGUMENT', `${name}: ${message}`);
-  const precondition = (message: string): FedlhsError => new FedlhsError('FAILED_PRECONDITION', `${name}: ${message}`);
+  const outOfOrder = (message: string): FedlhsError => new FedlhsError('INVALID_STATE', `${name}: ${message}`);
 
   /** Throws unless the server state (if any) is for a model of these shapes. */
   function checkStateFits(model: readonly (readonly number[])[]): void {
@@ -168,11 +168,11 @@ export function createServerOptimizer(config: ServerOptimizerConfig): Strategy {
 
     stepSlice(offset, global, mean, round) {
       const r = open;
-      if (r === undefined) throw precondition('stepSlice outside beginRound/endRound');
+      if (r === undefined) throw outOfOrder('stepSlice outside beginRound/endRound');
       // Any failure abandons the round: the pending state may be half stepped.
       open = undefined;
-      if (round !== r.round) throw precondition(`stepSlice for round ${round} in round ${r.round}`);
-      if (offset !== r.offset) throw precondition(`slice at ${offset}, expected ${r.offset}: slices come in order and cover the model once`);
+      if (round !== r.round) throw outOfOrder(`stepSlice for round ${round} in round ${r.round}`);
+      if (offset !== r.offset) throw outOfOrder(`slice at ${offset}, expected ${r.offset}: slices come in order and cover the model once`);
       const len = mean.length;
       const end = offset + len;
       const total = r.starts[r.starts.length - 1]!;
@@ -205,9 +205,9 @@ export function createServerOptimizer(config: ServerOptimizerConfig): Strategy {
     endRound() {
       const r = open;
       open = undefined;
-      if (r === undefined) throw precondition('endRound without beginRound');
+      if (r === undefined) throw outOfOrder('endRound without beginRound');
       const total = r.starts[r.starts.length - 1]!;
-      if (r.offset !== total) throw precondition(`the round's slices covered ${r.offset} of the model's ${total} values`);
+      if (r.offset !== total) throw outOfOrder(`the round's slices covered ${r.offset} of the model's ${total} values`);
       state = { shapes: r.shapes, slots: r.next };
     },
 

@@ -152,15 +152,15 @@ describe('stepSlice', () => {
       const messages = cases.map(([label, call]) => {
         s.beginRound!(2, shapes);
         const err = failure(call);
-        expect(failure(() => s.stepSlice!(0, global, mean, 2)).code, label).toBe('FAILED_PRECONDITION');
+        expect(failure(() => s.stepSlice!(0, global, mean, 2)).code, label).toBe('INVALID_STATE');
         return `${err.code}: ${err.message}`;
       });
       expect(messages).toMatchInlineSnapshot(`
         [
-          "FAILED_PRECONDITION: fedadam: slice at 5, expected 0: slices come in order and cover the model once",
+          "INVALID_STATE: fedadam: slice at 5, expected 0: slices come in order and cover the model once",
           "INVALID_ARGUMENT: fedadam: the global slice has 4 values, the mean's 5",
           "INVALID_ARGUMENT: fedadam: slice [0, 26) overruns the model (25 values)",
-          "FAILED_PRECONDITION: fedadam: stepSlice for round 3 in round 2",
+          "INVALID_STATE: fedadam: stepSlice for round 3 in round 2",
         ]
       `);
       expect(failure(() => s.endRound!()).message).toMatchInlineSnapshot(`"fedadam: endRound without beginRound"`);
@@ -211,10 +211,10 @@ describe('stepSlice', () => {
       const { mean, total } = meanFor(2);
       s.beginRound!(2, shapes);
       whole(s, global, mean, total, 2);
-      expect(failure(() => s.stepSlice!(0, global, mean, 2)).code).toBe('FAILED_PRECONDITION');
+      expect(failure(() => s.stepSlice!(0, global, mean, 2)).code).toBe('INVALID_STATE');
       s.beginRound!(3, shapes);
       s.importState([]);
-      expect(failure(() => s.endRound!()).code).toBe('FAILED_PRECONDITION');
+      expect(failure(() => s.endRound!()).code).toBe('INVALID_STATE');
     });
   });
 });
