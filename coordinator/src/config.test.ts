@@ -29,6 +29,8 @@ describe('loadCoordinatorConfig', () => {
     expect(loadCoordinatorConfig({ env: PLAINTEXT, args: [] })).toEqual({
       dataDir: './.fedlhs/coordinator',
       store: { kind: 'sqlite', url: '', poolSize: 8 },
+      blobs: { store: 'auto', cacheBytes: 1073741824 },
+      transfer: { inFlightBytes: 0, uploadStreamsPerNode: 1, sessionQueueMessages: 64 },
       grpc: { host: '0.0.0.0', port: 7443 },
       tls: { mode: 'plaintext', cert: '', key: '', clientCa: '' },
       admin: { host: '127.0.0.1', port: 7480, token: '' },
@@ -162,5 +164,16 @@ describe('loadCoordinatorConfig', () => {
   it('marks store.url sensitive, so convict masks it', () => {
     const config = convict(coordinatorConfigSchema, { env: { FEDLHS_STORE_URL: 'postgres://u:pw-secret@h/d' }, args: [] });
     expect(config.toString()).not.toContain('pw-secret');
+  });
+
+  it('refuses transfer and blob settings that cannot work, naming the key', () => {
+    for (const [env, key] of [
+      [{ FEDLHS_BLOB_STORE: 'postgres' }, 'blobs.store'],
+      [{ FEDLHS_TRANSFER_UPLOAD_STREAMS_PER_NODE: '0' }, 'transfer.uploadStreamsPerNode'],
+      [{ FEDLHS_TRANSFER_SESSION_QUEUE_MESSAGES: '4' }, 'transfer.sessionQueueMessages'],
+      [{ FEDLHS_TRANSFER_INFLIGHT_BYTES: '1000' }, 'transfer.inFlightBytes'],
+    ] as const) {
+      expect(() => loadCoordinatorConfig({ env: { ...PLAINTEXT, ...env }, args: [] }), key).toThrow(expect.objectContaining({ code: 'CONFIG_INVALID', details: { key } }));
+    }
   });
 });

@@ -2,7 +2,7 @@ import type { AgentMessage__Output, CoordinatorMessage } from '@fedlhs/proto';
 import type { Logger } from '@fedlhs/service';
 import type { NodeDirectory } from './enrolment.js';
 import type { CoordinatorMetrics } from './metrics.js';
-import type { StudyRunner } from './round-engine.js';
+import type { StudyRunner } from './engine/study-runner.js';
 import type { NodeSession, SessionRegistry } from './sessions.js';
 import type { CoordinatorStore, StudyRecord } from './store.js';
 import { toWireStudy, toWireTask } from './wire.js';

@@ -14,14 +14,15 @@ import type {
   UploadReceipt,
 } from '@fedlhs/proto';
 import type { Logger } from '@fedlhs/service';
+import type { BlobStore } from './blobs/blob-store.js';
 import { CheckpointStore } from './checkpoints.js';
 import { ControlSessions } from './control-session.js';
 import { DataDirLock } from './data-dir-lock.js';
 import { Downloads } from './downloads.js';
-import { Enrolment } from './enrolment.js';
+import { Enrolment, NodeDirectory } from './enrolment.js';
 import { siteReadiness, type SiteReadiness } from './readiness.js';
 import { CoordinatorMetrics } from './metrics.js';
-import type { StudyRunner } from './round-engine.js';
+import type { EngineClock, StudyRunner } from './engine/study-runner.js';
 import { SessionRegistry, type NodeSession } from './sessions.js';
 import { SqliteStore } from './sqlite-store.js';
 import type { CoordinatorStore, NodeRecord, StudyRecord } from './store.js';
@@ -41,8 +42,12 @@ export interface CoordinatorOptions {
   maxHeldUpdateBytes: number;
   buildInitialModel: InitialModelBuilder;
   store?: CoordinatorStore;
+  /** Where checkpoints and other blobs live; default: files in the data directory. */
+  blobs?: BlobStore;
   metrics?: CoordinatorMetrics;
   now?: () => number;
+  /** The round engine's clock (tests that move time); default: `now` and real timers. */
+  clock?: EngineClock;
 }
 
 /**
@@ -61,6 +66,8 @@ export class Coordinator {
   readonly events = new EventEmitter();
   readonly metrics: CoordinatorMetrics;
   readonly checkpoints: CheckpointStore;
+  /** Every enrolled node in memory: authentication and last-seen times (written behind). */
+  readonly nodes: NodeDirectory;
   private readonly enrolment: Enrolment;
   private readonly control: ControlSessions;
   private readonly studies: Studies;
@@ -68,27 +75,29 @@ export class Coordinator {
   private readonly downloads: Downloads;
 
   private constructor(readonly store: CoordinatorStore, private readonly opts: CoordinatorOptions, private readonly lock: DataDirLock) {
-    this.checkpoints = new CheckpointStore(opts.dataDir);
+    this.checkpoints = new CheckpointStore(opts.dataDir, opts.blobs === undefined ? {} : { blobs: opts.blobs });
     // One logger for every part, so their log lines keep component 'coordinator'.
     const log = opts.logger.child({ component: 'coordinator' });
-    const now = opts.now ?? Date.now;
+    const now = opts.clock === undefined ? (opts.now ?? Date.now) : () => opts.clock!.now();
     this.metrics = opts.metrics ?? new CoordinatorMetrics();
     this.events.setMaxListeners(1000);
     this.sessions.on('change', () => {
-      this.metrics.connectedNodes.set(this.sessions.online().length);
+      this.metrics.connectedNodes.set(this.sessions.size);
       this.events.emit('change', { kind: 'node' });
     });
+    store.onBatch((b) => this.metrics.observeStoreBatch(b));
     const { sessions, checkpoints, metrics, events } = this;
-    this.enrolment = new Enrolment({ store, sessions, log, now });
+    this.nodes = new NodeDirectory({ store, log });
+    this.enrolment = new Enrolment({ store, sessions, log, now, nodes: this.nodes });
     // Studies announce through the control sessions, which look runners up in studies: the
     // callback breaks that cycle (it is only called once a study starts or changes).
     this.studies = new Studies({
-      store, checkpoints, sessions, logger: opts.logger, log, now, metrics, events,
+      store, checkpoints, sessions, logger: opts.logger, log, now, clock: opts.clock, metrics, events,
       selectionGraceMs: opts.selectionGraceMs, maxHeldUpdateBytes: opts.maxHeldUpdateBytes, buildInitialModel: opts.buildInitialModel,
       announce: (studyId) => this.control.announce(studyId),
     });
     this.control = new ControlSessions({
-      store, sessions, log, now, metrics, heartbeatIntervalMs: opts.heartbeatIntervalMs, runner: (studyId) => this.studies.runner(studyId),
+      store, sessions, log, now, metrics, heartbeatIntervalMs: opts.heartbeatIntervalMs, runner: (studyId) => this.studies.runner(studyId), nodes: this.nodes,
     });
     this.intake = new UpdateIntake({ store, checkpoints, log, now, metrics, events, studies: this.studies });
     this.downloads = new Downloads({ store, checkpoints, chunkBytes: opts.chunkBytes, studies: this.studies });
@@ -120,6 +129,7 @@ export class Coordinator {
   /** Resumes every RUNNING study from its last committed round, after checking that checkpoint. */
   async start(): Promise<void> {
     this.intake.resetSpool();
+    await Promise.all([this.nodes.load(), this.control.start()]);
     await this.studies.resume();
   }
 
@@ -127,7 +137,12 @@ export class Coordinator {
   async shutdown(): Promise<void> {
     await this.studies.halt();
     try {
-      await this.store.close();
+      try {
+        // Last-seen times are written behind: flush them before the store closes.
+        await this.nodes.close();
+      } finally {
+        await this.store.close();
+      }
     } finally {
       this.lock.release();
     }
@@ -135,7 +150,7 @@ export class Coordinator {
 
   /** Every enrolled site's readiness for a study (online state, declared readiness and its reason). */
   async siteReadiness(study: Pick<StudyRecord, 'id' | 'manifestHash'>): Promise<SiteReadiness[]> {
-    return siteReadiness(await this.store.listNodes(), this.sessions, study.id, study.manifestHash);
+    return siteReadiness(await this.nodes.list(), this.sessions, study.id, study.manifestHash);
   }
 
   // The delegates below return the parts' promises unchanged (no extra async step).

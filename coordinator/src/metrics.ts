@@ -28,6 +28,9 @@ export class CoordinatorMetrics {
     name: 'fedlhs_session_drops_total', help: 'Control sessions dropped by the coordinator, by reason (heartbeat_timeout, stream_error, superseded, slow_consumer).',
     labelNames: ['reason'], registers: [this.registry],
   });
+  readonly roundsUnevaluated = new Counter({
+    name: 'fedlhs_rounds_unevaluated_total', help: 'Rounds committed although no clinic evaluated their model (warn event round.unevaluated).', registers: [this.registry],
+  });
   readonly connectedNodes = new Gauge({ name: 'fedlhs_connected_nodes', help: 'Nodes with a live session.', registers: [this.registry] });
   readonly grpcRequests = new Counter({ name: 'fedlhs_grpc_requests_total', help: 'gRPC calls handled, by method and status code.', labelNames: ['method', 'code'], registers: [this.registry] });
   readonly grpcLatency = new Histogram({

@@ -33,7 +33,7 @@ export function capDetail(text: string, max = DETAIL_MAX): string {
 }
 
 /** Every enrolled, unrevoked site's readiness for a study, by site name. */
-export function siteReadiness(nodes: readonly NodeRecord[], sessions: SessionRegistry, studyId: string, manifestHash: string): SiteReadiness[] {
+export function siteReadiness(nodes: readonly NodeRecord[], sessions: Pick<SessionRegistry, 'get'>, studyId: string, manifestHash: string): SiteReadiness[] {
   return nodes
     .filter((n) => n.revokedAt === null)
     .map((n): SiteReadiness => {

@@ -5,7 +5,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import pino from 'pino';
 import { nodeFailures, nodeViews, studyDetail, studyReadiness } from './admin/views.js';
 import { Coordinator } from './coordinator.js';
-import { FakeSession, LogSink } from './test-support.js';
+import { FakeSession, LogSink, ManualClock } from './test-support.js';
 import type { NodeRecord, StudyRecord } from './store.js';
 
 
@@ -43,11 +43,11 @@ async function network(m: Record<string, unknown>, sites = ['clinic-a', 'clinic-
   const dir = mkdtempSync(join(tmpdir(), 'fedlhs-engine-'));
   dirs.push(dir);
   const log = new LogSink();
-  let clock = Date.parse('2026-11-02T09:00:00Z');
+  const clock = new ManualClock(Date.parse('2026-11-02T09:00:00Z'));
   const coordinator = Coordinator.create({
     dataDir: dir, logger: pino({ level: 'info' }, log), heartbeatIntervalMs: 600_000, selectionGraceMs: 0, chunkBytes: 1 << 20, maxHeldUpdateBytes: 1 << 20,
     buildInitialModel: async () => ({ specs: [{ name: 'out/kernel', shape: [2, 1] }, { name: 'out/bias', shape: [1] }], weights: new Float32Array(3) }),
-    now: () => clock,
+    clock,
   });
   coordinators.push(coordinator);
   await coordinator.start();
@@ -65,11 +65,8 @@ async function network(m: Record<string, unknown>, sites = ['clinic-a', 'clinic-
     const task = await c.session.trainTask(attempt);
     await coordinator.onAgentMessage(c.session, { taskUpdate: { taskId: task.taskId, state, reason } } as never);
   };
-  /** Moves the clock and wakes the round engine, as any session event would. */
-  const advance = (ms: number) => {
-    clock += ms;
-    coordinator.sessions.changed();
-  };
+  /** Moves the clock: the round engine's deadline timers fire. */
+  const advance = (ms: number) => clock.advance(ms);
   const now = async (): Promise<StudyRecord> => (await coordinator.store.getStudy(study.id))!;
   return { coordinator, study, clinics, log, connect, declare, fail, advance, now };
 }
@@ -178,6 +175,7 @@ describe('round engine: readiness deadline', () => {
     await net.connect(d);
     await net.declare(d, 'READINESS_READY');
     // clinic-c never connects.
+    await net.log.waitFor((l) => l.event === 'round.started');
 
     const waiting = (await studyReadiness(net.coordinator, await net.now()))!;
     expect(waiting).toMatchObject({ needed: 3, ready: 1, deadline: '2026-11-02T09:01:00.000Z' });

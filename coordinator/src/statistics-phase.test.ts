@@ -111,7 +111,7 @@ describe('statistics phase (coordinator in process)', () => {
     const bad = clinicStats(3);
     const rogueTask = await rogue.session.task('TASK_KIND_STATISTICS');
     const err = await rejection(coordinator.reportStatistics(rogue.node, report(rogueTask, { ...bad, positives: bad.rows + 5 })));
-    expect([err.code, err.reason, err.message]).toEqual(['INVALID_ARGUMENT', 'INCONSISTENT_STATISTICS', 'inconsistent statistics: positives 305 exceed rows 300']);
+    expect([err.code, err.reason, err.message]).toEqual(['INCONSISTENT_STATISTICS', 'INCONSISTENT_STATISTICS', 'inconsistent statistics: positives 305 exceed rows 300']);
     expect((await coordinator.store.getTask(rogueTask.taskId!))?.state).toBe('REJECTED');
     expect((await coordinator.store.listContributions({ studyId: study.id })).map((c) => [c.nodeId, c.accepted, c.reasonCode])).toEqual([[rogue.node.id, false, 'INCONSISTENT_STATISTICS']]);
     expect(log.lines.find((l) => l.event === 'statistics.rejected')).toMatchObject({ level: 40, nodeId: rogue.node.id, reason: 'INCONSISTENT_STATISTICS' });
@@ -120,6 +120,11 @@ describe('statistics phase (coordinator in process)', () => {
 
     for (const [i, c] of [a, b].entries()) await coordinator.reportStatistics(c.node, report(await c.session.task('TASK_KIND_STATISTICS'), honest[i]!));
     await a.session.task('TASK_KIND_TRAIN');
+    // The same report again is OK (duplicate); a different one for the same task is refused and recorded.
+    const aTask = await a.session.task('TASK_KIND_STATISTICS');
+    await expect(coordinator.reportStatistics(a.node, report(aTask, honest[0]!))).resolves.toEqual({ taskId: aTask.taskId, duplicate: true });
+    const conflict = await rejection(coordinator.reportStatistics(a.node, report(aTask, { ...honest[0]!, positives: honest[0]!.positives - 1 })));
+    expect([conflict.code, conflict.reason]).toEqual(['ALREADY_EXISTS', 'DUPLICATE_CONFLICT']);
     const parameters = JSON.parse((await studyNow(coordinator, study)).parameters!) as { normalization: { features: { name: string; mean: number; std: number }[] } };
     const expected = combineStats(honest).features;
     parameters.normalization.features.forEach((f, j) => {
@@ -128,7 +133,7 @@ describe('statistics phase (coordinator in process)', () => {
     });
     const detail = await studyDetail(coordinator, (await studyNow(coordinator, study)));
     // The re-sent report was recorded too, as STALE.
-    expect(detail.rejectionsByReason).toEqual({ INCONSISTENT_STATISTICS: 1, STALE: 1 });
+    expect(detail.rejectionsByReason).toEqual({ INCONSISTENT_STATISTICS: 1, STALE: 1, DUPLICATE_CONFLICT: 1 });
     await expect(coordinator.metrics.registry.getSingleMetricAsString('fedlhs_rejected_updates_total')).resolves.toMatch(/reason="INCONSISTENT_STATISTICS"} 1/);
   });
 
@@ -196,5 +201,29 @@ describe('statistics phase (coordinator in process)', () => {
     const detail = await studyDetail(coordinator, await studyNow(coordinator, study));
     expect((detail.metricsWithheld as { nodeId: string }[]).map((w) => site(w.nodeId)).sort()).toEqual(['b', 'c']);
     expect((detail.contributions as { nodeId: string; numExamples: number | null }[]).map((c) => [site(c.nodeId), c.numExamples]).sort()).toEqual([['a', 300], ['b', 150], ['c', null]]);
+  });
+  it('refuses impossible evaluation metrics (INVALID_METRICS), records them and closes the task', async () => {
+    const { coordinator, study, clinics } = await network({ normalization: 'none' });
+    const examples = [300, 150, 4];
+    for (const [i, c] of clinics.entries()) {
+      const task = await c.session.task('TASK_KIND_TRAIN');
+      const weights = Float32Array.from([0.1, 0.2, 0.3, 0.4, i]);
+      const header = {
+        taskId: task.taskId!, studyId: study.id, round: 1, nodeId: c.node.id, baseModelSha256: task.modelSha256 as Buffer, numExamples: examples[i]!,
+        trainMetrics: { numExamples: examples[i]!, loss: 0.5, accuracy: 0.5 + i / 10, auc: null },
+        weights: { tensors: [{ name: 'out/kernel', shape: [4, 1], dtype: 'DTYPE_FLOAT32' }, { name: 'out/bias', shape: [1], dtype: 'DTYPE_FLOAT32' }], totalBytes: 20, sha256: payloadDigest(weights), chunkSize: 1 << 20 },
+      };
+      async function* chunks(): AsyncGenerator<UpdateChunk__Output> {
+        yield { header } as unknown as UpdateChunk__Output;
+        yield { data: Buffer.from(float32Bytes(weights)) } as unknown as UpdateChunk__Output;
+      }
+      await coordinator.receiveUpload(c.node, chunks());
+    }
+    // Impossible metrics are refused (INVALID_METRICS), recorded, and close the task.
+    const cTask = await clinics[2]!.session.task('TASK_KIND_EVALUATE');
+    const invalid = await rejection(coordinator.reportEvaluation(clinics[2]!.node, { taskId: cTask.taskId!, studyId: study.id, round: 1, metrics: { numExamples: 4, loss: Number.NaN, accuracy: 0.5, auc: null } } as never));
+    expect([invalid.code, invalid.reason]).toEqual(['INVALID_METRICS', 'INVALID_METRICS']);
+    expect((await coordinator.store.getTask(cTask.taskId!))?.state).toBe('REJECTED');
+    expect((await coordinator.store.listContributions({ nodeId: clinics[2]!.node.id })).map((c) => c.reasonCode)).toContain('INVALID_METRICS');
   });
 });

@@ -17,9 +17,10 @@ import {
 import type { Logger } from '@fedlhs/service';
 import type { CheckpointStore } from './checkpoints.js';
 import type { CoordinatorMetrics } from './metrics.js';
-import { StudyRunner } from './round-engine.js';
+import { StudyRunner, type EngineClock } from './engine/study-runner.js';
 import type { SessionRegistry } from './sessions.js';
 import type { CoordinatorStore, StudyRecord, TaskRecord } from './store.js';
+import { toWireTask } from './wire.js';
 
 /** Builds a study's initial global model from its manifest (TF.js runs only on the coordinator). */
 export type InitialModelBuilder = (manifest: StudyManifest) => Promise<{ specs: TensorSpec[]; weights: Float32Array }>;
@@ -34,6 +35,8 @@ export interface StudiesOptions {
   /** The coordinator's logger; log lines keep the coordinator's component. */
   log: Logger;
   now: () => number;
+  /** The engine's clock (tests); default: `now` and real timers. */
+  clock?: EngineClock | undefined;
   metrics: CoordinatorMetrics;
   /** The coordinator's 'change' emitter for live dashboards. */
   events: EventEmitter;
@@ -103,10 +106,17 @@ export class Studies {
       strategyState = [];
       for (let offset = 0; offset < flat.length; offset += length) strategyState.push(...splitTensors(specs, flat.slice(offset, offset + length)));
     }
+    const { sessions } = this.opts;
     const runner = new StudyRunner(study, manifest, specs, {
       store,
       checkpoints,
-      sessions: this.opts.sessions,
+      sessions,
+      // The engine speaks no proto: tasks become wire messages here, at the edge.
+      dispatch: {
+        task: (record, parameters) => sessions.sendTo(record.nodeId, { task: toWireTask(record, study.manifestHash, parameters) }),
+        cancel: (nodeId, taskId, reason) => void sessions.sendTo(nodeId, { cancel: { taskId, reason } }),
+      },
+      ...(this.opts.clock === undefined ? {} : { clock: this.opts.clock }),
       logger: this.opts.logger,
       selectionGraceMs: this.opts.selectionGraceMs,
       now,
@@ -166,12 +176,16 @@ export class Studies {
       id, name: manifest.name, manifestJson: json, manifestHash: hash, state: 'RUNNING', reason: null, lastCommittedRound: 0, strategyState: null, parameters: null,
       createdAt: now(), endedAt: null,
     };
-    await store.insertStudy(study);
-    const roundId = await store.insertRound({
-      studyId: id, round: 0, attempt: 1, state: 'WAITING_FOR_NODES', reason: 'initial model', startedAt: now(), endedAt: null, participants: 0,
-      checkpointPath: null, checkpointSha256: null,
-    });
-    await store.commitRound(roundId, { path: initial.path, sha256: initial.sha256 }, [], null, now());
+    // T4: the study and its committed round 0 in one unit (the model file is durable already), so a
+    // crash can no longer leave a RUNNING study without round 0.
+    const at = now();
+    await store.write([
+      { op: 'study.insert', s: study },
+      {
+        op: 'round.insert',
+        r: { studyId: id, round: 0, attempt: 1, state: 'COMMITTED', reason: 'initial model', startedAt: at, endedAt: at, participants: 0, checkpointPath: initial.path, checkpointSha256: initial.sha256 },
+      },
+    ], 'study.start');
     this.opts.log.info({ event: 'study.started', studyId: id, manifestSha256: hash, parameters: bundleLength(specs), rounds: manifest.rounds, strategy: manifest.aggregation.strategy, by }, 'study started');
     await this.launch(study);
     await this.opts.announce(id);

@@ -55,3 +55,30 @@ export class FakeSession implements NodeSession {
     return this.waitForTask((t) => t.kind === 'TASK_KIND_TRAIN' && t.attempt === attempt);
   }
 }
+
+/** A clock the test moves (engine/study-runner.ts EngineClock): timers fire when `advance` passes them. */
+export class ManualClock {
+  private timers: { at: number; fn: () => void }[] = [];
+  constructor(private t: number) {}
+  now(): number {
+    return this.t;
+  }
+  setTimer(ms: number, fn: () => void): () => void {
+    const timer = { at: this.t + Math.max(0, ms), fn };
+    this.timers.push(timer);
+    return () => {
+      this.timers = this.timers.filter((x) => x !== timer);
+    };
+  }
+  /** Moves time on and fires every timer due by then, in time order. */
+  advance(ms: number): void {
+    this.t += ms;
+    const due = this.timers.filter((x) => x.at <= this.t).sort((a, b) => a.at - b.at);
+    this.timers = this.timers.filter((x) => x.at > this.t);
+    for (const x of due) x.fn();
+  }
+  /** Timers waiting (tests assert that a phase waits on its deadline). */
+  get pending(): number {
+    return this.timers.length;
+  }
+}

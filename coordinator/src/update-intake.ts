@@ -16,6 +16,7 @@ import type { CheckpointStore } from './checkpoints.js';
 import type { CoordinatorMetrics } from './metrics.js';
 import type { Studies } from './studies.js';
 import type { CoordinatorStore, NodeRecord, TaskRecord } from './store.js';
+import type { WriteOp } from './store/write-ops.js';
 import { toClinicStats, toEvalMetrics } from './wire.js';
 
 /** What the update intake needs from the coordinator that builds it. */
@@ -83,7 +84,12 @@ export class UpdateIntake {
     const first = await iterator.next();
     const header = first.done === true ? undefined : first.value.header;
     if (header == null || header.weights == null) {
-      throw new FedlhsError('INVALID_ARGUMENT', 'the first UploadUpdate message must be a header with weights', { reason: 'BAD_HEADER' });
+      // Check (1) of the proto's order: recorded like every other rejection (design §6 item 6).
+      const err = new FedlhsError('INVALID_ARGUMENT', 'the first UploadUpdate message must be a header with weights', { reason: 'BAD_HEADER' });
+      await this.recordRejection('update', node, err as FedlhsError & { reason: string }, undefined, {
+        taskId: header?.taskId ?? '', studyId: header?.studyId ?? '', round: header?.round ?? 0, numExamples: header?.numExamples ?? 0, sha256: '', bytes: 0,
+      }, false);
+      throw err;
     }
     const rest = { [Symbol.asyncIterator]: () => iterator };
     let task: TaskRecord | undefined;
@@ -95,10 +101,7 @@ export class UpdateIntake {
       if (isFedlhsError(err) && err.reason !== undefined) {
         await this.recordRejection('update', node, err as FedlhsError & { reason: string }, task, {
           taskId: header.taskId, studyId: header.studyId, round: header.round, numExamples: header.numExamples, sha256: header.weights.sha256.toString('hex'), bytes: header.weights.totalBytes,
-        });
-        if (task !== undefined && ['SHAPE_MISMATCH', 'NON_FINITE', 'REPLAYED', 'BAD_HEADER', 'NORM_BOUND'].includes(err.reason)) {
-          await this.studies.runner(task.studyId)?.endTask(task, 'REJECTED', `${err.reason}: ${err.message}`);
-        }
+        }, err.closesTask);
       }
       throw err;
     }
@@ -109,17 +112,25 @@ export class UpdateIntake {
    * even for a task that is not its own: stored with its reason, logged, counted.
    */
   private async recordRejection(
-    what: 'update' | 'statistics',
+    what: 'update' | 'statistics' | 'evaluation',
     node: NodeRecord,
     err: FedlhsError & { reason: string },
     task: TaskRecord | undefined,
     c: { taskId: string; studyId: string; round: number; numExamples: number; sha256: string; bytes: number },
+    closesTask: boolean,
   ): Promise<void> {
-    await this.store.insertContribution({
-      taskId: c.taskId.slice(0, 100), studyId: c.studyId.slice(0, 100), round: c.round, attempt: task?.attempt ?? 0, nodeId: node.id, numExamples: c.numExamples,
-      sha256: c.sha256, bytes: c.bytes, accepted: false, reasonCode: err.reason, reason: err.message, receivedAt: this.now(),
-    });
-    this.log.warn({ event: `${what}.rejected`, nodeId: node.id, taskId: c.taskId, round: c.round, reason: err.reason, detail: err.message }, `${what === 'update' ? 'update' : 'statistics report'} rejected`);
+    const op: WriteOp = {
+      op: 'contribution.insert',
+      c: {
+        taskId: c.taskId.slice(0, 100), studyId: c.studyId.slice(0, 100), round: c.round, attempt: task?.attempt ?? 0, nodeId: node.id, numExamples: c.numExamples,
+        sha256: c.sha256, bytes: c.bytes, accepted: false, reasonCode: err.reason, reason: err.message, receivedAt: this.now(),
+      },
+    };
+    // A rejection that closes its task is one unit with the task's end (T3); otherwise, or when
+    // the task is no longer open at the runner, the contribution is recorded on its own.
+    const ended = closesTask && task !== undefined && (await this.studies.runner(task.studyId)?.endTask(task, 'REJECTED', `${err.reason}: ${err.message}`, [op])) === true;
+    if (!ended) await this.store.write([op], 'contribution.rejected');
+    this.log.warn({ event: `${what}.rejected`, nodeId: node.id, taskId: c.taskId, round: c.round, reason: err.reason, detail: err.message }, `${what === 'update' ? 'update' : `${what} report`} rejected`);
     this.metrics.rejected.inc({ reason: err.reason });
     this.events.emit('change', { kind: 'round', studyId: c.studyId, nodeId: node.id });
   }
@@ -142,6 +153,8 @@ export class UpdateIntake {
       { expected: runner?.modelSpecs ?? this.checkpoints.loadSpecs(task.studyId) },
     );
     if (weights.tensors.some((t) => t.dtype !== 'DTYPE_FLOAT32')) throw new FedlhsError('INVALID_ARGUMENT', 'only DTYPE_FLOAT32 tensors are accepted', { reason: 'SHAPE_MISMATCH' });
+    // train_metrics are part of the header: checked with it, not after the whole stream (INVALID_METRICS).
+    const trainMetrics = toEvalMetrics(header.trainMetrics);
 
     if (existing !== undefined) {
       // Idempotent re-send: hash what arrives (nothing is stored) and compare.
@@ -157,7 +170,7 @@ export class UpdateIntake {
       throw new FedlhsError('FAILED_PRECONDITION', `update was trained from model ${Buffer.from(header.baseModelSha256).toString('hex') || '(none)'}, the task handed out ${task.modelSha256}`, { reason: 'STALE' });
     }
     if (!(header.numExamples >= 1) || !Number.isSafeInteger(header.numExamples)) {
-      throw new FedlhsError('INVALID_ARGUMENT', `num_examples must be a positive integer, got ${header.numExamples}`, { reason: 'BAD_HEADER' });
+      throw new FedlhsError('BAD_EXAMPLE_COUNT', `num_examples must be a positive integer, got ${header.numExamples}`);
     }
     if (this.uploadsInFlight.has(task.id)) throw new FedlhsError('ABORTED', `an upload for task ${task.id} is already in progress; retry after it ends`);
     this.uploadsInFlight.add(task.id);
@@ -192,7 +205,10 @@ export class UpdateIntake {
           throw new FedlhsError('ALREADY_EXISTS', `payload is identical to the update accepted for task ${earlier.taskId} (round ${earlier.round}); replays are refused`, { reason: 'REPLAYED' });
         }
         this.metrics.bytesIn.inc(receiver.receivedBytes);
-        await runner!.acceptUpdate(task, spool, header.numExamples, digest, receiver.receivedBytes, toEvalMetrics(header.trainMetrics), Math.sqrt(squaredDistance));
+        await runner!.submit(task, {
+          kind: 'update', spoolPath: spool, numExamples: header.numExamples, digest, bytes: receiver.receivedBytes, deltaNorm: Math.sqrt(squaredDistance),
+          trainMetrics,
+        });
         return { taskId: task.id, sha256: Buffer.from(digest, 'hex'), duplicate: false, receivedBytes: receiver.receivedBytes };
       } finally {
         await file.close().catch(() => undefined);
@@ -217,33 +233,52 @@ export class UpdateIntake {
       if (report.studyId !== task.studyId || report.round !== task.round) {
         throw new FedlhsError('FAILED_PRECONDITION', `report is tagged study ${report.studyId} round ${report.round}, task is study ${task.studyId} round ${task.round}`, { reason: 'STALE' });
       }
-      if (task.state === 'ACCEPTED') return { taskId: task.id, duplicate: true };
-      await this.studies.openRunner(task).acceptStatistics(task, toClinicStats(report));
+      const stats = toClinicStats(report);
+      if (task.state === 'ACCEPTED') {
+        // A re-sent report is compared with the one accepted: identical is OK, different is refused.
+        const stored = (await this.store.listStatistics(task.studyId)).find((x) => x.taskId === task!.id);
+        if (stored !== undefined && stored.report !== JSON.stringify(stats)) {
+          throw new FedlhsError('ALREADY_EXISTS', `a different statistics report was already accepted for task ${task.id}`, { reason: 'DUPLICATE_CONFLICT' });
+        }
+        return { taskId: task.id, duplicate: true };
+      }
+      await this.studies.openRunner(task).submit(task, { kind: 'statistics', stats });
       return { taskId: task.id, duplicate: false };
     } catch (err) {
       if (isFedlhsError(err) && err.reason !== undefined) {
         await this.recordRejection('statistics', node, err as FedlhsError & { reason: string }, task, {
           taskId: report.taskId, studyId: report.studyId, round: report.round, numExamples: 0, sha256: '', bytes: 0,
-        });
-        if (task !== undefined && err.reason === 'INCONSISTENT_STATISTICS') {
-          await this.studies.runner(task.studyId)?.endTask(task, 'REJECTED', `${err.reason}: ${err.message}`);
-        }
+        }, err.closesTask);
       }
       throw err;
     }
   }
 
-  /** Records a node's hold-out evaluation of a round's model. */
+  /**
+   * Records a node's hold-out evaluation of a round's model. The metrics are checked first
+   * (INVALID_METRICS, which closes the task); every rejection is recorded with its reason.
+   */
   async reportEvaluation(node: NodeRecord, report: EvaluationReport__Output): Promise<EvaluationReceipt> {
-    const task = await ownTask(this.store, node, report.taskId);
-    if (task.kind !== 'EVALUATE') throw new FedlhsError('FAILED_PRECONDITION', `task ${task.id} is a ${task.kind} task, not EVALUATE`, { reason: 'STALE' });
-    if (report.studyId !== task.studyId || report.round !== task.round) {
-      throw new FedlhsError('FAILED_PRECONDITION', `report is tagged study ${report.studyId} round ${report.round}, task is study ${task.studyId} round ${task.round}`, { reason: 'STALE' });
+    let task: TaskRecord | undefined;
+    try {
+      task = await ownTask(this.store, node, report.taskId);
+      if (task.kind !== 'EVALUATE') throw new FedlhsError('FAILED_PRECONDITION', `task ${task.id} is a ${task.kind} task, not EVALUATE`, { reason: 'STALE' });
+      if (report.studyId !== task.studyId || report.round !== task.round) {
+        throw new FedlhsError('FAILED_PRECONDITION', `report is tagged study ${report.studyId} round ${report.round}, task is study ${task.studyId} round ${task.round}`, { reason: 'STALE' });
+      }
+      const metrics = toEvalMetrics(report.metrics);
+      if (metrics === undefined) throw new FedlhsError('INVALID_METRICS', 'metrics are missing');
+      if (task.state === 'ACCEPTED') return { taskId: task.id, duplicate: true };
+      await this.studies.openRunner(task).submit(task, { kind: 'evaluation', metrics });
+      return { taskId: task.id, duplicate: false };
+    } catch (err) {
+      if (isFedlhsError(err) && err.reason !== undefined) {
+        await this.recordRejection('evaluation', node, err as FedlhsError & { reason: string }, task, {
+          taskId: report.taskId, studyId: report.studyId, round: report.round, numExamples: report.metrics?.numExamples ?? 0, sha256: '', bytes: 0,
+        }, err.closesTask);
+      }
+      throw err;
     }
-    if (task.state === 'ACCEPTED') return { taskId: task.id, duplicate: true };
-    const metrics = toEvalMetrics(report.metrics);
-    if (metrics === undefined) throw new FedlhsError('INVALID_ARGUMENT', 'metrics are missing');
-    await this.studies.openRunner(task).acceptEvaluation(task, metrics);
-    return { taskId: task.id, duplicate: false };
   }
+
 }

@@ -64,8 +64,11 @@ async function lastFailure(coordinator: Coordinator, nodeId: string, task: TaskR
 }
 
 /** One node with its live state (from its session, in memory) and its history (from its summary row). */
-async function nodeView(coordinator: Coordinator, n: NodeSummaryRecord): Promise<Record<string, unknown>> {
-  const session = coordinator.sessions.get(n.id);
+async function nodeView(coordinator: Coordinator, stored: NodeSummaryRecord): Promise<Record<string, unknown>> {
+  const session = coordinator.sessions.get(stored.id);
+  // Last-seen times are written behind (enrolment.ts): the in-memory directory is newer.
+  const live = coordinator.nodes.get(stored.id);
+  const n = live === undefined ? stored : { ...stored, lastSeenAt: live.lastSeenAt, agentVersion: live.agentVersion, trainingBackend: live.trainingBackend, revokedAt: live.revokedAt };
   return {
     id: n.id, siteName: n.siteName, online: session !== undefined, revoked: n.revokedAt !== null,
     lastSeenAt: iso(n.lastSeenAt), lastHeartbeatAt: session === undefined ? iso(n.lastSeenAt) : iso(session.lastHeardAt),
@@ -259,7 +262,7 @@ function visibleMetrics<M extends MetricRecord & { round: number }>(metrics: rea
 export async function studyDetail(coordinator: Coordinator, study: StudyRecord): Promise<Record<string, unknown>> {
   const store = coordinator.store;
   const [rounds, storedMetrics, contributions, stats, nodes] = await Promise.all([
-    store.listRounds(study.id), store.listMetrics(study.id), store.listContributions({ studyId: study.id }), store.listStatistics(study.id), store.listNodes(),
+    store.listRounds(study.id), store.listMetrics(study.id), store.listContributions({ studyId: study.id }), store.listStatistics(study.id), coordinator.nodes.list(),
   ]);
   const manifest = validateManifest(JSON.parse(study.manifestJson));
   const k = manifest.data.minCellCount;

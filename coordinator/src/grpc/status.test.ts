@@ -111,9 +111,11 @@ describe('toStatus', () => {
         "DATA_NOT_READY: INTERNAL "internal error (see coordinator log)"",
         "DATA_INVALID: INTERNAL "internal error (see coordinator log)"",
         "FEATURE_SPEC_UNSUPPORTED: INTERNAL "internal error (see coordinator log)"",
+        "NORMALIZATION_IMPOSSIBLE: INTERNAL "internal error (see coordinator log)"",
         "BACKEND_UNAVAILABLE: INTERNAL "internal error (see coordinator log)"",
         "INVALID_STATE: INTERNAL "internal error (see coordinator log)"",
         "CREDENTIAL_REJECTED: INTERNAL "internal error (see coordinator log)"",
+        "ADMIN_UNREACHABLE: INTERNAL "internal error (see coordinator log)"",
         "MODEL_DIGEST_MISMATCH: INTERNAL "internal error (see coordinator log)"",
         "INTERNAL: INTERNAL [fedlhs-error-code=INTERNAL]",
       ]

@@ -1,0 +1,82 @@
+import { FedlhsError, type CloseDecision, type EvalMetrics } from '@fedlhs/core';
+import { disclosableMetrics } from '../../disclosure.js';
+import type { MetricRecord } from '../../store.js';
+import type { Accepted, LiveTask, Phase, PhaseContext, PhaseCounters, PhaseOutput, PhasePlan, PhaseResult } from '../phase.js';
+
+/**
+ * A phase's metrics as stored: the example-weighted global value (if it covers at least
+ * minCellCount examples) and each site's own, except the sites withheld by the small-cell
+ * rule (disclosure.ts), whose figures count only in the global value.
+ */
+export function storedMetrics(ctx: PhaseContext, phase: 'training' | 'evaluation', sites: (EvalMetrics & { nodeId: string | null })[]): MetricRecord[] {
+  const k = ctx.study.manifest.data.minCellCount;
+  const { shown, global, withheld } = disclosableMetrics(sites, k);
+  if (withheld > 0) ctx.log.info({ event: 'metrics.withheld', round: ctx.attempt.round, phase, sites: withheld, minCellCount: k }, `${withheld} site(s)' ${phase} metrics kept only in the global value (small cells)`);
+  const roundId = ctx.attempt.roundId;
+  return [...shown.map((m) => ({ ...m, roundId, phase })), ...(global === undefined ? [] : [{ ...global, roundId, nodeId: null, phase }])];
+}
+
+/**
+ * Hold-out evaluation of the candidate by every READY clinic, without a quorum: the model is
+ * committed with whatever sites reported in time. A round that gathers no evaluation at all is
+ * never committed silently: `round.unevaluated` (warn) and the round's reason say "0 of N sites
+ * evaluated", and the status views show that reason.
+ */
+export class EvaluationPhase implements Phase {
+  readonly name = 'evaluation';
+  readonly roundState = 'EVALUATING' as const;
+  readonly taskKinds = ['EVALUATE'] as const;
+  readonly overCohort = false;
+  readonly failurePrefix = 'evaluation: ';
+  private readonly evaluations = new Map<string, EvalMetrics>();
+
+  plan(ctx: PhaseContext): PhasePlan {
+    const candidate = ctx.attempt.candidate;
+    if (candidate === undefined) throw new FedlhsError('INTERNAL', 'evaluation planned without a candidate model');
+    return {
+      tasks: ctx.readyNodes().map((nodeId) => ({ nodeId, kind: 'EVALUATE', model: candidate })),
+      deadline: ctx.now() + ctx.study.manifest.deadlines.evaluationSeconds * 1000,
+      quorum: 'none',
+    };
+  }
+
+  /**
+   * No quorum: close at the deadline, or once no task is open. Early, while the only open tasks
+   * are offline clinics', only if some evaluation is in: a phase with none yet waits for them to
+   * reconnect (sessions dropping under load must not commit an unevaluated model at once).
+   */
+  decide(_ctx: PhaseContext, c: PhaseCounters, deadlinePassed: boolean): CloseDecision {
+    if (deadlinePassed || c.openOnline + c.openOffline === 0) return { action: 'close' };
+    if (c.openOnline > 0) return { action: 'wait' };
+    return c.accepted > 0 ? { action: 'close' } : { action: 'wait' };
+  }
+
+  async accept(_ctx: PhaseContext, task: LiveTask, result: PhaseResult): Promise<Accepted> {
+    if (result.kind !== 'evaluation') throw new FedlhsError('INTERNAL', `evaluation phase got a ${result.kind} result`);
+    return { ops: [], detail: null, apply: () => void this.evaluations.set(task.nodeId, result.metrics) };
+  }
+
+  async complete(ctx: PhaseContext, c: PhaseCounters): Promise<PhaseOutput> {
+    const { round, attempt } = ctx.attempt;
+    const metrics = storedMetrics(ctx, 'evaluation', [...this.evaluations].map(([nodeId, m]) => ({ ...m, nodeId })));
+    const global = metrics.find((m) => m.nodeId === null);
+    const evaluated = this.evaluations.size;
+    let summary: string | undefined;
+    if (evaluated === 0) {
+      summary = `committed unevaluated: 0 of ${c.assigned} site(s) evaluated the new model by the deadline`;
+      ctx.metrics?.roundsUnevaluated.inc();
+      ctx.log.warn({ event: 'round.unevaluated', round, attempt, evaluatedSites: 0, askedSites: c.assigned, failed: c.ended, open: c.openOnline + c.openOffline }, summary);
+    } else if (global === undefined) {
+      ctx.log.warn({ event: 'evaluation.missing', round }, `the evaluation covers fewer than minCellCount (${ctx.study.manifest.data.minCellCount}) examples: no global metric stored`);
+    }
+    return {
+      metrics,
+      ...(summary === undefined ? {} : { summary }),
+      fields: { evaluatedSites: evaluated, askedSites: c.assigned, ...(global === undefined ? {} : { loss: global.loss, accuracy: global.accuracy, auc: global.auc }) },
+    };
+  }
+
+  dispose(): void {
+    this.evaluations.clear();
+  }
+}

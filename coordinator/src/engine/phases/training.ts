@@ -1,0 +1,97 @@
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { FedlhsError, concatTensors, type EvalMetrics, type Tensor } from '@fedlhs/core';
+import { RoundAggregator } from '../../aggregation.js';
+import type { StoredModel } from '../../checkpoints.js';
+import { storedMetrics } from './evaluation.js';
+import type { Accepted, LiveTask, Phase, PhaseContext, PhaseOutput, PhasePlan, PhaseResult } from '../phase.js';
+
+/**
+ * Training: the cohort trains from the base model; each accepted update is admitted against the
+ * norm bound and added to the round's aggregator as it arrives (O(model) memory whatever the
+ * number of clinics). On close the round moves to AGGREGATING and the candidate comes from the
+ * strategy (RoundAggregator.finish → stepSlice per slice; never a shortcut by strategy name).
+ */
+export class TrainingPhase implements Phase {
+  readonly name = 'training';
+  readonly roundState = 'TRAINING' as const;
+  readonly taskKinds = ['TRAIN'] as const;
+  readonly overCohort = true;
+  readonly failurePrefix = '';
+  private aggregator: RoundAggregator | undefined;
+  private readonly trainingMetrics: (EvalMetrics & { nodeId: string })[] = [];
+  /** Server-side strategy state before this attempt's aggregation, restored if it does not commit. */
+  private stateBefore: Tensor[] | undefined;
+  private candidate: StoredModel | undefined;
+  private stateCandidate: StoredModel | undefined;
+
+  plan(ctx: PhaseContext): PhasePlan {
+    const { study, attempt } = ctx;
+    this.aggregator = new RoundAggregator(
+      study.strategy, study.specs, attempt.base, ctx.checkpoints,
+      join(ctx.checkpoints.studyDir(study.id), 'held', `round-${attempt.round}-attempt-${attempt.attempt}`),
+      study.manifest.updateValidation, study.manifest.aggregation.maxUpdatesHeld,
+    );
+    return {
+      tasks: attempt.cohort.active().map((nodeId) => ({ nodeId, kind: 'TRAIN', model: attempt.base })),
+      deadline: ctx.now() + study.manifest.deadlines.roundSeconds * 1000,
+      quorum: study.manifest.clients.quorum,
+    };
+  }
+
+  async accept(ctx: PhaseContext, task: LiveTask, result: PhaseResult): Promise<Accepted> {
+    if (result.kind !== 'update') throw new FedlhsError('INTERNAL', `training phase got a ${result.kind} result`);
+    const aggregator = this.aggregator!;
+    const { study, attempt } = ctx;
+    const scale = aggregator.admit(result.deltaNorm, study.normHistory);
+    await aggregator.add(result.spoolPath, result.numExamples, scale, task.id);
+    const clipped = scale < 1;
+    return {
+      detail: clipped ? `clipped to ${(scale * 100).toFixed(1)}% of its delta` : null,
+      ops: [
+        {
+          op: 'contribution.insert',
+          c: {
+            taskId: task.id, studyId: study.id, round: attempt.round, attempt: attempt.attempt, nodeId: task.nodeId, numExamples: result.numExamples, sha256: result.digest,
+            bytes: result.bytes, accepted: true, reasonCode: clipped ? 'CLIPPED' : null,
+            reason: clipped ? `delta norm ${result.deltaNorm.toPrecision(4)} clipped by ${scale.toPrecision(4)}` : null, receivedAt: ctx.now(), deltaNorm: result.deltaNorm,
+          },
+        },
+      ],
+      apply: () => {
+        study.normHistory.push(result.deltaNorm);
+        if (result.trainMetrics !== undefined) this.trainingMetrics.push({ ...result.trainMetrics, nodeId: task.nodeId });
+      },
+    };
+  }
+
+  async complete(ctx: PhaseContext): Promise<PhaseOutput> {
+    const { study, attempt } = ctx;
+    const aggregator = this.aggregator!;
+    await ctx.enterState('AGGREGATING');
+    this.stateBefore = study.strategy.exportState().map((t) => ({ shape: [...t.shape], data: Float32Array.from(t.data) }));
+    this.candidate = await ctx.checkpoints.writeCandidate(study.id, attempt.round, attempt.attempt, await aggregator.finish(attempt.round));
+    const state = study.strategy.exportState();
+    if (state.length > 0) this.stateCandidate = await ctx.checkpoints.writeCandidate(study.id, attempt.round, attempt.attempt, [concatTensors(state)], 'state');
+    ctx.log.info(
+      { event: 'round.aggregated', round: attempt.round, strategy: study.strategy.name, updates: aggregator.count, examples: aggregator.totalExamples, sha256: this.candidate.sha256 },
+      `aggregated ${aggregator.count} update(s) with ${study.strategy.name}`,
+    );
+    return {
+      candidate: { model: this.candidate, strategyState: this.stateCandidate },
+      metrics: storedMetrics(ctx, 'training', this.trainingMetrics),
+      fields: { updates: aggregator.count, examples: aggregator.totalExamples },
+    };
+  }
+
+  async dispose(ctx: PhaseContext, committed: boolean): Promise<void> {
+    if (!committed) {
+      // The files were promoted by a commit; otherwise they are left-overs of this attempt.
+      if (this.candidate !== undefined) await rm(this.candidate.path, { force: true });
+      if (this.stateCandidate !== undefined) await rm(this.stateCandidate.path, { force: true });
+      // The strategy stepped its server state for a model that was never committed: undo it.
+      if (this.stateBefore !== undefined) ctx.study.strategy.importState(this.stateBefore);
+    }
+    this.aggregator?.dispose();
+  }
+}
