@@ -333,13 +333,19 @@ describe('RoundAggregator.finish, failures', () => {
     return { aggregator, base };
   }
 
+  const drain = async (slices: Iterable<Float32Array> | AsyncIterable<Float32Array>): Promise<Float32Array[]> => {
+    const out: Float32Array[] = [];
+    for await (const slice of slices) out.push(slice);
+    return out;
+  };
+
   it('the server state changes only once every slice has been taken', async () => {
     const strategy = createStrategy({ name: 'fedadam', eta: 0.01 });
     const { aggregator } = await ready(strategy, { sliceValues: 100 });
-    for (const _slice of await aggregator.finish(1)) break;
+    for await (const _slice of await aggregator.finish(1)) break;
     expect(strategy.exportState()).toEqual([]);
     let n = 0;
-    for (const slice of await aggregator.finish(1)) n += slice.length;
+    for await (const slice of await aggregator.finish(1)) n += slice.length;
     expect(n).toBe(bundleLength(SMALL));
     expect(strategy.exportState()).toHaveLength(2 * SMALL.length);
   });
@@ -347,18 +353,39 @@ describe('RoundAggregator.finish, failures', () => {
   it('a base model shorter than the model is DATA_LOSS; fedavg does not read it', async () => {
     const { aggregator, base } = await ready(createStrategy({ name: 'fedavgm' }), { sliceValues: 1000 });
     truncateSync(base.path, 4 * 1100);
-    await expect((async () => [...(await aggregator.finish(1))])()).rejects.toMatchObject({ code: 'DATA_LOSS' });
+    await expect(drain(await aggregator.finish(1))).rejects.toMatchObject({ code: 'DATA_LOSS' });
     const fedavg = await ready(createStrategy({ name: 'fedavg' }));
     rmSync(fedavg.base.path);
-    expect([...(await fedavg.aggregator.finish(1))].reduce((n, s) => n + s.length, 0)).toBe(bundleLength(SMALL));
+    expect((await drain(await fedavg.aggregator.finish(1))).reduce((n, s) => n + s.length, 0)).toBe(bundleLength(SMALL));
   });
 
-  it('finish without contributions is FAILED_PRECONDITION', async () => {
+  it('finish without contributions is INVALID_STATE (status FAILED_PRECONDITION)', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'fedlhs-aggregation-'));
     dirs.push(dir);
     const checkpoints = new CheckpointStore(dir);
     const base = await checkpoints.writeCandidate('s', 0, 1, [new Float32Array(bundleLength(SMALL))]);
     const aggregator = new RoundAggregator(createStrategy({ name: 'fedavg' }), SMALL, base, checkpoints, join(dir, 'held'), NO_BOUND, 100);
-    await expect(aggregator.finish(1)).rejects.toMatchObject({ code: 'FAILED_PRECONDITION' });
+    await expect(aggregator.finish(1)).rejects.toMatchObject({ code: 'INVALID_STATE', status: 'FAILED_PRECONDITION' });
+  });
+});
+
+describe('RoundAggregator.add, limits', () => {
+  it('an update beyond the held-updates cap is RESOURCE_LIMIT (not a rejection) and leaves its spool file', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'fedlhs-aggregation-'));
+    dirs.push(dir);
+    const checkpoints = new CheckpointStore(dir);
+    const values = new Float32Array(bundleLength(SMALL));
+    const base = await checkpoints.writeCandidate('s', 0, 1, [values]);
+    const aggregator = new RoundAggregator(createStrategy({ name: 'fedmedian' }), SMALL, base, checkpoints, join(dir, 'held'), NO_BOUND, 2);
+    const spool = (k: number): string => {
+      const path = checkpoints.spoolPath(`u${k}`);
+      writeFileSync(path, float32Bytes(values));
+      return path;
+    };
+    await aggregator.add(spool(0), 10, 1, 'u0');
+    await aggregator.add(spool(1), 10, 1, 'u1');
+    const err = await aggregator.add(spool(2), 10, 1, 'u2').catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'RESOURCE_LIMIT', status: 'RESOURCE_EXHAUSTED', isRejection: false, details: { limit: 'heldUpdates', value: 3, max: 2 } });
+    expect(aggregator.count).toBe(2);
   });
 });

@@ -1,4 +1,4 @@
-import { closeSync, mkdirSync, openSync, readSync, renameSync, rmSync } from 'node:fs';
+import { mkdirSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   FedlhsError,
@@ -66,7 +66,7 @@ export class RoundAggregator {
     this.sum = new WeightedSum(strategy.input === 'weighted-mean' ? bundleLength(specs) : 0);
     this.sliceValues = options.sliceValues ?? SLICE_BYTES / 4;
     if (!Number.isSafeInteger(this.sliceValues) || this.sliceValues < 1) {
-      throw new FedlhsError('INVALID_ARGUMENT', `sliceValues must be an integer ≥ 1, got ${this.sliceValues}`);
+      throw new FedlhsError('INVALID_ARGUMENT', `sliceValues must be an integer ≥ 1, got ${this.sliceValues}`, { details: { field: 'sliceValues' } });
     }
   }
 
@@ -80,16 +80,16 @@ export class RoundAggregator {
 
   /**
    * Applies the norm bound: returns the factor the update's delta is scaled by (1 = unchanged,
-   * < 1 = clipped), or throws INVALID_ARGUMENT with reason NORM_BOUND when the study rejects.
+   * < 1 = clipped), or throws NORM_BOUND when the study rejects.
    */
   admit(norm: number, history: readonly number[]): number {
     const bound = currentBound(this.validation, history);
     if (bound === undefined || norm <= bound) return 1;
     if (this.validation.onExceed === 'clip') return bound / norm;
     throw new FedlhsError(
-      'INVALID_ARGUMENT',
+      'NORM_BOUND',
       `update is too far from the global model: ‖update − global‖ = ${norm.toPrecision(4)} exceeds the study's bound ${bound.toPrecision(4)}`,
-      { reason: 'NORM_BOUND' },
+      { details: { norm, bound } },
     );
   }
 
@@ -97,7 +97,10 @@ export class RoundAggregator {
   async add(spoolPath: string, numExamples: number, scale: number, key: string): Promise<void> {
     if (this.strategy.input === 'all-updates') {
       if (this.held.length >= this.maxHeld) {
-        throw new FedlhsError('FAILED_PRECONDITION', `the round already holds ${this.maxHeld} updates, the study's cap for ${this.strategy.name}`, { reason: 'STALE' });
+        // Proto "Order of checks" 20: RESOURCE_EXHAUSTED, not a rejection (the update was fine).
+        throw new FedlhsError('RESOURCE_LIMIT', `the round already holds ${this.maxHeld} updates, the study's cap for ${this.strategy.name}`, {
+          details: { limit: 'heldUpdates', value: this.held.length + 1, max: this.maxHeld },
+        });
       }
       mkdirSync(this.heldDir, { recursive: true });
       const path = join(this.heldDir, `${key}.f32`);
@@ -128,9 +131,9 @@ export class RoundAggregator {
    * stepped lazily as the result is iterated; the strategy's state changes when the last slice
    * has been taken (iterate it once, to the end, before reading `exportState`).
    */
-  async finish(round: number): Promise<Iterable<Float32Array>> {
+  async finish(round: number): Promise<Iterable<Float32Array> | AsyncIterable<Float32Array>> {
     if (this.strategy.input === 'weighted-mean') {
-      if (this.sum.count === 0) throw new FedlhsError('FAILED_PRECONDITION', 'no contributions to average');
+      if (this.sum.count === 0) throw new FedlhsError('INVALID_STATE', 'no contributions to average');
       if (this.strategy.stepSlice !== undefined) return this.stepSlices(round);
     }
     const base = await this.checkpoints.readAll(this.base.path);
@@ -152,19 +155,19 @@ export class RoundAggregator {
   }
 
   /** The weighted mean, slice by slice, through `strategy.stepSlice`, bracketed by begin/endRound. */
-  private stepSlices(round: number): Iterable<Float32Array> {
-    const { strategy, sum, sliceValues } = this;
+  private stepSlices(round: number): AsyncIterable<Float32Array> {
+    const { strategy, sum, sliceValues, checkpoints } = this;
     const basePath = this.base.path;
     strategy.beginRound?.(round, this.specs.map((s) => s.shape));
     const empty = new Float32Array(0);
-    return (function* () {
-      // Synchronous reads because writeCandidate consumes a synchronous iterable; each is one
-      // slice of the checkpoint this round started from (usually still in the page cache).
-      const fd = strategy.readsGlobal === false ? undefined : openSync(basePath, 'r');
+    return (async function* () {
+      // The checkpoint this round started from, read in step with the slices through the
+      // checkpoint store: a file, or a blob locator (PostgreSQL blobs).
+      const base = strategy.readsGlobal === false ? undefined : checkpoints.read(basePath, sliceValues * 4);
       try {
         for (let offset = 0; offset < sum.length; offset += sliceValues) {
           const len = Math.min(sliceValues, sum.length - offset);
-          const global = fd === undefined ? empty : readSlice(fd, basePath, offset, len);
+          const global = base === undefined ? empty : await readSlice(base, basePath, offset, len);
           const next = strategy.stepSlice!(offset, global, sum.meanSlice(offset, len), round);
           if (next.length !== len) {
             throw new FedlhsError('INTERNAL', `${strategy.name}: stepSlice returned ${next.length} values for a slice of ${len}`);
@@ -173,7 +176,7 @@ export class RoundAggregator {
         }
         strategy.endRound?.();
       } finally {
-        if (fd !== undefined) closeSync(fd);
+        await base?.return(undefined);
       }
     })();
   }
@@ -184,15 +187,14 @@ export class RoundAggregator {
   }
 }
 
-/** Values [offset, offset + len) of a raw float32 file; DATA_LOSS if the file ends first. */
-function readSlice(fd: number, path: string, offset: number, len: number): Float32Array {
+/** The next `len` values (from `offset`) of a base model read in slices; DATA_LOSS if it ends first. */
+async function readSlice(base: AsyncGenerator<Buffer>, path: string, offset: number, len: number): Promise<Float32Array> {
+  const next = await base.next();
+  const chunk = next.done === true ? Buffer.alloc(0) : next.value;
+  if (chunk.length < len * 4) throw new FedlhsError('DATA_LOSS', `base model ${path} ends at byte ${offset * 4 + chunk.length}, the model needs ${(offset + len) * 4}`);
+  // A copy when the chunk is not 4-byte aligned (a Float32Array view needs that).
+  if (chunk.byteOffset % 4 === 0) return new Float32Array(chunk.buffer, chunk.byteOffset, len);
   const out = new Float32Array(len);
-  const bytes = new Uint8Array(out.buffer);
-  let filled = 0;
-  while (filled < bytes.length) {
-    const n = readSync(fd, bytes, filled, bytes.length - filled, offset * 4 + filled);
-    if (n === 0) throw new FedlhsError('DATA_LOSS', `base model ${path} ends at byte ${offset * 4 + filled}, the model needs ${(offset + len) * 4}`);
-    filled += n;
-  }
+  new Uint8Array(out.buffer).set(chunk.subarray(0, len * 4));
   return out;
 }

@@ -3,18 +3,19 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import convict from 'convict';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, coordinatorConfigSchema, loadCoordinatorConfig, type LoadConfigOptions } from './config.js';
+import { FedlhsError, isFedlhsError } from '@fedlhs/core';
+import { coordinatorConfigSchema, loadCoordinatorConfig, resolveBlobStore, type LoadConfigOptions } from './config.js';
 
 const PLAINTEXT = { FEDLHS_TLS_MODE: 'plaintext' };
 
-function configError(options: LoadConfigOptions): ConfigError {
+function configError(options: LoadConfigOptions): FedlhsError<'CONFIG_INVALID'> {
   try {
     loadCoordinatorConfig(options);
   } catch (err) {
-    expect(err).toBeInstanceOf(ConfigError);
-    return err as ConfigError;
+    expect(isFedlhsError(err, 'CONFIG_INVALID')).toBe(true);
+    return err as FedlhsError<'CONFIG_INVALID'>;
   }
-  throw new Error('expected a ConfigError, the configuration loaded');
+  throw new Error('expected CONFIG_INVALID, the configuration loaded');
 }
 
 function jsonFile(content: unknown): string {
@@ -29,7 +30,7 @@ describe('loadCoordinatorConfig', () => {
     expect(loadCoordinatorConfig({ env: PLAINTEXT, args: [] })).toEqual({
       dataDir: './.fedlhs/coordinator',
       store: { kind: 'sqlite', url: '', poolSize: 8 },
-      blobs: { store: 'auto', cacheBytes: 1073741824 },
+      blobs: { store: 'auto', cacheBytes: 1073741824, gcGraceSeconds: 3600, gcIntervalSeconds: 3600 },
       transfer: { inFlightBytes: 0, uploadStreamsPerNode: 1, sessionQueueMessages: 64 },
       grpc: { host: '0.0.0.0', port: 7443 },
       tls: { mode: 'plaintext', cert: '', key: '', clientCa: '' },
@@ -161,6 +162,13 @@ describe('loadCoordinatorConfig', () => {
     expect(configError({ env: { ...PLAINTEXT, FEDLHS_STORE_URL: 'postgres://u:pw-secret@h/d' } }).message).not.toContain('pw-secret');
   });
 
+  it("resolves blobs.store 'auto' to the store of the state", () => {
+    const pgEnv = { ...PLAINTEXT, FEDLHS_STORE: 'postgres', FEDLHS_STORE_URL: 'postgres://u@h/d' };
+    expect(resolveBlobStore(loadCoordinatorConfig({ env: PLAINTEXT, args: [] }))).toBe('files');
+    expect(resolveBlobStore(loadCoordinatorConfig({ env: pgEnv, args: [] }))).toBe('postgres');
+    expect(resolveBlobStore(loadCoordinatorConfig({ env: { ...pgEnv, FEDLHS_BLOB_STORE: 'files' }, args: [] }))).toBe('files');
+  });
+
   it('marks store.url sensitive, so convict masks it', () => {
     const config = convict(coordinatorConfigSchema, { env: { FEDLHS_STORE_URL: 'postgres://u:pw-secret@h/d' }, args: [] });
     expect(config.toString()).not.toContain('pw-secret');
@@ -169,6 +177,7 @@ describe('loadCoordinatorConfig', () => {
   it('refuses transfer and blob settings that cannot work, naming the key', () => {
     for (const [env, key] of [
       [{ FEDLHS_BLOB_STORE: 'postgres' }, 'blobs.store'],
+      [{ FEDLHS_BLOB_GC_GRACE_SECONDS: '5' }, 'blobs.gcGraceSeconds'],
       [{ FEDLHS_TRANSFER_UPLOAD_STREAMS_PER_NODE: '0' }, 'transfer.uploadStreamsPerNode'],
       [{ FEDLHS_TRANSFER_SESSION_QUEUE_MESSAGES: '4' }, 'transfer.sessionQueueMessages'],
       [{ FEDLHS_TRANSFER_INFLIGHT_BYTES: '1000' }, 'transfer.inFlightBytes'],

@@ -37,7 +37,7 @@ describe('DataDirLock', () => {
     const holder = JSON.parse(readFileSync(join(dir, 'coordinator.pid'), 'utf8')) as { pid: number };
     expect(holder.pid).toBe(process.pid);
     const err = refusal(() => DataDirLock.acquire(dir));
-    expect([err.code, err.reason]).toEqual(['FAILED_PRECONDITION', 'DATA_DIR_LOCKED']);
+    expect([err.code, err.status, err.reason]).toEqual(['DATA_DIR_LOCKED', 'FAILED_PRECONDITION', undefined]);
     expect(err.message).toMatch(new RegExp(`^data directory ${dir} is in use by another coordinator \\(PID ${process.pid} on .+, since \\d{4}-.+\\); stop it first`));
     first.release();
     expect(existsSync(join(dir, 'coordinator.pid'))).toBe(false);

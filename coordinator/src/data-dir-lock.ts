@@ -40,9 +40,9 @@ export class DataDirLock {
       const holder = readHolder(pidPath);
       const who = holder === undefined ? 'another process (its PID is not recorded)' : `another coordinator (PID ${holder.pid} on ${holder.host}, since ${holder.startedAt})`;
       throw new FedlhsError(
-        'FAILED_PRECONDITION',
+        'DATA_DIR_LOCKED',
         `data directory ${dataDir} is in use by ${who}; stop it first, or give this coordinator its own --data-dir (two coordinators on one data directory would both write its database and checkpoints)`,
-        { cause: err, reason: 'DATA_DIR_LOCKED' },
+        { cause: err },
       );
     }
     const previous = readHolder(pidPath);

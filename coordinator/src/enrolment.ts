@@ -204,9 +204,9 @@ export class Enrolment {
 
   /** Issues a one-time join token for a site. The token is returned once and stored hashed. */
   async createJoinToken(siteName: string, ttlSeconds: number, createdBy: string): Promise<{ token: string; siteName: string; expiresAt: number }> {
-    if (!SITE_NAME.test(siteName)) throw new FedlhsError('INVALID_ARGUMENT', `site name ${JSON.stringify(siteName)} must be 1-64 letters, digits, ".", "_" or "-"`);
+    if (!SITE_NAME.test(siteName)) throw new FedlhsError('INVALID_ARGUMENT', `site name ${JSON.stringify(siteName)} must be 1-64 letters, digits, ".", "_" or "-"`, { details: { field: 'site' } });
     if (!Number.isInteger(ttlSeconds) || ttlSeconds < 60 || ttlSeconds > 30 * 86400) {
-      throw new FedlhsError('INVALID_ARGUMENT', `token lifetime ${ttlSeconds}s must be a whole number of seconds from 60 to 2592000 (30 days)`);
+      throw new FedlhsError('INVALID_ARGUMENT', `token lifetime ${ttlSeconds}s must be a whole number of seconds from 60 to 2592000 (30 days)`, { details: { field: 'ttlSeconds' } });
     }
     const token = newJoinToken();
     const createdAt = this.now();
@@ -220,20 +220,20 @@ export class Enrolment {
 
   /** Trades a join token for a node credential. */
   async enrol(joinToken: string, siteName: string, agent: EnrollingAgent | null): Promise<{ nodeId: string; credential: string; siteName: string }> {
-    if (!/^fjt_[A-Za-z0-9_-]{20,128}$/.test(joinToken)) throw new FedlhsError('INVALID_ARGUMENT', 'join_token is missing or malformed');
-    if (!SITE_NAME.test(siteName)) throw new FedlhsError('INVALID_ARGUMENT', 'site_name is missing or malformed');
+    if (!/^fjt_[A-Za-z0-9_-]{20,128}$/.test(joinToken)) throw new FedlhsError('INVALID_ARGUMENT', 'join_token is missing or malformed', { details: { field: 'join_token' } });
+    if (!SITE_NAME.test(siteName)) throw new FedlhsError('INVALID_ARGUMENT', 'site_name is missing or malformed', { details: { field: 'site_name' } });
     const record = await this.store.findJoinToken(hashSecret(joinToken));
-    if (record === undefined) throw new FedlhsError('UNAUTHENTICATED', 'join token is not valid');
-    if (record.usedAt !== null) throw new FedlhsError('UNAUTHENTICATED', `join token was already used on ${new Date(record.usedAt).toISOString()}`);
-    if (record.expiresAt <= this.now()) throw new FedlhsError('UNAUTHENTICATED', `join token expired on ${new Date(record.expiresAt).toISOString()}`);
-    if (record.siteName !== siteName) throw new FedlhsError('PERMISSION_DENIED', `join token was issued for site "${record.siteName}", not "${siteName}"`);
+    if (record === undefined) throw new FedlhsError('JOIN_TOKEN_INVALID', 'join token is not valid', { details: { why: 'unknown' } });
+    if (record.usedAt !== null) throw new FedlhsError('JOIN_TOKEN_INVALID', `join token was already used on ${new Date(record.usedAt).toISOString()}`, { details: { why: 'used' } });
+    if (record.expiresAt <= this.now()) throw new FedlhsError('JOIN_TOKEN_INVALID', `join token expired on ${new Date(record.expiresAt).toISOString()}`, { details: { why: 'expired' } });
+    if (record.siteName !== siteName) throw new FedlhsError('SITE_MISMATCH', `join token was issued for site "${record.siteName}", not "${siteName}"`);
     const nodeId = `node_${randomBytes(8).toString('hex')}`;
     const secret = newSecret();
     const node: NodeRecord = {
       id: nodeId, siteName, credentialHash: hashSecret(secret), createdAt: this.now(), revokedAt: null, lastSeenAt: null,
       agentVersion: agent?.agentVersion ?? '', trainingBackend: agent?.trainingBackend ?? '',
     };
-    if (!(await this.store.redeemJoinToken(record.id, node))) throw new FedlhsError('UNAUTHENTICATED', 'join token was already used');
+    if (!(await this.store.redeemJoinToken(record.id, node))) throw new FedlhsError('JOIN_TOKEN_INVALID', 'join token was already used', { details: { why: 'used' } });
     this.nodes.add(node);
     this.log.info({ event: 'node.enrolled', nodeId, siteName }, 'node enrolled');
     return { nodeId, credential: formatNodeCredential(nodeId, secret), siteName };

@@ -1,10 +1,11 @@
 #!/usr/bin/env node
 import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
+import { isFedlhsError } from '@fedlhs/core';
 import { createLogger, prepareArgv } from '@fedlhs/service';
 import { startCoordinatorApp } from './app.js';
 import { adminCall, resolveAdminTarget, type AdminTarget } from './cli-client.js';
-import { ConfigError, loadCoordinatorConfig } from './config.js';
+import { loadCoordinatorConfig } from './config.js';
 import type { StudyReadinessView } from './admin/views.js';
 
 interface StudySummary {
@@ -106,7 +107,7 @@ program
     try {
       config = loadCoordinatorConfig({ file: options.config, args: command.args });
     } catch (err) {
-      if (err instanceof ConfigError) die(`invalid configuration: ${err.message}`, 2);
+      if (isFedlhsError(err, 'CONFIG_INVALID')) die(`invalid configuration: ${err.message}`, 2);
       throw err;
     }
     const logger = createLogger({ app: 'fedlhs-coordinator', level: config.log.level, pretty: config.log.pretty });
@@ -115,6 +116,8 @@ program
       app = await startCoordinatorApp(config, logger);
     } catch (err) {
       logger.fatal({ event: 'coordinator.start_failed', err }, 'coordinator failed to start');
+      // A value checked only at start (admin.token) is still a configuration error.
+      if (isFedlhsError(err, 'CONFIG_INVALID')) die(`invalid configuration: ${err.message}`, 2);
       die(`cannot start: ${(err as Error).message}`);
     }
     const stop = (signal: string): void => {

@@ -115,8 +115,9 @@ describe('statistics phase (coordinator in process)', () => {
     expect((await coordinator.store.getTask(rogueTask.taskId!))?.state).toBe('REJECTED');
     expect((await coordinator.store.listContributions({ studyId: study.id })).map((c) => [c.nodeId, c.accepted, c.reasonCode])).toEqual([[rogue.node.id, false, 'INCONSISTENT_STATISTICS']]);
     expect(log.lines.find((l) => l.event === 'statistics.rejected')).toMatchObject({ level: 40, nodeId: rogue.node.id, reason: 'INCONSISTENT_STATISTICS' });
-    // Sending it again does not help: the task is over.
-    expect((await rejection(coordinator.reportStatistics(rogue.node, report(rogueTask, bad)))).reason).toBe('STALE');
+    // Sending it again does not help: the task is closed.
+    const again = await rejection(coordinator.reportStatistics(rogue.node, report(rogueTask, bad)));
+    expect([again.code, again.status, again.taskOpen]).toEqual(['TASK_CLOSED', 'FAILED_PRECONDITION', false]);
 
     for (const [i, c] of [a, b].entries()) await coordinator.reportStatistics(c.node, report(await c.session.task('TASK_KIND_STATISTICS'), honest[i]!));
     await a.session.task('TASK_KIND_TRAIN');
@@ -124,7 +125,7 @@ describe('statistics phase (coordinator in process)', () => {
     const aTask = await a.session.task('TASK_KIND_STATISTICS');
     await expect(coordinator.reportStatistics(a.node, report(aTask, honest[0]!))).resolves.toEqual({ taskId: aTask.taskId, duplicate: true });
     const conflict = await rejection(coordinator.reportStatistics(a.node, report(aTask, { ...honest[0]!, positives: honest[0]!.positives - 1 })));
-    expect([conflict.code, conflict.reason]).toEqual(['ALREADY_EXISTS', 'DUPLICATE_CONFLICT']);
+    expect([conflict.code, conflict.status, conflict.taskOpen]).toEqual(['DUPLICATE_CONFLICT', 'ALREADY_EXISTS', false]);
     const parameters = JSON.parse((await studyNow(coordinator, study)).parameters!) as { normalization: { features: { name: string; mean: number; std: number }[] } };
     const expected = combineStats(honest).features;
     parameters.normalization.features.forEach((f, j) => {
@@ -132,8 +133,8 @@ describe('statistics phase (coordinator in process)', () => {
       expect(f.std).toBeCloseTo(expected[j]!.std, 9);
     });
     const detail = await studyDetail(coordinator, (await studyNow(coordinator, study)));
-    // The re-sent report was recorded too, as STALE.
-    expect(detail.rejectionsByReason).toEqual({ INCONSISTENT_STATISTICS: 1, STALE: 1, DUPLICATE_CONFLICT: 1 });
+    // The re-sent report was recorded too, as TASK_CLOSED.
+    expect(detail.rejectionsByReason).toEqual({ INCONSISTENT_STATISTICS: 1, TASK_CLOSED: 1, DUPLICATE_CONFLICT: 1 });
     await expect(coordinator.metrics.registry.getSingleMetricAsString('fedlhs_rejected_updates_total')).resolves.toMatch(/reason="INCONSISTENT_STATISTICS"} 1/);
   });
 

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { EventEmitter } from 'node:events';
 import { mkdirSync, rmSync } from 'node:fs';
 import { open } from 'node:fs/promises';
-import { FedlhsError, PayloadReceiver, isFedlhsError } from '@fedlhs/core';
+import { FedlhsError, PayloadReceiver, isFedlhsError, type ClinicStats, type EvalMetrics } from '@fedlhs/core';
 import type {
   EvaluationReceipt,
   EvaluationReport__Output,
@@ -17,7 +17,9 @@ import type { CoordinatorMetrics } from './metrics.js';
 import type { Studies } from './studies.js';
 import type { CoordinatorStore, NodeRecord, TaskRecord } from './store.js';
 import type { WriteOp } from './store/write-ops.js';
-import { toClinicStats, toEvalMetrics } from './wire.js';
+import { evaluationDigest } from './engine/phases/evaluation.js';
+import { taskClosed } from './engine/study-runner.js';
+import { reportDigest, toClinicStats, toEvalMetrics } from './wire.js';
 
 /** What the update intake needs from the coordinator that builds it. */
 export interface UpdateIntakeOptions {
@@ -33,14 +35,19 @@ export interface UpdateIntakeOptions {
 }
 
 /**
- * Looks a task up for the node that calls about it: NOT_FOUND (UNKNOWN_TASK) if there is no
- * such task, PERMISSION_DENIED (NOT_ASSIGNED) if it was handed to another node.
+ * Looks a task up for the node that calls about it: UNKNOWN_TASK (NOT_FOUND) if there is no
+ * such task, NOT_ASSIGNED (PERMISSION_DENIED) if it was handed to another node.
  */
 export async function ownTask(store: CoordinatorStore, node: NodeRecord, taskId: string): Promise<TaskRecord> {
   const task = await store.getTask(taskId);
-  if (task === undefined) throw new FedlhsError('NOT_FOUND', `no task ${JSON.stringify(taskId)}`, { reason: 'UNKNOWN_TASK' });
-  if (task.nodeId !== node.id) throw new FedlhsError('PERMISSION_DENIED', `task ${taskId} is assigned to another node`, { reason: 'NOT_ASSIGNED' });
+  if (task === undefined) throw new FedlhsError('UNKNOWN_TASK', `no task ${JSON.stringify(taskId)}`);
+  if (task.nodeId !== node.id) throw new FedlhsError('NOT_ASSIGNED', `task ${taskId} is assigned to another node`);
   return task;
+}
+
+/** A contribution for a task that has ended without one accepted (proto "Order of checks" 8). */
+function checkNotClosed(task: TaskRecord): void {
+  if (task.state !== 'ASSIGNED') throw taskClosed(task, `it is ${task.state}${task.detail === null ? '' : ` (${task.detail})`}`);
 }
 
 /**
@@ -50,6 +57,8 @@ export async function ownTask(store: CoordinatorStore, node: NodeRecord, taskId:
  */
 export class UpdateIntake {
   private readonly uploadsInFlight = new Set<string>();
+  /** Per study, the training rows each node reported (see `reportedRows`). */
+  private readonly rowsByStudy = new Map<string, Promise<Map<string, number>>>();
   private readonly store: CoordinatorStore;
   private readonly checkpoints: CheckpointStore;
   private readonly log: Logger;
@@ -85,53 +94,67 @@ export class UpdateIntake {
     const header = first.done === true ? undefined : first.value.header;
     if (header == null || header.weights == null) {
       // Check (1) of the proto's order: recorded like every other rejection (design §6 item 6).
-      const err = new FedlhsError('INVALID_ARGUMENT', 'the first UploadUpdate message must be a header with weights', { reason: 'BAD_HEADER' });
-      await this.recordRejection('update', node, err as FedlhsError & { reason: string }, undefined, {
+      const err = new FedlhsError('BAD_HEADER', 'the first UploadUpdate message must be a header with weights');
+      // A header without weights names its task (fedlhs-task-open is about it); no header names none.
+      const named = header == null ? undefined : await this.store.getTask(header.taskId);
+      await this.recordRejection('update', node, err, named?.nodeId === node.id ? named : undefined, {
         taskId: header?.taskId ?? '', studyId: header?.studyId ?? '', round: header?.round ?? 0, numExamples: header?.numExamples ?? 0, sha256: '', bytes: 0,
-      }, false);
+      });
       throw err;
     }
     const rest = { [Symbol.asyncIterator]: () => iterator };
     let task: TaskRecord | undefined;
     try {
       task = await ownTask(this.store, node, header.taskId);
-      if (header.nodeId !== node.id) throw new FedlhsError('PERMISSION_DENIED', `header.node_id ${JSON.stringify(header.nodeId)} is not the caller (${node.id})`, { reason: 'NOT_ASSIGNED' });
+      if (header.nodeId !== node.id) throw new FedlhsError('NOT_ASSIGNED', `header.node_id ${JSON.stringify(header.nodeId)} is not the caller (${node.id})`);
       return await this.receiveForTask(node, task, header, rest);
     } catch (err) {
-      if (isFedlhsError(err) && err.reason !== undefined) {
-        await this.recordRejection('update', node, err as FedlhsError & { reason: string }, task, {
+      if (isFedlhsError(err) && err.isRejection) {
+        await this.recordRejection('update', node, err, task, {
           taskId: header.taskId, studyId: header.studyId, round: header.round, numExamples: header.numExamples, sha256: header.weights.sha256.toString('hex'), bytes: header.weights.totalBytes,
-        }, err.closesTask);
+        });
+      } else if (isFedlhsError(err, 'RESOURCE_LIMIT')) {
+        // Not a rejection (no reason, not recorded, the task stays as it is), but never quiet.
+        this.log.warn({ event: 'update.rejected', nodeId: node.id, taskId: header.taskId, round: header.round, code: err.code, details: err.details, detail: err.message }, 'update refused: a coordinator limit was reached');
       }
       throw err;
     }
   }
 
   /**
-   * Records a rejected contribution (an update or a statistics report) against the caller,
-   * even for a task that is not its own: stored with its reason, logged, counted.
+   * Records a rejected contribution (an update, a statistics or an evaluation report) against
+   * the caller, even for a task that is not its own: stored with its reason, logged, counted. A
+   * closing reason ends the task REJECTED in the same unit. Then sets `err.taskOpen`, which the
+   * wire sends as `fedlhs-task-open`: whether a corrected call for the task may still pass.
    */
   private async recordRejection(
     what: 'update' | 'statistics' | 'evaluation',
     node: NodeRecord,
-    err: FedlhsError & { reason: string },
+    err: FedlhsError,
     task: TaskRecord | undefined,
     c: { taskId: string; studyId: string; round: number; numExamples: number; sha256: string; bytes: number },
-    closesTask: boolean,
   ): Promise<void> {
+    const closesTask = err.closesTask;
+    // The RejectionReason: the code, or for an error still in the deprecated form (studies.ts
+    // openRunner) its reason.
+    const reason = err.reason ?? err.code;
     const op: WriteOp = {
       op: 'contribution.insert',
       c: {
         taskId: c.taskId.slice(0, 100), studyId: c.studyId.slice(0, 100), round: c.round, attempt: task?.attempt ?? 0, nodeId: node.id, numExamples: c.numExamples,
-        sha256: c.sha256, bytes: c.bytes, accepted: false, reasonCode: err.reason, reason: err.message, receivedAt: this.now(),
+        sha256: c.sha256, bytes: c.bytes, accepted: false, reasonCode: reason, reason: err.message, receivedAt: this.now(),
       },
     };
     // A rejection that closes its task is one unit with the task's end (T3); otherwise, or when
     // the task is no longer open at the runner, the contribution is recorded on its own.
-    const ended = closesTask && task !== undefined && (await this.studies.runner(task.studyId)?.endTask(task, 'REJECTED', `${err.reason}: ${err.message}`, [op])) === true;
+    const runner = task === undefined ? undefined : this.studies.runner(task.studyId);
+    const ended = closesTask && task !== undefined && (await runner?.endTask(task, 'REJECTED', `${reason}: ${err.message}`, [op])) === true;
     if (!ended) await this.store.write([op], 'contribution.rejected');
-    this.log.warn({ event: `${what}.rejected`, nodeId: node.id, taskId: c.taskId, round: c.round, reason: err.reason, detail: err.message }, `${what === 'update' ? 'update' : `${what} report`} rejected`);
-    this.metrics.rejected.inc({ reason: err.reason });
+    // Open for the caller only if it is the caller's, nothing closed it (this rejection, an
+    // earlier one, an accepted contribution) and its round still waits for it.
+    err.taskOpen = task !== undefined && task.nodeId === node.id && !closesTask && err.code !== 'TASK_CLOSED' && err.code !== 'DUPLICATE_CONFLICT' && runner?.isOpen(task) === true;
+    this.log.warn({ event: `${what}.rejected`, nodeId: node.id, taskId: c.taskId, round: c.round, reason, taskOpen: err.taskOpen, detail: err.message }, `${what === 'update' ? 'update' : `${what} report`} rejected`);
+    this.metrics.rejected.inc({ reason });
     this.events.emit('change', { kind: 'round', studyId: c.studyId, nodeId: node.id });
   }
 
@@ -142,17 +165,19 @@ export class UpdateIntake {
     chunks: AsyncIterable<UpdateChunk__Output>,
   ): Promise<UploadReceipt> {
     const weights = header.weights!;
-    if (task.kind !== 'TRAIN') throw new FedlhsError('FAILED_PRECONDITION', `task ${task.id} is an ${task.kind} task, not TRAIN`, { reason: 'STALE' });
+    if (task.kind !== 'TRAIN') throw new FedlhsError('STALE', `task ${task.id} is an ${task.kind} task, not TRAIN`);
     if (header.studyId !== task.studyId || header.round !== task.round) {
-      throw new FedlhsError('FAILED_PRECONDITION', `update is tagged study ${header.studyId} round ${header.round}, but task ${task.id} is study ${task.studyId} round ${task.round}`, { reason: 'STALE' });
+      throw new FedlhsError('STALE', `update is tagged study ${header.studyId} round ${header.round}, but task ${task.id} is study ${task.studyId} round ${task.round}`);
     }
     const existing = await this.store.acceptedContribution(task.id);
+    if (existing === undefined) checkNotClosed(task);
     const runner = existing === undefined ? this.studies.openRunner(task) : undefined;
     const receiver = new PayloadReceiver(
       { tensors: weights.tensors.map((t) => ({ name: t.name, shape: t.shape })), totalBytes: weights.totalBytes, sha256: weights.sha256, chunkSize: weights.chunkSize },
       { expected: runner?.modelSpecs ?? this.checkpoints.loadSpecs(task.studyId) },
     );
-    if (weights.tensors.some((t) => t.dtype !== 'DTYPE_FLOAT32')) throw new FedlhsError('INVALID_ARGUMENT', 'only DTYPE_FLOAT32 tensors are accepted', { reason: 'SHAPE_MISMATCH' });
+    const other = weights.tensors.find((t) => t.dtype !== 'DTYPE_FLOAT32');
+    if (other !== undefined) throw new FedlhsError('SHAPE_MISMATCH', `only DTYPE_FLOAT32 tensors are accepted; ${JSON.stringify(other.name)} is ${other.dtype}`, { details: { tensor: other.name } });
     // train_metrics are part of the header: checked with it, not after the whole stream (INVALID_METRICS).
     const trainMetrics = toEvalMetrics(header.trainMetrics);
 
@@ -161,24 +186,29 @@ export class UpdateIntake {
       for await (const chunk of chunks) if (chunk.data) receiver.push(chunk.data);
       const digest = receiver.finish().toString('hex');
       if (digest !== existing.sha256) {
-        throw new FedlhsError('ALREADY_EXISTS', `a different update (sha256 ${existing.sha256}) was already accepted for task ${task.id}`, { reason: 'DUPLICATE_CONFLICT' });
+        throw new FedlhsError('DUPLICATE_CONFLICT', `a different update (sha256 ${existing.sha256}) was already accepted for task ${task.id}`);
       }
       return { taskId: task.id, sha256: Buffer.from(digest, 'hex'), duplicate: true, receivedBytes: receiver.receivedBytes };
     }
     runner!.modelForTask(task); // throws STALE if the round moved on
     if (Buffer.from(header.baseModelSha256).toString('hex') !== task.modelSha256) {
-      throw new FedlhsError('FAILED_PRECONDITION', `update was trained from model ${Buffer.from(header.baseModelSha256).toString('hex') || '(none)'}, the task handed out ${task.modelSha256}`, { reason: 'STALE' });
+      throw new FedlhsError('STALE', `update was trained from model ${Buffer.from(header.baseModelSha256).toString('hex') || '(none)'}, the task handed out ${task.modelSha256}`);
     }
     if (!(header.numExamples >= 1) || !Number.isSafeInteger(header.numExamples)) {
       throw new FedlhsError('BAD_EXAMPLE_COUNT', `num_examples must be a positive integer, got ${header.numExamples}`);
     }
-    if (this.uploadsInFlight.has(task.id)) throw new FedlhsError('ABORTED', `an upload for task ${task.id} is already in progress; retry after it ends`);
+    const rows = await this.reportedRows(task.studyId, node.id);
+    if (rows !== undefined && header.numExamples > rows) {
+      throw new FedlhsError('BAD_EXAMPLE_COUNT', `num_examples ${header.numExamples} exceeds the ${rows} training rows this node reported in the study's statistics`);
+    }
+    if (this.uploadsInFlight.has(task.id)) throw new FedlhsError('UPLOAD_IN_PROGRESS', `an upload for task ${task.id} is already in progress; retry after it ends`);
     this.uploadsInFlight.add(task.id);
     const spool = this.checkpoints.spoolPath(`${task.id}.${randomBytes(4).toString('hex')}.part`);
     try {
       // ‖update − global‖² is accumulated while the update arrives (reading the same byte range
-      // of the base checkpoint), so admitting it later needs no second pass over either file.
-      const base = await open(runner!.modelForTask(task).path, 'r');
+      // of the base checkpoint, read in step through the checkpoint store: a file or a blob
+      // locator), so admitting it later needs no second pass over either.
+      const base = this.checkpoints.openSequential(runner!.modelForTask(task).path);
       const file = await open(spool, 'wx', 0o600).catch(async (err: unknown) => {
         await base.close();
         throw err;
@@ -187,10 +217,10 @@ export class UpdateIntake {
       let scratch = Buffer.alloc(0);
       try {
         for await (const chunk of chunks) {
-          if (!chunk.data) throw new FedlhsError('INVALID_ARGUMENT', 'only the first message may be a header', { reason: 'BAD_HEADER' });
+          if (!chunk.data) throw new FedlhsError('BAD_HEADER', 'only the first message may be a header');
           const { offset, values } = receiver.push(chunk.data);
           if (scratch.length < chunk.data.length) scratch = Buffer.allocUnsafeSlow(chunk.data.length);
-          const { bytesRead } = await base.read(scratch, 0, chunk.data.length, offset * 4);
+          const bytesRead = await base.readAt(scratch, chunk.data.length, offset * 4);
           const g = new Float32Array(scratch.buffer, scratch.byteOffset, bytesRead / 4);
           for (let i = 0; i < g.length; i++) {
             const d = values[i]! - g[i]!;
@@ -202,7 +232,7 @@ export class UpdateIntake {
         await file.close();
         const earlier = await this.store.findAcceptedBySha256(digest, task.studyId, { nodeId: node.id, round: task.round });
         if (earlier !== undefined) {
-          throw new FedlhsError('ALREADY_EXISTS', `payload is identical to the update accepted for task ${earlier.taskId} (round ${earlier.round}); replays are refused`, { reason: 'REPLAYED' });
+          throw new FedlhsError('REPLAYED', `payload is identical to the update accepted for task ${earlier.taskId} (round ${earlier.round}); replays are refused`);
         }
         this.metrics.bytesIn.inc(receiver.receivedBytes);
         await runner!.submit(task, {
@@ -227,58 +257,111 @@ export class UpdateIntake {
    */
   async reportStatistics(node: NodeRecord, report: StatisticsReport__Output): Promise<StatisticsReceipt> {
     let task: TaskRecord | undefined;
+    let digest = '';
     try {
       task = await ownTask(this.store, node, report.taskId);
-      if (task.kind !== 'STATISTICS') throw new FedlhsError('FAILED_PRECONDITION', `task ${task.id} is a ${task.kind} task, not STATISTICS`, { reason: 'STALE' });
+      if (task.kind !== 'STATISTICS') throw new FedlhsError('STALE', `task ${task.id} is a ${task.kind} task, not STATISTICS`);
       if (report.studyId !== task.studyId || report.round !== task.round) {
-        throw new FedlhsError('FAILED_PRECONDITION', `report is tagged study ${report.studyId} round ${report.round}, task is study ${task.studyId} round ${task.round}`, { reason: 'STALE' });
+        throw new FedlhsError('STALE', `report is tagged study ${report.studyId} round ${report.round}, task is study ${task.studyId} round ${task.round}`);
       }
       const stats = toClinicStats(report);
+      digest = reportDigest(stats);
       if (task.state === 'ACCEPTED') {
         // A re-sent report is compared with the one accepted: identical is OK, different is refused.
         const stored = (await this.store.listStatistics(task.studyId)).find((x) => x.taskId === task!.id);
-        if (stored !== undefined && stored.report !== JSON.stringify(stats)) {
-          throw new FedlhsError('ALREADY_EXISTS', `a different statistics report was already accepted for task ${task.id}`, { reason: 'DUPLICATE_CONFLICT' });
+        if (stored !== undefined && reportDigest(JSON.parse(stored.report) as typeof stats) !== digest) {
+          throw new FedlhsError('DUPLICATE_CONFLICT', `a different statistics report was already accepted for task ${task.id}`);
         }
         return { taskId: task.id, duplicate: true };
       }
+      checkNotClosed(task);
       await this.studies.openRunner(task).submit(task, { kind: 'statistics', stats });
+      this.noteRows(task.studyId, node.id, stats);
       return { taskId: task.id, duplicate: false };
     } catch (err) {
-      if (isFedlhsError(err) && err.reason !== undefined) {
-        await this.recordRejection('statistics', node, err as FedlhsError & { reason: string }, task, {
-          taskId: report.taskId, studyId: report.studyId, round: report.round, numExamples: 0, sha256: '', bytes: 0,
-        }, err.closesTask);
+      if (isFedlhsError(err) && err.isRejection) {
+        await this.recordRejection('statistics', node, err, task, {
+          taskId: report.taskId, studyId: report.studyId, round: report.round, numExamples: 0, sha256: digest, bytes: 0,
+        });
       }
       throw err;
     }
   }
 
   /**
-   * Records a node's hold-out evaluation of a round's model. The metrics are checked first
-   * (INVALID_METRICS, which closes the task); every rejection is recorded with its reason.
+   * Records a node's hold-out evaluation of a round's model, in the proto's order of checks:
+   * the task (kind, tag), a re-sent report compared by digest with the accepted one, a closed
+   * task (TASK_CLOSED), the study, the metrics (INVALID_METRICS, which closes the task), then
+   * the round. Every rejection is recorded with its reason.
    */
   async reportEvaluation(node: NodeRecord, report: EvaluationReport__Output): Promise<EvaluationReceipt> {
     let task: TaskRecord | undefined;
+    let digest = '';
     try {
       task = await ownTask(this.store, node, report.taskId);
-      if (task.kind !== 'EVALUATE') throw new FedlhsError('FAILED_PRECONDITION', `task ${task.id} is a ${task.kind} task, not EVALUATE`, { reason: 'STALE' });
+      if (task.kind !== 'EVALUATE') throw new FedlhsError('STALE', `task ${task.id} is a ${task.kind} task, not EVALUATE`);
       if (report.studyId !== task.studyId || report.round !== task.round) {
-        throw new FedlhsError('FAILED_PRECONDITION', `report is tagged study ${report.studyId} round ${report.round}, task is study ${task.studyId} round ${task.round}`, { reason: 'STALE' });
+        throw new FedlhsError('STALE', `report is tagged study ${report.studyId} round ${report.round}, task is study ${task.studyId} round ${task.round}`);
       }
-      const metrics = toEvalMetrics(report.metrics);
-      if (metrics === undefined) throw new FedlhsError('INVALID_METRICS', 'metrics are missing');
-      if (task.state === 'ACCEPTED') return { taskId: task.id, duplicate: true };
-      await this.studies.openRunner(task).submit(task, { kind: 'evaluation', metrics });
+      const checked = (): EvalMetrics => {
+        const m = toEvalMetrics(report.metrics);
+        if (m === undefined) throw new FedlhsError('INVALID_METRICS', 'metrics are missing');
+        digest = reportDigest(m);
+        return m;
+      };
+      if (task.state === 'ACCEPTED') {
+        // A re-sent report is compared with the accepted one by digest (kept with the task:
+        // the metrics themselves may be withheld). Impossible metrics cannot be identical.
+        checked();
+        const accepted = evaluationDigest(task.detail);
+        // Accepted before digests were kept: nothing to compare with, so identical is assumed.
+        if (accepted !== undefined && accepted !== digest) {
+          throw new FedlhsError('DUPLICATE_CONFLICT', `a different evaluation report (sha256 ${accepted}) was already accepted for task ${task.id}`);
+        }
+        return { taskId: task.id, duplicate: true };
+      }
+      checkNotClosed(task);
+      const runner = this.studies.openRunner(task);
+      const metrics = checked();
+      await runner.submit(task, { kind: 'evaluation', metrics, digest });
       return { taskId: task.id, duplicate: false };
     } catch (err) {
-      if (isFedlhsError(err) && err.reason !== undefined) {
-        await this.recordRejection('evaluation', node, err as FedlhsError & { reason: string }, task, {
-          taskId: report.taskId, studyId: report.studyId, round: report.round, numExamples: report.metrics?.numExamples ?? 0, sha256: '', bytes: 0,
-        }, err.closesTask);
+      if (isFedlhsError(err) && err.isRejection) {
+        await this.recordRejection('evaluation', node, err, task, {
+          taskId: report.taskId, studyId: report.studyId, round: report.round, numExamples: report.metrics?.numExamples ?? 0, sha256: digest, bytes: 0,
+        });
       }
       throw err;
     }
   }
 
+  /**
+   * The training rows this node reported in the study's statistics (proto StatisticsReport.rows,
+   * the bound of num_examples), or undefined: no statistics phase, no report from this node, or
+   * a suppressed report (rows below the minimum cell count are sent as 0, so there is no bound).
+   * Read from the store once per study and process, then kept up to date by `noteRows`.
+   */
+  private async reportedRows(studyId: string, nodeId: string): Promise<number | undefined> {
+    let rows = this.rowsByStudy.get(studyId);
+    if (rows === undefined) {
+      rows = this.store.listStatistics(studyId).then((list) => {
+        const byNode = new Map<string, number>();
+        for (const r of list) {
+          const stats = JSON.parse(r.report) as Pick<ClinicStats, 'rows' | 'suppressed'>;
+          if (stats.suppressed) byNode.delete(r.nodeId);
+          else byNode.set(r.nodeId, stats.rows);
+        }
+        return byNode;
+      });
+      this.rowsByStudy.set(studyId, rows);
+      rows.catch(() => this.rowsByStudy.delete(studyId));
+    }
+    return (await rows).get(nodeId);
+  }
+
+  /** An accepted statistics report changes its node's bound (if the study's rows were read already). */
+  private noteRows(studyId: string, nodeId: string, stats: ClinicStats): void {
+    const rows = this.rowsByStudy.get(studyId);
+    void rows?.then((byNode) => (stats.suppressed ? byNode.delete(nodeId) : byNode.set(nodeId, stats.rows)), () => undefined);
+  }
 }

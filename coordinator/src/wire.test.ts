@@ -1,7 +1,8 @@
+import { createHash } from 'node:crypto';
 import { FedlhsError } from '@fedlhs/core';
 import type { Metrics__Output } from '@fedlhs/proto';
 import { describe, expect, it } from 'vitest';
-import { toEvalMetrics } from './wire.js';
+import { reportDigest, toEvalMetrics } from './wire.js';
 
 const good: Metrics__Output = { numExamples: 120, loss: 0.5, accuracy: 0.75, auc: 0.8 };
 
@@ -35,5 +36,14 @@ describe('toEvalMetrics', () => {
     expect({ code: err.code, status: err.status, isRejection: err.isRejection, closesTask: err.closesTask, message: err.message }).toEqual({
       code: 'INVALID_METRICS', status: 'INVALID_ARGUMENT', isRejection: true, closesTask: true, message: `metric ${what} is out of range`,
     });
+  });
+});
+
+describe('reportDigest', () => {
+  it('is the SHA-256 of the canonical JSON: key order and undefined members do not matter, values do', () => {
+    const a = reportDigest({ numExamples: 120, loss: 0.5, accuracy: 0.75, auc: undefined });
+    expect(a).toBe(createHash('sha256').update('{"accuracy":0.75,"loss":0.5,"numExamples":120}').digest('hex'));
+    expect(reportDigest({ accuracy: 0.75, numExamples: 120, loss: 0.5 })).toBe(a);
+    expect(reportDigest({ numExamples: 120, loss: 0.5, accuracy: 0.76 })).not.toBe(a);
   });
 });

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { FedlhsError, type ClinicStats, type EvalMetrics } from '@fedlhs/core';
 import type { Metrics__Output, StatisticsReport__Output, Study } from '@fedlhs/proto';
 import type { StudyRecord, TaskRecord } from './store.js';
@@ -52,6 +53,23 @@ export function toEvalMetrics(m: Metrics__Output | null | undefined): EvalMetric
   if (!(m.accuracy >= 0 && m.accuracy <= 1)) bad(`accuracy (${m.accuracy})`);
   if (m.auc != null && !(m.auc >= 0 && m.auc <= 1)) bad(`auc (${m.auc})`);
   return { numExamples: m.numExamples, loss: m.loss, accuracy: m.accuracy, auc: m.auc ?? undefined };
+}
+
+/**
+ * The digest a report is compared by (proto: duplicates): SHA-256 (hex) of its canonical JSON,
+ * i.e. of the value as converted here, with object keys sorted and undefined members left out.
+ */
+export function reportDigest(value: ClinicStats | EvalMetrics): string {
+  return createHash('sha256').update(canonicalJson(value)).digest('hex');
+}
+
+function canonicalJson(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(canonicalJson).join(',')}]`;
+  if (typeof v === 'object' && v !== null) {
+    const entries = Object.entries(v).filter(([, x]) => x !== undefined).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([k, x]) => `${JSON.stringify(k)}:${canonicalJson(x)}`).join(',')}}`;
+  }
+  return JSON.stringify(v) ?? 'null';
 }
 
 export function toWireStudy(s: StudyRecord): Study {

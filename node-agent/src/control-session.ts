@@ -1,4 +1,5 @@
 import * as grpc from '@grpc/grpc-js';
+import { FedlhsError } from '@fedlhs/core';
 import type { AgentInfo, AgentMessage, CoordinatorMessage__Output, Study__Output, StudyProgress__Output, CancelTask__Output, Task__Output } from '@fedlhs/proto';
 import type { Logger } from '@fedlhs/service';
 import type { NodeCredential } from './agent-state.js';
@@ -20,7 +21,10 @@ export function applyStudyProgress(study: Study__Output, progress: StudyProgress
   };
 }
 
-/** Thrown when the coordinator refuses the credential: retrying cannot help. */
+/**
+ * @deprecated Sessions reject with `FedlhsError('CREDENTIAL_REJECTED')`; this class is kept only
+ * while agent.ts and index.ts still re-export it (nothing throws it any more).
+ */
 export class CredentialRejected extends Error {
   override readonly name = 'CredentialRejected';
 }
@@ -73,7 +77,7 @@ export class ControlSession {
     this.call?.cancel();
   }
 
-  /** One session; resolves when it ends, with whether it got as far as Welcome. Rejects only with CredentialRejected. */
+  /** One session; resolves when it ends, with whether it got as far as Welcome. Rejects only with CREDENTIAL_REJECTED. */
   open(signal: AbortSignal): Promise<boolean> {
     const { clients, credential, handlers, log } = this.options;
     return new Promise<boolean>((resolve, reject) => {
@@ -99,7 +103,8 @@ export class ControlSession {
         clearInterval(timer);
         if (this.call === call) this.call = undefined;
         if (err?.code === grpc.status.UNAUTHENTICATED) {
-          reject(new CredentialRejected(`the coordinator refused this node's credential: ${err.details}. Re-enrol with a new join token.`));
+          // Retrying cannot help: the agent stops (main.ts, exit 3).
+          reject(new FedlhsError('CREDENTIAL_REJECTED', `the coordinator refused this node's credential: ${err.details}. Re-enrol with a new join token.`));
           return;
         }
         if (err !== undefined && !signal.aborted) log.warn({ event: 'agent.session_ended', code: grpc.status[err.code], details: err.details }, 'session ended');

@@ -7,7 +7,7 @@ import { initBackend } from '@fedlhs/model';
 import type { ListStudiesResponse__Output } from '@fedlhs/proto';
 import { createLogger, prepareArgv, writeFileAtomic } from '@fedlhs/service';
 import { Command } from 'commander';
-import { AGENT_VERSION, Agent, CredentialRejected } from './agent.js';
+import { AGENT_VERSION, Agent } from './agent.js';
 import { AgentState } from './agent-state.js';
 import { authMetadata, createClients, deadlineIn } from './connection.js';
 import { loadAgentConfig, withEnrolment, type AgentConfig } from './config.js';
@@ -127,8 +127,8 @@ withConfig('run', 'connect to the coordinator and take part in approved studies'
   try {
     await agent.run(controller.signal);
   } catch (err) {
-    // CREDENTIAL_REJECTED: what control-session.ts's CredentialRejected becomes (issue 10 step 2d).
-    if (err instanceof CredentialRejected || isFedlhsError(err, 'CREDENTIAL_REJECTED')) {
+    // The coordinator refused this node's credential (control-session.ts): retrying cannot help.
+    if (isFedlhsError(err, 'CREDENTIAL_REJECTED')) {
       logger.fatal({ event: 'agent.credential_rejected' }, err.message);
       clients.close();
       process.exit(3);

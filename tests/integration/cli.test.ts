@@ -84,7 +84,7 @@ describe('command-line interfaces', () => {
     expect(rejected.stderr).toContain('400 MANIFEST_INVALID: invalid study manifest: rounds:');
 
     const wrongToken = await runCli(coordinatorMain, ['status'], { ...env, FEDLHS_ADMIN_TOKEN: 'nope' });
-    expect(wrongToken.stderr).toContain('401 UNAUTHENTICATED');
+    expect(wrongToken.stderr).toContain('401 CREDENTIAL_INVALID');
 
     // Nothing identifying a record reached any log or the audit trail.
     const recordIds = readFileSync(o.dataPath, 'utf8').split('\n').slice(1, -1).map((l) => l.split(',')[0]!);

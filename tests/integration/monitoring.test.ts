@@ -87,7 +87,7 @@ describe('monitoring: metrics, health, reflection, roles', () => {
     // Authentication and roles on the admin API.
     const anonymous = await http(c, 'GET', '/api/v1/status');
     expect(anonymous.status).toBe(401);
-    expect(anonymous.json).toEqual({ error: { code: 'UNAUTHENTICATED', message: expect.any(String) } });
+    expect(anonymous.json).toEqual({ error: { code: 'CREDENTIAL_INVALID', status: 'UNAUTHENTICATED', message: expect.any(String), details: { why: 'missing' } } });
     expect((await http(c, 'GET', '/api/v1/status', 'fot_wrong')).status).toBe(401);
     const created = await http(c, 'POST', '/api/v1/operators', c.adminToken, { name: 'vera', role: 'viewer' });
     expect(created.status).toBe(201);
@@ -95,7 +95,7 @@ describe('monitoring: metrics, health, reflection, roles', () => {
     expect((await http(c, 'GET', '/api/v1/status', viewer)).status).toBe(200);
     const refused = await http(c, 'POST', '/api/v1/join-tokens', viewer, { site: 'nope' });
     expect(refused.status).toBe(403);
-    expect(refused.json).toEqual({ error: { code: 'PERMISSION_DENIED', message: 'POST /api/v1/join-tokens needs the admin role; vera is a viewer' } });
+    expect(refused.json).toEqual({ error: { code: 'ROLE_REQUIRED', status: 'PERMISSION_DENIED', message: 'POST /api/v1/join-tokens needs the admin role; vera is a viewer', details: { role: 'admin' } } });
     expect((await http(c, 'GET', '/api/v1/audit', viewer)).status).toBe(403);
     const auditLog = await http(c, 'GET', '/api/v1/audit', c.adminToken);
     expect((auditLog.json.actions as { operator: string; action: string; target: string }[]).map((a) => [a.operator, a.action, a.target])).toEqual(

@@ -75,8 +75,8 @@ describe('authentication and contribution checks', () => {
     const shape = await rejection(rogue.upload({ ...base(t1), specs: badSpecs, weights: badWeights }));
     expect(shape).toMatchObject({ code: 'INVALID_ARGUMENT', reason: 'SHAPE_MISMATCH' });
     expect(shape.details).toMatch(/tensor "hidden\/kernel" has shape \[7,8\], expected \[6,8\]/);
-    // The task is closed now: even a good update for it is stale.
-    expect(await rejection(rogue.upload({ ...base(t1), ...m1 }))).toMatchObject({ code: 'FAILED_PRECONDITION', reason: 'STALE' });
+    // The task is closed now: even a good update for it is refused as TASK_CLOSED (not STALE: its round goes on).
+    expect(await rejection(rogue.upload({ ...base(t1), ...m1 }))).toMatchObject({ code: 'FAILED_PRECONDITION', reason: 'TASK_CLOSED' });
 
     // Round 2: NaN values; and an upload against an honest node's task.
     const t2 = await rogue.trainTask(2);
@@ -109,7 +109,7 @@ describe('authentication and contribution checks', () => {
     expect(detail.state).toBe('COMPLETED');
     expect(detail.lastCommittedRound).toBe(4);
     const rejected = detail.contributions.filter((x) => !x.accepted && x.nodeId === creds.nodeId).map((x) => x.reasonCode);
-    expect(rejected).toEqual(['DIGEST_MISMATCH', 'SHAPE_MISMATCH', 'STALE', 'NON_FINITE', 'NOT_ASSIGNED', 'DUPLICATE_CONFLICT', 'REPLAYED']);
+    expect(rejected).toEqual(['DIGEST_MISMATCH', 'SHAPE_MISMATCH', 'TASK_CLOSED', 'NON_FINITE', 'NOT_ASSIGNED', 'DUPLICATE_CONFLICT', 'REPLAYED']);
     // The rogue's accepted round-3 update was averaged in once; honest clinics contributed every round.
     expect(detail.contributions.filter((x) => x.accepted && x.nodeId === creds.nodeId).map((x) => x.round)).toEqual([3]);
     for (let r = 1; r <= 4; r++) expect(detail.contributions.filter((x) => x.accepted && x.round === r && x.nodeId !== creds.nodeId)).toHaveLength(2);

@@ -26,7 +26,7 @@ export class OperatorAuth {
   private readonly bootstrap: Buffer;
 
   constructor(private readonly store: CoordinatorStore, bootstrapAdminToken: string) {
-    if (bootstrapAdminToken.trim().length < 16) throw new FedlhsError('INVALID_ARGUMENT', 'admin.token must be at least 16 characters (an empty admin-token file is refused)');
+    if (bootstrapAdminToken.trim().length < 16) throw new FedlhsError('CONFIG_INVALID', 'admin.token must be at least 16 characters (an empty admin-token file is refused)', { details: { key: 'admin.token' } });
     this.bootstrap = Buffer.from(bootstrapAdminToken);
   }
 
@@ -41,7 +41,7 @@ export class OperatorAuth {
 
   /**
    * Authenticates a request by bearer token (`parseBearer`: scheme in any case, then spaces or
-   * tabs) or session cookie; throws UNAUTHENTICATED. Another scheme (a proxy's `Basic`) does not
+   * tabs) or session cookie; throws CREDENTIAL_INVALID. Another scheme (a proxy's `Basic`) does not
    * hide a valid session cookie; without one it is named in the error.
    */
   async authenticate(req: IncomingMessage): Promise<Operator> {
@@ -49,22 +49,22 @@ export class OperatorAuth {
     if (bearer.ok) {
       const operator = await this.fromToken(bearer.credential);
       if (operator !== undefined) return operator;
-      throw new FedlhsError('UNAUTHENTICATED', 'the operator token is not valid');
+      throw new FedlhsError('CREDENTIAL_INVALID', 'the operator token is not valid', { details: { why: 'unknown' } });
     }
     const sid = sessionIdOf(req);
     const session = sid === undefined ? undefined : this.sessions.get(sid);
     if (session !== undefined && session.expires > Date.now()) return session.operator;
     if (sid !== undefined) this.sessions.delete(sid);
     if (bearer.why === 'malformed') {
-      throw new FedlhsError('UNAUTHENTICATED', 'the Authorization header is not "Bearer <operator token>" (and there is no dashboard session)');
+      throw new FedlhsError('CREDENTIAL_INVALID', 'the Authorization header is not "Bearer <operator token>" (and there is no dashboard session)', { details: { why: 'malformed' } });
     }
-    throw new FedlhsError('UNAUTHENTICATED', 'log in with an operator token (Authorization: Bearer <token>, or the dashboard)');
+    throw new FedlhsError('CREDENTIAL_INVALID', 'log in with an operator token (Authorization: Bearer <token>, or the dashboard)', { details: { why: 'missing' } });
   }
 
   /** Starts a dashboard session; returns the Set-Cookie header value. */
   async login(token: string): Promise<{ operator: Operator; cookie: string }> {
     const operator = await this.fromToken(token);
-    if (operator === undefined) throw new FedlhsError('UNAUTHENTICATED', 'the operator token is not valid');
+    if (operator === undefined) throw new FedlhsError('CREDENTIAL_INVALID', 'the operator token is not valid', { details: { why: 'unknown' } });
     const sid = randomBytes(32).toString('base64url');
     this.sessions.set(sid, { operator, expires: Date.now() + SESSION_TTL_MS });
     return { operator, cookie: `${SESSION_COOKIE}=${sid}; HttpOnly; SameSite=Strict; Path=/; Max-Age=${SESSION_TTL_MS / 1000}` };
@@ -78,13 +78,13 @@ export class OperatorAuth {
 
   /** Creates an operator and returns its token (shown once). */
   async createOperator(name: string, role: Role, by: string): Promise<string> {
-    if (!/^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$/.test(name)) throw new FedlhsError('INVALID_ARGUMENT', 'name: 1-64 letters, digits, ".", "_", "@" or "-"');
-    if (role !== 'viewer' && role !== 'admin') throw new FedlhsError('INVALID_ARGUMENT', `role must be "viewer" or "admin", got ${JSON.stringify(role)}`);
+    if (!/^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$/.test(name)) throw new FedlhsError('INVALID_ARGUMENT', 'name: 1-64 letters, digits, ".", "_", "@" or "-"', { details: { field: 'name' } });
+    if (role !== 'viewer' && role !== 'admin') throw new FedlhsError('INVALID_ARGUMENT', `role must be "viewer" or "admin", got ${JSON.stringify(role)}`, { details: { field: 'role' } });
     const token = `fot_${randomBytes(32).toString('base64url')}`;
     try {
       await this.store.insertOperator({ id: `op_${randomBytes(6).toString('hex')}`, name, role, tokenHash: hash(token), createdAt: Date.now(), createdBy: by, revokedAt: null });
     } catch (err) {
-      if (/UNIQUE/.test((err as Error).message)) throw new FedlhsError('ALREADY_EXISTS', `an operator named ${name} exists`, { cause: err });
+      if (/UNIQUE/.test((err as Error).message)) throw new FedlhsError('OPERATOR_EXISTS', `an operator named ${name} exists`, { cause: err });
       throw err;
     }
     return token;
@@ -101,7 +101,7 @@ function sessionIdOf(req: IncomingMessage): string | undefined {
   return undefined;
 }
 
-/** Throws PERMISSION_DENIED unless the operator is an admin. */
+/** Throws ROLE_REQUIRED unless the operator is an admin. */
 export function requireAdmin(operator: Operator, action: string): void {
-  if (operator.role !== 'admin') throw new FedlhsError('PERMISSION_DENIED', `${action} needs the admin role; ${operator.name} is a ${operator.role}`);
+  if (operator.role !== 'admin') throw new FedlhsError('ROLE_REQUIRED', `${action} needs the admin role; ${operator.name} is a ${operator.role}`, { details: { role: 'admin' } });
 }

@@ -40,7 +40,7 @@ async function readJson(req: IncomingMessage): Promise<Record<string, unknown>> 
   let size = 0;
   for await (const chunk of req) {
     size += (chunk as Buffer).length;
-    if (size > MAX_BODY) throw new FedlhsError('INVALID_ARGUMENT', `request body exceeds ${MAX_BODY} bytes`);
+    if (size > MAX_BODY) throw new FedlhsError('INVALID_ARGUMENT', `request body exceeds ${MAX_BODY} bytes`, { details: { field: 'body' } });
     chunks.push(chunk as Buffer);
   }
   if (size === 0) return {};
@@ -48,9 +48,9 @@ async function readJson(req: IncomingMessage): Promise<Record<string, unknown>> 
   try {
     value = JSON.parse(Buffer.concat(chunks).toString('utf8'));
   } catch {
-    throw new FedlhsError('INVALID_ARGUMENT', 'request body is not valid JSON');
+    throw new FedlhsError('INVALID_ARGUMENT', 'request body is not valid JSON', { details: { field: 'body' } });
   }
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new FedlhsError('INVALID_ARGUMENT', 'request body must be a JSON object');
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new FedlhsError('INVALID_ARGUMENT', 'request body must be a JSON object', { details: { field: 'body' } });
   return value as Record<string, unknown>;
 }
 
@@ -113,7 +113,7 @@ export async function startAdminServer(coordinator: Coordinator, logger: Logger,
       method: 'POST', pattern: /^\/api\/v1\/session$/, role: 'public',
       handle: async (_m, req, _o, res) => {
         const body = await readJson(req);
-        if (typeof body.token !== 'string') throw new FedlhsError('INVALID_ARGUMENT', 'token: a string is required');
+        if (typeof body.token !== 'string') throw new FedlhsError('INVALID_ARGUMENT', 'token: a string is required', { details: { field: 'token' } });
         const { operator, cookie } = await auth.login(body.token);
         send(res, 200, { operator }, { 'set-cookie': cookie });
         return undefined;
@@ -151,8 +151,8 @@ export async function startAdminServer(coordinator: Coordinator, logger: Logger,
         const body = await readJson(req);
         const site = body.site;
         const ttl = body.ttlSeconds ?? 86400;
-        if (typeof site !== 'string') throw new FedlhsError('INVALID_ARGUMENT', 'site: a string is required');
-        if (typeof ttl !== 'number') throw new FedlhsError('INVALID_ARGUMENT', 'ttlSeconds: must be a number');
+        if (typeof site !== 'string') throw new FedlhsError('INVALID_ARGUMENT', 'site: a string is required', { details: { field: 'site' } });
+        if (typeof ttl !== 'number') throw new FedlhsError('INVALID_ARGUMENT', 'ttlSeconds: must be a number', { details: { field: 'ttlSeconds' } });
         const t = await coordinator.createJoinToken(site, ttl, operator!.name);
         await audit(operator!, 'join-token.create', site, `expires ${new Date(t.expiresAt).toISOString()}`);
         return [201, { token: t.token, site: t.siteName, expiresAt: new Date(t.expiresAt).toISOString() }];
@@ -164,7 +164,7 @@ export async function startAdminServer(coordinator: Coordinator, logger: Logger,
       handle: async (_m, req, operator) => {
         const body = await readJson(req);
         const manifest = body.manifest;
-        if (manifest === undefined) throw new FedlhsError('INVALID_ARGUMENT', 'manifest: required (the manifest object, or its JSON/YAML text)');
+        if (manifest === undefined) throw new FedlhsError('INVALID_ARGUMENT', 'manifest: required (the manifest object, or its JSON/YAML text)', { details: { field: 'manifest' } });
         const study = await coordinator.startStudy(typeof manifest === 'string' ? manifest : JSON.stringify(manifest), operator!.name);
         await audit(operator!, 'study.start', study.id, `manifest ${study.manifestHash}`);
         return [201, studySummary(coordinator, study)];
@@ -174,7 +174,7 @@ export async function startAdminServer(coordinator: Coordinator, logger: Logger,
       method: 'GET', pattern: /^\/api\/v1\/studies\/([A-Za-z0-9._-]+)$/, role: 'viewer',
       handle: async (m) => {
         const study = await coordinator.store.getStudy(m[1]!);
-        if (study === undefined) throw new FedlhsError('NOT_FOUND', `no study ${m[1]}`);
+        if (study === undefined) throw new FedlhsError('NOT_FOUND', `no study ${m[1]}`, { details: { what: 'study', id: m[1]! } });
         return [200, await studyDetail(coordinator, study)];
       },
     },
@@ -190,7 +190,7 @@ export async function startAdminServer(coordinator: Coordinator, logger: Logger,
       method: 'GET', pattern: /^\/api\/v1\/nodes\/([A-Za-z0-9_-]+)$/, role: 'viewer',
       handle: async (m) => {
         const node = await singleNodeView(coordinator, m[1]!);
-        if (node === undefined) throw new FedlhsError('NOT_FOUND', `no node ${m[1]}`);
+        if (node === undefined) throw new FedlhsError('NOT_FOUND', `no node ${m[1]}`, { details: { what: 'node', id: m[1]! } });
         return [200, { ...node, contributions: await nodeContributions(coordinator, m[1]!), failures: await nodeFailures(coordinator, m[1]!) }];
       },
     },
@@ -206,7 +206,7 @@ export async function startAdminServer(coordinator: Coordinator, logger: Logger,
       method: 'POST', pattern: /^\/api\/v1\/operators$/, role: 'admin',
       handle: async (_m, req, operator) => {
         const body = await readJson(req);
-        if (typeof body.name !== 'string') throw new FedlhsError('INVALID_ARGUMENT', 'name: a string is required');
+        if (typeof body.name !== 'string') throw new FedlhsError('INVALID_ARGUMENT', 'name: a string is required', { details: { field: 'name' } });
         const token = await auth.createOperator(body.name, body.role as Role, operator!.name);
         await audit(operator!, 'operator.create', body.name, String(body.role));
         return [201, { name: body.name, role: body.role, token }];
@@ -223,7 +223,7 @@ export async function startAdminServer(coordinator: Coordinator, logger: Logger,
     {
       method: 'GET', pattern: /^\/reports\/(.+\.html)$/, role: 'viewer',
       handle: async (m, _r, _o, res) => {
-        if (options.reportsDir === '') throw new FedlhsError('NOT_FOUND', 'no reports directory configured');
+        if (options.reportsDir === '') throw new FedlhsError('NOT_FOUND', 'no reports directory configured', { details: { what: 'report' } });
         sendFile(res, options.reportsDir, decodeURIComponent(m[1]!));
         return undefined;
       },
@@ -300,12 +300,12 @@ export async function startAdminServer(coordinator: Coordinator, logger: Logger,
 function checkWriteRequest(req: IncomingMessage): void {
   const type = req.headers['content-type'] ?? '';
   const hasBody = req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0';
-  if (hasBody && !type.startsWith('application/json')) throw new FedlhsError('INVALID_ARGUMENT', 'request body must be application/json');
+  if (hasBody && !type.startsWith('application/json')) throw new FedlhsError('INVALID_ARGUMENT', 'request body must be application/json', { details: { field: 'content-type' } });
   const origin = req.headers.origin;
   if (origin !== undefined && origin !== 'null' && req.headers.host !== undefined && new URL(origin).host !== req.headers.host) {
-    throw new FedlhsError('PERMISSION_DENIED', `cross-origin request from ${origin} refused`);
+    throw new FedlhsError('ORIGIN_REFUSED', `cross-origin request from ${origin} refused`);
   }
-  if (origin === 'null') throw new FedlhsError('PERMISSION_DENIED', 'cross-origin request refused');
+  if (origin === 'null') throw new FedlhsError('ORIGIN_REFUSED', 'cross-origin request refused');
 }
 
 /** Server-sent events: one `change` event per kind and study, coalesced over 250 ms. */

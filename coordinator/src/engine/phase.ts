@@ -47,7 +47,12 @@ export type PhaseResult =
       trainMetrics: EvalMetrics | undefined;
     }
   | { kind: 'statistics'; stats: ClinicStats }
-  | { kind: 'evaluation'; metrics: EvalMetrics };
+  | {
+      kind: 'evaluation';
+      metrics: EvalMetrics;
+      /** SHA-256 (hex) of the report's canonical JSON (wire.ts `reportDigest`), kept with the ACCEPTED task. */
+      digest: string;
+    };
 
 /** Counters the engine keeps per phase, updated on each event (never recounted). */
 export interface PhaseCounters {

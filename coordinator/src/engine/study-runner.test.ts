@@ -153,7 +153,7 @@ async function engine(m: StudyManifest, nodes: string[], opts: { strategy?: Stra
   };
   const evaluate = async (nodeId: string) => {
     const t = await task(nodeId, 'EVALUATE');
-    await runner.submit(t, { kind: 'evaluation', metrics: { numExamples: 50, loss: 0.5, accuracy: 0.7 } });
+    await runner.submit(t, { kind: 'evaluation', metrics: { numExamples: 50, loss: 0.5, accuracy: 0.7 }, digest: 'e'.repeat(64) });
   };
   const state = () => runner.current?.state;
   const phase = (s: string) => log.waitFor((l) => l.event === 'round.phase' && l.state === s);
@@ -250,16 +250,16 @@ describe('study runner: counters', () => {
     await e.update('n1', [1, 1, 1]);
     await e.update('n2', [1, 1, 1]);
     const t = await e.task('n1', 'EVALUATE');
-    const result = { kind: 'evaluation' as const, metrics: { numExamples: 50, loss: 0.5, accuracy: 0.7 } };
+    const result = { kind: 'evaluation' as const, metrics: { numExamples: 50, loss: 0.5, accuracy: 0.7 }, digest: 'e'.repeat(64) };
     const outcomes = await Promise.allSettled([e.runner.submit(t, result), e.runner.submit(t, result)]);
     expect(outcomes.map((o) => o.status).sort()).toEqual(['fulfilled', 'rejected']);
     expect(e.runner.counters).toMatchObject({ assigned: 2, accepted: 1, openOnline: 1, inflight: 0 });
-    // The store's guard: a task ended behind the engine's back cannot be accepted (STALE), and is not counted.
+    // The store's guard: a task ended behind the engine's back cannot be accepted (TASK_CLOSED), and is not counted.
     const t2 = await e.task('n2', 'EVALUATE');
     await e.store.write([{ op: 'task.end', id: t2.id, to: 'FAILED', detail: 'ended elsewhere', at: T0 }], 'test');
     const err = await e.runner.submit(t2, result).catch((x: unknown) => x as FedlhsError);
     expect(err).toBeInstanceOf(FedlhsError);
-    expect((err as FedlhsError).reason).toBe('STALE');
+    expect((err as FedlhsError).code).toBe('TASK_CLOSED');
     expect(e.runner.counters).toMatchObject({ accepted: 1, openOnline: 1, inflight: 0 });
   });
 });

@@ -129,9 +129,10 @@ interface Attempt extends AttemptView {
   poisoned: string | undefined;
 }
 
-class Stopped extends Error {}
+/** The runner was stopped or halted: the attempt ends, and the study ends STOPPED unless halting. */
+const stopped = (): FedlhsError => new FedlhsError('ATTEMPT_ABORTED', 'the study runner was stopped');
 /** The study cannot go on (its message is the study's reason); it ends FAILED, not retried. */
-class StudyFailed extends Error {}
+const studyFailed = (reason: string): FedlhsError => new FedlhsError('STUDY_FAILED', reason);
 
 const SEND_SLICE = 500;
 const yieldToLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
@@ -231,10 +232,10 @@ export class StudyRunner {
       await this.endStudy('COMPLETED', null);
     } catch (err) {
       try {
-        if (err instanceof Stopped) {
+        if (isStopped(err)) {
           if (!this.halting) await this.endStudy('STOPPED', this.stopReason);
-        } else if (err instanceof StudyFailed) {
-          await this.endStudy('FAILED', err.message);
+        } else if (isStudyFailed(err)) {
+          await this.endStudy('FAILED', (err as Error).message);
         } else {
           this.log.error({ event: 'study.internal_error', err }, 'study failed with an internal error');
           await this.endStudy('FAILED', `internal error: ${(err as Error).message}`);
@@ -270,9 +271,9 @@ export class StudyRunner {
     wake?.();
   }
 
-  /** Resolves on the next notify(), at `until`, or throws Stopped. */
+  /** Resolves on the next notify(), at `until`, or throws ATTEMPT_ABORTED once stopped. */
   private async nextEvent(until: number): Promise<void> {
-    if (this.abort.signal.aborted) throw new Stopped();
+    if (this.abort.signal.aborted) throw stopped();
     await new Promise<void>((resolve) => {
       const cancel = this.clock.setTimer(until - this.now(), () => {
         this.wake = undefined;
@@ -283,7 +284,7 @@ export class StudyRunner {
         resolve();
       };
     });
-    if (this.abort.signal.aborted) throw new Stopped();
+    if (this.abort.signal.aborted) throw stopped();
   }
 
   /**
@@ -348,7 +349,7 @@ export class StudyRunner {
       // Nothing of the attempt exists yet: it counts as a failed attempt, and the next retries.
       this.lastAttemptFailure = `store unavailable: ${(err as Error).message}`;
       this.log.warn({ event: 'round.failed', round, attempt, reason: this.lastAttemptFailure, failures: [] }, `round ${round} attempt ${attempt} failed`);
-      if (this.abort.signal.aborted) throw new Stopped();
+      if (this.abort.signal.aborted) throw stopped();
       return false;
     }
     const base: StoredModel = { path: baseRecord.checkpointPath, sha256: baseRecord.checkpointSha256, totalBytes: bundleLength(this.specs) * 4 };
@@ -371,7 +372,7 @@ export class StudyRunner {
         if (failure !== undefined) {
           await this.failAttempt(a, `${phase.failurePrefix}${failure.reason}`);
           if (failure.sameFailureEverywhere !== undefined) {
-            throw new StudyFailed(`round ${a.round}: ${phase.failurePrefix}${failure.reason} — every clinic failed the same way, so the round was not retried`);
+            throw studyFailed(`round ${a.round}: ${phase.failurePrefix}${failure.reason} — every clinic failed the same way, so the round was not retried`);
           }
           return false;
         }
@@ -382,8 +383,7 @@ export class StudyRunner {
     } catch (err) {
       if (a.state !== 'COMMITTED' && a.state !== 'FAILED') {
         const reason =
-          err instanceof Stopped ? (this.halting ? this.stopReason : `study stopped: ${this.stopReason}`)
-          : err instanceof StudyFailed ? err.message
+          isStopped(err) ? (this.halting ? this.stopReason : `study stopped: ${this.stopReason}`)
           : isStudyFailed(err) ? (err as Error).message
           : isStoreFailure(err) ? `store unavailable: ${(err as Error).message}`
           : `internal error: ${(err as Error).message}`;
@@ -395,7 +395,6 @@ export class StudyRunner {
         // A store failure fails the attempt; the next attempt retries (design §2.6).
         if (isStoreFailure(err) && !this.abort.signal.aborted) return false;
       }
-      if (isStudyFailed(err)) throw new StudyFailed((err as Error).message);
       throw err;
     } finally {
       for (const phase of a.phases) {
@@ -414,7 +413,7 @@ export class StudyRunner {
    * its counters → close. Returns the failure when it must be retried, undefined when it closed.
    */
   private async runPhase(a: Attempt, phase: Phase, first: boolean): Promise<PhaseFailure | undefined> {
-    if (this.abort.signal.aborted) throw new Stopped();
+    if (this.abort.signal.aborted) throw stopped();
     const ctx = this.context(a, phase);
     const plan = await phase.plan(ctx);
     const at = this.now();
@@ -643,7 +642,7 @@ export class StudyRunner {
               { event: 'readiness.deadline', round: a.round, attempt: a.attempt, ready: ready.length, min, sites: sites.map((s) => ({ siteName: s.siteName, nodeId: s.nodeId, readiness: s.readiness, detail: s.detail })) },
               reason,
             );
-            throw new StudyFailed(reason);
+            throw studyFailed(reason);
           }
           if (ready.length !== lastReported) {
             this.log.info({ ready: ready.length, min }, `waiting for clinics: ${ready.length} READY of ${min} needed`);
@@ -683,7 +682,7 @@ export class StudyRunner {
     const { a, entry } = this.openTask(task);
     const active = a.active;
     if (active === undefined || active.closed || active.phase.name !== entry.phase) throw stale(task, `round ${a.round} is ${a.state}`);
-    if (entry.accepting) throw new FedlhsError('ABORTED', `a result for task ${task.id} is already being added`);
+    if (entry.accepting) throw new FedlhsError('UPLOAD_IN_PROGRESS', `a result for task ${task.id} is already being added; retry after it is`);
     const ctx = this.context(a, active.phase);
     active.counters.setAccepting(entry, true);
     const work = (async () => {
@@ -697,7 +696,8 @@ export class StudyRunner {
       } catch (err) {
         // The update is in the running aggregate but not on record: this attempt cannot commit.
         if (result.kind === 'update') a.poisoned = `an accepted update for task ${task.id} could not be recorded: ${(err as Error).message}`;
-        throw isFedlhsError(err) && err.code === 'STALE' ? stale(task, (err as Error).message) : err;
+        // The store's guard: the task ended meanwhile (behind this runner's back).
+        throw isFedlhsError(err) && err.code === 'STALE' ? taskClosed(task, (err as Error).message) : err;
       }
       active.counters.end(entry, 'ACCEPTED', accepted.detail);
       accepted.apply?.();
@@ -747,12 +747,25 @@ export class StudyRunner {
     return true;
   }
 
-  /** The attempt and the live entry of an open task, or STALE. */
+  /**
+   * True if the task is open here: its round attempt is the current one, it is still ASSIGNED,
+   * and its deadline has not passed (what `fedlhs-task-open` reports after a rejection).
+   */
+  isOpen(task: TaskRecord): boolean {
+    const a = this.attemptState;
+    return a !== undefined && a.roundId === task.roundId && a.byId.get(task.id)?.state === 'ASSIGNED' && this.now() <= a.deadline;
+  }
+
+  /**
+   * The attempt and the live entry of an open task; TASK_CLOSED if the task has ended
+   * (proto "Order of checks" 8), STALE if its attempt is over or its deadline passed (12).
+   */
   private openTask(task: TaskRecord): { a: Attempt; entry: LiveTask } {
     const a = this.attemptState;
     if (a === undefined || a.roundId !== task.roundId) throw stale(task, 'its round attempt is over');
     const entry = a.byId.get(task.id);
-    if (entry === undefined || entry.state !== 'ASSIGNED') throw stale(task, `it is ${entry?.state ?? 'unknown'}`);
+    if (entry === undefined) throw stale(task, 'its round attempt does not know it');
+    if (entry.state !== 'ASSIGNED') throw taskClosed(task, `it is ${entry.state}`);
     if (this.now() > a.deadline) throw stale(task, 'its deadline passed');
     return { a, entry };
   }
@@ -766,12 +779,21 @@ function isStoreFailure(err: unknown): boolean {
   return isFedlhsError(err) && err.code === 'STORE_UNAVAILABLE';
 }
 
+function isStopped(err: unknown): boolean {
+  return isFedlhsError(err, 'ATTEMPT_ABORTED');
+}
+
 function isStudyFailed(err: unknown): boolean {
   return isFedlhsError(err) && err.code === 'STUDY_FAILED';
 }
 
 function stale(task: TaskRecord, why: string): FedlhsError {
-  return new FedlhsError('FAILED_PRECONDITION', `task ${task.id} (study ${task.studyId}, round ${task.round}) is no longer open: ${why}`, { reason: 'STALE' });
+  return new FedlhsError('STALE', `task ${task.id} (study ${task.studyId}, round ${task.round}) is no longer open: ${why}`);
+}
+
+/** A call for a task that has ended (proto RejectionReason TASK_CLOSED). */
+export function taskClosed(task: Pick<TaskRecord, 'id' | 'studyId' | 'round'>, why: string): FedlhsError {
+  return new FedlhsError('TASK_CLOSED', `task ${task.id} (study ${task.studyId}, round ${task.round}) is closed: ${why}`);
 }
 
 function shuffle<T>(items: T[]): T[] {

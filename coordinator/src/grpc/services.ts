@@ -166,7 +166,8 @@ export function federationHandlers(coordinator: Coordinator, logger: Logger, tra
     DownloadModel(call: grpc.ServerWritableStream<DownloadModelRequest__Output, ModelChunk>) {
       const done = metrics.startCall('DownloadModel');
       const gone = new AbortController();
-      const abort = (): void => gone.abort(new FedlhsError('ABORTED', 'the download stream was cancelled'));
+      // The reason stops this stream's own waits only (pool, budget, writes); nothing is sent.
+      const abort = (): void => gone.abort(new FedlhsError('ATTEMPT_ABORTED', 'the download stream was cancelled'));
       call.on('cancelled', abort);
       call.on('error', abort);
       (async () => {

@@ -122,6 +122,20 @@ describe('toStatus', () => {
     `);
   });
 
+  it('sends fedlhs-task-open with a rejection once the intake has set taskOpen', () => {
+    const open = new FedlhsError('DIGEST_MISMATCH', 'digest differs');
+    open.taskOpen = true;
+    const closed = new FedlhsError('TASK_CLOSED', 'task t1 is closed');
+    closed.taskOpen = false;
+    const notRejection = new FedlhsError('UPLOAD_IN_PROGRESS', 'busy');
+    notRejection.taskOpen = true;
+    expect([open, closed, notRejection].map((e) => wire(e).trailers)).toEqual([
+      { 'fedlhs-error-code': 'DIGEST_MISMATCH', 'fedlhs-rejection-reason': 'DIGEST_MISMATCH', 'fedlhs-task-open': 'true' },
+      { 'fedlhs-error-code': 'TASK_CLOSED', 'fedlhs-rejection-reason': 'TASK_CLOSED', 'fedlhs-task-open': 'false' },
+      { 'fedlhs-error-code': 'UPLOAD_IN_PROGRESS' },
+    ]);
+  });
+
   it('keeps the old wire form for errors in the deprecated form', () => {
     const cases = [
       new FedlhsError('FAILED_PRECONDITION', 'task t1 (study s1, round 1) is no longer open: it is REJECTED', { reason: 'STALE' }),

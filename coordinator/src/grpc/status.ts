@@ -6,6 +6,9 @@ import type { Logger } from '@fedlhs/service';
 /** Trailing metadata key carrying a domain error's code (an `ERRORS` key) on every domain error. */
 export const ERROR_CODE_KEY = 'fedlhs-error-code';
 
+/** Trailing metadata key of a rejection: "true" if its task is still open for the caller, else "false". */
+export const TASK_OPEN_KEY = 'fedlhs-task-open';
+
 /** What a handler sends when it fails: never undefined fields, so callers need no fallbacks. */
 export interface FailedStatus {
   code: grpc.status;
@@ -20,7 +23,8 @@ const INTERNAL_TEXT = 'internal error (see coordinator log)';
  * coordinator that maps errors to gRPC codes).
  *
  * - A domain error answers the gRPC code named by its status class, with its message, and the
- *   trailer `fedlhs-error-code: <code>`; a rejection adds `fedlhs-rejection-reason: <code>`.
+ *   trailer `fedlhs-error-code: <code>`; a rejection adds `fedlhs-rejection-reason: <code>`
+ *   and, once the intake has decided it (`taskOpen`), `fedlhs-task-open: true|false`.
  * - An error in the deprecated form keeps the old wire form: its class's code, its message,
  *   and `fedlhs-rejection-reason` only when its reason is a rejection code.
  * - In-process codes (`wire: false`) and any other thrown value answer INTERNAL with a fixed
@@ -31,6 +35,7 @@ export function toStatus(err: unknown, log: Logger, method: string): FailedStatu
     const metadata = new grpc.Metadata();
     if (!err.legacy) metadata.set(ERROR_CODE_KEY, err.code);
     if (err.isRejection && err.reason !== undefined) metadata.set(REJECTION_REASON_KEY, err.reason);
+    if (err.isRejection && err.taskOpen !== undefined) metadata.set(TASK_OPEN_KEY, String(err.taskOpen));
     return { code: grpc.status[err.status], details: err.message, metadata };
   }
   log.error({ event: 'grpc.internal', err, method }, 'internal error in gRPC handler');

@@ -256,6 +256,12 @@ export class FedlhsError<C extends AnyErrorCode = AnyErrorCode> extends Error {
    * until step 2d converts their call sites.
    */
   readonly legacy: boolean;
+  /**
+   * For a rejection: whether its task is still open for the caller after it (the wire's
+   * `fedlhs-task-open`). Only whoever records the rejection knows the task's state afterwards
+   * (the coordinator's update intake), so it is set there, once; undefined until then.
+   */
+  taskOpen: boolean | undefined = undefined;
 
   constructor(code: C, message: string, ...options: OptionsArg<C>);
   /** @deprecated The old form: a class-like code and a `reason`. Use an `ErrorCode` and `details`. */

@@ -16,6 +16,18 @@ export function storedMetrics(ctx: PhaseContext, phase: 'training' | 'evaluation
   return [...shown.map((m) => ({ ...m, roundId, phase })), ...(global === undefined ? [] : [{ ...global, roundId, nodeId: null, phase }])];
 }
 
+const DETAIL_PREFIX = 'report sha256 ';
+
+/** The detail of an ACCEPTED EVALUATE task: the digest of the report it accepted. */
+export function evaluationDetail(digest: string): string {
+  return `${DETAIL_PREFIX}${digest}`;
+}
+
+/** The report digest an ACCEPTED EVALUATE task holds, or undefined (accepted before digests were kept). */
+export function evaluationDigest(detail: string | null): string | undefined {
+  return detail !== null && /^report sha256 [0-9a-f]{64}$/.test(detail) ? detail.slice(DETAIL_PREFIX.length) : undefined;
+}
+
 /**
  * Hold-out evaluation of the candidate by every READY clinic, without a quorum: the model is
  * committed with whatever sites reported in time. A round that gathers no evaluation at all is
@@ -53,7 +65,9 @@ export class EvaluationPhase implements Phase {
 
   async accept(_ctx: PhaseContext, task: LiveTask, result: PhaseResult): Promise<Accepted> {
     if (result.kind !== 'evaluation') throw new FedlhsError('INTERNAL', `evaluation phase got a ${result.kind} result`);
-    return { ops: [], detail: null, apply: () => void this.evaluations.set(task.nodeId, result.metrics) };
+    // The report's digest stays with the ACCEPTED task, so a re-sent report can be compared
+    // with it after the metrics themselves are withheld (proto: duplicates).
+    return { ops: [], detail: evaluationDetail(result.digest), apply: () => void this.evaluations.set(task.nodeId, result.metrics) };
   }
 
   async complete(ctx: PhaseContext, c: PhaseCounters): Promise<PhaseOutput> {

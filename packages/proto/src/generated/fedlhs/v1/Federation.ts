@@ -127,10 +127,10 @@ export interface FederationClient extends grpc.Client {
    * - PERMISSION_DENIED [NOT_ASSIGNED] the task belongs to another node, or header.node_id
    * is not the caller.
    * - FAILED_PRECONDITION [STALE] the task's kind, study or round does not match the header;
-   * the study is not running; the task's round closed or was retried or its deadline
-   * passed; or base_model_sha256 is not the model the task handed out.
-   * [TASK_CLOSED] the task was already rejected with a closing reason, declined, failed or
-   * cancelled.
+   * the study is not running; the task's round attempt is over or its deadline passed
+   * while the task was still open; or base_model_sha256 is not the model the task handed
+   * out. [TASK_CLOSED] the task was already rejected with a closing reason, declined,
+   * failed or cancelled (as a round's open tasks are when it closes).
    * - ALREADY_EXISTS [DUPLICATE_CONFLICT] a different update was already accepted for this
    * task (an identical one is answered OK with duplicate = true); [REPLAYED] the payload is
    * byte-identical to an update accepted for another task of the same study.
@@ -143,6 +143,8 @@ export interface FederationClient extends grpc.Client {
    * - DATA_LOSS [LENGTH_MISMATCH] the data did not add up to total_bytes; [DIGEST_MISMATCH]
    * the data's SHA-256 differs from the header's.
    * - ABORTED (no reason) another upload for the same task is still in progress.
+   * - RESOURCE_EXHAUSTED (no reason) a limit of the coordinator was reached (e.g. the updates
+   * a robust strategy holds per round); "fedlhs-error-code" says which (RESOURCE_LIMIT).
    */
   UploadUpdate(metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_fedlhs_v1_UploadReceipt__Output>): grpc.ClientWritableStream<_fedlhs_v1_UpdateChunk>;
   UploadUpdate(metadata: grpc.Metadata, callback: grpc.requestCallback<_fedlhs_v1_UploadReceipt__Output>): grpc.ClientWritableStream<_fedlhs_v1_UpdateChunk>;
@@ -158,10 +160,10 @@ export interface FederationClient extends grpc.Client {
    * - PERMISSION_DENIED [NOT_ASSIGNED] the task belongs to another node, or header.node_id
    * is not the caller.
    * - FAILED_PRECONDITION [STALE] the task's kind, study or round does not match the header;
-   * the study is not running; the task's round closed or was retried or its deadline
-   * passed; or base_model_sha256 is not the model the task handed out.
-   * [TASK_CLOSED] the task was already rejected with a closing reason, declined, failed or
-   * cancelled.
+   * the study is not running; the task's round attempt is over or its deadline passed
+   * while the task was still open; or base_model_sha256 is not the model the task handed
+   * out. [TASK_CLOSED] the task was already rejected with a closing reason, declined,
+   * failed or cancelled (as a round's open tasks are when it closes).
    * - ALREADY_EXISTS [DUPLICATE_CONFLICT] a different update was already accepted for this
    * task (an identical one is answered OK with duplicate = true); [REPLAYED] the payload is
    * byte-identical to an update accepted for another task of the same study.
@@ -174,6 +176,8 @@ export interface FederationClient extends grpc.Client {
    * - DATA_LOSS [LENGTH_MISMATCH] the data did not add up to total_bytes; [DIGEST_MISMATCH]
    * the data's SHA-256 differs from the header's.
    * - ABORTED (no reason) another upload for the same task is still in progress.
+   * - RESOURCE_EXHAUSTED (no reason) a limit of the coordinator was reached (e.g. the updates
+   * a robust strategy holds per round); "fedlhs-error-code" says which (RESOURCE_LIMIT).
    */
   uploadUpdate(metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_fedlhs_v1_UploadReceipt__Output>): grpc.ClientWritableStream<_fedlhs_v1_UpdateChunk>;
   uploadUpdate(metadata: grpc.Metadata, callback: grpc.requestCallback<_fedlhs_v1_UploadReceipt__Output>): grpc.ClientWritableStream<_fedlhs_v1_UpdateChunk>;
@@ -235,10 +239,10 @@ export interface FederationHandlers extends grpc.UntypedServiceImplementation {
    * - PERMISSION_DENIED [NOT_ASSIGNED] the task belongs to another node, or header.node_id
    * is not the caller.
    * - FAILED_PRECONDITION [STALE] the task's kind, study or round does not match the header;
-   * the study is not running; the task's round closed or was retried or its deadline
-   * passed; or base_model_sha256 is not the model the task handed out.
-   * [TASK_CLOSED] the task was already rejected with a closing reason, declined, failed or
-   * cancelled.
+   * the study is not running; the task's round attempt is over or its deadline passed
+   * while the task was still open; or base_model_sha256 is not the model the task handed
+   * out. [TASK_CLOSED] the task was already rejected with a closing reason, declined,
+   * failed or cancelled (as a round's open tasks are when it closes).
    * - ALREADY_EXISTS [DUPLICATE_CONFLICT] a different update was already accepted for this
    * task (an identical one is answered OK with duplicate = true); [REPLAYED] the payload is
    * byte-identical to an update accepted for another task of the same study.
@@ -251,6 +255,8 @@ export interface FederationHandlers extends grpc.UntypedServiceImplementation {
    * - DATA_LOSS [LENGTH_MISMATCH] the data did not add up to total_bytes; [DIGEST_MISMATCH]
    * the data's SHA-256 differs from the header's.
    * - ABORTED (no reason) another upload for the same task is still in progress.
+   * - RESOURCE_EXHAUSTED (no reason) a limit of the coordinator was reached (e.g. the updates
+   * a robust strategy holds per round); "fedlhs-error-code" says which (RESOURCE_LIMIT).
    */
   UploadUpdate: grpc.handleClientStreamingCall<_fedlhs_v1_UpdateChunk__Output, _fedlhs_v1_UploadReceipt>;
   

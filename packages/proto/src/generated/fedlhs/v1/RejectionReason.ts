@@ -57,12 +57,15 @@ export const RejectionReason = {
   REJECTION_REASON_INVALID_METRICS: 'REJECTION_REASON_INVALID_METRICS',
   /**
    * num_examples is not a positive integer, or exceeds the rows this clinic reported for the
-   * study's training split. Closes the task.
+   * study's training split (a suppressed report bounds nothing). Closes the task.
    */
   REJECTION_REASON_BAD_EXAMPLE_COUNT: 'REJECTION_REASON_BAD_EXAMPLE_COUNT',
   /**
-   * The task is closed (accepted, rejected with a closing reason, declined, failed, cancelled
-   * or past its round): nothing more is accepted for it. Does not change the task.
+   * The task is closed: rejected with a closing reason, declined, failed, or cancelled (as the
+   * open tasks of a round are when it closes). Nothing more is accepted for it. Does not change
+   * the task. (A call for an accepted task is compared with what was accepted instead: OK
+   * duplicate or DUPLICATE_CONFLICT; a call whose round moved on while the task is still
+   * recorded open is STALE.)
    */
   REJECTION_REASON_TASK_CLOSED: 'REJECTION_REASON_TASK_CLOSED',
 } as const;
@@ -138,13 +141,16 @@ export type RejectionReason =
   | 13
   /**
    * num_examples is not a positive integer, or exceeds the rows this clinic reported for the
-   * study's training split. Closes the task.
+   * study's training split (a suppressed report bounds nothing). Closes the task.
    */
   | 'REJECTION_REASON_BAD_EXAMPLE_COUNT'
   | 14
   /**
-   * The task is closed (accepted, rejected with a closing reason, declined, failed, cancelled
-   * or past its round): nothing more is accepted for it. Does not change the task.
+   * The task is closed: rejected with a closing reason, declined, failed, or cancelled (as the
+   * open tasks of a round are when it closes). Nothing more is accepted for it. Does not change
+   * the task. (A call for an accepted task is compared with what was accepted instead: OK
+   * duplicate or DUPLICATE_CONFLICT; a call whose round moved on while the task is still
+   * recorded open is STALE.)
    */
   | 'REJECTION_REASON_TASK_CLOSED'
   | 15

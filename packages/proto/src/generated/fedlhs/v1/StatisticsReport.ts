@@ -11,7 +11,7 @@ export interface StatisticsReport {
    * Records in this node's training split: eligible records (cohort/feature-spec eligibility,
    * label present) that are not in the hold-out split (see "Local data split"). It is the n
    * this node later sends as UpdateHeader.num_examples for the study, which may not exceed it
-   * (BAD_EXAMPLE_COUNT). 0 with suppressed = true if below the minimum.
+   * (BAD_EXAMPLE_COUNT). 0 with suppressed = true if below the minimum (then it bounds nothing).
    */
   'rows'?: (number | string | Long);
   /**
@@ -30,7 +30,7 @@ export interface StatisticsReport__Output {
    * Records in this node's training split: eligible records (cohort/feature-spec eligibility,
    * label present) that are not in the hold-out split (see "Local data split"). It is the n
    * this node later sends as UpdateHeader.num_examples for the study, which may not exceed it
-   * (BAD_EXAMPLE_COUNT). 0 with suppressed = true if below the minimum.
+   * (BAD_EXAMPLE_COUNT). 0 with suppressed = true if below the minimum (then it bounds nothing).
    */
   'rows': (number);
   /**

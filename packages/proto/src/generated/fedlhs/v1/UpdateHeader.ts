@@ -22,7 +22,8 @@ export interface UpdateHeader {
   /**
    * Number of training examples (records in the training split); the weight of this update in
    * federated averaging. At least 1, and at most the rows this node reported for the study in
-   * StatisticsReport.rows when the study had a statistics phase; otherwise BAD_EXAMPLE_COUNT.
+   * StatisticsReport.rows when the study had a statistics phase and that report was not
+   * suppressed; otherwise BAD_EXAMPLE_COUNT.
    */
   'numExamples'?: (number | string | Long);
   /**
@@ -54,7 +55,8 @@ export interface UpdateHeader__Output {
   /**
    * Number of training examples (records in the training split); the weight of this update in
    * federated averaging. At least 1, and at most the rows this node reported for the study in
-   * StatisticsReport.rows when the study had a statistics phase; otherwise BAD_EXAMPLE_COUNT.
+   * StatisticsReport.rows when the study had a statistics phase and that report was not
+   * suppressed; otherwise BAD_EXAMPLE_COUNT.
    */
   'numExamples': (number);
   /**
