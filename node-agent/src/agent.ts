@@ -13,7 +13,6 @@ import { evaluateTask } from './tasks/evaluate.js';
 import { statisticsTask } from './tasks/statistics.js';
 import { trainTask } from './tasks/train.js';
 
-export { CredentialRejected } from './control-session.js';
 
 /** The agent's name and version, sent in Hello and at enrolment. */
 export const AGENT_VERSION = 'fedlhs-agent/0.1.0';
@@ -79,7 +78,7 @@ export class Agent {
     });
   }
 
-  /** Runs sessions until `signal` aborts. Rejects only with CredentialRejected. */
+  /** Runs sessions until `signal` aborts. Rejects only with FedlhsError CREDENTIAL_REJECTED. */
   async run(signal: AbortSignal): Promise<void> {
     this.lifecycle = 'RUNNING';
     let attempt = 0;

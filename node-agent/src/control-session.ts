@@ -21,14 +21,6 @@ export function applyStudyProgress(study: Study__Output, progress: StudyProgress
   };
 }
 
-/**
- * @deprecated Sessions reject with `FedlhsError('CREDENTIAL_REJECTED')`; this class is kept only
- * while agent.ts and index.ts still re-export it (nothing throws it any more).
- */
-export class CredentialRejected extends Error {
-  override readonly name = 'CredentialRejected';
-}
-
 /** Where a session hands what the coordinator says; the agent wires these to its study tracker and task runner. */
 export interface SessionHandlers {
   /** After each Welcome: the coordinator starts the session knowing nothing of this node's readiness. */
