@@ -3,10 +3,14 @@ import type { Server } from 'node:http';
 import { join } from 'node:path';
 import type * as grpc from '@grpc/grpc-js';
 import { initBackend, initialWeights } from '@fedlhs/model';
+import { FedlhsError } from '@fedlhs/core';
 import { writeFileAtomic, type Logger } from '@fedlhs/service';
 import { randomBytes } from 'node:crypto';
 import { startAdminServer } from './admin/http.js';
-import type { CoordinatorConfig } from './config.js';
+import type { BlobStore } from './blobs/blob-store.js';
+import { CachedBlobStore } from './blobs/cached-blob-store.js';
+import { PostgresBlobStore } from './blobs/postgres-blob-store.js';
+import { resolveBlobStore, type CoordinatorConfig } from './config.js';
 import { Coordinator, type InitialModelBuilder } from './coordinator.js';
 import { startGrpcServer, stopGrpcServer } from './grpc/server.js';
 import type { CoordinatorStore } from './store.js';
@@ -44,6 +48,26 @@ export async function openConfiguredStore(config: Pick<CoordinatorConfig, 'dataD
   return { store, target: store.target };
 }
 
+/**
+ * The blob store `blobs.store` names (design §2.6): undefined for files (the coordinator's
+ * default, `<dataDir>/blobs`), or PostgreSQL on the store's own pool (tables from its migration
+ * 2), behind a local read-through cache in `<dataDir>/blob-cache` unless `blobs.cacheBytes` is 0.
+ * PostgreSQL blobs need the PostgreSQL store (config.ts refuses anything else).
+ */
+export function configuredBlobStore(config: Pick<CoordinatorConfig, 'dataDir' | 'store' | 'blobs'>, store: CoordinatorStore | undefined): { blobs: BlobStore | undefined; description: string } {
+  if (resolveBlobStore(config) === 'files') return { blobs: undefined, description: `files in ${join(config.dataDir, 'blobs')}` };
+  if (!(store instanceof PostgresStore)) {
+    throw new FedlhsError('CONFIG_INVALID', "blobs.store 'postgres' needs store.kind 'postgres'", { details: { key: 'blobs.store' } });
+  }
+  const pgBlobs = new PostgresBlobStore(store.pool, { schemaReady: true });
+  if (config.blobs.cacheBytes === 0) return { blobs: pgBlobs, description: `postgres at ${store.target} (no local cache)` };
+  const dir = join(config.dataDir, 'blob-cache');
+  return {
+    blobs: new CachedBlobStore({ backing: pgBlobs, dir, maxBytes: config.blobs.cacheBytes }),
+    description: `postgres at ${store.target}, cached in ${dir} (up to ${config.blobs.cacheBytes} bytes)`,
+  };
+}
+
 /** Starts the coordinator: store, round engines, gRPC and admin servers. */
 export async function startCoordinatorApp(config: CoordinatorConfig, logger: Logger): Promise<CoordinatorApp> {
   let state: AppState = 'INITIALIZED';
@@ -60,7 +84,12 @@ export async function startCoordinatorApp(config: CoordinatorConfig, logger: Log
   const opened = await openConfiguredStore(config, logger);
   logger.info({ store: config.store.kind, storeTarget: opened.target }, `store: ${config.store.kind} at ${opened.target}`);
   let coordinator: Coordinator;
+  const blobStore = resolveBlobStore(config);
+  let blobs: string;
   try {
+    const configured = configuredBlobStore(config, opened.store);
+    blobs = configured.description;
+    logger.info({ blobStore, blobs }, `blobs: ${blobs}`);
     coordinator = Coordinator.create({
       dataDir: config.dataDir,
       logger,
@@ -70,6 +99,8 @@ export async function startCoordinatorApp(config: CoordinatorConfig, logger: Log
       maxHeldUpdateBytes: config.maxHeldUpdateBytes,
       buildInitialModel,
       ...(opened.store === undefined ? {} : { store: opened.store }),
+      ...(configured.blobs === undefined ? {} : { blobs: configured.blobs }),
+      blobGc: { graceMs: config.blobs.gcGraceSeconds * 1000, intervalMs: config.blobs.gcIntervalSeconds * 1000 },
     });
   } catch (err) {
     // The data directory is locked by another coordinator (or unusable): do not keep the pool open.
@@ -93,7 +124,7 @@ export async function startCoordinatorApp(config: CoordinatorConfig, logger: Log
     closeAdmin = a.close;
     adminServer = a.server;
     state = 'RUNNING';
-    logger.info({ event: 'coordinator.ready', grpcPort: g.port, adminPort: a.port, tlsMode: config.tls.mode, mutualTls: config.tls.clientCa !== '', dataDir: config.dataDir, store: config.store.kind, storeTarget: opened.target }, 'coordinator ready');
+    logger.info({ event: 'coordinator.ready', grpcPort: g.port, adminPort: a.port, tlsMode: config.tls.mode, mutualTls: config.tls.clientCa !== '', dataDir: config.dataDir, store: config.store.kind, storeTarget: opened.target, blobStore, blobs }, 'coordinator ready');
     return {
       coordinator,
       grpcPort: g.port,

@@ -203,6 +203,52 @@ describe('CheckpointStore specs', () => {
     ];
     store.saveSpecs('s1', specs);
     expect(store.loadSpecs('s1')).toEqual(specs);
+    // A copy each time: a caller changing it changes nothing here.
+    (store.loadSpecs('s1')[0]!.shape as number[]).push(1);
+    expect(store.loadSpecs('s1')).toEqual(specs);
+  });
+
+  it("serves the study row's JSON from memory, and falls back to an older data directory's file", () => {
+    const root = tempRoot();
+    const store = new CheckpointStore(root);
+    store.rememberSpecs('s1', '[{"name":"w","shape":[3]}]');
+    expect(store.loadSpecs('s1')).toEqual([{ name: 'w', shape: [3] }]);
+    mkdirSync(join(root, 'studies', 'old'), { recursive: true });
+    writeFileSync(join(root, 'studies', 'old', 'model-spec.json'), '[{"name":"v","shape":[2, 2]}]');
+    expect(store.loadSpecs('old')).toEqual([{ name: 'v', shape: [2, 2] }]);
+    // New studies write no file: the row is the record.
+    store.saveSpecs('s2', [{ name: 'x', shape: [1] }]);
+    expect(existsSync(join(root, 'studies', 's2', 'model-spec.json'))).toBe(false);
+  });
+
+  it('names the study when its tensor list is missing or unreadable', () => {
+    const store = new CheckpointStore(tempRoot());
+    const missing = syncRejection(() => store.loadSpecs('nope'));
+    expect(missing.code).toBe('NOT_FOUND');
+    expect(missing.message).toContain('nope');
+    store.rememberSpecs('bad', '{"not":"a list"}');
+    expect(syncRejection(() => store.loadSpecs('bad')).code).toBe('DATA_LOSS');
+    store.rememberSpecs('worse', '[{');
+    expect(syncRejection(() => store.loadSpecs('worse')).code).toBe('DATA_LOSS');
+  });
+});
+
+describe('CheckpointStore.openSequential', () => {
+  it('reads a stored model forward at the positions asked, across chunk boundaries, to its end', async () => {
+    const store = new CheckpointStore(tempRoot());
+    const values = Float32Array.from({ length: 1000 }, (_, i) => i);
+    const stored = await store.writeCandidate('s1', 1, 1, [values]);
+    const bytes = Buffer.from(values.buffer);
+    const reader = store.openSequential(stored.path, 256);
+    const target = Buffer.alloc(600);
+    for (const [position, length] of [[0, 100], [100, 600], [1000, 4], [2000, 600], [3900, 600]] as const) {
+      const n = await reader.readAt(target, length, position);
+      expect(n, `at ${position}`).toBe(Math.min(length, bytes.length - position));
+      expect(target.subarray(0, n).equals(bytes.subarray(position, position + n)), `at ${position}`).toBe(true);
+    }
+    expect(await reader.readAt(target, 4, 4000)).toBe(0);
+    await expect(reader.readAt(target, 4, 10)).rejects.toThrow(/went back/);
+    await reader.close();
   });
 });
 
@@ -259,5 +305,25 @@ describe('CheckpointStore over the PostgreSQL blob store', () => {
     await pool.query(`UPDATE blob_chunks SET data = overlay(data placing '\\x00'::bytea from 1 for 1) WHERE sha256 = $1 AND seq = 1`, [committed.sha256]);
     expect((await rejection(store.verify(committed.path, committed.sha256))).code).toBe('DATA_LOSS');
     expect((await rejection(store.verify(blobLocator('d'.repeat(64)), 'd'.repeat(64)))).code).toBe('DATA_LOSS');
+  });
+
+  it('reads a base model in step through its locator (update intake)', async () => {
+    const store = new CheckpointStore(tempRoot(), { blobs: new PostgresBlobStore(pool) });
+    const values = Float32Array.from({ length: 600_000 }, (_, i) => Math.sin(i));
+    const stored = store.promote('s1', 1, await store.writeCandidate('s1', 1, 1, [values]));
+    const bytes = Buffer.from(values.buffer);
+    const reader = store.openSequential(stored.path);
+    const target = Buffer.alloc(1_048_576);
+    let position = 0;
+    while (position < bytes.length) {
+      const n = await reader.readAt(target, 1_000_000, position);
+      expect(target.subarray(0, n).equals(bytes.subarray(position, position + n))).toBe(true);
+      position += n;
+      if (n === 0) break;
+    }
+    expect(position).toBe(bytes.length);
+    await reader.close();
+    const missing = store.openSequential(blobLocator('f'.repeat(64)));
+    expect((await rejection(missing.readAt(target, 4, 0))).code).toBe('DATA_LOSS');
   });
 });

@@ -3,7 +3,7 @@ import { createReadStream, existsSync, linkSync, mkdirSync, readFileSync, readdi
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FedlhsError, type TensorSpec } from '@fedlhs/core';
-import { fsyncDir, writeFileAtomic } from '@fedlhs/service';
+import { fsyncDir } from '@fedlhs/service';
 import { bytesOf, type BlobStore } from './blobs/blob-store.js';
 import type { BufferPool } from './blobs/buffer-pool.js';
 import { FileBlobStore } from './blobs/file-blob-store.js';
@@ -32,6 +32,61 @@ export interface CheckpointReadOptions {
 }
 
 const pad = (n: number): string => String(n).padStart(6, '0');
+
+function parseSpecs(studyId: string, json: string): TensorSpec[] {
+  let value: unknown;
+  try {
+    value = JSON.parse(json);
+  } catch (err) {
+    throw new FedlhsError('DATA_LOSS', `the model spec of study ${studyId} is not JSON`, { cause: err });
+  }
+  const ok = Array.isArray(value) && value.every((t: unknown) => typeof (t as TensorSpec)?.name === 'string' && Array.isArray((t as TensorSpec).shape));
+  if (!ok) throw new FedlhsError('DATA_LOSS', `the model spec of study ${studyId} is not a tensor list`);
+  return value as TensorSpec[];
+}
+
+/**
+ * Reads a payload forward only, at increasing positions, from a chunk iterator (see
+ * CheckpointStore.openSequential). Holds one chunk.
+ */
+export class SequentialReader {
+  private chunk: Buffer = Buffer.alloc(0);
+  /** Payload position of `chunk[0]`. */
+  private chunkStart = 0;
+  private done = false;
+
+  constructor(private readonly chunks: AsyncIterator<Buffer>) {}
+
+  /**
+   * Copies up to `length` bytes from payload `position` into `target`; returns how many (fewer
+   * at the end of the payload). `position` never goes back before the end of the previous read.
+   */
+  async readAt(target: Buffer, length: number, position: number): Promise<number> {
+    if (position < this.chunkStart) throw new FedlhsError('INTERNAL', `sequential read went back from ${this.chunkStart} to ${position}`);
+    let copied = 0;
+    while (copied < length) {
+      const at = position + copied;
+      const end = this.chunkStart + this.chunk.length;
+      if (at >= end) {
+        if (this.done) break;
+        const next = await this.chunks.next();
+        if (next.done === true) {
+          this.done = true;
+          break;
+        }
+        this.chunkStart = end;
+        this.chunk = next.value;
+        continue;
+      }
+      copied += this.chunk.copy(target, copied, at - this.chunkStart, Math.min(this.chunk.length, at - this.chunkStart + length - copied));
+    }
+    return copied;
+  }
+
+  async close(): Promise<void> {
+    await this.chunks.return?.();
+  }
+}
 const BLOB_PREFIX = 'blob:sha256:';
 
 /** The locator stored as a path for a blob that has no file of its own. */
@@ -49,6 +104,8 @@ export const blobLocator = (sha256: string): string => `${BLOB_PREFIX}${sha256}`
 export class CheckpointStore {
   readonly blobs: BlobStore;
   private readonly files: FileBlobStore | undefined;
+  /** Tensor lists by study: parsed, or the row's JSON until first use. */
+  private readonly specs = new Map<string, TensorSpec[] | string>();
 
   constructor(private readonly root: string, opts: CheckpointStoreOptions = {}) {
     mkdirSync(join(root, 'studies'), { recursive: true });
@@ -70,13 +127,46 @@ export class CheckpointStore {
     return join(this.root, 'spool', name);
   }
 
-  /** Saves the study's tensor list (names and shapes), written once at study creation. */
+  /**
+   * Keeps a study's tensor list (names and shapes) for {@link loadSpecs}. The list of record is
+   * the study row's `model_spec` (StudyRecord.modelSpec, written with the study): studies.ts
+   * hands it here when it creates a study and, for every study, when the coordinator starts.
+   */
   saveSpecs(studyId: string, specs: readonly TensorSpec[]): void {
-    writeFileAtomic(join(this.studyDir(studyId), 'model-spec.json'), JSON.stringify(specs, null, 1));
+    this.specs.set(studyId, specs.map((s) => ({ name: s.name, shape: [...s.shape] })));
   }
 
+  /** Like {@link saveSpecs} with the row's JSON, parsed on first use (a bad value fails that use, DATA_LOSS). */
+  rememberSpecs(studyId: string, json: string): void {
+    this.specs.set(studyId, json);
+  }
+
+  /**
+   * A study's tensor list, synchronously (from memory). Studies created before the list was
+   * kept in the store fall back to `studies/<id>/model-spec.json` in the data directory. NOT_FOUND
+   * when neither has it (e.g. a study another coordinator created after this one started).
+   */
   loadSpecs(studyId: string): TensorSpec[] {
-    return JSON.parse(readFileSync(join(this.studyDir(studyId), 'model-spec.json'), 'utf8')) as TensorSpec[];
+    let entry = this.specs.get(studyId);
+    if (entry === undefined) {
+      const legacy = join(this.studyDir(studyId), 'model-spec.json');
+      if (!existsSync(legacy)) throw new FedlhsError('NOT_FOUND', `no model spec for study ${studyId} (not in its study row, no ${legacy})`);
+      entry = readFileSync(legacy, 'utf8');
+    }
+    if (typeof entry === 'string') {
+      entry = parseSpecs(studyId, entry);
+      this.specs.set(studyId, entry);
+    }
+    return entry.map((s) => ({ name: s.name, shape: [...s.shape] }));
+  }
+
+  /**
+   * Opens a stored payload for reading forward in step with another stream (update intake
+   * reads the base model's bytes at the offsets of an arriving update). Works for files and
+   * blob locators alike.
+   */
+  openSequential(path: string, chunkBytes = 1024 * 1024): SequentialReader {
+    return new SequentialReader(this.read(path, chunkBytes));
   }
 
   /**
@@ -84,7 +174,7 @@ export class CheckpointStore {
    * float32 pieces; hashed while written, so the payload is never whole in memory here. Durable
    * when it resolves. Identical payloads are one blob.
    */
-  async writeCandidate(studyId: string, round: number, attempt: number, slices: Iterable<Float32Array>, kind: 'model' | 'state' = 'model'): Promise<StoredModel> {
+  async writeCandidate(studyId: string, round: number, attempt: number, slices: Iterable<Float32Array> | AsyncIterable<Float32Array>, kind: 'model' | 'state' = 'model'): Promise<StoredModel> {
     const ref = await this.blobs.put(bytesOf(slices), { kind: kind === 'state' ? 'strategy-state' : 'checkpoint' });
     if (this.files !== undefined) {
       // Noted so that clearCandidates can remove what no round committed (see there).

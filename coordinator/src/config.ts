@@ -55,6 +55,20 @@ export const coordinatorConfigSchema = {
       env: 'FEDLHS_BLOB_CACHE_BYTES',
       arg: 'blob-cache-bytes',
     },
+    gcGraceSeconds: {
+      doc: 'Blob garbage collection keeps a blob no row references for this long after it was written (a checkpoint between its write and its commit), in seconds.',
+      format: 'whole-number',
+      default: 3600,
+      env: 'FEDLHS_BLOB_GC_GRACE_SECONDS',
+      arg: 'blob-gc-grace-seconds',
+    },
+    gcIntervalSeconds: {
+      doc: 'Blob garbage collection runs at start, after each study ends and every this many seconds (0: not periodically).',
+      format: 'whole-number',
+      default: 3600,
+      env: 'FEDLHS_BLOB_GC_INTERVAL_SECONDS',
+      arg: 'blob-gc-interval-seconds',
+    },
   },
   transfer: {
     inFlightBytes: {
@@ -164,7 +178,7 @@ export const coordinatorConfigSchema = {
 export interface CoordinatorConfig {
   dataDir: string;
   store: { kind: 'sqlite' | 'postgres'; url: string; poolSize: number };
-  blobs: { store: 'auto' | 'files' | 'postgres'; cacheBytes: number };
+  blobs: { store: 'auto' | 'files' | 'postgres'; cacheBytes: number; gcGraceSeconds: number; gcIntervalSeconds: number };
   transfer: { inFlightBytes: number; uploadStreamsPerNode: number; sessionQueueMessages: number };
   grpc: { host: string; port: number };
   tls: { mode: 'tls' | 'plaintext'; cert: string; key: string; clientCa: string };
@@ -179,6 +193,12 @@ export interface CoordinatorConfig {
 }
 
 export type LoadConfigOptions = ConfigSources;
+
+/** The blob store `blobs.store` names once 'auto' is resolved against `store.kind`. */
+export function resolveBlobStore(c: Pick<CoordinatorConfig, 'store' | 'blobs'>): 'files' | 'postgres' {
+  if (c.blobs.store !== 'auto') return c.blobs.store;
+  return c.store.kind === 'postgres' ? 'postgres' : 'files';
+}
 
 /** Loads and strictly validates the configuration; throws ConfigError with a one-line message. */
 export function loadCoordinatorConfig(options: LoadConfigOptions = {}): CoordinatorConfig {
@@ -200,6 +220,10 @@ export function loadCoordinatorConfig(options: LoadConfigOptions = {}): Coordina
     }
     if (c.blobs.store === 'postgres' && c.store.kind !== 'postgres') {
       throw new ConfigError("blobs.store: 'postgres' keeps blobs beside the state, so it needs store.kind 'postgres' (and store.url)", { details: { key: 'blobs.store' } });
+    }
+    if (c.blobs.gcGraceSeconds < 60) {
+      // Shorter than a round's write-to-commit window would risk deleting a checkpoint being committed.
+      throw new ConfigError(`blobs.gcGraceSeconds: must be at least 60: value was ${c.blobs.gcGraceSeconds}`, { details: { key: 'blobs.gcGraceSeconds' } });
     }
     if (c.transfer.uploadStreamsPerNode < 1) {
       throw new ConfigError(`transfer.uploadStreamsPerNode: must be at least 1: value was ${c.transfer.uploadStreamsPerNode}`, { details: { key: 'transfer.uploadStreamsPerNode' } });

@@ -14,6 +14,7 @@ import type {
   UploadReceipt,
 } from '@fedlhs/proto';
 import type { Logger } from '@fedlhs/service';
+import { BlobCollector } from './blobs/blob-gc.js';
 import type { BlobStore } from './blobs/blob-store.js';
 import { CheckpointStore } from './checkpoints.js';
 import { ControlSessions } from './control-session.js';
@@ -32,6 +33,9 @@ import { UpdateIntake } from './update-intake.js';
 export { COORDINATOR_VERSION } from './control-session.js';
 export type { InitialModelBuilder } from './studies.js';
 
+/** Default grace period and interval of blob garbage collection: one hour. */
+export const DEFAULT_BLOB_GC_MS = 3_600_000;
+
 export interface CoordinatorOptions {
   dataDir: string;
   logger: Logger;
@@ -44,6 +48,12 @@ export interface CoordinatorOptions {
   store?: CoordinatorStore;
   /** Where checkpoints and other blobs live; default: files in the data directory. */
   blobs?: BlobStore;
+  /**
+   * Blob garbage collection: blobs no row references and older than `graceMs` are deleted at
+   * start (after resuming), after each study ends and every `intervalMs` (0: not periodically).
+   * Default: one hour each.
+   */
+  blobGc?: { graceMs: number; intervalMs: number };
   metrics?: CoordinatorMetrics;
   now?: () => number;
   /** The round engine's clock (tests that move time); default: `now` and real timers. */
@@ -73,6 +83,8 @@ export class Coordinator {
   private readonly studies: Studies;
   private readonly intake: UpdateIntake;
   private readonly downloads: Downloads;
+  /** Deletes blobs no row references (blobs/blob-gc.ts). */
+  readonly blobCollector: BlobCollector;
 
   private constructor(readonly store: CoordinatorStore, private readonly opts: CoordinatorOptions, private readonly lock: DataDirLock) {
     this.checkpoints = new CheckpointStore(opts.dataDir, opts.blobs === undefined ? {} : { blobs: opts.blobs });
@@ -95,12 +107,17 @@ export class Coordinator {
       store, checkpoints, sessions, logger: opts.logger, log, now, clock: opts.clock, metrics, events,
       selectionGraceMs: opts.selectionGraceMs, maxHeldUpdateBytes: opts.maxHeldUpdateBytes, buildInitialModel: opts.buildInitialModel,
       announce: (studyId) => this.control.announce(studyId),
+      onStudyEnded: () => void this.blobCollector.run('study-ended'),
     });
     this.control = new ControlSessions({
       store, sessions, log, now, metrics, heartbeatIntervalMs: opts.heartbeatIntervalMs, runner: (studyId) => this.studies.runner(studyId), nodes: this.nodes,
     });
     this.intake = new UpdateIntake({ store, checkpoints, log, now, metrics, events, studies: this.studies });
     this.downloads = new Downloads({ store, checkpoints, chunkBytes: opts.chunkBytes, studies: this.studies });
+    this.blobCollector = new BlobCollector({
+      store, log, collect: (referenced, graceMs) => checkpoints.collect(referenced, graceMs),
+      graceMs: opts.blobGc?.graceMs ?? DEFAULT_BLOB_GC_MS, intervalMs: opts.blobGc?.intervalMs ?? DEFAULT_BLOB_GC_MS,
+    });
   }
 
   /**
@@ -131,15 +148,21 @@ export class Coordinator {
     this.intake.resetSpool();
     await Promise.all([this.nodes.load(), this.control.start()]);
     await this.studies.resume();
+    // In the background: start-up does not wait for it (its outcome is logged, blob.collected).
+    void this.blobCollector.run('start');
+    this.blobCollector.start();
   }
 
   /** Halts the runners without ending their studies, so a restart resumes them. */
   async shutdown(): Promise<void> {
+    // First: halted runners are not ended studies, and a run must not outlive the store.
+    await this.blobCollector.stop();
     await this.studies.halt();
     try {
       try {
         // Last-seen times are written behind: flush them before the store closes.
         await this.nodes.close();
+        await this.checkpoints.blobs.close();
       } finally {
         await this.store.close();
       }

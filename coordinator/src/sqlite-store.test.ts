@@ -34,8 +34,8 @@ describe('SqliteStore file and migrations', () => {
     await openStore(path).close();
     const db = new Database(path, { readonly: true });
     try {
-      expect(db.pragma('user_version', { simple: true })).toBe(4);
-      expect(SCHEMA_VERSION).toBe(4);
+      expect(db.pragma('user_version', { simple: true })).toBe(5);
+      expect(SCHEMA_VERSION).toBe(5);
       const names = (type: string): string[] =>
         (db.prepare(`SELECT name FROM sqlite_master WHERE type = ? AND name NOT LIKE 'sqlite_%' ORDER BY name`).all(type) as { name: string }[]).map((r) => r.name);
       expect(names('table')).toEqual(['admin_actions', 'contributions', 'join_tokens', 'metrics', 'nodes', 'operators', 'rounds', 'statistics', 'studies', 'tasks']);
@@ -81,7 +81,7 @@ describe('SqliteStore file and migrations', () => {
       error = err;
     }
     expect(error).toBeInstanceOf(FedlhsError);
-    expect(error).toMatchObject({ code: 'STORE_VERSION_TOO_NEW', details: { found: 9, supported: 4 } });
+    expect(error).toMatchObject({ code: 'STORE_VERSION_TOO_NEW', details: { found: 9, supported: 5 } });
     const check = new Database(path, { readonly: true });
     expect(check.pragma('user_version', { simple: true })).toBe(9);
     check.close();

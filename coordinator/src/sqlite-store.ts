@@ -24,6 +24,7 @@ import type {
   TaskRecord,
   TaskStateName,
 } from './store.js';
+import { blobReferenceSet } from './store/blob-references.js';
 import { GroupCommitter, type BatchStats, type UnitOutcome } from './store/group-commit.js';
 import { decodeCursor, pageLimit, toPage } from './store/paging.js';
 import { MIGRATIONS, SCHEMA_VERSION } from './store/sqlite/migrations.js';
@@ -63,6 +64,7 @@ const study = (r: Row): StudyRecord => ({
   parameters: (r.parameters as string | null) ?? null,
   createdAt: r.created_at as number,
   endedAt: (r.ended_at as number | null) ?? null,
+  modelSpec: (r.model_spec as string | null) ?? null,
 });
 const round = (r: Row): RoundRecord => ({
   id: r.id as number,
@@ -269,8 +271,8 @@ export class SqliteStore implements CoordinatorStore {
   }
   private insertStudyRow(st: StudyRecord): void {
     this.run(
-      `INSERT INTO studies (id, name, manifest_json, manifest_hash, state, reason, last_committed_round, strategy_state, parameters, created_at, ended_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)`,
-      st.id, st.name, st.manifestJson, st.manifestHash, st.state, st.reason, st.lastCommittedRound, st.strategyState, st.parameters, st.createdAt, st.endedAt,
+      `INSERT INTO studies (id, name, manifest_json, manifest_hash, state, reason, last_committed_round, strategy_state, parameters, created_at, ended_at, model_spec) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)`,
+      st.id, st.name, st.manifestJson, st.manifestHash, st.state, st.reason, st.lastCommittedRound, st.strategyState, st.parameters, st.createdAt, st.endedAt, st.modelSpec ?? null,
     );
   }
   private insertRoundRow(r: Omit<RoundRecord, 'id'>): number {
@@ -449,6 +451,16 @@ export class SqliteStore implements CoordinatorStore {
       );
       return this.run(`UPDATE rounds SET state = 'FAILED', reason = ?, ended_at = ? WHERE study_id = ? AND state NOT IN ('COMMITTED','FAILED')`, reason, at, studyId).changes;
     }, 2);
+  }
+
+  async referencedBlobs(): Promise<Set<string>> {
+    return blobReferenceSet(
+      this.all(`SELECT DISTINCT checkpoint_sha256 FROM rounds WHERE checkpoint_sha256 IS NOT NULL`).map((r) => r.checkpoint_sha256 as string),
+      this.all(`SELECT id, strategy_state FROM studies WHERE strategy_state IS NOT NULL`).map((r) => ({ studyId: r.id as string, json: r.strategy_state as string })),
+      this.all(
+        `SELECT DISTINCT t.model_sha256 FROM rounds r JOIN tasks t ON t.round_id = r.id AND t.state = 'ASSIGNED' WHERE r.state NOT IN ('COMMITTED','FAILED')`,
+      ).map((r) => r.model_sha256 as string),
+    );
   }
 
   async insertTask(t: TaskRecord): Promise<void> {

@@ -46,6 +46,13 @@ export interface StudyRecord {
   parameters: string | null;
   createdAt: number;
   endedAt: number | null;
+  /**
+   * The model's tensor list (names and shapes, JSON `TensorSpec[]`), written once with the study.
+   * Stores always return it; null for studies created before it was stored, whose list is the
+   * file `studies/<id>/model-spec.json` in the data directory. Optional only so that records
+   * built by hand (tests) need not name it.
+   */
+  modelSpec?: string | null;
 }
 
 export interface RoundRecord {
@@ -241,6 +248,14 @@ export interface CoordinatorStore {
   getCommittedRound(studyId: string, round: number): Promise<RoundRecord | undefined>;
   /** Marks every non-final round of the study FAILED with `reason` (used after a restart). */
   failOpenRounds(studyId: string, reason: string, at: number): Promise<number>;
+  /**
+   * Every blob digest a row refers to (blob garbage collection keeps these): the checkpoint of
+   * every round that has one (any state), the strategy state of every study, and the model of
+   * every ASSIGNED task in a round that is not final (evaluation tasks hand out a candidate
+   * before its round commits). A strategy_state that is not `{"sha256": …}` JSON throws
+   * DATA_LOSS, so a collection never runs on references it cannot read.
+   */
+  referencedBlobs(): Promise<Set<string>>;
 
   // Tasks
   insertTask(task: TaskRecord): Promise<void>;

@@ -49,6 +49,8 @@ export interface StudiesOptions {
    * (which own announcements) also look runners up here.
    */
   announce: (studyId: string) => Promise<void>;
+  /** Called when a study's runner has finished (the coordinator collects unreferenced blobs then). */
+  onStudyEnded?: (studyId: string) => void;
 }
 
 /**
@@ -63,7 +65,11 @@ export class Studies {
   /** Resumes every RUNNING study from its last committed round, after checking that checkpoint. */
   async resume(): Promise<void> {
     const { store, checkpoints, log, now } = this.opts;
-    for (const study of await store.listStudies()) {
+    const studies = await store.listStudies();
+    // Every study's tensor list, for the synchronous readers (downloads of committed rounds,
+    // update checks, views); older studies without one in the row keep their file (checkpoints.ts).
+    for (const study of studies) if (study.modelSpec != null) checkpoints.rememberSpecs(study.id, study.modelSpec);
+    for (const study of studies) {
       if (study.state !== 'RUNNING') continue;
       const failed = await store.failOpenRounds(study.id, 'coordinator restarted before the round committed', now());
       checkpoints.clearCandidates(study.id);
@@ -75,6 +81,7 @@ export class Studies {
           throw new FedlhsError('DATA_LOSS', `committed round ${study.lastCommittedRound} has no checkpoint record (the coordinator stopped while creating the study?)`);
         }
         await checkpoints.verify(last.checkpointPath, last.checkpointSha256);
+        checkpoints.loadSpecs(study.id); // a missing or unreadable tensor list fails the study here, by name
       } catch (err) {
         // One broken study must not keep the coordinator (and every other study) down.
         log.error({ event: 'study.resume_failed', studyId: study.id, err: (err as Error).message }, 'cannot resume study; marking it FAILED');
@@ -130,6 +137,7 @@ export class Studies {
     });
     const done = runner.run().finally(() => {
       this.runners.delete(study.id);
+      this.opts.onStudyEnded?.(study.id);
     });
     this.runners.set(study.id, { runner, done });
   }
@@ -169,12 +177,13 @@ export class Studies {
       }
     }
     const id = `${manifest.name}-${randomBytes(3).toString('hex')}`;
-    checkpoints.saveSpecs(id, specs);
+    const modelSpec = JSON.stringify(specs.map((s) => ({ name: s.name, shape: s.shape })));
+    checkpoints.rememberSpecs(id, modelSpec);
     const candidate = await checkpoints.writeCandidate(id, 0, 1, [weights]);
     const initial = checkpoints.promote(id, 0, candidate);
     const study: StudyRecord = {
       id, name: manifest.name, manifestJson: json, manifestHash: hash, state: 'RUNNING', reason: null, lastCommittedRound: 0, strategyState: null, parameters: null,
-      createdAt: now(), endedAt: null,
+      createdAt: now(), endedAt: null, modelSpec,
     };
     // T4: the study and its committed round 0 in one unit (the model file is durable already), so a
     // crash can no longer leave a RUNNING study without round 0.

@@ -6,7 +6,7 @@ import { initBackend } from '@fedlhs/model';
 import type { ManagedProcess } from '@fedlhs/testing';
 import { asMatrix, concat, normalized, trainCentral, withWeights, zscoreFrom, type Matrix } from './baselines.js';
 import { assess } from './evaluation.js';
-import { enrolAgent, readCommittedModel, startAgent, startCoordinator, startStudy, waitForStudyEnd, type CoordinatorHandle, type StudyDetail } from './local-network.js';
+import { committedSha256, enrolAgent, readCommittedModel, startAgent, startCoordinator, startStudy, waitForStudyEnd, type CoordinatorHandle, type StudyDetail } from './local-network.js';
 
 /** The four hospitals, their files and FLamby's center numbers. */
 export const HEART_SITES = [
@@ -355,7 +355,7 @@ export async function runHeartBenchmark(options: HeartBenchmarkOptions): Promise
         const study = await startStudy(coordinator, manifest);
         const detail = await waitForHeartStudy(coordinator, study.id, nodeSites);
         if (detail.state !== 'COMPLETED') throw new FedlhsError('STUDY_FAILED', `${strategy.strategy} study for seed ${seed} ended ${detail.state}`);
-        const model = await withWeights(validateManifest(manifest), readCommittedModel(coordinator, study.id, detail.lastCommittedRound));
+        const model = await withWeights(validateManifest(manifest), readCommittedModel(coordinator, study.id, detail.lastCommittedRound, committedSha256(detail, detail.lastCommittedRound)));
         const perSite = await scoreEverySite(model.predict);
         model.dispose();
         add(strategy.strategy, perSite);

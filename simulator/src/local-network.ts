@@ -1,9 +1,10 @@
 import { execFile } from 'node:child_process';
-import { mkdirSync, readFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { errorFromBody } from '@fedlhs/core';
+import { FedlhsError, errorFromBody } from '@fedlhs/core';
 import { ManagedProcess, type LogLine } from '@fedlhs/testing';
 
 const run = promisify(execFile);
@@ -162,11 +163,32 @@ export async function waitForStudyEnd(c: CoordinatorHandle, studyId: string, tim
   return (await c.admin<StudyDetail>('GET', `/api/v1/studies/${studyId}`)).body;
 }
 
-/** A committed global model of a study, read from the coordinator's data directory. */
-export function readCommittedModel(c: Pick<CoordinatorHandle, 'dataDir'>, studyId: string, round: number): Float32Array {
-  const bytes = readFileSync(join(c.dataDir, 'studies', studyId, 'checkpoints', `round-${String(round).padStart(6, '0')}.f32`));
+/**
+ * A committed global model of a study, read from the coordinator's data directory: the round's
+ * named checkpoint, which the default (file) blob store keeps there. With `expectedSha256` (the
+ * round's `checkpointSha256` in the study detail) the bytes are checked against it. A coordinator
+ * with PostgreSQL blobs (store.kind postgres) keeps no checkpoint files: this then fails, naming
+ * why, rather than reading something else.
+ */
+export function readCommittedModel(c: Pick<CoordinatorHandle, 'dataDir'>, studyId: string, round: number, expectedSha256?: string): Float32Array {
+  const path = join(c.dataDir, 'studies', studyId, 'checkpoints', `round-${String(round).padStart(6, '0')}.f32`);
+  if (!existsSync(path)) {
+    throw new FedlhsError('NOT_FOUND', `no checkpoint file ${path}: the coordinator keeps committed models there only with the file blob store (blobs.store files); with PostgreSQL blobs, download the model (DownloadModel, committed) as an enrolled node`);
+  }
+  const bytes = readFileSync(path);
+  if (expectedSha256 !== undefined) {
+    const actual = createHash('sha256').update(bytes).digest('hex');
+    if (actual !== expectedSha256) throw new FedlhsError('DATA_LOSS', `checkpoint ${path} hashes to ${actual}, recorded ${expectedSha256}`);
+  }
   // A copy: Buffer's memory may be pooled and need not be 4-byte aligned.
   return new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
+}
+
+/** The recorded digest of a study's committed checkpoint of `round` (for readCommittedModel). */
+export function committedSha256(detail: Pick<StudyDetail, 'id' | 'rounds'>, round: number): string {
+  const sha = detail.rounds.find((r) => r.round === round && r.state === 'COMMITTED')?.checkpointSha256;
+  if (sha == null) throw new FedlhsError('NOT_FOUND', `study ${detail.id} has no committed round ${round}`);
+  return sha;
 }
 
 /** Starts a study through the admin API. */

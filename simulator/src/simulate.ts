@@ -7,7 +7,7 @@ import { FORMAT_DIRS, defaultClinics, generateClinic, type ClinicProfile, type C
 import type { ManagedProcess } from '@fedlhs/testing';
 import { asMatrix, concat, normalized, trainCentral, withWeights, zscoreFrom } from './baselines.js';
 import { BOOTSTRAP_RESAMPLES, MIN_CASES_FOR_AUC, assess, pairedAucDifference, type Assessment, type PairedAucDifference } from './evaluation.js';
-import { enrolAgent, readCommittedModel, startAgent, startCoordinator, startStudy, waitForStudyEnd, type StudyDetail } from './local-network.js';
+import { committedSha256, enrolAgent, readCommittedModel, startAgent, startCoordinator, startStudy, waitForStudyEnd, type StudyDetail } from './local-network.js';
 import { simulationHeadline } from './simulation-report.js';
 import type { ClinicResult, Method, SimulationOptions, SimulationReport } from './simulation-types.js';
 import { t2dManifest } from './t2d-study.js';
@@ -129,7 +129,7 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRep
   const normalizationMaxAbsDiff = maxDiff(reported);
   const suppressionEffect = maxDiff(pooledNormalization);
   const epochs = o.rounds * manifest.training.localEpochs;
-  const federated = await withWeights(manifest, readCommittedModel({ dataDir: join(net, 'coordinator') }, studyId, detail.lastCommittedRound));
+  const federated = await withWeights(manifest, readCommittedModel({ dataDir: join(net, 'coordinator') }, studyId, detail.lastCommittedRound, committedSha256(detail, detail.lastCommittedRound)));
   const pooled = await trainCentral(manifest, concat(trainSets.map((m) => normalized(m, names, pooledNormalization)), names.length), { epochs, batchSize: manifest.training.batchSize, seed: o.seed });
   const boot = { seed: o.seed };
   // Every clinic's hold-out patients, in clinic order: where local models are compared with the federated one.
@@ -189,7 +189,7 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRep
   const holdoutByRound = new Map<number, Assessment>();
   if (everyone.rows > 0) {
     for (let r = 1; r <= detail.lastCommittedRound; r++) {
-      const model = await withWeights(manifest, readCommittedModel({ dataDir: join(net, 'coordinator') }, studyId, r));
+      const model = await withWeights(manifest, readCommittedModel({ dataDir: join(net, 'coordinator') }, studyId, r, committedSha256(detail, r)));
       holdoutByRound.set(r, assess(await model.predict(normalized(everyone, names, fedNormalization).x), everyone.y, boot));
       model.dispose();
     }

@@ -76,7 +76,7 @@ export class HashingCounter {
 }
 
 /** Iterates a sync or async source as async Uint8Arrays (Float32Arrays and other views become their bytes). */
-export async function* bytesOf(source: AsyncIterable<Uint8Array> | Iterable<Uint8Array> | Iterable<ArrayBufferView>): AsyncGenerator<Uint8Array> {
+export async function* bytesOf(source: AsyncIterable<Uint8Array> | Iterable<Uint8Array> | Iterable<ArrayBufferView> | AsyncIterable<ArrayBufferView>): AsyncGenerator<Uint8Array> {
   for await (const part of source as AsyncIterable<ArrayBufferView>) {
     yield part instanceof Uint8Array ? part : new Uint8Array(part.buffer, part.byteOffset, part.byteLength);
   }

@@ -33,7 +33,13 @@ const rawText = { getTypeParser: () => (value: string) => value };
 export class PostgresBlobStore implements BlobStore {
   private ready: Promise<void> | undefined;
 
-  constructor(private readonly pool: pg.Pool) {}
+  /**
+   * `opts.schemaReady`: the tables exist already (PostgresStore's migration 2 creates them), so
+   * no call runs {@link init}. Without it the first call creates them.
+   */
+  constructor(private readonly pool: pg.Pool, opts: { schemaReady?: boolean } = {}) {
+    if (opts.schemaReady === true) this.ready = Promise.resolve();
+  }
 
   /** Creates the tables if absent (idempotent; concurrent coordinators serialise on a lock). */
   init(): Promise<void> {

@@ -9,7 +9,7 @@
  */
 export const EVENTS = {
   // ---- coordinator process -------------------------------------------------------------
-  'coordinator.ready': 'the coordinator listens; fields grpcPort and adminPort',
+  'coordinator.ready': 'the coordinator listens; fields grpcPort, adminPort, store, blobStore (files | postgres)',
   'coordinator.stopping': 'the coordinator began a graceful shutdown',
   'coordinator.start_failed': 'the coordinator could not start (fatal)',
   'coordinator.shutdown_failed': 'a graceful shutdown threw; the process exits 1',
@@ -27,6 +27,8 @@ export const EVENTS = {
   'study.stopped': 'an operator stopped a study',
   'study.internal_error': 'a study runner threw an unexpected error (the study then fails)',
   'checkpoint.orphans_removed': 'checkpoint files of rounds that never committed were removed at start',
+  'blob.collected': 'a blob garbage collection ran; fields reason (start | study-ended | periodic), removed, bytes, referenced',
+  'blob.collect_failed': 'a blob garbage collection failed and removed nothing further (warn); fields reason, err',
   // ---- rounds ----------------------------------------------------------------------------
   'round.started': 'a round attempt began and waits for READY clinics; fields round, attempt',
   'round.phase': 'a round attempt changed state; fields round, attempt, state (reason)',

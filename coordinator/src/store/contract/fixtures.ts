@@ -13,7 +13,7 @@ export const nodeRec = (id: string, over: Partial<NodeRecord> = {}): NodeRecord 
 
 export const studyRec = (id: string, over: Partial<StudyRecord> = {}): StudyRecord => ({
   id, name: `study-${id}`, manifestJson: '{}', manifestHash: 'm'.repeat(64), state: 'RUNNING', reason: null, lastCommittedRound: 0,
-  strategyState: null, parameters: null, createdAt: 100, endedAt: null, ...over,
+  strategyState: null, parameters: null, createdAt: 100, endedAt: null, modelSpec: null, ...over,
 });
 
 export const roundRec = (studyId: string, round: number, attempt: number, state: RoundRecord['state']): Omit<RoundRecord, 'id'> => ({

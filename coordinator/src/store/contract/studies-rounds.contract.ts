@@ -19,6 +19,51 @@ describeStores('store contract: studies and rounds', (ctx) => {
     expect((await store.listStudies()).map((s) => s.id)).toEqual(['s1']);
   });
 
+  it("keeps the model's tensor list with the study, and null where none was given", async () => {
+    const { store } = ctx;
+    const spec = JSON.stringify([{ name: 'dense/kernel', shape: [4, 2] }, { name: 'dense/bias', shape: [2] }]);
+    await store.write([{ op: 'study.insert', s: studyRec('s1', { modelSpec: spec }) }], 'study.start');
+    await store.insertStudy(studyRec('s2'));
+    const { modelSpec: _omitted, ...withoutSpec } = studyRec('s3');
+    await store.insertStudy(withoutSpec);
+    expect(await store.getStudy('s1')).toEqual(studyRec('s1', { modelSpec: spec }));
+    expect((await store.listStudies()).map((s) => [s.id, s.modelSpec])).toEqual([['s1', spec], ['s2', null], ['s3', null]]);
+    // Later study writes leave it alone.
+    await store.setStudyState('s1', 'COMPLETED', null, 900);
+    await store.setStudyParameters('s1', '{}');
+    expect((await store.getStudy('s1'))?.modelSpec).toBe(spec);
+  });
+
+  it('lists every blob a row references: checkpoints, strategy states and the models of open tasks', async () => {
+    const { store } = ctx;
+    const d = (c: string): string => c.repeat(64);
+    await enrol(store, 'n1');
+    await store.insertStudy(studyRec('s1'));
+    await store.insertStudy(studyRec('s2', { strategyState: JSON.stringify({ path: 'blob:sha256:' + d('e'), sha256: d('e'), round: 0 }) }));
+    expect(await store.referencedBlobs()).toEqual(new Set([d('e')]));
+    const r0 = await store.insertRound({ ...roundRec('s1', 0, 1, 'COMMITTED'), checkpointPath: '/cp/0', checkpointSha256: d('0') });
+    const r1 = await store.insertRound(roundRec('s1', 1, 1, 'EVALUATING'));
+    await store.commitRound(r1, { path: 'blob:sha256:' + d('1'), sha256: d('1') }, [], JSON.stringify({ path: 'blob:sha256:' + d('5'), sha256: d('5'), round: 1 }), 800);
+    const failed = await store.insertRound(roundRec('s1', 2, 1, 'FAILED'));
+    const open = await store.insertRound(roundRec('s1', 2, 2, 'EVALUATING'));
+    await store.write([{ op: 'task.insert', tasks: [
+      { ...taskRec('t-open', open, 'n1', 'ASSIGNED', 1, 'EVALUATE'), modelSha256: d('a') },
+      { ...taskRec('t-done', open, 'n1', 'ACCEPTED', 2), modelSha256: d('b') },
+      { ...taskRec('t-failed-round', failed, 'n1', 'ASSIGNED', 3), modelSha256: d('c') },
+      { ...taskRec('t-committed-round', r0, 'n1', 'ASSIGNED', 4), modelSha256: d('d') },
+    ] }], 'test');
+    expect(await store.referencedBlobs()).toEqual(new Set([d('0'), d('1'), d('5'), d('e'), d('a')]));
+    // The references move with the rows: the task ends, the round and study move on.
+    await store.write([{ op: 'task.end', id: 't-open', to: 'CANCELLED', detail: null, at: 900 }], 'test');
+    expect((await store.referencedBlobs()).has(d('a'))).toBe(false);
+  });
+
+  it('refuses to list blob references it cannot read (a strategy_state without a digest)', async () => {
+    const { store } = ctx;
+    await store.insertStudy(studyRec('s1', { strategyState: '{"m":1}' }));
+    expect(await codeOf(store.referencedBlobs())).toBe('DATA_LOSS');
+  });
+
   it('records study state, reason, end time and parameters', async () => {
     const { store } = ctx;
     await store.insertStudy(studyRec('s1'));

@@ -5,8 +5,8 @@ import { FedlhsError } from '@fedlhs/core';
  * PostgreSQL schema migrations (design §2.4), in order; version N is `MIGRATIONS[N - 1]`.
  * They are TS strings so that the build needs no copying of .sql files into dist.
  *
- * Version 1 is the whole SQLite schema at its latest version (sqlite-store.ts, migrations 1–4)
- * with no history to replay. Logical parity with SQLite (same tables, columns, nullability and
+ * Version 1 is the whole SQLite schema at its version 4 (store/sqlite/migrations.ts) with no
+ * history to replay; version 2 matches SQLite's 5 and adds the PostgreSQL-only blob tables. Logical parity with SQLite (same tables, columns, nullability and
  * indexes) is checked by postgres-store.test.ts. Types: SQLite INTEGER becomes BIGINT
  * (milliseconds, ids, counts; parsed back to a number by connection.ts), 0/1 flags BOOLEAN,
  * REAL DOUBLE PRECISION. `tasks.seq` stands for SQLite's implicit rowid (insertion order).
@@ -134,6 +134,16 @@ export const MIGRATIONS: readonly string[] = [
     target TEXT NOT NULL,
     detail TEXT
   );
+  `,
+  // 2: what a standby needs besides the state (design §2.6). The blob tables of
+  // blobs/postgres-blob-store.ts (PostgreSQL only; IF NOT EXISTS because PostgresBlobStore.init()
+  // of earlier builds may have made them already), and the model's tensor list with its study
+  // (SQLite migration 5).
+  `
+  CREATE TABLE IF NOT EXISTS blobs (sha256 TEXT PRIMARY KEY, length BIGINT NOT NULL, kind TEXT NOT NULL, created_at BIGINT NOT NULL);
+  CREATE TABLE IF NOT EXISTS blob_chunks (sha256 TEXT NOT NULL, seq INTEGER NOT NULL, data BYTEA NOT NULL, PRIMARY KEY (sha256, seq));
+  ALTER TABLE blob_chunks ALTER COLUMN data SET STORAGE EXTERNAL;
+  ALTER TABLE studies ADD COLUMN model_spec TEXT;
   `,
 ];
 

@@ -40,8 +40,8 @@ export const SQL = {
   insertStatistics: stmt('insert_statistics', `INSERT INTO statistics (study_id, task_id, node_id, report, received_at) VALUES ($1,$2,$3,$4,$5)`),
   insertStudy: stmt(
     'insert_study',
-    `INSERT INTO studies (id, name, manifest_json, manifest_hash, state, reason, last_committed_round, strategy_state, parameters, created_at, ended_at)
-     VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11)`,
+    `INSERT INTO studies (id, name, manifest_json, manifest_hash, state, reason, last_committed_round, strategy_state, parameters, created_at, ended_at, model_spec)
+     VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12)`,
   ),
   studyState: stmt('study_state', `UPDATE studies SET state = $1, reason = $2, ended_at = $3 WHERE id = $4`),
   studyParameters: stmt('study_parameters', `UPDATE studies SET parameters = $1 WHERE id = $2`),
@@ -105,7 +105,7 @@ export async function insertMetrics(client: pg.ClientBase, metrics: readonly Met
 }
 
 export const studyValues = (s: StudyRecord): unknown[] => [
-  s.id, s.name, s.manifestJson, s.manifestHash, s.state, s.reason, s.lastCommittedRound, s.strategyState, s.parameters, s.createdAt, s.endedAt,
+  s.id, s.name, s.manifestJson, s.manifestHash, s.state, s.reason, s.lastCommittedRound, s.strategyState, s.parameters, s.createdAt, s.endedAt, s.modelSpec ?? null,
 ];
 export const roundValues = (r: Omit<RoundRecord, 'id'>): unknown[] => [
   r.studyId, r.round, r.attempt, r.state, r.reason, r.startedAt, r.endedAt, r.participants, r.checkpointPath, r.checkpointSha256,

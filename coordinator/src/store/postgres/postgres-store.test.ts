@@ -10,6 +10,7 @@ import type { NodeRecord, StudyRecord, TaskRecord } from '../../store.js';
 import { MIGRATIONS as SQLITE_MIGRATIONS } from '../sqlite/migrations.js';
 import { describeTarget, mapStoreError, parseInt8, redactUrl, storeTypes } from './connection.js';
 import { migrate, MIGRATIONS } from './migrations.js';
+import { PostgresBlobStore } from '../../blobs/postgres-blob-store.js';
 import { PostgresStore } from './postgres-store.js';
 
 const code = async (p: Promise<unknown>): Promise<string> => {
@@ -49,6 +50,8 @@ describe('PostgreSQL connection helpers', () => {
 });
 
 const unavailable = await testPostgresUnavailable();
+/** Tables only the PostgreSQL schema has (the parity check leaves them out). */
+const PG_ONLY_TABLES = new Set(['schema_migrations', 'blobs', 'blob_chunks']);
 
 describe('PostgresStore', () => {
   if (unavailable) {
@@ -112,6 +115,34 @@ describe('PostgresStore', () => {
     }
   });
 
+  it('creates the blob tables in migration 2, also over tables an earlier PostgresBlobStore.init() made', async () => {
+    const scope = await schema();
+    const client = new pg.Client(scope.connection);
+    await client.connect();
+    const pool = new pg.Pool({ ...scope.connection, max: 2 });
+    try {
+      // A database of the build before migration 2: version 1, blob tables from init(), a blob in them.
+      await migrate(client, MIGRATIONS.slice(0, 1));
+      const early = new PostgresBlobStore(pool);
+      await early.init();
+      const ref = await early.put([Buffer.from('kept across the upgrade')], { kind: 'checkpoint' });
+      const store = await PostgresStore.open({ connection: scope.connection, poolSize: 2 });
+      stores.push(store);
+      const blobs = new PostgresBlobStore(store.pool, { schemaReady: true });
+      await blobs.verify(ref);
+      const ref2 = await blobs.put([Buffer.from('after')], { kind: 'checkpoint' });
+      expect(await blobs.stat(ref2.sha256)).toEqual(ref2);
+      const types = await client.query(`SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = 'blobs' ORDER BY column_name`);
+      expect(types.rows).toEqual([
+        { column_name: 'created_at', data_type: 'bigint' }, { column_name: 'kind', data_type: 'text' },
+        { column_name: 'length', data_type: 'bigint' }, { column_name: 'sha256', data_type: 'text' },
+      ]);
+    } finally {
+      await pool.end();
+      await client.end();
+    }
+  });
+
   it('lets two coordinators migrate one database at once (advisory lock)', async () => {
     const scope = await schema();
     const clients = [new pg.Client(scope.connection), new pg.Client(scope.connection)];
@@ -162,8 +193,9 @@ describe('PostgresStore', () => {
       `SELECT table_name, column_name, data_type, is_nullable FROM information_schema.columns WHERE table_schema = current_schema() ORDER BY table_name, ordinal_position`,
     );
     const pgCols = cols.rows
-      // schema_migrations is PostgreSQL's user_version; tasks.seq stands for SQLite's implicit rowid.
-      .filter((r) => r.table_name !== 'schema_migrations' && !(r.table_name === 'tasks' && r.column_name === 'seq'))
+      // schema_migrations is PostgreSQL's user_version; tasks.seq stands for SQLite's implicit rowid;
+      // the blob tables are PostgreSQL's only (SQLite's blobs are files).
+      .filter((r) => !PG_ONLY_TABLES.has(r.table_name) && !(r.table_name === 'tasks' && r.column_name === 'seq'))
       .map((r) => `${r.table_name}.${r.column_name} ${r.data_type} ${r.is_nullable === 'YES' ? 'NULL' : 'NOT NULL'}`);
     expect(lite.length).toBeGreaterThan(80);
     expect([...pgCols].sort()).toEqual([...lite].sort());
@@ -175,7 +207,7 @@ describe('PostgresStore', () => {
        WHERE t.relnamespace = current_schema()::regnamespace`,
     );
     const pgIndexes = idx.rows
-      .filter((r) => r.constraint === null && r.table !== 'schema_migrations')
+      .filter((r) => r.constraint === null && !PG_ONLY_TABLES.has(r.table))
       .map((r) => `${r.table}.${r.name}(${r.cols})${r.unique ? ' unique' : ''}${r.partial ? ' partial' : ''}`);
     expect(liteIndexes.length).toBeGreaterThan(8);
     expect(pgIndexes.sort()).toEqual(liteIndexes.sort());

@@ -23,6 +23,7 @@ import type {
   TaskRecord,
   TaskStateName,
 } from '../../store.js';
+import { blobReferenceSet } from '../blob-references.js';
 import { GroupCommitter, type BatchStats, type UnitOutcome } from '../group-commit.js';
 import { decodeCursor, pageLimit, toPage } from '../paging.js';
 import type { GroupCommitOptions, WriteOp, WriteResult } from '../write-ops.js';
@@ -96,6 +97,12 @@ const READ = {
   listMetrics: q(
     'list_metrics',
     `SELECT m.round_id, m.node_id, m.phase, m.num_examples, m.loss, m.accuracy, m.auc, r.round FROM metrics m JOIN rounds r ON r.id = m.round_id WHERE r.study_id = $1 ORDER BY r.round, m.id`,
+  ),
+  roundCheckpoints: q('round_checkpoints', `SELECT DISTINCT checkpoint_sha256 FROM rounds WHERE checkpoint_sha256 IS NOT NULL`),
+  strategyStates: q('strategy_states', `SELECT id, strategy_state FROM studies WHERE strategy_state IS NOT NULL`),
+  openTaskModels: q(
+    'open_task_models',
+    `SELECT DISTINCT t.model_sha256 FROM rounds r JOIN tasks t ON t.round_id = r.id AND t.state = 'ASSIGNED' WHERE r.state NOT IN ('COMMITTED','FAILED')`,
   ),
   listStatistics: q('list_statistics', `SELECT * FROM statistics WHERE study_id = $1 ORDER BY id`),
   findOperator: q('find_operator', `SELECT * FROM operators WHERE token_hash = $1`),
@@ -187,7 +194,11 @@ export class PostgresStore implements CoordinatorStore {
   readonly kind = 'postgres' as const;
   /** Where the store connects, without any password: safe to log. */
   readonly target: string;
-  private readonly pool: pg.Pool;
+  /**
+   * The read pool. Shared with the PostgreSQL blob store (blobs/postgres-blob-store.ts), whose
+   * tables migration 2 creates; the store ends it in {@link close}.
+   */
+  readonly pool: pg.Pool;
   private readonly committer: GroupCommitter<Unit, unknown>;
   private writerClient: pg.Client | undefined;
   private writerConnecting: Promise<pg.Client> | undefined;
@@ -445,6 +456,15 @@ export class PostgresStore implements CoordinatorStore {
         return (await exec(c, WRITE.failOpenRounds, [reason, at, studyId])).rowCount ?? 0;
       },
       2,
+    );
+  }
+
+  async referencedBlobs(): Promise<Set<string>> {
+    const [checkpoints, states, tasks] = await Promise.all([this.rows(READ.roundCheckpoints), this.rows(READ.strategyStates), this.rows(READ.openTaskModels)]);
+    return blobReferenceSet(
+      checkpoints.map((r) => r.checkpoint_sha256 as string),
+      states.map((r) => ({ studyId: r.id as string, json: r.strategy_state as string })),
+      tasks.map((r) => r.model_sha256 as string),
     );
   }
 

@@ -54,6 +54,7 @@ export const study = (r: Row): StudyRecord => ({
   parameters: (r.parameters as string | null) ?? null,
   createdAt: r.created_at as number,
   endedAt: (r.ended_at as number | null) ?? null,
+  modelSpec: (r.model_spec as string | null) ?? null,
 });
 
 export const round = (r: Row): RoundRecord => ({

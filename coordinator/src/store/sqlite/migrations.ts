@@ -138,6 +138,12 @@ export const MIGRATIONS: readonly string[] = [
   CREATE INDEX metrics_by_round ON metrics(round_id);
   CREATE INDEX statistics_by_study ON statistics(study_id);
   `,
+  // The model's tensor list lives with its study (it was studies/<id>/model-spec.json in the data
+  // directory, which a standby on the same PostgreSQL database cannot see). NULL on older rows:
+  // their file stays the fallback.
+  `
+  ALTER TABLE studies ADD COLUMN model_spec TEXT;
+  `,
 ];
 
 /** The schema version this code writes (PRAGMA user_version after migrating). */
