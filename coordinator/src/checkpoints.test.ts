@@ -95,7 +95,7 @@ describe('CheckpointStore.promote', () => {
 
     const second = await store.writeCandidate('s1', 2, 2, [Float32Array.from([4, 5, 6])]);
     const err = syncRejection(() => store.promote('s1', 2, second));
-    expect(err.code).toBe('ALREADY_EXISTS');
+    expect(err.code).toBe('CHECKPOINT_EXISTS');
     expect(err.message).toMatchInlineSnapshot(`"checkpoint for round 2 of study s1 already exists; committed checkpoints are never replaced"`);
     expect(readFileSync(first.path).equals(before)).toBe(true);
     expect(statSync(first.path).mtimeMs).toBe(mtime);

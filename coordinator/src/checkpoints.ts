@@ -150,7 +150,7 @@ export class CheckpointStore {
     let entry = this.specs.get(studyId);
     if (entry === undefined) {
       const legacy = join(this.studyDir(studyId), 'model-spec.json');
-      if (!existsSync(legacy)) throw new FedlhsError('NOT_FOUND', `no model spec for study ${studyId} (not in its study row, no ${legacy})`);
+      if (!existsSync(legacy)) throw new FedlhsError('NOT_FOUND', `no model spec for study ${studyId} (not in its study row, no ${legacy})`, { details: { what: 'model', id: studyId } });
       entry = readFileSync(legacy, 'utf8');
     }
     if (typeof entry === 'string') {
@@ -194,7 +194,7 @@ export class CheckpointStore {
       linkSync(candidate.path, path);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'EEXIST') {
-        throw new FedlhsError('ALREADY_EXISTS', `checkpoint for round ${round} of study ${studyId} already exists; committed checkpoints are never replaced`, { cause: err });
+        throw new FedlhsError('CHECKPOINT_EXISTS', `checkpoint for round ${round} of study ${studyId} already exists; committed checkpoints are never replaced`, { cause: err });
       }
       throw err;
     }

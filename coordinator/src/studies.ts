@@ -155,7 +155,7 @@ export class Studies {
   /** The runner of a task's study, or FAILED_PRECONDITION (reason STALE) if the study is not running. */
   openRunner(task: TaskRecord): StudyRunner {
     const runner = this.runners.get(task.studyId)?.runner;
-    if (runner === undefined) throw new FedlhsError('FAILED_PRECONDITION', `study ${task.studyId} is not running`, { reason: 'STALE' });
+    if (runner === undefined) throw new FedlhsError('STALE', `study ${task.studyId} is not running`);
     return runner;
   }
 
@@ -171,8 +171,9 @@ export class Studies {
       const held = manifest.clients.max * weights.byteLength;
       if (held > this.opts.maxHeldUpdateBytes) {
         throw new FedlhsError(
-          'INVALID_MANIFEST',
+          'MANIFEST_INVALID',
           `aggregation.strategy ${strategy.name} holds every update of a round in memory: clients.max ${manifest.clients.max} × ${(weights.byteLength / 1048576).toFixed(1)} MiB exceeds this coordinator's maxHeldUpdateBytes (${(this.opts.maxHeldUpdateBytes / 1048576).toFixed(0)} MiB)`,
+          { details: { path: 'aggregation.strategy' } },
         );
       }
     }
@@ -206,7 +207,8 @@ export class Studies {
     const entry = this.runners.get(studyId);
     if (entry === undefined) {
       const study = await this.opts.store.getStudy(studyId);
-      throw new FedlhsError(study === undefined ? 'NOT_FOUND' : 'FAILED_PRECONDITION', study === undefined ? `no study ${studyId}` : `study ${studyId} is ${study.state}`);
+      if (study === undefined) throw new FedlhsError('NOT_FOUND', `no study ${studyId}`, { details: { what: 'study', id: studyId } });
+      throw new FedlhsError('STUDY_NOT_RUNNING', `study ${studyId} is ${study.state}`);
     }
     entry.runner.stop(`stopped by ${by}`);
     await entry.done;

@@ -19,11 +19,6 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
  */
 const PENDING: Readonly<Record<string, string>> = {
   'packages/core/src/errors.ts': 'defines the class and the deprecated form; errorFromBody rebuilds a code read from the wire, checked against ERRORS',
-  // Being edited by the blob-store work of the same step; the exact conversions are in its lead's notes
-  // (openRunner → STUDY_NOT_RUNNING/STALE, startStudy → MANIFEST_INVALID, stopStudy → NOT_FOUND/STUDY_NOT_RUNNING,
-  // promote → CHECKPOINT_EXISTS). Remove both entries with those edits.
-  'coordinator/src/studies.ts': 'three legacy sites left to the blob-store work that owns the file in step 3 (see above)',
-  'coordinator/src/checkpoints.ts': 'one legacy site (promote → CHECKPOINT_EXISTS) left to the blob-store work that owns the file',
 };
 
 function pending(path: string): boolean {
