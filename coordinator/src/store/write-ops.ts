@@ -10,7 +10,7 @@ import type {
   StudyStateName,
   TaskRecord,
   TaskStateName,
-} from '../store.js';
+} from './records.js';
 
 /**
  * Writes as data (design: docs/design/core-redesign.md §2.1–2.2).

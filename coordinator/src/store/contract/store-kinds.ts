@@ -2,55 +2,12 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import type { CoordinatorStore } from '../../store.js';
 import { SqliteStore } from '../../sqlite-store.js';
 import { MIGRATIONS, SCHEMA_VERSION } from '../sqlite/migrations.js';
 import { postgresKind } from '../postgres/store-kind.js';
+import type { LogicalColumn, LogicalSchema, OpenedStore, StoreKind } from './kind.js';
 
-/** A column of the logical schema: what both stores must agree on (design §2.4 parity). */
-export interface LogicalColumn {
-  name: string;
-  /** 'text' | 'integer' | 'real' | 'boolean', normalised from the backend's type name. */
-  type: string;
-  notNull: boolean;
-}
-
-/** A database's tables (name → columns, by name) and indexes (name → normalised definition). */
-export interface LogicalSchema {
-  tables: Record<string, LogicalColumn[]>;
-  indexes: Record<string, string>;
-}
-
-/** A fresh store and how to throw it (and its database) away. */
-export interface OpenedStore {
-  store: CoordinatorStore;
-  cleanup(): Promise<void>;
-  /** Another store on the same database (its own connection); the caller closes it. */
-  reopen(): Promise<CoordinatorStore>;
-  /** The database's logical schema, for the migrations contract. */
-  schema(): Promise<LogicalSchema>;
-}
-
-/**
- * One store implementation under the contract suite. Kinds are appended to {@link storeKinds}
- * (the PostgreSQL entry lives beside its store).
- */
-export interface StoreKind {
-  kind: string;
-  /** Why this kind cannot run here (e.g. no PostgreSQL server binaries); undefined when it can. Skips its tests. */
-  unavailable?(): Promise<string | undefined>;
-  open(): Promise<OpenedStore>;
-  /**
-   * A store opened on a database made by the previous schema version (SQLite v3), holding the
-   * rows of {@link LEGACY_ROWS}, and upgraded by the open. Absent for stores without a history.
-   */
-  openUpgraded?(): Promise<OpenedStore>;
-  /**
-   * Opens a store on a database whose schema version is newer than this code knows: must reject
-   * with STORE_VERSION_TOO_NEW (and cleans up after itself).
-   */
-  openTooNew?(): Promise<void>;
-}
+export type { LogicalColumn, LogicalSchema, OpenedStore, StoreKind } from './kind.js';
 
 /** The rows `openUpgraded` databases hold (made by the old schema). */
 export const LEGACY_ROWS = {

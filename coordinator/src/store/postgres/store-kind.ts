@@ -1,6 +1,6 @@
 import pg from 'pg';
 import { createTestSchema, type PostgresConnection, type TestPostgresScope } from '@fedlhs/testing';
-import type { LogicalColumn, LogicalSchema, OpenedStore, StoreKind } from '../contract/store-kinds.js';
+import type { LogicalColumn, LogicalSchema, OpenedStore, StoreKind } from '../contract/kind.js';
 import { MIGRATIONS } from './migrations.js';
 import { PostgresStore } from './postgres-store.js';
 

@@ -1,0 +1,206 @@
+import type { EvalMetrics, RoundState } from '@fedlhs/core';
+
+/** The coordinator's records, as the store reads and writes them (store.ts has the interface). */
+
+export interface NodeRecord {
+  id: string;
+  siteName: string;
+  credentialHash: string;
+  createdAt: number;
+  revokedAt: number | null;
+  lastSeenAt: number | null;
+  agentVersion: string;
+  trainingBackend: string;
+}
+
+export interface JoinTokenRecord {
+  id: string;
+  tokenHash: string;
+  siteName: string;
+  createdAt: number;
+  expiresAt: number;
+  usedAt: number | null;
+  usedByNode: string | null;
+  createdBy: string;
+}
+
+export type StudyStateName = 'RUNNING' | 'COMPLETED' | 'STOPPED' | 'FAILED';
+
+export interface StudyRecord {
+  id: string;
+  name: string;
+  manifestJson: string;
+  manifestHash: string;
+  state: StudyStateName;
+  reason: string | null;
+  lastCommittedRound: number;
+  /** Server-side aggregation state (e.g. optimizer moments), JSON; null for stateless strategies. */
+  strategyState: string | null;
+  /** Parameters derived during the study (e.g. federated normalisation), JSON; null until then. */
+  parameters: string | null;
+  createdAt: number;
+  endedAt: number | null;
+  /**
+   * The model's tensor list (names and shapes, JSON `TensorSpec[]`), written once with the study.
+   * Stores always return it; null for studies created before it was stored, whose list is the
+   * file `studies/<id>/model-spec.json` in the data directory. Optional only so that records
+   * built by hand (tests) need not name it.
+   */
+  modelSpec?: string | null;
+}
+
+export interface RoundRecord {
+  id: number;
+  studyId: string;
+  round: number;
+  attempt: number;
+  state: RoundState;
+  reason: string | null;
+  startedAt: number;
+  endedAt: number | null;
+  participants: number;
+  checkpointPath: string | null;
+  checkpointSha256: string | null;
+}
+
+export type TaskKindName = 'TRAIN' | 'EVALUATE' | 'STATISTICS';
+/** ASSIGNED: sent; ACCEPTED: result in; REJECTED/DECLINED/FAILED/CANCELLED: ended without result. */
+export type TaskStateName = 'ASSIGNED' | 'ACCEPTED' | 'REJECTED' | 'DECLINED' | 'FAILED' | 'CANCELLED';
+
+export interface TaskRecord {
+  id: string;
+  roundId: number;
+  studyId: string;
+  round: number;
+  attempt: number;
+  nodeId: string;
+  kind: TaskKindName;
+  state: TaskStateName;
+  detail: string | null;
+  modelSha256: string;
+  deadline: number;
+  createdAt: number;
+  /** When the task left ASSIGNED (null while open, and for tasks ended before this was recorded). */
+  endedAt: number | null;
+}
+
+export interface ContributionRecord {
+  taskId: string;
+  studyId: string;
+  round: number;
+  /** Attempt of the round (0 when the task was not identified). */
+  attempt: number;
+  nodeId: string;
+  numExamples: number;
+  sha256: string;
+  bytes: number;
+  accepted: boolean;
+  reasonCode: string | null;
+  reason: string | null;
+  receivedAt: number;
+  /** ‖update − global‖₂ of an accepted update (null for rejected ones). */
+  deltaNorm?: number | null;
+}
+
+export interface MetricRecord extends EvalMetrics {
+  roundId: number;
+  /** null for the example-weighted global value. */
+  nodeId: string | null;
+  /** 'evaluation' (hold-out, global model) or 'training' (local split, local weights). */
+  phase: 'evaluation' | 'training';
+}
+
+export interface StatisticsRecord {
+  studyId: string;
+  taskId: string;
+  nodeId: string;
+  /** The clinic's report as JSON (core ClinicStats). */
+  report: string;
+  receivedAt: number;
+}
+
+/** A person (or program) allowed to use the admin API and dashboard. */
+export interface OperatorRecord {
+  id: string;
+  name: string;
+  role: 'viewer' | 'admin';
+  tokenHash: string;
+  createdAt: number;
+  createdBy: string;
+  revokedAt: number | null;
+}
+
+/** An admin action, recorded with who did it. */
+export interface AdminActionRecord {
+  at: number;
+  operator: string;
+  action: string;
+  target: string;
+  detail: string | null;
+}
+
+/** A page request for lists that grow with the number of clinics: keyset paging, never OFFSET. */
+export interface PageRequest {
+  /** The `next` of the previous page (opaque; only the store that made it understands it). */
+  after?: string;
+  /** At most this many items (1..1000). */
+  limit: number;
+}
+
+/** A page of a list; `next` is null on the last page. Rows inserted after the cursor show up on later pages. */
+export interface Page<T> {
+  items: T[];
+  next: string | null;
+}
+
+/** A node with what the status view shows of its history, read in one query per page. */
+export interface NodeSummaryRecord extends NodeRecord {
+  /** Distinct (study, round) pairs with an accepted update of this node (failed attempts included). */
+  roundsContributed: number;
+  /** The node's latest rejected contribution, or null. */
+  lastRejection: ContributionRecord | null;
+  /** The node's latest task that ended FAILED, DECLINED or REJECTED (by end time, as listNodeTasks), or null. */
+  lastProblemTask: TaskRecord | null;
+}
+
+/** Tasks of one round of a study per (kind, state): the timeline's counts without reading the tasks. */
+export interface RoundTaskCount {
+  roundId: number;
+  kind: TaskKindName;
+  state: TaskStateName;
+  count: number;
+}
+
+/** Rejected contributions of a study per (round, attempt, reason code). */
+export interface RejectionCount {
+  round: number;
+  attempt: number;
+  /** null for rejections recorded without a code. */
+  reasonCode: string | null;
+  count: number;
+}
+
+/** Contributions of a study per (round, attempt): accepted and rejected counts, and bytes received. */
+export interface ContributionTotals {
+  round: number;
+  attempt: number;
+  accepted: number;
+  rejected: number;
+  bytes: number;
+}
+
+/** Filter of `listContributionsPage`; every field optional, all given ones must match. */
+export interface ContributionFilter {
+  studyId?: string;
+  nodeId?: string;
+  round?: number;
+  attempt?: number;
+  accepted?: boolean;
+}
+
+/** Filter of `listTasksPage`: one round's tasks, optionally only some states and kinds. */
+export interface TaskFilter {
+  roundId: number;
+  states?: readonly TaskStateName[];
+  kinds?: readonly TaskKindName[];
+}
