@@ -1,4 +1,4 @@
-import { afterEach, beforeAll, beforeEach, describe } from 'vitest';
+import { afterEach, beforeEach, describe } from 'vitest';
 import type { CoordinatorStore } from '../../store.js';
 import { storeKinds, type OpenedStore, type StoreKind } from './store-kinds.js';
 
@@ -15,20 +15,15 @@ export interface StoreContext {
 
 /**
  * Runs `body` once per registered store kind, each test with a fresh store (design §2.5), like
- * connect-es's describeTransports. A kind that says it is unavailable has its tests skipped, with
- * the reason.
+ * connect-es's describeTransports. No kind is ever skipped: a kind that cannot run here (no
+ * PostgreSQL binaries) fails its tests with a message naming what to install.
  */
 export function describeStores(title: string, body: (ctx: StoreContext) => void): void {
   for (const kind of storeKinds) {
     describe(`${title} [${kind.kind}]`, () => {
-      let unavailable: string | undefined;
       let current: OpenedStore | undefined;
       const extra: CoordinatorStore[] = [];
-      beforeAll(async () => {
-        unavailable = await kind.unavailable?.();
-      });
-      beforeEach(async (test) => {
-        if (unavailable !== undefined) test.skip(unavailable);
+      beforeEach(async () => {
         current = await kind.open();
       });
       afterEach(async () => {

@@ -30,8 +30,6 @@ export interface OpenedStore {
  */
 export interface StoreKind {
   kind: string;
-  /** Why this kind cannot run here (e.g. no PostgreSQL server binaries); undefined when it can. Skips its tests. */
-  unavailable?(): Promise<string | undefined>;
   open(): Promise<OpenedStore>;
   /**
    * A store opened on a database made by the previous schema version (SQLite v3), holding the

@@ -4,7 +4,8 @@ import { codeOf } from './fixtures.js';
 import { LEGACY_ROWS } from './store-kinds.js';
 
 describeStores('store contract: migrations', (ctx) => {
-  it.runIf(ctx.kind.openUpgraded !== undefined)('upgrades an older database to the same schema as a fresh one, keeping its rows', async () => {
+  // Only stores with a schema history have an older database to upgrade (PostgreSQL's 0001 is the whole schema).
+  if (ctx.kind.openUpgraded !== undefined) it('upgrades an older database to the same schema as a fresh one, keeping its rows', async () => {
     const upgraded = await ctx.kind.openUpgraded!();
     try {
       expect(await upgraded.schema()).toEqual(await ctx.opened.schema());

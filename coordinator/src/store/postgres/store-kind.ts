@@ -6,7 +6,7 @@ import { PostgresStore } from './postgres-store.js';
 
 /**
  * The PostgreSQL entry of the store contract suite (contract/store-kinds.ts): each store gets a
- * fresh schema on the run's throwaway server (@fedlhs/testing). There is no `unavailable()`:
+ * fresh schema on the run's throwaway server (@fedlhs/testing). Nothing is skipped:
  * without PostgreSQL, `createTestSchema` throws a message naming what to install, and the suite
  * fails with it instead of skipping.
  */
