@@ -26,6 +26,19 @@ export default defineConfig({
           fileParallelism: false,
         },
       },
+      {
+        // The conformance suite again with every coordinator on PostgreSQL (a fresh schema each,
+        // on the run's throwaway server): the protocol must not depend on the store.
+        test: {
+          name: 'conformance-postgres',
+          include: ['tests/conformance/**/*.test.ts'],
+          environment: 'node',
+          env: { FEDLHS_CONFORMANCE_STORE: 'postgres' },
+          testTimeout: 300_000,
+          hookTimeout: 120_000,
+          fileParallelism: false,
+        },
+      },
     ],
   },
 });

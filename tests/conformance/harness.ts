@@ -82,6 +82,8 @@ export async function startTestCoordinator(options: { heartbeatIntervalMs?: numb
     rmSync(dir, { recursive: true, force: true });
     throw err;
   }
+  // A run that asked for PostgreSQL must not pass on SQLite.
+  if (app.coordinator.store.kind !== STORE) throw new Error(`conformance run asked for the ${STORE} store but the coordinator uses ${app.coordinator.store.kind}`);
   const entry: Started = { app, dir, clients: [], schema };
   (options.perFile === true ? perFile : perTest).push(entry);
   const address = `127.0.0.1:${app.grpcPort}`;
