@@ -327,3 +327,38 @@ describe('CheckpointStore over the PostgreSQL blob store', () => {
     expect((await rejection(missing.readAt(target, 4, 0))).code).toBe('DATA_LOSS');
   });
 });
+
+describe('repeated reads of a model', () => {
+  it('reads an immutable payload from the store once, then from memory; a spooled file every time', async () => {
+    const root = tempRoot();
+    const store = new CheckpointStore(root);
+    const values = Float32Array.from({ length: 10_000 }, (_, i) => i / 7);
+    const candidate = await store.writeCandidate('s1', 1, 1, [values]);
+    const committed = store.promote('s1', 1, candidate);
+    const expected = Buffer.from(values.buffer);
+    const first = Buffer.concat(await collect(store.read(committed.path, 1 << 20)));
+    expect(first.equals(expected)).toBe(true);
+    // The file under the committed name is never replaced; removing it shows where the next read comes from.
+    const { unlinkSync } = await import('node:fs');
+    unlinkSync(committed.path);
+    const again = await collect(store.read(committed.path, 16_384));
+    expect(again.map((c) => c.length)).toEqual([16_384, 16_384, 7_232]);
+    expect(Buffer.concat(again).equals(expected)).toBe(true);
+
+    const spool = store.spoolPath('upload-1');
+    writeFileSync(spool, expected);
+    expect(Buffer.concat(await collect(store.read(spool, 1 << 20))).equals(expected)).toBe(true);
+    writeFileSync(spool, Buffer.alloc(8));
+    expect(Buffer.concat(await collect(store.read(spool, 1 << 20)))).toEqual(Buffer.alloc(8));
+  });
+
+  it('sizes read buffers to the payload, not to the chunk size', async () => {
+    const root = tempRoot();
+    const store = new CheckpointStore(root);
+    const spool = store.spoolPath('small');
+    writeFileSync(spool, Buffer.alloc(40_000, 1));
+    const chunks = await collect(store.read(spool, 4 << 20));
+    expect(chunks).toHaveLength(1);
+    expect(chunks[0]!.buffer.byteLength).toBe(40_000);
+  });
+});

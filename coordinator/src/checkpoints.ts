@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { createReadStream, existsSync, linkSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
-import { open } from 'node:fs/promises';
-import { join } from 'node:path';
+import { open, stat } from 'node:fs/promises';
+import { join, sep } from 'node:path';
 import { FedlhsError, type TensorSpec } from '@fedlhs/core';
 import { fsyncDir } from '@fedlhs/service';
 import { bytesOf, type BlobStore } from './blobs/blob-store.js';
@@ -88,6 +88,10 @@ export class SequentialReader {
   }
 }
 const BLOB_PREFIX = 'blob:sha256:';
+/** Largest payload kept in memory for repeated reads (bigger models stream from the store). */
+const HOT_MAX_BYTES = 64 * 1024 * 1024;
+/** Payloads kept: a round's base model and its candidate. */
+const HOT_ENTRIES = 2;
 
 /** The locator stored as a path for a blob that has no file of its own. */
 export const blobLocator = (sha256: string): string => `${BLOB_PREFIX}${sha256}`;
@@ -104,6 +108,9 @@ export const blobLocator = (sha256: string): string => `${BLOB_PREFIX}${sha256}`
 export class CheckpointStore {
   readonly blobs: BlobStore;
   private readonly files: FileBlobStore | undefined;
+  /** Immutable payloads read recently, in memory (see `load`); oldest first. */
+  private readonly hot = new Map<string, Buffer>();
+  private readonly loading = new Map<string, Promise<Buffer>>();
   /** Tensor lists by study: parsed, or the row's JSON until first use. */
   private readonly specs = new Map<string, TensorSpec[] | string>();
 
@@ -277,6 +284,18 @@ export class CheckpointStore {
    * from the pool and the consumer releases each.
    */
   async *read(path: string, chunkBytes: number, opts: CheckpointReadOptions = {}): AsyncGenerator<Buffer> {
+    let hot = this.hot.get(path);
+    if (hot !== undefined) {
+      // Most recently used last: the next eviction takes the other entry.
+      this.hot.delete(path);
+      this.hot.set(path, hot);
+    } else if (this.immutable(path)) {
+      hot = await this.load(path);
+    }
+    if (hot !== undefined) {
+      yield* this.fromMemory(hot, chunkBytes, opts);
+      return;
+    }
     if (path.startsWith(BLOB_PREFIX)) {
       const sha256 = path.slice(BLOB_PREFIX.length);
       const ref = await this.blobs.stat(sha256);
@@ -288,13 +307,17 @@ export class CheckpointStore {
     }
     const file = await open(path, 'r');
     try {
+      // Buffers of the payload's size when it is smaller than a chunk (a 40 KB model must not
+      // cost a 1–4 MiB allocation per read).
+      let remaining = (await file.stat()).size;
       for (;;) {
         opts.signal?.throwIfAborted();
-        const buffer = opts.pool?.acquire(chunkBytes) ?? Buffer.allocUnsafeSlow(chunkBytes);
+        const want = Math.max(1, Math.min(chunkBytes, remaining));
+        const buffer = opts.pool?.acquire(want) ?? Buffer.allocUnsafeSlow(want);
         let filled = 0;
         try {
-          while (filled < chunkBytes) {
-            const { bytesRead } = await file.read(buffer, filled, chunkBytes - filled, null);
+          while (filled < want) {
+            const { bytesRead } = await file.read(buffer, filled, want - filled, null);
             if (bytesRead === 0) break;
             filled += bytesRead;
           }
@@ -306,11 +329,88 @@ export class CheckpointStore {
           opts.pool?.release(buffer);
           return;
         }
-        yield filled === chunkBytes ? buffer : buffer.subarray(0, filled);
-        if (filled < chunkBytes) return;
+        remaining -= filled;
+        yield filled === want ? buffer : buffer.subarray(0, filled);
+        if (filled < want) return;
       }
     } finally {
       await file.close();
+    }
+  }
+
+  /**
+   * Payloads that never change once written: blob locators, blob files and committed
+   * checkpoint names (hard links that are never replaced). Spooled uploads and held updates are
+   * not: they are read from disk every time.
+   */
+  private immutable(path: string): boolean {
+    if (path.startsWith(BLOB_PREFIX)) return true;
+    if (this.files !== undefined && path.startsWith(this.files.root + sep)) return true;
+    return path.startsWith(join(this.root, 'studies') + sep) && /[/\\]checkpoints[/\\]round-\d+(\.state)?\.f32$/.test(path);
+  }
+
+  /**
+   * Reads an immutable payload of at most HOT_MAX_BYTES into memory (the current round's base
+   * model and candidate are read once per clinic: by its download, its upload's delta check and
+   * the aggregation), keeping the HOT_ENTRIES most recently used. Larger payloads stream from
+   * the store every time.
+   */
+  private async load(path: string): Promise<Buffer | undefined> {
+    const size = path.startsWith(BLOB_PREFIX) ? (await this.blobs.stat(path.slice(BLOB_PREFIX.length)))?.length : await stat(path).then((st) => st.size, () => undefined);
+    if (size === undefined || size > HOT_MAX_BYTES) return undefined;
+    const pending = this.loading.get(path);
+    if (pending !== undefined) return pending;
+    const loading = (async () => {
+      const bytes = Buffer.allocUnsafeSlow(size);
+      let at = 0;
+      for await (const chunk of this.readCold(path, Math.max(1, size))) at += chunk.copy(bytes, at);
+      if (at !== size) throw new FedlhsError('DATA_LOSS', `checkpoint ${path} changed size while read (${at} of ${size} bytes)`);
+      this.hot.delete(path);
+      this.hot.set(path, bytes);
+      while (this.hot.size > HOT_ENTRIES) this.hot.delete(this.hot.keys().next().value as string);
+      return bytes;
+    })();
+    this.loading.set(path, loading);
+    try {
+      return await loading;
+    } finally {
+      this.loading.delete(path);
+    }
+  }
+
+  /** `read` without the in-memory copy (fills it). */
+  private async *readCold(path: string, chunkBytes: number): AsyncGenerator<Buffer> {
+    if (path.startsWith(BLOB_PREFIX)) {
+      const ref = await this.blobs.stat(path.slice(BLOB_PREFIX.length));
+      if (ref === undefined) throw new FedlhsError('DATA_LOSS', `checkpoint ${path} is missing`);
+      for await (const chunk of this.blobs.read(ref, { chunkBytes })) yield Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+      return;
+    }
+    const file = await open(path, 'r');
+    try {
+      const buffer = Buffer.allocUnsafeSlow(chunkBytes);
+      for (;;) {
+        const { bytesRead } = await file.read(buffer, 0, chunkBytes, null);
+        if (bytesRead === 0) return;
+        yield buffer.subarray(0, bytesRead);
+      }
+    } finally {
+      await file.close();
+    }
+  }
+
+  /** Chunks of an in-memory payload: views of it, or copies into pooled buffers the consumer releases. */
+  private *fromMemory(bytes: Buffer, chunkBytes: number, opts: CheckpointReadOptions): Generator<Buffer> {
+    for (let at = 0; at < bytes.length; at += chunkBytes) {
+      opts.signal?.throwIfAborted();
+      const view = bytes.subarray(at, Math.min(bytes.length, at + chunkBytes));
+      if (opts.pool === undefined) {
+        yield view;
+      } else {
+        const copy = opts.pool.acquire(view.length);
+        view.copy(copy);
+        yield copy;
+      }
     }
   }
 

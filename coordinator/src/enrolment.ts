@@ -77,6 +77,14 @@ export class NodeDirectory {
     return [...this.nodes.values()].sort((a, b) => a.createdAt - b.createdAt).map((n) => ({ ...n }));
   }
 
+  /**
+   * Every loaded node without copying (enrolment order: loaded in that order, then appended as
+   * they enrol), for views that read each node once per request. Do not modify the records.
+   */
+  values(): Iterable<Readonly<NodeRecord>> {
+    return this.nodes.values();
+  }
+
   /** Number of nodes known (enrolled, revoked included). */
   get size(): number {
     return this.nodes.size;

@@ -32,24 +32,63 @@ export function capDetail(text: string, max = DETAIL_MAX): string {
   return line.length <= max ? line : `${line.slice(0, max - 1)}…`;
 }
 
+/** One site's readiness for a study (see SiteReadinessState). */
+function readinessOf(n: Readonly<NodeRecord>, sessions: Pick<SessionRegistry, 'get'>, studyId: string, manifestHash: string): SiteReadiness {
+  const session = sessions.get(n.id);
+  const base = { nodeId: n.id, siteName: n.siteName };
+  if (session === undefined) {
+    return { ...base, online: false, readiness: 'OFFLINE', detail: n.lastSeenAt === null ? 'never connected' : `offline since ${new Date(n.lastSeenAt).toISOString()}`, lastHeartbeatAt: n.lastSeenAt };
+  }
+  const online = { ...base, online: true, lastHeartbeatAt: session.lastHeardAt };
+  const r = session.readiness.get(studyId);
+  if (r === undefined) return { ...online, readiness: 'NOT_REPORTED', detail: 'online, no readiness declared for this study yet' };
+  if (r.manifestSha256 !== manifestHash) return { ...online, readiness: 'OTHER_MANIFEST', detail: `declared readiness for manifest ${r.manifestSha256.slice(0, 12)}…, not this study's` };
+  // Enums arrive as names (the loader's `enums: String`); a number only from hand-made messages.
+  return { ...online, readiness: String(r.readiness).replace(/^READINESS_/, '') as SiteReadinessState, detail: capDetail(r.detail) };
+}
+
+/** The readiness state alone, without building the site's record (counting every site is O(N) but cheap). */
+function stateOf(n: Readonly<NodeRecord>, sessions: Pick<SessionRegistry, 'get'>, studyId: string, manifestHash: string): SiteReadinessState {
+  const session = sessions.get(n.id);
+  if (session === undefined) return 'OFFLINE';
+  const r = session.readiness.get(studyId);
+  if (r === undefined) return 'NOT_REPORTED';
+  if (r.manifestSha256 !== manifestHash) return 'OTHER_MANIFEST';
+  return String(r.readiness).replace(/^READINESS_/, '') as SiteReadinessState;
+}
+
+const collator = new Intl.Collator('en');
+
 /** Every enrolled, unrevoked site's readiness for a study, by site name. */
 export function siteReadiness(nodes: readonly NodeRecord[], sessions: Pick<SessionRegistry, 'get'>, studyId: string, manifestHash: string): SiteReadiness[] {
   return nodes
     .filter((n) => n.revokedAt === null)
-    .map((n): SiteReadiness => {
-      const session = sessions.get(n.id);
-      const base = { nodeId: n.id, siteName: n.siteName };
-      if (session === undefined) {
-        return { ...base, online: false, readiness: 'OFFLINE', detail: n.lastSeenAt === null ? 'never connected' : `offline since ${new Date(n.lastSeenAt).toISOString()}`, lastHeartbeatAt: n.lastSeenAt };
-      }
-      const online = { ...base, online: true, lastHeartbeatAt: session.lastHeardAt };
-      const r = session.readiness.get(studyId);
-      if (r === undefined) return { ...online, readiness: 'NOT_REPORTED', detail: 'online, no readiness declared for this study yet' };
-      if (r.manifestSha256 !== manifestHash) return { ...online, readiness: 'OTHER_MANIFEST', detail: `declared readiness for manifest ${r.manifestSha256.slice(0, 12)}…, not this study's` };
-      // Enums arrive as names (the loader's `enums: String`); a number only from hand-made messages.
-      return { ...online, readiness: String(r.readiness).replace(/^READINESS_/, '') as SiteReadinessState, detail: capDetail(r.detail) };
-    })
-    .sort((a, b) => a.siteName.localeCompare(b.siteName) || a.nodeId.localeCompare(b.nodeId));
+    .map((n) => readinessOf(n, sessions, studyId, manifestHash))
+    .sort((a, b) => collator.compare(a.siteName, b.siteName) || (a.nodeId < b.nodeId ? -1 : a.nodeId > b.nodeId ? 1 : 0));
+}
+
+/**
+ * Counts of every enrolled, unrevoked site per readiness state, and at most `max` sites: the
+ * ones that are not READY first (what an operator acts on), then READY ones, each in enrolment
+ * order. For views polled at scale: one pass, records built only for the sites listed, no sort.
+ */
+export function siteReadinessSummary(
+  nodes: Iterable<Readonly<NodeRecord>>, sessions: Pick<SessionRegistry, 'get'>, studyId: string, manifestHash: string, max: number,
+): { counts: Record<string, number>; sites: SiteReadiness[]; total: number } {
+  const counts: Record<string, number> = {};
+  const notReady: SiteReadiness[] = [];
+  const ready: Readonly<NodeRecord>[] = [];
+  let total = 0;
+  for (const n of nodes) {
+    if (n.revokedAt !== null) continue;
+    total++;
+    const state = stateOf(n, sessions, studyId, manifestHash);
+    counts[state] = (counts[state] ?? 0) + 1;
+    if (state !== 'READY' && notReady.length < max) notReady.push(readinessOf(n, sessions, studyId, manifestHash));
+    else if (state === 'READY' && ready.length < max) ready.push(n);
+  }
+  const sites = [...notReady, ...ready.slice(0, Math.max(0, max - notReady.length)).map((n) => readinessOf(n, sessions, studyId, manifestHash))];
+  return { counts, sites, total };
 }
 
 /** "clinic-a: COHORT_TOO_SMALL (fewer than …)" for one site; offline sites just say so. */

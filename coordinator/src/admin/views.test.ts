@@ -38,7 +38,7 @@ beforeEach(async () => {
   }
   // The views read these four members of the coordinator; a full one needs gRPC and a data dir.
   coordinator = {
-    store, sessions, runner: () => undefined, nodes: { get: () => undefined },
+    store, sessions, runner: () => undefined, nodes: { get: () => undefined, values: () => nodes },
     siteReadiness: async (s: StudyRecord) => siteReadiness(await store.listNodes(), sessions, s.id, s.manifestHash),
   } as unknown as Coordinator;
 });

@@ -1,7 +1,7 @@
 import { bundleLength, validateManifest, type Normalization, type NormalizationSource, type StudyManifest } from '@fedlhs/core';
 import type { Coordinator } from '../coordinator.js';
 import { withheldSites } from '../disclosure.js';
-import { capDetail } from '../readiness.js';
+import { capDetail, siteReadinessSummary, type SiteReadiness } from '../readiness.js';
 import type { ContributionRecord, CoordinatorStore, MetricRecord, NodeSummaryRecord, PageRequest, RoundTaskCount, StudyRecord, TaskFilter, TaskKindName, TaskRecord, TaskStateName } from '../store.js';
 
 /** Public view of a study for operators. */
@@ -146,7 +146,7 @@ export interface StudyReadinessView {
   deadline: string | null;
   /** Enrolled, unrevoked sites per readiness state (all of them, whatever `sites` shows). */
   counts: Record<string, number>;
-  /** Every site by name; or, when capped, the sites that are not READY first. */
+  /** Every site by name; or, when capped, the sites that are not READY first, in enrolment order. */
   sites: SiteReadinessView[];
   /** Sites left out of `sites` by the cap (0 when all are listed). */
   sitesOmitted: number;
@@ -161,15 +161,21 @@ export async function studyReadiness(coordinator: Coordinator, study: StudyRecor
   if (study.state !== 'RUNNING') return null;
   const manifest = JSON.parse(study.manifestJson) as { clients: { min: number } };
   const current = coordinator.runner(study.id)?.current;
-  const all = await coordinator.siteReadiness(study);
-  const counts: Record<string, number> = {};
-  for (const x of all) counts[x.readiness] = (counts[x.readiness] ?? 0) + 1;
-  const max = opts.maxSites ?? Infinity;
-  const shown = all.length <= max ? all : [...all.filter((x) => x.readiness !== 'READY'), ...all.filter((x) => x.readiness === 'READY')].slice(0, max);
+  let counts: Record<string, number>;
+  let shown: SiteReadiness[];
+  let total: number;
+  if (opts.maxSites === undefined) {
+    shown = await coordinator.siteReadiness(study);
+    counts = {};
+    for (const x of shown) counts[x.readiness] = (counts[x.readiness] ?? 0) + 1;
+    total = shown.length;
+  } else {
+    ({ counts, sites: shown, total } = siteReadinessSummary(coordinator.nodes.values(), coordinator.sessions, study.id, study.manifestHash, opts.maxSites));
+  }
   return {
     needed: manifest.clients.min, ready: counts.READY ?? 0,
     deadline: current?.state === 'WAITING_FOR_NODES' && current.deadline > 0 ? iso(current.deadline) : null,
-    counts, sites: shown.map((x) => ({ ...x, lastHeartbeatAt: iso(x.lastHeartbeatAt) })), sitesOmitted: all.length - shown.length,
+    counts, sites: shown.map((x) => ({ ...x, lastHeartbeatAt: iso(x.lastHeartbeatAt) })), sitesOmitted: total - shown.length,
   };
 }
 
