@@ -164,6 +164,23 @@ export async function waitForStudyEnd(c: CoordinatorHandle, studyId: string, tim
 }
 
 /**
+ * A committed global model of a study, fetched from the admin API
+ * (`GET /api/v1/studies/{id}/rounds/{n}/model`), so it works wherever the coordinator keeps its
+ * blobs (files or PostgreSQL). The bytes are checked against the digest the coordinator sends.
+ */
+export async function fetchCommittedModel(c: Pick<CoordinatorHandle, 'adminPort' | 'adminToken'>, studyId: string, round: number): Promise<Float32Array> {
+  const res = await fetch(`http://127.0.0.1:${c.adminPort}/api/v1/studies/${encodeURIComponent(studyId)}/rounds/${round}/model`, {
+    headers: { authorization: `Bearer ${c.adminToken}` },
+  });
+  if (res.status !== 200) throw new FedlhsError('NOT_FOUND', `committed model of study ${studyId} round ${round}: HTTP ${res.status} ${await res.text()}`, { details: { what: 'model', id: `${studyId}/${round}` } });
+  const bytes = Buffer.from(await res.arrayBuffer());
+  const expected = res.headers.get('x-fedlhs-sha256');
+  const actual = createHash('sha256').update(bytes).digest('hex');
+  if (expected === null || actual !== expected) throw new FedlhsError('DATA_LOSS', `committed model of study ${studyId} round ${round} hashes to ${actual}, the coordinator says ${expected ?? '(no digest)'}`);
+  return new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
+}
+
+/**
  * A committed global model of a study, read from the coordinator's data directory: the round's
  * named checkpoint, which the default (file) blob store keeps there. With `expectedSha256` (the
  * round's `checkpointSha256` in the study detail) the bytes are checked against it. A coordinator
@@ -173,7 +190,7 @@ export async function waitForStudyEnd(c: CoordinatorHandle, studyId: string, tim
 export function readCommittedModel(c: Pick<CoordinatorHandle, 'dataDir'>, studyId: string, round: number, expectedSha256?: string): Float32Array {
   const path = join(c.dataDir, 'studies', studyId, 'checkpoints', `round-${String(round).padStart(6, '0')}.f32`);
   if (!existsSync(path)) {
-    throw new FedlhsError('NOT_FOUND', `no checkpoint file ${path}: the coordinator keeps committed models there only with the file blob store (blobs.store files); with PostgreSQL blobs, download the model (DownloadModel, committed) as an enrolled node`);
+    throw new FedlhsError('NOT_FOUND', `no checkpoint file ${path}: the coordinator keeps committed models there only with the file blob store (blobs.store files); with PostgreSQL blobs, use fetchCommittedModel (the admin API)`);
   }
   const bytes = readFileSync(path);
   if (expectedSha256 !== undefined) {

@@ -5,7 +5,7 @@ import Database from 'better-sqlite3';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, learnableManifest, testPostgresUnavailable, writeLearnableCsv, type TestPostgresScope } from '@fedlhs/testing';
-import { enrolAgent, startAgent, startCoordinator, startStudy, waitForStudyEnd, type AgentOptions } from '@fedlhs/tests';
+import { enrolAgent, fetchCommittedModel, startAgent, startCoordinator, startStudy, waitForStudyEnd, type AgentOptions } from '@fedlhs/tests';
 import { useWorkspace } from './helpers.js';
 
 const ws = useWorkspace();
@@ -226,6 +226,9 @@ describe.each(kinds)('on the %s store', (kind) => {
       expect(after.size).toBe(rounds + 1);
       for (const r of detail.rounds.filter((x) => x.state === 'COMMITTED')) {
         expect(after.get(r.round)?.sha256).toBe(r.checkpointSha256);
+        // The admin API serves the same bytes wherever the blobs live (it checks the digest it sends).
+        const served = await fetchCommittedModel(second, study.id, r.round);
+        expect(Buffer.from(served.buffer).equals(after.get(r.round)!.bytes), `served round ${r.round}`).toBe(true);
       }
       expectBlobsWhereConfigured(store, await second.proc.waitForEvent('coordinator.ready'), second.dataDir, study.id);
 

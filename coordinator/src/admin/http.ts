@@ -179,6 +179,31 @@ export async function startAdminServer(coordinator: Coordinator, logger: Logger,
       },
     },
     {
+      // A committed global model as raw little-endian float32 in the manifest's tensor order
+      // (the bytes DownloadModel serves), wherever the blobs live (files or PostgreSQL).
+      method: 'GET', pattern: /^\/api\/v1\/studies\/([A-Za-z0-9._-]+)\/rounds\/(\d{1,9})\/model$/, role: 'viewer',
+      handle: async (m, _r, _o, res) => {
+        const studyId = m[1]!;
+        const round = Number(m[2]);
+        const committed = await coordinator.store.getCommittedRound(studyId, round);
+        if (committed === undefined || committed.checkpointPath === null || committed.checkpointSha256 === null) {
+          throw new FedlhsError('NOT_FOUND', `study ${studyId} has no committed round ${round}`, { details: { what: 'round', id: `${studyId}/${round}` } });
+        }
+        const chunks = coordinator.checkpoints.read(committed.checkpointPath, coordinator.chunkBytes)[Symbol.asyncIterator]();
+        // The first chunk before the status line: a missing or damaged blob is an error answer, not a cut body.
+        const first = await chunks.next();
+        res.writeHead(200, {
+          'content-type': 'application/octet-stream', 'cache-control': 'no-store', ...SECURITY_HEADERS,
+          'x-fedlhs-sha256': committed.checkpointSha256, 'content-disposition': `attachment; filename="${studyId}-round-${round}.f32"`,
+        });
+        for (let next = first; next.done !== true; next = await chunks.next()) {
+          if (!res.write(next.value)) await new Promise<void>((resolve) => res.once('drain', resolve));
+        }
+        res.end();
+        return undefined;
+      },
+    },
+    {
       method: 'POST', pattern: /^\/api\/v1\/studies\/([A-Za-z0-9._-]+)\/stop$/, role: 'admin',
       handle: async (m, _r, operator) => {
         await coordinator.stopStudy(m[1]!, operator!.name);
