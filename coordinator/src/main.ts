@@ -75,7 +75,8 @@ function when(isoTime: string | null, now = Date.now()): string {
 function readinessLines(title: string, r: StudyReadinessView): string {
   const head = `${title}: ${r.ready} of ${r.needed} READY clinic(s) needed${r.deadline === null ? '' : `; the study fails at ${r.deadline} if still short (deadlines.readinessSeconds)`}`;
   if (r.sites.length === 0) return `${head}\n  no clinic enrolled\n`;
-  return `${head}\n${table([['  SITE', 'READINESS', 'REASON'], ...r.sites.map((x) => [`  ${x.siteName}`, x.readiness, clip(x.detail)])])}\n`;
+  const omitted = (r.sitesOmitted ?? 0) > 0 ? `  … and ${r.sitesOmitted} more site(s) (${Object.entries(r.counts ?? {}).map(([k, v]) => `${v} ${k}`).join(', ')}); \`fedlhs-coordinator study show\` lists every site\n` : '';
+  return `${head}\n${table([['  SITE', 'READINESS', 'REASON'], ...r.sites.map((x) => [`  ${x.siteName}`, x.readiness, clip(x.detail)])])}\n${omitted}`;
 }
 
 function studyRows(studies: StudySummary[]): string[][] {
@@ -249,9 +250,14 @@ adminCommand('node', 'manage enrolled nodes')
   });
 
 adminCommand('status', "studies, their current rounds and each site's readiness; the nodes, their last heartbeat and last error").action(async (_options: unknown, command: Command) => {
-  const r = await adminCall<{ studies: (StudySummary & { readiness: StudyReadinessView | null })[]; nodes: NodeSummary[]; coordinator: { version: string; uptimeSeconds: number } }>(
-    target(command), 'GET', '/api/v1/status',
-  );
+  type StatusPage = { studies: (StudySummary & { readiness: StudyReadinessView | null })[]; nodes: NodeSummary[]; nodesNext?: string | null; coordinator: { version: string; uptimeSeconds: number } };
+  // The status view is paged: read every page of nodes (the studies come with the first).
+  const r = await adminCall<StatusPage>(target(command), 'GET', '/api/v1/status?limit=1000');
+  for (let next = r.nodesNext ?? null; next !== null; ) {
+    const page = await adminCall<StatusPage>(target(command), 'GET', `/api/v1/status?limit=1000&cursor=${encodeURIComponent(next)}`);
+    r.nodes.push(...page.nodes);
+    next = page.nodesNext ?? null;
+  }
   const online = r.nodes.filter((n) => n.online).length;
   process.stdout.write(`${r.coordinator.version}, up ${r.coordinator.uptimeSeconds}s\n\n${table(studyRows(r.studies))}\n\n`);
   for (const s of r.studies) if (s.readiness != null) process.stdout.write(`${readinessLines(`readiness of ${s.id}`, s.readiness)}\n`);
