@@ -7,17 +7,24 @@ import { clinicMetrics, clinicUpdate, trainExamplesOf } from './model.js';
 
 /** Counters a clinic keeps; a worker sums them over its clinics. */
 export interface ClinicCounters {
-  /** Sessions that ended without the clinic closing them (error, end or coordinator timeout). */
+  /** Welcomed sessions that ended without the clinic closing them (error, end or coordinator timeout). */
   sessionDrops: number;
+  /** Session calls that failed before their Welcome (connection refused or reset, deadline): retried. */
+  connectFailures: number;
   reconnects: number;
   trainOk: number;
   evalOk: number;
+  /**
+   * Largest delay of the coordinator's heartbeats (received − sentUnixMs, one host's clock) since
+   * the worker last reported, ms: how late the coordinator's side of the session is.
+   */
+  heartbeatLagMs: number;
   /** Failed calls and declined tasks by "what: gRPC code". */
   errors: Record<string, number>;
 }
 
 export function emptyCounters(): ClinicCounters {
-  return { sessionDrops: 0, reconnects: 0, trainOk: 0, evalOk: 0, errors: {} };
+  return { sessionDrops: 0, connectFailures: 0, reconnects: 0, trainOk: 0, evalOk: 0, heartbeatLagMs: 0, errors: {} };
 }
 
 /**
@@ -33,6 +40,40 @@ const CALL_DEADLINE_MS = 600_000;
 const CHANNEL_OPTIONS: grpc.ChannelOptions = { 'grpc.use_local_subchannel_pool': 1, 'grpc.max_receive_message_length': 8 * 1024 * 1024 };
 
 const deadline = (): Date => new Date(Date.now() + CALL_DEADLINE_MS);
+
+/**
+ * The worker's clinics share one event loop, unlike real agents. When a round's tasks arrive,
+ * hundreds of downloads finish in the same loop turn, and their "training" (a perturbation and two
+ * digests each) would run back to back, holding every clinic's heartbeat timer for seconds and
+ * getting sessions dropped for the harness's own stall. So the CPU work runs one job per loop
+ * turn (setImmediate), with timers and I/O in between.
+ */
+const cpuJobs: (() => void)[] = [];
+let cpuDraining = false;
+function drainCpuJobs(): void {
+  const job = cpuJobs.shift();
+  if (job === undefined) {
+    cpuDraining = false;
+    return;
+  }
+  job();
+  setImmediate(drainCpuJobs);
+}
+function cpuJob<T>(work: () => T): Promise<T> {
+  return new Promise((resolve, reject) => {
+    cpuJobs.push(() => {
+      try {
+        resolve(work());
+      } catch (err) {
+        reject(err as Error);
+      }
+    });
+    if (!cpuDraining) {
+      cpuDraining = true;
+      setImmediate(drainCpuJobs);
+    }
+  });
+}
 
 /** Enrols a clinic with a join token through the Enrolment service. */
 export function enrolClinic(address: string, joinToken: string, siteName: string): Promise<{ nodeId: string; credential: string }> {
@@ -72,6 +113,8 @@ export class LoadClinic {
     private readonly counters: ClinicCounters,
     private readonly onWelcome: () => void,
     private readonly capabilities: readonly string[] = LOAD_CLINIC_CAPABILITIES,
+    /** Called when a session call fails before its Welcome (the clinic retries it). */
+    private readonly onConnectFailed: () => void = () => undefined,
   ) {
     const proto = loadFedlhsProto();
     this.client = new proto.fedlhs.v1.Federation(address, grpc.credentials.createInsecure(), CHANNEL_OPTIONS);
@@ -83,14 +126,22 @@ export class LoadClinic {
     const call = this.client.Session(this.metadata);
     this.session = call;
     let ended = false;
+    let welcomed = false;
     const drop = (why: string): void => {
       if (ended) return;
       ended = true;
       clearInterval(this.heartbeat);
       this.welcomed = false;
       if (this.closing) return;
-      this.counters.sessionDrops++;
-      this.count(`session: ${why}`);
+      if (welcomed) {
+        this.counters.sessionDrops++;
+        this.count(`session: ${why}`);
+      } else {
+        // Never established (e.g. the listen backlog overflowed): not a dropped session, but counted.
+        this.counters.connectFailures++;
+        this.count(`connect: ${why}`);
+        this.onConnectFailed();
+      }
       // Jittered, so a mass drop does not come back as a thundering herd.
       this.reconnectTimer = setTimeout(() => {
         this.counters.reconnects++;
@@ -102,10 +153,12 @@ export class LoadClinic {
     call.on('data', (m: CoordinatorMessage__Output) => {
       if (m.welcome) {
         this.welcomed = true;
+        welcomed = true;
         const interval = m.welcome.heartbeatIntervalMs > 0 ? m.welcome.heartbeatIntervalMs : 5000;
         this.heartbeat = setInterval(() => call.write({ heartbeat: { sentUnixMs: Date.now() } }), interval);
         this.onWelcome();
       }
+      if (m.heartbeat) this.counters.heartbeatLagMs = Math.max(this.counters.heartbeatLagMs, Date.now() - Number(m.heartbeat.sentUnixMs));
       const study = m.study?.study;
       if (study && study.state === 'STUDY_STATE_RUNNING') {
         call.write({ readiness: { studyId: study.studyId, manifestSha256: study.manifestSha256, readiness: 'READINESS_READY', detail: '' } });
@@ -148,8 +201,11 @@ export class LoadClinic {
 
   private async train(task: Task__Output): Promise<void> {
     const { specs, weights } = await this.download(task);
-    const update = clinicUpdate(this.nodeId, task.round, weights);
-    await this.upload(task, specs, update);
+    const { update, digest } = await cpuJob(() => {
+      const u = clinicUpdate(this.nodeId, task.round, weights);
+      return { update: u, digest: payloadDigest(u) };
+    });
+    await this.upload(task, specs, update, digest);
   }
 
   private async download(task: Task__Output): Promise<{ specs: TensorSpec[]; weights: Float32Array }> {
@@ -164,16 +220,18 @@ export class LoadClinic {
       }
       if (m.data) parts.push(m.data);
     }
-    const bytes = Buffer.concat(parts);
-    const weights = new Float32Array(bundleLength(specs));
-    if (bytes.length !== weights.byteLength) throw new Error(`downloaded ${bytes.length} bytes, the header's tensors need ${weights.byteLength}`);
-    new Uint8Array(weights.buffer).set(bytes);
-    const actual = payloadDigest(weights);
-    if (digest === undefined || !actual.equals(digest) || !actual.equals(task.modelSha256)) throw new Error('downloaded model does not match its digest');
-    return { specs, weights };
+    return cpuJob(() => {
+      const bytes = Buffer.concat(parts);
+      const weights = new Float32Array(bundleLength(specs));
+      if (bytes.length !== weights.byteLength) throw new Error(`downloaded ${bytes.length} bytes, the header's tensors need ${weights.byteLength}`);
+      new Uint8Array(weights.buffer).set(bytes);
+      const actual = payloadDigest(weights);
+      if (digest === undefined || !actual.equals(digest) || !actual.equals(task.modelSha256)) throw new Error('downloaded model does not match its digest');
+      return { specs, weights };
+    });
   }
 
-  private upload(task: Task__Output, specs: readonly TensorSpec[], weights: Float32Array): Promise<void> {
+  private upload(task: Task__Output, specs: readonly TensorSpec[], weights: Float32Array, sha256: Buffer): Promise<void> {
     return new Promise((resolve, reject) => {
       const call = this.client.UploadUpdate(this.metadata, { deadline: deadline() }, (err) => (err === null ? resolve() : reject(err)));
       const bytes = float32Bytes(weights);
@@ -182,7 +240,7 @@ export class LoadClinic {
         header: {
           taskId: task.taskId, studyId: task.studyId, round: task.round, nodeId: this.nodeId, baseModelSha256: task.modelSha256, numExamples,
           trainMetrics: { numExamples, loss: 0.5, accuracy: 0.7 },
-          weights: { tensors: specs.map((s) => ({ name: s.name, shape: [...s.shape], dtype: 'DTYPE_FLOAT32' })), totalBytes: bytes.length, sha256: payloadDigest(weights), chunkSize: 1024 * 1024 },
+          weights: { tensors: specs.map((s) => ({ name: s.name, shape: [...s.shape], dtype: 'DTYPE_FLOAT32' })), totalBytes: bytes.length, sha256, chunkSize: 1024 * 1024 },
         },
       });
       void (async () => {
@@ -205,6 +263,19 @@ export class LoadClinic {
 
   private count(key: string): void {
     this.counters.errors[key] = (this.counters.errors[key] ?? 0) + 1;
+  }
+
+  /**
+   * Cuts the session from the clinic's side as a network fault would (counted as a drop, then
+   * reconnected); for checking that drops are seen.
+   */
+  cutSession(): void {
+    this.session?.cancel();
+  }
+
+  /** Stops heartbeating on the current session (the coordinator's watchdog should drop it). */
+  silence(): void {
+    clearInterval(this.heartbeat);
   }
 
   /** Ends the session on purpose (not counted as a drop) and closes the channel. */

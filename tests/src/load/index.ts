@@ -3,4 +3,4 @@ export { runLoad, type LoadOptions, type LoadResult, type CommittedRound } from 
 export { LoadClinic, enrolClinic, type ClinicCounters } from './clinic.js';
 export { expectedMean, expectedGlobalMetrics, loadManifest, loadModelParameters, clinicUpdate, clinicMetrics, trainExamplesOf, evalExamplesOf } from './model.js';
 export { TABLE_HEADER, tableRow, summary, medianRoundSeconds, dropCount } from './report.js';
-export type { WorkerStats } from './ipc.js';
+export type { LoadFaults, WorkerStats } from './ipc.js';

@@ -20,10 +20,15 @@ export function evalExamplesOf(nodeId: string): number {
   return Math.ceil(trainExamplesOf(nodeId) / 3);
 }
 
-/** The clinic's "trained" model: base + δ(nodeId, round), δ uniform in ±1e-3, as float32. */
+/**
+ * The clinic's "trained" model: base + δ(nodeId, round), δ in ±1e-3, as float32. δ comes from two
+ * generators with independent 32-bit seeds: with one, two of 10 000 clinics share a seed (and so
+ * send identical updates, refused as REPLAYED) in about 1 % of rounds (birthday bound).
+ */
 export function clinicUpdate(nodeId: string, round: number, base: Float32Array): Float32Array {
-  const random = mulberry32(seedOf(nodeId, round));
-  return Float32Array.from(base, (v) => v + (random() - 0.5) * 2e-3);
+  const a = mulberry32(seedOf(nodeId, round));
+  const b = mulberry32(seedOf(nodeId, -1 - round));
+  return Float32Array.from(base, (v) => v + (a() + b() - 1) * 1e-3);
 }
 
 /** Plausible, deterministic hold-out metrics of a clinic for a round. */

@@ -68,10 +68,14 @@ export async function timedGet(url: string, token: string): Promise<number> {
   return performance.now() - t0;
 }
 
-/** A gauge's value in Prometheus text, or undefined. */
-export function promValue(text: string, name: string): number | undefined {
-  const m = new RegExp(`^${name}(?:\\{[^}]*\\})? ([0-9.eE+-]+|NaN)$`, 'm').exec(text);
-  return m === null ? undefined : Number(m[1]);
+/** A gauge's value in Prometheus text (the first series whose labels include `labels`), or undefined. */
+export function promValue(text: string, name: string, labels: Record<string, string> = {}): number | undefined {
+  const wanted = Object.entries(labels).map(([k, v]) => `${k}="${v}"`);
+  for (const m of text.matchAll(new RegExp(`^${name}(?:\\{([^}]*)\\})? ([0-9.eE+-]+|NaN)$`, 'gm'))) {
+    const have = (m[1] ?? '').split(',');
+    if (wanted.every((w) => have.includes(w))) return Number(m[2]);
+  }
+  return undefined;
 }
 
 /** Sum of a counter over all its label sets in Prometheus text, or undefined when absent. */
@@ -81,4 +85,84 @@ export function promSum(text: string, name: string): number | undefined {
   let total: number | undefined = text.includes(`# HELP ${name} `) ? 0 : undefined;
   for (const m of text.matchAll(re)) total = (total ?? 0) + Number(m[1]);
   return total;
+}
+
+/** One histogram (cumulative buckets by upper bound, sum, count) for one label set, from Prometheus text. */
+export interface PromHistogram {
+  buckets: { le: number; count: number }[];
+  sum: number;
+  count: number;
+}
+
+/**
+ * A histogram's series whose labels include every `labels` pair (e.g. `{ of: 'units' }`), or
+ * undefined when the text has no such histogram.
+ */
+export function promHistogram(text: string, name: string, labels: Record<string, string> = {}): PromHistogram | undefined {
+  const wanted = Object.entries(labels).map(([k, v]) => `${k}="${v}"`);
+  const matches = (labelText: string): boolean => wanted.every((w) => labelText.split(',').includes(w));
+  const buckets: { le: number; count: number }[] = [];
+  let sum: number | undefined;
+  let count: number | undefined;
+  const re = new RegExp(`^${name}_(bucket|sum|count)(?:\\{([^}]*)\\})? ([0-9.eE+-]+|NaN|\\+Inf)$`, 'gm');
+  for (const m of text.matchAll(re)) {
+    const labelText = m[2] ?? '';
+    if (!matches(labelText)) continue;
+    const value = Number(m[3]);
+    if (m[1] === 'bucket') {
+      const le = /(?:^|,)le="([^"]+)"/.exec(labelText)?.[1];
+      if (le !== undefined) buckets.push({ le: le === '+Inf' ? Number.POSITIVE_INFINITY : Number(le), count: value });
+    } else if (m[1] === 'sum') sum = value;
+    else count = value;
+  }
+  if (count === undefined || sum === undefined) return undefined;
+  return { buckets: buckets.sort((a, b) => a.le - b.le), sum, count };
+}
+
+/** What a histogram gained between two scrapes (b − a); a when the first scrape is missing. */
+export function histogramDelta(a: PromHistogram | undefined, b: PromHistogram | undefined): PromHistogram | undefined {
+  if (b === undefined) return undefined;
+  if (a === undefined) return b;
+  return {
+    buckets: b.buckets.map((x) => ({ le: x.le, count: x.count - (a.buckets.find((y) => y.le === x.le)?.count ?? 0) })),
+    sum: b.sum - a.sum,
+    count: b.count - a.count,
+  };
+}
+
+/**
+ * The q-quantile (0-1) of a histogram as the upper bound of the bucket it falls in (what the
+ * buckets can say, no interpolation); NaN when empty, +Infinity past the last finite bucket.
+ */
+export function histogramQuantile(h: PromHistogram | undefined, q: number): number {
+  if (h === undefined || h.count <= 0) return Number.NaN;
+  const rank = q * h.count;
+  for (const b of h.buckets) if (b.count >= rank) return b.le;
+  return Number.POSITIVE_INFINITY;
+}
+
+/** Soft and hard limits on open files of a process (from /proc/<pid>/limits); Infinity when unlimited. */
+export function openFileLimits(pid: number | 'self' = 'self'): { soft: number; hard: number } {
+  const text = readFileSync(`/proc/${pid}/limits`, 'utf8');
+  const m = /^Max open files\s+(\S+)\s+(\S+)/m.exec(text);
+  const n = (s: string | undefined): number => (s === undefined || s === 'unlimited' ? Number.POSITIVE_INFINITY : Number(s));
+  return { soft: n(m?.[1]), hard: n(m?.[2]) };
+}
+
+/**
+ * Makes sure a child process may open `needed` files: raises its soft limit (up to the hard limit,
+ * with prlimit(1)) when it is lower; throws, naming the fix, when the hard limit is lower.
+ */
+export function ensureOpenFiles(pid: number, needed: number, what: string): void {
+  const { soft, hard } = openFileLimits(pid);
+  if (soft >= needed) return;
+  if (hard < needed) {
+    throw new Error(`${what} (pid ${pid}) may open ${hard} files at most (hard limit), the load needs ${needed}: raise it (ulimit -Hn ${needed}, or LimitNOFILE= / limits.conf) and run again`);
+  }
+  execFileSync('prlimit', [`--pid=${pid}`, `--nofile=${needed}:${hard}`]);
+}
+
+/** Pins a process and all its threads to the given CPUs (taskset -a -p -c). */
+export function pinToCpus(pid: number, cpus: string): void {
+  execFileSync('taskset', ['-a', '-p', '-c', cpus, String(pid)], { stdio: 'ignore' });
 }

@@ -5,7 +5,7 @@
  */
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { LOAD_CLINIC_CAPABILITIES, LoadClinic, emptyCounters, enrolClinic } from './clinic.js';
-import type { ParentMessage, WorkerMessage, WorkerStats } from './ipc.js';
+import type { LoadFaults, ParentMessage, WorkerMessage, WorkerStats } from './ipc.js';
 
 const counters = emptyCounters();
 /**
@@ -16,10 +16,13 @@ const capabilities: readonly string[] = process.env.FEDLHS_LOAD_CAPABILITIES ===
   ? LOAD_CLINIC_CAPABILITIES
   : process.env.FEDLHS_LOAD_CAPABILITIES.split(',').map((c) => c.trim()).filter((c) => c !== '');
 const clinics: LoadClinic[] = [];
+/** First session connections in flight per worker (FEDLHS_LOAD_CONNECT_WINDOW, default 32). */
+const connectWindow = Math.max(1, Number(process.env.FEDLHS_LOAD_CONNECT_WINDOW ?? 32) || 32);
 const loop = monitorEventLoopDelay({ resolution: 10 });
 loop.enable();
 let loopMaxMs = 0;
 let loopP99Ms = 0;
+let heartbeatLagMaxMs = 0;
 
 function send(m: WorkerMessage): void {
   if (process.connected) process.send?.(m);
@@ -32,10 +35,14 @@ process.on('disconnect', () => {
 });
 
 function stats(): WorkerStats {
-  loopMaxMs = Math.max(loopMaxMs, loop.max / 1e6);
+  const loopRecentMaxMs = loop.max / 1e6;
+  const heartbeatLagMs = counters.heartbeatLagMs;
+  counters.heartbeatLagMs = 0;
+  heartbeatLagMaxMs = Math.max(heartbeatLagMaxMs, heartbeatLagMs);
+  loopMaxMs = Math.max(loopMaxMs, loopRecentMaxMs);
   loopP99Ms = Math.max(loopP99Ms, loop.percentile(99) / 1e6);
   loop.reset();
-  return { ...counters, errors: { ...counters.errors }, clinics: clinics.length, welcomed: clinics.filter((c) => c.welcomed).length, loopMaxMs, loopP99Ms };
+  return { ...counters, errors: { ...counters.errors }, clinics: clinics.length, welcomed: clinics.filter((c) => c.welcomed).length, loopMaxMs, loopP99Ms, loopRecentMaxMs, heartbeatLagMs, heartbeatLagMaxMs };
 }
 
 async function start(address: string, tokens: { token: string; site: string }[], concurrency: number): Promise<void> {
@@ -50,27 +57,50 @@ async function start(address: string, tokens: { token: string; site: string }[],
   }));
   send({ type: 'enrolled', nodeIds: nodes.map((n) => n.nodeId) });
   let welcomed = 0;
+  let failedFirst = 0;
   let announced = false;
+  // At most CONNECT_WINDOW first connections of this worker in flight: thousands of simultaneous
+  // connects overflow the coordinator's listen backlog (SYNs dropped, calls UNAVAILABLE).
+  let wakeConnector: (() => void) | undefined;
+  const settled = (): void => {
+    wakeConnector?.();
+    wakeConnector = undefined;
+  };
   const onWelcome = (): void => {
     welcomed++;
+    settled();
     if (!announced && welcomed >= nodes.length) {
       announced = true;
       send({ type: 'connected' });
     }
   };
+  const onConnectFailed = (): void => {
+    failedFirst++;
+    settled();
+  };
   for (const n of nodes) {
-    const clinic = new LoadClinic(address, n.nodeId, n.credential, counters, onWelcome, capabilities);
+    while (clinics.length - welcomed - failedFirst >= connectWindow) await new Promise<void>((r) => (wakeConnector = r));
+    const clinic = new LoadClinic(address, n.nodeId, n.credential, counters, onWelcome, capabilities, onConnectFailed);
     clinics.push(clinic);
     clinic.connect();
-    // Let the connection attempts interleave with answers instead of opening all at once.
-    if (clinics.length % 50 === 0) await new Promise((r) => setImmediate(r));
   }
 }
 
-const timer = setInterval(() => send({ type: 'stats', stats: stats() }), 1000);
+let faults: LoadFaults | undefined;
+const timer = setInterval(() => {
+  // Faults (checking the drop checks), once this worker's clinics have trained.
+  if (faults !== undefined && counters.trainOk > 0) {
+    const live = clinics.filter((x) => x.welcomed);
+    for (const c of live.slice(0, faults.cancel)) c.cutSession();
+    for (const c of live.slice(faults.cancel, faults.cancel + faults.silence)) c.silence();
+    faults = undefined;
+  }
+  send({ type: 'stats', stats: stats() });
+}, 1000);
 
 process.on('message', (m: ParentMessage) => {
   if (m.type === 'start') {
+    faults = m.faults.cancel + m.faults.silence > 0 ? m.faults : undefined;
     start(m.address, m.tokens, m.enrolConcurrency).catch((err: unknown) => {
       send({ type: 'failed', message: String((err as Error).stack ?? err) });
     });
