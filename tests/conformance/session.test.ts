@@ -97,4 +97,20 @@ describe('DownloadModel header: tensor names, order and shapes', () => {
     expect(model.header.chunkSize).toBe(1048576);
     expect(model.chunkLengths).toEqual([model.header.totalBytes]);
   });
+
+  it('ends a silent agent\'s session after three heartbeat intervals, and keeps one that sends heartbeats', async () => {
+    const c = await startTestCoordinator({ heartbeatIntervalMs: 1000 });
+    const silent = await c.node('silent');
+    const talking = await c.node('talking');
+    await silent.openSession({ heartbeats: false });
+    await talking.openSession();
+    const ended = await silent.sessionEnd();
+    expect(ended.code).toBe(14); // UNAVAILABLE
+    expect(ended.details).toContain('no message from the agent for 3000 ms');
+    // The agent that keeps talking outlives several more of the coordinator's heartbeats.
+    const heartbeats = (): number => talking.received.filter((m) => m.heartbeat != null).length;
+    const seen = heartbeats();
+    await talking.upcoming(() => heartbeats() >= seen + 4);
+    expect(talking.sessionError).toBeUndefined();
+  });
 });

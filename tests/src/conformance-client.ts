@@ -134,6 +134,8 @@ export interface SessionOptions {
   capabilities?: string[];
   /** Answer READY to each running study announced with a new manifest hash (default true). */
   ready?: boolean;
+  /** Send a heartbeat every Welcome.heartbeat_interval_ms (default true); false plays a silent agent. */
+  heartbeats?: boolean;
 }
 
 /** One node speaking fedlhs.v1. */
@@ -166,6 +168,7 @@ export class ConformanceClient {
     const answered = new Set<string>();
     call.on('error', (err: grpc.ServiceError) => {
       this.sessionError = err;
+      for (const resolve of this.endWaiters.splice(0)) resolve(err);
     });
     call.on('data', (m: CoordinatorMessage__Output) => {
       this.received.push(m);
@@ -193,8 +196,19 @@ export class ConformanceClient {
     });
     const welcome = this.next((m) => m.welcome != null);
     call.write({ hello: { agent: AGENT, activeTaskIds: [], capabilities: options.capabilities ?? [] } });
-    this.heartbeat = setInterval(() => call.write({ heartbeat: { sentUnixMs: Date.now() } }), 500);
-    return welcome;
+    if (options.heartbeats === false) return welcome;
+    return welcome.then((m) => {
+      // At the interval the coordinator asks for (Welcome.heartbeat_interval_ms).
+      this.heartbeat = setInterval(() => call.write({ heartbeat: { sentUnixMs: Date.now() } }), Number(m.welcome!.heartbeatIntervalMs));
+      return m;
+    });
+  }
+
+  private readonly endWaiters: ((err: grpc.ServiceError) => void)[] = [];
+
+  /** The status the coordinator ended the Session with (resolves when it does). */
+  sessionEnd(): Promise<grpc.ServiceError> {
+    return this.sessionError !== undefined ? Promise.resolve(this.sessionError) : new Promise((resolve) => this.endWaiters.push(resolve));
   }
 
   /** The first message received so far that matches, or the next one to come. */
