@@ -29,87 +29,7 @@ import { GroupCommitter, type BatchStats, type UnitOutcome } from './store/group
 import { decodeCursor, pageLimit, toPage } from './store/paging.js';
 import { MIGRATIONS, SCHEMA_VERSION } from './store/sqlite/migrations.js';
 import type { GroupCommitOptions, WriteOp, WriteResult } from './store/write-ops.js';
-
-type Row = Record<string, unknown>;
-
-const node = (r: Row): NodeRecord => ({
-  id: r.id as string,
-  siteName: r.site_name as string,
-  credentialHash: r.credential_hash as string,
-  createdAt: r.created_at as number,
-  revokedAt: (r.revoked_at as number | null) ?? null,
-  lastSeenAt: (r.last_seen_at as number | null) ?? null,
-  agentVersion: r.agent_version as string,
-  trainingBackend: r.training_backend as string,
-});
-const joinToken = (r: Row): JoinTokenRecord => ({
-  id: r.id as string,
-  tokenHash: r.token_hash as string,
-  siteName: r.site_name as string,
-  createdAt: r.created_at as number,
-  expiresAt: r.expires_at as number,
-  usedAt: (r.used_at as number | null) ?? null,
-  usedByNode: (r.used_by_node as string | null) ?? null,
-  createdBy: r.created_by as string,
-});
-const study = (r: Row): StudyRecord => ({
-  id: r.id as string,
-  name: r.name as string,
-  manifestJson: r.manifest_json as string,
-  manifestHash: r.manifest_hash as string,
-  state: r.state as StudyStateName,
-  reason: (r.reason as string | null) ?? null,
-  lastCommittedRound: r.last_committed_round as number,
-  strategyState: (r.strategy_state as string | null) ?? null,
-  parameters: (r.parameters as string | null) ?? null,
-  createdAt: r.created_at as number,
-  endedAt: (r.ended_at as number | null) ?? null,
-  modelSpec: (r.model_spec as string | null) ?? null,
-});
-const round = (r: Row): RoundRecord => ({
-  id: r.id as number,
-  studyId: r.study_id as string,
-  round: r.round as number,
-  attempt: r.attempt as number,
-  state: r.state as RoundState,
-  reason: (r.reason as string | null) ?? null,
-  startedAt: r.started_at as number,
-  endedAt: (r.ended_at as number | null) ?? null,
-  participants: r.participants as number,
-  checkpointPath: (r.checkpoint_path as string | null) ?? null,
-  checkpointSha256: (r.checkpoint_sha256 as string | null) ?? null,
-});
-const task = (r: Row): TaskRecord => ({
-  id: r.id as string,
-  roundId: r.round_id as number,
-  studyId: r.study_id as string,
-  round: r.round as number,
-  attempt: r.attempt as number,
-  nodeId: r.node_id as string,
-  kind: r.kind as TaskRecord['kind'],
-  state: r.state as TaskStateName,
-  detail: (r.detail as string | null) ?? null,
-  modelSha256: r.model_sha256 as string,
-  deadline: r.deadline as number,
-  createdAt: r.created_at as number,
-  endedAt: (r.ended_at as number | null) ?? null,
-});
-const contribution = (r: Row): ContributionRecord => ({
-  taskId: r.task_id as string,
-  studyId: r.study_id as string,
-  round: r.round as number,
-  attempt: r.attempt as number,
-  nodeId: r.node_id as string,
-  numExamples: r.num_examples as number,
-  sha256: r.sha256 as string,
-  bytes: r.bytes as number,
-  accepted: r.accepted === 1,
-  reasonCode: (r.reason_code as string | null) ?? null,
-  reason: (r.reason as string | null) ?? null,
-  receivedAt: r.received_at as number,
-  deltaNorm: (r.delta_norm as number | null) ?? null,
-});
-
+import { contribution, joinToken, node, round, study, task, type Row } from './store/rows.js';
 
 const TASK_SELECT = `SELECT t.*, r.study_id, r.round, r.attempt FROM tasks t JOIN rounds r ON r.id = t.round_id`;
 /** Task states that mean a clinic did not deliver (the status view's last error). */
@@ -481,13 +401,13 @@ export class SqliteStore implements CoordinatorStore {
     return this.all(
       `${TASK_SELECT} WHERE t.node_id = ? AND t.state IN (${states.map(() => '?').join(',')}) ORDER BY COALESCE(t.ended_at, t.created_at) DESC, t.rowid DESC LIMIT ?`,
       nodeId, ...states, limit,
-    ).map(task);
+    ).map((r) => task(r));
   }
   async listTasks(roundId: number): Promise<TaskRecord[]> {
-    return this.all(`${TASK_SELECT} WHERE t.round_id = ? ORDER BY t.created_at, t.id`, roundId).map(task);
+    return this.all(`${TASK_SELECT} WHERE t.round_id = ? ORDER BY t.created_at, t.id`, roundId).map((r) => task(r));
   }
   async openTasksForNode(nodeId: string): Promise<TaskRecord[]> {
-    return this.all(`${TASK_SELECT} WHERE t.node_id = ? AND t.state = 'ASSIGNED' AND r.state IN ('STATISTICS','TRAINING','EVALUATING') ORDER BY t.created_at, t.id`, nodeId).map(task);
+    return this.all(`${TASK_SELECT} WHERE t.node_id = ? AND t.state = 'ASSIGNED' AND r.state IN ('STATISTICS','TRAINING','EVALUATING') ORDER BY t.created_at, t.id`, nodeId).map((r) => task(r));
   }
   async cancelOpenTasks(roundId: number, detail: string, at: number | null): Promise<string[]> {
     return this.enqueue('task.cancelOpen', () => this.cancelOpenRows(roundId, detail, at));
@@ -509,7 +429,7 @@ export class SqliteStore implements CoordinatorStore {
   }
   async listContributions(filter: { studyId?: string; nodeId?: string }): Promise<ContributionRecord[]> {
     const { where, params } = contributionWhere(filter);
-    return this.all(`SELECT * FROM contributions ${where} ORDER BY id`, ...params).map(contribution);
+    return this.all(`SELECT * FROM contributions ${where} ORDER BY id`, ...params).map((r) => contribution(r));
   }
   async listNormHistory(studyId: string): Promise<number[]> {
     return this.all(`SELECT delta_norm FROM contributions WHERE study_id = ? AND accepted = 1 AND delta_norm IS NOT NULL ORDER BY id`, studyId).map((r) => r.delta_norm as number);
@@ -607,7 +527,7 @@ export class SqliteStore implements CoordinatorStore {
     const after = decodeCursor(page.after, 'n');
     const { where, params } = contributionWhere(filter, after?.[0] as number | undefined);
     const rows = this.all(`SELECT * FROM contributions ${where} ORDER BY id LIMIT ?`, ...params, limit + 1);
-    return toPage(rows, limit, contribution, (r) => [r.id as number]);
+    return toPage(rows, limit, (r) => contribution(r), (r) => [r.id as number]);
   }
   async listTasksPage(filter: TaskFilter, page: PageRequest): Promise<Page<TaskRecord>> {
     const limit = pageLimit(page);
@@ -629,7 +549,7 @@ export class SqliteStore implements CoordinatorStore {
       params.push(after[0], after[1]);
     }
     const rows = this.all(`${TASK_SELECT} WHERE ${clauses.join(' AND ')} ORDER BY t.created_at, t.id LIMIT ?`, ...params, limit + 1);
-    return toPage(rows, limit, task, (r) => [r.created_at as number, r.id as string]);
+    return toPage(rows, limit, (r) => task(r), (r) => [r.created_at as number, r.id as string]);
   }
 
   /** Waits for queued writes to commit, then closes the database. */

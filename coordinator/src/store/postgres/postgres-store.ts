@@ -30,8 +30,8 @@ import type { GroupCommitOptions, WriteOp, WriteResult } from '../write-ops.js';
 import { describeTarget, isRetryable, mapStoreError, storeTypes, unavailableWhy } from './connection.js';
 import { migrate } from './migrations.js';
 import { applyOp, exec, nodeValues, SQL, type Statement } from './ops.js';
-import * as rows from './rows.js';
-import type { Row } from './rows.js';
+import * as rows from '../rows.js';
+import type { Row } from '../rows.js';
 
 /** The part of a logger the store uses (pino's fits). */
 export interface StoreLogger {
@@ -557,8 +557,8 @@ export class PostgresStore implements CoordinatorStore {
       (r): NodeSummaryRecord => ({
         ...rows.node(r),
         roundsContributed: r.rounds_contributed as number,
-        lastRejection: r.lr_task_id === null ? null : rows.contribution(r, 'lr_'),
-        lastProblemTask: r.lt_id === null ? null : rows.task(r, 'lt_'),
+        lastRejection: r.lr_task_id === null ? null : rows.prefixedContribution(r, 'lr_'),
+        lastProblemTask: r.lt_id === null ? null : rows.prefixedTask(r, 'lt_'),
       }),
       (r) => [r.created_at as number, r.id as string],
     );

@@ -12,11 +12,12 @@ import type {
   StudyStateName,
   TaskRecord,
   TaskStateName,
-} from '../../store.js';
+} from './records.js';
 
 /**
- * Rows to records. The connection's type parsers (connection.ts) already give numbers for
- * BIGINT and booleans for BOOLEAN, so these only rename columns.
+ * Rows to records, for both stores: they only rename columns. PostgreSQL's type parsers
+ * (postgres/connection.ts) give numbers for BIGINT and booleans for BOOLEAN; SQLite stores
+ * booleans as 0/1.
  */
 export type Row = Record<string, unknown>;
 
@@ -72,7 +73,8 @@ export const round = (r: Row): RoundRecord => ({
 });
 
 /** A task row joined with its round (`study_id`, `round`, `attempt`), optionally under a column prefix. */
-export const task = (r: Row, p = ''): TaskRecord => ({
+/** A task from columns named `${p}id`, `${p}round_id`, … (a join's prefixed columns). */
+export const prefixedTask = (r: Row, p: string): TaskRecord => ({
   id: r[`${p}id`] as string,
   roundId: r[`${p}round_id`] as number,
   studyId: r[`${p}study_id`] as string,
@@ -89,7 +91,8 @@ export const task = (r: Row, p = ''): TaskRecord => ({
 });
 
 /** A contribution row, optionally under a column prefix. */
-export const contribution = (r: Row, p = ''): ContributionRecord => ({
+/** A contribution from columns named `${p}task_id`, … (a join's prefixed columns). */
+export const prefixedContribution = (r: Row, p: string): ContributionRecord => ({
   taskId: r[`${p}task_id`] as string,
   studyId: r[`${p}study_id`] as string,
   round: r[`${p}round`] as number,
@@ -98,7 +101,7 @@ export const contribution = (r: Row, p = ''): ContributionRecord => ({
   numExamples: r[`${p}num_examples`] as number,
   sha256: r[`${p}sha256`] as string,
   bytes: r[`${p}bytes`] as number,
-  accepted: r[`${p}accepted`] === true,
+  accepted: r[`${p}accepted`] === true || r[`${p}accepted`] === 1,
   reasonCode: (r[`${p}reason_code`] as string | null) ?? null,
   reason: (r[`${p}reason`] as string | null) ?? null,
   receivedAt: r[`${p}received_at`] as number,
@@ -141,3 +144,7 @@ export const adminAction = (r: Row): AdminActionRecord => ({
   target: r.target as string,
   detail: (r.detail as string | null) ?? null,
 });
+
+// One-argument forms, safe to hand to Array.map (which passes an index second).
+export const task = (r: Row): TaskRecord => prefixedTask(r, '');
+export const contribution = (r: Row): ContributionRecord => prefixedContribution(r, '');
