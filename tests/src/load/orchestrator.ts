@@ -204,7 +204,8 @@ function sumStats(all: readonly (WorkerStats | undefined)[]): WorkerStats {
 async function studyEnded(c: CoordinatorHandle, studyId: string, timeoutMs: number): Promise<void> {
   const until = Date.now() + timeoutMs;
   for (;;) {
-    const r = await c.admin<{ studies: { id: string; state: string }[] }>('GET', '/api/v1/studies');
+    const r = await c.admin<{ studies?: { id: string; state: string }[] }>('GET', '/api/v1/studies');
+    if (r.status !== 200 || r.body.studies === undefined) throw new Error(`GET /api/v1/studies answered ${r.status}: ${JSON.stringify(r.body).slice(0, 500)}`);
     const state = r.body.studies.find((s) => s.id === studyId)?.state;
     if (state !== undefined && !['PENDING', 'RUNNING'].includes(state)) return;
     if (Date.now() > until) throw new Error(`study ${studyId} still ${String(state)} after ${timeoutMs} ms`);

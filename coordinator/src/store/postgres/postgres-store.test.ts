@@ -290,6 +290,17 @@ describe('PostgresStore', () => {
     expect(await code(store.listAdminActions(10))).toBe('DATA_LOSS');
   });
 
+  it('queues a burst of reads for its pool without timing them out (the connect timeout is for connecting only)', async () => {
+    const s = await schema();
+    // One connection and a 200 ms connect timeout: pg.Pool's own timeout would fail the reads
+    // that wait longer than that for the connection; they must wait their turn instead.
+    const store = await PostgresStore.open({ connection: s.connection, poolSize: 1, connectTimeoutMs: 200 });
+    stores.push(store);
+    await studyWithRound(store, ['n1']);
+    const results = await Promise.all(Array.from({ length: 3000 }, () => store.listStudies()));
+    expect(results.every((r) => r.length === 1)).toBe(true);
+  });
+
   it('reports an unreachable server as STORE_UNAVAILABLE without leaking the password', async () => {
     const dir = mkdtempSync('/tmp/fedlhs-nopg-');
     const url = postgresUrl({ host: dir, port: 5432, user: 'u', password: 'hunter2', database: 'd' });

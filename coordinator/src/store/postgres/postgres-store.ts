@@ -211,7 +211,17 @@ export class PostgresStore implements CoordinatorStore {
     options: PostgresStoreOptions,
   ) {
     this.target = describeTarget(clientConfig);
-    this.pool = new pg.Pool({ ...clientConfig, max: options.poolSize ?? 8 });
+    // pg.Pool applies connectionTimeoutMillis to requests waiting for a pooled client as well as
+    // to opening a connection, so a burst of reads (10 000 sessions opening at once) failed with
+    // "timeout exceeded when trying to connect" while the server was fine. The pool waits without
+    // a timeout; each connection it opens keeps the connect timeout (TimedClient).
+    const connectTimeoutMs = clientConfig.connectionTimeoutMillis;
+    class TimedClient extends pg.Client {
+      constructor(config?: string | pg.ClientConfig) {
+        super({ ...(typeof config === 'string' ? { connectionString: config } : config), connectionTimeoutMillis: connectTimeoutMs });
+      }
+    }
+    this.pool = new pg.Pool({ ...clientConfig, connectionTimeoutMillis: 0, max: options.poolSize ?? 8, Client: TimedClient });
     // An idle pooled connection that dies (server restart, network) emits 'error' on the pool;
     // unhandled, it would crash the process. The next query gets a fresh connection or fails
     // with STORE_UNAVAILABLE.
