@@ -329,7 +329,7 @@ describe('CheckpointStore over the PostgreSQL blob store', () => {
 });
 
 describe('repeated reads of a model', () => {
-  it('reads an immutable payload from the store once, then from memory; a spooled file every time', async () => {
+  it('reads an immutable payload from the store once, then from memory; a spooled file every time; a damaged file is DATA_LOSS', async () => {
     const root = tempRoot();
     const store = new CheckpointStore(root);
     const values = Float32Array.from({ length: 10_000 }, (_, i) => i / 7);
@@ -338,12 +338,15 @@ describe('repeated reads of a model', () => {
     const expected = Buffer.from(values.buffer);
     const first = Buffer.concat(await collect(store.read(committed.path, 1 << 20)));
     expect(first.equals(expected)).toBe(true);
-    // The file under the committed name is never replaced; removing it shows where the next read comes from.
-    const { unlinkSync } = await import('node:fs');
-    unlinkSync(committed.path);
+    // Overwriting the bytes in place (same size) shows where the next read comes from: memory.
+    writeFileSync(committed.path, Buffer.alloc(expected.length));
     const again = await collect(store.read(committed.path, 16_384));
     expect(again.map((c) => c.length)).toEqual([16_384, 16_384, 7_232]);
     expect(Buffer.concat(again).equals(expected)).toBe(true);
+    // A file that changed size is damage, said at once.
+    const { truncateSync } = await import('node:fs');
+    truncateSync(committed.path, 400);
+    expect((await rejection(collect(store.read(committed.path, 16_384)))).code).toBe('DATA_LOSS');
 
     const spool = store.spoolPath('upload-1');
     writeFileSync(spool, expected);

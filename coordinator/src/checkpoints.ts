@@ -286,6 +286,15 @@ export class CheckpointStore {
   async *read(path: string, chunkBytes: number, opts: CheckpointReadOptions = {}): AsyncGenerator<Buffer> {
     let hot = this.hot.get(path);
     if (hot !== undefined) {
+      // The in-memory copy stands for a file on disk: a file that changed size since (damaged,
+      // truncated) is DATA_LOSS now, not at the next restart's verification.
+      if (!path.startsWith(BLOB_PREFIX)) {
+        const size = await stat(path).then((st) => st.size, () => -1);
+        if (size !== hot.length) {
+          this.hot.delete(path);
+          throw new FedlhsError('DATA_LOSS', size < 0 ? `checkpoint ${path} is missing` : `checkpoint ${path} is ${size} bytes, was ${hot.length} when read`);
+        }
+      }
       // Most recently used last: the next eviction takes the other entry.
       this.hot.delete(path);
       this.hot.set(path, hot);
