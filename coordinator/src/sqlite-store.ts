@@ -1,5 +1,4 @@
 import Database from 'better-sqlite3';
-import type { RoundState } from '@fedlhs/core';
 import { FedlhsError } from '@fedlhs/core';
 import type {
   ContributionFilter,
@@ -19,7 +18,6 @@ import type {
   StatisticsRecord,
   OperatorRecord,
   AdminActionRecord,
-  StudyStateName,
   TaskFilter,
   TaskRecord,
   TaskStateName,
@@ -30,6 +28,7 @@ import { decodeCursor, pageLimit, toPage } from './store/paging.js';
 import { MIGRATIONS, SCHEMA_VERSION } from './store/sqlite/migrations.js';
 import type { GroupCommitOptions, WriteOp, WriteResult } from './store/write-ops.js';
 import { contribution, joinToken, node, round, study, task, type Row } from './store/rows.js';
+import { SingleWriteStore } from './store/single-writes.js';
 
 const TASK_SELECT = `SELECT t.*, r.study_id, r.round, r.attempt FROM tasks t JOIN rounds r ON r.id = t.round_id`;
 /** Task states that mean a clinic did not deliver (the status view's last error). */
@@ -73,7 +72,7 @@ export interface SqliteStoreOptions {
  * window share one `BEGIN IMMEDIATE … COMMIT` (one fsync), each under its own SAVEPOINT. Statements
  * are prepared once and cached by their text.
  */
-export class SqliteStore implements CoordinatorStore {
+export class SqliteStore extends SingleWriteStore implements CoordinatorStore {
   readonly kind = 'sqlite' as const;
   private readonly db: Database.Database;
   private readonly statements = new Map<string, Database.Statement>();
@@ -84,6 +83,7 @@ export class SqliteStore implements CoordinatorStore {
   private readonly batchTx: Database.Transaction<(units: readonly SqliteUnit[]) => UnitOutcome<unknown>[]>;
 
   constructor(path: string, options: SqliteStoreOptions = {}) {
+    super();
     this.db = new Database(path);
     try {
       this.db.pragma('journal_mode = WAL');
@@ -326,13 +326,7 @@ export class SqliteStore implements CoordinatorStore {
   revokeNode(id: string, at: number): Promise<boolean> {
     return this.enqueue('node.revoke', () => this.run(`UPDATE nodes SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL`, at, id).changes === 1);
   }
-  async touchNode(id: string, at: number, agentVersion: string, trainingBackend: string): Promise<void> {
-    await this.write([{ op: 'node.seen', id, at, agentVersion, trainingBackend }], 'node.seen');
-  }
 
-  async insertStudy(s: StudyRecord): Promise<void> {
-    await this.write([{ op: 'study.insert', s }], 'study.insert');
-  }
   async getStudy(id: string): Promise<StudyRecord | undefined> {
     const r = this.get(`SELECT * FROM studies WHERE id = ?`, id);
     return r === undefined ? undefined : study(r);
@@ -340,21 +334,8 @@ export class SqliteStore implements CoordinatorStore {
   async listStudies(): Promise<StudyRecord[]> {
     return this.all(`SELECT * FROM studies ORDER BY created_at, id`).map(study);
   }
-  async setStudyState(id: string, state: StudyStateName, reason: string | null, at: number | null): Promise<void> {
-    await this.write([{ op: 'study.state', id, state, reason, at }], 'study.state');
-  }
-  async insertRound(r: Omit<RoundRecord, 'id'>): Promise<number> {
-    const { roundIds } = await this.write([{ op: 'round.insert', r }], 'round.insert');
-    return roundIds[0]!;
-  }
-  async setRoundState(id: number, state: RoundState, reason: string | null, at: number | null): Promise<void> {
-    await this.write([{ op: 'round.state', id, state, reason, at }], 'round.state');
-  }
   async setRoundParticipants(id: number, participants: number): Promise<void> {
     await this.enqueue('round.participants', () => this.run(`UPDATE rounds SET participants = ? WHERE id = ?`, participants, id));
-  }
-  async commitRound(id: number, checkpoint: { path: string; sha256: string }, metrics: MetricRecord[], strategyState: string | null, at: number): Promise<void> {
-    await this.write([{ op: 'round.commit', id, checkpoint, metrics, strategyState, at }], 'round.commit');
   }
   async listRounds(studyId: string): Promise<RoundRecord[]> {
     return this.all(`SELECT * FROM rounds WHERE study_id = ? ORDER BY round, attempt`, studyId).map(round);
@@ -383,9 +364,6 @@ export class SqliteStore implements CoordinatorStore {
     );
   }
 
-  async insertTask(t: TaskRecord): Promise<void> {
-    await this.write([{ op: 'task.insert', tasks: [t] }], 'task.insert');
-  }
   async getTask(id: string): Promise<TaskRecord | undefined> {
     const r = this.get(`${TASK_SELECT} WHERE t.id = ?`, id);
     return r === undefined ? undefined : task(r);
@@ -413,9 +391,6 @@ export class SqliteStore implements CoordinatorStore {
     return this.enqueue('task.cancelOpen', () => this.cancelOpenRows(roundId, detail, at));
   }
 
-  async insertContribution(c: ContributionRecord): Promise<void> {
-    await this.write([{ op: 'contribution.insert', c }], 'contribution.insert');
-  }
   async acceptedContribution(taskId: string): Promise<ContributionRecord | undefined> {
     const r = this.get(`SELECT * FROM contributions WHERE task_id = ? AND accepted = 1`, taskId);
     return r === undefined ? undefined : contribution(r);
@@ -434,9 +409,6 @@ export class SqliteStore implements CoordinatorStore {
   async listNormHistory(studyId: string): Promise<number[]> {
     return this.all(`SELECT delta_norm FROM contributions WHERE study_id = ? AND accepted = 1 AND delta_norm IS NOT NULL ORDER BY id`, studyId).map((r) => r.delta_norm as number);
   }
-  async insertMetrics(metrics: MetricRecord[]): Promise<void> {
-    await this.write([{ op: 'metrics.insert', metrics }], 'metrics.insert');
-  }
   async listMetrics(studyId: string): Promise<(MetricRecord & { round: number })[]> {
     return this.all(
       `SELECT m.*, r.round FROM metrics m JOIN rounds r ON r.id = m.round_id WHERE r.study_id = ? ORDER BY r.round, m.id`,
@@ -452,16 +424,10 @@ export class SqliteStore implements CoordinatorStore {
       auc: (r.auc as number | null) ?? undefined,
     }));
   }
-  async insertStatistics(s: StatisticsRecord): Promise<void> {
-    await this.write([{ op: 'statistics.insert', s }], 'statistics.insert');
-  }
   async listStatistics(studyId: string): Promise<StatisticsRecord[]> {
     return this.all(`SELECT * FROM statistics WHERE study_id = ? ORDER BY id`, studyId).map((r) => ({
       studyId: r.study_id as string, taskId: r.task_id as string, nodeId: r.node_id as string, report: r.report as string, receivedAt: r.received_at as number,
     }));
-  }
-  async setStudyParameters(id: string, parameters: string): Promise<void> {
-    await this.write([{ op: 'study.parameters', id, parameters }], 'study.parameters');
   }
   async insertOperator(o: OperatorRecord): Promise<void> {
     await this.enqueue('operator.insert', () =>
@@ -471,9 +437,6 @@ export class SqliteStore implements CoordinatorStore {
   async findOperator(tokenHash: string): Promise<OperatorRecord | undefined> {
     const r = this.get(`SELECT * FROM operators WHERE token_hash = ?`, tokenHash);
     return r === undefined ? undefined : { id: r.id as string, name: r.name as string, role: r.role as OperatorRecord['role'], tokenHash: r.token_hash as string, createdAt: r.created_at as number, createdBy: r.created_by as string, revokedAt: (r.revoked_at as number | null) ?? null };
-  }
-  async insertAdminAction(a: AdminActionRecord): Promise<void> {
-    await this.write([{ op: 'admin.action', a }], 'admin.action');
   }
   async listAdminActions(limit: number): Promise<AdminActionRecord[]> {
     return this.all(`SELECT * FROM admin_actions ORDER BY id DESC LIMIT ?`, limit).map((r) => ({ at: r.at as number, operator: r.operator as string, action: r.action as string, target: r.target as string, detail: (r.detail as string | null) ?? null }));

@@ -1,5 +1,4 @@
 import pg from 'pg';
-import type { RoundState } from '@fedlhs/core';
 import type {
   AdminActionRecord,
   ContributionFilter,
@@ -18,7 +17,6 @@ import type {
   RoundTaskCount,
   StatisticsRecord,
   StudyRecord,
-  StudyStateName,
   TaskFilter,
   TaskRecord,
   TaskStateName,
@@ -32,6 +30,7 @@ import { migrate } from './migrations.js';
 import { applyOp, exec, nodeValues, SQL, type Statement } from './ops.js';
 import * as rows from '../rows.js';
 import type { Row } from '../rows.js';
+import { SingleWriteStore } from '../single-writes.js';
 
 /** The part of a logger the store uses (pino's fits). */
 export interface StoreLogger {
@@ -190,7 +189,7 @@ class TokenAlreadyUsed extends Error {}
  *
  * Open with {@link PostgresStore.open}, which connects and migrates.
  */
-export class PostgresStore implements CoordinatorStore {
+export class PostgresStore extends SingleWriteStore implements CoordinatorStore {
   readonly kind = 'postgres' as const;
   /** Where the store connects, without any password: safe to log. */
   readonly target: string;
@@ -210,6 +209,7 @@ export class PostgresStore implements CoordinatorStore {
     private readonly clientConfig: pg.ClientConfig,
     options: PostgresStoreOptions,
   ) {
+    super();
     this.target = describeTarget(clientConfig);
     // pg.Pool applies connectionTimeoutMillis to requests waiting for a pooled client as well as
     // to opening a connection, so a burst of reads (10 000 sessions opening at once) failed with
@@ -419,15 +419,9 @@ export class PostgresStore implements CoordinatorStore {
   async revokeNode(id: string, at: number): Promise<boolean> {
     return (await this.change('node.revoke', SQL.revokeNode, [at, id])) === 1;
   }
-  async touchNode(id: string, at: number, agentVersion: string, trainingBackend: string): Promise<void> {
-    await this.write([{ op: 'node.seen', id, at, agentVersion, trainingBackend }], 'node.seen');
-  }
 
   // ---- studies and rounds ------------------------------------------------------------------
 
-  async insertStudy(s: StudyRecord): Promise<void> {
-    await this.write([{ op: 'study.insert', s }], 'study.insert');
-  }
   async getStudy(id: string): Promise<StudyRecord | undefined> {
     const r = await this.one(READ.getStudy, [id]);
     return r === undefined ? undefined : rows.study(r);
@@ -435,21 +429,8 @@ export class PostgresStore implements CoordinatorStore {
   async listStudies(): Promise<StudyRecord[]> {
     return (await this.rows(READ.listStudies)).map(rows.study);
   }
-  async setStudyState(id: string, state: StudyStateName, reason: string | null, at: number | null): Promise<void> {
-    await this.write([{ op: 'study.state', id, state, reason, at }], 'study.state');
-  }
-  async insertRound(r: Omit<RoundRecord, 'id'>): Promise<number> {
-    const { roundIds } = await this.write([{ op: 'round.insert', r }], 'round.insert');
-    return roundIds[0]!;
-  }
-  async setRoundState(id: number, state: RoundState, reason: string | null, at: number | null): Promise<void> {
-    await this.write([{ op: 'round.state', id, state, reason, at }], 'round.state');
-  }
   async setRoundParticipants(id: number, participants: number): Promise<void> {
     await this.change('round.participants', WRITE.setRoundParticipants, [participants, id]);
-  }
-  async commitRound(id: number, checkpoint: { path: string; sha256: string }, metrics: MetricRecord[], strategyState: string | null, at: number): Promise<void> {
-    await this.write([{ op: 'round.commit', id, checkpoint, metrics, strategyState, at }], 'round.commit');
   }
   async listRounds(studyId: string): Promise<RoundRecord[]> {
     return (await this.rows(READ.listRounds, [studyId])).map(rows.round);
@@ -480,9 +461,6 @@ export class PostgresStore implements CoordinatorStore {
 
   // ---- tasks -------------------------------------------------------------------------------
 
-  async insertTask(t: TaskRecord): Promise<void> {
-    await this.write([{ op: 'task.insert', tasks: [t] }], 'task.insert');
-  }
   async getTask(id: string): Promise<TaskRecord | undefined> {
     const r = await this.one(READ.getTask, [id]);
     return r === undefined ? undefined : rows.task(r);
@@ -506,9 +484,6 @@ export class PostgresStore implements CoordinatorStore {
 
   // ---- contributions, metrics, statistics ----------------------------------------------------
 
-  async insertContribution(c: ContributionRecord): Promise<void> {
-    await this.write([{ op: 'contribution.insert', c }], 'contribution.insert');
-  }
   async acceptedContribution(taskId: string): Promise<ContributionRecord | undefined> {
     const r = await this.one(READ.acceptedContribution, [taskId]);
     return r === undefined ? undefined : rows.contribution(r);
@@ -523,20 +498,11 @@ export class PostgresStore implements CoordinatorStore {
   async listNormHistory(studyId: string): Promise<number[]> {
     return (await this.rows(READ.normHistory, [studyId])).map((r) => r.delta_norm as number);
   }
-  async insertMetrics(metrics: MetricRecord[]): Promise<void> {
-    await this.write([{ op: 'metrics.insert', metrics }], 'metrics.insert');
-  }
   async listMetrics(studyId: string): Promise<(MetricRecord & { round: number })[]> {
     return (await this.rows(READ.listMetrics, [studyId])).map(rows.metric);
   }
-  async insertStatistics(s: StatisticsRecord): Promise<void> {
-    await this.write([{ op: 'statistics.insert', s }], 'statistics.insert');
-  }
   async listStatistics(studyId: string): Promise<StatisticsRecord[]> {
     return (await this.rows(READ.listStatistics, [studyId])).map(rows.statistics);
-  }
-  async setStudyParameters(id: string, parameters: string): Promise<void> {
-    await this.write([{ op: 'study.parameters', id, parameters }], 'study.parameters');
   }
 
   // ---- operators and audit -------------------------------------------------------------------
@@ -547,9 +513,6 @@ export class PostgresStore implements CoordinatorStore {
   async findOperator(tokenHash: string): Promise<OperatorRecord | undefined> {
     const r = await this.one(READ.findOperator, [tokenHash]);
     return r === undefined ? undefined : rows.operator(r);
-  }
-  async insertAdminAction(a: AdminActionRecord): Promise<void> {
-    await this.write([{ op: 'admin.action', a }], 'admin.action');
   }
   async listAdminActions(limit: number): Promise<AdminActionRecord[]> {
     return (await this.rows(READ.listAdminActions, [limit])).map(rows.adminAction);
