@@ -210,11 +210,13 @@ export class StudyRunner {
   /** Runs until the study completes, fails or is stopped. Never rejects. */
   async run(): Promise<void> {
     const { sessions } = this.opts;
-    sessions.on('change', this.onSessionChange);
     const unsubscribe = [
       sessions.onOnline?.(this.onNodeOnline), sessions.onOffline?.(this.onNodeOffline), sessions.onReady?.(this.studyId, this.onReady),
     ];
     this.typedSessionEvents = unsubscribe.every((u) => u !== undefined);
+    // The generic 'change' event only for sessions without the typed ones (it fires on every
+    // session change of every study: one listener per runner would be work for nothing).
+    if (!this.typedSessionEvents) sessions.on('change', this.onSessionChange);
     try {
       let round = this.study.lastCommittedRound + 1;
       while (round <= this.manifest.rounds) {
@@ -245,7 +247,7 @@ export class StudyRunner {
         this.log.error({ event: 'study.internal_error', err: endErr }, 'could not record the end of the study');
       }
     } finally {
-      sessions.off('change', this.onSessionChange);
+      if (!this.typedSessionEvents) sessions.off('change', this.onSessionChange);
       for (const u of unsubscribe) u?.();
     }
   }
@@ -294,7 +296,6 @@ export class StudyRunner {
    * phase wakes only for its own nodes (nodeOnline).
    */
   private sessionsChanged(): void {
-    if (this.typedSessionEvents) return;
     const active = this.attemptState?.active;
     if (this.selecting || active === undefined) {
       this.notify();
