@@ -10,7 +10,7 @@ import { startAdminServer } from './admin/http.js';
 import type { BlobStore } from './blobs/blob-store.js';
 import { CachedBlobStore } from './blobs/cached-blob-store.js';
 import { PostgresBlobStore } from './blobs/postgres-blob-store.js';
-import { resolveBlobStore, type CoordinatorConfig } from './config.js';
+import { limitsOf, resolveBlobStore, type CoordinatorConfig } from './config.js';
 import { Coordinator, type InitialModelBuilder } from './coordinator.js';
 import { startGrpcServer, stopGrpcServer } from './grpc/server.js';
 import type { CoordinatorStore } from './store.js';
@@ -97,6 +97,7 @@ export async function startCoordinatorApp(config: CoordinatorConfig, logger: Log
       selectionGraceMs: config.selectionGraceMs,
       chunkBytes: config.chunkBytes,
       maxHeldUpdateBytes: config.maxHeldUpdateBytes,
+      limits: limitsOf(config),
       buildInitialModel,
       ...(opened.store === undefined ? {} : { store: opened.store }),
       ...(configured.blobs === undefined ? {} : { blobs: configured.blobs }),

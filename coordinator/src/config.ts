@@ -1,5 +1,6 @@
 import type convict from 'convict';
 import { ConfigError, loadConfig, type ConfigSources } from '@fedlhs/service';
+import { automaticModelMemoryBytes, type CoordinatorLimits } from './limits.js';
 
 export { ConfigError };
 
@@ -92,6 +93,43 @@ export const coordinatorConfigSchema = {
       env: 'FEDLHS_TRANSFER_SESSION_QUEUE_MESSAGES',
       arg: 'transfer-session-queue-messages',
     },
+    uploadIdleSeconds: {
+      doc: 'An upload stream that sends nothing for this many seconds is ended with DEADLINE_EXCEEDED and recorded as UPLOAD_STALLED (its task stays open).',
+      format: 'whole-number',
+      default: 120,
+      env: 'FEDLHS_TRANSFER_UPLOAD_IDLE_SECONDS',
+      arg: 'transfer-upload-idle-seconds',
+    },
+  },
+  limits: {
+    downloadStreamsPerNode: {
+      doc: 'Model downloads one node may have open at once; another is refused with RESOURCE_EXHAUSTED (code RESOURCE_LIMIT).',
+      format: 'whole-number', default: 2, env: 'FEDLHS_LIMITS_DOWNLOAD_STREAMS_PER_NODE', arg: 'limits-download-streams-per-node',
+    },
+    downloadStreamsTotal: {
+      doc: 'Model downloads all nodes together may have open at once; another is refused with RESOURCE_EXHAUSTED (code RESOURCE_LIMIT).',
+      format: 'whole-number', default: 256, env: 'FEDLHS_LIMITS_DOWNLOAD_STREAMS_TOTAL', arg: 'limits-download-streams-total',
+    },
+    sessionMessagesPerSecond: {
+      doc: 'Sustained messages per second one control session may send; beyond its burst the session is ended with RESOURCE_EXHAUSTED (code RATE_LIMITED).',
+      format: 'whole-number', default: 20, env: 'FEDLHS_LIMITS_SESSION_MESSAGES_PER_SECOND', arg: 'limits-session-messages-per-second',
+    },
+    sessionMessageBurst: {
+      doc: 'Messages one control session may send in a burst above its sustained rate.',
+      format: 'whole-number', default: 200, env: 'FEDLHS_LIMITS_SESSION_MESSAGE_BURST', arg: 'limits-session-message-burst',
+    },
+    maxExamplesPerUpdate: {
+      doc: 'The most examples (num_examples) one update may claim, whatever its clinic reported; beyond it the update is rejected (BAD_EXAMPLE_COUNT).',
+      format: 'whole-number', default: 10_000_000, env: 'FEDLHS_LIMITS_MAX_EXAMPLES_PER_UPDATE', arg: 'limits-max-examples-per-update',
+    },
+    modelMemoryBytes: {
+      doc: "Memory a study's model may need in the coordinator (model bytes times its strategy's factor); a larger study is refused at 'study start'. 0: a quarter of the machine's memory.",
+      format: 'whole-number', default: 0, env: 'FEDLHS_LIMITS_MODEL_MEMORY_BYTES', arg: 'limits-model-memory-bytes',
+    },
+    authFailuresPerMinute: {
+      doc: 'Failed credential checks (node credentials, operator logins) one source address may make per minute; beyond it the source is refused with RESOURCE_EXHAUSTED (code RATE_LIMITED) until its budget refills.',
+      format: 'whole-number', default: 30, env: 'FEDLHS_LIMITS_AUTH_FAILURES_PER_MINUTE', arg: 'limits-auth-failures-per-minute',
+    },
   },
   grpc: {
     host: { doc: 'Address the gRPC server binds.', format: String, default: '0.0.0.0', env: 'FEDLHS_GRPC_HOST', arg: 'grpc-host' },
@@ -179,7 +217,11 @@ export interface CoordinatorConfig {
   dataDir: string;
   store: { kind: 'sqlite' | 'postgres'; url: string; poolSize: number };
   blobs: { store: 'auto' | 'files' | 'postgres'; cacheBytes: number; gcGraceSeconds: number; gcIntervalSeconds: number };
-  transfer: { inFlightBytes: number; uploadStreamsPerNode: number; sessionQueueMessages: number };
+  transfer: { inFlightBytes: number; uploadStreamsPerNode: number; sessionQueueMessages: number; uploadIdleSeconds: number };
+  limits: {
+    downloadStreamsPerNode: number; downloadStreamsTotal: number; sessionMessagesPerSecond: number; sessionMessageBurst: number;
+    maxExamplesPerUpdate: number; modelMemoryBytes: number; authFailuresPerMinute: number;
+  };
   grpc: { host: string; port: number };
   tls: { mode: 'tls' | 'plaintext'; cert: string; key: string; clientCa: string };
   admin: { host: string; port: number; token: string };
@@ -198,6 +240,15 @@ export type LoadConfigOptions = ConfigSources;
 export function resolveBlobStore(c: Pick<CoordinatorConfig, 'store' | 'blobs'>): 'files' | 'postgres' {
   if (c.blobs.store !== 'auto') return c.blobs.store;
   return c.store.kind === 'postgres' ? 'postgres' : 'files';
+}
+
+/** The coordinator's bounds (limits.ts) from its configuration. */
+export function limitsOf(c: Pick<CoordinatorConfig, 'limits' | 'transfer'>): CoordinatorLimits {
+  return {
+    ...c.limits,
+    modelMemoryBytes: c.limits.modelMemoryBytes === 0 ? automaticModelMemoryBytes() : c.limits.modelMemoryBytes,
+    uploadIdleMs: c.transfer.uploadIdleSeconds * 1000,
+  };
 }
 
 /** Loads and strictly validates the configuration; throws ConfigError with a one-line message. */
@@ -233,6 +284,15 @@ export function loadCoordinatorConfig(options: LoadConfigOptions = {}): Coordina
     }
     if (c.transfer.inFlightBytes !== 0 && c.transfer.inFlightBytes < c.chunkBytes) {
       throw new ConfigError(`transfer.inFlightBytes: must be 0 (automatic) or at least chunkBytes (${c.chunkBytes}): value was ${c.transfer.inFlightBytes}`, { details: { key: 'transfer.inFlightBytes' } });
+    }
+    for (const key of ['downloadStreamsPerNode', 'downloadStreamsTotal', 'sessionMessagesPerSecond', 'sessionMessageBurst', 'maxExamplesPerUpdate', 'authFailuresPerMinute'] as const) {
+      if (c.limits[key] < 1) throw new ConfigError(`limits.${key}: must be at least 1: value was ${c.limits[key]}`, { details: { key: `limits.${key}` } });
+    }
+    if (c.limits.downloadStreamsTotal < c.limits.downloadStreamsPerNode) {
+      throw new ConfigError(`limits.downloadStreamsTotal: must be at least limits.downloadStreamsPerNode (${c.limits.downloadStreamsPerNode}): value was ${c.limits.downloadStreamsTotal}`, { details: { key: 'limits.downloadStreamsTotal' } });
+    }
+    if (c.transfer.uploadIdleSeconds < 1) {
+      throw new ConfigError(`transfer.uploadIdleSeconds: must be at least 1: value was ${c.transfer.uploadIdleSeconds}`, { details: { key: 'transfer.uploadIdleSeconds' } });
     }
     if (c.chunkBytes < 1048576 || c.chunkBytes > 4128768 || c.chunkBytes % 4 !== 0) {
       throw new Error(`chunkBytes: must be a multiple of 4 between 1048576 and 4128768: value was ${c.chunkBytes}`);

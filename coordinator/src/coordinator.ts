@@ -21,6 +21,8 @@ import { ControlSessions } from './control-session.js';
 import { DataDirLock } from './data-dir-lock.js';
 import { Downloads } from './downloads.js';
 import { Enrolment, NodeDirectory } from './enrolment.js';
+import { NodeCalls } from './node-calls.js';
+import { resolveLimits, type CoordinatorLimits } from './limits.js';
 import { siteReadiness, type SiteReadiness } from './readiness.js';
 import { CoordinatorMetrics } from './metrics.js';
 import type { EngineClock, StudyRunner } from './engine/study-runner.js';
@@ -55,6 +57,8 @@ export interface CoordinatorOptions {
    */
   blobGc?: { graceMs: number; intervalMs: number };
   metrics?: CoordinatorMetrics;
+  /** Bounds on what one node may cost the coordinator (limits.ts); default DEFAULT_LIMITS. */
+  limits?: Partial<CoordinatorLimits>;
   now?: () => number;
   /** The round engine's clock (tests that move time); default: `now` and real timers. */
   clock?: EngineClock;
@@ -72,9 +76,13 @@ export interface CoordinatorOptions {
  */
 export class Coordinator {
   readonly sessions = new SessionRegistry();
+  /** In-flight calls per node (node-calls.ts): revocation ends them all. */
+  readonly calls = new NodeCalls();
   /** 'change' events ({ kind: 'study' | 'round' | 'node', studyId?, nodeId? }) for live dashboards. */
   readonly events = new EventEmitter();
   readonly metrics: CoordinatorMetrics;
+  /** Bounds on what one node may cost (limits.ts), resolved against the defaults. */
+  readonly limits: CoordinatorLimits;
   readonly checkpoints: CheckpointStore;
   /** Every enrolled node in memory: authentication and last-seen times (written behind). */
   readonly nodes: NodeDirectory;
@@ -92,6 +100,7 @@ export class Coordinator {
     const log = opts.logger.child({ component: 'coordinator' });
     const now = opts.clock === undefined ? (opts.now ?? Date.now) : () => opts.clock!.now();
     this.metrics = opts.metrics ?? new CoordinatorMetrics();
+    this.limits = resolveLimits(opts.limits);
     this.events.setMaxListeners(1000);
     this.sessions.on('change', () => {
       this.metrics.connectedNodes.set(this.sessions.size);
@@ -100,7 +109,7 @@ export class Coordinator {
     store.onBatch((b) => this.metrics.observeStoreBatch(b));
     const { sessions, checkpoints, metrics, events } = this;
     this.nodes = new NodeDirectory({ store, log });
-    this.enrolment = new Enrolment({ store, sessions, log, now, nodes: this.nodes });
+    this.enrolment = new Enrolment({ store, sessions, log, now, nodes: this.nodes, calls: this.calls });
     // Studies announce through the control sessions, which look runners up in studies: the
     // callback breaks that cycle (it is only called once a study starts or changes).
     this.studies = new Studies({

@@ -4,6 +4,7 @@ import { FedlhsError } from '@fedlhs/core';
 import type { Logger } from '@fedlhs/service';
 import { formatNodeCredential, hashSecret, newJoinToken, newSecret, parseNodeCredential, sameHash } from './credentials.js';
 import type { SessionRegistry } from './sessions.js';
+import { revokedError, type NodeCalls } from './node-calls.js';
 import type { CoordinatorStore, NodeRecord } from './store.js';
 import type { WriteOp } from './store/write-ops.js';
 
@@ -177,6 +178,8 @@ export interface EnrolmentOptions {
   now: () => number;
   /** The node directory shared with the control sessions; one of its own if absent. */
   nodes?: NodeDirectory;
+  /** In-flight calls per node, ended when the node is revoked; none tracked if absent. */
+  calls?: NodeCalls;
 }
 
 /**
@@ -201,6 +204,7 @@ export class Enrolment {
   private readonly now: () => number;
   /** Every node in memory: authentication reads no database. */
   readonly nodes: NodeDirectory;
+  private readonly calls: NodeCalls | undefined;
 
   constructor(opts: EnrolmentOptions) {
     this.store = opts.store;
@@ -208,6 +212,7 @@ export class Enrolment {
     this.log = opts.log;
     this.now = opts.now;
     this.nodes = opts.nodes ?? new NodeDirectory({ store: opts.store, log: opts.log });
+    this.calls = opts.calls;
   }
 
   /** Issues a one-time join token for a site. The token is returned once and stored hashed. */
@@ -290,6 +295,8 @@ export class Enrolment {
       throw new FedlhsError('ALREADY_REVOKED', `node ${nodeId} is already revoked`);
     }
     this.sessions.get(nodeId)?.close(unauthenticatedCode, 'node credential was revoked');
-    this.log.warn({ event: 'node.revoked', nodeId, by }, 'node revoked');
+    // Every other in-flight call (uploads, downloads) ends now: nothing it sends later counts.
+    const ended = this.calls?.abortAll(nodeId, revokedError(at)) ?? 0;
+    this.log.warn({ event: 'node.revoked', nodeId, by, callsEnded: ended }, 'node revoked');
   }
 }

@@ -53,6 +53,31 @@ export class CoordinatorMetrics {
   readonly uploadsRefused = new Counter({
     name: 'fedlhs_upload_streams_refused_total', help: 'Upload streams refused with RESOURCE_EXHAUSTED (a node already had transfer.uploadStreamsPerNode open).', registers: [this.registry],
   });
+  // Issue 11: bounds on what one node may cost, and what was refused at them.
+  readonly downloadStreams = new Gauge({ name: 'fedlhs_download_streams', help: 'Model download streams open now (bounded by limits.downloadStreamsTotal).', registers: [this.registry] });
+  readonly downloadsRefused = new Counter({
+    name: 'fedlhs_download_streams_refused_total', help: 'Model downloads refused, by reason (per_node, total, not_participant).', labelNames: ['reason'], registers: [this.registry],
+  });
+  readonly sessionMessagesRefused = new Counter({
+    name: 'fedlhs_session_messages_refused_total', help: 'Control-session messages refused and not stored, by reason (invalid, rate_limited, unknown_study).',
+    labelNames: ['reason'], registers: [this.registry],
+  });
+  readonly authThrottled = new Counter({
+    name: 'fedlhs_auth_throttled_total', help: 'Credential checks refused because their source made too many failed attempts (limits.authFailuresPerMinute), by surface (grpc, admin).',
+    labelNames: ['surface'], registers: [this.registry],
+  });
+  readonly authFailures = new Counter({
+    name: 'fedlhs_auth_failures_total', help: 'Failed credential checks, by surface (grpc, admin).', labelNames: ['surface'], registers: [this.registry],
+  });
+  readonly storageHealthy = new Gauge({
+    name: 'fedlhs_storage_healthy', help: '1 while the data directory and store accept writes, 0 during a storage fault (disk full, read-only, I/O error).', registers: [this.registry],
+  });
+  readonly storageFaults = new Counter({
+    name: 'fedlhs_storage_faults_total', help: 'Storage faults met, by kind (disk_full, read_only, io_error, unavailable).', labelNames: ['kind'], registers: [this.registry],
+  });
+  readonly studiesRefused = new Counter({
+    name: 'fedlhs_studies_refused_total', help: "Studies refused at 'study start' because their model would not fit limits.modelMemoryBytes.", registers: [this.registry],
+  });
   readonly storeBatchSize = new Histogram({
     name: 'fedlhs_store_batch_size', help: 'Size of each store group commit, in units (op lists) and in ops.', labelNames: ['of'],
     buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096], registers: [this.registry],
@@ -70,6 +95,7 @@ export class CoordinatorMetrics {
 
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'fedlhs_coordinator_' });
+    this.storageHealthy.set(1);
     // These walk every open descriptor or libuv handle on each scrape (/proc/self/fd,
     // process._getActiveHandles()): with 10 000 connected clinics a scrape blocked the event loop
     // for ~50 ms. fedlhs_connected_nodes counts what matters here.

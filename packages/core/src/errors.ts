@@ -18,6 +18,7 @@ export type StatusClass =
   | 'FAILED_PRECONDITION'
   | 'ALREADY_EXISTS'
   | 'RESOURCE_EXHAUSTED'
+  | 'DEADLINE_EXCEEDED'
   | 'ABORTED'
   | 'UNAVAILABLE'
   | 'DATA_LOSS'
@@ -63,6 +64,13 @@ export const ERRORS = {
   BAD_EXAMPLE_COUNT: rej('INVALID_ARGUMENT', true),
   /** The task is closed; nothing more is accepted for it. */
   TASK_CLOSED: rej('FAILED_PRECONDITION', false),
+  /**
+   * The uploader sent nothing for transfer.uploadIdleSeconds: the coordinator ended the call.
+   * Not closing: a resend may pass (issue 11; was recorded as LENGTH_MISMATCH).
+   */
+  UPLOAD_STALLED: rej('DEADLINE_EXCEEDED', false),
+  /** The upload stream was cancelled or broke before its end (the client or the network). Not closing. */
+  UPLOAD_CANCELLED: rej('ABORTED', false),
   /** Another upload for the task is still running; retry after it ends. */
   UPLOAD_IN_PROGRESS: { status: 'ABORTED' },
 
@@ -84,10 +92,20 @@ export const ERRORS = {
   DATA_DIR_LOCKED: { status: 'FAILED_PRECONDITION' },
   /** A configured bound was reached (issue 11). */
   RESOURCE_LIMIT: { status: 'RESOURCE_EXHAUSTED' },
+  /**
+   * Too many requests or failures from one source or session in a window (issue 11):
+   * `details.limit` names the config key, `details.retryAfterMs` when to try again.
+   */
+  RATE_LIMITED: { status: 'RESOURCE_EXHAUSTED' },
 
   // Storage.
   DATA_LOSS: { status: 'DATA_LOSS' },
   STORE_UNAVAILABLE: { status: 'UNAVAILABLE' },
+  /**
+   * The data directory or database cannot be written (disk full, read-only, I/O error): a
+   * condition that may pass (issue 11). `details.kind` says which; nothing committed is touched.
+   */
+  STORAGE_FAULT: { status: 'UNAVAILABLE' },
   STORE_CONFLICT: { status: 'ABORTED' },
   STORE_VERSION_TOO_NEW: { status: 'FAILED_PRECONDITION' },
   /** This coordinator lost its lease to another (issue 15). */
@@ -152,6 +170,8 @@ export interface ErrorDetails {
   MANIFEST_INVALID: { path?: string };
   NOT_FOUND: { what: 'study' | 'node' | 'task' | 'round' | 'checkpoint' | 'model' | 'operator' | 'report' | 'manifest'; id?: string };
   RESOURCE_LIMIT: { limit: string; value: number; max: number };
+  RATE_LIMITED: { limit: string; retryAfterMs: number };
+  STORAGE_FAULT: { kind: 'disk_full' | 'read_only' | 'io_error' | 'unavailable'; op?: string };
   STORE_VERSION_TOO_NEW: { found: number; supported: number };
   CONFIG_INVALID: { key?: string };
   DATA_NOT_READY: { readiness: NotReady };

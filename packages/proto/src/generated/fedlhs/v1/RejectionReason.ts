@@ -68,6 +68,17 @@ export const RejectionReason = {
    * recorded open is STALE.)
    */
   REJECTION_REASON_TASK_CLOSED: 'REJECTION_REASON_TASK_CLOSED',
+  /**
+   * The uploader sent nothing for the coordinator's upload idle limit (transfer.uploadIdleSeconds,
+   * default 120 s): the coordinator ended the call with DEADLINE_EXCEEDED. Does not close the
+   * task: a new upload may pass while its round is open.
+   */
+  REJECTION_REASON_UPLOAD_STALLED: 'REJECTION_REASON_UPLOAD_STALLED',
+  /**
+   * The upload stream was cancelled or broke before the client ended it (the client cancelled,
+   * or the connection was lost). Does not close the task.
+   */
+  REJECTION_REASON_UPLOAD_CANCELLED: 'REJECTION_REASON_UPLOAD_CANCELLED',
 } as const;
 
 /**
@@ -154,6 +165,19 @@ export type RejectionReason =
    */
   | 'REJECTION_REASON_TASK_CLOSED'
   | 15
+  /**
+   * The uploader sent nothing for the coordinator's upload idle limit (transfer.uploadIdleSeconds,
+   * default 120 s): the coordinator ended the call with DEADLINE_EXCEEDED. Does not close the
+   * task: a new upload may pass while its round is open.
+   */
+  | 'REJECTION_REASON_UPLOAD_STALLED'
+  | 16
+  /**
+   * The upload stream was cancelled or broke before the client ended it (the client cancelled,
+   * or the connection was lost). Does not close the task.
+   */
+  | 'REJECTION_REASON_UPLOAD_CANCELLED'
+  | 17
 
 /**
  * Reasons recorded for a rejected contribution, also sent as trailing metadata

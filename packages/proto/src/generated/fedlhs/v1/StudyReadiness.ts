@@ -14,6 +14,15 @@ export interface StudyReadiness {
    * suppression threshold must not be disclosed.
    */
   'detail'?: (string);
+  /**
+   * With READY: the rows of this clinic's training split for the study (the split of
+   * vectors/split.json), i.e. the most that an update's num_examples may claim. The
+   * coordinator rejects an update whose num_examples exceeds the training_rows of the node's
+   * READY readiness for the study (REJECTION_REASON_BAD_EXAMPLE_COUNT), or, in a study with a
+   * statistics phase, the rows of its accepted statistics report. 0: not stated; an update is
+   * then bounded only by the statistics report, and refused if there is none.
+   */
+  'trainingRows'?: (number);
 }
 
 export interface StudyReadiness__Output {
@@ -28,4 +37,13 @@ export interface StudyReadiness__Output {
    * suppression threshold must not be disclosed.
    */
   'detail': (string);
+  /**
+   * With READY: the rows of this clinic's training split for the study (the split of
+   * vectors/split.json), i.e. the most that an update's num_examples may claim. The
+   * coordinator rejects an update whose num_examples exceeds the training_rows of the node's
+   * READY readiness for the study (REJECTION_REASON_BAD_EXAMPLE_COUNT), or, in a study with a
+   * statistics phase, the rows of its accepted statistics report. 0: not stated; an update is
+   * then bounded only by the statistics report, and refused if there is none.
+   */
+  'trainingRows': (number);
 }

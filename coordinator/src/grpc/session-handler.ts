@@ -1,0 +1,100 @@
+import * as grpc from '@grpc/grpc-js';
+import type { AgentMessage__Output, CoordinatorMessage } from '@fedlhs/proto';
+import type { NodeSession } from '../sessions.js';
+import { statusName, type HandlerContext } from './context.js';
+import { authenticateCall } from './node-auth.js';
+import { toStatus } from './status.js';
+import { validateAgentMessage } from './validate.js';
+
+let sessionCounter = 0;
+
+/** The Session handler: the node's bidirectional control stream (Hello first, then messages; heartbeats both ways). */
+export function sessionHandler(ctx: HandlerContext): grpc.handleBidiStreamingCall<AgentMessage__Output, CoordinatorMessage> {
+  const { coordinator, log, metrics } = ctx;
+  const sessionQueue = ctx.transfer.sessionQueueMessages ?? 64;
+  return (call) => {
+    const done = metrics.startCall('Session');
+    const fail = (err: unknown): void => {
+      const status = toStatus(err, log, 'Session');
+      done(statusName(status.code));
+      call.emit('error', status);
+    };
+    authenticateCall(ctx, call).then((node) => {
+      let session: NodeSession | undefined;
+      let heartbeat: NodeJS.Timeout | undefined;
+      let ended = false;
+      const end = (why: string, status?: Partial<grpc.StatusObject>): void => {
+        if (ended) return;
+        ended = true;
+        clearInterval(heartbeat);
+        if (session !== undefined) coordinator.closeSession(session, why);
+        done(status === undefined ? 'OK' : statusName(status.code));
+        if (status !== undefined) call.emit('error', status);
+        else call.end();
+      };
+      const interval = coordinator.heartbeatIntervalMs;
+      call.on('data', (message: AgentMessage__Output) => {
+        try {
+          validateAgentMessage(message);
+        } catch (err) {
+          metrics.sessionMessagesRefused.inc({ reason: 'invalid' });
+          end('invalid message', toStatus(err, log, 'Session'));
+          return;
+        }
+        if (session === undefined) {
+          if (!message.hello) {
+            end('no hello', { code: grpc.status.INVALID_ARGUMENT, details: 'the first Session message must be Hello' });
+            return;
+          }
+          const agent = message.hello.agent ?? { agentVersion: '', trainingBackend: '', platform: '' };
+          let queued = 0;
+          session = {
+            id: ++sessionCounter, nodeId: node.id, siteName: node.siteName, agent, connectedAt: Date.now(), lastHeardAt: Date.now(),
+            readiness: new Map(), progress: new Map(),
+            // What the agent understands beyond the base protocol (e.g. "study-progress").
+            capabilities: new Set(message.hello.capabilities ?? []),
+            send: (m: CoordinatorMessage) => {
+              if (ended) return;
+              if (queued >= sessionQueue) {
+                // The agent does not read its stream: drop it rather than buffer without bound.
+                log.warn({ event: 'session.dropped', nodeId: node.id, siteName: node.siteName, reason: 'slow_consumer', queued }, 'session dropped: the agent does not keep up with its control stream');
+                metrics.sessionDrops.inc({ reason: 'slow_consumer' });
+                end('slow consumer', { code: grpc.status.RESOURCE_EXHAUSTED, details: `more than ${sessionQueue} messages queued for this session; the agent does not read its stream` });
+                return;
+              }
+              queued++;
+              call.write(m, () => {
+                queued--;
+              });
+            },
+            close: (code: number, details: string) => end(details, { code, details }),
+          };
+          const s = session;
+          coordinator.openSession(s, grpc.status.ABORTED).catch((err: unknown) => end('open failed', toStatus(err, log, 'Session')));
+          let lastTick = Date.now();
+          const silent = (): boolean => Date.now() - s.lastHeardAt > 3 * interval;
+          heartbeat = setInterval(() => {
+            const now = Date.now();
+            // A tick that comes late means this process was busy: that is not the agent's
+            // silence, so judge it at the next tick instead.
+            const late = now - lastTick > 2 * interval;
+            lastTick = now;
+            if (!late && silent()) {
+              // Timers run before the socket reads that are already waiting: read those first.
+              setImmediate(() => {
+                if (!ended && silent()) end('heartbeat timeout', { code: grpc.status.UNAVAILABLE, details: `no message from the agent for ${3 * interval} ms` });
+              });
+              return;
+            }
+            s.send({ heartbeat: { sentUnixMs: now } });
+          }, interval);
+          return;
+        }
+        coordinator.onAgentMessage(session, message).catch((err: unknown) => log.error({ event: 'session.message_failed', err, nodeId: node.id }, 'failed to handle agent message'));
+      });
+      call.on('end', () => end('agent closed the stream'));
+      call.on('error', () => end('stream error'));
+      call.on('cancelled', () => end('stream cancelled'));
+    }, fail);
+  };
+}
