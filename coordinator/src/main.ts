@@ -2,7 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
 import { isFedlhsError } from '@fedlhs/core';
-import { createLogger, prepareArgv } from '@fedlhs/service';
+import { createLogger, forTerminal, prepareArgv, terminalTable, terminalWriter } from '@fedlhs/service';
 import { startCoordinatorApp } from './app.js';
 import { adminCall, resolveAdminTarget, type AdminTarget } from './cli-client.js';
 import { loadCoordinatorConfig } from './config.js';
@@ -47,15 +47,21 @@ interface NodeSummary {
 
 const PHASE: Record<string, string> = { TRAIN: 'training', EVALUATE: 'evaluation', STATISTICS: 'statistics' };
 
+// Everything this CLI prints goes through these (forTerminal): the text of a site name, a
+// readiness detail, a failure reason or an error message is chosen by a clinic's agent or
+// echoed by the server, and must not move the cursor or draw rows of its own.
+const out = terminalWriter(process.stdout);
+const errOut = terminalWriter(process.stderr);
+
 function die(message: string, code = 1): never {
-  process.stderr.write(`fedlhs-coordinator: ${message}\n`);
+  process.stderr.write(`fedlhs-coordinator: ${forTerminal(message, { newlines: true })}\n`);
   process.exit(code);
 }
 
-function table(rows: string[][]): string {
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
-  return rows.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n');
-}
+/** Aligned columns; every cell escaped (terminalTable). */
+const table = terminalTable;
+/** A value inside a line: escaped with its line feeds, so it cannot start a line of its own. */
+const v = (text: string | number): string => forTerminal(String(text));
 
 /** An agent-supplied text cut for a terminal line. */
 function clip(text: string, max = 120): string {
@@ -162,8 +168,8 @@ token
       site: options.site,
       ttlSeconds: Math.round(hours * 3600),
     });
-    process.stdout.write(`${r.token}\n`);
-    process.stderr.write(`join token for site "${r.site}", valid once until ${r.expiresAt}. Give it to the clinic: fedlhs-agent enrol --join-token <token>\n`);
+    out(`${r.token}\n`);
+    errOut(`join token for site "${v(r.site)}", valid once until ${r.expiresAt}. Give it to the clinic: fedlhs-agent enrol --join-token <token>\n`);
   });
 
 const study = adminCommand('study', 'start, stop and list studies');
@@ -178,15 +184,15 @@ study
       die(`cannot read manifest ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, 2);
     }
     const s = await adminCall<StudySummary>(target(command), 'POST', '/api/v1/studies', { manifest: text });
-    process.stdout.write(`${s.id}\n`);
-    process.stderr.write(`study ${s.id} started: ${s.totalRounds} rounds, manifest sha256 ${s.manifestSha256}\nclinic operators approve it with: fedlhs-agent approve ${s.manifestSha256}\n`);
+    out(`${s.id}\n`);
+    errOut(`study ${s.id} started: ${s.totalRounds} rounds, manifest sha256 ${s.manifestSha256}\nclinic operators approve it with: fedlhs-agent approve ${s.manifestSha256}\n`);
   });
 study
   .command('stop <studyId>')
   .description('stop a running study (its current round fails; committed rounds stay)')
   .action(async (id: string, _options: unknown, command: Command) => {
     await adminCall(target(command), 'POST', `/api/v1/studies/${encodeURIComponent(id)}/stop`);
-    process.stdout.write(`study ${id} stopped\n`);
+    out(`study ${v(id)} stopped\n`);
   });
 study
   .command('show <studyId>')
@@ -194,11 +200,11 @@ study
   .action(async (id: string, _options: unknown, command: Command) => {
     const d = await adminCall<StudyDetailView>(target(command), 'GET', `/api/v1/studies/${encodeURIComponent(id)}`);
     const site = (nodeId: string): string => d.sites[nodeId] ?? nodeId;
-    process.stdout.write(`${table(studyRows([d]))}\n\n`);
-    if (d.reason !== null && d.state !== 'RUNNING') process.stdout.write(`reason: ${d.reason}\n\n`);
-    if (d.readiness !== null) process.stdout.write(`${readinessLines('readiness', d.readiness)}\n`);
+    out(`${table(studyRows([d]))}\n\n`);
+    if (d.reason !== null && d.state !== 'RUNNING') out(`reason: ${v(d.reason)}\n\n`);
+    if (d.readiness !== null) out(`${readinessLines('readiness', d.readiness)}\n`);
     if (d.statistics.length > 0) {
-      process.stdout.write(`${table([['SITE', 'TRAIN RECORDS', 'PREVALENCE'], ...d.statistics.map((s) => [site(s.nodeId), s.rows === null || s.rows === 0 ? '<suppressed>' : String(s.rows), s.prevalence === null ? '<suppressed>' : `${(s.prevalence * 100).toFixed(1)}%`])])}\n\n`);
+      out(`${table([['SITE', 'TRAIN RECORDS', 'PREVALENCE'], ...d.statistics.map((s) => [site(s.nodeId), s.rows === null || s.rows === 0 ? '<suppressed>' : String(s.rows), s.prevalence === null ? '<suppressed>' : `${(s.prevalence * 100).toFixed(1)}%`])])}\n\n`);
     }
     const fallbacks = d.normalization?.fallbackFeatures ?? [];
     if (fallbacks.length > 0) {
@@ -206,28 +212,28 @@ study
         const p = d.normalization!.features.find((x) => x.name === f.name);
         return f.source === 'excluded' ? 'excluded (constant 0 in the model)' : `scaled by its declared range (mean ${p?.mean}, SD ${p?.std})`;
       };
-      process.stdout.write(`normalisation fallback (data.normalizationFallback ${d.normalization!.fallback}): statistics withheld at every clinic (small cells) for\n${fallbacks.map((f) => `  ${f.name}: ${describe(f)}`).join('\n')}\n\n`);
+      out(`normalisation fallback (data.normalizationFallback ${d.normalization!.fallback}): statistics withheld at every clinic (small cells) for\n${fallbacks.map((f) => `  ${v(f.name)}: ${v(describe(f))}`).join('\n')}\n\n`);
     }
     const global = (r: number) => d.metrics.find((m) => m.round === r && m.phase === 'evaluation' && m.nodeId === null);
-    process.stdout.write(`${table([['ROUND', 'ATTEMPT', 'STATE', 'CLINICS', 'LOSS', 'ACCURACY', 'AUC', 'REASON'], ...d.rounds.filter((r) => r.round > 0).map((r) => {
+    out(`${table([['ROUND', 'ATTEMPT', 'STATE', 'CLINICS', 'LOSS', 'ACCURACY', 'AUC', 'REASON'], ...d.rounds.filter((r) => r.round > 0).map((r) => {
       const g = r.state === 'COMMITTED' ? global(r.round) : undefined;
       return [String(r.round), String(r.attempt), r.state, String(r.participants), g?.loss.toFixed(4) ?? '-', g?.accuracy.toFixed(3) ?? '-', g?.auc?.toFixed(3) ?? '-', r.reason ?? ''];
     })])}\n`);
     const failures = d.timeline.flatMap((t) => t.failures.map((f) => ({ ...f, round: t.round, attempt: t.attempt })));
     if (failures.length > 0) {
-      process.stdout.write(`\ntasks that failed, were declined or rejected, by site:\n${table([['  SITE', 'ROUND', 'ATTEMPT', 'TASK', 'STATE', 'REASON'], ...failures
+      out(`\ntasks that failed, were declined or rejected, by site:\n${table([['  SITE', 'ROUND', 'ATTEMPT', 'TASK', 'STATE', 'REASON'], ...failures
         .sort((a, b) => a.siteName.localeCompare(b.siteName) || a.round - b.round || a.attempt - b.attempt)
         .map((f) => [`  ${f.siteName}`, String(f.round), String(f.attempt), f.kind, f.state, clip(f.reason, 160)])])}\n`);
     }
     const rejected = d.contributions.filter((c) => !c.accepted);
-    if (rejected.length > 0) process.stdout.write(`\nrejected contributions (updates and statistics reports):\n${rejected.map((c) => `  round ${c.round} ${site(c.nodeId)} ${c.reasonCode}: ${c.reason}`).join('\n')}\n`);
+    if (rejected.length > 0) out(`\nrejected contributions (updates and statistics reports):\n${rejected.map((c) => `  round ${c.round} ${v(site(c.nodeId))} ${v(c.reasonCode ?? '-')}: ${v(c.reason ?? '')}`).join('\n')}\n`);
   });
 study
   .command('list')
   .description('list studies')
   .action(async (_options: unknown, command: Command) => {
     const r = await adminCall<{ studies: StudySummary[] }>(target(command), 'GET', '/api/v1/studies');
-    process.stdout.write(`${table(studyRows(r.studies))}\n`);
+    out(`${table(studyRows(r.studies))}\n`);
   });
 
 adminCommand('operator', 'operators of the admin API and dashboard')
@@ -237,8 +243,8 @@ adminCommand('operator', 'operators of the admin API and dashboard')
   .option('--role <role>', 'viewer or admin', 'viewer')
   .action(async (options: { name: string; role: string }, command: Command) => {
     const r = await adminCall<{ token: string; name: string; role: string }>(target(command), 'POST', '/api/v1/operators', { name: options.name, role: options.role });
-    process.stdout.write(`${r.token}\n`);
-    process.stderr.write(`operator ${r.name} (${r.role}) created; the token is shown once\n`);
+    out(`${r.token}\n`);
+    errOut(`operator ${v(r.name)} (${v(r.role)}) created; the token is shown once\n`);
   });
 
 adminCommand('node', 'manage enrolled nodes')
@@ -246,7 +252,7 @@ adminCommand('node', 'manage enrolled nodes')
   .description("revoke a node's credential; its agent is disconnected and refused from now on")
   .action(async (id: string, _options: unknown, command: Command) => {
     await adminCall(target(command), 'POST', `/api/v1/nodes/${encodeURIComponent(id)}/revoke`);
-    process.stdout.write(`node ${id} revoked\n`);
+    out(`node ${v(id)} revoked\n`);
   });
 
 adminCommand('status', "studies, their current rounds and each site's readiness; the nodes, their last heartbeat and last error").action(async (_options: unknown, command: Command) => {
@@ -259,9 +265,9 @@ adminCommand('status', "studies, their current rounds and each site's readiness;
     next = page.nodesNext ?? null;
   }
   const online = r.nodes.filter((n) => n.online).length;
-  process.stdout.write(`${r.coordinator.version}, up ${r.coordinator.uptimeSeconds}s\n\n${table(studyRows(r.studies))}\n\n`);
-  for (const s of r.studies) if (s.readiness != null) process.stdout.write(`${readinessLines(`readiness of ${s.id}`, s.readiness)}\n`);
-  process.stdout.write(
+  out(`${r.coordinator.version}, up ${r.coordinator.uptimeSeconds}s\n\n${table(studyRows(r.studies))}\n\n`);
+  for (const s of r.studies) if (s.readiness != null) out(`${readinessLines(`readiness of ${s.id}`, s.readiness)}\n`);
+  out(
     `${table([
       ['NODE', 'SITE', 'STATUS', 'BACKEND', 'AGENT', 'LAST HEARTBEAT'],
       ...r.nodes.map((n) => [n.id, n.siteName, n.revoked ? 'revoked' : n.online ? 'online' : 'offline', n.trainingBackend || '-', n.agentVersion || '-', when(n.lastHeartbeatAt ?? n.lastSeenAt)]),
@@ -271,7 +277,7 @@ adminCommand('status', "studies, their current rounds and each site's readiness;
   if (errors.length > 0) {
     const describe = (e: NonNullable<NodeSummary['lastError']>): string =>
       `${e.state} in round ${e.round} of ${e.studyId}${e.kind === null ? '' : ` (${PHASE[e.kind] ?? e.kind})`}${e.at === null ? '' : `, ${e.at}`}: ${clip(e.reason, 200)}`;
-    process.stdout.write(`\nlast error by site:\n${errors.map((n) => `  ${n.siteName}: ${describe(n.lastError!)}`).join('\n')}\n`);
+    out(`\nlast error by site:\n${errors.map((n) => `  ${v(n.siteName)}: ${v(describe(n.lastError!))}`).join('\n')}\n`);
   }
 });
 

@@ -1,9 +1,13 @@
 import { describeIndex, studyFeatureNames, type StudyManifest } from '@fedlhs/core';
 import { assessReadiness, extractCohort, openEhrSource, profileSource, readFlatTable, splitDataset, type SourceInventory, type SplitDataset } from '@fedlhs/ehr';
+import { forTerminal } from '@fedlhs/service';
 import type { AgentConfig } from './config.js';
 
+/** A value from the data or the manifest inside a line (a reason, a file or feature name): it cannot add a line or move the cursor. */
+const v = (text: string): string => forTerminal(text);
+
 const pct = (n: number, of: number): string => (of === 0 ? '-' : `${((100 * n) / of).toFixed(1)}%`);
-const lines = (entries: [string, number][], indent = '    '): string => (entries.length === 0 ? `${indent}(none)\n` : entries.map(([k, v]) => `${indent}${k}: ${v}\n`).join(''));
+const lines = (entries: [string, number][], indent = '    '): string => (entries.length === 0 ? `${indent}(none)\n` : entries.map(([k, n]) => `${indent}${v(k)}: ${n}\n`).join(''));
 
 /**
  * The local data-quality report of `fedlhs-agent data check`: aggregate counts only, printed
@@ -27,7 +31,7 @@ export async function dataQualityReport(c: AgentConfig, manifest: StudyManifest 
     out += 'features with missing values (kept, imputed with the mean), by feature:\n';
     const gaps = table.gaps ?? { missing: {}, nonNumeric: {} };
     const rows = names.filter((n) => (gaps.missing[n] ?? 0) + (gaps.nonNumeric[n] ?? 0) > 0);
-    out += rows.length === 0 ? '    (none)\n' : rows.map((n) => `    ${n.padEnd(20)} missing ${gaps.missing[n] ?? 0} (${pct(gaps.missing[n] ?? 0, table.rows)}), not a number ${gaps.nonNumeric[n] ?? 0}\n`).join('');
+    out += rows.length === 0 ? '    (none)\n' : rows.map((n) => `    ${v(n).padEnd(20)} missing ${gaps.missing[n] ?? 0} (${pct(gaps.missing[n] ?? 0, table.rows)}), not a number ${gaps.nonNumeric[n] ?? 0}\n`).join('');
     return out + readinessLine(c, manifest, split);
   }
   const source = openEhrSource(c.data.format, c.data.path, { encoding: c.data.encoding });
@@ -39,7 +43,7 @@ export async function dataQualityReport(c: AgentConfig, manifest: StudyManifest 
   if (manifest.data.cohort === undefined) return `${out}the study asks for ${manifest.data.featureSpec}, which this ${c.data.format} export cannot produce\n`;
   const cohort = manifest.data.cohort;
   const { dataset, report } = await extractCohort(openEhrSource(c.data.format, c.data.path, { encoding: c.data.encoding }), cohort);
-  out += `\ncohort for study ${manifest.name}: ${report.patients} patients read, ${report.eligible} eligible, ${report.positives} with the outcome (${pct(report.positives, report.eligible)})\n`;
+  out += `\ncohort for study ${v(manifest.name)}: ${report.patients} patients read, ${report.eligible} eligible, ${report.positives} with the outcome (${pct(report.positives, report.eligible)})\n`;
   out += `index event: ${describeIndex(cohort.index)}\n`;
   out += `encounters in the index window, by class:\n${lines(Object.entries(report.indexWindowClasses))}`;
   out += `patients dropped while reading, by reason:\n${lines(Object.entries(report.patientLosses))}`;
@@ -47,11 +51,11 @@ export async function dataQualityReport(c: AgentConfig, manifest: StudyManifest 
   out += `excluded, by reason:\n${lines(Object.entries(report.excluded))}`;
   out += 'features (missing | out of range | unit mismatch | converted):\n';
   for (const f of report.features) {
-    out += `    ${f.name.padEnd(20)} ${pct(f.missing, report.eligible).padStart(6)} | ${f.outOfRange} | ${f.unitMismatch} | ${Object.entries(f.converted).map(([k, v]) => `${k} ${v}`).join(', ') || '-'}\n`;
+    out += `    ${v(f.name).padEnd(20)} ${pct(f.missing, report.eligible).padStart(6)} | ${f.outOfRange} | ${f.unitMismatch} | ${Object.entries(f.converted).map(([k, n]) => `${v(k)} ${n}`).join(', ') || '-'}\n`;
   }
   out += `records or resources rejected, by reason:\n${lines(Object.entries(report.skipped))}`;
   out += `records kept with something not read, by reason:\n${lines(Object.entries(report.notes))}`;
-  out += report.warnings.map((w) => `WARNING: ${w}\n`).join('');
+  out += report.warnings.map((w) => `WARNING: ${v(w)}\n`).join('');
   return out + readinessLine(c, manifest, splitDataset(dataset, manifest.seed, manifest.data.holdoutFraction));
 }
 
@@ -59,9 +63,9 @@ export async function dataQualityReport(c: AgentConfig, manifest: StudyManifest 
 function inventoryText(inventory: SourceInventory): string {
   let out = 'export contents, by kind of event:\n';
   for (const [kind, files] of Object.entries(inventory.files)) {
-    out += `    ${kind.padEnd(12)} ${files.length === 0 ? `(none: no ${inventory.expected[kind as keyof SourceInventory['expected']]})` : files.join(', ')}\n`;
+    out += `    ${kind.padEnd(12)} ${files.length === 0 ? `(none: no ${inventory.expected[kind as keyof SourceInventory['expected']]})` : v(files.join(', '))}\n`;
   }
-  if (inventory.unread.length > 0) out += `    not read: ${inventory.unread.join(', ')}\n`;
+  if (inventory.unread.length > 0) out += `    not read: ${v(inventory.unread.join(', '))}\n`;
   return out;
 }
 
@@ -70,5 +74,5 @@ function readinessLine(c: AgentConfig, manifest: StudyManifest, split: SplitData
   const verdict = assessReadiness(split, { minCohort: c.minCohort, minCellCount: manifest.data.minCellCount });
   return verdict.ready
     ? `\nREADY: ${split.train.rows + split.holdout.rows} usable records (train ${split.train.rows}, hold-out ${split.holdout.rows}; minimum cohort ${c.minCohort}, minimum cell count ${manifest.data.minCellCount})\n`
-    : `\nNOT READY: ${verdict.detail}\n`;
+    : `\nNOT READY: ${v(verdict.detail)}\n`;
 }

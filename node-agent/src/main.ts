@@ -5,7 +5,7 @@ import * as grpc from '@grpc/grpc-js';
 import { isFedlhsError, parseManifest, validateManifest } from '@fedlhs/core';
 import { initBackend } from '@fedlhs/model';
 import type { ListStudiesResponse__Output } from '@fedlhs/proto';
-import { createLogger, prepareArgv, writeFileAtomic } from '@fedlhs/service';
+import { createLogger, forTerminal, prepareArgv, terminalWriter, writeFileAtomic } from '@fedlhs/service';
 import { Command } from 'commander';
 import { AGENT_VERSION, Agent } from './agent.js';
 import { AgentState } from './agent-state.js';
@@ -14,8 +14,16 @@ import { loadAgentConfig, withEnrolment, type AgentConfig } from './config.js';
 import { formatChanges, formatManifest } from './review.js';
 import { dataQualityReport } from './data-check.js';
 
+// Everything this CLI prints goes through these (forTerminal): manifests, study names, error
+// details and audit entries hold text the coordinator or the data chose, which must not move
+// the cursor or draw lines of its own.
+const out = terminalWriter(process.stdout);
+const errOut = terminalWriter(process.stderr);
+/** A value inside a line: escaped with its line feeds, so it cannot start a line of its own. */
+const v = (text: string | number | undefined): string => forTerminal(String(text ?? ''));
+
 function die(message: string, code = 1): never {
-  process.stderr.write(`fedlhs-agent: ${message}\n`);
+  process.stderr.write(`fedlhs-agent: ${forTerminal(message, { newlines: true })}\n`);
   process.exit(code);
 }
 
@@ -83,11 +91,11 @@ withConfig('enrol', 'trade a one-time join token for this node\'s credential').a
       event: 'enrolled', coordinator: c.coordinator.address, detail: `node ${r.nodeId}, site ${r.siteName}`,
       sent: { enrol: { joinToken: '(the one-time join token)', siteName: c.site, agent: { agentVersion: AGENT_VERSION, trainingBackend: backend.backend, platform: process.platform } } },
     });
-    process.stdout.write(`enrolled as ${r.nodeId} (site ${r.siteName}) with ${c.coordinator.address}; credential saved to ${state.credentialPath} (mode 0600)\n`);
+    out(`enrolled as ${v(r.nodeId)} (site ${v(r.siteName)}) with ${c.coordinator.address}; credential saved to ${state.credentialPath} (mode 0600)\n`);
     if (certificate !== undefined) {
-      process.stdout.write(`coordinator certificate SHA-256 ${certificate.sha256} (for ${certificate.names.join(', ')}): compare it with the hospital's, out of band\n`);
+      out(`coordinator certificate SHA-256 ${certificate.sha256} (for ${certificate.names.join(', ')}): compare it with the hospital's, out of band\n`);
     }
-    process.stdout.write(`later commands (run, review, status) use this coordinator${c.tls.ca !== '' ? ' and CA' : ''} without --coordinator${c.tls.ca !== '' ? ' or --tls-ca' : ''}\n`);
+    out(`later commands (run, review, status) use this coordinator${c.tls.ca !== '' ? ' and CA' : ''} without --coordinator${c.tls.ca !== '' ? ' or --tls-ca' : ''}\n`);
   } catch (err) {
     const e = err as grpc.ServiceError;
     die(`enrolment failed: ${e.details ?? e.message}`);
@@ -155,22 +163,22 @@ withConfig('review', 'show study manifests waiting for this clinic\'s approval, 
         state.recordManifest({ hash: s.manifestSha256, studyId: s.studyId, name: m.name, json: s.manifestJson });
       }
     } catch (err) {
-      process.stderr.write(`(could not reach the coordinator: ${(err as grpc.ServiceError).details ?? (err as Error).message}; showing manifests seen earlier)\n`);
+      errOut(`(could not reach the coordinator: ${v((err as grpc.ServiceError).details ?? (err as Error).message)}; showing manifests seen earlier)\n`);
     } finally {
       clients.close();
     }
   }
   const manifests = state.listManifests().filter((m) => options.all === true || m.approvedAt === null);
   if (manifests.length === 0) {
-    process.stdout.write('no study manifests waiting for approval\n');
+    out('no study manifests waiting for approval\n');
     return;
   }
   for (const rec of manifests) {
     const m = validateManifest(JSON.parse(rec.json));
-    process.stdout.write(`${formatManifest(m, rec.hash, rec.studyId)}\n`);
+    out(`${formatManifest(m, rec.hash, rec.studyId)}\n`);
     const previous = state.previousApproved(rec.name, rec.hash);
-    if (previous !== undefined) process.stdout.write(`${formatChanges(validateManifest(JSON.parse(previous.json)), m, previous.hash)}\n`);
-    process.stdout.write(rec.approvedAt === null ? `  status           PENDING — approve with: fedlhs-agent approve ${rec.hash}\n\n` : `  status           approved ${new Date(rec.approvedAt).toISOString()} by ${rec.approvedBy}\n\n`);
+    if (previous !== undefined) out(`${formatChanges(validateManifest(JSON.parse(previous.json)), m, previous.hash)}\n`);
+    out(rec.approvedAt === null ? `  status           PENDING — approve with: fedlhs-agent approve ${rec.hash}\n\n` : `  status           approved ${new Date(rec.approvedAt).toISOString()} by ${v(rec.approvedBy ?? '')}\n\n`);
   }
 });
 
@@ -194,7 +202,7 @@ withConfig('approve', 'approve a study manifest by its sha256 or a unique prefix
     }
     try {
       const m = state.approve(hash, by);
-      process.stdout.write(`approved ${m.name} (${hash}) for study ${m.studyId}; a running agent picks this up within one heartbeat\n`);
+      out(`approved ${v(m.name)} (${hash}) for study ${v(m.studyId)}; a running agent picks this up within one heartbeat\n`);
     } catch (err) {
       die((err as Error).message, 2);
     }
@@ -223,27 +231,27 @@ data
     } catch (err) {
       die((err as Error).message, 2);
     }
-    process.stdout.write(await dataQualityReport(c, manifest));
+    out(await dataQualityReport(c, manifest));
   });
 
 withConfig('status', 'enrolment, approvals and the audit log of what left this clinic').option('--last <n>', 'audit entries to show', '10').action(async (options: { config?: string; last: string }, command: Command) => {
   const c = config(options, command);
   const state = new AgentState(c.stateDir);
   const credential = state.loadCredential();
-  process.stdout.write(credential === undefined ? `not enrolled (state dir ${c.stateDir})\n` : `node ${credential.nodeId}, site ${credential.siteName}, coordinator ${credential.coordinator}, enrolled ${credential.enrolledAt}\n`);
+  out(credential === undefined ? `not enrolled (state dir ${c.stateDir})\n` : `node ${v(credential.nodeId)}, site ${v(credential.siteName)}, coordinator ${v(credential.coordinator)}, enrolled ${v(credential.enrolledAt)}\n`);
   if (credential?.tls !== undefined) {
-    process.stdout.write(`  dialled with ${credential.tls.mode === 'plaintext' ? 'TLS OFF (plaintext)' : `TLS, CA ${credential.tls.caFile === '' ? 'system roots' : state.caPath}${credential.tls.serverName === '' ? '' : `, server name ${credential.tls.serverName}`}`}${credential.tls.certificateSha256 === undefined ? '' : `; coordinator certificate SHA-256 at enrolment ${credential.tls.certificateSha256}`}\n`);
+    out(`  dialled with ${credential.tls.mode === 'plaintext' ? 'TLS OFF (plaintext)' : `TLS, CA ${credential.tls.caFile === '' ? 'system roots' : state.caPath}${credential.tls.serverName === '' ? '' : `, server name ${credential.tls.serverName}`}`}${credential.tls.certificateSha256 === undefined ? '' : `; coordinator certificate SHA-256 at enrolment ${credential.tls.certificateSha256}`}\n`);
   }
   const manifests = state.listManifests();
-  process.stdout.write(`\nmanifests: ${manifests.filter((m) => m.approvedAt !== null).length} approved, ${manifests.filter((m) => m.approvedAt === null).length} pending\n`);
-  for (const m of manifests) process.stdout.write(`  ${m.approvedAt === null ? 'PENDING ' : 'approved'}  ${m.hash.slice(0, 16)}  ${m.name}  (${m.studyId})\n`);
+  out(`\nmanifests: ${manifests.filter((m) => m.approvedAt !== null).length} approved, ${manifests.filter((m) => m.approvedAt === null).length} pending\n`);
+  for (const m of manifests) out(`  ${m.approvedAt === null ? 'PENDING ' : 'approved'}  ${v(m.hash.slice(0, 16))}  ${v(m.name)}  (${v(m.studyId)})\n`);
   const audit = state.readAudit();
   const sent = audit.filter((a) => a.event === 'update_sent' && a.outcome?.startsWith('accepted') === true);
   const bytes = sent.reduce((s, a) => s + (a.bytes ?? 0), 0);
-  process.stdout.write(`\naudit log ${state.auditPath}: ${audit.length} entries; ${sent.length} model update(s) sent (${bytes < 1048576 ? `${(bytes / 1024).toFixed(1)} KiB` : `${(bytes / 1048576).toFixed(2)} MiB`}), ${audit.filter((a) => a.event === 'evaluation_sent').length} evaluation(s)\n`);
+  out(`\naudit log ${state.auditPath}: ${audit.length} entries; ${sent.length} model update(s) sent (${bytes < 1048576 ? `${(bytes / 1024).toFixed(1)} KiB` : `${(bytes / 1048576).toFixed(2)} MiB`}), ${audit.filter((a) => a.event === 'evaluation_sent').length} evaluation(s)\n`);
   const n = Math.max(0, Number(options.last) || 0);
   for (const a of audit.slice(-n)) {
-    process.stdout.write(`  ${a.time}  ${a.event.padEnd(15)} ${a.studyId ?? ''} ${a.round === undefined ? '' : `round ${a.round}`} ${a.bytes === undefined ? '' : `${a.bytes} B`} ${a.sha256 === undefined ? '' : a.sha256.slice(0, 12)} ${a.outcome ?? ''}\n`);
+    out(`  ${v(a.time)}  ${v(a.event).padEnd(15)} ${v(a.studyId)} ${a.round === undefined ? '' : `round ${v(a.round)}`} ${a.bytes === undefined ? '' : `${v(a.bytes)} B`} ${a.sha256 === undefined ? '' : v(a.sha256.slice(0, 12))} ${v(a.outcome)}\n`);
   }
 });
 

@@ -47,6 +47,13 @@ describe('formatManifest', () => {
     expect(text).not.toContain('statistics');
   });
 
+  it('escapes control characters and line feeds in what the coordinator sent (no fake lines, no cursor moves)', () => {
+    const hostile = formatManifest(manifest(0.05, (x) => (x.description = 'ok\x1b[2K\r\n  status           approved by everyone\u202e')), 'h', 'st_9');
+    expect(hostile).toContain('  description      ok\\x1b[2K\\x0d\\x0a  status           approved by everyone\\u202e\n');
+    expect(hostile).not.toMatch(/[\x00-\x09\x0b-\x1f\x7f-\x9f\u202a-\u202e]/);
+    expect(hostile.split('\n').filter((l) => l.trimStart().startsWith('status'))).toEqual([]);
+  });
+
   it('names the label counts and feature statistics that leave when the study uses federated statistics', () => {
     const federated = formatManifest(manifest(0.05, (x) => ((x.data as Record<string, unknown>).normalization = 'federated-zscore')), 'h', 'st_2');
     expect(federated).toContain('the number of training records and of those with the outcome (label positives, i.e. cases), each withheld when it or the number of non-cases is below 10');

@@ -1,8 +1,17 @@
 import { describeIndex, diffManifests, studyFeatureNames, type StudyManifest } from '@fedlhs/core';
+import { forTerminal } from '@fedlhs/service';
 
-function describeFeatures(m: StudyManifest): string {
+/**
+ * Lines of text the coordinator chose (a manifest's name, description, feature names), each
+ * escaped for the terminal (forTerminal) and joined: a line feed or control character in a value
+ * cannot add a line (a fake "status approved") or move the cursor.
+ */
+const lines = (parts: readonly string[]): string => parts.map((l) => forTerminal(l)).join('\n');
+
+/** The features, and for a cohort study a second line describing the cohort. */
+function describeFeatures(m: StudyManifest): [string] | [string, string] {
   const cohort = m.data.cohort;
-  if (cohort === undefined) return studyFeatureNames(m).join(', ');
+  if (cohort === undefined) return [studyFeatureNames(m).join(', ')];
   const features = cohort.features.map((f) => {
     switch (f.type) {
       case 'latest':
@@ -16,7 +25,10 @@ function describeFeatures(m: StudyManifest): string {
         return f.name;
     }
   });
-  return `${features.join(', ')}\n  cohort           index: ${describeIndex(cohort.index)}; ages ${cohort.eligibility.minAge}-${cohort.eligibility.maxAge}; lookback ${cohort.lookbackDays} days; label: ${cohort.label.condition.system} ${cohort.label.condition.codes.join('/')} within ${cohort.label.horizonDays} days`;
+  return [
+    features.join(', '),
+    `  cohort           index: ${describeIndex(cohort.index)}; ages ${cohort.eligibility.minAge}-${cohort.eligibility.maxAge}; lookback ${cohort.lookbackDays} days; label: ${cohort.label.condition.system} ${cohort.label.condition.codes.join('/')} within ${cohort.label.horizonDays} days`,
+  ];
 }
 
 interface LayerJson {
@@ -38,7 +50,7 @@ function describeLayer(layer: LayerJson): string {
 /** A manifest as a clinic operator reads it before approving: what runs and what leaves. */
 export function formatManifest(m: StudyManifest, hash: string, studyId: string): string {
   const layers = ((m.model.topology.config as { layers?: LayerJson[] } | undefined)?.layers ?? []).map(describeLayer);
-  return [
+  return lines([
     `Study ${m.name}  (study id ${studyId})`,
     `  manifest sha256  ${hash}`,
     ...(m.description === '' ? [] : [`  description      ${m.description}`]),
@@ -46,11 +58,11 @@ export function formatManifest(m: StudyManifest, hash: string, studyId: string):
     `  training         ${m.training.optimizer.name} (learning rate ${m.training.optimizer.learningRate}), loss ${m.training.loss}, ${m.training.localEpochs} local epoch(s), batch ${m.training.batchSize}`,
     `  rounds           ${m.rounds}; ${m.clients.min}-${m.clients.max} clinics per round, quorum ${m.clients.quorum}; deadlines ${m.deadlines.roundSeconds}s training, ${m.deadlines.evaluationSeconds}s evaluation${m.deadlines.readinessSeconds === undefined ? '' : `, ${m.deadlines.readinessSeconds}s for enough clinics to be ready`}`,
     `  data             feature spec ${m.data.featureSpec}; label "${m.data.label}"; ${Math.round(m.data.holdoutFraction * 100)}% held out for evaluation`,
-    `  features (${studyFeatureNames(m).length})    ${describeFeatures(m)}`,
+    ...describeFeatures(m).map((line, i) => (i === 0 ? `  features (${studyFeatureNames(m).length})    ${line}` : line)),
     `  normalisation    ${m.data.normalization}${m.data.normalization === 'federated-zscore' ? ` (clinics share counts, sums, sums of squares and histograms of these features, and their numbers of records and cases; counts under ${m.data.minCellCount} withheld)` : ''}`,
     `  aggregation      ${m.aggregation.strategy}`,
     ...whatLeaves(m).map((line, i) => `${i === 0 ? '  what leaves      ' : '                   '}${line}`),
-  ].join('\n');
+  ]);
 }
 
 /**
@@ -83,9 +95,9 @@ export function whatLeaves(m: StudyManifest): string[] {
 /** The changes from a previously approved manifest, one line each. */
 export function formatChanges(before: StudyManifest, after: StudyManifest, beforeHash: string): string {
   const changes = diffManifests(before, after);
-  if (changes.length === 0) return `  no differences from the approved manifest ${beforeHash.slice(0, 12)}`;
-  return [
+  if (changes.length === 0) return forTerminal(`  no differences from the approved manifest ${beforeHash.slice(0, 12)}`);
+  return lines([
     `  changes since the approved manifest ${beforeHash.slice(0, 12)}:`,
     ...changes.map((c) => `    ${c.path}: ${JSON.stringify(c.before) ?? '(absent)'} → ${JSON.stringify(c.after) ?? '(absent)'}`),
-  ].join('\n');
+  ]);
 }

@@ -6,12 +6,13 @@
  */
 import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { terminalWriter } from '@fedlhs/service';
 import { learnableManifest, writeLearnableCsv, type ManagedProcess } from '@fedlhs/testing';
 import { agentCli, enrolAgent, repoRoot, startAgent, startCoordinator, startStudy, waitForStudyEnd, type AgentOptions } from './local-network.js';
 
-const say = (text: string): void => {
-  process.stdout.write(`${text}\n`);
-};
+// What the demo echoes (agent CLI output, study details) is printed through forTerminal.
+const out = terminalWriter(process.stdout);
+const say = (text: string): void => out(`${text}\n`);
 
 async function main(): Promise<void> {
   const root = join(repoRoot, 'demo-run');

@@ -3,6 +3,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Command } from 'commander';
 import { isFedlhsError } from '@fedlhs/core';
+import { forTerminal, terminalWriter } from '@fedlhs/service';
 import { heartHtml, heartSummary, heartVerdict, hyperParameters, meanSd } from './heart-report.js';
 import { HEART_DEFAULT_STRATEGIES, parseHeartStrategies, runHeartBenchmark, type HeartStrategy } from './heart.js';
 import { repoRoot } from './local-network.js';
@@ -10,7 +11,7 @@ import { simulationHtml } from './simulation-report.js';
 import { runSimulation } from './simulate.js';
 
 function die(message: string, code = 1): never {
-  process.stderr.write(`fedlhs-simulate: ${message}\n`);
+  process.stderr.write(`fedlhs-simulate: ${forTerminal(message, { newlines: true })}\n`);
   process.exit(code);
 }
 
@@ -20,7 +21,9 @@ function positiveInt(name: string, value: string, max: number): number {
   return n;
 }
 
-const say = (line: string): void => void process.stdout.write(`${line}\n`);
+// Clinic names, data-derived text and error messages are printed through forTerminal: they cannot move the cursor.
+const out = terminalWriter(process.stdout);
+const say = (line: string): void => out(`${line}\n`);
 const program = new Command('fedlhs-simulate').description('Run fedlhs networks on this machine: synthetic-clinic simulations and real-data benchmarks.');
 
 program

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { FedlhsError, type StatusClass } from '@fedlhs/core';
-import { HTTP_STATUS, toHttpError } from './http-errors.js';
+import { HTTP_STATUS, toHttpError, withHttpStatus } from './http-errors.js';
 
 describe('toHttpError', () => {
   it('maps each status class to one HTTP status', () => {
@@ -86,5 +86,22 @@ describe('toHttpError', () => {
     `);
     expect(toHttpError(new Error('SQLITE_CORRUPT: database disk image is malformed'))).toEqual(internal);
     expect(toHttpError('a string')).toEqual(internal);
+  });
+
+  it('answers RATE_LIMITED 429 with Retry-After in whole seconds (at least 1)', () => {
+    const limited = toHttpError(new FedlhsError('RATE_LIMITED', 'too many failed credential checks', { details: { limit: 'limits.authFailuresPerMinute', retryAfterMs: 1500 } }));
+    expect(limited.status).toBe(429);
+    expect(limited.headers).toEqual({ 'retry-after': '2' });
+    expect(limited.body.error.details).toEqual({ limit: 'limits.authFailuresPerMinute', retryAfterMs: 1500 });
+    expect(toHttpError(new FedlhsError('RATE_LIMITED', 'x', { details: { limit: 'l', retryAfterMs: 0 } })).headers).toEqual({ 'retry-after': '1' });
+  });
+
+  it('answers a request error with its specific status (405, 413, 415) and headers, keeping code and class', () => {
+    const notJson = toHttpError(withHttpStatus(new FedlhsError('INVALID_ARGUMENT', 'request body must be application/json', { details: { field: 'content-type' } }), 415));
+    expect(notJson.status).toBe(415);
+    expect(notJson.body).toEqual({ error: { code: 'INVALID_ARGUMENT', status: 'INVALID_ARGUMENT', message: 'request body must be application/json', details: { field: 'content-type' } } });
+    const method = toHttpError(withHttpStatus(new FedlhsError('INVALID_ARGUMENT', 'x', { details: { field: 'method' } }), 405, { allow: 'GET' }));
+    expect([method.status, method.headers]).toEqual([405, { allow: 'GET' }]);
+    expect(toHttpError(withHttpStatus(new Error('not a domain error'), 413)).status).toBe(500);
   });
 });

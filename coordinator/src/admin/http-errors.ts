@@ -29,6 +29,23 @@ export interface HttpError {
   body: HttpErrorBody;
   /** Not a domain error the client may see: the caller logs `err`, the client gets a fixed text. */
   internal: boolean;
+  /** Headers the answer needs (Retry-After of a RATE_LIMITED, Allow of a 405). */
+  headers?: Record<string, string>;
+}
+
+/**
+ * HTTP statuses more specific than a status class's, for errors about the request itself rather
+ * than the domain: 405 (method), 413 (body too large), 415 (body not JSON). The error keeps its
+ * code and class (INVALID_ARGUMENT), so clients that only know the class still read it right.
+ */
+export type SpecificHttpStatus = 405 | 413 | 415;
+
+const SPECIFIC = new WeakMap<object, { status: SpecificHttpStatus; headers?: Record<string, string> }>();
+
+/** `err`, to be answered with `status` (and `headers`) instead of its class's HTTP status. */
+export function withHttpStatus<E extends object>(err: E, status: SpecificHttpStatus, headers?: Record<string, string>): E {
+  SPECIFIC.set(err, headers === undefined ? { status } : { status, headers });
+  return err;
 }
 
 /**
@@ -37,11 +54,15 @@ export interface HttpError {
  */
 export function toHttpError(err: unknown): HttpError {
   if (isFedlhsError(err) && err.onWire) {
-    const status = HTTP_STATUS[err.status];
+    const specific = SPECIFIC.get(err);
+    const status = specific?.status ?? HTTP_STATUS[err.status];
     if (err.legacy) return { status, body: { error: { code: err.code, message: err.message } }, internal: false };
     const body: HttpErrorBody = { error: { code: err.code, status: err.status, message: err.message } };
     if (err.details !== undefined) body.error.details = err.details;
-    return { status, body, internal: false };
+    const headers = { ...specific?.headers };
+    // RFC 9110 §10.2.3: whole seconds; at least 1 so a client does not retry at once.
+    if (isFedlhsError(err, 'RATE_LIMITED')) headers['retry-after'] = String(Math.max(1, Math.ceil(err.details.retryAfterMs / 1000)));
+    return Object.keys(headers).length === 0 ? { status, body, internal: false } : { status, body, internal: false, headers };
   }
   return { status: 500, body: { error: { code: 'INTERNAL', status: 'INTERNAL', message: 'internal error (see coordinator log)' } }, internal: true };
 }

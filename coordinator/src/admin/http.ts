@@ -7,8 +7,8 @@ import * as grpc from '@grpc/grpc-js';
 import { FedlhsError } from '@fedlhs/core';
 import type { Logger } from '@fedlhs/service';
 import { COORDINATOR_VERSION, type Coordinator } from '../coordinator.js';
-import { OperatorAuth, requireAdmin, type Operator, type Role } from './auth.js';
-import { toHttpError } from './http-errors.js';
+import { CredentialThrottle, OperatorAuth, requireAdmin, type Operator, type Role } from './auth.js';
+import { toHttpError, withHttpStatus } from './http-errors.js';
 import { NODE_PAGE_DEFAULT, nodeContributions, nodeCounts, nodeFailures, nodePage, singleNodeView, studyDetail, studyReadiness, studySummary } from './views.js';
 import type { PageRequest } from '../store.js';
 
@@ -26,6 +26,8 @@ function pageRequest(req: IncomingMessage, defaultLimit: number): PageRequest {
 }
 
 const MAX_BODY = 4 * 1024 * 1024;
+/** Bytes an event stream may have queued for a client that does not read; past it the stream is closed. */
+const EVENT_STREAM_BUFFER_MAX = 1024 * 1024;
 const STATIC_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'static');
 const TYPES: Record<string, string> = { '.html': 'text/html; charset=utf-8', '.js': 'text/javascript; charset=utf-8', '.css': 'text/css; charset=utf-8', '.svg': 'image/svg+xml', '.png': 'image/png', '.json': 'application/json' };
 // Everything the dashboard loads comes from this server: no CDN, no external fonts.
@@ -35,13 +37,24 @@ const SECURITY_HEADERS = {
   'referrer-policy': 'no-referrer',
 };
 
+/** 413: the body is larger than MAX_BODY; the connection closes after the answer (the rest is not read). */
+function bodyTooLarge(): FedlhsError {
+  return withHttpStatus(new FedlhsError('INVALID_ARGUMENT', `request body exceeds ${MAX_BODY} bytes`, { details: { field: 'body' } }), 413, { connection: 'close' });
+}
+
 async function readJson(req: IncomingMessage): Promise<Record<string, unknown>> {
   const chunks: Buffer[] = [];
   let size = 0;
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length;
-    if (size > MAX_BODY) throw new FedlhsError('INVALID_ARGUMENT', `request body exceeds ${MAX_BODY} bytes`, { details: { field: 'body' } });
-    chunks.push(chunk as Buffer);
+  try {
+    for await (const chunk of req) {
+      size += (chunk as Buffer).length;
+      if (size > MAX_BODY) throw bodyTooLarge();
+      chunks.push(chunk as Buffer);
+    }
+  } catch (err) {
+    if (err instanceof FedlhsError) throw err;
+    // The client went away or broke the chunked encoding mid-body: its request, not our fault.
+    throw new FedlhsError('INVALID_ARGUMENT', 'the request body was cut off', { details: { field: 'body' }, cause: err });
   }
   if (size === 0) return {};
   let value: unknown;
@@ -100,7 +113,9 @@ export interface AdminServerOptions {
  */
 export async function startAdminServer(coordinator: Coordinator, logger: Logger, options: AdminServerOptions): Promise<{ server: Server; port: number; close: () => Promise<void> }> {
   const log = logger.child({ component: 'admin-api' });
-  const auth = new OperatorAuth(coordinator.store, options.token);
+  // Failed bearer tokens and dashboard logins, per source address (limits.authFailuresPerMinute).
+  const throttle = new CredentialThrottle({ surface: 'admin', failuresPerMinute: coordinator.limits.authFailuresPerMinute, metrics: coordinator.metrics, log });
+  const auth = new OperatorAuth(coordinator.store, options.token, throttle);
   const started = Date.now();
   const streams = new Set<ServerResponse>();
   const audit = async (operator: Operator, action: string, target: string, detail: string | null = null): Promise<void> => {
@@ -114,7 +129,7 @@ export async function startAdminServer(coordinator: Coordinator, logger: Logger,
       handle: async (_m, req, _o, res) => {
         const body = await readJson(req);
         if (typeof body.token !== 'string') throw new FedlhsError('INVALID_ARGUMENT', 'token: a string is required', { details: { field: 'token' } });
-        const { operator, cookie } = await auth.login(body.token);
+        const { operator, cookie } = await auth.login(body.token, req.socket.remoteAddress);
         send(res, 200, { operator }, { 'set-cookie': cookie });
         return undefined;
       },
@@ -262,23 +277,27 @@ export async function startAdminServer(coordinator: Coordinator, logger: Logger,
     },
   ];
 
-  const server = createServer((req, res) => {
-    const url = new URL(req.url ?? '/', 'http://admin');
+  /** Any thrown value as the JSON error answer; a response already under way is cut instead. */
+  const fail = (res: ServerResponse, err: unknown, path: string): void => {
+    const answer = toHttpError(err);
+    if (answer.internal) log.error({ event: 'admin.internal', err, path }, 'admin API error');
+    if (res.headersSent) {
+      res.destroy();
+      return;
+    }
+    send(res, answer.status, answer.body, answer.headers);
+  };
+
+  // Every request ends in a JSON answer: whatever is malformed about it (its target, headers or
+  // body) is a 4xx naming what, and only a fault of ours is a 500.
+  const handle = async (req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> => {
     const path = url.pathname;
     if (req.method === 'GET' && path === '/healthz') return send(res, 200, { status: 'ok' });
     if (req.method === 'GET' && path === '/metrics') {
       // Prometheus scrapes without credentials; keep the admin port on an operator network.
-      coordinator.metrics.registry.metrics().then(
-        (text) => {
-          res.writeHead(200, { 'content-type': coordinator.metrics.registry.contentType });
-          res.end(text);
-        },
-        (err: unknown) => {
-          const answer = toHttpError(err);
-          if (answer.internal) log.error({ event: 'admin.internal', err, path }, 'admin API error');
-          send(res, answer.status, answer.body);
-        },
-      );
+      const text = await coordinator.metrics.registry.metrics();
+      res.writeHead(200, { 'content-type': coordinator.metrics.registry.contentType });
+      res.end(text);
       return;
     }
     if (req.method === 'GET' && (path === '/' || path === '/index.html')) return sendFile(res, STATIC_DIR, 'index.html');
@@ -286,20 +305,40 @@ export async function startAdminServer(coordinator: Coordinator, logger: Logger,
     const candidates = routes.filter((r) => r.pattern.test(path));
     const route = candidates.find((r) => r.method === req.method);
     if (route === undefined) {
-      return send(res, candidates.length > 0 ? 405 : 404, { error: { code: 'NOT_FOUND', message: `no route ${req.method} ${path}` } });
+      if (candidates.length === 0) return send(res, 404, { error: { code: 'NOT_FOUND', status: 'NOT_FOUND', message: `no route ${req.method} ${path}` } });
+      const allow = [...new Set(candidates.map((r) => r.method))].join(', ');
+      throw withHttpStatus(new FedlhsError('INVALID_ARGUMENT', `${path} does not take ${req.method}; it takes ${allow}`, { details: { field: 'method' } }), 405, { allow });
     }
-    (async () => {
-      if (req.method !== 'GET') checkWriteRequest(req);
-      const operator = route.role === 'public' ? undefined : await auth.authenticate(req);
-      if (route.role === 'admin') requireAdmin(operator!, `${req.method} ${path}`);
-      const result = await route.handle(route.pattern.exec(path)!, req, operator, res);
-      if (result !== undefined) send(res, result[0], result[1]);
-    })().catch((err: unknown) => {
-      if (res.headersSent) return;
-      const answer = toHttpError(err);
-      if (answer.internal) log.error({ event: 'admin.internal', err, path }, 'admin API error');
-      return send(res, answer.status, answer.body);
-    });
+    if (req.method !== 'GET') checkWriteRequest(req);
+    const operator = route.role === 'public' ? undefined : await auth.authenticate(req);
+    if (route.role === 'admin') requireAdmin(operator!, `${req.method} ${path}`);
+    const result = await route.handle(route.pattern.exec(path)!, req, operator, res);
+    if (result !== undefined) send(res, result[0], result[1]);
+  };
+
+  const server = createServer((req, res) => {
+    let path = '(unparsed)';
+    try {
+      const url = requestTarget(req);
+      path = url.pathname;
+      handle(req, res, url).catch((err: unknown) => fail(res, err, path));
+    } catch (err) {
+      fail(res, err, path);
+    }
+  });
+  // What Node's HTTP parser refuses (a malformed request line or header, an invalid
+  // Content-Length, headers too large, a request too slow) is answered in JSON too.
+  server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
+    if (err.code === 'ECONNRESET' || !socket.writable) {
+      socket.destroy();
+      return;
+    }
+    const [status, text] = err.code === 'HPE_HEADER_OVERFLOW' ? [431, 'Request Header Fields Too Large']
+      : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? [408, 'Request Timeout']
+        : [400, 'Bad Request'];
+    log.debug({ event: 'admin.bad_request', code: err.code, status }, 'malformed HTTP request refused');
+    const body = JSON.stringify({ error: { code: 'INVALID_ARGUMENT', status: 'INVALID_ARGUMENT', message: `malformed HTTP request (${err.code ?? 'parse error'})` } });
+    socket.end(`HTTP/1.1 ${status} ${text}\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -323,14 +362,46 @@ export async function startAdminServer(coordinator: Coordinator, logger: Logger,
  * must be this server.
  */
 function checkWriteRequest(req: IncomingMessage): void {
-  const type = req.headers['content-type'] ?? '';
-  const hasBody = req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0';
-  if (hasBody && !type.startsWith('application/json')) throw new FedlhsError('INVALID_ARGUMENT', 'request body must be application/json', { details: { field: 'content-type' } });
+  // An Origin that is not this server's, including one that is no origin at all ("null", garbage)
+  // or that cannot be compared (no Host), is refused as cross-origin: 403 ORIGIN_REFUSED.
   const origin = req.headers.origin;
-  if (origin !== undefined && origin !== 'null' && req.headers.host !== undefined && new URL(origin).host !== req.headers.host) {
-    throw new FedlhsError('ORIGIN_REFUSED', `cross-origin request from ${origin} refused`);
+  if (origin !== undefined) {
+    let host: string | undefined;
+    try {
+      host = origin === 'null' ? undefined : new URL(origin).host;
+    } catch {
+      host = undefined;
+    }
+    if (host === undefined || host === '' || req.headers.host === undefined || host !== req.headers.host) {
+      throw new FedlhsError('ORIGIN_REFUSED', `cross-origin request from ${JSON.stringify(origin.slice(0, 200))} refused`);
+    }
   }
-  if (origin === 'null') throw new FedlhsError('ORIGIN_REFUSED', 'cross-origin request refused');
+  // Any body (a Content-Length above 0, or a Transfer-Encoding such as chunked) must be JSON.
+  const type = req.headers['content-type'];
+  const length = req.headers['content-length'];
+  const hasBody = req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
+  if (hasBody && type?.split(';')[0]!.trim().toLowerCase() !== 'application/json') {
+    throw withHttpStatus(new FedlhsError('INVALID_ARGUMENT', `request body must be application/json, not ${JSON.stringify(type?.slice(0, 100) ?? '(no Content-Type)')}`, { details: { field: 'content-type' } }), 415);
+  }
+  if (length !== undefined && Number(length) > MAX_BODY) throw bodyTooLarge();
+}
+
+/** The request's URL; 400 when it cannot be parsed or its path or query has malformed %-encoding. */
+function requestTarget(req: IncomingMessage): URL {
+  let url: URL;
+  try {
+    url = new URL(req.url ?? '/', 'http://admin');
+  } catch {
+    throw new FedlhsError('INVALID_ARGUMENT', 'the request target is not a valid URL', { details: { field: 'path' } });
+  }
+  for (const [part, field] of [[url.pathname, 'path'], [url.search, 'query']] as const) {
+    try {
+      decodeURIComponent(part);
+    } catch {
+      throw new FedlhsError('INVALID_ARGUMENT', `malformed %-encoding in the request ${field} (each % must start a UTF-8 escape such as %2F)`, { details: { field } });
+    }
+  }
+  return url;
 }
 
 /** Server-sent events: one `change` event per kind and study, coalesced over 250 ms. */
@@ -340,16 +411,22 @@ function openEventStream(coordinator: Coordinator, req: IncomingMessage, res: Se
   streams.add(res);
   const pending = new Map<string, Record<string, unknown>>();
   let timer: NodeJS.Timeout | undefined;
+  // A client that stops reading is cut off once EVENT_STREAM_BUFFER_MAX bytes wait for it (it
+  // reconnects and reloads, as after any drop), so it cannot make the coordinator hold its events.
+  const write = (text: string): void => {
+    if (res.writableLength > EVENT_STREAM_BUFFER_MAX) res.destroy();
+    else res.write(text);
+  };
   const flush = (): void => {
     timer = undefined;
-    for (const event of pending.values()) res.write(`event: change\ndata: ${JSON.stringify(event)}\n\n`);
+    for (const event of pending.values()) write(`event: change\ndata: ${JSON.stringify(event)}\n\n`);
     pending.clear();
   };
   const onChange = (event: { kind: string; studyId?: string; nodeId?: string }): void => {
     pending.set(`${event.kind}/${event.studyId ?? ''}`, event);
     timer ??= setTimeout(flush, 250);
   };
-  const ping = setInterval(() => res.write(': ping\n\n'), 15_000);
+  const ping = setInterval(() => write(': ping\n\n'), 15_000);
   coordinator.events.on('change', onChange);
   req.on('close', () => {
     clearInterval(ping);

@@ -1,12 +1,28 @@
 import type * as grpc from '@grpc/grpc-js';
+import { CredentialThrottle } from '../admin/auth.js';
+import type { Coordinator } from '../coordinator.js';
 import type { NodeRecord } from '../store.js';
 import type { HandlerContext } from './context.js';
 import { authorizationOf } from './status.js';
 
+/** One throttle of failed node-credential checks per coordinator (every handler shares it). */
+const throttles = new WeakMap<Coordinator, CredentialThrottle>();
+
+function throttleOf(ctx: HandlerContext): CredentialThrottle {
+  let t = throttles.get(ctx.coordinator);
+  if (t === undefined) {
+    t = new CredentialThrottle({ surface: 'grpc', failuresPerMinute: ctx.coordinator.limits.authFailuresPerMinute, metrics: ctx.metrics, log: ctx.log });
+    throttles.set(ctx.coordinator, t);
+  }
+  return t;
+}
+
 /**
  * Authenticates a call's node credential: the one place every fedlhs.v1.Federation handler
- * checks a credential (so the per-source throttle of failed checks lives here too).
+ * checks a credential. A source address (the peer's IP, an IPv6 /64) whose wrong credentials used
+ * up limits.authFailuresPerMinute is refused RATE_LIMITED (RESOURCE_EXHAUSTED, details
+ * {limit, retryAfterMs}) without the credential being checked, until its budget refills.
  */
 export function authenticateCall(ctx: HandlerContext, call: { metadata: grpc.Metadata; getPeer(): string }): Promise<NodeRecord> {
-  return ctx.coordinator.authenticate(authorizationOf(call));
+  return throttleOf(ctx).guard(call.getPeer(), () => ctx.coordinator.authenticate(authorizationOf(call)));
 }

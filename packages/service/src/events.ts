@@ -18,6 +18,8 @@ export const EVENTS = {
   'grpc.internal': 'a gRPC handler failed with an internal error (details stay in the log)',
   'admin.action': 'an operator changed something through the admin API (audit)',
   'admin.internal': 'an admin API request failed with an internal error',
+  'auth.throttled': 'a source address made limits.authFailuresPerMinute failed credential checks; its attempts are refused (RATE_LIMITED / HTTP 429) until its budget refills (warn, once per source per episode); fields surface (grpc | admin), source, retryAfterMs',
+  'admin.bad_request': 'the admin HTTP parser refused a malformed request (400/408/413/431 with a JSON error); fields code, reason',
   // ---- studies ---------------------------------------------------------------------------
   'study.started': 'a study was created and its round 0 checkpointed',
   'study.resumed': 'a RUNNING study resumed from its last committed round after a restart',
@@ -27,6 +29,12 @@ export const EVENTS = {
   'study.stopped': 'an operator stopped a study',
   'study.internal_error': 'a study runner threw an unexpected error (the study then fails)',
   'checkpoint.orphans_removed': 'checkpoint files of rounds that never committed were removed at start',
+  'storage.fault': 'the data directory or store could not be written (error; once per episode): coordinator health is degraded, fedlhs_storage_healthy 0; fields kind (disk_full | read_only | io_error | unavailable), op, detail',
+  'storage.recovered': 'every storage probe passed again after a storage fault; waiting study runners go on; fields kind, faultMs',
+  'storage.probe_failed': 'a storage probe failed for a reason that is not a storage fault (warn; it counts as passed); fields probe, err',
+  'storage.work_files_removed': 'held updates and spooled uploads a crash left behind were removed at start; fields held, spooled',
+  'study.waiting_for_storage': 'a study runner waits for storage to recover before retrying its round or recording its end (warn); fields why, kind, since',
+  'study.cleanup_failed': 'held updates or uncommitted checkpoint names could not be removed (warn; retried after recovery and at start); fields when, err',
   'blob.collected': 'a blob garbage collection ran; fields reason (start | study-ended | periodic), removed, bytes, referenced',
   'blob.collect_failed': 'a blob garbage collection failed and removed nothing further (warn); fields reason, err',
   // ---- rounds ----------------------------------------------------------------------------
@@ -52,6 +60,11 @@ export const EVENTS = {
   'update.rejected': 'a model update was rejected; fields reason, detail',
   'statistics.rejected': 'a statistics report was rejected; fields reason, detail',
   'evaluation.rejected': 'an evaluation report was rejected; fields reason, detail',
+  'study.refused': "'study start' refused a study whose model would not fit limits.modelMemoryBytes (warn); fields parameters, factor, estimateBytes, budgetBytes",
+  'update.receiving': 'an upload stream sent its header and is being received (debug); fields nodeId, taskId, bytes',
+  'contribution.revoked': 'a contribution was refused because its node was revoked during the call (warn); field nodeId',
+  'download.refused': 'a model download was refused (warn); fields nodeId, reason (per_node | total | not_participant), limit (the config key), value, max',
+  'download.stalled': 'a model download whose client took no data for the idle bound was ended and its memory given back (warn); fields nodeId, idleMs, limit',
   // ---- nodes and sessions (coordinator) ----------------------------------------------------
   'join_token.issued': 'a one-time join token was issued for a site',
   'node.enrolled': 'a node traded a join token for a credential',
@@ -63,6 +76,9 @@ export const EVENTS = {
   'node.seen_flush_failed': 'last-seen times could not be written; kept in memory and retried (warn); field nodes',
   'store.connection_lost': 'a PostgreSQL connection of the store failed; the store reconnects on next use (warn)',
   'session.message_failed': 'handling a message of a control session threw',
+  'session.message_invalid': 'a control-session message broke the wire limits (wire-limits.ts); the session ended INVALID_ARGUMENT (warn); fields field, detail',
+  'session.rate_limited': 'a control session sent faster than limits.sessionMessagesPerSecond / limits.sessionMessageBurst; the session ended RESOURCE_EXHAUSTED (warn)',
+  'session.readiness_refused': 'readiness for a study not running on this coordinator was not stored (warn; once per session and study); field studyId',
   // ---- logging -----------------------------------------------------------------------------
   'log.dropped': 'log lines were dropped because the log destination was too slow; at most one summary per 10 s',
   // ---- node agent --------------------------------------------------------------------------

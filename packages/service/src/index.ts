@@ -10,3 +10,4 @@ export * from './config.js';
 export * from './streams.js';
 export * from './cli.js';
 export * from './bearer.js';
+export * from './terminal.js';
