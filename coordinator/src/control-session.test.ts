@@ -6,6 +6,7 @@ import { NodeDirectory } from './enrolment.js';
 import { SessionRegistry, type NodeSession } from './sessions.js';
 import type { CoordinatorStore, NodeRecord, StudyRecord, TaskRecord } from './store.js';
 import type { WriteOp } from './store/write-ops.js';
+import { CoordinatorMetrics } from './metrics.js';
 import { LogSink } from './test-support.js';
 
 let nextId = 1;
@@ -180,5 +181,72 @@ describe('ControlSessions session bookkeeping', () => {
     expect(nodes.pendingCount).toBe(1);
     await nodes.close();
     expect(units).toEqual([[{ op: 'node.seen', id: 'a', at: 7, agentVersion: '1', trainingBackend: 'cpu' }]]);
+  });
+});
+
+describe('ControlSessions keeps per-node state bounded (issue 11)', () => {
+  function bounded(studies: StudyRecord[], tasks: TaskRecord[] = []) {
+    const { store } = fakeStore(studies, tasks);
+    (store as unknown as { getTask: (id: string) => Promise<TaskRecord | undefined> }).getTask = async (id) => tasks.find((t) => t.id === id);
+    const sessions = new SessionRegistry();
+    const sink = new LogSink();
+    const log = pino(sink);
+    const metrics = new CoordinatorMetrics();
+    const control = new ControlSessions({ store, sessions, log, now: () => 1000, heartbeatIntervalMs: 1000, runner: () => undefined, metrics });
+    const refused = async (reason: string) => (await metrics.sessionMessagesRefused.get()).values.find((v) => v.labels['reason'] === reason)?.value ?? 0;
+    return { control, sessions, sink, refused };
+  }
+  const readiness = (studyId: string, manifestSha256: string, readiness: string, detail = '', trainingRows = 0) =>
+    ({ readiness: { studyId, manifestSha256, readiness, detail, trainingRows } }) as never;
+
+  it('does not store readiness for a study that is not running here; counts it and logs once per session and study', async () => {
+    const s1 = studyRec('s1');
+    const { control, sink, refused } = bounded([s1, studyRec('old', { state: 'COMPLETED' })]);
+    const n = fake('n1');
+    await control.openSession(n, 10);
+    for (let i = 0; i < 5; i++) await control.onAgentMessage(n, readiness('nope', 'h', 'READINESS_READY'));
+    await control.onAgentMessage(n, readiness('old', 'hash-old', 'READINESS_READY'));
+    for (let i = 0; i < 100; i++) await control.onAgentMessage(n, readiness(`made-up-${i}`, 'h', 'READINESS_READY'));
+    expect(n.readiness.size).toBe(0);
+    expect(await refused('unknown_study')).toBe(106);
+    const logged = sink.lines.filter((l) => l['event'] === 'session.readiness_refused');
+    expect(logged.filter((l) => l['studyId'] === 'nope')).toHaveLength(1);
+    expect(logged.length).toBeLessThanOrEqual(18);
+    // The running study is stored, with its detail capped and the READY training rows kept.
+    await control.onAgentMessage(n, readiness('s1', 'hash-s1', 'READINESS_READY', 'd'.repeat(1000), 321));
+    expect([...n.readiness.keys()]).toEqual(['s1']);
+    expect(n.readiness.get('s1')!.detail.length).toBeLessThanOrEqual(240);
+  });
+
+  it('records READY training rows, forgets them and the readiness when the study ends or the node is revoked', async () => {
+    const s1 = studyRec('s1');
+    const { control, sessions } = bounded([s1]);
+    const n = fake('n1');
+    await control.openSession(n, 10);
+    await control.onAgentMessage(n, readiness('s1', 'hash-s1', 'READINESS_READY', '', 321));
+    expect(sessions.trainingRows('n1', 's1')).toBe(321);
+    await control.onAgentMessage(n, readiness('s1', 'hash-s1', 'READINESS_WITHDRAWN', 'operator said no'));
+    expect(sessions.trainingRows('n1', 's1')).toBe(321); // the latest READY's
+    control.closeSession(n, 'node credential was revoked');
+    expect(sessions.trainingRows('n1', 's1')).toBeUndefined();
+
+    const m = fake('n2');
+    await control.openSession(m, 10);
+    await control.onAgentMessage(m, readiness('s1', 'hash-s1', 'READINESS_READY', '', 50));
+    s1.state = 'COMPLETED';
+    await control.announce('s1');
+    expect(m.readiness.size).toBe(0);
+    expect(sessions.trainingRows('n2', 's1')).toBeUndefined();
+    await control.onAgentMessage(m, readiness('s1', 'hash-s1', 'READINESS_READY', '', 50));
+    expect(m.readiness.size).toBe(0); // ended: refused
+  });
+
+  it('keeps progress only for the node\'s own open tasks', async () => {
+    const task = (id: string, nodeId: string, state: TaskRecord['state']) => ({ id, nodeId, studyId: 's1', state }) as TaskRecord;
+    const { control } = bounded([studyRec('s1')], [task('t-own', 'n1', 'ASSIGNED'), task('t-other', 'n2', 'ASSIGNED'), task('t-done', 'n1', 'ACCEPTED')]);
+    const n = fake('n1');
+    const update = (taskId: string) => ({ taskUpdate: { taskId, state: 'TASK_STATE_RUNNING', reason: '', phase: 'train', epoch: 1, epochs: 2, fraction: 0.5 } }) as never;
+    for (const id of ['t-own', 't-other', 't-done', 'unknown']) await control.onAgentMessage(n, update(id));
+    expect([...n.progress.keys()]).toEqual(['t-own']);
   });
 });

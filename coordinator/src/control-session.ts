@@ -5,6 +5,7 @@ import type { CoordinatorMetrics } from './metrics.js';
 import type { StudyRunner } from './engine/study-runner.js';
 import type { NodeSession, SessionRegistry } from './sessions.js';
 import type { CoordinatorStore, StudyRecord } from './store.js';
+import { capDetail } from './readiness.js';
 import { toWireStudy, toWireTask } from './wire.js';
 
 /** The `Hello.capabilities` entry of agents that take StudyProgress instead of re-announcements. */
@@ -54,6 +55,20 @@ interface DeliveryQueue {
   waiting: { kind: Delivery; done: Promise<void> } | undefined;
 }
 
+/** Tasks whose progress one session keeps (the agent runs one at a time; older entries are dropped). */
+const PROGRESS_MAX = 8;
+/** Longest TaskUpdate reason kept with a declined or failed task. */
+const REASON_MAX = 500;
+/** Unknown studies logged per node and window; the rest are only counted. */
+const UNKNOWN_LOGGED_MAX = 16;
+/** The window of UNKNOWN_LOGGED_MAX. */
+const UNKNOWN_LOG_WINDOW_MS = 10 * 60_000;
+/** Nodes whose logged unknown studies are remembered. */
+const UNKNOWN_LOG_NODES = 10_000;
+
+/** The `why` of closeSession when the node's credential was revoked (enrolment.ts). */
+const REVOKED_WHY = 'node credential was revoked';
+
 /**
  * Session ends (the `why` of closeSession, set by grpc/services.ts and sessions.ts) that are
  * drops rather than a node leaving, by the reason logged with `session.dropped`.
@@ -89,6 +104,11 @@ export class ControlSessions {
   /** Per session and study, the parameters_json it last received (for StudyProgress). */
   private readonly sentParameters = new WeakMap<NodeSession, Map<string, string>>();
   private builds = 0;
+  /**
+   * Per node, the unknown study ids whose readiness was logged in the current window (at most
+   * UNKNOWN_LOGGED_MAX + 1 ids, UNKNOWN_LOG_NODES nodes, oldest dropped first).
+   */
+  private readonly unknownLogged = new Map<string, { since: number; studies: Set<string> }>();
 
   constructor(opts: ControlSessionsOptions) {
     this.store = opts.store;
@@ -138,6 +158,8 @@ export class ControlSessions {
     const previous = fresh ? this.announcements.get(studyId) : undefined;
     if (previous !== undefined && sameAnnouncement(previous.record, study)) return;
     this.announcements.set(studyId, this.build(study));
+    // An ended study's readiness and training rows are no longer needed: the state stays bounded by the running studies.
+    if (study.state !== 'RUNNING') this.sessions.forgetStudy(studyId);
     const kind: Delivery =
       previous === undefined || previous.record.manifestHash !== study.manifestHash || previous.record.state !== study.state ? 'full' : 'progress';
     await this.schedule(studyId, kind);
@@ -176,6 +198,7 @@ export class ControlSessions {
       this.log.warn({ event: 'session.dropped', nodeId: session.nodeId, siteName: session.siteName, reason, why }, 'session dropped');
       this.metrics?.sessionDrops.inc({ reason });
     }
+    if (why === REVOKED_WHY) this.sessions.forgetNode(session.nodeId);
     if (this.sessions.get(session.nodeId) !== session) return;
     this.sessions.detach(session);
     this.log.info({ event: 'node.offline', nodeId: session.nodeId, siteName: session.siteName, why }, 'node offline');
@@ -184,25 +207,75 @@ export class ControlSessions {
     else void this.store.touchNode(session.nodeId, session.lastHeardAt, session.agent.agentVersion, session.agent.trainingBackend);
   }
 
-  /** Handles one message of a node's control stream (after Hello). */
+  /**
+   * Handles one message of a node's control stream (after Hello), already checked against the
+   * wire limits (grpc/validate.ts) and the session's rate. What is kept is bounded per session:
+   * readiness only for studies RUNNING here (others are refused, counted and logged once per
+   * node and study in a 10-minute window), its detail capped; progress only for the node's own open tasks.
+   */
   async onAgentMessage(session: NodeSession, message: AgentMessage__Output): Promise<void> {
     session.lastHeardAt = this.now();
     if (message.readiness) {
       const r = message.readiness;
-      if (this.sessions.setReadiness(session, r.studyId, { manifestSha256: r.manifestSha256, readiness: r.readiness, detail: r.detail })) {
-        this.log.info({ event: 'node.readiness', nodeId: session.nodeId, studyId: r.studyId, readiness: r.readiness, detail: r.detail }, 'node readiness changed');
+      if (!this.loaded) await this.start();
+      const study = this.announcements.get(r.studyId)?.record;
+      if (study === undefined || study.state !== 'RUNNING') {
+        this.refuseUnknownStudy(session, r.studyId);
+        return;
+      }
+      const detail = capDetail(r.detail);
+      if (r.readiness === 'READINESS_READY') this.sessions.setTrainingRows(session.nodeId, r.studyId, r.trainingRows ?? 0);
+      if (this.sessions.setReadiness(session, r.studyId, { manifestSha256: r.manifestSha256, readiness: r.readiness, detail })) {
+        this.log.info(
+          { event: 'node.readiness', nodeId: session.nodeId, studyId: r.studyId, readiness: r.readiness, detail, ...(r.readiness === 'READINESS_READY' ? { trainingRows: r.trainingRows ?? 0 } : {}) },
+          'node readiness changed',
+        );
       }
     } else if (message.taskUpdate) {
       const u = message.taskUpdate;
+      // One store read per message: bounded by the session's message rate (limits.sessionMessagesPerSecond).
       const task = await this.store.getTask(u.taskId);
       if (task === undefined || task.nodeId !== session.nodeId) return;
+      if (task.state !== 'ASSIGNED') {
+        session.progress.delete(u.taskId);
+        return;
+      }
       if (u.state === 'TASK_STATE_RUNNING') {
+        session.progress.delete(u.taskId); // re-inserted last: the map's order is the age of its entries
         session.progress.set(u.taskId, { phase: u.phase, epoch: u.epoch, epochs: u.epochs, fraction: u.fraction, at: this.now() });
+        for (const oldest of session.progress.keys()) {
+          if (session.progress.size <= PROGRESS_MAX) break;
+          session.progress.delete(oldest);
+        }
       } else if (u.state === 'TASK_STATE_DECLINED' || u.state === 'TASK_STATE_FAILED') {
         session.progress.delete(u.taskId);
-        await this.runner(task.studyId)?.endTask(task, u.state === 'TASK_STATE_DECLINED' ? 'DECLINED' : 'FAILED', u.reason.slice(0, 500));
+        await this.runner(task.studyId)?.endTask(task, u.state === 'TASK_STATE_DECLINED' ? 'DECLINED' : 'FAILED', capDetail(u.reason, REASON_MAX));
       }
     }
+  }
+
+  /** Readiness for a study not RUNNING here: not stored; counted, and logged once per node and study (per window). */
+  private refuseUnknownStudy(session: NodeSession, studyId: string): void {
+    this.metrics?.sessionMessagesRefused.inc({ reason: 'unknown_study' });
+    // Per node rather than per session, so that reconnecting does not buy more log lines; the
+    // window lets a legitimate agent that raced a study's end be heard again later.
+    const now = this.now();
+    let entry = this.unknownLogged.get(session.nodeId);
+    if (entry === undefined || now - entry.since > UNKNOWN_LOG_WINDOW_MS) {
+      this.unknownLogged.delete(session.nodeId);
+      if (this.unknownLogged.size >= UNKNOWN_LOG_NODES) this.unknownLogged.delete(this.unknownLogged.keys().next().value!);
+      this.unknownLogged.set(session.nodeId, (entry = { since: now, studies: new Set() }));
+    }
+    const logged = entry.studies;
+    if (logged.has(studyId) || logged.size > UNKNOWN_LOGGED_MAX) return;
+    logged.add(studyId);
+    const more = logged.size > UNKNOWN_LOGGED_MAX;
+    this.log.warn(
+      { event: 'session.readiness_refused', nodeId: session.nodeId, siteName: session.siteName, studyId, reason: 'unknown_study' },
+      more
+        ? `readiness for study ${studyId}, which is not running here, not stored; further unknown studies of this node are counted only for 10 minutes`
+        : `readiness for study ${studyId}, which is not running here, not stored`,
+    );
   }
 
   private build(study: StudyRecord): Announcement {

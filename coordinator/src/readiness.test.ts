@@ -45,5 +45,8 @@ describe('describeReadiness', () => {
     expect(describeReadiness([], 1)).toBe('0 of 1 READY clinic(s) needed; no clinic is enrolled');
     expect(describeReadiness([s('a', 'NOT_APPROVED'), s('b', 'NOT_APPROVED'), s('c', 'NOT_APPROVED')], 3, 2)).toBe('0 of 3 READY clinic(s) needed — a: NOT_APPROVED; b: NOT_APPROVED; and 1 more not READY');
     expect(capDetail('a\n  b', 10)).toBe('a b');
+    // Issue 11: what is stored or shown holds no control characters and is capped.
+    expect(capDetail('\u001b[32monline\u001b[0m')).toBe('[32monline[0m');
+    expect(Array.from(capDetail('x'.repeat(4 * 1024 * 1024)))).toHaveLength(240);
   });
 });

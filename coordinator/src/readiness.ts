@@ -1,3 +1,4 @@
+import { sanitizeWireText } from '@fedlhs/core';
 import type { SessionRegistry } from './sessions.js';
 import type { NodeRecord } from './store.js';
 
@@ -23,13 +24,18 @@ export interface SiteReadiness {
   lastHeartbeatAt: number | null;
 }
 
-/** Longest agent-supplied detail the coordinator shows or stores in a reason. */
+/**
+ * Longest agent-supplied detail the coordinator shows or stores in a reason (the wire allows
+ * more, WIRE_STRINGS['StudyReadiness.detail']; what is kept is this much).
+ */
 export const DETAIL_MAX = 240;
 
-/** `text` cut to `max` characters (with an ellipsis), on one line. */
+/**
+ * `text` cut to `max` characters (with an ellipsis), on one line, without control characters
+ * (the wire refuses them from nodes; this also covers text from the store and older rows).
+ */
 export function capDetail(text: string, max = DETAIL_MAX): string {
-  const line = text.replace(/\s+/g, ' ').trim();
-  return line.length <= max ? line : `${line.slice(0, max - 1)}…`;
+  return sanitizeWireText(text, max);
 }
 
 /** One site's readiness for a study (see SiteReadinessState). */

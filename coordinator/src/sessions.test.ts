@@ -168,3 +168,47 @@ describe('SessionRegistry.sendInSlices', () => {
     expect(replaced.sent).toEqual([]);
   });
 });
+
+describe('SessionRegistry training rows and forgetting (issue 11)', () => {
+  const READY = (hash: string): ReadinessEntry => ({ manifestSha256: hash, readiness: 'READINESS_READY', detail: '' });
+
+  it('keeps the latest READY training rows per node and study across session ends', () => {
+    const reg = new SessionRegistry();
+    const s = fake('n1');
+    reg.attach(s, 10);
+    reg.setTrainingRows('n1', 'study-a', 120);
+    reg.setTrainingRows('n1', 'study-a', 150);
+    reg.setTrainingRows('n1', 'study-b', 7);
+    reg.detach(s);
+    expect(reg.trainingRows('n1', 'study-a')).toBe(150); // an upload may finish while its node reconnects
+    reg.setTrainingRows('n1', 'study-b', 0); // 0 = not stated
+    expect(reg.trainingRows('n1', 'study-b')).toBeUndefined();
+    expect(reg.trainingRows('n2', 'study-a')).toBeUndefined();
+    reg.forgetNode('n1');
+    expect(reg.trainingRows('n1', 'study-a')).toBeUndefined();
+  });
+
+  it('forgets an ended study: readiness of online sessions (and the ready index) and every node\'s rows', async () => {
+    const reg = new SessionRegistry();
+    const a = fake('a');
+    const b = fake('b');
+    reg.attach(a, 10);
+    reg.attach(b, 10);
+    reg.setReadiness(a, 's1', READY('h1'));
+    reg.setReadiness(b, 's1', READY('h1'));
+    reg.setReadiness(b, 's2', READY('h2'));
+    reg.setTrainingRows('a', 's1', 10);
+    reg.setTrainingRows('b', 's2', 20);
+    let notified = 0;
+    reg.onReady('s1', () => notified++);
+    reg.forgetStudy('s1');
+    await Promise.resolve();
+    expect(notified).toBe(1);
+    expect(reg.readyCount('s1', 'h1')).toBe(0);
+    expect(a.readiness.size).toBe(0);
+    expect([...b.readiness.keys()]).toEqual(['s2']);
+    expect(reg.readyCount('s2', 'h2')).toBe(1);
+    expect(reg.trainingRows('a', 's1')).toBeUndefined();
+    expect(reg.trainingRows('b', 's2')).toBe(20);
+  });
+});

@@ -4,6 +4,7 @@ import type { AgentInfo__Output, CoordinatorMessage, Readiness } from '@fedlhs/p
 export interface ReadinessEntry {
   manifestSha256: string;
   readiness: Readiness;
+  /** The agent's detail, as stored: capped (readiness.ts `capDetail`). */
   detail: string;
 }
 
@@ -63,6 +64,14 @@ export class SessionRegistry extends EventEmitter {
   private readonly offlineListeners = new Set<(nodeId: string) => void>();
   private readonly pendingReady = new Set<string>();
   private flushQueued = false;
+  /**
+   * Per node and study, the training_rows of the node's latest READY readiness (issue 11): what
+   * an update's num_examples may claim. Kept across session ends (an upload may finish while
+   * its node reconnects), dropped when the study ends (`forgetStudy`) or the node is revoked
+   * (`forgetNode`). Only studies RUNNING here are recorded, so it holds at most
+   * nodes × running studies numbers.
+   */
+  private readonly rows = new Map<string, Map<string, number>>();
 
   /** Registers a session, replacing (and closing) an older one of the same node. */
   attach(session: NodeSession, abortedCode: number): void {
@@ -97,6 +106,50 @@ export class SessionRegistry extends EventEmitter {
     this.addReady(studyId, entry, session.nodeId);
     this.emit('change');
     return changed;
+  }
+
+  /**
+   * Records the training_rows a node stated with READY for a study; 0 (not stated) forgets
+   * what it stated before.
+   */
+  setTrainingRows(nodeId: string, studyId: string, rows: number): void {
+    let byStudy = this.rows.get(nodeId);
+    if (rows > 0) {
+      if (byStudy === undefined) this.rows.set(nodeId, (byStudy = new Map()));
+      byStudy.set(studyId, rows);
+      return;
+    }
+    byStudy?.delete(studyId);
+    if (byStudy?.size === 0) this.rows.delete(nodeId);
+  }
+
+  /** The training rows of the node's latest READY for the study, if it stated any. */
+  trainingRows(nodeId: string, studyId: string): number | undefined {
+    return this.rows.get(nodeId)?.get(studyId);
+  }
+
+  /**
+   * Forgets a study that ended: every online session's readiness for it (the ready index
+   * follows) and every node's training rows. O(online sessions); once per study end.
+   */
+  forgetStudy(studyId: string): void {
+    let changed = false;
+    for (const s of this.sessions.values()) {
+      const entry = s.readiness.get(studyId);
+      if (entry === undefined) continue;
+      s.readiness.delete(studyId);
+      this.removeReady(studyId, entry, s.nodeId);
+      changed = true;
+    }
+    for (const [nodeId, byStudy] of this.rows) {
+      if (byStudy.delete(studyId) && byStudy.size === 0) this.rows.delete(nodeId);
+    }
+    if (changed) this.emit('change');
+  }
+
+  /** Forgets what a revoked node stated (its training rows); its session is closed by the revocation. */
+  forgetNode(nodeId: string): void {
+    this.rows.delete(nodeId);
   }
 
   get(nodeId: string): NodeSession | undefined {

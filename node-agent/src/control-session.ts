@@ -1,5 +1,5 @@
 import * as grpc from '@grpc/grpc-js';
-import { FedlhsError } from '@fedlhs/core';
+import { FedlhsError, WIRE_STRINGS, sanitizeWireText } from '@fedlhs/core';
 import type { AgentInfo, AgentMessage, CoordinatorMessage__Output, Study__Output, StudyProgress__Output, CancelTask__Output, Task__Output } from '@fedlhs/proto';
 import type { Logger } from '@fedlhs/service';
 import type { NodeCredential } from './agent-state.js';
@@ -148,7 +148,16 @@ export class ControlSession {
       });
       call.on('error', (err: grpc.ServiceError) => finish(err));
       call.on('end', () => finish());
-      call.write({ hello: { agent: this.options.info, activeTaskIds: handlers.activeTaskIds(), capabilities: [...AGENT_CAPABILITIES] } });
+      call.write({ hello: { agent: wireAgentInfo(this.options.info), activeTaskIds: handlers.activeTaskIds(), capabilities: [...AGENT_CAPABILITIES] } });
     });
   }
+}
+
+/** The agent's labels within the wire's limits (wire-limits.ts): one line each, capped. */
+function wireAgentInfo(info: AgentInfo): AgentInfo {
+  return {
+    agentVersion: sanitizeWireText(info.agentVersion ?? '', WIRE_STRINGS['AgentInfo.agent_version'].max),
+    trainingBackend: sanitizeWireText(info.trainingBackend ?? '', WIRE_STRINGS['AgentInfo.training_backend'].max),
+    platform: sanitizeWireText(info.platform ?? '', WIRE_STRINGS['AgentInfo.platform'].max),
+  };
 }

@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { float32Bytes, verifyManifestJson, type StudyManifest } from '@fedlhs/core';
+import { WIRE_STRINGS, float32Bytes, sanitizeWireText, verifyManifestJson, type StudyManifest } from '@fedlhs/core';
 import type { AgentMessage, ListStudiesResponse__Output, Readiness__Output as Readiness, Study__Output } from '@fedlhs/proto';
 import { writeFileAtomic, type Logger } from '@fedlhs/service';
 import type { AgentState, NodeCredential } from './agent-state.js';
@@ -15,6 +15,8 @@ export interface KnownStudy {
   manifest: StudyManifest | undefined;
   readiness: Readiness;
   detail: string;
+  /** The training rows last reported with READY (0 otherwise). */
+  trainingRows: number;
 }
 
 /** What the study tracker needs; `send` writes to the current control session. */
@@ -85,7 +87,7 @@ export class StudyTracker {
       previous.study = study; // a progress announcement: readiness only changes if something local did
       return;
     }
-    const known: KnownStudy = { study, manifest, readiness: 'READINESS_UNSPECIFIED', detail: '' };
+    const known: KnownStudy = { study, manifest, readiness: 'READINESS_UNSPECIFIED', detail: '', trainingRows: 0 };
     this.studies.set(study.studyId, known);
     await this.evaluateReadiness(known, true);
   }
@@ -94,6 +96,8 @@ export class StudyTracker {
     const { study, manifest } = known;
     let readiness: Readiness;
     let detail = '';
+    // With READY: the training split's rows, exactly what an update's num_examples will be (tasks/train.ts).
+    let trainingRows = 0;
     if (manifest === undefined) {
       readiness = 'READINESS_WITHDRAWN';
       detail = 'manifest failed verification against its hash';
@@ -108,6 +112,7 @@ export class StudyTracker {
       } else {
         const check = await this.data.check(manifest);
         readiness = check.ok ? 'READINESS_READY' : check.readiness;
+        if (check.ok) trainingRows = check.data.train.rows;
         // READY with warnings (data the study needs that this export lacks) tells the operator too.
         detail = check.ok ? (check.warnings.length === 0 ? '' : `ready, with warnings: ${check.warnings.join('; ')}`) : check.detail;
         if (check.ok && check.warnings.length > 0 && detail !== known.detail) {
@@ -115,19 +120,23 @@ export class StudyTracker {
         }
       }
     }
-    const changed = readiness !== known.readiness || detail !== known.detail;
+    // Within the wire's limits for detail (one line, no control characters, capped): data errors quote local messages.
+    detail = sanitizeWireText(detail, WIRE_STRINGS['StudyReadiness.detail'].max);
+    const changed = readiness !== known.readiness || detail !== known.detail || trainingRows !== known.trainingRows;
     known.readiness = readiness;
     known.detail = detail;
+    known.trainingRows = trainingRows;
     if (changed || force) {
       if (readiness === 'READINESS_NOT_APPROVED') {
         this.log.warn({ event: 'study.awaiting_approval', studyId: study.studyId, manifestSha256: study.manifestSha256 }, `study ${study.studyId} awaits approval: run \`fedlhs-agent review\`, then \`fedlhs-agent approve ${study.manifestSha256}\``);
       } else {
         this.log.info({ event: 'readiness.sent', studyId: study.studyId, readiness, detail }, 'readiness');
       }
-      this.send({ readiness: { studyId: study.studyId, manifestSha256: study.manifestSha256, readiness, detail } });
+      const sent = { studyId: study.studyId, manifestSha256: study.manifestSha256, readiness, detail, trainingRows };
+      this.send({ readiness: sent });
       this.state.audit({
         event: 'readiness_sent', coordinator: this.config.coordinator.address, studyId: study.studyId, outcome: readiness, detail,
-        sent: { readiness: { studyId: study.studyId, manifestSha256: study.manifestSha256, readiness, detail } },
+        sent: { readiness: sent },
       });
     }
   }

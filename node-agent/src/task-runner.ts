@@ -1,5 +1,5 @@
 import * as grpc from '@grpc/grpc-js';
-import { FedlhsError, backoffDelay, isFedlhsError, type Normalization, type StudyManifest } from '@fedlhs/core';
+import { FedlhsError, WIRE_NUMBERS, WIRE_STRINGS, backoffDelay, isFedlhsError, sanitizeWireText, type Normalization, type StudyManifest } from '@fedlhs/core';
 import { createModelRuntime, type ModelRuntime } from '@fedlhs/model';
 import type { AgentMessage, CancelTask__Output, Task__Output } from '@fedlhs/proto';
 import type { Logger } from '@fedlhs/service';
@@ -9,6 +9,11 @@ import { RETRYABLE_CODES, isServiceError, type Clients } from './connection.js';
 import type { LocalData } from './local-data.js';
 import type { StudyTracker } from './studies.js';
 import { downloadModel, type Progress } from './transfer.js';
+
+/** Least time between two RUNNING updates of one task and phase (see TaskRunner.progress). */
+const PROGRESS_INTERVAL_MS = 1000;
+/** Longest reason a FAILED task update carries (error messages can be long). */
+const FAILED_REASON_MAX = 300;
 
 /** The task's local data, split and normalised as the study asks. */
 export type PreparedData = Awaited<ReturnType<LocalData['prepared']>>;
@@ -83,6 +88,8 @@ export class TaskRunner {
   private readonly handlers: ReadonlyMap<Task__Output['kind'], TaskHandler>;
   private queue: Promise<void> = Promise.resolve();
   private currentTask: string | undefined;
+  /** The last RUNNING update sent, for the progress throttle. */
+  private lastProgress: { taskId: string; phase: string; at: number } | undefined;
 
   constructor(private readonly options: TaskRunnerOptions) {
     this.handlers = new Map(options.handlers.map((h) => [h.kind, h]));
@@ -106,12 +113,29 @@ export class TaskRunner {
     this.options.log.info({ event: 'task.cancelled', taskId: cancel.taskId, reason: cancel.reason }, 'task cancelled by coordinator');
   }
 
+  /**
+   * Sends a RUNNING update, at most one per PROGRESS_INTERVAL_MS per task except a new phase or
+   * the end of one: a model that runs hundreds of epochs a second must not exceed the
+   * coordinator's limits.sessionMessagesPerSecond (which ends the session).
+   */
   private progress(task: Task__Output, phase: string, fraction: number, epoch = 0, epochs = 0): void {
-    this.options.send({ taskUpdate: { taskId: task.taskId, state: 'TASK_STATE_RUNNING', phase, fraction, epoch, epochs } });
+    const now = Date.now();
+    const last = this.lastProgress;
+    const sameTask = last?.taskId === task.taskId && last.phase === phase;
+    if (sameTask && fraction < 1 && now - last.at < PROGRESS_INTERVAL_MS) return;
+    this.lastProgress = { taskId: task.taskId, phase, at: now };
+    const clamp = (n: number, max: number): number => (Number.isFinite(n) ? Math.min(Math.max(n, 0), max) : 0);
+    this.options.send({
+      taskUpdate: {
+        taskId: task.taskId, state: 'TASK_STATE_RUNNING', phase: sanitizeWireText(phase, WIRE_STRINGS['TaskUpdate.phase'].max),
+        fraction: clamp(fraction, 1), epoch: clamp(epoch, WIRE_NUMBERS['TaskUpdate.epoch'].max), epochs: clamp(epochs, WIRE_NUMBERS['TaskUpdate.epochs'].max),
+      },
+    });
   }
 
-  private decline(task: Task__Output, reason: string): void {
+  private decline(task: Task__Output, why: string): void {
     const { config, log, send, state } = this.options;
+    const reason = sanitizeWireText(why, WIRE_STRINGS['TaskUpdate.reason'].max);
     log.warn({ event: 'task.declined', taskId: task.taskId, studyId: task.studyId, round: task.round, reason }, 'declining task');
     send({ taskUpdate: { taskId: task.taskId, state: 'TASK_STATE_DECLINED', reason } });
     state.audit({
@@ -154,7 +178,7 @@ export class TaskRunner {
         this.decline(task, err.message);
       } else {
         log.error({ event: 'task.failed', err }, 'task failed');
-        const taskUpdate = { taskId: task.taskId, state: 'TASK_STATE_FAILED' as const, reason: (err as Error).message.slice(0, 300) };
+        const taskUpdate = { taskId: task.taskId, state: 'TASK_STATE_FAILED' as const, reason: sanitizeWireText((err as Error).message, FAILED_REASON_MAX) };
         state.audit({ event: 'task_failed', coordinator: config.coordinator.address, studyId: task.studyId, round: task.round, taskId: task.taskId, detail: taskUpdate.reason, sent: { taskUpdate } });
         this.options.send({ taskUpdate });
       }

@@ -10,7 +10,7 @@ import { sessionHandler } from './session-handler.js';
 import { toStatus } from './status.js';
 import type { TransferOptions } from './transfer.js';
 import { uploadHandler } from './upload-handler.js';
-import { validateEvaluationReport, validateStatisticsReport } from './validate.js';
+import { validateEnrolRequest, validateEvaluationReport, validateStatisticsReport } from './validate.js';
 
 export type { TransferOptions } from './transfer.js';
 
@@ -21,10 +21,16 @@ export function enrolmentHandlers(coordinator: Coordinator, logger: Logger): Enr
     Enrol(call, cb) {
       const callback = timed(coordinator, 'Enrol', cb);
       const { joinToken, siteName, agent } = call.request;
-      coordinator.enrol(joinToken, siteName, agent).then(
-        (r) => callback(null, { nodeId: r.nodeId, nodeCredential: r.credential, siteName: r.siteName }),
-        (err: unknown) => callback(toStatus(err, log, 'Enrol')),
-      );
+      // Unauthenticated: the strings are checked before the domain sees (or logs) any of them.
+      Promise.resolve()
+        .then(() => {
+          validateEnrolRequest(call.request);
+          return coordinator.enrol(joinToken, siteName, agent);
+        })
+        .then(
+          (r) => callback(null, { nodeId: r.nodeId, nodeCredential: r.credential, siteName: r.siteName }),
+          (err: unknown) => callback(toStatus(err, log, 'Enrol')),
+        );
     },
   };
 }

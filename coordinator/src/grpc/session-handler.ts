@@ -1,5 +1,7 @@
 import * as grpc from '@grpc/grpc-js';
+import { FedlhsError, isFedlhsError } from '@fedlhs/core';
 import type { AgentMessage__Output, CoordinatorMessage } from '@fedlhs/proto';
+import { TokenBucket } from '../rate-limit.js';
 import type { NodeSession } from '../sessions.js';
 import { statusName, type HandlerContext } from './context.js';
 import { authenticateCall } from './node-auth.js';
@@ -33,11 +35,33 @@ export function sessionHandler(ctx: HandlerContext): grpc.handleBidiStreamingCal
         else call.end();
       };
       const interval = coordinator.heartbeatIntervalMs;
+      // Every message counts, Hello and heartbeats included: our agent sends one heartbeat per
+      // interval and throttles its progress updates, far below the default rate.
+      const { sessionMessagesPerSecond, sessionMessageBurst } = coordinator.limits;
+      const bucket = new TokenBucket(sessionMessageBurst, sessionMessagesPerSecond);
       call.on('data', (message: AgentMessage__Output) => {
+        // grpc-js may still deliver messages it had read before the stream ended.
+        if (ended) return;
+        if (!bucket.take()) {
+          const retryAfterMs = bucket.retryAfterMs;
+          metrics.sessionMessagesRefused.inc({ reason: 'rate_limited' });
+          log.warn(
+            { event: 'session.rate_limited', nodeId: node.id, siteName: node.siteName, perSecond: sessionMessagesPerSecond, burst: sessionMessageBurst, retryAfterMs },
+            'session ended: the agent sends control messages faster than limits.sessionMessagesPerSecond allows',
+          );
+          end('rate limited', toStatus(new FedlhsError('RATE_LIMITED', `more than ${sessionMessageBurst} control-session messages at once, or more than ${sessionMessagesPerSecond} per second sustained (limits.sessionMessagesPerSecond, limits.sessionMessageBurst); the session is closed`, {
+            details: { limit: 'limits.sessionMessagesPerSecond', retryAfterMs },
+          }), log, 'Session'));
+          return;
+        }
         try {
           validateAgentMessage(message);
         } catch (err) {
           metrics.sessionMessagesRefused.inc({ reason: 'invalid' });
+          log.warn(
+            { event: 'session.message_invalid', nodeId: node.id, siteName: node.siteName, field: isFedlhsError(err, 'INVALID_ARGUMENT') ? err.details?.field : undefined, detail: (err as Error).message },
+            'session ended: the agent sent a message that breaks the wire limits',
+          );
           end('invalid message', toStatus(err, log, 'Session'));
           return;
         }

@@ -1,27 +1,112 @@
-import type {
-  AgentMessage__Output,
-  DownloadModelRequest__Output,
-  EvaluationReport__Output,
-  StatisticsReport__Output,
-  UpdateChunk__Output,
+import { checkWireCount, checkWireEnum, checkWireNumber, checkWireString } from '@fedlhs/core';
+import {
+  Readiness,
+  TaskState,
+  type AgentInfo__Output,
+  type AgentMessage__Output,
+  type DownloadModelRequest__Output,
+  type EnrolRequest__Output,
+  type EvaluationReport__Output,
+  type StatisticsReport__Output,
+  type UpdateChunk__Output,
 } from '@fedlhs/proto';
 
-/**
- * Checks of every string and number a node sends, against the documented maxima and character
- * sets (issue 11), before anything reaches the domain or the store. Each throws
- * FedlhsError('INVALID_ARGUMENT', …, { details: { field } }) naming the field.
- * TODO(issue 11, session helper): implement.
+const READINESS_NAMES = Object.values(Readiness);
+const TASK_STATE_NAMES = Object.values(TaskState);
+
+/*
+ * Checks of every string and number a node sends, against the maxima and character sets of
+ * @fedlhs/core wire-limits.ts (issue 11), at the gRPC edge: before anything reaches the domain
+ * or the store, so an invalid message is refused whole and nothing of it is kept (not even as
+ * a recorded rejection). Each throws FedlhsError('INVALID_ARGUMENT', 'field X: …',
+ * { details: { field } }) naming the field; the message quotes at most a short excerpt.
  */
-export function validateAgentMessage(_message: AgentMessage__Output): void {}
 
-/** The header of an UploadUpdate stream (see validateAgentMessage). */
-export function validateUploadHeader(_header: NonNullable<UpdateChunk__Output['header']>): void {}
+function checkAgentInfo(agent: AgentInfo__Output | null, prefix: string): void {
+  if (agent == null) return;
+  checkWireString('AgentInfo.agent_version', agent.agentVersion, `${prefix}.agent_version`);
+  checkWireString('AgentInfo.training_backend', agent.trainingBackend, `${prefix}.training_backend`);
+  checkWireString('AgentInfo.platform', agent.platform, `${prefix}.platform`);
+}
 
-/** A StatisticsReport (see validateAgentMessage). */
-export function validateStatisticsReport(_report: StatisticsReport__Output): void {}
+/** One message of the control stream (Hello, StudyReadiness, TaskUpdate; Heartbeat carries only a number). */
+export function validateAgentMessage(message: AgentMessage__Output): void {
+  if (message.hello) {
+    const h = message.hello;
+    checkAgentInfo(h.agent, 'Hello.agent');
+    const ids = h.activeTaskIds ?? [];
+    checkWireCount('Hello.active_task_ids', ids.length);
+    ids.forEach((t, i) => checkWireString('Hello.active_task_ids', t, `Hello.active_task_ids[${i}]`));
+    const caps = h.capabilities ?? [];
+    checkWireCount('Hello.capabilities', caps.length);
+    caps.forEach((c, i) => checkWireString('Hello.capabilities', c, `Hello.capabilities[${i}]`));
+  } else if (message.readiness) {
+    const r = message.readiness;
+    checkWireString('StudyReadiness.study_id', r.studyId);
+    checkWireString('StudyReadiness.manifest_sha256', r.manifestSha256);
+    checkWireEnum('StudyReadiness.readiness', r.readiness, READINESS_NAMES);
+    checkWireString('StudyReadiness.detail', r.detail);
+    // training_rows is a uint32: every value is a possible cohort; the claims check bounds updates by it.
+  } else if (message.taskUpdate) {
+    const u = message.taskUpdate;
+    checkWireString('TaskUpdate.task_id', u.taskId);
+    checkWireEnum('TaskUpdate.state', u.state, TASK_STATE_NAMES);
+    checkWireString('TaskUpdate.reason', u.reason);
+    checkWireString('TaskUpdate.phase', u.phase);
+    checkWireNumber('TaskUpdate.epoch', u.epoch);
+    checkWireNumber('TaskUpdate.epochs', u.epochs);
+    checkWireNumber('TaskUpdate.fraction', u.fraction);
+  }
+}
 
-/** An EvaluationReport (see validateAgentMessage). */
-export function validateEvaluationReport(_report: EvaluationReport__Output): void {}
+/**
+ * The header of an UploadUpdate stream: ids, tensor names, counts and digest sizes. The rest
+ * (tensors against the model, num_examples against the cohort, metrics) is the domain's, in
+ * the proto's order of checks.
+ */
+export function validateUploadHeader(header: NonNullable<UpdateChunk__Output['header']>): void {
+  checkWireString('UpdateHeader.task_id', header.taskId);
+  checkWireString('UpdateHeader.study_id', header.studyId);
+  checkWireString('UpdateHeader.node_id', header.nodeId);
+  checkWireCount('UpdateHeader.base_model_sha256', header.baseModelSha256?.length ?? 0);
+  const w = header.weights;
+  if (w == null) return;
+  checkWireCount('TensorBundleHeader.sha256', w.sha256?.length ?? 0, 'UpdateHeader.weights.sha256');
+  const tensors = w.tensors ?? [];
+  checkWireCount('TensorBundleHeader.tensors', tensors.length, 'UpdateHeader.weights.tensors');
+  tensors.forEach((t, i) => {
+    checkWireString('TensorSpec.name', t.name, `UpdateHeader.weights.tensors[${i}].name`);
+    checkWireCount('TensorSpec.shape', t.shape?.length ?? 0, `UpdateHeader.weights.tensors[${i}].shape`);
+  });
+}
 
-/** A DownloadModelRequest (see validateAgentMessage). */
-export function validateDownloadRequest(_request: DownloadModelRequest__Output): void {}
+/** A StatisticsReport: ids, feature names and the counts of features and histogram cells. */
+export function validateStatisticsReport(report: StatisticsReport__Output): void {
+  checkWireString('StatisticsReport.task_id', report.taskId);
+  checkWireString('StatisticsReport.study_id', report.studyId);
+  const features = report.features ?? [];
+  checkWireCount('StatisticsReport.features', features.length);
+  features.forEach((f, i) => {
+    checkWireString('FeatureStatistics.name', f.name, `StatisticsReport.features[${i}].name`);
+    checkWireCount('FeatureStatistics.histogram', f.histogram?.length ?? 0, `StatisticsReport.features[${i}].histogram`);
+  });
+}
+
+/** An EvaluationReport: its ids (the metrics' plausibility is the domain's, INVALID_METRICS). */
+export function validateEvaluationReport(report: EvaluationReport__Output): void {
+  checkWireString('EvaluationReport.task_id', report.taskId);
+  checkWireString('EvaluationReport.study_id', report.studyId);
+}
+
+/** A DownloadModelRequest: the task id or the committed model's study id. */
+export function validateDownloadRequest(request: DownloadModelRequest__Output): void {
+  if (request.taskId !== undefined) checkWireString('DownloadModelRequest.task_id', request.taskId);
+  if (request.committed != null) checkWireString('CommittedModelRef.study_id', request.committed.studyId, 'DownloadModelRequest.committed.study_id');
+}
+
+/** An EnrolRequest: the token's and the site's length and characters, and the agent's labels (the formats are the domain's). */
+export function validateEnrolRequest(request: EnrolRequest__Output): void {
+  checkWireString('EnrolRequest.join_token', request.joinToken);
+  checkWireString('EnrolRequest.site_name', request.siteName);
+  checkAgentInfo(request.agent, 'EnrolRequest.agent');
+}

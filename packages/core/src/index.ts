@@ -22,4 +22,5 @@ export * from './statistics.js';
 export * from './study-statistics.js';
 export * from './units.js';
 export * from './cohort-spec.js';
+export * from './wire-limits.js';
 export * from './strategies/index.js';

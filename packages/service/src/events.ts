@@ -78,7 +78,7 @@ export const EVENTS = {
   'session.message_failed': 'handling a message of a control session threw',
   'session.message_invalid': 'a control-session message broke the wire limits (wire-limits.ts); the session ended INVALID_ARGUMENT (warn); fields field, detail',
   'session.rate_limited': 'a control session sent faster than limits.sessionMessagesPerSecond / limits.sessionMessageBurst; the session ended RESOURCE_EXHAUSTED (warn)',
-  'session.readiness_refused': 'readiness for a study not running on this coordinator was not stored (warn; once per session and study); field studyId',
+  'session.readiness_refused': 'readiness for a study not running on this coordinator was not stored (warn; once per node and study in 10 minutes, at most 17 per node); field studyId',
   // ---- logging -----------------------------------------------------------------------------
   'log.dropped': 'log lines were dropped because the log destination was too slow; at most one summary per 10 s',
   // ---- node agent --------------------------------------------------------------------------

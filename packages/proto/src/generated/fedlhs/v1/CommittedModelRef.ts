@@ -2,6 +2,9 @@
 
 
 export interface CommittedModelRef {
+  /**
+   * Id, at most 128 characters.
+   */
   'studyId'?: (string);
   /**
    * Committed round; 0 is the initial model.
@@ -10,6 +13,9 @@ export interface CommittedModelRef {
 }
 
 export interface CommittedModelRef__Output {
+  /**
+   * Id, at most 128 characters.
+   */
   'studyId': (string);
   /**
    * Committed round; 0 is the initial model.

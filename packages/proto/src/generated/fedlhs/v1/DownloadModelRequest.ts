@@ -4,7 +4,7 @@ import type { CommittedModelRef as _fedlhs_v1_CommittedModelRef, CommittedModelR
 
 export interface DownloadModelRequest {
   /**
-   * The model handed out by this task (the node's own task).
+   * The model handed out by this task (the node's own task). Id, at most 128 characters.
    */
   'taskId'?: (string);
   /**
@@ -16,7 +16,7 @@ export interface DownloadModelRequest {
 
 export interface DownloadModelRequest__Output {
   /**
-   * The model handed out by this task (the node's own task).
+   * The model handed out by this task (the node's own task). Id, at most 128 characters.
    */
   'taskId'?: (string);
   /**

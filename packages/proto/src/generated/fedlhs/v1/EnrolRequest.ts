@@ -4,11 +4,13 @@ import type { AgentInfo as _fedlhs_v1_AgentInfo, AgentInfo__Output as _fedlhs_v1
 
 export interface EnrolRequest {
   /**
-   * The join token exactly as the operator issued it (starts with "fjt_").
+   * The join token exactly as the operator issued it (starts with "fjt_"). Token, at most 256
+   * characters (see common.proto, "Limits of what a node sends"); the format is checked after.
    */
   'joinToken'?: (string);
   /**
-   * The site this agent runs for. Must equal the site the token was issued for.
+   * The site this agent runs for. Must equal the site the token was issued for. Token, at most
+   * 64 characters (site names are [A-Za-z0-9][A-Za-z0-9._-]{0,63}).
    */
   'siteName'?: (string);
   'agent'?: (_fedlhs_v1_AgentInfo | null);
@@ -16,11 +18,13 @@ export interface EnrolRequest {
 
 export interface EnrolRequest__Output {
   /**
-   * The join token exactly as the operator issued it (starts with "fjt_").
+   * The join token exactly as the operator issued it (starts with "fjt_"). Token, at most 256
+   * characters (see common.proto, "Limits of what a node sends"); the format is checked after.
    */
   'joinToken': (string);
   /**
-   * The site this agent runs for. Must equal the site the token was issued for.
+   * The site this agent runs for. Must equal the site the token was issued for. Token, at most
+   * 64 characters (site names are [A-Za-z0-9][A-Za-z0-9._-]{0,63}).
    */
   'siteName': (string);
   'agent': (_fedlhs_v1_AgentInfo__Output | null);

@@ -3,7 +3,13 @@
 import type { Metrics as _fedlhs_v1_Metrics, Metrics__Output as _fedlhs_v1_Metrics__Output } from '../../fedlhs/v1/Metrics.js';
 
 export interface EvaluationReport {
+  /**
+   * Id, at most 128 characters (checked before anything else; INVALID_ARGUMENT, not recorded).
+   */
   'taskId'?: (string);
+  /**
+   * Id, at most 128 characters.
+   */
   'studyId'?: (string);
   'round'?: (number);
   /**
@@ -14,7 +20,13 @@ export interface EvaluationReport {
 }
 
 export interface EvaluationReport__Output {
+  /**
+   * Id, at most 128 characters (checked before anything else; INVALID_ARGUMENT, not recorded).
+   */
   'taskId': (string);
+  /**
+   * Id, at most 128 characters.
+   */
   'studyId': (string);
   'round': (number);
   /**

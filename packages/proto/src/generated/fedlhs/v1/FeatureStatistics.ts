@@ -24,6 +24,9 @@ import type { Long } from '@grpc/proto-loader';
  * feature's declared range could produce (see RejectionReason INCONSISTENT_STATISTICS).
  */
 export interface FeatureStatistics {
+  /**
+   * Text, 1 to 256 characters.
+   */
   'name'?: (string);
   'count'?: (number | string | Long);
   'sum'?: (number | string);
@@ -32,7 +35,7 @@ export interface FeatureStatistics {
   'suppressed'?: (boolean);
   /**
    * Counts per equal-width bin over [histogram_min, histogram_max], values outside clamped
-   * into the end bins. Empty when the feature has no declared range.
+   * into the end bins. Empty when the feature has no declared range. At most 64 cells.
    */
   'histogram'?: (number | string | Long)[];
   'histogramMin'?: (number | string);
@@ -66,6 +69,9 @@ export interface FeatureStatistics {
  * feature's declared range could produce (see RejectionReason INCONSISTENT_STATISTICS).
  */
 export interface FeatureStatistics__Output {
+  /**
+   * Text, 1 to 256 characters.
+   */
   'name': (string);
   'count': (number);
   'sum': (number);
@@ -74,7 +80,7 @@ export interface FeatureStatistics__Output {
   'suppressed': (boolean);
   /**
    * Counts per equal-width bin over [histogram_min, histogram_max], values outside clamped
-   * into the end bins. Empty when the feature has no declared range.
+   * into the end bins. Empty when the feature has no declared range. At most 64 cells.
    */
   'histogram': (number)[];
   'histogramMin': (number);

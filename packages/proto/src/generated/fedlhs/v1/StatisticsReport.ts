@@ -3,8 +3,18 @@
 import type { FeatureStatistics as _fedlhs_v1_FeatureStatistics, FeatureStatistics__Output as _fedlhs_v1_FeatureStatistics__Output } from '../../fedlhs/v1/FeatureStatistics.js';
 import type { Long } from '@grpc/proto-loader';
 
+/**
+ * Ids, feature names and counts are checked against their limits before anything else
+ * (INVALID_ARGUMENT, not recorded).
+ */
 export interface StatisticsReport {
+  /**
+   * Id, at most 128 characters.
+   */
   'taskId'?: (string);
+  /**
+   * Id, at most 128 characters.
+   */
   'studyId'?: (string);
   'round'?: (number);
   /**
@@ -19,11 +29,24 @@ export interface StatisticsReport {
    */
   'positives'?: (number | string | Long);
   'suppressed'?: (boolean);
+  /**
+   * At most 10000 features.
+   */
   'features'?: (_fedlhs_v1_FeatureStatistics)[];
 }
 
+/**
+ * Ids, feature names and counts are checked against their limits before anything else
+ * (INVALID_ARGUMENT, not recorded).
+ */
 export interface StatisticsReport__Output {
+  /**
+   * Id, at most 128 characters.
+   */
   'taskId': (string);
+  /**
+   * Id, at most 128 characters.
+   */
   'studyId': (string);
   'round': (number);
   /**
@@ -38,5 +61,8 @@ export interface StatisticsReport__Output {
    */
   'positives': (number);
   'suppressed': (boolean);
+  /**
+   * At most 10000 features.
+   */
   'features': (_fedlhs_v1_FeatureStatistics__Output)[];
 }

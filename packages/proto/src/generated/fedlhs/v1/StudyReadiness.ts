@@ -3,15 +3,24 @@
 import type { Readiness as _fedlhs_v1_Readiness, Readiness__Output as _fedlhs_v1_Readiness__Output } from '../../fedlhs/v1/Readiness.js';
 
 export interface StudyReadiness {
+  /**
+   * Id, at most 128 characters. A study not running on the coordinator: the readiness is not
+   * kept (counted and logged; the session goes on).
+   */
   'studyId'?: (string);
   /**
    * The manifest hash this readiness is about; READY for an older hash counts as not ready.
+   * sha256-hex: exactly 64 lowercase hex digits.
    */
   'manifestSha256'?: (string);
+  /**
+   * One of the values of Readiness; an unknown value is INVALID_ARGUMENT.
+   */
   'readiness'?: (_fedlhs_v1_Readiness);
   /**
    * Human-readable reason. Must not contain patient data; counts below the study's
-   * suppression threshold must not be disclosed.
+   * suppression threshold must not be disclosed. Text, at most 1000 characters, one line (no
+   * control characters); the coordinator keeps and shows at most its first 240.
    */
   'detail'?: (string);
   /**
@@ -26,15 +35,24 @@ export interface StudyReadiness {
 }
 
 export interface StudyReadiness__Output {
+  /**
+   * Id, at most 128 characters. A study not running on the coordinator: the readiness is not
+   * kept (counted and logged; the session goes on).
+   */
   'studyId': (string);
   /**
    * The manifest hash this readiness is about; READY for an older hash counts as not ready.
+   * sha256-hex: exactly 64 lowercase hex digits.
    */
   'manifestSha256': (string);
+  /**
+   * One of the values of Readiness; an unknown value is INVALID_ARGUMENT.
+   */
   'readiness': (_fedlhs_v1_Readiness__Output);
   /**
    * Human-readable reason. Must not contain patient data; counts below the study's
-   * suppression threshold must not be disclosed.
+   * suppression threshold must not be disclosed. Text, at most 1000 characters, one line (no
+   * control characters); the coordinator keeps and shows at most its first 240.
    */
   'detail': (string);
   /**

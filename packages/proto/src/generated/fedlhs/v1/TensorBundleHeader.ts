@@ -10,7 +10,7 @@ import type { Long } from '@grpc/proto-loader';
  */
 export interface TensorBundleHeader {
   /**
-   * Tensors in payload order.
+   * Tensors in payload order. At most 4096 in an update.
    */
   'tensors'?: (_fedlhs_v1_TensorSpec)[];
   /**
@@ -20,7 +20,7 @@ export interface TensorBundleHeader {
   'totalBytes'?: (number | string | Long);
   /**
    * SHA-256 of the whole payload (32 bytes). The receiver recomputes it and rejects a
-   * mismatch (DATA_LOSS).
+   * mismatch (DATA_LOSS). More than 32 bytes in an update is INVALID_ARGUMENT.
    */
   'sha256'?: (Buffer | Uint8Array | string);
   /**
@@ -44,7 +44,7 @@ export interface TensorBundleHeader {
  */
 export interface TensorBundleHeader__Output {
   /**
-   * Tensors in payload order.
+   * Tensors in payload order. At most 4096 in an update.
    */
   'tensors': (_fedlhs_v1_TensorSpec__Output)[];
   /**
@@ -54,7 +54,7 @@ export interface TensorBundleHeader__Output {
   'totalBytes': (number);
   /**
    * SHA-256 of the whole payload (32 bytes). The receiver recomputes it and rejects a
-   * mismatch (DATA_LOSS).
+   * mismatch (DATA_LOSS). More than 32 bytes in an update is INVALID_ARGUMENT.
    */
   'sha256': (Buffer);
   /**

@@ -34,11 +34,12 @@ export interface TensorSpec {
   /**
    * Stable weight name, "<layer name>/<weight name>", e.g. "hidden/kernel" (see above).
    * Unique within a bundle. Receivers match tensors by position and check that names agree.
+   * Sent by a node (in an update): text, 1 to 256 characters.
    */
   'name'?: (string);
   /**
    * Dimensions, outermost first. An empty list is a scalar (one element). Every dimension
-   * is at least 1.
+   * is at least 1. At most 8 dimensions in an update.
    */
   'shape'?: (number)[];
   'dtype'?: (_fedlhs_v1_DType);
@@ -76,11 +77,12 @@ export interface TensorSpec__Output {
   /**
    * Stable weight name, "<layer name>/<weight name>", e.g. "hidden/kernel" (see above).
    * Unique within a bundle. Receivers match tensors by position and check that names agree.
+   * Sent by a node (in an update): text, 1 to 256 characters.
    */
   'name': (string);
   /**
    * Dimensions, outermost first. An empty list is a scalar (one element). Every dimension
-   * is at least 1.
+   * is at least 1. At most 8 dimensions in an update.
    */
   'shape': (number)[];
   'dtype': (_fedlhs_v1_DType__Output);

@@ -4,19 +4,28 @@ import type { Metrics as _fedlhs_v1_Metrics, Metrics__Output as _fedlhs_v1_Metri
 import type { TensorBundleHeader as _fedlhs_v1_TensorBundleHeader, TensorBundleHeader__Output as _fedlhs_v1_TensorBundleHeader__Output } from '../../fedlhs/v1/TensorBundleHeader.js';
 import type { Long } from '@grpc/proto-loader';
 
+/**
+ * Its ids, tensor names and counts are checked against their limits (common.proto, "Limits of
+ * what a node sends") before anything else: a header that breaks them is INVALID_ARGUMENT
+ * (trailer fedlhs-error-code INVALID_ARGUMENT, no rejection reason) and is not recorded.
+ */
 export interface UpdateHeader {
+  /**
+   * Id, at most 128 characters.
+   */
   'taskId'?: (string);
   /**
-   * Must match the task; checked by the coordinator.
+   * Must match the task; checked by the coordinator. Id, at most 128 characters.
    */
   'studyId'?: (string);
   'round'?: (number);
   /**
-   * The caller's own node id.
+   * The caller's own node id. Id, at most 128 characters.
    */
   'nodeId'?: (string);
   /**
-   * SHA-256 of the model this update was trained from (the task's model_sha256).
+   * SHA-256 of the model this update was trained from (the task's model_sha256). At most 32
+   * bytes.
    */
   'baseModelSha256'?: (Buffer | Uint8Array | string);
   /**
@@ -37,19 +46,28 @@ export interface UpdateHeader {
   'weights'?: (_fedlhs_v1_TensorBundleHeader | null);
 }
 
+/**
+ * Its ids, tensor names and counts are checked against their limits (common.proto, "Limits of
+ * what a node sends") before anything else: a header that breaks them is INVALID_ARGUMENT
+ * (trailer fedlhs-error-code INVALID_ARGUMENT, no rejection reason) and is not recorded.
+ */
 export interface UpdateHeader__Output {
+  /**
+   * Id, at most 128 characters.
+   */
   'taskId': (string);
   /**
-   * Must match the task; checked by the coordinator.
+   * Must match the task; checked by the coordinator. Id, at most 128 characters.
    */
   'studyId': (string);
   'round': (number);
   /**
-   * The caller's own node id.
+   * The caller's own node id. Id, at most 128 characters.
    */
   'nodeId': (string);
   /**
-   * SHA-256 of the model this update was trained from (the task's model_sha256).
+   * SHA-256 of the model this update was trained from (the task's model_sha256). At most 32
+   * bytes.
    */
   'baseModelSha256': (Buffer);
   /**
