@@ -145,6 +145,9 @@ export interface FederationClient extends grpc.Client {
    * - ABORTED (no reason) another upload for the same task is still in progress.
    * - RESOURCE_EXHAUSTED (no reason) a limit of the coordinator was reached (e.g. the updates
    * a robust strategy holds per round); "fedlhs-error-code" says which (RESOURCE_LIMIT).
+   * - DEADLINE_EXCEEDED [UPLOAD_STALLED] nothing arrived for transfer.uploadIdleSeconds.
+   * - UNAUTHENTICATED (no reason; "fedlhs-error-code" CREDENTIAL_INVALID) the node was revoked
+   * during the call: revocation ends every in-flight call, and nothing sent after it counts.
    */
   UploadUpdate(metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_fedlhs_v1_UploadReceipt__Output>): grpc.ClientWritableStream<_fedlhs_v1_UpdateChunk>;
   UploadUpdate(metadata: grpc.Metadata, callback: grpc.requestCallback<_fedlhs_v1_UploadReceipt__Output>): grpc.ClientWritableStream<_fedlhs_v1_UpdateChunk>;
@@ -178,6 +181,9 @@ export interface FederationClient extends grpc.Client {
    * - ABORTED (no reason) another upload for the same task is still in progress.
    * - RESOURCE_EXHAUSTED (no reason) a limit of the coordinator was reached (e.g. the updates
    * a robust strategy holds per round); "fedlhs-error-code" says which (RESOURCE_LIMIT).
+   * - DEADLINE_EXCEEDED [UPLOAD_STALLED] nothing arrived for transfer.uploadIdleSeconds.
+   * - UNAUTHENTICATED (no reason; "fedlhs-error-code" CREDENTIAL_INVALID) the node was revoked
+   * during the call: revocation ends every in-flight call, and nothing sent after it counts.
    */
   uploadUpdate(metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_fedlhs_v1_UploadReceipt__Output>): grpc.ClientWritableStream<_fedlhs_v1_UpdateChunk>;
   uploadUpdate(metadata: grpc.Metadata, callback: grpc.requestCallback<_fedlhs_v1_UploadReceipt__Output>): grpc.ClientWritableStream<_fedlhs_v1_UpdateChunk>;
@@ -257,6 +263,9 @@ export interface FederationHandlers extends grpc.UntypedServiceImplementation {
    * - ABORTED (no reason) another upload for the same task is still in progress.
    * - RESOURCE_EXHAUSTED (no reason) a limit of the coordinator was reached (e.g. the updates
    * a robust strategy holds per round); "fedlhs-error-code" says which (RESOURCE_LIMIT).
+   * - DEADLINE_EXCEEDED [UPLOAD_STALLED] nothing arrived for transfer.uploadIdleSeconds.
+   * - UNAUTHENTICATED (no reason; "fedlhs-error-code" CREDENTIAL_INVALID) the node was revoked
+   * during the call: revocation ends every in-flight call, and nothing sent after it counts.
    */
   UploadUpdate: grpc.handleClientStreamingCall<_fedlhs_v1_UpdateChunk__Output, _fedlhs_v1_UploadReceipt>;
   

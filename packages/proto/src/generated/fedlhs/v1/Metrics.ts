@@ -4,8 +4,10 @@ import type { Long } from '@grpc/proto-loader';
 
 /**
  * Metrics computed by an agent on its own data. Only aggregates: no per-record values.
- * Plausible metrics (else INVALID_METRICS): num_examples >= 1, loss finite and >= 0, accuracy
- * in [0, 1], auc (when present) in [0, 1].
+ * Plausible metrics (else INVALID_METRICS): num_examples >= 1 and at most the coordinator's
+ * limits.maxExamplesPerUpdate (default 10000000), loss finite, >= 0 and <= 1000000 (a mean
+ * loss of the study's loss function is far below it; the bound keeps every example-weighted
+ * mean finite), accuracy in [0, 1], auc (when present) in [0, 1].
  */
 export interface Metrics {
   /**
@@ -30,8 +32,10 @@ export interface Metrics {
 
 /**
  * Metrics computed by an agent on its own data. Only aggregates: no per-record values.
- * Plausible metrics (else INVALID_METRICS): num_examples >= 1, loss finite and >= 0, accuracy
- * in [0, 1], auc (when present) in [0, 1].
+ * Plausible metrics (else INVALID_METRICS): num_examples >= 1 and at most the coordinator's
+ * limits.maxExamplesPerUpdate (default 10000000), loss finite, >= 0 and <= 1000000 (a mean
+ * loss of the study's loss function is far below it; the bound keeps every example-weighted
+ * mean finite), accuracy in [0, 1], auc (when present) in [0, 1].
  */
 export interface Metrics__Output {
   /**

@@ -17,13 +17,15 @@
  * BAD_HEADER                INVALID_ARGUMENT      no (framing: resend it correctly)
  * SHAPE_MISMATCH            INVALID_ARGUMENT      yes
  * NON_FINITE                INVALID_ARGUMENT      yes
- * LENGTH_MISMATCH           DATA_LOSS             no (transport: resend)
+ * LENGTH_MISMATCH           DATA_LOSS             no (the client ended the stream short: resend)
  * DIGEST_MISMATCH           DATA_LOSS             no (transport: resend)
  * NORM_BOUND                INVALID_ARGUMENT      yes
  * INCONSISTENT_STATISTICS   INVALID_ARGUMENT      yes
  * INVALID_METRICS           INVALID_ARGUMENT      yes
  * BAD_EXAMPLE_COUNT         INVALID_ARGUMENT      yes
  * TASK_CLOSED               FAILED_PRECONDITION   - (already closed; unchanged)
+ * UPLOAD_STALLED            DEADLINE_EXCEEDED     no (nothing sent for transfer.uploadIdleSeconds, or the client's deadline passed)
+ * UPLOAD_CANCELLED          ABORTED               no (the client cancelled, or the connection broke)
  */
 export const RejectionReason = {
   REJECTION_REASON_UNSPECIFIED: 'REJECTION_REASON_UNSPECIFIED',
@@ -51,13 +53,16 @@ export const RejectionReason = {
    */
   REJECTION_REASON_INCONSISTENT_STATISTICS: 'REJECTION_REASON_INCONSISTENT_STATISTICS',
   /**
-   * Evaluation or training metrics are missing or impossible (see Metrics: loss not finite or
-   * negative, accuracy or AUC outside [0, 1], num_examples not positive). Closes the task.
+   * Evaluation or training metrics are missing or impossible (see Metrics: loss not finite,
+   * negative or above 1000000, accuracy or AUC outside [0, 1], num_examples not positive or
+   * above the coordinator's limits.maxExamplesPerUpdate). Closes the task.
    */
   REJECTION_REASON_INVALID_METRICS: 'REJECTION_REASON_INVALID_METRICS',
   /**
-   * num_examples is not a positive integer, or exceeds the rows this clinic reported for the
-   * study's training split (a suppressed report bounds nothing). Closes the task.
+   * num_examples is not a positive integer, exceeds the coordinator's limits.maxExamplesPerUpdate,
+   * or exceeds the rows this clinic stated for the study's training split (its statistics
+   * report, else StudyReadiness.training_rows; a suppressed report bounds nothing), or the
+   * clinic stated none. Closes the task.
    */
   REJECTION_REASON_BAD_EXAMPLE_COUNT: 'REJECTION_REASON_BAD_EXAMPLE_COUNT',
   /**
@@ -98,13 +103,15 @@ export const RejectionReason = {
  * BAD_HEADER                INVALID_ARGUMENT      no (framing: resend it correctly)
  * SHAPE_MISMATCH            INVALID_ARGUMENT      yes
  * NON_FINITE                INVALID_ARGUMENT      yes
- * LENGTH_MISMATCH           DATA_LOSS             no (transport: resend)
+ * LENGTH_MISMATCH           DATA_LOSS             no (the client ended the stream short: resend)
  * DIGEST_MISMATCH           DATA_LOSS             no (transport: resend)
  * NORM_BOUND                INVALID_ARGUMENT      yes
  * INCONSISTENT_STATISTICS   INVALID_ARGUMENT      yes
  * INVALID_METRICS           INVALID_ARGUMENT      yes
  * BAD_EXAMPLE_COUNT         INVALID_ARGUMENT      yes
  * TASK_CLOSED               FAILED_PRECONDITION   - (already closed; unchanged)
+ * UPLOAD_STALLED            DEADLINE_EXCEEDED     no (nothing sent for transfer.uploadIdleSeconds, or the client's deadline passed)
+ * UPLOAD_CANCELLED          ABORTED               no (the client cancelled, or the connection broke)
  */
 export type RejectionReason =
   | 'REJECTION_REASON_UNSPECIFIED'
@@ -145,14 +152,17 @@ export type RejectionReason =
   | 'REJECTION_REASON_INCONSISTENT_STATISTICS'
   | 12
   /**
-   * Evaluation or training metrics are missing or impossible (see Metrics: loss not finite or
-   * negative, accuracy or AUC outside [0, 1], num_examples not positive). Closes the task.
+   * Evaluation or training metrics are missing or impossible (see Metrics: loss not finite,
+   * negative or above 1000000, accuracy or AUC outside [0, 1], num_examples not positive or
+   * above the coordinator's limits.maxExamplesPerUpdate). Closes the task.
    */
   | 'REJECTION_REASON_INVALID_METRICS'
   | 13
   /**
-   * num_examples is not a positive integer, or exceeds the rows this clinic reported for the
-   * study's training split (a suppressed report bounds nothing). Closes the task.
+   * num_examples is not a positive integer, exceeds the coordinator's limits.maxExamplesPerUpdate,
+   * or exceeds the rows this clinic stated for the study's training split (its statistics
+   * report, else StudyReadiness.training_rows; a suppressed report bounds nothing), or the
+   * clinic stated none. Closes the task.
    */
   | 'REJECTION_REASON_BAD_EXAMPLE_COUNT'
   | 14
@@ -196,12 +206,14 @@ export type RejectionReason =
  * BAD_HEADER                INVALID_ARGUMENT      no (framing: resend it correctly)
  * SHAPE_MISMATCH            INVALID_ARGUMENT      yes
  * NON_FINITE                INVALID_ARGUMENT      yes
- * LENGTH_MISMATCH           DATA_LOSS             no (transport: resend)
+ * LENGTH_MISMATCH           DATA_LOSS             no (the client ended the stream short: resend)
  * DIGEST_MISMATCH           DATA_LOSS             no (transport: resend)
  * NORM_BOUND                INVALID_ARGUMENT      yes
  * INCONSISTENT_STATISTICS   INVALID_ARGUMENT      yes
  * INVALID_METRICS           INVALID_ARGUMENT      yes
  * BAD_EXAMPLE_COUNT         INVALID_ARGUMENT      yes
  * TASK_CLOSED               FAILED_PRECONDITION   - (already closed; unchanged)
+ * UPLOAD_STALLED            DEADLINE_EXCEEDED     no (nothing sent for transfer.uploadIdleSeconds, or the client's deadline passed)
+ * UPLOAD_CANCELLED          ABORTED               no (the client cancelled, or the connection broke)
  */
 export type RejectionReason__Output = typeof RejectionReason[keyof typeof RejectionReason]

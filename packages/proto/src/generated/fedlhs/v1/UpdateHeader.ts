@@ -30,9 +30,10 @@ export interface UpdateHeader {
   'baseModelSha256'?: (Buffer | Uint8Array | string);
   /**
    * Number of training examples (records in the training split); the weight of this update in
-   * federated averaging. At least 1, and at most the rows this node reported for the study in
-   * StatisticsReport.rows when the study had a statistics phase and that report was not
-   * suppressed; otherwise BAD_EXAMPLE_COUNT.
+   * federated averaging. At least 1, at most the coordinator's limits.maxExamplesPerUpdate, and
+   * at most the rows this node stated for the study: StatisticsReport.rows when the study had a
+   * statistics phase and that report was not suppressed, else the training_rows of its READY
+   * StudyReadiness (a node that stated neither is refused); otherwise BAD_EXAMPLE_COUNT.
    */
   'numExamples'?: (number | string | Long);
   /**
@@ -72,9 +73,10 @@ export interface UpdateHeader__Output {
   'baseModelSha256': (Buffer);
   /**
    * Number of training examples (records in the training split); the weight of this update in
-   * federated averaging. At least 1, and at most the rows this node reported for the study in
-   * StatisticsReport.rows when the study had a statistics phase and that report was not
-   * suppressed; otherwise BAD_EXAMPLE_COUNT.
+   * federated averaging. At least 1, at most the coordinator's limits.maxExamplesPerUpdate, and
+   * at most the rows this node stated for the study: StatisticsReport.rows when the study had a
+   * statistics phase and that report was not suppressed, else the training_rows of its READY
+   * StudyReadiness (a node that stated neither is refused); otherwise BAD_EXAMPLE_COUNT.
    */
   'numExamples': (number);
   /**
