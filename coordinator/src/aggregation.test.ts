@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { mkdtempSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -387,5 +387,29 @@ describe('RoundAggregator.add, limits', () => {
     const err = await aggregator.add(spool(2), 10, 1, 'u2').catch((e: unknown) => e);
     expect(err).toMatchObject({ code: 'RESOURCE_LIMIT', status: 'RESOURCE_EXHAUSTED', isRejection: false, details: { limit: 'heldUpdates', value: 3, max: 2 } });
     expect(aggregator.count).toBe(2);
+  });
+});
+
+describe('RoundAggregator: held updates end with their round (issue 11)', () => {
+  it('dispose removes the held files, and an update arriving after it is refused (STALE) and not held', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'fedlhs-aggregation-'));
+    dirs.push(dir);
+    const checkpoints = new CheckpointStore(dir);
+    const values = new Float32Array(bundleLength(SMALL));
+    const base = await checkpoints.writeCandidate('s', 0, 1, [values]);
+    const held = checkpoints.heldDir('s', 1, 1);
+    const aggregator = new RoundAggregator(createStrategy({ name: 'fedmedian' }), SMALL, base, checkpoints, held, NO_BOUND, 10);
+    const spool = (k: number): string => {
+      const path = checkpoints.spoolPath(`u${k}`);
+      writeFileSync(path, float32Bytes(values));
+      return path;
+    };
+    await aggregator.add(spool(0), 10, 1, 'u0');
+    expect(existsSync(join(held, 'u0.f32'))).toBe(true);
+    aggregator.dispose();
+    expect(existsSync(held)).toBe(false);
+    await expect(aggregator.add(spool(1), 10, 1, 'u1')).rejects.toMatchObject({ code: 'STALE' });
+    expect(existsSync(held)).toBe(false);
+    expect(aggregator.count).toBe(0);
   });
 });

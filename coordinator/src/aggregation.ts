@@ -12,6 +12,7 @@ import {
   type UpdateValidation,
 } from '@fedlhs/core';
 import type { CheckpointStore, StoredModel } from './checkpoints.js';
+import { toStorageFault } from './storage-health.js';
 
 const SLICE_BYTES = 4 * 1024 * 1024;
 
@@ -52,6 +53,8 @@ export class RoundAggregator {
   private readonly sum: WeightedSum;
   private readonly held: { path: string; numExamples: number; scale: number }[] = [];
   private readonly sliceValues: number;
+  /** Set by dispose(): an update still arriving then is refused, so nothing is held past it. */
+  private disposed = false;
 
   constructor(
     private readonly strategy: Strategy,
@@ -95,6 +98,7 @@ export class RoundAggregator {
 
   /** Adds an admitted update (its delta scaled by `scale`). The spool file is consumed. */
   async add(spoolPath: string, numExamples: number, scale: number, key: string): Promise<void> {
+    if (this.disposed) throw new FedlhsError('STALE', `the round's aggregation has ended; the update for ${key} is not held`);
     if (this.strategy.input === 'all-updates') {
       if (this.held.length >= this.maxHeld) {
         // Proto "Order of checks" 20: RESOURCE_EXHAUSTED, not a rejection (the update was fine).
@@ -102,9 +106,13 @@ export class RoundAggregator {
           details: { limit: 'heldUpdates', value: this.held.length + 1, max: this.maxHeld },
         });
       }
-      mkdirSync(this.heldDir, { recursive: true });
       const path = join(this.heldDir, `${key}.f32`);
-      renameSync(spoolPath, path);
+      try {
+        mkdirSync(this.heldDir, { recursive: true });
+        renameSync(spoolPath, path);
+      } catch (err) {
+        throw toStorageFault(err, `hold the update ${key}`, this.heldDir) ?? err;
+      }
       this.held.push({ path, numExamples, scale });
       return;
     }
@@ -181,8 +189,15 @@ export class RoundAggregator {
     })();
   }
 
-  /** Deletes held update files. */
+  /**
+   * Deletes the held update files, at the end of the round attempt (committed or not). An
+   * update added later is refused (STALE), so none is left behind. A failure to delete (a
+   * read-only disk) throws; the study runner removes what is left once storage is back
+   * (CheckpointStore.clearHeld), and start-up removes every study's held updates.
+   */
   dispose(): void {
+    this.disposed = true;
+    this.held.length = 0;
     rmSync(this.heldDir, { recursive: true, force: true });
   }
 }

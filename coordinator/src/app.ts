@@ -98,6 +98,7 @@ export async function startCoordinatorApp(config: CoordinatorConfig, logger: Log
       chunkBytes: config.chunkBytes,
       maxHeldUpdateBytes: config.maxHeldUpdateBytes,
       limits: limitsOf(config),
+      storageProbe: { intervalMs: config.storage.probeIntervalSeconds * 1000, faultIntervalMs: config.storage.faultProbeIntervalSeconds * 1000 },
       buildInitialModel,
       ...(opened.store === undefined ? {} : { store: opened.store }),
       ...(configured.blobs === undefined ? {} : { blobs: configured.blobs }),
@@ -121,6 +122,12 @@ export async function startCoordinatorApp(config: CoordinatorConfig, logger: Log
       },
     });
     grpcServer = g.server;
+    // A storage fault does not stop the Federation service: sessions go on and agents may still
+    // download committed models (uploads get UNAVAILABLE and are retried). Monitors see storage
+    // under its own health service name (grpc_health_probe -service=fedlhs.storage).
+    const setStorage = (healthy: boolean): void => g.health.setStatus('fedlhs.storage', healthy ? 'SERVING' : 'NOT_SERVING');
+    setStorage(coordinator.storage.healthy);
+    const offStorage = coordinator.storage.onChange((s) => setStorage(s.healthy));
     const a = await startAdminServer(coordinator, logger, { host: config.admin.host, port: config.admin.port, token: resolveAdminToken(config), reportsDir: config.reportsDir });
     closeAdmin = a.close;
     adminServer = a.server;
@@ -136,6 +143,7 @@ export async function startCoordinatorApp(config: CoordinatorConfig, logger: Log
       async shutdown() {
         if (state !== 'RUNNING') return;
         state = 'STOPPING';
+        offStorage();
         logger.info({ event: 'coordinator.stopping' }, 'coordinator shutting down');
         g.health.setStatus('', 'NOT_SERVING');
         await closeAdmin?.();

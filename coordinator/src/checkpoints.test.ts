@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FedlhsError } from '@fedlhs/core';
@@ -363,5 +363,28 @@ describe('repeated reads of a model', () => {
     const chunks = await collect(store.read(spool, 4 << 20));
     expect(chunks).toHaveLength(1);
     expect(chunks[0]!.buffer.byteLength).toBe(40_000);
+  });
+});
+
+describe('CheckpointStore: held updates and spool do not outlive their round (issue 11)', () => {
+  it('clearHeld removes a study\'s held updates (or every study\'s); removeWorkFiles also empties the spool; committed checkpoints stay', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'fedlhs-ckpt-held-'));
+    try {
+      const store = new CheckpointStore(root);
+      const committed = store.promote('a', 0, await store.writeCandidate('a', 0, 1, [new Float32Array([1, 2])]));
+      for (const [study, round] of [['a', 1], ['a', 2], ['b', 1]] as const) {
+        mkdirSync(store.heldDir(study, round, 1), { recursive: true });
+        writeFileSync(join(store.heldDir(study, round, 1), 'task.f32'), 'x');
+      }
+      writeFileSync(store.spoolPath('task.part'), 'x');
+      expect(store.clearHeld('a')).toEqual([join(store.studyDir('a'), 'held')]);
+      expect(existsSync(store.heldDir('b', 1, 1))).toBe(true);
+      expect(store.removeWorkFiles()).toEqual({ held: 1, spooled: 1 });
+      expect(existsSync(join(store.studyDir('b'), 'held'))).toBe(false);
+      expect(readdirSync(store.spoolPath(''))).toEqual([]);
+      await store.verify(committed.path, committed.sha256);
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
   });
 });

@@ -7,6 +7,7 @@ import { fsyncDir } from '@fedlhs/service';
 import { bytesOf, type BlobStore } from './blobs/blob-store.js';
 import type { BufferPool } from './blobs/buffer-pool.js';
 import { FileBlobStore } from './blobs/file-blob-store.js';
+import { asStorageFault, toStorageFault } from './storage-health.js';
 
 /**
  * A stored model payload with its digest. `path` is where it is read from: a file (checkpoints of
@@ -135,6 +136,50 @@ export class CheckpointStore {
   }
 
   /**
+   * Where an order-statistic strategy holds a round attempt's updates (aggregation.ts). Held
+   * updates live only as long as their attempt: {@link clearHeld} removes a study's at every
+   * attempt's end, when its run ends and at start-up (an open round never survives a restart).
+   */
+  heldDir(studyId: string, round: number, attempt: number): string {
+    return join(this.studyDir(studyId), 'held', `round-${round}-attempt-${attempt}`);
+  }
+
+  /** Removes the held updates of a study, or (no id) of every study; returns the directories removed. */
+  clearHeld(studyId?: string): string[] {
+    const ids = studyId !== undefined ? [studyId] : existsSync(join(this.root, 'studies')) ? readdirSync(join(this.root, 'studies')) : [];
+    const removed: string[] = [];
+    for (const id of ids) {
+      const dir = join(this.studyDir(id), 'held');
+      if (!existsSync(dir)) continue;
+      rmSync(dir, { recursive: true, force: true });
+      removed.push(dir);
+    }
+    return removed;
+  }
+
+  /**
+   * Removes what only a running attempt or upload uses: every study's held updates and the
+   * upload spool. For start-up, before any study resumes: a crash leaves both behind, and no
+   * attempt or upload survives a restart. Returns how many entries went.
+   */
+  removeWorkFiles(): { held: number; spooled: number } {
+    const held = this.clearHeld().length;
+    const spool = join(this.root, 'spool');
+    const names = existsSync(spool) ? readdirSync(spool) : [];
+    for (const name of names) rmSync(join(spool, name), { recursive: true, force: true });
+    return { held, spooled: names.length };
+  }
+
+  /**
+   * The directories the coordinator writes in the data directory (storage-health.ts probes
+   * each): the root (lock, SQLite database), studies, the upload spool and, with the file blob
+   * store, its directory.
+   */
+  writableDirs(): string[] {
+    return [this.root, join(this.root, 'studies'), join(this.root, 'spool'), ...(this.files === undefined ? [] : [this.files.root])];
+  }
+
+  /**
    * Keeps a study's tensor list (names and shapes) for {@link loadSpecs}. The list of record is
    * the study row's `model_spec` (StudyRecord.modelSpec, written with the study): studies.ts
    * hands it here when it creates a study and, for every study, when the coordinator starts.
@@ -182,12 +227,17 @@ export class CheckpointStore {
    * when it resolves. Identical payloads are one blob.
    */
   async writeCandidate(studyId: string, round: number, attempt: number, slices: Iterable<Float32Array> | AsyncIterable<Float32Array>, kind: 'model' | 'state' = 'model'): Promise<StoredModel> {
-    const ref = await this.blobs.put(bytesOf(slices), { kind: kind === 'state' ? 'strategy-state' : 'checkpoint' });
+    const what = `store the candidate ${kind === 'state' ? 'strategy state' : 'model'} of round ${round} (attempt ${attempt})`;
+    const ref = await asStorageFault(what, this.files?.root ?? 'the blob store', () => this.blobs.put(bytesOf(slices), { kind: kind === 'state' ? 'strategy-state' : 'checkpoint' }));
     if (this.files !== undefined) {
       // Noted so that clearCandidates can remove what no round committed (see there).
       const dir = join(this.studyDir(studyId), 'candidates');
-      mkdirSync(dir, { recursive: true });
-      writeFileSync(join(dir, `round-${pad(round)}-attempt-${attempt}${kind === 'state' ? '.state' : ''}.sha256`), ref.sha256);
+      try {
+        mkdirSync(dir, { recursive: true });
+        writeFileSync(join(dir, `round-${pad(round)}-attempt-${attempt}${kind === 'state' ? '.state' : ''}.sha256`), ref.sha256);
+      } catch (err) {
+        throw toStorageFault(err, what, dir) ?? err;
+      }
     }
     return { path: this.locatorOf(ref.sha256), sha256: ref.sha256, totalBytes: ref.length };
   }
@@ -196,16 +246,16 @@ export class CheckpointStore {
   promote(studyId: string, round: number, candidate: StoredModel, kind: 'model' | 'state' = 'model'): StoredModel {
     if (this.files === undefined && candidate.path.startsWith(BLOB_PREFIX)) return { ...candidate };
     const path = this.committedPath(studyId, round, kind);
-    mkdirSync(join(this.studyDir(studyId), 'checkpoints'), { recursive: true });
     try {
+      mkdirSync(join(this.studyDir(studyId), 'checkpoints'), { recursive: true });
       linkSync(candidate.path, path);
+      fsyncDir(join(this.studyDir(studyId), 'checkpoints'));
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'EEXIST') {
         throw new FedlhsError('CHECKPOINT_EXISTS', `checkpoint for round ${round} of study ${studyId} already exists; committed checkpoints are never replaced`, { cause: err });
       }
-      throw err;
+      throw toStorageFault(err, `name the committed checkpoint of round ${round}`, path) ?? err;
     }
-    fsyncDir(join(this.studyDir(studyId), 'checkpoints'));
     return { ...candidate, path };
   }
 
@@ -301,15 +351,26 @@ export class CheckpointStore {
     } else if (this.immutable(path)) {
       hot = await this.load(path);
     }
+    let from = 0;
     if (hot !== undefined) {
-      yield* this.fromMemory(hot, chunkBytes, opts);
-      return;
+      const total = hot.length;
+      // The reader never holds the in-memory copy between chunks, only the cache does: a reader
+      // that stops (a download nobody reads) costs one chunk, and once the cache lets the copy go
+      // the rest comes from the store (issue 11: every stalled download kept a whole model alive).
+      hot = undefined;
+      from = yield* this.fromMemory(path, total, chunkBytes, opts);
+      if (from >= total) return;
     }
+    yield* this.readStored(path, chunkBytes, opts, from);
+  }
+
+  /** `read` from the store itself (blob or file), from byte `offset` (a multiple of `chunkBytes`). */
+  private async *readStored(path: string, chunkBytes: number, opts: CheckpointReadOptions, offset: number): AsyncGenerator<Buffer> {
     if (path.startsWith(BLOB_PREFIX)) {
       const sha256 = path.slice(BLOB_PREFIX.length);
       const ref = await this.blobs.stat(sha256);
       if (ref === undefined) throw new FedlhsError('DATA_LOSS', `checkpoint ${path} is missing`);
-      for await (const chunk of this.blobs.read(ref, { chunkBytes, ...opts })) {
+      for await (const chunk of this.blobs.read(ref, { chunkBytes, ...opts, ...(offset === 0 ? {} : { offset }) })) {
         yield Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
       }
       return;
@@ -318,7 +379,8 @@ export class CheckpointStore {
     try {
       // Buffers of the payload's size when it is smaller than a chunk (a 40 KB model must not
       // cost a 1–4 MiB allocation per read).
-      let remaining = (await file.stat()).size;
+      let position = offset;
+      let remaining = (await file.stat()).size - offset;
       for (;;) {
         opts.signal?.throwIfAborted();
         const want = Math.max(1, Math.min(chunkBytes, remaining));
@@ -326,7 +388,7 @@ export class CheckpointStore {
         let filled = 0;
         try {
           while (filled < want) {
-            const { bytesRead } = await file.read(buffer, filled, want - filled, null);
+            const { bytesRead } = await file.read(buffer, filled, want - filled, position + filled);
             if (bytesRead === 0) break;
             filled += bytesRead;
           }
@@ -339,6 +401,7 @@ export class CheckpointStore {
           return;
         }
         remaining -= filled;
+        position += filled;
         yield filled === want ? buffer : buffer.subarray(0, filled);
         if (filled < want) return;
       }
@@ -408,19 +471,32 @@ export class CheckpointStore {
     }
   }
 
-  /** Chunks of an in-memory payload: views of it, or copies into pooled buffers the consumer releases. */
-  private *fromMemory(bytes: Buffer, chunkBytes: number, opts: CheckpointReadOptions): Generator<Buffer> {
-    for (let at = 0; at < bytes.length; at += chunkBytes) {
+  /**
+   * Chunks of the in-memory copy of `path` (`total` bytes) while the cache holds it: views of it,
+   * or copies into pooled buffers the consumer releases. Returns where it stopped: `total`, or
+   * the offset at which the cache let the copy go.
+   */
+  private *fromMemory(path: string, total: number, chunkBytes: number, opts: CheckpointReadOptions): Generator<Buffer, number> {
+    let at = 0;
+    while (at < total) {
       opts.signal?.throwIfAborted();
-      const view = bytes.subarray(at, Math.min(bytes.length, at + chunkBytes));
-      if (opts.pool === undefined) {
-        yield view;
-      } else {
-        const copy = opts.pool.acquire(view.length);
-        view.copy(copy);
-        yield copy;
-      }
+      const chunk = this.hotChunk(path, total, at, chunkBytes, opts.pool);
+      if (chunk === undefined) return at;
+      at += chunk.length;
+      yield chunk;
     }
+    return at;
+  }
+
+  /** One chunk of the cached copy of `path`, or undefined if the cache no longer holds it (a separate frame, so the generator above never references the copy). */
+  private hotChunk(path: string, total: number, at: number, chunkBytes: number, pool: BufferPool | undefined): Buffer | undefined {
+    const bytes = this.hot.get(path);
+    if (bytes?.length !== total) return undefined;
+    const view = bytes.subarray(at, Math.min(total, at + chunkBytes));
+    if (pool === undefined) return view;
+    const copy = pool.acquire(view.length);
+    view.copy(copy);
+    return copy;
   }
 
   /** Where a blob is read from: its file with the file blob store, else its locator. */

@@ -31,7 +31,8 @@ describe('loadCoordinatorConfig', () => {
       dataDir: './.fedlhs/coordinator',
       store: { kind: 'sqlite', url: '', poolSize: 8 },
       blobs: { store: 'auto', cacheBytes: 1073741824, gcGraceSeconds: 3600, gcIntervalSeconds: 3600 },
-      transfer: { inFlightBytes: 0, uploadStreamsPerNode: 1, sessionQueueMessages: 64, uploadIdleSeconds: 120 },
+      transfer: { inFlightBytes: 0, uploadStreamsPerNode: 1, sessionQueueMessages: 64, uploadIdleSeconds: 120, downloadIdleSeconds: 120 },
+      storage: { probeIntervalSeconds: 10, faultProbeIntervalSeconds: 1 },
       limits: {
         downloadStreamsPerNode: 2, downloadStreamsTotal: 256, sessionMessagesPerSecond: 20, sessionMessageBurst: 200,
         maxExamplesPerUpdate: 10_000_000, modelMemoryBytes: 0, authFailuresPerMinute: 30,

@@ -100,6 +100,23 @@ export const coordinatorConfigSchema = {
       env: 'FEDLHS_TRANSFER_UPLOAD_IDLE_SECONDS',
       arg: 'transfer-upload-idle-seconds',
     },
+    downloadIdleSeconds: {
+      doc: 'A model download whose client takes no data for this many seconds is ended (DEADLINE_EXCEEDED, code DOWNLOAD_STALLED) and the memory it held is given back.',
+      format: 'whole-number',
+      default: 120,
+      env: 'FEDLHS_TRANSFER_DOWNLOAD_IDLE_SECONDS',
+      arg: 'transfer-download-idle-seconds',
+    },
+  },
+  storage: {
+    probeIntervalSeconds: {
+      doc: 'How often the coordinator checks that its data directory (and SQLite store) accept writes, in seconds; a failed check turns it degraded (/healthz 503, fedlhs_storage_healthy 0).',
+      format: 'whole-number', default: 10, env: 'FEDLHS_STORAGE_PROBE_INTERVAL_SECONDS', arg: 'storage-probe-interval-seconds',
+    },
+    faultProbeIntervalSeconds: {
+      doc: 'During a storage fault, how often it checks whether storage has recovered, in seconds (waiting studies resume at the first check that passes).',
+      format: 'whole-number', default: 1, env: 'FEDLHS_STORAGE_FAULT_PROBE_INTERVAL_SECONDS', arg: 'storage-fault-probe-interval-seconds',
+    },
   },
   limits: {
     downloadStreamsPerNode: {
@@ -217,7 +234,8 @@ export interface CoordinatorConfig {
   dataDir: string;
   store: { kind: 'sqlite' | 'postgres'; url: string; poolSize: number };
   blobs: { store: 'auto' | 'files' | 'postgres'; cacheBytes: number; gcGraceSeconds: number; gcIntervalSeconds: number };
-  transfer: { inFlightBytes: number; uploadStreamsPerNode: number; sessionQueueMessages: number; uploadIdleSeconds: number };
+  transfer: { inFlightBytes: number; uploadStreamsPerNode: number; sessionQueueMessages: number; uploadIdleSeconds: number; downloadIdleSeconds: number };
+  storage: { probeIntervalSeconds: number; faultProbeIntervalSeconds: number };
   limits: {
     downloadStreamsPerNode: number; downloadStreamsTotal: number; sessionMessagesPerSecond: number; sessionMessageBurst: number;
     maxExamplesPerUpdate: number; modelMemoryBytes: number; authFailuresPerMinute: number;
@@ -248,6 +266,7 @@ export function limitsOf(c: Pick<CoordinatorConfig, 'limits' | 'transfer'>): Coo
     ...c.limits,
     modelMemoryBytes: c.limits.modelMemoryBytes === 0 ? automaticModelMemoryBytes() : c.limits.modelMemoryBytes,
     uploadIdleMs: c.transfer.uploadIdleSeconds * 1000,
+    downloadIdleMs: c.transfer.downloadIdleSeconds * 1000,
   };
 }
 
@@ -291,8 +310,11 @@ export function loadCoordinatorConfig(options: LoadConfigOptions = {}): Coordina
     if (c.limits.downloadStreamsTotal < c.limits.downloadStreamsPerNode) {
       throw new ConfigError(`limits.downloadStreamsTotal: must be at least limits.downloadStreamsPerNode (${c.limits.downloadStreamsPerNode}): value was ${c.limits.downloadStreamsTotal}`, { details: { key: 'limits.downloadStreamsTotal' } });
     }
-    if (c.transfer.uploadIdleSeconds < 1) {
-      throw new ConfigError(`transfer.uploadIdleSeconds: must be at least 1: value was ${c.transfer.uploadIdleSeconds}`, { details: { key: 'transfer.uploadIdleSeconds' } });
+    for (const key of ['probeIntervalSeconds', 'faultProbeIntervalSeconds'] as const) {
+      if (c.storage[key] < 1) throw new ConfigError(`storage.${key}: must be at least 1: value was ${c.storage[key]}`, { details: { key: `storage.${key}` } });
+    }
+    for (const key of ['uploadIdleSeconds', 'downloadIdleSeconds'] as const) {
+      if (c.transfer[key] < 1) throw new ConfigError(`transfer.${key}: must be at least 1: value was ${c.transfer[key]}`, { details: { key: `transfer.${key}` } });
     }
     if (c.chunkBytes < 1048576 || c.chunkBytes > 4128768 || c.chunkBytes % 4 !== 0) {
       throw new Error(`chunkBytes: must be a multiple of 4 between 1048576 and 4128768: value was ${c.chunkBytes}`);

@@ -109,6 +109,11 @@ export class ControlSessions {
    * UNKNOWN_LOGGED_MAX + 1 ids, UNKNOWN_LOG_NODES nodes, oldest dropped first).
    */
   private readonly unknownLogged = new Map<string, { since: number; studies: Set<string> }>();
+  /**
+   * Per running study, the nodes whose approval (first READY for its manifest) is recorded or
+   * being recorded in this process, so each is written once; dropped when the study ends.
+   */
+  private readonly approvals = new Map<string, Set<string>>();
 
   constructor(opts: ControlSessionsOptions) {
     this.store = opts.store;
@@ -159,7 +164,10 @@ export class ControlSessions {
     if (previous !== undefined && sameAnnouncement(previous.record, study)) return;
     this.announcements.set(studyId, this.build(study));
     // An ended study's readiness and training rows are no longer needed: the state stays bounded by the running studies.
-    if (study.state !== 'RUNNING') this.sessions.forgetStudy(studyId);
+    if (study.state !== 'RUNNING') {
+      this.sessions.forgetStudy(studyId);
+      this.approvals.delete(studyId);
+    }
     const kind: Delivery =
       previous === undefined || previous.record.manifestHash !== study.manifestHash || previous.record.state !== study.state ? 'full' : 'progress';
     await this.schedule(studyId, kind);
@@ -208,6 +216,24 @@ export class ControlSessions {
   }
 
   /**
+   * Records, once per node and study, that the node approved the study (declared for its
+   * manifest a readiness that an agent only reaches after its operator approved: see APPROVED):
+   * it may then fetch the study's committed models, selected for a round or not (a clinic too
+   * small to train still gets the model). A failed write is logged and retried at the next declaration.
+   */
+  private recordApproval(nodeId: string, study: StudyRecord): void {
+    let nodes = this.approvals.get(study.id);
+    if (nodes === undefined) this.approvals.set(study.id, (nodes = new Set()));
+    if (nodes.has(nodeId)) return;
+    nodes.add(nodeId);
+    const set = nodes;
+    this.store.write([{ op: 'approval.record', studyId: study.id, nodeId, manifestSha256: study.manifestHash, at: this.now() }], 'approval.record').catch((err: unknown) => {
+      set.delete(nodeId);
+      this.log.warn({ event: 'approval.record_failed', nodeId, studyId: study.id, err }, 'could not record that the node approved the study; retried at its next readiness');
+    });
+  }
+
+  /**
    * Handles one message of a node's control stream (after Hello), already checked against the
    * wire limits (grpc/validate.ts) and the session's rate. What is kept is bounded per session:
    * readiness only for studies RUNNING here (others are refused, counted and logged once per
@@ -225,6 +251,7 @@ export class ControlSessions {
       }
       const detail = capDetail(r.detail);
       if (r.readiness === 'READINESS_READY') this.sessions.setTrainingRows(session.nodeId, r.studyId, r.trainingRows ?? 0);
+      if (APPROVED.has(String(r.readiness)) && r.manifestSha256 === study.manifestHash) this.recordApproval(session.nodeId, study);
       if (this.sessions.setReadiness(session, r.studyId, { manifestSha256: r.manifestSha256, readiness: r.readiness, detail })) {
         this.log.info(
           { event: 'node.readiness', nodeId: session.nodeId, studyId: r.studyId, readiness: r.readiness, detail, ...(r.readiness === 'READINESS_READY' ? { trainingRows: r.trainingRows ?? 0 } : {}) },
@@ -350,6 +377,12 @@ export class ControlSessions {
     known.set(study.id, study.parameters ?? '');
   }
 }
+
+/**
+ * Readiness states that imply the clinic's operator approved the manifest (proto Readiness: an
+ * agent checks approval before its data), so the node may fetch the study's committed models.
+ */
+const APPROVED: ReadonlySet<string> = new Set(['READINESS_READY', 'READINESS_COHORT_TOO_SMALL', 'READINESS_FEATURE_SPEC_UNSUPPORTED', 'READINESS_DATA_ERROR']);
 
 /** Whether two records give the same announcement (every field `toWireStudy` sends). */
 function sameAnnouncement(a: StudyRecord, b: StudyRecord): boolean {

@@ -28,6 +28,7 @@ import { CoordinatorMetrics } from './metrics.js';
 import type { EngineClock, StudyRunner } from './engine/study-runner.js';
 import { SessionRegistry, type NodeSession } from './sessions.js';
 import { SqliteStore } from './sqlite-store.js';
+import { StorageHealth, directoryProbe, type CoordinatorHealth, type StorageProbe } from './storage-health.js';
 import type { CoordinatorStore, NodeRecord, StudyRecord } from './store.js';
 import { Studies, type InitialModelBuilder } from './studies.js';
 import { UpdateIntake } from './update-intake.js';
@@ -57,6 +58,8 @@ export interface CoordinatorOptions {
    */
   blobGc?: { graceMs: number; intervalMs: number };
   metrics?: CoordinatorMetrics;
+  /** Storage health probes (storage-health.ts): interval while healthy and during a fault; defaults 10 s and 1 s. */
+  storageProbe?: { intervalMs: number; faultIntervalMs: number };
   /** Bounds on what one node may cost the coordinator (limits.ts); default DEFAULT_LIMITS. */
   limits?: Partial<CoordinatorLimits>;
   now?: () => number;
@@ -93,6 +96,8 @@ export class Coordinator {
   private readonly downloads: Downloads;
   /** Deletes blobs no row references (blobs/blob-gc.ts). */
   readonly blobCollector: BlobCollector;
+  /** Storage health (storage-health.ts): faults reported and probed; 'degraded' while storage is faulty. */
+  readonly storage: StorageHealth;
 
   private constructor(readonly store: CoordinatorStore, private readonly opts: CoordinatorOptions, private readonly lock: DataDirLock) {
     this.checkpoints = new CheckpointStore(opts.dataDir, opts.blobs === undefined ? {} : { blobs: opts.blobs });
@@ -107,21 +112,29 @@ export class Coordinator {
       this.events.emit('change', { kind: 'node' });
     });
     store.onBatch((b) => this.metrics.observeStoreBatch(b));
-    const { sessions, checkpoints, metrics, events } = this;
+    const storeProbe: StorageProbe[] = store instanceof SqliteStore ? [{ name: 'store', run: () => store.probeWrite() }] : [];
+    this.storage = new StorageHealth({
+      log, metrics: this.metrics, now, ...opts.storageProbe,
+      probes: [directoryProbe('data directory', () => this.checkpoints.writableDirs()), ...storeProbe],
+    });
+    const { sessions, checkpoints, metrics, events, storage } = this;
     this.nodes = new NodeDirectory({ store, log });
     this.enrolment = new Enrolment({ store, sessions, log, now, nodes: this.nodes, calls: this.calls });
     // Studies announce through the control sessions, which look runners up in studies: the
     // callback breaks that cycle (it is only called once a study starts or changes).
     this.studies = new Studies({
-      store, checkpoints, sessions, logger: opts.logger, log, now, clock: opts.clock, metrics, events,
-      selectionGraceMs: opts.selectionGraceMs, maxHeldUpdateBytes: opts.maxHeldUpdateBytes, buildInitialModel: opts.buildInitialModel,
+      store, checkpoints, sessions, logger: opts.logger, log, now, clock: opts.clock, metrics, events, storage,
+      selectionGraceMs: opts.selectionGraceMs, maxHeldUpdateBytes: opts.maxHeldUpdateBytes, modelMemoryBytes: this.limits.modelMemoryBytes, buildInitialModel: opts.buildInitialModel,
       announce: (studyId) => this.control.announce(studyId),
       onStudyEnded: () => void this.blobCollector.run('study-ended'),
     });
     this.control = new ControlSessions({
       store, sessions, log, now, metrics, heartbeatIntervalMs: opts.heartbeatIntervalMs, runner: (studyId) => this.studies.runner(studyId), nodes: this.nodes,
     });
-    this.intake = new UpdateIntake({ store, checkpoints, log, now, metrics, events, studies: this.studies });
+    this.intake = new UpdateIntake({
+      store, checkpoints, log, now, metrics, events, studies: this.studies, limits: this.limits, nodes: this.nodes, calls: this.calls, storage,
+      trainingRows: (nodeId, studyId) => this.sessions.trainingRows(nodeId, studyId),
+    });
     this.downloads = new Downloads({ store, checkpoints, chunkBytes: opts.chunkBytes, studies: this.studies });
     this.blobCollector = new BlobCollector({
       store, log, collect: (referenced, graceMs) => checkpoints.collect(referenced, graceMs),
@@ -154,7 +167,13 @@ export class Coordinator {
 
   /** Resumes every RUNNING study from its last committed round, after checking that checkpoint. */
   async start(): Promise<void> {
+    // Held updates and spooled uploads of a run that crashed: no attempt or upload outlives it.
+    const left = this.checkpoints.removeWorkFiles();
+    if (left.held + left.spooled > 0) {
+      this.opts.logger.child({ component: 'coordinator' }).info({ event: 'storage.work_files_removed', ...left }, `removed ${left.held} held-update director(ies) and ${left.spooled} spooled upload(s) left by an earlier run`);
+    }
     this.intake.resetSpool();
+    this.storage.start();
     await Promise.all([this.nodes.load(), this.control.start()]);
     await this.studies.resume();
     // In the background: start-up does not wait for it (its outcome is logged, blob.collected).
@@ -166,6 +185,7 @@ export class Coordinator {
   async shutdown(): Promise<void> {
     // First: halted runners are not ended studies, and a run must not outlive the store.
     await this.blobCollector.stop();
+    this.storage.stop();
     await this.studies.halt();
     try {
       try {
@@ -186,6 +206,11 @@ export class Coordinator {
   }
 
   // The delegates below return the parts' promises unchanged (no extra async step).
+
+  /** 'ok', or 'degraded' while storage is faulty (kind, since, detail): /healthz and the gRPC health service. */
+  health(): CoordinatorHealth {
+    return this.storage.health();
+  }
 
   /** Waits until a study's runner has finished (for tests and the CLI). */
   waitForStudy(studyId: string): Promise<void> {

@@ -1,10 +1,15 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { describe, expect, it } from 'vitest';
+import { FedlhsError } from '@fedlhs/core';
+import type { DownloadModelRequest__Output } from '@fedlhs/proto';
 import { BufferPool } from './blobs/buffer-pool.js';
 import { CheckpointStore } from './checkpoints.js';
-import { DownloadBudget, streamModel } from './downloads.js';
+import { DownloadBudget, DownloadSlots, Downloads, downloadRefusalOf, streamModel } from './downloads.js';
+import type { CoordinatorStore, NodeRecord } from './store.js';
 
 const CHUNK = 64 * 1024;
 
@@ -129,3 +134,98 @@ describe('BufferPool', () => {
     }).toThrow('released twice');
   });
 });
+
+describe('DownloadSlots (issue 11: bounded download streams)', () => {
+  it('refuses past limits.downloadStreamsPerNode and limits.downloadStreamsTotal with RESOURCE_LIMIT naming the key, and gives slots back once', () => {
+    const counts: number[] = [];
+    const slots = new DownloadSlots({ downloadStreamsPerNode: 2, downloadStreamsTotal: 3 }, (open) => counts.push(open));
+    const a1 = slots.take('a');
+    slots.take('a');
+    const perNode = refusal(() => slots.take('a'));
+    expect(perNode).toMatchObject({ code: 'RESOURCE_LIMIT', details: { limit: 'limits.downloadStreamsPerNode', value: 3, max: 2 } });
+    expect(perNode.message).toContain('limits.downloadStreamsPerNode');
+    expect(downloadRefusalOf(perNode)).toBe('per_node');
+    slots.take('b');
+    const total = refusal(() => slots.take('c'));
+    expect(total).toMatchObject({ code: 'RESOURCE_LIMIT', details: { limit: 'limits.downloadStreamsTotal', value: 4, max: 3 } });
+    expect(total.message).toContain('limits.downloadStreamsTotal');
+    expect(downloadRefusalOf(total)).toBe('total');
+    a1();
+    a1();
+    expect(slots.openStreams).toBe(2);
+    expect(slots.openFor('a')).toBe(1);
+    slots.take('c');
+    expect(counts).toEqual([1, 2, 3, 2, 3]);
+  });
+});
+
+describe('Downloads.openDownload (issue 11: downloads tied to what the node may fetch)', () => {
+  it("refuses a committed round's model to a node that had no task in the study (NOT_ASSIGNED), before looking the round up", async () => {
+    const asked: string[] = [];
+    const tookPart = new Set(['n1/s1']);
+    // A store with the two reads a committed download makes (the rest is never called).
+    const store = {
+      nodeTookPart: async (nodeId: string, studyId: string) => tookPart.has(`${nodeId}/${studyId}`),
+      getCommittedRound: async (studyId: string, round: number) => (asked.push(`${studyId}/${round}`), { checkpointPath: '/x', checkpointSha256: 'ab'.repeat(32) }),
+    } as unknown as CoordinatorStore;
+    const checkpoints = { loadSpecs: () => [{ name: 'w', shape: [2] }] } as unknown as CheckpointStore;
+    const downloads = new Downloads({ store, checkpoints, chunkBytes: CHUNK, studies: { runner: () => undefined, openRunner: () => { throw new Error('unused'); } } });
+    const node = (id: string): NodeRecord => ({ id, siteName: id, credentialHash: '', createdAt: 0, revokedAt: null, lastSeenAt: null, agentVersion: '', trainingBackend: '' });
+    const request = (studyId: string): DownloadModelRequest__Output => ({ committed: { studyId, round: 0 }, selector: 'committed' }) as DownloadModelRequest__Output;
+
+    const err = await downloads.openDownload(node('n2'), request('s1')).then(() => undefined, (e: unknown) => e);
+    expect(err).toBeInstanceOf(FedlhsError);
+    expect((err as FedlhsError).code).toBe('NOT_ASSIGNED');
+    expect(downloadRefusalOf(err)).toBe('not_participant');
+    expect(asked).toEqual([]);
+    const ok = await downloads.openDownload(node('n1'), request('s1'));
+    expect(ok.path).toBe('/x');
+    expect(asked).toEqual(['s1/0']);
+  });
+});
+
+describe('CheckpointStore.read (issue 11: an unread download costs a chunk, not a model)', () => {
+  it('a reader that stopped does not keep the in-memory copy once the cache lets it go, and reads the rest from the store', async () => {
+    // The test needs a collection on demand: expose V8's gc() to this context.
+    setFlagsFromString('--expose_gc');
+    const gc = runInNewContext('gc') as () => void;
+    const store = new CheckpointStore(mkdtempSync(join(tmpdir(), 'fedlhs-downloads-')));
+    const model = (seed: number): Promise<{ path: string; values: Float32Array }> => {
+      const values = Float32Array.from({ length: (4 * CHUNK) / 4 }, (_, i) => i * seed);
+      return store.writeCandidate('s', seed, 1, [values]).then((s) => ({ path: s.path, values }));
+    };
+    const [a, b, c] = await Promise.all([model(1), model(2), model(3)]);
+    const pool = new BufferPool();
+    const stalled = store.read(a.path, CHUNK, { pool })[Symbol.asyncIterator]();
+    const parts: Buffer[] = [];
+    const first = await stalled.next();
+    parts.push(Buffer.from(first.value as Buffer));
+    pool.release(first.value as Buffer);
+    // The cache's copy of A (private: the test looks at it to watch its lifetime).
+    const cache = (store as unknown as { hot: Map<string, Buffer> }).hot;
+    const copyOfA = new WeakRef(cache.get(a.path)!);
+    // Two other models are read: the cache (two entries) lets A go.
+    for (const other of [b, c]) for await (const chunk of store.read(other.path, CHUNK)) void chunk;
+    expect(cache.has(a.path)).toBe(false);
+    await new Promise((r) => setImmediate(r));
+    gc();
+    expect(copyOfA.deref()).toBeUndefined();
+    // The stalled reader goes on from the store, with the same bytes.
+    for (let next = await stalled.next(); next.done !== true; next = await stalled.next()) {
+      parts.push(Buffer.from(next.value));
+      pool.release(next.value);
+    }
+    expect(Buffer.concat(parts).equals(Buffer.from(a.values.buffer))).toBe(true);
+    expect(pool.inUse).toBe(0);
+  });
+});
+
+function refusal(f: () => unknown): FedlhsError {
+  try {
+    f();
+  } catch (err) {
+    if (err instanceof FedlhsError) return err;
+    throw err;
+  }
+  throw new Error('expected a refusal');
+}

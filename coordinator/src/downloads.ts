@@ -3,6 +3,7 @@ import type { DownloadModelRequest__Output, TensorBundleHeader } from '@fedlhs/p
 import type { BufferPool } from './blobs/buffer-pool.js';
 import type { CheckpointStore } from './checkpoints.js';
 import type { Studies } from './studies.js';
+import type { CoordinatorLimits } from './limits.js';
 import type { CoordinatorStore, NodeRecord } from './store.js';
 import { ownTask } from './update-intake.js';
 
@@ -16,8 +17,8 @@ export interface DownloadsOptions {
 }
 
 /**
- * Model downloads: which checkpoint a node may read (its task's model, or a committed round's)
- * and the header that describes it. The transport streams the file itself.
+ * Model downloads: which checkpoint a node may read (its task's model, or a committed round of a
+ * study it took part in) and the header that describes it. The transport streams the file itself.
  */
 export class Downloads {
   private readonly store: CoordinatorStore;
@@ -42,6 +43,12 @@ export class Downloads {
       studyId = task.studyId;
     } else if (request.committed) {
       const { studyId: id, round } = request.committed;
+      // Issue 11: any enrolled node could read any study's models. A study's committed models
+      // go to the nodes that had a task in it (the agent fetches the final model of a study it
+      // trained in); others are refused before anything about the study is looked up.
+      if (!(await this.store.nodeTookPart(node.id, id))) {
+        throw new FedlhsError('NOT_ASSIGNED', `node ${node.id} took no part in study ${id}: only nodes that had a task in a study may download its models`);
+      }
       const record = await this.store.getCommittedRound(id, round);
       if (record?.checkpointPath == null || record.checkpointSha256 === null) throw new FedlhsError('NOT_FOUND', `study ${id} has no committed round ${round}`);
       stored = { path: record.checkpointPath, sha256: record.checkpointSha256 };
@@ -58,6 +65,79 @@ export class Downloads {
         chunkSize: this.chunkBytes,
       },
       path: stored.path,
+    };
+  }
+}
+
+/** Why a download was refused (the `reason` label of fedlhs_download_streams_refused_total). */
+export type DownloadRefusal = 'per_node' | 'total' | 'not_participant';
+
+/** The refusal `err` stands for, if it is one of the download bounds or the participation check. */
+export function downloadRefusalOf(err: unknown): DownloadRefusal | undefined {
+  if (!(err instanceof FedlhsError)) return undefined;
+  if (err.code === 'NOT_ASSIGNED') return 'not_participant';
+  if (err.code !== 'RESOURCE_LIMIT') return undefined;
+  const limit = (err.details as { limit?: string } | undefined)?.limit;
+  return limit === 'limits.downloadStreamsPerNode' ? 'per_node' : limit === 'limits.downloadStreamsTotal' ? 'total' : undefined;
+}
+
+/**
+ * The bounds on open model downloads (issue 11): limits.downloadStreamsPerNode per node and
+ * limits.downloadStreamsTotal in all. A slot is held from the call's start until the transport
+ * is done with the call (its trailers sent or the stream reset), not merely until the coordinator
+ * stops writing: a stream nobody reads still holds a queued chunk in HTTP/2, so the per-node
+ * bound also bounds what one node's stalled streams can hold.
+ */
+export class DownloadSlots {
+  private readonly byNode = new Map<string, number>();
+  private open = 0;
+
+  constructor(
+    private readonly limits: Pick<CoordinatorLimits, 'downloadStreamsPerNode' | 'downloadStreamsTotal'>,
+    /** Called with the open count after every change (the fedlhs_download_streams gauge). */
+    private readonly onChange?: (open: number) => void,
+  ) {}
+
+  /** Download streams open now. */
+  get openStreams(): number {
+    return this.open;
+  }
+
+  /** Streams of `nodeId` open now. */
+  openFor(nodeId: string): number {
+    return this.byNode.get(nodeId) ?? 0;
+  }
+
+  /**
+   * Takes a slot for a stream of `nodeId`, or throws RESOURCE_LIMIT naming the bound's config
+   * key. The result gives the slot back; calling it again does nothing.
+   */
+  take(nodeId: string): () => void {
+    const mine = this.openFor(nodeId);
+    const perNode = this.limits.downloadStreamsPerNode;
+    if (mine >= perNode) {
+      throw new FedlhsError('RESOURCE_LIMIT', `node ${nodeId} already has ${mine} model download(s) open, the most limits.downloadStreamsPerNode (${perNode}) allows; retry when one ends`, {
+        details: { limit: 'limits.downloadStreamsPerNode', value: mine + 1, max: perNode },
+      });
+    }
+    const total = this.limits.downloadStreamsTotal;
+    if (this.open >= total) {
+      throw new FedlhsError('RESOURCE_LIMIT', `${this.open} model downloads are open, the most limits.downloadStreamsTotal (${total}) allows; retry later`, {
+        details: { limit: 'limits.downloadStreamsTotal', value: this.open + 1, max: total },
+      });
+    }
+    this.byNode.set(nodeId, mine + 1);
+    this.open++;
+    this.onChange?.(this.open);
+    let given = false;
+    return () => {
+      if (given) return;
+      given = true;
+      const left = this.openFor(nodeId) - 1;
+      if (left > 0) this.byNode.set(nodeId, left);
+      else this.byNode.delete(nodeId);
+      this.open--;
+      this.onChange?.(this.open);
     };
   }
 }

@@ -23,6 +23,8 @@ export interface CoordinatorLimits {
   authFailuresPerMinute: number;
   /** An upload that sends nothing for this long is ended (UPLOAD_STALLED), in ms. */
   uploadIdleMs: number;
+  /** A download whose client takes no data for this long is ended (DOWNLOAD_STALLED) and its memory given back, in ms. */
+  downloadIdleMs: number;
 }
 
 /** `limits.modelMemoryBytes` 0 means automatic: a quarter of the machine's memory. */
@@ -40,6 +42,7 @@ export const DEFAULT_LIMITS: Readonly<CoordinatorLimits> = {
   modelMemoryBytes: automaticModelMemoryBytes(),
   authFailuresPerMinute: 30,
   uploadIdleMs: 120_000,
+  downloadIdleMs: 120_000,
 };
 
 /** `DEFAULT_LIMITS` with the given overrides. */

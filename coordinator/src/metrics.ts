@@ -56,7 +56,7 @@ export class CoordinatorMetrics {
   // Issue 11: bounds on what one node may cost, and what was refused at them.
   readonly downloadStreams = new Gauge({ name: 'fedlhs_download_streams', help: 'Model download streams open now (bounded by limits.downloadStreamsTotal).', registers: [this.registry] });
   readonly downloadsRefused = new Counter({
-    name: 'fedlhs_download_streams_refused_total', help: 'Model downloads refused, by reason (per_node, total, not_participant).', labelNames: ['reason'], registers: [this.registry],
+    name: 'fedlhs_download_streams_refused_total', help: 'Model downloads refused or ended, by reason (per_node, total, not_participant; idle: ended after transfer.downloadIdleSeconds without the client taking data).', labelNames: ['reason'], registers: [this.registry],
   });
   readonly sessionMessagesRefused = new Counter({
     name: 'fedlhs_session_messages_refused_total', help: 'Control-session messages refused and not stored, by reason (invalid, rate_limited, unknown_study).',

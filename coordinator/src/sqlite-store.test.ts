@@ -157,7 +157,7 @@ describe('SqliteStore statements and batches', () => {
 });
 
 describe('SqliteStore storage faults', () => {
-  it('a full disk rejects units with STORE_UNAVAILABLE; each unit is wholly there or absent, and the process goes on', async () => {
+  it('a full disk rejects units with STORAGE_FAULT (disk_full); each unit is wholly there or absent, and the process goes on', async () => {
     const path = tempDbPath();
     // A database that may not grow past its size after migration: the disk is "full".
     const sizing = openStore(path);
@@ -186,7 +186,8 @@ describe('SqliteStore storage faults', () => {
     expect(rejected.length).toBeGreaterThan(0);
     for (const x of rejected) {
       expect(x.reason).toBeInstanceOf(FedlhsError);
-      expect(x.reason).toMatchObject({ code: 'STORE_UNAVAILABLE', message: expect.stringMatching(/SQLITE_FULL/) });
+      expect(x.reason).toMatchObject({ code: 'STORAGE_FAULT', details: { kind: 'disk_full' }, message: expect.stringMatching(/SQLITE_FULL/) });
+      expect((x.reason as Error).message).toContain(path);
     }
     // Every unit is all or nothing: a task is stored exactly when its contribution is.
     const tasks = new Set((await store.listTasks(r)).map((t) => t.id));
@@ -196,5 +197,21 @@ describe('SqliteStore storage faults', () => {
     // Writes that need no new pages still work.
     await store.setStudyState('s1', 'STOPPED', 'disk full', 1);
     expect((await store.getStudy('s1'))?.state).toBe('STOPPED');
+    await store.close();
+  });
+
+  it('a read-only database rejects units with STORAGE_FAULT (read_only); the write probe says so, and passes again once writable', async () => {
+    const path = tempDbPath();
+    const store = openStore(path);
+    await enrol(store, 'n1');
+    await store.probeWrite();
+    // query_only is what a read-only file gives every write: SQLITE_READONLY.
+    (store as unknown as { db: Database.Database }).db.pragma('query_only = 1');
+    await expect(store.probeWrite()).rejects.toMatchObject({ code: 'STORAGE_FAULT', details: { kind: 'read_only' } });
+    await expect(store.revokeNode('n1', 5)).rejects.toMatchObject({ code: 'STORAGE_FAULT', details: { kind: 'read_only' } });
+    (store as unknown as { db: Database.Database }).db.pragma('query_only = 0');
+    await store.probeWrite();
+    expect(await store.revokeNode('n1', 5)).toBe(true);
+    await store.close();
   });
 });

@@ -29,20 +29,23 @@ import { MIGRATIONS, SCHEMA_VERSION } from './store/sqlite/migrations.js';
 import type { GroupCommitOptions, WriteOp, WriteResult } from './store/write-ops.js';
 import { contribution, joinToken, node, round, study, task, type Row } from './store/rows.js';
 import { SingleWriteStore } from './store/single-writes.js';
+import { toStorageFault } from './storage-health.js';
 
 const TASK_SELECT = `SELECT t.*, r.study_id, r.round, r.attempt FROM tasks t JOIN rounds r ON r.id = t.round_id`;
 /** Task states that mean a clinic did not deliver (the status view's last error). */
 const PROBLEM_STATES: readonly TaskStateName[] = ['FAILED', 'DECLINED', 'REJECTED'];
 
-/** SQLite result codes that mean the storage, not the unit, failed: the caller sees STORE_UNAVAILABLE. */
-const STORAGE_FAULTS = /^SQLITE_(FULL|READONLY|IOERR|CANTOPEN|CORRUPT|NOTADB|BUSY|LOCKED|NOMEM|PROTOCOL|PERM)/;
-
-/** STORE_UNAVAILABLE for a storage fault (full disk, read-only file, I/O error, closed store); other errors as they are. */
-export function mapSqliteError(err: unknown): unknown {
+/**
+ * STORAGE_FAULT for a storage fault (full disk, read-only file, I/O error; storage-health.ts
+ * classifies the result codes), naming the database; STORE_UNAVAILABLE for a closed store (a
+ * shutdown, not a fault); other errors as they are (a unit's own constraint or guard).
+ */
+export function mapSqliteError(err: unknown, path = 'the coordinator database'): unknown {
   if (err instanceof FedlhsError) return err;
   const code = err instanceof Database.SqliteError ? err.code : undefined;
-  if (code !== undefined && STORAGE_FAULTS.test(code)) {
-    return new FedlhsError('STORE_UNAVAILABLE', `the coordinator database cannot be written (${code}): ${(err as Error).message}`, { cause: err });
+  if (code !== undefined) {
+    const fault = toStorageFault(err, `write the coordinator database (${code})`, path);
+    if (fault !== undefined) return fault;
   }
   if (err instanceof TypeError && /database connection is not open/.test(err.message)) {
     return new FedlhsError('STORE_UNAVAILABLE', 'the coordinator database is closed', { cause: err });
@@ -75,6 +78,8 @@ export interface SqliteStoreOptions {
 export class SqliteStore extends SingleWriteStore implements CoordinatorStore {
   readonly kind = 'sqlite' as const;
   private readonly db: Database.Database;
+  /** The database file, for messages. */
+  readonly path: string;
   private readonly statements = new Map<string, Database.Statement>();
   private readonly committer: GroupCommitter<SqliteUnit, unknown>;
   private observer: ((stats: BatchStats) => void) | undefined;
@@ -84,6 +89,7 @@ export class SqliteStore extends SingleWriteStore implements CoordinatorStore {
 
   constructor(path: string, options: SqliteStoreOptions = {}) {
     super();
+    this.path = path;
     this.db = new Database(path);
     try {
       this.db.pragma('journal_mode = WAL');
@@ -116,7 +122,7 @@ export class SqliteStore extends SingleWriteStore implements CoordinatorStore {
     this.committer = new GroupCommitter<SqliteUnit, unknown>((units) => this.batchTx.immediate(units), {
       ...options.groupCommit,
       countOps: (u) => u.ops,
-      mapError: mapSqliteError,
+      mapError: (err) => mapSqliteError(err, path),
       onBatch: (stats) => this.observer?.(stats),
     });
   }
@@ -158,6 +164,15 @@ export class SqliteStore extends SingleWriteStore implements CoordinatorStore {
   /** Queues `fn` as one unit of the group committer; resolves with its value after COMMIT. */
   private enqueue<R>(label: string, fn: () => R, ops = 1): Promise<R> {
     return this.committer.submit({ label, ops, fn }) as Promise<R>;
+  }
+
+  /**
+   * A durable write that changes nothing (storage-health.ts probes with it): rewrites the schema
+   * version in its own unit, so page 1 goes through the WAL and the commit's fsync like any unit.
+   * Rejects with STORAGE_FAULT while the database cannot be written.
+   */
+  async probeWrite(): Promise<void> {
+    await this.enqueue('storage.probe', () => this.db.pragma(`user_version = ${SCHEMA_VERSION}`));
   }
 
   /** Sets (or clears) the batch observer; the coordinator feeds its store metrics from it. */
@@ -283,6 +298,12 @@ export class SqliteStore extends SingleWriteStore implements CoordinatorStore {
         return;
       case 'node.insert':
         this.insertNodeRow(op.n);
+        return;
+      case 'approval.record':
+        this.run(
+          `INSERT INTO study_approvals (study_id, node_id, manifest_sha256, approved_at) VALUES (?, ?, ?, ?) ON CONFLICT (study_id, node_id) DO NOTHING`,
+          op.studyId, op.nodeId, op.manifestSha256, op.at,
+        );
         return;
       case 'admin.action':
         this.insertAdminActionRow(op.a);
@@ -519,6 +540,13 @@ export class SqliteStore extends SingleWriteStore implements CoordinatorStore {
   async close(): Promise<void> {
     await this.committer.drain();
     if (this.db.open) this.db.close();
+  }
+
+  async nodeTookPart(nodeId: string, studyId: string): Promise<boolean> {
+    return (
+      this.get(`SELECT 1 FROM study_approvals WHERE node_id = ? AND study_id = ?`, nodeId, studyId) !== undefined ||
+      this.get(`SELECT 1 FROM tasks t JOIN rounds r ON r.id = t.round_id WHERE t.node_id = ? AND r.study_id = ? LIMIT 1`, nodeId, studyId) !== undefined
+    );
   }
 }
 

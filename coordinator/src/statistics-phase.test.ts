@@ -82,7 +82,7 @@ async function network(data: Record<string, unknown> = {}) {
     clinics.push({ node, session });
   }
   for (const { session } of clinics) {
-    await coordinator.onAgentMessage(session, { readiness: { studyId: study.id, manifestSha256: study.manifestHash, readiness: 'READINESS_READY', detail: '' } } as never);
+    await coordinator.onAgentMessage(session, { readiness: { studyId: study.id, manifestSha256: study.manifestHash, readiness: 'READINESS_READY', detail: '', trainingRows: 1000 } } as never);
   }
   return { coordinator, study, clinics, log };
 }

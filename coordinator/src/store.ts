@@ -115,6 +115,12 @@ export interface CoordinatorStore {
   listContributionsPage(filter: ContributionFilter, page: PageRequest): Promise<Page<ContributionRecord>>;
   /** A round's tasks in creation order (created_at, id). */
   listTasksPage(filter: TaskFilter, page: PageRequest): Promise<Page<TaskRecord>>;
+  /**
+   * Whether the node took part in the study: it approved it (an `approval.record`, written when
+   * it first declares for the study's manifest a readiness other than NOT_APPROVED or WITHDRAWN) or has had any task in it. These are the
+   * nodes that may download the study's committed models (issue 11), selected or not.
+   */
+  nodeTookPart(nodeId: string, studyId: string): Promise<boolean>;
 
   close(): Promise<void>;
 }

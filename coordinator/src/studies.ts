@@ -16,8 +16,10 @@ import {
 } from '@fedlhs/core';
 import type { Logger } from '@fedlhs/service';
 import type { CheckpointStore } from './checkpoints.js';
+import { DEFAULT_LIMITS } from './limits.js';
 import type { CoordinatorMetrics } from './metrics.js';
-import { StudyRunner, type EngineClock } from './engine/study-runner.js';
+import { memoryFactor, topologyParameters } from './model-memory.js';
+import { StudyRunner, type EngineClock, type StorageGate } from './engine/study-runner.js';
 import type { SessionRegistry } from './sessions.js';
 import type { CoordinatorStore, StudyRecord, TaskRecord } from './store.js';
 import { toWireTask } from './wire.js';
@@ -43,6 +45,12 @@ export interface StudiesOptions {
   selectionGraceMs: number;
   /** Memory an order-statistic strategy may use to hold one round's updates. */
   maxHeldUpdateBytes: number;
+  /**
+   * limits.modelMemoryBytes: the memory the running studies' models may need together (size ×
+   * the strategy's factor, model-memory.ts); a study beyond it is refused at start. Default:
+   * DEFAULT_LIMITS (a quarter of the machine's memory).
+   */
+  modelMemoryBytes?: number | undefined;
   buildInitialModel: InitialModelBuilder;
   /**
    * Broadcasts a study's record to the online nodes. A callback because the control sessions
@@ -51,6 +59,8 @@ export interface StudiesOptions {
   announce: (studyId: string) => Promise<void>;
   /** Called when a study's runner has finished (the coordinator collects unreferenced blobs then). */
   onStudyEnded?: (studyId: string) => void;
+  /** Storage health: runners wait there during a storage fault instead of spending round attempts. */
+  storage?: StorageGate;
 }
 
 /**
@@ -58,7 +68,7 @@ export interface StudiesOptions {
  * after a restart, stopping them, and the lookup every task-bound call goes through.
  */
 export class Studies {
-  private readonly runners = new Map<string, { runner: StudyRunner; done: Promise<void> }>();
+  private readonly runners = new Map<string, { runner: StudyRunner; done: Promise<void>; memoryBytes: number }>();
 
   constructor(private readonly opts: StudiesOptions) {}
 
@@ -114,6 +124,7 @@ export class Studies {
       for (let offset = 0; offset < flat.length; offset += length) strategyState.push(...splitTensors(specs, flat.slice(offset, offset + length)));
     }
     const { sessions } = this.opts;
+    const memoryBytes = bundleLength(specs) * 4 * memoryFactor(createStrategy(strategyConfigOf(manifest)), manifest.clients.max);
     const runner = new StudyRunner(study, manifest, specs, {
       store,
       checkpoints,
@@ -130,6 +141,7 @@ export class Studies {
       strategyState,
       normHistory: await store.listNormHistory(study.id),
       metrics: this.opts.metrics,
+      ...(this.opts.storage === undefined ? {} : { storage: this.opts.storage }),
       onStudyChange: (id, change) => {
         if (change !== 'round') void this.opts.announce(id);
         this.opts.events.emit('change', { kind: change === 'round' ? 'round' : 'study', studyId: id });
@@ -139,7 +151,7 @@ export class Studies {
       this.runners.delete(study.id);
       this.opts.onStudyEnded?.(study.id);
     });
-    this.runners.set(study.id, { runner, done });
+    this.runners.set(study.id, { runner, done, memoryBytes });
   }
 
   /** Waits until a study's runner has finished (for tests and the CLI). */
@@ -165,8 +177,13 @@ export class Studies {
     const manifest = parseManifest(manifestText);
     const json = canonicalManifestJson(manifest);
     const hash = manifestHash(manifest);
-    const { specs, weights } = await this.opts.buildInitialModel(manifest);
     const strategy = createStrategy(strategyConfigOf(manifest));
+    // Before the model is built (which alone takes 6× its size): from the topology's shapes.
+    const estimated = topologyParameters(manifest.model.topology);
+    if (estimated !== undefined) this.checkMemory(manifest, strategy, estimated, by);
+    const { specs, weights } = await this.opts.buildInitialModel(manifest);
+    // Exact now; a topology whose shapes could not be followed is checked here (after building).
+    if (estimated !== weights.length) this.checkMemory(manifest, strategy, weights.length, by);
     if (strategy.input === 'all-updates') {
       const held = manifest.clients.max * weights.byteLength;
       if (held > this.opts.maxHeldUpdateBytes) {
@@ -200,6 +217,29 @@ export class Studies {
     await this.launch(study);
     await this.opts.announce(id);
     return study;
+  }
+
+  /**
+   * Refuses (RESOURCE_LIMIT) a study whose model would not fit limits.modelMemoryBytes beside
+   * the running studies': parameters × 4 bytes × the strategy's factor (model-memory.ts).
+   */
+  private checkMemory(manifest: StudyManifest, strategy: ReturnType<typeof createStrategy>, parameters: number, by: string): void {
+    const budget = this.opts.modelMemoryBytes ?? DEFAULT_LIMITS.modelMemoryBytes;
+    const factor = memoryFactor(strategy, manifest.clients.max);
+    const estimate = parameters * 4 * factor;
+    let running = 0;
+    for (const r of this.runners.values()) running += r.memoryBytes;
+    if (estimate + running <= budget) return;
+    const mib = (b: number): string => `${(b / 1048576).toFixed(0)} MiB`;
+    const err = new FedlhsError(
+      'RESOURCE_LIMIT',
+      `the study's model does not fit this coordinator: ${parameters} parameters × 4 bytes × ${factor} (aggregation.strategy ${strategy.name}) = ${mib(estimate)}` +
+        `${running > 0 ? ` beside ${mib(running)} for the running studies` : ''} exceeds limits.modelMemoryBytes (${mib(budget)})`,
+      { details: { limit: 'limits.modelMemoryBytes', value: estimate + running, max: budget } },
+    );
+    this.opts.metrics.studiesRefused.inc();
+    this.opts.log.warn({ event: 'study.refused', name: manifest.name, parameters, factor, estimateBytes: estimate, runningBytes: running, budgetBytes: budget, by }, err.message);
+    throw err;
   }
 
   /** Asks a running study's runner to stop, and waits until it has finished. */

@@ -13,7 +13,11 @@ import type {
 } from '@fedlhs/proto';
 import type { Logger } from '@fedlhs/service';
 import type { CheckpointStore } from './checkpoints.js';
+import type { NodeDirectory } from './enrolment.js';
+import { DEFAULT_LIMITS, type CoordinatorLimits } from './limits.js';
 import type { CoordinatorMetrics } from './metrics.js';
+import { revokedError, type NodeCalls } from './node-calls.js';
+import type { StorageHealth } from './storage-health.js';
 import type { Studies } from './studies.js';
 import type { CoordinatorStore, NodeRecord, TaskRecord } from './store.js';
 import type { WriteOp } from './store/write-ops.js';
@@ -32,6 +36,40 @@ export interface UpdateIntakeOptions {
   /** The coordinator's 'change' emitter for live dashboards. */
   events: EventEmitter;
   studies: Pick<Studies, 'runner' | 'openRunner'>;
+  /** The coordinator's bounds (limits.ts); default DEFAULT_LIMITS. */
+  limits?: Pick<CoordinatorLimits, 'maxExamplesPerUpdate'> | undefined;
+  /**
+   * The training rows a node stated with its latest READY readiness for a study
+   * (StudyReadiness.training_rows; 0 or undefined: not stated), kept after its session ends
+   * (coordinator: `sessions.trainingRows`). Without it (embedders that predate the field), an
+   * update is bounded only by a statistics report and limits.maxExamplesPerUpdate; with it, a
+   * node that stated no rows is refused.
+   */
+  trainingRows?: ((nodeId: string, studyId: string) => number | undefined) | undefined;
+  /**
+   * The enrolled nodes in memory, for the revocation check at the moment a contribution is
+   * submitted (a node revoked during its call never counts). Default: the store.
+   */
+  nodes?: Pick<NodeDirectory, 'get'> | undefined;
+  /** In-flight calls per node: the reports register there, so that revocation ends them. */
+  calls?: NodeCalls | undefined;
+  /**
+   * Storage health: a spool write that fails for lack of space or a read-only disk is reported
+   * there (the coordinator turns degraded at once) and answered STORAGE_FAULT (UNAVAILABLE, so
+   * the agent retries) instead of an internal error.
+   */
+  storage?: Pick<StorageHealth, 'report'> | undefined;
+}
+
+/** A report call in flight: set `aborted` when revocation ends it. */
+interface ReportCall {
+  aborted: FedlhsError | undefined;
+}
+
+/** Where an update's bound on num_examples comes from (the BAD_EXAMPLE_COUNT message says). */
+interface ExampleBound {
+  max: number;
+  source: string;
 }
 
 /**
@@ -66,6 +104,11 @@ export class UpdateIntake {
   private readonly metrics: CoordinatorMetrics;
   private readonly events: EventEmitter;
   private readonly studies: Pick<Studies, 'runner' | 'openRunner'>;
+  private readonly maxExamples: number;
+  private readonly trainingRows: ((nodeId: string, studyId: string) => number | undefined) | undefined;
+  private readonly nodes: Pick<NodeDirectory, 'get'> | undefined;
+  private readonly calls: NodeCalls | undefined;
+  private readonly storage: Pick<StorageHealth, 'report'> | undefined;
 
   constructor(opts: UpdateIntakeOptions) {
     this.store = opts.store;
@@ -75,6 +118,11 @@ export class UpdateIntake {
     this.metrics = opts.metrics;
     this.events = opts.events;
     this.studies = opts.studies;
+    this.maxExamples = (opts.limits ?? DEFAULT_LIMITS).maxExamplesPerUpdate;
+    this.trainingRows = opts.trainingRows;
+    this.nodes = opts.nodes;
+    this.calls = opts.calls;
+    this.storage = opts.storage;
   }
 
   /** Empties the upload spool: partial uploads of an earlier run can never be completed. */
@@ -90,7 +138,14 @@ export class UpdateIntake {
    */
   async receiveUpload(node: NodeRecord, messages: AsyncIterable<UpdateChunk__Output>): Promise<UploadReceipt> {
     const iterator = messages[Symbol.asyncIterator]();
-    const first = await iterator.next();
+    let first: IteratorResult<UpdateChunk__Output>;
+    try {
+      first = await iterator.next();
+    } catch (err) {
+      // Stalled or cancelled before a header: recorded against the caller, naming no task.
+      if (isFedlhsError(err) && err.isRejection) await this.recordRejection('update', node, err, undefined, { taskId: '', studyId: '', round: 0, numExamples: 0, sha256: '', bytes: 0 });
+      throw err;
+    }
     const header = first.done === true ? undefined : first.value.header;
     if (header == null || header.weights == null) {
       // Check (1) of the proto's order: recorded like every other rejection (design §6 item 6).
@@ -102,6 +157,8 @@ export class UpdateIntake {
       });
       throw err;
     }
+    // Operators (and tests) see an upload in progress before its end; nothing is recorded yet.
+    this.log.debug({ event: 'update.receiving', nodeId: node.id, taskId: header.taskId, round: header.round, bytes: header.weights.totalBytes }, 'receiving an update');
     const rest = { [Symbol.asyncIterator]: () => iterator };
     let task: TaskRecord | undefined;
     try {
@@ -179,7 +236,7 @@ export class UpdateIntake {
     const other = weights.tensors.find((t) => t.dtype !== 'DTYPE_FLOAT32');
     if (other !== undefined) throw new FedlhsError('SHAPE_MISMATCH', `only DTYPE_FLOAT32 tensors are accepted; ${JSON.stringify(other.name)} is ${other.dtype}`, { details: { tensor: other.name } });
     // train_metrics are part of the header: checked with it, not after the whole stream (INVALID_METRICS).
-    const trainMetrics = toEvalMetrics(header.trainMetrics);
+    const trainMetrics = toEvalMetrics(header.trainMetrics, this.maxExamples);
 
     if (existing !== undefined) {
       // Idempotent re-send: hash what arrives (nothing is stored) and compare.
@@ -197,9 +254,9 @@ export class UpdateIntake {
     if (!(header.numExamples >= 1) || !Number.isSafeInteger(header.numExamples)) {
       throw new FedlhsError('BAD_EXAMPLE_COUNT', `num_examples must be a positive integer, got ${header.numExamples}`);
     }
-    const rows = await this.reportedRows(task.studyId, node.id);
-    if (rows !== undefined && header.numExamples > rows) {
-      throw new FedlhsError('BAD_EXAMPLE_COUNT', `num_examples ${header.numExamples} exceeds the ${rows} training rows this node reported in the study's statistics`);
+    const bound = await this.exampleBound(task.studyId, node.id);
+    if (header.numExamples > bound.max) {
+      throw new FedlhsError('BAD_EXAMPLE_COUNT', `num_examples ${header.numExamples} exceeds ${bound.source}`);
     }
     if (this.uploadsInFlight.has(task.id)) throw new FedlhsError('UPLOAD_IN_PROGRESS', `an upload for task ${task.id} is already in progress; retry after it ends`);
     this.uploadsInFlight.add(task.id);
@@ -211,7 +268,7 @@ export class UpdateIntake {
       const base = this.checkpoints.openSequential(runner!.modelForTask(task).path);
       const file = await open(spool, 'wx', 0o600).catch(async (err: unknown) => {
         await base.close();
-        throw err;
+        throw this.storage?.report(err, 'spool the upload', spool) ?? err;
       });
       let squaredDistance = 0;
       let scratch = Buffer.alloc(0);
@@ -226,7 +283,9 @@ export class UpdateIntake {
             const d = values[i]! - g[i]!;
             squaredDistance += d * d;
           }
-          await file.write(chunk.data);
+          await file.write(chunk.data).catch((err: unknown) => {
+            throw this.storage?.report(err, 'spool the upload', spool) ?? err;
+          });
         }
         const digest = receiver.finish().toString('hex');
         await file.close();
@@ -235,6 +294,8 @@ export class UpdateIntake {
           throw new FedlhsError('REPLAYED', `payload is identical to the update accepted for task ${earlier.taskId} (round ${earlier.round}); replays are refused`);
         }
         this.metrics.bytesIn.inc(receiver.receivedBytes);
+        // Revoked while the update arrived (its last chunks after the revocation): never counts.
+        await this.checkNotRevoked(node);
         await runner!.submit(task, {
           kind: 'update', spoolPath: spool, numExamples: header.numExamples, digest, bytes: receiver.receivedBytes, deltaNorm: Math.sqrt(squaredDistance),
           trainMetrics,
@@ -255,7 +316,11 @@ export class UpdateIntake {
    * checked it (core validateClinicStats). Every rejection is recorded with its reason; an
    * inconsistent report ends the task REJECTED, and the phase goes on with the other clinics.
    */
-  async reportStatistics(node: NodeRecord, report: StatisticsReport__Output): Promise<StatisticsReceipt> {
+  reportStatistics(node: NodeRecord, report: StatisticsReport__Output): Promise<StatisticsReceipt> {
+    return this.registered(node, (call) => this.statisticsFor(node, report, call));
+  }
+
+  private async statisticsFor(node: NodeRecord, report: StatisticsReport__Output, call: ReportCall): Promise<StatisticsReceipt> {
     let task: TaskRecord | undefined;
     let digest = '';
     try {
@@ -275,7 +340,9 @@ export class UpdateIntake {
         return { taskId: task.id, duplicate: true };
       }
       checkNotClosed(task);
-      await this.studies.openRunner(task).submit(task, { kind: 'statistics', stats });
+      const runner = this.studies.openRunner(task);
+      await this.checkNotRevoked(node, call);
+      await runner.submit(task, { kind: 'statistics', stats });
       this.noteRows(task.studyId, node.id, stats);
       return { taskId: task.id, duplicate: false };
     } catch (err) {
@@ -294,7 +361,11 @@ export class UpdateIntake {
    * task (TASK_CLOSED), the study, the metrics (INVALID_METRICS, which closes the task), then
    * the round. Every rejection is recorded with its reason.
    */
-  async reportEvaluation(node: NodeRecord, report: EvaluationReport__Output): Promise<EvaluationReceipt> {
+  reportEvaluation(node: NodeRecord, report: EvaluationReport__Output): Promise<EvaluationReceipt> {
+    return this.registered(node, (call) => this.evaluationFor(node, report, call));
+  }
+
+  private async evaluationFor(node: NodeRecord, report: EvaluationReport__Output, call: ReportCall): Promise<EvaluationReceipt> {
     let task: TaskRecord | undefined;
     let digest = '';
     try {
@@ -304,7 +375,7 @@ export class UpdateIntake {
         throw new FedlhsError('STALE', `report is tagged study ${report.studyId} round ${report.round}, task is study ${task.studyId} round ${task.round}`);
       }
       const checked = (): EvalMetrics => {
-        const m = toEvalMetrics(report.metrics);
+        const m = toEvalMetrics(report.metrics, this.maxExamples);
         if (m === undefined) throw new FedlhsError('INVALID_METRICS', 'metrics are missing');
         digest = reportDigest(m);
         return m;
@@ -323,6 +394,7 @@ export class UpdateIntake {
       checkNotClosed(task);
       const runner = this.studies.openRunner(task);
       const metrics = checked();
+      await this.checkNotRevoked(node, call);
       await runner.submit(task, { kind: 'evaluation', metrics, digest });
       return { taskId: task.id, duplicate: false };
     } catch (err) {
@@ -333,6 +405,63 @@ export class UpdateIntake {
       }
       throw err;
     }
+  }
+
+  /**
+   * Runs a report call of `node` registered with the in-flight calls (node-calls.ts): a
+   * revocation marks it aborted, and `checkNotRevoked` refuses it before anything is submitted.
+   */
+  private async registered<T>(node: NodeRecord, work: (call: ReportCall) => Promise<T>): Promise<T> {
+    const call: ReportCall = { aborted: undefined };
+    const unregister = this.calls?.register(node.id, (err) => {
+      call.aborted = err;
+    });
+    try {
+      return await work(call);
+    } finally {
+      unregister?.();
+    }
+  }
+
+  /**
+   * Refuses a contribution of a node revoked since its call began (CREDENTIAL_INVALID, not a
+   * rejection: nothing is recorded and nothing counts). Checked at the moment of submitting,
+   * after the last await before it, so a revocation during the call is always seen.
+   */
+  private async checkNotRevoked(node: NodeRecord, call?: ReportCall): Promise<void> {
+    if (call?.aborted !== undefined) throw call.aborted;
+    const current = this.nodes?.get(node.id) ?? (await this.store.getNode(node.id));
+    if (current === undefined || current.revokedAt !== null) {
+      this.log.warn({ event: 'contribution.revoked', nodeId: node.id }, 'contribution refused: its node was revoked during the call');
+      throw revokedError(current?.revokedAt ?? this.now());
+    }
+  }
+
+  /**
+   * The most examples an update of this node may claim in the study (proto "Order of checks"
+   * 14): limits.maxExamplesPerUpdate, and the rows the clinic stated for its cohort: those of
+   * its accepted, not suppressed statistics report when the study had a statistics phase, else
+   * the training_rows of its READY readiness. A node that stated neither cannot be weighted:
+   * BAD_EXAMPLE_COUNT (issue 11: num_examples up to 2^53 - 1 was accepted, so one clinic
+   * could own the weighted average).
+   */
+  private async exampleBound(studyId: string, nodeId: string): Promise<ExampleBound> {
+    const limit: ExampleBound = { max: this.maxExamples, source: `limits.maxExamplesPerUpdate (${this.maxExamples})` };
+    const reported = await this.reportedRows(studyId, nodeId);
+    if (reported === undefined && this.trainingRows === undefined) return limit;
+    const declared = this.trainingRows?.(nodeId, studyId);
+    const stated: ExampleBound | undefined = reported !== undefined
+      ? { max: reported, source: `the ${reported} training rows this node reported in the study's statistics` }
+      : declared !== undefined && declared > 0
+        ? { max: declared, source: `the ${declared} training rows this node declared READY with (StudyReadiness.training_rows)` }
+        : undefined;
+    if (stated === undefined) {
+      throw new FedlhsError(
+        'BAD_EXAMPLE_COUNT',
+        `this node did not state its training rows for study ${studyId} (StudyReadiness.training_rows with READY, or a statistics report), so its num_examples cannot be checked`,
+      );
+    }
+    return stated.max <= limit.max ? stated : limit;
   }
 
   /**

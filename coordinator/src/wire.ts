@@ -38,20 +38,32 @@ export function toClinicStats(r: StatisticsReport__Output): ClinicStats {
 }
 
 /**
- * Checks wire metrics (common.proto `Metrics`): `num_examples` a positive safe integer, `loss`
- * finite and ≥ 0, `accuracy` and `auc` (when present) in [0, 1]. Anything else is the rejection
- * INVALID_METRICS (recorded, and it closes the task). Absent metrics are `undefined`: whether
- * that is allowed is the caller's decision.
+ * The largest loss a report may state (common.proto `Metrics`). The study's losses are means of
+ * per-example losses that TF.js clips (binary cross-entropy stays below ~16 with its epsilon,
+ * squared errors of normalised labels far below this): a larger value is not a measurement. The
+ * bound also keeps every example-weighted mean of losses finite (issue 11: one report of
+ * 1.7e308 made the stored global loss Infinity).
  */
-export function toEvalMetrics(m: Metrics__Output | null | undefined): EvalMetrics | undefined {
+export const MAX_METRIC_LOSS = 1e6;
+
+/**
+ * Checks wire metrics (common.proto `Metrics`): `num_examples` a positive safe integer, at most
+ * `maxExamples` (limits.maxExamplesPerUpdate), `loss` finite, ≥ 0 and ≤ MAX_METRIC_LOSS,
+ * `accuracy` and `auc` (when present) in [0, 1]. Anything else is the rejection INVALID_METRICS
+ * (recorded, and it closes the task), naming the field, its value and the range. Absent metrics
+ * are `undefined`: whether that is allowed is the caller's decision.
+ */
+export function toEvalMetrics(m: Metrics__Output | null | undefined, maxExamples = Number.MAX_SAFE_INTEGER): EvalMetrics | undefined {
   if (m == null) return undefined;
-  const bad = (what: string): never => {
-    throw new FedlhsError('INVALID_METRICS', `metric ${what} is out of range`);
+  const bad = (what: string, range: string): never => {
+    throw new FedlhsError('INVALID_METRICS', `metric ${what} is out of range (${range})`);
   };
-  if (!Number.isSafeInteger(m.numExamples) || m.numExamples < 1) bad(`num_examples (${m.numExamples})`);
-  if (!Number.isFinite(m.loss) || m.loss < 0) bad(`loss (${m.loss})`);
-  if (!(m.accuracy >= 0 && m.accuracy <= 1)) bad(`accuracy (${m.accuracy})`);
-  if (m.auc != null && !(m.auc >= 0 && m.auc <= 1)) bad(`auc (${m.auc})`);
+  if (!Number.isSafeInteger(m.numExamples) || m.numExamples < 1 || m.numExamples > maxExamples) {
+    bad(`num_examples (${m.numExamples})`, maxExamples === Number.MAX_SAFE_INTEGER ? 'a positive integer' : `1 to ${maxExamples}, limits.maxExamplesPerUpdate`);
+  }
+  if (!(m.loss >= 0 && m.loss <= MAX_METRIC_LOSS)) bad(`loss (${m.loss})`, `0 to ${MAX_METRIC_LOSS}`);
+  if (!(m.accuracy >= 0 && m.accuracy <= 1)) bad(`accuracy (${m.accuracy})`, '0 to 1');
+  if (m.auc != null && !(m.auc >= 0 && m.auc <= 1)) bad(`auc (${m.auc})`, '0 to 1');
   return { numExamples: m.numExamples, loss: m.loss, accuracy: m.accuracy, auc: m.auc ?? undefined };
 }
 

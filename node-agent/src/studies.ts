@@ -1,4 +1,5 @@
 import { existsSync } from 'node:fs';
+import * as grpc from '@grpc/grpc-js';
 import { join } from 'node:path';
 import { WIRE_STRINGS, float32Bytes, sanitizeWireText, verifyManifestJson, type StudyManifest } from '@fedlhs/core';
 import type { AgentMessage, ListStudiesResponse__Output, Readiness__Output as Readiness, Study__Output } from '@fedlhs/proto';
@@ -37,6 +38,8 @@ export interface StudyTrackerOptions {
  */
 export class StudyTracker {
   private readonly studies = new Map<string, KnownStudy>();
+  /** Completed studies whose final model the coordinator refused this agent (logged once each). */
+  private readonly finalModelRefused = new Set<string>();
   private readonly config: AgentConfig;
   private readonly state: AgentState;
   private readonly credential: NodeCredential;
@@ -177,6 +180,12 @@ export class StudyTracker {
       writeFileAtomic(join(dir, `round-${study.lastCommittedRound}.json`), JSON.stringify({ studyId: study.studyId, round: study.lastCommittedRound, sha256: sha256.toString('hex'), manifestSha256: study.manifestSha256, tensors: specs }, null, 1));
       this.log.info({ event: 'final_model.saved', studyId: study.studyId, round: study.lastCommittedRound, path: dir }, 'study completed; final global model saved locally');
     } catch (err) {
+      if ((err as { code?: number }).code === grpc.status.PERMISSION_DENIED) {
+        // The coordinator does not count this clinic as a participant (it approved the study
+        // only after the study ended): said once, not at every reconnection.
+        if (this.finalModelRefused.has(study.studyId)) return;
+        this.finalModelRefused.add(study.studyId);
+      }
       this.log.warn({ event: 'final_model.failed', studyId: study.studyId, err: (err as Error).message }, 'could not fetch the final model');
     }
   }

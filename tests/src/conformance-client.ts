@@ -41,6 +41,9 @@ export interface CallFailure {
 
 const AGENT = { agentVersion: 'conformance/1.0', trainingBackend: 'none', platform: 'conformance' };
 
+/** The training rows a test node declares READY with unless told otherwise (bounds num_examples). */
+export const DEFAULT_TRAINING_ROWS = 1000;
+
 function trailer(md: grpc.Metadata | undefined, key: string): string | undefined {
   const v = md?.get(key)[0];
   return typeof v === 'string' ? v : undefined;
@@ -134,6 +137,11 @@ export interface SessionOptions {
   capabilities?: string[];
   /** Answer READY to each running study announced with a new manifest hash (default true). */
   ready?: boolean;
+  /**
+   * StudyReadiness.training_rows sent with READY: the most an update's num_examples may claim
+   * (default DEFAULT_TRAINING_ROWS; 0 states none).
+   */
+  trainingRows?: number;
   /** Send a heartbeat every Welcome.heartbeat_interval_ms (default true); false plays a silent agent. */
   heartbeats?: boolean;
 }
@@ -178,7 +186,9 @@ export class ConformanceClient {
         const key = `${study.studyId}:${study.manifestSha256}`;
         if ((options.ready ?? true) && study.state === 'STUDY_STATE_RUNNING' && !answered.has(key)) {
           answered.add(key);
-          call.write({ readiness: { studyId: study.studyId, manifestSha256: study.manifestSha256, readiness: 'READINESS_READY', detail: '' } });
+          call.write({
+            readiness: { studyId: study.studyId, manifestSha256: study.manifestSha256, readiness: 'READINESS_READY', detail: '', trainingRows: options.trainingRows ?? DEFAULT_TRAINING_ROWS },
+          });
         }
       }
       if (m.progress) {

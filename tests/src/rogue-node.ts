@@ -1,7 +1,7 @@
 import * as grpc from '@grpc/grpc-js';
-import { float32Le, sha256 } from './conformance-client.js';
+import { DEFAULT_TRAINING_ROWS, float32Le, sha256 } from './conformance-client.js';
 import {
-  loadFedlhsProto, type AgentMessage, type EnrolResponse__Output, type CoordinatorMessage__Output, type FederationClient, type StatisticsReceipt__Output, type StatisticsReport, type Task__Output, type UploadReceipt__Output,
+  loadFedlhsProto, type AgentMessage, type EnrolResponse__Output, type CoordinatorMessage__Output, type FederationClient, type StatisticsReceipt__Output, type StatisticsReport, type Task__Output, type UpdateChunk, type UploadReceipt__Output,
 } from '@fedlhs/proto';
 
 /** `Enrol` over plaintext gRPC through the generated stubs only, as a third-party agent would call it. */
@@ -37,11 +37,15 @@ export interface RawUpload {
   weights: Float32Array;
   /** Digest to announce (default: the true one). */
   sha256?: Buffer;
+  /** UpdateHeader.train_metrics (default: plausible ones over num_examples; null: none). */
+  trainMetrics?: { numExamples: number; loss: number; accuracy: number } | null;
 }
 
 /** How a rogue node answers study announcements (default: READY, no detail). */
 export interface RogueOptions {
   readiness?: { readiness: 'READINESS_READY' | 'READINESS_NOT_APPROVED' | 'READINESS_COHORT_TOO_SMALL' | 'READINESS_DATA_ERROR'; detail: string };
+  /** StudyReadiness.training_rows sent with READY, the bound of num_examples (default 1000; 0 states none). */
+  trainingRows?: number;
 }
 
 /**
@@ -80,7 +84,8 @@ export class RogueNode {
         if (m.welcome) resolve();
         if (m.study?.study && m.study.study.state === 'STUDY_STATE_RUNNING') {
           const r = this.options.readiness ?? { readiness: 'READINESS_READY', detail: '' };
-          call.write({ readiness: { studyId: m.study.study.studyId, manifestSha256: m.study.study.manifestSha256, readiness: r.readiness, detail: r.detail } });
+          const trainingRows = r.readiness === 'READINESS_READY' ? (this.options.trainingRows ?? DEFAULT_TRAINING_ROWS) : 0;
+          call.write({ readiness: { studyId: m.study.study.studyId, manifestSha256: m.study.study.manifestSha256, readiness: r.readiness, detail: r.detail, trainingRows } });
         }
         if (m.task) {
           if (m.task.kind === 'TASK_KIND_EVALUATE') {
@@ -151,7 +156,7 @@ export class RogueNode {
       call.write({
         header: {
           taskId: u.taskId, studyId: u.studyId, round: u.round, nodeId: u.nodeId, baseModelSha256: u.baseModelSha256, numExamples: u.numExamples,
-          trainMetrics: { numExamples: u.numExamples, loss: 0.5, accuracy: 0.7 },
+          ...(u.trainMetrics === null ? {} : { trainMetrics: u.trainMetrics ?? { numExamples: u.numExamples, loss: 0.5, accuracy: 0.7 } }),
           weights: { tensors: u.specs.map((s) => ({ name: s.name, shape: [...s.shape], dtype: 'DTYPE_FLOAT32' })), totalBytes: bytes.length, sha256: u.sha256 ?? sha256(bytes), chunkSize: MIB },
         },
       });
@@ -163,6 +168,36 @@ export class RogueNode {
         call.end();
       })();
     });
+  }
+
+  /**
+   * An upload sent in steps, to stop, cancel or finish it at a moment the test picks: the header
+   * and the first `bytes` bytes of the payload now; `rest()` sends the remainder and ends the
+   * stream, `cancel()` cancels the call; neither is required (a call left open plays a frozen
+   * uploader). `result` is the call's outcome; `deadline` is the client's own deadline.
+   */
+  partialUpload(u: RawUpload, bytes: number, options: { deadline?: Date } = {}): { result: Promise<UploadReceipt__Output>; rest: () => Promise<void>; cancel: () => void } {
+    const payload = float32Le(u.weights);
+    let call!: grpc.ClientWritableStream<UpdateChunk>;
+    const result = new Promise<UploadReceipt__Output>((resolve, reject) => {
+      call = this.client.UploadUpdate(this.metadata(), options.deadline === undefined ? {} : { deadline: options.deadline }, (err, receipt) => (err === null ? resolve(receipt!) : reject(err)));
+    });
+    call.write({
+      header: {
+        taskId: u.taskId, studyId: u.studyId, round: u.round, nodeId: u.nodeId, baseModelSha256: u.baseModelSha256, numExamples: u.numExamples,
+        weights: { tensors: u.specs.map((s) => ({ name: s.name, shape: [...s.shape], dtype: 'DTYPE_FLOAT32' })), totalBytes: payload.length, sha256: u.sha256 ?? sha256(payload), chunkSize: MIB },
+      },
+    });
+    if (bytes > 0) call.write({ data: payload.subarray(0, bytes) });
+    return {
+      result,
+      rest: async () => {
+        // Each message must be a whole chunk but the last (TensorBundleHeader.chunk_size): the rest is one more chunk only when it is the end.
+        if (bytes < payload.length) call.write({ data: payload.subarray(bytes) });
+        call.end();
+      },
+      cancel: () => call.cancel(),
+    };
   }
 
   close(): void {

@@ -7,7 +7,8 @@ import * as grpc from '@grpc/grpc-js';
 import { FedlhsError } from '@fedlhs/core';
 import type { Logger } from '@fedlhs/service';
 import { COORDINATOR_VERSION, type Coordinator } from '../coordinator.js';
-import { CredentialThrottle, OperatorAuth, requireAdmin, type Operator, type Role } from './auth.js';
+import { CredentialThrottle } from '../credential-throttle.js';
+import { OperatorAuth, requireAdmin, type Operator, type Role } from './auth.js';
 import { toHttpError, withHttpStatus } from './http-errors.js';
 import { NODE_PAGE_DEFAULT, nodeContributions, nodeCounts, nodeFailures, nodePage, singleNodeView, studyDetail, studyReadiness, studySummary } from './views.js';
 import type { PageRequest } from '../store.js';
@@ -292,7 +293,7 @@ export async function startAdminServer(coordinator: Coordinator, logger: Logger,
   // body) is a 4xx naming what, and only a fault of ours is a 500.
   const handle = async (req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> => {
     const path = url.pathname;
-    if (req.method === 'GET' && path === '/healthz') return send(res, 200, { status: 'ok' });
+    if (req.method === 'GET' && path === '/healthz') { const health = coordinator.health(); return send(res, health.status === 'ok' ? 200 : 503, health); }
     if (req.method === 'GET' && path === '/metrics') {
       // Prometheus scrapes without credentials; keep the admin port on an operator network.
       const text = await coordinator.metrics.registry.metrics();

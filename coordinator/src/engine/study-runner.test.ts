@@ -11,7 +11,8 @@ import { SqliteStore } from '../sqlite-store.js';
 import type { StudyRecord, TaskRecord } from '../store.js';
 import type { WriteOp, WriteResult } from '../store/write-ops.js';
 import { LogSink, ManualClock } from '../test-support.js';
-import { StudyRunner, type EngineSessions } from './study-runner.js';
+import { StorageHealth } from '../storage-health.js';
+import { StudyRunner, type EngineSessions, type StorageGate } from './study-runner.js';
 
 const SPECS: TensorSpec[] = [{ name: 'out/kernel', shape: [2, 1] }, { name: 'out/bias', shape: [1] }];
 const T0 = Date.parse('2026-11-02T09:00:00Z');
@@ -93,7 +94,7 @@ afterEach(async () => {
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
 });
 
-async function engine(m: StudyManifest, nodes: string[], opts: { strategy?: Strategy; sendSlice?: number } = {}) {
+async function engine(m: StudyManifest, nodes: string[], opts: { strategy?: Strategy; sendSlice?: number; storage?: (clock: ManualClock, log: LogSink) => StorageGate } = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'fedlhs-engine-unit-'));
   dirs.push(dir);
   const store = new WatchedStore(join(dir, 'c.db'));
@@ -120,8 +121,10 @@ async function engine(m: StudyManifest, nodes: string[], opts: { strategy?: Stra
   const cancelled: string[] = [];
   const waiters: { match: (t: TaskRecord) => boolean; resolve: (t: TaskRecord) => void }[] = [];
   let onSend: ((n: number) => void) | undefined;
+  const storage = opts.storage?.(clock, log);
   const runner = new StudyRunner(study, m, SPECS, {
     store, checkpoints, sessions, logger: pino({ level: 'debug' }, log), selectionGraceMs: 0, clock,
+    ...(storage === undefined ? {} : { storage }),
     ...(opts.sendSlice === undefined ? {} : { sendSlice: opts.sendSlice }),
     ...(opts.strategy === undefined ? {} : { strategy: opts.strategy }),
     dispatch: {
@@ -322,14 +325,91 @@ describe('study runner: failures', () => {
     );
   });
 
-  it('a store write failure (STORE_UNAVAILABLE) fails the attempt with that reason; the next attempt retries', async () => {
-    const e = await engine(manifest(), three);
+});
+
+describe('study runner: storage faults (issue 11)', () => {
+  /** A StorageHealth on the engine's clock whose one probe fails while `down`. */
+  function gate(): { storage: (clock: ManualClock, log: LogSink) => StorageGate; health: () => StorageHealth; setDown: (down: boolean) => void } {
+    let down = false;
+    let health: StorageHealth | undefined;
+    return {
+      storage: (clock, log) => {
+        health = new StorageHealth({
+          log: pino({ level: 'debug' }, log), now: () => clock.now(), setTimer: (ms, fn) => clock.setTimer(ms, fn), faultIntervalMs: 1000, intervalMs: 0,
+          probes: [{ name: 'test disk', run: async () => {
+            if (down) throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
+          } }],
+        });
+        health.start();
+        return health;
+      },
+      health: () => health!,
+      setDown: (d) => {
+        down = d;
+      },
+    };
+  }
+
+  it('a store write failure fails the attempt with a storage reason, does not count against maxRoundAttempts, and the round is retried once storage recovers', async () => {
+    const g = gate();
+    // One attempt allowed: a storage fault that counted would fail the study.
+    const e = await engine(manifest({ min: 3, max: 3, quorum: 2 }, { maxRoundAttempts: 1 }), three, { storage: g.storage });
+    g.setDown(true);
     e.store.failNext = (label) => label === 'phase.training';
     for (const n of three) e.sessions.connect(n);
     const failed = await e.log.waitFor((l) => l.event === 'round.failed');
-    expect(failed.reason).toBe('store unavailable: disk full (test)');
+    expect(failed).toMatchObject({ storageFault: 'disk_full', attempt: 1 });
+    expect(failed.reason).toMatchInlineSnapshot(`"storage fault: disk full at the data directory: could not run round 1 (disk full (test)) (kind disk_full); the round will be retried when storage recovers"`);
+    await e.log.waitFor((l) => l.event === 'study.waiting_for_storage');
+    expect(g.health().health()).toMatchObject({ status: 'degraded', storage: { healthy: false, kind: 'disk_full', since: T0 } });
+    // While the probe fails, time passes and no attempt starts.
+    e.clock.advance(5_000);
+    await new Promise((r) => setImmediate(r));
+    expect(e.sent.filter((t) => t.attempt === 2)).toEqual([]);
+    g.setDown(false);
+    e.clock.advance(1_000);
+    await e.log.waitFor((l) => l.event === 'storage.recovered');
+    for (const n of three) {
+      const t = await e.task(n, 'TRAIN', 2);
+      const spoolPath = join(e.checkpoints.spoolPath(`${t.id}.f32`));
+      writeFileSync(spoolPath, Buffer.from(Float32Array.from([1, 2, 3]).buffer));
+      await e.runner.submit(t, { kind: 'update', spoolPath, numExamples: 10, digest: `d-${t.id}`, bytes: 12, deltaNorm: 1, trainMetrics: undefined });
+    }
+    for (const n of three) {
+      await e.runner.submit(await e.task(n, 'EVALUATE', 2), { kind: 'evaluation', metrics: { numExamples: 50, loss: 0.5, accuracy: 0.7 }, digest: 'e'.repeat(64) });
+    }
+    await e.done;
+    expect(e.log.lines.find((l) => l.event === 'study.completed')).toBeDefined();
+    const r = (await e.rounds()).filter((x) => x.round === 1).map((x) => [x.attempt, x.state, x.reason?.startsWith('storage fault: ') ?? null]);
+    expect(r).toEqual([[1, 'FAILED', true], [2, 'COMMITTED', null]]);
+    expect(g.health().healthy).toBe(true);
+  });
+
+  it('a fault that storage health sees mid-phase ends the attempt at once with a storage reason (not at its deadline with a wrong one)', async () => {
+    const g = gate();
+    const e = await engine(manifest({ min: 3, max: 3, quorum: 2 }, { maxRoundAttempts: 1 }), three, { storage: g.storage });
+    for (const n of three) e.sessions.connect(n);
+    await e.update('n1', [1, 1, 1]);
+    g.setDown(true);
+    g.health().report(Object.assign(new Error('EROFS: read-only file system, open spool/x.part'), { code: 'EROFS' }), 'spool an upload', '/data/spool');
+    const failed = await e.log.waitFor((l) => l.event === 'round.failed');
+    expect(failed).toMatchObject({ storageFault: 'read_only' });
+    expect(String(failed.reason)).toMatch(/^storage fault: read-only storage at \/data\/spool: could not spool an upload .*\(kind read_only\)/);
+    g.setDown(false);
+    e.clock.advance(1_000);
     await e.task('n1', 'TRAIN', 2);
-    const r = (await e.rounds()).filter((x) => x.round === 1).map((x) => [x.attempt, x.state, x.reason]);
-    expect(r).toEqual([[1, 'FAILED', 'store unavailable: disk full (test)'], [2, 'TRAINING', null]]);
+    expect(e.log.lines.filter((l) => l.event === 'study.failed')).toEqual([]);
+  });
+
+  it('without storage health a storage fault is retried after a backoff', async () => {
+    const e = await engine(manifest({ min: 3, max: 3, quorum: 2 }, { maxRoundAttempts: 1 }), three);
+    e.store.failNext = (label) => label === 'round.insert';
+    for (const n of three) e.sessions.connect(n);
+    await e.log.waitFor((l) => l.event === 'study.waiting_for_storage');
+    expect(e.sent).toEqual([]);
+    e.clock.advance(1_000);
+    await e.task('n1', 'TRAIN', 1);
+    // The failed insert wrote nothing: attempt 1 is the first on record.
+    expect((await e.rounds()).filter((x) => x.round === 1).map((x) => [x.attempt, x.state])).toEqual([[1, 'TRAINING']]);
   });
 });

@@ -20,6 +20,7 @@ import type { CoordinatorMetrics } from '../metrics.js';
 import { describeReadiness, siteReadiness } from '../readiness.js';
 import type { NodeSession } from '../sessions.js';
 import type { CoordinatorStore, StudyRecord, TaskRecord, TaskStateName } from '../store.js';
+import { toStorageFault, type StorageHealth } from '../storage-health.js';
 import type { WriteOp, WriteResult } from '../store/write-ops.js';
 import { Cohort } from './attempt.js';
 import { PhaseCounterSet } from './counters.js';
@@ -79,6 +80,12 @@ export interface EngineOptions {
   strategyState?: Tensor[] | undefined;
   /** Delta norms of the study's accepted updates so far. */
   normHistory?: number[];
+  /**
+   * Storage health (storage-health.ts): storage faults are reported there, and the runner waits
+   * there for storage to recover instead of spending the study's round attempts. Without it a
+   * storage fault is retried after a backoff (1 s doubling to 30 s).
+   */
+  storage?: StorageGate;
   metrics?: CoordinatorMetrics;
   /** The server strategy (default: the manifest's); wrappers such as central DP noise go here. */
   strategy?: Strategy;
@@ -93,6 +100,12 @@ export interface EngineOptions {
    */
   onStudyChange?: (studyId: string, change: 'round' | 'committed' | 'ended') => void;
 }
+
+/** What the engine uses of StorageHealth. */
+export type StorageGate = Pick<StorageHealth, 'report' | 'whenHealthy' | 'healthy' | 'onChange' | 'status'>;
+
+/** How a round attempt ended: committed, failed (counts against maxRoundAttempts), or a storage fault (does not). */
+type AttemptOutcome = 'committed' | 'failed' | 'storage';
 
 /** The phase the attempt is in, with its counters and tasks. */
 interface ActivePhase {
@@ -127,6 +140,10 @@ interface Attempt extends AttemptView {
   outputs: PhaseOutput[];
   /** Set when in-memory state can no longer be trusted (an accepted update whose write failed). */
   poisoned: string | undefined;
+  /** The storage fault that poisoned it, if one did (then the attempt fails as a storage fault). */
+  poisonedBy: FedlhsError | undefined;
+  /** Storage faults met before the attempt (StorageStatus.faults): more at its end means it met one. */
+  readonly faultsAtStart: number;
 }
 
 /** The runner was stopped or halted: the attempt ends, and the study ends STOPPED unless halting. */
@@ -173,6 +190,11 @@ export class StudyRunner {
   private readonly onReady = (): void => {
     if (this.selecting) this.notify();
   };
+  /** Storage faults already reported (an error passes several catch blocks on its way up). */
+  private readonly reportedFaults = new WeakSet<FedlhsError>();
+  /** Backoff steps taken while waiting for storage without a StorageGate. */
+  private storageWaits = 0;
+  private readonly onStorageChange = (): void => this.notify();
 
   constructor(
     private readonly study: StudyRecord,
@@ -217,13 +239,22 @@ export class StudyRunner {
     // The generic 'change' event only for sessions without the typed ones (it fires on every
     // session change of every study: one listener per runner would be work for nothing).
     if (!this.typedSessionEvents) sessions.on('change', this.onSessionChange);
+    const unsubscribeStorage = this.opts.storage?.onChange(this.onStorageChange);
     try {
+      // Held updates of an attempt a crash interrupted (no attempt of this study runs yet).
+      this.tryClearWorkFiles('at start');
       let round = this.study.lastCommittedRound + 1;
       while (round <= this.manifest.rounds) {
-        const previous = (await this.opts.store.listRounds(this.studyId)).filter((r) => r.round === round).length;
+        let failed = 0;
         let committed = false;
-        for (let i = 1; i <= this.manifest.deadlines.maxRoundAttempts && !committed; i++) {
-          committed = await this.runAttempt(round, previous + i);
+        while (!committed && failed < this.manifest.deadlines.maxRoundAttempts) {
+          // Numbered after the attempts on record (an attempt that a storage fault stopped before
+          // its row was written leaves no number behind).
+          const attempt = await this.withStorage('read the round attempts', async () => Math.max(0, ...(await this.opts.store.listRounds(this.studyId)).filter((r) => r.round === round).map((r) => r.attempt)) + 1);
+          const outcome = await this.runAttempt(round, attempt);
+          if (outcome === 'committed') committed = true;
+          else if (outcome === 'failed') failed++;
+          else await this.recoverFromStorageFault(round);
         }
         if (!committed) {
           await this.endStudy('FAILED', `round ${round} failed ${this.manifest.deadlines.maxRoundAttempts} time(s); last attempt: ${this.lastAttemptFailure}`);
@@ -249,6 +280,98 @@ export class StudyRunner {
     } finally {
       if (!this.typedSessionEvents) sessions.off('change', this.onSessionChange);
       for (const u of unsubscribe) u?.();
+      unsubscribeStorage?.();
+      this.tryClearWorkFiles('at the end of the run');
+    }
+  }
+
+  // ---- storage faults (issue 11) ------------------------------------------------------------
+
+  /** `err` as STORAGE_FAULT if it is a storage fault (reported to the storage health once), else undefined. */
+  private storageFault(err: unknown, op: string): FedlhsError | undefined {
+    if (err instanceof FedlhsError && this.reportedFaults.has(err)) return err;
+    const fault = this.opts.storage?.report(err, op) ?? toStorageFault(err, op);
+    if (fault !== undefined) {
+      this.reportedFaults.add(fault);
+      return fault;
+    }
+    // A store that went away without saying why (a lost connection): retried like a fault.
+    return isStoreFailure(err) && !this.abort.signal.aborted ? (err as FedlhsError) : undefined;
+  }
+
+  /**
+   * Waits until storage is healthy again (the StorageGate's probes pass; without one, a backoff).
+   * Throws ATTEMPT_ABORTED if the runner is stopped meanwhile.
+   */
+  private async awaitStorage(why: string): Promise<void> {
+    if (this.abort.signal.aborted) throw stopped();
+    const storage = this.opts.storage;
+    const status = storage?.status();
+    this.log.warn(
+      { event: 'study.waiting_for_storage', why, kind: status?.kind ?? null, since: status?.since ?? null },
+      `waiting for storage to recover before going on (${why})`,
+    );
+    if (storage !== undefined) {
+      await storage.whenHealthy(this.abort.signal);
+    } else {
+      const ms = Math.min(30_000, 1000 * 2 ** this.storageWaits++);
+      await new Promise<void>((resolve) => {
+        const done = (): void => {
+          cancel();
+          this.abort.signal.removeEventListener('abort', done);
+          resolve();
+        };
+        const cancel = this.clock.setTimer(ms, done);
+        this.abort.signal.addEventListener('abort', done, { once: true });
+      });
+    }
+    if (this.abort.signal.aborted) throw stopped();
+  }
+
+  /** Runs `fn`, and after a storage fault waits for storage and runs it again. Other errors pass. */
+  private async withStorage<T>(op: string, fn: () => Promise<T>): Promise<T> {
+    for (;;) {
+      try {
+        const value = await fn();
+        this.storageWaits = 0;
+        return value;
+      } catch (err) {
+        const fault = this.storageFault(err, op);
+        if (fault === undefined) throw err;
+        await this.awaitStorage(`could not ${op}: ${fault.message}`);
+      }
+    }
+  }
+
+  /**
+   * After an attempt a storage fault ended: once storage is back, whatever it could not record
+   * or clean up is: its round row and open tasks FAILED (nothing committed is touched: only
+   * rounds that are not COMMITTED or FAILED), committed names of rounds that never committed and
+   * its held updates removed.
+   */
+  private async recoverFromStorageFault(round: number): Promise<void> {
+    await this.awaitStorage(this.lastAttemptFailure);
+    await this.withStorage('record the attempt the storage fault ended', () =>
+      this.opts.store.failOpenRounds(this.studyId, `round ${round}: ${this.lastAttemptFailure}`, this.now()));
+    await this.withStorage('remove what the failed attempt left', async () => this.clearWorkFiles());
+  }
+
+  /** Removes held updates and uncommitted checkpoint names of this study (no attempt may be running). */
+  private clearWorkFiles(): void {
+    try {
+      this.opts.checkpoints.clearHeld(this.studyId);
+      this.opts.checkpoints.removeUncommitted(this.studyId, this.study.lastCommittedRound);
+    } catch (err) {
+      throw this.storageFault(err, 'remove held updates and uncommitted checkpoint names') ?? err;
+    }
+  }
+
+  /** clearWorkFiles where a failure must not stop the runner: logged; the next start (or recovery) retries. */
+  private tryClearWorkFiles(when: string): void {
+    try {
+      this.clearWorkFiles();
+    } catch (err) {
+      this.log.warn({ event: 'study.cleanup_failed', when, err }, `could not remove held updates ${when}: ${(err as Error).message}`);
     }
   }
 
@@ -333,12 +456,13 @@ export class StudyRunner {
     };
   }
 
-  private async runAttempt(round: number, attempt: number): Promise<boolean> {
-    const baseRecord = await this.opts.store.getCommittedRound(this.studyId, round - 1);
+  private async runAttempt(round: number, attempt: number): Promise<AttemptOutcome> {
+    const baseRecord = await this.withStorage('read the base checkpoint of the round', () => this.opts.store.getCommittedRound(this.studyId, round - 1));
     if (baseRecord?.checkpointPath == null || baseRecord.checkpointSha256 === null) {
       throw new FedlhsError('INTERNAL', `no committed checkpoint for round ${round - 1}`);
     }
     const startedAt = this.now();
+    const faultsAtStart = this.opts.storage?.status().faults ?? 0;
     let roundId: number;
     try {
       [roundId = 0] = (await this.write([{
@@ -346,12 +470,13 @@ export class StudyRunner {
         r: { studyId: this.studyId, round, attempt, state: 'WAITING_FOR_NODES', reason: null, startedAt, endedAt: null, participants: 0, checkpointPath: null, checkpointSha256: null },
       }], 'round.insert')).roundIds;
     } catch (err) {
-      if (!isStoreFailure(err)) throw err;
-      // Nothing of the attempt exists yet: it counts as a failed attempt, and the next retries.
-      this.lastAttemptFailure = `store unavailable: ${(err as Error).message}`;
-      this.log.warn({ event: 'round.failed', round, attempt, reason: this.lastAttemptFailure, failures: [] }, `round ${round} attempt ${attempt} failed`);
+      const fault = this.storageFault(err, `start round ${round}`);
+      if (fault === undefined) throw err;
       if (this.abort.signal.aborted) throw stopped();
-      return false;
+      // Nothing of the attempt exists yet: it is retried once storage recovers.
+      this.lastAttemptFailure = storageReason(fault);
+      this.log.warn({ event: 'round.failed', round, attempt, reason: this.lastAttemptFailure, storageFault: kindOf(fault), failures: [] }, `round ${round} attempt ${attempt} failed`);
+      return 'storage';
     }
     const base: StoredModel = { path: baseRecord.checkpointPath, sha256: baseRecord.checkpointSha256, totalBytes: bundleLength(this.specs) * 4 };
     const a: Attempt = {
@@ -359,7 +484,7 @@ export class StudyRunner {
       roundId, round, attempt, state: 'WAITING_FOR_NODES', startedAt,
       deadline: this.manifest.deadlines.readinessSeconds === undefined ? 0 : startedAt + this.manifest.deadlines.readinessSeconds * 1000, base, cohort: new Cohort([]), candidate: undefined,
       phases: pipelineFor(this.view, this.opts.pipeline), active: undefined, byId: new Map(), byNode: new Map(), pending: [], parametersPending: undefined,
-      outputs: [], poisoned: undefined,
+      outputs: [], poisoned: undefined, poisonedBy: undefined, faultsAtStart,
     };
     this.attemptState = a;
     let committed = false;
@@ -371,31 +496,38 @@ export class StudyRunner {
       for (const [i, phase] of a.phases.entries()) {
         const failure = await this.runPhase(a, phase, i === 0);
         if (failure !== undefined) {
+          // A phase that failed while storage was faulty (uploads refused, results not
+          // recorded) failed because of it: retried when storage recovers, not counted.
+          const fault = this.faultDuring(a);
+          if (fault !== undefined) throw fault;
           await this.failAttempt(a, `${phase.failurePrefix}${failure.reason}`);
           if (failure.sameFailureEverywhere !== undefined) {
             throw studyFailed(`round ${a.round}: ${phase.failurePrefix}${failure.reason} — every clinic failed the same way, so the round was not retried`);
           }
-          return false;
+          return 'failed';
         }
       }
       await this.commit(a);
       committed = true;
-      return true;
+      return 'committed';
     } catch (err) {
+      const fault = isStopped(err) || isStudyFailed(err) ? undefined : this.storageFault(err, `run round ${round}`);
       if (a.state !== 'COMMITTED' && a.state !== 'FAILED') {
         const reason =
           isStopped(err) ? (this.halting ? this.stopReason : `study stopped: ${this.stopReason}`)
           : isStudyFailed(err) ? (err as Error).message
-          : isStoreFailure(err) ? `store unavailable: ${(err as Error).message}`
+          : fault !== undefined ? storageReason(fault)
           : `internal error: ${(err as Error).message}`;
         try {
-          await this.failAttempt(a, reason);
+          await this.failAttempt(a, reason, fault);
         } catch (failErr) {
-          this.log.error({ event: 'round.failed', round, attempt, reason, err: failErr }, `round ${round} attempt ${attempt} failed, and recording it failed too`);
+          // Storage is down: the round row stays open until it is back (recoverFromStorageFault).
+          this.lastAttemptFailure = reason;
+          this.log.error({ event: 'round.failed', round, attempt, reason, storageFault: fault === undefined ? undefined : kindOf(fault), err: failErr }, `round ${round} attempt ${attempt} failed, and recording it failed too`);
         }
-        // A store failure fails the attempt; the next attempt retries (design §2.6).
-        if (isStoreFailure(err) && !this.abort.signal.aborted) return false;
       }
+      // A storage fault fails the attempt; the runner waits for storage, then retries (issue 11).
+      if (fault !== undefined && !this.abort.signal.aborted) return 'storage';
       throw err;
     } finally {
       for (const phase of a.phases) {
@@ -407,6 +539,18 @@ export class StudyRunner {
       }
       this.attemptState = undefined;
     }
+  }
+
+  /** The storage fault the attempt met, if storage is faulty now or a fault was reported since it started. */
+  private faultDuring(a: Attempt): FedlhsError | undefined {
+    if (a.poisonedBy !== undefined) return a.poisonedBy;
+    const status = this.opts.storage?.status();
+    if (status === undefined || (status.healthy && status.faults === a.faultsAtStart)) return undefined;
+    const fault = new FedlhsError('STORAGE_FAULT', status.detail ?? 'a storage fault occurred during the round (storage has recovered since)', {
+      details: { kind: status.kind ?? 'io_error', op: `run round ${a.round}` },
+    });
+    this.reportedFaults.add(fault);
+    return fault;
   }
 
   /**
@@ -491,7 +635,11 @@ export class StudyRunner {
   private async awaitClose(a: Attempt, active: ActivePhase, ctx: PhaseContext): Promise<PhaseFailure | undefined> {
     const { phase, counters, plan } = active;
     for (;;) {
+      if (a.poisonedBy !== undefined) throw a.poisonedBy;
       if (a.poisoned !== undefined) throw new FedlhsError('INTERNAL', a.poisoned);
+      // Storage went faulty (a probe, or a write elsewhere): results can no longer be recorded,
+      // so the attempt ends now with that reason rather than at its deadline with a wrong one.
+      if (this.opts.storage?.healthy === false) throw this.faultDuring(a)!;
       const deadlinePassed = this.now() >= plan.deadline;
       const decision = phase.decide?.(ctx, counters, deadlinePassed) ?? decideClose(counters.tally(), active.quorum, deadlinePassed);
       if (decision.action !== 'wait' && active.inflight.size > 0) {
@@ -549,7 +697,7 @@ export class StudyRunner {
   }
 
   /** T9: pending writes, open tasks cancelled and the round FAILED, in one unit. */
-  private async failAttempt(a: Attempt, reason: string): Promise<void> {
+  private async failAttempt(a: Attempt, reason: string, fault?: FedlhsError): Promise<void> {
     this.lastAttemptFailure = reason;
     const detail = `round failed: ${reason}`;
     const ops: WriteOp[] = [
@@ -568,7 +716,10 @@ export class StudyRunner {
     this.opts.onStudyChange?.(this.studyId, 'round');
     const failures = [...a.byId.values()].filter((t) => t.state === 'FAILED' || t.state === 'DECLINED' || t.state === 'REJECTED');
     this.log.warn(
-      { event: 'round.failed', round: a.round, attempt: a.attempt, reason, failures: failures.map((t) => ({ siteName: t.siteName, nodeId: t.nodeId, kind: t.kind, state: t.state, detail: t.detail })) },
+      {
+        event: 'round.failed', round: a.round, attempt: a.attempt, reason, ...(fault === undefined ? {} : { storageFault: kindOf(fault) }),
+        failures: failures.map((t) => ({ siteName: t.siteName, nodeId: t.nodeId, kind: t.kind, state: t.state, detail: t.detail })),
+      },
       `round ${a.round} attempt ${a.attempt} failed`,
     );
   }
@@ -577,27 +728,35 @@ export class StudyRunner {
   private async commit(a: Attempt): Promise<void> {
     const training = a.outputs.find((o) => o.candidate !== undefined)?.candidate;
     if (training === undefined) throw new FedlhsError('INTERNAL', 'the pipeline produced no candidate model');
-    const committedModel = this.opts.checkpoints.promote(this.studyId, a.round, training.model);
-    let strategyState: string | null = this.study.strategyState;
-    if (training.strategyState !== undefined) {
-      const state = this.opts.checkpoints.promote(this.studyId, a.round, training.strategyState, 'state');
-      strategyState = JSON.stringify({ path: state.path, sha256: state.sha256, round: a.round });
-    }
     const metrics = a.outputs.flatMap((o) => o.metrics ?? []);
     const summaries = a.outputs.flatMap((o) => (o.summary === undefined ? [] : [o.summary]));
     const reason = summaries.length === 0 ? null : summaries.join('; ');
-    const ops: WriteOp[] = [
-      ...a.pending,
-      { op: 'round.commit', id: a.roundId, checkpoint: { path: committedModel.path, sha256: committedModel.sha256 }, metrics, strategyState, at: this.now() },
-      // A degraded commit (e.g. nobody evaluated) says so in the round's own record.
-      ...(reason === null ? [] : [{ op: 'round.state' as const, id: a.roundId, state: 'COMMITTED' as const, reason, at: null }]),
-    ];
+    let committedModel: StoredModel;
+    let strategyState: string | null = this.study.strategyState;
+    let ops: WriteOp[];
     let result: WriteResult;
     try {
+      committedModel = this.opts.checkpoints.promote(this.studyId, a.round, training.model);
+      if (training.strategyState !== undefined) {
+        const state = this.opts.checkpoints.promote(this.studyId, a.round, training.strategyState, 'state');
+        strategyState = JSON.stringify({ path: state.path, sha256: state.sha256, round: a.round });
+      }
+      ops = [
+        ...a.pending,
+        { op: 'round.commit', id: a.roundId, checkpoint: { path: committedModel.path, sha256: committedModel.sha256 }, metrics, strategyState, at: this.now() },
+        // A degraded commit (e.g. nobody evaluated) says so in the round's own record.
+        ...(reason === null ? [] : [{ op: 'round.state' as const, id: a.roundId, state: 'COMMITTED' as const, reason, at: null }]),
+      ];
       result = await this.write(ops, 'round.commit');
     } catch (err) {
-      // The database row is the commit point: without it the promoted files go too.
-      this.opts.checkpoints.removeUncommitted(this.studyId, a.round - 1);
+      // The database row is the commit point: without it the promoted names go too (names of
+      // rounds after the last committed one only). On a read-only disk that fails as well:
+      // recoverFromStorageFault removes them once storage is back, before the round is retried.
+      try {
+        this.opts.checkpoints.removeUncommitted(this.studyId, a.round - 1);
+      } catch (rmErr) {
+        this.log.warn({ event: 'study.cleanup_failed', when: 'after a failed commit', err: rmErr }, `could not remove the uncommitted checkpoint names of round ${a.round}: ${(rmErr as Error).message}`);
+      }
       throw err;
     }
     this.applied(a, result, ops);
@@ -659,7 +818,9 @@ export class StudyRunner {
   }
 
   private async endStudy(state: 'COMPLETED' | 'FAILED' | 'STOPPED', reason: string | null): Promise<void> {
-    await this.write([{ op: 'study.state', id: this.studyId, state, reason, at: this.now() }], 'study.end');
+    // During a storage fault the study's end waits for storage, like a round (a runner that gave
+    // up here would leave a RUNNING study nobody runs until the next restart).
+    await this.withStorage(`record the end of the study (${state})`, () => this.write([{ op: 'study.state', id: this.studyId, state, reason, at: this.now() }], 'study.end'));
     this.log[state === 'COMPLETED' ? 'info' : 'warn']({ event: `study.${state.toLowerCase()}`, state, reason }, `study ${state.toLowerCase()}`);
     this.opts.onStudyChange?.(this.studyId, 'ended');
   }
@@ -687,7 +848,14 @@ export class StudyRunner {
     const ctx = this.context(a, active.phase);
     active.counters.setAccepting(entry, true);
     const work = (async () => {
-      const accepted = await active.phase.accept(ctx, entry, result);
+      let accepted;
+      try {
+        accepted = await active.phase.accept(ctx, entry, result);
+      } catch (err) {
+        // A full or read-only disk is the coordinator's fault, not the update's: UNAVAILABLE
+        // (the agent retries), and the storage health hears of it.
+        throw this.storageFault(err, `accept the ${result.kind} of task ${task.id}`) ?? err;
+      }
       if (this.attemptState !== a || active.closed) {
         if (result.kind === 'update') a.poisoned = `an update was added to round ${a.round}'s aggregate after its phase closed`;
         throw stale(task, 'its round closed while the result was being added');
@@ -695,8 +863,13 @@ export class StudyRunner {
       try {
         await this.write([{ op: 'task.end', id: task.id, to: 'ACCEPTED', detail: accepted.detail, at: this.now() }, ...accepted.ops], `accept.${active.phase.name}`);
       } catch (err) {
+        const fault = this.storageFault(err, `record the accepted ${result.kind} of task ${task.id}`);
         // The update is in the running aggregate but not on record: this attempt cannot commit.
-        if (result.kind === 'update') a.poisoned = `an accepted update for task ${task.id} could not be recorded: ${(err as Error).message}`;
+        if (result.kind === 'update') {
+          a.poisoned = `an accepted update for task ${task.id} could not be recorded: ${(err as Error).message}`;
+          a.poisonedBy = fault;
+        }
+        if (fault !== undefined) throw fault;
         // The store's guard: the task ended meanwhile (behind this runner's back).
         throw isFedlhsError(err) && err.code === 'STALE' ? taskClosed(task, (err as Error).message) : err;
       }
@@ -774,6 +947,15 @@ export class StudyRunner {
 
 function closeDetail(phase: Phase): string {
   return phase.name === 'statistics' ? 'statistics collected' : phase.name === 'training' ? 'the round closed with its quorum' : phase.name === 'evaluation' ? 'evaluation closed' : `${phase.name} closed`;
+}
+
+/** The round's failure reason for a storage fault (the study's reason if it ever came to that). */
+function storageReason(fault: FedlhsError): string {
+  return `storage fault: ${fault.message} (kind ${kindOf(fault)}); the round will be retried when storage recovers`;
+}
+
+function kindOf(fault: FedlhsError): string {
+  return (fault.details as { kind?: string } | undefined)?.kind ?? 'unavailable';
 }
 
 function isStoreFailure(err: unknown): boolean {

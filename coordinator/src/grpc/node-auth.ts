@@ -1,18 +1,20 @@
 import type * as grpc from '@grpc/grpc-js';
-import { CredentialThrottle } from '../admin/auth.js';
+import { CredentialThrottle } from '../credential-throttle.js';
+import type { Logger } from '@fedlhs/service';
 import type { Coordinator } from '../coordinator.js';
 import type { NodeRecord } from '../store.js';
 import type { HandlerContext } from './context.js';
 import { authorizationOf } from './status.js';
 
-/** One throttle of failed node-credential checks per coordinator (every handler shares it). */
+/** One throttle of failed node-credential and join-token checks per coordinator (every handler shares it). */
 const throttles = new WeakMap<Coordinator, CredentialThrottle>();
 
-function throttleOf(ctx: HandlerContext): CredentialThrottle {
-  let t = throttles.get(ctx.coordinator);
+/** The coordinator's throttle of failed checks on its gRPC port (node credentials and join tokens). */
+export function grpcCredentialThrottle(coordinator: Coordinator, log: Logger): CredentialThrottle {
+  let t = throttles.get(coordinator);
   if (t === undefined) {
-    t = new CredentialThrottle({ surface: 'grpc', failuresPerMinute: ctx.coordinator.limits.authFailuresPerMinute, metrics: ctx.metrics, log: ctx.log });
-    throttles.set(ctx.coordinator, t);
+    t = new CredentialThrottle({ surface: 'grpc', failuresPerMinute: coordinator.limits.authFailuresPerMinute, metrics: coordinator.metrics, log });
+    throttles.set(coordinator, t);
   }
   return t;
 }
@@ -24,5 +26,5 @@ function throttleOf(ctx: HandlerContext): CredentialThrottle {
  * {limit, retryAfterMs}) without the credential being checked, until its budget refills.
  */
 export function authenticateCall(ctx: HandlerContext, call: { metadata: grpc.Metadata; getPeer(): string }): Promise<NodeRecord> {
-  return throttleOf(ctx).guard(call.getPeer(), () => ctx.coordinator.authenticate(authorizationOf(call)));
+  return grpcCredentialThrottle(ctx.coordinator, ctx.log).guard(call.getPeer(), () => ctx.coordinator.authenticate(authorizationOf(call)));
 }

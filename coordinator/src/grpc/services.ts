@@ -5,7 +5,7 @@ import type { Coordinator } from '../coordinator.js';
 import { toWireStudy } from '../wire.js';
 import { timed, type HandlerContext } from './context.js';
 import { downloadHandler } from './download-handler.js';
-import { authenticateCall } from './node-auth.js';
+import { authenticateCall, grpcCredentialThrottle } from './node-auth.js';
 import { sessionHandler } from './session-handler.js';
 import { toStatus } from './status.js';
 import type { TransferOptions } from './transfer.js';
@@ -21,9 +21,10 @@ export function enrolmentHandlers(coordinator: Coordinator, logger: Logger): Enr
     Enrol(call, cb) {
       const callback = timed(coordinator, 'Enrol', cb);
       const { joinToken, siteName, agent } = call.request;
-      // Unauthenticated: the strings are checked before the domain sees (or logs) any of them.
-      Promise.resolve()
-        .then(() => {
+      // Unauthenticated: the strings are checked before the domain sees (or logs) any of them,
+      // and wrong join tokens count against the caller's address like wrong credentials.
+      grpcCredentialThrottle(coordinator, log)
+        .guard(call.getPeer(), async () => {
           validateEnrolRequest(call.request);
           return coordinator.enrol(joinToken, siteName, agent);
         })

@@ -86,6 +86,7 @@ describe('toStatus', () => {
         "TASK_CLOSED: FAILED_PRECONDITION [fedlhs-error-code=TASK_CLOSED fedlhs-rejection-reason=TASK_CLOSED]",
         "UPLOAD_STALLED: DEADLINE_EXCEEDED [fedlhs-error-code=UPLOAD_STALLED fedlhs-rejection-reason=UPLOAD_STALLED]",
         "UPLOAD_CANCELLED: ABORTED [fedlhs-error-code=UPLOAD_CANCELLED fedlhs-rejection-reason=UPLOAD_CANCELLED]",
+        "DOWNLOAD_STALLED: DEADLINE_EXCEEDED [fedlhs-error-code=DOWNLOAD_STALLED]",
         "UPLOAD_IN_PROGRESS: ABORTED [fedlhs-error-code=UPLOAD_IN_PROGRESS]",
         "CREDENTIAL_INVALID: UNAUTHENTICATED "node credential is malformed" [fedlhs-error-code=CREDENTIAL_INVALID]",
         "JOIN_TOKEN_INVALID: UNAUTHENTICATED "join token is not valid" [fedlhs-error-code=JOIN_TOKEN_INVALID]",

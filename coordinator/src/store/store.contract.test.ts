@@ -9,3 +9,4 @@ import './contract/contributions.contract.js';
 import './contract/views.contract.js';
 import './contract/unit-of-work.contract.js';
 import './contract/migrations.contract.js';
+import './contract/participation.contract.js';

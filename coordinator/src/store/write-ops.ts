@@ -59,6 +59,11 @@ export type WriteOp =
   | { op: 'node.seen'; id: string; at: number; agentVersion: string; trainingBackend: string }
   | { op: 'node.revoke'; id: string; at: number }
   | { op: 'node.insert'; n: NodeRecord }
+  /**
+   * A node declared for a study's manifest a readiness that implies its operator approved it (READY, COHORT_TOO_SMALL, FEATURE_SPEC_UNSUPPORTED, DATA_ERROR), so it may fetch the
+   * study's committed models even if it was never selected (issue 11). The first one is kept.
+   */
+  | { op: 'approval.record'; studyId: string; nodeId: string; manifestSha256: string; at: number }
   | { op: 'admin.action'; a: AdminActionRecord };
 
 export type WriteOpName = WriteOp['op'];

@@ -33,6 +33,8 @@ describe('the ERRORS table', () => {
         "INVALID_METRICS INVALID_ARGUMENT rejection closesTask=true",
         "BAD_EXAMPLE_COUNT INVALID_ARGUMENT rejection closesTask=true",
         "TASK_CLOSED FAILED_PRECONDITION rejection closesTask=false",
+        "UPLOAD_STALLED DEADLINE_EXCEEDED rejection closesTask=false",
+        "UPLOAD_CANCELLED ABORTED rejection closesTask=false",
         "UPLOAD_IN_PROGRESS ABORTED",
         "CREDENTIAL_INVALID UNAUTHENTICATED",
         "JOIN_TOKEN_INVALID UNAUTHENTICATED",
@@ -48,8 +50,10 @@ describe('the ERRORS table', () => {
         "CHECKPOINT_EXISTS ALREADY_EXISTS",
         "DATA_DIR_LOCKED FAILED_PRECONDITION",
         "RESOURCE_LIMIT RESOURCE_EXHAUSTED",
+        "RATE_LIMITED RESOURCE_EXHAUSTED",
         "DATA_LOSS DATA_LOSS",
         "STORE_UNAVAILABLE UNAVAILABLE",
+        "STORAGE_FAULT UNAVAILABLE",
         "STORE_CONFLICT ABORTED",
         "STORE_VERSION_TOO_NEW FAILED_PRECONDITION",
         "FENCED UNAVAILABLE",
@@ -89,6 +93,8 @@ describe('the ERRORS table', () => {
         "INVALID_METRICS",
         "BAD_EXAMPLE_COUNT",
         "TASK_CLOSED",
+        "UPLOAD_STALLED",
+        "UPLOAD_CANCELLED",
       ]
     `);
   });

@@ -71,6 +71,8 @@ export const ERRORS = {
   UPLOAD_STALLED: rej('DEADLINE_EXCEEDED', false),
   /** The upload stream was cancelled or broke before its end (the client or the network). Not closing. */
   UPLOAD_CANCELLED: rej('ABORTED', false),
+  /** A download whose client took no data for transfer.downloadIdleSeconds was ended (not a rejection). */
+  DOWNLOAD_STALLED: { status: 'DEADLINE_EXCEEDED' },
   /** Another upload for the task is still running; retry after it ends. */
   UPLOAD_IN_PROGRESS: { status: 'ABORTED' },
 

@@ -79,3 +79,36 @@ describe('weightedMetrics', () => {
     expect(weightedMetrics([{ numExamples: 0, loss: 1, accuracy: 1 }])).toBeUndefined();
   });
 });
+
+describe('weightedMetrics bounds (issue 11)', () => {
+  it('stays finite when a value times its example count overflows a double', () => {
+    // One report of 1.7e308 made the stored global loss Infinity: Σ v·n overflowed.
+    const m = weightedMetrics([
+      { numExamples: 100, loss: 1.7e308, accuracy: 0.5 },
+      { numExamples: 100, loss: 0.5, accuracy: 0.7 },
+    ]);
+    expect(Number.isFinite(m!.loss)).toBe(true);
+    expect(m!.loss).toBeCloseTo(0.85e308 + 0.25, -300);
+    expect(m!.accuracy).toBeCloseTo(0.6, 12);
+  });
+
+  it('never leaves the range of its inputs', () => {
+    const sites = [
+      { numExamples: 9_007_199_254_740_991, loss: 3, accuracy: 1 },
+      { numExamples: 1, loss: 1e6, accuracy: 0 },
+    ];
+    const m = weightedMetrics(sites)!;
+    expect(m.loss).toBeGreaterThanOrEqual(3);
+    expect(m.loss).toBeLessThanOrEqual(1e6);
+    expect(m.accuracy).toBeLessThanOrEqual(1);
+  });
+
+  it.each([
+    ['loss', { numExamples: 4, loss: Number.POSITIVE_INFINITY, accuracy: 0.5 }],
+    ['accuracy', { numExamples: 4, loss: 1, accuracy: Number.NaN }],
+    ['auc', { numExamples: 4, loss: 1, accuracy: 0.5, auc: Number.NaN }],
+    ['numExamples', { numExamples: Number.POSITIVE_INFINITY, loss: 1, accuracy: 0.5 }],
+  ])('refuses a non-finite %s (INVALID_ARGUMENT) instead of averaging it', (field, site) => {
+    expect(() => weightedMetrics([site])).toThrowError(expect.objectContaining({ code: 'INVALID_ARGUMENT', details: { field } }));
+  });
+});

@@ -44,21 +44,30 @@ export interface EvalMetrics {
   auc?: number | undefined;
 }
 
-/** Example-weighted mean of per-site metrics (AUC over the sites that have one). */
+/**
+ * Example-weighted mean of per-site metrics (AUC over the sites that have one). Each value is
+ * weighted by its share of the examples (n / Σn), so the mean lies between the smallest and the
+ * largest value and stays finite whatever the counts (Σ v·n could overflow: issue 11, where one
+ * loss of 1.7e308 made the global loss Infinity). Non-finite inputs are refused
+ * (INVALID_ARGUMENT): the coordinator checks every report before it is averaged.
+ */
 export function weightedMetrics(sites: readonly EvalMetrics[]): EvalMetrics | undefined {
+  for (const m of sites) {
+    const bad = !Number.isFinite(m.numExamples) || m.numExamples < 0 ? 'numExamples' : !Number.isFinite(m.loss) ? 'loss' : !Number.isFinite(m.accuracy) ? 'accuracy' : m.auc !== undefined && !Number.isFinite(m.auc) ? 'auc' : undefined;
+    if (bad !== undefined) throw new FedlhsError('INVALID_ARGUMENT', `a site's ${bad} is not a finite number (${String(m[bad])}): metrics are checked before they are averaged`, { details: { field: bad } });
+  }
   const total = sites.reduce((s, m) => s + m.numExamples, 0);
   if (total === 0) return undefined;
   const mean = (pick: (m: EvalMetrics) => number | undefined): number | undefined => {
     let weight = 0;
+    for (const m of sites) if (pick(m) !== undefined) weight += m.numExamples;
+    if (weight === 0) return undefined;
     let sum = 0;
     for (const m of sites) {
       const v = pick(m);
-      if (v !== undefined) {
-        sum += v * m.numExamples;
-        weight += m.numExamples;
-      }
+      if (v !== undefined) sum += v * (m.numExamples / weight);
     }
-    return weight === 0 ? undefined : sum / weight;
+    return sum;
   };
   return { numExamples: total, loss: mean((m) => m.loss)!, accuracy: mean((m) => m.accuracy)!, auc: mean((m) => m.auc) };
 }

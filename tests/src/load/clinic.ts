@@ -161,7 +161,7 @@ export class LoadClinic {
       if (m.heartbeat) this.counters.heartbeatLagMs = Math.max(this.counters.heartbeatLagMs, Date.now() - Number(m.heartbeat.sentUnixMs));
       const study = m.study?.study;
       if (study && study.state === 'STUDY_STATE_RUNNING') {
-        call.write({ readiness: { studyId: study.studyId, manifestSha256: study.manifestSha256, readiness: 'READINESS_READY', detail: '' } });
+        call.write({ readiness: { studyId: study.studyId, manifestSha256: study.manifestSha256, readiness: 'READINESS_READY', detail: '', trainingRows: trainExamplesOf(this.nodeId) } });
       }
       // StudyProgress changes neither the manifest nor this clinic's readiness: nothing to answer.
       if (m.task) this.onTask(m.task);

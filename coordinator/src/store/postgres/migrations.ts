@@ -145,6 +145,16 @@ export const MIGRATIONS: readonly string[] = [
   ALTER TABLE blob_chunks ALTER COLUMN data SET STORAGE EXTERNAL;
   ALTER TABLE studies ADD COLUMN model_spec TEXT;
   `,
+  // 3: which nodes approved (declared READY for) each study (SQLite migration 6).
+  `
+  CREATE TABLE study_approvals (
+    study_id TEXT NOT NULL,
+    node_id TEXT NOT NULL,
+    manifest_sha256 TEXT NOT NULL,
+    approved_at BIGINT NOT NULL,
+    PRIMARY KEY (study_id, node_id)
+  );
+  `,
 ];
 
 /** Serialises migrations across every coordinator on the database (issue 15: two may start together). */

@@ -64,6 +64,7 @@ export const SQL = {
   ),
   nodeSeen: stmt('node_seen', `UPDATE nodes SET last_seen_at = $1, agent_version = $2, training_backend = $3 WHERE id = $4`),
   revokeNode: stmt('revoke_node', `UPDATE nodes SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL`),
+  recordApproval: stmt('record_approval', `INSERT INTO study_approvals (study_id, node_id, manifest_sha256, approved_at) VALUES ($1, $2, $3, $4) ON CONFLICT (study_id, node_id) DO NOTHING`),
   insertNode: stmt(
     'insert_node',
     `INSERT INTO nodes (id, site_name, credential_hash, created_at, revoked_at, last_seen_at, agent_version, training_backend) VALUES ($1,$2,$3,$4,$5,$6,$7,$8)`,
@@ -177,6 +178,9 @@ export async function applyOp(client: pg.ClientBase, op: WriteOp, result: WriteR
       return;
     case 'node.insert':
       await exec(client, SQL.insertNode, nodeValues(op.n));
+      return;
+    case 'approval.record':
+      await exec(client, SQL.recordApproval, [op.studyId, op.nodeId, op.manifestSha256, op.at]);
       return;
     case 'admin.action':
       await exec(client, SQL.insertAdminAction, [op.a.at, op.a.operator, op.a.action, op.a.target, op.a.detail]);

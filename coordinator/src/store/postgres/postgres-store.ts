@@ -593,4 +593,10 @@ export class PostgresStore extends SingleWriteStore implements CoordinatorStore 
       await this.pool.end();
     })());
   }
+
+  async nodeTookPart(nodeId: string, studyId: string): Promise<boolean> {
+    return (await this.one(NODE_TOOK_PART, [nodeId, studyId])) !== undefined;
+  }
 }
+
+const NODE_TOOK_PART = q('node_took_part', `SELECT 1 WHERE EXISTS (SELECT 1 FROM study_approvals WHERE node_id = $1 AND study_id = $2) OR EXISTS (SELECT 1 FROM tasks t JOIN rounds r ON r.id = t.round_id WHERE t.node_id = $1 AND r.study_id = $2)`);

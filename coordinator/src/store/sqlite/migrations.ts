@@ -144,6 +144,17 @@ export const MIGRATIONS: readonly string[] = [
   `
   ALTER TABLE studies ADD COLUMN model_spec TEXT;
   `,
+  // Which nodes approved (declared READY for) each study: they may fetch its committed models,
+  // selected or not (issue 11 ties downloads to what a node may fetch).
+  `
+  CREATE TABLE study_approvals (
+    study_id TEXT NOT NULL,
+    node_id TEXT NOT NULL,
+    manifest_sha256 TEXT NOT NULL,
+    approved_at INTEGER NOT NULL,
+    PRIMARY KEY (study_id, node_id)
+  );
+  `,
 ];
 
 /** The schema version this code writes (PRAGMA user_version after migrating). */

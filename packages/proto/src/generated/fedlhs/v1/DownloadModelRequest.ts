@@ -8,7 +8,8 @@ export interface DownloadModelRequest {
    */
   'taskId'?: (string);
   /**
-   * A committed global model: the disseminated result of a study, for any enrolled node.
+   * A committed global model: the disseminated result of a study, for the nodes that took
+   * part in it (see DownloadModel).
    */
   'committed'?: (_fedlhs_v1_CommittedModelRef | null);
   'selector'?: "taskId"|"committed";
@@ -20,7 +21,8 @@ export interface DownloadModelRequest__Output {
    */
   'taskId'?: (string);
   /**
-   * A committed global model: the disseminated result of a study, for any enrolled node.
+   * A committed global model: the disseminated result of a study, for the nodes that took
+   * part in it (see DownloadModel).
    */
   'committed'?: (_fedlhs_v1_CommittedModelRef__Output | null);
   'selector'?: "taskId"|"committed";

@@ -22,8 +22,19 @@ export interface FederationClient extends grpc.Client {
    * header's tensor list is authoritative (names, order and shapes as common.proto TensorSpec
    * describes): an update for the task echoes it exactly. The coordinator sends chunks of its
    * configured chunk_size (never 0).
+   * Who may fetch what: a task's model only the task's node; a committed round's model only a
+   * node that took part in the study, i.e. declared for its manifest a readiness other than
+   * NOT_APPROVED or WITHDRAWN (its operator approved it; selected for a round or not), or had a
+   * task in it; others get PERMISSION_DENIED (fedlhs-error-code NOT_ASSIGNED).
+   * Limits: a node may have limits.downloadStreamsPerNode downloads open (default 2), all nodes
+   * together limits.downloadStreamsTotal (default 256); more are refused with
+   * RESOURCE_EXHAUSTED (RESOURCE_LIMIT) and may be retried with backoff. A stream counts until
+   * its transport has closed it. A download whose client takes no data for
+   * transfer.downloadIdleSeconds (default 120) is ended (DEADLINE_EXCEEDED, DOWNLOAD_STALLED).
+   * Revoking a node ends its downloads with UNAUTHENTICATED.
    * Errors: NOT_FOUND (unknown task, study or round), PERMISSION_DENIED (task of another
-   * node), FAILED_PRECONDITION (task no longer open; round not committed).
+   * node; not a participant of the study), FAILED_PRECONDITION (task no longer open; round not
+   * committed), RESOURCE_EXHAUSTED, DEADLINE_EXCEEDED, UNAUTHENTICATED.
    */
   DownloadModel(argument: _fedlhs_v1_DownloadModelRequest, metadata: grpc.Metadata, options?: grpc.CallOptions): grpc.ClientReadableStream<_fedlhs_v1_ModelChunk__Output>;
   DownloadModel(argument: _fedlhs_v1_DownloadModelRequest, options?: grpc.CallOptions): grpc.ClientReadableStream<_fedlhs_v1_ModelChunk__Output>;
@@ -33,8 +44,19 @@ export interface FederationClient extends grpc.Client {
    * header's tensor list is authoritative (names, order and shapes as common.proto TensorSpec
    * describes): an update for the task echoes it exactly. The coordinator sends chunks of its
    * configured chunk_size (never 0).
+   * Who may fetch what: a task's model only the task's node; a committed round's model only a
+   * node that took part in the study, i.e. declared for its manifest a readiness other than
+   * NOT_APPROVED or WITHDRAWN (its operator approved it; selected for a round or not), or had a
+   * task in it; others get PERMISSION_DENIED (fedlhs-error-code NOT_ASSIGNED).
+   * Limits: a node may have limits.downloadStreamsPerNode downloads open (default 2), all nodes
+   * together limits.downloadStreamsTotal (default 256); more are refused with
+   * RESOURCE_EXHAUSTED (RESOURCE_LIMIT) and may be retried with backoff. A stream counts until
+   * its transport has closed it. A download whose client takes no data for
+   * transfer.downloadIdleSeconds (default 120) is ended (DEADLINE_EXCEEDED, DOWNLOAD_STALLED).
+   * Revoking a node ends its downloads with UNAUTHENTICATED.
    * Errors: NOT_FOUND (unknown task, study or round), PERMISSION_DENIED (task of another
-   * node), FAILED_PRECONDITION (task no longer open; round not committed).
+   * node; not a participant of the study), FAILED_PRECONDITION (task no longer open; round not
+   * committed), RESOURCE_EXHAUSTED, DEADLINE_EXCEEDED, UNAUTHENTICATED.
    */
   downloadModel(argument: _fedlhs_v1_DownloadModelRequest, metadata: grpc.Metadata, options?: grpc.CallOptions): grpc.ClientReadableStream<_fedlhs_v1_ModelChunk__Output>;
   downloadModel(argument: _fedlhs_v1_DownloadModelRequest, options?: grpc.CallOptions): grpc.ClientReadableStream<_fedlhs_v1_ModelChunk__Output>;
@@ -199,8 +221,19 @@ export interface FederationHandlers extends grpc.UntypedServiceImplementation {
    * header's tensor list is authoritative (names, order and shapes as common.proto TensorSpec
    * describes): an update for the task echoes it exactly. The coordinator sends chunks of its
    * configured chunk_size (never 0).
+   * Who may fetch what: a task's model only the task's node; a committed round's model only a
+   * node that took part in the study, i.e. declared for its manifest a readiness other than
+   * NOT_APPROVED or WITHDRAWN (its operator approved it; selected for a round or not), or had a
+   * task in it; others get PERMISSION_DENIED (fedlhs-error-code NOT_ASSIGNED).
+   * Limits: a node may have limits.downloadStreamsPerNode downloads open (default 2), all nodes
+   * together limits.downloadStreamsTotal (default 256); more are refused with
+   * RESOURCE_EXHAUSTED (RESOURCE_LIMIT) and may be retried with backoff. A stream counts until
+   * its transport has closed it. A download whose client takes no data for
+   * transfer.downloadIdleSeconds (default 120) is ended (DEADLINE_EXCEEDED, DOWNLOAD_STALLED).
+   * Revoking a node ends its downloads with UNAUTHENTICATED.
    * Errors: NOT_FOUND (unknown task, study or round), PERMISSION_DENIED (task of another
-   * node), FAILED_PRECONDITION (task no longer open; round not committed).
+   * node; not a participant of the study), FAILED_PRECONDITION (task no longer open; round not
+   * committed), RESOURCE_EXHAUSTED, DEADLINE_EXCEEDED, UNAUTHENTICATED.
    */
   DownloadModel: grpc.handleServerStreamingCall<_fedlhs_v1_DownloadModelRequest__Output, _fedlhs_v1_ModelChunk>;
   

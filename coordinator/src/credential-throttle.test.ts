@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import pino from 'pino';
 import { FedlhsError, isFedlhsError } from '@fedlhs/core';
-import { CoordinatorMetrics } from '../metrics.js';
-import { CredentialThrottle, sourceKey } from './auth.js';
+import { CoordinatorMetrics } from './metrics.js';
+import { CredentialThrottle, sourceKey } from './credential-throttle.js';
 
 function logCapture(): { log: pino.Logger; lines: Record<string, unknown>[] } {
   const lines: Record<string, unknown>[] = [];
