@@ -36,7 +36,9 @@ function expandIpv6(ip: string): string[] {
 /** Why a failed check counts against its source: a credential that was tried and is wrong. */
 function countsAsFailure(err: unknown): boolean {
   // A call without any credential ('missing', e.g. a dashboard that is not logged in yet) guesses nothing.
-  return (isFedlhsError(err, 'CREDENTIAL_INVALID') && err.details.why !== 'missing') || isFedlhsError(err, 'JOIN_TOKEN_INVALID');
+  // A revoked credential is not a guess either: a revoked clinic that keeps retrying must not
+  // lock out the other clinics behind its address.
+  return (isFedlhsError(err, 'CREDENTIAL_INVALID') && err.details.why !== 'missing' && err.details.why !== 'revoked') || isFedlhsError(err, 'JOIN_TOKEN_INVALID');
 }
 
 export interface CredentialThrottleOptions {

@@ -75,6 +75,9 @@ export class CoordinatorMetrics {
   readonly storageFaults = new Counter({
     name: 'fedlhs_storage_faults_total', help: 'Storage faults met, by kind (disk_full, read_only, io_error, unavailable).', labelNames: ['kind'], registers: [this.registry],
   });
+  readonly rejectionsUnrecorded = new Counter({
+    name: 'fedlhs_rejections_unrecorded_total', help: 'Rejected contributions answered but not recorded because their node sent more than 60 rejected calls a minute (warn rejection.unrecorded).', registers: [this.registry],
+  });
   readonly studiesRefused = new Counter({
     name: 'fedlhs_studies_refused_total', help: "Studies refused at 'study start' because their model would not fit limits.modelMemoryBytes.", registers: [this.registry],
   });

@@ -17,6 +17,7 @@ import type { NodeDirectory } from './enrolment.js';
 import { DEFAULT_LIMITS, type CoordinatorLimits } from './limits.js';
 import type { CoordinatorMetrics } from './metrics.js';
 import { revokedError, type NodeCalls } from './node-calls.js';
+import { KeyedBuckets } from './rate-limit.js';
 import type { StorageHealth } from './storage-health.js';
 import type { Studies } from './studies.js';
 import type { CoordinatorStore, NodeRecord, TaskRecord } from './store.js';
@@ -24,6 +25,12 @@ import type { WriteOp } from './store/write-ops.js';
 import { evaluationDigest } from './engine/phases/evaluation.js';
 import { taskClosed } from './engine/study-runner.js';
 import { reportDigest, toClinicStats, toEvalMetrics } from './wire.js';
+
+/**
+ * Rejections one node may have recorded per minute (with a burst of as many): far above what
+ * an agent that retries with backoff produces, far below a loop of bad calls.
+ */
+export const REJECTIONS_RECORDED_PER_MINUTE = 60;
 
 /** What the update intake needs from the coordinator that builds it. */
 export interface UpdateIntakeOptions {
@@ -105,6 +112,10 @@ export class UpdateIntake {
   private readonly events: EventEmitter;
   private readonly studies: Pick<Studies, 'runner' | 'openRunner'>;
   private readonly maxExamples: number;
+  /** Per node, rejections it may have recorded (REJECTIONS_RECORDED_PER_MINUTE). */
+  private readonly rejectionBudget = new KeyedBuckets(REJECTIONS_RECORDED_PER_MINUTE, REJECTIONS_RECORDED_PER_MINUTE / 60, Date.now, 100_000);
+  /** Per node, when its unrecorded rejections were last logged. */
+  private readonly unrecordedLogged = new Map<string, number>();
   private readonly trainingRows: ((nodeId: string, studyId: string) => number | undefined) | undefined;
   private readonly nodes: Pick<NodeDirectory, 'get'> | undefined;
   private readonly calls: NodeCalls | undefined;
@@ -195,10 +206,22 @@ export class UpdateIntake {
     // The RejectionReason: the code, or for an error still in the deprecated form (studies.ts
     // openRunner) its reason.
     const reason = err.reason ?? err.code;
+    this.metrics.rejected.inc({ reason });
+    // Each recorded rejection is a row, a log line and a dashboard event: a node that sends
+    // bad calls in a loop is bounded (REJECTIONS_RECORDED_PER_MINUTE); past it the caller still
+    // gets its error but nothing more is recorded for a while. A rejection that closes one of
+    // the node's own tasks is always recorded (bounded by its tasks).
+    if (!(closesTask && task !== undefined && task.nodeId === node.id) && !this.rejectionBudget.get(node.id).take()) {
+      this.noteUnrecorded(node, reason);
+      err.taskOpen = this.openForCaller(node, err, task);
+      return;
+    }
     const op: WriteOp = {
       op: 'contribution.insert',
       c: {
-        taskId: c.taskId.slice(0, 100), studyId: c.studyId.slice(0, 100), round: c.round, attempt: task?.attempt ?? 0, nodeId: node.id, numExamples: c.numExamples,
+        taskId: c.taskId.slice(0, 128), studyId: c.studyId.slice(0, 128), round: c.round, attempt: task?.attempt ?? 0, nodeId: node.id,
+        // As claimed (the reason says why it was refused), within what a BIGINT column holds.
+        numExamples: Number.isFinite(c.numExamples) ? Math.min(Math.max(0, Math.trunc(c.numExamples)), Number.MAX_SAFE_INTEGER) : 0,
         sha256: c.sha256, bytes: c.bytes, accepted: false, reasonCode: reason, reason: err.message, receivedAt: this.now(),
       },
     };
@@ -209,10 +232,29 @@ export class UpdateIntake {
     if (!ended) await this.store.write([op], 'contribution.rejected');
     // Open for the caller only if it is the caller's, nothing closed it (this rejection, an
     // earlier one, an accepted contribution) and its round still waits for it.
-    err.taskOpen = task !== undefined && task.nodeId === node.id && !closesTask && err.code !== 'TASK_CLOSED' && err.code !== 'DUPLICATE_CONFLICT' && runner?.isOpen(task) === true;
+    err.taskOpen = this.openForCaller(node, err, task);
     this.log.warn({ event: `${what}.rejected`, nodeId: node.id, taskId: c.taskId, round: c.round, reason, taskOpen: err.taskOpen, detail: err.message }, `${what === 'update' ? 'update' : `${what} report`} rejected`);
-    this.metrics.rejected.inc({ reason });
     this.events.emit('change', { kind: 'round', studyId: c.studyId, nodeId: node.id });
+  }
+
+  /** Whether the rejected task is still open for the caller (the fedlhs-task-open trailer). */
+  private openForCaller(node: NodeRecord, err: FedlhsError, task: TaskRecord | undefined): boolean {
+    const runner = task === undefined ? undefined : this.studies.runner(task.studyId);
+    return task !== undefined && task.nodeId === node.id && !err.closesTask && err.code !== 'TASK_CLOSED' && err.code !== 'DUPLICATE_CONFLICT' && runner?.isOpen(task) === true;
+  }
+
+  /** A rejection past the node's recording budget: counted, and logged once per node per episode. */
+  private noteUnrecorded(node: NodeRecord, reason: string): void {
+    this.metrics.rejectionsUnrecorded.inc();
+    const t = this.now();
+    const logged = this.unrecordedLogged.get(node.id);
+    if (logged !== undefined && t - logged < 60_000) return;
+    if (this.unrecordedLogged.size >= 10_000) this.unrecordedLogged.clear();
+    this.unrecordedLogged.set(node.id, t);
+    this.log.warn(
+      { event: 'rejection.unrecorded', nodeId: node.id, siteName: node.siteName, reason, perMinute: REJECTIONS_RECORDED_PER_MINUTE },
+      `node ${node.id} sends more rejected calls than ${REJECTIONS_RECORDED_PER_MINUTE} per minute; further ones are answered but not recorded for now`,
+    );
   }
 
   private async receiveForTask(
@@ -330,6 +372,9 @@ export class UpdateIntake {
         throw new FedlhsError('STALE', `report is tagged study ${report.studyId} round ${report.round}, task is study ${task.studyId} round ${task.round}`);
       }
       const stats = toClinicStats(report);
+      if (stats.rows > this.maxExamples) {
+        throw new FedlhsError('INCONSISTENT_STATISTICS', `rows ${stats.rows} exceeds limits.maxExamplesPerUpdate (${this.maxExamples})`);
+      }
       digest = reportDigest(stats);
       if (task.state === 'ACCEPTED') {
         // A re-sent report is compared with the one accepted: identical is OK, different is refused.

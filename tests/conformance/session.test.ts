@@ -80,8 +80,9 @@ describe('DownloadModel header: tensor names, order and shapes', () => {
     ];
     const study = await c.startStudy(manifest({ layers }));
     // Committed models go to the nodes that took part in the study (DownloadModel): this one
-    // declared READY, and its first task shows the coordinator has it as a participant.
-    await node.task('TASK_KIND_TRAIN', 1, study.id);
+    // declares READY on its session, and its first task shows the coordinator counts it in.
+    await node.openSession();
+    await node.next((m) => m.task?.studyId === study.id);
     const model = await node.download({ committed: { studyId: study.id, round: 0 } });
 
     // The documented rule, implemented from federation/common.proto text alone.

@@ -148,7 +148,7 @@ describe('claims a node makes are checked (issue 11)', () => {
       expect(stalled.details).toMatch(/^the upload sent nothing for 1 s \(transfer.uploadIdleSeconds\)/);
 
       // The client's deadline passes first: timed out, recorded as such (was LENGTH_MISMATCH).
-      const timedOut = node.partialUpload(update, 0, { deadline: new Date(Date.now() + 300) });
+      const timedOut = node.partialUpload(update, 0, { deadline: new Date(Date.now() + 800) });
       expect((await rejection(timedOut.result)).code).toBe('DEADLINE_EXCEEDED');
       const recorded = await c.proc.waitForEvent('update.rejected', (l) => l.nodeId === node.nodeId && l.reason === 'UPLOAD_STALLED' && /client's deadline/.test(String(l.detail)), 15_000);
       expect(recorded.taskOpen).toBe(true);
@@ -189,5 +189,29 @@ describe('claims a node makes are checked (issue 11)', () => {
     expect(await metrics.text()).toMatch(/^fedlhs_studies_refused_total 1$/m);
     // A model that fits still starts.
     expect((await c.admin('POST', '/api/v1/studies', { manifest: learnableManifest({ rounds: 1 }) })).status).toBe(201);
+  });
+  it('bounds what a loop of bad calls records: each is answered, at most 60 a minute per node are recorded, and the rest is said once', async () => {
+    const c = await coordinator();
+    const node = await rogue(c, 'clinic-loop');
+    try {
+      const answers = new Map<string, number>();
+      for (let i = 0; i < 100; i++) {
+        const r = await rejection(node.reportStatistics({ taskId: `task_no_such_${i}`, studyId: 'none', round: 1, rows: 1, positives: 0, suppressed: false, features: [] }));
+        answers.set(r.code, (answers.get(r.code) ?? 0) + 1);
+      }
+      // Every call gets its status ...
+      expect(Object.fromEntries(answers)).toEqual({ NOT_FOUND: 100 });
+      // ... but the store and the log hold at most the budget (60, plus what refilled meanwhile: 1 a second).
+      const unrecorded = await c.proc.waitForEvent('rejection.unrecorded', { nodeId: node.nodeId });
+      expect(unrecorded).toMatchObject({ level: 40, reason: 'UNKNOWN_TASK', perMinute: 60 });
+      expect(c.proc.events('rejection.unrecorded', { nodeId: node.nodeId })).toHaveLength(1);
+      const recorded = c.proc.events('statistics.rejected', { nodeId: node.nodeId }).length;
+      expect(recorded).toBeGreaterThanOrEqual(60);
+      expect(recorded).toBeLessThan(100);
+      const metrics = await (await fetch(`http://127.0.0.1:${c.adminPort}/metrics`)).text();
+      expect(Number(/fedlhs_rejections_unrecorded_total (\d+)/.exec(metrics)?.[1])).toBe(100 - recorded);
+    } finally {
+      node.close();
+    }
   });
 });

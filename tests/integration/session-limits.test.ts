@@ -107,6 +107,40 @@ describe('control-session limits (issue 11)', () => {
     expect(store.includes('no-such-study')).toBe(false);
   });
 
+  it('bounds sessions per node, not per stream: revocation ends one before its Hello, a stream without Hello ends, and reconnecting does not refill the message budget', async () => {
+    const c = await start({ FEDLHS_HEARTBEAT_INTERVAL_MS: '2000', FEDLHS_LIMITS_SESSION_MESSAGE_BURST: '20', FEDLHS_LIMITS_SESSION_MESSAGES_PER_SECOND: '1' });
+    const victim = await rogueCredential(c, 'clinic-r');
+    const flooder = await rogueCredential(c, 'clinic-s');
+
+    // Opened before the revocation, Hello never sent: the revocation ends it (it used to stay
+    // open and could say Hello later and come online).
+    const early = new RogueSession(c.address, victim.credential, 'none');
+    await early.roundTrip(victim.credential);
+    expect((await c.admin('POST', `/api/v1/nodes/${victim.nodeId}/revoke`, {})).status).toBe(200);
+    const revoked = await early.ended;
+    expect(grpc.status[revoked.code]).toBe('UNAUTHENTICATED');
+
+    // A stream that never says Hello ends after three heartbeat intervals.
+    const silent = new RogueSession(c.address, flooder.credential, 'none');
+    const quiet = await silent.ended;
+    expect([grpc.status[quiet.code], quiet.details]).toEqual(['DEADLINE_EXCEEDED', 'no Hello within 6000 ms of opening the session']);
+
+    // The message budget belongs to the node: a new session starts with what the last one left.
+    const first = new RogueSession(c.address, flooder.credential);
+    await first.welcomed;
+    await first.flood(() => ({ heartbeat: { sentUnixMs: Date.now() } }), { ms: 60_000 });
+    expect((await first.ended).metadata['fedlhs-error-code']).toBe('RATE_LIMITED');
+    const firstLimited = await c.proc.waitForEvent('session.rate_limited', { nodeId: flooder.nodeId });
+    const second = new RogueSession(c.address, flooder.credential);
+    await second.flood(() => ({ heartbeat: { sentUnixMs: Date.now() } }), { ms: 60_000 });
+    expect((await second.ended).metadata['fedlhs-error-code']).toBe('RATE_LIMITED');
+    const limited = await c.proc.waitFor((l) => l.event === 'session.rate_limited' && l.nodeId === flooder.nodeId && l !== firstLimited, 30_000, 'the second session.rate_limited');
+    // The first session took the burst (20); the second only what refilled since (1 a second):
+    // far fewer, unless the machine stalls for 20 s.
+    expect(firstLimited.accepted).toBeGreaterThanOrEqual(20);
+    expect(limited.accepted).toBeLessThan(20);
+  });
+
   it('ends a session that floods readiness messages with RESOURCE_EXHAUSTED, and the coordinator stays responsive', async () => {
     const c = await start();
     const { nodeId, credential } = await rogueCredential(c, 'clinic-f');

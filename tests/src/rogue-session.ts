@@ -22,7 +22,8 @@ export class RogueSession {
   /** Messages the transport accepted (written). */
   sent = 0;
 
-  constructor(address: string, credential: string, hello: AgentMessage['hello'] = { agent: { agentVersion: 'rogue-session/1.0', trainingBackend: 'none', platform: 'test' }, activeTaskIds: [] }) {
+  /** `hello` 'none': open the stream and send nothing (a client that never says Hello). */
+  constructor(address: string, credential: string, hello: AgentMessage['hello'] | 'none' = { agent: { agentVersion: 'rogue-session/1.0', trainingBackend: 'none', platform: 'test' }, activeTaskIds: [] }) {
     const proto = loadFedlhsProto();
     this.client = new proto.fedlhs.v1.Federation(address, grpc.credentials.createInsecure(), { 'grpc.max_send_message_length': 8 * 1024 * 1024 });
     const md = new grpc.Metadata();
@@ -43,7 +44,18 @@ export class RogueSession {
         if (m.study?.study) this.studies.set(m.study.study.studyId, m.study.study);
       });
     });
-    this.write({ hello });
+    if (hello !== 'none') void this.write({ hello });
+  }
+
+  /**
+   * A ListStudies call on this session's connection, after the Session stream: once it is
+   * answered the coordinator has taken the stream (HTTP/2 streams of one connection are handled
+   * in order), so what a test does next happens to an open session.
+   */
+  roundTrip(credential: string): Promise<void> {
+    const md = new grpc.Metadata();
+    md.set('authorization', `Bearer ${credential}`);
+    return new Promise((resolve) => this.client.ListStudies({ includeEnded: false }, md, () => resolve()));
   }
 
   /** Whether the stream has ended. */

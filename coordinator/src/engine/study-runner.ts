@@ -353,14 +353,17 @@ export class StudyRunner {
     await this.awaitStorage(this.lastAttemptFailure);
     await this.withStorage('record the attempt the storage fault ended', () =>
       this.opts.store.failOpenRounds(this.studyId, `round ${round}: ${this.lastAttemptFailure}`, this.now()));
-    await this.withStorage('remove what the failed attempt left', async () => this.clearWorkFiles());
+    // What the store says was committed wins over memory: a commit whose write seemed to fail
+    // may have gone through, and its checkpoint must stay.
+    const stored = await this.withStorage('read the last committed round', () => this.opts.store.getStudy(this.studyId));
+    await this.withStorage('remove what the failed attempt left', async () => this.clearWorkFiles(Math.max(this.study.lastCommittedRound, stored?.lastCommittedRound ?? 0)));
   }
 
   /** Removes held updates and uncommitted checkpoint names of this study (no attempt may be running). */
-  private clearWorkFiles(): void {
+  private clearWorkFiles(lastCommitted = this.study.lastCommittedRound): void {
     try {
       this.opts.checkpoints.clearHeld(this.studyId);
-      this.opts.checkpoints.removeUncommitted(this.studyId, this.study.lastCommittedRound);
+      this.opts.checkpoints.removeUncommitted(this.studyId, lastCommitted);
     } catch (err) {
       throw this.storageFault(err, 'remove held updates and uncommitted checkpoint names') ?? err;
     }
@@ -752,8 +755,11 @@ export class StudyRunner {
       // The database row is the commit point: without it the promoted names go too (names of
       // rounds after the last committed one only). On a read-only disk that fails as well:
       // recoverFromStorageFault removes them once storage is back, before the round is retried.
+      // A failed write's outcome can be unknown (a connection lost after COMMIT): the names are
+      // removed only when the store says the round is not committed (not if it cannot say).
+      const committed = await this.opts.store.getCommittedRound(this.studyId, a.round).then((r) => r !== undefined, () => true);
       try {
-        this.opts.checkpoints.removeUncommitted(this.studyId, a.round - 1);
+        if (!committed) this.opts.checkpoints.removeUncommitted(this.studyId, a.round - 1);
       } catch (rmErr) {
         this.log.warn({ event: 'study.cleanup_failed', when: 'after a failed commit', err: rmErr }, `could not remove the uncommitted checkpoint names of round ${a.round}: ${(rmErr as Error).message}`);
       }

@@ -1,7 +1,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { FedlhsError, isFedlhsError } from '@fedlhs/core';
 import type { AgentMessage__Output, CoordinatorMessage } from '@fedlhs/proto';
-import { TokenBucket } from '../rate-limit.js';
+import { KeyedBuckets } from '../rate-limit.js';
 import type { NodeSession } from '../sessions.js';
 import { statusName, type HandlerContext } from './context.js';
 import { authenticateCall } from './node-auth.js';
@@ -14,6 +14,11 @@ let sessionCounter = 0;
 export function sessionHandler(ctx: HandlerContext): grpc.handleBidiStreamingCall<AgentMessage__Output, CoordinatorMessage> {
   const { coordinator, log, metrics } = ctx;
   const sessionQueue = ctx.transfer.sessionQueueMessages ?? 64;
+  // Every message counts, Hello and heartbeats included: our agent sends one heartbeat per
+  // interval and throttles its progress updates, far below the default rate. One bucket per
+  // node, not per session, so reconnecting does not refill it.
+  const { sessionMessagesPerSecond, sessionMessageBurst } = coordinator.limits;
+  const buckets = new KeyedBuckets(sessionMessageBurst, sessionMessagesPerSecond, Date.now, 100_000);
   return (call) => {
     const done = metrics.startCall('Session');
     const fail = (err: unknown): void => {
@@ -25,9 +30,14 @@ export function sessionHandler(ctx: HandlerContext): grpc.handleBidiStreamingCal
       let session: NodeSession | undefined;
       let heartbeat: NodeJS.Timeout | undefined;
       let ended = false;
+      let helloTimer: NodeJS.Timeout | undefined;
+      // Revoking the node ends this stream too, before or after its Hello (node-calls.ts).
+      const unregister = coordinator.calls.register(node.id, (err) => end('node credential was revoked', toStatus(err, log, 'Session')));
       const end = (why: string, status?: Partial<grpc.StatusObject>): void => {
         if (ended) return;
         ended = true;
+        unregister();
+        clearTimeout(helloTimer);
         clearInterval(heartbeat);
         if (session !== undefined) coordinator.closeSession(session, why);
         done(status === undefined ? 'OK' : statusName(status.code));
@@ -35,18 +45,23 @@ export function sessionHandler(ctx: HandlerContext): grpc.handleBidiStreamingCal
         else call.end();
       };
       const interval = coordinator.heartbeatIntervalMs;
-      // Every message counts, Hello and heartbeats included: our agent sends one heartbeat per
-      // interval and throttles its progress updates, far below the default rate.
-      const { sessionMessagesPerSecond, sessionMessageBurst } = coordinator.limits;
-      const bucket = new TokenBucket(sessionMessageBurst, sessionMessagesPerSecond);
+      const bucket = buckets.get(node.id);
+      /** Messages this session passed the rate check with (logged when it is rate limited). */
+      let accepted = 0;
+      // A stream that never says Hello holds a slot of its connection and nothing else: ended
+      // after three heartbeat intervals.
+      helloTimer = setTimeout(() => {
+        if (session === undefined) end('no hello', { code: grpc.status.DEADLINE_EXCEEDED, details: `no Hello within ${3 * interval} ms of opening the session` });
+      }, 3 * interval);
       call.on('data', (message: AgentMessage__Output) => {
         // grpc-js may still deliver messages it had read before the stream ended.
         if (ended) return;
         if (!bucket.take()) {
           const retryAfterMs = bucket.retryAfterMs;
+          const acceptedOnThisSession = accepted;
           metrics.sessionMessagesRefused.inc({ reason: 'rate_limited' });
           log.warn(
-            { event: 'session.rate_limited', nodeId: node.id, siteName: node.siteName, perSecond: sessionMessagesPerSecond, burst: sessionMessageBurst, retryAfterMs },
+            { event: 'session.rate_limited', nodeId: node.id, siteName: node.siteName, perSecond: sessionMessagesPerSecond, burst: sessionMessageBurst, retryAfterMs, accepted: acceptedOnThisSession },
             'session ended: the agent sends control messages faster than limits.sessionMessagesPerSecond allows',
           );
           end('rate limited', toStatus(new FedlhsError('RATE_LIMITED', `more than ${sessionMessageBurst} control-session messages at once, or more than ${sessionMessagesPerSecond} per second sustained (limits.sessionMessagesPerSecond, limits.sessionMessageBurst); the session is closed`, {
@@ -54,6 +69,7 @@ export function sessionHandler(ctx: HandlerContext): grpc.handleBidiStreamingCal
           }), log, 'Session'));
           return;
         }
+        accepted++;
         try {
           validateAgentMessage(message);
         } catch (err) {
@@ -70,6 +86,7 @@ export function sessionHandler(ctx: HandlerContext): grpc.handleBidiStreamingCal
             end('no hello', { code: grpc.status.INVALID_ARGUMENT, details: 'the first Session message must be Hello' });
             return;
           }
+          clearTimeout(helloTimer);
           const agent = message.hello.agent ?? { agentVersion: '', trainingBackend: '', platform: '' };
           let queued = 0;
           session = {

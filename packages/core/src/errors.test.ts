@@ -35,6 +35,7 @@ describe('the ERRORS table', () => {
         "TASK_CLOSED FAILED_PRECONDITION rejection closesTask=false",
         "UPLOAD_STALLED DEADLINE_EXCEEDED rejection closesTask=false",
         "UPLOAD_CANCELLED ABORTED rejection closesTask=false",
+        "DOWNLOAD_STALLED DEADLINE_EXCEEDED",
         "UPLOAD_IN_PROGRESS ABORTED",
         "CREDENTIAL_INVALID UNAUTHENTICATED",
         "JOIN_TOKEN_INVALID UNAUTHENTICATED",

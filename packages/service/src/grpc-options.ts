@@ -18,9 +18,16 @@ export const KEEPALIVE_OPTIONS: ChannelOptions = {
   'grpc.max_send_message_length': 4 * 1024 * 1024,
 };
 
-/** Server side: accept the agents' keepalive pings at the rate they send them. */
+/**
+ * Server side: accept the agents' keepalive pings at the rate they send them, and bound what
+ * one connection may hold before any credential is checked (issue 11): at most 64 concurrent
+ * streams (an agent uses three: its session, a download, an upload) and 64 MB of HTTP/2
+ * session memory (grpc-js leaves both unbounded by default).
+ */
 export const SERVER_OPTIONS: ChannelOptions = {
   ...KEEPALIVE_OPTIONS,
+  'grpc.max_concurrent_streams': 64,
+  'grpc-node.max_session_memory': 64,
   'grpc.http2.min_ping_interval_without_data_ms': 10_000,
   'grpc.http2.min_time_between_pings_ms': 10_000,
 };
