@@ -46,6 +46,8 @@ export interface CoordinatorStartOptions {
   name?: string;
   /** Extra Node.js flags for the coordinator process (e.g. --cpu-prof when profiling). */
   nodeArgs?: string[];
+  /** The coordinator build to run (its dist/main.js); default this checkout's. Tests of a fix run it against the code before it. */
+  main?: string;
 }
 
 /** Starts `fedlhs-coordinator serve` on port 0 and waits until it logs its ports. */
@@ -57,7 +59,7 @@ export async function startCoordinator(options: CoordinatorStartOptions): Promis
   const proc = new ManagedProcess({
     name: options.name ?? 'coordinator',
     command: process.execPath,
-    args: [...(options.nodeArgs ?? []), coordinatorMain, 'serve'],
+    args: [...(options.nodeArgs ?? []), options.main ?? coordinatorMain, 'serve'],
     env: {
       FEDLHS_DATA_DIR: options.dataDir,
       FEDLHS_GRPC_HOST: '127.0.0.1',

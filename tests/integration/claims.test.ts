@@ -13,13 +13,13 @@ import { useWorkspace } from './helpers.js';
 const ws = useWorkspace();
 
 /**
- * FEDLHS_IT_COORDINATOR_MAIN runs these tests against another coordinator build, e.g. the code
+ * FEDLHS_COORDINATOR_MAIN runs these tests against another coordinator build, e.g. the code
  * before issue 11, to see each of them fail there (its `serve` ignores the arguments after it).
  */
-const otherMain = process.env.FEDLHS_IT_COORDINATOR_MAIN;
+const otherMain = process.env.FEDLHS_COORDINATOR_MAIN;
 
 async function coordinator(env: Record<string, string> = {}): Promise<CoordinatorHandle> {
-  const options: CoordinatorStartOptions = { dataDir: join(ws.dir(), 'coordinator'), env, ...(otherMain === undefined ? {} : { nodeArgs: [otherMain, 'serve'] }) };
+  const options: CoordinatorStartOptions = { dataDir: join(ws.dir(), 'coordinator'), env, ...(otherMain === undefined ? {} : { main: otherMain }) };
   return ws.track(await startCoordinator(options));
 }
 

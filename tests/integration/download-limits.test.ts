@@ -2,7 +2,7 @@
  * Issue 11, the download-stall hole: any enrolled node could open downloads of any committed
  * model and never read them, each pinning a model in the coordinator. A real coordinator process
  * (port 0) and protocol-level rogue nodes (raw HTTP/2 streams that stop reading). To see these fail
- * on older code: FEDLHS_TEST_COORDINATOR_MAIN=/path/to/old/coordinator/dist/main.js.
+ * on older code: FEDLHS_COORDINATOR_MAIN=/path/to/old/coordinator/dist/main.js.
  */
 import http2 from 'node:http2';
 import { mkdtempSync, rmSync } from 'node:fs';

@@ -1,4 +1,4 @@
-import { mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { describe, expect, it } from 'vitest';
@@ -101,7 +101,9 @@ describe('control-session limits (issue 11)', () => {
 
     expect(c.proc.events('session.message_invalid')).toHaveLength(3);
     // Nothing of it reached the store.
-    const store = readFileSync(join(c.dataDir, 'coordinator.db'));
+    // The database file and its write-ahead log (recent writes are in coordinator.db-wal).
+    const wal = join(c.dataDir, 'coordinator.db-wal');
+    const store = Buffer.concat([readFileSync(join(c.dataDir, 'coordinator.db')), ...(existsSync(wal) ? [readFileSync(wal)] : [])]);
     expect(store.includes('D'.repeat(1000))).toBe(false);
     expect(store.includes('T'.repeat(1000))).toBe(false);
     expect(store.includes('no-such-study')).toBe(false);

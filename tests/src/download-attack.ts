@@ -26,14 +26,14 @@ export function rssOf(pid: number): number {
 
 export interface AttackCoordinatorOptions {
   dataDir: string;
-  /** The coordinator entry point; default this checkout's (FEDLHS_TEST_COORDINATOR_MAIN overrides, e.g. a build of older code). */
+  /** The coordinator entry point; default this checkout's (FEDLHS_COORDINATOR_MAIN overrides, e.g. a build of older code). */
   main?: string;
   env?: NodeJS.ProcessEnv;
 }
 
 /** Starts `<main> serve` on port 0 like the simulator's startCoordinator, from any build. */
 export async function startAttackCoordinator(o: AttackCoordinatorOptions): Promise<CoordinatorHandle> {
-  const main = o.main ?? process.env.FEDLHS_TEST_COORDINATOR_MAIN ?? coordinatorMain;
+  const main = o.main ?? process.env.FEDLHS_COORDINATOR_MAIN ?? coordinatorMain;
   const proc = new ManagedProcess({
     name: 'coordinator',
     command: process.execPath,

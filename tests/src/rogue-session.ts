@@ -1,9 +1,6 @@
 import * as grpc from '@grpc/grpc-js';
-import { mkdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { loadFedlhsProto, type AgentMessage, type CoordinatorMessage__Output, type FederationClient, type Study__Output } from '@fedlhs/proto';
-import { ManagedProcess } from '@fedlhs/testing';
-import { coordinatorMain, type CoordinatorHandle } from '@fedlhs/simulator';
+import { coordinatorMain, startCoordinator, type CoordinatorHandle } from '@fedlhs/simulator';
 
 /**
  * A control session written against the .proto alone, that sends whatever it is told to, as
@@ -96,33 +93,8 @@ export class RogueSession {
  * as the simulator's startCoordinator does: lets a test run against another build, e.g. the
  * code before a fix (FEDLHS_COORDINATOR_MAIN=/work/before/coordinator/dist/main.js).
  */
-export async function startCoordinatorFrom(main: string, options: { dataDir: string; env?: NodeJS.ProcessEnv; name?: string }): Promise<CoordinatorHandle> {
-  mkdirSync(options.dataDir, { recursive: true });
-  const proc = new ManagedProcess({
-    name: options.name ?? 'coordinator',
-    command: process.execPath,
-    args: [main, 'serve'],
-    env: {
-      FEDLHS_DATA_DIR: options.dataDir, FEDLHS_GRPC_HOST: '127.0.0.1', FEDLHS_GRPC_PORT: '0', FEDLHS_ADMIN_PORT: '0',
-      FEDLHS_HEARTBEAT_INTERVAL_MS: '500', FEDLHS_SELECTION_GRACE_MS: '300', FEDLHS_LOG_LEVEL: 'debug', FEDLHS_TLS_MODE: 'plaintext', ...options.env,
-    },
-  });
-  const ready = await proc.waitForEvent('coordinator.ready', undefined, 60_000);
-  const grpcPort = ready.grpcPort as number;
-  const adminPort = ready.adminPort as number;
-  const adminToken = readFileSync(join(options.dataDir, 'admin-token'), 'utf8').trim();
-  return {
-    proc, grpcPort, adminPort, adminToken, dataDir: options.dataDir, address: `127.0.0.1:${grpcPort}`,
-    async admin<T>(method: 'GET' | 'POST', path: string, body?: unknown) {
-      const res = await fetch(`http://127.0.0.1:${adminPort}${path}`, {
-        method,
-        headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' },
-        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-      });
-      return { status: res.status, body: (await res.json()) as T };
-    },
-    stop: (signal: NodeJS.Signals = 'SIGTERM') => proc.stop(signal),
-  };
+export function startCoordinatorFrom(main: string, options: { dataDir: string; env?: NodeJS.ProcessEnv; name?: string }): Promise<CoordinatorHandle> {
+  return startCoordinator({ ...options, main });
 }
 
 /** The coordinator build integration tests of issue 11 run against: FEDLHS_COORDINATOR_MAIN or this checkout's. */
