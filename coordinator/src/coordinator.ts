@@ -112,7 +112,7 @@ export class Coordinator {
       this.events.emit('change', { kind: 'node' });
     });
     store.onBatch((b) => this.metrics.observeStoreBatch(b));
-    const storeProbe: StorageProbe[] = store instanceof SqliteStore ? [{ name: 'store', run: () => store.probeWrite() }] : [];
+    const storeProbe: StorageProbe[] = [{ name: 'store', run: () => store.probeWrite() }];
     this.storage = new StorageHealth({
       log, metrics: this.metrics, now, ...opts.storageProbe,
       probes: [directoryProbe('data directory', () => this.checkpoints.writableDirs()), ...storeProbe],

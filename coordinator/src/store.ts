@@ -121,6 +121,12 @@ export interface CoordinatorStore {
    * nodes that may download the study's committed models (issue 11), selected or not.
    */
   nodeTookPart(nodeId: string, studyId: string): Promise<boolean>;
+  /**
+   * A durable write that changes nothing, through the same path as every unit (the storage
+   * health probe, storage-health.ts). Rejects (STORAGE_FAULT or STORE_UNAVAILABLE) while the
+   * store cannot be written.
+   */
+  probeWrite(): Promise<void>;
 
   close(): Promise<void>;
 }

@@ -10,3 +10,4 @@ import './contract/views.contract.js';
 import './contract/unit-of-work.contract.js';
 import './contract/migrations.contract.js';
 import './contract/participation.contract.js';
+import './contract/probe.contract.js';

@@ -366,6 +366,15 @@ export class PostgresStore extends SingleWriteStore implements CoordinatorStore 
     );
   }
 
+  /**
+   * A durable write that changes nothing (storage-health.ts probes with it): rewrites the newest
+   * migration's time in its own unit of the group commit, so it meets a full disk, a read-only
+   * server or a lost connection like any write.
+   */
+  async probeWrite(): Promise<void> {
+    await this.change('storage.probe', PROBE_WRITE, []);
+  }
+
   /** Runs `fn` as one unit of the next group-commit batch; settles after COMMIT. */
   private enqueue<T>(label: string, fn: (client: pg.ClientBase) => Promise<T>, ops = 1): Promise<T> {
     return this.committer.submit({ label, ops, apply: fn }) as Promise<T>;
@@ -599,4 +608,5 @@ export class PostgresStore extends SingleWriteStore implements CoordinatorStore 
   }
 }
 
+const PROBE_WRITE = q('probe_write', `UPDATE schema_migrations SET applied_at = applied_at WHERE version = (SELECT max(version) FROM schema_migrations)`);
 const NODE_TOOK_PART = q('node_took_part', `SELECT 1 WHERE EXISTS (SELECT 1 FROM study_approvals WHERE node_id = $1 AND study_id = $2) OR EXISTS (SELECT 1 FROM tasks t JOIN rounds r ON r.id = t.round_id WHERE t.node_id = $1 AND r.study_id = $2)`);
