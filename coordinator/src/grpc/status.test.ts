@@ -122,6 +122,7 @@ describe('toStatus', () => {
         "CREDENTIAL_REJECTED: INTERNAL "internal error (see coordinator log)"",
         "ADMIN_UNREACHABLE: INTERNAL "internal error (see coordinator log)"",
         "MODEL_DIGEST_MISMATCH: INTERNAL "internal error (see coordinator log)"",
+        "SIGNATURE_INVALID: INVALID_ARGUMENT [fedlhs-error-code=SIGNATURE_INVALID]",
         "INTERNAL: INTERNAL [fedlhs-error-code=INTERNAL]",
       ]
     `);

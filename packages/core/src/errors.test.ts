@@ -71,6 +71,7 @@ describe('the ERRORS table', () => {
         "CREDENTIAL_REJECTED UNAUTHENTICATED in-process",
         "ADMIN_UNREACHABLE UNAVAILABLE in-process",
         "MODEL_DIGEST_MISMATCH DATA_LOSS in-process",
+        "SIGNATURE_INVALID INVALID_ARGUMENT",
         "INTERNAL INTERNAL",
       ]
     `);

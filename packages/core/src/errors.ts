@@ -137,6 +137,11 @@ export const ERRORS = {
   /** A client (the coordinator CLI, the simulator) cannot reach the coordinator's admin API. */
   ADMIN_UNREACHABLE: { status: 'UNAVAILABLE', wire: false },
   MODEL_DIGEST_MISMATCH: { status: 'DATA_LOSS', wire: false },
+  /**
+   * A signed envelope (a model release, issue 12) does not verify: `details.why` is 'malformed',
+   * 'signature' (no signature verifies with the trusted key) or 'payload_type'.
+   */
+  SIGNATURE_INVALID: { status: 'INVALID_ARGUMENT' },
   /** A bug; the message may leave the process, so it must hold nothing internal. */
   INTERNAL: { status: 'INTERNAL' },
 } as const satisfies Record<string, ErrorSpec>;
@@ -184,6 +189,7 @@ export interface ErrorDetails {
   NORM_BOUND: { norm: number; bound: number };
   SHAPE_MISMATCH: { tensor?: string };
   NON_FINITE: { tensor?: string; element?: number };
+  SIGNATURE_INVALID: { why: 'malformed' | 'signature' | 'payload_type' };
 }
 
 /**

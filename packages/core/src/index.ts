@@ -24,3 +24,4 @@ export * from './units.js';
 export * from './cohort-spec.js';
 export * from './wire-limits.js';
 export * from './strategies/index.js';
+export * from './dsse.js';
