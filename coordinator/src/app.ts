@@ -132,7 +132,10 @@ export async function startCoordinatorApp(config: CoordinatorConfig, logger: Log
     closeAdmin = a.close;
     adminServer = a.server;
     state = 'RUNNING';
-    logger.info({ event: 'coordinator.ready', grpcPort: g.port, adminPort: a.port, tlsMode: config.tls.mode, mutualTls: config.tls.clientCa !== '', dataDir: config.dataDir, store: config.store.kind, storeTarget: opened.target, blobStore, blobs }, 'coordinator ready');
+    if (coordinator.releaseKeyCreated) {
+      logger.info({ event: 'release.key_created', releaseKeyFingerprint: coordinator.releaseKey.fingerprint }, `created the release signing key ${join(config.dataDir, 'release-key.pem')} (mode 0600)`);
+    }
+    logger.info({ event: 'coordinator.ready', releaseKeyFingerprint: coordinator.releaseKey.fingerprint, grpcPort: g.port, adminPort: a.port, tlsMode: config.tls.mode, mutualTls: config.tls.clientCa !== '', dataDir: config.dataDir, store: config.store.kind, storeTarget: opened.target, blobStore, blobs }, 'coordinator ready');
     return {
       coordinator,
       grpcPort: g.port,

@@ -22,6 +22,7 @@ import { DataDirLock } from './data-dir-lock.js';
 import { Downloads } from './downloads.js';
 import { Enrolment, NodeDirectory } from './enrolment.js';
 import { NodeCalls } from './node-calls.js';
+import { loadOrCreateReleaseKey, type ReleaseKey } from './release-key.js';
 import { resolveLimits, type CoordinatorLimits } from './limits.js';
 import { siteReadiness, type SiteReadiness } from './readiness.js';
 import { CoordinatorMetrics } from './metrics.js';
@@ -96,11 +97,21 @@ export class Coordinator {
   private readonly downloads: Downloads;
   /** Deletes blobs no row references (blobs/blob-gc.ts). */
   readonly blobCollector: BlobCollector;
+  /**
+   * The release signing key (release-key.ts, `<dataDir>/release-key.pem`, created on first
+   * start): agents pin its public half at enrolment.
+   */
+  readonly releaseKey: ReleaseKey;
+  /** Whether this start created the release key (the start-up log says so). */
+  readonly releaseKeyCreated: boolean;
   /** Storage health (storage-health.ts): faults reported and probed; 'degraded' while storage is faulty. */
   readonly storage: StorageHealth;
 
   private constructor(readonly store: CoordinatorStore, private readonly opts: CoordinatorOptions, private readonly lock: DataDirLock) {
     this.checkpoints = new CheckpointStore(opts.dataDir, opts.blobs === undefined ? {} : { blobs: opts.blobs });
+    const release = loadOrCreateReleaseKey(opts.dataDir);
+    this.releaseKey = release.key;
+    this.releaseKeyCreated = release.created;
     // One logger for every part, so their log lines keep component 'coordinator'.
     const log = opts.logger.child({ component: 'coordinator' });
     const now = opts.clock === undefined ? (opts.now ?? Date.now) : () => opts.clock!.now();
@@ -229,7 +240,7 @@ export class Coordinator {
     return this.enrolment.createJoinToken(siteName, ttlSeconds, createdBy);
   }
 
-  /** Trades a join token for a node credential. */
+  /** Trades a join token for a node credential (and hands out the release key the node pins). */
   enrol(joinToken: string, siteName: string, agent: AgentInfo__Output | null): Promise<{ nodeId: string; credential: string; siteName: string }> {
     return this.enrolment.enrol(joinToken, siteName, agent);
   }

@@ -1,3 +1,4 @@
+import type { PinnedReleaseKey } from './release-pin.js';
 import { appendFileSync, existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -22,6 +23,8 @@ export interface NodeCredential {
     /** SHA-256 fingerprint of the coordinator's certificate at enrolment, for out-of-band comparison. */
     certificateSha256?: string | undefined;
   } | undefined;
+  /** The coordinator's release signing key pinned at enrolment (absent: it sent none). */
+  releaseKey?: PinnedReleaseKey | undefined;
 }
 
 export interface ManifestRecord {

@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import { pinReleaseKey, type PinnedReleaseKey } from './release-pin.js';
 import { readFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import * as grpc from '@grpc/grpc-js';
@@ -76,7 +77,7 @@ withConfig('enrol', 'trade a one-time join token for this node\'s credential').a
   let certificate: { sha256: string; names: string[] } | undefined;
   const clients = createClients(c.coordinator.address, { ...tlsOf(c), onServerCertificate: (seen) => (certificate = seen) });
   try {
-    const r = await new Promise<{ nodeId: string; nodeCredential: string; siteName: string }>((resolve, reject) => {
+    const r = await new Promise<{ nodeId: string; nodeCredential: string; siteName: string; releasePublicKey: string; releaseKeyFingerprint: string }>((resolve, reject) => {
       clients.enrolment.Enrol(
         { joinToken: c.joinToken, siteName: c.site, agent: { agentVersion: AGENT_VERSION, trainingBackend: backend.backend, platform: process.platform } },
         { deadline: deadlineIn(30_000) },
@@ -86,7 +87,16 @@ withConfig('enrol', 'trade a one-time join token for this node\'s credential').a
     // Later commands dial the same coordinator the same way without being told again.
     if (c.tls.mode === 'tls' && c.tls.ca !== '') writeFileAtomic(state.caPath, readFileSync(c.tls.ca), 0o644);
     const tls = { mode: c.tls.mode, caFile: c.tls.mode === 'tls' && c.tls.ca !== '' ? 'coordinator-ca.pem' : '', serverName: c.tls.serverName, certificateSha256: certificate?.sha256 };
-    state.saveCredential({ nodeId: r.nodeId, siteName: r.siteName, coordinator: c.coordinator.address, credential: r.nodeCredential, enrolledAt: new Date().toISOString(), tls });
+    // The release key is pinned now or never: a key that does not check out is not kept (the
+    // credential is, since the join token is spent), and enrolment says so and fails.
+    let releaseKey: PinnedReleaseKey | undefined;
+    let releaseKeyError: string | undefined;
+    try {
+      releaseKey = pinReleaseKey(r.releasePublicKey, r.releaseKeyFingerprint);
+    } catch (err) {
+      releaseKeyError = (err as Error).message;
+    }
+    state.saveCredential({ nodeId: r.nodeId, siteName: r.siteName, coordinator: c.coordinator.address, credential: r.nodeCredential, enrolledAt: new Date().toISOString(), tls, releaseKey });
     state.audit({
       event: 'enrolled', coordinator: c.coordinator.address, detail: `node ${r.nodeId}, site ${r.siteName}`,
       sent: { enrol: { joinToken: '(the one-time join token)', siteName: c.site, agent: { agentVersion: AGENT_VERSION, trainingBackend: backend.backend, platform: process.platform } } },
@@ -95,7 +105,13 @@ withConfig('enrol', 'trade a one-time join token for this node\'s credential').a
     if (certificate !== undefined) {
       out(`coordinator certificate SHA-256 ${certificate.sha256} (for ${certificate.names.join(', ')}): compare it with the hospital's, out of band\n`);
     }
+    if (releaseKey !== undefined) {
+      out(`coordinator release key fingerprint ${releaseKey.fingerprint}: compare it with the hospital's, out of band; model releases are verified against this key only\n`);
+    } else if (releaseKeyError === undefined) {
+      errOut('warning: the coordinator sent no release key (an older coordinator): model releases from it cannot be verified\n');
+    }
     out(`later commands (run, review, status) use this coordinator${c.tls.ca !== '' ? ' and CA' : ''} without --coordinator${c.tls.ca !== '' ? ' or --tls-ca' : ''}\n`);
+    if (releaseKeyError !== undefined) die(`enrolled, but the coordinator's release key was refused and not pinned: ${releaseKeyError}`);
   } catch (err) {
     const e = err as grpc.ServiceError;
     die(`enrolment failed: ${e.details ?? e.message}`);
@@ -242,6 +258,7 @@ withConfig('status', 'enrolment, approvals and the audit log of what left this c
   if (credential?.tls !== undefined) {
     out(`  dialled with ${credential.tls.mode === 'plaintext' ? 'TLS OFF (plaintext)' : `TLS, CA ${credential.tls.caFile === '' ? 'system roots' : state.caPath}${credential.tls.serverName === '' ? '' : `, server name ${credential.tls.serverName}`}`}${credential.tls.certificateSha256 === undefined ? '' : `; coordinator certificate SHA-256 at enrolment ${credential.tls.certificateSha256}`}\n`);
   }
+  if (credential !== undefined) out(`  release key ${credential.releaseKey === undefined ? 'not pinned (the coordinator sent none at enrolment)' : `pinned at enrolment, fingerprint ${credential.releaseKey.fingerprint}`}\n`);
   const manifests = state.listManifests();
   out(`\nmanifests: ${manifests.filter((m) => m.approvedAt !== null).length} approved, ${manifests.filter((m) => m.approvedAt === null).length} pending\n`);
   for (const m of manifests) out(`  ${m.approvedAt === null ? 'PENDING ' : 'approved'}  ${v(m.hash.slice(0, 16))}  ${v(m.name)}  (${v(m.studyId)})\n`);

@@ -1,3 +1,4 @@
+import { createHash, createPublicKey } from 'node:crypto';
 /**
  * Conformance: enrolment, credential and token formats, the authorization header
  * (enrolment.proto "Formats", federation.proto "Authentication"), and the client's imports.
@@ -33,6 +34,10 @@ describe('enrolment and authentication', () => {
     expect(r.nodeCredential).toMatch(CREDENTIAL);
     expect(CREDENTIAL.exec(r.nodeCredential)![1]).toBe(r.nodeId);
     expect(r.siteName).toBe('site-a');
+    // The release key to pin: Ed25519 SPKI in PEM, and its fingerprint = SHA-256 of the SPKI DER.
+    const releaseKey = createPublicKey(r.releasePublicKey);
+    expect(releaseKey.asymmetricKeyType).toBe('ed25519');
+    expect(r.releaseKeyFingerprint).toBe(createHash('sha256').update(releaseKey.export({ type: 'spki', format: 'der' })).digest('hex'));
     for (const bad of ['', 'fjt_short', `fjt_${'a'.repeat(129)}`, `fjt_${'a'.repeat(42)}=`, `FJT_${'a'.repeat(43)}`]) {
       expect(await failure(enrol(c.address, bad, 'site-a')), bad).toMatchObject({ code: 'INVALID_ARGUMENT' });
     }

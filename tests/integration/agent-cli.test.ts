@@ -1,7 +1,7 @@
 // The clinic side of the command line as a clinic IT person uses it: help that never starts
 // anything, options in any position, an agent that remembers the coordinator it enrolled with,
 // hash prefixes, and TLS errors that say which name to use.
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { createTestPki, learnableManifest } from '@fedlhs/testing';
@@ -52,6 +52,11 @@ describe('an agent that remembers its coordinator', () => {
     const enrolled = await runCli(agentMain, ['enrol', '--state-dir', stateDir, '--site', 'north', '--join-token', token, '--coordinator', `127.0.0.1:${port}`, '--tls-ca', pki.caCert]);
     expect(enrolled.code, enrolled.stderr).toBe(0);
     expect(enrolled.stdout).toMatch(/coordinator certificate SHA-256 ([0-9A-F]{2}:){31}[0-9A-F]{2} \(for localhost, 127\.0\.0\.1/);
+    // The release key is pinned and its fingerprint printed: the one the coordinator logged at start.
+    const fingerprint = String(c.proc.events('coordinator.ready')[0]?.releaseKeyFingerprint);
+    expect(fingerprint).toMatch(/^[0-9a-f]{64}$/);
+    expect(enrolled.stdout).toContain(`coordinator release key fingerprint ${fingerprint}: compare it`);
+    expect(JSON.parse(readFileSync(join(stateDir, 'node-credential.json'), 'utf8')).releaseKey.fingerprint).toBe(fingerprint);
 
     const manifestFile = join(ws.dir(), 'study.json');
     writeFileSync(manifestFile, JSON.stringify(learnableManifest({ name: 'remembered', rounds: 1, min: 1, max: 1, quorum: 1 })));

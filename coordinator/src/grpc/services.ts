@@ -29,7 +29,10 @@ export function enrolmentHandlers(coordinator: Coordinator, logger: Logger): Enr
           return coordinator.enrol(joinToken, siteName, agent);
         })
         .then(
-          (r) => callback(null, { nodeId: r.nodeId, nodeCredential: r.credential, siteName: r.siteName }),
+          (r) => callback(null, {
+            nodeId: r.nodeId, nodeCredential: r.credential, siteName: r.siteName,
+            releasePublicKey: coordinator.releaseKey.publicPem, releaseKeyFingerprint: coordinator.releaseKey.fingerprint,
+          }),
           (err: unknown) => callback(toStatus(err, log, 'Enrol')),
         );
     },

@@ -64,6 +64,7 @@ export const EVENTS = {
   'update.receiving': 'an upload stream sent its header and is being received (debug); fields nodeId, taskId, bytes',
   'contribution.revoked': 'a contribution was refused because its node was revoked during the call (warn); field nodeId',
   'rejection.unrecorded': 'a node sent more than 60 rejected calls a minute; further rejections are answered but not recorded or logged for now (warn, once per node per minute); fields nodeId, reason, perMinute',
+  'release.key_created': 'the coordinator created its Ed25519 release signing key in <dataDir>/release-key.pem (mode 0600) at first start; field releaseKeyFingerprint (what clinics compare out of band)',
   'approval.record_failed': 'the coordinator could not record that a node approved a study (declared a readiness other than NOT_APPROVED or WITHDRAWN for its manifest) (warn); retried at its next readiness; fields nodeId, studyId, err',
   'download.refused': 'a model download was refused (warn); fields nodeId, reason (per_node | total | not_participant), limit (the config key), value, max',
   'download.stalled': 'a model download whose client took no data for the idle bound was ended and its memory given back (warn); fields nodeId, idleMs, limit',

@@ -16,6 +16,18 @@ export interface EnrolResponse {
    * The site name the node is registered under.
    */
   'siteName'?: (string);
+  /**
+   * The coordinator's release signing key (Ed25519, SubjectPublicKeyInfo in PEM): model releases
+   * are DSSE envelopes signed with it. The agent pins it at enrolment and verifies every release
+   * against it, never against a key sent later.
+   */
+  'releasePublicKey'?: (string);
+  /**
+   * SHA-256 of that key's SubjectPublicKeyInfo (DER), 64 lowercase hex digits: the DSSE key id.
+   * The agent checks it against release_public_key and prints it, for the clinic to compare out
+   * of band with the fingerprint the coordinator's operator reads from its log (coordinator.ready).
+   */
+  'releaseKeyFingerprint'?: (string);
 }
 
 export interface EnrolResponse__Output {
@@ -33,4 +45,16 @@ export interface EnrolResponse__Output {
    * The site name the node is registered under.
    */
   'siteName': (string);
+  /**
+   * The coordinator's release signing key (Ed25519, SubjectPublicKeyInfo in PEM): model releases
+   * are DSSE envelopes signed with it. The agent pins it at enrolment and verifies every release
+   * against it, never against a key sent later.
+   */
+  'releasePublicKey': (string);
+  /**
+   * SHA-256 of that key's SubjectPublicKeyInfo (DER), 64 lowercase hex digits: the DSSE key id.
+   * The agent checks it against release_public_key and prints it, for the clinic to compare out
+   * of band with the fingerprint the coordinator's operator reads from its log (coordinator.ready).
+   */
+  'releaseKeyFingerprint': (string);
 }
