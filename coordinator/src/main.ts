@@ -1,11 +1,14 @@
 #!/usr/bin/env node
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { Command } from 'commander';
 import { isFedlhsError } from '@fedlhs/core';
 import { createLogger, forTerminal, prepareArgv, terminalTable, terminalWriter } from '@fedlhs/service';
 import { startCoordinatorApp } from './app.js';
 import { adminCall, resolveAdminTarget, type AdminTarget } from './cli-client.js';
 import { loadCoordinatorConfig } from './config.js';
+import { DataDirLock } from './data-dir-lock.js';
+import { loadOrCreateReleaseKey, retiredReleaseKeys, rotateReleaseKey } from './release-key.js';
 import type { StudyReadinessView } from './admin/views.js';
 
 interface StudySummary {
@@ -136,6 +139,38 @@ program
     };
     process.once('SIGINT', () => stop('SIGINT'));
     process.once('SIGTERM', () => stop('SIGTERM'));
+  });
+
+const releaseKey = program.command('release-key').description("the coordinator's Ed25519 release signing key in <data-dir>/release-key.pem (agents pin it at enrolment)");
+releaseKey
+  .command('show')
+  .description('print the release key fingerprint (to compare with a clinic\'s, out of band) and the retired keys kept for verifying old releases')
+  .requiredOption('--data-dir <dir>', 'coordinator data directory')
+  .action((options: { dataDir: string }) => {
+    if (!existsSync(join(options.dataDir, 'release-key.pem'))) die(`no release key in ${options.dataDir}: it is created when the coordinator first starts there`, 2);
+    const { key } = loadOrCreateReleaseKey(options.dataDir);
+    out(`release key fingerprint ${key.fingerprint}\n`);
+    for (const f of retiredReleaseKeys(options.dataDir)) out(`retired key ${f} (public key kept to verify old releases)\n`);
+  });
+releaseKey
+  .command('rotate')
+  .description('replace the release key with a new one (the coordinator must be stopped); its public key is kept to verify old releases, and clinics must pin the new one by enrolling again')
+  .requiredOption('--data-dir <dir>', 'coordinator data directory')
+  .action((options: { dataDir: string }) => {
+    let lock: DataDirLock;
+    try {
+      // The running coordinator holds the key in memory: rotating under it would sign with a key nobody pinned.
+      lock = DataDirLock.acquire(options.dataDir);
+    } catch (err) {
+      die(`cannot rotate the release key: ${(err as Error).message}`);
+    }
+    try {
+      const { previous, current } = rotateReleaseKey(options.dataDir);
+      out(`release key rotated: ${previous} -> ${current.fingerprint}\n`);
+      errOut('clinics pinned the old key at enrolment: tell them the new fingerprint out of band\n');
+    } finally {
+      lock.release();
+    }
   });
 
 function adminCommand(name: string, description: string): Command {

@@ -92,6 +92,27 @@ describe('command-line interfaces', () => {
     for (const id of recordIds) expect(everything.includes(id), id).toBe(false);
   });
 
+  it('release-key show prints the fingerprint the coordinator logged; rotate refuses while it runs, then keeps the old public key', async () => {
+    const c = ws.track(await startCoordinator({ dataDir: join(ws.dir(), 'keyed') }));
+    const fingerprint = String(c.proc.events('coordinator.ready')[0]?.releaseKeyFingerprint);
+    expect(fingerprint).toMatch(/^[0-9a-f]{64}$/);
+    const shown = await runCli(coordinatorMain, ['release-key', 'show', '--data-dir', c.dataDir]);
+    expect(shown.stdout).toBe(`release key fingerprint ${fingerprint}\n`);
+    const busy = await runCli(coordinatorMain, ['release-key', 'rotate', '--data-dir', c.dataDir]);
+    expect(busy.code).toBe(1);
+    expect(busy.stderr).toMatch(/cannot rotate the release key: .*in use by another coordinator/);
+    await c.stop('SIGTERM');
+    const rotated = await runCli(coordinatorMain, ['release-key', 'rotate', '--data-dir', c.dataDir]);
+    expect(rotated.code, rotated.stderr).toBe(0);
+    const next = /release key rotated: ([0-9a-f]{64}) -> ([0-9a-f]{64})/.exec(rotated.stdout);
+    expect(next?.[1]).toBe(fingerprint);
+    expect(next?.[2]).not.toBe(fingerprint);
+    const after = await runCli(coordinatorMain, ['release-key', 'show', '--data-dir', c.dataDir]);
+    expect(after.stdout).toBe(`release key fingerprint ${next?.[2]}\nretired key ${fingerprint} (public key kept to verify old releases)\n`);
+    const none = await runCli(coordinatorMain, ['release-key', 'show', '--data-dir', join(ws.dir(), 'empty')]);
+    expect([none.code, none.stderr]).toEqual([2, expect.stringMatching(/no release key in .*: it is created when the coordinator first starts there/)]);
+  });
+
   it('data check prints a local data-quality report for a study, with no identifiers', async () => {
     const fixture = join(repoRoot, 'packages', 'ehr', 'fixtures', 'synthea-v2');
     const manifest = join(ws.dir(), 't2d.json');
