@@ -27,7 +27,7 @@ import { GroupCommitter, type BatchStats, type UnitOutcome } from './store/group
 import { decodeCursor, pageLimit, toPage } from './store/paging.js';
 import { MIGRATIONS, SCHEMA_VERSION } from './store/sqlite/migrations.js';
 import type { GroupCommitOptions, WriteOp, WriteResult } from './store/write-ops.js';
-import { contribution, joinToken, node, round, study, task, type Row } from './store/rows.js';
+import { contribution, joinToken, metric, node, round, study, task, type Row } from './store/rows.js';
 import { SingleWriteStore } from './store/single-writes.js';
 import { toStorageFault } from './storage-health.js';
 
@@ -434,16 +434,7 @@ export class SqliteStore extends SingleWriteStore implements CoordinatorStore {
     return this.all(
       `SELECT m.*, r.round FROM metrics m JOIN rounds r ON r.id = m.round_id WHERE r.study_id = ? ORDER BY r.round, m.id`,
       studyId,
-    ).map((r) => ({
-      roundId: r.round_id as number,
-      round: r.round as number,
-      nodeId: (r.node_id as string | null) ?? null,
-      phase: r.phase as MetricRecord['phase'],
-      numExamples: r.num_examples as number,
-      loss: r.loss as number,
-      accuracy: r.accuracy as number,
-      auc: (r.auc as number | null) ?? undefined,
-    }));
+    ).map(metric);
   }
   async listStatistics(studyId: string): Promise<StatisticsRecord[]> {
     return this.all(`SELECT * FROM statistics WHERE study_id = ? ORDER BY id`, studyId).map((r) => ({

@@ -113,7 +113,7 @@ export class UpdateIntake {
   private readonly studies: Pick<Studies, 'runner' | 'openRunner'>;
   private readonly maxExamples: number;
   /** Per node, rejections it may have recorded (REJECTIONS_RECORDED_PER_MINUTE). */
-  private readonly rejectionBudget = new KeyedBuckets(REJECTIONS_RECORDED_PER_MINUTE, REJECTIONS_RECORDED_PER_MINUTE / 60, Date.now, 100_000);
+  private readonly rejectionBudget = new KeyedBuckets(REJECTIONS_RECORDED_PER_MINUTE, REJECTIONS_RECORDED_PER_MINUTE / 60, () => this.now(), 100_000);
   /** Per node, when its unrecorded rejections were last logged. */
   private readonly unrecordedLogged = new Map<string, number>();
   private readonly trainingRows: ((nodeId: string, studyId: string) => number | undefined) | undefined;
