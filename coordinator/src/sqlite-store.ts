@@ -1,6 +1,7 @@
 import Database from 'better-sqlite3';
 import { FedlhsError } from '@fedlhs/core';
 import type {
+  ReleaseAliasRecord, ReleasePerformanceRecord, ReleaseRecord,
   ContributionFilter,
   ContributionRecord,
   ContributionTotals,
@@ -171,6 +172,23 @@ export class SqliteStore extends SingleWriteStore implements CoordinatorStore {
    * version in its own unit, so page 1 goes through the WAL and the commit's fsync like any unit.
    * Rejects with STORAGE_FAULT while the database cannot be written.
    */
+  // Releases (issue 12): being built.
+  async listReleases(): Promise<ReleaseRecord[]> {
+    throw new FedlhsError('INTERNAL', 'releases are not stored yet');
+  }
+  async getRelease(): Promise<ReleaseRecord | undefined> {
+    throw new FedlhsError('INTERNAL', 'releases are not stored yet');
+  }
+  async releaseOfStudy(): Promise<ReleaseRecord | undefined> {
+    throw new FedlhsError('INTERNAL', 'releases are not stored yet');
+  }
+  async listReleaseAliases(): Promise<ReleaseAliasRecord[]> {
+    throw new FedlhsError('INTERNAL', 'releases are not stored yet');
+  }
+  async listReleasePerformance(): Promise<ReleasePerformanceRecord[]> {
+    throw new FedlhsError('INTERNAL', 'releases are not stored yet');
+  }
+
   async probeWrite(): Promise<void> {
     await this.enqueue('storage.probe', () => this.db.pragma(`user_version = ${SCHEMA_VERSION}`));
   }

@@ -3,7 +3,7 @@ import type { WriteOp, WriteResult } from './store/write-ops.js';
 import type { RoundState } from '@fedlhs/core';
 import type {
   AdminActionRecord, ContributionFilter, ContributionRecord, ContributionTotals, JoinTokenRecord, MetricRecord, NodeRecord, NodeSummaryRecord,
-  OperatorRecord, Page, PageRequest, RejectionCount, RoundRecord, RoundTaskCount, StatisticsRecord, StudyRecord, StudyStateName, TaskFilter, TaskRecord, TaskStateName,
+  OperatorRecord, Page, PageRequest, RejectionCount, ReleaseAliasRecord, ReleasePerformanceRecord, ReleaseRecord, RoundRecord, RoundTaskCount, StatisticsRecord, StudyRecord, StudyStateName, TaskFilter, TaskRecord, TaskStateName,
 } from './store/records.js';
 
 export type * from './store/records.js';
@@ -127,6 +127,17 @@ export interface CoordinatorStore {
    * store cannot be written.
    */
   probeWrite(): Promise<void>;
+
+  // Releases (issue 12)
+  /** A study name's releases, newest version first (every study name when undefined), at most `limit`. */
+  listReleases(studyName: string | undefined, limit: number): Promise<ReleaseRecord[]>;
+  getRelease(studyName: string, version: number): Promise<ReleaseRecord | undefined>;
+  /** The release made from a study, if any (one per study). */
+  releaseOfStudy(studyId: string): Promise<ReleaseRecord | undefined>;
+  /** Aliases of a study name (every study name when undefined). */
+  listReleaseAliases(studyName: string | undefined): Promise<ReleaseAliasRecord[]>;
+  /** Live performance reports of one release, oldest first. */
+  listReleasePerformance(studyName: string, version: number): Promise<ReleasePerformanceRecord[]>;
 
   close(): Promise<void>;
 }

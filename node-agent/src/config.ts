@@ -60,6 +60,26 @@ export const agentConfigSchema = {
     capMs: { doc: 'Largest reconnect delay (ms) before jitter.', format: 'whole-number', default: 30000, env: 'FEDLHS_RECONNECT_CAP_MS', arg: 'reconnect-cap-ms' },
   },
   chunkBytes: { doc: 'Upload chunk size in bytes (1 MiB to 4 MiB - 64 KiB, a multiple of 4).', format: 'whole-number', default: 1048576, env: 'FEDLHS_CHUNK_BYTES', arg: 'chunk-bytes' },
+  releases: {
+    autoDeploy: {
+      doc: "Which verified releases the agent deploys by itself: 'off' (default: only `fedlhs-agent release deploy`) or 'champion' (whichever version the coordinator's operators alias 'champion', once verified).",
+      format: ['off', 'champion'], default: 'off', env: 'FEDLHS_RELEASES_AUTO_DEPLOY', arg: 'releases-auto-deploy',
+    },
+    pollSeconds: {
+      doc: 'How often a running agent asks the coordinator for new releases and aliases (seconds; also at every connection and when a study completes).',
+      format: 'whole-number', default: 300, env: 'FEDLHS_RELEASES_POLL_SECONDS', arg: 'releases-poll-seconds',
+    },
+    monitorSeconds: {
+      doc: "How often a running agent checks whether the export changed, to measure the deployed releases on newly labelled patients and report it (seconds; 0: never).",
+      format: 'whole-number', default: 3600, env: 'FEDLHS_RELEASES_MONITOR_SECONDS', arg: 'releases-monitor-seconds',
+    },
+  },
+  scoring: {
+    listen: {
+      doc: "The local scoring service (CDS Hooks and JSON), host:port on the clinic's own network; empty (default): off. It serves the deployed releases; nothing it receives leaves the agent.",
+      format: String, default: '', env: 'FEDLHS_SCORING_LISTEN', arg: 'scoring-listen',
+    },
+  },
   log: {
     level: { doc: 'Log level.', format: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], default: 'info', env: 'FEDLHS_LOG_LEVEL', arg: 'log-level' },
     pretty: { doc: "'auto' (pretty on a TTY), 'true' or 'false'.", format: ['auto', 'true', 'false'], default: 'auto', env: 'FEDLHS_LOG_PRETTY', arg: 'log-pretty' },
@@ -78,6 +98,8 @@ export interface AgentConfig {
   backend: 'auto' | 'tensorflow' | 'wasm' | 'cpu';
   reconnect: { baseMs: number; capMs: number };
   chunkBytes: number;
+  releases: { autoDeploy: 'off' | 'champion'; pollSeconds: number; monitorSeconds: number };
+  scoring: { listen: string };
   log: { level: string; pretty: 'auto' | 'true' | 'false' };
 }
 
@@ -96,6 +118,10 @@ export function loadAgentConfig(options: LoadAgentConfigOptions = {}): AgentConf
     if ((c.tls.cert === '') !== (c.tls.key === '')) throw invalid('tls.cert', 'tls.cert and tls.key: set both for mutual TLS, or neither');
     if (c.chunkBytes < 1048576 || c.chunkBytes > 4128768 || c.chunkBytes % 4 !== 0) {
       throw invalid('chunkBytes', `chunkBytes: must be a multiple of 4 between 1048576 and 4128768: value was ${c.chunkBytes}`);
+    }
+    if (c.releases.pollSeconds < 1) throw invalid('releases.pollSeconds', `releases.pollSeconds: must be at least 1: value was ${c.releases.pollSeconds}`);
+    if (c.scoring.listen !== '' && !/^[^\s:]+:\d{1,5}$/.test(c.scoring.listen) && !/^\[[0-9a-fA-F:]+\]:\d{1,5}$/.test(c.scoring.listen)) {
+      throw invalid('scoring.listen', `scoring.listen: must be host:port (or empty: off): value was ${JSON.stringify(c.scoring.listen)}`);
     }
     if (c.reconnect.baseMs < 1 || c.reconnect.capMs < c.reconnect.baseMs) {
       throw invalid('reconnect', `reconnect: baseMs must be >= 1 and capMs >= baseMs: values were ${c.reconnect.baseMs} and ${c.reconnect.capMs}`);

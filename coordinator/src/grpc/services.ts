@@ -1,3 +1,4 @@
+import * as grpc from '@grpc/grpc-js';
 import type { EnrolmentHandlers, FederationHandlers } from '@fedlhs/proto';
 import type { Logger } from '@fedlhs/service';
 import { BufferPool } from '../blobs/buffer-pool.js';
@@ -51,6 +52,17 @@ export function federationHandlers(coordinator: Coordinator, logger: Logger, tra
     Session: sessionHandler(ctx),
     DownloadModel: downloadHandler(ctx, new BufferPool()),
     UploadUpdate: uploadHandler(ctx),
+
+    // Releases (issue 12): being built.
+    ListReleases(_call, cb) {
+      cb({ code: grpc.status.UNIMPLEMENTED, details: 'releases are being built' });
+    },
+    DownloadReleaseFile(call) {
+      call.destroy(Object.assign(new Error('releases are being built'), { code: grpc.status.UNIMPLEMENTED }));
+    },
+    ReportReleasePerformance(_call, cb) {
+      cb({ code: grpc.status.UNIMPLEMENTED, details: 'releases are being built' });
+    },
 
     ListStudies(call, cb) {
       const callback = timed(coordinator, 'ListStudies', cb);

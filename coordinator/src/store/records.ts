@@ -106,8 +106,14 @@ export interface MetricRecord extends EvalMetrics {
   roundId: number;
   /** null for the example-weighted global value. */
   nodeId: string | null;
-  /** 'evaluation' (hold-out, global model) or 'training' (local split, local weights). */
-  phase: 'evaluation' | 'training';
+  /**
+   * 'evaluation' (the validation part of the hold-out split, global model; chooses the released
+   * round), 'test' (the test part, global model; published with a release only) or 'training'
+   * (local split, local weights).
+   */
+  phase: 'evaluation' | 'training' | 'test';
+  /** The site's or pooled figures with intervals and calibration (core Performance, JSON), when reported. */
+  performance?: string | null | undefined;
 }
 
 export interface StatisticsRecord {
@@ -203,4 +209,42 @@ export interface TaskFilter {
   roundId: number;
   states?: readonly TaskStateName[];
   kinds?: readonly TaskKindName[];
+}
+
+/** A signed release (issue 12): one version of a study name's released model. */
+export interface ReleaseRecord {
+  studyName: string;
+  /** From 1 per study name. */
+  version: number;
+  studyId: string;
+  round: number;
+  manifestSha256: string;
+  /** The DSSE envelope JSON. */
+  envelope: string;
+  /** The bundle's files, in RELEASE_FILES order: name, SHA-256 (also the blob's name) and size. */
+  files: { name: string; sha256: string; size: number }[];
+  createdAt: number;
+  /** The previous version of the same study name, if any. */
+  parentVersion: number | null;
+}
+
+/** An operator's name for a release version ("champion", ...); one version per (study name, alias). */
+export interface ReleaseAliasRecord {
+  studyName: string;
+  alias: string;
+  version: number;
+  setBy: string;
+  setAt: number;
+}
+
+/** How a deployed release did at one site on a refreshed export (aggregates only). */
+export interface ReleasePerformanceRecord {
+  studyName: string;
+  version: number;
+  nodeId: string;
+  exportFingerprint: string;
+  /** core Performance, JSON. */
+  performance: string;
+  measuredAt: number;
+  receivedAt: number;
 }

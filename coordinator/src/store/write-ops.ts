@@ -1,5 +1,6 @@
 import type { RoundState } from '@fedlhs/core';
 import type {
+  ReleasePerformanceRecord, ReleaseRecord,
   AdminActionRecord,
   ContributionRecord,
   MetricRecord,
@@ -64,7 +65,13 @@ export type WriteOp =
    * study's committed models even if it was never selected (issue 11). The first one is kept.
    */
   | { op: 'approval.record'; studyId: string; nodeId: string; manifestSha256: string; at: number }
-  | { op: 'admin.action'; a: AdminActionRecord };
+  | { op: 'admin.action'; a: AdminActionRecord }
+  /** Inserts a release. Guard: (studyName, version) is new, else STALE (two builders raced). */
+  | { op: 'release.insert'; r: ReleaseRecord }
+  /** Points an alias at a version (replacing where it pointed), or removes it (version null). Guard: the version exists, else NOT_FOUND. */
+  | { op: 'release.alias'; studyName: string; alias: string; version: number | null; setBy: string; at: number }
+  /** Records a site's live performance; a second report with the same (studyName, version, nodeId, exportFingerprint) is kept once. */
+  | { op: 'release.performance'; p: ReleasePerformanceRecord };
 
 export type WriteOpName = WriteOp['op'];
 

@@ -189,7 +189,7 @@ export interface ErrorDetails {
   NORM_BOUND: { norm: number; bound: number };
   SHAPE_MISMATCH: { tensor?: string };
   NON_FINITE: { tensor?: string; element?: number };
-  SIGNATURE_INVALID: { why: 'malformed' | 'signature' | 'payload_type' };
+  SIGNATURE_INVALID: { why: 'malformed' | 'signature' | 'payload_type' | 'predicate' | 'subjects' | 'digest' | 'manifest' | 'descriptor' | 'key'; file?: string };
 }
 
 /**

@@ -25,3 +25,5 @@ export * from './cohort-spec.js';
 export * from './wire-limits.js';
 export * from './strategies/index.js';
 export * from './dsse.js';
+export * from './release-format.js';
+export * from './release-bundle.js';

@@ -40,6 +40,73 @@ export type UpdateValidation = z.output<typeof updateValidationSchema>;
 const identifier = z.string().regex(/^[a-z0-9][a-z0-9._-]{0,62}$/, 'must be 1-63 lowercase letters, digits, ".", "_" or "-", starting with a letter or digit');
 const columnName = z.string().min(1).max(128);
 
+const riskBandName = z.string().regex(/^[a-z][a-z0-9-]{0,31}$/, 'must be 1-32 lowercase letters, digits or "-", starting with a letter');
+const cardText = z.string().min(1).max(2000);
+
+/** The release section of a manifest (see `releasePolicy` for the defaults when absent). */
+export const releaseSectionSchema = z
+  .strictObject({
+    /**
+     * Which committed round is released: the best example-weighted federated validation AUC
+     * (ties to the later round), the lowest validation loss, or the last round (the release then
+     * says that no selection was made).
+     */
+    selection: z.enum(['best-validation-auc', 'best-validation-loss', 'last-round']).default('best-validation-auc'),
+    /** Share of each clinic's hold-out split used as the test part (figures only); the rest validates (chooses). */
+    testFraction: z.number().gt(0).lt(1).default(0.5),
+    /** Risk bands, ascending: a risk r is in the first band with r < upTo; the last band's upTo is 1 and includes 1. */
+    riskBands: z.array(z.strictObject({ name: riskBandName, upTo: z.number().gt(0).max(1) })).min(1).max(10).optional(),
+    /** The model card's words (the rest is filled from the manifest and the figures). */
+    modelCard: z
+      .strictObject({
+        intendedUse: cardText.optional(),
+        outcome: cardText.optional(),
+        population: cardText.optional(),
+        limitations: z.array(cardText).max(20).optional(),
+      })
+      .optional(),
+  })
+  .superRefine((r, ctx) => {
+    const bands = r.riskBands;
+    if (bands === undefined) return;
+    bands.forEach((b, i) => {
+      if (i > 0 && !(b.upTo > bands[i - 1]!.upTo)) ctx.addIssue({ code: 'custom', path: ['riskBands', i, 'upTo'], message: 'must be above the previous band\'s upTo' });
+    });
+    if (bands[bands.length - 1]!.upTo !== 1) ctx.addIssue({ code: 'custom', path: ['riskBands', bands.length - 1, 'upTo'], message: 'the last band must end at 1' });
+    if (new Set(bands.map((b) => b.name)).size !== bands.length) ctx.addIssue({ code: 'custom', path: ['riskBands'], message: 'band names must be unique' });
+  });
+
+/** Risk bands when a manifest declares none. */
+export const DEFAULT_RISK_BANDS: readonly { name: string; upTo: number }[] = [
+  { name: 'low', upTo: 0.1 },
+  { name: 'moderate', upTo: 0.2 },
+  { name: 'high', upTo: 1 },
+];
+
+/** A manifest's release section with every default applied. */
+export interface ReleasePolicy {
+  selection: 'best-validation-auc' | 'best-validation-loss' | 'last-round';
+  testFraction: number;
+  riskBands: readonly { name: string; upTo: number }[];
+  modelCard: { intendedUse?: string | undefined; outcome?: string | undefined; population?: string | undefined; limitations?: string[] | undefined };
+}
+
+/** The effective release policy of a manifest (defaults for an absent section or field). */
+export function releasePolicy(m: Pick<StudyManifest, 'release'>): ReleasePolicy {
+  return {
+    selection: m.release?.selection ?? 'best-validation-auc',
+    testFraction: m.release?.testFraction ?? 0.5,
+    riskBands: m.release?.riskBands ?? DEFAULT_RISK_BANDS,
+    modelCard: m.release?.modelCard ?? {},
+  };
+}
+
+/** The band a risk falls in (the last band takes 1 and anything above). */
+export function riskBand(risk: number, bands: readonly { name: string; upTo: number }[]): string {
+  for (const b of bands) if (risk < b.upTo) return b.name;
+  return bands[bands.length - 1]!.name;
+}
+
 /**
  * The study manifest schema. A study is data, not code: the model is a TF.js layers topology
  * checked against an allow-list; everything else is numbers and names. Defaults are applied
@@ -133,6 +200,11 @@ export const studyManifestSchema = z
       maxUpdatesHeld: z.number().int().min(1).max(10000).default(100),
     }),
     updateValidation: updateValidationSchema,
+    /**
+     * How the study's result is released (issue 12). Optional without a default, so manifests
+     * that leave it out keep their hash; `releasePolicy(manifest)` gives the effective values.
+     */
+    release: releaseSectionSchema.optional(),
     /** Seed for the initial weights and the clinics' train/hold-out split. */
     seed: z.number().int().min(0).max(2 ** 31 - 1).default(0),
   })

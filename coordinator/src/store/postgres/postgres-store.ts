@@ -1,5 +1,7 @@
+import { FedlhsError } from '@fedlhs/core';
 import pg from 'pg';
 import type {
+  ReleaseAliasRecord, ReleasePerformanceRecord, ReleaseRecord,
   AdminActionRecord,
   ContributionFilter,
   ContributionRecord,
@@ -371,6 +373,23 @@ export class PostgresStore extends SingleWriteStore implements CoordinatorStore 
    * migration's time in its own unit of the group commit, so it meets a full disk, a read-only
    * server or a lost connection like any write.
    */
+  // Releases (issue 12): being built.
+  async listReleases(): Promise<ReleaseRecord[]> {
+    throw new FedlhsError('INTERNAL', 'releases are not stored yet');
+  }
+  async getRelease(): Promise<ReleaseRecord | undefined> {
+    throw new FedlhsError('INTERNAL', 'releases are not stored yet');
+  }
+  async releaseOfStudy(): Promise<ReleaseRecord | undefined> {
+    throw new FedlhsError('INTERNAL', 'releases are not stored yet');
+  }
+  async listReleaseAliases(): Promise<ReleaseAliasRecord[]> {
+    throw new FedlhsError('INTERNAL', 'releases are not stored yet');
+  }
+  async listReleasePerformance(): Promise<ReleasePerformanceRecord[]> {
+    throw new FedlhsError('INTERNAL', 'releases are not stored yet');
+  }
+
   async probeWrite(): Promise<void> {
     await this.change('storage.probe', PROBE_WRITE, []);
   }

@@ -3,20 +3,30 @@ import type { EnumTypeDefinition, MessageTypeDefinition } from '@grpc/proto-load
 
 import type { AgentInfo as _fedlhs_v1_AgentInfo, AgentInfo__Output as _fedlhs_v1_AgentInfo__Output } from './fedlhs/v1/AgentInfo.js';
 import type { AgentMessage as _fedlhs_v1_AgentMessage, AgentMessage__Output as _fedlhs_v1_AgentMessage__Output } from './fedlhs/v1/AgentMessage.js';
+import type { CalibrationBin as _fedlhs_v1_CalibrationBin, CalibrationBin__Output as _fedlhs_v1_CalibrationBin__Output } from './fedlhs/v1/CalibrationBin.js';
 import type { CancelTask as _fedlhs_v1_CancelTask, CancelTask__Output as _fedlhs_v1_CancelTask__Output } from './fedlhs/v1/CancelTask.js';
 import type { CommittedModelRef as _fedlhs_v1_CommittedModelRef, CommittedModelRef__Output as _fedlhs_v1_CommittedModelRef__Output } from './fedlhs/v1/CommittedModelRef.js';
 import type { CoordinatorMessage as _fedlhs_v1_CoordinatorMessage, CoordinatorMessage__Output as _fedlhs_v1_CoordinatorMessage__Output } from './fedlhs/v1/CoordinatorMessage.js';
 import type { DownloadModelRequest as _fedlhs_v1_DownloadModelRequest, DownloadModelRequest__Output as _fedlhs_v1_DownloadModelRequest__Output } from './fedlhs/v1/DownloadModelRequest.js';
+import type { DownloadReleaseFileRequest as _fedlhs_v1_DownloadReleaseFileRequest, DownloadReleaseFileRequest__Output as _fedlhs_v1_DownloadReleaseFileRequest__Output } from './fedlhs/v1/DownloadReleaseFileRequest.js';
 import type { EvaluationReceipt as _fedlhs_v1_EvaluationReceipt, EvaluationReceipt__Output as _fedlhs_v1_EvaluationReceipt__Output } from './fedlhs/v1/EvaluationReceipt.js';
 import type { EvaluationReport as _fedlhs_v1_EvaluationReport, EvaluationReport__Output as _fedlhs_v1_EvaluationReport__Output } from './fedlhs/v1/EvaluationReport.js';
 import type { FeatureStatistics as _fedlhs_v1_FeatureStatistics, FeatureStatistics__Output as _fedlhs_v1_FeatureStatistics__Output } from './fedlhs/v1/FeatureStatistics.js';
 import type { FederationClient as _fedlhs_v1_FederationClient, FederationDefinition as _fedlhs_v1_FederationDefinition } from './fedlhs/v1/Federation.js';
 import type { Heartbeat as _fedlhs_v1_Heartbeat, Heartbeat__Output as _fedlhs_v1_Heartbeat__Output } from './fedlhs/v1/Heartbeat.js';
 import type { Hello as _fedlhs_v1_Hello, Hello__Output as _fedlhs_v1_Hello__Output } from './fedlhs/v1/Hello.js';
+import type { ListReleasesRequest as _fedlhs_v1_ListReleasesRequest, ListReleasesRequest__Output as _fedlhs_v1_ListReleasesRequest__Output } from './fedlhs/v1/ListReleasesRequest.js';
+import type { ListReleasesResponse as _fedlhs_v1_ListReleasesResponse, ListReleasesResponse__Output as _fedlhs_v1_ListReleasesResponse__Output } from './fedlhs/v1/ListReleasesResponse.js';
 import type { ListStudiesRequest as _fedlhs_v1_ListStudiesRequest, ListStudiesRequest__Output as _fedlhs_v1_ListStudiesRequest__Output } from './fedlhs/v1/ListStudiesRequest.js';
 import type { ListStudiesResponse as _fedlhs_v1_ListStudiesResponse, ListStudiesResponse__Output as _fedlhs_v1_ListStudiesResponse__Output } from './fedlhs/v1/ListStudiesResponse.js';
 import type { Metrics as _fedlhs_v1_Metrics, Metrics__Output as _fedlhs_v1_Metrics__Output } from './fedlhs/v1/Metrics.js';
 import type { ModelChunk as _fedlhs_v1_ModelChunk, ModelChunk__Output as _fedlhs_v1_ModelChunk__Output } from './fedlhs/v1/ModelChunk.js';
+import type { Performance as _fedlhs_v1_Performance, Performance__Output as _fedlhs_v1_Performance__Output } from './fedlhs/v1/Performance.js';
+import type { Release as _fedlhs_v1_Release, Release__Output as _fedlhs_v1_Release__Output } from './fedlhs/v1/Release.js';
+import type { ReleaseFile as _fedlhs_v1_ReleaseFile, ReleaseFile__Output as _fedlhs_v1_ReleaseFile__Output } from './fedlhs/v1/ReleaseFile.js';
+import type { ReleaseFileChunk as _fedlhs_v1_ReleaseFileChunk, ReleaseFileChunk__Output as _fedlhs_v1_ReleaseFileChunk__Output } from './fedlhs/v1/ReleaseFileChunk.js';
+import type { ReleasePerformanceReceipt as _fedlhs_v1_ReleasePerformanceReceipt, ReleasePerformanceReceipt__Output as _fedlhs_v1_ReleasePerformanceReceipt__Output } from './fedlhs/v1/ReleasePerformanceReceipt.js';
+import type { ReleasePerformanceReport as _fedlhs_v1_ReleasePerformanceReport, ReleasePerformanceReport__Output as _fedlhs_v1_ReleasePerformanceReport__Output } from './fedlhs/v1/ReleasePerformanceReport.js';
 import type { StatisticsReceipt as _fedlhs_v1_StatisticsReceipt, StatisticsReceipt__Output as _fedlhs_v1_StatisticsReceipt__Output } from './fedlhs/v1/StatisticsReceipt.js';
 import type { StatisticsReport as _fedlhs_v1_StatisticsReport, StatisticsReport__Output as _fedlhs_v1_StatisticsReport__Output } from './fedlhs/v1/StatisticsReport.js';
 import type { Study as _fedlhs_v1_Study, Study__Output as _fedlhs_v1_Study__Output } from './fedlhs/v1/Study.js';
@@ -41,23 +51,33 @@ export interface ProtoGrpcType {
     v1: {
       AgentInfo: MessageTypeDefinition<_fedlhs_v1_AgentInfo, _fedlhs_v1_AgentInfo__Output>
       AgentMessage: MessageTypeDefinition<_fedlhs_v1_AgentMessage, _fedlhs_v1_AgentMessage__Output>
+      CalibrationBin: MessageTypeDefinition<_fedlhs_v1_CalibrationBin, _fedlhs_v1_CalibrationBin__Output>
       CancelTask: MessageTypeDefinition<_fedlhs_v1_CancelTask, _fedlhs_v1_CancelTask__Output>
       CommittedModelRef: MessageTypeDefinition<_fedlhs_v1_CommittedModelRef, _fedlhs_v1_CommittedModelRef__Output>
       CoordinatorMessage: MessageTypeDefinition<_fedlhs_v1_CoordinatorMessage, _fedlhs_v1_CoordinatorMessage__Output>
       DType: EnumTypeDefinition
       DownloadModelRequest: MessageTypeDefinition<_fedlhs_v1_DownloadModelRequest, _fedlhs_v1_DownloadModelRequest__Output>
+      DownloadReleaseFileRequest: MessageTypeDefinition<_fedlhs_v1_DownloadReleaseFileRequest, _fedlhs_v1_DownloadReleaseFileRequest__Output>
       EvaluationReceipt: MessageTypeDefinition<_fedlhs_v1_EvaluationReceipt, _fedlhs_v1_EvaluationReceipt__Output>
       EvaluationReport: MessageTypeDefinition<_fedlhs_v1_EvaluationReport, _fedlhs_v1_EvaluationReport__Output>
       FeatureStatistics: MessageTypeDefinition<_fedlhs_v1_FeatureStatistics, _fedlhs_v1_FeatureStatistics__Output>
       Federation: SubtypeConstructor<typeof grpc.Client, _fedlhs_v1_FederationClient> & { service: _fedlhs_v1_FederationDefinition }
       Heartbeat: MessageTypeDefinition<_fedlhs_v1_Heartbeat, _fedlhs_v1_Heartbeat__Output>
       Hello: MessageTypeDefinition<_fedlhs_v1_Hello, _fedlhs_v1_Hello__Output>
+      ListReleasesRequest: MessageTypeDefinition<_fedlhs_v1_ListReleasesRequest, _fedlhs_v1_ListReleasesRequest__Output>
+      ListReleasesResponse: MessageTypeDefinition<_fedlhs_v1_ListReleasesResponse, _fedlhs_v1_ListReleasesResponse__Output>
       ListStudiesRequest: MessageTypeDefinition<_fedlhs_v1_ListStudiesRequest, _fedlhs_v1_ListStudiesRequest__Output>
       ListStudiesResponse: MessageTypeDefinition<_fedlhs_v1_ListStudiesResponse, _fedlhs_v1_ListStudiesResponse__Output>
       Metrics: MessageTypeDefinition<_fedlhs_v1_Metrics, _fedlhs_v1_Metrics__Output>
       ModelChunk: MessageTypeDefinition<_fedlhs_v1_ModelChunk, _fedlhs_v1_ModelChunk__Output>
+      Performance: MessageTypeDefinition<_fedlhs_v1_Performance, _fedlhs_v1_Performance__Output>
       Readiness: EnumTypeDefinition
       RejectionReason: EnumTypeDefinition
+      Release: MessageTypeDefinition<_fedlhs_v1_Release, _fedlhs_v1_Release__Output>
+      ReleaseFile: MessageTypeDefinition<_fedlhs_v1_ReleaseFile, _fedlhs_v1_ReleaseFile__Output>
+      ReleaseFileChunk: MessageTypeDefinition<_fedlhs_v1_ReleaseFileChunk, _fedlhs_v1_ReleaseFileChunk__Output>
+      ReleasePerformanceReceipt: MessageTypeDefinition<_fedlhs_v1_ReleasePerformanceReceipt, _fedlhs_v1_ReleasePerformanceReceipt__Output>
+      ReleasePerformanceReport: MessageTypeDefinition<_fedlhs_v1_ReleasePerformanceReport, _fedlhs_v1_ReleasePerformanceReport__Output>
       StatisticsReceipt: MessageTypeDefinition<_fedlhs_v1_StatisticsReceipt, _fedlhs_v1_StatisticsReceipt__Output>
       StatisticsReport: MessageTypeDefinition<_fedlhs_v1_StatisticsReport, _fedlhs_v1_StatisticsReport__Output>
       Study: MessageTypeDefinition<_fedlhs_v1_Study, _fedlhs_v1_Study__Output>

@@ -5,11 +5,17 @@ import type { MethodDefinition } from '@grpc/proto-loader'
 import type { AgentMessage as _fedlhs_v1_AgentMessage, AgentMessage__Output as _fedlhs_v1_AgentMessage__Output } from '../../fedlhs/v1/AgentMessage.js';
 import type { CoordinatorMessage as _fedlhs_v1_CoordinatorMessage, CoordinatorMessage__Output as _fedlhs_v1_CoordinatorMessage__Output } from '../../fedlhs/v1/CoordinatorMessage.js';
 import type { DownloadModelRequest as _fedlhs_v1_DownloadModelRequest, DownloadModelRequest__Output as _fedlhs_v1_DownloadModelRequest__Output } from '../../fedlhs/v1/DownloadModelRequest.js';
+import type { DownloadReleaseFileRequest as _fedlhs_v1_DownloadReleaseFileRequest, DownloadReleaseFileRequest__Output as _fedlhs_v1_DownloadReleaseFileRequest__Output } from '../../fedlhs/v1/DownloadReleaseFileRequest.js';
 import type { EvaluationReceipt as _fedlhs_v1_EvaluationReceipt, EvaluationReceipt__Output as _fedlhs_v1_EvaluationReceipt__Output } from '../../fedlhs/v1/EvaluationReceipt.js';
 import type { EvaluationReport as _fedlhs_v1_EvaluationReport, EvaluationReport__Output as _fedlhs_v1_EvaluationReport__Output } from '../../fedlhs/v1/EvaluationReport.js';
+import type { ListReleasesRequest as _fedlhs_v1_ListReleasesRequest, ListReleasesRequest__Output as _fedlhs_v1_ListReleasesRequest__Output } from '../../fedlhs/v1/ListReleasesRequest.js';
+import type { ListReleasesResponse as _fedlhs_v1_ListReleasesResponse, ListReleasesResponse__Output as _fedlhs_v1_ListReleasesResponse__Output } from '../../fedlhs/v1/ListReleasesResponse.js';
 import type { ListStudiesRequest as _fedlhs_v1_ListStudiesRequest, ListStudiesRequest__Output as _fedlhs_v1_ListStudiesRequest__Output } from '../../fedlhs/v1/ListStudiesRequest.js';
 import type { ListStudiesResponse as _fedlhs_v1_ListStudiesResponse, ListStudiesResponse__Output as _fedlhs_v1_ListStudiesResponse__Output } from '../../fedlhs/v1/ListStudiesResponse.js';
 import type { ModelChunk as _fedlhs_v1_ModelChunk, ModelChunk__Output as _fedlhs_v1_ModelChunk__Output } from '../../fedlhs/v1/ModelChunk.js';
+import type { ReleaseFileChunk as _fedlhs_v1_ReleaseFileChunk, ReleaseFileChunk__Output as _fedlhs_v1_ReleaseFileChunk__Output } from '../../fedlhs/v1/ReleaseFileChunk.js';
+import type { ReleasePerformanceReceipt as _fedlhs_v1_ReleasePerformanceReceipt, ReleasePerformanceReceipt__Output as _fedlhs_v1_ReleasePerformanceReceipt__Output } from '../../fedlhs/v1/ReleasePerformanceReceipt.js';
+import type { ReleasePerformanceReport as _fedlhs_v1_ReleasePerformanceReport, ReleasePerformanceReport__Output as _fedlhs_v1_ReleasePerformanceReport__Output } from '../../fedlhs/v1/ReleasePerformanceReport.js';
 import type { StatisticsReceipt as _fedlhs_v1_StatisticsReceipt, StatisticsReceipt__Output as _fedlhs_v1_StatisticsReceipt__Output } from '../../fedlhs/v1/StatisticsReceipt.js';
 import type { StatisticsReport as _fedlhs_v1_StatisticsReport, StatisticsReport__Output as _fedlhs_v1_StatisticsReport__Output } from '../../fedlhs/v1/StatisticsReport.js';
 import type { UpdateChunk as _fedlhs_v1_UpdateChunk, UpdateChunk__Output as _fedlhs_v1_UpdateChunk__Output } from '../../fedlhs/v1/UpdateChunk.js';
@@ -62,6 +68,46 @@ export interface FederationClient extends grpc.Client {
   downloadModel(argument: _fedlhs_v1_DownloadModelRequest, options?: grpc.CallOptions): grpc.ClientReadableStream<_fedlhs_v1_ModelChunk__Output>;
   
   /**
+   * Streams one file of a release: ReleaseFileChunk data in order; their concatenation is the
+   * file. The agent checks its length and SHA-256 against the signed Statement before it keeps
+   * anything. Same participation rule and stream limits as DownloadModel.
+   * Errors: NOT_FOUND (no such release or file), PERMISSION_DENIED (not a participant),
+   * RESOURCE_EXHAUSTED, DEADLINE_EXCEEDED, UNAUTHENTICATED.
+   */
+  DownloadReleaseFile(argument: _fedlhs_v1_DownloadReleaseFileRequest, metadata: grpc.Metadata, options?: grpc.CallOptions): grpc.ClientReadableStream<_fedlhs_v1_ReleaseFileChunk__Output>;
+  DownloadReleaseFile(argument: _fedlhs_v1_DownloadReleaseFileRequest, options?: grpc.CallOptions): grpc.ClientReadableStream<_fedlhs_v1_ReleaseFileChunk__Output>;
+  /**
+   * Streams one file of a release: ReleaseFileChunk data in order; their concatenation is the
+   * file. The agent checks its length and SHA-256 against the signed Statement before it keeps
+   * anything. Same participation rule and stream limits as DownloadModel.
+   * Errors: NOT_FOUND (no such release or file), PERMISSION_DENIED (not a participant),
+   * RESOURCE_EXHAUSTED, DEADLINE_EXCEEDED, UNAUTHENTICATED.
+   */
+  downloadReleaseFile(argument: _fedlhs_v1_DownloadReleaseFileRequest, metadata: grpc.Metadata, options?: grpc.CallOptions): grpc.ClientReadableStream<_fedlhs_v1_ReleaseFileChunk__Output>;
+  downloadReleaseFile(argument: _fedlhs_v1_DownloadReleaseFileRequest, options?: grpc.CallOptions): grpc.ClientReadableStream<_fedlhs_v1_ReleaseFileChunk__Output>;
+  
+  /**
+   * Lists the signed releases (see "Releases") of the studies this node took part in (as for
+   * a committed model in DownloadModel), newest version first per study, with their current
+   * aliases. study_name narrows the list to one study name. At most 1000 releases.
+   * Errors: INVALID_ARGUMENT (a study_name that is not an identifier), UNAUTHENTICATED.
+   */
+  ListReleases(argument: _fedlhs_v1_ListReleasesRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_fedlhs_v1_ListReleasesResponse__Output>): grpc.ClientUnaryCall;
+  ListReleases(argument: _fedlhs_v1_ListReleasesRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_fedlhs_v1_ListReleasesResponse__Output>): grpc.ClientUnaryCall;
+  ListReleases(argument: _fedlhs_v1_ListReleasesRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_fedlhs_v1_ListReleasesResponse__Output>): grpc.ClientUnaryCall;
+  ListReleases(argument: _fedlhs_v1_ListReleasesRequest, callback: grpc.requestCallback<_fedlhs_v1_ListReleasesResponse__Output>): grpc.ClientUnaryCall;
+  /**
+   * Lists the signed releases (see "Releases") of the studies this node took part in (as for
+   * a committed model in DownloadModel), newest version first per study, with their current
+   * aliases. study_name narrows the list to one study name. At most 1000 releases.
+   * Errors: INVALID_ARGUMENT (a study_name that is not an identifier), UNAUTHENTICATED.
+   */
+  listReleases(argument: _fedlhs_v1_ListReleasesRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_fedlhs_v1_ListReleasesResponse__Output>): grpc.ClientUnaryCall;
+  listReleases(argument: _fedlhs_v1_ListReleasesRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_fedlhs_v1_ListReleasesResponse__Output>): grpc.ClientUnaryCall;
+  listReleases(argument: _fedlhs_v1_ListReleasesRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_fedlhs_v1_ListReleasesResponse__Output>): grpc.ClientUnaryCall;
+  listReleases(argument: _fedlhs_v1_ListReleasesRequest, callback: grpc.requestCallback<_fedlhs_v1_ListReleasesResponse__Output>): grpc.ClientUnaryCall;
+  
+  /**
    * Lists studies, with their full manifests, so that a clinic operator can review them
    * before approving. Ended studies are included only when asked for.
    */
@@ -98,6 +144,29 @@ export interface FederationClient extends grpc.Client {
   reportEvaluation(argument: _fedlhs_v1_EvaluationReport, metadata: grpc.Metadata, callback: grpc.requestCallback<_fedlhs_v1_EvaluationReceipt__Output>): grpc.ClientUnaryCall;
   reportEvaluation(argument: _fedlhs_v1_EvaluationReport, options: grpc.CallOptions, callback: grpc.requestCallback<_fedlhs_v1_EvaluationReceipt__Output>): grpc.ClientUnaryCall;
   reportEvaluation(argument: _fedlhs_v1_EvaluationReport, callback: grpc.requestCallback<_fedlhs_v1_EvaluationReceipt__Output>): grpc.ClientUnaryCall;
+  
+  /**
+   * Reports how a deployed release does on this clinic's newly labelled patients (aggregates
+   * only). Idempotent per (release, node, export_fingerprint): the same report again is
+   * answered with duplicate = true.
+   * Errors: NOT_FOUND (no such release), PERMISSION_DENIED (not a participant),
+   * INVALID_ARGUMENT [INVALID_METRICS] (performance missing or impossible), UNAUTHENTICATED.
+   */
+  ReportReleasePerformance(argument: _fedlhs_v1_ReleasePerformanceReport, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_fedlhs_v1_ReleasePerformanceReceipt__Output>): grpc.ClientUnaryCall;
+  ReportReleasePerformance(argument: _fedlhs_v1_ReleasePerformanceReport, metadata: grpc.Metadata, callback: grpc.requestCallback<_fedlhs_v1_ReleasePerformanceReceipt__Output>): grpc.ClientUnaryCall;
+  ReportReleasePerformance(argument: _fedlhs_v1_ReleasePerformanceReport, options: grpc.CallOptions, callback: grpc.requestCallback<_fedlhs_v1_ReleasePerformanceReceipt__Output>): grpc.ClientUnaryCall;
+  ReportReleasePerformance(argument: _fedlhs_v1_ReleasePerformanceReport, callback: grpc.requestCallback<_fedlhs_v1_ReleasePerformanceReceipt__Output>): grpc.ClientUnaryCall;
+  /**
+   * Reports how a deployed release does on this clinic's newly labelled patients (aggregates
+   * only). Idempotent per (release, node, export_fingerprint): the same report again is
+   * answered with duplicate = true.
+   * Errors: NOT_FOUND (no such release), PERMISSION_DENIED (not a participant),
+   * INVALID_ARGUMENT [INVALID_METRICS] (performance missing or impossible), UNAUTHENTICATED.
+   */
+  reportReleasePerformance(argument: _fedlhs_v1_ReleasePerformanceReport, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_fedlhs_v1_ReleasePerformanceReceipt__Output>): grpc.ClientUnaryCall;
+  reportReleasePerformance(argument: _fedlhs_v1_ReleasePerformanceReport, metadata: grpc.Metadata, callback: grpc.requestCallback<_fedlhs_v1_ReleasePerformanceReceipt__Output>): grpc.ClientUnaryCall;
+  reportReleasePerformance(argument: _fedlhs_v1_ReleasePerformanceReport, options: grpc.CallOptions, callback: grpc.requestCallback<_fedlhs_v1_ReleasePerformanceReceipt__Output>): grpc.ClientUnaryCall;
+  reportReleasePerformance(argument: _fedlhs_v1_ReleasePerformanceReport, callback: grpc.requestCallback<_fedlhs_v1_ReleasePerformanceReceipt__Output>): grpc.ClientUnaryCall;
   
   /**
    * Reports the sufficient statistics of a STATISTICS task. Idempotent per task: the identical
@@ -238,6 +307,23 @@ export interface FederationHandlers extends grpc.UntypedServiceImplementation {
   DownloadModel: grpc.handleServerStreamingCall<_fedlhs_v1_DownloadModelRequest__Output, _fedlhs_v1_ModelChunk>;
   
   /**
+   * Streams one file of a release: ReleaseFileChunk data in order; their concatenation is the
+   * file. The agent checks its length and SHA-256 against the signed Statement before it keeps
+   * anything. Same participation rule and stream limits as DownloadModel.
+   * Errors: NOT_FOUND (no such release or file), PERMISSION_DENIED (not a participant),
+   * RESOURCE_EXHAUSTED, DEADLINE_EXCEEDED, UNAUTHENTICATED.
+   */
+  DownloadReleaseFile: grpc.handleServerStreamingCall<_fedlhs_v1_DownloadReleaseFileRequest__Output, _fedlhs_v1_ReleaseFileChunk>;
+  
+  /**
+   * Lists the signed releases (see "Releases") of the studies this node took part in (as for
+   * a committed model in DownloadModel), newest version first per study, with their current
+   * aliases. study_name narrows the list to one study name. At most 1000 releases.
+   * Errors: INVALID_ARGUMENT (a study_name that is not an identifier), UNAUTHENTICATED.
+   */
+  ListReleases: grpc.handleUnaryCall<_fedlhs_v1_ListReleasesRequest__Output, _fedlhs_v1_ListReleasesResponse>;
+  
+  /**
    * Lists studies, with their full manifests, so that a clinic operator can review them
    * before approving. Ended studies are included only when asked for.
    */
@@ -250,6 +336,15 @@ export interface FederationHandlers extends grpc.UntypedServiceImplementation {
    * task then ends rejected).
    */
   ReportEvaluation: grpc.handleUnaryCall<_fedlhs_v1_EvaluationReport__Output, _fedlhs_v1_EvaluationReceipt>;
+  
+  /**
+   * Reports how a deployed release does on this clinic's newly labelled patients (aggregates
+   * only). Idempotent per (release, node, export_fingerprint): the same report again is
+   * answered with duplicate = true.
+   * Errors: NOT_FOUND (no such release), PERMISSION_DENIED (not a participant),
+   * INVALID_ARGUMENT [INVALID_METRICS] (performance missing or impossible), UNAUTHENTICATED.
+   */
+  ReportReleasePerformance: grpc.handleUnaryCall<_fedlhs_v1_ReleasePerformanceReport__Output, _fedlhs_v1_ReleasePerformanceReceipt>;
   
   /**
    * Reports the sufficient statistics of a STATISTICS task. Idempotent per task: the identical
@@ -306,8 +401,11 @@ export interface FederationHandlers extends grpc.UntypedServiceImplementation {
 
 export interface FederationDefinition extends grpc.ServiceDefinition {
   DownloadModel: MethodDefinition<_fedlhs_v1_DownloadModelRequest, _fedlhs_v1_ModelChunk, _fedlhs_v1_DownloadModelRequest__Output, _fedlhs_v1_ModelChunk__Output>
+  DownloadReleaseFile: MethodDefinition<_fedlhs_v1_DownloadReleaseFileRequest, _fedlhs_v1_ReleaseFileChunk, _fedlhs_v1_DownloadReleaseFileRequest__Output, _fedlhs_v1_ReleaseFileChunk__Output>
+  ListReleases: MethodDefinition<_fedlhs_v1_ListReleasesRequest, _fedlhs_v1_ListReleasesResponse, _fedlhs_v1_ListReleasesRequest__Output, _fedlhs_v1_ListReleasesResponse__Output>
   ListStudies: MethodDefinition<_fedlhs_v1_ListStudiesRequest, _fedlhs_v1_ListStudiesResponse, _fedlhs_v1_ListStudiesRequest__Output, _fedlhs_v1_ListStudiesResponse__Output>
   ReportEvaluation: MethodDefinition<_fedlhs_v1_EvaluationReport, _fedlhs_v1_EvaluationReceipt, _fedlhs_v1_EvaluationReport__Output, _fedlhs_v1_EvaluationReceipt__Output>
+  ReportReleasePerformance: MethodDefinition<_fedlhs_v1_ReleasePerformanceReport, _fedlhs_v1_ReleasePerformanceReceipt, _fedlhs_v1_ReleasePerformanceReport__Output, _fedlhs_v1_ReleasePerformanceReceipt__Output>
   ReportStatistics: MethodDefinition<_fedlhs_v1_StatisticsReport, _fedlhs_v1_StatisticsReceipt, _fedlhs_v1_StatisticsReport__Output, _fedlhs_v1_StatisticsReceipt__Output>
   Session: MethodDefinition<_fedlhs_v1_AgentMessage, _fedlhs_v1_CoordinatorMessage, _fedlhs_v1_AgentMessage__Output, _fedlhs_v1_CoordinatorMessage__Output>
   UploadUpdate: MethodDefinition<_fedlhs_v1_UpdateChunk, _fedlhs_v1_UploadReceipt, _fedlhs_v1_UpdateChunk__Output, _fedlhs_v1_UploadReceipt__Output>

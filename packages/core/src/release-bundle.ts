@@ -1,0 +1,96 @@
+import { createHash, type KeyObject } from 'node:crypto';
+import { FedlhsError } from './errors.js';
+import { inTotoStatement, signEnvelope, verifyStatement, IN_TOTO_PAYLOAD_TYPE, type DsseEnvelope, type InTotoStatement } from './dsse.js';
+import { RELEASE_FILES, RELEASE_PREDICATE_TYPE, releaseDescriptorSchema, type ReleaseDescriptor, type ReleaseFileName, type ReleasePredicate } from './release-format.js';
+
+/** The bytes of each bundle file. */
+export type ReleaseFiles = Record<ReleaseFileName, Uint8Array>;
+
+const sha256 = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
+
+/**
+ * model.json in the TF.js layers-model format (what tf.loadLayersModel reads): the topology as
+ * the manifest declares it, and a weights manifest naming weights.bin with every tensor in the
+ * manifest's order, float32.
+ */
+export function layersModelJson(topology: Record<string, unknown>, tensors: readonly { name: string; shape: readonly number[] }[]): Buffer {
+  const model = {
+    format: 'layers-model',
+    generatedBy: 'fedlhs',
+    convertedBy: null,
+    modelTopology: topology,
+    weightsManifest: [{ paths: ['weights.bin'], weights: tensors.map((t) => ({ name: t.name, shape: [...t.shape], dtype: 'float32' })) }],
+  };
+  return Buffer.from(JSON.stringify(model), 'utf8');
+}
+
+/** The signed envelope over the bundle: an in-toto Statement whose subjects are the files and their digests. */
+export function signRelease(files: ReleaseFiles, predicate: ReleasePredicate, privateKey: KeyObject): DsseEnvelope {
+  const subject = RELEASE_FILES.map((name) => ({ name, digest: { sha256: sha256(files[name]) } }));
+  return signEnvelope(IN_TOTO_PAYLOAD_TYPE, inTotoStatement(subject, RELEASE_PREDICATE_TYPE, predicate), privateKey);
+}
+
+type RefusalWhy = 'predicate' | 'subjects' | 'digest' | 'manifest' | 'descriptor';
+const refused = (why: RefusalWhy, message: string, extra: { file?: string } = {}): FedlhsError<'SIGNATURE_INVALID'> =>
+  new FedlhsError('SIGNATURE_INVALID', message, { details: { why, ...extra } });
+
+/**
+ * Checks a signed release before anything of it is kept, in the order the proto documents:
+ * the envelope's signature with the pinned key; the Statement's predicate (type, and the study
+ * name and version expected when given); that exactly RELEASE_FILES are subjects; then the
+ * signed statement's subjects against the statement only (no file needed). Returns the
+ * Statement's predicate and subject digests, so that files can be checked as they arrive
+ * (`checkReleaseFile`). SIGNATURE_INVALID with details.why: 'malformed' | 'signature' |
+ * 'payload_type' | 'predicate' | 'subjects'.
+ */
+export function verifyReleaseStatement(envelope: unknown, publicKey: KeyObject, expect?: { studyName?: string; version?: number }): { predicate: ReleasePredicate; digests: Record<ReleaseFileName, string> } {
+  const statement: InTotoStatement = verifyStatement(envelope, publicKey);
+  if (statement.predicateType !== RELEASE_PREDICATE_TYPE) throw refused('predicate', `the Statement's predicateType is ${JSON.stringify(statement.predicateType)}, not ${RELEASE_PREDICATE_TYPE}`);
+  const p = statement.predicate as Partial<ReleasePredicate> | undefined;
+  if (
+    typeof p !== 'object' || p === null || typeof p.studyName !== 'string' || typeof p.studyId !== 'string' || !Number.isInteger(p.version) || !Number.isInteger(p.round) ||
+    typeof p.manifestSha256 !== 'string' || !/^[0-9a-f]{64}$/.test(p.manifestSha256) || typeof p.createdAt !== 'string'
+  ) {
+    throw refused('predicate', 'the Statement\'s predicate is not a fedlhs release predicate (studyName, version, studyId, round, manifestSha256, createdAt)');
+  }
+  if (expect?.studyName !== undefined && p.studyName !== expect.studyName) throw refused('predicate', `the signed release is of study ${JSON.stringify(p.studyName)}, not ${JSON.stringify(expect.studyName)}`);
+  if (expect?.version !== undefined && p.version !== expect.version) throw refused('predicate', `the signed release is version ${p.version}, not ${expect.version}`);
+  const names = statement.subject.map((s) => s.name).sort();
+  const wanted = [...RELEASE_FILES].sort();
+  if (names.length !== wanted.length || names.some((n, i) => n !== wanted[i])) {
+    throw refused('subjects', `the signed subjects are ${JSON.stringify(names)}, expected exactly ${JSON.stringify(wanted)}`);
+  }
+  const digests = Object.fromEntries(statement.subject.map((s) => [s.name, s.digest.sha256])) as Record<ReleaseFileName, string>;
+  return { predicate: p as ReleasePredicate, digests };
+}
+
+/** Throws SIGNATURE_INVALID (why 'digest', naming the file) unless `bytes` has the signed digest. */
+export function checkReleaseFile(name: ReleaseFileName, bytes: Uint8Array, digests: Record<ReleaseFileName, string>): void {
+  const actual = sha256(bytes);
+  if (actual !== digests[name]) throw refused('digest', `${name}: SHA-256 ${actual} differs from the signed ${digests[name]}`, { file: name });
+}
+
+/**
+ * A whole release checked: the statement (verifyReleaseStatement), every file's digest, that
+ * manifest.json hashes to the signed manifestSha256, and that release.json parses and names the
+ * same study, version, round and weights digest. Returns the parsed descriptor.
+ */
+export function verifyRelease(envelope: unknown, files: ReleaseFiles, publicKey: KeyObject, expect?: { studyName?: string; version?: number }): { predicate: ReleasePredicate; descriptor: ReleaseDescriptor } {
+  const { predicate, digests } = verifyReleaseStatement(envelope, publicKey, expect);
+  for (const name of RELEASE_FILES) checkReleaseFile(name, files[name], digests);
+  if (sha256(files['manifest.json']) !== predicate.manifestSha256) {
+    throw refused('manifest', `manifest.json hashes to ${sha256(files['manifest.json'])}, the release names manifest ${predicate.manifestSha256}`);
+  }
+  let descriptor: ReleaseDescriptor;
+  try {
+    descriptor = releaseDescriptorSchema.parse(JSON.parse(Buffer.from(files['release.json']).toString('utf8')));
+  } catch (err) {
+    throw refused('descriptor', `release.json is not a valid fedlhs.release/v1 descriptor: ${(err as Error).message.slice(0, 300)}`);
+  }
+  const d = descriptor;
+  if (d.study.name !== predicate.studyName || d.version !== predicate.version || d.round !== predicate.round || d.study.id !== predicate.studyId || d.study.manifestSha256 !== predicate.manifestSha256) {
+    throw refused('descriptor', 'release.json names another study, version, round or manifest than the signed predicate');
+  }
+  if (d.model.weightsSha256 !== digests['weights.bin']) throw refused('descriptor', 'release.json names other weights than the signed weights.bin');
+  return { predicate, descriptor };
+}
