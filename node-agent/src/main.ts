@@ -14,6 +14,9 @@ import { authMetadata, createClients, deadlineIn } from './connection.js';
 import { loadAgentConfig, withEnrolment, type AgentConfig } from './config.js';
 import { formatChanges, formatManifest } from './review.js';
 import { dataQualityReport } from './data-check.js';
+import type { AgentCli } from './cli-kit.js';
+import { registerReleaseCommands } from './releases/commands.js';
+import { registerScoringCommands } from './scoring/commands.js';
 
 // Everything this CLI prints goes through these (forTerminal): manifests, study names, error
 // details and audit entries hold text the coordinator or the data chose, which must not move
@@ -271,5 +274,9 @@ withConfig('status', 'enrolment, approvals and the audit log of what left this c
     out(`  ${v(a.time)}  ${v(a.event).padEnd(15)} ${v(a.studyId)} ${a.round === undefined ? '' : `round ${v(a.round)}`} ${a.bytes === undefined ? '' : `${v(a.bytes)} B`} ${a.sha256 === undefined ? '' : v(a.sha256.slice(0, 12))} ${v(a.outcome)}\n`);
   }
 });
+
+const cli: AgentCli = { withConfig, config, out, errOut, die, v };
+registerReleaseCommands(cli);
+registerScoringCommands(cli);
 
 program.parseAsync([...process.argv.slice(0, 2), ...prepareArgv(program, process.argv.slice(2))]).catch((err: unknown) => die((err as Error).message));
