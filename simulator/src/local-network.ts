@@ -165,6 +165,25 @@ export async function waitForStudyEnd(c: CoordinatorHandle, studyId: string, tim
   return (await c.admin<StudyDetail>('GET', `/api/v1/studies/${studyId}`)).body;
 }
 
+/** What the coordinator released for a study (its `release.created` log line). */
+export interface ReleasedRound {
+  studyName: string;
+  version: number;
+  round: number;
+  rule: string;
+}
+
+/**
+ * Waits (on the coordinator's own log) for the release of a completed study: `release.created`,
+ * or `release.failed`, which throws with the coordinator's reason (a study whose result was not
+ * released is not reported as if it had been).
+ */
+export async function waitForRelease(c: CoordinatorHandle, studyId: string, timeoutMs = 120_000): Promise<ReleasedRound> {
+  const line = await c.proc.waitFor((l: LogLine) => l.studyId === studyId && (l.event === 'release.created' || l.event === 'release.failed'), timeoutMs, `release of study ${studyId}`);
+  if (line.event === 'release.failed') throw new Error(`the coordinator could not release study ${studyId}: ${String(line.reason ?? line.msg ?? 'no reason logged')}`);
+  return { studyName: String(line.studyName), version: Number(line.version), round: Number(line.round), rule: String(line.rule) };
+}
+
 /**
  * A committed global model of a study, fetched from the admin API
  * (`GET /api/v1/studies/{id}/rounds/{n}/model`), so it works wherever the coordinator keeps its

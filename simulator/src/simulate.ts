@@ -1,13 +1,13 @@
 import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { FedlhsError, combineStats, computeClinicStats, histogramRanges, normalizationFrom, validateManifest, studyFeatureNames, type Normalization, type StudyManifest } from '@fedlhs/core';
-import { assessReadiness, extractCohort, openEhrSource, splitDataset, type CohortReport, type SplitDataset } from '@fedlhs/ehr';
+import { FedlhsError, combineStats, computeClinicStats, histogramRanges, isTestPart, normalizationFrom, releasePolicy, validateManifest, studyFeatureNames, type Normalization, type StudyManifest } from '@fedlhs/core';
+import { assessReadiness, extractCohort, openEhrSource, splitDataset, type CohortReport, type Dataset, type SplitDataset } from '@fedlhs/ehr';
 import { initBackend } from '@fedlhs/model';
 import { FORMAT_DIRS, defaultClinics, generateClinic, type ClinicProfile, type ClinicTruth } from '@fedlhs/synth';
 import type { ManagedProcess } from '@fedlhs/testing';
 import { asMatrix, concat, normalized, trainCentral, withWeights, zscoreFrom } from './baselines.js';
 import { BOOTSTRAP_RESAMPLES, MIN_CASES_FOR_AUC, assess, pairedAucDifference, type Assessment, type PairedAucDifference } from './evaluation.js';
-import { committedSha256, enrolAgent, readCommittedModel, startAgent, startCoordinator, startStudy, waitForStudyEnd, type StudyDetail } from './local-network.js';
+import { committedSha256, enrolAgent, readCommittedModel, startAgent, startCoordinator, startStudy, waitForRelease, waitForStudyEnd, type ReleasedRound, type StudyDetail } from './local-network.js';
 import { simulationHeadline } from './simulation-report.js';
 import type { ClinicResult, Method, SimulationOptions, SimulationReport } from './simulation-types.js';
 import { t2dManifest } from './t2d-study.js';
@@ -29,6 +29,23 @@ function omopPatientIds(dir: string): Map<string, string> {
   const id = cols.indexOf('person_id');
   const source = cols.indexOf('person_source_value');
   return new Map(rows.map((r) => r.split(',')).map((c) => [c[id]!, c[source]!]));
+}
+
+/**
+ * The test part of a hold-out split (proto "Validation and test parts"): the patients that chose
+ * nothing. The coordinator chose the released round on the others' validation figures, so
+ * scoring the released model on them would flatter it.
+ */
+function testPart(d: Dataset, seed: number, fraction: number): Dataset {
+  const idx = d.keys.flatMap((k, i) => (isTestPart(k, seed, fraction) ? [i] : []));
+  const w = d.features.length;
+  const x = new Float32Array(idx.length * w);
+  const y = new Float32Array(idx.length);
+  idx.forEach((src, dst) => {
+    x.set(d.x.subarray(src * w, (src + 1) * w), dst * w);
+    y[dst] = d.y[src]!;
+  });
+  return { features: d.features, x, y, keys: idx.map((i) => d.keys[i]!), rows: idx.length, skipped: {} };
 }
 
 /**
@@ -84,6 +101,7 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRep
   const coordinator = await startCoordinator({ dataDir: join(net, 'coordinator'), heartbeatIntervalMs: 1000, selectionGraceMs: 300, env: { FEDLHS_LOG_LEVEL: 'info' } });
   const agents: ManagedProcess[] = [];
   let detail: StudyDetail;
+  let released: ReleasedRound | undefined;
   let studyId: string;
   let manifestSha256: string;
   try {
@@ -110,12 +128,18 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRep
     // A predicate that never matches: it is called for every new log line, which prints progress.
     coordinator.proc.waitForNext(onLine, 3_600_000).catch(() => undefined);
     detail = await waitForStudyEnd(coordinator, study.id, 3_600_000);
+    if (detail.state === 'COMPLETED') {
+      released = await waitForRelease(coordinator, study.id);
+      o.log(`release ${released.studyName} v${released.version}: round ${released.round} of ${detail.lastCommittedRound} (${released.rule})`);
+    }
   } finally {
     await Promise.all(agents.map((a) => a.stop()));
     await coordinator.stop();
   }
   t = lap('federated', t);
-  if (detail.state !== 'COMPLETED') throw new FedlhsError('STUDY_FAILED', `the federated study ended ${detail.state}`);
+  if (detail.state !== 'COMPLETED' || released === undefined) throw new FedlhsError('STUDY_FAILED', `the federated study ended ${detail.state}`);
+  const release = released;
+  const testFraction = releasePolicy(manifest).testFraction;
 
   // 4. Baselines and evaluation on identical hold-outs.
   const fedNormalization = (detail as StudyDetail & { parameters: { normalization: Normalization } }).parameters.normalization;
@@ -129,11 +153,14 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRep
   const normalizationMaxAbsDiff = maxDiff(reported);
   const suppressionEffect = maxDiff(pooledNormalization);
   const epochs = o.rounds * manifest.training.localEpochs;
-  const federated = await withWeights(manifest, readCommittedModel({ dataDir: join(net, 'coordinator') }, studyId, detail.lastCommittedRound, committedSha256(detail, detail.lastCommittedRound)));
+  // "federated" is the released model: the round the coordinator chose on validation figures.
+  const federated = await withWeights(manifest, readCommittedModel({ dataDir: join(net, 'coordinator') }, studyId, release.round, committedSha256(detail, release.round)));
   const pooled = await trainCentral(manifest, concat(trainSets.map((m) => normalized(m, names, pooledNormalization)), names.length), { epochs, batchSize: manifest.training.batchSize, seed: o.seed });
   const boot = { seed: o.seed };
-  // Every clinic's hold-out patients, in clinic order: where local models are compared with the federated one.
-  const everyone = concat(cohorts.map((c) => asMatrix(c.split.holdout)), names.length);
+  // Every clinic's test patients (its hold-out split's test part), in clinic order: where local
+  // models are compared with the released one.
+  const tests = cohorts.map((c) => testPart(c.split.holdout, manifest.seed, testFraction));
+  const everyone = concat(tests.map(asMatrix), names.length);
   const federatedOnAll = everyone.rows === 0 ? new Float32Array(0) : await federated.predict(normalized(everyone, names, fedNormalization).x);
   const all: Record<Method, { scores: number[]; labels: number[] }> = { federated: { scores: [], labels: [] }, pooled: { scores: [], labels: [] }, local: { scores: [], labels: [] }, oracle: { scores: [], labels: [] } };
   const record = (m: Method, scores: ArrayLike<number>, labels: ArrayLike<number>): Assessment => {
@@ -144,7 +171,8 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRep
   const clinics: ClinicResult[] = [];
   for (const [i, p] of profiles.entries()) {
     const { split, report } = cohorts[i]!;
-    const holdout = asMatrix(split.holdout);
+    const holdoutSet = tests[i]!;
+    const holdout = asMatrix(holdoutSet);
     const results: Partial<Record<Method, Assessment>> = {};
     let localOnAll: Assessment | null = null;
     let gainPaired: PairedAucDifference | null = null;
@@ -155,7 +183,7 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRep
       results.pooled = record('pooled', await pooled.predict(normalized(holdout, names, pooledNormalization).x), holdout.y);
       const risk = new Map(truths[i]!.patients.map((pt) => [pt.patientId, pt.risk]));
       const truthId = (key: string): string => cohorts[i]!.truthIds?.get(key) ?? key;
-      results.oracle = record('oracle', split.holdout.keys.map((key) => risk.get(truthId(key)) ?? Number.NaN), holdout.y);
+      results.oracle = record('oracle', holdoutSet.keys.map((key) => risk.get(truthId(key)) ?? Number.NaN), holdout.y);
       const train = asMatrix(split.train);
       const positives = train.y.reduce((s, v) => s + v, 0);
       if (train.rows >= 10 && positives > 0 && positives < train.rows) {
@@ -173,7 +201,7 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRep
     const fa = results.federated?.auc;
     const la = results.local?.auc;
     clinics.push({
-      name: p.name, format: formatFor(i), patients: p.patients, eligible: report.eligible, train: split.train.rows, holdout: split.holdout.rows,
+      name: p.name, format: formatFor(i), patients: p.patients, eligible: report.eligible, train: split.train.rows, holdout: holdoutSet.rows,
       prevalence: report.eligible === 0 ? 0 : report.positives / report.eligible, participated: participating[i]!, cohort: report, results,
       gain: fa == null || la == null ? null : fa - la,
       gainPaired,
@@ -211,6 +239,7 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRep
       bootstrap: { resamples: BOOTSTRAP_RESAMPLES, seed: o.seed, minCases: MIN_CASES_FOR_AUC },
     },
     study: { id: studyId, state: detail.state, manifestSha256, roundsCommitted: detail.lastCommittedRound },
+    release: { ...release, testFraction },
     rounds,
     clinics,
     overall,

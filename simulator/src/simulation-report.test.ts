@@ -30,6 +30,7 @@ function report(clinics: ClinicResult[]): SimulationReport {
     kind: 'simulation', createdAt: '2026-11-29T00:00:00.000Z',
     settings: { clinics: clinics.length, seed: 1, rounds: 2, scale: 1, backend: 'cpu', bootstrap: { resamples: 2000, seed: 1, minCases: 10 } },
     study: { id: 'st-1', state: 'COMPLETED', manifestSha256: '0'.repeat(64), roundsCommitted: 2 },
+    release: { studyName: 't2d', version: 1, round: 2, rule: 'best-validation-auc', testFraction: 0.5 },
     rounds: [{ round: 1, loss: 0.3, accuracy: 0.9, auc: 0.7, holdout: overall }, { round: 2, loss: 0.29, accuracy: 0.9, auc: 0.72, holdout: null }],
     clinics, overall: { federated: overall, pooled: overall },
     federatedVsPooled: gain(-0.004, -0.011, 0.003, 200, 1800),
@@ -51,7 +52,7 @@ describe('simulation headline', () => {
   it('counts clinics by where their paired interval lies and claims nothing where the cases are too few', () => {
     const t = tallyGains(clinics, (c) => c.gainPaired);
     expect([t.above, t.below, t.includesZero, t.tooFew, t.none].map((g) => g.map((c) => c.name))).toEqual([['medium'], ['dipping'], ['large'], ['small'], ['tiny']]);
-    expect(simulationHeadline(report(clinics))).toMatchInlineSnapshot(`"Federated vs local-only on each clinic's own hold-out patients: federated is better at 1 of 3 clinics (95 % interval above 0), worse at 1 (interval below 0); at 1 the interval includes 0. One clinic's hold-out has too few cases for a stable AUC (small: 4 cases, 54 non-cases; at least 10 of each are needed): no gain is claimed there. Scored on all 2000 hold-out patients (200 cases), the federated model is better than the local-only model at 2 of 4 clinics (95 % interval above 0), worse at 1 (interval below 0); at 1 the interval includes 0. tiny had no local-only model to compare (too few training patients or no outcome among them). Federated vs pooled on all hold-out patients: -0.004 [-0.011, 0.003] (the interval includes 0)."`);
+    expect(simulationHeadline(report(clinics))).toMatchInlineSnapshot(`"Federated vs local-only on each clinic's own test patients: federated is better at 1 of 3 clinics (95 % interval above 0), worse at 1 (interval below 0); at 1 the interval includes 0. One clinic's test part has too few cases for a stable AUC (small: 4 cases, 54 non-cases; at least 10 of each are needed): no gain is claimed there. Scored on all 2000 test patients (200 cases), the federated model is better than the local-only model at 2 of 4 clinics (95 % interval above 0), worse at 1 (interval below 0); at 1 the interval includes 0. tiny had no local-only model to compare (too few training patients or no outcome among them). Federated vs pooled on all test patients: -0.004 [-0.011, 0.003] (the interval includes 0)."`);
   });
 
   it('never states a mean gain, even when one unstable clinic would carry it', () => {

@@ -47,9 +47,15 @@ export interface SimulationReport {
   };
   study: { id: string; state: string; manifestSha256: string; roundsCommitted: number };
   /**
+   * The coordinator's release of the study: the round its selection rule chose on the clinics'
+   * validation figures. Every "federated" figure here is that released model, scored on the
+   * clinics' test patients (the part of each hold-out split that chose nothing).
+   */
+  release: { studyName: string; version: number; round: number; rule: string; testFraction: number };
+  /**
    * Every committed round: loss, accuracy and AUC as the clinics reported them (example-weighted
    * mean over the clinics that evaluated; null when no global metric was stored), and `holdout`:
-   * the round's committed model scored here on every clinic's hold-out patients, with its AUC interval.
+   * the round's committed model scored here on every clinic's test patients, with its AUC interval.
    */
   rounds: { round: number; loss: number | null; accuracy: number | null; auc: number | null; holdout: Assessment | null }[];
   clinics: ClinicResult[];
