@@ -72,10 +72,15 @@ describe('formatManifest', () => {
         features (3)    age, bmi, los
         normalisation    none
         aggregation      fedavg
+        release          round chosen by best-validation-auc on the validation part; 50% of the hold-out kept as the test part for the published figures; risk bands low <0.1, moderate <0.2, high <1
         what leaves      On connecting: this agent's version, TensorFlow.js backend and platform.
                          For each study: whether this clinic takes part (READY, not approved, cohort too small, ...) and why, in words that never give a small count.
                          Each training round: the trained model weights (the whole model, not a difference), the number of training records used, and loss, accuracy and AUC on them.
-                         Each evaluation: loss, accuracy and AUC of the round's model on the hold-out records, and their number.
+                         Each evaluation: on the hold-out records' validation part (50 %, used to choose the released round): their number, loss, accuracy and AUC;
+                           and for the validation and the test part each: the number of records and of cases, AUC and its standard error, Brier score, calibration slope and intercept,
+                           and a 10-bin reliability table (records, sum of predicted risks and cases per bin). The coordinator shows none of these for a part with fewer than
+                           10 cases or non-cases, and no bin below 10.
+                         After the study, if this clinic deploys its release: when the export changes, the same figures for the release on the newly labelled hold-out records (an opaque digest of the export names the report).
                          No record, no identifier, no date, no value of any one patient ever leaves."
     `);
   });
@@ -84,7 +89,7 @@ describe('formatManifest', () => {
     const plain = manifest(0.05, (x) => delete x.description);
     const out = formatManifest(plain, 'h', 'st_1');
     expect(out).not.toContain('description');
-    expect(out.split('\n')).toHaveLength(14);
+    expect(out.split('\n')).toHaveLength(19);
   });
 });
 

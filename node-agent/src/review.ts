@@ -1,4 +1,4 @@
-import { describeIndex, diffManifests, studyFeatureNames, type StudyManifest } from '@fedlhs/core';
+import { describeIndex, diffManifests, releasePolicy, studyFeatureNames, type StudyManifest } from '@fedlhs/core';
 import { forTerminal } from '@fedlhs/service';
 
 /**
@@ -61,6 +61,7 @@ export function formatManifest(m: StudyManifest, hash: string, studyId: string):
     ...describeFeatures(m).map((line, i) => (i === 0 ? `  features (${studyFeatureNames(m).length})    ${line}` : line)),
     `  normalisation    ${m.data.normalization}${m.data.normalization === 'federated-zscore' ? ` (clinics share counts, sums, sums of squares and histograms of these features, and their numbers of records and cases; counts under ${m.data.minCellCount} withheld)` : ''}`,
     `  aggregation      ${m.aggregation.strategy}`,
+    `  release          round chosen by ${releasePolicy(m).selection} on the validation part; ${Math.round(releasePolicy(m).testFraction * 100)}% of the hold-out kept as the test part for the published figures; risk bands ${releasePolicy(m).riskBands.map((b) => `${b.name} <${b.upTo}`).join(', ')}`,
     ...whatLeaves(m).map((line, i) => `${i === 0 ? '  what leaves      ' : '                   '}${line}`),
   ]);
 }
@@ -86,7 +87,11 @@ export function whatLeaves(m: StudyManifest): string[] {
   }
   lines.push(
     'Each training round: the trained model weights (the whole model, not a difference), the number of training records used, and loss, accuracy and AUC on them.',
-    'Each evaluation: loss, accuracy and AUC of the round\'s model on the hold-out records, and their number.',
+    `Each evaluation: on the hold-out records' validation part (${Math.round((1 - releasePolicy(m).testFraction) * 100)} %, used to choose the released round): their number, loss, accuracy and AUC;`,
+    '  and for the validation and the test part each: the number of records and of cases, AUC and its standard error, Brier score, calibration slope and intercept,',
+    '  and a 10-bin reliability table (records, sum of predicted risks and cases per bin). The coordinator shows none of these for a part with fewer than',
+    `  ${k} cases or non-cases, and no bin below ${k}.`,
+    'After the study, if this clinic deploys its release: when the export changes, the same figures for the release on the newly labelled hold-out records (an opaque digest of the export names the report).',
     'No record, no identifier, no date, no value of any one patient ever leaves.',
   );
   return lines;

@@ -175,7 +175,7 @@ export interface ErrorDetails {
   INVALID_ARGUMENT: { field?: string };
   /** `path`: JSON path of the offending value, e.g. "model.topology". */
   MANIFEST_INVALID: { path?: string };
-  NOT_FOUND: { what: 'study' | 'node' | 'task' | 'round' | 'checkpoint' | 'model' | 'operator' | 'report' | 'manifest'; id?: string };
+  NOT_FOUND: { what: 'study' | 'node' | 'task' | 'round' | 'checkpoint' | 'model' | 'operator' | 'report' | 'manifest' | 'release' | 'release-file' | 'alias' | 'service' | 'patient'; id?: string };
   RESOURCE_LIMIT: { limit: string; value: number; max: number };
   RATE_LIMITED: { limit: string; retryAfterMs: number };
   STORAGE_FAULT: { kind: 'disk_full' | 'read_only' | 'io_error' | 'unavailable'; op?: string };
