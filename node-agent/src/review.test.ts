@@ -72,7 +72,7 @@ describe('formatManifest', () => {
         features (3)    age, bmi, los
         normalisation    none
         aggregation      fedavg
-        release          round chosen by best-validation-auc on the validation part; 50% of the hold-out kept as the test part for the published figures; risk bands low <0.1, moderate <0.2, high <1
+        release          round chosen by best-validation-auc on the validation part; 50% of the hold-out kept as the test part for the published figures; risk bands low <0.1, moderate <0.2, high ≤1
         what leaves      On connecting: this agent's version, TensorFlow.js backend and platform.
                          For each study: whether this clinic takes part (READY, not approved, cohort too small, ...) and why, in words that never give a small count.
                          Each training round: the trained model weights (the whole model, not a difference), the number of training records used, and loss, accuracy and AUC on them.

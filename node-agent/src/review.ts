@@ -61,7 +61,7 @@ export function formatManifest(m: StudyManifest, hash: string, studyId: string):
     ...describeFeatures(m).map((line, i) => (i === 0 ? `  features (${studyFeatureNames(m).length})    ${line}` : line)),
     `  normalisation    ${m.data.normalization}${m.data.normalization === 'federated-zscore' ? ` (clinics share counts, sums, sums of squares and histograms of these features, and their numbers of records and cases; counts under ${m.data.minCellCount} withheld)` : ''}`,
     `  aggregation      ${m.aggregation.strategy}`,
-    `  release          round chosen by ${releasePolicy(m).selection} on the validation part; ${Math.round(releasePolicy(m).testFraction * 100)}% of the hold-out kept as the test part for the published figures; risk bands ${releasePolicy(m).riskBands.map((b) => `${b.name} <${b.upTo}`).join(', ')}`,
+    `  release          round chosen by ${releasePolicy(m).selection} on the validation part; ${Math.round(releasePolicy(m).testFraction * 100)}% of the hold-out kept as the test part for the published figures; risk bands ${releasePolicy(m).riskBands.map((b, i, all) => `${b.name} ${i === all.length - 1 ? "≤" : "<"}${b.upTo}`).join(', ')}`,
     ...whatLeaves(m).map((line, i) => `${i === 0 ? '  what leaves      ' : '                   '}${line}`),
   ]);
 }
