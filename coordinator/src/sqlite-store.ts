@@ -30,6 +30,7 @@ import { MIGRATIONS, SCHEMA_VERSION } from './store/sqlite/migrations.js';
 import type { GroupCommitOptions, WriteOp, WriteResult } from './store/write-ops.js';
 import { contribution, joinToken, metric, node, round, study, task, type Row } from './store/rows.js';
 import { SingleWriteStore } from './store/single-writes.js';
+import { applyReleaseOp, sqliteReleaseReads, type SqliteRunner } from './store/sqlite/releases.js';
 import { toStorageFault } from './storage-health.js';
 
 const TASK_SELECT = `SELECT t.*, r.study_id, r.round, r.attempt FROM tasks t JOIN rounds r ON r.id = t.round_id`;
@@ -161,6 +162,12 @@ export class SqliteStore extends SingleWriteStore implements CoordinatorStore {
   private run(sql: string, ...params: unknown[]): Database.RunResult {
     return this.stmt(sql).run(...params);
   }
+  /** The statement helpers, for the release code (store/sqlite/releases.ts). */
+  private readonly runner: SqliteRunner = {
+    all: (sql, ...params) => this.all(sql, ...params),
+    get: (sql, ...params) => this.get(sql, ...params),
+    run: (sql, ...params) => this.run(sql, ...params),
+  };
 
   /** Queues `fn` as one unit of the group committer; resolves with its value after COMMIT. */
   private enqueue<R>(label: string, fn: () => R, ops = 1): Promise<R> {
@@ -172,23 +179,6 @@ export class SqliteStore extends SingleWriteStore implements CoordinatorStore {
    * version in its own unit, so page 1 goes through the WAL and the commit's fsync like any unit.
    * Rejects with STORAGE_FAULT while the database cannot be written.
    */
-  // Releases (issue 12): being built.
-  async listReleases(): Promise<ReleaseRecord[]> {
-    throw new FedlhsError('INTERNAL', 'releases are not stored yet');
-  }
-  async getRelease(): Promise<ReleaseRecord | undefined> {
-    throw new FedlhsError('INTERNAL', 'releases are not stored yet');
-  }
-  async releaseOfStudy(): Promise<ReleaseRecord | undefined> {
-    throw new FedlhsError('INTERNAL', 'releases are not stored yet');
-  }
-  async listReleaseAliases(): Promise<ReleaseAliasRecord[]> {
-    throw new FedlhsError('INTERNAL', 'releases are not stored yet');
-  }
-  async listReleasePerformance(): Promise<ReleasePerformanceRecord[]> {
-    throw new FedlhsError('INTERNAL', 'releases are not stored yet');
-  }
-
   async probeWrite(): Promise<void> {
     await this.enqueue('storage.probe', () => this.db.pragma(`user_version = ${SCHEMA_VERSION}`));
   }
@@ -259,7 +249,10 @@ export class SqliteStore extends SingleWriteStore implements CoordinatorStore {
   }
   private insertMetricRows(metrics: readonly MetricRecord[]): void {
     for (const m of metrics) {
-      this.run(`INSERT INTO metrics (round_id, node_id, phase, num_examples, loss, accuracy, auc) VALUES (?,?,?,?,?,?,?)`, m.roundId, m.nodeId, m.phase, m.numExamples, m.loss, m.accuracy, m.auc ?? null);
+      this.run(
+        `INSERT INTO metrics (round_id, node_id, phase, num_examples, loss, accuracy, auc, performance) VALUES (?,?,?,?,?,?,?,?)`,
+        m.roundId, m.nodeId, m.phase, m.numExamples, m.loss, m.accuracy, m.auc ?? null, m.performance ?? null,
+      );
     }
   }
 
@@ -325,6 +318,11 @@ export class SqliteStore extends SingleWriteStore implements CoordinatorStore {
         return;
       case 'admin.action':
         this.insertAdminActionRow(op.a);
+        return;
+      case 'release.insert':
+      case 'release.alias':
+      case 'release.performance':
+        applyReleaseOp(this.runner, op, result);
         return;
     }
   }
@@ -400,6 +398,7 @@ export class SqliteStore extends SingleWriteStore implements CoordinatorStore {
       this.all(
         `SELECT DISTINCT t.model_sha256 FROM rounds r JOIN tasks t ON t.round_id = r.id AND t.state = 'ASSIGNED' WHERE r.state NOT IN ('COMMITTED','FAILED')`,
       ).map((r) => r.model_sha256 as string),
+      sqliteReleaseReads.files(this.runner),
     );
   }
 
@@ -543,6 +542,24 @@ export class SqliteStore extends SingleWriteStore implements CoordinatorStore {
     }
     const rows = this.all(`${TASK_SELECT} WHERE ${clauses.join(' AND ')} ORDER BY t.created_at, t.id LIMIT ?`, ...params, limit + 1);
     return toPage(rows, limit, (r) => task(r), (r) => [r.created_at as number, r.id as string]);
+  }
+
+  // Releases (issue 12; store/sqlite/releases.ts).
+
+  async listReleases(studyName: string | undefined, limit: number): Promise<ReleaseRecord[]> {
+    return sqliteReleaseReads.list(this.runner, studyName, pageLimit({ limit }));
+  }
+  async getRelease(studyName: string, version: number): Promise<ReleaseRecord | undefined> {
+    return sqliteReleaseReads.get(this.runner, studyName, version);
+  }
+  async releaseOfStudy(studyId: string): Promise<ReleaseRecord | undefined> {
+    return sqliteReleaseReads.ofStudy(this.runner, studyId);
+  }
+  async listReleaseAliases(studyName: string | undefined): Promise<ReleaseAliasRecord[]> {
+    return sqliteReleaseReads.aliases(this.runner, studyName);
+  }
+  async listReleasePerformance(studyName: string, version: number): Promise<ReleasePerformanceRecord[]> {
+    return sqliteReleaseReads.performance(this.runner, studyName, version);
   }
 
   /** Waits for queued writes to commit, then closes the database. */

@@ -1,4 +1,5 @@
 import { FedlhsError } from '@fedlhs/core';
+import { releaseFiles } from './rows.js';
 
 const DIGEST = /^[0-9a-f]{64}$/;
 
@@ -20,10 +21,27 @@ export function strategyStateDigest(studyId: string, json: string): string {
   return sha256;
 }
 
-/** Collects `referencedBlobs` from the three row sources (same on every store). */
-export function blobReferenceSet(checkpoints: Iterable<string>, strategyStates: Iterable<{ studyId: string; json: string }>, openTaskModels: Iterable<string>): Set<string> {
+/** A release's row as `referencedBlobs` reads it: its files list, still JSON. */
+export interface ReleaseFilesRow {
+  studyName: string;
+  version: number;
+  files: string;
+}
+
+/**
+ * Collects `referencedBlobs` from the row sources (same on every store). Release files are kept
+ * forever (agents fetch them long after the study); a files list that cannot be read is
+ * DATA_LOSS (rows.ts releaseFiles), like a strategy state without its digest.
+ */
+export function blobReferenceSet(
+  checkpoints: Iterable<string>,
+  strategyStates: Iterable<{ studyId: string; json: string }>,
+  openTaskModels: Iterable<string>,
+  releases: Iterable<ReleaseFilesRow>,
+): Set<string> {
   const set = new Set<string>(checkpoints);
   for (const s of strategyStates) set.add(strategyStateDigest(s.studyId, s.json));
   for (const m of openTaskModels) set.add(m);
+  for (const r of releases) for (const f of releaseFiles(r.files, r.studyName, r.version)) set.add(f.sha256);
   return set;
 }

@@ -1,5 +1,8 @@
-import type { RoundState } from '@fedlhs/core';
+import { FedlhsError, type RoundState } from '@fedlhs/core';
 import type {
+  ReleaseAliasRecord,
+  ReleasePerformanceRecord,
+  ReleaseRecord,
   AdminActionRecord,
   ContributionRecord,
   JoinTokenRecord,
@@ -117,6 +120,8 @@ export const metric = (r: Row): MetricRecord & { round: number } => ({
   loss: r.loss as number,
   accuracy: r.accuracy as number,
   auc: (r.auc as number | null) ?? undefined,
+  // NULL (not reported, and every row older than issue 12) reads as absent, like auc.
+  performance: (r.performance as string | null) ?? undefined,
 });
 
 export const statistics = (r: Row): StatisticsRecord => ({
@@ -148,3 +153,60 @@ export const adminAction = (r: Row): AdminActionRecord => ({
 // One-argument forms, safe to hand to Array.map (which passes an index second).
 export const task = (r: Row): TaskRecord => prefixedTask(r, '');
 export const contribution = (r: Row): ContributionRecord => prefixedContribution(r, '');
+
+const DIGEST = /^[0-9a-f]{64}$/;
+
+/**
+ * A release's `files` column (JSON `[{name, sha256, size}]`). Anything else is DATA_LOSS naming
+ * the release: its digests are what blob collection keeps and what agents verify, so a reader
+ * must never go on without them.
+ */
+export function releaseFiles(json: string, studyName: string, version: number): ReleaseRecord['files'] {
+  const fail = (why: string, cause?: unknown): never => {
+    throw new FedlhsError('DATA_LOSS', `release ${studyName} v${version} has a files list that ${why}`, { cause });
+  };
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(json);
+  } catch (err) {
+    return fail('is not JSON', err);
+  }
+  if (!Array.isArray(parsed)) return fail('is not an array');
+  return parsed.map((f: unknown) => {
+    const { name, sha256, size } = (f ?? {}) as { name?: unknown; sha256?: unknown; size?: unknown };
+    if (typeof name !== 'string' || typeof sha256 !== 'string' || !DIGEST.test(sha256) || typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0) {
+      return fail('holds an entry without a name, a SHA-256 digest and a size');
+    }
+    return { name, sha256, size };
+  });
+}
+
+export const release = (r: Row): ReleaseRecord => ({
+  studyName: r.study_name as string,
+  version: r.version as number,
+  studyId: r.study_id as string,
+  round: r.round as number,
+  manifestSha256: r.manifest_sha256 as string,
+  envelope: r.envelope as string,
+  files: releaseFiles(r.files as string, r.study_name as string, r.version as number),
+  createdAt: r.created_at as number,
+  parentVersion: (r.parent_version as number | null) ?? null,
+});
+
+export const releaseAlias = (r: Row): ReleaseAliasRecord => ({
+  studyName: r.study_name as string,
+  alias: r.alias as string,
+  version: r.version as number,
+  setBy: r.set_by as string,
+  setAt: r.set_at as number,
+});
+
+export const releasePerformance = (r: Row): ReleasePerformanceRecord => ({
+  studyName: r.study_name as string,
+  version: r.version as number,
+  nodeId: r.node_id as string,
+  exportFingerprint: r.export_fingerprint as string,
+  performance: r.performance as string,
+  measuredAt: r.measured_at as number,
+  receivedAt: r.received_at as number,
+});

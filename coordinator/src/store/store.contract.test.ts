@@ -11,3 +11,4 @@ import './contract/unit-of-work.contract.js';
 import './contract/migrations.contract.js';
 import './contract/participation.contract.js';
 import './contract/probe.contract.js';
+import './contract/releases.contract.js';

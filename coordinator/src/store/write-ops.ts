@@ -66,11 +66,17 @@ export type WriteOp =
    */
   | { op: 'approval.record'; studyId: string; nodeId: string; manifestSha256: string; at: number }
   | { op: 'admin.action'; a: AdminActionRecord }
-  /** Inserts a release. Guard: (studyName, version) is new, else STALE (two builders raced). */
+  /** Inserts a release. Guard: (studyName, version) is new and the study has no release yet, else STALE (two builders raced). */
   | { op: 'release.insert'; r: ReleaseRecord }
-  /** Points an alias at a version (replacing where it pointed), or removes it (version null). Guard: the version exists, else NOT_FOUND. */
+  /**
+   * Points an alias at a version (replacing where it pointed), or removes it (version null).
+   * Guard: the version exists, else NOT_FOUND; removing an alias that is not set is NOT_FOUND too.
+   */
   | { op: 'release.alias'; studyName: string; alias: string; version: number | null; setBy: string; at: number }
-  /** Records a site's live performance; a second report with the same (studyName, version, nodeId, exportFingerprint) is kept once. */
+  /**
+   * Records a site's live performance; a second report with the same (studyName, version, nodeId,
+   * exportFingerprint) is kept once (the first), without error, and counted in `WriteResult.duplicates`.
+   */
   | { op: 'release.performance'; p: ReleasePerformanceRecord };
 
 export type WriteOpName = WriteOp['op'];
@@ -80,6 +86,11 @@ export interface WriteResult {
   roundIds: number[];
   /** Task ids cancelled by `task.cancelOpen` ops, in op order. */
   cancelled: string[];
+  /**
+   * How many `release.performance` ops of the unit found their report already stored (kept
+   * once, no error); set when the unit has such ops.
+   */
+  duplicates?: number;
 }
 
 /** Group-commit tuning. Defaults (store/group-commit.ts): 0 ms window (the next macrotask), 256 units per batch. */

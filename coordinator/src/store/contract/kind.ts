@@ -32,7 +32,7 @@ export interface StoreKind {
   kind: string;
   open(): Promise<OpenedStore>;
   /**
-   * A store opened on a database made by the previous schema version (SQLite v3), holding the
+   * A store opened on a database made by the previous schema version (SQLite SCHEMA_VERSION - 1), holding the
    * rows of `LEGACY_ROWS` (store-kinds.ts), and upgraded by the open. Absent for stores without a history.
    */
   openUpgraded?(): Promise<OpenedStore>;

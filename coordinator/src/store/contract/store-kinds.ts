@@ -14,7 +14,7 @@ export const LEGACY_ROWS = {
   nodeId: 'legacy-node',
   studyId: 'legacy-study',
   taskId: 'legacy-task',
-  /** Round 1 attempt 1, COMMITTED, with the node's accepted contribution of sha256 'l'×64. */
+  /** Round 1 attempt 1, COMMITTED, with the node's accepted contribution of sha256 'l'×64 and a global evaluation metric (no performance). */
   sha256: 'l'.repeat(64),
 } as const;
 
@@ -75,6 +75,7 @@ export const sqliteKind: StoreKind = {
       INSERT INTO rounds (id, study_id, round, attempt, state, started_at, ended_at, participants) VALUES (1, '${L.studyId}', 1, 1, 'COMMITTED', 30, 40, 1);
       INSERT INTO tasks (id, round_id, node_id, kind, state, model_sha256, deadline, created_at, ended_at) VALUES ('${L.taskId}', 1, '${L.nodeId}', 'TRAIN', 'ACCEPTED', 'm', 99, 31, 35);
       INSERT INTO contributions (task_id, study_id, round, attempt, node_id, num_examples, sha256, bytes, accepted, received_at) VALUES ('${L.taskId}', '${L.studyId}', 1, 1, '${L.nodeId}', 50, '${L.sha256}', 64, 1, 35);
+      INSERT INTO metrics (round_id, node_id, phase, num_examples, loss, accuracy, auc) VALUES (1, NULL, 'evaluation', 50, 0.5, 0.75, 0.8);
     `);
     db.close();
     return openedSqlite(dir, path, new SqliteStore(path));

@@ -2,6 +2,7 @@ import type pg from 'pg';
 import { FedlhsError } from '@fedlhs/core';
 import type { MetricRecord, NodeRecord, RoundRecord, StudyRecord, TaskRecord } from '../../store.js';
 import type { WriteOp, WriteResult } from '../write-ops.js';
+import { applyReleaseOp } from './releases.js';
 
 /** A named (server-side prepared, once per connection) statement. */
 export interface Statement {
@@ -59,8 +60,8 @@ export const SQL = {
   advanceStudy: stmt('advance_study', `UPDATE studies SET last_committed_round = $1, strategy_state = $2 WHERE id = $3`),
   insertMetrics: stmt(
     'insert_metrics',
-    `INSERT INTO metrics (round_id, node_id, phase, num_examples, loss, accuracy, auc)
-     SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::float8[], $6::float8[], $7::float8[])`,
+    `INSERT INTO metrics (round_id, node_id, phase, num_examples, loss, accuracy, auc, performance)
+     SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::float8[], $6::float8[], $7::float8[], $8::text[])`,
   ),
   nodeSeen: stmt('node_seen', `UPDATE nodes SET last_seen_at = $1, agent_version = $2, training_backend = $3 WHERE id = $4`),
   revokeNode: stmt('revoke_node', `UPDATE nodes SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL`),
@@ -101,6 +102,7 @@ export async function insertMetrics(client: pg.ClientBase, metrics: readonly Met
       chunk.map((m) => m.loss),
       chunk.map((m) => m.accuracy),
       chunk.map((m) => m.auc ?? null),
+      chunk.map((m) => m.performance ?? null),
     ]);
   }
 }
@@ -184,6 +186,11 @@ export async function applyOp(client: pg.ClientBase, op: WriteOp, result: WriteR
       return;
     case 'admin.action':
       await exec(client, SQL.insertAdminAction, [op.a.at, op.a.operator, op.a.action, op.a.target, op.a.detail]);
+      return;
+    case 'release.insert':
+    case 'release.alias':
+    case 'release.performance':
+      await applyReleaseOp(client, op, result);
       return;
   }
 }

@@ -115,6 +115,27 @@ describe('PostgresStore', () => {
     }
   });
 
+  it('upgrades a database of migration 3 to the release tables (4), keeping its metrics, which read without performance', async () => {
+    const scope = await schema();
+    const client = new pg.Client(scope.connection);
+    await client.connect();
+    try {
+      await migrate(client, MIGRATIONS.slice(0, 3));
+      await client.query(`INSERT INTO studies (id, name, manifest_json, manifest_hash, state, created_at) VALUES ('s', 'sepsis', '{}', 'h', 'COMPLETED', 1)`);
+      await client.query(`INSERT INTO rounds (id, study_id, round, attempt, state, started_at) VALUES (1, 's', 1, 1, 'COMMITTED', 2)`);
+      await client.query(`INSERT INTO metrics (round_id, node_id, phase, num_examples, loss, accuracy, auc) VALUES (1, NULL, 'evaluation', 50, 0.5, 0.75, 0.8)`);
+    } finally {
+      await client.end();
+    }
+    const store = await PostgresStore.open({ connection: scope.connection, poolSize: 2 });
+    stores.push(store);
+    expect(await store.listMetrics('s')).toEqual([{ roundId: 1, round: 1, nodeId: null, phase: 'evaluation', numExamples: 50, loss: 0.5, accuracy: 0.75, auc: 0.8, performance: undefined }]);
+    const r = { studyName: 'sepsis', version: 1, studyId: 's', round: 1, manifestSha256: 'm'.repeat(64), envelope: '{}', files: [{ name: 'release.json', sha256: 'a'.repeat(64), size: 3 }], createdAt: 5, parentVersion: null };
+    await store.write([{ op: 'release.insert', r }], 'release.insert');
+    expect(await store.getRelease('sepsis', 1)).toEqual(r);
+    expect((await store.referencedBlobs()).has('a'.repeat(64))).toBe(true);
+  });
+
   it('creates the blob tables in migration 2, also over tables an earlier PostgresBlobStore.init() made', async () => {
     const scope = await schema();
     const client = new pg.Client(scope.connection);

@@ -1,4 +1,3 @@
-import { FedlhsError } from '@fedlhs/core';
 import pg from 'pg';
 import type {
   ReleaseAliasRecord, ReleasePerformanceRecord, ReleaseRecord,
@@ -29,6 +28,7 @@ import { decodeCursor, pageLimit, toPage } from '../paging.js';
 import type { GroupCommitOptions, WriteOp, WriteResult } from '../write-ops.js';
 import { describeTarget, isRetryable, mapStoreError, storeTypes, unavailableWhy } from './connection.js';
 import { migrate } from './migrations.js';
+import { RELEASE_READ, releaseRows } from './releases.js';
 import { applyOp, exec, nodeValues, SQL, type Statement } from './ops.js';
 import * as rows from '../rows.js';
 import type { Row } from '../rows.js';
@@ -97,7 +97,7 @@ const READ = {
   normHistory: q('norm_history', `SELECT delta_norm FROM contributions WHERE study_id = $1 AND accepted AND delta_norm IS NOT NULL ORDER BY id`),
   listMetrics: q(
     'list_metrics',
-    `SELECT m.round_id, m.node_id, m.phase, m.num_examples, m.loss, m.accuracy, m.auc, r.round FROM metrics m JOIN rounds r ON r.id = m.round_id WHERE r.study_id = $1 ORDER BY r.round, m.id`,
+    `SELECT m.round_id, m.node_id, m.phase, m.num_examples, m.loss, m.accuracy, m.auc, m.performance, r.round FROM metrics m JOIN rounds r ON r.id = m.round_id WHERE r.study_id = $1 ORDER BY r.round, m.id`,
   ),
   roundCheckpoints: q('round_checkpoints', `SELECT DISTINCT checkpoint_sha256 FROM rounds WHERE checkpoint_sha256 IS NOT NULL`),
   strategyStates: q('strategy_states', `SELECT id, strategy_state FROM studies WHERE strategy_state IS NOT NULL`),
@@ -373,23 +373,6 @@ export class PostgresStore extends SingleWriteStore implements CoordinatorStore 
    * migration's time in its own unit of the group commit, so it meets a full disk, a read-only
    * server or a lost connection like any write.
    */
-  // Releases (issue 12): being built.
-  async listReleases(): Promise<ReleaseRecord[]> {
-    throw new FedlhsError('INTERNAL', 'releases are not stored yet');
-  }
-  async getRelease(): Promise<ReleaseRecord | undefined> {
-    throw new FedlhsError('INTERNAL', 'releases are not stored yet');
-  }
-  async releaseOfStudy(): Promise<ReleaseRecord | undefined> {
-    throw new FedlhsError('INTERNAL', 'releases are not stored yet');
-  }
-  async listReleaseAliases(): Promise<ReleaseAliasRecord[]> {
-    throw new FedlhsError('INTERNAL', 'releases are not stored yet');
-  }
-  async listReleasePerformance(): Promise<ReleasePerformanceRecord[]> {
-    throw new FedlhsError('INTERNAL', 'releases are not stored yet');
-  }
-
   async probeWrite(): Promise<void> {
     await this.change('storage.probe', PROBE_WRITE, []);
   }
@@ -479,11 +462,14 @@ export class PostgresStore extends SingleWriteStore implements CoordinatorStore 
   }
 
   async referencedBlobs(): Promise<Set<string>> {
-    const [checkpoints, states, tasks] = await Promise.all([this.rows(READ.roundCheckpoints), this.rows(READ.strategyStates), this.rows(READ.openTaskModels)]);
+    const [checkpoints, states, tasks, releases] = await Promise.all([
+      this.rows(READ.roundCheckpoints), this.rows(READ.strategyStates), this.rows(READ.openTaskModels), this.rows(RELEASE_READ.files),
+    ]);
     return blobReferenceSet(
       checkpoints.map((r) => r.checkpoint_sha256 as string),
       states.map((r) => ({ studyId: r.id as string, json: r.strategy_state as string })),
       tasks.map((r) => r.model_sha256 as string),
+      releaseRows.files(releases),
     );
   }
 
@@ -608,6 +594,25 @@ export class PostgresStore extends SingleWriteStore implements CoordinatorStore 
       filter.roundId, after?.[0] ?? null, after?.[1] ?? null, filter.states ?? null, filter.kinds ?? null, limit + 1,
     ]);
     return toPage(found, limit, (r) => rows.task(r), (r) => [r.created_at as number, r.id as string]);
+  }
+
+  // ---- releases (issue 12; releases.ts) -------------------------------------------------------
+
+  async listReleases(studyName: string | undefined, limit: number): Promise<ReleaseRecord[]> {
+    const n = pageLimit({ limit });
+    return releaseRows.releases(studyName === undefined ? await this.rows(RELEASE_READ.listAll, [n]) : await this.rows(RELEASE_READ.listOf, [studyName, n]));
+  }
+  async getRelease(studyName: string, version: number): Promise<ReleaseRecord | undefined> {
+    return releaseRows.releases(await this.rows(RELEASE_READ.get, [studyName, version]))[0];
+  }
+  async releaseOfStudy(studyId: string): Promise<ReleaseRecord | undefined> {
+    return releaseRows.releases(await this.rows(RELEASE_READ.ofStudy, [studyId]))[0];
+  }
+  async listReleaseAliases(studyName: string | undefined): Promise<ReleaseAliasRecord[]> {
+    return releaseRows.aliases(studyName === undefined ? await this.rows(RELEASE_READ.aliasesAll) : await this.rows(RELEASE_READ.aliasesOf, [studyName]));
+  }
+  async listReleasePerformance(studyName: string, version: number): Promise<ReleasePerformanceRecord[]> {
+    return releaseRows.performance(await this.rows(RELEASE_READ.performance, [studyName, version]));
   }
 
   /** Lets queued writes finish, then closes the committer connection and the pool. Idempotent. */

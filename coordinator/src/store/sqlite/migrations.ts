@@ -155,6 +155,45 @@ export const MIGRATIONS: readonly string[] = [
     PRIMARY KEY (study_id, node_id)
   );
   `,
+  // Signed model releases (issue 12): the figures behind a release (metrics.performance, core
+  // Performance JSON, also for the new phase 'test'), the releases of each study name, the
+  // operators' aliases for them and the sites' live performance reports. A release's files are
+  // blobs referenced from releases.files (JSON), which blob collection keeps forever.
+  `
+  ALTER TABLE metrics ADD COLUMN performance TEXT;
+  CREATE TABLE releases (
+    study_name TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    study_id TEXT NOT NULL UNIQUE REFERENCES studies(id),
+    round INTEGER NOT NULL,
+    manifest_sha256 TEXT NOT NULL,
+    envelope TEXT NOT NULL,
+    files TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    parent_version INTEGER,
+    PRIMARY KEY (study_name, version)
+  );
+  CREATE TABLE release_aliases (
+    study_name TEXT NOT NULL,
+    alias TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    set_by TEXT NOT NULL,
+    set_at INTEGER NOT NULL,
+    PRIMARY KEY (study_name, alias),
+    FOREIGN KEY (study_name, version) REFERENCES releases(study_name, version)
+  );
+  CREATE TABLE release_performance (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    study_name TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    node_id TEXT NOT NULL,
+    export_fingerprint TEXT NOT NULL,
+    performance TEXT NOT NULL,
+    measured_at INTEGER NOT NULL,
+    received_at INTEGER NOT NULL,
+    UNIQUE (study_name, version, node_id, export_fingerprint)
+  );
+  `,
 ];
 
 /** The schema version this code writes (PRAGMA user_version after migrating). */
