@@ -74,14 +74,52 @@ export function missingDataWarnings(spec: CohortSpec, inventory: SourceInventory
   return out;
 }
 
+/**
+ * Which day is each patient's index day (features use only events strictly before it):
+ * - `cohort` (default): the study's rule, the first index encounter in the spec's from/to window;
+ * - `date`: the same day for everyone (days since 1970-01-01), e.g. "score as of today";
+ * - `latest`: each patient's latest encounter of the spec's index classes or codes, at any date
+ *   (scoring a patient at their most recent qualifying visit).
+ */
+export type IndexRule = { kind: 'cohort' } | { kind: 'date'; day: number } | { kind: 'latest' };
+
+/** How `extractCohort` picks index days and whether it computes labels. */
+export interface ExtractOptions {
+  /** Default `{ kind: 'cohort' }`. */
+  index?: IndexRule | undefined;
+  /**
+   * 'required' (default): each row's label from the outcome within the horizon. 'none' (scoring):
+   * no label is computed and `y` is NaN; patients with the outcome on or before the index day
+   * are still excluded (the model would say nothing useful about them).
+   */
+  labels?: 'required' | 'none' | undefined;
+}
+
+/** A cohort's design matrix with each row's index day. */
+export interface CohortDataset extends Dataset {
+  /** Index day (days since 1970-01-01) of each row, in `keys` order. */
+  indexDays: number[];
+}
+
+/** A unit no observation of a feature could be converted from: why a value was dropped (counts only). */
+export interface UnconvertedUnit {
+  feature: string;
+  /** The unit as recorded ("(none)" when the observation had none). */
+  unit: string;
+  count: number;
+}
+
 export interface CohortResult {
   /** Eligible patients: features (NaN = missing) and labels; keys are source patient ids. */
-  dataset: Dataset;
+  dataset: CohortDataset;
   report: CohortReport;
+  /** Per feature and recorded unit, the values dropped because the unit cannot be converted (the detail of `unitMismatch`). */
+  unconvertedUnits: UnconvertedUnit[];
 }
 
 interface PatientState {
   birthDay: number;
+  deathDay?: number | undefined;
   sex: Sex;
   index?: number;
   /** Onset days per condition code of interest. */
@@ -98,11 +136,16 @@ const key = (system: string, code: string): string => `${system}|${code}`;
  * Turns a clinic's EHR events into the cohort's design matrix in three streaming passes
  * (patients; encounters and conditions; observations and medications), holding only what
  * each patient's features need. Leakage guard: every feature uses only events dated strictly
- * before the patient's index day; events on or after it can only set the label.
+ * before the patient's index day; events on or after it can only set the label. Every index
+ * rule (options.index) runs through this same code: only the choice of index day differs.
  */
-export async function extractCohort(source: EhrSource, spec: CohortSpec): Promise<CohortResult> {
+export async function extractCohort(source: EhrSource, spec: CohortSpec, options: ExtractOptions = {}): Promise<CohortResult> {
+  const rule: IndexRule = options.index ?? { kind: 'cohort' };
+  const withLabels = (options.labels ?? 'required') === 'required';
+  if (rule.kind === 'date' && !Number.isInteger(rule.day)) throw new TypeError(`extractCohort: index day must be an integer day number, got ${rule.day}`);
   const from = isoToDay(spec.index.from)!;
   const to = isoToDay(spec.index.to)!;
+  const noIndex = rule.kind === 'cohort' ? 'no index encounter in window' : 'no index encounter';
   const inventory = await source.inventory();
   const indexCodes = new Set(spec.index.codes.flatMap((c) => c.codes.map((code) => key(c.system, code))));
   const isIndexEncounter = (e: ClinicalEvent): boolean =>
@@ -110,7 +153,10 @@ export async function extractCohort(source: EhrSource, spec: CohortSpec): Promis
   const windowClasses: Record<string, number> = {};
   const patients = new Map<string, PatientState>();
   for await (const p of source.patients()) {
-    patients.set(p.id, { birthDay: p.birthDay, sex: p.sex, conditions: new Map(), counted: new Map(), latest: new Map() });
+    patients.set(p.id, {
+      birthDay: p.birthDay, sex: p.sex, deathDay: p.deathDay, conditions: new Map(), counted: new Map(), latest: new Map(),
+      ...(rule.kind === 'date' ? { index: rule.day } : {}),
+    });
   }
 
   // Condition codes anything needs: exclusions, the label, condition flags.
@@ -142,8 +188,9 @@ export async function extractCohort(source: EhrSource, spec: CohortSpec): Promis
     if (e.kind === 'encounter' && e.day >= from && e.day <= to) {
       const recorded = e.encounterClass ?? '(none)';
       windowClasses[recorded] = (windowClasses[recorded] ?? 0) + 1;
-      if (isIndexEncounter(e) && (state.index === undefined || e.day < state.index)) state.index = e.day;
+      if (rule.kind === 'cohort' && isIndexEncounter(e) && (state.index === undefined || e.day < state.index)) state.index = e.day;
     }
+    if (rule.kind === 'latest' && e.kind === 'encounter' && isIndexEncounter(e) && (state.index === undefined || e.day > state.index)) state.index = e.day;
     if (e.kind === 'condition' && conditionCodes.has(key(e.system, e.code))) {
       const k = key(e.system, e.code);
       let days = state.conditions.get(k);
@@ -154,6 +201,7 @@ export async function extractCohort(source: EhrSource, spec: CohortSpec): Promis
   }
 
   const quality: FeatureQuality[] = spec.features.map((f) => ({ name: f.name, missing: 0, outOfRange: 0, unitMismatch: 0, converted: {} }));
+  const unconverted = new Map<string, UnconvertedUnit>();
   const latestFeatures = spec.features
     .map((f, i) => [f, i] as const)
     .filter((e): e is readonly [Extract<CohortFeature, { type: 'latest' | 'latest-coded' }>, number] => e[0].type === 'latest' || e[0].type === 'latest-coded');
@@ -179,6 +227,10 @@ export async function extractCohort(source: EhrSource, spec: CohortSpec): Promis
           const q = quality[i]!;
           if (value === undefined) {
             q.unitMismatch++;
+            const unit = e.unit ?? '(none)';
+            const u = unconverted.get(`${f.name}|${unit}`) ?? { feature: f.name, unit, count: 0 };
+            u.count++;
+            unconverted.set(`${f.name}|${unit}`, u);
             continue;
           }
           if (canonicalUnit(e.unit) !== canonicalUnit(f.unit)) {
@@ -209,12 +261,18 @@ export async function extractCohort(source: EhrSource, spec: CohortSpec): Promis
   const rows: number[] = [];
   const labels: number[] = [];
   const keys: string[] = [];
+  const indexDays: number[] = [];
   for (const [id, state] of patients) {
     if (state.index === undefined) {
-      exclude('no index encounter in window');
+      exclude(noIndex);
       continue;
     }
     const index = state.index;
+    // Only a chosen date can fall after a death (an index encounter cannot): nobody to score.
+    if (rule.kind === 'date' && state.deathDay !== undefined && state.deathDay < index) {
+      exclude('died before index');
+      continue;
+    }
     const age = (index - state.birthDay) / 365.25;
     if (age < spec.eligibility.minAge || age > spec.eligibility.maxAge) {
       exclude('age outside eligibility');
@@ -229,7 +287,7 @@ export async function extractCohort(source: EhrSource, spec: CohortSpec): Promis
       exclude('outcome on or before index');
       continue;
     }
-    const label = labelOnsets.some((day) => day > index && day <= index + spec.label.horizonDays) ? 1 : 0;
+    const label = !withLabels ? Number.NaN : labelOnsets.some((day) => day > index && day <= index + spec.label.horizonDays) ? 1 : 0;
     spec.features.forEach((f, i) => {
       let v: number;
       switch (f.type) {
@@ -253,6 +311,7 @@ export async function extractCohort(source: EhrSource, spec: CohortSpec): Promis
     });
     labels.push(label);
     keys.push(id);
+    indexDays.push(index);
   }
   const skipped: SkipCounts = { ...source.skipped };
   // An event is only known to belong to no patient once the patients were read: count it here.
@@ -268,7 +327,7 @@ export async function extractCohort(source: EhrSource, spec: CohortSpec): Promis
     });
     if (notExplained.length > 0) warnings.push(`no eligible patient has a value for ${notExplained.join(', ')}: check the codes and units the study asks for against this export`);
   }
-  if (inventory.files.encounter.length > 0 && patients.size > 0 && (excluded['no index encounter in window'] ?? 0) === patients.size) {
+  if (rule.kind !== 'date' && inventory.files.encounter.length > 0 && patients.size > 0 && (excluded[noIndex] ?? 0) === patients.size) {
     const seen = Object.entries(windowClasses).sort(([, a], [, b]) => b - a).map(([c, n]) => `${c} ${n}`);
     warnings.push(
       `no patient has an index encounter (${describeIndex(spec.index)}); encounters in the window by class: ${seen.length === 0 ? 'none' : seen.join(', ')}`,
@@ -277,7 +336,8 @@ export async function extractCohort(source: EhrSource, spec: CohortSpec): Promis
   const names = spec.features.map((f) => f.name);
   const x = Float32Array.from(rows);
   return {
-    dataset: { features: names, x, y: Float32Array.from(labels), keys, rows: eligible, skipped },
+    dataset: { features: names, x, y: Float32Array.from(labels), keys, rows: eligible, skipped, indexDays },
+    unconvertedUnits: [...unconverted.values()].sort((a, b) => (a.feature === b.feature ? (a.unit < b.unit ? -1 : 1) : a.feature < b.feature ? -1 : 1)),
     report: {
       patients: patients.size,
       patientLosses: source.patientLosses,

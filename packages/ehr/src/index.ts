@@ -11,3 +11,5 @@ export { openSyntheaCsv } from './synthea.js';
 export { openFhirBulk } from './fhir.js';
 export { openOmopCsv, type OmopCsvOptions } from './omop.js';
 export { profileSource, type SourceProfile, type ProfileOptions, type CodeSystemProfile, type CodeCount, type UnitProfile, type ValueProfile } from './quality.js';
+export { openFhirResources, type ResourceSourceOptions } from './resource-source.js';
+export type { FhirResourceType } from './fhir-resources.js';
