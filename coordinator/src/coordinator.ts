@@ -23,6 +23,8 @@ import { Downloads } from './downloads.js';
 import { Enrolment, NodeDirectory } from './enrolment.js';
 import { NodeCalls } from './node-calls.js';
 import { loadOrCreateReleaseKey, type ReleaseKey } from './release-key.js';
+import { ReleaseBuilder, type ReleaseFailure } from './releases/builder.js';
+import { ReleaseDistribution } from './releases/distribution.js';
 import { resolveLimits, type CoordinatorLimits } from './limits.js';
 import { siteReadiness, type SiteReadiness } from './readiness.js';
 import { CoordinatorMetrics } from './metrics.js';
@@ -82,7 +84,7 @@ export class Coordinator {
   readonly sessions = new SessionRegistry();
   /** In-flight calls per node (node-calls.ts): revocation ends them all. */
   readonly calls = new NodeCalls();
-  /** 'change' events ({ kind: 'study' | 'round' | 'node', studyId?, nodeId? }) for live dashboards. */
+  /** 'change' events ({ kind: 'study' | 'round' | 'node' | 'release', studyId?, nodeId? }) for live dashboards. */
   readonly events = new EventEmitter();
   readonly metrics: CoordinatorMetrics;
   /** Bounds on what one node may cost (limits.ts), resolved against the defaults. */
@@ -106,6 +108,13 @@ export class Coordinator {
   readonly releaseKeyCreated: boolean;
   /** Storage health (storage-health.ts): faults reported and probed; 'degraded' while storage is faulty. */
   readonly storage: StorageHealth;
+  /**
+   * Signed releases (issue 12, releases/distribution.ts): list, get, readFile, recordPerformance,
+   * for the gRPC handlers (with the calling node) and the admin API (without one).
+   */
+  readonly releases: ReleaseDistribution;
+  /** Makes the release of each study that completes (releases/builder.ts). */
+  private readonly releaseBuilder: ReleaseBuilder;
 
   private constructor(readonly store: CoordinatorStore, private readonly opts: CoordinatorOptions, private readonly lock: DataDirLock) {
     this.checkpoints = new CheckpointStore(opts.dataDir, opts.blobs === undefined ? {} : { blobs: opts.blobs });
@@ -137,7 +146,12 @@ export class Coordinator {
       store, checkpoints, sessions, logger: opts.logger, log, now, clock: opts.clock, metrics, events, storage,
       selectionGraceMs: opts.selectionGraceMs, maxHeldUpdateBytes: opts.maxHeldUpdateBytes, modelMemoryBytes: this.limits.modelMemoryBytes, buildInitialModel: opts.buildInitialModel,
       announce: (studyId) => this.control.announce(studyId),
-      onStudyEnded: () => void this.blobCollector.run('study-ended'),
+      onStudyEnded: (studyId) => {
+        // A COMPLETED study is released; the builder ignores FAILED and STOPPED ones, and logs
+        // (release.failed) rather than throws.
+        void this.releaseBuilder.ensure(studyId);
+        void this.blobCollector.run('study-ended');
+      },
     });
     this.control = new ControlSessions({
       store, sessions, log, now, metrics, heartbeatIntervalMs: opts.heartbeatIntervalMs, runner: (studyId) => this.studies.runner(studyId), nodes: this.nodes,
@@ -147,6 +161,10 @@ export class Coordinator {
       trainingRows: (nodeId, studyId) => this.sessions.trainingRows(nodeId, studyId),
     });
     this.downloads = new Downloads({ store, checkpoints, chunkBytes: opts.chunkBytes, studies: this.studies });
+    this.releases = new ReleaseDistribution({ store, blobs: checkpoints.blobs, now });
+    this.releaseBuilder = new ReleaseBuilder({ store, checkpoints, releaseKey: this.releaseKey, log, now, chunkBytes: opts.chunkBytes,
+      onCreated: (r) => this.events.emit('change', { kind: 'release', studyId: r.studyId, studyName: r.studyName, version: r.version }),
+    });
     this.blobCollector = new BlobCollector({
       store, log, collect: (referenced, graceMs) => checkpoints.collect(referenced, graceMs),
       graceMs: opts.blobGc?.graceMs ?? DEFAULT_BLOB_GC_MS, intervalMs: opts.blobGc?.intervalMs ?? DEFAULT_BLOB_GC_MS,
@@ -187,6 +205,9 @@ export class Coordinator {
     this.storage.start();
     await Promise.all([this.nodes.load(), this.control.start()]);
     await this.studies.resume();
+    // Studies that completed without a release (a build failed, or the coordinator stopped
+    // first) are released now, in the background; failures are logged (release.failed).
+    void this.releaseBuilder.ensureReleases();
     // In the background: start-up does not wait for it (its outcome is logged, blob.collected).
     void this.blobCollector.run('start');
     this.blobCollector.start();
@@ -198,6 +219,7 @@ export class Coordinator {
     await this.blobCollector.stop();
     this.storage.stop();
     await this.studies.halt();
+    await this.releaseBuilder.idle();
     try {
       try {
         // Last-seen times are written behind: flush them before the store closes.
@@ -231,6 +253,20 @@ export class Coordinator {
   /** The runner of a study, if it is running. */
   runner(studyId: string): StudyRunner | undefined {
     return this.studies.runner(studyId);
+  }
+
+  /**
+   * Makes the release of every COMPLETED study that has none (also done at start and when a
+   * study completes); never throws: failures are logged (release.failed) and kept for
+   * `releaseFailure`.
+   */
+  ensureReleases(): Promise<{ released: number; failed: number }> {
+    return this.releaseBuilder.ensureReleases();
+  }
+
+  /** Why the release of a COMPLETED study could not be made (until it is), for the study's detail. */
+  releaseFailure(studyId: string): ReleaseFailure | undefined {
+    return this.releaseBuilder.failure(studyId);
   }
 
   // ---- enrolment and authentication (enrolment.ts) ------------------------------------------

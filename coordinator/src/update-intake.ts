@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { EventEmitter } from 'node:events';
 import { mkdirSync, rmSync } from 'node:fs';
 import { open } from 'node:fs/promises';
-import { FedlhsError, PayloadReceiver, isFedlhsError, type ClinicStats, type EvalMetrics } from '@fedlhs/core';
+import { FedlhsError, PayloadReceiver, checkPerformance, isFedlhsError, type ClinicStats, type EvalMetrics } from '@fedlhs/core';
 import type {
   EvaluationReceipt,
   EvaluationReport__Output,
@@ -419,10 +419,22 @@ export class UpdateIntake {
       if (report.studyId !== task.studyId || report.round !== task.round) {
         throw new FedlhsError('STALE', `report is tagged study ${report.studyId} round ${report.round}, task is study ${task.studyId} round ${task.round}`);
       }
+      // Checked at the gRPC edge already (grpc/validate.ts); this converts them to core form.
+      const figures = {
+        validation: report.validation == null ? undefined : checkPerformance(report.validation, 'EvaluationReport.validation'),
+        test: report.test == null ? undefined : checkPerformance(report.test, 'EvaluationReport.test'),
+      };
       const checked = (): EvalMetrics => {
         const m = toEvalMetrics(report.metrics, this.maxExamples);
         if (m === undefined) throw new FedlhsError('INVALID_METRICS', 'metrics are missing');
-        digest = reportDigest(m);
+        // Both describe the validation part (proto EvaluationReport): other counts are impossible.
+        if (figures.validation !== undefined && figures.validation.numExamples !== m.numExamples) {
+          throw new FedlhsError('INVALID_METRICS', `validation.num_examples (${figures.validation.numExamples}) differs from metrics.num_examples (${m.numExamples}): both are of the validation part`);
+        }
+        // The figures count in the digest (a re-sent report with other figures conflicts); absent,
+        // canonical JSON leaves them out, so a report without them keeps its earlier digest.
+        const whole = { ...m, validation: figures.validation, test: figures.test };
+        digest = reportDigest(whole);
         return m;
       };
       if (task.state === 'ACCEPTED') {
@@ -440,7 +452,7 @@ export class UpdateIntake {
       const runner = this.studies.openRunner(task);
       const metrics = checked();
       await this.checkNotRevoked(node, call);
-      await runner.submit(task, { kind: 'evaluation', metrics, digest });
+      await runner.submit(task, { kind: 'evaluation', metrics, digest, ...(figures.validation === undefined ? {} : { validation: figures.validation }), ...(figures.test === undefined ? {} : { test: figures.test }) });
       return { taskId: task.id, duplicate: false };
     } catch (err) {
       if (isFedlhsError(err) && err.isRejection) {

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { FedlhsError, type ClinicStats, type EvalMetrics } from '@fedlhs/core';
-import type { Metrics__Output, StatisticsReport__Output, Study } from '@fedlhs/proto';
-import type { StudyRecord, TaskRecord } from './store.js';
+import type { FederationHandlers, Metrics__Output, StatisticsReport__Output, Study } from '@fedlhs/proto';
+import type { ReleaseRecord, StudyRecord, TaskRecord } from './store.js';
 
 /** Conversions between stored records and fedlhs.v1 messages, with the checks on what agents send. */
 
@@ -92,5 +92,24 @@ export function toWireStudy(s: StudyRecord): Study {
     state: `STUDY_STATE_${s.state}`,
     lastCommittedRound: s.lastCommittedRound,
     parametersJson: s.parameters ?? '',
+  };
+}
+
+/** The wire Release message (derived from the service's types: @fedlhs/proto does not export the message types of issue 12 by name). */
+type ListReleasesResponse = NonNullable<Parameters<Parameters<FederationHandlers['ListReleases']>[1]>[1]>;
+export type WireRelease = NonNullable<ListReleasesResponse['releases']>[number];
+
+/** The wire form of a release (proto Release): the envelope as UTF-8 JSON bytes, files with sizes, aliases. */
+export function toWireRelease(r: ReleaseRecord & { aliases: readonly string[] }): WireRelease {
+  return {
+    studyName: r.studyName,
+    version: r.version,
+    studyId: r.studyId,
+    round: r.round,
+    manifestSha256: r.manifestSha256,
+    envelope: Buffer.from(r.envelope, 'utf8'),
+    files: r.files.map((f) => ({ name: f.name, sha256: f.sha256, size: f.size })),
+    aliases: [...r.aliases],
+    createdAtMs: r.createdAt,
   };
 }

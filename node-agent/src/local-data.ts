@@ -6,7 +6,9 @@ import {
   computeClinicStats,
   histogramRanges,
   isFedlhsError,
+  isTestPart,
   normalizationFrom,
+  releasePolicy,
   studyFeatureNames,
   type ClinicStats,
   type Normalization,
@@ -21,6 +23,36 @@ export interface DataOptions {
   minCohort: number;
   /** Text encoding of the local files (config data.encoding). */
   encoding?: TextEncoding | undefined;
+}
+
+/** Rows of a prepared (scaled) matrix: `rows` × features values in `x`, one label each in `y`. */
+export interface PreparedPart {
+  x: Float32Array;
+  y: Float32Array;
+  rows: number;
+}
+
+/**
+ * The hold-out split divided into its validation part (used to choose the released round) and
+ * its test part (figures published with a release), by the study's seed and
+ * release.testFraction (core `isTestPart`; proto "Validation and test parts"). Keys stay here.
+ */
+export function holdoutParts(holdout: PreparedPart & { keys: readonly string[] }, manifest: StudyManifest): { validation: PreparedPart; test: PreparedPart } {
+  if (holdout.keys.length !== holdout.rows) throw new FedlhsError('INTERNAL', `the hold-out split has ${holdout.rows} rows but ${holdout.keys.length} keys`);
+  const d = holdout.rows === 0 ? 0 : holdout.x.length / holdout.rows;
+  const { testFraction } = releasePolicy(manifest);
+  const rows: { validation: number[]; test: number[] } = { validation: [], test: [] };
+  holdout.keys.forEach((key, i) => rows[isTestPart(key, manifest.seed, testFraction) ? 'test' : 'validation'].push(i));
+  const pick = (idx: number[]): PreparedPart => {
+    const x = new Float32Array(idx.length * d);
+    const y = new Float32Array(idx.length);
+    idx.forEach((src, dst) => {
+      x.set(holdout.x.subarray(src * d, (src + 1) * d), dst * d);
+      y[dst] = holdout.y[src]!;
+    });
+    return { x, y, rows: idx.length };
+  };
+  return { validation: pick(rows.validation), test: pick(rows.test) };
 }
 
 /** What a study gets from this clinic's data: READY with the split (and warnings to show the operator), or why not. */
@@ -79,7 +111,7 @@ export class LocalData {
    * federated normalisation, with this clinic's own training statistics ('local-zscore'),
    * or unscaled; missing values become the mean (0 after scaling).
    */
-  async prepared(manifest: StudyManifest, studyNormalization: Normalization | undefined): Promise<{ train: { x: Float32Array; y: Float32Array; rows: number }; holdout: { x: Float32Array; y: Float32Array; rows: number } }> {
+  async prepared(manifest: StudyManifest, studyNormalization: Normalization | undefined): Promise<{ train: PreparedPart; holdout: PreparedPart & { keys: readonly string[] } }> {
     const data = await this.require(manifest);
     const names = studyFeatureNames(manifest);
     let normalization: Normalization | undefined;
@@ -97,7 +129,7 @@ export class LocalData {
     }
     return {
       train: { x: applyNormalization(Float32Array.from(data.train.x), names, normalization), y: data.train.y, rows: data.train.rows },
-      holdout: { x: applyNormalization(Float32Array.from(data.holdout.x), names, normalization), y: data.holdout.y, rows: data.holdout.rows },
+      holdout: { x: applyNormalization(Float32Array.from(data.holdout.x), names, normalization), y: data.holdout.y, rows: data.holdout.rows, keys: data.holdout.keys },
     };
   }
 

@@ -1,4 +1,4 @@
-import type { ClinicStats, CloseDecision, EvalMetrics, RoundState, StudyManifest, Strategy, TensorSpec } from '@fedlhs/core';
+import type { ClinicStats, CloseDecision, EvalMetrics, Performance, RoundState, StudyManifest, Strategy, TensorSpec } from '@fedlhs/core';
 import type { Logger } from '@fedlhs/service';
 import type { CheckpointStore, StoredModel } from '../checkpoints.js';
 import type { CoordinatorMetrics } from '../metrics.js';
@@ -49,9 +49,13 @@ export type PhaseResult =
   | { kind: 'statistics'; stats: ClinicStats }
   | {
       kind: 'evaluation';
+      /** On the validation part of the node's hold-out split. */
       metrics: EvalMetrics;
       /** SHA-256 (hex) of the report's canonical JSON (wire.ts `reportDigest`), kept with the ACCEPTED task. */
       digest: string;
+      /** Figures on the validation and test parts (proto EvaluationReport), when the node sent them (checked). */
+      validation?: Performance | undefined;
+      test?: Performance | undefined;
     };
 
 /** Counters the engine keeps per phase, updated on each event (never recounted). */

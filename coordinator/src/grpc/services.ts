@@ -1,4 +1,3 @@
-import * as grpc from '@grpc/grpc-js';
 import type { EnrolmentHandlers, FederationHandlers } from '@fedlhs/proto';
 import type { Logger } from '@fedlhs/service';
 import { BufferPool } from '../blobs/buffer-pool.js';
@@ -6,6 +5,7 @@ import type { Coordinator } from '../coordinator.js';
 import { toWireStudy } from '../wire.js';
 import { timed, type HandlerContext } from './context.js';
 import { downloadHandler } from './download-handler.js';
+import { releaseHandlers } from './release-handler.js';
 import { authenticateCall, grpcCredentialThrottle } from './node-auth.js';
 import { sessionHandler } from './session-handler.js';
 import { toStatus } from './status.js';
@@ -53,16 +53,8 @@ export function federationHandlers(coordinator: Coordinator, logger: Logger, tra
     DownloadModel: downloadHandler(ctx, new BufferPool()),
     UploadUpdate: uploadHandler(ctx),
 
-    // Releases (issue 12): being built.
-    ListReleases(_call, cb) {
-      cb({ code: grpc.status.UNIMPLEMENTED, details: 'releases are being built' });
-    },
-    DownloadReleaseFile(call) {
-      call.destroy(Object.assign(new Error('releases are being built'), { code: grpc.status.UNIMPLEMENTED }));
-    },
-    ReportReleasePerformance(_call, cb) {
-      cb({ code: grpc.status.UNIMPLEMENTED, details: 'releases are being built' });
-    },
+    // Releases (issue 12): release-handler.ts.
+    ...releaseHandlers(ctx),
 
     ListStudies(call, cb) {
       const callback = timed(coordinator, 'ListStudies', cb);

@@ -1,4 +1,4 @@
-import { checkWireCount, checkWireEnum, checkWireNumber, checkWireString } from '@fedlhs/core';
+import { checkPerformance, checkWireCount, checkWireEnum, checkWireNumber, checkWireString } from '@fedlhs/core';
 import {
   Readiness,
   TaskState,
@@ -92,10 +92,17 @@ export function validateStatisticsReport(report: StatisticsReport__Output): void
   });
 }
 
-/** An EvaluationReport: its ids (the metrics' plausibility is the domain's, INVALID_METRICS). */
+/**
+ * An EvaluationReport: its ids, and its validation and test figures when present (core
+ * checkPerformance: counts, ranges and the reliability table adding up, naming the field, e.g.
+ * "EvaluationReport.test.calibration[3].observed"). The metrics' plausibility is the domain's
+ * (INVALID_METRICS).
+ */
 export function validateEvaluationReport(report: EvaluationReport__Output): void {
   checkWireString('EvaluationReport.task_id', report.taskId);
   checkWireString('EvaluationReport.study_id', report.studyId);
+  if (report.validation != null) checkPerformance(report.validation, 'EvaluationReport.validation');
+  if (report.test != null) checkPerformance(report.test, 'EvaluationReport.test');
 }
 
 /** A DownloadModelRequest: the task id or the committed model's study id. */
@@ -109,4 +116,59 @@ export function validateEnrolRequest(request: EnrolRequest__Output): void {
   checkWireString('EnrolRequest.join_token', request.joinToken);
   checkWireString('EnrolRequest.site_name', request.siteName);
   checkAgentInfo(request.agent, 'EnrolRequest.agent');
+}
+
+// ---- Releases (issue 12) ----------------------------------------------------------------
+// (Imports here, not at the top: this section is edited apart from the rest of the file.)
+import { FedlhsError } from '@fedlhs/core';
+import type { FederationHandlers } from '@fedlhs/proto';
+
+/** Request types of the release calls (derived: @fedlhs/proto does not export them by name). */
+type ListReleasesRequest = Parameters<FederationHandlers['ListReleases']>[0]['request'];
+type DownloadReleaseFileRequest = Parameters<FederationHandlers['DownloadReleaseFile']>[0]['request'];
+type ReleasePerformanceReport = Parameters<FederationHandlers['ReportReleasePerformance']>[0]['request'];
+
+/** A study name as the manifest's schema allows it (core manifest.ts `identifier`). */
+const STUDY_NAME = /^[a-z0-9][a-z0-9._-]{0,62}$/;
+/** A bundle file name (proto ReleaseFile.name). */
+const RELEASE_FILE_NAME = /^[A-Za-z0-9._-]{1,64}$/;
+/** An export fingerprint: hex, at most 64 characters (proto ReleasePerformanceReport). */
+const EXPORT_FINGERPRINT = /^[0-9a-f]{1,64}$/;
+
+function invalid(field: string, why: string, value: unknown): never {
+  const shown = typeof value === 'string' ? JSON.stringify(value.slice(0, 40)) + (value.length > 40 ? '…' : '') : String(value);
+  throw new FedlhsError('INVALID_ARGUMENT', `field ${field}: ${why} (${shown})`, { details: { field } });
+}
+
+function checkStudyName(field: string, name: string, allowEmpty: boolean): void {
+  if (allowEmpty && name === '') return;
+  if (!STUDY_NAME.test(name)) invalid(field, 'not a study name (1-63 lowercase letters, digits, ".", "_" or "-", starting with a letter or digit)', name);
+}
+
+function checkVersion(field: string, version: number): void {
+  if (!Number.isSafeInteger(version) || version < 1) invalid(field, 'not a release version (1 or more)', version);
+}
+
+/** A ListReleasesRequest: study_name empty (every study) or a study name. */
+export function validateListReleasesRequest(request: ListReleasesRequest): void {
+  checkStudyName('ListReleasesRequest.study_name', request.studyName ?? '', true);
+}
+
+/** A DownloadReleaseFileRequest: study name, version and a file name of the bundle's character set. */
+export function validateDownloadReleaseFileRequest(request: DownloadReleaseFileRequest): void {
+  checkStudyName('DownloadReleaseFileRequest.study_name', request.studyName ?? '', false);
+  checkVersion('DownloadReleaseFileRequest.version', request.version ?? 0);
+  if (!RELEASE_FILE_NAME.test(request.fileName ?? '')) invalid('DownloadReleaseFileRequest.file_name', 'not a release file name (1-64 letters, digits, ".", "-" or "_")', request.fileName ?? '');
+}
+
+/**
+ * A ReleasePerformanceReport's identifiers and times (the figures themselves are the domain's:
+ * core checkPerformance, INVALID_METRICS).
+ */
+export function validateReleasePerformanceReport(report: ReleasePerformanceReport): void {
+  checkStudyName('ReleasePerformanceReport.study_name', report.studyName ?? '', false);
+  checkVersion('ReleasePerformanceReport.version', report.version ?? 0);
+  if (!EXPORT_FINGERPRINT.test(report.exportFingerprint ?? '')) invalid('ReleasePerformanceReport.export_fingerprint', 'not a lower-case hex fingerprint of 1-64 characters', report.exportFingerprint ?? '');
+  const at = Number(report.measuredAtMs ?? 0);
+  if (!Number.isSafeInteger(at) || at < 0) invalid('ReleasePerformanceReport.measured_at_ms', 'not a time in ms since the Unix epoch', at);
 }

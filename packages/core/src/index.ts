@@ -9,6 +9,7 @@ export * from './errors.js';
 export * from './manifest.js';
 export * from './topology.js';
 export * from './metrics.js';
+export * from './performance.js';
 
 // Relevant to other fedlhs libraries and the apps.
 export * from './tensors.js';

@@ -70,7 +70,11 @@ const partSchema = z.object({
   sitesWithoutFigures: z.array(z.string()),
 });
 
-const normalizationFeature = z.object({ name: z.string(), mean: num, std: num.positive(), impute: num });
+/**
+ * `excluded` (federated-zscore with data.normalizationFallback 'exclude'): the model was trained
+ * with this feature as the constant 0 whatever its value (core applyNormalization honours it).
+ */
+const normalizationFeature = z.object({ name: z.string(), mean: num, std: num.positive(), impute: num, excluded: z.boolean().optional() });
 
 /** release.json. The agent validates it with this schema before it keeps a release. */
 export const releaseDescriptorSchema = z.object({

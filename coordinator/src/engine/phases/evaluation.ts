@@ -1,5 +1,5 @@
-import { FedlhsError, type CloseDecision, type EvalMetrics } from '@fedlhs/core';
-import { disclosableMetrics } from '../../disclosure.js';
+import { FedlhsError, pooledPerformance, type CloseDecision, type EvalMetrics, type Performance } from '@fedlhs/core';
+import { disclosableMetrics, withheldSites } from '../../disclosure.js';
 import type { MetricRecord } from '../../store.js';
 import type { Accepted, LiveTask, Phase, PhaseContext, PhaseCounters, PhaseOutput, PhasePlan, PhaseResult } from '../phase.js';
 
@@ -8,12 +8,48 @@ import type { Accepted, LiveTask, Phase, PhaseContext, PhaseCounters, PhaseOutpu
  * minCellCount examples) and each site's own, except the sites withheld by the small-cell
  * rule (disclosure.ts), whose figures count only in the global value.
  */
-export function storedMetrics(ctx: PhaseContext, phase: 'training' | 'evaluation', sites: (EvalMetrics & { nodeId: string | null })[]): MetricRecord[] {
+export function storedMetrics(ctx: PhaseContext, phase: MetricRecord['phase'], sites: (EvalMetrics & { nodeId: string | null })[]): MetricRecord[] {
   const k = ctx.study.manifest.data.minCellCount;
   const { shown, global, withheld } = disclosableMetrics(sites, k);
   if (withheld > 0) ctx.log.info({ event: 'metrics.withheld', round: ctx.attempt.round, phase, sites: withheld, minCellCount: k }, `${withheld} site(s)' ${phase} metrics kept only in the global value (small cells)`);
   const roundId = ctx.attempt.roundId;
   return [...shown.map((m) => ({ ...m, roundId, phase })), ...(global === undefined ? [] : [{ ...global, roundId, nodeId: null, phase }])];
+}
+
+/**
+ * Attaches the figures of one part (validation or test) to its stored rows as `performance`
+ * JSON, under the same small-cell rule as the metrics, run again over the sites that sent
+ * figures (they may be fewer than those with metrics, and a pooled value minus the shown ones
+ * must not give away a small group): a site's figures only on a row that is shown and only if
+ * the rule does not withhold them; the pooled figures (core pooledPerformance) on the global
+ * row only if they cover at least minCellCount patients, without AUC if its sites hold fewer.
+ */
+export function withPerformance(rows: MetricRecord[], figures: ReadonlyMap<string, Performance>, minCell: number): MetricRecord[] {
+  const sites = [...figures].map(([nodeId, p]) => ({ nodeId, numExamples: p.numExamples }));
+  const hidden = withheldSites(sites, minCell);
+  for (const id of withheldSites(sites.filter((s) => figures.get(s.nodeId)!.auc !== undefined), minCell)) hidden.add(id);
+  let pooled = pooledPerformance([...figures.values()]);
+  if (pooled !== undefined && pooled.numExamples < minCell) pooled = undefined;
+  const aucExamples = [...figures.values()].reduce((s, p) => s + (p.auc === undefined ? 0 : p.numExamples), 0);
+  if (pooled !== undefined && aucExamples < minCell) pooled = { ...pooled, auc: undefined, aucStandardError: undefined };
+  return rows.map((row) => {
+    const p = row.nodeId === null ? pooled : hidden.has(row.nodeId) ? undefined : figures.get(row.nodeId);
+    return p === undefined ? row : { ...row, performance: JSON.stringify(p) };
+  });
+}
+
+/**
+ * A test-part Performance as the EvalMetrics of a 'test' row: `loss` is the Brier score (the
+ * mean squared error of the predicted risk, what the test part reports instead of the model's
+ * loss), `accuracy` the share on the right side of 0.5 read from the reliability table (bins
+ * 0-4 are risks below 0.5, bins 5-9 at or above it), or 0 when the node sent no table.
+ */
+export function testMetrics(p: Performance): EvalMetrics {
+  const bins = p.calibration;
+  const accuracy = bins.length === 10 && p.numExamples > 0
+    ? bins.reduce((s, b, i) => s + (i < 5 ? b.count - b.observed : b.observed), 0) / p.numExamples
+    : 0;
+  return { numExamples: p.numExamples, loss: p.brier, accuracy, auc: p.auc };
 }
 
 const DETAIL_PREFIX = 'report sha256 ';
@@ -41,6 +77,8 @@ export class EvaluationPhase implements Phase {
   readonly overCohort = false;
   readonly failurePrefix = 'evaluation: ';
   private readonly evaluations = new Map<string, EvalMetrics>();
+  /** Figures per node on the validation and test parts, for those that sent them. */
+  private readonly figures = { validation: new Map<string, Performance>(), test: new Map<string, Performance>() };
 
   plan(ctx: PhaseContext): PhasePlan {
     const candidate = ctx.attempt.candidate;
@@ -67,13 +105,25 @@ export class EvaluationPhase implements Phase {
     if (result.kind !== 'evaluation') throw new FedlhsError('INTERNAL', `evaluation phase got a ${result.kind} result`);
     // The report's digest stays with the ACCEPTED task, so a re-sent report can be compared
     // with it after the metrics themselves are withheld (proto: duplicates).
-    return { ops: [], detail: evaluationDetail(result.digest), apply: () => void this.evaluations.set(task.nodeId, result.metrics) };
+    return {
+      ops: [],
+      detail: evaluationDetail(result.digest),
+      apply: () => {
+        this.evaluations.set(task.nodeId, result.metrics);
+        if (result.validation !== undefined) this.figures.validation.set(task.nodeId, result.validation);
+        if (result.test !== undefined) this.figures.test.set(task.nodeId, result.test);
+      },
+    };
   }
 
   async complete(ctx: PhaseContext, c: PhaseCounters): Promise<PhaseOutput> {
     const { round, attempt } = ctx.attempt;
-    const metrics = storedMetrics(ctx, 'evaluation', [...this.evaluations].map(([nodeId, m]) => ({ ...m, nodeId })));
-    const global = metrics.find((m) => m.nodeId === null);
+    const k = ctx.study.manifest.data.minCellCount;
+    const validation = withPerformance(storedMetrics(ctx, 'evaluation', [...this.evaluations].map(([nodeId, m]) => ({ ...m, nodeId }))), this.figures.validation, k);
+    // The test part's rows: published with a release only, never used to choose a round.
+    const test = withPerformance(storedMetrics(ctx, 'test', [...this.figures.test].map(([nodeId, p]) => ({ ...testMetrics(p), nodeId }))), this.figures.test, k);
+    const metrics = [...validation, ...test];
+    const global = validation.find((m) => m.nodeId === null);
     const evaluated = this.evaluations.size;
     let summary: string | undefined;
     if (evaluated === 0) {
@@ -86,11 +136,13 @@ export class EvaluationPhase implements Phase {
     return {
       metrics,
       ...(summary === undefined ? {} : { summary }),
-      fields: { evaluatedSites: evaluated, askedSites: c.assigned, ...(global === undefined ? {} : { loss: global.loss, accuracy: global.accuracy, auc: global.auc }) },
+      fields: { evaluatedSites: evaluated, askedSites: c.assigned, sitesWithTestFigures: this.figures.test.size, ...(global === undefined ? {} : { loss: global.loss, accuracy: global.accuracy, auc: global.auc }) },
     };
   }
 
   dispose(): void {
     this.evaluations.clear();
+    this.figures.validation.clear();
+    this.figures.test.clear();
   }
 }

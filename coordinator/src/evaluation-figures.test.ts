@@ -1,0 +1,174 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import pino from 'pino';
+import { FedlhsError, binaryAccuracy, computePerformance, float32Bytes, mulberry32, payloadDigest, pooledPerformance, type Performance } from '@fedlhs/core';
+import type { EvaluationReport__Output, UpdateChunk__Output } from '@fedlhs/proto';
+import { studyDetail } from './admin/views.js';
+import { Coordinator } from './coordinator.js';
+import { validateEvaluationReport } from './grpc/validate.js';
+import { FakeSession, LogSink } from './test-support.js';
+import type { NodeRecord } from './store.js';
+
+/*
+ * Issue 12: EvaluationReport.validation/test through the coordinator in process: checked at the
+ * edge, counted in the report's digest, stored as performance JSON on the 'evaluation' rows and
+ * as 'test' rows (per site and pooled) under the small-cell rule, and kept out of the study view.
+ */
+
+const dirs: string[] = [];
+const coordinators: Coordinator[] = [];
+afterEach(async () => {
+  for (const c of coordinators.splice(0)) {
+    for (const s of await c.listStudies(false)) await c.stopStudy(s.id, 'test').catch(() => undefined);
+    await c.shutdown();
+  }
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+const MANIFEST = {
+  apiVersion: 'fedlhs.v1', kind: 'Study', name: 'figures',
+  model: { format: 'tfjs-layers', topology: { class_name: 'Sequential', config: { name: 'm', layers: [{ class_name: 'Dense', config: { name: 'out', units: 1, activation: 'sigmoid', batch_input_shape: [null, 4] } }] } } },
+  training: { loss: 'binaryCrossentropy', optimizer: { name: 'sgd', learningRate: 0.1 }, localEpochs: 1, batchSize: 32 },
+  rounds: 1, clients: { min: 3, max: 3, quorum: 2 }, deadlines: { roundSeconds: 600, evaluationSeconds: 600 },
+  data: { featureSpec: 'flat-table/v1', features: ['a', 'b', 'c', 'd'], normalization: 'none' },
+  aggregation: { strategy: 'fedavg' },
+};
+
+/** Three clinics past training (examples 300, 150, 4), each with its EVALUATE task waiting. */
+async function evaluating() {
+  const dir = mkdtempSync(join(tmpdir(), 'fedlhs-eval-figures-'));
+  dirs.push(dir);
+  const log = new LogSink();
+  const coordinator = Coordinator.create({
+    dataDir: dir, logger: pino({ level: 'info' }, log), heartbeatIntervalMs: 600_000, selectionGraceMs: 0, chunkBytes: 1 << 20, maxHeldUpdateBytes: 1 << 20,
+    buildInitialModel: async () => ({ specs: [{ name: 'out/kernel', shape: [4, 1] }, { name: 'out/bias', shape: [1] }], weights: new Float32Array(5) }),
+  });
+  coordinators.push(coordinator);
+  await coordinator.start();
+  const study = await coordinator.startStudy(JSON.stringify(MANIFEST), 'test');
+  const clinics: { node: NodeRecord; session: FakeSession; examples: number }[] = [];
+  for (const [site, examples] of [['a', 300], ['b', 150], ['c', 4]] as const) {
+    const { token } = await coordinator.createJoinToken(site, 600, 'test');
+    const { nodeId } = await coordinator.enrol(token, site, null);
+    const session = new FakeSession(nodeId, site);
+    await coordinator.openSession(session, 10);
+    clinics.push({ node: (await coordinator.store.getNode(nodeId))!, session, examples });
+  }
+  for (const { session } of clinics) {
+    await coordinator.onAgentMessage(session, { readiness: { studyId: study.id, manifestSha256: study.manifestHash, readiness: 'READINESS_READY', detail: '', trainingRows: 1000 } } as never);
+  }
+  for (const [i, c] of clinics.entries()) {
+    const task = await c.session.task('TASK_KIND_TRAIN');
+    const weights = Float32Array.from([0.1, 0.2, 0.3, 0.4, i]);
+    const header = {
+      taskId: task.taskId!, studyId: study.id, round: 1, nodeId: c.node.id, baseModelSha256: task.modelSha256 as Buffer, numExamples: c.examples,
+      trainMetrics: { numExamples: c.examples, loss: 0.5, accuracy: 0.6, auc: null },
+      weights: { tensors: [{ name: 'out/kernel', shape: [4, 1], dtype: 'DTYPE_FLOAT32' }, { name: 'out/bias', shape: [1], dtype: 'DTYPE_FLOAT32' }], totalBytes: 20, sha256: payloadDigest(weights), chunkSize: 1 << 20 },
+    };
+    async function* chunks(): AsyncGenerator<UpdateChunk__Output> {
+      yield { header } as unknown as UpdateChunk__Output;
+      yield { data: Buffer.from(float32Bytes(weights)) } as unknown as UpdateChunk__Output;
+    }
+    await coordinator.receiveUpload(c.node, chunks());
+  }
+  return { coordinator, study, clinics, log };
+}
+
+/** Risks and outcomes of n patients (seeded; both classes present), with their figures. */
+function part(seed: number, n: number): { scores: number[]; labels: number[]; performance: Performance } {
+  const r = mulberry32(seed);
+  const scores = Array.from({ length: n }, () => Math.fround(r()));
+  const labels = scores.map((p, i) => (i < 2 ? i : r() < p ? 1 : 0));
+  return { scores, labels, performance: computePerformance(scores, labels) };
+}
+
+function report(task: { taskId?: string; round?: number }, studyId: string, validation: Performance, test: Performance | undefined): EvaluationReport__Output {
+  const m = { numExamples: validation.numExamples, loss: 0.5, accuracy: 0.7, auc: validation.auc ?? null };
+  return { taskId: task.taskId!, studyId, round: task.round!, metrics: m, validation, test: test ?? null } as unknown as EvaluationReport__Output;
+}
+
+describe('evaluation figures (coordinator in process)', () => {
+  it('stores validation figures on the evaluation rows and test rows per site and pooled, small cells withheld', async () => {
+    const { coordinator, study, clinics } = await evaluating();
+    const parts = clinics.map((c, i) => ({ validation: part(10 + i, c.examples), test: part(20 + i, c.examples) }));
+    for (const [i, c] of clinics.entries()) {
+      const task = await c.session.task('TASK_KIND_EVALUATE');
+      const r = report(task, study.id, parts[i]!.validation.performance, parts[i]!.test.performance);
+      validateEvaluationReport(r);
+      await coordinator.reportEvaluation(c.node, r);
+      if (i === 0) {
+        // The same report again is a duplicate; other test figures for the same task conflict.
+        await expect(coordinator.reportEvaluation(c.node, r)).resolves.toMatchObject({ duplicate: true });
+        const other = report(task, study.id, parts[0]!.validation.performance, parts[1]!.test.performance);
+        await expect(coordinator.reportEvaluation(c.node, other)).rejects.toMatchObject({ code: 'DUPLICATE_CONFLICT' });
+      }
+    }
+    await coordinator.waitForStudy(study.id);
+    const stored = await coordinator.store.listMetrics(study.id);
+    const site = (id: string | null): string => (id === null ? 'pooled' : clinics.find((c) => c.node.id === id)!.node.siteName);
+    // As for the metrics: the 4-patient site is withheld, and the next smallest with it.
+    expect(stored.filter((m) => m.phase !== 'training').map((m) => [m.phase, site(m.nodeId), m.numExamples]).sort()).toEqual([
+      ['evaluation', 'a', 300], ['evaluation', 'pooled', 454], ['test', 'a', 300], ['test', 'pooled', 454],
+    ]);
+    const row = (phase: string, who: string) => stored.find((m) => m.phase === phase && site(m.nodeId) === who)!;
+    expect(JSON.parse(row('evaluation', 'a').performance!)).toEqual(JSON.parse(JSON.stringify(parts[0]!.validation.performance)));
+    const pooledTest = pooledPerformance(parts.map((p) => p.test.performance))!;
+    expect(JSON.parse(row('test', 'pooled').performance!)).toEqual(JSON.parse(JSON.stringify(pooledTest)));
+    expect(JSON.parse(row('evaluation', 'pooled').performance!).numExamples).toBe(454);
+    // A 'test' row: loss is the Brier score, accuracy read from the reliability table.
+    const a = row('test', 'a');
+    expect(a.loss).toBeCloseTo(parts[0]!.test.performance.brier, 12);
+    expect(a.accuracy).toBeCloseTo(binaryAccuracy(parts[0]!.test.scores, parts[0]!.test.labels), 12);
+    expect(a.auc).toBeCloseTo(parts[0]!.test.performance.auc!, 12);
+    expect(row('test', 'pooled').loss).toBeCloseTo(pooledTest.brier, 12);
+    // The study view keeps to the validation and training figures.
+    const detail = await studyDetail(coordinator, (await coordinator.store.getStudy(study.id))!);
+    expect((detail.metrics as { phase: string }[]).some((m) => m.phase === 'test')).toBe(false);
+  });
+
+  it('stores no test rows and no figures for nodes that sent none', async () => {
+    const { coordinator, study, clinics } = await evaluating();
+    for (const [i, c] of clinics.entries()) {
+      const task = await c.session.task('TASK_KIND_EVALUATE');
+      const validation = part(30 + i, c.examples).performance;
+      const r = report(task, study.id, validation, undefined);
+      await coordinator.reportEvaluation(c.node, i === 0 ? r : ({ ...r, validation: null } as EvaluationReport__Output));
+    }
+    await coordinator.waitForStudy(study.id);
+    const stored = await coordinator.store.listMetrics(study.id);
+    expect(stored.filter((m) => m.phase === 'test')).toEqual([]);
+    // Only site a sent figures: its own are shown (300 ≥ minCellCount), the pooled ones are its own too.
+    const evaluation = stored.filter((m) => m.phase === 'evaluation');
+    expect(evaluation.map((m) => m.performance == null ? 'none' : JSON.parse(m.performance).numExamples).sort()).toEqual([300, 300]);
+  });
+
+  it('refuses validation figures over other patients than the metrics (INVALID_METRICS, task closed)', async () => {
+    const { coordinator, study, clinics } = await evaluating();
+    const c = clinics[0]!;
+    const task = await c.session.task('TASK_KIND_EVALUATE');
+    const r = report(task, study.id, part(40, 300).performance, undefined);
+    const err = await coordinator.reportEvaluation(c.node, { ...r, metrics: { ...r.metrics!, numExamples: 299 } }).catch((e: unknown) => e as FedlhsError);
+    expect(err).toMatchObject({ code: 'INVALID_METRICS', message: 'validation.num_examples (300) differs from metrics.num_examples (299): both are of the validation part' });
+    expect((await coordinator.store.getTask(task.taskId!))?.state).toBe('REJECTED');
+  });
+
+  it('refuses impossible figures at the edge, naming the field', () => {
+    const good = part(1, 50).performance;
+    const base = report({ taskId: 'task_1', round: 1 }, 'study_1', good, good);
+    expect(() => validateEvaluationReport(base)).not.toThrow();
+    const field = (r: EvaluationReport__Output): string | undefined => {
+      try {
+        validateEvaluationReport(r);
+      } catch (err) {
+        expect(err).toBeInstanceOf(FedlhsError);
+        return (err as FedlhsError<'INVALID_ARGUMENT'>).details?.field;
+      }
+      return undefined;
+    };
+    expect(field({ ...base, test: { ...good, brier: 2 } } as never)).toBe('EvaluationReport.test.brier');
+    expect(field({ ...base, validation: { ...good, positives: 51 } } as never)).toBe('EvaluationReport.validation.positives');
+    expect(field({ ...base, test: { ...good, calibration: good.calibration.slice(0, 9) } } as never)).toBe('EvaluationReport.test.calibration');
+  });
+});

@@ -1,0 +1,122 @@
+import { FedlhsError } from '@fedlhs/core';
+import type { FederationHandlers } from '@fedlhs/proto';
+import { DownloadSlots } from '../downloads.js';
+import type { NodeRecord } from '../store.js';
+import { toWireRelease } from '../wire.js';
+import { statusName, timed, type HandlerContext } from './context.js';
+import { authenticateCall } from './node-auth.js';
+import { toStatus } from './status.js';
+import { validateDownloadReleaseFileRequest, validateListReleasesRequest, validateReleasePerformanceReport } from './validate.js';
+
+type ReleaseHandlers = Pick<FederationHandlers, 'ListReleases' | 'DownloadReleaseFile' | 'ReportReleasePerformance'>;
+type ChunkCall = Parameters<FederationHandlers['DownloadReleaseFile']>[0];
+
+/**
+ * Writes one chunk and resolves on grpc-js's write callback (HTTP/2 took it), so a stream
+ * holds at most one chunk here; rejects when `signal` aborts (grpc-js never calls back for a
+ * cancelled call) and calls `onIdle` when the client takes nothing for `idleMs`.
+ */
+function writeChunk(call: ChunkCall, data: Uint8Array, signal: AbortSignal, idleMs: number, onIdle: () => void): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const onAbort = (): void => {
+      clearTimeout(idle);
+      reject(signal.reason);
+    };
+    if (signal.aborted) return onAbort();
+    const idle = setTimeout(onIdle, idleMs);
+    signal.addEventListener('abort', onAbort, { once: true });
+    call.write({ data: Buffer.from(data.buffer, data.byteOffset, data.byteLength) }, (err?: Error | null) => {
+      clearTimeout(idle);
+      signal.removeEventListener('abort', onAbort);
+      if (err) reject(err);
+      else resolve();
+    });
+  });
+}
+
+/**
+ * The release calls of fedlhs.v1.Federation (issue 12): each authenticates (node-auth.ts),
+ * validates the request (validate.ts) and calls coordinator.releases (releases/distribution.ts);
+ * every error becomes a status through toStatus. Release files stream in coordinator.chunkBytes
+ * chunks within the model-download bounds (limits.downloadStreamsPerNode / downloadStreamsTotal,
+ * counted for release files on their own, and the idle bound transfer.downloadIdleSeconds).
+ */
+export function releaseHandlers(ctx: HandlerContext): ReleaseHandlers {
+  const { coordinator, log, metrics } = ctx;
+  const slots = new DownloadSlots(coordinator.limits);
+  return {
+    ListReleases(call, cb) {
+      const callback = timed(coordinator, 'ListReleases', cb);
+      authenticateCall(ctx, call)
+        .then((node) => {
+          validateListReleasesRequest(call.request);
+          const name = call.request.studyName;
+          return coordinator.releases.list({ node, ...(name === '' ? {} : { studyName: name }) });
+        })
+        .then(
+          (releases) => callback(null, { releases: releases.map(toWireRelease) }),
+          (err: unknown) => callback(toStatus(err, log, 'ListReleases')),
+        );
+    },
+
+    DownloadReleaseFile(call) {
+      const done = metrics.startCall('DownloadReleaseFile');
+      const gone = new AbortController();
+      const cancelled = (): void => gone.abort(new FedlhsError('ATTEMPT_ABORTED', 'the release download was cancelled'));
+      call.on('cancelled', cancelled);
+      call.on('error', cancelled);
+      let node: NodeRecord | undefined;
+      let unregister: (() => void) | undefined;
+      const idleMs = coordinator.limits.downloadIdleMs;
+      const stalled = (): void => {
+        log.warn({ event: 'download.stalled', nodeId: node?.id, idleMs, limit: 'transfer.downloadIdleSeconds', what: 'release' }, 'release download ended: its client took no data');
+        gone.abort(new FedlhsError('DOWNLOAD_STALLED', `the download took no data for ${idleMs / 1000} s (transfer.downloadIdleSeconds); the coordinator ended it`));
+      };
+      (async () => {
+        node = await authenticateCall(ctx, call);
+        validateDownloadReleaseFileRequest(call.request);
+        const { studyName, version, fileName } = call.request;
+        const release = await coordinator.releases.get(studyName, version, node);
+        const give = slots.take(node.id);
+        if (call.cancelled) give();
+        else call.once('cancelled', give);
+        unregister = coordinator.calls.register(node.id, (err) => gone.abort(err));
+        const { chunks } = await coordinator.releases.readFile(release, fileName, coordinator.chunkBytes, gone.signal);
+        for await (const data of chunks) {
+          await writeChunk(call, data, gone.signal, idleMs, stalled);
+          metrics.bytesOut.inc(data.length);
+        }
+        done('OK');
+        call.end();
+      })()
+        .catch((err: unknown) => {
+          const reason: unknown = gone.signal.aborted ? gone.signal.reason : err;
+          if (reason instanceof FedlhsError && reason.code === 'ATTEMPT_ABORTED') {
+            done('CANCELLED');
+            return;
+          }
+          const status = toStatus(reason, log, 'DownloadReleaseFile');
+          done(statusName(status.code));
+          call.emit('error', status);
+        })
+        .finally(() => unregister?.());
+    },
+
+    ReportReleasePerformance(call, cb) {
+      const callback = timed(coordinator, 'ReportReleasePerformance', cb);
+      authenticateCall(ctx, call)
+        .then((node) => {
+          validateReleasePerformanceReport(call.request);
+          const r = call.request;
+          return coordinator.releases.recordPerformance(node, {
+            studyName: r.studyName, version: r.version, exportFingerprint: r.exportFingerprint, performance: r.performance, measuredAt: Number(r.measuredAtMs),
+          });
+        })
+        .then(
+          (receipt) => callback(null, receipt),
+          (err: unknown) => callback(toStatus(err, log, 'ReportReleasePerformance')),
+        );
+    },
+  };
+}
+

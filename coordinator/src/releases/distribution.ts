@@ -1,0 +1,112 @@
+import { FedlhsError, RELEASE_FILES, checkPerformance, type Performance, type PerformanceInput } from '@fedlhs/core';
+import type { BlobStore } from '../blobs/blob-store.js';
+import type { CoordinatorStore, NodeRecord, ReleaseRecord } from '../store.js';
+
+/** Most releases one list returns (proto ListReleases). */
+export const MAX_RELEASES_LISTED = 1000;
+
+/** A release with the aliases operators gave it. */
+export type ListedRelease = ReleaseRecord & { aliases: string[] };
+
+/** A site's live performance report of a deployed release (proto ReleasePerformanceReport). */
+export interface PerformanceReport {
+  studyName: string;
+  version: number;
+  exportFingerprint: string;
+  /** As received; checked here (checkPerformance). */
+  performance: PerformanceInput | null | undefined;
+  measuredAt: number;
+}
+
+export interface ReleaseDistributionOptions {
+  store: CoordinatorStore;
+  blobs: BlobStore;
+  now: () => number;
+}
+
+/**
+ * Releases as nodes and operators read them: lists with aliases, one release, a file's bytes
+ * from the blob store, and sites' live performance reports. Nodes see only releases of studies
+ * they took part in (store.nodeTookPart, the rule of committed-model downloads); operators
+ * (no node given) see all.
+ */
+export class ReleaseDistribution {
+  constructor(private readonly opts: ReleaseDistributionOptions) {}
+
+  /**
+   * Releases newest version first per study name (all names when `studyName` is undefined), at
+   * most `limit` (≤ MAX_RELEASES_LISTED), with their aliases; with `node`, only those of
+   * studies it took part in.
+   */
+  async list(opts: { studyName?: string | undefined; limit?: number; node?: Pick<NodeRecord, 'id'> } = {}): Promise<ListedRelease[]> {
+    const { store } = this.opts;
+    const limit = Math.min(opts.limit ?? MAX_RELEASES_LISTED, MAX_RELEASES_LISTED);
+    const [releases, aliases] = await Promise.all([store.listReleases(opts.studyName, MAX_RELEASES_LISTED), store.listReleaseAliases(opts.studyName)]);
+    let visible = releases;
+    if (opts.node !== undefined) {
+      const took = new Map<string, boolean>();
+      for (const id of new Set(releases.map((r) => r.studyId))) took.set(id, await store.nodeTookPart(opts.node.id, id));
+      visible = releases.filter((r) => took.get(r.studyId) === true);
+    }
+    return visible.slice(0, limit).map((r) => ({
+      ...r,
+      aliases: aliases.filter((a) => a.studyName === r.studyName && a.version === r.version).map((a) => a.alias).sort(),
+    }));
+  }
+
+  /**
+   * One release, NOT_FOUND if there is none; with `node`, NOT_ASSIGNED (PERMISSION_DENIED) unless
+   * it took part in the release's study.
+   */
+  async get(studyName: string, version: number, node?: Pick<NodeRecord, 'id'>): Promise<ListedRelease> {
+    const { store } = this.opts;
+    const release = await store.getRelease(studyName, version);
+    if (release === undefined) throw new FedlhsError('NOT_FOUND', `no release ${studyName} version ${version}`);
+    if (node !== undefined && !(await store.nodeTookPart(node.id, release.studyId))) {
+      throw new FedlhsError('NOT_ASSIGNED', `node ${node.id} took no part in study ${release.studyId}: only its participants may fetch its releases`);
+    }
+    const aliases = (await store.listReleaseAliases(studyName)).filter((a) => a.version === version).map((a) => a.alias).sort();
+    return { ...release, aliases };
+  }
+
+  /**
+   * A file of a release: its record and its bytes in chunks of at most `chunkBytes` from the blob
+   * store. NOT_FOUND for a name that is not a bundle file; DATA_LOSS if the blob is missing.
+   */
+  async readFile(
+    release: Pick<ReleaseRecord, 'studyName' | 'version' | 'files'>, fileName: string, chunkBytes: number, signal?: AbortSignal,
+  ): Promise<{ file: ReleaseRecord['files'][number]; chunks: AsyncIterable<Uint8Array> }> {
+    const file = (RELEASE_FILES as readonly string[]).includes(fileName) ? release.files.find((f) => f.name === fileName) : undefined;
+    if (file === undefined) throw new FedlhsError('NOT_FOUND', `release ${release.studyName} version ${release.version} has no file ${JSON.stringify(fileName.slice(0, 64))}`);
+    const ref = await this.opts.blobs.stat(file.sha256);
+    if (ref === undefined || ref.length !== file.size) throw new FedlhsError('DATA_LOSS', `file ${fileName} of release ${release.studyName} version ${release.version} is missing from the blob store`);
+    return { file, chunks: this.opts.blobs.read({ sha256: file.sha256, length: file.size }, { chunkBytes, ...(signal === undefined ? {} : { signal }) }) };
+  }
+
+  /**
+   * Records a site's live performance of a release: NOT_FOUND (no such release), NOT_ASSIGNED
+   * (not a participant), INVALID_METRICS (performance missing or impossible). The same
+   * (release, node, export fingerprint) again is kept once and answered `duplicate`.
+   */
+  async recordPerformance(node: Pick<NodeRecord, 'id'>, report: PerformanceReport): Promise<{ duplicate: boolean }> {
+    const { store } = this.opts;
+    await this.get(report.studyName, report.version, node);
+    if (report.performance == null) throw new FedlhsError('INVALID_METRICS', 'ReleasePerformanceReport.performance is required');
+    let performance: Performance;
+    try {
+      performance = checkPerformance(report.performance, 'ReleasePerformanceReport.performance');
+    } catch (err) {
+      throw new FedlhsError('INVALID_METRICS', (err as Error).message, { cause: err });
+    }
+    const seen = await store.listReleasePerformance(report.studyName, report.version);
+    if (seen.some((p) => p.nodeId === node.id && p.exportFingerprint === report.exportFingerprint)) return { duplicate: true };
+    await store.write([{
+      op: 'release.performance',
+      p: {
+        studyName: report.studyName, version: report.version, nodeId: node.id, exportFingerprint: report.exportFingerprint,
+        performance: JSON.stringify(performance), measuredAt: report.measuredAt, receivedAt: this.opts.now(),
+      },
+    }], 'release.performance');
+    return { duplicate: false };
+  }
+}
