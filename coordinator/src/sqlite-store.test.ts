@@ -34,11 +34,11 @@ describe('SqliteStore file and migrations', () => {
     await openStore(path).close();
     const db = new Database(path, { readonly: true });
     try {
-      expect(db.pragma('user_version', { simple: true })).toBe(6);
-      expect(SCHEMA_VERSION).toBe(6);
+      expect(db.pragma('user_version', { simple: true })).toBe(7);
+      expect(SCHEMA_VERSION).toBe(7);
       const names = (type: string): string[] =>
         (db.prepare(`SELECT name FROM sqlite_master WHERE type = ? AND name NOT LIKE 'sqlite_%' ORDER BY name`).all(type) as { name: string }[]).map((r) => r.name);
-      expect(names('table')).toEqual(['admin_actions', 'contributions', 'join_tokens', 'metrics', 'nodes', 'operators', 'rounds', 'statistics', 'studies', 'study_approvals', 'tasks']);
+      expect(names('table')).toEqual(['admin_actions', 'contributions', 'join_tokens', 'metrics', 'nodes', 'operators', 'release_aliases', 'release_performance', 'releases', 'rounds', 'statistics', 'studies', 'study_approvals', 'tasks']);
       expect(names('index')).toEqual([
         'contributions_by_node', 'contributions_by_round', 'contributions_by_study_sha', 'contributions_one_accepted', 'metrics_by_round',
         'nodes_by_created', 'rounds_one_commit', 'statistics_by_study', 'tasks_by_node_ended', 'tasks_by_round',
@@ -81,7 +81,7 @@ describe('SqliteStore file and migrations', () => {
       error = err;
     }
     expect(error).toBeInstanceOf(FedlhsError);
-    expect(error).toMatchObject({ code: 'STORE_VERSION_TOO_NEW', details: { found: 9, supported: 6 } });
+    expect(error).toMatchObject({ code: 'STORE_VERSION_TOO_NEW', details: { found: 9, supported: 7 } });
     const check = new Database(path, { readonly: true });
     expect(check.pragma('user_version', { simple: true })).toBe(9);
     check.close();

@@ -29,8 +29,16 @@ describe('loadAgentConfig', () => {
       backend: 'auto',
       reconnect: { baseMs: 500, capMs: 30000 },
       chunkBytes: 1048576,
+      releases: { autoDeploy: 'off', pollSeconds: 300, monitorSeconds: 3600 },
+      scoring: { listen: '' },
       log: { level: 'info', pretty: 'auto' },
     });
+  });
+
+  it('rejects a scoring address that is not host:port, and a poll period of 0', () => {
+    expect(configError({ env: { FEDLHS_SCORING_LISTEN: '8080' } }).message).toBe('scoring.listen: must be host:port (or empty: off): value was "8080"');
+    expect(configError({ env: { FEDLHS_RELEASES_POLL_SECONDS: '0' } }).details).toEqual({ key: 'releases.pollSeconds' });
+    expect(configError({ env: { FEDLHS_RELEASES_AUTO_DEPLOY: 'always' } }).message).toContain('releases.autoDeploy');
   });
 
   it.each(['coordinator.example.org:443', '10.0.0.5:7443', '[::1]:7443', '[fe80::1]:1'])('accepts the address %s', (address) => {
