@@ -154,21 +154,24 @@ describe('evaluation figures (coordinator in process)', () => {
     expect((await coordinator.store.getTask(task.taskId!))?.state).toBe('REJECTED');
   });
 
-  it('refuses impossible figures at the edge, naming the field', () => {
+  it('refuses impossible figures as INVALID_METRICS naming the field, and closes the task', async () => {
+    const { coordinator, study, clinics } = await evaluating();
     const good = part(1, 50).performance;
-    const base = report({ taskId: 'task_1', round: 1 }, 'study_1', good, good);
-    expect(() => validateEvaluationReport(base)).not.toThrow();
-    const field = (r: EvaluationReport__Output): string | undefined => {
-      try {
-        validateEvaluationReport(r);
-      } catch (err) {
-        expect(err).toBeInstanceOf(FedlhsError);
-        return (err as FedlhsError<'INVALID_ARGUMENT'>).details?.field;
-      }
-      return undefined;
-    };
-    expect(field({ ...base, test: { ...good, brier: 2 } } as never)).toBe('EvaluationReport.test.brier');
-    expect(field({ ...base, validation: { ...good, positives: 51 } } as never)).toBe('EvaluationReport.validation.positives');
-    expect(field({ ...base, test: { ...good, calibration: good.calibration.slice(0, 9) } } as never)).toBe('EvaluationReport.test.calibration');
+    const cases: [Partial<EvaluationReport__Output>, string][] = [
+      [{ test: { ...good, brier: 2 } as never }, 'EvaluationReport.test.brier'],
+      [{ validation: { ...good, positives: 51 } as never }, 'EvaluationReport.validation.positives'],
+      [{ test: { ...good, calibration: good.calibration.slice(0, 9) } as never }, 'EvaluationReport.test.calibration'],
+    ];
+    for (const [i, [bad, field]] of cases.entries()) {
+      const c = clinics[i]!;
+      const task = await c.session.task('TASK_KIND_EVALUATE');
+      const r = { ...report(task, study.id, part(2 + i, c.examples).performance, good), ...bad };
+      const err = await coordinator.reportEvaluation(c.node, r as EvaluationReport__Output).catch((e: unknown) => e as FedlhsError);
+      expect(err).toMatchObject({ code: 'INVALID_METRICS' });
+      expect((err as Error).message).toContain(field);
+      expect((await coordinator.store.getTask(task.taskId!))?.state).toBe('REJECTED');
+    }
+    // The edge checks only the ids: the domain records the refusal.
+    expect(() => validateEvaluationReport(report({ taskId: 'task_1', round: 1 }, 'study_1', { ...good, brier: 2 }, good))).not.toThrow();
   });
 });

@@ -419,12 +419,19 @@ export class UpdateIntake {
       if (report.studyId !== task.studyId || report.round !== task.round) {
         throw new FedlhsError('STALE', `report is tagged study ${report.studyId} round ${report.round}, task is study ${task.studyId} round ${task.round}`);
       }
-      // Checked at the gRPC edge already (grpc/validate.ts); this converts them to core form.
-      const figures = {
-        validation: report.validation == null ? undefined : checkPerformance(report.validation, 'EvaluationReport.validation'),
-        test: report.test == null ? undefined : checkPerformance(report.test, 'EvaluationReport.test'),
+      // Impossible figures are impossible metrics: INVALID_METRICS, recorded, closing the task
+      // (proto ReportEvaluation), with checkPerformance's message naming the field.
+      const performance = (p: typeof report.validation, field: string): ReturnType<typeof checkPerformance> | undefined => {
+        if (p == null) return undefined;
+        try {
+          return checkPerformance(p, field);
+        } catch (err) {
+          throw new FedlhsError('INVALID_METRICS', (err as Error).message);
+        }
       };
+      let figures: { validation: ReturnType<typeof checkPerformance> | undefined; test: ReturnType<typeof checkPerformance> | undefined } = { validation: undefined, test: undefined };
       const checked = (): EvalMetrics => {
+        figures = { validation: performance(report.validation, 'EvaluationReport.validation'), test: performance(report.test, 'EvaluationReport.test') };
         const m = toEvalMetrics(report.metrics, this.maxExamples);
         if (m === undefined) throw new FedlhsError('INVALID_METRICS', 'metrics are missing');
         // Both describe the validation part (proto EvaluationReport): other counts are impossible.

@@ -1,4 +1,4 @@
-import { checkPerformance, checkWireCount, checkWireEnum, checkWireNumber, checkWireString } from '@fedlhs/core';
+import { checkWireCount, checkWireEnum, checkWireNumber, checkWireString } from '@fedlhs/core';
 import {
   Readiness,
   TaskState,
@@ -93,16 +93,13 @@ export function validateStatisticsReport(report: StatisticsReport__Output): void
 }
 
 /**
- * An EvaluationReport: its ids, and its validation and test figures when present (core
- * checkPerformance: counts, ranges and the reliability table adding up, naming the field, e.g.
- * "EvaluationReport.test.calibration[3].observed"). The metrics' plausibility is the domain's
- * (INVALID_METRICS).
+ * An EvaluationReport: its ids. The plausibility of its metrics and of its validation and test
+ * figures is the domain's (update-intake.ts, core checkPerformance): impossible ones are
+ * INVALID_METRICS, recorded, and close the task.
  */
 export function validateEvaluationReport(report: EvaluationReport__Output): void {
   checkWireString('EvaluationReport.task_id', report.taskId);
   checkWireString('EvaluationReport.study_id', report.studyId);
-  if (report.validation != null) checkPerformance(report.validation, 'EvaluationReport.validation');
-  if (report.test != null) checkPerformance(report.test, 'EvaluationReport.test');
 }
 
 /** A DownloadModelRequest: the task id or the committed model's study id. */

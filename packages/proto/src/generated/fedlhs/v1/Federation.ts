@@ -127,8 +127,10 @@ export interface FederationClient extends grpc.Client {
   /**
    * Reports the hold-out metrics of an EVALUATE task. Idempotent per task as ReportStatistics.
    * Errors: NOT_FOUND, PERMISSION_DENIED and FAILED_PRECONDITION as for UploadUpdate;
-   * INVALID_ARGUMENT [INVALID_METRICS] if metrics are missing or impossible (see Metrics; the
-   * task then ends rejected).
+   * INVALID_ARGUMENT [INVALID_METRICS] if metrics are missing or impossible (see Metrics), if
+   * validation or test figures are impossible (see Performance; the message names the field),
+   * or if validation.num_examples differs from metrics.num_examples (both are of the validation
+   * part); the task then ends rejected.
    */
   ReportEvaluation(argument: _fedlhs_v1_EvaluationReport, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_fedlhs_v1_EvaluationReceipt__Output>): grpc.ClientUnaryCall;
   ReportEvaluation(argument: _fedlhs_v1_EvaluationReport, metadata: grpc.Metadata, callback: grpc.requestCallback<_fedlhs_v1_EvaluationReceipt__Output>): grpc.ClientUnaryCall;
@@ -137,8 +139,10 @@ export interface FederationClient extends grpc.Client {
   /**
    * Reports the hold-out metrics of an EVALUATE task. Idempotent per task as ReportStatistics.
    * Errors: NOT_FOUND, PERMISSION_DENIED and FAILED_PRECONDITION as for UploadUpdate;
-   * INVALID_ARGUMENT [INVALID_METRICS] if metrics are missing or impossible (see Metrics; the
-   * task then ends rejected).
+   * INVALID_ARGUMENT [INVALID_METRICS] if metrics are missing or impossible (see Metrics), if
+   * validation or test figures are impossible (see Performance; the message names the field),
+   * or if validation.num_examples differs from metrics.num_examples (both are of the validation
+   * part); the task then ends rejected.
    */
   reportEvaluation(argument: _fedlhs_v1_EvaluationReport, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_fedlhs_v1_EvaluationReceipt__Output>): grpc.ClientUnaryCall;
   reportEvaluation(argument: _fedlhs_v1_EvaluationReport, metadata: grpc.Metadata, callback: grpc.requestCallback<_fedlhs_v1_EvaluationReceipt__Output>): grpc.ClientUnaryCall;
@@ -332,8 +336,10 @@ export interface FederationHandlers extends grpc.UntypedServiceImplementation {
   /**
    * Reports the hold-out metrics of an EVALUATE task. Idempotent per task as ReportStatistics.
    * Errors: NOT_FOUND, PERMISSION_DENIED and FAILED_PRECONDITION as for UploadUpdate;
-   * INVALID_ARGUMENT [INVALID_METRICS] if metrics are missing or impossible (see Metrics; the
-   * task then ends rejected).
+   * INVALID_ARGUMENT [INVALID_METRICS] if metrics are missing or impossible (see Metrics), if
+   * validation or test figures are impossible (see Performance; the message names the field),
+   * or if validation.num_examples differs from metrics.num_examples (both are of the validation
+   * part); the task then ends rejected.
    */
   ReportEvaluation: grpc.handleUnaryCall<_fedlhs_v1_EvaluationReport__Output, _fedlhs_v1_EvaluationReceipt>;
   
