@@ -37,10 +37,13 @@ export interface ManifestRecord {
   approvedBy: string | null;
 }
 
-/** One line of the audit log: something that left the clinic. */
+/** One line of the audit log: something that left the clinic, or what happened to a release here (kept, refused, deployed). */
 export interface AuditEntry {
   time: string;
-  event: 'enrolled' | 'readiness_sent' | 'statistics_sent' | 'update_sent' | 'evaluation_sent' | 'task_declined' | 'task_failed';
+  event:
+    | 'enrolled' | 'readiness_sent' | 'statistics_sent' | 'update_sent' | 'evaluation_sent' | 'task_declined' | 'task_failed'
+    // Releases (issue 12): what was kept, refused, deployed or rolled back here, and the live performance sent.
+    | 'release_kept' | 'release_refused' | 'release_deployed' | 'release_rolled_back' | 'release_performance_sent';
   coordinator: string;
   studyId?: string;
   round?: number;
@@ -56,6 +59,8 @@ export interface AuditEntry {
    * states, the weights' size and digest but not the weights themselves).
    */
   sent?: Record<string, unknown>;
+  /** Release events: which release (study name, version, envelope digest) and, for a refusal, why. */
+  release?: { studyName: string; version: number; [key: string]: unknown };
 }
 
 /**

@@ -12,6 +12,9 @@ import { TaskRunner, type TaskHandler } from './task-runner.js';
 import { evaluateTask } from './tasks/evaluate.js';
 import { statisticsTask } from './tasks/statistics.js';
 import { trainTask } from './tasks/train.js';
+import { autoDeployChampions } from './releases/deploy.js';
+import { ReleaseFetcher } from './releases/fetch.js';
+import { ReleaseMonitor } from './releases/monitor.js';
 
 
 /** The agent's name and version, sent in Hello and at enrolment. */
@@ -49,6 +52,11 @@ export class Agent {
   lifecycle: AgentLifecycle = 'INITIALIZED';
   private readonly log: Logger;
   private readonly session: ControlSession;
+  private readonly fetcher: ReleaseFetcher;
+  private readonly monitor: ReleaseMonitor;
+  private monitorStarted = false;
+  /** Looks for new releases (and applies the auto-deploy policy); never rejects. */
+  private readonly checkReleases: () => void;
 
   constructor(
     private readonly config: AgentConfig,
@@ -63,12 +71,35 @@ export class Agent {
     const info = { agentVersion: AGENT_VERSION, trainingBackend: backend, platform: `${platform()}-${arch()} node-${process.versions.node}` };
     // Studies and tasks report through whichever session is open; the parts share one logger so log lines keep the agent's fields.
     const parts = { config, state, credential, clients, data, log: this.log, send: (message: AgentMessage) => this.session.send(message) };
-    const studies = new StudyTracker(parts);
+    const dataOptions = { format: config.data.format, path: config.data.path, keyColumn: config.data.keyColumn, minCohort: config.minCohort, encoding: config.data.encoding };
+    const releaseParts = { stateDir: config.stateDir, state, credential: credential.credential, coordinator: config.coordinator.address, log: this.log };
+    this.fetcher = new ReleaseFetcher({ ...releaseParts, client: clients.federation, releaseKey: credential.releaseKey });
+    this.monitor = new ReleaseMonitor({ ...releaseParts, client: clients.federation, pinnedPem: credential.releaseKey?.publicPem, data: dataOptions });
+    const pinnedPem = credential.releaseKey?.publicPem;
+    // Auto-deploys run one after another: two checks finishing together must not both deploy.
+    let deploying: Promise<unknown> = Promise.resolve();
+    this.checkReleases = (): void => {
+      void this.fetcher.check().then((summary) => {
+        if (config.releases.autoDeploy !== 'champion' || pinnedPem === undefined) return;
+        // A fresh reader: local normalisation comes from the export as it is now.
+        const ctx = { stateDir: config.stateDir, state, pinnedPem, data: new LocalData(dataOptions), by: 'auto-policy', coordinator: config.coordinator.address, log: this.log };
+        deploying = deploying.then(() => autoDeployChampions(ctx, summary.releases));
+        return deploying;
+      }).catch((err: unknown) => this.log.error({ event: 'release.check_failed', err: (err as Error).message }, `release check failed: ${(err as Error).message}`));
+    };
+    const studies = new StudyTracker({ ...parts, onStudyCompleted: () => this.checkReleases() });
     const tasks = new TaskRunner({ ...parts, studies, handlers: TASK_HANDLERS, fallback: UNKNOWN_KIND_HANDLER });
     this.session = new ControlSession({
       clients, credential, coordinatorAddress: config.coordinator.address, info, log: this.log,
       handlers: {
-        welcomed: () => studies.welcomed(),
+        welcomed: () => {
+          studies.welcomed();
+          this.checkReleases();
+          if (!this.monitorStarted) {
+            this.monitorStarted = true;
+            this.tickMonitor();
+          }
+        },
         heartbeat: () => studies.recheckApprovals(),
         study: (study) => void studies.onStudy(study),
         task: (task) => tasks.onTask(task),
@@ -78,11 +109,21 @@ export class Agent {
     });
   }
 
+  /** Measures the deployed releases if the export changed (releases.monitorSeconds > 0). */
+  private tickMonitor(): void {
+    if (this.config.releases.monitorSeconds === 0) return;
+    this.monitor.tick().catch((err: unknown) => this.log.error({ event: 'release.monitor_failed', err: (err as Error).message }, `live performance check failed: ${(err as Error).message}`));
+  }
+
   /** Runs sessions until `signal` aborts. Rejects only with FedlhsError CREDENTIAL_REJECTED. */
   async run(signal: AbortSignal): Promise<void> {
     this.lifecycle = 'RUNNING';
     let attempt = 0;
     signal.addEventListener('abort', () => this.session.cancel(), { once: true });
+    // Releases are polled for (new versions, moved aliases) and the deployed ones measured while running.
+    const timers = [setInterval(() => this.checkReleases(), this.config.releases.pollSeconds * 1000)];
+    if (this.config.releases.monitorSeconds > 0) timers.push(setInterval(() => this.tickMonitor(), this.config.releases.monitorSeconds * 1000));
+    for (const t of timers) t.unref();
     try {
       while (!signal.aborted) {
         const welcomed = await this.session.open(signal);
@@ -98,6 +139,8 @@ export class Agent {
     } catch (err) {
       this.lifecycle = 'FAILED';
       throw err;
+    } finally {
+      for (const t of timers) clearInterval(t);
     }
   }
 }

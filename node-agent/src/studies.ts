@@ -29,6 +29,8 @@ export interface StudyTrackerOptions {
   data: LocalData;
   log: Logger;
   send: (message: AgentMessage) => void;
+  /** Called when a study is announced COMPLETED (the agent then looks for its release). */
+  onStudyCompleted?: ((study: Study__Output) => void) | undefined;
 }
 
 /**
@@ -47,6 +49,7 @@ export class StudyTracker {
   private readonly data: LocalData;
   private readonly log: Logger;
   private readonly send: (message: AgentMessage) => void;
+  private readonly onStudyCompleted: ((study: Study__Output) => void) | undefined;
 
   constructor(options: StudyTrackerOptions) {
     this.config = options.config;
@@ -56,6 +59,7 @@ export class StudyTracker {
     this.data = options.data;
     this.log = options.log;
     this.send = options.send;
+    this.onStudyCompleted = options.onStudyCompleted;
   }
 
   /** The study as announced on this session, if it was. */
@@ -75,6 +79,8 @@ export class StudyTracker {
     if (study.state !== 'STUDY_STATE_RUNNING') {
       const known = this.studies.get(study.studyId);
       this.studies.delete(study.studyId);
+      // A completed study gets a release (issue 12): look for it whether or not this clinic trained.
+      if (study.state === 'STUDY_STATE_COMPLETED') this.onStudyCompleted?.(study);
       if (study.state === 'STUDY_STATE_COMPLETED' && known?.readiness === 'READINESS_READY') await this.fetchFinalModel(study);
       return;
     }
