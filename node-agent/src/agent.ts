@@ -1,5 +1,5 @@
 import { arch, platform } from 'node:os';
-import { backoffDelay } from '@fedlhs/core';
+import { FedlhsError, backoffDelay } from '@fedlhs/core';
 import type { AgentMessage } from '@fedlhs/proto';
 import type { Logger } from '@fedlhs/service';
 import type { AgentState, NodeCredential } from './agent-state.js';
@@ -15,6 +15,7 @@ import { trainTask } from './tasks/train.js';
 import { autoDeployChampions } from './releases/deploy.js';
 import { ReleaseFetcher } from './releases/fetch.js';
 import { ReleaseMonitor } from './releases/monitor.js';
+import { startScoringService, type ScoringService } from './scoring/cds-hooks.js';
 
 
 /** The agent's name and version, sent in Hello and at enrolment. */
@@ -55,6 +56,8 @@ export class Agent {
   private readonly fetcher: ReleaseFetcher;
   private readonly monitor: ReleaseMonitor;
   private monitorStarted = false;
+  /** The release key pinned at enrolment (the scoring service re-verifies releases with it). */
+  private readonly pinnedPem: string | undefined;
   /** Looks for new releases (and applies the auto-deploy policy); never rejects. */
   private readonly checkReleases: () => void;
 
@@ -76,6 +79,7 @@ export class Agent {
     this.fetcher = new ReleaseFetcher({ ...releaseParts, client: clients.federation, releaseKey: credential.releaseKey });
     this.monitor = new ReleaseMonitor({ ...releaseParts, client: clients.federation, pinnedPem: credential.releaseKey?.publicPem, data: dataOptions });
     const pinnedPem = credential.releaseKey?.publicPem;
+    this.pinnedPem = pinnedPem;
     // Auto-deploys run one after another: two checks finishing together must not both deploy.
     let deploying: Promise<unknown> = Promise.resolve();
     this.checkReleases = (): void => {
@@ -124,6 +128,16 @@ export class Agent {
     const timers = [setInterval(() => this.checkReleases(), this.config.releases.pollSeconds * 1000)];
     if (this.config.releases.monitorSeconds > 0) timers.push(setInterval(() => this.tickMonitor(), this.config.releases.monitorSeconds * 1000));
     for (const t of timers) t.unref();
+    // The clinic's own scoring service (CDS Hooks, JSON), when configured: started before the
+    // session so a coordinator that cannot be reached does not keep scores from the clinic.
+    let scoring: ScoringService | undefined;
+    if (this.config.scoring.listen !== '') {
+      if (this.pinnedPem === undefined) {
+        for (const t of timers) clearInterval(t);
+        throw new FedlhsError('CONFIG_INVALID', 'scoring.listen is set, but no release key was pinned at enrolment: releases cannot be verified, so nothing can be scored (enrol again with a coordinator that sends its release key, or leave scoring.listen empty)', { details: { key: 'scoring.listen' } });
+      }
+      scoring = await startScoringService({ listen: this.config.scoring.listen, stateDir: this.config.stateDir, pinnedPem: this.pinnedPem, log: this.log.child({ component: 'scoring' }) });
+    }
     try {
       while (!signal.aborted) {
         const welcomed = await this.session.open(signal);
@@ -141,6 +155,7 @@ export class Agent {
       throw err;
     } finally {
       for (const t of timers) clearInterval(t);
+      await scoring?.close();
     }
   }
 }
