@@ -34,7 +34,7 @@ export function resolveAdminTarget(options: { adminUrl?: string; adminToken?: st
  * Calls the admin API. Throws ADMIN_UNREACHABLE when it cannot be reached, and otherwise the
  * API's own error (its code and details), with a message "<HTTP status> <code>: <message>".
  */
-export async function adminCall<T>(target: AdminTarget, method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
+export async function adminCall<T>(target: AdminTarget, method: 'GET' | 'POST' | 'PUT' | 'DELETE', path: string, body?: unknown): Promise<T> {
   let res: Response;
   try {
     res = await fetch(`${target.url}${path}`, {

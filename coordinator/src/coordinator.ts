@@ -161,7 +161,13 @@ export class Coordinator {
       trainingRows: (nodeId, studyId) => this.sessions.trainingRows(nodeId, studyId),
     });
     this.downloads = new Downloads({ store, checkpoints, chunkBytes: opts.chunkBytes, studies: this.studies });
-    this.releases = new ReleaseDistribution({ store, blobs: checkpoints.blobs, now });
+    this.releases = new ReleaseDistribution({
+      store, blobs: checkpoints.blobs, now,
+      onPerformance: (r) => {
+        log.info({ event: 'release.performance_received', studyName: r.studyName, version: r.version, nodeId: r.nodeId }, `live performance of release ${r.studyName} v${r.version} from node ${r.nodeId}`);
+        this.events.emit('change', { kind: 'release', studyName: r.studyName, version: r.version, nodeId: r.nodeId });
+      },
+    });
     this.releaseBuilder = new ReleaseBuilder({ store, checkpoints, releaseKey: this.releaseKey, log, now, chunkBytes: opts.chunkBytes,
       onCreated: (r) => this.events.emit('change', { kind: 'release', studyId: r.studyId, studyName: r.studyName, version: r.version }),
     });

@@ -10,6 +10,8 @@ import { loadCoordinatorConfig } from './config.js';
 import { DataDirLock } from './data-dir-lock.js';
 import { loadOrCreateReleaseKey, retiredReleaseKeys, rotateReleaseKey } from './release-key.js';
 import type { StudyReadinessView } from './admin/views.js';
+import type { ReleaseDetailView, ReleaseSummaryView } from './admin/release-views.js';
+import { releaseDetailText, releaseListText } from './release-lines.js';
 
 interface StudySummary {
   id: string;
@@ -271,9 +273,50 @@ study
     out(`${table(studyRows(r.studies))}\n`);
   });
 
+/** A release version argument: a whole number from 1 (exit 2 otherwise). */
+function versionArg(text: string): number {
+  const n = /^\d{1,9}$/.test(text) ? Number(text) : NaN;
+  if (!(n >= 1)) die(`version ${JSON.stringify(text)}: a release version (a whole number from 1) is required`, 2);
+  return n;
+}
+const releasePath = (name: string): string => `/api/v1/releases/${encodeURIComponent(name)}`;
+type AliasChange = { studyName: string; alias: string; version: number | null; previous: number | null; operator: string };
+
+const release = adminCommand('release', "the release registry: each finished study's signed releases, their aliases (champion, challenger, ...) and how they do at the clinics (every alias change is audited)");
+release
+  .command('list')
+  .description('releases, newest first, with their selection rule, pooled validation and test AUC, aliases and live drift verdicts')
+  .option('--study <name>', 'only the releases of this study name')
+  .action(async (options: { study?: string }, command: Command) => {
+    const query = options.study === undefined ? '' : `?study=${encodeURIComponent(options.study)}`;
+    const r = await adminCall<{ releases: ReleaseSummaryView[] }>(target(command), 'GET', `/api/v1/releases${query}`);
+    out(releaseListText(r.releases));
+  });
+release
+  .command('show <name> <version>')
+  .description("one release: why its round was chosen, its published validation and test figures, each site's live performance with the drift verdict and its reason, files and model card")
+  .action(async (name: string, version: string, _options: unknown, command: Command) => {
+    const r = await adminCall<ReleaseDetailView>(target(command), 'GET', `${releasePath(name)}/${versionArg(version)}`);
+    out(releaseDetailText(r));
+  });
+release
+  .command('alias <name> <alias> <version>')
+  .description('point an alias (1-32 lowercase letters, digits or "-"; not a number) of a study name at a release version, moving it if set (admin)')
+  .action(async (name: string, alias: string, version: string, _options: unknown, command: Command) => {
+    const c = await adminCall<AliasChange>(target(command), 'PUT', `${releasePath(name)}/aliases/${encodeURIComponent(alias)}`, { version: versionArg(version) });
+    out(`${v(c.studyName)}@${v(c.alias)} now names version ${c.version}${c.previous === null || c.previous === c.version ? '' : ` (was version ${c.previous})`}\n`);
+  });
+release
+  .command('unalias <name> <alias>')
+  .description('remove an alias of a study name (admin)')
+  .action(async (name: string, alias: string, _options: unknown, command: Command) => {
+    const c = await adminCall<AliasChange>(target(command), 'DELETE', `${releasePath(name)}/aliases/${encodeURIComponent(alias)}`);
+    out(`${v(c.studyName)}@${v(c.alias)} removed (was version ${c.previous})\n`);
+  });
+
 adminCommand('operator', 'operators of the admin API and dashboard')
   .command('create')
-  .description('create an operator token (viewer: read-only; admin: may start/stop studies, issue join tokens, revoke nodes)')
+  .description('create an operator token (viewer: read-only; admin: may start/stop studies, issue join tokens, revoke nodes, set release aliases)')
   .requiredOption('--name <name>', 'who the operator is (recorded with every admin action)')
   .option('--role <role>', 'viewer or admin', 'viewer')
   .action(async (options: { name: string; role: string }, command: Command) => {

@@ -1,5 +1,6 @@
-// Admin actions: start and stop studies, issue join tokens, revoke nodes, add operators. Each
-// one opens the shared confirmation dialog stating what will happen, then calls the API.
+// Admin actions: start and stop studies, issue join tokens, revoke nodes, add operators, name
+// releases (aliases). Each one opens the shared confirmation dialog stating what will happen,
+// then calls the API.
 //
 // A viewer gets no admin controls at all: adminButton() returns null for them, so the buttons are
 // not in the page (not merely disabled). That is presentation only: the coordinator checks the
@@ -155,13 +156,65 @@ export async function createOperator(ctx) {
       h('label', { for: 'operator-role' }, 'Role'), role,
     ],
     message: () => `Create operator “${nameValue() || '…'}” with the ${roleValue()} role? ` +
-      (roleValue() === 'admin' ? 'Admins can start and stop studies, issue join tokens, revoke nodes and add operators. ' : 'Viewers can see everything on this dashboard but change nothing. ') +
+      (roleValue() === 'admin' ? 'Admins can start and stop studies, issue join tokens, revoke nodes, add operators and set release aliases. ' : 'Viewers can see everything on this dashboard but change nothing. ') +
       'The token is shown only once.',
     confirmLabel: 'Create operator',
     action: () => api.createOperator(nameValue(), roleValue()),
   }));
   if (created) {
     showSecret({ title: `Operator token for ${created.name} (${created.role})`, help: 'Copy it now and give it to the operator: it is shown only once.', label: 'Operator token', value: created.token, opener: '#create-operator' });
+    ctx.refresh();
+  }
+}
+
+/** Aliases: 1-32 lowercase letters, digits or "-", and not a number (as the coordinator checks). */
+const ALIAS_PATTERN = '[a-z0-9\\-]{1,32}';
+
+/**
+ * Point an alias of a study name at a release version (moving it if it is set elsewhere).
+ * @param {ActionContext} ctx
+ * @param {{ studyName: string, version: number }} release the release the button belongs to
+ * @param {{ alias: string, version: number }[]} aliases the study name's aliases now
+ */
+export async function setReleaseAlias(ctx, release, aliases) {
+  const alias = h('input', { id: 'alias-name', type: 'text', required: true, maxlength: 32, pattern: ALIAS_PATTERN, autocomplete: 'off', spellcheck: 'false', placeholder: 'champion', 'aria-describedby': 'alias-help' });
+  const aliasValue = () => /** @type {HTMLInputElement} */ (alias).value.trim();
+  const done = /** @type {{ alias: string, version: number, previous: number | null } | undefined} */ (await confirmAction({
+    title: `Name ${release.studyName} v${release.version}`,
+    fields: [
+      h('label', { for: 'alias-name' }, 'Alias'), alias,
+      h('p', { id: 'alias-help', class: 'help' }, 'For example champion or challenger: 1–32 lowercase letters, digits or “-”, not a number. Clinics can deploy a release by its alias.'),
+    ],
+    message: () => {
+      const name = aliasValue();
+      const current = aliases.find((a) => a.alias === name);
+      const moving = current && current.version !== release.version ? ` It now names v${current.version} and will be moved.` : '';
+      return `Point ${release.studyName}@${name || '…'} at version ${release.version}?${moving} The change is recorded in the audit log under your name.`;
+    },
+    confirmLabel: 'Set alias',
+    action: () => api.setReleaseAlias(release.studyName, aliasValue(), release.version),
+  }));
+  if (done) {
+    ctx.notify(`${release.studyName}@${done.alias} now names version ${done.version}.`);
+    ctx.refresh();
+  }
+}
+
+/**
+ * @param {ActionContext} ctx
+ * @param {{ studyName: string, alias: string, version: number }} a
+ */
+export async function removeReleaseAlias(ctx, a) {
+  const done = await confirmAction({
+    title: 'Remove alias',
+    message: () => `Remove the alias ${a.studyName}@${a.alias} (now version ${a.version})? Clinics that follow this alias will no longer see it. ` +
+      'The change is recorded in the audit log under your name.',
+    confirmLabel: 'Remove alias',
+    danger: true,
+    action: () => api.removeReleaseAlias(a.studyName, a.alias).then(() => true),
+  });
+  if (done) {
+    ctx.notify(`Alias ${a.studyName}@${a.alias} removed.`);
     ctx.refresh();
   }
 }

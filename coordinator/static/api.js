@@ -40,7 +40,26 @@
  *   rejectionsByReason: Record<string, number>, statistics: { nodeId: string, rows: number | null, prevalence: number | null }[],
  *   sites: Record<string, string> }} StudyDetail
  * @typedef {{ at: string, operator: string, action: string, target: string, detail: unknown }} AuditAction
- * @typedef {{ kind: 'study' | 'round' | 'node', studyId?: string, nodeId?: string }} ChangeEvent
+ * @typedef {{ kind: 'study' | 'round' | 'node' | 'release', studyId?: string, nodeId?: string }} ChangeEvent
+ * @typedef {{ numExamples: number, auc: number | null, aucInterval: [number, number] | null }} FigureSummary pooled published figures
+ * @typedef {{ numExamples: number | null, positives: number | null, auc: number | null, aucInterval: [number, number] | null, brier: number | null,
+ *   calibrationSlope: number | null, calibrationIntercept: number | null, meanPredicted: number | null, observedRate: number | null }} LiveFigures
+ *   null: withheld (small cells) or not measured
+ * @typedef {{ status: 'ok' | 'drift' | 'insufficient', reason: string, withheld: boolean, live: LiveFigures }} DriftVerdict
+ * @typedef {DriftVerdict & { nodeId: string, siteName: string, measuredAt: string, exportFingerprint: string }} SiteDrift
+ * @typedef {{ studyName: string, version: number, studyId: string, round: number, createdAt: string, parentVersion: number | null, aliases: string[],
+ *   selection: { rule: string, reason: string, warnings: string[] } | null, validation: FigureSummary | null, test: FigureSummary | null,
+ *   live: { reference: { testAuc: number | null, testAucInterval: [number, number] | null }, pooled: (DriftVerdict & { sites: number }) | null, sites: SiteDrift[] } | null,
+ *   error: string | null }} ReleaseSummary error: why its figures cannot be shown
+ * @typedef {{ studyName: string, alias: string, version: number, setBy: string, setAt: string }} ReleaseAlias
+ * @typedef {{ releases: ReleaseSummary[], aliases: ReleaseAlias[] }} ReleaseList
+ * @typedef {{ numExamples: number, positives: number | null, auc: number | null, aucInterval: [number, number] | null, brier: number | null,
+ *   calibrationSlope: number | null, calibrationIntercept: number | null }} PublishedPerformance a figure set of release.json (small cells null)
+ * @typedef {{ pooled: PublishedPerformance | null, sites: { site: string, performance: PublishedPerformance }[], withheldSites: number, sitesWithoutFigures: string[] }} ReleasePart
+ * @typedef {ReleaseSummary & { manifestSha256: string, files: { name: string, sha256: string, size: number, url: string }[], reports: number,
+ *   descriptor: { metrics: { validation: ReleasePart, test: ReleasePart, minCellCount: number }, lineage: { signer: string },
+ *     modelCard: { intendedUse: string, outcome: string, population: string, limitations: string[] } } | null }} ReleaseDetail
+ *   descriptor: release.json (only the fields the dashboard reads are typed here)
  */
 
 /** An API call that failed; `code` is the server's stable error code, `message` is for people. */
@@ -66,7 +85,7 @@ export function setUnauthenticatedHandler(handler) {
 }
 
 /**
- * @param {'GET' | 'POST' | 'DELETE'} method
+ * @param {'GET' | 'POST' | 'PUT' | 'DELETE'} method
  * @param {string} path
  * @param {unknown} [body]
  * @param {{ quiet401?: boolean }} [options] quiet401: a 401 is an answer, not an expired session
@@ -128,6 +147,14 @@ export const api = {
   audit: () => request('GET', '/api/v1/audit'),
   /** @returns {Promise<{ reports: { name: string, url: string }[] }>} */
   reports: () => request('GET', '/api/v1/reports'),
+  /** @returns {Promise<ReleaseList>} */
+  releases: () => request('GET', '/api/v1/releases'),
+  /** @param {string} name study name @param {number} version @returns {Promise<ReleaseDetail>} */
+  release: (name, version) => request('GET', `/api/v1/releases/${enc(name)}/${version}`),
+  /** @param {string} name study name @param {string} alias @param {number} version */
+  setReleaseAlias: (name, alias, version) => request('PUT', `/api/v1/releases/${enc(name)}/aliases/${enc(alias)}`, { version }),
+  /** @param {string} name study name @param {string} alias */
+  removeReleaseAlias: (name, alias) => request('DELETE', `/api/v1/releases/${enc(name)}/aliases/${enc(alias)}`),
 };
 
 /**

@@ -1,4 +1,4 @@
-// Operator dashboard: session, hash routing (#/, #/studies/{id}, #/clinics, #/clinics/{id}, #/audit) and live
+// Operator dashboard: session, hash routing (#/, #/studies/{id}, #/clinics, #/clinics/{id}, #/releases, #/releases/{name}/{version}, #/audit) and live
 // updates. Data flows one way: loaders fetch into `state`, render() draws the current route
 // from `state`. Server-Sent Events say *that* something changed; we then refetch (coalesced,
 // at most once per REFRESH_INTERVAL_MS) and redraw only if the data actually differs.
@@ -7,6 +7,7 @@ import { ApiError, api, coalesce, setUnauthenticatedHandler, subscribe } from '.
 import { describeError, initDialogs } from './dialogs.js';
 import { h, refreshTimes, replaceKeepingState } from './dom.js';
 import { nodeView } from './node.js';
+import { releaseView, releasesView } from './releases.js';
 import { studyView } from './study.js';
 import { auditView, clinicsView, messageView, overviewView } from './views.js';
 
@@ -14,7 +15,7 @@ const REFRESH_INTERVAL_MS = 300;
 const RESUBSCRIBE_MS = [2000, 5000, 10000, 30000];
 
 /**
- * @typedef {{ name: 'overview' } | { name: 'clinics' } | { name: 'audit' } | { name: 'study', id: string } | { name: 'node', id: string } | { name: 'unknown' }} Route
+ * @typedef {{ name: 'overview' } | { name: 'clinics' } | { name: 'releases' } | { name: 'release', studyName: string, version: number } | { name: 'audit' } | { name: 'study', id: string } | { name: 'node', id: string } | { name: 'unknown' }} Route
  */
 
 const state = {
@@ -24,8 +25,10 @@ const state = {
   /** @type {{ id: string, data: import('./api.js').StudyDetail | null } | null} */ study: null,
   /** @type {{ id: string, data: import('./api.js').NodeDetail | null } | null} */ node: null,
   /** @type {import('./api.js').AuditAction[] | null} */ audit: null,
+  /** @type {import('./api.js').ReleaseList | null} */ releases: null,
+  /** @type {{ key: string, data: import('./api.js').ReleaseDetail | null } | null} */ release: null,
   /** Messages for the page's role="alert", by source. */
-  /** @type {Record<'status' | 'study' | 'node' | 'audit', string | null>} */ errors: { status: null, study: null, node: null, audit: null },
+  /** @type {Record<'status' | 'study' | 'node' | 'audit' | 'releases', string | null>} */ errors: { status: null, study: null, node: null, audit: null, releases: null },
   /** @type {Route} */ route: { name: 'overview' },
 };
 /** Last JSON seen per source, to skip redraws when an event changed nothing we show. */
@@ -40,6 +43,9 @@ function parseRoute() {
   if (path === '/') return { name: 'overview' };
   if (path === '/clinics') return { name: 'clinics' };
   if (path === '/audit') return { name: 'audit' };
+  if (path === '/releases') return { name: 'releases' };
+  const rel = /^\/releases\/([^/]+)\/(\d{1,9})$/.exec(path);
+  if (rel) return { name: 'release', studyName: decodeURIComponent(rel[1]), version: Number(rel[2]) };
   const m = /^\/studies\/([^/]+)$/.exec(path);
   if (m) return { name: 'study', id: decodeURIComponent(m[1]) };
   const n = /^\/clinics\/([^/]+)$/.exec(path);
@@ -120,6 +126,34 @@ async function loadAudit() {
   }
 }
 
+async function loadReleases() {
+  try {
+    state.releases = await api.releases();
+    state.errors.releases = null;
+    return changed('releases', state.releases);
+  } catch (err) {
+    state.errors.releases = `Could not load the releases: ${describeError(err)}`;
+    return true;
+  }
+}
+
+/** @param {string} studyName @param {number} version */
+async function loadRelease(studyName, version) {
+  const key = `${studyName}@${version}`;
+  try {
+    // The list too: the alias dialog says where an alias points now.
+    const [data] = await Promise.all([api.release(studyName, version), loadReleases()]);
+    state.release = { key, data };
+    state.errors.releases = null;
+    return changed(`release:${key}`, data);
+  } catch (err) {
+    if (state.release?.key !== key) state.release = { key, data: null };
+    state.errors.releases = err instanceof ApiError && err.status === 404
+      ? `There is no release ${studyName} v${version}.` : `Could not load the release: ${describeError(err)}`;
+    return true;
+  }
+}
+
 /** Fetch what the current route needs. */
 async function loadRoute() {
   const r = state.route;
@@ -127,6 +161,8 @@ async function loadRoute() {
   if (r.name === 'study') tasks.push(loadStudy(r.id));
   if (r.name === 'node') tasks.push(loadNode(r.id));
   if (r.name === 'audit' && canReadAudit()) tasks.push(loadAudit());
+  if (r.name === 'releases') tasks.push(loadReleases());
+  if (r.name === 'release') tasks.push(loadRelease(r.studyName, r.version));
   if (r.name === 'overview') tasks.push(loadReports());
   await Promise.all(tasks);
 }
@@ -151,6 +187,15 @@ function render(moveFocus = false) {
   let errors = [state.errors.status];
   if (r.name === 'overview') children = state.status ? overviewView(ctx, state.status, state.reports) : loading;
   else if (r.name === 'clinics') children = state.status ? clinicsView(ctx, state.status) : loading;
+  else if (r.name === 'releases') {
+    errors.push(state.errors.releases);
+    children = state.releases ? releasesView(ctx, state.releases) : state.errors.releases ? messageView('Releases not available', 'The releases could not be shown.') : loading;
+  } else if (r.name === 'release') {
+    errors.push(state.errors.releases);
+    const data = state.release?.key === `${r.studyName}@${r.version}` ? state.release.data : null;
+    const aliases = (state.releases?.aliases ?? []).filter((a) => a.studyName === r.studyName);
+    children = data ? releaseView(ctx, data, aliases) : state.errors.releases ? messageView('Release not available', 'The release could not be shown.') : loading;
+  }
   else if (r.name === 'audit') {
     errors = [state.errors.audit];
     if (!canReadAudit()) children = messageView('Audit log', 'The audit log of admin actions is shown to admins only.');
@@ -168,7 +213,7 @@ function render(moveFocus = false) {
 
   for (const a of document.querySelectorAll('#nav a')) {
     const target = a.getAttribute('href') === '#/' ? 'overview' : a.getAttribute('href')?.slice(2);
-    if (target === r.name || (r.name === 'study' && target === 'overview') || (r.name === 'node' && target === 'clinics')) a.setAttribute('aria-current', 'page');
+    if (target === r.name || (r.name === 'study' && target === 'overview') || (r.name === 'node' && target === 'clinics') || (r.name === 'release' && target === 'releases')) a.setAttribute('aria-current', 'page');
     else a.removeAttribute('aria-current');
   }
   replaceKeepingState(view(), children);
@@ -199,6 +244,7 @@ async function onRouteChange() {
   state.errors.study = null;
   state.errors.node = null;
   state.errors.audit = null;
+  state.errors.releases = null;
   render(true);
   const route = state.route;
   await loadRoute();
@@ -213,6 +259,9 @@ const trigger = coalesce(async ({ all, studyIds }) => {
   if (r.name === 'study' && (all || studyIds.has(r.id))) tasks.push(loadStudy(r.id));
   if (r.name === 'node') tasks.push(loadNode(r.id));
   if (r.name === 'audit' && canReadAudit()) tasks.push(loadAudit());
+  // A release appears when a study completes and aliases change without a study id: reload on any change.
+  if (r.name === 'releases') tasks.push(loadReleases());
+  if (r.name === 'release') tasks.push(loadRelease(r.studyName, r.version));
   const results = await Promise.all(tasks);
   if (results.some(Boolean) && state.route === r) render();
 }, REFRESH_INTERVAL_MS);
@@ -277,7 +326,7 @@ async function startSession(operator) {
 function showLogin(message) {
   unsubscribe?.();
   unsubscribe = null;
-  Object.assign(state, { operator: null, status: null, reports: null, study: null, node: null, audit: null, errors: { status: null, study: null, node: null, audit: null } });
+  Object.assign(state, { operator: null, status: null, reports: null, study: null, node: null, audit: null, releases: null, release: null, errors: { status: null, study: null, node: null, audit: null, releases: null } });
   seen.clear();
   for (const d of document.querySelectorAll('dialog[open]')) /** @type {HTMLDialogElement} */ (d).close();
   for (const id of ['nav', 'user', 'live', 'view', 'viewer-note', 'page-error']) $(id).hidden = true;

@@ -110,6 +110,7 @@ function syntheticSimulationReport(specs: ClinicSpec[], gapRound = 4): Simulatio
     createdAt: '2026-11-29T12:00:00.000Z',
     settings: { clinics: specs.length, seed: 1, rounds: 10, scale: 1, backend: 'cpu', bootstrap: { resamples: 2000, seed: 1, minCases: 10 } },
     study: { id: 'st-fixture', state: 'COMPLETED', manifestSha256: 'ab'.repeat(32), roundsCommitted: 10 },
+    release: { studyName: 't2d-3y', version: 1, round: 8, rule: 'best-validation-auc', testFraction: 0.5 },
     rounds: Array.from({ length: 10 }, (_, k) => ({
       round: k + 1, loss: 0.33 - 0.005 * k, accuracy: 0.89, auc: 0.7 + 0.01 * k,
       holdout: k + 1 === gapRound ? null : assessed(scored(everyone, everyoneCases, 0.9 + 0.07 * k, 200 + k)),

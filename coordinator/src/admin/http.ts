@@ -10,9 +10,13 @@ import { COORDINATOR_VERSION, type Coordinator } from '../coordinator.js';
 import { CredentialThrottle } from '../credential-throttle.js';
 import { OperatorAuth, requireAdmin, type Operator, type Role } from './auth.js';
 import { toHttpError, withHttpStatus } from './http-errors.js';
+import { ReleaseRegistry, checkStudyName, checkVersion } from '../releases/registry.js';
+import { releaseDetail, releaseList } from './release-views.js';
 import { NODE_PAGE_DEFAULT, nodeContributions, nodeCounts, nodeFailures, nodePage, singleNodeView, studyDetail, studyReadiness, studySummary } from './views.js';
 import type { PageRequest } from '../store.js';
 
+/** Releases listed by GET /api/v1/releases without `?limit=`. */
+const RELEASE_LIST_DEFAULT = 200;
 /** Sites listed per study in the status view's readiness (the rest are counted). */
 const STATUS_SITES_MAX = 100;
 
@@ -123,6 +127,11 @@ export async function startAdminServer(coordinator: Coordinator, logger: Logger,
     await coordinator.store.insertAdminAction({ at: Date.now(), operator: operator.name, action, target, detail });
     log.info({ event: 'admin.action', operator: operator.name, action, target }, 'admin action');
   };
+
+  const registry = new ReleaseRegistry({ store: coordinator.store, blobs: coordinator.checkpoints.blobs, log, chunkBytes: coordinator.chunkBytes });
+  const releases = { coordinator, registry };
+  // A release alias changed: dashboards reload (no study id, so every open view refreshes).
+  const releaseChanged = (studyName: string): void => void coordinator.events.emit('change', { kind: 'release', studyName });
 
   const routes: Route[] = [
     {
@@ -256,6 +265,61 @@ export async function startAdminServer(coordinator: Coordinator, logger: Logger,
     {
       method: 'GET', pattern: /^\/api\/v1\/audit$/, role: 'admin',
       handle: async () => [200, { actions: (await coordinator.store.listAdminActions(500)).map((a) => ({ ...a, at: new Date(a.at).toISOString() })) }],
+    },
+    {
+      // Releases, newest first: `?study=<name>` for one study name, `?limit=` (1..1000, default 200).
+      method: 'GET', pattern: /^\/api\/v1\/releases$/, role: 'viewer',
+      handle: async (_m, req) => {
+        const query = new URL(req.url ?? '/', 'http://localhost').searchParams;
+        const study = query.get('study');
+        const { limit } = pageRequest(req, RELEASE_LIST_DEFAULT);
+        return [200, await releaseList(releases, study === null ? undefined : checkStudyName(study, 'study'), limit)];
+      },
+    },
+    {
+      method: 'GET', pattern: /^\/api\/v1\/releases\/([^/]+)\/([^/]+)$/, role: 'viewer',
+      handle: async (m) => [200, await releaseDetail(releases, checkStudyName(m[1]), checkVersion(m[2]))],
+    },
+    {
+      // A bundle file (or envelope.json) as stored, with its digest; the same bytes agents verify.
+      method: 'GET', pattern: /^\/api\/v1\/releases\/([^/]+)\/([^/]+)\/files\/([^/]+)$/, role: 'viewer',
+      handle: async (m, _r, _o, res) => {
+        const release = await registry.get(checkStudyName(m[1]), checkVersion(m[2]));
+        const file = registry.file(release, m[3]!);
+        const chunks = file.chunks[Symbol.asyncIterator]();
+        // The first chunk before the status line: a missing or damaged blob is an error answer, not a cut body.
+        const first = await chunks.next();
+        res.writeHead(200, {
+          'content-type': file.name.endsWith('.json') ? 'application/json' : file.name.endsWith('.md') ? 'text/markdown; charset=utf-8' : 'application/octet-stream',
+          'content-length': String(file.size), 'cache-control': 'no-store', ...SECURITY_HEADERS,
+          'x-fedlhs-sha256': file.sha256, 'content-disposition': `attachment; filename="${release.studyName}-v${release.version}-${file.name}"`,
+        });
+        for (let next = first; next.done !== true; next = await chunks.next()) {
+          if (!res.write(next.value)) await new Promise<void>((resolve) => res.once('drain', resolve));
+        }
+        res.end();
+        return undefined;
+      },
+    },
+    {
+      // Body {"version": N}; audited (release.alias) with the operator's name in the same unit.
+      method: 'PUT', pattern: /^\/api\/v1\/releases\/([^/]+)\/aliases\/([^/]+)$/, role: 'admin',
+      handle: async (m, req, operator) => {
+        const body = await readJson(req);
+        if (body.version === undefined) throw new FedlhsError('INVALID_ARGUMENT', 'version: required (the release version the alias names)', { details: { field: 'version' } });
+        if (typeof body.version !== 'number') throw new FedlhsError('INVALID_ARGUMENT', `version: a number is required, got ${JSON.stringify(body.version).slice(0, 80)}`, { details: { field: 'version' } });
+        const change = await registry.setAlias(checkStudyName(m[1]), m[2]!, checkVersion(body.version), operator!.name);
+        releaseChanged(change.studyName);
+        return [200, { ...change, at: new Date(change.at).toISOString() }];
+      },
+    },
+    {
+      method: 'DELETE', pattern: /^\/api\/v1\/releases\/([^/]+)\/aliases\/([^/]+)$/, role: 'admin',
+      handle: async (m, _r, operator) => {
+        const change = await registry.removeAlias(checkStudyName(m[1]), m[2]!, operator!.name);
+        releaseChanged(change.studyName);
+        return [200, { ...change, at: new Date(change.at).toISOString() }];
+      },
     },
     {
       method: 'GET', pattern: /^\/api\/v1\/reports$/, role: 'viewer',

@@ -272,7 +272,9 @@ export async function studyDetail(coordinator: Coordinator, study: StudyRecord):
   ]);
   const manifest = validateManifest(JSON.parse(study.manifestJson));
   const k = manifest.data.minCellCount;
-  const metrics = visibleMetrics(storedMetrics, k);
+  // The study view shows the validation ('evaluation') and training figures it always has: the
+  // test part's rows and the Performance JSON belong to the release views (release-views.ts).
+  const metrics = visibleMetrics(storedMetrics.filter((m) => m.phase !== 'test').map(({ performance: _, ...m }) => m), k);
   const modelBytes = bundleLength(coordinator.checkpoints.loadSpecs(study.id)) * 4;
   const siteNames = new Map(nodes.map((n) => [n.id, n.siteName]));
   const siteOf = (nodeId: string): string => siteNames.get(nodeId) ?? nodeId;

@@ -59,11 +59,13 @@ async function setup() {
     await store.write([{ op: 'node.insert', n: { id, siteName, credentialHash: `h-${id}`, createdAt: 1, revokedAt: null, lastSeenAt: null, agentVersion: 'a', trainingBackend: 'cpu' } }], 'test');
   }
   /** A COMPLETED study of `rounds` committed rounds with the given global validation AUC per round (index = round - 1). */
+  let clock = 0;
   const study = async (name: string, aucs: (number | undefined)[], state: 'COMPLETED' | 'FAILED' = 'COMPLETED', release?: unknown) => {
     const m = manifestOf(name, release);
     const id = `${name}-${Math.random().toString(16).slice(2, 8)}`;
+    const began = ++clock;
     checkpoints.rememberSpecs(id, JSON.stringify(SPECS));
-    await store.write([{ op: 'study.insert', s: { id, name, manifestJson: canonicalManifestJson(m), manifestHash: manifestHash(m), state: 'RUNNING', reason: null, lastCommittedRound: 0, strategyState: null, parameters: null, createdAt: 1, endedAt: null, modelSpec: JSON.stringify(SPECS) } }], 'test');
+    await store.write([{ op: 'study.insert', s: { id, name, manifestJson: canonicalManifestJson(m), manifestHash: manifestHash(m), state: 'RUNNING', reason: null, lastCommittedRound: 0, strategyState: null, parameters: null, createdAt: began, endedAt: null, modelSpec: JSON.stringify(SPECS) } }], 'test');
     for (let round = 0; round <= aucs.length; round++) {
       const cp = checkpoints.promote(id, round, await checkpoints.writeCandidate(id, round, 1, [new Float32Array([round, round + 0.5, -round])]));
       const roundId = await store.insertRound({ studyId: id, round, attempt: 1, state: round === 0 ? 'COMMITTED' : 'EVALUATING', reason: null, startedAt: 1, endedAt: null, participants: 3, checkpointPath: round === 0 ? cp.path : null, checkpointSha256: round === 0 ? cp.sha256 : null });
@@ -82,7 +84,7 @@ async function setup() {
       ];
       await store.commitRound(roundId, { path: cp.path, sha256: cp.sha256 }, metrics, null, 3);
     }
-    await store.setStudyState(id, state, null, 4);
+    await store.setStudyState(id, state, null, 100 + began);
     return id;
   };
   const filesOf = async (r: ReleaseRecord): Promise<ReleaseFiles> => {

@@ -93,7 +93,9 @@ export class ReleaseBuilder {
     }
     let released = 0;
     let failed = 0;
-    for (const s of studies.filter((x) => x.state === 'COMPLETED')) {
+    // In the order the studies ended (then began): versions of one study name follow that order.
+    const completed = studies.filter((x) => x.state === 'COMPLETED').sort((a, b) => (a.endedAt ?? a.createdAt) - (b.endedAt ?? b.createdAt) || a.createdAt - b.createdAt || (a.id < b.id ? -1 : 1));
+    for (const s of completed) {
       if ((await this.ensure(s.id)) === undefined) failed++;
       else released++;
     }

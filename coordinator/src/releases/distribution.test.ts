@@ -20,10 +20,19 @@ function fixture(blobLength = 8) {
     listReleaseAliases: async (name: string | undefined) => [{ studyName: 'sepsis', alias: 'champion', version: 2, setBy: 'op', setAt: 1 }, { studyName: 'sepsis', alias: 'baseline', version: 2, setBy: 'op', setAt: 1 }].filter((a) => name === undefined || a.studyName === name),
     nodeTookPart: async (nodeId: string, studyId: string) => nodeId === 'n1' && studyId.startsWith('s'),
     listReleasePerformance: async () => performance,
+    // As both stores do: a repeated (release, node, export) is kept once and counted in `duplicates`.
     write: async (ops: WriteOp[]) => {
-      writes.push(...ops);
-      for (const op of ops) if (op.op === 'release.performance') performance.push(op.p);
-      return { roundIds: [], cancelled: [] };
+      let duplicates = 0;
+      for (const op of ops) {
+        if (op.op !== 'release.performance') continue;
+        if (performance.some((p) => p.studyName === op.p.studyName && p.version === op.p.version && p.nodeId === op.p.nodeId && p.exportFingerprint === op.p.exportFingerprint)) {
+          duplicates++;
+          continue;
+        }
+        writes.push(op);
+        performance.push(op.p);
+      }
+      return { roundIds: [], cancelled: [], ...(duplicates > 0 ? { duplicates } : {}) };
     },
   } as unknown as CoordinatorStore;
   const blobs = {

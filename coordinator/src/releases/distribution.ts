@@ -22,6 +22,8 @@ export interface ReleaseDistributionOptions {
   store: CoordinatorStore;
   blobs: BlobStore;
   now: () => number;
+  /** Told about each new (not duplicate) live performance report: the live dashboards' change event. */
+  onPerformance?: (report: { studyName: string; version: number; nodeId: string }) => void;
 }
 
 /**
@@ -98,15 +100,16 @@ export class ReleaseDistribution {
     } catch (err) {
       throw new FedlhsError('INVALID_METRICS', (err as Error).message, { cause: err });
     }
-    const seen = await store.listReleasePerformance(report.studyName, report.version);
-    if (seen.some((p) => p.nodeId === node.id && p.exportFingerprint === report.exportFingerprint)) return { duplicate: true };
-    await store.write([{
+    // The store keeps a repeated (release, node, export) once and says so: no read of every report.
+    const result = await store.write([{
       op: 'release.performance',
       p: {
         studyName: report.studyName, version: report.version, nodeId: node.id, exportFingerprint: report.exportFingerprint,
         performance: JSON.stringify(performance), measuredAt: report.measuredAt, receivedAt: this.opts.now(),
       },
     }], 'release.performance');
+    if ((result.duplicates ?? 0) > 0) return { duplicate: true };
+    this.opts.onPerformance?.({ studyName: report.studyName, version: report.version, nodeId: node.id });
     return { duplicate: false };
   }
 }
