@@ -146,12 +146,11 @@ export class Coordinator {
       store, checkpoints, sessions, logger: opts.logger, log, now, clock: opts.clock, metrics, events, storage,
       selectionGraceMs: opts.selectionGraceMs, maxHeldUpdateBytes: opts.maxHeldUpdateBytes, modelMemoryBytes: this.limits.modelMemoryBytes, buildInitialModel: opts.buildInitialModel,
       announce: (studyId) => this.control.announce(studyId),
-      onStudyEnded: (studyId) => {
-        // A COMPLETED study is released; the builder ignores FAILED and STOPPED ones, and logs
-        // (release.failed) rather than throws.
-        void this.releaseBuilder.ensure(studyId);
-        void this.blobCollector.run('study-ended');
-      },
+      // A COMPLETED study is released before its end is announced (agents look for the release
+      // when they hear it); the builder ignores FAILED and STOPPED ones, and logs
+      // (release.failed) rather than throws.
+      release: (studyId) => this.releaseBuilder.ensure(studyId),
+      onStudyEnded: () => void this.blobCollector.run('study-ended'),
     });
     this.control = new ControlSessions({
       store, sessions, log, now, metrics, heartbeatIntervalMs: opts.heartbeatIntervalMs, runner: (studyId) => this.studies.runner(studyId), nodes: this.nodes,

@@ -59,6 +59,12 @@ export interface StudiesOptions {
   announce: (studyId: string) => Promise<void>;
   /** Called when a study's runner has finished (the coordinator collects unreferenced blobs then). */
   onStudyEnded?: (studyId: string) => void;
+  /**
+   * Makes a study's release (a no-op for studies that did not complete) before its end is
+   * announced, so an agent that looks for the release when it hears COMPLETED finds it. Never
+   * rejects (the builder logs its failures).
+   */
+  release?: (studyId: string) => Promise<unknown>;
   /** Storage health: runners wait there during a storage fault instead of spending round attempts. */
   storage?: StorageGate;
 }
@@ -143,7 +149,9 @@ export class Studies {
       metrics: this.opts.metrics,
       ...(this.opts.storage === undefined ? {} : { storage: this.opts.storage }),
       onStudyChange: (id, change) => {
-        if (change !== 'round') void this.opts.announce(id);
+        const release = this.opts.release;
+        if (change === 'ended' && release !== undefined) void release(id).catch(() => undefined).then(() => this.opts.announce(id));
+        else if (change !== 'round') void this.opts.announce(id);
         this.opts.events.emit('change', { kind: change === 'round' ? 'round' : 'study', studyId: id });
       },
     });
