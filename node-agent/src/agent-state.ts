@@ -40,10 +40,8 @@ export interface ManifestRecord {
 /** One line of the audit log: something that left the clinic, or what happened to a release here (kept, refused, deployed). */
 export interface AuditEntry {
   time: string;
-  event:
-    | 'enrolled' | 'readiness_sent' | 'statistics_sent' | 'update_sent' | 'evaluation_sent' | 'task_declined' | 'task_failed'
-    // Releases (issue 12): what was kept, refused, deployed or rolled back here, and the live performance sent.
-    | 'release_kept' | 'release_refused' | 'release_deployed' | 'release_rolled_back' | 'release_performance_sent';
+  // The release_* records (issue 12): what was kept, refused, deployed or rolled back here, and the live performance sent.
+  event: 'enrolled' | 'readiness_sent' | 'statistics_sent' | 'update_sent' | 'evaluation_sent' | 'task_declined' | 'task_failed' | 'release_kept' | 'release_refused' | 'release_deployed' | 'release_rolled_back' | 'release_performance_sent';
   coordinator: string;
   studyId?: string;
   round?: number;

@@ -46,7 +46,7 @@ function writeMessage<T>(call: grpc.ServerWritableStream<unknown, T>, message: T
  * the node's in-flight calls (revocation ends it, UNAUTHENTICATED), and is ended when its client
  * takes no data for the idle bound, giving its budget back.
  */
-export function downloadHandler(ctx: HandlerContext, pool: BufferPool): grpc.handleServerStreamingCall<DownloadModelRequest__Output, ModelChunk> {
+export function downloadHandler(ctx: HandlerContext, pool: BufferPool, slots: DownloadSlots): grpc.handleServerStreamingCall<DownloadModelRequest__Output, ModelChunk> {
   const { coordinator, log, metrics } = ctx;
   const limits = coordinator.limits;
   const budget = new DownloadBudget({
@@ -54,7 +54,6 @@ export function downloadHandler(ctx: HandlerContext, pool: BufferPool): grpc.han
     onChange: (bytes) => metrics.downloadInflightBytes.set(bytes),
     onWait: () => metrics.downloadBudgetWaits.inc(),
   });
-  const slots = new DownloadSlots(limits, (open) => metrics.downloadStreams.set(open));
   const lastRefusalLog = new Map<string, number>();
 
   const refused = (node: NodeRecord | undefined, err: unknown): void => {

@@ -1,6 +1,6 @@
 import { FedlhsError } from '@fedlhs/core';
 import type { FederationHandlers } from '@fedlhs/proto';
-import { DownloadSlots } from '../downloads.js';
+import type { DownloadSlots } from '../downloads.js';
 import type { NodeRecord } from '../store.js';
 import { toWireRelease } from '../wire.js';
 import { statusName, timed, type HandlerContext } from './context.js';
@@ -38,12 +38,12 @@ function writeChunk(call: ChunkCall, data: Uint8Array, signal: AbortSignal, idle
  * The release calls of fedlhs.v1.Federation (issue 12): each authenticates (node-auth.ts),
  * validates the request (validate.ts) and calls coordinator.releases (releases/distribution.ts);
  * every error becomes a status through toStatus. Release files stream in coordinator.chunkBytes
- * chunks within the model-download bounds (limits.downloadStreamsPerNode / downloadStreamsTotal,
- * counted for release files on their own, and the idle bound transfer.downloadIdleSeconds).
+ * chunks within the model-download bounds: `slots` are the model downloads' own
+ * (limits.downloadStreamsPerNode / downloadStreamsTotal count model and release downloads
+ * together), and the idle bound transfer.downloadIdleSeconds.
  */
-export function releaseHandlers(ctx: HandlerContext): ReleaseHandlers {
+export function releaseHandlers(ctx: HandlerContext, slots: DownloadSlots): ReleaseHandlers {
   const { coordinator, log, metrics } = ctx;
-  const slots = new DownloadSlots(coordinator.limits);
   return {
     ListReleases(call, cb) {
       const callback = timed(coordinator, 'ListReleases', cb);

@@ -1,6 +1,7 @@
 import type { EnrolmentHandlers, FederationHandlers } from '@fedlhs/proto';
 import type { Logger } from '@fedlhs/service';
 import { BufferPool } from '../blobs/buffer-pool.js';
+import { DownloadSlots } from '../downloads.js';
 import type { Coordinator } from '../coordinator.js';
 import { toWireStudy } from '../wire.js';
 import { timed, type HandlerContext } from './context.js';
@@ -48,13 +49,15 @@ export function enrolmentHandlers(coordinator: Coordinator, logger: Logger): Enr
 export function federationHandlers(coordinator: Coordinator, logger: Logger, transfer: TransferOptions = {}): FederationHandlers {
   const ctx: HandlerContext = { coordinator, log: logger.child({ component: 'grpc-federation' }), metrics: coordinator.metrics, transfer };
   const { log } = ctx;
+  // One count of open downloads per node and in all: model and release files together.
+  const downloadSlots = new DownloadSlots(coordinator.limits, (open) => ctx.metrics.downloadStreams.set(open));
   return {
     Session: sessionHandler(ctx),
-    DownloadModel: downloadHandler(ctx, new BufferPool()),
+    DownloadModel: downloadHandler(ctx, new BufferPool(), downloadSlots),
     UploadUpdate: uploadHandler(ctx),
 
     // Releases (issue 12): release-handler.ts.
-    ...releaseHandlers(ctx),
+    ...releaseHandlers(ctx, downloadSlots),
 
     ListStudies(call, cb) {
       const callback = timed(coordinator, 'ListStudies', cb);

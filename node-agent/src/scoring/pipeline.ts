@@ -64,8 +64,8 @@ export async function releaseFeatures(release: DeployedRelease, data: ScoringDat
   if (data.path === '') throw new FedlhsError('CONFIG_INVALID', 'no local data configured (data.path): nothing to score');
   if (data.format === 'flat-table') {
     const names = release.descriptor.features.names;
-    // readFlatTable keeps only rows with a 0/1 label: rows without one are counted in `excluded`.
-    const table = await readFlatTable(data.path, { features: names, label: release.descriptor.features.label, keyColumn: data.keyColumn === '' ? undefined : data.keyColumn, encoding: data.encoding });
+    // Scoring needs no outcome: rows without a label (today's patients) are scored too.
+    const table = await readFlatTable(data.path, { features: names, label: release.descriptor.features.label, keyColumn: data.keyColumn === '' ? undefined : data.keyColumn, encoding: data.encoding, labels: 'none' });
     return { names, keys: table.keys, indexDays: table.keys.map(() => undefined), x: table.x, excluded: { ...table.skipped }, unitMismatch: [], warnings: [] };
   }
   return sourceFeatures(release, openEhrSource(data.format, data.path, { encoding: data.encoding }), index);

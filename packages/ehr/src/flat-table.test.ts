@@ -23,6 +23,18 @@ describe('readFlatTable', () => {
     expect(data.gaps).toEqual({ missing: { b: 2, a: 1 }, nonNumeric: { a: 1 } });
   });
 
+  it('for scoring (labels none) keeps rows without a label, and reads a table without the label column', async () => {
+    const withLabel = csv('id,a,y\np1,1,0\np2,2,\np3,3,2\np4,4,1\n');
+    const data = await readFlatTable(withLabel, { features: ['a'], label: 'y', keyColumn: 'id', labels: 'none' });
+    expect(data.keys).toEqual(['p1', 'p2', 'p4']);
+    expect(Array.from(data.y)).toEqual([0, NaN, 1]);
+    expect(data.skipped).toEqual({ label_not_binary: 1 });
+    const noLabel = await readFlatTable(csv('id,a\np1,1\np2,2\n'), { features: ['a'], label: 'y', keyColumn: 'id', labels: 'none' });
+    expect(noLabel.keys).toEqual(['p1', 'p2']);
+    expect(Array.from(noLabel.y)).toEqual([NaN, NaN]);
+    await expect(readFlatTable(csv('id,a\np1,1\n'), { features: ['a'], label: 'y', keyColumn: 'id' })).rejects.toThrow('missing column(s) "y"');
+  });
+
   it('reads a Latin-1 file when told, and counts rows with bytes invalid in UTF-8 otherwise', async () => {
     const bytes = Buffer.concat([Buffer.from('id,a,y,note\np1,1,0,Jos'), Buffer.from([0xe9]), Buffer.from('\np2,2,1,ok\n')]);
     const dir = mkdtempSync(join(tmpdir(), 'fedlhs-ehr-'));

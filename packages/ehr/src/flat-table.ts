@@ -17,6 +17,12 @@ export interface TableRequest {
   splitColumn?: string | undefined;
   /** Text encoding of the file (default UTF-8). */
   encoding?: TextEncoding | undefined;
+  /**
+   * 'required' (default, training and evaluation): rows without a 0/1 label are skipped and
+   * counted. 'none' (scoring): the label column may be absent and every row is kept, its label
+   * NaN (a 0/1 label present is kept; anything else in it is still counted as not binary).
+   */
+  labels?: 'required' | 'none' | undefined;
 }
 
 /** Cells a flat table left without a usable value, per feature (kept as missing, imputed later). */
@@ -80,7 +86,8 @@ export async function readFlatTable(path: string, request: TableRequest): Promis
     for await (const record of parser as AsyncIterable<string[]>) {
       if (featureIdx === undefined) {
         const header = record.map((h) => h.trim());
-        const missing = [...request.features, request.label].filter((c) => !header.includes(c));
+        const scoring = request.labels === 'none';
+        const missing = [...request.features, ...(scoring ? [] : [request.label])].filter((c) => !header.includes(c));
         if (request.keyColumn !== undefined && !header.includes(request.keyColumn)) missing.push(request.keyColumn);
         if (request.splitColumn !== undefined && !header.includes(request.splitColumn)) missing.push(request.splitColumn);
         if (missing.length > 0) {
@@ -94,12 +101,13 @@ export async function readFlatTable(path: string, request: TableRequest): Promis
       }
       rowNumber++;
       const labelCell = record[labelIdx];
-      const label = labelCell === undefined || MISSING_CELLS.has(labelCell.toUpperCase()) ? undefined : Number(labelCell);
+      const parsed = labelIdx < 0 || labelCell === undefined || MISSING_CELLS.has(labelCell.toUpperCase()) ? undefined : Number(labelCell);
+      const label = parsed === undefined && request.labels === 'none' ? Number.NaN : parsed;
       if (label === undefined) {
         skip('label_missing');
         continue;
       }
-      if (label !== 0 && label !== 1) {
+      if (label !== 0 && label !== 1 && !Number.isNaN(label)) {
         skip('label_not_binary');
         continue;
       }

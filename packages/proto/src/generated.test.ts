@@ -30,10 +30,12 @@ describe('generated proto types', () => {
   it('loads both services with streaming shapes as documented', () => {
     const proto = loadFedlhsProto();
     const federation = proto.fedlhs.v1.Federation.service;
-    expect(Object.keys(federation).sort()).toEqual(['DownloadModel', 'ListStudies', 'ReportEvaluation', 'ReportStatistics', 'Session', 'UploadUpdate']);
+    expect(Object.keys(federation).sort()).toEqual(['DownloadModel', 'DownloadReleaseFile', 'ListReleases', 'ListStudies', 'ReportEvaluation', 'ReportReleasePerformance', 'ReportStatistics', 'Session', 'UploadUpdate']);
     expect([federation.Session.requestStream, federation.Session.responseStream]).toEqual([true, true]);
     expect([federation.DownloadModel.requestStream, federation.DownloadModel.responseStream]).toEqual([false, true]);
     expect([federation.UploadUpdate.requestStream, federation.UploadUpdate.responseStream]).toEqual([true, false]);
+    expect([federation.DownloadReleaseFile.requestStream, federation.DownloadReleaseFile.responseStream]).toEqual([false, true]);
+    expect([federation.ListReleases.requestStream, federation.ListReleases.responseStream]).toEqual([false, false]);
     expect(Object.keys(proto.fedlhs.v1.Enrolment.service)).toEqual(['Enrol']);
   });
 
