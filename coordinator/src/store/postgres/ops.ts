@@ -4,18 +4,9 @@ import type { MetricRecord, NodeRecord, RoundRecord, StudyRecord, TaskRecord } f
 import type { WriteOp, WriteResult } from '../write-ops.js';
 import { applyReleaseOp } from './releases.js';
 
-/** A named (server-side prepared, once per connection) statement. */
-export interface Statement {
-  readonly name: string;
-  readonly text: string;
-}
+import { exec, stmt } from './statement.js';
 
-const stmt = (name: string, text: string): Statement => ({ name: `fedlhs_${name}`, text });
-
-/** Runs a named statement on `client`. */
-export function exec<R extends pg.QueryResultRow = Record<string, unknown>>(client: pg.ClientBase | pg.Pool, s: Statement, values: unknown[] = []): Promise<pg.QueryResult<R>> {
-  return client.query<R>({ name: s.name, text: s.text, values });
-}
+export { exec, type Statement } from './statement.js';
 
 // Chunk size of unnest() inserts: one statement for a phase's assignment of 10 000 tasks.
 const INSERT_CHUNK = 10_000;

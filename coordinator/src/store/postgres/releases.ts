@@ -4,7 +4,7 @@ import { aliasNotFound, filesJson, releaseNotFound, releaseTaken, type ReleaseOp
 import type { ReleaseFilesRow } from '../blob-references.js';
 import { release, releaseAlias, releasePerformance, type Row } from '../rows.js';
 import type { WriteResult } from '../write-ops.js';
-import { exec, type Statement } from './ops.js';
+import { exec, type Statement } from './statement.js';
 
 const stmt = (name: string, text: string): Statement => ({ name: `fedlhs_rel_${name}`, text });
 
