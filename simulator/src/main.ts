@@ -43,8 +43,8 @@ program
     writeFileSync(join(o.out, 'report.json'), JSON.stringify(report, null, 1));
     writeFileSync(join(o.out, 'report.html'), simulationHtml(report));
     const row = (m: 'local' | 'federated' | 'pooled' | 'oracle') => (report.overall[m] === undefined ? '' : `${m.padEnd(10)} AUC ${report.overall[m]!.auc?.toFixed(3) ?? '-'}  accuracy ${report.overall[m]!.accuracy.toFixed(3)}  Brier ${report.overall[m]!.brier.toFixed(4)}`);
-    say(`\nall hold-out patients:\n  ${['local', 'federated', 'pooled', 'oracle'].map((m) => row(m as 'local')).filter((l) => l !== '').join('\n  ')}`);
-    say('\nper clinic (smallest first): AUC local → federated, paired gain with its 95 % interval (cases / non-cases in the hold-out)');
+    say(`\nall test patients (federated = the release, round ${report.release.round} of ${report.study.roundsCommitted}, chosen by ${report.release.rule}):\n  ${['local', 'federated', 'pooled', 'oracle'].map((m) => row(m as 'local')).filter((l) => l !== '').join('\n  ')}`);
+    say('\nper clinic (smallest first): AUC local → federated, paired gain with its 95 % interval (cases / non-cases in its test part)');
     const signed = (x: number): string => `${x >= 0 ? '+' : ''}${x.toFixed(3)}`;
     for (const c of [...report.clinics].sort((a, b) => a.eligible - b.eligible)) {
       const p = c.gainPaired;

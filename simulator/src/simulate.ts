@@ -120,7 +120,7 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRep
     o.log(`study ${study.id}: ${k} of ${profiles.length} clinics can take part, ${o.rounds} rounds`);
     const onLine = (l: Record<string, unknown>): boolean => {
       if (l.studyId === study.id && l.event === 'round.committed') {
-        o.log(`  round ${String(l.round).padStart(2)} committed: federated hold-out AUC ${typeof l.auc === 'number' ? l.auc.toFixed(3) : '-'}, loss ${typeof l.loss === 'number' ? l.loss.toFixed(4) : '-'}`);
+        o.log(`  round ${String(l.round).padStart(2)} committed: federated validation AUC ${typeof l.auc === 'number' ? l.auc.toFixed(3) : '-'}, loss ${typeof l.loss === 'number' ? l.loss.toFixed(4) : '-'}`);
       }
       if (l.studyId === study.id && l.event === 'statistics.derived') o.log(`  ${String(l.msg)}`);
       return false;
