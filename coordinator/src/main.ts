@@ -8,7 +8,7 @@ import { startCoordinatorApp } from './app.js';
 import { adminCall, resolveAdminTarget, type AdminTarget } from './cli-client.js';
 import { loadCoordinatorConfig } from './config.js';
 import { DataDirLock } from './data-dir-lock.js';
-import { loadOrCreateReleaseKey, retiredReleaseKeys, rotateReleaseKey } from './release-key.js';
+import { loadOrCreateReleaseKey, retiredReleaseKeys, rotateReleaseKey, writePublicReleaseKey } from './release-key.js';
 import type { StudyReadinessView } from './admin/views.js';
 import type { ReleaseDetailView, ReleaseSummaryView } from './admin/release-views.js';
 import { releaseDetailText, releaseListText } from './release-lines.js';
@@ -151,12 +151,13 @@ releaseKey
   .action((options: { dataDir: string }) => {
     if (!existsSync(join(options.dataDir, 'release-key.pem'))) die(`no release key in ${options.dataDir}: it is created when the coordinator first starts there`, 2);
     const { key } = loadOrCreateReleaseKey(options.dataDir);
-    out(`release key fingerprint ${key.fingerprint}\n`);
+    const pub = writePublicReleaseKey(options.dataDir, key);
+    out(`release key fingerprint ${key.fingerprint}\npublic key ${pub} (give it to clinics; they pin it with \`fedlhs-agent release-key pin\` after comparing the fingerprint)\n`);
     for (const f of retiredReleaseKeys(options.dataDir)) out(`retired key ${f} (public key kept to verify old releases)\n`);
   });
 releaseKey
   .command('rotate')
-  .description('replace the release key with a new one (the coordinator must be stopped); its public key is kept to verify old releases, and clinics must pin the new one by enrolling again')
+  .description('replace the release key with a new one (the coordinator must be stopped); its public key is kept to verify old releases, and clinics pin the new one with `fedlhs-agent release-key pin`')
   .requiredOption('--data-dir <dir>', 'coordinator data directory')
   .action((options: { dataDir: string }) => {
     let lock: DataDirLock;
@@ -168,8 +169,9 @@ releaseKey
     }
     try {
       const { previous, current } = rotateReleaseKey(options.dataDir);
-      out(`release key rotated: ${previous} -> ${current.fingerprint}\n`);
-      errOut('clinics pinned the old key at enrolment: tell them the new fingerprint out of band\n');
+      const pub = writePublicReleaseKey(options.dataDir, current);
+      out(`release key rotated: ${previous} -> ${current.fingerprint}\npublic key ${pub}\n`);
+      errOut(`clinics pinned the old key: until each pins the new one, it refuses new releases (signature). Give them ${pub} and the fingerprint out of band; each runs\n  fedlhs-agent release-key pin --public-key release-key.pub.pem --fingerprint ${current.fingerprint}\n`);
     } finally {
       lock.release();
     }

@@ -67,3 +67,10 @@ export function retiredReleaseKeys(dataDir: string): string[] {
   if (!existsSync(dir)) return [];
   return readdirSync(dir).filter((f) => f.endsWith('.pub.pem')).map((f) => f.slice(0, -'.pub.pem'.length)).sort();
 }
+
+/** Writes the current public key to `<dataDir>/release-key.pub.pem` (0644: it is public) for clinics to pin; returns the path. */
+export function writePublicReleaseKey(dataDir: string, key: ReleaseKey): string {
+  const path = join(dataDir, 'release-key.pub.pem');
+  writeFileAtomic(path, key.publicPem, 0o644);
+  return path;
+}

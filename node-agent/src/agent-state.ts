@@ -41,7 +41,7 @@ export interface ManifestRecord {
 export interface AuditEntry {
   time: string;
   // The release_* records (issue 12): what was kept, refused, deployed or rolled back here, and the live performance sent.
-  event: 'enrolled' | 'readiness_sent' | 'statistics_sent' | 'update_sent' | 'evaluation_sent' | 'task_declined' | 'task_failed' | 'release_kept' | 'release_refused' | 'release_deployed' | 'release_rolled_back' | 'release_performance_sent';
+  event: 'enrolled' | 'readiness_sent' | 'statistics_sent' | 'update_sent' | 'evaluation_sent' | 'task_declined' | 'task_failed' | 'release_kept' | 'release_refused' | 'release_deployed' | 'release_rolled_back' | 'release_performance_sent' | 'release_key_pinned';
   coordinator: string;
   studyId?: string;
   round?: number;

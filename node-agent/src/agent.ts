@@ -2,6 +2,7 @@ import { arch, platform } from 'node:os';
 import { FedlhsError, backoffDelay } from '@fedlhs/core';
 import type { AgentMessage } from '@fedlhs/proto';
 import type { Logger } from '@fedlhs/service';
+import { trustedReleasePem } from './release-pin.js';
 import type { AgentState, NodeCredential } from './agent-state.js';
 import type { AgentConfig } from './config.js';
 import type { Clients } from './connection.js';
@@ -77,8 +78,9 @@ export class Agent {
     const dataOptions = { format: config.data.format, path: config.data.path, keyColumn: config.data.keyColumn, minCohort: config.minCohort, encoding: config.data.encoding };
     const releaseParts = { stateDir: config.stateDir, state, credential: credential.credential, coordinator: config.coordinator.address, log: this.log };
     this.fetcher = new ReleaseFetcher({ ...releaseParts, client: clients.federation, releaseKey: credential.releaseKey });
-    this.monitor = new ReleaseMonitor({ ...releaseParts, client: clients.federation, pinnedPem: credential.releaseKey?.publicPem, data: dataOptions });
-    const pinnedPem = credential.releaseKey?.publicPem;
+    // New releases are kept only when signed by the current key; kept ones verify with it or a key it replaced.
+    const pinnedPem = credential.releaseKey === undefined ? undefined : trustedReleasePem(credential.releaseKey);
+    this.monitor = new ReleaseMonitor({ ...releaseParts, client: clients.federation, pinnedPem, data: dataOptions });
     this.pinnedPem = pinnedPem;
     // Auto-deploys run one after another: two checks finishing together must not both deploy.
     let deploying: Promise<unknown> = Promise.resolve();

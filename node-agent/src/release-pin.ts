@@ -7,6 +7,17 @@ export interface PinnedReleaseKey {
   publicPem: string;
   /** SHA-256 of the key's SubjectPublicKeyInfo (DER), hex: the DSSE key id, compared out of band. */
   fingerprint: string;
+  /**
+   * Keys pinned before this one (`fedlhs-agent release-key pin` after the hospital rotated its
+   * key), newest first: releases kept while they were current still verify; new releases are
+   * kept only when signed by the current key.
+   */
+  retired?: { publicPem: string; fingerprint: string; retiredAt: string }[] | undefined;
+}
+
+/** The PEM text of every key a kept release may be verified with: the current one first, then the retired ones. */
+export function trustedReleasePem(pinned: PinnedReleaseKey): string {
+  return [pinned.publicPem, ...(pinned.retired ?? []).map((r) => r.publicPem)].join('');
 }
 
 /**

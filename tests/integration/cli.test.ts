@@ -97,7 +97,8 @@ describe('command-line interfaces', () => {
     const fingerprint = String(c.proc.events('coordinator.ready')[0]?.releaseKeyFingerprint);
     expect(fingerprint).toMatch(/^[0-9a-f]{64}$/);
     const shown = await runCli(coordinatorMain, ['release-key', 'show', '--data-dir', c.dataDir]);
-    expect(shown.stdout).toBe(`release key fingerprint ${fingerprint}\n`);
+    expect(shown.stdout.split('\n')[0]).toBe(`release key fingerprint ${fingerprint}`);
+    expect(shown.stdout).toContain(`public key ${join(c.dataDir, 'release-key.pub.pem')} (give it to clinics`);
     const busy = await runCli(coordinatorMain, ['release-key', 'rotate', '--data-dir', c.dataDir]);
     expect(busy.code).toBe(1);
     expect(busy.stderr).toMatch(/cannot rotate the release key: .*in use by another coordinator/);
@@ -108,7 +109,7 @@ describe('command-line interfaces', () => {
     expect(next?.[1]).toBe(fingerprint);
     expect(next?.[2]).not.toBe(fingerprint);
     const after = await runCli(coordinatorMain, ['release-key', 'show', '--data-dir', c.dataDir]);
-    expect(after.stdout).toBe(`release key fingerprint ${next?.[2]}\nretired key ${fingerprint} (public key kept to verify old releases)\n`);
+    expect(after.stdout.split('\n').filter((l) => !l.startsWith('public key'))).toEqual([`release key fingerprint ${next?.[2]}`, `retired key ${fingerprint} (public key kept to verify old releases)`, '']);
     const none = await runCli(coordinatorMain, ['release-key', 'show', '--data-dir', join(ws.dir(), 'empty')]);
     expect([none.code, none.stderr]).toEqual([2, expect.stringMatching(/no release key in .*: it is created when the coordinator first starts there/)]);
   });

@@ -13,6 +13,7 @@ import { existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync 
 import { join } from 'node:path';
 import { keyId } from '@fedlhs/core';
 import { defaultClinics, FORMAT_DIRS, generateClinic, type ClinicProfile } from '@fedlhs/synth';
+import { learnableManifest, writeLearnableCsv } from '@fedlhs/testing';
 import { agentMain, coordinatorMain, enrolAgent, startAgent, startCoordinator, startStudy, t2dManifest, waitForRelease, waitForStudyEnd, type AgentOptions } from '@fedlhs/tests';
 import { describe, expect, it } from 'vitest';
 import { runCli, useWorkspace } from './helpers.js';
@@ -158,4 +159,47 @@ describe('a study ends in a release every clinic verifies, deploys and scores wi
     const audit = readFileSync(join(south.stateDir, 'audit.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { event: string; outcome?: string });
     expect(audit.filter((a) => a.event === 'release_refused').map((a) => a.outcome)).toEqual(['digest', 'signature']);
   }, 600_000);
+
+  it('after the hospital rotates its release key, new releases are refused until the clinic pins the new key; releases kept under the old key still verify', async () => {
+    const root = ws.dir();
+    const dataDir = join(root, 'rotating');
+    let c = ws.track(await startCoordinator({ dataDir, heartbeatIntervalMs: 1000, selectionGraceMs: 300 }));
+    const grpcPort = c.grpcPort;
+    const dataPath = join(root, 'west.csv');
+    writeLearnableCsv(dataPath, { rows: 400, seed: 9 });
+    const west: AgentOptions = { name: 'west', stateDir: join(root, 'west-state'), dataPath, coordinator: c.address, autoApprove: true, env: { FEDLHS_BACKEND: 'cpu' } };
+    await enrolAgent(c, west);
+    let agent = ws.track(startAgent(west));
+    const first = await startStudy(c, learnableManifest({ name: 'rotated', rounds: 1, min: 1, max: 1, quorum: 1 }));
+    expect(await waitForRelease(c, first.id)).toMatchObject({ version: 1 });
+    await agent.waitForEvent('release.kept', { studyName: 'rotated', version: 1 }, 60_000);
+
+    // The hospital rotates its key (coordinator stopped) and starts again on the same port.
+    await c.stop();
+    const rotated = await runCli(coordinatorMain, ['release-key', 'rotate', '--data-dir', dataDir]);
+    expect(rotated.code, rotated.stderr).toBe(0);
+    const fingerprint = /-> ([0-9a-f]{64})/.exec(rotated.stdout)![1]!;
+    expect(rotated.stderr).toContain(`fedlhs-agent release-key pin --public-key release-key.pub.pem --fingerprint ${fingerprint}`);
+    c = ws.track(await startCoordinator({ dataDir, grpcPort, heartbeatIntervalMs: 1000, selectionGraceMs: 300, name: 'coordinator-rotated' }));
+    const second = await startStudy(c, learnableManifest({ name: 'rotated', rounds: 1, min: 1, max: 1, quorum: 1 }));
+    expect(await waitForRelease(c, second.id)).toMatchObject({ version: 2 });
+    expect((await agent.waitForEvent('release.refused', { studyName: 'rotated', version: 2 }, 60_000)).why).toBe('signature');
+
+    // The clinic compares the fingerprint out of band and pins the new key: a wrong fingerprint is refused first.
+    await agent.stop();
+    const pub = join(dataDir, 'release-key.pub.pem');
+    const wrong = await runCli(agentMain, ['release-key', 'pin', '--public-key', pub, '--fingerprint', '0'.repeat(64), '--state-dir', west.stateDir]);
+    expect(wrong.code).toBe(1);
+    expect(wrong.stderr).toContain(`has fingerprint ${fingerprint}`);
+    const pin = await runCli(agentMain, ['release-key', 'pin', '--public-key', pub, '--fingerprint', fingerprint, '--state-dir', west.stateDir]);
+    expect(pin.code, pin.stderr).toBe(0);
+    agent = ws.track(startAgent(west));
+    await agent.waitForEvent('release.kept', { studyName: 'rotated', version: 2 }, 60_000);
+    // Version 1, kept under the old key, still verifies; the key's history is shown.
+    const show = await runCli(agentMain, ['release', 'show', 'rotated', '1', '--state-dir', west.stateDir]);
+    expect(show.code, show.stderr).toBe(0);
+    const keys = await runCli(agentMain, ['release-key', 'show', '--state-dir', west.stateDir]);
+    expect(keys.stdout).toContain(`release key fingerprint ${fingerprint} (current`);
+    expect(keys.stdout).toMatch(/replaced .*: [0-9a-f]{64} \(releases kept under it still verify\)/);
+  }, 300_000);
 });

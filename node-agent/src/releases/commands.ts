@@ -1,10 +1,12 @@
 import type { Command } from 'commander';
 import type { PublishedPerformance, ReleaseDescriptor } from '@fedlhs/core';
+import { trustedReleasePem } from '../release-pin.js';
 import { AgentState } from '../agent-state.js';
 import type { AgentCli } from '../cli-kit.js';
 import type { AgentConfig } from '../config.js';
 import { LocalData } from '../local-data.js';
 import { deployRelease, deploymentStack, operatorName, rollbackRelease, type DeployContext } from './deploy.js';
+import { registerReleaseKeyCommands } from './key-commands.js';
 import { STUDY_NAME, listKept, readDeployed, verifyKept } from './local-releases.js';
 
 const fmt = (x: number | null | undefined, digits = 3): string => (x === null || x === undefined ? '—' : x.toFixed(digits));
@@ -39,7 +41,7 @@ export function formatRelease(d: ReleaseDescriptor, v: (t: string | number | und
   lines.push('', `what the model needs from this clinic's data (${d.features.featureSpec}, ${d.features.names.length} features, label ${v(d.features.label)})`);
   for (const n of d.features.needs) lines.push(`  - ${v(n)}`);
   lines.push(`  normalisation    ${d.normalization.method}: ${v(d.normalization.note)}`);
-  lines.push(`  risk bands       ${d.riskBands.map((b) => `${v(b.name)} ≤ ${b.upTo}`).join(', ')}`);
+  lines.push(`  risk bands       ${d.riskBands.map((b, i) => `${v(b.name)} ${i === d.riskBands.length - 1 ? '≤' : '<'} ${b.upTo}`).join(', ')}`);
   return `${lines.join('\n')}\n`;
 }
 
@@ -47,6 +49,7 @@ const positiveInt = (text: string): number | undefined => (/^[1-9][0-9]{0,8}$/.t
 
 /** `fedlhs-agent release list | show | deploy | rollback`. */
 export function registerReleaseCommands(cli: AgentCli): void {
+  registerReleaseKeyCommands(cli);
   const { out, v } = cli;
   const release = cli.withConfig('release', 'model releases kept at this clinic: list, show, deploy, rollback');
 
@@ -61,7 +64,7 @@ export function registerReleaseCommands(cli: AgentCli): void {
     }
     if (credential === undefined) cli.die(`not enrolled (state dir ${c.stateDir}): releases are verified against the key pinned at enrolment`, 2);
     if (credential.releaseKey === undefined) cli.die('no release key was pinned at enrolment (the coordinator sent none): releases cannot be verified; re-enrol this agent', 2);
-    return { c, state, pinnedPem: credential.releaseKey.publicPem, coordinator: credential.coordinator };
+    return { c, state, pinnedPem: trustedReleasePem(credential.releaseKey), coordinator: credential.coordinator };
   };
   const studyArg = (name: string): string => (STUDY_NAME.test(name) ? name : cli.die(`${JSON.stringify(name)} is not a study name (lowercase letters, digits, ".", "_", "-")`, 2));
   const versionArg = (text: string): number => positiveInt(text) ?? cli.die(`${JSON.stringify(text)} is not a release version (a whole number from 1)`, 2);

@@ -1,4 +1,4 @@
-import { createPublicKey, type KeyObject } from 'node:crypto';
+import type { KeyObject } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
@@ -6,6 +6,7 @@ import {
   FedlhsError,
   RELEASE_FILES,
   bundleLength,
+  publicKeysFromPem,
   verifyManifestJson,
   verifyRelease,
   type Normalization,
@@ -160,9 +161,10 @@ export function loadKept(stateDir: string, studyName: string, version: number): 
  */
 export function verifyKept(stateDir: string, studyName: string, version: number, pinnedPem: string): KeptRelease & { descriptor: ReleaseDescriptor } {
   const kept = loadKept(stateDir, studyName, version);
-  let key: KeyObject;
+  // The current pinned key and those it replaced (release-pin.ts trustedReleasePem).
+  let key: KeyObject[];
   try {
-    key = createPublicKey(pinnedPem);
+    key = publicKeysFromPem(pinnedPem);
   } catch (err) {
     throw new FedlhsError('SIGNATURE_INVALID', `the pinned release key does not parse (${(err as Error).message}); re-enrol to pin the coordinator's key`, { details: { why: 'malformed' } });
   }

@@ -2,6 +2,7 @@ import { join } from 'node:path';
 import type { Command } from 'commander';
 import { isoToDay, type IndexRule } from '@fedlhs/ehr';
 import { initBackend } from '@fedlhs/model';
+import { trustedReleasePem } from '../release-pin.js';
 import { AgentState } from '../agent-state.js';
 import type { AgentCli } from '../cli-kit.js';
 import { loadDeployedRelease, type DeployedRelease } from '../releases/local-releases.js';
@@ -15,7 +16,7 @@ export function pinnedReleaseKey(stateDir: string): { pem: string } | { error: s
     const credential = state.loadCredential();
     if (credential === undefined) return { error: `not enrolled (state dir ${stateDir}): there is no pinned release key, so no release can be verified` };
     if (credential.releaseKey === undefined) return { error: 'this agent pinned no release key at enrolment (the coordinator sent none): its releases cannot be verified, so none is scored' };
-    return { pem: credential.releaseKey.publicPem };
+    return { pem: trustedReleasePem(credential.releaseKey) };
   } catch (err) {
     return { error: (err as Error).message };
   } finally {

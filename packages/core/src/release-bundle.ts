@@ -1,4 +1,4 @@
-import { createHash, type KeyObject } from 'node:crypto';
+import { createHash, createPublicKey, type KeyObject } from 'node:crypto';
 import { FedlhsError } from './errors.js';
 import { inTotoStatement, signEnvelope, verifyStatement, IN_TOTO_PAYLOAD_TYPE, type DsseEnvelope, type InTotoStatement } from './dsse.js';
 import { RELEASE_FILES, RELEASE_PREDICATE_TYPE, releaseDescriptorSchema, type ReleaseDescriptor, type ReleaseFileName, type ReleasePredicate } from './release-format.js';
@@ -35,6 +35,38 @@ const refused = (why: RefusalWhy, message: string, extra: { file?: string } = {}
   new FedlhsError('SIGNATURE_INVALID', message, { details: { why, ...extra } });
 
 /**
+ * The public keys in a PEM text (one or more `PUBLIC KEY` blocks: a pinned key and the keys it
+ * replaced). Throws SIGNATURE_INVALID (why 'key') when there is none or a block does not parse.
+ */
+export function publicKeysFromPem(text: string): KeyObject[] {
+  const blocks = text.match(/-----BEGIN PUBLIC KEY-----[\s\S]*?-----END PUBLIC KEY-----/g) ?? [];
+  if (blocks.length === 0) throw new FedlhsError('SIGNATURE_INVALID', 'no PEM public key was given to verify releases with', { details: { why: 'key' } });
+  return blocks.map((b) => {
+    try {
+      return createPublicKey(b);
+    } catch (err) {
+      throw new FedlhsError('SIGNATURE_INVALID', `a pinned release key does not parse: ${(err as Error).message}`, { cause: err, details: { why: 'key' } });
+    }
+  });
+}
+
+/** The Statement of an envelope that one of `keys` signed (the first that verifies), or the last key's refusal. */
+function statementSignedByAny(envelope: unknown, keys: KeyObject | readonly KeyObject[]): InTotoStatement {
+  const list = Array.isArray(keys) ? (keys as readonly KeyObject[]) : [keys as KeyObject];
+  let refusal: unknown = new FedlhsError('SIGNATURE_INVALID', 'no key to verify the release with', { details: { why: 'key' } });
+  for (const key of list) {
+    try {
+      return verifyStatement(envelope, key);
+    } catch (err) {
+      // A malformed envelope or Statement is malformed whatever the key: said at once.
+      if (!(err instanceof FedlhsError) || (err.details as { why?: string } | undefined)?.why !== 'signature') throw err;
+      refusal = err;
+    }
+  }
+  throw refusal;
+}
+
+/**
  * Checks a signed release before anything of it is kept, in the order the proto documents:
  * the envelope's signature with the pinned key; the Statement's predicate (type, and the study
  * name and version expected when given); that exactly RELEASE_FILES are subjects; then the
@@ -43,8 +75,8 @@ const refused = (why: RefusalWhy, message: string, extra: { file?: string } = {}
  * (`checkReleaseFile`). SIGNATURE_INVALID with details.why: 'malformed' | 'signature' |
  * 'payload_type' | 'predicate' | 'subjects'.
  */
-export function verifyReleaseStatement(envelope: unknown, publicKey: KeyObject, expect?: { studyName?: string; version?: number }): { predicate: ReleasePredicate; digests: Record<ReleaseFileName, string> } {
-  const statement: InTotoStatement = verifyStatement(envelope, publicKey);
+export function verifyReleaseStatement(envelope: unknown, publicKey: KeyObject | readonly KeyObject[], expect?: { studyName?: string; version?: number }): { predicate: ReleasePredicate; digests: Record<ReleaseFileName, string> } {
+  const statement: InTotoStatement = statementSignedByAny(envelope, publicKey);
   if (statement.predicateType !== RELEASE_PREDICATE_TYPE) throw refused('predicate', `the Statement's predicateType is ${JSON.stringify(statement.predicateType)}, not ${RELEASE_PREDICATE_TYPE}`);
   const p = statement.predicate as Partial<ReleasePredicate> | undefined;
   if (
@@ -75,7 +107,7 @@ export function checkReleaseFile(name: ReleaseFileName, bytes: Uint8Array, diges
  * manifest.json hashes to the signed manifestSha256, and that release.json parses and names the
  * same study, version, round and weights digest. Returns the parsed descriptor.
  */
-export function verifyRelease(envelope: unknown, files: ReleaseFiles, publicKey: KeyObject, expect?: { studyName?: string; version?: number }): { predicate: ReleasePredicate; descriptor: ReleaseDescriptor } {
+export function verifyRelease(envelope: unknown, files: ReleaseFiles, publicKey: KeyObject | readonly KeyObject[], expect?: { studyName?: string; version?: number }): { predicate: ReleasePredicate; descriptor: ReleaseDescriptor } {
   const { predicate, digests } = verifyReleaseStatement(envelope, publicKey, expect);
   for (const name of RELEASE_FILES) checkReleaseFile(name, files[name], digests);
   if (sha256(files['manifest.json']) !== predicate.manifestSha256) {
