@@ -122,6 +122,7 @@ export const EVENTS = {
   'release.refused': 'a release did not verify and was not kept (warn; audited); fields studyName, version, why (signature | predicate | subjects | digest | manifest | descriptor | malformed | key), file, reason',
   'release.deployed': 'an operator deployed a kept release (audited); fields studyName, version, previousVersion, by',
   'release.auto_deployed': 'the champion auto-deploy policy deployed a kept release (audited); fields studyName, version',
+  'release.auto_deploy_skipped': 'the champion auto-deploy policy left a study alone (the operator rolled back or deployed another version by hand); fields studyName, version, reason',
   'release.auto_deploy_failed': 'the champion could not be deployed by the policy (error); fields studyName, version, err',
   'release.rolled_back': 'an operator rolled a deployment back (audited); fields studyName, from, to',
   'release.check_failed': 'looking for new releases failed unexpectedly (error; tried again at the next poll)',

@@ -69,8 +69,8 @@ export interface FederationClient extends grpc.Client {
   
   /**
    * Streams one file of a release: ReleaseFileChunk data in order; their concatenation is the
-   * file. The agent checks its length and SHA-256 against the signed Statement before it keeps
-   * anything. Same participation rule and stream limits as DownloadModel.
+   * file. The agent checks its SHA-256 against the signed Statement before it keeps anything
+   * (sizes are not signed: Release.files[].size only bounds what the agent accepts). Same participation rule and stream limits as DownloadModel.
    * Errors: NOT_FOUND (no such release or file), PERMISSION_DENIED (not a participant),
    * RESOURCE_EXHAUSTED, DEADLINE_EXCEEDED, UNAUTHENTICATED.
    */
@@ -78,8 +78,8 @@ export interface FederationClient extends grpc.Client {
   DownloadReleaseFile(argument: _fedlhs_v1_DownloadReleaseFileRequest, options?: grpc.CallOptions): grpc.ClientReadableStream<_fedlhs_v1_ReleaseFileChunk__Output>;
   /**
    * Streams one file of a release: ReleaseFileChunk data in order; their concatenation is the
-   * file. The agent checks its length and SHA-256 against the signed Statement before it keeps
-   * anything. Same participation rule and stream limits as DownloadModel.
+   * file. The agent checks its SHA-256 against the signed Statement before it keeps anything
+   * (sizes are not signed: Release.files[].size only bounds what the agent accepts). Same participation rule and stream limits as DownloadModel.
    * Errors: NOT_FOUND (no such release or file), PERMISSION_DENIED (not a participant),
    * RESOURCE_EXHAUSTED, DEADLINE_EXCEEDED, UNAUTHENTICATED.
    */
@@ -312,8 +312,8 @@ export interface FederationHandlers extends grpc.UntypedServiceImplementation {
   
   /**
    * Streams one file of a release: ReleaseFileChunk data in order; their concatenation is the
-   * file. The agent checks its length and SHA-256 against the signed Statement before it keeps
-   * anything. Same participation rule and stream limits as DownloadModel.
+   * file. The agent checks its SHA-256 against the signed Statement before it keeps anything
+   * (sizes are not signed: Release.files[].size only bounds what the agent accepts). Same participation rule and stream limits as DownloadModel.
    * Errors: NOT_FOUND (no such release or file), PERMISSION_DENIED (not a participant),
    * RESOURCE_EXHAUSTED, DEADLINE_EXCEEDED, UNAUTHENTICATED.
    */
