@@ -131,6 +131,10 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRep
     if (detail.state === 'COMPLETED') {
       released = await waitForRelease(coordinator, study.id);
       o.log(`release ${released.studyName} v${released.version}: round ${released.round} of ${detail.lastCommittedRound} (${released.rule})`);
+      // Dissemination: every clinic, those too small to train included, verifies and keeps it.
+      const { studyName, version } = released;
+      await Promise.all(agents.map((a) => a.waitForEvent('release.kept', { studyName, version }, 120_000)));
+      o.log(`  verified and kept by all ${agents.length} clinics, including those that could not train`);
     }
   } finally {
     await Promise.all(agents.map((a) => a.stop()));
