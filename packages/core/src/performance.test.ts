@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { isFedlhsError } from './errors.js';
 import { aucInterval, calibrationBin, calibrationFit, checkPerformance, computePerformance, delongStandardError, pooledPerformance, publishPerformance } from './performance.js';
 import { mulberry32 } from './random.js';
-import type { Performance } from './release-format.js';
+import type { Performance, PublishedPerformance } from './release-format.js';
 
 const sigmoid = (x: number): number => 1 / (1 + Math.exp(-x));
 const logit = (p: number): number => Math.log(p / (1 - p));
@@ -184,13 +184,85 @@ describe('aucInterval and publishPerformance', () => {
     const published = publishPerformance(site({ calibration }), 5);
     expect(published.positives).toBe(30);
     expect(published.aucInterval![0]).toBeCloseTo(0.602, 12);
-    expect(published.calibration[1]).toEqual({ lower: 0.1, upper: 0.2, count: 20, meanPredicted: 0.15, observedRate: 0.25 });
+    // Bin 5 alone would give away its 4 non-cases (30 − 5 − 9 cases), so bin 1 is withheld with it.
     expect(published.calibration[5]).toBeNull();
+    expect(published.calibration[1]).toBeNull();
     expect(published.calibration[0]).toBeNull();
-    expect(published.calibration[9]).toMatchObject({ lower: 0.9, upper: 1, count: 60 });
+    expect(published.calibration[9]).toEqual({ lower: 0.9, upper: 1, count: 60, meanPredicted: 0.95, observedRate: 0.15 });
     expect(publishPerformance(site({ positives: 4 }), 5).positives).toBeNull();
     expect(publishPerformance(site({ positives: 97 }), 5).positives).toBeNull();
     expect(publishPerformance(site({ aucStandardError: undefined }), 5).aucInterval).toBeNull();
+  });
+
+  const binsOf = (rows: readonly (readonly [count: number, observed: number])[]): Performance['calibration'] =>
+    rows.map(([count, observed], b) => ({ count, predictedSum: count * (b + 0.5) / 10, observed }));
+  const siteOf = (calibration: Performance['calibration']): Performance =>
+    site({ numExamples: calibration.reduce((s, b) => s + b.count, 0), positives: calibration.reduce((s, b) => s + b.observed, 0), calibration });
+  /** What the published totals minus the shown bins give away about the withheld bins. */
+  const withheldByDifference = (pub: PublishedPerformance): { count: number; cases: number } => {
+    const shown = pub.calibration.filter((b) => b !== null);
+    return {
+      count: pub.numExamples - shown.reduce((s, b) => s + b.count, 0),
+      cases: pub.positives! - shown.reduce((s, b) => s + Math.round(b.observedRate * b.count), 0),
+    };
+  };
+
+  it('withholds a second bin so that totals minus the shown bins do not give a small bin away', () => {
+    // Review "hospital" #2 (bins.mjs): 9 bins of 20 patients, bin 9 with 3 patients and 1 case.
+    const pub = publishPerformance(siteOf(binsOf([...Array.from({ length: 9 }, () => [20, 10] as const), [3, 1]])), 5);
+    expect(pub.positives).toBe(91);
+    expect(pub.calibration[9]).toBeNull();
+    expect(pub.calibration.filter((b) => b === null)).toHaveLength(2);
+    expect(pub.calibration[0]).toBeNull(); // the smallest remaining bin (ties: the lower bin)
+    const gap = withheldByDifference(pub);
+    expect(gap).toEqual({ count: 23, cases: 11 });
+  });
+
+  it('withholds the smallest other bin with a small one, and all bins when no other is left', () => {
+    // Bin 3 has 2 cases: totals minus the shown bins would give them away, so bin 1 (smallest of the rest) goes too.
+    const pub = publishPerformance(siteOf(binsOf([[0, 0], [10, 5], [11, 5], [8, 2], [12, 6], [50, 25], [50, 25], [50, 25], [50, 25], [50, 25]])), 5);
+    expect(pub.calibration.map((b) => b === null)).toEqual([true, true, false, true, false, false, false, false, false, false]);
+    expect(withheldByDifference(pub)).toEqual({ count: 18, cases: 7 });
+    // The only bin large enough is needed to hide the small one: nothing is shown.
+    const all = publishPerformance(siteOf(binsOf([[3, 1], [0, 0], [0, 0], [0, 0], [0, 0], [0, 0], [0, 0], [0, 0], [0, 0], [40, 20]])), 5);
+    expect(all.positives).toBe(21);
+    expect(all.calibration.every((b) => b === null)).toBe(true);
+  });
+
+  it('shows every bin that is large enough when only empty bins are withheld (no one to give away)', () => {
+    const pub = publishPerformance(siteOf(binsOf([[0, 0], [0, 0], [20, 5], [20, 10], [20, 10], [20, 15], [0, 0], [0, 0], [0, 0], [0, 0]])), 5);
+    expect(pub.calibration.filter((b) => b !== null)).toHaveLength(4);
+  });
+
+  it('never lets totals minus shown bins give away fewer than k patients, cases or non-cases (random tables)', () => {
+    const rng = mulberry32(12);
+    for (let trial = 0; trial < 500; trial++) {
+      const k = 1 + Math.floor(rng() * 10);
+      const calibration = binsOf(Array.from({ length: 10 }, () => {
+        const count = rng() < 0.3 ? Math.floor(rng() * 2 * k) : Math.floor(rng() * 60);
+        return [count, Math.floor(rng() * (count + 1))] as const;
+      }));
+      const pub = publishPerformance(siteOf(calibration), k);
+      if (pub.positives === null) continue;
+      const shown = pub.calibration.filter((b) => b !== null);
+      for (const b of shown) {
+        const cases = Math.round(b.observedRate * b.count);
+        expect(Math.min(b.count, cases, b.count - cases)).toBeGreaterThanOrEqual(k);
+      }
+      const gap = withheldByDifference(pub);
+      if (gap.count > 0) expect(Math.min(gap.count, gap.cases, gap.count - gap.cases)).toBeGreaterThanOrEqual(k);
+    }
+  });
+
+  it('withholds every bin when positives is withheld (the bins would add up to it)', () => {
+    const pub = publishPerformance(siteOf(binsOf([[50, 2], [50, 1], [0, 0], [0, 0], [0, 0], [0, 0], [0, 0], [0, 0], [0, 0], [50, 0]])), 5);
+    expect(pub.positives).toBeNull();
+    expect(pub.calibration).toHaveLength(10);
+    expect(pub.calibration.every((b) => b === null)).toBe(true);
+    // The same when the bins alone would all pass: positives hides the class sizes, so the bins must too.
+    const big = publishPerformance(site({ positives: 4, calibration: binsOf([[50, 20], [50, 20], [0, 0], [0, 0], [0, 0], [0, 0], [0, 0], [0, 0], [0, 0], [0, 0]]) }), 5);
+    expect(big.positives).toBeNull();
+    expect(big.calibration.every((b) => b === null)).toBe(true);
   });
 });
 

@@ -215,13 +215,23 @@ export function aucInterval(auc: number, se: number): [number, number] {
 }
 
 /**
- * The published form of a Performance (release.json), small cells withheld as null: positives
- * when there are fewer than `minCellCount` cases or non-cases, and each reliability bin holding
- * fewer than `minCellCount` patients, cases or non-cases. The interval needs an SE.
+ * The published form of a Performance (release.json), small cells withheld as null. The
+ * interval needs an SE.
+ *
+ * - `positives`: withheld when there are fewer than `minCellCount` (k) cases or non-cases.
+ * - Reliability bins, by complementary suppression, since numExamples and positives are
+ *   published and the shown bins could be subtracted from them: a bin is withheld when it holds
+ *   fewer than k patients, cases or non-cases; then, if the withheld bins hold anyone, the
+ *   smallest other bins (by patients; ties: the lower bin) are withheld too until the withheld
+ *   bins together hold at least k patients, k cases and k non-cases, or every bin is withheld.
+ *   Withheld bins that hold no one reveal no one, so they alone need no partner.
+ * - When positives is withheld, every bin is: the shown bins' cases would otherwise add up to
+ *   it (or bound it).
  */
 export function publishPerformance(p: Performance, minCellCount: number): PublishedPerformance {
   const k = minCellCount;
   const smallClass = p.positives < k || p.numExamples - p.positives < k;
+  const withheld = smallClass ? new Set(p.calibration.keys()) : withheldBins(p.calibration, k);
   return {
     numExamples: p.numExamples,
     positives: smallClass ? null : p.positives,
@@ -231,9 +241,31 @@ export function publishPerformance(p: Performance, minCellCount: number): Publis
     calibrationSlope: p.calibrationSlope ?? null,
     calibrationIntercept: p.calibrationIntercept ?? null,
     calibration: p.calibration.map((bin, b) =>
-      bin.count < k || bin.observed < k || bin.count - bin.observed < k || bin.count === 0
+      withheld.has(b) || bin.count === 0
         ? null
         : { lower: b / CALIBRATION_BINS, upper: (b + 1) / CALIBRATION_BINS, count: bin.count, meanPredicted: bin.predictedSum / bin.count, observedRate: bin.observed / bin.count },
     ),
   };
+}
+
+/** The indices of the bins `publishPerformance` withholds: small bins, then their complement (see there). */
+function withheldBins(bins: Performance['calibration'], k: number): Set<number> {
+  const small = (count: number, cases: number): boolean => count < k || cases < k || count - cases < k;
+  const withheld = new Set<number>();
+  let count = 0;
+  let cases = 0;
+  const withhold = (b: number): void => {
+    withheld.add(b);
+    count += bins[b]!.count;
+    cases += bins[b]!.observed;
+  };
+  bins.forEach((bin, b) => {
+    if (small(bin.count, bin.observed)) withhold(b);
+  });
+  const rest = [...bins.keys()].filter((b) => !withheld.has(b)).sort((a, b) => bins[a]!.count - bins[b]!.count || a - b);
+  for (const b of rest) {
+    if (count === 0 || !small(count, cases)) break;
+    withhold(b);
+  }
+  return withheld;
 }

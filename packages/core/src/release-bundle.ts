@@ -102,16 +102,36 @@ export function checkReleaseFile(name: ReleaseFileName, bytes: Uint8Array, diges
   if (actual !== digests[name]) throw refused('digest', `${name}: SHA-256 ${actual} differs from the signed ${digests[name]}`, { file: name });
 }
 
+/** The `name` of a manifest.json, or SIGNATURE_INVALID (why 'manifest') when it is not JSON with a string name. */
+function manifestStudyName(bytes: Uint8Array): string {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(Buffer.from(bytes).toString('utf8'));
+  } catch (err) {
+    throw refused('manifest', `manifest.json is not JSON: ${(err as Error).message.slice(0, 200)}`);
+  }
+  const name = typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed) ? (parsed as { name?: unknown }).name : undefined;
+  if (typeof name !== 'string') throw refused('manifest', 'manifest.json is not a JSON object with a string `name`');
+  return name;
+}
+
 /**
  * A whole release checked: the statement (verifyReleaseStatement), every file's digest, that
- * manifest.json hashes to the signed manifestSha256, and that release.json parses and names the
- * same study, version, round and weights digest. Returns the parsed descriptor.
+ * manifest.json hashes to the signed manifestSha256 and is JSON whose `name` is the signed
+ * studyName, and that release.json parses and names the same study, version, round and weights
+ * digest. Returns the parsed descriptor. SIGNATURE_INVALID with details.why as
+ * verifyReleaseStatement, or 'digest' | 'manifest' | 'descriptor'.
  */
 export function verifyRelease(envelope: unknown, files: ReleaseFiles, publicKey: KeyObject | readonly KeyObject[], expect?: { studyName?: string; version?: number }): { predicate: ReleasePredicate; descriptor: ReleaseDescriptor } {
   const { predicate, digests } = verifyReleaseStatement(envelope, publicKey, expect);
   for (const name of RELEASE_FILES) checkReleaseFile(name, files[name], digests);
   if (sha256(files['manifest.json']) !== predicate.manifestSha256) {
     throw refused('manifest', `manifest.json hashes to ${sha256(files['manifest.json'])}, the release names manifest ${predicate.manifestSha256}`);
+  }
+  // Defence in depth against a coordinator that signs one study's name over another's manifest.
+  const manifestName = manifestStudyName(files['manifest.json']);
+  if (manifestName !== predicate.studyName) {
+    throw refused('manifest', `manifest.json names study ${JSON.stringify(manifestName)}, the release is signed as study ${JSON.stringify(predicate.studyName)}`);
   }
   let descriptor: ReleaseDescriptor;
   try {

@@ -55,7 +55,7 @@ export const publishedPerformanceSchema = z.object({
   brier: num.nullable(),
   calibrationSlope: num.nullable(),
   calibrationIntercept: num.nullable(),
-  /** Pooled reliability table; a bin below minCellCount patients or cases is null. */
+  /** Pooled reliability table; a bin is null when withheld: under minCellCount patients, cases or non-cases, or withheld with it so that totals minus the shown bins give no small bin away (all null when positives is withheld). */
   calibration: z.array(z.object({ lower: num, upper: num, count: z.number().int(), meanPredicted: num, observedRate: num }).nullable()),
 });
 export type PublishedPerformance = z.infer<typeof publishedPerformanceSchema>;
