@@ -76,6 +76,10 @@ describe('fedlhs-agent score', () => {
     const out3 = join(ws.dir(), 'out3');
     expect((await score(state, 'synthea-csv', synthea, ['--out', out3])).code).toBe(0);
     expect(readFileSync(join(out3, 'scores.csv')).equals(csv)).toBe(true);
+    // RiskAssessment.subject: a Patient reference for the FHIR export's ids, the local key for the CSV export's (not FHIR ids).
+    const firstSubject = (nd: Buffer): unknown => (JSON.parse(nd.toString('utf8').split('\n')[0]!) as { subject: unknown }).subject;
+    expect(firstSubject(ndjson)).toEqual({ reference: `Patient/${keys[0]}` });
+    expect(firstSubject(readFileSync(join(out3, 'risk-assessments.ndjson')))).toEqual({ identifier: { system: 'urn:fedlhs:local-key', value: keys[0] } });
 
     // One patient through CDS Hooks, prefetch built from the export's files.
     const [patientId, , risk, band] = rows[1]!.split(',');
@@ -99,6 +103,8 @@ describe('fedlhs-agent score', () => {
       const body = (await res.json()) as { cards: { detail: string; summary: string }[] };
       expect(res.status, JSON.stringify(body)).toBe(200);
       expect(body.cards[0]!.detail).toContain(`(${risk}), band **${band}**`);
+      expect(body.cards[0]!.detail).toMatch(/\*\*Missing \(imputed\):\*\* /);
+      expect(body.cards[0]!.summary.length).toBeLessThan(140);
     } finally {
       await service.close();
     }

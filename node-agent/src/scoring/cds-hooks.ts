@@ -12,7 +12,7 @@ import { isFedlhsError } from '@fedlhs/core';
 import { neededKinds, openFhirResources } from '@fedlhs/ehr';
 import { releaseName } from './outputs.js';
 import { ServiceReleases, releaseErrorStatus } from './service-releases.js';
-import { HttpError, PREFETCH, cdsCard, featuresFromJson, patientResources, prefetchResources, scorePatient, type Json } from './cds-request.js';
+import { HttpError, cdsCard, featuresFromJson, patientResources, prefetchFor, prefetchResources, scorePatient, type Json, type PatientScore } from './cds-request.js';
 
 /** The logger the service writes to (pino's shape). */
 export interface ScoringLog {
@@ -82,6 +82,15 @@ function parseJson(body: Buffer): unknown {
   }
 }
 
+/** The service id of a request path, percent-decoded; 400 for an encoding that is not one (decodeURIComponent throws URIError). */
+function decodeServiceId(encoded: string): string {
+  try {
+    return decodeURIComponent(encoded);
+  } catch {
+    throw new HttpError(400, 'the service id in the path is not valid percent-encoding (UTF-8)');
+  }
+}
+
 /** Starts the scoring service; resolves once it listens. */
 export async function startScoringService(options: ScoringServiceOptions): Promise<ScoringService> {
   const { host, port } = parseListen(options.listen);
@@ -97,12 +106,13 @@ export async function startScoringService(options: ScoringServiceOptions): Promi
         const release = releases.load(name);
         if (release.descriptor.features.featureSpec !== 'cohort/v1') continue;
         const card = release.descriptor.modelCard;
+        const prefetch = prefetchFor(neededKinds(release.manifest.data.cohort!));
         services.push({
           hook: 'patient-view',
           id: `fedlhs-${release.studyName}`,
           title: `${release.studyName}: risk of ${card.outcome}`.slice(0, 200),
-          description: `${releaseName(release)}. ${card.intendedUse} Scored at the patient's latest qualifying encounter from the prefetched patient, observations, conditions and encounters.`,
-          prefetch: { ...PREFETCH },
+          description: `${releaseName(release)}. ${card.intendedUse} Scored at the patient's latest qualifying encounter from the prefetched patient, observations, conditions${'medications' in prefetch ? ', medication requests' : ''} and encounters.`,
+          prefetch,
         });
       } catch (err) {
         log.error({ event: 'scoring.release_refused', study: name, err }, `deployed release of ${name} not offered: ${(err as Error).message}`);
@@ -126,7 +136,7 @@ export async function startScoringService(options: ScoringServiceOptions): Promi
     const body = parseJson(await readBody(req, limit));
     if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new HttpError(400, 'the request body must be a JSON object');
     const request = body as Json;
-    if (service !== null) return hookCall(decodeURIComponent(service[1]!), request);
+    if (service !== null) return hookCall(decodeServiceId(service[1]!), request);
     return plainScore(request);
   }
 
@@ -149,17 +159,23 @@ export async function startScoringService(options: ScoringServiceOptions): Promi
     const hasPatient = request.patient !== undefined;
     if (hasFeatures === hasPatient) throw new HttpError(400, 'send either features ({name: number | null}) or patient (a FHIR Bundle), not both or neither');
     const release = loadRelease(request.study as string | undefined);
-    const score = await releases.withScorer(release, async (scorer) => {
+    const score = await releases.withScorer(release, async (scorer): Promise<PatientScore> => {
       if (hasFeatures) {
-        const [s] = await scorer.score(featuresFromJson(release, request.features));
-        return s!;
+        const features = featuresFromJson(release, request.features);
+        const [s] = await scorer.score(features);
+        return { ...s!, imputed: features.imputed };
       }
       if (release.descriptor.features.featureSpec !== 'cohort/v1') throw new HttpError(400, `${release.studyName} is a flat-table release: send features, not a patient`);
       return scorePatient(release, scorer, openFhirResources(patientResources(request.patient), { present: ['Patient', 'Encounter', 'Condition', 'Observation', 'MedicationRequest'], label: 'in the bundle' }));
     });
     return {
       status: 200,
-      body: { risk: Number(score.risk.toFixed(6)), band: score.band, study: release.studyName, version: release.version, ...(score.indexDay === undefined ? {} : { indexDate: new Date(score.indexDay * 86_400_000).toISOString().slice(0, 10) }) },
+      body: {
+        risk: Number(score.risk.toFixed(6)), band: score.band, study: release.studyName, version: release.version,
+        ...(score.indexDay === undefined ? {} : { indexDate: new Date(score.indexDay * 86_400_000).toISOString().slice(0, 10) }),
+        // The features the model had no usable value for (null, out of the cohort's range, or not in the record).
+        imputed: score.imputed,
+      },
     };
   }
 

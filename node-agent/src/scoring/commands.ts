@@ -83,7 +83,7 @@ export function registerScoringCommands(cli: AgentCli): void {
         cli.die(`cannot score with ${releaseName(release)}: ${(err as Error).message}`);
       }
       const dir = options.out ?? join(c.stateDir, 'scores', `${release.studyName}-v${release.version}`);
-      const paths = writeScoreFiles(dir, release, scored.scores);
+      const paths = writeScoreFiles(dir, release, scored.scores, c.data.format);
       const indexText = index.kind === 'date' ? options.indexDate! : release.descriptor.features.featureSpec === 'flat-table/v1' ? 'none (flat table)' : "each patient's latest qualifying encounter";
       cli.out(scoreSummary(scored, indexText, paths));
     });

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isoToDay, openFhirResources } from '@fedlhs/ehr';
 import { initBackend } from '@fedlhs/model';
 import { loadDeployedRelease, type DeployedRelease } from '../releases/local-releases.js';
-import { RISK_ASSESSMENTS_NDJSON, SCORES_CSV, scoresCsv, writeScoreFiles } from './outputs.js';
+import { RISK_ASSESSMENTS_NDJSON, SCORES_CSV, riskAssessment, scoresCsv, writeScoreFiles } from './outputs.js';
 import { createScorer, scoreExport, sourceFeatures } from './pipeline.js';
 import { TEST_MODEL, testCohortManifest, testPatientResources, writeTestRelease } from './test-release.js';
 
@@ -68,7 +68,7 @@ describe('scoring pipeline', () => {
   it('writes byte-identical CSV and RiskAssessment ndjson for the same release and export', async () => {
     const write = async (dir: string): Promise<[Buffer, Buffer]> => {
       const scored = await scoreExport(release, { format: 'fhir-ndjson', path: exportDir }, { kind: 'date', day: isoToDay('2022-01-01')! });
-      const paths = writeScoreFiles(join(root, dir), release, scored.scores);
+      const paths = writeScoreFiles(join(root, dir), release, scored.scores, 'fhir-ndjson');
       return [readFileSync(paths.csv), readFileSync(paths.ndjson)];
     };
     const [csv1, nd1] = await write('out1');
@@ -85,8 +85,42 @@ describe('scoring pipeline', () => {
       prediction: [{ outcome: { text: 'incident type 2 diabetes within 3 years' }, probabilityDecimal: Number(lines[1]!.split(',')[2]), qualitativeRisk: { text: lines[1]!.split(',')[3] } }],
     });
     expect(first.id).toMatch(/^fedlhs-[0-9a-f]{32}$/);
+    // 'p-c,"q"' is no valid FHIR id: it is written as the export's key, never as a Patient reference.
+    const third = JSON.parse(nd1.toString('utf8').split('\n')[2]!) as Record<string, unknown>;
+    expect(third.subject).toEqual({ identifier: { system: 'urn:fedlhs:local-key', value: 'p-c,"q"' } });
     expect(SCORES_CSV).toBe('scores.csv');
     expect(RISK_ASSESSMENTS_NDJSON).toBe('risk-assessments.ndjson');
+  });
+
+  it('RiskAssessment.subject is Patient/<id> only for a FHIR export and a valid FHIR id; otherwise the local key as an identifier', () => {
+    const subject = (format: 'fhir-ndjson' | 'synthea-csv' | 'omop-csv' | 'flat-table', key: string): unknown =>
+      riskAssessment(release, { key, indexDay: undefined, risk: 0.5, band: 'low' }, format).subject;
+    const local = (value: string): unknown => ({ identifier: { system: 'urn:fedlhs:local-key', value } });
+    expect(subject('fhir-ndjson', 'a-1.B')).toEqual({ reference: 'Patient/a-1.B' });
+    expect(subject('fhir-ndjson', 'MRN 12/3')).toEqual(local('MRN 12/3'));
+    expect(subject('fhir-ndjson', 'x'.repeat(65))).toEqual(local('x'.repeat(65)));
+    expect(subject('synthea-csv', 'a-1')).toEqual(local('a-1'));
+    expect(subject('omop-csv', '17')).toEqual(local('17'));
+    expect(subject('flat-table', '17')).toEqual(local('17'));
+  });
+
+  it('flat tables: refuses to score without data.keyColumn, and refuses empty or repeated keys naming how many', async () => {
+    const { pinnedPem } = await writeTestRelease(join(root, 'flat-state'), {
+      manifest: { ...testCohortManifest('flat-study'), data: { featureSpec: 'flat-table/v1', features: ['a', 'b', 'c', 'd'], label: 'y', normalization: 'federated-zscore' } },
+    });
+    const flat = loadDeployedRelease(join(root, 'flat-state'), undefined, pinnedPem);
+    const table = (rows: string[]): string => {
+      const path = join(root, `table-${rows.length}-${rows[0]}.csv`);
+      writeFileSync(path, `mrn,a,b,c,d,y\n${rows.map((k, i) => `${k},${i},1,2,3,`).join('\n')}\n`);
+      return path;
+    };
+    const ok = table(['m1', 'm2', 'm3']);
+    await expect(scoreExport(flat, { format: 'flat-table', path: ok }, { kind: 'latest' })).rejects.toThrow(/scoring a flat table needs data.keyColumn \(--data-key-column\).*row numbers are not patient keys/);
+    await expect(scoreExport(flat, { format: 'flat-table', path: ok, keyColumn: '' }, { kind: 'latest' })).rejects.toThrow(/needs data.keyColumn/);
+    const scored = await scoreExport(flat, { format: 'flat-table', path: ok, keyColumn: 'mrn' }, { kind: 'latest' });
+    expect(scored.scores.map((s) => s.key)).toEqual(['m1', 'm2', 'm3']);
+    const dup = scoreExport(flat, { format: 'flat-table', path: table(['m1', 'm2', 'm1', 'm2', 'm2', 'm3', '']), keyColumn: 'mrn' }, { kind: 'latest' });
+    await expect(dup).rejects.toThrow('column mrn: 1 row has an empty mrn; 2 keys appear on more than one row (5 rows in all); each patient needs exactly one row with its own key, or one patient would get two different scores');
   });
 
   it('CSV: flat-table rows have no index date', () => {

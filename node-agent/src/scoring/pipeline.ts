@@ -58,14 +58,35 @@ export function checkDataFormat(release: DeployedRelease, format: DataFormat): v
   }
 }
 
+/** One score per patient: DATA_INVALID naming how many keys are empty or repeated (never which: they are patient keys). */
+function checkKeys(keys: readonly string[], column: string): void {
+  const seen = new Map<string, number>();
+  for (const k of keys) seen.set(k, (seen.get(k) ?? 0) + 1);
+  const empty = seen.get('') ?? 0;
+  const repeated = [...seen].filter(([k, n]) => k !== '' && n > 1);
+  const problems: string[] = [];
+  if (empty > 0) problems.push(`${empty} ${empty === 1 ? 'row has' : 'rows have'} an empty ${column}`);
+  if (repeated.length > 0) {
+    const rows = repeated.reduce((sum, [, n]) => sum + n, 0);
+    problems.push(`${repeated.length} ${repeated.length === 1 ? 'key appears' : 'keys appear'} on more than one row (${rows} rows in all)`);
+  }
+  if (problems.length > 0) throw new FedlhsError('DATA_INVALID', `column ${column}: ${problems.join('; ')}; each patient needs exactly one row with its own key, or one patient would get two different scores`);
+}
+
 /** Features of every patient in the clinic's export, with `index` (cohort/v1) or the table's rows (flat-table/v1). */
 export async function releaseFeatures(release: DeployedRelease, data: ScoringData, index: IndexRule): Promise<ReleaseFeatures> {
   checkDataFormat(release, data.format);
   if (data.path === '') throw new FedlhsError('CONFIG_INVALID', 'no local data configured (data.path): nothing to score');
   if (data.format === 'flat-table') {
     const names = release.descriptor.features.names;
+    // Without a key column a row is known only by its number, which names no patient (and
+    // another patient once a row is added): a score must say whose it is.
+    if (data.keyColumn === undefined || data.keyColumn === '') {
+      throw new FedlhsError('CONFIG_INVALID', 'scoring a flat table needs data.keyColumn (--data-key-column): the column holding each row\'s patient key; row numbers are not patient keys, so the scores would name nobody');
+    }
     // Scoring needs no outcome: rows without a label (today's patients) are scored too.
-    const table = await readFlatTable(data.path, { features: names, label: release.descriptor.features.label, keyColumn: data.keyColumn === '' ? undefined : data.keyColumn, encoding: data.encoding, labels: 'none' });
+    const table = await readFlatTable(data.path, { features: names, label: release.descriptor.features.label, keyColumn: data.keyColumn, encoding: data.encoding, labels: 'none' });
+    checkKeys(table.keys, data.keyColumn);
     return { names, keys: table.keys, indexDays: table.keys.map(() => undefined), x: table.x, excluded: { ...table.skipped }, unitMismatch: [], warnings: [] };
   }
   return sourceFeatures(release, openEhrSource(data.format, data.path, { encoding: data.encoding }), index);

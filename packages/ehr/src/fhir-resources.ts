@@ -119,6 +119,7 @@ const CLASS_NAMES: Readonly<Record<string, string>> = {
 };
 
 /**
+ * Encounters with status planned, cancelled or entered-in-error are skipped (counted by reason).
  * Synthea's FHIR puts wellness visits in class AMB; they are told apart by a wellness type
  * (SNOMED 162673000, 410620009, 185349003, or a type text/display matching wellness, check up,
  * general exam). The event code is the encounter type (SNOMED preferred); an encounter without
@@ -126,6 +127,9 @@ const CLASS_NAMES: Readonly<Record<string, string>> = {
  */
 export function toEncounter(r: Json, skip: Skip): ClinicalEvent | undefined {
   if (enteredInError(r)) return skip('entered-in-error');
+  // A planned or cancelled visit did not happen: as an event it could become a patient's index
+  // day (a future one, even), moving age, lookback and the score to a visit nobody attended.
+  if (r.status === 'planned' || r.status === 'cancelled') return skip(`status ${r.status} (not a visit that took place)`);
   const patientId = subjectId(r, skip);
   if (patientId === undefined) return undefined;
   const day = dayOf(r, ['period.start'], skip);

@@ -137,6 +137,26 @@ describe('openFhirBulk file discovery', () => {
 });
 
 describe('openFhirBulk resource mapping', () => {
+  it('skips planned, cancelled and entered-in-error encounters, counted by reason: they never take place, so never index a patient', async () => {
+    const visit = (id: string, status: string, start: string): object => ({
+      resourceType: 'Encounter', id, status, class: { code: 'AMB' }, type: [{ coding: [{ system: 'http://snomed.info/sct', code: '162673000' }] }],
+      subject: { reference: 'Patient/p' }, period: { start },
+    });
+    const dir = exportDir({
+      'Patient.ndjson': lines({ resourceType: 'Patient', id: 'p', birthDate: '1960-01-01', gender: 'female' }),
+      'Encounter.ndjson': lines(
+        visit('done', 'finished', '2020-01-01'), visit('now', 'in-progress', '2020-02-01'), visit('future', 'planned', '2031-01-01'),
+        visit('off', 'cancelled', '2024-01-01'), visit('wrong', 'entered-in-error', '2025-01-01'), visit('arrived', 'arrived', '2020-03-01'),
+      ),
+    });
+    const source = openFhirBulk(dir);
+    const events = await collect(source.events(new Set(['encounter'])));
+    expect(events.map((e) => e.day)).toEqual([day('2020-01-01'), day('2020-02-01'), day('2020-03-01')]);
+    expect(source.skipped).toEqual({
+      'Encounter: entered-in-error': 1, 'Encounter: status cancelled (not a visit that took place)': 1, 'Encounter: status planned (not a visit that took place)': 1,
+    });
+  });
+
   it('classifies wellness encounters by type code or text and maps class codes', async () => {
     const encounter = (id: string, klass: unknown, type?: unknown): object => ({
       resourceType: 'Encounter',

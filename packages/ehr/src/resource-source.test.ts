@@ -43,6 +43,14 @@ describe('openFhirResources', () => {
     expect((await src.inventory()).unread).toEqual(['2 Procedure resources']);
   });
 
+  it('skips planned and cancelled encounters (a prefetch search returns them) and counts them by status', async () => {
+    const src = openFhirResources([
+      patient, encounter, { ...encounter, status: 'planned', period: { start: '2031-01-01' } }, { ...encounter, status: 'cancelled', period: { start: '2024-01-01' } },
+    ]);
+    expect((await collect(src.events(ALL))).map((e) => e.day)).toEqual([day('2019-05-01')]);
+    expect(src.skipped).toEqual({ 'Encounter: status cancelled (not a visit that took place)': 1, 'Encounter: status planned (not a visit that took place)': 1 });
+  });
+
   it('inventory: the types searched for count as present even when nothing was found', async () => {
     const found = await openFhirResources([patient, encounter]).inventory();
     expect(found.files).toEqual({ encounter: ['Encounter resources'], condition: [], observation: [], medication: [] });
