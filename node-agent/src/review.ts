@@ -91,7 +91,7 @@ export function whatLeaves(m: StudyManifest): string[] {
     '  and for the validation and the test part each: the number of records and of cases, AUC and its standard error, Brier score, calibration slope and intercept,',
     '  and a 10-bin reliability table (records, sum of predicted risks and cases per bin). The coordinator shows none of these for a part with fewer than',
     `  ${k} cases or non-cases, and no bin below ${k}.`,
-    'After the study, if this clinic deploys its release: when the export changes, the same figures for the release on the newly labelled hold-out records (an opaque digest of the export names the report).',
+    `After the study, if this clinic deploys its release: when the export changes, the same figures for the release on the refreshed export's test records (the hold-out split's test part, never trained on), with an opaque digest of the export; nothing when they hold fewer than ${k} records, cases or non-cases.`,
     'No record, no identifier, no date, no value of any one patient ever leaves.',
   );
   return lines;

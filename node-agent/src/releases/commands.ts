@@ -158,9 +158,10 @@ export function registerReleaseCommands(cli: AgentCli): void {
       const studyName = studyArg(studyText);
       const { c, state, pinnedPem, coordinator } = open(options, command);
       try {
-        const { from, to } = rollbackRelease({ stateDir: c.stateDir, state, pinnedPem, by: operatorName(), coordinator, data: undefined }, studyName);
+        const { from, to, autoPolicy } = rollbackRelease({ stateDir: c.stateDir, state, pinnedPem, by: operatorName(), coordinator, data: undefined }, studyName);
         const remaining = deploymentStack(readDeployed(c.stateDir).history, studyName).length - 1;
         out(`rolled back release ${studyName} from v${from} to v${to.version}${remaining === 0 ? ' (no earlier deployment left to roll back to)' : ''}\n`);
+        if (c.releases.autoDeploy === 'champion') out(`${autoPolicy}\n`);
       } catch (err) {
         cli.die((err as Error).message, 1);
       } finally {

@@ -130,4 +130,74 @@ describe('deploy, rollback and the deployment history', () => {
     expect(await autoDeployChampions(t.ctx, [{ studyName: 'sepsis', version: 3, aliases: ['champion'] }])).toEqual([]);
     expect(readDeployed(t.stateDir).current.sepsis?.version).toBe(2);
   });
+
+  it('an operator\'s rollback stands: the policy does not deploy the version rolled back from, nor anything until the champion alias moves', async () => {
+    const t = setup();
+    for (const v of [1, 2, 3]) keep(t.stateDir, v, { aliases: v === 2 ? ['champion'] : [] });
+    const auto = { ...t.ctx, by: 'auto-policy' };
+    const champion = (v: number) => [{ studyName: 'sepsis', version: v, aliases: ['champion'] }];
+    await deployRelease(t.ctx, 'sepsis', 1);
+    // The operator deployed v1 by hand while v2 was the champion: held.
+    expect(await autoDeployChampions(auto, champion(2))).toEqual([]);
+    expect(readDeployed(t.stateDir).current.sepsis?.version).toBe(1);
+    const skipped = t.lines.filter((l) => l.event === 'release.auto_deploy_skipped');
+    expect(skipped).toEqual([expect.objectContaining({ studyName: 'sepsis', version: 2, reason: expect.stringContaining('deployed v1 by hand') })]);
+    expect(skipped[0]!.level).toBe(30); // info
+    // The operator deploys the champion, then rolls back: the next polls leave v1 in place, logged once.
+    await deployRelease(t.ctx, 'sepsis', 2);
+    const back = rollbackRelease(t.ctx, 'sepsis');
+    expect(back.autoPolicy).toMatch(/auto-deploy policy will leave sepsis alone: it will not deploy v2 again.*until an operator deploys/);
+    for (let i = 0; i < 3; i++) expect(await autoDeployChampions(auto, champion(2))).toEqual([]);
+    expect(readDeployed(t.stateDir).history.map((d) => `${d.action}:v${d.version}`)).toEqual(['deploy:v1', 'deploy:v2', 'rollback:v1']);
+    expect(t.lines.filter((l) => l.event === 'release.auto_deploy_skipped').map((l) => l.reason)).toEqual([skipped[0]!.reason, expect.stringContaining('rolled back from v2')]);
+    // The alias moves to v3: the policy deploys it; moving back to v2 (rolled back from) is still held.
+    expect(await autoDeployChampions(auto, champion(3))).toEqual([expect.objectContaining({ version: 3, action: 'auto' })]);
+    expect(await autoDeployChampions(auto, champion(2))).toEqual([]);
+    expect(readDeployed(t.stateDir).current.sepsis?.version).toBe(3);
+    // An operator deploy starts afresh: deploying the champion by hand lets the policy follow the alias again.
+    await deployRelease(t.ctx, 'sepsis', 2);
+    await deployRelease(t.ctx, 'sepsis', 1);
+    expect(await autoDeployChampions(auto, champion(3))).toEqual([expect.objectContaining({ version: 3 })]);
+  });
+
+  it('refuses a stored local normalisation that is not usable, naming deployed.json and how to fix it; deploying again repairs it', async () => {
+    const t = setup({ dataRows: 300 });
+    keep(t.stateDir, 1, { normalization: 'local-zscore' });
+    await deployRelease(t.ctx, 'sepsis', 1);
+    const path = join(t.stateDir, 'releases', 'deployed.json');
+    const good = readFileSync(path, 'utf8');
+    const edit = (f: (features: { name: string; mean: number; std: number; impute?: number }[]) => void) => {
+      const record = JSON.parse(good) as { current: { sepsis: { normalization: { features: { name: string; mean: number; std: number; impute?: number }[] } } } };
+      f(record.current.sepsis.normalization.features);
+      // JSON has no Infinity, but JSON.parse reads 1e400 as one: the sentinel 424242 becomes it.
+      writeFileSync(path, JSON.stringify(record).replaceAll('424242', '1e400'));
+    };
+    const cases: [string, (features: { name: string; mean: number; std: number; impute?: number }[]) => void, RegExp][] = [
+      ['negative std', (fs) => void (fs[0]!.std = -fs[0]!.std), /x1: standard deviation -[0-9.]+ is not a finite number above 0/],
+      ['zero std', (fs) => void (fs[1]!.std = 0), /x2: standard deviation 0 is not a finite number above 0/],
+      ['reordered', (fs) => void fs.reverse(), /its features are \["x3","x2","x1"\], the release's \["x1","x2","x3"\]/],
+      ['missing feature', (fs) => void fs.pop(), /the release's \["x1","x2","x3"\]/],
+    ];
+    // Infinite values are refused when deployed.json is parsed, naming the file as well.
+    for (const f of [(fs: { mean: number }[]) => void (fs[2]!.mean = 424242), (fs: { impute?: number }[]) => void (fs[0]!.impute = 424242)]) {
+      edit(f);
+      expect(() => loadDeployedRelease(t.stateDir, 'sepsis', key.pinned.publicPem)).toThrow(`${path} is not a fedlhs deployment record`);
+    }
+    for (const [what, f, message] of cases) {
+      edit(f);
+      let err: Error | undefined;
+      try {
+        loadDeployedRelease(t.stateDir, 'sepsis', key.pinned.publicPem);
+      } catch (e) {
+        err = e as Error;
+      }
+      expect(err?.message, what).toMatch(message);
+      expect(err?.message, what).toContain(`${path}: the normalisation stored for release sepsis v1 is unusable`);
+      expect(err?.message, what).toContain('deploy it again with `fedlhs-agent release deploy sepsis 1`');
+    }
+    // Deploying the same version again computes it afresh instead of saying it is already deployed.
+    edit((fs) => void (fs[0]!.std = -1));
+    expect(await deployRelease(t.ctx, 'sepsis', 1)).toMatchObject({ version: 1, action: 'deploy' });
+    expect(loadDeployedRelease(t.stateDir, 'sepsis', key.pinned.publicPem).normalization?.features[0]!.std).toBeGreaterThan(0);
+  });
 });

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -170,5 +171,29 @@ describe('ReleaseFetcher', () => {
     aliases = ['champion'];
     await t.fetcher.check();
     expect(loadKept(t.stateDir, 'sepsis', 1).kept.aliases).toEqual(['champion']);
+  });
+
+  it('refuses and records, once per envelope, another envelope listed under a name and version kept here; the kept one stays and its listing is not passed on', async () => {
+    const first = buildRelease({ studyName: 'sepsis', version: 1, privateKey: key.privateKey, weights: [1, 0, 0, 0] });
+    const releases = [first];
+    const t = setup({ releases, listing: (x) => listed(x, x === first ? [] : ['champion']) });
+    expect((await t.fetcher.check()).kept).toEqual([{ studyName: 'sepsis', version: 1 }]);
+    // The coordinator now lists a different, validly signed release under the same name and version.
+    const other = buildRelease({ studyName: 'sepsis', version: 1, privateKey: key.privateKey, weights: [9, 9, 9, 9] });
+    releases[0] = other;
+    const digest = (r: TestRelease) => createHash('sha256').update(r.envelope).digest('hex');
+    const summary = await t.fetcher.check();
+    expect(summary.kept).toEqual([]);
+    expect(summary.refused).toEqual([{ studyName: 'sepsis', version: 1, why: 'predicate', reason: expect.stringMatching(new RegExp(`envelope SHA-256 ${digest(other)}.*kept here .* envelope SHA-256 ${digest(first)}`)) }]);
+    expect(summary.releases).toEqual([]); // its 'champion' alias must not reach the auto policy
+    expect(t.events('release.refused')).toEqual([expect.objectContaining({ level: 40, why: 'predicate', studyName: 'sepsis', version: 1 })]);
+    const audit = t.state.readAudit().filter((a) => a.event === 'release_refused');
+    expect(audit).toEqual([expect.objectContaining({ sha256: digest(other), outcome: 'predicate' })]);
+    // The kept bytes and aliases are untouched; the same envelope is not refused (or logged) again.
+    expect(loadKept(t.stateDir, 'sepsis', 1).envelope).toEqual(JSON.parse(first.envelope.toString('utf8')));
+    expect(loadKept(t.stateDir, 'sepsis', 1).kept.aliases).toEqual([]);
+    expect((await t.fetcher.check()).refused).toEqual([]);
+    expect(t.events('release.refused')).toHaveLength(1);
+    expect(t.state.readAudit().filter((a) => a.event === 'release_refused')).toHaveLength(1);
   });
 });

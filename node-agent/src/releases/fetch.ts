@@ -125,7 +125,8 @@ export class ReleaseFetcher {
       return summary;
     }
     summary.listed = res.releases.length;
-    summary.releases = res.releases;
+    // Listings that contradict a kept release are left out: the auto policy must not act on their aliases.
+    const contradicting = new Set<Release__Output>();
     for (const release of res.releases) {
       if (!STUDY_NAME.test(release.studyName) || !Number.isInteger(release.version) || release.version < 1) {
         log.warn({ event: 'release.invalid_listing', studyName: release.studyName.slice(0, 64), version: release.version }, 'the coordinator listed a release with an invalid study name or version; ignored');
@@ -133,11 +134,23 @@ export class ReleaseFetcher {
       }
       if (!this.options.state.isApproved(release.manifestSha256)) continue;
       const dir = keptDir(this.options.stateDir, release.studyName, release.version);
+      const envelopeSha256 = sha256(release.envelope);
       if (existsSync(join(dir, 'kept.json'))) {
-        this.updateAliases(dir, release.aliases);
+        const keptSha256 = this.keptEnvelopeSha256(dir);
+        if (keptSha256 === undefined || keptSha256 === envelopeSha256) {
+          this.updateAliases(dir, release.aliases);
+          continue;
+        }
+        // Another envelope under a name and version kept here (e.g. a coordinator whose
+        // database was reset): the kept bytes stay, the new ones are refused, loudly.
+        contradicting.add(release);
+        if (this.refusedEnvelopes.has(envelopeSha256)) continue;
+        this.refusedEnvelopes.add(envelopeSha256);
+        const refusal = new Refusal('predicate', `the coordinator lists release ${release.studyName} v${release.version} with envelope SHA-256 ${envelopeSha256}, but the release kept here under that name and version has envelope SHA-256 ${keptSha256}; a name and version names one release only, so the listed one is refused and the kept one stays (ask the coordinator's operators why it changed)`);
+        summary.refused.push({ studyName: release.studyName, version: release.version, why: refusal.why, reason: refusal.message });
+        this.recordRefusal(release, envelopeSha256, refusal);
         continue;
       }
-      const envelopeSha256 = sha256(release.envelope);
       if (this.refusedEnvelopes.has(envelopeSha256)) continue;
       try {
         await this.fetchOne(release, envelopeSha256, dir);
@@ -154,6 +167,7 @@ export class ReleaseFetcher {
         this.recordRefusal(release, envelopeSha256, refusal);
       }
     }
+    summary.releases = res.releases.filter((r) => !contradicting.has(r));
     return summary;
   }
 
@@ -238,6 +252,20 @@ export class ReleaseFetcher {
       detail: `release ${release.studyName} v${release.version} verified against the pinned key ${kept.fingerprint.slice(0, 16)}…`,
       release: { studyName: release.studyName, version: release.version, envelopeSha256, files: digests },
     });
+  }
+
+  /**
+   * The envelope digest of a kept release: kept.json's, or (kept before it was recorded) that of
+   * envelope.json on disk; undefined, with a warning, when neither can be read.
+   */
+  private keptEnvelopeSha256(dir: string): string | undefined {
+    try {
+      const kept = keptRecordSchema.parse(JSON.parse(readFileSync(join(dir, 'kept.json'), 'utf8')));
+      return kept.envelopeSha256 ?? sha256(readFileSync(join(dir, 'envelope.json')));
+    } catch (err) {
+      this.options.log.warn({ event: 'release.aliases_failed', path: dir, err: (err as Error).message }, 'could not read the kept release\'s envelope digest to compare it with the listing');
+      return undefined;
+    }
   }
 
   /** Aliases are unsigned and change: kept.json follows the latest listing. */

@@ -7,6 +7,7 @@ import {
   RELEASE_FILES,
   bundleLength,
   publicKeysFromPem,
+  studyFeatureNames,
   verifyManifestJson,
   verifyRelease,
   type Normalization,
@@ -54,6 +55,12 @@ export const deploymentSchema = z.object({
   by: z.string(),
   /** none / local-zscore: this clinic's normalisation computed at deploy time (federated: absent, read from release.json). */
   normalization: normalizationSchema.optional(),
+  /**
+   * The kept version aliased 'champion' (kept.json, as last listed) when this step was taken;
+   * absent when none was. The auto policy holds off an operator's deploy or rollback until the
+   * alias moves to another version (deploy.ts autoPolicyHold).
+   */
+  champion: z.number().int().min(1).optional(),
 });
 export type Deployment = z.infer<typeof deploymentSchema>;
 
@@ -196,6 +203,26 @@ export function writeDeployed(stateDir: string, deployed: DeployedFile): void {
   writeFileAtomic(deployedPath(stateDir), `${JSON.stringify(deployed, null, 1)}\n`, 0o600);
 }
 
+/**
+ * What is wrong with a stored normalisation for a release whose features are `names` (empty
+ * when nothing is): one entry per feature, in the features' order, each with a finite mean,
+ * a finite standard deviation above 0 and a finite imputed value when one is given. Written
+ * as operator-facing phrases, naming the feature.
+ */
+export function normalizationProblems(n: { features: readonly { name: string; mean: number; std: number; impute?: number | undefined; excluded?: boolean | undefined }[] }, names: readonly string[]): string[] {
+  const got = n.features.map((f) => f.name);
+  if (got.length !== names.length || got.some((g, j) => g !== names[j])) {
+    return [`its features are ${JSON.stringify(got).slice(0, 300)}, the release's ${JSON.stringify(names).slice(0, 300)} (in this order)`];
+  }
+  const problems: string[] = [];
+  for (const f of n.features) {
+    if (!Number.isFinite(f.mean)) problems.push(`${f.name}: mean ${f.mean} is not a finite number`);
+    if (!Number.isFinite(f.std) || f.std <= 0) problems.push(`${f.name}: standard deviation ${f.std} is not a finite number above 0`);
+    if (f.impute !== undefined && !Number.isFinite(f.impute)) problems.push(`${f.name}: imputed value ${f.impute} is not a finite number`);
+  }
+  return problems;
+}
+
 /** weights.bin as float32 (little-endian, whatever this machine's byte order). */
 export function weightsFromBytes(bytes: Uint8Array): Float32Array {
   if (bytes.byteLength % 4 !== 0) throw new FedlhsError('DATA_LOSS', `weights.bin has ${bytes.byteLength} bytes, not a whole number of float32 values`);
@@ -246,6 +273,11 @@ export function loadDeployedRelease(stateDir: string, studyName: string | undefi
   } else {
     if (current.normalization === undefined) {
       throw new FedlhsError('CONFIG_INVALID', `release ${name} v${current.version} uses ${descriptor.normalization.method} but deployed.json holds no local normalisation for it; deploy it again with \`fedlhs-agent release deploy ${name} ${current.version}\``);
+    }
+    // deployed.json is a plain file: a hand-edited scaling would change every risk silently.
+    const problems = normalizationProblems(current.normalization, studyFeatureNames(manifest));
+    if (problems.length > 0) {
+      throw new FedlhsError('CONFIG_INVALID', `${deployedPath(stateDir)}: the normalisation stored for release ${name} v${current.version} is unusable (${problems.join('; ')}); it was changed after the release was deployed — deploy it again with \`fedlhs-agent release deploy ${name} ${current.version}\` to compute it afresh`, { details: { key: 'deployed.json' } });
     }
     normalization = current.normalization as Normalization;
   }

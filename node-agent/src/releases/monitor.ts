@@ -8,7 +8,7 @@ import { writeFileAtomic, type Logger } from '@fedlhs/service';
 import type { AgentState } from '../agent-state.js';
 import { authMetadata, deadlineIn } from '../connection.js';
 import type { DataOptions } from '../local-data.js';
-import { LocalData } from '../local-data.js';
+import { LocalData, holdoutParts } from '../local-data.js';
 import { loadDeployedRelease, readDeployed, releasesRoot, type DeployedRelease } from './local-releases.js';
 
 /**
@@ -42,16 +42,24 @@ export async function scoreRows(release: DeployedRelease, x: Float32Array): Prom
 }
 
 /**
- * How a deployed release does on this clinic's current hold-out split (patients the study never
- * trained on). The study's minimum cell count is not applied here (`data` is read with it at 0):
- * small figures are still measured and reported, and the coordinator withholds them.
+ * How a deployed release does on the TEST part of this clinic's current hold-out split
+ * (patients the study never trained on, and whose figures did not choose the released round:
+ * the validation part did; core isTestPart with the manifest's release.testFraction). The
+ * study's minimum cell count is not applied while reading (`data` is read with it at 0): the
+ * caller decides what may be sent.
  */
 export async function measureRelease(release: DeployedRelease, data: LocalData): Promise<Performance> {
   const split = await data.require({ ...release.manifest, data: { ...release.manifest.data, minCellCount: 0 } });
   const names = studyFeatureNames(release.manifest);
   const x = applyNormalization(Float32Array.from(split.holdout.x), names, release.normalization);
-  const scores = await scoreRows(release, x);
-  return computePerformance(scores, split.holdout.y);
+  const { test } = holdoutParts({ x, y: split.holdout.y, rows: split.holdout.rows, keys: split.holdout.keys }, release.manifest);
+  const scores = await scoreRows(release, test.x);
+  return computePerformance(scores, test.y);
+}
+
+/** Whether figures over `p` have fewer than `minCellCount` patients, cases or non-cases (never sent). */
+export function smallCells(p: Pick<Performance, 'numExamples' | 'positives'>, minCellCount: number): boolean {
+  return p.numExamples < minCellCount || p.positives < minCellCount || p.numExamples - p.positives < minCellCount;
 }
 
 /** Performance as the wire carries it (proto Performance; optional fields left out when absent). */
@@ -82,19 +90,29 @@ export interface ReleaseMonitorOptions {
 export interface MonitorResult {
   studyName: string;
   version: number;
-  outcome: 'sent' | 'duplicate' | 'failed' | 'unchanged';
+  /**
+   * sent / duplicate: reported; unchanged: the export is the one last measured (or the baseline);
+   * baseline: first look at this release, the export recorded and nothing sent; small: measured
+   * but under minCellCount, not sent; refused: this data cannot be monitored safely; failed.
+   */
+  outcome: 'sent' | 'duplicate' | 'failed' | 'unchanged' | 'baseline' | 'small' | 'refused';
   performance?: Performance;
   detail?: string;
 }
 
 /**
  * Live performance (issue 12, "Is it still working there?"): when the export changed since the
- * last report for a deployed release, scores the release on the hold-out split of the current
- * export and reports the aggregates with ReportReleasePerformance, audited with exactly what
- * was sent. What was last reported per release is kept in releases/monitor.json.
+ * last report for a deployed release, scores the release on the hold-out test part of the
+ * current export and reports the aggregates with ReportReleasePerformance, audited with exactly
+ * what was sent. What was last measured per release is kept in releases/monitor.json; the first
+ * look at a release records the export as its baseline and sends nothing (the figures would be
+ * those of the export the study already evaluated). Figures under the study's minCellCount are
+ * not sent. A flat table without data.keyColumn is not monitored: its keys are row numbers,
+ * which move when rows are inserted, so the hold-out could hold patients the study trained on.
  */
 export class ReleaseMonitor {
   private running = false;
+  private unkeyedSaid = false;
 
   constructor(private readonly options: ReleaseMonitorOptions) {}
 
@@ -132,6 +150,13 @@ export class ReleaseMonitor {
       log.warn({ event: 'release.monitor_no_key' }, 'no release key is pinned: deployed releases cannot be verified, so their live performance is not measured (re-enrol)');
       return [];
     }
+    if (this.options.data.format === 'flat-table' && this.options.data.keyColumn === '') {
+      if (!this.unkeyedSaid) {
+        this.unkeyedSaid = true;
+        log.warn({ event: 'release.monitor_unkeyed', studies: names }, 'live performance is not measured: the flat-table export has no data.keyColumn, so its records are keyed by row number, which moves when rows are inserted, and the hold-out could hold patients the study trained on; set data.keyColumn to a stable patient key to monitor deployed releases');
+      }
+      return names.map((name) => ({ studyName: name, version: deployed.current[name]!.version, outcome: 'refused', detail: 'flat-table export without data.keyColumn' }));
+    }
     const fingerprint = exportFingerprint(this.options.data.path);
     const reported = this.reported();
     // A fresh reader each pass: the agent's own LocalData caches the export it read first.
@@ -145,13 +170,21 @@ export class ReleaseMonitor {
         results.push({ studyName: name, version: current.version, outcome: 'unchanged' });
         continue;
       }
+      if (reported[key] === undefined) {
+        // First look: this export is the baseline; only a changed export is news.
+        reported[key] = fingerprint;
+        writeFileAtomic(this.statePath, `${JSON.stringify(reported, null, 1)}\n`, 0o600);
+        log.info({ event: 'release.monitor_baseline', studyName: name, version: current.version }, `release ${name} v${current.version}: the current export is the baseline; live performance is reported when the export changes`);
+        results.push({ studyName: name, version: current.version, outcome: 'baseline' });
+        continue;
+      }
       try {
         const release = loadDeployedRelease(this.options.stateDir, name, pinnedPem);
         const performance = await measureRelease(release, data);
-        const duplicate = await this.report(release, fingerprint, performance);
+        const sent = await this.report(release, fingerprint, performance);
         reported[key] = fingerprint;
         writeFileAtomic(this.statePath, `${JSON.stringify(reported, null, 1)}\n`, 0o600);
-        results.push({ studyName: name, version: current.version, outcome: duplicate ? 'duplicate' : 'sent', performance });
+        results.push({ studyName: name, version: current.version, outcome: sent, performance });
       } catch (err) {
         log.warn({ event: 'release.performance_failed', studyName: name, version: current.version, err: (err as Error).message }, `live performance of release ${name} v${current.version} not reported: ${(err as Error).message}`);
         results.push({ studyName: name, version: current.version, outcome: 'failed', detail: (err as Error).message });
@@ -160,21 +193,26 @@ export class ReleaseMonitor {
     return results;
   }
 
-  private async report(release: DeployedRelease, fingerprint: string, performance: Performance): Promise<boolean> {
+  /** Sends the figures (or, under minCellCount, says why not): the outcome for MonitorResult. */
+  private async report(release: DeployedRelease, fingerprint: string, performance: Performance): Promise<'sent' | 'duplicate' | 'small'> {
     const { log, state, coordinator } = this.options;
     const { studyName, version } = release;
     const minCellCount = release.manifest.data.minCellCount;
-    const small = performance.numExamples < minCellCount || performance.positives < minCellCount || performance.numExamples - performance.positives < minCellCount;
-    if (small) {
-      log.warn({ event: 'release.performance_small_cells', studyName, version, minCellCount }, `release ${studyName} v${version}: the hold-out has fewer than ${minCellCount} patients, cases or non-cases; the figures are reported, and the coordinator withholds them from what it shows`);
+    if (smallCells(performance, minCellCount)) {
+      // Not even the counts: the figures of a small cell stay at the clinic.
+      log.warn({ event: 'release.performance_small_cells', studyName, version, minCellCount }, `release ${studyName} v${version}: the hold-out test part has fewer than ${minCellCount} patients, cases or non-cases; live performance not sent`);
+      state.audit({
+        event: 'release_performance_sent', coordinator, studyId: release.descriptor.study.id, round: release.descriptor.round,
+        outcome: 'not sent (small cells)', detail: `fewer than minCellCount ${minCellCount} patients, cases or non-cases in the hold-out test part: nothing sent`, release: { studyName, version },
+      });
+      return 'small';
     }
     const sent = { studyName, version, exportFingerprint: fingerprint, performance: wirePerformance(performance), measuredAtMs: Date.now() };
     const audit = (outcome: string): void =>
       state.audit({
         event: 'release_performance_sent', coordinator, studyId: release.descriptor.study.id, round: release.descriptor.round, numExamples: performance.numExamples,
         metrics: { auc: performance.auc, brier: performance.brier, calibrationSlope: performance.calibrationSlope, calibrationIntercept: performance.calibrationIntercept },
-        outcome, ...(small ? { detail: `under minCellCount ${minCellCount}: the coordinator withholds these figures` } : {}),
-        sent: { releasePerformanceReport: sent }, release: { studyName, version },
+        outcome, sent: { releasePerformanceReport: sent }, release: { studyName, version },
       });
     audit('sending');
     const receipt = await new Promise<{ duplicate: boolean }>((resolve, reject) => {
@@ -182,6 +220,6 @@ export class ReleaseMonitor {
     });
     audit(receipt.duplicate ? 'accepted (duplicate)' : 'accepted');
     log.info({ event: 'release.performance_sent', studyName, version, numExamples: performance.numExamples, auc: performance.auc, brier: performance.brier, duplicate: receipt.duplicate }, `live performance of release ${studyName} v${version} reported`);
-    return receipt.duplicate;
+    return receipt.duplicate ? 'duplicate' : 'sent';
   }
 }

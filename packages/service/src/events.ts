@@ -136,7 +136,9 @@ export const EVENTS = {
   'release.monitor_state_unreadable': 'the record of reported measurements is unreadable: every deployed release is measured again (warn)',
   'release.performance_sent': 'live performance of a deployed release on the refreshed export was reported; fields studyName, version, numExamples, auc, brier, duplicate',
   'release.performance_failed': 'live performance of a deployed release could not be measured or sent (warn); fields studyName, version, err',
-  'release.performance_small_cells': 'the measured hold-out has fewer than minCellCount patients, cases or non-cases: reported, and withheld by the coordinator (warn)',
+  'release.performance_small_cells': 'the measured test patients are fewer than minCellCount patients, cases or non-cases: nothing is sent (warn; audited as not sent)',
+  'release.monitor_baseline': 'the first look at a deployed release records the export as its baseline; nothing is sent until the export changes',
+  'release.monitor_unkeyed': 'a flat table without data.keyColumn is not monitored (row numbers move when rows are inserted, so trained rows could be measured) (warn, once)',
   // ---- scoring service (agent) ---------------------------------------------------------------
   'scoring.listening': 'the local scoring service (CDS Hooks, JSON) listens; field url',
   'scoring.exposed': 'the scoring service listens on an address that is not loopback (warn); field url',
