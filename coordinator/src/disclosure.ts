@@ -26,6 +26,28 @@ export function withheldSites(sites: readonly { nodeId: string; numExamples: num
 }
 
 /**
+ * Complementary suppression over several counts per site (e.g. patients, cases, non-cases):
+ * the sites (by id) whose figures must be withheld. A site is withheld when any of its counts
+ * is below `minCell`; then, because a pooled total minus the shown sites' gives away what the
+ * withheld ones hold together, the next smallest sites (by their smallest count, then their
+ * first count, then id) are withheld too until the withheld group holds at least `minCell`
+ * of every count, or all sites are withheld. Every site must give the same number of counts.
+ */
+export function withheldByCounts(sites: readonly { nodeId: string; counts: readonly number[] }[], minCell: number): Set<string> {
+  const least = (c: readonly number[]): number => Math.min(...c);
+  const bySize = [...sites].sort((a, b) => least(a.counts) - least(b.counts) || (a.counts[0] ?? 0) - (b.counts[0] ?? 0) || a.nodeId.localeCompare(b.nodeId));
+  const withheld = new Set<string>();
+  const held: number[] = [];
+  for (const s of bySize) {
+    const small = s.counts.some((c) => c < minCell);
+    if (!small && (withheld.size === 0 || held.every((h) => h >= minCell))) break;
+    withheld.add(s.nodeId);
+    s.counts.forEach((c, i) => { held[i] = (held[i] ?? 0) + c; });
+  }
+  return withheld;
+}
+
+/**
  * The per-site metrics of one round and phase that may be stored, and their example-weighted
  * global value (nodeId null) if it covers at least `minCell` examples. The withholding rule
  * runs over all sites and again over the sites with an AUC (the global AUC averages only

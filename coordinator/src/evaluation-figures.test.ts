@@ -6,6 +6,9 @@ import pino from 'pino';
 import { FedlhsError, binaryAccuracy, computePerformance, float32Bytes, mulberry32, payloadDigest, pooledPerformance, type Performance } from '@fedlhs/core';
 import type { EvaluationReport__Output, UpdateChunk__Output } from '@fedlhs/proto';
 import { studyDetail } from './admin/views.js';
+import { withheldByCounts } from './disclosure.js';
+import { withPerformance } from './engine/phases/evaluation.js';
+import type { MetricRecord } from './store.js';
 import { Coordinator } from './coordinator.js';
 import { validateEvaluationReport } from './grpc/validate.js';
 import { FakeSession, LogSink } from './test-support.js';
@@ -173,5 +176,45 @@ describe('evaluation figures (coordinator in process)', () => {
     }
     // The edge checks only the ids: the domain records the refusal.
     expect(() => validateEvaluationReport(report({ taskId: 'task_1', round: 1 }, 'study_1', { ...good, brier: 2 }, good))).not.toThrow();
+  });
+});
+
+describe('complementary suppression of site figures (review hospital HIGH 1)', () => {
+  const K = 10;
+  it('withholds a site short of patients, cases or non-cases, then the next smallest until the group holds k of each', () => {
+    const site = (nodeId: string, n: number, pos: number) => ({ nodeId, counts: [n, pos, n - pos] });
+    // a has 3 cases: withheld; alone the group holds 3 cases, so b (the next smallest) joins it.
+    expect([...withheldByCounts([site('a', 100, 3), site('b', 100, 30), site('c', 500, 100)], K)].sort()).toEqual(['a', 'b']);
+    // Non-cases count too: 95 of 100 are cases.
+    expect([...withheldByCounts([site('a', 100, 95), site('b', 200, 30), site('c', 500, 100)], K)].sort()).toEqual(['a', 'b']);
+    // Nobody small: nothing withheld; never reaching k: all withheld.
+    expect(withheldByCounts([site('a', 100, 30), site('b', 100, 30)], K).size).toBe(0);
+    expect(withheldByCounts([site('a', 100, 3), site('b', 100, 4)], K).size).toBe(2);
+    // One count alone is the examples rule.
+    expect([...withheldByCounts([{ nodeId: 'a', counts: [4] }, { nodeId: 'b', counts: [20] }, { nodeId: 'c', counts: [30] }], K)]).toEqual(['a', 'b']);
+  });
+
+  it('publishes no figure of a site with few cases, and pooled minus the shown sites gives no small group away', () => {
+    const perf = (seed: number, n: number, pos: number): Performance => {
+      const r = mulberry32(seed);
+      const labels = Array.from({ length: n }, (_, i) => (i < pos ? 1 : 0));
+      return computePerformance(labels.map((l) => Math.fround(l === 1 ? 0.5 + r() / 2 : r() / 2)), labels);
+    };
+    const row = (nodeId: string | null, n: number): MetricRecord => ({ roundId: 1, nodeId, phase: 'evaluation', numExamples: n, loss: 0.4, accuracy: 0.8, auc: 0.9 });
+    // The reviewer's leak.mjs: A 100 patients and 3 cases, B 100 and 30. Both are withheld.
+    const two = new Map([['A', perf(1, 100, 3)], ['B', perf(2, 100, 30)]]);
+    const out = withPerformance([row('A', 100), row('B', 100), row(null, 200)], two, K);
+    expect(out.map((r) => r.nodeId)).toEqual([null]);
+    expect(JSON.parse(out[0]!.performance!)).toMatchObject({ numExamples: 200, positives: 33 });
+    // With a large third site: A and B are withheld together (33 cases), C is shown.
+    const three = new Map([...two, ['C', perf(3, 400, 80)]]);
+    const shown = withPerformance([row('A', 100), row('B', 100), row('C', 400), row(null, 600)], three, K);
+    expect(shown.map((r) => r.nodeId)).toEqual(['C', null]);
+    const pooled = JSON.parse(shown[1]!.performance!) as Performance;
+    const c = JSON.parse(shown[0]!.performance!) as Performance;
+    expect(pooled.positives - c.positives).toBeGreaterThanOrEqual(K);
+    expect(pooled.numExamples - pooled.positives - (c.numExamples - c.positives)).toBeGreaterThanOrEqual(K);
+    // A site that sent no figures keeps its metrics row (the release names it among those without figures).
+    expect(withPerformance([row('C', 400), row('D', 50), row(null, 450)], new Map([['C', perf(3, 400, 80)]]), K).map((r) => [r.nodeId, r.performance === undefined])).toEqual([['C', false], ['D', true], [null, false]]);
   });
 });

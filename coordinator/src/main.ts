@@ -12,6 +12,7 @@ import { loadOrCreateReleaseKey, retiredReleaseKeys, rotateReleaseKey, writePubl
 import type { StudyReadinessView } from './admin/views.js';
 import type { ReleaseDetailView, ReleaseSummaryView } from './admin/release-views.js';
 import { releaseDetailText, releaseListText } from './release-lines.js';
+import { studyReleaseLine, type StudyReleaseView } from './study-release-line.js';
 
 interface StudySummary {
   id: string;
@@ -37,7 +38,11 @@ interface StudyDetailView extends StudySummary {
     fallbackFeatures: { name: string; source: string; withheldAt: number | null }[];
   } | null;
   metricsWithheld?: { round: number; nodeId: string }[];
+  /** The study's release, why it could not be made, or null (older coordinators send none). */
+  release?: StudyReleaseView;
 }
+
+
 interface NodeSummary {
   id: string;
   siteName: string;
@@ -241,6 +246,7 @@ study
     const site = (nodeId: string): string => d.sites[nodeId] ?? nodeId;
     out(`${table(studyRows([d]))}\n\n`);
     if (d.reason !== null && d.state !== 'RUNNING') out(`reason: ${v(d.reason)}\n\n`);
+    out(studyReleaseLine(d.state, d.release));
     if (d.readiness !== null) out(`${readinessLines('readiness', d.readiness)}\n`);
     if (d.statistics.length > 0) {
       out(`${table([['SITE', 'TRAIN RECORDS', 'PREVALENCE'], ...d.statistics.map((s) => [site(s.nodeId), s.rows === null || s.rows === 0 ? '<suppressed>' : String(s.rows), s.prevalence === null ? '<suppressed>' : `${(s.prevalence * 100).toFixed(1)}%`])])}\n\n`);

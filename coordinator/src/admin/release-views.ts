@@ -1,6 +1,6 @@
 import { FedlhsError, type Performance, type PublishedPerformance, type ReleaseDescriptor } from '@fedlhs/core';
 import type { Coordinator } from '../coordinator.js';
-import { releaseDrift, type DriftVerdict, type LiveReport, type ReleaseDrift } from '../releases/drift.js';
+import { releaseDrift, siteTestFigures, type DriftVerdict, type LiveReport, type ReleaseDrift } from '../releases/drift.js';
 import type { ReleaseRegistry } from '../releases/registry.js';
 import type { ReleaseAliasRecord, ReleasePerformanceRecord, ReleaseRecord } from '../store.js';
 
@@ -91,7 +91,7 @@ async function summarize(ctx: ReleaseViewContext, r: ReleaseRecord, aliases: rea
   };
   try {
     const reports = (await ctx.coordinator.store.listReleasePerformance(r.studyName, r.version)).map(parseReport);
-    const drift = releaseDrift(reports, descriptor.metrics.test.pooled, descriptor.metrics.minCellCount);
+    const drift = releaseDrift(reports, descriptor.metrics.test.pooled, descriptor.metrics.minCellCount, siteTestFigures(descriptor.metrics.test, (id) => names.get(id)));
     const sites = drift.sites.map((s) => ({ ...s, siteName: names.get(s.nodeId) ?? s.nodeId, measuredAt: iso(s.measuredAt) }))
       .sort((a, b) => (a.siteName < b.siteName ? -1 : a.siteName > b.siteName ? 1 : a.nodeId < b.nodeId ? -1 : 1));
     return { ...base, ...figures, live: { reference: drift.reference, pooled: drift.pooled, sites }, descriptor, error: null };

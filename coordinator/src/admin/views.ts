@@ -337,5 +337,18 @@ export async function studyDetail(coordinator: Coordinator, study: StudyRecord):
     contributions: contributions.map((c) => ({ ...c, numExamples: c.numExamples >= k ? c.numExamples : null })),
     rejectionsByReason, statistics, sites: Object.fromEntries(nodes.map((n) => [n.id, n.siteName])),
     readiness: await studyReadiness(coordinator, study),
+    release: await studyRelease(coordinator, study),
   };
+}
+
+/**
+ * The study's release for its detail: the release made of it, or why it could not be made (the
+ * builder keeps the last failure until a later attempt succeeds), or null (none, and no failure:
+ * not COMPLETED, or not built yet).
+ */
+export async function studyRelease(coordinator: Coordinator, study: StudyRecord): Promise<{ studyName: string; version: number; round: number } | { failed: string } | null> {
+  const made = await coordinator.store.releaseOfStudy(study.id);
+  if (made !== undefined) return { studyName: made.studyName, version: made.version, round: made.round };
+  const failure = coordinator.releaseFailure(study.id);
+  return failure === undefined ? null : { failed: failure.message };
 }

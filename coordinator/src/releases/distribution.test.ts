@@ -86,4 +86,19 @@ describe('ReleaseDistribution', () => {
     expect(await codeOf(dist.recordPerformance({ id: 'n1' }, { ...report, performance: null }))).toBe('INVALID_METRICS');
     expect(await codeOf(dist.recordPerformance({ id: 'n2' }, report))).toBe('NOT_ASSIGNED');
   });
+
+  it('refuses other figures for an export already reported, and a measured_at_ms far ahead of the clock (review hospital LOW 7)', async () => {
+    const { dist, writes } = fixture();
+    const report = { studyName: 'sepsis', version: 2, exportFingerprint: 'ff', measuredAt: 7, performance: { numExamples: 30, positives: 10, auc: 0.7, brier: 0.2, calibration: [] } };
+    await dist.recordPerformance({ id: 'n1' }, report);
+    const other = dist.recordPerformance({ id: 'n1' }, { ...report, performance: { ...report.performance, auc: 0.9 } });
+    await expect(other).rejects.toMatchObject({ code: 'DUPLICATE_CONFLICT', message: expect.stringMatching(/sepsis version 2 .*node n1 for export ff with other figures/) });
+    // The same figures measured later are still the same export: a duplicate.
+    expect(await dist.recordPerformance({ id: 'n1' }, { ...report, measuredAt: 8 })).toEqual({ duplicate: true });
+    // now is 42: up to 10 minutes ahead is clock skew, beyond it refused naming the field.
+    expect(await dist.recordPerformance({ id: 'n1' }, { ...report, exportFingerprint: 'f2', measuredAt: 42 + 600_000 })).toEqual({ duplicate: false });
+    const future = dist.recordPerformance({ id: 'n1' }, { ...report, exportFingerprint: 'f3', measuredAt: 42 + 600_001 });
+    await expect(future).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', message: expect.stringContaining('measured_at_ms') });
+    expect(writes.map((w) => (w.op === 'release.performance' ? w.p.exportFingerprint : ''))).toEqual(['ff', 'f2']);
+  });
 });

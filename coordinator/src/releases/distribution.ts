@@ -1,6 +1,10 @@
+import { isDeepStrictEqual } from 'node:util';
 import { FedlhsError, RELEASE_FILES, checkPerformance, type Performance, type PerformanceInput } from '@fedlhs/core';
 import type { BlobStore } from '../blobs/blob-store.js';
 import type { CoordinatorStore, NodeRecord, ReleaseRecord } from '../store.js';
+
+/** How far ahead of the coordinator's clock a report's measured_at_ms may be (clock skew). */
+export const MAX_MEASURED_AHEAD_MS = 10 * 60 * 1000;
 
 /** Most releases one list returns (proto ListReleases). */
 export const MAX_RELEASES_LISTED = 1000;
@@ -87,13 +91,24 @@ export class ReleaseDistribution {
 
   /**
    * Records a site's live performance of a release: NOT_FOUND (no such release), NOT_ASSIGNED
-   * (not a participant), INVALID_METRICS (performance missing or impossible). The same
-   * (release, node, export fingerprint) again is kept once and answered `duplicate`.
+   * (not a participant), INVALID_METRICS (performance missing or impossible), INVALID_ARGUMENT
+   * (measured_at_ms more than MAX_MEASURED_AHEAD_MS ahead of the coordinator's clock: it would
+   * stand as the site's latest report for good). The same (release, node, export fingerprint)
+   * again is kept once and answered `duplicate` if its figures are the same, DUPLICATE_CONFLICT
+   * if they differ (as ReportEvaluation does: the figures of one export cannot change).
    */
   async recordPerformance(node: Pick<NodeRecord, 'id'>, report: PerformanceReport): Promise<{ duplicate: boolean }> {
     const { store } = this.opts;
     await this.get(report.studyName, report.version, node);
     if (report.performance == null) throw new FedlhsError('INVALID_METRICS', 'ReleasePerformanceReport.performance is required');
+    const now = this.opts.now();
+    if (report.measuredAt > now + MAX_MEASURED_AHEAD_MS) {
+      throw new FedlhsError(
+        'INVALID_ARGUMENT',
+        `field ReleasePerformanceReport.measured_at_ms: ${new Date(report.measuredAt).toISOString()} is more than ${MAX_MEASURED_AHEAD_MS / 60_000} minutes after the coordinator's clock (${new Date(now).toISOString()}): check the node's clock`,
+        { details: { field: 'ReleasePerformanceReport.measured_at_ms' } },
+      );
+    }
     let performance: Performance;
     try {
       performance = checkPerformance(report.performance, 'ReleasePerformanceReport.performance');
@@ -105,11 +120,30 @@ export class ReleaseDistribution {
       op: 'release.performance',
       p: {
         studyName: report.studyName, version: report.version, nodeId: node.id, exportFingerprint: report.exportFingerprint,
-        performance: JSON.stringify(performance), measuredAt: report.measuredAt, receivedAt: this.opts.now(),
+        performance: JSON.stringify(performance), measuredAt: report.measuredAt, receivedAt: now,
       },
     }], 'release.performance');
-    if ((result.duplicates ?? 0) > 0) return { duplicate: true };
+    if ((result.duplicates ?? 0) > 0) {
+      // Only a repeat reads the stored reports: the first one kept for this export must hold the same figures.
+      const kept = (await store.listReleasePerformance(report.studyName, report.version)).find((r) => r.nodeId === node.id && r.exportFingerprint === report.exportFingerprint);
+      if (kept !== undefined && !isDeepStrictEqual(parseStored(kept.performance), JSON.parse(JSON.stringify(performance)))) {
+        throw new FedlhsError(
+          'DUPLICATE_CONFLICT',
+          `release ${report.studyName} version ${report.version} already has a performance report of node ${node.id} for export ${report.exportFingerprint.slice(0, 64)} with other figures: a new measurement needs a new export fingerprint`,
+        );
+      }
+      return { duplicate: true };
+    }
     this.opts.onPerformance?.({ studyName: report.studyName, version: report.version, nodeId: node.id });
     return { duplicate: false };
+  }
+}
+
+/** A stored report's Performance JSON; DATA_LOSS when it no longer parses. */
+function parseStored(json: string): unknown {
+  try {
+    return JSON.parse(json) as unknown;
+  } catch (err) {
+    throw new FedlhsError('DATA_LOSS', 'a stored live performance report is not JSON', { cause: err });
   }
 }

@@ -1,6 +1,6 @@
 import type { Performance, PublishedPerformance } from '@fedlhs/core';
 import { describe, expect, it } from 'vitest';
-import { judge, latestPerSite, releaseDrift, type LiveReport } from './drift.js';
+import { judge, latestPerSite, releaseDrift, siteTestFigures, type LiveReport } from './drift.js';
 
 /** A Performance with a reliability table whose mean prediction and observed rate are given. */
 function perf(o: { n: number; pos: number; auc?: number; se?: number; slope?: number; meanPredicted?: number }): Performance {
@@ -128,6 +128,21 @@ describe('releaseDrift (per site and pooled)', () => {
   it('has no pooled verdict without reports and says so for a release without a test interval', () => {
     expect(releaseDrift([], test, K)).toEqual({ reference: { testAuc: 0.8, testAucInterval: [0.76, 0.84] }, pooled: null, sites: [] });
     expect(releaseDrift([], null, K).reference).toEqual({ testAuc: null, testAucInterval: null });
+  });
+
+  it("compares a site with its own published test figures, else the pooled ones and says so (review hospital MEDIUM 4)", () => {
+    // The rural site's own test AUC is 0.760 [0.720, 0.800]; its live AUC 0.784 is better, not drift.
+    const part = { pooled: test, sites: [{ site: 'rural', performance: { ...test, numExamples: 300, positives: 40, auc: 0.76, aucInterval: [0.72, 0.8] as [number, number] } }], withheldSites: 0, sitesWithoutFigures: [] };
+    const names: Record<string, string> = { n1: 'rural', n2: 'city' };
+    const d = releaseDrift(
+      [report('n1', perf({ n: 400, pos: 60, auc: 0.784, se: 0.01 })), report('n2', perf({ n: 400, pos: 60, auc: 0.7, se: 0.02 }))],
+      test, K, siteTestFigures(part, (id) => names[id]),
+    );
+    const [rural, city] = d.sites;
+    expect(rural).toMatchObject({ nodeId: 'n1', status: 'ok', comparedWith: 'site' });
+    expect(rural!.reason).toContain("live AUC 0.784 [0.764, 0.804] is consistent with the site's own test AUC interval [0.720, 0.800]");
+    expect(city).toMatchObject({ nodeId: 'n2', status: 'drift', comparedWith: 'pooled' });
+    expect(city!.reason).toBe("drift: live AUC 0.700 [0.661, 0.739] is below the release's pooled test AUC interval [0.760, 0.840] (the site's own is not published)");
   });
 
   it('a single small site leaves the pool insufficient too', () => {

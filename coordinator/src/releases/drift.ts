@@ -1,4 +1,5 @@
-import { aucInterval, pooledPerformance, type Performance, type PublishedPerformance } from '@fedlhs/core';
+import { aucInterval, pooledPerformance, type Performance, type PublishedPerformance, type ReleaseDescriptor } from '@fedlhs/core';
+import { withheldByCounts } from '../disclosure.js';
 
 /**
  * Is a release still working where it is deployed? (issue 12, design releases.md flow 5.)
@@ -58,6 +59,8 @@ export interface DriftVerdict {
 
 export interface SiteDrift extends DriftVerdict {
   nodeId: string;
+  /** What the live AUC was compared with: the site's own published test figures, else the pooled ones. */
+  comparedWith: 'site' | 'pooled';
   exportFingerprint: string;
   measuredAt: number;
 }
@@ -99,10 +102,11 @@ const pct = (x: number): string => `${(x * 100).toFixed(1)} %`;
 const range = (i: readonly [number, number]): string => `[${f3(i[0])}, ${f3(i[1])}]`;
 
 /**
- * The verdict on one set of live figures against the release's test AUC interval.
- * `show`: whether the figures may appear (in `live` and in the reason).
+ * The verdict on one set of live figures against a test AUC interval of the release.
+ * `show`: whether the figures may appear (in `live` and in the reason); `referenceName` and
+ * `referenceNote` say in the reason which interval it is (the site's own or the pooled one).
  */
-export function judge(p: Performance, reference: [number, number] | null, minCellCount: number, show: boolean): DriftVerdict {
+export function judge(p: Performance, reference: [number, number] | null, minCellCount: number, show: boolean, referenceName = "the release's test AUC interval", referenceNote = ''): DriftVerdict {
   const k = minCellCount;
   if (tooSmall(p, k)) {
     return {
@@ -120,8 +124,8 @@ export function judge(p: Performance, reference: [number, number] | null, minCel
     // Without a standard error the point estimate stands in for the upper bound (stricter).
     const upper = p.aucStandardError === undefined ? p.auc : p.auc + DRIFT_RULES.z * p.aucStandardError;
     const live = show ? `live AUC ${f3(p.auc)}${interval === null ? ' (no standard error)' : ` ${range(interval)}`}` : 'live AUC';
-    if (upper < reference[0]) drift.push(`${live} is below the release's test AUC interval ${range(reference)}`);
-    else fine.push(`${live} is consistent with the release's test AUC interval ${range(reference)}`);
+    if (upper < reference[0]) drift.push(`${live} is below ${referenceName} ${range(reference)}${referenceNote}`);
+    else fine.push(`${live} is consistent with ${referenceName} ${range(reference)}${referenceNote}`);
   }
   const slope = p.calibrationSlope;
   if (slope !== undefined) {
@@ -152,38 +156,44 @@ export function judge(p: Performance, reference: [number, number] | null, minCel
 /**
  * The sites whose figures are withheld: every site too small to judge, then, while those hold
  * together fewer than `k` patients, cases or non-cases, the next smallest sites (pooled × total
- * − Σ shown would give the small ones away).
+ * − Σ shown would give the small ones away): disclosure.ts complementary suppression.
  */
 function withheldSites(reports: readonly LiveReport[], k: number): Set<string> {
-  const small = reports.filter((r) => tooSmall(r.performance, k));
-  const withheld = new Set(small.map((r) => r.nodeId));
-  if (withheld.size === 0) return withheld;
-  const held = { numExamples: 0, positives: 0 };
-  const add = (r: LiveReport): void => {
-    withheld.add(r.nodeId);
-    held.numExamples += r.performance.numExamples;
-    held.positives += r.performance.positives;
-  };
-  small.forEach(add);
-  const rest = reports.filter((r) => !withheld.has(r.nodeId)).sort((a, b) => a.performance.numExamples - b.performance.numExamples || a.nodeId.localeCompare(b.nodeId));
-  for (const r of rest) {
-    if (!tooSmall({ ...held, brier: 0, calibration: [] }, k)) break;
-    add(r);
-  }
-  return withheld;
+  return withheldByCounts(reports.map((r) => ({ nodeId: r.nodeId, counts: [r.performance.numExamples, r.performance.positives, r.performance.numExamples - r.performance.positives] })), k);
 }
 
 /**
- * Drift of a release: each site's latest live report and their pooled figures against the
- * release's pooled test figures (`test`, as release.json publishes them).
+ * A site's own published test figures by node id, from release.json `metrics.test` (sites are
+ * published by site name): the `ownTest` argument of releaseDrift.
  */
-export function releaseDrift(reports: readonly LiveReport[], test: PublishedPerformance | null, minCellCount: number): ReleaseDrift {
+export function siteTestFigures(test: ReleaseDescriptor['metrics']['test'], siteName: (nodeId: string) => string | undefined): (nodeId: string) => PublishedPerformance | undefined {
+  const bySite = new Map(test.sites.map((s) => [s.site, s.performance]));
+  return (nodeId) => {
+    const name = siteName(nodeId);
+    return name === undefined ? undefined : bySite.get(name);
+  };
+}
+
+/**
+ * Drift of a release: each site's latest live report against that site's own published test
+ * figures (`ownTest`, when the release published them with an AUC interval: a site whose model
+ * was always weaker is not drifting), else against the pooled test figures (`test`, as
+ * release.json publishes them), the reason saying which; the pooled live figures against the
+ * pooled test figures.
+ */
+export function releaseDrift(
+  reports: readonly LiveReport[], test: PublishedPerformance | null, minCellCount: number,
+  ownTest: (nodeId: string) => PublishedPerformance | undefined = () => undefined,
+): ReleaseDrift {
   const reference = test?.aucInterval ?? null;
   const latest = latestPerSite(reports);
   const withheld = withheldSites(latest, minCellCount);
   const sites = latest.map((r) => {
-    const verdict = judge(r.performance, reference, minCellCount, !withheld.has(r.nodeId));
-    return { nodeId: r.nodeId, exportFingerprint: r.exportFingerprint, measuredAt: r.measuredAt, ...verdict };
+    const own = ownTest(r.nodeId)?.aucInterval ?? null;
+    const verdict = own !== null
+      ? judge(r.performance, own, minCellCount, !withheld.has(r.nodeId), "the site's own test AUC interval")
+      : judge(r.performance, reference, minCellCount, !withheld.has(r.nodeId), "the release's pooled test AUC interval", " (the site's own is not published)");
+    return { nodeId: r.nodeId, comparedWith: own !== null ? ('site' as const) : ('pooled' as const), exportFingerprint: r.exportFingerprint, measuredAt: r.measuredAt, ...verdict };
   });
   const pooled = pooledPerformance(latest.map((r) => r.performance));
   return {

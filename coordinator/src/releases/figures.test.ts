@@ -57,7 +57,7 @@ describe('metricsPart and perSite', () => {
   const row = (nodeId: string | null, phase: 'evaluation' | 'test', n: number, performance: string | null, roundId = 7): MetricRecord & { round: number } => ({
     roundId, round: 1, nodeId, phase, numExamples: n, loss: 0.5, accuracy: 0.7, auc: 0.75, performance,
   });
-  const p = (n: number) => JSON.stringify({ numExamples: n, positives: 2, auc: 0.7, aucStandardError: 0.1, brier: 0.2, calibration: [] });
+  const p = (n: number, positives = 10) => JSON.stringify({ numExamples: n, positives, auc: 0.7, aucStandardError: 0.1, brier: 0.2, calibration: [] });
   const input = (rows: (MetricRecord & { round: number })[]) => ({ rows, roundId: 7, evaluated: ['n1', 'n2', 'n3', 'n4'], siteName: (id: string) => `site-${id}`, minCellCount: 5 });
 
   it('publishes sites with figures (small cells null), names sites without figures, counts withheld ones', () => {
@@ -70,7 +70,7 @@ describe('metricsPart and perSite', () => {
     ];
     const v = metricsPart('evaluation', input(rows));
     expect(v.sites.map((s) => s.site)).toEqual(['site-n1', 'site-n3']);
-    expect(v.sites[0]!.performance).toMatchObject({ numExamples: 30, positives: null, auc: 0.7 });
+    expect(v.sites[0]!.performance).toMatchObject({ numExamples: 30, positives: 10, auc: 0.7 });
     expect(v).toMatchObject({ withheldSites: 1, sitesWithoutFigures: ['site-n2'], pooled: { numExamples: 95, auc: 0.7 } });
     const t = metricsPart('test', input(rows));
     expect(t).toMatchObject({ withheldSites: 2, sitesWithoutFigures: ['site-n2'], pooled: { numExamples: 40, auc: 0.75, brier: null } });
@@ -79,5 +79,21 @@ describe('metricsPart and perSite', () => {
       { site: 'site-n3', validationExamples: 30, testExamples: null }, { site: 'site-n4', validationExamples: null, testExamples: null },
     ]);
     expect(metricsPart('test', input([])).pooled).toBeNull();
+  });
+
+  it('withholds a stored site with fewer than minCellCount cases and the next smallest with it, counted as withheld (review hospital HIGH 1, LOW 8)', () => {
+    // Rows as stored before the evaluation phase withheld by cases: n1 has 2 cases, so its AUC
+    // must not be published, nor n3's (pooled − n3 would give n1's cases away).
+    const rows = [
+      row('n1', 'evaluation', 30, p(30, 2)), row('n2', 'evaluation', 30, null), row('n3', 'evaluation', 40, p(40, 10)),
+      row(null, 'evaluation', 100, p(100, 12)),
+    ];
+    const v = metricsPart('evaluation', input(rows));
+    expect(v.sites).toEqual([]);
+    expect(v).toMatchObject({ withheldSites: 3, sitesWithoutFigures: ['site-n2'] });
+    // Non-cases too: 28 of 30 are cases.
+    const w = metricsPart('evaluation', input([row('n1', 'evaluation', 30, p(30, 28)), row('n3', 'evaluation', 40, p(40, 10)), row('n4', 'evaluation', 400, p(400, 80))]));
+    expect(w.sites.map((s) => s.site)).toEqual(['site-n4']);
+    expect(w.withheldSites).toBe(3); // n1, n3 and n2 (no row: withheld when stored)
   });
 });

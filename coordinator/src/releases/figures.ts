@@ -1,5 +1,6 @@
 import { combineStats, publishPerformance, type ClinicStats, type Normalization, type Performance, type PublishedPerformance, type ReleaseDescriptor, type StudyManifest } from '@fedlhs/core';
 import { FedlhsError } from '@fedlhs/core';
+import { withheldByCounts } from '../disclosure.js';
 import type { MetricRecord, StatisticsRecord } from '../store.js';
 
 /**
@@ -37,10 +38,13 @@ export interface PartInput {
 
 /**
  * One part of release.json `metrics`. A site with a row of the phase and performance JSON is
- * published (publishPerformance: small cells null); a row without it is a site that sent no
- * figures. A site that evaluated but has no row of the phase was withheld by the small-cell
- * rule, except in the test part when its validation row has no figures either (an agent that
- * sends no Performance at all): then it is named among the sites without figures.
+ * published (publishPerformance: small cells null) unless complementary suppression over
+ * patients, cases and non-cases (disclosure.ts withheldByCounts, as the evaluation phase runs
+ * it before storing; run again here for rows stored before it did) withholds it; a row without
+ * performance is a site that sent no figures. A site that evaluated but has no row of the phase
+ * was withheld by the small-cell rules (the evaluation phase drops the row of a site whose
+ * figures it withholds), except in the test part when its validation row has no figures either
+ * (an agent that sends no Performance at all): then it is named among the sites without figures.
  */
 export function metricsPart(phase: 'evaluation' | 'test', input: PartInput): Part {
   const ofRound = input.rows.filter((r) => r.roundId === input.roundId);
@@ -48,18 +52,28 @@ export function metricsPart(phase: 'evaluation' | 'test', input: PartInput): Par
   const mine = rowsOf(phase);
   const validation = rowsOf('evaluation');
   const k = input.minCellCount;
+  const figures = new Map<string, Performance>();
+  for (const nodeId of input.evaluated) {
+    const row = mine.get(nodeId);
+    if (row?.performance != null) figures.set(nodeId, parsePerformance(row.performance, `${phase} of ${input.siteName(nodeId)}`));
+  }
+  const counted = [...figures].map(([nodeId, p]) => ({ nodeId, counts: [p.numExamples, p.positives, p.numExamples - p.positives], auc: p.auc !== undefined }));
+  const hidden = withheldByCounts(counted, k);
+  for (const id of withheldByCounts(counted.filter((c) => c.auc), k)) hidden.add(id);
   const sites: Part['sites'] = [];
   const without: string[] = [];
   let withheld = 0;
   for (const nodeId of input.evaluated) {
     const row = mine.get(nodeId);
     const site = input.siteName(nodeId);
+    const p = figures.get(nodeId);
     if (row === undefined) {
       const v = validation.get(nodeId);
       if (phase === 'test' && v !== undefined && v.performance == null) without.push(site);
       else withheld++;
-    } else if (row.performance == null) without.push(site);
-    else sites.push({ site, performance: publishPerformance(parsePerformance(row.performance, `${phase} of ${site}`), k) });
+    } else if (p === undefined) without.push(site);
+    else if (hidden.has(nodeId)) withheld++;
+    else sites.push({ site, performance: publishPerformance(p, k) });
   }
   const global = mine.get(null);
   const pooled = global === undefined ? null : global.performance == null ? fromMetrics(global) : publishPerformance(parsePerformance(global.performance, `pooled ${phase}`), k);

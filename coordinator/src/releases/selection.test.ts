@@ -10,11 +10,25 @@ const input = (rule: SelectionInput['rule'], metrics: Row[], rounds = [0, 1, 2, 
 
 describe('selectRound', () => {
   it('best-validation-auc: the highest global validation AUC, ties to the later round', () => {
-    const s = selectRound(input('best-validation-auc', [global(1, 0.7), global(2, 0.8), global(3, 0.8), site(2, 'n1'), site(2, 'n2')]));
+    const sites = [1, 2, 3].flatMap((n) => [site(n, 'n1'), site(n, 'n2')]);
+    const s = selectRound(input('best-validation-auc', [global(1, 0.7), global(2, 0.8), global(3, 0.8), ...sites]));
     expect(s).toMatchObject({ round: 3, roundId: 103, fallback: false, warnings: [] });
     expect(s.reason).toContain('0.8');
     expect(s.candidates.map((c) => c.round)).toEqual([1, 2, 3]);
     expect(s.candidates[1]).toEqual({ round: 2, validationAuc: 0.8, validationLoss: 0.5, evaluatedSites: 2 });
+  });
+
+  it('compares only rounds evaluated by as many sites as the most-evaluated ones, naming the others in one warning (review hospital MEDIUM 3)', () => {
+    // Round 1 evaluated by both sites (0.797), round 2 only by the small easy site (0.96), round 3 by none.
+    const s = selectRound({ ...input('best-validation-auc', [global(1, 0.797), global(2, 0.96)]), evaluatedSites: new Map([[1, 2], [2, 1], [3, 0]]) });
+    expect(s).toMatchObject({ round: 1, fallback: false });
+    expect(s.reason).toBe('best federated validation AUC 0.797 of 1 round(s) evaluated by 2 site(s) (1 without one) (1 evaluated by fewer sites left out); ties to the later round');
+    expect(s.warnings).toEqual(['round(s) 2 (1 site(s)) left out of the selection: evaluated by fewer sites than the 2 of the most-evaluated round(s), so their pooled validation AUC is not comparable']);
+    // The most-evaluated round has no figure: the last committed round, loudly.
+    const none = selectRound({ ...input('best-validation-loss', [global(1, 0.8, Number.NaN), global(2, 0.9, 0.3)]), evaluatedSites: new Map([[1, 3], [2, 1], [3, 1]]) });
+    expect(none).toMatchObject({ round: 3, fallback: true });
+    expect(none.warnings).toHaveLength(2);
+    expect(none.warnings[1]).toMatch(/no round evaluated by 3 site\(s\) has a federated validation loss: released the last committed round 3/);
   });
 
   it('never chooses on test rows, even when they would pick another round', () => {

@@ -40,6 +40,11 @@ const fmt = (x: number): string => (Math.round(x * 1000) / 1000).toString();
  * - 'best-validation-loss': lowest global validation loss, ties to the later round;
  * - 'last-round': the last committed round.
  *
+ * Only rounds evaluated by as many sites as the most-evaluated rounds compete (the evaluation
+ * phase has no quorum, and a pooled figure over fewer sites does not compare); rounds left out
+ * are named in one warning, and if none of the most-evaluated rounds has the figure the last
+ * committed round is released with a warning (`fallback`).
+ *
  * Round 0 (the untrained initial model) is a candidate only when it is the only committed
  * round, and then with a warning. When no candidate has the figure the rule needs, the last
  * committed round is released with a warning saying so (`fallback`). Throws if nothing was
@@ -82,13 +87,30 @@ export function selectRound(input: SelectionInput): Selection {
   }
   const byAuc = input.rule === 'best-validation-auc';
   const figure = byAuc ? 'validation AUC' : 'validation loss';
+  const valueOf = (c: (typeof candidates)[number]): number | null => (byAuc ? c.validationAuc : c.validationLoss);
+  // Pooled figures over different sets of sites do not compare (a round evaluated only by a
+  // small, easy site would win): only rounds evaluated by as many sites as the most-evaluated
+  // rounds compete; the others (with the figure) are named in one warning.
+  const most = Math.max(0, ...candidates.map((c) => c.evaluatedSites));
+  const fewer = candidates.filter((c) => valueOf(c) !== null && c.evaluatedSites < most);
+  if (fewer.length > 0) {
+    warnings.push(
+      `round(s) ${fewer.map((c) => `${c.round} (${c.evaluatedSites} site(s))`).join(', ')} left out of the selection: evaluated by fewer sites than the ` +
+        `${most} of the most-evaluated round(s), so their pooled ${figure} is not comparable`,
+    );
+  }
   let best: (typeof candidates)[number] | undefined;
   for (const c of candidates) {
+    if (c.evaluatedSites < most) continue;
     const value = byAuc ? c.validationAuc : c.validationLoss;
     if (value === null) continue;
     const bestValue = best === undefined ? undefined : byAuc ? best.validationAuc! : best.validationLoss!;
     // `>=` / `<=` over rounds in ascending order: ties go to the later round.
     if (bestValue === undefined || (byAuc ? value >= bestValue : value <= bestValue)) best = c;
+  }
+  if (best === undefined && fewer.length > 0) {
+    warnings.push(`no round evaluated by ${most} site(s) has a federated ${figure}: released the last committed round ${last} without selection`);
+    return chosen(last, `the last committed round (${last}): no round evaluated by the most sites had a ${figure} to choose on`, true);
   }
   if (best === undefined) {
     warnings.push(
@@ -98,10 +120,11 @@ export function selectRound(input: SelectionInput): Selection {
     return chosen(last, `the last committed round (${last}): no round had a ${figure} to choose on`, true);
   }
   const value = byAuc ? best.validationAuc! : best.validationLoss!;
-  const missing = candidates.filter((c) => (byAuc ? c.validationAuc : c.validationLoss) === null).length;
+  const missing = candidates.filter((c) => valueOf(c) === null).length;
+  const compared = candidates.length - missing - fewer.length;
   return chosen(
     best.round,
-    `${byAuc ? 'best' : 'lowest'} federated ${figure} ${fmt(value)} of ${candidates.length} round(s)` +
-      `${missing > 0 ? ` (${missing} without one)` : ''}; ties to the later round`,
+    `${byAuc ? 'best' : 'lowest'} federated ${figure} ${fmt(value)} of ${compared} round(s) evaluated by ${most} site(s)` +
+      `${missing > 0 ? ` (${missing} without one)` : ''}${fewer.length > 0 ? ` (${fewer.length} evaluated by fewer sites left out)` : ''}; ties to the later round`,
   );
 }

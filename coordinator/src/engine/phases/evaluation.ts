@@ -1,5 +1,5 @@
 import { FedlhsError, pooledPerformance, type CloseDecision, type EvalMetrics, type Performance } from '@fedlhs/core';
-import { disclosableMetrics, withheldSites } from '../../disclosure.js';
+import { disclosableMetrics, withheldByCounts } from '../../disclosure.js';
 import type { MetricRecord } from '../../store.js';
 import type { Accepted, LiveTask, Phase, PhaseContext, PhaseCounters, PhaseOutput, PhasePlan, PhaseResult } from '../phase.js';
 
@@ -18,23 +18,28 @@ export function storedMetrics(ctx: PhaseContext, phase: MetricRecord['phase'], s
 
 /**
  * Attaches the figures of one part (validation or test) to its stored rows as `performance`
- * JSON, under the same small-cell rule as the metrics, run again over the sites that sent
- * figures (they may be fewer than those with metrics, and a pooled value minus the shown ones
- * must not give away a small group): a site's figures only on a row that is shown and only if
- * the rule does not withhold them; the pooled figures (core pooledPerformance) on the global
- * row only if they cover at least minCellCount patients, without AUC if its sites hold fewer.
+ * JSON, under complementary suppression over patients, cases and non-cases (disclosure.ts
+ * withheldByCounts), run over the sites that sent figures and again over those with an AUC
+ * (the pooled AUC averages only those): a site with fewer than minCellCount of any is withheld,
+ * and the next smallest with it until the withheld group holds at least minCellCount of each,
+ * so that pooled minus the shown sites never gives a small group's case count away. A withheld
+ * site's row is dropped altogether (its AUC, loss and accuracy are figures of the same small
+ * group), so the release counts it as withheld; a site without figures keeps its row. The
+ * pooled figures (core pooledPerformance) go on the global row only if they cover at least
+ * minCellCount patients, without AUC if its sites hold fewer.
  */
 export function withPerformance(rows: MetricRecord[], figures: ReadonlyMap<string, Performance>, minCell: number): MetricRecord[] {
-  const sites = [...figures].map(([nodeId, p]) => ({ nodeId, numExamples: p.numExamples }));
-  const hidden = withheldSites(sites, minCell);
-  for (const id of withheldSites(sites.filter((s) => figures.get(s.nodeId)!.auc !== undefined), minCell)) hidden.add(id);
+  const sites = [...figures].map(([nodeId, p]) => ({ nodeId, counts: [p.numExamples, p.positives, p.numExamples - p.positives], auc: p.auc !== undefined }));
+  const hidden = withheldByCounts(sites, minCell);
+  for (const id of withheldByCounts(sites.filter((s) => s.auc), minCell)) hidden.add(id);
   let pooled = pooledPerformance([...figures.values()]);
   if (pooled !== undefined && pooled.numExamples < minCell) pooled = undefined;
   const aucExamples = [...figures.values()].reduce((s, p) => s + (p.auc === undefined ? 0 : p.numExamples), 0);
   if (pooled !== undefined && aucExamples < minCell) pooled = { ...pooled, auc: undefined, aucStandardError: undefined };
-  return rows.map((row) => {
-    const p = row.nodeId === null ? pooled : hidden.has(row.nodeId) ? undefined : figures.get(row.nodeId);
-    return p === undefined ? row : { ...row, performance: JSON.stringify(p) };
+  return rows.flatMap((row) => {
+    if (row.nodeId !== null && hidden.has(row.nodeId)) return [];
+    const p = row.nodeId === null ? pooled : figures.get(row.nodeId);
+    return [p === undefined ? row : { ...row, performance: JSON.stringify(p) }];
   });
 }
 
@@ -119,9 +124,15 @@ export class EvaluationPhase implements Phase {
   async complete(ctx: PhaseContext, c: PhaseCounters): Promise<PhaseOutput> {
     const { round, attempt } = ctx.attempt;
     const k = ctx.study.manifest.data.minCellCount;
-    const validation = withPerformance(storedMetrics(ctx, 'evaluation', [...this.evaluations].map(([nodeId, m]) => ({ ...m, nodeId }))), this.figures.validation, k);
+    const figured = (phase: 'evaluation' | 'test', rows: MetricRecord[], figures: ReadonlyMap<string, Performance>): MetricRecord[] => {
+      const kept = withPerformance(rows, figures, k);
+      const dropped = rows.length - kept.length;
+      if (dropped > 0) ctx.log.info({ event: 'figures.withheld', round, phase, sites: dropped, minCellCount: k }, `${dropped} site(s)' ${phase} figures kept only in the pooled value (fewer than minCellCount patients, cases or non-cases, or needed to protect such a site)`);
+      return kept;
+    };
+    const validation = figured('evaluation', storedMetrics(ctx, 'evaluation', [...this.evaluations].map(([nodeId, m]) => ({ ...m, nodeId }))), this.figures.validation);
     // The test part's rows: published with a release only, never used to choose a round.
-    const test = withPerformance(storedMetrics(ctx, 'test', [...this.figures.test].map(([nodeId, p]) => ({ ...testMetrics(p), nodeId }))), this.figures.test, k);
+    const test = figured('test', storedMetrics(ctx, 'test', [...this.figures.test].map(([nodeId, p]) => ({ ...testMetrics(p), nodeId }))), this.figures.test);
     const metrics = [...validation, ...test];
     const global = validation.find((m) => m.nodeId === null);
     const evaluated = this.evaluations.size;

@@ -151,10 +151,12 @@ export interface FederationClient extends grpc.Client {
   
   /**
    * Reports how a deployed release does on this clinic's newly labelled patients (aggregates
-   * only). Idempotent per (release, node, export_fingerprint): the same report again is
-   * answered with duplicate = true.
+   * only). Idempotent per (release, node, export_fingerprint): the same figures again are
+   * answered with duplicate = true; other figures for the same key are refused.
    * Errors: NOT_FOUND (no such release), PERMISSION_DENIED (not a participant),
-   * INVALID_ARGUMENT [INVALID_METRICS] (performance missing or impossible), UNAUTHENTICATED.
+   * INVALID_ARGUMENT [INVALID_METRICS] (performance missing or impossible), INVALID_ARGUMENT
+   * (measured_at_ms more than 10 minutes after the coordinator's clock), ALREADY_EXISTS
+   * [DUPLICATE_CONFLICT] (other figures for an export already reported), UNAUTHENTICATED.
    */
   ReportReleasePerformance(argument: _fedlhs_v1_ReleasePerformanceReport, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_fedlhs_v1_ReleasePerformanceReceipt__Output>): grpc.ClientUnaryCall;
   ReportReleasePerformance(argument: _fedlhs_v1_ReleasePerformanceReport, metadata: grpc.Metadata, callback: grpc.requestCallback<_fedlhs_v1_ReleasePerformanceReceipt__Output>): grpc.ClientUnaryCall;
@@ -162,10 +164,12 @@ export interface FederationClient extends grpc.Client {
   ReportReleasePerformance(argument: _fedlhs_v1_ReleasePerformanceReport, callback: grpc.requestCallback<_fedlhs_v1_ReleasePerformanceReceipt__Output>): grpc.ClientUnaryCall;
   /**
    * Reports how a deployed release does on this clinic's newly labelled patients (aggregates
-   * only). Idempotent per (release, node, export_fingerprint): the same report again is
-   * answered with duplicate = true.
+   * only). Idempotent per (release, node, export_fingerprint): the same figures again are
+   * answered with duplicate = true; other figures for the same key are refused.
    * Errors: NOT_FOUND (no such release), PERMISSION_DENIED (not a participant),
-   * INVALID_ARGUMENT [INVALID_METRICS] (performance missing or impossible), UNAUTHENTICATED.
+   * INVALID_ARGUMENT [INVALID_METRICS] (performance missing or impossible), INVALID_ARGUMENT
+   * (measured_at_ms more than 10 minutes after the coordinator's clock), ALREADY_EXISTS
+   * [DUPLICATE_CONFLICT] (other figures for an export already reported), UNAUTHENTICATED.
    */
   reportReleasePerformance(argument: _fedlhs_v1_ReleasePerformanceReport, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_fedlhs_v1_ReleasePerformanceReceipt__Output>): grpc.ClientUnaryCall;
   reportReleasePerformance(argument: _fedlhs_v1_ReleasePerformanceReport, metadata: grpc.Metadata, callback: grpc.requestCallback<_fedlhs_v1_ReleasePerformanceReceipt__Output>): grpc.ClientUnaryCall;
@@ -345,10 +349,12 @@ export interface FederationHandlers extends grpc.UntypedServiceImplementation {
   
   /**
    * Reports how a deployed release does on this clinic's newly labelled patients (aggregates
-   * only). Idempotent per (release, node, export_fingerprint): the same report again is
-   * answered with duplicate = true.
+   * only). Idempotent per (release, node, export_fingerprint): the same figures again are
+   * answered with duplicate = true; other figures for the same key are refused.
    * Errors: NOT_FOUND (no such release), PERMISSION_DENIED (not a participant),
-   * INVALID_ARGUMENT [INVALID_METRICS] (performance missing or impossible), UNAUTHENTICATED.
+   * INVALID_ARGUMENT [INVALID_METRICS] (performance missing or impossible), INVALID_ARGUMENT
+   * (measured_at_ms more than 10 minutes after the coordinator's clock), ALREADY_EXISTS
+   * [DUPLICATE_CONFLICT] (other figures for an export already reported), UNAUTHENTICATED.
    */
   ReportReleasePerformance: grpc.handleUnaryCall<_fedlhs_v1_ReleasePerformanceReport__Output, _fedlhs_v1_ReleasePerformanceReceipt>;
   

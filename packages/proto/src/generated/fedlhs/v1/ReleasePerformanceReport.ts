@@ -17,7 +17,8 @@ export interface ReleasePerformanceReport {
    */
   'performance'?: (_fedlhs_v1_Performance | null);
   /**
-   * When the agent measured it (ms since the Unix epoch).
+   * When the agent measured it (ms since the Unix epoch); at most 10 minutes after the
+   * coordinator's clock.
    */
   'measuredAtMs'?: (number | string | Long);
 }
@@ -36,7 +37,8 @@ export interface ReleasePerformanceReport__Output {
    */
   'performance': (_fedlhs_v1_Performance__Output | null);
   /**
-   * When the agent measured it (ms since the Unix epoch).
+   * When the agent measured it (ms since the Unix epoch); at most 10 minutes after the
+   * coordinator's clock.
    */
   'measuredAtMs': (number);
 }
