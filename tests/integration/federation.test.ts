@@ -44,7 +44,9 @@ describe('federation end to end (separate OS processes)', () => {
     const global = (r: number) => detail.metrics.find((m) => m.round === r && m.phase === 'evaluation' && m.nodeId === null)!;
     expect(global(4).loss).toBeLessThan(global(1).loss);
     expect(global(4).auc!).toBeGreaterThan(global(1).auc! + 0.05);
-    expect(global(4).numExamples).toBe(detail.metrics.filter((m) => m.round === 4 && m.phase === 'evaluation' && m.nodeId !== null).reduce((s, m) => s + m.numExamples, 0));
+    // The pooled value covers every site; a site's own row is shown only when its validation part
+    // has minCellCount patients, cases and non-cases (and no smaller site needs it withheld).
+    expect(global(4).numExamples).toBeGreaterThanOrEqual(detail.metrics.filter((m) => m.round === 4 && m.phase === 'evaluation' && m.nodeId !== null).reduce((s, m) => s + m.numExamples, 0));
     // Every accepted update appears in its clinic's audit log with the same digest.
     const accepted = detail.contributions.filter((x) => x.accepted);
     expect(accepted).toHaveLength(12);

@@ -124,7 +124,7 @@ export async function deployRelease(ctx: DeployContext, studyName: string, versi
     normalization = await localNormalization(ctx.data, manifest, method);
     const problems = normalizationProblems(normalization, names);
     if (problems.length > 0) {
-      throw new FedlhsError('FAILED_PRECONDITION', `release ${studyName} v${version}: this clinic's ${method} normalisation computed from its training split is unusable (${problems.join('; ')}); check the export's values for these features`);
+      throw new FedlhsError('NORMALIZATION_IMPOSSIBLE', `release ${studyName} v${version}: this clinic's ${method} normalisation computed from its training split is unusable (${problems.join('; ')}); check the export's values for these features`, { details: { features: normalization.features.filter((f) => problems.some((p) => p.startsWith(`${f.name}:`))).map((f) => f.name) } });
     }
   }
   const champion = action === 'auto' ? version : keptChampion(ctx.stateDir, studyName);

@@ -50,6 +50,7 @@ export const EVENTS = {
   'statistics.withheld': 'federated statistics withheld (fewer clinics than minCellCount)',
   'statistics.fallback': 'some features were not scaled by federated statistics; their fallback',
   'metrics.withheld': "sites' small-cell metrics kept only in the global value",
+  'figures.withheld': "sites' validation or test figures kept only in the pooled value (fewer than minCellCount patients, cases or non-cases, or withheld to protect such a site); fields round, phase, sites, minCellCount",
   'evaluation.missing': 'a committed round has no global evaluation metric',
   // ---- tasks and contributions (coordinator) -----------------------------------------------
   'task.declined': 'a task ended DECLINED (coordinator) / the agent declined a task (agent)',
