@@ -104,6 +104,11 @@ describe('ReleaseBuilder', () => {
   it('releases the best-validation round, signed, and every file verifies; one byte changed in any file is refused (digest)', async () => {
     const { store, key, sink, builder, study, filesOf } = await setup();
     const id = await study('sepsis', [0.8, 0.7]);
+    // A clinic too small to train: it approved the study (readiness COHORT_TOO_SMALL) and had no task.
+    await store.write([
+      { op: 'node.insert', n: { id: 'n4', siteName: 'site-d', credentialHash: 'h-n4', createdAt: 1, revokedAt: null, lastSeenAt: null, agentVersion: 'a', trainingBackend: 'cpu' } },
+      { op: 'approval.record', studyId: id, nodeId: 'n4', manifestSha256: (await store.getStudy(id))!.manifestHash, at: 2 },
+    ], 'test');
     const made = await builder.ensure(id);
     expect(made).toMatchObject({ studyName: 'sepsis', version: 1, studyId: id, round: 1, parentVersion: null });
     expect(made!.files.map((f) => f.name)).toEqual([...RELEASE_FILES]);
@@ -123,7 +128,7 @@ describe('ReleaseBuilder', () => {
     expect(descriptor.metrics.validation.withheldSites).toBe(1);
     expect(descriptor.metrics.test.sites.map((s) => s.site)).toEqual(['site-a']);
     expect(descriptor.metrics.test.withheldSites).toBe(2);
-    expect(descriptor.dataSummary).toMatchObject({ sites: 3, sitesThatTrained: 2 });
+    expect(descriptor.dataSummary).toMatchObject({ sites: 4, sitesThatTrained: 2 });
     expect(descriptor.dataSummary.perSite).toEqual([
       { site: 'site-a', validationExamples: 40, testExamples: 40 }, { site: 'site-b', validationExamples: 60, testExamples: null }, { site: 'site-c', validationExamples: null, testExamples: null },
     ]);
@@ -131,7 +136,7 @@ describe('ReleaseBuilder', () => {
     expect(descriptor.features).toMatchObject({ names: ['x0', 'x1'], label: 'y' });
     expect(descriptor.features.needs[0]).toMatch(/x0/);
     expect(descriptor.modelCard.intendedUse).toMatch(/Decision support.*"sepsis"/);
-    expect(descriptor.modelCard.limitations.join(' ')).toMatch(/2 site\(s\) \(3 took part\)/);
+    expect(descriptor.modelCard.limitations.join(' ')).toMatch(/2 site\(s\) \(4 took part\)/);
     expect(descriptor.lineage).toMatchObject({ round: 1, parent: null, signer: key.fingerprint });
     expect(Buffer.from(files['model-card.md']).toString('utf8')).toMatch(/^# Model card: sepsis, release 1/);
     expect(sink.lines.find((l) => l['event'] === 'release.created')).toMatchObject({ studyName: 'sepsis', version: 1, round: 1, rule: 'best-validation-auc', fingerprint: key.fingerprint });

@@ -134,6 +134,9 @@ export class ReleaseBuilder {
         if (t.kind === 'EVALUATE') evaluatedByRound.set(r.round, [...(evaluatedByRound.get(r.round) ?? []), t.nodeId]);
       }
     }
+    // Sites that approved the study but never had a task (too small to train) took part too:
+    // they receive the release (store.nodeTookPart, the download rule).
+    for (const n of nodes) if (!tookPart.has(n.id) && (await store.nodeTookPart(n.id, study.id))) tookPart.add(n.id);
     const selection = selectRound({ rule: policy.selection, rounds, metrics, evaluatedSites: new Map([...evaluatedByRound].map(([n, ids]) => [n, ids.length])) });
     if (selection.fallback || selection.warnings.length > 0) {
       log.warn({ event: 'release.selection_fallback', studyId: study.id, rule: selection.rule, round: selection.round, warnings: selection.warnings }, selection.warnings.join('; '));
