@@ -122,7 +122,7 @@ describe('an unread download costs a chunk, not a model', () => {
     if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
   });
 
-  it('N streams that read a little of rotating models and stop: coordinator RSS grows by less than N × model / 4', async () => {
+  it('N streams that read a little of rotating models and stop: coordinator RSS grows by less than N × model / 2', async () => {
     dir = mkdtempSync(join(tmpdir(), 'fedlhs-it-'));
     const N = 24;
     const INPUTS = 2000;
@@ -157,7 +157,11 @@ describe('an unread download costs a chunk, not a model', () => {
     }
     const growth = Math.min(...samples) - before;
     process.stdout.write(`download stall: ${N} streams of a ${(model / MIB).toFixed(1)} MiB model: RSS ${(before / MIB).toFixed(0)} MiB + ${(growth / MIB).toFixed(1)} MiB\n`);
-    expect(growth).toBeLessThan((N * model) / 4);
+    // Before the fix each unread stream kept a whole model (growth ≈ N × model). Now it holds a
+    // chunk, but RSS also carries the garbage of the rotating cache reloads until V8 collects it:
+    // measured 0.14-0.29 × N × model here, the highest beside a CPU hog. Half a model per stream
+    // still tells the two apart with room on both sides.
+    expect(growth).toBeLessThan((N * model) / 2);
   }, 240_000);
 });
 
