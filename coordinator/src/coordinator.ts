@@ -70,6 +70,9 @@ export interface CoordinatorOptions {
   clock?: EngineClock;
 }
 
+/** How often releases that failed to build are tried again (also when storage recovers). */
+const RELEASE_RETRY_MS = 5 * 60_000;
+
 /**
  * The coordinator's domain: enrolment and authentication of nodes, their sessions, the
  * study runners, and the checks every model transfer passes. Transport adapters (gRPC, the
@@ -115,6 +118,8 @@ export class Coordinator {
   readonly releases: ReleaseDistribution;
   /** Makes the release of each study that completes (releases/builder.ts). */
   private readonly releaseBuilder: ReleaseBuilder;
+  private releaseRetry: NodeJS.Timeout | undefined;
+  private releaseRetryUnsubscribe: (() => void) | undefined;
 
   private constructor(readonly store: CoordinatorStore, private readonly opts: CoordinatorOptions, private readonly lock: DataDirLock) {
     this.checkpoints = new CheckpointStore(opts.dataDir, opts.blobs === undefined ? {} : { blobs: opts.blobs });
@@ -213,6 +218,13 @@ export class Coordinator {
     // Studies that completed without a release (a build failed, or the coordinator stopped
     // first) are released now, in the background; failures are logged (release.failed).
     void this.releaseBuilder.ensureReleases();
+    // A release that failed (a storage fault, a missing blob) is tried again when storage
+    // recovers and every few minutes, not only at the next start.
+    this.releaseRetryUnsubscribe = this.storage.onChange((status) => {
+      if (status.healthy) void this.releaseBuilder.retryFailed();
+    });
+    this.releaseRetry = setInterval(() => void this.releaseBuilder.retryFailed(), RELEASE_RETRY_MS);
+    this.releaseRetry.unref();
     // In the background: start-up does not wait for it (its outcome is logged, blob.collected).
     void this.blobCollector.run('start');
     this.blobCollector.start();
@@ -224,6 +236,8 @@ export class Coordinator {
     await this.blobCollector.stop();
     this.storage.stop();
     await this.studies.halt();
+    if (this.releaseRetry !== undefined) clearInterval(this.releaseRetry);
+    this.releaseRetryUnsubscribe?.();
     await this.releaseBuilder.idle();
     try {
       try {

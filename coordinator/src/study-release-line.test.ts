@@ -7,7 +7,7 @@ import { studyReleaseLine } from './study-release-line.js';
 describe('studyReleaseLine (study show)', () => {
   it('names the release, or says loudly why there is none', () => {
     expect(studyReleaseLine('COMPLETED', { studyName: 'sepsis', version: 2, round: 3 })).toBe('release: sepsis version 2 (round 3); `fedlhs-coordinator release show sepsis 2` for its figures\n\n');
-    expect(studyReleaseLine('COMPLETED', { failed: 'blob store: disk full' })).toBe('release: NOT MADE: blob store: disk full (retried at the next coordinator start)\n\n');
+    expect(studyReleaseLine('COMPLETED', { failed: 'blob store: disk full' })).toBe('release: NOT MADE: blob store: disk full (tried again when storage recovers, every 5 minutes and at start)\n\n');
     expect(studyReleaseLine('COMPLETED', null)).toMatch(/^release: none yet/);
     expect(studyReleaseLine('RUNNING', null)).toBe('');
     expect(studyReleaseLine('COMPLETED', undefined)).toBe('');

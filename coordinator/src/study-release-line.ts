@@ -12,6 +12,6 @@ export function studyReleaseLine(state: string, release: StudyReleaseView | unde
   const v = (text: string): string => forTerminal(text);
   if (release === undefined) return '';
   if (release === null) return state === 'COMPLETED' ? 'release: none yet (the coordinator builds it when the study completes, and again at every start)\n\n' : '';
-  if ('failed' in release) return `release: NOT MADE: ${v(release.failed)} (retried at the next coordinator start)\n\n`;
+  if ('failed' in release) return `release: NOT MADE: ${v(release.failed)} (tried again when storage recovers, every 5 minutes and at start)\n\n`;
   return `release: ${v(release.studyName)} version ${release.version} (round ${release.round}); \`fedlhs-coordinator release show ${v(release.studyName)} ${release.version}\` for its figures\n\n`;
 }

@@ -187,8 +187,12 @@ describe('ReleaseBuilder', () => {
     expect(await builder.ensure(broken)).toBeUndefined();
     expect(sink.lines.find((l) => l['event'] === 'release.failed')).toMatchObject({ level: 50, studyId: broken });
     expect(builder.failure(broken)?.message).toMatch(/the model needs 20/);
+    // Tried again (as on storage recovery and the coordinator's timer): still failing, then made once the cause is gone.
+    expect(await builder.retryFailed()).toBe(1);
     checkpoints.rememberSpecs(broken, JSON.stringify(SPECS));
-    expect(await builder.ensureReleases()).toEqual({ released: 1, failed: 0 });
+    expect(await builder.retryFailed()).toBe(0);
+    expect(await store.releaseOfStudy(broken)).toMatchObject({ version: 1 });
     expect(builder.failure(broken)).toBeUndefined();
+    expect(await builder.ensureReleases()).toEqual({ released: 1, failed: 0 });
   });
 });

@@ -52,9 +52,18 @@ export class ReleaseBuilder {
   }
 
   /**
+   * Tries again every study whose release failed (the coordinator calls it when storage recovers
+   * and on a timer); never throws. Resolves with how many are still failing.
+   */
+  async retryFailed(): Promise<number> {
+    for (const studyId of [...this.failures.keys()]) await this.ensure(studyId);
+    return this.failures.size;
+  }
+
+  /**
    * Makes the release of a study if it is COMPLETED and has none; never throws. A failure is
    * logged (`release.failed`, error, with the cause) and kept for the study's detail; the study
-   * stays COMPLETED and the next `ensureReleases` (every start) tries again. FAILED and STOPPED
+   * stays COMPLETED and it is tried again by `retryFailed` (storage recovery, a timer) and at every start. FAILED and STOPPED
    * studies get no release.
    */
   ensure(studyId: string): Promise<ReleaseRecord | undefined> {
@@ -71,7 +80,7 @@ export class ReleaseBuilder {
       } catch (err) {
         const message = (err as Error).message;
         this.failures.set(studyId, { at: this.opts.now(), message });
-        this.opts.log.error({ event: 'release.failed', studyId, err }, `no release of study ${studyId}: ${message} (retried at the next start)`);
+        this.opts.log.error({ event: 'release.failed', studyId, err }, `no release of study ${studyId}: ${message} (tried again when storage recovers, every 5 minutes and at start)`);
         return undefined;
       }
     });

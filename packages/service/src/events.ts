@@ -113,7 +113,7 @@ export const EVENTS = {
   'evaluation.part_without_figures': 'an evaluation part (validation or test) of this clinic is empty: no figures sent for it (warn, once per study); fields studyId, part',
   // ---- releases (issue 12), coordinator ------------------------------------------------------
   'release.created': 'a completed study was released, signed; fields studyId, studyName, version, round, rule, fingerprint, parentVersion',
-  'release.failed': 'a completed study could not be released (error; retried at the next start); fields studyId, err',
+  'release.failed': 'a completed study could not be released (error; tried again when storage recovers, every 5 minutes and at start); fields studyId, err',
   'release.selection_fallback': 'no committed round has the figure the selection rule needs: the last round is released, with a warning in the release (warn); fields studyId, round, rule',
   'release.alias_set': 'an operator pointed a release alias at a version (audited); fields studyName, alias, version, operator',
   'release.alias_removed': 'an operator removed a release alias (audited); fields studyName, alias, operator',
