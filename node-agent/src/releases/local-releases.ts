@@ -194,7 +194,7 @@ export function readDeployed(stateDir: string): DeployedFile {
   try {
     return deployedFileSchema.parse(JSON.parse(readFileSync(path, 'utf8')));
   } catch (err) {
-    throw new FedlhsError('CONFIG_INVALID', `${path} is not a fedlhs deployment record (${(err as Error).message.slice(0, 300)}); restore it or deploy again with \`fedlhs-agent release deploy <study> <version>\``, { cause: err });
+    throw new FedlhsError('CONFIG_INVALID', `${path} is not a fedlhs deployment record (${(err as Error).message.slice(0, 300)}); restore it from a backup, or move it aside and deploy again with \`fedlhs-agent release deploy <study> <version>\` (the deployment history it held is then lost; the audit log keeps every deployment)`, { cause: err });
   }
 }
 
