@@ -154,7 +154,8 @@ export type PatientScore = Score & { imputed: string[] };
  * needs that the client could not prefetch, or an observation in a unit the model cannot convert.
  */
 export async function scorePatient(release: DeployedRelease, scorer: Scorer, source: EhrSource): Promise<PatientScore> {
-  const features = await sourceFeatures(release, source, { kind: 'latest' });
+  // The same rule as `fedlhs-agent score`: the latest qualifying visit up to today.
+  const features = await sourceFeatures(release, source, { kind: 'latest', asOf: Math.floor(Date.now() / 86_400_000) });
   const unavailable = features.warnings.filter((w) => w.startsWith('no ') && w.includes(' in the export:'));
   if (features.keys.length === 0) {
     const reasons = Object.keys(features.excluded);

@@ -60,7 +60,8 @@ export function registerScoringCommands(cli: AgentCli): void {
     .option('--out <dir>', 'output directory (default: <state dir>/scores/<study>-v<version>)')
     .action(async (options: { config?: string; study?: string; indexDate?: string; out?: string }, command: Command) => {
       const c = cli.config(options, command);
-      let index: IndexRule = { kind: 'latest' };
+      // Each patient's latest qualifying visit up to today (a visit dated later has not happened).
+      let index: IndexRule = { kind: 'latest', asOf: Math.floor(Date.now() / 86_400_000) };
       if (options.indexDate !== undefined) {
         const parsed = parseIndexDate(options.indexDate);
         if (parsed === undefined) cli.die(`--index-date: ${JSON.stringify(options.indexDate)} is not a date (YYYY-MM-DD)`, 2);

@@ -78,6 +78,16 @@ describe('extractCohort index rules', () => {
     expect(r.report.positives).toBe(0);
   });
 
+  it('latest with asOf: a qualifying encounter dated after asOf is not a visit yet', async () => {
+    const r = await extractCohort(source(people, events), spec, { index: { kind: 'latest', asOf: day('2019-12-31') }, labels: 'none' });
+    // a's 2020 wellness visit is after asOf: its earlier one is the index; b and dead are unchanged.
+    expect(r.dataset.keys).toEqual(['a', 'b', 'dead']);
+    expect(r.dataset.indexDays[0]).toBeLessThan(day('2020-02-01'));
+    expect(r.dataset.indexDays.slice(1)).toEqual([day('2019-05-01'), day('2016-01-01')]);
+    const early = await extractCohort(source(people, events), spec, { index: { kind: 'latest', asOf: day('2010-01-01') }, labels: 'none' });
+    expect(early.dataset.keys).toEqual([]);
+  });
+
   it('latest: a patient with the outcome on or before the index day is still excluded with that reason; no encounter is named', async () => {
     const r = await extractCohort(source(people, [...events, cond('b', '2019-05-01')]), spec, { index: { kind: 'latest' }, labels: 'none' });
     expect(r.dataset.keys).toEqual(['a', 'dead']);

@@ -79,9 +79,10 @@ export function missingDataWarnings(spec: CohortSpec, inventory: SourceInventory
  * - `cohort` (default): the study's rule, the first index encounter in the spec's from/to window;
  * - `date`: the same day for everyone (days since 1970-01-01), e.g. "score as of today";
  * - `latest`: each patient's latest encounter of the spec's index classes or codes, at any date
- *   (scoring a patient at their most recent qualifying visit).
+ *   up to `asOf` (scoring a patient at their most recent qualifying visit; an encounter dated
+ *   after `asOf`, e.g. a booking recorded as finished, is not a visit yet). Without `asOf`, any date.
  */
-export type IndexRule = { kind: 'cohort' } | { kind: 'date'; day: number } | { kind: 'latest' };
+export type IndexRule = { kind: 'cohort' } | { kind: 'date'; day: number } | { kind: 'latest'; asOf?: number | undefined };
 
 /** How `extractCohort` picks index days and whether it computes labels. */
 export interface ExtractOptions {
@@ -190,7 +191,7 @@ export async function extractCohort(source: EhrSource, spec: CohortSpec, options
       windowClasses[recorded] = (windowClasses[recorded] ?? 0) + 1;
       if (rule.kind === 'cohort' && isIndexEncounter(e) && (state.index === undefined || e.day < state.index)) state.index = e.day;
     }
-    if (rule.kind === 'latest' && e.kind === 'encounter' && isIndexEncounter(e) && (state.index === undefined || e.day > state.index)) state.index = e.day;
+    if (rule.kind === 'latest' && e.kind === 'encounter' && isIndexEncounter(e) && (rule.asOf === undefined || e.day <= rule.asOf) && (state.index === undefined || e.day > state.index)) state.index = e.day;
     if (e.kind === 'condition' && conditionCodes.has(key(e.system, e.code))) {
       const k = key(e.system, e.code);
       let days = state.conditions.get(k);
