@@ -271,7 +271,7 @@ withConfig('status', 'enrolment, approvals and the audit log of what left this c
   out(`\naudit log ${state.auditPath}: ${audit.length} entries; ${sent.length} model update(s) sent (${bytes < 1048576 ? `${(bytes / 1024).toFixed(1)} KiB` : `${(bytes / 1048576).toFixed(2)} MiB`}), ${audit.filter((a) => a.event === 'evaluation_sent').length} evaluation(s)\n`);
   const n = Math.max(0, Number(options.last) || 0);
   for (const a of audit.slice(-n)) {
-    out(`  ${v(a.time)}  ${v(a.event).padEnd(15)} ${v(a.studyId)} ${a.round === undefined ? '' : `round ${v(a.round)}`} ${a.bytes === undefined ? '' : `${v(a.bytes)} B`} ${a.sha256 === undefined ? '' : v(a.sha256.slice(0, 12))} ${v(a.outcome)}\n`);
+    out(`  ${v(a.time)}  ${v(a.event).padEnd(24)} ${v(a.studyId)} ${a.round === undefined ? '' : `round ${v(a.round)}`} ${a.bytes === undefined ? '' : `${v(a.bytes)} B`} ${a.sha256 === undefined ? '' : v(a.sha256.slice(0, 12))} ${v(a.outcome)}\n`);
   }
 });
 
