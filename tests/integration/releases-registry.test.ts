@@ -18,7 +18,10 @@ afterEach(async () => {
   browser = undefined;
 });
 
-/** An admin API call with any method and token: status, parsed body and headers. */
+/**
+ * An admin API call with any method and token: status, parsed body and headers. `body` is `any`
+ * on purpose: the test reads many differently shaped JSON answers and asserts on their fields.
+ */
 async function call(c: CoordinatorHandle, token: string, method: string, path: string, body?: unknown): Promise<{ status: number; body: any; headers: Headers; bytes: Buffer }> {
   const res = await fetch(`http://127.0.0.1:${c.adminPort}${path}`, {
     method, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, ...(body === undefined ? {} : { body: JSON.stringify(body) }),
