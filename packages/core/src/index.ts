@@ -28,3 +28,4 @@ export * from './strategies/index.js';
 export * from './dsse.js';
 export * from './release-format.js';
 export * from './release-bundle.js';
+export * from './series.js';

@@ -205,6 +205,18 @@ export const studyManifestSchema = z
      * that leave it out keep their hash; `releasePolicy(manifest)` gives the effective values.
      */
     release: releaseSectionSchema.optional(),
+    /**
+     * A run of a study series (issue 13, series.ts): which series, which run, and the hash of the
+     * series template it was derived from. Optional without a default (manifests of single
+     * studies keep their hash).
+     */
+    series: z
+      .strictObject({
+        name: identifier,
+        run: z.number().int().min(1).max(1_000_000),
+        templateSha256: z.string().regex(/^[0-9a-f]{64}$/, 'must be a SHA-256 digest (64 lower-case hex digits)'),
+      })
+      .optional(),
     /** Seed for the initial weights and the clinics' train/hold-out split. */
     seed: z.number().int().min(0).max(2 ** 31 - 1).default(0),
   })
