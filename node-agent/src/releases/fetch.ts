@@ -246,12 +246,12 @@ export class ReleaseFetcher {
       rmSync(tmp, { recursive: true, force: true });
     }
     const digests = Object.fromEntries(RELEASE_FILES.map((n) => [n, sha256(files[n])]));
-    this.options.log.info({ event: 'release.kept', studyName: release.studyName, version: release.version, round: release.round, aliases: release.aliases, path: dir }, `release ${release.studyName} v${release.version} verified and kept`);
     this.options.state.audit({
       event: 'release_kept', coordinator: this.options.coordinator, studyId: release.studyId, round: release.round, sha256: envelopeSha256, outcome: 'kept',
       detail: `release ${release.studyName} v${release.version} verified against the pinned key ${kept.fingerprint.slice(0, 16)}…`,
       release: { studyName: release.studyName, version: release.version, envelopeSha256, files: digests },
     });
+    this.options.log.info({ event: 'release.kept', studyName: release.studyName, version: release.version, round: release.round, aliases: release.aliases, path: dir }, `release ${release.studyName} v${release.version} verified and kept`);
   }
 
   /**
@@ -282,13 +282,14 @@ export class ReleaseFetcher {
   }
 
   private recordRefusal(release: Release__Output, envelopeSha256: string, refusal: Refusal): void {
-    this.options.log.warn(
-      { event: 'release.refused', studyName: release.studyName, version: release.version, why: refusal.why, file: refusal.file, reason: refusal.message },
-      `REFUSED release ${release.studyName} v${release.version} (${refusal.why}): ${refusal.message}`,
-    );
+    // The audit log first: whoever reads the log line finds the refusal already on record.
     this.options.state.audit({
       event: 'release_refused', coordinator: this.options.coordinator, studyId: release.studyId, round: release.round, sha256: envelopeSha256, outcome: refusal.why, detail: refusal.message,
       release: { studyName: release.studyName, version: release.version, envelopeSha256, why: refusal.why, ...(refusal.file === undefined ? {} : { file: refusal.file }) },
     });
+    this.options.log.warn(
+      { event: 'release.refused', studyName: release.studyName, version: release.version, why: refusal.why, file: refusal.file, reason: refusal.message },
+      `REFUSED release ${release.studyName} v${release.version} (${refusal.why}): ${refusal.message}`,
+    );
   }
 }
