@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import type { EventEmitter } from 'node:events';
 import {
   FedlhsError,
@@ -179,6 +179,29 @@ export class Studies {
     return runner;
   }
 
+  /**
+   * The weights.bin of a release (warm start): it must exist, have the SHA-256 the manifest pins
+   * and as many values as the topology (MANIFEST_INVALID naming model.initialWeights otherwise).
+   */
+  private async releaseWeights(ref: { studyName: string; version: number; weightsSha256: string }, parameters: number): Promise<Float32Array> {
+    const path = 'model.initialWeights';
+    const release = await this.opts.store.getRelease(ref.studyName, ref.version);
+    if (release === undefined) throw new FedlhsError('MANIFEST_INVALID', `${path}: no release ${ref.studyName} v${ref.version} on this coordinator`, { details: { path } });
+    const file = release.files.find((f) => f.name === 'weights.bin');
+    if (file === undefined || file.sha256 !== ref.weightsSha256) {
+      throw new FedlhsError('MANIFEST_INVALID', `${path}: release ${ref.studyName} v${ref.version} has weights ${file?.sha256 ?? '(none)'}, not the ${ref.weightsSha256} the manifest pins`, { details: { path } });
+    }
+    if (file.size !== parameters * 4) {
+      throw new FedlhsError('MANIFEST_INVALID', `${path}: release ${ref.studyName} v${ref.version} has ${file.size / 4} weights, this topology ${parameters}`, { details: { path } });
+    }
+    const parts: Buffer[] = [];
+    for await (const c of this.opts.checkpoints.blobs.read({ sha256: file.sha256, length: file.size }, { chunkBytes: 1 << 20 })) parts.push(Buffer.from(c.buffer, c.byteOffset, c.byteLength));
+    const bytes = Buffer.concat(parts);
+    if (createHash('sha256').update(bytes).digest('hex') !== file.sha256) throw new FedlhsError('DATA_LOSS', `the weights of release ${ref.studyName} v${ref.version} do not match their digest in the blob store`);
+    // A copy: a Float32Array view needs 4-byte alignment and must outlive the chunks.
+    return new Float32Array(Uint8Array.from(bytes).buffer);
+  }
+
   /** Validates a manifest, checkpoints its initial model as round 0 and starts the study. */
   async startStudy(manifestText: string, by: string): Promise<StudyRecord> {
     const { store, checkpoints, now } = this.opts;
@@ -189,7 +212,10 @@ export class Studies {
     // Before the model is built (which alone takes 6× its size): from the topology's shapes.
     const estimated = topologyParameters(manifest.model.topology);
     if (estimated !== undefined) this.checkMemory(manifest, strategy, estimated, by);
-    const { specs, weights } = await this.opts.buildInitialModel(manifest);
+    const built = await this.opts.buildInitialModel(manifest);
+    const { specs } = built;
+    // Warm start (manifest model.initialWeights): round 0 is the pinned release's weights.
+    const weights = manifest.model.initialWeights === undefined ? built.weights : await this.releaseWeights(manifest.model.initialWeights.release, built.weights.length);
     // Exact now; a topology whose shapes could not be followed is checked here (after building).
     if (estimated !== weights.length) this.checkMemory(manifest, strategy, weights.length, by);
     if (strategy.input === 'all-updates') {
@@ -218,7 +244,7 @@ export class Studies {
       { op: 'study.insert', s: study },
       {
         op: 'round.insert',
-        r: { studyId: id, round: 0, attempt: 1, state: 'COMMITTED', reason: 'initial model', startedAt: at, endedAt: at, participants: 0, checkpointPath: initial.path, checkpointSha256: initial.sha256 },
+        r: { studyId: id, round: 0, attempt: 1, state: 'COMMITTED', reason: manifest.model.initialWeights === undefined ? 'initial model' : `initial model: release ${manifest.model.initialWeights.release.studyName} v${manifest.model.initialWeights.release.version} (warm start)`, startedAt: at, endedAt: at, participants: 0, checkpointPath: initial.path, checkpointSha256: initial.sha256 },
       },
     ], 'study.start');
     this.opts.log.info({ event: 'study.started', studyId: id, manifestSha256: hash, parameters: bundleLength(specs), rounds: manifest.rounds, strategy: manifest.aggregation.strategy, by }, 'study started');

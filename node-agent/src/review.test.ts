@@ -91,6 +91,11 @@ describe('formatManifest', () => {
     expect(out).not.toContain('description');
     expect(out.split('\n')).toHaveLength(19);
   });
+
+  it('says where training starts when the manifest warm-starts from a release', () => {
+    const warm = manifest(0.05, (x) => void ((x.model as Record<string, unknown>).initialWeights = { release: { studyName: 'readmit-30d', version: 2, weightsSha256: 'ab'.repeat(32) } }));
+    expect(formatManifest(warm, 'h', 'st_1')).toContain(`  starts from      release readmit-30d v2 (weights sha256 ${'ab'.repeat(32)})`);
+  });
 });
 
 describe('formatChanges', () => {

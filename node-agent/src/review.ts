@@ -55,6 +55,7 @@ export function formatManifest(m: StudyManifest, hash: string, studyId: string):
     `  manifest sha256  ${hash}`,
     ...(m.description === '' ? [] : [`  description      ${m.description}`]),
     `  model            ${String(m.model.topology.class_name)}: ${layers.join(' → ')}`,
+    ...(m.model.initialWeights === undefined ? [] : [`  starts from      release ${m.model.initialWeights.release.studyName} v${m.model.initialWeights.release.version} (weights sha256 ${m.model.initialWeights.release.weightsSha256})`]),
     `  training         ${m.training.optimizer.name} (learning rate ${m.training.optimizer.learningRate}), loss ${m.training.loss}, ${m.training.localEpochs} local epoch(s), batch ${m.training.batchSize}`,
     `  rounds           ${m.rounds}; ${m.clients.min}-${m.clients.max} clinics per round, quorum ${m.clients.quorum}; deadlines ${m.deadlines.roundSeconds}s training, ${m.deadlines.evaluationSeconds}s evaluation${m.deadlines.readinessSeconds === undefined ? '' : `, ${m.deadlines.readinessSeconds}s for enough clinics to be ready`}`,
     `  data             feature spec ${m.data.featureSpec}; label "${m.data.label}"; ${Math.round(m.data.holdoutFraction * 100)}% held out for evaluation`,

@@ -141,3 +141,31 @@ describe('ReportReleasePerformance', () => {
     expect(await failure(reportPerformance(outsider, report))).toMatchObject({ code: 'PERMISSION_DENIED' });
   });
 });
+
+describe('warm start from a release (manifest model.initialWeights)', () => {
+  it('makes round 0 of a new study the pinned release weights, and refuses an unknown release or other weights, naming the field', async () => {
+    const [r] = await listReleases(site);
+    const weights = r!.files.find((f) => f.name === 'weights.bin')!;
+    const { bytes } = await downloadFile(site, 'conformance', 1, 'weights.bin');
+    const warm = (release: Record<string, unknown>) => {
+      const m = manifest({ rounds: 1 });
+      (m['model'] as Record<string, unknown>)['initialWeights'] = { release };
+      return m;
+    };
+    const study = await c.startStudy(warm({ studyName: 'conformance', version: 1, weightsSha256: weights.sha256 }));
+    // Round 0 as the admin API serves a committed model (the site has not taken part in this study yet).
+    const res0 = await fetch(`${c.adminUrl}/api/v1/studies/${study.id}/rounds/0/model`, { headers: { authorization: `Bearer ${c.adminToken}` } });
+    expect(res0.status).toBe(200);
+    expect(Buffer.from(await res0.arrayBuffer()).equals(bytes)).toBe(true);
+    expect(res0.headers.get('x-fedlhs-sha256')).toBe(weights.sha256);
+    for (const [release, why] of [
+      [{ studyName: 'conformance', version: 7, weightsSha256: weights.sha256 }, 'no release conformance v7'],
+      [{ studyName: 'conformance', version: 1, weightsSha256: '0'.repeat(64) }, `has weights ${weights.sha256}, not the ${'0'.repeat(64)}`],
+    ] as const) {
+      const res = await c.admin<{ error: { code: string; message: string; details?: { path?: string } } }>('POST', '/api/v1/studies', { manifest: warm(release) });
+      expect(res.status).toBe(400);
+      expect(res.body.error).toMatchObject({ code: 'MANIFEST_INVALID', details: { path: 'model.initialWeights' } });
+      expect(res.body.error.message).toContain(why);
+    }
+  });
+});

@@ -121,6 +121,21 @@ export const studyManifestSchema = z
     model: z.strictObject({
       format: z.literal('tfjs-layers'),
       topology: z.record(z.string(), z.unknown()),
+      /**
+       * Warm start (issue 13): round 0 is a release's weights instead of the seeded initialiser,
+       * pinned by their SHA-256 (the weights.bin of that release), so the hash a clinic approves
+       * covers exactly where training starts. The release must exist on the coordinator and fit
+       * the topology. Optional without a default (manifests that leave it out keep their hash).
+       */
+      initialWeights: z
+        .strictObject({
+          release: z.strictObject({
+            studyName: identifier,
+            version: z.number().int().min(1).max(1_000_000),
+            weightsSha256: z.string().regex(/^[0-9a-f]{64}$/, 'must be a SHA-256 digest (64 lower-case hex digits)'),
+          }),
+        })
+        .optional(),
     }),
     training: z.strictObject({
       loss: z.enum(['binaryCrossentropy', 'meanSquaredError']),
