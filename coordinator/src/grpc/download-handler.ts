@@ -18,9 +18,9 @@ const REFUSAL_LOG_NODES = 1024;
  * Writes one message and resolves on its write callback: grpc-js calls it once HTTP/2 has sent
  * the message, i.e. once the client's flow-control window took it (a client that reads nothing
  * never gets it). Rejects if `signal` aborts first; calls `onIdle` if the callback has not come
- * after `idleMs`.
+ * after `idleMs`. Release files stream through it too (release-handler.ts).
  */
-function writeMessage<T>(call: grpc.ServerWritableStream<unknown, T>, message: T, signal: AbortSignal, idleMs: number, onIdle: () => void): Promise<void> {
+export function writeMessage<T>(call: grpc.ServerWritableStream<unknown, T>, message: T, signal: AbortSignal, idleMs: number, onIdle: () => void): Promise<void> {
   return new Promise<void>((resolve, reject) => {
     // grpc-js never calls back for a write to a cancelled call, so the abort must end the wait.
     const onAbort = (): void => {

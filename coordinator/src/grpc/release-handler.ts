@@ -4,35 +4,12 @@ import type { DownloadSlots } from '../downloads.js';
 import type { NodeRecord } from '../store.js';
 import { toWireRelease } from '../wire.js';
 import { statusName, timed, type HandlerContext } from './context.js';
+import { writeMessage } from './download-handler.js';
 import { authenticateCall } from './node-auth.js';
 import { toStatus } from './status.js';
 import { validateDownloadReleaseFileRequest, validateListReleasesRequest, validateReleasePerformanceReport } from './validate.js';
 
 type ReleaseHandlers = Pick<FederationHandlers, 'ListReleases' | 'DownloadReleaseFile' | 'ReportReleasePerformance'>;
-type ChunkCall = Parameters<FederationHandlers['DownloadReleaseFile']>[0];
-
-/**
- * Writes one chunk and resolves on grpc-js's write callback (HTTP/2 took it), so a stream
- * holds at most one chunk here; rejects when `signal` aborts (grpc-js never calls back for a
- * cancelled call) and calls `onIdle` when the client takes nothing for `idleMs`.
- */
-function writeChunk(call: ChunkCall, data: Uint8Array, signal: AbortSignal, idleMs: number, onIdle: () => void): Promise<void> {
-  return new Promise<void>((resolve, reject) => {
-    const onAbort = (): void => {
-      clearTimeout(idle);
-      reject(signal.reason);
-    };
-    if (signal.aborted) return onAbort();
-    const idle = setTimeout(onIdle, idleMs);
-    signal.addEventListener('abort', onAbort, { once: true });
-    call.write({ data: Buffer.from(data.buffer, data.byteOffset, data.byteLength) }, (err?: Error | null) => {
-      clearTimeout(idle);
-      signal.removeEventListener('abort', onAbort);
-      if (err) reject(err);
-      else resolve();
-    });
-  });
-}
 
 /**
  * The release calls of fedlhs.v1.Federation (issue 12): each authenticates (node-auth.ts),
@@ -83,7 +60,7 @@ export function releaseHandlers(ctx: HandlerContext, slots: DownloadSlots): Rele
         unregister = coordinator.calls.register(node.id, (err) => gone.abort(err));
         const { chunks } = await coordinator.releases.readFile(release, fileName, coordinator.chunkBytes, gone.signal);
         for await (const data of chunks) {
-          await writeChunk(call, data, gone.signal, idleMs, stalled);
+          await writeMessage(call, { data: Buffer.from(data.buffer, data.byteOffset, data.byteLength) }, gone.signal, idleMs, stalled);
           metrics.bytesOut.inc(data.length);
         }
         done('OK');
