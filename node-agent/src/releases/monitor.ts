@@ -1,14 +1,15 @@
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
-import { applyNormalization, computePerformance, studyFeatureNames, type Performance } from '@fedlhs/core';
-import { createModelRuntime } from '@fedlhs/model';
+import { computePerformance, studyFeatureNames, type Performance } from '@fedlhs/core';
 import type { FederationClient } from '@fedlhs/proto';
 import { writeFileAtomic, type Logger } from '@fedlhs/service';
 import type { AgentState } from '../agent-state.js';
 import { authMetadata, deadlineIn } from '../connection.js';
 import type { DataOptions } from '../local-data.js';
 import { LocalData, holdoutParts } from '../local-data.js';
+import { createScorer } from '../scoring/pipeline.js';
+import { wirePerformance } from '../tasks/evaluate.js';
 import { loadDeployedRelease, readDeployed, releasesRoot, type DeployedRelease } from './local-releases.js';
 
 /**
@@ -30,17 +31,6 @@ export function exportFingerprint(path: string): string {
   return hash.digest('hex');
 }
 
-/** Scores the release's model on rows already scaled as the release says; one risk per row. */
-export async function scoreRows(release: DeployedRelease, x: Float32Array): Promise<Float32Array> {
-  const runtime = await createModelRuntime({ topology: release.modelTopology, loss: release.manifest.training.loss, optimizer: release.manifest.training.optimizer });
-  try {
-    runtime.setWeights(release.weights);
-    return await runtime.predict(x);
-  } finally {
-    runtime.dispose();
-  }
-}
-
 /**
  * How a deployed release does on the TEST part of this clinic's current hold-out split
  * (patients the study never trained on, and whose figures did not choose the released round:
@@ -50,28 +40,22 @@ export async function scoreRows(release: DeployedRelease, x: Float32Array): Prom
  */
 export async function measureRelease(release: DeployedRelease, data: LocalData): Promise<Performance> {
   const split = await data.require({ ...release.manifest, data: { ...release.manifest.data, minCellCount: 0 } });
-  const names = studyFeatureNames(release.manifest);
-  const x = applyNormalization(Float32Array.from(split.holdout.x), names, release.normalization);
-  const { test } = holdoutParts({ x, y: split.holdout.y, rows: split.holdout.rows, keys: split.holdout.keys }, release.manifest);
-  const scores = await scoreRows(release, test.x);
-  return computePerformance(scores, test.y);
+  const { test } = holdoutParts({ x: split.holdout.x, y: split.holdout.y, rows: split.holdout.rows, keys: split.holdout.keys }, release.manifest);
+  // The same scorer as `fedlhs-agent score` (scales with the release's normalisation, checks the risks).
+  const scorer = await createScorer(release);
+  try {
+    // Row numbers as keys: only the risks are used, in row order.
+    const rows = Array.from({ length: test.rows }, (_, i) => String(i));
+    const scores = await scorer.score({ names: studyFeatureNames(release.manifest), keys: rows, indexDays: rows.map(() => undefined), x: test.x });
+    return computePerformance(scores.map((s) => s.risk), test.y);
+  } finally {
+    scorer.dispose();
+  }
 }
 
 /** Whether figures over `p` have fewer than `minCellCount` patients, cases or non-cases (never sent). */
 export function smallCells(p: Pick<Performance, 'numExamples' | 'positives'>, minCellCount: number): boolean {
   return p.numExamples < minCellCount || p.positives < minCellCount || p.numExamples - p.positives < minCellCount;
-}
-
-/** Performance as the wire carries it (proto Performance; optional fields left out when absent). */
-export function wirePerformance(p: Performance): Record<string, unknown> {
-  return {
-    numExamples: p.numExamples, positives: p.positives, brier: p.brier,
-    ...(p.auc === undefined ? {} : { auc: p.auc }),
-    ...(p.aucStandardError === undefined ? {} : { aucStandardError: p.aucStandardError }),
-    ...(p.calibrationSlope === undefined ? {} : { calibrationSlope: p.calibrationSlope }),
-    ...(p.calibrationIntercept === undefined ? {} : { calibrationIntercept: p.calibrationIntercept }),
-    calibration: p.calibration.map((b) => ({ count: b.count, predictedSum: b.predictedSum, observed: b.observed })),
-  };
 }
 
 export interface ReleaseMonitorOptions {
