@@ -1,4 +1,4 @@
-import { weightedMetrics, type EvalMetrics } from '@fedlhs/core';
+import { weightedMetrics, type EvalMetrics, type Performance } from '@fedlhs/core';
 
 /**
  * Small-cell rules for what the coordinator stores and shows per site: a per-site figure
@@ -13,16 +13,7 @@ import { weightedMetrics, type EvalMetrics } from '@fedlhs/core';
  * withheld ones hold at least `minCell` examples (all sites, if that is never reached).
  */
 export function withheldSites(sites: readonly { nodeId: string; numExamples: number }[], minCell: number): Set<string> {
-  const bySize = [...sites].sort((a, b) => a.numExamples - b.numExamples || a.nodeId.localeCompare(b.nodeId));
-  const withheld = new Set<string>();
-  let held = 0;
-  for (const s of bySize) {
-    const small = s.numExamples < minCell;
-    if (!small && (withheld.size === 0 || held >= minCell)) break;
-    withheld.add(s.nodeId);
-    held += s.numExamples;
-  }
-  return withheld;
+  return withheldByCounts(sites.map((s) => ({ nodeId: s.nodeId, counts: [s.numExamples] })), minCell);
 }
 
 /**
@@ -45,6 +36,23 @@ export function withheldByCounts(sites: readonly { nodeId: string; counts: reado
     s.counts.forEach((c, i) => { held[i] = (held[i] ?? 0) + c; });
   }
   return withheld;
+}
+
+/** The counts a site's figures are judged by: patients, cases and non-cases. */
+export function performanceCounts(p: Pick<Performance, 'numExamples' | 'positives'>): number[] {
+  return [p.numExamples, p.positives, p.numExamples - p.positives];
+}
+
+/**
+ * The sites (by id) whose validation or test figures are withheld: withheldByCounts over
+ * patients, cases and non-cases, run over all sites and again over the sites with an AUC
+ * (the pooled AUC averages only those).
+ */
+export function withheldFigures(figures: Iterable<readonly [string, Pick<Performance, 'numExamples' | 'positives' | 'auc'>]>, minCell: number): Set<string> {
+  const sites = [...figures].map(([nodeId, p]) => ({ nodeId, counts: performanceCounts(p), auc: p.auc !== undefined }));
+  const hidden = withheldByCounts(sites, minCell);
+  for (const id of withheldByCounts(sites.filter((s) => s.auc), minCell)) hidden.add(id);
+  return hidden;
 }
 
 /**

@@ -1,5 +1,5 @@
 import { aucInterval, pooledPerformance, type Performance, type PublishedPerformance, type ReleaseDescriptor } from '@fedlhs/core';
-import { withheldByCounts } from '../disclosure.js';
+import { performanceCounts, withheldByCounts } from '../disclosure.js';
 
 /**
  * Is a release still working where it is deployed? (issue 12, design releases.md flow 5.)
@@ -88,7 +88,7 @@ export function latestPerSite(reports: readonly LiveReport[]): LiveReport[] {
   return [...latest.values()].sort((a, b) => a.nodeId.localeCompare(b.nodeId));
 }
 
-const tooSmall = (p: Performance, k: number): boolean => p.numExamples < k || p.positives < k || p.numExamples - p.positives < k;
+const tooSmall = (p: Performance, k: number): boolean => performanceCounts(p).some((c) => c < k);
 
 /** Mean predicted risk and observed rate from a reliability table (null without one). */
 function calibrationInTheLarge(p: Performance): { meanPredicted: number; observedRate: number } | null {
@@ -159,7 +159,7 @@ export function judge(p: Performance, reference: [number, number] | null, minCel
  * − Σ shown would give the small ones away): disclosure.ts complementary suppression.
  */
 function withheldSites(reports: readonly LiveReport[], k: number): Set<string> {
-  return withheldByCounts(reports.map((r) => ({ nodeId: r.nodeId, counts: [r.performance.numExamples, r.performance.positives, r.performance.numExamples - r.performance.positives] })), k);
+  return withheldByCounts(reports.map((r) => ({ nodeId: r.nodeId, counts: performanceCounts(r.performance) })), k);
 }
 
 /**

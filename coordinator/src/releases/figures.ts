@@ -1,6 +1,6 @@
 import { combineStats, publishPerformance, type ClinicStats, type Normalization, type Performance, type PublishedPerformance, type ReleaseDescriptor, type StudyManifest } from '@fedlhs/core';
 import { FedlhsError } from '@fedlhs/core';
-import { withheldByCounts } from '../disclosure.js';
+import { withheldFigures } from '../disclosure.js';
 import type { MetricRecord, StatisticsRecord } from '../store.js';
 
 /**
@@ -57,9 +57,7 @@ export function metricsPart(phase: 'evaluation' | 'test', input: PartInput): Par
     const row = mine.get(nodeId);
     if (row?.performance != null) figures.set(nodeId, parsePerformance(row.performance, `${phase} of ${input.siteName(nodeId)}`));
   }
-  const counted = [...figures].map(([nodeId, p]) => ({ nodeId, counts: [p.numExamples, p.positives, p.numExamples - p.positives], auc: p.auc !== undefined }));
-  const hidden = withheldByCounts(counted, k);
-  for (const id of withheldByCounts(counted.filter((c) => c.auc), k)) hidden.add(id);
+  const hidden = withheldFigures(figures, k);
   const sites: Part['sites'] = [];
   const without: string[] = [];
   let withheld = 0;

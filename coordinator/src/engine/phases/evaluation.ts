@@ -1,5 +1,5 @@
 import { FedlhsError, pooledPerformance, type CloseDecision, type EvalMetrics, type Performance } from '@fedlhs/core';
-import { disclosableMetrics, withheldByCounts } from '../../disclosure.js';
+import { disclosableMetrics, withheldFigures } from '../../disclosure.js';
 import type { MetricRecord } from '../../store.js';
 import type { Accepted, LiveTask, Phase, PhaseContext, PhaseCounters, PhaseOutput, PhasePlan, PhaseResult } from '../phase.js';
 
@@ -29,9 +29,7 @@ export function storedMetrics(ctx: PhaseContext, phase: MetricRecord['phase'], s
  * minCellCount patients, without AUC if its sites hold fewer.
  */
 export function withPerformance(rows: MetricRecord[], figures: ReadonlyMap<string, Performance>, minCell: number): MetricRecord[] {
-  const sites = [...figures].map(([nodeId, p]) => ({ nodeId, counts: [p.numExamples, p.positives, p.numExamples - p.positives], auc: p.auc !== undefined }));
-  const hidden = withheldByCounts(sites, minCell);
-  for (const id of withheldByCounts(sites.filter((s) => s.auc), minCell)) hidden.add(id);
+  const hidden = withheldFigures(figures, minCell);
   let pooled = pooledPerformance([...figures.values()]);
   if (pooled !== undefined && pooled.numExamples < minCell) pooled = undefined;
   const aucExamples = [...figures.values()].reduce((s, p) => s + (p.auc === undefined ? 0 : p.numExamples), 0);
