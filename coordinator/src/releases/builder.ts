@@ -1,6 +1,5 @@
-import { createHash } from 'node:crypto';
 import {
-  FedlhsError, RELEASE_FILES, RELEASE_FORMAT, bundleLength, layersModelJson, releaseDescriptorSchema, releasePolicy, signRelease, studyFeatureNames, verifyManifestJson,
+  FedlhsError, RELEASE_FILES, sha256Hex, RELEASE_FORMAT, bundleLength, layersModelJson, releaseDescriptorSchema, releasePolicy, signRelease, studyFeatureNames, verifyManifestJson,
   type ReleaseDescriptor, type ReleaseFileName, type ReleaseFiles, type ReleasePredicate,
 } from '@fedlhs/core';
 import type { Logger } from '@fedlhs/service';
@@ -11,7 +10,7 @@ import { featureSummary, metricsPart, normalizationOf, perSite } from './figures
 import { featureNeeds, modelCardOf, renderModelCard } from './model-card.js';
 import { selectRound } from './selection.js';
 
-const sha256 = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
+const sha256 = sha256Hex;
 
 export interface ReleaseBuilderOptions {
   store: CoordinatorStore;
@@ -123,9 +122,9 @@ export class ReleaseBuilder {
   async build(study: StudyRecord): Promise<ReleaseRecord> {
     const { store, checkpoints, releaseKey, log, now } = this.opts;
     if (study.state !== 'COMPLETED') throw new FedlhsError('INVALID_STATE', `study ${study.id} is ${study.state}: only a COMPLETED study is released`);
-    // manifest.json is the approved manifest byte for byte; its hash is the one clinics approved.
+    // manifest.json is the approved manifest byte for byte; verifyManifestJson checks it still
+    // hashes to the manifest hash the clinics approved.
     const manifestBytes = Buffer.from(study.manifestJson, 'utf8');
-    if (sha256(manifestBytes) !== study.manifestHash) throw new FedlhsError('DATA_LOSS', `the stored manifest of study ${study.id} no longer hashes to its manifest hash ${study.manifestHash}`);
     const manifest = verifyManifestJson(study.manifestJson, study.manifestHash);
     const policy = releasePolicy(manifest);
     const k = manifest.data.minCellCount;

@@ -1,8 +1,8 @@
-import { createHash, createPublicKey, randomBytes, type KeyObject } from 'node:crypto';
+import { createPublicKey, randomBytes, type KeyObject } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import { FedlhsError, RELEASE_FILES, checkReleaseFile, verifyRelease, verifyReleaseStatement, type ReleaseFileName, type ReleaseFiles } from '@fedlhs/core';
+import { FedlhsError, RELEASE_FILES, sha256Hex, checkReleaseFile, verifyRelease, verifyReleaseStatement, type ReleaseFileName, type ReleaseFiles } from '@fedlhs/core';
 import type { FederationClient } from '@fedlhs/proto';
 import { writeFileAtomic, type Logger } from '@fedlhs/service';
 import type { AgentState } from '../agent-state.js';
@@ -13,7 +13,7 @@ import { STUDY_NAME, keptDir, keptRecordSchema, releasesRoot, type KeptRecord } 
 /** Largest file of a release the agent downloads, whatever its declared size (a model of 256 Mi float32 values). */
 export const MAX_RELEASE_FILE_BYTES = 1024 * 1024 * 1024;
 
-const sha256 = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
+const sha256 = sha256Hex;
 
 /** A release as ListReleases lists it (proto Release; @fedlhs/proto does not export the message types). */
 export interface ListedRelease {
@@ -208,7 +208,7 @@ export class ReleaseFetcher {
     }
     // 3. The whole: manifest hash, descriptor against the predicate.
     verifyRelease(envelope, files as ReleaseFiles, key, expect);
-    this.keep(dir, release, files as ReleaseFiles, envelopeSha256);
+    this.keep(dir, release, files as ReleaseFiles, envelopeSha256, digests);
   }
 
   /** One file, refused as soon as it grows past its declared size or ends short of it. */
@@ -231,7 +231,8 @@ export class ReleaseFetcher {
   }
 
   /** Writes the verified release to a temp directory and renames it into place. */
-  private keep(dir: string, release: Release__Output, files: ReleaseFiles, envelopeSha256: string): void {
+  /** `digests`: the signed ones, which every file was checked against (for the audit entry). */
+  private keep(dir: string, release: Release__Output, files: ReleaseFiles, envelopeSha256: string, digests: Record<ReleaseFileName, string>): void {
     const studyDir = join(releasesRoot(this.options.stateDir), release.studyName);
     mkdirSync(studyDir, { recursive: true, mode: 0o700 });
     const tmp = join(studyDir, `.incoming-${release.version}-${randomBytes(6).toString('hex')}`);
@@ -245,7 +246,6 @@ export class ReleaseFetcher {
     } finally {
       rmSync(tmp, { recursive: true, force: true });
     }
-    const digests = Object.fromEntries(RELEASE_FILES.map((n) => [n, sha256(files[n])]));
     this.options.state.audit({
       event: 'release_kept', coordinator: this.options.coordinator, studyId: release.studyId, round: release.round, sha256: envelopeSha256, outcome: 'kept',
       detail: `release ${release.studyName} v${release.version} verified against the pinned key ${kept.fingerprint.slice(0, 16)}…`,

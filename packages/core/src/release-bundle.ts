@@ -1,4 +1,5 @@
-import { createHash, createPublicKey, type KeyObject } from 'node:crypto';
+import { createPublicKey, type KeyObject } from 'node:crypto';
+import { sha256Hex } from './tensors.js';
 import { FedlhsError } from './errors.js';
 import { inTotoStatement, signEnvelope, verifyStatement, IN_TOTO_PAYLOAD_TYPE, type DsseEnvelope, type InTotoStatement } from './dsse.js';
 import { RELEASE_FILES, RELEASE_PREDICATE_TYPE, releaseDescriptorSchema, type ReleaseDescriptor, type ReleaseFileName, type ReleasePredicate } from './release-format.js';
@@ -6,7 +7,7 @@ import { RELEASE_FILES, RELEASE_PREDICATE_TYPE, releaseDescriptorSchema, type Re
 /** The bytes of each bundle file. */
 export type ReleaseFiles = Record<ReleaseFileName, Uint8Array>;
 
-const sha256 = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
+const sha256 = sha256Hex;
 
 /**
  * model.json in the TF.js layers-model format (what tf.loadLayersModel reads): the topology as
