@@ -1,4 +1,4 @@
-import type { ClinicalEvent, CodeSystem, PatientRecord } from './events.js';
+import type { ClinicalEvent, CodeSystem, EventKind, PatientRecord } from './events.js';
 import { DATE_FORMATS, dayOrSkip, isSnomedLike, normalizeCodeSystem, parseDay, parseSex, smokingStatusCode, SMOKING_STATUS_LOINC } from './normalize.js';
 
 /** FHIR R4 resource types the bulk reader turns into patients and events. */
@@ -198,3 +198,11 @@ export function toObservations(r: Json, skip: Skip): ClinicalEvent[] {
   for (const component of components) emit(component, 'component: ');
   return events;
 }
+
+/** Event resource types in the order readers read them, with the kind each yields and its converter (bulk exports and CDS Hooks prefetch alike). */
+export const EVENT_TYPES: ReadonlyArray<[FhirResourceType, EventKind, (r: Json, skip: Skip) => ClinicalEvent | ClinicalEvent[] | undefined]> = [
+  ['Encounter', 'encounter', toEncounter],
+  ['Condition', 'condition', toCondition],
+  ['Observation', 'observation', toObservations],
+  ['MedicationRequest', 'medication', toMedicationRequest],
+];

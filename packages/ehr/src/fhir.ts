@@ -2,22 +2,14 @@ import { createReadStream } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import type { ClinicalEvent, EhrSource, EventKind, SourceInventory, SourceOptions } from './events.js';
-import { toCondition, toEncounter, toMedicationRequest, toObservations, toPatient, type FhirResourceType, type Json } from './fhir-resources.js';
+import type { EhrSource, EventKind, SourceInventory, SourceOptions } from './events.js';
+import { EVENT_TYPES, toPatient, type FhirResourceType, type Json } from './fhir-resources.js';
 import { REPLACEMENT_CHAR, archiveHint, dataError, invalidBytesReason, listExport } from './read-csv.js';
 import { SkipLedger } from './skip-ledger.js';
 
 const TYPES: readonly FhirResourceType[] = ['Patient', 'Condition', 'Observation', 'Encounter', 'MedicationRequest'];
 type Skip = (why: string) => undefined;
-type Mapper = (r: Json, skip: Skip) => ClinicalEvent | ClinicalEvent[] | undefined;
 
-/** Event resource types in the order `events` reads them, with the kind each yields. */
-const EVENT_TYPES: ReadonlyArray<[FhirResourceType, EventKind, Mapper]> = [
-  ['Encounter', 'encounter', toEncounter],
-  ['Condition', 'condition', toCondition],
-  ['Observation', 'observation', toObservations],
-  ['MedicationRequest', 'medication', toMedicationRequest],
-];
 
 /**
  * One ndjson file of the export: of one resource type (named by the export manifest or by

@@ -1,13 +1,6 @@
 import type { ClinicalEvent, EhrSource, EventKind, PatientRecord, SkipCounts, SourceInventory } from './events.js';
-import { toCondition, toEncounter, toMedicationRequest, toObservations, toPatient, type FhirResourceType, type Json } from './fhir-resources.js';
+import { EVENT_TYPES, toPatient, type FhirResourceType, type Json } from './fhir-resources.js';
 
-/** Event resource types with the kind each yields and its converter (the same ones the bulk reader uses). */
-const EVENT_TYPES: ReadonlyArray<[FhirResourceType, EventKind, (r: Json, skip: (why: string) => undefined) => ClinicalEvent | ClinicalEvent[] | undefined]> = [
-  ['Encounter', 'encounter', toEncounter],
-  ['Condition', 'condition', toCondition],
-  ['Observation', 'observation', toObservations],
-  ['MedicationRequest', 'medication', toMedicationRequest],
-];
 const KNOWN: ReadonlySet<string> = new Set(['Patient', ...EVENT_TYPES.map(([t]) => t)]);
 
 /** Options of `openFhirResources`. */
