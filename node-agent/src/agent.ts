@@ -71,11 +71,11 @@ export class Agent {
     backend: string,
   ) {
     this.log = logger.child({ component: 'agent', nodeId: credential.nodeId, site: credential.siteName });
-    const data = new LocalData({ format: config.data.format, path: config.data.path, keyColumn: config.data.keyColumn, minCohort: config.minCohort, encoding: config.data.encoding });
+    const dataOptions = { format: config.data.format, path: config.data.path, keyColumn: config.data.keyColumn, minCohort: config.minCohort, encoding: config.data.encoding };
+    const data = new LocalData(dataOptions);
     const info = { agentVersion: AGENT_VERSION, trainingBackend: backend, platform: `${platform()}-${arch()} node-${process.versions.node}` };
     // Studies and tasks report through whichever session is open; the parts share one logger so log lines keep the agent's fields.
     const parts = { config, state, credential, clients, data, log: this.log, send: (message: AgentMessage) => this.session.send(message) };
-    const dataOptions = { format: config.data.format, path: config.data.path, keyColumn: config.data.keyColumn, minCohort: config.minCohort, encoding: config.data.encoding };
     const releaseParts = { stateDir: config.stateDir, state, credential: credential.credential, coordinator: config.coordinator.address, log: this.log };
     this.fetcher = new ReleaseFetcher({ ...releaseParts, client: clients.federation, releaseKey: credential.releaseKey });
     // New releases are kept only when signed by the current key; kept ones verify with it or a key it replaced.

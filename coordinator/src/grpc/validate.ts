@@ -1,4 +1,4 @@
-import { checkWireCount, checkWireEnum, checkWireNumber, checkWireString } from '@fedlhs/core';
+import { STUDY_NAME_PATTERN, checkWireCount, checkWireEnum, checkWireNumber, checkWireString } from '@fedlhs/core';
 import {
   Readiness,
   TaskState,
@@ -126,7 +126,7 @@ type DownloadReleaseFileRequest = Parameters<FederationHandlers['DownloadRelease
 type ReleasePerformanceReport = Parameters<FederationHandlers['ReportReleasePerformance']>[0]['request'];
 
 /** A study name as the manifest's schema allows it (core manifest.ts `identifier`). */
-const STUDY_NAME = /^[a-z0-9][a-z0-9._-]{0,62}$/;
+const STUDY_NAME = STUDY_NAME_PATTERN;
 /** A bundle file name (proto ReleaseFile.name). */
 const RELEASE_FILE_NAME = /^[A-Za-z0-9._-]{1,64}$/;
 /** An export fingerprint: hex, at most 64 characters (proto ReleasePerformanceReport). */

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { FedlhsError, RELEASE_FILES, releaseDescriptorSchema, type ReleaseDescriptor, type ReleaseFileName } from '@fedlhs/core';
+import { FedlhsError, RELEASE_FILES, STUDY_NAME_PATTERN, releaseDescriptorSchema, type ReleaseDescriptor, type ReleaseFileName } from '@fedlhs/core';
 import type { Logger } from '@fedlhs/service';
 import type { BlobStore } from '../blobs/blob-store.js';
 import type { CoordinatorStore, ReleaseAliasRecord, ReleaseRecord } from '../store.js';
@@ -15,7 +15,7 @@ import { aliasNotFound, releaseNotFound } from '../store/release-errors.js';
 /** 1-32 lowercase letters, digits and "-". */
 const ALIAS = /^[a-z0-9-]{1,32}$/;
 /** The manifest's study name rule (core manifest.ts `identifier`). */
-const STUDY_NAME = /^[a-z0-9][a-z0-9._-]{0,62}$/;
+const STUDY_NAME = STUDY_NAME_PATTERN;
 /** Files a release serves: the five signed ones and the DSSE envelope over them. */
 export const SERVED_RELEASE_FILES: readonly string[] = [...RELEASE_FILES, 'envelope.json'];
 /** Descriptors kept parsed (they never change: named by their digest). */

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import {
   FedlhsError,
+  STUDY_NAME_PATTERN,
   RELEASE_FILES,
   bundleLength,
   publicKeysFromPem,
@@ -28,7 +29,7 @@ import { writeFileAtomic } from '@fedlhs/service';
 type SignatureWhy = 'malformed' | 'signature' | 'payload_type' | 'predicate' | 'subjects' | 'digest' | 'manifest' | 'descriptor' | 'key';
 
 /** A study name as the manifest allows it: also safe as a directory name. */
-export const STUDY_NAME = /^[a-z0-9][a-z0-9._-]{0,62}$/;
+export const STUDY_NAME = STUDY_NAME_PATTERN;
 
 /** kept.json: when and with which key a release was kept, and its aliases as last listed (unsigned). */
 export const keptRecordSchema = z.object({

@@ -11,6 +11,7 @@ import type { AddressInfo } from 'node:net';
 import { isFedlhsError } from '@fedlhs/core';
 import { neededKinds, openFhirResources } from '@fedlhs/ehr';
 import { releaseName } from './outputs.js';
+import { riskText } from './pipeline.js';
 import { ServiceReleases, releaseErrorStatus } from './service-releases.js';
 import { HttpError, cdsCard, featuresFromJson, patientResources, prefetchFor, prefetchResources, scorePatient, type Json, type PatientScore } from './cds-request.js';
 
@@ -171,7 +172,7 @@ export async function startScoringService(options: ScoringServiceOptions): Promi
     return {
       status: 200,
       body: {
-        risk: Number(score.risk.toFixed(6)), band: score.band, study: release.studyName, version: release.version,
+        risk: Number(riskText(score.risk)), band: score.band, study: release.studyName, version: release.version,
         ...(score.indexDay === undefined ? {} : { indexDate: new Date(score.indexDay * 86_400_000).toISOString().slice(0, 10) }),
         // The features the model had no usable value for (null, out of the cohort's range, or not in the record).
         imputed: score.imputed,

@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import { dayToIso, type EhrSource, type EventKind, type FhirResourceType } from '@fedlhs/ehr';
 import { releaseName } from './outputs.js';
-import { sourceFeatures, type DeployedRelease, type ReleaseFeatures, type Score, type Scorer } from './pipeline.js';
+import { riskText, sourceFeatures, type DeployedRelease, type ReleaseFeatures, type Score, type Scorer } from './pipeline.js';
 
 export type Json = Record<string, unknown>;
 
@@ -180,7 +180,7 @@ export function indicatorOf(band: string, bands: readonly { name: string }[]): '
 
 /** A CDS Hooks card for one score; its uuid is derived from the release, patient and risk (the same call gives the same card). */
 export function cdsCard(release: DeployedRelease, score: PatientScore): Json {
-  const risk = score.risk.toFixed(6);
+  const risk = riskText(score.risk);
   const h = createHash('sha256').update(`${release.studyName}\u0000${release.version}\u0000${score.key}\u0000${risk}`).digest('hex');
   const uuid = `${h.slice(0, 8)}-${h.slice(8, 12)}-5${h.slice(13, 16)}-${((parseInt(h[16]!, 16) & 0x3) | 0x8).toString(16)}${h.slice(17, 20)}-${h.slice(20, 32)}`;
   const percent = `${(score.risk * 100).toFixed(1)} %`;

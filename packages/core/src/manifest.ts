@@ -37,7 +37,11 @@ export const updateValidationSchema = z
 
 export type UpdateValidation = z.output<typeof updateValidationSchema>;
 
-const identifier = z.string().regex(/^[a-z0-9][a-z0-9._-]{0,62}$/, 'must be 1-63 lowercase letters, digits, ".", "_" or "-", starting with a letter or digit');
+/** A study (and series) name: 1-63 lowercase letters, digits, ".", "_" or "-", starting with a letter or digit. */
+export const STUDY_NAME_PATTERN = /^[a-z0-9][a-z0-9._-]{0,62}$/;
+/** A study name in a schema. */
+export const studyNameSchema = z.string().regex(STUDY_NAME_PATTERN, 'must be 1-63 lowercase letters, digits, ".", "_" or "-", starting with a letter or digit');
+const identifier = studyNameSchema;
 const columnName = z.string().min(1).max(128);
 
 const riskBandName = z.string().regex(/^[a-z][a-z0-9-]{0,31}$/, 'must be 1-32 lowercase letters, digits or "-", starting with a letter');

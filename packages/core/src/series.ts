@@ -2,7 +2,7 @@ import canonicalizeModule from 'canonicalize';
 import { Cron } from 'croner';
 import { z } from 'zod';
 import { FedlhsError } from './errors.js';
-import { canonicalManifestJson, diffManifests, validateManifest, type ManifestChange, type StudyManifest } from './manifest.js';
+import { canonicalManifestJson, diffManifests, studyNameSchema, validateManifest, type ManifestChange, type StudyManifest } from './manifest.js';
 import { sha256Hex } from './tensors.js';
 
 // canonicalize is CommonJS whose typings declare an ES default export (see manifest.ts).
@@ -15,7 +15,7 @@ const canonicalize = canonicalizeModule as unknown as (value: unknown) => string
  * the clock comes in as an argument, nothing is read or written.
  */
 
-const identifier = z.string().regex(/^[a-z0-9][a-z0-9._-]{0,62}$/, 'must be 1-63 lowercase letters, digits, ".", "_" or "-", starting with a letter or digit');
+const identifier = studyNameSchema;
 
 /** When runs start: a cron expression (croner, 5 or 6 fields) in a time zone, or new labelled patients. */
 const scheduleSchema = z.discriminatedUnion('type', [
