@@ -4,10 +4,10 @@ import type { BlobStore } from '../blobs/blob-store.js';
 import type { CoordinatorStore, NodeRecord, ReleaseRecord } from '../store.js';
 
 /** How far ahead of the coordinator's clock a report's measured_at_ms may be (clock skew). */
-export const MAX_MEASURED_AHEAD_MS = 10 * 60 * 1000;
+const MAX_MEASURED_AHEAD_MS = 10 * 60 * 1000;
 
 /** Most releases one list returns (proto ListReleases). */
-export const MAX_RELEASES_LISTED = 1000;
+const MAX_RELEASES_LISTED = 1000;
 
 /** A release with the aliases operators gave it. */
 export type ListedRelease = ReleaseRecord & { aliases: string[] };

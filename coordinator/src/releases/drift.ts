@@ -11,7 +11,7 @@ import { performanceCounts, withheldByCounts } from '../disclosure.js';
  */
 
 /** The drift rules' thresholds. */
-export const DRIFT_RULES = {
+const DRIFT_RULES = {
   /** z of the 95 % intervals (auc ± z·se). */
   z: 1.96,
   /** A calibration slope outside this range is drift. */

@@ -17,7 +17,7 @@ const ALIAS = /^[a-z0-9-]{1,32}$/;
 /** The manifest's study name rule (core manifest.ts `identifier`). */
 const STUDY_NAME = STUDY_NAME_PATTERN;
 /** Files a release serves: the five signed ones and the DSSE envelope over them. */
-export const SERVED_RELEASE_FILES: readonly string[] = [...RELEASE_FILES, 'envelope.json'];
+const SERVED_RELEASE_FILES: readonly string[] = [...RELEASE_FILES, 'envelope.json'];
 /** Descriptors kept parsed (they never change: named by their digest). */
 const DESCRIPTOR_CACHE_MAX = 256;
 /** release.json larger than this is not a descriptor the builder made. */

@@ -2,7 +2,7 @@ import type { ReleaseDescriptor } from '@fedlhs/core';
 import type { MetricRecord, RoundRecord } from '../store.js';
 
 /** A selection rule of the manifest's release section (core `releasePolicy(m).selection`). */
-export type SelectionRule = ReleaseDescriptor['selection']['rule'];
+type SelectionRule = ReleaseDescriptor['selection']['rule'];
 
 /** What the choice of a released round reads: the study's committed rounds and stored metrics. */
 export interface SelectionInput {

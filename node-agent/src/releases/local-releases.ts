@@ -80,7 +80,6 @@ export interface DeployedRelease {
   dir: string;
   descriptor: ReleaseDescriptor;
   manifest: StudyManifest;
-  manifestJson: string;
   /** model.json's modelTopology (a tfjs-layers Sequential). */
   modelTopology: Record<string, unknown>;
   /** weights.bin, in the descriptor's tensor order. */
@@ -282,5 +281,5 @@ export function loadDeployedRelease(stateDir: string, studyName: string | undefi
     }
     normalization = current.normalization as Normalization;
   }
-  return { studyName: name, version: current.version, dir: kept.dir, descriptor, manifest, manifestJson, modelTopology, weights, normalization };
+  return { studyName: name, version: current.version, dir: kept.dir, descriptor, manifest, modelTopology, weights, normalization };
 }

@@ -47,7 +47,7 @@ export function withPerformance(rows: MetricRecord[], figures: ReadonlyMap<strin
  * loss), `accuracy` the share on the right side of 0.5 read from the reliability table (bins
  * 0-4 are risks below 0.5, bins 5-9 at or above it), or 0 when the node sent no table.
  */
-export function testMetrics(p: Performance): EvalMetrics {
+function testMetrics(p: Performance): EvalMetrics {
   const bins = p.calibration;
   const accuracy = bins.length === 10 && p.numExamples > 0
     ? bins.reduce((s, b, i) => s + (i < 5 ? b.count - b.observed : b.observed), 0) / p.numExamples
