@@ -66,9 +66,14 @@ export class ReleaseBuilder {
    * studies get no release.
    */
   ensure(studyId: string): Promise<ReleaseRecord | undefined> {
+    return this.ensureStudy(studyId, () => this.opts.store.getStudy(studyId));
+  }
+
+  /** `ensure` with the study record read by `read` inside the build chain (ensureReleases passes the listed one: COMPLETED is final). */
+  private ensureStudy(studyId: string, read: () => Promise<StudyRecord | undefined>): Promise<ReleaseRecord | undefined> {
     const run = this.chain.then(async () => {
       try {
-        const study = await this.opts.store.getStudy(studyId);
+        const study = await read();
         if (study?.state !== 'COMPLETED') return undefined;
         const existing = await this.opts.store.releaseOfStudy(studyId);
         if (existing !== undefined) return existing;
@@ -104,7 +109,7 @@ export class ReleaseBuilder {
     // In the order the studies ended (then began): versions of one study name follow that order.
     const completed = studies.filter((x) => x.state === 'COMPLETED').sort((a, b) => (a.endedAt ?? a.createdAt) - (b.endedAt ?? b.createdAt) || a.createdAt - b.createdAt || (a.id < b.id ? -1 : 1));
     for (const s of completed) {
-      if ((await this.ensure(s.id)) === undefined) failed++;
+      if ((await this.ensureStudy(s.id, async () => s)) === undefined) failed++;
       else released++;
     }
     return { released, failed };
