@@ -74,7 +74,8 @@ async function siteNames(ctx: ReleaseViewContext): Promise<Map<string, string>> 
   return new Map((await ctx.coordinator.nodes.list()).map((n) => [n.id, n.siteName]));
 }
 
-async function summarize(ctx: ReleaseViewContext, r: ReleaseRecord, aliases: readonly ReleaseAliasRecord[], names: Map<string, string>): Promise<ReleaseSummaryView & { descriptor: ReleaseDescriptor | null }> {
+/** `reportsRead`: the release's live reports when the caller already read them (one read per request). */
+async function summarize(ctx: ReleaseViewContext, r: ReleaseRecord, aliases: readonly ReleaseAliasRecord[], names: Map<string, string>, reportsRead?: readonly ReleasePerformanceRecord[]): Promise<ReleaseSummaryView & { descriptor: ReleaseDescriptor | null }> {
   const base = {
     studyName: r.studyName, version: r.version, studyId: r.studyId, round: r.round, createdAt: iso(r.createdAt), parentVersion: r.parentVersion,
     aliases: aliases.filter((a) => a.studyName === r.studyName && a.version === r.version).map((a) => a.alias).sort(),
@@ -90,7 +91,7 @@ async function summarize(ctx: ReleaseViewContext, r: ReleaseRecord, aliases: rea
     validation: summary(descriptor.metrics.validation.pooled), test: summary(descriptor.metrics.test.pooled),
   };
   try {
-    const reports = (await ctx.coordinator.store.listReleasePerformance(r.studyName, r.version)).map(parseReport);
+    const reports = (reportsRead ?? (await ctx.coordinator.store.listReleasePerformance(r.studyName, r.version))).map(parseReport);
     const drift = releaseDrift(reports, descriptor.metrics.test.pooled, descriptor.metrics.minCellCount, siteTestFigures(descriptor.metrics.test, (id) => names.get(id)));
     const sites = drift.sites.map((s) => ({ ...s, siteName: names.get(s.nodeId) ?? s.nodeId, measuredAt: iso(s.measuredAt) }))
       .sort((a, b) => (a.siteName < b.siteName ? -1 : a.siteName > b.siteName ? 1 : a.nodeId < b.nodeId ? -1 : 1));
@@ -114,7 +115,7 @@ export async function releaseList(ctx: ReleaseViewContext, studyName: string | u
 export async function releaseDetail(ctx: ReleaseViewContext, studyName: string, version: number): Promise<ReleaseDetailView> {
   const r = await ctx.registry.get(studyName, version);
   const [aliases, names, reports] = await Promise.all([ctx.registry.aliases(studyName), siteNames(ctx), ctx.coordinator.store.listReleasePerformance(studyName, version)]);
-  const view = await summarize(ctx, r, aliases, names);
+  const view = await summarize(ctx, r, aliases, names, reports);
   const base = `/api/v1/releases/${encodeURIComponent(r.studyName)}/${r.version}/files`;
   return {
     ...view,
