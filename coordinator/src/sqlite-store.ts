@@ -1,6 +1,7 @@
 import Database from 'better-sqlite3';
 import { FedlhsError } from '@fedlhs/core';
 import type {
+  PromotionRecord, SeriesRecord, SeriesRunRecord,
   ReleaseAliasRecord, ReleasePerformanceRecord, ReleaseRecord,
   ContributionFilter,
   ContributionRecord,
@@ -31,6 +32,7 @@ import type { GroupCommitOptions, WriteOp, WriteResult } from './store/write-ops
 import { contribution, joinToken, metric, node, round, study, task, type Row } from './store/rows.js';
 import { SingleWriteStore } from './store/single-writes.js';
 import { applyReleaseOp, sqliteReleaseReads, type SqliteRunner } from './store/sqlite/releases.js';
+import { applySeriesOp, sqliteSeriesReads } from './store/sqlite/series.js';
 import { toStorageFault } from './storage-health.js';
 
 const TASK_SELECT = `SELECT t.*, r.study_id, r.round, r.attempt FROM tasks t JOIN rounds r ON r.id = t.round_id`;
@@ -324,6 +326,12 @@ export class SqliteStore extends SingleWriteStore implements CoordinatorStore {
       case 'release.performance':
         applyReleaseOp(this.runner, op, result);
         return;
+      case 'series.insert':
+      case 'series.update':
+      case 'series.run':
+      case 'promotion.insert':
+        applySeriesOp(this.runner, op);
+        return;
     }
   }
 
@@ -560,6 +568,28 @@ export class SqliteStore extends SingleWriteStore implements CoordinatorStore {
   }
   async listReleasePerformance(studyName: string, version: number): Promise<ReleasePerformanceRecord[]> {
     return sqliteReleaseReads.performance(this.runner, studyName, version);
+  }
+
+  async nodeTookPartInName(nodeId: string, studyName: string): Promise<boolean> {
+    return sqliteSeriesReads.tookPartInName(this.runner, nodeId, studyName);
+  }
+
+  // Series (issue 13; store/sqlite/series.ts).
+
+  async listSeries(): Promise<SeriesRecord[]> {
+    return sqliteSeriesReads.list(this.runner);
+  }
+  async getSeries(name: string): Promise<SeriesRecord | undefined> {
+    return sqliteSeriesReads.get(this.runner, name);
+  }
+  async listSeriesRuns(name: string): Promise<SeriesRunRecord[]> {
+    return sqliteSeriesReads.runs(this.runner, name);
+  }
+  async seriesRunOfStudy(studyId: string): Promise<SeriesRunRecord | undefined> {
+    return sqliteSeriesReads.runOfStudy(this.runner, studyId);
+  }
+  async listPromotions(name: string): Promise<PromotionRecord[]> {
+    return sqliteSeriesReads.promotions(this.runner, name);
   }
 
   /** Waits for queued writes to commit, then closes the database. */

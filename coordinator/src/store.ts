@@ -3,7 +3,7 @@ import type { WriteOp, WriteResult } from './store/write-ops.js';
 import type { RoundState } from '@fedlhs/core';
 import type {
   AdminActionRecord, ContributionFilter, ContributionRecord, ContributionTotals, JoinTokenRecord, MetricRecord, NodeRecord, NodeSummaryRecord,
-  OperatorRecord, Page, PageRequest, RejectionCount, ReleaseAliasRecord, ReleasePerformanceRecord, ReleaseRecord, RoundRecord, RoundTaskCount, StatisticsRecord, StudyRecord, StudyStateName, TaskFilter, TaskRecord, TaskStateName,
+  OperatorRecord, Page, PageRequest, PromotionRecord, RejectionCount, ReleaseAliasRecord, ReleasePerformanceRecord, ReleaseRecord, RoundRecord, RoundTaskCount, SeriesRecord, SeriesRunRecord, StatisticsRecord, StudyRecord, StudyStateName, TaskFilter, TaskRecord, TaskStateName,
 } from './store/records.js';
 
 export type * from './store/records.js';
@@ -138,6 +138,21 @@ export interface CoordinatorStore {
   listReleaseAliases(studyName: string | undefined): Promise<ReleaseAliasRecord[]>;
   /** Live performance reports of one release, oldest first. */
   listReleasePerformance(studyName: string, version: number): Promise<ReleasePerformanceRecord[]>;
+  /**
+   * True if the node took part (nodeTookPart) in any study named `studyName`: such a node may
+   * fetch every release of that name (a series' runs share their name).
+   */
+  nodeTookPartInName(nodeId: string, studyName: string): Promise<boolean>;
+
+  // Series (issue 13)
+  listSeries(): Promise<SeriesRecord[]>;
+  getSeries(name: string): Promise<SeriesRecord | undefined>;
+  /** A series' runs, oldest first. */
+  listSeriesRuns(name: string): Promise<SeriesRunRecord[]>;
+  /** The run a study is, if it is one. */
+  seriesRunOfStudy(studyId: string): Promise<SeriesRunRecord | undefined>;
+  /** A series' champion decisions, oldest first. */
+  listPromotions(name: string): Promise<PromotionRecord[]>;
 
   close(): Promise<void>;
 }

@@ -2,10 +2,11 @@ import { randomBytes } from 'node:crypto';
 import type { EventEmitter } from 'node:events';
 import { mkdirSync, rmSync } from 'node:fs';
 import { open } from 'node:fs/promises';
-import { FedlhsError, PayloadReceiver, checkPerformance, isFedlhsError, type ClinicStats, type EvalMetrics } from '@fedlhs/core';
+import { FedlhsError, PayloadReceiver, STUDY_NAME_PATTERN, checkPerformance, isFedlhsError, type ClinicStats, type ComparisonFigures, type EvalMetrics, type Performance } from '@fedlhs/core';
 import type {
   EvaluationReceipt,
   EvaluationReport__Output,
+  ReleaseComparison__Output,
   StatisticsReceipt,
   StatisticsReport__Output,
   UpdateChunk__Output,
@@ -430,8 +431,10 @@ export class UpdateIntake {
         }
       };
       let figures: { validation: ReturnType<typeof checkPerformance> | undefined; test: ReturnType<typeof checkPerformance> | undefined } = { validation: undefined, test: undefined };
+      let comparisons: ComparisonFigures[] = [];
       const checked = (): EvalMetrics => {
         figures = { validation: performance(report.validation, 'EvaluationReport.validation'), test: performance(report.test, 'EvaluationReport.test') };
+        comparisons = checkComparisons(report.comparisons ?? [], figures.test, performance);
         const m = toEvalMetrics(report.metrics, this.maxExamples);
         if (m === undefined) throw new FedlhsError('INVALID_METRICS', 'metrics are missing');
         // Both describe the validation part (proto EvaluationReport): other counts are impossible.
@@ -440,7 +443,7 @@ export class UpdateIntake {
         }
         // The figures count in the digest (a re-sent report with other figures conflicts); absent,
         // canonical JSON leaves them out, so a report without them keeps its earlier digest.
-        const whole = { ...m, validation: figures.validation, test: figures.test };
+        const whole = { ...m, validation: figures.validation, test: figures.test, comparisons: comparisons.length === 0 ? undefined : comparisons };
         digest = reportDigest(whole);
         return m;
       };
@@ -459,7 +462,7 @@ export class UpdateIntake {
       const runner = this.studies.openRunner(task);
       const metrics = checked();
       await this.checkNotRevoked(node, call);
-      await runner.submit(task, { kind: 'evaluation', metrics, digest, ...(figures.validation === undefined ? {} : { validation: figures.validation }), ...(figures.test === undefined ? {} : { test: figures.test }) });
+      await runner.submit(task, { kind: 'evaluation', metrics, digest, ...(figures.validation === undefined ? {} : { validation: figures.validation }), ...(figures.test === undefined ? {} : { test: figures.test }), ...(comparisons.length === 0 ? {} : { comparisons }) });
       return { taskId: task.id, duplicate: false };
     } catch (err) {
       if (isFedlhsError(err) && err.isRejection) {
@@ -557,4 +560,40 @@ export class UpdateIntake {
     const rows = this.rowsByStudy.get(studyId);
     void rows?.then((byNode) => (stats.suppressed ? byNode.delete(nodeId) : byNode.set(nodeId, stats.rows)), () => undefined);
   }
+}
+
+/** At most this many comparisons in one report (a run names one champion; room for more later). */
+const MAX_COMPARISONS = 8;
+
+/**
+ * The report's paired comparisons (proto ReleaseComparison), checked: a study name and version,
+ * possible figures on the test part (the same patients as EvaluationReport.test, so the same
+ * counts), a difference in [−1, 1] present exactly when the figures have an AUC, and a standard
+ * error in [0, 1]. Anything else is INVALID_METRICS naming the field. Which release a study may
+ * compare with is the evaluation phase's check (it knows the manifest).
+ */
+function checkComparisons(
+  wire: readonly ReleaseComparison__Output[],
+  test: Performance | undefined,
+  performance: (p: ReleaseComparison__Output['test'], field: string) => Performance | undefined,
+): ComparisonFigures[] {
+  if (wire.length > MAX_COMPARISONS) throw new FedlhsError('INVALID_METRICS', `comparisons: at most ${MAX_COMPARISONS}, not ${wire.length}`);
+  return wire.map((c, i) => {
+    const field = `EvaluationReport.comparisons[${i}]`;
+    if (!STUDY_NAME_PATTERN.test(c.studyName)) throw new FedlhsError('INVALID_METRICS', `${field}.study_name: not a study name`);
+    if (!(c.version >= 1)) throw new FedlhsError('INVALID_METRICS', `${field}.version: must be at least 1`);
+    const champion = performance(c.test, `${field}.test`);
+    if (champion === undefined) throw new FedlhsError('INVALID_METRICS', `${field}.test: required (the release's figures on the test part)`);
+    if (test === undefined) throw new FedlhsError('INVALID_METRICS', `${field}: a comparison needs EvaluationReport.test (the task model on the same patients)`);
+    if (champion.numExamples !== test.numExamples || champion.positives !== test.positives) {
+      throw new FedlhsError('INVALID_METRICS', `${field}.test: ${champion.numExamples} patients with ${champion.positives} cases, but EvaluationReport.test has ${test.numExamples} with ${test.positives}: a comparison is on the same patients`);
+    }
+    const difference = c.aucDifference ?? undefined;
+    const se = c.aucDifferenceStandardError ?? undefined;
+    if (difference !== undefined && !(Number.isFinite(difference) && difference >= -1 && difference <= 1)) throw new FedlhsError('INVALID_METRICS', `${field}.auc_difference: must be a number in [-1, 1]`);
+    if ((difference === undefined) !== (champion.auc === undefined)) throw new FedlhsError('INVALID_METRICS', `${field}.auc_difference: present exactly when both models have an AUC on the test part`);
+    if (se !== undefined && !(Number.isFinite(se) && se >= 0 && se <= 1)) throw new FedlhsError('INVALID_METRICS', `${field}.auc_difference_standard_error: must be a number in [0, 1]`);
+    if (se !== undefined && difference === undefined) throw new FedlhsError('INVALID_METRICS', `${field}.auc_difference_standard_error: given without auc_difference`);
+    return { studyName: c.studyName, version: c.version, n: champion.numExamples, cases: champion.positives, difference, standardError: se, champion };
+  });
 }

@@ -1,4 +1,4 @@
-import type { ClinicStats, CloseDecision, EvalMetrics, Performance, RoundState, StudyManifest, Strategy, TensorSpec } from '@fedlhs/core';
+import type { ClinicStats, CloseDecision, ComparisonFigures, EvalMetrics, Performance, RoundState, StudyManifest, Strategy, TensorSpec } from '@fedlhs/core';
 import type { Logger } from '@fedlhs/service';
 import type { CheckpointStore, StoredModel } from '../checkpoints.js';
 import type { CoordinatorMetrics } from '../metrics.js';
@@ -56,6 +56,8 @@ export type PhaseResult =
       /** Figures on the validation and test parts (proto EvaluationReport), when the node sent them (checked). */
       validation?: Performance | undefined;
       test?: Performance | undefined;
+      /** Paired comparisons with the series' champion on the same test patients (proto ReleaseComparison), checked for plausibility. */
+      comparisons?: ComparisonFigures[] | undefined;
     };
 
 /** Counters the engine keeps per phase, updated on each event (never recounted). */

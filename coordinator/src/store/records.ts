@@ -111,7 +111,7 @@ export interface MetricRecord extends EvalMetrics {
    * round), 'test' (the test part, global model; published with a release only) or 'training'
    * (local split, local weights).
    */
-  phase: 'evaluation' | 'training' | 'test';
+  phase: 'evaluation' | 'training' | 'test' | 'comparison';
   /** The site's or pooled figures with intervals and calibration (core Performance, JSON), when reported. */
   performance?: string | null | undefined;
 }
@@ -247,4 +247,57 @@ export interface ReleasePerformanceRecord {
   performance: string;
   measuredAt: number;
   receivedAt: number;
+}
+
+/** A study series (issue 13): a manifest template plus a schedule (core series.ts). */
+export interface SeriesRecord {
+  /** The series' name, which is also every run's study name. */
+  name: string;
+  /** The validated template as canonical JSON (what clinics approve by its hash). */
+  template: string;
+  templateSha256: string;
+  /** 'active' runs on its schedule; 'paused' does not start runs (a running one goes on). */
+  state: 'active' | 'paused';
+  createdBy: string;
+  createdAt: number;
+  updatedAt: number;
+}
+
+/** One run of a series: the study it started, when it was due and why it ran. */
+export interface SeriesRunRecord {
+  seriesName: string;
+  /** From 1, one per run. */
+  run: number;
+  studyId: string;
+  /** When the schedule said the run was due (the time its manifest was derived at). */
+  scheduledAt: number;
+  startedAt: number;
+  /** 'schedule' (cron or data trigger) or 'operator' (run-now, with the operator's name). */
+  trigger: string;
+  /** The champion the run was compared with (and, with start champion, trained from), if any. */
+  championVersion: number | null;
+  /** The template the run was derived from, canonical JSON (its hash is the manifest's series.templateSha256). */
+  template: string;
+}
+
+/**
+ * A champion decision of a series: a promotion (the rule's or an operator's), a challenger kept
+ * out by the rule, or a rollback; with its evidence. The alias move, if any, is in the same unit.
+ */
+export interface PromotionRecord {
+  /** Assigned by the store (ignored on insert). */
+  id: number;
+  seriesName: string;
+  /** The run whose release was judged; null for an operator's promotion or rollback outside a run's decision. */
+  run: number | null;
+  /** The champion before (null when there was none). */
+  fromVersion: number | null;
+  /** The release judged (promoted, or kept out). */
+  toVersion: number;
+  action: 'promote' | 'keep' | 'rollback';
+  /** 'rule' or 'operator:<name>'. */
+  decidedBy: string;
+  /** core PromotionDecision (and anything else shown with it) as JSON. */
+  evidence: string;
+  at: number;
 }

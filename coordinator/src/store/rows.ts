@@ -1,5 +1,8 @@
 import { FedlhsError, type RoundState } from '@fedlhs/core';
 import type {
+  PromotionRecord,
+  SeriesRecord,
+  SeriesRunRecord,
   ReleaseAliasRecord,
   ReleasePerformanceRecord,
   ReleaseRecord,
@@ -209,4 +212,37 @@ export const releasePerformance = (r: Row): ReleasePerformanceRecord => ({
   performance: r.performance as string,
   measuredAt: r.measured_at as number,
   receivedAt: r.received_at as number,
+});
+
+export const series = (r: Row): SeriesRecord => ({
+  name: r.name as string,
+  template: r.template as string,
+  templateSha256: r.template_sha256 as string,
+  state: r.state as SeriesRecord['state'],
+  createdBy: r.created_by as string,
+  createdAt: r.created_at as number,
+  updatedAt: r.updated_at as number,
+});
+
+export const seriesRun = (r: Row): SeriesRunRecord => ({
+  seriesName: r.series_name as string,
+  run: r.run as number,
+  studyId: r.study_id as string,
+  scheduledAt: r.scheduled_at as number,
+  startedAt: r.started_at as number,
+  trigger: r.trigger as string,
+  championVersion: (r.champion_version as number | null) ?? null,
+  template: r.template as string,
+});
+
+export const promotion = (r: Row): PromotionRecord => ({
+  id: r.id as number,
+  seriesName: r.series_name as string,
+  run: (r.run as number | null) ?? null,
+  fromVersion: (r.from_version as number | null) ?? null,
+  toVersion: r.to_version as number,
+  action: r.action as PromotionRecord['action'],
+  decidedBy: r.decided_by as string,
+  evidence: r.evidence as string,
+  at: r.at as number,
 });

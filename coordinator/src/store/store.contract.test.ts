@@ -12,3 +12,4 @@ import './contract/migrations.contract.js';
 import './contract/participation.contract.js';
 import './contract/probe.contract.js';
 import './contract/releases.contract.js';
+import './contract/series.contract.js';

@@ -1,6 +1,6 @@
 import type { RoundState } from '@fedlhs/core';
 import type {
-  ReleasePerformanceRecord, ReleaseRecord,
+  PromotionRecord, ReleasePerformanceRecord, ReleaseRecord, SeriesRecord, SeriesRunRecord,
   AdminActionRecord,
   ContributionRecord,
   MetricRecord,
@@ -77,7 +77,15 @@ export type WriteOp =
    * Records a site's live performance; a second report with the same (studyName, version, nodeId,
    * exportFingerprint) is kept once (the first), without error, and counted in `WriteResult.duplicates`.
    */
-  | { op: 'release.performance'; p: ReleasePerformanceRecord };
+  | { op: 'release.performance'; p: ReleasePerformanceRecord }
+  /** Creates a series. Guard: the name is new, else ALREADY_EXISTS. */
+  | { op: 'series.insert'; s: SeriesRecord }
+  /** Replaces a series' template (a new version clinics must approve again) and/or state. Guard: the series exists, else NOT_FOUND. */
+  | { op: 'series.update'; name: string; template?: { json: string; sha256: string }; state?: SeriesRecord['state']; at: number }
+  /** Records a run. Guard: (seriesName, run) is new, else STALE (two schedulers raced). */
+  | { op: 'series.run'; r: SeriesRunRecord }
+  /** Records a champion decision (its id is assigned by the store). */
+  | { op: 'promotion.insert'; p: Omit<PromotionRecord, 'id'> };
 
 export type WriteOpName = WriteOp['op'];
 

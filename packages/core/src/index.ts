@@ -10,6 +10,7 @@ export * from './manifest.js';
 export * from './topology.js';
 export * from './metrics.js';
 export * from './performance.js';
+export * from './comparison.js';
 
 // Relevant to other fedlhs libraries and the apps.
 export * from './tensors.js';

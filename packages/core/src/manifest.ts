@@ -234,6 +234,17 @@ export const studyManifestSchema = z
         name: identifier,
         run: z.number().int().min(1).max(1_000_000),
         templateSha256: z.string().regex(/^[0-9a-f]{64}$/, 'must be a SHA-256 digest (64 lower-case hex digits)'),
+        /**
+         * The series' champion when the run was derived: the release (of the series' name) every
+         * clinic scores beside each round's model on the same test patients (proto "Champion and
+         * challenger"). Absent while the series has no champion.
+         */
+        champion: z
+          .strictObject({
+            version: z.number().int().min(1).max(1_000_000),
+            weightsSha256: z.string().regex(/^[0-9a-f]{64}$/, 'must be a SHA-256 digest (64 lower-case hex digits)'),
+          })
+          .optional(),
       })
       .optional(),
     /** Seed for the initial weights and the clinics' train/hold-out split. */

@@ -48,6 +48,26 @@ export const seriesTemplateSchema = z
     window: z.strictObject({ days: z.number().int().min(1).max(36_500), labelLagDays: z.number().int().min(0).max(3650).default(0) }).optional(),
     /** Where a run's training starts: the series' champion release, or the template's initial weights. */
     start: z.enum(['champion', 'scratch']).default('scratch'),
+    /**
+     * When a run's release (the challenger) replaces the champion. `auto`: the pooled paired AUC
+     * difference (challenger − champion, on the same test patients at every clinic) is at least
+     * `minDelta` and its 95 % interval lies above 0, at least `minSites` clinics compared, and no
+     * clinic with at least minCellCount cases and non-cases is worse by more than `maxSiteLoss`.
+     * `operator`: the decision is recorded as evidence and an operator promotes. Either way the
+     * decision and its evidence are recorded. The series' first release becomes champion
+     * (there is nothing to compare it with) under `auto`.
+     */
+    promotion: z
+      .discriminatedUnion('rule', [
+        z.strictObject({
+          rule: z.literal('auto'),
+          minDelta: z.number().min(-1).max(1).default(0),
+          maxSiteLoss: z.number().min(0).max(1).default(0.05),
+          minSites: z.number().int().min(1).max(100_000).default(1),
+        }),
+        z.strictObject({ rule: z.literal('operator') }),
+      ])
+      .default({ rule: 'auto', minDelta: 0, maxSiteLoss: 0.05, minSites: 1 }),
     /** The study every run is: a full manifest without its name (the series name) and without `series`. */
     study: z.record(z.string(), z.unknown()),
   })
@@ -61,6 +81,10 @@ export const seriesTemplateSchema = z
     }
     if ('name' in t.study && t.study['name'] !== t.name) ctx.addIssue({ code: 'custom', path: ['study', 'name'], message: 'must be left out (a run is named after its series)' });
     if ('series' in t.study) ctx.addIssue({ code: 'custom', path: ['study', 'series'], message: 'must be left out (each run records its series itself)' });
+    const model = t.study['model'];
+    if (t.start === 'champion' && typeof model === 'object' && model !== null && 'initialWeights' in model) {
+      ctx.addIssue({ code: 'custom', path: ['study', 'model', 'initialWeights'], message: 'must be left out with start "champion" (each run starts from the champion of its time)' });
+    }
   });
 
 export type SeriesTemplate = z.output<typeof seriesTemplateSchema>;
@@ -69,8 +93,21 @@ export type SeriesTemplate = z.output<typeof seriesTemplateSchema>;
  * The manifest fields a series approval lets vary from run to run; a run that differs from its
  * template anywhere else needs the clinic's approval again. The split seed is not among them: a
  * patient stays in the same split in every run, so a hold-out patient is never trained on later.
+ * `model.initialWeights` varies only when the template starts runs from the champion
+ * ({@link seriesVarying}).
  */
-export const SERIES_VARYING: readonly string[] = ['series.run', 'data.cohort.index.from', 'data.cohort.index.to'];
+export const SERIES_VARYING: readonly string[] = ['series.run', 'series.champion', 'data.cohort.index.from', 'data.cohort.index.to'];
+
+/** The fields that may vary between runs of `t`: {@link SERIES_VARYING}, plus the initial weights with start "champion". */
+export function seriesVarying(t: SeriesTemplate): readonly string[] {
+  return t.start === 'champion' ? [...SERIES_VARYING, 'model.initialWeights'] : SERIES_VARYING;
+}
+
+/** The series' champion a run is derived with: the release's version and the SHA-256 of its weights.bin. */
+export interface SeriesChampion {
+  version: number;
+  weightsSha256: string;
+}
 
 /** Validates a series template (its study included, with a placeholder run), or throws MANIFEST_INVALID naming the field. */
 export function validateSeriesTemplate(value: unknown): SeriesTemplate {
@@ -101,15 +138,21 @@ const isoDay = (day: number): string => new Date(day * MS_PER_DAY).toISOString()
 
 /**
  * Run `run`'s manifest, derived from the template at `atMs` (the run's scheduled time): named
- * after the series, with `series` {name, run, templateSha256}, and for cohort studies with a
- * window, index.to = the run's day − labelLagDays − the label horizon and index.from = index.to −
- * days + 1. The same template, run and time always give the same manifest (and hash).
+ * after the series, with `series` {name, run, templateSha256, champion?}, and for cohort studies
+ * with a window, index.to = the run's day − labelLagDays − the label horizon and index.from =
+ * index.to − days + 1. With a champion, every round's model is compared with it; with start
+ * "champion" training also starts from it (model.initialWeights). The same template, run, time
+ * and champion always give the same manifest (and hash).
  */
-export function deriveSeriesRun(t: SeriesTemplate, run: number, atMs: number): StudyManifest {
+export function deriveSeriesRun(t: SeriesTemplate, run: number, atMs: number, champion?: SeriesChampion): StudyManifest {
   if (!Number.isInteger(run) || run < 1) throw new FedlhsError('INVALID_ARGUMENT', `a series run number is a whole number from 1, not ${run}`);
   if (!Number.isFinite(atMs)) throw new FedlhsError('INVALID_ARGUMENT', 'a series run needs the time it runs at');
   const study = structuredClone(t.study) as Record<string, unknown>;
-  const manifest = { ...study, name: t.name, series: { name: t.name, run, templateSha256: seriesTemplateHash(t) } } as Record<string, unknown>;
+  const series = { name: t.name, run, templateSha256: seriesTemplateHash(t), ...(champion === undefined ? {} : { champion: { version: champion.version, weightsSha256: champion.weightsSha256 } }) };
+  const manifest = { ...study, name: t.name, series } as Record<string, unknown>;
+  if (t.start === 'champion' && champion !== undefined) {
+    manifest['model'] = { ...(manifest['model'] as Record<string, unknown>), initialWeights: { release: { studyName: t.name, version: champion.version, weightsSha256: champion.weightsSha256 } } };
+  }
   if (t.window !== undefined) {
     const data = manifest['data'] as { cohort?: { index?: Record<string, unknown>; label?: { horizonDays?: number } } } | undefined;
     const cohort = data?.cohort;
@@ -147,7 +190,8 @@ export function seriesRunChanges(approved: SeriesTemplate, run: StudyManifest): 
   const expected = deriveSeriesRun(approved, run.series.run, 0);
   const a = JSON.parse(canonicalManifestJson(expected)) as unknown;
   const b = JSON.parse(canonicalManifestJson(run)) as unknown;
-  return diffManifests(withoutPaths(a, SERIES_VARYING), withoutPaths(b, SERIES_VARYING));
+  const varying = seriesVarying(approved);
+  return diffManifests(withoutPaths(a, varying), withoutPaths(b, varying));
 }
 
 /** The next time a cron-scheduled series runs after `afterMs`, or undefined when its expression has no later time. */

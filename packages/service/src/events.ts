@@ -52,6 +52,7 @@ export const EVENTS = {
   'metrics.withheld': "sites' small-cell metrics kept only in the global value",
   'figures.withheld': "sites' validation or test figures kept only in the pooled value (fewer than minCellCount patients, cases or non-cases, or withheld to protect such a site); fields round, phase, sites, minCellCount",
   'evaluation.missing': 'a committed round has no global evaluation metric',
+  'comparison.missing': 'a series run round with a champion got no clinic comparison with it (warn); fields round, champion',
   // ---- tasks and contributions (coordinator) -----------------------------------------------
   'task.declined': 'a task ended DECLINED (coordinator) / the agent declined a task (agent)',
   'task.failed': 'a task ended FAILED (coordinator) / a task failed at the agent (agent)',

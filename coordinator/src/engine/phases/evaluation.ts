@@ -1,4 +1,4 @@
-import { FedlhsError, pooledPerformance, type CloseDecision, type EvalMetrics, type Performance } from '@fedlhs/core';
+import { FedlhsError, pooledDifference, pooledPerformance, type CloseDecision, type ComparisonFigures, type EvalMetrics, type Performance, type PooledComparison, type StudyManifest } from '@fedlhs/core';
 import { disclosableMetrics, withheldFigures } from '../../disclosure.js';
 import type { MetricRecord } from '../../store.js';
 import type { Accepted, LiveTask, Phase, PhaseContext, PhaseCounters, PhaseOutput, PhasePlan, PhaseResult } from '../phase.js';
@@ -82,6 +82,8 @@ export class EvaluationPhase implements Phase {
   private readonly evaluations = new Map<string, EvalMetrics>();
   /** Figures per node on the validation and test parts, for those that sent them. */
   private readonly figures = { validation: new Map<string, Performance>(), test: new Map<string, Performance>() };
+  /** Paired comparisons with the series' champion per node (proto ReleaseComparison), for those that sent one. */
+  private readonly comparisons = new Map<string, ComparisonFigures>();
 
   plan(ctx: PhaseContext): PhasePlan {
     const candidate = ctx.attempt.candidate;
@@ -104,8 +106,9 @@ export class EvaluationPhase implements Phase {
     return c.accepted > 0 ? { action: 'close' } : { action: 'wait' };
   }
 
-  async accept(_ctx: PhaseContext, task: LiveTask, result: PhaseResult): Promise<Accepted> {
+  async accept(ctx: PhaseContext, task: LiveTask, result: PhaseResult): Promise<Accepted> {
     if (result.kind !== 'evaluation') throw new FedlhsError('INTERNAL', `evaluation phase got a ${result.kind} result`);
+    const comparison = championComparison(ctx.study.manifest, result.comparisons ?? []);
     // The report's digest stays with the ACCEPTED task, so a re-sent report can be compared
     // with it after the metrics themselves are withheld (proto: duplicates).
     return {
@@ -115,6 +118,7 @@ export class EvaluationPhase implements Phase {
         this.evaluations.set(task.nodeId, result.metrics);
         if (result.validation !== undefined) this.figures.validation.set(task.nodeId, result.validation);
         if (result.test !== undefined) this.figures.test.set(task.nodeId, result.test);
+        if (comparison !== undefined) this.comparisons.set(task.nodeId, comparison);
       },
     };
   }
@@ -131,7 +135,7 @@ export class EvaluationPhase implements Phase {
     const validation = figured('evaluation', storedMetrics(ctx, 'evaluation', [...this.evaluations].map(([nodeId, m]) => ({ ...m, nodeId }))), this.figures.validation);
     // The test part's rows: published with a release only, never used to choose a round.
     const test = figured('test', storedMetrics(ctx, 'test', [...this.figures.test].map(([nodeId, p]) => ({ ...testMetrics(p), nodeId }))), this.figures.test);
-    const metrics = [...validation, ...test];
+    const metrics = [...validation, ...test, ...comparisonRows(ctx, this.comparisons, test)];
     const global = validation.find((m) => m.nodeId === null);
     const evaluated = this.evaluations.size;
     let summary: string | undefined;
@@ -145,7 +149,7 @@ export class EvaluationPhase implements Phase {
     return {
       metrics,
       ...(summary === undefined ? {} : { summary }),
-      fields: { evaluatedSites: evaluated, askedSites: c.assigned, sitesWithTestFigures: this.figures.test.size, ...(global === undefined ? {} : { loss: global.loss, accuracy: global.accuracy, auc: global.auc }) },
+      fields: { evaluatedSites: evaluated, askedSites: c.assigned, sitesWithTestFigures: this.figures.test.size, ...(ctx.study.manifest.series?.champion === undefined ? {} : { sitesCompared: this.comparisons.size }), ...(global === undefined ? {} : { loss: global.loss, accuracy: global.accuracy, auc: global.auc }) },
     };
   }
 
@@ -153,5 +157,54 @@ export class EvaluationPhase implements Phase {
     this.evaluations.clear();
     this.figures.validation.clear();
     this.figures.test.clear();
+    this.comparisons.clear();
   }
+}
+
+/**
+ * The comparison a report must carry: with the manifest's series.champion, at most one, of that
+ * release (the series' name and the champion's version); without one, none. Anything else is
+ * INVALID_METRICS (the task closes: the agent compared the wrong model).
+ */
+function championComparison(manifest: StudyManifest, comparisons: readonly ComparisonFigures[]): ComparisonFigures | undefined {
+  const champion = manifest.series?.champion;
+  if (comparisons.length === 0) return undefined;
+  if (champion === undefined) throw new FedlhsError('INVALID_METRICS', 'comparisons: this study names no champion to compare with (manifest series.champion)');
+  if (comparisons.length > 1) throw new FedlhsError('INVALID_METRICS', `comparisons: one comparison with the champion, not ${comparisons.length}`);
+  const c = comparisons[0]!;
+  if (c.studyName !== manifest.series!.name || c.version !== champion.version) {
+    throw new FedlhsError('INVALID_METRICS', `comparisons[0]: compares ${c.studyName} version ${c.version}, but the champion is ${manifest.series!.name} version ${champion.version}`);
+  }
+  return c;
+}
+
+/**
+ * The round's 'comparison' rows: one per site whose test figures are shown (a site withheld from
+ * the test rows is withheld here too: the same patients), with the champion's figures as its
+ * metrics (`loss` is the champion's Brier score, `auc` its AUC) and the comparison as
+ * `performance` JSON (core comparisonFiguresSchema); and a global row (nodeId null) whose
+ * `performance` is the pooled difference over every site that compared, withheld ones included
+ * (core pooledComparisonSchema). None when the study has no champion.
+ */
+function comparisonRows(ctx: PhaseContext, comparisons: ReadonlyMap<string, ComparisonFigures>, testRows: readonly MetricRecord[]): MetricRecord[] {
+  const champion = ctx.study.manifest.series?.champion;
+  if (champion === undefined) return [];
+  const roundId = ctx.attempt.roundId;
+  const shown = new Set(testRows.flatMap((r) => (r.nodeId === null ? [] : [r.nodeId])));
+  const rows: MetricRecord[] = [];
+  let withheld = 0;
+  for (const [nodeId, c] of comparisons) {
+    if (!shown.has(nodeId)) {
+      withheld++;
+      continue;
+    }
+    rows.push({ roundId, nodeId, phase: 'comparison', numExamples: c.n, loss: c.champion.brier, accuracy: 0, auc: c.champion.auc, performance: JSON.stringify(c) });
+  }
+  const pooled = pooledDifference([...comparisons.values()]);
+  const summary: PooledComparison = { studyName: ctx.study.manifest.series!.name, version: champion.version, ...(pooled === undefined ? {} : { pooled }), reported: comparisons.size, withheld };
+  if (comparisons.size === 0) {
+    ctx.log.warn({ event: 'comparison.missing', round: ctx.attempt.round, champion: champion.version }, `no clinic compared round ${ctx.attempt.round}'s model with champion version ${champion.version}`);
+  }
+  rows.push({ roundId, nodeId: null, phase: 'comparison', numExamples: 0, loss: 0, accuracy: 0, auc: undefined, performance: JSON.stringify(summary) });
+  return rows;
 }

@@ -3,6 +3,7 @@ import { FedlhsError } from '@fedlhs/core';
 import type { MetricRecord, NodeRecord, RoundRecord, StudyRecord, TaskRecord } from '../../store.js';
 import type { WriteOp, WriteResult } from '../write-ops.js';
 import { applyReleaseOp } from './releases.js';
+import { applySeriesOp } from './series.js';
 
 import { exec, stmt } from './statement.js';
 
@@ -182,6 +183,12 @@ export async function applyOp(client: pg.ClientBase, op: WriteOp, result: WriteR
     case 'release.alias':
     case 'release.performance':
       await applyReleaseOp(client, op, result);
+      return;
+    case 'series.insert':
+    case 'series.update':
+    case 'series.run':
+    case 'promotion.insert':
+      await applySeriesOp(client, op);
       return;
   }
 }

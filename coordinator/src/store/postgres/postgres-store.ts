@@ -1,5 +1,6 @@
 import pg from 'pg';
 import type {
+  PromotionRecord, SeriesRecord, SeriesRunRecord,
   ReleaseAliasRecord, ReleasePerformanceRecord, ReleaseRecord,
   AdminActionRecord,
   ContributionFilter,
@@ -29,6 +30,7 @@ import type { GroupCommitOptions, WriteOp, WriteResult } from '../write-ops.js';
 import { describeTarget, isRetryable, mapStoreError, storeTypes, unavailableWhy } from './connection.js';
 import { migrate } from './migrations.js';
 import { RELEASE_READ, releaseRows } from './releases.js';
+import { SERIES_READ, seriesRows } from './series.js';
 import { applyOp, exec, nodeValues, SQL, type Statement } from './ops.js';
 import * as rows from '../rows.js';
 import type { Row } from '../rows.js';
@@ -613,6 +615,28 @@ export class PostgresStore extends SingleWriteStore implements CoordinatorStore 
   }
   async listReleasePerformance(studyName: string, version: number): Promise<ReleasePerformanceRecord[]> {
     return releaseRows.performance(await this.rows(RELEASE_READ.performance, [studyName, version]));
+  }
+
+  async nodeTookPartInName(nodeId: string, studyName: string): Promise<boolean> {
+    return (await this.one(SERIES_READ.tookPartInName, [nodeId, studyName])) !== undefined;
+  }
+
+  // ---- series (issue 13; series.ts) -----------------------------------------------------------
+
+  async listSeries(): Promise<SeriesRecord[]> {
+    return seriesRows.series(await this.rows(SERIES_READ.list));
+  }
+  async getSeries(name: string): Promise<SeriesRecord | undefined> {
+    return seriesRows.series(await this.rows(SERIES_READ.get, [name]))[0];
+  }
+  async listSeriesRuns(name: string): Promise<SeriesRunRecord[]> {
+    return seriesRows.runs(await this.rows(SERIES_READ.runs, [name]));
+  }
+  async seriesRunOfStudy(studyId: string): Promise<SeriesRunRecord | undefined> {
+    return seriesRows.runs(await this.rows(SERIES_READ.runOfStudy, [studyId]))[0];
+  }
+  async listPromotions(name: string): Promise<PromotionRecord[]> {
+    return seriesRows.promotions(await this.rows(SERIES_READ.promotions, [name]));
   }
 
   /** Lets queued writes finish, then closes the committer connection and the pool. Idempotent. */

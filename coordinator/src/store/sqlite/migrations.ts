@@ -194,6 +194,44 @@ export const MIGRATIONS: readonly string[] = [
     UNIQUE (study_name, version, node_id, export_fingerprint)
   );
   `,
+  // Study series (issue 13): the templates, their runs (each an ordinary study, with the template
+  // it was derived from) and the champion decisions. metrics.phase has no CHECK, so the new phase
+  // 'comparison' needs no change. studies_by_name serves nodeTookPartInName (all runs share a name).
+  `
+  CREATE TABLE series (
+    name TEXT PRIMARY KEY,
+    template TEXT NOT NULL,
+    template_sha256 TEXT NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('active','paused')),
+    created_by TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+  );
+  CREATE TABLE series_runs (
+    series_name TEXT NOT NULL REFERENCES series(name),
+    run INTEGER NOT NULL,
+    study_id TEXT NOT NULL UNIQUE REFERENCES studies(id),
+    scheduled_at INTEGER NOT NULL,
+    started_at INTEGER NOT NULL,
+    trigger TEXT NOT NULL,
+    champion_version INTEGER,
+    template TEXT NOT NULL,
+    PRIMARY KEY (series_name, run)
+  );
+  CREATE TABLE promotions (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    series_name TEXT NOT NULL REFERENCES series(name),
+    run INTEGER,
+    from_version INTEGER,
+    to_version INTEGER NOT NULL,
+    action TEXT NOT NULL CHECK (action IN ('promote','keep','rollback')),
+    decided_by TEXT NOT NULL,
+    evidence TEXT NOT NULL,
+    at INTEGER NOT NULL
+  );
+  CREATE INDEX promotions_by_series ON promotions(series_name, at, id);
+  CREATE INDEX studies_by_name ON studies(name);
+  `,
 ];
 
 /** The schema version this code writes (PRAGMA user_version after migrating). */

@@ -23,6 +23,7 @@ import type { Metrics as _fedlhs_v1_Metrics, Metrics__Output as _fedlhs_v1_Metri
 import type { ModelChunk as _fedlhs_v1_ModelChunk, ModelChunk__Output as _fedlhs_v1_ModelChunk__Output } from './fedlhs/v1/ModelChunk.js';
 import type { Performance as _fedlhs_v1_Performance, Performance__Output as _fedlhs_v1_Performance__Output } from './fedlhs/v1/Performance.js';
 import type { Release as _fedlhs_v1_Release, Release__Output as _fedlhs_v1_Release__Output } from './fedlhs/v1/Release.js';
+import type { ReleaseComparison as _fedlhs_v1_ReleaseComparison, ReleaseComparison__Output as _fedlhs_v1_ReleaseComparison__Output } from './fedlhs/v1/ReleaseComparison.js';
 import type { ReleaseFile as _fedlhs_v1_ReleaseFile, ReleaseFile__Output as _fedlhs_v1_ReleaseFile__Output } from './fedlhs/v1/ReleaseFile.js';
 import type { ReleaseFileChunk as _fedlhs_v1_ReleaseFileChunk, ReleaseFileChunk__Output as _fedlhs_v1_ReleaseFileChunk__Output } from './fedlhs/v1/ReleaseFileChunk.js';
 import type { ReleasePerformanceReceipt as _fedlhs_v1_ReleasePerformanceReceipt, ReleasePerformanceReceipt__Output as _fedlhs_v1_ReleasePerformanceReceipt__Output } from './fedlhs/v1/ReleasePerformanceReceipt.js';
@@ -74,6 +75,7 @@ export interface ProtoGrpcType {
       Readiness: EnumTypeDefinition
       RejectionReason: EnumTypeDefinition
       Release: MessageTypeDefinition<_fedlhs_v1_Release, _fedlhs_v1_Release__Output>
+      ReleaseComparison: MessageTypeDefinition<_fedlhs_v1_ReleaseComparison, _fedlhs_v1_ReleaseComparison__Output>
       ReleaseFile: MessageTypeDefinition<_fedlhs_v1_ReleaseFile, _fedlhs_v1_ReleaseFile__Output>
       ReleaseFileChunk: MessageTypeDefinition<_fedlhs_v1_ReleaseFileChunk, _fedlhs_v1_ReleaseFileChunk__Output>
       ReleasePerformanceReceipt: MessageTypeDefinition<_fedlhs_v1_ReleasePerformanceReceipt, _fedlhs_v1_ReleasePerformanceReceipt__Output>

@@ -2,6 +2,7 @@
 
 import type { Metrics as _fedlhs_v1_Metrics, Metrics__Output as _fedlhs_v1_Metrics__Output } from '../../fedlhs/v1/Metrics.js';
 import type { Performance as _fedlhs_v1_Performance, Performance__Output as _fedlhs_v1_Performance__Output } from '../../fedlhs/v1/Performance.js';
+import type { ReleaseComparison as _fedlhs_v1_ReleaseComparison, ReleaseComparison__Output as _fedlhs_v1_ReleaseComparison__Output } from '../../fedlhs/v1/ReleaseComparison.js';
 
 export interface EvaluationReport {
   /**
@@ -29,6 +30,15 @@ export interface EvaluationReport {
    * released round are published with it. Optional; a release names the sites that sent none.
    */
   'test'?: (_fedlhs_v1_Performance | null);
+  /**
+   * Champion and challenger: when the study is a series run whose manifest names a champion
+   * (series.champion {version, weightsSha256}, a release of the series' name), the agent also
+   * scores that release, with its own normalisation, on exactly the same test-part patients
+   * as the task's model, and reports one ReleaseComparison (see "Champion and challenger").
+   * Empty otherwise. An agent that cannot obtain or verify the champion sends none and says
+   * why in its log; the coordinator names the sites without a comparison in its decision.
+   */
+  'comparisons'?: (_fedlhs_v1_ReleaseComparison)[];
 }
 
 export interface EvaluationReport__Output {
@@ -57,4 +67,13 @@ export interface EvaluationReport__Output {
    * released round are published with it. Optional; a release names the sites that sent none.
    */
   'test': (_fedlhs_v1_Performance__Output | null);
+  /**
+   * Champion and challenger: when the study is a series run whose manifest names a champion
+   * (series.champion {version, weightsSha256}, a release of the series' name), the agent also
+   * scores that release, with its own normalisation, on exactly the same test-part patients
+   * as the task's model, and reports one ReleaseComparison (see "Champion and challenger").
+   * Empty otherwise. An agent that cannot obtain or verify the champion sends none and says
+   * why in its log; the coordinator names the sites without a comparison in its decision.
+   */
+  'comparisons': (_fedlhs_v1_ReleaseComparison__Output)[];
 }

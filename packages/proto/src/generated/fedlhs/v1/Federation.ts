@@ -88,7 +88,9 @@ export interface FederationClient extends grpc.Client {
   
   /**
    * Lists the signed releases (see "Releases") of the studies this node took part in (as for
-   * a committed model in DownloadModel), newest version first per study, with their current
+   * a committed model in DownloadModel), and every release of a study name under which it took
+   * part in any study (a series' runs share their name, so a clinic that joins a series late
+   * gets its champion on its first run), newest version first per study, with their current
    * aliases. study_name narrows the list to one study name. At most 1000 releases.
    * Errors: INVALID_ARGUMENT (a study_name that is not an identifier), UNAUTHENTICATED.
    */
@@ -98,7 +100,9 @@ export interface FederationClient extends grpc.Client {
   ListReleases(argument: _fedlhs_v1_ListReleasesRequest, callback: grpc.requestCallback<_fedlhs_v1_ListReleasesResponse__Output>): grpc.ClientUnaryCall;
   /**
    * Lists the signed releases (see "Releases") of the studies this node took part in (as for
-   * a committed model in DownloadModel), newest version first per study, with their current
+   * a committed model in DownloadModel), and every release of a study name under which it took
+   * part in any study (a series' runs share their name, so a clinic that joins a series late
+   * gets its champion on its first run), newest version first per study, with their current
    * aliases. study_name narrows the list to one study name. At most 1000 releases.
    * Errors: INVALID_ARGUMENT (a study_name that is not an identifier), UNAUTHENTICATED.
    */
@@ -325,7 +329,9 @@ export interface FederationHandlers extends grpc.UntypedServiceImplementation {
   
   /**
    * Lists the signed releases (see "Releases") of the studies this node took part in (as for
-   * a committed model in DownloadModel), newest version first per study, with their current
+   * a committed model in DownloadModel), and every release of a study name under which it took
+   * part in any study (a series' runs share their name, so a clinic that joins a series late
+   * gets its champion on its first run), newest version first per study, with their current
    * aliases. study_name narrows the list to one study name. At most 1000 releases.
    * Errors: INVALID_ARGUMENT (a study_name that is not an identifier), UNAUTHENTICATED.
    */

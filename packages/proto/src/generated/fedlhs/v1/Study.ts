@@ -23,6 +23,14 @@ export interface Study {
    * Study parameters derived during the study (see Task.parameters_json); empty until then.
    */
   'parametersJson'?: (string);
+  /**
+   * A run of a study series (manifest field "series"): the series template the run was derived
+   * from, as canonical JSON (RFC 8785), and the lowercase hex SHA-256 of its UTF-8 bytes (which
+   * equals the manifest's series.templateSha256). Empty for a study that is not a series run.
+   * See "Study series".
+   */
+  'seriesTemplateJson'?: (string);
+  'seriesTemplateSha256'?: (string);
 }
 
 export interface Study__Output {
@@ -46,4 +54,12 @@ export interface Study__Output {
    * Study parameters derived during the study (see Task.parameters_json); empty until then.
    */
   'parametersJson': (string);
+  /**
+   * A run of a study series (manifest field "series"): the series template the run was derived
+   * from, as canonical JSON (RFC 8785), and the lowercase hex SHA-256 of its UTF-8 bytes (which
+   * equals the manifest's series.templateSha256). Empty for a study that is not a series run.
+   * See "Study series".
+   */
+  'seriesTemplateJson': (string);
+  'seriesTemplateSha256': (string);
 }
