@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import pino from 'pino';
-import { FedlhsError, binaryAccuracy, computePerformance, float32Bytes, mulberry32, payloadDigest, pooledPerformance, type Performance } from '@fedlhs/core';
+import { FedlhsError, binaryAccuracy, computePerformance, float32Bytes, mulberry32, pairedAucDifference, payloadDigest, pooledDifference, pooledPerformance, type Performance } from '@fedlhs/core';
 import type { EvaluationReport__Output, UpdateChunk__Output } from '@fedlhs/proto';
 import { studyDetail } from './admin/views.js';
 import { withheldByCounts } from './disclosure.js';
@@ -40,7 +40,7 @@ const MANIFEST = {
 };
 
 /** Three clinics past training (examples 300, 150, 4), each with its EVALUATE task waiting. */
-async function evaluating() {
+async function evaluating(manifest: Record<string, unknown> = MANIFEST) {
   const dir = mkdtempSync(join(tmpdir(), 'fedlhs-eval-figures-'));
   dirs.push(dir);
   const log = new LogSink();
@@ -50,7 +50,7 @@ async function evaluating() {
   });
   coordinators.push(coordinator);
   await coordinator.start();
-  const study = await coordinator.startStudy(JSON.stringify(MANIFEST), 'test');
+  const study = await coordinator.startStudy(JSON.stringify(manifest), 'test');
   const clinics: { node: NodeRecord; session: FakeSession; examples: number }[] = [];
   for (const [site, examples] of [['a', 300], ['b', 150], ['c', 4]] as const) {
     const { token } = await coordinator.createJoinToken(site, 600, 'test');
@@ -176,6 +176,77 @@ describe('evaluation figures (coordinator in process)', () => {
     }
     // The edge checks only the ids: the domain records the refusal.
     expect(() => validateEvaluationReport(report({ taskId: 'task_1', round: 1 }, 'study_1', { ...good, brier: 2 }, good))).not.toThrow();
+  });
+});
+
+/** A series run's manifest (issue 13) naming champion version 2 of its series. */
+const SERIES_MANIFEST = { ...MANIFEST, series: { name: 'figures', run: 3, templateSha256: 'a'.repeat(64), champion: { version: 2, weightsSha256: 'b'.repeat(64) } } };
+
+/** A clinic's paired comparison on the same test patients: the champion scores a little worse. */
+function comparison(test: { scores: number[]; labels: number[] }, seed: number, over: Record<string, unknown> = {}) {
+  const r = mulberry32(seed);
+  const champion = test.scores.map((s) => Math.fround(Math.min(1, Math.max(0, s * 0.5 + r() * 0.5))));
+  const d = pairedAucDifference(test.scores, champion, test.labels);
+  return { studyName: 'figures', version: 2, test: computePerformance(champion, test.labels), aucDifference: d.difference ?? null, aucDifferenceStandardError: d.standardError ?? null, ...over };
+}
+
+describe('champion comparisons (issue 13, coordinator in process)', () => {
+  it('stores a comparison row per shown site and the pooled difference over every site, withheld ones included', async () => {
+    const { coordinator, study, clinics } = await evaluating(SERIES_MANIFEST);
+    const tests = clinics.map((c, i) => part(50 + i, c.examples));
+    const sent = clinics.map((_, i) => comparison(tests[i]!, 60 + i));
+    for (const [i, c] of clinics.entries()) {
+      const task = await c.session.task('TASK_KIND_EVALUATE');
+      const r = { ...report(task, study.id, part(70 + i, c.examples).performance, tests[i]!.performance), comparisons: [sent[i]] } as unknown as EvaluationReport__Output;
+      await coordinator.reportEvaluation(c.node, r);
+      if (i === 0) {
+        // The comparison counts in the digest: the same report is a duplicate, another comparison conflicts.
+        await expect(coordinator.reportEvaluation(c.node, r)).resolves.toMatchObject({ duplicate: true });
+        const other = { ...r, comparisons: [comparison(tests[0]!, 99)] } as unknown as EvaluationReport__Output;
+        await expect(coordinator.reportEvaluation(c.node, other)).rejects.toMatchObject({ code: 'DUPLICATE_CONFLICT' });
+      }
+    }
+    await coordinator.waitForStudy(study.id);
+    const rows = (await coordinator.store.listMetrics(study.id)).filter((m) => m.phase === 'comparison');
+    const siteRows = rows.filter((m) => m.nodeId !== null);
+    // As for the test rows: the 4-patient site is withheld, and the next smallest with it.
+    expect(siteRows.map((m) => m.nodeId)).toEqual([clinics[0]!.node.id]);
+    const figures = JSON.parse(siteRows[0]!.performance!);
+    expect(figures).toMatchObject({ studyName: 'figures', version: 2, n: 300, difference: sent[0]!.aucDifference, standardError: sent[0]!.aucDifferenceStandardError });
+    expect(siteRows[0]!.auc).toBeCloseTo(sent[0]!.test.auc!, 12);
+    const pooled = JSON.parse(rows.find((m) => m.nodeId === null)!.performance!);
+    const want = pooledDifference(sent.map((c, i) => ({ n: clinics[i]!.examples, cases: 0, difference: c.aucDifference ?? undefined, standardError: c.aucDifferenceStandardError ?? undefined })))!;
+    expect(pooled).toMatchObject({ studyName: 'figures', version: 2, reported: 3, withheld: 2 });
+    expect(pooled.pooled.difference).toBeCloseTo(want.difference, 12);
+    expect(pooled.pooled.sites).toBe(want.sites);
+  });
+
+  it('refuses a comparison with another release, over other patients, or in a study without a champion (INVALID_METRICS, task closed)', async () => {
+    const { coordinator, study, clinics } = await evaluating(SERIES_MANIFEST);
+    const test = part(80, 50);
+    const cases: [Record<string, unknown>, RegExp][] = [
+      [comparison(test, 1, { version: 1 }), /compares figures version 1, but the champion is figures version 2/],
+      [comparison(test, 2, { test: computePerformance(test.scores.slice(1), test.labels.slice(1)) }), /comparisons\[0\]\.test: 49 patients .* a comparison is on the same patients/],
+      [comparison(test, 3, { aucDifference: 1.5 }), /comparisons\[0\]\.auc_difference: must be a number in \[-1, 1\]/],
+    ];
+    for (const [i, [bad, message]] of cases.entries()) {
+      const c = clinics[i]!;
+      const task = await c.session.task('TASK_KIND_EVALUATE');
+      const r = { ...report(task, study.id, part(90 + i, c.examples).performance, test.performance), comparisons: [bad] } as unknown as EvaluationReport__Output;
+      const err = await coordinator.reportEvaluation(c.node, r).catch((e: unknown) => e as FedlhsError);
+      expect(err).toMatchObject({ code: 'INVALID_METRICS' });
+      expect((err as Error).message).toMatch(message);
+      expect((await coordinator.store.getTask(task.taskId!))?.state).toBe('REJECTED');
+    }
+  });
+
+  it('refuses a comparison in a study that names no champion', async () => {
+    const { coordinator, study, clinics } = await evaluating();
+    const c = clinics[0]!;
+    const test = part(81, 50);
+    const task = await c.session.task('TASK_KIND_EVALUATE');
+    const r = { ...report(task, study.id, part(82, c.examples).performance, test.performance), comparisons: [comparison(test, 4)] } as unknown as EvaluationReport__Output;
+    await expect(coordinator.reportEvaluation(c.node, r)).rejects.toMatchObject({ code: 'INVALID_METRICS', message: expect.stringMatching(/names no champion/) });
   });
 });
 
