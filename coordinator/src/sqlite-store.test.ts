@@ -7,6 +7,7 @@ import { FedlhsError } from '@fedlhs/core';
 import { SqliteStore, type SqliteStoreOptions } from './sqlite-store.js';
 import { contributionRec, enrol, studyRec, studyWithRound, taskRec } from './store/contract/fixtures.js';
 import { MIGRATIONS, SCHEMA_VERSION } from './store/sqlite/migrations.js';
+import { TOOK_PART_IN_NAME } from './store/sqlite/series.js';
 
 // Store behaviour common to every store is in the contract suite (store/contract/); this file
 // covers what only SQLite has: the file, PRAGMAs, migrations from old files, storage faults.
@@ -34,14 +35,17 @@ describe('SqliteStore file and migrations', () => {
     await openStore(path).close();
     const db = new Database(path, { readonly: true });
     try {
-      expect(db.pragma('user_version', { simple: true })).toBe(7);
-      expect(SCHEMA_VERSION).toBe(7);
+      expect(db.pragma('user_version', { simple: true })).toBe(8);
+      expect(SCHEMA_VERSION).toBe(8);
       const names = (type: string): string[] =>
         (db.prepare(`SELECT name FROM sqlite_master WHERE type = ? AND name NOT LIKE 'sqlite_%' ORDER BY name`).all(type) as { name: string }[]).map((r) => r.name);
-      expect(names('table')).toEqual(['admin_actions', 'contributions', 'join_tokens', 'metrics', 'nodes', 'operators', 'release_aliases', 'release_performance', 'releases', 'rounds', 'statistics', 'studies', 'study_approvals', 'tasks']);
+      expect(names('table')).toEqual([
+        'admin_actions', 'contributions', 'join_tokens', 'metrics', 'nodes', 'operators', 'promotions', 'release_aliases', 'release_performance', 'releases', 'rounds',
+        'series', 'series_runs', 'statistics', 'studies', 'study_approvals', 'tasks',
+      ]);
       expect(names('index')).toEqual([
         'contributions_by_node', 'contributions_by_round', 'contributions_by_study_sha', 'contributions_one_accepted', 'metrics_by_round',
-        'nodes_by_created', 'rounds_one_commit', 'statistics_by_study', 'tasks_by_node_ended', 'tasks_by_round',
+        'nodes_by_created', 'promotions_by_series', 'rounds_one_commit', 'statistics_by_study', 'studies_by_name', 'tasks_by_node_ended', 'tasks_by_round',
       ]);
       expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
     } finally {
@@ -81,7 +85,7 @@ describe('SqliteStore file and migrations', () => {
       error = err;
     }
     expect(error).toBeInstanceOf(FedlhsError);
-    expect(error).toMatchObject({ code: 'STORE_VERSION_TOO_NEW', details: { found: 9, supported: 7 } });
+    expect(error).toMatchObject({ code: 'STORE_VERSION_TOO_NEW', details: { found: 9, supported: 8 } });
     const check = new Database(path, { readonly: true });
     expect(check.pragma('user_version', { simple: true })).toBe(9);
     check.close();
@@ -100,6 +104,11 @@ describe('SqliteStore file and migrations', () => {
       expect(plan(`SELECT * FROM nodes WHERE (created_at, id) > (1, 'a') ORDER BY created_at, id LIMIT 10`)).toMatch(/INDEX nodes_by_created/);
       expect(plan(`SELECT * FROM metrics WHERE round_id = 3`)).toMatch(/INDEX metrics_by_round/);
       expect(plan(`SELECT * FROM statistics WHERE study_id = 's'`)).toMatch(/INDEX statistics_by_study/);
+      // Series (issue 13): a node's participation in a name, and a series' decisions.
+      const tookPart = plan(TOOK_PART_IN_NAME.replace(/\?/g, "'x'"));
+      expect(tookPart).toMatch(/INDEX studies_by_name/);
+      expect(tookPart).not.toMatch(/SCAN (s|a|r|t|studies|tasks|rounds|study_approvals)\b/);
+      expect(plan(`SELECT * FROM promotions WHERE series_name = 's' ORDER BY at, id`)).toMatch(/INDEX promotions_by_series/);
     } finally {
       db.close();
     }

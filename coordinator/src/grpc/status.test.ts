@@ -99,6 +99,7 @@ describe('toStatus', () => {
         "STUDY_NOT_RUNNING: FAILED_PRECONDITION [fedlhs-error-code=STUDY_NOT_RUNNING]",
         "ALREADY_REVOKED: FAILED_PRECONDITION [fedlhs-error-code=ALREADY_REVOKED]",
         "OPERATOR_EXISTS: ALREADY_EXISTS [fedlhs-error-code=OPERATOR_EXISTS]",
+        "SERIES_EXISTS: ALREADY_EXISTS [fedlhs-error-code=SERIES_EXISTS]",
         "CHECKPOINT_EXISTS: ALREADY_EXISTS [fedlhs-error-code=CHECKPOINT_EXISTS]",
         "DATA_DIR_LOCKED: FAILED_PRECONDITION [fedlhs-error-code=DATA_DIR_LOCKED]",
         "RESOURCE_LIMIT: RESOURCE_EXHAUSTED "the round already holds 64 updates" [fedlhs-error-code=RESOURCE_LIMIT]",

@@ -90,6 +90,8 @@ export const ERRORS = {
   STUDY_NOT_RUNNING: { status: 'FAILED_PRECONDITION' },
   ALREADY_REVOKED: { status: 'FAILED_PRECONDITION' },
   OPERATOR_EXISTS: { status: 'ALREADY_EXISTS' },
+  /** A series of that name exists already (issue 13). */
+  SERIES_EXISTS: { status: 'ALREADY_EXISTS' },
   CHECKPOINT_EXISTS: { status: 'ALREADY_EXISTS' },
   DATA_DIR_LOCKED: { status: 'FAILED_PRECONDITION' },
   /** A configured bound was reached (issue 11). */
@@ -175,7 +177,7 @@ export interface ErrorDetails {
   INVALID_ARGUMENT: { field?: string };
   /** `path`: JSON path of the offending value, e.g. "model.topology". */
   MANIFEST_INVALID: { path?: string };
-  NOT_FOUND: { what: 'study' | 'node' | 'task' | 'round' | 'checkpoint' | 'model' | 'operator' | 'report' | 'manifest' | 'release' | 'release-file' | 'alias' | 'service' | 'patient'; id?: string };
+  NOT_FOUND: { what: 'study' | 'node' | 'task' | 'round' | 'checkpoint' | 'model' | 'operator' | 'report' | 'manifest' | 'release' | 'release-file' | 'alias' | 'service' | 'patient' | 'series'; id?: string };
   RESOURCE_LIMIT: { limit: string; value: number; max: number };
   RATE_LIMITED: { limit: string; retryAfterMs: number };
   STORAGE_FAULT: { kind: 'disk_full' | 'read_only' | 'io_error' | 'unavailable'; op?: string };

@@ -147,7 +147,7 @@ describeStores('store contract: releases', (ctx) => {
     expect(await store.referencedBlobs()).toEqual(new Set([...v1.files, ...v2.files].map((f) => f.sha256)));
   });
 
-  // SQLite's previous schema (user_version 6) with a metric row of an old round: migrated in place.
+  // SQLite's previous schema (SCHEMA_VERSION - 1) with a metric row of an old round: migrated in place.
   if (ctx.kind.openUpgraded !== undefined) it('upgrades a database of the previous schema: old metrics read without performance, releases work', async () => {
     const upgraded = await ctx.kind.openUpgraded!();
     try {

@@ -53,12 +53,12 @@ describeStores('store contract: series', (ctx) => {
     expect(await store.seriesRunOfStudy('nothing')).toBeUndefined();
   });
 
-  it('series.insert of a taken name is ALREADY_EXISTS naming it, and rolls back its unit', async () => {
+  it('series.insert of a taken name is SERIES_EXISTS naming it, and rolls back its unit', async () => {
     const { store } = ctx;
     await withSeries(store, 'sepsis');
     const audit: WriteOp = { op: 'admin.action', a: { at: 1, operator: 'bob', action: 'series.create', target: 'sepsis', detail: null } };
     const [again] = await Promise.allSettled([store.write([audit, { op: 'series.insert', s: seriesRec('sepsis', { createdBy: 'bob' }) }], 'series.insert')]);
-    expect(rejection(again!)).toMatch(/^ALREADY_EXISTS: .*series sepsis already exists/);
+    expect(rejection(again!)).toMatch(/^SERIES_EXISTS: .*series sepsis already exists/);
     expect(await store.getSeries('sepsis')).toEqual(seriesRec('sepsis'));
     expect(await store.listAdminActions(10)).toEqual([]);
   });

@@ -136,6 +136,32 @@ describe('PostgresStore', () => {
     expect((await store.referencedBlobs()).has('a'.repeat(64))).toBe(true);
   });
 
+  it('upgrades a database of migration 4 to the series tables (5), keeping its studies, tasks, approvals and releases', async () => {
+    const scope = await schema();
+    const client = new pg.Client(scope.connection);
+    await client.connect();
+    try {
+      await migrate(client, MIGRATIONS.slice(0, 4));
+      await client.query(`INSERT INTO nodes (id, site_name, credential_hash, created_at) VALUES ('n1', 'a', 'c', 1), ('n2', 'b', 'c', 1)`);
+      await client.query(`INSERT INTO studies (id, name, manifest_json, manifest_hash, state, created_at) VALUES ('s', 'sepsis', '{}', 'h', 'COMPLETED', 1)`);
+      await client.query(`INSERT INTO rounds (id, study_id, round, attempt, state, started_at) VALUES (1, 's', 1, 1, 'COMMITTED', 2)`);
+      await client.query(`INSERT INTO tasks (id, round_id, node_id, kind, state, model_sha256, deadline, created_at) VALUES ('t', 1, 'n1', 'TRAIN', 'ACCEPTED', 'm', 9, 3)`);
+      await client.query(`INSERT INTO study_approvals (study_id, node_id, manifest_sha256, approved_at) VALUES ('s', 'n2', 'm', 4)`);
+      await client.query(`INSERT INTO releases (study_name, version, study_id, round, manifest_sha256, envelope, files, created_at) VALUES ('sepsis', 1, 's', 1, 'm', '{}', '[]', 5)`);
+    } finally {
+      await client.end();
+    }
+    const store = await PostgresStore.open({ connection: scope.connection, poolSize: 2 });
+    stores.push(store);
+    expect((await store.getRelease('sepsis', 1))?.studyId).toBe('s');
+    expect([await store.nodeTookPartInName('n1', 'sepsis'), await store.nodeTookPartInName('n2', 'sepsis'), await store.nodeTookPartInName('n1', 'other')]).toEqual([true, true, false]);
+    const series = { name: 'sepsis', template: '{}', templateSha256: 't'.repeat(64), state: 'active' as const, createdBy: 'alice', createdAt: 6, updatedAt: 6 };
+    const run = { seriesName: 'sepsis', run: 1, studyId: 's', scheduledAt: 1, startedAt: 1, trigger: 'schedule', championVersion: null, template: '{}' };
+    await store.write([{ op: 'series.insert', s: series }, { op: 'series.run', r: run }], 'series.insert');
+    expect(await store.seriesRunOfStudy('s')).toEqual(run);
+    expect(await store.listSeries()).toEqual([series]);
+  });
+
   it('creates the blob tables in migration 2, also over tables an earlier PostgresBlobStore.init() made', async () => {
     const scope = await schema();
     const client = new pg.Client(scope.connection);

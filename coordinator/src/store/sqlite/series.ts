@@ -46,6 +46,13 @@ export function applySeriesOp(db: SqliteRunner, op: SeriesOp): void {
   }
 }
 
+/**
+ * nodeTookPartInName's query (parameters: name, node, name, node), exported for the query-plan
+ * test: studies_by_name finds the name's studies, the approvals' and rounds' keys the rest.
+ */
+export const TOOK_PART_IN_NAME = `SELECT 1 WHERE EXISTS (SELECT 1 FROM studies s JOIN study_approvals a ON a.study_id = s.id WHERE s.name = ? AND a.node_id = ?)
+  OR EXISTS (SELECT 1 FROM studies s JOIN rounds r ON r.study_id = s.id JOIN tasks t ON t.round_id = r.id WHERE s.name = ? AND t.node_id = ?)`;
+
 /** The series reads of the CoordinatorStore interface, on SQLite. */
 export const sqliteSeriesReads = {
   list(db: SqliteRunner): SeriesRecord[] {
@@ -67,12 +74,6 @@ export const sqliteSeriesReads = {
   },
   /** nodeTookPart for any study of the name: an approval, or a task in one of its rounds. */
   tookPartInName(db: SqliteRunner, nodeId: string, studyName: string): boolean {
-    return (
-      db.get(
-        `SELECT 1 WHERE EXISTS (SELECT 1 FROM studies s JOIN study_approvals a ON a.study_id = s.id WHERE s.name = ? AND a.node_id = ?)
-         OR EXISTS (SELECT 1 FROM studies s JOIN rounds r ON r.study_id = s.id JOIN tasks t ON t.round_id = r.id WHERE s.name = ? AND t.node_id = ?)`,
-        studyName, nodeId, studyName, nodeId,
-      ) !== undefined
-    );
+    return db.get(TOOK_PART_IN_NAME, studyName, nodeId, studyName, nodeId) !== undefined;
   },
 };
