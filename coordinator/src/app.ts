@@ -12,6 +12,7 @@ import { CachedBlobStore } from './blobs/cached-blob-store.js';
 import { PostgresBlobStore } from './blobs/postgres-blob-store.js';
 import { limitsOf, resolveBlobStore, type CoordinatorConfig } from './config.js';
 import { Coordinator, type InitialModelBuilder } from './coordinator.js';
+import type { EngineClock } from './engine/study-runner.js';
 import { startGrpcServer, stopGrpcServer } from './grpc/server.js';
 import type { CoordinatorStore } from './store.js';
 import { PostgresStore } from './store/postgres/postgres-store.js';
@@ -69,7 +70,13 @@ export function configuredBlobStore(config: Pick<CoordinatorConfig, 'dataDir' | 
 }
 
 /** Starts the coordinator: store, round engines, gRPC and admin servers. */
-export async function startCoordinatorApp(config: CoordinatorConfig, logger: Logger): Promise<CoordinatorApp> {
+/** What a test may inject into an app started in its own process. */
+export interface CoordinatorAppOverrides {
+  /** The series scheduler's clock (tests move it to reach the next scheduled run without waiting). */
+  seriesClock?: EngineClock;
+}
+
+export async function startCoordinatorApp(config: CoordinatorConfig, logger: Logger, overrides: CoordinatorAppOverrides = {}): Promise<CoordinatorApp> {
   let state: AppState = 'INITIALIZED';
   if (config.tls.mode === 'plaintext') {
     logger.warn(
@@ -103,6 +110,7 @@ export async function startCoordinatorApp(config: CoordinatorConfig, logger: Log
       ...(opened.store === undefined ? {} : { store: opened.store }),
       ...(configured.blobs === undefined ? {} : { blobs: configured.blobs }),
       blobGc: { graceMs: config.blobs.gcGraceSeconds * 1000, intervalMs: config.blobs.gcIntervalSeconds * 1000 },
+      ...(overrides.seriesClock === undefined ? {} : { seriesClock: overrides.seriesClock }),
     });
   } catch (err) {
     // The data directory is locked by another coordinator (or unusable): do not keep the pool open.

@@ -28,7 +28,10 @@ import { ReleaseDistribution } from './releases/distribution.js';
 import { resolveLimits, type CoordinatorLimits } from './limits.js';
 import { siteReadiness, type SiteReadiness } from './readiness.js';
 import { CoordinatorMetrics } from './metrics.js';
-import type { EngineClock, StudyRunner } from './engine/study-runner.js';
+import { systemClock, type EngineClock, type StudyRunner } from './engine/study-runner.js';
+import { SeriesDecider } from './series/decide.js';
+import { SeriesScheduler } from './series/scheduler.js';
+import { SeriesService } from './series/service.js';
 import { SessionRegistry, type NodeSession } from './sessions.js';
 import { SqliteStore } from './sqlite-store.js';
 import { StorageHealth, directoryProbe, type CoordinatorHealth, type StorageProbe } from './storage-health.js';
@@ -68,6 +71,12 @@ export interface CoordinatorOptions {
   now?: () => number;
   /** The round engine's clock (tests that move time); default: `now` and real timers. */
   clock?: EngineClock;
+  /**
+   * The series scheduler's clock (series/scheduler.ts): when runs are due, what a run is derived
+   * at, when a series was created. Tests move it (months) while studies run in real time.
+   * Default: `clock`, else `now` and real timers.
+   */
+  seriesClock?: EngineClock;
 }
 
 /** How often releases that failed to build are tried again (also when storage recovers). */
@@ -87,7 +96,10 @@ export class Coordinator {
   readonly sessions = new SessionRegistry();
   /** In-flight calls per node (node-calls.ts): revocation ends them all. */
   readonly calls = new NodeCalls();
-  /** 'change' events ({ kind: 'study' | 'round' | 'node' | 'release', studyId?, nodeId? }) for live dashboards. */
+  /**
+   * 'change' events ({ kind: 'study' | 'round' | 'node' | 'release' | 'series', studyId?, nodeId?,
+   * seriesName?, run? }) for live dashboards; a series event with `run` says that run started.
+   */
   readonly events = new EventEmitter();
   readonly metrics: CoordinatorMetrics;
   /** Bounds on what one node may cost (limits.ts), resolved against the defaults. */
@@ -118,6 +130,12 @@ export class Coordinator {
   readonly releases: ReleaseDistribution;
   /** Makes the release of each study that completes (releases/builder.ts). */
   private readonly releaseBuilder: ReleaseBuilder;
+  /** Study series (issue 13, series/service.ts): the admin API, CLI and dashboard call these. */
+  readonly series: SeriesService;
+  /** Champion decisions on series runs' releases (series/decide.ts). */
+  private readonly seriesDecider: SeriesDecider;
+  /** Starts series runs on their schedules (series/scheduler.ts). */
+  readonly seriesScheduler: SeriesScheduler;
   private releaseRetry: NodeJS.Timeout | undefined;
   private releaseRetryUnsubscribe: (() => void) | undefined;
 
@@ -154,7 +172,15 @@ export class Coordinator {
       // A COMPLETED study is released before its end is announced (agents look for the release
       // when they hear it); the builder ignores FAILED and STOPPED ones, and logs
       // (release.failed) rather than throws.
-      release: (studyId) => this.releaseBuilder.ensure(studyId),
+      // A series run's release is then judged against the champion (series/decide.ts, never
+      // throws), and only then may the series' next run start (its champion may have changed).
+      release: async (studyId) => {
+        try {
+          if ((await this.releaseBuilder.ensure(studyId)) !== undefined) await this.seriesDecider.decide(studyId);
+        } finally {
+          this.seriesScheduler.studyEnded(studyId);
+        }
+      },
       onStudyEnded: () => void this.blobCollector.run('study-ended'),
     });
     this.control = new ControlSessions({
@@ -173,8 +199,17 @@ export class Coordinator {
       },
     });
     this.releaseBuilder = new ReleaseBuilder({ store, checkpoints, releaseKey: this.releaseKey, log, now, chunkBytes: opts.chunkBytes,
-      onCreated: (r) => this.events.emit('change', { kind: 'release', studyId: r.studyId, studyName: r.studyName, version: r.version }),
+      onCreated: (r) => {
+        this.events.emit('change', { kind: 'release', studyId: r.studyId, studyName: r.studyName, version: r.version });
+        // Releases built at start or on retry are series runs' too (the decider is idempotent).
+        void this.seriesDecider.decide(r.studyId);
+      },
     });
+    const seriesClock = opts.seriesClock ?? opts.clock ?? systemClock(now);
+    const seriesNow = (): number => seriesClock.now();
+    this.seriesDecider = new SeriesDecider({ store, log, now: seriesNow, events });
+    this.series = new SeriesService({ store, log, now: seriesNow, events, startStudy: (text, by, extras) => this.studies.startStudy(text, by, extras) });
+    this.seriesScheduler = new SeriesScheduler({ store, service: this.series, decider: this.seriesDecider, clock: seriesClock, log, events });
     this.blobCollector = new BlobCollector({
       store, log, collect: (referenced, graceMs) => checkpoints.collect(referenced, graceMs),
       graceMs: opts.blobGc?.graceMs ?? DEFAULT_BLOB_GC_MS, intervalMs: opts.blobGc?.intervalMs ?? DEFAULT_BLOB_GC_MS,
@@ -213,11 +248,14 @@ export class Coordinator {
     }
     this.intake.resetSpool();
     this.storage.start();
-    await Promise.all([this.nodes.load(), this.control.start()]);
+    await Promise.all([this.nodes.load(), this.control.start(), this.series.load()]);
     await this.studies.resume();
     // Studies that completed without a release (a build failed, or the coordinator stopped
-    // first) are released now, in the background; failures are logged (release.failed).
-    void this.releaseBuilder.ensureReleases();
+    // first) are released now, in the background; failures are logged (release.failed). Series
+    // are scheduled after that: a run's next one starts from the champion its release decides.
+    void this.releaseBuilder.ensureReleases().then(() => this.seriesScheduler.start()).catch((err: unknown) => {
+      this.opts.logger.child({ component: 'coordinator' }).error({ event: 'series.scheduler_failed', err }, `the series scheduler did not start: ${(err as Error).message}`);
+    });
     // A release that failed (a storage fault, a missing blob) is tried again when storage
     // recovers and every few minutes, not only at the next start.
     this.releaseRetryUnsubscribe = this.storage.onChange((status) => {
@@ -234,11 +272,14 @@ export class Coordinator {
   async shutdown(): Promise<void> {
     // First: halted runners are not ended studies, and a run must not outlive the store.
     await this.blobCollector.stop();
+    await this.seriesScheduler.stop();
     this.storage.stop();
     await this.studies.halt();
     if (this.releaseRetry !== undefined) clearInterval(this.releaseRetry);
     this.releaseRetryUnsubscribe?.();
     await this.releaseBuilder.idle();
+    await this.seriesDecider.idle();
+    this.series.stop();
     try {
       try {
         // Last-seen times are written behind: flush them before the store closes.

@@ -22,6 +22,7 @@ import { memoryFactor, topologyParameters } from './model-memory.js';
 import { StudyRunner, type EngineClock, type StorageGate } from './engine/study-runner.js';
 import type { SessionRegistry } from './sessions.js';
 import type { CoordinatorStore, StudyRecord, TaskRecord } from './store.js';
+import type { WriteOp } from './store/write-ops.js';
 import { toWireTask } from './wire.js';
 
 /** Builds a study's initial global model from its manifest (TF.js runs only on the coordinator). */
@@ -67,6 +68,14 @@ export interface StudiesOptions {
   release?: (studyId: string) => Promise<unknown>;
   /** Storage health: runners wait there during a storage fault instead of spending round attempts. */
   storage?: StorageGate;
+}
+
+/** What a caller other than an operator (a series run) adds to a study start. */
+export interface StudyStartExtras {
+  /** Write ops recorded in the same unit as the study and its round 0 (a series run's record and audit row). */
+  ops?: (study: StudyRecord) => WriteOp[];
+  /** Called once that unit is written, before the study runs and is announced (the series template cache). */
+  recorded?: (study: StudyRecord) => void;
 }
 
 /**
@@ -202,8 +211,12 @@ export class Studies {
     return new Float32Array(Uint8Array.from(bytes).buffer);
   }
 
-  /** Validates a manifest, checkpoints its initial model as round 0 and starts the study. */
-  async startStudy(manifestText: string, by: string): Promise<StudyRecord> {
+  /**
+   * Validates a manifest, checkpoints its initial model as round 0 and starts the study. A series
+   * run passes `extras`: its record goes in the same unit as the study (and fails it, STALE, when
+   * another coordinator recorded that run first).
+   */
+  async startStudy(manifestText: string, by: string, extras: StudyStartExtras = {}): Promise<StudyRecord> {
     const { store, checkpoints, now } = this.opts;
     const manifest = parseManifest(manifestText);
     const json = canonicalManifestJson(manifest);
@@ -246,7 +259,9 @@ export class Studies {
         op: 'round.insert',
         r: { studyId: id, round: 0, attempt: 1, state: 'COMMITTED', reason: manifest.model.initialWeights === undefined ? 'initial model' : `initial model: release ${manifest.model.initialWeights.release.studyName} v${manifest.model.initialWeights.release.version} (warm start)`, startedAt: at, endedAt: at, participants: 0, checkpointPath: initial.path, checkpointSha256: initial.sha256 },
       },
+      ...(extras.ops?.(study) ?? []),
     ], 'study.start');
+    extras.recorded?.(study);
     this.opts.log.info({ event: 'study.started', studyId: id, manifestSha256: hash, parameters: bundleLength(specs), rounds: manifest.rounds, strategy: manifest.aggregation.strategy, by }, 'study started');
     await this.launch(study);
     await this.opts.announce(id);

@@ -84,7 +84,26 @@ function canonicalJson(v: unknown): string {
   return JSON.stringify(v) ?? 'null';
 }
 
+/**
+ * The series template of each series run this process started or resumed (proto Study
+ * series_template_json/_sha256), by study id: announcements are built per session and study, so
+ * the template is remembered when the run starts rather than read from the store each time.
+ * Study ids are unique (name + random suffix), so coordinators in one process can share it.
+ */
+const seriesTemplates = new Map<string, { json: string; sha256: string }>();
+
+/** Remembers the template (canonical JSON, from the run's SeriesRunRecord) a series run's study announces. */
+export function rememberSeriesTemplate(studyId: string, templateJson: string): void {
+  seriesTemplates.set(studyId, { json: templateJson, sha256: createHash('sha256').update(templateJson, 'utf8').digest('hex') });
+}
+
+/** Forgets a study's series template (the coordinator that remembered it shuts down). */
+export function forgetSeriesTemplate(studyId: string): void {
+  seriesTemplates.delete(studyId);
+}
+
 export function toWireStudy(s: StudyRecord): Study {
+  const series = seriesTemplates.get(s.id);
   return {
     studyId: s.id,
     manifestJson: s.manifestJson,
@@ -92,6 +111,8 @@ export function toWireStudy(s: StudyRecord): Study {
     state: `STUDY_STATE_${s.state}`,
     lastCommittedRound: s.lastCommittedRound,
     parametersJson: s.parameters ?? '',
+    seriesTemplateJson: series?.json ?? '',
+    seriesTemplateSha256: series?.sha256 ?? '',
   };
 }
 

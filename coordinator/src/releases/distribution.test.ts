@@ -18,7 +18,8 @@ function fixture(blobLength = 8) {
     listReleases: async (name: string | undefined, limit: number) => releases.filter((r) => name === undefined || r.studyName === name).slice(0, limit),
     getRelease: async (name: string, version: number) => releases.find((r) => r.studyName === name && r.version === version),
     listReleaseAliases: async (name: string | undefined) => [{ studyName: 'sepsis', alias: 'champion', version: 2, setBy: 'op', setAt: 1 }, { studyName: 'sepsis', alias: 'baseline', version: 2, setBy: 'op', setAt: 1 }].filter((a) => name === undefined || a.studyName === name),
-    nodeTookPart: async (nodeId: string, studyId: string) => nodeId === 'n1' && studyId.startsWith('s'),
+    // By name (a series' runs share it): n1 took part in study s1 only, and sees every sepsis release.
+    nodeTookPartInName: async (nodeId: string, name: string) => nodeId === 'n1' && name === 'sepsis',
     listReleasePerformance: async () => performance,
     // As both stores do: a repeated (release, node, export) is kept once and counted in `duplicates`.
     write: async (ops: WriteOp[]) => {

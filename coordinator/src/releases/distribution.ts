@@ -32,9 +32,10 @@ export interface ReleaseDistributionOptions {
 
 /**
  * Releases as nodes and operators read them: lists with aliases, one release, a file's bytes
- * from the blob store, and sites' live performance reports. Nodes see only releases of studies
- * they took part in (store.nodeTookPart, the rule of committed-model downloads); operators
- * (no node given) see all.
+ * from the blob store, and sites' live performance reports. Nodes see only releases of study
+ * names they took part in (store.nodeTookPartInName: any study of the name, so every release of
+ * a series, its champion included, reaches each clinic that took part in one of its runs);
+ * operators (no node given) see all.
  */
 export class ReleaseDistribution {
   constructor(private readonly opts: ReleaseDistributionOptions) {}
@@ -42,7 +43,7 @@ export class ReleaseDistribution {
   /**
    * Releases newest version first per study name (all names when `studyName` is undefined), at
    * most `limit` (≤ MAX_RELEASES_LISTED), with their aliases; with `node`, only those of
-   * studies it took part in.
+   * study names it took part in.
    */
   async list(opts: { studyName?: string | undefined; limit?: number; node?: Pick<NodeRecord, 'id'> } = {}): Promise<ListedRelease[]> {
     const { store } = this.opts;
@@ -50,9 +51,10 @@ export class ReleaseDistribution {
     const [releases, aliases] = await Promise.all([store.listReleases(opts.studyName, MAX_RELEASES_LISTED), store.listReleaseAliases(opts.studyName)]);
     let visible = releases;
     if (opts.node !== undefined) {
+      // By name: a node that took part in any study of a name (a series' runs share it) sees all its releases.
       const took = new Map<string, boolean>();
-      for (const id of new Set(releases.map((r) => r.studyId))) took.set(id, await store.nodeTookPart(opts.node.id, id));
-      visible = releases.filter((r) => took.get(r.studyId) === true);
+      for (const name of new Set(releases.map((r) => r.studyName))) took.set(name, await store.nodeTookPartInName(opts.node.id, name));
+      visible = releases.filter((r) => took.get(r.studyName) === true);
     }
     return visible.slice(0, limit).map((r) => ({
       ...r,
@@ -62,14 +64,14 @@ export class ReleaseDistribution {
 
   /**
    * One release, NOT_FOUND if there is none; with `node`, NOT_ASSIGNED (PERMISSION_DENIED) unless
-   * it took part in the release's study.
+   * it took part in a study of the release's name.
    */
   async get(studyName: string, version: number, node?: Pick<NodeRecord, 'id'>): Promise<ListedRelease> {
     const { store } = this.opts;
     const release = await store.getRelease(studyName, version);
     if (release === undefined) throw new FedlhsError('NOT_FOUND', `no release ${studyName} version ${version}`);
-    if (node !== undefined && !(await store.nodeTookPart(node.id, release.studyId))) {
-      throw new FedlhsError('NOT_ASSIGNED', `node ${node.id} took no part in study ${release.studyId}: only its participants may fetch its releases`);
+    if (node !== undefined && !(await store.nodeTookPartInName(node.id, studyName))) {
+      throw new FedlhsError('NOT_ASSIGNED', `node ${node.id} took no part in any study named ${studyName}: only their participants may fetch its releases`);
     }
     const aliases = (await store.listReleaseAliases(studyName)).filter((a) => a.version === version).map((a) => a.alias).sort();
     return { ...release, aliases };

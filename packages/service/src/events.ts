@@ -147,6 +147,22 @@ export const EVENTS = {
   'scoring.request': 'a scoring request was answered; fields method, endpoint, status, ms (never a patient id)',
   'scoring.failed': 'a scoring request failed with an internal error (error; answered 500)',
   'scoring.release_refused': 'a deployed release no longer verifies and is not served (error); fields study, err',
+  // ---- study series and champion comparison (agent, issue 13) ------------------------------
+  'series.template_seen': 'the agent kept a new study series template (checked against its hash) for review and approval; fields studyId, series, templateSha256',
+  'series.template_refused': "a series run's announced template did not check out (hash, validation or name): the run needs approval of its own manifest (warn, once per study and manifest; audited); fields studyId, manifestSha256, reason",
+  'evaluation.champion_compared': "the agent scored the series' champion on the evaluation's test part and reports the paired comparison; fields champion, aucDifference, standardError",
+  'evaluation.champion_unavailable': "the series' champion could not be obtained, verified or scored: the evaluation is sent without a comparison (warn); fields champion, reason",
+  // ---- study series (coordinator: series/service.ts, scheduler.ts, decide.ts; issue 13) ----------
+  'series.created': 'an operator created a study series (audited); fields seriesName, by, templateSha256',
+  'series.updated': "an operator replaced a series' template (audited; clinics approve the new hash); fields seriesName, by, templateSha256, previous",
+  'series.state_changed': 'an operator paused or resumed a series (audited); fields seriesName, by, state, previous',
+  'series.run_started': 'a series run started as a study; fields seriesName, run, studyId, scheduledAt, trigger (schedule | operator:<name>), championVersion',
+  'series.missed': 'scheduled runs of a series were missed (the coordinator was down or a run outlasted its period): one run starts for the latest (warn); fields seriesName, skipped, firstMissed, runAt',
+  'series.promoted': "a release became a series' champion (the rule, or an operator: audited); fields seriesName, run, version, reasons (rule) or by (operator)",
+  'series.kept': "the rule kept a series run's release out and the champion stays; fields seriesName, run, version, champion, reasons",
+  'series.rolled_back': "an operator rolled a series' champion back to the one before (audited); fields seriesName, by, version, previous",
+  'series.decision_failed': "the champion decision on a series run's release failed (warn; tried again before the next run and at start); fields studyId, err",
+  'series.scheduler_failed': 'the series scheduler could not read or start a series (warn; tried again a minute later); fields seriesName, err',
 } as const satisfies Record<string, string>;
 
 /** A stable log event key. */
