@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { FedlhsError } from '@fedlhs/core';
 import { writeFileAtomic } from '@fedlhs/service';
+import { runApproval } from './series-approval.js';
 
 /** What `enrol` stores: the node credential and where it is valid. */
 export interface NodeCredential {
@@ -37,11 +38,25 @@ export interface ManifestRecord {
   approvedBy: string | null;
 }
 
+/** A study series template seen in a Study announcement (verified against its hash before it is kept). */
+export interface SeriesTemplateRecord {
+  hash: string;
+  name: string;
+  /** The template as announced: canonical JSON whose SHA-256 is `hash`. */
+  json: string;
+  firstSeenAt: number;
+  approvedAt: number | null;
+  approvedBy: string | null;
+}
+
+/** What a hash given to `approve` names: a study manifest or a series template. */
+export type Approvable = { kind: 'manifest'; record: ManifestRecord } | { kind: 'series'; record: SeriesTemplateRecord };
+
 /** One line of the audit log: something that left the clinic, or what happened to a release here (kept, refused, deployed). */
 export interface AuditEntry {
   time: string;
   // The release_* records (issue 12): what was kept, refused, deployed or rolled back here, and the live performance sent.
-  event: 'enrolled' | 'readiness_sent' | 'statistics_sent' | 'update_sent' | 'evaluation_sent' | 'task_declined' | 'task_failed' | 'release_kept' | 'release_refused' | 'release_deployed' | 'release_rolled_back' | 'release_performance_sent' | 'release_key_pinned';
+  event: 'enrolled' | 'readiness_sent' | 'statistics_sent' | 'update_sent' | 'evaluation_sent' | 'task_declined' | 'task_failed' | 'release_kept' | 'release_refused' | 'release_deployed' | 'release_rolled_back' | 'release_performance_sent' | 'release_key_pinned' | 'series_approved' | 'series_template_refused';
   coordinator: string;
   studyId?: string;
   round?: number;
@@ -59,6 +74,8 @@ export interface AuditEntry {
   sent?: Record<string, unknown>;
   /** Release events: which release (study name, version, envelope digest) and, for a refusal, why. */
   release?: { studyName: string; version: number; [key: string]: unknown };
+  /** Series events: which series template was approved (or refused). */
+  series?: { name: string; templateSha256: string };
 }
 
 /**
@@ -114,6 +131,10 @@ export class AgentState {
       db.exec(`CREATE TABLE IF NOT EXISTS manifests (
         hash TEXT PRIMARY KEY, study_id TEXT NOT NULL, name TEXT NOT NULL, json TEXT NOT NULL,
         first_seen_at INTEGER NOT NULL, approved_at INTEGER, approved_by TEXT)`);
+      // Added with study series (issue 13): a database from an older agent just gains the table.
+      db.exec(`CREATE TABLE IF NOT EXISTS series_templates (
+        hash TEXT PRIMARY KEY, name TEXT NOT NULL, json TEXT NOT NULL,
+        first_seen_at INTEGER NOT NULL, approved_at INTEGER, approved_by TEXT)`);
       this.dbHandle = db;
     }
     return this.dbHandle;
@@ -139,6 +160,49 @@ export class AgentState {
     return hits[0]!;
   }
 
+  /**
+   * The one manifest or series template whose hash starts with `prefix` (as resolveManifest);
+   * a prefix that starts one of each is ambiguous too.
+   */
+  resolveApprovable(prefix: string): Approvable {
+    if (!/^[0-9a-f]{8,64}$/.test(prefix)) {
+      throw new FedlhsError('INVALID_ARGUMENT', `${JSON.stringify(prefix)} is not a manifest sha256 or a prefix of one (8 to 64 lowercase hex digits), nor a series template's`, { details: { field: 'hash' } });
+    }
+    const manifests = (this.db.prepare(`SELECT * FROM manifests WHERE substr(hash, 1, ?) = ? ORDER BY first_seen_at`).all(prefix.length, prefix) as Record<string, unknown>[]).map(toManifest);
+    const templates = (this.db.prepare(`SELECT * FROM series_templates WHERE substr(hash, 1, ?) = ? ORDER BY first_seen_at`).all(prefix.length, prefix) as Record<string, unknown>[]).map(toTemplate);
+    const hits: Approvable[] = [...manifests.map((record) => ({ kind: 'manifest' as const, record })), ...templates.map((record) => ({ kind: 'series' as const, record }))];
+    if (hits.length === 0) {
+      throw new FedlhsError('NOT_FOUND', `no manifest with hash ${prefix}${prefix.length < 64 ? '…' : ''}, and no series template either; run \`fedlhs-agent review\` to fetch pending studies`, { details: { what: 'manifest', id: prefix } });
+    }
+    if (hits.length > 1) {
+      const names = hits.map((h) => `${h.record.hash} (${h.kind === 'series' ? 'series ' : ''}${h.record.name})`);
+      throw new FedlhsError('INVALID_ARGUMENT', `${prefix} is ambiguous: it starts ${names.join(' and ')}; give more digits`, { details: { field: 'hash' } });
+    }
+    return hits[0]!;
+  }
+
+  /** Remembers a series template already checked against its hash (idempotent). */
+  recordSeriesTemplate(t: { hash: string; name: string; json: string }): void {
+    this.db.prepare(`INSERT OR IGNORE INTO series_templates (hash, name, json, first_seen_at) VALUES (?,?,?,?)`).run(t.hash, t.name, t.json, Date.now());
+  }
+
+  getSeriesTemplate(hash: string): SeriesTemplateRecord | undefined {
+    const r = this.db.prepare(`SELECT * FROM series_templates WHERE hash = ?`).get(hash) as Record<string, unknown> | undefined;
+    return r === undefined ? undefined : toTemplate(r);
+  }
+
+  listSeriesTemplates(): SeriesTemplateRecord[] {
+    return (this.db.prepare(`SELECT * FROM series_templates ORDER BY first_seen_at`).all() as Record<string, unknown>[]).map(toTemplate);
+  }
+
+  /** Approves a series template (idempotent: a second approval keeps the first one's time and operator). */
+  approveSeriesTemplate(hash: string, by: string): SeriesTemplateRecord {
+    this.db.prepare(`UPDATE series_templates SET approved_at = ?, approved_by = ? WHERE hash = ? AND approved_at IS NULL`).run(Date.now(), by, hash);
+    const t = this.getSeriesTemplate(hash);
+    if (t === undefined) throw new FedlhsError('NOT_FOUND', `no series template with hash ${hash}; run \`fedlhs-agent review\` to fetch pending studies`, { details: { what: 'manifest', id: hash } });
+    return t;
+  }
+
   /** Remembers a manifest (idempotent). */
   recordManifest(m: { hash: string; studyId: string; name: string; json: string }): void {
     this.db.prepare(`INSERT OR IGNORE INTO manifests (hash, study_id, name, json, first_seen_at) VALUES (?,?,?,?,?)`).run(m.hash, m.studyId, m.name, m.json, Date.now());
@@ -153,7 +217,20 @@ export class AgentState {
     return (this.db.prepare(`SELECT * FROM manifests ORDER BY first_seen_at`).all() as Record<string, unknown>[]).map(toManifest);
   }
 
+  /**
+   * Whether this clinic approved the manifest `hash`: by its own hash, or (a series run) through
+   * the approval of its series template when the run changes nothing the series does not let
+   * vary (series-approval.ts runApproval).
+   */
   isApproved(hash: string): boolean {
+    const m = this.getManifest(hash);
+    if (m === undefined) return false;
+    if (m.approvedAt !== null) return true;
+    return runApproval(this, hash, undefined, true).approved;
+  }
+
+  /** Whether the manifest itself (not a series template) was approved. */
+  isManifestApproved(hash: string): boolean {
     return this.getManifest(hash)?.approvedAt != null;
   }
 
@@ -188,6 +265,17 @@ export class AgentState {
     this.dbHandle?.close();
     this.dbHandle = undefined;
   }
+}
+
+function toTemplate(r: Record<string, unknown>): SeriesTemplateRecord {
+  return {
+    hash: r.hash as string,
+    name: r.name as string,
+    json: r.json as string,
+    firstSeenAt: r.first_seen_at as number,
+    approvedAt: (r.approved_at as number | null) ?? null,
+    approvedBy: (r.approved_by as string | null) ?? null,
+  };
 }
 
 function toManifest(r: Record<string, unknown>): ManifestRecord {

@@ -94,7 +94,8 @@ export class Agent {
       }).catch((err: unknown) => this.log.error({ event: 'release.check_failed', err: (err as Error).message }, `release check failed: ${(err as Error).message}`));
     };
     const studies = new StudyTracker({ ...parts, onStudyCompleted: () => this.checkReleases() });
-    const tasks = new TaskRunner({ ...parts, studies, handlers: TASK_HANDLERS, fallback: UNKNOWN_KIND_HANDLER });
+    const releases = { pinnedPem, fetchRelease: (studyName: string, version: number) => this.fetcher.fetchRelease(studyName, version) };
+    const tasks = new TaskRunner({ ...parts, studies, handlers: TASK_HANDLERS, fallback: UNKNOWN_KIND_HANDLER, releases });
     this.session = new ControlSession({
       clients, credential, coordinatorAddress: config.coordinator.address, info, log: this.log,
       handlers: {

@@ -4,6 +4,7 @@ import { AGENT_CAPABILITIES, applyStudyProgress } from './control-session.js';
 
 const study: Study__Output = {
   studyId: 'study-1', manifestJson: '{"rounds":3}', manifestSha256: 'ab'.repeat(32), state: 'STUDY_STATE_RUNNING', lastCommittedRound: 0, parametersJson: '',
+  seriesTemplateJson: '', seriesTemplateSha256: '',
 };
 
 describe('StudyProgress on the agent', () => {

@@ -3,7 +3,7 @@ import { pinReleaseKey, type PinnedReleaseKey } from './release-pin.js';
 import { readFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import * as grpc from '@grpc/grpc-js';
-import { isFedlhsError, parseManifest, validateManifest } from '@fedlhs/core';
+import { isFedlhsError, parseManifest, validateManifest, validateSeriesTemplate } from '@fedlhs/core';
 import { initBackend } from '@fedlhs/model';
 import type { ListStudiesResponse__Output } from '@fedlhs/proto';
 import { createLogger, forTerminal, prepareArgv, terminalWriter, writeFileAtomic } from '@fedlhs/service';
@@ -12,7 +12,8 @@ import { AGENT_VERSION, Agent } from './agent.js';
 import { AgentState } from './agent-state.js';
 import { authMetadata, createClients, deadlineIn } from './connection.js';
 import { loadAgentConfig, withEnrolment, type AgentConfig } from './config.js';
-import { formatChanges, formatManifest } from './review.js';
+import { formatChanges, formatManifest, formatRun, formatSeries } from './review.js';
+import { checkAnnouncedTemplate, rememberTemplate, runApproval } from './series-approval.js';
 import { dataQualityReport } from './data-check.js';
 import type { AgentCli } from './cli-kit.js';
 import { registerReleaseCommands } from './releases/commands.js';
@@ -180,6 +181,10 @@ withConfig('review', 'show study manifests waiting for this clinic\'s approval, 
       for (const s of res.studies) {
         const m = validateManifest(JSON.parse(s.manifestJson));
         state.recordManifest({ hash: s.manifestSha256, studyId: s.studyId, name: m.name, json: s.manifestJson });
+        // A series run's template is kept only when it checks out against its hash (series-approval.ts).
+        const check = checkAnnouncedTemplate(s, m);
+        if (check.kind === 'ok') rememberTemplate(state, check);
+        else if (check.kind === 'refused') errOut(`warning: study ${v(s.studyId)}: its series template was refused (${v(check.reason)}); the run can only be approved by its own manifest hash\n`);
       }
     } catch (err) {
       errOut(`(could not reach the coordinator: ${v((err as grpc.ServiceError).details ?? (err as Error).message)}; showing manifests seen earlier)\n`);
@@ -187,7 +192,27 @@ withConfig('review', 'show study manifests waiting for this clinic\'s approval, 
       clients.close();
     }
   }
-  const manifests = state.listManifests().filter((m) => options.all === true || m.approvedAt === null);
+  // Series first: one approval covers every run that changes only what the series lets vary.
+  const runs = state.listManifests().flatMap((rec) => {
+    const m = validateManifest(JSON.parse(rec.json));
+    return m.series === undefined ? [] : [{ rec, m, approval: runApproval(state, rec.hash, m, true) }];
+  });
+  const templates = state.listSeriesTemplates();
+  if (templates.length > 0 || runs.length > 0) {
+    out(`study series: ${templates.length} seen, ${templates.filter((t) => t.approvedAt !== null).length} approved\n\n`);
+    for (const rec of templates) {
+      try {
+        out(`${formatSeries(validateSeriesTemplate(JSON.parse(rec.json)), rec)}\n`);
+      } catch (err) {
+        out(`Series ${v(rec.name)} (template ${rec.hash}): its kept template no longer reads: ${v((err as Error).message)}\n`);
+      }
+      const own = runs.filter((r) => r.m.series?.templateSha256 === rec.hash).sort((a, b) => a.m.series!.run - b.m.series!.run);
+      out(own.length === 0 ? '  runs             none seen yet\n\n' : `  runs (${own.length}):\n${own.map((r) => formatRun(r.m, r.rec.hash, r.rec.studyId, r.approval)).join('\n')}\n\n`);
+    }
+    const orphans = runs.filter((r) => !templates.some((t) => t.hash === r.m.series?.templateSha256));
+    if (orphans.length > 0) out(`runs of series whose template was not seen here (approve each run by its manifest):\n${orphans.map((r) => formatRun(r.m, r.rec.hash, r.rec.studyId, r.approval)).join('\n')}\n\n`);
+  }
+  const manifests = state.listManifests().filter((m) => options.all === true || !state.isApproved(m.hash));
   if (manifests.length === 0) {
     out('no study manifests waiting for approval\n');
     return;
@@ -197,22 +222,26 @@ withConfig('review', 'show study manifests waiting for this clinic\'s approval, 
     out(`${formatManifest(m, rec.hash, rec.studyId)}\n`);
     const previous = state.previousApproved(rec.name, rec.hash);
     if (previous !== undefined) out(`${formatChanges(validateManifest(JSON.parse(previous.json)), m, previous.hash)}\n`);
-    out(rec.approvedAt === null ? `  status           PENDING — approve with: fedlhs-agent approve ${rec.hash}\n\n` : `  status           approved ${new Date(rec.approvedAt).toISOString()} by ${v(rec.approvedBy ?? '')}\n\n`);
+    const approval = runApproval(state, rec.hash, m, true);
+    if (rec.approvedAt !== null) out(`  status           approved ${new Date(rec.approvedAt).toISOString()} by ${v(rec.approvedBy ?? '')}\n\n`);
+    else if (approval.approved) out(`  status           approved: ${v(approval.detail)}\n\n`);
+    else out(`  status           PENDING — ${m.series === undefined ? '' : `${v(approval.detail)}; `}approve with: fedlhs-agent approve ${rec.hash}\n\n`);
   }
 });
 
-withConfig('approve', 'approve a study manifest by its sha256 or a unique prefix of it (at least 8 hex digits), as printed by review')
-  .argument('<hash>', 'the manifest sha256, or a unique prefix of at least 8 hex digits')
+withConfig('approve', 'approve a study manifest, or a study series (all its runs that change only what the series lets vary), by its sha256 or a unique prefix of it (at least 8 hex digits), as printed by review')
+  .argument('<hash>', 'the manifest or series template sha256, or a unique prefix of at least 8 hex digits')
   .action(async (given: string, options: { config?: string }, command: Command) => {
-    if (!/^[0-9a-f]{8,64}$/.test(given)) die(`${JSON.stringify(given)} is not a manifest sha256 or a prefix of one (8 to 64 lowercase hex digits)`, 2);
+    if (!/^[0-9a-f]{8,64}$/.test(given)) die(`${JSON.stringify(given)} is not a manifest sha256 or a prefix of one (8 to 64 lowercase hex digits), nor a series template's`, 2);
     const c = config(options, command);
     const state = new AgentState(c.stateDir);
-    let hash = given;
+    let target;
     try {
-      hash = state.resolveManifest(given).hash;
+      target = state.resolveApprovable(given);
     } catch (err) {
       die((err as Error).message, 2);
     }
+    const hash = target.record.hash;
     let by = 'operator';
     try {
       by = `operator:${userInfo().username}`;
@@ -220,8 +249,15 @@ withConfig('approve', 'approve a study manifest by its sha256 or a unique prefix
       // no user name (e.g. arbitrary uid in a container): keep the generic label
     }
     try {
+      if (target.kind === 'series') {
+        const already = target.record.approvedAt !== null;
+        const t = state.approveSeriesTemplate(hash, by);
+        if (!already) state.audit({ event: 'series_approved', coordinator: c.coordinator.address, sha256: hash, outcome: 'approved', detail: `series ${t.name} (template ${hash}) approved by ${by}`, series: { name: t.name, templateSha256: hash } });
+        out(`${already ? 'already approved' : 'approved'}: series template of ${v(t.name)} (${hash}); its runs are approved while they change only what the series lets vary (see review); a running agent picks this up within one heartbeat\n`);
+        return;
+      }
       const m = state.approve(hash, by);
-      out(`approved ${v(m.name)} (${hash}) for study ${v(m.studyId)}; a running agent picks this up within one heartbeat\n`);
+      out(`approved: study manifest of ${v(m.name)} (${hash}) for study ${v(m.studyId)}; a running agent picks this up within one heartbeat\n`);
     } catch (err) {
       die((err as Error).message, 2);
     }
@@ -263,8 +299,10 @@ withConfig('status', 'enrolment, approvals and the audit log of what left this c
   }
   if (credential !== undefined) out(`  release key ${credential.releaseKey === undefined ? 'not pinned (the coordinator sent none at enrolment)' : `pinned at enrolment, fingerprint ${credential.releaseKey.fingerprint}`}\n`);
   const manifests = state.listManifests();
-  out(`\nmanifests: ${manifests.filter((m) => m.approvedAt !== null).length} approved, ${manifests.filter((m) => m.approvedAt === null).length} pending\n`);
-  for (const m of manifests) out(`  ${m.approvedAt === null ? 'PENDING ' : 'approved'}  ${v(m.hash.slice(0, 16))}  ${v(m.name)}  (${v(m.studyId)})\n`);
+  // A series run counts as approved when its series approval covers it (series-approval.ts).
+  const approvedNow = new Set(manifests.filter((m) => state.isApproved(m.hash)).map((m) => m.hash));
+  out(`\nmanifests: ${approvedNow.size} approved, ${manifests.length - approvedNow.size} pending\n`);
+  for (const m of manifests) out(`  ${!approvedNow.has(m.hash) ? 'PENDING ' : 'approved'}  ${v(m.hash.slice(0, 16))}  ${v(m.name)}  (${v(m.studyId)})${m.approvedAt === null && approvedNow.has(m.hash) ? '  through its series' : ''}\n`);
   const audit = state.readAudit();
   const sent = audit.filter((a) => a.event === 'update_sent' && a.outcome?.startsWith('accepted') === true);
   const bytes = sent.reduce((s, a) => s + (a.bytes ?? 0), 0);

@@ -1,6 +1,7 @@
-import { manifestHash, validateManifest, type StudyManifest } from '@fedlhs/core';
+import { manifestHash, seriesTemplateHash, seriesVarying, validateManifest, type StudyManifest } from '@fedlhs/core';
 import { describe, expect, it } from 'vitest';
-import { formatChanges, formatManifest } from './review.js';
+import { formatChanges, formatManifest, formatRun, formatSeries, whatLeaves } from './review.js';
+import { runStudy, testTemplate } from './series-test-support.js';
 
 function manifest(learningRate = 0.05, extra: (m: Record<string, unknown>) => void = () => undefined): StudyManifest {
   const m: Record<string, unknown> = {
@@ -123,5 +124,59 @@ describe('formatChanges', () => {
 
   it('says there are no differences for identical manifests', () => {
     expect(formatChanges(manifest(), manifest(), '0123456789abcdef')).toBe('  no differences from the approved manifest 0123456789ab');
+  });
+});
+
+describe('series in review', () => {
+  const t = testTemplate('lhs', (x) => (x.description = 'Yearly retraining.'));
+  const hash = seriesTemplateHash(t);
+
+  it('shows a series with its schedule, start, promotion, window, exactly what may vary, and how to approve it', () => {
+    const text = formatSeries(t, { hash, approvedAt: null, approvedBy: null }, Date.UTC(2026, 0, 1));
+    const shown = text.split('\n');
+    expect(shown.slice(0, 6)).toEqual([
+      'Series lhs',
+      `  template sha256  ${hash}`,
+      '  description      Yearly retraining.',
+      '  schedule         cron "0 0 1 1 *" (UTC)',
+      '  runs start from  the current champion release (warm start)',
+      "  promotion        automatic: the new model replaces the champion when its AUC is at least +0.01 above the champion's on the same test patients, pooled over the clinics with its 95 % interval above 0, at least 1 clinic(s) compared, and no clinic worse by more than 0.05",
+    ]);
+    expect(text).toContain('  data window      none: every run reads the same data definition\n');
+    expect(text).toContain('  may vary by run  series.run: the run number\n');
+    expect(text).toContain('                   model.initialWeights: the weights training starts from (the champion of the time)\n');
+    expect(shown.filter((l) => /^ {2}may vary by run|^ {19}[a-zA-Z.]+: /.test(l)).map((l) => l.trim().split(':')[0]!.replace('may vary by run  ', ''))).toEqual([...seriesVarying(t)]);
+    expect(text).toContain('  each run, as a run today would be:\n');
+    expect(text).toContain('    training         sgd (learning rate 0.05), loss binaryCrossentropy, 1 local epoch(s), batch 32\n');
+    expect(text).toContain('each evaluation also scores that release on the same test records');
+    expect(shown.at(-1)).toBe(`  status           PENDING — approve every run of this series that changes only the fields above with: fedlhs-agent approve ${hash}`);
+    expect(formatSeries(t, { hash, approvedAt: Date.UTC(2026, 0, 2), approvedBy: 'operator:ann' }).split('\n').at(-1)).toBe('  status           approved 2026-01-02T00:00:00.000Z by operator:ann');
+  });
+
+  it('shows each run: number, champion, window, and whether the series approval covers it and why not', () => {
+    const covered = runStudy(t, 2, { champion: { version: 1, weightsSha256: 'd'.repeat(64) } });
+    const m = validateManifest(JSON.parse(covered.manifestJson));
+    const ok = formatRun(m, covered.manifestSha256, covered.studyId, { approved: true, via: 'series', changes: [], detail: '' });
+    expect(ok.split('\n')).toEqual([
+      '  run 2 of lhs  (study id st-lhs-2)',
+      `    manifest sha256  ${covered.manifestSha256}`,
+      `    template sha256  ${hash}`,
+      `    champion         release v1 (weights sha256 ${'d'.repeat(64)})`,
+      '    index window     none (flat table)',
+      '    status           approved: covered by the series approval (changes only what the series lets vary)',
+    ]);
+    const detail = `series lhs approved, but this run changes training.localEpochs: needs approval of manifest ${covered.manifestSha256}`;
+    const not = formatRun(m, covered.manifestSha256, covered.studyId, { approved: false, changes: [{ path: 'training.localEpochs', before: 1, after: 5 }], detail });
+    expect(not).toContain('    changes          training.localEpochs: 1 → 5\n');
+    expect(not).toContain(`    status           NOT APPROVED: ${detail}\n`);
+    expect(not.split('\n').at(-1)).toBe(`                     approve this run alone with: fedlhs-agent approve ${covered.manifestSha256}`);
+  });
+
+  it('says in what leaves that a series run sends the champion\'s figures and the AUC difference', () => {
+    const covered = runStudy(t, 2);
+    const lines = whatLeaves(validateManifest(JSON.parse(covered.manifestJson))).join('\n');
+    expect(lines).toContain('run 2 of the series lhs');
+    expect(lines).toContain('the difference in AUC between this round\'s model and the champion, with its standard error: aggregates only, never a score');
+    expect(whatLeaves(manifest()).join('\n')).not.toContain('champion');
   });
 });

@@ -1,4 +1,5 @@
-import { describeIndex, diffManifests, releasePolicy, studyFeatureNames, type StudyManifest } from '@fedlhs/core';
+import { deriveSeriesRun, describeIndex, diffManifests, releasePolicy, seriesVarying, studyFeatureNames, type SeriesTemplate, type StudyManifest } from '@fedlhs/core';
+import type { RunApproval } from './series-approval.js';
 import { forTerminal } from '@fedlhs/service';
 
 /**
@@ -92,6 +93,12 @@ export function whatLeaves(m: StudyManifest): string[] {
     '  and for the validation and the test part each: the number of records and of cases, AUC and its standard error, Brier score, calibration slope and intercept,',
     '  and a 10-bin reliability table (records, sum of predicted risks and cases per bin). The coordinator shows none of these for a part with fewer than',
     `  ${k} cases or non-cases, and no bin below ${k}.`,
+    ...(m.series === undefined
+      ? []
+      : [
+          `This study is run ${m.series.run} of the series ${m.series.name}. When a run names a champion (the series' current release), each evaluation also scores that release on the same test records`,
+          '  and sends its figures there (the same kinds as above) and the difference in AUC between this round\'s model and the champion, with its standard error: aggregates only, never a score.',
+        ]),
     `After the study, if this clinic deploys its release: when the export changes, the same figures for the release on the refreshed export's test records (the hold-out split's test part, never trained on), with an opaque digest of the export; nothing when they hold fewer than ${k} records, cases or non-cases.`,
     'No record, no identifier, no date, no value of any one patient ever leaves.',
   );
@@ -105,5 +112,88 @@ export function formatChanges(before: StudyManifest, after: StudyManifest, befor
   return lines([
     `  changes since the approved manifest ${beforeHash.slice(0, 12)}:`,
     ...changes.map((c) => `    ${c.path}: ${JSON.stringify(c.before) ?? '(absent)'} → ${JSON.stringify(c.after) ?? '(absent)'}`),
+  ]);
+}
+
+/** What each field a series lets vary means, for the clinic reading `review`. */
+const VARYING_WORDS: Record<string, string> = {
+  'series.run': 'the run number',
+  'series.champion': 'which champion release the run is compared with',
+  'data.cohort.index.from': 'the start of the index window (moves with each run)',
+  'data.cohort.index.to': 'the end of the index window (moves with each run)',
+  'model.initialWeights': 'the weights training starts from (the champion of the time)',
+};
+
+/** A changed value, cut to one readable line. */
+const brief = (value: unknown): string => {
+  const text = JSON.stringify(value) ?? '(absent)';
+  return text.length > 160 ? `${text.slice(0, 157)}...` : text;
+};
+
+const fmtDelta = (x: number): string => `${x >= 0 ? '+' : ''}${x}`;
+
+/** A series template's schedule, start, promotion and window in words. */
+export function describeSeries(t: SeriesTemplate): { schedule: string; start: string; promotion: string; window: string } {
+  const schedule = t.schedule.type === 'cron' ? `cron "${t.schedule.expression}" (${t.schedule.timezone})` : `when the clinics report at least ${t.schedule.newLabelled} newly labelled patients in all`;
+  const start = t.start === 'champion' ? 'the current champion release (warm start)' : 'the template\'s initial weights (from scratch)';
+  const promotion =
+    t.promotion.rule === 'auto'
+      ? `automatic: the new model replaces the champion when its AUC is at least ${fmtDelta(t.promotion.minDelta)} above the champion's on the same test patients, pooled over the clinics with its 95 % interval above 0, at least ${t.promotion.minSites} clinic(s) compared, and no clinic worse by more than ${t.promotion.maxSiteLoss}`
+      : 'by an operator at the coordinator (the evidence is recorded)';
+  const window = t.window === undefined ? 'none: every run reads the same data definition' : `index dates over ${t.window.days} days, ending ${t.window.labelLagDays} days plus the label horizon before each run (so every outcome is known)`;
+  return { schedule, start, promotion, window };
+}
+
+/**
+ * A study series as a clinic operator reads it before approving it once for all its runs:
+ * schedule, start, promotion, window, exactly which fields may change between runs, and the
+ * study every run is (as a run derived now would be).
+ */
+export function formatSeries(t: SeriesTemplate, rec: { hash: string; approvedAt: number | null; approvedBy: string | null }, now = Date.now()): string {
+  const d = describeSeries(t);
+  const varying = seriesVarying(t);
+  let each: string[];
+  try {
+    each = formatManifest(deriveSeriesRun(t, 1, now), '', '').split('\n').slice(2);
+  } catch (err) {
+    each = [`  (the template does not derive a run: ${(err as Error).message})`];
+  }
+  return lines([
+    `Series ${t.name}`,
+    `  template sha256  ${rec.hash}`,
+    ...(t.description === '' ? [] : [`  description      ${t.description}`]),
+    `  schedule         ${d.schedule}`,
+    `  runs start from  ${d.start}`,
+    `  promotion        ${d.promotion}`,
+    `  data window      ${d.window}`,
+    ...varying.map((f, i) => `${i === 0 ? '  may vary by run  ' : '                   '}${f}: ${VARYING_WORDS[f] ?? f}`),
+    '                   Anything else a run changes needs this clinic\'s approval of that run\'s manifest.',
+    '  each run, as a run today would be:',
+    ...each.map((l) => `  ${l}`),
+    rec.approvedAt === null
+      ? `  status           PENDING — approve every run of this series that changes only the fields above with: fedlhs-agent approve ${rec.hash}`
+      : `  status           approved ${new Date(rec.approvedAt).toISOString()} by ${rec.approvedBy ?? ''}`,
+  ]);
+}
+
+/** One run of a series: its number, champion, index window, and whether the series approval covers it and why. */
+export function formatRun(m: StudyManifest, hash: string, studyId: string, approval: RunApproval): string {
+  const s = m.series;
+  if (s === undefined) return '';
+  const index = m.data.cohort?.index;
+  const status = approval.approved
+    ? approval.via === 'series'
+      ? 'approved: covered by the series approval (changes only what the series lets vary)'
+      : 'approved by its own manifest hash'
+    : `NOT APPROVED: ${approval.detail}`;
+  return lines([
+    `  run ${s.run} of ${s.name}  (study id ${studyId})`,
+    `    manifest sha256  ${hash}`,
+    `    template sha256  ${s.templateSha256}`,
+    `    champion         ${s.champion === undefined ? 'none yet (nothing to compare with)' : `release v${s.champion.version} (weights sha256 ${s.champion.weightsSha256})`}`,
+    `    index window     ${index === undefined ? 'none (flat table)' : `${index.from}..${index.to}`}`,
+    ...(approval.changes.length === 0 ? [] : approval.changes.map((c, i) => `${i === 0 ? '    changes          ' : '                     '}${c.path}: ${brief(c.before)} → ${brief(c.after)}`)),
+    `    status           ${status}`,
+    ...(approval.approved ? [] : [`                     approve this run alone with: fedlhs-agent approve ${hash}`]),
   ]);
 }

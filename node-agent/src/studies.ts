@@ -9,6 +9,7 @@ import type { AgentConfig } from './config.js';
 import { authMetadata, deadlineIn, type Clients } from './connection.js';
 import type { LocalData } from './local-data.js';
 import { downloadModel } from './transfer.js';
+import { checkAnnouncedTemplate, rememberTemplate, runApproval, type RunApproval, type TemplateCheck } from './series-approval.js';
 
 /** A study announced on this session, with the manifest if it verified and the readiness last reported. */
 export interface KnownStudy {
@@ -18,6 +19,10 @@ export interface KnownStudy {
   detail: string;
   /** The training rows last reported with READY (0 otherwise). */
   trainingRows: number;
+  /** Its series template as checked (a refused one leaves the run to approval by manifest hash). */
+  series: TemplateCheck;
+  /** How its manifest stood with this clinic's approvals at the last readiness check. */
+  approval?: RunApproval | undefined;
 }
 
 /** What the study tracker needs; `send` writes to the current control session. */
@@ -42,6 +47,8 @@ export class StudyTracker {
   private readonly studies = new Map<string, KnownStudy>();
   /** Completed studies whose final model the coordinator refused this agent (logged once each). */
   private readonly finalModelRefused = new Set<string>();
+  /** Refused series templates already logged and audited (study id and manifest hash), said once per process. */
+  private readonly templatesRefused = new Set<string>();
   private readonly config: AgentConfig;
   private readonly state: AgentState;
   private readonly credential: NodeCredential;
@@ -65,6 +72,15 @@ export class StudyTracker {
   /** The study as announced on this session, if it was. */
   get(studyId: string): KnownStudy | undefined {
     return this.studies.get(studyId);
+  }
+
+  /**
+   * Whether the study's manifest `hash` is approved here: by its hash, or by its series'
+   * approval when its announced template checked out (series-approval.ts).
+   */
+  approval(studyId: string, hash: string): RunApproval {
+    const known = this.studies.get(studyId);
+    return runApproval(this.state, hash, known?.manifest, known?.series.kind === 'ok');
   }
 
   /** After a Welcome: forget what was reported (the new session starts with none) and catch up on final models. */
@@ -91,14 +107,36 @@ export class StudyTracker {
       this.log.error({ event: 'study.manifest_invalid', studyId: study.studyId, err: (err as Error).message }, 'announced manifest failed verification; not taking part');
     }
     if (manifest !== undefined) this.state.recordManifest({ hash: study.manifestSha256, studyId: study.studyId, name: manifest.name, json: study.manifestJson });
+    const series = manifest === undefined ? ({ kind: 'none' } as const) : this.checkSeries(study, manifest);
     const previous = this.studies.get(study.studyId);
     if (previous !== undefined && previous.study.manifestSha256 === study.manifestSha256) {
       previous.study = study; // a progress announcement: readiness only changes if something local did
       return;
     }
-    const known: KnownStudy = { study, manifest, readiness: 'READINESS_UNSPECIFIED', detail: '', trainingRows: 0 };
+    const known: KnownStudy = { study, manifest, readiness: 'READINESS_UNSPECIFIED', detail: '', trainingRows: 0, series };
     this.studies.set(study.studyId, known);
     await this.evaluateReadiness(known, true);
+  }
+
+  /**
+   * Checks a series run's template: keeps one that checks out (for \`review\` and approval);
+   * one that does not is logged and audited, once, and never trusted.
+   */
+  private checkSeries(study: Study__Output, manifest: StudyManifest): TemplateCheck {
+    const check = checkAnnouncedTemplate(study, manifest);
+    if (check.kind === 'ok') {
+      if (rememberTemplate(this.state, check)) {
+        this.log.info({ event: 'series.template_seen', studyId: study.studyId, series: check.template.name, templateSha256: check.hash }, `new study series ${check.template.name} (template ${check.hash}): \`fedlhs-agent review\` shows it, \`fedlhs-agent approve ${check.hash}\` approves its runs`);
+      }
+    } else if (check.kind === 'refused') {
+      const key = `${study.studyId}\u0000${study.manifestSha256}`;
+      if (!this.templatesRefused.has(key)) {
+        this.templatesRefused.add(key);
+        this.log.warn({ event: 'series.template_refused', studyId: study.studyId, manifestSha256: study.manifestSha256, reason: check.reason }, `study ${study.studyId}: its series template was refused (${check.reason}); the run needs approval of its own manifest`);
+        this.state.audit({ event: 'series_template_refused', coordinator: this.config.coordinator.address, studyId: study.studyId, sha256: study.seriesTemplateSha256.slice(0, 64), detail: check.reason });
+      }
+    }
+    return check;
   }
 
   private async evaluateReadiness(known: KnownStudy, force: boolean): Promise<void> {
@@ -111,13 +149,16 @@ export class StudyTracker {
       readiness = 'READINESS_WITHDRAWN';
       detail = 'manifest failed verification against its hash';
     } else {
-      if (!this.state.isApproved(study.manifestSha256) && this.config.autoApprove) {
+      let approval = this.approval(study.studyId, study.manifestSha256);
+      if (!approval.approved && this.config.autoApprove) {
         this.state.approve(study.manifestSha256, 'auto-approve');
         this.log.warn({ event: 'study.auto_approved', studyId: study.studyId, manifestSha256: study.manifestSha256 }, '!!! AUTO-APPROVED study manifest without operator review (--auto-approve: demos and simulations only) !!!');
+        approval = this.approval(study.studyId, study.manifestSha256);
       }
-      if (!this.state.isApproved(study.manifestSha256)) {
+      known.approval = approval;
+      if (!approval.approved) {
         readiness = 'READINESS_NOT_APPROVED';
-        detail = 'waiting for this clinic\'s operator to review and approve the manifest';
+        detail = approval.detail;
       } else {
         const check = await this.data.check(manifest);
         readiness = check.ok ? 'READINESS_READY' : check.readiness;
@@ -137,7 +178,10 @@ export class StudyTracker {
     known.trainingRows = trainingRows;
     if (changed || force) {
       if (readiness === 'READINESS_NOT_APPROVED') {
-        this.log.warn({ event: 'study.awaiting_approval', studyId: study.studyId, manifestSha256: study.manifestSha256 }, `study ${study.studyId} awaits approval: run \`fedlhs-agent review\`, then \`fedlhs-agent approve ${study.manifestSha256}\``);
+        // A series run not yet covered can be approved by its series (once for every run) or by its own manifest.
+        const series = known.approval?.series;
+        const how = series !== undefined && !series.approved ? `\`fedlhs-agent approve ${series.hash}\` (series ${series.name}, every run) or \`fedlhs-agent approve ${study.manifestSha256}\` (this run)` : `\`fedlhs-agent approve ${study.manifestSha256}\``;
+        this.log.warn({ event: 'study.awaiting_approval', studyId: study.studyId, manifestSha256: study.manifestSha256, detail }, `study ${study.studyId} awaits approval (${detail}): run \`fedlhs-agent review\`, then ${how}`);
       } else {
         this.log.info({ event: 'readiness.sent', studyId: study.studyId, readiness, detail }, 'readiness');
       }
@@ -153,7 +197,7 @@ export class StudyTracker {
   /** Picks up approvals given with `fedlhs-agent approve` while the agent runs. */
   recheckApprovals(): void {
     for (const known of this.studies.values()) {
-      if (known.readiness === 'READINESS_NOT_APPROVED' && this.state.isApproved(known.study.manifestSha256)) void this.evaluateReadiness(known, false);
+      if (known.readiness === 'READINESS_NOT_APPROVED' && this.approval(known.study.studyId, known.study.manifestSha256).approved) void this.evaluateReadiness(known, false);
     }
   }
 

@@ -9,6 +9,7 @@ import { RETRYABLE_CODES, isServiceError, type Clients } from './connection.js';
 import type { LocalData } from './local-data.js';
 import type { StudyTracker } from './studies.js';
 import { downloadModel, type Progress } from './transfer.js';
+import type { ReleaseAccess } from './tasks/champion.js';
 
 /** Least time between two RUNNING updates of one task and phase (see TaskRunner.progress). */
 const PROGRESS_INTERVAL_MS = 1000;
@@ -49,6 +50,8 @@ export interface TaskContext {
   transferProgress(phase: 'download' | 'upload'): Progress;
   /** Prepares the data, builds the runtime and downloads the task's model into it. The runner disposes the runtime. */
   loadModel(): Promise<LoadedModel>;
+  /** Kept releases and the key they verify with (a series' champion is scored beside the task's model); absent: none. */
+  readonly releases?: ReleaseAccess | undefined;
 }
 
 /** Runs one kind of task. Adding a kind is a new `tasks/*.ts` and one entry in the agent's handler list. */
@@ -74,6 +77,8 @@ export interface TaskRunnerOptions {
   /** Runs tasks of a kind no handler claims. */
   fallback: TaskHandler;
   send: (message: AgentMessage) => void;
+  /** Kept releases, for the champion comparison of a series run's evaluations. */
+  releases?: ReleaseAccess | undefined;
 }
 
 /**
@@ -152,7 +157,7 @@ export class TaskRunner {
       this.decline(task, 'the agent has no verified manifest with this hash for the study');
       return;
     }
-    if (!state.isApproved(task.manifestSha256)) {
+    if (!this.options.studies.approval(task.studyId, task.manifestSha256).approved) {
       this.decline(task, 'the manifest is not approved by this clinic\'s operator');
       return;
     }
@@ -192,7 +197,7 @@ export class TaskRunner {
   private context(task: Task__Output, manifest: StudyManifest, kind: string, log: Logger, owned: { runtime?: ModelRuntime }): TaskContext {
     const { config, state, credential, clients, data } = this.options;
     return {
-      manifest, log, config, state, credential, clients, data,
+      manifest, log, config, state, credential, clients, data, releases: this.options.releases,
       isCancelled: () => this.cancelled.has(task.taskId),
       withRetry: (what, call) => this.withRetry(task, log, what, call),
       progress: (phase, fraction, epoch, epochs) => this.progress(task, phase, fraction, epoch, epochs),

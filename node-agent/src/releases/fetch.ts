@@ -171,6 +171,37 @@ export class ReleaseFetcher {
     return summary;
   }
 
+  /**
+   * Fetches and keeps one release by name and version whatever the approval of its own
+   * manifest: a series' champion, which a run this clinic approved asks it to score beside the
+   * run's model (issue 13; the coordinator lists every release of a name this node took part
+   * in). Verified exactly as check() verifies; a refusal is recorded as check() records it.
+   * Resolves once it is kept; throws why not (not listed, refused, or not downloaded).
+   */
+  async fetchRelease(studyName: string, version: number): Promise<void> {
+    const dir = keptDir(this.options.stateDir, studyName, version);
+    if (existsSync(join(dir, 'kept.json'))) return;
+    const res = await new Promise<ListReleasesResponse__Output>((resolve, reject) => {
+      this.options.client.ListReleases({ studyName }, authMetadata(this.options.credential), { deadline: deadlineIn(15_000) }, (err, r) => (err === null ? resolve(r!) : reject(err)));
+    });
+    const release = res.releases.find((r) => r.studyName === studyName && r.version === version);
+    if (release === undefined) throw new FedlhsError('NOT_FOUND', `the coordinator does not list release ${studyName} v${version} for this node`, { details: { what: 'release', id: `${studyName}@${version}` } });
+    const envelopeSha256 = sha256(release.envelope);
+    if (this.refusedEnvelopes.has(envelopeSha256)) throw new Refusal('digest', `release ${studyName} v${version} (envelope SHA-256 ${envelopeSha256}) was refused earlier (see the audit log)`);
+    try {
+      await this.fetchOne(release, envelopeSha256, dir);
+    } catch (err) {
+      // A check() running at the same time may have kept it first.
+      if (existsSync(join(dir, 'kept.json'))) return;
+      const refusal = asRefusal(err);
+      if (refusal !== undefined) {
+        this.refusedEnvelopes.add(envelopeSha256);
+        this.recordRefusal(release, envelopeSha256, refusal);
+      }
+      throw err;
+    }
+  }
+
   private key(): KeyObject {
     const pinned = this.options.releaseKey;
     if (pinned === undefined) {

@@ -233,6 +233,28 @@ export function weightsFromBytes(bytes: Uint8Array): Float32Array {
 }
 
 /**
+ * A verified kept release's manifest, model topology and weights, checked against its
+ * descriptor (shared by deployed releases and a series' champion scored beside a task's model).
+ */
+export function releaseModel(kept: KeptRelease & { descriptor: ReleaseDescriptor }): { manifest: StudyManifest; modelTopology: Record<string, unknown>; weights: Float32Array } {
+  const { descriptor, studyName: name, version } = kept;
+  const manifestJson = Buffer.from(kept.files['manifest.json']).toString('utf8');
+  const manifest = verifyManifestJson(manifestJson, descriptor.study.manifestSha256);
+  let modelTopology: Record<string, unknown>;
+  try {
+    const model = JSON.parse(Buffer.from(kept.files['model.json']).toString('utf8')) as { modelTopology?: unknown };
+    if (typeof model.modelTopology !== 'object' || model.modelTopology === null) throw new Error('no modelTopology');
+    modelTopology = model.modelTopology as Record<string, unknown>;
+  } catch (err) {
+    throw new FedlhsError('DATA_LOSS', `release ${name} v${version}: model.json is not a TF.js layers model (${(err as Error).message})`);
+  }
+  const weights = weightsFromBytes(kept.files['weights.bin']);
+  const expected = bundleLength(descriptor.model.tensors);
+  if (weights.length !== expected) throw new FedlhsError('DATA_LOSS', `release ${name} v${version}: weights.bin holds ${weights.length} values, release.json's tensors ${expected}`);
+  return { manifest, modelTopology, weights };
+}
+
+/**
  * The release deployed for `studyName` (or the only deployed one when undefined), re-verified
  * on disk against the pinned key and parsed. INVALID_ARGUMENT listing the names when several
  * are deployed and none was named; NOT_FOUND with the command to run when none is.
@@ -254,19 +276,7 @@ export function loadDeployedRelease(stateDir: string, studyName: string | undefi
   }
   const kept = verifyKept(stateDir, name, current.version, pinnedPem);
   const { descriptor } = kept;
-  const manifestJson = Buffer.from(kept.files['manifest.json']).toString('utf8');
-  const manifest = verifyManifestJson(manifestJson, descriptor.study.manifestSha256);
-  let modelTopology: Record<string, unknown>;
-  try {
-    const model = JSON.parse(Buffer.from(kept.files['model.json']).toString('utf8')) as { modelTopology?: unknown };
-    if (typeof model.modelTopology !== 'object' || model.modelTopology === null) throw new Error('no modelTopology');
-    modelTopology = model.modelTopology as Record<string, unknown>;
-  } catch (err) {
-    throw new FedlhsError('DATA_LOSS', `release ${name} v${current.version}: model.json is not a TF.js layers model (${(err as Error).message})`);
-  }
-  const weights = weightsFromBytes(kept.files['weights.bin']);
-  const expected = bundleLength(descriptor.model.tensors);
-  if (weights.length !== expected) throw new FedlhsError('DATA_LOSS', `release ${name} v${current.version}: weights.bin holds ${weights.length} values, release.json's tensors ${expected}`);
+  const { manifest, modelTopology, weights } = releaseModel(kept);
   let normalization: Normalization | undefined;
   if (descriptor.normalization.method === 'federated-zscore') {
     normalization = { method: 'zscore', features: descriptor.normalization.features.map((f) => ({ name: f.name, mean: f.mean, std: f.std, impute: f.impute, ...(f.excluded === true ? { excluded: true } : {}) })) };

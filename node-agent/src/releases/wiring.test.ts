@@ -73,7 +73,7 @@ describe('StudyTracker', () => {
       config: loadAgentConfig({ args: ['--state-dir', stateDir] }), state: new AgentState(stateDir), credential: { nodeId: 'n', siteName: 's', coordinator: 'c', credential: 'x', enrolledAt: '' },
       clients: {} as Clients, data: {} as never, log: silent, send: () => undefined, onStudyCompleted: (s) => completed.push(s.studyId),
     });
-    const study = { studyId: 'st-1', manifestJson: '{}', manifestSha256: 'a'.repeat(64), lastCommittedRound: 2, parametersJson: '' };
+    const study = { studyId: 'st-1', manifestJson: '{}', manifestSha256: 'a'.repeat(64), lastCommittedRound: 2, parametersJson: '', seriesTemplateJson: '', seriesTemplateSha256: '' };
     await tracker.onStudy({ ...study, state: 'STUDY_STATE_STOPPED' });
     await tracker.onStudy({ ...study, state: 'STUDY_STATE_COMPLETED' });
     expect(completed).toEqual(['st-1']);

@@ -3,6 +3,8 @@ import type { EvaluationReport } from '@fedlhs/proto';
 import { authMetadata, deadlineIn } from '../connection.js';
 import { holdoutParts, type PreparedPart } from '../local-data.js';
 import type { TaskContext, TaskHandler } from '../task-runner.js';
+import { championComparison, type WireReleaseComparison } from './champion.js';
+import { wirePerformance, type WirePerformance } from './performance-wire.js';
 
 /**
  * Why a part got no figures, once per study and part (each round would say the same): an empty
@@ -12,36 +14,46 @@ import type { TaskContext, TaskHandler } from '../task-runner.js';
 const explained = new Set<string>();
 
 /** The figures of one part, or why there are none (never naming a value: the reason is logged). */
-async function partPerformance(part: PreparedPart, predict: (x: Float32Array) => Promise<Float32Array>): Promise<Performance | string> {
+async function partPerformance(part: PreparedPart, predict: (x: Float32Array) => Promise<Float32Array>): Promise<{ performance: Performance; scores: Float32Array } | string> {
   if (part.rows === 0) return 'the part is empty (no hold-out record fell in it)';
   const scores = await predict(part.x);
   if (!scores.every((p) => p >= 0 && p <= 1)) return 'the model\'s outputs are not risks in [0, 1] (no sigmoid output?)';
   if (!part.y.every((y) => y === 0 || y === 1)) return 'the labels are not all 0 or 1';
-  return computePerformance(scores, part.y);
+  return { performance: computePerformance(scores, part.y), scores };
 }
 
-/** proto common.proto Performance (@fedlhs/proto does not export it by name). */
-type WirePerformance = NonNullable<EvaluationReport['validation']>;
-
-/** A core Performance as the wire message (absent optional fields left out). */
-export function wirePerformance(p: Performance): WirePerformance {
-  return {
-    numExamples: p.numExamples,
-    positives: p.positives,
-    ...(p.auc === undefined ? {} : { auc: p.auc }),
-    ...(p.aucStandardError === undefined ? {} : { aucStandardError: p.aucStandardError }),
-    brier: p.brier,
-    ...(p.calibrationSlope === undefined ? {} : { calibrationSlope: p.calibrationSlope }),
-    ...(p.calibrationIntercept === undefined ? {} : { calibrationIntercept: p.calibrationIntercept }),
-    calibration: p.calibration.map((b) => ({ count: b.count, predictedSum: b.predictedSum, observed: b.observed })),
-  };
+/**
+ * The comparison with the series' champion when the run names one, or none with a warning
+ * saying why: a champion that cannot be obtained or verified never fails the evaluation.
+ */
+async function compareWithChampion(ctx: TaskContext, test: { scores: Float32Array; labels: Float32Array } | undefined): Promise<WireReleaseComparison[]> {
+  const series = ctx.manifest.series;
+  if (series?.champion === undefined) return [];
+  const champion = `${series.name} v${series.champion.version}`;
+  let reason: string;
+  if (test === undefined) reason = 'the test part has no figures, so there is nothing to compare on';
+  else {
+    try {
+      const comparison = await championComparison(ctx, test.scores, test.labels);
+      ctx.log.info({ event: 'evaluation.champion_compared', champion, aucDifference: comparison.aucDifference, standardError: comparison.aucDifferenceStandardError }, `champion ${champion} scored on the same test patients; paired comparison added`);
+      return [comparison];
+    } catch (err) {
+      reason = (err as Error).message;
+    }
+  }
+  ctx.log.warn({ event: 'evaluation.champion_unavailable', champion, reason }, `no comparison with the champion ${champion} sent: ${reason}`);
+  return [];
 }
+
+// Moved to performance-wire.ts (champion.ts uses it too); re-exported for existing importers.
+export { wirePerformance, type WirePerformance } from './performance-wire.js';
 
 /**
  * An evaluation task: this round's global model on the local hold-out split, divided into its
  * validation part (the metrics, which choose the released round, and `validation` figures) and
- * its test part (`test` figures only). Only aggregates are reported; the audit entry's `sent`
- * is the very object sent.
+ * its test part (`test` figures only), and for a series run with a champion the paired
+ * comparison with it on that test part (champion.ts). Only aggregates are reported; the audit
+ * entry's `sent` is the very object sent.
  */
 export const evaluateTask: TaskHandler = {
   kind: 'TASK_KIND_EVALUATE',
@@ -58,10 +70,12 @@ export const evaluateTask: TaskHandler = {
     }
     const metrics = await runtime.evaluate(parts.validation.x, parts.validation.y);
     const figures: { validation?: WirePerformance; test?: WirePerformance } = {};
+    let testScores: { scores: Float32Array; labels: Float32Array } | undefined;
     for (const name of ['validation', 'test'] as const) {
       const result = await partPerformance(parts[name], (x) => runtime.predict(x));
       if (typeof result !== 'string') {
-        figures[name] = wirePerformance(result);
+        figures[name] = wirePerformance(result.performance);
+        if (name === 'test') testScores = { scores: result.scores, labels: parts.test.y };
         continue;
       }
       const key = `${task.studyId}\u0000${name}`;
@@ -70,10 +84,12 @@ export const evaluateTask: TaskHandler = {
         log.warn({ event: 'evaluation.part_without_figures', part: name }, `no ${name} figures sent for this study: ${result}`);
       }
     }
+    const comparisons = await compareWithChampion(ctx, testScores);
     const request: EvaluationReport = {
       taskId: task.taskId, studyId: task.studyId, round: task.round,
       metrics: { numExamples: metrics.numExamples, loss: metrics.loss, accuracy: metrics.accuracy, ...(metrics.auc === undefined ? {} : { auc: metrics.auc }) },
       ...figures,
+      ...(comparisons.length === 0 ? {} : { comparisons }),
     };
     const sentReport = { evaluationReport: request };
     const audited = { loss: metrics.loss, accuracy: metrics.accuracy, auc: metrics.auc };
@@ -91,7 +107,7 @@ export const evaluateTask: TaskHandler = {
       numExamples: metrics.numExamples, metrics: audited, outcome: 'accepted', sent: sentReport,
     });
     log.info(
-      { event: 'evaluation.sent', loss: metrics.loss, accuracy: metrics.accuracy, auc: metrics.auc, validationFigures: figures.validation !== undefined, testFigures: figures.test !== undefined, testExamples: parts.test.rows },
+      { event: 'evaluation.sent', loss: metrics.loss, accuracy: metrics.accuracy, auc: metrics.auc, validationFigures: figures.validation !== undefined, testFigures: figures.test !== undefined, testExamples: parts.test.rows, comparisons: comparisons.length },
       `round ${task.round}: hold-out evaluation reported (validation part; test part figures ${figures.test === undefined ? 'not sent' : 'sent'})`,
     );
   },
