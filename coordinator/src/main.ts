@@ -12,6 +12,8 @@ import { loadOrCreateReleaseKey, retiredReleaseKeys, rotateReleaseKey, writePubl
 import type { StudyReadinessView } from './admin/views.js';
 import type { ReleaseDetailView, ReleaseSummaryView } from './admin/release-views.js';
 import { releaseDetailText, releaseListText } from './release-lines.js';
+import type { PromotionView, SeriesDetailView, SeriesSummaryView } from './admin/series-views.js';
+import { promotionLines, seriesDetailText, seriesListText } from './admin/series-lines.js';
 import { studyReleaseLine, type StudyReleaseView } from './study-release-line.js';
 
 interface StudySummary {
@@ -320,6 +322,88 @@ release
   .action(async (name: string, alias: string, _options: unknown, command: Command) => {
     const c = await adminCall<AliasChange>(target(command), 'DELETE', `${releasePath(name)}/aliases/${encodeURIComponent(alias)}`);
     out(`${v(c.studyName)}@${v(c.alias)} removed (was version ${c.previous})\n`);
+  });
+
+const seriesPath = (name: string): string => `/api/v1/series/${encodeURIComponent(name)}`;
+/** A series template file (JSON): its parsed object, or exit 2 naming what is wrong. */
+function templateArg(file: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    die(`cannot read series template ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, 2);
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (err) {
+    die(`series template ${file} is not JSON: ${(err as Error).message}`, 2);
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) die(`series template ${file} must be a JSON object (apiVersion, kind StudySeries, name, schedule, study, ...)`, 2);
+  return value as Record<string, unknown>;
+}
+type SeriesRecordJson = { name: string; state: string; templateSha256: string };
+
+const series = adminCommand('series', 'study series (continuous learning): a manifest template run on a schedule, each run a study whose release is compared with the champion (every action is audited)');
+series
+  .command('list')
+  .description('series with their schedule, promotion rule, runs, champion and next run')
+  .action(async (_options: unknown, command: Command) => {
+    const r = await adminCall<{ series: SeriesSummaryView[] }>(target(command), 'GET', '/api/v1/series');
+    out(seriesListText(r.series));
+  });
+series
+  .command('show <name>')
+  .description("one series: its template, runs (study, state, champion compared with, release, decision), champion history with each decision's reasons, and per-site test AUC over runs")
+  .action(async (name: string, _options: unknown, command: Command) => {
+    out(seriesDetailText(await adminCall<SeriesDetailView>(target(command), 'GET', seriesPath(name))));
+  });
+series
+  .command('create <template>')
+  .description('create a series from a template file (JSON, kind StudySeries); its first run starts at the next scheduled time (admin)')
+  .action(async (file: string, _options: unknown, command: Command) => {
+    const s = await adminCall<SeriesRecordJson>(target(command), 'POST', '/api/v1/series', templateArg(file));
+    out(`${v(s.name)}\n`);
+    errOut(`series ${v(s.name)} created (${s.state}), template sha256 ${s.templateSha256}\nclinic operators approve every run of it with: fedlhs-agent approve ${s.templateSha256}\n`);
+  });
+series
+  .command('update <name> <template>')
+  .description('replace the template of a series; runs already started keep theirs, and clinics must approve the new template (admin)')
+  .action(async (name: string, file: string, _options: unknown, command: Command) => {
+    const s = await adminCall<SeriesRecordJson>(target(command), 'PUT', seriesPath(name), templateArg(file));
+    out(`series ${v(s.name)} updated, template sha256 ${s.templateSha256}\n`);
+    errOut(`clinics approved the previous template only: they approve this one with: fedlhs-agent approve ${s.templateSha256}\n`);
+  });
+for (const [verb, description] of [['pause', 'stop starting runs of a series (a run in progress goes on) (admin)'], ['resume', 'start runs of a paused series again on its schedule (admin)']] as const) {
+  series
+    .command(`${verb} <name>`)
+    .description(description)
+    .action(async (name: string, _options: unknown, command: Command) => {
+      const s = await adminCall<SeriesRecordJson>(target(command), 'POST', `${seriesPath(name)}/${verb}`);
+      out(`series ${v(s.name)} is ${s.state}\n`);
+    });
+}
+series
+  .command('run-now <name>')
+  .description('start the next run of a series now, without waiting for its schedule (admin)')
+  .action(async (name: string, _options: unknown, command: Command) => {
+    const r = await adminCall<{ seriesName: string; run: number; studyId: string; championVersion: number | null }>(target(command), 'POST', `${seriesPath(name)}/run-now`);
+    out(`${v(r.studyId)}\n`);
+    errOut(`run ${r.run} of series ${v(r.seriesName)} started as study ${v(r.studyId)}${r.championVersion === null ? '' : `, compared with champion v${r.championVersion}`}\n`);
+  });
+series
+  .command('promote <name> <version>')
+  .description("make a release of a series its champion (moves the series' champion alias; recorded with the run's evidence) (admin)")
+  .action(async (name: string, version: string, _options: unknown, command: Command) => {
+    const p = await adminCall<PromotionView>(target(command), 'POST', `${seriesPath(name)}/promote`, { version: versionArg(version) });
+    out(`${promotionLines(p).join('\n')}\n`);
+  });
+series
+  .command('rollback <name>')
+  .description('point the champion of a series back at the champion before the current one (admin)')
+  .action(async (name: string, _options: unknown, command: Command) => {
+    const p = await adminCall<PromotionView>(target(command), 'POST', `${seriesPath(name)}/rollback`);
+    out(`${promotionLines(p).join('\n')}\n`);
   });
 
 adminCommand('operator', 'operators of the admin API and dashboard')

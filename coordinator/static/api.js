@@ -40,7 +40,7 @@
  *   rejectionsByReason: Record<string, number>, statistics: { nodeId: string, rows: number | null, prevalence: number | null }[],
  *   sites: Record<string, string> }} StudyDetail
  * @typedef {{ at: string, operator: string, action: string, target: string, detail: unknown }} AuditAction
- * @typedef {{ kind: 'study' | 'round' | 'node' | 'release', studyId?: string, nodeId?: string }} ChangeEvent
+ * @typedef {{ kind: 'study' | 'round' | 'node' | 'release' | 'series', studyId?: string, nodeId?: string, seriesName?: string }} ChangeEvent
  * @typedef {{ numExamples: number, auc: number | null, aucInterval: [number, number] | null }} FigureSummary pooled published figures
  * @typedef {{ numExamples: number | null, positives: number | null, auc: number | null, aucInterval: [number, number] | null, brier: number | null,
  *   calibrationSlope: number | null, calibrationIntercept: number | null, meanPredicted: number | null, observedRate: number | null }} LiveFigures
@@ -60,6 +60,25 @@
  *   descriptor: { metrics: { validation: ReleasePart, test: ReleasePart, minCellCount: number }, lineage: { signer: string },
  *     modelCard: { intendedUse: string, outcome: string, population: string, limitations: string[] } } | null }} ReleaseDetail
  *   descriptor: release.json (only the fields the dashboard reads are typed here)
+ * @typedef {{ rule: 'auto', minDelta: number, maxSiteLoss: number, minSites: number } | { rule: 'operator' }} PromotionRule
+ * @typedef {{ name: string, state: 'active' | 'paused', templateSha256: string, description: string, schedule: string | null,
+ *   start: 'champion' | 'scratch' | null, promotion: PromotionRule | null, runCount: number,
+ *   currentRun: { run: number, studyId: string, studyState: string } | null, championVersion: number | null,
+ *   nextRunAt: string | null, nextRunNote: string | null, createdBy: string, createdAt: string, updatedAt: string, error: string | null }} SeriesSummary
+ *   nextRunNote: why there is no next run time (paused, a run in progress, a data trigger)
+ * @typedef {{ promote: boolean, reasons: string[], pooled?: { difference: number, standardError: number, interval: [number, number], sites: number, excluded: number },
+ *   tooSmall: string[], worse: string[] }} PromotionEvidence
+ * @typedef {{ id: number, seriesName: string, run: number | null, fromVersion: number | null, toVersion: number, action: 'promote' | 'keep' | 'rollback',
+ *   decidedBy: string, at: string, evidence: PromotionEvidence | null, error: string | null }} SeriesPromotion decidedBy: 'rule' or 'operator:<name>'
+ * @typedef {{ seriesName: string, run: number, studyId: string, scheduledAt: string, startedAt: string, trigger: string, championVersion: number | null,
+ *   templateSha256: string | null, studyState: string, releasedVersion: number | null,
+ *   decision: Omit<SeriesPromotion, 'error'> | null }} SeriesRun
+ * @typedef {{ site: string, numExamples: number, auc: number | null, aucInterval: [number, number] | null, difference: number | null,
+ *   differenceInterval: [number, number] | null, championAuc: number | null }} SeriesSitePoint
+ * @typedef {{ run: number, studyId: string, version: number, round: number, championVersion: number | null, minCellCount: number | null,
+ *   pooled: { numExamples: number, auc: number | null, aucInterval: [number, number] | null } | null, sites: SeriesSitePoint[],
+ *   withheldSites: number, error: string | null }} SeriesRunPerformance
+ * @typedef {SeriesSummary & { template: unknown, varying: string[], runs: SeriesRun[], promotions: SeriesPromotion[], performance: SeriesRunPerformance[] }} SeriesDetail
  */
 
 /** An API call that failed; `code` is the server's stable error code, `message` is for people. */
@@ -155,6 +174,18 @@ export const api = {
   setReleaseAlias: (name, alias, version) => request('PUT', `/api/v1/releases/${enc(name)}/aliases/${enc(alias)}`, { version }),
   /** @param {string} name study name @param {string} alias */
   removeReleaseAlias: (name, alias) => request('DELETE', `/api/v1/releases/${enc(name)}/aliases/${enc(alias)}`),
+  /** @returns {Promise<{ series: SeriesSummary[] }>} */
+  seriesList: () => request('GET', '/api/v1/series'),
+  /** @param {string} name @returns {Promise<SeriesDetail>} */
+  series: (name) => request('GET', `/api/v1/series/${enc(name)}`),
+  /** @param {string} name @param {number} version @returns {Promise<SeriesPromotion>} */
+  promoteSeries: (name, version) => request('POST', `/api/v1/series/${enc(name)}/promote`, { version }),
+  /** @param {string} name @returns {Promise<SeriesPromotion>} */
+  rollbackSeries: (name) => request('POST', `/api/v1/series/${enc(name)}/rollback`),
+  /** @param {string} name */
+  runSeriesNow: (name) => request('POST', `/api/v1/series/${enc(name)}/run-now`),
+  /** @param {string} name @param {'pause' | 'resume'} verb */
+  setSeriesState: (name, verb) => request('POST', `/api/v1/series/${enc(name)}/${verb}`),
 };
 
 /**

@@ -1,4 +1,4 @@
-// Operator dashboard: session, hash routing (#/, #/studies/{id}, #/clinics, #/clinics/{id}, #/releases, #/releases/{name}/{version}, #/audit) and live
+// Operator dashboard: session, hash routing (#/, #/studies/{id}, #/clinics, #/clinics/{id}, #/releases, #/releases/{name}/{version}, #/series, #/series/{name}, #/audit) and live
 // updates. Data flows one way: loaders fetch into `state`, render() draws the current route
 // from `state`. Server-Sent Events say *that* something changed; we then refetch (coalesced,
 // at most once per REFRESH_INTERVAL_MS) and redraw only if the data actually differs.
@@ -8,6 +8,7 @@ import { describeError, initDialogs } from './dialogs.js';
 import { h, refreshTimes, replaceKeepingState } from './dom.js';
 import { nodeView } from './node.js';
 import { releaseView, releasesView } from './releases.js';
+import { seriesListView, seriesView } from './series.js';
 import { studyView } from './study.js';
 import { auditView, clinicsView, messageView, overviewView } from './views.js';
 
@@ -15,7 +16,7 @@ const REFRESH_INTERVAL_MS = 300;
 const RESUBSCRIBE_MS = [2000, 5000, 10000, 30000];
 
 /**
- * @typedef {{ name: 'overview' } | { name: 'clinics' } | { name: 'releases' } | { name: 'release', studyName: string, version: number } | { name: 'audit' } | { name: 'study', id: string } | { name: 'node', id: string } | { name: 'unknown' }} Route
+ * @typedef {{ name: 'overview' } | { name: 'clinics' } | { name: 'releases' } | { name: 'release', studyName: string, version: number } | { name: 'series' } | { name: 'seriesOne', seriesName: string } | { name: 'audit' } | { name: 'study', id: string } | { name: 'node', id: string } | { name: 'unknown' }} Route
  */
 
 const state = {
@@ -27,8 +28,10 @@ const state = {
   /** @type {import('./api.js').AuditAction[] | null} */ audit: null,
   /** @type {import('./api.js').ReleaseList | null} */ releases: null,
   /** @type {{ key: string, data: import('./api.js').ReleaseDetail | null } | null} */ release: null,
+  /** @type {{ series: import('./api.js').SeriesSummary[] } | null} */ seriesList: null,
+  /** @type {{ name: string, data: import('./api.js').SeriesDetail | null } | null} */ series: null,
   /** Messages for the page's role="alert", by source. */
-  /** @type {Record<'status' | 'study' | 'node' | 'audit' | 'releases', string | null>} */ errors: { status: null, study: null, node: null, audit: null, releases: null },
+  /** @type {Record<'status' | 'study' | 'node' | 'audit' | 'releases' | 'series', string | null>} */ errors: { status: null, study: null, node: null, audit: null, releases: null, series: null },
   /** @type {Route} */ route: { name: 'overview' },
 };
 /** Last JSON seen per source, to skip redraws when an event changed nothing we show. */
@@ -46,6 +49,9 @@ function parseRoute() {
   if (path === '/releases') return { name: 'releases' };
   const rel = /^\/releases\/([^/]+)\/(\d{1,9})$/.exec(path);
   if (rel) return { name: 'release', studyName: decodeURIComponent(rel[1]), version: Number(rel[2]) };
+  if (path === '/series') return { name: 'series' };
+  const ser = /^\/series\/([^/]+)$/.exec(path);
+  if (ser) return { name: 'seriesOne', seriesName: decodeURIComponent(ser[1]) };
   const m = /^\/studies\/([^/]+)$/.exec(path);
   if (m) return { name: 'study', id: decodeURIComponent(m[1]) };
   const n = /^\/clinics\/([^/]+)$/.exec(path);
@@ -154,6 +160,32 @@ async function loadRelease(studyName, version) {
   }
 }
 
+async function loadSeriesList() {
+  try {
+    state.seriesList = await api.seriesList();
+    state.errors.series = null;
+    return changed('series', state.seriesList);
+  } catch (err) {
+    state.errors.series = `Could not load the series: ${describeError(err)}`;
+    return true;
+  }
+}
+
+/** @param {string} name */
+async function loadSeries(name) {
+  try {
+    const data = await api.series(name);
+    state.series = { name, data };
+    state.errors.series = null;
+    return changed(`series:${name}`, data);
+  } catch (err) {
+    if (state.series?.name !== name) state.series = { name, data: null };
+    state.errors.series = err instanceof ApiError && err.status === 404
+      ? `There is no series ${name}.` : `Could not load the series: ${describeError(err)}`;
+    return true;
+  }
+}
+
 /** Fetch what the current route needs. */
 async function loadRoute() {
   const r = state.route;
@@ -163,6 +195,8 @@ async function loadRoute() {
   if (r.name === 'audit' && canReadAudit()) tasks.push(loadAudit());
   if (r.name === 'releases') tasks.push(loadReleases());
   if (r.name === 'release') tasks.push(loadRelease(r.studyName, r.version));
+  if (r.name === 'series') tasks.push(loadSeriesList());
+  if (r.name === 'seriesOne') tasks.push(loadSeries(r.seriesName));
   if (r.name === 'overview') tasks.push(loadReports());
   await Promise.all(tasks);
 }
@@ -195,6 +229,13 @@ function render(moveFocus = false) {
     const data = state.release?.key === `${r.studyName}@${r.version}` ? state.release.data : null;
     const aliases = (state.releases?.aliases ?? []).filter((a) => a.studyName === r.studyName);
     children = data ? releaseView(ctx, data, aliases) : state.errors.releases ? messageView('Release not available', 'The release could not be shown.') : loading;
+  } else if (r.name === 'series') {
+    errors.push(state.errors.series);
+    children = state.seriesList ? seriesListView(ctx, state.seriesList) : state.errors.series ? messageView('Series not available', 'The series could not be shown.') : loading;
+  } else if (r.name === 'seriesOne') {
+    errors.push(state.errors.series);
+    const data = state.series?.name === r.seriesName ? state.series.data : null;
+    children = data ? seriesView(ctx, data) : state.errors.series ? messageView('Series not available', 'The series could not be shown.') : loading;
   }
   else if (r.name === 'audit') {
     errors = [state.errors.audit];
@@ -213,7 +254,7 @@ function render(moveFocus = false) {
 
   for (const a of document.querySelectorAll('#nav a')) {
     const target = a.getAttribute('href') === '#/' ? 'overview' : a.getAttribute('href')?.slice(2);
-    if (target === r.name || (r.name === 'study' && target === 'overview') || (r.name === 'node' && target === 'clinics') || (r.name === 'release' && target === 'releases')) a.setAttribute('aria-current', 'page');
+    if (target === r.name || (r.name === 'study' && target === 'overview') || (r.name === 'node' && target === 'clinics') || (r.name === 'release' && target === 'releases') || (r.name === 'seriesOne' && target === 'series')) a.setAttribute('aria-current', 'page');
     else a.removeAttribute('aria-current');
   }
   replaceKeepingState(view(), children);
@@ -245,6 +286,7 @@ async function onRouteChange() {
   state.errors.node = null;
   state.errors.audit = null;
   state.errors.releases = null;
+  state.errors.series = null;
   render(true);
   const route = state.route;
   await loadRoute();
@@ -262,6 +304,9 @@ const trigger = coalesce(async ({ all, studyIds }) => {
   // A release appears when a study completes and aliases change without a study id: reload on any change.
   if (r.name === 'releases') tasks.push(loadReleases());
   if (r.name === 'release') tasks.push(loadRelease(r.studyName, r.version));
+  // A series changes with its runs' studies and its champion alias too: reload on any change.
+  if (r.name === 'series') tasks.push(loadSeriesList());
+  if (r.name === 'seriesOne') tasks.push(loadSeries(r.seriesName));
   const results = await Promise.all(tasks);
   if (results.some(Boolean) && state.route === r) render();
 }, REFRESH_INTERVAL_MS);
@@ -326,7 +371,7 @@ async function startSession(operator) {
 function showLogin(message) {
   unsubscribe?.();
   unsubscribe = null;
-  Object.assign(state, { operator: null, status: null, reports: null, study: null, node: null, audit: null, releases: null, release: null, errors: { status: null, study: null, node: null, audit: null, releases: null } });
+  Object.assign(state, { operator: null, status: null, reports: null, study: null, node: null, audit: null, releases: null, release: null, seriesList: null, series: null, errors: { status: null, study: null, node: null, audit: null, releases: null, series: null } });
   seen.clear();
   for (const d of document.querySelectorAll('dialog[open]')) /** @type {HTMLDialogElement} */ (d).close();
   for (const id of ['nav', 'user', 'live', 'view', 'viewer-note', 'page-error']) $(id).hidden = true;

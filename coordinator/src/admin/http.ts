@@ -12,6 +12,8 @@ import { OperatorAuth, requireAdmin, type Operator, type Role } from './auth.js'
 import { toHttpError, withHttpStatus } from './http-errors.js';
 import { ReleaseRegistry, checkStudyName, checkVersion } from '../releases/registry.js';
 import { releaseDetail, releaseList } from './release-views.js';
+import { seriesRoutes } from './series-routes.js';
+import type { SeriesActions } from '../series/types.js';
 import { NODE_PAGE_DEFAULT, nodeContributions, nodeCounts, nodeFailures, nodePage, singleNodeView, studyDetail, studyReadiness, studySummary } from './views.js';
 import type { PageRequest } from '../store.js';
 
@@ -108,6 +110,12 @@ export interface AdminServerOptions {
   token: string;
   /** Directory of simulation/benchmark reports the dashboard links to ('' for none). */
   reportsDir: string;
+  /**
+   * What operators can do with study series (issue 13); default the coordinator's own
+   * (`coordinator.series`). Without either the series are still shown, and every series action
+   * answers 503 UNAVAILABLE saying so.
+   */
+  series?: SeriesActions | undefined;
 }
 
 /**
@@ -130,6 +138,12 @@ export async function startAdminServer(coordinator: Coordinator, logger: Logger,
 
   const registry = new ReleaseRegistry({ store: coordinator.store, blobs: coordinator.checkpoints.blobs, log, chunkBytes: coordinator.chunkBytes });
   const releases = { coordinator, registry };
+  // The coordinator's own series service unless the caller passes one.
+  const seriesService: SeriesActions | undefined = options.series ?? (coordinator as Partial<Pick<Coordinator, 'series'>>).series;
+  const seriesActions = (): SeriesActions => {
+    if (seriesService === undefined) throw new FedlhsError('UNAVAILABLE', 'series actions are not available: this coordinator was started without the series service');
+    return seriesService;
+  };
   // A release alias changed: dashboards reload (no study id, so every open view refreshes).
   const releaseChanged = (studyName: string): void => void coordinator.events.emit('change', { kind: 'release', studyName });
 
@@ -321,6 +335,8 @@ export async function startAdminServer(coordinator: Coordinator, logger: Logger,
         return [200, { ...change, at: new Date(change.at).toISOString() }];
       },
     },
+    // Study series (issue 13): series-routes.ts.
+    ...seriesRoutes({ readJson, views: releases, actions: seriesActions }),
     {
       method: 'GET', pattern: /^\/api\/v1\/reports$/, role: 'viewer',
       handle: async () => [200, { reports: listReports(options.reportsDir) }],
