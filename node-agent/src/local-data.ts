@@ -1,3 +1,6 @@
+import { createHash } from 'node:crypto';
+import { readdirSync, statSync } from 'node:fs';
+import { join, relative } from 'node:path';
 import { FLAT_TABLE_SPEC, assessReadiness, extractCohort, openEhrSource, readFlatTable, splitDataset, type CohortReport, type DataFormat, type SplitDataset, type TextEncoding } from '@fedlhs/ehr';
 import {
   FedlhsError,
@@ -61,12 +64,33 @@ export type DataCheck =
   | { ok: false; readiness: NotReady; detail: string };
 
 /**
+ * A fingerprint of the export (SHA-256, hex) over the data path's file names (relative),
+ * sizes and modification times: it changes when the export is refreshed, without reading a
+ * record. Only this digest leaves the clinic (as ReleasePerformanceReport.export_fingerprint).
+ */
+export function exportFingerprint(path: string): string {
+  const hash = createHash('sha256');
+  const visit = (p: string): void => {
+    const st = statSync(p);
+    if (st.isDirectory()) {
+      for (const entry of readdirSync(p).sort()) visit(join(p, entry));
+    } else if (st.isFile()) {
+      hash.update(`${relative(path, p) || '.'}\u0000${st.size}\u0000${st.mtimeMs}\n`);
+    }
+  };
+  visit(path);
+  return hash.digest('hex');
+}
+
+/**
  * The clinic's local data as a study needs it: read once per study definition, split
  * deterministically, and checked against the minimum cohort size. Nothing here leaves the
  * agent; readiness details never carry record contents or small counts.
  */
 export class LocalData {
   private readonly cache = new Map<string, Promise<{ data: SplitDataset; report: CohortReport | undefined }>>();
+  /** The export the cached entries were read from. */
+  private fingerprint: string | undefined;
 
   constructor(private readonly options: DataOptions) {}
 
@@ -133,7 +157,17 @@ export class LocalData {
     };
   }
 
+  /**
+   * Read once per study definition and export: the cache key holds the export's fingerprint, so
+   * a refreshed export (a series' next run, live monitoring) is read again instead of answering
+   * from the old one; entries of an older export are dropped.
+   */
   private load(manifest: StudyManifest): Promise<{ data: SplitDataset; report: CohortReport | undefined }> {
+    const fingerprint = this.options.path === '' ? '' : exportFingerprint(this.options.path);
+    if (fingerprint !== this.fingerprint) {
+      this.cache.clear();
+      this.fingerprint = fingerprint;
+    }
     const key = JSON.stringify([manifest.data, manifest.seed]);
     let entry = this.cache.get(key);
     if (entry === undefined) {

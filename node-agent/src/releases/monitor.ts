@@ -1,35 +1,17 @@
-import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
-import { join, relative } from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { computePerformance, studyFeatureNames, type Performance } from '@fedlhs/core';
 import type { FederationClient } from '@fedlhs/proto';
 import { writeFileAtomic, type Logger } from '@fedlhs/service';
 import type { AgentState } from '../agent-state.js';
 import { authMetadata, deadlineIn } from '../connection.js';
 import type { DataOptions } from '../local-data.js';
-import { LocalData, holdoutParts } from '../local-data.js';
+import { LocalData, exportFingerprint, holdoutParts } from '../local-data.js';
 import { createScorer } from '../scoring/pipeline.js';
 import { wirePerformance } from '../tasks/evaluate.js';
+export { exportFingerprint } from '../local-data.js';
 import { loadDeployedRelease, readDeployed, releasesRoot, type DeployedRelease } from './local-releases.js';
 
-/**
- * A fingerprint of the export (SHA-256, hex) over the data path's file names (relative),
- * sizes and modification times: it changes when the export is refreshed, without reading a
- * record. Only this digest leaves the clinic (as ReleasePerformanceReport.export_fingerprint).
- */
-export function exportFingerprint(path: string): string {
-  const hash = createHash('sha256');
-  const visit = (p: string): void => {
-    const st = statSync(p);
-    if (st.isDirectory()) {
-      for (const entry of readdirSync(p).sort()) visit(join(p, entry));
-    } else if (st.isFile()) {
-      hash.update(`${relative(path, p) || '.'}\u0000${st.size}\u0000${st.mtimeMs}\n`);
-    }
-  };
-  visit(path);
-  return hash.digest('hex');
-}
 
 /**
  * How a deployed release does on the TEST part of this clinic's current hold-out split
