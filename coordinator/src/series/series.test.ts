@@ -308,6 +308,12 @@ describe('SeriesService runs and champions', () => {
     expect((await store.listReleaseAliases('sepsis')).find((a) => a.alias === 'champion')?.version).toBe(1);
     expect(await codeOf(service.rollback('sepsis', 'dave'))).toBe('FAILED_PRECONDITION');
     expect((await store.listAdminActions(50)).filter((a) => a.action === 'series.rollback').map((a) => a.detail)).toEqual(expect.arrayContaining(['champion v2 (was v3)', 'champion v1 (was v2)']));
+    // The alias moved outside the series (`release alias`): rollback goes to the series' own last
+    // champion, saying so, never "from v3 to v3".
+    await store.write([{ op: 'release.alias', studyName: 'sepsis', alias: 'champion', version: 3, setBy: 'erin', at: 9_999 }], 'release.alias');
+    const back = await service.rollback('sepsis', 'dave');
+    expect(back).toMatchObject({ fromVersion: 3, toVersion: 1 });
+    expect(JSON.parse(back.evidence).reasons[0]).toMatch(/from v3 to v1, the champion before it \(v3 was made champion outside the series' decisions\)/);
   });
 
   it('keeps under the operator rule, and names unreadable comparisons', async () => {

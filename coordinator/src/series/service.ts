@@ -162,9 +162,13 @@ export class SeriesService implements SeriesActions {
     await this.series(name);
     const current = await championVersion(store, name);
     const stack = championStack(await store.listPromotions(name));
-    const target = stack.at(-2);
+    // The latest recorded champion other than the current one: after an alias moved outside the
+    // series (`release alias`), the current version may not be the top of the history, and
+    // "rolling back" to the version already in use would change nothing while saying it did.
+    const target = [...stack].reverse().find((v) => v !== current);
     if (current === null || target === undefined) throw new FedlhsError('FAILED_PRECONDITION', `series ${name} has no earlier champion to roll back to`);
-    const evidence = { promote: true, reasons: [`rolled back by operator ${by} from v${current} to v${target}, the champion before it`], tooSmall: [], worse: [] };
+    const outside = stack.at(-1) !== current ? ` (v${current} was made champion outside the series' decisions)` : '';
+    const evidence = { promote: true, reasons: [`rolled back by operator ${by} from v${current} to v${target}, the champion before it${outside}`], tooSmall: [], worse: [] };
     return this.moveChampion(name, { run: null, fromVersion: current, toVersion: target, action: 'rollback', evidence }, by);
   }
 
