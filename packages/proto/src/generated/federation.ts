@@ -28,6 +28,7 @@ import type { ReleaseFile as _fedlhs_v1_ReleaseFile, ReleaseFile__Output as _fed
 import type { ReleaseFileChunk as _fedlhs_v1_ReleaseFileChunk, ReleaseFileChunk__Output as _fedlhs_v1_ReleaseFileChunk__Output } from './fedlhs/v1/ReleaseFileChunk.js';
 import type { ReleasePerformanceReceipt as _fedlhs_v1_ReleasePerformanceReceipt, ReleasePerformanceReceipt__Output as _fedlhs_v1_ReleasePerformanceReceipt__Output } from './fedlhs/v1/ReleasePerformanceReceipt.js';
 import type { ReleasePerformanceReport as _fedlhs_v1_ReleasePerformanceReport, ReleasePerformanceReport__Output as _fedlhs_v1_ReleasePerformanceReport__Output } from './fedlhs/v1/ReleasePerformanceReport.js';
+import type { SeriesDataReport as _fedlhs_v1_SeriesDataReport, SeriesDataReport__Output as _fedlhs_v1_SeriesDataReport__Output } from './fedlhs/v1/SeriesDataReport.js';
 import type { StatisticsReceipt as _fedlhs_v1_StatisticsReceipt, StatisticsReceipt__Output as _fedlhs_v1_StatisticsReceipt__Output } from './fedlhs/v1/StatisticsReceipt.js';
 import type { StatisticsReport as _fedlhs_v1_StatisticsReport, StatisticsReport__Output as _fedlhs_v1_StatisticsReport__Output } from './fedlhs/v1/StatisticsReport.js';
 import type { Study as _fedlhs_v1_Study, Study__Output as _fedlhs_v1_Study__Output } from './fedlhs/v1/Study.js';
@@ -80,6 +81,7 @@ export interface ProtoGrpcType {
       ReleaseFileChunk: MessageTypeDefinition<_fedlhs_v1_ReleaseFileChunk, _fedlhs_v1_ReleaseFileChunk__Output>
       ReleasePerformanceReceipt: MessageTypeDefinition<_fedlhs_v1_ReleasePerformanceReceipt, _fedlhs_v1_ReleasePerformanceReceipt__Output>
       ReleasePerformanceReport: MessageTypeDefinition<_fedlhs_v1_ReleasePerformanceReport, _fedlhs_v1_ReleasePerformanceReport__Output>
+      SeriesDataReport: MessageTypeDefinition<_fedlhs_v1_SeriesDataReport, _fedlhs_v1_SeriesDataReport__Output>
       StatisticsReceipt: MessageTypeDefinition<_fedlhs_v1_StatisticsReceipt, _fedlhs_v1_StatisticsReceipt__Output>
       StatisticsReport: MessageTypeDefinition<_fedlhs_v1_StatisticsReport, _fedlhs_v1_StatisticsReport__Output>
       Study: MessageTypeDefinition<_fedlhs_v1_Study, _fedlhs_v1_Study__Output>
