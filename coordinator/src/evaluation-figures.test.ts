@@ -221,6 +221,23 @@ describe('champion comparisons (issue 13, coordinator in process)', () => {
     expect(pooled.pooled.sites).toBe(want.sites);
   });
 
+  it('withholds comparisons as a group: a small site that compared alone is never isolated by the pooled value, and a site that sent none is named', async () => {
+    const { coordinator, study, clinics } = await evaluating(SERIES_MANIFEST);
+    const tests = clinics.map((c, i) => part(150 + i, c.examples));
+    for (const [i, c] of clinics.entries()) {
+      const task = await c.session.task('TASK_KIND_EVALUATE');
+      // b (150 patients, withheld from the test rows with c) sends no comparison.
+      const comparisons = i === 1 ? [] : [comparison(tests[i]!, 160 + i)];
+      await coordinator.reportEvaluation(c.node, { ...report(task, study.id, part(170 + i, c.examples).performance, tests[i]!.performance), comparisons } as unknown as EvaluationReport__Output);
+    }
+    await coordinator.waitForStudy(study.id);
+    const rows = (await coordinator.store.listMetrics(study.id)).filter((m) => m.phase === 'comparison');
+    // c compared alone among the withheld: a is withheld with it, so pooled minus shown gives nothing away.
+    expect(rows.filter((m) => m.nodeId !== null)).toEqual([]);
+    const pooled = JSON.parse(rows.find((m) => m.nodeId === null)!.performance!);
+    expect(pooled).toMatchObject({ reported: 2, withheld: 2, missing: [clinics[1]!.node.id] });
+  });
+
   it('refuses a comparison with another release, over other patients, or in a study without a champion (INVALID_METRICS, task closed)', async () => {
     const { coordinator, study, clinics } = await evaluating(SERIES_MANIFEST);
     const test = part(80, 50);
@@ -238,6 +255,16 @@ describe('champion comparisons (issue 13, coordinator in process)', () => {
       expect((err as Error).message).toMatch(message);
       expect((await coordinator.store.getTask(task.taskId!))?.state).toBe('REJECTED');
     }
+  });
+
+  it('refuses a difference that is not the difference of the two AUCs (a clinic swaying the pool)', async () => {
+    const { coordinator, study, clinics } = await evaluating(SERIES_MANIFEST);
+    const c = clinics[0]!;
+    const test = part(83, 50);
+    const task = await c.session.task('TASK_KIND_EVALUATE');
+    const bad = comparison(test, 5, { aucDifference: 0.9, aucDifferenceStandardError: 1e-7 });
+    const r = { ...report(task, study.id, part(84, c.examples).performance, test.performance), comparisons: [bad] } as unknown as EvaluationReport__Output;
+    await expect(coordinator.reportEvaluation(c.node, r)).rejects.toMatchObject({ code: 'INVALID_METRICS', message: expect.stringMatching(/comparisons\[0\]\.auc_difference: 0\.9 is not EvaluationReport\.test\.auc − /) });
   });
 
   it('refuses a comparison in a study that names no champion', async () => {

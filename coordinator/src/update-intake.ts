@@ -594,6 +594,14 @@ function checkComparisons(
     if ((difference === undefined) !== (champion.auc === undefined)) throw new FedlhsError('INVALID_METRICS', `${field}.auc_difference: present exactly when both models have an AUC on the test part`);
     if (se !== undefined && !(Number.isFinite(se) && se >= 0 && se <= 1)) throw new FedlhsError('INVALID_METRICS', `${field}.auc_difference_standard_error: must be a number in [0, 1]`);
     if (se !== undefined && difference === undefined) throw new FedlhsError('INVALID_METRICS', `${field}.auc_difference_standard_error: given without auc_difference`);
+    // On the same patients the paired difference is the difference of the two AUCs (up to rounding).
+    if (difference !== undefined && test.auc !== undefined && Math.abs(difference - (test.auc - champion.auc!)) > 1e-9) {
+      throw new FedlhsError('INVALID_METRICS', `${field}.auc_difference: ${difference} is not EvaluationReport.test.auc − ${field}.test.auc (${test.auc - champion.auc!}) on the same patients`);
+    }
+    // DeLong's variance needs two patients of each class.
+    if (se !== undefined && (champion.positives < 2 || champion.numExamples - champion.positives < 2)) {
+      throw new FedlhsError('INVALID_METRICS', `${field}.auc_difference_standard_error: cannot be estimated with fewer than 2 cases or 2 non-cases`);
+    }
     return { studyName: c.studyName, version: c.version, n: champion.numExamples, cases: champion.positives, difference, standardError: se, champion };
   });
 }

@@ -1,5 +1,5 @@
 import type { EventEmitter } from 'node:events';
-import { comparisonFiguresSchema, decidePromotion, validateManifest, type PromotionDecision, type SiteComparison } from '@fedlhs/core';
+import { comparisonFiguresSchema, decidePromotion, pooledComparisonSchema, validateManifest, type PooledComparison, type PromotionDecision, type SiteComparison } from '@fedlhs/core';
 import type { Logger } from '@fedlhs/service';
 import type { CoordinatorStore, ReleaseRecord, SeriesRunRecord } from '../store.js';
 import type { WriteOp } from '../store/write-ops.js';
@@ -43,7 +43,7 @@ function performanceAuc(json: string | null | undefined): unknown {
 }
 
 /** The evidence of one released round: the sites' paired comparisons with the champion. */
-async function roundEvidence(store: CoordinatorStore, release: ReleaseRecord, champion: number): Promise<{ sites: SiteComparison[]; missing: string[]; unreadable: string[] }> {
+async function roundEvidence(store: CoordinatorStore, release: ReleaseRecord, champion: number): Promise<{ sites: SiteComparison[]; missing: string[]; unreadable: string[]; stored?: PooledComparison | undefined }> {
   const [rounds, metrics, nodes] = await Promise.all([store.listRounds(release.studyId), store.listMetrics(release.studyId), store.listNodes()]);
   const round = rounds.find((r) => r.round === release.round && r.state === 'COMMITTED');
   if (round === undefined) return { sites: [], missing: [], unreadable: [] };
@@ -78,8 +78,22 @@ async function roundEvidence(store: CoordinatorStore, release: ReleaseRecord, ch
       championAuc: auc(f.champion['auc']),
     });
   }
-  const missing = [...evaluated].filter((id) => !compared.has(id)).map(siteName).sort();
-  return { sites: sites.sort((a, b) => (a.siteName < b.siteName ? -1 : 1)), missing, unreadable: unreadable.sort() };
+  // The pooled comparison the round stored over every site that compared, the withheld ones
+  // included (evaluation phase): the decision rests on it, and it names the sites that
+  // evaluated without comparing (a withheld site has no row of its own but did compare).
+  const global = metrics.find((m) => m.roundId === round.id && m.nodeId === null && m.phase === 'comparison');
+  let stored: PooledComparison | undefined;
+  if (global !== undefined) {
+    try {
+      const parsed = pooledComparisonSchema.safeParse(JSON.parse(global.performance ?? 'null'));
+      if (parsed.success && parsed.data.version === champion) stored = parsed.data;
+      else unreadable.push('the pooled comparison');
+    } catch {
+      unreadable.push('the pooled comparison');
+    }
+  }
+  const missing = (stored === undefined ? [...evaluated].filter((id) => !compared.has(id)) : stored.missing).map(siteName).sort();
+  return { sites: sites.sort((a, b) => (a.siteName < b.siteName ? -1 : 1)), missing, unreadable: unreadable.sort(), stored };
 }
 
 /**
@@ -161,8 +175,8 @@ export class SeriesDecider {
             tooSmall: [], worse: [], champion: null, challenger: release.version, sites: [], missing: [], unreadable: [],
           };
     } else {
-      const { sites, missing, unreadable } = await roundEvidence(store, release, compared);
-      const decision = decidePromotion(template.promotion, sites, k);
+      const { sites, missing, unreadable, stored } = await roundEvidence(store, release, compared);
+      const decision = decidePromotion(template.promotion, sites, k, stored);
       const reasons = [...decision.reasons];
       if (missing.length > 0) reasons.push(`no comparison from: ${missing.join(', ')}`);
       if (unreadable.length > 0) reasons.push(`comparison unreadable or with another champion from: ${unreadable.join(', ')}`);

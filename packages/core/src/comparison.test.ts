@@ -100,6 +100,21 @@ describe('decidePromotion', () => {
     expect(decidePromotion({ ...auto, minSites: 3 }, [site('a', 0.08, 0.01)], 10).reasons.join(' ')).toMatch(/fewer than the 3 required/);
   });
 
+  it('lets a clinic veto only a real loss: beyond maxSiteLoss with its interval below 0', () => {
+    const noisy = decidePromotion(auto, [site('a', 0.06, 0.01), site('b', -0.08, 0.06)], 10);
+    expect(noisy).toMatchObject({ promote: true, worse: [] });
+    const real = decidePromotion(auto, [site('a', 0.06, 0.01), site('b', -0.08, 0.02)], 10);
+    expect(real).toMatchObject({ promote: false, worse: ['b'] });
+  });
+
+  it('uses the stored pooled difference, which counts the withheld small clinics, and says so', () => {
+    const stored = { studyName: 's', version: 2, pooled: { difference: 0.05, standardError: 0.01, interval: [0.03, 0.07] as [number, number], sites: 3, excluded: 0 }, reported: 3, withheld: 2, missing: [] };
+    // Only one clinic is shown (under minSites 2 on its own), but three were pooled.
+    const d = decidePromotion({ ...auto, minSites: 2 }, [site('a', 0.06, 0.02)], 10, stored);
+    expect(d).toMatchObject({ promote: true, pooled: stored.pooled });
+    expect(d.reasons.join(" ")).toMatch(/2 clinic\(s\) count in the pooled difference only: their own figures are withheld \(fewer than 10 patients/);
+  });
+
   it('names a clinic too small to judge instead of letting its noise veto, and never promotes on nothing', () => {
     const d = decidePromotion(auto, [site('big', 0.06, 0.01), site('tiny', -0.4, 0.3, 30, 3)], 10);
     expect(d).toMatchObject({ promote: true, tooSmall: ['tiny'], worse: [] });

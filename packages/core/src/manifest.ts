@@ -252,6 +252,10 @@ export const studyManifestSchema = z
   })
   .strict()
   .superRefine((m, ctx) => {
+    // A run is named after its series: a run of one series must not pass for another's (its champion is a release of this name).
+    if (m.series !== undefined && m.series.name !== m.name) {
+      ctx.addIssue({ code: 'custom', path: ['series', 'name'], message: `must equal the study's name (${m.name}): a series run is named after its series` });
+    }
     if (m.clients.min > m.clients.max) {
       ctx.addIssue({ code: 'custom', path: ['clients', 'min'], message: `must be <= clients.max (${m.clients.min} > ${m.clients.max})` });
     }

@@ -57,19 +57,51 @@ describe('study series', () => {
   it('lets an approval of the template cover every run that differs only in the varying fields', () => {
     const t = validateSeriesTemplate(template());
     expect(SERIES_VARYING).not.toContain('seed');
-    expect(seriesRunChanges(t, deriveSeriesRun(t, 1, at('2026-01-01T03:00:00Z')))).toEqual([]);
-    expect(seriesRunChanges(t, deriveSeriesRun(t, 5, at('2030-01-01T03:00:00Z')))).toEqual([]);
+    // The clinic checks at its own time, which may be a little later than when the run was due.
+    expect(seriesRunChanges(t, deriveSeriesRun(t, 1, at('2026-01-01T03:00:00Z')), at('2026-01-02T00:00:00Z'))).toEqual([]);
+    expect(seriesRunChanges(t, deriveSeriesRun(t, 5, at('2030-01-01T03:00:00Z')), at('2030-01-01T04:00:00Z'))).toEqual([]);
+    const champion = { version: 3, weightsSha256: 'c'.repeat(64) };
+    expect(seriesRunChanges(t, deriveSeriesRun(t, 4, at('2029-01-01T03:00:00Z'), champion), at('2029-01-01T04:00:00Z'))).toEqual([]);
+  });
+
+  it('lets the window move only as the window rule says: its length, and outcomes complete by the clinic\'s today', () => {
+    const t = validateSeriesTemplate(template());
+    const now = at('2027-01-02T00:00:00Z');
+    const run = deriveSeriesRun(t, 2, at('2027-01-01T03:00:00Z'));
+    const index = run.data.cohort!.index;
+    const withIndex = (from: string, to: string) => ({ ...run, data: { ...run.data, cohort: { ...run.data.cohort!, index: { ...index, from, to } } } });
+    // A window reaching back decades (a longer span) or into outcomes not yet known is not covered.
+    expect(seriesRunChanges(t, withIndex('1900-01-01', index.to), now).map((c) => c.path)).toEqual(['data.cohort.index.from']);
+    expect(seriesRunChanges(t, withIndex('2022-12-03', '2026-12-02'), now).map((c) => c.path)).toEqual(['data.cohort.index.to']);
+    // A template without a window: the index dates are fixed like any other field.
+    const fixed = validateSeriesTemplate(template({ window: undefined }));
+    const fixedRun = deriveSeriesRun(fixed, 2, at('2027-01-01T03:00:00Z'));
+    const moved = { ...fixedRun, data: { ...fixedRun.data, cohort: { ...fixedRun.data.cohort!, index: { ...fixedRun.data.cohort!.index, from: '2020-01-01', to: '2026-01-01' } } } };
+    expect(seriesRunChanges(fixed, moved, now).map((c) => c.path)).toEqual(['data.cohort.index.from', 'data.cohort.index.to']);
+  });
+
+  it('lets initial weights be only the named champion\'s (start champion), and none without a champion', () => {
+    const t = validateSeriesTemplate(template());
+    const now = at('2029-01-01T04:00:00Z');
+    const champion = { version: 3, weightsSha256: 'c'.repeat(64) };
+    const run = deriveSeriesRun(t, 4, at('2029-01-01T03:00:00Z'), champion);
+    const other = { ...run, model: { ...run.model, initialWeights: { release: { studyName: 'another-study', version: 4, weightsSha256: 'd'.repeat(64) } } } };
+    expect(seriesRunChanges(t, other, now).map((c) => c.path)).toEqual(['model.initialWeights']);
+    const noChampion = deriveSeriesRun(t, 4, at('2029-01-01T03:00:00Z'));
+    const sneaked = { ...noChampion, model: { ...noChampion.model, initialWeights: run.model.initialWeights } };
+    expect(seriesRunChanges(t, sneaked, now).map((c) => c.path)).toEqual(['model.initialWeights']);
   });
 
   it('names what a run changes beyond the varying fields, and treats a run of another template as all change', () => {
     const approved = validateSeriesTemplate(template());
     const run = deriveSeriesRun(approved, 2, at('2027-01-01T03:00:00Z'));
     const tampered = { ...run, rounds: 9, data: { ...run.data, holdoutFraction: 0.5 } };
-    expect(seriesRunChanges(approved, tampered).map((c) => c.path)).toEqual(['data.holdoutFraction', 'rounds']);
+    const now = at('2027-01-01T04:00:00Z');
+    expect(seriesRunChanges(approved, tampered, now).map((c) => c.path)).toEqual(['data.holdoutFraction', 'rounds']);
     const other = validateSeriesTemplate(template({ description: 'changed' }));
-    expect(seriesRunChanges(approved, deriveSeriesRun(other, 2, at('2027-01-01T03:00:00Z'))).map((c) => c.path)).toEqual(['series']);
+    expect(seriesRunChanges(approved, deriveSeriesRun(other, 2, at('2027-01-01T03:00:00Z')), now).map((c) => c.path)).toEqual(['series']);
     const single = { ...run, series: undefined };
-    expect(seriesRunChanges(approved, single).map((c) => c.path)).toEqual(['series']);
+    expect(seriesRunChanges(approved, single, now).map((c) => c.path)).toEqual(['series']);
   });
 
   it('schedules by cron in a time zone, from an injected time', () => {

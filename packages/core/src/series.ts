@@ -98,9 +98,15 @@ export type SeriesTemplate = z.output<typeof seriesTemplateSchema>;
  */
 export const SERIES_VARYING: readonly string[] = ['series.run', 'series.champion', 'data.cohort.index.from', 'data.cohort.index.to'];
 
-/** The fields that may vary between runs of `t`: {@link SERIES_VARYING}, plus the initial weights with start "champion". */
+/**
+ * The fields that may vary between runs of `t`: the run and its champion always; the index
+ * window only when the template moves it (`window`), and then only as the window rule allows
+ * (seriesRunChanges checks its length and that its outcomes are complete); the initial weights
+ * only with start "champion", and then only as the champion's (checked too).
+ */
 export function seriesVarying(t: SeriesTemplate): readonly string[] {
-  return t.start === 'champion' ? [...SERIES_VARYING, 'model.initialWeights'] : SERIES_VARYING;
+  const varying = t.window === undefined ? ['series.run', 'series.champion'] : [...SERIES_VARYING];
+  return t.start === 'champion' ? [...varying, 'model.initialWeights'] : varying;
 }
 
 /** The series' champion a run is derived with: the release's version and the SHA-256 of its weights.bin. */
@@ -179,19 +185,42 @@ function withoutPaths(value: unknown, paths: readonly string[]): unknown {
 }
 
 /**
- * What a run's manifest changes, outside {@link SERIES_VARYING}, from what the approved template
- * derives: empty when the series approval covers the run; otherwise the run needs the clinic's
- * approval of its own manifest. A run of another series or template is all change.
+ * What a run's manifest changes, beyond what the series lets vary ({@link seriesVarying}), from
+ * what the approved template derives: empty when the series approval covers the run; otherwise
+ * the run needs the clinic's approval of its own manifest. A run of another series or template
+ * is all change. `nowMs` is the clinic's own time: a moving window must end early enough that
+ * every index patient's outcome window has passed by then (index.to ≤ today − labelLagDays −
+ * horizon) and span exactly `days` days; initial weights (start "champion") must be the named
+ * champion's, and absent without one.
  */
-export function seriesRunChanges(approved: SeriesTemplate, run: StudyManifest): ManifestChange[] {
+export function seriesRunChanges(approved: SeriesTemplate, run: StudyManifest, nowMs: number): ManifestChange[] {
   if (run.series === undefined || run.series.name !== approved.name || run.series.templateSha256 !== seriesTemplateHash(approved)) {
     return [{ path: 'series', before: { name: approved.name, templateSha256: seriesTemplateHash(approved) }, after: run.series ?? null }];
   }
-  const expected = deriveSeriesRun(approved, run.series.run, 0);
+  const expected = deriveSeriesRun(approved, run.series.run, nowMs, run.series.champion);
   const a = JSON.parse(canonicalManifestJson(expected)) as unknown;
   const b = JSON.parse(canonicalManifestJson(run)) as unknown;
   const varying = seriesVarying(approved);
-  return diffManifests(withoutPaths(a, varying), withoutPaths(b, varying));
+  const changes = diffManifests(withoutPaths(a, varying), withoutPaths(b, varying));
+  // Initial weights vary only as the champion's: exactly what the template derives with this champion.
+  if (varying.includes('model.initialWeights')) {
+    const want = expected.model.initialWeights ?? null;
+    const got = run.model.initialWeights ?? null;
+    if (canonicalize(want) !== canonicalize(got)) changes.push({ path: 'model.initialWeights', before: want, after: got });
+  }
+  // The window varies only as the window rule allows.
+  if (approved.window !== undefined) {
+    const index = run.data.cohort?.index;
+    const latest = expected.data.cohort?.index.to;
+    if (index?.from === undefined || index.to === undefined || latest === undefined) {
+      changes.push({ path: 'data.cohort.index', before: `a window of ${approved.window.days} days`, after: index ?? null });
+    } else {
+      const days = Math.round((Date.parse(index.to) - Date.parse(index.from)) / MS_PER_DAY) + 1;
+      if (days !== approved.window.days) changes.push({ path: 'data.cohort.index.from', before: `${approved.window.days} days before index.to`, after: `${index.from} (${days} days)` });
+      if (index.to > latest) changes.push({ path: 'data.cohort.index.to', before: `at most ${latest} (outcomes not complete after it)`, after: index.to });
+    }
+  }
+  return changes;
 }
 
 /** The next time a cron-scheduled series runs after `afterMs`, or undefined when its expression has no later time. */

@@ -135,7 +135,7 @@ export class EvaluationPhase implements Phase {
     const validation = figured('evaluation', storedMetrics(ctx, 'evaluation', [...this.evaluations].map(([nodeId, m]) => ({ ...m, nodeId }))), this.figures.validation);
     // The test part's rows: published with a release only, never used to choose a round.
     const test = figured('test', storedMetrics(ctx, 'test', [...this.figures.test].map(([nodeId, p]) => ({ ...testMetrics(p), nodeId }))), this.figures.test);
-    const metrics = [...validation, ...test, ...comparisonRows(ctx, this.comparisons, test)];
+    const metrics = [...validation, ...test, ...comparisonRows(ctx, this.comparisons, test, this.evaluations.keys())];
     const global = validation.find((m) => m.nodeId === null);
     const evaluated = this.evaluations.size;
     let summary: string | undefined;
@@ -186,25 +186,56 @@ function championComparison(manifest: StudyManifest, comparisons: readonly Compa
  * `performance` is the pooled difference over every site that compared, withheld ones included
  * (core pooledComparisonSchema). None when the study has no champion.
  */
-function comparisonRows(ctx: PhaseContext, comparisons: ReadonlyMap<string, ComparisonFigures>, testRows: readonly MetricRecord[]): MetricRecord[] {
+function comparisonRows(ctx: PhaseContext, comparisons: ReadonlyMap<string, ComparisonFigures>, testRows: readonly MetricRecord[], evaluated: Iterable<string>): MetricRecord[] {
   const champion = ctx.study.manifest.series?.champion;
   if (champion === undefined) return [];
   const roundId = ctx.attempt.roundId;
-  const shown = new Set(testRows.flatMap((r) => (r.nodeId === null ? [] : [r.nodeId])));
+  const hidden = withheldComparisons(comparisons, new Set(testRows.flatMap((r) => (r.nodeId === null ? [] : [r.nodeId]))), ctx.study.manifest.data.minCellCount);
   const rows: MetricRecord[] = [];
-  let withheld = 0;
   for (const [nodeId, c] of comparisons) {
-    if (!shown.has(nodeId)) {
-      withheld++;
-      continue;
-    }
+    if (hidden.has(nodeId)) continue;
     rows.push({ roundId, nodeId, phase: 'comparison', numExamples: c.n, loss: c.champion.brier, accuracy: 0, auc: c.champion.auc, performance: JSON.stringify(c) });
   }
   const pooled = pooledDifference([...comparisons.values()]);
-  const summary: PooledComparison = { studyName: ctx.study.manifest.series!.name, version: champion.version, ...(pooled === undefined ? {} : { pooled }), reported: comparisons.size, withheld };
+  // Sites that evaluated but sent no comparison: an agent's failure, not a small cell, so named.
+  const missing = [...evaluated].filter((id) => !comparisons.has(id)).sort();
+  const summary: PooledComparison = { studyName: ctx.study.manifest.series!.name, version: champion.version, ...(pooled === undefined ? {} : { pooled }), reported: comparisons.size, withheld: hidden.size, missing };
   if (comparisons.size === 0) {
     ctx.log.warn({ event: 'comparison.missing', round: ctx.attempt.round, champion: champion.version }, `no clinic compared round ${ctx.attempt.round}'s model with champion version ${champion.version}`);
   }
   rows.push({ roundId, nodeId: null, phase: 'comparison', numExamples: 0, loss: 0, accuracy: 0, auc: undefined, performance: JSON.stringify(summary) });
   return rows;
+}
+
+/**
+ * The sites whose comparison is withheld: those whose test figures are (the same patients; the
+ * champion's AUC plus the difference would give their AUC away), those whose own counts are
+ * small, and then, as complementary suppression over the comparisons themselves, the smallest
+ * shown ones until the withheld group holds at least minCellCount cases and non-cases, so the
+ * pooled difference minus the shown sites never isolates one small site's figures.
+ */
+function withheldComparisons(comparisons: ReadonlyMap<string, ComparisonFigures>, testShown: ReadonlySet<string>, k: number): Set<string> {
+  const hidden = withheldFigures([...comparisons].map(([id, c]) => [id, c.champion] as const), k);
+  for (const id of comparisons.keys()) if (!testShown.has(id)) hidden.add(id);
+  if (hidden.size === 0) return hidden;
+  const counts = (id: string): [number, number] => {
+    const c = comparisons.get(id)!;
+    return [c.cases, c.n - c.cases];
+  };
+  let cases = 0;
+  let controls = 0;
+  for (const id of hidden) {
+    const [a, b] = counts(id);
+    cases += a;
+    controls += b;
+  }
+  const shown = [...comparisons.keys()].filter((id) => !hidden.has(id)).sort((x, y) => Math.min(...counts(x)) - Math.min(...counts(y)) || x.localeCompare(y));
+  for (const id of shown) {
+    if (cases >= k && controls >= k) break;
+    hidden.add(id);
+    const [a, b] = counts(id);
+    cases += a;
+    controls += b;
+  }
+  return hidden;
 }
