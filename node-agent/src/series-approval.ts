@@ -94,7 +94,8 @@ export function runApproval(state: AgentState, hash: string, manifest: StudyMani
   if (tpl.approvedAt === null) return { approved: false, series, changes: [], detail: `${waiting}, or series ${name} (template ${short(templateSha256)})` };
   let changes: ManifestChange[];
   try {
-    changes = seriesRunChanges(validateSeriesTemplate(JSON.parse(tpl.json)), m);
+    // The clinic's own clock judges whether a moving window's outcomes are complete (core seriesRunChanges).
+    changes = seriesRunChanges(validateSeriesTemplate(JSON.parse(tpl.json)), m, Date.now());
   } catch (err) {
     return { approved: false, series, changes: [], detail: `series ${name} approved, but its kept template no longer reads (${(err as Error).message.slice(0, 200)}): needs approval of manifest ${hash}` };
   }
