@@ -13,6 +13,7 @@ import { PostgresBlobStore } from './blobs/postgres-blob-store.js';
 import { limitsOf, resolveBlobStore, type CoordinatorConfig } from './config.js';
 import { Coordinator, type InitialModelBuilder } from './coordinator.js';
 import type { EngineClock } from './engine/study-runner.js';
+import { MovableClock } from './series/clock.js';
 import { startGrpcServer, stopGrpcServer } from './grpc/server.js';
 import type { CoordinatorStore } from './store.js';
 import { PostgresStore } from './store/postgres/postgres-store.js';
@@ -88,6 +89,12 @@ export async function startCoordinatorApp(config: CoordinatorConfig, logger: Log
   logger.info({ trainingBackend: backend.backend, unavailable: backend.attempts }, `TensorFlow.js backend: ${backend.backend}`);
   const buildInitialModel: InitialModelBuilder = async (manifest) =>
     initialWeights({ topology: manifest.model.topology, loss: manifest.training.loss, optimizer: manifest.training.optimizer, seed: manifest.seed });
+  // Simulations: the series scheduler runs on a clock the admin API moves (series.simulatedClock).
+  const simulatedClock = overrides.seriesClock === undefined && config.series.simulatedClock ? new MovableClock() : undefined;
+  if (simulatedClock !== undefined) {
+    logger.warn({ event: 'series.simulated_clock' }, '!!! SIMULATED SERIES CLOCK: study series run on a clock moved through the admin API (POST /api/v1/series-clock), not on real time. Simulations only. !!!');
+  }
+  const seriesClock = overrides.seriesClock ?? simulatedClock;
   const opened = await openConfiguredStore(config, logger);
   logger.info({ store: config.store.kind, storeTarget: opened.target }, `store: ${config.store.kind} at ${opened.target}`);
   let coordinator: Coordinator;
@@ -110,7 +117,7 @@ export async function startCoordinatorApp(config: CoordinatorConfig, logger: Log
       ...(opened.store === undefined ? {} : { store: opened.store }),
       ...(configured.blobs === undefined ? {} : { blobs: configured.blobs }),
       blobGc: { graceMs: config.blobs.gcGraceSeconds * 1000, intervalMs: config.blobs.gcIntervalSeconds * 1000 },
-      ...(overrides.seriesClock === undefined ? {} : { seriesClock: overrides.seriesClock }),
+      ...(seriesClock === undefined ? {} : { seriesClock }),
     });
   } catch (err) {
     // The data directory is locked by another coordinator (or unusable): do not keep the pool open.
@@ -136,7 +143,7 @@ export async function startCoordinatorApp(config: CoordinatorConfig, logger: Log
     const setStorage = (healthy: boolean): void => g.health.setStatus('fedlhs.storage', healthy ? 'SERVING' : 'NOT_SERVING');
     setStorage(coordinator.storage.healthy);
     const offStorage = coordinator.storage.onChange((s) => setStorage(s.healthy));
-    const a = await startAdminServer(coordinator, logger, { host: config.admin.host, port: config.admin.port, token: resolveAdminToken(config), reportsDir: config.reportsDir });
+    const a = await startAdminServer(coordinator, logger, { host: config.admin.host, port: config.admin.port, token: resolveAdminToken(config), reportsDir: config.reportsDir, ...(simulatedClock === undefined ? {} : { seriesClock: simulatedClock }) });
     closeAdmin = a.close;
     adminServer = a.server;
     state = 'RUNNING';

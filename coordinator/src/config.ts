@@ -41,6 +41,15 @@ export const coordinatorConfigSchema = {
       arg: 'store-pool-size',
     },
   },
+  series: {
+    simulatedClock: {
+      doc: "Simulations only: study series are scheduled on a clock operators move (POST /api/v1/series-clock), not on real time, so a simulation can run a yearly series through years in minutes. Logged loudly at start. Never for a real network.",
+      format: Boolean,
+      default: false,
+      env: 'FEDLHS_SERIES_SIMULATED_CLOCK',
+      arg: 'series-simulated-clock',
+    },
+  },
   blobs: {
     store: {
       doc: "Where model checkpoints and other blobs live: 'files' (<dataDir>/blobs), 'postgres' (tables blobs/blob_chunks in store.url, so a standby sees them), or 'auto' (postgres when store.kind is 'postgres', else files).",
@@ -233,6 +242,7 @@ export const coordinatorConfigSchema = {
 export interface CoordinatorConfig {
   dataDir: string;
   store: { kind: 'sqlite' | 'postgres'; url: string; poolSize: number };
+  series: { simulatedClock: boolean };
   blobs: { store: 'auto' | 'files' | 'postgres'; cacheBytes: number; gcGraceSeconds: number; gcIntervalSeconds: number };
   transfer: { inFlightBytes: number; uploadStreamsPerNode: number; sessionQueueMessages: number; uploadIdleSeconds: number; downloadIdleSeconds: number };
   storage: { probeIntervalSeconds: number; faultProbeIntervalSeconds: number };

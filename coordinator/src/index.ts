@@ -4,3 +4,4 @@ export { loadCoordinatorConfig, coordinatorConfigSchema, ConfigError, type Coord
 export { Coordinator, COORDINATOR_VERSION, type CoordinatorOptions } from './coordinator.js';
 export { SqliteStore } from './sqlite-store.js';
 export type * from './store.js';
+export { MovableClock } from './series/clock.js';

@@ -14,6 +14,7 @@ import { ReleaseRegistry, checkStudyName, checkVersion } from '../releases/regis
 import { releaseDetail, releaseList } from './release-views.js';
 import { seriesRoutes } from './series-routes.js';
 import type { SeriesActions } from '../series/types.js';
+import type { MovableClock } from '../series/clock.js';
 import { NODE_PAGE_DEFAULT, nodeContributions, nodeCounts, nodeFailures, nodePage, singleNodeView, studyDetail, studyReadiness, studySummary } from './views.js';
 import type { PageRequest } from '../store.js';
 
@@ -116,6 +117,8 @@ export interface AdminServerOptions {
    * answers 503 UNAVAILABLE saying so.
    */
   series?: SeriesActions | undefined;
+  /** The series scheduler's clock when it is simulated (`series.simulatedClock`): POST /api/v1/series-clock moves it. */
+  seriesClock?: MovableClock | undefined;
 }
 
 /**
@@ -337,6 +340,25 @@ export async function startAdminServer(coordinator: Coordinator, logger: Logger,
     },
     // Study series (issue 13): series-routes.ts.
     ...seriesRoutes({ readJson, views: releases, actions: seriesActions }),
+    {
+      // The series clock: real time, or (series.simulatedClock) the simulated time a simulation moves.
+      method: 'GET', pattern: /^\/api\/v1\/series-clock$/, role: 'viewer',
+      handle: async () => [200, { now: options.seriesClock?.now() ?? Date.now(), simulated: options.seriesClock !== undefined }],
+    },
+    {
+      // Body {"now": ms}: moves the simulated series clock (forward only after the first move); audited.
+      method: 'POST', pattern: /^\/api\/v1\/series-clock$/, role: 'admin',
+      handle: async (_m, req, operator) => {
+        const clock = options.seriesClock;
+        if (clock === undefined) throw new FedlhsError('FAILED_PRECONDITION', 'the series clock is real time: only a coordinator started with series.simulatedClock (simulations) lets it be moved');
+        const body = await readJson(req);
+        if (typeof body.now !== 'number') throw new FedlhsError('INVALID_ARGUMENT', `now: a time in ms since 1970 is required, got ${JSON.stringify(body.now ?? null).slice(0, 80)}`, { details: { field: 'now' } });
+        clock.set(body.now);
+        await audit(operator!, 'series.clock', 'series-clock', new Date(clock.now()).toISOString());
+        log.warn({ event: 'series.clock_moved', by: operator!.name, now: clock.now() }, `simulated series clock moved to ${new Date(clock.now()).toISOString()} by ${operator!.name}`);
+        return [200, { now: clock.now(), simulated: true }];
+      },
+    },
     {
       method: 'GET', pattern: /^\/api\/v1\/reports$/, role: 'viewer',
       handle: async () => [200, { reports: listReports(options.reportsDir) }],

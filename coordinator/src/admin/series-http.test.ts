@@ -11,6 +11,7 @@ import type { SeriesActions } from '../series/types.js';
 import { SqliteStore } from '../sqlite-store.js';
 import type { PromotionRecord, SeriesRecord } from '../store.js';
 import { LogSink } from '../test-support.js';
+import { MovableClock } from '../series/clock.js';
 import { startAdminServer } from './http.js';
 import { fillSeries, seriesTemplateFixture } from './series-test-support.js';
 
@@ -42,13 +43,13 @@ const fake: SeriesActions = {
   rollback: async (name, by) => (calls.push(['rollback', name, by]), promotion),
 };
 
-async function start(series: SeriesActions | undefined): Promise<void> {
+async function start(series: SeriesActions | undefined, seriesClock?: MovableClock): Promise<void> {
   const nothing = { inc: () => undefined };
   const coordinator = {
     store, events: new EventEmitter(), limits: { authFailuresPerMinute: 1000 }, metrics: { authFailures: nothing, authThrottled: nothing },
     checkpoints: { blobs: new FileBlobStore(join(dir, 'blobs')) }, chunkBytes: 1 << 16, nodes: { list: () => store.listNodes() },
   } as unknown as Coordinator;
-  server = await startAdminServer(coordinator, pino({ level: 'silent' }, new LogSink()), { host: '127.0.0.1', port: 0, token: TOKEN, reportsDir: '', series });
+  server = await startAdminServer(coordinator, pino({ level: 'silent' }, new LogSink()), { host: '127.0.0.1', port: 0, token: TOKEN, reportsDir: '', series, seriesClock });
 }
 
 /** An admin API call: status and parsed body (`any`: the tests read differently shaped answers). */
@@ -125,5 +126,37 @@ describe('series admin routes', () => {
     await start(undefined);
     expect((await call('GET', '/api/v1/series')).status).toBe(200);
     expect(await call('POST', '/api/v1/series/sepsis/rollback')).toMatchObject({ status: 503, body: { error: { code: 'UNAVAILABLE', message: expect.stringContaining('without the series service') } } });
+  });
+});
+
+describe('the series clock (series.simulatedClock)', () => {
+  it('is real time and cannot be moved on a coordinator without a simulated clock', async () => {
+    await start(fake);
+    const got = await call('GET', '/api/v1/series-clock');
+    expect(got).toMatchObject({ status: 200, body: { simulated: false } });
+    const moved = await call('POST', '/api/v1/series-clock', { now: Date.UTC(2024, 0, 1) });
+    expect(moved.status).toBe(409);
+    expect(moved.body.error.message).toMatch(/only a coordinator started with series\.simulatedClock/);
+  });
+
+  it('moves a simulated clock: anywhere the first time, then forward only, fires the timers it passes, audited', async () => {
+    const clock = new MovableClock();
+    await start(fake, clock);
+    let fired = 0;
+    clock.setTimer(365 * 86_400_000, () => fired++);
+    // Real time goes on from where the clock was set (a few ms here).
+    const first = (await call('POST', '/api/v1/series-clock', { now: Date.UTC(2023, 0, 1) })).body;
+    expect(first.simulated).toBe(true);
+    expect(first.now - Date.UTC(2023, 0, 1)).toBeGreaterThanOrEqual(0);
+    expect(first.now - Date.UTC(2023, 0, 1)).toBeLessThan(60_000);
+    const later = Date.UTC(2024, 0, 1);
+    clock.setTimer(later - clock.now(), () => fired++);
+    expect((await call('POST', '/api/v1/series-clock', { now: later })).status).toBe(200);
+    expect(fired).toBe(1);
+    const back = await call('POST', '/api/v1/series-clock', { now: Date.UTC(2023, 5, 1) });
+    expect(back.status).toBe(400);
+    expect(back.body.error.message).toMatch(/moves forward only/);
+    expect((await call('POST', '/api/v1/series-clock', { now: 'tomorrow' })).status).toBe(400);
+    expect((await store.listAdminActions(10)).filter((a) => a.action === 'series.clock').map((a) => a.detail?.slice(0, 16)).sort()).toEqual(['2023-01-01T00:00', '2024-01-01T00:00']);
   });
 });

@@ -158,11 +158,20 @@ export const EVENTS = {
   'series.state_changed': 'an operator paused or resumed a series (audited); fields seriesName, by, state, previous',
   'series.run_started': 'a series run started as a study; fields seriesName, run, studyId, scheduledAt, trigger (schedule | operator:<name>), championVersion',
   'series.missed': 'scheduled runs of a series were missed (the coordinator was down or a run outlasted its period): one run starts for the latest (warn); fields seriesName, skipped, firstMissed, runAt',
+  'series.simulated_clock': 'the coordinator schedules series on a simulated clock moved through the admin API (series.simulatedClock; simulations only; warn)',
+  'series.clock_moved': 'an operator moved the simulated series clock (warn); fields by, now',
   'series.promoted': "a release became a series' champion (the rule, or an operator: audited); fields seriesName, run, version, reasons (rule) or by (operator)",
   'series.kept': "the rule kept a series run's release out and the champion stays; fields seriesName, run, version, champion, reasons",
   'series.rolled_back': "an operator rolled a series' champion back to the one before (audited); fields seriesName, by, version, previous",
   'series.decision_failed': "the champion decision on a series run's release failed (warn; tried again before the next run and at start); fields studyId, err",
   'series.scheduler_failed': 'the series scheduler could not read or start a series (warn; tried again a minute later); fields seriesName, err',
+  // ---- data-triggered series (coordinator series/data-trigger.ts, agent series-data.ts; issue 13) ----
+  'series.data_ignored': "a clinic's SeriesDataReport was not kept (debug for another run or template, info otherwise); fields nodeId, seriesName, afterRun, templateSha256, reason (unknown_series | not_data_triggered | no_run_yet | other_run | other_template | not_a_participant)",
+  'series.data_reported': "a clinic's SeriesDataReport changed a data series' progress (debug); fields nodeId, seriesName, afterRun, newLabelled, suppressed",
+  'series.data_triggered': "the clinics' reports since a data series' last run reached its newLabelled: the next run starts; fields seriesName, afterRun, reported, needed, clinics, suppressed",
+  'series.data_sent': 'the agent sent a SeriesDataReport (audited); fields series, afterRun, newLabelled, suppressed, why',
+  'series.data_failed': 'the agent could not count newly labelled patients for a data series (warn; tried again at the next trigger); fields series, err',
+  'series.report_interval_short': 'the agent sends SeriesDataReports more often than the protocol\'s once a minute (series.reportSeconds below 60: tests only; warn)',
 } as const satisfies Record<string, string>;
 
 /** A stable log event key. */
