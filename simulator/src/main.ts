@@ -7,6 +7,8 @@ import { forTerminal, terminalWriter } from '@fedlhs/service';
 import { heartHtml, heartSummary, heartVerdict, hyperParameters, meanSd } from './heart-report.js';
 import { HEART_DEFAULT_STRATEGIES, parseHeartStrategies, runHeartBenchmark, type HeartStrategy } from './heart.js';
 import { repoRoot } from './local-network.js';
+import { lhsMarkdown } from './lhs-report.js';
+import { runLhs } from './lhs.js';
 import { simulationHtml } from './simulation-report.js';
 import { runSimulation } from './simulate.js';
 
@@ -54,6 +56,32 @@ program
     }
     say(`\n${report.headline}`);
     say(`\nreport: ${join(o.out, 'report.html')} (and report.json); ${(report.timings.total! / 1000).toFixed(0)} s in all`);
+  });
+
+program
+  .command('lhs')
+  .description('the learning health system over simulated years: drifting synthetic clinics, one series run a year through a real coordinator and agents; frozen vs continuous vs local-only, per clinic and year, with 95 % intervals')
+  .option('--years <n>', 'simulated years (a unit switch and a new assay come in year 2, a new clinic in year 3)', '4')
+  .option('--scale <x>', "multiply every clinic's size (e.g. 0.2 for a quick run)", '1')
+  .option('--rounds <n>', 'federated rounds per yearly run', '10')
+  .option('--seed <n>', 'seed for the clinics, the series and the bootstrap', '1')
+  .option('--series <adapter>', 'who runs the series: coordinator, studies (interim: single studies, promotions decided here) or auto', 'auto')
+  .option('--out <dir>', 'output directory', join(repoRoot, 'lhs-run'))
+  .action(async (o: { years: string; scale: string; rounds: string; seed: string; series: string; out: string }) => {
+    const scale = Number(o.scale);
+    if (!(scale > 0 && scale <= 10)) die(`--scale must be a number in (0, 10], got ${JSON.stringify(o.scale)}`, 2);
+    if (!['auto', 'coordinator', 'studies'].includes(o.series)) die(`--series must be auto, coordinator or studies, got ${JSON.stringify(o.series)}`, 2);
+    const out = resolve(o.out);
+    const report = await runLhs({
+      years: positiveInt('years', o.years, 20), scale, rounds: positiveInt('rounds', o.rounds, 1000), seed: positiveInt('seed', o.seed, 2 ** 31 - 1),
+      adapter: o.series as 'auto', out, log: say,
+    });
+    writeFileSync(join(out, 'lhs-report.json'), JSON.stringify(report, null, 1));
+    writeFileSync(join(out, 'lhs-report.md'), lhsMarkdown(report));
+    say('');
+    for (const v of report.verdicts) say(`- ${v}`);
+    for (const f of report.findings) say(`- ${f}`);
+    say(`\nreport: ${join(out, 'lhs-report.md')} (and lhs-report.json); ${(report.timings.total! / 1000).toFixed(0)} s in all`);
   });
 
 program

@@ -59,6 +59,10 @@ export const LOINC = {
   bpPanel: { code: '85354-9', display: 'Blood pressure panel with all children optional' },
   glucoseBlood: { code: '2339-0', display: 'Glucose [Mass/volume] in Blood' },
   glucoseSerum: { code: '2345-7', display: 'Glucose [Mass/volume] in Serum or Plasma' },
+  /** The molar glucose code a clinic may switch to (profile coding.glucoseCode '14749-6', always mmol/L). */
+  glucoseSerumMolar: { code: '14749-6', display: 'Glucose [Moles/volume] in Serum or Plasma' },
+  /** Fasting insulin: the newer assay a clinic may start reporting (profile insulinAssay). */
+  insulin: { code: '20448-7', display: 'Insulin [Units/volume] in Serum or Plasma' },
   hba1c: { code: '4548-4', display: 'Hemoglobin A1c/Hemoglobin.total in Blood' },
   cholesterol: { code: '2093-3', display: 'Cholesterol [Mass/volume] in Serum or Plasma' },
   hdl: { code: '2085-9', display: 'Cholesterol in HDL [Mass/volume] in Serum or Plasma' },
@@ -97,8 +101,8 @@ export interface RecordedQuantity {
   unit: string;
 }
 
-/** Which measured analyte, in canonical units (mg/dL, %, kg/m2). */
-export type Analyte = 'bmi' | 'glucose' | 'hba1c' | 'cholesterol' | 'hdl' | 'triglycerides';
+/** Which measured analyte, in canonical units (mg/dL, %, kg/m2; insulin µIU/mL). */
+export type Analyte = 'bmi' | 'glucose' | 'hba1c' | 'cholesterol' | 'hdl' | 'triglycerides' | 'insulin';
 
 /** Converts a canonical-unit value to the clinic's unit and code, rounded as a lab would report it. */
 export function recordQuantity(analyte: Analyte, canonical: number, profile: ClinicProfile): RecordedQuantity {
@@ -107,6 +111,7 @@ export function recordQuantity(analyte: Analyte, canonical: number, profile: Cli
     case 'bmi':
       return { loinc: LOINC.bmi, category: 'vital-signs', value: roundTo(canonical, 1), unit: 'kg/m2' };
     case 'glucose': {
+      if (profile.coding.glucoseCode === '14749-6') return { loinc: LOINC.glucoseSerumMolar, category: 'laboratory', value: roundTo(canonical / GLUCOSE_MG_PER_MMOL, 1), unit: 'mmol/L' };
       const loinc = profile.coding.glucoseCode === '2339-0' ? LOINC.glucoseBlood : LOINC.glucoseSerum;
       return units.glucose === 'mg/dL'
         ? { loinc, category: 'laboratory', value: roundTo(canonical, 0), unit: 'mg/dL' }
@@ -123,6 +128,8 @@ export function recordQuantity(analyte: Analyte, canonical: number, profile: Cli
         ? { loinc, category: 'laboratory', value: roundTo(canonical, 0), unit: 'mg/dL' }
         : { loinc, category: 'laboratory', value: roundTo(canonical / CHOLESTEROL_MG_PER_MMOL, 2), unit: 'mmol/L' };
     }
+    case 'insulin':
+      return { loinc: LOINC.insulin, category: 'laboratory', value: roundTo(canonical, 1), unit: 'u[IU]/mL' };
     case 'triglycerides':
       return units.cholesterol === 'mg/dL'
         ? { loinc: LOINC.triglycerides, category: 'laboratory', value: roundTo(canonical, 0), unit: 'mg/dL' }

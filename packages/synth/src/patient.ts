@@ -93,6 +93,11 @@ export interface PatientContext {
   rng: Rng;
   newId: () => string;
   profile: ClinicProfile;
+  /**
+   * The stream of the optional assays (profile insulinAssay): their values and ids come from
+   * here, never from `rng`, so switching an assay on leaves every other value unchanged.
+   */
+  assay?: { rng: Rng; newId: () => string } | undefined;
 }
 
 const FEMALE_NAMES = ['Ana', 'Maria', 'Linda', 'Grace', 'Mei', 'Fatima', 'Sofia', 'Olga', 'Aisha', 'Joan', 'Keiko', 'Rosa', 'Ingrid', 'Priya'];
@@ -265,6 +270,11 @@ export function simulatePatient(ctx: PatientContext): SimPatient {
     if (!inWindow || !adultAtVisit) continue;
     const glucose = rng.bernoulli(rate) ? clamp(trueGlucose(day) + rng.normal(0, 7), 50, 500) : undefined;
     if (glucose !== undefined) quantity(e, 'glucose', glucose);
+    if (glucose !== undefined && profile.insulinAssay === true && ctx.assay !== undefined) {
+      // Fasting insulin rises with insulin resistance (log-normal around 9 µIU/mL).
+      const insulin = clamp(Math.exp(Math.log(9) + 0.5 * state.insulinResistance + ctx.assay.rng.normal(0, 0.25)), 1, 300);
+      observations.push({ kind: 'quantity', id: ctx.assay.newId(), encounter: e, quantity: recordQuantity('insulin', insulin, profile) });
+    }
     const hba1c = rng.bernoulli(rate) ? clamp(trueHba1c(day) + rng.normal(0, 0.12), 3.5, 15) : undefined;
     if (hba1c !== undefined) quantity(e, 'hba1c', hba1c);
     if (rng.bernoulli(rate)) {

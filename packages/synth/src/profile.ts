@@ -13,8 +13,11 @@ export interface ClinicUnits {
 
 /** A clinic's coding habits. */
 export interface ClinicCoding {
-  /** Which glucose LOINC the clinic uses: 2339-0 (in blood) or 2345-7 (in serum or plasma). */
-  glucoseCode: '2339-0' | '2345-7';
+  /**
+   * Which glucose LOINC the clinic uses: 2339-0 (in blood) or 2345-7 (in serum or plasma), mass
+   * codes written in units.glucose; or 14749-6 (moles in serum or plasma), always in mmol/L.
+   */
+  glucoseCode: '2339-0' | '2345-7' | '14749-6';
 }
 
 /** Everything that makes one synthetic clinic differ from another. */
@@ -43,6 +46,12 @@ export interface ClinicProfile {
   units: ClinicUnits;
   /** Coding habits. */
   coding: ClinicCoding;
+  /**
+   * Whether the clinic reports fasting insulin (LOINC 20448-7, µIU/mL) with its glucose: a newer
+   * assay (drift.ts). Its values come from a separate PRNG stream, so switching it on adds
+   * observations without changing any other value. Default false.
+   */
+  insulinAssay?: boolean | undefined;
 }
 
 /** Race mix used when a profile gives none. */
@@ -53,7 +62,7 @@ const invalidProfile = (message: string): FedlhsError<'CONFIG_INVALID'> => new F
 
 const GLUCOSE_UNITS = new Set(['mg/dL', 'mmol/L']);
 const HBA1C_UNITS = new Set(['%', 'mmol/mol']);
-const GLUCOSE_CODES = new Set(['2339-0', '2345-7']);
+const GLUCOSE_CODES = new Set(['2339-0', '2345-7', '14749-6']);
 
 function checkMix(name: string, mix: Record<string, number> | undefined, fail: (msg: string) => never): void {
   if (mix === undefined) return;
@@ -81,7 +90,9 @@ export function validateProfile(profile: ClinicProfile): void {
   if (!GLUCOSE_UNITS.has(profile.units.glucose)) fail("units.glucose must be 'mg/dL' or 'mmol/L'");
   if (!GLUCOSE_UNITS.has(profile.units.cholesterol)) fail("units.cholesterol must be 'mg/dL' or 'mmol/L'");
   if (!HBA1C_UNITS.has(profile.units.hba1c)) fail("units.hba1c must be '%' or 'mmol/mol'");
-  if (!GLUCOSE_CODES.has(profile.coding.glucoseCode)) fail("coding.glucoseCode must be '2339-0' or '2345-7'");
+  if (!GLUCOSE_CODES.has(profile.coding.glucoseCode)) fail("coding.glucoseCode must be '2339-0', '2345-7' or '14749-6'");
+  if (profile.coding.glucoseCode === '14749-6' && profile.units.glucose !== 'mmol/L') fail("coding.glucoseCode '14749-6' (moles/volume) needs units.glucose 'mmol/L'");
+  if (profile.insulinAssay !== undefined && typeof profile.insulinAssay !== 'boolean') fail('insulinAssay must be true or false');
 }
 
 type Template = Omit<ClinicProfile, 'name' | 'patients' | 'seed'> & { kind: 'large' | 'medium' | 'small'; sizes: [number, number] };
