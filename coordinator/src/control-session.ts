@@ -1,4 +1,4 @@
-import type { AgentMessage__Output, CoordinatorMessage } from '@fedlhs/proto';
+import type { AgentMessage__Output, CoordinatorMessage, SeriesDataReport__Output } from '@fedlhs/proto';
 import type { Logger } from '@fedlhs/service';
 import type { NodeDirectory } from './enrolment.js';
 import type { CoordinatorMetrics } from './metrics.js';
@@ -34,6 +34,11 @@ export interface ControlSessionsOptions {
    * close. Without it every open and close writes `store.touchNode` (one fsync each).
    */
   nodes?: NodeDirectory;
+  /**
+   * Where a node's SeriesDataReport goes (data-triggered series: series/data-trigger.ts). Without
+   * it reports are counted as refused and dropped.
+   */
+  seriesData?: (nodeId: string, report: SeriesDataReport__Output) => Promise<void>;
 }
 
 /** A study's announcement, built once per change of the study (design §5). */
@@ -96,6 +101,7 @@ export class ControlSessions {
   private readonly runner: (studyId: string) => StudyRunner | undefined;
   private readonly metrics: CoordinatorMetrics | undefined;
   private readonly nodes: NodeDirectory | undefined;
+  private readonly seriesData: ((nodeId: string, report: SeriesDataReport__Output) => Promise<void>) | undefined;
   /** Announcements of the RUNNING studies (and of ended ones until their end is delivered). */
   private readonly announcements = new Map<string, Announcement>();
   private loading: Promise<void> | undefined;
@@ -124,6 +130,7 @@ export class ControlSessions {
     this.runner = opts.runner;
     this.metrics = opts.metrics;
     this.nodes = opts.nodes;
+    this.seriesData = opts.seriesData;
   }
 
   /** How many announcements were built (tests: the cache is rebuilt on change and not otherwise). */
@@ -278,6 +285,13 @@ export class ControlSessions {
         session.progress.delete(u.taskId);
         await this.runner(task.studyId)?.endTask(task, u.state === 'TASK_STATE_DECLINED' ? 'DECLINED' : 'FAILED', capDetail(u.reason, REASON_MAX));
       }
+    } else if (message.seriesData) {
+      // Checked at the edge (grpc/validate.ts); whether it counts (series, run, template, participation) is the series module's.
+      if (this.seriesData === undefined) {
+        this.metrics?.sessionMessagesRefused.inc({ reason: 'unknown_study' });
+        return;
+      }
+      await this.seriesData(session.nodeId, message.seriesData);
     }
   }
 

@@ -185,6 +185,7 @@ export class Coordinator {
     });
     this.control = new ControlSessions({
       store, sessions, log, now, metrics, heartbeatIntervalMs: opts.heartbeatIntervalMs, runner: (studyId) => this.studies.runner(studyId), nodes: this.nodes,
+      seriesData: (nodeId, report) => this.series.data.receive(nodeId, report),
     });
     this.intake = new UpdateIntake({
       store, checkpoints, log, now, metrics, events, studies: this.studies, limits: this.limits, nodes: this.nodes, calls: this.calls, storage,

@@ -2,6 +2,7 @@ import { chmodSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { sha256Hex } from '@fedlhs/core';
 import { AgentState, type NodeCredential } from './agent-state.js';
 
 const states: AgentState[] = [];
@@ -20,9 +21,12 @@ const credential: NodeCredential = {
   enrolledAt: '2026-01-02T03:04:05.000Z',
 };
 
-const manifest = (hash: string, name = 'readmit', json = `{"name":"${name}"}`): { hash: string; studyId: string; name: string; json: string } => ({
-  hash,
-  studyId: `study-${hash}`,
+/** The manifest JSON of a test label, and its real hash (a manifest is only kept under the hash of its bytes). */
+const jsonOf = (label: string, name = 'readmit'): string => `{"name":"${name}","tag":"${label}"}`;
+const H = (label: string, name = 'readmit'): string => sha256Hex(jsonOf(label, name));
+const manifest = (label: string, name = 'readmit', json = jsonOf(label, name)): { hash: string; studyId: string; name: string; json: string } => ({
+  hash: sha256Hex(json),
+  studyId: `study-${label}`,
   name,
   json,
 });
@@ -86,31 +90,33 @@ describe('AgentState manifests', () => {
     const state = newState();
     state.recordManifest(manifest('h1'));
     vi.setSystemTime(new Date('2026-03-01T12:05:00.000Z'));
-    state.recordManifest({ ...manifest('h1'), name: 'renamed', json: '{}' });
+    state.recordManifest({ ...manifest('h1'), name: 'renamed' });
+    // Never kept under a hash its bytes do not have (a coordinator showing one manifest and running another).
+    expect(() => state.recordManifest({ ...manifest('h1'), json: '{}' })).toThrow(expect.objectContaining({ code: 'DATA_LOSS', message: expect.stringMatching(/hashes to [0-9a-f]{64}, not the [0-9a-f]{64} it was given with: not kept/) }));
     expect(state.listManifests()).toEqual([
       {
-        hash: 'h1',
+        hash: H('h1'),
         studyId: 'study-h1',
         name: 'readmit',
-        json: '{"name":"readmit"}',
+        json: jsonOf('h1'),
         firstSeenAt: Date.parse('2026-03-01T12:00:00.000Z'),
         approvedAt: null,
         approvedBy: null,
       },
     ]);
-    expect(state.isApproved('h1')).toBe(false);
+    expect(state.isApproved(H('h1'))).toBe(false);
   });
 
   it('approves a manifest, recording when and by whom, and keeps the first approval', () => {
     const state = newState();
     state.recordManifest(manifest('h1'));
     vi.setSystemTime(new Date('2026-03-02T08:30:00.000Z'));
-    const approved = state.approve('h1', 'dr.smith');
-    expect(approved).toMatchObject({ hash: 'h1', approvedAt: Date.parse('2026-03-02T08:30:00.000Z'), approvedBy: 'dr.smith' });
-    expect(state.isApproved('h1')).toBe(true);
+    const approved = state.approve(H('h1'), 'dr.smith');
+    expect(approved).toMatchObject({ hash: H('h1'), approvedAt: Date.parse('2026-03-02T08:30:00.000Z'), approvedBy: 'dr.smith' });
+    expect(state.isApproved(H('h1'))).toBe(true);
 
     vi.setSystemTime(new Date('2026-03-03T00:00:00.000Z'));
-    expect(state.approve('h1', 'someone-else')).toMatchObject({ approvedAt: Date.parse('2026-03-02T08:30:00.000Z'), approvedBy: 'dr.smith' });
+    expect(state.approve(H('h1'), 'someone-else')).toMatchObject({ approvedAt: Date.parse('2026-03-02T08:30:00.000Z'), approvedBy: 'dr.smith' });
   });
 
   it("refuses to approve an unknown hash, pointing to 'fedlhs-agent review'", () => {
@@ -128,26 +134,26 @@ describe('AgentState manifests', () => {
     state.recordManifest(manifest('h3'));
     state.recordManifest(manifest('other', 'sepsis'));
     vi.setSystemTime(new Date('2026-03-02T00:00:00.000Z'));
-    state.approve('h1', 'a');
-    state.approve('other', 'a');
+    state.approve(H('h1'), 'a');
+    state.approve(H('other', 'sepsis'), 'a');
     vi.setSystemTime(new Date('2026-03-03T00:00:00.000Z'));
-    state.approve('h2', 'b');
+    state.approve(H('h2'), 'b');
 
-    expect(state.previousApproved('readmit', 'h3')?.hash).toBe('h2');
-    expect(state.previousApproved('readmit', 'h2')?.hash).toBe('h1');
-    expect(state.previousApproved('sepsis', 'new')?.hash).toBe('other');
-    expect(state.previousApproved('sepsis', 'other')).toBeUndefined();
-    expect(state.previousApproved('unknown', 'h1')).toBeUndefined();
+    expect(state.previousApproved('readmit', H('h3'))?.hash).toBe(H('h2'));
+    expect(state.previousApproved('readmit', H('h2'))?.hash).toBe(H('h1'));
+    expect(state.previousApproved('sepsis', 'new')?.hash).toBe(H('other', 'sepsis'));
+    expect(state.previousApproved('sepsis', H('other', 'sepsis'))).toBeUndefined();
+    expect(state.previousApproved('unknown', H('h1'))).toBeUndefined();
   });
 
   it('persists manifests and approvals across reopening', () => {
     const first = newState();
     first.recordManifest(manifest('h1'));
-    first.approve('h1', 'dr.smith');
+    first.approve(H('h1'), 'dr.smith');
     first.close();
     const second = new AgentState(first.dir);
     states.push(second);
-    expect(second.getManifest('h1')).toMatchObject({ approvedBy: 'dr.smith' });
+    expect(second.getManifest(H('h1'))).toMatchObject({ approvedBy: 'dr.smith' });
   });
 });
 

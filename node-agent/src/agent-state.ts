@@ -2,7 +2,7 @@ import type { PinnedReleaseKey } from './release-pin.js';
 import { appendFileSync, existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { FedlhsError } from '@fedlhs/core';
+import { FedlhsError, sha256Hex } from '@fedlhs/core';
 import { writeFileAtomic } from '@fedlhs/service';
 import { runApproval } from './series-approval.js';
 
@@ -56,7 +56,7 @@ export type Approvable = { kind: 'manifest'; record: ManifestRecord } | { kind: 
 export interface AuditEntry {
   time: string;
   // The release_* records (issue 12): what was kept, refused, deployed or rolled back here, and the live performance sent.
-  event: 'enrolled' | 'readiness_sent' | 'statistics_sent' | 'update_sent' | 'evaluation_sent' | 'task_declined' | 'task_failed' | 'release_kept' | 'release_refused' | 'release_deployed' | 'release_rolled_back' | 'release_performance_sent' | 'release_key_pinned' | 'series_approved' | 'series_template_refused';
+  event: 'enrolled' | 'readiness_sent' | 'statistics_sent' | 'update_sent' | 'evaluation_sent' | 'task_declined' | 'task_failed' | 'release_kept' | 'release_refused' | 'release_deployed' | 'release_rolled_back' | 'release_performance_sent' | 'release_key_pinned' | 'series_approved' | 'series_template_refused' | 'series_data_sent';
   coordinator: string;
   studyId?: string;
   round?: number;
@@ -74,7 +74,7 @@ export interface AuditEntry {
   sent?: Record<string, unknown>;
   /** Release events: which release (study name, version, envelope digest) and, for a refusal, why. */
   release?: { studyName: string; version: number; [key: string]: unknown };
-  /** Series events: which series template was approved (or refused). */
+  /** Series events: which series template was approved (or refused), or which series a data report was for. */
   series?: { name: string; templateSha256: string };
 }
 
@@ -135,6 +135,11 @@ export class AgentState {
       db.exec(`CREATE TABLE IF NOT EXISTS series_templates (
         hash TEXT PRIMARY KEY, name TEXT NOT NULL, json TEXT NOT NULL,
         first_seen_at INTEGER NOT NULL, approved_at INTEGER, approved_by TEXT)`);
+      // Data-triggered series (issue 13): what this clinic had when it sent READY for a run, for
+      // the count of newly labelled patients of a series without a window.
+      db.exec(`CREATE TABLE IF NOT EXISTS series_counts (
+        series_name TEXT NOT NULL, run INTEGER NOT NULL, template_sha256 TEXT NOT NULL,
+        labelled INTEGER NOT NULL, recorded_at INTEGER NOT NULL, PRIMARY KEY (series_name, run))`);
       this.dbHandle = db;
     }
     return this.dbHandle;
@@ -203,8 +208,25 @@ export class AgentState {
     return t;
   }
 
+  /**
+   * Records the eligible labelled records this clinic had when it sent READY for run `run` of a
+   * series (the latest READY wins: it is closest to what the run trained on).
+   */
+  recordSeriesCount(c: { seriesName: string; run: number; templateSha256: string; labelled: number }): void {
+    this.db.prepare(`INSERT OR REPLACE INTO series_counts (series_name, run, template_sha256, labelled, recorded_at) VALUES (?,?,?,?,?)`).run(c.seriesName, c.run, c.templateSha256, c.labelled, Date.now());
+  }
+
+  /** What recordSeriesCount kept for run `run` of a series, if this clinic sent READY for it. */
+  getSeriesCount(seriesName: string, run: number): { templateSha256: string; labelled: number } | undefined {
+    const r = this.db.prepare(`SELECT template_sha256, labelled FROM series_counts WHERE series_name = ? AND run = ?`).get(seriesName, run) as { template_sha256: string; labelled: number } | undefined;
+    return r === undefined ? undefined : { templateSha256: r.template_sha256, labelled: r.labelled };
+  }
+
   /** Remembers a manifest (idempotent). */
+  /** Keeps a manifest seen. DATA_LOSS if its JSON does not hash to `hash`: nothing is ever kept (or approved) under a hash it does not have. */
   recordManifest(m: { hash: string; studyId: string; name: string; json: string }): void {
+    const actual = sha256Hex(m.json);
+    if (actual !== m.hash) throw new FedlhsError('DATA_LOSS', `manifest of study ${m.studyId} hashes to ${actual}, not the ${m.hash} it was given with: not kept`);
     this.db.prepare(`INSERT OR IGNORE INTO manifests (hash, study_id, name, json, first_seen_at) VALUES (?,?,?,?,?)`).run(m.hash, m.studyId, m.name, m.json, Date.now());
   }
 

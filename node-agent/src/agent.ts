@@ -8,6 +8,7 @@ import type { AgentConfig } from './config.js';
 import type { Clients } from './connection.js';
 import { ControlSession } from './control-session.js';
 import { LocalData } from './local-data.js';
+import { SeriesDataReporter } from './series-data.js';
 import { StudyTracker } from './studies.js';
 import { TaskRunner, type TaskHandler } from './task-runner.js';
 import { evaluateTask } from './tasks/evaluate.js';
@@ -93,7 +94,14 @@ export class Agent {
         return deploying;
       }).catch((err: unknown) => this.log.error({ event: 'release.check_failed', err: (err as Error).message }, `release check failed: ${(err as Error).message}`));
     };
-    const studies = new StudyTracker({ ...parts, onStudyCompleted: () => this.checkReleases() });
+    // Data-triggered series: counts of newly labelled patients, on the session's own rhythm (series-data.ts).
+    const seriesData = new SeriesDataReporter({
+      state, data, log: this.log, send: parts.send, coordinator: config.coordinator.address, dataPath: config.data.path, intervalMs: config.series.reportSeconds * 1000,
+    });
+    if (config.series.reportSeconds < 60) {
+      this.log.warn({ event: 'series.report_interval_short', reportSeconds: config.series.reportSeconds }, `series.reportSeconds is ${config.series.reportSeconds}: data reports may go out more often than the protocol's once a minute (tests only)`);
+    }
+    const studies = new StudyTracker({ ...parts, onStudyCompleted: () => this.checkReleases(), onStudyEnded: (study) => seriesData.studyEnded(study.manifestSha256) });
     const releases = { pinnedPem, fetchRelease: (studyName: string, version: number) => this.fetcher.fetchRelease(studyName, version) };
     const tasks = new TaskRunner({ ...parts, studies, handlers: TASK_HANDLERS, fallback: UNKNOWN_KIND_HANDLER, releases });
     this.session = new ControlSession({
@@ -101,13 +109,17 @@ export class Agent {
       handlers: {
         welcomed: () => {
           studies.welcomed();
+          seriesData.welcomed();
           this.checkReleases();
           if (!this.monitorStarted) {
             this.monitorStarted = true;
             this.tickMonitor();
           }
         },
-        heartbeat: () => studies.recheckApprovals(),
+        heartbeat: () => {
+          studies.recheckApprovals();
+          seriesData.heartbeat();
+        },
         study: (study) => void studies.onStudy(study),
         task: (task) => tasks.onTask(task),
         cancel: (cancel) => tasks.onCancel(cancel),

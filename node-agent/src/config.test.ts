@@ -30,6 +30,7 @@ describe('loadAgentConfig', () => {
       reconnect: { baseMs: 500, capMs: 30000 },
       chunkBytes: 1048576,
       releases: { autoDeploy: 'off', pollSeconds: 300, monitorSeconds: 3600 },
+      series: { reportSeconds: 60 },
       scoring: { listen: '' },
       log: { level: 'info', pretty: 'auto' },
     });
@@ -39,6 +40,7 @@ describe('loadAgentConfig', () => {
     expect(configError({ env: { FEDLHS_SCORING_LISTEN: '8080' } }).message).toBe('scoring.listen: must be host:port (or empty: off): value was "8080"');
     expect(configError({ env: { FEDLHS_RELEASES_POLL_SECONDS: '0' } }).details).toEqual({ key: 'releases.pollSeconds' });
     expect(configError({ env: { FEDLHS_RELEASES_AUTO_DEPLOY: 'always' } }).message).toContain('releases.autoDeploy');
+    expect(configError({ env: { FEDLHS_SERIES_REPORT_SECONDS: '0' } }).details).toEqual({ key: 'series.reportSeconds' });
   });
 
   it.each(['coordinator.example.org:443', '10.0.0.5:7443', '[::1]:7443', '[fe80::1]:1'])('accepts the address %s', (address) => {

@@ -74,6 +74,12 @@ export const agentConfigSchema = {
       format: 'whole-number', default: 3600, env: 'FEDLHS_RELEASES_MONITOR_SECONDS', arg: 'releases-monitor-seconds',
     },
   },
+  series: {
+    reportSeconds: {
+      doc: 'Data-triggered series: at most one SeriesDataReport per series, and one look at the export for changes, per this many seconds. The protocol asks for 60 (the default); lower only in tests (warned).',
+      format: 'whole-number', default: 60, env: 'FEDLHS_SERIES_REPORT_SECONDS', arg: 'series-report-seconds',
+    },
+  },
   scoring: {
     listen: {
       doc: "The local scoring service (CDS Hooks and JSON), host:port on the clinic's own network; empty (default): off. It serves the deployed releases; nothing it receives leaves the agent.",
@@ -99,6 +105,7 @@ export interface AgentConfig {
   reconnect: { baseMs: number; capMs: number };
   chunkBytes: number;
   releases: { autoDeploy: 'off' | 'champion'; pollSeconds: number; monitorSeconds: number };
+  series: { reportSeconds: number };
   scoring: { listen: string };
   log: { level: string; pretty: 'auto' | 'true' | 'false' };
 }
@@ -119,6 +126,7 @@ export function loadAgentConfig(options: LoadAgentConfigOptions = {}): AgentConf
     if (c.chunkBytes < 1048576 || c.chunkBytes > 4128768 || c.chunkBytes % 4 !== 0) {
       throw invalid('chunkBytes', `chunkBytes: must be a multiple of 4 between 1048576 and 4128768: value was ${c.chunkBytes}`);
     }
+    if (c.series.reportSeconds < 1) throw invalid('series.reportSeconds', `series.reportSeconds: must be at least 1: value was ${c.series.reportSeconds}`);
     if (c.releases.pollSeconds < 1) throw invalid('releases.pollSeconds', `releases.pollSeconds: must be at least 1: value was ${c.releases.pollSeconds}`);
     if (c.scoring.listen !== '' && !/^[^\s:]+:\d{1,5}$/.test(c.scoring.listen) && !/^\[[0-9a-fA-F:]+\]:\d{1,5}$/.test(c.scoring.listen)) {
       throw invalid('scoring.listen', `scoring.listen: must be host:port (or empty: off): value was ${JSON.stringify(c.scoring.listen)}`);

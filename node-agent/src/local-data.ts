@@ -117,6 +117,21 @@ export class LocalData {
     return { ok: true, data, report: loaded.report, warnings: loaded.report?.warnings ?? [] };
   }
 
+  /**
+   * How many eligible, labelled records the study definition finds in the export now (both
+   * splits), read as check() reads them; no readiness verdict (a count is wanted even when small).
+   * `fresh`: read without keeping the result (a moving window would fill the cache with one entry
+   * per day). Throws FEATURE_SPEC_UNSUPPORTED or the reader's error; nothing here leaves the agent.
+   */
+  async labelledCount(manifest: StudyManifest, fresh = false): Promise<number> {
+    if ((manifest.data.featureSpec === FLAT_TABLE_SPEC) !== (this.options.format === 'flat-table')) {
+      throw new FedlhsError('FEATURE_SPEC_UNSUPPORTED', `this agent reads ${this.options.format} data, the study asks for ${manifest.data.featureSpec}`);
+    }
+    if (this.options.path === '') throw new FedlhsError('DATA_NOT_READY', 'no local data configured (data.path)', { details: { readiness: 'READINESS_DATA_ERROR' } });
+    const { data } = await (fresh ? this.read(manifest) : this.load(manifest));
+    return data.train.rows + data.holdout.rows;
+  }
+
   /** The split data, or throws DATA_NOT_READY with the readiness this clinic reports and why. */
   async require(manifest: StudyManifest): Promise<SplitDataset> {
     const result = await this.check(manifest);

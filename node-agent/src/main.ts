@@ -3,7 +3,7 @@ import { pinReleaseKey, type PinnedReleaseKey } from './release-pin.js';
 import { readFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import * as grpc from '@grpc/grpc-js';
-import { isFedlhsError, parseManifest, validateManifest, validateSeriesTemplate } from '@fedlhs/core';
+import { isFedlhsError, parseManifest, validateManifest, validateSeriesTemplate, verifyManifestJson, type StudyManifest } from '@fedlhs/core';
 import { initBackend } from '@fedlhs/model';
 import type { ListStudiesResponse__Output } from '@fedlhs/proto';
 import { createLogger, forTerminal, prepareArgv, terminalWriter, writeFileAtomic } from '@fedlhs/service';
@@ -179,7 +179,15 @@ withConfig('review', 'show study manifests waiting for this clinic\'s approval, 
         clients.federation.ListStudies({ includeEnded: false }, authMetadata(credential.credential), { deadline: deadlineIn(15_000) }, (err, r) => (err === null ? resolve(r!) : reject(err)));
       });
       for (const s of res.studies) {
-        const m = validateManifest(JSON.parse(s.manifestJson));
+        // Kept (and shown for approval) only under the hash its bytes have: a manifest that does not
+        // hash to what it claims must never be approved under that hash (review of issue 13).
+        let m: StudyManifest;
+        try {
+          m = verifyManifestJson(s.manifestJson, s.manifestSha256);
+        } catch (err) {
+          errOut(`warning: study ${v(s.studyId)}: its manifest was refused (${v((err as Error).message)}); it is not shown and cannot be approved\n`);
+          continue;
+        }
         state.recordManifest({ hash: s.manifestSha256, studyId: s.studyId, name: m.name, json: s.manifestJson });
         // A series run's template is kept only when it checks out against its hash (series-approval.ts).
         const check = checkAnnouncedTemplate(s, m);

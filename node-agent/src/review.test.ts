@@ -153,6 +153,17 @@ describe('series in review', () => {
     expect(formatSeries(t, { hash, approvedAt: Date.UTC(2026, 0, 2), approvedBy: 'operator:ann' }).split('\n').at(-1)).toBe('  status           approved 2026-01-02T00:00:00.000Z by operator:ann');
   });
 
+  it('says for a data-triggered series exactly what the agent sends, and that a small count is only "suppressed"', () => {
+    const data = testTemplate('lhs', (x) => (x['schedule'] = { type: 'data', newLabelled: 200 }));
+    const text = formatSeries(data, { hash: seriesTemplateHash(data), approvedAt: null, approvedBy: null }, Date.UTC(2026, 0, 1));
+    expect(text).toContain('  schedule         when the clinics report at least 200 newly labelled patients in all\n');
+    expect(text).toContain('  sends            once approved, a SeriesDataReport for this series');
+    expect(text).toContain('minus those this clinic had when it sent READY for the last run');
+    expect(text).toContain('below minCellCount (5) only "suppressed" is sent, never the count');
+    expect(text).toContain('series_data_sent');
+    expect(formatSeries(t, { hash, approvedAt: null, approvedBy: null }, Date.UTC(2026, 0, 1))).not.toContain('SeriesDataReport');
+  });
+
   it('shows each run: number, champion, window, and whether the series approval covers it and why not', () => {
     const covered = runStudy(t, 2, { champion: { version: 1, weightsSha256: 'd'.repeat(64) } });
     const m = validateManifest(JSON.parse(covered.manifestJson));

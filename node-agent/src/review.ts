@@ -145,6 +145,27 @@ export function describeSeries(t: SeriesTemplate): { schedule: string; start: st
 }
 
 /**
+ * What an approved data-triggered series makes this agent send (series-data.ts): one count per
+ * series, at most once a minute, and nothing when it would be below the study's minCellCount.
+ */
+function dataReportLines(t: SeriesTemplate): string[] {
+  let minCell: number | undefined;
+  try {
+    minCell = deriveSeriesRun(t, 1, Date.now()).data.minCellCount; // with the manifest's default when the template leaves it out
+  } catch {
+    minCell = undefined;
+  }
+  const counted = t.window === undefined
+    ? 'eligible patients with a known outcome now, minus those this clinic had when it sent READY for the last run'
+    : 'eligible patients with a known outcome whose index date falls after the last run\'s window and up to where a run started now would end';
+  return [
+    '  sends            once approved, a SeriesDataReport for this series (at every connection, when a run ends, when the export changes; at most once a minute):',
+    `                   the series name, its template hash, the last run's number and one count: ${counted};`,
+    `                   below minCellCount (${minCell ?? 'the study\'s'}) only "suppressed" is sent, never the count. No record, key or date leaves. Each report is in audit.jsonl (series_data_sent).`,
+  ];
+}
+
+/**
  * A study series as a clinic operator reads it before approving it once for all its runs:
  * schedule, start, promotion, window, exactly which fields may change between runs, and the
  * study every run is (as a run derived now would be).
@@ -166,6 +187,7 @@ export function formatSeries(t: SeriesTemplate, rec: { hash: string; approvedAt:
     `  runs start from  ${d.start}`,
     `  promotion        ${d.promotion}`,
     `  data window      ${d.window}`,
+    ...(t.schedule.type === 'data' ? dataReportLines(t) : []),
     ...varying.map((f, i) => `${i === 0 ? '  may vary by run  ' : '                   '}${f}: ${VARYING_WORDS[f] ?? f}`),
     '                   Anything else a run changes needs this clinic\'s approval of that run\'s manifest.',
     '  each run, as a run today would be:',

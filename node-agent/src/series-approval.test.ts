@@ -155,7 +155,7 @@ describe('StudyTracker with series', () => {
     const log = { info: () => undefined, warn: (o: Record<string, unknown>) => void warnings.push(o), error: () => undefined, debug: () => undefined };
     const options = {
       config: { autoApprove: false, coordinator: { address: 'coordinator:1' } }, state, credential: { credential: 'x' }, clients: {},
-      data: { check: async () => { checks++; return { ok: true, data: { train: { rows: 50 } }, report: undefined, warnings: [] }; } },
+      data: { check: async () => { checks++; return { ok: true, data: { train: { rows: 50 }, holdout: { rows: 50 } }, report: undefined, warnings: [] }; } },
       log, send: (m: AgentMessage) => void sent.push(m),
     } as unknown as StudyTrackerOptions;
     const readiness = () => sent.map((m) => m.readiness).flatMap((r) => (r === undefined || r === null ? [] : [r])).map((r) => ({ readiness: r.readiness, detail: r.detail }));

@@ -36,6 +36,8 @@ export interface StudyTrackerOptions {
   send: (message: AgentMessage) => void;
   /** Called when a study is announced COMPLETED (the agent then looks for its release). */
   onStudyCompleted?: ((study: Study__Output) => void) | undefined;
+  /** Called when a study is announced ended in any state (a data-triggered series then reports: series-data.ts). */
+  onStudyEnded?: ((study: Study__Output) => void) | undefined;
 }
 
 /**
@@ -57,6 +59,7 @@ export class StudyTracker {
   private readonly log: Logger;
   private readonly send: (message: AgentMessage) => void;
   private readonly onStudyCompleted: ((study: Study__Output) => void) | undefined;
+  private readonly onStudyEnded: ((study: Study__Output) => void) | undefined;
 
   constructor(options: StudyTrackerOptions) {
     this.config = options.config;
@@ -67,6 +70,7 @@ export class StudyTracker {
     this.log = options.log;
     this.send = options.send;
     this.onStudyCompleted = options.onStudyCompleted;
+    this.onStudyEnded = options.onStudyEnded;
   }
 
   /** The study as announced on this session, if it was. */
@@ -97,6 +101,7 @@ export class StudyTracker {
       this.studies.delete(study.studyId);
       // A completed study gets a release (issue 12): look for it whether or not this clinic trained.
       if (study.state === 'STUDY_STATE_COMPLETED') this.onStudyCompleted?.(study);
+      this.onStudyEnded?.(study);
       if (study.state === 'STUDY_STATE_COMPLETED' && known?.readiness === 'READINESS_READY') await this.fetchFinalModel(study);
       return;
     }
@@ -152,6 +157,8 @@ export class StudyTracker {
       let approval = this.approval(study.studyId, study.manifestSha256);
       if (!approval.approved && this.config.autoApprove) {
         this.state.approve(study.manifestSha256, 'auto-approve');
+        // Its series too: otherwise a data-triggered series would never hear from this clinic (series-data.ts reports only for approved templates).
+        if (known.series.kind === 'ok') this.state.approveSeriesTemplate(known.series.hash, 'auto-approve');
         this.log.warn({ event: 'study.auto_approved', studyId: study.studyId, manifestSha256: study.manifestSha256 }, '!!! AUTO-APPROVED study manifest without operator review (--auto-approve: demos and simulations only) !!!');
         approval = this.approval(study.studyId, study.manifestSha256);
       }
@@ -163,6 +170,10 @@ export class StudyTracker {
         const check = await this.data.check(manifest);
         readiness = check.ok ? 'READINESS_READY' : check.readiness;
         if (check.ok) trainingRows = check.data.train.rows;
+        // A series run: what this clinic has now, for the newly labelled count of a series without a window (series-data.ts).
+        if (check.ok && manifest.series !== undefined) {
+          this.state.recordSeriesCount({ seriesName: manifest.series.name, run: manifest.series.run, templateSha256: manifest.series.templateSha256, labelled: check.data.train.rows + check.data.holdout.rows });
+        }
         // READY with warnings (data the study needs that this export lacks) tells the operator too.
         detail = check.ok ? (check.warnings.length === 0 ? '' : `ready, with warnings: ${check.warnings.join('; ')}`) : check.detail;
         if (check.ok && check.warnings.length > 0 && detail !== known.detail) {

@@ -1,6 +1,7 @@
 import { nextSeriesRunAt, seriesTemplateHash, seriesVarying, validateSeriesTemplate, type PromotionDecision, type SeriesTemplate } from '@fedlhs/core';
 import { FedlhsError } from '@fedlhs/core';
 import type { Coordinator } from '../coordinator.js';
+import type { SeriesDataProgress } from '../series/data-trigger.js';
 import type { SeriesRunView } from '../series/types.js';
 import type { PromotionRecord, ReleaseRecord, SeriesRecord, SeriesRunRecord } from '../store.js';
 import { seriesPerformance, type SeriesRunPerformance } from './series-performance.js';
@@ -18,7 +19,8 @@ const RELEASES_MAX = 1000;
 
 /** The reader the views need: the coordinator's store and node names. */
 export interface SeriesViewContext {
-  coordinator: Pick<Coordinator, 'store' | 'nodes'>;
+  /** `series` (optional: views built without a running coordinator show no data-trigger progress) holds the clinics' data reports. */
+  coordinator: Pick<Coordinator, 'store' | 'nodes'> & Partial<Pick<Coordinator, 'series'>>;
 }
 
 /** One series in the list: what `series list` and the dashboard's Series page show. */
@@ -106,6 +108,13 @@ interface SeriesData {
   runs: SeriesRunRecord[];
   studyStates: Map<string, string>;
   championVersion: number | null;
+  /** A data-triggered series' reports since its last run (undefined: not data-triggered, no run yet, or not known here). */
+  dataProgress: SeriesDataProgress | undefined;
+}
+
+/** "X of N newly labelled reported by M clinic(s) (S suppressed)". */
+function progressText(p: SeriesDataProgress): string {
+  return `${p.reported} of ${p.needed} newly labelled reported by ${p.clinics} clinic(s) (${p.suppressed} suppressed)`;
 }
 
 async function load(ctx: SeriesViewContext, s: SeriesRecord): Promise<SeriesData> {
@@ -113,7 +122,12 @@ async function load(ctx: SeriesViewContext, s: SeriesRecord): Promise<SeriesData
   const [runs, aliases] = await Promise.all([store.listSeriesRuns(s.name), store.listReleaseAliases(s.name)]);
   const studies = await Promise.all(runs.map((r) => store.getStudy(r.studyId)));
   const studyStates = new Map(runs.map((r, i) => [r.studyId, studies[i]?.state ?? 'UNKNOWN']));
-  return { series: s, runs, studyStates, championVersion: aliases.find((a) => a.alias === 'champion')?.version ?? null };
+  const read = readTemplate(s);
+  const last = runs.at(-1);
+  const dataProgress = 'template' in read && read.template.schedule.type === 'data' && last !== undefined
+    ? ctx.coordinator.series?.data.progress(s.name, last, read.template.schedule.newLabelled)
+    : undefined;
+  return { series: s, runs, studyStates, championVersion: aliases.find((a) => a.alias === 'champion')?.version ?? null, dataProgress };
 }
 
 function summary(d: SeriesData): SeriesSummaryView & { parsed: SeriesTemplate | undefined; raw: unknown } {
@@ -127,8 +141,11 @@ function summary(d: SeriesData): SeriesSummaryView & { parsed: SeriesTemplate | 
   let nextRunNote: string | null = null;
   if (t === undefined) nextRunNote = 'the template cannot be read';
   else if (s.state === 'paused') nextRunNote = 'paused';
-  else if (running) nextRunNote = `after run ${last.run} ends`;
-  else if (t.schedule.type === 'data') nextRunNote = `when ${t.schedule.newLabelled} newly labelled patients are reported`;
+  else if (running) nextRunNote = `after run ${last.run} ends${d.dataProgress === undefined ? '' : ` (${progressText(d.dataProgress)} so far)`}`;
+  else if (t.schedule.type === 'data') {
+    nextRunNote = last === undefined ? 'run 1 starts at once (data-triggered series start when created)'
+      : d.dataProgress === undefined ? `when ${t.schedule.newLabelled} newly labelled patients are reported` : progressText(d.dataProgress);
+  }
   else {
     const next = nextSeriesRunAt(t, last?.scheduledAt ?? s.createdAt);
     if (next === undefined) nextRunNote = 'the cron expression has no later time';

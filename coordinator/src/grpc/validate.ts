@@ -29,7 +29,7 @@ function checkAgentInfo(agent: AgentInfo__Output | null, prefix: string): void {
   checkWireString('AgentInfo.platform', agent.platform, `${prefix}.platform`);
 }
 
-/** One message of the control stream (Hello, StudyReadiness, TaskUpdate; Heartbeat carries only a number). */
+/** One message of the control stream (Hello, StudyReadiness, TaskUpdate, SeriesDataReport; Heartbeat carries only a number). */
 export function validateAgentMessage(message: AgentMessage__Output): void {
   if (message.hello) {
     const h = message.hello;
@@ -56,6 +56,8 @@ export function validateAgentMessage(message: AgentMessage__Output): void {
     checkWireNumber('TaskUpdate.epoch', u.epoch);
     checkWireNumber('TaskUpdate.epochs', u.epochs);
     checkWireNumber('TaskUpdate.fraction', u.fraction);
+  } else if (message.seriesData) {
+    validateSeriesDataReport(message.seriesData);
   }
 }
 
@@ -168,4 +170,27 @@ export function validateReleasePerformanceReport(report: ReleasePerformanceRepor
   if (!EXPORT_FINGERPRINT.test(report.exportFingerprint ?? '')) invalid('ReleasePerformanceReport.export_fingerprint', 'not a lower-case hex fingerprint of 1-64 characters', report.exportFingerprint ?? '');
   const at = Number(report.measuredAtMs ?? 0);
   if (!Number.isSafeInteger(at) || at < 0) invalid('ReleasePerformanceReport.measured_at_ms', 'not a time in ms since the Unix epoch', at);
+}
+
+// ---- Data-triggered series (issue 13) ----------------------------------------------------
+import type { SeriesDataReport__Output } from '@fedlhs/proto';
+
+/** A template hash: sha256-hex, exactly 64 lowercase hex digits. */
+const TEMPLATE_SHA256 = /^[0-9a-f]{64}$/;
+/** Most newly labelled patients one report may claim (proto SeriesDataReport.new_labelled). */
+const NEW_LABELLED_MAX = 1_000_000_000;
+
+/**
+ * A SeriesDataReport: a study name, a template hash, a run from 1, a count of at most 10^9, and
+ * 0 when suppressed. Whether it counts (series, run, template, the node's part) is the series
+ * module's (series/data-trigger.ts), which ignores rather than refuses.
+ */
+export function validateSeriesDataReport(report: SeriesDataReport__Output): void {
+  checkStudyName('SeriesDataReport.series_name', report.seriesName ?? '', false);
+  if (!TEMPLATE_SHA256.test(report.templateSha256 ?? '')) invalid('SeriesDataReport.template_sha256', 'not a sha256-hex template hash (64 lowercase hex digits)', report.templateSha256 ?? '');
+  const run = Number(report.afterRun ?? 0);
+  if (!Number.isSafeInteger(run) || run < 1) invalid('SeriesDataReport.after_run', 'not a run number (1 or more)', run);
+  const n = Number(report.newLabelled ?? 0);
+  if (!Number.isSafeInteger(n) || n < 0 || n > NEW_LABELLED_MAX) invalid('SeriesDataReport.new_labelled', `not a count from 0 to ${NEW_LABELLED_MAX}`, n);
+  if (report.suppressed === true && n !== 0) invalid('SeriesDataReport.new_labelled', 'must be 0 when suppressed is true (a suppressed count is not disclosed)', n);
 }

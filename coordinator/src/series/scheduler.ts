@@ -2,7 +2,7 @@ import type { EventEmitter } from 'node:events';
 import { nextSeriesRunAt, type SeriesTemplate } from '@fedlhs/core';
 import type { Logger } from '@fedlhs/service';
 import type { EngineClock } from '../engine/study-runner.js';
-import type { CoordinatorStore, SeriesRecord } from '../store.js';
+import type { CoordinatorStore, SeriesRecord, SeriesRunRecord } from '../store.js';
 import type { SeriesDecider } from './decide.js';
 import type { SeriesService } from './service.js';
 import { storedTemplate } from './template.js';
@@ -26,7 +26,8 @@ export interface SeriesSchedulerOptions {
 
 /**
  * Starts series runs on their cron schedules (design continuous-learning.md, flow 2) on the
- * engine's clock. For each active series whose last run's study has ended (and whose release
+ * engine's clock, and data-triggered series when the clinics' reports reach their newLabelled
+ * (checkData). For each active series whose last run's study has ended (and whose release
  * has its champion decision), the next run is due at nextSeriesRunAt(template, last run's
  * scheduled time, or the series' creation); one timer waits for the earliest. Times missed
  * (the coordinator was down, or a run outlasted its period) start one run, for the latest of
@@ -130,6 +131,7 @@ export class SeriesScheduler {
       // The next run is compared with (and may start from) the champion this decision sets.
       if (!(await decider.decide(last.studyId))) return clock.now() + SERIES_RETRY_MS;
     }
+    if (template.schedule.type === 'data') return this.checkData(s, template.schedule.newLabelled, last);
     const first = nextSeriesRunAt(template, last?.scheduledAt ?? s.createdAt);
     if (first === undefined) return undefined;
     const now = clock.now();
@@ -147,6 +149,25 @@ export class SeriesScheduler {
       );
     }
     await this.opts.service.startRun(s.name, latest, 'schedule');
+    return undefined;
+  }
+
+  /**
+   * A data-triggered series (its last run, if any, ended and was decided): run 1 starts at once;
+   * a later run once the clinics' reports since the last run add up to `needed`. Reports wake
+   * the scheduler as they arrive (data-trigger.ts emits 'change'), so nothing waits on a timer.
+   */
+  private async checkData(s: SeriesRecord, needed: number, last: SeriesRunRecord | undefined): Promise<undefined> {
+    const { clock, log, service } = this.opts;
+    if (last !== undefined) {
+      const p = service.data.progress(s.name, last, needed);
+      if (p.reported < needed) return undefined;
+      log.info(
+        { event: 'series.data_triggered', seriesName: s.name, afterRun: last.run, reported: p.reported, needed, clinics: p.clinics, suppressed: p.suppressed },
+        `series ${s.name}: ${p.reported} newly labelled patient(s) reported by ${p.clinics} clinic(s) since run ${last.run} (${needed} needed): run ${last.run + 1} starts`,
+      );
+    }
+    await service.startRun(s.name, clock.now(), 'data');
     return undefined;
   }
 }

@@ -122,7 +122,7 @@ async function setup() {
 const codeOf = (p: Promise<unknown>): Promise<string | undefined> => p.then(() => undefined, (err: unknown) => (isFedlhsError(err) ? err.code : String(err)));
 
 describe('SeriesService.create', () => {
-  it('validates, stores with its hash and audits; refuses data schedules and bad templates loudly', async () => {
+  it('validates, stores with its hash and audits; refuses bad templates loudly', async () => {
     const { service, store, events } = await setup();
     const changes: unknown[] = [];
     events.on('change', (e) => changes.push(e));
@@ -134,9 +134,6 @@ describe('SeriesService.create', () => {
     expect(changes).toEqual([{ kind: 'series', seriesName: 'sepsis' }]);
     expect(await codeOf(service.create(template(), 'alice'))).toBe('SERIES_EXISTS');
 
-    const data = await service.create(template({ name: 'other', schedule: { type: 'data', newLabelled: 100 } }), 'alice').catch((e: unknown) => e as Error & { code: string });
-    expect(data).toMatchObject({ code: 'INVALID_ARGUMENT' });
-    expect((data as Error).message).toContain('data-triggered series are not implemented yet');
     const bad = await service.create(template({ name: 'bad', schedule: { type: 'cron', expression: 'every tuesday' } }), 'alice').catch((e: unknown) => e as Error & { code: string });
     expect(bad).toMatchObject({ code: 'MANIFEST_INVALID' });
     expect((bad as Error).message).toContain('schedule.expression');

@@ -8,6 +8,7 @@ import type { WriteOp } from '../store/write-ops.js';
 import type { StudyStartExtras } from '../studies.js';
 import { forgetSeriesTemplate, rememberSeriesTemplate } from '../wire.js';
 import { CHAMPION_ALIAS, championStack, championVersion, currentChampion } from './champion.js';
+import { SeriesDataReports } from './data-trigger.js';
 import type { SeriesActions, SeriesRunView } from './types.js';
 import { acceptTemplate, storedTemplate } from './template.js';
 
@@ -37,8 +38,12 @@ export class SeriesService implements SeriesActions {
   private readonly locks = new Map<string, Promise<unknown>>();
   /** Studies whose series template this service told wire.ts about (forgotten at stop). */
   private readonly remembered = new Set<string>();
+  /** The clinics' latest SeriesDataReports of data-triggered series (control-session.ts hands them here; the scheduler reads them). */
+  readonly data: SeriesDataReports;
 
-  constructor(private readonly opts: SeriesServiceOptions) {}
+  constructor(private readonly opts: SeriesServiceOptions) {
+    this.data = new SeriesDataReports({ store: opts.store, log: opts.log, events: opts.events });
+  }
 
   /** Remembers the template of every RUNNING series run (before studies resume and are announced). */
   async load(): Promise<void> {
@@ -128,6 +133,8 @@ export class SeriesService implements SeriesActions {
         recorded: (study) => this.remember(study.id, s.template),
       });
       const r = record!;
+      // A data series counts newly labelled patients since its last run: this one now.
+      this.data.reset(name);
       log.info(
         { event: 'series.run_started', seriesName: name, run, studyId: r.studyId, scheduledAt: new Date(scheduledAt).toISOString(), trigger, championVersion: r.championVersion },
         `series ${name} run ${run} started as study ${r.studyId}${champion === undefined ? ' (no champion yet)' : ` against champion v${champion.version}`}`,

@@ -2,8 +2,8 @@ import { createHash } from 'node:crypto';
 import { FedlhsError, seriesTemplateHash, validateSeriesTemplate, type SeriesTemplate } from '@fedlhs/core';
 
 /**
- * Series templates as the coordinator stores them: validated, refused when they cannot run yet
- * (data schedules), and as canonical JSON whose SHA-256 is the template hash clinics approve.
+ * Series templates as the coordinator stores them: validated, and as canonical JSON whose SHA-256
+ * is the template hash clinics approve.
  */
 
 /**
@@ -29,14 +29,11 @@ export interface StoredTemplate {
 }
 
 /**
- * Validates a template from outside (MANIFEST_INVALID naming the field) and refuses a data
- * schedule (INVALID_ARGUMENT): a series that silently never ran would be worse than none.
+ * Validates a template from outside (MANIFEST_INVALID naming the field). Cron and data schedules
+ * both run (scheduler.ts; data: the clinics' SeriesDataReports, data-trigger.ts).
  */
 export function acceptTemplate(value: unknown): StoredTemplate {
   const template = validateSeriesTemplate(value);
-  if (template.schedule.type === 'data') {
-    throw new FedlhsError('INVALID_ARGUMENT', 'schedule.type: data-triggered series are not implemented yet (use a cron schedule, or run-now)', { details: { field: 'schedule.type' } });
-  }
   const json = canonicalJson(template);
   const sha256 = createHash('sha256').update(json, 'utf8').digest('hex');
   // The stored JSON must hash to what core calls the template's hash (the manifest's series.templateSha256).

@@ -10,7 +10,7 @@ import type { PromotionRecord, SeriesRecord, SeriesRunRecord } from '../store.js
  * a run is in progress; rollback without an earlier champion), INVALID_ARGUMENT.
  */
 export interface SeriesActions {
-  /** Validates and stores a template (state active); its first run is due at the next scheduled time. */
+  /** Validates and stores a template (state active); its first run is due at the next scheduled time (a data schedule: at once). */
   create(template: unknown, by: string): Promise<SeriesRecord>;
   /** Replaces the template (a new hash: clinics approve it again); runs already started keep theirs. */
   update(name: string, template: unknown, by: string): Promise<SeriesRecord>;

@@ -272,7 +272,7 @@ export interface SeriesRunRecord {
   /** When the schedule said the run was due (the time its manifest was derived at). */
   scheduledAt: number;
   startedAt: number;
-  /** 'schedule' (cron or data trigger) or 'operator' (run-now, with the operator's name). */
+  /** 'schedule' (cron), 'data' (the clinics' newly labelled patients reached the template's count) or 'operator:<name>' (run-now). */
   trigger: string;
   /** The champion the run was compared with (and, with start champion, trained from), if any. */
   championVersion: number | null;
