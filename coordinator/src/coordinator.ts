@@ -208,8 +208,8 @@ export class Coordinator {
     });
     const seriesClock = opts.seriesClock ?? opts.clock ?? systemClock(now);
     const seriesNow = (): number => seriesClock.now();
-    this.seriesDecider = new SeriesDecider({ store, log, now: seriesNow, events });
     this.series = new SeriesService({ store, log, now: seriesNow, events, startStudy: (text, by, extras) => this.studies.startStudy(text, by, extras) });
+    this.seriesDecider = new SeriesDecider({ store, log, now: seriesNow, events, lock: (name, fn) => this.series.locked(name, fn) });
     this.seriesScheduler = new SeriesScheduler({ store, service: this.series, decider: this.seriesDecider, clock: seriesClock, log, events });
     this.blobCollector = new BlobCollector({
       store, log, collect: (referenced, graceMs) => checkpoints.collect(referenced, graceMs),
@@ -249,7 +249,9 @@ export class Coordinator {
     }
     this.intake.resetSpool();
     this.storage.start();
-    await Promise.all([this.nodes.load(), this.control.start(), this.series.load()]);
+    // The series templates of running runs first: the announcements control.start() builds carry them.
+    await Promise.all([this.nodes.load(), this.series.load()]);
+    await this.control.start();
     await this.studies.resume();
     // Studies that completed without a release (a build failed, or the coordinator stopped
     // first) are released now, in the background; failures are logged (release.failed). Series

@@ -61,7 +61,7 @@ async function setup() {
     return study;
   };
   const service = new SeriesService({ store, log, now: () => clock.now(), events, startStudy });
-  const decider = new SeriesDecider({ store, log, now: () => clock.now(), events });
+  const decider = new SeriesDecider({ store, log, now: () => clock.now(), events, lock: (name, fn) => service.locked(name, fn) });
   const scheduler = new SeriesScheduler({ store, service, decider, clock, log, events });
   for (const [id, siteName] of [['n1', 'site-a'], ['n2', 'site-b'], ['n3', 'site-c']] as const) {
     await store.write([{ op: 'node.insert', n: { id, siteName, credentialHash: `h-${id}`, createdAt: 1, revokedAt: null, lastSeenAt: null, agentVersion: 'a', trainingBackend: 'cpu' } }], 'test');
@@ -112,9 +112,9 @@ describe('data-triggered series', () => {
     expect(started).toHaveLength(1);
     expect(service.data.progress('sepsis', await lastRun(), 100)).toEqual({ afterRun: 1, reported: 110, needed: 100, clinics: 2, suppressed: 0 });
 
-    // Run 1 ends; its decision (no release: nothing to decide) comes first, then run 2 starts.
+    // Run 1 ends (stopped: no release, nothing to decide), then run 2 starts.
     const second = runStarted(2);
-    await store.setStudyState(run1.id, 'COMPLETED', null, clock.now());
+    await store.setStudyState(run1.id, 'STOPPED', null, clock.now());
     scheduler.studyEnded(run1.id);
     await second;
     expect((await store.listSeriesRuns('sepsis')).map((r) => [r.run, r.trigger])).toEqual([[1, 'data'], [2, 'data']]);
@@ -122,7 +122,7 @@ describe('data-triggered series', () => {
 
     // Reports reset per run: the old ones (after run 1) no longer count for run 3.
     const run2 = started[1]!.study;
-    await store.setStudyState(run2.id, 'COMPLETED', null, clock.now());
+    await store.setStudyState(run2.id, 'STOPPED', null, clock.now());
     scheduler.studyEnded(run2.id);
     await scheduler.idle();
     expect(service.data.progress('sepsis', await lastRun(), 100)).toMatchObject({ afterRun: 2, reported: 0, clinics: 0 });
@@ -181,7 +181,7 @@ describe('data-triggered series', () => {
     await first;
     const run1 = started[0]!.study;
     await tookPart('n1', run1);
-    await store.setStudyState(run1.id, 'COMPLETED', null, clock.now());
+    await store.setStudyState(run1.id, 'STOPPED', null, clock.now());
     scheduler.studyEnded(run1.id);
     await scheduler.idle();
 

@@ -30,6 +30,8 @@ export interface SeriesDeciderOptions {
   now: () => number;
   /** The coordinator's 'change' emitter: {kind: 'series', seriesName} after a decision. */
   events: EventEmitter;
+  /** The series' lock (SeriesService.locked): a decision never interleaves with an operator's promotion or rollback. */
+  lock: <T>(seriesName: string, fn: () => Promise<T>) => Promise<T>;
 }
 
 /** The AUC in a stored Performance JSON, if it reads. */
@@ -151,9 +153,13 @@ export class SeriesDecider {
   }
 
   private async decideNow(studyId: string): Promise<void> {
-    const { store, log, events } = this.opts;
-    const run = await store.seriesRunOfStudy(studyId);
+    const run = await this.opts.store.seriesRunOfStudy(studyId);
     if (run === undefined) return;
+    await this.opts.lock(run.seriesName, () => this.decideRun(studyId, run));
+  }
+
+  private async decideRun(studyId: string, run: SeriesRunRecord): Promise<void> {
+    const { store, log, events } = this.opts;
     const release = await store.releaseOfStudy(studyId);
     if (release === undefined) return;
     const name = run.seriesName;

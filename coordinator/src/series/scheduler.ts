@@ -40,6 +40,8 @@ export class SeriesScheduler {
   private again = false;
   private started = false;
   private stopped = false;
+  /** Runs whose missing release was already reported (series.waiting_for_release is said once per run). */
+  private readonly waitingForRelease = new Set<string>();
   private readonly onChange = (e: { kind?: string; run?: number }): void => {
     if (e.kind === 'series' && e.run === undefined) this.wake();
   };
@@ -128,11 +130,22 @@ export class SeriesScheduler {
       const study = await store.getStudy(last.studyId);
       // Never two runs at once: its end wakes us (studyEnded).
       if (study === undefined || study.state === 'RUNNING') return undefined;
+      // A completed run without its release yet (a build failed and is retried): the next run
+      // would be compared with a champion that release may replace, so it waits for it.
+      if (study.state === 'COMPLETED' && (await store.releaseOfStudy(last.studyId)) === undefined) {
+        if (!this.waitingForRelease.has(last.studyId)) {
+          this.waitingForRelease.add(last.studyId);
+          log.warn({ event: 'series.waiting_for_release', seriesName: s.name, run: last.run, studyId: last.studyId }, `series ${s.name}: run ${last.run + 1} waits for the release of run ${last.run} (not built yet)`);
+        }
+        return clock.now() + SERIES_RETRY_MS;
+      }
       // The next run is compared with (and may start from) the champion this decision sets.
       if (!(await decider.decide(last.studyId))) return clock.now() + SERIES_RETRY_MS;
     }
     if (template.schedule.type === 'data') return this.checkData(s, template.schedule.newLabelled, last);
-    const first = nextSeriesRunAt(template, last?.scheduledAt ?? s.createdAt);
+    // Times that passed while the series was paused (or before its template changed) are not
+    // missed runs: the next run is the next time after its last run or its last change.
+    const first = nextSeriesRunAt(template, Math.max(last?.scheduledAt ?? s.createdAt, s.updatedAt));
     if (first === undefined) return undefined;
     const now = clock.now();
     if (first > now) return first;

@@ -38,6 +38,8 @@ const template = (over: Record<string, unknown> = {}) => ({
 const T0 = Date.UTC(2026, 0, 15);
 const at = (month: number, day = 1): number => Date.UTC(2026, month, day);
 const DAY = 86_400_000;
+/** A time for store writes in tests that do not care which. */
+const clock0 = (): number => T0;
 
 const perf = (auc: number): Performance => ({ numExamples: 200, positives: 80, auc, brier: 0.2, calibration: [] });
 
@@ -64,7 +66,7 @@ async function setup() {
     return study;
   };
   const service = new SeriesService({ store, log, now: () => clock.now(), events, startStudy });
-  const decider = new SeriesDecider({ store, log, now: () => clock.now(), events });
+  const decider = new SeriesDecider({ store, log, now: () => clock.now(), events, lock: (name, fn) => service.locked(name, fn) });
   const scheduler = new SeriesScheduler({ store, service, decider, clock, log, events });
   for (const [id, siteName] of [['n1', 'site-a'], ['n2', 'site-b'], ['n3', 'site-c']] as const) {
     await store.write([{ op: 'node.insert', n: { id, siteName, credentialHash: `h-${id}`, createdAt: 1, revokedAt: null, lastSeenAt: null, agentVersion: 'a', trainingBackend: 'cpu' } }], 'test');
@@ -162,8 +164,8 @@ describe('SeriesScheduler', () => {
 
     // The next time comes while run 1 still runs: nothing starts.
     await advanceTo(at(2) + DAY);
-    // A series change wakes the scheduler too: it still waits.
-    await service.setState('sepsis', 'active', 'alice');
+    // Another study's end wakes the scheduler too: it still waits.
+    scheduler.studyEnded('another-study');
     await scheduler.idle();
     expect(started).toHaveLength(1);
     // Run 1 ends after the time: run 2 starts at once, for that time, without a missed warning.
@@ -184,6 +186,29 @@ describe('SeriesScheduler', () => {
     expect(started).toHaveLength(3);
     // The scheduler itself waited for each run's end (the service's refusal was never needed).
     expect(sink.lines.filter((l) => l.level as number >= 40)).toEqual([]);
+  });
+
+  it('waits for a completed run\'s release and its decision before the next run (and run-now refuses meanwhile)', async () => {
+    const { service, scheduler, started, runStarted, advanceTo, end, release, store, sink } = await setup();
+    await service.create(template(), 'alice');
+    await scheduler.start();
+    const first = runStarted(1);
+    await advanceTo(at(1));
+    await first;
+    // Run 1 completes, but its release is not built yet (a build failing and retried).
+    await end(started[0]!.study);
+    scheduler.studyEnded(started[0]!.study.id);
+    await advanceTo(at(2) + DAY);
+    expect(started).toHaveLength(1);
+    expect(sink.lines.filter((l) => l.event === 'series.waiting_for_release')).toHaveLength(1);
+    expect(await codeOf(service.runNow('sepsis', 'bob'))).toBe('FAILED_PRECONDITION');
+    // The release arrives and is decided (the first: champion); then run 2 starts, compared with it.
+    await store.setStudyState(started[0]!.study.id, 'RUNNING', null, clock0());
+    const second = runStarted(2);
+    await release(started[0]!.study, 1, []);
+    scheduler.studyEnded(started[0]!.study.id);
+    await second;
+    expect(started[1]!.manifest.series!.champion?.version).toBe(1);
   });
 
   it('starts one run for the latest of several missed times and warns series.missed', async () => {
@@ -220,10 +245,15 @@ describe('SeriesScheduler', () => {
     await scheduler.idle();
     expect(sink.lines.find((l) => l.event === 'series.scheduler_failed')).toMatchObject({ level: 40 });
     expect(started).toHaveLength(0);
-    const run = runStarted(1);
+    // Resumed after the February time: that time passed while paused, so it is not a missed run;
+    // the next run is the next time after the resume.
     await advanceTo(at(2) + 60_000);
+    expect(started).toHaveLength(0);
+    const run = runStarted(1);
+    await advanceTo(at(3));
     await run;
-    expect((await store.listSeriesRuns('sepsis'))[0]!.scheduledAt).toBe(at(2));
+    expect((await store.listSeriesRuns('sepsis'))[0]!.scheduledAt).toBe(at(3));
+    expect(sink.lines.filter((l) => l.event === 'series.missed')).toEqual([]);
   });
 });
 
@@ -329,6 +359,35 @@ describe('SeriesService runs and champions', () => {
     const evidence = JSON.parse(last.evidence);
     expect(evidence.unreadable).toEqual(['site-b']);
     expect(evidence.reasons).toContain('the template leaves promotion to an operator');
+  });
+
+  it('never interleaves the rule\'s decision with an operator\'s rollback: each sees the champion the other left', async () => {
+    const { service, decider, started, store, release } = await setup();
+    await service.create(template(), 'alice');
+    for (const [run, version] of [[1, 1], [2, 2]] as const) {
+      await service.runNow('sepsis', 'bob');
+      await release(started[run - 1]!.study, version, run === 1 ? [] : [{ nodeId: 'n1', difference: 0.1, standardError: 0.01 }, { nodeId: 'n2', difference: 0.1, standardError: 0.01 }], 1);
+      await decider.decide(started[run - 1]!.study.id);
+    }
+    expect((await store.listReleaseAliases('sepsis')).find((a) => a.alias === 'champion')?.version).toBe(2);
+    // Run 3 (compared with v2) is better; its decision and a rollback to v1 race.
+    await service.runNow('sepsis', 'bob');
+    await release(started[2]!.study, 3, [{ nodeId: 'n1', difference: 0.1, standardError: 0.01 }, { nodeId: 'n2', difference: 0.1, standardError: 0.01 }], 2);
+    await Promise.all([service.rollback('sepsis', 'dave'), decider.decide(started[2]!.study.id)]);
+    const history = await store.listPromotions('sepsis');
+    // Whichever went first, the other saw its result: the rollback recorded v2 → v1, and the
+    // decision knew the champion had changed during the run (no silent undo of the rollback).
+    expect(history.find((p) => p.action === 'rollback')).toMatchObject({ fromVersion: 2, toVersion: 1 });
+    const decision = history.find((p) => p.run === 3)!;
+    const champion = (await store.listReleaseAliases('sepsis')).find((a) => a.alias === 'champion')?.version;
+    if (decision.id < history.find((p) => p.action === 'rollback')!.id) {
+      expect(decision).toMatchObject({ action: 'promote', fromVersion: 2 });
+      expect(champion).toBe(1);
+    } else {
+      expect(decision).toMatchObject({ action: 'keep', fromVersion: 1 });
+      expect(JSON.parse(decision.evidence).reasons.join(' ')).toMatch(/the champion changed from v2 to v1 during the run/);
+      expect(champion).toBe(1);
+    }
   });
 
   it('a failed decision is loud, holds the next run back, and is made at the next start', async () => {

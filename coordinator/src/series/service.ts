@@ -89,6 +89,8 @@ export class SeriesService implements SeriesActions {
   async setState(name: string, state: SeriesRecord['state'], by: string): Promise<SeriesRecord> {
     if (state !== 'active' && state !== 'paused') throw new FedlhsError('INVALID_ARGUMENT', `state: "active" or "paused" is required, got ${JSON.stringify(state)?.slice(0, 40)}`, { details: { field: 'state' } });
     const before = await this.series(name);
+    // Nothing to change (and the time of the last change, which the schedule counts from, stays).
+    if (before.state === state) return before;
     const at = this.opts.now();
     await this.opts.store.write([
       { op: 'series.update', name, state, at },
@@ -115,6 +117,13 @@ export class SeriesService implements SeriesActions {
       if (last !== undefined) {
         const study = await store.getStudy(last.studyId);
         if (study?.state === 'RUNNING') throw new FedlhsError('FAILED_PRECONDITION', `run ${last.run} of series ${name} (study ${last.studyId}) is still running: a series runs one study at a time`);
+        // A completed run's release decides the champion the next run is compared with (and starts from).
+        if (study?.state === 'COMPLETED') {
+          const release = await store.releaseOfStudy(last.studyId);
+          if (release === undefined) throw new FedlhsError('FAILED_PRECONDITION', `run ${last.run} of series ${name} completed but its release is not built yet: the next run waits for it (and for the champion decision on it)`);
+          const decided = (await store.listPromotions(name)).some((p) => p.run === last.run && p.toVersion === release.version);
+          if (!decided) throw new FedlhsError('FAILED_PRECONDITION', `run ${last.run} of series ${name}: no champion decision on its release v${release.version} yet: the next run waits for it`);
+        }
       }
       const template = storedTemplate(name, s.template);
       const champion = await currentChampion(store, name);
@@ -144,7 +153,11 @@ export class SeriesService implements SeriesActions {
     });
   }
 
-  async promote(name: string, version: number, by: string): Promise<PromotionRecord> {
+  promote(name: string, version: number, by: string): Promise<PromotionRecord> {
+    return this.locked(name, () => this.promoteNow(name, version, by));
+  }
+
+  private async promoteNow(name: string, version: number, by: string): Promise<PromotionRecord> {
     const { store } = this.opts;
     await this.series(name);
     const release = await store.getRelease(name, version);
@@ -164,7 +177,11 @@ export class SeriesService implements SeriesActions {
     return this.moveChampion(name, { run: run?.run ?? null, fromVersion: current, toVersion: version, action: 'promote', evidence }, by);
   }
 
-  async rollback(name: string, by: string): Promise<PromotionRecord> {
+  rollback(name: string, by: string): Promise<PromotionRecord> {
+    return this.locked(name, () => this.rollbackNow(name, by));
+  }
+
+  private async rollbackNow(name: string, by: string): Promise<PromotionRecord> {
     const { store } = this.opts;
     await this.series(name);
     const current = await championVersion(store, name);
@@ -226,8 +243,12 @@ export class SeriesService implements SeriesActions {
     this.opts.events.emit('change', { kind: 'series', seriesName });
   }
 
-  /** Runs `fn` after every earlier action on the same series (run starts must not interleave). */
-  private locked<T>(name: string, fn: () => Promise<T>): Promise<T> {
+  /**
+   * Runs `fn` after every earlier action on the same series: run starts, operators' promotions
+   * and rollbacks, and the rule's decisions (decide.ts takes this lock too) never interleave,
+   * so none reads a champion another is about to move.
+   */
+  locked<T>(name: string, fn: () => Promise<T>): Promise<T> {
     const before = this.locks.get(name) ?? Promise.resolve();
     const next = before.catch(() => undefined).then(fn);
     const tail = next.catch(() => undefined);

@@ -157,6 +157,7 @@ export const EVENTS = {
   'series.updated': "an operator replaced a series' template (audited; clinics approve the new hash); fields seriesName, by, templateSha256, previous",
   'series.state_changed': 'an operator paused or resumed a series (audited); fields seriesName, by, state, previous',
   'series.run_started': 'a series run started as a study; fields seriesName, run, studyId, scheduledAt, trigger (schedule | operator:<name>), championVersion',
+  'series.waiting_for_release': 'a series run completed but its release is not built yet: the next run waits for it (warn, once per run); fields seriesName, run, studyId',
   'series.missed': 'scheduled runs of a series were missed (the coordinator was down or a run outlasted its period): one run starts for the latest (warn); fields seriesName, skipped, firstMissed, runAt',
   'series.simulated_clock': 'the coordinator schedules series on a simulated clock moved through the admin API (series.simulatedClock; simulations only; warn)',
   'series.clock_moved': 'an operator moved the simulated series clock (warn); fields by, now',
