@@ -104,7 +104,7 @@ describe('AgentState manifests', () => {
         approvedBy: null,
       },
     ]);
-    expect(state.isApproved(H('h1'))).toBe(false);
+    expect(state.isManifestApproved(H('h1'))).toBe(false);
   });
 
   it('approves a manifest, recording when and by whom, and keeps the first approval', () => {
@@ -113,7 +113,7 @@ describe('AgentState manifests', () => {
     vi.setSystemTime(new Date('2026-03-02T08:30:00.000Z'));
     const approved = state.approve(H('h1'), 'dr.smith');
     expect(approved).toMatchObject({ hash: H('h1'), approvedAt: Date.parse('2026-03-02T08:30:00.000Z'), approvedBy: 'dr.smith' });
-    expect(state.isApproved(H('h1'))).toBe(true);
+    expect(state.isManifestApproved(H('h1'))).toBe(true);
 
     vi.setSystemTime(new Date('2026-03-03T00:00:00.000Z'));
     expect(state.approve(H('h1'), 'someone-else')).toMatchObject({ approvedAt: Date.parse('2026-03-02T08:30:00.000Z'), approvedBy: 'dr.smith' });
@@ -123,7 +123,7 @@ describe('AgentState manifests', () => {
     const state = newState();
     expect(() => state.approve('deadbeef', 'dr.smith')).toThrowErrorMatchingInlineSnapshot(`[FedlhsError: no manifest with hash deadbeef; run \`fedlhs-agent review\` to fetch pending studies]`);
     expect(() => state.approve('deadbeef', 'dr.smith')).toThrow(expect.objectContaining({ code: 'NOT_FOUND', details: { what: 'manifest', id: 'deadbeef' } }));
-    expect(state.isApproved('deadbeef')).toBe(false);
+    expect(state.isManifestApproved('deadbeef')).toBe(false);
     expect(state.getManifest('deadbeef')).toBeUndefined();
   });
 

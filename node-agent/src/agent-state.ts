@@ -4,7 +4,6 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { FedlhsError, sha256Hex } from '@fedlhs/core';
 import { writeFileAtomic } from '@fedlhs/service';
-import { runApproval } from './series-approval.js';
 
 /** What `enrol` stores: the node credential and where it is valid. */
 export interface NodeCredential {
@@ -56,7 +55,7 @@ export type Approvable = { kind: 'manifest'; record: ManifestRecord } | { kind: 
 export interface AuditEntry {
   time: string;
   // The release_* records (issue 12): what was kept, refused, deployed or rolled back here, and the live performance sent.
-  event: 'enrolled' | 'readiness_sent' | 'statistics_sent' | 'update_sent' | 'evaluation_sent' | 'task_declined' | 'task_failed' | 'release_kept' | 'release_refused' | 'release_deployed' | 'release_rolled_back' | 'release_performance_sent' | 'release_key_pinned' | 'series_approved' | 'series_template_refused' | 'series_data_sent';
+  event: 'enrolled' | 'readiness_sent' | 'statistics_sent' | 'update_sent' | 'evaluation_sent' | 'task_declined' | 'task_failed' | 'release_kept' | 'release_refused' | 'release_deployed' | 'release_rolled_back' | 'release_performance_sent' | 'release_key_pinned' | 'series_approved' | 'series_template_refused' | 'series_data_sent' | 'champion_unavailable';
   coordinator: string;
   studyId?: string;
   round?: number;
@@ -237,18 +236,6 @@ export class AgentState {
 
   listManifests(): ManifestRecord[] {
     return (this.db.prepare(`SELECT * FROM manifests ORDER BY first_seen_at`).all() as Record<string, unknown>[]).map(toManifest);
-  }
-
-  /**
-   * Whether this clinic approved the manifest `hash`: by its own hash, or (a series run) through
-   * the approval of its series template when the run changes nothing the series does not let
-   * vary (series-approval.ts runApproval).
-   */
-  isApproved(hash: string): boolean {
-    const m = this.getManifest(hash);
-    if (m === undefined) return false;
-    if (m.approvedAt !== null) return true;
-    return runApproval(this, hash, undefined, true).approved;
   }
 
   /** Whether the manifest itself (not a series template) was approved. */

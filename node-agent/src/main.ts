@@ -13,7 +13,7 @@ import { AgentState } from './agent-state.js';
 import { authMetadata, createClients, deadlineIn } from './connection.js';
 import { loadAgentConfig, withEnrolment, type AgentConfig } from './config.js';
 import { formatChanges, formatManifest, formatRun, formatSeries } from './review.js';
-import { checkAnnouncedTemplate, rememberTemplate, runApproval } from './series-approval.js';
+import { checkAnnouncedTemplate, isApproved, rememberTemplate, runApproval } from './series-approval.js';
 import { dataQualityReport } from './data-check.js';
 import type { AgentCli } from './cli-kit.js';
 import { registerReleaseCommands } from './releases/commands.js';
@@ -220,7 +220,7 @@ withConfig('review', 'show study manifests waiting for this clinic\'s approval, 
     const orphans = runs.filter((r) => !templates.some((t) => t.hash === r.m.series?.templateSha256));
     if (orphans.length > 0) out(`runs of series whose template was not seen here (approve each run by its manifest):\n${orphans.map((r) => formatRun(r.m, r.rec.hash, r.rec.studyId, r.approval)).join('\n')}\n\n`);
   }
-  const manifests = state.listManifests().filter((m) => options.all === true || !state.isApproved(m.hash));
+  const manifests = state.listManifests().filter((m) => options.all === true || !isApproved(state, m.hash));
   if (manifests.length === 0) {
     out('no study manifests waiting for approval\n');
     return;
@@ -308,7 +308,7 @@ withConfig('status', 'enrolment, approvals and the audit log of what left this c
   if (credential !== undefined) out(`  release key ${credential.releaseKey === undefined ? 'not pinned (the coordinator sent none at enrolment)' : `pinned at enrolment, fingerprint ${credential.releaseKey.fingerprint}`}\n`);
   const manifests = state.listManifests();
   // A series run counts as approved when its series approval covers it (series-approval.ts).
-  const approvedNow = new Set(manifests.filter((m) => state.isApproved(m.hash)).map((m) => m.hash));
+  const approvedNow = new Set(manifests.filter((m) => isApproved(state, m.hash)).map((m) => m.hash));
   out(`\nmanifests: ${approvedNow.size} approved, ${manifests.length - approvedNow.size} pending\n`);
   for (const m of manifests) out(`  ${!approvedNow.has(m.hash) ? 'PENDING ' : 'approved'}  ${v(m.hash.slice(0, 16))}  ${v(m.name)}  (${v(m.studyId)})${m.approvedAt === null && approvedNow.has(m.hash) ? '  through its series' : ''}\n`);
   const audit = state.readAudit();

@@ -6,7 +6,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { seriesTemplateHash, sha256Hex, validateManifest, verifyManifestJson } from '@fedlhs/core';
 import type { AgentMessage, Study__Output } from '@fedlhs/proto';
 import { AgentState } from './agent-state.js';
-import { checkAnnouncedTemplate, runApproval } from './series-approval.js';
+import { checkAnnouncedTemplate, isApproved, runApproval } from './series-approval.js';
 import { canonicalJson, runStudy, testTemplate } from './series-test-support.js';
 import { StudyTracker, type StudyTrackerOptions } from './studies.js';
 
@@ -83,10 +83,10 @@ describe('runApproval', () => {
     const study = runStudy(t, 3, { champion: { version: 2, weightsSha256: 'd'.repeat(64) } });
     record(state, study);
     expect(runApproval(state, study.manifestSha256, undefined, true)).toMatchObject({ approved: false, series: { name: 'lhs', hash, approved: false }, detail: expect.stringContaining(`series lhs (template ${hash.slice(0, 12)})`) });
-    expect(state.isApproved(study.manifestSha256)).toBe(false);
+    expect(isApproved(state, study.manifestSha256)).toBe(false);
     state.approveSeriesTemplate(hash, 'operator:test');
     expect(runApproval(state, study.manifestSha256, undefined, true)).toMatchObject({ approved: true, via: 'series', changes: [] });
-    expect(state.isApproved(study.manifestSha256)).toBe(true);
+    expect(isApproved(state, study.manifestSha256)).toBe(true);
     expect(state.isManifestApproved(study.manifestSha256)).toBe(false);
   });
 
@@ -99,7 +99,7 @@ describe('runApproval', () => {
     expect(a.approved).toBe(false);
     expect(a.changes.map((c) => c.path)).toEqual(['training.localEpochs']);
     expect(a.detail).toBe(`series lhs approved, but this run changes training.localEpochs: needs approval of manifest ${study.manifestSha256}`);
-    expect(state.isApproved(study.manifestSha256)).toBe(false);
+    expect(isApproved(state, study.manifestSha256)).toBe(false);
     // Approving that manifest itself approves the run.
     state.approve(study.manifestSha256, 'operator:test');
     expect(runApproval(state, study.manifestSha256, undefined, true)).toMatchObject({ approved: true, via: 'manifest' });
@@ -139,7 +139,7 @@ describe('AgentState series templates', () => {
     db.close();
     const state = newState(dir);
     expect(state.getManifest('e'.repeat(64))).toMatchObject({ approvedAt: 2, approvedBy: 'operator:old' });
-    expect(state.isApproved('e'.repeat(64))).toBe(true);
+    expect(isApproved(state, 'e'.repeat(64))).toBe(true);
     expect(state.listSeriesTemplates()).toEqual([]);
     state.recordSeriesTemplate({ hash, name: 'lhs', json: canonicalJson(t) });
     expect(state.listSeriesTemplates().map((r) => r.hash)).toEqual([hash]);
@@ -198,5 +198,17 @@ describe('StudyTracker with series', () => {
     expect(warnings.map((w) => w.event)).toEqual(['series.template_refused', 'study.awaiting_approval']);
     expect(state.readAudit().filter((a) => a.event === 'series_template_refused')).toHaveLength(1);
     expect(tracker.approval(bad.studyId, bad.manifestSha256).approved).toBe(false);
+  });
+
+  it('a run announced without its template is covered once a later announcement of it carries a template that checks out', async () => {
+    const { state, tracker, readiness } = makeTracker();
+    state.recordSeriesTemplate({ hash, name: 'lhs', json: canonicalJson(t) });
+    state.approveSeriesTemplate(hash, 'operator:test');
+    const good = runStudy(t, 1);
+    await tracker.onStudy({ ...good, seriesTemplateJson: '', seriesTemplateSha256: '' } as unknown as Study__Output);
+    expect(readiness().at(-1)?.readiness).toBe('READINESS_NOT_APPROVED');
+    await tracker.onStudy(good as unknown as Study__Output);
+    await new Promise((r) => setImmediate(r));
+    expect(readiness().at(-1)).toEqual({ readiness: 'READINESS_READY', detail: '' });
   });
 });

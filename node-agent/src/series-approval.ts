@@ -109,3 +109,15 @@ export function rememberTemplate(state: AgentState, check: Extract<TemplateCheck
   if (!known) state.recordSeriesTemplate({ hash: check.hash, name: check.template.name, json: check.json });
   return !known;
 }
+
+/**
+ * Whether this clinic approved the manifest `hash`: by its own hash, or (a series run) through
+ * the approval of its series template when the run changes nothing the series does not let
+ * vary ({@link runApproval}).
+ */
+export function isApproved(state: AgentState, hash: string): boolean {
+  const m = state.getManifest(hash);
+  if (m === undefined) return false;
+  if (m.approvedAt !== null) return true;
+  return runApproval(state, hash, undefined, true).approved;
+}

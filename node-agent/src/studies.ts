@@ -9,7 +9,7 @@ import type { AgentConfig } from './config.js';
 import { authMetadata, deadlineIn, type Clients } from './connection.js';
 import type { LocalData } from './local-data.js';
 import { downloadModel } from './transfer.js';
-import { checkAnnouncedTemplate, rememberTemplate, runApproval, type RunApproval, type TemplateCheck } from './series-approval.js';
+import { checkAnnouncedTemplate, isApproved, rememberTemplate, runApproval, type RunApproval, type TemplateCheck } from './series-approval.js';
 
 /** A study announced on this session, with the manifest if it verified and the readiness last reported. */
 export interface KnownStudy {
@@ -116,6 +116,12 @@ export class StudyTracker {
     const previous = this.studies.get(study.studyId);
     if (previous !== undefined && previous.study.manifestSha256 === study.manifestSha256) {
       previous.study = study; // a progress announcement: readiness only changes if something local did
+      // ... or if the run's template, refused or missing before, now checks out (a re-announcement
+      // after the coordinator restarted): the series approval may cover the run now.
+      if (previous.series.kind !== 'ok' && series.kind === 'ok') {
+        previous.series = series;
+        await this.evaluateReadiness(previous, true);
+      }
       return;
     }
     const known: KnownStudy = { study, manifest, readiness: 'READINESS_UNSPECIFIED', detail: '', trainingRows: 0, series };
@@ -222,7 +228,7 @@ export class StudyTracker {
         this.clients.federation.ListStudies({ includeEnded: true }, authMetadata(this.credential.credential), { deadline: deadlineIn(15_000) }, (err, r) => (err === null ? resolve(r!) : reject(err)));
       });
       for (const study of res.studies) {
-        if (study.state !== 'STUDY_STATE_COMPLETED' || !this.state.isApproved(study.manifestSha256)) continue;
+        if (study.state !== 'STUDY_STATE_COMPLETED' || !isApproved(this.state, study.manifestSha256)) continue;
         if (existsSync(join(this.state.dir, 'models', study.studyId, `round-${study.lastCommittedRound}.f32`))) continue;
         await this.fetchFinalModel(study);
       }

@@ -9,7 +9,6 @@ import { RETRYABLE_CODES, isServiceError, type Clients } from './connection.js';
 import type { LocalData } from './local-data.js';
 import type { StudyTracker } from './studies.js';
 import { downloadModel, type Progress } from './transfer.js';
-import type { ReleaseAccess } from './tasks/champion.js';
 
 /** Least time between two RUNNING updates of one task and phase (see TaskRunner.progress). */
 const PROGRESS_INTERVAL_MS = 1000;
@@ -27,6 +26,14 @@ export interface LoadedModel {
   sha256: Buffer;
   /** Per-transfer timeout: the task's deadline plus slack, at least 10 s. */
   timeoutMs: number;
+}
+
+/** Where the agent's kept releases come from: the release fetcher, and the key they verify with. */
+export interface ReleaseAccess {
+  /** The release key pinned at enrolment, with the keys it replaced (PEM); undefined: none pinned. */
+  pinnedPem: string | undefined;
+  /** Fetches, verifies and keeps one release (ReleaseFetcher.fetchRelease). */
+  fetchRelease(studyName: string, version: number): Promise<void>;
 }
 
 /** What a task handler may use; everything is scoped to the one task it runs. */

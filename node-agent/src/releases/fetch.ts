@@ -8,6 +8,7 @@ import { writeFileAtomic, type Logger } from '@fedlhs/service';
 import type { AgentState } from '../agent-state.js';
 import { authMetadata, deadlineIn } from '../connection.js';
 import type { PinnedReleaseKey } from '../release-pin.js';
+import { isApproved } from '../series-approval.js';
 import { STUDY_NAME, keptDir, keptRecordSchema, releasesRoot, type KeptRecord } from './local-releases.js';
 
 /** Largest file of a release the agent downloads, whatever its declared size (a model of 256 Mi float32 values). */
@@ -132,7 +133,7 @@ export class ReleaseFetcher {
         log.warn({ event: 'release.invalid_listing', studyName: release.studyName.slice(0, 64), version: release.version }, 'the coordinator listed a release with an invalid study name or version; ignored');
         continue;
       }
-      if (!this.options.state.isApproved(release.manifestSha256)) continue;
+      if (!isApproved(this.options.state, release.manifestSha256)) continue;
       const dir = keptDir(this.options.stateDir, release.studyName, release.version);
       const envelopeSha256 = sha256(release.envelope);
       if (existsSync(join(dir, 'kept.json'))) {

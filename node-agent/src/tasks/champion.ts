@@ -4,6 +4,7 @@ import { localNormalization } from '../releases/deploy.js';
 import { releaseModel, verifyKept, type DeployedRelease } from '../releases/local-releases.js';
 import { createScorer } from '../scoring/pipeline.js';
 import type { TaskContext } from '../task-runner.js';
+export type { ReleaseAccess } from '../task-runner.js';
 import { wirePerformance } from './performance-wire.js';
 
 /**
@@ -17,13 +18,6 @@ import { wirePerformance } from './performance-wire.js';
 /** proto ReleaseComparison (@fedlhs/proto does not export it by name). */
 export type WireReleaseComparison = NonNullable<EvaluationReport['comparisons']>[number];
 
-/** Where the agent's kept releases come from: the release fetcher, and the key they verify with. */
-export interface ReleaseAccess {
-  /** The release key pinned at enrolment, with the keys it replaced (PEM); undefined: none pinned. */
-  pinnedPem: string | undefined;
-  /** Fetches, verifies and keeps one release (ReleaseFetcher.fetchRelease). */
-  fetchRelease(studyName: string, version: number): Promise<void>;
-}
 
 /**
  * Why the champion's scores on this run's test patients would not be a fair comparison, or
@@ -39,6 +33,11 @@ export function championMismatch(run: StudyManifest, champion: StudyManifest): s
   if (defs(run) !== defs(champion)) return 'its features are defined differently from this run\'s (cohort features or lookback)';
   if (run.seed !== champion.seed || run.data.holdoutFraction !== champion.data.holdoutFraction || run.data.splitColumn !== champion.data.splitColumn) {
     return 'it was trained with another split (seed, hold-out fraction or split column), so it may have trained on this run\'s test patients';
+  }
+  // Its released round was chosen on its validation part: with another test fraction some of
+  // this run's test patients chose it, which would bias the comparison in its favour.
+  if (releasePolicy(run).testFraction !== releasePolicy(champion).testFraction) {
+    return `its test fraction (${releasePolicy(champion).testFraction}) is not this run's (${releasePolicy(run).testFraction}), so this run's test patients may have chosen its released round`;
   }
   return undefined;
 }

@@ -11,7 +11,7 @@ import { LocalData } from '../local-data.js';
 import { ReleaseFetcher } from '../releases/fetch.js';
 import { buildRelease, fakeClient, listed, releaseKeyPair, testManifest, writeKept, writeTestCsv, type TestRelease } from '../releases/test-support.js';
 import type { TaskContext } from '../task-runner.js';
-import type { ReleaseAccess } from './champion.js';
+import { championMismatch, type ReleaseAccess } from './champion.js';
 import { evaluateTask } from './evaluate.js';
 
 /*
@@ -134,13 +134,17 @@ describe('evaluate task with a series champion', () => {
 
   it('sends no comparison, and warns naming the mismatch, when the champion\'s weights are not the manifest\'s', async () => {
     const m = runManifest('b'.repeat(64));
-    const { ctx, requests, warnings, runtime } = await context(m, { kept: true, listed: false });
+    const { ctx, requests, warnings, runtime, state } = await context(m, { kept: true, listed: false });
     await evaluateTask.run(task(1), ctx);
     runtime.dispose();
     expect(requests).toHaveLength(1);
     expect(requests[0]).not.toHaveProperty('comparisons');
     expect(requests[0]).toHaveProperty('test');
     expect(warnings).toEqual([{ event: 'evaluation.champion_unavailable', champion: 'lhs v1', reason: expect.stringContaining(`names champion weights ${'b'.repeat(64)}`) }]);
+    // A champion that does not verify is in the clinic's audit log, not only a log line.
+    expect(state.readAudit().filter((e) => e.event === 'champion_unavailable')).toEqual([
+      expect.objectContaining({ round: 1, outcome: expect.stringMatching(/^lhs v1: .*names champion weights b{64}/) }),
+    ]);
   });
 
   it('sends no comparison, and warns, when the champion cannot be obtained', async () => {
@@ -151,5 +155,12 @@ describe('evaluate task with a series champion', () => {
     expect(requests).toHaveLength(1);
     expect(requests[0]).not.toHaveProperty('comparisons');
     expect(warnings).toEqual([{ event: 'evaluation.champion_unavailable', champion: 'lhs v1', reason: expect.stringContaining('does not list release lhs v1') }]);
+  });
+
+  it('refuses to compare with a champion whose released round may have been chosen on this run\'s test patients (another test fraction)', () => {
+    const run = runManifest('c'.repeat(64));
+    const champion = validateManifest({ ...testManifest('lhs'), release: { testFraction: 0.3 } });
+    expect(championMismatch(run, champion)).toMatch(/its test fraction \(0\.3\) is not this run's \(0\.5\)/);
+    expect(championMismatch(run, validateManifest(testManifest('lhs')))).toBeUndefined();
   });
 });

@@ -26,7 +26,7 @@ async function partPerformance(part: PreparedPart, predict: (x: Float32Array) =>
  * The comparison with the series' champion when the run names one, or none with a warning
  * saying why: a champion that cannot be obtained or verified never fails the evaluation.
  */
-async function compareWithChampion(ctx: TaskContext, test: { scores: Float32Array; labels: Float32Array } | undefined): Promise<WireReleaseComparison[]> {
+async function compareWithChampion(ctx: TaskContext, task: { studyId: string; round: number; taskId: string }, test: { scores: Float32Array; labels: Float32Array } | undefined): Promise<WireReleaseComparison[]> {
   const series = ctx.manifest.series;
   if (series?.champion === undefined) return [];
   const champion = `${series.name} v${series.champion.version}`;
@@ -42,6 +42,9 @@ async function compareWithChampion(ctx: TaskContext, test: { scores: Float32Arra
     }
   }
   ctx.log.warn({ event: 'evaluation.champion_unavailable', champion, reason }, `no comparison with the champion ${champion} sent: ${reason}`);
+  // In the audit log too: a champion that does not verify (a weights digest that does not match,
+  // a bad signature) may be tampering, and the clinic's record must show it, not only a log line.
+  ctx.state.audit({ event: 'champion_unavailable', coordinator: ctx.config.coordinator.address, studyId: task.studyId, round: task.round, taskId: task.taskId, outcome: `${champion}: ${reason}`.slice(0, 1000) });
   return [];
 }
 
@@ -84,7 +87,7 @@ export const evaluateTask: TaskHandler = {
         log.warn({ event: 'evaluation.part_without_figures', part: name }, `no ${name} figures sent for this study: ${result}`);
       }
     }
-    const comparisons = await compareWithChampion(ctx, testScores);
+    const comparisons = await compareWithChampion(ctx, task, testScores);
     const request: EvaluationReport = {
       taskId: task.taskId, studyId: task.studyId, round: task.round,
       metrics: { numExamples: metrics.numExamples, loss: metrics.loss, accuracy: metrics.accuracy, ...(metrics.auc === undefined ? {} : { auc: metrics.auc }) },
