@@ -8,9 +8,13 @@ import type { Long } from '@grpc/proto-loader';
  * is an ordinary study whose manifest is derived from the template and carries
  * series {name, run, templateSha256, champion?}. A clinic may approve a series once, by its
  * template hash: an agent then treats a run as approved when the run's manifest, with the
- * fields a series lets vary removed (series.run, series.champion, data.cohort.index.from,
- * data.cohort.index.to, and model.initialWeights when the template's start is "champion"),
- * equals the manifest the template derives (for the same run) with the same fields removed. The agent must first check that series_template_sha256 is the
+ * fields a series lets vary removed (series.run and series.champion; data.cohort.index.from
+ * and .to only when the template has a "window"; model.initialWeights only when the template's
+ * start is "champion"), equals the manifest the template derives (for the same run) with the
+ * same fields removed; and the varying fields are what the template allows: a window of exactly
+ * window.days days whose index.to is no later than the agent's own today minus
+ * window.labelLagDays minus the label's horizonDays, and initial weights that are exactly the
+ * run's series.champion release of the series' name (none without a champion). The agent must first check that series_template_sha256 is the
  * SHA-256 of series_template_json and equals the manifest's series.templateSha256. Any other
  * difference needs the operator's approval of the run's own manifest hash; StudyReadiness is
  * then NOT_APPROVED with a detail naming the changed fields. An agent that does not implement
@@ -62,9 +66,13 @@ export interface SeriesDataReport {
  * is an ordinary study whose manifest is derived from the template and carries
  * series {name, run, templateSha256, champion?}. A clinic may approve a series once, by its
  * template hash: an agent then treats a run as approved when the run's manifest, with the
- * fields a series lets vary removed (series.run, series.champion, data.cohort.index.from,
- * data.cohort.index.to, and model.initialWeights when the template's start is "champion"),
- * equals the manifest the template derives (for the same run) with the same fields removed. The agent must first check that series_template_sha256 is the
+ * fields a series lets vary removed (series.run and series.champion; data.cohort.index.from
+ * and .to only when the template has a "window"; model.initialWeights only when the template's
+ * start is "champion"), equals the manifest the template derives (for the same run) with the
+ * same fields removed; and the varying fields are what the template allows: a window of exactly
+ * window.days days whose index.to is no later than the agent's own today minus
+ * window.labelLagDays minus the label's horizonDays, and initial weights that are exactly the
+ * run's series.champion release of the series' name (none without a champion). The agent must first check that series_template_sha256 is the
  * SHA-256 of series_template_json and equals the manifest's series.templateSha256. Any other
  * difference needs the operator's approval of the run's own manifest hash; StudyReadiness is
  * then NOT_APPROVED with a detail naming the changed fields. An agent that does not implement
