@@ -144,7 +144,7 @@ export async function startAdminServer(coordinator: Coordinator, logger: Logger,
   // The coordinator's own series service unless the caller passes one.
   const seriesService: SeriesActions | undefined = options.series ?? (coordinator as Partial<Pick<Coordinator, 'series'>>).series;
   const seriesActions = (): SeriesActions => {
-    if (seriesService === undefined) throw new FedlhsError('UNAVAILABLE', 'series actions are not available: this coordinator was started without the series service');
+    if (seriesService === undefined) throw new FedlhsError('INVALID_STATE', 'series actions are not available: this coordinator was started without the series service');
     return seriesService;
   };
   // A release alias changed: dashboards reload (no study id, so every open view refreshes).
@@ -350,7 +350,7 @@ export async function startAdminServer(coordinator: Coordinator, logger: Logger,
       method: 'POST', pattern: /^\/api\/v1\/series-clock$/, role: 'admin',
       handle: async (_m, req, operator) => {
         const clock = options.seriesClock;
-        if (clock === undefined) throw new FedlhsError('FAILED_PRECONDITION', 'the series clock is real time: only a coordinator started with series.simulatedClock (simulations) lets it be moved');
+        if (clock === undefined) throw new FedlhsError('CLOCK_NOT_SIMULATED', 'the series clock is real time: only a coordinator started with series.simulatedClock (simulations) lets it be moved');
         const body = await readJson(req);
         if (typeof body.now !== 'number') throw new FedlhsError('INVALID_ARGUMENT', `now: a time in ms since 1970 is required, got ${JSON.stringify(body.now ?? null).slice(0, 80)}`, { details: { field: 'now' } });
         clock.set(body.now);

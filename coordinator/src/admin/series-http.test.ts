@@ -33,7 +33,7 @@ const fake: SeriesActions = {
   setState: async (name, state, by) => (calls.push(['setState', name, state, by]), record(name, state)),
   runNow: async (name, by) => {
     calls.push(['runNow', name, by]);
-    throw new FedlhsError('FAILED_PRECONDITION', `run 3 of series ${name} is in progress`);
+    throw new FedlhsError('SERIES_BUSY', `run 3 of series ${name} is in progress`);
   },
   promote: async (name, version, by) => {
     calls.push(['promote', name, version, by]);
@@ -122,10 +122,11 @@ describe('series admin routes', () => {
     expect(calls.map((c) => c[0])).toEqual(['promote', 'runNow']);
   });
 
-  it('still shows series without the series service, and says why every action is unavailable', async () => {
+  it('still shows series without the series service; an action is then an internal error', async () => {
     await start(undefined);
     expect((await call('GET', '/api/v1/series')).status).toBe(200);
-    expect(await call('POST', '/api/v1/series/sepsis/rollback')).toMatchObject({ status: 503, body: { error: { code: 'UNAVAILABLE', message: expect.stringContaining('without the series service') } } });
+    // A coordinator always has its series service: without one (a wiring error) an action is an internal error, logged.
+    expect(await call('POST', '/api/v1/series/sepsis/rollback')).toMatchObject({ status: 500, body: { error: { code: 'INTERNAL' } } });
   });
 });
 

@@ -201,7 +201,7 @@ describe('SeriesScheduler', () => {
     await advanceTo(at(2) + DAY);
     expect(started).toHaveLength(1);
     expect(sink.lines.filter((l) => l.event === 'series.waiting_for_release')).toHaveLength(1);
-    expect(await codeOf(service.runNow('sepsis', 'bob'))).toBe('FAILED_PRECONDITION');
+    expect(await codeOf(service.runNow('sepsis', 'bob'))).toBe('SERIES_BUSY');
     // The release arrives and is decided (the first: champion); then run 2 starts, compared with it.
     await store.setStudyState(started[0]!.study.id, 'RUNNING', null, clock0());
     const second = runStarted(2);
@@ -266,7 +266,7 @@ describe('SeriesService runs and champions', () => {
     expect(started[0]!.by).toBe('bob');
     expect((await store.listAdminActions(10)).find((a) => a.action === 'series.run-now')).toMatchObject({ operator: 'bob', target: 'sepsis' });
     const refused = await service.runNow('sepsis', 'bob').catch((e: unknown) => e as Error & { code: string });
-    expect(refused).toMatchObject({ code: 'FAILED_PRECONDITION' });
+    expect(refused).toMatchObject({ code: 'SERIES_BUSY' });
     expect((refused as Error).message).toContain('still running');
 
     // The first release becomes champion; run 2 is compared with it and starts from it.
@@ -326,14 +326,14 @@ describe('SeriesService runs and champions', () => {
     expect(pe.reasons[0]).toBe('promoted by operator carol');
     expect(pe).toMatchObject({ worse: ['site-b'], earlierAction: 'keep' });
     expect((await store.listReleaseAliases('sepsis')).find((a) => a.alias === 'champion')).toMatchObject({ version: 3, setBy: 'carol' });
-    expect(await codeOf(service.promote('sepsis', 3, 'carol'))).toBe('FAILED_PRECONDITION');
+    expect(await codeOf(service.promote('sepsis', 3, 'carol'))).toBe('CHAMPION_UNCHANGED');
     expect(await codeOf(service.promote('sepsis', 9, 'carol'))).toBe('NOT_FOUND');
 
     // Rollback: back to v2, then to v1, then nothing earlier.
     expect(await service.rollback('sepsis', 'dave')).toMatchObject({ action: 'rollback', fromVersion: 3, toVersion: 2, decidedBy: 'operator:dave' });
     expect(await service.rollback('sepsis', 'dave')).toMatchObject({ fromVersion: 2, toVersion: 1 });
     expect((await store.listReleaseAliases('sepsis')).find((a) => a.alias === 'champion')?.version).toBe(1);
-    expect(await codeOf(service.rollback('sepsis', 'dave'))).toBe('FAILED_PRECONDITION');
+    expect(await codeOf(service.rollback('sepsis', 'dave'))).toBe('CHAMPION_UNCHANGED');
     expect((await store.listAdminActions(50)).filter((a) => a.action === 'series.rollback').map((a) => a.detail)).toEqual(expect.arrayContaining(['champion v2 (was v3)', 'champion v1 (was v2)']));
     // The alias moved outside the series (`release alias`): rollback goes to the series' own last
     // champion, saying so, never "from v3 to v3".

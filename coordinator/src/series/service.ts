@@ -116,13 +116,13 @@ export class SeriesService implements SeriesActions {
       const last = (await store.listSeriesRuns(name)).at(-1);
       if (last !== undefined) {
         const study = await store.getStudy(last.studyId);
-        if (study?.state === 'RUNNING') throw new FedlhsError('FAILED_PRECONDITION', `run ${last.run} of series ${name} (study ${last.studyId}) is still running: a series runs one study at a time`);
+        if (study?.state === 'RUNNING') throw new FedlhsError('SERIES_BUSY', `run ${last.run} of series ${name} (study ${last.studyId}) is still running: a series runs one study at a time`);
         // A completed run's release decides the champion the next run is compared with (and starts from).
         if (study?.state === 'COMPLETED') {
           const release = await store.releaseOfStudy(last.studyId);
-          if (release === undefined) throw new FedlhsError('FAILED_PRECONDITION', `run ${last.run} of series ${name} completed but its release is not built yet: the next run waits for it (and for the champion decision on it)`);
+          if (release === undefined) throw new FedlhsError('SERIES_BUSY', `run ${last.run} of series ${name} completed but its release is not built yet: the next run waits for it (and for the champion decision on it)`);
           const decided = (await store.listPromotions(name)).some((p) => p.run === last.run && p.toVersion === release.version);
-          if (!decided) throw new FedlhsError('FAILED_PRECONDITION', `run ${last.run} of series ${name}: no champion decision on its release v${release.version} yet: the next run waits for it`);
+          if (!decided) throw new FedlhsError('SERIES_BUSY', `run ${last.run} of series ${name}: no champion decision on its release v${release.version} yet: the next run waits for it`);
         }
       }
       const template = storedTemplate(name, s.template);
@@ -163,7 +163,7 @@ export class SeriesService implements SeriesActions {
     const release = await store.getRelease(name, version);
     if (release === undefined) throw releaseNotFound(name, version);
     const current = await championVersion(store, name);
-    if (current === version) throw new FedlhsError('FAILED_PRECONDITION', `release ${name} v${version} is the champion already`);
+    if (current === version) throw new FedlhsError('CHAMPION_UNCHANGED', `release ${name} v${version} is the champion already`);
     const run = await store.seriesRunOfStudy(release.studyId);
     // The evidence of the run's own decision, if the rule judged this release.
     const earlier = run === undefined ? undefined : (await store.listPromotions(name)).filter((p) => p.run === run.run && p.toVersion === version).at(-1);
@@ -190,7 +190,7 @@ export class SeriesService implements SeriesActions {
     // series (`release alias`), the current version may not be the top of the history, and
     // "rolling back" to the version already in use would change nothing while saying it did.
     const target = [...stack].reverse().find((v) => v !== current);
-    if (current === null || target === undefined) throw new FedlhsError('FAILED_PRECONDITION', `series ${name} has no earlier champion to roll back to`);
+    if (current === null || target === undefined) throw new FedlhsError('CHAMPION_UNCHANGED', `series ${name} has no earlier champion to roll back to`);
     const outside = stack.at(-1) !== current ? ` (v${current} was made champion outside the series' decisions)` : '';
     const evidence = { promote: true, reasons: [`rolled back by operator ${by} from v${current} to v${target}, the champion before it${outside}`], tooSmall: [], worse: [] };
     return this.moveChampion(name, { run: null, fromVersion: current, toVersion: target, action: 'rollback', evidence }, by);

@@ -92,6 +92,14 @@ export const ERRORS = {
   OPERATOR_EXISTS: { status: 'ALREADY_EXISTS' },
   /** A series of that name exists already (issue 13). */
   SERIES_EXISTS: { status: 'ALREADY_EXISTS' },
+  /** A series cannot start a run now: its last run is running, or its release or the champion decision on it is pending (issue 13). */
+  SERIES_BUSY: { status: 'FAILED_PRECONDITION' },
+  /** A champion change that changes nothing: the release is champion already, or there is no earlier champion to roll back to (issue 13). */
+  CHAMPION_UNCHANGED: { status: 'FAILED_PRECONDITION' },
+  /** The series clock is real time: only a coordinator started with series.simulatedClock lets it be moved (issue 13). */
+  CLOCK_NOT_SIMULATED: { status: 'FAILED_PRECONDITION' },
+  /** A simulation could not go on: what it drives did not do what the scenario needs (the message says what). */
+  SIMULATION_FAILED: { status: 'FAILED_PRECONDITION', wire: false },
   CHECKPOINT_EXISTS: { status: 'ALREADY_EXISTS' },
   DATA_DIR_LOCKED: { status: 'FAILED_PRECONDITION' },
   /** A configured bound was reached (issue 11). */
