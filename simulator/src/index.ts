@@ -10,3 +10,5 @@ export { runHeartBenchmark, prepareHeartData, heartManifest, HEART_FEATURES, FLA
 export { heartHtml, heartSummary } from './heart-report.js';
 export { t2dManifest } from './t2d-study.js';
 export { assess, type Assessment } from './evaluation.js';
+export { runLhs, type LhsOptions, type LhsReport } from './lhs.js';
+export { lhsMarkdown } from './lhs-report.js';

@@ -1,4 +1,4 @@
-import { isTestPart, pairedAucDifference as delong, releasePolicy, studyFeatureNames, type Normalization, type SiteComparison, type StudyManifest } from '@fedlhs/core';
+import { isTestPart, releasePolicy, studyFeatureNames, type Normalization, type StudyManifest } from '@fedlhs/core';
 import { extractCohort, openEhrSource, splitDataset, type CohortReport, type Dataset, type SplitDataset } from '@fedlhs/ehr';
 import { asMatrix, normalized, trainCentral, withWeights, type Matrix } from './baselines.js';
 import { committedSha256, readCommittedModel, type StudyDetail } from './local-network.js';
@@ -6,8 +6,7 @@ import { committedSha256, readCommittedModel, type StudyDetail } from './local-n
 /**
  * The multi-year simulation's evaluation pieces: each clinic's cohort of a year extracted
  * exactly as its agent does (the run's own manifest), its test patients, the released models
- * as scorers, local-only models, and the paired champion/challenger comparisons the interim
- * series adapter decides on.
+ * as scorers, and local-only models.
  */
 
 /** A clinic's data in one year's run. */
@@ -74,13 +73,4 @@ export async function localScorer(manifest: StudyManifest, train: Dataset, epoch
     score: async (x) => (x.rows === 0 ? new Float32Array(0) : model.predict(normalized(x, names, own).x)),
     dispose: () => model.dispose(),
   };
-}
-
-/**
- * The paired comparison an agent sends with its evaluation (proto ReleaseComparison): the
- * challenger's AUC minus the champion's on the clinic's test patients, DeLong standard error.
- */
-export function siteComparison(siteName: string, challenger: Float32Array, champion: Float32Array, labels: Float32Array): SiteComparison {
-  const d = delong(challenger, champion, labels);
-  return { ...d, siteName };
 }

@@ -23,6 +23,24 @@ function tally(rows: LhsClinicYear[], pick: (r: LhsClinicYear) => PairedAucDiffe
   return t;
 }
 
+const pct = (x: number): string => `${(x * 100).toFixed(0)} %`;
+
+/** Where a clinic-year's paired difference lies, as words for the not-holding list; undefined when it is above 0. */
+function shortfall(d: PairedAucDifference | null): string | undefined {
+  switch (differenceVerdict(d)) {
+    case 'above':
+      return undefined;
+    case 'below':
+      return `DOES NOT HOLD: ${diffText(d)}, the interval lies below 0`;
+    case 'includes-zero':
+      return `not shown: ${diffText(d)}, the interval includes 0`;
+    case 'too-few':
+      return `cannot be judged: ${d!.cases} cases and ${d!.nonCases} non-cases in its test part (${UNSTABLE_AUC})`;
+    default:
+      return 'cannot be judged: no local-only model (too few training patients or one class)';
+  }
+}
+
 /** Sentences on the equity hypothesis, each naming the clinic-years it rests on. */
 export function lhsVerdicts(r: LhsReport): string[] {
   const out: string[] = [];
@@ -32,6 +50,7 @@ export function lhsVerdicts(r: LhsReport): string[] {
   const comparisons: [string, string, (x: LhsClinicYear) => PairedAucDifference | null, LhsClinicYear[]][] = [
     ['Continuous learning vs local-only', 'the champion', (x) => x.continuousVsLocal, r.clinicYears],
     ['Continuous learning vs the model frozen after year 1', 'the current champion', (x) => x.continuousVsFrozen, r.clinicYears.filter((x) => x.year > 1 && !stillFrozen.includes(x.year))],
+    ["Each later year's retrained release (promoted or not) vs the frozen model", "the year's release", (x) => x.challengerVsFrozen, r.clinicYears.filter((x) => x.year > 1)],
   ];
   for (const [title, who, pick, rows] of comparisons) {
     const t = tally(rows, pick);
@@ -40,11 +59,10 @@ export function lhsVerdicts(r: LhsReport): string[] {
       out.push(`${title}: nothing to compare.`);
       continue;
     }
-    const parts = [`${title} (each clinic's test patients of the year, paired 95 % interval): ${who} is better at ${t.above.length} of ${judged} clinic-years with enough cases.`];
-    if (t['includes-zero'].length > 0) parts.push(`The hypothesis is NOT shown at ${t['includes-zero'].map((x) => where(x, pick(x))).join('; ')}: the interval includes 0.`);
-    if (t.below.length > 0) parts.push(`It DOES NOT HOLD at ${t.below.map((x) => where(x, pick(x))).join('; ')}: the interval lies below 0.`);
-    if (t['too-few'].length > 0) parts.push(`Too few cases to judge at ${t['too-few'].map((x) => `${x.clinic} in year ${x.year} (${pick(x)!.cases} cases, ${pick(x)!.nonCases} non-cases)`).join('; ')}.`);
-    if (t.none.length > 0) parts.push(`No comparison at ${t.none.map((x) => `${x.clinic} in year ${x.year}`).join(', ')} (no local model: too few training patients or one class).`);
+    const parts = [`${title} (each clinic's test patients of the year, paired 95 % interval): ${who} is better at ${t.above.length} of ${judged} clinic-years with enough cases${t.above.length === 0 ? '' : ` (${t.above.map((x) => where(x, pick(x))).join('; ')})`}.`];
+    if (t['includes-zero'].length > 0) parts.push(`Not shown at ${t['includes-zero'].length} (the interval includes 0).`);
+    if (t.below.length > 0) parts.push(`WORSE at ${t.below.map((x) => where(x, pick(x))).join('; ')} (the interval lies below 0).`);
+    if (t['too-few'].length > 0) parts.push(`Too few cases to judge at ${t['too-few'].length}.`);
     out.push(parts.join(' '));
   }
   if (stillFrozen.length > 0) out.push(`In year${stillFrozen.length === 1 ? '' : 's'} ${stillFrozen.join(', ')} the champion was still the year-1 model (no release was promoted): continuous learning and the frozen model are the same model there, and continuous learning gained nothing.`);
@@ -63,11 +81,34 @@ export function lhsVerdicts(r: LhsReport): string[] {
   }
   const decided = r.runs.filter((x) => x.decision !== null);
   const promoted = decided.filter((x) => x.decision!.promote).length;
-  out.push(`${r.runs.length} yearly runs; ${decided.length} releases judged, ${promoted} promoted, ${decided.length - promoted} kept out${r.settings.adapter === 'studies' ? ' (decided by the simulator\'s interim stand-in for the coordinator\'s series, with the same rule)' : ' (decided by the coordinator)'}.`);
+  const bySchedule = r.runs.filter((x) => x.trigger === 'schedule').length;
+  out.push(`${r.runs.length} yearly runs, ${bySchedule === r.runs.length ? 'every one' : `${bySchedule}`} started by the series' schedule on the simulated clock; ${decided.length} releases judged by the coordinator, ${promoted} promoted, ${decided.length - promoted} kept out.`);
   return out;
 }
 
-/** What the scenario's data changes did: the glucose switch and the new assay, as the extractor saw them. */
+/** Every clinic-year (and the first day) where the equity hypothesis does not hold or is not shown: continuous learning vs local-only, and vs the frozen model where they differ. */
+export function lhsNotHolding(r: LhsReport): string[] {
+  const out: string[] = [];
+  const frozen = r.runs[0]?.championAfter ?? null;
+  const sorted = [...r.clinicYears].sort((a, b) => (a.clinic === b.clinic ? a.year - b.year : a.clinic < b.clinic ? -1 : 1));
+  for (const x of sorted) {
+    const s = shortfall(x.continuousVsLocal);
+    if (s !== undefined) out.push(`${x.clinic}, year ${x.year}: the network's model vs its own local-only model ${s}.`);
+  }
+  for (const x of sorted) {
+    const run = r.runs.find((y) => y.year === x.year);
+    if (x.year === 1 || run?.championAfter === frozen) continue;
+    if (differenceVerdict(x.continuousVsFrozen) === 'below') out.push(`${x.clinic}, year ${x.year}: continuous learning made it WORSE than the frozen year-1 model: ${diffText(x.continuousVsFrozen)}.`);
+  }
+  const f = r.firstDay;
+  if (f !== null && f.championVersion !== null) {
+    const s = shortfall(f.championVsLocal);
+    if (s !== undefined) out.push(`${f.clinic}'s first day (year ${f.year}): the champion vs its own local-only model ${s}.`);
+  }
+  return out;
+}
+
+/** What the scenario's data changes did: the glucose switch and the new assay, as the extractor and the models saw them. */
 export function lhsFindings(r: LhsReport, switching: string | undefined, assayClinic: string | undefined, insulinCounts: ReadonlyMap<number, number>): string[] {
   const out: string[] = [];
   const { unitSwitchYear, assayYear } = r.settings.drift;
@@ -75,19 +116,32 @@ export function lhsFindings(r: LhsReport, switching: string | undefined, assayCl
   const before = at(switching, unitSwitchYear - 1);
   const after = at(switching, unitSwitchYear);
   if (before !== undefined && after !== undefined) {
-    const pct = (x: number): string => `${(x * 100).toFixed(0)} %`;
-    const lost = after.glucoseMissing - before.glucoseMissing > 0.2;
+    const lost = after.glucoseMissing - before.glucoseMissing > 0.1;
     out.push(
       `${switching} switched glucose from mg/dL (LOINC 2345-7) to mmol/L (LOINC 14749-6) in year ${unitSwitchYear}: its eligible patients without a glucose value went from ${pct(before.glucoseMissing)} to ${pct(after.glucoseMissing)}. ` +
         (lost
-          ? "The agent's reader could convert 14749-6 from mmol/L (core units.ts knows it), but the study's glucose feature lists only LOINC 2339-0 and 2345-7, so no value is read: the approved series template must add 14749-6 to the feature's codes (a template change every clinic approves again)."
-          : 'The reader kept reading glucose after the switch.') +
-        (after.warnings.length > 0 ? ` The extractor warned: ${after.warnings.join('; ')}.` : ' The extractor raised no warning about it.'),
+          ? 'The switch was NOT absorbed: glucose values were lost (check the glucose feature\'s codes and unit against this export).'
+          : 'The switch was absorbed: the series\' glucose feature lists the whole LOINC glucose concept set and the reader converts mmol/L to mg/dL.') +
+        (after.agentWarnings.length > 0 ? ` Its agent reported: ${after.agentWarnings.join('; ')}.` : ' Its agent reported no data warning for that run.'),
     );
   }
   const assay = insulinCounts.get(assayYear);
-  if (assayClinic !== undefined && assay !== undefined) {
-    out.push(`${assayClinic} reports a new assay, fasting insulin (LOINC 20448-7), from year ${assayYear} (${assay} values in that year's export). The series' features do not include it, so no model of the series uses it; using it needs a new template (new features, a new model shape) approved by every clinic.`);
+  const pre = at(assayClinic, assayYear - 1);
+  const post = at(assayClinic, assayYear);
+  if (assayClinic !== undefined && assay !== undefined && post !== undefined) {
+    const promotedAfter = r.runs.filter((x) => x.year >= assayYear && x.decision?.promote === true).map((x) => `v${x.release!.version} (year ${x.year})`);
+    const later = r.clinicYears.filter((x) => x.clinic === assayClinic && x.year >= assayYear);
+    out.push(
+      `${assayClinic} reports a new assay, fasting insulin (LOINC 20448-7), from year ${assayYear} (${assay} values in that year's export): its eligible patients without insulin went from ${pre === undefined ? '–' : pct(pre.insulinMissing)} to ${pct(post.insulinMissing)}. ` +
+        'The series template has insulin as a feature from the start (missing and imputed; excluded from the normalisation while no clinic measured it), so the frozen year-1 model cannot use it and a model retrained afterwards can. ' +
+        `At ${assayClinic}, each later year's release vs the frozen model: ${later.map((x) => `year ${x.year} ${diffText(x.challengerVsFrozen)}`).join('; ')}. ` +
+        (promotedAfter.length === 0 ? 'No release trained after the assay appeared was promoted, so continuous learning did not bring it into use.' : `Promoted after it appeared: ${promotedAfter.join(', ')}.`),
+    );
+    const without = [...new Set(r.clinicYears.filter((x) => x.clinic !== assayClinic && x.year >= assayYear && x.insulinMissing >= 1).map((x) => x.clinic))];
+    const told = [...new Set(r.clinicYears.filter((x) => x.clinic !== assayClinic && x.agentWarnings.some((w) => w.includes('insulin'))).map((x) => x.clinic))];
+    if (without.length > 0) {
+      out.push(`Insulin stays missing at ${without.join(', ')}. ${told.length === 0 ? 'No agent reported it.' : `The agents of ${told.join(', ')} reported it with each run they were ready for ("no eligible patient has a value for insulin"): a gap the operator is told of, not a silent one.`}`);
+    }
   }
   return out;
 }
@@ -99,18 +153,28 @@ const tableMd = (head: string[], rows: string[][]): string => [row(head), row(he
 export function lhsMarkdown(r: LhsReport): string {
   const s = r.settings;
   const runs = tableMd(
-    ['year', 'study', 'state', 'index window', 'clinics', 'trained', 'started from', 'release', 'decision', 'champion after'],
-    r.runs.map((x) => [String(x.year), x.studyId, x.state, `${x.window.from}..${x.window.to}`, String(x.clinics.length), x.trained.join(', '), x.championBefore === null ? 'scratch' : `v${x.championBefore}${x.warmStart ? ' (warm start)' : ' (NOT warm-started)'}`,
-      x.release === null ? '–' : `v${x.release.version} (round ${x.release.round})`, x.decision === null ? '–' : `${x.decision.promote ? 'promote' : 'keep'} (${x.decision.by}): ${x.decision.reasons.join('; ')}`,
-      x.championAfter === null ? '–' : `v${x.championAfter}`]),
+    ['year', 'study', 'started by', 'scheduled at', 'state', 'index window', 'clinics', 'trained', 'started from', 'release', 'champion after'],
+    r.runs.map((x) => [String(x.year), x.studyId, x.trigger, x.scheduledAt.slice(0, 10), x.state, `${x.window.from}..${x.window.to}`, String(x.clinics.length), x.trained.join(', ') + (x.staleExports.length === 0 ? '' : ` (STALE EXPORT: ${x.staleExports.join('; ')})`), x.championBefore === null ? 'scratch' : `v${x.championBefore}${x.warmStart ? ' (warm start)' : ' (NOT warm-started)'}`,
+      x.release === null ? '–' : `v${x.release.version} (round ${x.release.round})`, x.championAfter === null ? '–' : `v${x.championAfter}`]),
   );
+  const decisions = tableMd(
+    ['year', 'release', 'compared with', 'pooled challenger − champion [95 %]', 'decision', 'reasons', 'too small to judge', 'worse'],
+    r.runs.filter((x) => x.decision !== null).map((x) => {
+      const d = x.decision!;
+      const p = d.pooled === null ? '–' : `${signed(d.pooled.difference)} [${signed(d.pooled.interval[0])}, ${signed(d.pooled.interval[1])}] over ${d.pooled.sites} clinics${d.pooled.excluded > 0 ? ` (${d.pooled.excluded} left out)` : ''}`;
+      return [String(x.year), `v${x.release?.version ?? '–'}`, x.championBefore === null ? 'none' : `v${x.championBefore}`, p, d.promote ? 'promote' : 'keep', d.reasons.join('; '), d.tooSmall.join(', ') || '–', d.worse.join(', ') || '–'];
+    }),
+  );
+  const sorted = [...r.clinicYears].sort((a, b) => (a.clinic === b.clinic ? a.year - b.year : a.clinic < b.clinic ? -1 : 1));
   const perClinic = tableMd(
-    ['clinic', 'year', 'eligible', 'prevalence', 'test (cases)', 'glucose missing', 'frozen AUC', 'continuous AUC', 'in-use AUC', 'local AUC', 'continuous − frozen', 'continuous − local'],
-    [...r.clinicYears].sort((a, b) => (a.clinic === b.clinic ? a.year - b.year : a.clinic < b.clinic ? -1 : 1)).map((x) => [
-      x.clinic + (x.joined && x.year > 1 ? ' (joins)' : ''), String(x.year), String(x.eligible), `${(x.prevalence * 100).toFixed(1)} %`, `${x.test.n} (${x.test.cases})`, `${(x.glucoseMissing * 100).toFixed(0)} %`,
-      aucText(x.frozen), aucText(x.continuous), aucText(x.inUse), aucText(x.local), diffText(x.continuousVsFrozen), diffText(x.continuousVsLocal),
+    ['clinic', 'year', 'eligible', 'prevalence', 'test (cases)', 'glucose missing', 'insulin missing', 'frozen AUC', 'continuous AUC', 'in-use AUC', 'release AUC', 'local AUC', 'continuous − frozen', 'continuous − local', 'release − frozen'],
+    sorted.map((x) => [
+      x.clinic + (x.joined && x.year > 1 ? ' (joins)' : ''), String(x.year), String(x.eligible), `${(x.prevalence * 100).toFixed(1)} %`, `${x.test.n} (${x.test.cases})`, pct(x.glucoseMissing), pct(x.insulinMissing),
+      aucText(x.frozen), aucText(x.continuous), aucText(x.inUse), aucText(x.challenger), aucText(x.local), diffText(x.continuousVsFrozen), diffText(x.continuousVsLocal), diffText(x.challengerVsFrozen),
     ]),
   );
+  const warned = sorted.filter((x) => x.agentWarnings.length > 0);
+  const warnings = warned.length === 0 ? 'No agent reported a data warning.' : tableMd(['clinic', 'year', 'what its agent reported for the run'], warned.map((x) => [x.clinic, String(x.year), x.agentWarnings.join('; ')]));
   const f = r.firstDay;
   const first = f === null ? 'No clinic joined.' : tableMd(['', 'patients', 'AUC [95 % interval]'], [
     [`champion v${f.championVersion ?? '–'} on all labelled patients`, String(f.championOnAll?.n ?? 0), aucText(f.championOnAll)],
@@ -118,17 +182,23 @@ export function lhsMarkdown(r: LhsReport): string {
     ['local-only model on the test patients', String(f.localOnTest?.n ?? 0), aucText(f.localOnTest)],
     ['champion − local (paired)', String(f.championOnTest?.n ?? 0), diffText(f.championVsLocal)],
   ]);
-  return `# fedlhs: the learning health system over ${s.years} simulated years
+  return `# fedlhs: the learning health system over ${s.years} simulated years (${s.firstCalendarYear}–${s.firstCalendarYear + s.years - 1})
 
 Series \`${r.series.name}\` (template sha256 \`${r.series.templateSha256.slice(0, 16)}…\`): incident T2D within 3 years, one run a year, warm-started from the champion, promoted automatically by the template's rule.
-${s.adapter === 'studies' ? '**Interim:** the coordinator of this run had no series service; each year ran as a single study derived from the template, and the simulator decided promotions with the same rule (core decidePromotion on the clinics\' paired comparisons).\n' : 'The coordinator ran the series: it derived each run, warm-started it and decided each promotion.\n'}
-Seed ${s.seed}, scale ${s.scale}, ${s.rounds} rounds a run, ${s.founders} founding clinics; drift: prevalence +${s.drift.prevalenceDriftPerYear} log-odds a year, glucose unit and code switch in year ${s.drift.unitSwitchYear}, new assay in year ${s.drift.assayYear}, a small clinic joins in year ${s.drift.joinYear}. Backend ${s.backend}.
-Every figure is on the clinic's test patients of that year (the part of its hold-out split that chose nothing). Intervals: 95 %, stratified percentile bootstrap (${s.bootstrap.resamples} resamples, seed ${s.bootstrap.seed}), paired for differences; \* marks an AUC on fewer than ${s.bootstrap.minCases} cases or non-cases.
-Frozen: the champion after year 1, never updated. Continuous: the champion after the year's run. In use: the champion during the year (after the previous run). Local: the clinic's own model trained on its training patients of the year alone.
+The coordinator ran the series on its simulated series clock: each run was started by the yearly cron schedule (1 January), derived, warm-started and decided by the coordinator; the simulation only wrote each year's exports and moved the clock.
+Seed ${s.seed}, scale ${s.scale}, ${s.rounds} rounds a run, ${s.founders} founding clinics; drift: prevalence +${s.drift.prevalenceDriftPerYear} log-odds a year, glucose unit and code switch in year ${s.drift.unitSwitchYear}, new assay (fasting insulin) in year ${s.drift.assayYear}, a small clinic joins in year ${s.drift.joinYear}. Backend ${s.backend}.
+Every figure is on the clinic's test patients of that year (the part of its hold-out split that chose nothing). Intervals: 95 %, stratified percentile bootstrap (${s.bootstrap.resamples} resamples, seed ${s.bootstrap.seed}), paired for differences; \\* marks an AUC on fewer than ${s.bootstrap.minCases} cases or non-cases.
+Frozen: the champion after year 1, never updated. Continuous: the champion after the year's run. In use: the champion during the year (after the previous run). Release: the year's run's release, promoted or not. Local: the clinic's own model trained on its training patients of the year alone.
 
 ## Verdicts
 
 ${r.verdicts.map((v) => `- ${v}`).join('\n')}
+
+## Where the equity hypothesis does not hold
+
+The hypothesis: every clinic, small and newly joined included, gets from the network a model at least as good as it could build alone, and continuous learning keeps it so as clinics drift. It is shown only where a paired 95 % interval lies above 0.
+
+${r.notHolding.length === 0 ? '- Nowhere in these figures.' : r.notHolding.map((v) => `- ${v}`).join('\n')}
 
 ## What the changes did to the data
 
@@ -137,6 +207,14 @@ ${r.findings.length === 0 ? '- (none observed)' : r.findings.map((v) => `- ${v}`
 ## Runs
 
 ${runs}
+
+## Promotion decisions (the coordinator's, with their evidence)
+
+${decisions}
+
+## What the agents reported
+
+${warnings}
 
 ## Per clinic and year
 

@@ -1,63 +1,69 @@
-import { FedlhsError, decidePromotion, deriveSeriesRun, errorFromBody, validateSeriesTemplate, type PromotionDecision, type SeriesChampion, type SeriesTemplate, type SiteComparison } from '@fedlhs/core';
-import { startStudy, type CoordinatorHandle } from './local-network.js';
+import { FedlhsError, errorFromBody, validateSeriesTemplate, type PromotionDecision, type SeriesTemplate } from '@fedlhs/core';
+import type { LogLine } from '@fedlhs/testing';
+import type { CoordinatorHandle } from './local-network.js';
 import { t2dManifest } from './t2d-study.js';
 
 /**
- * The series side of the multi-year simulation, behind one small interface so the driver
- * (lhs.ts) does not care who runs the series:
- *
- * - `coordinator`: the coordinator's own series (POST /api/v1/series, POST
- *   /api/v1/series/:name/run-now, decisions read back from GET /api/v1/series/:name). This is
- *   the real thing: the coordinator derives each run, warm-starts it from the champion, has the
- *   clinics compare challenger and champion on their test patients and decides the promotion.
- * - `studies` (INTERIM, until the coordinator's series service is wired in): each run is started
- *   as a single study with the manifest core's deriveSeriesRun gives (without its `series`
- *   block, which only the series service may start), warm-started from the champion; the
- *   promotion is decided HERE with core's decidePromotion on the clinics' paired comparisons
- *   that the driver computes on the same test patients, and the `champion` alias is set through
- *   the admin API. Loud: every run says it was decided by the simulator.
+ * The series side of the multi-year simulation: the coordinator's own series service, driven
+ * by its cron schedule on the coordinator's simulated series clock (a coordinator started with
+ * FEDLHS_SERIES_SIMULATED_CLOCK=true; POST /api/v1/series-clock moves it). The simulation never
+ * starts a run itself: it moves the clock to 1 January and waits for the scheduler to start the
+ * run (trigger `schedule`), then reads the coordinator's promotion decision back.
  */
 
-/** A run as the driver needs it: its study, and once decided, what became champion and why. */
+/** The LOINC glucose concept set: mass (mg/dL) and molar (mmol/L, converted by core units.ts), blood and serum/plasma. */
+export const GLUCOSE_CODES = ['2339-0', '2345-7', '14749-6', '15074-8'] as const;
+/** Fasting insulin (LOINC 20448-7), in the unit the synthetic clinics (and most labs) report: µIU/mL. */
+export const INSULIN = { code: '20448-7', unit: 'u[IU]/mL', range: [1, 300] as [number, number] };
+
+/** A run as the scheduler started it (coordinator log `series.run_started` and GET /api/v1/studies/:id). */
 export interface SeriesRunStart {
   run: number;
   studyId: string;
   manifestSha256: string;
+  /** `schedule` when the cron schedule started it; `operator:<name>` for run-now. */
+  trigger: string;
+  scheduledAt: string;
   /** The index window the run was derived with. */
   window: { from: string; to: string };
-  /** The champion the run was derived with (warm start and comparison), if any. */
-  champion: SeriesChampion | undefined;
+  /** The champion version the run was derived with (warm start and comparison), or null. */
+  championVersion: number | null;
 }
 
-/** The promotion decision on a run's release. */
+/** The coordinator's promotion decision on a run's release, with its evidence. */
 export interface SeriesDecision {
   promote: boolean;
   reasons: string[];
-  /** Who decided: the coordinator's series module, or the simulator's interim stand-in. */
-  by: 'coordinator' | 'simulator';
+  pooled: NonNullable<PromotionDecision['pooled']> | null;
+  tooSmall: string[];
+  worse: string[];
   championAfter: number | null;
 }
 
-/** Who runs the series. */
-export interface SeriesAdapter {
-  readonly kind: 'coordinator' | 'studies';
-  create(template: SeriesTemplate): Promise<void>;
-  /** Starts the next run now. */
-  runNow(run: number): Promise<SeriesRunStart>;
-  /**
-   * The decision on the run's release (`version`). The coordinator decides on its own (this
-   * waits for it); the interim adapter decides with `comparisons` (challenger − champion per
-   * clinic on its test patients, computed by the driver).
-   */
-  decision(run: SeriesRunStart, version: number, comparisons: () => Promise<SiteComparison[]>): Promise<SeriesDecision>;
-}
-
-/** The series every simulated year runs: the headline T2D study, yearly, over the last 4 index years, warm-started, promoted automatically. */
+/**
+ * The series every simulated year runs: the headline T2D study, yearly (cron 1 January), over
+ * a 4-year index window, warm-started, promoted automatically. Realistic in two ways the
+ * headline study is not: glucose lists the whole LOINC glucose concept set (so a laboratory
+ * that switches to mmol/L under 14749-6 keeps being read), and fasting insulin is a feature
+ * before any clinic measures it (missing, imputed; excluded from the normalisation while no
+ * clinic has it), so the series can learn from the assay once it appears.
+ */
 export function lhsTemplate(o: { name: string; rounds: number; seed: number; maxClinics: number }): SeriesTemplate {
-  const { name: _name, ...study } = t2dManifest({ rounds: o.rounds, clinics: o.maxClinics, quorum: 2, seed: o.seed, name: o.name });
+  const { name: _name, ...study } = t2dManifest({ rounds: o.rounds, clinics: o.maxClinics, quorum: 2, seed: o.seed, name: o.name }) as Record<string, unknown> & {
+    model: { topology: { config: { layers: { config: { batch_input_shape?: (number | null)[] } }[] } } };
+    data: { cohort: { features: Record<string, unknown>[] }; normalizationFallback?: string };
+  };
+  const features = study.data.cohort.features;
+  const glucose = features.find((f) => f['name'] === 'glucose');
+  if (glucose === undefined) throw new FedlhsError('INTERNAL', 'the T2D study has a glucose feature');
+  glucose['codes'] = [...GLUCOSE_CODES];
+  features.splice(features.indexOf(glucose) + 1, 0, { name: 'insulin', type: 'latest', system: 'LOINC', codes: [INSULIN.code], unit: INSULIN.unit, range: INSULIN.range });
+  study.model.topology.config.layers[0]!.config.batch_input_shape = [null, features.length];
+  // While no clinic measures insulin its statistics are withheld everywhere: excluded (0) rather than failing the run.
+  study.data.normalizationFallback = 'exclude';
   // The network grows (a clinic joins in year 3) and a small clinic may be unable to train: any
   // two clinics can run a round, all of them are waited for (selection grace) when ready.
-  study.clients = { min: 2, max: o.maxClinics, quorum: 2 };
+  (study as Record<string, unknown>)['clients'] = { min: 2, max: o.maxClinics, quorum: 2 };
   return validateSeriesTemplate({
     apiVersion: 'fedlhs.v1',
     kind: 'StudySeries',
@@ -72,111 +78,77 @@ export function lhsTemplate(o: { name: string; rounds: number; seed: number; max
   });
 }
 
-type Admin = Pick<CoordinatorHandle, 'admin' | 'adminPort' | 'adminToken'>;
-
-/** PUT on the admin API (CoordinatorHandle.admin has GET and POST only). */
-async function put(c: Admin, path: string, body: unknown): Promise<{ status: number; body: Record<string, unknown> }> {
-  const res = await fetch(`http://127.0.0.1:${c.adminPort}${path}`, {
-    method: 'PUT',
-    headers: { authorization: `Bearer ${c.adminToken}`, 'content-type': 'application/json' },
-    body: JSON.stringify(body),
-  });
-  return { status: res.status, body: (await res.json()) as Record<string, unknown> };
-}
-
-const windowOf = (m: { data: { cohort?: { index: { from: string; to: string } } | undefined } }): { from: string; to: string } => {
-  const index = m.data.cohort?.index;
-  if (index === undefined) throw new FedlhsError('INTERNAL', 'a series run of the T2D study has a cohort index window');
-  return { from: index.from, to: index.to };
-};
-
-/** The champion alias of `name` with the SHA-256 of its weights.bin, or undefined. */
-async function championOf(c: Admin, name: string): Promise<SeriesChampion | undefined> {
-  const list = await c.admin<{ aliases: { alias: string; version: number }[] }>('GET', `/api/v1/releases?study=${encodeURIComponent(name)}`);
-  if (list.status !== 200) throw errorFromBody((list.body as { error?: unknown }).error, `releases of ${name}: ${list.status} `);
-  const alias = list.body.aliases.find((a) => a.alias === 'champion');
-  if (alias === undefined) return undefined;
-  const detail = await c.admin<{ files: { name: string; sha256: string }[] }>('GET', `/api/v1/releases/${encodeURIComponent(name)}/${alias.version}`);
-  const weights = detail.body.files?.find((f) => f.name === 'weights.bin');
-  if (detail.status !== 200 || weights === undefined) throw new FedlhsError('NOT_FOUND', `release ${name} v${alias.version} (the champion) has no weights.bin: HTTP ${detail.status}`);
-  return { version: alias.version, weightsSha256: weights.sha256 };
-}
-
-/** INTERIM: single studies derived from the template, decisions by the simulator (see the file comment). */
-export function studiesAdapter(c: Admin, now: () => number = Date.now): SeriesAdapter {
-  let template: SeriesTemplate | undefined;
-  return {
-    kind: 'studies',
-    async create(t) {
-      template = t;
-    },
-    async runNow(run) {
-      if (template === undefined) throw new FedlhsError('FAILED_PRECONDITION', 'the series was not created');
-      const champion = await championOf(c, template.name);
-      const { series: _series, ...manifest } = deriveSeriesRun(template, run, now(), champion);
-      const started = await startStudy(c as CoordinatorHandle, manifest);
-      return { run, studyId: started.id, manifestSha256: started.manifestSha256, window: windowOf(manifest), champion };
-    },
-    async decision(run, version, comparisons) {
-      if (template === undefined) throw new FedlhsError('FAILED_PRECONDITION', 'the series was not created');
-      let decision: PromotionDecision;
-      if (run.champion === undefined) decision = { promote: true, reasons: ['first release: there is no champion to compare with'], tooSmall: [], worse: [] };
-      else decision = decidePromotion(template.promotion, await comparisons(), (template.study.data as { minCellCount: number }).minCellCount);
-      if (decision.promote) {
-        const res = await put(c, `/api/v1/releases/${encodeURIComponent(template.name)}/aliases/champion`, { version });
-        if (res.status !== 200) throw errorFromBody((res.body as { error?: unknown }).error, `champion alias → v${version}: ${res.status} `);
-      }
-      return { promote: decision.promote, reasons: decision.reasons, by: 'simulator', championAfter: decision.promote ? version : (run.champion?.version ?? null) };
-    },
-  };
-}
-
 interface SeriesDetailJson {
-  runs: { run: number; studyId: string; releasedVersion: number | null; decision: { action: string; version: number; evidence: { promote?: boolean; reasons?: string[] } | null } | null }[];
+  runs?: { run: number; studyId: string; trigger: string; scheduledAt: string; championVersion: number | null; releasedVersion: number | null; decision: { action: string; version: number; evidence: PromotionDecision | null } | null }[];
   championVersion: number | null;
 }
 
-/** The coordinator's own series (POST /api/v1/series, run-now, decisions read back). */
-export function coordinatorAdapter(c: Admin, waitForDecision: (run: number) => Promise<void>): SeriesAdapter {
-  let name: string | undefined;
-  return {
-    kind: 'coordinator',
-    async create(t) {
-      const res = await c.admin('POST', '/api/v1/series', t);
-      if (res.status !== 201) throw errorFromBody((res.body as { error?: unknown }).error, `series create: ${res.status} `);
-      name = t.name;
-    },
-    async runNow(run) {
-      if (name === undefined) throw new FedlhsError('FAILED_PRECONDITION', 'the series was not created');
-      const champion = await championOf(c, name);
-      const res = await c.admin<{ run: number; studyId: string }>('POST', `/api/v1/series/${encodeURIComponent(name)}/run-now`);
-      if (res.status !== 201) throw errorFromBody((res.body as { error?: unknown }).error, `series run-now: ${res.status} `);
-      if (res.body.run !== run) throw new FedlhsError('INTERNAL', `the coordinator started run ${res.body.run} of series ${name}, the simulation expected run ${run}`);
-      const study = await c.admin<{ manifestSha256: string; manifest: { data: { cohort?: { index: { from: string; to: string } } } } }>('GET', `/api/v1/studies/${encodeURIComponent(res.body.studyId)}`);
-      return { run, studyId: res.body.studyId, manifestSha256: study.body.manifestSha256, window: windowOf(study.body.manifest), champion };
-    },
-    async decision(run) {
-      if (name === undefined) throw new FedlhsError('FAILED_PRECONDITION', 'the series was not created');
-      await waitForDecision(run.run);
-      const detail = await c.admin<SeriesDetailJson>('GET', `/api/v1/series/${encodeURIComponent(name)}`);
-      const r = detail.body.runs?.find((x) => x.run === run.run);
-      if (detail.status !== 200 || r === undefined || r.decision === null) throw new FedlhsError('NOT_FOUND', `series ${name} run ${run.run}: no promotion decision recorded (HTTP ${detail.status})`);
-      return { promote: r.decision.action === 'promote', reasons: r.decision.evidence?.reasons ?? [], by: 'coordinator', championAfter: detail.body.championVersion };
-    },
-  };
-}
+const fail = (what: string, res: { status: number; body: unknown }): never => {
+  throw errorFromBody((res.body as { error?: unknown }).error, `${what}: HTTP ${res.status} `);
+};
 
-/**
- * The adapter `choice` names; `auto` asks the coordinator for its series list and takes the
- * coordinator's series when its series actions answer, the interim single studies otherwise
- * (logged: a simulation never claims the coordinator decided what the simulator decided).
- */
-export async function chooseAdapter(choice: 'auto' | 'coordinator' | 'studies', c: Admin, waitForDecision: (run: number) => Promise<void>, log: (line: string) => void): Promise<SeriesAdapter> {
-  if (choice === 'studies') return studiesAdapter(c);
-  if (choice === 'coordinator') return coordinatorAdapter(c, waitForDecision);
-  // A pause of an unknown series: 503 UNAVAILABLE without the series service, 404 NOT_FOUND with it.
-  const probe = await c.admin<{ error?: { code?: string } }>('POST', '/api/v1/series/lhs-probe-none/pause');
-  if (probe.status === 404 && probe.body.error?.code === 'NOT_FOUND') return coordinatorAdapter(c, waitForDecision);
-  log(`WARNING: this coordinator does not run study series (POST /api/v1/series/…: HTTP ${probe.status} ${probe.body.error?.code ?? ''}); each year runs as a single study and the SIMULATOR decides promotions (interim adapter)`);
-  return studiesAdapter(c);
+/** The coordinator's series, driven through its simulated clock. */
+export class ScheduledSeries {
+  constructor(
+    private readonly c: CoordinatorHandle,
+    readonly name: string,
+  ) {}
+
+  /** Checks that the coordinator's series clock can be moved, sets it to `atMs` and creates the series there. */
+  async create(template: SeriesTemplate, atMs: number): Promise<void> {
+    const clock = await this.c.admin<{ simulated?: boolean }>('GET', '/api/v1/series-clock');
+    if (clock.status !== 200 || clock.body.simulated !== true) {
+      throw new FedlhsError('SIMULATION_FAILED', `the coordinator's series clock cannot be moved (GET /api/v1/series-clock: HTTP ${clock.status}, simulated ${String(clock.body.simulated)}): start it with FEDLHS_SERIES_SIMULATED_CLOCK=true`);
+    }
+    await this.moveClock(atMs);
+    const res = await this.c.admin('POST', '/api/v1/series', template);
+    if (res.status !== 201) fail('series create', res);
+  }
+
+  /** Moves the coordinator's series clock to `atMs` (forward only after the first move). */
+  async moveClock(atMs: number): Promise<void> {
+    const res = await this.c.admin<{ now: number }>('POST', '/api/v1/series-clock', { now: atMs });
+    if (res.status !== 200) fail(`series clock → ${new Date(atMs).toISOString()}`, res);
+    // The clock runs on from where it was set (real time plus an offset): a moment later it is a little past.
+    if (!(res.body.now >= atMs && res.body.now < atMs + 60_000)) throw new FedlhsError('INTERNAL', `the series clock is at ${new Date(res.body.now).toISOString()}, not ${new Date(atMs).toISOString()}`);
+  }
+
+  /**
+   * Waits for the scheduler to start run `run` (its `series.run_started` line); a scheduler
+   * failure on this series (`series.scheduler_failed`) fails at once with the coordinator's reason.
+   */
+  async waitForRun(run: number, timeoutMs = 60_000): Promise<SeriesRunStart> {
+    const line = await this.c.proc.waitFor(
+      (l: LogLine) => l.seriesName === this.name && ((l.event === 'series.run_started' && l.run === run) || l.event === 'series.scheduler_failed'),
+      timeoutMs,
+      `the scheduler to start run ${run} of series ${this.name}`,
+    );
+    if (line.event === 'series.scheduler_failed') throw new FedlhsError('SIMULATION_FAILED', `series ${this.name}: the scheduler did not start run ${run}: ${String(line.msg)}`);
+    const studyId = String(line.studyId);
+    const study = await this.c.admin<{ manifestSha256: string; manifest: { data: { cohort?: { index: { from: string; to: string } } } } }>('GET', `/api/v1/studies/${encodeURIComponent(studyId)}`);
+    if (study.status !== 200) fail(`study ${studyId}`, study);
+    const index = study.body.manifest.data.cohort?.index;
+    if (index === undefined) throw new FedlhsError('INTERNAL', `study ${studyId}: a run of the T2D series has a cohort index window`);
+    return {
+      run, studyId, manifestSha256: study.body.manifestSha256, trigger: String(line.trigger), scheduledAt: String(line.scheduledAt),
+      window: { from: index.from, to: index.to }, championVersion: typeof line.championVersion === 'number' ? line.championVersion : null,
+    };
+  }
+
+  /** The coordinator's decision on run `run`'s release: waits for its `series.promoted|kept` line, then reads the run back. */
+  async decision(run: number, timeoutMs = 120_000): Promise<SeriesDecision> {
+    await this.c.proc.waitFor((l) => (l.event === 'series.promoted' || l.event === 'series.kept') && l.seriesName === this.name && l.run === run, timeoutMs, `the champion decision on run ${run}`);
+    const detail = await this.detail();
+    const r = detail.runs?.find((x) => x.run === run);
+    if (r === undefined || r.decision === null || r.decision.evidence === null) throw new FedlhsError('NOT_FOUND', `series ${this.name} run ${run}: no promotion decision with evidence recorded`);
+    const e = r.decision.evidence;
+    return { promote: r.decision.action === 'promote', reasons: e.reasons ?? [], pooled: e.pooled ?? null, tooSmall: e.tooSmall ?? [], worse: e.worse ?? [], championAfter: detail.championVersion };
+  }
+
+  /** GET /api/v1/series/:name. */
+  async detail(): Promise<SeriesDetailJson> {
+    const res = await this.c.admin<SeriesDetailJson>('GET', `/api/v1/series/${encodeURIComponent(this.name)}`);
+    if (res.status !== 200) fail(`series ${this.name}`, res);
+    return res.body;
+  }
 }

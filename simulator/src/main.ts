@@ -60,26 +60,30 @@ program
 
 program
   .command('lhs')
-  .description('the learning health system over simulated years: drifting synthetic clinics, one series run a year through a real coordinator and agents; frozen vs continuous vs local-only, per clinic and year, with 95 % intervals')
+  .description('the learning health system over simulated years: drifting synthetic clinics, a yearly series run by the coordinator\'s schedule on a simulated clock through real agents; frozen vs continuous vs local-only, per clinic and year, with 95 % intervals')
   .option('--years <n>', 'simulated years (a unit switch and a new assay come in year 2, a new clinic in year 3)', '4')
   .option('--scale <x>', "multiply every clinic's size (e.g. 0.2 for a quick run)", '1')
   .option('--rounds <n>', 'federated rounds per yearly run', '10')
   .option('--seed <n>', 'seed for the clinics, the series and the bootstrap', '1')
-  .option('--series <adapter>', 'who runs the series: coordinator, studies (interim: single studies, promotions decided here) or auto', 'auto')
   .option('--out <dir>', 'output directory', join(repoRoot, 'lhs-run'))
-  .action(async (o: { years: string; scale: string; rounds: string; seed: string; series: string; out: string }) => {
+  .action(async (o: { years: string; scale: string; rounds: string; seed: string; out: string }) => {
     const scale = Number(o.scale);
     if (!(scale > 0 && scale <= 10)) die(`--scale must be a number in (0, 10], got ${JSON.stringify(o.scale)}`, 2);
-    if (!['auto', 'coordinator', 'studies'].includes(o.series)) die(`--series must be auto, coordinator or studies, got ${JSON.stringify(o.series)}`, 2);
     const out = resolve(o.out);
-    const report = await runLhs({
-      years: positiveInt('years', o.years, 20), scale, rounds: positiveInt('rounds', o.rounds, 1000), seed: positiveInt('seed', o.seed, 2 ** 31 - 1),
-      adapter: o.series as 'auto', out, log: say,
-    });
+    let report;
+    try {
+      report = await runLhs({ years: positiveInt('years', o.years, 20), scale, rounds: positiveInt('rounds', o.rounds, 1000), seed: positiveInt('seed', o.seed, 2 ** 31 - 1), out, log: say });
+    } catch (err) {
+      if (isFedlhsError(err, 'INVALID_ARGUMENT')) die(err.message, 2);
+      throw err;
+    }
     writeFileSync(join(out, 'lhs-report.json'), JSON.stringify(report, null, 1));
     writeFileSync(join(out, 'lhs-report.md'), lhsMarkdown(report));
     say('');
     for (const v of report.verdicts) say(`- ${v}`);
+    say('\nwhere the equity hypothesis does not hold or is not shown:');
+    for (const v of report.notHolding) say(`- ${v}`);
+    say('');
     for (const f of report.findings) say(`- ${f}`);
     say(`\nreport: ${join(out, 'lhs-report.md')} (and lhs-report.json); ${(report.timings.total! / 1000).toFixed(0)} s in all`);
   });

@@ -98,8 +98,13 @@ export function joinYear(c: DriftingClinic, drift: DriftOptions = DEFAULT_DRIFT)
   return c.joinsLate ? drift.joinYear : 1;
 }
 
-/** First calendar year the scenario's year 1 ends in: year y's exports end on (LHS_FIRST_YEAR + y − 1)-12-31. */
-export const LHS_FIRST_YEAR = 2022;
+/**
+ * The calendar year simulated year 1 is: year y's exports end on (LHS_FIRST_YEAR + y − 1)-12-31
+ * and its series run starts on the following 1 January. In the past on purpose: a clinic
+ * covers a run by its series approval only when the run's index window ends early enough for
+ * every outcome to be known by the clinic's own (real) date.
+ */
+export const LHS_FIRST_YEAR = 2019;
 
 /**
  * The calendar of simulated `year`: the day offset that moves the generator's timeline (which
@@ -110,6 +115,12 @@ export function yearCalendar(year: number): { dayOffset: number; lastDay: number
   checkYear(year);
   const lastDay = dayOf(LHS_FIRST_YEAR + year - 1, 12, 31);
   return { dayOffset: lastDay - HISTORY_END_DAY, lastDay };
+}
+
+/** When simulated `year`'s series run is due (ms): 1 January 00:00 UTC after the year, a yearly cron's time. */
+export function yearRunAt(year: number): number {
+  checkYear(year);
+  return Date.UTC(LHS_FIRST_YEAR + year, 0, 1);
 }
 
 function checkYear(year: number): void {

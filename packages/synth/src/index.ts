@@ -11,7 +11,7 @@ export { defaultClinics, validateProfile, DEFAULT_RACE_MIX } from './profile.js'
 export type { ClinicProfile, ClinicUnits, ClinicCoding } from './profile.js';
 export { generateClinic, summarise, ALL_FORMATS, FORMAT_DIRS } from './generate.js';
 export type { ExportFormat, GenerateOptions } from './generate.js';
-export { DEFAULT_DRIFT, JOINING_CLINIC, LHS_FIRST_YEAR, clinicInYear, driftingNetwork, joinYear, yearCalendar } from './drift.js';
+export { DEFAULT_DRIFT, JOINING_CLINIC, LHS_FIRST_YEAR, clinicInYear, driftingNetwork, joinYear, yearCalendar, yearRunAt } from './drift.js';
 export type { DriftOptions, DriftingClinic } from './drift.js';
 export type { PatientTruth, ClinicTruth, Exclusion } from './truth.js';
 
