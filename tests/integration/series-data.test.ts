@@ -7,15 +7,14 @@
  */
 import { appendFileSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { loadCoordinatorConfig, startCoordinatorApp, type CoordinatorApp } from '@fedlhs/coordinator';
-import { createLogger } from '@fedlhs/service';
+import type { CoordinatorApp } from '@fedlhs/coordinator';
 import { learnableManifest, writeLearnableCsv } from '@fedlhs/testing';
-import { enrolAgent, ShiftedClock, startAgent, type AgentOptions, type CoordinatorHandle } from '@fedlhs/tests';
+import { enrolAgent, startAgent, type AgentOptions } from '@fedlhs/tests';
 import { afterAll, describe, expect, it } from 'vitest';
 import { useWorkspace } from './helpers.js';
+import { startInProcessCoordinator } from './in-process-coordinator.js';
 
 const ws = useWorkspace();
-const ADMIN_TOKEN = 'series-data-test-admin-token-0123456789ab';
 const NAME = 'new-data-risk';
 const NEEDED = 100;
 const APPENDED = 60;
@@ -44,38 +43,12 @@ afterAll(async () => {
 describe('a data-triggered series runs when the clinics report enough newly labelled patients', () => {
   it('run 1 at creation → reports (suppressed) → rows appended → reports → run 2 without any clock move', async () => {
     const root = ws.dir();
-    const clock = new ShiftedClock();
-    const logger = createLogger({ app: 'fedlhs-coordinator', level: 'debug', pretty: 'false', destination: join(root, 'coordinator.log') });
-    const defaults = loadCoordinatorConfig({ env: {}, args: ['--tls-mode', 'plaintext', '--data-dir', join(root, 'coordinator')] });
-    app = await startCoordinatorApp(
-      {
-        ...defaults, dataDir: join(root, 'coordinator'), grpc: { host: '127.0.0.1', port: 0 }, tls: { mode: 'plaintext', cert: '', key: '', clientCa: '' },
-        admin: { ...defaults.admin, host: '127.0.0.1', port: 0, token: ADMIN_TOKEN }, reportsDir: join(root, 'reports'),
-        heartbeatIntervalMs: 1000, selectionGraceMs: 200, backend: 'cpu',
-      },
-      logger,
-      { seriesClock: clock },
-    );
+    const c = await startInProcessCoordinator(root);
+    app = c.app;
+    const { clock, admin, handle, event } = c;
     const coordinator = app.coordinator;
-    const adminUrl = `http://127.0.0.1:${app.adminPort}`;
-    const admin = async <T = Record<string, unknown>>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<{ status: number; body: T }> => {
-      const res = await fetch(`${adminUrl}${path}`, { method, headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' }, ...(body === undefined ? {} : { body: JSON.stringify(body) }) });
-      return { status: res.status, body: (await res.json()) as T };
-    };
-    const handle = { admin, adminPort: app.adminPort, adminToken: ADMIN_TOKEN } as unknown as CoordinatorHandle;
-
-    const seen: { kind: string; seriesName?: string; run?: number }[] = [];
-    const waiters: { match: (e: (typeof seen)[number]) => boolean; resolve: () => void }[] = [];
-    coordinator.events.on('change', (e: (typeof seen)[number]) => {
-      seen.push(e);
-      for (const w of [...waiters]) if (w.match(e)) {
-        waiters.splice(waiters.indexOf(w), 1);
-        w.resolve();
-      }
-    });
     const runStarted = async (run: number): Promise<string> => {
-      const match = (e: (typeof seen)[number]): boolean => e.kind === 'series' && e.seriesName === NAME && e.run === run;
-      if (!seen.some(match)) await new Promise<void>((resolve) => waiters.push({ match, resolve }));
+      await event((e) => e.kind === 'series' && e.seriesName === NAME && e.run === run);
       const r = (await coordinator.store.listSeriesRuns(NAME)).find((x) => x.run === run);
       expect(r).toBeDefined();
       return r!.studyId;

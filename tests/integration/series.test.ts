@@ -16,15 +16,14 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { isHoldout, mulberry32 } from '@fedlhs/core';
-import { loadCoordinatorConfig, startCoordinatorApp, type CoordinatorApp } from '@fedlhs/coordinator';
-import { createLogger } from '@fedlhs/service';
+import type { CoordinatorApp } from '@fedlhs/coordinator';
 import { learnableManifest, writeLearnableCsv } from '@fedlhs/testing';
-import { agentCli, enrolAgent, ShiftedClock, startAgent, type AgentOptions, type CoordinatorHandle } from '@fedlhs/tests';
+import { agentCli, enrolAgent, startAgent, type AgentOptions } from '@fedlhs/tests';
 import { afterAll, describe, expect, it } from 'vitest';
 import { useWorkspace } from './helpers.js';
+import { startInProcessCoordinator } from './in-process-coordinator.js';
 
 const ws = useWorkspace();
-const ADMIN_TOKEN = 'series-test-admin-token-0123456789abcdef';
 const SEED = 7;
 const HOLDOUT = 0.4;
 
@@ -77,40 +76,11 @@ afterAll(async () => {
 describe('a study series runs on its schedule, warm-starts from its champion and promotes only a better challenger', () => {
   it('run 1 → champion; run 2 (no new approval, warm start) → promoted; run 3 (changed field) waits for approval, is worse and kept; rollback', async () => {
     const root = ws.dir();
-    const clock = new ShiftedClock();
-    const logger = createLogger({ app: 'fedlhs-coordinator', level: 'info', pretty: 'false', destination: join(root, 'coordinator.log') });
-    const defaults = loadCoordinatorConfig({ env: {}, args: ['--tls-mode', 'plaintext', '--data-dir', join(root, 'coordinator')] });
-    app = await startCoordinatorApp(
-      {
-        ...defaults, dataDir: join(root, 'coordinator'), grpc: { host: '127.0.0.1', port: 0 }, tls: { mode: 'plaintext', cert: '', key: '', clientCa: '' },
-        admin: { ...defaults.admin, host: '127.0.0.1', port: 0, token: ADMIN_TOKEN }, reportsDir: join(root, 'reports'),
-        heartbeatIntervalMs: 1000, selectionGraceMs: 200, backend: 'cpu',
-      },
-      logger,
-      { seriesClock: clock },
-    );
+    const c = await startInProcessCoordinator(root);
+    app = c.app;
+    const { clock, admin, handle, event, seen } = c;
     const coordinator = app.coordinator;
-    const adminUrl = `http://127.0.0.1:${app.adminPort}`;
-    const admin = async <T = Record<string, unknown>>(method: 'GET' | 'POST' | 'PUT', path: string, body?: unknown): Promise<{ status: number; body: T }> => {
-      const res = await fetch(`${adminUrl}${path}`, { method, headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' }, ...(body === undefined ? {} : { body: JSON.stringify(body) }) });
-      return { status: res.status, body: (await res.json()) as T };
-    };
-    const handle = { admin, adminPort: app.adminPort, adminToken: ADMIN_TOKEN } as unknown as CoordinatorHandle;
 
-    // Events of the series, kept from now on (a run may start before the test awaits it).
-    const seen: { kind: string; seriesName?: string; run?: number; studyId?: string }[] = [];
-    const waiters: { match: (e: (typeof seen)[number]) => boolean; resolve: (e: (typeof seen)[number]) => void }[] = [];
-    coordinator.events.on('change', (e: (typeof seen)[number]) => {
-      seen.push(e);
-      for (const w of [...waiters]) if (w.match(e)) {
-        waiters.splice(waiters.indexOf(w), 1);
-        w.resolve(e);
-      }
-    });
-    const event = (match: (e: (typeof seen)[number]) => boolean): Promise<(typeof seen)[number]> => {
-      const found = seen.find(match);
-      return found !== undefined ? Promise.resolve(found) : new Promise((resolve) => waiters.push({ match, resolve }));
-    };
     const runStarted = async (run: number): Promise<{ studyId: string; manifest: Record<string, unknown> & { series: Record<string, unknown>; model: Record<string, unknown> } }> => {
       await event((e) => e.kind === 'series' && e.seriesName === 'monthly-risk' && e.run === run);
       const runs = (await coordinator.store.listSeriesRuns('monthly-risk')).filter((r) => r.run === run);
@@ -120,9 +90,11 @@ describe('a study series runs on its schedule, warm-starts from its champion and
     };
     const decided = async (run: number) => {
       for (;;) {
+        // Events from now on: a decision emits one after it is recorded.
+        const before = seen.length;
         const d = (await coordinator.store.listPromotions('monthly-risk')).find((p) => p.run === run);
         if (d !== undefined) return { ...d, evidence: JSON.parse(d.evidence) as { reasons: string[]; pooled?: { difference: number; interval: [number, number] } } };
-        await event((e) => e.kind === 'series' && seen.indexOf(e) >= seen.length - 1);
+        await event((e) => e.kind === 'series' && e.seriesName === 'monthly-risk' && seen.indexOf(e) >= before);
       }
     };
     const champion = async (): Promise<number | undefined> => (await coordinator.store.listReleaseAliases('monthly-risk')).find((a) => a.alias === 'champion')?.version;
