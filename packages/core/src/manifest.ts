@@ -47,6 +47,40 @@ const columnName = z.string().min(1).max(128);
 const riskBandName = z.string().regex(/^[a-z][a-z0-9-]{0,31}$/, 'must be 1-32 lowercase letters, digits or "-", starting with a letter');
 const cardText = z.string().min(1).max(2000);
 
+/**
+ * DP-FedAvg (issue 14, docs/design/privacy.md). Each clinic clips its update (the change from the
+ * round's model) to L2 norm C and Gaussian noise of standard deviation `noiseMultiplier`·C
+ * protects it: added by the coordinator to the sum (`central`), by each clinic so that the sum
+ * of `clients.min` clinics carries it (`distributed`: each adds noiseMultiplier·C/√clients.min;
+ * needs secure aggregation to protect one clinic from the coordinator), or by each clinic in full
+ * (`local`). The unit protected is a whole clinic's data (so every patient in it). Clipping is
+ * fixed, or adaptive by the quantile method of Andrew et al. 2021 (C ← C·exp(−η(b̄ − γ)), b̄ the
+ * noisy fraction of clinics whose update norm was at most C).
+ */
+export const privacySectionSchema = z.strictObject({
+  dp: z.strictObject({
+    placement: z.enum(['central', 'distributed', 'local']),
+    noiseMultiplier: z.number().positive().max(1000),
+    clipping: z.discriminatedUnion('mode', [
+      z.strictObject({ mode: z.literal('fixed'), norm: z.number().positive().max(1e6) }),
+      z.strictObject({
+        mode: z.literal('adaptive'),
+        initialNorm: z.number().positive().max(1e6),
+        targetQuantile: z.number().gt(0).lt(1).default(0.5),
+        learningRate: z.number().positive().max(10).default(0.2),
+        /** Noise on the clipped-fraction count, as a multiple of 1 (one clinic's bit). */
+        countNoiseMultiplier: z.number().nonnegative().max(1000).default(10),
+      }),
+    ]),
+  }).optional(),
+  /**
+   * Counts that leave a clinic (statistics rows, evaluation example counts): `exact`, or rounded
+   * to a multiple of `roundTo` (the small-cell rule still applies on top).
+   */
+  counts: z.strictObject({ disclosure: z.enum(['exact', 'rounded']).default('exact'), roundTo: z.number().int().min(1).max(1000).default(10) }).optional(),
+});
+export type PrivacySection = z.output<typeof privacySectionSchema>;
+
 /** The release section of a manifest (see `releasePolicy` for the defaults when absent). */
 export const releaseSectionSchema = z
   .strictObject({
@@ -224,6 +258,11 @@ export const studyManifestSchema = z
      * that leave it out keep their hash; `releasePolicy(manifest)` gives the effective values.
      */
     release: releaseSectionSchema.optional(),
+    /**
+     * Differential privacy (issue 14): the exact mechanism, part of the approved hash. Optional
+     * without a default (manifests that leave it out keep their hash; no DP then).
+     */
+    privacy: privacySectionSchema.optional(),
     /**
      * A run of a study series (issue 13, series.ts): which series, which run, and the hash of the
      * series template it was derived from. Optional without a default (manifests of single

@@ -22,6 +22,7 @@ import type { ListStudiesResponse as _fedlhs_v1_ListStudiesResponse, ListStudies
 import type { Metrics as _fedlhs_v1_Metrics, Metrics__Output as _fedlhs_v1_Metrics__Output } from './fedlhs/v1/Metrics.js';
 import type { ModelChunk as _fedlhs_v1_ModelChunk, ModelChunk__Output as _fedlhs_v1_ModelChunk__Output } from './fedlhs/v1/ModelChunk.js';
 import type { Performance as _fedlhs_v1_Performance, Performance__Output as _fedlhs_v1_Performance__Output } from './fedlhs/v1/Performance.js';
+import type { PrivacyBudget as _fedlhs_v1_PrivacyBudget, PrivacyBudget__Output as _fedlhs_v1_PrivacyBudget__Output } from './fedlhs/v1/PrivacyBudget.js';
 import type { Release as _fedlhs_v1_Release, Release__Output as _fedlhs_v1_Release__Output } from './fedlhs/v1/Release.js';
 import type { ReleaseComparison as _fedlhs_v1_ReleaseComparison, ReleaseComparison__Output as _fedlhs_v1_ReleaseComparison__Output } from './fedlhs/v1/ReleaseComparison.js';
 import type { ReleaseFile as _fedlhs_v1_ReleaseFile, ReleaseFile__Output as _fedlhs_v1_ReleaseFile__Output } from './fedlhs/v1/ReleaseFile.js';
@@ -73,6 +74,7 @@ export interface ProtoGrpcType {
       Metrics: MessageTypeDefinition<_fedlhs_v1_Metrics, _fedlhs_v1_Metrics__Output>
       ModelChunk: MessageTypeDefinition<_fedlhs_v1_ModelChunk, _fedlhs_v1_ModelChunk__Output>
       Performance: MessageTypeDefinition<_fedlhs_v1_Performance, _fedlhs_v1_Performance__Output>
+      PrivacyBudget: MessageTypeDefinition<_fedlhs_v1_PrivacyBudget, _fedlhs_v1_PrivacyBudget__Output>
       Readiness: EnumTypeDefinition
       RejectionReason: EnumTypeDefinition
       Release: MessageTypeDefinition<_fedlhs_v1_Release, _fedlhs_v1_Release__Output>

@@ -1,6 +1,7 @@
 // Original file: /work/main/proto/fedlhs/v1/federation.proto
 
 import type { Readiness as _fedlhs_v1_Readiness, Readiness__Output as _fedlhs_v1_Readiness__Output } from '../../fedlhs/v1/Readiness.js';
+import type { PrivacyBudget as _fedlhs_v1_PrivacyBudget, PrivacyBudget__Output as _fedlhs_v1_PrivacyBudget__Output } from '../../fedlhs/v1/PrivacyBudget.js';
 
 export interface StudyReadiness {
   /**
@@ -32,6 +33,12 @@ export interface StudyReadiness {
    * then bounded only by the statistics report, and refused if there is none.
    */
   'trainingRows'?: (number);
+  /**
+   * Differential privacy (see "Privacy budgets"): this clinic's own accounting for the study,
+   * when the manifest asks for DP or the clinic holds a budget. Informative: the clinic enforces
+   * its budget itself (it declines rounds and withdraws); the coordinator shows it to operators.
+   */
+  'privacy'?: (_fedlhs_v1_PrivacyBudget | null);
 }
 
 export interface StudyReadiness__Output {
@@ -64,4 +71,10 @@ export interface StudyReadiness__Output {
    * then bounded only by the statistics report, and refused if there is none.
    */
   'trainingRows': (number);
+  /**
+   * Differential privacy (see "Privacy budgets"): this clinic's own accounting for the study,
+   * when the manifest asks for DP or the clinic holds a budget. Informative: the clinic enforces
+   * its budget itself (it declines rounds and withdraws); the coordinator shows it to operators.
+   */
+  'privacy': (_fedlhs_v1_PrivacyBudget__Output | null);
 }
