@@ -30,3 +30,4 @@ export * from './dsse.js';
 export * from './release-format.js';
 export * from './release-bundle.js';
 export * from './series.js';
+export * from './privacy/index.js';
