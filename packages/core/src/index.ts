@@ -30,4 +30,5 @@ export * from './dsse.js';
 export * from './release-format.js';
 export * from './release-bundle.js';
 export * from './series.js';
+export * from './secagg/index.js';
 export * from './privacy/index.js';
