@@ -6,6 +6,7 @@ import {
   bundleLength,
   concatTensors,
   splitTensors,
+  gaussianNoise,
   type ClientUpdate,
   type Strategy,
   type TensorSpec,
@@ -16,10 +17,27 @@ import { toStorageFault } from './storage-health.js';
 
 const SLICE_BYTES = 4 * 1024 * 1024;
 
-/** Tuning for tests and benchmarks. */
+/**
+ * DP-FedAvg at the coordinator (issue 14, docs/design/privacy.md): the updates count equally (the
+ * sum whose sensitivity is one clinic's clipped change); with central noise every change is
+ * clipped to `clipNorm` here too (whatever the clinic did) and Gaussian noise N(0, (z·C)²) from a
+ * CSPRNG is added to the sum of the clipped changes before it is averaged. With local or
+ * distributed noise the clinics clipped before adding their noise, so the coordinator does not
+ * clip what arrives (noise included, its norm is far above C by design).
+ */
+export interface DpAggregation {
+  /** Central noise: the clipping norm C and the noise multiplier z; absent: the clinics add the noise. */
+  readonly central?: { readonly clipNorm: number; readonly noiseMultiplier: number } | undefined;
+  /** A byte source for tests; Node's crypto randomBytes otherwise. */
+  readonly random?: ((bytes: number) => Uint8Array) | undefined;
+}
+
+/** Tuning for tests and benchmarks, and differential privacy. */
 export interface RoundAggregatorOptions {
   /** Values per slice `finish()` steps and yields (default 1 Mi: 4 MiB of float32). */
   readonly sliceValues?: number;
+  /** DP-FedAvg: equal weights; with central noise, clipping and noise here (weighted-mean strategies with stepSlice only). */
+  readonly dp?: DpAggregation | undefined;
 }
 
 /** Median of a non-empty list. */
@@ -55,6 +73,9 @@ export class RoundAggregator {
   private readonly sliceValues: number;
   /** Set by dispose(): an update still arriving then is refused, so nothing is held past it. */
   private disposed = false;
+  private readonly dp: DpAggregation | undefined;
+  /** Examples of the updates added (with DP the sum's weights are 1 per update, so they are counted here). */
+  private examples = 0;
 
   constructor(
     private readonly strategy: Strategy,
@@ -68,6 +89,10 @@ export class RoundAggregator {
   ) {
     this.sum = new WeightedSum(strategy.input === 'weighted-mean' ? bundleLength(specs) : 0);
     this.sliceValues = options.sliceValues ?? SLICE_BYTES / 4;
+    this.dp = options.dp;
+    if (this.dp !== undefined && (strategy.input !== 'weighted-mean' || strategy.stepSlice === undefined)) {
+      throw new FedlhsError('STUDY_FAILED', `differential privacy needs a strategy that averages (fedavg); ${strategy.name} is not one`);
+    }
     if (!Number.isSafeInteger(this.sliceValues) || this.sliceValues < 1) {
       throw new FedlhsError('INVALID_ARGUMENT', `sliceValues must be an integer ≥ 1, got ${this.sliceValues}`, { details: { field: 'sliceValues' } });
     }
@@ -78,6 +103,7 @@ export class RoundAggregator {
   }
 
   get totalExamples(): number {
+    if (this.dp !== undefined) return this.examples;
     return this.strategy.input === 'weighted-mean' ? this.sum.totalWeight : this.held.reduce((s, h) => s + h.numExamples, 0);
   }
 
@@ -86,6 +112,13 @@ export class RoundAggregator {
    * < 1 = clipped), or throws NORM_BOUND when the study rejects.
    */
   admit(norm: number, history: readonly number[]): number {
+    // Central DP: the change is clipped to C here whatever the clinic did, so the noise's calibration holds.
+    const c = this.dp?.central?.clipNorm;
+    const dpScale = c === undefined || norm <= c ? 1 : c / norm;
+    return Math.min(dpScale, this.admitBound(norm, history));
+  }
+
+  private admitBound(norm: number, history: readonly number[]): number {
     const bound = currentBound(this.validation, history);
     if (bound === undefined || norm <= bound) return 1;
     if (this.validation.onExceed === 'clip') return bound / norm;
@@ -117,6 +150,8 @@ export class RoundAggregator {
       return;
     }
     let offset = 0;
+    // DP-FedAvg: each clinic's (clipped) update counts once, so one clinic moves the sum by at most C.
+    const weight = this.dp === undefined ? numExamples : 1;
     const base = scale === 1 ? undefined : this.checkpoints.read(this.base.path, SLICE_BYTES);
     for await (const chunk of this.checkpoints.read(spoolPath, SLICE_BYTES)) {
       // read() allocates each chunk unpooled, so it is 4-byte aligned.
@@ -126,11 +161,12 @@ export class RoundAggregator {
         const g = new Float32Array(b.buffer, b.byteOffset, b.byteLength / 4);
         for (let i = 0; i < values.length; i++) values[i] = g[i]! + scale * (values[i]! - g[i]!);
       }
-      this.sum.addChunk(offset, values, numExamples);
+      this.sum.addChunk(offset, values, weight);
       offset += values.length;
     }
     await base?.return(undefined);
-    this.sum.commit(numExamples);
+    this.sum.commit(weight);
+    this.examples += numExamples;
   }
 
   /**
@@ -164,8 +200,11 @@ export class RoundAggregator {
 
   /** The weighted mean, slice by slice, through `strategy.stepSlice`, bracketed by begin/endRound. */
   private stepSlices(round: number): AsyncIterable<Float32Array> {
-    const { strategy, sum, sliceValues, checkpoints } = this;
+    const { strategy, sum, sliceValues, checkpoints, dp } = this;
     const basePath = this.base.path;
+    // Central DP: N(0, (z·C)²) on the sum of the m clipped changes is N(0, (z·C/m)²) on their mean
+    // (sum of the updates = m·global + sum of the changes, so the noise may go on either).
+    const noiseStd = dp?.central === undefined ? 0 : (dp.central.noiseMultiplier * dp.central.clipNorm) / sum.count;
     strategy.beginRound?.(round, this.specs.map((s) => s.shape));
     const empty = new Float32Array(0);
     return (async function* () {
@@ -176,7 +215,12 @@ export class RoundAggregator {
         for (let offset = 0; offset < sum.length; offset += sliceValues) {
           const len = Math.min(sliceValues, sum.length - offset);
           const global = base === undefined ? empty : await readSlice(base, basePath, offset, len);
-          const next = strategy.stepSlice!(offset, global, sum.meanSlice(offset, len), round);
+          const mean = sum.meanSlice(offset, len);
+          if (noiseStd > 0) {
+            const noise = dp?.random === undefined ? gaussianNoise(len, noiseStd) : gaussianNoise(len, noiseStd, dp.random);
+            for (let i = 0; i < len; i++) mean[i] = mean[i]! + noise[i]!;
+          }
+          const next = strategy.stepSlice!(offset, global, mean, round);
           if (next.length !== len) {
             throw new FedlhsError('INTERNAL', `${strategy.name}: stepSlice returned ${next.length} values for a slice of ${len}`);
           }

@@ -5,7 +5,7 @@ import type { CoordinatorMetrics } from './metrics.js';
 import type { StudyRunner } from './engine/study-runner.js';
 import type { NodeSession, SessionRegistry } from './sessions.js';
 import type { CoordinatorStore, StudyRecord } from './store.js';
-import { capDetail } from './readiness.js';
+import { capDetail, sitePrivacyOf, type ReadinessWithPrivacy } from './readiness.js';
 import { toWireStudy, toWireTask } from './wire.js';
 
 /** The `Hello.capabilities` entry of agents that take StudyProgress instead of re-announcements. */
@@ -259,9 +259,12 @@ export class ControlSessions {
       const detail = capDetail(r.detail);
       if (r.readiness === 'READINESS_READY') this.sessions.setTrainingRows(session.nodeId, r.studyId, r.trainingRows ?? 0);
       if (APPROVED.has(String(r.readiness)) && r.manifestSha256 === study.manifestHash) this.recordApproval(session.nodeId, study);
-      if (this.sessions.setReadiness(session, r.studyId, { manifestSha256: r.manifestSha256, readiness: r.readiness, detail })) {
+      // The clinic's privacy accounting (proto PrivacyBudget), kept with its readiness to show operators.
+      const privacy = sitePrivacyOf(r.privacy);
+      const entry: ReadinessWithPrivacy = { manifestSha256: r.manifestSha256, readiness: r.readiness, detail, ...(privacy === undefined ? {} : { privacy }) };
+      if (this.sessions.setReadiness(session, r.studyId, entry)) {
         this.log.info(
-          { event: 'node.readiness', nodeId: session.nodeId, studyId: r.studyId, readiness: r.readiness, detail, ...(r.readiness === 'READINESS_READY' ? { trainingRows: r.trainingRows ?? 0 } : {}) },
+          { event: 'node.readiness', nodeId: session.nodeId, studyId: r.studyId, readiness: r.readiness, detail, ...(r.readiness === 'READINESS_READY' ? { trainingRows: r.trainingRows ?? 0 } : {}), ...(privacy === undefined ? {} : { privacy }) },
           'node readiness changed',
         );
       }

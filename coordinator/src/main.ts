@@ -94,7 +94,9 @@ function readinessLines(title: string, r: StudyReadinessView): string {
   const head = `${title}: ${r.ready} of ${r.needed} READY clinic(s) needed${r.deadline === null ? '' : `; the study fails at ${r.deadline} if still short (deadlines.readinessSeconds)`}`;
   if (r.sites.length === 0) return `${head}\n  no clinic enrolled\n`;
   const omitted = (r.sitesOmitted ?? 0) > 0 ? `  … and ${r.sitesOmitted} more site(s) (${Object.entries(r.counts ?? {}).map(([k, v]) => `${v} ${k}`).join(', ')}); \`fedlhs-coordinator study show\` lists every site\n` : '';
-  return `${head}\n${table([['  SITE', 'READINESS', 'REASON'], ...r.sites.map((x) => [`  ${x.siteName}`, x.readiness, clip(x.detail)])])}\n${omitted}`;
+  // The clinics' own privacy accounting (issue 14), in a column of its own when any site reports one.
+  const privacy = r.sites.some((x) => x.privacy !== undefined);
+  return `${head}\n${table([['  SITE', 'READINESS', 'REASON', ...(privacy ? ['PRIVACY'] : [])], ...r.sites.map((x) => [`  ${x.siteName}`, x.readiness, clip(x.detail), ...(privacy ? [x.privacy?.text ?? '-'] : [])])])}\n${omitted}`;
 }
 
 function studyRows(studies: StudySummary[]): string[][] {

@@ -1,5 +1,5 @@
 import { sanitizeWireText } from '@fedlhs/core';
-import type { SessionRegistry } from './sessions.js';
+import type { ReadinessEntry, SessionRegistry } from './sessions.js';
 import type { NodeRecord } from './store.js';
 
 /**
@@ -22,6 +22,45 @@ export interface SiteReadiness {
   detail: string;
   /** Last message heard on the node's session (online), else when it was last seen. */
   lastHeartbeatAt: number | null;
+  /** The clinic's own privacy accounting for the study, as its readiness last carried it (proto PrivacyBudget). */
+  privacy?: SitePrivacyBudget | undefined;
+}
+
+/**
+ * A clinic's PrivacyBudget as kept with its readiness: informative (the clinic enforces its budget
+ * itself). An epsilon of Infinity means rounds that did not protect the clinic (sent as the largest double).
+ */
+export interface SitePrivacyBudget {
+  epsilonSpent: number;
+  /** 0: no limit. */
+  epsilonStudyLimit: number;
+  epsilonLifetimeSpent: number;
+  /** 0: none. */
+  epsilonLifetimeLimit: number;
+  delta: number;
+}
+
+/** A readiness entry with the PrivacyBudget it carried (kept in the session's readiness map, sessions.ts). */
+export type ReadinessWithPrivacy = ReadinessEntry & { privacy?: SitePrivacyBudget | undefined };
+
+/**
+ * The PrivacyBudget of a StudyReadiness as the coordinator keeps it, or undefined when absent or
+ * not numbers that make sense (a negative or NaN value, a delta outside (0, 1)): it is shown to
+ * operators, so nonsense is dropped rather than shown; ≥ 1e300 reads as Infinity.
+ */
+export function sitePrivacyOf(p: { epsilonSpent?: number; epsilonStudyLimit?: number; epsilonLifetimeSpent?: number; epsilonLifetimeLimit?: number; delta?: number } | null | undefined): SitePrivacyBudget | undefined {
+  if (p == null) return undefined;
+  const n = (x: number | undefined): number => (typeof x === 'number' && x >= 1e300 ? Infinity : Number(x ?? 0));
+  const out = { epsilonSpent: n(p.epsilonSpent), epsilonStudyLimit: n(p.epsilonStudyLimit), epsilonLifetimeSpent: n(p.epsilonLifetimeSpent), epsilonLifetimeLimit: n(p.epsilonLifetimeLimit), delta: n(p.delta) };
+  if (![out.epsilonSpent, out.epsilonStudyLimit, out.epsilonLifetimeSpent, out.epsilonLifetimeLimit].every((x) => x >= 0) || !(out.delta > 0 && out.delta < 1)) return undefined;
+  return out;
+}
+
+/** "ε 1.23 of 2 (lifetime 3.1 of none), δ 1e-6" for a site's readiness line. */
+export function describeSitePrivacy(p: SitePrivacyBudget): string {
+  const e = (x: number): string => (Number.isFinite(x) ? String(Number(x.toPrecision(3))) : '∞');
+  const lim = (x: number): string => (x > 0 ? e(x) : 'no limit');
+  return `privacy ε ${e(p.epsilonSpent)} of ${lim(p.epsilonStudyLimit)} (lifetime ${e(p.epsilonLifetimeSpent)} of ${lim(p.epsilonLifetimeLimit)}), δ ${p.delta}`;
 }
 
 /**
@@ -50,7 +89,8 @@ function readinessOf(n: Readonly<NodeRecord>, sessions: Pick<SessionRegistry, 'g
   if (r === undefined) return { ...online, readiness: 'NOT_REPORTED', detail: 'online, no readiness declared for this study yet' };
   if (r.manifestSha256 !== manifestHash) return { ...online, readiness: 'OTHER_MANIFEST', detail: `declared readiness for manifest ${r.manifestSha256.slice(0, 12)}…, not this study's` };
   // Enums arrive as names (the loader's `enums: String`); a number only from hand-made messages.
-  return { ...online, readiness: String(r.readiness).replace(/^READINESS_/, '') as SiteReadinessState, detail: capDetail(r.detail) };
+  const privacy = (r as ReadinessWithPrivacy).privacy;
+  return { ...online, readiness: String(r.readiness).replace(/^READINESS_/, '') as SiteReadinessState, detail: capDetail(r.detail), ...(privacy === undefined ? {} : { privacy }) };
 }
 
 /** The readiness state alone, without building the site's record (counting every site is O(N) but cheap). */

@@ -55,7 +55,7 @@ export type Approvable = { kind: 'manifest'; record: ManifestRecord } | { kind: 
 export interface AuditEntry {
   time: string;
   // The release_* records (issue 12): what was kept, refused, deployed or rolled back here, and the live performance sent.
-  event: 'enrolled' | 'readiness_sent' | 'statistics_sent' | 'update_sent' | 'evaluation_sent' | 'task_declined' | 'task_failed' | 'release_kept' | 'release_refused' | 'release_deployed' | 'release_rolled_back' | 'release_performance_sent' | 'release_key_pinned' | 'series_approved' | 'series_template_refused' | 'series_data_sent' | 'champion_unavailable';
+  event: 'enrolled' | 'readiness_sent' | 'statistics_sent' | 'update_sent' | 'evaluation_sent' | 'task_declined' | 'task_failed' | 'release_kept' | 'release_refused' | 'release_deployed' | 'release_rolled_back' | 'release_performance_sent' | 'release_key_pinned' | 'series_approved' | 'series_template_refused' | 'series_data_sent' | 'champion_unavailable' | 'privacy_spent';
   coordinator: string;
   studyId?: string;
   round?: number;
@@ -75,7 +75,25 @@ export interface AuditEntry {
   release?: { studyName: string; version: number; [key: string]: unknown };
   /** Series events: which series template was approved (or refused), or which series a data report was for. */
   series?: { name: string; templateSha256: string };
+  /** privacy_spent: the round's epsilon cost as accounted here, and the totals after it (privacy-budget.ts). */
+  privacy?: { epsilonStudy: number; epsilonLifetime: number; delta: number; effectiveNoiseMultiplier: number; placement: string };
 }
+
+/** One row of the privacy ledger: what one TRAIN task of a DP study spent (RDP at DEFAULT_ORDERS). */
+export interface PrivacySpendRecord {
+  studyId: string;
+  round: number;
+  taskId: string;
+  /** RDP per order of the core accountant's DEFAULT_ORDERS; Infinity: an unprotected round. */
+  rdp: number[];
+  /** The study's epsilon after this spend (at the delta of the time). */
+  epsilonAfter: number;
+  at: number;
+}
+
+// RDP may be Infinity (no protection), which JSON cannot hold: stored as null.
+const encodeRdp = (rdp: readonly number[]): string => JSON.stringify(rdp.map((x) => (Number.isFinite(x) ? x : null)));
+const decodeRdp = (json: string): number[] => (JSON.parse(json) as (number | null)[]).map((x) => (x === null ? Infinity : x));
 
 /**
  * The agent's local state in its state directory: the credential file (mode 0600), a SQLite
@@ -139,6 +157,11 @@ export class AgentState {
       db.exec(`CREATE TABLE IF NOT EXISTS series_counts (
         series_name TEXT NOT NULL, run INTEGER NOT NULL, template_sha256 TEXT NOT NULL,
         labelled INTEGER NOT NULL, recorded_at INTEGER NOT NULL, PRIMARY KEY (series_name, run))`);
+      // The privacy ledger (issue 14): what each TRAIN task of a DP study spent. Added by
+      // CREATE IF NOT EXISTS: an older database keeps every row it had and gains the table.
+      db.exec(`CREATE TABLE IF NOT EXISTS privacy_ledger (
+        study_id TEXT NOT NULL, round INTEGER NOT NULL, task_id TEXT NOT NULL, rdp_json TEXT NOT NULL,
+        epsilon_after REAL NOT NULL, spent_at INTEGER NOT NULL, PRIMARY KEY (study_id, round, task_id))`);
       this.dbHandle = db;
     }
     return this.dbHandle;
@@ -257,6 +280,32 @@ export class AgentState {
       .prepare(`SELECT * FROM manifests WHERE name = ? AND hash != ? AND approved_at IS NOT NULL ORDER BY approved_at DESC LIMIT 1`)
       .get(name, exceptHash) as Record<string, unknown> | undefined;
     return r === undefined ? undefined : toManifest(r);
+  }
+
+  /**
+   * Records a spend in the privacy ledger, durably, before the update it pays for leaves. The
+   * same task run again (the coordinator re-sent it) releases a fresh noisy update, so its RDP is
+   * added to the row's, never replaced.
+   */
+  recordPrivacySpend(r: PrivacySpendRecord): void {
+    const tx = this.db.transaction(() => {
+      const row = this.db.prepare(`SELECT rdp_json FROM privacy_ledger WHERE study_id = ? AND round = ? AND task_id = ?`).get(r.studyId, r.round, r.taskId) as { rdp_json: string } | undefined;
+      const rdp = row === undefined ? r.rdp : decodeRdp(row.rdp_json).map((x, i) => x + (r.rdp[i] ?? Infinity));
+      this.db.prepare(`INSERT OR REPLACE INTO privacy_ledger (study_id, round, task_id, rdp_json, epsilon_after, spent_at) VALUES (?,?,?,?,?,?)`)
+        .run(r.studyId, r.round, r.taskId, encodeRdp(rdp), Number.isFinite(r.epsilonAfter) ? r.epsilonAfter : 1e308, r.at);
+    });
+    tx();
+  }
+
+  /** The privacy ledger, oldest first; one study's rows when `studyId` is given. */
+  listPrivacySpends(studyId?: string): PrivacySpendRecord[] {
+    const rows = (studyId === undefined
+      ? this.db.prepare(`SELECT * FROM privacy_ledger ORDER BY spent_at, study_id, round`).all()
+      : this.db.prepare(`SELECT * FROM privacy_ledger WHERE study_id = ? ORDER BY spent_at, round`).all(studyId)) as Record<string, unknown>[];
+    return rows.map((r) => ({
+      studyId: r.study_id as string, round: r.round as number, taskId: r.task_id as string, rdp: decodeRdp(r.rdp_json as string),
+      epsilonAfter: (r.epsilon_after as number) >= 1e308 ? Infinity : (r.epsilon_after as number), at: r.spent_at as number,
+    }));
   }
 
   /** Appends one audit line and flushes it to disk before returning. */

@@ -32,8 +32,19 @@ describe('loadAgentConfig', () => {
       releases: { autoDeploy: 'off', pollSeconds: 300, monitorSeconds: 3600 },
       series: { reportSeconds: 60 },
       scoring: { listen: '' },
+      privacy: { maxEpsilonPerStudy: 0, maxEpsilonLifetime: 0, delta: 1e-6, trustCoordinatorNoise: false },
       log: { level: 'info', pretty: 'auto' },
     });
+  });
+
+  it('takes the privacy budget from the environment and flags, strictly', () => {
+    expect(loadAgentConfig({ env: { FEDLHS_PRIVACY_MAX_EPSILON_PER_STUDY: '2.5', FEDLHS_PRIVACY_DELTA: '1e-5' }, args: ['--privacy-max-epsilon-lifetime', '8', '--privacy-trust-coordinator-noise', 'true'] }).privacy)
+      .toEqual({ maxEpsilonPerStudy: 2.5, maxEpsilonLifetime: 8, delta: 1e-5, trustCoordinatorNoise: true });
+    expect(configError({ env: { FEDLHS_PRIVACY_MAX_EPSILON_PER_STUDY: '1.5x' } }).message).toMatch(/privacy\.maxEpsilonPerStudy: must be a number, 0 or more/);
+    expect(configError({ env: { FEDLHS_PRIVACY_MAX_EPSILON_LIFETIME: '-1' } }).message).toMatch(/privacy\.maxEpsilonLifetime: must be a number, 0 or more/);
+    expect(configError({ env: { FEDLHS_PRIVACY_DELTA: '0' } }).message).toBe('privacy.delta: must be greater than 0 and less than 1: value was 0');
+    expect(configError({ env: { FEDLHS_PRIVACY_DELTA: '1' } }).message).toBe('privacy.delta: must be greater than 0 and less than 1: value was 1');
+    expect(configError({ env: { FEDLHS_PRIVACY_TRUST_COORDINATOR_NOISE: 'yes' } }).message).toMatch(/privacy\.trustCoordinatorNoise: must be true or false/);
   });
 
   it('rejects a scoring address that is not host:port, and a poll period of 0', () => {

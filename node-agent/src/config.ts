@@ -1,8 +1,18 @@
-import type convict from 'convict';
+import convict from 'convict';
 import { FedlhsError } from '@fedlhs/core';
 import { ConfigError, loadConfig, type ConfigSources } from '@fedlhs/service';
 
 export { ConfigError };
+
+// Epsilon and delta are real numbers: a strict format (convict's Number would take "1.5x" as 1.5).
+convict.addFormats({
+  'non-negative-real': {
+    coerce: (v: unknown) => (typeof v === 'string' && /^(\d+\.?\d*|\.\d+)(e[-+]?\d+)?$/i.test(v.trim()) ? Number(v) : v),
+    validate: (v: unknown) => {
+      if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) throw new Error('must be a number, 0 or more');
+    },
+  },
+});
 
 /**
  * The node agent's configuration schema: JSON file (--config), then environment (FEDLHS_*),
@@ -86,6 +96,24 @@ export const agentConfigSchema = {
       format: String, default: '', env: 'FEDLHS_SCORING_LISTEN', arg: 'scoring-listen',
     },
   },
+  privacy: {
+    maxEpsilonPerStudy: {
+      doc: "This clinic's differential-privacy budget for one study: the largest epsilon (at privacy.delta) it lets a study spend; rounds that would exceed it are declined. 0 (default): no limit. With any limit set, studies without privacy.dp are declined.",
+      format: 'non-negative-real', default: 0, env: 'FEDLHS_PRIVACY_MAX_EPSILON_PER_STUDY', arg: 'privacy-max-epsilon-per-study',
+    },
+    maxEpsilonLifetime: {
+      doc: "This clinic's budget over all studies (composed): the largest total epsilon at privacy.delta. 0 (default): none.",
+      format: 'non-negative-real', default: 0, env: 'FEDLHS_PRIVACY_MAX_EPSILON_LIFETIME', arg: 'privacy-max-epsilon-lifetime',
+    },
+    delta: {
+      doc: 'The delta at which this clinic accounts its epsilon (greater than 0, less than 1; default 1e-6).',
+      format: 'non-negative-real', default: 1e-6, env: 'FEDLHS_PRIVACY_DELTA', arg: 'privacy-delta',
+    },
+    trustCoordinatorNoise: {
+      doc: "Count the coordinator's noise of a study with central DP as protection (default false: central noise protects this clinic only from those who see the coordinator's results, so such rounds count as unprotected).",
+      format: 'strict-boolean', default: false, env: 'FEDLHS_PRIVACY_TRUST_COORDINATOR_NOISE', arg: 'privacy-trust-coordinator-noise',
+    },
+  },
   log: {
     level: { doc: 'Log level.', format: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], default: 'info', env: 'FEDLHS_LOG_LEVEL', arg: 'log-level' },
     pretty: { doc: "'auto' (pretty on a TTY), 'true' or 'false'.", format: ['auto', 'true', 'false'], default: 'auto', env: 'FEDLHS_LOG_PRETTY', arg: 'log-pretty' },
@@ -107,6 +135,8 @@ export interface AgentConfig {
   releases: { autoDeploy: 'off' | 'champion'; pollSeconds: number; monitorSeconds: number };
   series: { reportSeconds: number };
   scoring: { listen: string };
+  /** The clinic-held differential-privacy budget (issue 14; privacy-budget.ts). */
+  privacy: { maxEpsilonPerStudy: number; maxEpsilonLifetime: number; delta: number; trustCoordinatorNoise: boolean };
   log: { level: string; pretty: 'auto' | 'true' | 'false' };
 }
 
@@ -131,6 +161,7 @@ export function loadAgentConfig(options: LoadAgentConfigOptions = {}): AgentConf
     if (c.scoring.listen !== '' && !/^[^\s:]+:\d{1,5}$/.test(c.scoring.listen) && !/^\[[0-9a-fA-F:]+\]:\d{1,5}$/.test(c.scoring.listen)) {
       throw invalid('scoring.listen', `scoring.listen: must be host:port (or empty: off): value was ${JSON.stringify(c.scoring.listen)}`);
     }
+    if (!(c.privacy.delta > 0 && c.privacy.delta < 1)) throw invalid('privacy.delta', `privacy.delta: must be greater than 0 and less than 1: value was ${c.privacy.delta}`);
     if (c.reconnect.baseMs < 1 || c.reconnect.capMs < c.reconnect.baseMs) {
       throw invalid('reconnect', `reconnect: baseMs must be >= 1 and capMs >= baseMs: values were ${c.reconnect.baseMs} and ${c.reconnect.capMs}`);
     }

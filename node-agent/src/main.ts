@@ -18,6 +18,7 @@ import { dataQualityReport } from './data-check.js';
 import type { AgentCli } from './cli-kit.js';
 import { registerReleaseCommands } from './releases/commands.js';
 import { registerScoringCommands } from './scoring/commands.js';
+import { registerPrivacyCommand } from './privacy-cli.js';
 
 // Everything this CLI prints goes through these (forTerminal): manifests, study names, error
 // details and audit entries hold text the coordinator or the data chose, which must not move
@@ -227,7 +228,7 @@ withConfig('review', 'show study manifests waiting for this clinic\'s approval, 
   }
   for (const rec of manifests) {
     const m = validateManifest(JSON.parse(rec.json));
-    out(`${formatManifest(m, rec.hash, rec.studyId)}\n`);
+    out(`${formatManifest(m, rec.hash, rec.studyId, c.privacy)}\n`);
     const previous = state.previousApproved(rec.name, rec.hash);
     if (previous !== undefined) out(`${formatChanges(validateManifest(JSON.parse(previous.json)), m, previous.hash)}\n`);
     const approval = runApproval(state, rec.hash, m, true);
@@ -324,5 +325,6 @@ withConfig('status', 'enrolment, approvals and the audit log of what left this c
 const cli: AgentCli = { withConfig, config, out, errOut, die, v };
 registerReleaseCommands(cli);
 registerScoringCommands(cli);
+registerPrivacyCommand(cli);
 
 program.parseAsync([...process.argv.slice(0, 2), ...prepareArgv(program, process.argv.slice(2))]).catch((err: unknown) => die((err as Error).message));

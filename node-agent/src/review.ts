@@ -1,4 +1,6 @@
 import { deriveSeriesRun, describeIndex, diffManifests, releasePolicy, seriesVarying, studyFeatureNames, type SeriesTemplate, type StudyManifest } from '@fedlhs/core';
+import type { AgentConfig } from './config.js';
+import { describePrivacy } from './privacy-review.js';
 import type { RunApproval } from './series-approval.js';
 import { forTerminal } from '@fedlhs/service';
 
@@ -49,7 +51,7 @@ function describeLayer(layer: LayerJson): string {
 }
 
 /** A manifest as a clinic operator reads it before approving: what runs and what leaves. */
-export function formatManifest(m: StudyManifest, hash: string, studyId: string): string {
+export function formatManifest(m: StudyManifest, hash: string, studyId: string, privacy?: AgentConfig['privacy']): string {
   const layers = ((m.model.topology.config as { layers?: LayerJson[] } | undefined)?.layers ?? []).map(describeLayer);
   return lines([
     `Study ${m.name}  (study id ${studyId})`,
@@ -63,6 +65,8 @@ export function formatManifest(m: StudyManifest, hash: string, studyId: string):
     ...describeFeatures(m).map((line, i) => (i === 0 ? `  features (${studyFeatureNames(m).length})    ${line}` : line)),
     `  normalisation    ${m.data.normalization}${m.data.normalization === 'federated-zscore' ? ` (clinics share counts, sums, sums of squares and histograms of these features, and their numbers of records and cases; counts under ${m.data.minCellCount} withheld)` : ''}`,
     `  aggregation      ${m.aggregation.strategy}`,
+    // What the study's differential privacy means for this clinic, at its own delta and budget (privacy-review.ts).
+    ...(privacy === undefined || (m.privacy === undefined && privacy.maxEpsilonPerStudy === 0 && privacy.maxEpsilonLifetime === 0) ? [] : describePrivacy(m, privacy).map((line, i) => `${i === 0 ? '  privacy          ' : '                   '}${line}`)),
     `  release          round chosen by ${releasePolicy(m).selection} on the validation part; ${Math.round(releasePolicy(m).testFraction * 100)}% of the hold-out kept as the test part for the published figures; risk bands ${releasePolicy(m).riskBands.map((b, i, all) => `${b.name} ${i === all.length - 1 ? "≤" : "<"}${b.upTo}`).join(', ')}`,
     ...whatLeaves(m).map((line, i) => `${i === 0 ? '  what leaves      ' : '                   '}${line}`),
   ]);

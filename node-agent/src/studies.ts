@@ -9,6 +9,8 @@ import type { AgentConfig } from './config.js';
 import { authMetadata, deadlineIn, type Clients } from './connection.js';
 import type { LocalData } from './local-data.js';
 import { downloadModel } from './transfer.js';
+import { PrivacyBudget, type PrivacyBudgetMessage } from './privacy-budget.js';
+import { roundCount } from './privacy-counts.js';
 import { checkAnnouncedTemplate, isApproved, rememberTemplate, runApproval, type RunApproval, type TemplateCheck } from './series-approval.js';
 
 /** A study announced on this session, with the manifest if it verified and the readiness last reported. */
@@ -23,6 +25,10 @@ export interface KnownStudy {
   series: TemplateCheck;
   /** How its manifest stood with this clinic's approvals at the last readiness check. */
   approval?: RunApproval | undefined;
+  /** The PrivacyBudget last reported (undefined: none was, the study has no DP and the clinic no budget). */
+  privacy?: PrivacyBudgetMessage | undefined;
+  /** A round of it was declined on budget: the clinic withdraws if no further round fits. */
+  budgetDeclined?: boolean;
 }
 
 /** What the study tracker needs; `send` writes to the current control session. */
@@ -60,6 +66,7 @@ export class StudyTracker {
   private readonly send: (message: AgentMessage) => void;
   private readonly onStudyCompleted: ((study: Study__Output) => void) | undefined;
   private readonly onStudyEnded: ((study: Study__Output) => void) | undefined;
+  private readonly budget: PrivacyBudget;
 
   constructor(options: StudyTrackerOptions) {
     this.config = options.config;
@@ -71,6 +78,18 @@ export class StudyTracker {
     this.send = options.send;
     this.onStudyCompleted = options.onStudyCompleted;
     this.onStudyEnded = options.onStudyEnded;
+    this.budget = new PrivacyBudget(options.state, options.config.privacy);
+  }
+
+  /**
+   * The study's privacy ledger changed (tasks/train.ts): the readiness is sent again with the
+   * new PrivacyBudget; after a round declined on budget the clinic withdraws if no round fits.
+   */
+  async privacyChanged(studyId: string, declined: boolean): Promise<void> {
+    const known = this.studies.get(studyId);
+    if (known === undefined) return;
+    if (declined) known.budgetDeclined = true;
+    await this.evaluateReadiness(known, false);
   }
 
   /** The study as announced on this session, if it was. */
@@ -173,26 +192,35 @@ export class StudyTracker {
         readiness = 'READINESS_NOT_APPROVED';
         detail = approval.detail;
       } else {
-        const check = await this.data.check(manifest);
-        readiness = check.ok ? 'READINESS_READY' : check.readiness;
-        if (check.ok) trainingRows = check.data.train.rows;
+        // The clinic's budget first (privacy-budget.ts): a study without DP when it holds one, or
+        // (at announcement, or once a round was declined on budget) no round that fits any more.
+        const budgetWithdrawal = manifest.privacy?.dp === undefined || force || known.budgetDeclined === true ? this.budget.withdrawal(study.studyId, manifest) : undefined;
+        const check = budgetWithdrawal !== undefined ? undefined : await this.data.check(manifest);
+        readiness = check === undefined ? 'READINESS_WITHDRAWN' : check.ok ? 'READINESS_READY' : check.readiness;
+        // Rounded as the manifest's privacy.counts says, like the update's num_examples (tasks/train.ts).
+        if (check?.ok === true) trainingRows = roundCount(manifest, check.data.train.rows);
         // A series run: what this clinic has now, for the newly labelled count of a series without a window (series-data.ts).
-        if (check.ok && manifest.series !== undefined) {
+        if (check?.ok === true && manifest.series !== undefined) {
           this.state.recordSeriesCount({ seriesName: manifest.series.name, run: manifest.series.run, templateSha256: manifest.series.templateSha256, labelled: check.data.train.rows + check.data.holdout.rows });
         }
         // READY with warnings (data the study needs that this export lacks) tells the operator too.
-        detail = check.ok ? (check.warnings.length === 0 ? '' : `ready, with warnings: ${check.warnings.join('; ')}`) : check.detail;
-        if (check.ok && check.warnings.length > 0 && detail !== known.detail) {
+        detail = check === undefined ? budgetWithdrawal! : check.ok ? (check.warnings.length === 0 ? '' : `ready, with warnings: ${check.warnings.join('; ')}`) : check.detail;
+        if (check === undefined && readiness !== known.readiness) {
+          this.log.warn({ event: 'privacy.withdrawn', studyId: study.studyId, detail }, `study ${study.studyId}: withdrawn, ${detail}`);
+        }
+        if (check?.ok === true && check.warnings.length > 0 && detail !== known.detail) {
           this.log.warn({ event: 'data.warning', studyId: study.studyId, warnings: check.warnings }, `study ${study.studyId}: ${check.warnings.join('; ')}`);
         }
       }
     }
     // Within the wire's limits for detail (one line, no control characters, capped): data errors quote local messages.
     detail = sanitizeWireText(detail, WIRE_STRINGS['StudyReadiness.detail'].max);
-    const changed = readiness !== known.readiness || detail !== known.detail || trainingRows !== known.trainingRows;
+    const privacy = this.budget.message(study.studyId, manifest);
+    const changed = readiness !== known.readiness || detail !== known.detail || trainingRows !== known.trainingRows || JSON.stringify(privacy) !== JSON.stringify(known.privacy);
     known.readiness = readiness;
     known.detail = detail;
     known.trainingRows = trainingRows;
+    known.privacy = privacy;
     if (changed || force) {
       if (readiness === 'READINESS_NOT_APPROVED') {
         // A series run not yet covered can be approved by its series (once for every run) or by its own manifest.
@@ -202,7 +230,7 @@ export class StudyTracker {
       } else {
         this.log.info({ event: 'readiness.sent', studyId: study.studyId, readiness, detail }, 'readiness');
       }
-      const sent = { studyId: study.studyId, manifestSha256: study.manifestSha256, readiness, detail, trainingRows };
+      const sent = { studyId: study.studyId, manifestSha256: study.manifestSha256, readiness, detail, trainingRows, ...(privacy === undefined ? {} : { privacy }) };
       this.send({ readiness: sent });
       this.state.audit({
         event: 'readiness_sent', coordinator: this.config.coordinator.address, studyId: study.studyId, outcome: readiness, detail,

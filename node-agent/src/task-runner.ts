@@ -59,6 +59,13 @@ export interface TaskContext {
   loadModel(): Promise<LoadedModel>;
   /** Kept releases and the key they verify with (a series' champion is scored beside the task's model); absent: none. */
   readonly releases?: ReleaseAccess | undefined;
+  /** Declines the task (TaskUpdate DECLINED with `why`, logged and audited); the handler then returns. */
+  decline?(why: string): void;
+  /**
+   * The study's privacy ledger changed: after a spend the readiness is sent again with the new
+   * PrivacyBudget; after a round declined on budget (`declined`) the clinic withdraws if no round fits.
+   */
+  privacyChanged?(declined: boolean): void;
 }
 
 /** Runs one kind of task. Adding a kind is a new `tasks/*.ts` and one entry in the agent's handler list. */
@@ -205,6 +212,8 @@ export class TaskRunner {
     const { config, state, credential, clients, data } = this.options;
     return {
       manifest, log, config, state, credential, clients, data, releases: this.options.releases,
+      decline: (why) => this.decline(task, why),
+      privacyChanged: (declined) => void this.options.studies.privacyChanged(task.studyId, declined),
       isCancelled: () => this.cancelled.has(task.taskId),
       withRetry: (what, call) => this.withRetry(task, log, what, call),
       progress: (phase, fraction, epoch, epochs) => this.progress(task, phase, fraction, epoch, epochs),

@@ -1,7 +1,7 @@
 import { bundleLength, validateManifest, type Normalization, type NormalizationSource, type StudyManifest } from '@fedlhs/core';
 import type { Coordinator } from '../coordinator.js';
 import { withheldSites } from '../disclosure.js';
-import { capDetail, siteReadinessSummary, type SiteReadiness } from '../readiness.js';
+import { capDetail, describeSitePrivacy, siteReadinessSummary, type SiteReadiness, type SitePrivacyBudget } from '../readiness.js';
 import type { ContributionRecord, CoordinatorStore, MetricRecord, NodeSummaryRecord, PageRequest, RoundTaskCount, StudyRecord, TaskFilter, TaskKindName, TaskRecord, TaskStateName } from '../store.js';
 
 /** Public view of a study for operators. */
@@ -135,6 +135,17 @@ export interface SiteReadinessView {
   /** The agent's reason (at most 240 characters), or the coordinator's words. */
   detail: string;
   lastHeartbeatAt: string | null;
+  /**
+   * The clinic's privacy accounting for the study as its readiness carried it (proto PrivacyBudget):
+   * epsilons null where unbounded (rounds that did not protect the clinic), and `text` in words.
+   */
+  privacy?: { epsilonSpent: number | null; epsilonStudyLimit: number; epsilonLifetimeSpent: number | null; epsilonLifetimeLimit: number; delta: number; text: string };
+}
+
+/** A site's PrivacyBudget for JSON (which has no Infinity). */
+function privacyView(p: SitePrivacyBudget): NonNullable<SiteReadinessView['privacy']> {
+  const f = (x: number): number | null => (Number.isFinite(x) ? x : null);
+  return { epsilonSpent: f(p.epsilonSpent), epsilonStudyLimit: p.epsilonStudyLimit, epsilonLifetimeSpent: f(p.epsilonLifetimeSpent), epsilonLifetimeLimit: p.epsilonLifetimeLimit, delta: p.delta, text: describeSitePrivacy(p) };
 }
 
 /** Readiness of a running study's sites: how many are READY of the minimum, and the deadline. */
@@ -175,7 +186,7 @@ export async function studyReadiness(coordinator: Coordinator, study: StudyRecor
   return {
     needed: manifest.clients.min, ready: counts.READY ?? 0,
     deadline: current?.state === 'WAITING_FOR_NODES' && current.deadline > 0 ? iso(current.deadline) : null,
-    counts, sites: shown.map((x) => ({ ...x, lastHeartbeatAt: iso(x.lastHeartbeatAt) })), sitesOmitted: total - shown.length,
+    counts, sites: shown.map(({ privacy, ...x }) => ({ ...x, lastHeartbeatAt: iso(x.lastHeartbeatAt), ...(privacy === undefined ? {} : { privacy: privacyView(privacy) }) })), sitesOmitted: total - shown.length,
   };
 }
 

@@ -5,6 +5,7 @@ import { holdoutParts, type PreparedPart } from '../local-data.js';
 import type { TaskContext, TaskHandler } from '../task-runner.js';
 import { championComparison, type WireReleaseComparison } from './champion.js';
 import { wirePerformance, type WirePerformance } from './performance-wire.js';
+import { roundCount, roundPerformance } from '../privacy-counts.js';
 
 /**
  * Why a part got no figures, once per study and part (each round would say the same): an empty
@@ -75,9 +76,12 @@ export const evaluateTask: TaskHandler = {
     const figures: { validation?: WirePerformance; test?: WirePerformance } = {};
     let testScores: { scores: Float32Array; labels: Float32Array } | undefined;
     for (const name of ['validation', 'test'] as const) {
-      const result = await partPerformance(parts[name], (x) => runtime.predict(x));
+      const computed = await partPerformance(parts[name], (x) => runtime.predict(x));
+      // Counts that leave are rounded when the manifest's privacy.counts says so (privacy-counts.ts).
+      const rounded = typeof computed === 'string' ? computed : roundPerformance(ctx.manifest, computed.performance);
+      const result = typeof rounded === 'string' ? rounded : { ...(computed as Exclude<typeof computed, string>), wire: wirePerformance(rounded) };
       if (typeof result !== 'string') {
-        figures[name] = wirePerformance(result.performance);
+        figures[name] = result.wire;
         if (name === 'test') testScores = { scores: result.scores, labels: parts.test.y };
         continue;
       }
@@ -88,9 +92,10 @@ export const evaluateTask: TaskHandler = {
       }
     }
     const comparisons = await compareWithChampion(ctx, task, testScores);
+    const sentExamples = roundCount(ctx.manifest, metrics.numExamples);
     const request: EvaluationReport = {
       taskId: task.taskId, studyId: task.studyId, round: task.round,
-      metrics: { numExamples: metrics.numExamples, loss: metrics.loss, accuracy: metrics.accuracy, ...(metrics.auc === undefined ? {} : { auc: metrics.auc }) },
+      metrics: { numExamples: sentExamples, loss: metrics.loss, accuracy: metrics.accuracy, ...(metrics.auc === undefined ? {} : { auc: metrics.auc }) },
       ...figures,
       ...(comparisons.length === 0 ? {} : { comparisons }),
     };
@@ -98,7 +103,7 @@ export const evaluateTask: TaskHandler = {
     const audited = { loss: metrics.loss, accuracy: metrics.accuracy, auc: metrics.auc };
     ctx.state.audit({
       event: 'evaluation_sent', coordinator: ctx.config.coordinator.address, studyId: task.studyId, round: task.round, taskId: task.taskId,
-      numExamples: metrics.numExamples, metrics: audited, outcome: 'sending', sent: sentReport,
+      numExamples: sentExamples, metrics: audited, outcome: 'sending', sent: sentReport,
     });
     await ctx.withRetry('report', () =>
       new Promise((resolve, reject) => {
@@ -107,7 +112,7 @@ export const evaluateTask: TaskHandler = {
     );
     ctx.state.audit({
       event: 'evaluation_sent', coordinator: ctx.config.coordinator.address, studyId: task.studyId, round: task.round, taskId: task.taskId,
-      numExamples: metrics.numExamples, metrics: audited, outcome: 'accepted', sent: sentReport,
+      numExamples: sentExamples, metrics: audited, outcome: 'accepted', sent: sentReport,
     });
     log.info(
       { event: 'evaluation.sent', loss: metrics.loss, accuracy: metrics.accuracy, auc: metrics.auc, validationFigures: figures.validation !== undefined, testFigures: figures.test !== undefined, testExamples: parts.test.rows, comparisons: comparisons.length },

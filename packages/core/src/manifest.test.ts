@@ -520,3 +520,23 @@ describe('manifest aggregation and update validation', () => {
     expect(() => validateManifest(withAggregation({ strategy: 'fedmedian', maxUpdatesHeld: 3 }))).toThrowError(/aggregation\.maxUpdatesHeld: fedmedian holds every update/);
   });
 });
+
+describe('manifest privacy section (issue 14)', () => {
+  const dp = { placement: 'local', noiseMultiplier: 1.1, clipping: { mode: 'fixed', norm: 1 } };
+  it('is optional (the hash of a manifest without it is unchanged) and validates its mechanism', () => {
+    const plain = validateManifest(baseManifest());
+    expect(plain.privacy).toBeUndefined();
+    const m = validateManifest({ ...baseManifest(), privacy: { dp } });
+    expect(m.privacy?.dp).toMatchObject({ placement: 'local', noiseMultiplier: 1.1 });
+    expect(() => validateManifest({ ...baseManifest(), privacy: { dp: { ...dp, noiseMultiplier: 0 } } })).toThrow(/privacy\.dp\.noiseMultiplier/);
+    expect(() => validateManifest({ ...baseManifest(), privacy: { dp: { ...dp, clipping: { mode: 'adaptive', initialNorm: 1, targetQuantile: 1 } } } })).toThrow(/privacy\.dp\.clipping\.targetQuantile/);
+  });
+
+  it('needs fedavg with DP, and exact counts with federated normalisation', () => {
+    const byzantine = { ...baseManifest(), aggregation: { strategy: 'fedprox', parameters: { mu: 0.01 } }, privacy: { dp } };
+    expect(() => validateManifest(byzantine)).toThrow(/privacy\.dp: needs aggregation\.strategy "fedavg"/);
+    const base = baseManifest() as { data: Record<string, unknown> };
+    const rounded = { ...base, data: { ...base.data, normalization: 'federated-zscore' }, privacy: { counts: { disclosure: 'rounded', roundTo: 10 } } };
+    expect(() => validateManifest(rounded)).toThrow(/privacy\.counts\.disclosure: "rounded" cannot be used with data\.normalization "federated-zscore"/);
+  });
+});

@@ -291,6 +291,15 @@ export const studyManifestSchema = z
   })
   .strict()
   .superRefine((m, ctx) => {
+    // DP-FedAvg is defined for (unweighted) federated averaging of clipped updates; other
+    // strategies would change what the noise protects.
+    if (m.privacy?.dp !== undefined && m.aggregation.strategy !== 'fedavg') {
+      ctx.addIssue({ code: 'custom', path: ['privacy', 'dp'], message: `needs aggregation.strategy "fedavg" (the noise is calibrated to an average of clipped updates), not "${m.aggregation.strategy}"` });
+    }
+    // Rounded counts cannot keep a statistics report consistent (count + missing = rows, sums within ranges).
+    if (m.privacy?.counts?.disclosure === 'rounded' && m.data.normalization === 'federated-zscore') {
+      ctx.addIssue({ code: 'custom', path: ['privacy', 'counts', 'disclosure'], message: '"rounded" cannot be used with data.normalization "federated-zscore" (a statistics report with rounded counts cannot be checked for consistency): use "local-zscore" or "none", or exact counts' });
+    }
     // A run is named after its series: a run of one series must not pass for another's (its champion is a release of this name).
     if (m.series !== undefined && m.series.name !== m.name) {
       ctx.addIssue({ code: 'custom', path: ['series', 'name'], message: `must equal the study's name (${m.name}): a series run is named after its series` });

@@ -173,6 +173,12 @@ export const EVENTS = {
   'series.data_sent': 'the agent sent a SeriesDataReport (audited); fields series, afterRun, newLabelled, suppressed, why',
   'series.data_failed': 'the agent could not count newly labelled patients for a data series (warn; tried again at the next trigger); fields series, err',
   'series.report_interval_short': 'the agent sends SeriesDataReports more often than the protocol\'s once a minute (series.reportSeconds below 60: tests only; warn)',
+  // ---- differential privacy budget (agent privacy-*.ts, tasks/train.ts; coordinator central noise; issue 14) ----
+  'privacy.spent': 'the agent recorded a DP round in its privacy ledger before the update left (audited privacy_spent); fields epsilonStudy, epsilonLifetime, delta, effectiveNoiseMultiplier, placement, clipNorm, normBefore, clipFactor, noiseStd',
+  'privacy.round_declined': "the agent declined a TRAIN task because the round would exceed this clinic's privacy budget, or the study has no DP and the clinic holds a budget (warn); fields epsilonStudy, epsilonLifetime, reason",
+  'privacy.withdrawn': 'the agent withdrew from a study on its privacy budget (readiness WITHDRAWN "privacy budget: …"; warn); fields studyId, detail',
+  'privacy.central_noise': 'the coordinator added central DP noise N(0,(z·C)²) to the sum of the clipped updates of a round; fields round, updates, noiseMultiplier, clipNorm',
+  'privacy.strategy_refused': 'a study with privacy.dp uses a strategy other than fedavg: refused (the study fails; error); fields strategy',
 } as const satisfies Record<string, string>;
 
 /** A stable log event key. */

@@ -27,10 +27,20 @@ export class TrainingPhase implements Phase {
 
   plan(ctx: PhaseContext): PhasePlan {
     const { study, attempt } = ctx;
+    const dp = study.manifest.privacy?.dp;
+    if (dp !== undefined && study.strategy.name !== 'fedavg') {
+      // DP-FedAvg's guarantee is for the (clipped, equally weighted) average: another server step
+      // (momentum, adaptive optimizers, order statistics) is not what the clinics accounted for.
+      const reason = `differential privacy (privacy.dp) is only supported with aggregation.strategy fedavg; this study uses ${study.strategy.name}`;
+      ctx.log.error({ event: 'privacy.strategy_refused', strategy: study.strategy.name }, reason);
+      throw new FedlhsError('STUDY_FAILED', reason);
+    }
     this.aggregator = new RoundAggregator(
       study.strategy, study.specs, attempt.base, ctx.checkpoints,
       join(ctx.checkpoints.studyDir(study.id), 'held', `round-${attempt.round}-attempt-${attempt.attempt}`),
       study.manifest.updateValidation, study.manifest.aggregation.maxUpdatesHeld,
+      // Adaptive clipping needs the noisy clipped fraction, not yet exchanged: C stays at initialNorm (as the clinics clip).
+      dp === undefined ? {} : { dp: dp.placement === 'central' ? { central: { clipNorm: dp.clipping.mode === 'fixed' ? dp.clipping.norm : dp.clipping.initialNorm, noiseMultiplier: dp.noiseMultiplier } } : {} },
     );
     return {
       tasks: attempt.cohort.active().map((nodeId) => ({ nodeId, kind: 'TRAIN', model: attempt.base })),
@@ -73,6 +83,10 @@ export class TrainingPhase implements Phase {
     this.candidate = await ctx.checkpoints.writeCandidate(study.id, attempt.round, attempt.attempt, await aggregator.finish(attempt.round));
     const state = study.strategy.exportState();
     if (state.length > 0) this.stateCandidate = await ctx.checkpoints.writeCandidate(study.id, attempt.round, attempt.attempt, [concatTensors(state)], 'state');
+    const dp = study.manifest.privacy?.dp;
+    if (dp?.placement === 'central') {
+      ctx.log.info({ event: 'privacy.central_noise', round: attempt.round, updates: aggregator.count, noiseMultiplier: dp.noiseMultiplier, clipNorm: dp.clipping.mode === 'fixed' ? dp.clipping.norm : dp.clipping.initialNorm }, `round ${attempt.round}: central DP noise added to the sum of ${aggregator.count} clipped update(s)`);
+    }
     ctx.log.info(
       { event: 'round.aggregated', round: attempt.round, strategy: study.strategy.name, updates: aggregator.count, examples: aggregator.totalExamples, sha256: this.candidate.sha256 },
       `aggregated ${aggregator.count} update(s) with ${study.strategy.name}`,

@@ -148,7 +148,7 @@ describe('masks', () => {
     `);
     expect(Array.from(maskVector(seed, 4, 12) as Uint32Array).every((w) => w < 4096)).toBe(true);
     // A prefix of a longer stream: masks do not depend on chunking.
-    expect(Array.from(maskVector(seed, 9000, 32)).slice(0, 8192)).toEqual(Array.from(maskVector(seed, 8192, 32)));
+    expect(Array.from(maskVector(seed, 9000, 32) as Uint32Array).slice(0, 8192)).toEqual(Array.from(maskVector(seed, 8192, 32) as Uint32Array));
   });
 
   it('refuses a low-order public key, a malformed key and a pair of one clinic', () => {

@@ -1,0 +1,52 @@
+import { clipL2, gaussianNoise, type StudyManifest } from '@fedlhs/core';
+
+/** The DP section of a manifest (privacy.dp), when there is one. */
+export type DpSection = NonNullable<NonNullable<StudyManifest['privacy']>['dp']>;
+
+/** What was done to an update before it left (audited and logged; never the values). */
+export interface DpUpdateInfo {
+  placement: DpSection['placement'];
+  /** The clipping norm C used this round. */
+  clipNorm: number;
+  /** ‖Δ‖₂ before clipping, and the factor Δ was scaled by (1: within C). */
+  normBefore: number;
+  clipFactor: number;
+  /** Standard deviation of the Gaussian noise this clinic added per coordinate (0: central, the coordinator adds it). */
+  noiseStd: number;
+}
+
+/**
+ * The clipping norm for this round. Adaptive clipping (Andrew et al. 2021) moves C by the
+ * coordinator's noisy fraction of clinics under it, which this agent does not receive yet: until
+ * it does, the agent clips at the manifest's initialNorm every round (a fixed norm in effect).
+ */
+export function clipNormOf(dp: DpSection): number {
+  return dp.clipping.mode === 'fixed' ? dp.clipping.norm : dp.clipping.initialNorm;
+}
+
+/** The noise this clinic adds per coordinate: z·C (local), z·C/√clients.min (distributed), none (central). */
+export function clinicNoiseStd(dp: DpSection, clientsMin: number, clipNorm: number): number {
+  if (dp.placement === 'local') return dp.noiseMultiplier * clipNorm;
+  if (dp.placement === 'distributed') return (dp.noiseMultiplier * clipNorm) / Math.sqrt(clientsMin);
+  return 0;
+}
+
+/**
+ * DP-FedAvg at the clinic (docs/design/privacy.md): Δ = trained − round model, clipped to L2 norm
+ * C, plus Gaussian noise from a CSPRNG (core gaussianNoise) as the placement says; returns the
+ * weights to upload, round model + Δ, as float32. `random` (a byte source) is for tests only (Node crypto otherwise).
+ */
+export function privatiseUpdate(
+  trained: Float32Array, roundModel: Float32Array, dp: DpSection, clientsMin: number, random?: (bytes: number) => Uint8Array,
+): { weights: Float32Array; info: DpUpdateInfo } {
+  if (trained.length !== roundModel.length) throw new Error(`DP update: the trained model has ${trained.length} values, the round's model ${roundModel.length}`);
+  const delta = new Float32Array(trained.length);
+  for (let i = 0; i < delta.length; i++) delta[i] = trained[i]! - roundModel[i]!;
+  const clipNorm = clipNormOf(dp);
+  const { clipped, norm, factor } = clipL2(delta, clipNorm);
+  const noiseStd = clinicNoiseStd(dp, clientsMin, clipNorm);
+  const noise = noiseStd > 0 ? (random === undefined ? gaussianNoise(clipped.length, noiseStd) : gaussianNoise(clipped.length, noiseStd, random)) : undefined;
+  const weights = new Float32Array(trained.length);
+  for (let i = 0; i < weights.length; i++) weights[i] = roundModel[i]! + clipped[i]! + (noise === undefined ? 0 : noise[i]!);
+  return { weights, info: { placement: dp.placement, clipNorm, normBefore: norm, clipFactor: factor, noiseStd } };
+}
