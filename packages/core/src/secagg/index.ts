@@ -12,3 +12,4 @@ export * from './stream.js';
 export * from './masks.js';
 export * from './quantize.js';
 export * from './graph.js';
+export * from './protocol/index.js';
