@@ -219,6 +219,10 @@ export class Studies {
   async startStudy(manifestText: string, by: string, extras: StudyStartExtras = {}): Promise<StudyRecord> {
     const { store, checkpoints, now } = this.opts;
     const manifest = parseManifest(manifestText);
+    // Loud, never a study that silently aggregates in the clear: the stages are not served yet.
+    if (manifest.privacy?.secureAggregation !== undefined) {
+      throw new FedlhsError('MANIFEST_INVALID', 'privacy.secureAggregation: secure aggregation stages are not served by this coordinator version yet (the protocol is in @fedlhs/core secagg/protocol; its wiring is pending)', { details: { path: 'privacy.secureAggregation' } });
+    }
     const json = canonicalManifestJson(manifest);
     const hash = manifestHash(manifest);
     const strategy = createStrategy(strategyConfigOf(manifest));

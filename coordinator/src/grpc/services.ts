@@ -1,3 +1,4 @@
+import * as grpc from '@grpc/grpc-js';
 import type { EnrolmentHandlers, FederationHandlers } from '@fedlhs/proto';
 import type { Logger } from '@fedlhs/service';
 import { BufferPool } from '../blobs/buffer-pool.js';
@@ -58,6 +59,15 @@ export function federationHandlers(coordinator: Coordinator, logger: Logger, tra
 
     // Releases (issue 12): release-handler.ts.
     ...releaseHandlers(ctx, downloadSlots),
+
+    // Secure aggregation stages (issue 14): not served yet; studies that ask for them are refused at start.
+    ReportStage(call, cb) {
+      const callback = timed(coordinator, 'ReportStage', cb);
+      authenticateCall(ctx, call).then(
+        () => callback({ code: grpc.status.UNIMPLEMENTED, details: 'secure aggregation stages are not served by this coordinator version' }),
+        (err: unknown) => callback(toStatus(err, log, 'ReportStage')),
+      );
+    },
 
     ListStudies(call, cb) {
       const callback = timed(coordinator, 'ListStudies', cb);

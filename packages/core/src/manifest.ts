@@ -74,6 +74,19 @@ export const privacySectionSchema = z.strictObject({
     ]),
   }).optional(),
   /**
+   * Secure aggregation (SecAgg+; proto "Secure aggregation"): the coordinator learns only the sum
+   * of the survivors' updates. Each clinic shares its secrets with `neighbours` others (a `graph`
+   * over the round's cohort), `threshold` of them (default a strict majority) rebuild a dropped
+   * clinic's masks; updates are clipped to ±`clipRange` per value and quantised with `valueBits`.
+   */
+  secureAggregation: z.strictObject({
+    neighbours: z.number().int().min(2).max(1000),
+    threshold: z.number().int().min(1).max(1000).optional(),
+    graph: z.enum(['ring', 'random-regular']).default('random-regular'),
+    valueBits: z.number().int().min(4).max(48).default(20),
+    clipRange: z.number().positive().max(1e6),
+  }).optional(),
+  /**
    * Counts that leave a clinic (statistics rows, evaluation example counts): `exact`, or rounded
    * to a multiple of `roundTo` (the small-cell rule still applies on top).
    */
@@ -291,6 +304,13 @@ export const studyManifestSchema = z
   })
   .strict()
   .superRefine((m, ctx) => {
+    const secagg = m.privacy?.secureAggregation;
+    if (secagg !== undefined) {
+      if (m.aggregation.strategy !== 'fedavg') ctx.addIssue({ code: 'custom', path: ['privacy', 'secureAggregation'], message: `needs aggregation.strategy "fedavg" (the coordinator sees only the sum), not "${m.aggregation.strategy}"` });
+      if (secagg.neighbours >= m.clients.min) ctx.addIssue({ code: 'custom', path: ['privacy', 'secureAggregation', 'neighbours'], message: `must be below clients.min (${m.clients.min}): a clinic's neighbours are other clinics of the round` });
+      if (secagg.threshold !== undefined && secagg.threshold > secagg.neighbours) ctx.addIssue({ code: 'custom', path: ['privacy', 'secureAggregation', 'threshold'], message: `must be at most neighbours (${secagg.neighbours})` });
+      if (m.privacy?.dp?.placement === 'central') ctx.addIssue({ code: 'custom', path: ['privacy', 'dp', 'placement'], message: 'with secure aggregation the coordinator never sees one update: use "distributed" (each clinic adds its share of the noise) or "local"' });
+    }
     // DP-FedAvg is defined for (unweighted) federated averaging of clipped updates; other
     // strategies would change what the noise protects.
     if (m.privacy?.dp !== undefined && m.aggregation.strategy !== 'fedavg') {

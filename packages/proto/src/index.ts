@@ -61,6 +61,8 @@ export * from './generated/fedlhs/v1/ModelChunk.js';
 export * from './generated/fedlhs/v1/Readiness.js';
 export * from './generated/fedlhs/v1/RejectionReason.js';
 export * from './generated/fedlhs/v1/ReleaseComparison.js';
+export * from './generated/fedlhs/v1/StageReceipt.js';
+export * from './generated/fedlhs/v1/StageReport.js';
 export * from './generated/fedlhs/v1/PrivacyBudget.js';
 export * from './generated/fedlhs/v1/SeriesDataReport.js';
 export * from './generated/fedlhs/v1/Study.js';

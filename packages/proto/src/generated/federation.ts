@@ -30,6 +30,8 @@ import type { ReleaseFileChunk as _fedlhs_v1_ReleaseFileChunk, ReleaseFileChunk_
 import type { ReleasePerformanceReceipt as _fedlhs_v1_ReleasePerformanceReceipt, ReleasePerformanceReceipt__Output as _fedlhs_v1_ReleasePerformanceReceipt__Output } from './fedlhs/v1/ReleasePerformanceReceipt.js';
 import type { ReleasePerformanceReport as _fedlhs_v1_ReleasePerformanceReport, ReleasePerformanceReport__Output as _fedlhs_v1_ReleasePerformanceReport__Output } from './fedlhs/v1/ReleasePerformanceReport.js';
 import type { SeriesDataReport as _fedlhs_v1_SeriesDataReport, SeriesDataReport__Output as _fedlhs_v1_SeriesDataReport__Output } from './fedlhs/v1/SeriesDataReport.js';
+import type { StageReceipt as _fedlhs_v1_StageReceipt, StageReceipt__Output as _fedlhs_v1_StageReceipt__Output } from './fedlhs/v1/StageReceipt.js';
+import type { StageReport as _fedlhs_v1_StageReport, StageReport__Output as _fedlhs_v1_StageReport__Output } from './fedlhs/v1/StageReport.js';
 import type { StatisticsReceipt as _fedlhs_v1_StatisticsReceipt, StatisticsReceipt__Output as _fedlhs_v1_StatisticsReceipt__Output } from './fedlhs/v1/StatisticsReceipt.js';
 import type { StatisticsReport as _fedlhs_v1_StatisticsReport, StatisticsReport__Output as _fedlhs_v1_StatisticsReport__Output } from './fedlhs/v1/StatisticsReport.js';
 import type { Study as _fedlhs_v1_Study, Study__Output as _fedlhs_v1_Study__Output } from './fedlhs/v1/Study.js';
@@ -84,6 +86,8 @@ export interface ProtoGrpcType {
       ReleasePerformanceReceipt: MessageTypeDefinition<_fedlhs_v1_ReleasePerformanceReceipt, _fedlhs_v1_ReleasePerformanceReceipt__Output>
       ReleasePerformanceReport: MessageTypeDefinition<_fedlhs_v1_ReleasePerformanceReport, _fedlhs_v1_ReleasePerformanceReport__Output>
       SeriesDataReport: MessageTypeDefinition<_fedlhs_v1_SeriesDataReport, _fedlhs_v1_SeriesDataReport__Output>
+      StageReceipt: MessageTypeDefinition<_fedlhs_v1_StageReceipt, _fedlhs_v1_StageReceipt__Output>
+      StageReport: MessageTypeDefinition<_fedlhs_v1_StageReport, _fedlhs_v1_StageReport__Output>
       StatisticsReceipt: MessageTypeDefinition<_fedlhs_v1_StatisticsReceipt, _fedlhs_v1_StatisticsReceipt__Output>
       StatisticsReport: MessageTypeDefinition<_fedlhs_v1_StatisticsReport, _fedlhs_v1_StatisticsReport__Output>
       Study: MessageTypeDefinition<_fedlhs_v1_Study, _fedlhs_v1_Study__Output>

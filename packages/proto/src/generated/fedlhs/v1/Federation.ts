@@ -16,6 +16,8 @@ import type { ModelChunk as _fedlhs_v1_ModelChunk, ModelChunk__Output as _fedlhs
 import type { ReleaseFileChunk as _fedlhs_v1_ReleaseFileChunk, ReleaseFileChunk__Output as _fedlhs_v1_ReleaseFileChunk__Output } from '../../fedlhs/v1/ReleaseFileChunk.js';
 import type { ReleasePerformanceReceipt as _fedlhs_v1_ReleasePerformanceReceipt, ReleasePerformanceReceipt__Output as _fedlhs_v1_ReleasePerformanceReceipt__Output } from '../../fedlhs/v1/ReleasePerformanceReceipt.js';
 import type { ReleasePerformanceReport as _fedlhs_v1_ReleasePerformanceReport, ReleasePerformanceReport__Output as _fedlhs_v1_ReleasePerformanceReport__Output } from '../../fedlhs/v1/ReleasePerformanceReport.js';
+import type { StageReceipt as _fedlhs_v1_StageReceipt, StageReceipt__Output as _fedlhs_v1_StageReceipt__Output } from '../../fedlhs/v1/StageReceipt.js';
+import type { StageReport as _fedlhs_v1_StageReport, StageReport__Output as _fedlhs_v1_StageReport__Output } from '../../fedlhs/v1/StageReport.js';
 import type { StatisticsReceipt as _fedlhs_v1_StatisticsReceipt, StatisticsReceipt__Output as _fedlhs_v1_StatisticsReceipt__Output } from '../../fedlhs/v1/StatisticsReceipt.js';
 import type { StatisticsReport as _fedlhs_v1_StatisticsReport, StatisticsReport__Output as _fedlhs_v1_StatisticsReport__Output } from '../../fedlhs/v1/StatisticsReport.js';
 import type { UpdateChunk as _fedlhs_v1_UpdateChunk, UpdateChunk__Output as _fedlhs_v1_UpdateChunk__Output } from '../../fedlhs/v1/UpdateChunk.js';
@@ -179,6 +181,27 @@ export interface FederationClient extends grpc.Client {
   reportReleasePerformance(argument: _fedlhs_v1_ReleasePerformanceReport, metadata: grpc.Metadata, callback: grpc.requestCallback<_fedlhs_v1_ReleasePerformanceReceipt__Output>): grpc.ClientUnaryCall;
   reportReleasePerformance(argument: _fedlhs_v1_ReleasePerformanceReport, options: grpc.CallOptions, callback: grpc.requestCallback<_fedlhs_v1_ReleasePerformanceReceipt__Output>): grpc.ClientUnaryCall;
   reportReleasePerformance(argument: _fedlhs_v1_ReleasePerformanceReport, callback: grpc.requestCallback<_fedlhs_v1_ReleasePerformanceReceipt__Output>): grpc.ClientUnaryCall;
+  
+  /**
+   * Answers a secure-aggregation stage task (see "Secure aggregation"). body: at most the
+   * session's message limit. Errors: as ReportEvaluation (task ownership, kind, tag, closed
+   * task); INVALID_ARGUMENT for a body that is not the stage's answer; FAILED_PRECONDITION
+   * [STALE] when the stage has closed.
+   */
+  ReportStage(argument: _fedlhs_v1_StageReport, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_fedlhs_v1_StageReceipt__Output>): grpc.ClientUnaryCall;
+  ReportStage(argument: _fedlhs_v1_StageReport, metadata: grpc.Metadata, callback: grpc.requestCallback<_fedlhs_v1_StageReceipt__Output>): grpc.ClientUnaryCall;
+  ReportStage(argument: _fedlhs_v1_StageReport, options: grpc.CallOptions, callback: grpc.requestCallback<_fedlhs_v1_StageReceipt__Output>): grpc.ClientUnaryCall;
+  ReportStage(argument: _fedlhs_v1_StageReport, callback: grpc.requestCallback<_fedlhs_v1_StageReceipt__Output>): grpc.ClientUnaryCall;
+  /**
+   * Answers a secure-aggregation stage task (see "Secure aggregation"). body: at most the
+   * session's message limit. Errors: as ReportEvaluation (task ownership, kind, tag, closed
+   * task); INVALID_ARGUMENT for a body that is not the stage's answer; FAILED_PRECONDITION
+   * [STALE] when the stage has closed.
+   */
+  reportStage(argument: _fedlhs_v1_StageReport, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_fedlhs_v1_StageReceipt__Output>): grpc.ClientUnaryCall;
+  reportStage(argument: _fedlhs_v1_StageReport, metadata: grpc.Metadata, callback: grpc.requestCallback<_fedlhs_v1_StageReceipt__Output>): grpc.ClientUnaryCall;
+  reportStage(argument: _fedlhs_v1_StageReport, options: grpc.CallOptions, callback: grpc.requestCallback<_fedlhs_v1_StageReceipt__Output>): grpc.ClientUnaryCall;
+  reportStage(argument: _fedlhs_v1_StageReport, callback: grpc.requestCallback<_fedlhs_v1_StageReceipt__Output>): grpc.ClientUnaryCall;
   
   /**
    * Reports the sufficient statistics of a STATISTICS task. Idempotent per task: the identical
@@ -365,6 +388,14 @@ export interface FederationHandlers extends grpc.UntypedServiceImplementation {
   ReportReleasePerformance: grpc.handleUnaryCall<_fedlhs_v1_ReleasePerformanceReport__Output, _fedlhs_v1_ReleasePerformanceReceipt>;
   
   /**
+   * Answers a secure-aggregation stage task (see "Secure aggregation"). body: at most the
+   * session's message limit. Errors: as ReportEvaluation (task ownership, kind, tag, closed
+   * task); INVALID_ARGUMENT for a body that is not the stage's answer; FAILED_PRECONDITION
+   * [STALE] when the stage has closed.
+   */
+  ReportStage: grpc.handleUnaryCall<_fedlhs_v1_StageReport__Output, _fedlhs_v1_StageReceipt>;
+  
+  /**
    * Reports the sufficient statistics of a STATISTICS task. Idempotent per task: the identical
    * report again is answered OK with duplicate = true; a different one after acceptance is
    * ALREADY_EXISTS [DUPLICATE_CONFLICT].
@@ -424,6 +455,7 @@ export interface FederationDefinition extends grpc.ServiceDefinition {
   ListStudies: MethodDefinition<_fedlhs_v1_ListStudiesRequest, _fedlhs_v1_ListStudiesResponse, _fedlhs_v1_ListStudiesRequest__Output, _fedlhs_v1_ListStudiesResponse__Output>
   ReportEvaluation: MethodDefinition<_fedlhs_v1_EvaluationReport, _fedlhs_v1_EvaluationReceipt, _fedlhs_v1_EvaluationReport__Output, _fedlhs_v1_EvaluationReceipt__Output>
   ReportReleasePerformance: MethodDefinition<_fedlhs_v1_ReleasePerformanceReport, _fedlhs_v1_ReleasePerformanceReceipt, _fedlhs_v1_ReleasePerformanceReport__Output, _fedlhs_v1_ReleasePerformanceReceipt__Output>
+  ReportStage: MethodDefinition<_fedlhs_v1_StageReport, _fedlhs_v1_StageReceipt, _fedlhs_v1_StageReport__Output, _fedlhs_v1_StageReceipt__Output>
   ReportStatistics: MethodDefinition<_fedlhs_v1_StatisticsReport, _fedlhs_v1_StatisticsReceipt, _fedlhs_v1_StatisticsReport__Output, _fedlhs_v1_StatisticsReceipt__Output>
   Session: MethodDefinition<_fedlhs_v1_AgentMessage, _fedlhs_v1_CoordinatorMessage, _fedlhs_v1_AgentMessage__Output, _fedlhs_v1_CoordinatorMessage__Output>
   UploadUpdate: MethodDefinition<_fedlhs_v1_UpdateChunk, _fedlhs_v1_UploadReceipt, _fedlhs_v1_UpdateChunk__Output, _fedlhs_v1_UploadReceipt__Output>

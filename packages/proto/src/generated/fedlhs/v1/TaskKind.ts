@@ -15,6 +15,19 @@ export const TaskKind = {
    * ReportStatistics. No model is involved (model_sha256 is empty).
    */
   TASK_KIND_STATISTICS: 'TASK_KIND_STATISTICS',
+  /**
+   * Secure aggregation stages (see "Secure aggregation"): the task's payload is the stage's
+   * request, the answer goes to ReportStage. Used instead of TRAIN when the manifest has
+   * privacy.secureAggregation.
+   */
+  TASK_KIND_SECAGG_KEYS: 'TASK_KIND_SECAGG_KEYS',
+  TASK_KIND_SECAGG_SHARES: 'TASK_KIND_SECAGG_SHARES',
+  /**
+   * Downloads the task's model (model_sha256, DownloadModel), trains as for TRAIN, and reports
+   * the masked update.
+   */
+  TASK_KIND_SECAGG_MASKED_INPUT: 'TASK_KIND_SECAGG_MASKED_INPUT',
+  TASK_KIND_SECAGG_UNMASK: 'TASK_KIND_SECAGG_UNMASK',
 } as const;
 
 export type TaskKind =
@@ -36,5 +49,22 @@ export type TaskKind =
    */
   | 'TASK_KIND_STATISTICS'
   | 3
+  /**
+   * Secure aggregation stages (see "Secure aggregation"): the task's payload is the stage's
+   * request, the answer goes to ReportStage. Used instead of TRAIN when the manifest has
+   * privacy.secureAggregation.
+   */
+  | 'TASK_KIND_SECAGG_KEYS'
+  | 4
+  | 'TASK_KIND_SECAGG_SHARES'
+  | 5
+  /**
+   * Downloads the task's model (model_sha256, DownloadModel), trains as for TRAIN, and reports
+   * the masked update.
+   */
+  | 'TASK_KIND_SECAGG_MASKED_INPUT'
+  | 6
+  | 'TASK_KIND_SECAGG_UNMASK'
+  | 7
 
 export type TaskKind__Output = typeof TaskKind[keyof typeof TaskKind]
