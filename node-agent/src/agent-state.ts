@@ -55,7 +55,7 @@ export type Approvable = { kind: 'manifest'; record: ManifestRecord } | { kind: 
 export interface AuditEntry {
   time: string;
   // The release_* records (issue 12): what was kept, refused, deployed or rolled back here, and the live performance sent.
-  event: 'enrolled' | 'readiness_sent' | 'statistics_sent' | 'update_sent' | 'evaluation_sent' | 'task_declined' | 'task_failed' | 'release_kept' | 'release_refused' | 'release_deployed' | 'release_rolled_back' | 'release_performance_sent' | 'release_key_pinned' | 'series_approved' | 'series_template_refused' | 'series_data_sent' | 'champion_unavailable' | 'privacy_spent';
+  event: 'enrolled' | 'readiness_sent' | 'statistics_sent' | 'update_sent' | 'evaluation_sent' | 'task_declined' | 'task_failed' | 'release_kept' | 'release_refused' | 'release_deployed' | 'release_rolled_back' | 'release_performance_sent' | 'release_key_pinned' | 'series_approved' | 'series_template_refused' | 'series_data_sent' | 'champion_unavailable' | 'privacy_spent' | 'secagg_stage_sent';
   coordinator: string;
   studyId?: string;
   round?: number;

@@ -14,6 +14,8 @@ import { TaskRunner, type TaskHandler } from './task-runner.js';
 import { evaluateTask } from './tasks/evaluate.js';
 import { statisticsTask } from './tasks/statistics.js';
 import { trainTask } from './tasks/train.js';
+import { secaggTaskHandlers } from './tasks/secagg.js';
+import { SecAggSessions } from './tasks/secagg-sessions.js';
 import { autoDeployChampions } from './releases/deploy.js';
 import { ReleaseFetcher } from './releases/fetch.js';
 import { ReleaseMonitor } from './releases/monitor.js';
@@ -62,6 +64,8 @@ export class Agent {
   private readonly pinnedPem: string | undefined;
   /** Looks for new releases (and applies the auto-deploy policy); never rejects. */
   private readonly checkReleases: () => void;
+  /** The secure-aggregation rounds this clinic takes part in now (keys in memory only). */
+  private readonly secagg: SecAggSessions;
 
   constructor(
     private readonly config: AgentConfig,
@@ -103,7 +107,9 @@ export class Agent {
     }
     const studies = new StudyTracker({ ...parts, onStudyCompleted: () => this.checkReleases(), onStudyEnded: (study) => seriesData.studyEnded(study.manifestSha256) });
     const releases = { pinnedPem, fetchRelease: (studyName: string, version: number) => this.fetcher.fetchRelease(studyName, version) };
-    const tasks = new TaskRunner({ ...parts, studies, handlers: TASK_HANDLERS, fallback: UNKNOWN_KIND_HANDLER, releases });
+    // Secure-aggregation rounds live in this process only (tasks/secagg-sessions.ts): a lost session drops them.
+    this.secagg = new SecAggSessions();
+    const tasks = new TaskRunner({ ...parts, studies, handlers: [...TASK_HANDLERS, ...secaggTaskHandlers(this.secagg)], fallback: UNKNOWN_KIND_HANDLER, releases });
     this.session = new ControlSession({
       clients, credential, coordinatorAddress: config.coordinator.address, info, log: this.log,
       handlers: {
@@ -156,6 +162,8 @@ export class Agent {
     try {
       while (!signal.aborted) {
         const welcomed = await this.session.open(signal);
+        // Stage tasks are not re-sent on a new session: the rounds in progress are lost (proto "Secure aggregation").
+        this.secagg.dropAll(this.log);
         if (signal.aborted) break;
         attempt = welcomed ? 0 : attempt + 1;
         const delay = backoffDelay(attempt, this.config.reconnect);

@@ -75,8 +75,9 @@ export class PrivacyBudget {
   roundCost(manifest: StudyManifest): { rdp: number[]; noiseMultiplier: number } {
     const dp = manifest.privacy?.dp;
     if (dp === undefined) return { rdp: DEFAULT_ORDERS.map(() => Infinity), noiseMultiplier: 0 };
-    // Secure aggregation is not yet in use, so distributed noise counts at z/√clients.min.
-    const o = { clientsMin: manifest.clients.min, secureAggregation: false, trustCoordinatorNoise: this.config.trustCoordinatorNoise };
+    // Under secure aggregation the coordinator sees only the sum, which carries the clinics' whole
+    // distributed noise (z·C): the full z. Without it, each update is seen with its own share, z/√clients.min.
+    const o = { clientsMin: manifest.clients.min, secureAggregation: manifest.privacy?.secureAggregation !== undefined, trustCoordinatorNoise: this.config.trustCoordinatorNoise };
     return { rdp: roundRdp(dp, o, DEFAULT_ORDERS), noiseMultiplier: effectiveNoiseMultiplier(dp, o) };
   }
 

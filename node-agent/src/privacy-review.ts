@@ -18,10 +18,14 @@ export function describePrivacy(m: StudyManifest, c: AgentConfig['privacy']): st
   const dp = m.privacy?.dp;
   const counts = m.privacy?.counts;
   const countLine = counts?.disclosure === 'rounded' ? [`counts that leave are rounded to a multiple of ${counts.roundTo} (calibration bins are then left out)`] : [];
+  const sa = m.privacy?.secureAggregation;
+  const secaggLine = sa === undefined ? [] : [
+    `secure aggregation (SecAgg+): each clinic shares its mask secrets with ${sa.neighbours} neighbours (${sa.graph} graph, threshold ${sa.threshold ?? 'a majority'}); changes clipped to ±${sa.clipRange} per value and quantised to ${sa.valueBits} bits; the coordinator learns only the sum`,
+  ];
   if (dp === undefined) {
-    return [holdsBudget(c) ? `no differential privacy: this clinic holds a budget, so it declines this study (${NO_DP_REASON})` : 'no differential privacy (the updates are not noised; this clinic holds no budget)', ...countLine];
+    return [holdsBudget(c) ? `no differential privacy: this clinic holds a budget, so it declines this study (${NO_DP_REASON})` : 'no differential privacy (the updates are not noised; this clinic holds no budget)', ...secaggLine, ...countLine];
   }
-  const o = { clientsMin: m.clients.min, secureAggregation: false, trustCoordinatorNoise: c.trustCoordinatorNoise };
+  const o = { clientsMin: m.clients.min, secureAggregation: sa !== undefined, trustCoordinatorNoise: c.trustCoordinatorNoise };
   const z = effectiveNoiseMultiplier(dp, o);
   const rdp = roundRdp(dp, o, DEFAULT_ORDERS);
   const perRound = epsilonAfter(rdp, 1, c.delta);
@@ -31,7 +35,9 @@ export function describePrivacy(m: StudyManifest, c: AgentConfig['privacy']): st
   const where = dp.placement === 'local'
     ? `this clinic adds Gaussian noise σ=${std.toPrecision(4)} (z·C) to its clipped change: it is protected from everyone, the coordinator included`
     : dp.placement === 'distributed'
-      ? `this clinic adds σ=${std.toPrecision(4)} (z·C/√${m.clients.min}); without secure aggregation the coordinator sees each clinic's update, so only z/√clients.min protects it`
+      ? sa === undefined
+        ? `this clinic adds σ=${std.toPrecision(4)} (z·C/√${m.clients.min}); without secure aggregation the coordinator sees each clinic's update, so only z/√clients.min protects it`
+        : `this clinic adds σ=${std.toPrecision(4)} (z·C/√${m.clients.min}); with secure aggregation the coordinator sees only the sum, which carries at least z·C of noise when ${m.clients.min} or more clinics are in it, so the full z protects it`
       : c.trustCoordinatorNoise
         ? 'the coordinator adds N(0,(z·C)²) to the sum; this clinic trusts it to (privacy.trustCoordinatorNoise)'
         : "the coordinator adds the noise to the sum: the coordinator itself sees this clinic's clipped update, so this clinic counts itself unprotected (privacy.trustCoordinatorNoise is false)";
@@ -45,6 +51,7 @@ export function describePrivacy(m: StudyManifest, c: AgentConfig['privacy']): st
   return [
     `DP-FedAvg, ${dp.placement} noise, noise multiplier z=${dp.noiseMultiplier}, updates clipped to L2 norm ${C}${dp.clipping.mode === 'adaptive' ? ` (adaptive clipping: this agent clips at initialNorm every round for now)` : ''}`,
     where,
+    ...secaggLine,
     `effective noise multiplier for this clinic ${z === 0 ? '0 (no protection)' : z.toPrecision(4)}; ε per round ${fmtEpsilon(perRound)}, over ${m.rounds} round(s) ${fmtEpsilon(study)} at δ=${c.delta} (the unit protected is this clinic's whole data)${fits}`,
     ...countLine,
   ];

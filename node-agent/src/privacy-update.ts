@@ -32,6 +32,30 @@ export function clinicNoiseStd(dp: DpSection, clientsMin: number, clipNorm: numb
 }
 
 /**
+ * DP-FedAvg's clinic step on a model change Δ (docs/design/privacy.md): Δ clipped to L2 norm C,
+ * plus Gaussian noise from a CSPRNG (core gaussianNoise) as the placement says. Secure
+ * aggregation masks this Δ; plain FedAvg uploads round model + Δ (privatiseUpdate).
+ */
+export function privatiseDelta(
+  delta: Float32Array, dp: DpSection, clientsMin: number, random?: (bytes: number) => Uint8Array,
+): { delta: Float32Array; info: DpUpdateInfo } {
+  const clipNorm = clipNormOf(dp);
+  const { clipped, norm, factor } = clipL2(delta, clipNorm);
+  const noiseStd = clinicNoiseStd(dp, clientsMin, clipNorm);
+  const noise = noiseStd > 0 ? (random === undefined ? gaussianNoise(clipped.length, noiseStd) : gaussianNoise(clipped.length, noiseStd, random)) : undefined;
+  if (noise !== undefined) for (let i = 0; i < clipped.length; i++) clipped[i] = clipped[i]! + noise[i]!;
+  return { delta: clipped, info: { placement: dp.placement, clipNorm, normBefore: norm, clipFactor: factor, noiseStd } };
+}
+
+/** Δ = trained − round model, in float32 (both have one value per model parameter). */
+export function modelChange(trained: Float32Array, roundModel: Float32Array): Float32Array {
+  if (trained.length !== roundModel.length) throw new Error(`DP update: the trained model has ${trained.length} values, the round's model ${roundModel.length}`);
+  const delta = new Float32Array(trained.length);
+  for (let i = 0; i < delta.length; i++) delta[i] = trained[i]! - roundModel[i]!;
+  return delta;
+}
+
+/**
  * DP-FedAvg at the clinic (docs/design/privacy.md): Δ = trained − round model, clipped to L2 norm
  * C, plus Gaussian noise from a CSPRNG (core gaussianNoise) as the placement says; returns the
  * weights to upload, round model + Δ, as float32. `random` (a byte source) is for tests only (Node crypto otherwise).
@@ -39,14 +63,8 @@ export function clinicNoiseStd(dp: DpSection, clientsMin: number, clipNorm: numb
 export function privatiseUpdate(
   trained: Float32Array, roundModel: Float32Array, dp: DpSection, clientsMin: number, random?: (bytes: number) => Uint8Array,
 ): { weights: Float32Array; info: DpUpdateInfo } {
-  if (trained.length !== roundModel.length) throw new Error(`DP update: the trained model has ${trained.length} values, the round's model ${roundModel.length}`);
-  const delta = new Float32Array(trained.length);
-  for (let i = 0; i < delta.length; i++) delta[i] = trained[i]! - roundModel[i]!;
-  const clipNorm = clipNormOf(dp);
-  const { clipped, norm, factor } = clipL2(delta, clipNorm);
-  const noiseStd = clinicNoiseStd(dp, clientsMin, clipNorm);
-  const noise = noiseStd > 0 ? (random === undefined ? gaussianNoise(clipped.length, noiseStd) : gaussianNoise(clipped.length, noiseStd, random)) : undefined;
+  const { delta, info } = privatiseDelta(modelChange(trained, roundModel), dp, clientsMin, random);
   const weights = new Float32Array(trained.length);
-  for (let i = 0; i < weights.length; i++) weights[i] = roundModel[i]! + clipped[i]! + (noise === undefined ? 0 : noise[i]!);
-  return { weights, info: { placement: dp.placement, clipNorm, normBefore: norm, clipFactor: factor, noiseStd } };
+  for (let i = 0; i < weights.length; i++) weights[i] = roundModel[i]! + delta[i]!;
+  return { weights, info };
 }

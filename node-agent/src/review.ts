@@ -91,8 +91,17 @@ export function whatLeaves(m: StudyManifest): string[] {
       `  a count below ${k} is withheld (a small missing count hides only itself: the other figures then cover all but ${k} values), histogram cells below ${k} are zeroed.`,
     );
   }
+  const secagg = m.privacy?.secureAggregation;
   lines.push(
-    'Each training round: the trained model weights (the whole model, not a difference), the number of training records used, and loss, accuracy and AUC on them.',
+    ...(secagg === undefined
+      ? ['Each training round: the trained model weights (the whole model, not a difference), the number of training records used, and loss, accuracy and AUC on them.']
+      : [
+          `Each training round, in four secure-aggregation stages (the coordinator learns only the sum of the round's clinics' changes, never this clinic's): two fresh public keys;`,
+          `  shares of this round's mask secrets, each pair encrypted for one of this clinic's ${secagg.neighbours} neighbouring clinics and readable only by it;`,
+          `  this clinic's model change (trained minus the round's model${m.privacy?.dp === undefined ? '' : ', after DP clipping and noise'}) clipped to ±${secagg.clipRange} per value, quantised to ${secagg.valueBits} bits and masked;`,
+          "  and the shares it holds for its neighbours that the coordinator needs to remove the masks from the sum (a neighbour's self-mask seed if it sent its change, its mask key if it dropped, never both).",
+          '  No number of records and no training metric is sent in a training round.',
+        ]),
     `Each evaluation: on the hold-out records' validation part (${Math.round((1 - releasePolicy(m).testFraction) * 100)} %, used to choose the released round): their number, loss, accuracy and AUC;`,
     '  and for the validation and the test part each: the number of records and of cases, AUC and its standard error, Brier score, calibration slope and intercept,',
     '  and a 10-bin reliability table (records, sum of predicted risks and cases per bin). The coordinator shows none of these for a part with fewer than',

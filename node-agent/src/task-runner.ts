@@ -62,6 +62,11 @@ export interface TaskContext {
   /** Declines the task (TaskUpdate DECLINED with `why`, logged and audited); the handler then returns. */
   decline?(why: string): void;
   /**
+   * Fails the task with `why` (TaskUpdate FAILED, audited task_failed) for a refusal the handler
+   * has already logged (a secure-aggregation request this clinic will not answer); the handler then returns.
+   */
+  fail?(why: string): void;
+  /**
    * The study's privacy ledger changed: after a spend the readiness is sent again with the new
    * PrivacyBudget; after a round declined on budget (`declined`) the clinic withdraws if no round fits.
    */
@@ -74,7 +79,7 @@ export interface TaskHandler {
   /** The `kind` field of the task's log lines. */
   readonly name: string;
   /** The audit event that records the coordinator rejecting this kind's result. */
-  readonly sentEvent: 'update_sent' | 'evaluation_sent' | 'statistics_sent';
+  readonly sentEvent: 'update_sent' | 'evaluation_sent' | 'statistics_sent' | 'secagg_stage_sent';
   run(task: Task__Output, ctx: TaskContext): Promise<void>;
 }
 
@@ -163,6 +168,13 @@ export class TaskRunner {
     });
   }
 
+  /** Sends FAILED with `why` (cut to FAILED_REASON_MAX) and audits it. */
+  private fail(task: Task__Output, why: string): void {
+    const taskUpdate = { taskId: task.taskId, state: 'TASK_STATE_FAILED' as const, reason: sanitizeWireText(why, FAILED_REASON_MAX) };
+    this.options.state.audit({ event: 'task_failed', coordinator: this.options.config.coordinator.address, studyId: task.studyId, round: task.round, taskId: task.taskId, detail: taskUpdate.reason, sent: { taskUpdate } });
+    this.options.send({ taskUpdate });
+  }
+
   private async execute(task: Task__Output): Promise<void> {
     const { config, state } = this.options;
     if (this.cancelled.has(task.taskId)) return;
@@ -197,9 +209,7 @@ export class TaskRunner {
         this.decline(task, err.message);
       } else {
         log.error({ event: 'task.failed', err }, 'task failed');
-        const taskUpdate = { taskId: task.taskId, state: 'TASK_STATE_FAILED' as const, reason: sanitizeWireText((err as Error).message, FAILED_REASON_MAX) };
-        state.audit({ event: 'task_failed', coordinator: config.coordinator.address, studyId: task.studyId, round: task.round, taskId: task.taskId, detail: taskUpdate.reason, sent: { taskUpdate } });
-        this.options.send({ taskUpdate });
+        this.fail(task, (err as Error).message);
       }
     } finally {
       owned.runtime?.dispose();
@@ -213,6 +223,7 @@ export class TaskRunner {
     return {
       manifest, log, config, state, credential, clients, data, releases: this.options.releases,
       decline: (why) => this.decline(task, why),
+      fail: (why) => this.fail(task, why),
       privacyChanged: (declined) => void this.options.studies.privacyChanged(task.studyId, declined),
       isCancelled: () => this.cancelled.has(task.taskId),
       withRetry: (what, call) => this.withRetry(task, log, what, call),

@@ -179,6 +179,16 @@ export const EVENTS = {
   'privacy.withdrawn': 'the agent withdrew from a study on its privacy budget (readiness WITHDRAWN "privacy budget: …"; warn); fields studyId, detail',
   'privacy.central_noise': 'the coordinator added central DP noise N(0,(z·C)²) to the sum of the clipped updates of a round; fields round, updates, noiseMultiplier, clipNorm',
   'privacy.strategy_refused': 'a study with privacy.dp uses a strategy other than fedavg: refused (the study fails; error); fields strategy',
+  // ---- secure aggregation, coordinator side (coordinator engine/phases/secagg*.ts, update-intake.ts; issue 14) ----
+  'secagg.stage_closed': 'a secure-aggregation stage closed; fields round, attempt, stage, asked, answered, next, dropped (node ids with reasons)',
+  'secagg.round_failed': 'a secure-aggregation round attempt cannot go on (too few clinics, a survivor with fewer than t live neighbours, an inconsistent share; warn); fields round, attempt, stage, reason',
+  'secagg.aggregated': 'the unmasked sum of the survivors\' masked updates became the candidate model (round model + mean); fields round, attempt, survivors, sha256',
+  'stage.rejected': 'a secure-aggregation stage answer (ReportStage) was rejected; fields reason, detail',
+  // ---- secure aggregation, clinic side (agent tasks/secagg*.ts; issue 14) ----
+  'secagg.stage_sent': "the agent's answer to a secure-aggregation stage was accepted (audited secagg_stage_sent before it left); fields stage, attempt, bytes, sha256, duplicate",
+  'secagg.refused': 'the agent refused a secure-aggregation request (a tampered share naming its sender, a request contradicting an earlier one, too few neighbours, a malformed payload): the task FAILED with the reason and the round is over for this clinic (warn; audited task_failed); fields stage, attempt, reason',
+  'secagg.values_clipped': "values of the clinic's model change outside ±privacy.secureAggregation.clipRange were clipped before masking (warn); fields clipped, values, clipRange",
+  'secagg.rounds_dropped': 'secure-aggregation rounds in progress were lost with the control session (their keys lived only in memory): the clinic has dropped from them (warn); fields rounds or stage, attempt',
 } as const satisfies Record<string, string>;
 
 /** A stable log event key. */
