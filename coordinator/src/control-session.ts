@@ -194,7 +194,9 @@ export class ControlSessions {
       this.noteParameters(session, a.record);
       session.send(a.full);
     }
-    const open = await this.store.openTasksForNode(session.nodeId);
+    // Secure-aggregation stage tasks are not re-sent: their keys lived only in the lost session,
+    // so the clinic has dropped from that round (proto "Secure aggregation").
+    const open = (await this.store.openTasksForNode(session.nodeId)).filter((t) => !t.kind.startsWith('SECAGG_'));
     for (const task of open) {
       const study = this.announcements.get(task.studyId)?.record ?? (await this.store.getStudy(task.studyId));
       if (study !== undefined) session.send({ task: toWireTask(task, study.manifestHash, study.parameters) });

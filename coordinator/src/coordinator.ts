@@ -7,6 +7,8 @@ import type {
   DownloadModelRequest__Output,
   EvaluationReceipt,
   EvaluationReport__Output,
+  StageReceipt,
+  StageReport__Output,
   StatisticsReceipt,
   StatisticsReport__Output,
   TensorBundleHeader,
@@ -412,5 +414,10 @@ export class Coordinator {
   /** Records a node's hold-out evaluation of a round's model. */
   reportEvaluation(node: NodeRecord, report: EvaluationReport__Output): Promise<EvaluationReceipt> {
     return this.intake.reportEvaluation(node, report);
+  }
+
+  /** A secure-aggregation stage answer (proto ReportStage; update-intake.ts). */
+  reportStage(node: NodeRecord, report: StageReport__Output): Promise<StageReceipt> {
+    return this.intake.reportStage(node, report);
   }
 }

@@ -138,11 +138,20 @@ export class SqliteStore extends SingleWriteStore implements CoordinatorStore {
         details: { found: version, supported: SCHEMA_VERSION },
       });
     }
-    for (let v = version; v < SCHEMA_VERSION; v++) {
-      this.db.transaction(() => {
-        this.db.exec(MIGRATIONS[v]!);
-        this.db.pragma(`user_version = ${v + 1}`);
-      }).immediate();
+    // Foreign keys off while migrating (SQLite's procedure for rebuilding a referenced table,
+    // migration 9); each migration checks them before it commits, so none is left broken.
+    if (version < SCHEMA_VERSION) this.db.pragma('foreign_keys = OFF');
+    try {
+      for (let v = version; v < SCHEMA_VERSION; v++) {
+        this.db.transaction(() => {
+          this.db.exec(MIGRATIONS[v]!);
+          const broken = this.db.pragma('foreign_key_check') as unknown[];
+          if (broken.length > 0) throw new FedlhsError('INTERNAL', `schema migration ${v + 1} left ${broken.length} broken foreign key(s): ${JSON.stringify(broken.slice(0, 3))}`);
+          this.db.pragma(`user_version = ${v + 1}`);
+        }).immediate();
+      }
+    } finally {
+      this.db.pragma('foreign_keys = ON');
     }
   }
 

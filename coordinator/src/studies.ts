@@ -146,7 +146,7 @@ export class Studies {
       sessions,
       // The engine speaks no proto: tasks become wire messages here, at the edge.
       dispatch: {
-        task: (record, parameters) => sessions.sendTo(record.nodeId, { task: toWireTask(record, study.manifestHash, parameters) }),
+        task: (record, parameters, payload) => sessions.sendTo(record.nodeId, { task: toWireTask(record, study.manifestHash, parameters, payload) }),
         cancel: (nodeId, taskId, reason) => void sessions.sendTo(nodeId, { cancel: { taskId, reason } }),
       },
       ...(this.opts.clock === undefined ? {} : { clock: this.opts.clock }),
@@ -219,10 +219,6 @@ export class Studies {
   async startStudy(manifestText: string, by: string, extras: StudyStartExtras = {}): Promise<StudyRecord> {
     const { store, checkpoints, now } = this.opts;
     const manifest = parseManifest(manifestText);
-    // Loud, never a study that silently aggregates in the clear: the stages are not served yet.
-    if (manifest.privacy?.secureAggregation !== undefined) {
-      throw new FedlhsError('MANIFEST_INVALID', 'privacy.secureAggregation: secure aggregation stages are not served by this coordinator version yet (the protocol is in @fedlhs/core secagg/protocol; its wiring is pending)', { details: { path: 'privacy.secureAggregation' } });
-    }
     const json = canonicalManifestJson(manifest);
     const hash = manifestHash(manifest);
     const strategy = createStrategy(strategyConfigOf(manifest));

@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import type { EventEmitter } from 'node:events';
 import { mkdirSync, rmSync } from 'node:fs';
 import { open } from 'node:fs/promises';
@@ -7,6 +7,8 @@ import type {
   EvaluationReceipt,
   EvaluationReport__Output,
   ReleaseComparison__Output,
+  StageReceipt,
+  StageReport__Output,
   StatisticsReceipt,
   StatisticsReport__Output,
   UpdateChunk__Output,
@@ -24,6 +26,7 @@ import type { Studies } from './studies.js';
 import type { CoordinatorStore, NodeRecord, TaskRecord } from './store.js';
 import type { WriteOp } from './store/write-ops.js';
 import { evaluationDigest } from './engine/phases/evaluation.js';
+import { stageDigest } from './engine/phases/secagg.js';
 import { taskClosed } from './engine/study-runner.js';
 import { reportDigest, toClinicStats, toEvalMetrics } from './wire.js';
 
@@ -197,7 +200,7 @@ export class UpdateIntake {
    * wire sends as `fedlhs-task-open`: whether a corrected call for the task may still pass.
    */
   private async recordRejection(
-    what: 'update' | 'statistics' | 'evaluation',
+    what: 'update' | 'statistics' | 'evaluation' | 'stage',
     node: NodeRecord,
     err: FedlhsError,
     task: TaskRecord | undefined,
@@ -469,6 +472,56 @@ export class UpdateIntake {
         await this.recordRejection('evaluation', node, err, task, {
           taskId: report.taskId, studyId: report.studyId, round: report.round, numExamples: report.metrics?.numExamples ?? 0, sha256: digest, bytes: 0,
         });
+      }
+      throw err;
+    }
+  }
+
+  /**
+   * Records a node's answer to a secure-aggregation stage task (proto ReportStage), in the order
+   * of ReportEvaluation's checks: the task (ownership, kind, tag), a re-sent answer compared by
+   * digest with the accepted one, a closed task (a stage task cancelled because its stage closed
+   * is STALE: the answer came too late), then the stage's own checks (SecAggServer: a body that
+   * is not the stage's answer, e.g. a masked vector of the wrong length or out of the field, is
+   * INVALID_ARGUMENT and leaves the task open). Nothing of the body is logged or stored but its digest.
+   */
+  reportStage(node: NodeRecord, report: StageReport__Output): Promise<StageReceipt> {
+    return this.registered(node, (call) => this.stageFor(node, report, call));
+  }
+
+  private async stageFor(node: NodeRecord, report: StageReport__Output, call: ReportCall): Promise<StageReceipt> {
+    let task: TaskRecord | undefined;
+    let digest = '';
+    try {
+      task = await ownTask(this.store, node, report.taskId);
+      if (!task.kind.startsWith('SECAGG_')) throw new FedlhsError('STALE', `task ${task.id} is a ${task.kind} task, not a secure-aggregation stage`);
+      if (report.studyId !== task.studyId || report.round !== task.round) {
+        throw new FedlhsError('STALE', `stage answer is tagged study ${report.studyId} round ${report.round}, task is study ${task.studyId} round ${task.round}`);
+      }
+      const bytes = Buffer.from(report.body ?? Buffer.alloc(0));
+      digest = createHash('sha256').update(bytes).digest('hex');
+      if (task.state === 'ACCEPTED') {
+        const accepted = stageDigest(task.detail);
+        if (accepted !== undefined && accepted !== digest) {
+          throw new FedlhsError('DUPLICATE_CONFLICT', `a different answer (sha256 ${accepted}) was already accepted for task ${task.id}`);
+        }
+        return { taskId: task.id, duplicate: true };
+      }
+      if (task.state === 'CANCELLED') throw new FedlhsError('STALE', `task ${task.id} (study ${task.studyId}, round ${task.round}): its stage has closed${task.detail === null ? '' : ` (${task.detail})`}`);
+      checkNotClosed(task);
+      const runner = this.studies.openRunner(task);
+      let body: unknown;
+      try {
+        body = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes));
+      } catch (err) {
+        throw new FedlhsError('INVALID_ARGUMENT', `StageReport.body: not UTF-8 JSON: ${(err as Error).message}`, { details: { field: 'StageReport.body' } });
+      }
+      await this.checkNotRevoked(node, call);
+      await runner.submit(task, { kind: 'stage', body, digest });
+      return { taskId: task.id, duplicate: false };
+    } catch (err) {
+      if (isFedlhsError(err) && err.isRejection) {
+        await this.recordRejection('stage', node, err, task, { taskId: report.taskId, studyId: report.studyId, round: report.round, numExamples: 0, sha256: digest, bytes: 0 });
       }
       throw err;
     }

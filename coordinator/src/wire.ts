@@ -5,9 +5,13 @@ import type { ReleaseRecord, StudyRecord, TaskRecord } from './store.js';
 
 /** Conversions between stored records and fedlhs.v1 messages, with the checks on what agents send. */
 
-/** The wire form of a task. */
-export function toWireTask(task: TaskRecord, manifestSha256: string, parameters: string | null) {
+/**
+ * The wire form of a task. `payload`: the task's per-clinic input (Task.payload; the JSON stage
+ * request of a secure-aggregation task), empty when there is none.
+ */
+export function toWireTask(task: TaskRecord, manifestSha256: string, parameters: string | null, payload?: string) {
   return {
+    payload: Buffer.from(payload ?? '', 'utf8'),
     parametersJson: parameters ?? '',
     taskId: task.id,
     kind: `TASK_KIND_${task.kind}` as const,

@@ -311,15 +311,17 @@ export async function studyDetail(coordinator: Coordinator, study: StudyRecord):
         }
       }
     }
-    const stragglerCount = ended || r.state === 'AGGREGATING' || r.state === 'EVALUATING' ? count(r.id, (c) => c.kind === 'TRAIN' && (c.state === 'CANCELLED' || c.state === 'ASSIGNED')) : 0;
+    // Training's tasks: TRAIN, or with secure aggregation the masked inputs (the clinics' updates).
+    const trainingKind = (kind: TaskKindName): boolean => kind === 'TRAIN' || kind === 'SECAGG_MASKED_INPUT';
+    const stragglerCount = ended || r.state === 'AGGREGATING' || r.state === 'EVALUATING' ? count(r.id, (c) => trainingKind(c.kind) && (c.state === 'CANCELLED' || c.state === 'ASSIGNED')) : 0;
     const problemCount = count(r.id, (c) => PROBLEM_STATES.includes(c.state));
     const rejected = (t?.rejected ?? 0) === 0 ? [] : (await store.listContributionsPage({ studyId: study.id, round: r.round, attempt: r.attempt, accepted: false }, { limit: TIMELINE_LIST_MAX })).items;
     timeline.push({
       round: r.round, attempt: r.attempt, state: r.state, reason: r.reason, startedAt: iso(r.startedAt), endedAt: iso(r.endedAt),
       durationMs: r.endedAt === null ? null : r.endedAt - r.startedAt, participants: r.participants,
-      accepted: count(r.id, (c) => c.kind === 'TRAIN' && c.state === 'ACCEPTED'),
+      accepted: count(r.id, (c) => trainingKind(c.kind) && c.state === 'ACCEPTED'),
       // Selected clinics that had not reported when the training phase closed (at most TIMELINE_LIST_MAX listed).
-      stragglers: stragglerCount === 0 ? [] : (await store.listTasksPage({ roundId: r.id, kinds: ['TRAIN'], states: ['CANCELLED', 'ASSIGNED'] }, { limit: TIMELINE_LIST_MAX })).items.map((x) => x.nodeId),
+      stragglers: stragglerCount === 0 ? [] : (await store.listTasksPage({ roundId: r.id, kinds: ['TRAIN', 'SECAGG_MASKED_INPUT'], states: ['CANCELLED', 'ASSIGNED'] }, { limit: TIMELINE_LIST_MAX })).items.map((x) => x.nodeId),
       stragglerCount,
       rejected: rejected.map((c) => ({ nodeId: c.nodeId, reasonCode: c.reasonCode, reason: c.reason })),
       rejectedCount: t?.rejected ?? 0,
@@ -328,7 +330,8 @@ export async function studyDetail(coordinator: Coordinator, study: StudyRecord):
       failureCount: problemCount,
       bytesIn: t?.bytes ?? 0,
       // Model payloads handed out for this attempt's tasks that got as far as a result.
-      bytesOut: count(r.id, (c) => c.kind !== 'STATISTICS' && (c.state === 'ACCEPTED' || c.state === 'REJECTED')) * modelBytes,
+      // (Of the secure-aggregation stages only the masked input hands out a model.)
+      bytesOut: count(r.id, (c) => (c.kind === 'TRAIN' || c.kind === 'EVALUATE' || c.kind === 'SECAGG_MASKED_INPUT') && (c.state === 'ACCEPTED' || c.state === 'REJECTED')) * modelBytes,
     });
   }
   const rejectionsByReason: Record<string, number> = {};

@@ -23,6 +23,11 @@ export interface TaskPlan {
   kind: TaskKind;
   /** The model the task hands out (DownloadModel by task id); empty for STATISTICS. */
   model: StoredModel | undefined;
+  /**
+   * This clinic's input for the task (Task.payload), e.g. a secure-aggregation stage request as
+   * JSON. Held in memory only: tasks with a payload are not re-sent after a reconnection.
+   */
+  payload?: string;
 }
 
 export interface PhasePlan {
@@ -47,6 +52,13 @@ export type PhaseResult =
       trainMetrics: EvalMetrics | undefined;
     }
   | { kind: 'statistics'; stats: ClinicStats }
+  | {
+      /** A secure-aggregation stage answer (ReportStage.body), parsed JSON; the stage's phase checks it. */
+      kind: 'stage';
+      body: unknown;
+      /** SHA-256 (hex) of the body's bytes, kept with the ACCEPTED task (duplicates compare it). */
+      digest: string;
+    }
   | {
       kind: 'evaluation';
       /** On the validation part of the node's hold-out split. */
@@ -91,6 +103,8 @@ export interface LiveTask {
   online: boolean;
   /** The model the task hands out. */
   readonly model: StoredModel | undefined;
+  /** The task's per-clinic input (TaskPlan.payload), if any. */
+  readonly payload?: string | undefined;
 }
 
 /** What a phase sees of its study (read-only, except `parameters` which statistics sets). */
@@ -179,6 +193,11 @@ export interface PhaseOutput {
   summary?: string;
   /** Cohort members lost (secagg dropouts). */
   drop?: { nodeId: string; reason: string }[];
+  /**
+   * The attempt cannot go on (e.g. secure aggregation lost too many clinics): it fails with this
+   * reason (after the phase's failurePrefix) and is retried like any failed attempt.
+   */
+  failure?: string;
   /** Fields for the round.committed log line. */
   fields?: Record<string, unknown>;
 }

@@ -1,5 +1,6 @@
 import type { Phase, StudyView } from './phase.js';
 import { EvaluationPhase } from './phases/evaluation.js';
+import { secAggPhases } from './phases/secagg.js';
 import { StatisticsPhase } from './phases/statistics.js';
 import { TrainingPhase } from './phases/training.js';
 
@@ -15,7 +16,8 @@ export interface PhaseFactory {
  */
 const PIPELINE: readonly PhaseFactory[] = [
   { name: 'statistics', create: (study) => (StatisticsPhase.applies(study) ? new StatisticsPhase() : undefined) },
-  { name: 'training', create: () => new TrainingPhase() },
+  // With privacy.secureAggregation the training is four stages (keys, shares, masked input, unmask).
+  { name: 'training', create: (study) => (study.manifest.privacy?.secureAggregation !== undefined ? secAggPhases() : new TrainingPhase()) },
   { name: 'evaluation', create: () => new EvaluationPhase() },
 ];
 

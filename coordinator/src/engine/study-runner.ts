@@ -44,8 +44,11 @@ export const systemClock = (now: () => number = Date.now): EngineClock => ({
 
 /** How the engine reaches clinics: the edge (studies.ts) turns these into proto messages. */
 export interface TaskDispatch {
-  /** Sends a task to its node if online (false if not: it gets it when it reconnects). */
-  task(record: TaskRecord, parameters: string | null): boolean;
+  /**
+   * Sends a task to its node if online (false if not: it gets it when it reconnects, unless it
+   * has a payload: a secure-aggregation stage is not re-sent, a lost session is a dropout).
+   */
+  task(record: TaskRecord, parameters: string | null, payload?: string): boolean;
   cancel(nodeId: string, taskId: string, reason: string): void;
 }
 
@@ -569,12 +572,14 @@ export class StudyRunner {
       id: `task_${randomUUID()}`, roundId: a.roundId, studyId: this.studyId, round: a.round, attempt: a.attempt, nodeId: t.nodeId, kind: t.kind,
       state: 'ASSIGNED', detail: null, modelSha256: t.model?.sha256 ?? '', deadline: plan.deadline, createdAt: at, endedAt: null,
     }));
-    assertTransition(a.state, phase.roundState);
+    // Consecutive phases may share a round state (the secure-aggregation stages are all TRAINING).
+    const sameState = a.state === phase.roundState && !first;
+    if (!sameState) assertTransition(a.state, phase.roundState);
     const parameters = a.parametersPending;
     const ops: WriteOp[] = [
       ...a.pending,
       ...(parameters === undefined ? [] : [{ op: 'study.parameters' as const, id: this.studyId, parameters }]),
-      { op: 'round.state', id: a.roundId, state: phase.roundState, reason: null, at: null, ...(first ? { participants: a.cohort.size } : {}) },
+      ...(sameState ? [] : [{ op: 'round.state' as const, id: a.roundId, state: phase.roundState, reason: null, at: null, ...(first ? { participants: a.cohort.size } : {}) }]),
       { op: 'task.insert', tasks: records },
     ];
     const result = await this.write(ops, `phase.${phase.name}`);
@@ -598,7 +603,7 @@ export class StudyRunner {
     for (const [i, r] of records.entries()) {
       const live: LiveTask = {
         id: r.id, nodeId: r.nodeId, siteName: this.opts.sessions.get(r.nodeId)?.siteName ?? r.nodeId, kind: r.kind, phase: phase.name, state: 'ASSIGNED', detail: null,
-        accepting: false, online: this.opts.sessions.isOnline(r.nodeId), model: plan.tasks[i]!.model,
+        accepting: false, online: this.opts.sessions.isOnline(r.nodeId), model: plan.tasks[i]!.model, payload: plan.tasks[i]!.payload,
       };
       active.tasks.push(live);
       a.byId.set(r.id, live);
@@ -608,7 +613,7 @@ export class StudyRunner {
       counters.add(live);
     }
     a.active = active;
-    await this.send(records);
+    await this.send(records, plan.tasks.map((t) => t.payload));
     this.log.info({ round: a.round, kind: records[0]?.kind ?? phase.taskKinds[0], nodes: records.length }, `${phase.taskKinds.join('/')} tasks sent to ${records.length} clinic(s)`);
 
     const failure = await this.awaitClose(a, active, ctx);
@@ -622,15 +627,20 @@ export class StudyRunner {
     if (output.parameters !== undefined) a.parametersPending = output.parameters;
     if (output.candidate !== undefined) a.candidate = output.candidate.model;
     for (const d of output.drop ?? []) a.cohort.drop(d.nodeId, phase.name, d.reason);
+    if (output.failure !== undefined) return { reason: output.failure, sameFailureEverywhere: undefined };
     return undefined;
   }
 
   /** Sends tasks in slices, yielding to the event loop between slices (results may already arrive). */
-  private async send(records: readonly TaskRecord[]): Promise<void> {
+  private async send(records: readonly TaskRecord[], payloads: readonly (string | undefined)[]): Promise<void> {
     const slice = this.opts.sendSlice ?? SEND_SLICE;
     for (let i = 0; i < records.length; i += slice) {
       if (i > 0) await yieldToLoop();
-      for (const r of records.slice(i, i + slice)) this.opts.dispatch.task(r, this.study.parameters);
+      for (let j = i; j < Math.min(records.length, i + slice); j++) {
+        const payload = payloads[j];
+        if (payload === undefined) this.opts.dispatch.task(records[j]!, this.study.parameters);
+        else this.opts.dispatch.task(records[j]!, this.study.parameters, payload);
+      }
     }
   }
 

@@ -1,4 +1,4 @@
-import * as grpc from '@grpc/grpc-js';
+import { checkWireString } from '@fedlhs/core';
 import type { EnrolmentHandlers, FederationHandlers } from '@fedlhs/proto';
 import type { Logger } from '@fedlhs/service';
 import { BufferPool } from '../blobs/buffer-pool.js';
@@ -60,13 +60,20 @@ export function federationHandlers(coordinator: Coordinator, logger: Logger, tra
     // Releases (issue 12): release-handler.ts.
     ...releaseHandlers(ctx, downloadSlots),
 
-    // Secure aggregation stages (issue 14): not served yet; studies that ask for them are refused at start.
+    // Secure aggregation stages (issue 14): the answer goes to the stage's phase (update-intake.ts).
     ReportStage(call, cb) {
       const callback = timed(coordinator, 'ReportStage', cb);
-      authenticateCall(ctx, call).then(
-        () => callback({ code: grpc.status.UNIMPLEMENTED, details: 'secure aggregation stages are not served by this coordinator version' }),
-        (err: unknown) => callback(toStatus(err, log, 'ReportStage')),
-      );
+      authenticateCall(ctx, call)
+        .then((node) => {
+          // The ids have the limits of every report's ids (core wire-limits); the body is the stage's to check.
+          checkWireString('EvaluationReport.task_id', call.request.taskId, 'StageReport.task_id');
+          checkWireString('EvaluationReport.study_id', call.request.studyId, 'StageReport.study_id');
+          return coordinator.reportStage(node, call.request);
+        })
+        .then(
+          (receipt) => callback(null, receipt),
+          (err: unknown) => callback(toStatus(err, log, 'ReportStage')),
+        );
     },
 
     ListStudies(call, cb) {

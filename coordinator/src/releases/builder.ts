@@ -143,7 +143,8 @@ export class ReleaseBuilder {
         tookPart.add(t.nodeId);
         // What counts for the release is what its committed attempts were made of.
         if (t.state !== 'ACCEPTED' || r.state !== 'COMMITTED') continue;
-        if (t.kind === 'TRAIN') trained.add(t.nodeId);
+        // With secure aggregation, a clinic trained when its masked update went into the sum.
+        if (t.kind === 'TRAIN' || t.kind === 'SECAGG_MASKED_INPUT') trained.add(t.nodeId);
         if (t.kind === 'EVALUATE') evaluatedByRound.set(r.round, [...(evaluatedByRound.get(r.round) ?? []), t.nodeId]);
       }
     }

@@ -63,7 +63,8 @@ export interface RoundRecord {
   checkpointSha256: string | null;
 }
 
-export type TaskKindName = 'TRAIN' | 'EVALUATE' | 'STATISTICS';
+/** A proto TaskKind without its prefix (the SECAGG_ kinds are the secure-aggregation stages, issue 14). */
+export type TaskKindName = 'TRAIN' | 'EVALUATE' | 'STATISTICS' | 'SECAGG_KEYS' | 'SECAGG_SHARES' | 'SECAGG_MASKED_INPUT' | 'SECAGG_UNMASK';
 /** ASSIGNED: sent; ACCEPTED: result in; REJECTED/DECLINED/FAILED/CANCELLED: ended without result. */
 export type TaskStateName = 'ASSIGNED' | 'ACCEPTED' | 'REJECTED' | 'DECLINED' | 'FAILED' | 'CANCELLED';
 

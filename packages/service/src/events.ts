@@ -182,7 +182,7 @@ export const EVENTS = {
   // ---- secure aggregation, coordinator side (coordinator engine/phases/secagg*.ts, update-intake.ts; issue 14) ----
   'secagg.stage_closed': 'a secure-aggregation stage closed; fields round, attempt, stage, asked, answered, next, dropped (node ids with reasons)',
   'secagg.round_failed': 'a secure-aggregation round attempt cannot go on (too few clinics, a survivor with fewer than t live neighbours, an inconsistent share; warn); fields round, attempt, stage, reason',
-  'secagg.aggregated': 'the unmasked sum of the survivors\' masked updates became the candidate model (round model + mean); fields round, attempt, survivors, sha256',
+  'secagg.aggregated': 'the unmasked sum of the survivors\' masked updates became the candidate model (round model + mean); fields round, attempt, survivors, unmaskAnswers (clinics that sent their shares to unmask), sha256',
   'stage.rejected': 'a secure-aggregation stage answer (ReportStage) was rejected; fields reason, detail',
   // ---- secure aggregation, clinic side (agent tasks/secagg*.ts; issue 14) ----
   'secagg.stage_sent': "the agent's answer to a secure-aggregation stage was accepted (audited secagg_stage_sent before it left); fields stage, attempt, bytes, sha256, duplicate",

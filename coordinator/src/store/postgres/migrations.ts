@@ -228,6 +228,11 @@ export const MIGRATIONS: readonly string[] = [
   CREATE INDEX promotions_by_series ON promotions(series_name, at, id);
   CREATE INDEX studies_by_name ON studies(name);
   `,
+  // 6: secure-aggregation stage tasks (issue 14; SQLite migration 9).
+  `
+  ALTER TABLE tasks DROP CONSTRAINT IF EXISTS tasks_kind_check;
+  ALTER TABLE tasks ADD CONSTRAINT tasks_kind_check CHECK (kind IN ('TRAIN','EVALUATE','STATISTICS','SECAGG_KEYS','SECAGG_SHARES','SECAGG_MASKED_INPUT','SECAGG_UNMASK'));
+  `,
 ];
 
 /** Serialises migrations across every coordinator on the database (issue 15: two may start together). */

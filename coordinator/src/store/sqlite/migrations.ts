@@ -232,6 +232,29 @@ export const MIGRATIONS: readonly string[] = [
   CREATE INDEX promotions_by_series ON promotions(series_name, at, id);
   CREATE INDEX studies_by_name ON studies(name);
   `,
+  // Secure-aggregation stage tasks (issue 14). SQLite cannot alter a CHECK: the table is rebuilt
+  // (SQLite's documented procedure; sqlite-store.ts runs migrations with foreign keys off and
+  // checks them before committing, since statistics.task_id references tasks).
+  `
+  CREATE TABLE tasks_new (
+    id TEXT PRIMARY KEY,
+    round_id INTEGER NOT NULL REFERENCES rounds(id),
+    node_id TEXT NOT NULL REFERENCES nodes(id),
+    kind TEXT NOT NULL CHECK (kind IN ('TRAIN','EVALUATE','STATISTICS','SECAGG_KEYS','SECAGG_SHARES','SECAGG_MASKED_INPUT','SECAGG_UNMASK')),
+    state TEXT NOT NULL,
+    detail TEXT,
+    model_sha256 TEXT NOT NULL,
+    deadline INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,
+    ended_at INTEGER
+  );
+  INSERT INTO tasks_new (rowid, id, round_id, node_id, kind, state, detail, model_sha256, deadline, created_at, ended_at)
+    SELECT rowid, id, round_id, node_id, kind, state, detail, model_sha256, deadline, created_at, ended_at FROM tasks;
+  DROP TABLE tasks;
+  ALTER TABLE tasks_new RENAME TO tasks;
+  CREATE INDEX tasks_by_node_ended ON tasks(node_id, state, ended_at);
+  CREATE INDEX tasks_by_round ON tasks(round_id, state);
+  `,
 ];
 
 /** The schema version this code writes (PRAGMA user_version after migrating). */
