@@ -2,6 +2,7 @@ import { isTestPart, releasePolicy, studyFeatureNames, type Normalization, type 
 import { extractCohort, openEhrSource, splitDataset, type CohortReport, type Dataset, type SplitDataset } from '@fedlhs/ehr';
 import { asMatrix, normalized, trainCentral, withWeights, type Matrix } from './baselines.js';
 import { committedSha256, readCommittedModel, type StudyDetail } from './local-network.js';
+import { rowsWhere } from './simulation-stages.js';
 
 /**
  * The multi-year simulation's evaluation pieces: each clinic's cohort of a year extracted
@@ -26,25 +27,13 @@ export interface Scorer {
   dispose(): void;
 }
 
-/** The rows of `d` whose keys `keep` accepts. */
-function subset(d: Dataset, keep: (key: string) => boolean): Dataset {
-  const idx = d.keys.flatMap((k, i) => (keep(k) ? [i] : []));
-  const w = d.features.length;
-  const x = new Float32Array(idx.length * w);
-  const y = new Float32Array(idx.length);
-  idx.forEach((src, dst) => {
-    x.set(d.x.subarray(src * w, (src + 1) * w), dst * w);
-    y[dst] = d.y[src]!;
-  });
-  return { features: d.features, x, y, keys: idx.map((i) => d.keys[i]!), rows: idx.length, skipped: {} };
-}
 
 /** Extracts a clinic's cohort for the run's manifest and splits it as the agent does. */
 export async function yearCohort(format: 'synthea-csv' | 'fhir-ndjson' | 'omop-csv', dir: string, manifest: StudyManifest): Promise<YearCohort> {
   const { dataset, report } = await extractCohort(openEhrSource(format, dir), manifest.data.cohort!);
   const split = splitDataset(dataset, manifest.seed, manifest.data.holdoutFraction);
   const { testFraction } = releasePolicy(manifest);
-  const test = subset(split.holdout, (k) => isTestPart(k, manifest.seed, testFraction));
+  const test = rowsWhere(split.holdout, (k) => isTestPart(k, manifest.seed, testFraction));
   return { split, report, test, all: dataset };
 }
 

@@ -5,6 +5,7 @@ import { assessReadiness, extractCohort, openEhrSource, splitDataset, type Cohor
 import { FORMAT_DIRS, defaultClinics, generateClinic, type ClinicProfile, type ClinicTruth } from '@fedlhs/synth';
 import type { ManagedProcess } from '@fedlhs/testing';
 import { enrolAgent, startAgent, startCoordinator, startStudy, waitForRelease, waitForStudyEnd, type ReleasedRound, type StudyDetail } from './local-network.js';
+import type { SimulationOptions } from './simulation-types.js';
 import { t2dManifest } from './t2d-study.js';
 
 /**
@@ -36,7 +37,12 @@ function omopPatientIds(dir: string): Map<string, string> {
  * scoring the released model on them would flatter it.
  */
 export function testPart(d: Dataset, seed: number, fraction: number): Dataset {
-  const idx = d.keys.flatMap((k, i) => (isTestPart(k, seed, fraction) ? [i] : []));
+  return rowsWhere(d, (k) => isTestPart(k, seed, fraction));
+}
+
+/** The rows of `d` whose keys `keep` accepts, in order. */
+export function rowsWhere(d: Dataset, keep: (key: string) => boolean): Dataset {
+  const idx = d.keys.flatMap((k, i) => (keep(k) ? [i] : []));
   const w = d.features.length;
   const x = new Float32Array(idx.length * w);
   const y = new Float32Array(idx.length);
@@ -62,15 +68,8 @@ export interface PreparedClinics {
   studyInput: Record<string, unknown>;
 }
 
-/** Options of the stages (a subset of the simulation's). */
-export interface StageOptions {
-  clinics: number;
-  seed: number;
-  rounds: number;
-  out: string;
-  scale: number;
-  log: (line: string) => void;
-}
+/** Options of the stages: the simulation's. */
+export type StageOptions = SimulationOptions;
 
 /**
  * Stages 1 and 2: generates the synthetic clinics under `o.out/clinics` (one export format each,
