@@ -2,6 +2,16 @@ import { DEFAULT_ORDERS, effectiveNoiseMultiplier, rdpToEpsilon, roundRdp, type 
 import type { AgentState } from './agent-state.js';
 import type { AgentConfig } from './config.js';
 
+
+/**
+ * Whether the accounting counts secure aggregation as hiding a clinic's update from the
+ * coordinator (distributed noise then counted at the full z). Not yet: the protocol has no
+ * consistency round in which the survivors sign who survived, so a coordinator that lies about
+ * who dropped can unmask one clinic's update (review of issue 14, reproduced with the real
+ * classes). Until that round exists a clinic counts only its own noise (z/√clients.min), which
+ * also holds when its noised values are clipped to the quantisation range (post-processing).
+ */
+export const SECURE_AGGREGATION_COUNTS = false;
 /** The clinic's budget settings (agent config `privacy`). */
 export type BudgetConfig = AgentConfig['privacy'];
 
@@ -75,9 +85,7 @@ export class PrivacyBudget {
   roundCost(manifest: StudyManifest): { rdp: number[]; noiseMultiplier: number } {
     const dp = manifest.privacy?.dp;
     if (dp === undefined) return { rdp: DEFAULT_ORDERS.map(() => Infinity), noiseMultiplier: 0 };
-    // Under secure aggregation the coordinator sees only the sum, which carries the clinics' whole
-    // distributed noise (z·C): the full z. Without it, each update is seen with its own share, z/√clients.min.
-    const o = { clientsMin: manifest.clients.min, secureAggregation: manifest.privacy?.secureAggregation !== undefined, trustCoordinatorNoise: this.config.trustCoordinatorNoise };
+    const o = { clientsMin: manifest.clients.min, secureAggregation: SECURE_AGGREGATION_COUNTS, trustCoordinatorNoise: this.config.trustCoordinatorNoise };
     return { rdp: roundRdp(dp, o, DEFAULT_ORDERS), noiseMultiplier: effectiveNoiseMultiplier(dp, o) };
   }
 

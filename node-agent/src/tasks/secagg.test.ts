@@ -180,7 +180,7 @@ describe('secure aggregation, clinic side', () => {
     r.state.close();
   });
 
-  it('distributed DP under secure aggregation: σ = z·C/√clients.min added here, the ledger charged at the full z', async () => {
+  it('distributed DP under secure aggregation: σ = z·C/√clients.min added here, the ledger charged for this clinic\'s own noise only (z/√clients.min)', async () => {
     const dp = { placement: 'distributed' as const, noiseMultiplier: 1, clipping: { mode: 'fixed' as const, norm: 1 } };
     const m = manifest({ dp, clipRange: 4 });
     const r = await runRound(m, new Float32Array(4000)); // Δ = 0: what reaches the sum is the noise
@@ -194,10 +194,11 @@ describe('secure aggregation, clinic side', () => {
     const o = { clientsMin: m.clients.min, trustCoordinatorNoise: false };
     const [spend, ...more] = r.state.listPrivacySpends('study-s');
     expect(more).toEqual([]);
-    expect(spend!.rdp).toEqual(roundRdp(m.privacy!.dp!, { ...o, secureAggregation: true }, DEFAULT_ORDERS));
-    expect(spend!.rdp[0]).toBeLessThan(roundRdp(m.privacy!.dp!, { ...o, secureAggregation: false }, DEFAULT_ORDERS)[0]!);
+    // Not the full z: clinics cannot yet check the coordinator's report of who dropped (privacy-budget.ts SECURE_AGGREGATION_COUNTS).
+    expect(spend!.rdp).toEqual(roundRdp(m.privacy!.dp!, { ...o, secureAggregation: false }, DEFAULT_ORDERS));
+    expect(spend!.rdp[0]).toBeGreaterThan(roundRdp(m.privacy!.dp!, { ...o, secureAggregation: true }, DEFAULT_ORDERS)[0]!);
     const audit = r.audits.find((e) => e.event === 'privacy_spent')!;
-    expect(audit.privacy).toMatchObject({ effectiveNoiseMultiplier: 1, placement: 'distributed' });
+    expect(audit.privacy).toMatchObject({ effectiveNoiseMultiplier: 0.5, placement: 'distributed' });
     // Charged before the masked input left.
     expect(r.audits.findIndex((e) => e.event === 'privacy_spent')).toBeLessThan(r.audits.findIndex((e) => (e.sent?.stageReport as { stage?: string } | undefined)?.stage === 'masked_input'));
     r.state.close();
@@ -271,7 +272,7 @@ describe('secure aggregation, clinic side', () => {
     expect(whatLeaves(dpManifest(undefined)).join('\n')).toContain('the trained model weights');
     const privacy = describePrivacy(m, { maxEpsilonPerStudy: 0, maxEpsilonLifetime: 0, delta: 1e-6, trustCoordinatorNoise: false }).join('\n');
     expect(privacy).toContain('secure aggregation (SecAgg+): each clinic shares its mask secrets with 3 neighbours (ring graph, threshold a majority)');
-    expect(privacy).toContain('the coordinator sees only the sum, which carries at least z·C of noise when 4 or more clinics are in it, so the full z protects it');
-    expect(privacy).toContain('effective noise multiplier for this clinic 1.000');
+    expect(privacy).toContain('this clinic counts only its own noise (z/√clients.min): the protocol does not yet let clinics check the coordinator\'s report of who dropped');
+    expect(privacy).toContain('effective noise multiplier for this clinic 0.5000');
   });
 });
