@@ -540,3 +540,13 @@ describe('manifest privacy section (issue 14)', () => {
     expect(() => validateManifest(rounded)).toThrow(/privacy\.counts\.disclosure: "rounded" cannot be used with data\.normalization "federated-zscore"/);
   });
 });
+
+describe('manifest secure aggregation (issue 14)', () => {
+  const base = baseManifest() as Record<string, unknown> & { clients: Record<string, unknown> };
+  const with_ = (sa: Record<string, unknown>) => ({ ...base, clients: { min: 6, max: 8, quorum: 4 }, privacy: { secureAggregation: { clipRange: 1, ...sa } } });
+  it('takes neighbours below clients.min and a threshold that is a strict majority of them', () => {
+    expect(validateManifest(with_({ neighbours: 4, threshold: 3 })).privacy?.secureAggregation).toMatchObject({ neighbours: 4, threshold: 3, graph: 'random-regular', valueBits: 20 });
+    expect(() => validateManifest(with_({ neighbours: 4, threshold: 2 }))).toThrow(/threshold: must be a strict majority of neighbours/);
+    expect(() => validateManifest(with_({ neighbours: 6 }))).toThrow(/neighbours: must be below clients\.min/);
+  });
+});

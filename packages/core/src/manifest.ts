@@ -309,6 +309,8 @@ export const studyManifestSchema = z
       if (m.aggregation.strategy !== 'fedavg') ctx.addIssue({ code: 'custom', path: ['privacy', 'secureAggregation'], message: `needs aggregation.strategy "fedavg" (the coordinator sees only the sum), not "${m.aggregation.strategy}"` });
       if (secagg.neighbours >= m.clients.min) ctx.addIssue({ code: 'custom', path: ['privacy', 'secureAggregation', 'neighbours'], message: `must be below clients.min (${m.clients.min}): a clinic's neighbours are other clinics of the round` });
       if (secagg.threshold !== undefined && secagg.threshold > secagg.neighbours) ctx.addIssue({ code: 'custom', path: ['privacy', 'secureAggregation', 'threshold'], message: `must be at most neighbours (${secagg.neighbours})` });
+      // At most half would let a coordinator gather both secrets of a clinic from two disjoint neighbour groups.
+      if (secagg.threshold !== undefined && secagg.threshold * 2 <= secagg.neighbours) ctx.addIssue({ code: 'custom', path: ['privacy', 'secureAggregation', 'threshold'], message: `must be a strict majority of neighbours (more than ${secagg.neighbours / 2}): with fewer, two disjoint groups of neighbours could rebuild both secrets of one clinic` });
       if (m.privacy?.dp?.placement === 'central') ctx.addIssue({ code: 'custom', path: ['privacy', 'dp', 'placement'], message: 'with secure aggregation the coordinator never sees one update: use "distributed" (each clinic adds its share of the noise) or "local"' });
     }
     // DP-FedAvg is defined for (unweighted) federated averaging of clipped updates; other
