@@ -48,7 +48,7 @@ function writeClinic(path: string, seed: number, labels: Labels): void {
 }
 
 function template(localEpochs: number): Record<string, unknown> {
-  const study = learnableManifest({ rounds: 2, min: 2, max: 2, quorum: 2, roundSeconds: 120, evaluationSeconds: 120 }) as Record<string, unknown> & { training: Record<string, unknown>; data: Record<string, unknown> };
+  const study = learnableManifest({ rounds: 2, min: 2, max: 2, quorum: 2, roundSeconds: 300, evaluationSeconds: 300 }) as Record<string, unknown> & { training: Record<string, unknown>; data: Record<string, unknown> };
   delete study['name'];
   study.training = { ...study.training, optimizer: { name: 'adam', learningRate: 0.02 }, localEpochs };
   study.data = { ...study.data, holdoutFraction: HOLDOUT };
@@ -81,8 +81,31 @@ describe('a study series runs on its schedule, warm-starts from its champion and
     const { clock, admin, handle, event, seen } = c;
     const coordinator = app.coordinator;
 
+    /** What the coordinator knows of the series and its studies: printed when a wait runs out (a CI failure says where it stood). */
+    const state = async (): Promise<string> => {
+      const runs = await coordinator.store.listSeriesRuns('monthly-risk');
+      const studies = await Promise.all(runs.map(async (r) => {
+        const st = await coordinator.store.getStudy(r.studyId);
+        const rounds = (await coordinator.store.listRounds(r.studyId)).map((x) => `${x.round}.${x.attempt}:${x.state}${x.reason === null ? '' : ` (${x.reason})`}`);
+        return `run ${r.run} ${r.studyId} ${st?.state ?? '?'}${st?.reason == null ? '' : ` (${st.reason})`} rounds [${rounds.join(', ')}]`;
+      }));
+      const promotions = (await coordinator.store.listPromotions('monthly-risk')).map((p) => `${p.run}:${p.action} v${p.toVersion}`);
+      return `${studies.join('; ')}; decisions [${promotions.join(', ')}]; series clock ${new Date(clock.now()).toISOString()}`;
+    };
+    /** `p`, or a failure naming `what` and the coordinator's state after `ms` (never a silent hang). */
+    const within = async <T,>(what: string, p: Promise<T>, ms = 240_000): Promise<T> => {
+      let timer: NodeJS.Timeout | undefined;
+      const expired = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => void state().then((s) => reject(new Error(`${what}: nothing after ${ms / 1000} s; ${s}`)), reject), ms);
+      });
+      try {
+        return await Promise.race([p, expired]);
+      } finally {
+        clearTimeout(timer);
+      }
+    };
     const runStarted = async (run: number): Promise<{ studyId: string; manifest: Record<string, unknown> & { series: Record<string, unknown>; model: Record<string, unknown> } }> => {
-      await event((e) => e.kind === 'series' && e.seriesName === 'monthly-risk' && e.run === run);
+      await within(`run ${run} to start`, event((e) => e.kind === 'series' && e.seriesName === 'monthly-risk' && e.run === run));
       const runs = (await coordinator.store.listSeriesRuns('monthly-risk')).filter((r) => r.run === run);
       expect(runs).toHaveLength(1);
       const study = (await coordinator.store.getStudy(runs[0]!.studyId))!;
@@ -94,7 +117,7 @@ describe('a study series runs on its schedule, warm-starts from its champion and
         const before = seen.length;
         const d = (await coordinator.store.listPromotions('monthly-risk')).find((p) => p.run === run);
         if (d !== undefined) return { ...d, evidence: JSON.parse(d.evidence) as { reasons: string[]; pooled?: { difference: number; interval: [number, number] } } };
-        await event((e) => e.kind === 'series' && e.seriesName === 'monthly-risk' && seen.indexOf(e) >= before);
+        await within(`the decision on run ${run}`, event((e) => e.kind === 'series' && e.seriesName === 'monthly-risk' && seen.indexOf(e) >= before));
       }
     };
     const champion = async (): Promise<number | undefined> => (await coordinator.store.listReleaseAliases('monthly-risk')).find((a) => a.alias === 'champion')?.version;
@@ -132,10 +155,10 @@ describe('a study series runs on its schedule, warm-starts from its champion and
     expect(await trainTasks(run1.studyId)).toBe(0);
     for (const o of options) {
       const approved = await agentCli(o, ['approve', t1]);
-      expect(approved.stdout + approved.stderr).toMatch(/series/i);
+      expect(approved.stdout).toMatch(/^approved: series template of monthly-risk/);
     }
-    await coordinator.waitForStudy(run1.studyId);
-    expect((await coordinator.store.getStudy(run1.studyId))?.state).toBe('COMPLETED');
+    await within('run 1 to end', coordinator.waitForStudy(run1.studyId));
+    expect((await coordinator.store.getStudy(run1.studyId))?.state, await state()).toBe('COMPLETED');
     const d1 = await decided(1);
     expect(d1).toMatchObject({ action: 'promote', toVersion: 1, fromVersion: null, decidedBy: 'rule' });
     expect(await champion()).toBe(1);
@@ -148,8 +171,8 @@ describe('a study series runs on its schedule, warm-starts from its champion and
     const v1Weights = v1.files.find((f) => f.name === 'weights.bin')!.sha256;
     expect(run2.manifest.series['champion']).toEqual({ version: 1, weightsSha256: v1Weights });
     expect(run2.manifest.model['initialWeights']).toEqual({ release: { studyName: 'monthly-risk', version: 1, weightsSha256: v1Weights } });
-    await coordinator.waitForStudy(run2.studyId);
-    expect((await coordinator.store.getStudy(run2.studyId))?.state).toBe('COMPLETED');
+    await within('run 2 to end', coordinator.waitForStudy(run2.studyId));
+    expect((await coordinator.store.getStudy(run2.studyId))?.state, await state()).toBe('COMPLETED');
     // Nobody was asked again: no clinic waited for approval of run 2.
     for (const a of agents) expect(a.events('study.awaiting_approval', { studyId: run2.studyId })).toEqual([]);
     // Round 0 of run 2 is the champion's weights.
@@ -174,8 +197,9 @@ describe('a study series runs on its schedule, warm-starts from its champion and
       expect(JSON.stringify(waiting)).toMatch(/localEpochs|template/);
     }
     expect(await trainTasks(run3.studyId)).toBe(0);
-    for (const o of options) await agentCli(o, ['approve', t2]);
-    await coordinator.waitForStudy(run3.studyId);
+    for (const o of options) expect((await agentCli(o, ['approve', t2])).stdout).toMatch(/^approved: series template of monthly-risk/);
+    await within('run 3 to end', coordinator.waitForStudy(run3.studyId));
+    expect((await coordinator.store.getStudy(run3.studyId))?.state, await state()).toBe('COMPLETED');
     const d3 = await decided(3);
     expect(d3, JSON.stringify(d3.evidence)).toMatchObject({ action: 'keep', fromVersion: 2, toVersion: 3 });
     expect(d3.evidence.pooled!.difference).toBeLessThan(0);
