@@ -1,4 +1,4 @@
-import { canonicalManifestJson, deriveSeriesRun, manifestHash, sha256Hex, validateManifest, validateSeriesTemplate, type SeriesTemplate, type StudyManifest } from '@fedlhs/core';
+import { canonicalManifestJson, canonicalSeriesTemplateJson, deriveSeriesRun, manifestHash, sha256Hex, validateManifest, validateSeriesTemplate, type SeriesTemplate, type StudyManifest } from '@fedlhs/core';
 
 /**
  * Test support for series approval (unit tests; not used by the agent): a series template over
@@ -6,15 +6,8 @@ import { canonicalManifestJson, deriveSeriesRun, manifestHash, sha256Hex, valida
  * Study announcements of its runs.
  */
 
-/** RFC 8785 canonical JSON of plain JSON data (keys sorted), as the coordinator sends templates. */
-export function canonicalJson(v: unknown): string {
-  if (Array.isArray(v)) return `[${v.map((x) => canonicalJson(x)).join(',')}]`;
-  if (typeof v === 'object' && v !== null) {
-    const entries = Object.entries(v).filter(([, x]) => x !== undefined).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-    return `{${entries.map(([k, x]) => `${JSON.stringify(k)}:${canonicalJson(x)}`).join(',')}}`;
-  }
-  return JSON.stringify(v);
-}
+/** The template's canonical JSON, as the coordinator announces it (core canonicalSeriesTemplateJson). */
+export const canonicalJson = (t: SeriesTemplate): string => canonicalSeriesTemplateJson(t);
 
 /** The study of the test series: the release tests' flat-table study (releases/test-support.ts testManifest), without its name. */
 function testStudy(): Record<string, unknown> {

@@ -132,11 +132,16 @@ export function validateSeriesTemplate(value: unknown): SeriesTemplate {
   return t;
 }
 
-/** The canonical hash of a template: what a clinic approves once for the whole series. */
-export function seriesTemplateHash(t: SeriesTemplate): string {
+/** A template as canonical JSON (RFC 8785): what the coordinator stores and announces, and what its hash covers. */
+export function canonicalSeriesTemplateJson(t: SeriesTemplate): string {
   const text = canonicalize(t);
   if (text === undefined) throw new FedlhsError('INTERNAL', 'series template could not be canonicalised');
-  return sha256Hex(text);
+  return text;
+}
+
+/** The canonical hash of a template: what a clinic approves once for the whole series. */
+export function seriesTemplateHash(t: SeriesTemplate): string {
+  return sha256Hex(canonicalSeriesTemplateJson(t));
 }
 
 const MS_PER_DAY = 86_400_000;
