@@ -63,10 +63,10 @@ export class PrivacyBudget {
     this.config = config ?? NO_BUDGET;
   }
 
-  /** Summed RDP of a study (or of every study when `studyId` is undefined). */
-  private rdpOf(studyId: string | undefined): number[] {
+  /** Summed RDP of ledger rows. */
+  private rdpOf(rows: readonly { rdp: readonly number[] }[]): number[] {
     const acc = DEFAULT_ORDERS.map(() => 0);
-    for (const row of this.state.listPrivacySpends(studyId)) sumInto(acc, row.rdp);
+    for (const row of rows) sumInto(acc, row.rdp);
     return acc;
   }
 
@@ -78,7 +78,8 @@ export class PrivacyBudget {
 
   /** Epsilon spent so far in one study, and over the lifetime. */
   spent(studyId: string): { study: number; lifetime: number; rounds: number } {
-    return { study: this.epsilonOf(this.rdpOf(studyId)), lifetime: this.epsilonOf(this.rdpOf(undefined)), rounds: this.state.listPrivacySpends(studyId).length };
+    const rows = this.state.listPrivacySpends(studyId);
+    return { study: this.epsilonOf(this.rdpOf(rows)), lifetime: this.epsilonOf(this.rdpOf(this.state.listPrivacySpends(undefined))), rounds: rows.length };
   }
 
   /** The RDP one round of this study costs this clinic (Infinity at every order when its mechanism does not protect it). */
@@ -101,8 +102,8 @@ export class PrivacyBudget {
         : { ok: true, rdp: [], epsilonStudy: spent.study, epsilonLifetime: spent.lifetime, noiseMultiplier: 0 };
     }
     const { rdp, noiseMultiplier } = this.roundCost(manifest);
-    const study = this.rdpOf(studyId);
-    const lifetime = this.rdpOf(undefined);
+    const study = this.rdpOf(this.state.listPrivacySpends(studyId));
+    const lifetime = this.rdpOf(this.state.listPrivacySpends(undefined));
     sumInto(study, rdp);
     sumInto(lifetime, rdp);
     const epsilonStudy = this.epsilonOf(study);

@@ -1,8 +1,8 @@
 import type { DpUtilityReport } from './dp-utility.js';
 import { fmtAuc, fmtDiff } from './dp-utility.js';
 import { MIN_CASES_FOR_AUC, differenceVerdict } from './evaluation.js';
+import { signed } from './format.js';
 
-const signed = (x: number): string => `${x >= 0 ? '+' : ''}${x.toFixed(3)}`;
 const eps = (e: number | null): string => (e === null ? '-' : Number.isFinite(e) ? e.toFixed(3) : '∞');
 
 /** What the paired interval supports about one arm's cost, in words. */

@@ -7,6 +7,7 @@ import { BOOTSTRAP_RESAMPLES, assess, pairedAucDifference, type Assessment, type
 import { DP_DELTA, FALLBACK_CLIP_NORM, clinicEpsilon, medianUpdateNorm, noiseForEpsilon, privacySectionFor, type Placement } from './dp-accounting.js';
 import { committedSha256, readCommittedModel, type StudyDetail } from './local-network.js';
 import { prepareClinics, runFederatedStudy, testPart, type FederatedRun, type StageOptions } from './simulation-stages.js';
+import { signed } from './format.js';
 
 /** Options of `fedlhs-simulate dp-utility`. */
 export interface DpUtilityOptions extends StageOptions {
@@ -209,7 +210,6 @@ export async function runDpUtility(o: DpUtilityOptions): Promise<DpUtilityReport
   };
 }
 
-const signed = (x: number): string => `${x >= 0 ? '+' : ''}${x.toFixed(3)}`;
 /** "0.793 [0.770, 0.815]". */
 export function fmtAuc(a: Pick<Assessment, 'auc' | 'aucCi'>): string {
   if (a.auc === null) return '-';

@@ -1,5 +1,6 @@
 import { UNSTABLE_AUC, differenceVerdict, type Assessment, type PairedAucDifference } from './evaluation.js';
 import type { LhsClinicYear, LhsReport } from './lhs-types.js';
+import { signed } from './format.js';
 
 /**
  * The multi-year simulation's report: plain verdicts on the equity hypothesis (every clinic,
@@ -9,7 +10,6 @@ import type { LhsClinicYear, LhsReport } from './lhs-types.js';
  * not support; where the interval includes 0 it says so.
  */
 
-const signed = (x: number): string => `${x >= 0 ? '+' : ''}${x.toFixed(3)}`;
 const interval = (d: PairedAucDifference): string => (d.ci === null ? '' : ` [${signed(d.ci.low)}, ${signed(d.ci.high)}]`);
 const diffText = (d: PairedAucDifference | null): string => (d === null || d.difference === null ? '–' : `${signed(d.difference)}${interval(d)}${d.stable ? '' : ` (${UNSTABLE_AUC})`}`);
 const aucText = (a: Assessment | null): string =>

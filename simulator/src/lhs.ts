@@ -11,11 +11,10 @@ import { lhsFindings, lhsNotHolding, lhsVerdicts } from './lhs-report.js';
 import { INSULIN, ScheduledSeries, lhsTemplate } from './lhs-series.js';
 import type { LhsClinicYear, LhsFirstDay, LhsOptions, LhsReport, LhsRun } from './lhs-types.js';
 import { enrolAgent, startAgent, startCoordinator, waitForRelease, waitForStudyEnd, type AgentOptions, type StudyDetail } from './local-network.js';
+import { formatFor } from './simulation-stages.js';
 
 export type { LhsOptions, LhsReport } from './lhs-types.js';
 
-const FORMATS = ['synthea-csv', 'fhir-ndjson', 'omop-csv'] as const;
-type Format = (typeof FORMATS)[number];
 const SERIES_NAME = 't2d-lhs';
 
 function checkOptions(o: LhsOptions): void {
@@ -79,7 +78,7 @@ export async function runLhs(o: LhsOptions): Promise<LhsReport> {
   mkdirSync(o.out, { recursive: true });
   const backend = await initBackend('auto');
   const network = driftingNetwork(o.seed, founders);
-  const formatOf = (c: DriftingClinic): Format => FORMATS[network.indexOf(c) % FORMATS.length]!;
+  const formatOf = (c: DriftingClinic): ReturnType<typeof formatFor> => formatFor(network.indexOf(c));
   const template = lhsTemplate({ name: SERIES_NAME, rounds: o.rounds, seed: o.seed, maxClinics: network.length });
   const boot = { seed: o.seed };
   const net = join(o.out, 'network');

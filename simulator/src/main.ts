@@ -14,6 +14,7 @@ import { lhsMarkdown } from './lhs-report.js';
 import { runLhs } from './lhs.js';
 import { simulationHtml } from './simulation-report.js';
 import { runSimulation } from './simulate.js';
+import { signed } from './format.js';
 
 function die(message: string, code = 1): never {
   process.stderr.write(`fedlhs-simulate: ${forTerminal(message, { newlines: true })}\n`);
@@ -50,7 +51,6 @@ program
     const row = (m: 'local' | 'federated' | 'pooled' | 'oracle') => (report.overall[m] === undefined ? '' : `${m.padEnd(10)} AUC ${report.overall[m]!.auc?.toFixed(3) ?? '-'}  accuracy ${report.overall[m]!.accuracy.toFixed(3)}  Brier ${report.overall[m]!.brier.toFixed(4)}`);
     say(`\nall test patients (federated = the release, round ${report.release.round} of ${report.study.roundsCommitted}, chosen by ${report.release.rule}):\n  ${['local', 'federated', 'pooled', 'oracle'].map((m) => row(m as 'local')).filter((l) => l !== '').join('\n  ')}`);
     say('\nper clinic (smallest first): AUC local → federated, paired gain with its 95 % interval (cases / non-cases in its test part)');
-    const signed = (x: number): string => `${x >= 0 ? '+' : ''}${x.toFixed(3)}`;
     for (const c of [...report.clinics].sort((a, b) => a.eligible - b.eligible)) {
       const p = c.gainPaired;
       const gain = p === null || p.difference === null ? 'no local model' : `${signed(p.difference)}${p.ci === null ? '' : ` [${signed(p.ci.low)}, ${signed(p.ci.high)}]`}${p.stable ? '' : ', too few cases for a stable AUC'}`;
