@@ -147,7 +147,8 @@ function summary(d: SeriesData): SeriesSummaryView & { parsed: SeriesTemplate | 
       : d.dataProgress === undefined ? `when ${t.schedule.newLabelled} newly labelled patients are reported` : progressText(d.dataProgress);
   }
   else {
-    const next = nextSeriesRunAt(t, last?.scheduledAt ?? s.createdAt);
+    // As the scheduler counts it (scheduler.ts): after the last run or the series' last change (times passed while paused are not due).
+    const next = nextSeriesRunAt(t, Math.max(last?.scheduledAt ?? s.createdAt, s.updatedAt));
     if (next === undefined) nextRunNote = 'the cron expression has no later time';
     else nextRunAt = iso(next);
   }

@@ -1,5 +1,5 @@
-import { createHash } from 'node:crypto';
 import type { EventEmitter } from 'node:events';
+import { sha256Hex } from '@fedlhs/core';
 import type { Logger } from '@fedlhs/service';
 import type { CoordinatorStore, SeriesRunRecord } from '../store.js';
 import { storedTemplate } from './template.js';
@@ -51,7 +51,7 @@ export interface SeriesDataReportsOptions {
 
 /** The SHA-256 of a run's stored template (canonical JSON: the hash its manifest names). */
 export function runTemplateSha256(run: Pick<SeriesRunRecord, 'template'>): string {
-  return createHash('sha256').update(run.template, 'utf8').digest('hex');
+  return sha256Hex(run.template);
 }
 
 /** Why a report is not kept (the `reason` of series.data_ignored). */
