@@ -1,5 +1,6 @@
 import { FedlhsError, computePerformance, isFedlhsError, isTestPart, pairedAucDifference, releasePolicy, sha256Hex, studyFeatureNames, type Normalization, type StudyManifest } from '@fedlhs/core';
 import type { EvaluationReport } from '@fedlhs/proto';
+import { roundPerformance } from '../privacy-counts.js';
 import { localNormalization } from '../releases/deploy.js';
 import { releaseModel, verifyKept, type DeployedRelease } from '../releases/local-releases.js';
 import { createScorer } from '../scoring/pipeline.js';
@@ -99,10 +100,14 @@ export async function championComparison(ctx: TaskContext, challenger: Float32Ar
     scorer.dispose();
   }
   const paired = pairedAucDifference(challenger, scores, labels);
+  // The champion's counts are the test part's, so they leave rounded exactly as the task model's do
+  // (privacy.counts); the caller compares only when the task model's test figures could be sent.
+  const test = roundPerformance(run, computePerformance(scores, labels));
+  if (typeof test === 'string') throw new FedlhsError('INTERNAL', `${label}: its test figures cannot be sent: ${test}`);
   return {
     studyName: name,
     version: champion.version,
-    test: wirePerformance(computePerformance(scores, labels)),
+    test: wirePerformance(test),
     ...(paired.difference === undefined ? {} : { aucDifference: paired.difference }),
     ...(paired.standardError === undefined ? {} : { aucDifferenceStandardError: paired.standardError }),
   };

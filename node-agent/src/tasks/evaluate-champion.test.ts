@@ -122,6 +122,23 @@ describe('evaluate task with a series champion', () => {
     expect(JSON.stringify(request)).not.toMatch(/p3-/);
   });
 
+  it('rounds the champion\'s counts as the manifest rounds every count that leaves (privacy.counts)', async () => {
+    const exact = runManifest(sha256Hex(champion.files['weights.bin']));
+    const m = validateManifest({ ...exact, data: { ...exact.data, normalization: 'local-zscore' }, privacy: { counts: { disclosure: 'rounded', roundTo: 7 } } });
+    const { ctx, requests, runtime } = await context(m, { kept: true, listed: false });
+    await evaluateTask.run(task(1), ctx);
+    runtime.dispose();
+    const request = requests[0] as { test: { numExamples: number; positives: number }; comparisons: { test: { numExamples: number; positives: number; calibration: unknown[] } }[] };
+    const expected = await expectedScores(m);
+    const c = request.comparisons[0]!;
+    expect(expected.labels.length % 7).not.toBe(0);
+    expect(c.test.numExamples % 7).toBe(0);
+    expect(c.test.positives % 7).toBe(0);
+    expect(c.test.numExamples).toBe(request.test.numExamples);
+    expect(c.test.positives).toBe(request.test.positives);
+    expect(c.test.calibration).toEqual([]);
+  });
+
   it('fetches and verifies a champion that is not kept yet', async () => {
     const m = runManifest(sha256Hex(champion.files['weights.bin']));
     const { ctx, requests, warnings, calls, runtime } = await context(m, { kept: false, listed: true });
