@@ -25,7 +25,8 @@ export interface PhaseFailure {
 const PHASE: Record<TaskKindName, string> = {
   TRAIN: 'training', STATISTICS: 'the statistics phase', EVALUATE: 'evaluation',
   SECAGG_KEYS: 'the secure-aggregation keys stage', SECAGG_SHARES: 'the secure-aggregation shares stage',
-  SECAGG_MASKED_INPUT: 'the secure-aggregation masked-input stage', SECAGG_UNMASK: 'the secure-aggregation unmask stage',
+  SECAGG_MASKED_INPUT: 'the secure-aggregation masked-input stage', SECAGG_CONSISTENCY: 'the secure-aggregation consistency stage',
+  SECAGG_UNMASK: 'the secure-aggregation unmask stage',
 };
 
 /** At most `max` site names, sorted, the rest counted. */

@@ -35,8 +35,8 @@ describe('SqliteStore file and migrations', () => {
     await openStore(path).close();
     const db = new Database(path, { readonly: true });
     try {
-      expect(db.pragma('user_version', { simple: true })).toBe(9);
-      expect(SCHEMA_VERSION).toBe(9);
+      expect(db.pragma('user_version', { simple: true })).toBe(10);
+      expect(SCHEMA_VERSION).toBe(10);
       const names = (type: string): string[] =>
         (db.prepare(`SELECT name FROM sqlite_master WHERE type = ? AND name NOT LIKE 'sqlite_%' ORDER BY name`).all(type) as { name: string }[]).map((r) => r.name);
       expect(names('table')).toEqual([
@@ -96,10 +96,45 @@ describe('SqliteStore file and migrations', () => {
     await store.close();
     const check = new Database(path);
     try {
-      expect(check.pragma('user_version', { simple: true })).toBe(9);
+      expect(check.pragma('user_version', { simple: true })).toBe(SCHEMA_VERSION);
       expect(check.pragma('foreign_key_check')).toEqual([]);
       expect((check.prepare(`SELECT id FROM tasks ORDER BY rowid`).all() as { id: string }[]).map((r) => r.id)).toEqual(['t2', 't1', 'k0', 'k1', 'k2', 'k3']);
       expect(() => check.exec(`INSERT INTO tasks (id, round_id, node_id, kind, state, model_sha256, deadline, created_at) VALUES ('y', 1, 'n1', 'BOGUS', 'ASSIGNED', '', 9, 10)`)).toThrow(/CHECK/);
+    } finally {
+      check.close();
+    }
+  });
+
+  it('upgrades a version-9 database to the consistency stage kind (migration 10): tasks, their order and the statistics referencing them kept', async () => {
+    const path = tempDbPath();
+    const db = new Database(path);
+    for (const m of MIGRATIONS.slice(0, 9)) db.exec(m);
+    db.pragma('user_version = 9');
+    db.exec(`
+      INSERT INTO nodes (id, site_name, credential_hash, created_at) VALUES ('n1', 'a', 'c', 1);
+      INSERT INTO studies (id, name, manifest_json, manifest_hash, state, created_at) VALUES ('s1', 's', '{}', 'h', 'RUNNING', 1);
+      INSERT INTO rounds (id, study_id, round, attempt, state, started_at) VALUES (1, 's1', 1, 1, 'STATISTICS', 1);
+      INSERT INTO tasks (id, round_id, node_id, kind, state, detail, model_sha256, deadline, created_at, ended_at) VALUES ('t2', 1, 'n1', 'STATISTICS', 'ACCEPTED', null, '', 9, 10, 11);
+      INSERT INTO tasks (id, round_id, node_id, kind, state, detail, model_sha256, deadline, created_at, ended_at) VALUES ('t1', 1, 'n1', 'SECAGG_UNMASK', 'ACCEPTED', 'answer sha256 x', '', 9, 10, 12);
+      INSERT INTO statistics (study_id, task_id, node_id, report, received_at) VALUES ('s1', 't2', 'n1', '{}', 11);
+    `);
+    expect(() => db.exec(`INSERT INTO tasks (id, round_id, node_id, kind, state, model_sha256, deadline, created_at) VALUES ('x', 1, 'n1', 'SECAGG_CONSISTENCY', 'ASSIGNED', '', 9, 10)`)).toThrow(/CHECK/);
+    db.close();
+    const store = openStore(path);
+    expect(await store.getTask('t1')).toMatchObject({ kind: 'SECAGG_UNMASK', state: 'ACCEPTED', detail: 'answer sha256 x', endedAt: 12 });
+    await store.write([{ op: 'task.insert', tasks: [{
+      id: 'c1', roundId: 1, studyId: 's1', round: 1, attempt: 1, nodeId: 'n1', kind: 'SECAGG_CONSISTENCY', state: 'ASSIGNED', detail: null, modelSha256: '', deadline: 99, createdAt: 20, endedAt: null,
+    }] }], 'test');
+    expect((await store.getTask('c1'))?.kind).toBe('SECAGG_CONSISTENCY');
+    await store.close();
+    const check = new Database(path);
+    try {
+      expect(check.pragma('user_version', { simple: true })).toBe(10);
+      expect(check.pragma('foreign_key_check')).toEqual([]);
+      expect((check.prepare(`SELECT id FROM tasks ORDER BY rowid`).all() as { id: string }[]).map((r) => r.id)).toEqual(['t2', 't1', 'c1']);
+      expect((check.prepare(`SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'tasks' AND name NOT LIKE 'sqlite_%' ORDER BY name`).all() as { name: string }[]).map((r) => r.name))
+        .toEqual(['tasks_by_node_ended', 'tasks_by_round']);
+      expect(() => check.exec(`INSERT INTO tasks (id, round_id, node_id, kind, state, model_sha256, deadline, created_at) VALUES ('y', 1, 'n1', 'SECAGG_OTHER', 'ASSIGNED', '', 9, 10)`)).toThrow(/CHECK/);
     } finally {
       check.close();
     }
@@ -109,7 +144,7 @@ describe('SqliteStore file and migrations', () => {
     const path = tempDbPath();
     await openStore(path).close();
     const db = new Database(path);
-    db.pragma('user_version = 10');
+    db.pragma(`user_version = ${SCHEMA_VERSION + 1}`);
     db.close();
     let error: unknown;
     try {
@@ -118,9 +153,9 @@ describe('SqliteStore file and migrations', () => {
       error = err;
     }
     expect(error).toBeInstanceOf(FedlhsError);
-    expect(error).toMatchObject({ code: 'STORE_VERSION_TOO_NEW', details: { found: 10, supported: 9 } });
+    expect(error).toMatchObject({ code: 'STORE_VERSION_TOO_NEW', details: { found: SCHEMA_VERSION + 1, supported: SCHEMA_VERSION } });
     const check = new Database(path, { readonly: true });
-    expect(check.pragma('user_version', { simple: true })).toBe(10);
+    expect(check.pragma('user_version', { simple: true })).toBe(SCHEMA_VERSION + 1);
     check.close();
   });
 

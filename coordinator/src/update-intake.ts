@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import type { EventEmitter } from 'node:events';
 import { mkdirSync, rmSync } from 'node:fs';
 import { open } from 'node:fs/promises';
@@ -26,7 +26,8 @@ import type { Studies } from './studies.js';
 import type { CoordinatorStore, NodeRecord, TaskRecord } from './store.js';
 import type { WriteOp } from './store/write-ops.js';
 import { evaluationDigest } from './engine/phases/evaluation.js';
-import { stageDigest } from './engine/phases/secagg.js';
+import { stageAnswerDigest, stageDigest } from './engine/phases/secagg.js';
+import { checkStageVector } from './grpc/validate.js';
 import { taskClosed } from './engine/study-runner.js';
 import { reportDigest, toClinicStats, toEvalMetrics } from './wire.js';
 
@@ -344,7 +345,7 @@ export class UpdateIntake {
         await this.checkNotRevoked(node);
         await runner!.submit(task, {
           kind: 'update', spoolPath: spool, numExamples: header.numExamples, digest, bytes: receiver.receivedBytes, deltaNorm: Math.sqrt(squaredDistance),
-          trainMetrics,
+          trainMetrics, dpClipIndicator: header.dpClipIndicator,
         });
         return { taskId: task.id, sha256: Buffer.from(digest, 'hex'), duplicate: false, receivedBytes: receiver.receivedBytes };
       } finally {
@@ -479,11 +480,13 @@ export class UpdateIntake {
 
   /**
    * Records a node's answer to a secure-aggregation stage task (proto ReportStage), in the order
-   * of ReportEvaluation's checks: the task (ownership, kind, tag), a re-sent answer compared by
-   * digest with the accepted one, a closed task (a stage task cancelled because its stage closed
-   * is STALE: the answer came too late), then the stage's own checks (SecAggServer: a body that
-   * is not the stage's answer, e.g. a masked vector of the wrong length or out of the field, is
-   * INVALID_ARGUMENT and leaves the task open). Nothing of the body is logged or stored but its digest.
+   * of ReportEvaluation's checks: the task (ownership, kind, tag), the vector against the stage
+   * (only the masked input carries one, and it must), a re-sent answer compared by digest (of
+   * body and vector) with the accepted one, a closed task (a stage task cancelled because its
+   * stage closed is STALE: the answer came too late), then the stage's own checks
+   * (SecAggServer: a body that is not the stage's answer, a masked vector of the wrong length or
+   * with padding bits set, a bad signature, is INVALID_ARGUMENT and leaves the task open).
+   * Nothing of the body or the vector is logged or stored but their digest.
    */
   reportStage(node: NodeRecord, report: StageReport__Output): Promise<StageReceipt> {
     return this.registered(node, (call) => this.stageFor(node, report, call));
@@ -499,7 +502,9 @@ export class UpdateIntake {
         throw new FedlhsError('STALE', `stage answer is tagged study ${report.studyId} round ${report.round}, task is study ${task.studyId} round ${task.round}`);
       }
       const bytes = Buffer.from(report.body ?? Buffer.alloc(0));
-      digest = createHash('sha256').update(bytes).digest('hex');
+      const vector: Uint8Array = report.vector ?? new Uint8Array(0);
+      checkStageVector(task.kind, vector);
+      digest = stageAnswerDigest(bytes, vector);
       if (task.state === 'ACCEPTED') {
         const accepted = stageDigest(task.detail);
         if (accepted !== undefined && accepted !== digest) {
@@ -517,7 +522,7 @@ export class UpdateIntake {
         throw new FedlhsError('INVALID_ARGUMENT', `StageReport.body: not UTF-8 JSON: ${(err as Error).message}`, { details: { field: 'StageReport.body' } });
       }
       await this.checkNotRevoked(node, call);
-      await runner.submit(task, { kind: 'stage', body, digest });
+      await runner.submit(task, { kind: 'stage', body, vector, digest });
       return { taskId: task.id, duplicate: false };
     } catch (err) {
       if (isFedlhsError(err) && err.isRejection) {

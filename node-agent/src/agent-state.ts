@@ -55,7 +55,7 @@ export type Approvable = { kind: 'manifest'; record: ManifestRecord } | { kind: 
 export interface AuditEntry {
   time: string;
   // The release_* records (issue 12): what was kept, refused, deployed or rolled back here, and the live performance sent.
-  event: 'enrolled' | 'readiness_sent' | 'statistics_sent' | 'update_sent' | 'evaluation_sent' | 'task_declined' | 'task_failed' | 'release_kept' | 'release_refused' | 'release_deployed' | 'release_rolled_back' | 'release_performance_sent' | 'release_key_pinned' | 'series_approved' | 'series_template_refused' | 'series_data_sent' | 'champion_unavailable' | 'privacy_spent' | 'secagg_stage_sent';
+  event: 'enrolled' | 'readiness_sent' | 'statistics_sent' | 'update_sent' | 'evaluation_sent' | 'task_declined' | 'task_failed' | 'release_kept' | 'release_refused' | 'release_deployed' | 'release_rolled_back' | 'release_performance_sent' | 'release_key_pinned' | 'series_approved' | 'series_template_refused' | 'series_data_sent' | 'champion_unavailable' | 'privacy_spent' | 'secagg_stage_sent' | 'secagg_identity_created' | 'secagg_peer_pinned' | 'secagg_peer_refused' | 'secagg_peer_forgotten' | 'failpoints_armed';
   coordinator: string;
   studyId?: string;
   round?: number;
@@ -77,6 +77,19 @@ export interface AuditEntry {
   series?: { name: string; templateSha256: string };
   /** privacy_spent: the round's epsilon cost as accounted here, and the totals after it (privacy-budget.ts). */
   privacy?: { epsilonStudy: number; epsilonLifetime: number; delta: number; effectiveNoiseMultiplier: number; placement: string };
+  /** secagg_peer_* and secagg_identity_created: which clinic's identity key (fingerprint: SHA-256 of the raw key, hex) and, for a refusal, the one pinned. */
+  peer?: { nodeId: string; fingerprint: string; pinnedFingerprint?: string };
+}
+
+/** A neighbouring clinic's secure-aggregation identity key as pinned here the first time it was seen (peer-pins.ts). */
+export interface PeerPinRecord {
+  nodeId: string;
+  /** The raw 32-byte Ed25519 public key. */
+  identityKey: Uint8Array;
+  firstSeenAt: number;
+  /** Where it was first seen. */
+  studyId: string;
+  round: number;
 }
 
 /** One row of the privacy ledger: what one TRAIN task of a DP study spent (RDP at DEFAULT_ORDERS). */
@@ -162,6 +175,11 @@ export class AgentState {
       db.exec(`CREATE TABLE IF NOT EXISTS privacy_ledger (
         study_id TEXT NOT NULL, round INTEGER NOT NULL, task_id TEXT NOT NULL, rdp_json TEXT NOT NULL,
         epsilon_after REAL NOT NULL, spent_at INTEGER NOT NULL, PRIMARY KEY (study_id, round, task_id))`);
+      // Secure-aggregation peer pins (issue 14, review HIGH 1): each neighbour's identity key as
+      // first seen. Added by CREATE IF NOT EXISTS like the ledger: an older database gains it empty.
+      db.exec(`CREATE TABLE IF NOT EXISTS secagg_peer_pins (
+        node_id TEXT PRIMARY KEY, identity_key BLOB NOT NULL, first_seen_at INTEGER NOT NULL,
+        study_id TEXT NOT NULL, round INTEGER NOT NULL)`);
       this.dbHandle = db;
     }
     return this.dbHandle;
@@ -308,6 +326,36 @@ export class AgentState {
     }));
   }
 
+  /** The identity key pinned for a peer clinic, if any. */
+  getPeerPin(nodeId: string): PeerPinRecord | undefined {
+    const r = this.db.prepare(`SELECT * FROM secagg_peer_pins WHERE node_id = ?`).get(nodeId) as Record<string, unknown> | undefined;
+    return r === undefined ? undefined : toPeerPin(r);
+  }
+
+  /**
+   * Pins a peer's identity key unless one is pinned already (another process may have pinned it
+   * meanwhile); returns the pin now in force, which the caller compares with the key it holds.
+   */
+  pinPeer(p: PeerPinRecord): { pin: PeerPinRecord; inserted: boolean } {
+    const res = this.db.prepare(`INSERT OR IGNORE INTO secagg_peer_pins (node_id, identity_key, first_seen_at, study_id, round) VALUES (?,?,?,?,?)`)
+      .run(p.nodeId, Buffer.from(p.identityKey), p.firstSeenAt, p.studyId, p.round);
+    return { pin: this.getPeerPin(p.nodeId)!, inserted: res.changes > 0 };
+  }
+
+  /** Every pinned peer, by node id. */
+  listPeerPins(): PeerPinRecord[] {
+    return (this.db.prepare(`SELECT * FROM secagg_peer_pins ORDER BY node_id`).all() as Record<string, unknown>[]).map(toPeerPin);
+  }
+
+  /** Removes a peer's pin; the removed pin, or undefined when there was none. */
+  forgetPeerPin(nodeId: string): PeerPinRecord | undefined {
+    return this.db.transaction(() => {
+      const pin = this.getPeerPin(nodeId);
+      if (pin !== undefined) this.db.prepare(`DELETE FROM secagg_peer_pins WHERE node_id = ?`).run(nodeId);
+      return pin;
+    })();
+  }
+
   /** Appends one audit line and flushes it to disk before returning. */
   audit(entry: Omit<AuditEntry, 'time'>): void {
     const line = `${JSON.stringify({ time: new Date().toISOString(), ...entry })}\n`;
@@ -323,6 +371,16 @@ export class AgentState {
     this.dbHandle?.close();
     this.dbHandle = undefined;
   }
+}
+
+function toPeerPin(r: Record<string, unknown>): PeerPinRecord {
+  return {
+    nodeId: r.node_id as string,
+    identityKey: new Uint8Array(r.identity_key as Buffer),
+    firstSeenAt: r.first_seen_at as number,
+    studyId: r.study_id as string,
+    round: r.round as number,
+  };
 }
 
 function toTemplate(r: Record<string, unknown>): SeriesTemplateRecord {

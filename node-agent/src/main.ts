@@ -10,6 +10,7 @@ import { createLogger, forTerminal, prepareArgv, terminalWriter, writeFileAtomic
 import { Command } from 'commander';
 import { AGENT_VERSION, Agent } from './agent.js';
 import { AgentState } from './agent-state.js';
+import { armFailpoints } from './failpoints.js';
 import { authMetadata, createClients, deadlineIn } from './connection.js';
 import { loadAgentConfig, withEnrolment, type AgentConfig } from './config.js';
 import { formatChanges, formatManifest, formatRun, formatSeries } from './review.js';
@@ -141,6 +142,12 @@ withConfig('run', 'connect to the coordinator and take part in approved studies'
   }
   if (c.autoApprove) {
     logger.warn({ event: 'agent.auto_approve', autoApprove: true }, '!!! AUTO-APPROVE IS ON: every study manifest is approved without operator review. Demos and simulations only. !!!');
+  }
+  try {
+    // Test fault injection (FEDLHS_FAILPOINTS): a bad value stops the agent naming it; armed ones are logged loudly and audited.
+    armFailpoints({ log: logger, state, coordinator: c.coordinator.address });
+  } catch (err) {
+    die((err as Error).message, 2);
   }
   const backend = await initBackend(c.backend);
   logger.info({ trainingBackend: backend.backend, unavailable: backend.attempts, nodeId: credential.nodeId, site: credential.siteName, coordinator: c.coordinator.address, agentVersion: AGENT_VERSION }, `TensorFlow.js backend: ${backend.backend}`);

@@ -1,17 +1,51 @@
-import { DEFAULT_ORDERS, effectiveNoiseMultiplier, rdpToEpsilon, roundRdp, type StudyManifest } from '@fedlhs/core';
+import { DEFAULT_ORDERS, effectiveNoiseMultiplier, rdpToEpsilon, roundRdp, type MechanismContext, type StudyManifest } from '@fedlhs/core';
 import type { AgentState } from './agent-state.js';
 import type { AgentConfig } from './config.js';
 
 
 /**
  * Whether the accounting counts secure aggregation as hiding a clinic's update from the
- * coordinator (distributed noise then counted at the full z). Not yet: the protocol has no
- * consistency round in which the survivors sign who survived, so a coordinator that lies about
- * who dropped can unmask one clinic's update (review of issue 14, reproduced with the real
- * classes). Until that round exists a clinic counts only its own noise (z/√clients.min), which
- * also holds when its noised values are clipped to the quantisation range (post-processing).
+ * coordinator: distributed noise is then counted at the full z (the sum carries every
+ * survivor's share) instead of z/√clients.min. It holds because the clinic only ever unmasks
+ * inside a survivor set it signed itself, countersigned by at least threshold of its
+ * neighbours, of at least clients.min clinics (the consistency check, SecAggClient's
+ * minSurvivors: `secureAggregationMinSurvivors`), so a coordinator that lies about who dropped
+ * cannot isolate one clinic's update (review of issue 14, HIGH 1). Two exceptions: a study
+ * without secure aggregation, and a round whose values were clipped to ±clipRange after the
+ * noise (review MEDIUM 2, `ownShareOnly`): both are counted at the clinic's own share.
  */
-export const SECURE_AGGREGATION_COUNTS = false;
+export const SECURE_AGGREGATION_COUNTS = true;
+
+/**
+ * The fewest survivors this clinic lets a secure-aggregation round unmask with (SecAggClient
+ * minSurvivors): with distributed DP the sum must carry at least clients.min noise shares for
+ * the full z to hold, else 2 (one clinic alone would be its own sum).
+ */
+export function secureAggregationMinSurvivors(manifest: StudyManifest): number {
+  return manifest.privacy?.dp?.placement === 'distributed' ? Math.max(2, manifest.clients.min) : 2;
+}
+
+/**
+ * Review MEDIUM 2: when any of this clinic's noised values was clipped to ±clipRange before
+ * masking, the sum's noise is no longer the Gaussian z·C the full-z accounting assumes (clipping
+ * shrinks it), so the round is charged at the clinic's own share only (z/√clients.min), which
+ * holds whatever happens to the other clinics' noise (its own noised update, clipped, is
+ * post-processing). Only distributed noise counted under secure aggregation is affected.
+ */
+export function ownShareOnly(manifest: StudyManifest, clippedValues: number): boolean {
+  return clippedValues > 0 && manifest.privacy?.dp?.placement === 'distributed' && countsSecureAggregation(manifest);
+}
+
+/** Whether this study's secure aggregation is counted as hiding the clinic's update (see SECURE_AGGREGATION_COUNTS). */
+export function countsSecureAggregation(manifest: Pick<StudyManifest, 'privacy'>): boolean {
+  return SECURE_AGGREGATION_COUNTS && manifest.privacy?.secureAggregation !== undefined;
+}
+
+/** The accountant's view of a study for this clinic (core MechanismContext); `ownShare`: see ownShareOnly. */
+export function mechanismContext(manifest: StudyManifest, config: Pick<BudgetConfig, 'trustCoordinatorNoise'>, ownShare = false): MechanismContext {
+  return { clientsMin: manifest.clients.min, secureAggregation: countsSecureAggregation(manifest) && !ownShare, trustCoordinatorNoise: config.trustCoordinatorNoise };
+}
+
 /** The clinic's budget settings (agent config `privacy`). */
 export type BudgetConfig = AgentConfig['privacy'];
 
@@ -82,26 +116,30 @@ export class PrivacyBudget {
     return { study: this.epsilonOf(this.rdpOf(rows)), lifetime: this.epsilonOf(this.rdpOf(this.state.listPrivacySpends(undefined))), rounds: rows.length };
   }
 
-  /** The RDP one round of this study costs this clinic (Infinity at every order when its mechanism does not protect it). */
-  roundCost(manifest: StudyManifest): { rdp: number[]; noiseMultiplier: number } {
+  /**
+   * The RDP one round of this study costs this clinic (Infinity at every order when its mechanism
+   * does not protect it); `ownShare`: charged at the clinic's own noise share (ownShareOnly).
+   */
+  roundCost(manifest: StudyManifest, ownShare = false): { rdp: number[]; noiseMultiplier: number } {
     const dp = manifest.privacy?.dp;
     if (dp === undefined) return { rdp: DEFAULT_ORDERS.map(() => Infinity), noiseMultiplier: 0 };
-    const o = { clientsMin: manifest.clients.min, secureAggregation: SECURE_AGGREGATION_COUNTS, trustCoordinatorNoise: this.config.trustCoordinatorNoise };
+    const o = mechanismContext(manifest, this.config, ownShare);
     return { rdp: roundRdp(dp, o, DEFAULT_ORDERS), noiseMultiplier: effectiveNoiseMultiplier(dp, o) };
   }
 
   /**
    * Whether round `round` of a study fits the budget: the study's and the lifetime's epsilon
    * after adding its RDP, against the limits. A study without DP never fits a clinic with a budget.
+   * `ownShare`: the round is charged at the clinic's own noise share (ownShareOnly).
    */
-  decide(studyId: string, round: number, manifest: StudyManifest): RoundDecision {
+  decide(studyId: string, round: number, manifest: StudyManifest, ownShare = false): RoundDecision {
     const spent = this.spent(studyId);
     if (manifest.privacy?.dp === undefined) {
       return holdsBudget(this.config)
         ? { ok: false, reason: NO_DP_REASON, rdp: undefined, epsilonStudy: spent.study, epsilonLifetime: spent.lifetime }
         : { ok: true, rdp: [], epsilonStudy: spent.study, epsilonLifetime: spent.lifetime, noiseMultiplier: 0 };
     }
-    const { rdp, noiseMultiplier } = this.roundCost(manifest);
+    const { rdp, noiseMultiplier } = this.roundCost(manifest, ownShare);
     const study = this.rdpOf(this.state.listPrivacySpends(studyId));
     const lifetime = this.rdpOf(this.state.listPrivacySpends(undefined));
     sumInto(study, rdp);

@@ -2,6 +2,8 @@ import type { Command } from 'commander';
 import { AgentState } from './agent-state.js';
 import type { AgentCli } from './cli-kit.js';
 import type { AgentConfig } from './config.js';
+import { readIdentityKey } from './identity-key.js';
+import { identityLine, registerPeersCommands } from './peers-cli.js';
 import { PrivacyBudget, fmtEpsilon, holdsBudget } from './privacy-budget.js';
 
 /** One study's line of `fedlhs-agent privacy`. */
@@ -49,8 +51,13 @@ export function formatPrivacyReport(r: PrivacyReport, v: AgentCli['v']): string 
   return `${lines.join('\n')}\n`;
 }
 
-/** Adds `fedlhs-agent privacy`: spent and remaining per study and over the lifetime, from the local ledger. */
+/**
+ * Adds `fedlhs-agent privacy`: spent and remaining per study and over the lifetime, from the
+ * local ledger, and this clinic's secure-aggregation identity key fingerprint; and the `peers`
+ * commands (peers-cli.ts), registered here so main.ts keeps one privacy entry point.
+ */
 export function registerPrivacyCommand(cli: AgentCli): void {
+  registerPeersCommands(cli);
   cli.withConfig('privacy', "this clinic's differential-privacy spend per study and over its lifetime, and what remains of its budget (from the local ledger; works offline)")
     .option('--json', 'print the report as JSON')
     .action((options: { config?: string; json?: boolean }, command: Command) => {
@@ -58,8 +65,20 @@ export function registerPrivacyCommand(cli: AgentCli): void {
       const state = new AgentState(c.stateDir);
       try {
         const report = privacyReport(state, c.privacy);
+        // The identity key is shown, never created, here; one that cannot be read is said, loudly, without hiding the budget.
+        let identity: { fingerprint: string; path: string } | { error: string } | null;
+        let line: string;
+        try {
+          const key = readIdentityKey(state.dir);
+          identity = key === undefined ? null : { fingerprint: key.fingerprint, path: key.path };
+          line = identityLine(key);
+        } catch (err) {
+          identity = { error: (err as Error).message };
+          line = `this clinic's secure-aggregation identity key cannot be used: ${(err as Error).message}`;
+          cli.errOut(`warning: ${line}\n`);
+        }
         // JSON cannot hold Infinity: an unlimited remaining budget is null there.
-        cli.out(options.json === true ? `${JSON.stringify(report, (_k, x: unknown) => (typeof x === 'number' && !Number.isFinite(x) ? null : x), 2)}\n` : formatPrivacyReport(report, cli.v));
+        cli.out(options.json === true ? `${JSON.stringify({ ...report, identity }, (_k, x: unknown) => (typeof x === 'number' && !Number.isFinite(x) ? null : x), 2)}\n` : `${formatPrivacyReport(report, cli.v)}${line}\n`);
       } finally {
         state.close();
       }

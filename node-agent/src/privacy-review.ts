@@ -1,6 +1,6 @@
 import { DEFAULT_ORDERS, effectiveNoiseMultiplier, rdpToEpsilon, roundRdp, type StudyManifest } from '@fedlhs/core';
 import type { AgentConfig } from './config.js';
-import { NO_DP_REASON, SECURE_AGGREGATION_COUNTS, fmtEpsilon, holdsBudget } from './privacy-budget.js';
+import { NO_DP_REASON, fmtEpsilon, holdsBudget, mechanismContext, secureAggregationMinSurvivors } from './privacy-budget.js';
 import { clinicNoiseStd, clipNormOf } from './privacy-update.js';
 
 /** Epsilon at `delta` after `rounds` rounds of RDP `perRound` (composition adds RDP). */
@@ -25,7 +25,7 @@ export function describePrivacy(m: StudyManifest, c: AgentConfig['privacy']): st
   if (dp === undefined) {
     return [holdsBudget(c) ? `no differential privacy: this clinic holds a budget, so it declines this study (${NO_DP_REASON})` : 'no differential privacy (the updates are not noised; this clinic holds no budget)', ...secaggLine, ...countLine];
   }
-  const o = { clientsMin: m.clients.min, secureAggregation: SECURE_AGGREGATION_COUNTS, trustCoordinatorNoise: c.trustCoordinatorNoise };
+  const o = mechanismContext(m, c);
   const z = effectiveNoiseMultiplier(dp, o);
   const rdp = roundRdp(dp, o, DEFAULT_ORDERS);
   const perRound = epsilonAfter(rdp, 1, c.delta);
@@ -37,7 +37,7 @@ export function describePrivacy(m: StudyManifest, c: AgentConfig['privacy']): st
     : dp.placement === 'distributed'
       ? sa === undefined
         ? `this clinic adds σ=${std.toPrecision(4)} (z·C/√${m.clients.min}); without secure aggregation the coordinator sees each clinic's update, so only z/√clients.min protects it`
-        : `this clinic adds σ=${std.toPrecision(4)} (z·C/√${m.clients.min}); secure aggregation hides its update from an honest coordinator, but this clinic counts only its own noise (z/√clients.min): the protocol does not yet let clinics check the coordinator's report of who dropped, and a coordinator that lies about it could unmask one update`
+        : `this clinic adds σ=${std.toPrecision(4)} (z·C/√${m.clients.min}); under secure aggregation it unmasks only inside a survivor set of at least ${secureAggregationMinSurvivors(m)} clinics that it and its neighbours signed, so the coordinator sees only a sum carrying z·C and this clinic counts the full z; a round in which its noised values were clipped to ±${sa.clipRange} is counted at its own share (z/√${m.clients.min})`
       : c.trustCoordinatorNoise
         ? 'the coordinator adds N(0,(z·C)²) to the sum; this clinic trusts it to (privacy.trustCoordinatorNoise)'
         : "the coordinator adds the noise to the sum: the coordinator itself sees this clinic's clipped update, so this clinic counts itself unprotected (privacy.trustCoordinatorNoise is false)";

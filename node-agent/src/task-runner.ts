@@ -9,6 +9,7 @@ import { RETRYABLE_CODES, isServiceError, type Clients } from './connection.js';
 import type { LocalData } from './local-data.js';
 import type { StudyTracker } from './studies.js';
 import { downloadModel, type Progress } from './transfer.js';
+import { beforeTask } from './failpoints.js';
 
 /** Least time between two RUNNING updates of one task and phase (see TaskRunner.progress). */
 const PROGRESS_INTERVAL_MS = 1000;
@@ -190,6 +191,7 @@ export class TaskRunner {
     const manifest = known.manifest;
     const handler = this.handlers.get(task.kind) ?? this.options.fallback;
     const log = this.options.log.child({ taskId: task.taskId, studyId: task.studyId, round: task.round, kind: handler.name });
+    beforeTask(task.kind); // test fault injection (failpoints.ts): inert unless FEDLHS_FAILPOINTS is set
     this.currentTask = task.taskId;
     const owned: { runtime?: ModelRuntime } = {};
     try {

@@ -53,6 +53,8 @@ export interface UploadRequest {
   specs: readonly TensorSpec[];
   weights: Float32Array;
   chunkBytes: number;
+  /** Adaptive DP clipping: the clinic's noisy clip indicator (proto UpdateHeader.dp_clip_indicator); absent otherwise. */
+  dpClipIndicator?: number | undefined;
 }
 
 /** Streams an update with flow control: it waits for the transport to drain between chunks. */
@@ -76,6 +78,7 @@ export async function uploadUpdate(client: FederationClient, credential: string,
           taskId: u.taskId, studyId: u.studyId, round: u.round, nodeId: u.nodeId, baseModelSha256: u.baseModelSha256, numExamples: u.numExamples,
           trainMetrics: { numExamples: u.trainMetrics.numExamples, loss: u.trainMetrics.loss, accuracy: u.trainMetrics.accuracy, ...(u.trainMetrics.auc === undefined ? {} : { auc: u.trainMetrics.auc }) },
           weights: { tensors: u.specs.map((s) => ({ name: s.name, shape: [...s.shape], dtype: 'DTYPE_FLOAT32' })), totalBytes: bytes.length, sha256, chunkSize: u.chunkBytes },
+          ...(u.dpClipIndicator === undefined ? {} : { dpClipIndicator: u.dpClipIndicator }),
         },
       });
       let sent = 0;

@@ -36,6 +36,12 @@ export interface PhasePlan {
   deadline: number;
   /** Default closing rule: 'none' = close at the deadline or when nobody is left. */
   quorum: number | 'none';
+  /**
+   * The study's parameters (Task.parameters_json) this phase's tasks must carry, when they change
+   * here (training: the first adaptive clipping norm): written in the phase's unit, before any
+   * task is sent, in place of parameters a previous phase left pending (merge them in).
+   */
+  parameters?: string | undefined;
 }
 
 /** A result, decoded and checked at the edge (ownership, framing, digest, shapes) before it gets here. */
@@ -50,13 +56,17 @@ export type PhaseResult =
       /** ‖update − base‖₂, measured while it arrived. */
       deltaNorm: number;
       trainMetrics: EvalMetrics | undefined;
+      /** UpdateHeader.dp_clip_indicator (adaptive DP clipping), finite when present; the training phase checks it against the manifest. */
+      dpClipIndicator?: number | undefined;
     }
   | { kind: 'statistics'; stats: ClinicStats }
   | {
       /** A secure-aggregation stage answer (ReportStage.body), parsed JSON; the stage's phase checks it. */
       kind: 'stage';
       body: unknown;
-      /** SHA-256 (hex) of the body's bytes, kept with the ACCEPTED task (duplicates compare it). */
+      /** StageReport.vector: the packed masked input (masked-input stage; empty for every other stage, checked at intake). */
+      vector: Uint8Array;
+      /** SHA-256 (hex) of the answer (update-intake.ts `stageAnswerDigest`), kept with the ACCEPTED task (duplicates compare it). */
       digest: string;
     }
   | {
@@ -128,6 +138,8 @@ export interface AttemptView {
   readonly cohort: Cohort;
   /** The candidate model, once training completed. */
   candidate: StoredModel | undefined;
+  /** Parameters a closed phase derived (statistics), not yet written: the next phase's unit persists them. */
+  readonly parametersPending?: string | undefined;
 }
 
 export interface PhaseContext {
@@ -185,6 +197,11 @@ export interface Phase {
 export interface PhaseOutput {
   /** statistics → the study's parameters (normalisation), persisted with the next unit. */
   parameters?: string;
+  /**
+   * The study's parameters once the round commits (training: the next adaptive clipping norm),
+   * written in one unit with the commit and never if the attempt fails.
+   */
+  commitParameters?: string;
   /** training → the candidate model (and the strategy state candidate). */
   candidate?: { model: StoredModel; strategyState: StoredModel | undefined };
   /** Metrics to commit with the round. */

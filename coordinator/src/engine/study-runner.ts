@@ -575,7 +575,7 @@ export class StudyRunner {
     // Consecutive phases may share a round state (the secure-aggregation stages are all TRAINING).
     const sameState = a.state === phase.roundState && !first;
     if (!sameState) assertTransition(a.state, phase.roundState);
-    const parameters = a.parametersPending;
+    const parameters = plan.parameters ?? a.parametersPending;
     const ops: WriteOp[] = [
       ...a.pending,
       ...(parameters === undefined ? [] : [{ op: 'study.parameters' as const, id: this.studyId, parameters }]),
@@ -744,6 +744,8 @@ export class StudyRunner {
     const metrics = a.outputs.flatMap((o) => o.metrics ?? []);
     const summaries = a.outputs.flatMap((o) => (o.summary === undefined ? [] : [o.summary]));
     const reason = summaries.length === 0 ? null : summaries.join('; ');
+    // The study's parameters as of the commit (adaptive clipping's next norm), in the same unit.
+    const parameters = [...a.outputs].reverse().find((o) => o.commitParameters !== undefined)?.commitParameters;
     let committedModel: StoredModel;
     let strategyState: string | null = this.study.strategyState;
     let ops: WriteOp[];
@@ -759,6 +761,7 @@ export class StudyRunner {
         { op: 'round.commit', id: a.roundId, checkpoint: { path: committedModel.path, sha256: committedModel.sha256 }, metrics, strategyState, at: this.now() },
         // A degraded commit (e.g. nobody evaluated) says so in the round's own record.
         ...(reason === null ? [] : [{ op: 'round.state' as const, id: a.roundId, state: 'COMMITTED' as const, reason, at: null }]),
+        ...(parameters === undefined ? [] : [{ op: 'study.parameters' as const, id: this.studyId, parameters }]),
       ];
       result = await this.write(ops, 'round.commit');
     } catch (err) {
@@ -778,6 +781,7 @@ export class StudyRunner {
     this.applied(a, result, ops);
     a.pending = [];
     this.study.strategyState = strategyState;
+    if (parameters !== undefined) this.study.parameters = parameters;
     this.study.lastCommittedRound = a.round;
     assertTransition(a.state, 'COMMITTED');
     a.state = 'COMMITTED';

@@ -71,6 +71,10 @@ export function validateUploadHeader(header: NonNullable<UpdateChunk__Output['he
   checkWireString('UpdateHeader.study_id', header.studyId);
   checkWireString('UpdateHeader.node_id', header.nodeId);
   checkWireCount('UpdateHeader.base_model_sha256', header.baseModelSha256?.length ?? 0);
+  // Whether the study wants it is the training phase's check (checkDpClipIndicator, below).
+  if (header.dpClipIndicator !== undefined && header.dpClipIndicator !== null && !Number.isFinite(header.dpClipIndicator)) {
+    throw new FedlhsError('INVALID_ARGUMENT', `field ${DP_CLIP_INDICATOR}: not a finite number (${header.dpClipIndicator})`, { details: { field: DP_CLIP_INDICATOR } });
+  }
   const w = header.weights;
   if (w == null) return;
   checkWireCount('TensorBundleHeader.sha256', w.sha256?.length ?? 0, 'UpdateHeader.weights.sha256');
@@ -193,4 +197,53 @@ export function validateSeriesDataReport(report: SeriesDataReport__Output): void
   const n = Number(report.newLabelled ?? 0);
   if (!Number.isSafeInteger(n) || n < 0 || n > NEW_LABELLED_MAX) invalid('SeriesDataReport.new_labelled', `not a count from 0 to ${NEW_LABELLED_MAX}`, n);
   if (report.suppressed === true && n !== 0) invalid('SeriesDataReport.new_labelled', 'must be 0 when suppressed is true (a suppressed count is not disclosed)', n);
+}
+
+// ---- Secure aggregation v2 (issue 14): StageReport.vector ---------------------------------
+import type { TaskKindName } from '../store/records.js';
+
+/**
+ * StageReport.vector against the stage of its task (proto "Secure aggregation"): the masked
+ * input stage carries its packed masked input there, every other stage nothing. Its exact length
+ * and padding are the round's (SecAggServer.receiveMaskedInput: INVALID_ARGUMENT naming the
+ * length). Checked before a re-sent answer is compared with the accepted one, so a vector on
+ * the wrong stage is always refused, never taken for a duplicate.
+ */
+export function checkStageVector(kind: TaskKindName, vector: Uint8Array): void {
+  const field = 'StageReport.vector';
+  if (kind === 'SECAGG_MASKED_INPUT') {
+    if (vector.length === 0) throw new FedlhsError('INVALID_ARGUMENT', `${field}: the masked-input stage carries its masked input here, and it is empty`, { details: { field } });
+  } else if (vector.length > 0) {
+    throw new FedlhsError('INVALID_ARGUMENT', `${field}: only the masked-input stage carries a vector (this task is ${kind}, and ${vector.length} bytes were sent)`, { details: { field } });
+  }
+}
+
+// ---- Adaptive DP clipping (issue 14): UpdateHeader.dp_clip_indicator ----------------------
+import { clipIndicatorNoiseStd, type PrivacySection } from '@fedlhs/core';
+
+const DP_CLIP_INDICATOR = 'UpdateHeader.dp_clip_indicator';
+/** A noisy indicator farther than this many standard deviations of its noise share from 0 or 1 is not one (chance < 1e-88). */
+const INDICATOR_MAX_SIGMAS = 20;
+
+/**
+ * UpdateHeader.dp_clip_indicator against the study's DP mechanism (proto UpdateHeader): required
+ * with adaptive clipping, refused without it; finite; exactly 0 or 1 under central placement
+ * (the coordinator adds the noise); with local or distributed noise within 20 standard
+ * deviations of the clinic's noise share of 0 or 1 (a clinic cannot swing the norm with a huge
+ * value). Returns the indicator (undefined without adaptive clipping). INVALID_ARGUMENT naming the field.
+ */
+export function checkDpClipIndicator(value: number | null | undefined, dp: NonNullable<PrivacySection['dp']> | undefined, clientsMin: number): number | undefined {
+  const refuse = (why: string): never => {
+    throw new FedlhsError('INVALID_ARGUMENT', `field ${DP_CLIP_INDICATOR}: ${why}`, { details: { field: DP_CLIP_INDICATOR } });
+  };
+  const adaptive = dp?.clipping.mode === 'adaptive';
+  if (value === undefined || value === null) return adaptive ? refuse('required: this study uses adaptive clipping (privacy.dp.clipping.mode "adaptive")') : undefined;
+  if (!adaptive || dp === undefined) return refuse(`sent (${value}), but this study does not use adaptive clipping`);
+  if (!Number.isFinite(value)) return refuse(`not a finite number (${value})`);
+  const share = clipIndicatorNoiseStd(dp, clientsMin) ?? 0;
+  if (share === 0) return value === 0 || value === 1 ? value : refuse(`must be 0 or 1 when the clinic adds no noise to it (placement ${dp.placement}), got ${value}`);
+  if (Math.abs(value - 0.5) > 0.5 + INDICATOR_MAX_SIGMAS * share) {
+    refuse(`${value} is more than ${INDICATOR_MAX_SIGMAS} standard deviations of the clinic's noise share (σ=${share.toPrecision(4)}) from 0 or 1: not a noisy bit`);
+  }
+  return value;
 }

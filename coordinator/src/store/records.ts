@@ -64,7 +64,7 @@ export interface RoundRecord {
 }
 
 /** A proto TaskKind without its prefix (the SECAGG_ kinds are the secure-aggregation stages, issue 14). */
-export type TaskKindName = 'TRAIN' | 'EVALUATE' | 'STATISTICS' | 'SECAGG_KEYS' | 'SECAGG_SHARES' | 'SECAGG_MASKED_INPUT' | 'SECAGG_UNMASK';
+export type TaskKindName = 'TRAIN' | 'EVALUATE' | 'STATISTICS' | 'SECAGG_KEYS' | 'SECAGG_SHARES' | 'SECAGG_MASKED_INPUT' | 'SECAGG_CONSISTENCY' | 'SECAGG_UNMASK';
 /** ASSIGNED: sent; ACCEPTED: result in; REJECTED/DECLINED/FAILED/CANCELLED: ended without result. */
 export type TaskStateName = 'ASSIGNED' | 'ACCEPTED' | 'REJECTED' | 'DECLINED' | 'FAILED' | 'CANCELLED';
 

@@ -1,7 +1,11 @@
-import { SecAggClient, type RandomBytes, type RoundContext, type StudyManifest } from '@fedlhs/core';
+import { SecAggClient, type RandomBytes, type RoundContext, type SecAggIdentity, type StudyManifest } from '@fedlhs/core';
 import { createModelRuntime } from '@fedlhs/model';
 import type { Task__Output } from '@fedlhs/proto';
 import type { Logger } from '@fedlhs/service';
+import type { AgentState } from '../agent-state.js';
+import { loadOrCreateIdentityKey } from '../identity-key.js';
+import { checkPeerPin } from '../peer-pins.js';
+import { secureAggregationMinSurvivors } from '../privacy-budget.js';
 
 /** The manifest's privacy.secureAggregation section. */
 export type SecAggSection = NonNullable<NonNullable<StudyManifest['privacy']>['secureAggregation']>;
@@ -14,11 +18,26 @@ export interface SecAggOptions {
   random?: RandomBytes;
 }
 
+/** An answer as sent: the JSON body and, for the masked input only, the packed vector. */
+export interface SentAnswer {
+  body: Buffer;
+  vector: Buffer;
+}
+
 /** One round this clinic takes part in: its protocol client and the answers already sent per task. */
 interface Session {
   readonly client: SecAggClient;
-  /** taskId → the body sent: a task re-sent after a transient failure is answered the same again. */
-  readonly answers: Map<string, Buffer>;
+  /** taskId → the answer sent: a task re-sent after a transient failure is answered the same again. */
+  readonly answers: Map<string, SentAnswer>;
+}
+
+/** What starting a round needs of the task's context. */
+export interface SessionContext {
+  readonly manifest: StudyManifest;
+  readonly state: AgentState;
+  readonly credential: { readonly nodeId: string };
+  readonly config: { readonly coordinator: { readonly address: string } };
+  readonly log: Logger;
 }
 
 const counts = new WeakMap<StudyManifest, Promise<number>>();
@@ -66,13 +85,31 @@ export class SecAggSessions {
     this.#random = options.random;
   }
 
-  /** Starts a round (stage KEYS): a fresh client; any earlier round of the study is over and discarded. */
-  async start(task: Task__Output, manifest: StudyManifest, nodeId: string): Promise<SecAggClient> {
+  /**
+   * Starts a round (stage KEYS): a fresh client signing with the clinic's identity key (created
+   * at first need, identity-key.ts), checking neighbours' keys against the pins (peer-pins.ts) and
+   * unmasking only inside a survivor set of at least secureAggregationMinSurvivors clinics. Any
+   * earlier round of the study is over and discarded.
+   */
+  async start(task: Task__Output, ctx: SessionContext): Promise<SecAggClient> {
+    const { manifest, state, log } = ctx;
     const section = manifest.privacy?.secureAggregation;
     if (section === undefined) throw new Error('the study\'s manifest has no privacy.secureAggregation: this clinic takes part in no secure-aggregation round of it');
     for (const key of [...this.#sessions.keys()]) if (key.startsWith(`${task.studyId}\u0000`)) this.#sessions.delete(key);
-    const ctx = roundContext(section, task, await this.#parameterCount(manifest));
-    const client = this.#random === undefined ? new SecAggClient(ctx, nodeId) : new SecAggClient(ctx, nodeId, this.#random);
+    const round = roundContext(section, task, await this.#parameterCount(manifest));
+    const key = loadOrCreateIdentityKey(state.dir);
+    if (key.created) {
+      state.audit({ event: 'secagg_identity_created', coordinator: ctx.config.coordinator.address, studyId: task.studyId, round: task.round, taskId: task.taskId, peer: { nodeId: ctx.credential.nodeId, fingerprint: key.fingerprint }, detail: `this clinic's secure-aggregation identity key was created (${key.path}, fingerprint ${key.fingerprint}); neighbouring clinics pin it at first sight` });
+      log.info({ event: 'secagg.identity_created', fingerprint: key.fingerprint }, `secure aggregation: created this clinic's identity key ${key.path} (fingerprint ${key.fingerprint})`);
+    }
+    const where = { coordinator: ctx.config.coordinator.address, studyId: task.studyId, round: task.round, taskId: task.taskId, log };
+    const identity: SecAggIdentity = {
+      privateKey: key.privateKey,
+      publicKey: key.publicKey,
+      checkPeer: (id, identityKey) => checkPeerPin(state, where, id, identityKey),
+    };
+    const minSurvivors = secureAggregationMinSurvivors(manifest);
+    const client = new SecAggClient(round, ctx.credential.nodeId, identity, { minSurvivors, ...(this.#random === undefined ? {} : { random: this.#random }) });
     this.#sessions.set(keyOf(task), { client, answers: new Map() });
     return client;
   }
@@ -82,14 +119,14 @@ export class SecAggSessions {
     return this.#sessions.get(keyOf(task))?.client;
   }
 
-  /** The body already sent for this task, if any. */
-  answered(task: Task__Output): Buffer | undefined {
+  /** The answer already sent for this task, if any. */
+  answered(task: Task__Output): SentAnswer | undefined {
     return this.#sessions.get(keyOf(task))?.answers.get(task.taskId);
   }
 
-  /** Remembers the body sent for this task. */
-  remember(task: Task__Output, body: Buffer): void {
-    this.#sessions.get(keyOf(task))?.answers.set(task.taskId, body);
+  /** Remembers the answer sent for this task. */
+  remember(task: Task__Output, answer: SentAnswer): void {
+    this.#sessions.get(keyOf(task))?.answers.set(task.taskId, answer);
   }
 
   /** Ends this clinic's part in the round: its secrets go with the client. */

@@ -1,10 +1,10 @@
 import { createHash } from 'node:crypto';
-import type { EvalMetrics } from '@fedlhs/core';
+import { CLIP_NORM_FIELD, FedlhsError, clipIndicatorNoiseStd, clipNormParameter, noisyClipIndicator, type EvalMetrics } from '@fedlhs/core';
 import type { ModelRuntime } from '@fedlhs/model';
 import type { Task__Output } from '@fedlhs/proto';
 import { PrivacyBudget, fmtEpsilon, type RoundDecision } from '../privacy-budget.js';
 import { roundCount } from '../privacy-counts.js';
-import { modelChange, privatiseDelta, type DpUpdateInfo } from '../privacy-update.js';
+import { modelChange, privatiseDelta, type DpSection, type DpUpdateInfo } from '../privacy-update.js';
 import type { TaskContext } from '../task-runner.js';
 
 /** One round of local training, ready to leave (as plain weights for TRAIN, as Δ for secure aggregation). */
@@ -21,6 +21,11 @@ export interface TrainedRound {
   /** Training rows, rounded as the manifest's privacy.counts says. */
   numExamples: number;
   dpInfo: DpUpdateInfo | undefined;
+  /**
+   * Adaptive clipping only: what leaves as UpdateHeader.dp_clip_indicator (1[‖Δ‖ ≤ C] plus this
+   * clinic's noise share) and the share's standard deviation (0: central, the coordinator adds it).
+   */
+  clipIndicator: { value: number; noiseStd: number } | undefined;
   /**
    * Records the round's privacy spend in the ledger and the audit log (a no-op without DP). Call
    * it before anything of this round leaves: an answer that fails afterwards has still been paid for.
@@ -52,6 +57,8 @@ export function budgetDecision(task: Task__Output, ctx: TaskContext): Extract<Ro
 export async function trainRound(task: Task__Output, ctx: TaskContext, wantDelta = false): Promise<TrainedRound | undefined> {
   const { manifest, log } = ctx;
   const dp = manifest.privacy?.dp;
+  // The round's norm is checked before anything is spent or trained: a task without it fails loudly.
+  const clipNorm = dp === undefined ? undefined : roundClipNorm(dp, task.parametersJson);
   // The clinic's budget decides before anything is read or trained (proto "Privacy budgets").
   const decision = budgetDecision(task, ctx);
   if (decision === undefined) return undefined;
@@ -87,10 +94,18 @@ export async function trainRound(task: Task__Output, ctx: TaskContext, wantDelta
   let delta = roundModel === undefined ? undefined : modelChange(trained, roundModel);
   let weights = trained;
   let dpInfo: DpUpdateInfo | undefined;
-  if (dp !== undefined && delta !== undefined && roundModel !== undefined) {
-    const out = privatiseDelta(delta, dp, manifest.clients.min);
+  let clipIndicator: TrainedRound['clipIndicator'];
+  if (dp !== undefined && clipNorm !== undefined && delta !== undefined && roundModel !== undefined) {
+    // This round's norm as a fixed one: the clipping and the noise's scale follow it.
+    const out = privatiseDelta(delta, { ...dp, clipping: { mode: 'fixed', norm: clipNorm } }, manifest.clients.min);
     delta = out.delta;
     dpInfo = out.info;
+    const noiseStd = clipIndicatorNoiseStd(dp, manifest.clients.min);
+    if (noiseStd !== undefined) {
+      // Andrew et al. 2021: the bit 1[‖Δ‖ ≤ C] of the change before clipping, with this clinic's
+      // share of the count's noise from the same CSPRNG as the update's (core gaussianNoise).
+      clipIndicator = { value: noisyClipIndicator(out.info.normBefore, clipNorm, noiseStd).value, noiseStd };
+    }
     weights = new Float32Array(trained.length);
     for (let i = 0; i < weights.length; i++) weights[i] = roundModel[i]! + delta[i]!;
   }
@@ -103,9 +118,32 @@ export async function trainRound(task: Task__Output, ctx: TaskContext, wantDelta
     const info = dpInfo;
     ctx.state.audit({
       event: 'privacy_spent', coordinator: ctx.config.coordinator.address, studyId: task.studyId, round: task.round, taskId: task.taskId, privacy,
-      detail: `round ${task.round}: ε=${fmtEpsilon(decision.epsilonStudy)} for this study, ε=${fmtEpsilon(decision.epsilonLifetime)} over this clinic's lifetime (δ=${ctx.config.privacy.delta}); update clipped to ${info.clipNorm}${info.noiseStd > 0 ? `, Gaussian noise σ=${info.noiseStd.toPrecision(4)} added here` : ', noise added by the coordinator (central)'}`,
+      detail: `round ${task.round}: ε=${fmtEpsilon(decision.epsilonStudy)} for this study, ε=${fmtEpsilon(decision.epsilonLifetime)} over this clinic's lifetime (δ=${ctx.config.privacy.delta}); update clipped to ${info.clipNorm}${info.noiseStd > 0 ? `, Gaussian noise σ=${info.noiseStd.toPrecision(4)} added here` : ', noise added by the coordinator (central)'}${clipIndicatorText(clipIndicator)}`,
     });
-    log.info({ event: 'privacy.spent', ...privacy, clipNorm: info.clipNorm, normBefore: info.normBefore, clipFactor: info.clipFactor, noiseStd: info.noiseStd }, `round ${task.round}: privacy spent, study ε=${fmtEpsilon(decision.epsilonStudy)}, lifetime ε=${fmtEpsilon(decision.epsilonLifetime)}`);
+    log.info({ event: 'privacy.spent', ...privacy, clipNorm: info.clipNorm, normBefore: info.normBefore, clipFactor: info.clipFactor, noiseStd: info.noiseStd, ...(clipIndicator === undefined ? {} : { clipIndicatorNoiseStd: clipIndicator.noiseStd }) }, `round ${task.round}: privacy spent, study ε=${fmtEpsilon(decision.epsilonStudy)}, lifetime ε=${fmtEpsilon(decision.epsilonLifetime)}`);
   };
-  return { runtime, sha256, timeoutMs, weights, delta, trainMetrics, numExamples, dpInfo, commitSpend };
+  return { runtime, sha256, timeoutMs, weights, delta, trainMetrics, numExamples, dpInfo, clipIndicator, commitSpend };
+}
+
+/**
+ * The clipping norm of this task's round: the manifest's fixed norm, or under adaptive clipping
+ * the coordinator's `dp.clipNorm` in the task's parameters (proto Task.parameters_json). Throws
+ * INVALID_ARGUMENT naming the field when adaptive clipping has no valid norm (missing, not a
+ * finite number > 0): the clinic never guesses a norm the coordinator did not send.
+ */
+export function roundClipNorm(dp: DpSection, parametersJson: string): number {
+  if (dp.clipping.mode === 'fixed') return dp.clipping.norm;
+  const norm = clipNormParameter(parametersJson);
+  if (norm === undefined) {
+    throw new FedlhsError('INVALID_ARGUMENT', `${CLIP_NORM_FIELD} is missing: the study uses adaptive clipping, and the coordinator must send each round's clipping norm`, { details: { field: CLIP_NORM_FIELD } });
+  }
+  return norm;
+}
+
+/** The audit's words for the clip indicator that leaves (never the bit alone when noise hides it). */
+export function clipIndicatorText(c: TrainedRound['clipIndicator']): string {
+  if (c === undefined) return '';
+  return c.noiseStd > 0
+    ? `; clip indicator (1 if not clipped) sent with Gaussian noise σ=${c.noiseStd.toPrecision(4)}`
+    : '; clip indicator (1 if not clipped) sent without noise (central: the coordinator adds it)';
 }

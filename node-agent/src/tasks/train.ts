@@ -1,7 +1,7 @@
 import type { Task__Output } from '@fedlhs/proto';
 import type { TaskContext, TaskHandler } from '../task-runner.js';
 import { uploadUpdate } from '../transfer.js';
-import { trainRound } from './train-round.js';
+import { clipIndicatorText, trainRound } from './train-round.js';
 
 /**
  * A training task: local epochs (or steps) from this round's global model, then the trained
@@ -24,7 +24,7 @@ export const trainTask: TaskHandler = {
     // Budget decision, training, DP clipping and noise (train-round.ts, shared with secure aggregation).
     const round = await trainRound(task, ctx);
     if (round === undefined) return;
-    const { runtime, sha256, timeoutMs, trainMetrics, numExamples, dpInfo } = round;
+    const { runtime, sha256, timeoutMs, trainMetrics, numExamples, dpInfo, clipIndicator } = round;
     const trained = round.weights;
     // Spent before anything leaves: an upload that fails afterwards has still been paid for.
     round.commitSpend();
@@ -39,6 +39,8 @@ export const trainTask: TaskHandler = {
         contents: dpInfo === undefined ? 'the trained model weights'
           : `the round's model plus this clinic's change clipped to L2 norm ${dpInfo.clipNorm}${dpInfo.noiseStd > 0 ? ` with Gaussian noise of σ=${dpInfo.noiseStd.toPrecision(4)} per weight (${dpInfo.placement} DP)` : ' (central DP: the coordinator adds the noise)'}`,
       },
+      // Adaptive clipping: the (noisy) indicator leaves in the header too, so the audit shows it.
+      ...(clipIndicator === undefined ? {} : { dpClipIndicator: clipIndicator.value, dpClipIndicatorContents: clipIndicatorText(clipIndicator).slice(2) }),
     };
     ctx.state.audit({
       event: 'update_sent', coordinator: ctx.config.coordinator.address, studyId: task.studyId, round: task.round, taskId: task.taskId,
@@ -51,7 +53,7 @@ export const trainTask: TaskHandler = {
       receipt = await ctx.withRetry('upload', () =>
         uploadUpdate(ctx.clients.federation, ctx.credential.credential, {
           taskId: task.taskId, studyId: task.studyId, round: task.round, nodeId: ctx.credential.nodeId, baseModelSha256: sha256,
-          numExamples, trainMetrics, specs: runtime.specs, weights, chunkBytes: ctx.config.chunkBytes,
+          numExamples, trainMetrics, specs: runtime.specs, weights, chunkBytes: ctx.config.chunkBytes, dpClipIndicator: clipIndicator?.value,
         }, timeoutMs, ctx.transferProgress('upload')),
       );
     } finally {

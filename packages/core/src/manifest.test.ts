@@ -549,4 +549,9 @@ describe('manifest secure aggregation (issue 14)', () => {
     expect(() => validateManifest(with_({ neighbours: 4, threshold: 2 }))).toThrow(/threshold: must be a strict majority of neighbours/);
     expect(() => validateManifest(with_({ neighbours: 6 }))).toThrow(/neighbours: must be below clients\.min/);
   });
+  it('refuses adaptive DP clipping (each clinic\'s clipped-fraction bit would be seen alone)', () => {
+    const dp = (clipping: Record<string, unknown>) => ({ ...with_({ neighbours: 4 }), privacy: { secureAggregation: { clipRange: 1, neighbours: 4 }, dp: { placement: 'distributed', noiseMultiplier: 1, clipping } } });
+    expect(() => validateManifest(dp({ mode: 'adaptive', initialNorm: 1 }))).toThrow(/privacy\.dp\.clipping\.mode: adaptive clipping with secure aggregation is not supported yet: the clipped-fraction count would be visible per clinic/);
+    expect(validateManifest(dp({ mode: 'fixed', norm: 1 })).privacy?.dp?.clipping.mode).toBe('fixed');
+  });
 });

@@ -312,6 +312,8 @@ export const studyManifestSchema = z
       // At most half would let a coordinator gather both secrets of a clinic from two disjoint neighbour groups.
       if (secagg.threshold !== undefined && secagg.threshold * 2 <= secagg.neighbours) ctx.addIssue({ code: 'custom', path: ['privacy', 'secureAggregation', 'threshold'], message: `must be a strict majority of neighbours (more than ${secagg.neighbours / 2}): with fewer, two disjoint groups of neighbours could rebuild both secrets of one clinic` });
       if (m.privacy?.dp?.placement === 'central') ctx.addIssue({ code: 'custom', path: ['privacy', 'dp', 'placement'], message: 'with secure aggregation the coordinator never sees one update: use "distributed" (each clinic adds its share of the noise) or "local"' });
+      // Each clinic's unclipped bit would reach the coordinator beside the masked sum, not inside it.
+      if (m.privacy?.dp?.clipping.mode === 'adaptive') ctx.addIssue({ code: 'custom', path: ['privacy', 'dp', 'clipping', 'mode'], message: 'adaptive clipping with secure aggregation is not supported yet: the clipped-fraction count would be visible per clinic (use clipping mode "fixed")' });
     }
     // DP-FedAvg is defined for (unweighted) federated averaging of clipped updates; other
     // strategies would change what the noise protects.

@@ -112,6 +112,8 @@ export const EVENTS = {
   'final_model.saved': "a completed study's final model was saved locally",
   'final_model.failed': "a completed study's final model could not be fetched",
   'evaluation.part_without_figures': 'an evaluation part (validation or test) of this clinic is empty: no figures sent for it (warn, once per study); fields studyId, part',
+  // ---- test fault injection (agent failpoints.ts; issue 14 dropout and tamper tests) ----
+  'agent.failpoints_armed': 'FEDLHS_FAILPOINTS is set: the agent will crash or corrupt answers on purpose (tests only; warn, audited failpoints_armed); field failpoints',
   // ---- releases (issue 12), coordinator ------------------------------------------------------
   'release.created': 'a completed study was released, signed; fields studyId, studyName, version, round, rule, fingerprint, parentVersion',
   'release.failed': 'a completed study could not be released (error; tried again when storage recovers, every 5 minutes and at start); fields studyId, err',
@@ -179,9 +181,12 @@ export const EVENTS = {
   'privacy.withdrawn': 'the agent withdrew from a study on its privacy budget (readiness WITHDRAWN "privacy budget: …"; warn); fields studyId, detail',
   'privacy.central_noise': 'the coordinator added central DP noise N(0,(z·C)²) to the sum of the clipped updates of a round; fields round, updates, noiseMultiplier, clipNorm',
   'privacy.strategy_refused': 'a study with privacy.dp uses a strategy other than fedavg: refused (the study fails; error); fields strategy',
+  // ---- adaptive DP clipping (coordinator engine/phases/adaptive-clipping.ts; issue 14) ----
+  'privacy.clip_norm': "a round committed under adaptive clipping moved the study's clipping norm (Andrew et al. 2021); fields round, clipNorm, nextClipNorm, unclippedFraction (noisy), targetQuantile, learningRate, updates, placement",
   // ---- secure aggregation, coordinator side (coordinator engine/phases/secagg*.ts, update-intake.ts; issue 14) ----
   'secagg.stage_closed': 'a secure-aggregation stage closed; fields round, attempt, stage, asked, answered, next, dropped (node ids with reasons)',
   'secagg.round_failed': 'a secure-aggregation round attempt cannot go on (too few clinics, a survivor with fewer than t live neighbours, an inconsistent share; warn); fields round, attempt, stage, reason',
+  'secagg.share_blamed': 'a clinic sent a wrong unmask share (the rebuilt secret did not match its commitment); the sum was rebuilt without its shares; fields round, attempt, sender, owner, secret',
   'secagg.aggregated': 'the unmasked sum of the survivors\' masked updates became the candidate model (round model + mean); fields round, attempt, survivors, unmaskAnswers (clinics that sent their shares to unmask), sha256',
   'stage.rejected': 'a secure-aggregation stage answer (ReportStage) was rejected; fields reason, detail',
   // ---- secure aggregation, clinic side (agent tasks/secagg*.ts; issue 14) ----
@@ -189,6 +194,11 @@ export const EVENTS = {
   'secagg.refused': 'the agent refused a secure-aggregation request (a tampered share naming its sender, a request contradicting an earlier one, too few neighbours, a malformed payload): the task FAILED with the reason and the round is over for this clinic (warn; audited task_failed); fields stage, attempt, reason',
   'secagg.values_clipped': "values of the clinic's model change outside ±privacy.secureAggregation.clipRange were clipped before masking (warn); fields clipped, values, clipRange",
   'secagg.rounds_dropped': 'secure-aggregation rounds in progress were lost with the control session (their keys lived only in memory): the clinic has dropped from them (warn); fields rounds or stage, attempt',
+  // ---- secure aggregation v2, clinic identity, peer pins and accounting (agent identity-key.ts, peer-pins.ts, tasks/secagg*.ts; issue 14) ----
+  'secagg.identity_created': "the agent created this clinic's secure-aggregation identity key (identity-key.pem; audited secagg_identity_created); fields fingerprint",
+  'secagg.peer_pinned': "a neighbouring clinic's identity key was seen for the first time and pinned (audited secagg_peer_pinned); fields peer, fingerprint",
+  'secagg.peer_refused': "a neighbouring clinic's identity key differs from the one pinned: the stage is refused (warn; audited secagg_peer_refused); fields peer, fingerprint, pinnedFingerprint",
+  'secagg.charged_own_share': "values of the clinic's noised change were clipped to ±clipRange, so the round is charged at the clinic's own noise share z/√clients.min (warn); fields clipped, values, effectiveNoiseMultiplier, epsilonStudy",
 } as const satisfies Record<string, string>;
 
 /** A stable log event key. */

@@ -89,6 +89,16 @@ export function enrolClinic(address: string, joinToken: string, siteName: string
 }
 
 /**
+ * What a benchmark may add to a load clinic (the secure-aggregation bench): its own Federation
+ * client (e.g. one that counts bytes) and a handler for task kinds the clinic does not know,
+ * which returns true when it takes the task (and calls `fail` if the task fails).
+ */
+export interface LoadClinicExtension {
+  client?: FederationClient;
+  onTask?(task: Task__Output, fail: (reason: string) => void): boolean;
+}
+
+/**
  * A lean protocol-level clinic for load: it speaks fedlhs.v1 through the generated stubs only,
  * answers READY to every running study, "trains" by adding a deterministic perturbation to the
  * downloaded model and reports fixed plausible metrics. No TF.js: the harness measures the
@@ -115,9 +125,10 @@ export class LoadClinic {
     private readonly capabilities: readonly string[] = LOAD_CLINIC_CAPABILITIES,
     /** Called when a session call fails before its Welcome (the clinic retries it). */
     private readonly onConnectFailed: () => void = () => undefined,
+    private readonly extension: LoadClinicExtension = {},
   ) {
     const proto = loadFedlhsProto();
-    this.client = new proto.fedlhs.v1.Federation(address, grpc.credentials.createInsecure(), CHANNEL_OPTIONS);
+    this.client = extension.client ?? new proto.fedlhs.v1.Federation(address, grpc.credentials.createInsecure(), CHANNEL_OPTIONS);
     this.metadata.set('authorization', `Bearer ${credential}`);
   }
 
@@ -174,6 +185,7 @@ export class LoadClinic {
     if (this.activeTasks.has(task.taskId) || this.doneTasks.has(task.taskId)) return;
     if (task.kind === 'TASK_KIND_TRAIN') this.run(task, 'train', () => this.train(task));
     else if (task.kind === 'TASK_KIND_EVALUATE') this.run(task, 'evaluate', () => this.evaluate(task));
+    else if (this.extension.onTask?.(task, (reason) => this.session?.write({ taskUpdate: { taskId: task.taskId, state: 'TASK_STATE_FAILED', reason } })) === true) return;
     else {
       this.count(`declined: ${task.kind}`);
       this.session?.write({ taskUpdate: { taskId: task.taskId, state: 'TASK_STATE_DECLINED', reason: 'the load clinic only trains and evaluates' } });

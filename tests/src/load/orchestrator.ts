@@ -52,6 +52,8 @@ export interface LoadOptions {
   fetchModels?: boolean;
   /** For checking the checks: drops on purpose, injected by the first worker (see LoadFaults). */
   faults?: LoadFaults;
+  /** Changes the load manifest before the study starts (e.g. privacy.secureAggregation for its bench). */
+  manifest?: (base: Record<string, unknown>) => Record<string, unknown>;
 }
 
 export interface CommittedRound {
@@ -357,7 +359,8 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
     const s0 = performance.now();
     studyT0 = s0;
     const studyStartWall = Date.now();
-    const study = await startStudy(c, loadManifest({ clinics: o.clinics, rounds: o.rounds, features, hidden }));
+    const baseManifest = loadManifest({ clinics: o.clinics, rounds: o.rounds, features, hidden });
+    const study = await startStudy(c, o.manifest === undefined ? baseManifest : o.manifest(baseManifest));
     // The end of the study is read from the admin API, not waited for in the log: at a few
     // thousand clinics pino's asynchronous stdout falls minutes behind (a finding of its own).
     await studyEnded(c, study.id, o.timeoutMs ?? 120_000 + 100 * o.clinics * o.rounds);

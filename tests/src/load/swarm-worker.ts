@@ -6,6 +6,15 @@
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { LOAD_CLINIC_CAPABILITIES, LoadClinic, emptyCounters, enrolClinic } from './clinic.js';
 import type { LoadFaults, ParentMessage, WorkerMessage, WorkerStats } from './ipc.js';
+import type { WorkerExtension } from './worker-extension.js';
+
+/**
+ * A benchmark's additions to every clinic of this worker (worker-extension.ts): the module named
+ * by FEDLHS_LOAD_EXTENSION (an absolute path), if set.
+ */
+const extension: WorkerExtension | undefined = process.env.FEDLHS_LOAD_EXTENSION === undefined
+  ? undefined
+  : ((await import(process.env.FEDLHS_LOAD_EXTENSION)) as { createWorkerExtension: () => WorkerExtension }).createWorkerExtension();
 
 const counters = emptyCounters();
 /**
@@ -80,7 +89,7 @@ async function start(address: string, tokens: { token: string; site: string }[],
   };
   for (const n of nodes) {
     while (clinics.length - welcomed - failedFirst >= connectWindow) await new Promise<void>((r) => (wakeConnector = r));
-    const clinic = new LoadClinic(address, n.nodeId, n.credential, counters, onWelcome, capabilities, onConnectFailed);
+    const clinic = new LoadClinic(address, n.nodeId, n.credential, counters, onWelcome, capabilities, onConnectFailed, extension?.forClinic(address, n.nodeId, n.credential, counters));
     clinics.push(clinic);
     clinic.connect();
   }
@@ -107,6 +116,7 @@ process.on('message', (m: ParentMessage) => {
   } else if (m.type === 'stop') {
     clearInterval(timer);
     for (const c of clinics) c.close();
+    extension?.finish();
     send({ type: 'final', stats: stats() });
     process.disconnect?.();
     // Closed channels let the process end; exit anyway if something lingers.

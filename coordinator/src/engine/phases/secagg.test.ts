@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import pino from 'pino';
-import { FedlhsError, SecAggClient, SecAggServer, fromBase64, quantizationParams, quantize, sumWords, toBase64, type RoundContext } from '@fedlhs/core';
+import { FedlhsError, SecAggClient, SecAggServer, createSecAggIdentity, fromBase64, packedLength, quantizationParams, quantize, sumWords, toBase64, type RoundContext, type SecAggIdentity } from '@fedlhs/core';
 import type { Task } from '@fedlhs/proto';
 import { Coordinator } from '../../coordinator.js';
 import type { NodeRecord } from '../../store.js';
@@ -35,26 +35,32 @@ function manifest(n: number, maxRoundAttempts = 3): Record<string, unknown> {
 }
 
 const BASE = Float32Array.from([0.5, -0.25, 0.125]);
-type Stage = 'KEYS' | 'SHARES' | 'MASKED_INPUT' | 'UNMASK';
-/** Where each stage's deadline falls after the keys stage starts: 10 %, 20 %, 90 %, 100 % of roundSeconds. */
-const STAGE_END = { KEYS: 60_000, SHARES: 120_000, MASKED_INPUT: 540_000, UNMASK: 600_000 };
+type Stage = 'KEYS' | 'SHARES' | 'MASKED_INPUT' | 'CONSISTENCY' | 'UNMASK';
+const ALL: readonly Stage[] = ['KEYS', 'SHARES', 'MASKED_INPUT', 'CONSISTENCY', 'UNMASK'];
+/** Where each stage's deadline falls after the keys stage starts: 10 %, 20 %, 85 %, 90 %, 100 % of roundSeconds. */
+const STAGE_END = { KEYS: 60_000, SHARES: 120_000, MASKED_INPUT: 510_000, CONSISTENCY: 540_000, UNMASK: 600_000 };
 
 interface Clinic {
   node: NodeRecord;
   session: FakeSession;
   input: Float64Array;
+  /** The clinic's long-lived Ed25519 identity (the agent's identity-key.pem), pinning its peers in memory. */
+  identity: SecAggIdentity;
   client?: SecAggClient;
 }
 
 /** A Coordinator in process with n clinics that play their part with SecAggClient over FakeSession. */
-async function network(n: number, maxRoundAttempts = 3) {
+async function network(n: number, maxRoundAttempts = 3, kernelValues = 2) {
   const dir = mkdtempSync(join(tmpdir(), 'fedlhs-secagg-'));
   dirs.push(dir);
   const log = new LogSink();
   const clock = new ManualClock(Date.parse('2026-11-02T09:00:00Z'));
   const coordinator = Coordinator.create({
     dataDir: dir, logger: pino({ level: 'info' }, log), heartbeatIntervalMs: 600_000, selectionGraceMs: 0, chunkBytes: 1 << 20, maxHeldUpdateBytes: 1 << 20,
-    buildInitialModel: async () => ({ specs: [{ name: 'out/kernel', shape: [2, 1] }, { name: 'out/bias', shape: [1] }], weights: BASE }),
+    buildInitialModel: async () =>
+      kernelValues === 2
+        ? { specs: [{ name: 'out/kernel', shape: [2, 1] }, { name: 'out/bias', shape: [1] }], weights: BASE }
+        : { specs: [{ name: 'out/kernel', shape: [kernelValues, 1] }, { name: 'out/bias', shape: [1] }], weights: new Float32Array(kernelValues + 1) },
     clock,
   });
   coordinators.push(coordinator);
@@ -65,7 +71,7 @@ async function network(n: number, maxRoundAttempts = 3) {
     const { token } = await coordinator.createJoinToken(site, 600, 'test');
     const { nodeId } = await coordinator.enrol(token, site, null);
     const input = Float64Array.from([0.1 * ((i % 7) - 3), 0.05 * (i % 5), -0.02 * i]);
-    clinics.push({ node: (await coordinator.store.getNode(nodeId))!, session: new FakeSession(nodeId, site), input });
+    clinics.push({ node: (await coordinator.store.getNode(nodeId))!, session: new FakeSession(nodeId, site), input, identity: createSecAggIdentity() });
   }
   const study = await coordinator.startStudy(JSON.stringify(manifest(n, maxRoundAttempts)), 'test');
   for (const c of clinics) {
@@ -75,8 +81,8 @@ async function network(n: number, maxRoundAttempts = 3) {
   const start = clock.now(); // the clock moves only when a test advances it
   const task = (c: Clinic, stage: Stage, attempt = 1): Promise<Task> => c.session.waitForTask((t) => t.kind === `TASK_KIND_SECAGG_${stage}` && t.attempt === attempt);
   const payload = (t: Task): unknown => JSON.parse(Buffer.from(t.payload as Uint8Array).toString('utf8'));
-  const report = (c: Clinic, t: Task, body: unknown) =>
-    coordinator.reportStage(c.node, { taskId: t.taskId!, studyId: t.studyId!, round: t.round!, body: Buffer.from(JSON.stringify(body)) });
+  const report = (c: Clinic, t: Task, body: unknown, vector: Uint8Array = new Uint8Array(0)) =>
+    coordinator.reportStage(c.node, { taskId: t.taskId!, studyId: t.studyId!, round: t.round!, body: Buffer.from(JSON.stringify(body)), vector: Buffer.from(vector) });
   /** One clinic's answer to its task of a stage. */
   const answer = async (c: Clinic, stage: Stage, attempt = 1) => {
     const t = await task(c, stage, attempt);
@@ -84,11 +90,15 @@ async function network(n: number, maxRoundAttempts = 3) {
     if (stage === 'KEYS') {
       const h = req as { studyId: string; round: number; attempt: number };
       const ctx: RoundContext = { ...h, k: SA.neighbours, graph: SA.graph, valueBits: SA.valueBits, clipRange: SA.clipRange, vectorLength: 3 };
-      c.client = new SecAggClient(ctx, c.node.id);
+      c.client = new SecAggClient(ctx, c.node.id, c.identity);
       return report(c, t, c.client.keys());
     }
     if (stage === 'SHARES') return report(c, t, c.client!.shares(req));
-    if (stage === 'MASKED_INPUT') return report(c, t, c.client!.maskedInput(req, c.input));
+    if (stage === 'MASKED_INPUT') {
+      const { message, vector } = c.client!.maskedInput(req, c.input);
+      return report(c, t, message, vector);
+    }
+    if (stage === 'CONSISTENCY') return report(c, t, c.client!.consistency(req));
     return report(c, t, c.client!.unmask(req));
   };
   /** Runs a stage: `answering` answer; the stage closes when all asked answered, else at its deadline. */
@@ -126,7 +136,7 @@ function expectModel(model: Float32Array, survivors: readonly Clinic[]): void {
 describe('secure aggregation in the coordinator (issue 14)', () => {
   it('commits the round model plus the mean of the clinics\' updates', async () => {
     const net = await network(10);
-    for (const s of ['KEYS', 'SHARES', 'MASKED_INPUT', 'UNMASK'] as const) await net.stage(s, net.clinics);
+    for (const s of ALL) await net.stage(s, net.clinics);
     expectModel(await committedModel(net), net.clinics);
     // One contribution per survivor, without a digest or norm of its update, and saying so.
     const contributions = (await net.coordinator.store.listContributions({ studyId: net.study.id })).filter((c) => c.accepted);
@@ -136,26 +146,72 @@ describe('secure aggregation in the coordinator (issue 14)', () => {
     // The masked-input task hands out the round model (DownloadModel as for TRAIN).
     const masked = await net.task(net.clinics[0]!, 'MASKED_INPUT');
     expect(Buffer.from(masked.modelSha256 as Uint8Array).toString('hex')).toMatch(/^[0-9a-f]{64}$/);
+    // Every clinic was asked to sign the same survivor set: all ten, sorted.
+    const ids = net.clinics.map((c) => c.node.id).sort();
+    for (const c of net.clinics) expect(net.payload(await net.task(c, 'CONSISTENCY'))).toMatchObject({ survivors: ids });
+    expect(net.log.lines.filter((l) => l.event === 'secagg.stage_closed').map((l) => l.stage)).toEqual(['keys', 'shares', 'masked-input', 'consistency']);
   });
 
-  for (const [stage, inSum] of [['KEYS', 7], ['SHARES', 7], ['MASKED_INPUT', 7], ['UNMASK', 10]] as const) {
+  for (const [stage, inSum] of [['KEYS', 7], ['SHARES', 7], ['MASKED_INPUT', 7], ['CONSISTENCY', 10], ['UNMASK', 10]] as const) {
     it(`commits when 30 % of the clinics never answer the ${stage} stage`, async () => {
       const net = await network(10);
-      const order = ['KEYS', 'SHARES', 'MASKED_INPUT', 'UNMASK'] as const;
       const silent = net.clinics.slice(0, 3);
       let alive = net.clinics;
-      for (const s of order) {
+      for (const s of ALL) {
         if (s === stage) alive = net.clinics.slice(3);
         await net.stage(s, alive, s === stage);
       }
       const survivors = inSum === 10 ? net.clinics : net.clinics.slice(3);
       expectModel(await committedModel(net), survivors);
+      expect(net.log.lines.find((l) => l.event === 'secagg.aggregated')).toMatchObject({ survivors: inSum });
       if (stage !== 'UNMASK') {
         const closed = net.log.lines.find((l) => l.event === 'secagg.stage_closed' && (l.dropped as unknown[]).length > 0)!;
         expect((closed.dropped as { nodeId: string }[]).map((d) => d.nodeId).sort()).toEqual(silent.map((c) => c.node.id).sort());
       }
     });
   }
+
+  it('drops a clinic that does not sign the survivor set from the unmask stage, and still sums its masked input', async () => {
+    const net = await network(10);
+    for (const s of ['KEYS', 'SHARES', 'MASKED_INPUT'] as const) await net.stage(s, net.clinics);
+    const silent = net.clinics[4]!;
+    const signers = net.clinics.filter((c) => c !== silent);
+    await net.stage('CONSISTENCY', signers, true);
+    const closed = await net.log.waitFor((l) => l.event === 'secagg.stage_closed' && l.stage === 'consistency');
+    expect(closed).toMatchObject({ asked: 10, answered: 9, next: 9 });
+    expect(closed.dropped).toEqual([{ nodeId: silent.node.id, reason: expect.stringMatching(/did not answer the secure-aggregation consistency stage before it closed; its masked input stays in the round sum/) }]);
+    // Only the signers are asked to unmask, each shown the same survivor set (all ten) and signatures only of signers.
+    const ids = net.clinics.map((c) => c.node.id).sort();
+    for (const c of signers) {
+      const req = net.payload(await net.task(c, 'UNMASK')) as { survivors: string[]; signatures: { id: string }[] };
+      expect(req.survivors).toEqual(ids);
+      expect(req.signatures.map((x) => x.id)).not.toContain(silent.node.id);
+    }
+    await net.stage('UNMASK', signers);
+    expect(silent.session.tasks.filter((t) => t.kind === 'TASK_KIND_SECAGG_UNMASK')).toEqual([]);
+    expectModel(await committedModel(net), net.clinics);
+    expect(net.log.lines.find((l) => l.event === 'secagg.aggregated')).toMatchObject({ survivors: 10 });
+  });
+
+  it('refuses a consistency answer whose signature is not the clinic\'s on the survivor set (INVALID_ARGUMENT), then takes the right one', async () => {
+    const net = await network(10);
+    for (const s of ['KEYS', 'SHARES', 'MASKED_INPUT'] as const) await net.stage(s, net.clinics);
+    const c = net.clinics[0]!;
+    const t = await net.task(c, 'CONSISTENCY');
+    const good = c.client!.consistency(net.payload(t)) as { signature: string };
+    const flipped = Buffer.from(fromBase64(good.signature));
+    flipped[0]! ^= 1;
+    // Another clinic's signature of the same set is not this clinic's.
+    const other = net.clinics[1]!;
+    const theirs = other.client!.consistency(net.payload(await net.task(other, 'CONSISTENCY'))) as { signature: string };
+    for (const bad of [{ ...good, signature: toBase64(flipped) }, { ...good, signature: theirs.signature }, { ...good, extra: 1 }]) {
+      await expect(net.report(c, t, bad)).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+    }
+    expect(await net.report(c, t, good)).toEqual({ taskId: t.taskId, duplicate: false });
+    for (const x of net.clinics.slice(1)) await net.answer(x, 'CONSISTENCY');
+    await net.stage('UNMASK', net.clinics);
+    expectModel(await committedModel(net), net.clinics);
+  });
 
   it('does not re-send a stage task after a reconnection: the lost session is a dropout, and the stage closes without waiting for it', async () => {
     const net = await network(10);
@@ -169,31 +225,72 @@ describe('secure aggregation in the coordinator (issue 14)', () => {
     await net.coordinator.openSession(again, 10);
     expect(again.tasks.filter((t) => String(t.kind).startsWith('TASK_KIND_SECAGG_'))).toEqual([]);
     lost.session = again;
-    for (const s of ['SHARES', 'MASKED_INPUT', 'UNMASK'] as const) await net.stage(s, net.clinics.slice(0, 9));
+    for (const s of ['SHARES', 'MASKED_INPUT', 'CONSISTENCY', 'UNMASK'] as const) await net.stage(s, net.clinics.slice(0, 9));
     expectModel(await committedModel(net), net.clinics.slice(0, 9));
     expect(again.tasks.filter((t) => String(t.kind).startsWith('TASK_KIND_SECAGG_'))).toEqual([]);
   });
 
-  it('refuses a masked vector of the wrong length or out of the field (INVALID_ARGUMENT), then takes the right one', async () => {
+  it('refuses a masked vector of the wrong length or with padding bits set, or none, and a body that is not the header (INVALID_ARGUMENT), then takes the right one', async () => {
     const net = await network(10);
     for (const s of ['KEYS', 'SHARES'] as const) await net.stage(s, net.clinics);
     const c = net.clinics[0]!;
     const t = await net.task(c, 'MASKED_INPUT');
-    const good = c.client!.maskedInput(net.payload(t), c.input);
-    const bytes = Buffer.from(fromBase64(good.masked));
-    const short = { ...good, masked: toBase64(bytes.subarray(0, bytes.length - 4)) };
-    const outOfField = Buffer.from(bytes);
-    outOfField.writeUInt32LE(0xffffffff, 0);
-    for (const bad of [short, { ...good, masked: toBase64(outOfField) }, { ...good, extra: 1 }]) {
-      await expect(net.report(c, t, bad)).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+    const { message, vector } = c.client!.maskedInput(net.payload(t), c.input);
+    // The round's word width: valueBits + ceil(log2(10)); the vector is exactly its packed length.
+    const bits = quantizationParams({ clip: SA.clipRange, valueBits: SA.valueBits, clients: 10 }).bits;
+    expect(vector.length).toBe(packedLength(3, bits));
+    const padding = vector.length * 8 - 3 * bits;
+    expect(padding).toBeGreaterThan(0);
+    const padded = Buffer.from(vector);
+    padded[padded.length - 1]! |= 0x80;
+    const badVectors = [vector.subarray(0, vector.length - 1), Buffer.concat([vector, Buffer.alloc(1)]), padded];
+    for (const bad of badVectors) {
+      await expect(net.report(c, t, message, bad)).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', message: expect.stringMatching(/vector/) });
     }
-    await expect(net.coordinator.reportStage(c.node, { taskId: t.taskId!, studyId: t.studyId!, round: t.round!, body: Buffer.from('{not json') })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
-    expect(await net.report(c, t, good)).toEqual({ taskId: t.taskId, duplicate: false });
-    // The same answer again is a duplicate; another one a conflict.
-    expect(await net.report(c, t, good)).toEqual({ taskId: t.taskId, duplicate: true });
-    await expect(net.report(c, t, { ...good, masked: toBase64(Buffer.alloc(bytes.length)) })).rejects.toMatchObject({ code: 'DUPLICATE_CONFLICT' });
+    await expect(net.report(c, t, message)).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', message: expect.stringMatching(/^StageReport\.vector: .*empty/) });
+    // The body is the header only: no extra field, and no longer the masked words as base64.
+    for (const bad of [{ ...message, extra: 1 }, { ...message, masked: toBase64(vector) }]) {
+      await expect(net.report(c, t, bad, vector)).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+    }
+    await expect(net.coordinator.reportStage(c.node, { taskId: t.taskId!, studyId: t.studyId!, round: t.round!, body: Buffer.from('{not json'), vector: Buffer.from(vector) })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+    expect(await net.report(c, t, message, vector)).toEqual({ taskId: t.taskId, duplicate: false });
+    // The same body and vector again is a duplicate; another vector, or another body, a conflict.
+    expect(await net.report(c, t, message, vector)).toEqual({ taskId: t.taskId, duplicate: true });
+    const other = Buffer.from(vector);
+    other[0]! ^= 1;
+    await expect(net.report(c, t, message, other)).rejects.toMatchObject({ code: 'DUPLICATE_CONFLICT' });
+    await expect(net.coordinator.reportStage(c.node, { taskId: t.taskId!, studyId: t.studyId!, round: t.round!, body: Buffer.from(JSON.stringify(message, null, 1)), vector: Buffer.from(vector) }))
+      .rejects.toMatchObject({ code: 'DUPLICATE_CONFLICT' });
+    // A vector on an accepted masked task is still checked first: an empty one is refused, not a duplicate.
+    await expect(net.report(c, t, message)).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
     for (const x of net.clinics.slice(1)) await net.answer(x, 'MASKED_INPUT');
-    await net.stage('UNMASK', net.clinics);
+    for (const s of ['CONSISTENCY', 'UNMASK'] as const) await net.stage(s, net.clinics);
+    expectModel(await committedModel(net), net.clinics);
+  });
+
+  it('refuses a vector with any stage but the masked input (INVALID_ARGUMENT), also as a re-sent answer, and leaves the task open', async () => {
+    const net = await network(10);
+    const c = net.clinics[0]!;
+    const keys = await net.task(c, 'KEYS');
+    const h = net.payload(keys) as { studyId: string; round: number; attempt: number };
+    c.client = new SecAggClient({ ...h, k: SA.neighbours, graph: SA.graph, valueBits: SA.valueBits, clipRange: SA.clipRange, vectorLength: 3 }, c.node.id, c.identity);
+    const answer = c.client.keys();
+    const only = /^StageReport\.vector: only the masked-input stage carries a vector/;
+    await expect(net.report(c, keys, answer, Uint8Array.of(1))).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', message: expect.stringMatching(only) });
+    expect(await net.report(c, keys, answer)).toEqual({ taskId: keys.taskId, duplicate: false });
+    await expect(net.report(c, keys, answer, Uint8Array.of(1))).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', message: expect.stringMatching(only) });
+    expect(await net.report(c, keys, answer)).toEqual({ taskId: keys.taskId, duplicate: true });
+    for (const x of net.clinics.slice(1)) await net.answer(x, 'KEYS');
+    for (const s of ['SHARES', 'MASKED_INPUT'] as const) await net.stage(s, net.clinics);
+    for (const stage of ['CONSISTENCY', 'UNMASK'] as const) {
+      const t = await net.task(c, stage);
+      const req = net.payload(t);
+      const body = stage === 'CONSISTENCY' ? c.client.consistency(req) : c.client.unmask(req);
+      await expect(net.report(c, t, body, Uint8Array.of(0))).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', message: expect.stringMatching(only) });
+      expect((await net.coordinator.store.getTask(t.taskId!))?.state).toBe('ASSIGNED');
+      expect(await net.report(c, t, body)).toEqual({ taskId: t.taskId, duplicate: false });
+      for (const x of net.clinics.slice(1)) await net.answer(x, stage);
+    }
     expectModel(await committedModel(net), net.clinics);
   });
 
@@ -203,7 +300,7 @@ describe('secure aggregation in the coordinator (issue 14)', () => {
     await net.stage('KEYS', net.clinics.slice(0, 9), true);
     const keys = await net.task(late, 'KEYS');
     await net.task(net.clinics[0]!, 'SHARES'); // the keys stage has closed
-    const client = new SecAggClient({ ...(net.payload(keys) as { studyId: string; round: number; attempt: number }), k: 8, graph: 'ring', valueBits: 16, clipRange: 1, vectorLength: 3 }, late.node.id);
+    const client = new SecAggClient({ ...(net.payload(keys) as { studyId: string; round: number; attempt: number }), k: 8, graph: 'ring', valueBits: 16, clipRange: 1, vectorLength: 3 }, late.node.id, late.identity);
     const err = await net.report(late, keys, client.keys()).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(FedlhsError);
     expect(err).toMatchObject({ code: 'STALE', message: expect.stringMatching(/stage has closed/) });
@@ -219,12 +316,24 @@ describe('secure aggregation in the coordinator (issue 14)', () => {
     await net.stage('MASKED_INPUT', net.clinics.slice(5), true);
     await net.coordinator.waitForStudy(net.study.id);
     const failed = net.log.lines.find((l) => l.event === 'round.failed')!;
-    expect(failed.reason).toMatch(/^secure aggregation: survivor \S+ has \d live neighbours, fewer than t = 5/);
+    expect(failed.reason).toMatch(/^secure aggregation: survivor \S+ has \d live neighbours?\b.*fewer than t = 5/);
     expect(net.log.lines.find((l) => l.event === 'secagg.round_failed')).toMatchObject({ stage: 'masked-input' });
+    // Nobody was asked to sign a survivor set, let alone to unmask.
+    for (const c of net.clinics) expect(c.session.tasks.filter((t) => t.kind === 'TASK_KIND_SECAGG_CONSISTENCY' || t.kind === 'TASK_KIND_SECAGG_UNMASK')).toEqual([]);
     const study = (await net.coordinator.store.getStudy(net.study.id))!;
     expect(study.state).toBe('FAILED');
     expect(study.reason).toContain('survivor');
     expect(await net.coordinator.store.getCommittedRound(net.study.id, 1)).toBeUndefined();
+  });
+
+  it('fails the round naming the cause when the masked vector would not fit one ReportStage message', async () => {
+    // 1.7M values at 16 + 4 bits (10 clinics) pack to 4.25 MB, above gRPC's 4 MiB receive limit less headroom.
+    const net = await network(10, 1, 1_700_000);
+    await net.coordinator.waitForStudy(net.study.id);
+    const study = (await net.coordinator.store.getStudy(net.study.id))!;
+    expect(study.state).toBe('FAILED');
+    expect(study.reason).toMatch(/masked model change would be 4250003 bytes \(1700001 values\).*too large for secure aggregation/);
+    for (const c of net.clinics) expect(c.session.tasks).toEqual([]);
   });
 
   it('retries a failed attempt with new keys, and the retry commits', async () => {
@@ -232,7 +341,7 @@ describe('secure aggregation in the coordinator (issue 14)', () => {
     for (const s of ['KEYS', 'SHARES'] as const) await net.stage(s, net.clinics);
     await net.stage('MASKED_INPUT', net.clinics.slice(5), true);
     await net.log.waitFor((l) => l.event === 'round.failed');
-    for (const s of ['KEYS', 'SHARES', 'MASKED_INPUT', 'UNMASK'] as const) await net.stage(s, net.clinics, false, 2);
+    for (const s of ALL) await net.stage(s, net.clinics, false, 2);
     const keys2 = net.payload(await net.task(net.clinics[0]!, 'KEYS', 2));
     expect(keys2).toEqual({ studyId: net.study.id, round: 1, attempt: 2 });
     expectModel(await committedModel(net), net.clinics);
@@ -244,8 +353,8 @@ describe('secure aggregation in the coordinator (issue 14)', () => {
     const held: number[] = [];
     const receive = SecAggServer.prototype.receiveMaskedInput;
     const inputsSeen: (number | bigint)[][][] = [];
-    vi.spyOn(SecAggServer.prototype, 'receiveMaskedInput').mockImplementation(function (this: SecAggServer, id: string, message: unknown) {
-      receive.call(this, id, message);
+    vi.spyOn(SecAggServer.prototype, 'receiveMaskedInput').mockImplementation(function (this: SecAggServer, id: string, message: unknown, vector: Uint8Array) {
+      receive.call(this, id, message, vector);
       const vectors = this.heldVectors();
       held.push(vectors.length);
       inputsSeen.push(vectors.map((v) => [...v]));
@@ -278,6 +387,19 @@ describe('secure aggregation in the coordinator (issue 14)', () => {
       expect(inputsSeen[i]![0]!.map(Number)).not.toEqual([...plain].map(Number));
     }
     expect(files()).toEqual([]);
+    // Signing the survivor set adds no vector: still only the running masked sum.
+    let consistency: SecAggServer | undefined;
+    const receiveConsistency = SecAggServer.prototype.receiveConsistency;
+    const heldAtConsistency: number[] = [];
+    vi.spyOn(SecAggServer.prototype, 'receiveConsistency').mockImplementation(function (this: SecAggServer, id: string, message: unknown) {
+      receiveConsistency.call(this, id, message);
+      consistency = this;
+      heldAtConsistency.push(this.heldVectors().length);
+    });
+    await net.stage('CONSISTENCY', net.clinics);
+    expect(consistency).toBeDefined();
+    expect(heldAtConsistency).toEqual(Array(10).fill(1));
+    expect(files()).toEqual([]);
     let server: SecAggServer | undefined;
     const finish = SecAggServer.prototype.finish;
     vi.spyOn(SecAggServer.prototype, 'finish').mockImplementation(function (this: SecAggServer) {
@@ -286,7 +408,7 @@ describe('secure aggregation in the coordinator (issue 14)', () => {
     });
     await net.stage('UNMASK', net.clinics);
     expectModel(await committedModel(net), net.clinics);
-    expect(server).toBeDefined();
+    expect(server).toBe(consistency);
     // After the round: the server (dropped by the phase) held only the final float sum.
     const after = server!.heldVectors();
     expect(after).toHaveLength(1);

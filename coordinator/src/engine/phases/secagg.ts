@@ -1,48 +1,74 @@
+import { createHash } from 'node:crypto';
 import { rm } from 'node:fs/promises';
 import { FedlhsError, SecAggServer, bundleLength, concatTensors, isFedlhsError, splitTensors, type CloseDecision, type RoundContext } from '@fedlhs/core';
 import type { StoredModel } from '../../checkpoints.js';
 import type { Accepted, LiveTask, Phase, PhaseContext, PhaseCounters, PhaseOutput, PhasePlan, PhaseResult, StudyView, TaskKind } from '../phase.js';
 
 /**
- * Secure aggregation (issue 14, proto "Secure aggregation"): the training phase replaced by four
- * stages over the cohort, each a phase whose per-clinic task payload is the SecAggServer's
- * request and whose answers (ReportStage) go straight into it. The coordinator holds only what
- * the SecAggServer holds: public keys, sealed shares it cannot open, and the running sum of
- * masked inputs; no update is spooled, and the unmasked sum exists only after the last stage.
+ * Secure aggregation (issue 14, proto "Secure aggregation"): the training phase replaced by five
+ * stages over the cohort (keys, shares, masked input, consistency, unmask), each a phase whose
+ * per-clinic task payload is the SecAggServer's request and whose answers (ReportStage) go
+ * straight into it. The coordinator holds only what the SecAggServer holds: public and identity
+ * keys, sealed shares it cannot open, the running sum of masked inputs and the clinics'
+ * signatures of the survivor set; no update is spooled, and the unmasked sum exists only after
+ * the last stage. The consistency stage (Bonawitz et al. 2017) has every survivor sign the set
+ * of clinics whose masked input went into the sum: a clinic unmasks only inside a set its
+ * neighbours signed too, so a coordinator that lies about who dropped cannot unmask one clinic.
  *
  * Deadlines: the round's deadlines.roundSeconds is split across the stages from the moment the
- * keys stage starts: keys 10 %, shares 10 %, masked input (the clinics train) 70 %, unmask 10 %.
- * Each stage's deadline is the start plus its cumulative share, so time a stage did not use
- * (it closes early once every clinic asked has answered or gone offline) passes to the next ones.
+ * keys stage starts: keys 10 %, shares 10 %, masked input (the clinics train) 65 %, consistency
+ * 5 %, unmask 10 %. Each stage's deadline is the start plus its cumulative share, so time a
+ * stage did not use (it closes early once every clinic asked has answered or gone offline)
+ * passes to the next ones.
  */
-const STAGE_SHARE = { keys: 0.1, shares: 0.1, masked: 0.7, unmask: 0.1 } as const;
+const STAGE_SHARE = { keys: 0.1, shares: 0.1, masked: 0.65, consistency: 0.05, unmask: 0.1 } as const;
 type StageName = keyof typeof STAGE_SHARE;
-const ORDER: readonly StageName[] = ['keys', 'shares', 'masked', 'unmask'];
+/** gRPC's default receive limit (4 MiB, which the coordinator keeps) less room for the rest of a StageReport. */
+export const MAX_STAGE_VECTOR_BYTES = 4 * 1024 * 1024 - 64 * 1024;
+const ORDER: readonly StageName[] = ['keys', 'shares', 'masked', 'consistency', 'unmask'];
 
 interface StageSpec {
   readonly phase: string;
   readonly kind: TaskKind;
   readonly label: string;
-  /** Hands one clinic's answer to the server. */
-  receive(server: SecAggServer, nodeId: string, body: unknown): void;
+  /** Hands one clinic's answer (and, for the masked input, its packed vector) to the server. */
+  receive(server: SecAggServer, nodeId: string, body: unknown, vector: Uint8Array): void;
 }
 
 const STAGES: Record<StageName, StageSpec> = {
   keys: { phase: 'secagg.keys', kind: 'SECAGG_KEYS', label: 'keys', receive: (s, id, b) => s.receiveKeys(id, b) },
   shares: { phase: 'secagg.shares', kind: 'SECAGG_SHARES', label: 'shares', receive: (s, id, b) => s.receiveShares(id, b) },
-  masked: { phase: 'secagg.masked-input', kind: 'SECAGG_MASKED_INPUT', label: 'masked-input', receive: (s, id, b) => s.receiveMaskedInput(id, b) },
+  masked: { phase: 'secagg.masked-input', kind: 'SECAGG_MASKED_INPUT', label: 'masked-input', receive: (s, id, b, v) => s.receiveMaskedInput(id, b, v) },
+  consistency: { phase: 'secagg.consistency', kind: 'SECAGG_CONSISTENCY', label: 'consistency', receive: (s, id, b) => s.receiveConsistency(id, b) },
   unmask: { phase: 'secagg.unmask', kind: 'SECAGG_UNMASK', label: 'unmask', receive: (s, id, b) => s.receiveUnmask(id, b) },
 };
 
-/** The prefix of an ACCEPTED stage task's detail; the rest is the SHA-256 of the answer's bytes. */
+/** The prefix of an ACCEPTED stage task's detail; the rest is the answer's digest (`stageAnswerDigest`). */
 export const STAGE_DETAIL_PREFIX = 'answer sha256 ';
+
+/**
+ * The digest of a stage answer, kept with its ACCEPTED task so that a re-sent answer is a
+ * duplicate exactly when both body and vector are the same. Without a vector (every stage but
+ * the masked input) it is the SHA-256 of the body, as before the vector existed; with one, the
+ * SHA-256 of the body's length (8 bytes, big-endian), the body and the vector, so that no other
+ * split of the same bytes between body and vector has the same digest.
+ */
+export function stageAnswerDigest(body: Uint8Array, vector: Uint8Array): string {
+  const hash = createHash('sha256');
+  if (vector.length > 0) {
+    const length = Buffer.alloc(8);
+    length.writeBigUInt64BE(BigInt(body.length));
+    hash.update(length);
+  }
+  return hash.update(body).update(vector).digest('hex');
+}
 
 /** The digest of the answer an ACCEPTED stage task stored in its detail, if any. */
 export function stageDigest(detail: string | null): string | undefined {
   return detail !== null && /^answer sha256 [0-9a-f]{64}$/.test(detail) ? detail.slice(STAGE_DETAIL_PREFIX.length) : undefined;
 }
 
-/** The state the four stages of one attempt share (a new one per attempt: pipelineFor). */
+/** The state the five stages of one attempt share (a new one per attempt: pipelineFor). */
 class SecAggRound {
   server: SecAggServer | undefined;
   /** The current stage's requests by node, as JSON (Task.payload). */
@@ -104,7 +130,11 @@ export class SecAggStagePhase implements Phase {
         // needs that many survivors; otherwise the study's training quorum.
         const m = study.manifest;
         const minSurvivors = Math.max(2, m.privacy?.dp?.placement === 'distributed' ? m.clients.min : m.clients.quorum);
-        r.server = new SecAggServer(roundContext(study, attempt.round, attempt.attempt), cohort, { minSurvivors });
+        const server = new SecAggServer(roundContext(study, attempt.round, attempt.attempt), cohort, { minSurvivors });
+        if (server.vectorBytes > MAX_STAGE_VECTOR_BYTES) {
+          throw new FedlhsError('INVALID_ARGUMENT', `the masked model change would be ${server.vectorBytes} bytes (${bundleLength(study.specs)} values), above the ${MAX_STAGE_VECTOR_BYTES}-byte limit of one ReportStage message: the model is too large for secure aggregation in this version`);
+        }
+        r.server = server;
         r.requests = new Map(cohort.map((id) => [id, JSON.stringify({ studyId: study.id, round: attempt.round, attempt: attempt.attempt })]));
       } catch (err) {
         if (!isFedlhsError(err)) throw err;
@@ -138,7 +168,7 @@ export class SecAggStagePhase implements Phase {
     const server = this.round.server;
     if (server === undefined) throw new FedlhsError('STALE', `task ${task.id}: the secure-aggregation round did not start`);
     // Checked and added at once (a masked input only to the running sum): nothing of it is kept here.
-    this.spec.receive(server, task.nodeId, result.body);
+    this.spec.receive(server, task.nodeId, result.body, result.vector);
     this.answered.add(task.nodeId);
     const { study, attempt } = ctx;
     return {
@@ -162,24 +192,39 @@ export class SecAggStagePhase implements Phase {
     if (this.stage === 'unmask') return this.finish(ctx, server);
     let next: Map<string, unknown>;
     try {
-      next = this.stage === 'keys' ? server.sharesRequests() : this.stage === 'shares' ? server.maskedInputRequests() : server.unmaskRequests();
+      next = this.nextRequests(server);
     } catch (err) {
       if (!isFedlhsError(err)) throw err;
       return this.fail(ctx, err.message, this.unanswered());
     }
     r.requests = new Map([...next].map(([id, req]) => [id, JSON.stringify(req)]));
-    // After the masked inputs, a clinic that does not answer the unmask stage is still in the sum (its neighbours unmask it).
+    // After the masked inputs, a clinic that does not sign the survivor set or answer the unmask
+    // stage is still in the sum (its neighbours unmask it): its reason says so.
+    const inSum = this.stage === 'consistency' ? '; its masked input stays in the round sum (its neighbours unmask it)' : '';
     const drop = this.asked.filter((id) => !next.has(id)).map((nodeId) => ({
       nodeId,
       reason: this.answered.has(nodeId)
-        ? `secure aggregation ${this.spec.label} stage: too few of its neighbours answered for its secrets to be shared (threshold)`
-        : `did not answer the secure-aggregation ${this.spec.label} stage before it closed`,
+        ? this.stage === 'consistency'
+          ? `secure aggregation consistency stage: too few of its neighbours signed the survivor set for it to unmask (threshold)${inSum}`
+          : `secure aggregation ${this.spec.label} stage: too few of its neighbours answered for its secrets to be shared (threshold)`
+        : `did not answer the secure-aggregation ${this.spec.label} stage before it closed${inSum}`,
     }));
     ctx.log[drop.length === 0 ? 'info' : 'warn'](
       { event: 'secagg.stage_closed', round: attempt.round, attempt: attempt.attempt, stage: this.spec.label, asked: this.asked.length, answered: this.answered.size, next: next.size, dropped: drop },
       `secure-aggregation ${this.spec.label} stage closed: ${this.answered.size} of ${this.asked.length} answered, ${next.size} go on`,
     );
     return { drop };
+  }
+
+  /** Closes this stage at the server and returns the next stage's requests by clinic. */
+  private nextRequests(server: SecAggServer): Map<string, unknown> {
+    switch (this.stage) {
+      case 'keys': return server.sharesRequests();
+      case 'shares': return server.maskedInputRequests();
+      case 'masked': return server.consistencyRequests();
+      case 'consistency': return server.unmaskRequests();
+      case 'unmask': throw new FedlhsError('INTERNAL', 'secure aggregation: the unmask stage has no next stage');
+    }
   }
 
   private unanswered(): { nodeId: string; reason: string }[] {
@@ -200,6 +245,11 @@ export class SecAggStagePhase implements Phase {
     } catch (err) {
       if (!isFedlhsError(err)) throw err;
       return this.fail(ctx, err.message);
+    }
+    for (const b of server.blame) {
+      // A clinic that sent a wrong share (rebuilt secrets did not match their commitment): the sum
+      // was rebuilt without its shares; operators see who, as the review of issue 14 asked.
+      ctx.log.warn({ event: 'secagg.share_blamed', round: attempt.round, attempt: attempt.attempt, sender: b.sender, owner: b.owner, secret: b.secret }, `secure aggregation: ${b.message}`);
     }
     const survivors = server.included.length;
     await ctx.enterState('AGGREGATING');
@@ -229,7 +279,7 @@ export class SecAggStagePhase implements Phase {
   }
 }
 
-/** The four stages of one attempt, sharing their round state. */
+/** The five stages of one attempt, sharing their round state. */
 export function secAggPhases(): Phase[] {
   const round = new SecAggRound();
   return ORDER.map((stage) => new SecAggStagePhase(stage, round));

@@ -3,6 +3,8 @@ import { join } from 'node:path';
 import { FedlhsError, concatTensors, type EvalMetrics, type Tensor } from '@fedlhs/core';
 import { RoundAggregator } from '../../aggregation.js';
 import type { StoredModel } from '../../checkpoints.js';
+import { checkDpClipIndicator } from '../../grpc/validate.js';
+import { AdaptiveClipping } from './adaptive-clipping.js';
 import { storedMetrics } from './evaluation.js';
 import type { Accepted, LiveTask, Phase, PhaseContext, PhaseOutput, PhasePlan, PhaseResult } from '../phase.js';
 
@@ -24,6 +26,13 @@ export class TrainingPhase implements Phase {
   private stateBefore: Tensor[] | undefined;
   private candidate: StoredModel | undefined;
   private stateCandidate: StoredModel | undefined;
+  /** Adaptive DP clipping: this round's norm and the accepted updates' indicators; undefined otherwise. */
+  private clipping: AdaptiveClipping | undefined;
+  /** The DP clipping norm of this round (fixed, or adaptive C_r); undefined without DP. */
+  private clipNorm: number | undefined;
+
+  /** `random`: a byte source for the count's central noise, for tests (Node crypto otherwise). */
+  constructor(private readonly random?: (bytes: number) => Uint8Array) {}
 
   plan(ctx: PhaseContext): PhasePlan {
     const { study, attempt } = ctx;
@@ -35,17 +44,22 @@ export class TrainingPhase implements Phase {
       ctx.log.error({ event: 'privacy.strategy_refused', strategy: study.strategy.name }, reason);
       throw new FedlhsError('STUDY_FAILED', reason);
     }
+    // Adaptive clipping (Andrew et al. 2021): this round's norm C_r is in the study's parameters
+    // (written with the previous commit; the first round writes initialNorm) and every TRAIN task carries it.
+    this.clipping = dp === undefined ? undefined : AdaptiveClipping.forRound(dp, attempt.parametersPending ?? study.record.parameters, this.random);
+    this.clipNorm = dp === undefined ? undefined : (this.clipping?.clipNorm ?? (dp.clipping.mode === 'fixed' ? dp.clipping.norm : dp.clipping.initialNorm));
     this.aggregator = new RoundAggregator(
       study.strategy, study.specs, attempt.base, ctx.checkpoints,
       join(ctx.checkpoints.studyDir(study.id), 'held', `round-${attempt.round}-attempt-${attempt.attempt}`),
       study.manifest.updateValidation, study.manifest.aggregation.maxUpdatesHeld,
-      // Adaptive clipping needs the noisy clipped fraction, not yet exchanged: C stays at initialNorm (as the clinics clip).
-      dp === undefined ? {} : { dp: dp.placement === 'central' ? { central: { clipNorm: dp.clipping.mode === 'fixed' ? dp.clipping.norm : dp.clipping.initialNorm, noiseMultiplier: dp.noiseMultiplier } } : {} },
+      dp === undefined || this.clipNorm === undefined ? {} : { dp: dp.placement === 'central' ? { central: { clipNorm: this.clipNorm, noiseMultiplier: dp.noiseMultiplier } } : {} },
     );
+    const parameters = this.clipping?.parametersToWrite;
     return {
       tasks: attempt.cohort.active().map((nodeId) => ({ nodeId, kind: 'TRAIN', model: attempt.base })),
       deadline: ctx.now() + study.manifest.deadlines.roundSeconds * 1000,
       quorum: study.manifest.clients.quorum,
+      ...(parameters === undefined ? {} : { parameters }),
     };
   }
 
@@ -53,6 +67,8 @@ export class TrainingPhase implements Phase {
     if (result.kind !== 'update') throw new FedlhsError('INTERNAL', `training phase got a ${result.kind} result`);
     const aggregator = this.aggregator!;
     const { study, attempt } = ctx;
+    // Before the update joins the sum: required with adaptive clipping, refused without it (INVALID_ARGUMENT).
+    const indicator = checkDpClipIndicator(result.dpClipIndicator, study.manifest.privacy?.dp, study.manifest.clients.min);
     const scale = aggregator.admit(result.deltaNorm, study.normHistory);
     await aggregator.add(result.spoolPath, result.numExamples, scale, task.id);
     const clipped = scale < 1;
@@ -69,6 +85,7 @@ export class TrainingPhase implements Phase {
         },
       ],
       apply: () => {
+        if (indicator !== undefined) this.clipping?.add(indicator);
         study.normHistory.push(result.deltaNorm);
         if (result.trainMetrics !== undefined) this.trainingMetrics.push({ ...result.trainMetrics, nodeId: task.nodeId });
       },
@@ -85,8 +102,10 @@ export class TrainingPhase implements Phase {
     if (state.length > 0) this.stateCandidate = await ctx.checkpoints.writeCandidate(study.id, attempt.round, attempt.attempt, [concatTensors(state)], 'state');
     const dp = study.manifest.privacy?.dp;
     if (dp?.placement === 'central') {
-      ctx.log.info({ event: 'privacy.central_noise', round: attempt.round, updates: aggregator.count, noiseMultiplier: dp.noiseMultiplier, clipNorm: dp.clipping.mode === 'fixed' ? dp.clipping.norm : dp.clipping.initialNorm }, `round ${attempt.round}: central DP noise added to the sum of ${aggregator.count} clipped update(s)`);
+      ctx.log.info({ event: 'privacy.central_noise', round: attempt.round, updates: aggregator.count, noiseMultiplier: dp.noiseMultiplier, clipNorm: this.clipNorm }, `round ${attempt.round}: central DP noise added to the sum of ${aggregator.count} clipped update(s)`);
     }
+    // The next round's norm from this round's noisy unclipped fraction, persisted only if the round commits.
+    const next = this.clipping?.next(study.record.parameters, aggregator.count);
     ctx.log.info(
       { event: 'round.aggregated', round: attempt.round, strategy: study.strategy.name, updates: aggregator.count, examples: aggregator.totalExamples, sha256: this.candidate.sha256 },
       `aggregated ${aggregator.count} update(s) with ${study.strategy.name}`,
@@ -94,11 +113,13 @@ export class TrainingPhase implements Phase {
     return {
       candidate: { model: this.candidate, strategyState: this.stateCandidate },
       metrics: storedMetrics(ctx, 'training', this.trainingMetrics),
-      fields: { updates: aggregator.count, examples: aggregator.totalExamples },
+      fields: { updates: aggregator.count, examples: aggregator.totalExamples, ...(next === undefined ? {} : { clipNorm: next.clipNorm, nextClipNorm: next.nextClipNorm }) },
+      ...(next === undefined ? {} : { commitParameters: next.parameters }),
     };
   }
 
   async dispose(ctx: PhaseContext, committed: boolean): Promise<void> {
+    if (committed) this.clipping?.logCommitted(ctx);
     if (!committed) {
       // The files were promoted by a commit; otherwise they are left-overs of this attempt.
       if (this.candidate !== undefined) await rm(this.candidate.path, { force: true });

@@ -14,12 +14,12 @@ describeStores('store contract: tasks', (ctx) => {
     expect(await store.getTask('t2')).toBeUndefined();
   });
 
-  it('keeps secure-aggregation stage tasks (issue 14: SQLite migration 9, PostgreSQL 6)', async () => {
+  it('keeps secure-aggregation stage tasks (issue 14: SQLite migrations 9 and 10, PostgreSQL 6 and 7)', async () => {
     const { store } = ctx;
     await enrol(store, 'n1');
     await store.insertStudy(studyRec('s1'));
     const r = await store.insertRound(roundRec('s1', 1, 1, 'TRAINING'));
-    const kinds = ['SECAGG_KEYS', 'SECAGG_SHARES', 'SECAGG_MASKED_INPUT', 'SECAGG_UNMASK'] as const;
+    const kinds = ['SECAGG_KEYS', 'SECAGG_SHARES', 'SECAGG_MASKED_INPUT', 'SECAGG_CONSISTENCY', 'SECAGG_UNMASK'] as const;
     await store.write([{ op: 'task.insert', tasks: kinds.map((kind, i) => ({ ...taskRec(`t${i}`, r, 'n1', 'ASSIGNED', 10 + i), kind })) }], 'phase.enter');
     expect(await Promise.all(kinds.map(async (_, i) => (await store.getTask(`t${i}`))?.kind))).toEqual([...kinds]);
     await expect(store.insertTask({ ...taskRec('bad', r, 'n1', 'ASSIGNED', 20), kind: 'SECAGG_OTHER' as never })).rejects.toThrow();

@@ -233,6 +233,11 @@ export const MIGRATIONS: readonly string[] = [
   ALTER TABLE tasks DROP CONSTRAINT IF EXISTS tasks_kind_check;
   ALTER TABLE tasks ADD CONSTRAINT tasks_kind_check CHECK (kind IN ('TRAIN','EVALUATE','STATISTICS','SECAGG_KEYS','SECAGG_SHARES','SECAGG_MASKED_INPUT','SECAGG_UNMASK'));
   `,
+  // 7: the consistency stage of secure aggregation v2 (SQLite migration 10).
+  `
+  ALTER TABLE tasks DROP CONSTRAINT IF EXISTS tasks_kind_check;
+  ALTER TABLE tasks ADD CONSTRAINT tasks_kind_check CHECK (kind IN ('TRAIN','EVALUATE','STATISTICS','SECAGG_KEYS','SECAGG_SHARES','SECAGG_MASKED_INPUT','SECAGG_CONSISTENCY','SECAGG_UNMASK'));
+  `,
 ];
 
 /** Serialises migrations across every coordinator on the database (issue 15: two may start together). */

@@ -162,6 +162,29 @@ describe('PostgresStore', () => {
     expect(await store.listSeries()).toEqual([series]);
   });
 
+  it('upgrades a database of migration 6 to the consistency stage kind (7), keeping its stage tasks', async () => {
+    const scope = await schema();
+    const client = new pg.Client(scope.connection);
+    await client.connect();
+    try {
+      await migrate(client, MIGRATIONS.slice(0, 6));
+      await client.query(`INSERT INTO nodes (id, site_name, credential_hash, created_at) VALUES ('n1', 'a', 'c', 1)`);
+      await client.query(`INSERT INTO studies (id, name, manifest_json, manifest_hash, state, created_at) VALUES ('s', 'sepsis', '{}', 'h', 'RUNNING', 1)`);
+      await client.query(`INSERT INTO rounds (id, study_id, round, attempt, state, started_at) VALUES (1, 's', 1, 1, 'TRAINING', 2)`);
+      await client.query(`INSERT INTO tasks (id, round_id, node_id, kind, state, model_sha256, deadline, created_at) VALUES ('t', 1, 'n1', 'SECAGG_UNMASK', 'ASSIGNED', '', 9, 3)`);
+      await expect(client.query(`INSERT INTO tasks (id, round_id, node_id, kind, state, model_sha256, deadline, created_at) VALUES ('c0', 1, 'n1', 'SECAGG_CONSISTENCY', 'ASSIGNED', '', 9, 3)`))
+        .rejects.toThrow(/tasks_kind_check/);
+    } finally {
+      await client.end();
+    }
+    const store = await PostgresStore.open({ connection: scope.connection, poolSize: 2 });
+    stores.push(store);
+    expect((await store.getTask('t'))?.kind).toBe('SECAGG_UNMASK');
+    await store.insertTask({ id: 'c1', roundId: 1, studyId: 's', round: 1, attempt: 1, nodeId: 'n1', kind: 'SECAGG_CONSISTENCY', state: 'ASSIGNED', detail: null, modelSha256: '', deadline: 9, createdAt: 4, endedAt: null });
+    expect((await store.getTask('c1'))?.kind).toBe('SECAGG_CONSISTENCY');
+    await expect(store.insertTask({ id: 'x', roundId: 1, studyId: 's', round: 1, attempt: 1, nodeId: 'n1', kind: 'SECAGG_OTHER' as never, state: 'ASSIGNED', detail: null, modelSha256: '', deadline: 9, createdAt: 5, endedAt: null })).rejects.toThrow();
+  });
+
   it('creates the blob tables in migration 2, also over tables an earlier PostgresBlobStore.init() made', async () => {
     const scope = await schema();
     const client = new pg.Client(scope.connection);

@@ -255,6 +255,28 @@ export const MIGRATIONS: readonly string[] = [
   CREATE INDEX tasks_by_node_ended ON tasks(node_id, state, ended_at);
   CREATE INDEX tasks_by_round ON tasks(round_id, state);
   `,
+  // 10: the consistency stage of secure aggregation v2 (TASK_KIND_SECAGG_CONSISTENCY). The table is
+  // rebuilt as in 9 (SQLite cannot alter a CHECK); rowids are kept, so task order is too.
+  `
+  CREATE TABLE tasks_new (
+    id TEXT PRIMARY KEY,
+    round_id INTEGER NOT NULL REFERENCES rounds(id),
+    node_id TEXT NOT NULL REFERENCES nodes(id),
+    kind TEXT NOT NULL CHECK (kind IN ('TRAIN','EVALUATE','STATISTICS','SECAGG_KEYS','SECAGG_SHARES','SECAGG_MASKED_INPUT','SECAGG_CONSISTENCY','SECAGG_UNMASK')),
+    state TEXT NOT NULL,
+    detail TEXT,
+    model_sha256 TEXT NOT NULL,
+    deadline INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,
+    ended_at INTEGER
+  );
+  INSERT INTO tasks_new (rowid, id, round_id, node_id, kind, state, detail, model_sha256, deadline, created_at, ended_at)
+    SELECT rowid, id, round_id, node_id, kind, state, detail, model_sha256, deadline, created_at, ended_at FROM tasks;
+  DROP TABLE tasks;
+  ALTER TABLE tasks_new RENAME TO tasks;
+  CREATE INDEX tasks_by_node_ended ON tasks(node_id, state, ended_at);
+  CREATE INDEX tasks_by_round ON tasks(round_id, state);
+  `,
 ];
 
 /** The schema version this code writes (PRAGMA user_version after migrating). */

@@ -14,3 +14,11 @@ export {
   roundRdp,
   type MechanismContext,
 } from './mechanism.js';
+export {
+  CLIP_NORM_FIELD,
+  clipIndicatorNoiseStd,
+  clipNormParameter,
+  noisyClipIndicator,
+  noisyUnclippedFraction,
+  withClipNormParameter,
+} from './adaptive-clip.js';

@@ -12,4 +12,5 @@ export * from './stream.js';
 export * from './masks.js';
 export * from './quantize.js';
 export * from './graph.js';
+export * from './pack.js';
 export * from './protocol/index.js';

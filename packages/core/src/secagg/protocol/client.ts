@@ -4,35 +4,61 @@
  * the coordinator's request as received (unknown JSON, validated here) and returning the
  * message to send back. It refuses — throws, and the clinic answers nothing more this round —
  * whenever the coordinator asks for something an honest coordinator never would: a neighbour
- * outside its graph, too few neighbours to protect its secrets, a tampered share, or the two
- * shares of one neighbour (which together would unmask that neighbour's input).
+ * outside its graph or with keys its identity did not sign (or an identity other than the one
+ * pinned), too few neighbours to protect its secrets, a tampered share, a survivor set it has
+ * not signed or that too few of its neighbours signed, or the two shares of one neighbour
+ * (which together would unmask that neighbour's input).
  */
-import { randomBytes } from 'node:crypto';
+import { randomBytes, type KeyObject } from 'node:crypto';
 import { FedlhsError } from '../../errors.js';
 import type { RandomBytes } from '../field.js';
-import { applyMasks, encodeWords, keyAgreement, pairSign, pairwiseSeed, privateKeyBytes, type KeyAgreementPair, type SignedSeed } from '../masks.js';
+import { applyMasks, keyAgreement, pairSign, pairwiseSeed, privateKeyBytes, type KeyAgreementPair, type SignedSeed } from '../masks.js';
 import { quantize } from '../quantize.js';
 import { SHARE_BYTES, decodeShare, encodeShare, splitSecret, type Share } from '../shamir.js';
 import { SEED_BYTES } from '../stream.js';
 import { checkContext, checkHeader, commitSelfMask, coordinateOf, headerOf, openShares, resolveRound, sealShares, type ResolvedRound, type RoundContext } from './context.js';
+import { checkIdentity, consistencySigningBytes, ed25519PublicKeyFromRaw, keysSigningBytes, signBytes, verifyBytes, type SecAggIdentity } from './identity.js';
+import { packWords } from '../pack.js';
 import {
+  consistencyRequestSchema,
   fromBase64,
   maskedInputRequestSchema,
   parseMessage,
   sharesRequestSchema,
   toBase64,
   unmaskRequestSchema,
+  type ConsistencyMessage,
   type KeysMessage,
   type MaskedInputMessage,
   type SharesMessage,
   type UnmaskMessage,
 } from './wire.js';
 
-type Stage = 'new' | 'keys' | 'shares' | 'masked' | 'unmask' | 'failed';
+type Stage = 'new' | 'keys' | 'shares' | 'masked' | 'consistency' | 'unmask' | 'failed';
+
+/** Options of a client round. */
+export interface SecAggClientOptions {
+  /** Randomness for seeds, shares and nonces (default node:crypto randomBytes). */
+  readonly random?: RandomBytes;
+  /**
+   * The fewest clinics in a survivor set this clinic signs and unmasks within (default and
+   * minimum 2). With distributed DP the agent passes clients.min: the noise it counts on is
+   * only there if at least that many inputs are summed.
+   */
+  readonly minSurvivors?: number;
+}
+
+/** What the masked-input stage sends: the header (JSON body) and the bit-packed masked vector. */
+export interface MaskedInputResult {
+  readonly message: MaskedInputMessage;
+  readonly vector: Uint8Array;
+}
 
 interface Neighbour {
   readonly cPublic: Uint8Array;
   readonly sPublic: Uint8Array;
+  /** Its verified, pinned Ed25519 identity key. */
+  readonly identity: KeyObject;
 }
 
 /** What this clinic holds of a neighbour's secrets after stage 3. */
@@ -50,6 +76,8 @@ export class SecAggClient {
   readonly #ctx: RoundContext;
   readonly #id: string;
   readonly #random: RandomBytes;
+  readonly #identity: SecAggIdentity;
+  readonly #minSurvivors: number;
   #stage: Stage = 'new';
   #c: KeyAgreementPair | undefined;
   #s: KeyAgreementPair | undefined;
@@ -62,13 +90,20 @@ export class SecAggClient {
   readonly #held = new Map<string, HeldShares>();
   /** What this clinic revealed per neighbour in stage 4: never both kinds for one. */
   readonly #revealed = new Map<string, 'selfMask' | 'key'>();
+  /** The one survivor set this clinic signed in stage 4, and its answer. */
+  #signed: { readonly survivors: readonly string[]; readonly message: ConsistencyMessage } | undefined;
 
-  constructor(ctx: RoundContext, id: string, random: RandomBytes = randomBytes) {
+  constructor(ctx: RoundContext, id: string, identity: SecAggIdentity, opts: SecAggClientOptions = {}) {
     checkContext(ctx);
     if (typeof id !== 'string' || id.length === 0) throw refuse('id', 'must be a non-empty clinic id');
+    checkIdentity(identity);
+    const min = opts.minSurvivors ?? 2;
+    if (!Number.isInteger(min) || min < 2) throw refuse('minSurvivors', `must be an integer ≥ 2, got ${min}`);
     this.#ctx = ctx;
     this.#id = id;
-    this.#random = random;
+    this.#identity = identity;
+    this.#random = opts.random ?? randomBytes;
+    this.#minSurvivors = min;
   }
 
   #enter(from: Stage | Stage[], to: Stage): void {
@@ -93,17 +128,27 @@ export class SecAggClient {
     this.#selfMask?.fill(0);
   }
 
-  /** Stage 1: two fresh X25519 key pairs, c for sealing shares and s for pairwise masks. */
+  /**
+   * Stage 1: two fresh X25519 key pairs, c for sealing shares and s for pairwise masks, signed
+   * with this clinic's identity key so the coordinator cannot substitute them.
+   */
   keys(): KeysMessage {
     this.#enter('new', 'keys');
     this.#c = keyAgreement();
     this.#s = keyAgreement();
-    return { ...headerOf(this.#ctx), cPublic: toBase64(this.#c.publicKey), sPublic: toBase64(this.#s.publicKey) };
+    const header = headerOf(this.#ctx);
+    const cPublic = toBase64(this.#c.publicKey);
+    const sPublic = toBase64(this.#s.publicKey);
+    const signature = signBytes(this.#identity.privateKey, keysSigningBytes(header, this.#id, cPublic, sPublic));
+    return { ...header, cPublic, sPublic, identityKey: toBase64(this.#identity.publicKey), signature: toBase64(signature) };
   }
 
   /**
    * Stage 2: draws the self-mask seed b, splits b and the s private key t-of-|neighbours| among
-   * the neighbours named, and seals each neighbour's pair of shares for it alone.
+   * the neighbours named, and seals each neighbour's pair of shares for it alone. Each
+   * neighbour's keys must carry a valid signature by its identity key, that key must not be this
+   * clinic's own and must pass identity.checkPeer (the pin store): else the coordinator could
+   * hand out keys of its own and open the shares.
    */
   shares(request: unknown): SharesMessage {
     this.#enter('keys', 'shares');
@@ -128,6 +173,23 @@ export class SecAggClient {
       if (msg.neighbours.length < round.threshold) {
         throw refuse('sharesRequest.neighbours', `${msg.neighbours.length} neighbours cannot hold shares of threshold ${round.threshold}`);
       }
+      const identities = new Map<string, KeyObject>();
+      const ownKey = toBase64(this.#identity.publicKey);
+      const identitySeen = new Map<string, string>();
+      for (const [i, n] of msg.neighbours.entries()) {
+        const field = `sharesRequest.neighbours[${i}]`;
+        if (n.identityKey === ownKey) throw refuse(`${field}.identityKey`, `the identity key given for ${n.id} is this clinic's own`);
+        const other = identitySeen.get(n.identityKey);
+        if (other !== undefined) throw refuse(`${field}.identityKey`, `the identity key given for ${n.id} is also given for ${other}`);
+        identitySeen.set(n.identityKey, n.id);
+        const raw = fromBase64(n.identityKey);
+        const key = ed25519PublicKeyFromRaw(raw, `${field}.identityKey`);
+        if (!verifyBytes(key, keysSigningBytes(msg, n.id, n.cPublic, n.sPublic), fromBase64(n.signature))) {
+          throw refuse(`${field}.signature`, `the keys given for ${n.id} are not signed by its identity key (substituted keys?)`);
+        }
+        this.#identity.checkPeer(n.id, raw);
+        identities.set(n.id, key);
+      }
       this.#round = round;
       const b = this.#random(SEED_BYTES);
       if (b.length !== SEED_BYTES) throw refuse('random', `returned ${b.length} bytes, asked for ${SEED_BYTES}`);
@@ -138,7 +200,7 @@ export class SecAggClient {
       const sShares = splitSecret(sKey, round.threshold, xs, this.#random);
       sKey.fill(0);
       const shares = msg.neighbours.map((n, i) => {
-        const neighbour = { cPublic: fromBase64(n.cPublic), sPublic: fromBase64(n.sPublic) };
+        const neighbour = { cPublic: fromBase64(n.cPublic), sPublic: fromBase64(n.sPublic), identity: identities.get(n.id)! };
         this.#neighbours.set(n.id, neighbour);
         const plain = new Uint8Array(2 * SHARE_BYTES);
         plain.set(encodeShare(bShares[i]!), 0);
@@ -154,9 +216,10 @@ export class SecAggClient {
   /**
    * Stage 3: opens the shares of every neighbour that survived stage 2 (refusing the round on
    * a tampered one, naming its sender), then sends its input quantised and masked with b and
-   * with the pairwise seed of each of those neighbours.
+   * with the pairwise seed of each of those neighbours: the header as the message, the masked
+   * words bit-packed at the round's modulus as the vector (pack.ts).
    */
-  maskedInput(request: unknown, input: Float32Array | Float64Array): MaskedInputMessage {
+  maskedInput(request: unknown, input: Float32Array | Float64Array): MaskedInputResult {
     this.#enter('shares', 'masked');
     return this.#guard(() => {
       const msg = parseMessage(maskedInputRequestSchema, request, 'maskedInputRequest');
@@ -192,41 +255,103 @@ export class SecAggClient {
       if (q instanceof Uint32Array) q.fill(0);
       else q.fill(0n);
       for (const p of pairwise) p.seed.fill(0);
-      return { ...headerOf(this.#ctx), masked: toBase64(encodeWords(masked, round.bits)) };
+      const vector = packWords(masked, round.bits);
+      if (masked instanceof Uint32Array) masked.fill(0);
+      else masked.fill(0n);
+      return { message: headerOf(this.#ctx), vector };
     });
   }
 
   /**
-   * Stage 4: for each neighbour the coordinator says sent its masked input, the share of its b;
-   * for each it says did not, the share of its s key. The two lists must split exactly the
-   * neighbours that sent shares, with at least t survivors, and agree with any earlier answer:
-   * a neighbour is never revealed both ways.
+   * Stage 4 (Bonawitz's ConsistencyCheck): signs the round-wide set of clinics whose masked
+   * input is in the sum, after checking it is one this clinic can stand behind: sorted, within
+   * the cohort, containing this clinic, at least minSurvivors clinics, and at least t of the
+   * neighbours holding its shares. It signs one set per round: asked again, it returns the same
+   * signature for the same set and refuses any other (an equivocating coordinator).
+   */
+  consistency(request: unknown): ConsistencyMessage {
+    const again = this.#signed;
+    if (this.#stage === 'consistency' && again !== undefined) {
+      return this.#guard(() => {
+        const msg = parseMessage(consistencyRequestSchema, request, 'consistencyRequest');
+        checkHeader(this.#ctx, msg, 'consistencyRequest');
+        if (!sameList(msg.survivors, again.survivors)) throw refuse('consistencyRequest.survivors', 'differs from the survivor set this clinic already signed in this round');
+        return again.message;
+      });
+    }
+    this.#enter('masked', 'consistency');
+    return this.#guard(() => {
+      const msg = parseMessage(consistencyRequestSchema, request, 'consistencyRequest');
+      checkHeader(this.#ctx, msg, 'consistencyRequest');
+      const round = this.#round!;
+      msg.survivors.forEach((id, i) => {
+        if (!round.cohort.includes(id)) throw refuse(`consistencyRequest.survivors[${i}]`, `${id} is not in the round's cohort`);
+      });
+      if (!msg.survivors.includes(this.#id)) throw refuse('consistencyRequest.survivors', `this clinic's masked input is not in the set (${this.#id} is missing)`);
+      if (msg.survivors.length < this.#minSurvivors) {
+        throw refuse('consistencyRequest.survivors', `${msg.survivors.length} clinics in the sum, fewer than the ${this.#minSurvivors} this clinic requires`);
+      }
+      const live = msg.survivors.filter((id) => this.#held.has(id)).length;
+      if (live < round.threshold) {
+        throw refuse('consistencyRequest.survivors', `${live} of this clinic's neighbours holding its shares are in the set, fewer than the threshold ${round.threshold}`);
+      }
+      const signature = signBytes(this.#identity.privateKey, consistencySigningBytes(msg, msg.survivors));
+      const message = { ...headerOf(this.#ctx), signature: toBase64(signature) };
+      this.#signed = { survivors: [...msg.survivors], message };
+      return message;
+    });
+  }
+
+  /**
+   * Stage 5: given the survivor set this clinic signed and at least t of its share-holding
+   * neighbours' valid signatures on that same set (its own does not count), reveals for each
+   * neighbour that sent it shares the share of its b if that neighbour is in the set, else the
+   * share of its s key — never both for one neighbour. Who survived is derived from the signed
+   * set, never told: to unmask clinic X, a coordinator needs b_X (t of X's neighbours Y, each in
+   * a set with X and Y that t of Y's neighbours signed) and every s_Y (t of Y's neighbours each
+   * signing a set without Y). Each clinic signs one set and 2t > k, so for a Y both cannot hold.
    */
   unmask(request: unknown): UnmaskMessage {
-    this.#enter(['masked', 'unmask'], 'unmask');
+    this.#enter(['consistency', 'unmask'], 'unmask');
     return this.#guard(() => {
       const msg = parseMessage(unmaskRequestSchema, request, 'unmaskRequest');
       checkHeader(this.#ctx, msg, 'unmaskRequest');
       const round = this.#round!;
-      const survived = new Set(msg.survived);
-      msg.dropped.forEach((id, i) => {
-        if (survived.has(id)) throw refuse(`unmaskRequest.dropped[${i}]`, `${id} is named both as survived and as dropped: that would reveal both its secrets`);
+      const signed = this.#signed;
+      if (signed === undefined) throw refuse('unmaskRequest', 'this clinic has signed no survivor set in this round');
+      if (!sameList(msg.survivors, signed.survivors)) throw refuse('unmaskRequest.survivors', 'is not the survivor set this clinic signed');
+      const bytes = consistencySigningBytes(msg, signed.survivors);
+      let valid = 0;
+      msg.signatures.forEach((s, i) => {
+        const field = `unmaskRequest.signatures[${i}]`;
+        if (s.id === this.#id) throw refuse(field, "this clinic's own signature does not count");
+        const n = this.#neighbours.get(s.id);
+        if (n === undefined || !this.#held.has(s.id)) throw refuse(field, `${s.id} is not a neighbour holding this clinic's shares`);
+        if (!signed.survivors.includes(s.id)) throw refuse(field, `${s.id} is not in the survivor set, it cannot have signed it`);
+        if (!verifyBytes(n.identity, bytes, fromBase64(s.signature))) throw refuse(field, `the signature of ${s.id} on the survivor set is not valid`);
+        valid += 1;
       });
-      const named = [...msg.survived.map((id) => ['survived', id] as const), ...msg.dropped.map((id) => ['dropped', id] as const)];
-      for (const [list, id] of named) {
-        if (!this.#held.has(id)) throw refuse(`unmaskRequest.${list}`, `${id} did not send this clinic shares in stage 3`);
-        const before = this.#revealed.get(id);
-        const now = list === 'survived' ? 'selfMask' : 'key';
-        if (before !== undefined && before !== now) throw refuse(`unmaskRequest.${list}`, `${id} was called ${before === 'selfMask' ? 'survived' : 'dropped'} earlier in this round`);
+      if (valid < round.threshold) throw refuse('unmaskRequest.signatures', `${valid} neighbour signatures on the survivor set, fewer than the threshold ${round.threshold}`);
+      const survived = [...this.#held.keys()].filter((id) => signed.survivors.includes(id)).sort();
+      const dropped = [...this.#held.keys()].filter((id) => !signed.survivors.includes(id)).sort();
+      // Derived from one signed set, so the two lists cannot overlap; kept as the last line of defence.
+      for (const [list, now] of [[survived, 'selfMask'], [dropped, 'key']] as const) {
+        for (const id of list) {
+          const before = this.#revealed.get(id);
+          if (before !== undefined && before !== now) throw refuse('unmaskRequest', `${id} was revealed the other way earlier in this round`);
+        }
       }
-      for (const id of this.#held.keys()) if (!survived.has(id) && !msg.dropped.includes(id)) throw refuse('unmaskRequest', `${id} sent shares but is named neither survived nor dropped`);
-      if (msg.survived.length < round.threshold) throw refuse('unmaskRequest.survived', `${msg.survived.length} neighbours survived, fewer than the threshold ${round.threshold}`);
-      for (const [list, id] of named) this.#revealed.set(id, list === 'survived' ? 'selfMask' : 'key');
+      for (const id of survived) this.#revealed.set(id, 'selfMask');
+      for (const id of dropped) this.#revealed.set(id, 'key');
       return {
         ...headerOf(this.#ctx),
-        selfMaskShares: msg.survived.map((id) => ({ of: id, share: toBase64(encodeShare(this.#held.get(id)!.selfMask)) })),
-        keyShares: msg.dropped.map((id) => ({ of: id, share: toBase64(encodeShare(this.#held.get(id)!.key)) })),
+        selfMaskShares: survived.map((id) => ({ of: id, share: toBase64(encodeShare(this.#held.get(id)!.selfMask)) })),
+        keyShares: dropped.map((id) => ({ of: id, share: toBase64(encodeShare(this.#held.get(id)!.key)) })),
       };
     });
   }
+}
+
+function sameList(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((v, i) => v === b[i]);
 }

@@ -2,7 +2,8 @@
  * The SecAgg+ protocol of one round as pure state machines (no I/O): `SecAggClient` for a
  * clinic, `SecAggServer` for the coordinator, and the JSON messages between them (wire.ts).
  */
-export { SecAggClient } from './client.js';
-export { SecAggServer, type SecAggServerOptions } from './server.js';
+export { SecAggClient, type MaskedInputResult, type SecAggClientOptions } from './client.js';
+export { SecAggServer, type SecAggBlame, type SecAggServerOptions } from './server.js';
+export * from './identity.js';
 export { checkContext, graphSeed, resolveRound, type ResolvedRound, type RoundContext } from './context.js';
 export * from './wire.js';

@@ -2,7 +2,22 @@ import { describe, expect, it } from 'vitest';
 import { FedlhsError } from '../../errors.js';
 import { sumWords, type MaskWords } from '../masks.js';
 import { dequantizeSum, modulusBits, quantizationParams, quantize } from '../quantize.js';
-import { SecAggClient, SecAggServer, fromBase64, toBase64, type MaskedInputRequest, type RoundContext, type UnmaskMessage, type UnmaskRequest } from './index.js';
+import { packWords } from '../pack.js';
+import {
+  SecAggClient,
+  SecAggServer,
+  createSecAggIdentity,
+  fromBase64,
+  memoryPins,
+  resolveRound,
+  toBase64,
+  type ConsistencyRequest,
+  type MaskedInputRequest,
+  type RoundContext,
+  type SecAggIdentity,
+  type UnmaskMessage,
+  type UnmaskRequest,
+} from './index.js';
 
 function thrown(fn: () => unknown): FedlhsError {
   try {
@@ -46,23 +61,40 @@ interface Drops {
   /** Clinics that answer nothing after their keys. */
   afterKeys?: (alive: string[]) => string[];
   afterShares?: (alive: string[]) => string[];
+  /** In the sum, but answer nothing after their masked input (neither consistency nor unmask). */
   afterMasked?: (alive: string[]) => string[];
+  /** Signed the survivor set, but do not unmask. */
+  afterConsistency?: (alive: string[]) => string[];
 }
 
 interface Hooks {
   maskedRequest?: (id: string, req: MaskedInputRequest) => MaskedInputRequest;
   unmaskMessage?: (id: string, m: UnmaskMessage) => UnmaskMessage;
   beforeFinish?: (server: SecAggServer) => void;
+  /** Stop after this stage's requests were answered (the clients are left where they are). */
+  stopAfter?: 'masked' | 'consistency';
+}
+
+/** One identity per clinic, each pinning its peers in its own map: tests can inspect and reuse the pins. */
+function identities(cohort: readonly string[], pins = new Map<string, Map<string, Uint8Array>>()): Map<string, SecAggIdentity> {
+  return new Map(
+    cohort.map((id) => {
+      const mine = pins.get(id) ?? new Map<string, Uint8Array>();
+      pins.set(id, mine);
+      return [id, createSecAggIdentity({ checkPeer: memoryPins(mine) })];
+    }),
+  );
 }
 
 /** Runs one round in process, every message through JSON; returns what a test checks. */
-function runRound(ctx: RoundContext, n: number, drops: Drops = {}, hooks: Hooks = {}, seed = 1) {
+function runRound(ctx: RoundContext, n: number, drops: Drops = {}, hooks: Hooks = {}, seed = 1, ids0?: Map<string, SecAggIdentity>) {
   const cohort = ids(n);
   const rand = lcg(seed);
   const inputs = new Map(cohort.map((id) => [id, Float64Array.from({ length: ctx.vectorLength }, () => (2 * rand() - 1) * ctx.clipRange)]));
-  const clients = new Map(cohort.map((id) => [id, new SecAggClient(ctx, id)]));
+  const idents = ids0 ?? identities(cohort);
+  const clients = new Map(cohort.map((id) => [id, new SecAggClient(ctx, id, idents.get(id)!)]));
   const server = new SecAggServer(ctx, cohort);
-  const traffic = { up: [0, 0, 0, 0], down: [0, 0, 0, 0] };
+  const traffic = { up: [0, 0, 0, 0, 0], down: [0, 0, 0, 0, 0] };
 
   let alive = [...cohort];
   for (const id of alive) {
@@ -89,34 +121,49 @@ function runRound(ctx: RoundContext, n: number, drops: Drops = {}, hooks: Hooks 
   for (const [id, req] of req3) {
     if (!alive.includes(id)) continue;
     traffic.down[2]! += bytes(req);
-    const m = clients.get(id)!.maskedInput(wire(hooks.maskedRequest ? hooks.maskedRequest(id, req) : req), inputs.get(id)!);
-    traffic.up[2]! += bytes(m);
-    server.receiveMaskedInput(id, wire(m));
+    const { message, vector } = clients.get(id)!.maskedInput(wire(hooks.maskedRequest ? hooks.maskedRequest(id, req) : req), inputs.get(id)!);
+    traffic.up[2]! += bytes(message) + vector.length;
+    server.receiveMaskedInput(id, wire(message), vector);
   }
   alive = alive.filter((id) => req3.has(id));
   const inSum = [...alive];
   const gone3 = drops.afterMasked?.(alive) ?? [];
   alive = alive.filter((id) => !gone3.includes(id));
+  const partial = { server, clients, inputs, inSum, idents, req3 };
+  if (hooks.stopAfter === 'masked') return { ...partial, responders: alive, req4: new Map<string, ConsistencyRequest>(), req5: new Map<string, UnmaskRequest>(), traffic, expected: () => expected(ctx, n, inSum, inputs), finish: () => server.finish() };
 
-  const req4 = server.unmaskRequests();
+  const req4 = server.consistencyRequests();
   for (const [id, req] of req4) {
     if (!alive.includes(id)) continue;
     traffic.down[3]! += bytes(req);
+    const m = clients.get(id)!.consistency(wire(req));
+    traffic.up[3]! += bytes(m);
+    server.receiveConsistency(id, wire(m));
+  }
+  const gone4 = drops.afterConsistency?.(alive) ?? [];
+  alive = alive.filter((id) => !gone4.includes(id));
+  if (hooks.stopAfter === 'consistency') return { ...partial, responders: alive, req4, req5: new Map<string, UnmaskRequest>(), traffic, expected: () => expected(ctx, n, inSum, inputs), finish: () => server.finish() };
+
+  const req5 = server.unmaskRequests();
+  for (const [id, req] of req5) {
+    if (!alive.includes(id)) continue;
+    traffic.down[4]! += bytes(req);
     const answer = clients.get(id)!.unmask(wire(req));
     const m = hooks.unmaskMessage ? hooks.unmaskMessage(id, answer) : answer;
-    traffic.up[3]! += bytes(m);
+    traffic.up[4]! += bytes(m);
     server.receiveUnmask(id, wire(m));
   }
   hooks.beforeFinish?.(server);
-  const expected = () => {
-    const bits = modulusBits(n, ctx.valueBits);
-    const spec = { clip: ctx.clipRange, valueBits: ctx.valueBits, clients: n };
-    const q = inSum.map((id) => quantize(inputs.get(id)!, spec));
-    const float = new Float64Array(ctx.vectorLength);
-    for (const id of inSum) inputs.get(id)!.forEach((v, i) => (float[i]! += v));
-    return { quantised: q, exact: dequantizeSum(sumWords(q, ctx.vectorLength, bits), inSum.length, spec, bits), float, step: quantizationParams(spec).step };
-  };
-  return { server, clients, inputs, inSum, responders: alive, req4, traffic, expected, finish: () => server.finish() };
+  return { ...partial, responders: alive.filter((id) => req5.has(id)), req4, req5, traffic, expected: () => expected(ctx, n, inSum, inputs), finish: () => server.finish() };
+}
+
+function expected(ctx: RoundContext, n: number, inSum: readonly string[], inputs: ReadonlyMap<string, Float64Array>) {
+  const bits = modulusBits(n, ctx.valueBits);
+  const spec = { clip: ctx.clipRange, valueBits: ctx.valueBits, clients: n };
+  const q = inSum.map((id) => quantize(inputs.get(id)!, spec));
+  const float = new Float64Array(ctx.vectorLength);
+  for (const id of inSum) inputs.get(id)!.forEach((v, i) => (float[i]! += v));
+  return { quantised: q, exact: dequantizeSum(sumWords(q, ctx.vectorLength, bits), inSum.length, spec, bits), float, step: quantizationParams(spec).step };
 }
 
 function expectCommits(round: ReturnType<typeof runRound>): void {
@@ -137,11 +184,11 @@ describe('SecAgg+ round', () => {
     expectCommits(runRound(baseCtx({ graph: 'random-regular', k: 4 }), 10));
   });
 
-  it('n = 10: 30 % dropped after keys, after shares, after masked input — each alone', () => {
+  it('n = 10: 30 % dropped after keys, after shares, after masked input, after consistency — each alone', () => {
     const rand = lcg(7);
-    for (const stage of ['afterKeys', 'afterShares', 'afterMasked'] as const) {
+    for (const stage of ['afterKeys', 'afterShares', 'afterMasked', 'afterConsistency'] as const) {
       const round = runRound(baseCtx({ graph: 'random-regular' }), 10, { [stage]: thirty(rand) });
-      expect(round.inSum.length).toBe(stage === 'afterMasked' ? 10 : 7);
+      expect(round.inSum.length).toBe(stage === 'afterMasked' || stage === 'afterConsistency' ? 10 : 7);
       expectCommits(round);
     }
   });
@@ -162,28 +209,34 @@ describe('SecAgg+ round', () => {
     expectCommits(round);
   });
 
-  it('too many dropouts after masked input: finish throws naming the survivor', () => {
+  it('too many dropouts after masked input: the unmask stage is not even asked, naming the survivor', () => {
     const ctx = baseCtx({ k: 4 }); // t = 3 of 4 neighbours
-    const probe = runRound(ctx, 10);
     const victim = 'clinic-05';
-    const neighbours = probe.req4.get(victim)!.survived;
-    const round = runRound(ctx, 10, { afterMasked: () => neighbours.slice(0, 2) });
+    const neighbours = resolveRound(ctx, ids(10)).graph.get(victim)!;
+    const err = thrown(() => runRound(ctx, 10, { afterMasked: () => neighbours.slice(0, 2) }));
+    expect(err.code).toBe('ATTEMPT_ABORTED');
+    expect(err.message).toMatch(/^secure aggregation: survivor clinic-\d\d has [0-2] live neighbours, fewer than t = 3: its input cannot be unmasked$/);
+  });
+
+  it('too many dropouts after consistency: finish throws naming the survivor, and nothing is held after', () => {
+    const ctx = baseCtx({ k: 4 });
+    const victim = 'clinic-05';
+    const neighbours = resolveRound(ctx, ids(10)).graph.get(victim)!;
+    const round = runRound(ctx, 10, { afterConsistency: () => neighbours.slice(0, 2) });
     const err = thrown(() => round.finish());
     expect(err.code).toBe('ATTEMPT_ABORTED');
-    // finish checks survivors in id order: the first with fewer than 3 answering neighbours is named.
-    const live = (id: string) => round.req4.get(id)!.survived.filter((x) => round.responders.includes(x)).length;
-    const first = [...round.inSum].sort().find((id) => live(id) < 3)!;
-    expect(live(victim)).toBe(2);
-    expect(err.message).toBe(`secure aggregation: survivor ${first} has ${live(first)} live neighbours, fewer than t = 3: its input cannot be unmasked`);
-    // The round is over: nothing is held and nothing more is accepted.
+    // finish checks survivors in id order: the first with fewer than 3 shares of its self mask is named.
+    const held = (id: string) => resolveRound(ctx, ids(10)).graph.get(id)!.filter((x) => round.responders.includes(x)).length;
+    const first = [...round.inSum].sort().find((id) => held(id) < 3)!;
+    expect(held(victim)).toBe(2);
+    expect(err.message).toBe(`secure aggregation: survivor ${first} has ${held(first)} shares of its self-mask seed, fewer than t = 3: its input cannot be unmasked`);
     expect(round.server.heldVectors()).toEqual([]);
   });
 
   it('a survivor left with too few neighbours after stage 3 fails the round before any share is asked', () => {
     const ctx = baseCtx({ k: 4 });
-    const probe = runRound(ctx, 10);
     const victim = 'clinic-03';
-    const [a, b] = probe.req4.get(victim)!.survived;
+    const [a, b] = resolveRound(ctx, ids(10)).graph.get(victim)!;
     const err = thrown(() => runRoundDroppingInputs(ctx, [a!, b!]));
     expect(err.code).toBe('ATTEMPT_ABORTED');
     expect(err.message).toMatch(/survivor clinic-\d\d has [0-2] live neighbours, fewer than t = 3/);
@@ -213,63 +266,33 @@ describe('SecAgg+ round', () => {
     }
   });
 
-  it('the server refuses a masked vector of the wrong length, with an out-of-field word, or not base64', () => {
-    const ctx = baseCtx();
-    const bits = modulusBits(10, ctx.valueBits); // 20
-    const cohort = ids(10);
-    const server = new SecAggServer(ctx, cohort);
-    const clients = cohort.map((id) => new SecAggClient(ctx, id));
-    clients.forEach((c, i) => server.receiveKeys(cohort[i]!, wire(c.keys())));
-    const r2 = server.sharesRequests();
-    clients.forEach((c, i) => server.receiveShares(cohort[i]!, wire(c.shares(wire(r2.get(cohort[i]!))))));
-    server.maskedInputRequests();
+  it('the server refuses a packed vector of the wrong length or with padding bits set, and a message with fields', () => {
+    const ctx = baseCtx({ vectorLength: 63 }); // 63 · 20 bits = 157.5 bytes: 158 with 4 padding bits
+    expect(modulusBits(10, ctx.valueBits)).toBe(20);
+    const fresh = freshMaskedStage(ctx);
     const header = { studyId: ctx.studyId, round: ctx.round, attempt: ctx.attempt };
-    const short = toBase64(new Uint8Array(4 * (ctx.vectorLength - 1)));
-    expect(thrown(() => server.receiveMaskedInput('clinic-00', { ...header, masked: short })).message).toMatchInlineSnapshot(`"maskedInput.masked: must be 256 bytes (64 values of 4 bytes), got 252"`);
-    const words = new Uint32Array(ctx.vectorLength);
-    words[9] = 2 ** bits;
-    const over = toBase64(new Uint8Array(words.buffer));
-    const err = thrown(() => server.receiveMaskedInput('clinic-00', { ...header, masked: over }));
-    expect(err.message).toMatchInlineSnapshot(`"maskedInput.masked: value 1048576 at 9 is not below 2^20"`);
-    expect(err.details).toEqual({ field: 'maskedInput.masked' });
-    expect(thrown(() => server.receiveMaskedInput('clinic-00', { ...header, masked: 'not base64!' })).details).toEqual({ field: 'maskedInput.masked' });
-    expect(thrown(() => server.receiveMaskedInput('clinic-00', { ...header, masked: short, extra: 1 })).details).toEqual({ field: 'maskedInput' });
-    expect(thrown(() => server.receiveMaskedInput('clinic-00', { ...header, round: 3, masked: short })).code).toBe('STALE');
-    expect(thrown(() => server.receiveMaskedInput('intruder', { ...header, masked: short })).code).toBe('NOT_ASSIGNED');
-    // Nothing refused reached the sum.
-    expect(server.heldVectors()).toEqual([]);
-  });
-
-  it('a client refuses an unmask request naming one neighbour both ways, or contradicting an earlier one, or with too few survivors', () => {
-    const round = runRound(baseCtx(), 10, { afterMasked: () => [] });
-    // Every client answered once; ask clinic-00 again with contradicting lists.
-    const client = round.clients.get('clinic-00')!;
-    const asked = round.req4.get('clinic-00')!;
-    const [first, ...rest] = asked.survived;
-    const both: UnmaskRequest = { ...asked, dropped: [first!] };
-    let err = thrown(() => client.unmask(wire(both)));
-    expect(err.message).toContain(`${first} is named both as survived and as dropped`);
-    expect(err.details).toEqual({ field: 'unmaskRequest.dropped[0]' });
-
-    const fresh = runRound(baseCtx(), 10, { afterMasked: () => [] });
-    const c2 = fresh.clients.get('clinic-00')!;
-    const a2 = fresh.req4.get('clinic-00')!;
-    const [f2, ...r2] = a2.survived;
-    err = thrown(() => c2.unmask(wire({ ...a2, survived: r2, dropped: [f2!] })));
-    expect(err.message).toContain(`${f2} was called survived earlier in this round`);
-
-    // clinic-01 has not answered yet; asked with only 4 of its neighbours as survivors (t = 5).
-    const third = runRound(baseCtx(), 10, { afterMasked: () => ['clinic-01'] });
-    const c3 = third.clients.get('clinic-01')!;
-    const a3 = third.req4.get('clinic-01')!;
-    err = thrown(() => c3.unmask(wire({ ...a3, survived: a3.survived.slice(0, 4), dropped: a3.survived.slice(4) })));
-    expect(err.message).toContain('4 neighbours survived, fewer than the threshold 5');
-    // A neighbour named in neither list is refused too.
-    const fourth = runRound(baseCtx(), 10, { afterMasked: () => ['clinic-01'] });
-    const a4 = fourth.req4.get('clinic-01')!;
-    err = thrown(() => fourth.clients.get('clinic-01')!.unmask(wire({ ...a4, survived: a4.survived.slice(1) })));
-    expect(err.message).toContain(`${a4.survived[0]} sent shares but is named neither survived nor dropped`);
-    expect(rest.length).toBeGreaterThan(0);
+    const good = packWords(new Uint32Array(63), 20);
+    expect(good.length).toBe(158);
+    let err = thrown(() => fresh.receiveMaskedInput('clinic-00', header, good.subarray(0, 157)));
+    expect(err.message).toMatchInlineSnapshot(`"vector: must be 158 bytes (63 values of 20 bits), got 157"`);
+    expect(err.details).toEqual({ field: 'vector' });
+    const padded = good.slice();
+    padded[157] = 0x10;
+    err = thrown(() => fresh.receiveMaskedInput('clinic-00', header, padded));
+    expect(err.message).toMatchInlineSnapshot(`"vector: the 4 padding bits of the last byte must be zero"`);
+    expect(thrown(() => fresh.receiveMaskedInput('clinic-00', { ...header, masked: 'AAAA' }, good)).details).toEqual({ field: 'maskedInput' });
+    expect(thrown(() => fresh.receiveMaskedInput('clinic-00', { ...header, round: 3 }, good)).code).toBe('STALE');
+    expect(thrown(() => fresh.receiveMaskedInput('intruder', header, good)).code).toBe('NOT_ASSIGNED');
+    // Nothing refused reached the sum; a good one does, and an identical resend is ignored while a different one is refused.
+    expect(fresh.heldVectors()).toEqual([]);
+    fresh.receiveMaskedInput('clinic-00', header, good);
+    fresh.receiveMaskedInput('clinic-00', header, good.slice());
+    const other = good.slice();
+    other[0] = 1;
+    expect(thrown(() => fresh.receiveMaskedInput('clinic-00', header, other)).code).toBe('DUPLICATE_CONFLICT');
+    // A clinic that sent no shares is not asked for a masked input at all.
+    const round = runRound(ctx, 10, { afterKeys: () => ['clinic-00'] }, { stopAfter: 'masked' });
+    expect(thrown(() => round.server.receiveMaskedInput('clinic-00', header, good)).code).toBe('NOT_ASSIGNED');
   });
 
   it('the server never holds an unmasked individual vector: during the round only the masked sum, after it only the result', () => {
@@ -285,13 +308,14 @@ describe('SecAgg+ round', () => {
     expect(after).toHaveLength(1);
     expect(after[0]).toBe(result);
     expect(round.inSum.length).toBeGreaterThanOrEqual(2);
-    // And late messages are refused: a dropped clinic's masked input after the unmask stage would be unmaskable.
-    expect(thrown(() => round.server.receiveMaskedInput('clinic-00', {})).code).toBe('STALE');
+    // And late messages are refused: a dropped clinic's masked input after the survivor set is fixed would be unmaskable.
+    expect(thrown(() => round.server.receiveMaskedInput('clinic-00', {}, new Uint8Array(0))).code).toBe('STALE');
   });
 
-  it('a corrupted unmask share fails the round naming the clinic instead of giving a wrong sum', () => {
+  it('a wrong unmask share with more than t shares held is blamed on its SENDER, dropped, and the sum still commits', () => {
     for (const kind of ['selfMask', 'key'] as const) {
       let target = '';
+      let sender = '';
       const round = runRound(baseCtx(), 10, { afterShares: (a) => a.slice(0, 1) }, {
         unmaskMessage: (id, m) => {
           const list = kind === 'selfMask' ? m.selfMaskShares : m.keyShares;
@@ -299,28 +323,68 @@ describe('SecAgg+ round', () => {
           const share = fromBase64(list[0]!.share).slice();
           share[50]! ^= 0x10; // inside y: a well-formed share of the wrong value
           target = list[0]!.of;
+          sender = id;
           const changed = [{ of: list[0]!.of, share: toBase64(share) }, ...list.slice(1)];
           return kind === 'selfMask' ? { ...m, selfMaskShares: changed } : { ...m, keyShares: changed };
         },
       });
       expect(target).not.toBe('');
-      const err = thrown(() => round.finish());
-      expect(err.code).toBe('ATTEMPT_ABORTED');
-      expect(err.message).toContain(target);
+      expectCommits(round);
+      expect(round.server.blame).toHaveLength(1);
+      expect(round.server.blame[0]).toMatchObject({ sender, owner: target });
+      expect(round.server.blame[0]!.message).toContain(`the share from ${sender} for ${target}`);
     }
+  });
+
+  it('a wrong unmask share among exactly t fails the round naming the owner and the senders', () => {
+    const ctx = baseCtx({ k: 4 }); // t = 3
+    const graph = resolveRound(ctx, ids(10)).graph;
+    const victim = 'clinic-05';
+    const [quiet, liar] = graph.get(victim)!;
+    const round = runRound(ctx, 10, { afterConsistency: () => [quiet!] }, {
+      unmaskMessage: (id, m) => {
+        if (id !== liar) return m;
+        return { ...m, selfMaskShares: m.selfMaskShares.map((s) => (s.of === victim ? { of: s.of, share: toBase64(flipY(fromBase64(s.share))) } : s)) };
+      },
+    });
+    const err = thrown(() => round.finish());
+    expect(err.code).toBe('ATTEMPT_ABORTED');
+    const senders = graph.get(victim)!.filter((x) => x !== quiet).sort();
+    expect(err.message).toContain(`the self-mask seed rebuilt for ${victim} from the shares of`);
+    for (const s of senders) expect(err.message).toContain(s);
+    expect(err.message).toContain('does not match its commitment');
   });
 });
 
+function flipY(share: Uint8Array): Uint8Array {
+  const out = share.slice();
+  out[50]! ^= 0x10;
+  return out;
+}
+
+/** A server in the masked stage of a 10-clinic round where every clinic shared. */
+function freshMaskedStage(ctx: RoundContext): SecAggServer {
+  const cohort = ids(10);
+  const idents = identities(cohort);
+  const clients = new Map(cohort.map((id) => [id, new SecAggClient(ctx, id, idents.get(id)!)]));
+  const server = new SecAggServer(ctx, cohort);
+  for (const [id, c] of clients) server.receiveKeys(id, wire(c.keys()));
+  for (const [id, req] of server.sharesRequests()) server.receiveShares(id, wire(clients.get(id)!.shares(wire(req))));
+  server.maskedInputRequests();
+  return server;
+}
+
 function runRoundDroppingInputs(ctx: RoundContext, noInput: string[]): void {
   const cohort = ids(10);
-  const clients = new Map(cohort.map((id) => [id, new SecAggClient(ctx, id)]));
+  const idents = identities(cohort);
+  const clients = new Map(cohort.map((id) => [id, new SecAggClient(ctx, id, idents.get(id)!)]));
   const server = new SecAggServer(ctx, cohort);
   for (const [id, c] of clients) server.receiveKeys(id, wire(c.keys()));
   for (const [id, req] of server.sharesRequests()) server.receiveShares(id, wire(clients.get(id)!.shares(wire(req))));
   for (const [id, req] of server.maskedInputRequests()) {
     if (noInput.includes(id)) continue;
-    server.receiveMaskedInput(id, wire(clients.get(id)!.maskedInput(wire(req), new Float64Array(ctx.vectorLength))));
+    const { message, vector } = clients.get(id)!.maskedInput(wire(req), new Float64Array(ctx.vectorLength));
+    server.receiveMaskedInput(id, wire(message), vector);
   }
-  server.unmaskRequests();
+  server.consistencyRequests();
 }
-

@@ -11,6 +11,7 @@ import { z } from 'zod';
 import { FedlhsError } from '../../errors.js';
 import { SHARE_BYTES } from '../shamir.js';
 import { X25519_KEY_BYTES } from '../masks.js';
+import { ED25519_PUBLIC_KEY_BYTES, ED25519_SIGNATURE_BYTES } from './identity.js';
 
 /** The longest clinic id accepted (node ids are short; this bounds what a peer can make us hold). */
 export const MAX_ID_LENGTH = 128;
@@ -73,6 +74,13 @@ const idList = z
     });
   });
 
+/** A list of distinct ids in sorted (code unit) order: one canonical form of a set, as signed. */
+const sortedIdList = idList.check((ctx) => {
+  ctx.value.forEach((v, i) => {
+    if (i > 0 && ctx.value[i - 1]! >= v) ctx.issues.push({ code: 'custom', message: 'must be sorted', input: v, path: [i] });
+  });
+});
+
 /** Items of a list keyed by `key`, each key at most once. */
 function keyedList<T extends z.ZodObject>(item: T, key: string) {
   return z
@@ -96,16 +104,22 @@ const header = {
 };
 
 const key = base64Of(X25519_KEY_BYTES);
+const identityKey = base64Of(ED25519_PUBLIC_KEY_BYTES);
+const signature = base64Of(ED25519_SIGNATURE_BYTES);
 
-/** Stage 1, client → server: the two public keys (c: share encryption, s: pairwise masks). */
-export const keysMessageSchema = z.strictObject({ ...header, cPublic: key, sPublic: key });
+/**
+ * Stage 1, client → server: the two public keys (c: share encryption, s: pairwise masks), the
+ * clinic's long-lived Ed25519 identity key, and its signature over the keys (identity.ts
+ * keysSigningBytes).
+ */
+export const keysMessageSchema = z.strictObject({ ...header, cPublic: key, sPublic: key, identityKey, signature });
 
-/** Stage 2, server → client: the round's cohort and the client's neighbours that sent keys. */
+/** Stage 2, server → client: the round's cohort and the client's neighbours that sent keys, as they signed them. */
 export const sharesRequestSchema = z.strictObject({
   ...header,
   /** Every clinic the round started with, sorted: fixes the graph and the Shamir coordinates. */
   cohort: idList.min(2),
-  neighbours: keyedList(z.strictObject({ id, cPublic: key, sPublic: key }), 'id'),
+  neighbours: keyedList(z.strictObject({ id, cPublic: key, sPublic: key, identityKey, signature }), 'id'),
 });
 
 /** Stage 2, client → server: one sealed pair of shares per neighbour, and a commitment to b. */
@@ -123,17 +137,31 @@ export const maskedInputRequestSchema = z.strictObject({
 });
 
 /**
- * Stage 3, client → server: the masked vector as little-endian words (masks.ts encodeWords).
- * Its exact length depends on the round (vector length and modulus): the server checks it.
+ * Stage 3, client → server: the header only. The masked vector travels beside it as raw bytes
+ * (StageReport.vector), bit-packed at the round's modulus (pack.ts): its exact length depends
+ * on the round, and the server checks it.
  */
-export const maskedInputMessageSchema = z.strictObject({ ...header, masked: base64Of() });
+export const maskedInputMessageSchema = z.strictObject({ ...header });
 
-/** Stage 4, server → client: which of its stage-3 neighbours sent a masked input, which did not. */
-export const unmaskRequestSchema = z.strictObject({ ...header, survived: idList, dropped: idList });
+/** Stage 4, server → client: the round-wide set of clinics whose masked input is in the sum, sorted. */
+export const consistencyRequestSchema = z.strictObject({ ...header, survivors: sortedIdList.min(2) });
+
+/** Stage 4, client → server: the clinic's signature over that set (identity.ts consistencySigningBytes). */
+export const consistencyMessageSchema = z.strictObject({ ...header, signature });
+
+/**
+ * Stage 5, server → client: the survivor set again and its neighbours' signatures on it. The
+ * client derives who survived and who dropped from the set it signed itself.
+ */
+export const unmaskRequestSchema = z.strictObject({
+  ...header,
+  survivors: idList,
+  signatures: keyedList(z.strictObject({ id, signature }), 'id'),
+});
 
 const shareOf = z.strictObject({ of: id, share: base64Of(SHARE_BYTES) });
 
-/** Stage 4, client → server: shares of b for the survivors, shares of s_sk for the dropped. */
+/** Stage 5, client → server: shares of b for the survivors, shares of s_sk for the dropped. */
 export const unmaskMessageSchema = z.strictObject({
   ...header,
   selfMaskShares: keyedList(shareOf, 'of'),
@@ -145,6 +173,8 @@ export type SharesRequest = z.infer<typeof sharesRequestSchema>;
 export type SharesMessage = z.infer<typeof sharesMessageSchema>;
 export type MaskedInputRequest = z.infer<typeof maskedInputRequestSchema>;
 export type MaskedInputMessage = z.infer<typeof maskedInputMessageSchema>;
+export type ConsistencyRequest = z.infer<typeof consistencyRequestSchema>;
+export type ConsistencyMessage = z.infer<typeof consistencyMessageSchema>;
 export type UnmaskRequest = z.infer<typeof unmaskRequestSchema>;
 export type UnmaskMessage = z.infer<typeof unmaskMessageSchema>;
 

@@ -38,6 +38,13 @@ export interface Task {
    * order of the study's features, and a missing value becomes 0 (the mean). A feature with
    * "excluded": true becomes 0 for every row, whatever its value. Other keys ("source",
    * "withheldAt", "clinics") are informative.
+   * With adaptive DP clipping (manifest privacy.dp.clipping.mode "adaptive") the parameters
+   * also carry {"dp": {"clipNorm": C}}: the L2 norm this round's TRAIN tasks clip the model
+   * change to (a finite number > 0; a TRAIN task without a valid one fails, naming
+   * "Task.parameters_json dp.clipNorm"). It starts at clipping.initialNorm and, after each
+   * committed round, becomes C·exp(−learningRate·(b − targetQuantile)), b the noisy fraction of
+   * that round's clinics whose UpdateHeader.dp_clip_indicator said "not clipped" (Andrew et al.
+   * 2021); other keys of the parameters are kept.
    */
   'parametersJson'?: (string);
   /**
@@ -83,6 +90,13 @@ export interface Task__Output {
    * order of the study's features, and a missing value becomes 0 (the mean). A feature with
    * "excluded": true becomes 0 for every row, whatever its value. Other keys ("source",
    * "withheldAt", "clinics") are informative.
+   * With adaptive DP clipping (manifest privacy.dp.clipping.mode "adaptive") the parameters
+   * also carry {"dp": {"clipNorm": C}}: the L2 norm this round's TRAIN tasks clip the model
+   * change to (a finite number > 0; a TRAIN task without a valid one fails, naming
+   * "Task.parameters_json dp.clipNorm"). It starts at clipping.initialNorm and, after each
+   * committed round, becomes C·exp(−learningRate·(b − targetQuantile)), b the noisy fraction of
+   * that round's clinics whose UpdateHeader.dp_clip_indicator said "not clipped" (Andrew et al.
+   * 2021); other keys of the parameters are kept.
    */
   'parametersJson': (string);
   /**

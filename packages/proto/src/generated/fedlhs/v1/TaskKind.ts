@@ -28,6 +28,11 @@ export const TaskKind = {
    */
   TASK_KIND_SECAGG_MASKED_INPUT: 'TASK_KIND_SECAGG_MASKED_INPUT',
   TASK_KIND_SECAGG_UNMASK: 'TASK_KIND_SECAGG_UNMASK',
+  /**
+   * Between MASKED_INPUT and UNMASK: the clinic signs the round's survivor set (see "Secure
+   * aggregation", consistency check).
+   */
+  TASK_KIND_SECAGG_CONSISTENCY: 'TASK_KIND_SECAGG_CONSISTENCY',
 } as const;
 
 export type TaskKind =
@@ -66,5 +71,11 @@ export type TaskKind =
   | 6
   | 'TASK_KIND_SECAGG_UNMASK'
   | 7
+  /**
+   * Between MASKED_INPUT and UNMASK: the clinic signs the round's survivor set (see "Secure
+   * aggregation", consistency check).
+   */
+  | 'TASK_KIND_SECAGG_CONSISTENCY'
+  | 8
 
 export type TaskKind__Output = typeof TaskKind[keyof typeof TaskKind]

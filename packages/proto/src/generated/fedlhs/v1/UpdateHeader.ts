@@ -45,6 +45,16 @@ export interface UpdateHeader {
    * The full trained weights (not a delta), same tensors, order and shapes as the model.
    */
   'weights'?: (_fedlhs_v1_TensorBundleHeader | null);
+  /**
+   * Adaptive DP clipping only (manifest privacy.dp.clipping.mode "adaptive"): 1 if this
+   * clinic's model change had L2 norm at most the round's clip norm (Task.parameters_json
+   * dp.clipNorm), else 0, plus the clinic's share of Gaussian noise on that count (local:
+   * standard deviation countNoiseMultiplier; distributed: countNoiseMultiplier/sqrt(clients.min);
+   * central: none, the coordinator adds it). Absent otherwise; required with adaptive clipping
+   * (INVALID_ARGUMENT when missing, not finite, or given without adaptive clipping).
+   */
+  'dpClipIndicator'?: (number | string);
+  '_dpClipIndicator'?: "dpClipIndicator";
 }
 
 /**
@@ -88,4 +98,14 @@ export interface UpdateHeader__Output {
    * The full trained weights (not a delta), same tensors, order and shapes as the model.
    */
   'weights': (_fedlhs_v1_TensorBundleHeader__Output | null);
+  /**
+   * Adaptive DP clipping only (manifest privacy.dp.clipping.mode "adaptive"): 1 if this
+   * clinic's model change had L2 norm at most the round's clip norm (Task.parameters_json
+   * dp.clipNorm), else 0, plus the clinic's share of Gaussian noise on that count (local:
+   * standard deviation countNoiseMultiplier; distributed: countNoiseMultiplier/sqrt(clients.min);
+   * central: none, the coordinator adds it). Absent otherwise; required with adaptive clipping
+   * (INVALID_ARGUMENT when missing, not finite, or given without adaptive clipping).
+   */
+  'dpClipIndicator'?: (number);
+  '_dpClipIndicator'?: "dpClipIndicator";
 }
