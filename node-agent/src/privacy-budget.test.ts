@@ -5,7 +5,7 @@ import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DEFAULT_ORDERS, computeRdp, rdpToEpsilon, sha256Hex } from '@fedlhs/core';
 import { AgentState } from './agent-state.js';
-import { NO_DP_REASON, PrivacyBudget, SECURE_AGGREGATION_COUNTS, mechanismContext, ownShareOnly, secureAggregationMinSurvivors, type BudgetConfig } from './privacy-budget.js';
+import { NO_DP_REASON, PrivacyBudget, SECURE_AGGREGATION_COUNTS, mechanismContext, secureAggregationMinSurvivors, type BudgetConfig } from './privacy-budget.js';
 import { dpManifest } from './privacy-test-support.js';
 
 const opened: AgentState[] = [];
@@ -146,28 +146,20 @@ describe('PrivacyBudget.decide', () => {
     expect(budget.message('s', dpManifest(LOCAL))).toEqual({ epsilonSpent: epsAfter(2, 1, 1e-5), epsilonStudyLimit: 7, epsilonLifetimeSpent: epsAfter(2, 1, 1e-5), epsilonLifetimeLimit: 0, delta: 1e-5 });
   });
 
-  it('secure aggregation (signed survivor sets) counts distributed noise at the full z; clipped rounds and studies without it at z/√clients.min', () => {
-    expect(SECURE_AGGREGATION_COUNTS).toBe(true);
+  it('distributed noise is counted at the clinic\'s own share z/√clients.min, with or without secure aggregation (the survivor set is the coordinator\'s word)', () => {
+    expect(SECURE_AGGREGATION_COUNTS).toBe(false);
     const s = stateAt(newDir());
     const budget = new PrivacyBudget(s, config());
     const distributed = { dp: { ...LOCAL.dp, placement: 'distributed' } };
     const sa = { secureAggregation: { neighbours: 3, graph: 'ring', valueBits: 16, clipRange: 1 } };
     const withSa = dpManifest({ ...distributed, ...sa });
-    expect(budget.decide('s', 1, withSa)).toMatchObject({ ok: true, noiseMultiplier: 2 }); // z = 2
-    expect(budget.decide('s', 1, withSa, true)).toMatchObject({ ok: true, noiseMultiplier: 1 }); // z/√4
+    expect(budget.decide('s', 1, withSa)).toMatchObject({ ok: true, noiseMultiplier: 1 }); // z/√4, z = 2
     expect(budget.decide('s', 1, dpManifest(distributed))).toMatchObject({ ok: true, noiseMultiplier: 1 });
-    const full = budget.decide('s', 1, withSa);
-    if (full.ok) expect(full.epsilonStudy).toBeCloseTo(epsAfter(2, 1), 9);
-    // The MEDIUM-2 rule applies to distributed noise under secure aggregation only, and only when values were clipped.
-    expect(ownShareOnly(withSa, 1)).toBe(true);
-    expect(ownShareOnly(withSa, 0)).toBe(false);
-    expect(ownShareOnly(dpManifest({ ...LOCAL, ...sa }), 5)).toBe(false);
-    expect(ownShareOnly(dpManifest(distributed), 5)).toBe(false);
-    expect(mechanismContext(withSa, config())).toEqual({ clientsMin: 4, secureAggregation: true, trustCoordinatorNoise: false });
-    expect(mechanismContext(withSa, config(), true).secureAggregation).toBe(false);
-    expect(mechanismContext(dpManifest(distributed), config()).secureAggregation).toBe(false);
-    // Local noise is the clinic's own whatever the survivors: clipping does not change its charge.
-    expect(budget.decide('s', 1, dpManifest({ ...LOCAL, ...sa }), false)).toMatchObject({ noiseMultiplier: 2 });
+    const own = budget.decide('s', 1, withSa);
+    if (own.ok) expect(own.epsilonStudy).toBeCloseTo(epsAfter(1, 1), 9);
+    expect(mechanismContext(withSa, config())).toEqual({ clientsMin: 4, secureAggregation: false, trustCoordinatorNoise: false });
+    // Local noise is the clinic's own whatever the survivors.
+    expect(budget.decide('s', 1, dpManifest({ ...LOCAL, ...sa }))).toMatchObject({ noiseMultiplier: 2 });
   });
 
   it('the fewest survivors a clinic unmasks within: clients.min with distributed DP, else 2', () => {

@@ -5,35 +5,26 @@ import type { AgentConfig } from './config.js';
 
 /**
  * Whether the accounting counts secure aggregation as hiding a clinic's update from the
- * coordinator: distributed noise is then counted at the full z (the sum carries every
- * survivor's share) instead of z/√clients.min. It holds because the clinic only ever unmasks
- * inside a survivor set it signed itself, countersigned by at least threshold of its
- * neighbours, of at least clients.min clinics (the consistency check, SecAggClient's
- * minSurvivors: `secureAggregationMinSurvivors`), so a coordinator that lies about who dropped
- * cannot isolate one clinic's update (review of issue 14, HIGH 1). Two exceptions: a study
- * without secure aggregation, and a round whose values were clipped to ±clipRange after the
- * noise (review MEDIUM 2, `ownShareOnly`): both are counted at the clinic's own share.
+ * coordinator (distributed noise then counted at the full z instead of z/√clients.min). Not
+ * yet. The consistency stage stops a coordinator from unmasking one clinic (review of issue 14,
+ * HIGH 1), but the full z also needs the sum to carry at least clients.min clinics' noise, and
+ * the survivor set a clinic signs names ids only the coordinator vouches for: it can pad the set
+ * with clinics that never took part, or enrol clinics of its own, so the real sum may carry far
+ * less noise (review secagg2 HIGH 2). Until the participants' identities are rooted outside the
+ * coordinator (e.g. listed in the manifest each clinic approves), a clinic counts its own share
+ * only. This also keeps the charge independent of the data: clipping its noised values to
+ * ±clipRange is post-processing of its own noised update (review clinic2 HIGH 1: a charge that
+ * depended on whether values were clipped leaked that fact and could decline repeatedly).
  */
-export const SECURE_AGGREGATION_COUNTS = true;
+export const SECURE_AGGREGATION_COUNTS = false;
 
 /**
  * The fewest survivors this clinic lets a secure-aggregation round unmask with (SecAggClient
- * minSurvivors): with distributed DP the sum must carry at least clients.min noise shares for
- * the full z to hold, else 2 (one clinic alone would be its own sum).
+ * minSurvivors): with distributed DP, clients.min (the sum the manifest promises), else 2 (one
+ * clinic alone would be its own sum). Defence in depth: the accounting does not rely on it.
  */
 export function secureAggregationMinSurvivors(manifest: StudyManifest): number {
   return manifest.privacy?.dp?.placement === 'distributed' ? Math.max(2, manifest.clients.min) : 2;
-}
-
-/**
- * Review MEDIUM 2: when any of this clinic's noised values was clipped to ±clipRange before
- * masking, the sum's noise is no longer the Gaussian z·C the full-z accounting assumes (clipping
- * shrinks it), so the round is charged at the clinic's own share only (z/√clients.min), which
- * holds whatever happens to the other clinics' noise (its own noised update, clipped, is
- * post-processing). Only distributed noise counted under secure aggregation is affected.
- */
-export function ownShareOnly(manifest: StudyManifest, clippedValues: number): boolean {
-  return clippedValues > 0 && manifest.privacy?.dp?.placement === 'distributed' && countsSecureAggregation(manifest);
 }
 
 /** Whether this study's secure aggregation is counted as hiding the clinic's update (see SECURE_AGGREGATION_COUNTS). */
@@ -41,9 +32,9 @@ export function countsSecureAggregation(manifest: Pick<StudyManifest, 'privacy'>
   return SECURE_AGGREGATION_COUNTS && manifest.privacy?.secureAggregation !== undefined;
 }
 
-/** The accountant's view of a study for this clinic (core MechanismContext); `ownShare`: see ownShareOnly. */
-export function mechanismContext(manifest: StudyManifest, config: Pick<BudgetConfig, 'trustCoordinatorNoise'>, ownShare = false): MechanismContext {
-  return { clientsMin: manifest.clients.min, secureAggregation: countsSecureAggregation(manifest) && !ownShare, trustCoordinatorNoise: config.trustCoordinatorNoise };
+/** The accountant's view of a study for this clinic (core MechanismContext). */
+export function mechanismContext(manifest: StudyManifest, config: Pick<BudgetConfig, 'trustCoordinatorNoise'>): MechanismContext {
+  return { clientsMin: manifest.clients.min, secureAggregation: countsSecureAggregation(manifest), trustCoordinatorNoise: config.trustCoordinatorNoise };
 }
 
 /** The clinic's budget settings (agent config `privacy`). */
@@ -118,28 +109,27 @@ export class PrivacyBudget {
 
   /**
    * The RDP one round of this study costs this clinic (Infinity at every order when its mechanism
-   * does not protect it); `ownShare`: charged at the clinic's own noise share (ownShareOnly).
+   * does not protect it).
    */
-  roundCost(manifest: StudyManifest, ownShare = false): { rdp: number[]; noiseMultiplier: number } {
+  roundCost(manifest: StudyManifest): { rdp: number[]; noiseMultiplier: number } {
     const dp = manifest.privacy?.dp;
     if (dp === undefined) return { rdp: DEFAULT_ORDERS.map(() => Infinity), noiseMultiplier: 0 };
-    const o = mechanismContext(manifest, this.config, ownShare);
+    const o = mechanismContext(manifest, this.config);
     return { rdp: roundRdp(dp, o, DEFAULT_ORDERS), noiseMultiplier: effectiveNoiseMultiplier(dp, o) };
   }
 
   /**
    * Whether round `round` of a study fits the budget: the study's and the lifetime's epsilon
    * after adding its RDP, against the limits. A study without DP never fits a clinic with a budget.
-   * `ownShare`: the round is charged at the clinic's own noise share (ownShareOnly).
    */
-  decide(studyId: string, round: number, manifest: StudyManifest, ownShare = false): RoundDecision {
+  decide(studyId: string, round: number, manifest: StudyManifest): RoundDecision {
     const spent = this.spent(studyId);
     if (manifest.privacy?.dp === undefined) {
       return holdsBudget(this.config)
         ? { ok: false, reason: NO_DP_REASON, rdp: undefined, epsilonStudy: spent.study, epsilonLifetime: spent.lifetime }
         : { ok: true, rdp: [], epsilonStudy: spent.study, epsilonLifetime: spent.lifetime, noiseMultiplier: 0 };
     }
-    const { rdp, noiseMultiplier } = this.roundCost(manifest, ownShare);
+    const { rdp, noiseMultiplier } = this.roundCost(manifest);
     const study = this.rdpOf(this.state.listPrivacySpends(studyId));
     const lifetime = this.rdpOf(this.state.listPrivacySpends(undefined));
     sumInto(study, rdp);

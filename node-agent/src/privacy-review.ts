@@ -37,7 +37,7 @@ export function describePrivacy(m: StudyManifest, c: AgentConfig['privacy']): st
     : dp.placement === 'distributed'
       ? sa === undefined
         ? `this clinic adds σ=${std.toPrecision(4)} (z·C/√${m.clients.min}); without secure aggregation the coordinator sees each clinic's update, so only z/√clients.min protects it`
-        : `this clinic adds σ=${std.toPrecision(4)} (z·C/√${m.clients.min}); under secure aggregation it unmasks only inside a survivor set of at least ${secureAggregationMinSurvivors(m)} clinics that it and its neighbours signed, so the coordinator sees only a sum carrying z·C and this clinic counts the full z; a round in which its noised values were clipped to ±${sa.clipRange} is counted at its own share (z/√${m.clients.min})`
+        : `this clinic adds σ=${std.toPrecision(4)} (z·C/√${m.clients.min}); under secure aggregation the coordinator sees only a sum (this clinic unmasks only inside a survivor set of at least ${secureAggregationMinSurvivors(m)} clinics that it and its neighbours signed), but this clinic counts its own share z/√${m.clients.min}: who is in that set is vouched for by the coordinator alone`
       : c.trustCoordinatorNoise
         ? 'the coordinator adds N(0,(z·C)²) to the sum; this clinic trusts it to (privacy.trustCoordinatorNoise)'
         : "the coordinator adds the noise to the sum: the coordinator itself sees this clinic's clipped update, so this clinic counts itself unprotected (privacy.trustCoordinatorNoise is false)";

@@ -6,7 +6,6 @@ import { stageBody } from '../failpoints.js';
 import { identityFingerprint } from '../identity-key.js';
 import type { TaskContext, TaskHandler } from '../task-runner.js';
 import { SecAggSessions, type SentAnswer } from './secagg-sessions.js';
-import { chargeMaskedInput } from './secagg-charge.js';
 import { budgetDecision, trainRound } from './train-round.js';
 
 /*
@@ -220,33 +219,26 @@ export function secaggTaskHandlers(sessions: SecAggSessions): TaskHandler[] {
         // Trains exactly as TRAIN: budget, download, local training, DP clipping and noise (train-round.ts).
         const round = await trainRound(task, ctx, true);
         if (round === undefined) return undefined;
-        let declined = false;
         try {
           const { values, clipped } = clipToRange(round.delta!, section.clipRange);
           if (clipped > 0) {
+            // Local only: the count depends on the data, so it never goes into anything sent (review clinic2 HIGH 1).
             ctx.log.warn({ event: 'secagg.values_clipped', clipped, values: values.length, clipRange: section.clipRange }, `round ${task.round}: ${clipped} of ${values.length} values of this clinic's model change were outside ±${section.clipRange} and were clipped to it before masking (privacy.secureAggregation.clipRange)`);
           }
-          // What this round costs is decided before anything is masked, spent or sent (review MEDIUM 2).
-          const charge = chargeMaskedInput(task, ctx, round, clipped, values.length);
-          if (charge === undefined) {
-            declined = true;
-            return undefined;
-          }
           const { message, vector } = refusing(() => client.maskedInput(request, values));
-          // Spent before anything leaves (as TRAIN): a report that fails afterwards has still been paid for.
-          charge.commit();
+          // Spent before anything leaves (as TRAIN): a report that fails afterwards has still been paid for. The charge
+          // depends on the manifest only (privacy-budget.ts SECURE_AGGREGATION_COUNTS), never on the data.
+          round.commitSpend();
           const dp = round.dpInfo;
           return {
             message,
             vector,
             detail: `this clinic's model change (${values.length} values, clipped to ±${section.clipRange}${clipped > 0 ? `: ${clipped} values clipped` : ''}${dp === undefined ? '' : `, after DP clipping to L2 norm ${dp.clipNorm}${dp.noiseStd > 0 ? ` and Gaussian noise σ=${dp.noiseStd.toPrecision(4)}` : ''}`}), quantised to ${section.valueBits} bits and masked, sent as ${vector.length} packed bytes: the coordinator can read only the sum of the round's clinics`,
-            summary: {
-              values: values.length, clippedValues: clipped, clipRange: section.clipRange, valueBits: section.valueBits, baseModelSha256: round.sha256.toString('hex'),
-              ...(dp === undefined ? {} : { dp: { placement: dp.placement, clipNorm: dp.clipNorm, noiseStd: dp.noiseStd, charged: charge.basis } }),
-            },
+            // On the wire: only the header (body) and the packed vector, whose sizes and digests report() adds.
+            summary: {},
           };
         } finally {
-          if (round.dpInfo !== undefined && !declined) ctx.privacyChanged?.(false);
+          if (round.dpInfo !== undefined) ctx.privacyChanged?.(false);
         }
       },
     }),

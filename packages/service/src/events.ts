@@ -186,7 +186,7 @@ export const EVENTS = {
   // ---- secure aggregation, coordinator side (coordinator engine/phases/secagg*.ts, update-intake.ts; issue 14) ----
   'secagg.stage_closed': 'a secure-aggregation stage closed; fields round, attempt, stage, asked, answered, next, dropped (node ids with reasons)',
   'secagg.round_failed': 'a secure-aggregation round attempt cannot go on (too few clinics, a survivor with fewer than t live neighbours, an inconsistent share; warn); fields round, attempt, stage, reason',
-  'secagg.share_blamed': 'a clinic sent a wrong unmask share (the rebuilt secret did not match its commitment); the sum was rebuilt without its shares; fields round, attempt, sender, owner, secret',
+  'secagg.share_blamed': 'an unmask share disagreed with the others (its holder, the sender, or the owner that dealt it is faulty); the secret was rebuilt without it; fields round, attempt, sender, owner, secret',
   'secagg.aggregated': 'the unmasked sum of the survivors\' masked updates became the candidate model (round model + mean); fields round, attempt, survivors, unmaskAnswers (clinics that sent their shares to unmask), sha256',
   'stage.rejected': 'a secure-aggregation stage answer (ReportStage) was rejected; fields reason, detail',
   // ---- secure aggregation, clinic side (agent tasks/secagg*.ts; issue 14) ----
@@ -198,7 +198,6 @@ export const EVENTS = {
   'secagg.identity_created': "the agent created this clinic's secure-aggregation identity key (identity-key.pem; audited secagg_identity_created); fields fingerprint",
   'secagg.peer_pinned': "a neighbouring clinic's identity key was seen for the first time and pinned (audited secagg_peer_pinned); fields peer, fingerprint",
   'secagg.peer_refused': "a neighbouring clinic's identity key differs from the one pinned: the stage is refused (warn; audited secagg_peer_refused); fields peer, fingerprint, pinnedFingerprint",
-  'secagg.charged_own_share': "values of the clinic's noised change were clipped to ±clipRange, so the round is charged at the clinic's own noise share z/√clients.min (warn); fields clipped, values, effectiveNoiseMultiplier, epsilonStudy",
 } as const satisfies Record<string, string>;
 
 /** A stable log event key. */

@@ -175,8 +175,9 @@ describe('adaptive clipping over rounds (the paper\'s direction)', () => {
     const m = manifest('local', 1, 3);
     const env = await setup(m);
     const first = await start(m, env);
-    await first.round(1, [1.2, 0.9, 1.4]); // noisy bits of local placement; b̄ = 3.5/3
-    const c2 = 2 * Math.exp(-0.2 * (3.5 / 3 - 0.5));
+    await first.round(1, [1.2, 0.6, 1.4]); // noisy bits of local placement; b̄ = 3.2/3
+    const c2 = 2 * Math.exp(-0.2 * (1 - 0.5)); // b̄ clamped to 1 (review clinic2 MEDIUM 2); unclamped it would be exp(-0.2 · (3.2/3 - 0.5))
+    expect(c2).not.toBeCloseTo(2 * Math.exp(-0.2 * (3.2 / 3 - 0.5)), 3);
     await first.trainTask('n1', 2); // round 2 is under way…
     await first.stop(); // …when the coordinator stops
     expect(await storedClipNorm(env.store)).toBeCloseTo(c2, 12);

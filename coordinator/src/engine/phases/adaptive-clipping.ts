@@ -1,4 +1,5 @@
 import {
+  CLIP_NORM_RANGE,
   FedlhsError,
   adaptiveClipNorm,
   clipNormParameter,
@@ -78,8 +79,12 @@ export class AdaptiveClipping {
     if (this.count !== updates) throw new FedlhsError('INTERNAL', `adaptive clipping: ${this.count} clip indicator(s) for ${updates} aggregated update(s)`);
     // Central placement: the clinics sent bare bits, the coordinator adds the count's noise here.
     const centralStd = this.dp.placement === 'central' ? this.adaptive.countNoiseMultiplier : 0;
-    const unclippedFraction = noisyUnclippedFraction(this.sum, updates, centralStd, this.random);
-    const nextClipNorm = adaptiveClipNorm(this.clipNorm, unclippedFraction, this.adaptive.targetQuantile, this.adaptive.learningRate);
+    const noisy = noisyUnclippedFraction(this.sum, updates, centralStd, this.random);
+    // Clamped to [0, 1] (post-processing, privacy unchanged): one clinic's extreme but plausible
+    // noisy bit must not move the norm by more than an all-in or all-out round would (review clinic2 MEDIUM 2).
+    const unclippedFraction = Math.min(1, Math.max(0, noisy));
+    // Kept within the range clinics accept (core CLIP_NORM_RANGE), so a drifting norm cannot stall the study.
+    const nextClipNorm = Math.min(CLIP_NORM_RANGE.max, Math.max(CLIP_NORM_RANGE.min, adaptiveClipNorm(this.clipNorm, unclippedFraction, this.adaptive.targetQuantile, this.adaptive.learningRate)));
     if (!Number.isFinite(nextClipNorm) || !(nextClipNorm > 0)) {
       throw new FedlhsError('STUDY_FAILED', `adaptive clipping: the next clipping norm is ${nextClipNorm} (from ${this.clipNorm}, noisy unclipped fraction ${unclippedFraction}); it must be a finite number > 0`);
     }

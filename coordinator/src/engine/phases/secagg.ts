@@ -247,8 +247,8 @@ export class SecAggStagePhase implements Phase {
       return this.fail(ctx, err.message);
     }
     for (const b of server.blame) {
-      // A clinic that sent a wrong share (rebuilt secrets did not match their commitment): the sum
-      // was rebuilt without its shares; operators see who, as the review of issue 14 asked.
+      // An unmask share that disagreed with the others (its holder or its dealer is faulty): the
+      // secret was rebuilt without it; operators see both names.
       ctx.log.warn({ event: 'secagg.share_blamed', round: attempt.round, attempt: attempt.attempt, sender: b.sender, owner: b.owner, secret: b.secret }, `secure aggregation: ${b.message}`);
     }
     const survivors = server.included.length;

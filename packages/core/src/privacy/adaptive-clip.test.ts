@@ -29,6 +29,11 @@ describe('clip norm in study parameters', () => {
       expect(() => clipNormParameter(bad)).toThrow(/Task\.parameters_json dp\.clipNorm|study parameters/);
     }
     expect(() => clipNormParameter('{"dp":{"clipNorm":1e999}}')).toThrow(/dp\.clipNorm must be a finite number > 0/);
+    // A subnormal or absurd norm from the coordinator is refused (review clinic2 LOW 3); the bounds themselves are accepted.
+    expect(() => clipNormParameter('{"dp":{"clipNorm":5e-324}}')).toThrow(/dp\.clipNorm must be from 0\.000001 to 1000000 \(got 5e-324\)/);
+    expect(() => clipNormParameter('{"dp":{"clipNorm":1e7}}')).toThrow(/must be from/);
+    expect(clipNormParameter('{"dp":{"clipNorm":1e-6}}')).toBe(1e-6);
+    expect(clipNormParameter('{"dp":{"clipNorm":1e6}}')).toBe(1e6);
   });
   it('merges the norm into the parameters, keeping every other key', () => {
     const merged = withClipNormParameter('{"normalization":{"method":"zscore","features":[]},"dp":{"clipNorm":1,"note":"x"}}', 2.5);

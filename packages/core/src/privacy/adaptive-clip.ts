@@ -33,9 +33,16 @@ function parseParameters(parameters: string | null | undefined): Record<string, 
 }
 
 /**
+ * The clipping norms a clinic accepts from the coordinator: far outside any model's update norm,
+ * and within what float32 clipping handles exactly (review clinic2 LOW 3: a subnormal norm left
+ * the clipped change above the norm the accountant assumed).
+ */
+export const CLIP_NORM_RANGE = { min: 1e-6, max: 1e6 } as const;
+
+/**
  * The clipping norm in study parameters (`{"dp": {"clipNorm": C}}`), or undefined when they carry
  * none. INVALID_ARGUMENT naming the field when the parameters are not a JSON object, `dp` is not
- * an object, or `clipNorm` is present but not a finite number > 0.
+ * an object, or `clipNorm` is present but not a finite number within CLIP_NORM_RANGE.
  */
 export function clipNormParameter(parameters: string | null | undefined): number | undefined {
   const dp = parseParameters(parameters)['dp'];
@@ -44,6 +51,7 @@ export function clipNormParameter(parameters: string | null | undefined): number
   const c = (dp as Record<string, unknown>)['clipNorm'];
   if (c === undefined) return undefined;
   if (typeof c !== 'number' || !Number.isFinite(c) || !(c > 0)) throw invalid(`${CLIP_NORM_FIELD} must be a finite number > 0 (got ${JSON.stringify(c)})`);
+  if (c < CLIP_NORM_RANGE.min || c > CLIP_NORM_RANGE.max) throw invalid(`${CLIP_NORM_FIELD} must be from ${CLIP_NORM_RANGE.min} to ${CLIP_NORM_RANGE.max} (got ${c})`);
   return c;
 }
 

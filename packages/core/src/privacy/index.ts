@@ -16,6 +16,7 @@ export {
 } from './mechanism.js';
 export {
   CLIP_NORM_FIELD,
+  CLIP_NORM_RANGE,
   clipIndicatorNoiseStd,
   clipNormParameter,
   noisyClipIndicator,

@@ -295,7 +295,7 @@ export class SecAggClient {
       if (live < round.threshold) {
         throw refuse('consistencyRequest.survivors', `${live} of this clinic's neighbours holding its shares are in the set, fewer than the threshold ${round.threshold}`);
       }
-      const signature = signBytes(this.#identity.privateKey, consistencySigningBytes(msg, msg.survivors));
+      const signature = signBytes(this.#identity.privateKey, consistencySigningBytes(msg, msg.survivors, { id: this.#id, cPublic: this.#c!.publicKey, sPublic: this.#s!.publicKey }));
       const message = { ...headerOf(this.#ctx), signature: toBase64(signature) };
       this.#signed = { survivors: [...msg.survivors], message };
       return message;
@@ -320,7 +320,6 @@ export class SecAggClient {
       const signed = this.#signed;
       if (signed === undefined) throw refuse('unmaskRequest', 'this clinic has signed no survivor set in this round');
       if (!sameList(msg.survivors, signed.survivors)) throw refuse('unmaskRequest.survivors', 'is not the survivor set this clinic signed');
-      const bytes = consistencySigningBytes(msg, signed.survivors);
       let valid = 0;
       msg.signatures.forEach((s, i) => {
         const field = `unmaskRequest.signatures[${i}]`;
@@ -328,7 +327,8 @@ export class SecAggClient {
         const n = this.#neighbours.get(s.id);
         if (n === undefined || !this.#held.has(s.id)) throw refuse(field, `${s.id} is not a neighbour holding this clinic's shares`);
         if (!signed.survivors.includes(s.id)) throw refuse(field, `${s.id} is not in the survivor set, it cannot have signed it`);
-        if (!verifyBytes(n.identity, bytes, fromBase64(s.signature))) throw refuse(field, `the signature of ${s.id} on the survivor set is not valid`);
+        const bytes = consistencySigningBytes(msg, signed.survivors, { id: s.id, cPublic: n.cPublic, sPublic: n.sPublic });
+        if (!verifyBytes(n.identity, bytes, fromBase64(s.signature))) throw refuse(field, `the signature of ${s.id} on the survivor set is not valid for this run of the round`);
         valid += 1;
       });
       if (valid < round.threshold) throw refuse('unmaskRequest.signatures', `${valid} neighbour signatures on the survivor set, fewer than the threshold ${round.threshold}`);

@@ -81,6 +81,15 @@ function toMasked(ctx: RoundContext, n: number, opts: { minSurvivors?: number; p
   return { cohort, clients, server, idents, pins, req2, masked, round: resolveRound(ctx, cohort) };
 }
 
+/** The round keys `id` sent in stage 1, as the server handed them to its neighbours in stage 2. */
+function keysOf(r: ReturnType<typeof toMasked>, id: string): { id: string; cPublic: string; sPublic: string } {
+  for (const req of r.req2.values()) {
+    const n = req.neighbours.find((x) => x.id === id);
+    if (n !== undefined) return { id, cPublic: n.cPublic, sPublic: n.sPublic };
+  }
+  throw new Error(`no keys of ${id} in stage 2`);
+}
+
 /**
  * A malicious coordinator in the consistency and unmask stages: tells each clinic the set
  * `setFor(id)`, collects every signature, and hands each signer all its neighbours' signatures
@@ -229,7 +238,7 @@ describe('secure aggregation: consistency refusals', () => {
     const signer = f.req.signatures[1]!.id;
     const forged = f.req.signatures.map((s, i) => (i === 1 ? { id: s.id, signature: f.req.signatures[0]!.signature } : s));
     let err = thrown(() => f.x.clients.get('clinic-04')!.unmask(wire({ ...f.req, signatures: forged })));
-    expect(err.message).toBe(`unmaskRequest.signatures[1]: the signature of ${signer} on the survivor set is not valid`);
+    expect(err.message).toBe(`unmaskRequest.signatures[1]: the signature of ${signer} on the survivor set is not valid for this run of the round`);
     f = fresh();
     err = thrown(() => f.x.clients.get('clinic-04')!.unmask(wire({ ...f.req, signatures: f.req.signatures.slice(0, 2) })));
     expect(err.message).toBe('unmaskRequest.signatures: 2 neighbour signatures on the survivor set, fewer than the threshold 3');
@@ -240,13 +249,36 @@ describe('secure aggregation: consistency refusals', () => {
     // A signature on another set (a coordinator replaying one set's signatures for another) is invalid.
     f = fresh();
     const otherSet = f.x.cohort.filter((id) => id !== 'clinic-09');
-    const onOther = f.req.signatures.map((s) => ({ id: s.id, signature: toBase64(signBytes(f.x.idents.get(s.id)!.privateKey, consistencySigningBytes(header(ctx), otherSet))) }));
+    const onOther = f.req.signatures.map((s) => ({ id: s.id, signature: toBase64(signBytes(f.x.idents.get(s.id)!.privateKey, consistencySigningBytes(header(ctx), otherSet, keysOf(f.x, s.id)))) }));
     expect(thrown(() => f.x.clients.get('clinic-04')!.unmask(wire({ ...f.req, signatures: onOther }))).message).toContain('on the survivor set is not valid');
     // And the honest request is answered: the shares of its 4 neighbours' self masks (all survived).
     f = fresh();
     const answer = f.x.clients.get('clinic-04')!.unmask(wire(f.req));
     expect(answer.selfMaskShares).toHaveLength(4);
     expect(answer.keyShares).toHaveLength(0);
+  });
+
+  it('refuses signatures replayed from another run of the same round (same header, other round keys: review secagg2 HIGH 1)', () => {
+    // Run 1: everyone signs the full cohort; the coordinator keeps the signatures.
+    const pins = new Map<string, Map<string, Uint8Array>>();
+    const run1 = toMasked(ctx, 10, { pins });
+    const sigs1 = new Map<string, string>();
+    for (const [id, req] of run1.server.consistencyRequests()) sigs1.set(id, run1.clients.get(id)!.consistency(wire(req)).signature);
+    // Run 2 under the same header, same clinics and identities (pins carried over): fresh round keys.
+    const run2 = toMasked(ctx, 10, { pins, idents: run1.idents });
+    const x = 'clinic-04';
+    const set = run2.cohort;
+    run2.clients.get(x)!.consistency(wire({ ...header(ctx), survivors: set }));
+    const replayed = run2.round.graph.get(x)!.map((n) => ({ id: n, signature: sigs1.get(n)! }));
+    const err = thrown(() => run2.clients.get(x)!.unmask(wire({ ...header(ctx), survivors: set, signatures: replayed })));
+    expect(err.message).toMatch(/^unmaskRequest\.signatures\[0\]: the signature of clinic-\d+ on the survivor set is not valid for this run of the round$/);
+    // The same neighbours' signatures from this run are accepted (the test can tell the two apart).
+    const run2x = toMasked(ctx, 10, { pins, idents: run1.idents });
+    const sigs2 = new Map<string, string>();
+    for (const id of run2x.round.graph.get(x)!) sigs2.set(id, run2x.clients.get(id)!.consistency(wire({ ...header(ctx), survivors: set })).signature);
+    run2x.clients.get(x)!.consistency(wire({ ...header(ctx), survivors: set }));
+    const fresh = run2x.round.graph.get(x)!.map((n) => ({ id: n, signature: sigs2.get(n)! }));
+    expect(run2x.clients.get(x)!.unmask(wire({ ...header(ctx), survivors: set, signatures: fresh })).selfMaskShares).toHaveLength(4);
   });
 
   it('a client refuses to unmask before it signed a set', () => {
@@ -258,7 +290,7 @@ describe('secure aggregation: consistency refusals', () => {
     const r = toMasked(ctx, 10);
     const cons = r.server.consistencyRequests();
     const other = r.cohort.filter((id) => id !== 'clinic-09');
-    const bad = { ...header(ctx), signature: toBase64(signBytes(r.idents.get('clinic-01')!.privateKey, consistencySigningBytes(header(ctx), other))) };
+    const bad = { ...header(ctx), signature: toBase64(signBytes(r.idents.get('clinic-01')!.privateKey, consistencySigningBytes(header(ctx), other, keysOf(r, 'clinic-01')))) };
     const err = thrown(() => r.server.receiveConsistency('clinic-01', wire(bad)));
     expect(err.message).toBe('consistency.signature: the signature of clinic-01 on the survivor set is not valid');
     r.server.receiveConsistency('clinic-01', wire(r.clients.get('clinic-01')!.consistency(wire(cons.get('clinic-01')!))));

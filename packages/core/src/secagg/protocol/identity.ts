@@ -73,12 +73,26 @@ export function keysSigningBytes(header: MessageHeader, id: string, cPublic: str
   return labelled('fedlhs.secagg.v1.keys', { studyId: header.studyId, round: header.round, attempt: header.attempt, id, cPublic: b64(cPublic), sPublic: b64(sPublic) });
 }
 
+/** The signer of a consistency signature: its id and the round keys it signed in stage 1. */
+export interface ConsistencySigner {
+  readonly id: string;
+  readonly cPublic: string | Uint8Array;
+  readonly sPublic: string | Uint8Array;
+}
+
 /**
  * What a clinic signs in the consistency stage: "fedlhs.secagg.v1.consistency\n" + canonical
- * JSON of {studyId, round, attempt, survivors} (survivors sorted, as sent).
+ * JSON of {studyId, round, attempt, survivors (sorted, as sent), id, cPublic, sPublic}: the
+ * signer's own id and this run's round keys bind the signature to one run of the round. Without
+ * them a coordinator that ran a round twice under the same header could hand one run's
+ * signatures to the other and unmask a clinic (review of issue 14, secagg2 HIGH 1); with them a
+ * signature verifies only against the keys the verifier received in stage 2 of the same run.
  */
-export function consistencySigningBytes(header: MessageHeader, survivors: readonly string[]): Uint8Array {
-  return labelled('fedlhs.secagg.v1.consistency', { studyId: header.studyId, round: header.round, attempt: header.attempt, survivors: [...survivors] });
+export function consistencySigningBytes(header: MessageHeader, survivors: readonly string[], signer: ConsistencySigner): Uint8Array {
+  return labelled('fedlhs.secagg.v1.consistency', {
+    studyId: header.studyId, round: header.round, attempt: header.attempt, survivors: [...survivors],
+    id: signer.id, cPublic: b64(signer.cPublic), sPublic: b64(signer.sPublic),
+  });
 }
 
 /** Ed25519 signature of `bytes`. */

@@ -312,7 +312,7 @@ describe('SecAgg+ round', () => {
     expect(thrown(() => round.server.receiveMaskedInput('clinic-00', {}, new Uint8Array(0))).code).toBe('STALE');
   });
 
-  it('a wrong unmask share with more than t shares held is blamed on its SENDER, dropped, and the sum still commits', () => {
+  it('a wrong unmask share with more than t shares held is reported naming its holder and its dealer, left out, and the sum still commits', () => {
     for (const kind of ['selfMask', 'key'] as const) {
       let target = '';
       let sender = '';
@@ -332,7 +332,8 @@ describe('SecAgg+ round', () => {
       expectCommits(round);
       expect(round.server.blame).toHaveLength(1);
       expect(round.server.blame[0]).toMatchObject({ sender, owner: target });
-      expect(round.server.blame[0]!.message).toContain(`the share from ${sender} for ${target}`);
+      expect(round.server.blame[0]!.message).toContain(`that ${sender} returned disagrees with the other`);
+      expect(round.server.blame[0]!.message).toContain(`${sender} (which returned it) or ${target} (which dealt it) is faulty`);
     }
   });
 

@@ -39,9 +39,9 @@ export interface SecAggServerOptions {
 
 /** A wrong unmask share found by `finish`, and whose it was. */
 export interface SecAggBlame {
-  /** The clinic that sent the wrong share (all its shares were dropped). */
+  /** The clinic that returned the share that disagrees (it, or the owner that dealt it, is faulty; only that share was left out). */
   readonly sender: string;
-  /** The clinic whose secret the share was of. */
+  /** The clinic whose secret the share was of (and which dealt it). */
   readonly owner: string;
   readonly secret: string;
   readonly message: string;
@@ -94,7 +94,6 @@ export class SecAggServer {
   readonly #asked4 = new Map<string, { readonly survived: readonly string[]; readonly dropped: readonly string[] }>();
   readonly #selfMaskShares = new Map<string, HeldShare[]>();
   readonly #keyShares = new Map<string, HeldShare[]>();
-  readonly #blamedSenders = new Set<string>();
   readonly #blame: SecAggBlame[] = [];
   readonly #unmasked = new Map<string, string>();
   #result: Float64Array | undefined;
@@ -277,7 +276,8 @@ export class SecAggServer {
     this.#accept('consistency', id, this.#masked, 'consistency');
     const m = parseMessage(consistencyMessageSchema, message, 'consistency');
     checkHeader(this.#ctx, m, `consistency from ${id}`);
-    if (!verifyBytes(this.#keys.get(id)!.identity, consistencySigningBytes(m, this.#survivors), fromBase64(m.signature))) {
+    const k = this.#keys.get(id)!;
+    if (!verifyBytes(k.identity, consistencySigningBytes(m, this.#survivors, { id, cPublic: k.cPublic, sPublic: k.sPublic }), fromBase64(m.signature))) {
       throw new FedlhsError('INVALID_ARGUMENT', `consistency.signature: the signature of ${id} on the survivor set is not valid`, { details: { field: 'consistency.signature' } });
     }
     if (this.#duplicate(this.#signatures.get(id), m.signature, id, 'consistency')) return;
@@ -386,17 +386,16 @@ export class SecAggServer {
   }
 
   /**
-   * The secret of `owner` from its shares, checked by `matches`. Shares of senders already
-   * blamed are left out. On a mismatch with more than t shares, the smallest set of shares whose
-   * removal leaves shares that agree and rebuild a matching secret is blamed on its senders.
+   * The secret of `owner` from its shares, checked by `matches`. On a mismatch with more than t
+   * shares, the smallest set of shares whose removal leaves shares that agree and rebuild a
+   * matching secret is left out and reported (`blame`: its holder or the owner is faulty).
    */
   #rebuildChecked(owner: string, held: readonly HeldShare[], what: string, against: string, matches: (secret: Uint8Array) => boolean): Uint8Array {
     const t = this.#round.threshold;
-    const shares = held.filter((s) => !this.#blamedSenders.has(s.from));
+    const shares = held;
     if (shares.length < t) {
-      const blamed = held.length - shares.length;
-      if (what === 'self-mask seed') throw aborted(`survivor ${owner} has ${shares.length} shares of its self-mask seed${blamed > 0 ? ` after dropping ${blamed} from blamed senders` : ''}, fewer than t = ${t}: its input cannot be unmasked`);
-      throw aborted(`dropped client ${owner} has ${shares.length} shares of its mask key${blamed > 0 ? ` after dropping ${blamed} from blamed senders` : ''}, fewer than t = ${t}: its masks cannot be removed`);
+      if (what === 'self-mask seed') throw aborted(`survivor ${owner} has ${shares.length} shares of its self-mask seed, fewer than t = ${t}: its input cannot be unmasked`);
+      throw aborted(`dropped client ${owner} has ${shares.length} shares of its mask key, fewer than t = ${t}: its masks cannot be removed`);
     }
     const attempt = (subset: readonly HeldShare[]): Uint8Array | undefined => {
       let secret: Uint8Array;
@@ -422,9 +421,11 @@ export class SecAggServer {
         const secret = attempt(rest);
         if (secret === undefined) continue;
         for (const i of removed) {
+          // Only this share is left out: a dealer (the owner) can hand one holder a share of another
+          // polynomial, so the holder is not necessarily the faulty one (review secagg2 MEDIUM 3),
+          // and dropping the holder's other shares would let one clinic push survivors under t.
           const bad = shares[i]!;
-          this.#blamedSenders.add(bad.from);
-          this.#blame.push({ sender: bad.from, owner, secret: what, message: `secure aggregation: the share from ${bad.from} for ${owner} (${what}) is wrong; all shares from ${bad.from} are dropped` });
+          this.#blame.push({ sender: bad.from, owner, secret: what, message: `secure aggregation: the share of ${owner}'s ${what} that ${bad.from} returned disagrees with the other ${shares.length - r}: ${bad.from} (which returned it) or ${owner} (which dealt it) is faulty; the secret was rebuilt without it` });
         }
         return secret;
       }
@@ -440,15 +441,16 @@ export class SecAggServer {
     return aborted(`dropped client ${id} has ${live} live neighbours holding its key shares, fewer than t = ${this.#round.threshold}: its masks cannot be removed`);
   }
 
-  /**
-   * The clinics whose unmask shares were found wrong in `finish` (review LOW 3: blame the
-   * sender, not the owner): the round went on without them. For the coordinator's log.
-   */
   /** Bytes of every clinic's masked input in this round (StageReport.vector): packedLength at the round's word width. */
   get vectorBytes(): number {
     return packedLength(this.#ctx.vectorLength, this.#round.bits);
   }
 
+  /**
+   * The unmask shares found to disagree in `finish` (reviews of issue 14: the holder or the dealer
+   * is faulty, it cannot be told which): each was left out and the secret rebuilt from the rest.
+   * For the coordinator's log.
+   */
   get blame(): readonly SecAggBlame[] {
     return this.#blame;
   }

@@ -7,8 +7,9 @@
  * lifetime, at its own delta. Before each TRAIN task of a study whose manifest has privacy.dp, the
  * agent computes with an RDP accountant the epsilon the round would add under the manifest's
  * mechanism (as the clinic sees it: local noise protects it from everyone; distributed noise
- * from the coordinator only with secure aggregation, else only noiseMultiplier/sqrt(clients.min);
- * central noise only if the clinic trusts the coordinator to add it), and declines the task
+ * counts noiseMultiplier/sqrt(clients.min), the clinic's own share, also with secure aggregation
+ * (the survivor set is vouched for by the coordinator alone); central noise only if the clinic
+ * trusts the coordinator to add it), and declines the task
  * (TaskUpdate DECLINED, reason starting "privacy budget:") when the study or lifetime total would
  * exceed its limit; when not even one more round fits it sends StudyReadiness WITHDRAWN with a
  * detail starting "privacy budget:". A clinic with a budget declines studies without DP.
@@ -36,8 +37,9 @@ export interface PrivacyBudget {
  * lifetime, at its own delta. Before each TRAIN task of a study whose manifest has privacy.dp, the
  * agent computes with an RDP accountant the epsilon the round would add under the manifest's
  * mechanism (as the clinic sees it: local noise protects it from everyone; distributed noise
- * from the coordinator only with secure aggregation, else only noiseMultiplier/sqrt(clients.min);
- * central noise only if the clinic trusts the coordinator to add it), and declines the task
+ * counts noiseMultiplier/sqrt(clients.min), the clinic's own share, also with secure aggregation
+ * (the survivor set is vouched for by the coordinator alone); central noise only if the clinic
+ * trusts the coordinator to add it), and declines the task
  * (TaskUpdate DECLINED, reason starting "privacy budget:") when the study or lifetime total would
  * exceed its limit; when not even one more round fits it sends StudyReadiness WITHDRAWN with a
  * detail starting "privacy budget:". A clinic with a budget declines studies without DP.
