@@ -16,7 +16,7 @@ import type { EngineClock } from './engine/study-runner.js';
 import { MovableClock } from './series/clock.js';
 import { startGrpcServer, stopGrpcServer } from './grpc/server.js';
 import type { CoordinatorStore } from './store.js';
-import { PostgresStore } from './store/postgres/postgres-store.js';
+import { PostgresStore, type StoreFence } from './store/postgres/postgres-store.js';
 
 /** Lifecycle of the coordinator process. */
 export type AppState = 'INITIALIZED' | 'RUNNING' | 'STOPPING' | 'STOPPED' | 'FAILED';
@@ -44,9 +44,9 @@ export function resolveAdminToken(config: Pick<CoordinatorConfig, 'dataDir' | 'a
  * undefined for 'sqlite', which the coordinator opens inside its data directory. `target` says
  * where, without any password.
  */
-export async function openConfiguredStore(config: Pick<CoordinatorConfig, 'dataDir' | 'store'>, logger: Logger): Promise<{ store: CoordinatorStore | undefined; target: string }> {
+export async function openConfiguredStore(config: Pick<CoordinatorConfig, 'dataDir' | 'store'>, logger: Logger, fence?: StoreFence): Promise<{ store: CoordinatorStore | undefined; target: string }> {
   if (config.store.kind === 'sqlite') return { store: undefined, target: join(config.dataDir, 'coordinator.db') };
-  const store = await PostgresStore.open({ connection: config.store.url, poolSize: config.store.poolSize, logger: logger.child({ component: 'store' }) });
+  const store = await PostgresStore.open({ connection: config.store.url, poolSize: config.store.poolSize, logger: logger.child({ component: 'store' }), ...(fence === undefined ? {} : { fence }) });
   return { store, target: store.target };
 }
 
@@ -70,15 +70,12 @@ export function configuredBlobStore(config: Pick<CoordinatorConfig, 'dataDir' | 
   };
 }
 
-/** Starts the coordinator: store, round engines, gRPC and admin servers. */
-/** What a test may inject into an app started in its own process. */
-export interface CoordinatorAppOverrides {
-  /** The series scheduler's clock (tests move it to reach the next scheduled run without waiting). */
-  seriesClock?: EngineClock;
-}
 
-export async function startCoordinatorApp(config: CoordinatorConfig, logger: Logger, overrides: CoordinatorAppOverrides = {}): Promise<CoordinatorApp> {
-  let state: AppState = 'INITIALIZED';
+/**
+ * What every coordinator process does once before it serves: warn loudly about plaintext,
+ * load the TensorFlow.js backend, and make the simulated series clock if configured.
+ */
+export async function prepareProcess(config: CoordinatorConfig, logger: Logger, overrides: CoordinatorAppOverrides = {}): Promise<{ seriesClock: EngineClock | undefined; simulatedClock: MovableClock | undefined }> {
   if (config.tls.mode === 'plaintext') {
     logger.warn(
       { event: 'tls.disabled', tlsMode: 'plaintext' },
@@ -87,24 +84,37 @@ export async function startCoordinatorApp(config: CoordinatorConfig, logger: Log
   }
   const backend = await initBackend(config.backend);
   logger.info({ trainingBackend: backend.backend, unavailable: backend.attempts }, `TensorFlow.js backend: ${backend.backend}`);
-  const buildInitialModel: InitialModelBuilder = async (manifest) =>
-    initialWeights({ topology: manifest.model.topology, loss: manifest.training.loss, optimizer: manifest.training.optimizer, seed: manifest.seed });
   // Simulations: the series scheduler runs on a clock the admin API moves (series.simulatedClock).
   const simulatedClock = overrides.seriesClock === undefined && config.series.simulatedClock ? new MovableClock() : undefined;
   if (simulatedClock !== undefined) {
     logger.warn({ event: 'series.simulated_clock' }, '!!! SIMULATED SERIES CLOCK: study series run on a clock moved through the admin API (POST /api/v1/series-clock), not on real time. Simulations only. !!!');
   }
-  const seriesClock = overrides.seriesClock ?? simulatedClock;
-  const opened = await openConfiguredStore(config, logger);
+  return { seriesClock: overrides.seriesClock ?? simulatedClock, simulatedClock };
+}
+
+/** A coordinator built from its configuration (not started), and where its state and blobs are. */
+export interface ConfiguredCoordinator {
+  coordinator: Coordinator;
+  storeTarget: string;
+  blobStore: 'files' | 'postgres';
+  /** Where blobs live, for the start-up log. */
+  blobs: string;
+}
+
+/**
+ * Opens the configured store (with `fence` on PostgreSQL: active/standby) and blob store and
+ * builds the coordinator over them; closes the store again if that fails.
+ */
+export async function createConfiguredCoordinator(config: CoordinatorConfig, logger: Logger, opts: { seriesClock?: EngineClock | undefined; fence?: StoreFence } = {}): Promise<ConfiguredCoordinator> {
+  const buildInitialModel: InitialModelBuilder = async (manifest) =>
+    initialWeights({ topology: manifest.model.topology, loss: manifest.training.loss, optimizer: manifest.training.optimizer, seed: manifest.seed });
+  const opened = await openConfiguredStore(config, logger, opts.fence);
   logger.info({ store: config.store.kind, storeTarget: opened.target }, `store: ${config.store.kind} at ${opened.target}`);
-  let coordinator: Coordinator;
   const blobStore = resolveBlobStore(config);
-  let blobs: string;
   try {
     const configured = configuredBlobStore(config, opened.store);
-    blobs = configured.description;
-    logger.info({ blobStore, blobs }, `blobs: ${blobs}`);
-    coordinator = Coordinator.create({
+    logger.info({ blobStore, blobs: configured.description }, `blobs: ${configured.description}`);
+    const coordinator = Coordinator.create({
       dataDir: config.dataDir,
       logger,
       heartbeatIntervalMs: config.heartbeatIntervalMs,
@@ -117,13 +127,27 @@ export async function startCoordinatorApp(config: CoordinatorConfig, logger: Log
       ...(opened.store === undefined ? {} : { store: opened.store }),
       ...(configured.blobs === undefined ? {} : { blobs: configured.blobs }),
       blobGc: { graceMs: config.blobs.gcGraceSeconds * 1000, intervalMs: config.blobs.gcIntervalSeconds * 1000 },
-      ...(seriesClock === undefined ? {} : { seriesClock }),
+      ...(opts.seriesClock === undefined ? {} : { seriesClock: opts.seriesClock }),
     });
+    return { coordinator, storeTarget: opened.target, blobStore, blobs: configured.description };
   } catch (err) {
     // The data directory is locked by another coordinator (or unusable): do not keep the pool open.
     await opened.store?.close().catch(() => undefined);
     throw err;
   }
+}
+
+/** What a test may inject into an app started in its own process. */
+export interface CoordinatorAppOverrides {
+  /** The series scheduler's clock (tests move it to reach the next scheduled run without waiting). */
+  seriesClock?: EngineClock;
+}
+
+/** Starts the coordinator: store, round engines, gRPC and admin servers. */
+export async function startCoordinatorApp(config: CoordinatorConfig, logger: Logger, overrides: CoordinatorAppOverrides = {}): Promise<CoordinatorApp> {
+  let state: AppState = 'INITIALIZED';
+  const { seriesClock, simulatedClock } = await prepareProcess(config, logger, overrides);
+  const { coordinator, storeTarget, blobStore, blobs } = await createConfiguredCoordinator(config, logger, { seriesClock });
   let grpcServer: grpc.Server | undefined;
   let adminServer: Server | undefined;
   let closeAdmin: (() => Promise<void>) | undefined;
@@ -150,7 +174,7 @@ export async function startCoordinatorApp(config: CoordinatorConfig, logger: Log
     if (coordinator.releaseKeyCreated) {
       logger.info({ event: 'release.key_created', releaseKeyFingerprint: coordinator.releaseKey.fingerprint }, `created the release signing key ${join(config.dataDir, 'release-key.pem')} (mode 0600)`);
     }
-    logger.info({ event: 'coordinator.ready', releaseKeyFingerprint: coordinator.releaseKey.fingerprint, grpcPort: g.port, adminPort: a.port, tlsMode: config.tls.mode, mutualTls: config.tls.clientCa !== '', dataDir: config.dataDir, store: config.store.kind, storeTarget: opened.target, blobStore, blobs }, 'coordinator ready');
+    logger.info({ event: 'coordinator.ready', releaseKeyFingerprint: coordinator.releaseKey.fingerprint, grpcPort: g.port, adminPort: a.port, tlsMode: config.tls.mode, mutualTls: config.tls.clientCa !== '', dataDir: config.dataDir, store: config.store.kind, storeTarget, blobStore, blobs }, 'coordinator ready');
     return {
       coordinator,
       grpcPort: g.port,

@@ -30,6 +30,7 @@ describe('loadCoordinatorConfig', () => {
     expect(loadCoordinatorConfig({ env: PLAINTEXT, args: [] })).toEqual({
       dataDir: './.fedlhs/coordinator',
       store: { kind: 'sqlite', url: '', poolSize: 8 },
+      ha: { enabled: false, leaseSeconds: 10, advertiseAddress: '' },
       series: { simulatedClock: false },
       blobs: { store: 'auto', cacheBytes: 1073741824, gcGraceSeconds: 3600, gcIntervalSeconds: 3600 },
       transfer: { inFlightBytes: 0, uploadStreamsPerNode: 1, sessionQueueMessages: 64, uploadIdleSeconds: 120, downloadIdleSeconds: 120 },

@@ -41,6 +41,29 @@ export const coordinatorConfigSchema = {
       arg: 'store-pool-size',
     },
   },
+  ha: {
+    enabled: {
+      doc: "Active/standby (needs store.kind 'postgres' and PostgreSQL blobs): coordinators on one database share a leadership lease; one serves, the others report NOT_SERVING and refuse work with NOT_LEADER until the lease is free. Default false: a single coordinator, as before.",
+      format: Boolean,
+      default: false,
+      env: 'FEDLHS_HA_ENABLED',
+      arg: 'ha-enabled',
+    },
+    leaseSeconds: {
+      doc: 'Length of the leadership lease, by the database clock (renewed every third of it). A standby takes over at most about leaseSeconds x 4/3 after the active stops renewing.',
+      format: 'whole-number',
+      default: 10,
+      env: 'FEDLHS_HA_LEASE_SECONDS',
+      arg: 'ha-lease-seconds',
+    },
+    advertiseAddress: {
+      doc: "host:port agents reach this coordinator's gRPC at; standbys name it in their NOT_LEADER answers (trailer fedlhs-leader). Empty: not named.",
+      format: String,
+      default: '',
+      env: 'FEDLHS_HA_ADVERTISE_ADDRESS',
+      arg: 'ha-advertise-address',
+    },
+  },
   series: {
     simulatedClock: {
       doc: "Simulations only: study series are scheduled on a clock operators move (POST /api/v1/series-clock), not on real time, so a simulation can run a yearly series through years in minutes. Logged loudly at start. Never for a real network.",
@@ -242,6 +265,7 @@ export const coordinatorConfigSchema = {
 export interface CoordinatorConfig {
   dataDir: string;
   store: { kind: 'sqlite' | 'postgres'; url: string; poolSize: number };
+  ha: { enabled: boolean; leaseSeconds: number; advertiseAddress: string };
   series: { simulatedClock: boolean };
   blobs: { store: 'auto' | 'files' | 'postgres'; cacheBytes: number; gcGraceSeconds: number; gcIntervalSeconds: number };
   transfer: { inFlightBytes: number; uploadStreamsPerNode: number; sessionQueueMessages: number; uploadIdleSeconds: number; downloadIdleSeconds: number };
@@ -300,6 +324,18 @@ export function loadCoordinatorConfig(options: LoadConfigOptions = {}): Coordina
     }
     if (c.blobs.store === 'postgres' && c.store.kind !== 'postgres') {
       throw new ConfigError("blobs.store: 'postgres' keeps blobs beside the state, so it needs store.kind 'postgres' (and store.url)", { details: { key: 'blobs.store' } });
+    }
+    if (c.ha.enabled && c.store.kind !== 'postgres') {
+      throw new ConfigError("ha.enabled: active/standby needs store.kind 'postgres' (both coordinators on one database)", { details: { key: 'ha.enabled' } });
+    }
+    if (c.ha.enabled && resolveBlobStore(c) !== 'postgres') {
+      throw new ConfigError("ha.enabled: active/standby needs blobs.store 'postgres' or 'auto' (a standby must read the active's checkpoints)", { details: { key: 'blobs.store' } });
+    }
+    if (c.ha.leaseSeconds < 2 || c.ha.leaseSeconds > 300) {
+      throw new ConfigError(`ha.leaseSeconds: must be from 2 to 300: value was ${c.ha.leaseSeconds}`, { details: { key: 'ha.leaseSeconds' } });
+    }
+    if (c.ha.advertiseAddress !== '' && !/^[^\s:,]+:\d{1,5}$/.test(c.ha.advertiseAddress) && !/^\[[0-9a-fA-F:]+\]:\d{1,5}$/.test(c.ha.advertiseAddress)) {
+      throw new ConfigError(`ha.advertiseAddress: must be host:port (or empty): value was ${JSON.stringify(c.ha.advertiseAddress)}`, { details: { key: 'ha.advertiseAddress' } });
     }
     if (c.blobs.gcGraceSeconds < 60) {
       // Shorter than a round's write-to-commit window would risk deleting a checkpoint being committed.

@@ -5,6 +5,7 @@ import { Command } from 'commander';
 import { isFedlhsError } from '@fedlhs/core';
 import { createLogger, forTerminal, prepareArgv, terminalTable, terminalWriter } from '@fedlhs/service';
 import { startCoordinatorApp } from './app.js';
+import { startHaCoordinatorApp } from './ha/ha-app.js';
 import { adminCall, resolveAdminTarget, type AdminTarget } from './cli-client.js';
 import { loadCoordinatorConfig } from './config.js';
 import { DataDirLock } from './data-dir-lock.js';
@@ -15,6 +16,7 @@ import { releaseDetailText, releaseListText } from './release-lines.js';
 import type { PromotionView, SeriesDetailView, SeriesSummaryView } from './admin/series-views.js';
 import { promotionLines, seriesDetailText, seriesListText } from './admin/series-lines.js';
 import { studyReleaseLine, type StudyReleaseView } from './study-release-line.js';
+import { registerAuditCommand } from './audit/cli.js';
 
 interface StudySummary {
   id: string;
@@ -132,9 +134,10 @@ program
       throw err;
     }
     const logger = createLogger({ app: 'fedlhs-coordinator', level: config.log.level, pretty: config.log.pretty });
-    let app: Awaited<ReturnType<typeof startCoordinatorApp>>;
+    let app: { shutdown(): Promise<void> };
     try {
-      app = await startCoordinatorApp(config, logger);
+      // ha.enabled: active/standby on PostgreSQL (ha/ha-app.ts); otherwise one coordinator, as before.
+      app = config.ha.enabled ? await startHaCoordinatorApp(config, logger) : await startCoordinatorApp(config, logger);
     } catch (err) {
       logger.fatal({ event: 'coordinator.start_failed', err }, 'coordinator failed to start');
       // A value checked only at start (admin.token) is still a configuration error.
@@ -452,5 +455,7 @@ adminCommand('status', "studies, their current rounds and each site's readiness;
     out(`\nlast error by site:\n${errors.map((n) => `  ${v(n.siteName)}: ${v(describe(n.lastError!))}`).join('\n')}\n`);
   }
 });
+
+registerAuditCommand(program);
 
 program.parseAsync([...process.argv.slice(0, 2), ...prepareArgv(program, process.argv.slice(2))]).catch((err: unknown) => die((err as Error).message));

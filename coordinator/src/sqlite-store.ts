@@ -33,6 +33,7 @@ import { contribution, joinToken, metric, node, round, study, task, type Row } f
 import { SingleWriteStore } from './store/single-writes.js';
 import { applyReleaseOp, sqliteReleaseReads, type SqliteRunner } from './store/sqlite/releases.js';
 import { applySeriesOp, sqliteSeriesReads } from './store/sqlite/series.js';
+import { auditSqliteOp, backfillSqliteAuditChain } from './store/sqlite/audit-chain.js';
 import { toStorageFault } from './storage-health.js';
 
 const TASK_SELECT = `SELECT t.*, r.study_id, r.round, r.attempt FROM tasks t JOIN rounds r ON r.id = t.round_id`;
@@ -102,6 +103,7 @@ export class SqliteStore extends SingleWriteStore implements CoordinatorStore {
       this.db.pragma('foreign_keys = ON');
       this.db.pragma('busy_timeout = 5000');
       this.migrate();
+      backfillSqliteAuditChain(this.db);
       for (const p of options.pragmas ?? []) this.db.pragma(p);
     } catch (err) {
       this.db.close();
@@ -284,6 +286,7 @@ export class SqliteStore extends SingleWriteStore implements CoordinatorStore {
         return;
       case 'contribution.insert':
         this.insertContributionRow(op.c);
+        auditSqliteOp(this.runner, op);
         return;
       case 'statistics.insert':
         this.run(`INSERT INTO statistics (study_id, task_id, node_id, report, received_at) VALUES (?,?,?,?,?)`, op.s.studyId, op.s.taskId, op.s.nodeId, op.s.report, op.s.receivedAt);
@@ -317,6 +320,7 @@ export class SqliteStore extends SingleWriteStore implements CoordinatorStore {
         return;
       case 'node.revoke':
         this.run(`UPDATE nodes SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL`, op.at, op.id);
+        auditSqliteOp(this.runner, op);
         return;
       case 'node.insert':
         this.insertNodeRow(op.n);
@@ -329,11 +333,13 @@ export class SqliteStore extends SingleWriteStore implements CoordinatorStore {
         return;
       case 'admin.action':
         this.insertAdminActionRow(op.a);
+        auditSqliteOp(this.runner, op);
         return;
       case 'release.insert':
       case 'release.alias':
       case 'release.performance':
         applyReleaseOp(this.runner, op, result);
+        auditSqliteOp(this.runner, op);
         return;
       case 'series.insert':
       case 'series.update':
@@ -378,7 +384,11 @@ export class SqliteStore extends SingleWriteStore implements CoordinatorStore {
     return this.all(`SELECT * FROM nodes ORDER BY created_at, id`).map(node);
   }
   revokeNode(id: string, at: number): Promise<boolean> {
-    return this.enqueue('node.revoke', () => this.run(`UPDATE nodes SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL`, at, id).changes === 1);
+    return this.enqueue('node.revoke', () => {
+      const revoked = this.run(`UPDATE nodes SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL`, at, id).changes === 1;
+      auditSqliteOp(this.runner, { op: 'node.revoke', id, at });
+      return revoked;
+    });
   }
 
   async getStudy(id: string): Promise<StudyRecord | undefined> {

@@ -168,7 +168,8 @@ describe('AgentState audit log', () => {
     const lines = readFileSync(state.auditPath, 'utf8').split('\n');
     expect(lines).toHaveLength(3);
     expect(lines[2]).toBe('');
-    expect(JSON.parse(lines[0]!)).toEqual({ time: '2026-03-01T12:00:00.000Z', event: 'enrolled', coordinator: 'c:1' });
+    // Each line is hash-chained (audit-chain.ts; audit-chain.test.ts checks the chain itself).
+    expect(JSON.parse(lines[0]!)).toEqual({ time: '2026-03-01T12:00:00.000Z', event: 'enrolled', coordinator: 'c:1', seq: 1, prev: '0'.repeat(64), hash: expect.stringMatching(/^[0-9a-f]{64}$/) });
     expect(statSync(state.auditPath).mode & 0o777).toBe(0o600);
 
     expect(state.readAudit()).toEqual([

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { FedlhsError, sha256Hex } from '@fedlhs/core';
 import { writeFileAtomic } from '@fedlhs/service';
+import { CHAIN_FIELDS, chainedLine, type AuditHead } from './audit-chain.js';
 
 /** What `enrol` stores: the node credential and where it is valid. */
 export interface NodeCredential {
@@ -180,6 +181,10 @@ export class AgentState {
       db.exec(`CREATE TABLE IF NOT EXISTS secagg_peer_pins (
         node_id TEXT PRIMARY KEY, identity_key BLOB NOT NULL, first_seen_at INTEGER NOT NULL,
         study_id TEXT NOT NULL, round INTEGER NOT NULL)`);
+      // The audit log's chain head (issue 15, audit-chain.ts): where audit.jsonl must end, so a
+      // cut tail shows. Added by CREATE IF NOT EXISTS: an older database gains it empty.
+      db.exec(`CREATE TABLE IF NOT EXISTS audit_head (
+        id INTEGER PRIMARY KEY CHECK (id = 1), seq INTEGER NOT NULL, hash TEXT NOT NULL, updated_at INTEGER NOT NULL)`);
       this.dbHandle = db;
     }
     return this.dbHandle;
@@ -356,15 +361,42 @@ export class AgentState {
     })();
   }
 
-  /** Appends one audit line and flushes it to disk before returning. */
+  /**
+   * Appends one audit line, hash-chained to the one before (audit-chain.ts), and flushes it to
+   * disk before returning. The append runs inside an immediate transaction of the agent
+   * database, which serialises appenders across processes (the agent and a CLI command) and
+   * records the new head.
+   */
   audit(entry: Omit<AuditEntry, 'time'>): void {
-    const line = `${JSON.stringify({ time: new Date().toISOString(), ...entry })}\n`;
-    appendFileSync(this.auditPath, line, { mode: 0o600, flush: true });
+    const db = this.db;
+    db.transaction(() => {
+      const next = chainedLine(this.auditPath, { time: new Date().toISOString(), ...entry }, this.auditHead());
+      appendFileSync(this.auditPath, next.text, { mode: 0o600, flush: true });
+      db.prepare(`INSERT INTO audit_head (id, seq, hash, updated_at) VALUES (1, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash, updated_at = excluded.updated_at`)
+        .run(next.head.seq, next.head.hash, Date.now());
+      if (next.startedLegacy !== undefined) {
+        process.emitWarning(`${this.auditPath}: audit hash chain started at line ${next.startedLegacy.lines + 1}; the ${next.startedLegacy.lines} earlier line(s) are covered by their SHA-256 ${next.startedLegacy.sha256} (\`fedlhs-agent audit verify\` checks it)`, { code: 'FEDLHS_AUDIT_CHAIN_STARTED' });
+      }
+      if (next.gap !== undefined) {
+        process.emitWarning(`${this.auditPath}: the audit log did not end where the agent database's head (seq ${next.gap.headSeq}) says: it was cut or replaced; the new line records it and \`fedlhs-agent audit verify\` reports it`, { code: 'FEDLHS_AUDIT_CHAIN_GAP' });
+      }
+    }).immediate();
   }
 
+  /** The audit chain head kept in the database (undefined before the first chained line). */
+  auditHead(): AuditHead | undefined {
+    const r = this.db.prepare(`SELECT seq, hash FROM audit_head WHERE id = 1`).get() as AuditHead | undefined;
+    return r === undefined ? undefined : { seq: r.seq, hash: r.hash };
+  }
+
+  /** The audit log's entries, without their chain fields (`audit verify` checks those). */
   readAudit(): AuditEntry[] {
     if (!existsSync(this.auditPath)) return [];
-    return readFileSync(this.auditPath, 'utf8').split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as AuditEntry);
+    return readFileSync(this.auditPath, 'utf8').split('\n').filter((l) => l !== '').map((l) => {
+      const e = JSON.parse(l) as Record<string, unknown>;
+      for (const f of CHAIN_FIELDS) delete e[f];
+      return e as unknown as AuditEntry;
+    });
   }
 
   close(): void {

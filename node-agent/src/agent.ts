@@ -71,7 +71,7 @@ export class Agent {
     private readonly config: AgentConfig,
     state: AgentState,
     credential: NodeCredential,
-    clients: Clients,
+    private readonly clients: Clients,
     logger: Logger,
     backend: string,
   ) {
@@ -161,13 +161,16 @@ export class Agent {
     }
     try {
       while (!signal.aborted) {
-        const welcomed = await this.session.open(signal);
+        // Several coordinators (active/standby): connect to the first that reports SERVING; if
+        // none does (a takeover in progress), back off and look again.
+        const serving = await this.clients.select(this.log);
+        const welcomed = serving === undefined ? false : await this.session.open(signal);
         // Stage tasks are not re-sent on a new session: the rounds in progress are lost (proto "Secure aggregation").
         this.secagg.dropAll(this.log);
         if (signal.aborted) break;
         attempt = welcomed ? 0 : attempt + 1;
         const delay = backoffDelay(attempt, this.config.reconnect);
-        this.log.info({ event: 'agent.reconnecting', retryInMs: Math.round(delay) }, `reconnecting to ${this.config.coordinator.address} in ${(delay / 1000).toFixed(1)}s`);
+        this.log.info({ event: 'agent.reconnecting', retryInMs: Math.round(delay) }, `reconnecting to ${this.clients.address} in ${(delay / 1000).toFixed(1)}s`);
         await abortable(delay, signal);
       }
       // A task still running is abandoned, not awaited: the coordinator re-sends open tasks

@@ -28,7 +28,7 @@ export const agentConfigSchema = {
     arg: 'state-dir',
   },
   coordinator: {
-    address: { doc: 'Coordinator gRPC address, host:port. The agent only dials out.', format: String, default: 'localhost:7443', env: 'FEDLHS_COORDINATOR', arg: 'coordinator' },
+    address: { doc: 'Coordinator gRPC address, host:port; or several comma-separated (active/standby coordinators): the agent uses the first whose gRPC health is SERVING and moves on when it stops serving. The agent only dials out.', format: String, default: 'localhost:7443', env: 'FEDLHS_COORDINATOR', arg: 'coordinator' },
   },
   tls: {
     mode: { doc: "'tls' (default) or 'plaintext' (loopback demos and tests only).", format: ['tls', 'plaintext'], default: 'tls', env: 'FEDLHS_TLS_MODE', arg: 'tls-mode' },
@@ -147,11 +147,7 @@ const invalid = (key: string, message: string): FedlhsError<'CONFIG_INVALID'> =>
 /** Loads and validates the agent configuration; throws CONFIG_INVALID with a one-line message naming the key. */
 export function loadAgentConfig(options: LoadAgentConfigOptions = {}): AgentConfig {
   return loadConfig(agentConfigSchema as unknown as convict.Schema<AgentConfig>, options, (c) => {
-    if (!/^[^\s:]+:\d{1,5}$/.test(c.coordinator.address) && !/^\[[0-9a-fA-F:]+\]:\d{1,5}$/.test(c.coordinator.address)) {
-      throw invalid('coordinator.address', `coordinator.address: must be host:port: value was ${JSON.stringify(c.coordinator.address)}`);
-    }
-    const port = Number(c.coordinator.address.slice(c.coordinator.address.lastIndexOf(':') + 1));
-    if (port < 1 || port > 65535) throw invalid('coordinator.address', `coordinator.address: the port must be from 1 to 65535: value was ${JSON.stringify(c.coordinator.address)}`);
+    checkCoordinatorAddress(c.coordinator.address);
     if ((c.tls.cert === '') !== (c.tls.key === '')) throw invalid('tls.cert', 'tls.cert and tls.key: set both for mutual TLS, or neither');
     if (c.chunkBytes < 1048576 || c.chunkBytes > 4128768 || c.chunkBytes % 4 !== 0) {
       throw invalid('chunkBytes', `chunkBytes: must be a multiple of 4 between 1048576 and 4128768: value was ${c.chunkBytes}`);
@@ -166,6 +162,25 @@ export function loadAgentConfig(options: LoadAgentConfigOptions = {}): AgentConf
       throw invalid('reconnect', `reconnect: baseMs must be >= 1 and capMs >= baseMs: values were ${c.reconnect.baseMs} and ${c.reconnect.capMs}`);
     }
   });
+}
+
+/**
+ * `coordinator.address`: one host:port, or several comma-separated (active/standby coordinators,
+ * tried in order), each host:port with a port from 1 to 65535, none twice.
+ */
+function checkCoordinatorAddress(value: string): void {
+  const addresses = value.split(',').map((a) => a.trim());
+  for (const a of addresses) {
+    if (!/^[^\s:,]+:\d{1,5}$/.test(a) && !/^\[[0-9a-fA-F:]+\]:\d{1,5}$/.test(a)) {
+      throw invalid('coordinator.address', addresses.length === 1
+        ? `coordinator.address: must be host:port: value was ${JSON.stringify(value)}`
+        : `coordinator.address: each comma-separated address must be host:port: ${JSON.stringify(a)} in value ${JSON.stringify(value)}`);
+    }
+    const port = Number(a.slice(a.lastIndexOf(':') + 1));
+    if (port < 1 || port > 65535) throw invalid('coordinator.address', `coordinator.address: the port must be from 1 to 65535: value was ${JSON.stringify(value)}`);
+  }
+  const dup = addresses.find((a, i) => addresses.indexOf(a) !== i);
+  if (dup !== undefined) throw invalid('coordinator.address', `coordinator.address: ${dup} is named twice: value was ${JSON.stringify(value)}`);
 }
 
 /** What enrolment remembered about the coordinator (see NodeCredential). */

@@ -20,6 +20,7 @@ import type { AgentCli } from './cli-kit.js';
 import { registerReleaseCommands } from './releases/commands.js';
 import { registerScoringCommands } from './scoring/commands.js';
 import { registerPrivacyCommand } from './privacy-cli.js';
+import { registerAuditCommand } from './audit-cli.js';
 
 // Everything this CLI prints goes through these (forTerminal): manifests, study names, error
 // details and audit entries hold text the coordinator or the data chose, which must not move
@@ -83,6 +84,8 @@ withConfig('enrol', 'trade a one-time join token for this node\'s credential').a
   let certificate: { sha256: string; names: string[] } | undefined;
   const clients = createClients(c.coordinator.address, { ...tlsOf(c), onServerCertificate: (seen) => (certificate = seen) });
   try {
+    // Several coordinators: enrol with the one serving (a standby refuses with NOT_LEADER).
+    await clients.select();
     const r = await new Promise<{ nodeId: string; nodeCredential: string; siteName: string; releasePublicKey: string; releaseKeyFingerprint: string }>((resolve, reject) => {
       clients.enrolment.Enrol(
         { joinToken: c.joinToken, siteName: c.site, agent: { agentVersion: AGENT_VERSION, trainingBackend: backend.backend, platform: process.platform } },
@@ -183,6 +186,7 @@ withConfig('review', 'show study manifests waiting for this clinic\'s approval, 
   if (credential !== undefined) {
     const clients = createClients(c.coordinator.address, tlsOf(c));
     try {
+      await clients.select();
       const res = await new Promise<ListStudiesResponse__Output>((resolve, reject) => {
         clients.federation.ListStudies({ includeEnded: false }, authMetadata(credential.credential), { deadline: deadlineIn(15_000) }, (err, r) => (err === null ? resolve(r!) : reject(err)));
       });
@@ -333,5 +337,6 @@ const cli: AgentCli = { withConfig, config, out, errOut, die, v };
 registerReleaseCommands(cli);
 registerScoringCommands(cli);
 registerPrivacyCommand(cli);
+registerAuditCommand(cli);
 
 program.parseAsync([...process.argv.slice(0, 2), ...prepareArgv(program, process.argv.slice(2))]).catch((err: unknown) => die((err as Error).message));

@@ -19,15 +19,30 @@ export interface GrpcServerOptions {
 
 /** Binds the fedlhs.v1 services; resolves with the server and the port actually bound. */
 export async function startGrpcServer(coordinator: Coordinator, logger: Logger, options: GrpcServerOptions): Promise<{ server: grpc.Server; port: number; health: HealthImplementation }> {
-  const proto = loadFedlhsProto();
-  const server = new grpc.Server(SERVER_OPTIONS);
-  server.addService(proto.fedlhs.v1.Enrolment.service, enrolmentHandlers(coordinator, logger));
-  server.addService(proto.fedlhs.v1.Federation.service, federationHandlers(coordinator, logger, options.transfer));
   // fedlhs_log_lines_dropped_total counts what the process's bounded logger drops.
   coordinator.metrics.trackLogDrops(logger);
+  return bindGrpcServer(options, 'SERVING', (server, proto) => {
+    server.addService(proto.fedlhs.v1.Enrolment.service, enrolmentHandlers(coordinator, logger));
+    server.addService(proto.fedlhs.v1.Federation.service, federationHandlers(coordinator, logger, options.transfer));
+  });
+}
+
+/**
+ * A gRPC server with the services `addServices` adds, the standard grpc.health.v1 service (overall
+ * and per fedlhs service, starting at `initial`) and server reflection, bound as `options` say.
+ * Active/standby coordinators (ha/ha-app.ts) add gated services and start NOT_SERVING.
+ */
+export async function bindGrpcServer(
+  options: Pick<GrpcServerOptions, 'host' | 'port' | 'tls'>,
+  initial: 'SERVING' | 'NOT_SERVING',
+  addServices: (server: grpc.Server, proto: ReturnType<typeof loadFedlhsProto>) => void,
+): Promise<{ server: grpc.Server; port: number; health: HealthImplementation }> {
+  const proto = loadFedlhsProto();
+  const server = new grpc.Server(SERVER_OPTIONS);
+  addServices(server, proto);
   // Standard grpc.health.v1 (overall and per service) and server reflection, so operators'
   // tools (grpc_health_probe, grpcurl) work against the coordinator's port.
-  const health = new HealthImplementation({ '': 'SERVING', 'fedlhs.v1.Enrolment': 'SERVING', 'fedlhs.v1.Federation': 'SERVING' });
+  const health = new HealthImplementation({ '': initial, 'fedlhs.v1.Enrolment': initial, 'fedlhs.v1.Federation': initial });
   health.addToServer(server);
   const reflection = new ReflectionService(protoLoader.loadSync(['fedlhs/v1/enrolment.proto', 'fedlhs/v1/federation.proto', healthProtoPath], protoLoaderOptions));
   reflection.addToServer(server);

@@ -114,6 +114,7 @@ describe('toStatus', () => {
         "STORE_CONFLICT: ABORTED [fedlhs-error-code=STORE_CONFLICT]",
         "STORE_VERSION_TOO_NEW: FAILED_PRECONDITION "the store is at version 9; this coordinator knows up to 4" [fedlhs-error-code=STORE_VERSION_TOO_NEW]",
         "FENCED: UNAVAILABLE [fedlhs-error-code=FENCED]",
+        "NOT_LEADER: UNAVAILABLE [fedlhs-error-code=NOT_LEADER]",
         "ATTEMPT_ABORTED: INTERNAL "internal error (see coordinator log)"",
         "STUDY_FAILED: INTERNAL "internal error (see coordinator log)"",
         "INVALID_TRANSITION: INTERNAL "internal error (see coordinator log)"",

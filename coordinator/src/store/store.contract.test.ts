@@ -13,3 +13,4 @@ import './contract/participation.contract.js';
 import './contract/probe.contract.js';
 import './contract/releases.contract.js';
 import './contract/series.contract.js';
+import './contract/audit-chain.contract.js';

@@ -63,6 +63,7 @@ describe('the ERRORS table', () => {
         "STORE_CONFLICT ABORTED",
         "STORE_VERSION_TOO_NEW FAILED_PRECONDITION",
         "FENCED UNAVAILABLE",
+        "NOT_LEADER UNAVAILABLE",
         "ATTEMPT_ABORTED INTERNAL in-process",
         "STUDY_FAILED INTERNAL in-process",
         "INVALID_TRANSITION INTERNAL in-process",

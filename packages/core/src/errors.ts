@@ -122,6 +122,11 @@ export const ERRORS = {
   STORE_VERSION_TOO_NEW: { status: 'FAILED_PRECONDITION' },
   /** This coordinator lost its lease to another (issue 15). */
   FENCED: { status: 'UNAVAILABLE' },
+  /**
+   * This coordinator is a standby (issue 15, active/standby): it refuses work until it holds the
+   * leadership lease; `details.leader` is the active's advertised address when known.
+   */
+  NOT_LEADER: { status: 'UNAVAILABLE' },
 
   // In-process only: these never cross the wire.
   ATTEMPT_ABORTED: { status: 'INTERNAL', wire: false },
@@ -190,6 +195,7 @@ export interface ErrorDetails {
   RATE_LIMITED: { limit: string; retryAfterMs: number };
   STORAGE_FAULT: { kind: 'disk_full' | 'read_only' | 'io_error' | 'unavailable'; op?: string };
   STORE_VERSION_TOO_NEW: { found: number; supported: number };
+  NOT_LEADER: { leader?: string };
   CONFIG_INVALID: { key?: string };
   DATA_NOT_READY: { readiness: NotReady };
   DATA_INVALID: { file?: string; line?: number };

@@ -198,6 +198,19 @@ export const EVENTS = {
   'secagg.identity_created': "the agent created this clinic's secure-aggregation identity key (identity-key.pem; audited secagg_identity_created); fields fingerprint",
   'secagg.peer_pinned': "a neighbouring clinic's identity key was seen for the first time and pinned (audited secagg_peer_pinned); fields peer, fingerprint",
   'secagg.peer_refused': "a neighbouring clinic's identity key differs from the one pinned: the stage is refused (warn; audited secagg_peer_refused); fields peer, fingerprint, pinnedFingerprint",
+  // ---- active/standby coordinators (coordinator ha/*.ts, agent connection.ts failover; issue 15) ----
+  'ha.started': 'a coordinator with ha.enabled bound its ports (kept for its lifetime) and looked at the lease once; fields role (active | standby), grpcPort, adminPort, leader, holder, leaseMs',
+  'ha.standby': 'a coordinator with ha.enabled runs as standby (NOT_SERVING, refuses work with NOT_LEADER); fields grpcPort, adminPort, leader, reason (start | demoted)',
+  'ha.takeover': 'a standby took the leadership lease (fence + 1) and starts as active; fields fence, previousHolder, waitedMs',
+  'ha.active': 'the active coordinator serves after a takeover (state loaded, studies resumed); fields fence, grpcPort, adminPort, takeoverMs',
+  'ha.lease_renew_failed': 'the active could not renew its lease (warn; it demotes at the lease deadline if renewal keeps failing); fields err, msLeft',
+  'ha.lease_check_failed': 'a standby could not read or take the lease (warn; retried every leaseSeconds/3); fields err',
+  'ha.demoted': 'the active stopped serving and became standby (error): its lease ran out unrenewed, or a write found a newer fence; fields reason (lease_expired | fenced | shutdown), fence',
+  'ha.write_fenced': 'a write of this coordinator was refused because the leadership row has a newer fence (error; FENCED): another coordinator took over; fields fence, current',
+  'ha.lease_released': 'the active released its lease at a clean shutdown, so a standby takes over at its next check; fields fence',
+  'ha.term_shutdown_failed': 'the demoted coordinator did not shut down cleanly (warn; its writes are fenced anyway); fields err',
+  'agent.coordinator_selected': 'the agent chose the coordinator it connects to from coordinator.address (the first that reports SERVING); fields address, tried',
+  'agent.no_coordinator_serving': 'no address of coordinator.address reported SERVING (warn; the agent retries with backoff); fields tried',
 } as const satisfies Record<string, string>;
 
 /** A stable log event key. */

@@ -29,6 +29,12 @@ import type { SecAggBenchWorkerConfig, WorkerBytesFile } from '../load/secagg-ex
 import { addWireBytes, emptyWireBytes, type WireBytes } from '../load/wire-meter.js';
 import { modelError, roundTraffic, stageFigures, table, type ModeFigures } from './secagg-report.js';
 
+// --agents: the same comparison over a real coordinator and real agent processes (secagg-agents.ts).
+if (process.argv.includes('--agents')) {
+  const { runAgentsBench } = await import('./secagg-agents.js');
+  await runAgentsBench(process.argv.slice(2).filter((a) => a !== '--agents'));
+  process.exit(0);
+}
 const { values } = parseArgs({
   options: {
     clinics: { type: 'string', default: '10,50' },
@@ -48,7 +54,8 @@ const { values } = parseArgs({
 if (values.help) {
   process.stdout.write(
     'npm run bench:secagg -- [--clinics 10,50] [--params 100000] [--rounds 3] [--workers 1] [--value-bits 16] [--neighbours k] [--order plain-first|secagg-first] [--heartbeat-ms 5000] [--pin] [--cpu-prof] [--tag t]\n' +
-      '  --neighbours: default N − 2 up to N = 10 (8 at N = 10), else 10; threshold is the default strict majority\n',
+      '  --neighbours: default N − 2 up to N = 10 (8 at N = 10), else 10; threshold is the default strict majority\n' +
+      '  --agents: over real coordinator and agent processes instead (npm run bench:secagg -- --agents --help)\n',
   );
   process.exit(0);
 }

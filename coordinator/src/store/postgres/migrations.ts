@@ -238,6 +238,42 @@ export const MIGRATIONS: readonly string[] = [
   ALTER TABLE tasks DROP CONSTRAINT IF EXISTS tasks_kind_check;
   ALTER TABLE tasks ADD CONSTRAINT tasks_kind_check CHECK (kind IN ('TRAIN','EVALUATE','STATISTICS','SECAGG_KEYS','SECAGG_SHARES','SECAGG_MASKED_INPUT','SECAGG_CONSISTENCY','SECAGG_UNMASK'));
   `,
+  // 8: the leadership lease of active/standby coordinators (issue 15, coordinator/src/ha/lease.ts;
+  // PostgreSQL only: SQLite has one coordinator by construction). One row; `fence` grows by one
+  // at every takeover and every write unit of an HA coordinator checks it; times by the database clock.
+  `
+  CREATE TABLE leadership (
+    id SMALLINT PRIMARY KEY CHECK (id = 1),
+    holder TEXT,
+    address TEXT NOT NULL DEFAULT '',
+    fence BIGINT NOT NULL,
+    expires_at TIMESTAMPTZ NOT NULL,
+    acquired_at TIMESTAMPTZ
+  );
+  INSERT INTO leadership (id, holder, fence, expires_at) VALUES (1, NULL, 0, '-infinity');
+  `,
+  // 9: the audit chain (issue 15; SQLite migration 11). Rows older than the chain are chained
+  // right after the migrations, in code (store/postgres/audit-chain.ts backfillPgAuditChain).
+  `
+  CREATE TABLE audit_chain (
+    seq BIGINT PRIMARY KEY,
+    at BIGINT NOT NULL,
+    kind TEXT NOT NULL,
+    ref TEXT NOT NULL,
+    digest TEXT NOT NULL,
+    content TEXT,
+    prev TEXT NOT NULL,
+    hash TEXT NOT NULL
+  );
+  CREATE INDEX audit_chain_by_ref ON audit_chain(kind, ref);
+  CREATE TABLE audit_head (
+    id BIGINT PRIMARY KEY CHECK (id = 1),
+    seq BIGINT NOT NULL,
+    hash TEXT NOT NULL,
+    backfilled BIGINT NOT NULL
+  );
+  INSERT INTO audit_head (id, seq, hash, backfilled) VALUES (1, 0, '0000000000000000000000000000000000000000000000000000000000000000', 0);
+  `,
 ];
 
 /** Serialises migrations across every coordinator on the database (issue 15: two may start together). */

@@ -4,6 +4,7 @@ import type { MetricRecord, NodeRecord, RoundRecord, StudyRecord, TaskRecord } f
 import type { WriteOp, WriteResult } from '../write-ops.js';
 import { applyReleaseOp } from './releases.js';
 import { applySeriesOp } from './series.js';
+import { auditPgOp } from './audit-chain.js';
 
 import { exec, stmt } from './statement.js';
 
@@ -130,6 +131,7 @@ export async function applyOp(client: pg.ClientBase, op: WriteOp, result: WriteR
       await exec(client, SQL.insertContribution, [
         c.taskId, c.studyId, c.round, c.attempt, c.nodeId, c.numExamples, c.sha256, c.bytes, c.accepted, c.reasonCode, c.reason, c.receivedAt, c.deltaNorm ?? null,
       ]);
+      await auditPgOp(client, op);
       return;
     }
     case 'statistics.insert':
@@ -168,7 +170,7 @@ export async function applyOp(client: pg.ClientBase, op: WriteOp, result: WriteR
       await exec(client, SQL.nodeSeen, [op.at, op.agentVersion, op.trainingBackend, op.id]);
       return;
     case 'node.revoke':
-      await exec(client, SQL.revokeNode, [op.at, op.id]);
+      await auditPgOp(client, op, (await exec(client, SQL.revokeNode, [op.at, op.id])).rowCount ?? 0);
       return;
     case 'node.insert':
       await exec(client, SQL.insertNode, nodeValues(op.n));
@@ -178,11 +180,13 @@ export async function applyOp(client: pg.ClientBase, op: WriteOp, result: WriteR
       return;
     case 'admin.action':
       await exec(client, SQL.insertAdminAction, [op.a.at, op.a.operator, op.a.action, op.a.target, op.a.detail]);
+      await auditPgOp(client, op);
       return;
     case 'release.insert':
     case 'release.alias':
     case 'release.performance':
       await applyReleaseOp(client, op, result);
+      await auditPgOp(client, op);
       return;
     case 'series.insert':
     case 'series.update':

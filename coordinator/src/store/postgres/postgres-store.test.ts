@@ -51,7 +51,7 @@ describe('PostgreSQL connection helpers', () => {
 
 const unavailable = await testPostgresUnavailable();
 /** Tables only the PostgreSQL schema has (the parity check leaves them out). */
-const PG_ONLY_TABLES = new Set(['schema_migrations', 'blobs', 'blob_chunks']);
+const PG_ONLY_TABLES = new Set(['schema_migrations', 'blobs', 'blob_chunks', 'leadership']);
 
 describe('PostgresStore', () => {
   if (unavailable) {

@@ -1,4 +1,5 @@
 import pg from 'pg';
+import { FedlhsError } from '@fedlhs/core';
 import type {
   PromotionRecord, SeriesRecord, SeriesRunRecord,
   ReleaseAliasRecord, ReleasePerformanceRecord, ReleaseRecord,
@@ -32,6 +33,7 @@ import { migrate } from './migrations.js';
 import { RELEASE_READ, releaseRows } from './releases.js';
 import { SERIES_READ, seriesRows } from './series.js';
 import { applyOp, exec, nodeValues, SQL, type Statement } from './ops.js';
+import { auditPgOp, backfillPgAuditChain } from './audit-chain.js';
 import * as rows from '../rows.js';
 import type { Row } from '../rows.js';
 import { SingleWriteStore } from '../single-writes.js';
@@ -40,6 +42,7 @@ import { SingleWriteStore } from '../single-writes.js';
 export interface StoreLogger {
   info(obj: object, msg: string): void;
   warn(obj: object, msg: string): void;
+  error?(obj: object, msg: string): void;
 }
 
 export interface PostgresStoreOptions {
@@ -51,7 +54,32 @@ export interface PostgresStoreOptions {
   logger?: StoreLogger;
   /** How long to wait for a connection, ms. Default 10 000. */
   connectTimeoutMs?: number;
+  /**
+   * Active/standby (issue 15, ha/lease.ts): every write batch first checks, in its own
+   * transaction, that the leadership row still has this fence, and fails whole with FENCED if
+   * not. Unset (single coordinator): no check, as before.
+   */
+  fence?: StoreFence;
 }
+
+/** The fence a store's writes must carry (PostgresStoreOptions.fence). */
+export interface StoreFence {
+  /** The fence of the lease this coordinator holds. */
+  token: number;
+  /** Called when a batch found another fence in the leadership row (before its units fail with FENCED). */
+  onFenced(current: number | null): void;
+  /**
+   * PostgreSQL ends a write session idle in a transaction for this long (ms): a batch of an
+   * active cut off mid-transaction holds the leadership row FOR SHARE, and would otherwise keep
+   * the next active from taking over for as long as the server keeps the dead connection.
+   */
+  idleInTransactionMs: number;
+}
+
+// FOR SHARE: a takeover (UPDATE of the row) waits until a batch that passed the check has
+// committed, and a batch that starts after the takeover sees the new fence. So no batch that
+// checked an old fence can commit after a newer one was taken.
+const FENCE_CHECK = { name: 'fedlhs_fence_check', text: `SELECT fence FROM leadership WHERE id = 1 FOR SHARE` };
 
 /** A unit of the group committer: an op list (`write`) or a closure (the interface's single writes). */
 interface Unit {
@@ -207,6 +235,7 @@ export class PostgresStore extends SingleWriteStore implements CoordinatorStore 
   private writerConnecting: Promise<pg.Client> | undefined;
   private closed: Promise<void> | undefined;
   private readonly logger: StoreLogger | undefined;
+  private readonly fence: StoreFence | undefined;
   private batchObserver: ((stats: BatchStats) => void) | undefined;
 
   private constructor(
@@ -233,6 +262,7 @@ export class PostgresStore extends SingleWriteStore implements CoordinatorStore 
       options.logger?.warn({ event: 'store.connection_lost', store: 'postgres', target: this.target, err: { message: err.message, code: (err as { code?: string }).code } }, 'an idle PostgreSQL connection failed');
     });
     this.logger = options.logger;
+    this.fence = options.fence;
     this.committer = new GroupCommitter<Unit, unknown>((units) => this.runBatch(units), {
       ...options.groupCommit,
       onBatch: (stats) => this.batchObserver?.(stats),
@@ -250,6 +280,7 @@ export class PostgresStore extends SingleWriteStore implements CoordinatorStore 
       const client = await store.connectPool();
       try {
         await migrate(client);
+        await backfillPgAuditChain(client);
       } finally {
         client.release();
       }
@@ -286,7 +317,8 @@ export class PostgresStore extends SingleWriteStore implements CoordinatorStore 
   private writer(): Promise<pg.Client> {
     if (this.writerClient !== undefined) return Promise.resolve(this.writerClient);
     this.writerConnecting ??= (async () => {
-      const client = new pg.Client(this.clientConfig);
+      const fence = this.fence;
+      const client = new pg.Client(fence === undefined ? this.clientConfig : { ...this.clientConfig, idle_in_transaction_session_timeout: fence.idleInTransactionMs });
       client.on('error', (err) => {
         this.logger?.warn({ event: 'store.connection_lost', store: 'postgres', target: this.target, err: { message: err.message, code: (err as { code?: string }).code } }, 'the PostgreSQL group-commit connection failed');
         if (this.writerClient === client) this.writerClient = undefined;
@@ -333,6 +365,7 @@ export class PostgresStore extends SingleWriteStore implements CoordinatorStore 
   private async batchOnce(client: pg.Client, units: readonly Unit[]): Promise<UnitOutcome<unknown>[]> {
     const fatal = (err: unknown): boolean => unavailableWhy(err) !== undefined || isRetryable(err);
     await client.query('BEGIN');
+    if (this.fence !== undefined) await this.checkFence(client, this.fence);
     const outcomes: UnitOutcome<unknown>[] = [];
     const single = units.length === 1;
     for (const unit of units) {
@@ -354,6 +387,15 @@ export class PostgresStore extends SingleWriteStore implements CoordinatorStore 
     }
     await client.query('COMMIT');
     return outcomes;
+  }
+
+  /** Throws FENCED (failing the whole batch, rolled back by runBatch) unless the leadership row has our fence. */
+  private async checkFence(client: pg.Client, fence: StoreFence): Promise<void> {
+    const current = ((await client.query<{ fence: number }>(FENCE_CHECK)).rows[0]?.fence) ?? null;
+    if (current === fence.token) return;
+    this.logger?.error?.({ event: 'ha.write_fenced', fence: fence.token, current }, `write refused: this coordinator's fence ${fence.token} is stale (the leadership row has ${current}): another coordinator took over`);
+    fence.onFenced(current);
+    throw new FedlhsError('FENCED', `write refused: this coordinator's fence ${fence.token} is stale (the leadership row has ${current ?? 'none'}): another coordinator is active`);
   }
 
   // ---- unit of work ------------------------------------------------------------------------
@@ -430,7 +472,11 @@ export class PostgresStore extends SingleWriteStore implements CoordinatorStore 
     return (await this.rows(READ.listNodes)).map(rows.node);
   }
   async revokeNode(id: string, at: number): Promise<boolean> {
-    return (await this.change('node.revoke', SQL.revokeNode, [at, id])) === 1;
+    return this.enqueue('node.revoke', async (client) => {
+      const changed = (await exec(client, SQL.revokeNode, [at, id])).rowCount ?? 0;
+      await auditPgOp(client, { op: 'node.revoke', id, at }, changed);
+      return changed === 1;
+    });
   }
 
   // ---- studies and rounds ------------------------------------------------------------------

@@ -277,6 +277,30 @@ export const MIGRATIONS: readonly string[] = [
   CREATE INDEX tasks_by_node_ended ON tasks(node_id, state, ended_at);
   CREATE INDEX tasks_by_round ON tasks(round_id, state);
   `,
+  // 11: the audit chain (issue 15; PostgreSQL migration 9): one entry per audited row (admin
+  // actions, contributions, releases, node revocations) or alias move, hash-linked (audit/chain.ts),
+  // and the head it must end at. Rows older than the chain are chained right after this
+  // migration, in code (store/sqlite/audit-chain.ts backfillSqliteAuditChain: SQL has no SHA-256).
+  `
+  CREATE TABLE audit_chain (
+    seq INTEGER PRIMARY KEY,
+    at INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    ref TEXT NOT NULL,
+    digest TEXT NOT NULL,
+    content TEXT,
+    prev TEXT NOT NULL,
+    hash TEXT NOT NULL
+  );
+  CREATE INDEX audit_chain_by_ref ON audit_chain(kind, ref);
+  CREATE TABLE audit_head (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    seq INTEGER NOT NULL,
+    hash TEXT NOT NULL,
+    backfilled INTEGER NOT NULL
+  );
+  INSERT INTO audit_head (id, seq, hash, backfilled) VALUES (1, 0, '0000000000000000000000000000000000000000000000000000000000000000', 0);
+  `,
 ];
 
 /** The schema version this code writes (PRAGMA user_version after migrating). */
