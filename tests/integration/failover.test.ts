@@ -9,7 +9,7 @@
  *    demotes itself at its lease deadline, the standby takes over; when the proxy forwards again
  *    the old active stays standby, and the database holds no row it wrote after the takeover.
  */
-import { copyFileSync, mkdirSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -194,5 +194,21 @@ describe('active/standby coordinators on PostgreSQL', () => {
     // Whether a's queued writes met the fence (FENCED, ha.write_fenced) or a dead connection, none committed;
     // a fenced write names both fences.
     for (const f of a.proc.events('ha.write_fenced')) expect(f).toMatchObject({ fence: 1, current: 2 });
+  });
+  it('a standby without the pair\'s release key refuses to take over (clinics pinned the active\'s key), loudly, and leaves no key behind', async () => {
+    const db = await createTestDatabase('failover_key');
+    databases.push(db);
+    const adminToken = `fat_${randomBytes(24).toString('base64url')}`;
+    const a = ws.track(await startHaCoordinator({ name: 'coordinator-a', dataDir: join(ws.dir(), 'ka'), storeUrl: db.url, leaseSeconds: LEASE_SECONDS, adminToken }));
+    await a.proc.waitForEvent('coordinator.ready', { role: 'active' }, 60_000);
+    // The operator forgot to copy release-key.pem to b.
+    const b = ws.track(await startHaCoordinator({ name: 'coordinator-b', dataDir: join(ws.dir(), 'kb'), storeUrl: db.url, leaseSeconds: LEASE_SECONDS, adminToken }));
+    await b.proc.waitForEvent('ha.started', { role: 'standby' }, 60_000);
+    a.proc.kill('SIGKILL');
+    await a.proc.exited;
+    const failed = await b.proc.waitForEvent('coordinator.start_failed', undefined, 60_000);
+    expect(String(failed.msg)).toMatch(/release-key\.pem did not exist, and another coordinator was active before \(fence 1\).*copy that coordinator's release-key\.pem here/);
+    expect(existsSync(join(b.dataDir, 'release-key.pem'))).toBe(false);
+    expect(await healthOf(b.address)).toBe('NOT_SERVING');
   });
 });

@@ -1,8 +1,11 @@
 import { randomBytes } from 'node:crypto';
+import { existsSync, rmSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { hostname } from 'node:os';
+import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type * as grpc from '@grpc/grpc-js';
+import { FedlhsError } from '@fedlhs/core';
 import type { Logger } from '@fedlhs/service';
 import { startAdminServer } from '../admin/http.js';
 import { createConfiguredCoordinator, prepareProcess, resolveAdminToken, type CoordinatorAppOverrides } from '../app.js';
@@ -58,6 +61,10 @@ const TERM_SHUTDOWN_MS = 15_000;
  *   may take over again once that shutdown has finished.
  */
 export async function startHaCoordinatorApp(config: CoordinatorConfig, logger: Logger, overrides: CoordinatorAppOverrides = {}): Promise<HaCoordinatorApp> {
+  if (config.admin.token === '' && !existsSync(join(config.dataDir, 'admin-token'))) {
+    // A token generated here would differ from the other coordinator's: operators' tools would fail after a failover.
+    throw new FedlhsError('CONFIG_INVALID', `ha.enabled: set admin.token (FEDLHS_ADMIN_TOKEN) to the same value on both coordinators, or copy the other one's ${join(config.dataDir, 'admin-token')}`, { details: { key: 'admin.token' } });
+  }
   const log = logger.child({ component: 'ha' });
   const leaseMs = config.ha.leaseSeconds * 1000;
   const { seriesClock, simulatedClock } = await prepareProcess(config, logger, overrides);
@@ -101,8 +108,17 @@ export async function startHaCoordinatorApp(config: CoordinatorConfig, logger: L
   const activate = async (t: Term, takenAt: number): Promise<void> => {
     const built = await createConfiguredCoordinator(config, logger, {
       seriesClock,
-      fence: { token: t.fence, onFenced: () => keeper.fenced(t.fence), idleInTransactionMs: leaseMs },
+      // A third of the lease: a frozen active's open batch delays a takeover by at most that much.
+      fence: { token: t.fence, onFenced: () => keeper.fenced(t.fence), idleInTransactionMs: Math.max(1000, Math.floor(leaseMs / 3)) },
     });
+    if (built.coordinator.releaseKeyCreated && t.fence > 1) {
+      // Another coordinator was active before, so clinics pinned its release key: releases signed
+      // with a key made here would be refused by every clinic, and only then (review of issue 15).
+      const path = join(config.dataDir, 'release-key.pem');
+      await built.coordinator.shutdown().catch(() => undefined);
+      rmSync(path, { force: true });
+      throw new FedlhsError('CONFIG_INVALID', `ha.enabled: ${path} did not exist, and another coordinator was active before (fence ${t.fence - 1}): both coordinators must sign releases with the one key clinics pinned: copy that coordinator's release-key.pem here (mode 0600)`, { details: { key: 'release-key.pem' } });
+    }
     t.coordinator = built.coordinator;
     if (t.over) return;
     // The ordinary restart path: resumes every RUNNING study at its last committed round.

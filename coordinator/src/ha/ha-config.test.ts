@@ -31,3 +31,22 @@ describe('ha.* configuration', () => {
     expect(refused({ ...PG, FEDLHS_HA_ADVERTISE_ADDRESS: 'a:1,b:2' })).toEqual({ message: 'ha.advertiseAddress: must be host:port (or empty): value was "a:1,b:2"', key: 'ha.advertiseAddress' });
   });
 });
+
+describe('ha.enabled start-up', () => {
+  it('refuses to start without an admin token shared with the other coordinator (a generated one would differ), before touching the database', async () => {
+    const { mkdtempSync, rmSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const { startHaCoordinatorApp } = await import('./ha-app.js');
+    const pino = (await import('pino')).default;
+    const dir = mkdtempSync(join(tmpdir(), 'fedlhs-ha-token-'));
+    try {
+      const config = loadCoordinatorConfig({ env: { ...PG, FEDLHS_HA_ENABLED: 'true', FEDLHS_DATA_DIR: dir }, args: [] });
+      const err = await startHaCoordinatorApp(config, pino({ level: 'silent' })).then(() => undefined, (e: unknown) => e);
+      expect(isFedlhsError(err, 'CONFIG_INVALID')).toBe(true);
+      expect((err as Error).message).toBe(`ha.enabled: set admin.token (FEDLHS_ADMIN_TOKEN) to the same value on both coordinators, or copy the other one's ${join(dir, 'admin-token')}`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

@@ -3,7 +3,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { FedlhsError } from '@fedlhs/core';
 import { createTestSchema, testPostgresUnavailable, type TestPostgresScope } from '@fedlhs/testing';
 import { storeTypes } from '../store/postgres/connection.js';
-import { PostgresStore } from '../store/postgres/postgres-store.js';
+import { FENCE_CHECK, PostgresStore } from '../store/postgres/postgres-store.js';
 import { LeaseClient } from './lease.js';
 import { LeadershipKeeper, type DemoteReason } from './leadership.js';
 
@@ -192,5 +192,34 @@ describe('leadership lease and fence on PostgreSQL', () => {
     closers.push(() => kc.stop());
     await until(() => kc.isActive, 2000);
     expect(kc.fence).toBe(3);
+  });
+  it('an active whose own write batches are slow still renews (the fence check does not block renewal), and a takeover still waits for a batch that passed it', async () => {
+    const { scope, admin } = await fresh();
+    const LEASE = 2000;
+    const demoted: DemoteReason[] = [];
+    const keeper = new LeadershipKeeper({ lease: lease(scope, 'a', LEASE), leaseMs: LEASE, log: quiet, onTakeover: () => undefined, onDemote: (r) => demoted.push(r) });
+    closers.push(() => keeper.stop());
+    await keeper.start();
+    expect(keeper.isActive).toBe(true);
+    // The store's writer: back-to-back batches of 400 ms (> lease/6: a slow commit under load), for two leases.
+    const writer = new pg.Client({ ...scope.connection, types: storeTypes });
+    await writer.connect();
+    closers.push(() => writer.end());
+    for (let i = 0; i < 10 && keeper.isActive; i++) {
+      await writer.query('BEGIN');
+      expect((await writer.query<{ fence: number }>(FENCE_CHECK)).rows[0]!.fence).toBe(1);
+      await writer.query('SELECT pg_sleep(0.4)');
+      await writer.query('COMMIT');
+    }
+    expect(demoted).toEqual([]);
+    expect(keeper.isActive).toBe(true);
+    // A batch that passed the check holds the row: a takeover attempt (lease expired meanwhile) waits and fails on its lock timeout.
+    await writer.query('BEGIN');
+    await writer.query(FENCE_CHECK);
+    await expire(admin);
+    const other = lease(scope, 'b', LEASE);
+    await expect(other.tryAcquire()).rejects.toThrow(/lock timeout/);
+    await writer.query('COMMIT');
+    expect(await other.tryAcquire()).toEqual({ fence: 2, previous: 'a' });
   });
 });

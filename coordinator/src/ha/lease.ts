@@ -40,12 +40,18 @@ export interface LeaseClientOptions {
   leaseMs: number;
 }
 
+// The takeover, in one transaction: first the row FOR UPDATE, which conflicts with the FOR KEY
+// SHARE every write batch holds on it while it runs, so a takeover waits for (or, past
+// lock_timeout, retries after) a batch that passed the fence check; the renewal's plain UPDATE
+// does not conflict with FOR KEY SHARE, so an active's own slow batches never block its renewal
+// (review of issue 15: an active whose batches were slow demoted itself). An UPDATE alone would
+// take only FOR NO KEY UPDATE, which does not wait for FOR KEY SHARE.
+const LOCK = { name: 'fedlhs_ha_lock', text: `SELECT holder, expires_at <= now() AS free FROM leadership WHERE id = 1 FOR UPDATE` };
 const ACQUIRE = {
   name: 'fedlhs_ha_acquire',
-  text: `WITH old AS (SELECT holder FROM leadership WHERE id = 1)
-    UPDATE leadership SET holder = $1, address = $2, fence = fence + 1, expires_at = now() + $3 * interval '1 millisecond', acquired_at = clock_timestamp()
+  text: `UPDATE leadership SET holder = $1, address = $2, fence = fence + 1, expires_at = now() + $3 * interval '1 millisecond', acquired_at = clock_timestamp()
     WHERE id = 1 AND expires_at <= now()
-    RETURNING fence, (SELECT holder FROM old) AS previous`,
+    RETURNING fence`,
 };
 // Renewal needs the same holder AND fence: a lease someone else took (fence moved) is never
 // renewed, even if that one has since let it lapse.
@@ -79,7 +85,7 @@ export class LeaseClient {
       // Client side, a little later than the server's: a partitioned network answers nothing at all.
       query_timeout: third + 200,
       // A takeover must not queue behind a write batch of a cut-off active holding the row FOR
-      // SHARE: it fails fast and is tried again at the next check.
+      // KEY SHARE: it fails fast and is tried again at the next check.
       lock_timeout: Math.floor(third / 2),
     };
   }
@@ -118,9 +124,18 @@ export class LeaseClient {
 
   /** Takes the lease if it is free or expired: the new fence and the previous holder, else undefined. */
   async tryAcquire(): Promise<{ fence: number; previous: string | null } | undefined> {
-    const r = await this.run<{ fence: number; previous: string | null }>(ACQUIRE, [this.opts.holder, this.opts.address, this.opts.leaseMs]);
-    const row = r.rows[0];
-    return row === undefined ? undefined : { fence: row.fence, previous: row.previous };
+    await this.run({ name: '', text: 'BEGIN' }, []);
+    try {
+      const lock = (await this.run<{ holder: string | null; free: boolean }>(LOCK, [])).rows[0];
+      if (lock === undefined) throw new Error('the leadership row is missing (PostgreSQL migration 8 creates it)');
+      const row = lock.free ? (await this.run<{ fence: number }>(ACQUIRE, [this.opts.holder, this.opts.address, this.opts.leaseMs])).rows[0] : undefined;
+      await this.run({ name: '', text: 'COMMIT' }, []);
+      return row === undefined ? undefined : { fence: row.fence, previous: lock.holder };
+    } catch (err) {
+      // run() dropped a connection whose query failed; one that is still ours is rolled back.
+      await this.client?.query('ROLLBACK').catch(() => undefined);
+      throw err;
+    }
   }
 
   /** Extends the lease held with `fence` by leaseMs from the database's now; false if it is no longer ours. */

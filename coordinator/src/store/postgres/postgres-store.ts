@@ -70,16 +70,18 @@ export interface StoreFence {
   onFenced(current: number | null): void;
   /**
    * PostgreSQL ends a write session idle in a transaction for this long (ms): a batch of an
-   * active cut off mid-transaction holds the leadership row FOR SHARE, and would otherwise keep
+   * active cut off mid-transaction holds the leadership row FOR KEY SHARE, and would otherwise keep
    * the next active from taking over for as long as the server keeps the dead connection.
    */
   idleInTransactionMs: number;
 }
 
-// FOR SHARE: a takeover (UPDATE of the row) waits until a batch that passed the check has
-// committed, and a batch that starts after the takeover sees the new fence. So no batch that
-// checked an old fence can commit after a newer one was taken.
-const FENCE_CHECK = { name: 'fedlhs_fence_check', text: `SELECT fence FROM leadership WHERE id = 1 FOR SHARE` };
+// FOR KEY SHARE: a takeover (which locks the row FOR UPDATE, ha/lease.ts) waits until a batch that
+// passed the check has committed, and a batch that starts after the takeover sees the new fence,
+// so no batch that checked an old fence can commit after a newer one was taken. The lease
+// renewal's plain UPDATE does not conflict with it (FOR SHARE did: an active whose batches were
+// slow could not renew and demoted itself).
+export const FENCE_CHECK = { name: 'fedlhs_fence_check', text: `SELECT fence FROM leadership WHERE id = 1 FOR KEY SHARE` };
 
 /** A unit of the group committer: an op list (`write`) or a closure (the interface's single writes). */
 interface Unit {
