@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { FedlhsError, sha256Hex } from '@fedlhs/core';
 import { writeFileAtomic } from '@fedlhs/service';
-import { CHAIN_FIELDS, chainedLine, type AuditHead } from './audit-chain.js';
+import { CHAIN_FIELDS, chainedLine, lastLineHead, type AuditHead } from './audit-chain.js';
 
 /** What `enrol` stores: the node credential and where it is valid. */
 export interface NodeCredential {
@@ -56,7 +56,7 @@ export type Approvable = { kind: 'manifest'; record: ManifestRecord } | { kind: 
 export interface AuditEntry {
   time: string;
   // The release_* records (issue 12): what was kept, refused, deployed or rolled back here, and the live performance sent.
-  event: 'enrolled' | 'readiness_sent' | 'statistics_sent' | 'update_sent' | 'evaluation_sent' | 'task_declined' | 'task_failed' | 'release_kept' | 'release_refused' | 'release_deployed' | 'release_rolled_back' | 'release_performance_sent' | 'release_key_pinned' | 'series_approved' | 'series_template_refused' | 'series_data_sent' | 'champion_unavailable' | 'privacy_spent' | 'secagg_stage_sent' | 'secagg_identity_created' | 'secagg_peer_pinned' | 'secagg_peer_refused' | 'secagg_peer_forgotten' | 'failpoints_armed';
+  event: 'enrolled' | 'readiness_sent' | 'statistics_sent' | 'update_sent' | 'evaluation_sent' | 'task_declined' | 'task_failed' | 'release_kept' | 'release_refused' | 'release_deployed' | 'release_rolled_back' | 'release_performance_sent' | 'release_key_pinned' | 'series_approved' | 'series_template_refused' | 'series_data_sent' | 'champion_unavailable' | 'privacy_spent' | 'secagg_stage_sent' | 'secagg_identity_created' | 'secagg_peer_pinned' | 'secagg_peer_refused' | 'secagg_peer_forgotten' | 'failpoints_armed' | 'certificate_issued' | 'certificate_renewed';
   coordinator: string;
   studyId?: string;
   round?: number;
@@ -117,6 +117,8 @@ const decodeRdp = (json: string): number[] => (JSON.parse(json) as (number | nul
 export class AgentState {
   readonly dir: string;
   private dbHandle: Database.Database | undefined;
+  /** audit.lock: a SQLite file whose write lock serialises audit appenders across processes (released if one dies). */
+  private auditLockHandle: Database.Database | undefined;
 
   constructor(dir: string) {
     this.dir = dir;
@@ -185,6 +187,10 @@ export class AgentState {
       // cut tail shows. Added by CREATE IF NOT EXISTS: an older database gains it empty.
       db.exec(`CREATE TABLE IF NOT EXISTS audit_head (
         id INTEGER PRIMARY KEY CHECK (id = 1), seq INTEGER NOT NULL, hash TEXT NOT NULL, updated_at INTEGER NOT NULL)`);
+      // The line being appended, recorded before the append (review auditchain LOW 5): a log one
+      // line beyond the head is a crash mid-append only when that line is this one.
+      db.exec(`CREATE TABLE IF NOT EXISTS audit_pending (
+        id INTEGER PRIMARY KEY CHECK (id = 1), seq INTEGER NOT NULL, hash TEXT NOT NULL, created_at INTEGER NOT NULL)`);
       this.dbHandle = db;
     }
     return this.dbHandle;
@@ -363,30 +369,86 @@ export class AgentState {
 
   /**
    * Appends one audit line, hash-chained to the one before (audit-chain.ts), and flushes it to
-   * disk before returning. The append runs inside an immediate transaction of the agent
-   * database, which serialises appenders across processes (the agent and a CLI command) and
-   * records the new head.
+   * disk before returning. Appenders across processes (the agent and a CLI command) take turns
+   * on audit.lock's write lock; the new line's (seq, hash) is committed to the agent database
+   * as pending before the append and becomes the head after it, so a crash in between leaves a
+   * line the next append (and `audit verify`) can recognise, and no other extra line passes.
    */
   audit(entry: Omit<AuditEntry, 'time'>): void {
     const db = this.db;
-    db.transaction(() => {
-      const next = chainedLine(this.auditPath, { time: new Date().toISOString(), ...entry }, this.auditHead());
+    const lock = (this.auditLockHandle ??= new Database(join(this.dir, 'audit.lock')));
+    lock.pragma('busy_timeout = 10000');
+    lock.exec('BEGIN IMMEDIATE');
+    try {
+      const next = chainedLine(this.auditPath, { time: new Date().toISOString(), ...entry }, this.settleAuditPending());
+      db.prepare(`INSERT OR REPLACE INTO audit_pending (id, seq, hash, created_at) VALUES (1, ?, ?, ?)`).run(next.head.seq, next.head.hash, Date.now());
       appendFileSync(this.auditPath, next.text, { mode: 0o600, flush: true });
-      db.prepare(`INSERT INTO audit_head (id, seq, hash, updated_at) VALUES (1, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash, updated_at = excluded.updated_at`)
-        .run(next.head.seq, next.head.hash, Date.now());
+      db.transaction(() => {
+        this.setAuditHead(next.head);
+        db.prepare(`DELETE FROM audit_pending`).run();
+      }).immediate();
       if (next.startedLegacy !== undefined) {
         process.emitWarning(`${this.auditPath}: audit hash chain started at line ${next.startedLegacy.lines + 1}; the ${next.startedLegacy.lines} earlier line(s) are covered by their SHA-256 ${next.startedLegacy.sha256} (\`fedlhs-agent audit verify\` checks it)`, { code: 'FEDLHS_AUDIT_CHAIN_STARTED' });
       }
-      if (next.gap !== undefined) {
-        process.emitWarning(`${this.auditPath}: the audit log did not end where the agent database's head (seq ${next.gap.headSeq}) says: it was cut or replaced; the new line records it and \`fedlhs-agent audit verify\` reports it`, { code: 'FEDLHS_AUDIT_CHAIN_GAP' });
+      if (next.gap?.torn === true) {
+        process.emitWarning(`${this.auditPath}: the audit log ended in a torn line (not JSON: a crash or a full disk part-way through an append); the new line chains to the agent database's head (seq ${next.gap.headSeq}) and records the tear, and \`fedlhs-agent audit verify\` names the torn line`, { code: 'FEDLHS_AUDIT_CHAIN_GAP' });
+      } else if (next.gap !== undefined) {
+        process.emitWarning(`${this.auditPath}: the audit log did not end where the agent database's head (seq ${next.gap.headSeq}) says: it was cut, replaced or written to outside the agent; the new line records it and \`fedlhs-agent audit verify\` reports it`, { code: 'FEDLHS_AUDIT_CHAIN_GAP' });
       }
+    } finally {
+      lock.exec('COMMIT');
+    }
+  }
+
+  private setAuditHead(head: AuditHead): void {
+    this.db.prepare(`INSERT INTO audit_head (id, seq, hash, updated_at) VALUES (1, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash, updated_at = excluded.updated_at`)
+      .run(head.seq, head.hash, Date.now());
+  }
+
+  /**
+   * The head after an append that a crash interrupted (called under audit.lock): the pending
+   * line becomes the head when it is the log's last line; otherwise it was never written whole
+   * and is dropped.
+   */
+  private settleAuditPending(): AuditHead | undefined {
+    const pending = this.auditPending();
+    if (pending === undefined) return this.auditHead();
+    const last = lastLineHead(this.auditPath);
+    this.db.transaction(() => {
+      if (last?.seq === pending.seq && last.hash === pending.hash) this.setAuditHead(pending);
+      this.db.prepare(`DELETE FROM audit_pending`).run();
     }).immediate();
+    return this.auditHead();
+  }
+
+  /** The line an append recorded before writing it and has not yet made the head (a crash or an append in flight). */
+  auditPending(): AuditHead | undefined {
+    const r = this.db.prepare(`SELECT seq, hash FROM audit_pending WHERE id = 1`).get() as AuditHead | undefined;
+    return r === undefined ? undefined : { seq: r.seq, hash: r.hash };
   }
 
   /** The audit chain head kept in the database (undefined before the first chained line). */
   auditHead(): AuditHead | undefined {
     const r = this.db.prepare(`SELECT seq, hash FROM audit_head WHERE id = 1`).get() as AuditHead | undefined;
     return r === undefined ? undefined : { seq: r.seq, hash: r.hash };
+  }
+
+  /**
+   * The audit log's bytes and the chain head as of one moment, for `audit verify` beside a
+   * running agent: the head is read before and after the file, and again while it moved (an
+   * append committed in between), so the file holds the head's line and at most the one line
+   * being appended (review auditchain LOW 4). `between` is for tests: it runs between the first
+   * head read and the file read.
+   */
+  auditSnapshot(between?: () => void): { bytes: Buffer; head: AuditHead | undefined; pending: AuditHead | undefined } {
+    const both = () => ({ head: this.auditHead(), pending: this.auditPending() });
+    for (let attempt = 1; ; attempt++) {
+      const before = both();
+      if (attempt === 1) between?.();
+      const bytes = existsSync(this.auditPath) ? readFileSync(this.auditPath) : Buffer.alloc(0);
+      if (JSON.stringify(before) === JSON.stringify(both())) return { bytes, ...before };
+      if (attempt === 20) throw new FedlhsError('INTERNAL', `the audit log kept changing while it was read (20 attempts): run audit verify again`);
+    }
   }
 
   /** The audit log's entries, without their chain fields (`audit verify` checks those). */
@@ -402,6 +464,8 @@ export class AgentState {
   close(): void {
     this.dbHandle?.close();
     this.dbHandle = undefined;
+    this.auditLockHandle?.close();
+    this.auditLockHandle = undefined;
   }
 }
 

@@ -1,10 +1,11 @@
 import { appendFileSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { AgentState } from './agent-state.js';
-import { GENESIS, verifyAuditLog } from './audit-chain.js';
-import { auditVerifyLine } from './audit-cli.js';
+import { chainedLine, GENESIS, parseKeptHead, verifyAuditLog } from './audit-chain.js';
+import { auditVerifyLine, verifyAgentAudit } from './audit-cli.js';
 
 const states: AgentState[] = [];
 function fresh(): AgentState {
@@ -25,7 +26,7 @@ function three(s: AgentState): void {
 }
 const lines = (s: AgentState): string[] => readFileSync(s.auditPath, 'utf8').split('\n').filter((l) => l !== '');
 const rewrite = (s: AgentState, ls: readonly string[]): void => writeFileSync(s.auditPath, ls.map((l) => `${l}\n`).join(''));
-const verify = (s: AgentState) => verifyAuditLog(s.auditPath, s.auditHead());
+const verify = (s: AgentState) => verifyAgentAudit(s);
 
 describe('agent audit chain', () => {
   it('chains every line (seq, prev, hash) and keeps the head in the database', () => {
@@ -37,8 +38,8 @@ describe('agent audit chain', () => {
     expect(parsed[1]!.prev).toBe(parsed[0]!.hash);
     expect(s.auditHead()).toEqual({ seq: 3, hash: parsed[2]!.hash });
     const r = verify(s);
-    expect(r).toEqual({ ok: true, entries: 3, chained: 3, head: parsed[2]!.hash });
-    expect(auditVerifyLine(s.auditPath, r)).toBe(`3 entries, chain intact, head ${parsed[2]!.hash}`);
+    expect(r).toEqual({ ok: true, entries: 3, chained: 3, headSeq: 3, head: parsed[2]!.hash });
+    expect(auditVerifyLine(s.auditPath, r)).toBe(`3 entries, chain intact, head 3:${parsed[2]!.hash}`);
     // Readers see the entries as before, without chain fields.
     expect(s.readAudit()[1]).toEqual({ time: expect.any(String), event: 'update_sent', coordinator: 'c:1', studyId: 's1', round: 1, bytes: 4096, sha256: 'a'.repeat(64), metrics: { loss: 0.5 } });
   });
@@ -70,19 +71,40 @@ describe('agent audit chain', () => {
     rewrite(s, ls.slice(0, 2));
     expect(verify(s).problem).toMatchObject({ problem: 'truncated', line: 2, seq: 3 });
     s.audit({ event: 'task_declined', coordinator: 'c:1' });
-    expect(warn).toHaveBeenCalledWith(expect.stringMatching(/cut or replaced/), { code: 'FEDLHS_AUDIT_CHAIN_GAP' });
+    expect(warn).toHaveBeenCalledWith(expect.stringMatching(/cut, replaced/), { code: 'FEDLHS_AUDIT_CHAIN_GAP' });
     expect(verify(s).problem).toMatchObject({ problem: 'truncated', line: 3, seq: 3 });
   });
 
-  it('tolerates a log one line ahead of the head (a crash between the append and the database update), no more', () => {
+  it('accepts a log one line beyond the head only when that line was recorded as pending (a crash mid-append), and settles it', () => {
     const s = fresh();
     three(s);
+    const head = s.auditHead()!;
+    // As if the agent died after the append and before the head moved: pending recorded, line written.
+    const next = chainedLine(s.auditPath, { time: 't', event: 'task_declined', coordinator: 'c:1' }, head);
+    const db = new Database(join(s.auditPath, '..', 'agent.db'));
+    db.prepare(`INSERT INTO audit_pending (id, seq, hash, created_at) VALUES (1, ?, ?, 0)`).run(next.head.seq, next.head.hash);
+    db.close();
+    appendFileSync(s.auditPath, next.text);
+    expect(verifyAgentAudit(s)).toMatchObject({ ok: true, entries: 4, headSeq: 4 });
+    expect(verifyAuditLog(s.auditPath, head).problem).toMatchObject({ problem: 'edited', line: 4, seq: 4 });
+    s.audit({ event: 'task_declined', coordinator: 'c:1' });
+    expect(s.auditPending()).toBeUndefined();
+    expect(s.auditHead()!.seq).toBe(5);
+    expect(verifyAgentAudit(s)).toMatchObject({ ok: true, entries: 5, headSeq: 5 });
     const ls = lines(s);
-    // As if seq 3 was appended but the head update that goes with it was lost: the head at seq 2.
-    const head2 = JSON.parse(ls[1]!) as { hash: string };
-    expect(verifyAuditLog(s.auditPath, { seq: 2, hash: head2.hash }).ok).toBe(true);
-    const head1 = JSON.parse(ls[0]!) as { hash: string };
-    expect(verifyAuditLog(s.auditPath, { seq: 1, hash: head1.hash }).problem).toMatchObject({ problem: 'edited', seq: 3 });
+    expect(verifyAuditLog(s.auditPath, { seq: 3, hash: (JSON.parse(ls[2]!) as { hash: string }).hash }).problem).toMatchObject({ problem: 'edited', line: 4, seq: 4 });
+  });
+
+  it('refuses a forged line chained onto the end by someone who can write the log but not the database, and keeps refusing it', () => {
+    const warn = vi.spyOn(process, 'emitWarning').mockImplementation(() => undefined);
+    const s = fresh();
+    three(s);
+    appendFileSync(s.auditPath, chainedLine(s.auditPath, { time: 't', event: 'update_sent', coordinator: 'c:1', bytes: 1 }, s.auditHead()).text);
+    expect(verifyAgentAudit(s).problem).toMatchObject({ problem: 'edited', line: 4, seq: 4 });
+    s.audit({ event: 'task_declined', coordinator: 'c:1' });
+    expect(warn).toHaveBeenCalledWith(expect.stringMatching(/outside the agent/), { code: 'FEDLHS_AUDIT_CHAIN_GAP' });
+    expect(JSON.parse(lines(s)[4]!)).toMatchObject({ seq: 5, gap: { headSeq: 3, fileSeq: 4 } });
+    expect(verifyAgentAudit(s).problem).toMatchObject({ problem: 'truncated', line: 5, seq: 5 });
   });
 
   it('starts the chain on a legacy log with the SHA-256 of its lines, loudly once, and detects a changed legacy line', () => {
@@ -116,5 +138,57 @@ describe('agent audit chain', () => {
     three(s);
     writeFileSync(s.auditPath, '');
     expect(verify(s).problem).toMatchObject({ problem: 'truncated', seq: 1 });
+  });
+
+  it('after a torn last line, chains the next line to the database head and says so; verify names the torn line first', () => {
+    const warn = vi.spyOn(process, 'emitWarning').mockImplementation(() => undefined);
+    const s = fresh();
+    three(s);
+    const head = s.auditHead()!;
+    appendFileSync(s.auditPath, '{"time":"2026-01-01T00:00:00Z","event":"upd');
+    s.audit({ event: 'task_declined', coordinator: 'c:1' });
+    expect(warn).toHaveBeenCalledWith(expect.stringMatching(/torn/), { code: 'FEDLHS_AUDIT_CHAIN_GAP' });
+    const last = JSON.parse(lines(s)[4]!) as { seq: number; prev: string; gap: unknown };
+    expect(last).toMatchObject({ seq: 4, prev: head.hash, gap: { headSeq: 3, headHash: head.hash, fileSeq: null, torn: true } });
+    expect(s.auditHead()!.seq).toBe(4);
+    expect(verify(s).problem).toMatchObject({ problem: 'edited', line: 4 });
+    expect(verify(s).problem!.message).toMatch(/line 4 is not a JSON object/);
+    // A head that disagrees with an earlier line is named only after the scan: the torn line comes first.
+    expect(verifyAuditLog(s.auditPath, { seq: 1, hash: 'f'.repeat(64) }).problem).toMatchObject({ problem: 'edited', line: 4 });
+  });
+
+  it('with a kept head (--head), names a cut tail whose database head was rewritten, and a rewritten line', () => {
+    const s = fresh();
+    three(s);
+    const r = verify(s);
+    expect(auditVerifyLine(s.auditPath, r)).toContain(`head 3:${r.head}`);
+    const kept = parseKeptHead(`3:${r.head}`);
+    expect(verifyAuditLog(s.auditPath, s.auditHead(), kept).ok).toBe(true);
+    // Cut the last line and set the database head to the line before (no hashing needed).
+    const ls = lines(s);
+    rewrite(s, ls.slice(0, 2));
+    const db = new Database(join(s.auditPath, '..', 'agent.db'));
+    db.prepare(`UPDATE audit_head SET seq = 2, hash = ?`).run((JSON.parse(ls[1]!) as { hash: string }).hash);
+    db.close();
+    expect(verify(s).ok).toBe(true);
+    const cut = verifyAuditLog(s.auditPath, s.auditHead(), kept);
+    expect(cut.problem).toMatchObject({ problem: 'truncated', seq: 3 });
+    expect(cut.problem!.message).toContain(`the kept head 3:${r.head}`);
+    // The next real line takes seq 3 again: not the kept entry.
+    s.audit({ event: 'task_declined', coordinator: 'c:1' });
+    expect(verifyAuditLog(s.auditPath, s.auditHead(), kept).problem).toMatchObject({ problem: 'edited', line: 3, seq: 3 });
+    expect(() => parseKeptHead('3:abc')).toThrow(/<seq>:<hash>/);
+  });
+
+  it('verify reads the log and the head together: appends by the running agent meanwhile are not mistaken for forged lines', () => {
+    const s = fresh();
+    three(s);
+    const agent = new AgentState(join(s.auditPath, '..'));
+    states.push(agent);
+    const r = verifyAgentAudit(s, undefined, () => {
+      agent.audit({ event: 'task_declined', coordinator: 'c:1' });
+      agent.audit({ event: 'task_declined', coordinator: 'c:1' });
+    });
+    expect(r).toMatchObject({ ok: true, entries: 5, headSeq: 5 });
   });
 });

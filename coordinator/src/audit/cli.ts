@@ -4,7 +4,7 @@ import type { Command } from 'commander';
 import { forTerminal } from '@fedlhs/service';
 import { loadCoordinatorConfig } from '../config.js';
 import { postgresUrlAuditSource, sqliteAuditSource, type AuditSource } from './sources.js';
-import { auditReportLine, verifyAuditChain } from './verify.js';
+import { auditReportLine, parseKeptHead, verifyAuditChain, type KeptHead } from './verify.js';
 
 interface AuditVerifyOptions {
   config?: string;
@@ -12,6 +12,7 @@ interface AuditVerifyOptions {
   store?: string;
   storeUrl?: string;
   json?: boolean;
+  head?: string;
 }
 
 /** Where the store is: the serve config file when given, else flags and the FEDLHS_* environment. */
@@ -32,8 +33,9 @@ function storeOf(o: AuditVerifyOptions, env: NodeJS.ProcessEnv): { kind: 'sqlite
 
 /**
  * `fedlhs-coordinator audit verify`: reads the store's database directly (read-only; beside a
- * running coordinator too) and checks the audit chain (audit/verify.ts). Exit 0: intact; 1: the
- * first edited, removed or reordered entry or row is named; 2: it could not be checked.
+ * running coordinator too, in one snapshot) and checks the audit chain (audit/verify.ts), and
+ * with `--head` that it still holds a head printed earlier. Exit 0: intact; 1: the first edited,
+ * removed or reordered entry or row is named; 2: it could not be checked.
  */
 export function registerAuditCommand(program: Command): void {
   program
@@ -45,6 +47,7 @@ export function registerAuditCommand(program: Command): void {
     .option('--data-dir <dir>', 'coordinator data directory (SQLite store; env FEDLHS_DATA_DIR)')
     .option('--store <kind>', 'sqlite or postgres (env FEDLHS_STORE)')
     .option('--store-url <url>', 'PostgreSQL URL (env FEDLHS_STORE_URL, which keeps the password out of ps)')
+    .option('--head <seq:hash>', 'a head an earlier verify printed, kept outside the database: fail unless the chain still holds that entry (a cut tail)')
     .option('--json', 'print the report as JSON')
     .action(async (o: AuditVerifyOptions) => {
       const fail = (message: string, code: number): never => {
@@ -52,6 +55,12 @@ export function registerAuditCommand(program: Command): void {
         process.exit(code);
       };
       let source: AuditSource;
+      let kept: KeptHead | undefined;
+      try {
+        kept = o.head === undefined ? undefined : parseKeptHead(o.head);
+      } catch (err) {
+        return fail((err as Error).message, 2);
+      }
       try {
         const where = storeOf(o, process.env);
         if (where.kind === 'sqlite' && !existsSync(where.path)) fail(`no coordinator database at ${where.path}`, 2);
@@ -61,7 +70,7 @@ export function registerAuditCommand(program: Command): void {
       }
       let report;
       try {
-        report = await verifyAuditChain(source.query);
+        report = await verifyAuditChain(source, kept === undefined ? {} : { kept });
       } catch (err) {
         return fail(`cannot read the audit chain: ${(err as Error).message}`, 2);
       } finally {

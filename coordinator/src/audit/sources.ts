@@ -10,6 +10,12 @@ import type { AuditQuery } from './verify.js';
 /** A read-only query function on a store's database, and how to let it go. */
 export interface AuditSource {
   query: AuditQuery;
+  /**
+   * Runs `fn` with queries that all read one snapshot of the database, so writes committed by a
+   * running coordinator meanwhile are not seen half-way (`audit verify` compares the head, the
+   * chain and the audited rows with each other: review auditchain HIGH 1).
+   */
+  snapshot<T>(fn: (query: AuditQuery) => Promise<T>): Promise<T>;
   close(): Promise<void>;
 }
 
@@ -23,8 +29,18 @@ const numbered = (sql: string): string => {
 export function sqliteAuditSource(path: string): AuditSource {
   const db = new Database(path, { readonly: true, fileMustExist: true });
   db.pragma('busy_timeout = 5000');
+  const query: AuditQuery = async (sql, params) => db.prepare(sql).all(...params) as AuditRow[];
   return {
-    query: async (sql, params) => db.prepare(sql).all(...params) as AuditRow[],
+    query,
+    // In WAL mode a read transaction keeps the snapshot its first read took until COMMIT.
+    snapshot: async (fn) => {
+      db.exec('BEGIN');
+      try {
+        return await fn(query);
+      } finally {
+        db.exec('COMMIT');
+      }
+    },
     close: async () => {
       db.close();
     },
@@ -35,6 +51,24 @@ export function sqliteAuditSource(path: string): AuditSource {
 export function postgresAuditSource(pool: pg.Pool, end: boolean): AuditSource {
   return {
     query: async (sql, params) => (await pool.query(numbered(sql), params)).rows as AuditRow[],
+    // One connection, one REPEATABLE READ transaction: every query sees the snapshot of the first.
+    snapshot: async (fn) => {
+      const client = await pool.connect();
+      let broken: Error | undefined;
+      try {
+        await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+        const result = await fn(async (sql, params) => (await client.query(numbered(sql), params)).rows as AuditRow[]);
+        await client.query('COMMIT');
+        return result;
+      } catch (err) {
+        await client.query('ROLLBACK').catch((e: Error) => {
+          broken = e;
+        });
+        throw err;
+      } finally {
+        client.release(broken);
+      }
+    },
     close: async () => {
       if (end) await pool.end();
     },

@@ -25,7 +25,8 @@ export interface AuditProblem {
 export interface AuditReport {
   ok: boolean;
   entries: number;
-  /** The last entry's hash (GENESIS when empty). */
+  /** The last entry checked: its seq and hash (0 and GENESIS when none); `<headSeq>:<head>` is what to keep for `--head`. */
+  headSeq: number;
   head: string;
   problem?: AuditProblem;
 }
@@ -57,21 +58,59 @@ async function rowsByRef(query: AuditQuery, kind: Exclude<AuditKind, 'release.al
   return out;
 }
 
-/** Verifies the chain on a store's database; never throws for a broken chain (only for a failed query). */
-export async function verifyAuditChain(query: AuditQuery): Promise<AuditReport> {
+/** Where `audit verify` reads: one snapshot of the store's database (sources.ts). */
+export interface AuditSnapshotSource {
+  snapshot<T>(fn: (query: AuditQuery) => Promise<T>): Promise<T>;
+}
+
+/** A head printed by an earlier `audit verify` and kept outside the database (`--head <seq>:<hash>`). */
+export interface KeptHead {
+  seq: number;
+  hash: string;
+}
+
+export interface VerifyOptions {
+  /** The chain must still hold this entry (seq with this hash): a cut tail with a rewritten audit_head shows. */
+  kept?: KeptHead;
+  /** Tests: runs after each query, inside the snapshot (to write beside a verify). */
+  afterQuery?: (sql: string) => Promise<void>;
+}
+
+/** `<seq>:<hash>` as printed by `audit verify`; throws naming the expected form. */
+export function parseKeptHead(text: string): KeptHead {
+  const m = /^(\d{1,15}):([0-9a-f]{64})$/.exec(text.trim());
+  if (m === null) throw new Error(`--head must be <seq>:<hash> as audit verify printed it (a seq and 64 lowercase hex digits), not ${JSON.stringify(text)}`);
+  return { seq: Number(m[1]), hash: m[2]! };
+}
+
+/**
+ * Verifies the chain on a store's database, every read in one snapshot (so a coordinator writing
+ * meanwhile is never mistaken for tampering); never throws for a broken chain, only for a
+ * failed query.
+ */
+export async function verifyAuditChain(source: AuditSnapshotSource, options: VerifyOptions = {}): Promise<AuditReport> {
+  return source.snapshot((raw) => verifyIn(options.afterQuery === undefined ? raw : async (sql, params) => {
+    const rows = await raw(sql, params);
+    await options.afterQuery!(sql);
+    return rows;
+  }, options.kept));
+}
+
+async function verifyIn(query: AuditQuery, kept: KeptHead | undefined): Promise<AuditReport> {
   let headRow: AuditRow | undefined;
   try {
     headRow = (await query(`SELECT seq, hash, backfilled FROM audit_head WHERE id = 1`, []))[0];
   } catch (err) {
     // Only a missing table means "not migrated yet"; anything else (a lost connection) is the caller's error.
     if (!/no such table|does not exist/.test((err as Error).message)) throw err;
-    return { ok: false, entries: 0, head: GENESIS, problem: { problem: 'not_ready', message: `the database has no audit chain (${(err as Error).message}): start this coordinator version on it once, which migrates it` } };
+    return { ok: false, entries: 0, headSeq: 0, head: GENESIS, problem: { problem: 'not_ready', message: `the database has no audit chain (${(err as Error).message}): start this coordinator version on it once, which migrates it` } };
   }
-  if (headRow === undefined) return { ok: false, entries: 0, head: GENESIS, problem: { problem: 'truncated', message: 'audit_head has no row: the chain head was deleted' } };
+  if (headRow === undefined) return { ok: false, entries: 0, headSeq: 0, head: GENESIS, problem: { problem: 'truncated', message: 'audit_head has no row: the chain head was deleted' } };
   if (Number(headRow.backfilled) !== 1) {
-    return { ok: false, entries: 0, head: GENESIS, problem: { problem: 'not_ready', message: 'the rows older than the audit chain are not chained yet: start this coordinator version on the database once' } };
+    return { ok: false, entries: 0, headSeq: 0, head: GENESIS, problem: { problem: 'not_ready', message: 'the rows older than the audit chain are not chained yet: start this coordinator version on the database once' } };
   }
-  const fail = (entries: number, head: string, problem: AuditProblem): AuditReport => ({ ok: false, entries, head, problem });
+  const fail = (entries: number, head: string, problem: AuditProblem): AuditReport => ({ ok: false, entries, headSeq: entries, head, problem });
+  const keptName = kept === undefined ? '' : `the kept head ${kept.seq}:${kept.hash}`;
   let prev: ChainEntry | undefined;
   let count = 0;
   const latestAlias = new Map<string, ChainEntry>();
@@ -96,6 +135,9 @@ export async function verifyAuditChain(query: AuditQuery): Promise<AuditReport> 
       if (!(AUDIT_KINDS as readonly string[]).includes(e.kind) || entryHash(e) !== e.hash) {
         return fail(count, head, { problem: 'edited', seq: e.seq, kind: e.kind, ref: e.ref, message: `${name(e)} was edited: its hash does not match its fields` });
       }
+      if (kept !== undefined && e.seq === kept.seq && e.hash !== kept.hash) {
+        return fail(count, head, { problem: 'edited', seq: e.seq, kind: e.kind, ref: e.ref, message: `${name(e)} is not the entry of ${keptName}: the chain was rewritten from seq ${e.seq} or earlier` });
+      }
       if (e.kind === 'release.alias') {
         if (e.content === null || contentDigest(e.kind, e.content) !== e.digest) {
           return fail(count, head, { problem: 'edited', seq: e.seq, kind: e.kind, ref: e.ref, message: `${name(e)} was edited: its content does not match its digest` });
@@ -116,6 +158,12 @@ export async function verifyAuditChain(query: AuditQuery): Promise<AuditReport> 
     after = prev!.seq;
   }
   const last = { seq: prev?.seq ?? 0, hash: prev?.hash ?? GENESIS };
+  if (kept !== undefined && kept.seq > last.seq) {
+    return fail(count, last.hash, { problem: 'truncated', seq: last.seq + 1, message: `the chain ends at seq ${last.seq} but ${keptName} is later: entries ${last.seq + 1}..${kept.seq} were removed and audit_head rewritten` });
+  }
+  if (kept !== undefined && kept.seq === 0 && kept.hash !== GENESIS) {
+    return fail(count, last.hash, { problem: 'edited', message: `${keptName} is not a head audit verify prints (seq 0 has the hash ${GENESIS})` });
+  }
   if (Number(headRow.seq) > last.seq) {
     return fail(count, last.hash, { problem: 'truncated', seq: last.seq + 1, message: `the chain ends at seq ${last.seq} but its head records seq ${Number(headRow.seq)}: the last ${Number(headRow.seq) - last.seq} entr(ies) were removed` });
   }
@@ -151,12 +199,12 @@ export async function verifyAuditChain(query: AuditQuery): Promise<AuditReport> 
       return fail(count, last.hash, { problem: 'removed', seq: e.seq, kind: e.kind, ref, message: `the alias ${JSON.stringify(ref)} set by ${name(e)} was deleted outside the store` });
     }
   }
-  return { ok: true, entries: count, head: last.hash };
+  return { ok: true, entries: count, headSeq: last.seq, head: last.hash };
 }
 
 /** One line for a terminal: "N entries, chain intact, head <hash>" or the problem. */
 export function auditReportLine(r: AuditReport): string {
-  if (r.ok) return `${r.entries} entries, chain intact, head ${r.head}`;
+  if (r.ok) return `${r.entries} entries, chain intact, head ${r.headSeq}:${r.head}`;
   const p = r.problem!;
   return `audit chain broken (${p.problem})${p.seq === undefined ? '' : ` at seq ${p.seq}`}${p.kind === undefined ? '' : `, ${p.kind} ${JSON.stringify(p.ref)}`}: ${p.message}`;
 }

@@ -37,6 +37,9 @@ interface Options {
   order: 'plain-first' | 'secagg-first';
   heartbeatMs: number;
   enrolConcurrency: number;
+  warmupRounds: number;
+  /** Write each mode's study lines of the agents and the coordinator to artifacts/bench (JSONL). */
+  keepLogs: boolean;
   tag: string | undefined;
 }
 
@@ -44,6 +47,10 @@ function positive(name: string, text: string | undefined): number {
   const n = Number(text);
   if (!Number.isInteger(n) || n < 1) throw new Error(`--${name} must be a positive integer, got ${JSON.stringify(text)}`);
   return n;
+}
+
+function nonNegative(name: string, text: string | undefined): number {
+  return text === '0' ? 0 : positive(name, text);
 }
 
 function parse(argv: string[]): Options | undefined {
@@ -54,11 +61,12 @@ function parse(argv: string[]): Options | undefined {
       features: { type: 'string', default: '100' }, hidden: { type: 'string', default: '1000' }, rows: { type: 'string', default: '300' },
       'value-bits': { type: 'string', default: '16' }, neighbours: { type: 'string' }, 'clip-range': { type: 'string', default: '1' },
       order: { type: 'string', default: 'plain-first' }, 'heartbeat-ms': { type: 'string', default: '5000' },
-      'enrol-concurrency': { type: 'string', default: '4' }, tag: { type: 'string' }, help: { type: 'boolean', default: false },
+      'enrol-concurrency': { type: 'string', default: '4' }, 'warmup-rounds': { type: 'string', default: '1' }, 'keep-logs': { type: 'boolean', default: false }, tag: { type: 'string' }, help: { type: 'boolean', default: false },
     },
   });
   if (values.help) {
-    process.stdout.write('npm run bench:secagg -- --agents [--clinics 10,50] [--rounds 3] [--features 100] [--hidden 1000] [--rows 300] [--value-bits 16] [--neighbours k] [--clip-range 1] [--order plain-first|secagg-first] [--heartbeat-ms 5000] [--enrol-concurrency 4] [--tag t]\n');
+    process.stdout.write('npm run bench:secagg -- --agents [--clinics 10,50] [--rounds 3] [--features 100] [--hidden 1000] [--rows 300] [--value-bits 16] [--neighbours k] [--clip-range 1] [--order plain-first|secagg-first] [--heartbeat-ms 5000] [--enrol-concurrency 4] [--warmup-rounds 1] [--keep-logs] [--tag t]\n' +
+      '  --warmup-rounds: a plain study run first and not reported (0: none), so that neither mode pays the agents\' model-runtime start-up\n');
     return undefined;
   }
   const sizes = String(values.clinics).split(',').map((x) => positive('clinics', x.trim()));
@@ -72,6 +80,7 @@ function parse(argv: string[]): Options | undefined {
     rows: positive('rows', values.rows), valueBits: positive('value-bits', values['value-bits']),
     neighbours: values.neighbours === undefined ? undefined : positive('neighbours', values.neighbours), clipRange, order: values.order,
     heartbeatMs: positive('heartbeat-ms', values['heartbeat-ms']), enrolConcurrency: positive('enrol-concurrency', values['enrol-concurrency']), tag: values.tag,
+    warmupRounds: nonNegative('warmup-rounds', values['warmup-rounds']), keepLogs: values['keep-logs'],
   };
 }
 
@@ -140,8 +149,8 @@ async function studyEnded(c: CoordinatorHandle, studyId: string, timeoutMs: numb
 
 type Timeline = { round: number; attempt: number; state: string; durationMs: number | null; accepted: number; reason: string | null };
 
-async function runMode(cluster: Cluster, n: number, o: Options, secagg: { neighbours: number } | undefined): Promise<AgentModeFigures> {
-  const mode = secagg === undefined ? 'plain' : 'secagg';
+async function runMode(cluster: Cluster, n: number, o: Options, secagg: { neighbours: number } | undefined, label?: string): Promise<AgentModeFigures> {
+  const mode = label ?? (secagg === undefined ? 'plain' : 'secagg');
   const { c, agents } = cluster;
   const base = loadManifest({ clinics: n, rounds: o.rounds, features: o.features, hidden: o.hidden });
   const manifest = {
@@ -186,6 +195,13 @@ async function runMode(cluster: Cluster, n: number, o: Options, secagg: { neighb
     agentWarnings, coordinatorWarnings: warnings(c.proc.lines, study.id, marks.coordinator),
     agentsWithoutFinalLine: missingFinal, loadAverage: { start: loadStart, end: loadEnd },
   };
+  if (o.keepLogs) {
+    const lines = [
+      ...c.proc.lines.slice(marks.coordinator).filter((l) => l.studyId === study.id).map((l) => ({ process: 'coordinator', ...l })),
+      ...agents.flatMap((a, i) => a.proc.lines.slice(marks.agents[i]).filter((l) => l.studyId === study.id).map((l) => ({ process: a.options.name, ...l }))),
+    ];
+    writeFileSync(join(repoRoot, 'artifacts', 'bench', `secagg-agents-${n}-${mode}${o.tag === undefined ? '' : `-${o.tag}`}.lines.jsonl`), lines.map((l) => JSON.stringify(l)).join('\n') + '\n');
+  }
   log(`N=${n} ${mode}: ${detail.state} in ${studySeconds.toFixed(1)} s, rounds ${roundSeconds.map((s) => s.toFixed(2)).join('/')} s${f.failures.length === 0 ? '' : `; FAILURES: ${f.failures.join('; ')}`}`);
   return f;
 }
@@ -206,6 +222,8 @@ export async function runAgentsBench(argv: string[]): Promise<void> {
     let plain: AgentModeFigures;
     let secure: AgentModeFigures;
     try {
+      // The first study of a run pays each agent's model-runtime start-up (~90 ms CPU per clinic-round here).
+      if (o.warmupRounds > 0) await runMode(cluster, n, { ...o, rounds: o.warmupRounds }, undefined, 'warmup');
       if (o.order === 'plain-first') {
         plain = await runMode(cluster, n, o, undefined);
         secure = await runMode(cluster, n, o, { neighbours });
@@ -219,7 +237,7 @@ export async function runAgentsBench(argv: string[]): Promise<void> {
     }
     const shape = {
       clinics: n, parameters, features: o.features, hidden: o.hidden, rowsPerClinic: o.rows, rounds: o.rounds, neighbours, threshold: 'majority', valueBits: o.valueBits,
-      clipRange: o.clipRange, order: o.order, heartbeatMs: o.heartbeatMs,
+      clipRange: o.clipRange, order: o.order, heartbeatMs: o.heartbeatMs, warmupRounds: o.warmupRounds,
     };
     process.stdout.write(`\n${agentTable(shape, plain, secure)}\n`);
     const file = join(out, `secagg-agents-${n}${o.tag === undefined ? '' : `-${o.tag}`}.json`);

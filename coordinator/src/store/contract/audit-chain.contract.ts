@@ -1,7 +1,7 @@
 import Database from 'better-sqlite3';
 import { expect, it } from 'vitest';
 import { auditSourceOf } from '../../audit/sources.js';
-import { verifyAuditChain, type AuditReport } from '../../audit/verify.js';
+import { verifyAuditChain, type AuditReport, type VerifyOptions } from '../../audit/verify.js';
 import type { CoordinatorStore, ReleaseRecord } from '../../store.js';
 import { SqliteStore } from '../../sqlite-store.js';
 import { PostgresStore } from '../postgres/postgres-store.js';
@@ -14,10 +14,10 @@ const release = (studyId: string, version: number): ReleaseRecord => ({
   files: [{ name: 'weights.bin', sha256: 'f'.repeat(64), size: 4096 }], createdAt: 1000 + version, parentVersion: version > 1 ? version - 1 : null,
 });
 
-async function verify(store: CoordinatorStore): Promise<AuditReport> {
+async function verify(store: CoordinatorStore, options: VerifyOptions = {}): Promise<AuditReport> {
   const source = auditSourceOf(store);
   try {
-    return await verifyAuditChain(source.query);
+    return await verifyAuditChain(source, options);
   } finally {
     await source.close();
   }
@@ -61,7 +61,7 @@ async function audited(store: CoordinatorStore): Promise<void> {
 describeStores('store contract: audit chain', (ctx) => {
   it('chains every audited write in its own unit, and verifies intact', async () => {
     const { store } = ctx;
-    expect(await verify(store)).toEqual({ ok: true, entries: 0, head: '0'.repeat(64) });
+    expect(await verify(store)).toEqual({ ok: true, entries: 0, headSeq: 0, head: '0'.repeat(64) });
     await audited(store);
     // A unit that fails leaves no entry behind (the alias names a version that does not exist).
     expect(await codeOf(store.write([{ op: 'admin.action', a: { at: 1, operator: 'ada', action: 'release.alias', target: 'x', detail: null } }, { op: 'release.alias', studyName: 'sepsis', alias: 'x', version: 9, setBy: 'ada', at: 1 }], 'bad'))).toBe('NOT_FOUND');
@@ -107,6 +107,62 @@ describeStores('store contract: audit chain', (ctx) => {
     expect((await verify(store)).problem).toMatchObject({ problem: 'truncated', seq: 8 });
     await tamper(store, `UPDATE audit_head SET seq = 7, hash = (SELECT hash FROM audit_chain WHERE seq = 7)`);
     expect((await verify(store)).problem).toMatchObject({ problem: 'unchained', kind: 'node.revoke', ref: 'n1' });
+  });
+
+  it('reads one snapshot: a write committed after it read the head is not mistaken for tampering', async () => {
+    const { store } = ctx;
+    await audited(store);
+    let wrote = 0;
+    // A contribution committed right after the head was read (the chain pages come after it).
+    const r = await verify(store, {
+      afterQuery: async (sql) => {
+        if (wrote === 0 && sql.includes('FROM audit_head')) {
+          wrote++;
+          await store.insertContribution(contributionRec('t9', 'd'.repeat(64), false));
+        }
+      },
+    });
+    expect(wrote).toBe(1);
+    expect(r).toMatchObject({ ok: true, entries: 9, headSeq: 9 });
+    expect(await verify(store)).toMatchObject({ ok: true, entries: 10 });
+  });
+
+  it('reads one snapshot: an alias moved after it walked the chain is not mistaken for an edited alias', async () => {
+    const { store } = ctx;
+    await audited(store);
+    let wrote = 0;
+    // The move commits after the chain (and its newest move of the alias) was read, before the alias rows are.
+    const r = await verify(store, {
+      afterQuery: async (sql) => {
+        if (wrote === 0 && sql.includes('NOT IN (SELECT ref FROM audit_chain')) {
+          wrote++;
+          await store.write([{ op: 'release.alias', studyName: 'sepsis', alias: 'champion', version: 1, setBy: 'ada', at: 2002 }], 'alias');
+        }
+      },
+    });
+    expect(wrote).toBe(1);
+    expect(r).toMatchObject({ ok: true, entries: 9 });
+    expect(await verify(store)).toMatchObject({ ok: true, entries: 10 });
+  });
+
+  it('with a kept head (--head), names a cut tail whose audit_head was rewritten, and a rewritten entry', async () => {
+    const { store } = ctx;
+    await audited(store);
+    const before = await verify(store);
+    expect(before).toMatchObject({ ok: true, headSeq: 9 });
+    const kept = { seq: before.headSeq, hash: before.head };
+    expect(await verify(store, { kept })).toMatchObject({ ok: true, headSeq: 9 });
+    // Hide the last revocation: its row, its entry, and the head set to the entry before (no hashing needed).
+    await tamper(store, `UPDATE nodes SET revoked_at = NULL WHERE id = 'n2'`);
+    await tamper(store, `DELETE FROM audit_chain WHERE seq = 9`);
+    await tamper(store, `UPDATE audit_head SET seq = 8, hash = (SELECT hash FROM audit_chain WHERE seq = 8)`);
+    expect((await verify(store)).ok).toBe(true);
+    const cut = await verify(store, { kept });
+    expect(cut.problem).toMatchObject({ problem: 'truncated', seq: 9 });
+    expect(cut.problem!.message).toContain(`the kept head 9:${kept.hash}`);
+    // A later real write takes seq 9 again: a different entry than the kept one.
+    await store.insertAdminAction({ at: 20, operator: 'ada', action: 'study.stop', target: 's1', detail: null });
+    expect(await verify(store, { kept })).toMatchObject({ ok: false, problem: { problem: 'edited', seq: 9, kind: 'admin' } });
   });
 
   it('never forks the chain under concurrent writers (two stores on one database)', async () => {
