@@ -1,16 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { FedlhsError } from '../errors.js';
 import { neighbourhoods, thresholdFor, type GraphKind } from './graph.js';
+import { thrown } from './test-support.js';
 
-function thrown(fn: () => unknown): FedlhsError {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof FedlhsError) return err;
-    throw err;
-  }
-  throw new Error('did not throw');
-}
 
 const seed = new Uint8Array(32).fill(7);
 const otherSeed = new Uint8Array(32).fill(8);

@@ -1,6 +1,5 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { FedlhsError } from '../errors.js';
 import { combineShares, splitSecret } from './shamir.js';
 import {
   applyMasks,
@@ -19,16 +18,8 @@ import {
   type MaskWords,
   type SignedSeed,
 } from './masks.js';
+import { thrown } from './test-support.js';
 
-function thrown(fn: () => unknown): FedlhsError {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof FedlhsError) return err;
-    throw err;
-  }
-  throw new Error('did not throw');
-}
 
 const ctx = { studyId: 'study-a', round: 3 };
 

@@ -1,17 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { FedlhsError } from '../errors.js';
 import { zeroWords, type MaskWords } from './masks.js';
 import { packWords, packedLength, unpackWords } from './pack.js';
+import { thrown } from './test-support.js';
 
-function thrown(fn: () => unknown): FedlhsError {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof FedlhsError) return err;
-    throw err;
-  }
-  throw new Error('did not throw');
-}
 
 /** Deterministic words below 2^bits, including the extremes 0 and 2^bits − 1. */
 function words(length: number, bits: number, seed: number): MaskWords {

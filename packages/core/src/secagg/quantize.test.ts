@@ -1,18 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { FedlhsError } from '../errors.js';
 import { applyMasks, keyAgreement, pairSign, pairwiseSeed, sumWords, unmaskSum, type MaskWords } from './masks.js';
 import { checkModulus, dequantizeSum, modulusBits, quantizationParams, quantize } from './quantize.js';
+import { thrown } from './test-support.js';
 
-function thrown(fn: () => unknown): FedlhsError {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof FedlhsError) return err;
-    throw err;
-  }
-  throw new Error('did not throw');
-}
 
 /** Uniform floats in [−c, c] from a CSPRNG (the test needs no reproducibility, only coverage). */
 function uniform(length: number, c: number): Float64Array {

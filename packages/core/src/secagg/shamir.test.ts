@@ -1,18 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { FedlhsError } from '../errors.js';
 import { FIELD_PRIME, bytesToBigInt, fieldInv, fieldMul, fieldSub } from './field.js';
 import { SHARE_BYTES, combineShares, decodeShare, encodeShare, interpolateAt, splitSecret, type Share } from './shamir.js';
+import { thrown } from './test-support.js';
 
-function thrown(fn: () => unknown): FedlhsError {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof FedlhsError) return err;
-    throw err;
-  }
-  throw new Error('did not throw');
-}
 
 function subsets<T>(items: readonly T[], size: number): T[][] {
   if (size === 0) return [[]];

@@ -3,7 +3,6 @@
  * coordinator that lies about who dropped could read one clinic's update) and key substitution.
  */
 import { describe, expect, it } from 'vitest';
-import { FedlhsError } from '../../errors.js';
 import { combineShares, decodeShare } from '../shamir.js';
 import {
   SecAggClient,
@@ -23,16 +22,8 @@ import {
   type SharesRequest,
   type UnmaskMessage,
 } from './index.js';
+import { thrown } from '../test-support.js';
 
-function thrown(fn: () => unknown): FedlhsError {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof FedlhsError) return err;
-    throw err;
-  }
-  throw new Error('did not throw');
-}
 
 const wire = <T>(m: T): unknown => JSON.parse(JSON.stringify(m));
 const ids = (n: number): string[] => Array.from({ length: n }, (_, i) => `clinic-${String(i).padStart(2, '0')}`);

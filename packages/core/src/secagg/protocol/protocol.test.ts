@@ -1,5 +1,4 @@
 import { describe, expect, it } from 'vitest';
-import { FedlhsError } from '../../errors.js';
 import { sumWords, type MaskWords } from '../masks.js';
 import { dequantizeSum, modulusBits, quantizationParams, quantize } from '../quantize.js';
 import { packWords } from '../pack.js';
@@ -18,16 +17,8 @@ import {
   type UnmaskMessage,
   type UnmaskRequest,
 } from './index.js';
+import { thrown } from '../test-support.js';
 
-function thrown(fn: () => unknown): FedlhsError {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof FedlhsError) return err;
-    throw err;
-  }
-  throw new Error('did not throw');
-}
 
 /** Messages cross a JSON wire in every test: what the state machines get is what a transport delivers. */
 const wire = <T>(m: T): unknown => JSON.parse(JSON.stringify(m));

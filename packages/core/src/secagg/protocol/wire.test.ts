@@ -1,16 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { FedlhsError } from '../../errors.js';
 import { SecAggClient, SecAggServer, consistencyRequestSchema, createSecAggIdentity, keysMessageSchema, parseMessage, sharesMessageSchema, toBase64, unmaskRequestSchema, type RoundContext } from './index.js';
+import { thrown } from '../test-support.js';
 
-function thrown(fn: () => unknown): FedlhsError {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof FedlhsError) return err;
-    throw err;
-  }
-  throw new Error('did not throw');
-}
 
 const ctx: RoundContext = { studyId: 'study-a', round: 4, attempt: 0, k: 4, graph: 'ring', valueBits: 16, clipRange: 1, vectorLength: 8 };
 const header = { studyId: 'study-a', round: 4, attempt: 0 };
