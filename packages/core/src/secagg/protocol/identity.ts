@@ -11,15 +11,11 @@
 import { createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto';
 import canonicalizeModule from 'canonicalize';
 import { FedlhsError } from '../../errors.js';
-import type { MessageHeader } from './wire.js';
+import { ED25519_PUBLIC_KEY_BYTES, ED25519_SIGNATURE_BYTES, type MessageHeader } from './wire.js';
 
 // canonicalize is CommonJS whose typings declare an ES default export (see manifest.ts).
 const canonicalize = canonicalizeModule as unknown as (value: unknown) => string | undefined;
 
-/** Bytes of a raw Ed25519 public key. */
-export const ED25519_PUBLIC_KEY_BYTES = 32;
-/** Bytes of an Ed25519 signature. */
-export const ED25519_SIGNATURE_BYTES = 64;
 
 /** A clinic's identity in secure aggregation. */
 export interface SecAggIdentity {

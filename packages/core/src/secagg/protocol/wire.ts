@@ -11,7 +11,11 @@ import { z } from 'zod';
 import { FedlhsError } from '../../errors.js';
 import { SHARE_BYTES } from '../shamir.js';
 import { X25519_KEY_BYTES } from '../masks.js';
-import { ED25519_PUBLIC_KEY_BYTES, ED25519_SIGNATURE_BYTES } from './identity.js';
+
+/** Bytes of a raw Ed25519 public key. */
+export const ED25519_PUBLIC_KEY_BYTES = 32;
+/** Bytes of an Ed25519 signature. */
+export const ED25519_SIGNATURE_BYTES = 64;
 
 /** The longest clinic id accepted (node ids are short; this bounds what a peer can make us hold). */
 export const MAX_ID_LENGTH = 128;
