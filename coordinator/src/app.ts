@@ -15,6 +15,7 @@ import { Coordinator, type InitialModelBuilder } from './coordinator.js';
 import type { EngineClock } from './engine/study-runner.js';
 import { MovableClock } from './series/clock.js';
 import { startGrpcServer, stopGrpcServer } from './grpc/server.js';
+import { NodeCertificates } from './ca/node-certificates.js';
 import type { CoordinatorStore } from './store.js';
 import { PostgresStore, type StoreFence } from './store/postgres/postgres-store.js';
 
@@ -137,6 +138,21 @@ export async function createConfiguredCoordinator(config: CoordinatorConfig, log
   }
 }
 
+/**
+ * The node CA (tls.clientCertificates 'issued'), opened or created in the data directory; undefined
+ * with 'external'. A CA that cannot be used refuses the start (CONFIG_INVALID naming the file).
+ */
+export function openNodeCertificates(config: Pick<CoordinatorConfig, 'dataDir' | 'tls'>, logger: Logger): NodeCertificates | undefined {
+  if (config.tls.clientCertificates !== 'issued') return undefined;
+  const certificates = NodeCertificates.open({
+    dataDir: config.dataDir, caValidityDays: config.tls.caValidityDays ?? 3650, nodeCertificateSeconds: config.tls.nodeCertificateSeconds ?? 604_800, now: Date.now,
+  });
+  if (certificates.created) {
+    logger.info({ event: 'ca.created', fingerprint: certificates.ca.fingerprint, notAfter: new Date(certificates.ca.certificate.validTo).toISOString() }, `created the node CA in ${join(config.dataDir, 'ca')} (ca.key mode 0600)`);
+  }
+  return certificates;
+}
+
 /** What a test may inject into an app started in its own process. */
 export interface CoordinatorAppOverrides {
   /** The series scheduler's clock (tests move it to reach the next scheduled run without waiting). */
@@ -153,8 +169,9 @@ export async function startCoordinatorApp(config: CoordinatorConfig, logger: Log
   let closeAdmin: (() => Promise<void>) | undefined;
   try {
     await coordinator.start();
+    const nodeCertificates = openNodeCertificates(config, logger);
     const g = await startGrpcServer(coordinator, logger, {
-      host: config.grpc.host, port: config.grpc.port, tls: config.tls,
+      host: config.grpc.host, port: config.grpc.port, tls: config.tls, ...(nodeCertificates === undefined ? {} : { nodeCertificates }),
       transfer: {
         ...(config.transfer.inFlightBytes === 0 ? {} : { inFlightBytes: config.transfer.inFlightBytes }),
         uploadStreamsPerNode: config.transfer.uploadStreamsPerNode, sessionQueueMessages: config.transfer.sessionQueueMessages,
@@ -174,7 +191,7 @@ export async function startCoordinatorApp(config: CoordinatorConfig, logger: Log
     if (coordinator.releaseKeyCreated) {
       logger.info({ event: 'release.key_created', releaseKeyFingerprint: coordinator.releaseKey.fingerprint }, `created the release signing key ${join(config.dataDir, 'release-key.pem')} (mode 0600)`);
     }
-    logger.info({ event: 'coordinator.ready', releaseKeyFingerprint: coordinator.releaseKey.fingerprint, grpcPort: g.port, adminPort: a.port, tlsMode: config.tls.mode, mutualTls: config.tls.clientCa !== '', dataDir: config.dataDir, store: config.store.kind, storeTarget, blobStore, blobs }, 'coordinator ready');
+    logger.info({ event: 'coordinator.ready', releaseKeyFingerprint: coordinator.releaseKey.fingerprint, grpcPort: g.port, adminPort: a.port, tlsMode: config.tls.mode, mutualTls: config.tls.clientCa !== '' || nodeCertificates !== undefined, clientCertificates: config.tls.clientCertificates ?? 'external', ...(nodeCertificates === undefined ? {} : { nodeCaFingerprint: nodeCertificates.ca.fingerprint }), dataDir: config.dataDir, store: config.store.kind, storeTarget, blobStore, blobs }, 'coordinator ready');
     return {
       coordinator,
       grpcPort: g.port,

@@ -40,7 +40,7 @@ describe('loadCoordinatorConfig', () => {
         maxExamplesPerUpdate: 10_000_000, modelMemoryBytes: 0, authFailuresPerMinute: 30,
       },
       grpc: { host: '0.0.0.0', port: 7443 },
-      tls: { mode: 'plaintext', cert: '', key: '', clientCa: '' },
+      tls: { mode: 'plaintext', cert: '', key: '', clientCa: '', clientCertificates: 'external', nodeCertificateSeconds: 604800, caValidityDays: 3650 },
       admin: { host: '127.0.0.1', port: 7480, token: '' },
       heartbeatIntervalMs: 5000,
       maxHeldUpdateBytes: 4294967296,
@@ -74,7 +74,7 @@ describe('loadCoordinatorConfig', () => {
 
   it('accepts tls mode with both cert and key', () => {
     const c = loadCoordinatorConfig({ env: { FEDLHS_TLS_CERT: '/etc/fedlhs/cert.pem', FEDLHS_TLS_KEY: '/etc/fedlhs/key.pem' } });
-    expect(c.tls).toEqual({ mode: 'tls', cert: '/etc/fedlhs/cert.pem', key: '/etc/fedlhs/key.pem', clientCa: '' });
+    expect(c.tls).toEqual({ mode: 'tls', cert: '/etc/fedlhs/cert.pem', key: '/etc/fedlhs/key.pem', clientCa: '', clientCertificates: 'external', nodeCertificateSeconds: 604800, caValidityDays: 3650 });
   });
 
   it('rejects a port out of range, naming grpc.port and the value', () => {
@@ -104,6 +104,14 @@ describe('loadCoordinatorConfig', () => {
     const err = configError({ env: { FEDLHS_TLS_KEY: '/k.pem' } });
     expect(err.message).toMatchInlineSnapshot(`"tls.cert and tls.key: both are required when tls.mode is 'tls' (set tls.mode to 'plaintext' only for loopback demos)"`);
     expect(configError({ env: {} }).message.startsWith('tls.cert')).toBe(true);
+  });
+
+  it("refuses tls.clientCertificates 'issued' without TLS, beside a client CA, or with a certificate lifetime out of range", () => {
+    expect(configError({ env: { ...PLAINTEXT, FEDLHS_TLS_CLIENT_CERTIFICATES: 'issued' } }).message).toMatchInlineSnapshot(`"tls.clientCertificates: 'issued' needs tls.mode 'tls' (certificates are presented in the TLS handshake)"`);
+    const tls = { FEDLHS_TLS_CERT: '/c.pem', FEDLHS_TLS_KEY: '/k.pem', FEDLHS_TLS_CLIENT_CERTIFICATES: 'issued' };
+    expect(configError({ env: { ...tls, FEDLHS_TLS_CLIENT_CA: '/ca.pem' } }).message).toMatchInlineSnapshot(`"tls.clientCertificates: 'issued' verifies clients against the coordinator's own CA; leave tls.clientCa empty"`);
+    expect(configError({ env: { ...tls, FEDLHS_TLS_NODE_CERTIFICATE_SECONDS: '5' } }).message).toMatchInlineSnapshot(`"tls.nodeCertificateSeconds: must be from 10 to 31622400: value was 5"`);
+    expect(loadCoordinatorConfig({ env: { ...tls, FEDLHS_TLS_NODE_CERTIFICATE_SECONDS: '20' }, args: [] }).tls).toMatchObject({ clientCertificates: 'issued', nodeCertificateSeconds: 20 });
   });
 
   it('rejects an unknown tls mode with the allowed values', () => {

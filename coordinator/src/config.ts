@@ -201,6 +201,21 @@ export const coordinatorConfigSchema = {
       env: 'FEDLHS_TLS_CLIENT_CA',
       arg: 'tls-client-ca',
     },
+    clientCertificates: {
+      doc: "'external' (default): client certificates, if any, come from the operator's PKI (tls.clientCa). 'issued': the coordinator's own CA (<dataDir>/ca) issues each node a short-lived certificate at enrolment, renewed by the agent, and every Federation call must come with the certificate of its credential's node (mutual TLS).",
+      format: ['external', 'issued'],
+      default: 'external',
+      env: 'FEDLHS_TLS_CLIENT_CERTIFICATES',
+      arg: 'tls-client-certificates',
+    },
+    nodeCertificateSeconds: {
+      doc: "Lifetime of a node certificate the coordinator issues (tls.clientCertificates 'issued'); agents renew at two thirds of it. 10 to 31622400 (366 days).",
+      format: 'whole-number', default: 604800, env: 'FEDLHS_TLS_NODE_CERTIFICATE_SECONDS', arg: 'tls-node-certificate-seconds',
+    },
+    caValidityDays: {
+      doc: "Lifetime of the node CA certificate created at first start (tls.clientCertificates 'issued'). 30 to 36500.",
+      format: 'whole-number', default: 3650, env: 'FEDLHS_TLS_CA_VALIDITY_DAYS', arg: 'tls-ca-validity-days',
+    },
   },
   admin: {
     host: { doc: 'Address the admin HTTP API binds. Keep it on loopback or an operator network.', format: String, default: '127.0.0.1', env: 'FEDLHS_ADMIN_HOST', arg: 'admin-host' },
@@ -275,7 +290,10 @@ export interface CoordinatorConfig {
     maxExamplesPerUpdate: number; modelMemoryBytes: number; authFailuresPerMinute: number;
   };
   grpc: { host: string; port: number };
-  tls: { mode: 'tls' | 'plaintext'; cert: string; key: string; clientCa: string };
+  tls: { mode: 'tls' | 'plaintext'; cert: string; key: string; clientCa: string;
+    /** Absent: 'external' (configs built in code before issue 15 leave the three out). */
+    clientCertificates?: 'external' | 'issued'; nodeCertificateSeconds?: number; caValidityDays?: number;
+  };
   admin: { host: string; port: number; token: string };
   reportsDir: string;
   heartbeatIntervalMs: number;
@@ -309,6 +327,18 @@ export function loadCoordinatorConfig(options: LoadConfigOptions = {}): Coordina
   return loadConfig(coordinatorConfigSchema as unknown as convict.Schema<CoordinatorConfig>, options, (c) => {
     if (c.tls.mode === 'tls' && (c.tls.cert === '' || c.tls.key === '')) {
       throw new Error("tls.cert and tls.key: both are required when tls.mode is 'tls' (set tls.mode to 'plaintext' only for loopback demos)");
+    }
+    if (c.tls.clientCertificates === 'issued') {
+      const key = { details: { key: 'tls.clientCertificates' } };
+      if (c.tls.mode !== 'tls') throw new ConfigError("tls.clientCertificates: 'issued' needs tls.mode 'tls' (certificates are presented in the TLS handshake)", key);
+      if (c.tls.clientCa !== '') throw new ConfigError("tls.clientCertificates: 'issued' verifies clients against the coordinator's own CA; leave tls.clientCa empty", key);
+      if (c.ha.enabled) throw new ConfigError("tls.clientCertificates: 'issued' is not supported with ha.enabled yet (each coordinator would have its own CA)", key);
+    }
+    if (c.tls.nodeCertificateSeconds === undefined || c.tls.nodeCertificateSeconds < 10 || c.tls.nodeCertificateSeconds > 31_622_400) {
+      throw new ConfigError(`tls.nodeCertificateSeconds: must be from 10 to 31622400: value was ${c.tls.nodeCertificateSeconds}`, { details: { key: 'tls.nodeCertificateSeconds' } });
+    }
+    if (c.tls.caValidityDays === undefined || c.tls.caValidityDays < 30 || c.tls.caValidityDays > 36_500) {
+      throw new ConfigError(`tls.caValidityDays: must be from 30 to 36500: value was ${c.tls.caValidityDays}`, { details: { key: 'tls.caValidityDays' } });
     }
     if (c.store.kind === 'postgres' && c.store.url === '') {
       throw new ConfigError("store.url: required when store.kind is 'postgres' (set FEDLHS_STORE_URL or --store-url to a postgres:// URL)", { details: { key: 'store.url' } });

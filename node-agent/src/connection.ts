@@ -38,10 +38,13 @@ export function coordinatorAddresses(value: string): string[] {
   return value.split(',').map((a) => a.trim()).filter((a) => a !== '');
 }
 
-/** gRPC clients for the coordinator(s), sharing one channel with keepalive and TLS as configured. */
-export function createClients(address: string, tls: ClientTlsOptions): Clients {
+/**
+ * gRPC clients for the coordinator(s), sharing one channel with keepalive and TLS as configured.
+ * `secure`: credentials made elsewhere (a node certificate that renews: certificates-renewal.ts).
+ */
+export function createClients(address: string, tls: ClientTlsOptions, secure?: { credentials: grpc.ChannelCredentials; options: grpc.ChannelOptions }): Clients {
   const proto = loadFedlhsProto();
-  const { credentials, options } = channelCredentials(tls);
+  const { credentials, options } = secure ?? channelCredentials(tls);
   const channelOptions = { ...KEEPALIVE_OPTIONS, ...options };
   const addresses = coordinatorAddresses(address);
   if (addresses.length <= 1) {

@@ -21,6 +21,8 @@ import { registerReleaseCommands } from './releases/commands.js';
 import { registerScoringCommands } from './scoring/commands.js';
 import { registerPrivacyCommand } from './privacy-cli.js';
 import { registerAuditCommand } from './audit-cli.js';
+import { NodeCertificateFiles, NodeCertificateProvider } from './certificates.js';
+import { CertificateRenewer, enrolmentRequest, keepEnrolmentCertificate, nodeCertificateCredentials, withNodeCertificate } from './certificates-renewal.js';
 
 // Everything this CLI prints goes through these (forTerminal): manifests, study names, error
 // details and audit entries hold text the coordinator or the data chose, which must not move
@@ -55,7 +57,8 @@ function config(options: { config?: string }, command: Command): AgentConfig {
   } catch {
     return c; // the command itself reports an unreadable credential
   }
-  return withEnrolment(c, credential === undefined ? undefined : { address: credential.coordinator, tls: credential.tls }, state.caPath);
+  // The node certificate from the coordinator (tls.clientCertificates 'issued'), unless tls.cert names another.
+  return withNodeCertificate(withEnrolment(c, credential === undefined ? undefined : { address: credential.coordinator, tls: credential.tls }, state.caPath));
 }
 
 function tlsOf(c: AgentConfig) {
@@ -86,9 +89,11 @@ withConfig('enrol', 'trade a one-time join token for this node\'s credential').a
   try {
     // Several coordinators: enrol with the one serving (a standby refuses with NOT_LEADER).
     await clients.select();
-    const r = await new Promise<{ nodeId: string; nodeCredential: string; siteName: string; releasePublicKey: string; releaseKeyFingerprint: string }>((resolve, reject) => {
+    // A key and a request for a client certificate: a coordinator that issues node certificates needs one.
+    const certificateRequest = enrolmentRequest(c.tls.mode);
+    const r = await new Promise<{ nodeId: string; nodeCredential: string; siteName: string; releasePublicKey: string; releaseKeyFingerprint: string; clientCertificate: string; clientCaCertificate: string }>((resolve, reject) => {
       clients.enrolment.Enrol(
-        { joinToken: c.joinToken, siteName: c.site, agent: { agentVersion: AGENT_VERSION, trainingBackend: backend.backend, platform: process.platform } },
+        { joinToken: c.joinToken, siteName: c.site, agent: { agentVersion: AGENT_VERSION, trainingBackend: backend.backend, platform: process.platform }, certificateSigningRequest: certificateRequest?.csrPem ?? '' },
         { deadline: deadlineIn(30_000) },
         (err, res) => (err === null ? resolve(res!) : reject(err)),
       );
@@ -111,6 +116,10 @@ withConfig('enrol', 'trade a one-time join token for this node\'s credential').a
       sent: { enrol: { joinToken: '(the one-time join token)', siteName: c.site, agent: { agentVersion: AGENT_VERSION, trainingBackend: backend.backend, platform: process.platform } } },
     });
     out(`enrolled as ${v(r.nodeId)} (site ${v(r.siteName)}) with ${c.coordinator.address}; credential saved to ${state.credentialPath} (mode 0600)\n`);
+    const nodeCertificate = keepEnrolmentCertificate(c.stateDir, state, c.coordinator.address, r.nodeId, certificateRequest?.keyPem, r);
+    if (nodeCertificate !== undefined) {
+      out(`client certificate issued by the coordinator (serial ${nodeCertificate.serial}, valid until ${new Date(nodeCertificate.notAfter).toISOString()}; renewed automatically) saved to ${new NodeCertificateFiles(c.stateDir).certificatePath}\n`);
+    }
     if (certificate !== undefined) {
       out(`coordinator certificate SHA-256 ${certificate.sha256} (for ${certificate.names.join(', ')}): compare it with the hospital's, out of band\n`);
     }
@@ -154,8 +163,21 @@ withConfig('run', 'connect to the coordinator and take part in approved studies'
   }
   const backend = await initBackend(c.backend);
   logger.info({ trainingBackend: backend.backend, unavailable: backend.attempts, nodeId: credential.nodeId, site: credential.siteName, coordinator: c.coordinator.address, agentVersion: AGENT_VERSION }, `TensorFlow.js backend: ${backend.backend}`);
-  const clients = createClients(c.coordinator.address, tlsOf(c));
+  // A node certificate from the coordinator is presented through a provider, so that connections
+  // opened after a renewal present the renewed one.
+  const certFiles = new NodeCertificateFiles(c.stateDir);
+  const nodeCertificate = c.tls.mode === 'tls' && c.tls.cert === certFiles.certificatePath ? certFiles.load(credential.nodeId) : undefined;
+  if (nodeCertificate !== undefined && nodeCertificate.notAfter <= Date.now()) {
+    die(`the client certificate the coordinator issued (${certFiles.certificatePath}) expired on ${new Date(nodeCertificate.notAfter).toISOString()} while the agent was not running; the coordinator refuses it, so it cannot be renewed: enrol again with a new join token`, 3);
+  }
+  const provider = nodeCertificate === undefined ? undefined : new NodeCertificateProvider(c.tls.ca, nodeCertificate);
+  const clients = createClients(c.coordinator.address, tlsOf(c), provider === undefined ? undefined : nodeCertificateCredentials(tlsOf(c), provider));
   const agent = new Agent(c, state, credential, clients, logger, backend.backend);
+  const renewer = provider === undefined || nodeCertificate === undefined ? undefined : new CertificateRenewer({
+    nodeId: credential.nodeId, credential: credential.credential, coordinator: c.coordinator.address, files: certFiles, provider, current: nodeCertificate,
+    federation: () => clients.federation, state, log: logger,
+  });
+  renewer?.start();
   const controller = new AbortController();
   const stop = (signal: string): void => {
     logger.info({ signal }, 'stopping agent');
@@ -174,6 +196,7 @@ withConfig('run', 'connect to the coordinator and take part in approved studies'
     }
     throw err;
   }
+  renewer?.stop();
   clients.close();
   state.close();
   process.exit(0);
@@ -318,6 +341,15 @@ withConfig('status', 'enrolment, approvals and the audit log of what left this c
     out(`  dialled with ${credential.tls.mode === 'plaintext' ? 'TLS OFF (plaintext)' : `TLS, CA ${credential.tls.caFile === '' ? 'system roots' : state.caPath}${credential.tls.serverName === '' ? '' : `, server name ${credential.tls.serverName}`}`}${credential.tls.certificateSha256 === undefined ? '' : `; coordinator certificate SHA-256 at enrolment ${credential.tls.certificateSha256}`}\n`);
   }
   if (credential !== undefined) out(`  release key ${credential.releaseKey === undefined ? 'not pinned (the coordinator sent none at enrolment)' : `pinned at enrolment, fingerprint ${credential.releaseKey.fingerprint}`}\n`);
+  const certFiles = new NodeCertificateFiles(c.stateDir);
+  if (credential !== undefined && certFiles.exists()) {
+    try {
+      const nc = certFiles.load(credential.nodeId);
+      out(`  client certificate from the coordinator: serial ${nc.serial}, valid until ${new Date(nc.notAfter).toISOString()}${nc.notAfter <= Date.now() ? ' (EXPIRED: enrol again)' : ' (a running agent renews it)'}\n`);
+    } catch (err) {
+      out(`  client certificate from the coordinator: UNUSABLE: ${v((err as Error).message)}\n`);
+    }
+  }
   const manifests = state.listManifests();
   // A series run counts as approved when its series approval covers it (series-approval.ts).
   const approvedNow = new Set(manifests.filter((m) => isApproved(state, m.hash)).map((m) => m.hash));

@@ -5,6 +5,7 @@ import type { Coordinator } from '../coordinator.js';
 import type { NodeRecord } from '../store.js';
 import type { HandlerContext } from './context.js';
 import { authorizationOf } from './status.js';
+import { nodeCertificatesOf, type CallWithAuthContext } from '../ca/node-certificates.js';
 
 /** One throttle of failed node-credential and join-token checks per coordinator (every handler shares it). */
 const throttles = new WeakMap<Coordinator, CredentialThrottle>();
@@ -24,7 +25,13 @@ export function grpcCredentialThrottle(coordinator: Coordinator, log: Logger): C
  * checks a credential. A source address (the peer's IP, an IPv6 /64) whose wrong credentials used
  * up limits.authFailuresPerMinute is refused RATE_LIMITED (RESOURCE_EXHAUSTED, details
  * {limit, retryAfterMs}) without the credential being checked, until its budget refills.
+ * A coordinator that issues node certificates (tls.clientCertificates 'issued') also requires
+ * the call's client certificate to be from its CA and to name the credential's node.
  */
-export function authenticateCall(ctx: HandlerContext, call: { metadata: grpc.Metadata; getPeer(): string }): Promise<NodeRecord> {
-  return grpcCredentialThrottle(ctx.coordinator, ctx.log).guard(call.getPeer(), () => ctx.coordinator.authenticate(authorizationOf(call)));
+export function authenticateCall(ctx: HandlerContext, call: { metadata: grpc.Metadata; getPeer(): string } & CallWithAuthContext): Promise<NodeRecord> {
+  return grpcCredentialThrottle(ctx.coordinator, ctx.log).guard(call.getPeer(), async () => {
+    const node = await ctx.coordinator.authenticate(authorizationOf(call));
+    nodeCertificatesOf(ctx.coordinator)?.checkCall(call, node);
+    return node;
+  });
 }

@@ -5,6 +5,7 @@ import { HealthImplementation, protoPath as healthProtoPath } from 'grpc-health-
 import { loadFedlhsProto, protoLoaderOptions } from '@fedlhs/proto';
 import { SERVER_OPTIONS, serverCredentials, type Logger, type ServerTlsOptions } from '@fedlhs/service';
 import type { Coordinator } from '../coordinator.js';
+import { useNodeCertificates, type NodeCertificates } from '../ca/node-certificates.js';
 import { enrolmentHandlers, federationHandlers, type TransferOptions } from './services.js';
 
 export type { TransferOptions } from './services.js';
@@ -15,16 +16,20 @@ export interface GrpcServerOptions {
   tls: ServerTlsOptions;
   /** Transfer memory bounds (config transfer.*); defaults in TransferOptions. */
   transfer?: TransferOptions;
+  /** Node certificates from the coordinator's own CA (tls.clientCertificates 'issued'); absent: tls as configured. */
+  nodeCertificates?: NodeCertificates;
 }
 
 /** Binds the fedlhs.v1 services; resolves with the server and the port actually bound. */
 export async function startGrpcServer(coordinator: Coordinator, logger: Logger, options: GrpcServerOptions): Promise<{ server: grpc.Server; port: number; health: HealthImplementation }> {
   // fedlhs_log_lines_dropped_total counts what the process's bounded logger drops.
   coordinator.metrics.trackLogDrops(logger);
+  // Registered before the handlers exist: every Federation call then checks its certificate.
+  if (options.nodeCertificates !== undefined) useNodeCertificates(coordinator, options.nodeCertificates);
   return bindGrpcServer(options, 'SERVING', (server, proto) => {
     server.addService(proto.fedlhs.v1.Enrolment.service, enrolmentHandlers(coordinator, logger));
     server.addService(proto.fedlhs.v1.Federation.service, federationHandlers(coordinator, logger, options.transfer));
-  });
+  }, options.nodeCertificates?.serverCredentials(options.tls.cert, options.tls.key));
 }
 
 /**
@@ -36,6 +41,8 @@ export async function bindGrpcServer(
   options: Pick<GrpcServerOptions, 'host' | 'port' | 'tls'>,
   initial: 'SERVING' | 'NOT_SERVING',
   addServices: (server: grpc.Server, proto: ReturnType<typeof loadFedlhsProto>) => void,
+  /** Credentials other than those `options.tls` describes (node certificates). */
+  credentialsOverride?: grpc.ServerCredentials,
 ): Promise<{ server: grpc.Server; port: number; health: HealthImplementation }> {
   const proto = loadFedlhsProto();
   const server = new grpc.Server(SERVER_OPTIONS);
@@ -46,7 +53,7 @@ export async function bindGrpcServer(
   health.addToServer(server);
   const reflection = new ReflectionService(protoLoader.loadSync(['fedlhs/v1/enrolment.proto', 'fedlhs/v1/federation.proto', healthProtoPath], protoLoaderOptions));
   reflection.addToServer(server);
-  const credentials = serverCredentials(options.tls);
+  const credentials = credentialsOverride ?? serverCredentials(options.tls);
   const address = options.host.includes(':') ? `[${options.host}]:${options.port}` : `${options.host}:${options.port}`;
   const port = await new Promise<number>((resolve, reject) => {
     server.bindAsync(address, credentials, (err, bound) => (err === null ? resolve(bound) : reject(err)));

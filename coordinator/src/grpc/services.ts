@@ -1,9 +1,10 @@
-import { checkWireString } from '@fedlhs/core';
+import { FedlhsError, checkWireString } from '@fedlhs/core';
 import type { EnrolmentHandlers, FederationHandlers } from '@fedlhs/proto';
 import type { Logger } from '@fedlhs/service';
 import { BufferPool } from '../blobs/buffer-pool.js';
 import { DownloadSlots } from '../downloads.js';
 import type { Coordinator } from '../coordinator.js';
+import { nodeCertificatesOf } from '../ca/node-certificates.js';
 import { toWireStudy } from '../wire.js';
 import { timed, type HandlerContext } from './context.js';
 import { downloadHandler } from './download-handler.js';
@@ -23,18 +24,25 @@ export function enrolmentHandlers(coordinator: Coordinator, logger: Logger): Enr
   return {
     Enrol(call, cb) {
       const callback = timed(coordinator, 'Enrol', cb);
-      const { joinToken, siteName, agent } = call.request;
+      const { joinToken, siteName, agent, certificateSigningRequest } = call.request;
+      const certificates = nodeCertificatesOf(coordinator);
       // Unauthenticated: the strings are checked before the domain sees (or logs) any of them,
       // and wrong join tokens count against the caller's address like wrong credentials.
       grpcCredentialThrottle(coordinator, log)
         .guard(call.getPeer(), async () => {
           validateEnrolRequest(call.request);
-          return coordinator.enrol(joinToken, siteName, agent);
+          // Checked before the join token is spent: a bad request must not cost the clinic its token.
+          certificates?.checkEnrolmentCsr(certificateSigningRequest);
+          const r = await coordinator.enrol(joinToken, siteName, agent);
+          const issued = certificates?.ca.issue(r.nodeId, certificateSigningRequest);
+          if (issued !== undefined) log.info({ event: 'node.certificate_issued', nodeId: r.nodeId, serial: issued.serial, notAfter: new Date(issued.notAfter).toISOString() }, 'node certificate issued at enrolment');
+          return { ...r, issued };
         })
         .then(
           (r) => callback(null, {
             nodeId: r.nodeId, nodeCredential: r.credential, siteName: r.siteName,
             releasePublicKey: coordinator.releaseKey.publicPem, releaseKeyFingerprint: coordinator.releaseKey.fingerprint,
+            clientCertificate: r.issued?.certificatePem ?? '', clientCaCertificate: r.issued?.caCertificatePem ?? '', clientCertificateNotAfterUnixMs: r.issued?.notAfter ?? 0,
           }),
           (err: unknown) => callback(toStatus(err, log, 'Enrol')),
         );
@@ -73,6 +81,21 @@ export function federationHandlers(coordinator: Coordinator, logger: Logger, tra
         .then(
           (receipt) => callback(null, receipt),
           (err: unknown) => callback(toStatus(err, log, 'ReportStage')),
+        );
+    },
+
+    // Node certificates (issue 15): ca/node-certificates.ts.
+    RenewCertificate(call, cb) {
+      const callback = timed(coordinator, 'RenewCertificate', cb);
+      authenticateCall(ctx, call)
+        .then((node) => {
+          const certificates = nodeCertificatesOf(coordinator);
+          if (certificates === undefined) throw new FedlhsError('CERTIFICATES_NOT_ISSUED', "this coordinator does not issue node certificates (tls.clientCertificates is 'external')");
+          return certificates.renew(node, call.request.certificateSigningRequest, log);
+        })
+        .then(
+          (issued) => callback(null, { clientCertificate: issued.certificatePem, clientCaCertificate: issued.caCertificatePem, notAfterUnixMs: issued.notAfter }),
+          (err: unknown) => callback(toStatus(err, log, 'RenewCertificate')),
         );
     },
 

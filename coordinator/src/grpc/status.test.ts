@@ -98,6 +98,7 @@ describe('toStatus', () => {
         "NOT_FOUND: NOT_FOUND "no study s9" [fedlhs-error-code=NOT_FOUND]",
         "STUDY_NOT_RUNNING: FAILED_PRECONDITION [fedlhs-error-code=STUDY_NOT_RUNNING]",
         "ALREADY_REVOKED: FAILED_PRECONDITION [fedlhs-error-code=ALREADY_REVOKED]",
+        "CERTIFICATES_NOT_ISSUED: FAILED_PRECONDITION [fedlhs-error-code=CERTIFICATES_NOT_ISSUED]",
         "OPERATOR_EXISTS: ALREADY_EXISTS [fedlhs-error-code=OPERATOR_EXISTS]",
         "SERIES_EXISTS: ALREADY_EXISTS [fedlhs-error-code=SERIES_EXISTS]",
         "SERIES_BUSY: FAILED_PRECONDITION [fedlhs-error-code=SERIES_BUSY]",

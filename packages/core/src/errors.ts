@@ -89,6 +89,8 @@ export const ERRORS = {
   NOT_FOUND: { status: 'NOT_FOUND' },
   STUDY_NOT_RUNNING: { status: 'FAILED_PRECONDITION' },
   ALREADY_REVOKED: { status: 'FAILED_PRECONDITION' },
+  /** RenewCertificate on a coordinator that does not issue node certificates (tls.clientCertificates "external"; issue 15). */
+  CERTIFICATES_NOT_ISSUED: { status: 'FAILED_PRECONDITION' },
   OPERATOR_EXISTS: { status: 'ALREADY_EXISTS' },
   /** A series of that name exists already (issue 13). */
   SERIES_EXISTS: { status: 'ALREADY_EXISTS' },
@@ -184,7 +186,7 @@ export type NotReady =
  * field must be constructed with them.
  */
 export interface ErrorDetails {
-  CREDENTIAL_INVALID: { why: 'missing' | 'malformed' | 'unknown' | 'revoked' };
+  CREDENTIAL_INVALID: { why: 'missing' | 'malformed' | 'unknown' | 'revoked' | 'certificate' };
   JOIN_TOKEN_INVALID: { why: 'unknown' | 'used' | 'expired' };
   ROLE_REQUIRED: { role: 'admin' | 'viewer' };
   INVALID_ARGUMENT: { field?: string };

@@ -30,7 +30,7 @@ describe('generated proto types', () => {
   it('loads both services with streaming shapes as documented', () => {
     const proto = loadFedlhsProto();
     const federation = proto.fedlhs.v1.Federation.service;
-    expect(Object.keys(federation).sort()).toEqual(['DownloadModel', 'DownloadReleaseFile', 'ListReleases', 'ListStudies', 'ReportEvaluation', 'ReportReleasePerformance', 'ReportStage', 'ReportStatistics', 'Session', 'UploadUpdate']);
+    expect(Object.keys(federation).sort()).toEqual(['DownloadModel', 'DownloadReleaseFile', 'ListReleases', 'ListStudies', 'RenewCertificate', 'ReportEvaluation', 'ReportReleasePerformance', 'ReportStage', 'ReportStatistics', 'Session', 'UploadUpdate']);
     expect([federation.Session.requestStream, federation.Session.responseStream]).toEqual([true, true]);
     expect([federation.DownloadModel.requestStream, federation.DownloadModel.responseStream]).toEqual([false, true]);
     expect([federation.UploadUpdate.requestStream, federation.UploadUpdate.responseStream]).toEqual([true, false]);

@@ -60,6 +60,8 @@ export * from './generated/fedlhs/v1/Metrics.js';
 export * from './generated/fedlhs/v1/ModelChunk.js';
 export * from './generated/fedlhs/v1/Readiness.js';
 export * from './generated/fedlhs/v1/RejectionReason.js';
+export * from './generated/fedlhs/v1/RenewCertificateRequest.js';
+export * from './generated/fedlhs/v1/RenewCertificateResponse.js';
 export * from './generated/fedlhs/v1/ReleaseComparison.js';
 export * from './generated/fedlhs/v1/StageReceipt.js';
 export * from './generated/fedlhs/v1/StageReport.js';

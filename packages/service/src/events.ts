@@ -211,6 +211,12 @@ export const EVENTS = {
   'ha.term_shutdown_failed': 'the demoted coordinator did not shut down cleanly (warn; its writes are fenced anyway); fields err',
   'agent.coordinator_selected': 'the agent chose the coordinator it connects to from coordinator.address (the first that reports SERVING); fields address, tried',
   'agent.no_coordinator_serving': 'no address of coordinator.address reported SERVING (warn; the agent retries with backoff); fields tried',
+  // ---- node certificates from the coordinator's CA (coordinator ca/*.ts, agent certificates*.ts; issue 15) ----
+  'ca.created': "the coordinator created its node CA (<dataDir>/ca, tls.clientCertificates 'issued'); fields fingerprint, notAfter",
+  'node.certificate_issued': 'the coordinator issued a node its client certificate at enrolment; fields nodeId, serial, notAfter',
+  'node.certificate_renewed': "the coordinator issued a node a fresh client certificate (RenewCertificate); fields nodeId, serial, notAfter",
+  'agent.certificate_renewed': "the agent renewed its client certificate before expiry (audited certificate_renewed); fields serial, notAfter, nextRenewal",
+  'agent.certificate_renew_failed': 'the agent could not renew its client certificate (warn; retried with backoff until it expires); fields err, notAfter',
 } as const satisfies Record<string, string>;
 
 /** A stable log event key. */

@@ -29,6 +29,8 @@ import type { ReleaseFile as _fedlhs_v1_ReleaseFile, ReleaseFile__Output as _fed
 import type { ReleaseFileChunk as _fedlhs_v1_ReleaseFileChunk, ReleaseFileChunk__Output as _fedlhs_v1_ReleaseFileChunk__Output } from './fedlhs/v1/ReleaseFileChunk.js';
 import type { ReleasePerformanceReceipt as _fedlhs_v1_ReleasePerformanceReceipt, ReleasePerformanceReceipt__Output as _fedlhs_v1_ReleasePerformanceReceipt__Output } from './fedlhs/v1/ReleasePerformanceReceipt.js';
 import type { ReleasePerformanceReport as _fedlhs_v1_ReleasePerformanceReport, ReleasePerformanceReport__Output as _fedlhs_v1_ReleasePerformanceReport__Output } from './fedlhs/v1/ReleasePerformanceReport.js';
+import type { RenewCertificateRequest as _fedlhs_v1_RenewCertificateRequest, RenewCertificateRequest__Output as _fedlhs_v1_RenewCertificateRequest__Output } from './fedlhs/v1/RenewCertificateRequest.js';
+import type { RenewCertificateResponse as _fedlhs_v1_RenewCertificateResponse, RenewCertificateResponse__Output as _fedlhs_v1_RenewCertificateResponse__Output } from './fedlhs/v1/RenewCertificateResponse.js';
 import type { SeriesDataReport as _fedlhs_v1_SeriesDataReport, SeriesDataReport__Output as _fedlhs_v1_SeriesDataReport__Output } from './fedlhs/v1/SeriesDataReport.js';
 import type { StageReceipt as _fedlhs_v1_StageReceipt, StageReceipt__Output as _fedlhs_v1_StageReceipt__Output } from './fedlhs/v1/StageReceipt.js';
 import type { StageReport as _fedlhs_v1_StageReport, StageReport__Output as _fedlhs_v1_StageReport__Output } from './fedlhs/v1/StageReport.js';
@@ -85,6 +87,8 @@ export interface ProtoGrpcType {
       ReleaseFileChunk: MessageTypeDefinition<_fedlhs_v1_ReleaseFileChunk, _fedlhs_v1_ReleaseFileChunk__Output>
       ReleasePerformanceReceipt: MessageTypeDefinition<_fedlhs_v1_ReleasePerformanceReceipt, _fedlhs_v1_ReleasePerformanceReceipt__Output>
       ReleasePerformanceReport: MessageTypeDefinition<_fedlhs_v1_ReleasePerformanceReport, _fedlhs_v1_ReleasePerformanceReport__Output>
+      RenewCertificateRequest: MessageTypeDefinition<_fedlhs_v1_RenewCertificateRequest, _fedlhs_v1_RenewCertificateRequest__Output>
+      RenewCertificateResponse: MessageTypeDefinition<_fedlhs_v1_RenewCertificateResponse, _fedlhs_v1_RenewCertificateResponse__Output>
       SeriesDataReport: MessageTypeDefinition<_fedlhs_v1_SeriesDataReport, _fedlhs_v1_SeriesDataReport__Output>
       StageReceipt: MessageTypeDefinition<_fedlhs_v1_StageReceipt, _fedlhs_v1_StageReceipt__Output>
       StageReport: MessageTypeDefinition<_fedlhs_v1_StageReport, _fedlhs_v1_StageReport__Output>

@@ -14,6 +14,13 @@ export interface EnrolRequest {
    */
   'siteName'?: (string);
   'agent'?: (_fedlhs_v1_AgentInfo | null);
+  /**
+   * Optional: a PKCS#10 certificate signing request (PEM, "CERTIFICATE REQUEST", at most 4096
+   * characters) for an ECDSA P-256 key, signed with ecdsa-with-SHA256 by that key (see "Node
+   * certificates"). Required by a coordinator that issues certificates (INVALID_ARGUMENT, field
+   * certificate_signing_request, when missing or invalid: checked before the join token is spent).
+   */
+  'certificateSigningRequest'?: (string);
 }
 
 export interface EnrolRequest__Output {
@@ -28,4 +35,11 @@ export interface EnrolRequest__Output {
    */
   'siteName': (string);
   'agent': (_fedlhs_v1_AgentInfo__Output | null);
+  /**
+   * Optional: a PKCS#10 certificate signing request (PEM, "CERTIFICATE REQUEST", at most 4096
+   * characters) for an ECDSA P-256 key, signed with ecdsa-with-SHA256 by that key (see "Node
+   * certificates"). Required by a coordinator that issues certificates (INVALID_ARGUMENT, field
+   * certificate_signing_request, when missing or invalid: checked before the join token is spent).
+   */
+  'certificateSigningRequest': (string);
 }

@@ -1,5 +1,6 @@
 // Original file: /work/main/proto/fedlhs/v1/enrolment.proto
 
+import type { Long } from '@grpc/proto-loader';
 
 export interface EnrolResponse {
   /**
@@ -28,6 +29,20 @@ export interface EnrolResponse {
    * of band with the fingerprint the coordinator's operator reads from its log (coordinator.ready).
    */
   'releaseKeyFingerprint'?: (string);
+  /**
+   * The node's TLS client certificate (PEM), issued for certificate_signing_request; empty when
+   * the coordinator does not issue certificates. The agent presents it on every later call.
+   */
+  'clientCertificate'?: (string);
+  /**
+   * The coordinator's node CA certificate (PEM) that issued client_certificate; empty with it. The
+   * agent pins it: a renewed certificate must come from the same CA.
+   */
+  'clientCaCertificate'?: (string);
+  /**
+   * client_certificate's notAfter, Unix milliseconds (0 with no certificate).
+   */
+  'clientCertificateNotAfterUnixMs'?: (number | string | Long);
 }
 
 export interface EnrolResponse__Output {
@@ -57,4 +72,18 @@ export interface EnrolResponse__Output {
    * of band with the fingerprint the coordinator's operator reads from its log (coordinator.ready).
    */
   'releaseKeyFingerprint': (string);
+  /**
+   * The node's TLS client certificate (PEM), issued for certificate_signing_request; empty when
+   * the coordinator does not issue certificates. The agent presents it on every later call.
+   */
+  'clientCertificate': (string);
+  /**
+   * The coordinator's node CA certificate (PEM) that issued client_certificate; empty with it. The
+   * agent pins it: a renewed certificate must come from the same CA.
+   */
+  'clientCaCertificate': (string);
+  /**
+   * client_certificate's notAfter, Unix milliseconds (0 with no certificate).
+   */
+  'clientCertificateNotAfterUnixMs': (number);
 }

@@ -16,6 +16,8 @@ import type { ModelChunk as _fedlhs_v1_ModelChunk, ModelChunk__Output as _fedlhs
 import type { ReleaseFileChunk as _fedlhs_v1_ReleaseFileChunk, ReleaseFileChunk__Output as _fedlhs_v1_ReleaseFileChunk__Output } from '../../fedlhs/v1/ReleaseFileChunk.js';
 import type { ReleasePerformanceReceipt as _fedlhs_v1_ReleasePerformanceReceipt, ReleasePerformanceReceipt__Output as _fedlhs_v1_ReleasePerformanceReceipt__Output } from '../../fedlhs/v1/ReleasePerformanceReceipt.js';
 import type { ReleasePerformanceReport as _fedlhs_v1_ReleasePerformanceReport, ReleasePerformanceReport__Output as _fedlhs_v1_ReleasePerformanceReport__Output } from '../../fedlhs/v1/ReleasePerformanceReport.js';
+import type { RenewCertificateRequest as _fedlhs_v1_RenewCertificateRequest, RenewCertificateRequest__Output as _fedlhs_v1_RenewCertificateRequest__Output } from '../../fedlhs/v1/RenewCertificateRequest.js';
+import type { RenewCertificateResponse as _fedlhs_v1_RenewCertificateResponse, RenewCertificateResponse__Output as _fedlhs_v1_RenewCertificateResponse__Output } from '../../fedlhs/v1/RenewCertificateResponse.js';
 import type { StageReceipt as _fedlhs_v1_StageReceipt, StageReceipt__Output as _fedlhs_v1_StageReceipt__Output } from '../../fedlhs/v1/StageReceipt.js';
 import type { StageReport as _fedlhs_v1_StageReport, StageReport__Output as _fedlhs_v1_StageReport__Output } from '../../fedlhs/v1/StageReport.js';
 import type { StatisticsReceipt as _fedlhs_v1_StatisticsReceipt, StatisticsReceipt__Output as _fedlhs_v1_StatisticsReceipt__Output } from '../../fedlhs/v1/StatisticsReceipt.js';
@@ -129,6 +131,41 @@ export interface FederationClient extends grpc.Client {
   listStudies(argument: _fedlhs_v1_ListStudiesRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_fedlhs_v1_ListStudiesResponse__Output>): grpc.ClientUnaryCall;
   listStudies(argument: _fedlhs_v1_ListStudiesRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_fedlhs_v1_ListStudiesResponse__Output>): grpc.ClientUnaryCall;
   listStudies(argument: _fedlhs_v1_ListStudiesRequest, callback: grpc.requestCallback<_fedlhs_v1_ListStudiesResponse__Output>): grpc.ClientUnaryCall;
+  
+  /**
+   * Renews this node's TLS client certificate (see enrolment.proto, "Node certificates"): the
+   * coordinator verifies the request's signature, ignores its subject, and issues a new
+   * certificate for the caller's node id with a fresh validity (tls.nodeCertificateSeconds). The
+   * call itself must be authenticated like every other: the node credential and, when the
+   * coordinator issues certificates, the node's current, unexpired certificate. An agent renews
+   * at two thirds of its certificate's lifetime and uses the new one for connections it opens
+   * after; the old one stays valid until it expires (revoking the node ends both).
+   * Errors: FAILED_PRECONDITION (fedlhs-error-code CERTIFICATES_NOT_ISSUED) if this coordinator
+   * does not issue certificates (tls.clientCertificates "external"); INVALID_ARGUMENT (field
+   * certificate_signing_request) if the request is not a PEM PKCS#10 request for an ECDSA P-256
+   * key signed by that key; UNAUTHENTICATED.
+   */
+  RenewCertificate(argument: _fedlhs_v1_RenewCertificateRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_fedlhs_v1_RenewCertificateResponse__Output>): grpc.ClientUnaryCall;
+  RenewCertificate(argument: _fedlhs_v1_RenewCertificateRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_fedlhs_v1_RenewCertificateResponse__Output>): grpc.ClientUnaryCall;
+  RenewCertificate(argument: _fedlhs_v1_RenewCertificateRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_fedlhs_v1_RenewCertificateResponse__Output>): grpc.ClientUnaryCall;
+  RenewCertificate(argument: _fedlhs_v1_RenewCertificateRequest, callback: grpc.requestCallback<_fedlhs_v1_RenewCertificateResponse__Output>): grpc.ClientUnaryCall;
+  /**
+   * Renews this node's TLS client certificate (see enrolment.proto, "Node certificates"): the
+   * coordinator verifies the request's signature, ignores its subject, and issues a new
+   * certificate for the caller's node id with a fresh validity (tls.nodeCertificateSeconds). The
+   * call itself must be authenticated like every other: the node credential and, when the
+   * coordinator issues certificates, the node's current, unexpired certificate. An agent renews
+   * at two thirds of its certificate's lifetime and uses the new one for connections it opens
+   * after; the old one stays valid until it expires (revoking the node ends both).
+   * Errors: FAILED_PRECONDITION (fedlhs-error-code CERTIFICATES_NOT_ISSUED) if this coordinator
+   * does not issue certificates (tls.clientCertificates "external"); INVALID_ARGUMENT (field
+   * certificate_signing_request) if the request is not a PEM PKCS#10 request for an ECDSA P-256
+   * key signed by that key; UNAUTHENTICATED.
+   */
+  renewCertificate(argument: _fedlhs_v1_RenewCertificateRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_fedlhs_v1_RenewCertificateResponse__Output>): grpc.ClientUnaryCall;
+  renewCertificate(argument: _fedlhs_v1_RenewCertificateRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_fedlhs_v1_RenewCertificateResponse__Output>): grpc.ClientUnaryCall;
+  renewCertificate(argument: _fedlhs_v1_RenewCertificateRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_fedlhs_v1_RenewCertificateResponse__Output>): grpc.ClientUnaryCall;
+  renewCertificate(argument: _fedlhs_v1_RenewCertificateRequest, callback: grpc.requestCallback<_fedlhs_v1_RenewCertificateResponse__Output>): grpc.ClientUnaryCall;
   
   /**
    * Reports the hold-out metrics of an EVALUATE task. Idempotent per task as ReportStatistics.
@@ -367,6 +404,21 @@ export interface FederationHandlers extends grpc.UntypedServiceImplementation {
   ListStudies: grpc.handleUnaryCall<_fedlhs_v1_ListStudiesRequest__Output, _fedlhs_v1_ListStudiesResponse>;
   
   /**
+   * Renews this node's TLS client certificate (see enrolment.proto, "Node certificates"): the
+   * coordinator verifies the request's signature, ignores its subject, and issues a new
+   * certificate for the caller's node id with a fresh validity (tls.nodeCertificateSeconds). The
+   * call itself must be authenticated like every other: the node credential and, when the
+   * coordinator issues certificates, the node's current, unexpired certificate. An agent renews
+   * at two thirds of its certificate's lifetime and uses the new one for connections it opens
+   * after; the old one stays valid until it expires (revoking the node ends both).
+   * Errors: FAILED_PRECONDITION (fedlhs-error-code CERTIFICATES_NOT_ISSUED) if this coordinator
+   * does not issue certificates (tls.clientCertificates "external"); INVALID_ARGUMENT (field
+   * certificate_signing_request) if the request is not a PEM PKCS#10 request for an ECDSA P-256
+   * key signed by that key; UNAUTHENTICATED.
+   */
+  RenewCertificate: grpc.handleUnaryCall<_fedlhs_v1_RenewCertificateRequest__Output, _fedlhs_v1_RenewCertificateResponse>;
+  
+  /**
    * Reports the hold-out metrics of an EVALUATE task. Idempotent per task as ReportStatistics.
    * Errors: NOT_FOUND, PERMISSION_DENIED and FAILED_PRECONDITION as for UploadUpdate;
    * INVALID_ARGUMENT [INVALID_METRICS] if metrics are missing or impossible (see Metrics), if
@@ -453,6 +505,7 @@ export interface FederationDefinition extends grpc.ServiceDefinition {
   DownloadReleaseFile: MethodDefinition<_fedlhs_v1_DownloadReleaseFileRequest, _fedlhs_v1_ReleaseFileChunk, _fedlhs_v1_DownloadReleaseFileRequest__Output, _fedlhs_v1_ReleaseFileChunk__Output>
   ListReleases: MethodDefinition<_fedlhs_v1_ListReleasesRequest, _fedlhs_v1_ListReleasesResponse, _fedlhs_v1_ListReleasesRequest__Output, _fedlhs_v1_ListReleasesResponse__Output>
   ListStudies: MethodDefinition<_fedlhs_v1_ListStudiesRequest, _fedlhs_v1_ListStudiesResponse, _fedlhs_v1_ListStudiesRequest__Output, _fedlhs_v1_ListStudiesResponse__Output>
+  RenewCertificate: MethodDefinition<_fedlhs_v1_RenewCertificateRequest, _fedlhs_v1_RenewCertificateResponse, _fedlhs_v1_RenewCertificateRequest__Output, _fedlhs_v1_RenewCertificateResponse__Output>
   ReportEvaluation: MethodDefinition<_fedlhs_v1_EvaluationReport, _fedlhs_v1_EvaluationReceipt, _fedlhs_v1_EvaluationReport__Output, _fedlhs_v1_EvaluationReceipt__Output>
   ReportReleasePerformance: MethodDefinition<_fedlhs_v1_ReleasePerformanceReport, _fedlhs_v1_ReleasePerformanceReceipt, _fedlhs_v1_ReleasePerformanceReport__Output, _fedlhs_v1_ReleasePerformanceReceipt__Output>
   ReportStage: MethodDefinition<_fedlhs_v1_StageReport, _fedlhs_v1_StageReceipt, _fedlhs_v1_StageReport__Output, _fedlhs_v1_StageReceipt__Output>

@@ -1,0 +1,133 @@
+import { X509Certificate, createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync, renameSync } from 'node:fs';
+import { join } from 'node:path';
+import { FedlhsError } from '@fedlhs/core';
+import { issueCertificate, newSerial, nodeUri, verifyCsr } from './x509.js';
+
+const DAY_MS = 86_400_000;
+/** Issued certificates start this much in the past, so an agent whose clock is a little behind accepts them. */
+const BACKDATE_MS = 5 * 60_000;
+
+export interface CertificateAuthorityOptions {
+  /** The coordinator's data directory; the CA lives in <dataDir>/ca (ca.key 0600, ca.crt). */
+  dataDir: string;
+  /** Lifetime of the CA certificate when it is created (config tls.caValidityDays). */
+  caValidityDays: number;
+  /** Lifetime of each node certificate (config tls.nodeCertificateSeconds). */
+  nodeCertificateSeconds: number;
+  now: () => number;
+}
+
+/** A node certificate just issued. */
+export interface IssuedCertificate {
+  certificatePem: string;
+  caCertificatePem: string;
+  serial: string;
+  notAfter: number;
+}
+
+function caError(message: string, cause?: unknown): FedlhsError {
+  return new FedlhsError('CONFIG_INVALID', message, { cause, details: { key: 'tls.clientCertificates' } });
+}
+
+/**
+ * The coordinator's own certificate authority for node client certificates (tls.clientCertificates
+ * "issued"): an ECDSA P-256 key and a self-signed CA certificate in <dataDir>/ca, created at first
+ * start and reused after. A key file that is unreadable, readable by group or others, or does not
+ * match the certificate refuses the start, naming the file: silently making a new CA would lock out
+ * every enrolled node.
+ */
+export class CertificateAuthority {
+  readonly certificatePem: string;
+  readonly certificate: X509Certificate;
+  private readonly key: KeyObject;
+  private readonly publicKey: KeyObject;
+  private readonly nodeCertificateMs: number;
+  private readonly now: () => number;
+
+  private constructor(certificatePem: string, key: KeyObject, opts: CertificateAuthorityOptions) {
+    this.certificatePem = certificatePem;
+    this.certificate = new X509Certificate(certificatePem);
+    this.key = key;
+    this.publicKey = createPublicKey(key);
+    this.nodeCertificateMs = opts.nodeCertificateSeconds * 1000;
+    this.now = opts.now;
+  }
+
+  /** Loads the CA from <dataDir>/ca, creating it if neither file exists. */
+  static open(opts: CertificateAuthorityOptions): { ca: CertificateAuthority; created: boolean } {
+    const dir = join(opts.dataDir, 'ca');
+    const keyPath = join(dir, 'ca.key');
+    const certPath = join(dir, 'ca.crt');
+    const haveKey = existsSync(keyPath);
+    const haveCert = existsSync(certPath);
+    if (!haveKey && !haveCert) {
+      mkdirSync(dir, { recursive: true, mode: 0o700 });
+      const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
+      const notBefore = new Date(opts.now() - BACKDATE_MS);
+      const pem = issueCertificate({
+        subject: 'fedlhs coordinator node CA', subjectKey: publicKey, issuer: 'fedlhs coordinator node CA', issuerKey: privateKey, issuerPublicKey: publicKey,
+        notBefore, notAfter: new Date(opts.now() + opts.caValidityDays * DAY_MS), serial: newSerial(), kind: { ca: true },
+      });
+      writeAtomic(keyPath, privateKey.export({ type: 'pkcs8', format: 'pem' }) as string, 0o600);
+      writeAtomic(certPath, pem, 0o644);
+      return { ca: new CertificateAuthority(pem, privateKey, opts), created: true };
+    }
+    if (!haveKey || !haveCert) throw caError(`the node CA in ${dir} is incomplete: ${haveKey ? 'ca.crt' : 'ca.key'} is missing (restore it from a backup; removing both makes a new CA, and every node must then enrol again)`);
+    const mode = statSync(keyPath).mode & 0o777;
+    if ((mode & 0o077) !== 0) throw caError(`${keyPath} is readable by others (mode ${mode.toString(8)}): chmod 600 it`);
+    let key: KeyObject;
+    let pem: string;
+    let cert: X509Certificate;
+    try {
+      key = createPrivateKey(readFileSync(keyPath));
+      pem = readFileSync(certPath, 'utf8');
+      cert = new X509Certificate(pem);
+    } catch (err) {
+      throw caError(`cannot read the node CA in ${dir}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, err);
+    }
+    if (key.asymmetricKeyType !== 'ec' || key.asymmetricKeyDetails?.namedCurve !== 'prime256v1') throw caError(`${keyPath} is not an ECDSA P-256 key`);
+    if (!cert.publicKey.equals(createPublicKey(key))) throw caError(`${certPath} does not belong to ${keyPath} (the public keys differ)`);
+    if (!cert.ca) throw caError(`${certPath} is not a CA certificate`);
+    if (Date.parse(cert.validTo) <= opts.now() + opts.nodeCertificateSeconds * 1000) {
+      throw caError(`the node CA certificate ${certPath} expires on ${new Date(cert.validTo).toISOString()}, before a certificate issued now would: renew the CA (remove both files; every node must enrol again)`);
+    }
+    return { ca: new CertificateAuthority(pem, key, opts), created: false };
+  }
+
+  /** SHA-256 fingerprint of the CA certificate, as "AB:CD:…". */
+  get fingerprint(): string {
+    return this.certificate.fingerprint256;
+  }
+
+  /**
+   * Issues a client certificate for `nodeId` from a PKCS#10 request (PEM): the request's signature
+   * is verified (INVALID_ARGUMENT if it does not verify), its subject ignored; the certificate
+   * names the node in its subject CN and in a URI SAN (urn:fedlhs:node:<id>), is for TLS client
+   * authentication only and lives tls.nodeCertificateSeconds.
+   */
+  issue(nodeId: string, csrPem: string): IssuedCertificate {
+    const subjectKey = verifyCsr(csrPem);
+    const now = this.now();
+    const notAfter = now + this.nodeCertificateMs;
+    const serial = newSerial();
+    const certificatePem = issueCertificate({
+      subject: nodeId, subjectKey, issuer: this.certificate.subject.replace(/^CN=/, ''), issuerKey: this.key, issuerPublicKey: this.publicKey,
+      notBefore: new Date(now - BACKDATE_MS), notAfter: new Date(notAfter), serial, kind: { ca: false, nodeId },
+    });
+    return { certificatePem, caCertificatePem: this.certificatePem, serial: serial.toString('hex').toUpperCase(), notAfter };
+  }
+}
+
+/** The node id a client certificate names in its URI SAN, or undefined if it names none. */
+export function nodeIdOfCertificate(subjectaltname: string | undefined): string | undefined {
+  const prefix = `URI:${nodeUri('')}`;
+  const uris = (subjectaltname ?? '').split(',').map((s) => s.trim()).filter((s) => s.startsWith(prefix));
+  return uris.length === 1 ? uris[0]!.slice(prefix.length) : undefined;
+}
+
+function writeAtomic(path: string, data: string, mode: number): void {
+  const tmp = `${path}.tmp-${process.pid}`;
+  writeFileSync(tmp, data, { mode, flag: 'wx' });
+  renameSync(tmp, path);
+}
