@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
-import { chmodSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -59,6 +59,29 @@ describe('node certificate requests and checks', () => {
     expect(files.load(NODE).keyPem).toBe(keyPem);
     chmodSync(files.keyPath, 0o640);
     expect(() => files.load(NODE)).toThrow(/node-key\.pem is readable by others \(mode 640\)/);
+  });
+
+  it('a renewal interrupted between its writes leaves a pair that loads (old, or the new one completed), and a new node CA is pinned at a new enrolment', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'agent-cert-'));
+    const ca = opensslCa(dir);
+    const files = new NodeCertificateFiles(dir);
+    const first = newKeyAndCsr(NODE);
+    files.save(checkIssued(ca.sign(first.csrPem, NODE), first.keyPem, ca.caPem, NODE));
+    const next = newKeyAndCsr(NODE);
+    const nextPem = ca.sign(next.csrPem, NODE);
+    // A full disk while writing the new certificate: only the new key was written beside the old pair.
+    writeFileSync(`${files.keyPath}.next`, next.keyPem, { mode: 0o600 });
+    expect(files.load(NODE).keyPem).toBe(first.keyPem);
+    // A crash after the key was moved into place but before the certificate: load completes the move.
+    writeFileSync(`${files.certificatePath}.next`, nextPem);
+    renameSync(`${files.keyPath}.next`, files.keyPath);
+    expect(files.load(NODE).keyPem).toBe(next.keyPem);
+    expect(existsSync(`${files.certificatePath}.next`)).toBe(false);
+    // Enrolling again after the coordinator's CA changed: the new CA replaces the pinned one.
+    const ca2 = opensslCa(mkdtempSync(join(tmpdir(), 'agent-cert-')));
+    const again = newKeyAndCsr(NODE);
+    files.save(checkIssued(ca2.sign(again.csrPem, NODE), again.keyPem, ca2.caPem, NODE));
+    expect(files.load(NODE).keyPem).toBe(again.keyPem);
   });
 
   it('renews at two thirds of the life left, never in the past', () => {

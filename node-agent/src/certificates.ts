@@ -1,5 +1,5 @@
 import { X509Certificate, createPrivateKey, createPublicKey, generateKeyPairSync, sign } from 'node:crypto';
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, renameSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { rootCertificates } from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
@@ -94,15 +94,32 @@ export class NodeCertificateFiles {
     return existsSync(this.certificatePath);
   }
 
-  /** Writes a checked certificate: the key (0600) first, so a crash never leaves a certificate without its key. */
+  /**
+   * Writes a checked certificate and its key. Both are written in full beside the current pair
+   * first (`.next`), then moved into place key first; a crash or a full disk at any point leaves
+   * either the old pair, or a pair that `load` completes (review of issue 15: a renewal that failed
+   * between the two writes left a new key beside the old certificate, and the agent could not
+   * start). The node CA is written every time: an enrolment after the coordinator's CA was renewed
+   * must pin the new one.
+   */
   save(c: NodeCertificate): void {
-    writeFileAtomic(this.keyPath, c.keyPem, 0o600);
-    writeFileAtomic(this.certificatePath, c.certificatePem, 0o644);
-    if (!existsSync(this.caPath)) writeFileAtomic(this.caPath, c.caPem, 0o644);
+    writeFileAtomic(`${this.keyPath}.next`, c.keyPem, 0o600);
+    writeFileAtomic(`${this.certificatePath}.next`, c.certificatePem, 0o644);
+    writeFileAtomic(this.caPath, c.caPem, 0o644);
+    this.complete();
+  }
+
+  /** Moves a fully written `.next` pair into place (key, then certificate); a lone `.next` certificate follows its key. */
+  private complete(): void {
+    const keyNext = `${this.keyPath}.next`;
+    const certNext = `${this.certificatePath}.next`;
+    if (existsSync(keyNext) && existsSync(certNext)) renameSync(keyNext, this.keyPath);
+    if (existsSync(certNext) && !existsSync(keyNext)) renameSync(certNext, this.certificatePath);
   }
 
   /** The stored certificate, checked again (the key file must not be readable by others). */
   load(nodeId: string): NodeCertificate {
+    this.complete();
     const mode = statSync(this.keyPath).mode & 0o777;
     if ((mode & 0o077) !== 0) throw invalid(`${this.keyPath} is readable by others (mode ${mode.toString(8)}); run: chmod 600 ${this.keyPath}`);
     // Expired or not, it is what the agent has; the caller decides (renewal cannot use an expired one).

@@ -1,5 +1,6 @@
 import { X509Certificate, createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync, renameSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
+import { writeFileAtomic } from '@fedlhs/service';
 import { join } from 'node:path';
 import { FedlhsError } from '@fedlhs/core';
 import { issueCertificate, newSerial, nodeUri, verifyCsr } from './x509.js';
@@ -126,8 +127,7 @@ export function nodeIdOfCertificate(subjectaltname: string | undefined): string 
   return uris.length === 1 ? uris[0]!.slice(prefix.length) : undefined;
 }
 
+/** Through the shared atomic writer (fsynced, a temporary name unique per write): a leftover from a crash never blocks a restart. */
 function writeAtomic(path: string, data: string, mode: number): void {
-  const tmp = `${path}.tmp-${process.pid}`;
-  writeFileSync(tmp, data, { mode, flag: 'wx' });
-  renameSync(tmp, path);
+  writeFileAtomic(path, data, mode);
 }
