@@ -6,6 +6,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { FedlhsError, binaryAccuracy, elementCount, rocAuc, type EvalMetrics, type TensorSpec } from '@fedlhs/core';
 import { buildModel, type BuiltModel, type ModelSpec } from './build.js';
 import { createProximalTrainer, validateProximal, type ProximalOptions } from './proximal.js';
+import { createPlainTrainer } from './fit-loop.js';
 import { gatherRows, mulberry32, permutation } from './shuffle.js';
 
 export type { ModelSpec } from './build.js';
@@ -33,7 +34,8 @@ export interface FitOptions {
   /**
    * FedProx: when given with mu > 0, each step minimises loss(w) + (mu/2)·‖w − reference‖²
    * over the trainable weights, with the same batches and optimizer as without it. Absent or
-   * mu = 0 trains through tfjs fit() as before; a given term is validated either way.
+   * mu = 0 trains as without it (results bit-identical to tfjs fit() over the same batch order);
+   * a given term is validated either way.
    */
   proximal?: ProximalOptions;
 }
@@ -147,8 +149,8 @@ class LayersRuntime implements ModelRuntime {
     if (steps !== undefined && (!Number.isInteger(steps) || steps < 1)) throw new FedlhsError('INVALID_ARGUMENT', `fit: steps must be a positive integer, got ${steps}`);
     if (proximal !== undefined) validateProximal(proximal, this.#length, this.specs.length);
     const random = mulberry32(options.shuffleSeed ?? Math.floor(Math.random() * 2 ** 32));
-    // mu = 0 is plain local training: keep tfjs' own loop rather than add a zero term.
-    const trainer = proximal !== undefined && proximal.mu > 0 ? createProximalTrainer(this.#built, proximal) : undefined;
+    // mu = 0 is plain local training (fit-loop.ts), without a zero term.
+    const trainer = proximal !== undefined && proximal.mu > 0 ? createProximalTrainer(this.#built, proximal) : createPlainTrainer(this.#built);
     this.#training = true;
     try {
       // With `steps`, one pass over steps × batchSize rows drawn from successive shuffles.
@@ -160,13 +162,8 @@ class LayersRuntime implements ModelRuntime {
         const xs = tf.tensor2d(gatherRows(x, this.inputDim, order), [rows, this.inputDim]);
         const ys = tf.tensor2d(gatherRows(y, 1, order), [rows, 1]);
         try {
-          if (trainer !== undefined) {
-            loss = await trainer.pass(xs, ys, batchSize);
-          } else {
-            // One tfjs fit per pass, over rows we ordered with the seeded generator.
-            const history = await this.#built.model.fit(xs, ys, { epochs: 1, batchSize, shuffle: false, verbose: 0 });
-            loss = Number(history.history['loss']?.[0]);
-          }
+          // Batches in the order of the seeded shuffle: what fit(shuffle: false) would run, faster.
+          loss = await trainer.pass(xs, ys, batchSize);
         } finally {
           tf.dispose([xs, ys]);
         }
@@ -174,7 +171,7 @@ class LayersRuntime implements ModelRuntime {
       }
       return { loss };
     } finally {
-      trainer?.dispose();
+      trainer.dispose();
       this.#training = false;
     }
   }
