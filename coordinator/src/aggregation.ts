@@ -63,7 +63,8 @@ export function currentBound(validation: UpdateValidation, history: readonly num
  * arrives, and `finish()` streams that mean through the strategy's `stepSlice` one slice at a
  * time (memory: the float64 sum plus a slice or two, whatever the number of clinics).
  * Order-statistic strategies (median, trimmed mean, Krum, Bulyan) necessarily hold every
- * update: their spooled files are kept, up to the study's cap, and read at the end. Either way
+ * update: their spooled files are kept, up to the study's cap, and read at the end slice by
+ * slice through the strategy's `sliceRound` (memory: a slice per update). Either way
  * the new model always comes from the strategy object, never from a shortcut by name, so a
  * wrapping strategy (e.g. central DP noise) runs for FedAvg too.
  */
@@ -179,6 +180,8 @@ export class RoundAggregator {
     if (this.strategy.input === 'weighted-mean') {
       if (this.sum.count === 0) throw new FedlhsError('INVALID_STATE', 'no contributions to average');
       if (this.strategy.stepSlice !== undefined) return this.stepSlices(round);
+    } else if (this.strategy.sliceRound !== undefined) {
+      return this.orderStatisticSlices();
     }
     const base = await this.checkpoints.readAll(this.base.path);
     const global = splitTensors(this.specs, base);
@@ -196,6 +199,47 @@ export class RoundAggregator {
       }
     }
     return [concatTensors(this.strategy.aggregate(global, updates, round))];
+  }
+
+  /**
+   * An order-statistic strategy's result slice by slice (`strategy.sliceRound`), reading the held
+   * files in step: one pass for the strategies that need one (Krum's distances), one over the
+   * updates the result is made of. Memory: a slice per held update, whatever the model size.
+   * Clipping as in the whole-model path (base + scale · (update − base), per value).
+   */
+  private orderStatisticSlices(): AsyncIterable<Float32Array> {
+    const { sliceValues, checkpoints, held } = this;
+    const basePath = this.base.path;
+    const length = bundleLength(this.specs);
+    const slices = this.strategy.sliceRound!(length, held.map((h) => h.numExamples));
+    async function* pass(which: readonly number[]): AsyncGenerator<[number, Float32Array[]]> {
+      const base = which.some((k) => held[k]!.scale !== 1) ? checkpoints.read(basePath, sliceValues * 4) : undefined;
+      const readers = which.map((k) => checkpoints.read(held[k]!.path, sliceValues * 4));
+      try {
+        for (let offset = 0; offset < length; offset += sliceValues) {
+          const len = Math.min(sliceValues, length - offset);
+          const g = base === undefined ? undefined : await readSlice(base, basePath, offset, len);
+          const values: Float32Array[] = [];
+          for (const [r, k] of which.entries()) {
+            const h = held[k]!;
+            let v = await readSlice(readers[r]!, h.path, offset, len);
+            if (g !== undefined && h.scale !== 1) {
+              v = v.slice();
+              for (let i = 0; i < len; i++) v[i] = g[i]! + h.scale * (v[i]! - g[i]!);
+            }
+            values.push(v);
+          }
+          yield [offset, values];
+        }
+      } finally {
+        await base?.return(undefined);
+        for (const r of readers) await r.return(undefined);
+      }
+    }
+    return (async function* () {
+      if (slices.needsScan) for await (const [offset, values] of pass(held.map((_, k) => k))) slices.scan(offset, values);
+      for await (const [offset, values] of pass(slices.reads())) yield slices.combine(offset, values);
+    })();
   }
 
   /** The weighted mean, slice by slice, through `strategy.stepSlice`, bracketed by begin/endRound. */

@@ -28,8 +28,9 @@ export {
   type MultiKrumConfig,
   type BulyanConfig,
 } from './config.js';
-export type { ClientUpdate, Strategy } from './types.js';
+export type { ClientUpdate, SliceRound, Strategy } from './types.js';
 export { validateStrategyConfig } from './validate.js';
+export { networkBackend } from './order-stats.js';
 
 /**
  * Makes the strategy `config.name` selects, with defaults filled in (see each config type).

@@ -1,35 +1,19 @@
 import type { Tensor } from '../tensors.js';
 import type { BulyanConfig, KrumConfig, MultiKrumConfig } from './config.js';
 import { weightedMean } from './mean.js';
-import { allUpdatesStrategy, coordinateWise, sortValues, sortedMedian } from './robust.js';
+import { DistanceSum, MAX_NETWORK_INPUTS, bulyanByNetwork, bulyanCoordinate, squaredDistances } from './order-stats.js';
+import { allOf, only, sliceUpdates } from './slice-round.js';
+import { allUpdatesStrategy, coordinateWise, sortValues } from './robust.js';
 import type { ClientUpdate, Strategy } from './types.js';
 import { tensorOf } from './validate.js';
 
 /**
  * Squared L2 distances between every pair of updates over the whole model, in float64, as a
- * symmetric n×n matrix (row-major). n(n−1)/2 passes over the model, each pair once.
+ * symmetric n×n matrix (row-major); one blocked pass over the model (order-stats.ts), each
+ * pair's sum in model order.
  */
 export function pairwiseSquaredDistances(updates: readonly ClientUpdate[]): Float64Array {
-  const n = updates.length;
-  const dist = new Float64Array(n * n);
-  for (let i = 0; i < n; i++) {
-    const a = updates[i]!.weights;
-    for (let j = i + 1; j < n; j++) {
-      const b = updates[j]!.weights;
-      let s = 0;
-      for (let t = 0; t < a.length; t++) {
-        const x = a[t]!.data;
-        const y = b[t]!.data;
-        for (let e = 0; e < x.length; e++) {
-          const d = x[e]! - y[e]!;
-          s += d * d;
-        }
-      }
-      dist[i * n + j] = s;
-      dist[j * n + i] = s;
-    }
-  }
-  return dist;
+  return squaredDistances(updates.map((u) => u.weights));
 }
 
 /**
@@ -73,11 +57,17 @@ const needs = (name: string, f: number, min: number, rule: string) => (n: number
 export function createKrumStrategy(config: Required<KrumConfig>): Strategy {
   const f = config.byzantine;
   const min = 2 * f + 3;
-  return allUpdatesStrategy(config, min, needs('krum', f, min, 'n > 2f + 2'), (updates) => {
-    const all = updates.map((_, i) => i);
-    const scores = krumScores(pairwiseSquaredDistances(updates), updates.length, all, f);
-    return copyWeights(updates[argmin(scores)]!);
-  });
+  const pick = (dist: Float64Array, n: number): number => argmin(krumScores(dist, n, allOf(n), f));
+  return allUpdatesStrategy(
+    config,
+    min,
+    needs('krum', f, min, 'n > 2f + 2'),
+    (updates) => copyWeights(updates[pick(pairwiseSquaredDistances(updates), updates.length)]!),
+    (ns) => {
+      const sum = new DistanceSum(ns.length);
+      return { scan: (slices) => sum.add(slices), reads: () => [pick(sum.result(), ns.length)], combine: (slices) => slices[0]!.slice() };
+    },
+  );
 }
 
 /**
@@ -93,13 +83,26 @@ export function createMultiKrumStrategy(config: MultiKrumConfig): Strategy {
     toKeep === undefined
       ? needs('multi-krum', f, min, 'n > 2f + 2')
       : (n: number) => `multi-krum: byzantine=${f} and toKeep=${toKeep} need at least ${min} updates (n > 2f + 2 and n ≥ toKeep + f), got ${n}`;
-  return allUpdatesStrategy(config, min, tooFew, (updates) => {
-    const n = updates.length;
-    const all = updates.map((_, i) => i);
-    const scores = krumScores(pairwiseSquaredDistances(updates), n, all, f);
-    const keep = all.sort((a, b) => scores[a]! - scores[b]! || a - b).slice(0, toKeep ?? n - f);
-    return weightedMean('multi-krum', keep.map((i) => updates[i]!));
-  });
+  const keep = (dist: Float64Array, n: number): number[] => {
+    const all = allOf(n);
+    const scores = krumScores(dist, n, all, f);
+    return all.sort((a, b) => scores[a]! - scores[b]! || a - b).slice(0, toKeep ?? n - f);
+  };
+  return allUpdatesStrategy(
+    config,
+    min,
+    tooFew,
+    (updates) => weightedMean('multi-krum', keep(pairwiseSquaredDistances(updates), updates.length).map((i) => updates[i]!)),
+    (ns) => {
+      const sum = new DistanceSum(ns.length);
+      let kept: number[] = [];
+      return {
+        scan: (slices) => sum.add(slices),
+        reads: () => (kept = keep(sum.result(), ns.length)),
+        combine: (slices) => only(weightedMean('multi-krum', sliceUpdates(slices, kept.map((i) => ns[i]!)))),
+      };
+    },
+  );
 }
 
 /**
@@ -108,9 +111,12 @@ export function createMultiKrumStrategy(config: MultiKrumConfig): Strategy {
  * ties) moved to the selection — in the order picked.
  */
 export function bulyanSelect(updates: readonly ClientUpdate[], f: number): number[] {
-  const n = updates.length;
-  const dist = pairwiseSquaredDistances(updates);
-  const remaining = updates.map((_, i) => i);
+  return bulyanSelectBy(pairwiseSquaredDistances(updates), updates.length, f);
+}
+
+/** `bulyanSelect` from the n×n squared distances. */
+function bulyanSelectBy(dist: Float64Array, n: number, f: number): number[] {
+  const remaining = allOf(n);
   const selected: number[] = [];
   while (selected.length < n - 2 * f) {
     const pick = argmin(krumScores(dist, n, remaining, f));
@@ -129,32 +135,27 @@ export function bulyanSelect(updates: readonly ClientUpdate[], f: number): numbe
 export function createBulyanStrategy(config: Required<BulyanConfig>): Strategy {
   const f = config.byzantine;
   const min = 4 * f + 3;
-  return allUpdatesStrategy(config, min, needs('bulyan', f, min, 'n ≥ 4f + 3'), (updates) => {
-    const chosen = bulyanSelect(updates, f).map((i) => updates[i]!.weights);
+  const combine = (chosen: readonly Tensor[][]): Tensor[] => {
     const theta = chosen.length;
     const beta = theta - 2 * f;
+    if (theta <= MAX_NETWORK_INPUTS) return bulyanByNetwork(chosen, beta);
     const sorted = new Float64Array(theta);
     const distance = new Float64Array(theta);
     const order = new Int32Array(theta);
-    return coordinateWise(chosen, (values) => {
-      sorted.set(values);
-      sortValues(sorted);
-      const median = sortedMedian(sorted);
-      // Stable insertion sort of positions by distance to the median: ties keep selection order.
-      for (let j = 0; j < theta; j++) {
-        const d = Math.abs(values[j]! - median);
-        let p = j - 1;
-        while (p >= 0 && distance[p]! > d) {
-          distance[p + 1] = distance[p]!;
-          order[p + 1] = order[p]!;
-          p--;
-        }
-        distance[p + 1] = d;
-        order[p + 1] = j;
-      }
-      let sum = 0;
-      for (let r = 0; r < beta; r++) sum += values[order[r]!]!;
-      return sum / beta;
-    });
-  });
+    return coordinateWise(chosen, (values) => bulyanCoordinate(values, beta, sorted, distance, order));
+  };
+  return allUpdatesStrategy(
+    config,
+    min,
+    needs('bulyan', f, min, 'n ≥ 4f + 3'),
+    (updates) => combine(bulyanSelect(updates, f).map((i) => updates[i]!.weights)),
+    (ns) => {
+      const sum = new DistanceSum(ns.length);
+      return {
+        scan: (slices) => sum.add(slices),
+        reads: () => bulyanSelectBy(sum.result(), ns.length, f),
+        combine: (slices) => only(combine(sliceUpdates(slices).map((u) => u.weights))),
+      };
+    },
+  );
 }

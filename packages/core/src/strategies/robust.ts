@@ -1,6 +1,8 @@
 import type { Tensor } from '../tensors.js';
 import type { FedMedianConfig, ResolvedStrategyConfig, TrimmedMeanConfig } from './config.js';
+import { allOf, only, sliceRound, sliceUpdates, type SlicePlan } from './slice-round.js';
 import type { ClientUpdate, Strategy } from './types.js';
+import { MAX_NETWORK_INPUTS, medianByNetwork, trimmedMeanByNetwork } from './order-stats.js';
 import { checkAggregateInputs, importNoState, tensorOf } from './validate.js';
 
 /** x sorts before y: numeric order, with −0 before +0 (the order of TypedArray.prototype.sort). */
@@ -55,8 +57,12 @@ export function coordinateWise(tensorsPerUpdate: readonly Tensor[][], reduce: (v
   });
 }
 
-/** Coordinate-wise median of the updates (example counts ignored). */
+/**
+ * Coordinate-wise median of the updates (example counts ignored): by sorting network
+ * (order-stats.ts) up to MAX_NETWORK_INPUTS updates, the same bits as sorting each coordinate.
+ */
 export function coordinateMedian(updates: readonly ClientUpdate[]): Tensor[] {
+  if (updates.length <= MAX_NETWORK_INPUTS) return medianByNetwork(updates.map((u) => u.weights));
   return coordinateWise(
     updates.map((u) => u.weights),
     (values) => {
@@ -74,9 +80,13 @@ export function trimCount(beta: number, n: number): number {
   return Math.floor(beta * n + 1e-9);
 }
 
-/** Coordinate-wise mean after dropping the `trim` lowest and highest values (example counts ignored). */
+/**
+ * Coordinate-wise mean after dropping the `trim` lowest and highest values (example counts
+ * ignored), summed in ascending order; by sorting network up to MAX_NETWORK_INPUTS updates.
+ */
 export function coordinateTrimmedMean(updates: readonly ClientUpdate[], trim: number): Tensor[] {
   const n = updates.length;
+  if (n <= MAX_NETWORK_INPUTS) return trimmedMeanByNetwork(updates.map((u) => u.weights), trim);
   const kept = n - 2 * trim;
   return coordinateWise(
     updates.map((u) => u.weights),
@@ -89,12 +99,13 @@ export function coordinateTrimmedMean(updates: readonly ClientUpdate[], trim: nu
   );
 }
 
-/** Shared shape of the stateless order-statistic strategies. */
+/** Shared shape of the stateless order-statistic strategies: `compute` whole, `plan` slice-wise. */
 export function allUpdatesStrategy(
   config: ResolvedStrategyConfig,
   minUpdates: number,
   tooFew: ((n: number) => string) | undefined,
   compute: (updates: readonly ClientUpdate[]) => Tensor[],
+  plan: (numExamples: readonly number[]) => SlicePlan,
 ): Strategy {
   const name = config.name;
   return {
@@ -106,6 +117,7 @@ export function allUpdatesStrategy(
       checkAggregateInputs(name, global, updates, round, { minUpdates, tooFew, scanFinite: true, globalFinite: false });
       return compute(updates);
     },
+    sliceRound: (length, numExamples) => sliceRound(name, length, numExamples, minUpdates, tooFew, () => plan(numExamples)),
     exportState: () => [],
     importState: (state) => importNoState(name, state),
   };
@@ -117,7 +129,10 @@ export function allUpdatesStrategy(
  * not read. Any n ≥ 1.
  */
 export function createMedianStrategy(config: FedMedianConfig): Strategy {
-  return allUpdatesStrategy(config, 1, undefined, coordinateMedian);
+  return allUpdatesStrategy(config, 1, undefined, coordinateMedian, (ns) => ({
+    reads: () => allOf(ns.length),
+    combine: (slices) => only(coordinateMedian(sliceUpdates(slices))),
+  }));
 }
 
 /**
@@ -127,5 +142,14 @@ export function createMedianStrategy(config: FedMedianConfig): Strategy {
  * trimmed: beta 0.1 trims only from n = 10).
  */
 export function createTrimmedMeanStrategy(config: Required<TrimmedMeanConfig>): Strategy {
-  return allUpdatesStrategy(config, 1, undefined, (updates) => coordinateTrimmedMean(updates, trimCount(config.beta, updates.length)));
+  return allUpdatesStrategy(
+    config,
+    1,
+    undefined,
+    (updates) => coordinateTrimmedMean(updates, trimCount(config.beta, updates.length)),
+    (ns) => ({
+      reads: () => allOf(ns.length),
+      combine: (slices) => only(coordinateTrimmedMean(sliceUpdates(slices), trimCount(config.beta, ns.length))),
+    }),
+  );
 }

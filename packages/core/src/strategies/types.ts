@@ -81,6 +81,15 @@ export interface Strategy {
    */
   endRound?(): void;
   /**
+   * All-updates strategies: aggregation from the updates read in slices, so that a caller
+   * streaming each update's values (e.g. from its spool file) holds O(slice × n), never a whole
+   * model per update. `numExamples` are the updates' example counts, in update order; `length`
+   * the model's value count. See `SliceRound` for the passes; the concatenated results equal, bit
+   * for bit, `aggregate` on the same updates. Throws INVALID_ARGUMENT as `aggregate` does for too
+   * few updates or a bad example count.
+   */
+  sliceRound?(length: number, numExamples: readonly number[]): SliceRound;
+  /**
    * Server state to checkpoint, as float32 tensors shaped like the model, slot after slot:
    * fedavgm [v…]; fedadagrad, fedadam, fedyogi [m…, v…]. `[]` if the strategy is stateless or
    * has not aggregated yet (nor imported state). The tensors are copies.
@@ -93,4 +102,23 @@ export interface Strategy {
    * optimizers); the shapes are checked against the model at the next `aggregate`. Copies the data.
    */
   importState(state: Tensor[]): void;
+}
+
+/**
+ * One slice-wise aggregation of an all-updates strategy (`Strategy.sliceRound`). Slices are
+ * float32 values [offset, offset + len) of the flat model (every tensor's values in model order),
+ * all of the same len at one offset, offsets in order from 0 and covering the model once per
+ * pass; the caller checked the values finite (the coordinator does at intake). Passes:
+ * 1. if `needsScan` (krum, multi-krum, bulyan: pairwise distances), `scan` every slice of every
+ *    update, in update order;
+ * 2. `reads()`: which updates the result is made of, in the order `combine` takes them;
+ * 3. `combine` their slices: the result on that slice (fresh float32 values).
+ * A slice out of order, of the wrong count or length, or a pass out of turn throws
+ * INVALID_STATE.
+ */
+export interface SliceRound {
+  readonly needsScan: boolean;
+  scan(offset: number, slices: readonly Float32Array[]): void;
+  reads(): number[];
+  combine(offset: number, slices: readonly Float32Array[]): Float32Array;
 }

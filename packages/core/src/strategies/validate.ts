@@ -1,6 +1,7 @@
 import { FedlhsError } from '../errors.js';
 import { elementCount, type Tensor } from '../tensors.js';
 import { STRATEGY_NAMES, STRATEGY_PARAMETERS, type StrategyConfig, type StrategyName } from './config.js';
+import { hasNonFinite } from './column-sort.js';
 import type { ClientUpdate } from './types.js';
 
 function invalid(message: string): FedlhsError {
@@ -54,6 +55,11 @@ export function validateStrategyConfig(value: unknown): StrategyConfig {
 
 /** Index of the first NaN or ±Infinity in `data`, or -1. */
 export function findNonFinite(data: Float32Array): number {
+  const fast = hasNonFinite(data);
+  if (fast === false) return -1;
+  if (fast === true) {
+    for (let j = 0; j < data.length; j++) if (data[j]! - data[j]! !== 0) return j;
+  }
   // v − v is 0 for every finite v and NaN for NaN and ±Infinity, so the sums below stay 0
   // exactly when every value is finite; eight values per step, in two independent chains.
   const n = data.length;
