@@ -3,7 +3,7 @@ import { readFileSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadFedlhsProto, type ModelChunk__Output } from '@fedlhs/proto';
 import { repoRoot, startCoordinator, startStudy, type CoordinatorHandle } from '@fedlhs/simulator';
-import { enrolOverProtocol } from '../rogue-node.js';
+import { enrolOverProtocol, RogueNode } from '../rogue-node.js';
 
 const MiB = 1048576;
 // Dense 2000→2000 (+ bias) then Dense 2000→1: 4 004 001 float32 parameters, about 16 MiB.
@@ -28,7 +28,7 @@ const manifest = (features: string[]) => ({
     { class_name: 'Dense', config: { name: 'out', units: 1, activation: 'sigmoid' } },
   ] } } },
   training: { loss: 'binaryCrossentropy', optimizer: { name: 'sgd', learningRate: 0.001 }, localEpochs: 1, batchSize: 8 },
-  rounds: 1, clients: { min: 2, max: 2, quorum: 2 }, deadlines: { roundSeconds: 3600, evaluationSeconds: 3600 },
+  rounds: 1, clients: { min: 1, max: 1, quorum: 1 }, deadlines: { roundSeconds: 3600, evaluationSeconds: 3600 },
   data: { featureSpec: 'flat-table/v1', features, label: 'label', holdoutFraction: 0.5 }, aggregation: { strategy: 'fedavg' }, seed: 1,
 });
 
@@ -76,11 +76,15 @@ export async function downloadConcurrency(counts: string): Promise<void> {
     const root = join(repoRoot, 'bench-run', `downloads-${n}`);
     rmSync(root, { recursive: true, force: true });
     mkdirSync(root, { recursive: true });
-    const c = await startCoordinator({ dataDir: root, heartbeatIntervalMs: 5000, env: { FEDLHS_LOG_LEVEL: 'info', FEDLHS_BACKEND: 'cpu' } });
+    const c = await startCoordinator({ dataDir: root, heartbeatIntervalMs: 5000, env: { FEDLHS_LOG_LEVEL: 'info', FEDLHS_BACKEND: 'cpu', FEDLHS_LIMITS_DOWNLOAD_STREAMS_PER_NODE: String(Math.max(2, n)) } });
     try {
       const token = await c.admin<{ token: string }>('POST', '/api/v1/join-tokens', { site: 'bench', ttlSeconds: 600 });
-      const { nodeCredential } = await enrolOverProtocol(c.address, token.body.token, 'bench');
+      const { nodeCredential, nodeId } = await enrolOverProtocol(c.address, token.body.token, 'bench');
+      // A node may download a study model only once it has a task in the study: take one first.
+      const node = new RogueNode(c.address, nodeId, nodeCredential);
+      await node.connect();
       const study = await startStudy(c, manifest(Array.from({ length: INPUTS }, (_, i) => `f${i}`)));
+      await node.trainTask(1, study.id);
       // Warm up once (lazy module loads, first allocations), then take the baseline.
       await (await stalledDownloads(c, nodeCredential, study.id, 1))();
       const before = rss(c.proc.pid);
@@ -91,6 +95,7 @@ export async function downloadConcurrency(counts: string): Promise<void> {
       await new Promise((r) => setTimeout(r, 3000));
       const stalledPeak = peak;
       const received = await resume();
+      node.close();
       clearInterval(sampler);
       if (received.some((b) => b !== MODEL_BYTES)) throw new Error(`incomplete downloads: ${received.join(',')}`);
       const growth = stalledPeak - before;

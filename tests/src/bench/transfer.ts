@@ -78,7 +78,7 @@ async function main(): Promise<void> {
       ] } } },
       training: { loss: 'binaryCrossentropy', optimizer: { name: 'sgd', learningRate: 0.001 }, localEpochs: 1, batchSize: ROWS },
       rounds: 1, clients: { min: 2, max: 2, quorum: 2 }, deadlines: { roundSeconds: 3600, evaluationSeconds: 3600 },
-      data: { featureSpec: 'flat-table/v1', features, label: 'label', holdoutFraction: 0.5 }, aggregation: { strategy: 'fedavg' }, seed: 1,
+      data: { featureSpec: 'flat-table/v1', features, label: 'label', holdoutFraction: 0.5, minCellCount: 0 }, aggregation: { strategy: 'fedavg' }, seed: 1,
     };
     say('starting study (the coordinator builds and checkpoints the initial model)…');
     const study = await startStudy(c, manifest);
