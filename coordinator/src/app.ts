@@ -48,6 +48,14 @@ export function resolveAdminToken(config: Pick<CoordinatorConfig, 'dataDir' | 'a
 export async function openConfiguredStore(config: Pick<CoordinatorConfig, 'dataDir' | 'store'>, logger: Logger, fence?: StoreFence): Promise<{ store: CoordinatorStore | undefined; target: string }> {
   if (config.store.kind === 'sqlite') return { store: undefined, target: join(config.dataDir, 'coordinator.db') };
   const store = await PostgresStore.open({ connection: config.store.url, poolSize: config.store.poolSize, logger: logger.child({ component: 'store' }), ...(fence === undefined ? {} : { fence }) });
+  if (fence === undefined) {
+    // Without ha.enabled nothing here checks a fence: beside an active/standby pair this would be a second active.
+    const holder = await store.liveLeaseHolder();
+    if (holder !== undefined) {
+      await store.close();
+      throw new FedlhsError('CONFIG_INVALID', `store.url: an active/standby coordinator (${holder}) holds the leadership lease on this database: start this one with ha.enabled too, or stop the pair`, { details: { key: 'ha.enabled' } });
+    }
+  }
   return { store, target: store.target };
 }
 

@@ -222,4 +222,21 @@ describe('leadership lease and fence on PostgreSQL', () => {
     await writer.query('COMMIT');
     expect(await other.tryAcquire()).toEqual({ fence: 2, previous: 'a' });
   });
+  it('a coordinator started without ha.enabled refuses a database on which an active/standby lease is live (it would be a second, unfenced active)', async () => {
+    const { scope, admin } = await fresh();
+    const { openConfiguredStore } = await import('../app.js');
+    const log = (await import('pino')).default({ level: 'silent' });
+    const config = { dataDir: '/nonexistent', store: { kind: 'postgres' as const, url: scope.url, poolSize: 1 } };
+    // No lease held: it opens.
+    const first = await openConfiguredStore(config, log);
+    await first.store!.close();
+    expect(await lease(scope, 'a').tryAcquire()).toMatchObject({ fence: 1 });
+    const err = await openConfiguredStore(config, log).then(() => undefined, (e: unknown) => e);
+    expect(err).toBeInstanceOf(FedlhsError);
+    expect((err as FedlhsError).message).toBe('store.url: an active/standby coordinator (a) holds the leadership lease on this database: start this one with ha.enabled too, or stop the pair');
+    // Once the lease has expired (the pair stopped), it opens again.
+    await expire(admin);
+    const again = await openConfiguredStore(config, log);
+    await again.store!.close();
+  });
 });

@@ -466,6 +466,14 @@ export class PostgresStore extends SingleWriteStore implements CoordinatorStore 
       throw err;
     }
   }
+  /**
+   * The holder of a live active/standby lease on this database, if any (ha/lease.ts): a
+   * coordinator started without ha.enabled must not write beside an active that checks fences.
+   */
+  async liveLeaseHolder(): Promise<string | undefined> {
+    const r = await this.pool.query<{ holder: string | null }>('SELECT holder FROM leadership WHERE id = 1 AND expires_at > now()');
+    return r.rows[0]?.holder ?? undefined;
+  }
   async getNode(id: string): Promise<NodeRecord | undefined> {
     const r = await this.one(READ.getNode, [id]);
     return r === undefined ? undefined : rows.node(r);
