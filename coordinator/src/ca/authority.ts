@@ -70,8 +70,8 @@ export class CertificateAuthority {
         subject: 'fedlhs coordinator node CA', subjectKey: publicKey, issuer: 'fedlhs coordinator node CA', issuerKey: privateKey, issuerPublicKey: publicKey,
         notBefore, notAfter: new Date(opts.now() + opts.caValidityDays * DAY_MS), serial: newSerial(), kind: { ca: true },
       });
-      writeAtomic(keyPath, privateKey.export({ type: 'pkcs8', format: 'pem' }) as string, 0o600);
-      writeAtomic(certPath, pem, 0o644);
+      writeFileAtomic(keyPath, privateKey.export({ type: 'pkcs8', format: 'pem' }) as string, 0o600);
+      writeFileAtomic(certPath, pem, 0o644);
       return { ca: new CertificateAuthority(pem, privateKey, opts), created: true };
     }
     if (!haveKey || !haveCert) throw caError(`the node CA in ${dir} is incomplete: ${haveKey ? 'ca.crt' : 'ca.key'} is missing (restore it from a backup; removing both makes a new CA, and every node must then enrol again)`);
@@ -127,7 +127,3 @@ export function nodeIdOfCertificate(subjectaltname: string | undefined): string 
   return uris.length === 1 ? uris[0]!.slice(prefix.length) : undefined;
 }
 
-/** Through the shared atomic writer (fsynced, a temporary name unique per write): a leftover from a crash never blocks a restart. */
-function writeAtomic(path: string, data: string, mode: number): void {
-  writeFileAtomic(path, data, mode);
-}

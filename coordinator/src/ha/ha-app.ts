@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { existsSync, rmSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
@@ -106,19 +106,17 @@ export async function startHaCoordinatorApp(config: CoordinatorConfig, logger: L
   };
 
   const activate = async (t: Term, takenAt: number): Promise<void> => {
+    const keyPath = join(config.dataDir, 'release-key.pem');
+    if (t.fence > 1 && !existsSync(keyPath)) {
+      // Another coordinator was active before, so clinics pinned its release key: a key made here
+      // would sign releases every clinic refuses, and only then (review of issue 15).
+      throw new FedlhsError('CONFIG_INVALID', `ha.enabled: ${keyPath} did not exist, and another coordinator was active before (fence ${t.fence - 1}): both coordinators must sign releases with the one key clinics pinned: copy that coordinator's release-key.pem here (mode 0600)`, { details: { key: 'release-key.pem' } });
+    }
     const built = await createConfiguredCoordinator(config, logger, {
       seriesClock,
       // A third of the lease: a frozen active's open batch delays a takeover by at most that much.
       fence: { token: t.fence, onFenced: () => keeper.fenced(t.fence), idleInTransactionMs: Math.max(1000, Math.floor(leaseMs / 3)) },
     });
-    if (built.coordinator.releaseKeyCreated && t.fence > 1) {
-      // Another coordinator was active before, so clinics pinned its release key: releases signed
-      // with a key made here would be refused by every clinic, and only then (review of issue 15).
-      const path = join(config.dataDir, 'release-key.pem');
-      await built.coordinator.shutdown().catch(() => undefined);
-      rmSync(path, { force: true });
-      throw new FedlhsError('CONFIG_INVALID', `ha.enabled: ${path} did not exist, and another coordinator was active before (fence ${t.fence - 1}): both coordinators must sign releases with the one key clinics pinned: copy that coordinator's release-key.pem here (mode 0600)`, { details: { key: 'release-key.pem' } });
-    }
     t.coordinator = built.coordinator;
     if (t.over) return;
     // The ordinary restart path: resumes every RUNNING study at its last committed round.

@@ -22,6 +22,7 @@ import { performance } from 'node:perf_hooks';
 import { writeLearnableCsv, type ManagedProcess } from '@fedlhs/testing';
 import { enrolAgent, repoRoot, startAgent, startCoordinator, startStudy, type AgentOptions, type CoordinatorHandle, type StudyDetail } from '@fedlhs/simulator';
 import { loadManifest, loadModelParameters } from '../load/model.js';
+import { studyEnded } from '../load/orchestrator.js';
 import { cpuSeconds, rssMiB } from '../load/probes.js';
 import { agentBytes, agentTable, laterRounds, median, roundSteps, warnings, type AgentModeFigures } from './secagg-agents-figures.js';
 
@@ -133,18 +134,6 @@ async function startCluster(dir: string, n: number, o: Options): Promise<Cluster
 async function stopCluster(cluster: Cluster): Promise<void> {
   await Promise.all(cluster.agents.map((a) => a.proc.stop()));
   await cluster.c.stop();
-}
-
-async function studyEnded(c: CoordinatorHandle, studyId: string, timeoutMs: number): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    const r = await c.admin<{ studies?: { id: string; state: string }[] }>('GET', '/api/v1/studies');
-    if (r.status !== 200 || r.body.studies === undefined) throw new Error(`GET /api/v1/studies answered ${r.status}: ${JSON.stringify(r.body).slice(0, 500)}`);
-    const state = r.body.studies.find((s) => s.id === studyId)?.state;
-    if (state !== undefined && !['PENDING', 'RUNNING'].includes(state)) return;
-    if (Date.now() > until) throw new Error(`study ${studyId} still ${String(state)} after ${timeoutMs} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 500));
-  }
 }
 
 type Timeline = { round: number; attempt: number; state: string; durationMs: number | null; accepted: number; reason: string | null };

@@ -203,7 +203,7 @@ function sumStats(all: readonly (WorkerStats | undefined)[]): WorkerStats {
 }
 
 /** Polls the study summary list (cheap at any N) until the study has ended. */
-async function studyEnded(c: CoordinatorHandle, studyId: string, timeoutMs: number): Promise<void> {
+export async function studyEnded(c: CoordinatorHandle, studyId: string, timeoutMs: number): Promise<void> {
   const until = Date.now() + timeoutMs;
   for (;;) {
     const r = await c.admin<{ studies?: { id: string; state: string }[] }>('GET', '/api/v1/studies');
