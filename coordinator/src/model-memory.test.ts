@@ -1,7 +1,7 @@
 import { createStrategy } from '@fedlhs/core';
 import { initialWeights } from '@fedlhs/model';
 import { describe, expect, it } from 'vitest';
-import { BUILD_FACTOR, memoryFactor, topologyParameters } from './model-memory.js';
+import { BUILD_FACTOR, SLICE_ROUND_BYTES_PER_CLIENT, estimateBytes, memoryEstimate, topologyParameters } from './model-memory.js';
 
 const sequential = (layers: Record<string, unknown>[]) => ({ class_name: 'Sequential', config: { name: 'm', layers } });
 const layer = (class_name: string, config: Record<string, unknown>) => ({ class_name, config: { name: `${class_name.toLowerCase()}_${Math.random().toString(36).slice(2, 7)}`, ...config } });
@@ -38,11 +38,28 @@ describe('topologyParameters', () => {
   });
 });
 
-describe('memoryFactor', () => {
+describe('memoryEstimate', () => {
   it('is the largest of building the model and a round of the strategy', () => {
-    expect(memoryFactor(createStrategy({ name: 'fedavg' } as never), 10)).toBe(BUILD_FACTOR);
-    expect(memoryFactor(createStrategy({ name: 'fedadam' } as never), 10)).toBe(3 + 8);
-    expect(memoryFactor(createStrategy({ name: 'fedmedian' } as never), 10)).toBe(13);
-    expect(memoryFactor(createStrategy({ name: 'fedmedian' } as never), 2)).toBe(BUILD_FACTOR);
+    expect(memoryEstimate(createStrategy({ name: 'fedavg' } as never), 10)).toEqual({ factor: BUILD_FACTOR, fixedBytes: 0 });
+    expect(memoryEstimate(createStrategy({ name: 'fedadam' } as never), 10)).toEqual({ factor: 3 + 8, fixedBytes: 0 });
+  });
+
+  it('charges order-statistic rounds a slice per client, not a model per client (they read the spooled updates slice by slice)', () => {
+    const configs = [{ name: 'fedmedian' }, { name: 'trimmed-mean' }, { name: 'krum', byzantine: 1 }, { name: 'multi-krum', byzantine: 1 }, { name: 'bulyan', byzantine: 1 }];
+    for (const config of configs) {
+      const { name } = config;
+      const strategy = createStrategy(config as never);
+      expect(strategy.sliceRound, name).toBeDefined();
+      expect(memoryEstimate(strategy, 50), name).toEqual({ factor: BUILD_FACTOR, fixedBytes: 50 * SLICE_ROUND_BYTES_PER_CLIENT });
+    }
+    // 100M parameters and 50 clinics: 2.7 GiB, where a model per clinic would be 21 GB.
+    expect(estimateBytes(memoryEstimate(createStrategy({ name: 'fedmedian' } as never), 50), 100_000_000)).toBe(100_000_000 * 4 * BUILD_FACTOR + 50 * SLICE_ROUND_BYTES_PER_CLIENT);
+  });
+
+  it('charges a model per client to an all-updates strategy without slice rounds', () => {
+    const median = createStrategy({ name: 'fedmedian' } as never);
+    const whole = { name: median.name, input: median.input } as const;
+    expect(memoryEstimate(whole, 10)).toEqual({ factor: 13, fixedBytes: 0 });
+    expect(memoryEstimate(whole, 2)).toEqual({ factor: BUILD_FACTOR, fixedBytes: 0 });
   });
 });

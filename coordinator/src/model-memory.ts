@@ -16,19 +16,41 @@ import type { Strategy } from '@fedlhs/core';
  *   copy kept to undo a round that does not commit, and the export written as the state
  *   checkpoint (4 per slot). Uploads, downloads and the base model are read in chunks: O(chunk).
  * - a round of an order-statistic strategy (fedmedian, trimmed-mean, krum, multi-krum, bulyan):
- *   every update of the round (clients.max), the base model, the result and its concatenation (3).
+ *   the held updates stay in their spooled files and are read slice by slice
+ *   (`Strategy.sliceRound`, aggregation.ts): one whole model for checkpoint work (1), plus a
+ *   fixed `SLICE_ROUND_BYTES_PER_CLIENT` per client (its slice read, its clipped copy), whatever
+ *   the model's size. A strategy without `sliceRound` would hold every update of the round
+ *   (clients.max), the base model, the result and its concatenation (clients.max + 3).
  * The estimate is the largest of building and a round.
  */
 export const BUILD_FACTOR = 6;
 
+/**
+ * What a slice-wise order-statistic round holds per client beside the model: the slice read
+ * from its spooled update and a clipped copy of it (two 4 MiB slices, aggregation.ts).
+ */
+export const SLICE_ROUND_BYTES_PER_CLIENT = 2 * 4 * 1024 * 1024;
+
 /** Server-state slots per weighted-mean strategy (server-optimizers.ts); 0 for the others. */
 const STATE_SLOTS: Readonly<Record<string, number>> = { fedavgm: 1, fedadagrad: 1, fedadam: 2, fedyogi: 2 };
 
-/** The multiple of the model's float32 bytes a study needs at its peak (see the module comment). */
-export function memoryFactor(strategy: Pick<Strategy, 'name' | 'input'>, clientsMax: number): number {
-  const round = strategy.input === 'all-updates' ? clientsMax + 3 : 3 + 4 * (STATE_SLOTS[strategy.name] ?? 0);
-  return Math.max(BUILD_FACTOR, round);
+/** A study's peak memory: `factor` × the model's float32 bytes, plus `fixedBytes` whatever the model's size. */
+export interface MemoryEstimate {
+  readonly factor: number;
+  readonly fixedBytes: number;
 }
+
+/** What a study needs at its peak (see the module comment). */
+export function memoryEstimate(strategy: Pick<Strategy, 'name' | 'input' | 'sliceRound'>, clientsMax: number): MemoryEstimate {
+  if (strategy.input === 'all-updates') {
+    if (strategy.sliceRound === undefined) return { factor: Math.max(BUILD_FACTOR, clientsMax + 3), fixedBytes: 0 };
+    return { factor: BUILD_FACTOR, fixedBytes: clientsMax * SLICE_ROUND_BYTES_PER_CLIENT };
+  }
+  return { factor: Math.max(BUILD_FACTOR, 3 + 4 * (STATE_SLOTS[strategy.name] ?? 0)), fixedBytes: 0 };
+}
+
+/** The estimate in bytes for a model of `parameters` float32 values. */
+export const estimateBytes = (estimate: MemoryEstimate, parameters: number): number => parameters * 4 * estimate.factor + estimate.fixedBytes;
 
 type Shape = number[];
 

@@ -18,7 +18,7 @@ import type { Logger } from '@fedlhs/service';
 import type { CheckpointStore } from './checkpoints.js';
 import { DEFAULT_LIMITS } from './limits.js';
 import type { CoordinatorMetrics } from './metrics.js';
-import { memoryFactor, topologyParameters } from './model-memory.js';
+import { estimateBytes, memoryEstimate, topologyParameters } from './model-memory.js';
 import { StudyRunner, type EngineClock, type StorageGate } from './engine/study-runner.js';
 import type { SessionRegistry } from './sessions.js';
 import type { CoordinatorStore, StudyRecord, TaskRecord } from './store.js';
@@ -139,7 +139,7 @@ export class Studies {
       for (let offset = 0; offset < flat.length; offset += length) strategyState.push(...splitTensors(specs, flat.slice(offset, offset + length)));
     }
     const { sessions } = this.opts;
-    const memoryBytes = bundleLength(specs) * 4 * memoryFactor(createStrategy(strategyConfigOf(manifest)), manifest.clients.max);
+    const memoryBytes = estimateBytes(memoryEstimate(createStrategy(strategyConfigOf(manifest)), manifest.clients.max), bundleLength(specs));
     const runner = new StudyRunner(study, manifest, specs, {
       store,
       checkpoints,
@@ -270,24 +270,25 @@ export class Studies {
 
   /**
    * Refuses (RESOURCE_LIMIT) a study whose model would not fit limits.modelMemoryBytes beside
-   * the running studies': parameters × 4 bytes × the strategy's factor (model-memory.ts).
+   * the running studies': parameters × 4 bytes × the strategy's factor, plus its fixed bytes
+   * (model-memory.ts).
    */
   private checkMemory(manifest: StudyManifest, strategy: ReturnType<typeof createStrategy>, parameters: number, by: string): void {
     const budget = this.opts.modelMemoryBytes ?? DEFAULT_LIMITS.modelMemoryBytes;
-    const factor = memoryFactor(strategy, manifest.clients.max);
-    const estimate = parameters * 4 * factor;
+    const { factor, fixedBytes } = memoryEstimate(strategy, manifest.clients.max);
+    const estimate = estimateBytes({ factor, fixedBytes }, parameters);
     let running = 0;
     for (const r of this.runners.values()) running += r.memoryBytes;
     if (estimate + running <= budget) return;
     const mib = (b: number): string => `${(b / 1048576).toFixed(0)} MiB`;
     const err = new FedlhsError(
       'RESOURCE_LIMIT',
-      `the study's model does not fit this coordinator: ${parameters} parameters × 4 bytes × ${factor} (aggregation.strategy ${strategy.name}) = ${mib(estimate)}` +
+      `the study's model does not fit this coordinator: ${parameters} parameters × 4 bytes × ${factor}${fixedBytes > 0 ? ` + ${mib(fixedBytes)} of slices for ${manifest.clients.max} clients` : ''} (aggregation.strategy ${strategy.name}) = ${mib(estimate)}` +
         `${running > 0 ? ` beside ${mib(running)} for the running studies` : ''} exceeds limits.modelMemoryBytes (${mib(budget)})`,
       { details: { limit: 'limits.modelMemoryBytes', value: estimate + running, max: budget } },
     );
     this.opts.metrics.studiesRefused.inc();
-    this.opts.log.warn({ event: 'study.refused', name: manifest.name, parameters, factor, estimateBytes: estimate, runningBytes: running, budgetBytes: budget, by }, err.message);
+    this.opts.log.warn({ event: 'study.refused', name: manifest.name, parameters, factor, fixedBytes, estimateBytes: estimate, runningBytes: running, budgetBytes: budget, by }, err.message);
     throw err;
   }
 
