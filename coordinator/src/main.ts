@@ -3,7 +3,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command } from 'commander';
 import { isFedlhsError } from '@fedlhs/core';
-import { createLogger, forTerminal, prepareArgv, terminalTable, terminalWriter } from '@fedlhs/service';
+import { createLogger, forTerminal, logProcessWarnings, prepareArgv, terminalTable, terminalWriter } from '@fedlhs/service';
 import { startCoordinatorApp } from './app.js';
 import { startHaCoordinatorApp } from './ha/ha-app.js';
 import { adminCall, resolveAdminTarget, type AdminTarget } from './cli-client.js';
@@ -134,6 +134,7 @@ program
       throw err;
     }
     const logger = createLogger({ app: 'fedlhs-coordinator', level: config.log.level, pretty: config.log.pretty });
+    logProcessWarnings(logger);
     let app: { shutdown(): Promise<void> };
     try {
       // ha.enabled: active/standby on PostgreSQL (ha/ha-app.ts); otherwise one coordinator, as before.

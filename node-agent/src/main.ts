@@ -6,7 +6,7 @@ import * as grpc from '@grpc/grpc-js';
 import { isFedlhsError, parseManifest, validateManifest, validateSeriesTemplate, verifyManifestJson, type StudyManifest } from '@fedlhs/core';
 import { initBackend } from '@fedlhs/model';
 import type { ListStudiesResponse__Output } from '@fedlhs/proto';
-import { createLogger, forTerminal, prepareArgv, terminalWriter, writeFileAtomic } from '@fedlhs/service';
+import { createLogger, forTerminal, logProcessWarnings, prepareArgv, terminalWriter, writeFileAtomic } from '@fedlhs/service';
 import { Command } from 'commander';
 import { AGENT_VERSION, Agent } from './agent.js';
 import { AgentState } from './agent-state.js';
@@ -141,6 +141,8 @@ withConfig('enrol', 'trade a one-time join token for this node\'s credential').a
 withConfig('run', 'connect to the coordinator and take part in approved studies').action(async (options: { config?: string }, command: Command) => {
   const c = config(options, command);
   const logger = createLogger({ app: 'fedlhs-agent', level: c.log.level, pretty: c.log.pretty });
+  // Warnings such as a cut audit log (FEDLHS_AUDIT_CHAIN_GAP) reach the log, not only stderr.
+  logProcessWarnings(logger);
   const state = new AgentState(c.stateDir);
   let credential;
   try {

@@ -14,6 +14,7 @@ export const EVENTS = {
   'coordinator.start_failed': 'the coordinator could not start (fatal)',
   'coordinator.shutdown_failed': 'a graceful shutdown threw; the process exits 1',
   'tls.disabled': 'a process runs with tls.mode=plaintext (loopback demos and tests only)',
+  'process.warning': 'a Node process warning (process.emitWarning: e.g. FEDLHS_AUDIT_CHAIN_GAP, FEDLHS_AUDIT_CHAIN_STARTED, deprecations) copied into the log (warn); fields code, warning',
   'data-dir.lock-taken-over': 'the data directory lock of a coordinator that died was taken over',
   'grpc.internal': 'a gRPC handler failed with an internal error (details stay in the log)',
   'admin.action': 'an operator changed something through the admin API (audit)',

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createLogger, logDrops, type Logger } from './logger.js';
+import { createLogger, logDrops, logProcessWarnings, type Logger } from './logger.js';
 
 const dirs: string[] = [];
 const loggers: Logger[] = [];
@@ -97,5 +97,22 @@ describe('createLogger: bounded pipeline', () => {
       `[FedlhsError: log.maxBufferBytes must be an integer of at least 4096, got 10]`,
     );
     expect(() => createLogger({ app: 'test', level: 'info', pretty: 'false', maxBufferBytes: 10 })).toThrow(expect.objectContaining({ code: 'CONFIG_INVALID', details: { key: 'log.maxBufferBytes' } }));
+  });
+});
+
+describe('logProcessWarnings', () => {
+  it('copies process warnings into the log as warn process.warning, until removed', async () => {
+    const records: Record<string, unknown>[] = [];
+    const logger = pino({ level: 'info' }, { write: (line: string) => void records.push(JSON.parse(line) as Record<string, unknown>) });
+    const remove = logProcessWarnings(logger);
+    const emitted = new Promise<void>((resolve) => process.once('warning', () => setImmediate(resolve)));
+    process.emitWarning('the audit log was cut', { code: 'FEDLHS_TEST_WARNING' });
+    await emitted;
+    remove();
+    expect(records).toEqual([expect.objectContaining({ level: 40, event: 'process.warning', code: 'FEDLHS_TEST_WARNING', warning: 'Warning', msg: 'the audit log was cut' })]);
+    const after = new Promise<void>((resolve) => process.once('warning', () => setImmediate(resolve)));
+    process.emitWarning('not logged', { code: 'FEDLHS_TEST_WARNING' });
+    await after;
+    expect(records).toHaveLength(1);
   });
 });

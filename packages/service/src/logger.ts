@@ -141,3 +141,17 @@ export function createLogger(options: LoggerOptions): Logger {
   Object.defineProperty(logger, DROPS, { value: drops });
   return logger;
 }
+
+/**
+ * Copies every process warning (`process.emitWarning`, e.g. the audit chain's
+ * FEDLHS_AUDIT_CHAIN_GAP) into `logger` as warn `process.warning`, so it reaches the operator's
+ * log pipeline and not only stderr (Node still prints it there too). For long-running processes;
+ * returns the function that removes the listener.
+ */
+export function logProcessWarnings(logger: Logger): () => void {
+  const onWarning = (warning: Error & { code?: string }): void => {
+    logger.warn({ event: 'process.warning', code: warning.code, warning: warning.name }, warning.message);
+  };
+  process.on('warning', onWarning);
+  return () => void process.off('warning', onWarning);
+}
