@@ -6,6 +6,22 @@ import { identityFingerprint, readIdentityKey, type IdentityKey } from './identi
 import { forgetPeer } from './peer-pins.js';
 import { operatorName } from './releases/deploy.js';
 
+/**
+ * The positional arguments after the first in `args` (commander's `command.args` with unknown
+ * options allowed): a token starting with `-` is an option, and without `=` the token after it
+ * is its value.
+ */
+export function positionalsAfterFirst(args: readonly string[]): string[] {
+  const positionals: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (a.startsWith('-')) {
+      if (!a.includes('=')) i++;
+    } else positionals.push(a);
+  }
+  return positionals.slice(1);
+}
+
 /** One pinned peer as `fedlhs-agent peers` shows it. */
 export interface PeerView {
   nodeId: string;
@@ -71,6 +87,10 @@ export function registerPeersCommands(cli: AgentCli): void {
     .allowUnknownOption(true)
     .allowExcessArguments(true)
     .action((nodeId: string, options: { config?: string }, command: Command) => {
+      // Extra arguments pass through for config flags (`--tls.mode plaintext`); a second node id
+      // would be ignored (review: `peers forget a b` forgot only a), so it is refused.
+      const extra = positionalsAfterFirst(command.args);
+      if (extra.length > 0) cli.die(`peers forget takes one node id; also given: ${extra.map(cli.v).join(', ')} (nothing was forgotten: run it once per clinic)`, 2);
       const { c, state } = openState(options, command);
       try {
         const pin = forgetPeer(state, c.coordinator.address, nodeId, operatorName());
