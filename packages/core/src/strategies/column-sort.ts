@@ -11,16 +11,23 @@
  * WebAssembly SIMD is unavailable the same network runs in JavaScript (same results, slower).
  */
 
-/** Columns per block (a multiple of 4). */
-export const BLOCK = 1024;
+/**
+ * Columns per block (a multiple of 4). 4096, not 1024: each block costs a `subarray` and a
+ * `set` per row (~0.3 µs each), which at 1024 columns made copying in cost twice a plain copy;
+ * 8 rows of 4096 (128 KiB) still sit in L2.
+ */
+export const BLOCK = 4096;
 /** Rows the WebAssembly memory holds; more inputs use the JavaScript network. */
 const MAX_ROWS = 64;
 /** Byte offset of the comparator table in the module's memory, after the rows. */
 const NET_OFFSET = MAX_ROWS * BLOCK * 4;
 /** Byte offset of the result row of `meanRows`, after the table (64 KiB). */
 const OUT_OFFSET = NET_OFFSET + 65536;
-/** Byte offset of the float64 distance accumulators (MAX_ROWS², plus one spare slot), after the result row. */
-const ACC_OFFSET = OUT_OFFSET + BLOCK * 4;
+/** Byte offset of the per-column flags of Bulyan's walk (bulyan-column.ts: two i32s a column), after the result row. */
+const FLAG_OFFSET = OUT_OFFSET + BLOCK * 4;
+/** Byte offset and size of the scratch of further modules (pair-distances.ts), after the flags. */
+const SCRATCH_OFFSET = FLAG_OFFSET + BLOCK * 8;
+const SCRATCH_BYTES = (MAX_ROWS / 2) * BLOCK * 16 + (MAX_ROWS * (MAX_ROWS + 1) + 16) * 8;
 
 const leb = (n: number): number[] => {
   const out: number[] = [];
@@ -54,12 +61,7 @@ const sleb = (n: number): number[] => {
  * byte offset `first`), in float64 (f64x2, IEEE like JavaScript's +); out ← float32(acc / divisor).
  * Locals: 5 e, 6 p, 7 r (i32), 8 acc, 9 div (v128). bytes: a positive multiple of 8; count ≥ 1.
  *
- * Function 2, pairs4(a₀, b₀, …, a₃, b₃, p₀, …, p₃, bytes): for k < 4, the float64 at p_k
- * += Σ over columns e (in order) of (row_a_k[e] − row_b_k[e])², each step s ← s + d·d exactly
- * as JavaScript evaluates it; the four sums interleave so their additions overlap. bytes: a
- * positive multiple of 4.
- *
- * Function 3, nonFinite(ptr, bytes) → i32: 1 if any float32 in [ptr, ptr + bytes) is NaN or
+ * Function 2, nonFinite(ptr, bytes) → i32: 1 if any float32 in [ptr, ptr + bytes) is NaN or
  * ±Infinity (acc += v − v per lane stays 0 exactly when all are finite), else 0. Locals: 2 e
  * (i32), 3 acc, 4 v (v128). bytes: a positive multiple of 16.
  */
@@ -106,19 +108,6 @@ function moduleBytes(): Uint8Array {
     0x0b,
     0x0b,
   ];
-  // Params: 0–7 a₀ b₀ … a₃ b₃, 8–11 p₀…p₃, 12 bytes; locals 13 e (i32), 14–17 s₀…s₃, 18 d (f64).
-  const pairs: number[] = [];
-  for (let k = 0; k < 4; k++) pairs.push(...get(8 + k), 0x2b, 3, 0, ...set(14 + k)); // s_k = f64.load(p_k)
-  pairs.push(0x41, 0, ...set(13), 0x03, 0x40);
-  for (let k = 0; k < 4; k++) {
-    pairs.push(...get(2 * k), ...get(13), 0x6a, 0x2a, 2, 0, 0xbb); // f64(a_k[e])
-    pairs.push(...get(2 * k + 1), ...get(13), 0x6a, 0x2a, 2, 0, 0xbb, 0xa1, ...set(18)); // d = a_k[e] − b_k[e]
-    pairs.push(...get(14 + k), ...get(18), ...get(18), 0xa2, 0xa0, ...set(14 + k)); // s_k = s_k + d·d
-  }
-  pairs.push(...get(13), 0x41, 4, 0x6a, ...tee(13), ...get(12), 0x49, 0x0d, 0, 0x0b); // e += 4; br_if e < bytes
-  for (let k = 0; k < 4; k++) pairs.push(...get(8 + k), ...get(14 + k), 0x39, 3, 0); // f64.store(p_k, s_k)
-  pairs.push(0x0b);
-  const pairsBody = [2, 1, 0x7f, 5, 0x7c, ...pairs];
   const finite = [
     0x41, 0, ...set(2),
     0x03, 0x40,
@@ -131,32 +120,32 @@ function moduleBytes(): Uint8Array {
   const finiteBody = [2, 1, 0x7f, 2, 0x7b, ...finite];
   const sortBody = [2, 4, 0x7f, 2, 0x7b, ...sort];
   const meanBody = [2, 3, 0x7f, 2, 0x7b, ...mean];
-  const pages = Math.ceil((ACC_OFFSET + (MAX_ROWS * MAX_ROWS + 1) * 8) / 65536);
+  const pages = Math.ceil((SCRATCH_OFFSET + SCRATCH_BYTES) / 65536);
   return new Uint8Array([
     0x00, 0x61, 0x73, 0x6d, 1, 0, 0, 0,
-    ...section(1, [4, 0x60, 3, 0x7f, 0x7f, 0x7f, 0, 0x60, 5, 0x7f, 0x7f, 0x7f, 0x7f, 0x7c, 0, 0x60, 13, ...new Array<number>(13).fill(0x7f), 0, 0x60, 2, 0x7f, 0x7f, 1, 0x7f]),
-    ...section(3, [4, 0, 1, 2, 3]),
+    ...section(1, [3, 0x60, 3, 0x7f, 0x7f, 0x7f, 0, 0x60, 5, 0x7f, 0x7f, 0x7f, 0x7f, 0x7c, 0, 0x60, 2, 0x7f, 0x7f, 1, 0x7f]),
+    ...section(3, [3, 0, 1, 2]),
     ...section(5, [1, 0, ...leb(pages)]),
-    ...section(7, [5, ...name('sort'), 0, 0, ...name('mean'), 0, 1, ...name('pairs4'), 0, 2, ...name('nonFinite'), 0, 3, ...name('mem'), 2, 0]),
-    ...section(10, [4, ...leb(sortBody.length), ...sortBody, ...leb(meanBody.length), ...meanBody, ...leb(pairsBody.length), ...pairsBody, ...leb(finiteBody.length), ...finiteBody]),
+    ...section(7, [4, ...name('sort'), 0, 0, ...name('mean'), 0, 1, ...name('nonFinite'), 0, 2, ...name('mem'), 2, 0]),
+    ...section(10, [3, ...leb(sortBody.length), ...sortBody, ...leb(meanBody.length), ...meanBody, ...leb(finiteBody.length), ...finiteBody]),
   ]);
 }
 
 /** The part of the WebAssembly global used here (lib ES2022 with Node types does not declare it). */
 declare const WebAssembly: {
   Module: new (bytes: Uint8Array) => object;
-  Instance: new (module: object) => { exports: Record<string, unknown> };
+  Instance: new (module: object, imports?: Record<string, Record<string, unknown>>) => { exports: Record<string, unknown> };
 };
 
 interface WasmSorter {
   sort: (net: number, count: number, bytes: number) => void;
   mean: (first: number, count: number, bytes: number, out: number, divisor: number) => void;
-  pairs4: (...args: number[]) => void;
-  acc: Float64Array;
   nonFinite: (ptr: number, bytes: number) => number;
   rows: Float32Array;
   out: Float32Array;
   table: Int32Array;
+  flags: Int32Array;
+  memory: unknown;
 }
 
 let wasm: WasmSorter | null | undefined;
@@ -170,12 +159,12 @@ function loadWasm(): WasmSorter | null {
     wasm = {
       sort: exports['sort'] as WasmSorter['sort'],
       mean: exports['mean'] as WasmSorter['mean'],
-      pairs4: exports['pairs4'] as WasmSorter['pairs4'],
       nonFinite: exports['nonFinite'] as WasmSorter['nonFinite'],
-      acc: new Float64Array(buffer, ACC_OFFSET, MAX_ROWS * MAX_ROWS + 1),
       rows: new Float32Array(buffer, 0, MAX_ROWS * BLOCK),
       out: new Float32Array(buffer, OUT_OFFSET, BLOCK),
       table: new Int32Array(buffer, NET_OFFSET, (OUT_OFFSET - NET_OFFSET) / 4),
+      flags: new Int32Array(buffer, FLAG_OFFSET, BLOCK * 2),
+      memory: exports['mem'],
     };
   } catch {
     wasm = null;
@@ -249,50 +238,6 @@ export function columnSorter(n: number, net: Int32Array, js = false): ColumnSort
 }
 
 /**
- * Adds to `dist` (n×n, row-major, upper triangle i < j) the squared L2 distances between the n
- * sources over columns [start, start + len), each pair's sum over the columns in order,
- * s ← s + (x − y)² — the same additions a plain loop makes. False (nothing done) where
- * WebAssembly is unavailable or n > 64: the caller loops in JavaScript. `dist` stays the
- * caller's: the module's memory holds it only during the call (callers may interleave).
- */
-export function addPairDistances(dist: Float64Array, sources: readonly Float32Array[], start: number, len: number): boolean {
-  const n = sources.length;
-  const w = javascriptOnly ? null : loadWasm();
-  if (w === null || n > MAX_ROWS) return false;
-  // Every pair i < j in groups of four: row offsets and accumulator offsets; a short last group
-  // is padded with (row 0, row 0) summed into a spare slot.
-  const spare = ACC_OFFSET + n * n * 8;
-  const args: number[][] = [];
-  let group: number[] = [];
-  let accs: number[] = [];
-  const flush = (): void => {
-    while (accs.length < 4) {
-      group.push(0, 0);
-      accs.push(spare);
-    }
-    args.push([...group, ...accs]);
-    group = [];
-    accs = [];
-  };
-  for (let i = 0; i < n; i++) {
-    for (let j = i + 1; j < n; j++) {
-      group.push(i * BLOCK * 4, j * BLOCK * 4);
-      accs.push(ACC_OFFSET + (i * n + j) * 8);
-      if (accs.length === 4) flush();
-    }
-  }
-  if (accs.length > 0) flush();
-  w.acc.set(dist);
-  for (let from = start; from < start + len; from += BLOCK) {
-    const cols = Math.min(BLOCK, start + len - from);
-    for (let k = 0; k < n; k++) w.rows.set(sources[k]!.subarray(from, from + cols), k * BLOCK);
-    for (const a of args) w.pairs4(a[0]!, a[1]!, a[2]!, a[3]!, a[4]!, a[5]!, a[6]!, a[7]!, a[8]!, a[9]!, a[10]!, a[11]!, cols * 4);
-  }
-  dist.set(w.acc.subarray(0, n * n));
-  return true;
-}
-
-/**
  * Whether `data` has a NaN or ±Infinity: true, false, or undefined where WebAssembly is
  * unavailable (the caller scans in JavaScript). Copied through the module's rows a block at a
  * time (a copy and a vector scan cost less than a scalar scan in JavaScript).
@@ -310,6 +255,42 @@ export function hasNonFinite(data: Float32Array): boolean | undefined {
   }
   return false;
 }
+
+/** The shared module memory for a further module (bulyan-column.ts): its layout and results. */
+export interface WasmColumns {
+  /** Instantiates `bytes`, which imports the shared memory as m.mem; returns its exports (throws if invalid). */
+  instantiate(bytes: Uint8Array): Record<string, unknown>;
+  /** Byte offset of the float32 result row (BLOCK values), and that row. */
+  readonly outOffset: number;
+  readonly out: Float32Array;
+  /** Byte offset of 2·BLOCK int32 flags, and those flags. */
+  readonly flagOffset: number;
+  readonly flags: Int32Array;
+  /** Byte offset of SCRATCH_BYTES free for the further module's use during one call, and that memory. */
+  readonly scratchOffset: number;
+  readonly buffer: ArrayBuffer;
+  /** Rows the shared memory holds, and those rows (row r at r·BLOCK). */
+  readonly maxRows: number;
+  readonly rows: Float32Array;
+}
+
+/** The shared memory (rows at byte 0, row r at r·BLOCK·4), or null where WebAssembly SIMD is unavailable or JavaScript is forced. */
+export function wasmColumns(): WasmColumns | null {
+  const w = javascriptOnly ? null : loadWasm();
+  if (w === null) return null;
+  return (columns ??= {
+    instantiate: (bytes) => new WebAssembly.Instance(new WebAssembly.Module(bytes), { m: { mem: w.memory } }).exports,
+    outOffset: OUT_OFFSET,
+    out: w.out,
+    flagOffset: FLAG_OFFSET,
+    flags: w.flags,
+    scratchOffset: SCRATCH_OFFSET,
+    buffer: w.rows.buffer as ArrayBuffer,
+    maxRows: MAX_ROWS,
+    rows: w.rows,
+  });
+}
+let columns: WasmColumns | undefined;
 
 let javascriptOnly = false;
 /** Tests: use the JavaScript loops instead of WebAssembly (same results). */

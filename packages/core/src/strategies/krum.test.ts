@@ -3,6 +3,7 @@ import { FedlhsError } from '../errors.js';
 import type { Tensor } from '../tensors.js';
 import { createStrategy, type ClientUpdate, type Strategy, type StrategyConfig } from './index.js';
 import { bulyanSelect, krumScores, pairwiseSquaredDistances } from './krum.js';
+import { useJavaScriptNetwork } from './order-stats.js';
 
 const t = (values: number[], shape: number[] = [values.length]): Tensor => ({ shape, data: Float32Array.from(values) });
 const up = (numExamples: number, values: number[]): ClientUpdate => ({ numExamples, weights: [t(values)] });
@@ -151,4 +152,38 @@ describe('too few updates for f', () => {
       `"krum: update 1 tensor 0 has a non-finite value (NaN) at index 0"`,
     );
   });
+
+  // The Krum family finds non-finite values from its distances (robust.ts FiniteByDistances), not
+  // by a scan up front: every placement must still be rejected, with the scan's message.
+  for (const backend of ['webassembly', 'javascript'] as const) {
+    it(`rejects every non-finite value from the distances, with the scan's message (${backend})`, () => {
+      useJavaScriptNetwork(backend === 'javascript');
+      try {
+        const length = 5000;
+        const base = (k: number): ClientUpdate => ({ numExamples: 1, weights: [t(Array.from({ length: length }, (_, i) => ((i * 7 + k) % 13) - 6)), t([k, -k])] });
+        const placements: [number, number, number, number][] = [
+          [0, 0, 0, Number.NaN],
+          [6, 0, length - 1, Infinity],
+          [3, 1, 1, -Infinity],
+          [2, 0, 4097, -3.5e38 * 10],
+        ];
+        for (const config of cases.map(([c]) => c)) {
+          for (const [k, ti, i, bad] of placements) {
+            const updates = Array.from({ length: 11 }, (_, j) => base(j));
+            updates[k]!.weights[ti]!.data[i] = bad;
+            // Infinity at the same index in two updates: ∞ − ∞ is NaN, still non-finite.
+            if (bad === Infinity) updates[5]!.weights[ti]!.data[i] = Infinity;
+            const global = [t(new Array<number>(length).fill(0)), t([0, 0])];
+            const name = config.name;
+            const first = bad === Infinity ? Math.min(k, 5) : k;
+            expect(rejection(() => createStrategy(config).aggregate(global, updates, 1))).toBe(
+              `${name}: update ${first} tensor ${ti} has a non-finite value (${Math.fround(bad)}) at index ${i}`,
+            );
+          }
+        }
+      } finally {
+        useJavaScriptNetwork(false);
+      }
+    });
+  }
 });

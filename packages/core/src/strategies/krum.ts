@@ -1,9 +1,10 @@
 import type { Tensor } from '../tensors.js';
 import type { BulyanConfig, KrumConfig, MultiKrumConfig } from './config.js';
 import { weightedMean } from './mean.js';
-import { DistanceSum, MAX_NETWORK_INPUTS, bulyanByNetwork, bulyanCoordinate, squaredDistances } from './order-stats.js';
+import { bulyanByNetwork, bulyanCoordinate } from './bulyan.js';
+import { DistanceSum, MAX_NETWORK_INPUTS, squaredDistances } from './order-stats.js';
 import { allOf, only, sliceUpdates } from './slice-round.js';
-import { allUpdatesStrategy, coordinateWise, sortValues } from './robust.js';
+import { allUpdatesStrategy, coordinateWise, sortValues, type FiniteByDistances } from './robust.js';
 import type { ClientUpdate, Strategy } from './types.js';
 import { tensorOf } from './validate.js';
 
@@ -44,6 +45,13 @@ function argmin(scores: Float64Array): number {
   return best;
 }
 
+/** `pairwiseSquaredDistances`, which also check every value is finite (`FiniteByDistances`). */
+function checkedDistances(updates: readonly ClientUpdate[], finite: FiniteByDistances): Float64Array {
+  const dist = pairwiseSquaredDistances(updates);
+  finite(dist);
+  return dist;
+}
+
 const copyWeights = (u: ClientUpdate): Tensor[] => u.weights.map((t) => tensorOf(t.shape, t.data.slice()));
 
 const needs = (name: string, f: number, min: number, rule: string) => (n: number) =>
@@ -62,11 +70,12 @@ export function createKrumStrategy(config: Required<KrumConfig>): Strategy {
     config,
     min,
     needs('krum', f, min, 'n > 2f + 2'),
-    (updates) => copyWeights(updates[pick(pairwiseSquaredDistances(updates), updates.length)]!),
+    (updates, finite) => copyWeights(updates[pick(checkedDistances(updates, finite), updates.length)]!),
     (ns) => {
       const sum = new DistanceSum(ns.length);
       return { scan: (slices) => sum.add(slices), reads: () => [pick(sum.result(), ns.length)], combine: (slices) => slices[0]!.slice() };
     },
+    true,
   );
 }
 
@@ -92,7 +101,7 @@ export function createMultiKrumStrategy(config: MultiKrumConfig): Strategy {
     config,
     min,
     tooFew,
-    (updates) => weightedMean('multi-krum', keep(pairwiseSquaredDistances(updates), updates.length).map((i) => updates[i]!)),
+    (updates, finite) => weightedMean('multi-krum', keep(checkedDistances(updates, finite), updates.length).map((i) => updates[i]!)),
     (ns) => {
       const sum = new DistanceSum(ns.length);
       let kept: number[] = [];
@@ -102,6 +111,7 @@ export function createMultiKrumStrategy(config: MultiKrumConfig): Strategy {
         combine: (slices) => only(weightedMean('multi-krum', sliceUpdates(slices, kept.map((i) => ns[i]!)))),
       };
     },
+    true,
   );
 }
 
@@ -148,7 +158,7 @@ export function createBulyanStrategy(config: Required<BulyanConfig>): Strategy {
     config,
     min,
     needs('bulyan', f, min, 'n ≥ 4f + 3'),
-    (updates) => combine(bulyanSelect(updates, f).map((i) => updates[i]!.weights)),
+    (updates, finite) => combine(bulyanSelectBy(checkedDistances(updates, finite), updates.length, f).map((i) => updates[i]!.weights)),
     (ns) => {
       const sum = new DistanceSum(ns.length);
       return {
@@ -157,5 +167,6 @@ export function createBulyanStrategy(config: Required<BulyanConfig>): Strategy {
         combine: (slices) => only(combine(sliceUpdates(slices).map((u) => u.weights))),
       };
     },
+    true,
   );
 }

@@ -122,7 +122,7 @@ const kinds = {
   near: (r: () => number) => 0.25 + (r() - 0.5) * 1e-6,
   mixed: (r: () => number) => (r() < 0.3 ? TIES[Math.floor(r() * TIES.length)]! : (r() - 0.5) * 10 ** Math.floor(r() * 8 - 4)),
 };
-// Two tensors, the first spanning two network blocks (1024) and two distance blocks (2048).
+// Two tensors, the first spanning two network blocks (4096) and three JavaScript distance blocks (2048).
 const SHAPES = [[3, 1500], [7]];
 
 function updates(n: number, kind: keyof typeof kinds, seed: number): ClientUpdate[] {

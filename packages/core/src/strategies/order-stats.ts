@@ -1,7 +1,8 @@
 import type { Tensor } from '../tensors.js';
 import { tensorOf } from './validate.js';
 
-import { BLOCK, addPairDistances, columnSorter, useJavaScriptColumns, type ColumnSorter } from './column-sort.js';
+import { BLOCK, columnSorter, useJavaScriptColumns, type ColumnSorter } from './column-sort.js';
+import { addPairDistances } from './pair-distances.js';
 
 /**
  * Coordinate-wise order statistics over n updates, fast and bit for bit equal to sorting each
@@ -77,6 +78,11 @@ export function useJavaScriptNetwork(on: boolean): void {
   useJavaScriptColumns(on);
 }
 
+/** Whether tests forced the JavaScript network (`useJavaScriptNetwork`). */
+export function javaScriptNetwork(): boolean {
+  return javascriptOnly;
+}
+
 /** Which implementation the networks run on here ('javascript' only where WebAssembly SIMD is missing). */
 export function networkBackend(): ColumnSorter['backend'] {
   return columnSorter(2, networkFor(2, 0, 2), javascriptOnly).backend;
@@ -86,7 +92,7 @@ export function networkBackend(): ColumnSorter['backend'] {
  * Runs `fill(sources, start, len, rows, out)` block by block over every tensor, after the block's
  * values are gathered and sorted (positions [from, to) exact), and returns the float32 results.
  */
-function blockWise(
+export function blockWise(
   tensorsPerUpdate: readonly (readonly Tensor[])[],
   from: number,
   to: number,
@@ -138,122 +144,11 @@ export function trimmedMeanByNetwork(tensorsPerUpdate: readonly (readonly Tensor
 }
 
 /**
- * Bulyan's aggregation step for one coordinate, by definition: `values` in selection order;
- * the median of their sorted copy, then the β values closest to it (ties in distance: earlier
- * in selection order first) summed from +0 in that order, divided by β. `sorted`, `distance`
- * and `order` are scratch of values.length.
- */
-export function bulyanCoordinate(values: Float64Array, beta: number, sorted: Float64Array, distance: Float64Array, order: Int32Array): number {
-  const theta = values.length;
-  sorted.set(values);
-  sorted.sort();
-  const mid = theta >> 1;
-  const median = theta % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-  // Stable insertion sort of positions by distance to the median: ties keep selection order.
-  for (let j = 0; j < theta; j++) {
-    const d = Math.abs(values[j]! - median);
-    let p = j - 1;
-    while (p >= 0 && distance[p]! > d) {
-      distance[p + 1] = distance[p]!;
-      order[p + 1] = order[p]!;
-      p--;
-    }
-    distance[p + 1] = d;
-    order[p + 1] = j;
-  }
-  let sum = 0;
-  for (let r = 0; r < beta; r++) sum += values[order[r]!]!;
-  return sum / beta;
-}
-
-/**
- * Bulyan's coordinate-wise step over the θ selected updates (in selection order), bit for bit
- * `bulyanCoordinate` per coordinate. Fast path: from the sorted column, the values closest to
- * the median are taken by walking outward from the middle (distance grows monotonically on each
- * side), which is the by-distance order except where different values have the same distance
- * — there selection order decides the sum's order or the set, so such a coordinate (rare: an
- * exact tie) is computed by `bulyanCoordinate`. Harmless ties are not: equal values (same bits),
- * and the two first terms (for even θ the two middle values are equidistant: 0 + a + b = 0 + b + a).
- */
-export function bulyanByNetwork(chosen: readonly (readonly Tensor[])[], beta: number): Tensor[] {
-  const theta = chosen.length;
-  const mid = theta >> 1;
-  const odd = theta % 2 === 1;
-  const values = new Float64Array(theta);
-  const sorted = new Float64Array(theta);
-  const distance = new Float64Array(theta);
-  const order = new Int32Array(theta);
-  return blockWise(chosen, 0, theta, (sources, start, len, rows, out) => {
-    for (let e = 0; e < len; e++) {
-      const median = odd ? rows[mid * BLOCK + e]! : (rows[(mid - 1) * BLOCK + e]! + rows[mid * BLOCK + e]!) / 2;
-      // Row offsets of the next candidates below and above the median, and their distances.
-      const first = e;
-      const last = (theta - 1) * BLOCK + e;
-      let lo = (odd ? mid : mid - 1) * BLOCK + e;
-      let hi = lo + BLOCK;
-      let dl = median - rows[lo]!;
-      let dh = hi <= last ? rows[hi]! - median : Infinity;
-      let sum = 0;
-      let picked = 0;
-      // The current run of equal distances: its distance, first value, start (pick index), length, and
-      // whether it holds different values (then their order, i.e. selection order, matters).
-      let runD = -1;
-      let runV = 0;
-      let runStart = 0;
-      let runLen = 0;
-      let mixed = false;
-      let exact = true;
-      while (dl !== Infinity || dh !== Infinity) {
-        let v: number;
-        let d: number;
-        if (dl <= dh) {
-          v = rows[lo]!;
-          d = dl;
-          lo -= BLOCK;
-          dl = lo >= first ? median - rows[lo]! : Infinity;
-        } else {
-          v = rows[hi]!;
-          d = dh;
-          hi += BLOCK;
-          dh = hi <= last ? rows[hi]! - median : Infinity;
-        }
-        if (d === runD) {
-          runLen++;
-          if (v !== runV) mixed = true;
-        } else {
-          if (picked === beta) break;
-          runD = d;
-          runV = v;
-          runStart = picked;
-          runLen = 1;
-          mixed = false;
-        }
-        // Different values at one distance: harmless only as the first two terms (0 + a + b = 0 + b + a).
-        if (mixed && (runStart !== 0 || runLen !== 2)) {
-          exact = false;
-          break;
-        }
-        if (picked < beta) {
-          sum += v;
-          picked++;
-        }
-      }
-      if (exact) {
-        out[start + e] = sum / beta;
-      } else {
-        for (let k = 0; k < theta; k++) values[k] = sources[k]![start + e]!;
-        out[start + e] = bulyanCoordinate(values, beta, sorted, distance, order);
-      }
-    }
-  });
-}
-
-/**
  * Squared L2 distances between every pair of n updates, fed in order: `add(values)` takes every
  * update's next values (the same count from each; tensors in model order, slices in order), and
  * `result()` is the symmetric n×n float64 matrix (row-major). Each pair's sum runs over the
  * coordinates in model order from +0 — the same additions, in the same order, as one loop per
- * pair over the whole model — in WebAssembly block by block (column-sort.ts), else in
+ * pair over the whole model — in WebAssembly block by block (pair-distances.ts), else in
  * JavaScript four pairs at a time so the additions overlap.
  */
 export class DistanceSum {

@@ -3,7 +3,7 @@ import type { FedMedianConfig, ResolvedStrategyConfig, TrimmedMeanConfig } from 
 import { allOf, only, sliceRound, sliceUpdates, type SlicePlan } from './slice-round.js';
 import type { ClientUpdate, Strategy } from './types.js';
 import { MAX_NETWORK_INPUTS, medianByNetwork, trimmedMeanByNetwork } from './order-stats.js';
-import { checkAggregateInputs, importNoState, tensorOf } from './validate.js';
+import { assertUpdatesFinite, checkAggregateInputs, importNoState, tensorOf } from './validate.js';
 
 /** x sorts before y: numeric order, with −0 before +0 (the order of TypedArray.prototype.sort). */
 function before(x: number, y: number): boolean {
@@ -99,13 +99,28 @@ export function coordinateTrimmedMean(updates: readonly ClientUpdate[], trim: nu
   );
 }
 
-/** Shared shape of the stateless order-statistic strategies: `compute` whole, `plan` slice-wise. */
+/**
+ * The finiteness check of strategies that compute the squared distances between all n ≥ 2
+ * updates anyway (the Krum family), from those distances instead of a scan of every value (which
+ * costs ~1.5 copies of the updates): an update with a NaN or ±Infinity makes each of its
+ * distances NaN or +Infinity, and finite float32 values cannot overflow a float64 sum of squares
+ * (each term < 5e77), so some distance is non-finite exactly when some value is. Then the full
+ * scan runs and rejects the value as the scan up front would have.
+ */
+export type FiniteByDistances = (dist: Float64Array) => void;
+
+/**
+ * Shared shape of the stateless order-statistic strategies: `compute` whole, `plan` slice-wise.
+ * With `byDistances`, `compute` must pass its distances over all updates to the check it is
+ * given before it uses them (see `FiniteByDistances`); otherwise every value is scanned first.
+ */
 export function allUpdatesStrategy(
   config: ResolvedStrategyConfig,
   minUpdates: number,
   tooFew: ((n: number) => string) | undefined,
-  compute: (updates: readonly ClientUpdate[]) => Tensor[],
+  compute: (updates: readonly ClientUpdate[], finite: FiniteByDistances) => Tensor[],
   plan: (numExamples: readonly number[]) => SlicePlan,
+  byDistances = false,
 ): Strategy {
   const name = config.name;
   return {
@@ -114,8 +129,13 @@ export function allUpdatesStrategy(
     input: 'all-updates',
     minUpdates,
     aggregate(global, updates, round) {
-      checkAggregateInputs(name, global, updates, round, { minUpdates, tooFew, scanFinite: true, globalFinite: false });
-      return compute(updates);
+      const fused = byDistances && updates.length >= 2;
+      checkAggregateInputs(name, global, updates, round, { minUpdates, tooFew, scanFinite: !fused, globalFinite: false });
+      return compute(updates, (dist) => {
+        if (!fused || dist.every((d) => Number.isFinite(d))) return;
+        assertUpdatesFinite(name, updates);
+        throw new Error(`${name}: a pairwise distance is not finite though every value is`);
+      });
     },
     sliceRound: (length, numExamples) => sliceRound(name, length, numExamples, minUpdates, tooFew, () => plan(numExamples)),
     exportState: () => [],
