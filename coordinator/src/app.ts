@@ -158,6 +158,7 @@ export function openNodeCertificates(config: Pick<CoordinatorConfig, 'dataDir' |
   if (config.tls.clientCertificates !== 'issued') return undefined;
   const certificates = NodeCertificates.open({
     dataDir: config.dataDir, caValidityDays: config.tls.caValidityDays ?? 3650, nodeCertificateSeconds: config.tls.nodeCertificateSeconds ?? 604_800, now: Date.now,
+    supersededGraceMs: (config.tls.supersededGraceSeconds ?? 60) * 1000, log: logger.child({ component: 'ca' }),
   });
   if (certificates.created) {
     logger.info({ event: 'ca.created', fingerprint: certificates.ca.fingerprint, notAfter: new Date(certificates.ca.certificate.validTo).toISOString() }, `created the node CA in ${join(config.dataDir, 'ca')} (ca.key mode 0600)`);

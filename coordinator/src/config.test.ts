@@ -40,7 +40,7 @@ describe('loadCoordinatorConfig', () => {
         maxExamplesPerUpdate: 10_000_000, modelMemoryBytes: 0, authFailuresPerMinute: 30,
       },
       grpc: { host: '0.0.0.0', port: 7443 },
-      tls: { mode: 'plaintext', cert: '', key: '', clientCa: '', clientCertificates: 'external', nodeCertificateSeconds: 604800, caValidityDays: 3650 },
+      tls: { mode: 'plaintext', cert: '', key: '', clientCa: '', clientCertificates: 'external', nodeCertificateSeconds: 604800, caValidityDays: 3650, supersededGraceSeconds: 60 },
       admin: { host: '127.0.0.1', port: 7480, token: '' },
       heartbeatIntervalMs: 5000,
       maxHeldUpdateBytes: 4294967296,
@@ -74,7 +74,7 @@ describe('loadCoordinatorConfig', () => {
 
   it('accepts tls mode with both cert and key', () => {
     const c = loadCoordinatorConfig({ env: { FEDLHS_TLS_CERT: '/etc/fedlhs/cert.pem', FEDLHS_TLS_KEY: '/etc/fedlhs/key.pem' } });
-    expect(c.tls).toEqual({ mode: 'tls', cert: '/etc/fedlhs/cert.pem', key: '/etc/fedlhs/key.pem', clientCa: '', clientCertificates: 'external', nodeCertificateSeconds: 604800, caValidityDays: 3650 });
+    expect(c.tls).toEqual({ mode: 'tls', cert: '/etc/fedlhs/cert.pem', key: '/etc/fedlhs/key.pem', clientCa: '', clientCertificates: 'external', nodeCertificateSeconds: 604800, caValidityDays: 3650, supersededGraceSeconds: 60 });
   });
 
   it('rejects a port out of range, naming grpc.port and the value', () => {

@@ -216,6 +216,10 @@ export const coordinatorConfigSchema = {
       doc: "Lifetime of the node CA certificate created at first start (tls.clientCertificates 'issued'). 30 to 36500.",
       format: 'whole-number', default: 3650, env: 'FEDLHS_TLS_CA_VALIDITY_DAYS', arg: 'tls-ca-validity-days',
     },
+    supersededGraceSeconds: {
+      doc: "How long a node certificate superseded by a renewal is still accepted (tls.clientCertificates 'issued'), on a connection the coordinator then closes gracefully so that the agent's next calls present the renewed one. 0 to 3600.",
+      format: 'whole-number', default: 60, env: 'FEDLHS_TLS_SUPERSEDED_GRACE_SECONDS', arg: 'tls-superseded-grace-seconds',
+    },
   },
   admin: {
     host: { doc: 'Address the admin HTTP API binds. Keep it on loopback or an operator network.', format: String, default: '127.0.0.1', env: 'FEDLHS_ADMIN_HOST', arg: 'admin-host' },
@@ -292,7 +296,7 @@ export interface CoordinatorConfig {
   grpc: { host: string; port: number };
   tls: { mode: 'tls' | 'plaintext'; cert: string; key: string; clientCa: string;
     /** Absent: 'external' (configs built in code before issue 15 leave the three out). */
-    clientCertificates?: 'external' | 'issued'; nodeCertificateSeconds?: number; caValidityDays?: number;
+    clientCertificates?: 'external' | 'issued'; nodeCertificateSeconds?: number; caValidityDays?: number; supersededGraceSeconds?: number;
   };
   admin: { host: string; port: number; token: string };
   reportsDir: string;
@@ -332,10 +336,12 @@ export function loadCoordinatorConfig(options: LoadConfigOptions = {}): Coordina
       const key = { details: { key: 'tls.clientCertificates' } };
       if (c.tls.mode !== 'tls') throw new ConfigError("tls.clientCertificates: 'issued' needs tls.mode 'tls' (certificates are presented in the TLS handshake)", key);
       if (c.tls.clientCa !== '') throw new ConfigError("tls.clientCertificates: 'issued' verifies clients against the coordinator's own CA; leave tls.clientCa empty", key);
-      if (c.ha.enabled) throw new ConfigError("tls.clientCertificates: 'issued' is not supported with ha.enabled yet (each coordinator would have its own CA)", key);
     }
     if (c.tls.nodeCertificateSeconds === undefined || c.tls.nodeCertificateSeconds < 10 || c.tls.nodeCertificateSeconds > 31_622_400) {
       throw new ConfigError(`tls.nodeCertificateSeconds: must be from 10 to 31622400: value was ${c.tls.nodeCertificateSeconds}`, { details: { key: 'tls.nodeCertificateSeconds' } });
+    }
+    if (c.tls.supersededGraceSeconds === undefined || c.tls.supersededGraceSeconds > 3600) {
+      throw new ConfigError(`tls.supersededGraceSeconds: must be from 0 to 3600: value was ${c.tls.supersededGraceSeconds}`, { details: { key: 'tls.supersededGraceSeconds' } });
     }
     if (c.tls.caValidityDays === undefined || c.tls.caValidityDays < 30 || c.tls.caValidityDays > 36_500) {
       throw new ConfigError(`tls.caValidityDays: must be from 30 to 36500: value was ${c.tls.caValidityDays}`, { details: { key: 'tls.caValidityDays' } });

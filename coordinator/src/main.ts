@@ -1,6 +1,8 @@
 #!/usr/bin/env node
 import { existsSync, readFileSync } from 'node:fs';
+import { userInfo } from 'node:os';
 import { join } from 'node:path';
+import pg from 'pg';
 import { Command } from 'commander';
 import { isFedlhsError } from '@fedlhs/core';
 import { createLogger, forTerminal, logProcessWarnings, prepareArgv, terminalTable, terminalWriter } from '@fedlhs/service';
@@ -9,6 +11,8 @@ import { startHaCoordinatorApp } from './ha/ha-app.js';
 import { adminCall, resolveAdminTarget, type AdminTarget } from './cli-client.js';
 import { loadCoordinatorConfig } from './config.js';
 import { DataDirLock } from './data-dir-lock.js';
+import { resetPairCa } from './ha/pair-ca-reset.js';
+import { storeTypes } from './store/postgres/connection.js';
 import { loadOrCreateReleaseKey, retiredReleaseKeys, rotateReleaseKey, writePublicReleaseKey } from './release-key.js';
 import type { StudyReadinessView } from './admin/views.js';
 import type { ReleaseDetailView, ReleaseSummaryView } from './admin/release-views.js';
@@ -186,6 +190,53 @@ releaseKey
       out(`release key rotated: ${previous} -> ${current.fingerprint}\npublic key ${pub}\n`);
       errOut(`clinics pinned the old key: until each pins the new one, it refuses new releases (signature). Give them ${pub} and the fingerprint out of band; each runs\n  fedlhs-agent release-key pin --public-key release-key.pub.pem --fingerprint ${current.fingerprint}\n`);
     } finally {
+      lock.release();
+    }
+  });
+
+const nodeCa = program.command('ca').description("the node CA of an active/standby pair (tls.clientCertificates 'issued' with ha.enabled): <data-dir>/ca on each machine, recorded in the database");
+nodeCa
+  .command('reset')
+  .description("retire the pair's node CA so that the next coordinator to start makes a new one (to renew an expiring CA, or when no machine has ca.key any more); run with this machine's coordinator stopped, on each machine of the pair; audited (admin action ca.reset). Every node then enrols again with a new join token. Without --confirm it only shows what it would do")
+  .option('--config <file>', 'the JSON config file the coordinator serves with; other flags and FEDLHS_* as for serve')
+  .option('--confirm <fingerprint>', "the fingerprint of the CA to retire (as the start-up error or the dry run prints it)")
+  .allowUnknownOption(true)
+  .allowExcessArguments(true)
+  .action(async (options: { config?: string; confirm?: string }, command: Command) => {
+    let config;
+    try {
+      config = loadCoordinatorConfig({ file: options.config, args: command.args });
+    } catch (err) {
+      if (isFedlhsError(err, 'CONFIG_INVALID')) die(`invalid configuration: ${err.message}`, 2);
+      throw err;
+    }
+    if (config.tls.clientCertificates !== 'issued') die("ca reset: this coordinator does not issue node certificates (tls.clientCertificates is not 'issued')", 2);
+    if (!config.ha.enabled) die(`ca reset: only for ha.enabled (a single coordinator records no CA in its database): stop it, move ${join(config.dataDir, 'ca')} away and start it; every node then enrols again`, 2);
+    let lock: DataDirLock;
+    try {
+      // The running coordinator holds the CA in memory and would record its files again.
+      lock = DataDirLock.acquire(config.dataDir);
+    } catch (err) {
+      die(`cannot reset the node CA: ${(err as Error).message}`);
+    }
+    const pool = new pg.Pool({ connectionString: config.store.url, types: storeTypes, max: 1 });
+    try {
+      const dryRun = options.confirm === undefined;
+      const r = await resetPairCa({ dataDir: config.dataDir, confirm: options.confirm ?? '', operator: `cli:${userInfo().username}`, pool, dryRun });
+      const recorded = r.recorded === undefined ? 'the database records no node CA' : `the database records node CA ${r.recorded.fingerprint} (since ${new Date(r.recorded.recordedAt).toISOString()})`;
+      const local = r.local === undefined ? `${join(config.dataDir, 'ca')} holds no CA` : `${join(config.dataDir, 'ca')} holds node CA ${r.local}`;
+      if (dryRun) {
+        out(`${recorded}; ${local}\n`);
+        const fp = r.recorded?.fingerprint ?? r.local;
+        errOut(fp === undefined ? 'nothing to reset\n' : `to retire it: run the same command with --confirm ${fp}\n`);
+        return;
+      }
+      out(`${recorded}: ${r.cleared ? 'cleared (audited: ca.reset)' : 'left as it is'}; ${local}: ${r.movedTo === undefined ? 'nothing moved' : `moved to ${r.movedTo}`}\n`);
+      errOut('run this on the other machine of the pair too, then start one coordinator (it makes and records a new CA), copy its <data-dir>/ca/ca.key (mode 0600) and ca.crt to the other, and start that one. Every node enrols again with a new join token; revoke the old nodes once they have\n');
+    } catch (err) {
+      die(`cannot reset the node CA: ${(err as Error).message}`);
+    } finally {
+      await pool.end().catch(() => undefined);
       lock.release();
     }
   });

@@ -35,16 +35,16 @@ describe('SqliteStore file and migrations', () => {
     await openStore(path).close();
     const db = new Database(path, { readonly: true });
     try {
-      expect(db.pragma('user_version', { simple: true })).toBe(11);
-      expect(SCHEMA_VERSION).toBe(11);
+      expect(db.pragma('user_version', { simple: true })).toBe(12);
+      expect(SCHEMA_VERSION).toBe(12);
       const names = (type: string): string[] =>
         (db.prepare(`SELECT name FROM sqlite_master WHERE type = ? AND name NOT LIKE 'sqlite_%' ORDER BY name`).all(type) as { name: string }[]).map((r) => r.name);
       expect(names('table')).toEqual([
-        'admin_actions', 'audit_chain', 'audit_head', 'contributions', 'join_tokens', 'metrics', 'nodes', 'operators', 'promotions', 'release_aliases', 'release_performance', 'releases', 'rounds',
+        'admin_actions', 'audit_chain', 'audit_head', 'contributions', 'join_tokens', 'metrics', 'node_ca', 'node_certificates', 'nodes', 'operators', 'promotions', 'release_aliases', 'release_performance', 'releases', 'rounds',
         'series', 'series_runs', 'statistics', 'studies', 'study_approvals', 'tasks',
       ]);
       expect(names('index')).toEqual([
-        'audit_chain_by_ref', 'contributions_by_node', 'contributions_by_round', 'contributions_by_study_sha', 'contributions_one_accepted', 'metrics_by_round',
+        'audit_chain_by_ref', 'contributions_by_node', 'contributions_by_round', 'contributions_by_study_sha', 'contributions_one_accepted', 'metrics_by_round', 'node_certificates_by_node',
         'nodes_by_created', 'promotions_by_series', 'rounds_one_commit', 'statistics_by_study', 'studies_by_name', 'tasks_by_node_ended', 'tasks_by_round',
       ]);
       expect(db.pragma('journal_mode', { simple: true })).toBe('wal');

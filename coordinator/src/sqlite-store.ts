@@ -10,6 +10,9 @@ import type {
   JoinTokenRecord,
   MetricRecord,
   NodeRecord,
+  NodeCaRecord,
+  NodeCertificateRecord,
+  NewNodeCertificate,
   NodeSummaryRecord,
   Page,
   PageRequest,
@@ -34,6 +37,7 @@ import { SingleWriteStore } from './store/single-writes.js';
 import { applyReleaseOp, sqliteReleaseReads, type SqliteRunner } from './store/sqlite/releases.js';
 import { applySeriesOp, sqliteSeriesReads } from './store/sqlite/series.js';
 import { auditSqliteOp, backfillSqliteAuditChain } from './store/sqlite/audit-chain.js';
+import { sqliteNodeCertificates } from './store/sqlite/node-certificates.js';
 import { toStorageFault } from './storage-health.js';
 
 const TASK_SELECT = `SELECT t.*, r.study_id, r.round, r.attempt FROM tasks t JOIN rounds r ON r.id = t.round_id`;
@@ -386,9 +390,26 @@ export class SqliteStore extends SingleWriteStore implements CoordinatorStore {
   revokeNode(id: string, at: number): Promise<boolean> {
     return this.enqueue('node.revoke', () => {
       const revoked = this.run(`UPDATE nodes SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL`, at, id).changes === 1;
+      // The audit reads changes() of the node's UPDATE: it goes first.
       auditSqliteOp(this.runner, { op: 'node.revoke', id, at });
+      if (revoked) sqliteNodeCertificates.revokeAll(this.runner, id, at);
       return revoked;
     });
+  }
+  insertNodeCertificate(c: NewNodeCertificate): Promise<void> {
+    return this.enqueue('nodeCertificate.insert', () => sqliteNodeCertificates.insert(this.runner, c));
+  }
+  supersedeNodeCertificates(nodeId: string, before: number, at: number): Promise<number> {
+    return this.enqueue('nodeCertificate.supersede', () => sqliteNodeCertificates.supersede(this.runner, nodeId, before, at));
+  }
+  async listNodeCertificates(notExpiredAt: number): Promise<NodeCertificateRecord[]> {
+    return sqliteNodeCertificates.list(this.runner, notExpiredAt);
+  }
+  recordNodeCa(ca: NodeCaRecord): Promise<NodeCaRecord> {
+    return this.enqueue('nodeCa.record', () => sqliteNodeCertificates.recordCa(this.runner, ca));
+  }
+  async getNodeCa(): Promise<NodeCaRecord | undefined> {
+    return sqliteNodeCertificates.getCa(this.runner);
   }
 
   async getStudy(id: string): Promise<StudyRecord | undefined> {

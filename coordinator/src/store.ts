@@ -1,12 +1,14 @@
 import type { BatchStats } from './store/group-commit.js';
 import type { WriteOp, WriteResult } from './store/write-ops.js';
 import type { RoundState } from '@fedlhs/core';
+import type { NewNodeCertificate } from './store/node-certificate-rows.js';
 import type {
-  AdminActionRecord, ContributionFilter, ContributionRecord, ContributionTotals, JoinTokenRecord, MetricRecord, NodeRecord, NodeSummaryRecord,
+  AdminActionRecord, NodeCaRecord, NodeCertificateRecord, ContributionFilter, ContributionRecord, ContributionTotals, JoinTokenRecord, MetricRecord, NodeRecord, NodeSummaryRecord,
   OperatorRecord, Page, PageRequest, PromotionRecord, RejectionCount, ReleaseAliasRecord, ReleasePerformanceRecord, ReleaseRecord, RoundRecord, RoundTaskCount, SeriesRecord, SeriesRunRecord, StatisticsRecord, StudyRecord, StudyStateName, TaskFilter, TaskRecord, TaskStateName,
 } from './store/records.js';
 
 export type * from './store/records.js';
+export type { NewNodeCertificate } from './store/node-certificate-rows.js';
 
 /**
  * Persistence of the coordinator's state. The embedded default is SQLite (sqlite-store.ts);
@@ -34,8 +36,20 @@ export interface CoordinatorStore {
   redeemJoinToken(tokenId: string, node: NodeRecord): Promise<boolean>;
   getNode(id: string): Promise<NodeRecord | undefined>;
   listNodes(): Promise<NodeRecord[]>;
+  /** Marks the node revoked and, in the same unit, every certificate of it. False if it was already revoked (or is unknown). */
   revokeNode(id: string, at: number): Promise<boolean>;
   touchNode(id: string, at: number, agentVersion: string, trainingBackend: string): Promise<void>;
+
+  // Node certificates (issue 15, tls.clientCertificates 'issued'): shared by an active/standby pair.
+  /** Records a certificate the node CA has just issued (the node must exist). */
+  insertNodeCertificate(c: NewNodeCertificate): Promise<void>;
+  /** Marks the node's certificates issued before `before` superseded at `at` (it presented a newer one); how many were. */
+  supersedeNodeCertificates(nodeId: string, before: number, at: number): Promise<number>;
+  /** Every certificate not expired at `notExpiredAt`, oldest first (issued_at, serial). */
+  listNodeCertificates(notExpiredAt: number): Promise<NodeCertificateRecord[]>;
+  /** Records the node CA certificate unless one is; resolves with the one recorded (this, or the earlier one). */
+  recordNodeCa(ca: NodeCaRecord): Promise<NodeCaRecord>;
+  getNodeCa(): Promise<NodeCaRecord | undefined>;
 
   // Studies and rounds
   insertStudy(study: StudyRecord): Promise<void>;

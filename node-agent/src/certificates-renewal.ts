@@ -43,7 +43,9 @@ export interface CertificateRenewerOptions {
  * Renews the node certificate at two thirds of the lifetime it has left, without operator action: a new key
  * and CSR, Federation.RenewCertificate over the current connection (authenticated by the current
  * certificate and the credential), the answer checked (same pinned CA, this key, this node) and
- * kept, then used for every connection opened after (the provider). Logged
+ * kept, then used for every connection opened after (the provider; the coordinator closes the
+ * connection that still presents the old one gracefully at its next call, so the agent's calls
+ * move to the renewed certificate at once, and refuses the old one soon after). Logged
  * (agent.certificate_renewed) and audited (certificate_renewed). A failed attempt is logged and
  * retried with backoff until the certificate expires.
  */

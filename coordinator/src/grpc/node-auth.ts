@@ -26,12 +26,13 @@ export function grpcCredentialThrottle(coordinator: Coordinator, log: Logger): C
  * up limits.authFailuresPerMinute is refused RATE_LIMITED (RESOURCE_EXHAUSTED, details
  * {limit, retryAfterMs}) without the credential being checked, until its budget refills.
  * A coordinator that issues node certificates (tls.clientCertificates 'issued') also requires
- * the call's client certificate to be from its CA and to name the credential's node.
+ * the call's client certificate to be from its CA, to name the credential's node, to be unexpired
+ * now and to pass the record of serials (superseded, revoked: ca/node-certificates.ts checkCall).
  */
 export function authenticateCall(ctx: HandlerContext, call: { metadata: grpc.Metadata; getPeer(): string } & CallWithAuthContext): Promise<NodeRecord> {
   return grpcCredentialThrottle(ctx.coordinator, ctx.log).guard(call.getPeer(), async () => {
     const node = await ctx.coordinator.authenticate(authorizationOf(call));
-    nodeCertificatesOf(ctx.coordinator)?.checkCall(call, node);
+    await nodeCertificatesOf(ctx.coordinator)?.checkCall(call, node);
     return node;
   });
 }

@@ -91,7 +91,7 @@ export function federationHandlers(coordinator: Coordinator, logger: Logger, tra
         .then((node) => {
           const certificates = nodeCertificatesOf(coordinator);
           if (certificates === undefined) throw new FedlhsError('CERTIFICATES_NOT_ISSUED', "this coordinator does not issue node certificates (tls.clientCertificates is 'external')");
-          return certificates.renew(node, call.request.certificateSigningRequest, log);
+          return certificates.renew(call, node, call.request.certificateSigningRequest, log);
         })
         .then(
           (issued) => callback(null, { clientCertificate: issued.certificatePem, clientCaCertificate: issued.caCertificatePem, notAfterUnixMs: issued.notAfter }),

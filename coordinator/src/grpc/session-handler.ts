@@ -4,6 +4,8 @@ import type { AgentMessage__Output, CoordinatorMessage } from '@fedlhs/proto';
 import { KeyedBuckets } from '../rate-limit.js';
 import type { NodeSession } from '../sessions.js';
 import { statusName, type HandlerContext } from './context.js';
+import { nodeCertificatesOf } from '../ca/node-certificates.js';
+import { refusalReason } from '../ca/ledger.js';
 import { authenticateCall } from './node-auth.js';
 import { toStatus } from './status.js';
 import { validateAgentMessage } from './validate.js';
@@ -33,10 +35,19 @@ export function sessionHandler(ctx: HandlerContext): grpc.handleBidiStreamingCal
       let helloTimer: NodeJS.Timeout | undefined;
       // Revoking the node ends this stream too, before or after its Hello (node-calls.ts).
       const unregister = coordinator.calls.register(node.id, (err) => end('node credential was revoked', toStatus(err, log, 'Session')));
+      // The certificate was checked when the stream opened; the stream ends when it expires, or
+      // once superseded by a renewal for tls.supersededGraceSeconds (ca/node-certificates.ts).
+      const unwatch = nodeCertificatesOf(coordinator)?.watchCall(call, (err) => {
+        log.warn({ event: 'session.certificate_ended', nodeId: node.id, siteName: node.siteName, reason: refusalReason(err) }, `session ended: ${err.message}`);
+        // UNAVAILABLE: the agent reconnects (with its renewed certificate, or is refused then);
+        // UNAUTHENTICATED would stop it as if its credential were revoked.
+        end(`client certificate ${refusalReason(err) ?? 'refused'}`, { code: grpc.status.UNAVAILABLE, details: err.message });
+      });
       const end = (why: string, status?: Partial<grpc.StatusObject>): void => {
         if (ended) return;
         ended = true;
         unregister();
+        unwatch?.();
         clearTimeout(helloTimer);
         clearInterval(heartbeat);
         if (session !== undefined) coordinator.closeSession(session, why);

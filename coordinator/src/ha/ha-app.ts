@@ -18,6 +18,8 @@ import { gatedService, notLeader } from './gate.js';
 import { LeaseClient } from './lease.js';
 import { LeadershipKeeper, type DemoteReason } from './leadership.js';
 import { startStandbyAdmin } from './standby-admin.js';
+import { checkPairCa, openPairNodeCertificates } from './pair-ca.js';
+import { useNodeCertificates, type NodeCertificates } from '../ca/node-certificates.js';
 
 /** A coordinator process with ha.enabled: standby or active, for as long as it runs. */
 export interface HaCoordinatorApp {
@@ -49,6 +51,10 @@ const TERM_SHUTDOWN_MS = 15_000;
  * Active/standby on PostgreSQL (issue 15). The process binds its gRPC and admin ports once and
  * keeps them; what answers behind them changes with the lease (lease.ts, leadership.ts):
  *
+ * With tls.clientCertificates 'issued' the pair's node CA is opened before the port is bound
+ * (pair-ca.ts: the same <dataDir>/ca on both, checked against the store's record) and each
+ * term's coordinator issues and checks node certificates against the shared store.
+ *
  * - standby: gRPC health NOT_SERVING; every Enrolment and Federation call refused with NOT_LEADER
  *   (gate.ts); the admin API answers 503 NOT_LEADER to everything (standby-admin.ts; /healthz
  *   says 'standby'); no store, round engine or scheduler runs.
@@ -69,7 +75,14 @@ export async function startHaCoordinatorApp(config: CoordinatorConfig, logger: L
   const leaseMs = config.ha.leaseSeconds * 1000;
   const { seriesClock, simulatedClock } = await prepareProcess(config, logger, overrides);
   // Migrations first (the lease row is migration 8): both coordinators may do this at once (migrate serialises them).
-  await (await PostgresStore.open({ connection: config.store.url, poolSize: 1, logger: logger.child({ component: 'store' }) })).close();
+  const migrated = await PostgresStore.open({ connection: config.store.url, poolSize: 1, logger: logger.child({ component: 'store' }) });
+  let nodeCertificates: NodeCertificates | undefined;
+  try {
+    // The pair's node CA (tls.clientCertificates 'issued'), before the port that asks for its certificates is bound.
+    nodeCertificates = await openPairNodeCertificates(config, migrated, logger);
+  } finally {
+    await migrated.close();
+  }
   const adminToken = resolveAdminToken(config);
   const holder = `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`;
   const lease = new LeaseClient({ connection: config.store.url, holder, address: config.ha.advertiseAddress, leaseMs });
@@ -92,7 +105,7 @@ export async function startHaCoordinatorApp(config: CoordinatorConfig, logger: L
     const leader = (): string | undefined => keeper.leaderAddress;
     server.addService(proto.fedlhs.v1.Enrolment.service, gatedService(proto.fedlhs.v1.Enrolment.service, () => active?.enrolment, leader, log));
     server.addService(proto.fedlhs.v1.Federation.service, gatedService(proto.fedlhs.v1.Federation.service, () => active?.federation, leader, log));
-  });
+  }, nodeCertificates?.serverCredentials(config.tls.cert, config.tls.key));
   const setServing = (serving: boolean): void => {
     for (const name of ['', 'fedlhs.v1.Enrolment', 'fedlhs.v1.Federation']) g.health.setStatus(name, serving ? 'SERVING' : 'NOT_SERVING');
   };
@@ -119,6 +132,11 @@ export async function startHaCoordinatorApp(config: CoordinatorConfig, logger: L
     });
     t.coordinator = built.coordinator;
     if (t.over) return;
+    if (nodeCertificates !== undefined) {
+      // Issue, renew and verify with the pair's CA, against the serials in the shared store.
+      await checkPairCa(built.coordinator.store, nodeCertificates);
+      useNodeCertificates(built.coordinator, nodeCertificates);
+    }
     // The ordinary restart path: resumes every RUNNING study at its last committed round.
     await built.coordinator.start();
     if (t.over) return;
@@ -138,7 +156,8 @@ export async function startHaCoordinatorApp(config: CoordinatorConfig, logger: L
     log.info({ event: 'ha.active', fence: t.fence, grpcPort: g.port, adminPort, takeoverMs }, `active with fence ${t.fence} (${takeoverMs} ms from taking the lease to serving)`);
     logger.info({
       event: 'coordinator.ready', role: 'active', fence: t.fence, releaseKeyFingerprint: c.releaseKey.fingerprint, grpcPort: g.port, adminPort, tlsMode: config.tls.mode,
-      mutualTls: config.tls.clientCa !== '', dataDir: config.dataDir, store: config.store.kind, storeTarget: built.storeTarget, blobStore: built.blobStore, blobs: built.blobs,
+      mutualTls: config.tls.clientCa !== '' || nodeCertificates !== undefined, clientCertificates: config.tls.clientCertificates ?? 'external',
+      ...(nodeCertificates === undefined ? {} : { nodeCaFingerprint: nodeCertificates.authority.fingerprint }), dataDir: config.dataDir, store: config.store.kind, storeTarget: built.storeTarget, blobStore: built.blobStore, blobs: built.blobs,
     }, 'coordinator ready');
   };
 

@@ -302,3 +302,25 @@ export interface PromotionRecord {
   evidence: string;
   at: number;
 }
+
+/**
+ * A node certificate the coordinator's CA issued (tls.clientCertificates 'issued', issue 15). A
+ * serial is superseded once the node has presented a newer one (renewal), revoked with its node.
+ */
+export interface NodeCertificateRecord {
+  /** Upper-case hex, as Node's X509Certificate and TLS peer certificates print it. */
+  serial: string;
+  nodeId: string;
+  issuedAt: number;
+  notAfter: number;
+  supersededAt: number | null;
+  revokedAt: number | null;
+}
+
+/** The node CA certificate of the coordinator (pair): public; the key stays in <dataDir>/ca. */
+export interface NodeCaRecord {
+  /** SHA-256 fingerprint of the CA certificate, "AB:CD:…". */
+  fingerprint: string;
+  certificatePem: string;
+  recordedAt: number;
+}

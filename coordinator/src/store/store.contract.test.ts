@@ -14,3 +14,4 @@ import './contract/probe.contract.js';
 import './contract/releases.contract.js';
 import './contract/series.contract.js';
 import './contract/audit-chain.contract.js';
+import './contract/node-certificates.contract.js';

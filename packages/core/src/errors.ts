@@ -91,6 +91,11 @@ export const ERRORS = {
   ALREADY_REVOKED: { status: 'FAILED_PRECONDITION' },
   /** RenewCertificate on a coordinator that does not issue node certificates (tls.clientCertificates "external"; issue 15). */
   CERTIFICATES_NOT_ISSUED: { status: 'FAILED_PRECONDITION' },
+  /**
+   * The node CA cannot issue: it has expired, or expires before a certificate issued now would
+   * (issue 15). UNAVAILABLE so that agents retry: an operator renews the CA and the next attempt passes.
+   */
+  NODE_CA_EXPIRED: { status: 'UNAVAILABLE' },
   OPERATOR_EXISTS: { status: 'ALREADY_EXISTS' },
   /** A series of that name exists already (issue 13). */
   SERIES_EXISTS: { status: 'ALREADY_EXISTS' },

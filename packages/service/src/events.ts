@@ -70,7 +70,7 @@ export const EVENTS = {
   'release.key_created': 'the coordinator created its Ed25519 release signing key in <dataDir>/release-key.pem (mode 0600) at first start; field releaseKeyFingerprint (what clinics compare out of band)',
   'approval.record_failed': 'the coordinator could not record that a node approved a study (declared a readiness other than NOT_APPROVED or WITHDRAWN for its manifest) (warn); retried at its next readiness; fields nodeId, studyId, err',
   'download.refused': 'a model download was refused (warn); fields nodeId, reason (per_node | total | not_participant), limit (the config key), value, max',
-  'download.stalled': 'a model download whose client took no data for the idle bound was ended and its memory given back (warn); fields nodeId, idleMs, limit',
+  'download.stalled': 'a model download whose client took no data for the idle bound was ended and its HTTP/2 stream reset, which gives its memory back (warn; error if the stream could not be reset); fields nodeId, idleMs, limit, reset',
   // ---- nodes and sessions (coordinator) ----------------------------------------------------
   'join_token.issued': 'a one-time join token was issued for a site',
   'node.enrolled': 'a node traded a join token for a credential',
@@ -220,6 +220,16 @@ export const EVENTS = {
   'node.certificate_renewed': "the coordinator issued a node a fresh client certificate (RenewCertificate); fields nodeId, serial, notAfter",
   'agent.certificate_renewed': "the agent renewed its client certificate before expiry (audited certificate_renewed); fields serial, notAfter, nextRenewal",
   'agent.certificate_renew_failed': 'the agent could not renew its client certificate (warn; retried with backoff until it expires); fields err, notAfter',
+  'ca.recorded': "an active/standby coordinator recorded its node CA in the database as the pair's (the other must hold the same <dataDir>/ca); fields fingerprint",
+  'ca.expiring': 'the node CA is within 30 days of the last moment it can issue a full-lifetime node certificate (warn, at start and at most daily while issuing; fedlhs_node_ca_expiry_timestamp_seconds); fields notAfter, lastIssue, fingerprint',
+  'node.certificate_adopted': 'a node presented a certificate of the node CA with no record (issued before the record existed, or its enrolment record was lost), newer than any on record: recorded now (warn); fields nodeId, serial',
+  'node.certificate_record_failed': 'the certificate issued at enrolment could not be recorded (error; the node\'s first call adopts it); fields nodeId, serial, err',
+  'node.certificate_drain_unavailable': "the coordinator cannot close a gRPC call's HTTP/2 connection (grpc-js internals changed; warn once): superseded certificates are refused after tls.supersededGraceSeconds",
+  'node.certificate_renewal_refused': 'RenewCertificate refused RATE_LIMITED: the node\'s newest certificate is younger than a third of its lifetime (or 10 minutes when the call presents an older one); warn; fields nodeId, retryAfterMs',
+  'session.certificate_ended': "a node's Session ended UNAUTHENTICATED because the certificate it was opened with expired, or was superseded and tls.supersededGraceSeconds passed (warn); fields nodeId, reason",
+  'ca.reset': "an operator cleared the pair's recorded node CA (fedlhs-coordinator ca reset; audited as admin action ca.reset); the next coordinator to start makes a new CA and every node enrols again; fields fingerprint, movedTo",
+  // ---- model downloads from shared frames (coordinator grpc/download-handler.ts, model-frames.ts; issue 15) ----
+  'download.unframed': "model downloads cannot write the shared gRPC frames of a model to their HTTP/2 streams (grpc-js internals changed; warn once): they go through grpc-js, a copy per chunk per client",
 } as const satisfies Record<string, string>;
 
 /** A stable log event key. */

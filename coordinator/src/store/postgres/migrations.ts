@@ -274,6 +274,26 @@ export const MIGRATIONS: readonly string[] = [
   );
   INSERT INTO audit_head (id, seq, hash, backfilled) VALUES (1, 0, '0000000000000000000000000000000000000000000000000000000000000000', 0);
   `,
+  // 10: node certificates (issue 15; SQLite migration 12): every serial the node CA issued, so that
+  // either coordinator of an active/standby pair refuses a superseded or revoked one; and the CA
+  // certificate of the pair (public: the key stays in each coordinator's <dataDir>/ca, mode 0600).
+  `
+  CREATE TABLE node_certificates (
+    serial TEXT PRIMARY KEY,
+    node_id TEXT NOT NULL REFERENCES nodes(id),
+    issued_at BIGINT NOT NULL,
+    not_after BIGINT NOT NULL,
+    superseded_at BIGINT,
+    revoked_at BIGINT
+  );
+  CREATE INDEX node_certificates_by_node ON node_certificates(node_id, issued_at);
+  CREATE TABLE node_ca (
+    id BIGINT PRIMARY KEY CHECK (id = 1),
+    fingerprint TEXT NOT NULL,
+    certificate_pem TEXT NOT NULL,
+    recorded_at BIGINT NOT NULL
+  );
+  `,
 ];
 
 /** Serialises migrations across every coordinator on the database (issue 15: two may start together). */

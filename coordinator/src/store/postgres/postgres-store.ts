@@ -11,6 +11,9 @@ import type {
   JoinTokenRecord,
   MetricRecord,
   NodeRecord,
+  NodeCaRecord,
+  NodeCertificateRecord,
+  NewNodeCertificate,
   NodeSummaryRecord,
   OperatorRecord,
   Page,
@@ -34,6 +37,7 @@ import { RELEASE_READ, releaseRows } from './releases.js';
 import { SERIES_READ, seriesRows } from './series.js';
 import { applyOp, exec, nodeValues, SQL, type Statement } from './ops.js';
 import { auditPgOp, backfillPgAuditChain } from './audit-chain.js';
+import { pgNodeCertificates } from './node-certificates.js';
 import * as rows from '../rows.js';
 import type { Row } from '../rows.js';
 import { SingleWriteStore } from '../single-writes.js';
@@ -484,9 +488,33 @@ export class PostgresStore extends SingleWriteStore implements CoordinatorStore 
   async revokeNode(id: string, at: number): Promise<boolean> {
     return this.enqueue('node.revoke', async (client) => {
       const changed = (await exec(client, SQL.revokeNode, [at, id])).rowCount ?? 0;
+      if (changed === 1) await pgNodeCertificates.revokeAll(client, id, at);
       await auditPgOp(client, { op: 'node.revoke', id, at }, changed);
       return changed === 1;
     });
+  }
+  insertNodeCertificate(c: NewNodeCertificate): Promise<void> {
+    return this.enqueue('nodeCertificate.insert', (client) => pgNodeCertificates.insert(client, c));
+  }
+  supersedeNodeCertificates(nodeId: string, before: number, at: number): Promise<number> {
+    return this.enqueue('nodeCertificate.supersede', (client) => pgNodeCertificates.supersede(client, nodeId, before, at));
+  }
+  async listNodeCertificates(notExpiredAt: number): Promise<NodeCertificateRecord[]> {
+    try {
+      return await pgNodeCertificates.list(this.pool, notExpiredAt);
+    } catch (err) {
+      throw mapStoreError(err, this.target);
+    }
+  }
+  recordNodeCa(ca: NodeCaRecord): Promise<NodeCaRecord> {
+    return this.enqueue('nodeCa.record', (client) => pgNodeCertificates.recordCa(client, ca));
+  }
+  async getNodeCa(): Promise<NodeCaRecord | undefined> {
+    try {
+      return await pgNodeCertificates.getCa(this.pool);
+    } catch (err) {
+      throw mapStoreError(err, this.target);
+    }
   }
 
   // ---- studies and rounds ------------------------------------------------------------------

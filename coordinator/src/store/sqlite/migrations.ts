@@ -301,6 +301,26 @@ export const MIGRATIONS: readonly string[] = [
   );
   INSERT INTO audit_head (id, seq, hash, backfilled) VALUES (1, 0, '0000000000000000000000000000000000000000000000000000000000000000', 0);
   `,
+  // 12: node certificates (issue 15; PostgreSQL migration 10): every serial the node CA issued, so that
+  // either coordinator of an active/standby pair refuses a superseded or revoked one; and the CA
+  // certificate of the pair (public: the key stays in each coordinator's <dataDir>/ca, mode 0600).
+  `
+  CREATE TABLE node_certificates (
+    serial TEXT PRIMARY KEY,
+    node_id TEXT NOT NULL REFERENCES nodes(id),
+    issued_at INTEGER NOT NULL,
+    not_after INTEGER NOT NULL,
+    superseded_at INTEGER,
+    revoked_at INTEGER
+  );
+  CREATE INDEX node_certificates_by_node ON node_certificates(node_id, issued_at);
+  CREATE TABLE node_ca (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    fingerprint TEXT NOT NULL,
+    certificate_pem TEXT NOT NULL,
+    recorded_at INTEGER NOT NULL
+  );
+  `,
 ];
 
 /** The schema version this code writes (PRAGMA user_version after migrating). */
