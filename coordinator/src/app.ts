@@ -3,7 +3,7 @@ import type { Server } from 'node:http';
 import { join } from 'node:path';
 import type * as grpc from '@grpc/grpc-js';
 import { initBackend, initialWeights } from '@fedlhs/model';
-import { FedlhsError, networkBackend } from '@fedlhs/core';
+import { FedlhsError, networkBackend, useJavaScriptNetwork } from '@fedlhs/core';
 import { writeFileAtomic, type Logger } from '@fedlhs/service';
 import { randomBytes } from 'node:crypto';
 import { startAdminServer } from './admin/http.js';
@@ -93,9 +93,12 @@ export async function prepareProcess(config: CoordinatorConfig, logger: Logger, 
   }
   const backend = await initBackend(config.backend);
   logger.info({ trainingBackend: backend.backend, unavailable: backend.attempts }, `TensorFlow.js backend: ${backend.backend}`);
+  // orderStatistics 'javascript': the operator's switch away from the hand-assembled WebAssembly.
+  useJavaScriptNetwork(config.orderStatistics === 'javascript');
   if (networkBackend() !== 'webassembly') {
     // Same results, about 5x slower: order-statistic strategies (median, trimmed mean, Krum, Bulyan) say so once.
-    logger.warn({ event: 'aggregation.slow_order_statistics', orderStatistics: networkBackend() }, 'WebAssembly SIMD is not available: order-statistic aggregation runs in JavaScript (same results, about 5x slower)');
+    const why = config.orderStatistics === 'javascript' ? 'orderStatistics is javascript' : 'WebAssembly SIMD is not available';
+    logger.warn({ event: 'aggregation.slow_order_statistics', orderStatistics: networkBackend(), configured: config.orderStatistics ?? 'auto' }, `${why}: order-statistic aggregation runs in JavaScript (same results, about 5x slower)`);
   }
   // Simulations: the series scheduler runs on a clock the admin API moves (series.simulatedClock).
   const simulatedClock = overrides.seriesClock === undefined && config.series.simulatedClock ? new MovableClock() : undefined;

@@ -47,6 +47,7 @@ describe('loadCoordinatorConfig', () => {
       reportsDir: '',
       selectionGraceMs: 2000,
       chunkBytes: 1048576,
+      orderStatistics: 'auto',
       backend: 'auto',
       log: { level: 'info', pretty: 'auto' },
     });
@@ -61,9 +62,11 @@ describe('loadCoordinatorConfig', () => {
         FEDLHS_ADMIN_TOKEN: 'tok',
         FEDLHS_CHUNK_BYTES: '2097152',
         FEDLHS_BACKEND: 'wasm',
+        FEDLHS_ORDER_STATISTICS: 'javascript',
         FEDLHS_LOG_LEVEL: 'debug',
       },
     });
+    expect(c.orderStatistics).toBe('javascript');
     expect(c.dataDir).toBe('/var/lib/fedlhs');
     expect(c.grpc.port).toBe(9443);
     expect(c.admin.token).toBe('tok');

@@ -268,6 +268,13 @@ export const coordinatorConfigSchema = {
     env: 'FEDLHS_MAX_HELD_UPDATE_BYTES',
     arg: 'max-held-update-bytes',
   },
+  orderStatistics: {
+    doc: "How order-statistic strategies (median, trimmed mean, Krum, Bulyan) sort and select: 'auto' uses WebAssembly SIMD where the runtime has it (else JavaScript, warned at start); 'javascript' forces the JavaScript networks (same results bit for bit, about 5x slower): an operator's switch should a runtime mis-run the hand-assembled WebAssembly.",
+    format: ['auto', 'javascript'],
+    default: 'auto',
+    env: 'FEDLHS_ORDER_STATISTICS',
+    arg: 'order-statistics',
+  },
   backend: {
     doc: 'TensorFlow.js backend used to build initial models.',
     format: ['auto', 'tensorflow', 'wasm', 'cpu'],
@@ -304,6 +311,8 @@ export interface CoordinatorConfig {
   selectionGraceMs: number;
   chunkBytes: number;
   maxHeldUpdateBytes: number;
+  /** Absent: 'auto' (configs built in code before issue 15 leave it out). */
+  orderStatistics?: 'auto' | 'javascript';
   backend: 'auto' | 'tensorflow' | 'wasm' | 'cpu';
   log: { level: string; pretty: 'auto' | 'true' | 'false' };
 }

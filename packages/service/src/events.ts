@@ -188,7 +188,7 @@ export const EVENTS = {
   'secagg.stage_closed': 'a secure-aggregation stage closed; fields round, attempt, stage, asked, answered, next, dropped (node ids with reasons)',
   'secagg.round_failed': 'a secure-aggregation round attempt cannot go on (too few clinics, a survivor with fewer than t live neighbours, an inconsistent share; warn); fields round, attempt, stage, reason',
   // ---- aggregation (issue 15) ----
-  'aggregation.slow_order_statistics': 'WebAssembly SIMD is unavailable: order-statistic strategies run their JavaScript sorting networks (same results, slower; warn once at start); fields orderStatistics',
+  'aggregation.slow_order_statistics': 'order-statistic strategies run their JavaScript sorting networks: WebAssembly SIMD is unavailable or orderStatistics is javascript (same results, slower; warn once at start); fields orderStatistics, configured',
   'secagg.share_blamed': 'an unmask share disagreed with the others (its holder, the sender, or the owner that dealt it is faulty); the secret was rebuilt without it; fields round, attempt, sender, owner, secret',
   'secagg.aggregated': 'the unmasked sum of the survivors\' masked updates became the candidate model (round model + mean); fields round, attempt, survivors, unmaskAnswers (clinics that sent their shares to unmask), sha256',
   'stage.rejected': 'a secure-aggregation stage answer (ReportStage) was rejected; fields reason, detail',

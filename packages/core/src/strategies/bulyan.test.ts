@@ -94,15 +94,20 @@ describe('the WebAssembly walk', () => {
     for (let k = 0; k < theta; k++) sorter.rows[k * BLOCK + 6] = 0.5;
     // Column 7: magnitudes 2^34 apart (a sum's order could change its rounding).
     [1e-10, 1, 1, 1, 1, 1, 1].forEach((v, k) => (sorter.rows[k * BLOCK + 7] = v));
+    // Columns 8 and 9 pin the exactness bound (MAX_EXPONENT_SPREAD, review rbul): binary
+    // exponents 0 … 22 are exact in any order and not flagged; 0 … 23 are flagged. No ties.
+    [1, 2, 4, 7, 11, 16, 2 ** 22].forEach((v, k) => (sorter.rows[k * BLOCK + 8] = v));
+    [1, 2, 4, 7, 11, 16, 2 ** 23].forEach((v, k) => (sorter.rows[k * BLOCK + 9] = v));
     sorter.sort(BLOCK);
     const out = new Float32Array(BLOCK);
     // β = 4: 3, then 2 and 4, then 1 or 5 — which one, selection order decides.
-    expect(bulyanWalk(theta, 4, BLOCK, out, 0)).toEqual([5, 7]);
+    expect(bulyanWalk(theta, 4, BLOCK, out, 0)).toEqual([5, 7, 9]);
     expect(out[6]).toBe(0.5);
+    expect(out[8]).toBe((7 + 4 + 11 + 2) / 4);
     // β = 3 and β = 1: the ties fall inside the window, or past it: no matter.
-    expect(bulyanWalk(theta, 3, BLOCK, out, 0)).toEqual([7]);
+    expect(bulyanWalk(theta, 3, BLOCK, out, 0)).toEqual([7, 9]);
     expect(out[5]).toBe(3);
-    expect(bulyanWalk(theta, 1, BLOCK, out, 0)).toEqual([7]);
+    expect(bulyanWalk(theta, 1, BLOCK, out, 0)).toEqual([7, 9]);
     expect(out[5]).toBe(3);
   });
 });

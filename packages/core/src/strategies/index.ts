@@ -30,7 +30,7 @@ export {
 } from './config.js';
 export type { ClientUpdate, SliceRound, Strategy } from './types.js';
 export { validateStrategyConfig } from './validate.js';
-export { networkBackend } from './order-stats.js';
+export { networkBackend, useJavaScriptNetwork } from './order-stats.js';
 
 /**
  * Makes the strategy `config.name` selects, with defaults filled in (see each config type).
