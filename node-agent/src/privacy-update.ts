@@ -42,17 +42,45 @@ export function privatiseDelta(
   const clipNorm = clipNormOf(dp);
   const { clipped, norm, factor } = clipL2(delta, clipNorm);
   const noiseStd = clinicNoiseStd(dp, clientsMin, clipNorm);
-  const noise = noiseStd > 0 ? (random === undefined ? gaussianNoise(clipped.length, noiseStd) : gaussianNoise(clipped.length, noiseStd, random)) : undefined;
-  if (noise !== undefined) for (let i = 0; i < clipped.length; i++) clipped[i] = clipped[i]! + noise[i]!;
+  if (noiseStd > 0) addNoise(clipped, noiseStd, random);
   return { delta: clipped, info: { placement: dp.placement, clipNorm, normBefore: norm, clipFactor: factor, noiseStd } };
 }
 
-/** Δ = trained − round model, in float32 (both have one value per model parameter). */
-export function modelChange(trained: Float32Array, roundModel: Float32Array): Float32Array {
+/**
+ * Noise values drawn per gaussianNoise call: a multiple of the 2 × 4096 values it draws per
+ * read of the byte source, so the blocks read the source in exactly the sizes and order one
+ * call over the whole update would, and add the same values (float64 noise, one per
+ * coordinate, 8 bytes each: one call would need twice the model's size).
+ */
+const NOISE_BLOCK = 1 << 20;
+
+/** Adds N(0, std²) noise to every value of `values`, in place, block by block (core gaussianNoise). */
+function addNoise(values: Float32Array, std: number, random: ((bytes: number) => Uint8Array) | undefined): void {
+  for (let start = 0; start < values.length; start += NOISE_BLOCK) {
+    const n = Math.min(NOISE_BLOCK, values.length - start);
+    const noise = random === undefined ? gaussianNoise(n, std) : gaussianNoise(n, std, random);
+    for (let i = 0; i < n; i++) values[start + i] = values[start + i]! + noise[i]!;
+  }
+}
+
+/**
+ * Δ = trained − round model, in float32 (both have one value per model parameter). `into`:
+ * where to write Δ (`trained` itself when the trained weights are not needed afterwards: no
+ * third model-sized array); a new array if absent.
+ */
+export function modelChange(trained: Float32Array, roundModel: Float32Array, into?: Float32Array): Float32Array {
   if (trained.length !== roundModel.length) throw new Error(`DP update: the trained model has ${trained.length} values, the round's model ${roundModel.length}`);
-  const delta = new Float32Array(trained.length);
+  const delta = into ?? new Float32Array(trained.length);
+  if (delta.length !== trained.length) throw new Error(`DP update: Δ needs ${trained.length} values, its array has ${delta.length}`);
   for (let i = 0; i < delta.length; i++) delta[i] = trained[i]! - roundModel[i]!;
   return delta;
+}
+
+/** round model + Δ in float32, written over `roundModel` (what leaves; the round model is not needed afterwards). */
+export function applyChangeInPlace(roundModel: Float32Array, delta: Float32Array): Float32Array {
+  if (delta.length !== roundModel.length) throw new Error(`DP update: Δ has ${delta.length} values, the round's model ${roundModel.length}`);
+  for (let i = 0; i < roundModel.length; i++) roundModel[i] = roundModel[i]! + delta[i]!;
+  return roundModel;
 }
 
 /**
@@ -64,7 +92,7 @@ export function privatiseUpdate(
   trained: Float32Array, roundModel: Float32Array, dp: DpSection, clientsMin: number, random?: (bytes: number) => Uint8Array,
 ): { weights: Float32Array; info: DpUpdateInfo } {
   const { delta, info } = privatiseDelta(modelChange(trained, roundModel), dp, clientsMin, random);
-  const weights = new Float32Array(trained.length);
-  for (let i = 0; i < weights.length; i++) weights[i] = roundModel[i]! + delta[i]!;
-  return { weights, info };
+  // Δ is this call's own array: the weights are written over it.
+  for (let i = 0; i < delta.length; i++) delta[i] = roundModel[i]! + delta[i]!;
+  return { weights: delta, info };
 }

@@ -4,7 +4,7 @@ import type { ModelRuntime } from '@fedlhs/model';
 import type { Task__Output } from '@fedlhs/proto';
 import { PrivacyBudget, fmtEpsilon, type RoundDecision } from '../privacy-budget.js';
 import { roundCount } from '../privacy-counts.js';
-import { modelChange, privatiseDelta, type DpSection, type DpUpdateInfo } from '../privacy-update.js';
+import { applyChangeInPlace, modelChange, privatiseDelta, type DpSection, type DpUpdateInfo } from '../privacy-update.js';
 import type { TaskContext } from '../task-runner.js';
 
 /** One round of local training, ready to leave (as plain weights for TRAIN, as Δ for secure aggregation). */
@@ -74,7 +74,8 @@ export async function trainRound(task: Task__Output, ctx: TaskContext, wantDelta
     // Reproducible local training: the shuffle depends only on the study, round, attempt and node.
     shuffleSeed: createHash('sha256').update(`${manifest.seed}/${task.round}/${task.attempt}/${ctx.credential.nodeId}`).digest().readUInt32BE(0),
     ...(steps === undefined ? {} : { steps }),
-    ...(mu > 0 ? { proximal: { mu, reference: runtime.getWeights() } } : {}),
+    // The round model read once: DP's copy serves as the reference too (fit does not change it).
+    ...(mu > 0 ? { proximal: { mu, reference: roundModel ?? runtime.getWeights() } } : {}),
     batchSize: manifest.training.batchSize,
     onEpochEnd: (epoch, loss) => {
       log.info({ epoch: epoch + 1, epochs, loss }, `round ${task.round}: epoch ${epoch + 1}/${epochs} loss ${loss.toFixed(4)}`);
@@ -91,7 +92,8 @@ export async function trainRound(task: Task__Output, ctx: TaskContext, wantDelta
   // were (studies.ts): an update never claims more than the readiness stated.
   const numExamples = roundCount(manifest, data.train.rows);
   trainMetrics.numExamples = roundCount(manifest, trainMetrics.numExamples);
-  let delta = roundModel === undefined ? undefined : modelChange(trained, roundModel);
+  // Under DP the trained weights are not needed once Δ is known: Δ is written over them.
+  let delta = roundModel === undefined ? undefined : modelChange(trained, roundModel, dp === undefined ? undefined : trained);
   let weights = trained;
   let dpInfo: DpUpdateInfo | undefined;
   let clipIndicator: TrainedRound['clipIndicator'];
@@ -106,8 +108,8 @@ export async function trainRound(task: Task__Output, ctx: TaskContext, wantDelta
       // share of the count's noise from the same CSPRNG as the update's (core gaussianNoise).
       clipIndicator = { value: noisyClipIndicator(out.info.normBefore, clipNorm, noiseStd).value, noiseStd };
     }
-    weights = new Float32Array(trained.length);
-    for (let i = 0; i < weights.length; i++) weights[i] = roundModel[i]! + delta[i]!;
+    // What leaves is written over the round model (not needed afterwards): no further model-sized array.
+    weights = applyChangeInPlace(roundModel, delta);
   }
   let committed = false;
   const commitSpend = (): void => {

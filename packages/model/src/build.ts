@@ -4,9 +4,10 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { FedlhsError, validateSpecs, validateTopology, type TensorSpec } from '@fedlhs/core';
+import { FedlhsError, bundleLength, validateSpecs, validateTopology, type TensorSpec } from '@fedlhs/core';
 import { fallBackToCpu, initBackend } from './backend.js';
 import { seedInitializers, validateInitializers } from './initializers.js';
+import { releaseIfLarge } from './release.js';
 
 /** What a study says about its model: the layers topology and how to train it. */
 export interface ModelSpec {
@@ -32,6 +33,8 @@ export interface BuiltModel {
   inputDim: number;
   /** The per-example loss compile() resolved `ModelSpec.loss` to, for custom training loops. */
   lossFunction: LossFunction;
+  /** What `optimizer` was made from: the training loops update plain SGD's weights in place (in-place.ts). */
+  optimizerSpec: ModelSpec['optimizer'];
 }
 
 /** Per-example loss: [batch, 1] targets and predictions to a [batch] tensor. */
@@ -93,7 +96,9 @@ export async function buildModel(spec: ModelSpec): Promise<BuiltModel> {
     const specs = weightSpecs(model);
     model.compile({ optimizer, loss: spec.loss });
     await probeTraining(model, inputDim);
-    return { model, optimizer, specs, inputDim, lossFunction };
+    // The probe's gradients (model-sized) are garbage now; a large model's go before its weights arrive (release.ts).
+    releaseIfLarge(bundleLength(specs) * 4);
+    return { model, optimizer, specs, inputDim, lossFunction, optimizerSpec: { name: spec.optimizer.name, learningRate: lr } };
   } catch (err) {
     model.dispose();
     optimizer.dispose();

@@ -11,6 +11,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { FedlhsError } from '@fedlhs/core';
 import type { BuiltModel } from './build.js';
+import { minimize } from './in-place.js';
 
 /** One pass over already-ordered rows; the contract shared with the FedProx trainer. */
 export interface PassTrainer {
@@ -32,11 +33,14 @@ const YIELD_EVERY_MS = 125;
  * moments, carries over between fits as with fit()), its loss and its layers' regularizers.
  */
 export function createPlainTrainer(built: BuiltModel): PassTrainer {
-  const { model, optimizer, lossFunction } = built;
+  const { model, optimizer, lossFunction, optimizerSpec } = built;
   // LayerVariable.read() returns the tf.Variable itself, which the optimizer updates in place.
   const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
-  const train = (xb: tf.Tensor, yb: tf.Tensor): tf.Scalar | null =>
-    optimizer.minimize(
+  // Plain SGD steps write into the weights' own storage where the backend allows (in-place.ts).
+  const sgd = optimizerSpec.name === 'sgd' ? optimizerSpec : undefined;
+  const train = (xb: tf.Tensor, yb: tf.Tensor): tf.Scalar =>
+    minimize(
+      optimizer,
       () => {
         // What fit()'s train function computes: the compiled loss averaged over the batch,
         // plus any layer regularizer penalties.
@@ -44,8 +48,8 @@ export function createPlainTrainer(built: BuiltModel): PassTrainer {
         for (const penalty of model.calculateLosses()) loss = tf.add(loss, penalty);
         return loss;
       },
-      true,
       vars,
+      sgd,
     );
   return {
     async pass(xs, ys, batchSize) {
@@ -57,11 +61,7 @@ export function createPlainTrainer(built: BuiltModel): PassTrainer {
         for (let start = 0; start < rows; start += batchSize) {
           const size = Math.min(batchSize, rows - start);
           // Only the loss scalar leaves the scope: the slices and what the tape kept are freed.
-          const loss = tf.tidy(() => {
-            const value = train(tf.slice(xs, [start, 0], [size, -1]), tf.slice(ys, [start, 0], [size, -1]));
-            if (value === null) throw new FedlhsError('INTERNAL', 'the optimizer returned no loss');
-            return value;
-          });
+          const loss = tf.tidy(() => train(tf.slice(xs, [start, 0], [size, -1]), tf.slice(ys, [start, 0], [size, -1])));
           const previous = total;
           total = tf.tidy(() => tf.add(previous ?? 0, tf.mul(loss, size)));
           tf.dispose(previous === undefined ? [loss] : [previous, loss]);

@@ -7,6 +7,8 @@ import { FedlhsError, binaryAccuracy, elementCount, rocAuc, type EvalMetrics, ty
 import { buildModel, type BuiltModel, type ModelSpec } from './build.js';
 import { createProximalTrainer, validateProximal, type ProximalOptions } from './proximal.js';
 import { createPlainTrainer } from './fit-loop.js';
+import { writeInPlace } from './in-place.js';
+import { releaseIfLarge } from './release.js';
 import { gatherRows, mulberry32, permutation } from './shuffle.js';
 
 export type { ModelSpec } from './build.js';
@@ -130,8 +132,13 @@ class LayersRuntime implements ModelRuntime {
       let offset = 0;
       for (const w of this.#built.model.weights) {
         const n = elementCount(w.shape as number[]);
-        // slice, not subarray: the cpu backend keeps the array it is given as the tensor's storage.
-        w.write(tf.tensor(flat.slice(offset, offset + n), w.shape as number[], 'float32'));
+        const values = flat.subarray(offset, offset + n);
+        // Into the storage the model already holds where the backend allows (in-place.ts): a
+        // new tensor would hold the old and new weights at once. Otherwise slice, not subarray:
+        // the cpu backend keeps the array it is given as the tensor's storage.
+        if (!writeInPlace(w.read() as tf.Variable, values, w.constraint != null)) {
+          w.write(tf.tensor(values.slice(), w.shape as number[], 'float32'));
+        }
         offset += n;
       }
     });
@@ -151,6 +158,9 @@ class LayersRuntime implements ModelRuntime {
     const random = mulberry32(options.shuffleSeed ?? Math.floor(Math.random() * 2 ** 32));
     // mu = 0 is plain local training (fit-loop.ts), without a zero term.
     const trainer = proximal !== undefined && proximal.mu > 0 ? createProximalTrainer(this.#built, proximal) : createPlainTrainer(this.#built);
+    // What the caller dropped before training (a large model's downloaded copy) goes before the
+    // first gradient of the same size is allocated (release.ts).
+    releaseIfLarge(this.#length * 4);
     this.#training = true;
     try {
       // With `steps`, one pass over steps × batchSize rows drawn from successive shuffles.

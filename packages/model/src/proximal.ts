@@ -9,6 +9,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { FedlhsError, elementCount } from '@fedlhs/core';
 import type { BuiltModel } from './build.js';
+import { minimize } from './in-place.js';
 
 /**
  * FedProx's proximal term. Only trainable weights are pulled towards the reference: weights
@@ -64,7 +65,9 @@ export function validateProximal(proximal: ProximalOptions, length: number, tens
  * trainable part of the reference into tensors once; they live until dispose().
  */
 export function createProximalTrainer(built: BuiltModel, proximal: ProximalOptions): ProximalTrainer {
-  const { model, optimizer, lossFunction } = built;
+  const { model, optimizer, lossFunction, optimizerSpec } = built;
+  // Plain SGD steps write into the weights' own storage where the backend allows (in-place.ts).
+  const sgd = optimizerSpec.name === 'sgd' ? optimizerSpec : undefined;
   const offsets = new Map<tfl.LayerVariable, number>();
   let offset = 0;
   for (const w of model.weights) {
@@ -94,7 +97,9 @@ export function createProximalTrainer(built: BuiltModel, proximal: ProximalOptio
       const yb = tf.slice(ys, [start, 0], [size, -1]);
       const kept: { loss?: tf.Scalar } = {};
       try {
-        optimizer.minimize(
+        // The total's value is not needed: the data loss leaves through `kept`.
+        minimize(
+          optimizer,
           () => {
             const out = model.apply(xb, { training: true }) as tf.Tensor;
             // As tfjs fit() does: the compiled loss averaged over the batch, plus any layer
@@ -106,9 +111,9 @@ export function createProximalTrainer(built: BuiltModel, proximal: ProximalOptio
             const distance = tf.addN(vars.map((v, i) => tf.sum(tf.squaredDifference(v, refs[i]!))));
             return tf.add(loss, tf.mul(distance, halfMu));
           },
-          false,
           vars,
-        );
+          sgd,
+        ).dispose();
       } catch (err) {
         kept.loss?.dispose();
         throw err;
