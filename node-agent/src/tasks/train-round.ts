@@ -92,12 +92,15 @@ export async function trainRound(task: Task__Output, ctx: TaskContext, wantDelta
   // were (studies.ts): an update never claims more than the readiness stated.
   const numExamples = roundCount(manifest, data.train.rows);
   trainMetrics.numExamples = roundCount(manifest, trainMetrics.numExamples);
-  // Under DP the trained weights are not needed once Δ is known: Δ is written over them.
-  let delta = roundModel === undefined ? undefined : modelChange(trained, roundModel, dp === undefined ? undefined : trained);
+  // Under DP the trained weights are not needed once Δ is known: Δ is written over them, and the
+  // weights that leave are then rebuilt below (the same condition, so Δ never leaves as weights).
+  const privatised = dp !== undefined && clipNorm !== undefined && roundModel !== undefined;
+  let delta = roundModel === undefined ? undefined : modelChange(trained, roundModel, privatised ? trained : undefined);
   let weights = trained;
   let dpInfo: DpUpdateInfo | undefined;
   let clipIndicator: TrainedRound['clipIndicator'];
-  if (dp !== undefined && clipNorm !== undefined && delta !== undefined && roundModel !== undefined) {
+  if (privatised) {
+    if (delta === undefined) throw new FedlhsError('INTERNAL', 'no change was computed for a DP round');
     // This round's norm as a fixed one: the clipping and the noise's scale follow it.
     const out = privatiseDelta(delta, { ...dp, clipping: { mode: 'fixed', norm: clipNorm } }, manifest.clients.min);
     delta = out.delta;

@@ -154,6 +154,20 @@ describe('in-place weight writes on the cpu backend', () => {
     }
   });
 
+  it('leaves a variable made from a slice alone: its storage is a view of another tensor (review ragm)', () => {
+    const big = tf.tensor1d([10, 20, 30, 40, 50]);
+    const part = tf.slice(big, [2], [2]);
+    const w = tf.variable(part);
+    part.dispose();
+    try {
+      expect(exclusiveStorage(w)).toBeUndefined();
+      expect(writeInPlace(w, Float32Array.of(-1, -1), false)).toBe(false);
+      expect(Array.from(big.dataSync())).toEqual([10, 20, 30, 40, 50]);
+    } finally {
+      tf.dispose([big, w]);
+    }
+  });
+
   it('minimize() returns the loss and leaks no tensors, in place or not', () => {
     const v = tf.variable(tf.tensor1d([0.5, -1.25]));
     const optimizer = tf.train.sgd(0.1);

@@ -9,7 +9,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { FedlhsError } from '@fedlhs/core';
-import { releaseIfLarge } from './release.js';
+import { LARGE_BYTES, releaseIfLarge } from './release.js';
 
 /** What the cpu backend keeps per data id (tfjs-backend-cpu's DataStorage entries). */
 interface CpuEntry {
@@ -28,7 +28,12 @@ export function exclusiveStorage(t: tf.Tensor): Float32Array | undefined {
   const entry = data?.get(t.dataId);
   if (entry === undefined || entry.refCount !== 1) return undefined;
   const values = entry.values;
-  return values instanceof Float32Array && values.length === t.size ? values : undefined;
+  // refCount does not see every sharing (review ragm): a tensor made from tf.slice holds a
+  // subarray view of another tensor's storage under its own data id. Only an array that owns its
+  // whole buffer is written. (A slice or a dataSync() array of a weight kept by a caller across
+  // a fit or setWeights would still see the write: nothing in fedlhs keeps one.)
+  if (!(values instanceof Float32Array) || values.length !== t.size) return undefined;
+  return values.byteOffset === 0 && values.byteLength === values.buffer.byteLength ? values : undefined;
 }
 
 /**
@@ -59,6 +64,19 @@ export function writeInPlace(variable: tf.Variable, values: Float32Array, hasCon
   return true;
 }
 
+let warnedFallback = false;
+
+/**
+ * Says once per process when a large weight (LARGE_BYTES or more) takes tfjs' own SGD step on
+ * the cpu backend (its storage shared, or tfjs-backend-cpu's internals changed): memory is then
+ * about five times the model again. A process warning: the agent copies those into its log.
+ */
+function warnLargeFallback(v: tf.Variable): void {
+  if (warnedFallback || v.size * 4 < LARGE_BYTES) return;
+  warnedFallback = true;
+  process.emitWarning(`weight ${v.name} (${v.size * 4} bytes) took tfjs' own SGD step on the cpu backend, not the in-place one (its storage is shared, or tfjs-backend-cpu changed): local training needs about five times the model's memory`, { code: 'FEDLHS_TRAINING_NOT_IN_PLACE' });
+}
+
 /**
  * `optimizer.minimize(f, true, vars)` (the loss returned, gradients freed), except that plain SGD
  * on the cpu backend writes each step into the weights' own storage and frees each gradient
@@ -86,7 +104,10 @@ export function minimize(optimizer: tf.Optimizer, f: () => tf.Scalar, vars: tf.V
       if (g === undefined || g === null) continue;
       freed += g.size * 4;
       if (sgdStepInPlace(v, g, negLr)) g.dispose();
-      else rest[v.name] = g;
+      else {
+        rest[v.name] = g;
+        warnLargeFallback(v);
+      }
     }
     // applyGradients counts the step once; so does the in-place path when it took every variable.
     if (Object.keys(rest).length > 0) optimizer.applyGradients(rest);
