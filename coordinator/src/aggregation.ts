@@ -13,6 +13,7 @@ import {
   type UpdateValidation,
 } from '@fedlhs/core';
 import type { CheckpointStore, StoredModel } from './checkpoints.js';
+import { BufferPool } from './blobs/buffer-pool.js';
 import { toStorageFault } from './storage-health.js';
 
 const SLICE_BYTES = 4 * 1024 * 1024;
@@ -38,6 +39,8 @@ export interface RoundAggregatorOptions {
   readonly sliceValues?: number;
   /** DP-FedAvg: equal weights; with central noise, clipping and noise here (weighted-mean strategies with stepSlice only). */
   readonly dp?: DpAggregation | undefined;
+  /** Buffers for reading updates back in add() (default: the aggregator's own, 16 MiB idle at most). */
+  readonly pool?: BufferPool | undefined;
 }
 
 /** Median of a non-empty list. */
@@ -75,6 +78,8 @@ export class RoundAggregator {
   /** Set by dispose(): an update still arriving then is refused, so nothing is held past it. */
   private disposed = false;
   private readonly dp: DpAggregation | undefined;
+  /** Read buffers of add() (the spool and, when clipping, the base), reused across updates. */
+  private readonly pool: BufferPool;
   /** Examples of the updates added (with DP the sum's weights are 1 per update, so they are counted here). */
   private examples = 0;
 
@@ -91,6 +96,7 @@ export class RoundAggregator {
     this.sum = new WeightedSum(strategy.input === 'weighted-mean' ? bundleLength(specs) : 0);
     this.sliceValues = options.sliceValues ?? SLICE_BYTES / 4;
     this.dp = options.dp;
+    this.pool = options.pool ?? new BufferPool({ maxPooledBytes: 4 * SLICE_BYTES });
     if (this.dp !== undefined && (strategy.input !== 'weighted-mean' || strategy.stepSlice === undefined)) {
       throw new FedlhsError('STUDY_FAILED', `differential privacy needs a strategy that averages (fedavg); ${strategy.name} is not one`);
     }
@@ -153,19 +159,42 @@ export class RoundAggregator {
     let offset = 0;
     // DP-FedAvg: each clinic's (clipped) update counts once, so one clinic moves the sum by at most C.
     const weight = this.dp === undefined ? numExamples : 1;
-    const base = scale === 1 ? undefined : this.checkpoints.read(this.base.path, SLICE_BYTES);
-    for await (const chunk of this.checkpoints.read(spoolPath, SLICE_BYTES)) {
-      // read() allocates each chunk unpooled, so it is 4-byte aligned.
-      const values = new Float32Array(chunk.buffer, chunk.byteOffset, chunk.byteLength / 4);
-      if (base !== undefined) {
-        const b = (await base.next()).value as Buffer;
-        const g = new Float32Array(b.buffer, b.byteOffset, b.byteLength / 4);
-        for (let i = 0; i < values.length; i++) values[i] = g[i]! + scale * (values[i]! - g[i]!);
+    // Pooled reads, each chunk released once added (issue 15: 4 MiB unpooled buffers per slice
+    // were a model's size of garbage per update, about one full GC per 64 MiB on the receipt path).
+    const pool = this.pool;
+    const base = scale === 1 ? undefined : this.checkpoints.read(this.base.path, SLICE_BYTES, { pool });
+    try {
+      for await (const chunk of this.checkpoints.read(spoolPath, SLICE_BYTES, { pool })) {
+        try {
+          // Pooled chunks start at a class buffer's offset 0, so they are 4-byte aligned.
+          const values = new Float32Array(chunk.buffer, chunk.byteOffset, chunk.byteLength / 4);
+          if (base !== undefined) {
+            const b = await base.next();
+            const g = b.done === true ? undefined : b.value;
+            try {
+              if (g === undefined || g.length < chunk.length) {
+                throw new FedlhsError('DATA_LOSS', `base model ${this.base.path} ends before the update ${key} at byte ${offset * 4 + (g?.length ?? 0)}`);
+              }
+              const gv = alignedFloats(g, values.length);
+              for (let i = 0; i < values.length; i++) values[i] = gv[i]! + scale * (values[i]! - gv[i]!);
+            } finally {
+              if (g !== undefined) pool.release(g);
+            }
+          }
+          this.sum.addChunk(offset, values, weight);
+          offset += values.length;
+        } finally {
+          pool.release(chunk);
+        }
       }
-      this.sum.addChunk(offset, values, weight);
-      offset += values.length;
+    } catch (err) {
+      // Part of this update may be in the sum already: the round's mean would include a fragment
+      // of it, so the sum refuses to be averaged (the round attempt fails, loudly).
+      if (offset > 0) this.sum.discard(`the update ${key} failed after ${offset} values were added: ${(err as Error).message}`);
+      throw err;
+    } finally {
+      await base?.return(undefined);
     }
-    await base?.return(undefined);
     this.sum.commit(weight);
     this.examples += numExamples;
   }
@@ -296,6 +325,17 @@ async function readSlice(base: AsyncGenerator<Buffer>, path: string, offset: num
   const chunk = next.done === true ? Buffer.alloc(0) : next.value;
   if (chunk.length < len * 4) throw new FedlhsError('DATA_LOSS', `base model ${path} ends at byte ${offset * 4 + chunk.length}, the model needs ${(offset + len) * 4}`);
   // A copy when the chunk is not 4-byte aligned (a Float32Array view needs that).
+  if (chunk.byteOffset % 4 === 0) return new Float32Array(chunk.buffer, chunk.byteOffset, len);
+  const out = new Float32Array(len);
+  new Uint8Array(out.buffer).set(chunk.subarray(0, len * 4));
+  return out;
+}
+
+/**
+ * The first `len` values of a chunk as a Float32Array: a view when it is 4-byte aligned, else a
+ * copy (a blob store's buffer may start anywhere).
+ */
+function alignedFloats(chunk: Buffer, len: number): Float32Array {
   if (chunk.byteOffset % 4 === 0) return new Float32Array(chunk.buffer, chunk.byteOffset, len);
   const out = new Float32Array(len);
   new Uint8Array(out.buffer).set(chunk.subarray(0, len * 4));

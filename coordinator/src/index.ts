@@ -5,3 +5,4 @@ export { Coordinator, COORDINATOR_VERSION, type CoordinatorOptions } from './coo
 export { SqliteStore } from './sqlite-store.js';
 export type * from './store.js';
 export { MovableClock } from './series/clock.js';
+export { serverFlowControl, STREAM_WINDOW_BYTES, CONNECTION_WINDOW_BYTES, type FlowControlWindows } from './grpc/flow-control.js';

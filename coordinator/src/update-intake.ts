@@ -30,6 +30,8 @@ import { stageAnswerDigest, stageDigest } from './engine/phases/secagg.js';
 import { checkStageVector } from './grpc/validate.js';
 import { taskClosed } from './engine/study-runner.js';
 import { reportDigest, toClinicStats, toEvalMetrics } from './wire.js';
+import { BufferPool } from './blobs/buffer-pool.js';
+import { BASE_READ_BYTES, spoolUpload } from './upload-spool.js';
 
 /**
  * Rejections one node may have recorded per minute (with a burst of as many): far above what
@@ -107,6 +109,8 @@ function checkNotClosed(task: TaskRecord): void {
  */
 export class UpdateIntake {
   private readonly uploadsInFlight = new Set<string>();
+  /** Spool batches and base-model reads of uploads (upload-spool.ts): reused, not reallocated per chunk. */
+  private readonly pool = new BufferPool();
   /** Per study, the training rows each node reported (see `reportedRows`). */
   private readonly rowsByStudy = new Map<string, Promise<Map<string, number>>>();
   private readonly store: CoordinatorStore;
@@ -278,7 +282,9 @@ export class UpdateIntake {
     const runner = existing === undefined ? this.studies.openRunner(task) : undefined;
     const receiver = new PayloadReceiver(
       { tensors: weights.tensors.map((t) => ({ name: t.name, shape: t.shape })), totalBytes: weights.totalBytes, sha256: weights.sha256, chunkSize: weights.chunkSize },
-      { expected: runner?.modelSpecs ?? this.checkpoints.loadSpecs(task.studyId) },
+      // A new update's finiteness is checked by spoolUpload in the same pass as its norm
+      // (upload-spool.ts); a re-send is only hashed, so the receiver checks it.
+      { expected: runner?.modelSpecs ?? this.checkpoints.loadSpecs(task.studyId), requireFinite: existing !== undefined },
     );
     const other = weights.tensors.find((t) => t.dtype !== 'DTYPE_FLOAT32');
     if (other !== undefined) throw new FedlhsError('SHAPE_MISMATCH', `only DTYPE_FLOAT32 tensors are accepted; ${JSON.stringify(other.name)} is ${other.dtype}`, { details: { tensor: other.name } });
@@ -311,29 +317,18 @@ export class UpdateIntake {
     try {
       // ‖update − global‖² is accumulated while the update arrives (reading the same byte range
       // of the base checkpoint, read in step through the checkpoint store: a file or a blob
-      // locator), so admitting it later needs no second pass over either.
-      const base = this.checkpoints.openSequential(runner!.modelForTask(task).path);
+      // locator), so admitting it later needs no second pass over either. Receipt, checks and
+      // spool writes overlap (upload-spool.ts).
+      const base = this.checkpoints.read(runner!.modelForTask(task).path, BASE_READ_BYTES, { pool: this.pool });
       const file = await open(spool, 'wx', 0o600).catch(async (err: unknown) => {
-        await base.close();
+        await base.return(undefined);
         throw this.storage?.report(err, 'spool the upload', spool) ?? err;
       });
-      let squaredDistance = 0;
-      let scratch = Buffer.alloc(0);
       try {
-        for await (const chunk of chunks) {
-          if (!chunk.data) throw new FedlhsError('BAD_HEADER', 'only the first message may be a header');
-          const { offset, values } = receiver.push(chunk.data);
-          if (scratch.length < chunk.data.length) scratch = Buffer.allocUnsafeSlow(chunk.data.length);
-          const bytesRead = await base.readAt(scratch, chunk.data.length, offset * 4);
-          const g = new Float32Array(scratch.buffer, scratch.byteOffset, bytesRead / 4);
-          for (let i = 0; i < g.length; i++) {
-            const d = values[i]! - g[i]!;
-            squaredDistance += d * d;
-          }
-          await file.write(chunk.data).catch((err: unknown) => {
-            throw this.storage?.report(err, 'spool the upload', spool) ?? err;
-          });
-        }
+        const squaredDistance = await spoolUpload({
+          chunks, receiver, base, file, pool: this.pool,
+          writeFailed: (err) => this.storage?.report(err, 'spool the upload', spool),
+        });
         const digest = receiver.finish().toString('hex');
         await file.close();
         const earlier = await this.store.findAcceptedBySha256(digest, task.studyId, { nodeId: node.id, round: task.round });
@@ -350,7 +345,6 @@ export class UpdateIntake {
         return { taskId: task.id, sha256: Buffer.from(digest, 'hex'), duplicate: false, receivedBytes: receiver.receivedBytes };
       } finally {
         await file.close().catch(() => undefined);
-        await base.close().catch(() => undefined);
       }
     } finally {
       this.uploadsInFlight.delete(task.id);

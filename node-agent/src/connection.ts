@@ -39,13 +39,24 @@ export function coordinatorAddresses(value: string): string[] {
 }
 
 /**
+ * The agent's HTTP/2 receive window, per stream and for the connection (grpc-js
+ * 'grpc-node.flow_control_window'; HTTP/2's default is 64 KiB). Set deliberately (issue 15): with
+ * 64 KiB in flight a model download advances one window per round trip through both event loops,
+ * and the agent, busy checking the chunk before, answers late. 8 MiB is two of the largest
+ * chunks (MAX_CHUNK_BYTES): the coordinator keeps one whole chunk on the wire while the agent
+ * checks the previous one, and at most that much arrives unread per stream. Uploads are paced by
+ * the coordinator's window (coordinator grpc/flow-control.ts: the same 8 MiB per stream).
+ */
+export const AGENT_FLOW_CONTROL_WINDOW_BYTES = 8 * 1024 * 1024;
+
+/**
  * gRPC clients for the coordinator(s), sharing one channel with keepalive and TLS as configured.
  * `secure`: credentials made elsewhere (a node certificate that renews: certificates-renewal.ts).
  */
 export function createClients(address: string, tls: ClientTlsOptions, secure?: { credentials: grpc.ChannelCredentials; options: grpc.ChannelOptions }): Clients {
   const proto = loadFedlhsProto();
   const { credentials, options } = secure ?? channelCredentials(tls);
-  const channelOptions = { ...KEEPALIVE_OPTIONS, ...options };
+  const channelOptions: grpc.ChannelOptions = { ...KEEPALIVE_OPTIONS, 'grpc-node.flow_control_window': AGENT_FLOW_CONTROL_WINDOW_BYTES, ...options };
   const addresses = coordinatorAddresses(address);
   if (addresses.length <= 1) {
     const federation = new proto.fedlhs.v1.Federation(address, credentials, channelOptions);

@@ -6,6 +6,7 @@ import { loadFedlhsProto, protoLoaderOptions } from '@fedlhs/proto';
 import { SERVER_OPTIONS, serverCredentials, type Logger, type ServerTlsOptions } from '@fedlhs/service';
 import type { Coordinator } from '../coordinator.js';
 import { useNodeCertificates, type NodeCertificates } from '../ca/node-certificates.js';
+import { serverFlowControl } from './flow-control.js';
 import { enrolmentHandlers, federationHandlers, type TransferOptions } from './services.js';
 
 export type { TransferOptions } from './services.js';
@@ -46,6 +47,9 @@ export async function bindGrpcServer(
 ): Promise<{ server: grpc.Server; port: number; health: HealthImplementation }> {
   const proto = loadFedlhsProto();
   const server = new grpc.Server(SERVER_OPTIONS);
+  // Receive windows set deliberately (flow-control.ts says why the numbers): uploads stream at
+  // the wire's speed while the coordinator checks the chunk before.
+  const flowControl = serverFlowControl(server);
   addServices(server, proto);
   // Standard grpc.health.v1 (overall and per service) and server reflection, so operators'
   // tools (grpc_health_probe, grpcurl) work against the coordinator's port.
@@ -58,6 +62,7 @@ export async function bindGrpcServer(
   const port = await new Promise<number>((resolve, reject) => {
     server.bindAsync(address, credentials, (err, bound) => (err === null ? resolve(bound) : reject(err)));
   });
+  flowControl.afterBind();
   return { server, port, health };
 }
 

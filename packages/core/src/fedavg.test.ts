@@ -101,4 +101,25 @@ describe('WeightedSum', () => {
     s.commit(1);
     expect(Array.from(s.mean())).toEqual([0, 0, 5, 6]);
   });
+
+  it('starts at zero whatever the length (the pages are touched at construction, the contents kept)', () => {
+    for (const length of [0, 1, 511, 512, 513, 3 * 512 + 7]) {
+      const s = new WeightedSum(length);
+      const values = Float32Array.from({ length }, (_, i) => i % 7);
+      s.addChunk(0, values, 3);
+      s.commit(3);
+      expect(Array.from(s.mean()), `length ${length}`).toEqual(Array.from(values));
+    }
+  });
+
+  it('after discard (a contribution only partly added) every mean throws, naming why', () => {
+    const s = new WeightedSum(2);
+    s.addChunk(0, Float32Array.from([1, 2]), 1);
+    s.commit(1);
+    s.addChunk(0, Float32Array.from([5]), 1);
+    s.discard('read failed');
+    const err = rejection(() => s.meanSlice(0, 2));
+    expect(err.code).toBe('INVALID_STATE');
+    expect(err.message).toMatchInlineSnapshot(`"the running sum holds part of a contribution and cannot be averaged: read failed"`);
+  });
 });
