@@ -30,6 +30,14 @@ export interface CheckpointReadOptions {
   /** Chunks come from this pool; the consumer releases each (see BlobReadOptions.pool). */
   pool?: BufferPool;
   signal?: AbortSignal;
+  /** Start at this byte (a multiple of the chunk size): a download that goes on from where another source stopped. Default 0. */
+  offset?: number;
+  /**
+   * false: a payload not in memory yet is read from the store and not kept (for a caller that
+   * keeps a copy of its own, grpc/model-frames.ts: two copies of a model would cost twice). A
+   * copy already in memory is still used. Default true.
+   */
+  keep?: boolean;
 }
 
 const pad = (n: number): string => String(n).padStart(6, '0');
@@ -120,6 +128,13 @@ export class CheckpointStore {
     mkdirSync(join(root, 'spool'), { recursive: true });
     this.blobs = opts.blobs ?? new FileBlobStore(join(root, 'blobs'));
     this.files = this.blobs instanceof FileBlobStore ? this.blobs : undefined;
+  }
+
+  /** Bytes of payloads held in memory for repeated reads now (for tests and figures). */
+  get memoryBytes(): number {
+    let n = 0;
+    for (const b of this.hot.values()) n += b.length;
+    return n;
   }
 
   studyDir(studyId: string): string {
@@ -334,34 +349,53 @@ export class CheckpointStore {
    * from the pool and the consumer releases each.
    */
   async *read(path: string, chunkBytes: number, opts: CheckpointReadOptions = {}): AsyncGenerator<Buffer> {
+    const offset = opts.offset ?? 0;
+    if (!Number.isInteger(offset) || offset < 0 || offset % chunkBytes !== 0) throw new RangeError(`CheckpointStore.read: offset ${offset} is not a multiple of the chunk size ${chunkBytes}`);
     let hot = this.hot.get(path);
     if (hot !== undefined) {
-      // The in-memory copy stands for a file on disk: a file that changed size since (damaged,
-      // truncated) is DATA_LOSS now, not at the next restart's verification.
-      if (!path.startsWith(BLOB_PREFIX)) {
-        const size = await stat(path).then((st) => st.size, () => -1);
-        if (size !== hot.length) {
-          this.hot.delete(path);
-          throw new FedlhsError('DATA_LOSS', size < 0 ? `checkpoint ${path} is missing` : `checkpoint ${path} is ${size} bytes, was ${hot.length} when read`);
-        }
+      try {
+        await this.checkSize(path, hot.length);
+      } catch (err) {
+        this.hot.delete(path);
+        throw err;
       }
       // Most recently used last: the next eviction takes the other entry.
       this.hot.delete(path);
       this.hot.set(path, hot);
-    } else if (this.immutable(path)) {
+    } else if (opts.keep !== false && this.immutable(path)) {
       hot = await this.load(path);
     }
-    let from = 0;
+    let from = offset;
     if (hot !== undefined) {
       const total = hot.length;
       // The reader never holds the in-memory copy between chunks, only the cache does: a reader
       // that stops (a download nobody reads) costs one chunk, and once the cache lets the copy go
       // the rest comes from the store (issue 11: every stalled download kept a whole model alive).
       hot = undefined;
-      from = yield* this.fromMemory(path, total, chunkBytes, opts);
+      from = yield* this.fromMemory(path, total, chunkBytes, opts, offset);
       if (from >= total) return;
     }
     yield* this.readStored(path, chunkBytes, opts, from);
+  }
+
+  /**
+   * For an in-memory copy of `path` (`bytes` long, here or in a cache of the caller's such as
+   * grpc/model-frames.ts): the copy stands for a file on disk, and a file that changed size since
+   * (damaged, truncated) is DATA_LOSS now, not at the next restart's verification. Blob locators
+   * have no file of their own to check.
+   */
+  async checkSize(path: string, bytes: number): Promise<void> {
+    if (path.startsWith(BLOB_PREFIX)) return;
+    const size = await stat(path).then((st) => st.size, () => -1);
+    if (size !== bytes) throw new FedlhsError('DATA_LOSS', size < 0 ? `checkpoint ${path} is missing` : `checkpoint ${path} is ${size} bytes, was ${bytes} when read`);
+  }
+
+  /**
+   * Whether a payload of `bytes` at `path` may be kept in memory for repeated reads: it never
+   * changes ({@link immutable}) and is at most HOT_MAX_BYTES (64 MiB).
+   */
+  cacheable(path: string, bytes: number): boolean {
+    return bytes <= HOT_MAX_BYTES && this.immutable(path);
   }
 
   /** `read` from the store itself (blob or file), from byte `offset` (a multiple of `chunkBytes`). */
@@ -472,12 +506,12 @@ export class CheckpointStore {
   }
 
   /**
-   * Chunks of the in-memory copy of `path` (`total` bytes) while the cache holds it: views of it,
+   * Chunks of the in-memory copy of `path` (`total` bytes) from byte `from` while the cache holds it: views of it,
    * or copies into pooled buffers the consumer releases. Returns where it stopped: `total`, or
    * the offset at which the cache let the copy go.
    */
-  private *fromMemory(path: string, total: number, chunkBytes: number, opts: CheckpointReadOptions): Generator<Buffer, number> {
-    let at = 0;
+  private *fromMemory(path: string, total: number, chunkBytes: number, opts: CheckpointReadOptions, from: number): Generator<Buffer, number> {
+    let at = from;
     while (at < total) {
       opts.signal?.throwIfAborted();
       const chunk = this.hotChunk(path, total, at, chunkBytes, opts.pool);

@@ -13,9 +13,13 @@ import type { CoordinatorStore, NodeRecord } from './store.js';
 
 const CHUNK = 64 * 1024;
 
-/** A transport whose writes complete only when the test says so ("the client has not read yet"). */
+/**
+ * A transport whose writes complete only when the test says so ("the client has not read yet").
+ * Like grpc-js it copies each chunk into a frame of its own when handed it.
+ */
 class HeldTransport {
   readonly handed = new Map<number, number>();
+  readonly frames = new Map<number, Buffer[]>();
   private readonly pending: { stream: number; done: () => void }[] = [];
   private waiter: ((w: { stream: number; done: () => void }) => void) | undefined;
 
@@ -23,6 +27,7 @@ class HeldTransport {
     return (data) =>
       new Promise<void>((done) => {
         this.handed.set(stream, (this.handed.get(stream) ?? 0) + data.length);
+        this.frames.set(stream, [...(this.frames.get(stream) ?? []), Buffer.from(data)]);
         const w = { stream, done };
         if (this.waiter) {
           const give = this.waiter;
@@ -39,16 +44,16 @@ class HeldTransport {
   }
 }
 
-async function modelOf(chunks: number): Promise<{ store: CheckpointStore; path: string; totalBytes: number }> {
+async function modelOf(chunks: number): Promise<{ store: CheckpointStore; path: string; totalBytes: number; bytes: Buffer }> {
   const store = new CheckpointStore(mkdtempSync(join(tmpdir(), 'fedlhs-downloads-')));
   const values = Float32Array.from({ length: (chunks * CHUNK) / 4 }, (_, i) => i);
   const stored = await store.writeCandidate('s', 0, 1, [values]);
-  return { store, path: stored.path, totalBytes: stored.totalBytes };
+  return { store, path: stored.path, totalBytes: stored.totalBytes, bytes: Buffer.from(values.buffer) };
 }
 
 describe('streamModel with DownloadBudget', () => {
-  it('holds one chunk per stalled stream, makes streams wait for budget (never fail), and returns every buffer', async () => {
-    const { store, path, totalBytes } = await modelOf(6);
+  it('holds one chunk per stalled stream, in the transport only, makes streams wait for budget (never fail), and returns every buffer', async () => {
+    const { store, path, totalBytes, bytes } = await modelOf(6);
     const pool = new BufferPool();
     let waits = 0;
     let waited: () => void = () => undefined;
@@ -67,8 +72,10 @@ describe('streamModel with DownloadBudget', () => {
     expect([a.stream, b.stream].sort()).toEqual([0, 1]);
     expect([...transport.handed.values()]).toEqual([CHUNK, CHUNK]);
     expect(transport.handed.has(2)).toBe(false);
+    // The budget stands for the chunks the transport holds; the pooled buffers they were read
+    // into are back in the pool (the transport has its own copies).
     expect(budget.inFlightBytes).toBe(2 * CHUNK);
-    expect(pool.inUse).toBe(2);
+    expect(pool.inUse).toBe(0);
 
     // The transport takes stream 0's chunk: its budget goes to the waiting stream first.
     a.done();
@@ -76,7 +83,7 @@ describe('streamModel with DownloadBudget', () => {
     expect(c.stream).toBe(2);
     expect(transport.handed.get(a.stream)).toBe(CHUNK);
     expect(budget.inFlightBytes).toBe(2 * CHUNK);
-    expect(pool.inUse).toBe(2);
+    expect(pool.inUse).toBe(0);
 
     // From here on the transport takes everything as it comes.
     b.done();
@@ -89,6 +96,26 @@ describe('streamModel with DownloadBudget', () => {
     expect(waits).toBeGreaterThan(0);
     expect(budget.inFlightBytes).toBe(0);
     expect(pool.inUse).toBe(0);
+    // Pooled buffers went back while their chunks were in flight and were read into again: every
+    // stream still got the model's bytes.
+    for (const k of [0, 1, 2]) expect(Buffer.concat(transport.frames.get(k)!).equals(bytes)).toBe(true);
+  });
+
+  it('goes on from `offset` (a download whose shared frames ran out): the rest of the bytes, from memory or the store', async () => {
+    const { store, path, totalBytes, bytes } = await modelOf(5);
+    const pool = new BufferPool();
+    const budget = new DownloadBudget();
+    for (const offset of [2 * CHUNK, 2 * CHUNK]) {
+      // The first read finds the model on disk only, the second in memory.
+      const frames: Buffer[] = [];
+      const sent = await streamModel({
+        chunks: store.read(path, CHUNK, { pool, offset })[Symbol.asyncIterator](), totalBytes, chunkBytes: CHUNK, offset, pool, budget, signal: new AbortController().signal,
+        write: (data) => (frames.push(Buffer.from(data)), Promise.resolve()),
+      });
+      expect(sent).toBe(totalBytes);
+      expect(Buffer.concat(frames).equals(bytes.subarray(offset))).toBe(true);
+    }
+    await expect(store.read(path, CHUNK, { offset: 100 }).next()).rejects.toThrow('not a multiple of the chunk size');
   });
 
   it('gives the budget back when a waiting stream is cancelled', async () => {

@@ -240,35 +240,38 @@ export interface StreamModelOptions {
   chunks: AsyncIterator<Buffer>;
   totalBytes: number;
   chunkBytes: number;
+  /** Bytes already sent by other means (`chunks` starts there); default 0. */
+  offset?: number;
   pool: BufferPool;
   budget: DownloadBudget;
-  /** Hands one chunk to the transport; resolves once it has taken it (the write callback). */
+  /**
+   * Hands one chunk to the transport, which must be done with `data` when `write` returns:
+   * grpc-js serializes a message into a frame of its own inside `call.write` (see writeMessage
+   * in grpc/download-handler.ts), so the buffer goes back to the pool at once. Resolves once the
+   * transport has sent that frame (the write callback).
+   */
   write: (data: Buffer) => Promise<void>;
   signal: AbortSignal;
 }
 
 /**
- * Streams a model paced by the transport: each chunk takes budget, is read into a pooled buffer,
- * written, and only after the write callback are the buffer and the budget given back, so at most
- * one chunk per stream is queued in the coordinator, and all streams together hold at most the
- * budget. Returns the bytes sent.
+ * Streams a model paced by the transport: each chunk takes budget, is read into a pooled buffer
+ * and handed to the transport, which copies it into its frame; the pooled buffer goes back at
+ * once, the budget only after the write callback, as it stands for that frame while HTTP/2
+ * holds it. So a stream holds at most one frame beyond what HTTP/2 flow control let through,
+ * and all streams together hold at most the budget (a client that reads nothing costs one
+ * chunk, whatever the model). Returns the bytes sent, `offset` included.
  */
 export async function streamModel(o: StreamModelOptions): Promise<number> {
-  let sent = 0;
+  let sent = o.offset ?? 0;
   try {
     while (sent < o.totalBytes) {
       const n = Math.min(o.chunkBytes, o.totalBytes - sent);
       await o.budget.acquire(n, o.signal);
-      let data: Buffer | undefined;
       try {
-        const next = await o.chunks.next();
-        if (next.done === true) throw new FedlhsError('DATA_LOSS', `model payload ended after ${sent} of ${o.totalBytes} bytes`);
-        data = next.value;
-        if (data.length !== n) throw new FedlhsError('DATA_LOSS', `model payload chunk at byte ${sent} has ${data.length} bytes, expected ${n}`);
-        await o.write(data);
+        await sendChunk(o, sent, n);
         sent += n;
       } finally {
-        if (data !== undefined) o.pool.release(data);
         o.budget.release(n);
       }
     }
@@ -276,4 +279,26 @@ export async function streamModel(o: StreamModelOptions): Promise<number> {
   } finally {
     await o.chunks.return?.();
   }
+}
+
+/**
+ * Reads the next chunk and hands it to the transport; resolves when the transport has sent it.
+ * A function of its own so that nothing here references the pooled buffer while the write is
+ * pending (a stalled stream must not pin it, nor through it the pool).
+ */
+async function sendChunk(o: StreamModelOptions, at: number, n: number): Promise<void> {
+  const next = await o.chunks.next();
+  if (next.done === true) throw new FedlhsError('DATA_LOSS', `model payload ended after ${at} of ${o.totalBytes} bytes`);
+  return handOver(o, next.value, at, n);
+}
+
+function handOver(o: StreamModelOptions, data: Buffer, at: number, n: number): Promise<void> {
+  let taken: Promise<void>;
+  try {
+    if (data.length !== n) throw new FedlhsError('DATA_LOSS', `model payload chunk at byte ${at} has ${data.length} bytes, expected ${n}`);
+    taken = o.write(data);
+  } finally {
+    o.pool.release(data);
+  }
+  return taken;
 }

@@ -1,5 +1,5 @@
 import * as grpc from '@grpc/grpc-js';
-import type { DownloadModelRequest__Output, ModelChunk } from '@fedlhs/proto';
+import { loadFedlhsProto, type DownloadModelRequest__Output, type ModelChunk } from '@fedlhs/proto';
 import { FedlhsError } from '@fedlhs/core';
 import type { BufferPool } from '../blobs/buffer-pool.js';
 import { DownloadBudget, DownloadSlots, downloadRefusalOf, streamModel } from '../downloads.js';
@@ -7,6 +7,8 @@ import type { NodeRecord } from '../store.js';
 import { statusName, type HandlerContext } from './context.js';
 import { authenticateCall } from './node-auth.js';
 import { toStatus } from './status.js';
+import { endWithStatus, http2StreamOf, pacedWrite, type Http2StreamLike, type StreamLookup } from './http2-stream.js';
+import { ModelFrames, type FramedModel } from './model-frames.js';
 import { validateDownloadRequest } from './validate.js';
 
 /** A refusal of one node for one reason is logged at most this often (a refused client that retries in a loop must not flood the log). */
@@ -19,34 +21,54 @@ const REFUSAL_LOG_NODES = 1024;
  * the message, i.e. once the client's flow-control window took it (a client that reads nothing
  * never gets it). Rejects if `signal` aborts first; calls `onIdle` if the callback has not come
  * after `idleMs`. Release files stream through it too (release-handler.ts).
+ *
+ * grpc-js serializes the message into a frame of its own before `call.write` returns (protobuf
+ * encoding, then a copy behind the 5-byte gRPC prefix; http2-stream.test.ts checks it), provided
+ * no earlier write is still pending, which the callers guarantee by awaiting each write. So the
+ * caller may reuse the buffers in `message` as soon as this returns; the frame is what HTTP/2
+ * holds until the client takes it.
  */
 export function writeMessage<T>(call: grpc.ServerWritableStream<unknown, T>, message: T, signal: AbortSignal, idleMs: number, onIdle: () => void): Promise<void> {
-  return new Promise<void>((resolve, reject) => {
-    // grpc-js never calls back for a write to a cancelled call, so the abort must end the wait.
-    const onAbort = (): void => {
-      clearTimeout(idle);
-      reject(signal.reason);
-    };
-    if (signal.aborted) return onAbort();
-    const idle = setTimeout(onIdle, idleMs);
-    signal.addEventListener('abort', onAbort, { once: true });
-    call.write(message, (err?: Error | null) => {
-      clearTimeout(idle);
-      signal.removeEventListener('abort', onAbort);
-      if (err) reject(err);
-      else resolve();
-    });
-  });
+  return pacedWrite((done) => call.write(message, done), signal, idleMs, onIdle);
 }
 
 /**
- * The DownloadModel handler: a checkpoint streamed in chunks, paced by the transport and the
- * global budget, within the bounds of issue 11. A download takes a slot (limits.downloadStreams-
+ * How long after an error status a call whose client reads nothing keeps its stream: none for a
+ * stalled download (its client already took nothing for the idle bound), the idle bound for
+ * other errors (a revoked node's status waits behind the data already queued for it).
+ */
+export const statusGraceMs = (reason: unknown, idleMs: number): number => (reason instanceof FedlhsError && reason.code === 'DOWNLOAD_STALLED' ? 0 : idleMs);
+
+/** A download found its stream ended by grpc-js (which sends the call's status itself). */
+class EndedByGrpc extends Error {}
+
+const deadlinePassed = (call: grpc.ServerWritableStream<unknown, unknown>): boolean => {
+  const deadline = call.getDeadline();
+  return Number(deadline instanceof Date ? deadline.getTime() : deadline) <= Date.now();
+};
+
+/** Seams of {@link downloadHandler}. */
+export interface DownloadHandlerOptions {
+  /**
+   * Finds a call's HTTP/2 stream (shared frames are written to it, a stalled one is reset).
+   * Default {@link http2StreamOf}; tests stand in for a grpc-js whose internals moved (undefined).
+   */
+  streamOf?: StreamLookup;
+}
+
+/**
+ * The DownloadModel handler: a checkpoint streamed in chunks, one at a time, each written once
+ * HTTP/2 has sent the one before. A model of at most 64 MiB goes out as frames shared by all its
+ * downloads (model-frames.ts, written straight to the call's HTTP/2 stream: nothing per client);
+ * a larger one is read chunk by chunk within the global budget (downloads.ts). Within the bounds
+ * of issue 11: a download takes a slot (limits.downloadStreams-
  * PerNode, limits.downloadStreamsTotal; refused RESOURCE_LIMIT past them), is registered with
  * the node's in-flight calls (revocation ends it, UNAUTHENTICATED), and is ended when its client
- * takes no data for the idle bound, giving its budget back.
+ * takes no data for the idle bound: its stream is reset, so HTTP/2 drops the chunk it queued, and
+ * its budget and slot come back.
  */
-export function downloadHandler(ctx: HandlerContext, pool: BufferPool, slots: DownloadSlots): grpc.handleServerStreamingCall<DownloadModelRequest__Output, ModelChunk> {
+export function downloadHandler(ctx: HandlerContext, pool: BufferPool, slots: DownloadSlots, opts: DownloadHandlerOptions = {}): grpc.handleServerStreamingCall<DownloadModelRequest__Output, ModelChunk> {
+  const streamOf = opts.streamOf ?? http2StreamOf;
   const { coordinator, log, metrics } = ctx;
   const limits = coordinator.limits;
   const budget = new DownloadBudget({
@@ -55,6 +77,17 @@ export function downloadHandler(ctx: HandlerContext, pool: BufferPool, slots: Do
     onWait: () => metrics.downloadBudgetWaits.inc(),
   });
   const lastRefusalLog = new Map<string, number>();
+  const frames = new ModelFrames({ checkpoints: coordinator.checkpoints, serialize: loadFedlhsProto().fedlhs.v1.Federation.service.DownloadModel.responseSerialize });
+  let unframedLogged = false;
+  /** The call's HTTP/2 stream for shared frames; undefined (warned once) if grpc-js no longer lets it be found. */
+  const directStream = (call: grpc.ServerWritableStream<DownloadModelRequest__Output, ModelChunk>): Http2StreamLike | undefined => {
+    const stream = streamOf(call as grpc.ServerWritableStream<unknown, unknown>);
+    if (stream === undefined && !unframedLogged) {
+      unframedLogged = true;
+      log.warn({ event: 'download.unframed' }, "model downloads cannot write shared frames to their HTTP/2 streams (grpc-js internals changed?): they go through grpc-js, a copy per chunk per client");
+    }
+    return stream;
+  };
 
   const refused = (node: NodeRecord | undefined, err: unknown): void => {
     const reason = downloadRefusalOf(err);
@@ -81,11 +114,16 @@ export function downloadHandler(ctx: HandlerContext, pool: BufferPool, slots: Do
     let node: NodeRecord | undefined;
     let release: (() => void) | undefined;
     let unregister: (() => void) | undefined;
+    let model: FramedModel | undefined;
     const idleMs = limits.downloadIdleMs;
     const stalled = (): void => {
-      log.warn({ event: 'download.stalled', nodeId: node?.id, idleMs, limit: 'transfer.downloadIdleSeconds' }, 'model download ended: its client took no data');
       metrics.downloadsRefused.inc({ reason: 'idle' });
       gone.abort(new FedlhsError('DOWNLOAD_STALLED', `the download took no data for ${idleMs / 1000} s (transfer.downloadIdleSeconds); the coordinator ended it`));
+    };
+    // Logged once the stream is reset (or could not be): only then is its memory given back.
+    const onReset = (reset: boolean): void => {
+      if (reset) log.warn({ event: 'download.stalled', nodeId: node?.id, idleMs, limit: 'transfer.downloadIdleSeconds', reset }, 'model download ended: its client took no data; its stream was reset');
+      else log.error({ event: 'download.stalled', nodeId: node?.id, idleMs, limit: 'transfer.downloadIdleSeconds', reset }, 'model download ended: its client took no data, but its HTTP/2 stream could not be reset (grpc-js internals changed?): the chunk queued for it stays until the client goes');
     };
     (async () => {
       node = await authenticateCall(ctx, call);
@@ -101,22 +139,47 @@ export function downloadHandler(ctx: HandlerContext, pool: BufferPool, slots: Do
       const totalBytes = Number(header.totalBytes);
       const chunkBytes = Number(header.chunkSize);
       budget.noteModelBytes(totalBytes);
-      // Paced by the write callbacks: at most one chunk of this stream is queued here, and all
-      // downloads together hold at most the budget (design §5).
+      const sha256 = header.sha256 instanceof Uint8Array ? Buffer.from(header.sha256).toString('hex') : undefined;
+      model = sha256 === undefined ? undefined : await frames.open(path, totalBytes, chunkBytes, sha256);
       await writeMessage(call, { header }, gone.signal, idleMs, stalled);
-      const chunks = coordinator.checkpoints.read(path, chunkBytes, { pool, signal: gone.signal })[Symbol.asyncIterator]();
-      await streamModel({
-        chunks, totalBytes, chunkBytes, pool, budget, signal: gone.signal,
-        write: async (data) => {
-          await writeMessage(call, { data }, gone.signal, idleMs, stalled);
-          metrics.bytesOut.inc(data.length);
-        },
-      });
+      // The model's shared frames, nothing per client; for models too large to keep (or every
+      // place in the frame cache in use), chunk by chunk within the budget: at most one chunk of
+      // this stream queued here, all downloads together at most the budget (design §5).
+      const stream = model === undefined ? undefined : directStream(call);
+      let sent = 0;
+      for (let i = 0; stream !== undefined && sent < totalBytes; i++) {
+        const frame = model?.frame(i);
+        if (frame === undefined) break;
+        // grpc-js ended the stream itself (the call's deadline passed): its status is on the
+        // way, behind what is queued. A frame written now would fail (write after end).
+        if (stream.writableEnded) throw new EndedByGrpc();
+        const bytes = Math.min(chunkBytes, totalBytes - sent);
+        await pacedWrite((cb) => stream.write(frame, cb), gone.signal, idleMs, stalled);
+        metrics.bytesOut.inc(bytes);
+        sent += bytes;
+      }
+      model?.close();
+      if (sent < totalBytes) {
+        const chunks = coordinator.checkpoints.read(path, chunkBytes, { pool, signal: gone.signal, offset: sent })[Symbol.asyncIterator]();
+        await streamModel({
+          chunks, totalBytes, chunkBytes, offset: sent, pool, budget, signal: gone.signal,
+          // Not async: nothing may reference `data` once call.write has framed it (streamModel
+          // gives the buffer back to the pool at once).
+          write: (data) => {
+            const bytes = data.length;
+            return writeMessage(call, { data }, gone.signal, idleMs, stalled).then(() => void metrics.bytesOut.inc(bytes));
+          },
+        });
+      }
       done('OK');
       call.end();
     })()
       .catch((err: unknown) => {
         const reason: unknown = gone.signal.aborted ? gone.signal.reason : err;
+        if (reason instanceof EndedByGrpc) {
+          done(deadlinePassed(call) ? 'DEADLINE_EXCEEDED' : 'CANCELLED');
+          return;
+        }
         if (reason instanceof FedlhsError && reason.code === 'ATTEMPT_ABORTED') {
           done('CANCELLED');
           return;
@@ -124,8 +187,11 @@ export function downloadHandler(ctx: HandlerContext, pool: BufferPool, slots: Do
         refused(node, reason);
         const status = toStatus(reason, log, 'DownloadModel');
         done(statusName(status.code));
-        call.emit('error', status);
+        endWithStatus(call, status, statusGraceMs(reason, idleMs), onReset, streamOf);
       })
-      .finally(() => unregister?.());
+      .finally(() => {
+        model?.close();
+        unregister?.();
+      });
   };
 }

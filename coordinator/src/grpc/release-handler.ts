@@ -4,9 +4,10 @@ import type { DownloadSlots } from '../downloads.js';
 import type { NodeRecord } from '../store.js';
 import { toWireRelease } from '../wire.js';
 import { statusName, timed, type HandlerContext } from './context.js';
-import { writeMessage } from './download-handler.js';
+import { statusGraceMs, writeMessage } from './download-handler.js';
 import { authenticateCall } from './node-auth.js';
 import { toStatus } from './status.js';
+import { endWithStatus } from './http2-stream.js';
 import { validateDownloadReleaseFileRequest, validateListReleasesRequest, validateReleasePerformanceReport } from './validate.js';
 
 type ReleaseHandlers = Pick<FederationHandlers, 'ListReleases' | 'DownloadReleaseFile' | 'ReportReleasePerformance'>;
@@ -17,7 +18,8 @@ type ReleaseHandlers = Pick<FederationHandlers, 'ListReleases' | 'DownloadReleas
  * every error becomes a status through toStatus. Release files stream in coordinator.chunkBytes
  * chunks within the model-download bounds: `slots` are the model downloads' own
  * (limits.downloadStreamsPerNode / downloadStreamsTotal count model and release downloads
- * together), and the idle bound transfer.downloadIdleSeconds.
+ * together), and the idle bound transfer.downloadIdleSeconds, past which the stream is reset
+ * (http2-stream.ts) so that HTTP/2 drops the chunk queued for it.
  */
 export function releaseHandlers(ctx: HandlerContext, slots: DownloadSlots): ReleaseHandlers {
   const { coordinator, log, metrics } = ctx;
@@ -46,8 +48,11 @@ export function releaseHandlers(ctx: HandlerContext, slots: DownloadSlots): Rele
       let unregister: (() => void) | undefined;
       const idleMs = coordinator.limits.downloadIdleMs;
       const stalled = (): void => {
-        log.warn({ event: 'download.stalled', nodeId: node?.id, idleMs, limit: 'transfer.downloadIdleSeconds', what: 'release' }, 'release download ended: its client took no data');
         gone.abort(new FedlhsError('DOWNLOAD_STALLED', `the download took no data for ${idleMs / 1000} s (transfer.downloadIdleSeconds); the coordinator ended it`));
+      };
+      const onReset = (reset: boolean): void => {
+        if (reset) log.warn({ event: 'download.stalled', nodeId: node?.id, idleMs, limit: 'transfer.downloadIdleSeconds', what: 'release', reset }, 'release download ended: its client took no data; its stream was reset');
+        else log.error({ event: 'download.stalled', nodeId: node?.id, idleMs, limit: 'transfer.downloadIdleSeconds', what: 'release', reset }, 'release download ended: its client took no data, but its HTTP/2 stream could not be reset: the chunk queued for it stays until the client goes');
       };
       (async () => {
         node = await authenticateCall(ctx, call);
@@ -60,8 +65,10 @@ export function releaseHandlers(ctx: HandlerContext, slots: DownloadSlots): Rele
         unregister = coordinator.calls.register(node.id, (err) => gone.abort(err));
         const { chunks } = await coordinator.releases.readFile(release, fileName, coordinator.chunkBytes, gone.signal);
         for await (const data of chunks) {
+          // grpc-js frames the message inside call.write; only the length is needed afterwards.
+          const bytes = data.length;
           await writeMessage(call, { data: Buffer.from(data.buffer, data.byteOffset, data.byteLength) }, gone.signal, idleMs, stalled);
-          metrics.bytesOut.inc(data.length);
+          metrics.bytesOut.inc(bytes);
         }
         done('OK');
         call.end();
@@ -74,7 +81,7 @@ export function releaseHandlers(ctx: HandlerContext, slots: DownloadSlots): Rele
           }
           const status = toStatus(reason, log, 'DownloadReleaseFile');
           done(statusName(status.code));
-          call.emit('error', status);
+          endWithStatus(call, status, statusGraceMs(reason, idleMs), onReset);
         })
         .finally(() => unregister?.());
     },

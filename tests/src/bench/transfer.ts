@@ -63,11 +63,20 @@ async function main(): Promise<void> {
     agents.push(startAgent(o));
   }
   const peaks = new Map<string, number>([['coordinator', 0], ['bench-a', 0], ['bench-b', 0]]);
+  // Where each process was when it peaked: its last log line then (the stage, e.g. after the download).
+  const peakAt = new Map<string, string>();
   let sampling = false;
+  const sample = (name: string, proc: { pid: number; lines: readonly Record<string, unknown>[] }): void => {
+    const now = rss(proc.pid);
+    if (now <= peaks.get(name)!) return;
+    peaks.set(name, now);
+    const last = proc.lines.at(-1);
+    peakAt.set(name, String(last?.['event'] ?? last?.['msg'] ?? 'start'));
+  };
   const sampler = setInterval(() => {
     if (!sampling) return;
-    peaks.set('coordinator', Math.max(peaks.get('coordinator')!, rss(c.proc.pid)));
-    agents.forEach((a, i) => peaks.set(`bench-${'ab'[i]}`, Math.max(peaks.get(`bench-${'ab'[i]}`)!, rss(a.pid))));
+    sample('coordinator', c.proc);
+    agents.forEach((a, i) => sample(`bench-${'ab'[i]}`, a));
   }, 100);
   try {
     const manifest = {
@@ -93,7 +102,7 @@ async function main(): Promise<void> {
     const raw = await rawGrpc(MODEL_BYTES);
     const fmt = (x: number): string => x.toFixed(1);
     say('\npeak RSS during the round (÷ model size):');
-    for (const [name, peak] of peaks) say(`  ${name.padEnd(12)} ${fmt(peak / MiB)} MiB  = ${(peak / MODEL_BYTES).toFixed(2)} × model`);
+    for (const [name, peak] of peaks) say(`  ${name.padEnd(12)} ${fmt(peak / MiB)} MiB  = ${(peak / MODEL_BYTES).toFixed(2)} × model  (peak after its log line "${peakAt.get(name) ?? '-'}")`);
     say('\nthroughput, MiB/s (fedlhs per agent, two agents concurrently | raw grpc-js, one stream alone):');
     say(`  download  ${downloads.map((l) => fmt(l.mbPerS as number)).join(', ')}  | raw ${fmt(raw.downloadMBs)}  → ratio ${(downloads.reduce((s, l) => s + (l.mbPerS as number), 0) / raw.downloadMBs).toFixed(2)} (sum of agents ÷ raw)`);
     say(`  upload    ${uploads.map((l) => fmt(l.mbPerS as number)).join(', ')}  | raw ${fmt(raw.uploadMBs)}  → ratio ${(uploads.reduce((s, l) => s + (l.mbPerS as number), 0) / raw.uploadMBs).toFixed(2)} (sum of agents ÷ raw)`);
