@@ -22,24 +22,13 @@
 
 import { BLOCK, wasmColumns } from './column-sort.js';
 import { networkFor } from './order-stats.js';
+import { leb, section, wasmName } from './wasm-bytes.js';
 
 /** Largest θ the window is generated for (the shared memory's rows); more use JavaScript. */
 export const MAX_WINDOW_THETA = 64;
 /** Largest allowed spread of the values' binary exponents (see above; ≤ 29 − log₂ 64). */
 const MAX_EXPONENT_SPREAD = 22;
 
-const leb = (n: number): number[] => {
-  const out: number[] = [];
-  do {
-    let b = n & 0x7f;
-    n >>>= 7;
-    if (n !== 0) b |= 0x80;
-    out.push(b);
-  } while (n !== 0);
-  return out;
-};
-const section = (id: number, bytes: number[]): number[] => [id, ...leb(bytes.length), ...bytes];
-const str = (s: string): number[] => [s.length, ...Array.from(s, (c) => c.charCodeAt(0))];
 const f64Const = (x: number): number[] => {
   const b = new Uint8Array(16);
   new Float64Array(b.buffer).fill(x);
@@ -143,9 +132,9 @@ function windowModule(theta: number, beta: number, net: Int32Array, outOffset: n
   return new Uint8Array([
     0x00, 0x61, 0x73, 0x6d, 1, 0, 0, 0,
     ...section(1, [1, 0x60, 1, 0x7f, 1, 0x7f]),
-    ...section(2, [1, ...str('m'), ...str('mem'), 2, 0, 0]),
+    ...section(2, [1, ...wasmName('m'), ...wasmName('mem'), 2, 0, 0]),
     ...section(3, [1, 0]),
-    ...section(7, [1, ...str('walk'), 0, 0]),
+    ...section(7, [1, ...wasmName('walk'), 0, 0]),
     ...section(10, [1, ...leb(fn.length), ...fn]),
   ]);
 }

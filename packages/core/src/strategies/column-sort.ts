@@ -11,6 +11,8 @@
  * WebAssembly SIMD is unavailable the same network runs in JavaScript (same results, slower).
  */
 
+import { leb, section, sleb, wasmName } from './wasm-bytes.js';
+
 /**
  * Columns per block (a multiple of 4). 4096, not 1024: each block costs a `subarray` and a
  * `set` per row (~0.3 µs each), which at 1024 columns made copying in cost twice a plain copy;
@@ -29,27 +31,6 @@ const FLAG_OFFSET = OUT_OFFSET + BLOCK * 4;
 const SCRATCH_OFFSET = FLAG_OFFSET + BLOCK * 8;
 const SCRATCH_BYTES = (MAX_ROWS / 2) * BLOCK * 16 + (MAX_ROWS * (MAX_ROWS + 1) + 16) * 8;
 
-const leb = (n: number): number[] => {
-  const out: number[] = [];
-  do {
-    let b = n & 0x7f;
-    n >>>= 7;
-    if (n !== 0) b |= 0x80;
-    out.push(b);
-  } while (n !== 0);
-  return out;
-};
-const section = (id: number, bytes: number[]): number[] => [id, ...leb(bytes.length), ...bytes];
-const name = (s: string): number[] => [s.length, ...Array.from(s, (c) => c.charCodeAt(0))];
-const sleb = (n: number): number[] => {
-  const out: number[] = [];
-  for (;;) {
-    const b = n & 0x7f;
-    n >>= 7;
-    if ((n === 0 && (b & 0x40) === 0) || (n === -1 && (b & 0x40) !== 0)) return [...out, b];
-    out.push(b | 0x80);
-  }
-};
 
 /**
  * Function 0, sort(net, count, bytes): for c < count, rows at byte offsets a = net[2c],
@@ -126,7 +107,7 @@ function moduleBytes(): Uint8Array {
     ...section(1, [3, 0x60, 3, 0x7f, 0x7f, 0x7f, 0, 0x60, 5, 0x7f, 0x7f, 0x7f, 0x7f, 0x7c, 0, 0x60, 2, 0x7f, 0x7f, 1, 0x7f]),
     ...section(3, [3, 0, 1, 2]),
     ...section(5, [1, 0, ...leb(pages)]),
-    ...section(7, [4, ...name('sort'), 0, 0, ...name('mean'), 0, 1, ...name('nonFinite'), 0, 2, ...name('mem'), 2, 0]),
+    ...section(7, [4, ...wasmName('sort'), 0, 0, ...wasmName('mean'), 0, 1, ...wasmName('nonFinite'), 0, 2, ...wasmName('mem'), 2, 0]),
     ...section(10, [3, ...leb(sortBody.length), ...sortBody, ...leb(meanBody.length), ...meanBody, ...leb(finiteBody.length), ...finiteBody]),
   ]);
 }

@@ -12,29 +12,8 @@
  */
 
 import { BLOCK, wasmColumns, type WasmColumns } from './column-sort.js';
+import { leb, section, sleb, wasmName } from './wasm-bytes.js';
 
-const leb = (n: number): number[] => {
-  const out: number[] = [];
-  do {
-    let b = n & 0x7f;
-    n >>>= 7;
-    if (n !== 0) b |= 0x80;
-    out.push(b);
-  } while (n !== 0);
-  return out;
-};
-/** Signed LEB128, as i32.const takes. */
-const sleb = (n: number): number[] => {
-  const out: number[] = [];
-  for (;;) {
-    const b = n & 0x7f;
-    n >>= 7;
-    if ((n === 0 && (b & 0x40) === 0) || (n === -1 && (b & 0x40) !== 0)) return [...out, b];
-    out.push(b | 0x80);
-  }
-};
-const section = (id: number, bytes: number[]): number[] => [id, ...leb(bytes.length), ...bytes];
-const str = (s: string): number[] => [s.length, ...Array.from(s, (c) => c.charCodeAt(0))];
 const get = (i: number) => [0x20, i];
 const set = (i: number) => [0x21, i];
 const tee = (i: number) => [0x22, i];
@@ -89,11 +68,11 @@ function moduleBytes(pOffset: number): Uint8Array {
     b.push(0x0b);
     bodies.push([1, 2 + m, 0x7b, ...b]);
   }
-  const exports = bodies.map((_, f) => [...str(f === 0 ? 'interleave' : `sums${f}`), 0, f]);
+  const exports = bodies.map((_, f) => [...wasmName(f === 0 ? 'interleave' : `sums${f}`), 0, f]);
   return new Uint8Array([
     0x00, 0x61, 0x73, 0x6d, 1, 0, 0, 0,
     ...section(1, [2, 0x60, 2, 0x7f, 0x7f, 0, 0x60, 4, 0x7f, 0x7f, 0x7f, 0x7f, 0]),
-    ...section(2, [1, ...str('m'), ...str('mem'), 2, 0, 0]),
+    ...section(2, [1, ...wasmName('m'), ...wasmName('mem'), 2, 0, 0]),
     ...section(3, [bodies.length, 0, ...new Array<number>(MAX_VECTORS).fill(1)]),
     ...section(7, [exports.length, ...exports.flat()]),
     ...section(10, [bodies.length, ...bodies.flatMap((b) => [...leb(b.length), ...b])]),
