@@ -9,7 +9,7 @@ import { createLogger, forTerminal, logProcessWarnings, prepareArgv, terminalTab
 import { startCoordinatorApp } from './app.js';
 import { startHaCoordinatorApp } from './ha/ha-app.js';
 import { adminCall, resolveAdminTarget, type AdminTarget } from './cli-client.js';
-import { loadCoordinatorConfig } from './config.js';
+import { loadCoordinatorConfig, type CoordinatorConfig } from './config.js';
 import { DataDirLock } from './data-dir-lock.js';
 import { resetPairCa } from './ha/pair-ca-reset.js';
 import { storeTypes } from './store/postgres/connection.js';
@@ -116,6 +116,16 @@ function studyRows(studies: StudySummary[]): string[][] {
   ];
 }
 
+/** The coordinator's configuration from `--config`, flags and FEDLHS_*; an invalid one exits 2 naming what is wrong. */
+function configOrDie(options: { config?: string }, command: Command): CoordinatorConfig {
+  try {
+    return loadCoordinatorConfig({ file: options.config, args: command.args });
+  } catch (err) {
+    if (isFedlhsError(err, 'CONFIG_INVALID')) die(`invalid configuration: ${err.message}`, 2);
+    throw err;
+  }
+}
+
 const program = new Command('fedlhs-coordinator').description('fedlhs coordinator: runs federated-averaging studies for a network of clinics.');
 
 program
@@ -130,13 +140,7 @@ program
       '\nState lives in SQLite inside --data-dir by default; --store postgres --store-url postgres://... (or FEDLHS_STORE_URL, which keeps the password out of ps) uses PostgreSQL.',
   )
   .action(async (options: { config?: string }, command: Command) => {
-    let config;
-    try {
-      config = loadCoordinatorConfig({ file: options.config, args: command.args });
-    } catch (err) {
-      if (isFedlhsError(err, 'CONFIG_INVALID')) die(`invalid configuration: ${err.message}`, 2);
-      throw err;
-    }
+    const config = configOrDie(options, command);
     const logger = createLogger({ app: 'fedlhs-coordinator', level: config.log.level, pretty: config.log.pretty });
     logProcessWarnings(logger);
     let app: { shutdown(): Promise<void> };
@@ -203,13 +207,7 @@ nodeCa
   .allowUnknownOption(true)
   .allowExcessArguments(true)
   .action(async (options: { config?: string; confirm?: string }, command: Command) => {
-    let config;
-    try {
-      config = loadCoordinatorConfig({ file: options.config, args: command.args });
-    } catch (err) {
-      if (isFedlhsError(err, 'CONFIG_INVALID')) die(`invalid configuration: ${err.message}`, 2);
-      throw err;
-    }
+    const config = configOrDie(options, command);
     if (config.tls.clientCertificates !== 'issued') die("ca reset: this coordinator does not issue node certificates (tls.clientCertificates is not 'issued')", 2);
     if (!config.ha.enabled) die(`ca reset: only for ha.enabled (a single coordinator records no CA in its database): stop it, move ${join(config.dataDir, 'ca')} away and start it; every node then enrols again`, 2);
     let lock: DataDirLock;
