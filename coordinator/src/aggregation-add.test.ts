@@ -66,16 +66,22 @@ describe('RoundAggregator.add reads updates back through a pool (issue 15)', () 
     writeFileSync(spool, float32Bytes(base));
     await expect(aggregator.add(spool, 5, 0.5, 'u')).rejects.toMatchObject({ code: 'DATA_LOSS' });
     expect(pool.inUse).toBe(0);
-    // Its first 4 MiB were added before the base ran out: the round cannot average a fragment in.
+    // Its first 4 MiB were added before the base ran out: the round cannot average a fragment in,
+    // and no later update is summed (and receipted) into the damaged sum (review ring).
     const other = checkpoints.spoolPath('v');
     writeFileSync(other, float32Bytes(base));
-    await aggregator.add(other, 5, 1, 'v');
-    const slices = await aggregator.finish(1);
-    const drain = async (): Promise<void> => {
-      for await (const _slice of slices) {
-        // read to the end
-      }
-    };
-    await expect(drain()).rejects.toMatchObject({ code: 'INVALID_STATE', message: expect.stringContaining('the update u failed after 1048576 values were added') as unknown });
+    await expect(aggregator.add(other, 5, 1, 'v')).rejects.toMatchObject({ code: 'DATA_LOSS' });
+    await expect(aggregator.finish(1)).rejects.toMatchObject({ code: 'DATA_LOSS' });
+  });
+
+  it('a spool shorter than the model (a write the disk cut short) is a storage fault, not zeros in the mean (review ring)', async () => {
+    const pool = new BufferPool();
+    const { checkpoints, aggregator, base } = await setup(pool);
+    const spool = checkpoints.spoolPath('u');
+    writeFileSync(spool, float32Bytes(base).subarray(0, 4 * 1024 * 1024 + 12));
+    await expect(aggregator.add(spool, 5, 1, 'u')).rejects.toMatchObject({ code: 'STORAGE_FAULT', message: expect.stringContaining('holds 1048579 of the model') as unknown });
+    expect(pool.inUse).toBe(0);
+    // The round attempt fails as a storage fault (retried once storage is back), not as an internal error.
+    await expect(aggregator.finish(1)).rejects.toMatchObject({ code: 'STORAGE_FAULT' });
   });
 });

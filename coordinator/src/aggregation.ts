@@ -77,6 +77,8 @@ export class RoundAggregator {
   private readonly sliceValues: number;
   /** Set by dispose(): an update still arriving then is refused, so nothing is held past it. */
   private disposed = false;
+  /** Why the running sum holds part of an update (set by a failed add): later adds and finish throw it. */
+  private damage: unknown;
   private readonly dp: DpAggregation | undefined;
   /** Read buffers of add() (the spool and, when clipping, the base), reused across updates. */
   private readonly pool: BufferPool;
@@ -156,6 +158,7 @@ export class RoundAggregator {
       this.held.push({ path, numExamples, scale });
       return;
     }
+    if (this.damage !== undefined) throw this.damage;
     let offset = 0;
     // DP-FedAvg: each clinic's (clipped) update counts once, so one clinic moves the sum by at most C.
     const weight = this.dp === undefined ? numExamples : 1;
@@ -187,10 +190,19 @@ export class RoundAggregator {
           pool.release(chunk);
         }
       }
+      // A spool shorter than the model (a write the disk cut short) must not count with zeros
+      // for its tail (review ring): storage failed, so the round attempt is retried.
+      if (offset !== this.sum.length) {
+        throw new FedlhsError('STORAGE_FAULT', `the spooled update ${key} holds ${offset} of the model's ${this.sum.length} values: the disk lost part of it`, { details: { kind: 'io_error', op: `add the update ${key}` } });
+      }
     } catch (err) {
       // Part of this update may be in the sum already: the round's mean would include a fragment
-      // of it, so the sum refuses to be averaged (the round attempt fails, loudly).
-      if (offset > 0) this.sum.discard(`the update ${key} failed after ${offset} values were added: ${(err as Error).message}`);
+      // of it, so the sum refuses to be averaged, and every later add and the round's finish
+      // throw why: a storage fault (the round attempt is retried once storage is back), else as thrown.
+      if (offset > 0) {
+        this.sum.discard(`the update ${key} failed after ${offset} values were added: ${(err as Error).message}`);
+        this.damage ??= toStorageFault(err, `add the update ${key}`, spoolPath) ?? err;
+      }
       throw err;
     } finally {
       await base?.return(undefined);
@@ -206,6 +218,7 @@ export class RoundAggregator {
    * has been taken (iterate it once, to the end, before reading `exportState`).
    */
   async finish(round: number): Promise<Iterable<Float32Array> | AsyncIterable<Float32Array>> {
+    if (this.damage !== undefined) throw this.damage;
     if (this.strategy.input === 'weighted-mean') {
       if (this.sum.count === 0) throw new FedlhsError('INVALID_STATE', 'no contributions to average');
       if (this.strategy.stepSlice !== undefined) return this.stepSlices(round);

@@ -182,5 +182,28 @@ describe('spoolUpload', () => {
     const err = await spoolUpload({ chunks: messages(payload, MiB), receiver: receiverFor(payload, n), base: baseChunks(base, 4 * MiB, pool), file: f.file, pool, writeFailed: (e) => (e === enospc ? fault : undefined) }).catch((e: unknown) => e);
     expect(err).toBe(fault);
     expect(f.pending()).toBe(0);
+    expect(pool.inUse).toBe(0);
+  });
+
+  it('writes again what a short write left, and a write that writes nothing is an I/O error (review ring)', async () => {
+    const pool = new BufferPool();
+    const bytes = Buffer.alloc(payload.length);
+    let writes = 0;
+    const short = {
+      async write(buffer: Buffer, offset: number, length: number, position: number) {
+        writes++;
+        // At most 1000 bytes per call, as a disk near a file-size limit might.
+        const n = Math.min(length, 1000);
+        buffer.copy(bytes, position, offset, offset + n);
+        return { bytesWritten: n, buffer };
+      },
+    } as unknown as FileHandle;
+    await spoolUpload({ chunks: messages(payload, MiB), receiver: receiverFor(payload, n), base: baseChunks(base, 4 * MiB, pool), file: short, pool, writeFailed: () => undefined });
+    expect(Buffer.compare(bytes, Buffer.from(payload))).toBe(0);
+    expect(writes).toBeGreaterThan(payload.length / 1000 - 1);
+    const stuck = { write: async (buffer: Buffer) => ({ bytesWritten: 0, buffer }) } as unknown as FileHandle;
+    const err = await spoolUpload({ chunks: messages(payload, MiB), receiver: receiverFor(payload, n), base: baseChunks(base, 4 * MiB, pool), file: stuck, pool, writeFailed: () => undefined }).catch((e: unknown) => e);
+    expect((err as NodeJS.ErrnoException).code).toBe('EIO');
+    expect(pool.inUse).toBe(0);
   });
 });

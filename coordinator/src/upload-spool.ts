@@ -59,9 +59,12 @@ export async function spoolUpload(o: SpoolUploadOptions): Promise<number> {
     if (filled === 0) return;
     const full = batch;
     const length = filled;
-    writes.push(o.file.write(full, 0, length, batchAt).then(
+    // The buffer goes back to the pool once its write has settled, either way (review ring: a
+    // failed write kept it counted in use).
+    writes.push(writeFully(o.file, full, length, batchAt).then(
       () => o.pool.release(full),
       (err: unknown) => {
+        o.pool.release(full);
         failed ??= o.writeFailed(err) ?? err;
       },
     ));
@@ -100,6 +103,20 @@ export async function spoolUpload(o: SpoolUploadOptions): Promise<number> {
     await Promise.allSettled(writes);
     o.pool.release(batch);
     await base.close();
+  }
+}
+
+/**
+ * Writes `length` bytes of `buffer` at `position`, again for what a short write left (review
+ * ring: a write the file-size limit cut short left a zero-filled hole counted as the update's
+ * values); a write that makes no progress is an I/O error.
+ */
+async function writeFully(file: Pick<FileHandle, 'write'>, buffer: Buffer, length: number, position: number): Promise<void> {
+  let done = 0;
+  while (done < length) {
+    const { bytesWritten } = await file.write(buffer, done, length - done, position + done);
+    if (bytesWritten <= 0) throw Object.assign(new Error(`a spool write at byte ${position + done} wrote nothing`), { code: 'EIO' });
+    done += bytesWritten;
   }
 }
 
