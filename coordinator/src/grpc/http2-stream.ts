@@ -11,8 +11,8 @@ export interface Http2StreamLike {
   readonly writableLength: number;
   /** end() was called (Writable): grpc-js has sent, or queued, the call's status (its deadline passed). */
   readonly writableEnded: boolean;
-  once(event: 'close', listener: () => void): unknown;
-  off(event: 'close', listener: () => void): unknown;
+  once(name: 'close', listener: () => void): unknown;
+  off(name: 'close', listener: () => void): unknown;
 }
 
 const isHttp2Stream = (v: unknown): v is Http2StreamLike =>
