@@ -96,6 +96,15 @@ describe('loadCoordinatorConfig', () => {
     expect(configError({ env: { ...PLAINTEXT, FEDLHS_GRPC_PORT: '7443x' } }).message).toContain('grpc.port');
   });
 
+  it('takes ha.advertiseAddress as host:port with a reachable port, or empty', () => {
+    for (const ok of ['coord-a.hospital.example:7443', '10.0.0.5:1', '[fd00::5]:65535']) {
+      expect(loadCoordinatorConfig({ env: { ...PLAINTEXT, FEDLHS_HA_ADVERTISE_ADDRESS: ok } }).ha.advertiseAddress).toBe(ok);
+    }
+    for (const bad of ['coord-a:0', 'coord-a:65536', 'coord-a', 'a:b:7443', 'coord a:7443', '[fd00::5]:0']) {
+      expect(configError({ env: { ...PLAINTEXT, FEDLHS_HA_ADVERTISE_ADDRESS: bad } }).message).toContain('ha.advertiseAddress: must be host:port with a port from 1 to 65535');
+    }
+  });
+
   it('rejects an unknown key in a JSON config file, naming it', () => {
     const file = jsonFile({ grpc: { port: 1000, bogus: 1 }, extra: true });
     expect(configError({ file, env: PLAINTEXT }).message).toMatchInlineSnapshot(

@@ -379,8 +379,13 @@ export function loadCoordinatorConfig(options: LoadConfigOptions = {}): Coordina
     if (c.ha.leaseSeconds < 2 || c.ha.leaseSeconds > 300) {
       throw new ConfigError(`ha.leaseSeconds: must be from 2 to 300: value was ${c.ha.leaseSeconds}`, { details: { key: 'ha.leaseSeconds' } });
     }
-    if (c.ha.advertiseAddress !== '' && !/^[^\s:,]+:\d{1,5}$/.test(c.ha.advertiseAddress) && !/^\[[0-9a-fA-F:]+\]:\d{1,5}$/.test(c.ha.advertiseAddress)) {
-      throw new ConfigError(`ha.advertiseAddress: must be host:port (or empty): value was ${JSON.stringify(c.ha.advertiseAddress)}`, { details: { key: 'ha.advertiseAddress' } });
+    if (c.ha.advertiseAddress !== '') {
+      const m = /^(?:[^\s:,[\]]+|\[[0-9a-fA-F:]+\]):(\d{1,5})$/.exec(c.ha.advertiseAddress);
+      const port = m === null ? NaN : Number(m[1]);
+      // Port 0 is "any free port" to bind, never an address agents can reach (review).
+      if (!(port >= 1 && port <= 65535)) {
+        throw new ConfigError(`ha.advertiseAddress: must be host:port with a port from 1 to 65535 (or empty): value was ${JSON.stringify(c.ha.advertiseAddress)}`, { details: { key: 'ha.advertiseAddress' } });
+      }
     }
     if (c.blobs.gcGraceSeconds < 60) {
       // Shorter than a round's write-to-commit window would risk deleting a checkpoint being committed.
