@@ -5,7 +5,7 @@ import type { BufferPool } from '../blobs/buffer-pool.js';
 import { DownloadBudget, DownloadSlots, downloadRefusalOf, streamModel } from '../downloads.js';
 import type { NodeRecord } from '../store.js';
 import { statusName, type HandlerContext } from './context.js';
-import { authenticateCall } from './node-auth.js';
+import { authenticateCall, endStreamWithNode } from './node-auth.js';
 import { toStatus } from './status.js';
 import { endWithStatus, http2StreamOf, pacedWrite, type Http2StreamLike, type StreamLookup } from './http2-stream.js';
 import { ModelFrames, type FramedModel } from './model-frames.js';
@@ -133,8 +133,9 @@ export function downloadHandler(ctx: HandlerContext, pool: BufferPool, slots: Do
       // "this call is over": trailers sent or stream reset), see DownloadSlots.
       if (call.cancelled) release();
       else call.once('cancelled', release);
-      // Revocation ends the download (UNAUTHENTICATED); nothing more is sent.
-      unregister = coordinator.calls.register(node.id, (err) => gone.abort(err));
+      // Revocation ends the download (UNAUTHENTICATED); nothing more is sent; so does the end of
+      // the certificate it was opened with (CERTIFICATE_ROTATED: the agent retries).
+      unregister = endStreamWithNode(ctx, node, call, (err) => gone.abort(err));
       const { header, path } = await coordinator.openDownload(node, call.request);
       const totalBytes = Number(header.totalBytes);
       const chunkBytes = Number(header.chunkSize);

@@ -1,4 +1,5 @@
 import type * as grpc from '@grpc/grpc-js';
+import { FedlhsError } from '@fedlhs/core';
 import { CredentialThrottle } from '../credential-throttle.js';
 import type { Logger } from '@fedlhs/service';
 import type { Coordinator } from '../coordinator.js';
@@ -35,4 +36,22 @@ export function authenticateCall(ctx: HandlerContext, call: { metadata: grpc.Met
     await nodeCertificatesOf(ctx.coordinator)?.checkCall(call, node);
     return node;
   });
+}
+
+/**
+ * Ends an open transfer stream of `node` through `abort` when the node is revoked (node-calls.ts:
+ * UNAUTHENTICATED) or, with issued certificates, when the client certificate the stream was
+ * opened with expires or is superseded past tls.supersededGraceSeconds (CERTIFICATE_ROTATED:
+ * UNAVAILABLE, so the agent retries on a new connection presenting its newest certificate).
+ * Returns what undoes both; call it when the stream ends.
+ */
+export function endStreamWithNode(ctx: HandlerContext, node: NodeRecord, call: CallWithAuthContext, abort: (err: FedlhsError) => void): () => void {
+  const unregister = ctx.coordinator.calls.register(node.id, abort);
+  const unwatch = nodeCertificatesOf(ctx.coordinator)?.watchCall(call, (err) => {
+    abort(new FedlhsError('CERTIFICATE_ROTATED', `the client certificate this stream was opened with can no longer be used (${err.message}); retry: a new connection presents the newest certificate`));
+  });
+  return () => {
+    unregister();
+    unwatch?.();
+  };
 }

@@ -5,7 +5,7 @@ import type { NodeRecord } from '../store.js';
 import { toWireRelease } from '../wire.js';
 import { statusName, timed, type HandlerContext } from './context.js';
 import { statusGraceMs, writeMessage } from './download-handler.js';
-import { authenticateCall } from './node-auth.js';
+import { authenticateCall, endStreamWithNode } from './node-auth.js';
 import { toStatus } from './status.js';
 import { endWithStatus } from './http2-stream.js';
 import { validateDownloadReleaseFileRequest, validateListReleasesRequest, validateReleasePerformanceReport } from './validate.js';
@@ -62,7 +62,7 @@ export function releaseHandlers(ctx: HandlerContext, slots: DownloadSlots): Rele
         const give = slots.take(node.id);
         if (call.cancelled) give();
         else call.once('cancelled', give);
-        unregister = coordinator.calls.register(node.id, (err) => gone.abort(err));
+        unregister = endStreamWithNode(ctx, node, call, (err) => gone.abort(err));
         const { chunks } = await coordinator.releases.readFile(release, fileName, coordinator.chunkBytes, gone.signal);
         for await (const data of chunks) {
           // grpc-js frames the message inside call.write; only the length is needed afterwards.

@@ -100,6 +100,7 @@ describe('toStatus', () => {
         "ALREADY_REVOKED: FAILED_PRECONDITION [fedlhs-error-code=ALREADY_REVOKED]",
         "CERTIFICATES_NOT_ISSUED: FAILED_PRECONDITION [fedlhs-error-code=CERTIFICATES_NOT_ISSUED]",
         "NODE_CA_EXPIRED: UNAVAILABLE [fedlhs-error-code=NODE_CA_EXPIRED]",
+        "CERTIFICATE_ROTATED: UNAVAILABLE [fedlhs-error-code=CERTIFICATE_ROTATED]",
         "OPERATOR_EXISTS: ALREADY_EXISTS [fedlhs-error-code=OPERATOR_EXISTS]",
         "SERIES_EXISTS: ALREADY_EXISTS [fedlhs-error-code=SERIES_EXISTS]",
         "SERIES_BUSY: FAILED_PRECONDITION [fedlhs-error-code=SERIES_BUSY]",

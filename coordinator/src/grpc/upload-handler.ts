@@ -2,7 +2,7 @@ import type * as grpc from '@grpc/grpc-js';
 import type { UpdateChunk__Output, UploadReceipt } from '@fedlhs/proto';
 import { FedlhsError } from '@fedlhs/core';
 import { timed, type HandlerContext } from './context.js';
-import { authenticateCall } from './node-auth.js';
+import { authenticateCall, endStreamWithNode } from './node-auth.js';
 import { toStatus } from './status.js';
 import { validateUploadHeader } from './validate.js';
 
@@ -33,8 +33,9 @@ export function uploadHandler(ctx: HandlerContext): grpc.handleClientStreamingCa
         uploadsByNode.set(node.id, open + 1);
         counted = node.id;
         const stream = new UploadStream(call, coordinator.limits.uploadIdleMs);
-        // Revocation ends the call (UNAUTHENTICATED): nothing sent after it counts.
-        unregister = coordinator.calls.register(node.id, (err) => stream.abort(err));
+        // Revocation ends the call (UNAUTHENTICATED): nothing sent after it counts; so does the
+        // end of the certificate it was opened with (CERTIFICATE_ROTATED: the agent retries).
+        unregister = endStreamWithNode(ctx, node, call, (err) => stream.abort(err));
         return coordinator.receiveUpload(node, stream);
       })
       .finally(() => {

@@ -96,6 +96,12 @@ export const ERRORS = {
    * (issue 15). UNAVAILABLE so that agents retry: an operator renews the CA and the next attempt passes.
    */
   NODE_CA_EXPIRED: { status: 'UNAVAILABLE' },
+  /**
+   * An open transfer stream's client certificate expired or was superseded by a renewal past the
+   * grace while the stream ran (issue 15). UNAVAILABLE so that the agent retries on a new
+   * connection, which presents its newest certificate.
+   */
+  CERTIFICATE_ROTATED: { status: 'UNAVAILABLE' },
   OPERATOR_EXISTS: { status: 'ALREADY_EXISTS' },
   /** A series of that name exists already (issue 13). */
   SERIES_EXISTS: { status: 'ALREADY_EXISTS' },
