@@ -28,7 +28,7 @@ describe('ha.* configuration', () => {
 
   it('refuses a lease out of range and an advertised address that is not host:port', () => {
     expect(refused({ ...PG, FEDLHS_HA_ENABLED: 'true', FEDLHS_HA_LEASE_SECONDS: '1' }).message).toBe('ha.leaseSeconds: must be from 2 to 300: value was 1');
-    expect(refused({ ...PG, FEDLHS_HA_ADVERTISE_ADDRESS: 'a:1,b:2' })).toEqual({ message: 'ha.advertiseAddress: must be host:port (or empty): value was "a:1,b:2"', key: 'ha.advertiseAddress' });
+    expect(refused({ ...PG, FEDLHS_HA_ADVERTISE_ADDRESS: 'a:1,b:2' })).toEqual({ message: 'ha.advertiseAddress: must be host:port with a port from 1 to 65535 (or empty): value was "a:1,b:2"', key: 'ha.advertiseAddress' });
   });
 });
 
